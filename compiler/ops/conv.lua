@@ -1,0 +1,87 @@
+-- Convolutions lower to im2col + GEMM; col2im is im2col's adjoint (their gradients are each other).
+-- x [N, C, H, W] <-> col [N, C*kh*kw, Ho*Wo], with Ho = (H + 2 pad - kh) / stride + 1.
+local size = require("compiler.size")
+local ir = require("compiler.ir")
+
+local M = { ops = {} }
+
+local function out_hw(a, H, W)
+  return math.floor((H + 2 * a.pad - a.kh) / a.stride) + 1, math.floor((W + 2 * a.pad - a.kw) / a.stride) + 1
+end
+M.out_hw = out_hw
+
+-- the loops shared by both directions; `stmt` moves one element between x and col
+local function emit_loops(n, names, C, H, W, N, stmt)
+  local a = n.attrs
+  local Ho, Wo = out_hw(a, H, W)
+  local K = C * a.kh * a.kw
+  return table.concat({
+    string.format("    const long C = %d, H = %d, W = %d, KH = %d, KW = %d, S = %d, P = %d, HO = %d, WO = %d, KC = %d;",
+      C, H, W, a.kh, a.kw, a.stride, a.pad, Ho, Wo, K),
+    "    #pragma omp parallel for collapse(2)",
+    string.format("    for (long n = 0; n < %s; n++)", N),
+    "        for (long c = 0; c < C; c++) {",
+    "            real *xp = X + (n*C + c)*H*W;",
+    "            for (long ky = 0; ky < KH; ky++)",
+    "                for (long kx = 0; kx < KW; kx++) {",
+    "                    real *cp = COL + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;",
+    "                    for (long oy = 0; oy < HO; oy++) {",
+    "                        long iy = oy*S - P + ky;",
+    "                        for (long ox = 0; ox < WO; ox++) {",
+    "                            long ix = ox*S - P + kx;",
+    "                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;",
+    "                            " .. stmt,
+    "                        }",
+    "                    }",
+    "                }",
+    "        }",
+  }, "\n"):gsub("X %+", "(" .. names.x .. ") +"):gsub("COL %+", "(" .. names.col .. ") +")
+end
+
+M.ops.im2col = {
+  infer = function(n)
+    local x, a = n.inputs[1], n.attrs
+    if #x.shape ~= 4 or size.is_sym(x.shape[2]) or size.is_sym(x.shape[3]) or size.is_sym(x.shape[4]) then
+      ir.fail(n, "conv2d: input must be [N, C, H, W] with fixed C, H, W, got %s", size.shape_str(x.shape))
+    end
+    local Ho, Wo = out_hw(a, x.shape[3], x.shape[4])
+    if Ho < 1 or Wo < 1 then
+      ir.fail(n, "conv2d: a %dx%d kernel does not fit input %s with padding %d", a.kh, a.kw, size.shape_str(x.shape), a.pad)
+    end
+    return { x.shape[1], x.shape[2] * a.kh * a.kw, Ho * Wo }, "real"
+  end,
+  grad = function(F, n, g)
+    local x = n.inputs[1]
+    return { F.col2im(g, x.shape, n.attrs) }
+  end,
+  emit = function(n, names)
+    local x = n.inputs[1]
+    local s = emit_loops(n, { x = "(real *)" .. names.inputs[1], col = names.out }, x.shape[2], x.shape[3], x.shape[4],
+      size.c(size.of_dim(x.shape[1])), "cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;")
+    return s
+  end,
+}
+
+M.ops.col2im = {
+  infer = function(n)
+    local col, a = n.inputs[1], n.attrs
+    local xs = a.x_shape
+    local Ho, Wo = out_hw(a, xs[3], xs[4])
+    if #col.shape ~= 3 or col.shape[2] ~= xs[2] * a.kh * a.kw or col.shape[3] ~= Ho * Wo then
+      ir.fail(n, "col2im: columns %s do not match image %s", size.shape_str(col.shape), size.shape_str(xs))
+    end
+    return { col.shape[1], xs[2], xs[3], xs[4] }, "real"
+  end,
+  grad = function(F, n, g)
+    return { F.im2col(g, n.attrs) }
+  end,
+  emit = function(n, names)
+    local xs = n.attrs.x_shape
+    -- every (n, c) plane is written by its own iteration: no races
+    local zero = string.format("    memset(%s, 0, sizeof(real)*(size_t)(%s));\n", names.out, size.c(size.numel(n.shape)))
+    return zero .. emit_loops(n, { x = names.out, col = "(real *)" .. names.inputs[1] }, xs[2], xs[3], xs[4],
+      size.c(size.of_dim(n.shape[1])), "if (inside) xp[iy*W + ix] += cp[oy*WO + ox];")
+  end,
+}
+
+return M

@@ -1,0 +1,96 @@
+-- Batched matrix products through cblas_?gemm. Batch dimensions broadcast (numpy rules);
+-- op(A) is A or its transpose (ta), likewise op(B) (tb). C = op(A) . op(B).
+local size = require("compiler.size")
+local ir = require("compiler.ir")
+local elementwise = require("compiler.ops.elementwise")
+local loops = require("compiler.loops")
+
+local M = { ops = {} }
+
+local function mat_dims(x, t) -- rows, cols of op(X)
+  local r, c = x.shape[#x.shape - 1], x.shape[#x.shape]
+  if t then return c, r end
+  return r, c
+end
+
+local function batch_of(shape)
+  local b = {}
+  for d = 1, #shape - 2 do b[d] = shape[d] end
+  return b
+end
+
+M.ops.matmul = {
+  infer = function(n)
+    local a, b = n.inputs[1], n.inputs[2]
+    if #a.shape < 2 or #b.shape < 2 then
+      ir.fail(n, "matmul needs matrices, got shapes %s and %s", size.shape_str(a.shape), size.shape_str(b.shape))
+    end
+    local m, k1 = mat_dims(a, n.attrs.ta)
+    local k2, nn = mat_dims(b, n.attrs.tb)
+    if k1 ~= k2 then
+      ir.fail(n, "matmul: inner dimensions differ: %s%s x %s%s (%s vs %s)", size.shape_str(a.shape),
+        n.attrs.ta and "^T" or "", size.shape_str(b.shape), n.attrs.tb and "^T" or "", tostring(k1), tostring(k2))
+    end
+    local batch = elementwise.broadcast({ batch_of(a.shape), batch_of(b.shape) }, "matmul (batch dimensions)", n)
+    batch[#batch + 1] = m
+    batch[#batch + 1] = nn
+    return batch, "real"
+  end,
+  grad = function(F, n, g)
+    local a, b = n.inputs[1], n.inputs[2]
+    local ta, tb = n.attrs.ta or false, n.attrs.tb or false
+    local da, db
+    -- d op(A) = g . op(B)^T ; d op(B) = op(A)^T . g
+    if not ta then da = F.matmul(g, b, { tb = not tb }) else da = F.matmul(b, g, { ta = tb, tb = true }) end
+    if not tb then db = F.matmul(a, g, { ta = not ta }) else db = F.matmul(g, a, { ta = true, tb = ta }) end
+    return { F.sum_to(da, a.shape), F.sum_to(db, b.shape) }
+  end,
+  emit = function(n, names)
+    local a, b = n.inputs[1], n.inputs[2]
+    local ta, tb = n.attrs.ta, n.attrs.tb
+    local m, k = mat_dims(a, ta)
+    local _, nn = mat_dims(b, tb)
+    local M_, N_, K_ = size.c(size.of_dim(m)), size.c(size.of_dim(nn)), size.c(size.of_dim(k))
+    local lda = ta and M_ or K_
+    local ldb = tb and K_ or N_
+    local call = function(ao, bo, co)
+      return string.format("GEMM(CblasRowMajor, %s, %s, %s, %s, %s, (real)1, %s + %s, %s, %s + %s, %s, (real)0, %s + %s, %s);",
+        ta and "CblasTrans" or "CblasNoTrans", tb and "CblasTrans" or "CblasNoTrans", M_, N_, K_,
+        names.inputs[1], ao, lda, names.inputs[2], bo, ldb, names.out, co, N_)
+    end
+    local batch = batch_of(n.shape)
+    if #batch == 0 then return "    " .. call("0", "0", "0") end
+    -- per-batch offsets: broadcast strides of each operand's batch part, in units of its matrix
+    local sa = loops.broadcast_strides(batch_of(a.shape), batch)
+    local sb = loops.broadcast_strides(batch_of(b.shape), batch)
+    local amat = size.mul(size.of_dim(a.shape[#a.shape - 1]), size.of_dim(a.shape[#a.shape]))
+    local bmat = size.mul(size.of_dim(b.shape[#b.shape - 1]), size.of_dim(b.shape[#b.shape]))
+    local nb = size.c(size.prod(batch))
+    local lines = {
+      string.format("    const long nb = %s;", nb),
+      "    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded",
+      "     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */",
+      "    #pragma omp parallel for schedule(static) if(nb > 1)",
+      "    for (long p = 0; p < nb; p++) {",
+      "        long r = p, ao = 0, bo = 0;",
+    }
+    for d = #batch, 1, -1 do
+      local ext = size.c(size.of_dim(batch[d]))
+      local parts = { string.format("long i%d = r %% %s; r /= %s;", d, ext, ext) }
+      if sa[d] then parts[#parts + 1] = string.format("ao += i%d*%s;", d, size.c(size.mul(sa[d], amat))) end
+      if sb[d] then parts[#parts + 1] = string.format("bo += i%d*%s;", d, size.c(size.mul(sb[d], bmat))) end
+      lines[#lines + 1] = "        { " .. table.concat(parts, " ") .. " }"
+    end
+    lines[#lines + 1] = "        (void)r;"
+    lines[#lines + 1] = "        " .. call("ao", "bo", "p*" .. size.c(size.mul(size.of_dim(m), size.of_dim(nn))))
+    lines[#lines + 1] = "    }"
+    return table.concat(lines, "\n")
+  end,
+  flops = function(n)
+    local a = n.inputs[1]
+    local _, k = mat_dims(a, n.attrs.ta)
+    return size.mul(size.mul(size.numel(n.shape), size.of_dim(k)), size.mono(2))
+  end,
+}
+
+return M
