@@ -7,6 +7,7 @@
 SHELL := /bin/bash
 CC ?= cc
 LUAJIT ?= luajit
+export LUA_PATH := $(CURDIR)/?.lua;$(CURDIR)/?/init.lua;;
 OPT ?= -O3 -march=native
 CFLAGS ?= $(OPT) -g
 CFLAGS += -std=c11 -Wall -Wextra -fopenmp -D_POSIX_C_SOURCE=200809L \
@@ -66,7 +67,7 @@ test-lua: deps
 	@$(LUAJIT) tests/lua/run.lua
 
 gradcheck: deps bin/reclfc
-	@$(LUAJIT) compiler/gradcheck_ops.lua
+	@$(LUAJIT) tests/gradcheck/run.lua $(CURDIR)
 
 test-c: $(C_TEST_BINS)
 	@set -e; for t in $(C_TEST_BINS); do echo "== $$t"; OMP_NUM_THREADS=2 $$t --jobs 1; done

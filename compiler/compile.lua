@@ -52,7 +52,12 @@ function M.compile_file(path, cfg)
   if type(mod) == "table" and mod.defaults == nil and type(mod.config) == "table" then
     for k, v in pairs(mod.config) do base_cfg[k] = v end
   end
-  for k, v in pairs(cfg or {}) do base_cfg[k] = v end
+  if cfg and cfg.preset then
+    local preset = type(mod) == "table" and mod.presets and mod.presets[cfg.preset]
+    if not preset then error(setmetatable({ msg = path .. ": no preset named '" .. tostring(cfg.preset) .. "'" }, require("compiler.ir").CompileError), 0) end
+    for k, v in pairs(preset) do base_cfg[k] = v end
+  end
+  for k, v in pairs(cfg or {}) do if k ~= "preset" then base_cfg[k] = v end end
   local graphs = {}
   for _, e in ipairs(entries) do graphs[#graphs + 1] = M.compile_entry(path, e.name, e.build, base_cfg) end
   return graphs

@@ -5,6 +5,10 @@ local size = require("compiler.size")
 
 local M = {}
 
+-- the project folder, so that recorded graph lines are relative and the output reproducible
+local ROOT = (debug.getinfo(1, "S").source:sub(2):match("^(.*)/compiler/ir%.lua$") or ".")
+M.ROOT = ROOT
+
 -- The first stack frame outside the compiler is the user's graph code.
 local function user_source(level)
   level = level or 3
@@ -16,6 +20,7 @@ local function user_source(level)
     local in_compiler = src:find("compiler/", 1, true) and not src:find("tests/", 1, true)
     if not in_compiler and info.currentline and info.currentline > 0 then
       src = src:gsub("^%./", "")
+      if src:sub(1, #ROOT + 1) == ROOT .. "/" then src = src:sub(#ROOT + 2) end
       return src .. ":" .. info.currentline
     end
     level = level + 1

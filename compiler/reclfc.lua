@@ -6,10 +6,12 @@ local USAGE = [[
 usage: reclfc GRAPH.lua [-o DIR] [options]
   -o DIR            write DIR/<graph>.c and DIR/<graph>.h (default: generated)
   --set KEY=VALUE   override a graph configuration value (numbers and true/false are converted)
+  --preset NAME     start from a configuration preset of the graph file (e.g. tiny)
   --dot FILE        write a Graphviz DOT picture of the graph (shapes on edges)
   --gradcheck       build the graph in double and compare every gradient with finite differences
   --dims B=3,T=4    run-time sizes for --gradcheck (default 3 each)
   --samples N       entries checked per tensor by --gradcheck (default 40; all when smaller)
+  --tol X           largest relative error --gradcheck accepts (default 1e-6)
   --ir              print the IR after planning
   -q, --quiet       print nothing but errors
 ]]
@@ -36,11 +38,13 @@ local function main(argv)
       local k, v = val():match("^([%w_%.]+)=(.*)$")
       if not k then io.stderr:write("reclfc: --set expects KEY=VALUE\n") os.exit(2) end
       opt.cfg[k] = parse_value(v)
+    elseif a == "--preset" then opt.cfg.preset = val()
     elseif a == "--dot" then opt.dot = val()
     elseif a == "--gradcheck" then opt.gradcheck = true
     elseif a == "--dims" then
       for k, v in val():gmatch("([%w_]+)=(%d+)") do opt.dims[k] = tonumber(v) end
     elseif a == "--samples" then opt.samples = tonumber(val())
+    elseif a == "--tol" then opt.tol = tonumber(val())
     elseif a == "--ir" then opt.ir = true
     elseif a == "-q" or a == "--quiet" then opt.quiet = true
     elseif a == "-h" or a == "--help" then io.write(USAGE) os.exit(0)
@@ -89,7 +93,7 @@ local function main(argv)
         print(string.format("%s: no loss output, nothing to check", g.name))
       else
         print(string.format("gradcheck %s (double, central differences)", g.name))
-        local res = require("compiler.gradcheck").run(g, root_dir(), { dims = opt.dims, samples = opt.samples })
+        local res = require("compiler.gradcheck").run(g, root_dir(), { dims = opt.dims, samples = opt.samples, tol = opt.tol })
         all_ok = all_ok and res
       end
     else

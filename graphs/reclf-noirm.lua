@@ -1,0 +1,2 @@
+-- SPEC 7 variant `reclf-noirm`: see graphs/lib/model.lua for the composition.
+return require("graphs.lib.model")("reclf-noirm")
