@@ -22,6 +22,11 @@ GEN_OBJ      = $(GEN_SRC:%.c=build/%.o)
 C_TESTS     := $(sort $(wildcard tests/c/test_*.c))
 C_TEST_BINS := $(C_TESTS:tests/c/%.c=build/tests/%)
 
+# Makefile fragments of test and tool families (sanitizers, fuzzing, kernel tests, MPI, ...):
+# each mk/*.mk may add targets and append to EXTRA_TESTS, which `make test` runs last.
+EXTRA_TESTS :=
+-include mk/*.mk
+
 # training defaults for `make train` (override on the command line)
 MODEL ?= reclf
 STEPS ?= 600
@@ -60,7 +65,7 @@ build/tests/%: tests/c/%.c $(RUNTIME_OBJ) $(GEN_OBJ)
 train: all
 	bin/reclf train --model $(MODEL) --steps $(STEPS) --batch $(BATCH) --seed $(SEED) --data synth --out $(OUT)
 
-test: all test-lua gradcheck test-c
+test: all test-lua gradcheck test-c $(EXTRA_TESTS)
 	@echo "make test: all suites passed"
 
 test-lua: deps
