@@ -116,6 +116,45 @@ return function(variant)
     end
   end
 
+  -- Data-parallel training with a gathered global batch (bin/reclf train --gather under MPI)
+  -- splits the step in three: each rank encodes its shard, the loss runs on the gathered
+  -- features, and each rank back-propagates its shard's feature gradients through its encoders.
+  -- features_loss: the loss of train() from features (their gradients are input gradients)
+  local function features_loss(g, cfg)
+    local B, T = g.dim("B"), g.dim("T")
+    local d, K = cfg.width, cfg.seq_len - 1
+    local R = (cfg.image / 8) ^ 2
+    local t = { tg = g.input("tg", { T, d }), W = g.input("W", { T, K, d }) }
+    local v = { vg = g.input("vg", { B, d }), V = g.input("V", { B, R, d }) }
+    local wmask = g.input("word_mask", { T, K }, { role = "mask" })
+    local loss = losses.ce2n(g, losses.global_logits(g, cfg, t.tg, v.vg))
+    if local_term then loss = loss + losses.ce2n(g, (local_term(g, cfg, t, v, wmask, opt))) * cfg.lambda end
+    g.loss(loss)
+  end
+  -- vector-Jacobian products of the encoders: loss = <features, upstream gradient>, so backward()
+  -- gives the encoder's parameter gradients for a given gradient of its features
+  local function image_vjp(g, cfg)
+    local B = g.dim("B")
+    local R = (cfg.image / 8) ^ 2
+    local v = image_encoder(g, cfg, g.input("images", { B, 1, cfg.image, cfg.image }, { grad = false }))
+    local dvg = g.input("d_vg", { B, cfg.width }, { grad = false })
+    local dV = g.input("d_V", { B, R, cfg.width }, { grad = false })
+    g.loss(g.sum_all(v.vg * dvg) + g.sum_all(v.V * dV))
+    g.output("vg", v.vg)
+    g.output("V", v.V)
+  end
+  local function text_vjp(g, cfg)
+    local T = g.dim("T")
+    local tokens = g.input("tokens", { T, cfg.seq_len }, { dtype = "int32", max = cfg.vocab })
+    local t = text_encoder(g, cfg, tokens, g.input("attn_mask", { T, cfg.seq_len }, { role = "mask" }))
+    local dtg = g.input("d_tg", { T, cfg.width }, { grad = false })
+    local dW = g.input("d_W", { T, cfg.seq_len - 1, cfg.width }, { grad = false })
+    g.loss(g.sum_all(t.tg * dtg) + g.sum_all(t.W * dW))
+    g.output("tg", t.tg)
+    g.output("W", t.W)
+  end
+
   return { defaults = defaults, variant = variant, presets = PRESETS,
-    graphs = { main = train, image = image, text = text, score = score } }
+    graphs = { main = train, image = image, text = text, score = score,
+      features_loss = features_loss, image_vjp = image_vjp, text_vjp = text_vjp } }
 end
