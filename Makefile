@@ -5,6 +5,7 @@
 #   make test       compiler tests, gradient checks, runtime tests
 #   make bench      kernel and training-step benchmarks (see bench/)
 SHELL := /bin/bash
+MAKEFLAGS += --jobs=$(shell nproc) --no-print-directory
 CC ?= cc
 LUAJIT ?= luajit
 export LUA_PATH := $(CURDIR)/?.lua;$(CURDIR)/?/init.lua;;
@@ -29,7 +30,7 @@ EXTRA_TESTS :=
 
 # training defaults for `make train` (override on the command line)
 MODEL ?= reclf
-STEPS ?= 600
+STEPS ?= 400
 BATCH ?= 32
 SEED  ?= 1
 OUT   ?= runs/$(MODEL)
@@ -65,7 +66,10 @@ build/tests/%: tests/c/%.c $(RUNTIME_OBJ) $(GEN_OBJ)
 train: all
 	bin/reclf train --model $(MODEL) --steps $(STEPS) --batch $(BATCH) --seed $(SEED) --data synth --out $(OUT)
 
-test: all test-lua gradcheck test-c $(EXTRA_TESTS)
+# suites run one after another (their output stays readable); builds run in parallel
+test: all
+	@$(MAKE) $(C_TEST_BINS)
+	@$(MAKE) --jobs=1 test-lua gradcheck test-c $(EXTRA_TESTS)
 	@echo "make test: all suites passed"
 
 test-lua: deps

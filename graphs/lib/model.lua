@@ -26,7 +26,10 @@ local PRESETS = {
 local LOCAL = {}
 LOCAL.reclf = function(g, cfg, t, v, wmask, opt)
   local mt = matching(g, cfg, t.W, v.V)
-  local mp = opt.srm and srm(g, cfg, mt.m, t.W, wmask) or mt.m
+  -- opt.srm: true for one SRM layer (SPEC 4), or a number of stacked layers ("srm", "srm2", ...)
+  local mp = mt.m
+  local layers = opt.srm == true and 1 or (opt.srm or 0)
+  for l = 1, layers do mp = srm(g, cfg, mp, t.W, wmask, l == 1 and "srm" or ("srm" .. l)) end
   local s = g.sum(mp, -1)                                                -- s_k = sum m'_k
   local T, B, K = mp.shape[1], mp.shape[2], mp.shape[3]
   local S, beta
@@ -66,8 +69,10 @@ local function standard_inputs(g, cfg)
   }
 end
 
+-- variant: a SPEC 7 name, or a table such as {kind = "reclf", srm = 2, irm = true} for a new one
 return function(variant)
-  local opt = VARIANTS[variant] or error("unknown RECLF variant '" .. tostring(variant) .. "'")
+  local opt = type(variant) == "table" and variant or VARIANTS[variant]
+  if not opt then error("unknown RECLF variant '" .. tostring(variant) .. "'") end
   local local_term = LOCAL[opt.kind]
 
   local function train(g, cfg)
