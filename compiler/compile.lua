@@ -34,7 +34,9 @@ M.reference_env = reference_env
 -- opts: {cfg = table of overrides, differentiate = true}
 function M.compile_entry(path, name, build, cfg)
   local graph = dsl.build(name, build, cfg)
-  graph.path = path
+  local root = require("compiler.ir").ROOT
+  if path:sub(1, #root + 1) == root .. "/" then path = path:sub(#root + 2) end
+  graph.path = path:gsub("^%./", "")
   graph.cfg = cfg or {}
   materialise_outputs(graph)
   local nforward = #graph.nodes
@@ -77,6 +79,7 @@ end
 function M.write_outputs(graph, dir)
   local c, h = emit_c.emit(graph)
   local cname = emit_c.c_name(graph.name)
+  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
   local function write(p, s)
     local tmp = p .. ".tmp"
     local f = assert(io.open(tmp, "wb"))

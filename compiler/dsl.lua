@@ -147,7 +147,20 @@ function M.build(name, build, cfg)
   local ok, err = xpcall(function() build(g, g.cfg) end, function(e)
     if ir.is_compile_error(e) then return e end
     -- a plain Lua error inside a block: keep its own file:line and add the graph line that called it
-    return setmetatable({ msg = tostring(e) .. "\n  (while building graph '" .. name .. "' at " .. ir.user_source(3) .. ")",
+    -- name the outermost user frame (the graph file's line that called the failing block)
+    local caller, level = nil, 2
+    while true do
+      local info = debug.getinfo(level, "Sl")
+      if not info then break end
+      local src = (info.source or ""):gsub("^@", ""):gsub("^%./", "")
+      if src:sub(1, #ir.ROOT + 1) == ir.ROOT .. "/" then src = src:sub(#ir.ROOT + 2) end
+      if src:find("compiler/dsl.lua", 1, true) and caller then break end -- M.build's call of the graph
+      if info.currentline and info.currentline > 0 and not src:find("compiler/", 1, true) then
+        caller = src .. ":" .. info.currentline
+      end
+      level = level + 1
+    end
+    return setmetatable({ msg = tostring(e) .. "\n  (while building graph '" .. name .. "', called from " .. (caller or "?") .. ")",
       trace = debug.traceback() }, ir.CompileError)
   end)
   if not ok then error(err, 0) end

@@ -78,7 +78,7 @@ function M.emit(graph, opt)
   end
 
   -- kernels, deduplicated by text
-  local kernels, kernel_by_key, calls = {}, {}, { forward = {}, backward = {} }
+  local kernels, kernel_by_key, calls, sites = {}, {}, { forward = {}, backward = {} }, {}
   for _, n in ipairs(graph.schedule) do
     local def = ops[n.op]
     if not def.leaf and not def.alias then
@@ -107,7 +107,15 @@ function M.emit(graph, opt)
       local args = { ptr(n) }
       for _, x in ipairs(n.inputs) do args[#args + 1] = ptr(x) end
       for _, s in ipairs(syms) do args[#args + 1] = s end
-      table.insert(calls[n.phase], string.format("    %s(%s); /* %s  %s */", k.name, table.concat(args, ", "), ir.describe(n), n.src))
+      -- bytes moved: every operand read once and the result written once
+      local bytes = { size.numel(n.shape) }
+      for _, x in ipairs(n.inputs) do bytes[#bytes + 1] = size.numel(x.shape) end
+      local bterms = {}
+      for i, b in ipairs(bytes) do bterms[i] = "(double)" .. size.c(b) end
+      local flops = def.flops and ("(double)" .. size.c(def.flops(n))) or "0"
+      sites[#sites + 1] = { kernel = k.name, node = ir.describe(n), src = n.src, backward = n.phase == "backward" }
+      table.insert(calls[n.phase], string.format("    CALL(%d, %s, sizeof(real)*(%s), %s(%s)); /* %s  %s */", #sites - 1,
+        flops, table.concat(bterms, " + "), k.name, table.concat(args, ", "), ir.describe(n), n.src))
     end
   end
 
@@ -128,6 +136,19 @@ function M.emit(graph, opt)
     w("/* " .. k.name .. ":\n" .. table.concat(lines, "\n") .. " */")
     w(string.format("static void %s(%s) {\n%s\n}\n", k.name, k.sig, k.body))
   end
+
+  -- profiling: with -DRECLF_PROFILE every call is timed into reclf_profile_<graph>
+  w("#ifdef RECLF_PROFILE\n#include \"profile.h\"")
+  w(string.format("static reclf_prof_entry prof[%d] = {", math.max(1, #sites)))
+  for _, st in ipairs(sites) do
+    w(string.format("    {%s, %s, %s, %d, 0, 0, 0, 0},", c_string(st.kernel), c_string(st.node), c_string(st.src), st.backward and 1 or 0))
+  end
+  if #sites == 0 then w("    {0, 0, 0, 0, 0, 0, 0, 0},") end
+  w("};")
+  w(string.format("const reclf_prof_table reclf_profile_%s = {%d, prof};", cname, #sites))
+  w("#define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \\")
+  w("    prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)")
+  w("#else\n#define CALL(i, fl, by, call) call\n#endif\n")
 
   local function sym_decls()
     local p = {}

@@ -169,6 +169,11 @@ function M.new(graph)
     -- a shared 2-D right operand: fold a's batch into its rows, one large GEMM
     if #b.shape == 2 and #a.shape > 2 and not opt.ta then
       local k = a.shape[#a.shape]
+      local kb = opt.tb and b.shape[2] or b.shape[1]
+      if k ~= kb then
+        ir.fail(nil, "matmul: inner dimensions differ: %s x %s%s (%s vs %s)", size.shape_str(a.shape),
+          size.shape_str(b.shape), opt.tb and "^T" or "", tostring(k), tostring(kb))
+      end
       local a2 = F.reshape(a, { size.dim_of(size.prod(a.shape, 1, #a.shape - 1)), k })
       local c2 = F.make("matmul", { a2, b }, { ta = false, tb = opt.tb or false })
       local out = {}

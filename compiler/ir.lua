@@ -88,7 +88,7 @@ function M.describe(n)
   local what = n.op
   if n.op == "map" then what = "map:" .. n.attrs.fn end
   if n.attrs.name then what = what .. " '" .. n.attrs.name .. "'" end
-  return string.format("%%%d %s %s", n.id, what, size.shape_str(n.shape))
+  return string.format("%%%d %s %s", n.id, what, n.shape and size.shape_str(n.shape) or "[?]")
 end
 
 M.Graph = Graph

@@ -83,7 +83,8 @@ function M.new(F)
       ir.fail(nil, "conv2d: expected x [N,C,H,W] and w [O,C,kh,kw], got %s and %s", size.shape_str(x.shape), size.shape_str(w.shape))
     end
     if w.shape[2] ~= x.shape[2] then
-      ir.fail(nil, "conv2d: input has %s channels, kernel %s expects %s", tostring(x.shape[2]), size.shape_str(w.shape), tostring(w.shape[2]))
+      ir.fail(nil, "conv2d: input %s has %s channels, kernel %s expects %s", size.shape_str(x.shape), tostring(x.shape[2]),
+        size.shape_str(w.shape), tostring(w.shape[2]))
     end
     local a = { kh = w.shape[3], kw = w.shape[4], stride = stride, pad = pad }
     local col = F.im2col(x, a) -- [N, C*kh*kw, Ho*Wo]

@@ -77,7 +77,9 @@ local function main(argv)
   local all_ok = true
   for _, g in ipairs(graphs) do
     if opt.dot then
-      local f = assert(io.open(opt.dot, "w"))
+      -- the main entry goes to FILE, other entry points beside it as FILE-<entry>.dot
+      local entry = g.name:match("%.([%w_]+)$")
+      local f = assert(io.open(entry and (opt.dot:gsub("%.dot$", "") .. "-" .. entry .. ".dot") or opt.dot, "w"))
       f:write(require("compiler.dot").render(g))
       f:close()
     end
