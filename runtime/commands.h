@@ -4,6 +4,6 @@
 int cmd_train(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_models(int argc, char **argv);
-/* sets OpenMP's (and so OpenBLAS's) thread count; n <= 0 leaves the default */
-void reclf_set_threads(int n);
+int cmd_eval(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
 #endif

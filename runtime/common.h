@@ -30,4 +30,7 @@ int reclf_mkdirs(const char *path, reclf_err *err);
 
 double reclf_now_seconds(void);
 
+/* Sets OpenMP's (and so OpenBLAS's) thread count; n <= 0 leaves the default. */
+void reclf_set_threads(int n);
+
 #endif

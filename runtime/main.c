@@ -15,11 +15,9 @@ static const char *USAGE =
     "  train     train a model (SPEC 8) on SynthCXR or a CSV manifest\n"
     "  data      write SynthCXR as PNG + manifest.csv, or check a manifest\n"
     "  dump      write one batch, the loss and every gradient of a checkpoint (debug state)\n"
+    "  eval      downstream evaluation of a checkpoint (SPEC 10): zero-shot, probe, retrieval, seg\n"
+    "  explain   draw one pair's word-region attention and word importances as a PNG\n"
     "  models    list the compiled graphs\n";
-
-void reclf_set_threads(int n) {
-    if (n > 0) omp_set_num_threads(n);
-}
 
 int cmd_models(int argc, char **argv) {
     (void)argc, (void)argv;
@@ -57,6 +55,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "data")) return cmd_data(argc - 1, argv + 1);
     if (!strcmp(cmd, "dump")) return cmd_dump(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "explain")) return cmd_explain(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) return cmd_models(argc - 1, argv + 1);
     fprintf(stderr, "reclf: unknown command '%s'\n%s", cmd, USAGE);
     return 2;
