@@ -31,9 +31,11 @@ local function reference_env(graph)
 end
 M.reference_env = reference_env
 
--- opts: {cfg = table of overrides, differentiate = true}
-function M.compile_entry(path, name, build, cfg)
+-- opt.optimize = false keeps the plain reference form (bin/reclfc --no-fuse)
+function M.compile_entry(path, name, build, cfg, opt)
+  opt = opt or {}
   local graph = dsl.build(name, build, cfg)
+  if opt.optimize ~= false then require("compiler.passes.reassociate").run(graph) end
   local root = require("compiler.ir").ROOT
   if path:sub(1, #root + 1) == root .. "/" then path = path:sub(#root + 2) end
   graph.path = path:gsub("^%./", "")
@@ -47,7 +49,7 @@ function M.compile_entry(path, name, build, cfg)
   return graph
 end
 
-function M.compile_file(path, cfg)
+function M.compile_file(path, cfg, opt)
   local entries, mod = dsl.load_file(path)
   local base_cfg = {}
   if type(mod) == "table" and mod.defaults then for k, v in pairs(mod.defaults) do base_cfg[k] = v end end
@@ -61,7 +63,7 @@ function M.compile_file(path, cfg)
   end
   for k, v in pairs(cfg or {}) do if k ~= "preset" then base_cfg[k] = v end end
   local graphs = {}
-  for _, e in ipairs(entries) do graphs[#graphs + 1] = M.compile_entry(path, e.name, e.build, base_cfg) end
+  for _, e in ipairs(entries) do graphs[#graphs + 1] = M.compile_entry(path, e.name, e.build, base_cfg, opt) end
   return graphs
 end
 

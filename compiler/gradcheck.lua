@@ -79,6 +79,7 @@ local function lcg(seed)
   end
 end
 
+-- opts.loss_only: return the loss of the first forward pass and stop (compares two builds)
 -- opts: dims = {B = 3, ...}, samples = entries checked per tensor (all when the tensor is smaller),
 -- eps, tol, seed, print = function(line)
 function M.run(graph, root, opts)
@@ -134,6 +135,7 @@ function M.run(graph, root, opts)
     end
   end
   local L0 = loss()
+  if opts.loss_only then ffi.C.free(arena) return L0 end
   G.backward(arena, grads, P, inputs, igrads, dims)
   if L0 ~= L0 then say(string.format("%-40s loss is NaN  FAIL", graph.name)) ffi.C.free(arena) return false end
 

@@ -12,6 +12,7 @@ usage: reclfc GRAPH.lua [-o DIR] [options]
   --dims B=3,T=4    run-time sizes for --gradcheck (default 3 each)
   --samples N       entries checked per tensor by --gradcheck (default 40; all when smaller)
   --tol X           largest relative error --gradcheck accepts (default 1e-6)
+  --no-fuse         keep the plain reference form: no reassociation, no fusion
   --ir              print the IR after planning
   -q, --quiet       print nothing but errors
 ]]
@@ -46,6 +47,7 @@ local function main(argv)
     elseif a == "--samples" then opt.samples = tonumber(val())
     elseif a == "--tol" then opt.tol = tonumber(val())
     elseif a == "--ir" then opt.ir = true
+    elseif a == "--no-fuse" then opt.no_fuse = true
     elseif a == "-q" or a == "--quiet" then opt.quiet = true
     elseif a == "-h" or a == "--help" then io.write(USAGE) os.exit(0)
     elseif a:sub(1, 1) == "-" then io.stderr:write("reclfc: unknown option " .. a .. "\n" .. USAGE) os.exit(2)
@@ -58,7 +60,7 @@ local function main(argv)
   if not fh then io.stderr:write("reclfc: " .. opt.file .. ": no such graph file\n") os.exit(1) end
   fh:close()
 
-  local ok, graphs = pcall(compile.compile_file, opt.file, opt.cfg)
+  local ok, graphs = pcall(compile.compile_file, opt.file, opt.cfg, { optimize = not opt.no_fuse })
   if not ok then
     local e = graphs
     if compile.is_compile_error(e) then

@@ -38,7 +38,7 @@ static void k6_square(real *restrict out, const real *restrict in0, long T) {
 
 /* k7_sum:
  *   %7 reduce [T,1]   graphs/lib/losses.lua:21
- *   %98 reduce [T,1] (backward)  graphs/lib/losses.lua:21 */
+ *   %108 reduce [T,1] (backward)  graphs/lib/losses.lua:21 */
 static void k7_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(128*T) > 32768)
     for (long o = 0; o < T; o++) {
@@ -67,7 +67,7 @@ static void k9_rsqrt(real *restrict out, const real *restrict in0, long T) {
 
 /* k10_mul:
  *   %10 map:mul [T,128]   graphs/lib/losses.lua:21
- *   %96 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %106 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
 static void k10_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -85,7 +85,7 @@ static void k11_square(real *restrict out, const real *restrict in0, long B) {
 
 /* k12_sum:
  *   %12 reduce [B,1]   graphs/lib/losses.lua:21
- *   %85 reduce [B,1] (backward)  graphs/lib/losses.lua:21 */
+ *   %95 reduce [B,1] (backward)  graphs/lib/losses.lua:21 */
 static void k12_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(128*B) > 32768)
     for (long o = 0; o < B; o++) {
@@ -114,7 +114,7 @@ static void k14_rsqrt(real *restrict out, const real *restrict in0, long B) {
 
 /* k15_mul:
  *   %15 map:mul [B,128]   graphs/lib/losses.lua:21
- *   %83 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %93 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
 static void k15_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -130,7 +130,7 @@ static void k16_matmul(real *restrict out, const real *restrict in0, const real 
 
 /* k17_scale:
  *   %17 map:scale [T,B]   graphs/lib/losses.lua:21
- *   %80 map:scale [T,B] (backward)  graphs/lib/losses.lua:21 */
+ *   %90 map:scale [T,B] (backward)  graphs/lib/losses.lua:21 */
 static void k17_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -214,10 +214,10 @@ static void k26_add(real *restrict out, const real *restrict in0, const real *re
 
 /* k27_mul:
  *   %27 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %57 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %63 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %69 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   %76 map:mul [T,B] (backward)  graphs/lib/losses.lua:10 */
+ *   %67 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %73 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %79 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %86 map:mul [T,B] (backward)  graphs/lib/losses.lua:10 */
 static void k27_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -300,11 +300,11 @@ static void k40_sub(real *restrict out, const real *restrict in0, const real *re
 
 /* k42_mul:
  *   %42 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %53 map:mul [T,1] (backward)  graphs/lib/losses.lua:13
- *   %74 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %100 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
- *   %102 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
- *   %104 map:mul [T,1] (backward)  graphs/lib/losses.lua:21 */
+ *   %63 map:mul [T,1] (backward)  graphs/lib/losses.lua:13
+ *   %84 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %110 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *   %112 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *   %114 map:mul [T,1] (backward)  graphs/lib/losses.lua:21 */
 static void k42_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -343,249 +343,351 @@ static void k45_add(real *restrict out, const real *restrict in0, const real *re
 
 /* k46_scale:
  *   %46 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %50 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
+ *   %60 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
 static void k46_scale(real *restrict out, const real *restrict in0, long B) {
     out[0] = in0[0] * ((real)0.5/(real)(B));
 }
 
-/* k48_fill:
- *   %48 fill [] (backward)  graphs/lib/model.lua:132 */
-static void k48_fill(real *restrict out) {
+/* k58_fill:
+ *   %58 fill [] (backward)  graphs/lib/model.lua:137 */
+static void k58_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
 }
 
-/* k51_id:
- *   %51 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
-static void k51_id(real *restrict out, const real *restrict in0, long B) {
+/* k61_id:
+ *   %61 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
+static void k61_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[0];
 }
 
-/* k52_id:
- *   %52 map:id [T,1] (backward)  graphs/lib/losses.lua:13 */
-static void k52_id(real *restrict out, const real *restrict in0, long T) {
+/* k62_id:
+ *   %62 map:id [T,1] (backward)  graphs/lib/losses.lua:13 */
+static void k62_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[0];
 }
 
-/* k55_neg:
- *   %55 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k55_neg(real *restrict out, const real *restrict in0, long B) {
+/* k65_neg:
+ *   %65 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k65_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k56_id:
- *   %56 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %62 map:id [T,B] (backward)  graphs/lib/losses.lua:11 */
-static void k56_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k66_id:
+ *   %66 map:id [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %72 map:id [T,B] (backward)  graphs/lib/losses.lua:11 */
+static void k66_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             out[i0*B + i1] = in0[i1];
 }
 
-/* k59_div:
- *   %59 map:div [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k59_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k69_div:
+ *   %69 map:div [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k69_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] / in1[i0];
 }
 
-/* k60_step:
- *   %60 map:step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k60_step(real *restrict out, const real *restrict in0, long B) {
+/* k70_step:
+ *   %70 map:step [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k70_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
 }
 
-/* k61_mul:
- *   %61 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %87 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %89 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %91 map:mul [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k61_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k71_mul:
+ *   %71 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %97 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *   %99 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *   %101 map:mul [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k71_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k66_add:
- *   %66 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %71 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %79 map:add [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k66_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k76_add:
+ *   %76 map:add [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %81 map:add [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %89 map:add [T,B] (backward)  graphs/lib/losses.lua:10 */
+static void k76_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k67_neg:
- *   %67 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k67_neg(real *restrict out, const real *restrict in0, long T) {
+/* k77_neg:
+ *   %77 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k77_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k68_id:
- *   %68 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %75 map:id [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k68_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k78_id:
+ *   %78 map:id [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %85 map:id [T,B] (backward)  graphs/lib/losses.lua:10 */
+static void k78_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             out[i0*B + i1] = in0[i0];
 }
 
-/* k72_div:
- *   %72 map:div [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k72_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k82_div:
+ *   %82 map:div [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k82_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] / in1[i0];
 }
 
-/* k73_step:
- *   %73 map:step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k73_step(real *restrict out, const real *restrict in0, long T) {
+/* k83_step:
+ *   %83 map:step [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k83_step(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
 }
 
-/* k81_matmul:
- *   %81 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k81_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k91_matmul:
+ *   %91 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k91_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k82_matmul:
- *   %82 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k82_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k92_matmul:
+ *   %92 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k92_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k84_mul:
- *   %84 map:mul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %94 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k84_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k94_mul:
+ *   %94 map:mul [B,128] (backward)  graphs/lib/losses.lua:21
+ *   %104 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k94_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k86_square:
- *   %86 map:square [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k86_square(real *restrict out, const real *restrict in0, long B) {
+/* k96_square:
+ *   %96 map:square [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k96_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k88_scale:
- *   %88 map:scale [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k88_scale(real *restrict out, const real *restrict in0, long B) {
+/* k98_scale:
+ *   %98 map:scale [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k98_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k90_step:
- *   %90 map:step [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k90_step(real *restrict out, const real *restrict in0, long B) {
+/* k100_step:
+ *   %100 map:step [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k100_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k92_id:
- *   %92 map:id [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k92_id(real *restrict out, const real *restrict in0, long B) {
+/* k102_id:
+ *   %102 map:id [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k102_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k93_scale:
- *   %93 map:scale [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k93_scale(real *restrict out, const real *restrict in0, long B) {
+/* k103_scale:
+ *   %103 map:scale [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k103_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k95_add:
- *   %95 map:add [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k95_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k105_add:
+ *   %105 map:add [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k105_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k97_mul:
- *   %97 map:mul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %107 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k97_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k107_mul:
+ *   %107 map:mul [T,128] (backward)  graphs/lib/losses.lua:21
+ *   %117 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k107_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < 128*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k99_square:
- *   %99 map:square [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k99_square(real *restrict out, const real *restrict in0, long T) {
+/* k109_square:
+ *   %109 map:square [T,1] (backward)  graphs/lib/losses.lua:21 */
+static void k109_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k101_scale:
- *   %101 map:scale [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k101_scale(real *restrict out, const real *restrict in0, long T) {
+/* k111_scale:
+ *   %111 map:scale [T,1] (backward)  graphs/lib/losses.lua:21 */
+static void k111_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k103_step:
- *   %103 map:step [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k103_step(real *restrict out, const real *restrict in0, long T) {
+/* k113_step:
+ *   %113 map:step [T,1] (backward)  graphs/lib/losses.lua:21 */
+static void k113_step(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k105_id:
- *   %105 map:id [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k105_id(real *restrict out, const real *restrict in0, long T) {
+/* k115_id:
+ *   %115 map:id [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k115_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k106_scale:
- *   %106 map:scale [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k106_scale(real *restrict out, const real *restrict in0, long T) {
+/* k116_scale:
+ *   %116 map:scale [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k116_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < 128*T; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k108_add:
- *   %108 map:add [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k108_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k118_add:
+ *   %118 map:add [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k118_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < 128*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
+
+#ifdef RECLF_PROFILE
+#include "profile.h"
+static reclf_prof_entry prof[91] = {
+    {"k6_square", "%6 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k7_sum", "%7 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k8_clampmin", "%8 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k9_rsqrt", "%9 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k11_square", "%11 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k12_sum", "%12 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k13_clampmin", "%13 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k14_rsqrt", "%14 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k21_sub", "%21 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k22_exp", "%22 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k25_log", "%25 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k26_add", "%26 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k23_sum", "%28 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k29_sub", "%29 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k32_sub", "%32 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k22_exp", "%33 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k36_log", "%36 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k37_add", "%37 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k40_sub", "%40 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"k42_mul", "%42 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k44_sum", "%44 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
+    {"k45_add", "%45 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k46_scale", "%46 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k58_fill", "%58 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
+    {"k46_scale", "%60 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"k61_id", "%61 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"k62_id", "%62 map:id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"k42_mul", "%63 map:mul [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"k65_neg", "%65 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k66_id", "%66 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k27_mul", "%67 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k69_div", "%69 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k70_step", "%70 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k71_mul", "%71 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k66_id", "%72 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k27_mul", "%73 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k76_add", "%76 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k77_neg", "%77 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k78_id", "%78 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k27_mul", "%79 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k76_add", "%81 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k82_div", "%82 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k83_step", "%83 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k42_mul", "%84 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k78_id", "%85 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k27_mul", "%86 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k76_add", "%89 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k17_scale", "%90 map:scale [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k91_matmul", "%91 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k92_matmul", "%92 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k15_mul", "%93 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k94_mul", "%94 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k12_sum", "%95 reduce [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k96_square", "%96 map:square [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k71_mul", "%97 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k98_scale", "%98 map:scale [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k71_mul", "%99 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k100_step", "%100 map:step [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k71_mul", "%101 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k102_id", "%102 map:id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k103_scale", "%103 map:scale [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k94_mul", "%104 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k105_add", "%105 map:add [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k10_mul", "%106 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k107_mul", "%107 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k7_sum", "%108 reduce [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k109_square", "%109 map:square [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k42_mul", "%110 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k111_scale", "%111 map:scale [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k42_mul", "%112 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k113_step", "%113 map:step [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k42_mul", "%114 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k115_id", "%115 map:id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k116_scale", "%116 map:scale [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k107_mul", "%117 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k118_add", "%118 map:add [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+};
+const reclf_prof_table reclf_profile_convirt_features_loss = {91, prof};
+#define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
+    prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#else
+#define CALL(i, fl, by, call) call
+#endif
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
@@ -597,103 +699,103 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    k6_square(A + 48 + 512*B + 96*B*T, (real *)inputs[0], T); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-    k7_sum(A + 48 + 512*B + 96*B*T + 384*T, A + 48 + 512*B + 96*B*T, T); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
-    k8_clampmin(A + 48 + 512*B + 96*B*T, A + 48 + 512*B + 96*B*T + 384*T, T); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    k9_rsqrt(A + 48 + 512*B + 96*B*T + 400*T, A + 48 + 512*B + 96*B*T, T); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    k10_mul(A + 48 + 512*B + 96*B*T, (real *)inputs[0], A + 48 + 512*B + 96*B*T + 400*T, T); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k11_square(A + 48, (real *)inputs[2], B); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-    k12_sum(A + 48 + 384*B, A + 48, B); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
-    k13_clampmin(A + 48, A + 48 + 384*B, B); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    k14_rsqrt(A + 48 + 400*B, A + 48, B); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    k15_mul(A + 48, (real *)inputs[2], A + 48 + 400*B, B); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k16_matmul(A + 48 + 512*B, A + 48 + 512*B + 96*B*T, A + 48, B, T); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    k17_scale(A + 48 + 512*B + 16*B*T, A + 48 + 512*B, B, T); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    k18_eye(A + 48 + 512*B, B, T); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
-    k19_max(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 16*B*T, B, T); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k21_sub(A + 48 + 512*B + 32*B*T, A + 48 + 512*B + 16*B*T, A + 48 + 512*B + 96*B*T + 128*T, B, T); /* %21 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    k22_exp(A + 48 + 512*B + 48*B*T, A + 48 + 512*B + 32*B*T, B, T); /* %22 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    k23_sum(A + 48 + 512*B + 96*B*T + 144*T, A + 48 + 512*B + 48*B*T, B, T); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k24_clampmin(A + 48 + 512*B + 96*B*T + 160*T, A + 48 + 512*B + 96*B*T + 144*T, T); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    k25_log(A + 48 + 512*B + 96*B*T + 176*T, A + 48 + 512*B + 96*B*T + 160*T, T); /* %25 map:log [T,1]  graphs/lib/losses.lua:10 */
-    k26_add(A + 48 + 512*B + 96*B*T + 192*T, A + 48 + 512*B + 96*B*T + 176*T, A + 48 + 512*B + 96*B*T + 128*T, T); /* %26 map:add [T,1]  graphs/lib/losses.lua:10 */
-    k27_mul(A + 48 + 512*B + 32*B*T, A + 48 + 512*B + 16*B*T, A + 48 + 512*B, B, T); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k23_sum(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 32*B*T, B, T); /* %28 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k29_sub(A + 48 + 512*B + 96*B*T + 176*T, A + 48 + 512*B + 96*B*T + 192*T, A + 48 + 512*B + 96*B*T + 128*T, T); /* %29 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    k30_max(A + 48 + 128*B, A + 48 + 512*B + 16*B*T, B, T); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k32_sub(A + 48 + 512*B + 64*B*T, A + 48 + 512*B + 16*B*T, A + 48 + 128*B, B, T); /* %32 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    k22_exp(A + 48 + 512*B + 16*B*T, A + 48 + 512*B + 64*B*T, B, T); /* %33 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    k34_sum(A + 48 + 144*B, A + 48 + 512*B + 16*B*T, B, T); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k35_clampmin(A + 48 + 160*B, A + 48 + 144*B, B); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    k36_log(A + 48 + 176*B, A + 48 + 160*B, B); /* %36 map:log [1,B]  graphs/lib/losses.lua:11 */
-    k37_add(A + 48 + 192*B, A + 48 + 176*B, A + 48 + 128*B, B); /* %37 map:add [1,B]  graphs/lib/losses.lua:11 */
-    k34_sum(A + 48 + 128*B, A + 48 + 512*B + 32*B*T, B, T); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k40_sub(A + 48 + 176*B, A + 48 + 192*B, A + 48 + 128*B, B); /* %40 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    k23_sum(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B, B, T); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
-    k42_mul(A + 48 + 512*B + 96*B*T + 192*T, A + 48 + 512*B + 96*B*T + 176*T, A + 48 + 512*B + 96*B*T + 128*T, T); /* %42 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    k43_sum(A + 0, A + 48 + 512*B + 96*B*T + 192*T, T); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
-    k44_sum(A + 16, A + 48 + 176*B, B); /* %44 reduce [1,1]  graphs/lib/losses.lua:14 */
-    k45_add(A + 32, A + 0, A + 16); /* %45 map:add [1,1]  graphs/lib/losses.lua:16 */
-    k46_scale(A + 0, A + 32, B); /* %46 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(0, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k6_square(A + 48 + 512*B + 96*B*T, (real *)inputs[0], T)); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 48 + 512*B + 96*B*T + 384*T, A + 48 + 512*B + 96*B*T, T)); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)T, sizeof(real)*((double)T + (double)T), k8_clampmin(A + 48 + 512*B + 96*B*T, A + 48 + 512*B + 96*B*T + 384*T, T)); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)T, sizeof(real)*((double)T + (double)T), k9_rsqrt(A + 48 + 512*B + 96*B*T + 400*T, A + 48 + 512*B + 96*B*T, T)); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 48 + 512*B + 96*B*T, (real *)inputs[0], A + 48 + 512*B + 96*B*T + 400*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k11_square(A + 48, (real *)inputs[2], B)); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
+    CALL(6, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 48 + 384*B, A + 48, B)); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
+    CALL(7, (double)B, sizeof(real)*((double)B + (double)B), k13_clampmin(A + 48, A + 48 + 384*B, B)); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(8, (double)B, sizeof(real)*((double)B + (double)B), k14_rsqrt(A + 48 + 400*B, A + 48, B)); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
+    CALL(9, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 48, (real *)inputs[2], A + 48 + 400*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(10, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 48 + 512*B, A + 48 + 512*B + 96*B*T, A + 48, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(11, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 48 + 512*B + 16*B*T, A + 48 + 512*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(12, 0, sizeof(real)*((double)B*T), k18_eye(A + 48 + 512*B, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(13, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 16*B*T, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(14, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k21_sub(A + 48 + 512*B + 32*B*T, A + 48 + 512*B + 16*B*T, A + 48 + 512*B + 96*B*T + 128*T, B, T)); /* %21 map:sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(15, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 48 + 512*B + 48*B*T, A + 48 + 512*B + 32*B*T, B, T)); /* %22 map:exp [T,B]  graphs/lib/losses.lua:10 */
+    CALL(16, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 512*B + 96*B*T + 144*T, A + 48 + 512*B + 48*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(17, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 48 + 512*B + 96*B*T + 160*T, A + 48 + 512*B + 96*B*T + 144*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(18, (double)T, sizeof(real)*((double)T + (double)T), k25_log(A + 48 + 512*B + 96*B*T + 176*T, A + 48 + 512*B + 96*B*T + 160*T, T)); /* %25 map:log [T,1]  graphs/lib/losses.lua:10 */
+    CALL(19, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k26_add(A + 48 + 512*B + 96*B*T + 192*T, A + 48 + 512*B + 96*B*T + 176*T, A + 48 + 512*B + 96*B*T + 128*T, T)); /* %26 map:add [T,1]  graphs/lib/losses.lua:10 */
+    CALL(20, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 512*B + 32*B*T, A + 48 + 512*B + 16*B*T, A + 48 + 512*B, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(21, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 32*B*T, B, T)); /* %28 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(22, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k29_sub(A + 48 + 512*B + 96*B*T + 176*T, A + 48 + 512*B + 96*B*T + 192*T, A + 48 + 512*B + 96*B*T + 128*T, T)); /* %29 map:sub [T,1]  graphs/lib/losses.lua:10 */
+    CALL(23, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 48 + 128*B, A + 48 + 512*B + 16*B*T, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(24, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k32_sub(A + 48 + 512*B + 64*B*T, A + 48 + 512*B + 16*B*T, A + 48 + 128*B, B, T)); /* %32 map:sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(25, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 48 + 512*B + 16*B*T, A + 48 + 512*B + 64*B*T, B, T)); /* %33 map:exp [T,B]  graphs/lib/losses.lua:11 */
+    CALL(26, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 144*B, A + 48 + 512*B + 16*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(27, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 48 + 160*B, A + 48 + 144*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(28, (double)B, sizeof(real)*((double)B + (double)B), k36_log(A + 48 + 176*B, A + 48 + 160*B, B)); /* %36 map:log [1,B]  graphs/lib/losses.lua:11 */
+    CALL(29, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k37_add(A + 48 + 192*B, A + 48 + 176*B, A + 48 + 128*B, B)); /* %37 map:add [1,B]  graphs/lib/losses.lua:11 */
+    CALL(30, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 128*B, A + 48 + 512*B + 32*B*T, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(31, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k40_sub(A + 48 + 176*B, A + 48 + 192*B, A + 48 + 128*B, B)); /* %40 map:sub [1,B]  graphs/lib/losses.lua:11 */
+    CALL(32, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(33, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 48 + 512*B + 96*B*T + 192*T, A + 48 + 512*B + 96*B*T + 176*T, A + 48 + 512*B + 96*B*T + 128*T, T)); /* %42 map:mul [T,1]  graphs/lib/losses.lua:13 */
+    CALL(34, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 48 + 512*B + 96*B*T + 192*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(35, (double)B, sizeof(real)*((double)1 + (double)B), k44_sum(A + 16, A + 48 + 176*B, B)); /* %44 reduce [1,1]  graphs/lib/losses.lua:14 */
+    CALL(36, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 32, A + 0, A + 16)); /* %45 map:add [1,1]  graphs/lib/losses.lua:16 */
+    CALL(37, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 0, A + 32, B)); /* %46 map:scale [1,1]  graphs/lib/losses.lua:16 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    k48_fill(A + 16); /* %48 fill []  graphs/lib/model.lua:132 */
-    k46_scale(A + 32, A + 16, B); /* %50 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    k51_id(A + 48 + 128*B, A + 32, B); /* %51 map:id [1,B]  graphs/lib/losses.lua:14 */
-    k52_id(A + 48 + 512*B + 96*B*T + 176*T, A + 32, T); /* %52 map:id [T,1]  graphs/lib/losses.lua:13 */
-    k42_mul(A + 48 + 512*B + 96*B*T + 192*T, A + 48 + 512*B + 96*B*T + 176*T, A + 48 + 512*B + 96*B*T + 128*T, T); /* %53 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    k55_neg(A + 48 + 176*B, A + 48 + 128*B, B); /* %55 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    k56_id(A + 48 + 512*B + 32*B*T, A + 48 + 176*B, B, T); /* %56 map:id [T,B]  graphs/lib/losses.lua:11 */
-    k27_mul(A + 48 + 512*B + 64*B*T, A + 48 + 512*B + 32*B*T, A + 48 + 512*B, B, T); /* %57 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    k59_div(A + 48 + 176*B, A + 48 + 128*B, A + 48 + 160*B, B); /* %59 map:div [1,B]  graphs/lib/losses.lua:11 */
-    k60_step(A + 48 + 128*B, A + 48 + 144*B, B); /* %60 map:step [1,B]  graphs/lib/losses.lua:11 */
-    k61_mul(A + 48 + 144*B, A + 48 + 176*B, A + 48 + 128*B, B); /* %61 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    k56_id(A + 48 + 512*B + 32*B*T, A + 48 + 144*B, B, T); /* %62 map:id [T,B]  graphs/lib/losses.lua:11 */
-    k27_mul(A + 48 + 512*B + 80*B*T, A + 48 + 512*B + 32*B*T, A + 48 + 512*B + 16*B*T, B, T); /* %63 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    k66_add(A + 48 + 512*B + 16*B*T, A + 48 + 512*B + 64*B*T, A + 48 + 512*B + 80*B*T, B, T); /* %66 map:add [T,B]  graphs/lib/losses.lua:11 */
-    k67_neg(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 192*T, T); /* %67 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    k68_id(A + 48 + 512*B + 32*B*T, A + 48 + 512*B + 96*B*T + 128*T, B, T); /* %68 map:id [T,B]  graphs/lib/losses.lua:10 */
-    k27_mul(A + 48 + 512*B + 64*B*T, A + 48 + 512*B + 32*B*T, A + 48 + 512*B, B, T); /* %69 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k66_add(A + 48 + 512*B, A + 48 + 512*B + 16*B*T, A + 48 + 512*B + 64*B*T, B, T); /* %71 map:add [T,B]  graphs/lib/losses.lua:10 */
-    k72_div(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 192*T, A + 48 + 512*B + 96*B*T + 160*T, T); /* %72 map:div [T,1]  graphs/lib/losses.lua:10 */
-    k73_step(A + 48 + 512*B + 96*B*T + 160*T, A + 48 + 512*B + 96*B*T + 144*T, T); /* %73 map:step [T,1]  graphs/lib/losses.lua:10 */
-    k42_mul(A + 48 + 512*B + 96*B*T + 144*T, A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 160*T, T); /* %74 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    k68_id(A + 48 + 512*B + 16*B*T, A + 48 + 512*B + 96*B*T + 144*T, B, T); /* %75 map:id [T,B]  graphs/lib/losses.lua:10 */
-    k27_mul(A + 48 + 512*B + 32*B*T, A + 48 + 512*B + 16*B*T, A + 48 + 512*B + 48*B*T, B, T); /* %76 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k66_add(A + 48 + 512*B + 16*B*T, A + 48 + 512*B, A + 48 + 512*B + 32*B*T, B, T); /* %79 map:add [T,B]  graphs/lib/losses.lua:10 */
-    k17_scale(A + 48 + 512*B, A + 48 + 512*B + 16*B*T, B, T); /* %80 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    k81_matmul(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B, A + 48, B, T); /* %81 matmul [T,128]  graphs/lib/losses.lua:21 */
-    k82_matmul(A + 48, A + 48 + 512*B, A + 48 + 512*B + 96*B*T, B, T); /* %82 matmul [B,128]  graphs/lib/losses.lua:21 */
-    k15_mul(A + 48 + 128*B, A + 48, A + 48 + 400*B, B); /* %83 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k84_mul(A + 48 + 256*B, A + 48, (real *)inputs[2], B); /* %84 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k12_sum(A + 48, A + 48 + 256*B, B); /* %85 reduce [B,1]  graphs/lib/losses.lua:21 */
-    k86_square(A + 48 + 16*B, A + 48 + 400*B, B); /* %86 map:square [B,1]  graphs/lib/losses.lua:21 */
-    k61_mul(A + 48 + 32*B, A + 48 + 400*B, A + 48 + 16*B, B); /* %87 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    k88_scale(A + 48 + 16*B, A + 48 + 32*B, B); /* %88 map:scale [B,1]  graphs/lib/losses.lua:21 */
-    k61_mul(A + 48 + 32*B, A + 48, A + 48 + 16*B, B); /* %89 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    k90_step(A + 48, A + 48 + 384*B, B); /* %90 map:step [B,1]  graphs/lib/losses.lua:21 */
-    k61_mul(A + 48 + 256*B, A + 48 + 32*B, A + 48, B); /* %91 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    k92_id(A + 48, A + 48 + 256*B, B); /* %92 map:id [B,128]  graphs/lib/losses.lua:21 */
-    k93_scale(A + 48 + 256*B, (real *)inputs[2], B); /* %93 map:scale [B,128]  graphs/lib/losses.lua:21 */
-    k84_mul(A + 48 + 384*B, A + 48, A + 48 + 256*B, B); /* %94 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k95_add(A + 48, A + 48 + 128*B, A + 48 + 384*B, B); /* %95 map:add [B,128]  graphs/lib/losses.lua:21 */
-    k10_mul(A + 48 + 512*B + 96*B*T, A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 400*T, T); /* %96 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k97_mul(A + 48 + 512*B + 96*B*T + 256*T, A + 48 + 512*B + 96*B*T + 128*T, (real *)inputs[0], T); /* %97 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k7_sum(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 256*T, T); /* %98 reduce [T,1]  graphs/lib/losses.lua:21 */
-    k99_square(A + 48 + 512*B + 96*B*T + 144*T, A + 48 + 512*B + 96*B*T + 400*T, T); /* %99 map:square [T,1]  graphs/lib/losses.lua:21 */
-    k42_mul(A + 48 + 512*B + 96*B*T + 160*T, A + 48 + 512*B + 96*B*T + 400*T, A + 48 + 512*B + 96*B*T + 144*T, T); /* %100 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    k101_scale(A + 48 + 512*B + 96*B*T + 144*T, A + 48 + 512*B + 96*B*T + 160*T, T); /* %101 map:scale [T,1]  graphs/lib/losses.lua:21 */
-    k42_mul(A + 48 + 512*B + 96*B*T + 160*T, A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 144*T, T); /* %102 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    k103_step(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 384*T, T); /* %103 map:step [T,1]  graphs/lib/losses.lua:21 */
-    k42_mul(A + 48 + 512*B + 96*B*T + 256*T, A + 48 + 512*B + 96*B*T + 160*T, A + 48 + 512*B + 96*B*T + 128*T, T); /* %104 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    k105_id(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 256*T, T); /* %105 map:id [T,128]  graphs/lib/losses.lua:21 */
-    k106_scale(A + 48 + 512*B + 96*B*T + 256*T, (real *)inputs[0], T); /* %106 map:scale [T,128]  graphs/lib/losses.lua:21 */
-    k97_mul(A + 48 + 512*B + 96*B*T + 384*T, A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 256*T, T); /* %107 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k108_add(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T, A + 48 + 512*B + 96*B*T + 384*T, T); /* %108 map:add [T,128]  graphs/lib/losses.lua:21 */
+    CALL(38, 0, sizeof(real)*((double)1), k58_fill(A + 16)); /* %58 fill []  graphs/lib/model.lua:137 */
+    CALL(39, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 32, A + 16, B)); /* %60 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(40, (double)B, sizeof(real)*((double)B + (double)1), k61_id(A + 48 + 128*B, A + 32, B)); /* %61 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(41, (double)T, sizeof(real)*((double)T + (double)1), k62_id(A + 48 + 512*B + 96*B*T + 176*T, A + 32, T)); /* %62 map:id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(42, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 48 + 512*B + 96*B*T + 192*T, A + 48 + 512*B + 96*B*T + 176*T, A + 48 + 512*B + 96*B*T + 128*T, T)); /* %63 map:mul [T,1]  graphs/lib/losses.lua:13 */
+    CALL(43, (double)B, sizeof(real)*((double)B + (double)B), k65_neg(A + 48 + 176*B, A + 48 + 128*B, B)); /* %65 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(44, (double)B*T, sizeof(real)*((double)B*T + (double)B), k66_id(A + 48 + 512*B + 32*B*T, A + 48 + 176*B, B, T)); /* %66 map:id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(45, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 512*B + 64*B*T, A + 48 + 512*B + 32*B*T, A + 48 + 512*B, B, T)); /* %67 map:mul [T,B]  graphs/lib/losses.lua:11 */
+    CALL(46, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k69_div(A + 48 + 176*B, A + 48 + 128*B, A + 48 + 160*B, B)); /* %69 map:div [1,B]  graphs/lib/losses.lua:11 */
+    CALL(47, (double)B, sizeof(real)*((double)B + (double)B), k70_step(A + 48 + 128*B, A + 48 + 144*B, B)); /* %70 map:step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(48, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k71_mul(A + 48 + 144*B, A + 48 + 176*B, A + 48 + 128*B, B)); /* %71 map:mul [1,B]  graphs/lib/losses.lua:11 */
+    CALL(49, (double)B*T, sizeof(real)*((double)B*T + (double)B), k66_id(A + 48 + 512*B + 32*B*T, A + 48 + 144*B, B, T)); /* %72 map:id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(50, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 512*B + 80*B*T, A + 48 + 512*B + 32*B*T, A + 48 + 512*B + 16*B*T, B, T)); /* %73 map:mul [T,B]  graphs/lib/losses.lua:11 */
+    CALL(51, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k76_add(A + 48 + 512*B + 16*B*T, A + 48 + 512*B + 64*B*T, A + 48 + 512*B + 80*B*T, B, T)); /* %76 map:add [T,B]  graphs/lib/losses.lua:11 */
+    CALL(52, (double)T, sizeof(real)*((double)T + (double)T), k77_neg(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 192*T, T)); /* %77 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(53, (double)B*T, sizeof(real)*((double)B*T + (double)T), k78_id(A + 48 + 512*B + 32*B*T, A + 48 + 512*B + 96*B*T + 128*T, B, T)); /* %78 map:id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(54, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 512*B + 64*B*T, A + 48 + 512*B + 32*B*T, A + 48 + 512*B, B, T)); /* %79 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(55, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k76_add(A + 48 + 512*B, A + 48 + 512*B + 16*B*T, A + 48 + 512*B + 64*B*T, B, T)); /* %81 map:add [T,B]  graphs/lib/losses.lua:10 */
+    CALL(56, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k82_div(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 192*T, A + 48 + 512*B + 96*B*T + 160*T, T)); /* %82 map:div [T,1]  graphs/lib/losses.lua:10 */
+    CALL(57, (double)T, sizeof(real)*((double)T + (double)T), k83_step(A + 48 + 512*B + 96*B*T + 160*T, A + 48 + 512*B + 96*B*T + 144*T, T)); /* %83 map:step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(58, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 48 + 512*B + 96*B*T + 144*T, A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 160*T, T)); /* %84 map:mul [T,1]  graphs/lib/losses.lua:10 */
+    CALL(59, (double)B*T, sizeof(real)*((double)B*T + (double)T), k78_id(A + 48 + 512*B + 16*B*T, A + 48 + 512*B + 96*B*T + 144*T, B, T)); /* %85 map:id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(60, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 512*B + 32*B*T, A + 48 + 512*B + 16*B*T, A + 48 + 512*B + 48*B*T, B, T)); /* %86 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(61, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k76_add(A + 48 + 512*B + 16*B*T, A + 48 + 512*B, A + 48 + 512*B + 32*B*T, B, T)); /* %89 map:add [T,B]  graphs/lib/losses.lua:10 */
+    CALL(62, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 48 + 512*B, A + 48 + 512*B + 16*B*T, B, T)); /* %90 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(63, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k91_matmul(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B, A + 48, B, T)); /* %91 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(64, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k92_matmul(A + 48, A + 48 + 512*B, A + 48 + 512*B + 96*B*T, B, T)); /* %92 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(65, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 48 + 128*B, A + 48, A + 48 + 400*B, B)); /* %93 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(66, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k94_mul(A + 48 + 256*B, A + 48, (real *)inputs[2], B)); /* %94 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(67, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 48, A + 48 + 256*B, B)); /* %95 reduce [B,1]  graphs/lib/losses.lua:21 */
+    CALL(68, (double)B, sizeof(real)*((double)B + (double)B), k96_square(A + 48 + 16*B, A + 48 + 400*B, B)); /* %96 map:square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(69, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k71_mul(A + 48 + 32*B, A + 48 + 400*B, A + 48 + 16*B, B)); /* %97 map:mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(70, (double)B, sizeof(real)*((double)B + (double)B), k98_scale(A + 48 + 16*B, A + 48 + 32*B, B)); /* %98 map:scale [B,1]  graphs/lib/losses.lua:21 */
+    CALL(71, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k71_mul(A + 48 + 32*B, A + 48, A + 48 + 16*B, B)); /* %99 map:mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(72, (double)B, sizeof(real)*((double)B + (double)B), k100_step(A + 48, A + 48 + 384*B, B)); /* %100 map:step [B,1]  graphs/lib/losses.lua:21 */
+    CALL(73, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k71_mul(A + 48 + 256*B, A + 48 + 32*B, A + 48, B)); /* %101 map:mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(74, (double)128*B, sizeof(real)*((double)128*B + (double)B), k102_id(A + 48, A + 48 + 256*B, B)); /* %102 map:id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(75, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k103_scale(A + 48 + 256*B, (real *)inputs[2], B)); /* %103 map:scale [B,128]  graphs/lib/losses.lua:21 */
+    CALL(76, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k94_mul(A + 48 + 384*B, A + 48, A + 48 + 256*B, B)); /* %104 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(77, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k105_add(A + 48, A + 48 + 128*B, A + 48 + 384*B, B)); /* %105 map:add [B,128]  graphs/lib/losses.lua:21 */
+    CALL(78, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 48 + 512*B + 96*B*T, A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 400*T, T)); /* %106 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(79, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k107_mul(A + 48 + 512*B + 96*B*T + 256*T, A + 48 + 512*B + 96*B*T + 128*T, (real *)inputs[0], T)); /* %107 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(80, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 256*T, T)); /* %108 reduce [T,1]  graphs/lib/losses.lua:21 */
+    CALL(81, (double)T, sizeof(real)*((double)T + (double)T), k109_square(A + 48 + 512*B + 96*B*T + 144*T, A + 48 + 512*B + 96*B*T + 400*T, T)); /* %109 map:square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(82, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 48 + 512*B + 96*B*T + 160*T, A + 48 + 512*B + 96*B*T + 400*T, A + 48 + 512*B + 96*B*T + 144*T, T)); /* %110 map:mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(83, (double)T, sizeof(real)*((double)T + (double)T), k111_scale(A + 48 + 512*B + 96*B*T + 144*T, A + 48 + 512*B + 96*B*T + 160*T, T)); /* %111 map:scale [T,1]  graphs/lib/losses.lua:21 */
+    CALL(84, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 48 + 512*B + 96*B*T + 160*T, A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 144*T, T)); /* %112 map:mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(85, (double)T, sizeof(real)*((double)T + (double)T), k113_step(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 384*T, T)); /* %113 map:step [T,1]  graphs/lib/losses.lua:21 */
+    CALL(86, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 48 + 512*B + 96*B*T + 256*T, A + 48 + 512*B + 96*B*T + 160*T, A + 48 + 512*B + 96*B*T + 128*T, T)); /* %114 map:mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(87, (double)128*T, sizeof(real)*((double)128*T + (double)T), k115_id(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 256*T, T)); /* %115 map:id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(88, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k116_scale(A + 48 + 512*B + 96*B*T + 256*T, (real *)inputs[0], T)); /* %116 map:scale [T,128]  graphs/lib/losses.lua:21 */
+    CALL(89, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k107_mul(A + 48 + 512*B + 96*B*T + 384*T, A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 256*T, T)); /* %117 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(90, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k118_add(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T, A + 48 + 512*B + 96*B*T + 384*T, T)); /* %118 map:add [T,128]  graphs/lib/losses.lua:21 */
     if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 48 + 512*B + 96*B*T + 128*T, sizeof(real)*(size_t)(128*T));
     if (input_grads && input_grads[2]) memcpy(input_grads[2], A + 48, sizeof(real)*(size_t)(128*B));
 }

@@ -96,8 +96,8 @@ static void k11_add(real *restrict out, const real *restrict in0, const real *re
 /* k15_sum:
  *   %15 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
  *   %19 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %749 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %760 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %771 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %782 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k15_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(131072*B) > 32768)
     for (long o = 0; o < 8*B; o++) {
@@ -111,8 +111,8 @@ static void k15_sum(real *restrict out, const real *restrict in0, long B) {
 /* k16_scale:
  *   %16 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
  *   %20 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %754 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %761 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %776 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %783 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k16_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
@@ -166,7 +166,7 @@ static void k22_rsqrt(real *restrict out, const real *restrict in0, long B) {
 
 /* k23_mul:
  *   %23 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %747 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %769 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k23_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
@@ -176,7 +176,7 @@ static void k23_mul(real *restrict out, const real *restrict in0, const real *re
 
 /* k26_mul:
  *   %26 map:mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %739 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %761 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k26_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -305,9 +305,9 @@ static void k44_square(real *restrict out, const real *restrict in0, long B) {
  *   %49 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
  *   %75 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
  *   %101 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %611 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %656 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %702 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %633 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %678 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %724 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k49_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
@@ -319,9 +319,9 @@ static void k49_mul(real *restrict out, const real *restrict in0, const real *re
  *   %52 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
  *   %78 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
  *   %104 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %603 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %648 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %694 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %625 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %670 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %716 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -366,11 +366,11 @@ static void k58_im2col(real *restrict out, const real *restrict in0, long B) {
 
 /* k107_add:
  *   %107 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %622 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %627 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %667 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %672 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %686 map:add [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+ *   %644 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %649 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %689 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %694 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %708 map:add [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 2 more */
 static void k107_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
@@ -488,9 +488,9 @@ static void k123_square(real *restrict out, const real *restrict in0, long B) {
  *   %128 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
  *   %154 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
  *   %180 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %475 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %520 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %566 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %497 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %542 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %588 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k128_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
@@ -502,9 +502,9 @@ static void k128_mul(real *restrict out, const real *restrict in0, const real *r
  *   %131 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
  *   %157 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
  *   %183 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %467 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %512 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %558 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %489 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %534 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %580 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k131_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -565,11 +565,11 @@ static void k139_matmul(real *restrict out, const real *restrict in0, const real
 
 /* k186_add:
  *   %186 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %486 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %491 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %531 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %536 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %550 map:add [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+ *   %508 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %513 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %553 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %558 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %572 map:add [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 2 more */
 static void k186_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
@@ -687,9 +687,9 @@ static void k202_square(real *restrict out, const real *restrict in0, long B) {
  *   %207 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
  *   %233 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
  *   %259 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   %339 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %384 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %430 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %361 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %406 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %452 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k207_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
@@ -701,9 +701,9 @@ static void k207_mul(real *restrict out, const real *restrict in0, const real *r
  *   %210 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
  *   %236 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
  *   %262 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %331 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %376 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %422 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %353 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %398 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %444 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k210_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -764,11 +764,11 @@ static void k218_matmul(real *restrict out, const real *restrict in0, const real
 
 /* k265_add:
  *   %265 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %321 map:add [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %350 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %355 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %395 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %400 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %343 map:add [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %372 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %377 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %417 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %422 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 3 more */
 static void k265_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
@@ -815,7 +815,7 @@ static void k275_sum(real *restrict out, const real *restrict in0, long B) {
 
 /* k277_scale:
  *   %277 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %310 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
+ *   %332 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
 static void k277_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
@@ -838,8 +838,8 @@ static void k281_add(real *restrict out, const real *restrict in0, const real *r
 }
 
 /* k284_mul:
- *   %284 map:mul [B,128]   graphs/lib/model.lua:142
- *   %304 map:mul [B,128] (backward)  graphs/lib/model.lua:142 */
+ *   %284 map:mul [B,128]   graphs/lib/model.lua:147
+ *   %326 map:mul [B,128] (backward)  graphs/lib/model.lua:147 */
 static void k284_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
@@ -847,7 +847,7 @@ static void k284_mul(real *restrict out, const real *restrict in0, const real *r
 }
 
 /* k285_sum:
- *   %285 reduce [B,1]   graphs/lib/model.lua:142 */
+ *   %285 reduce [B,1]   graphs/lib/model.lua:147 */
 static void k285_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(128*B) > 32768)
     for (long o = 0; o < B; o++) {
@@ -859,8 +859,8 @@ static void k285_sum(real *restrict out, const real *restrict in0, long B) {
 }
 
 /* k286_sum:
- *   %286 reduce [1,1]   graphs/lib/model.lua:142
- *   %291 reduce [1,1,1]   graphs/lib/model.lua:142 */
+ *   %286 reduce [1,1]   graphs/lib/model.lua:147
+ *   %291 reduce [1,1,1]   graphs/lib/model.lua:147 */
 static void k286_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(B) > 32768)
     for (long o = 0; o < 1; o++) {
@@ -872,12 +872,12 @@ static void k286_sum(real *restrict out, const real *restrict in0, long B) {
 }
 
 /* k288_mul:
- *   %288 map:mul [B,64,128]   graphs/lib/model.lua:142
- *   %299 map:mul [B,64,128] (backward)  graphs/lib/model.lua:142
- *   %325 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %332 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %340 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %349 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %288 map:mul [B,64,128]   graphs/lib/model.lua:147
+ *   %321 map:mul [B,64,128] (backward)  graphs/lib/model.lua:147
+ *   %347 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *   %354 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %362 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %371 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
  *   ... and 8 more */
 static void k288_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
@@ -886,7 +886,7 @@ static void k288_mul(real *restrict out, const real *restrict in0, const real *r
 }
 
 /* k289_sum:
- *   %289 reduce [B,64,1]   graphs/lib/model.lua:142 */
+ *   %289 reduce [B,64,1]   graphs/lib/model.lua:147 */
 static void k289_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long o = 0; o < 64*B; o++) {
@@ -898,7 +898,7 @@ static void k289_sum(real *restrict out, const real *restrict in0, long B) {
 }
 
 /* k290_sum:
- *   %290 reduce [B,1,1]   graphs/lib/model.lua:142 */
+ *   %290 reduce [B,1,1]   graphs/lib/model.lua:147 */
 static void k290_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(64*B) > 32768)
     for (long o = 0; o < B; o++) {
@@ -910,56 +910,56 @@ static void k290_sum(real *restrict out, const real *restrict in0, long B) {
 }
 
 /* k293_add:
- *   %293 map:add []   graphs/lib/model.lua:142 */
+ *   %293 map:add []   graphs/lib/model.lua:147 */
 static void k293_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
     out[0] = in0[0] + in1[0];
 }
 
-/* k294_fill:
- *   %294 fill [] (backward)  graphs/lib/model.lua:142 */
-static void k294_fill(real *restrict out) {
+/* k316_fill:
+ *   %316 fill [] (backward)  graphs/lib/model.lua:147 */
+static void k316_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
 }
 
-/* k296_id:
- *   %296 map:id [B,1,1] (backward)  graphs/lib/model.lua:142
- *   %302 map:id [B,1] (backward)  graphs/lib/model.lua:142 */
-static void k296_id(real *restrict out, const real *restrict in0, long B) {
+/* k318_id:
+ *   %318 map:id [B,1,1] (backward)  graphs/lib/model.lua:147
+ *   %324 map:id [B,1] (backward)  graphs/lib/model.lua:147 */
+static void k318_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[0];
 }
 
-/* k297_id:
- *   %297 map:id [B,64,1] (backward)  graphs/lib/model.lua:142 */
-static void k297_id(real *restrict out, const real *restrict in0, long B) {
+/* k319_id:
+ *   %319 map:id [B,64,1] (backward)  graphs/lib/model.lua:147 */
+static void k319_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             out[i0*64 + i1] = in0[i0];
 }
 
-/* k298_id:
- *   %298 map:id [B,64,128] (backward)  graphs/lib/model.lua:142 */
-static void k298_id(real *restrict out, const real *restrict in0, long B) {
+/* k320_id:
+ *   %320 map:id [B,64,128] (backward)  graphs/lib/model.lua:147 */
+static void k320_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k303_id:
- *   %303 map:id [B,128] (backward)  graphs/lib/model.lua:142 */
-static void k303_id(real *restrict out, const real *restrict in0, long B) {
+/* k325_id:
+ *   %325 map:id [B,128] (backward)  graphs/lib/model.lua:147 */
+static void k325_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k306_sum:
- *   %306 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k306_sum(real *restrict out, const real *restrict in0, long B) {
+/* k328_sum:
+ *   %328 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k328_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(128*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 128; i++) {
@@ -969,21 +969,21 @@ static void k306_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k308_matmul:
- *   %308 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k308_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k330_matmul:
+ *   %330 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k330_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k309_matmul:
- *   %309 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k309_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k331_matmul:
+ *   %331 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k331_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k312_id:
- *   %312 map:id [B,64,128] (backward)  graphs/lib/image_encoder.lua:35 */
-static void k312_id(real *restrict out, const real *restrict in0, long B) {
+/* k334_id:
+ *   %334 map:id [B,64,128] (backward)  graphs/lib/image_encoder.lua:35 */
+static void k334_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -991,15 +991,15 @@ static void k312_id(real *restrict out, const real *restrict in0, long B) {
                 out[i0*8192 + i1*128 + i2] = in0[i0*128 + i2];
 }
 
-/* k313_sum:
- *   %313 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %326 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %333 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %357 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %371 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %378 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+/* k335_sum:
+ *   %335 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %348 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %355 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %379 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %393 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %400 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 4 more */
-static void k313_sum(real *restrict out, const real *restrict in0, long B) {
+static void k335_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 8192; i++) {
@@ -1009,9 +1009,9 @@ static void k313_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k315_sum:
- *   %315 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k315_sum(real *restrict out, const real *restrict in0) {
+/* k337_sum:
+ *   %337 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k337_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 128; i++) {
@@ -1021,21 +1021,21 @@ static void k315_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k318_matmul:
- *   %318 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k318_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k340_matmul:
+ *   %340 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k340_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k319_matmul:
- *   %319 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k319_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k341_matmul:
+ *   %341 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k341_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 64*B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k322_permute:
- *   %322 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
-static void k322_permute(real *restrict out, const real *restrict in0, long B) {
+/* k344_permute:
+ *   %344 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
+static void k344_permute(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -1043,25 +1043,25 @@ static void k322_permute(real *restrict out, const real *restrict in0, long B) {
                 out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1 + i2*128];
 }
 
-/* k324_step:
- *   %324 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %369 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
- *   %415 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k324_step(real *restrict out, const real *restrict in0, long B) {
+/* k346_step:
+ *   %346 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *   %391 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
+ *   %437 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26 */
+static void k346_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
 }
 
-/* k328_sum:
- *   %328 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %335 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %359 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %373 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %380 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %404 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
+/* k350_sum:
+ *   %350 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %357 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %381 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %395 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %402 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %426 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k328_sum(real *restrict out, const real *restrict in0) {
+static void k350_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
     for (long o = 0; o < 128; o++)
         for (long i = 0; i < 8; i++) {
@@ -1071,15 +1071,15 @@ static void k328_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k329_sum:
- *   %329 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %336 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %360 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %374 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %381 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %405 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k351_sum:
+ *   %351 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %358 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %382 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %396 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %403 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %427 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k329_sum(real *restrict out, const real *restrict in0) {
+static void k351_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 128; o++) {
         real a = (real)0;
@@ -1089,86 +1089,86 @@ static void k329_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k342_square:
- *   %342 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %387 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %433 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %478 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %523 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %569 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+/* k364_square:
+ *   %364 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %409 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %455 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %500 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %545 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %591 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 4 more */
-static void k342_square(real *restrict out, const real *restrict in0, long B) {
+static void k364_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k343_mul:
- *   %343 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %345 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %388 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %390 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %434 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %436 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+/* k365_mul:
+ *   %365 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %367 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %410 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %412 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %456 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %458 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 14 more */
-static void k343_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+static void k365_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k344_scale:
- *   %344 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %389 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %435 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %480 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %525 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %571 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+/* k366_scale:
+ *   %366 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %411 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %457 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %502 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %547 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %593 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 4 more */
-static void k344_scale(real *restrict out, const real *restrict in0, long B) {
+static void k366_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k347_id:
- *   %347 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %354 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %392 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %399 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %438 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %445 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k347_id(real *restrict out, const real *restrict in0, long B) {
+/* k369_id:
+ *   %369 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %376 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %414 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %421 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %460 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %467 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k369_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0];
 }
 
-/* k348_scale:
- *   %348 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %393 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %439 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k348_scale(real *restrict out, const real *restrict in0, long B) {
+/* k370_scale:
+ *   %370 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %415 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %461 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k370_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k351_neg:
- *   %351 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %396 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %442 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k351_neg(real *restrict out, const real *restrict in0, long B) {
+/* k373_neg:
+ *   %373 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %418 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %464 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k373_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k363_matmul:
- *   %363 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %408 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k363_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k385_matmul:
+ *   %385 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:13
+ *   %430 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k385_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1181,10 +1181,10 @@ static void k363_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k364_matmul:
- *   %364 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:13
- *   %409 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k364_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k386_matmul:
+ *   %386 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:13
+ *   %431 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k386_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1197,10 +1197,10 @@ static void k364_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k365_sum:
- *   %365 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %410 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k365_sum(real *restrict out, const real *restrict in0, long B) {
+/* k387_sum:
+ *   %387 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:13
+ *   %432 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k387_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(147456*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 147456; i++) {
@@ -1210,10 +1210,10 @@ static void k365_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k368_col2im:
- *   %368 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %413 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k368_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k390_col2im:
+ *   %390 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %435 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k390_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(8192*B));
     const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152;
     #pragma omp parallel for collapse(2)
@@ -1235,9 +1235,9 @@ static void k368_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k454_matmul:
- *   %454 matmul [B,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k454_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k476_matmul:
+ *   %476 matmul [B,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k476_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1250,9 +1250,9 @@ static void k454_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k455_matmul:
- *   %455 matmul [B,576,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k455_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k477_matmul:
+ *   %477 matmul [B,576,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k477_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1265,9 +1265,9 @@ static void k455_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k456_sum:
- *   %456 reduce [1,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k456_sum(real *restrict out, const real *restrict in0, long B) {
+/* k478_sum:
+ *   %478 reduce [1,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k478_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(73728*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 73728; i++) {
@@ -1277,9 +1277,9 @@ static void k456_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k459_col2im:
- *   %459 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k459_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k481_col2im:
+ *   %481 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k481_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(16384*B));
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576;
     #pragma omp parallel for collapse(2)
@@ -1301,39 +1301,39 @@ static void k459_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k460_step:
- *   %460 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %505 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %551 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k460_step(real *restrict out, const real *restrict in0, long B) {
+/* k482_step:
+ *   %482 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *   %527 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
+ *   %573 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26 */
+static void k482_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
 }
 
-/* k461_mul:
- *   %461 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %468 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %476 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %485 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %506 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %513 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+/* k483_mul:
+ *   %483 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *   %490 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %498 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %507 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %528 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
+ *   %535 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 6 more */
-static void k461_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+static void k483_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k462_sum:
- *   %462 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %469 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %493 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %507 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %514 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %538 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+/* k484_sum:
+ *   %484 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %491 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %515 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %529 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %536 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %560 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k462_sum(real *restrict out, const real *restrict in0, long B) {
+static void k484_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 16384; i++) {
@@ -1343,15 +1343,15 @@ static void k462_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k464_sum:
- *   %464 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %471 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %495 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %509 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %516 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %540 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
+/* k486_sum:
+ *   %486 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %493 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %517 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %531 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %538 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %562 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k464_sum(real *restrict out, const real *restrict in0) {
+static void k486_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(16384) > 32768)
     for (long o = 0; o < 64; o++)
         for (long i = 0; i < 16; i++) {
@@ -1361,15 +1361,15 @@ static void k464_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k465_sum:
- *   %465 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %472 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %496 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %510 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %517 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %541 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k487_sum:
+ *   %487 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %494 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %518 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %532 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %539 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %563 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k465_sum(real *restrict out, const real *restrict in0) {
+static void k487_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 64; o++) {
         real a = (real)0;
@@ -1379,44 +1379,44 @@ static void k465_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k483_id:
- *   %483 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %490 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %528 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %535 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %574 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %581 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k483_id(real *restrict out, const real *restrict in0, long B) {
+/* k505_id:
+ *   %505 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %512 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %550 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %557 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %596 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %603 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k505_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0];
 }
 
-/* k484_scale:
- *   %484 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %529 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %575 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k484_scale(real *restrict out, const real *restrict in0, long B) {
+/* k506_scale:
+ *   %506 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %551 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %597 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k506_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k487_neg:
- *   %487 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %532 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %578 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k487_neg(real *restrict out, const real *restrict in0, long B) {
+/* k509_neg:
+ *   %509 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %554 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %600 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k509_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k499_matmul:
- *   %499 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %544 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k499_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k521_matmul:
+ *   %521 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:13
+ *   %566 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k521_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1429,10 +1429,10 @@ static void k499_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k500_matmul:
- *   %500 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:13
- *   %545 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k500_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k522_matmul:
+ *   %522 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:13
+ *   %567 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k522_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1445,10 +1445,10 @@ static void k500_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k501_sum:
- *   %501 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %546 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k501_sum(real *restrict out, const real *restrict in0, long B) {
+/* k523_sum:
+ *   %523 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:13
+ *   %568 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k523_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(36864*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 36864; i++) {
@@ -1458,10 +1458,10 @@ static void k501_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k504_col2im:
- *   %504 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %549 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k504_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k526_col2im:
+ *   %526 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %571 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k526_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(16384*B));
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576;
     #pragma omp parallel for collapse(2)
@@ -1483,9 +1483,9 @@ static void k504_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k590_matmul:
- *   %590 matmul [B,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k590_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k612_matmul:
+ *   %612 matmul [B,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k612_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1498,9 +1498,9 @@ static void k590_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k591_matmul:
- *   %591 matmul [B,288,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k591_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k613_matmul:
+ *   %613 matmul [B,288,256] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k613_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1513,9 +1513,9 @@ static void k591_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k592_sum:
- *   %592 reduce [1,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k592_sum(real *restrict out, const real *restrict in0, long B) {
+/* k614_sum:
+ *   %614 reduce [1,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k614_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(18432*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 18432; i++) {
@@ -1525,9 +1525,9 @@ static void k592_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k595_col2im:
- *   %595 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k595_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k617_col2im:
+ *   %617 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k617_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(32768*B));
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288;
     #pragma omp parallel for collapse(2)
@@ -1549,39 +1549,39 @@ static void k595_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k596_step:
- *   %596 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %641 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %687 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k596_step(real *restrict out, const real *restrict in0, long B) {
+/* k618_step:
+ *   %618 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *   %663 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
+ *   %709 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26 */
+static void k618_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
 }
 
-/* k597_mul:
- *   %597 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %604 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %612 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %621 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %642 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %649 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+/* k619_mul:
+ *   %619 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *   %626 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %634 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %643 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %664 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
+ *   %671 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 6 more */
-static void k597_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+static void k619_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k598_sum:
- *   %598 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %605 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %629 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %643 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %650 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %674 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+/* k620_sum:
+ *   %620 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %627 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %651 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %665 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %672 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %696 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k598_sum(real *restrict out, const real *restrict in0, long B) {
+static void k620_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 32768; i++) {
@@ -1591,15 +1591,15 @@ static void k598_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k600_sum:
- *   %600 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %607 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %631 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %645 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %652 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %676 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
+/* k622_sum:
+ *   %622 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %629 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %653 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %667 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %674 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %698 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k600_sum(real *restrict out, const real *restrict in0) {
+static void k622_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(32768) > 32768)
     for (long o = 0; o < 32; o++)
         for (long i = 0; i < 32; i++) {
@@ -1609,15 +1609,15 @@ static void k600_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k601_sum:
- *   %601 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %608 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %632 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %646 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %653 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %677 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k623_sum:
+ *   %623 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %630 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %654 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %668 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %675 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %699 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k601_sum(real *restrict out, const real *restrict in0) {
+static void k623_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -1627,45 +1627,45 @@ static void k601_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k619_id:
- *   %619 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %626 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %664 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %671 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %710 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %717 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k619_id(real *restrict out, const real *restrict in0, long B) {
+/* k641_id:
+ *   %641 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %648 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %686 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %693 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %732 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %739 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k641_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0];
 }
 
-/* k620_scale:
- *   %620 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %665 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %711 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k620_scale(real *restrict out, const real *restrict in0, long B) {
+/* k642_scale:
+ *   %642 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %687 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %733 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k642_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k623_neg:
- *   %623 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %668 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %714 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k623_neg(real *restrict out, const real *restrict in0, long B) {
+/* k645_neg:
+ *   %645 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %690 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %736 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k645_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k635_matmul:
- *   %635 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %680 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %726 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k635_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k657_matmul:
+ *   %657 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:13
+ *   %702 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6
+ *   %748 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k657_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1678,11 +1678,11 @@ static void k635_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k636_matmul:
- *   %636 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %681 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6
- *   %727 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k636_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k658_matmul:
+ *   %658 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %703 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6
+ *   %749 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k658_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1695,11 +1695,11 @@ static void k636_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k637_sum:
- *   %637 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %682 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %728 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k637_sum(real *restrict out, const real *restrict in0, long B) {
+/* k659_sum:
+ *   %659 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:13
+ *   %704 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6
+ *   %750 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k659_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(9216*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 9216; i++) {
@@ -1709,10 +1709,10 @@ static void k637_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k640_col2im:
- *   %640 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %685 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k640_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k662_col2im:
+ *   %662 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %707 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k662_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(32768*B));
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288;
     #pragma omp parallel for collapse(2)
@@ -1734,9 +1734,9 @@ static void k640_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k731_col2im:
- *   %731 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k731_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k753_col2im:
+ *   %753 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k753_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(131072*B));
     const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288;
     #pragma omp parallel for collapse(2)
@@ -1758,30 +1758,30 @@ static void k731_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k732_step:
- *   %732 map:step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22 */
-static void k732_step(real *restrict out, const real *restrict in0, long B) {
+/* k754_step:
+ *   %754 map:step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22 */
+static void k754_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
 }
 
-/* k733_mul:
- *   %733 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %740 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %748 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %757 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k733_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k755_mul:
+ *   %755 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *   %762 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %770 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *   %779 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k755_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k734_sum:
- *   %734 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %741 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %765 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k734_sum(real *restrict out, const real *restrict in0, long B) {
+/* k756_sum:
+ *   %756 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %763 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %787 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k756_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 131072; i++) {
@@ -1791,11 +1791,11 @@ static void k734_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k736_sum:
- *   %736 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %743 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %767 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k736_sum(real *restrict out, const real *restrict in0) {
+/* k758_sum:
+ *   %758 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %765 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %789 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k758_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(131072) > 32768)
     for (long o = 0; o < 32; o++)
         for (long i = 0; i < 64; i++) {
@@ -1805,11 +1805,11 @@ static void k736_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k737_sum:
- *   %737 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %744 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %768 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k737_sum(real *restrict out, const real *restrict in0) {
+/* k759_sum:
+ *   %759 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %766 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %790 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k759_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(2048) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -1819,44 +1819,44 @@ static void k737_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k755_id:
- *   %755 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %762 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k755_id(real *restrict out, const real *restrict in0, long B) {
+/* k777_id:
+ *   %777 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *   %784 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k777_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0];
 }
 
-/* k756_scale:
- *   %756 map:scale [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k756_scale(real *restrict out, const real *restrict in0, long B) {
+/* k778_scale:
+ *   %778 map:scale [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k778_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k758_add:
- *   %758 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %763 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k758_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k780_add:
+ *   %780 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *   %785 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k780_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k759_neg:
- *   %759 map:neg [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k759_neg(real *restrict out, const real *restrict in0, long B) {
+/* k781_neg:
+ *   %781 map:neg [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k781_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k771_matmul:
- *   %771 matmul [B,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k771_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k793_matmul:
+ *   %793 matmul [B,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k793_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1869,9 +1869,9 @@ static void k771_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k773_sum:
- *   %773 reduce [1,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k773_sum(real *restrict out, const real *restrict in0, long B) {
+/* k795_sum:
+ *   %795 reduce [1,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k795_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(288*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 288; i++) {
@@ -1881,6 +1881,547 @@ static void k773_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
+#ifdef RECLF_PROFILE
+#include "profile.h"
+static reclf_prof_entry prof[530] = {
+    {"k2_addc", "%2 map:addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"k3_scale", "%3 map:scale [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"k6_im2col", "%6 im2col [B,9,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k8_matmul", "%8 matmul [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k11_add", "%11 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k15_sum", "%15 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k16_scale", "%16 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k17_sub", "%17 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k18_square", "%18 map:square [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k15_sum", "%19 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k16_scale", "%20 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k21_addc", "%21 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%22 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k23_mul", "%23 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k26_mul", "%26 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k11_add", "%28 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k29_relu", "%29 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"k32_im2col", "%32 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k34_matmul", "%34 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k37_add", "%37 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k41_sum", "%41 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k42_scale", "%42 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k43_sub", "%43 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k44_square", "%44 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k41_sum", "%45 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k42_scale", "%46 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k21_addc", "%47 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%48 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k49_mul", "%49 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k52_mul", "%52 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k37_add", "%54 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k55_relu", "%55 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k58_im2col", "%58 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k34_matmul", "%60 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k37_add", "%63 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k41_sum", "%67 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k42_scale", "%68 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k43_sub", "%69 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k44_square", "%70 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k41_sum", "%71 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k42_scale", "%72 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k21_addc", "%73 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%74 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k49_mul", "%75 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k52_mul", "%78 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k37_add", "%80 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k55_relu", "%81 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k58_im2col", "%84 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k34_matmul", "%86 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k37_add", "%89 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k41_sum", "%93 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k42_scale", "%94 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k43_sub", "%95 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k44_square", "%96 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k41_sum", "%97 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k42_scale", "%98 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k21_addc", "%99 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%100 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k49_mul", "%101 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k52_mul", "%104 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k37_add", "%106 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k107_add", "%107 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k55_relu", "%108 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k111_im2col", "%111 im2col [B,288,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k113_matmul", "%113 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k116_add", "%116 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k120_sum", "%120 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k121_scale", "%121 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k122_sub", "%122 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k123_square", "%123 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k120_sum", "%124 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k121_scale", "%125 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k21_addc", "%126 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%127 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k128_mul", "%128 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k131_mul", "%131 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k116_add", "%133 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k134_relu", "%134 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k137_im2col", "%137 im2col [B,576,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k139_matmul", "%139 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k116_add", "%142 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k120_sum", "%146 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k121_scale", "%147 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k122_sub", "%148 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k123_square", "%149 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k120_sum", "%150 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k121_scale", "%151 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k21_addc", "%152 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%153 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k128_mul", "%154 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k131_mul", "%157 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k116_add", "%159 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k134_relu", "%160 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k137_im2col", "%163 im2col [B,576,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k139_matmul", "%165 matmul [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k116_add", "%168 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k120_sum", "%172 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k121_scale", "%173 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k122_sub", "%174 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k123_square", "%175 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k120_sum", "%176 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k121_scale", "%177 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k21_addc", "%178 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%179 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k128_mul", "%180 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k131_mul", "%183 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k116_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k186_add", "%186 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k134_relu", "%187 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k190_im2col", "%190 im2col [B,576,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k192_matmul", "%192 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k195_add", "%195 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k199_sum", "%199 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k200_scale", "%200 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k201_sub", "%201 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k202_square", "%202 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k199_sum", "%203 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k200_scale", "%204 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k21_addc", "%205 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%206 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k207_mul", "%207 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k210_mul", "%210 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k195_add", "%212 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k213_relu", "%213 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k216_im2col", "%216 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k218_matmul", "%218 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k195_add", "%221 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k199_sum", "%225 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k200_scale", "%226 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k201_sub", "%227 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k202_square", "%228 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k199_sum", "%229 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k200_scale", "%230 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k21_addc", "%231 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%232 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k207_mul", "%233 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k210_mul", "%236 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k195_add", "%238 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k213_relu", "%239 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k216_im2col", "%242 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k218_matmul", "%244 matmul [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k195_add", "%247 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k199_sum", "%251 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k200_scale", "%252 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k201_sub", "%253 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k202_square", "%254 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k199_sum", "%255 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k200_scale", "%256 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k21_addc", "%257 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%258 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k207_mul", "%259 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k210_mul", "%262 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k195_add", "%264 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k265_add", "%265 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k213_relu", "%266 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k268_permute", "%268 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"k272_matmul", "%272 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k274_add", "%274 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k275_sum", "%275 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k277_scale", "%277 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k280_matmul", "%280 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k281_add", "%281 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k284_mul", "%284 map:mul [B,128]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"k285_sum", "%285 reduce [B,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"k286_sum", "%286 reduce [1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"k288_mul", "%288 map:mul [B,64,128]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"k289_sum", "%289 reduce [B,64,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"k290_sum", "%290 reduce [B,1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"k286_sum", "%291 reduce [1,1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"k293_add", "%293 map:add []", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"k316_fill", "%316 fill []", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"k318_id", "%318 map:id [B,1,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"k319_id", "%319 map:id [B,64,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"k320_id", "%320 map:id [B,64,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"k288_mul", "%321 map:mul [B,64,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"k318_id", "%324 map:id [B,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"k325_id", "%325 map:id [B,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"k284_mul", "%326 map:mul [B,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"k328_sum", "%328 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k330_matmul", "%330 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k331_matmul", "%331 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k277_scale", "%332 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k334_id", "%334 map:id [B,64,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k335_sum", "%335 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k337_sum", "%337 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k340_matmul", "%340 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k341_matmul", "%341 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k265_add", "%343 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k344_permute", "%344 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"k346_step", "%346 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k288_mul", "%347 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k335_sum", "%348 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k350_sum", "%350 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k351_sum", "%351 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k210_mul", "%353 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k288_mul", "%354 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k335_sum", "%355 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k350_sum", "%357 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k351_sum", "%358 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k207_mul", "%361 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k288_mul", "%362 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k199_sum", "%363 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k364_square", "%364 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k365_mul", "%365 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k366_scale", "%366 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k365_mul", "%367 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k200_scale", "%368 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k369_id", "%369 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k370_scale", "%370 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k288_mul", "%371 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k265_add", "%372 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k373_neg", "%373 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k199_sum", "%374 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k200_scale", "%375 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k369_id", "%376 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k265_add", "%377 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k335_sum", "%379 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k350_sum", "%381 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k351_sum", "%382 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k385_matmul", "%385 matmul [B,128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k386_matmul", "%386 matmul [B,1152,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k387_sum", "%387 reduce [1,128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k390_col2im", "%390 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k346_step", "%391 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k288_mul", "%392 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k335_sum", "%393 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k350_sum", "%395 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k351_sum", "%396 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k210_mul", "%398 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k288_mul", "%399 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k335_sum", "%400 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k350_sum", "%402 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k351_sum", "%403 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k207_mul", "%406 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k288_mul", "%407 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k199_sum", "%408 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k364_square", "%409 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k365_mul", "%410 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k366_scale", "%411 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k365_mul", "%412 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k200_scale", "%413 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k369_id", "%414 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k370_scale", "%415 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k288_mul", "%416 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k265_add", "%417 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k373_neg", "%418 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k199_sum", "%419 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k200_scale", "%420 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k369_id", "%421 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k265_add", "%422 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k335_sum", "%424 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k350_sum", "%426 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k351_sum", "%427 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k385_matmul", "%430 matmul [B,128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k386_matmul", "%431 matmul [B,1152,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k387_sum", "%432 reduce [1,128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k390_col2im", "%435 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k265_add", "%436 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k346_step", "%437 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k288_mul", "%438 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k335_sum", "%439 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k350_sum", "%441 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k351_sum", "%442 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k210_mul", "%444 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k288_mul", "%445 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k335_sum", "%446 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k350_sum", "%448 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k351_sum", "%449 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k207_mul", "%452 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k288_mul", "%453 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k199_sum", "%454 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k364_square", "%455 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k365_mul", "%456 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k366_scale", "%457 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k365_mul", "%458 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k200_scale", "%459 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k369_id", "%460 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k370_scale", "%461 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k288_mul", "%462 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k265_add", "%463 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k373_neg", "%464 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k199_sum", "%465 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k200_scale", "%466 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k369_id", "%467 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k265_add", "%468 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k335_sum", "%470 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k350_sum", "%472 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k351_sum", "%473 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k476_matmul", "%476 matmul [B,128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k477_matmul", "%477 matmul [B,576,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k478_sum", "%478 reduce [1,128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k481_col2im", "%481 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k482_step", "%482 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k483_mul", "%483 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k484_sum", "%484 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k486_sum", "%486 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k487_sum", "%487 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k131_mul", "%489 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k483_mul", "%490 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k484_sum", "%491 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k486_sum", "%493 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k487_sum", "%494 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k128_mul", "%497 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k483_mul", "%498 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k120_sum", "%499 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k364_square", "%500 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k365_mul", "%501 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k366_scale", "%502 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k365_mul", "%503 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k121_scale", "%504 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k505_id", "%505 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k506_scale", "%506 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k483_mul", "%507 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k186_add", "%508 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k509_neg", "%509 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k120_sum", "%510 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k121_scale", "%511 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k505_id", "%512 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k186_add", "%513 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k484_sum", "%515 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k486_sum", "%517 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k487_sum", "%518 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k521_matmul", "%521 matmul [B,64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k522_matmul", "%522 matmul [B,576,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k523_sum", "%523 reduce [1,64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k526_col2im", "%526 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k482_step", "%527 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k483_mul", "%528 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k484_sum", "%529 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k486_sum", "%531 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k487_sum", "%532 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k131_mul", "%534 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k483_mul", "%535 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k484_sum", "%536 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k486_sum", "%538 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k487_sum", "%539 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k128_mul", "%542 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k483_mul", "%543 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k120_sum", "%544 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k364_square", "%545 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k365_mul", "%546 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k366_scale", "%547 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k365_mul", "%548 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k121_scale", "%549 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k505_id", "%550 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k506_scale", "%551 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k483_mul", "%552 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k186_add", "%553 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k509_neg", "%554 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k120_sum", "%555 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k121_scale", "%556 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k505_id", "%557 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k186_add", "%558 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k484_sum", "%560 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k486_sum", "%562 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k487_sum", "%563 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k521_matmul", "%566 matmul [B,64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k522_matmul", "%567 matmul [B,576,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k523_sum", "%568 reduce [1,64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k526_col2im", "%571 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k186_add", "%572 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k482_step", "%573 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k483_mul", "%574 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k484_sum", "%575 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k486_sum", "%577 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k487_sum", "%578 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k131_mul", "%580 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k483_mul", "%581 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k484_sum", "%582 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k486_sum", "%584 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k487_sum", "%585 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k128_mul", "%588 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k483_mul", "%589 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k120_sum", "%590 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k364_square", "%591 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k365_mul", "%592 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k366_scale", "%593 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k365_mul", "%594 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k121_scale", "%595 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k505_id", "%596 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k506_scale", "%597 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k483_mul", "%598 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k186_add", "%599 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k509_neg", "%600 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k120_sum", "%601 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k121_scale", "%602 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k505_id", "%603 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k186_add", "%604 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k484_sum", "%606 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k486_sum", "%608 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k487_sum", "%609 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k612_matmul", "%612 matmul [B,64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k613_matmul", "%613 matmul [B,288,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k614_sum", "%614 reduce [1,64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k617_col2im", "%617 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k618_step", "%618 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k619_mul", "%619 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k620_sum", "%620 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k622_sum", "%622 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k623_sum", "%623 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k52_mul", "%625 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k619_mul", "%626 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k620_sum", "%627 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k622_sum", "%629 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k623_sum", "%630 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k49_mul", "%633 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k619_mul", "%634 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k41_sum", "%635 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k364_square", "%636 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k365_mul", "%637 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k366_scale", "%638 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k365_mul", "%639 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k42_scale", "%640 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k641_id", "%641 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k642_scale", "%642 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k619_mul", "%643 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k107_add", "%644 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k645_neg", "%645 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k41_sum", "%646 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k42_scale", "%647 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k641_id", "%648 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k107_add", "%649 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k620_sum", "%651 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k622_sum", "%653 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k623_sum", "%654 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k657_matmul", "%657 matmul [B,32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k658_matmul", "%658 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k659_sum", "%659 reduce [1,32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k662_col2im", "%662 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k618_step", "%663 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k619_mul", "%664 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k620_sum", "%665 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k622_sum", "%667 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k623_sum", "%668 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k52_mul", "%670 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k619_mul", "%671 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k620_sum", "%672 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k622_sum", "%674 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k623_sum", "%675 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k49_mul", "%678 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k619_mul", "%679 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k41_sum", "%680 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k364_square", "%681 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k365_mul", "%682 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k366_scale", "%683 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k365_mul", "%684 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k42_scale", "%685 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k641_id", "%686 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k642_scale", "%687 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k619_mul", "%688 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k107_add", "%689 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k645_neg", "%690 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k41_sum", "%691 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k42_scale", "%692 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k641_id", "%693 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k107_add", "%694 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k620_sum", "%696 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k622_sum", "%698 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k623_sum", "%699 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k657_matmul", "%702 matmul [B,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k658_matmul", "%703 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k659_sum", "%704 reduce [1,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k662_col2im", "%707 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k107_add", "%708 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k618_step", "%709 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k619_mul", "%710 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k620_sum", "%711 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k622_sum", "%713 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k623_sum", "%714 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k52_mul", "%716 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k619_mul", "%717 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k620_sum", "%718 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k622_sum", "%720 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k623_sum", "%721 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k49_mul", "%724 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k619_mul", "%725 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k41_sum", "%726 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k364_square", "%727 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k365_mul", "%728 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k366_scale", "%729 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k365_mul", "%730 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k42_scale", "%731 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k641_id", "%732 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k642_scale", "%733 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k619_mul", "%734 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k107_add", "%735 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k645_neg", "%736 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k41_sum", "%737 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k42_scale", "%738 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k641_id", "%739 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k107_add", "%740 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k620_sum", "%742 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k622_sum", "%744 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k623_sum", "%745 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k657_matmul", "%748 matmul [B,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k658_matmul", "%749 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k659_sum", "%750 reduce [1,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k753_col2im", "%753 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k754_step", "%754 map:step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"k755_mul", "%755 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"k756_sum", "%756 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k758_sum", "%758 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k759_sum", "%759 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k26_mul", "%761 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k755_mul", "%762 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k756_sum", "%763 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k758_sum", "%765 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k759_sum", "%766 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k23_mul", "%769 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k755_mul", "%770 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k15_sum", "%771 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k364_square", "%772 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k365_mul", "%773 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k366_scale", "%774 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k365_mul", "%775 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k16_scale", "%776 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k777_id", "%777 map:id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k778_scale", "%778 map:scale [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k755_mul", "%779 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k780_add", "%780 map:add [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k781_neg", "%781 map:neg [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k15_sum", "%782 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k16_scale", "%783 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k777_id", "%784 map:id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k780_add", "%785 map:add [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k756_sum", "%787 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k758_sum", "%789 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k759_sum", "%790 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k793_matmul", "%793 matmul [B,32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k795_sum", "%795 reduce [1,32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+};
+const reclf_prof_table reclf_profile_convirt_image_vjp = {530, prof};
+#define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
+    prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#else
+#define CALL(i, fl, by, call) call
+#endif
+
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     return sizeof(real) * (size_t)(656688 + 2531600*B);
@@ -1889,541 +2430,541 @@ static size_t arena_bytes(const long *dims) {
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    k2_addc(A + 656688, (real *)inputs[0], B); /* %2 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    k3_scale(A + 656688 + 4096*B, A + 656688, B); /* %3 map:scale [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    k6_im2col(A + 656688 + 1941504*B, A + 656688 + 4096*B, B); /* %6 im2col [B,9,4096]  graphs/lib/image_encoder.lua:6 */
-    k8_matmul(A + 656688, (real *)P + 0, A + 656688 + 1941504*B, B); /* %8 matmul [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    k11_add(A + 656688 + 131072*B, A + 656688, (real *)P + 288, B); /* %11 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    k15_sum(A + 656688, A + 656688 + 131072*B, B); /* %15 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k16_scale(A + 656688 + 16*B, A + 656688, B); /* %16 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k17_sub(A + 656688 + 1327104*B, A + 656688 + 131072*B, A + 656688 + 16*B, B); /* %17 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k18_square(A + 656688, A + 656688 + 1327104*B, B); /* %18 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k15_sum(A + 656688 + 1458176*B, A + 656688, B); /* %19 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k16_scale(A + 656688 + 1458192*B, A + 656688 + 1458176*B, B); /* %20 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k21_addc(A + 656688 + 1458176*B, A + 656688 + 1458192*B, B); /* %21 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k22_rsqrt(A + 656688 + 2531456*B, A + 656688 + 1458176*B, B); /* %22 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k23_mul(A + 656688 + 1458176*B, A + 656688 + 1327104*B, A + 656688 + 2531456*B, B); /* %23 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k26_mul(A + 656688, A + 656688 + 1458176*B, (real *)P + 320, B); /* %26 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k11_add(A + 656688 + 1589248*B, A + 656688, (real *)P + 352, B); /* %28 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k29_relu(A + 656688 + 294912*B, A + 656688 + 1589248*B, B); /* %29 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    k32_im2col(A + 656688, A + 656688 + 294912*B, B); /* %32 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    k34_matmul(A + 656688 + 1720320*B, (real *)P + 384, A + 656688, B); /* %34 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    k37_add(A + 656688 + 1753088*B, A + 656688 + 1720320*B, (real *)P + 9600, B); /* %37 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k41_sum(A + 656688 + 1720320*B, A + 656688 + 1753088*B, B); /* %41 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k42_scale(A + 656688 + 1720336*B, A + 656688 + 1720320*B, B); /* %42 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k43_sub(A + 656688 + 2015232*B, A + 656688 + 1753088*B, A + 656688 + 1720336*B, B); /* %43 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k44_square(A + 656688 + 1978368*B, A + 656688 + 2015232*B, B); /* %44 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k41_sum(A + 656688 + 2011136*B, A + 656688 + 1978368*B, B); /* %45 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B); /* %46 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k21_addc(A + 656688 + 2011168*B, A + 656688 + 2011152*B, B); /* %47 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k22_rsqrt(A + 656688 + 2531472*B, A + 656688 + 2011168*B, B); /* %48 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k49_mul(A + 656688 + 2048000*B, A + 656688 + 2015232*B, A + 656688 + 2531472*B, B); /* %49 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k52_mul(A + 656688 + 1978368*B, A + 656688 + 2048000*B, (real *)P + 9632, B); /* %52 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k37_add(A + 656688 + 2080768*B, A + 656688 + 1978368*B, (real *)P + 9664, B); /* %54 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k55_relu(A + 656688 + 1978368*B, A + 656688 + 2080768*B, B); /* %55 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    k58_im2col(A + 656688 + 294912*B, A + 656688 + 1978368*B, B); /* %58 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    k34_matmul(A + 656688 + 1720320*B, (real *)P + 9696, A + 656688 + 294912*B, B); /* %60 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    k37_add(A + 656688 + 1753088*B, A + 656688 + 1720320*B, (real *)P + 18912, B); /* %63 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k41_sum(A + 656688 + 2011136*B, A + 656688 + 1753088*B, B); /* %67 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B); /* %68 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k43_sub(A + 656688 + 2113536*B, A + 656688 + 1753088*B, A + 656688 + 2011152*B, B); /* %69 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k44_square(A + 656688 + 1720320*B, A + 656688 + 2113536*B, B); /* %70 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k41_sum(A + 656688 + 2011136*B, A + 656688 + 1720320*B, B); /* %71 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B); /* %72 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k21_addc(A + 656688 + 2011136*B, A + 656688 + 2011152*B, B); /* %73 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k22_rsqrt(A + 656688 + 2531488*B, A + 656688 + 2011136*B, B); /* %74 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k49_mul(A + 656688 + 2146304*B, A + 656688 + 2113536*B, A + 656688 + 2531488*B, B); /* %75 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k52_mul(A + 656688 + 1720320*B, A + 656688 + 2146304*B, (real *)P + 18944, B); /* %78 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k37_add(A + 656688 + 2179072*B, A + 656688 + 1720320*B, (real *)P + 18976, B); /* %80 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k55_relu(A + 656688 + 1720320*B, A + 656688 + 2179072*B, B); /* %81 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    k58_im2col(A + 656688 + 589824*B, A + 656688 + 1720320*B, B); /* %84 im2col [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    k34_matmul(A + 656688 + 1720320*B, (real *)P + 19008, A + 656688 + 589824*B, B); /* %86 matmul [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    k37_add(A + 656688 + 1753088*B, A + 656688 + 1720320*B, (real *)P + 28224, B); /* %89 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k41_sum(A + 656688 + 2011136*B, A + 656688 + 1753088*B, B); /* %93 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B); /* %94 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k43_sub(A + 656688 + 2211840*B, A + 656688 + 1753088*B, A + 656688 + 2011152*B, B); /* %95 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k44_square(A + 656688 + 1720320*B, A + 656688 + 2211840*B, B); /* %96 map:square [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k41_sum(A + 656688 + 2011136*B, A + 656688 + 1720320*B, B); /* %97 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B); /* %98 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k21_addc(A + 656688 + 2011136*B, A + 656688 + 2011152*B, B); /* %99 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k22_rsqrt(A + 656688 + 2531504*B, A + 656688 + 2011136*B, B); /* %100 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k49_mul(A + 656688 + 2244608*B, A + 656688 + 2211840*B, A + 656688 + 2531504*B, B); /* %101 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k52_mul(A + 656688 + 1720320*B, A + 656688 + 2244608*B, (real *)P + 28256, B); /* %104 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k37_add(A + 656688 + 1753088*B, A + 656688 + 1720320*B, (real *)P + 28288, B); /* %106 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k107_add(A + 656688 + 2277376*B, A + 656688 + 1978368*B, A + 656688 + 1753088*B, B); /* %107 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    k55_relu(A + 656688 + 1978368*B, A + 656688 + 2277376*B, B); /* %108 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    k111_im2col(A + 656688 + 1720320*B, A + 656688 + 1978368*B, B); /* %111 im2col [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    k113_matmul(A + 656688 + 1978368*B, (real *)P + 28320, A + 656688 + 1720320*B, B); /* %113 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    k116_add(A + 656688 + 1994752*B, A + 656688 + 1978368*B, (real *)P + 46752, B); /* %116 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k120_sum(A + 656688 + 2011136*B, A + 656688 + 1994752*B, B); /* %120 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k121_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B); /* %121 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k122_sub(A + 656688 + 2310144*B, A + 656688 + 1994752*B, A + 656688 + 2011152*B, B); /* %122 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k123_square(A + 656688 + 1978368*B, A + 656688 + 2310144*B, B); /* %123 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k120_sum(A + 656688 + 1994752*B, A + 656688 + 1978368*B, B); /* %124 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k121_scale(A + 656688 + 1978368*B, A + 656688 + 1994752*B, B); /* %125 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k21_addc(A + 656688 + 1978384*B, A + 656688 + 1978368*B, B); /* %126 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k22_rsqrt(A + 656688 + 2531520*B, A + 656688 + 1978384*B, B); /* %127 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k128_mul(A + 656688 + 2326528*B, A + 656688 + 2310144*B, A + 656688 + 2531520*B, B); /* %128 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k131_mul(A + 656688 + 1978368*B, A + 656688 + 2326528*B, (real *)P + 46816, B); /* %131 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k116_add(A + 656688 + 2342912*B, A + 656688 + 1978368*B, (real *)P + 46880, B); /* %133 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k134_relu(A + 656688 + 1978368*B, A + 656688 + 2342912*B, B); /* %134 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    k137_im2col(A + 656688 + 884736*B, A + 656688 + 1978368*B, B); /* %137 im2col [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    k139_matmul(A + 656688 + 1994752*B, (real *)P + 46944, A + 656688 + 884736*B, B); /* %139 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    k116_add(A + 656688 + 1794048*B, A + 656688 + 1994752*B, (real *)P + 83808, B); /* %142 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k120_sum(A + 656688 + 1994752*B, A + 656688 + 1794048*B, B); /* %146 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k121_scale(A + 656688 + 1994768*B, A + 656688 + 1994752*B, B); /* %147 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k122_sub(A + 656688 + 2359296*B, A + 656688 + 1794048*B, A + 656688 + 1994768*B, B); /* %148 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k123_square(A + 656688 + 1994752*B, A + 656688 + 2359296*B, B); /* %149 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k120_sum(A + 656688 + 2011136*B, A + 656688 + 1994752*B, B); /* %150 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k121_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B); /* %151 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k21_addc(A + 656688 + 2011168*B, A + 656688 + 2011152*B, B); /* %152 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k22_rsqrt(A + 656688 + 2531536*B, A + 656688 + 2011168*B, B); /* %153 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k128_mul(A + 656688 + 2375680*B, A + 656688 + 2359296*B, A + 656688 + 2531536*B, B); /* %154 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k131_mul(A + 656688 + 1994752*B, A + 656688 + 2375680*B, (real *)P + 83872, B); /* %157 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k116_add(A + 656688 + 2392064*B, A + 656688 + 1994752*B, (real *)P + 83936, B); /* %159 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k134_relu(A + 656688 + 1994752*B, A + 656688 + 2392064*B, B); /* %160 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    k137_im2col(A + 656688 + 1032192*B, A + 656688 + 1994752*B, B); /* %163 im2col [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    k139_matmul(A + 656688 + 1994752*B, (real *)P + 84000, A + 656688 + 1032192*B, B); /* %165 matmul [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    k116_add(A + 656688 + 1179648*B, A + 656688 + 1994752*B, (real *)P + 120864, B); /* %168 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k120_sum(A + 656688 + 1994752*B, A + 656688 + 1179648*B, B); /* %172 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k121_scale(A + 656688 + 1994768*B, A + 656688 + 1994752*B, B); /* %173 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k122_sub(A + 656688 + 2408448*B, A + 656688 + 1179648*B, A + 656688 + 1994768*B, B); /* %174 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k123_square(A + 656688 + 1994752*B, A + 656688 + 2408448*B, B); /* %175 map:square [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k120_sum(A + 656688 + 2011136*B, A + 656688 + 1994752*B, B); /* %176 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k121_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B); /* %177 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k21_addc(A + 656688 + 2011168*B, A + 656688 + 2011152*B, B); /* %178 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k22_rsqrt(A + 656688 + 2531552*B, A + 656688 + 2011168*B, B); /* %179 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k128_mul(A + 656688 + 2424832*B, A + 656688 + 2408448*B, A + 656688 + 2531552*B, B); /* %180 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k131_mul(A + 656688 + 1994752*B, A + 656688 + 2424832*B, (real *)P + 120928, B); /* %183 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k116_add(A + 656688 + 1179648*B, A + 656688 + 1994752*B, (real *)P + 120992, B); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k186_add(A + 656688 + 2441216*B, A + 656688 + 1978368*B, A + 656688 + 1179648*B, B); /* %186 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    k134_relu(A + 656688 + 1179648*B, A + 656688 + 2441216*B, B); /* %187 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    k190_im2col(A + 656688 + 1978368*B, A + 656688 + 1179648*B, B); /* %190 im2col [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    k192_matmul(A + 656688 + 1179648*B, (real *)P + 121056, A + 656688 + 1978368*B, B); /* %192 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    k195_add(A + 656688 + 1187840*B, A + 656688 + 1179648*B, (real *)P + 194784, B); /* %195 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k199_sum(A + 656688 + 1179648*B, A + 656688 + 1187840*B, B); /* %199 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k200_scale(A + 656688 + 1179664*B, A + 656688 + 1179648*B, B); /* %200 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k201_sub(A + 656688 + 2457600*B, A + 656688 + 1187840*B, A + 656688 + 1179664*B, B); /* %201 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k202_square(A + 656688 + 1179648*B, A + 656688 + 2457600*B, B); /* %202 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k199_sum(A + 656688 + 2465792*B, A + 656688 + 1179648*B, B); /* %203 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k200_scale(A + 656688 + 2465808*B, A + 656688 + 2465792*B, B); /* %204 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k21_addc(A + 656688 + 2465792*B, A + 656688 + 2465808*B, B); /* %205 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k22_rsqrt(A + 656688 + 2531568*B, A + 656688 + 2465792*B, B); /* %206 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k207_mul(A + 656688 + 2465792*B, A + 656688 + 2457600*B, A + 656688 + 2531568*B, B); /* %207 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k210_mul(A + 656688 + 1179648*B, A + 656688 + 2465792*B, (real *)P + 194912, B); /* %210 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k195_add(A + 656688 + 2473984*B, A + 656688 + 1179648*B, (real *)P + 195040, B); /* %212 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k213_relu(A + 656688 + 1179648*B, A + 656688 + 2473984*B, B); /* %213 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    k216_im2col(A + 656688 + 1794048*B, A + 656688 + 1179648*B, B); /* %216 im2col [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    k218_matmul(A + 656688 + 1867776*B, (real *)P + 195168, A + 656688 + 1794048*B, B); /* %218 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    k195_add(A + 656688 + 1875968*B, A + 656688 + 1867776*B, (real *)P + 342624, B); /* %221 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k199_sum(A + 656688 + 1867776*B, A + 656688 + 1875968*B, B); /* %225 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k200_scale(A + 656688 + 1867792*B, A + 656688 + 1867776*B, B); /* %226 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k201_sub(A + 656688 + 2482176*B, A + 656688 + 1875968*B, A + 656688 + 1867792*B, B); /* %227 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k202_square(A + 656688 + 1867776*B, A + 656688 + 2482176*B, B); /* %228 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k199_sum(A + 656688 + 2490368*B, A + 656688 + 1867776*B, B); /* %229 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k200_scale(A + 656688 + 2490384*B, A + 656688 + 2490368*B, B); /* %230 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k21_addc(A + 656688 + 2490368*B, A + 656688 + 2490384*B, B); /* %231 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k22_rsqrt(A + 656688 + 2531584*B, A + 656688 + 2490368*B, B); /* %232 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k207_mul(A + 656688 + 2490368*B, A + 656688 + 2482176*B, A + 656688 + 2531584*B, B); /* %233 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k210_mul(A + 656688 + 1867776*B, A + 656688 + 2490368*B, (real *)P + 342752, B); /* %236 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k195_add(A + 656688 + 2498560*B, A + 656688 + 1867776*B, (real *)P + 342880, B); /* %238 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k213_relu(A + 656688 + 1187840*B, A + 656688 + 2498560*B, B); /* %239 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    k216_im2col(A + 656688 + 1867776*B, A + 656688 + 1187840*B, B); /* %242 im2col [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    k218_matmul(A + 656688 + 1187840*B, (real *)P + 343008, A + 656688 + 1867776*B, B); /* %244 matmul [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    k195_add(A + 656688 + 1196032*B, A + 656688 + 1187840*B, (real *)P + 490464, B); /* %247 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k199_sum(A + 656688 + 1187840*B, A + 656688 + 1196032*B, B); /* %251 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k200_scale(A + 656688 + 2506752*B, A + 656688 + 1187840*B, B); /* %252 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k201_sub(A + 656688 + 1187840*B, A + 656688 + 1196032*B, A + 656688 + 2506752*B, B); /* %253 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k202_square(A + 656688 + 1196032*B, A + 656688 + 1187840*B, B); /* %254 map:square [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k199_sum(A + 656688 + 2506752*B, A + 656688 + 1196032*B, B); /* %255 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k200_scale(A + 656688 + 2506768*B, A + 656688 + 2506752*B, B); /* %256 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k21_addc(A + 656688 + 2506752*B, A + 656688 + 2506768*B, B); /* %257 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k22_rsqrt(A + 656688 + 2523136*B, A + 656688 + 2506752*B, B); /* %258 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k207_mul(A + 656688 + 1196032*B, A + 656688 + 1187840*B, A + 656688 + 2523136*B, B); /* %259 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k210_mul(A + 656688 + 1204224*B, A + 656688 + 1196032*B, (real *)P + 490592, B); /* %262 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k195_add(A + 656688 + 1212416*B, A + 656688 + 1204224*B, (real *)P + 490720, B); /* %264 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k265_add(A + 656688 + 1204224*B, A + 656688 + 1179648*B, A + 656688 + 1212416*B, B); /* %265 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    k213_relu(A + 656688 + 1179648*B, A + 656688 + 1204224*B, B); /* %266 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    k268_permute(A + 656688 + 1212416*B, A + 656688 + 1179648*B, B); /* %268 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    k272_matmul(A + 656688 + 1179648*B, A + 656688 + 1212416*B, (real *)P + 490848, B); /* %272 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    k274_add(A + 656688 + 2506752*B, A + 656688 + 1179648*B, (real *)P + 507232, B); /* %274 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    k275_sum(A + 656688 + 1179648*B, A + 656688 + 1212416*B, B); /* %275 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    k277_scale(A + 656688 + 1228800*B, A + 656688 + 1179648*B, B); /* %277 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    k280_matmul(A + 656688 + 1179648*B, A + 656688 + 1228800*B, (real *)P + 507360, B); /* %280 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    k281_add(A + 656688 + 2531328*B, A + 656688 + 1179648*B, (real *)P + 523744, B); /* %281 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
-    k284_mul(A + 656688 + 1179648*B, A + 656688 + 2531328*B, (real *)inputs[1], B); /* %284 map:mul [B,128]  graphs/lib/model.lua:142 */
-    k285_sum(A + 656688 + 1179776*B, A + 656688 + 1179648*B, B); /* %285 reduce [B,1]  graphs/lib/model.lua:142 */
-    k286_sum(A + 0, A + 656688 + 1179776*B, B); /* %286 reduce [1,1]  graphs/lib/model.lua:142 */
-    k288_mul(A + 656688 + 1179648*B, A + 656688 + 2506752*B, (real *)inputs[2], B); /* %288 map:mul [B,64,128]  graphs/lib/model.lua:142 */
-    k289_sum(A + 656688 + 1220608*B, A + 656688 + 1179648*B, B); /* %289 reduce [B,64,1]  graphs/lib/model.lua:142 */
-    k290_sum(A + 656688 + 1220672*B, A + 656688 + 1220608*B, B); /* %290 reduce [B,1,1]  graphs/lib/model.lua:142 */
-    k286_sum(A + 16, A + 656688 + 1220672*B, B); /* %291 reduce [1,1,1]  graphs/lib/model.lua:142 */
-    k293_add(A + 656672, A + 0, A + 16); /* %293 map:add []  graphs/lib/model.lua:142 */
+    CALL(0, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k2_addc(A + 656688, (real *)inputs[0], B)); /* %2 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k3_scale(A + 656688 + 4096*B, A + 656688, B)); /* %3 map:scale [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(2, 0, sizeof(real)*((double)36864*B + (double)4096*B), k6_im2col(A + 656688 + 1941504*B, A + 656688 + 4096*B, B)); /* %6 im2col [B,9,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k8_matmul(A + 656688, (real *)P + 0, A + 656688 + 1941504*B, B)); /* %8 matmul [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k11_add(A + 656688 + 131072*B, A + 656688, (real *)P + 288, B)); /* %11 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k15_sum(A + 656688, A + 656688 + 131072*B, B)); /* %15 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k16_scale(A + 656688 + 16*B, A + 656688, B)); /* %16 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k17_sub(A + 656688 + 1327104*B, A + 656688 + 131072*B, A + 656688 + 16*B, B)); /* %17 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k18_square(A + 656688, A + 656688 + 1327104*B, B)); /* %18 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k15_sum(A + 656688 + 1458176*B, A + 656688, B)); /* %19 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k16_scale(A + 656688 + 1458192*B, A + 656688 + 1458176*B, B)); /* %20 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 1458176*B, A + 656688 + 1458192*B, B)); /* %21 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2531456*B, A + 656688 + 1458176*B, B)); /* %22 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(13, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k23_mul(A + 656688 + 1458176*B, A + 656688 + 1327104*B, A + 656688 + 2531456*B, B)); /* %23 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(14, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k26_mul(A + 656688, A + 656688 + 1458176*B, (real *)P + 320, B)); /* %26 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(15, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k11_add(A + 656688 + 1589248*B, A + 656688, (real *)P + 352, B)); /* %28 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k29_relu(A + 656688 + 294912*B, A + 656688 + 1589248*B, B)); /* %29 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(17, 0, sizeof(real)*((double)294912*B + (double)131072*B), k32_im2col(A + 656688, A + 656688 + 294912*B, B)); /* %32 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(18, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k34_matmul(A + 656688 + 1720320*B, (real *)P + 384, A + 656688, B)); /* %34 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 656688 + 1753088*B, A + 656688 + 1720320*B, (real *)P + 9600, B)); /* %37 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(20, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 1720320*B, A + 656688 + 1753088*B, B)); /* %41 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(21, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 1720336*B, A + 656688 + 1720320*B, B)); /* %42 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k43_sub(A + 656688 + 2015232*B, A + 656688 + 1753088*B, A + 656688 + 1720336*B, B)); /* %43 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(23, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k44_square(A + 656688 + 1978368*B, A + 656688 + 2015232*B, B)); /* %44 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1978368*B, B)); /* %45 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(25, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %46 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 2011168*B, A + 656688 + 2011152*B, B)); /* %47 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2531472*B, A + 656688 + 2011168*B, B)); /* %48 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k49_mul(A + 656688 + 2048000*B, A + 656688 + 2015232*B, A + 656688 + 2531472*B, B)); /* %49 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k52_mul(A + 656688 + 1978368*B, A + 656688 + 2048000*B, (real *)P + 9632, B)); /* %52 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 656688 + 2080768*B, A + 656688 + 1978368*B, (real *)P + 9664, B)); /* %54 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k55_relu(A + 656688 + 1978368*B, A + 656688 + 2080768*B, B)); /* %55 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(32, 0, sizeof(real)*((double)294912*B + (double)32768*B), k58_im2col(A + 656688 + 294912*B, A + 656688 + 1978368*B, B)); /* %58 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(33, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k34_matmul(A + 656688 + 1720320*B, (real *)P + 9696, A + 656688 + 294912*B, B)); /* %60 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 656688 + 1753088*B, A + 656688 + 1720320*B, (real *)P + 18912, B)); /* %63 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(35, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1753088*B, B)); /* %67 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(36, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %68 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(37, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k43_sub(A + 656688 + 2113536*B, A + 656688 + 1753088*B, A + 656688 + 2011152*B, B)); /* %69 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k44_square(A + 656688 + 1720320*B, A + 656688 + 2113536*B, B)); /* %70 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(39, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1720320*B, B)); /* %71 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(40, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %72 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(41, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 2011136*B, A + 656688 + 2011152*B, B)); /* %73 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(42, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2531488*B, A + 656688 + 2011136*B, B)); /* %74 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(43, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k49_mul(A + 656688 + 2146304*B, A + 656688 + 2113536*B, A + 656688 + 2531488*B, B)); /* %75 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(44, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k52_mul(A + 656688 + 1720320*B, A + 656688 + 2146304*B, (real *)P + 18944, B)); /* %78 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(45, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 656688 + 2179072*B, A + 656688 + 1720320*B, (real *)P + 18976, B)); /* %80 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(46, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k55_relu(A + 656688 + 1720320*B, A + 656688 + 2179072*B, B)); /* %81 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(47, 0, sizeof(real)*((double)294912*B + (double)32768*B), k58_im2col(A + 656688 + 589824*B, A + 656688 + 1720320*B, B)); /* %84 im2col [B,288,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(48, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k34_matmul(A + 656688 + 1720320*B, (real *)P + 19008, A + 656688 + 589824*B, B)); /* %86 matmul [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(49, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 656688 + 1753088*B, A + 656688 + 1720320*B, (real *)P + 28224, B)); /* %89 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(50, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1753088*B, B)); /* %93 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(51, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %94 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(52, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k43_sub(A + 656688 + 2211840*B, A + 656688 + 1753088*B, A + 656688 + 2011152*B, B)); /* %95 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(53, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k44_square(A + 656688 + 1720320*B, A + 656688 + 2211840*B, B)); /* %96 map:square [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(54, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1720320*B, B)); /* %97 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(55, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %98 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(56, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 2011136*B, A + 656688 + 2011152*B, B)); /* %99 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(57, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2531504*B, A + 656688 + 2011136*B, B)); /* %100 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(58, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k49_mul(A + 656688 + 2244608*B, A + 656688 + 2211840*B, A + 656688 + 2531504*B, B)); /* %101 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(59, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k52_mul(A + 656688 + 1720320*B, A + 656688 + 2244608*B, (real *)P + 28256, B)); /* %104 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(60, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 656688 + 1753088*B, A + 656688 + 1720320*B, (real *)P + 28288, B)); /* %106 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(61, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k107_add(A + 656688 + 2277376*B, A + 656688 + 1978368*B, A + 656688 + 1753088*B, B)); /* %107 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(62, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k55_relu(A + 656688 + 1978368*B, A + 656688 + 2277376*B, B)); /* %108 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(63, 0, sizeof(real)*((double)73728*B + (double)32768*B), k111_im2col(A + 656688 + 1720320*B, A + 656688 + 1978368*B, B)); /* %111 im2col [B,288,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(64, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k113_matmul(A + 656688 + 1978368*B, (real *)P + 28320, A + 656688 + 1720320*B, B)); /* %113 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(65, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 656688 + 1994752*B, A + 656688 + 1978368*B, (real *)P + 46752, B)); /* %116 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(66, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 2011136*B, A + 656688 + 1994752*B, B)); /* %120 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(67, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %121 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k122_sub(A + 656688 + 2310144*B, A + 656688 + 1994752*B, A + 656688 + 2011152*B, B)); /* %122 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(69, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k123_square(A + 656688 + 1978368*B, A + 656688 + 2310144*B, B)); /* %123 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(70, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 1994752*B, A + 656688 + 1978368*B, B)); /* %124 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(71, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 1978368*B, A + 656688 + 1994752*B, B)); /* %125 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(72, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 1978384*B, A + 656688 + 1978368*B, B)); /* %126 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(73, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2531520*B, A + 656688 + 1978384*B, B)); /* %127 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(74, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k128_mul(A + 656688 + 2326528*B, A + 656688 + 2310144*B, A + 656688 + 2531520*B, B)); /* %128 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(75, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k131_mul(A + 656688 + 1978368*B, A + 656688 + 2326528*B, (real *)P + 46816, B)); /* %131 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(76, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 656688 + 2342912*B, A + 656688 + 1978368*B, (real *)P + 46880, B)); /* %133 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(77, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k134_relu(A + 656688 + 1978368*B, A + 656688 + 2342912*B, B)); /* %134 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(78, 0, sizeof(real)*((double)147456*B + (double)16384*B), k137_im2col(A + 656688 + 884736*B, A + 656688 + 1978368*B, B)); /* %137 im2col [B,576,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(79, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k139_matmul(A + 656688 + 1994752*B, (real *)P + 46944, A + 656688 + 884736*B, B)); /* %139 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(80, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 656688 + 1794048*B, A + 656688 + 1994752*B, (real *)P + 83808, B)); /* %142 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(81, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 1994752*B, A + 656688 + 1794048*B, B)); /* %146 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(82, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 1994768*B, A + 656688 + 1994752*B, B)); /* %147 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(83, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k122_sub(A + 656688 + 2359296*B, A + 656688 + 1794048*B, A + 656688 + 1994768*B, B)); /* %148 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(84, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k123_square(A + 656688 + 1994752*B, A + 656688 + 2359296*B, B)); /* %149 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(85, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 2011136*B, A + 656688 + 1994752*B, B)); /* %150 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(86, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %151 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(87, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 2011168*B, A + 656688 + 2011152*B, B)); /* %152 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(88, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2531536*B, A + 656688 + 2011168*B, B)); /* %153 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(89, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k128_mul(A + 656688 + 2375680*B, A + 656688 + 2359296*B, A + 656688 + 2531536*B, B)); /* %154 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(90, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k131_mul(A + 656688 + 1994752*B, A + 656688 + 2375680*B, (real *)P + 83872, B)); /* %157 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(91, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 656688 + 2392064*B, A + 656688 + 1994752*B, (real *)P + 83936, B)); /* %159 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(92, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k134_relu(A + 656688 + 1994752*B, A + 656688 + 2392064*B, B)); /* %160 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(93, 0, sizeof(real)*((double)147456*B + (double)16384*B), k137_im2col(A + 656688 + 1032192*B, A + 656688 + 1994752*B, B)); /* %163 im2col [B,576,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(94, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k139_matmul(A + 656688 + 1994752*B, (real *)P + 84000, A + 656688 + 1032192*B, B)); /* %165 matmul [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(95, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 656688 + 1179648*B, A + 656688 + 1994752*B, (real *)P + 120864, B)); /* %168 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(96, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 1994752*B, A + 656688 + 1179648*B, B)); /* %172 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(97, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 1994768*B, A + 656688 + 1994752*B, B)); /* %173 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(98, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k122_sub(A + 656688 + 2408448*B, A + 656688 + 1179648*B, A + 656688 + 1994768*B, B)); /* %174 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(99, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k123_square(A + 656688 + 1994752*B, A + 656688 + 2408448*B, B)); /* %175 map:square [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(100, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 2011136*B, A + 656688 + 1994752*B, B)); /* %176 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(101, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %177 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(102, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 2011168*B, A + 656688 + 2011152*B, B)); /* %178 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(103, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2531552*B, A + 656688 + 2011168*B, B)); /* %179 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(104, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k128_mul(A + 656688 + 2424832*B, A + 656688 + 2408448*B, A + 656688 + 2531552*B, B)); /* %180 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(105, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k131_mul(A + 656688 + 1994752*B, A + 656688 + 2424832*B, (real *)P + 120928, B)); /* %183 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(106, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 656688 + 1179648*B, A + 656688 + 1994752*B, (real *)P + 120992, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(107, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k186_add(A + 656688 + 2441216*B, A + 656688 + 1978368*B, A + 656688 + 1179648*B, B)); /* %186 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(108, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k134_relu(A + 656688 + 1179648*B, A + 656688 + 2441216*B, B)); /* %187 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(109, 0, sizeof(real)*((double)36864*B + (double)16384*B), k190_im2col(A + 656688 + 1978368*B, A + 656688 + 1179648*B, B)); /* %190 im2col [B,576,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(110, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k192_matmul(A + 656688 + 1179648*B, (real *)P + 121056, A + 656688 + 1978368*B, B)); /* %192 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(111, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 656688 + 1187840*B, A + 656688 + 1179648*B, (real *)P + 194784, B)); /* %195 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(112, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 1179648*B, A + 656688 + 1187840*B, B)); /* %199 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(113, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 1179664*B, A + 656688 + 1179648*B, B)); /* %200 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(114, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k201_sub(A + 656688 + 2457600*B, A + 656688 + 1187840*B, A + 656688 + 1179664*B, B)); /* %201 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(115, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k202_square(A + 656688 + 1179648*B, A + 656688 + 2457600*B, B)); /* %202 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(116, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 2465792*B, A + 656688 + 1179648*B, B)); /* %203 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(117, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2465808*B, A + 656688 + 2465792*B, B)); /* %204 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(118, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 2465792*B, A + 656688 + 2465808*B, B)); /* %205 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(119, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2531568*B, A + 656688 + 2465792*B, B)); /* %206 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(120, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k207_mul(A + 656688 + 2465792*B, A + 656688 + 2457600*B, A + 656688 + 2531568*B, B)); /* %207 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(121, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k210_mul(A + 656688 + 1179648*B, A + 656688 + 2465792*B, (real *)P + 194912, B)); /* %210 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(122, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 656688 + 2473984*B, A + 656688 + 1179648*B, (real *)P + 195040, B)); /* %212 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(123, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k213_relu(A + 656688 + 1179648*B, A + 656688 + 2473984*B, B)); /* %213 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(124, 0, sizeof(real)*((double)73728*B + (double)8192*B), k216_im2col(A + 656688 + 1794048*B, A + 656688 + 1179648*B, B)); /* %216 im2col [B,1152,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(125, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k218_matmul(A + 656688 + 1867776*B, (real *)P + 195168, A + 656688 + 1794048*B, B)); /* %218 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(126, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 656688 + 1875968*B, A + 656688 + 1867776*B, (real *)P + 342624, B)); /* %221 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(127, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 1867776*B, A + 656688 + 1875968*B, B)); /* %225 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(128, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 1867792*B, A + 656688 + 1867776*B, B)); /* %226 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(129, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k201_sub(A + 656688 + 2482176*B, A + 656688 + 1875968*B, A + 656688 + 1867792*B, B)); /* %227 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(130, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k202_square(A + 656688 + 1867776*B, A + 656688 + 2482176*B, B)); /* %228 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(131, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 2490368*B, A + 656688 + 1867776*B, B)); /* %229 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(132, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2490384*B, A + 656688 + 2490368*B, B)); /* %230 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(133, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 2490368*B, A + 656688 + 2490384*B, B)); /* %231 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(134, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2531584*B, A + 656688 + 2490368*B, B)); /* %232 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(135, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k207_mul(A + 656688 + 2490368*B, A + 656688 + 2482176*B, A + 656688 + 2531584*B, B)); /* %233 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(136, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k210_mul(A + 656688 + 1867776*B, A + 656688 + 2490368*B, (real *)P + 342752, B)); /* %236 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(137, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 656688 + 2498560*B, A + 656688 + 1867776*B, (real *)P + 342880, B)); /* %238 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(138, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k213_relu(A + 656688 + 1187840*B, A + 656688 + 2498560*B, B)); /* %239 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(139, 0, sizeof(real)*((double)73728*B + (double)8192*B), k216_im2col(A + 656688 + 1867776*B, A + 656688 + 1187840*B, B)); /* %242 im2col [B,1152,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(140, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k218_matmul(A + 656688 + 1187840*B, (real *)P + 343008, A + 656688 + 1867776*B, B)); /* %244 matmul [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(141, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 656688 + 1196032*B, A + 656688 + 1187840*B, (real *)P + 490464, B)); /* %247 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(142, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 1187840*B, A + 656688 + 1196032*B, B)); /* %251 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(143, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2506752*B, A + 656688 + 1187840*B, B)); /* %252 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k201_sub(A + 656688 + 1187840*B, A + 656688 + 1196032*B, A + 656688 + 2506752*B, B)); /* %253 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(145, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k202_square(A + 656688 + 1196032*B, A + 656688 + 1187840*B, B)); /* %254 map:square [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(146, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 2506752*B, A + 656688 + 1196032*B, B)); /* %255 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(147, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2506768*B, A + 656688 + 2506752*B, B)); /* %256 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(148, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 2506752*B, A + 656688 + 2506768*B, B)); /* %257 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(149, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2523136*B, A + 656688 + 2506752*B, B)); /* %258 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(150, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k207_mul(A + 656688 + 1196032*B, A + 656688 + 1187840*B, A + 656688 + 2523136*B, B)); /* %259 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(151, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k210_mul(A + 656688 + 1204224*B, A + 656688 + 1196032*B, (real *)P + 490592, B)); /* %262 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(152, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 656688 + 1212416*B, A + 656688 + 1204224*B, (real *)P + 490720, B)); /* %264 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(153, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 656688 + 1204224*B, A + 656688 + 1179648*B, A + 656688 + 1212416*B, B)); /* %265 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(154, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k213_relu(A + 656688 + 1179648*B, A + 656688 + 1204224*B, B)); /* %266 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(155, 0, sizeof(real)*((double)8192*B + (double)8192*B), k268_permute(A + 656688 + 1212416*B, A + 656688 + 1179648*B, B)); /* %268 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(156, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k272_matmul(A + 656688 + 1179648*B, A + 656688 + 1212416*B, (real *)P + 490848, B)); /* %272 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(157, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k274_add(A + 656688 + 2506752*B, A + 656688 + 1179648*B, (real *)P + 507232, B)); /* %274 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(158, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k275_sum(A + 656688 + 1179648*B, A + 656688 + 1212416*B, B)); /* %275 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(159, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k277_scale(A + 656688 + 1228800*B, A + 656688 + 1179648*B, B)); /* %277 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(160, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k280_matmul(A + 656688 + 1179648*B, A + 656688 + 1228800*B, (real *)P + 507360, B)); /* %280 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(161, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k281_add(A + 656688 + 2531328*B, A + 656688 + 1179648*B, (real *)P + 523744, B)); /* %281 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(162, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k284_mul(A + 656688 + 1179648*B, A + 656688 + 2531328*B, (real *)inputs[1], B)); /* %284 map:mul [B,128]  graphs/lib/model.lua:147 */
+    CALL(163, (double)128*B, sizeof(real)*((double)B + (double)128*B), k285_sum(A + 656688 + 1179776*B, A + 656688 + 1179648*B, B)); /* %285 reduce [B,1]  graphs/lib/model.lua:147 */
+    CALL(164, (double)B, sizeof(real)*((double)1 + (double)B), k286_sum(A + 0, A + 656688 + 1179776*B, B)); /* %286 reduce [1,1]  graphs/lib/model.lua:147 */
+    CALL(165, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 1179648*B, A + 656688 + 2506752*B, (real *)inputs[2], B)); /* %288 map:mul [B,64,128]  graphs/lib/model.lua:147 */
+    CALL(166, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k289_sum(A + 656688 + 1220608*B, A + 656688 + 1179648*B, B)); /* %289 reduce [B,64,1]  graphs/lib/model.lua:147 */
+    CALL(167, (double)64*B, sizeof(real)*((double)B + (double)64*B), k290_sum(A + 656688 + 1220672*B, A + 656688 + 1220608*B, B)); /* %290 reduce [B,1,1]  graphs/lib/model.lua:147 */
+    CALL(168, (double)B, sizeof(real)*((double)1 + (double)B), k286_sum(A + 16, A + 656688 + 1220672*B, B)); /* %291 reduce [1,1,1]  graphs/lib/model.lua:147 */
+    CALL(169, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k293_add(A + 656672, A + 0, A + 16)); /* %293 map:add []  graphs/lib/model.lua:147 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    k294_fill(A + 0); /* %294 fill []  graphs/lib/model.lua:142 */
-    k296_id(A + 656688 + 1220672*B, A + 0, B); /* %296 map:id [B,1,1]  graphs/lib/model.lua:142 */
-    k297_id(A + 656688 + 1220608*B, A + 656688 + 1220672*B, B); /* %297 map:id [B,64,1]  graphs/lib/model.lua:142 */
-    k298_id(A + 656688 + 1179648*B, A + 656688 + 1220608*B, B); /* %298 map:id [B,64,128]  graphs/lib/model.lua:142 */
-    k288_mul(A + 656688 + 1220608*B, A + 656688 + 1179648*B, (real *)inputs[2], B); /* %299 map:mul [B,64,128]  graphs/lib/model.lua:142 */
-    k296_id(A + 656688 + 1179776*B, A + 0, B); /* %302 map:id [B,1]  graphs/lib/model.lua:142 */
-    k303_id(A + 656688 + 1179648*B, A + 656688 + 1179776*B, B); /* %303 map:id [B,128]  graphs/lib/model.lua:142 */
-    k284_mul(A + 656688 + 1179776*B, A + 656688 + 1179648*B, (real *)inputs[1], B); /* %304 map:mul [B,128]  graphs/lib/model.lua:142 */
-    k306_sum(A + 654336, A + 656688 + 1179776*B, B); /* %306 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    k308_matmul(A + 656688 + 1179648*B, A + 656688 + 1179776*B, (real *)P + 507360, B); /* %308 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    k309_matmul(A + 591872, A + 656688 + 1179776*B, A + 656688 + 1228800*B, B); /* %309 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    k277_scale(A + 656688 + 2514944*B, A + 656688 + 1179648*B, B); /* %310 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    k312_id(A + 656688 + 1179648*B, A + 656688 + 2514944*B, B); /* %312 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
-    k313_sum(A + 0, A + 656688 + 1220608*B, B); /* %313 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    k315_sum(A + 654464, A + 0); /* %315 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    k318_matmul(A + 656688 + 1228800*B, A + 656688 + 1220608*B, (real *)P + 490848, B); /* %318 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    k319_matmul(A + 608256, A + 656688 + 1220608*B, A + 656688 + 1212416*B, B); /* %319 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    k265_add(A + 656688 + 1212416*B, A + 656688 + 1179648*B, A + 656688 + 1228800*B, B); /* %321 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    k322_permute(A + 656688 + 1179648*B, A + 656688 + 1212416*B, B); /* %322 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    k324_step(A + 656688 + 1212416*B, A + 656688 + 1204224*B, B); /* %324 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    k288_mul(A + 656688 + 2514944*B, A + 656688 + 1179648*B, A + 656688 + 1212416*B, B); /* %325 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    k313_sum(A + 0, A + 656688 + 2514944*B, B); /* %326 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k328_sum(A + 8192, A + 0); /* %328 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    k329_sum(A + 654592, A + 8192); /* %329 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    k210_mul(A + 656688 + 1179648*B, A + 656688 + 2514944*B, (real *)P + 490592, B); /* %331 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k288_mul(A + 656688 + 1204224*B, A + 656688 + 2514944*B, A + 656688 + 1196032*B, B); /* %332 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k313_sum(A + 0, A + 656688 + 1204224*B, B); /* %333 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k328_sum(A + 8192, A + 0); /* %335 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    k329_sum(A + 654720, A + 8192); /* %336 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    k207_mul(A + 656688 + 1196032*B, A + 656688 + 1179648*B, A + 656688 + 2523136*B, B); /* %339 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k288_mul(A + 656688 + 1204224*B, A + 656688 + 1179648*B, A + 656688 + 1187840*B, B); /* %340 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k199_sum(A + 656688 + 2523152*B, A + 656688 + 1204224*B, B); /* %341 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k342_square(A + 656688 + 2523168*B, A + 656688 + 2523136*B, B); /* %342 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k343_mul(A + 656688 + 2523184*B, A + 656688 + 2523136*B, A + 656688 + 2523168*B, B); /* %343 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k344_scale(A + 656688 + 2523136*B, A + 656688 + 2523184*B, B); /* %344 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k343_mul(A + 656688 + 2523168*B, A + 656688 + 2523152*B, A + 656688 + 2523136*B, B); /* %345 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k200_scale(A + 656688 + 2523136*B, A + 656688 + 2523168*B, B); /* %346 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k347_id(A + 656688 + 1179648*B, A + 656688 + 2523136*B, B); /* %347 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k348_scale(A + 656688 + 1204224*B, A + 656688 + 1187840*B, B); /* %348 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k288_mul(A + 656688 + 1187840*B, A + 656688 + 1179648*B, A + 656688 + 1204224*B, B); /* %349 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k265_add(A + 656688 + 1179648*B, A + 656688 + 1196032*B, A + 656688 + 1187840*B, B); /* %350 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k351_neg(A + 656688 + 1187840*B, A + 656688 + 1179648*B, B); /* %351 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k199_sum(A + 656688 + 2523136*B, A + 656688 + 1187840*B, B); /* %352 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k200_scale(A + 656688 + 2523152*B, A + 656688 + 2523136*B, B); /* %353 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k347_id(A + 656688 + 1187840*B, A + 656688 + 2523152*B, B); /* %354 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k265_add(A + 656688 + 2523136*B, A + 656688 + 1179648*B, A + 656688 + 1187840*B, B); /* %355 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k313_sum(A + 0, A + 656688 + 2523136*B, B); /* %357 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k328_sum(A + 8192, A + 0); /* %359 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    k329_sum(A + 654848, A + 8192); /* %360 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    k363_matmul(A + 656688 + 1179648*B, A + 656688 + 2523136*B, A + 656688 + 1867776*B, B); /* %363 matmul [B,128,1152]  graphs/lib/image_encoder.lua:13 */
-    k364_matmul(A + 656688 + 1867776*B, (real *)P + 343008, A + 656688 + 2523136*B, B); /* %364 matmul [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    k365_sum(A + 0, A + 656688 + 1179648*B, B); /* %365 reduce [1,128,1152]  graphs/lib/image_encoder.lua:13 */
-    k368_col2im(A + 656688 + 1179648*B, A + 656688 + 1867776*B, B); /* %368 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k324_step(A + 656688 + 1867776*B, A + 656688 + 2498560*B, B); /* %369 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    k288_mul(A + 656688 + 2498560*B, A + 656688 + 1179648*B, A + 656688 + 1867776*B, B); /* %370 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    k313_sum(A + 147456, A + 656688 + 2498560*B, B); /* %371 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k328_sum(A + 155648, A + 147456); /* %373 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    k329_sum(A + 654976, A + 155648); /* %374 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    k210_mul(A + 656688 + 1867776*B, A + 656688 + 2498560*B, (real *)P + 342752, B); /* %376 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k288_mul(A + 656688 + 1875968*B, A + 656688 + 2498560*B, A + 656688 + 2490368*B, B); /* %377 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k313_sum(A + 147456, A + 656688 + 1875968*B, B); /* %378 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k328_sum(A + 155648, A + 147456); /* %380 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    k329_sum(A + 655104, A + 155648); /* %381 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    k207_mul(A + 656688 + 2490368*B, A + 656688 + 1867776*B, A + 656688 + 2531584*B, B); /* %384 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k288_mul(A + 656688 + 2498560*B, A + 656688 + 1867776*B, A + 656688 + 2482176*B, B); /* %385 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k199_sum(A + 656688 + 2523136*B, A + 656688 + 2498560*B, B); /* %386 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k342_square(A + 656688 + 2523152*B, A + 656688 + 2531584*B, B); /* %387 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k343_mul(A + 656688 + 2523168*B, A + 656688 + 2531584*B, A + 656688 + 2523152*B, B); /* %388 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k344_scale(A + 656688 + 2523152*B, A + 656688 + 2523168*B, B); /* %389 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k343_mul(A + 656688 + 2523168*B, A + 656688 + 2523136*B, A + 656688 + 2523152*B, B); /* %390 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k200_scale(A + 656688 + 2523136*B, A + 656688 + 2523168*B, B); /* %391 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k347_id(A + 656688 + 2498560*B, A + 656688 + 2523136*B, B); /* %392 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k348_scale(A + 656688 + 1867776*B, A + 656688 + 2482176*B, B); /* %393 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k288_mul(A + 656688 + 2482176*B, A + 656688 + 2498560*B, A + 656688 + 1867776*B, B); /* %394 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k265_add(A + 656688 + 2498560*B, A + 656688 + 2490368*B, A + 656688 + 2482176*B, B); /* %395 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k351_neg(A + 656688 + 2482176*B, A + 656688 + 2498560*B, B); /* %396 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k199_sum(A + 656688 + 2490368*B, A + 656688 + 2482176*B, B); /* %397 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k200_scale(A + 656688 + 2490384*B, A + 656688 + 2490368*B, B); /* %398 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k347_id(A + 656688 + 2482176*B, A + 656688 + 2490384*B, B); /* %399 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k265_add(A + 656688 + 2490368*B, A + 656688 + 2498560*B, A + 656688 + 2482176*B, B); /* %400 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k313_sum(A + 147456, A + 656688 + 2490368*B, B); /* %402 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k328_sum(A + 155648, A + 147456); /* %404 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    k329_sum(A + 655232, A + 155648); /* %405 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    k363_matmul(A + 656688 + 1179648*B, A + 656688 + 2490368*B, A + 656688 + 1794048*B, B); /* %408 matmul [B,128,1152]  graphs/lib/image_encoder.lua:6 */
-    k364_matmul(A + 656688 + 1794048*B, (real *)P + 195168, A + 656688 + 2490368*B, B); /* %409 matmul [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    k365_sum(A + 147456, A + 656688 + 1179648*B, B); /* %410 reduce [1,128,1152]  graphs/lib/image_encoder.lua:6 */
-    k368_col2im(A + 656688 + 2482176*B, A + 656688 + 1794048*B, B); /* %413 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k265_add(A + 656688 + 2490368*B, A + 656688 + 2514944*B, A + 656688 + 2482176*B, B); /* %414 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k324_step(A + 656688 + 2482176*B, A + 656688 + 2473984*B, B); /* %415 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    k288_mul(A + 656688 + 2473984*B, A + 656688 + 2490368*B, A + 656688 + 2482176*B, B); /* %416 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    k313_sum(A + 294912, A + 656688 + 2473984*B, B); /* %417 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k328_sum(A + 303104, A + 294912); /* %419 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    k329_sum(A + 655360, A + 303104); /* %420 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    k210_mul(A + 656688 + 2482176*B, A + 656688 + 2473984*B, (real *)P + 194912, B); /* %422 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k288_mul(A + 656688 + 2490368*B, A + 656688 + 2473984*B, A + 656688 + 2465792*B, B); /* %423 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k313_sum(A + 294912, A + 656688 + 2490368*B, B); /* %424 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k328_sum(A + 303104, A + 294912); /* %426 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    k329_sum(A + 655488, A + 303104); /* %427 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    k207_mul(A + 656688 + 2465792*B, A + 656688 + 2482176*B, A + 656688 + 2531568*B, B); /* %430 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k288_mul(A + 656688 + 2473984*B, A + 656688 + 2482176*B, A + 656688 + 2457600*B, B); /* %431 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k199_sum(A + 656688 + 2514944*B, A + 656688 + 2473984*B, B); /* %432 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k342_square(A + 656688 + 2514960*B, A + 656688 + 2531568*B, B); /* %433 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k343_mul(A + 656688 + 2514976*B, A + 656688 + 2531568*B, A + 656688 + 2514960*B, B); /* %434 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k344_scale(A + 656688 + 2514960*B, A + 656688 + 2514976*B, B); /* %435 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k343_mul(A + 656688 + 2514976*B, A + 656688 + 2514944*B, A + 656688 + 2514960*B, B); /* %436 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k200_scale(A + 656688 + 2514944*B, A + 656688 + 2514976*B, B); /* %437 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k347_id(A + 656688 + 2473984*B, A + 656688 + 2514944*B, B); /* %438 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k348_scale(A + 656688 + 2482176*B, A + 656688 + 2457600*B, B); /* %439 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k288_mul(A + 656688 + 2457600*B, A + 656688 + 2473984*B, A + 656688 + 2482176*B, B); /* %440 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k265_add(A + 656688 + 2473984*B, A + 656688 + 2465792*B, A + 656688 + 2457600*B, B); /* %441 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k351_neg(A + 656688 + 2457600*B, A + 656688 + 2473984*B, B); /* %442 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k199_sum(A + 656688 + 2465792*B, A + 656688 + 2457600*B, B); /* %443 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k200_scale(A + 656688 + 2465808*B, A + 656688 + 2465792*B, B); /* %444 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k347_id(A + 656688 + 2457600*B, A + 656688 + 2465808*B, B); /* %445 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k265_add(A + 656688 + 2465792*B, A + 656688 + 2473984*B, A + 656688 + 2457600*B, B); /* %446 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k313_sum(A + 294912, A + 656688 + 2465792*B, B); /* %448 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k328_sum(A + 303104, A + 294912); /* %450 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    k329_sum(A + 655616, A + 303104); /* %451 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    k454_matmul(A + 656688 + 1179648*B, A + 656688 + 2465792*B, A + 656688 + 1978368*B, B); /* %454 matmul [B,128,576]  graphs/lib/image_encoder.lua:6 */
-    k455_matmul(A + 656688 + 1253376*B, (real *)P + 121056, A + 656688 + 2465792*B, B); /* %455 matmul [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    k456_sum(A + 425984, A + 656688 + 1179648*B, B); /* %456 reduce [1,128,576]  graphs/lib/image_encoder.lua:6 */
-    k459_col2im(A + 656688 + 1290240*B, A + 656688 + 1253376*B, B); /* %459 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k460_step(A + 656688 + 1306624*B, A + 656688 + 2441216*B, B); /* %460 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    k461_mul(A + 656688 + 1978368*B, A + 656688 + 1290240*B, A + 656688 + 1306624*B, B); /* %461 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    k462_sum(A + 499712, A + 656688 + 1978368*B, B); /* %462 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k464_sum(A + 516096, A + 499712); /* %464 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    k465_sum(A + 655744, A + 516096); /* %465 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    k131_mul(A + 656688 + 1994752*B, A + 656688 + 1978368*B, (real *)P + 120928, B); /* %467 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k461_mul(A + 656688 + 1179648*B, A + 656688 + 1978368*B, A + 656688 + 2424832*B, B); /* %468 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k462_sum(A + 499712, A + 656688 + 1179648*B, B); /* %469 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k464_sum(A + 516096, A + 499712); /* %471 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    k465_sum(A + 655808, A + 516096); /* %472 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    k128_mul(A + 656688 + 1179648*B, A + 656688 + 1994752*B, A + 656688 + 2531552*B, B); /* %475 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k461_mul(A + 656688 + 1196032*B, A + 656688 + 1994752*B, A + 656688 + 2408448*B, B); /* %476 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k120_sum(A + 656688 + 2514944*B, A + 656688 + 1196032*B, B); /* %477 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k342_square(A + 656688 + 2514960*B, A + 656688 + 2531552*B, B); /* %478 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k343_mul(A + 656688 + 2514976*B, A + 656688 + 2531552*B, A + 656688 + 2514960*B, B); /* %479 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k344_scale(A + 656688 + 2514960*B, A + 656688 + 2514976*B, B); /* %480 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k343_mul(A + 656688 + 2514976*B, A + 656688 + 2514944*B, A + 656688 + 2514960*B, B); /* %481 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k121_scale(A + 656688 + 2514944*B, A + 656688 + 2514976*B, B); /* %482 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k483_id(A + 656688 + 1994752*B, A + 656688 + 2514944*B, B); /* %483 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k484_scale(A + 656688 + 1196032*B, A + 656688 + 2408448*B, B); /* %484 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k461_mul(A + 656688 + 1212416*B, A + 656688 + 1994752*B, A + 656688 + 1196032*B, B); /* %485 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k186_add(A + 656688 + 1196032*B, A + 656688 + 1179648*B, A + 656688 + 1212416*B, B); /* %486 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k487_neg(A + 656688 + 1179648*B, A + 656688 + 1196032*B, B); /* %487 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k120_sum(A + 656688 + 2514944*B, A + 656688 + 1179648*B, B); /* %488 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k121_scale(A + 656688 + 2514960*B, A + 656688 + 2514944*B, B); /* %489 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k483_id(A + 656688 + 1179648*B, A + 656688 + 2514960*B, B); /* %490 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k186_add(A + 656688 + 1994752*B, A + 656688 + 1196032*B, A + 656688 + 1179648*B, B); /* %491 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k462_sum(A + 499712, A + 656688 + 1994752*B, B); /* %493 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k464_sum(A + 516096, A + 499712); /* %495 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    k465_sum(A + 655872, A + 516096); /* %496 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    k499_matmul(A + 656688 + 1179648*B, A + 656688 + 1994752*B, A + 656688 + 1032192*B, B); /* %499 matmul [B,64,576]  graphs/lib/image_encoder.lua:13 */
-    k500_matmul(A + 656688 + 1032192*B, (real *)P + 84000, A + 656688 + 1994752*B, B); /* %500 matmul [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    k501_sum(A + 499712, A + 656688 + 1179648*B, B); /* %501 reduce [1,64,576]  graphs/lib/image_encoder.lua:13 */
-    k504_col2im(A + 656688 + 1994752*B, A + 656688 + 1032192*B, B); /* %504 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k460_step(A + 656688 + 1794048*B, A + 656688 + 2392064*B, B); /* %505 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    k461_mul(A + 656688 + 1810432*B, A + 656688 + 1994752*B, A + 656688 + 1794048*B, B); /* %506 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    k462_sum(A + 536576, A + 656688 + 1810432*B, B); /* %507 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k464_sum(A + 552960, A + 536576); /* %509 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    k465_sum(A + 655936, A + 552960); /* %510 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    k131_mul(A + 656688 + 1794048*B, A + 656688 + 1810432*B, (real *)P + 83872, B); /* %512 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k461_mul(A + 656688 + 1994752*B, A + 656688 + 1810432*B, A + 656688 + 2375680*B, B); /* %513 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k462_sum(A + 536576, A + 656688 + 1994752*B, B); /* %514 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k464_sum(A + 552960, A + 536576); /* %516 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    k465_sum(A + 656000, A + 552960); /* %517 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    k128_mul(A + 656688 + 1994752*B, A + 656688 + 1794048*B, A + 656688 + 2531536*B, B); /* %520 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k461_mul(A + 656688 + 1810432*B, A + 656688 + 1794048*B, A + 656688 + 2359296*B, B); /* %521 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k120_sum(A + 656688 + 2011136*B, A + 656688 + 1810432*B, B); /* %522 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k342_square(A + 656688 + 2011152*B, A + 656688 + 2531536*B, B); /* %523 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k343_mul(A + 656688 + 2011168*B, A + 656688 + 2531536*B, A + 656688 + 2011152*B, B); /* %524 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k344_scale(A + 656688 + 2011152*B, A + 656688 + 2011168*B, B); /* %525 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k343_mul(A + 656688 + 2011168*B, A + 656688 + 2011136*B, A + 656688 + 2011152*B, B); /* %526 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k121_scale(A + 656688 + 2011136*B, A + 656688 + 2011168*B, B); /* %527 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k483_id(A + 656688 + 1794048*B, A + 656688 + 2011136*B, B); /* %528 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k484_scale(A + 656688 + 1810432*B, A + 656688 + 2359296*B, B); /* %529 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k461_mul(A + 656688 + 1826816*B, A + 656688 + 1794048*B, A + 656688 + 1810432*B, B); /* %530 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k186_add(A + 656688 + 1794048*B, A + 656688 + 1994752*B, A + 656688 + 1826816*B, B); /* %531 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k487_neg(A + 656688 + 1994752*B, A + 656688 + 1794048*B, B); /* %532 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k120_sum(A + 656688 + 2011136*B, A + 656688 + 1994752*B, B); /* %533 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k121_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B); /* %534 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k483_id(A + 656688 + 1994752*B, A + 656688 + 2011152*B, B); /* %535 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k186_add(A + 656688 + 1830912*B, A + 656688 + 1794048*B, A + 656688 + 1994752*B, B); /* %536 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k462_sum(A + 536576, A + 656688 + 1830912*B, B); /* %538 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k464_sum(A + 552960, A + 536576); /* %540 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    k465_sum(A + 656064, A + 552960); /* %541 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    k499_matmul(A + 656688 + 1794048*B, A + 656688 + 1830912*B, A + 656688 + 884736*B, B); /* %544 matmul [B,64,576]  graphs/lib/image_encoder.lua:6 */
-    k500_matmul(A + 656688 + 884736*B, (real *)P + 46944, A + 656688 + 1830912*B, B); /* %545 matmul [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    k501_sum(A + 536576, A + 656688 + 1794048*B, B); /* %546 reduce [1,64,576]  graphs/lib/image_encoder.lua:6 */
-    k504_col2im(A + 656688 + 1994752*B, A + 656688 + 884736*B, B); /* %549 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k186_add(A + 656688 + 1794048*B, A + 656688 + 1978368*B, A + 656688 + 1994752*B, B); /* %550 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k460_step(A + 656688 + 1978368*B, A + 656688 + 2342912*B, B); /* %551 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    k461_mul(A + 656688 + 1994752*B, A + 656688 + 1794048*B, A + 656688 + 1978368*B, B); /* %552 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    k462_sum(A + 573440, A + 656688 + 1994752*B, B); /* %553 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k464_sum(A + 589824, A + 573440); /* %555 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    k465_sum(A + 656128, A + 589824); /* %556 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    k131_mul(A + 656688 + 1978368*B, A + 656688 + 1994752*B, (real *)P + 46816, B); /* %558 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k461_mul(A + 656688 + 1794048*B, A + 656688 + 1994752*B, A + 656688 + 2326528*B, B); /* %559 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k462_sum(A + 573440, A + 656688 + 1794048*B, B); /* %560 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k464_sum(A + 589824, A + 573440); /* %562 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    k465_sum(A + 656192, A + 589824); /* %563 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    k128_mul(A + 656688 + 1994752*B, A + 656688 + 1978368*B, A + 656688 + 2531520*B, B); /* %566 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k461_mul(A + 656688 + 1794048*B, A + 656688 + 1978368*B, A + 656688 + 2310144*B, B); /* %567 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k120_sum(A + 656688 + 2011136*B, A + 656688 + 1794048*B, B); /* %568 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k342_square(A + 656688 + 2011152*B, A + 656688 + 2531520*B, B); /* %569 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k343_mul(A + 656688 + 2011168*B, A + 656688 + 2531520*B, A + 656688 + 2011152*B, B); /* %570 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k344_scale(A + 656688 + 2011152*B, A + 656688 + 2011168*B, B); /* %571 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k343_mul(A + 656688 + 2011168*B, A + 656688 + 2011136*B, A + 656688 + 2011152*B, B); /* %572 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k121_scale(A + 656688 + 2011136*B, A + 656688 + 2011168*B, B); /* %573 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k483_id(A + 656688 + 1978368*B, A + 656688 + 2011136*B, B); /* %574 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k484_scale(A + 656688 + 1794048*B, A + 656688 + 2310144*B, B); /* %575 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k461_mul(A + 656688 + 1810432*B, A + 656688 + 1978368*B, A + 656688 + 1794048*B, B); /* %576 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k186_add(A + 656688 + 1794048*B, A + 656688 + 1994752*B, A + 656688 + 1810432*B, B); /* %577 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k487_neg(A + 656688 + 1978368*B, A + 656688 + 1794048*B, B); /* %578 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k120_sum(A + 656688 + 2514944*B, A + 656688 + 1978368*B, B); /* %579 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k121_scale(A + 656688 + 2514960*B, A + 656688 + 2514944*B, B); /* %580 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k483_id(A + 656688 + 1978368*B, A + 656688 + 2514960*B, B); /* %581 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k186_add(A + 656688 + 1996800*B, A + 656688 + 1794048*B, A + 656688 + 1978368*B, B); /* %582 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k462_sum(A + 573440, A + 656688 + 1996800*B, B); /* %584 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k464_sum(A + 589824, A + 573440); /* %586 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    k465_sum(A + 656256, A + 589824); /* %587 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    k590_matmul(A + 656688 + 1978368*B, A + 656688 + 1996800*B, A + 656688 + 1720320*B, B); /* %590 matmul [B,64,288]  graphs/lib/image_encoder.lua:6 */
-    k591_matmul(A + 656688 + 884736*B, (real *)P + 28320, A + 656688 + 1996800*B, B); /* %591 matmul [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    k592_sum(A + 573440, A + 656688 + 1978368*B, B); /* %592 reduce [1,64,288]  graphs/lib/image_encoder.lua:6 */
-    k595_col2im(A + 656688 + 1978368*B, A + 656688 + 884736*B, B); /* %595 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k596_step(A + 656688 + 1720320*B, A + 656688 + 2277376*B, B); /* %596 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    k597_mul(A + 656688 + 1753088*B, A + 656688 + 1978368*B, A + 656688 + 1720320*B, B); /* %597 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    k598_sum(A + 294912, A + 656688 + 1753088*B, B); /* %598 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k600_sum(A + 327680, A + 294912); /* %600 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    k601_sum(A + 656320, A + 327680); /* %601 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    k52_mul(A + 656688 + 1720320*B, A + 656688 + 1753088*B, (real *)P + 28256, B); /* %603 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k597_mul(A + 656688 + 1978368*B, A + 656688 + 1753088*B, A + 656688 + 2244608*B, B); /* %604 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k598_sum(A + 294912, A + 656688 + 1978368*B, B); /* %605 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k600_sum(A + 327680, A + 294912); /* %607 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    k601_sum(A + 656352, A + 327680); /* %608 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    k49_mul(A + 656688 + 1978368*B, A + 656688 + 1720320*B, A + 656688 + 2531504*B, B); /* %611 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k597_mul(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 2211840*B, B); /* %612 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k41_sum(A + 656688 + 2011136*B, A + 656688 + 1785856*B, B); /* %613 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k342_square(A + 656688 + 2011152*B, A + 656688 + 2531504*B, B); /* %614 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k343_mul(A + 656688 + 2011168*B, A + 656688 + 2531504*B, A + 656688 + 2011152*B, B); /* %615 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k344_scale(A + 656688 + 2011152*B, A + 656688 + 2011168*B, B); /* %616 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k343_mul(A + 656688 + 2011168*B, A + 656688 + 2011136*B, A + 656688 + 2011152*B, B); /* %617 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k42_scale(A + 656688 + 2011136*B, A + 656688 + 2011168*B, B); /* %618 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k619_id(A + 656688 + 1720320*B, A + 656688 + 2011136*B, B); /* %619 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k620_scale(A + 656688 + 1785856*B, A + 656688 + 2211840*B, B); /* %620 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k597_mul(A + 656688 + 1818624*B, A + 656688 + 1720320*B, A + 656688 + 1785856*B, B); /* %621 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k107_add(A + 656688 + 1720320*B, A + 656688 + 1978368*B, A + 656688 + 1818624*B, B); /* %622 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k623_neg(A + 656688 + 1978368*B, A + 656688 + 1720320*B, B); /* %623 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k41_sum(A + 656688 + 2011136*B, A + 656688 + 1978368*B, B); /* %624 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B); /* %625 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k619_id(A + 656688 + 1978368*B, A + 656688 + 2011152*B, B); /* %626 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k107_add(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 1978368*B, B); /* %627 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k598_sum(A + 294912, A + 656688 + 1785856*B, B); /* %629 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k600_sum(A + 327680, A + 294912); /* %631 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    k601_sum(A + 656384, A + 327680); /* %632 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    k635_matmul(A + 656688 + 1720320*B, A + 656688 + 1785856*B, A + 656688 + 589824*B, B); /* %635 matmul [B,32,288]  graphs/lib/image_encoder.lua:13 */
-    k636_matmul(A + 656688 + 589824*B, (real *)P + 19008, A + 656688 + 1785856*B, B); /* %636 matmul [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    k637_sum(A + 624640, A + 656688 + 1720320*B, B); /* %637 reduce [1,32,288]  graphs/lib/image_encoder.lua:13 */
-    k640_col2im(A + 656688 + 1720320*B, A + 656688 + 589824*B, B); /* %640 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k596_step(A + 656688 + 1978368*B, A + 656688 + 2179072*B, B); /* %641 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    k597_mul(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 1978368*B, B); /* %642 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    k598_sum(A + 294912, A + 656688 + 1785856*B, B); /* %643 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k600_sum(A + 327680, A + 294912); /* %645 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    k601_sum(A + 656416, A + 327680); /* %646 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    k52_mul(A + 656688 + 1720320*B, A + 656688 + 1785856*B, (real *)P + 18944, B); /* %648 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k597_mul(A + 656688 + 1978368*B, A + 656688 + 1785856*B, A + 656688 + 2146304*B, B); /* %649 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k598_sum(A + 294912, A + 656688 + 1978368*B, B); /* %650 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k600_sum(A + 327680, A + 294912); /* %652 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    k601_sum(A + 656448, A + 327680); /* %653 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    k49_mul(A + 656688 + 1978368*B, A + 656688 + 1720320*B, A + 656688 + 2531488*B, B); /* %656 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k597_mul(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 2113536*B, B); /* %657 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k41_sum(A + 656688 + 2011136*B, A + 656688 + 1785856*B, B); /* %658 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k342_square(A + 656688 + 2011152*B, A + 656688 + 2531488*B, B); /* %659 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k343_mul(A + 656688 + 2011168*B, A + 656688 + 2531488*B, A + 656688 + 2011152*B, B); /* %660 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k344_scale(A + 656688 + 2011152*B, A + 656688 + 2011168*B, B); /* %661 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k343_mul(A + 656688 + 2011168*B, A + 656688 + 2011136*B, A + 656688 + 2011152*B, B); /* %662 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k42_scale(A + 656688 + 2011136*B, A + 656688 + 2011168*B, B); /* %663 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k619_id(A + 656688 + 1720320*B, A + 656688 + 2011136*B, B); /* %664 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k620_scale(A + 656688 + 1785856*B, A + 656688 + 2113536*B, B); /* %665 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k597_mul(A + 656688 + 1818624*B, A + 656688 + 1720320*B, A + 656688 + 1785856*B, B); /* %666 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k107_add(A + 656688 + 1720320*B, A + 656688 + 1978368*B, A + 656688 + 1818624*B, B); /* %667 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k623_neg(A + 656688 + 1978368*B, A + 656688 + 1720320*B, B); /* %668 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k41_sum(A + 656688 + 2011136*B, A + 656688 + 1978368*B, B); /* %669 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B); /* %670 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k619_id(A + 656688 + 1978368*B, A + 656688 + 2011152*B, B); /* %671 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k107_add(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 1978368*B, B); /* %672 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k598_sum(A + 294912, A + 656688 + 1785856*B, B); /* %674 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k600_sum(A + 327680, A + 294912); /* %676 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    k601_sum(A + 656480, A + 327680); /* %677 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    k635_matmul(A + 656688 + 1720320*B, A + 656688 + 1785856*B, A + 656688 + 294912*B, B); /* %680 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
-    k636_matmul(A + 656688 + 294912*B, (real *)P + 9696, A + 656688 + 1785856*B, B); /* %681 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    k637_sum(A + 633856, A + 656688 + 1720320*B, B); /* %682 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
-    k640_col2im(A + 656688 + 1720320*B, A + 656688 + 294912*B, B); /* %685 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k107_add(A + 656688 + 1978368*B, A + 656688 + 1753088*B, A + 656688 + 1720320*B, B); /* %686 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k596_step(A + 656688 + 1720320*B, A + 656688 + 2080768*B, B); /* %687 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    k597_mul(A + 656688 + 1753088*B, A + 656688 + 1978368*B, A + 656688 + 1720320*B, B); /* %688 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    k598_sum(A + 294912, A + 656688 + 1753088*B, B); /* %689 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k600_sum(A + 327680, A + 294912); /* %691 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    k601_sum(A + 656512, A + 327680); /* %692 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    k52_mul(A + 656688 + 1720320*B, A + 656688 + 1753088*B, (real *)P + 9632, B); /* %694 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k597_mul(A + 656688 + 1978368*B, A + 656688 + 1753088*B, A + 656688 + 2048000*B, B); /* %695 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k598_sum(A + 294912, A + 656688 + 1978368*B, B); /* %696 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k600_sum(A + 327680, A + 294912); /* %698 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    k601_sum(A + 656544, A + 327680); /* %699 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    k49_mul(A + 656688 + 1978368*B, A + 656688 + 1720320*B, A + 656688 + 2531472*B, B); /* %702 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k597_mul(A + 656688 + 1753088*B, A + 656688 + 1720320*B, A + 656688 + 2015232*B, B); /* %703 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k41_sum(A + 656688 + 2011136*B, A + 656688 + 1753088*B, B); /* %704 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k342_square(A + 656688 + 2011152*B, A + 656688 + 2531472*B, B); /* %705 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k343_mul(A + 656688 + 2011168*B, A + 656688 + 2531472*B, A + 656688 + 2011152*B, B); /* %706 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k344_scale(A + 656688 + 2011152*B, A + 656688 + 2011168*B, B); /* %707 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k343_mul(A + 656688 + 2011168*B, A + 656688 + 2011136*B, A + 656688 + 2011152*B, B); /* %708 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k42_scale(A + 656688 + 2011136*B, A + 656688 + 2011168*B, B); /* %709 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k619_id(A + 656688 + 1720320*B, A + 656688 + 2011136*B, B); /* %710 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k620_scale(A + 656688 + 1753088*B, A + 656688 + 2015232*B, B); /* %711 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k597_mul(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 1753088*B, B); /* %712 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k107_add(A + 656688 + 1720320*B, A + 656688 + 1978368*B, A + 656688 + 1785856*B, B); /* %713 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k623_neg(A + 656688 + 1753088*B, A + 656688 + 1720320*B, B); /* %714 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k41_sum(A + 656688 + 2514944*B, A + 656688 + 1753088*B, B); /* %715 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k42_scale(A + 656688 + 2514960*B, A + 656688 + 2514944*B, B); /* %716 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k619_id(A + 656688 + 1753088*B, A + 656688 + 2514960*B, B); /* %717 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k107_add(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 1753088*B, B); /* %718 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k598_sum(A + 294912, A + 656688 + 1785856*B, B); /* %720 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k600_sum(A + 327680, A + 294912); /* %722 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    k601_sum(A + 656576, A + 327680); /* %723 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    k635_matmul(A + 656688 + 1720320*B, A + 656688 + 1785856*B, A + 656688, B); /* %726 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
-    k636_matmul(A + 656688, (real *)P + 384, A + 656688 + 1785856*B, B); /* %727 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    k637_sum(A + 643072, A + 656688 + 1720320*B, B); /* %728 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
-    k731_col2im(A + 656688 + 294912*B, A + 656688, B); /* %731 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    k732_step(A + 656688, A + 656688 + 1589248*B, B); /* %732 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    k733_mul(A + 656688 + 131072*B, A + 656688 + 294912*B, A + 656688, B); /* %733 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    k734_sum(A + 294912, A + 656688 + 131072*B, B); /* %734 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k736_sum(A + 652288, A + 294912); /* %736 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    k737_sum(A + 656608, A + 652288); /* %737 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    k26_mul(A + 656688, A + 656688 + 131072*B, (real *)P + 320, B); /* %739 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k733_mul(A + 656688 + 262144*B, A + 656688 + 131072*B, A + 656688 + 1458176*B, B); /* %740 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k734_sum(A + 294912, A + 656688 + 262144*B, B); /* %741 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k736_sum(A + 652288, A + 294912); /* %743 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    k737_sum(A + 656640, A + 652288); /* %744 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    k23_mul(A + 656688 + 131072*B, A + 656688, A + 656688 + 2531456*B, B); /* %747 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k733_mul(A + 656688 + 262144*B, A + 656688, A + 656688 + 1327104*B, B); /* %748 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k15_sum(A + 656688 + 2514944*B, A + 656688 + 262144*B, B); /* %749 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k342_square(A + 656688 + 2514960*B, A + 656688 + 2531456*B, B); /* %750 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k343_mul(A + 656688 + 2514976*B, A + 656688 + 2531456*B, A + 656688 + 2514960*B, B); /* %751 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k344_scale(A + 656688 + 2514960*B, A + 656688 + 2514976*B, B); /* %752 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k343_mul(A + 656688 + 2514976*B, A + 656688 + 2514944*B, A + 656688 + 2514960*B, B); /* %753 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k16_scale(A + 656688 + 2514944*B, A + 656688 + 2514976*B, B); /* %754 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k755_id(A + 656688, A + 656688 + 2514944*B, B); /* %755 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k756_scale(A + 656688 + 262144*B, A + 656688 + 1327104*B, B); /* %756 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k733_mul(A + 656688 + 393216*B, A + 656688, A + 656688 + 262144*B, B); /* %757 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k758_add(A + 656688, A + 656688 + 131072*B, A + 656688 + 393216*B, B); /* %758 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k759_neg(A + 656688 + 131072*B, A + 656688, B); /* %759 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k15_sum(A + 656688 + 2514944*B, A + 656688 + 131072*B, B); /* %760 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k16_scale(A + 656688 + 2514960*B, A + 656688 + 2514944*B, B); /* %761 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k755_id(A + 656688 + 131072*B, A + 656688 + 2514960*B, B); /* %762 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k758_add(A + 656688 + 262144*B, A + 656688, A + 656688 + 131072*B, B); /* %763 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k734_sum(A + 294912, A + 656688 + 262144*B, B); /* %765 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    k736_sum(A + 652288, A + 294912); /* %767 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    k737_sum(A + 295200, A + 652288); /* %768 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    k771_matmul(A + 656688, A + 656688 + 262144*B, A + 656688 + 1941504*B, B); /* %771 matmul [B,32,9]  graphs/lib/image_encoder.lua:6 */
-    k773_sum(A + 294912, A + 656688, B); /* %773 reduce [1,32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(170, 0, sizeof(real)*((double)1), k316_fill(A + 0)); /* %316 fill []  graphs/lib/model.lua:147 */
+    CALL(171, (double)B, sizeof(real)*((double)B + (double)1), k318_id(A + 656688 + 1220672*B, A + 0, B)); /* %318 map:id [B,1,1]  graphs/lib/model.lua:147 */
+    CALL(172, (double)64*B, sizeof(real)*((double)64*B + (double)B), k319_id(A + 656688 + 1220608*B, A + 656688 + 1220672*B, B)); /* %319 map:id [B,64,1]  graphs/lib/model.lua:147 */
+    CALL(173, (double)8192*B, sizeof(real)*((double)8192*B + (double)64*B), k320_id(A + 656688 + 1179648*B, A + 656688 + 1220608*B, B)); /* %320 map:id [B,64,128]  graphs/lib/model.lua:147 */
+    CALL(174, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 1220608*B, A + 656688 + 1179648*B, (real *)inputs[2], B)); /* %321 map:mul [B,64,128]  graphs/lib/model.lua:147 */
+    CALL(175, (double)B, sizeof(real)*((double)B + (double)1), k318_id(A + 656688 + 1179776*B, A + 0, B)); /* %324 map:id [B,1]  graphs/lib/model.lua:147 */
+    CALL(176, (double)128*B, sizeof(real)*((double)128*B + (double)B), k325_id(A + 656688 + 1179648*B, A + 656688 + 1179776*B, B)); /* %325 map:id [B,128]  graphs/lib/model.lua:147 */
+    CALL(177, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k284_mul(A + 656688 + 1179776*B, A + 656688 + 1179648*B, (real *)inputs[1], B)); /* %326 map:mul [B,128]  graphs/lib/model.lua:147 */
+    CALL(178, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k328_sum(A + 654336, A + 656688 + 1179776*B, B)); /* %328 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(179, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k330_matmul(A + 656688 + 1179648*B, A + 656688 + 1179776*B, (real *)P + 507360, B)); /* %330 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(180, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k331_matmul(A + 591872, A + 656688 + 1179776*B, A + 656688 + 1228800*B, B)); /* %331 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(181, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k277_scale(A + 656688 + 2514944*B, A + 656688 + 1179648*B, B)); /* %332 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(182, (double)8192*B, sizeof(real)*((double)8192*B + (double)128*B), k334_id(A + 656688 + 1179648*B, A + 656688 + 2514944*B, B)); /* %334 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(183, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 0, A + 656688 + 1220608*B, B)); /* %335 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(184, (double)8192, sizeof(real)*((double)128 + (double)8192), k337_sum(A + 654464, A + 0)); /* %337 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(185, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k340_matmul(A + 656688 + 1228800*B, A + 656688 + 1220608*B, (real *)P + 490848, B)); /* %340 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(186, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k341_matmul(A + 608256, A + 656688 + 1220608*B, A + 656688 + 1212416*B, B)); /* %341 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(187, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 656688 + 1212416*B, A + 656688 + 1179648*B, A + 656688 + 1228800*B, B)); /* %343 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(188, 0, sizeof(real)*((double)8192*B + (double)8192*B), k344_permute(A + 656688 + 1179648*B, A + 656688 + 1212416*B, B)); /* %344 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(189, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k346_step(A + 656688 + 1212416*B, A + 656688 + 1204224*B, B)); /* %346 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(190, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 2514944*B, A + 656688 + 1179648*B, A + 656688 + 1212416*B, B)); /* %347 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(191, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 0, A + 656688 + 2514944*B, B)); /* %348 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(192, (double)8192, sizeof(real)*((double)1024 + (double)8192), k350_sum(A + 8192, A + 0)); /* %350 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(193, (double)1024, sizeof(real)*((double)128 + (double)1024), k351_sum(A + 654592, A + 8192)); /* %351 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(194, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k210_mul(A + 656688 + 1179648*B, A + 656688 + 2514944*B, (real *)P + 490592, B)); /* %353 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(195, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 1204224*B, A + 656688 + 2514944*B, A + 656688 + 1196032*B, B)); /* %354 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(196, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 0, A + 656688 + 1204224*B, B)); /* %355 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(197, (double)8192, sizeof(real)*((double)1024 + (double)8192), k350_sum(A + 8192, A + 0)); /* %357 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(198, (double)1024, sizeof(real)*((double)128 + (double)1024), k351_sum(A + 654720, A + 8192)); /* %358 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(199, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k207_mul(A + 656688 + 1196032*B, A + 656688 + 1179648*B, A + 656688 + 2523136*B, B)); /* %361 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(200, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 1204224*B, A + 656688 + 1179648*B, A + 656688 + 1187840*B, B)); /* %362 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(201, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 2523152*B, A + 656688 + 1204224*B, B)); /* %363 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(202, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2523168*B, A + 656688 + 2523136*B, B)); /* %364 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(203, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2523184*B, A + 656688 + 2523136*B, A + 656688 + 2523168*B, B)); /* %365 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(204, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2523136*B, A + 656688 + 2523184*B, B)); /* %366 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(205, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2523168*B, A + 656688 + 2523152*B, A + 656688 + 2523136*B, B)); /* %367 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(206, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2523136*B, A + 656688 + 2523168*B, B)); /* %368 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(207, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k369_id(A + 656688 + 1179648*B, A + 656688 + 2523136*B, B)); /* %369 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(208, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k370_scale(A + 656688 + 1204224*B, A + 656688 + 1187840*B, B)); /* %370 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(209, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 1187840*B, A + 656688 + 1179648*B, A + 656688 + 1204224*B, B)); /* %371 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(210, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 656688 + 1179648*B, A + 656688 + 1196032*B, A + 656688 + 1187840*B, B)); /* %372 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(211, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k373_neg(A + 656688 + 1187840*B, A + 656688 + 1179648*B, B)); /* %373 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(212, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 2523136*B, A + 656688 + 1187840*B, B)); /* %374 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(213, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2523152*B, A + 656688 + 2523136*B, B)); /* %375 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(214, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k369_id(A + 656688 + 1187840*B, A + 656688 + 2523152*B, B)); /* %376 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(215, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 656688 + 2523136*B, A + 656688 + 1179648*B, A + 656688 + 1187840*B, B)); /* %377 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(216, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 0, A + 656688 + 2523136*B, B)); /* %379 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(217, (double)8192, sizeof(real)*((double)1024 + (double)8192), k350_sum(A + 8192, A + 0)); /* %381 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(218, (double)1024, sizeof(real)*((double)128 + (double)1024), k351_sum(A + 654848, A + 8192)); /* %382 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(219, (double)18874368*B, sizeof(real)*((double)147456*B + (double)8192*B + (double)73728*B), k385_matmul(A + 656688 + 1179648*B, A + 656688 + 2523136*B, A + 656688 + 1867776*B, B)); /* %385 matmul [B,128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(220, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k386_matmul(A + 656688 + 1867776*B, (real *)P + 343008, A + 656688 + 2523136*B, B)); /* %386 matmul [B,1152,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(221, (double)147456*B, sizeof(real)*((double)147456 + (double)147456*B), k387_sum(A + 0, A + 656688 + 1179648*B, B)); /* %387 reduce [1,128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(222, 0, sizeof(real)*((double)8192*B + (double)73728*B), k390_col2im(A + 656688 + 1179648*B, A + 656688 + 1867776*B, B)); /* %390 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(223, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k346_step(A + 656688 + 1867776*B, A + 656688 + 2498560*B, B)); /* %391 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(224, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 2498560*B, A + 656688 + 1179648*B, A + 656688 + 1867776*B, B)); /* %392 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(225, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 147456, A + 656688 + 2498560*B, B)); /* %393 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(226, (double)8192, sizeof(real)*((double)1024 + (double)8192), k350_sum(A + 155648, A + 147456)); /* %395 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(227, (double)1024, sizeof(real)*((double)128 + (double)1024), k351_sum(A + 654976, A + 155648)); /* %396 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(228, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k210_mul(A + 656688 + 1867776*B, A + 656688 + 2498560*B, (real *)P + 342752, B)); /* %398 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(229, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 1875968*B, A + 656688 + 2498560*B, A + 656688 + 2490368*B, B)); /* %399 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(230, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 147456, A + 656688 + 1875968*B, B)); /* %400 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(231, (double)8192, sizeof(real)*((double)1024 + (double)8192), k350_sum(A + 155648, A + 147456)); /* %402 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(232, (double)1024, sizeof(real)*((double)128 + (double)1024), k351_sum(A + 655104, A + 155648)); /* %403 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(233, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k207_mul(A + 656688 + 2490368*B, A + 656688 + 1867776*B, A + 656688 + 2531584*B, B)); /* %406 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(234, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 2498560*B, A + 656688 + 1867776*B, A + 656688 + 2482176*B, B)); /* %407 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(235, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 2523136*B, A + 656688 + 2498560*B, B)); /* %408 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(236, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2523152*B, A + 656688 + 2531584*B, B)); /* %409 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(237, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2523168*B, A + 656688 + 2531584*B, A + 656688 + 2523152*B, B)); /* %410 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(238, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2523152*B, A + 656688 + 2523168*B, B)); /* %411 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(239, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2523168*B, A + 656688 + 2523136*B, A + 656688 + 2523152*B, B)); /* %412 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(240, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2523136*B, A + 656688 + 2523168*B, B)); /* %413 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(241, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k369_id(A + 656688 + 2498560*B, A + 656688 + 2523136*B, B)); /* %414 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(242, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k370_scale(A + 656688 + 1867776*B, A + 656688 + 2482176*B, B)); /* %415 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(243, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 2482176*B, A + 656688 + 2498560*B, A + 656688 + 1867776*B, B)); /* %416 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(244, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 656688 + 2498560*B, A + 656688 + 2490368*B, A + 656688 + 2482176*B, B)); /* %417 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(245, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k373_neg(A + 656688 + 2482176*B, A + 656688 + 2498560*B, B)); /* %418 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(246, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 2490368*B, A + 656688 + 2482176*B, B)); /* %419 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(247, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2490384*B, A + 656688 + 2490368*B, B)); /* %420 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(248, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k369_id(A + 656688 + 2482176*B, A + 656688 + 2490384*B, B)); /* %421 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(249, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 656688 + 2490368*B, A + 656688 + 2498560*B, A + 656688 + 2482176*B, B)); /* %422 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(250, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 147456, A + 656688 + 2490368*B, B)); /* %424 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(251, (double)8192, sizeof(real)*((double)1024 + (double)8192), k350_sum(A + 155648, A + 147456)); /* %426 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(252, (double)1024, sizeof(real)*((double)128 + (double)1024), k351_sum(A + 655232, A + 155648)); /* %427 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(253, (double)18874368*B, sizeof(real)*((double)147456*B + (double)8192*B + (double)73728*B), k385_matmul(A + 656688 + 1179648*B, A + 656688 + 2490368*B, A + 656688 + 1794048*B, B)); /* %430 matmul [B,128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(254, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k386_matmul(A + 656688 + 1794048*B, (real *)P + 195168, A + 656688 + 2490368*B, B)); /* %431 matmul [B,1152,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(255, (double)147456*B, sizeof(real)*((double)147456 + (double)147456*B), k387_sum(A + 147456, A + 656688 + 1179648*B, B)); /* %432 reduce [1,128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(256, 0, sizeof(real)*((double)8192*B + (double)73728*B), k390_col2im(A + 656688 + 2482176*B, A + 656688 + 1794048*B, B)); /* %435 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(257, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 656688 + 2490368*B, A + 656688 + 2514944*B, A + 656688 + 2482176*B, B)); /* %436 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(258, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k346_step(A + 656688 + 2482176*B, A + 656688 + 2473984*B, B)); /* %437 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(259, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 2473984*B, A + 656688 + 2490368*B, A + 656688 + 2482176*B, B)); /* %438 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(260, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 294912, A + 656688 + 2473984*B, B)); /* %439 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(261, (double)8192, sizeof(real)*((double)1024 + (double)8192), k350_sum(A + 303104, A + 294912)); /* %441 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(262, (double)1024, sizeof(real)*((double)128 + (double)1024), k351_sum(A + 655360, A + 303104)); /* %442 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(263, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k210_mul(A + 656688 + 2482176*B, A + 656688 + 2473984*B, (real *)P + 194912, B)); /* %444 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(264, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 2490368*B, A + 656688 + 2473984*B, A + 656688 + 2465792*B, B)); /* %445 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(265, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 294912, A + 656688 + 2490368*B, B)); /* %446 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(266, (double)8192, sizeof(real)*((double)1024 + (double)8192), k350_sum(A + 303104, A + 294912)); /* %448 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(267, (double)1024, sizeof(real)*((double)128 + (double)1024), k351_sum(A + 655488, A + 303104)); /* %449 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(268, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k207_mul(A + 656688 + 2465792*B, A + 656688 + 2482176*B, A + 656688 + 2531568*B, B)); /* %452 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(269, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 2473984*B, A + 656688 + 2482176*B, A + 656688 + 2457600*B, B)); /* %453 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(270, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 2514944*B, A + 656688 + 2473984*B, B)); /* %454 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(271, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2514960*B, A + 656688 + 2531568*B, B)); /* %455 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(272, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2514976*B, A + 656688 + 2531568*B, A + 656688 + 2514960*B, B)); /* %456 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(273, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2514960*B, A + 656688 + 2514976*B, B)); /* %457 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(274, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2514976*B, A + 656688 + 2514944*B, A + 656688 + 2514960*B, B)); /* %458 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(275, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2514944*B, A + 656688 + 2514976*B, B)); /* %459 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(276, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k369_id(A + 656688 + 2473984*B, A + 656688 + 2514944*B, B)); /* %460 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(277, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k370_scale(A + 656688 + 2482176*B, A + 656688 + 2457600*B, B)); /* %461 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(278, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 2457600*B, A + 656688 + 2473984*B, A + 656688 + 2482176*B, B)); /* %462 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(279, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 656688 + 2473984*B, A + 656688 + 2465792*B, A + 656688 + 2457600*B, B)); /* %463 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(280, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k373_neg(A + 656688 + 2457600*B, A + 656688 + 2473984*B, B)); /* %464 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(281, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 2465792*B, A + 656688 + 2457600*B, B)); /* %465 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(282, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2465808*B, A + 656688 + 2465792*B, B)); /* %466 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(283, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k369_id(A + 656688 + 2457600*B, A + 656688 + 2465808*B, B)); /* %467 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(284, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 656688 + 2465792*B, A + 656688 + 2473984*B, A + 656688 + 2457600*B, B)); /* %468 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(285, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 294912, A + 656688 + 2465792*B, B)); /* %470 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(286, (double)8192, sizeof(real)*((double)1024 + (double)8192), k350_sum(A + 303104, A + 294912)); /* %472 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(287, (double)1024, sizeof(real)*((double)128 + (double)1024), k351_sum(A + 655616, A + 303104)); /* %473 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(288, (double)9437184*B, sizeof(real)*((double)73728*B + (double)8192*B + (double)36864*B), k476_matmul(A + 656688 + 1179648*B, A + 656688 + 2465792*B, A + 656688 + 1978368*B, B)); /* %476 matmul [B,128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(289, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k477_matmul(A + 656688 + 1253376*B, (real *)P + 121056, A + 656688 + 2465792*B, B)); /* %477 matmul [B,576,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(290, (double)73728*B, sizeof(real)*((double)73728 + (double)73728*B), k478_sum(A + 425984, A + 656688 + 1179648*B, B)); /* %478 reduce [1,128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(291, 0, sizeof(real)*((double)16384*B + (double)36864*B), k481_col2im(A + 656688 + 1290240*B, A + 656688 + 1253376*B, B)); /* %481 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(292, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k482_step(A + 656688 + 1306624*B, A + 656688 + 2441216*B, B)); /* %482 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(293, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1978368*B, A + 656688 + 1290240*B, A + 656688 + 1306624*B, B)); /* %483 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(294, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k484_sum(A + 499712, A + 656688 + 1978368*B, B)); /* %484 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(295, (double)16384, sizeof(real)*((double)1024 + (double)16384), k486_sum(A + 516096, A + 499712)); /* %486 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(296, (double)1024, sizeof(real)*((double)64 + (double)1024), k487_sum(A + 655744, A + 516096)); /* %487 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(297, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k131_mul(A + 656688 + 1994752*B, A + 656688 + 1978368*B, (real *)P + 120928, B)); /* %489 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(298, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1179648*B, A + 656688 + 1978368*B, A + 656688 + 2424832*B, B)); /* %490 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(299, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k484_sum(A + 499712, A + 656688 + 1179648*B, B)); /* %491 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(300, (double)16384, sizeof(real)*((double)1024 + (double)16384), k486_sum(A + 516096, A + 499712)); /* %493 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(301, (double)1024, sizeof(real)*((double)64 + (double)1024), k487_sum(A + 655808, A + 516096)); /* %494 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(302, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k128_mul(A + 656688 + 1179648*B, A + 656688 + 1994752*B, A + 656688 + 2531552*B, B)); /* %497 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(303, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1196032*B, A + 656688 + 1994752*B, A + 656688 + 2408448*B, B)); /* %498 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(304, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 2514944*B, A + 656688 + 1196032*B, B)); /* %499 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(305, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2514960*B, A + 656688 + 2531552*B, B)); /* %500 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(306, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2514976*B, A + 656688 + 2531552*B, A + 656688 + 2514960*B, B)); /* %501 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(307, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2514960*B, A + 656688 + 2514976*B, B)); /* %502 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(308, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2514976*B, A + 656688 + 2514944*B, A + 656688 + 2514960*B, B)); /* %503 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(309, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 2514944*B, A + 656688 + 2514976*B, B)); /* %504 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(310, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k505_id(A + 656688 + 1994752*B, A + 656688 + 2514944*B, B)); /* %505 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(311, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k506_scale(A + 656688 + 1196032*B, A + 656688 + 2408448*B, B)); /* %506 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(312, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1212416*B, A + 656688 + 1994752*B, A + 656688 + 1196032*B, B)); /* %507 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(313, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k186_add(A + 656688 + 1196032*B, A + 656688 + 1179648*B, A + 656688 + 1212416*B, B)); /* %508 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(314, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k509_neg(A + 656688 + 1179648*B, A + 656688 + 1196032*B, B)); /* %509 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(315, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 2514944*B, A + 656688 + 1179648*B, B)); /* %510 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(316, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 2514960*B, A + 656688 + 2514944*B, B)); /* %511 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(317, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k505_id(A + 656688 + 1179648*B, A + 656688 + 2514960*B, B)); /* %512 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(318, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k186_add(A + 656688 + 1994752*B, A + 656688 + 1196032*B, A + 656688 + 1179648*B, B)); /* %513 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(319, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k484_sum(A + 499712, A + 656688 + 1994752*B, B)); /* %515 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(320, (double)16384, sizeof(real)*((double)1024 + (double)16384), k486_sum(A + 516096, A + 499712)); /* %517 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(321, (double)1024, sizeof(real)*((double)64 + (double)1024), k487_sum(A + 655872, A + 516096)); /* %518 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(322, (double)18874368*B, sizeof(real)*((double)36864*B + (double)16384*B + (double)147456*B), k521_matmul(A + 656688 + 1179648*B, A + 656688 + 1994752*B, A + 656688 + 1032192*B, B)); /* %521 matmul [B,64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(323, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k522_matmul(A + 656688 + 1032192*B, (real *)P + 84000, A + 656688 + 1994752*B, B)); /* %522 matmul [B,576,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(324, (double)36864*B, sizeof(real)*((double)36864 + (double)36864*B), k523_sum(A + 499712, A + 656688 + 1179648*B, B)); /* %523 reduce [1,64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(325, 0, sizeof(real)*((double)16384*B + (double)147456*B), k526_col2im(A + 656688 + 1994752*B, A + 656688 + 1032192*B, B)); /* %526 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(326, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k482_step(A + 656688 + 1794048*B, A + 656688 + 2392064*B, B)); /* %527 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(327, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1810432*B, A + 656688 + 1994752*B, A + 656688 + 1794048*B, B)); /* %528 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(328, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k484_sum(A + 536576, A + 656688 + 1810432*B, B)); /* %529 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(329, (double)16384, sizeof(real)*((double)1024 + (double)16384), k486_sum(A + 552960, A + 536576)); /* %531 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(330, (double)1024, sizeof(real)*((double)64 + (double)1024), k487_sum(A + 655936, A + 552960)); /* %532 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(331, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k131_mul(A + 656688 + 1794048*B, A + 656688 + 1810432*B, (real *)P + 83872, B)); /* %534 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(332, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1994752*B, A + 656688 + 1810432*B, A + 656688 + 2375680*B, B)); /* %535 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(333, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k484_sum(A + 536576, A + 656688 + 1994752*B, B)); /* %536 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(334, (double)16384, sizeof(real)*((double)1024 + (double)16384), k486_sum(A + 552960, A + 536576)); /* %538 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(335, (double)1024, sizeof(real)*((double)64 + (double)1024), k487_sum(A + 656000, A + 552960)); /* %539 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(336, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k128_mul(A + 656688 + 1994752*B, A + 656688 + 1794048*B, A + 656688 + 2531536*B, B)); /* %542 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(337, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1810432*B, A + 656688 + 1794048*B, A + 656688 + 2359296*B, B)); /* %543 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(338, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 2011136*B, A + 656688 + 1810432*B, B)); /* %544 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(339, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2011152*B, A + 656688 + 2531536*B, B)); /* %545 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(340, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2531536*B, A + 656688 + 2011152*B, B)); /* %546 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(341, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2011152*B, A + 656688 + 2011168*B, B)); /* %547 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(342, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2011136*B, A + 656688 + 2011152*B, B)); /* %548 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(343, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 2011136*B, A + 656688 + 2011168*B, B)); /* %549 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(344, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k505_id(A + 656688 + 1794048*B, A + 656688 + 2011136*B, B)); /* %550 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(345, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k506_scale(A + 656688 + 1810432*B, A + 656688 + 2359296*B, B)); /* %551 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(346, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1826816*B, A + 656688 + 1794048*B, A + 656688 + 1810432*B, B)); /* %552 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(347, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k186_add(A + 656688 + 1794048*B, A + 656688 + 1994752*B, A + 656688 + 1826816*B, B)); /* %553 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(348, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k509_neg(A + 656688 + 1994752*B, A + 656688 + 1794048*B, B)); /* %554 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(349, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 2011136*B, A + 656688 + 1994752*B, B)); /* %555 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(350, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %556 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(351, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k505_id(A + 656688 + 1994752*B, A + 656688 + 2011152*B, B)); /* %557 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(352, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k186_add(A + 656688 + 1830912*B, A + 656688 + 1794048*B, A + 656688 + 1994752*B, B)); /* %558 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(353, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k484_sum(A + 536576, A + 656688 + 1830912*B, B)); /* %560 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(354, (double)16384, sizeof(real)*((double)1024 + (double)16384), k486_sum(A + 552960, A + 536576)); /* %562 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(355, (double)1024, sizeof(real)*((double)64 + (double)1024), k487_sum(A + 656064, A + 552960)); /* %563 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(356, (double)18874368*B, sizeof(real)*((double)36864*B + (double)16384*B + (double)147456*B), k521_matmul(A + 656688 + 1794048*B, A + 656688 + 1830912*B, A + 656688 + 884736*B, B)); /* %566 matmul [B,64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(357, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k522_matmul(A + 656688 + 884736*B, (real *)P + 46944, A + 656688 + 1830912*B, B)); /* %567 matmul [B,576,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(358, (double)36864*B, sizeof(real)*((double)36864 + (double)36864*B), k523_sum(A + 536576, A + 656688 + 1794048*B, B)); /* %568 reduce [1,64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(359, 0, sizeof(real)*((double)16384*B + (double)147456*B), k526_col2im(A + 656688 + 1994752*B, A + 656688 + 884736*B, B)); /* %571 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(360, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k186_add(A + 656688 + 1794048*B, A + 656688 + 1978368*B, A + 656688 + 1994752*B, B)); /* %572 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(361, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k482_step(A + 656688 + 1978368*B, A + 656688 + 2342912*B, B)); /* %573 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(362, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1994752*B, A + 656688 + 1794048*B, A + 656688 + 1978368*B, B)); /* %574 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(363, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k484_sum(A + 573440, A + 656688 + 1994752*B, B)); /* %575 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(364, (double)16384, sizeof(real)*((double)1024 + (double)16384), k486_sum(A + 589824, A + 573440)); /* %577 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(365, (double)1024, sizeof(real)*((double)64 + (double)1024), k487_sum(A + 656128, A + 589824)); /* %578 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(366, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k131_mul(A + 656688 + 1978368*B, A + 656688 + 1994752*B, (real *)P + 46816, B)); /* %580 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(367, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1794048*B, A + 656688 + 1994752*B, A + 656688 + 2326528*B, B)); /* %581 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(368, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k484_sum(A + 573440, A + 656688 + 1794048*B, B)); /* %582 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(369, (double)16384, sizeof(real)*((double)1024 + (double)16384), k486_sum(A + 589824, A + 573440)); /* %584 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(370, (double)1024, sizeof(real)*((double)64 + (double)1024), k487_sum(A + 656192, A + 589824)); /* %585 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(371, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k128_mul(A + 656688 + 1994752*B, A + 656688 + 1978368*B, A + 656688 + 2531520*B, B)); /* %588 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(372, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1794048*B, A + 656688 + 1978368*B, A + 656688 + 2310144*B, B)); /* %589 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(373, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 2011136*B, A + 656688 + 1794048*B, B)); /* %590 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(374, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2011152*B, A + 656688 + 2531520*B, B)); /* %591 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(375, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2531520*B, A + 656688 + 2011152*B, B)); /* %592 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(376, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2011152*B, A + 656688 + 2011168*B, B)); /* %593 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(377, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2011136*B, A + 656688 + 2011152*B, B)); /* %594 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(378, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 2011136*B, A + 656688 + 2011168*B, B)); /* %595 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(379, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k505_id(A + 656688 + 1978368*B, A + 656688 + 2011136*B, B)); /* %596 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(380, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k506_scale(A + 656688 + 1794048*B, A + 656688 + 2310144*B, B)); /* %597 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(381, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1810432*B, A + 656688 + 1978368*B, A + 656688 + 1794048*B, B)); /* %598 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(382, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k186_add(A + 656688 + 1794048*B, A + 656688 + 1994752*B, A + 656688 + 1810432*B, B)); /* %599 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(383, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k509_neg(A + 656688 + 1978368*B, A + 656688 + 1794048*B, B)); /* %600 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(384, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 2514944*B, A + 656688 + 1978368*B, B)); /* %601 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(385, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 2514960*B, A + 656688 + 2514944*B, B)); /* %602 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(386, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k505_id(A + 656688 + 1978368*B, A + 656688 + 2514960*B, B)); /* %603 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(387, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k186_add(A + 656688 + 1996800*B, A + 656688 + 1794048*B, A + 656688 + 1978368*B, B)); /* %604 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(388, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k484_sum(A + 573440, A + 656688 + 1996800*B, B)); /* %606 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(389, (double)16384, sizeof(real)*((double)1024 + (double)16384), k486_sum(A + 589824, A + 573440)); /* %608 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(390, (double)1024, sizeof(real)*((double)64 + (double)1024), k487_sum(A + 656256, A + 589824)); /* %609 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(391, (double)9437184*B, sizeof(real)*((double)18432*B + (double)16384*B + (double)73728*B), k612_matmul(A + 656688 + 1978368*B, A + 656688 + 1996800*B, A + 656688 + 1720320*B, B)); /* %612 matmul [B,64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(392, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k613_matmul(A + 656688 + 884736*B, (real *)P + 28320, A + 656688 + 1996800*B, B)); /* %613 matmul [B,288,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(393, (double)18432*B, sizeof(real)*((double)18432 + (double)18432*B), k614_sum(A + 573440, A + 656688 + 1978368*B, B)); /* %614 reduce [1,64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(394, 0, sizeof(real)*((double)32768*B + (double)73728*B), k617_col2im(A + 656688 + 1978368*B, A + 656688 + 884736*B, B)); /* %617 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(395, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k618_step(A + 656688 + 1720320*B, A + 656688 + 2277376*B, B)); /* %618 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(396, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1753088*B, A + 656688 + 1978368*B, A + 656688 + 1720320*B, B)); /* %619 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(397, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k620_sum(A + 294912, A + 656688 + 1753088*B, B)); /* %620 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(398, (double)32768, sizeof(real)*((double)1024 + (double)32768), k622_sum(A + 327680, A + 294912)); /* %622 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(399, (double)1024, sizeof(real)*((double)32 + (double)1024), k623_sum(A + 656320, A + 327680)); /* %623 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(400, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k52_mul(A + 656688 + 1720320*B, A + 656688 + 1753088*B, (real *)P + 28256, B)); /* %625 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(401, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1978368*B, A + 656688 + 1753088*B, A + 656688 + 2244608*B, B)); /* %626 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(402, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k620_sum(A + 294912, A + 656688 + 1978368*B, B)); /* %627 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(403, (double)32768, sizeof(real)*((double)1024 + (double)32768), k622_sum(A + 327680, A + 294912)); /* %629 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(404, (double)1024, sizeof(real)*((double)32 + (double)1024), k623_sum(A + 656352, A + 327680)); /* %630 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(405, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k49_mul(A + 656688 + 1978368*B, A + 656688 + 1720320*B, A + 656688 + 2531504*B, B)); /* %633 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(406, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 2211840*B, B)); /* %634 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(407, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1785856*B, B)); /* %635 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(408, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2011152*B, A + 656688 + 2531504*B, B)); /* %636 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(409, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2531504*B, A + 656688 + 2011152*B, B)); /* %637 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(410, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2011152*B, A + 656688 + 2011168*B, B)); /* %638 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(411, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2011136*B, A + 656688 + 2011152*B, B)); /* %639 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(412, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011136*B, A + 656688 + 2011168*B, B)); /* %640 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(413, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k641_id(A + 656688 + 1720320*B, A + 656688 + 2011136*B, B)); /* %641 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(414, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k642_scale(A + 656688 + 1785856*B, A + 656688 + 2211840*B, B)); /* %642 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(415, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1818624*B, A + 656688 + 1720320*B, A + 656688 + 1785856*B, B)); /* %643 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(416, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k107_add(A + 656688 + 1720320*B, A + 656688 + 1978368*B, A + 656688 + 1818624*B, B)); /* %644 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(417, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k645_neg(A + 656688 + 1978368*B, A + 656688 + 1720320*B, B)); /* %645 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(418, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1978368*B, B)); /* %646 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(419, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %647 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(420, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k641_id(A + 656688 + 1978368*B, A + 656688 + 2011152*B, B)); /* %648 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(421, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k107_add(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 1978368*B, B)); /* %649 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(422, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k620_sum(A + 294912, A + 656688 + 1785856*B, B)); /* %651 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(423, (double)32768, sizeof(real)*((double)1024 + (double)32768), k622_sum(A + 327680, A + 294912)); /* %653 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(424, (double)1024, sizeof(real)*((double)32 + (double)1024), k623_sum(A + 656384, A + 327680)); /* %654 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(425, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k657_matmul(A + 656688 + 1720320*B, A + 656688 + 1785856*B, A + 656688 + 589824*B, B)); /* %657 matmul [B,32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(426, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k658_matmul(A + 656688 + 589824*B, (real *)P + 19008, A + 656688 + 1785856*B, B)); /* %658 matmul [B,288,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(427, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k659_sum(A + 624640, A + 656688 + 1720320*B, B)); /* %659 reduce [1,32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(428, 0, sizeof(real)*((double)32768*B + (double)294912*B), k662_col2im(A + 656688 + 1720320*B, A + 656688 + 589824*B, B)); /* %662 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(429, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k618_step(A + 656688 + 1978368*B, A + 656688 + 2179072*B, B)); /* %663 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(430, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 1978368*B, B)); /* %664 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(431, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k620_sum(A + 294912, A + 656688 + 1785856*B, B)); /* %665 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(432, (double)32768, sizeof(real)*((double)1024 + (double)32768), k622_sum(A + 327680, A + 294912)); /* %667 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(433, (double)1024, sizeof(real)*((double)32 + (double)1024), k623_sum(A + 656416, A + 327680)); /* %668 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(434, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k52_mul(A + 656688 + 1720320*B, A + 656688 + 1785856*B, (real *)P + 18944, B)); /* %670 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(435, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1978368*B, A + 656688 + 1785856*B, A + 656688 + 2146304*B, B)); /* %671 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(436, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k620_sum(A + 294912, A + 656688 + 1978368*B, B)); /* %672 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(437, (double)32768, sizeof(real)*((double)1024 + (double)32768), k622_sum(A + 327680, A + 294912)); /* %674 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(438, (double)1024, sizeof(real)*((double)32 + (double)1024), k623_sum(A + 656448, A + 327680)); /* %675 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(439, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k49_mul(A + 656688 + 1978368*B, A + 656688 + 1720320*B, A + 656688 + 2531488*B, B)); /* %678 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(440, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 2113536*B, B)); /* %679 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(441, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1785856*B, B)); /* %680 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(442, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2011152*B, A + 656688 + 2531488*B, B)); /* %681 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(443, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2531488*B, A + 656688 + 2011152*B, B)); /* %682 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(444, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2011152*B, A + 656688 + 2011168*B, B)); /* %683 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(445, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2011136*B, A + 656688 + 2011152*B, B)); /* %684 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(446, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011136*B, A + 656688 + 2011168*B, B)); /* %685 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(447, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k641_id(A + 656688 + 1720320*B, A + 656688 + 2011136*B, B)); /* %686 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(448, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k642_scale(A + 656688 + 1785856*B, A + 656688 + 2113536*B, B)); /* %687 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(449, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1818624*B, A + 656688 + 1720320*B, A + 656688 + 1785856*B, B)); /* %688 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(450, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k107_add(A + 656688 + 1720320*B, A + 656688 + 1978368*B, A + 656688 + 1818624*B, B)); /* %689 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(451, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k645_neg(A + 656688 + 1978368*B, A + 656688 + 1720320*B, B)); /* %690 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(452, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1978368*B, B)); /* %691 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(453, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %692 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(454, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k641_id(A + 656688 + 1978368*B, A + 656688 + 2011152*B, B)); /* %693 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(455, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k107_add(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 1978368*B, B)); /* %694 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(456, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k620_sum(A + 294912, A + 656688 + 1785856*B, B)); /* %696 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(457, (double)32768, sizeof(real)*((double)1024 + (double)32768), k622_sum(A + 327680, A + 294912)); /* %698 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(458, (double)1024, sizeof(real)*((double)32 + (double)1024), k623_sum(A + 656480, A + 327680)); /* %699 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(459, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k657_matmul(A + 656688 + 1720320*B, A + 656688 + 1785856*B, A + 656688 + 294912*B, B)); /* %702 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(460, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k658_matmul(A + 656688 + 294912*B, (real *)P + 9696, A + 656688 + 1785856*B, B)); /* %703 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(461, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k659_sum(A + 633856, A + 656688 + 1720320*B, B)); /* %704 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(462, 0, sizeof(real)*((double)32768*B + (double)294912*B), k662_col2im(A + 656688 + 1720320*B, A + 656688 + 294912*B, B)); /* %707 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(463, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k107_add(A + 656688 + 1978368*B, A + 656688 + 1753088*B, A + 656688 + 1720320*B, B)); /* %708 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(464, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k618_step(A + 656688 + 1720320*B, A + 656688 + 2080768*B, B)); /* %709 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(465, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1753088*B, A + 656688 + 1978368*B, A + 656688 + 1720320*B, B)); /* %710 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(466, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k620_sum(A + 294912, A + 656688 + 1753088*B, B)); /* %711 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(467, (double)32768, sizeof(real)*((double)1024 + (double)32768), k622_sum(A + 327680, A + 294912)); /* %713 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(468, (double)1024, sizeof(real)*((double)32 + (double)1024), k623_sum(A + 656512, A + 327680)); /* %714 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(469, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k52_mul(A + 656688 + 1720320*B, A + 656688 + 1753088*B, (real *)P + 9632, B)); /* %716 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(470, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1978368*B, A + 656688 + 1753088*B, A + 656688 + 2048000*B, B)); /* %717 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(471, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k620_sum(A + 294912, A + 656688 + 1978368*B, B)); /* %718 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(472, (double)32768, sizeof(real)*((double)1024 + (double)32768), k622_sum(A + 327680, A + 294912)); /* %720 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(473, (double)1024, sizeof(real)*((double)32 + (double)1024), k623_sum(A + 656544, A + 327680)); /* %721 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(474, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k49_mul(A + 656688 + 1978368*B, A + 656688 + 1720320*B, A + 656688 + 2531472*B, B)); /* %724 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(475, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1753088*B, A + 656688 + 1720320*B, A + 656688 + 2015232*B, B)); /* %725 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(476, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1753088*B, B)); /* %726 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(477, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2011152*B, A + 656688 + 2531472*B, B)); /* %727 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(478, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2531472*B, A + 656688 + 2011152*B, B)); /* %728 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(479, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2011152*B, A + 656688 + 2011168*B, B)); /* %729 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(480, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2011136*B, A + 656688 + 2011152*B, B)); /* %730 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(481, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011136*B, A + 656688 + 2011168*B, B)); /* %731 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(482, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k641_id(A + 656688 + 1720320*B, A + 656688 + 2011136*B, B)); /* %732 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(483, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k642_scale(A + 656688 + 1753088*B, A + 656688 + 2015232*B, B)); /* %733 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(484, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 1753088*B, B)); /* %734 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(485, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k107_add(A + 656688 + 1720320*B, A + 656688 + 1978368*B, A + 656688 + 1785856*B, B)); /* %735 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(486, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k645_neg(A + 656688 + 1753088*B, A + 656688 + 1720320*B, B)); /* %736 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(487, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2514944*B, A + 656688 + 1753088*B, B)); /* %737 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(488, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2514960*B, A + 656688 + 2514944*B, B)); /* %738 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(489, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k641_id(A + 656688 + 1753088*B, A + 656688 + 2514960*B, B)); /* %739 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(490, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k107_add(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 1753088*B, B)); /* %740 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(491, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k620_sum(A + 294912, A + 656688 + 1785856*B, B)); /* %742 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(492, (double)32768, sizeof(real)*((double)1024 + (double)32768), k622_sum(A + 327680, A + 294912)); /* %744 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(493, (double)1024, sizeof(real)*((double)32 + (double)1024), k623_sum(A + 656576, A + 327680)); /* %745 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(494, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k657_matmul(A + 656688 + 1720320*B, A + 656688 + 1785856*B, A + 656688, B)); /* %748 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(495, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k658_matmul(A + 656688, (real *)P + 384, A + 656688 + 1785856*B, B)); /* %749 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(496, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k659_sum(A + 643072, A + 656688 + 1720320*B, B)); /* %750 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(497, 0, sizeof(real)*((double)131072*B + (double)294912*B), k753_col2im(A + 656688 + 294912*B, A + 656688, B)); /* %753 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(498, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k754_step(A + 656688, A + 656688 + 1589248*B, B)); /* %754 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(499, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k755_mul(A + 656688 + 131072*B, A + 656688 + 294912*B, A + 656688, B)); /* %755 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(500, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k756_sum(A + 294912, A + 656688 + 131072*B, B)); /* %756 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(501, (double)131072, sizeof(real)*((double)2048 + (double)131072), k758_sum(A + 652288, A + 294912)); /* %758 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(502, (double)2048, sizeof(real)*((double)32 + (double)2048), k759_sum(A + 656608, A + 652288)); /* %759 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(503, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k26_mul(A + 656688, A + 656688 + 131072*B, (real *)P + 320, B)); /* %761 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(504, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k755_mul(A + 656688 + 262144*B, A + 656688 + 131072*B, A + 656688 + 1458176*B, B)); /* %762 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(505, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k756_sum(A + 294912, A + 656688 + 262144*B, B)); /* %763 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(506, (double)131072, sizeof(real)*((double)2048 + (double)131072), k758_sum(A + 652288, A + 294912)); /* %765 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(507, (double)2048, sizeof(real)*((double)32 + (double)2048), k759_sum(A + 656640, A + 652288)); /* %766 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(508, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k23_mul(A + 656688 + 131072*B, A + 656688, A + 656688 + 2531456*B, B)); /* %769 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(509, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k755_mul(A + 656688 + 262144*B, A + 656688, A + 656688 + 1327104*B, B)); /* %770 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(510, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k15_sum(A + 656688 + 2514944*B, A + 656688 + 262144*B, B)); /* %771 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(511, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2514960*B, A + 656688 + 2531456*B, B)); /* %772 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(512, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2514976*B, A + 656688 + 2531456*B, A + 656688 + 2514960*B, B)); /* %773 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(513, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2514960*B, A + 656688 + 2514976*B, B)); /* %774 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(514, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2514976*B, A + 656688 + 2514944*B, A + 656688 + 2514960*B, B)); /* %775 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(515, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k16_scale(A + 656688 + 2514944*B, A + 656688 + 2514976*B, B)); /* %776 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(516, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k777_id(A + 656688, A + 656688 + 2514944*B, B)); /* %777 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(517, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k778_scale(A + 656688 + 262144*B, A + 656688 + 1327104*B, B)); /* %778 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(518, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k755_mul(A + 656688 + 393216*B, A + 656688, A + 656688 + 262144*B, B)); /* %779 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(519, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k780_add(A + 656688, A + 656688 + 131072*B, A + 656688 + 393216*B, B)); /* %780 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(520, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k781_neg(A + 656688 + 131072*B, A + 656688, B)); /* %781 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(521, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k15_sum(A + 656688 + 2514944*B, A + 656688 + 131072*B, B)); /* %782 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(522, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k16_scale(A + 656688 + 2514960*B, A + 656688 + 2514944*B, B)); /* %783 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(523, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k777_id(A + 656688 + 131072*B, A + 656688 + 2514960*B, B)); /* %784 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(524, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k780_add(A + 656688 + 262144*B, A + 656688, A + 656688 + 131072*B, B)); /* %785 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(525, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k756_sum(A + 294912, A + 656688 + 262144*B, B)); /* %787 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(526, (double)131072, sizeof(real)*((double)2048 + (double)131072), k758_sum(A + 652288, A + 294912)); /* %789 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(527, (double)2048, sizeof(real)*((double)32 + (double)2048), k759_sum(A + 295200, A + 652288)); /* %790 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(528, (double)2359296*B, sizeof(real)*((double)288*B + (double)131072*B + (double)36864*B), k793_matmul(A + 656688, A + 656688 + 262144*B, A + 656688 + 1941504*B, B)); /* %793 matmul [B,32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(529, (double)288*B, sizeof(real)*((double)288 + (double)288*B), k795_sum(A + 294912, A + 656688, B)); /* %795 reduce [1,32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 294912, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 295200, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 656640, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

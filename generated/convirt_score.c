@@ -132,6 +132,29 @@ static void k17_scale(real *restrict out, const real *restrict in0, long B, long
         out[i0] = in0[i0] * (real)14.285714285714285;
 }
 
+#ifdef RECLF_PROFILE
+#include "profile.h"
+static reclf_prof_entry prof[12] = {
+    {"k6_square", "%6 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k7_sum", "%7 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k8_clampmin", "%8 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k9_rsqrt", "%9 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k11_square", "%11 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k12_sum", "%12 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k13_clampmin", "%13 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k14_rsqrt", "%14 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+};
+const reclf_prof_table reclf_profile_convirt_score = {12, prof};
+#define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
+    prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#else
+#define CALL(i, fl, by, call) call
+#endif
+
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
@@ -142,18 +165,18 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    k6_square(A + 144*B + 32*B*T, (real *)inputs[0], T); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-    k7_sum(A + 144*B + 32*B*T + 128*T, A + 144*B + 32*B*T, T); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
-    k8_clampmin(A + 144*B + 32*B*T, A + 144*B + 32*B*T + 128*T, T); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    k9_rsqrt(A + 144*B + 32*B*T + 128*T, A + 144*B + 32*B*T, T); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    k10_mul(A + 144*B + 32*B*T, (real *)inputs[0], A + 144*B + 32*B*T + 128*T, T); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k11_square(A + 0, (real *)inputs[2], B); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-    k12_sum(A + 128*B, A + 0, B); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
-    k13_clampmin(A + 0, A + 128*B, B); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    k14_rsqrt(A + 128*B, A + 0, B); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    k15_mul(A + 0, (real *)inputs[2], A + 128*B, B); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k16_matmul(A + 144*B, A + 144*B + 32*B*T, A + 0, B, T); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    k17_scale(A + 144*B + 16*B*T, A + 144*B, B, T); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(0, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k6_square(A + 144*B + 32*B*T, (real *)inputs[0], T)); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 144*B + 32*B*T + 128*T, A + 144*B + 32*B*T, T)); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)T, sizeof(real)*((double)T + (double)T), k8_clampmin(A + 144*B + 32*B*T, A + 144*B + 32*B*T + 128*T, T)); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)T, sizeof(real)*((double)T + (double)T), k9_rsqrt(A + 144*B + 32*B*T + 128*T, A + 144*B + 32*B*T, T)); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 144*B + 32*B*T, (real *)inputs[0], A + 144*B + 32*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k11_square(A + 0, (real *)inputs[2], B)); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
+    CALL(6, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 128*B, A + 0, B)); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
+    CALL(7, (double)B, sizeof(real)*((double)B + (double)B), k13_clampmin(A + 0, A + 128*B, B)); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(8, (double)B, sizeof(real)*((double)B + (double)B), k14_rsqrt(A + 128*B, A + 0, B)); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
+    CALL(9, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 0, (real *)inputs[2], A + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(10, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 144*B, A + 144*B + 32*B*T, A + 0, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(11, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 144*B + 16*B*T, A + 144*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {

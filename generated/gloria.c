@@ -96,8 +96,8 @@ static void k14_add(real *restrict out, const real *restrict in0, const real *re
 /* k18_sum:
  *   %18 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
  *   %22 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %1562 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1573 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1640 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1651 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k18_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(131072*B) > 32768)
     for (long o = 0; o < 8*B; o++) {
@@ -111,8 +111,8 @@ static void k18_sum(real *restrict out, const real *restrict in0, long B) {
 /* k19_scale:
  *   %19 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
  *   %23 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %1567 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1574 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1645 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1652 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k19_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
@@ -166,7 +166,7 @@ static void k25_rsqrt(real *restrict out, const real *restrict in0, long B) {
 
 /* k26_mul:
  *   %26 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %1560 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1638 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k26_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
@@ -176,7 +176,7 @@ static void k26_mul(real *restrict out, const real *restrict in0, const real *re
 
 /* k29_mul:
  *   %29 map:mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %1552 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1630 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k29_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -305,9 +305,9 @@ static void k47_square(real *restrict out, const real *restrict in0, long B) {
  *   %52 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
  *   %78 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
  *   %104 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %1424 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1469 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1515 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1502 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1547 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1593 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
@@ -319,9 +319,9 @@ static void k52_mul(real *restrict out, const real *restrict in0, const real *re
  *   %55 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
  *   %81 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
  *   %107 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %1416 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1461 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1507 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1494 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1539 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1585 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k55_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -366,11 +366,11 @@ static void k61_im2col(real *restrict out, const real *restrict in0, long B) {
 
 /* k110_add:
  *   %110 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %1435 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1440 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1480 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1485 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1499 map:add [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1513 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1518 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1558 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1563 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1577 map:add [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 2 more */
 static void k110_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
@@ -488,9 +488,9 @@ static void k126_square(real *restrict out, const real *restrict in0, long B) {
  *   %131 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
  *   %157 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
  *   %183 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %1288 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1333 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1379 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1366 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1411 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1457 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k131_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
@@ -502,9 +502,9 @@ static void k131_mul(real *restrict out, const real *restrict in0, const real *r
  *   %134 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
  *   %160 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
  *   %186 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %1280 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1325 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1371 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1358 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1403 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1449 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k134_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -565,11 +565,11 @@ static void k142_matmul(real *restrict out, const real *restrict in0, const real
 
 /* k189_add:
  *   %189 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %1299 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1304 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1344 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1349 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1363 map:add [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1377 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1382 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1422 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1427 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1441 map:add [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 2 more */
 static void k189_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
@@ -688,9 +688,9 @@ static void k205_square(real *restrict out, const real *restrict in0, long B) {
  *   %210 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
  *   %236 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
  *   %262 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   %1152 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1197 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1243 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1230 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1275 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1321 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k210_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
@@ -702,9 +702,9 @@ static void k210_mul(real *restrict out, const real *restrict in0, const real *r
  *   %213 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
  *   %239 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
  *   %265 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %1144 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1189 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1235 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1222 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1267 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1313 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k213_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -765,11 +765,11 @@ static void k221_matmul(real *restrict out, const real *restrict in0, const real
 
 /* k268_add:
  *   %268 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %703 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %713 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %1134 map:add [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1163 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1168 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %781 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %791 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %1212 map:add [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1241 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1246 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
  *   ... and 5 more */
 static void k268_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
@@ -816,7 +816,7 @@ static void k278_sum(real *restrict out, const real *restrict in0, long B) {
 
 /* k280_scale:
  *   %280 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %1123 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
+ *   %1201 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
 static void k280_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
@@ -944,7 +944,7 @@ static void k298_rsqrt(real *restrict out, const real *restrict in0, long T) {
  *   %389 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
  *   %452 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
  *   %479 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34
- *   %815 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %893 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
  *   ... and 4 more */
 static void k299_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
@@ -959,7 +959,7 @@ static void k299_mul(real *restrict out, const real *restrict in0, const real *r
  *   %390 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
  *   %453 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
  *   %480 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34
- *   %809 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %887 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
  *   ... and 4 more */
 static void k300_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
@@ -1015,8 +1015,8 @@ static void k309_permute(real *restrict out, const real *restrict in0, long T) {
 /* k326_matmul:
  *   %326 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
  *   %416 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %888 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17
- *   %1030 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17 */
+ *   %966 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17
+ *   %1108 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17 */
 static void k326_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
@@ -1034,8 +1034,8 @@ static void k326_matmul(real *restrict out, const real *restrict in0, const real
 /* k327_scale:
  *   %327 map:scale [T,4,40,40]   graphs/lib/text_encoder.lua:15
  *   %417 map:scale [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %911 map:scale [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
- *   %1053 map:scale [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15 */
+ *   %989 map:scale [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
+ *   %1131 map:scale [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15 */
 static void k327_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 6400*T; i0++)
@@ -1047,8 +1047,8 @@ static void k327_scale(real *restrict out, const real *restrict in0, long T) {
  *   %338 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %419 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %428 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %898 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %907 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %976 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %985 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
  *   ... and 2 more */
 static void k329_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
@@ -1128,8 +1128,8 @@ static void k337_exp(real *restrict out, const real *restrict in0, long T) {
 /* k339_sum:
  *   %339 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   %429 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %893 reduce [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %1035 reduce [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
+ *   %971 reduce [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1113 reduce [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
 static void k339_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(6400*T) > 32768)
     for (long o = 0; o < 160*T; o++) {
@@ -1152,8 +1152,8 @@ static void k340_clampmin(real *restrict out, const real *restrict in0, long T) 
 /* k341_div:
  *   %341 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %431 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %890 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1032 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+ *   %968 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1110 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
 static void k341_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
@@ -1164,8 +1164,8 @@ static void k341_div(real *restrict out, const real *restrict in0, const real *r
 /* k342_matmul:
  *   %342 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
  *   %432 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %912 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %1054 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
+ *   %990 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+ *   %1132 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
 static void k342_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
@@ -1183,10 +1183,10 @@ static void k342_matmul(real *restrict out, const real *restrict in0, const real
 /* k343_permute:
  *   %343 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
  *   %433 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %914 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
- *   %924 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
- *   %935 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
- *   %1056 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
+ *   %992 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
+ *   %1002 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
+ *   %1013 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
+ *   %1134 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
 static void k343_permute(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
@@ -1202,8 +1202,8 @@ static void k343_permute(real *restrict out, const real *restrict in0, long T) {
  *   %378 map:add [T,40,128]   graphs/lib/text_encoder.lua:25
  *   %441 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
  *   %468 map:add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %804 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %826 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %882 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
+ *   %904 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
  *   ... and 17 more */
 static void k351_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
@@ -1302,7 +1302,7 @@ static void k495_square(real *restrict out, const real *restrict in0, long T) {
 
 /* k496_sum:
  *   %496 reduce [T,1]   graphs/lib/losses.lua:21
- *   %778 reduce [T,1] (backward)  graphs/lib/losses.lua:21 */
+ *   %856 reduce [T,1] (backward)  graphs/lib/losses.lua:21 */
 static void k496_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(128*T) > 32768)
     for (long o = 0; o < T; o++) {
@@ -1331,7 +1331,7 @@ static void k498_rsqrt(real *restrict out, const real *restrict in0, long T) {
 
 /* k499_mul:
  *   %499 map:mul [T,128]   graphs/lib/losses.lua:21
- *   %776 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %854 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
 static void k499_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -1349,7 +1349,7 @@ static void k500_square(real *restrict out, const real *restrict in0, long B) {
 
 /* k501_sum:
  *   %501 reduce [B,1]   graphs/lib/losses.lua:21
- *   %765 reduce [B,1] (backward)  graphs/lib/losses.lua:21 */
+ *   %843 reduce [B,1] (backward)  graphs/lib/losses.lua:21 */
 static void k501_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(128*B) > 32768)
     for (long o = 0; o < B; o++) {
@@ -1378,7 +1378,7 @@ static void k503_rsqrt(real *restrict out, const real *restrict in0, long B) {
 
 /* k504_mul:
  *   %504 map:mul [B,128]   graphs/lib/losses.lua:21
- *   %763 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %841 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
 static void k504_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -1394,7 +1394,7 @@ static void k505_matmul(real *restrict out, const real *restrict in0, const real
 
 /* k506_scale:
  *   %506 map:scale [T,B]   graphs/lib/losses.lua:21
- *   %760 map:scale [T,B] (backward)  graphs/lib/losses.lua:21 */
+ *   %838 map:scale [T,B] (backward)  graphs/lib/losses.lua:21 */
 static void k506_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -1488,10 +1488,10 @@ static void k515_add(real *restrict out, const real *restrict in0, const real *r
 /* k516_mul:
  *   %516 map:mul [T,B]   graphs/lib/losses.lua:10
  *   %593 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %624 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %630 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %636 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   %643 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %702 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %708 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %714 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %721 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
  *   ... and 3 more */
 static void k516_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
@@ -1585,10 +1585,10 @@ static void k529_sub(real *restrict out, const real *restrict in0, const real *r
 /* k531_mul:
  *   %531 map:mul [T,1]   graphs/lib/losses.lua:13
  *   %608 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %620 map:mul [T,1] (backward)  graphs/lib/losses.lua:13
- *   %641 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %754 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %780 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *   %698 map:mul [T,1] (backward)  graphs/lib/losses.lua:13
+ *   %719 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %832 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %858 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
  *   ... and 2 more */
 static void k531_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
@@ -1625,7 +1625,7 @@ static void k533_sum(real *restrict out, const real *restrict in0, long B) {
 /* k534_add:
  *   %534 map:add [1,1]   graphs/lib/losses.lua:16
  *   %611 map:add [1,1]   graphs/lib/losses.lua:16
- *   %614 map:add []   graphs/lib/model.lua:80 */
+ *   %614 map:add []   graphs/lib/model.lua:85 */
 static void k534_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
     out[0] = in0[0] + in1[0];
 }
@@ -1633,7 +1633,7 @@ static void k534_add(real *restrict out, const real *restrict in0, const real *r
 /* k535_scale:
  *   %535 map:scale [1,1]   graphs/lib/losses.lua:16
  *   %612 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %617 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
+ *   %695 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
 static void k535_scale(real *restrict out, const real *restrict in0, long B) {
     out[0] = in0[0] * ((real)0.5/(real)(B));
 }
@@ -1648,7 +1648,7 @@ static void k537_square(real *restrict out, const real *restrict in0, long T) {
 
 /* k538_sum:
  *   %538 reduce [T,39,1]   graphs/lib/matching.lua:7
- *   %718 reduce [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+ *   %796 reduce [T,39,1] (backward)  graphs/lib/matching.lua:7 */
 static void k538_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(4992*T) > 32768)
     for (long o = 0; o < 39*T; o++) {
@@ -1677,7 +1677,7 @@ static void k540_rsqrt(real *restrict out, const real *restrict in0, long T) {
 
 /* k541_mul:
  *   %541 map:mul [T,39,128]   graphs/lib/matching.lua:7
- *   %716 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+ *   %794 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
 static void k541_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -1687,7 +1687,7 @@ static void k541_mul(real *restrict out, const real *restrict in0, const real *r
 
 /* k545_sum:
  *   %545 reduce [1,B,64,1]   graphs/lib/matching.lua:9
- *   %702 reduce [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+ *   %780 reduce [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
 static void k545_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long o = 0; o < 64*B; o++) {
@@ -1716,7 +1716,7 @@ static void k547_rsqrt(real *restrict out, const real *restrict in0, long B) {
 
 /* k548_mul:
  *   %548 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
- *   %700 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
+ *   %778 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
 static void k548_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
@@ -1742,7 +1742,7 @@ static void k549_matmul(real *restrict out, const real *restrict in0, const real
 
 /* k550_scale:
  *   %550 map:scale [T,B,39,64]   graphs/lib/matching.lua:10
- *   %694 map:scale [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %772 map:scale [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
 static void k550_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
@@ -1780,7 +1780,7 @@ static void k554_exp(real *restrict out, const real *restrict in0, long B, long 
 
 /* k555_sum:
  *   %555 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %688 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:10 */
+ *   %766 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:10 */
 static void k555_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(2496*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
@@ -1793,7 +1793,7 @@ static void k555_sum(real *restrict out, const real *restrict in0, long B, long 
 
 /* k556_div:
  *   %556 map:div [T,B,39,64]   graphs/lib/matching.lua:10
- *   %685 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %763 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
 static void k556_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -1803,7 +1803,7 @@ static void k556_div(real *restrict out, const real *restrict in0, const real *r
 
 /* k557_matmul:
  *   %557 matmul [T,B,39,128]   graphs/lib/matching.lua:11
- *   %695 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
+ *   %773 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
 static void k557_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
@@ -1829,7 +1829,7 @@ static void k558_square(real *restrict out, const real *restrict in0, long B, lo
 /* k559_sum:
  *   %559 reduce [T,B,39,1]   graphs/lib/matching.lua:12
  *   %564 reduce [T,B,39,1]   graphs/lib/matching.lua:13
- *   %671 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+ *   %749 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
 static void k559_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(4992*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
@@ -1858,7 +1858,7 @@ static void k561_rsqrt(real *restrict out, const real *restrict in0, long B, lon
 
 /* k562_mul:
  *   %562 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %669 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+ *   %747 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
 static void k562_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -1877,8 +1877,8 @@ static void k563_mul(real *restrict out, const real *restrict in0, const real *r
 }
 
 /* k565_scale:
- *   %565 map:scale [T,B,39,1]   graphs/lib/model.lua:46
- *   %664 map:scale [T,B,39,1] (backward)  graphs/lib/model.lua:46 */
+ *   %565 map:scale [T,B,39,1]   graphs/lib/model.lua:49
+ *   %742 map:scale [T,B,39,1] (backward)  graphs/lib/model.lua:49 */
 static void k565_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -1886,10 +1886,10 @@ static void k565_scale(real *restrict out, const real *restrict in0, long B, lon
 }
 
 /* k567_mul:
- *   %567 map:mul [T,B,39,1]   graphs/lib/model.lua:46
- *   %576 map:mul [T,B,39,1]   graphs/lib/model.lua:46
- *   %654 map:mul [T,B,39,1] (backward)  graphs/lib/model.lua:46
- *   %661 map:mul [T,B,39,1] (backward)  graphs/lib/model.lua:46 */
+ *   %567 map:mul [T,B,39,1]   graphs/lib/model.lua:49
+ *   %576 map:mul [T,B,39,1]   graphs/lib/model.lua:49
+ *   %732 map:mul [T,B,39,1] (backward)  graphs/lib/model.lua:49
+ *   %739 map:mul [T,B,39,1] (backward)  graphs/lib/model.lua:49 */
 static void k567_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -1899,7 +1899,7 @@ static void k567_mul(real *restrict out, const real *restrict in0, const real *r
 }
 
 /* k568_neg:
- *   %568 map:neg [T,1,39,1]   graphs/lib/model.lua:46 */
+ *   %568 map:neg [T,1,39,1]   graphs/lib/model.lua:49 */
 static void k568_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -1907,7 +1907,7 @@ static void k568_neg(real *restrict out, const real *restrict in0, long T) {
 }
 
 /* k569_addc:
- *   %569 map:addc [T,1,39,1]   graphs/lib/model.lua:46 */
+ *   %569 map:addc [T,1,39,1]   graphs/lib/model.lua:49 */
 static void k569_addc(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -1915,7 +1915,7 @@ static void k569_addc(real *restrict out, const real *restrict in0, long T) {
 }
 
 /* k570_scale:
- *   %570 map:scale [T,1,39,1]   graphs/lib/model.lua:46 */
+ *   %570 map:scale [T,1,39,1]   graphs/lib/model.lua:49 */
 static void k570_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -1923,7 +1923,7 @@ static void k570_scale(real *restrict out, const real *restrict in0, long T) {
 }
 
 /* k571_add:
- *   %571 map:add [T,B,39,1]   graphs/lib/model.lua:46 */
+ *   %571 map:add [T,B,39,1]   graphs/lib/model.lua:49 */
 static void k571_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -1933,7 +1933,7 @@ static void k571_add(real *restrict out, const real *restrict in0, const real *r
 }
 
 /* k572_max:
- *   %572 reduce [T,B,1,1]   graphs/lib/model.lua:46 */
+ *   %572 reduce [T,B,1,1]   graphs/lib/model.lua:49 */
 static void k572_max(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(39*B*T) > 32768)
     for (long o = 0; o < B*T; o++) {
@@ -1945,7 +1945,7 @@ static void k572_max(real *restrict out, const real *restrict in0, long B, long 
 }
 
 /* k574_sub:
- *   %574 map:sub [T,B,39,1]   graphs/lib/model.lua:46 */
+ *   %574 map:sub [T,B,39,1]   graphs/lib/model.lua:49 */
 static void k574_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -1954,7 +1954,7 @@ static void k574_sub(real *restrict out, const real *restrict in0, const real *r
 }
 
 /* k575_exp:
- *   %575 map:exp [T,B,39,1]   graphs/lib/model.lua:46 */
+ *   %575 map:exp [T,B,39,1]   graphs/lib/model.lua:49 */
 static void k575_exp(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -1962,7 +1962,7 @@ static void k575_exp(real *restrict out, const real *restrict in0, long B, long 
 }
 
 /* k577_sum:
- *   %577 reduce [T,B,1,1]   graphs/lib/model.lua:46 */
+ *   %577 reduce [T,B,1,1]   graphs/lib/model.lua:49 */
 static void k577_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(39*B*T) > 32768)
     for (long o = 0; o < B*T; o++) {
@@ -1974,7 +1974,7 @@ static void k577_sum(real *restrict out, const real *restrict in0, long B, long 
 }
 
 /* k578_clampmin:
- *   %578 map:clampmin [T,B,1,1]   graphs/lib/model.lua:46 */
+ *   %578 map:clampmin [T,B,1,1]   graphs/lib/model.lua:49 */
 static void k578_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -1982,7 +1982,7 @@ static void k578_clampmin(real *restrict out, const real *restrict in0, long B, 
 }
 
 /* k579_log:
- *   %579 map:log [T,B,1,1]   graphs/lib/model.lua:46 */
+ *   %579 map:log [T,B,1,1]   graphs/lib/model.lua:49 */
 static void k579_log(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -1990,12 +1990,12 @@ static void k579_log(real *restrict out, const real *restrict in0, long B, long 
 }
 
 /* k580_add:
- *   %580 map:add [T,B,1,1]   graphs/lib/model.lua:46
- *   %633 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %638 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %646 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %746 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %751 map:add [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %580 map:add [T,B,1,1]   graphs/lib/model.lua:49
+ *   %711 map:add [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %716 map:add [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %724 map:add [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %824 map:add [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %829 map:add [T,B] (backward)  graphs/lib/losses.lua:10
  *   ... and 1 more */
 static void k580_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
@@ -2004,8 +2004,8 @@ static void k580_add(real *restrict out, const real *restrict in0, const real *r
 }
 
 /* k581_scale:
- *   %581 map:scale [T,B,1,1]   graphs/lib/model.lua:46
- *   %649 map:scale [T,B,1,1] (backward)  graphs/lib/model.lua:46 */
+ *   %581 map:scale [T,B,1,1]   graphs/lib/model.lua:49
+ *   %727 map:scale [T,B,1,1] (backward)  graphs/lib/model.lua:49 */
 static void k581_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -2013,181 +2013,181 @@ static void k581_scale(real *restrict out, const real *restrict in0, long B, lon
 }
 
 /* k583_scale:
- *   %583 map:scale [T,B]   graphs/lib/model.lua:47
- *   %647 map:scale [T,B] (backward)  graphs/lib/model.lua:47 */
+ *   %583 map:scale [T,B]   graphs/lib/model.lua:50
+ *   %725 map:scale [T,B] (backward)  graphs/lib/model.lua:50 */
 static void k583_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * (real)10;
 }
 
-/* k615_fill:
- *   %615 fill [] (backward)  graphs/lib/model.lua:82 */
-static void k615_fill(real *restrict out) {
+/* k693_fill:
+ *   %693 fill [] (backward)  graphs/lib/model.lua:87 */
+static void k693_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
 }
 
-/* k618_id:
- *   %618 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
-static void k618_id(real *restrict out, const real *restrict in0, long B) {
+/* k696_id:
+ *   %696 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
+static void k696_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[0];
 }
 
-/* k619_id:
- *   %619 map:id [T,1] (backward)  graphs/lib/losses.lua:13 */
-static void k619_id(real *restrict out, const real *restrict in0, long T) {
+/* k697_id:
+ *   %697 map:id [T,1] (backward)  graphs/lib/losses.lua:13 */
+static void k697_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[0];
 }
 
-/* k622_neg:
- *   %622 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k622_neg(real *restrict out, const real *restrict in0, long B) {
+/* k700_neg:
+ *   %700 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k700_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k623_id:
- *   %623 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %629 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %742 map:id [T,B] (backward)  graphs/lib/losses.lua:11 */
-static void k623_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k701_id:
+ *   %701 map:id [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %707 map:id [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %820 map:id [T,B] (backward)  graphs/lib/losses.lua:11 */
+static void k701_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             out[i0*B + i1] = in0[i1];
 }
 
-/* k626_div:
- *   %626 map:div [1,B] (backward)  graphs/lib/losses.lua:11
- *   %739 map:div [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k626_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k704_div:
+ *   %704 map:div [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %817 map:div [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k704_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] / in1[i0];
 }
 
-/* k627_step:
- *   %627 map:step [1,B] (backward)  graphs/lib/losses.lua:11
- *   %740 map:step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k627_step(real *restrict out, const real *restrict in0, long B) {
+/* k705_step:
+ *   %705 map:step [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %818 map:step [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k705_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
 }
 
-/* k628_mul:
- *   %628 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %741 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %767 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %769 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %771 map:mul [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k628_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k706_mul:
+ *   %706 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %819 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %845 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *   %847 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *   %849 map:mul [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k706_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k634_neg:
- *   %634 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k634_neg(real *restrict out, const real *restrict in0, long T) {
+/* k712_neg:
+ *   %712 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k712_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k635_id:
- *   %635 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %642 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %755 map:id [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k635_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k713_id:
+ *   %713 map:id [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %720 map:id [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %833 map:id [T,B] (backward)  graphs/lib/losses.lua:10 */
+static void k713_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             out[i0*B + i1] = in0[i0];
 }
 
-/* k639_div:
- *   %639 map:div [T,1] (backward)  graphs/lib/losses.lua:10
- *   %752 map:div [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k639_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k717_div:
+ *   %717 map:div [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %830 map:div [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k717_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] / in1[i0];
 }
 
-/* k640_step:
- *   %640 map:step [T,1] (backward)  graphs/lib/losses.lua:10
- *   %753 map:step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k640_step(real *restrict out, const real *restrict in0, long T) {
+/* k718_step:
+ *   %718 map:step [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %831 map:step [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k718_step(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
 }
 
-/* k650_div:
- *   %650 map:div [T,B,1,1] (backward)  graphs/lib/model.lua:46 */
-static void k650_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k728_div:
+ *   %728 map:div [T,B,1,1] (backward)  graphs/lib/model.lua:49 */
+static void k728_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] / in1[i0];
 }
 
-/* k651_step:
- *   %651 map:step [T,B,1,1] (backward)  graphs/lib/model.lua:46 */
-static void k651_step(real *restrict out, const real *restrict in0, long B, long T) {
+/* k729_step:
+ *   %729 map:step [T,B,1,1] (backward)  graphs/lib/model.lua:49 */
+static void k729_step(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
 }
 
-/* k653_id:
- *   %653 map:id [T,B,39,1] (backward)  graphs/lib/model.lua:46 */
-static void k653_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k731_id:
+ *   %731 map:id [T,B,39,1] (backward)  graphs/lib/model.lua:49 */
+static void k731_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
             out[i0*39 + i1] = in0[i0];
 }
 
-/* k657_mul:
- *   %657 map:mul [T,B,39,1] (backward)  graphs/lib/model.lua:46
- *   %673 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %675 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %677 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k657_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k735_mul:
+ *   %735 map:mul [T,B,39,1] (backward)  graphs/lib/model.lua:49
+ *   %751 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *   %753 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *   %755 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+static void k735_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k665_id:
- *   %665 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:13
- *   %678 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k665_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k743_id:
+ *   %743 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:13
+ *   %756 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k743_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k666_mul:
- *   %666 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %670 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %680 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k666_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k744_mul:
+ *   %744 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %748 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %758 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k744_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 4992*B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k667_mul:
- *   %667 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k667_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k745_mul:
+ *   %745 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k745_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
@@ -2195,10 +2195,10 @@ static void k667_mul(real *restrict out, const real *restrict in0, const real *r
                 out[i0*4992*B + i1*4992 + i2] = in0[i0*4992*B + i1*4992 + i2] * in1[i0*4992 + i2];
 }
 
-/* k668_sum:
- *   %668 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
- *   %697 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k668_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k746_sum:
+ *   %746 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %775 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
+static void k746_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long o = 0; o < T; o++)
         for (long i = 0; i < 4992; i++) {
@@ -2208,49 +2208,49 @@ static void k668_sum(real *restrict out, const real *restrict in0, long B, long 
         }
 }
 
-/* k672_square:
- *   %672 map:square [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k672_square(real *restrict out, const real *restrict in0, long B, long T) {
+/* k750_square:
+ *   %750 map:square [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+static void k750_square(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k674_scale:
- *   %674 map:scale [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k674_scale(real *restrict out, const real *restrict in0, long B, long T) {
+/* k752_scale:
+ *   %752 map:scale [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+static void k752_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k676_step:
- *   %676 map:step [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k676_step(real *restrict out, const real *restrict in0, long B, long T) {
+/* k754_step:
+ *   %754 map:step [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+static void k754_step(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k679_scale:
- *   %679 map:scale [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k679_scale(real *restrict out, const real *restrict in0, long B, long T) {
+/* k757_scale:
+ *   %757 map:scale [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k757_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 4992*B*T; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k681_add:
- *   %681 map:add [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k681_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k759_add:
+ *   %759 map:add [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k759_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 4992*B*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k682_matmul:
- *   %682 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
-static void k682_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k760_matmul:
+ *   %760 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
+static void k760_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2264,9 +2264,9 @@ static void k682_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k683_matmul:
- *   %683 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
-static void k683_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k761_matmul:
+ *   %761 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
+static void k761_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2280,10 +2280,10 @@ static void k683_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k684_sum:
- *   %684 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %698 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k684_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k762_sum:
+ *   %762 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %776 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
+static void k762_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(8192*B*T) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 8192*B; i++) {
@@ -2293,43 +2293,43 @@ static void k684_sum(real *restrict out, const real *restrict in0, long B, long 
         }
 }
 
-/* k686_mul:
- *   %686 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *   %691 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k686_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k764_mul:
+ *   %764 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *   %769 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+static void k764_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k687_neg:
- *   %687 map:neg [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k687_neg(real *restrict out, const real *restrict in0, long B, long T) {
+/* k765_neg:
+ *   %765 map:neg [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+static void k765_neg(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k689_id:
- *   %689 map:id [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k689_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k767_id:
+ *   %767 map:id [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+static void k767_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             out[i0*64 + i1] = in0[i0];
 }
 
-/* k690_add:
- *   %690 map:add [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k690_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k768_add:
+ *   %768 map:add [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+static void k768_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k696_matmul:
- *   %696 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k696_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k774_matmul:
+ *   %774 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
+static void k774_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2343,274 +2343,274 @@ static void k696_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k699_add:
- *   %699 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   %728 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k699_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k777_add:
+ *   %777 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
+ *   %806 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+static void k777_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 4992*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k701_mul:
- *   %701 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %712 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %1138 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %1145 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1153 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1162 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+/* k779_mul:
+ *   %779 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %790 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %1216 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1223 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1231 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1240 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
  *   ... and 8 more */
-static void k701_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+static void k779_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k704_square:
- *   %704 map:square [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k704_square(real *restrict out, const real *restrict in0, long B) {
+/* k782_square:
+ *   %782 map:square [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+static void k782_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k705_mul:
- *   %705 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %707 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %709 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k705_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k783_mul:
+ *   %783 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *   %785 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *   %787 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+static void k783_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k706_scale:
- *   %706 map:scale [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k706_scale(real *restrict out, const real *restrict in0, long B) {
+/* k784_scale:
+ *   %784 map:scale [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+static void k784_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k708_step:
- *   %708 map:step [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k708_step(real *restrict out, const real *restrict in0, long B) {
+/* k786_step:
+ *   %786 map:step [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+static void k786_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k710_id:
- *   %710 map:id [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k710_id(real *restrict out, const real *restrict in0, long B) {
+/* k788_id:
+ *   %788 map:id [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
+static void k788_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k711_scale:
- *   %711 map:scale [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %1161 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1206 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1252 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k711_scale(real *restrict out, const real *restrict in0, long B) {
+/* k789_scale:
+ *   %789 map:scale [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %1239 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1284 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1330 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k789_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k717_mul:
- *   %717 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %727 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k717_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k795_mul:
+ *   %795 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7
+ *   %805 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+static void k795_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 4992*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k719_square:
- *   %719 map:square [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k719_square(real *restrict out, const real *restrict in0, long T) {
+/* k797_square:
+ *   %797 map:square [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+static void k797_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k720_mul:
- *   %720 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %722 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %724 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k720_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k798_mul:
+ *   %798 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *   %800 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *   %802 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+static void k798_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k721_scale:
- *   %721 map:scale [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k721_scale(real *restrict out, const real *restrict in0, long T) {
+/* k799_scale:
+ *   %799 map:scale [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+static void k799_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k723_step:
- *   %723 map:step [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k723_step(real *restrict out, const real *restrict in0, long T) {
+/* k801_step:
+ *   %801 map:step [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+static void k801_step(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k725_id:
- *   %725 map:id [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k725_id(real *restrict out, const real *restrict in0, long T) {
+/* k803_id:
+ *   %803 map:id [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+static void k803_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k726_scale:
- *   %726 map:scale [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k726_scale(real *restrict out, const real *restrict in0, long T) {
+/* k804_scale:
+ *   %804 map:scale [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+static void k804_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 4992*T; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k761_matmul:
- *   %761 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k761_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k839_matmul:
+ *   %839 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k839_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k762_matmul:
- *   %762 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k762_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k840_matmul:
+ *   %840 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k840_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k764_mul:
- *   %764 map:mul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %774 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k764_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k842_mul:
+ *   %842 map:mul [B,128] (backward)  graphs/lib/losses.lua:21
+ *   %852 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k842_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k766_square:
- *   %766 map:square [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k766_square(real *restrict out, const real *restrict in0, long B) {
+/* k844_square:
+ *   %844 map:square [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k844_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k768_scale:
- *   %768 map:scale [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k768_scale(real *restrict out, const real *restrict in0, long B) {
+/* k846_scale:
+ *   %846 map:scale [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k846_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k770_step:
- *   %770 map:step [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k770_step(real *restrict out, const real *restrict in0, long B) {
+/* k848_step:
+ *   %848 map:step [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k848_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k772_id:
- *   %772 map:id [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k772_id(real *restrict out, const real *restrict in0, long B) {
+/* k850_id:
+ *   %850 map:id [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k850_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k773_scale:
- *   %773 map:scale [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k773_scale(real *restrict out, const real *restrict in0, long B) {
+/* k851_scale:
+ *   %851 map:scale [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k851_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k775_add:
- *   %775 map:add [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k775_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k853_add:
+ *   %853 map:add [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k853_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k777_mul:
- *   %777 map:mul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %787 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k777_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k855_mul:
+ *   %855 map:mul [T,128] (backward)  graphs/lib/losses.lua:21
+ *   %865 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k855_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < 128*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k779_square:
- *   %779 map:square [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k779_square(real *restrict out, const real *restrict in0, long T) {
+/* k857_square:
+ *   %857 map:square [T,1] (backward)  graphs/lib/losses.lua:21 */
+static void k857_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k781_scale:
- *   %781 map:scale [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k781_scale(real *restrict out, const real *restrict in0, long T) {
+/* k859_scale:
+ *   %859 map:scale [T,1] (backward)  graphs/lib/losses.lua:21 */
+static void k859_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k783_step:
- *   %783 map:step [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k783_step(real *restrict out, const real *restrict in0, long T) {
+/* k861_step:
+ *   %861 map:step [T,1] (backward)  graphs/lib/losses.lua:21 */
+static void k861_step(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k785_id:
- *   %785 map:id [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k785_id(real *restrict out, const real *restrict in0, long T) {
+/* k863_id:
+ *   %863 map:id [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k863_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k786_scale:
- *   %786 map:scale [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k786_scale(real *restrict out, const real *restrict in0, long T) {
+/* k864_scale:
+ *   %864 map:scale [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k864_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < 128*T; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k788_add:
- *   %788 map:add [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k788_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k866_add:
+ *   %866 map:add [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k866_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < 128*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k789_sum:
- *   %789 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k789_sum(real *restrict out, const real *restrict in0, long T) {
+/* k867_sum:
+ *   %867 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k867_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 4992; i++) {
@@ -2620,9 +2620,9 @@ static void k789_sum(real *restrict out, const real *restrict in0, long T) {
         }
 }
 
-/* k791_sum:
- *   %791 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k791_sum(real *restrict out, const real *restrict in0) {
+/* k869_sum:
+ *   %869 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k869_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(4992) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 128; i++) {
@@ -2632,21 +2632,21 @@ static void k791_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k794_matmul:
- *   %794 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k794_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k872_matmul:
+ *   %872 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k872_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k795_matmul:
- *   %795 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k795_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k873_matmul:
+ *   %873 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k873_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k797_pad:
- *   %797 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k797_pad(real *restrict out, const real *restrict in0, long T) {
+/* k875_pad:
+ *   %875 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k875_pad(real *restrict out, const real *restrict in0, long T) {
     memset(out, 0, sizeof(real)*(size_t)(5120*T));
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -2654,9 +2654,9 @@ static void k797_pad(real *restrict out, const real *restrict in0, long T) {
             out[128 + i0*5120 + i1] = in0[i0*4992 + i1];
 }
 
-/* k798_sum:
- *   %798 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k798_sum(real *restrict out, const real *restrict in0, long T) {
+/* k876_sum:
+ *   %876 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
+static void k876_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(2) if((long)(128*T) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 128; i++) {
@@ -2666,21 +2666,21 @@ static void k798_sum(real *restrict out, const real *restrict in0, long T) {
         }
 }
 
-/* k800_matmul:
- *   %800 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k800_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k878_matmul:
+ *   %878 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36 */
+static void k878_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k801_matmul:
- *   %801 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k801_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k879_matmul:
+ *   %879 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36 */
+static void k879_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k803_pad:
- *   %803 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
-static void k803_pad(real *restrict out, const real *restrict in0, long T) {
+/* k881_pad:
+ *   %881 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
+static void k881_pad(real *restrict out, const real *restrict in0, long T) {
     memset(out, 0, sizeof(real)*(size_t)(5120*T));
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -2688,15 +2688,15 @@ static void k803_pad(real *restrict out, const real *restrict in0, long T) {
             out[i0*5120 + i1] = in0[i0*128 + i1];
 }
 
-/* k805_sum:
- *   %805 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %811 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %832 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %850 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %856 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %878 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
+/* k883_sum:
+ *   %883 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %889 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %910 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
+ *   %928 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %934 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %956 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
  *   ... and 15 more */
-static void k805_sum(real *restrict out, const real *restrict in0, long T) {
+static void k883_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 5120; i++) {
@@ -2706,15 +2706,15 @@ static void k805_sum(real *restrict out, const real *restrict in0, long T) {
         }
 }
 
-/* k807_sum:
- *   %807 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %813 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %834 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %852 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %858 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %880 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
+/* k885_sum:
+ *   %885 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %891 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %912 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
+ *   %930 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %936 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %958 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
  *   ... and 14 more */
-static void k807_sum(real *restrict out, const real *restrict in0) {
+static void k885_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(5120) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 128; i++) {
@@ -2724,133 +2724,133 @@ static void k807_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k810_mul:
- *   %810 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %816 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %825 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %855 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %861 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %870 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+/* k888_mul:
+ *   %888 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %894 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %903 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %933 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %939 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %948 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
  *   ... and 9 more */
-static void k810_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+static void k888_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 5120*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k818_square:
- *   %818 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %863 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %959 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1005 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1101 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k818_square(real *restrict out, const real *restrict in0, long T) {
+/* k896_square:
+ *   %896 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *   %941 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1037 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1083 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1179 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k896_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k819_mul:
- *   %819 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %821 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %864 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %866 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %960 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %962 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+/* k897_mul:
+ *   %897 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *   %899 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *   %942 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %944 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1038 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1040 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
  *   ... and 4 more */
-static void k819_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+static void k897_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k820_scale:
- *   %820 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %865 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %961 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1007 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1103 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k820_scale(real *restrict out, const real *restrict in0, long T) {
+/* k898_scale:
+ *   %898 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *   %943 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1039 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1085 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1181 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k898_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k823_id:
- *   %823 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %830 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %868 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %876 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %964 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %972 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+/* k901_id:
+ *   %901 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %908 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %946 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %954 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1042 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1050 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
  *   ... and 4 more */
-static void k823_id(real *restrict out, const real *restrict in0, long T) {
+static void k901_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k824_scale:
- *   %824 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %869 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %965 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1011 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1107 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k824_scale(real *restrict out, const real *restrict in0, long T) {
+/* k902_scale:
+ *   %902 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %947 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1043 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1089 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1185 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k902_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 5120*T; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k827_neg:
- *   %827 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %872 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %968 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1014 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1110 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k827_neg(real *restrict out, const real *restrict in0, long T) {
+/* k905_neg:
+ *   %905 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %950 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1046 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1092 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1188 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k905_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 5120*T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k837_matmul:
- *   %837 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %979 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k837_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k915_matmul:
+ *   %915 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1057 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k915_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
 }
 
-/* k838_matmul:
- *   %838 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %980 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k838_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k916_matmul:
+ *   %916 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1058 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k916_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
 }
 
-/* k840_gelu_grad:
- *   %840 map:gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %982 map:gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k840_gelu_grad(real *restrict out, const real *restrict in0, long T) {
+/* k918_gelu_grad:
+ *   %918 map:gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1060 map:gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k918_gelu_grad(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(20480*T) > 32768)
     for (long i0 = 0; i0 < 20480*T; i0++)
         out[i0] = gelu_tanh_grad(in0[i0]);
 }
 
-/* k841_mul:
- *   %841 map:mul [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %983 map:mul [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k841_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k919_mul:
+ *   %919 map:mul [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1061 map:mul [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k919_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(20480*T) > 32768)
     for (long i0 = 0; i0 < 20480*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k842_sum:
- *   %842 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %984 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k842_sum(real *restrict out, const real *restrict in0, long T) {
+/* k920_sum:
+ *   %920 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1062 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k920_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(2) if((long)(20480*T) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 20480; i++) {
@@ -2860,10 +2860,10 @@ static void k842_sum(real *restrict out, const real *restrict in0, long T) {
         }
 }
 
-/* k844_sum:
- *   %844 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %986 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k844_sum(real *restrict out, const real *restrict in0) {
+/* k922_sum:
+ *   %922 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1064 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k922_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(20480) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 512; i++) {
@@ -2873,50 +2873,50 @@ static void k844_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k847_matmul:
- *   %847 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %989 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k847_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k925_matmul:
+ *   %925 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1067 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k925_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k848_matmul:
- *   %848 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %990 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k848_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k926_matmul:
+ *   %926 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1068 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k926_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 512, 128, 40*T, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k883_matmul:
- *   %883 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %921 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
- *   %931 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %942 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %1025 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1063 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
+/* k961_matmul:
+ *   %961 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %999 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
+ *   %1009 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %1020 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %1103 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1141 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k883_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+static void k961_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k884_matmul:
- *   %884 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %922 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
- *   %932 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %943 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %1026 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1064 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
+/* k962_matmul:
+ *   %962 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1000 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
+ *   %1010 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %1021 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %1104 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1142 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k884_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+static void k962_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 40*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k889_matmul:
- *   %889 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %913 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %1031 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %1055 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k889_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k967_matmul:
+ *   %967 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
+ *   %991 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+ *   %1109 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
+ *   %1133 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
+static void k967_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2930,66 +2930,66 @@ static void k889_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k891_mul:
- *   %891 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %902 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1033 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1044 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k891_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k969_mul:
+ *   %969 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %980 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1111 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1122 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k969_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 6400*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k892_neg:
- *   %892 map:neg [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1034 map:neg [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k892_neg(real *restrict out, const real *restrict in0, long T) {
+/* k970_neg:
+ *   %970 map:neg [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1112 map:neg [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k970_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 6400*T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k894_step:
- *   %894 map:step [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %1036 map:step [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k894_step(real *restrict out, const real *restrict in0, long T) {
+/* k972_step:
+ *   %972 map:step [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1114 map:step [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k972_step(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(160*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
 }
 
-/* k895_mul:
- *   %895 map:mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %1037 map:mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k895_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k973_mul:
+ *   %973 map:mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1115 map:mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k973_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(160*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k896_id:
- *   %896 map:id [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1038 map:id [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k896_id(real *restrict out, const real *restrict in0, long T) {
+/* k974_id:
+ *   %974 map:id [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1116 map:id [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k974_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
             out[i0*40 + i1] = in0[i0];
 }
 
-/* k897_add:
- *   %897 map:add [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1039 map:add [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k897_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k975_add:
+ *   %975 map:add [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1117 map:add [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k975_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 6400*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k1118_scatter_add:
- *   %1118 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
-static void k1118_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
+/* k1196_scatter_add:
+ *   %1196 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
+static void k1196_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
     memset(out, 0, sizeof(real)*(size_t)(131072));
     #pragma omp parallel for if((long)(5120*T) > 65536)
     for (long j = 0; j < 128; j++)
@@ -2997,9 +2997,9 @@ static void k1118_scatter_add(real *restrict out, const real *restrict in0, cons
             out[(long)in1[r]*128 + j] += in0[r*128 + j];
 }
 
-/* k1119_sum:
- *   %1119 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1119_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1197_sum:
+ *   %1197 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k1197_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(128*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 128; i++) {
@@ -3009,21 +3009,21 @@ static void k1119_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1121_matmul:
- *   %1121 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1121_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1199_matmul:
+ *   %1199 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k1199_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k1122_matmul:
- *   %1122 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1122_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1200_matmul:
+ *   %1200 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k1200_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k1125_id:
- *   %1125 map:id [B,64,128] (backward)  graphs/lib/image_encoder.lua:35 */
-static void k1125_id(real *restrict out, const real *restrict in0, long B) {
+/* k1203_id:
+ *   %1203 map:id [B,64,128] (backward)  graphs/lib/image_encoder.lua:35 */
+static void k1203_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -3031,15 +3031,15 @@ static void k1125_id(real *restrict out, const real *restrict in0, long B) {
                 out[i0*8192 + i1*128 + i2] = in0[i0*128 + i2];
 }
 
-/* k1126_sum:
- *   %1126 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1139 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1146 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1170 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1184 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1191 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+/* k1204_sum:
+ *   %1204 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1217 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1224 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1248 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1262 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1269 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 4 more */
-static void k1126_sum(real *restrict out, const real *restrict in0, long B) {
+static void k1204_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 8192; i++) {
@@ -3049,9 +3049,9 @@ static void k1126_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1128_sum:
- *   %1128 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1128_sum(real *restrict out, const real *restrict in0) {
+/* k1206_sum:
+ *   %1206 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k1206_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 128; i++) {
@@ -3061,21 +3061,21 @@ static void k1128_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k1131_matmul:
- *   %1131 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1131_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1209_matmul:
+ *   %1209 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k1209_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k1132_matmul:
- *   %1132 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1132_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1210_matmul:
+ *   %1210 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k1210_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 64*B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k1135_permute:
- *   %1135 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
-static void k1135_permute(real *restrict out, const real *restrict in0, long B) {
+/* k1213_permute:
+ *   %1213 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
+static void k1213_permute(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -3083,25 +3083,25 @@ static void k1135_permute(real *restrict out, const real *restrict in0, long B) 
                 out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1 + i2*128];
 }
 
-/* k1137_step:
- *   %1137 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %1182 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
- *   %1228 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k1137_step(real *restrict out, const real *restrict in0, long B) {
+/* k1215_step:
+ *   %1215 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1260 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
+ *   %1306 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26 */
+static void k1215_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
 }
 
-/* k1141_sum:
- *   %1141 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1148 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1172 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1186 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1193 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1217 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
+/* k1219_sum:
+ *   %1219 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1226 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1250 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1264 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1271 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1295 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1141_sum(real *restrict out, const real *restrict in0) {
+static void k1219_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
     for (long o = 0; o < 128; o++)
         for (long i = 0; i < 8; i++) {
@@ -3111,15 +3111,15 @@ static void k1141_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k1142_sum:
- *   %1142 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1149 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1173 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1187 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1194 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1218 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k1220_sum:
+ *   %1220 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1227 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1251 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1265 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1272 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1296 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1142_sum(real *restrict out, const real *restrict in0) {
+static void k1220_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 128; o++) {
         real a = (real)0;
@@ -3129,76 +3129,76 @@ static void k1142_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1155_square:
- *   %1155 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1200 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1246 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1291 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1336 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1382 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+/* k1233_square:
+ *   %1233 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1278 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1324 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1369 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1414 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1460 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 4 more */
-static void k1155_square(real *restrict out, const real *restrict in0, long B) {
+static void k1233_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k1156_mul:
- *   %1156 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1158 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1201 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1203 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1247 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1249 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+/* k1234_mul:
+ *   %1234 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1236 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1279 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1281 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1325 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1327 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 14 more */
-static void k1156_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+static void k1234_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1157_scale:
- *   %1157 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1202 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1248 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1293 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1338 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1384 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+/* k1235_scale:
+ *   %1235 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1280 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1326 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1371 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1416 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1462 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 4 more */
-static void k1157_scale(real *restrict out, const real *restrict in0, long B) {
+static void k1235_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k1160_id:
- *   %1160 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1167 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1205 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1212 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1251 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1258 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1160_id(real *restrict out, const real *restrict in0, long B) {
+/* k1238_id:
+ *   %1238 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1245 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1283 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1290 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1329 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1336 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1238_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0];
 }
 
-/* k1164_neg:
- *   %1164 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1209 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1255 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1164_neg(real *restrict out, const real *restrict in0, long B) {
+/* k1242_neg:
+ *   %1242 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1287 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1333 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1242_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k1176_matmul:
- *   %1176 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %1221 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1176_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1254_matmul:
+ *   %1254 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1299 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1254_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3211,10 +3211,10 @@ static void k1176_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1177_matmul:
- *   %1177 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:13
- *   %1222 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1177_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1255_matmul:
+ *   %1255 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1300 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1255_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3227,10 +3227,10 @@ static void k1177_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1178_sum:
- *   %1178 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %1223 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1178_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1256_sum:
+ *   %1256 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1301 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1256_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(147456*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 147456; i++) {
@@ -3240,10 +3240,10 @@ static void k1178_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1181_col2im:
- *   %1181 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1226 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1181_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k1259_col2im:
+ *   %1259 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1304 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1259_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(8192*B));
     const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152;
     #pragma omp parallel for collapse(2)
@@ -3265,9 +3265,9 @@ static void k1181_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1267_matmul:
- *   %1267 matmul [B,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1267_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1345_matmul:
+ *   %1345 matmul [B,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1345_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3280,9 +3280,9 @@ static void k1267_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1268_matmul:
- *   %1268 matmul [B,576,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1268_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1346_matmul:
+ *   %1346 matmul [B,576,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1346_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3295,9 +3295,9 @@ static void k1268_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1269_sum:
- *   %1269 reduce [1,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1269_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1347_sum:
+ *   %1347 reduce [1,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1347_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(73728*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 73728; i++) {
@@ -3307,9 +3307,9 @@ static void k1269_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1272_col2im:
- *   %1272 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1272_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k1350_col2im:
+ *   %1350 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1350_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(16384*B));
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576;
     #pragma omp parallel for collapse(2)
@@ -3331,39 +3331,39 @@ static void k1272_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1273_step:
- *   %1273 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %1318 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %1364 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k1273_step(real *restrict out, const real *restrict in0, long B) {
+/* k1351_step:
+ *   %1351 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1396 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
+ *   %1442 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26 */
+static void k1351_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
 }
 
-/* k1274_mul:
- *   %1274 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %1281 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1289 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1298 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1319 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %1326 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+/* k1352_mul:
+ *   %1352 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1359 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1367 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1376 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1397 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
+ *   %1404 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 6 more */
-static void k1274_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+static void k1352_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1275_sum:
- *   %1275 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1282 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1306 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1320 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1327 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1351 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+/* k1353_sum:
+ *   %1353 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1360 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1384 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1398 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1405 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1429 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1275_sum(real *restrict out, const real *restrict in0, long B) {
+static void k1353_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 16384; i++) {
@@ -3373,15 +3373,15 @@ static void k1275_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1277_sum:
- *   %1277 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1284 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1308 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1322 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1329 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1353 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
+/* k1355_sum:
+ *   %1355 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1362 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1386 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1400 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1407 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1431 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1277_sum(real *restrict out, const real *restrict in0) {
+static void k1355_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(16384) > 32768)
     for (long o = 0; o < 64; o++)
         for (long i = 0; i < 16; i++) {
@@ -3391,15 +3391,15 @@ static void k1277_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k1278_sum:
- *   %1278 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1285 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1309 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1323 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1330 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1354 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k1356_sum:
+ *   %1356 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1363 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1387 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1401 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1408 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1432 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1278_sum(real *restrict out, const real *restrict in0) {
+static void k1356_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 64; o++) {
         real a = (real)0;
@@ -3409,44 +3409,44 @@ static void k1278_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1296_id:
- *   %1296 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1303 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1341 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1348 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1387 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1394 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1296_id(real *restrict out, const real *restrict in0, long B) {
+/* k1374_id:
+ *   %1374 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1381 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1419 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1426 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1465 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1472 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1374_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0];
 }
 
-/* k1297_scale:
- *   %1297 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1342 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1388 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1297_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1375_scale:
+ *   %1375 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1420 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1466 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1375_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k1300_neg:
- *   %1300 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1345 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1391 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1300_neg(real *restrict out, const real *restrict in0, long B) {
+/* k1378_neg:
+ *   %1378 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1423 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1469 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1378_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k1312_matmul:
- *   %1312 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %1357 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1312_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1390_matmul:
+ *   %1390 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1435 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1390_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3459,10 +3459,10 @@ static void k1312_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1313_matmul:
- *   %1313 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:13
- *   %1358 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1313_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1391_matmul:
+ *   %1391 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1436 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1391_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3475,10 +3475,10 @@ static void k1313_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1314_sum:
- *   %1314 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %1359 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1314_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1392_sum:
+ *   %1392 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1437 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1392_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(36864*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 36864; i++) {
@@ -3488,10 +3488,10 @@ static void k1314_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1317_col2im:
- *   %1317 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1362 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1317_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k1395_col2im:
+ *   %1395 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1440 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1395_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(16384*B));
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576;
     #pragma omp parallel for collapse(2)
@@ -3513,9 +3513,9 @@ static void k1317_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1403_matmul:
- *   %1403 matmul [B,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1403_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1481_matmul:
+ *   %1481 matmul [B,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1481_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3528,9 +3528,9 @@ static void k1403_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1404_matmul:
- *   %1404 matmul [B,288,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1404_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1482_matmul:
+ *   %1482 matmul [B,288,256] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1482_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3543,9 +3543,9 @@ static void k1404_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1405_sum:
- *   %1405 reduce [1,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1405_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1483_sum:
+ *   %1483 reduce [1,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1483_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(18432*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 18432; i++) {
@@ -3555,9 +3555,9 @@ static void k1405_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1408_col2im:
- *   %1408 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1408_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k1486_col2im:
+ *   %1486 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1486_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(32768*B));
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288;
     #pragma omp parallel for collapse(2)
@@ -3579,39 +3579,39 @@ static void k1408_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1409_step:
- *   %1409 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %1454 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %1500 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k1409_step(real *restrict out, const real *restrict in0, long B) {
+/* k1487_step:
+ *   %1487 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1532 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
+ *   %1578 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26 */
+static void k1487_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
 }
 
-/* k1410_mul:
- *   %1410 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %1417 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1425 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1434 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1455 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %1462 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+/* k1488_mul:
+ *   %1488 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1495 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1503 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1512 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1533 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
+ *   %1540 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 6 more */
-static void k1410_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+static void k1488_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1411_sum:
- *   %1411 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1418 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1442 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1456 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1463 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1487 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+/* k1489_sum:
+ *   %1489 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1496 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1520 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1534 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1541 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1565 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1411_sum(real *restrict out, const real *restrict in0, long B) {
+static void k1489_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 32768; i++) {
@@ -3621,15 +3621,15 @@ static void k1411_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1413_sum:
- *   %1413 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1420 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1444 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1458 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1465 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1489 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
+/* k1491_sum:
+ *   %1491 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1498 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1522 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1536 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1543 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1567 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1413_sum(real *restrict out, const real *restrict in0) {
+static void k1491_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(32768) > 32768)
     for (long o = 0; o < 32; o++)
         for (long i = 0; i < 32; i++) {
@@ -3639,15 +3639,15 @@ static void k1413_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k1414_sum:
- *   %1414 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1421 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1445 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1459 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1466 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1490 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k1492_sum:
+ *   %1492 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1499 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1523 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1537 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1544 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1568 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1414_sum(real *restrict out, const real *restrict in0) {
+static void k1492_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -3657,45 +3657,45 @@ static void k1414_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1432_id:
- *   %1432 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1439 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1477 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1484 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1523 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1530 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1432_id(real *restrict out, const real *restrict in0, long B) {
+/* k1510_id:
+ *   %1510 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1517 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1555 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1562 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1601 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1608 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1510_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0];
 }
 
-/* k1433_scale:
- *   %1433 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1478 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1524 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1433_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1511_scale:
+ *   %1511 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1556 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1602 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1511_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k1436_neg:
- *   %1436 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1481 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1527 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1436_neg(real *restrict out, const real *restrict in0, long B) {
+/* k1514_neg:
+ *   %1514 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1559 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1605 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1514_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k1448_matmul:
- *   %1448 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1493 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1539 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1448_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1526_matmul:
+ *   %1526 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1571 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1617 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1526_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3708,11 +3708,11 @@ static void k1448_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1449_matmul:
- *   %1449 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1494 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6
- *   %1540 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1449_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1527_matmul:
+ *   %1527 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1572 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1618 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1527_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3725,11 +3725,11 @@ static void k1449_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1450_sum:
- *   %1450 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1495 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1541 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1450_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1528_sum:
+ *   %1528 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1573 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1619 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1528_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(9216*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 9216; i++) {
@@ -3739,10 +3739,10 @@ static void k1450_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1453_col2im:
- *   %1453 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1498 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1453_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k1531_col2im:
+ *   %1531 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1576 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1531_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(32768*B));
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288;
     #pragma omp parallel for collapse(2)
@@ -3764,9 +3764,9 @@ static void k1453_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1544_col2im:
- *   %1544 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1544_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k1622_col2im:
+ *   %1622 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1622_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(131072*B));
     const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288;
     #pragma omp parallel for collapse(2)
@@ -3788,30 +3788,30 @@ static void k1544_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1545_step:
- *   %1545 map:step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22 */
-static void k1545_step(real *restrict out, const real *restrict in0, long B) {
+/* k1623_step:
+ *   %1623 map:step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22 */
+static void k1623_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
 }
 
-/* k1546_mul:
- *   %1546 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %1553 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1561 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1570 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1546_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1624_mul:
+ *   %1624 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *   %1631 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1639 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1648 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1624_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1547_sum:
- *   %1547 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1554 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1578 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1547_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1625_sum:
+ *   %1625 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1632 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1656 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1625_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 131072; i++) {
@@ -3821,11 +3821,11 @@ static void k1547_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1549_sum:
- *   %1549 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1556 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1580 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1549_sum(real *restrict out, const real *restrict in0) {
+/* k1627_sum:
+ *   %1627 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1634 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1658 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1627_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(131072) > 32768)
     for (long o = 0; o < 32; o++)
         for (long i = 0; i < 64; i++) {
@@ -3835,11 +3835,11 @@ static void k1549_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k1550_sum:
- *   %1550 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1557 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1581 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1550_sum(real *restrict out, const real *restrict in0) {
+/* k1628_sum:
+ *   %1628 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1635 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1659 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1628_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(2048) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -3849,44 +3849,44 @@ static void k1550_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1568_id:
- *   %1568 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1575 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1568_id(real *restrict out, const real *restrict in0, long B) {
+/* k1646_id:
+ *   %1646 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1653 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1646_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0];
 }
 
-/* k1569_scale:
- *   %1569 map:scale [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1569_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1647_scale:
+ *   %1647 map:scale [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1647_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k1571_add:
- *   %1571 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1576 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1571_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1649_add:
+ *   %1649 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1654 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1649_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k1572_neg:
- *   %1572 map:neg [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1572_neg(real *restrict out, const real *restrict in0, long B) {
+/* k1650_neg:
+ *   %1650 map:neg [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1650_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k1584_matmul:
- *   %1584 matmul [B,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1584_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1662_matmul:
+ *   %1662 matmul [B,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1662_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3899,9 +3899,9 @@ static void k1584_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1586_sum:
- *   %1586 reduce [1,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1586_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1664_sum:
+ *   %1664 reduce [1,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1664_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(288*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 288; i++) {
@@ -3910,6 +3910,1126 @@ static void k1586_sum(real *restrict out, const real *restrict in0, long B) {
             out[o*288 + i] = a;
         }
 }
+
+#ifdef RECLF_PROFILE
+#include "profile.h"
+static reclf_prof_entry prof[1109] = {
+    {"k5_addc", "%5 map:addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"k6_scale", "%6 map:scale [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"k9_im2col", "%9 im2col [B,9,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k11_matmul", "%11 matmul [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k14_add", "%14 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k18_sum", "%18 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k19_scale", "%19 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k20_sub", "%20 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k21_square", "%21 map:square [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k18_sum", "%22 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k19_scale", "%23 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k24_addc", "%24 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%25 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k26_mul", "%26 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k29_mul", "%29 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k14_add", "%31 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k32_relu", "%32 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"k35_im2col", "%35 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k37_matmul", "%37 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k40_add", "%40 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k44_sum", "%44 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k45_scale", "%45 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k46_sub", "%46 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k47_square", "%47 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k44_sum", "%48 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k45_scale", "%49 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k24_addc", "%50 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%51 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k52_mul", "%52 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k55_mul", "%55 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k40_add", "%57 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k58_relu", "%58 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k61_im2col", "%61 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k37_matmul", "%63 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k40_add", "%66 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k44_sum", "%70 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k45_scale", "%71 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k46_sub", "%72 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k47_square", "%73 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k44_sum", "%74 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k45_scale", "%75 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k24_addc", "%76 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%77 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k52_mul", "%78 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k55_mul", "%81 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k40_add", "%83 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k58_relu", "%84 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k61_im2col", "%87 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k37_matmul", "%89 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k40_add", "%92 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k44_sum", "%96 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k45_scale", "%97 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k46_sub", "%98 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k47_square", "%99 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k44_sum", "%100 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k45_scale", "%101 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k24_addc", "%102 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%103 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k52_mul", "%104 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k55_mul", "%107 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k40_add", "%109 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k110_add", "%110 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k58_relu", "%111 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k114_im2col", "%114 im2col [B,288,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k116_matmul", "%116 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k119_add", "%119 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k123_sum", "%123 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k124_scale", "%124 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k125_sub", "%125 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k126_square", "%126 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k123_sum", "%127 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k124_scale", "%128 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k24_addc", "%129 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%130 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k131_mul", "%131 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k134_mul", "%134 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k119_add", "%136 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k137_relu", "%137 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k140_im2col", "%140 im2col [B,576,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k142_matmul", "%142 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k119_add", "%145 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k123_sum", "%149 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k124_scale", "%150 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k125_sub", "%151 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k126_square", "%152 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k123_sum", "%153 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k124_scale", "%154 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k24_addc", "%155 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%156 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k131_mul", "%157 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k134_mul", "%160 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k119_add", "%162 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k137_relu", "%163 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k140_im2col", "%166 im2col [B,576,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k142_matmul", "%168 matmul [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k119_add", "%171 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k123_sum", "%175 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k124_scale", "%176 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k125_sub", "%177 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k126_square", "%178 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k123_sum", "%179 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k124_scale", "%180 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k24_addc", "%181 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%182 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k131_mul", "%183 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k134_mul", "%186 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k119_add", "%188 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k189_add", "%189 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k137_relu", "%190 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k193_im2col", "%193 im2col [B,576,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k195_matmul", "%195 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k198_add", "%198 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k202_sum", "%202 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k203_scale", "%203 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k204_sub", "%204 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k205_square", "%205 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k202_sum", "%206 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k203_scale", "%207 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k24_addc", "%208 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%209 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k210_mul", "%210 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k213_mul", "%213 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k198_add", "%215 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k216_relu", "%216 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k219_im2col", "%219 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k221_matmul", "%221 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k198_add", "%224 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k202_sum", "%228 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k203_scale", "%229 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k204_sub", "%230 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k205_square", "%231 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k202_sum", "%232 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k203_scale", "%233 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k24_addc", "%234 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%235 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k210_mul", "%236 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k213_mul", "%239 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k198_add", "%241 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k216_relu", "%242 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k219_im2col", "%245 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k221_matmul", "%247 matmul [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k198_add", "%250 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k202_sum", "%254 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k203_scale", "%255 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k204_sub", "%256 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k205_square", "%257 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k202_sum", "%258 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k203_scale", "%259 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k24_addc", "%260 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%261 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k210_mul", "%262 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k213_mul", "%265 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k198_add", "%267 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k268_add", "%268 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k216_relu", "%269 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k271_permute", "%271 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"k275_matmul", "%275 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k277_add", "%277 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k278_sum", "%278 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k280_scale", "%280 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k283_matmul", "%283 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k284_add", "%284 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k287_gather", "%287 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"k288_add", "%288 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"k291_sum", "%291 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k292_scale", "%292 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k293_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k294_square", "%294 map:square [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k291_sum", "%295 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k292_scale", "%296 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k297_addc", "%297 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k298_rsqrt", "%298 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k299_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k300_mul", "%300 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k301_add", "%301 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k305_matmul", "%305 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k301_add", "%307 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k309_permute", "%309 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k305_matmul", "%313 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k301_add", "%315 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k309_permute", "%317 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k305_matmul", "%321 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k301_add", "%323 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k309_permute", "%325 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k326_matmul", "%326 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
+    {"k327_scale", "%327 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
+    {"k329_mul", "%329 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k330_neg", "%330 map:neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k331_addc", "%331 map:addc [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k332_scale", "%332 map:scale [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k333_add", "%333 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k334_max", "%334 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k336_sub", "%336 map:sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k337_exp", "%337 map:exp [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k329_mul", "%338 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k339_sum", "%339 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k340_clampmin", "%340 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k341_div", "%341 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k342_matmul", "%342 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"k343_permute", "%343 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"k305_matmul", "%348 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k301_add", "%350 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k351_add", "%351 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k291_sum", "%354 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k292_scale", "%355 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k293_sub", "%356 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k294_square", "%357 map:square [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k291_sum", "%358 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k292_scale", "%359 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k297_addc", "%360 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k298_rsqrt", "%361 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k299_mul", "%362 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k300_mul", "%363 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k301_add", "%364 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k368_matmul", "%368 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k370_add", "%370 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k371_gelu", "%371 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k375_matmul", "%375 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k301_add", "%377 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k351_add", "%378 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k291_sum", "%381 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k292_scale", "%382 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k293_sub", "%383 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k294_square", "%384 map:square [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k291_sum", "%385 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k292_scale", "%386 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k297_addc", "%387 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k298_rsqrt", "%388 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k299_mul", "%389 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k300_mul", "%390 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k301_add", "%391 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k305_matmul", "%395 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k301_add", "%397 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k309_permute", "%399 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k305_matmul", "%403 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k301_add", "%405 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k309_permute", "%407 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k305_matmul", "%411 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k301_add", "%413 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k309_permute", "%415 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k326_matmul", "%416 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
+    {"k327_scale", "%417 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
+    {"k329_mul", "%419 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k333_add", "%423 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k334_max", "%424 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k336_sub", "%426 map:sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k337_exp", "%427 map:exp [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k329_mul", "%428 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k339_sum", "%429 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k340_clampmin", "%430 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k341_div", "%431 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k342_matmul", "%432 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"k343_permute", "%433 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"k305_matmul", "%438 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k301_add", "%440 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k351_add", "%441 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k291_sum", "%444 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k292_scale", "%445 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k293_sub", "%446 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k294_square", "%447 map:square [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k291_sum", "%448 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k292_scale", "%449 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k297_addc", "%450 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k298_rsqrt", "%451 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k299_mul", "%452 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k300_mul", "%453 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k301_add", "%454 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k368_matmul", "%458 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k370_add", "%460 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k371_gelu", "%461 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k375_matmul", "%465 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k301_add", "%467 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k351_add", "%468 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k291_sum", "%471 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k292_scale", "%472 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k293_sub", "%473 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k294_square", "%474 map:square [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k291_sum", "%475 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k292_scale", "%476 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k297_addc", "%477 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k298_rsqrt", "%478 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k299_mul", "%479 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k300_mul", "%480 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k301_add", "%481 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k482_slice", "%482 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k486_matmul", "%486 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k487_add", "%487 map:add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k488_slice", "%488 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k492_matmul", "%492 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k494_add", "%494 map:add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k495_square", "%495 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k496_sum", "%496 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k497_clampmin", "%497 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k498_rsqrt", "%498 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k499_mul", "%499 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k500_square", "%500 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k501_sum", "%501 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k502_clampmin", "%502 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k503_rsqrt", "%503 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k504_mul", "%504 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k505_matmul", "%505 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k506_scale", "%506 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k507_eye", "%507 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"k508_max", "%508 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k510_sub", "%510 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k511_exp", "%511 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k512_sum", "%512 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k513_clampmin", "%513 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k514_log", "%514 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k515_add", "%515 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k516_mul", "%516 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k512_sum", "%517 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k518_sub", "%518 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k519_max", "%519 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k521_sub", "%521 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k511_exp", "%522 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k523_sum", "%523 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k524_clampmin", "%524 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k525_log", "%525 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k526_add", "%526 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k523_sum", "%528 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k529_sub", "%529 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k512_sum", "%530 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"k531_mul", "%531 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k532_sum", "%532 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k533_sum", "%533 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
+    {"k534_add", "%534 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k535_scale", "%535 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k537_square", "%537 map:square [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k538_sum", "%538 reduce [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k539_clampmin", "%539 map:clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k540_rsqrt", "%540 map:rsqrt [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k541_mul", "%541 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k205_square", "%544 map:square [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k545_sum", "%545 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k546_clampmin", "%546 map:clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k547_rsqrt", "%547 map:rsqrt [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k548_mul", "%548 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k549_matmul", "%549 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k550_scale", "%550 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k551_max", "%551 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k553_sub", "%553 map:sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k554_exp", "%554 map:exp [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k555_sum", "%555 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k556_div", "%556 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k557_matmul", "%557 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"k558_square", "%558 map:square [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k559_sum", "%559 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k560_clampmin", "%560 map:clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k561_rsqrt", "%561 map:rsqrt [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k562_mul", "%562 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k563_mul", "%563 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k559_sum", "%564 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
+    {"k565_scale", "%565 map:scale [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k567_mul", "%567 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k568_neg", "%568 map:neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k569_addc", "%569 map:addc [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k570_scale", "%570 map:scale [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k571_add", "%571 map:add [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k572_max", "%572 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k574_sub", "%574 map:sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k575_exp", "%575 map:exp [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k567_mul", "%576 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k577_sum", "%577 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k578_clampmin", "%578 map:clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k579_log", "%579 map:log [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k580_add", "%580 map:add [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k581_scale", "%581 map:scale [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k583_scale", "%583 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0},
+    {"k508_max", "%585 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k510_sub", "%587 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k511_exp", "%588 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k512_sum", "%589 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k513_clampmin", "%590 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k514_log", "%591 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k515_add", "%592 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k516_mul", "%593 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k512_sum", "%594 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k518_sub", "%595 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k519_max", "%596 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k521_sub", "%598 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k511_exp", "%599 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k523_sum", "%600 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k524_clampmin", "%601 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k525_log", "%602 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k526_add", "%603 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k523_sum", "%605 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k529_sub", "%606 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k531_mul", "%608 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k532_sum", "%609 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k533_sum", "%610 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
+    {"k534_add", "%611 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k535_scale", "%612 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k534_add", "%614 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
+    {"k693_fill", "%693 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"k535_scale", "%695 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"k696_id", "%696 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"k697_id", "%697 map:id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"k531_mul", "%698 map:mul [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"k700_neg", "%700 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k701_id", "%701 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k516_mul", "%702 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k704_div", "%704 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k705_step", "%705 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k706_mul", "%706 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k701_id", "%707 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k516_mul", "%708 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k580_add", "%711 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k712_neg", "%712 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k713_id", "%713 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k516_mul", "%714 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k580_add", "%716 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k717_div", "%717 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k718_step", "%718 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k531_mul", "%719 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k713_id", "%720 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k516_mul", "%721 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k580_add", "%724 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k583_scale", "%725 map:scale [T,B]", "graphs/lib/model.lua:50", 1, 0, 0, 0, 0},
+    {"k581_scale", "%727 map:scale [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"k728_div", "%728 map:div [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"k729_step", "%729 map:step [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"k516_mul", "%730 map:mul [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"k731_id", "%731 map:id [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"k567_mul", "%732 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"k735_mul", "%735 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"k567_mul", "%739 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"k565_scale", "%742 map:scale [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"k743_id", "%743 map:id [T,B,39,128]", "graphs/lib/matching.lua:13", 1, 0, 0, 0, 0},
+    {"k744_mul", "%744 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k745_mul", "%745 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k746_sum", "%746 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k562_mul", "%747 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k744_mul", "%748 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k559_sum", "%749 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k750_square", "%750 map:square [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k735_mul", "%751 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k752_scale", "%752 map:scale [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k735_mul", "%753 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k754_step", "%754 map:step [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k735_mul", "%755 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k743_id", "%756 map:id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k757_scale", "%757 map:scale [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k744_mul", "%758 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k759_add", "%759 map:add [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k760_matmul", "%760 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k761_matmul", "%761 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k762_sum", "%762 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k556_div", "%763 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k764_mul", "%764 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k765_neg", "%765 map:neg [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k555_sum", "%766 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k767_id", "%767 map:id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k768_add", "%768 map:add [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k764_mul", "%769 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k550_scale", "%772 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k557_matmul", "%773 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k774_matmul", "%774 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k746_sum", "%775 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k762_sum", "%776 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k777_add", "%777 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k548_mul", "%778 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k779_mul", "%779 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k545_sum", "%780 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k268_add", "%781 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k782_square", "%782 map:square [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k783_mul", "%783 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k784_scale", "%784 map:scale [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k783_mul", "%785 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k786_step", "%786 map:step [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k783_mul", "%787 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k788_id", "%788 map:id [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k789_scale", "%789 map:scale [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k779_mul", "%790 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k268_add", "%791 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k541_mul", "%794 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k795_mul", "%795 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k538_sum", "%796 reduce [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k797_square", "%797 map:square [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k798_mul", "%798 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k799_scale", "%799 map:scale [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k798_mul", "%800 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k801_step", "%801 map:step [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k798_mul", "%802 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k803_id", "%803 map:id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k804_scale", "%804 map:scale [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k795_mul", "%805 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k777_add", "%806 map:add [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k704_div", "%817 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k705_step", "%818 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k706_mul", "%819 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k701_id", "%820 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k516_mul", "%821 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k580_add", "%824 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k580_add", "%829 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k717_div", "%830 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k718_step", "%831 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k531_mul", "%832 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k713_id", "%833 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k516_mul", "%834 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k580_add", "%837 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k506_scale", "%838 map:scale [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k839_matmul", "%839 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k840_matmul", "%840 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k504_mul", "%841 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k842_mul", "%842 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k501_sum", "%843 reduce [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k844_square", "%844 map:square [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k706_mul", "%845 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k846_scale", "%846 map:scale [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k706_mul", "%847 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k848_step", "%848 map:step [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k706_mul", "%849 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k850_id", "%850 map:id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k851_scale", "%851 map:scale [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k842_mul", "%852 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k853_add", "%853 map:add [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k499_mul", "%854 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k855_mul", "%855 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k496_sum", "%856 reduce [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k857_square", "%857 map:square [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k531_mul", "%858 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k859_scale", "%859 map:scale [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k531_mul", "%860 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k861_step", "%861 map:step [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k531_mul", "%862 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k863_id", "%863 map:id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k864_scale", "%864 map:scale [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k855_mul", "%865 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k866_add", "%866 map:add [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k867_sum", "%867 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k869_sum", "%869 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k872_matmul", "%872 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k873_matmul", "%873 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k875_pad", "%875 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k876_sum", "%876 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k878_matmul", "%878 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k879_matmul", "%879 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k881_pad", "%881 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k351_add", "%882 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k883_sum", "%883 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k885_sum", "%885 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k300_mul", "%887 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k888_mul", "%888 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k883_sum", "%889 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k885_sum", "%891 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k299_mul", "%893 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k888_mul", "%894 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k291_sum", "%895 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k896_square", "%896 map:square [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k897_mul", "%897 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k898_scale", "%898 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k897_mul", "%899 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k292_scale", "%900 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k901_id", "%901 map:id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k902_scale", "%902 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k888_mul", "%903 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k351_add", "%904 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k905_neg", "%905 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k291_sum", "%906 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k292_scale", "%907 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k901_id", "%908 map:id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k351_add", "%909 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k883_sum", "%910 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k885_sum", "%912 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k915_matmul", "%915 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k916_matmul", "%916 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k918_gelu_grad", "%918 map:gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k919_mul", "%919 map:mul [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k920_sum", "%920 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k922_sum", "%922 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k925_matmul", "%925 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k926_matmul", "%926 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k883_sum", "%928 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k885_sum", "%930 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k300_mul", "%932 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k888_mul", "%933 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k883_sum", "%934 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k885_sum", "%936 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k299_mul", "%938 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k888_mul", "%939 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k291_sum", "%940 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k896_square", "%941 map:square [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k897_mul", "%942 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k898_scale", "%943 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k897_mul", "%944 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k292_scale", "%945 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k901_id", "%946 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k902_scale", "%947 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k888_mul", "%948 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k351_add", "%949 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k905_neg", "%950 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k291_sum", "%951 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k351_add", "%952 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k292_scale", "%953 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k901_id", "%954 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k351_add", "%955 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k883_sum", "%956 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k885_sum", "%958 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k961_matmul", "%961 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k962_matmul", "%962 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k309_permute", "%965 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"k326_matmul", "%966 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k967_matmul", "%967 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k341_div", "%968 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k969_mul", "%969 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k970_neg", "%970 map:neg [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k339_sum", "%971 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k972_step", "%972 map:step [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k973_mul", "%973 map:mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k974_id", "%974 map:id [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k975_add", "%975 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k329_mul", "%976 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k969_mul", "%980 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k329_mul", "%985 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k327_scale", "%989 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k342_matmul", "%990 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k967_matmul", "%991 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k343_permute", "%992 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k883_sum", "%994 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k885_sum", "%996 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k961_matmul", "%999 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k962_matmul", "%1000 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k343_permute", "%1002 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k883_sum", "%1004 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k885_sum", "%1006 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k961_matmul", "%1009 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k962_matmul", "%1010 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k351_add", "%1012 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k343_permute", "%1013 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k883_sum", "%1015 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k885_sum", "%1017 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k961_matmul", "%1020 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k962_matmul", "%1021 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k351_add", "%1023 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k883_sum", "%1024 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k885_sum", "%1026 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k300_mul", "%1028 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k888_mul", "%1029 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k883_sum", "%1030 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k885_sum", "%1032 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k299_mul", "%1034 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k888_mul", "%1035 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k291_sum", "%1036 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k896_square", "%1037 map:square [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k897_mul", "%1038 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k898_scale", "%1039 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k897_mul", "%1040 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k292_scale", "%1041 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k901_id", "%1042 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k902_scale", "%1043 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k888_mul", "%1044 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k351_add", "%1045 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k905_neg", "%1046 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k291_sum", "%1047 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k351_add", "%1048 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k292_scale", "%1049 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k901_id", "%1050 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k351_add", "%1051 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k883_sum", "%1052 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k885_sum", "%1054 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k915_matmul", "%1057 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k916_matmul", "%1058 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k918_gelu_grad", "%1060 map:gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k919_mul", "%1061 map:mul [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k920_sum", "%1062 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k922_sum", "%1064 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k925_matmul", "%1067 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k926_matmul", "%1068 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k883_sum", "%1070 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k885_sum", "%1072 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k300_mul", "%1074 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k888_mul", "%1075 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k883_sum", "%1076 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k885_sum", "%1078 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k299_mul", "%1080 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k888_mul", "%1081 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k291_sum", "%1082 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k896_square", "%1083 map:square [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k897_mul", "%1084 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k898_scale", "%1085 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k897_mul", "%1086 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k292_scale", "%1087 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k901_id", "%1088 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k902_scale", "%1089 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k888_mul", "%1090 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k351_add", "%1091 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k905_neg", "%1092 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k291_sum", "%1093 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k351_add", "%1094 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k292_scale", "%1095 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k901_id", "%1096 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k351_add", "%1097 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k883_sum", "%1098 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k885_sum", "%1100 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k961_matmul", "%1103 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k962_matmul", "%1104 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k309_permute", "%1107 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"k326_matmul", "%1108 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k967_matmul", "%1109 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k341_div", "%1110 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k969_mul", "%1111 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k970_neg", "%1112 map:neg [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k339_sum", "%1113 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k972_step", "%1114 map:step [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k973_mul", "%1115 map:mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k974_id", "%1116 map:id [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k975_add", "%1117 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k329_mul", "%1118 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k969_mul", "%1122 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k329_mul", "%1127 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k327_scale", "%1131 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k342_matmul", "%1132 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k967_matmul", "%1133 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k343_permute", "%1134 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k883_sum", "%1136 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k885_sum", "%1138 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k961_matmul", "%1141 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k962_matmul", "%1142 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k343_permute", "%1144 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k883_sum", "%1146 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k885_sum", "%1148 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k961_matmul", "%1151 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k962_matmul", "%1152 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k351_add", "%1154 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k343_permute", "%1155 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k883_sum", "%1157 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k885_sum", "%1159 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k961_matmul", "%1162 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k962_matmul", "%1163 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k351_add", "%1165 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k883_sum", "%1166 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k885_sum", "%1168 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k300_mul", "%1170 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k888_mul", "%1171 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k883_sum", "%1172 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k885_sum", "%1174 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k299_mul", "%1176 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k888_mul", "%1177 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k291_sum", "%1178 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k896_square", "%1179 map:square [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k897_mul", "%1180 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k898_scale", "%1181 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k897_mul", "%1182 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k292_scale", "%1183 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k901_id", "%1184 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k902_scale", "%1185 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k888_mul", "%1186 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k351_add", "%1187 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k905_neg", "%1188 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k291_sum", "%1189 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k351_add", "%1190 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k292_scale", "%1191 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k901_id", "%1192 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k351_add", "%1193 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k883_sum", "%1194 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"k1196_scatter_add", "%1196 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"k1197_sum", "%1197 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k1199_matmul", "%1199 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k1200_matmul", "%1200 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k280_scale", "%1201 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k1203_id", "%1203 map:id [B,64,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k1204_sum", "%1204 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1206_sum", "%1206 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1209_matmul", "%1209 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1210_matmul", "%1210 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k268_add", "%1212 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1213_permute", "%1213 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"k1215_step", "%1215 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k779_mul", "%1216 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1204_sum", "%1217 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1219_sum", "%1219 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1220_sum", "%1220 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k213_mul", "%1222 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k779_mul", "%1223 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1204_sum", "%1224 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1219_sum", "%1226 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1220_sum", "%1227 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k210_mul", "%1230 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k779_mul", "%1231 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k202_sum", "%1232 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1233_square", "%1233 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1234 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1235_scale", "%1235 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1236 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k203_scale", "%1237 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1238_id", "%1238 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k789_scale", "%1239 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k779_mul", "%1240 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k268_add", "%1241 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1242_neg", "%1242 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k202_sum", "%1243 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k203_scale", "%1244 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1238_id", "%1245 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k268_add", "%1246 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1204_sum", "%1248 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1219_sum", "%1250 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1220_sum", "%1251 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1254_matmul", "%1254 matmul [B,128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1255_matmul", "%1255 matmul [B,1152,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1256_sum", "%1256 reduce [1,128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1259_col2im", "%1259 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1215_step", "%1260 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k779_mul", "%1261 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1204_sum", "%1262 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1219_sum", "%1264 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1220_sum", "%1265 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k213_mul", "%1267 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k779_mul", "%1268 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1204_sum", "%1269 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1219_sum", "%1271 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1220_sum", "%1272 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k210_mul", "%1275 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k779_mul", "%1276 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k202_sum", "%1277 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1233_square", "%1278 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1279 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1235_scale", "%1280 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1281 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k203_scale", "%1282 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1238_id", "%1283 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k789_scale", "%1284 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k779_mul", "%1285 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k268_add", "%1286 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1242_neg", "%1287 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k202_sum", "%1288 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k203_scale", "%1289 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1238_id", "%1290 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k268_add", "%1291 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1204_sum", "%1293 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1219_sum", "%1295 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1220_sum", "%1296 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1254_matmul", "%1299 matmul [B,128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1255_matmul", "%1300 matmul [B,1152,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1256_sum", "%1301 reduce [1,128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1259_col2im", "%1304 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k268_add", "%1305 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1215_step", "%1306 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k779_mul", "%1307 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1204_sum", "%1308 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1219_sum", "%1310 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1220_sum", "%1311 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k213_mul", "%1313 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k779_mul", "%1314 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1204_sum", "%1315 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1219_sum", "%1317 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1220_sum", "%1318 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k210_mul", "%1321 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k779_mul", "%1322 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k202_sum", "%1323 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1233_square", "%1324 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1325 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1235_scale", "%1326 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1327 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k203_scale", "%1328 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1238_id", "%1329 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k789_scale", "%1330 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k779_mul", "%1331 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k268_add", "%1332 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1242_neg", "%1333 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k202_sum", "%1334 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k203_scale", "%1335 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1238_id", "%1336 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k268_add", "%1337 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1204_sum", "%1339 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1219_sum", "%1341 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1220_sum", "%1342 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1345_matmul", "%1345 matmul [B,128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1346_matmul", "%1346 matmul [B,576,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1347_sum", "%1347 reduce [1,128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1350_col2im", "%1350 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1351_step", "%1351 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1352_mul", "%1352 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1353_sum", "%1353 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1355_sum", "%1355 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1356_sum", "%1356 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k134_mul", "%1358 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1352_mul", "%1359 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1353_sum", "%1360 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1355_sum", "%1362 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1356_sum", "%1363 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k131_mul", "%1366 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1352_mul", "%1367 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k123_sum", "%1368 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1233_square", "%1369 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1370 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1235_scale", "%1371 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1372 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k124_scale", "%1373 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1374_id", "%1374 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1375_scale", "%1375 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1352_mul", "%1376 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k189_add", "%1377 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1378_neg", "%1378 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k123_sum", "%1379 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k124_scale", "%1380 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1374_id", "%1381 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k189_add", "%1382 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1353_sum", "%1384 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1355_sum", "%1386 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1356_sum", "%1387 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1390_matmul", "%1390 matmul [B,64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1391_matmul", "%1391 matmul [B,576,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1392_sum", "%1392 reduce [1,64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1395_col2im", "%1395 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1351_step", "%1396 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1352_mul", "%1397 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1353_sum", "%1398 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1355_sum", "%1400 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1356_sum", "%1401 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k134_mul", "%1403 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1352_mul", "%1404 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1353_sum", "%1405 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1355_sum", "%1407 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1356_sum", "%1408 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k131_mul", "%1411 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1352_mul", "%1412 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k123_sum", "%1413 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1233_square", "%1414 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1415 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1235_scale", "%1416 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1417 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k124_scale", "%1418 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1374_id", "%1419 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1375_scale", "%1420 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1352_mul", "%1421 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k189_add", "%1422 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1378_neg", "%1423 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k123_sum", "%1424 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k124_scale", "%1425 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1374_id", "%1426 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k189_add", "%1427 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1353_sum", "%1429 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1355_sum", "%1431 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1356_sum", "%1432 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1390_matmul", "%1435 matmul [B,64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1391_matmul", "%1436 matmul [B,576,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1392_sum", "%1437 reduce [1,64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1395_col2im", "%1440 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k189_add", "%1441 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1351_step", "%1442 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1352_mul", "%1443 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1353_sum", "%1444 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1355_sum", "%1446 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1356_sum", "%1447 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k134_mul", "%1449 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1352_mul", "%1450 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1353_sum", "%1451 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1355_sum", "%1453 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1356_sum", "%1454 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k131_mul", "%1457 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1352_mul", "%1458 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k123_sum", "%1459 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1233_square", "%1460 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1461 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1235_scale", "%1462 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1463 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k124_scale", "%1464 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1374_id", "%1465 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1375_scale", "%1466 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1352_mul", "%1467 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k189_add", "%1468 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1378_neg", "%1469 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k123_sum", "%1470 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k124_scale", "%1471 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1374_id", "%1472 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k189_add", "%1473 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1353_sum", "%1475 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1355_sum", "%1477 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1356_sum", "%1478 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1481_matmul", "%1481 matmul [B,64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1482_matmul", "%1482 matmul [B,288,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1483_sum", "%1483 reduce [1,64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1486_col2im", "%1486 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1487_step", "%1487 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1488_mul", "%1488 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1489_sum", "%1489 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1491_sum", "%1491 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1492_sum", "%1492 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k55_mul", "%1494 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1488_mul", "%1495 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1489_sum", "%1496 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1491_sum", "%1498 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1492_sum", "%1499 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k52_mul", "%1502 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1488_mul", "%1503 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k44_sum", "%1504 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1233_square", "%1505 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1506 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1235_scale", "%1507 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1508 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k45_scale", "%1509 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1510_id", "%1510 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1511_scale", "%1511 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1488_mul", "%1512 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k110_add", "%1513 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1514_neg", "%1514 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k44_sum", "%1515 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k45_scale", "%1516 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1510_id", "%1517 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k110_add", "%1518 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1489_sum", "%1520 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1491_sum", "%1522 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1492_sum", "%1523 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1526_matmul", "%1526 matmul [B,32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1527_matmul", "%1527 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1528_sum", "%1528 reduce [1,32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1531_col2im", "%1531 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1487_step", "%1532 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1488_mul", "%1533 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1489_sum", "%1534 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1491_sum", "%1536 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1492_sum", "%1537 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k55_mul", "%1539 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1488_mul", "%1540 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1489_sum", "%1541 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1491_sum", "%1543 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1492_sum", "%1544 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k52_mul", "%1547 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1488_mul", "%1548 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k44_sum", "%1549 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1233_square", "%1550 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1551 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1235_scale", "%1552 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1553 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k45_scale", "%1554 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1510_id", "%1555 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1511_scale", "%1556 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1488_mul", "%1557 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k110_add", "%1558 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1514_neg", "%1559 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k44_sum", "%1560 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k45_scale", "%1561 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1510_id", "%1562 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k110_add", "%1563 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1489_sum", "%1565 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1491_sum", "%1567 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1492_sum", "%1568 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1526_matmul", "%1571 matmul [B,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1527_matmul", "%1572 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1528_sum", "%1573 reduce [1,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1531_col2im", "%1576 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k110_add", "%1577 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1487_step", "%1578 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1488_mul", "%1579 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1489_sum", "%1580 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1491_sum", "%1582 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1492_sum", "%1583 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k55_mul", "%1585 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1488_mul", "%1586 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1489_sum", "%1587 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1491_sum", "%1589 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1492_sum", "%1590 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k52_mul", "%1593 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1488_mul", "%1594 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k44_sum", "%1595 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1233_square", "%1596 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1597 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1235_scale", "%1598 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1599 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k45_scale", "%1600 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1510_id", "%1601 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1511_scale", "%1602 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1488_mul", "%1603 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k110_add", "%1604 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1514_neg", "%1605 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k44_sum", "%1606 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k45_scale", "%1607 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1510_id", "%1608 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k110_add", "%1609 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1489_sum", "%1611 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1491_sum", "%1613 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1492_sum", "%1614 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1526_matmul", "%1617 matmul [B,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1527_matmul", "%1618 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1528_sum", "%1619 reduce [1,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1622_col2im", "%1622 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1623_step", "%1623 map:step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"k1624_mul", "%1624 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"k1625_sum", "%1625 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1627_sum", "%1627 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1628_sum", "%1628 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k29_mul", "%1630 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1624_mul", "%1631 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1625_sum", "%1632 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1627_sum", "%1634 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1628_sum", "%1635 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k26_mul", "%1638 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1624_mul", "%1639 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k18_sum", "%1640 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1233_square", "%1641 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1642 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1235_scale", "%1643 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1234_mul", "%1644 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k19_scale", "%1645 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1646_id", "%1646 map:id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1647_scale", "%1647 map:scale [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1624_mul", "%1648 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1649_add", "%1649 map:add [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1650_neg", "%1650 map:neg [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k18_sum", "%1651 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k19_scale", "%1652 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1646_id", "%1653 map:id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1649_add", "%1654 map:add [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1625_sum", "%1656 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1627_sum", "%1658 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1628_sum", "%1659 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1662_matmul", "%1662 matmul [B,32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1664_sum", "%1664 reduce [1,32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+};
+const reclf_prof_table reclf_profile_gloria = {1109, prof};
+#define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
+    prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#else
+#define CALL(i, fl, by, call) call
+#endif
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
@@ -3921,1121 +5041,1121 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    k5_addc(A + 1222704, (real *)inputs[0], B); /* %5 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    k6_scale(A + 1222704 + 4096*B, A + 1222704, B); /* %6 map:scale [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    k9_im2col(A + 1222704 + 1941504*B, A + 1222704 + 4096*B, B); /* %9 im2col [B,9,4096]  graphs/lib/image_encoder.lua:6 */
-    k11_matmul(A + 1222704, (real *)P + 0, A + 1222704 + 1941504*B, B); /* %11 matmul [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    k14_add(A + 1222704 + 131072*B, A + 1222704, (real *)P + 288, B); /* %14 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    k18_sum(A + 1222704, A + 1222704 + 131072*B, B); /* %18 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k19_scale(A + 1222704 + 16*B, A + 1222704, B); /* %19 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k20_sub(A + 1222704 + 1327104*B, A + 1222704 + 131072*B, A + 1222704 + 16*B, B); /* %20 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k21_square(A + 1222704, A + 1222704 + 1327104*B, B); /* %21 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k18_sum(A + 1222704 + 1458176*B, A + 1222704, B); /* %22 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k19_scale(A + 1222704 + 1458192*B, A + 1222704 + 1458176*B, B); /* %23 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k24_addc(A + 1222704 + 1458176*B, A + 1222704 + 1458192*B, B); /* %24 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k25_rsqrt(A + 1222704 + 2523136*B, A + 1222704 + 1458176*B, B); /* %25 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k26_mul(A + 1222704 + 1458176*B, A + 1222704 + 1327104*B, A + 1222704 + 2523136*B, B); /* %26 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k29_mul(A + 1222704, A + 1222704 + 1458176*B, (real *)P + 320, B); /* %29 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k14_add(A + 1222704 + 1589248*B, A + 1222704, (real *)P + 352, B); /* %31 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k32_relu(A + 1222704 + 294912*B, A + 1222704 + 1589248*B, B); /* %32 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    k35_im2col(A + 1222704, A + 1222704 + 294912*B, B); /* %35 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    k37_matmul(A + 1222704 + 1720320*B, (real *)P + 384, A + 1222704, B); /* %37 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    k40_add(A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, (real *)P + 9600, B); /* %40 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k44_sum(A + 1222704 + 1720320*B, A + 1222704 + 1753088*B, B); /* %44 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k45_scale(A + 1222704 + 1720336*B, A + 1222704 + 1720320*B, B); /* %45 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k46_sub(A + 1222704 + 2015232*B, A + 1222704 + 1753088*B, A + 1222704 + 1720336*B, B); /* %46 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k47_square(A + 1222704 + 1978368*B, A + 1222704 + 2015232*B, B); /* %47 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1978368*B, B); /* %48 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B); /* %49 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k24_addc(A + 1222704 + 2011168*B, A + 1222704 + 2011152*B, B); /* %50 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k25_rsqrt(A + 1222704 + 2523152*B, A + 1222704 + 2011168*B, B); /* %51 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k52_mul(A + 1222704 + 2048000*B, A + 1222704 + 2015232*B, A + 1222704 + 2523152*B, B); /* %52 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k55_mul(A + 1222704 + 1978368*B, A + 1222704 + 2048000*B, (real *)P + 9632, B); /* %55 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k40_add(A + 1222704 + 2080768*B, A + 1222704 + 1978368*B, (real *)P + 9664, B); /* %57 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k58_relu(A + 1222704 + 1978368*B, A + 1222704 + 2080768*B, B); /* %58 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    k61_im2col(A + 1222704 + 294912*B, A + 1222704 + 1978368*B, B); /* %61 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    k37_matmul(A + 1222704 + 1720320*B, (real *)P + 9696, A + 1222704 + 294912*B, B); /* %63 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    k40_add(A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, (real *)P + 18912, B); /* %66 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1753088*B, B); /* %70 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B); /* %71 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k46_sub(A + 1222704 + 2113536*B, A + 1222704 + 1753088*B, A + 1222704 + 2011152*B, B); /* %72 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k47_square(A + 1222704 + 1720320*B, A + 1222704 + 2113536*B, B); /* %73 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1720320*B, B); /* %74 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B); /* %75 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k24_addc(A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B); /* %76 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k25_rsqrt(A + 1222704 + 2523168*B, A + 1222704 + 2011136*B, B); /* %77 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k52_mul(A + 1222704 + 2146304*B, A + 1222704 + 2113536*B, A + 1222704 + 2523168*B, B); /* %78 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k55_mul(A + 1222704 + 1720320*B, A + 1222704 + 2146304*B, (real *)P + 18944, B); /* %81 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k40_add(A + 1222704 + 2179072*B, A + 1222704 + 1720320*B, (real *)P + 18976, B); /* %83 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k58_relu(A + 1222704 + 1720320*B, A + 1222704 + 2179072*B, B); /* %84 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    k61_im2col(A + 1222704 + 589824*B, A + 1222704 + 1720320*B, B); /* %87 im2col [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    k37_matmul(A + 1222704 + 1720320*B, (real *)P + 19008, A + 1222704 + 589824*B, B); /* %89 matmul [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    k40_add(A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, (real *)P + 28224, B); /* %92 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1753088*B, B); /* %96 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B); /* %97 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k46_sub(A + 1222704 + 2211840*B, A + 1222704 + 1753088*B, A + 1222704 + 2011152*B, B); /* %98 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k47_square(A + 1222704 + 1720320*B, A + 1222704 + 2211840*B, B); /* %99 map:square [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1720320*B, B); /* %100 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B); /* %101 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k24_addc(A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B); /* %102 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k25_rsqrt(A + 1222704 + 2523184*B, A + 1222704 + 2011136*B, B); /* %103 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k52_mul(A + 1222704 + 2244608*B, A + 1222704 + 2211840*B, A + 1222704 + 2523184*B, B); /* %104 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k55_mul(A + 1222704 + 1720320*B, A + 1222704 + 2244608*B, (real *)P + 28256, B); /* %107 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k40_add(A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, (real *)P + 28288, B); /* %109 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k110_add(A + 1222704 + 2277376*B, A + 1222704 + 1978368*B, A + 1222704 + 1753088*B, B); /* %110 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    k58_relu(A + 1222704 + 1978368*B, A + 1222704 + 2277376*B, B); /* %111 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    k114_im2col(A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, B); /* %114 im2col [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    k116_matmul(A + 1222704 + 1978368*B, (real *)P + 28320, A + 1222704 + 1720320*B, B); /* %116 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    k119_add(A + 1222704 + 1994752*B, A + 1222704 + 1978368*B, (real *)P + 46752, B); /* %119 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k123_sum(A + 1222704 + 2011136*B, A + 1222704 + 1994752*B, B); /* %123 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k124_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B); /* %124 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k125_sub(A + 1222704 + 2310144*B, A + 1222704 + 1994752*B, A + 1222704 + 2011152*B, B); /* %125 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k126_square(A + 1222704 + 1978368*B, A + 1222704 + 2310144*B, B); /* %126 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k123_sum(A + 1222704 + 1994752*B, A + 1222704 + 1978368*B, B); /* %127 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k124_scale(A + 1222704 + 1978368*B, A + 1222704 + 1994752*B, B); /* %128 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k24_addc(A + 1222704 + 1978384*B, A + 1222704 + 1978368*B, B); /* %129 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k25_rsqrt(A + 1222704 + 2523200*B, A + 1222704 + 1978384*B, B); /* %130 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k131_mul(A + 1222704 + 2326528*B, A + 1222704 + 2310144*B, A + 1222704 + 2523200*B, B); /* %131 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k134_mul(A + 1222704 + 1978368*B, A + 1222704 + 2326528*B, (real *)P + 46816, B); /* %134 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k119_add(A + 1222704 + 2342912*B, A + 1222704 + 1978368*B, (real *)P + 46880, B); /* %136 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k137_relu(A + 1222704 + 1978368*B, A + 1222704 + 2342912*B, B); /* %137 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    k140_im2col(A + 1222704 + 884736*B, A + 1222704 + 1978368*B, B); /* %140 im2col [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    k142_matmul(A + 1222704 + 1994752*B, (real *)P + 46944, A + 1222704 + 884736*B, B); /* %142 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    k119_add(A + 1222704 + 1794048*B, A + 1222704 + 1994752*B, (real *)P + 83808, B); /* %145 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k123_sum(A + 1222704 + 1994752*B, A + 1222704 + 1794048*B, B); /* %149 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k124_scale(A + 1222704 + 1994768*B, A + 1222704 + 1994752*B, B); /* %150 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k125_sub(A + 1222704 + 2359296*B, A + 1222704 + 1794048*B, A + 1222704 + 1994768*B, B); /* %151 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k126_square(A + 1222704 + 1994752*B, A + 1222704 + 2359296*B, B); /* %152 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k123_sum(A + 1222704 + 2011136*B, A + 1222704 + 1994752*B, B); /* %153 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k124_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B); /* %154 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k24_addc(A + 1222704 + 2011168*B, A + 1222704 + 2011152*B, B); /* %155 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k25_rsqrt(A + 1222704 + 2523216*B, A + 1222704 + 2011168*B, B); /* %156 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k131_mul(A + 1222704 + 2375680*B, A + 1222704 + 2359296*B, A + 1222704 + 2523216*B, B); /* %157 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k134_mul(A + 1222704 + 1994752*B, A + 1222704 + 2375680*B, (real *)P + 83872, B); /* %160 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k119_add(A + 1222704 + 2392064*B, A + 1222704 + 1994752*B, (real *)P + 83936, B); /* %162 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k137_relu(A + 1222704 + 1994752*B, A + 1222704 + 2392064*B, B); /* %163 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    k140_im2col(A + 1222704 + 1032192*B, A + 1222704 + 1994752*B, B); /* %166 im2col [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    k142_matmul(A + 1222704 + 1994752*B, (real *)P + 84000, A + 1222704 + 1032192*B, B); /* %168 matmul [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    k119_add(A + 1222704 + 1179648*B, A + 1222704 + 1994752*B, (real *)P + 120864, B); /* %171 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k123_sum(A + 1222704 + 1994752*B, A + 1222704 + 1179648*B, B); /* %175 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k124_scale(A + 1222704 + 1994768*B, A + 1222704 + 1994752*B, B); /* %176 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k125_sub(A + 1222704 + 2408448*B, A + 1222704 + 1179648*B, A + 1222704 + 1994768*B, B); /* %177 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k126_square(A + 1222704 + 1994752*B, A + 1222704 + 2408448*B, B); /* %178 map:square [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k123_sum(A + 1222704 + 2011136*B, A + 1222704 + 1994752*B, B); /* %179 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k124_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B); /* %180 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k24_addc(A + 1222704 + 2011168*B, A + 1222704 + 2011152*B, B); /* %181 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k25_rsqrt(A + 1222704 + 2523232*B, A + 1222704 + 2011168*B, B); /* %182 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k131_mul(A + 1222704 + 2424832*B, A + 1222704 + 2408448*B, A + 1222704 + 2523232*B, B); /* %183 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k134_mul(A + 1222704 + 1994752*B, A + 1222704 + 2424832*B, (real *)P + 120928, B); /* %186 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k119_add(A + 1222704 + 1179648*B, A + 1222704 + 1994752*B, (real *)P + 120992, B); /* %188 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k189_add(A + 1222704 + 2441216*B, A + 1222704 + 1978368*B, A + 1222704 + 1179648*B, B); /* %189 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    k137_relu(A + 1222704 + 1179648*B, A + 1222704 + 2441216*B, B); /* %190 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    k193_im2col(A + 1222704 + 1978368*B, A + 1222704 + 1179648*B, B); /* %193 im2col [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    k195_matmul(A + 1222704 + 1179648*B, (real *)P + 121056, A + 1222704 + 1978368*B, B); /* %195 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    k198_add(A + 1222704 + 1187840*B, A + 1222704 + 1179648*B, (real *)P + 194784, B); /* %198 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k202_sum(A + 1222704 + 1179648*B, A + 1222704 + 1187840*B, B); /* %202 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k203_scale(A + 1222704 + 1179664*B, A + 1222704 + 1179648*B, B); /* %203 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k204_sub(A + 1222704 + 2457600*B, A + 1222704 + 1187840*B, A + 1222704 + 1179664*B, B); /* %204 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k205_square(A + 1222704 + 1179648*B, A + 1222704 + 2457600*B, B); /* %205 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k202_sum(A + 1222704 + 2465792*B, A + 1222704 + 1179648*B, B); /* %206 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k203_scale(A + 1222704 + 2465808*B, A + 1222704 + 2465792*B, B); /* %207 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k24_addc(A + 1222704 + 2465792*B, A + 1222704 + 2465808*B, B); /* %208 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k25_rsqrt(A + 1222704 + 2523248*B, A + 1222704 + 2465792*B, B); /* %209 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k210_mul(A + 1222704 + 2465792*B, A + 1222704 + 2457600*B, A + 1222704 + 2523248*B, B); /* %210 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k213_mul(A + 1222704 + 1179648*B, A + 1222704 + 2465792*B, (real *)P + 194912, B); /* %213 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k198_add(A + 1222704 + 2473984*B, A + 1222704 + 1179648*B, (real *)P + 195040, B); /* %215 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k216_relu(A + 1222704 + 1179648*B, A + 1222704 + 2473984*B, B); /* %216 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    k219_im2col(A + 1222704 + 1794048*B, A + 1222704 + 1179648*B, B); /* %219 im2col [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    k221_matmul(A + 1222704 + 1867776*B, (real *)P + 195168, A + 1222704 + 1794048*B, B); /* %221 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    k198_add(A + 1222704 + 1875968*B, A + 1222704 + 1867776*B, (real *)P + 342624, B); /* %224 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k202_sum(A + 1222704 + 1867776*B, A + 1222704 + 1875968*B, B); /* %228 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k203_scale(A + 1222704 + 1867792*B, A + 1222704 + 1867776*B, B); /* %229 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k204_sub(A + 1222704 + 2482176*B, A + 1222704 + 1875968*B, A + 1222704 + 1867792*B, B); /* %230 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k205_square(A + 1222704 + 1867776*B, A + 1222704 + 2482176*B, B); /* %231 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k202_sum(A + 1222704 + 2490368*B, A + 1222704 + 1867776*B, B); /* %232 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k203_scale(A + 1222704 + 2490384*B, A + 1222704 + 2490368*B, B); /* %233 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k24_addc(A + 1222704 + 2490368*B, A + 1222704 + 2490384*B, B); /* %234 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k25_rsqrt(A + 1222704 + 2523264*B, A + 1222704 + 2490368*B, B); /* %235 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k210_mul(A + 1222704 + 2490368*B, A + 1222704 + 2482176*B, A + 1222704 + 2523264*B, B); /* %236 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k213_mul(A + 1222704 + 1867776*B, A + 1222704 + 2490368*B, (real *)P + 342752, B); /* %239 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k198_add(A + 1222704 + 2498560*B, A + 1222704 + 1867776*B, (real *)P + 342880, B); /* %241 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k216_relu(A + 1222704 + 1187840*B, A + 1222704 + 2498560*B, B); /* %242 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    k219_im2col(A + 1222704 + 1867776*B, A + 1222704 + 1187840*B, B); /* %245 im2col [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    k221_matmul(A + 1222704 + 1187840*B, (real *)P + 343008, A + 1222704 + 1867776*B, B); /* %247 matmul [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    k198_add(A + 1222704 + 1196032*B, A + 1222704 + 1187840*B, (real *)P + 490464, B); /* %250 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k202_sum(A + 1222704 + 1187840*B, A + 1222704 + 1196032*B, B); /* %254 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k203_scale(A + 1222704 + 2506752*B, A + 1222704 + 1187840*B, B); /* %255 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k204_sub(A + 1222704 + 1187840*B, A + 1222704 + 1196032*B, A + 1222704 + 2506752*B, B); /* %256 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k205_square(A + 1222704 + 1196032*B, A + 1222704 + 1187840*B, B); /* %257 map:square [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k202_sum(A + 1222704 + 2506752*B, A + 1222704 + 1196032*B, B); /* %258 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k203_scale(A + 1222704 + 2506768*B, A + 1222704 + 2506752*B, B); /* %259 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k24_addc(A + 1222704 + 2506752*B, A + 1222704 + 2506768*B, B); /* %260 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k25_rsqrt(A + 1222704 + 2514944*B, A + 1222704 + 2506752*B, B); /* %261 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k210_mul(A + 1222704 + 1196032*B, A + 1222704 + 1187840*B, A + 1222704 + 2514944*B, B); /* %262 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k213_mul(A + 1222704 + 1204224*B, A + 1222704 + 1196032*B, (real *)P + 490592, B); /* %265 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k198_add(A + 1222704 + 1212416*B, A + 1222704 + 1204224*B, (real *)P + 490720, B); /* %267 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k268_add(A + 1222704 + 1204224*B, A + 1222704 + 1179648*B, A + 1222704 + 1212416*B, B); /* %268 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    k216_relu(A + 1222704 + 1179648*B, A + 1222704 + 1204224*B, B); /* %269 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    k271_permute(A + 1222704 + 1212416*B, A + 1222704 + 1179648*B, B); /* %271 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    k275_matmul(A + 1222704 + 1179648*B, A + 1222704 + 1212416*B, (real *)P + 490848, B); /* %275 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    k277_add(A + 1222704 + 1220608*B, A + 1222704 + 1179648*B, (real *)P + 507232, B); /* %277 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    k278_sum(A + 1222704 + 1179648*B, A + 1222704 + 1212416*B, B); /* %278 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    k280_scale(A + 1222704 + 1253376*B, A + 1222704 + 1179648*B, B); /* %280 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    k283_matmul(A + 1222704 + 1179648*B, A + 1222704 + 1253376*B, (real *)P + 507360, B); /* %283 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    k284_add(A + 1222704 + 1253504*B, A + 1222704 + 1179648*B, (real *)P + 523744, B); /* %284 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
-    k287_gather(A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 523872, (int32_t *)inputs[1], T); /* %287 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    k288_add(A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 654944, T); /* %288 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, T); /* %291 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 48*T, A + 1222704 + 2523280*B + 25168*B*T, T); /* %292 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k293_sub(A + 1222704 + 2523280*B + 25168*B*T + 128000*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T + 48*T, T); /* %293 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k294_square(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 128000*T, T); /* %294 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, T); /* %295 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T); /* %296 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k297_addc(A + 1222704 + 2523280*B + 25168*B*T + 48*T, A + 1222704 + 2523280*B + 25168*B*T, T); /* %297 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k298_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246272*T, A + 1222704 + 2523280*B + 25168*B*T + 48*T, T); /* %298 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 133120*T, A + 1222704 + 2523280*B + 25168*B*T + 128000*T, A + 1222704 + 2523280*B + 25168*B*T + 246272*T, T); /* %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k300_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 133120*T, (real *)P + 660064, T); /* %300 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k301_add(A + 1222704 + 2523280*B + 25168*B*T + 138240*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 660192, T); /* %301 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k305_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 138240*T, (real *)P + 660320, T); /* %305 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    k301_add(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 676704, T); /* %307 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 143360*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T); /* %309 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    k305_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 138240*T, (real *)P + 676832, T); /* %313 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    k301_add(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 693216, T); /* %315 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 148480*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T); /* %317 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    k305_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 138240*T, (real *)P + 693344, T); /* %321 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    k301_add(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 709728, T); /* %323 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 153600*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T); /* %325 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    k326_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 143360*T, A + 1222704 + 2523280*B + 25168*B*T + 148480*T, T); /* %326 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    k327_scale(A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T, T); /* %327 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    k329_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, (real *)inputs[2], T); /* %329 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k330_neg(A + 1222704 + 2523280*B + 25168*B*T + 6400*T, (real *)inputs[2], T); /* %330 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    k331_addc(A + 1222704 + 2523280*B + 25168*B*T + 6448*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, T); /* %331 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    k332_scale(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 6448*T, T); /* %332 map:scale [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    k333_add(A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T); /* %333 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k334_max(A + 1222704 + 2523280*B + 25168*B*T + 17920*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, T); /* %334 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k336_sub(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T + 17920*T, T); /* %336 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k337_exp(A + 1222704 + 2523280*B + 25168*B*T + 102400*T, A + 1222704 + 2523280*B + 25168*B*T, T); /* %337 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k329_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102400*T, (real *)inputs[2], T); /* %338 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k339_sum(A + 1222704 + 2523280*B + 25168*B*T + 245376*T, A + 1222704 + 2523280*B + 25168*B*T, T); /* %339 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k340_clampmin(A + 1222704 + 2523280*B + 25168*B*T + 245536*T, A + 1222704 + 2523280*B + 25168*B*T + 245376*T, T); /* %340 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k341_div(A + 1222704 + 2523280*B + 25168*B*T + 108800*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 245536*T, T); /* %341 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k342_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 108800*T, A + 1222704 + 2523280*B + 25168*B*T + 153600*T, T); /* %342 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 158720*T, A + 1222704 + 2523280*B + 25168*B*T, T); /* %343 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    k305_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 158720*T, (real *)P + 709856, T); /* %348 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    k301_add(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 726240, T); /* %350 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T); /* %351 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T); /* %354 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T); /* %355 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k293_sub(A + 1222704 + 2523280*B + 25168*B*T + 163840*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T); /* %356 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k294_square(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 163840*T, T); /* %357 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, T); /* %358 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T); /* %359 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k297_addc(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T); /* %360 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k298_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246320*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T); /* %361 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 168960*T, A + 1222704 + 2523280*B + 25168*B*T + 163840*T, A + 1222704 + 2523280*B + 25168*B*T + 246320*T, T); /* %362 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 168960*T, (real *)P + 726368, T); /* %363 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k301_add(A + 1222704 + 2523280*B + 25168*B*T + 174080*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, (real *)P + 726496, T); /* %364 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k368_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 174080*T, (real *)P + 726624, T); /* %368 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    k370_add(A + 1222704 + 2523280*B + 25168*B*T + 20480*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 792160, T); /* %370 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    k371_gelu(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 20480*T, T); /* %371 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    k375_matmul(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 792672, T); /* %375 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    k301_add(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, (real *)P + 858208, T); /* %377 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %378 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, T); /* %381 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T); /* %382 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k293_sub(A + 1222704 + 2523280*B + 25168*B*T + 179200*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T); /* %383 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k294_square(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 179200*T, T); /* %384 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %385 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T); /* %386 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k297_addc(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T); /* %387 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k298_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246368*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T); /* %388 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 184320*T, A + 1222704 + 2523280*B + 25168*B*T + 179200*T, A + 1222704 + 2523280*B + 25168*B*T + 246368*T, T); /* %389 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 184320*T, (real *)P + 858336, T); /* %390 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k301_add(A + 1222704 + 2523280*B + 25168*B*T + 189440*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 858464, T); /* %391 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k305_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 189440*T, (real *)P + 858592, T); /* %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    k301_add(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 874976, T); /* %397 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 194560*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T); /* %399 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    k305_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 189440*T, (real *)P + 875104, T); /* %403 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    k301_add(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 891488, T); /* %405 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 199680*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T); /* %407 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    k305_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 189440*T, (real *)P + 891616, T); /* %411 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    k301_add(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 908000, T); /* %413 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 204800*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T); /* %415 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    k326_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 194560*T, A + 1222704 + 2523280*B + 25168*B*T + 199680*T, T); /* %416 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    k327_scale(A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %417 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    k329_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, (real *)inputs[2], T); /* %419 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k333_add(A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T); /* %423 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k334_max(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, T); /* %424 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k336_sub(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T); /* %426 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k337_exp(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %427 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k329_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, (real *)inputs[2], T); /* %428 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k339_sum(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %429 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k340_clampmin(A + 1222704 + 2523280*B + 25168*B*T + 245856*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T); /* %430 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k341_div(A + 1222704 + 2523280*B + 25168*B*T + 121600*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 245856*T, T); /* %431 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k342_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 121600*T, A + 1222704 + 2523280*B + 25168*B*T + 204800*T, T); /* %432 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 209920*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %433 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    k305_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 209920*T, (real *)P + 908128, T); /* %438 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    k301_add(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 924512, T); /* %440 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T); /* %441 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, T); /* %444 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T); /* %445 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k293_sub(A + 1222704 + 2523280*B + 25168*B*T + 215040*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T); /* %446 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k294_square(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, T); /* %447 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, T); /* %448 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T); /* %449 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k297_addc(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T); /* %450 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k298_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246416*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T); /* %451 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 220160*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, A + 1222704 + 2523280*B + 25168*B*T + 246416*T, T); /* %452 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 220160*T, (real *)P + 924640, T); /* %453 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k301_add(A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, (real *)P + 924768, T); /* %454 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k368_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, (real *)P + 924896, T); /* %458 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    k370_add(A + 1222704 + 2523280*B + 25168*B*T + 61440*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 990432, T); /* %460 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    k371_gelu(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, T); /* %461 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    k375_matmul(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 990944, T); /* %465 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    k301_add(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, (real *)P + 1056480, T); /* %467 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, T); /* %468 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, T); /* %471 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T); /* %472 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k293_sub(A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T); /* %473 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k294_square(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, T); /* %474 map:square [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, T); /* %475 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T); /* %476 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k297_addc(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T); /* %477 map:addc [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k298_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246464*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T); /* %478 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 246464*T, T); /* %479 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, (real *)P + 1056608, T); /* %480 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k301_add(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, (real *)P + 1056736, T); /* %481 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k482_slice(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T); /* %482 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    k486_matmul(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, (real *)P + 1056864, T); /* %486 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    k487_add(A + 1222704 + 2523280*B + 25168*B*T + 246144*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, (real *)P + 1073248, T); /* %487 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
-    k488_slice(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T); /* %488 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    k492_matmul(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, (real *)P + 1073376, T); /* %492 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    k494_add(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, (real *)P + 1089760, T); /* %494 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    k495_square(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 246144*T, T); /* %495 map:square [T,128]  graphs/lib/losses.lua:21 */
-    k496_sum(A + 1222704 + 2523280*B + 25168*B*T + 246560*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T); /* %496 reduce [T,1]  graphs/lib/losses.lua:21 */
-    k497_clampmin(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 246560*T, T); /* %497 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    k498_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246576*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T); /* %498 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    k499_mul(A + 1222704 + 2523280*B + 25168*B*T + 102144*T, A + 1222704 + 2523280*B + 25168*B*T + 246144*T, A + 1222704 + 2523280*B + 25168*B*T + 246576*T, T); /* %499 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k500_square(A + 1222704 + 1179648*B, A + 1222704 + 1253504*B, B); /* %500 map:square [B,128]  graphs/lib/losses.lua:21 */
-    k501_sum(A + 1222704 + 2514960*B, A + 1222704 + 1179648*B, B); /* %501 reduce [B,1]  graphs/lib/losses.lua:21 */
-    k502_clampmin(A + 1222704 + 2514976*B, A + 1222704 + 2514960*B, B); /* %502 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    k503_rsqrt(A + 1222704 + 2514992*B, A + 1222704 + 2514976*B, B); /* %503 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    k504_mul(A + 1222704 + 1253632*B, A + 1222704 + 1253504*B, A + 1222704 + 2514992*B, B); /* %504 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k505_matmul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25168*B*T + 102144*T, A + 1222704 + 1253632*B, B, T); /* %505 matmul [T,B]  graphs/lib/losses.lua:21 */
-    k506_scale(A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B, B, T); /* %506 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    k507_eye(A + 1222704 + 2523280*B + 15312*B*T, B, T); /* %507 eye [T,B]  graphs/lib/losses.lua:9 */
-    k508_max(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 16*B*T, B, T); /* %508 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k510_sub(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, B, T); /* %510 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    k511_exp(A + 1222704 + 2523280*B + 25104*B*T, A + 1222704 + 2523280*B, B, T); /* %511 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    k512_sum(A + 1222704 + 2523280*B + 25168*B*T + 102368*T, A + 1222704 + 2523280*B + 25104*B*T, B, T); /* %512 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k513_clampmin(A + 1222704 + 2523280*B + 25168*B*T + 102384*T, A + 1222704 + 2523280*B + 25168*B*T + 102368*T, T); /* %513 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    k514_log(A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 102384*T, T); /* %514 map:log [T,1]  graphs/lib/losses.lua:10 */
-    k515_add(A + 1222704 + 2523280*B + 25168*B*T + 246544*T, A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T); /* %515 map:add [T,1]  graphs/lib/losses.lua:10 */
-    k516_mul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T); /* %516 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k512_sum(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B, B, T); /* %517 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k518_sub(A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 246544*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T); /* %518 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    k519_max(A + 1222704 + 2514976*B, A + 1222704 + 2523280*B + 16*B*T, B, T); /* %519 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k521_sub(A + 1222704 + 2523280*B + 15328*B*T, A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2514976*B, B, T); /* %521 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    k511_exp(A + 1222704 + 2523280*B + 25120*B*T, A + 1222704 + 2523280*B + 15328*B*T, B, T); /* %522 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    k523_sum(A + 1222704 + 2515008*B, A + 1222704 + 2523280*B + 25120*B*T, B, T); /* %523 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k524_clampmin(A + 1222704 + 2515024*B, A + 1222704 + 2515008*B, B); /* %524 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    k525_log(A + 1222704 + 2515040*B, A + 1222704 + 2515024*B, B); /* %525 map:log [1,B]  graphs/lib/losses.lua:11 */
-    k526_add(A + 1222704 + 2515056*B, A + 1222704 + 2515040*B, A + 1222704 + 2514976*B, B); /* %526 map:add [1,B]  graphs/lib/losses.lua:11 */
-    k523_sum(A + 1222704 + 2514976*B, A + 1222704 + 2523280*B, B, T); /* %528 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k529_sub(A + 1222704 + 2515040*B, A + 1222704 + 2515056*B, A + 1222704 + 2514976*B, B); /* %529 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    k512_sum(A + 1222704 + 2523280*B + 25168*B*T + 235440*T, A + 1222704 + 2523280*B + 15312*B*T, B, T); /* %530 reduce [T,1]  graphs/lib/losses.lua:12 */
-    k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 235440*T, T); /* %531 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    k532_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T); /* %532 reduce [1,1]  graphs/lib/losses.lua:13 */
-    k533_sum(A + 16, A + 1222704 + 2515040*B, B); /* %533 reduce [1,1]  graphs/lib/losses.lua:14 */
-    k534_add(A + 32, A + 0, A + 16); /* %534 map:add [1,1]  graphs/lib/losses.lua:16 */
-    k535_scale(A + 0, A + 32, B); /* %535 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    k537_square(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T); /* %537 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-    k538_sum(A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T); /* %538 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    k539_clampmin(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, T); /* %539 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    k540_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, T); /* %540 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
-    k541_mul(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T); /* %541 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    k205_square(A + 1222704 + 1179648*B, A + 1222704 + 1220608*B, B); /* %544 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k545_sum(A + 1222704 + 1253760*B, A + 1222704 + 1179648*B, B); /* %545 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k546_clampmin(A + 1222704 + 1179648*B, A + 1222704 + 1253760*B, B); /* %546 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k547_rsqrt(A + 1222704 + 1253824*B, A + 1222704 + 1179648*B, B); /* %547 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k548_mul(A + 1222704 + 1179648*B, A + 1222704 + 1220608*B, A + 1222704 + 1253824*B, B); /* %548 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k549_matmul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 1179648*B, B, T); /* %549 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k550_scale(A + 1222704 + 2523280*B + 2496*B*T, A + 1222704 + 2523280*B, B, T); /* %550 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k551_max(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 2496*B*T, B, T); /* %551 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    k553_sub(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 2496*B*T, A + 1222704 + 2523280*B + 4992*B*T, B, T); /* %553 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k554_exp(A + 1222704 + 2523280*B + 19968*B*T, A + 1222704 + 2523280*B, B, T); /* %554 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k555_sum(A + 1222704 + 2523280*B + 24960*B*T, A + 1222704 + 2523280*B + 19968*B*T, B, T); /* %555 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    k556_div(A + 1222704 + 2523280*B + 22464*B*T, A + 1222704 + 2523280*B + 19968*B*T, A + 1222704 + 2523280*B + 24960*B*T, B, T); /* %556 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k557_matmul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 22464*B*T, A + 1222704 + 1220608*B, B, T); /* %557 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    k558_square(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B, B, T); /* %558 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k559_sum(A + 1222704 + 2523280*B + 25008*B*T, A + 1222704 + 2523280*B + 4992*B*T, B, T); /* %559 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k560_clampmin(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 25008*B*T, B, T); /* %560 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k561_rsqrt(A + 1222704 + 2523280*B + 25056*B*T, A + 1222704 + 2523280*B + 4992*B*T, B, T); /* %561 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k562_mul(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25056*B*T, B, T); /* %562 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k563_mul(A + 1222704 + 2523280*B + 9984*B*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 4992*B*T, B, T); /* %563 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k559_sum(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B + 9984*B*T, B, T); /* %564 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-    k565_scale(A + 1222704 + 2523280*B + 15024*B*T, A + 1222704 + 2523280*B + 14976*B*T, B, T); /* %565 map:scale [T,B,39,1]  graphs/lib/model.lua:46 */
-    k567_mul(A + 1222704 + 2523280*B + 15072*B*T, A + 1222704 + 2523280*B + 15024*B*T, (real *)inputs[3], B, T); /* %567 map:mul [T,B,39,1]  graphs/lib/model.lua:46 */
-    k568_neg(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, (real *)inputs[3], T); /* %568 map:neg [T,1,39,1]  graphs/lib/model.lua:46 */
-    k569_addc(A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, T); /* %569 map:addc [T,1,39,1]  graphs/lib/model.lua:46 */
-    k570_scale(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 235392*T, T); /* %570 map:scale [T,1,39,1]  graphs/lib/model.lua:46 */
-    k571_add(A + 1222704 + 2523280*B + 15120*B*T, A + 1222704 + 2523280*B + 15072*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, B, T); /* %571 map:add [T,B,39,1]  graphs/lib/model.lua:46 */
-    k572_max(A + 1222704 + 2523280*B + 15328*B*T, A + 1222704 + 2523280*B + 15120*B*T, B, T); /* %572 reduce [T,B,1,1]  graphs/lib/model.lua:46 */
-    k574_sub(A + 1222704 + 2523280*B + 15168*B*T, A + 1222704 + 2523280*B + 15120*B*T, A + 1222704 + 2523280*B + 15328*B*T, B, T); /* %574 map:sub [T,B,39,1]  graphs/lib/model.lua:46 */
-    k575_exp(A + 1222704 + 2523280*B + 15216*B*T, A + 1222704 + 2523280*B + 15168*B*T, B, T); /* %575 map:exp [T,B,39,1]  graphs/lib/model.lua:46 */
-    k567_mul(A + 1222704 + 2523280*B + 15264*B*T, A + 1222704 + 2523280*B + 15216*B*T, (real *)inputs[3], B, T); /* %576 map:mul [T,B,39,1]  graphs/lib/model.lua:46 */
-    k577_sum(A + 1222704 + 2523280*B + 15344*B*T, A + 1222704 + 2523280*B + 15264*B*T, B, T); /* %577 reduce [T,B,1,1]  graphs/lib/model.lua:46 */
-    k578_clampmin(A + 1222704 + 2523280*B + 15264*B*T, A + 1222704 + 2523280*B + 15344*B*T, B, T); /* %578 map:clampmin [T,B,1,1]  graphs/lib/model.lua:46 */
-    k579_log(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15264*B*T, B, T); /* %579 map:log [T,B,1,1]  graphs/lib/model.lua:46 */
-    k580_add(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15328*B*T, B, T); /* %580 map:add [T,B,1,1]  graphs/lib/model.lua:46 */
-    k581_scale(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15296*B*T, B, T); /* %581 map:scale [T,B,1,1]  graphs/lib/model.lua:46 */
-    k583_scale(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15280*B*T, B, T); /* %583 map:scale [T,B]  graphs/lib/model.lua:47 */
-    k508_max(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 15296*B*T, B, T); /* %585 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k510_sub(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, B, T); /* %587 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    k511_exp(A + 1222704 + 2523280*B + 15328*B*T, A + 1222704 + 2523280*B + 15280*B*T, B, T); /* %588 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    k512_sum(A + 1222704 + 2523280*B + 25168*B*T + 102336*T, A + 1222704 + 2523280*B + 15328*B*T, B, T); /* %589 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k513_clampmin(A + 1222704 + 2523280*B + 25168*B*T + 102352*T, A + 1222704 + 2523280*B + 25168*B*T + 102336*T, T); /* %590 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    k514_log(A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 102352*T, T); /* %591 map:log [T,1]  graphs/lib/losses.lua:10 */
-    k515_add(A + 1222704 + 2523280*B + 25168*B*T + 235408*T, A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, T); /* %592 map:add [T,1]  graphs/lib/losses.lua:10 */
-    k516_mul(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T); /* %593 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k512_sum(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 15280*B*T, B, T); /* %594 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k518_sub(A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 235408*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, T); /* %595 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    k519_max(A + 1222704 + 2514976*B, A + 1222704 + 2523280*B + 15296*B*T, B, T); /* %596 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k521_sub(A + 1222704 + 2523280*B + 15360*B*T, A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2514976*B, B, T); /* %598 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    k511_exp(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15360*B*T, B, T); /* %599 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    k523_sum(A + 1222704 + 2515040*B, A + 1222704 + 2523280*B + 15296*B*T, B, T); /* %600 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k524_clampmin(A + 1222704 + 2515056*B, A + 1222704 + 2515040*B, B); /* %601 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    k525_log(A + 1222704 + 2515072*B, A + 1222704 + 2515056*B, B); /* %602 map:log [1,B]  graphs/lib/losses.lua:11 */
-    k526_add(A + 1222704 + 2515088*B, A + 1222704 + 2515072*B, A + 1222704 + 2514976*B, B); /* %603 map:add [1,B]  graphs/lib/losses.lua:11 */
-    k523_sum(A + 1222704 + 2514976*B, A + 1222704 + 2523280*B + 15280*B*T, B, T); /* %605 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k529_sub(A + 1222704 + 2515072*B, A + 1222704 + 2515088*B, A + 1222704 + 2514976*B, B); /* %606 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 235440*T, T); /* %608 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    k532_sum(A + 16, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, T); /* %609 reduce [1,1]  graphs/lib/losses.lua:13 */
-    k533_sum(A + 32, A + 1222704 + 2515072*B, B); /* %610 reduce [1,1]  graphs/lib/losses.lua:14 */
-    k534_add(A + 48, A + 16, A + 32); /* %611 map:add [1,1]  graphs/lib/losses.lua:16 */
-    k535_scale(A + 16, A + 48, B); /* %612 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    k534_add(A + 1222688, A + 0, A + 16); /* %614 map:add []  graphs/lib/model.lua:80 */
+    CALL(0, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k5_addc(A + 1222704, (real *)inputs[0], B)); /* %5 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k6_scale(A + 1222704 + 4096*B, A + 1222704, B)); /* %6 map:scale [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(2, 0, sizeof(real)*((double)36864*B + (double)4096*B), k9_im2col(A + 1222704 + 1941504*B, A + 1222704 + 4096*B, B)); /* %9 im2col [B,9,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k11_matmul(A + 1222704, (real *)P + 0, A + 1222704 + 1941504*B, B)); /* %11 matmul [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 1222704 + 131072*B, A + 1222704, (real *)P + 288, B)); /* %14 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1222704, A + 1222704 + 131072*B, B)); /* %18 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1222704 + 16*B, A + 1222704, B)); /* %19 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k20_sub(A + 1222704 + 1327104*B, A + 1222704 + 131072*B, A + 1222704 + 16*B, B)); /* %20 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k21_square(A + 1222704, A + 1222704 + 1327104*B, B)); /* %21 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1222704 + 1458176*B, A + 1222704, B)); /* %22 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1222704 + 1458192*B, A + 1222704 + 1458176*B, B)); /* %23 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 1458176*B, A + 1222704 + 1458192*B, B)); /* %24 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2523136*B, A + 1222704 + 1458176*B, B)); /* %25 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(13, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 1222704 + 1458176*B, A + 1222704 + 1327104*B, A + 1222704 + 2523136*B, B)); /* %26 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(14, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k29_mul(A + 1222704, A + 1222704 + 1458176*B, (real *)P + 320, B)); /* %29 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(15, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 1222704 + 1589248*B, A + 1222704, (real *)P + 352, B)); /* %31 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k32_relu(A + 1222704 + 294912*B, A + 1222704 + 1589248*B, B)); /* %32 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(17, 0, sizeof(real)*((double)294912*B + (double)131072*B), k35_im2col(A + 1222704, A + 1222704 + 294912*B, B)); /* %35 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(18, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 1222704 + 1720320*B, (real *)P + 384, A + 1222704, B)); /* %37 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, (real *)P + 9600, B)); /* %40 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(20, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 1720320*B, A + 1222704 + 1753088*B, B)); /* %44 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(21, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 1720336*B, A + 1222704 + 1720320*B, B)); /* %45 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k46_sub(A + 1222704 + 2015232*B, A + 1222704 + 1753088*B, A + 1222704 + 1720336*B, B)); /* %46 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(23, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k47_square(A + 1222704 + 1978368*B, A + 1222704 + 2015232*B, B)); /* %47 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1978368*B, B)); /* %48 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(25, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %49 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 2011168*B, A + 1222704 + 2011152*B, B)); /* %50 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2523152*B, A + 1222704 + 2011168*B, B)); /* %51 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1222704 + 2048000*B, A + 1222704 + 2015232*B, A + 1222704 + 2523152*B, B)); /* %52 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1222704 + 1978368*B, A + 1222704 + 2048000*B, (real *)P + 9632, B)); /* %55 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1222704 + 2080768*B, A + 1222704 + 1978368*B, (real *)P + 9664, B)); /* %57 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k58_relu(A + 1222704 + 1978368*B, A + 1222704 + 2080768*B, B)); /* %58 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(32, 0, sizeof(real)*((double)294912*B + (double)32768*B), k61_im2col(A + 1222704 + 294912*B, A + 1222704 + 1978368*B, B)); /* %61 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(33, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 1222704 + 1720320*B, (real *)P + 9696, A + 1222704 + 294912*B, B)); /* %63 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, (real *)P + 18912, B)); /* %66 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(35, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1753088*B, B)); /* %70 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(36, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %71 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(37, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k46_sub(A + 1222704 + 2113536*B, A + 1222704 + 1753088*B, A + 1222704 + 2011152*B, B)); /* %72 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k47_square(A + 1222704 + 1720320*B, A + 1222704 + 2113536*B, B)); /* %73 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(39, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1720320*B, B)); /* %74 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(40, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %75 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(41, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B)); /* %76 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(42, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2523168*B, A + 1222704 + 2011136*B, B)); /* %77 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(43, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1222704 + 2146304*B, A + 1222704 + 2113536*B, A + 1222704 + 2523168*B, B)); /* %78 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(44, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1222704 + 1720320*B, A + 1222704 + 2146304*B, (real *)P + 18944, B)); /* %81 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(45, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1222704 + 2179072*B, A + 1222704 + 1720320*B, (real *)P + 18976, B)); /* %83 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(46, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k58_relu(A + 1222704 + 1720320*B, A + 1222704 + 2179072*B, B)); /* %84 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(47, 0, sizeof(real)*((double)294912*B + (double)32768*B), k61_im2col(A + 1222704 + 589824*B, A + 1222704 + 1720320*B, B)); /* %87 im2col [B,288,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(48, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 1222704 + 1720320*B, (real *)P + 19008, A + 1222704 + 589824*B, B)); /* %89 matmul [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(49, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, (real *)P + 28224, B)); /* %92 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(50, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1753088*B, B)); /* %96 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(51, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %97 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(52, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k46_sub(A + 1222704 + 2211840*B, A + 1222704 + 1753088*B, A + 1222704 + 2011152*B, B)); /* %98 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(53, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k47_square(A + 1222704 + 1720320*B, A + 1222704 + 2211840*B, B)); /* %99 map:square [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(54, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1720320*B, B)); /* %100 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(55, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %101 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(56, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B)); /* %102 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(57, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2523184*B, A + 1222704 + 2011136*B, B)); /* %103 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(58, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1222704 + 2244608*B, A + 1222704 + 2211840*B, A + 1222704 + 2523184*B, B)); /* %104 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(59, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1222704 + 1720320*B, A + 1222704 + 2244608*B, (real *)P + 28256, B)); /* %107 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(60, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, (real *)P + 28288, B)); /* %109 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(61, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1222704 + 2277376*B, A + 1222704 + 1978368*B, A + 1222704 + 1753088*B, B)); /* %110 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(62, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k58_relu(A + 1222704 + 1978368*B, A + 1222704 + 2277376*B, B)); /* %111 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(63, 0, sizeof(real)*((double)73728*B + (double)32768*B), k114_im2col(A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, B)); /* %114 im2col [B,288,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(64, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k116_matmul(A + 1222704 + 1978368*B, (real *)P + 28320, A + 1222704 + 1720320*B, B)); /* %116 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(65, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1222704 + 1994752*B, A + 1222704 + 1978368*B, (real *)P + 46752, B)); /* %119 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(66, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 2011136*B, A + 1222704 + 1994752*B, B)); /* %123 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(67, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %124 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k125_sub(A + 1222704 + 2310144*B, A + 1222704 + 1994752*B, A + 1222704 + 2011152*B, B)); /* %125 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(69, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k126_square(A + 1222704 + 1978368*B, A + 1222704 + 2310144*B, B)); /* %126 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(70, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 1994752*B, A + 1222704 + 1978368*B, B)); /* %127 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(71, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 1978368*B, A + 1222704 + 1994752*B, B)); /* %128 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(72, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 1978384*B, A + 1222704 + 1978368*B, B)); /* %129 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(73, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2523200*B, A + 1222704 + 1978384*B, B)); /* %130 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(74, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1222704 + 2326528*B, A + 1222704 + 2310144*B, A + 1222704 + 2523200*B, B)); /* %131 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(75, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1222704 + 1978368*B, A + 1222704 + 2326528*B, (real *)P + 46816, B)); /* %134 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(76, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1222704 + 2342912*B, A + 1222704 + 1978368*B, (real *)P + 46880, B)); /* %136 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(77, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k137_relu(A + 1222704 + 1978368*B, A + 1222704 + 2342912*B, B)); /* %137 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(78, 0, sizeof(real)*((double)147456*B + (double)16384*B), k140_im2col(A + 1222704 + 884736*B, A + 1222704 + 1978368*B, B)); /* %140 im2col [B,576,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(79, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k142_matmul(A + 1222704 + 1994752*B, (real *)P + 46944, A + 1222704 + 884736*B, B)); /* %142 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(80, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1222704 + 1794048*B, A + 1222704 + 1994752*B, (real *)P + 83808, B)); /* %145 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(81, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 1994752*B, A + 1222704 + 1794048*B, B)); /* %149 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(82, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 1994768*B, A + 1222704 + 1994752*B, B)); /* %150 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(83, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k125_sub(A + 1222704 + 2359296*B, A + 1222704 + 1794048*B, A + 1222704 + 1994768*B, B)); /* %151 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(84, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k126_square(A + 1222704 + 1994752*B, A + 1222704 + 2359296*B, B)); /* %152 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(85, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 2011136*B, A + 1222704 + 1994752*B, B)); /* %153 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(86, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %154 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(87, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 2011168*B, A + 1222704 + 2011152*B, B)); /* %155 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(88, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2523216*B, A + 1222704 + 2011168*B, B)); /* %156 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(89, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1222704 + 2375680*B, A + 1222704 + 2359296*B, A + 1222704 + 2523216*B, B)); /* %157 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(90, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1222704 + 1994752*B, A + 1222704 + 2375680*B, (real *)P + 83872, B)); /* %160 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(91, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1222704 + 2392064*B, A + 1222704 + 1994752*B, (real *)P + 83936, B)); /* %162 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(92, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k137_relu(A + 1222704 + 1994752*B, A + 1222704 + 2392064*B, B)); /* %163 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(93, 0, sizeof(real)*((double)147456*B + (double)16384*B), k140_im2col(A + 1222704 + 1032192*B, A + 1222704 + 1994752*B, B)); /* %166 im2col [B,576,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(94, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k142_matmul(A + 1222704 + 1994752*B, (real *)P + 84000, A + 1222704 + 1032192*B, B)); /* %168 matmul [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(95, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1222704 + 1179648*B, A + 1222704 + 1994752*B, (real *)P + 120864, B)); /* %171 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(96, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 1994752*B, A + 1222704 + 1179648*B, B)); /* %175 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(97, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 1994768*B, A + 1222704 + 1994752*B, B)); /* %176 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(98, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k125_sub(A + 1222704 + 2408448*B, A + 1222704 + 1179648*B, A + 1222704 + 1994768*B, B)); /* %177 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(99, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k126_square(A + 1222704 + 1994752*B, A + 1222704 + 2408448*B, B)); /* %178 map:square [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(100, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 2011136*B, A + 1222704 + 1994752*B, B)); /* %179 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(101, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %180 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(102, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 2011168*B, A + 1222704 + 2011152*B, B)); /* %181 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(103, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2523232*B, A + 1222704 + 2011168*B, B)); /* %182 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(104, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1222704 + 2424832*B, A + 1222704 + 2408448*B, A + 1222704 + 2523232*B, B)); /* %183 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(105, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1222704 + 1994752*B, A + 1222704 + 2424832*B, (real *)P + 120928, B)); /* %186 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(106, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1222704 + 1179648*B, A + 1222704 + 1994752*B, (real *)P + 120992, B)); /* %188 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(107, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1222704 + 2441216*B, A + 1222704 + 1978368*B, A + 1222704 + 1179648*B, B)); /* %189 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(108, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k137_relu(A + 1222704 + 1179648*B, A + 1222704 + 2441216*B, B)); /* %190 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(109, 0, sizeof(real)*((double)36864*B + (double)16384*B), k193_im2col(A + 1222704 + 1978368*B, A + 1222704 + 1179648*B, B)); /* %193 im2col [B,576,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(110, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k195_matmul(A + 1222704 + 1179648*B, (real *)P + 121056, A + 1222704 + 1978368*B, B)); /* %195 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(111, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1222704 + 1187840*B, A + 1222704 + 1179648*B, (real *)P + 194784, B)); /* %198 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(112, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 1179648*B, A + 1222704 + 1187840*B, B)); /* %202 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(113, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 1179664*B, A + 1222704 + 1179648*B, B)); /* %203 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(114, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k204_sub(A + 1222704 + 2457600*B, A + 1222704 + 1187840*B, A + 1222704 + 1179664*B, B)); /* %204 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(115, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1222704 + 1179648*B, A + 1222704 + 2457600*B, B)); /* %205 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(116, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 2465792*B, A + 1222704 + 1179648*B, B)); /* %206 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(117, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2465808*B, A + 1222704 + 2465792*B, B)); /* %207 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(118, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 2465792*B, A + 1222704 + 2465808*B, B)); /* %208 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(119, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2523248*B, A + 1222704 + 2465792*B, B)); /* %209 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(120, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1222704 + 2465792*B, A + 1222704 + 2457600*B, A + 1222704 + 2523248*B, B)); /* %210 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(121, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1222704 + 1179648*B, A + 1222704 + 2465792*B, (real *)P + 194912, B)); /* %213 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(122, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1222704 + 2473984*B, A + 1222704 + 1179648*B, (real *)P + 195040, B)); /* %215 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(123, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k216_relu(A + 1222704 + 1179648*B, A + 1222704 + 2473984*B, B)); /* %216 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(124, 0, sizeof(real)*((double)73728*B + (double)8192*B), k219_im2col(A + 1222704 + 1794048*B, A + 1222704 + 1179648*B, B)); /* %219 im2col [B,1152,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(125, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k221_matmul(A + 1222704 + 1867776*B, (real *)P + 195168, A + 1222704 + 1794048*B, B)); /* %221 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(126, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1222704 + 1875968*B, A + 1222704 + 1867776*B, (real *)P + 342624, B)); /* %224 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(127, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 1867776*B, A + 1222704 + 1875968*B, B)); /* %228 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(128, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 1867792*B, A + 1222704 + 1867776*B, B)); /* %229 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(129, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k204_sub(A + 1222704 + 2482176*B, A + 1222704 + 1875968*B, A + 1222704 + 1867792*B, B)); /* %230 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(130, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1222704 + 1867776*B, A + 1222704 + 2482176*B, B)); /* %231 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(131, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 2490368*B, A + 1222704 + 1867776*B, B)); /* %232 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(132, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2490384*B, A + 1222704 + 2490368*B, B)); /* %233 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(133, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 2490368*B, A + 1222704 + 2490384*B, B)); /* %234 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(134, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2523264*B, A + 1222704 + 2490368*B, B)); /* %235 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(135, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1222704 + 2490368*B, A + 1222704 + 2482176*B, A + 1222704 + 2523264*B, B)); /* %236 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(136, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1222704 + 1867776*B, A + 1222704 + 2490368*B, (real *)P + 342752, B)); /* %239 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(137, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1222704 + 2498560*B, A + 1222704 + 1867776*B, (real *)P + 342880, B)); /* %241 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(138, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k216_relu(A + 1222704 + 1187840*B, A + 1222704 + 2498560*B, B)); /* %242 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(139, 0, sizeof(real)*((double)73728*B + (double)8192*B), k219_im2col(A + 1222704 + 1867776*B, A + 1222704 + 1187840*B, B)); /* %245 im2col [B,1152,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(140, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k221_matmul(A + 1222704 + 1187840*B, (real *)P + 343008, A + 1222704 + 1867776*B, B)); /* %247 matmul [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(141, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1222704 + 1196032*B, A + 1222704 + 1187840*B, (real *)P + 490464, B)); /* %250 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(142, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 1187840*B, A + 1222704 + 1196032*B, B)); /* %254 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(143, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2506752*B, A + 1222704 + 1187840*B, B)); /* %255 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k204_sub(A + 1222704 + 1187840*B, A + 1222704 + 1196032*B, A + 1222704 + 2506752*B, B)); /* %256 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(145, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1222704 + 1196032*B, A + 1222704 + 1187840*B, B)); /* %257 map:square [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(146, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 2506752*B, A + 1222704 + 1196032*B, B)); /* %258 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(147, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2506768*B, A + 1222704 + 2506752*B, B)); /* %259 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(148, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 2506752*B, A + 1222704 + 2506768*B, B)); /* %260 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(149, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2514944*B, A + 1222704 + 2506752*B, B)); /* %261 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(150, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1222704 + 1196032*B, A + 1222704 + 1187840*B, A + 1222704 + 2514944*B, B)); /* %262 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(151, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1222704 + 1204224*B, A + 1222704 + 1196032*B, (real *)P + 490592, B)); /* %265 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(152, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1222704 + 1212416*B, A + 1222704 + 1204224*B, (real *)P + 490720, B)); /* %267 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(153, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 1204224*B, A + 1222704 + 1179648*B, A + 1222704 + 1212416*B, B)); /* %268 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(154, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k216_relu(A + 1222704 + 1179648*B, A + 1222704 + 1204224*B, B)); /* %269 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(155, 0, sizeof(real)*((double)8192*B + (double)8192*B), k271_permute(A + 1222704 + 1212416*B, A + 1222704 + 1179648*B, B)); /* %271 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(156, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k275_matmul(A + 1222704 + 1179648*B, A + 1222704 + 1212416*B, (real *)P + 490848, B)); /* %275 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(157, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k277_add(A + 1222704 + 1220608*B, A + 1222704 + 1179648*B, (real *)P + 507232, B)); /* %277 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(158, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k278_sum(A + 1222704 + 1179648*B, A + 1222704 + 1212416*B, B)); /* %278 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(159, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k280_scale(A + 1222704 + 1253376*B, A + 1222704 + 1179648*B, B)); /* %280 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(160, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k283_matmul(A + 1222704 + 1179648*B, A + 1222704 + 1253376*B, (real *)P + 507360, B)); /* %283 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(161, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k284_add(A + 1222704 + 1253504*B, A + 1222704 + 1179648*B, (real *)P + 523744, B)); /* %284 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(162, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k287_gather(A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %287 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(163, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k288_add(A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 654944, T)); /* %288 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(164, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, T)); /* %291 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(165, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 48*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %292 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(166, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1222704 + 2523280*B + 25168*B*T + 128000*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T + 48*T, T)); /* %293 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(167, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 128000*T, T)); /* %294 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(168, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %295 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(169, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T)); /* %296 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(170, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1222704 + 2523280*B + 25168*B*T + 48*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %297 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(171, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246272*T, A + 1222704 + 2523280*B + 25168*B*T + 48*T, T)); /* %298 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(172, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 133120*T, A + 1222704 + 2523280*B + 25168*B*T + 128000*T, A + 1222704 + 2523280*B + 25168*B*T + 246272*T, T)); /* %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(173, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 133120*T, (real *)P + 660064, T)); /* %300 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(174, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 138240*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 660192, T)); /* %301 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(175, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 138240*T, (real *)P + 660320, T)); /* %305 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(176, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 676704, T)); /* %307 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(177, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 143360*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T)); /* %309 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(178, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 138240*T, (real *)P + 676832, T)); /* %313 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(179, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 693216, T)); /* %315 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(180, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 148480*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T)); /* %317 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(181, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 138240*T, (real *)P + 693344, T)); /* %321 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(182, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 709728, T)); /* %323 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(183, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 153600*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T)); /* %325 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(184, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 143360*T, A + 1222704 + 2523280*B + 25168*B*T + 148480*T, T)); /* %326 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(185, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %327 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(186, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, (real *)inputs[2], T)); /* %329 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(187, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k330_neg(A + 1222704 + 2523280*B + 25168*B*T + 6400*T, (real *)inputs[2], T)); /* %330 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(188, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k331_addc(A + 1222704 + 2523280*B + 25168*B*T + 6448*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, T)); /* %331 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(189, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k332_scale(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 6448*T, T)); /* %332 map:scale [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(190, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k333_add(A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T)); /* %333 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(191, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k334_max(A + 1222704 + 2523280*B + 25168*B*T + 17920*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, T)); /* %334 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(192, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k336_sub(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T + 17920*T, T)); /* %336 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(193, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k337_exp(A + 1222704 + 2523280*B + 25168*B*T + 102400*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %337 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(194, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102400*T, (real *)inputs[2], T)); /* %338 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(195, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1222704 + 2523280*B + 25168*B*T + 245376*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %339 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(196, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k340_clampmin(A + 1222704 + 2523280*B + 25168*B*T + 245536*T, A + 1222704 + 2523280*B + 25168*B*T + 245376*T, T)); /* %340 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(197, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1222704 + 2523280*B + 25168*B*T + 108800*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 245536*T, T)); /* %341 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(198, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 108800*T, A + 1222704 + 2523280*B + 25168*B*T + 153600*T, T)); /* %342 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(199, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 158720*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %343 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(200, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 158720*T, (real *)P + 709856, T)); /* %348 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(201, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 726240, T)); /* %350 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(202, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T)); /* %351 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(203, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T)); /* %354 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(204, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %355 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(205, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1222704 + 2523280*B + 25168*B*T + 163840*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T)); /* %356 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(206, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 163840*T, T)); /* %357 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(207, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, T)); /* %358 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(208, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %359 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(209, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T)); /* %360 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(210, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246320*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %361 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(211, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 168960*T, A + 1222704 + 2523280*B + 25168*B*T + 163840*T, A + 1222704 + 2523280*B + 25168*B*T + 246320*T, T)); /* %362 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(212, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 168960*T, (real *)P + 726368, T)); /* %363 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(213, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 174080*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, (real *)P + 726496, T)); /* %364 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(214, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k368_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 174080*T, (real *)P + 726624, T)); /* %368 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(215, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k370_add(A + 1222704 + 2523280*B + 25168*B*T + 20480*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 792160, T)); /* %370 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(216, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k371_gelu(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 20480*T, T)); /* %371 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(217, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k375_matmul(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 792672, T)); /* %375 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(218, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, (real *)P + 858208, T)); /* %377 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(219, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %378 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(220, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, T)); /* %381 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(221, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %382 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(222, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1222704 + 2523280*B + 25168*B*T + 179200*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T)); /* %383 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(223, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 179200*T, T)); /* %384 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(224, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %385 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(225, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %386 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(226, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T)); /* %387 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(227, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246368*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %388 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(228, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 184320*T, A + 1222704 + 2523280*B + 25168*B*T + 179200*T, A + 1222704 + 2523280*B + 25168*B*T + 246368*T, T)); /* %389 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(229, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 184320*T, (real *)P + 858336, T)); /* %390 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(230, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 189440*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 858464, T)); /* %391 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(231, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 189440*T, (real *)P + 858592, T)); /* %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(232, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 874976, T)); /* %397 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(233, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 194560*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T)); /* %399 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(234, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 189440*T, (real *)P + 875104, T)); /* %403 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(235, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 891488, T)); /* %405 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(236, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 199680*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T)); /* %407 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(237, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 189440*T, (real *)P + 891616, T)); /* %411 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(238, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 908000, T)); /* %413 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(239, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 204800*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T)); /* %415 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(240, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 194560*T, A + 1222704 + 2523280*B + 25168*B*T + 199680*T, T)); /* %416 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(241, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %417 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(242, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, (real *)inputs[2], T)); /* %419 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(243, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k333_add(A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T)); /* %423 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(244, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k334_max(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, T)); /* %424 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(245, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k336_sub(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T)); /* %426 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(246, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k337_exp(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %427 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(247, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, (real *)inputs[2], T)); /* %428 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(248, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %429 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(249, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k340_clampmin(A + 1222704 + 2523280*B + 25168*B*T + 245856*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T)); /* %430 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(250, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1222704 + 2523280*B + 25168*B*T + 121600*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 245856*T, T)); /* %431 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(251, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 121600*T, A + 1222704 + 2523280*B + 25168*B*T + 204800*T, T)); /* %432 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(252, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 209920*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %433 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(253, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 209920*T, (real *)P + 908128, T)); /* %438 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(254, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 924512, T)); /* %440 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(255, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T)); /* %441 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(256, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, T)); /* %444 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(257, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %445 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(258, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1222704 + 2523280*B + 25168*B*T + 215040*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %446 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(259, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, T)); /* %447 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(260, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, T)); /* %448 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(261, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %449 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(262, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %450 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(263, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246416*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %451 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(264, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 220160*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, A + 1222704 + 2523280*B + 25168*B*T + 246416*T, T)); /* %452 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(265, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 220160*T, (real *)P + 924640, T)); /* %453 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(266, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, (real *)P + 924768, T)); /* %454 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(267, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k368_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, (real *)P + 924896, T)); /* %458 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(268, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k370_add(A + 1222704 + 2523280*B + 25168*B*T + 61440*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 990432, T)); /* %460 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(269, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k371_gelu(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, T)); /* %461 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(270, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k375_matmul(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 990944, T)); /* %465 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(271, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, (real *)P + 1056480, T)); /* %467 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(272, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, T)); /* %468 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(273, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, T)); /* %471 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(274, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %472 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(275, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %473 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(276, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, T)); /* %474 map:square [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(277, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, T)); /* %475 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(278, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %476 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(279, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %477 map:addc [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(280, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246464*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %478 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(281, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 246464*T, T)); /* %479 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(282, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, (real *)P + 1056608, T)); /* %480 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(283, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, (real *)P + 1056736, T)); /* %481 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(284, 0, sizeof(real)*((double)128*T + (double)5120*T), k482_slice(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T)); /* %482 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(285, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k486_matmul(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, (real *)P + 1056864, T)); /* %486 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(286, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k487_add(A + 1222704 + 2523280*B + 25168*B*T + 246144*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, (real *)P + 1073248, T)); /* %487 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(287, 0, sizeof(real)*((double)4992*T + (double)5120*T), k488_slice(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T)); /* %488 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(288, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k492_matmul(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, (real *)P + 1073376, T)); /* %492 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(289, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)128), k494_add(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, (real *)P + 1089760, T)); /* %494 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(290, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k495_square(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 246144*T, T)); /* %495 map:square [T,128]  graphs/lib/losses.lua:21 */
+    CALL(291, (double)128*T, sizeof(real)*((double)T + (double)128*T), k496_sum(A + 1222704 + 2523280*B + 25168*B*T + 246560*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T)); /* %496 reduce [T,1]  graphs/lib/losses.lua:21 */
+    CALL(292, (double)T, sizeof(real)*((double)T + (double)T), k497_clampmin(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 246560*T, T)); /* %497 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(293, (double)T, sizeof(real)*((double)T + (double)T), k498_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246576*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T)); /* %498 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
+    CALL(294, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k499_mul(A + 1222704 + 2523280*B + 25168*B*T + 102144*T, A + 1222704 + 2523280*B + 25168*B*T + 246144*T, A + 1222704 + 2523280*B + 25168*B*T + 246576*T, T)); /* %499 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(295, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k500_square(A + 1222704 + 1179648*B, A + 1222704 + 1253504*B, B)); /* %500 map:square [B,128]  graphs/lib/losses.lua:21 */
+    CALL(296, (double)128*B, sizeof(real)*((double)B + (double)128*B), k501_sum(A + 1222704 + 2514960*B, A + 1222704 + 1179648*B, B)); /* %501 reduce [B,1]  graphs/lib/losses.lua:21 */
+    CALL(297, (double)B, sizeof(real)*((double)B + (double)B), k502_clampmin(A + 1222704 + 2514976*B, A + 1222704 + 2514960*B, B)); /* %502 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(298, (double)B, sizeof(real)*((double)B + (double)B), k503_rsqrt(A + 1222704 + 2514992*B, A + 1222704 + 2514976*B, B)); /* %503 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
+    CALL(299, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k504_mul(A + 1222704 + 1253632*B, A + 1222704 + 1253504*B, A + 1222704 + 2514992*B, B)); /* %504 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(300, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k505_matmul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25168*B*T + 102144*T, A + 1222704 + 1253632*B, B, T)); /* %505 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(301, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k506_scale(A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B, B, T)); /* %506 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(302, 0, sizeof(real)*((double)B*T), k507_eye(A + 1222704 + 2523280*B + 15312*B*T, B, T)); /* %507 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(303, (double)B*T, sizeof(real)*((double)T + (double)B*T), k508_max(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 16*B*T, B, T)); /* %508 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(304, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k510_sub(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, B, T)); /* %510 map:sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(305, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1222704 + 2523280*B + 25104*B*T, A + 1222704 + 2523280*B, B, T)); /* %511 map:exp [T,B]  graphs/lib/losses.lua:10 */
+    CALL(306, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1222704 + 2523280*B + 25168*B*T + 102368*T, A + 1222704 + 2523280*B + 25104*B*T, B, T)); /* %512 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(307, (double)T, sizeof(real)*((double)T + (double)T), k513_clampmin(A + 1222704 + 2523280*B + 25168*B*T + 102384*T, A + 1222704 + 2523280*B + 25168*B*T + 102368*T, T)); /* %513 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(308, (double)T, sizeof(real)*((double)T + (double)T), k514_log(A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 102384*T, T)); /* %514 map:log [T,1]  graphs/lib/losses.lua:10 */
+    CALL(309, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k515_add(A + 1222704 + 2523280*B + 25168*B*T + 246544*T, A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T)); /* %515 map:add [T,1]  graphs/lib/losses.lua:10 */
+    CALL(310, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T)); /* %516 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(311, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B, B, T)); /* %517 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(312, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k518_sub(A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 246544*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T)); /* %518 map:sub [T,1]  graphs/lib/losses.lua:10 */
+    CALL(313, (double)B*T, sizeof(real)*((double)B + (double)B*T), k519_max(A + 1222704 + 2514976*B, A + 1222704 + 2523280*B + 16*B*T, B, T)); /* %519 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(314, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k521_sub(A + 1222704 + 2523280*B + 15328*B*T, A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2514976*B, B, T)); /* %521 map:sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(315, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1222704 + 2523280*B + 25120*B*T, A + 1222704 + 2523280*B + 15328*B*T, B, T)); /* %522 map:exp [T,B]  graphs/lib/losses.lua:11 */
+    CALL(316, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1222704 + 2515008*B, A + 1222704 + 2523280*B + 25120*B*T, B, T)); /* %523 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(317, (double)B, sizeof(real)*((double)B + (double)B), k524_clampmin(A + 1222704 + 2515024*B, A + 1222704 + 2515008*B, B)); /* %524 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(318, (double)B, sizeof(real)*((double)B + (double)B), k525_log(A + 1222704 + 2515040*B, A + 1222704 + 2515024*B, B)); /* %525 map:log [1,B]  graphs/lib/losses.lua:11 */
+    CALL(319, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k526_add(A + 1222704 + 2515056*B, A + 1222704 + 2515040*B, A + 1222704 + 2514976*B, B)); /* %526 map:add [1,B]  graphs/lib/losses.lua:11 */
+    CALL(320, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1222704 + 2514976*B, A + 1222704 + 2523280*B, B, T)); /* %528 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(321, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k529_sub(A + 1222704 + 2515040*B, A + 1222704 + 2515056*B, A + 1222704 + 2514976*B, B)); /* %529 map:sub [1,B]  graphs/lib/losses.lua:11 */
+    CALL(322, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1222704 + 2523280*B + 25168*B*T + 235440*T, A + 1222704 + 2523280*B + 15312*B*T, B, T)); /* %530 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(323, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 235440*T, T)); /* %531 map:mul [T,1]  graphs/lib/losses.lua:13 */
+    CALL(324, (double)T, sizeof(real)*((double)1 + (double)T), k532_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T)); /* %532 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(325, (double)B, sizeof(real)*((double)1 + (double)B), k533_sum(A + 16, A + 1222704 + 2515040*B, B)); /* %533 reduce [1,1]  graphs/lib/losses.lua:14 */
+    CALL(326, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k534_add(A + 32, A + 0, A + 16)); /* %534 map:add [1,1]  graphs/lib/losses.lua:16 */
+    CALL(327, (double)1, sizeof(real)*((double)1 + (double)1), k535_scale(A + 0, A + 32, B)); /* %535 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(328, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k537_square(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %537 map:square [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(329, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k538_sum(A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T)); /* %538 reduce [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(330, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k539_clampmin(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, T)); /* %539 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(331, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k540_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, T)); /* %540 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(332, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k541_mul(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T)); /* %541 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(333, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1222704 + 1179648*B, A + 1222704 + 1220608*B, B)); /* %544 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(334, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k545_sum(A + 1222704 + 1253760*B, A + 1222704 + 1179648*B, B)); /* %545 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(335, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k546_clampmin(A + 1222704 + 1179648*B, A + 1222704 + 1253760*B, B)); /* %546 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(336, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k547_rsqrt(A + 1222704 + 1253824*B, A + 1222704 + 1179648*B, B)); /* %547 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(337, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k548_mul(A + 1222704 + 1179648*B, A + 1222704 + 1220608*B, A + 1222704 + 1253824*B, B)); /* %548 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(338, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k549_matmul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 1179648*B, B, T)); /* %549 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(339, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k550_scale(A + 1222704 + 2523280*B + 2496*B*T, A + 1222704 + 2523280*B, B, T)); /* %550 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(340, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k551_max(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 2496*B*T, B, T)); /* %551 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(341, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k553_sub(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 2496*B*T, A + 1222704 + 2523280*B + 4992*B*T, B, T)); /* %553 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(342, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k554_exp(A + 1222704 + 2523280*B + 19968*B*T, A + 1222704 + 2523280*B, B, T)); /* %554 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(343, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k555_sum(A + 1222704 + 2523280*B + 24960*B*T, A + 1222704 + 2523280*B + 19968*B*T, B, T)); /* %555 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(344, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k556_div(A + 1222704 + 2523280*B + 22464*B*T, A + 1222704 + 2523280*B + 19968*B*T, A + 1222704 + 2523280*B + 24960*B*T, B, T)); /* %556 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(345, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k557_matmul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 22464*B*T, A + 1222704 + 1220608*B, B, T)); /* %557 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(346, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k558_square(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B, B, T)); /* %558 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(347, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1222704 + 2523280*B + 25008*B*T, A + 1222704 + 2523280*B + 4992*B*T, B, T)); /* %559 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(348, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k560_clampmin(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 25008*B*T, B, T)); /* %560 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(349, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k561_rsqrt(A + 1222704 + 2523280*B + 25056*B*T, A + 1222704 + 2523280*B + 4992*B*T, B, T)); /* %561 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(350, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k562_mul(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25056*B*T, B, T)); /* %562 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(351, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k563_mul(A + 1222704 + 2523280*B + 9984*B*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 4992*B*T, B, T)); /* %563 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(352, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B + 9984*B*T, B, T)); /* %564 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+    CALL(353, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k565_scale(A + 1222704 + 2523280*B + 15024*B*T, A + 1222704 + 2523280*B + 14976*B*T, B, T)); /* %565 map:scale [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(354, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k567_mul(A + 1222704 + 2523280*B + 15072*B*T, A + 1222704 + 2523280*B + 15024*B*T, (real *)inputs[3], B, T)); /* %567 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(355, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k568_neg(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, (real *)inputs[3], T)); /* %568 map:neg [T,1,39,1]  graphs/lib/model.lua:49 */
+    CALL(356, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k569_addc(A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, T)); /* %569 map:addc [T,1,39,1]  graphs/lib/model.lua:49 */
+    CALL(357, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k570_scale(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 235392*T, T)); /* %570 map:scale [T,1,39,1]  graphs/lib/model.lua:49 */
+    CALL(358, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k571_add(A + 1222704 + 2523280*B + 15120*B*T, A + 1222704 + 2523280*B + 15072*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, B, T)); /* %571 map:add [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(359, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k572_max(A + 1222704 + 2523280*B + 15328*B*T, A + 1222704 + 2523280*B + 15120*B*T, B, T)); /* %572 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(360, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k574_sub(A + 1222704 + 2523280*B + 15168*B*T, A + 1222704 + 2523280*B + 15120*B*T, A + 1222704 + 2523280*B + 15328*B*T, B, T)); /* %574 map:sub [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(361, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k575_exp(A + 1222704 + 2523280*B + 15216*B*T, A + 1222704 + 2523280*B + 15168*B*T, B, T)); /* %575 map:exp [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(362, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k567_mul(A + 1222704 + 2523280*B + 15264*B*T, A + 1222704 + 2523280*B + 15216*B*T, (real *)inputs[3], B, T)); /* %576 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(363, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k577_sum(A + 1222704 + 2523280*B + 15344*B*T, A + 1222704 + 2523280*B + 15264*B*T, B, T)); /* %577 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(364, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k578_clampmin(A + 1222704 + 2523280*B + 15264*B*T, A + 1222704 + 2523280*B + 15344*B*T, B, T)); /* %578 map:clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(365, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k579_log(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15264*B*T, B, T)); /* %579 map:log [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(366, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k580_add(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15328*B*T, B, T)); /* %580 map:add [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(367, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k581_scale(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15296*B*T, B, T)); /* %581 map:scale [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(368, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k583_scale(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15280*B*T, B, T)); /* %583 map:scale [T,B]  graphs/lib/model.lua:50 */
+    CALL(369, (double)B*T, sizeof(real)*((double)T + (double)B*T), k508_max(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 15296*B*T, B, T)); /* %585 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(370, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k510_sub(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, B, T)); /* %587 map:sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(371, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1222704 + 2523280*B + 15328*B*T, A + 1222704 + 2523280*B + 15280*B*T, B, T)); /* %588 map:exp [T,B]  graphs/lib/losses.lua:10 */
+    CALL(372, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1222704 + 2523280*B + 25168*B*T + 102336*T, A + 1222704 + 2523280*B + 15328*B*T, B, T)); /* %589 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(373, (double)T, sizeof(real)*((double)T + (double)T), k513_clampmin(A + 1222704 + 2523280*B + 25168*B*T + 102352*T, A + 1222704 + 2523280*B + 25168*B*T + 102336*T, T)); /* %590 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(374, (double)T, sizeof(real)*((double)T + (double)T), k514_log(A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 102352*T, T)); /* %591 map:log [T,1]  graphs/lib/losses.lua:10 */
+    CALL(375, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k515_add(A + 1222704 + 2523280*B + 25168*B*T + 235408*T, A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, T)); /* %592 map:add [T,1]  graphs/lib/losses.lua:10 */
+    CALL(376, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T)); /* %593 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(377, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 15280*B*T, B, T)); /* %594 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(378, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k518_sub(A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 235408*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, T)); /* %595 map:sub [T,1]  graphs/lib/losses.lua:10 */
+    CALL(379, (double)B*T, sizeof(real)*((double)B + (double)B*T), k519_max(A + 1222704 + 2514976*B, A + 1222704 + 2523280*B + 15296*B*T, B, T)); /* %596 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(380, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k521_sub(A + 1222704 + 2523280*B + 15360*B*T, A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2514976*B, B, T)); /* %598 map:sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(381, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15360*B*T, B, T)); /* %599 map:exp [T,B]  graphs/lib/losses.lua:11 */
+    CALL(382, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1222704 + 2515040*B, A + 1222704 + 2523280*B + 15296*B*T, B, T)); /* %600 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(383, (double)B, sizeof(real)*((double)B + (double)B), k524_clampmin(A + 1222704 + 2515056*B, A + 1222704 + 2515040*B, B)); /* %601 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(384, (double)B, sizeof(real)*((double)B + (double)B), k525_log(A + 1222704 + 2515072*B, A + 1222704 + 2515056*B, B)); /* %602 map:log [1,B]  graphs/lib/losses.lua:11 */
+    CALL(385, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k526_add(A + 1222704 + 2515088*B, A + 1222704 + 2515072*B, A + 1222704 + 2514976*B, B)); /* %603 map:add [1,B]  graphs/lib/losses.lua:11 */
+    CALL(386, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1222704 + 2514976*B, A + 1222704 + 2523280*B + 15280*B*T, B, T)); /* %605 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(387, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k529_sub(A + 1222704 + 2515072*B, A + 1222704 + 2515088*B, A + 1222704 + 2514976*B, B)); /* %606 map:sub [1,B]  graphs/lib/losses.lua:11 */
+    CALL(388, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 235440*T, T)); /* %608 map:mul [T,1]  graphs/lib/losses.lua:13 */
+    CALL(389, (double)T, sizeof(real)*((double)1 + (double)T), k532_sum(A + 16, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, T)); /* %609 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(390, (double)B, sizeof(real)*((double)1 + (double)B), k533_sum(A + 32, A + 1222704 + 2515072*B, B)); /* %610 reduce [1,1]  graphs/lib/losses.lua:14 */
+    CALL(391, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k534_add(A + 48, A + 16, A + 32)); /* %611 map:add [1,1]  graphs/lib/losses.lua:16 */
+    CALL(392, (double)1, sizeof(real)*((double)1 + (double)1), k535_scale(A + 16, A + 48, B)); /* %612 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(393, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k534_add(A + 1222688, A + 0, A + 16)); /* %614 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    k615_fill(A + 0); /* %615 fill []  graphs/lib/model.lua:82 */
-    k535_scale(A + 16, A + 0, B); /* %617 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    k618_id(A + 1222704 + 2514976*B, A + 16, B); /* %618 map:id [1,B]  graphs/lib/losses.lua:14 */
-    k619_id(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 16, T); /* %619 map:id [T,1]  graphs/lib/losses.lua:13 */
-    k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 246592*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 235440*T, T); /* %620 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    k622_neg(A + 1222704 + 2515072*B, A + 1222704 + 2514976*B, B); /* %622 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    k623_id(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2515072*B, B, T); /* %623 map:id [T,B]  graphs/lib/losses.lua:11 */
-    k516_mul(A + 1222704 + 2523280*B + 25136*B*T, A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T); /* %624 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    k626_div(A + 1222704 + 2515072*B, A + 1222704 + 2514976*B, A + 1222704 + 2515056*B, B); /* %626 map:div [1,B]  graphs/lib/losses.lua:11 */
-    k627_step(A + 1222704 + 2515056*B, A + 1222704 + 2515040*B, B); /* %627 map:step [1,B]  graphs/lib/losses.lua:11 */
-    k628_mul(A + 1222704 + 2515040*B, A + 1222704 + 2515072*B, A + 1222704 + 2515056*B, B); /* %628 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    k623_id(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2515040*B, B, T); /* %629 map:id [T,B]  graphs/lib/losses.lua:11 */
-    k516_mul(A + 1222704 + 2523280*B + 15360*B*T, A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15296*B*T, B, T); /* %630 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    k580_add(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 25136*B*T, A + 1222704 + 2523280*B + 15360*B*T, B, T); /* %633 map:add [T,B]  graphs/lib/losses.lua:11 */
-    k634_neg(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 246592*T, T); /* %634 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    k635_id(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, B, T); /* %635 map:id [T,B]  graphs/lib/losses.lua:10 */
-    k516_mul(A + 1222704 + 2523280*B + 25152*B*T, A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T); /* %636 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k580_add(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 25152*B*T, B, T); /* %638 map:add [T,B]  graphs/lib/losses.lua:10 */
-    k639_div(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 246592*T, A + 1222704 + 2523280*B + 25168*B*T + 102352*T, T); /* %639 map:div [T,1]  graphs/lib/losses.lua:10 */
-    k640_step(A + 1222704 + 2523280*B + 25168*B*T + 102352*T, A + 1222704 + 2523280*B + 25168*B*T + 102336*T, T); /* %640 map:step [T,1]  graphs/lib/losses.lua:10 */
-    k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 102336*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 102352*T, T); /* %641 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    k635_id(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102336*T, B, T); /* %642 map:id [T,B]  graphs/lib/losses.lua:10 */
-    k516_mul(A + 1222704 + 2523280*B + 15312*B*T, A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15328*B*T, B, T); /* %643 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k580_add(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T); /* %646 map:add [T,B]  graphs/lib/losses.lua:10 */
-    k583_scale(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15280*B*T, B, T); /* %647 map:scale [T,B]  graphs/lib/model.lua:47 */
-    k581_scale(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15296*B*T, B, T); /* %649 map:scale [T,B,1,1]  graphs/lib/model.lua:46 */
-    k650_div(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15264*B*T, B, T); /* %650 map:div [T,B,1,1]  graphs/lib/model.lua:46 */
-    k651_step(A + 1222704 + 2523280*B + 15264*B*T, A + 1222704 + 2523280*B + 15344*B*T, B, T); /* %651 map:step [T,B,1,1]  graphs/lib/model.lua:46 */
-    k516_mul(A + 1222704 + 2523280*B + 15312*B*T, A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15264*B*T, B, T); /* %652 map:mul [T,B,1,1]  graphs/lib/model.lua:46 */
-    k653_id(A + 1222704 + 2523280*B + 15264*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T); /* %653 map:id [T,B,39,1]  graphs/lib/model.lua:46 */
-    k567_mul(A + 1222704 + 2523280*B + 15312*B*T, A + 1222704 + 2523280*B + 15264*B*T, (real *)inputs[3], B, T); /* %654 map:mul [T,B,39,1]  graphs/lib/model.lua:46 */
-    k657_mul(A + 1222704 + 2523280*B + 15264*B*T, A + 1222704 + 2523280*B + 15312*B*T, A + 1222704 + 2523280*B + 15216*B*T, B, T); /* %657 map:mul [T,B,39,1]  graphs/lib/model.lua:46 */
-    k567_mul(A + 1222704 + 2523280*B + 15312*B*T, A + 1222704 + 2523280*B + 15264*B*T, (real *)inputs[3], B, T); /* %661 map:mul [T,B,39,1]  graphs/lib/model.lua:46 */
-    k565_scale(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T); /* %664 map:scale [T,B,39,1]  graphs/lib/model.lua:46 */
-    k665_id(A + 1222704 + 2523280*B + 9984*B*T, A + 1222704 + 2523280*B + 14976*B*T, B, T); /* %665 map:id [T,B,39,128]  graphs/lib/matching.lua:13 */
-    k666_mul(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B + 9984*B*T, A + 1222704 + 2523280*B + 4992*B*T, B, T); /* %666 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k667_mul(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 9984*B*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, B, T); /* %667 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k668_sum(A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 14976*B*T, B, T); /* %668 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    k562_mul(A + 1222704 + 2523280*B + 9984*B*T, A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 25056*B*T, B, T); /* %669 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k666_mul(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B, B, T); /* %670 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k559_sum(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 14976*B*T, B, T); /* %671 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k672_square(A + 1222704 + 2523280*B + 5040*B*T, A + 1222704 + 2523280*B + 25056*B*T, B, T); /* %672 map:square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k657_mul(A + 1222704 + 2523280*B + 5088*B*T, A + 1222704 + 2523280*B + 25056*B*T, A + 1222704 + 2523280*B + 5040*B*T, B, T); /* %673 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k674_scale(A + 1222704 + 2523280*B + 5040*B*T, A + 1222704 + 2523280*B + 5088*B*T, B, T); /* %674 map:scale [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k657_mul(A + 1222704 + 2523280*B + 5088*B*T, A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 5040*B*T, B, T); /* %675 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k676_step(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 25008*B*T, B, T); /* %676 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k657_mul(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B + 5088*B*T, A + 1222704 + 2523280*B + 4992*B*T, B, T); /* %677 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k665_id(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 14976*B*T, B, T); /* %678 map:id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k679_scale(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B, B, T); /* %679 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k666_mul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 14976*B*T, B, T); /* %680 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k681_add(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B + 9984*B*T, A + 1222704 + 2523280*B, B, T); /* %681 map:add [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k682_matmul(A + 1222704 + 2523280*B + 8192*B*T, A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 1220608*B, B, T); /* %682 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
-    k683_matmul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 22464*B*T, A + 1222704 + 2523280*B + 14976*B*T, B, T); /* %683 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    k684_sum(A + 1222704 + 1228800*B, A + 1222704 + 2523280*B, B, T); /* %684 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    k556_div(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 8192*B*T, A + 1222704 + 2523280*B + 24960*B*T, B, T); /* %685 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k686_mul(A + 1222704 + 2523280*B + 2496*B*T, A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 22464*B*T, B, T); /* %686 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k687_neg(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 2496*B*T, B, T); /* %687 map:neg [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k555_sum(A + 1222704 + 2523280*B + 7488*B*T, A + 1222704 + 2523280*B + 4992*B*T, B, T); /* %688 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    k689_id(A + 1222704 + 2523280*B + 2496*B*T, A + 1222704 + 2523280*B + 7488*B*T, B, T); /* %689 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k690_add(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 2496*B*T, B, T); /* %690 map:add [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k686_mul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 19968*B*T, B, T); /* %691 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k550_scale(A + 1222704 + 2523280*B + 13184*B*T, A + 1222704 + 2523280*B, B, T); /* %694 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k557_matmul(A + 1222704 + 2523280*B + 8192*B*T, A + 1222704 + 2523280*B + 13184*B*T, A + 1222704 + 1179648*B, B, T); /* %695 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    k696_matmul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 13184*B*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, B, T); /* %696 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    k668_sum(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 8192*B*T, B, T); /* %697 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    k684_sum(A + 1222704 + 1179648*B, A + 1222704 + 2523280*B, B, T); /* %698 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    k699_add(A + 1222704 + 2523280*B + 25168*B*T + 240384*T, A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T); /* %699 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    k548_mul(A + 1222704 + 1236992*B, A + 1222704 + 1179648*B, A + 1222704 + 1253824*B, B); /* %700 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k701_mul(A + 1222704 + 1245184*B, A + 1222704 + 1179648*B, A + 1222704 + 1220608*B, B); /* %701 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k545_sum(A + 1222704 + 1253888*B, A + 1222704 + 1245184*B, B); /* %702 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k268_add(A + 1222704 + 1179648*B, A + 1222704 + 1228800*B, A + 1222704 + 1236992*B, B); /* %703 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k704_square(A + 1222704 + 1228800*B, A + 1222704 + 1253824*B, B); /* %704 map:square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k705_mul(A + 1222704 + 1228864*B, A + 1222704 + 1253824*B, A + 1222704 + 1228800*B, B); /* %705 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k706_scale(A + 1222704 + 1228800*B, A + 1222704 + 1228864*B, B); /* %706 map:scale [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k705_mul(A + 1222704 + 1253824*B, A + 1222704 + 1253888*B, A + 1222704 + 1228800*B, B); /* %707 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k708_step(A + 1222704 + 1228800*B, A + 1222704 + 1253760*B, B); /* %708 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k705_mul(A + 1222704 + 1253760*B, A + 1222704 + 1253824*B, A + 1222704 + 1228800*B, B); /* %709 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k710_id(A + 1222704 + 1228800*B, A + 1222704 + 1253760*B, B); /* %710 map:id [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k711_scale(A + 1222704 + 1236992*B, A + 1222704 + 1220608*B, B); /* %711 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k701_mul(A + 1222704 + 1220608*B, A + 1222704 + 1228800*B, A + 1222704 + 1236992*B, B); /* %712 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k268_add(A + 1222704 + 1228800*B, A + 1222704 + 1179648*B, A + 1222704 + 1220608*B, B); /* %713 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k541_mul(A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 240384*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T); /* %716 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    k717_mul(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 240384*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T); /* %717 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    k538_sum(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T); /* %718 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    k719_square(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T); /* %719 map:square [T,39,1]  graphs/lib/matching.lua:7 */
-    k720_mul(A + 1222704 + 2523280*B + 25168*B*T + 97200*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T); /* %720 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    k721_scale(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 97200*T, T); /* %721 map:scale [T,39,1]  graphs/lib/matching.lua:7 */
-    k720_mul(A + 1222704 + 2523280*B + 25168*B*T + 97200*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T); /* %722 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    k723_step(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, T); /* %723 map:step [T,39,1]  graphs/lib/matching.lua:7 */
-    k720_mul(A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 97200*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T); /* %724 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    k725_id(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, T); /* %725 map:id [T,39,128]  graphs/lib/matching.lua:7 */
-    k726_scale(A + 1222704 + 2523280*B + 25168*B*T + 240384*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T); /* %726 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
-    k717_mul(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 240384*T, T); /* %727 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    k699_add(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T); /* %728 map:add [T,39,128]  graphs/lib/matching.lua:7 */
-    k626_div(A + 1222704 + 2515040*B, A + 1222704 + 2514976*B, A + 1222704 + 2515024*B, B); /* %739 map:div [1,B]  graphs/lib/losses.lua:11 */
-    k627_step(A + 1222704 + 2514976*B, A + 1222704 + 2515008*B, B); /* %740 map:step [1,B]  graphs/lib/losses.lua:11 */
-    k628_mul(A + 1222704 + 2515008*B, A + 1222704 + 2515040*B, A + 1222704 + 2514976*B, B); /* %741 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    k623_id(A + 1222704 + 2523280*B, A + 1222704 + 2515008*B, B, T); /* %742 map:id [T,B]  graphs/lib/losses.lua:11 */
-    k516_mul(A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25120*B*T, B, T); /* %743 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    k580_add(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25136*B*T, A + 1222704 + 2523280*B + 16*B*T, B, T); /* %746 map:add [T,B]  graphs/lib/losses.lua:11 */
-    k580_add(A + 1222704 + 2523280*B + 25120*B*T, A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25152*B*T, B, T); /* %751 map:add [T,B]  graphs/lib/losses.lua:10 */
-    k639_div(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 246592*T, A + 1222704 + 2523280*B + 25168*B*T + 102384*T, T); /* %752 map:div [T,1]  graphs/lib/losses.lua:10 */
-    k640_step(A + 1222704 + 2523280*B + 25168*B*T + 102384*T, A + 1222704 + 2523280*B + 25168*B*T + 102368*T, T); /* %753 map:step [T,1]  graphs/lib/losses.lua:10 */
-    k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 102384*T, T); /* %754 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    k635_id(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25168*B*T + 246528*T, B, T); /* %755 map:id [T,B]  graphs/lib/losses.lua:10 */
-    k516_mul(A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25104*B*T, B, T); /* %756 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k580_add(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25120*B*T, A + 1222704 + 2523280*B + 16*B*T, B, T); /* %759 map:add [T,B]  graphs/lib/losses.lua:10 */
-    k506_scale(A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B, B, T); /* %760 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    k761_matmul(A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 1253632*B, B, T); /* %761 matmul [T,128]  graphs/lib/losses.lua:21 */
-    k762_matmul(A + 1222704 + 1179648*B, A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102144*T, B, T); /* %762 matmul [B,128]  graphs/lib/losses.lua:21 */
-    k504_mul(A + 1222704 + 1179776*B, A + 1222704 + 1179648*B, A + 1222704 + 2514992*B, B); /* %763 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k764_mul(A + 1222704 + 1179904*B, A + 1222704 + 1179648*B, A + 1222704 + 1253504*B, B); /* %764 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k501_sum(A + 1222704 + 2514976*B, A + 1222704 + 1179904*B, B); /* %765 reduce [B,1]  graphs/lib/losses.lua:21 */
-    k766_square(A + 1222704 + 1179648*B, A + 1222704 + 2514992*B, B); /* %766 map:square [B,1]  graphs/lib/losses.lua:21 */
-    k628_mul(A + 1222704 + 1179664*B, A + 1222704 + 2514992*B, A + 1222704 + 1179648*B, B); /* %767 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    k768_scale(A + 1222704 + 1179648*B, A + 1222704 + 1179664*B, B); /* %768 map:scale [B,1]  graphs/lib/losses.lua:21 */
-    k628_mul(A + 1222704 + 1179664*B, A + 1222704 + 2514976*B, A + 1222704 + 1179648*B, B); /* %769 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    k770_step(A + 1222704 + 1179648*B, A + 1222704 + 2514960*B, B); /* %770 map:step [B,1]  graphs/lib/losses.lua:21 */
-    k628_mul(A + 1222704 + 1179904*B, A + 1222704 + 1179664*B, A + 1222704 + 1179648*B, B); /* %771 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    k772_id(A + 1222704 + 1179648*B, A + 1222704 + 1179904*B, B); /* %772 map:id [B,128]  graphs/lib/losses.lua:21 */
-    k773_scale(A + 1222704 + 1179904*B, A + 1222704 + 1253504*B, B); /* %773 map:scale [B,128]  graphs/lib/losses.lua:21 */
-    k764_mul(A + 1222704 + 1180032*B, A + 1222704 + 1179648*B, A + 1222704 + 1179904*B, B); /* %774 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k775_add(A + 1222704 + 1179648*B, A + 1222704 + 1179776*B, A + 1222704 + 1180032*B, B); /* %775 map:add [B,128]  graphs/lib/losses.lua:21 */
-    k499_mul(A + 1222704 + 2523280*B + 25168*B*T + 102144*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 246576*T, T); /* %776 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k777_mul(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 246144*T, T); /* %777 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k496_sum(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T); /* %778 reduce [T,1]  graphs/lib/losses.lua:21 */
-    k779_square(A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 246576*T, T); /* %779 map:square [T,1]  graphs/lib/losses.lua:21 */
-    k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 246544*T, A + 1222704 + 2523280*B + 25168*B*T + 246576*T, A + 1222704 + 2523280*B + 25168*B*T + 246528*T, T); /* %780 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    k781_scale(A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 246544*T, T); /* %781 map:scale [T,1]  graphs/lib/losses.lua:21 */
-    k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 246544*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 246528*T, T); /* %782 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    k783_step(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 246560*T, T); /* %783 map:step [T,1]  graphs/lib/losses.lua:21 */
-    k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 246544*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T); /* %784 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    k785_id(A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 246528*T, T); /* %785 map:id [T,128]  graphs/lib/losses.lua:21 */
-    k786_scale(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 246144*T, T); /* %786 map:scale [T,128]  graphs/lib/losses.lua:21 */
-    k777_mul(A + 1222704 + 2523280*B + 25168*B*T + 230528*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T); /* %787 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k788_add(A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 102144*T, A + 1222704 + 2523280*B + 25168*B*T + 230528*T, T); /* %788 map:add [T,128]  graphs/lib/losses.lua:21 */
-    k789_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T); /* %789 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    k791_sum(A + 1217536, A + 0); /* %791 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    k794_matmul(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, (real *)P + 1073376, T); /* %794 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    k795_matmul(A + 985088, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, T); /* %795 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    k797_pad(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T); /* %797 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    k798_sum(A + 1217664, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, T); /* %798 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    k800_matmul(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, (real *)P + 1056864, T); /* %800 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    k801_matmul(A + 1001472, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T); /* %801 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    k803_pad(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T); /* %803 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T); /* %804 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    k805_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T); /* %805 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    k807_sum(A + 1217792, A + 0); /* %807 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, (real *)P + 1056608, T); /* %809 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k810_mul(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, T); /* %810 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k805_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T); /* %811 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    k807_sum(A + 1217920, A + 0); /* %813 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 246464*T, T); /* %815 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k810_mul(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, T); /* %816 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T); /* %817 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k818_square(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246464*T, T); /* %818 map:square [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k819_mul(A + 1222704 + 2523280*B + 25168*B*T + 246112*T, A + 1222704 + 2523280*B + 25168*B*T + 246464*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T); /* %819 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k820_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246112*T, T); /* %820 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k819_mul(A + 1222704 + 2523280*B + 25168*B*T + 246112*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T); /* %821 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 246112*T, T); /* %822 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k823_id(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T); /* %823 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k824_scale(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, T); /* %824 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k810_mul(A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T); /* %825 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, T); /* %826 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k827_neg(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, T); /* %827 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T); /* %828 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T); /* %829 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k823_id(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T); /* %830 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T); /* %831 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k805_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T); /* %832 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    k807_sum(A + 1218048, A + 0); /* %834 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    k837_matmul(A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, (real *)P + 990944, T); /* %837 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    k838_matmul(A + 630784, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %838 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    k840_gelu_grad(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, T); /* %840 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    k841_mul(A + 1222704 + 2523280*B + 25168*B*T + 61440*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %841 map:mul [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    k842_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, T); /* %842 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    k844_sum(A + 1216512, A + 0); /* %844 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    k847_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, (real *)P + 924896, T); /* %847 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    k848_matmul(A + 696320, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, T); /* %848 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    k805_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %850 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    k807_sum(A + 1218176, A + 761856); /* %852 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 924640, T); /* %854 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k810_mul(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 220160*T, T); /* %855 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k805_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T); /* %856 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    k807_sum(A + 1218304, A + 761856); /* %858 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 220160*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 246416*T, T); /* %860 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k810_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, T); /* %861 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %862 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k818_square(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246416*T, T); /* %863 map:square [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k819_mul(A + 1222704 + 2523280*B + 25168*B*T + 246112*T, A + 1222704 + 2523280*B + 25168*B*T + 246416*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T); /* %864 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k820_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246112*T, T); /* %865 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k819_mul(A + 1222704 + 2523280*B + 25168*B*T + 246112*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T); /* %866 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 246112*T, T); /* %867 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k823_id(A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T); /* %868 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k824_scale(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, T); /* %869 map:scale [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k810_mul(A + 1222704 + 2523280*B + 25168*B*T + 215040*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %870 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 220160*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, T); /* %871 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k827_neg(A + 1222704 + 2523280*B + 25168*B*T + 215040*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, T); /* %872 map:neg [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, T); /* %873 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 215040*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, T); /* %874 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T); /* %875 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k823_id(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T); /* %876 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 60160*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %877 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k805_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 60160*T, T); /* %878 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    k807_sum(A + 1218432, A + 761856); /* %880 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    k883_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 60160*T, (real *)P + 908128, T); /* %883 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    k884_matmul(A + 1017856, A + 1222704 + 2523280*B + 25168*B*T + 60160*T, A + 1222704 + 2523280*B + 25168*B*T + 209920*T, T); /* %884 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %887 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    k326_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 204800*T, T); /* %888 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    k889_matmul(A + 1222704 + 2523280*B + 25168*B*T + 65280*T, A + 1222704 + 2523280*B + 25168*B*T + 121600*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, T); /* %889 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    k341_div(A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 245856*T, T); /* %890 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k891_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 121600*T, T); /* %891 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k892_neg(A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %892 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k339_sum(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, T); /* %893 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k894_step(A + 1222704 + 2523280*B + 25168*B*T + 41120*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T); /* %894 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k895_mul(A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 41120*T, T); /* %895 map:mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k896_id(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, T); /* %896 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k897_add(A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %897 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k329_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, (real *)inputs[2], T); /* %898 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k891_mul(A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T); /* %902 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k329_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, (real *)inputs[2], T); /* %907 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k327_scale(A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %911 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    k342_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 199680*T, T); /* %912 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    k889_matmul(A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 194560*T, T); /* %913 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 65280*T, T); /* %914 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    k805_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T); /* %916 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    k807_sum(A + 1218560, A + 761856); /* %918 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    k883_matmul(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, (real *)P + 891616, T); /* %921 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    k884_matmul(A + 1034240, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 189440*T, T); /* %922 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, T); /* %924 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    k805_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T); /* %926 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    k807_sum(A + 1218688, A + 761856); /* %928 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    k883_matmul(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, (real *)P + 875104, T); /* %931 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    k884_matmul(A + 1050624, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 189440*T, T); /* %932 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, T); /* %934 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 51200*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %935 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    k805_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 51200*T, T); /* %937 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    k807_sum(A + 1218816, A + 761856); /* %939 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    k883_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 51200*T, (real *)P + 858592, T); /* %942 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    k884_matmul(A + 1067008, A + 1222704 + 2523280*B + 25168*B*T + 51200*T, A + 1222704 + 2523280*B + 25168*B*T + 189440*T, T); /* %943 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 51200*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %945 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    k805_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 51200*T, T); /* %946 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    k807_sum(A + 1218944, A + 761856); /* %948 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 51200*T, (real *)P + 858336, T); /* %950 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k810_mul(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 51200*T, A + 1222704 + 2523280*B + 25168*B*T + 184320*T, T); /* %951 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k805_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T); /* %952 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    k807_sum(A + 1219072, A + 761856); /* %954 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 246368*T, T); /* %956 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k810_mul(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 179200*T, T); /* %957 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, T); /* %958 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k818_square(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 246368*T, T); /* %959 map:square [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k819_mul(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 246368*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T); /* %960 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k820_scale(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T); /* %961 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k819_mul(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T); /* %962 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T); /* %963 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k823_id(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T); /* %964 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k824_scale(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 179200*T, T); /* %965 map:scale [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k810_mul(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %966 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T); /* %967 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k827_neg(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %968 map:neg [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T); /* %969 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 60160*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T); /* %970 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T); /* %971 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k823_id(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T); /* %972 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 61440*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, T); /* %973 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k805_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, T); /* %974 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    k807_sum(A + 1219200, A + 761856); /* %976 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    k837_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, (real *)P + 792672, T); /* %979 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    k838_matmul(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, A + 1222704 + 2523280*B + 25168*B*T, T); /* %980 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    k840_gelu_grad(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 20480*T, T); /* %982 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    k841_mul(A + 1222704 + 2523280*B + 25168*B*T + 20480*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T, T); /* %983 map:mul [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    k842_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 20480*T, T); /* %984 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    k844_sum(A + 1217024, A + 0); /* %986 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    k847_matmul(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 20480*T, (real *)P + 726624, T); /* %989 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    k848_matmul(A + 827392, A + 1222704 + 2523280*B + 25168*B*T + 20480*T, A + 1222704 + 2523280*B + 25168*B*T + 174080*T, T); /* %990 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    k805_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T); /* %992 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    k807_sum(A + 1219328, A + 892928); /* %994 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, (real *)P + 726368, T); /* %996 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k810_mul(A + 1222704 + 2523280*B + 25168*B*T + 66560*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 168960*T, T); /* %997 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k805_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 66560*T, T); /* %998 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    k807_sum(A + 1219456, A + 892928); /* %1000 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 246320*T, T); /* %1002 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k810_mul(A + 1222704 + 2523280*B + 25168*B*T + 66560*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 163840*T, T); /* %1003 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 66560*T, T); /* %1004 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k818_square(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 246320*T, T); /* %1005 map:square [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k819_mul(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 246320*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T); /* %1006 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k820_scale(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T); /* %1007 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k819_mul(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T); /* %1008 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T); /* %1009 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k823_id(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T); /* %1010 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k824_scale(A + 1222704 + 2523280*B + 25168*B*T + 66560*T, A + 1222704 + 2523280*B + 25168*B*T + 163840*T, T); /* %1011 map:scale [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k810_mul(A + 1222704 + 2523280*B + 25168*B*T + 71680*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 66560*T, T); /* %1012 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 66560*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 71680*T, T); /* %1013 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k827_neg(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 66560*T, T); /* %1014 map:neg [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T); /* %1015 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, A + 1222704 + 2523280*B + 25168*B*T + 66560*T, T); /* %1016 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T); /* %1017 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k823_id(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T); /* %1018 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 19200*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, T); /* %1019 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k805_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 19200*T, T); /* %1020 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    k807_sum(A + 1219584, A + 892928); /* %1022 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    k883_matmul(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 19200*T, (real *)P + 709856, T); /* %1025 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    k884_matmul(A + 1083392, A + 1222704 + 2523280*B + 25168*B*T + 19200*T, A + 1222704 + 2523280*B + 25168*B*T + 158720*T, T); /* %1026 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T); /* %1029 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    k326_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 153600*T, T); /* %1030 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    k889_matmul(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 108800*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, T); /* %1031 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    k341_div(A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 245536*T, T); /* %1032 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k891_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T + 108800*T, T); /* %1033 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k892_neg(A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T, T); /* %1034 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k339_sum(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, T); /* %1035 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k894_step(A + 1222704 + 2523280*B + 25168*B*T + 160*T, A + 1222704 + 2523280*B + 25168*B*T + 245376*T, T); /* %1036 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k895_mul(A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 160*T, T); /* %1037 map:mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k896_id(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, T); /* %1038 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k897_add(A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T, T); /* %1039 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k329_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, (real *)inputs[2], T); /* %1040 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k891_mul(A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102400*T, T); /* %1044 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k329_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, (real *)inputs[2], T); /* %1049 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k327_scale(A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T, T); /* %1053 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    k342_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T + 148480*T, T); /* %1054 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    k889_matmul(A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T + 143360*T, T); /* %1055 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T); /* %1056 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    k805_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T); /* %1058 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    k807_sum(A + 1219712, A + 892928); /* %1060 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    k883_matmul(A + 1222704 + 2523280*B + 25168*B*T + 24320*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, (real *)P + 693344, T); /* %1063 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    k884_matmul(A + 1099776, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 138240*T, T); /* %1064 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, T); /* %1066 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    k805_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T); /* %1068 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    k807_sum(A + 1219840, A + 892928); /* %1070 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    k883_matmul(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, (real *)P + 676832, T); /* %1073 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    k884_matmul(A + 1116160, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 138240*T, T); /* %1074 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 24320*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T); /* %1076 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T, T); /* %1077 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    k805_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T); /* %1079 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    k807_sum(A + 1219968, A + 892928); /* %1081 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    k883_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, (real *)P + 660320, T); /* %1084 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    k884_matmul(A + 1132544, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 138240*T, T); /* %1085 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, T); /* %1087 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    k805_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T); /* %1088 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    k807_sum(A + 1220096, A + 892928); /* %1090 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    k300_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, (real *)P + 660064, T); /* %1092 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k810_mul(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 133120*T, T); /* %1093 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k805_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T); /* %1094 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    k807_sum(A + 1220224, A + 892928); /* %1096 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 246272*T, T); /* %1098 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k810_mul(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 128000*T, T); /* %1099 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 15360*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T); /* %1100 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k818_square(A + 1222704 + 2523280*B + 25168*B*T + 15408*T, A + 1222704 + 2523280*B + 25168*B*T + 246272*T, T); /* %1101 map:square [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k819_mul(A + 1222704 + 2523280*B + 25168*B*T + 15456*T, A + 1222704 + 2523280*B + 25168*B*T + 246272*T, A + 1222704 + 2523280*B + 25168*B*T + 15408*T, T); /* %1102 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k820_scale(A + 1222704 + 2523280*B + 25168*B*T + 15408*T, A + 1222704 + 2523280*B + 25168*B*T + 15456*T, T); /* %1103 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k819_mul(A + 1222704 + 2523280*B + 25168*B*T + 15456*T, A + 1222704 + 2523280*B + 25168*B*T + 15360*T, A + 1222704 + 2523280*B + 25168*B*T + 15408*T, T); /* %1104 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 15504*T, A + 1222704 + 2523280*B + 25168*B*T + 15456*T, T); /* %1105 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k823_id(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 15504*T, T); /* %1106 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k824_scale(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 128000*T, T); /* %1107 map:scale [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k810_mul(A + 1222704 + 2523280*B + 25168*B*T + 24320*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T); /* %1108 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 24320*T, T); /* %1109 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k827_neg(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, T); /* %1110 map:neg [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T); /* %1111 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 19200*T, A + 1222704 + 2523280*B + 25168*B*T, T); /* %1112 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 10288*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T); /* %1113 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k823_id(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 10288*T, T); /* %1114 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k351_add(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, T); /* %1115 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k805_sum(A + 1209344, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T); /* %1116 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    k1118_scatter_add(A + 294912, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, (int32_t *)inputs[1], T); /* %1118 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    k1119_sum(A + 1220352, A + 1222704 + 1179648*B, B); /* %1119 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    k1121_matmul(A + 1222704 + 1179776*B, A + 1222704 + 1179648*B, (real *)P + 507360, B); /* %1121 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    k1122_matmul(A + 1148928, A + 1222704 + 1179648*B, A + 1222704 + 1253376*B, B); /* %1122 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    k280_scale(A + 1222704 + 1220608*B, A + 1222704 + 1179776*B, B); /* %1123 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    k1125_id(A + 1222704 + 1179648*B, A + 1222704 + 1220608*B, B); /* %1125 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
-    k1126_sum(A + 892928, A + 1222704 + 1228800*B, B); /* %1126 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    k1128_sum(A + 1220480, A + 892928); /* %1128 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    k1131_matmul(A + 1222704 + 1220608*B, A + 1222704 + 1228800*B, (real *)P + 490848, B); /* %1131 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    k1132_matmul(A + 1165312, A + 1222704 + 1228800*B, A + 1222704 + 1212416*B, B); /* %1132 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    k268_add(A + 1222704 + 1212416*B, A + 1222704 + 1179648*B, A + 1222704 + 1220608*B, B); /* %1134 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    k1135_permute(A + 1222704 + 1179648*B, A + 1222704 + 1212416*B, B); /* %1135 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    k1137_step(A + 1222704 + 1212416*B, A + 1222704 + 1204224*B, B); /* %1137 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    k701_mul(A + 1222704 + 2506752*B, A + 1222704 + 1179648*B, A + 1222704 + 1212416*B, B); /* %1138 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    k1126_sum(A + 892928, A + 1222704 + 2506752*B, B); /* %1139 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k1141_sum(A + 1181696, A + 892928); /* %1141 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    k1142_sum(A + 1220608, A + 1181696); /* %1142 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    k213_mul(A + 1222704 + 1179648*B, A + 1222704 + 2506752*B, (real *)P + 490592, B); /* %1144 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k701_mul(A + 1222704 + 1204224*B, A + 1222704 + 2506752*B, A + 1222704 + 1196032*B, B); /* %1145 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k1126_sum(A + 892928, A + 1222704 + 1204224*B, B); /* %1146 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k1141_sum(A + 1181696, A + 892928); /* %1148 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    k1142_sum(A + 1220736, A + 1181696); /* %1149 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    k210_mul(A + 1222704 + 1196032*B, A + 1222704 + 1179648*B, A + 1222704 + 2514944*B, B); /* %1152 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k701_mul(A + 1222704 + 1204224*B, A + 1222704 + 1179648*B, A + 1222704 + 1187840*B, B); /* %1153 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k202_sum(A + 1222704 + 2514960*B, A + 1222704 + 1204224*B, B); /* %1154 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1155_square(A + 1222704 + 2514976*B, A + 1222704 + 2514944*B, B); /* %1155 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1156_mul(A + 1222704 + 2514992*B, A + 1222704 + 2514944*B, A + 1222704 + 2514976*B, B); /* %1156 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1157_scale(A + 1222704 + 2514944*B, A + 1222704 + 2514992*B, B); /* %1157 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1156_mul(A + 1222704 + 2514976*B, A + 1222704 + 2514960*B, A + 1222704 + 2514944*B, B); /* %1158 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k203_scale(A + 1222704 + 2514944*B, A + 1222704 + 2514976*B, B); /* %1159 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1160_id(A + 1222704 + 1179648*B, A + 1222704 + 2514944*B, B); /* %1160 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k711_scale(A + 1222704 + 1204224*B, A + 1222704 + 1187840*B, B); /* %1161 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k701_mul(A + 1222704 + 1187840*B, A + 1222704 + 1179648*B, A + 1222704 + 1204224*B, B); /* %1162 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k268_add(A + 1222704 + 1179648*B, A + 1222704 + 1196032*B, A + 1222704 + 1187840*B, B); /* %1163 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k1164_neg(A + 1222704 + 1187840*B, A + 1222704 + 1179648*B, B); /* %1164 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k202_sum(A + 1222704 + 2514944*B, A + 1222704 + 1187840*B, B); /* %1165 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k203_scale(A + 1222704 + 2514960*B, A + 1222704 + 2514944*B, B); /* %1166 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1160_id(A + 1222704 + 1187840*B, A + 1222704 + 2514960*B, B); /* %1167 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k268_add(A + 1222704 + 2514944*B, A + 1222704 + 1179648*B, A + 1222704 + 1187840*B, B); /* %1168 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k1126_sum(A + 892928, A + 1222704 + 2514944*B, B); /* %1170 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k1141_sum(A + 1181696, A + 892928); /* %1172 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    k1142_sum(A + 1220864, A + 1181696); /* %1173 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    k1176_matmul(A + 1222704 + 1179648*B, A + 1222704 + 2514944*B, A + 1222704 + 1867776*B, B); /* %1176 matmul [B,128,1152]  graphs/lib/image_encoder.lua:13 */
-    k1177_matmul(A + 1222704 + 1867776*B, (real *)P + 343008, A + 1222704 + 2514944*B, B); /* %1177 matmul [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    k1178_sum(A + 0, A + 1222704 + 1179648*B, B); /* %1178 reduce [1,128,1152]  graphs/lib/image_encoder.lua:13 */
-    k1181_col2im(A + 1222704 + 1179648*B, A + 1222704 + 1867776*B, B); /* %1181 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k1137_step(A + 1222704 + 1867776*B, A + 1222704 + 2498560*B, B); /* %1182 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    k701_mul(A + 1222704 + 2498560*B, A + 1222704 + 1179648*B, A + 1222704 + 1867776*B, B); /* %1183 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    k1126_sum(A + 892928, A + 1222704 + 2498560*B, B); /* %1184 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k1141_sum(A + 1181696, A + 892928); /* %1186 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    k1142_sum(A + 1220992, A + 1181696); /* %1187 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    k213_mul(A + 1222704 + 1867776*B, A + 1222704 + 2498560*B, (real *)P + 342752, B); /* %1189 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k701_mul(A + 1222704 + 1875968*B, A + 1222704 + 2498560*B, A + 1222704 + 2490368*B, B); /* %1190 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k1126_sum(A + 892928, A + 1222704 + 1875968*B, B); /* %1191 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k1141_sum(A + 1181696, A + 892928); /* %1193 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    k1142_sum(A + 1221120, A + 1181696); /* %1194 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    k210_mul(A + 1222704 + 2490368*B, A + 1222704 + 1867776*B, A + 1222704 + 2523264*B, B); /* %1197 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k701_mul(A + 1222704 + 2498560*B, A + 1222704 + 1867776*B, A + 1222704 + 2482176*B, B); /* %1198 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k202_sum(A + 1222704 + 2514944*B, A + 1222704 + 2498560*B, B); /* %1199 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1155_square(A + 1222704 + 2514960*B, A + 1222704 + 2523264*B, B); /* %1200 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1156_mul(A + 1222704 + 2514976*B, A + 1222704 + 2523264*B, A + 1222704 + 2514960*B, B); /* %1201 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1157_scale(A + 1222704 + 2514960*B, A + 1222704 + 2514976*B, B); /* %1202 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1156_mul(A + 1222704 + 2514976*B, A + 1222704 + 2514944*B, A + 1222704 + 2514960*B, B); /* %1203 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k203_scale(A + 1222704 + 2514944*B, A + 1222704 + 2514976*B, B); /* %1204 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1160_id(A + 1222704 + 2498560*B, A + 1222704 + 2514944*B, B); /* %1205 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k711_scale(A + 1222704 + 1867776*B, A + 1222704 + 2482176*B, B); /* %1206 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k701_mul(A + 1222704 + 2482176*B, A + 1222704 + 2498560*B, A + 1222704 + 1867776*B, B); /* %1207 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k268_add(A + 1222704 + 2498560*B, A + 1222704 + 2490368*B, A + 1222704 + 2482176*B, B); /* %1208 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k1164_neg(A + 1222704 + 2482176*B, A + 1222704 + 2498560*B, B); /* %1209 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k202_sum(A + 1222704 + 2490368*B, A + 1222704 + 2482176*B, B); /* %1210 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k203_scale(A + 1222704 + 2490384*B, A + 1222704 + 2490368*B, B); /* %1211 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1160_id(A + 1222704 + 2482176*B, A + 1222704 + 2490384*B, B); /* %1212 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k268_add(A + 1222704 + 2490368*B, A + 1222704 + 2498560*B, A + 1222704 + 2482176*B, B); /* %1213 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k1126_sum(A + 892928, A + 1222704 + 2490368*B, B); /* %1215 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k1141_sum(A + 1181696, A + 892928); /* %1217 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    k1142_sum(A + 1221248, A + 1181696); /* %1218 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    k1176_matmul(A + 1222704 + 1179648*B, A + 1222704 + 2490368*B, A + 1222704 + 1794048*B, B); /* %1221 matmul [B,128,1152]  graphs/lib/image_encoder.lua:6 */
-    k1177_matmul(A + 1222704 + 1794048*B, (real *)P + 195168, A + 1222704 + 2490368*B, B); /* %1222 matmul [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    k1178_sum(A + 147456, A + 1222704 + 1179648*B, B); /* %1223 reduce [1,128,1152]  graphs/lib/image_encoder.lua:6 */
-    k1181_col2im(A + 1222704 + 2482176*B, A + 1222704 + 1794048*B, B); /* %1226 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k268_add(A + 1222704 + 2490368*B, A + 1222704 + 2506752*B, A + 1222704 + 2482176*B, B); /* %1227 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k1137_step(A + 1222704 + 2482176*B, A + 1222704 + 2473984*B, B); /* %1228 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    k701_mul(A + 1222704 + 2473984*B, A + 1222704 + 2490368*B, A + 1222704 + 2482176*B, B); /* %1229 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    k1126_sum(A + 892928, A + 1222704 + 2473984*B, B); /* %1230 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k1141_sum(A + 1181696, A + 892928); /* %1232 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    k1142_sum(A + 1221376, A + 1181696); /* %1233 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    k213_mul(A + 1222704 + 1179648*B, A + 1222704 + 2473984*B, (real *)P + 194912, B); /* %1235 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k701_mul(A + 1222704 + 1187840*B, A + 1222704 + 2473984*B, A + 1222704 + 2465792*B, B); /* %1236 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k1126_sum(A + 892928, A + 1222704 + 1187840*B, B); /* %1237 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k1141_sum(A + 1181696, A + 892928); /* %1239 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    k1142_sum(A + 1221504, A + 1181696); /* %1240 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    k210_mul(A + 1222704 + 1187840*B, A + 1222704 + 1179648*B, A + 1222704 + 2523248*B, B); /* %1243 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k701_mul(A + 1222704 + 1196032*B, A + 1222704 + 1179648*B, A + 1222704 + 2457600*B, B); /* %1244 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k202_sum(A + 1222704 + 1179648*B, A + 1222704 + 1196032*B, B); /* %1245 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1155_square(A + 1222704 + 1179664*B, A + 1222704 + 2523248*B, B); /* %1246 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1156_mul(A + 1222704 + 1179680*B, A + 1222704 + 2523248*B, A + 1222704 + 1179664*B, B); /* %1247 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1157_scale(A + 1222704 + 1179664*B, A + 1222704 + 1179680*B, B); /* %1248 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1156_mul(A + 1222704 + 1179680*B, A + 1222704 + 1179648*B, A + 1222704 + 1179664*B, B); /* %1249 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k203_scale(A + 1222704 + 2465792*B, A + 1222704 + 1179680*B, B); /* %1250 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1160_id(A + 1222704 + 1179648*B, A + 1222704 + 2465792*B, B); /* %1251 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k711_scale(A + 1222704 + 1196032*B, A + 1222704 + 2457600*B, B); /* %1252 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k701_mul(A + 1222704 + 1204224*B, A + 1222704 + 1179648*B, A + 1222704 + 1196032*B, B); /* %1253 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k268_add(A + 1222704 + 1179648*B, A + 1222704 + 1187840*B, A + 1222704 + 1204224*B, B); /* %1254 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k1164_neg(A + 1222704 + 1187840*B, A + 1222704 + 1179648*B, B); /* %1255 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k202_sum(A + 1222704 + 2457600*B, A + 1222704 + 1187840*B, B); /* %1256 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k203_scale(A + 1222704 + 2457616*B, A + 1222704 + 2457600*B, B); /* %1257 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1160_id(A + 1222704 + 1187840*B, A + 1222704 + 2457616*B, B); /* %1258 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k268_add(A + 1222704 + 1290240*B, A + 1222704 + 1179648*B, A + 1222704 + 1187840*B, B); /* %1259 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k1126_sum(A + 892928, A + 1222704 + 1290240*B, B); /* %1261 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k1141_sum(A + 1181696, A + 892928); /* %1263 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    k1142_sum(A + 1221632, A + 1181696); /* %1264 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    k1267_matmul(A + 1222704 + 1179648*B, A + 1222704 + 1290240*B, A + 1222704 + 1978368*B, B); /* %1267 matmul [B,128,576]  graphs/lib/image_encoder.lua:6 */
-    k1268_matmul(A + 1222704 + 1253376*B, (real *)P + 121056, A + 1222704 + 1290240*B, B); /* %1268 matmul [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    k1269_sum(A + 557056, A + 1222704 + 1179648*B, B); /* %1269 reduce [1,128,576]  graphs/lib/image_encoder.lua:6 */
-    k1272_col2im(A + 1222704 + 1290240*B, A + 1222704 + 1253376*B, B); /* %1272 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k1273_step(A + 1222704 + 1306624*B, A + 1222704 + 2441216*B, B); /* %1273 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    k1274_mul(A + 1222704 + 1978368*B, A + 1222704 + 1290240*B, A + 1222704 + 1306624*B, B); /* %1274 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    k1275_sum(A + 892928, A + 1222704 + 1978368*B, B); /* %1275 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k1277_sum(A + 1181696, A + 892928); /* %1277 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    k1278_sum(A + 1221760, A + 1181696); /* %1278 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    k134_mul(A + 1222704 + 1994752*B, A + 1222704 + 1978368*B, (real *)P + 120928, B); /* %1280 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k1274_mul(A + 1222704 + 1179648*B, A + 1222704 + 1978368*B, A + 1222704 + 2424832*B, B); /* %1281 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k1275_sum(A + 892928, A + 1222704 + 1179648*B, B); /* %1282 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k1277_sum(A + 1181696, A + 892928); /* %1284 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    k1278_sum(A + 1221824, A + 1181696); /* %1285 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    k131_mul(A + 1222704 + 1179648*B, A + 1222704 + 1994752*B, A + 1222704 + 2523232*B, B); /* %1288 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k1274_mul(A + 1222704 + 1196032*B, A + 1222704 + 1994752*B, A + 1222704 + 2408448*B, B); /* %1289 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k123_sum(A + 1222704 + 1994752*B, A + 1222704 + 1196032*B, B); /* %1290 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1155_square(A + 1222704 + 1994768*B, A + 1222704 + 2523232*B, B); /* %1291 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1156_mul(A + 1222704 + 1994784*B, A + 1222704 + 2523232*B, A + 1222704 + 1994768*B, B); /* %1292 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1157_scale(A + 1222704 + 1994768*B, A + 1222704 + 1994784*B, B); /* %1293 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1156_mul(A + 1222704 + 1994784*B, A + 1222704 + 1994752*B, A + 1222704 + 1994768*B, B); /* %1294 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k124_scale(A + 1222704 + 2011136*B, A + 1222704 + 1994784*B, B); /* %1295 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1296_id(A + 1222704 + 1994752*B, A + 1222704 + 2011136*B, B); /* %1296 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k1297_scale(A + 1222704 + 1196032*B, A + 1222704 + 2408448*B, B); /* %1297 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k1274_mul(A + 1222704 + 1212416*B, A + 1222704 + 1994752*B, A + 1222704 + 1196032*B, B); /* %1298 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k189_add(A + 1222704 + 1196032*B, A + 1222704 + 1179648*B, A + 1222704 + 1212416*B, B); /* %1299 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k1300_neg(A + 1222704 + 1179648*B, A + 1222704 + 1196032*B, B); /* %1300 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k123_sum(A + 1222704 + 1994752*B, A + 1222704 + 1179648*B, B); /* %1301 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k124_scale(A + 1222704 + 1994768*B, A + 1222704 + 1994752*B, B); /* %1302 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1296_id(A + 1222704 + 1179648*B, A + 1222704 + 1994768*B, B); /* %1303 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k189_add(A + 1222704 + 1994752*B, A + 1222704 + 1196032*B, A + 1222704 + 1179648*B, B); /* %1304 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k1275_sum(A + 892928, A + 1222704 + 1994752*B, B); /* %1306 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k1277_sum(A + 1181696, A + 892928); /* %1308 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    k1278_sum(A + 1221888, A + 1181696); /* %1309 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    k1312_matmul(A + 1222704 + 1179648*B, A + 1222704 + 1994752*B, A + 1222704 + 1032192*B, B); /* %1312 matmul [B,64,576]  graphs/lib/image_encoder.lua:13 */
-    k1313_matmul(A + 1222704 + 1032192*B, (real *)P + 84000, A + 1222704 + 1994752*B, B); /* %1313 matmul [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    k1314_sum(A + 892928, A + 1222704 + 1179648*B, B); /* %1314 reduce [1,64,576]  graphs/lib/image_encoder.lua:13 */
-    k1317_col2im(A + 1222704 + 1994752*B, A + 1222704 + 1032192*B, B); /* %1317 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k1273_step(A + 1222704 + 1794048*B, A + 1222704 + 2392064*B, B); /* %1318 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    k1274_mul(A + 1222704 + 1810432*B, A + 1222704 + 1994752*B, A + 1222704 + 1794048*B, B); /* %1319 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    k1275_sum(A + 929792, A + 1222704 + 1810432*B, B); /* %1320 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k1277_sum(A + 1181696, A + 929792); /* %1322 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    k1278_sum(A + 1221952, A + 1181696); /* %1323 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    k134_mul(A + 1222704 + 1794048*B, A + 1222704 + 1810432*B, (real *)P + 83872, B); /* %1325 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k1274_mul(A + 1222704 + 1994752*B, A + 1222704 + 1810432*B, A + 1222704 + 2375680*B, B); /* %1326 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k1275_sum(A + 929792, A + 1222704 + 1994752*B, B); /* %1327 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k1277_sum(A + 1181696, A + 929792); /* %1329 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    k1278_sum(A + 1222016, A + 1181696); /* %1330 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    k131_mul(A + 1222704 + 1994752*B, A + 1222704 + 1794048*B, A + 1222704 + 2523216*B, B); /* %1333 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1274_mul(A + 1222704 + 1810432*B, A + 1222704 + 1794048*B, A + 1222704 + 2359296*B, B); /* %1334 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k123_sum(A + 1222704 + 2011136*B, A + 1222704 + 1810432*B, B); /* %1335 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1155_square(A + 1222704 + 2011152*B, A + 1222704 + 2523216*B, B); /* %1336 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1156_mul(A + 1222704 + 2011168*B, A + 1222704 + 2523216*B, A + 1222704 + 2011152*B, B); /* %1337 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1157_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011168*B, B); /* %1338 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1156_mul(A + 1222704 + 2011168*B, A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B); /* %1339 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k124_scale(A + 1222704 + 2011136*B, A + 1222704 + 2011168*B, B); /* %1340 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1296_id(A + 1222704 + 1794048*B, A + 1222704 + 2011136*B, B); /* %1341 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1297_scale(A + 1222704 + 1810432*B, A + 1222704 + 2359296*B, B); /* %1342 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1274_mul(A + 1222704 + 1826816*B, A + 1222704 + 1794048*B, A + 1222704 + 1810432*B, B); /* %1343 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k189_add(A + 1222704 + 1794048*B, A + 1222704 + 1994752*B, A + 1222704 + 1826816*B, B); /* %1344 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1300_neg(A + 1222704 + 1994752*B, A + 1222704 + 1794048*B, B); /* %1345 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k123_sum(A + 1222704 + 2011136*B, A + 1222704 + 1994752*B, B); /* %1346 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k124_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B); /* %1347 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1296_id(A + 1222704 + 1994752*B, A + 1222704 + 2011152*B, B); /* %1348 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k189_add(A + 1222704 + 1830912*B, A + 1222704 + 1794048*B, A + 1222704 + 1994752*B, B); /* %1349 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1275_sum(A + 929792, A + 1222704 + 1830912*B, B); /* %1351 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k1277_sum(A + 1181696, A + 929792); /* %1353 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    k1278_sum(A + 1222080, A + 1181696); /* %1354 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    k1312_matmul(A + 1222704 + 1794048*B, A + 1222704 + 1830912*B, A + 1222704 + 884736*B, B); /* %1357 matmul [B,64,576]  graphs/lib/image_encoder.lua:6 */
-    k1313_matmul(A + 1222704 + 884736*B, (real *)P + 46944, A + 1222704 + 1830912*B, B); /* %1358 matmul [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    k1314_sum(A + 929792, A + 1222704 + 1794048*B, B); /* %1359 reduce [1,64,576]  graphs/lib/image_encoder.lua:6 */
-    k1317_col2im(A + 1222704 + 1994752*B, A + 1222704 + 884736*B, B); /* %1362 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k189_add(A + 1222704 + 1794048*B, A + 1222704 + 1978368*B, A + 1222704 + 1994752*B, B); /* %1363 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k1273_step(A + 1222704 + 1978368*B, A + 1222704 + 2342912*B, B); /* %1364 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    k1274_mul(A + 1222704 + 1994752*B, A + 1222704 + 1794048*B, A + 1222704 + 1978368*B, B); /* %1365 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    k1275_sum(A + 966656, A + 1222704 + 1994752*B, B); /* %1366 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k1277_sum(A + 983040, A + 966656); /* %1368 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    k1278_sum(A + 1222144, A + 983040); /* %1369 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    k134_mul(A + 1222704 + 1978368*B, A + 1222704 + 1994752*B, (real *)P + 46816, B); /* %1371 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k1274_mul(A + 1222704 + 1794048*B, A + 1222704 + 1994752*B, A + 1222704 + 2326528*B, B); /* %1372 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k1275_sum(A + 966656, A + 1222704 + 1794048*B, B); /* %1373 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k1277_sum(A + 983040, A + 966656); /* %1375 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    k1278_sum(A + 1222208, A + 983040); /* %1376 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    k131_mul(A + 1222704 + 1994752*B, A + 1222704 + 1978368*B, A + 1222704 + 2523200*B, B); /* %1379 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1274_mul(A + 1222704 + 1794048*B, A + 1222704 + 1978368*B, A + 1222704 + 2310144*B, B); /* %1380 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k123_sum(A + 1222704 + 2011136*B, A + 1222704 + 1794048*B, B); /* %1381 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1155_square(A + 1222704 + 2011152*B, A + 1222704 + 2523200*B, B); /* %1382 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1156_mul(A + 1222704 + 2011168*B, A + 1222704 + 2523200*B, A + 1222704 + 2011152*B, B); /* %1383 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1157_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011168*B, B); /* %1384 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1156_mul(A + 1222704 + 2011168*B, A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B); /* %1385 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k124_scale(A + 1222704 + 2011136*B, A + 1222704 + 2011168*B, B); /* %1386 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1296_id(A + 1222704 + 1978368*B, A + 1222704 + 2011136*B, B); /* %1387 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1297_scale(A + 1222704 + 1794048*B, A + 1222704 + 2310144*B, B); /* %1388 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1274_mul(A + 1222704 + 1810432*B, A + 1222704 + 1978368*B, A + 1222704 + 1794048*B, B); /* %1389 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k189_add(A + 1222704 + 1794048*B, A + 1222704 + 1994752*B, A + 1222704 + 1810432*B, B); /* %1390 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1300_neg(A + 1222704 + 1978368*B, A + 1222704 + 1794048*B, B); /* %1391 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k123_sum(A + 1222704 + 1994752*B, A + 1222704 + 1978368*B, B); /* %1392 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k124_scale(A + 1222704 + 1994768*B, A + 1222704 + 1994752*B, B); /* %1393 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1296_id(A + 1222704 + 1978368*B, A + 1222704 + 1994768*B, B); /* %1394 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k189_add(A + 1222704 + 1996800*B, A + 1222704 + 1794048*B, A + 1222704 + 1978368*B, B); /* %1395 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1275_sum(A + 966656, A + 1222704 + 1996800*B, B); /* %1397 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k1277_sum(A + 983040, A + 966656); /* %1399 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    k1278_sum(A + 1222272, A + 983040); /* %1400 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    k1403_matmul(A + 1222704 + 1978368*B, A + 1222704 + 1996800*B, A + 1222704 + 1720320*B, B); /* %1403 matmul [B,64,288]  graphs/lib/image_encoder.lua:6 */
-    k1404_matmul(A + 1222704 + 884736*B, (real *)P + 28320, A + 1222704 + 1996800*B, B); /* %1404 matmul [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    k1405_sum(A + 966656, A + 1222704 + 1978368*B, B); /* %1405 reduce [1,64,288]  graphs/lib/image_encoder.lua:6 */
-    k1408_col2im(A + 1222704 + 1978368*B, A + 1222704 + 884736*B, B); /* %1408 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k1409_step(A + 1222704 + 1720320*B, A + 1222704 + 2277376*B, B); /* %1409 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    k1410_mul(A + 1222704 + 1753088*B, A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, B); /* %1410 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    k1411_sum(A + 425984, A + 1222704 + 1753088*B, B); /* %1411 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k1413_sum(A + 1181696, A + 425984); /* %1413 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    k1414_sum(A + 1222336, A + 1181696); /* %1414 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    k55_mul(A + 1222704 + 1720320*B, A + 1222704 + 1753088*B, (real *)P + 28256, B); /* %1416 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k1410_mul(A + 1222704 + 1978368*B, A + 1222704 + 1753088*B, A + 1222704 + 2244608*B, B); /* %1417 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k1411_sum(A + 425984, A + 1222704 + 1978368*B, B); /* %1418 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k1413_sum(A + 1181696, A + 425984); /* %1420 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    k1414_sum(A + 1222368, A + 1181696); /* %1421 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    k52_mul(A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, A + 1222704 + 2523184*B, B); /* %1424 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k1410_mul(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 2211840*B, B); /* %1425 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1785856*B, B); /* %1426 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1155_square(A + 1222704 + 2011152*B, A + 1222704 + 2523184*B, B); /* %1427 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1156_mul(A + 1222704 + 2011168*B, A + 1222704 + 2523184*B, A + 1222704 + 2011152*B, B); /* %1428 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1157_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011168*B, B); /* %1429 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1156_mul(A + 1222704 + 2011168*B, A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B); /* %1430 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k45_scale(A + 1222704 + 2011136*B, A + 1222704 + 2011168*B, B); /* %1431 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1432_id(A + 1222704 + 1720320*B, A + 1222704 + 2011136*B, B); /* %1432 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k1433_scale(A + 1222704 + 1785856*B, A + 1222704 + 2211840*B, B); /* %1433 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k1410_mul(A + 1222704 + 1818624*B, A + 1222704 + 1720320*B, A + 1222704 + 1785856*B, B); /* %1434 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k110_add(A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, A + 1222704 + 1818624*B, B); /* %1435 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k1436_neg(A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, B); /* %1436 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1978368*B, B); /* %1437 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B); /* %1438 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1432_id(A + 1222704 + 1978368*B, A + 1222704 + 2011152*B, B); /* %1439 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k110_add(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, B); /* %1440 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k1411_sum(A + 425984, A + 1222704 + 1785856*B, B); /* %1442 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k1413_sum(A + 1181696, A + 425984); /* %1444 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    k1414_sum(A + 1222400, A + 1181696); /* %1445 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    k1448_matmul(A + 1222704 + 1720320*B, A + 1222704 + 1785856*B, A + 1222704 + 589824*B, B); /* %1448 matmul [B,32,288]  graphs/lib/image_encoder.lua:13 */
-    k1449_matmul(A + 1222704 + 589824*B, (real *)P + 19008, A + 1222704 + 1785856*B, B); /* %1449 matmul [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    k1450_sum(A + 1181696, A + 1222704 + 1720320*B, B); /* %1450 reduce [1,32,288]  graphs/lib/image_encoder.lua:13 */
-    k1453_col2im(A + 1222704 + 1720320*B, A + 1222704 + 589824*B, B); /* %1453 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k1409_step(A + 1222704 + 1978368*B, A + 1222704 + 2179072*B, B); /* %1454 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    k1410_mul(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, B); /* %1455 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    k1411_sum(A + 425984, A + 1222704 + 1785856*B, B); /* %1456 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k1413_sum(A + 1190912, A + 425984); /* %1458 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    k1414_sum(A + 1222432, A + 1190912); /* %1459 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    k55_mul(A + 1222704 + 1720320*B, A + 1222704 + 1785856*B, (real *)P + 18944, B); /* %1461 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k1410_mul(A + 1222704 + 1978368*B, A + 1222704 + 1785856*B, A + 1222704 + 2146304*B, B); /* %1462 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k1411_sum(A + 425984, A + 1222704 + 1978368*B, B); /* %1463 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k1413_sum(A + 1190912, A + 425984); /* %1465 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    k1414_sum(A + 1222464, A + 1190912); /* %1466 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    k52_mul(A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, A + 1222704 + 2523168*B, B); /* %1469 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1410_mul(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 2113536*B, B); /* %1470 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1785856*B, B); /* %1471 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1155_square(A + 1222704 + 2011152*B, A + 1222704 + 2523168*B, B); /* %1472 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1156_mul(A + 1222704 + 2011168*B, A + 1222704 + 2523168*B, A + 1222704 + 2011152*B, B); /* %1473 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1157_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011168*B, B); /* %1474 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1156_mul(A + 1222704 + 2011168*B, A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B); /* %1475 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k45_scale(A + 1222704 + 2011136*B, A + 1222704 + 2011168*B, B); /* %1476 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1432_id(A + 1222704 + 1720320*B, A + 1222704 + 2011136*B, B); /* %1477 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1433_scale(A + 1222704 + 1785856*B, A + 1222704 + 2113536*B, B); /* %1478 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1410_mul(A + 1222704 + 1818624*B, A + 1222704 + 1720320*B, A + 1222704 + 1785856*B, B); /* %1479 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k110_add(A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, A + 1222704 + 1818624*B, B); /* %1480 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1436_neg(A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, B); /* %1481 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1978368*B, B); /* %1482 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B); /* %1483 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1432_id(A + 1222704 + 1978368*B, A + 1222704 + 2011152*B, B); /* %1484 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k110_add(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, B); /* %1485 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1411_sum(A + 425984, A + 1222704 + 1785856*B, B); /* %1487 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k1413_sum(A + 1190912, A + 425984); /* %1489 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    k1414_sum(A + 1222496, A + 1190912); /* %1490 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    k1448_matmul(A + 1222704 + 1720320*B, A + 1222704 + 1785856*B, A + 1222704 + 294912*B, B); /* %1493 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
-    k1449_matmul(A + 1222704 + 294912*B, (real *)P + 9696, A + 1222704 + 1785856*B, B); /* %1494 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    k1450_sum(A + 1190912, A + 1222704 + 1720320*B, B); /* %1495 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
-    k1453_col2im(A + 1222704 + 1720320*B, A + 1222704 + 294912*B, B); /* %1498 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k110_add(A + 1222704 + 1978368*B, A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, B); /* %1499 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k1409_step(A + 1222704 + 1720320*B, A + 1222704 + 2080768*B, B); /* %1500 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    k1410_mul(A + 1222704 + 1753088*B, A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, B); /* %1501 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    k1411_sum(A + 425984, A + 1222704 + 1753088*B, B); /* %1502 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k1413_sum(A + 1200128, A + 425984); /* %1504 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    k1414_sum(A + 1222528, A + 1200128); /* %1505 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    k55_mul(A + 1222704 + 1720320*B, A + 1222704 + 1753088*B, (real *)P + 9632, B); /* %1507 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k1410_mul(A + 1222704 + 1978368*B, A + 1222704 + 1753088*B, A + 1222704 + 2048000*B, B); /* %1508 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k1411_sum(A + 425984, A + 1222704 + 1978368*B, B); /* %1509 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k1413_sum(A + 1200128, A + 425984); /* %1511 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    k1414_sum(A + 1222560, A + 1200128); /* %1512 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    k52_mul(A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, A + 1222704 + 2523152*B, B); /* %1515 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1410_mul(A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, A + 1222704 + 2015232*B, B); /* %1516 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1753088*B, B); /* %1517 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1155_square(A + 1222704 + 2011152*B, A + 1222704 + 2523152*B, B); /* %1518 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1156_mul(A + 1222704 + 2011168*B, A + 1222704 + 2523152*B, A + 1222704 + 2011152*B, B); /* %1519 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1157_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011168*B, B); /* %1520 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1156_mul(A + 1222704 + 2011168*B, A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B); /* %1521 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k45_scale(A + 1222704 + 2011136*B, A + 1222704 + 2011168*B, B); /* %1522 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1432_id(A + 1222704 + 1720320*B, A + 1222704 + 2011136*B, B); /* %1523 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1433_scale(A + 1222704 + 1753088*B, A + 1222704 + 2015232*B, B); /* %1524 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1410_mul(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 1753088*B, B); /* %1525 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k110_add(A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, A + 1222704 + 1785856*B, B); /* %1526 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1436_neg(A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, B); /* %1527 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k44_sum(A + 1222704 + 1785856*B, A + 1222704 + 1753088*B, B); /* %1528 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k45_scale(A + 1222704 + 1785872*B, A + 1222704 + 1785856*B, B); /* %1529 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1432_id(A + 1222704 + 1753088*B, A + 1222704 + 1785872*B, B); /* %1530 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k110_add(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 1753088*B, B); /* %1531 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1411_sum(A + 425984, A + 1222704 + 1785856*B, B); /* %1533 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k1413_sum(A + 1200128, A + 425984); /* %1535 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    k1414_sum(A + 1222592, A + 1200128); /* %1536 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    k1448_matmul(A + 1222704 + 1720320*B, A + 1222704 + 1785856*B, A + 1222704, B); /* %1539 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
-    k1449_matmul(A + 1222704, (real *)P + 384, A + 1222704 + 1785856*B, B); /* %1540 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    k1450_sum(A + 1200128, A + 1222704 + 1720320*B, B); /* %1541 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
-    k1544_col2im(A + 1222704 + 294912*B, A + 1222704, B); /* %1544 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    k1545_step(A + 1222704, A + 1222704 + 1589248*B, B); /* %1545 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    k1546_mul(A + 1222704 + 131072*B, A + 1222704 + 294912*B, A + 1222704, B); /* %1546 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    k1547_sum(A + 425984, A + 1222704 + 131072*B, B); /* %1547 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k1549_sum(A + 1214464, A + 425984); /* %1549 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    k1550_sum(A + 1222624, A + 1214464); /* %1550 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    k29_mul(A + 1222704, A + 1222704 + 131072*B, (real *)P + 320, B); /* %1552 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k1546_mul(A + 1222704 + 262144*B, A + 1222704 + 131072*B, A + 1222704 + 1458176*B, B); /* %1553 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k1547_sum(A + 425984, A + 1222704 + 262144*B, B); /* %1554 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k1549_sum(A + 1214464, A + 425984); /* %1556 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    k1550_sum(A + 1222656, A + 1214464); /* %1557 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    k26_mul(A + 1222704 + 131072*B, A + 1222704, A + 1222704 + 2523136*B, B); /* %1560 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k1546_mul(A + 1222704 + 262144*B, A + 1222704, A + 1222704 + 1327104*B, B); /* %1561 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k18_sum(A + 1222704, A + 1222704 + 262144*B, B); /* %1562 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1155_square(A + 1222704 + 16*B, A + 1222704 + 2523136*B, B); /* %1563 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1156_mul(A + 1222704 + 32*B, A + 1222704 + 2523136*B, A + 1222704 + 16*B, B); /* %1564 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1157_scale(A + 1222704 + 16*B, A + 1222704 + 32*B, B); /* %1565 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1156_mul(A + 1222704 + 32*B, A + 1222704, A + 1222704 + 16*B, B); /* %1566 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k19_scale(A + 1222704 + 1458176*B, A + 1222704 + 32*B, B); /* %1567 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1568_id(A + 1222704, A + 1222704 + 1458176*B, B); /* %1568 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k1569_scale(A + 1222704 + 262144*B, A + 1222704 + 1327104*B, B); /* %1569 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k1546_mul(A + 1222704 + 393216*B, A + 1222704, A + 1222704 + 262144*B, B); /* %1570 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k1571_add(A + 1222704, A + 1222704 + 131072*B, A + 1222704 + 393216*B, B); /* %1571 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k1572_neg(A + 1222704 + 131072*B, A + 1222704, B); /* %1572 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k18_sum(A + 1222704 + 262144*B, A + 1222704 + 131072*B, B); /* %1573 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k19_scale(A + 1222704 + 262160*B, A + 1222704 + 262144*B, B); /* %1574 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1568_id(A + 1222704 + 131072*B, A + 1222704 + 262160*B, B); /* %1575 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k1571_add(A + 1222704 + 262144*B, A + 1222704, A + 1222704 + 131072*B, B); /* %1576 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k1547_sum(A + 425984, A + 1222704 + 262144*B, B); /* %1578 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    k1549_sum(A + 1214464, A + 425984); /* %1580 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    k1550_sum(A + 425984, A + 1214464); /* %1581 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    k1584_matmul(A + 1222704, A + 1222704 + 262144*B, A + 1222704 + 1941504*B, B); /* %1584 matmul [B,32,9]  graphs/lib/image_encoder.lua:6 */
-    k1586_sum(A + 1214464, A + 1222704, B); /* %1586 reduce [1,32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(394, 0, sizeof(real)*((double)1), k693_fill(A + 0)); /* %693 fill []  graphs/lib/model.lua:87 */
+    CALL(395, (double)1, sizeof(real)*((double)1 + (double)1), k535_scale(A + 16, A + 0, B)); /* %695 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(396, (double)B, sizeof(real)*((double)B + (double)1), k696_id(A + 1222704 + 2514976*B, A + 16, B)); /* %696 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(397, (double)T, sizeof(real)*((double)T + (double)1), k697_id(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 16, T)); /* %697 map:id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(398, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 246592*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 235440*T, T)); /* %698 map:mul [T,1]  graphs/lib/losses.lua:13 */
+    CALL(399, (double)B, sizeof(real)*((double)B + (double)B), k700_neg(A + 1222704 + 2515072*B, A + 1222704 + 2514976*B, B)); /* %700 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(400, (double)B*T, sizeof(real)*((double)B*T + (double)B), k701_id(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2515072*B, B, T)); /* %701 map:id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(401, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1222704 + 2523280*B + 25136*B*T, A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T)); /* %702 map:mul [T,B]  graphs/lib/losses.lua:11 */
+    CALL(402, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k704_div(A + 1222704 + 2515072*B, A + 1222704 + 2514976*B, A + 1222704 + 2515056*B, B)); /* %704 map:div [1,B]  graphs/lib/losses.lua:11 */
+    CALL(403, (double)B, sizeof(real)*((double)B + (double)B), k705_step(A + 1222704 + 2515056*B, A + 1222704 + 2515040*B, B)); /* %705 map:step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(404, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k706_mul(A + 1222704 + 2515040*B, A + 1222704 + 2515072*B, A + 1222704 + 2515056*B, B)); /* %706 map:mul [1,B]  graphs/lib/losses.lua:11 */
+    CALL(405, (double)B*T, sizeof(real)*((double)B*T + (double)B), k701_id(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2515040*B, B, T)); /* %707 map:id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(406, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1222704 + 2523280*B + 15360*B*T, A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15296*B*T, B, T)); /* %708 map:mul [T,B]  graphs/lib/losses.lua:11 */
+    CALL(407, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k580_add(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 25136*B*T, A + 1222704 + 2523280*B + 15360*B*T, B, T)); /* %711 map:add [T,B]  graphs/lib/losses.lua:11 */
+    CALL(408, (double)T, sizeof(real)*((double)T + (double)T), k712_neg(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 246592*T, T)); /* %712 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(409, (double)B*T, sizeof(real)*((double)B*T + (double)T), k713_id(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, B, T)); /* %713 map:id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(410, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1222704 + 2523280*B + 25152*B*T, A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T)); /* %714 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(411, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k580_add(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 25152*B*T, B, T)); /* %716 map:add [T,B]  graphs/lib/losses.lua:10 */
+    CALL(412, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k717_div(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 246592*T, A + 1222704 + 2523280*B + 25168*B*T + 102352*T, T)); /* %717 map:div [T,1]  graphs/lib/losses.lua:10 */
+    CALL(413, (double)T, sizeof(real)*((double)T + (double)T), k718_step(A + 1222704 + 2523280*B + 25168*B*T + 102352*T, A + 1222704 + 2523280*B + 25168*B*T + 102336*T, T)); /* %718 map:step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(414, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 102336*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 102352*T, T)); /* %719 map:mul [T,1]  graphs/lib/losses.lua:10 */
+    CALL(415, (double)B*T, sizeof(real)*((double)B*T + (double)T), k713_id(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102336*T, B, T)); /* %720 map:id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(416, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1222704 + 2523280*B + 15312*B*T, A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15328*B*T, B, T)); /* %721 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(417, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k580_add(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T)); /* %724 map:add [T,B]  graphs/lib/losses.lua:10 */
+    CALL(418, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k583_scale(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15280*B*T, B, T)); /* %725 map:scale [T,B]  graphs/lib/model.lua:50 */
+    CALL(419, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k581_scale(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15296*B*T, B, T)); /* %727 map:scale [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(420, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k728_div(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15264*B*T, B, T)); /* %728 map:div [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(421, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k729_step(A + 1222704 + 2523280*B + 15264*B*T, A + 1222704 + 2523280*B + 15344*B*T, B, T)); /* %729 map:step [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(422, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1222704 + 2523280*B + 15312*B*T, A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15264*B*T, B, T)); /* %730 map:mul [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(423, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k731_id(A + 1222704 + 2523280*B + 15264*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T)); /* %731 map:id [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(424, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k567_mul(A + 1222704 + 2523280*B + 15312*B*T, A + 1222704 + 2523280*B + 15264*B*T, (real *)inputs[3], B, T)); /* %732 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(425, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k735_mul(A + 1222704 + 2523280*B + 15264*B*T, A + 1222704 + 2523280*B + 15312*B*T, A + 1222704 + 2523280*B + 15216*B*T, B, T)); /* %735 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(426, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k567_mul(A + 1222704 + 2523280*B + 15312*B*T, A + 1222704 + 2523280*B + 15264*B*T, (real *)inputs[3], B, T)); /* %739 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(427, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k565_scale(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T)); /* %742 map:scale [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(428, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k743_id(A + 1222704 + 2523280*B + 9984*B*T, A + 1222704 + 2523280*B + 14976*B*T, B, T)); /* %743 map:id [T,B,39,128]  graphs/lib/matching.lua:13 */
+    CALL(429, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k744_mul(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B + 9984*B*T, A + 1222704 + 2523280*B + 4992*B*T, B, T)); /* %744 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(430, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k745_mul(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 9984*B*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, B, T)); /* %745 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(431, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k746_sum(A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 14976*B*T, B, T)); /* %746 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(432, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k562_mul(A + 1222704 + 2523280*B + 9984*B*T, A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 25056*B*T, B, T)); /* %747 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(433, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k744_mul(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B, B, T)); /* %748 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(434, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 14976*B*T, B, T)); /* %749 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(435, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k750_square(A + 1222704 + 2523280*B + 5040*B*T, A + 1222704 + 2523280*B + 25056*B*T, B, T)); /* %750 map:square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(436, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k735_mul(A + 1222704 + 2523280*B + 5088*B*T, A + 1222704 + 2523280*B + 25056*B*T, A + 1222704 + 2523280*B + 5040*B*T, B, T)); /* %751 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(437, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k752_scale(A + 1222704 + 2523280*B + 5040*B*T, A + 1222704 + 2523280*B + 5088*B*T, B, T)); /* %752 map:scale [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(438, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k735_mul(A + 1222704 + 2523280*B + 5088*B*T, A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 5040*B*T, B, T)); /* %753 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(439, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k754_step(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 25008*B*T, B, T)); /* %754 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(440, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k735_mul(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B + 5088*B*T, A + 1222704 + 2523280*B + 4992*B*T, B, T)); /* %755 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(441, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k743_id(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 14976*B*T, B, T)); /* %756 map:id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(442, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k757_scale(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B, B, T)); /* %757 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(443, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k744_mul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 14976*B*T, B, T)); /* %758 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(444, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k759_add(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B + 9984*B*T, A + 1222704 + 2523280*B, B, T)); /* %759 map:add [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(445, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k760_matmul(A + 1222704 + 2523280*B + 8192*B*T, A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 1220608*B, B, T)); /* %760 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
+    CALL(446, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k761_matmul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 22464*B*T, A + 1222704 + 2523280*B + 14976*B*T, B, T)); /* %761 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(447, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k762_sum(A + 1222704 + 1228800*B, A + 1222704 + 2523280*B, B, T)); /* %762 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(448, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k556_div(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 8192*B*T, A + 1222704 + 2523280*B + 24960*B*T, B, T)); /* %763 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(449, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k764_mul(A + 1222704 + 2523280*B + 2496*B*T, A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 22464*B*T, B, T)); /* %764 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(450, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k765_neg(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 2496*B*T, B, T)); /* %765 map:neg [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(451, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k555_sum(A + 1222704 + 2523280*B + 7488*B*T, A + 1222704 + 2523280*B + 4992*B*T, B, T)); /* %766 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(452, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)39*B*T), k767_id(A + 1222704 + 2523280*B + 2496*B*T, A + 1222704 + 2523280*B + 7488*B*T, B, T)); /* %767 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(453, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k768_add(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 2496*B*T, B, T)); /* %768 map:add [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(454, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k764_mul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 19968*B*T, B, T)); /* %769 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(455, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k550_scale(A + 1222704 + 2523280*B + 13184*B*T, A + 1222704 + 2523280*B, B, T)); /* %772 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(456, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k557_matmul(A + 1222704 + 2523280*B + 8192*B*T, A + 1222704 + 2523280*B + 13184*B*T, A + 1222704 + 1179648*B, B, T)); /* %773 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(457, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k774_matmul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 13184*B*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, B, T)); /* %774 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(458, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k746_sum(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 8192*B*T, B, T)); /* %775 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(459, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k762_sum(A + 1222704 + 1179648*B, A + 1222704 + 2523280*B, B, T)); /* %776 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(460, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k777_add(A + 1222704 + 2523280*B + 25168*B*T + 240384*T, A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T)); /* %777 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(461, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k548_mul(A + 1222704 + 1236992*B, A + 1222704 + 1179648*B, A + 1222704 + 1253824*B, B)); /* %778 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(462, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 1245184*B, A + 1222704 + 1179648*B, A + 1222704 + 1220608*B, B)); /* %779 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(463, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k545_sum(A + 1222704 + 1253888*B, A + 1222704 + 1245184*B, B)); /* %780 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(464, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 1179648*B, A + 1222704 + 1228800*B, A + 1222704 + 1236992*B, B)); /* %781 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(465, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k782_square(A + 1222704 + 1228800*B, A + 1222704 + 1253824*B, B)); /* %782 map:square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(466, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k783_mul(A + 1222704 + 1228864*B, A + 1222704 + 1253824*B, A + 1222704 + 1228800*B, B)); /* %783 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(467, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k784_scale(A + 1222704 + 1228800*B, A + 1222704 + 1228864*B, B)); /* %784 map:scale [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(468, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k783_mul(A + 1222704 + 1253824*B, A + 1222704 + 1253888*B, A + 1222704 + 1228800*B, B)); /* %785 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(469, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k786_step(A + 1222704 + 1228800*B, A + 1222704 + 1253760*B, B)); /* %786 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(470, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k783_mul(A + 1222704 + 1253760*B, A + 1222704 + 1253824*B, A + 1222704 + 1228800*B, B)); /* %787 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(471, (double)8192*B, sizeof(real)*((double)8192*B + (double)64*B), k788_id(A + 1222704 + 1228800*B, A + 1222704 + 1253760*B, B)); /* %788 map:id [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(472, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k789_scale(A + 1222704 + 1236992*B, A + 1222704 + 1220608*B, B)); /* %789 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(473, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 1220608*B, A + 1222704 + 1228800*B, A + 1222704 + 1236992*B, B)); /* %790 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(474, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 1228800*B, A + 1222704 + 1179648*B, A + 1222704 + 1220608*B, B)); /* %791 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(475, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k541_mul(A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 240384*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T)); /* %794 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(476, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k795_mul(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 240384*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %795 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(477, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k538_sum(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T)); /* %796 reduce [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(478, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k797_square(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T)); /* %797 map:square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(479, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k798_mul(A + 1222704 + 2523280*B + 25168*B*T + 97200*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T)); /* %798 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(480, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k799_scale(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 97200*T, T)); /* %799 map:scale [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(481, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k798_mul(A + 1222704 + 2523280*B + 25168*B*T + 97200*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T)); /* %800 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(482, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k801_step(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, T)); /* %801 map:step [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(483, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k798_mul(A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 97200*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T)); /* %802 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(484, (double)4992*T, sizeof(real)*((double)4992*T + (double)39*T), k803_id(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, T)); /* %803 map:id [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(485, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k804_scale(A + 1222704 + 2523280*B + 25168*B*T + 240384*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %804 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(486, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k795_mul(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 240384*T, T)); /* %805 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(487, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k777_add(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %806 map:add [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(488, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k704_div(A + 1222704 + 2515040*B, A + 1222704 + 2514976*B, A + 1222704 + 2515024*B, B)); /* %817 map:div [1,B]  graphs/lib/losses.lua:11 */
+    CALL(489, (double)B, sizeof(real)*((double)B + (double)B), k705_step(A + 1222704 + 2514976*B, A + 1222704 + 2515008*B, B)); /* %818 map:step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(490, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k706_mul(A + 1222704 + 2515008*B, A + 1222704 + 2515040*B, A + 1222704 + 2514976*B, B)); /* %819 map:mul [1,B]  graphs/lib/losses.lua:11 */
+    CALL(491, (double)B*T, sizeof(real)*((double)B*T + (double)B), k701_id(A + 1222704 + 2523280*B, A + 1222704 + 2515008*B, B, T)); /* %820 map:id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(492, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25120*B*T, B, T)); /* %821 map:mul [T,B]  graphs/lib/losses.lua:11 */
+    CALL(493, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k580_add(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25136*B*T, A + 1222704 + 2523280*B + 16*B*T, B, T)); /* %824 map:add [T,B]  graphs/lib/losses.lua:11 */
+    CALL(494, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k580_add(A + 1222704 + 2523280*B + 25120*B*T, A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25152*B*T, B, T)); /* %829 map:add [T,B]  graphs/lib/losses.lua:10 */
+    CALL(495, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k717_div(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 246592*T, A + 1222704 + 2523280*B + 25168*B*T + 102384*T, T)); /* %830 map:div [T,1]  graphs/lib/losses.lua:10 */
+    CALL(496, (double)T, sizeof(real)*((double)T + (double)T), k718_step(A + 1222704 + 2523280*B + 25168*B*T + 102384*T, A + 1222704 + 2523280*B + 25168*B*T + 102368*T, T)); /* %831 map:step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(497, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 102384*T, T)); /* %832 map:mul [T,1]  graphs/lib/losses.lua:10 */
+    CALL(498, (double)B*T, sizeof(real)*((double)B*T + (double)T), k713_id(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25168*B*T + 246528*T, B, T)); /* %833 map:id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(499, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25104*B*T, B, T)); /* %834 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(500, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k580_add(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25120*B*T, A + 1222704 + 2523280*B + 16*B*T, B, T)); /* %837 map:add [T,B]  graphs/lib/losses.lua:10 */
+    CALL(501, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k506_scale(A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B, B, T)); /* %838 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(502, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k839_matmul(A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 1253632*B, B, T)); /* %839 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(503, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k840_matmul(A + 1222704 + 1179648*B, A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102144*T, B, T)); /* %840 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(504, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k504_mul(A + 1222704 + 1179776*B, A + 1222704 + 1179648*B, A + 1222704 + 2514992*B, B)); /* %841 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(505, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k842_mul(A + 1222704 + 1179904*B, A + 1222704 + 1179648*B, A + 1222704 + 1253504*B, B)); /* %842 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(506, (double)128*B, sizeof(real)*((double)B + (double)128*B), k501_sum(A + 1222704 + 2514976*B, A + 1222704 + 1179904*B, B)); /* %843 reduce [B,1]  graphs/lib/losses.lua:21 */
+    CALL(507, (double)B, sizeof(real)*((double)B + (double)B), k844_square(A + 1222704 + 1179648*B, A + 1222704 + 2514992*B, B)); /* %844 map:square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(508, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k706_mul(A + 1222704 + 1179664*B, A + 1222704 + 2514992*B, A + 1222704 + 1179648*B, B)); /* %845 map:mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(509, (double)B, sizeof(real)*((double)B + (double)B), k846_scale(A + 1222704 + 1179648*B, A + 1222704 + 1179664*B, B)); /* %846 map:scale [B,1]  graphs/lib/losses.lua:21 */
+    CALL(510, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k706_mul(A + 1222704 + 1179664*B, A + 1222704 + 2514976*B, A + 1222704 + 1179648*B, B)); /* %847 map:mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(511, (double)B, sizeof(real)*((double)B + (double)B), k848_step(A + 1222704 + 1179648*B, A + 1222704 + 2514960*B, B)); /* %848 map:step [B,1]  graphs/lib/losses.lua:21 */
+    CALL(512, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k706_mul(A + 1222704 + 1179904*B, A + 1222704 + 1179664*B, A + 1222704 + 1179648*B, B)); /* %849 map:mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(513, (double)128*B, sizeof(real)*((double)128*B + (double)B), k850_id(A + 1222704 + 1179648*B, A + 1222704 + 1179904*B, B)); /* %850 map:id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(514, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k851_scale(A + 1222704 + 1179904*B, A + 1222704 + 1253504*B, B)); /* %851 map:scale [B,128]  graphs/lib/losses.lua:21 */
+    CALL(515, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k842_mul(A + 1222704 + 1180032*B, A + 1222704 + 1179648*B, A + 1222704 + 1179904*B, B)); /* %852 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(516, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k853_add(A + 1222704 + 1179648*B, A + 1222704 + 1179776*B, A + 1222704 + 1180032*B, B)); /* %853 map:add [B,128]  graphs/lib/losses.lua:21 */
+    CALL(517, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k499_mul(A + 1222704 + 2523280*B + 25168*B*T + 102144*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 246576*T, T)); /* %854 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(518, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k855_mul(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 246144*T, T)); /* %855 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(519, (double)128*T, sizeof(real)*((double)T + (double)128*T), k496_sum(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %856 reduce [T,1]  graphs/lib/losses.lua:21 */
+    CALL(520, (double)T, sizeof(real)*((double)T + (double)T), k857_square(A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 246576*T, T)); /* %857 map:square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(521, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 246544*T, A + 1222704 + 2523280*B + 25168*B*T + 246576*T, A + 1222704 + 2523280*B + 25168*B*T + 246528*T, T)); /* %858 map:mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(522, (double)T, sizeof(real)*((double)T + (double)T), k859_scale(A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 246544*T, T)); /* %859 map:scale [T,1]  graphs/lib/losses.lua:21 */
+    CALL(523, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 246544*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 246528*T, T)); /* %860 map:mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(524, (double)T, sizeof(real)*((double)T + (double)T), k861_step(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 246560*T, T)); /* %861 map:step [T,1]  graphs/lib/losses.lua:21 */
+    CALL(525, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 246544*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T)); /* %862 map:mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(526, (double)128*T, sizeof(real)*((double)128*T + (double)T), k863_id(A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 246528*T, T)); /* %863 map:id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(527, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k864_scale(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 246144*T, T)); /* %864 map:scale [T,128]  graphs/lib/losses.lua:21 */
+    CALL(528, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k855_mul(A + 1222704 + 2523280*B + 25168*B*T + 230528*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %865 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(529, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k866_add(A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 102144*T, A + 1222704 + 2523280*B + 25168*B*T + 230528*T, T)); /* %866 map:add [T,128]  graphs/lib/losses.lua:21 */
+    CALL(530, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k867_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T)); /* %867 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(531, (double)4992, sizeof(real)*((double)128 + (double)4992), k869_sum(A + 1217536, A + 0)); /* %869 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(532, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k872_matmul(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, (real *)P + 1073376, T)); /* %872 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(533, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k873_matmul(A + 985088, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, T)); /* %873 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(534, 0, sizeof(real)*((double)5120*T + (double)4992*T), k875_pad(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %875 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(535, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k876_sum(A + 1217664, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, T)); /* %876 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(536, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k878_matmul(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, (real *)P + 1056864, T)); /* %878 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(537, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k879_matmul(A + 1001472, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %879 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(538, 0, sizeof(real)*((double)5120*T + (double)128*T), k881_pad(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %881 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(539, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T)); /* %882 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(540, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %883 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(541, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1217792, A + 0)); /* %885 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(542, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, (real *)P + 1056608, T)); /* %887 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(543, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, T)); /* %888 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(544, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T)); /* %889 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(545, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1217920, A + 0)); /* %891 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(546, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 246464*T, T)); /* %893 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(547, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, T)); /* %894 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(548, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T)); /* %895 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(549, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k896_square(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246464*T, T)); /* %896 map:square [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(550, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 246112*T, A + 1222704 + 2523280*B + 25168*B*T + 246464*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %897 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(551, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k898_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246112*T, T)); /* %898 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(552, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 246112*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %899 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(553, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 246112*T, T)); /* %900 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(554, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %901 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(555, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k902_scale(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, T)); /* %902 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(556, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T)); /* %903 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(557, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, T)); /* %904 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(558, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k905_neg(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, T)); /* %905 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(559, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T)); /* %906 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(560, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %907 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(561, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %908 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(562, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T)); /* %909 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(563, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %910 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(564, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1218048, A + 0)); /* %912 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(565, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k915_matmul(A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, (real *)P + 990944, T)); /* %915 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(566, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k916_matmul(A + 630784, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %916 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(567, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k918_gelu_grad(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, T)); /* %918 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(568, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k919_mul(A + 1222704 + 2523280*B + 25168*B*T + 61440*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %919 map:mul [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(569, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k920_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, T)); /* %920 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(570, (double)20480, sizeof(real)*((double)512 + (double)20480), k922_sum(A + 1216512, A + 0)); /* %922 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(571, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k925_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, (real *)P + 924896, T)); /* %925 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(572, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k926_matmul(A + 696320, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, T)); /* %926 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(573, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %928 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(574, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1218176, A + 761856)); /* %930 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(575, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 924640, T)); /* %932 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(576, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 220160*T, T)); /* %933 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(577, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T)); /* %934 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(578, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1218304, A + 761856)); /* %936 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(579, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 220160*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 246416*T, T)); /* %938 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(580, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, T)); /* %939 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(581, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %940 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(582, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k896_square(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246416*T, T)); /* %941 map:square [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(583, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 246112*T, A + 1222704 + 2523280*B + 25168*B*T + 246416*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %942 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(584, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k898_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246112*T, T)); /* %943 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(585, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 246112*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %944 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(586, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 246112*T, T)); /* %945 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(587, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %946 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(588, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k902_scale(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, T)); /* %947 map:scale [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(589, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 215040*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %948 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(590, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 220160*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, T)); /* %949 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(591, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k905_neg(A + 1222704 + 2523280*B + 25168*B*T + 215040*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, T)); /* %950 map:neg [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(592, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, T)); /* %951 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(593, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 215040*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, T)); /* %952 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(594, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %953 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(595, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %954 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(596, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 60160*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %955 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(597, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 60160*T, T)); /* %956 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(598, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1218432, A + 761856)); /* %958 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(599, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k961_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 60160*T, (real *)P + 908128, T)); /* %961 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(600, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k962_matmul(A + 1017856, A + 1222704 + 2523280*B + 25168*B*T + 60160*T, A + 1222704 + 2523280*B + 25168*B*T + 209920*T, T)); /* %962 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(601, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %965 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(602, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 204800*T, T)); /* %966 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
+    CALL(603, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k967_matmul(A + 1222704 + 2523280*B + 25168*B*T + 65280*T, A + 1222704 + 2523280*B + 25168*B*T + 121600*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, T)); /* %967 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(604, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 245856*T, T)); /* %968 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(605, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k969_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 121600*T, T)); /* %969 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(606, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k970_neg(A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %970 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(607, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, T)); /* %971 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(608, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k972_step(A + 1222704 + 2523280*B + 25168*B*T + 41120*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T)); /* %972 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(609, (double)160*T, sizeof(real)*((double)160*T + (double)160*T + (double)160*T), k973_mul(A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 41120*T, T)); /* %973 map:mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(610, (double)6400*T, sizeof(real)*((double)6400*T + (double)160*T), k974_id(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, T)); /* %974 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(611, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k975_add(A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %975 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(612, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, (real *)inputs[2], T)); /* %976 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(613, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k969_mul(A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T)); /* %980 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(614, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, (real *)inputs[2], T)); /* %985 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(615, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %989 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(616, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 199680*T, T)); /* %990 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(617, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k967_matmul(A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 194560*T, T)); /* %991 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(618, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 65280*T, T)); /* %992 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(619, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T)); /* %994 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(620, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1218560, A + 761856)); /* %996 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(621, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k961_matmul(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, (real *)P + 891616, T)); /* %999 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(622, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k962_matmul(A + 1034240, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 189440*T, T)); /* %1000 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(623, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, T)); /* %1002 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(624, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T)); /* %1004 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(625, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1218688, A + 761856)); /* %1006 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(626, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k961_matmul(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, (real *)P + 875104, T)); /* %1009 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(627, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k962_matmul(A + 1050624, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 189440*T, T)); /* %1010 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(628, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, T)); /* %1012 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(629, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 51200*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %1013 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(630, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 51200*T, T)); /* %1015 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(631, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1218816, A + 761856)); /* %1017 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(632, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k961_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 51200*T, (real *)P + 858592, T)); /* %1020 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(633, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k962_matmul(A + 1067008, A + 1222704 + 2523280*B + 25168*B*T + 51200*T, A + 1222704 + 2523280*B + 25168*B*T + 189440*T, T)); /* %1021 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(634, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 51200*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %1023 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(635, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 51200*T, T)); /* %1024 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(636, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1218944, A + 761856)); /* %1026 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(637, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 51200*T, (real *)P + 858336, T)); /* %1028 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(638, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 51200*T, A + 1222704 + 2523280*B + 25168*B*T + 184320*T, T)); /* %1029 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(639, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T)); /* %1030 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(640, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1219072, A + 761856)); /* %1032 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(641, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 246368*T, T)); /* %1034 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(642, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 179200*T, T)); /* %1035 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(643, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, T)); /* %1036 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(644, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k896_square(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 246368*T, T)); /* %1037 map:square [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(645, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 246368*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %1038 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(646, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k898_scale(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T)); /* %1039 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(647, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %1040 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(648, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T)); /* %1041 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(649, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T)); /* %1042 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(650, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k902_scale(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 179200*T, T)); /* %1043 map:scale [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(651, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %1044 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(652, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T)); /* %1045 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(653, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k905_neg(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %1046 map:neg [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(654, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T)); /* %1047 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(655, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 60160*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %1048 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(656, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T)); /* %1049 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(657, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %1050 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(658, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 61440*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, T)); /* %1051 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(659, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, T)); /* %1052 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(660, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1219200, A + 761856)); /* %1054 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(661, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k915_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, (real *)P + 792672, T)); /* %1057 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(662, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k916_matmul(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1058 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(663, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k918_gelu_grad(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 20480*T, T)); /* %1060 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(664, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k919_mul(A + 1222704 + 2523280*B + 25168*B*T + 20480*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1061 map:mul [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(665, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k920_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 20480*T, T)); /* %1062 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(666, (double)20480, sizeof(real)*((double)512 + (double)20480), k922_sum(A + 1217024, A + 0)); /* %1064 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(667, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k925_matmul(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 20480*T, (real *)P + 726624, T)); /* %1067 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(668, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k926_matmul(A + 827392, A + 1222704 + 2523280*B + 25168*B*T + 20480*T, A + 1222704 + 2523280*B + 25168*B*T + 174080*T, T)); /* %1068 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(669, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T)); /* %1070 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(670, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1219328, A + 892928)); /* %1072 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(671, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, (real *)P + 726368, T)); /* %1074 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(672, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 66560*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 168960*T, T)); /* %1075 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(673, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 66560*T, T)); /* %1076 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(674, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1219456, A + 892928)); /* %1078 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(675, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 246320*T, T)); /* %1080 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(676, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 66560*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 163840*T, T)); /* %1081 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(677, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 66560*T, T)); /* %1082 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(678, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k896_square(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 246320*T, T)); /* %1083 map:square [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(679, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 246320*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %1084 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(680, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k898_scale(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T)); /* %1085 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(681, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %1086 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(682, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T)); /* %1087 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(683, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T)); /* %1088 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(684, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k902_scale(A + 1222704 + 2523280*B + 25168*B*T + 66560*T, A + 1222704 + 2523280*B + 25168*B*T + 163840*T, T)); /* %1089 map:scale [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(685, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 71680*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 66560*T, T)); /* %1090 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(686, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 66560*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 71680*T, T)); /* %1091 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(687, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k905_neg(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 66560*T, T)); /* %1092 map:neg [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(688, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T)); /* %1093 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(689, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, A + 1222704 + 2523280*B + 25168*B*T + 66560*T, T)); /* %1094 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(690, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T)); /* %1095 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(691, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %1096 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(692, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 19200*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, T)); /* %1097 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(693, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 19200*T, T)); /* %1098 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(694, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1219584, A + 892928)); /* %1100 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(695, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k961_matmul(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 19200*T, (real *)P + 709856, T)); /* %1103 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(696, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k962_matmul(A + 1083392, A + 1222704 + 2523280*B + 25168*B*T + 19200*T, A + 1222704 + 2523280*B + 25168*B*T + 158720*T, T)); /* %1104 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(697, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T)); /* %1107 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(698, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 153600*T, T)); /* %1108 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
+    CALL(699, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k967_matmul(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 108800*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, T)); /* %1109 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(700, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 245536*T, T)); /* %1110 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(701, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k969_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T + 108800*T, T)); /* %1111 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(702, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k970_neg(A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1112 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(703, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, T)); /* %1113 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(704, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k972_step(A + 1222704 + 2523280*B + 25168*B*T + 160*T, A + 1222704 + 2523280*B + 25168*B*T + 245376*T, T)); /* %1114 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(705, (double)160*T, sizeof(real)*((double)160*T + (double)160*T + (double)160*T), k973_mul(A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 160*T, T)); /* %1115 map:mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(706, (double)6400*T, sizeof(real)*((double)6400*T + (double)160*T), k974_id(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, T)); /* %1116 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(707, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k975_add(A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1117 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(708, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, (real *)inputs[2], T)); /* %1118 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(709, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k969_mul(A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102400*T, T)); /* %1122 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(710, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, (real *)inputs[2], T)); /* %1127 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(711, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1131 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(712, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T + 148480*T, T)); /* %1132 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(713, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k967_matmul(A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T + 143360*T, T)); /* %1133 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(714, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T)); /* %1134 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(715, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T)); /* %1136 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(716, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1219712, A + 892928)); /* %1138 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(717, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k961_matmul(A + 1222704 + 2523280*B + 25168*B*T + 24320*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, (real *)P + 693344, T)); /* %1141 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(718, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k962_matmul(A + 1099776, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 138240*T, T)); /* %1142 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(719, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, T)); /* %1144 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(720, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T)); /* %1146 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(721, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1219840, A + 892928)); /* %1148 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(722, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k961_matmul(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, (real *)P + 676832, T)); /* %1151 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(723, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k962_matmul(A + 1116160, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 138240*T, T)); /* %1152 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(724, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 24320*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T)); /* %1154 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(725, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1155 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(726, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T)); /* %1157 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(727, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1219968, A + 892928)); /* %1159 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(728, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k961_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, (real *)P + 660320, T)); /* %1162 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(729, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k962_matmul(A + 1132544, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 138240*T, T)); /* %1163 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(730, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1165 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(731, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T)); /* %1166 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(732, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1220096, A + 892928)); /* %1168 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(733, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, (real *)P + 660064, T)); /* %1170 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(734, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 133120*T, T)); /* %1171 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(735, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T)); /* %1172 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(736, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1220224, A + 892928)); /* %1174 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(737, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 246272*T, T)); /* %1176 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(738, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 128000*T, T)); /* %1177 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(739, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 15360*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T)); /* %1178 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(740, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k896_square(A + 1222704 + 2523280*B + 25168*B*T + 15408*T, A + 1222704 + 2523280*B + 25168*B*T + 246272*T, T)); /* %1179 map:square [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(741, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 15456*T, A + 1222704 + 2523280*B + 25168*B*T + 246272*T, A + 1222704 + 2523280*B + 25168*B*T + 15408*T, T)); /* %1180 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(742, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k898_scale(A + 1222704 + 2523280*B + 25168*B*T + 15408*T, A + 1222704 + 2523280*B + 25168*B*T + 15456*T, T)); /* %1181 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(743, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 15456*T, A + 1222704 + 2523280*B + 25168*B*T + 15360*T, A + 1222704 + 2523280*B + 25168*B*T + 15408*T, T)); /* %1182 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(744, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 15504*T, A + 1222704 + 2523280*B + 25168*B*T + 15456*T, T)); /* %1183 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(745, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 15504*T, T)); /* %1184 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(746, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k902_scale(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 128000*T, T)); /* %1185 map:scale [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(747, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 24320*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T)); /* %1186 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(748, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 24320*T, T)); /* %1187 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(749, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k905_neg(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1188 map:neg [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(750, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T)); /* %1189 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(751, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 19200*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1190 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(752, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 10288*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T)); /* %1191 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(753, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 10288*T, T)); /* %1192 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(754, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1193 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(755, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 1209344, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T)); /* %1194 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(756, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1196_scatter_add(A + 294912, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, (int32_t *)inputs[1], T)); /* %1196 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(757, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1197_sum(A + 1220352, A + 1222704 + 1179648*B, B)); /* %1197 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(758, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1199_matmul(A + 1222704 + 1179776*B, A + 1222704 + 1179648*B, (real *)P + 507360, B)); /* %1199 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(759, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1200_matmul(A + 1148928, A + 1222704 + 1179648*B, A + 1222704 + 1253376*B, B)); /* %1200 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(760, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k280_scale(A + 1222704 + 1220608*B, A + 1222704 + 1179776*B, B)); /* %1201 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(761, (double)8192*B, sizeof(real)*((double)8192*B + (double)128*B), k1203_id(A + 1222704 + 1179648*B, A + 1222704 + 1220608*B, B)); /* %1203 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(762, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 1228800*B, B)); /* %1204 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(763, (double)8192, sizeof(real)*((double)128 + (double)8192), k1206_sum(A + 1220480, A + 892928)); /* %1206 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(764, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k1209_matmul(A + 1222704 + 1220608*B, A + 1222704 + 1228800*B, (real *)P + 490848, B)); /* %1209 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(765, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k1210_matmul(A + 1165312, A + 1222704 + 1228800*B, A + 1222704 + 1212416*B, B)); /* %1210 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(766, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 1212416*B, A + 1222704 + 1179648*B, A + 1222704 + 1220608*B, B)); /* %1212 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(767, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1213_permute(A + 1222704 + 1179648*B, A + 1222704 + 1212416*B, B)); /* %1213 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(768, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1215_step(A + 1222704 + 1212416*B, A + 1222704 + 1204224*B, B)); /* %1215 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(769, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 2506752*B, A + 1222704 + 1179648*B, A + 1222704 + 1212416*B, B)); /* %1216 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(770, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 2506752*B, B)); /* %1217 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(771, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1219_sum(A + 1181696, A + 892928)); /* %1219 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(772, (double)1024, sizeof(real)*((double)128 + (double)1024), k1220_sum(A + 1220608, A + 1181696)); /* %1220 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(773, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1222704 + 1179648*B, A + 1222704 + 2506752*B, (real *)P + 490592, B)); /* %1222 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(774, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 1204224*B, A + 1222704 + 2506752*B, A + 1222704 + 1196032*B, B)); /* %1223 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(775, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 1204224*B, B)); /* %1224 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(776, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1219_sum(A + 1181696, A + 892928)); /* %1226 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(777, (double)1024, sizeof(real)*((double)128 + (double)1024), k1220_sum(A + 1220736, A + 1181696)); /* %1227 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(778, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1222704 + 1196032*B, A + 1222704 + 1179648*B, A + 1222704 + 2514944*B, B)); /* %1230 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(779, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 1204224*B, A + 1222704 + 1179648*B, A + 1222704 + 1187840*B, B)); /* %1231 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(780, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 2514960*B, A + 1222704 + 1204224*B, B)); /* %1232 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(781, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 2514976*B, A + 1222704 + 2514944*B, B)); /* %1233 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(782, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2514992*B, A + 1222704 + 2514944*B, A + 1222704 + 2514976*B, B)); /* %1234 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(783, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 2514944*B, A + 1222704 + 2514992*B, B)); /* %1235 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(784, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2514976*B, A + 1222704 + 2514960*B, A + 1222704 + 2514944*B, B)); /* %1236 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(785, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2514944*B, A + 1222704 + 2514976*B, B)); /* %1237 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(786, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1238_id(A + 1222704 + 1179648*B, A + 1222704 + 2514944*B, B)); /* %1238 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(787, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k789_scale(A + 1222704 + 1204224*B, A + 1222704 + 1187840*B, B)); /* %1239 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(788, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 1187840*B, A + 1222704 + 1179648*B, A + 1222704 + 1204224*B, B)); /* %1240 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(789, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 1179648*B, A + 1222704 + 1196032*B, A + 1222704 + 1187840*B, B)); /* %1241 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(790, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1242_neg(A + 1222704 + 1187840*B, A + 1222704 + 1179648*B, B)); /* %1242 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(791, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 2514944*B, A + 1222704 + 1187840*B, B)); /* %1243 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(792, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2514960*B, A + 1222704 + 2514944*B, B)); /* %1244 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(793, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1238_id(A + 1222704 + 1187840*B, A + 1222704 + 2514960*B, B)); /* %1245 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(794, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 2514944*B, A + 1222704 + 1179648*B, A + 1222704 + 1187840*B, B)); /* %1246 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(795, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 2514944*B, B)); /* %1248 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(796, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1219_sum(A + 1181696, A + 892928)); /* %1250 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(797, (double)1024, sizeof(real)*((double)128 + (double)1024), k1220_sum(A + 1220864, A + 1181696)); /* %1251 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(798, (double)18874368*B, sizeof(real)*((double)147456*B + (double)8192*B + (double)73728*B), k1254_matmul(A + 1222704 + 1179648*B, A + 1222704 + 2514944*B, A + 1222704 + 1867776*B, B)); /* %1254 matmul [B,128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(799, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1255_matmul(A + 1222704 + 1867776*B, (real *)P + 343008, A + 1222704 + 2514944*B, B)); /* %1255 matmul [B,1152,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(800, (double)147456*B, sizeof(real)*((double)147456 + (double)147456*B), k1256_sum(A + 0, A + 1222704 + 1179648*B, B)); /* %1256 reduce [1,128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(801, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1259_col2im(A + 1222704 + 1179648*B, A + 1222704 + 1867776*B, B)); /* %1259 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(802, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1215_step(A + 1222704 + 1867776*B, A + 1222704 + 2498560*B, B)); /* %1260 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(803, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 2498560*B, A + 1222704 + 1179648*B, A + 1222704 + 1867776*B, B)); /* %1261 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(804, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 2498560*B, B)); /* %1262 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(805, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1219_sum(A + 1181696, A + 892928)); /* %1264 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(806, (double)1024, sizeof(real)*((double)128 + (double)1024), k1220_sum(A + 1220992, A + 1181696)); /* %1265 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(807, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1222704 + 1867776*B, A + 1222704 + 2498560*B, (real *)P + 342752, B)); /* %1267 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(808, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 1875968*B, A + 1222704 + 2498560*B, A + 1222704 + 2490368*B, B)); /* %1268 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(809, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 1875968*B, B)); /* %1269 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(810, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1219_sum(A + 1181696, A + 892928)); /* %1271 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(811, (double)1024, sizeof(real)*((double)128 + (double)1024), k1220_sum(A + 1221120, A + 1181696)); /* %1272 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(812, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1222704 + 2490368*B, A + 1222704 + 1867776*B, A + 1222704 + 2523264*B, B)); /* %1275 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(813, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 2498560*B, A + 1222704 + 1867776*B, A + 1222704 + 2482176*B, B)); /* %1276 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(814, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 2514944*B, A + 1222704 + 2498560*B, B)); /* %1277 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(815, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 2514960*B, A + 1222704 + 2523264*B, B)); /* %1278 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(816, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2514976*B, A + 1222704 + 2523264*B, A + 1222704 + 2514960*B, B)); /* %1279 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(817, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 2514960*B, A + 1222704 + 2514976*B, B)); /* %1280 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(818, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2514976*B, A + 1222704 + 2514944*B, A + 1222704 + 2514960*B, B)); /* %1281 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(819, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2514944*B, A + 1222704 + 2514976*B, B)); /* %1282 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(820, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1238_id(A + 1222704 + 2498560*B, A + 1222704 + 2514944*B, B)); /* %1283 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(821, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k789_scale(A + 1222704 + 1867776*B, A + 1222704 + 2482176*B, B)); /* %1284 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(822, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 2482176*B, A + 1222704 + 2498560*B, A + 1222704 + 1867776*B, B)); /* %1285 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(823, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 2498560*B, A + 1222704 + 2490368*B, A + 1222704 + 2482176*B, B)); /* %1286 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(824, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1242_neg(A + 1222704 + 2482176*B, A + 1222704 + 2498560*B, B)); /* %1287 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(825, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 2490368*B, A + 1222704 + 2482176*B, B)); /* %1288 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(826, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2490384*B, A + 1222704 + 2490368*B, B)); /* %1289 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(827, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1238_id(A + 1222704 + 2482176*B, A + 1222704 + 2490384*B, B)); /* %1290 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(828, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 2490368*B, A + 1222704 + 2498560*B, A + 1222704 + 2482176*B, B)); /* %1291 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(829, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 2490368*B, B)); /* %1293 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(830, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1219_sum(A + 1181696, A + 892928)); /* %1295 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(831, (double)1024, sizeof(real)*((double)128 + (double)1024), k1220_sum(A + 1221248, A + 1181696)); /* %1296 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(832, (double)18874368*B, sizeof(real)*((double)147456*B + (double)8192*B + (double)73728*B), k1254_matmul(A + 1222704 + 1179648*B, A + 1222704 + 2490368*B, A + 1222704 + 1794048*B, B)); /* %1299 matmul [B,128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(833, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1255_matmul(A + 1222704 + 1794048*B, (real *)P + 195168, A + 1222704 + 2490368*B, B)); /* %1300 matmul [B,1152,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(834, (double)147456*B, sizeof(real)*((double)147456 + (double)147456*B), k1256_sum(A + 147456, A + 1222704 + 1179648*B, B)); /* %1301 reduce [1,128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(835, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1259_col2im(A + 1222704 + 2482176*B, A + 1222704 + 1794048*B, B)); /* %1304 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(836, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 2490368*B, A + 1222704 + 2506752*B, A + 1222704 + 2482176*B, B)); /* %1305 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(837, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1215_step(A + 1222704 + 2482176*B, A + 1222704 + 2473984*B, B)); /* %1306 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(838, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 2473984*B, A + 1222704 + 2490368*B, A + 1222704 + 2482176*B, B)); /* %1307 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(839, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 2473984*B, B)); /* %1308 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(840, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1219_sum(A + 1181696, A + 892928)); /* %1310 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(841, (double)1024, sizeof(real)*((double)128 + (double)1024), k1220_sum(A + 1221376, A + 1181696)); /* %1311 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(842, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1222704 + 1179648*B, A + 1222704 + 2473984*B, (real *)P + 194912, B)); /* %1313 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(843, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 1187840*B, A + 1222704 + 2473984*B, A + 1222704 + 2465792*B, B)); /* %1314 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(844, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 1187840*B, B)); /* %1315 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(845, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1219_sum(A + 1181696, A + 892928)); /* %1317 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(846, (double)1024, sizeof(real)*((double)128 + (double)1024), k1220_sum(A + 1221504, A + 1181696)); /* %1318 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(847, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1222704 + 1187840*B, A + 1222704 + 1179648*B, A + 1222704 + 2523248*B, B)); /* %1321 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(848, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 1196032*B, A + 1222704 + 1179648*B, A + 1222704 + 2457600*B, B)); /* %1322 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(849, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 1179648*B, A + 1222704 + 1196032*B, B)); /* %1323 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(850, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 1179664*B, A + 1222704 + 2523248*B, B)); /* %1324 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(851, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 1179680*B, A + 1222704 + 2523248*B, A + 1222704 + 1179664*B, B)); /* %1325 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(852, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 1179664*B, A + 1222704 + 1179680*B, B)); /* %1326 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(853, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 1179680*B, A + 1222704 + 1179648*B, A + 1222704 + 1179664*B, B)); /* %1327 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(854, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2465792*B, A + 1222704 + 1179680*B, B)); /* %1328 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(855, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1238_id(A + 1222704 + 1179648*B, A + 1222704 + 2465792*B, B)); /* %1329 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(856, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k789_scale(A + 1222704 + 1196032*B, A + 1222704 + 2457600*B, B)); /* %1330 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(857, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 1204224*B, A + 1222704 + 1179648*B, A + 1222704 + 1196032*B, B)); /* %1331 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(858, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 1179648*B, A + 1222704 + 1187840*B, A + 1222704 + 1204224*B, B)); /* %1332 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(859, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1242_neg(A + 1222704 + 1187840*B, A + 1222704 + 1179648*B, B)); /* %1333 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(860, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 2457600*B, A + 1222704 + 1187840*B, B)); /* %1334 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(861, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2457616*B, A + 1222704 + 2457600*B, B)); /* %1335 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(862, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1238_id(A + 1222704 + 1187840*B, A + 1222704 + 2457616*B, B)); /* %1336 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(863, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 1290240*B, A + 1222704 + 1179648*B, A + 1222704 + 1187840*B, B)); /* %1337 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(864, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 1290240*B, B)); /* %1339 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(865, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1219_sum(A + 1181696, A + 892928)); /* %1341 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(866, (double)1024, sizeof(real)*((double)128 + (double)1024), k1220_sum(A + 1221632, A + 1181696)); /* %1342 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(867, (double)9437184*B, sizeof(real)*((double)73728*B + (double)8192*B + (double)36864*B), k1345_matmul(A + 1222704 + 1179648*B, A + 1222704 + 1290240*B, A + 1222704 + 1978368*B, B)); /* %1345 matmul [B,128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(868, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1346_matmul(A + 1222704 + 1253376*B, (real *)P + 121056, A + 1222704 + 1290240*B, B)); /* %1346 matmul [B,576,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(869, (double)73728*B, sizeof(real)*((double)73728 + (double)73728*B), k1347_sum(A + 557056, A + 1222704 + 1179648*B, B)); /* %1347 reduce [1,128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(870, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1350_col2im(A + 1222704 + 1290240*B, A + 1222704 + 1253376*B, B)); /* %1350 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(871, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1351_step(A + 1222704 + 1306624*B, A + 1222704 + 2441216*B, B)); /* %1351 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(872, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1978368*B, A + 1222704 + 1290240*B, A + 1222704 + 1306624*B, B)); /* %1352 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(873, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1353_sum(A + 892928, A + 1222704 + 1978368*B, B)); /* %1353 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(874, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1355_sum(A + 1181696, A + 892928)); /* %1355 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(875, (double)1024, sizeof(real)*((double)64 + (double)1024), k1356_sum(A + 1221760, A + 1181696)); /* %1356 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(876, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1222704 + 1994752*B, A + 1222704 + 1978368*B, (real *)P + 120928, B)); /* %1358 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(877, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1179648*B, A + 1222704 + 1978368*B, A + 1222704 + 2424832*B, B)); /* %1359 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(878, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1353_sum(A + 892928, A + 1222704 + 1179648*B, B)); /* %1360 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(879, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1355_sum(A + 1181696, A + 892928)); /* %1362 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(880, (double)1024, sizeof(real)*((double)64 + (double)1024), k1356_sum(A + 1221824, A + 1181696)); /* %1363 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(881, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1222704 + 1179648*B, A + 1222704 + 1994752*B, A + 1222704 + 2523232*B, B)); /* %1366 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(882, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1196032*B, A + 1222704 + 1994752*B, A + 1222704 + 2408448*B, B)); /* %1367 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(883, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 1994752*B, A + 1222704 + 1196032*B, B)); /* %1368 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(884, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 1994768*B, A + 1222704 + 2523232*B, B)); /* %1369 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(885, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 1994784*B, A + 1222704 + 2523232*B, A + 1222704 + 1994768*B, B)); /* %1370 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(886, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 1994768*B, A + 1222704 + 1994784*B, B)); /* %1371 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(887, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 1994784*B, A + 1222704 + 1994752*B, A + 1222704 + 1994768*B, B)); /* %1372 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(888, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 2011136*B, A + 1222704 + 1994784*B, B)); /* %1373 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(889, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1374_id(A + 1222704 + 1994752*B, A + 1222704 + 2011136*B, B)); /* %1374 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(890, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1375_scale(A + 1222704 + 1196032*B, A + 1222704 + 2408448*B, B)); /* %1375 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(891, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1212416*B, A + 1222704 + 1994752*B, A + 1222704 + 1196032*B, B)); /* %1376 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(892, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1222704 + 1196032*B, A + 1222704 + 1179648*B, A + 1222704 + 1212416*B, B)); /* %1377 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(893, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1378_neg(A + 1222704 + 1179648*B, A + 1222704 + 1196032*B, B)); /* %1378 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(894, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 1994752*B, A + 1222704 + 1179648*B, B)); /* %1379 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(895, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 1994768*B, A + 1222704 + 1994752*B, B)); /* %1380 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(896, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1374_id(A + 1222704 + 1179648*B, A + 1222704 + 1994768*B, B)); /* %1381 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(897, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1222704 + 1994752*B, A + 1222704 + 1196032*B, A + 1222704 + 1179648*B, B)); /* %1382 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(898, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1353_sum(A + 892928, A + 1222704 + 1994752*B, B)); /* %1384 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(899, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1355_sum(A + 1181696, A + 892928)); /* %1386 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(900, (double)1024, sizeof(real)*((double)64 + (double)1024), k1356_sum(A + 1221888, A + 1181696)); /* %1387 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(901, (double)18874368*B, sizeof(real)*((double)36864*B + (double)16384*B + (double)147456*B), k1390_matmul(A + 1222704 + 1179648*B, A + 1222704 + 1994752*B, A + 1222704 + 1032192*B, B)); /* %1390 matmul [B,64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(902, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1391_matmul(A + 1222704 + 1032192*B, (real *)P + 84000, A + 1222704 + 1994752*B, B)); /* %1391 matmul [B,576,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(903, (double)36864*B, sizeof(real)*((double)36864 + (double)36864*B), k1392_sum(A + 892928, A + 1222704 + 1179648*B, B)); /* %1392 reduce [1,64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(904, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1395_col2im(A + 1222704 + 1994752*B, A + 1222704 + 1032192*B, B)); /* %1395 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(905, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1351_step(A + 1222704 + 1794048*B, A + 1222704 + 2392064*B, B)); /* %1396 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(906, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1810432*B, A + 1222704 + 1994752*B, A + 1222704 + 1794048*B, B)); /* %1397 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(907, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1353_sum(A + 929792, A + 1222704 + 1810432*B, B)); /* %1398 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(908, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1355_sum(A + 1181696, A + 929792)); /* %1400 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(909, (double)1024, sizeof(real)*((double)64 + (double)1024), k1356_sum(A + 1221952, A + 1181696)); /* %1401 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(910, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1222704 + 1794048*B, A + 1222704 + 1810432*B, (real *)P + 83872, B)); /* %1403 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(911, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1994752*B, A + 1222704 + 1810432*B, A + 1222704 + 2375680*B, B)); /* %1404 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(912, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1353_sum(A + 929792, A + 1222704 + 1994752*B, B)); /* %1405 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(913, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1355_sum(A + 1181696, A + 929792)); /* %1407 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(914, (double)1024, sizeof(real)*((double)64 + (double)1024), k1356_sum(A + 1222016, A + 1181696)); /* %1408 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(915, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1222704 + 1994752*B, A + 1222704 + 1794048*B, A + 1222704 + 2523216*B, B)); /* %1411 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(916, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1810432*B, A + 1222704 + 1794048*B, A + 1222704 + 2359296*B, B)); /* %1412 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(917, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 2011136*B, A + 1222704 + 1810432*B, B)); /* %1413 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(918, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 2011152*B, A + 1222704 + 2523216*B, B)); /* %1414 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(919, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2523216*B, A + 1222704 + 2011152*B, B)); /* %1415 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(920, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011168*B, B)); /* %1416 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(921, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B)); /* %1417 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(922, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 2011136*B, A + 1222704 + 2011168*B, B)); /* %1418 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(923, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1374_id(A + 1222704 + 1794048*B, A + 1222704 + 2011136*B, B)); /* %1419 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(924, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1375_scale(A + 1222704 + 1810432*B, A + 1222704 + 2359296*B, B)); /* %1420 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(925, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1826816*B, A + 1222704 + 1794048*B, A + 1222704 + 1810432*B, B)); /* %1421 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(926, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1222704 + 1794048*B, A + 1222704 + 1994752*B, A + 1222704 + 1826816*B, B)); /* %1422 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(927, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1378_neg(A + 1222704 + 1994752*B, A + 1222704 + 1794048*B, B)); /* %1423 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(928, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 2011136*B, A + 1222704 + 1994752*B, B)); /* %1424 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(929, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %1425 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(930, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1374_id(A + 1222704 + 1994752*B, A + 1222704 + 2011152*B, B)); /* %1426 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(931, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1222704 + 1830912*B, A + 1222704 + 1794048*B, A + 1222704 + 1994752*B, B)); /* %1427 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(932, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1353_sum(A + 929792, A + 1222704 + 1830912*B, B)); /* %1429 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(933, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1355_sum(A + 1181696, A + 929792)); /* %1431 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(934, (double)1024, sizeof(real)*((double)64 + (double)1024), k1356_sum(A + 1222080, A + 1181696)); /* %1432 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(935, (double)18874368*B, sizeof(real)*((double)36864*B + (double)16384*B + (double)147456*B), k1390_matmul(A + 1222704 + 1794048*B, A + 1222704 + 1830912*B, A + 1222704 + 884736*B, B)); /* %1435 matmul [B,64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(936, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1391_matmul(A + 1222704 + 884736*B, (real *)P + 46944, A + 1222704 + 1830912*B, B)); /* %1436 matmul [B,576,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(937, (double)36864*B, sizeof(real)*((double)36864 + (double)36864*B), k1392_sum(A + 929792, A + 1222704 + 1794048*B, B)); /* %1437 reduce [1,64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(938, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1395_col2im(A + 1222704 + 1994752*B, A + 1222704 + 884736*B, B)); /* %1440 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(939, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1222704 + 1794048*B, A + 1222704 + 1978368*B, A + 1222704 + 1994752*B, B)); /* %1441 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(940, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1351_step(A + 1222704 + 1978368*B, A + 1222704 + 2342912*B, B)); /* %1442 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(941, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1994752*B, A + 1222704 + 1794048*B, A + 1222704 + 1978368*B, B)); /* %1443 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(942, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1353_sum(A + 966656, A + 1222704 + 1994752*B, B)); /* %1444 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(943, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1355_sum(A + 983040, A + 966656)); /* %1446 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(944, (double)1024, sizeof(real)*((double)64 + (double)1024), k1356_sum(A + 1222144, A + 983040)); /* %1447 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(945, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1222704 + 1978368*B, A + 1222704 + 1994752*B, (real *)P + 46816, B)); /* %1449 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(946, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1794048*B, A + 1222704 + 1994752*B, A + 1222704 + 2326528*B, B)); /* %1450 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(947, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1353_sum(A + 966656, A + 1222704 + 1794048*B, B)); /* %1451 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(948, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1355_sum(A + 983040, A + 966656)); /* %1453 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(949, (double)1024, sizeof(real)*((double)64 + (double)1024), k1356_sum(A + 1222208, A + 983040)); /* %1454 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(950, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1222704 + 1994752*B, A + 1222704 + 1978368*B, A + 1222704 + 2523200*B, B)); /* %1457 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(951, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1794048*B, A + 1222704 + 1978368*B, A + 1222704 + 2310144*B, B)); /* %1458 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(952, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 2011136*B, A + 1222704 + 1794048*B, B)); /* %1459 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(953, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 2011152*B, A + 1222704 + 2523200*B, B)); /* %1460 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(954, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2523200*B, A + 1222704 + 2011152*B, B)); /* %1461 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(955, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011168*B, B)); /* %1462 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(956, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B)); /* %1463 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(957, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 2011136*B, A + 1222704 + 2011168*B, B)); /* %1464 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(958, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1374_id(A + 1222704 + 1978368*B, A + 1222704 + 2011136*B, B)); /* %1465 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(959, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1375_scale(A + 1222704 + 1794048*B, A + 1222704 + 2310144*B, B)); /* %1466 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(960, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1810432*B, A + 1222704 + 1978368*B, A + 1222704 + 1794048*B, B)); /* %1467 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(961, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1222704 + 1794048*B, A + 1222704 + 1994752*B, A + 1222704 + 1810432*B, B)); /* %1468 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(962, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1378_neg(A + 1222704 + 1978368*B, A + 1222704 + 1794048*B, B)); /* %1469 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(963, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 1994752*B, A + 1222704 + 1978368*B, B)); /* %1470 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(964, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 1994768*B, A + 1222704 + 1994752*B, B)); /* %1471 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(965, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1374_id(A + 1222704 + 1978368*B, A + 1222704 + 1994768*B, B)); /* %1472 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(966, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1222704 + 1996800*B, A + 1222704 + 1794048*B, A + 1222704 + 1978368*B, B)); /* %1473 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(967, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1353_sum(A + 966656, A + 1222704 + 1996800*B, B)); /* %1475 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(968, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1355_sum(A + 983040, A + 966656)); /* %1477 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(969, (double)1024, sizeof(real)*((double)64 + (double)1024), k1356_sum(A + 1222272, A + 983040)); /* %1478 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(970, (double)9437184*B, sizeof(real)*((double)18432*B + (double)16384*B + (double)73728*B), k1481_matmul(A + 1222704 + 1978368*B, A + 1222704 + 1996800*B, A + 1222704 + 1720320*B, B)); /* %1481 matmul [B,64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(971, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1482_matmul(A + 1222704 + 884736*B, (real *)P + 28320, A + 1222704 + 1996800*B, B)); /* %1482 matmul [B,288,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(972, (double)18432*B, sizeof(real)*((double)18432 + (double)18432*B), k1483_sum(A + 966656, A + 1222704 + 1978368*B, B)); /* %1483 reduce [1,64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(973, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1486_col2im(A + 1222704 + 1978368*B, A + 1222704 + 884736*B, B)); /* %1486 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(974, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1487_step(A + 1222704 + 1720320*B, A + 1222704 + 2277376*B, B)); /* %1487 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(975, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1753088*B, A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, B)); /* %1488 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(976, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1489_sum(A + 425984, A + 1222704 + 1753088*B, B)); /* %1489 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(977, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1491_sum(A + 1181696, A + 425984)); /* %1491 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(978, (double)1024, sizeof(real)*((double)32 + (double)1024), k1492_sum(A + 1222336, A + 1181696)); /* %1492 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(979, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1222704 + 1720320*B, A + 1222704 + 1753088*B, (real *)P + 28256, B)); /* %1494 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(980, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1978368*B, A + 1222704 + 1753088*B, A + 1222704 + 2244608*B, B)); /* %1495 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(981, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1489_sum(A + 425984, A + 1222704 + 1978368*B, B)); /* %1496 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(982, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1491_sum(A + 1181696, A + 425984)); /* %1498 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(983, (double)1024, sizeof(real)*((double)32 + (double)1024), k1492_sum(A + 1222368, A + 1181696)); /* %1499 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(984, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, A + 1222704 + 2523184*B, B)); /* %1502 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(985, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 2211840*B, B)); /* %1503 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(986, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1785856*B, B)); /* %1504 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(987, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 2011152*B, A + 1222704 + 2523184*B, B)); /* %1505 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(988, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2523184*B, A + 1222704 + 2011152*B, B)); /* %1506 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(989, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011168*B, B)); /* %1507 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(990, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B)); /* %1508 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(991, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011136*B, A + 1222704 + 2011168*B, B)); /* %1509 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(992, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1510_id(A + 1222704 + 1720320*B, A + 1222704 + 2011136*B, B)); /* %1510 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(993, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1511_scale(A + 1222704 + 1785856*B, A + 1222704 + 2211840*B, B)); /* %1511 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(994, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1818624*B, A + 1222704 + 1720320*B, A + 1222704 + 1785856*B, B)); /* %1512 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(995, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, A + 1222704 + 1818624*B, B)); /* %1513 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(996, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1514_neg(A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, B)); /* %1514 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(997, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1978368*B, B)); /* %1515 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(998, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %1516 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(999, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1510_id(A + 1222704 + 1978368*B, A + 1222704 + 2011152*B, B)); /* %1517 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(1000, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, B)); /* %1518 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(1001, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1489_sum(A + 425984, A + 1222704 + 1785856*B, B)); /* %1520 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(1002, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1491_sum(A + 1181696, A + 425984)); /* %1522 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(1003, (double)1024, sizeof(real)*((double)32 + (double)1024), k1492_sum(A + 1222400, A + 1181696)); /* %1523 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(1004, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k1526_matmul(A + 1222704 + 1720320*B, A + 1222704 + 1785856*B, A + 1222704 + 589824*B, B)); /* %1526 matmul [B,32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(1005, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1527_matmul(A + 1222704 + 589824*B, (real *)P + 19008, A + 1222704 + 1785856*B, B)); /* %1527 matmul [B,288,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(1006, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k1528_sum(A + 1181696, A + 1222704 + 1720320*B, B)); /* %1528 reduce [1,32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(1007, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1531_col2im(A + 1222704 + 1720320*B, A + 1222704 + 589824*B, B)); /* %1531 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(1008, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1487_step(A + 1222704 + 1978368*B, A + 1222704 + 2179072*B, B)); /* %1532 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(1009, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, B)); /* %1533 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(1010, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1489_sum(A + 425984, A + 1222704 + 1785856*B, B)); /* %1534 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1011, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1491_sum(A + 1190912, A + 425984)); /* %1536 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1012, (double)1024, sizeof(real)*((double)32 + (double)1024), k1492_sum(A + 1222432, A + 1190912)); /* %1537 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1013, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1222704 + 1720320*B, A + 1222704 + 1785856*B, (real *)P + 18944, B)); /* %1539 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1014, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1978368*B, A + 1222704 + 1785856*B, A + 1222704 + 2146304*B, B)); /* %1540 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1015, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1489_sum(A + 425984, A + 1222704 + 1978368*B, B)); /* %1541 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1016, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1491_sum(A + 1190912, A + 425984)); /* %1543 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1017, (double)1024, sizeof(real)*((double)32 + (double)1024), k1492_sum(A + 1222464, A + 1190912)); /* %1544 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1018, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, A + 1222704 + 2523168*B, B)); /* %1547 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1019, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 2113536*B, B)); /* %1548 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1020, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1785856*B, B)); /* %1549 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1021, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 2011152*B, A + 1222704 + 2523168*B, B)); /* %1550 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1022, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2523168*B, A + 1222704 + 2011152*B, B)); /* %1551 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1023, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011168*B, B)); /* %1552 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1024, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B)); /* %1553 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1025, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011136*B, A + 1222704 + 2011168*B, B)); /* %1554 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1026, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1510_id(A + 1222704 + 1720320*B, A + 1222704 + 2011136*B, B)); /* %1555 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1027, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1511_scale(A + 1222704 + 1785856*B, A + 1222704 + 2113536*B, B)); /* %1556 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1028, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1818624*B, A + 1222704 + 1720320*B, A + 1222704 + 1785856*B, B)); /* %1557 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1029, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, A + 1222704 + 1818624*B, B)); /* %1558 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1030, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1514_neg(A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, B)); /* %1559 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1031, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1978368*B, B)); /* %1560 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1032, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %1561 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1033, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1510_id(A + 1222704 + 1978368*B, A + 1222704 + 2011152*B, B)); /* %1562 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1034, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, B)); /* %1563 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1035, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1489_sum(A + 425984, A + 1222704 + 1785856*B, B)); /* %1565 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(1036, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1491_sum(A + 1190912, A + 425984)); /* %1567 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(1037, (double)1024, sizeof(real)*((double)32 + (double)1024), k1492_sum(A + 1222496, A + 1190912)); /* %1568 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(1038, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k1526_matmul(A + 1222704 + 1720320*B, A + 1222704 + 1785856*B, A + 1222704 + 294912*B, B)); /* %1571 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(1039, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1527_matmul(A + 1222704 + 294912*B, (real *)P + 9696, A + 1222704 + 1785856*B, B)); /* %1572 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(1040, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k1528_sum(A + 1190912, A + 1222704 + 1720320*B, B)); /* %1573 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(1041, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1531_col2im(A + 1222704 + 1720320*B, A + 1222704 + 294912*B, B)); /* %1576 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(1042, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1222704 + 1978368*B, A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, B)); /* %1577 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(1043, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1487_step(A + 1222704 + 1720320*B, A + 1222704 + 2080768*B, B)); /* %1578 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(1044, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1753088*B, A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, B)); /* %1579 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(1045, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1489_sum(A + 425984, A + 1222704 + 1753088*B, B)); /* %1580 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1046, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1491_sum(A + 1200128, A + 425984)); /* %1582 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1047, (double)1024, sizeof(real)*((double)32 + (double)1024), k1492_sum(A + 1222528, A + 1200128)); /* %1583 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1048, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1222704 + 1720320*B, A + 1222704 + 1753088*B, (real *)P + 9632, B)); /* %1585 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1049, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1978368*B, A + 1222704 + 1753088*B, A + 1222704 + 2048000*B, B)); /* %1586 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1050, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1489_sum(A + 425984, A + 1222704 + 1978368*B, B)); /* %1587 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1051, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1491_sum(A + 1200128, A + 425984)); /* %1589 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1052, (double)1024, sizeof(real)*((double)32 + (double)1024), k1492_sum(A + 1222560, A + 1200128)); /* %1590 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1053, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, A + 1222704 + 2523152*B, B)); /* %1593 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1054, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, A + 1222704 + 2015232*B, B)); /* %1594 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1055, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1753088*B, B)); /* %1595 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1056, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 2011152*B, A + 1222704 + 2523152*B, B)); /* %1596 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1057, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2523152*B, A + 1222704 + 2011152*B, B)); /* %1597 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1058, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011168*B, B)); /* %1598 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1059, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B)); /* %1599 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1060, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011136*B, A + 1222704 + 2011168*B, B)); /* %1600 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1061, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1510_id(A + 1222704 + 1720320*B, A + 1222704 + 2011136*B, B)); /* %1601 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1062, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1511_scale(A + 1222704 + 1753088*B, A + 1222704 + 2015232*B, B)); /* %1602 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1063, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 1753088*B, B)); /* %1603 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1064, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, A + 1222704 + 1785856*B, B)); /* %1604 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1065, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1514_neg(A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, B)); /* %1605 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1066, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 1785856*B, A + 1222704 + 1753088*B, B)); /* %1606 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1067, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 1785872*B, A + 1222704 + 1785856*B, B)); /* %1607 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1068, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1510_id(A + 1222704 + 1753088*B, A + 1222704 + 1785872*B, B)); /* %1608 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1069, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 1753088*B, B)); /* %1609 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1070, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1489_sum(A + 425984, A + 1222704 + 1785856*B, B)); /* %1611 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(1071, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1491_sum(A + 1200128, A + 425984)); /* %1613 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(1072, (double)1024, sizeof(real)*((double)32 + (double)1024), k1492_sum(A + 1222592, A + 1200128)); /* %1614 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(1073, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k1526_matmul(A + 1222704 + 1720320*B, A + 1222704 + 1785856*B, A + 1222704, B)); /* %1617 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(1074, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1527_matmul(A + 1222704, (real *)P + 384, A + 1222704 + 1785856*B, B)); /* %1618 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(1075, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k1528_sum(A + 1200128, A + 1222704 + 1720320*B, B)); /* %1619 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(1076, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1622_col2im(A + 1222704 + 294912*B, A + 1222704, B)); /* %1622 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(1077, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k1623_step(A + 1222704, A + 1222704 + 1589248*B, B)); /* %1623 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(1078, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1624_mul(A + 1222704 + 131072*B, A + 1222704 + 294912*B, A + 1222704, B)); /* %1624 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(1079, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1625_sum(A + 425984, A + 1222704 + 131072*B, B)); /* %1625 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(1080, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1627_sum(A + 1214464, A + 425984)); /* %1627 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(1081, (double)2048, sizeof(real)*((double)32 + (double)2048), k1628_sum(A + 1222624, A + 1214464)); /* %1628 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1082, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k29_mul(A + 1222704, A + 1222704 + 131072*B, (real *)P + 320, B)); /* %1630 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(1083, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1624_mul(A + 1222704 + 262144*B, A + 1222704 + 131072*B, A + 1222704 + 1458176*B, B)); /* %1631 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(1084, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1625_sum(A + 425984, A + 1222704 + 262144*B, B)); /* %1632 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(1085, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1627_sum(A + 1214464, A + 425984)); /* %1634 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(1086, (double)2048, sizeof(real)*((double)32 + (double)2048), k1628_sum(A + 1222656, A + 1214464)); /* %1635 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1087, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 1222704 + 131072*B, A + 1222704, A + 1222704 + 2523136*B, B)); /* %1638 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(1088, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1624_mul(A + 1222704 + 262144*B, A + 1222704, A + 1222704 + 1327104*B, B)); /* %1639 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(1089, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1222704, A + 1222704 + 262144*B, B)); /* %1640 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1090, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 16*B, A + 1222704 + 2523136*B, B)); /* %1641 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1091, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 32*B, A + 1222704 + 2523136*B, A + 1222704 + 16*B, B)); /* %1642 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1092, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 16*B, A + 1222704 + 32*B, B)); /* %1643 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1093, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 32*B, A + 1222704, A + 1222704 + 16*B, B)); /* %1644 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1094, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1222704 + 1458176*B, A + 1222704 + 32*B, B)); /* %1645 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1095, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k1646_id(A + 1222704, A + 1222704 + 1458176*B, B)); /* %1646 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(1096, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k1647_scale(A + 1222704 + 262144*B, A + 1222704 + 1327104*B, B)); /* %1647 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(1097, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1624_mul(A + 1222704 + 393216*B, A + 1222704, A + 1222704 + 262144*B, B)); /* %1648 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(1098, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1649_add(A + 1222704, A + 1222704 + 131072*B, A + 1222704 + 393216*B, B)); /* %1649 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(1099, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k1650_neg(A + 1222704 + 131072*B, A + 1222704, B)); /* %1650 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(1100, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1222704 + 262144*B, A + 1222704 + 131072*B, B)); /* %1651 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1101, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1222704 + 262160*B, A + 1222704 + 262144*B, B)); /* %1652 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1102, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k1646_id(A + 1222704 + 131072*B, A + 1222704 + 262160*B, B)); /* %1653 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(1103, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1649_add(A + 1222704 + 262144*B, A + 1222704, A + 1222704 + 131072*B, B)); /* %1654 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(1104, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1625_sum(A + 425984, A + 1222704 + 262144*B, B)); /* %1656 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(1105, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1627_sum(A + 1214464, A + 425984)); /* %1658 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(1106, (double)2048, sizeof(real)*((double)32 + (double)2048), k1628_sum(A + 425984, A + 1214464)); /* %1659 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(1107, (double)2359296*B, sizeof(real)*((double)288*B + (double)131072*B + (double)36864*B), k1662_matmul(A + 1222704, A + 1222704 + 262144*B, A + 1222704 + 1941504*B, B)); /* %1662 matmul [B,32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(1108, (double)288*B, sizeof(real)*((double)288 + (double)288*B), k1664_sum(A + 1214464, A + 1222704, B)); /* %1664 reduce [1,32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 1214464, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 1222656, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

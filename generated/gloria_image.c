@@ -788,6 +788,179 @@ static void k281_add(real *restrict out, const real *restrict in0, const real *r
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
+#ifdef RECLF_PROFILE
+#include "profile.h"
+static reclf_prof_entry prof[162] = {
+    {"k2_addc", "%2 map:addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"k3_scale", "%3 map:scale [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"k6_im2col", "%6 im2col [B,9,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k8_matmul", "%8 matmul [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k11_add", "%11 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k15_sum", "%15 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k16_scale", "%16 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k17_sub", "%17 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k18_square", "%18 map:square [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k15_sum", "%19 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k16_scale", "%20 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k21_addc", "%21 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%22 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k23_mul", "%23 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k26_mul", "%26 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k11_add", "%28 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k29_relu", "%29 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"k32_im2col", "%32 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k34_matmul", "%34 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k37_add", "%37 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k41_sum", "%41 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k42_scale", "%42 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k43_sub", "%43 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k44_square", "%44 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k41_sum", "%45 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k42_scale", "%46 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k21_addc", "%47 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%48 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k49_mul", "%49 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k52_mul", "%52 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k37_add", "%54 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k55_relu", "%55 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k58_im2col", "%58 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k34_matmul", "%60 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k37_add", "%63 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k41_sum", "%67 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k42_scale", "%68 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k43_sub", "%69 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k44_square", "%70 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k41_sum", "%71 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k42_scale", "%72 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k21_addc", "%73 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%74 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k49_mul", "%75 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k52_mul", "%78 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k37_add", "%80 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k55_relu", "%81 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k58_im2col", "%84 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k34_matmul", "%86 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k37_add", "%89 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k41_sum", "%93 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k42_scale", "%94 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k43_sub", "%95 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k44_square", "%96 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k41_sum", "%97 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k42_scale", "%98 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k21_addc", "%99 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%100 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k49_mul", "%101 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k52_mul", "%104 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k37_add", "%106 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k107_add", "%107 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k55_relu", "%108 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k111_im2col", "%111 im2col [B,288,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k113_matmul", "%113 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k116_add", "%116 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k120_sum", "%120 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k121_scale", "%121 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k122_sub", "%122 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k123_square", "%123 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k120_sum", "%124 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k121_scale", "%125 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k21_addc", "%126 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%127 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k128_mul", "%128 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k131_mul", "%131 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k116_add", "%133 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k134_relu", "%134 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k137_im2col", "%137 im2col [B,576,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k139_matmul", "%139 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k116_add", "%142 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k120_sum", "%146 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k121_scale", "%147 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k122_sub", "%148 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k123_square", "%149 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k120_sum", "%150 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k121_scale", "%151 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k21_addc", "%152 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%153 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k128_mul", "%154 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k131_mul", "%157 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k116_add", "%159 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k134_relu", "%160 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k137_im2col", "%163 im2col [B,576,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k139_matmul", "%165 matmul [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k116_add", "%168 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k120_sum", "%172 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k121_scale", "%173 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k122_sub", "%174 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k123_square", "%175 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k120_sum", "%176 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k121_scale", "%177 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k21_addc", "%178 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%179 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k128_mul", "%180 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k131_mul", "%183 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k116_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k186_add", "%186 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k134_relu", "%187 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k190_im2col", "%190 im2col [B,576,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k192_matmul", "%192 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k195_add", "%195 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k199_sum", "%199 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k200_scale", "%200 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k201_sub", "%201 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k202_square", "%202 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k199_sum", "%203 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k200_scale", "%204 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k21_addc", "%205 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%206 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k207_mul", "%207 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k210_mul", "%210 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k195_add", "%212 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k213_relu", "%213 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k216_im2col", "%216 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k218_matmul", "%218 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k195_add", "%221 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k199_sum", "%225 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k200_scale", "%226 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k201_sub", "%227 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k202_square", "%228 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k199_sum", "%229 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k200_scale", "%230 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k21_addc", "%231 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%232 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k207_mul", "%233 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k210_mul", "%236 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k195_add", "%238 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k213_relu", "%239 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k216_im2col", "%242 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k218_matmul", "%244 matmul [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k195_add", "%247 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k199_sum", "%251 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k200_scale", "%252 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k201_sub", "%253 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k202_square", "%254 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k199_sum", "%255 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k200_scale", "%256 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k21_addc", "%257 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k22_rsqrt", "%258 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k207_mul", "%259 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k210_mul", "%262 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k195_add", "%264 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k265_add", "%265 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k213_relu", "%266 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k268_permute", "%268 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"k272_matmul", "%272 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k274_add", "%274 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k275_sum", "%275 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k277_scale", "%277 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k280_matmul", "%280 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k281_add", "%281 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+};
+const reclf_prof_table reclf_profile_gloria_image = {162, prof};
+#define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
+    prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#else
+#define CALL(i, fl, by, call) call
+#endif
+
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     return sizeof(real) * (size_t)(491520*B);
@@ -796,168 +969,168 @@ static size_t arena_bytes(const long *dims) {
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    k2_addc(A + 0, (real *)inputs[0], B); /* %2 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    k3_scale(A + 4096*B, A + 0, B); /* %3 map:scale [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    k6_im2col(A + 131072*B, A + 4096*B, B); /* %6 im2col [B,9,4096]  graphs/lib/image_encoder.lua:6 */
-    k8_matmul(A + 0, (real *)P + 0, A + 131072*B, B); /* %8 matmul [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    k11_add(A + 131072*B, A + 0, (real *)P + 288, B); /* %11 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    k15_sum(A + 0, A + 131072*B, B); /* %15 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k16_scale(A + 262144*B, A + 0, B); /* %16 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k17_sub(A + 0, A + 131072*B, A + 262144*B, B); /* %17 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k18_square(A + 131072*B, A + 0, B); /* %18 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k15_sum(A + 262144*B, A + 131072*B, B); /* %19 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k16_scale(A + 131072*B, A + 262144*B, B); /* %20 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k21_addc(A + 131088*B, A + 131072*B, B); /* %21 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k22_rsqrt(A + 262144*B, A + 131088*B, B); /* %22 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k23_mul(A + 131072*B, A + 0, A + 262144*B, B); /* %23 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k26_mul(A + 0, A + 131072*B, (real *)P + 320, B); /* %26 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k11_add(A + 131072*B, A + 0, (real *)P + 352, B); /* %28 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k29_relu(A + 294912*B, A + 131072*B, B); /* %29 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    k32_im2col(A + 0, A + 294912*B, B); /* %32 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    k34_matmul(A + 425984*B, (real *)P + 384, A + 0, B); /* %34 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    k37_add(A + 0, A + 425984*B, (real *)P + 9600, B); /* %37 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k41_sum(A + 32768*B, A + 0, B); /* %41 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k42_scale(A + 65536*B, A + 32768*B, B); /* %42 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k43_sub(A + 32768*B, A + 0, A + 65536*B, B); /* %43 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k44_square(A + 0, A + 32768*B, B); /* %44 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k41_sum(A + 65536*B, A + 0, B); /* %45 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k42_scale(A + 0, A + 65536*B, B); /* %46 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k21_addc(A + 16*B, A + 0, B); /* %47 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k22_rsqrt(A + 65536*B, A + 16*B, B); /* %48 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k49_mul(A + 0, A + 32768*B, A + 65536*B, B); /* %49 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k52_mul(A + 32768*B, A + 0, (real *)P + 9632, B); /* %52 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k37_add(A + 0, A + 32768*B, (real *)P + 9664, B); /* %54 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k55_relu(A + 425984*B, A + 0, B); /* %55 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    k58_im2col(A + 0, A + 425984*B, B); /* %58 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    k34_matmul(A + 458752*B, (real *)P + 9696, A + 0, B); /* %60 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    k37_add(A + 0, A + 458752*B, (real *)P + 18912, B); /* %63 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k41_sum(A + 32768*B, A + 0, B); /* %67 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k42_scale(A + 65536*B, A + 32768*B, B); /* %68 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k43_sub(A + 32768*B, A + 0, A + 65536*B, B); /* %69 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k44_square(A + 0, A + 32768*B, B); /* %70 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k41_sum(A + 65536*B, A + 0, B); /* %71 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k42_scale(A + 0, A + 65536*B, B); /* %72 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k21_addc(A + 16*B, A + 0, B); /* %73 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k22_rsqrt(A + 65536*B, A + 16*B, B); /* %74 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k49_mul(A + 0, A + 32768*B, A + 65536*B, B); /* %75 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k52_mul(A + 32768*B, A + 0, (real *)P + 18944, B); /* %78 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k37_add(A + 0, A + 32768*B, (real *)P + 18976, B); /* %80 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k55_relu(A + 458752*B, A + 0, B); /* %81 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    k58_im2col(A + 0, A + 458752*B, B); /* %84 im2col [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    k34_matmul(A + 458752*B, (real *)P + 19008, A + 0, B); /* %86 matmul [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    k37_add(A + 0, A + 458752*B, (real *)P + 28224, B); /* %89 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k41_sum(A + 32768*B, A + 0, B); /* %93 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k42_scale(A + 65536*B, A + 32768*B, B); /* %94 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k43_sub(A + 32768*B, A + 0, A + 65536*B, B); /* %95 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k44_square(A + 0, A + 32768*B, B); /* %96 map:square [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k41_sum(A + 65536*B, A + 0, B); /* %97 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k42_scale(A + 0, A + 65536*B, B); /* %98 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k21_addc(A + 16*B, A + 0, B); /* %99 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k22_rsqrt(A + 65536*B, A + 16*B, B); /* %100 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k49_mul(A + 0, A + 32768*B, A + 65536*B, B); /* %101 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k52_mul(A + 32768*B, A + 0, (real *)P + 28256, B); /* %104 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k37_add(A + 0, A + 32768*B, (real *)P + 28288, B); /* %106 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k107_add(A + 32768*B, A + 425984*B, A + 0, B); /* %107 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    k55_relu(A + 147456*B, A + 32768*B, B); /* %108 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    k111_im2col(A + 0, A + 147456*B, B); /* %111 im2col [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    k113_matmul(A + 73728*B, (real *)P + 28320, A + 0, B); /* %113 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    k116_add(A + 90112*B, A + 73728*B, (real *)P + 46752, B); /* %116 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k120_sum(A + 106496*B, A + 90112*B, B); /* %120 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k121_scale(A + 122880*B, A + 106496*B, B); /* %121 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k122_sub(A + 106496*B, A + 90112*B, A + 122880*B, B); /* %122 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k123_square(A + 122880*B, A + 106496*B, B); /* %123 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k120_sum(A + 139264*B, A + 122880*B, B); /* %124 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k121_scale(A + 139280*B, A + 139264*B, B); /* %125 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k21_addc(A + 139296*B, A + 139280*B, B); /* %126 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k22_rsqrt(A + 139264*B, A + 139296*B, B); /* %127 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k128_mul(A + 122880*B, A + 106496*B, A + 139264*B, B); /* %128 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k131_mul(A + 180224*B, A + 122880*B, (real *)P + 46816, B); /* %131 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k116_add(A + 196608*B, A + 180224*B, (real *)P + 46880, B); /* %133 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k134_relu(A + 180224*B, A + 196608*B, B); /* %134 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    k137_im2col(A + 0, A + 180224*B, B); /* %137 im2col [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    k139_matmul(A + 196608*B, (real *)P + 46944, A + 0, B); /* %139 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    k116_add(A + 212992*B, A + 196608*B, (real *)P + 83808, B); /* %142 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k120_sum(A + 196608*B, A + 212992*B, B); /* %146 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k121_scale(A + 229376*B, A + 196608*B, B); /* %147 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k122_sub(A + 196608*B, A + 212992*B, A + 229376*B, B); /* %148 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k123_square(A + 212992*B, A + 196608*B, B); /* %149 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k120_sum(A + 229376*B, A + 212992*B, B); /* %150 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k121_scale(A + 212992*B, A + 229376*B, B); /* %151 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k21_addc(A + 213008*B, A + 212992*B, B); /* %152 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k22_rsqrt(A + 229376*B, A + 213008*B, B); /* %153 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k128_mul(A + 212992*B, A + 196608*B, A + 229376*B, B); /* %154 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k131_mul(A + 196608*B, A + 212992*B, (real *)P + 83872, B); /* %157 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k116_add(A + 212992*B, A + 196608*B, (real *)P + 83936, B); /* %159 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k134_relu(A + 196608*B, A + 212992*B, B); /* %160 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    k137_im2col(A + 0, A + 196608*B, B); /* %163 im2col [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    k139_matmul(A + 196608*B, (real *)P + 84000, A + 0, B); /* %165 matmul [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    k116_add(A + 212992*B, A + 196608*B, (real *)P + 120864, B); /* %168 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k120_sum(A + 196608*B, A + 212992*B, B); /* %172 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k121_scale(A + 229376*B, A + 196608*B, B); /* %173 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k122_sub(A + 196608*B, A + 212992*B, A + 229376*B, B); /* %174 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k123_square(A + 212992*B, A + 196608*B, B); /* %175 map:square [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k120_sum(A + 229376*B, A + 212992*B, B); /* %176 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k121_scale(A + 212992*B, A + 229376*B, B); /* %177 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k21_addc(A + 213008*B, A + 212992*B, B); /* %178 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k22_rsqrt(A + 229376*B, A + 213008*B, B); /* %179 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k128_mul(A + 212992*B, A + 196608*B, A + 229376*B, B); /* %180 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k131_mul(A + 196608*B, A + 212992*B, (real *)P + 120928, B); /* %183 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k116_add(A + 212992*B, A + 196608*B, (real *)P + 120992, B); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k186_add(A + 196608*B, A + 180224*B, A + 212992*B, B); /* %186 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    k134_relu(A + 180224*B, A + 196608*B, B); /* %187 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    k190_im2col(A + 0, A + 180224*B, B); /* %190 im2col [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    k192_matmul(A + 196608*B, (real *)P + 121056, A + 0, B); /* %192 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    k195_add(A + 204800*B, A + 196608*B, (real *)P + 194784, B); /* %195 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k199_sum(A + 196608*B, A + 204800*B, B); /* %199 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k200_scale(A + 212992*B, A + 196608*B, B); /* %200 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k201_sub(A + 196608*B, A + 204800*B, A + 212992*B, B); /* %201 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k202_square(A + 204800*B, A + 196608*B, B); /* %202 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k199_sum(A + 212992*B, A + 204800*B, B); /* %203 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k200_scale(A + 204800*B, A + 212992*B, B); /* %204 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k21_addc(A + 204816*B, A + 204800*B, B); /* %205 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k22_rsqrt(A + 212992*B, A + 204816*B, B); /* %206 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k207_mul(A + 204800*B, A + 196608*B, A + 212992*B, B); /* %207 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k210_mul(A + 196608*B, A + 204800*B, (real *)P + 194912, B); /* %210 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k195_add(A + 204800*B, A + 196608*B, (real *)P + 195040, B); /* %212 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k213_relu(A + 196608*B, A + 204800*B, B); /* %213 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    k216_im2col(A + 0, A + 196608*B, B); /* %216 im2col [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    k218_matmul(A + 73728*B, (real *)P + 195168, A + 0, B); /* %218 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    k195_add(A + 81920*B, A + 73728*B, (real *)P + 342624, B); /* %221 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k199_sum(A + 90112*B, A + 81920*B, B); /* %225 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k200_scale(A + 98304*B, A + 90112*B, B); /* %226 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k201_sub(A + 90112*B, A + 81920*B, A + 98304*B, B); /* %227 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k202_square(A + 98304*B, A + 90112*B, B); /* %228 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k199_sum(A + 106496*B, A + 98304*B, B); /* %229 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k200_scale(A + 98304*B, A + 106496*B, B); /* %230 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k21_addc(A + 98320*B, A + 98304*B, B); /* %231 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k22_rsqrt(A + 106496*B, A + 98320*B, B); /* %232 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k207_mul(A + 98304*B, A + 90112*B, A + 106496*B, B); /* %233 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k210_mul(A + 106496*B, A + 98304*B, (real *)P + 342752, B); /* %236 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k195_add(A + 114688*B, A + 106496*B, (real *)P + 342880, B); /* %238 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k213_relu(A + 122880*B, A + 114688*B, B); /* %239 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    k216_im2col(A + 0, A + 122880*B, B); /* %242 im2col [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    k218_matmul(A + 73728*B, (real *)P + 343008, A + 0, B); /* %244 matmul [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    k195_add(A + 81920*B, A + 73728*B, (real *)P + 490464, B); /* %247 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k199_sum(A + 90112*B, A + 81920*B, B); /* %251 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k200_scale(A + 98304*B, A + 90112*B, B); /* %252 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k201_sub(A + 90112*B, A + 81920*B, A + 98304*B, B); /* %253 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k202_square(A + 98304*B, A + 90112*B, B); /* %254 map:square [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k199_sum(A + 106496*B, A + 98304*B, B); /* %255 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k200_scale(A + 98304*B, A + 106496*B, B); /* %256 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k21_addc(A + 98320*B, A + 98304*B, B); /* %257 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k22_rsqrt(A + 106496*B, A + 98320*B, B); /* %258 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k207_mul(A + 98304*B, A + 90112*B, A + 106496*B, B); /* %259 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k210_mul(A + 106496*B, A + 98304*B, (real *)P + 490592, B); /* %262 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k195_add(A + 114688*B, A + 106496*B, (real *)P + 490720, B); /* %264 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k265_add(A + 122880*B, A + 196608*B, A + 114688*B, B); /* %265 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    k213_relu(A + 131072*B, A + 122880*B, B); /* %266 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    k268_permute(A + 139264*B, A + 131072*B, B); /* %268 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    k272_matmul(A + 196608*B, A + 139264*B, (real *)P + 490848, B); /* %272 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    k274_add(A + 204800*B, A + 196608*B, (real *)P + 507232, B); /* %274 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    k275_sum(A + 196608*B, A + 139264*B, B); /* %275 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    k277_scale(A + 196736*B, A + 196608*B, B); /* %277 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    k280_matmul(A + 196608*B, A + 196736*B, (real *)P + 507360, B); /* %280 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    k281_add(A + 196736*B, A + 196608*B, (real *)P + 523744, B); /* %281 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(0, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k2_addc(A + 0, (real *)inputs[0], B)); /* %2 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k3_scale(A + 4096*B, A + 0, B)); /* %3 map:scale [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(2, 0, sizeof(real)*((double)36864*B + (double)4096*B), k6_im2col(A + 131072*B, A + 4096*B, B)); /* %6 im2col [B,9,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k8_matmul(A + 0, (real *)P + 0, A + 131072*B, B)); /* %8 matmul [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k11_add(A + 131072*B, A + 0, (real *)P + 288, B)); /* %11 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k15_sum(A + 0, A + 131072*B, B)); /* %15 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k16_scale(A + 262144*B, A + 0, B)); /* %16 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k17_sub(A + 0, A + 131072*B, A + 262144*B, B)); /* %17 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k18_square(A + 131072*B, A + 0, B)); /* %18 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k15_sum(A + 262144*B, A + 131072*B, B)); /* %19 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k16_scale(A + 131072*B, A + 262144*B, B)); /* %20 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 131088*B, A + 131072*B, B)); /* %21 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 262144*B, A + 131088*B, B)); /* %22 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(13, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k23_mul(A + 131072*B, A + 0, A + 262144*B, B)); /* %23 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(14, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k26_mul(A + 0, A + 131072*B, (real *)P + 320, B)); /* %26 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(15, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k11_add(A + 131072*B, A + 0, (real *)P + 352, B)); /* %28 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k29_relu(A + 294912*B, A + 131072*B, B)); /* %29 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(17, 0, sizeof(real)*((double)294912*B + (double)131072*B), k32_im2col(A + 0, A + 294912*B, B)); /* %32 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(18, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k34_matmul(A + 425984*B, (real *)P + 384, A + 0, B)); /* %34 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 0, A + 425984*B, (real *)P + 9600, B)); /* %37 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(20, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 32768*B, A + 0, B)); /* %41 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(21, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 65536*B, A + 32768*B, B)); /* %42 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k43_sub(A + 32768*B, A + 0, A + 65536*B, B)); /* %43 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(23, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k44_square(A + 0, A + 32768*B, B)); /* %44 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 65536*B, A + 0, B)); /* %45 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(25, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 0, A + 65536*B, B)); /* %46 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 16*B, A + 0, B)); /* %47 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 65536*B, A + 16*B, B)); /* %48 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k49_mul(A + 0, A + 32768*B, A + 65536*B, B)); /* %49 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k52_mul(A + 32768*B, A + 0, (real *)P + 9632, B)); /* %52 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 0, A + 32768*B, (real *)P + 9664, B)); /* %54 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k55_relu(A + 425984*B, A + 0, B)); /* %55 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(32, 0, sizeof(real)*((double)294912*B + (double)32768*B), k58_im2col(A + 0, A + 425984*B, B)); /* %58 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(33, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k34_matmul(A + 458752*B, (real *)P + 9696, A + 0, B)); /* %60 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 0, A + 458752*B, (real *)P + 18912, B)); /* %63 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(35, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 32768*B, A + 0, B)); /* %67 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(36, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 65536*B, A + 32768*B, B)); /* %68 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(37, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k43_sub(A + 32768*B, A + 0, A + 65536*B, B)); /* %69 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k44_square(A + 0, A + 32768*B, B)); /* %70 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(39, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 65536*B, A + 0, B)); /* %71 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(40, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 0, A + 65536*B, B)); /* %72 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(41, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 16*B, A + 0, B)); /* %73 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(42, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 65536*B, A + 16*B, B)); /* %74 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(43, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k49_mul(A + 0, A + 32768*B, A + 65536*B, B)); /* %75 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(44, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k52_mul(A + 32768*B, A + 0, (real *)P + 18944, B)); /* %78 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(45, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 0, A + 32768*B, (real *)P + 18976, B)); /* %80 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(46, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k55_relu(A + 458752*B, A + 0, B)); /* %81 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(47, 0, sizeof(real)*((double)294912*B + (double)32768*B), k58_im2col(A + 0, A + 458752*B, B)); /* %84 im2col [B,288,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(48, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k34_matmul(A + 458752*B, (real *)P + 19008, A + 0, B)); /* %86 matmul [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(49, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 0, A + 458752*B, (real *)P + 28224, B)); /* %89 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(50, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 32768*B, A + 0, B)); /* %93 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(51, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 65536*B, A + 32768*B, B)); /* %94 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(52, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k43_sub(A + 32768*B, A + 0, A + 65536*B, B)); /* %95 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(53, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k44_square(A + 0, A + 32768*B, B)); /* %96 map:square [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(54, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 65536*B, A + 0, B)); /* %97 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(55, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 0, A + 65536*B, B)); /* %98 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(56, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 16*B, A + 0, B)); /* %99 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(57, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 65536*B, A + 16*B, B)); /* %100 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(58, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k49_mul(A + 0, A + 32768*B, A + 65536*B, B)); /* %101 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(59, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k52_mul(A + 32768*B, A + 0, (real *)P + 28256, B)); /* %104 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(60, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 0, A + 32768*B, (real *)P + 28288, B)); /* %106 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(61, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k107_add(A + 32768*B, A + 425984*B, A + 0, B)); /* %107 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(62, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k55_relu(A + 147456*B, A + 32768*B, B)); /* %108 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(63, 0, sizeof(real)*((double)73728*B + (double)32768*B), k111_im2col(A + 0, A + 147456*B, B)); /* %111 im2col [B,288,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(64, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k113_matmul(A + 73728*B, (real *)P + 28320, A + 0, B)); /* %113 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(65, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 90112*B, A + 73728*B, (real *)P + 46752, B)); /* %116 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(66, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 106496*B, A + 90112*B, B)); /* %120 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(67, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 122880*B, A + 106496*B, B)); /* %121 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k122_sub(A + 106496*B, A + 90112*B, A + 122880*B, B)); /* %122 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(69, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k123_square(A + 122880*B, A + 106496*B, B)); /* %123 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(70, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 139264*B, A + 122880*B, B)); /* %124 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(71, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 139280*B, A + 139264*B, B)); /* %125 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(72, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 139296*B, A + 139280*B, B)); /* %126 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(73, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 139264*B, A + 139296*B, B)); /* %127 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(74, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k128_mul(A + 122880*B, A + 106496*B, A + 139264*B, B)); /* %128 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(75, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k131_mul(A + 180224*B, A + 122880*B, (real *)P + 46816, B)); /* %131 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(76, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 196608*B, A + 180224*B, (real *)P + 46880, B)); /* %133 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(77, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k134_relu(A + 180224*B, A + 196608*B, B)); /* %134 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(78, 0, sizeof(real)*((double)147456*B + (double)16384*B), k137_im2col(A + 0, A + 180224*B, B)); /* %137 im2col [B,576,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(79, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k139_matmul(A + 196608*B, (real *)P + 46944, A + 0, B)); /* %139 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(80, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 212992*B, A + 196608*B, (real *)P + 83808, B)); /* %142 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(81, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 196608*B, A + 212992*B, B)); /* %146 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(82, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 229376*B, A + 196608*B, B)); /* %147 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(83, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k122_sub(A + 196608*B, A + 212992*B, A + 229376*B, B)); /* %148 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(84, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k123_square(A + 212992*B, A + 196608*B, B)); /* %149 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(85, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 229376*B, A + 212992*B, B)); /* %150 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(86, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 212992*B, A + 229376*B, B)); /* %151 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(87, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 213008*B, A + 212992*B, B)); /* %152 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(88, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 229376*B, A + 213008*B, B)); /* %153 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(89, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k128_mul(A + 212992*B, A + 196608*B, A + 229376*B, B)); /* %154 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(90, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k131_mul(A + 196608*B, A + 212992*B, (real *)P + 83872, B)); /* %157 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(91, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 212992*B, A + 196608*B, (real *)P + 83936, B)); /* %159 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(92, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k134_relu(A + 196608*B, A + 212992*B, B)); /* %160 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(93, 0, sizeof(real)*((double)147456*B + (double)16384*B), k137_im2col(A + 0, A + 196608*B, B)); /* %163 im2col [B,576,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(94, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k139_matmul(A + 196608*B, (real *)P + 84000, A + 0, B)); /* %165 matmul [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(95, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 212992*B, A + 196608*B, (real *)P + 120864, B)); /* %168 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(96, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 196608*B, A + 212992*B, B)); /* %172 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(97, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 229376*B, A + 196608*B, B)); /* %173 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(98, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k122_sub(A + 196608*B, A + 212992*B, A + 229376*B, B)); /* %174 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(99, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k123_square(A + 212992*B, A + 196608*B, B)); /* %175 map:square [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(100, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 229376*B, A + 212992*B, B)); /* %176 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(101, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 212992*B, A + 229376*B, B)); /* %177 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(102, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 213008*B, A + 212992*B, B)); /* %178 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(103, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 229376*B, A + 213008*B, B)); /* %179 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(104, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k128_mul(A + 212992*B, A + 196608*B, A + 229376*B, B)); /* %180 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(105, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k131_mul(A + 196608*B, A + 212992*B, (real *)P + 120928, B)); /* %183 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(106, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 212992*B, A + 196608*B, (real *)P + 120992, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(107, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k186_add(A + 196608*B, A + 180224*B, A + 212992*B, B)); /* %186 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(108, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k134_relu(A + 180224*B, A + 196608*B, B)); /* %187 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(109, 0, sizeof(real)*((double)36864*B + (double)16384*B), k190_im2col(A + 0, A + 180224*B, B)); /* %190 im2col [B,576,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(110, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k192_matmul(A + 196608*B, (real *)P + 121056, A + 0, B)); /* %192 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(111, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 204800*B, A + 196608*B, (real *)P + 194784, B)); /* %195 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(112, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 196608*B, A + 204800*B, B)); /* %199 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(113, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 212992*B, A + 196608*B, B)); /* %200 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(114, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k201_sub(A + 196608*B, A + 204800*B, A + 212992*B, B)); /* %201 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(115, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k202_square(A + 204800*B, A + 196608*B, B)); /* %202 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(116, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 212992*B, A + 204800*B, B)); /* %203 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(117, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 204800*B, A + 212992*B, B)); /* %204 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(118, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 204816*B, A + 204800*B, B)); /* %205 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(119, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 212992*B, A + 204816*B, B)); /* %206 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(120, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k207_mul(A + 204800*B, A + 196608*B, A + 212992*B, B)); /* %207 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(121, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k210_mul(A + 196608*B, A + 204800*B, (real *)P + 194912, B)); /* %210 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(122, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 204800*B, A + 196608*B, (real *)P + 195040, B)); /* %212 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(123, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k213_relu(A + 196608*B, A + 204800*B, B)); /* %213 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(124, 0, sizeof(real)*((double)73728*B + (double)8192*B), k216_im2col(A + 0, A + 196608*B, B)); /* %216 im2col [B,1152,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(125, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k218_matmul(A + 73728*B, (real *)P + 195168, A + 0, B)); /* %218 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(126, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 81920*B, A + 73728*B, (real *)P + 342624, B)); /* %221 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(127, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 90112*B, A + 81920*B, B)); /* %225 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(128, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 98304*B, A + 90112*B, B)); /* %226 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(129, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k201_sub(A + 90112*B, A + 81920*B, A + 98304*B, B)); /* %227 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(130, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k202_square(A + 98304*B, A + 90112*B, B)); /* %228 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(131, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 106496*B, A + 98304*B, B)); /* %229 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(132, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 98304*B, A + 106496*B, B)); /* %230 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(133, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 98320*B, A + 98304*B, B)); /* %231 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(134, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 106496*B, A + 98320*B, B)); /* %232 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(135, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k207_mul(A + 98304*B, A + 90112*B, A + 106496*B, B)); /* %233 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(136, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k210_mul(A + 106496*B, A + 98304*B, (real *)P + 342752, B)); /* %236 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(137, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 114688*B, A + 106496*B, (real *)P + 342880, B)); /* %238 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(138, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k213_relu(A + 122880*B, A + 114688*B, B)); /* %239 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(139, 0, sizeof(real)*((double)73728*B + (double)8192*B), k216_im2col(A + 0, A + 122880*B, B)); /* %242 im2col [B,1152,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(140, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k218_matmul(A + 73728*B, (real *)P + 343008, A + 0, B)); /* %244 matmul [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(141, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 81920*B, A + 73728*B, (real *)P + 490464, B)); /* %247 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(142, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 90112*B, A + 81920*B, B)); /* %251 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(143, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 98304*B, A + 90112*B, B)); /* %252 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k201_sub(A + 90112*B, A + 81920*B, A + 98304*B, B)); /* %253 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(145, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k202_square(A + 98304*B, A + 90112*B, B)); /* %254 map:square [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(146, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 106496*B, A + 98304*B, B)); /* %255 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(147, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 98304*B, A + 106496*B, B)); /* %256 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(148, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 98320*B, A + 98304*B, B)); /* %257 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(149, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 106496*B, A + 98320*B, B)); /* %258 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(150, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k207_mul(A + 98304*B, A + 90112*B, A + 106496*B, B)); /* %259 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(151, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k210_mul(A + 106496*B, A + 98304*B, (real *)P + 490592, B)); /* %262 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(152, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 114688*B, A + 106496*B, (real *)P + 490720, B)); /* %264 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(153, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 122880*B, A + 196608*B, A + 114688*B, B)); /* %265 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(154, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k213_relu(A + 131072*B, A + 122880*B, B)); /* %266 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(155, 0, sizeof(real)*((double)8192*B + (double)8192*B), k268_permute(A + 139264*B, A + 131072*B, B)); /* %268 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(156, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k272_matmul(A + 196608*B, A + 139264*B, (real *)P + 490848, B)); /* %272 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(157, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k274_add(A + 204800*B, A + 196608*B, (real *)P + 507232, B)); /* %274 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(158, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k275_sum(A + 196608*B, A + 139264*B, B)); /* %275 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(159, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k277_scale(A + 196736*B, A + 196608*B, B)); /* %277 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(160, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k280_matmul(A + 196608*B, A + 196736*B, (real *)P + 507360, B)); /* %280 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(161, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k281_add(A + 196736*B, A + 196608*B, (real *)P + 523744, B)); /* %281 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {

@@ -369,7 +369,7 @@ static void k44_mul(real *restrict out, const real *restrict in0, const real *re
 }
 
 /* k46_scale:
- *   %46 map:scale [T,B,39,1]   graphs/lib/model.lua:46 */
+ *   %46 map:scale [T,B,39,1]   graphs/lib/model.lua:49 */
 static void k46_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -377,8 +377,8 @@ static void k46_scale(real *restrict out, const real *restrict in0, long B, long
 }
 
 /* k48_mul:
- *   %48 map:mul [T,B,39,1]   graphs/lib/model.lua:46
- *   %57 map:mul [T,B,39,1]   graphs/lib/model.lua:46 */
+ *   %48 map:mul [T,B,39,1]   graphs/lib/model.lua:49
+ *   %57 map:mul [T,B,39,1]   graphs/lib/model.lua:49 */
 static void k48_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -388,7 +388,7 @@ static void k48_mul(real *restrict out, const real *restrict in0, const real *re
 }
 
 /* k49_neg:
- *   %49 map:neg [T,1,39,1]   graphs/lib/model.lua:46 */
+ *   %49 map:neg [T,1,39,1]   graphs/lib/model.lua:49 */
 static void k49_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -396,7 +396,7 @@ static void k49_neg(real *restrict out, const real *restrict in0, long T) {
 }
 
 /* k50_addc:
- *   %50 map:addc [T,1,39,1]   graphs/lib/model.lua:46 */
+ *   %50 map:addc [T,1,39,1]   graphs/lib/model.lua:49 */
 static void k50_addc(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -404,7 +404,7 @@ static void k50_addc(real *restrict out, const real *restrict in0, long T) {
 }
 
 /* k51_scale:
- *   %51 map:scale [T,1,39,1]   graphs/lib/model.lua:46 */
+ *   %51 map:scale [T,1,39,1]   graphs/lib/model.lua:49 */
 static void k51_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -412,7 +412,7 @@ static void k51_scale(real *restrict out, const real *restrict in0, long T) {
 }
 
 /* k52_add:
- *   %52 map:add [T,B,39,1]   graphs/lib/model.lua:46 */
+ *   %52 map:add [T,B,39,1]   graphs/lib/model.lua:49 */
 static void k52_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -422,7 +422,7 @@ static void k52_add(real *restrict out, const real *restrict in0, const real *re
 }
 
 /* k53_max:
- *   %53 reduce [T,B,1,1]   graphs/lib/model.lua:46 */
+ *   %53 reduce [T,B,1,1]   graphs/lib/model.lua:49 */
 static void k53_max(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(39*B*T) > 32768)
     for (long o = 0; o < B*T; o++) {
@@ -434,7 +434,7 @@ static void k53_max(real *restrict out, const real *restrict in0, long B, long T
 }
 
 /* k55_sub:
- *   %55 map:sub [T,B,39,1]   graphs/lib/model.lua:46 */
+ *   %55 map:sub [T,B,39,1]   graphs/lib/model.lua:49 */
 static void k55_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -443,7 +443,7 @@ static void k55_sub(real *restrict out, const real *restrict in0, const real *re
 }
 
 /* k56_exp:
- *   %56 map:exp [T,B,39,1]   graphs/lib/model.lua:46 */
+ *   %56 map:exp [T,B,39,1]   graphs/lib/model.lua:49 */
 static void k56_exp(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -451,7 +451,7 @@ static void k56_exp(real *restrict out, const real *restrict in0, long B, long T
 }
 
 /* k58_sum:
- *   %58 reduce [T,B,1,1]   graphs/lib/model.lua:46 */
+ *   %58 reduce [T,B,1,1]   graphs/lib/model.lua:49 */
 static void k58_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(39*B*T) > 32768)
     for (long o = 0; o < B*T; o++) {
@@ -463,7 +463,7 @@ static void k58_sum(real *restrict out, const real *restrict in0, long B, long T
 }
 
 /* k59_clampmin:
- *   %59 map:clampmin [T,B,1,1]   graphs/lib/model.lua:46 */
+ *   %59 map:clampmin [T,B,1,1]   graphs/lib/model.lua:49 */
 static void k59_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -471,7 +471,7 @@ static void k59_clampmin(real *restrict out, const real *restrict in0, long B, l
 }
 
 /* k60_log:
- *   %60 map:log [T,B,1,1]   graphs/lib/model.lua:46 */
+ *   %60 map:log [T,B,1,1]   graphs/lib/model.lua:49 */
 static void k60_log(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -479,7 +479,7 @@ static void k60_log(real *restrict out, const real *restrict in0, long B, long T
 }
 
 /* k61_add:
- *   %61 map:add [T,B,1,1]   graphs/lib/model.lua:46 */
+ *   %61 map:add [T,B,1,1]   graphs/lib/model.lua:49 */
 static void k61_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -487,7 +487,7 @@ static void k61_add(real *restrict out, const real *restrict in0, const real *re
 }
 
 /* k62_scale:
- *   %62 map:scale [T,B,1,1]   graphs/lib/model.lua:46 */
+ *   %62 map:scale [T,B,1,1]   graphs/lib/model.lua:49 */
 static void k62_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -495,12 +495,76 @@ static void k62_scale(real *restrict out, const real *restrict in0, long B, long
 }
 
 /* k64_scale:
- *   %64 map:scale [T,B]   graphs/lib/model.lua:47 */
+ *   %64 map:scale [T,B]   graphs/lib/model.lua:50 */
 static void k64_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * (real)10;
 }
+
+#ifdef RECLF_PROFILE
+#include "profile.h"
+static reclf_prof_entry prof[53] = {
+    {"k6_square", "%6 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k7_sum", "%7 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k8_clampmin", "%8 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k9_rsqrt", "%9 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k11_square", "%11 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k12_sum", "%12 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k13_clampmin", "%13 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k14_rsqrt", "%14 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k18_square", "%18 map:square [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k19_sum", "%19 reduce [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k20_clampmin", "%20 map:clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k21_rsqrt", "%21 map:rsqrt [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k22_mul", "%22 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k25_square", "%25 map:square [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k26_sum", "%26 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k27_clampmin", "%27 map:clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k28_rsqrt", "%28 map:rsqrt [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k29_mul", "%29 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k30_matmul", "%30 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k31_scale", "%31 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k32_max", "%32 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k34_sub", "%34 map:sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k35_exp", "%35 map:exp [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k36_sum", "%36 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k37_div", "%37 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k38_matmul", "%38 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"k39_square", "%39 map:square [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k40_sum", "%40 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k41_clampmin", "%41 map:clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k42_rsqrt", "%42 map:rsqrt [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k43_mul", "%43 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k44_mul", "%44 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k40_sum", "%45 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
+    {"k46_scale", "%46 map:scale [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k48_mul", "%48 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k49_neg", "%49 map:neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k50_addc", "%50 map:addc [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k51_scale", "%51 map:scale [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k52_add", "%52 map:add [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k53_max", "%53 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k55_sub", "%55 map:sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k56_exp", "%56 map:exp [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k48_mul", "%57 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k58_sum", "%58 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k59_clampmin", "%59 map:clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k60_log", "%60 map:log [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k61_add", "%61 map:add [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k62_scale", "%62 map:scale [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k64_scale", "%64 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0},
+};
+const reclf_prof_table reclf_profile_gloria_score = {53, prof};
+#define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
+    prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#else
+#define CALL(i, fl, by, call) call
+#endif
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
@@ -512,59 +576,59 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    k6_square(A + 8256*B + 12544*B*T, (real *)inputs[0], T); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-    k7_sum(A + 8256*B + 12544*B*T + 128*T, A + 8256*B + 12544*B*T, T); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
-    k8_clampmin(A + 8256*B + 12544*B*T, A + 8256*B + 12544*B*T + 128*T, T); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    k9_rsqrt(A + 8256*B + 12544*B*T + 128*T, A + 8256*B + 12544*B*T, T); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    k10_mul(A + 8256*B + 12544*B*T, (real *)inputs[0], A + 8256*B + 12544*B*T + 128*T, T); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k11_square(A + 0, (real *)inputs[2], B); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-    k12_sum(A + 128*B, A + 0, B); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
-    k13_clampmin(A + 0, A + 128*B, B); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    k14_rsqrt(A + 128*B, A + 0, B); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    k15_mul(A + 0, (real *)inputs[2], A + 128*B, B); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k16_matmul(A + 8256*B, A + 8256*B + 12544*B*T, A + 0, B, T); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    k17_scale(A + 8256*B + 12528*B*T, A + 8256*B, B, T); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    k18_square(A + 8256*B + 12544*B*T, (real *)inputs[1], T); /* %18 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-    k19_sum(A + 8256*B + 12544*B*T + 4992*T, A + 8256*B + 12544*B*T, T); /* %19 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    k20_clampmin(A + 8256*B + 12544*B*T, A + 8256*B + 12544*B*T + 4992*T, T); /* %20 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    k21_rsqrt(A + 8256*B + 12544*B*T + 4992*T, A + 8256*B + 12544*B*T, T); /* %21 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
-    k22_mul(A + 8256*B + 12544*B*T, (real *)inputs[1], A + 8256*B + 12544*B*T + 4992*T, T); /* %22 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    k25_square(A + 0, (real *)inputs[3], B); /* %25 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k26_sum(A + 8192*B, A + 0, B); /* %26 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k27_clampmin(A + 0, A + 8192*B, B); /* %27 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k28_rsqrt(A + 8192*B, A + 0, B); /* %28 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k29_mul(A + 0, (real *)inputs[3], A + 8192*B, B); /* %29 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k30_matmul(A + 8256*B, A + 8256*B + 12544*B*T, A + 0, B, T); /* %30 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k31_scale(A + 8256*B + 2496*B*T, A + 8256*B, B, T); /* %31 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k32_max(A + 8256*B + 4992*B*T, A + 8256*B + 2496*B*T, B, T); /* %32 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    k34_sub(A + 8256*B, A + 8256*B + 2496*B*T, A + 8256*B + 4992*B*T, B, T); /* %34 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k35_exp(A + 8256*B + 2496*B*T, A + 8256*B, B, T); /* %35 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k36_sum(A + 8256*B, A + 8256*B + 2496*B*T, B, T); /* %36 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    k37_div(A + 8256*B + 9984*B*T, A + 8256*B + 2496*B*T, A + 8256*B, B, T); /* %37 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k38_matmul(A + 8256*B, A + 8256*B + 9984*B*T, (real *)inputs[3], B, T); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    k39_square(A + 8256*B + 4992*B*T, A + 8256*B, B, T); /* %39 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k40_sum(A + 8256*B + 12480*B*T, A + 8256*B + 4992*B*T, B, T); /* %40 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k41_clampmin(A + 8256*B + 4992*B*T, A + 8256*B + 12480*B*T, B, T); /* %41 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k42_rsqrt(A + 8256*B + 12480*B*T, A + 8256*B + 4992*B*T, B, T); /* %42 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k43_mul(A + 8256*B + 4992*B*T, A + 8256*B, A + 8256*B + 12480*B*T, B, T); /* %43 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k44_mul(A + 8256*B, A + 8256*B + 12544*B*T, A + 8256*B + 4992*B*T, B, T); /* %44 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k40_sum(A + 8256*B + 4992*B*T, A + 8256*B, B, T); /* %45 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-    k46_scale(A + 8256*B + 5040*B*T, A + 8256*B + 4992*B*T, B, T); /* %46 map:scale [T,B,39,1]  graphs/lib/model.lua:46 */
-    k48_mul(A + 8256*B + 5088*B*T, A + 8256*B + 5040*B*T, (real *)inputs[4], B, T); /* %48 map:mul [T,B,39,1]  graphs/lib/model.lua:46 */
-    k49_neg(A + 8256*B + 12544*B*T, (real *)inputs[4], T); /* %49 map:neg [T,1,39,1]  graphs/lib/model.lua:46 */
-    k50_addc(A + 8256*B + 12544*B*T + 48*T, A + 8256*B + 12544*B*T, T); /* %50 map:addc [T,1,39,1]  graphs/lib/model.lua:46 */
-    k51_scale(A + 8256*B + 12544*B*T, A + 8256*B + 12544*B*T + 48*T, T); /* %51 map:scale [T,1,39,1]  graphs/lib/model.lua:46 */
-    k52_add(A + 8256*B + 5136*B*T, A + 8256*B + 5088*B*T, A + 8256*B + 12544*B*T, B, T); /* %52 map:add [T,B,39,1]  graphs/lib/model.lua:46 */
-    k53_max(A + 8256*B + 12480*B*T, A + 8256*B + 5136*B*T, B, T); /* %53 reduce [T,B,1,1]  graphs/lib/model.lua:46 */
-    k55_sub(A + 8256*B + 5184*B*T, A + 8256*B + 5136*B*T, A + 8256*B + 12480*B*T, B, T); /* %55 map:sub [T,B,39,1]  graphs/lib/model.lua:46 */
-    k56_exp(A + 8256*B + 5232*B*T, A + 8256*B + 5184*B*T, B, T); /* %56 map:exp [T,B,39,1]  graphs/lib/model.lua:46 */
-    k48_mul(A + 8256*B + 5280*B*T, A + 8256*B + 5232*B*T, (real *)inputs[4], B, T); /* %57 map:mul [T,B,39,1]  graphs/lib/model.lua:46 */
-    k58_sum(A + 8256*B + 12496*B*T, A + 8256*B + 5280*B*T, B, T); /* %58 reduce [T,B,1,1]  graphs/lib/model.lua:46 */
-    k59_clampmin(A + 8256*B + 12512*B*T, A + 8256*B + 12496*B*T, B, T); /* %59 map:clampmin [T,B,1,1]  graphs/lib/model.lua:46 */
-    k60_log(A + 8256*B + 12496*B*T, A + 8256*B + 12512*B*T, B, T); /* %60 map:log [T,B,1,1]  graphs/lib/model.lua:46 */
-    k61_add(A + 8256*B + 12512*B*T, A + 8256*B + 12496*B*T, A + 8256*B + 12480*B*T, B, T); /* %61 map:add [T,B,1,1]  graphs/lib/model.lua:46 */
-    k62_scale(A + 8256*B + 12480*B*T, A + 8256*B + 12512*B*T, B, T); /* %62 map:scale [T,B,1,1]  graphs/lib/model.lua:46 */
-    k64_scale(A + 8256*B + 12496*B*T, A + 8256*B + 12480*B*T, B, T); /* %64 map:scale [T,B]  graphs/lib/model.lua:47 */
+    CALL(0, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k6_square(A + 8256*B + 12544*B*T, (real *)inputs[0], T)); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 8256*B + 12544*B*T + 128*T, A + 8256*B + 12544*B*T, T)); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)T, sizeof(real)*((double)T + (double)T), k8_clampmin(A + 8256*B + 12544*B*T, A + 8256*B + 12544*B*T + 128*T, T)); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)T, sizeof(real)*((double)T + (double)T), k9_rsqrt(A + 8256*B + 12544*B*T + 128*T, A + 8256*B + 12544*B*T, T)); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 8256*B + 12544*B*T, (real *)inputs[0], A + 8256*B + 12544*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k11_square(A + 0, (real *)inputs[2], B)); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
+    CALL(6, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 128*B, A + 0, B)); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
+    CALL(7, (double)B, sizeof(real)*((double)B + (double)B), k13_clampmin(A + 0, A + 128*B, B)); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(8, (double)B, sizeof(real)*((double)B + (double)B), k14_rsqrt(A + 128*B, A + 0, B)); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
+    CALL(9, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 0, (real *)inputs[2], A + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(10, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 8256*B, A + 8256*B + 12544*B*T, A + 0, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(11, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 8256*B + 12528*B*T, A + 8256*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(12, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k18_square(A + 8256*B + 12544*B*T, (real *)inputs[1], T)); /* %18 map:square [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(13, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k19_sum(A + 8256*B + 12544*B*T + 4992*T, A + 8256*B + 12544*B*T, T)); /* %19 reduce [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(14, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k20_clampmin(A + 8256*B + 12544*B*T, A + 8256*B + 12544*B*T + 4992*T, T)); /* %20 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(15, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k21_rsqrt(A + 8256*B + 12544*B*T + 4992*T, A + 8256*B + 12544*B*T, T)); /* %21 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(16, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k22_mul(A + 8256*B + 12544*B*T, (real *)inputs[1], A + 8256*B + 12544*B*T + 4992*T, T)); /* %22 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(17, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k25_square(A + 0, (real *)inputs[3], B)); /* %25 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(18, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k26_sum(A + 8192*B, A + 0, B)); /* %26 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(19, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k27_clampmin(A + 0, A + 8192*B, B)); /* %27 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(20, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k28_rsqrt(A + 8192*B, A + 0, B)); /* %28 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(21, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k29_mul(A + 0, (real *)inputs[3], A + 8192*B, B)); /* %29 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(22, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k30_matmul(A + 8256*B, A + 8256*B + 12544*B*T, A + 0, B, T)); /* %30 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(23, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k31_scale(A + 8256*B + 2496*B*T, A + 8256*B, B, T)); /* %31 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(24, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k32_max(A + 8256*B + 4992*B*T, A + 8256*B + 2496*B*T, B, T)); /* %32 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(25, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k34_sub(A + 8256*B, A + 8256*B + 2496*B*T, A + 8256*B + 4992*B*T, B, T)); /* %34 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(26, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k35_exp(A + 8256*B + 2496*B*T, A + 8256*B, B, T)); /* %35 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(27, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k36_sum(A + 8256*B, A + 8256*B + 2496*B*T, B, T)); /* %36 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(28, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k37_div(A + 8256*B + 9984*B*T, A + 8256*B + 2496*B*T, A + 8256*B, B, T)); /* %37 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(29, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k38_matmul(A + 8256*B, A + 8256*B + 9984*B*T, (real *)inputs[3], B, T)); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(30, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k39_square(A + 8256*B + 4992*B*T, A + 8256*B, B, T)); /* %39 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(31, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k40_sum(A + 8256*B + 12480*B*T, A + 8256*B + 4992*B*T, B, T)); /* %40 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(32, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k41_clampmin(A + 8256*B + 4992*B*T, A + 8256*B + 12480*B*T, B, T)); /* %41 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(33, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k42_rsqrt(A + 8256*B + 12480*B*T, A + 8256*B + 4992*B*T, B, T)); /* %42 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(34, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k43_mul(A + 8256*B + 4992*B*T, A + 8256*B, A + 8256*B + 12480*B*T, B, T)); /* %43 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(35, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k44_mul(A + 8256*B, A + 8256*B + 12544*B*T, A + 8256*B + 4992*B*T, B, T)); /* %44 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(36, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k40_sum(A + 8256*B + 4992*B*T, A + 8256*B, B, T)); /* %45 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+    CALL(37, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k46_scale(A + 8256*B + 5040*B*T, A + 8256*B + 4992*B*T, B, T)); /* %46 map:scale [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(38, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k48_mul(A + 8256*B + 5088*B*T, A + 8256*B + 5040*B*T, (real *)inputs[4], B, T)); /* %48 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(39, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k49_neg(A + 8256*B + 12544*B*T, (real *)inputs[4], T)); /* %49 map:neg [T,1,39,1]  graphs/lib/model.lua:49 */
+    CALL(40, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k50_addc(A + 8256*B + 12544*B*T + 48*T, A + 8256*B + 12544*B*T, T)); /* %50 map:addc [T,1,39,1]  graphs/lib/model.lua:49 */
+    CALL(41, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k51_scale(A + 8256*B + 12544*B*T, A + 8256*B + 12544*B*T + 48*T, T)); /* %51 map:scale [T,1,39,1]  graphs/lib/model.lua:49 */
+    CALL(42, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k52_add(A + 8256*B + 5136*B*T, A + 8256*B + 5088*B*T, A + 8256*B + 12544*B*T, B, T)); /* %52 map:add [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(43, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k53_max(A + 8256*B + 12480*B*T, A + 8256*B + 5136*B*T, B, T)); /* %53 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(44, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k55_sub(A + 8256*B + 5184*B*T, A + 8256*B + 5136*B*T, A + 8256*B + 12480*B*T, B, T)); /* %55 map:sub [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(45, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k56_exp(A + 8256*B + 5232*B*T, A + 8256*B + 5184*B*T, B, T)); /* %56 map:exp [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(46, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k48_mul(A + 8256*B + 5280*B*T, A + 8256*B + 5232*B*T, (real *)inputs[4], B, T)); /* %57 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(47, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k58_sum(A + 8256*B + 12496*B*T, A + 8256*B + 5280*B*T, B, T)); /* %58 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(48, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k59_clampmin(A + 8256*B + 12512*B*T, A + 8256*B + 12496*B*T, B, T)); /* %59 map:clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(49, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k60_log(A + 8256*B + 12496*B*T, A + 8256*B + 12512*B*T, B, T)); /* %60 map:log [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(50, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k61_add(A + 8256*B + 12512*B*T, A + 8256*B + 12496*B*T, A + 8256*B + 12480*B*T, B, T)); /* %61 map:add [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(51, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k62_scale(A + 8256*B + 12480*B*T, A + 8256*B + 12512*B*T, B, T)); /* %62 map:scale [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(52, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k64_scale(A + 8256*B + 12496*B*T, A + 8256*B + 12480*B*T, B, T)); /* %64 map:scale [T,B]  graphs/lib/model.lua:50 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {

@@ -96,8 +96,8 @@ static void k14_add(real *restrict out, const real *restrict in0, const real *re
 /* k18_sum:
  *   %18 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
  *   %22 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %1671 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1682 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1804 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1815 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k18_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(131072*B) > 32768)
     for (long o = 0; o < 8*B; o++) {
@@ -111,8 +111,8 @@ static void k18_sum(real *restrict out, const real *restrict in0, long B) {
 /* k19_scale:
  *   %19 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
  *   %23 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %1676 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1683 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1809 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1816 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k19_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
@@ -166,7 +166,7 @@ static void k25_rsqrt(real *restrict out, const real *restrict in0, long B) {
 
 /* k26_mul:
  *   %26 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %1669 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1802 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k26_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
@@ -176,7 +176,7 @@ static void k26_mul(real *restrict out, const real *restrict in0, const real *re
 
 /* k29_mul:
  *   %29 map:mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %1661 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1794 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k29_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -305,9 +305,9 @@ static void k47_square(real *restrict out, const real *restrict in0, long B) {
  *   %52 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
  *   %78 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
  *   %104 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %1533 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1578 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1624 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1666 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1711 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1757 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
@@ -319,9 +319,9 @@ static void k52_mul(real *restrict out, const real *restrict in0, const real *re
  *   %55 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
  *   %81 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
  *   %107 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %1525 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1570 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1616 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1658 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1703 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1749 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k55_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -366,11 +366,11 @@ static void k61_im2col(real *restrict out, const real *restrict in0, long B) {
 
 /* k110_add:
  *   %110 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %1544 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1549 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1589 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1594 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1608 map:add [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1677 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1682 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1722 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1727 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1741 map:add [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 2 more */
 static void k110_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
@@ -488,9 +488,9 @@ static void k126_square(real *restrict out, const real *restrict in0, long B) {
  *   %131 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
  *   %157 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
  *   %183 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %1397 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1442 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1488 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1530 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1575 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1621 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k131_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
@@ -502,9 +502,9 @@ static void k131_mul(real *restrict out, const real *restrict in0, const real *r
  *   %134 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
  *   %160 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
  *   %186 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %1389 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1434 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1480 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1522 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1567 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1613 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k134_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -565,11 +565,11 @@ static void k142_matmul(real *restrict out, const real *restrict in0, const real
 
 /* k189_add:
  *   %189 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %1408 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1413 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1453 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1458 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1472 map:add [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1541 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1546 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1586 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1591 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1605 map:add [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 2 more */
 static void k189_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
@@ -688,9 +688,9 @@ static void k205_square(real *restrict out, const real *restrict in0, long B) {
  *   %210 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
  *   %236 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
  *   %262 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   %1261 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1306 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1352 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1394 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1439 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1485 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k210_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
@@ -702,9 +702,9 @@ static void k210_mul(real *restrict out, const real *restrict in0, const real *r
  *   %213 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
  *   %239 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
  *   %265 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %1253 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1298 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1344 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
+ *   %1386 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1431 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1477 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
 static void k213_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -765,11 +765,11 @@ static void k221_matmul(real *restrict out, const real *restrict in0, const real
 
 /* k268_add:
  *   %268 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %810 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %820 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %1243 map:add [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1272 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1277 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %943 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %953 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %1376 map:add [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1405 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1410 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
  *   ... and 5 more */
 static void k268_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
@@ -816,7 +816,7 @@ static void k278_sum(real *restrict out, const real *restrict in0, long B) {
 
 /* k280_scale:
  *   %280 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %1232 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
+ *   %1365 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
 static void k280_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
@@ -944,7 +944,7 @@ static void k298_rsqrt(real *restrict out, const real *restrict in0, long T) {
  *   %389 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
  *   %452 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
  *   %479 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34
- *   %924 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1057 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
  *   ... and 4 more */
 static void k299_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
@@ -959,7 +959,7 @@ static void k299_mul(real *restrict out, const real *restrict in0, const real *r
  *   %390 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
  *   %453 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
  *   %480 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34
- *   %918 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1051 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
  *   ... and 4 more */
 static void k300_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
@@ -1015,8 +1015,8 @@ static void k309_permute(real *restrict out, const real *restrict in0, long T) {
 /* k326_matmul:
  *   %326 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
  *   %416 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %997 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17
- *   %1139 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17 */
+ *   %1130 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17
+ *   %1272 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17 */
 static void k326_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
@@ -1034,8 +1034,8 @@ static void k326_matmul(real *restrict out, const real *restrict in0, const real
 /* k327_scale:
  *   %327 map:scale [T,4,40,40]   graphs/lib/text_encoder.lua:15
  *   %417 map:scale [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %1020 map:scale [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
- *   %1162 map:scale [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15 */
+ *   %1153 map:scale [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
+ *   %1295 map:scale [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15 */
 static void k327_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 6400*T; i0++)
@@ -1047,8 +1047,8 @@ static void k327_scale(real *restrict out, const real *restrict in0, long T) {
  *   %338 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %419 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %428 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %1007 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1016 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1140 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1149 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
  *   ... and 2 more */
 static void k329_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
@@ -1128,8 +1128,8 @@ static void k337_exp(real *restrict out, const real *restrict in0, long T) {
 /* k339_sum:
  *   %339 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
  *   %429 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %1002 reduce [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %1144 reduce [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
+ *   %1135 reduce [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1277 reduce [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
 static void k339_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(6400*T) > 32768)
     for (long o = 0; o < 160*T; o++) {
@@ -1152,8 +1152,8 @@ static void k340_clampmin(real *restrict out, const real *restrict in0, long T) 
 /* k341_div:
  *   %341 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
  *   %431 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %999 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1141 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+ *   %1132 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1274 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
 static void k341_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
@@ -1164,8 +1164,8 @@ static void k341_div(real *restrict out, const real *restrict in0, const real *r
 /* k342_matmul:
  *   %342 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
  *   %432 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %1021 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %1163 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
+ *   %1154 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+ *   %1296 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
 static void k342_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
@@ -1183,10 +1183,10 @@ static void k342_matmul(real *restrict out, const real *restrict in0, const real
 /* k343_permute:
  *   %343 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
  *   %433 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %1023 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
- *   %1033 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
- *   %1044 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
- *   %1165 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
+ *   %1156 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
+ *   %1166 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
+ *   %1177 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
+ *   %1298 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
 static void k343_permute(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
@@ -1202,8 +1202,8 @@ static void k343_permute(real *restrict out, const real *restrict in0, long T) {
  *   %378 map:add [T,40,128]   graphs/lib/text_encoder.lua:25
  *   %441 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
  *   %468 map:add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %913 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %935 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1046 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
+ *   %1068 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
  *   ... and 17 more */
 static void k351_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
@@ -1255,7 +1255,10 @@ static void k482_slice(real *restrict out, const real *restrict in0, long T) {
 
 /* k486_matmul:
  *   %486 matmul [T,128]   graphs/lib/text_encoder.lua:36
- *   %726 matmul [T,128] (backward)  graphs/lib/irm.lua:9 */
+ *   %743 matmul [T,128]   graphs/lib/irm.lua:10
+ *   %748 matmul [T,128]   graphs/lib/irm.lua:10
+ *   %751 matmul [T,128]   graphs/lib/irm.lua:10
+ *   %873 matmul [T,128] (backward)  graphs/lib/irm.lua:9 */
 static void k486_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
@@ -1280,8 +1283,8 @@ static void k488_slice(real *restrict out, const real *restrict in0, long T) {
 
 /* k492_matmul:
  *   %492 matmul [39*T,128]   graphs/lib/text_encoder.lua:37
- *   %765 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
- *   %769 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11 */
+ *   %898 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
+ *   %902 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11 */
 static void k492_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
@@ -1305,7 +1308,7 @@ static void k495_square(real *restrict out, const real *restrict in0, long T) {
 
 /* k496_sum:
  *   %496 reduce [T,1]   graphs/lib/losses.lua:21
- *   %886 reduce [T,1] (backward)  graphs/lib/losses.lua:21 */
+ *   %1019 reduce [T,1] (backward)  graphs/lib/losses.lua:21 */
 static void k496_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(128*T) > 32768)
     for (long o = 0; o < T; o++) {
@@ -1334,7 +1337,7 @@ static void k498_rsqrt(real *restrict out, const real *restrict in0, long T) {
 
 /* k499_mul:
  *   %499 map:mul [T,128]   graphs/lib/losses.lua:21
- *   %884 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %1017 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
 static void k499_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -1352,7 +1355,7 @@ static void k500_square(real *restrict out, const real *restrict in0, long B) {
 
 /* k501_sum:
  *   %501 reduce [B,1]   graphs/lib/losses.lua:21
- *   %873 reduce [B,1] (backward)  graphs/lib/losses.lua:21 */
+ *   %1006 reduce [B,1] (backward)  graphs/lib/losses.lua:21 */
 static void k501_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(128*B) > 32768)
     for (long o = 0; o < B; o++) {
@@ -1381,7 +1384,7 @@ static void k503_rsqrt(real *restrict out, const real *restrict in0, long B) {
 
 /* k504_mul:
  *   %504 map:mul [B,128]   graphs/lib/losses.lua:21
- *   %871 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %1004 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
 static void k504_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -1397,7 +1400,7 @@ static void k505_matmul(real *restrict out, const real *restrict in0, const real
 
 /* k506_scale:
  *   %506 map:scale [T,B]   graphs/lib/losses.lua:21
- *   %868 map:scale [T,B] (backward)  graphs/lib/losses.lua:21 */
+ *   %1001 map:scale [T,B] (backward)  graphs/lib/losses.lua:21 */
 static void k506_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -1491,10 +1494,10 @@ static void k515_add(real *restrict out, const real *restrict in0, const real *r
 /* k516_mul:
  *   %516 map:mul [T,B]   graphs/lib/losses.lua:10
  *   %638 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %669 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %675 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %681 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   %688 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %774 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %780 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %786 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %793 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
  *   ... and 3 more */
 static void k516_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
@@ -1588,10 +1591,10 @@ static void k529_sub(real *restrict out, const real *restrict in0, const real *r
 /* k531_mul:
  *   %531 map:mul [T,1]   graphs/lib/losses.lua:13
  *   %653 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %665 map:mul [T,1] (backward)  graphs/lib/losses.lua:13
- *   %686 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %862 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %889 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *   %770 map:mul [T,1] (backward)  graphs/lib/losses.lua:13
+ *   %791 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %995 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %1022 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
  *   ... and 2 more */
 static void k531_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
@@ -1628,7 +1631,7 @@ static void k533_sum(real *restrict out, const real *restrict in0, long B) {
 /* k534_add:
  *   %534 map:add [1,1]   graphs/lib/losses.lua:16
  *   %656 map:add [1,1]   graphs/lib/losses.lua:16
- *   %659 map:add []   graphs/lib/model.lua:80 */
+ *   %659 map:add []   graphs/lib/model.lua:85 */
 static void k534_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
     out[0] = in0[0] + in1[0];
 }
@@ -1636,7 +1639,7 @@ static void k534_add(real *restrict out, const real *restrict in0, const real *r
 /* k535_scale:
  *   %535 map:scale [1,1]   graphs/lib/losses.lua:16
  *   %657 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %662 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
+ *   %767 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
 static void k535_scale(real *restrict out, const real *restrict in0, long B) {
     out[0] = in0[0] * ((real)0.5/(real)(B));
 }
@@ -1651,7 +1654,7 @@ static void k537_square(real *restrict out, const real *restrict in0, long T) {
 
 /* k538_sum:
  *   %538 reduce [T,39,1]   graphs/lib/matching.lua:7
- *   %825 reduce [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+ *   %958 reduce [T,39,1] (backward)  graphs/lib/matching.lua:7 */
 static void k538_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(4992*T) > 32768)
     for (long o = 0; o < 39*T; o++) {
@@ -1680,7 +1683,7 @@ static void k540_rsqrt(real *restrict out, const real *restrict in0, long T) {
 
 /* k541_mul:
  *   %541 map:mul [T,39,128]   graphs/lib/matching.lua:7
- *   %823 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+ *   %956 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
 static void k541_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -1690,7 +1693,7 @@ static void k541_mul(real *restrict out, const real *restrict in0, const real *r
 
 /* k545_sum:
  *   %545 reduce [1,B,64,1]   graphs/lib/matching.lua:9
- *   %809 reduce [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+ *   %942 reduce [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
 static void k545_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long o = 0; o < 64*B; o++) {
@@ -1719,7 +1722,7 @@ static void k547_rsqrt(real *restrict out, const real *restrict in0, long B) {
 
 /* k548_mul:
  *   %548 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
- *   %807 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
+ *   %940 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
 static void k548_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
@@ -1745,7 +1748,7 @@ static void k549_matmul(real *restrict out, const real *restrict in0, const real
 
 /* k550_scale:
  *   %550 map:scale [T,B,39,64]   graphs/lib/matching.lua:10
- *   %801 map:scale [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %934 map:scale [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
 static void k550_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
@@ -1783,7 +1786,7 @@ static void k554_exp(real *restrict out, const real *restrict in0, long B, long 
 
 /* k555_sum:
  *   %555 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %795 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:10 */
+ *   %928 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:10 */
 static void k555_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(2496*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
@@ -1796,7 +1799,7 @@ static void k555_sum(real *restrict out, const real *restrict in0, long B, long 
 
 /* k556_div:
  *   %556 map:div [T,B,39,64]   graphs/lib/matching.lua:10
- *   %792 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %925 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
 static void k556_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -1806,7 +1809,7 @@ static void k556_div(real *restrict out, const real *restrict in0, const real *r
 
 /* k557_matmul:
  *   %557 matmul [T,B,39,128]   graphs/lib/matching.lua:11
- *   %802 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
+ *   %935 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
 static void k557_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
@@ -1831,9 +1834,11 @@ static void k558_square(real *restrict out, const real *restrict in0, long B, lo
 
 /* k559_sum:
  *   %559 reduce [T,B,39,1]   graphs/lib/matching.lua:12
- *   %600 reduce [T,B,39,1]   graphs/lib/model.lua:30
- *   %609 reduce [T,B,39,1]   graphs/lib/irm.lua:10
- *   %778 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+ *   %564 reduce [T,B,39,1]   graphs/lib/matching.lua:13
+ *   %746 reduce [T,B,39,1]   graphs/lib/irm.lua:10
+ *   %754 reduce [T,B,39,1]   graphs/lib/irm.lua:10
+ *   %739 reduce [T,B,39,1]   graphs/lib/model.lua:33
+ *   %911 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
 static void k559_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(4992*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
@@ -1862,7 +1867,7 @@ static void k561_rsqrt(real *restrict out, const real *restrict in0, long B, lon
 
 /* k562_mul:
  *   %562 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %776 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+ *   %909 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
 static void k562_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -1883,7 +1888,7 @@ static void k563_mul(real *restrict out, const real *restrict in0, const real *r
 /* k570_matmul:
  *   %570 matmul [39*T,128]   graphs/lib/srm.lua:11
  *   %573 matmul [39*T,128]   graphs/lib/srm.lua:11
- *   %903 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37 */
+ *   %1036 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37 */
 static void k570_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
@@ -1905,7 +1910,7 @@ static void k575_matmul(real *restrict out, const real *restrict in0, const real
 
 /* k576_scale:
  *   %576 map:scale [T,39,39]   graphs/lib/srm.lua:11
- *   %761 map:scale [T,39,39] (backward)  graphs/lib/srm.lua:11 */
+ *   %894 map:scale [T,39,39] (backward)  graphs/lib/srm.lua:11 */
 static void k576_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 1521*T; i0++)
@@ -1915,8 +1920,8 @@ static void k576_scale(real *restrict out, const real *restrict in0, long T) {
 /* k578_mul:
  *   %578 map:mul [T,39,39]   graphs/lib/srm.lua:12
  *   %587 map:mul [T,39,39]   graphs/lib/srm.lua:12
- *   %751 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12
- *   %758 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12 */
+ *   %884 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12
+ *   %891 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12 */
 static void k578_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -1993,7 +1998,7 @@ static void k586_exp(real *restrict out, const real *restrict in0, long T) {
 
 /* k588_sum:
  *   %588 reduce [T,39,1]   graphs/lib/srm.lua:12
- *   %746 reduce [T,39,1] (backward)  graphs/lib/srm.lua:12 */
+ *   %879 reduce [T,39,1] (backward)  graphs/lib/srm.lua:12 */
 static void k588_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(1521*T) > 32768)
     for (long o = 0; o < 39*T; o++) {
@@ -2014,7 +2019,7 @@ static void k589_clampmin(real *restrict out, const real *restrict in0, long T) 
 
 /* k590_div:
  *   %590 map:div [T,39,39]   graphs/lib/srm.lua:12
- *   %743 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12 */
+ *   %876 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12 */
 static void k590_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -2022,61 +2027,59 @@ static void k590_div(real *restrict out, const real *restrict in0, const real *r
             out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
 }
 
-/* k593_matmul:
- *   %593 matmul [39*B*T,128]   graphs/lib/srm.lua:13
- *   %597 matmul [39*B*T,128]   graphs/lib/srm.lua:14
- *   %606 matmul [39*B*T,128]   graphs/lib/irm.lua:10 */
-static void k593_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*B*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+/* k603_matmul:
+ *   %603 matmul [T,128]   graphs/lib/irm.lua:9
+ *   %852 matmul [T,128] (backward)  graphs/lib/irm.lua:10
+ *   %857 matmul [T,128] (backward)  graphs/lib/irm.lua:10
+ *   %869 matmul [T,128] (backward)  graphs/lib/irm.lua:10
+ *   %1042 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36 */
+static void k603_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k595_matmul:
- *   %595 matmul [T,B,39,128]   graphs/lib/srm.lua:13 */
-static void k595_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k745_mul:
+ *   %745 map:mul [T,B,39,128]   graphs/lib/irm.lua:10
+ *   %753 map:mul [T,B,39,128]   graphs/lib/irm.lua:10
+ *   %846 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
+ *   %862 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10 */
+static void k745_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 39*B; i1++)
+            for (long i2 = 0; i2 < 128; i2++)
+                out[i0*4992*B + i1*128 + i2] = in0[i0*4992*B + i1*128 + i2] * in1[i0*128 + i2];
+}
+
+/* k755_matmul:
+ *   %755 matmul [T,B,39,1]   graphs/lib/irm.lua:10
+ *   %740 matmul [T,B,39,1]   graphs/lib/model.lua:33 */
+static void k755_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
     #pragma omp parallel for schedule(static) if(nb > 1)
     for (long p = 0; p < nb; p++) {
         long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*4992; }
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*4992*B; }
+        { long i2 = r % B; r /= B; bo += i2*39; }
+        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*39*B; }
         (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 128, 39, (real)1, in0 + ao, 39, in1 + bo, 128, (real)0, out + p*4992, 128);
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 1, 39, (real)1, in0 + ao, 39, in1 + bo, 1, (real)0, out + p*39, 1);
     }
 }
 
-/* k599_add:
- *   %599 map:add [T,B,39,128]   graphs/lib/srm.lua:14
- *   %729 map:add [T,B,39,128] (backward)  graphs/lib/model.lua:30
- *   %741 map:add [T,B,39,128] (backward)  graphs/lib/srm.lua:13
- *   %788 map:add [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k599_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
+/* k756_add:
+ *   %756 map:add [T,B,39,1]   graphs/lib/irm.lua:10
+ *   %741 map:add [T,B,39,1]   graphs/lib/model.lua:33
+ *   %829 map:add [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
+static void k756_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
         out[i0] = in0[i0] + in1[i0];
-}
-
-/* k603_matmul:
- *   %603 matmul [T,128]   graphs/lib/irm.lua:9
- *   %909 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k603_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k608_mul:
- *   %608 map:mul [T,B,39,128]   graphs/lib/irm.lua:10 */
-static void k608_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39*B; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*4992*B + i1*128 + i2] = in0[i0*128 + i2] * in1[i0*4992*B + i1*128 + i2];
 }
 
 /* k610_scale:
  *   %610 map:scale [T,B,39,1]   graphs/lib/irm.lua:10
- *   %715 map:scale [T,B,39,1] (backward)  graphs/lib/irm.lua:10 */
+ *   %840 map:scale [T,B,39,1] (backward)  graphs/lib/irm.lua:10 */
 static void k610_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -2086,8 +2089,8 @@ static void k610_scale(real *restrict out, const real *restrict in0, long B, lon
 /* k612_mul:
  *   %612 map:mul [T,B,39,1]   graphs/lib/irm.lua:11
  *   %621 map:mul [T,B,39,1]   graphs/lib/irm.lua:11
- *   %705 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %712 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
+ *   %830 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
+ *   %837 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
 static void k612_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -2138,7 +2141,7 @@ static void k620_exp(real *restrict out, const real *restrict in0, long B, long 
 /* k622_sum:
  *   %622 reduce [T,B,1,1]   graphs/lib/irm.lua:11
  *   %626 reduce [T,B,1,1]   graphs/lib/irm.lua:12
- *   %700 reduce [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
+ *   %825 reduce [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
 static void k622_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(39*B*T) > 32768)
     for (long o = 0; o < B*T; o++) {
@@ -2159,7 +2162,7 @@ static void k623_clampmin(real *restrict out, const real *restrict in0, long B, 
 
 /* k624_div:
  *   %624 map:div [T,B,39,1]   graphs/lib/irm.lua:11
- *   %697 map:div [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
+ *   %822 map:div [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
 static void k624_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -2167,13 +2170,41 @@ static void k624_div(real *restrict out, const real *restrict in0, const real *r
             out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
 }
 
+/* k733_sum:
+ *   %733 reduce [128,1]   graphs/lib/model.lua:33 */
+static void k733_sum(real *restrict out, const real *restrict in0) {
+    #pragma omp parallel for if((long)(16384) > 32768)
+    for (long o = 0; o < 128; o++) {
+        real a = (real)0;
+        const real *row = in0 + o*128;
+        for (long j = 0; j < 128; j++) a += row[j];
+        out[o] = a;
+    }
+}
+
+/* k736_matmul:
+ *   %736 matmul [1,128]   graphs/lib/model.lua:33 */
+static void k736_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k738_mul:
+ *   %738 map:mul [T,B,39,128]   graphs/lib/model.lua:33
+ *   %806 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
+static void k738_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
+}
+
 /* k625_mul:
  *   %625 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
- *   %695 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %696 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %698 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %708 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %780 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *   %800 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
+ *   %801 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
+ *   %823 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
+ *   %833 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
+ *   %913 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
  *   ... and 2 more */
 static void k625_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
@@ -2182,285 +2213,183 @@ static void k625_mul(real *restrict out, const real *restrict in0, const real *r
 }
 
 /* k628_scale:
- *   %628 map:scale [T,B]   graphs/lib/model.lua:40
- *   %692 map:scale [T,B] (backward)  graphs/lib/model.lua:40 */
+ *   %628 map:scale [T,B]   graphs/lib/model.lua:43
+ *   %797 map:scale [T,B] (backward)  graphs/lib/model.lua:43 */
 static void k628_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * (real)10;
 }
 
-/* k660_fill:
- *   %660 fill [] (backward)  graphs/lib/model.lua:82 */
-static void k660_fill(real *restrict out) {
+/* k765_fill:
+ *   %765 fill [] (backward)  graphs/lib/model.lua:87 */
+static void k765_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
 }
 
-/* k663_id:
- *   %663 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
-static void k663_id(real *restrict out, const real *restrict in0, long B) {
+/* k768_id:
+ *   %768 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
+static void k768_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[0];
 }
 
-/* k664_id:
- *   %664 map:id [T,1] (backward)  graphs/lib/losses.lua:13 */
-static void k664_id(real *restrict out, const real *restrict in0, long T) {
+/* k769_id:
+ *   %769 map:id [T,1] (backward)  graphs/lib/losses.lua:13 */
+static void k769_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[0];
 }
 
-/* k667_neg:
- *   %667 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k667_neg(real *restrict out, const real *restrict in0, long B) {
+/* k772_neg:
+ *   %772 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k772_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k668_id:
- *   %668 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %674 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %850 map:id [T,B] (backward)  graphs/lib/losses.lua:11 */
-static void k668_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k773_id:
+ *   %773 map:id [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %779 map:id [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %983 map:id [T,B] (backward)  graphs/lib/losses.lua:11 */
+static void k773_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             out[i0*B + i1] = in0[i1];
 }
 
-/* k671_div:
- *   %671 map:div [1,B] (backward)  graphs/lib/losses.lua:11
- *   %847 map:div [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k671_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k776_div:
+ *   %776 map:div [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %980 map:div [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k776_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] / in1[i0];
 }
 
-/* k672_step:
- *   %672 map:step [1,B] (backward)  graphs/lib/losses.lua:11
- *   %848 map:step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k672_step(real *restrict out, const real *restrict in0, long B) {
+/* k777_step:
+ *   %777 map:step [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %981 map:step [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k777_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
 }
 
-/* k673_mul:
- *   %673 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %849 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %875 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %877 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %879 map:mul [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k673_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k778_mul:
+ *   %778 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %982 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %1008 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *   %1010 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *   %1012 map:mul [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k778_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k678_add:
- *   %678 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %683 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %691 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %854 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %859 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %867 map:add [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k678_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k783_add:
+ *   %783 map:add [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %788 map:add [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %796 map:add [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %987 map:add [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %992 map:add [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %1000 map:add [T,B] (backward)  graphs/lib/losses.lua:10 */
+static void k783_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k679_neg:
- *   %679 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k679_neg(real *restrict out, const real *restrict in0, long T) {
+/* k784_neg:
+ *   %784 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k784_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k680_id:
- *   %680 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %687 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %863 map:id [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k680_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k785_id:
+ *   %785 map:id [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %792 map:id [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %996 map:id [T,B] (backward)  graphs/lib/losses.lua:10 */
+static void k785_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             out[i0*B + i1] = in0[i0];
 }
 
-/* k684_div:
- *   %684 map:div [T,1] (backward)  graphs/lib/losses.lua:10
- *   %860 map:div [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k684_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k789_div:
+ *   %789 map:div [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %993 map:div [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k789_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] / in1[i0];
 }
 
-/* k685_step:
- *   %685 map:step [T,1] (backward)  graphs/lib/losses.lua:10
- *   %861 map:step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k685_step(real *restrict out, const real *restrict in0, long T) {
+/* k790_step:
+ *   %790 map:step [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %994 map:step [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k790_step(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
 }
 
-/* k694_id:
- *   %694 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %703 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
-static void k694_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k799_id:
+ *   %799 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
+ *   %828 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
+static void k799_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
             out[i0*39 + i1] = in0[i0];
 }
 
-/* k699_neg:
- *   %699 map:neg [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
-static void k699_neg(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k701_step:
- *   %701 map:step [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
-static void k701_step(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
-}
-
-/* k704_add:
- *   %704 map:add [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
-static void k704_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k716_id:
- *   %716 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %728 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:30
- *   %785 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k716_id(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
-}
-
-/* k717_mul:
- *   %717 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %773 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %777 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %787 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k717_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k718_mul:
- *   %718 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10 */
-static void k718_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39*B; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*4992*B + i1*128 + i2] = in0[i0*4992*B + i1*128 + i2] * in1[i0*128 + i2];
-}
-
-/* k719_sum:
- *   %719 reduce [T,1,39,128] (backward)  graphs/lib/irm.lua:10
- *   %775 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
- *   %804 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k719_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < T; o++)
-        for (long i = 0; i < 4992; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*4992 + i];
-            out[o*4992 + i] = a;
-        }
-}
-
-/* k720_sum:
- *   %720 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
-static void k720_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
-    for (long o = 0; o < T; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 39; j++) a += in0[(o*39 + j)*128 + i];
-            out[o*128 + i] = a;
-        }
-}
-
-/* k722_matmul:
- *   %722 matmul [39*B*T,128] (backward)  graphs/lib/irm.lua:10
- *   %731 matmul [39*B*T,128] (backward)  graphs/lib/srm.lua:14
- *   %738 matmul [39*B*T,128] (backward)  graphs/lib/srm.lua:13 */
-static void k722_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*B*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k723_matmul:
- *   %723 matmul [128,128] (backward)  graphs/lib/irm.lua:10
- *   %732 matmul [128,128] (backward)  graphs/lib/srm.lua:14
- *   %739 matmul [128,128] (backward)  graphs/lib/srm.lua:13 */
-static void k723_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*B*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k727_matmul:
- *   %727 matmul [128,128] (backward)  graphs/lib/irm.lua:9
- *   %910 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k727_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k734_matmul:
- *   %734 matmul [T,B,39,39] (backward)  graphs/lib/srm.lua:13 */
-static void k734_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k802_matmul:
+ *   %802 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33
+ *   %841 matmul [T,B,39,39] (backward)  graphs/lib/irm.lua:10 */
+static void k802_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
     #pragma omp parallel for schedule(static) if(nb > 1)
     for (long p = 0; p < nb; p++) {
         long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*4992; }
-        { long i1 = r % T; r /= T; ao += i1*4992*B; bo += i1*4992*B; }
+        { long i2 = r % B; r /= B; ao += i2*39; bo += i2*39; }
+        { long i1 = r % T; r /= T; ao += i1*39*B; bo += i1*39*B; }
         (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*1521, 39);
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 1, (real)1, in0 + ao, 1, in1 + bo, 1, (real)0, out + p*1521, 39);
     }
 }
 
-/* k735_matmul:
- *   %735 matmul [T,B,39,128] (backward)  graphs/lib/srm.lua:13 */
-static void k735_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k803_matmul:
+ *   %803 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33
+ *   %842 matmul [T,B,39,1] (backward)  graphs/lib/irm.lua:10 */
+static void k803_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
     #pragma omp parallel for schedule(static) if(nb > 1)
     for (long p = 0; p < nb; p++) {
         long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*4992; }
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*4992*B; }
+        { long i2 = r % B; r /= B; bo += i2*39; }
+        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*39*B; }
         (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 39, 128, 39, (real)1, in0 + ao, 39, in1 + bo, 128, (real)0, out + p*4992, 128);
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 39, 1, 39, (real)1, in0 + ao, 39, in1 + bo, 1, (real)0, out + p*39, 1);
     }
 }
 
-/* k736_sum:
- *   %736 reduce [T,1,39,39] (backward)  graphs/lib/srm.lua:13 */
-static void k736_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k804_sum:
+ *   %804 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
+ *   %843 reduce [T,1,39,39] (backward)  graphs/lib/irm.lua:10 */
+static void k804_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(1521*B*T) > 32768)
     for (long o = 0; o < T; o++)
         for (long i = 0; i < 1521; i++) {
@@ -2470,62 +2399,231 @@ static void k736_sum(real *restrict out, const real *restrict in0, long B, long 
         }
 }
 
-/* k744_mul:
- *   %744 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12
- *   %754 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k744_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k805_id:
+ *   %805 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *   %820 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *   %845 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
+ *   %861 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
+ *   %918 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k805_id(real *restrict out, const real *restrict in0, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = in0[i0];
+}
+
+/* k807_mul:
+ *   %807 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *   %847 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
+ *   %863 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
+ *   %906 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %910 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %920 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k807_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < 4992*B*T; i0++)
+        out[i0] = in0[i0] * in1[i0];
+}
+
+/* k808_sum:
+ *   %808 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33 */
+static void k808_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long i = 0; i < 4992*B; i++) {
+            real a = (real)0;
+            for (long j = 0; j < T; j++) a += in0[(o*T + j)*4992*B + i];
+            out[o*4992*B + i] = a;
+        }
+}
+
+/* k810_sum:
+ *   %810 reduce [1,39,128] (backward)  graphs/lib/model.lua:33 */
+static void k810_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(4992*B) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long i = 0; i < 4992; i++) {
+            real a = (real)0;
+            for (long j = 0; j < B; j++) a += in0[(o*B + j)*4992 + i];
+            out[o*4992 + i] = a;
+        }
+}
+
+/* k812_sum:
+ *   %812 reduce [1,128] (backward)  graphs/lib/model.lua:33
+ *   %1033 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k812_sum(real *restrict out, const real *restrict in0) {
+    #pragma omp parallel for collapse(2) if((long)(4992) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long i = 0; i < 128; i++) {
+            real a = (real)0;
+            for (long j = 0; j < 39; j++) a += in0[(o*39 + j)*128 + i];
+            out[o*128 + i] = a;
+        }
+}
+
+/* k815_matmul:
+ *   %815 matmul [1,128] (backward)  graphs/lib/model.lua:33 */
+static void k815_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k816_matmul:
+ *   %816 matmul [128,128] (backward)  graphs/lib/model.lua:33 */
+static void k816_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k819_id:
+ *   %819 map:id [128,128] (backward)  graphs/lib/model.lua:33 */
+static void k819_id(real *restrict out, const real *restrict in0) {
+    #pragma omp parallel for collapse(1) if((long)(16384) > 32768)
+    for (long i0 = 0; i0 < 128; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = in0[i0];
+}
+
+/* k821_add:
+ *   %821 map:add [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *   %850 map:add [T,B,39,128] (backward)  graphs/lib/irm.lua:10
+ *   %866 map:add [T,B,39,128] (backward)  graphs/lib/irm.lua:10
+ *   %921 map:add [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k821_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < 4992*B*T; i0++)
+        out[i0] = in0[i0] + in1[i0];
+}
+
+/* k824_neg:
+ *   %824 map:neg [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
+static void k824_neg(real *restrict out, const real *restrict in0, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        out[i0] = -in0[i0];
+}
+
+/* k826_step:
+ *   %826 map:step [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
+static void k826_step(real *restrict out, const real *restrict in0, long B, long T) {
+    #pragma omp parallel for simd if((long)(B*T) > 32768)
+    for (long i0 = 0; i0 < B*T; i0++)
+        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+}
+
+/* k844_add:
+ *   %844 map:add [T,1,39,39] (backward)  graphs/lib/irm.lua:10
+ *   %883 map:add [T,39,39] (backward)  graphs/lib/srm.lua:12 */
+static void k844_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for simd if((long)(1521*T) > 32768)
+    for (long i0 = 0; i0 < 1521*T; i0++)
+        out[i0] = in0[i0] + in1[i0];
+}
+
+/* k848_sum:
+ *   %848 reduce [T,1,39,128] (backward)  graphs/lib/irm.lua:10
+ *   %864 reduce [T,1,39,128] (backward)  graphs/lib/irm.lua:10
+ *   %908 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %937 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
+static void k848_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
+    for (long o = 0; o < T; o++)
+        for (long i = 0; i < 4992; i++) {
+            real a = (real)0;
+            for (long j = 0; j < B; j++) a += in0[(o*B + j)*4992 + i];
+            out[o*4992 + i] = a;
+        }
+}
+
+/* k849_sum:
+ *   %849 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10
+ *   %865 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
+static void k849_sum(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
+    for (long o = 0; o < T; o++)
+        for (long i = 0; i < 128; i++) {
+            real a = (real)0;
+            for (long j = 0; j < 39; j++) a += in0[(o*39 + j)*128 + i];
+            out[o*128 + i] = a;
+        }
+}
+
+/* k853_matmul:
+ *   %853 matmul [128,128] (backward)  graphs/lib/irm.lua:10
+ *   %858 matmul [128,128] (backward)  graphs/lib/irm.lua:10
+ *   %870 matmul [128,128] (backward)  graphs/lib/irm.lua:10
+ *   %874 matmul [128,128] (backward)  graphs/lib/irm.lua:9
+ *   %1043 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36 */
+static void k853_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k854_add:
+ *   %854 map:add [128,128] (backward)  graphs/lib/irm.lua:10
+ *   %859 map:add [128,128] (backward)  graphs/lib/irm.lua:10 */
+static void k854_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
+    #pragma omp parallel for simd if((long)(16384) > 32768)
+    for (long i0 = 0; i0 < 16384; i0++)
+        out[i0] = in0[i0] + in1[i0];
+}
+
+/* k867_add:
+ *   %867 map:add [T,1,1,128] (backward)  graphs/lib/irm.lua:10
+ *   %1020 map:add [T,128] (backward)  graphs/lib/losses.lua:21
+ *   %1030 map:add [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k867_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for simd if((long)(128*T) > 32768)
+    for (long i0 = 0; i0 < 128*T; i0++)
+        out[i0] = in0[i0] + in1[i0];
+}
+
+/* k877_mul:
+ *   %877 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12
+ *   %887 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12 */
+static void k877_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 1521*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k745_neg:
- *   %745 map:neg [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k745_neg(real *restrict out, const real *restrict in0, long T) {
+/* k878_neg:
+ *   %878 map:neg [T,39,39] (backward)  graphs/lib/srm.lua:12 */
+static void k878_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 1521*T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k747_step:
- *   %747 map:step [T,39,1] (backward)  graphs/lib/srm.lua:12 */
-static void k747_step(real *restrict out, const real *restrict in0, long T) {
+/* k880_step:
+ *   %880 map:step [T,39,1] (backward)  graphs/lib/srm.lua:12 */
+static void k880_step(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
 }
 
-/* k748_mul:
- *   %748 map:mul [T,39,1] (backward)  graphs/lib/srm.lua:12
- *   %828 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %830 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %832 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k748_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k881_mul:
+ *   %881 map:mul [T,39,1] (backward)  graphs/lib/srm.lua:12
+ *   %961 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *   %963 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *   %965 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+static void k881_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k749_id:
- *   %749 map:id [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k749_id(real *restrict out, const real *restrict in0, long T) {
+/* k882_id:
+ *   %882 map:id [T,39,39] (backward)  graphs/lib/srm.lua:12 */
+static void k882_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
             out[i0*39 + i1] = in0[i0];
 }
 
-/* k750_add:
- *   %750 map:add [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k750_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 1521*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k762_matmul:
- *   %762 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
-static void k762_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k895_matmul:
+ *   %895 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
+static void k895_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2538,9 +2636,9 @@ static void k762_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k763_matmul:
- *   %763 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
-static void k763_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k896_matmul:
+ *   %896 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
+static void k896_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2553,28 +2651,28 @@ static void k763_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k766_matmul:
- *   %766 matmul [128,128] (backward)  graphs/lib/srm.lua:11
- *   %770 matmul [128,128] (backward)  graphs/lib/srm.lua:11
- *   %904 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k766_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k899_matmul:
+ *   %899 matmul [128,128] (backward)  graphs/lib/srm.lua:11
+ *   %903 matmul [128,128] (backward)  graphs/lib/srm.lua:11
+ *   %1037 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k899_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k772_add:
- *   %772 map:add [T,39,128] (backward)  graphs/lib/srm.lua:11
- *   %806 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   %826 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %836 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k772_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k905_add:
+ *   %905 map:add [T,39,128] (backward)  graphs/lib/srm.lua:11
+ *   %939 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
+ *   %959 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7
+ *   %969 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+static void k905_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 4992*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k774_mul:
- *   %774 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k774_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k907_mul:
+ *   %907 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k907_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
@@ -2582,41 +2680,41 @@ static void k774_mul(real *restrict out, const real *restrict in0, const real *r
                 out[i0*4992*B + i1*4992 + i2] = in0[i0*4992*B + i1*4992 + i2] * in1[i0*4992 + i2];
 }
 
-/* k779_square:
- *   %779 map:square [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k779_square(real *restrict out, const real *restrict in0, long B, long T) {
+/* k912_square:
+ *   %912 map:square [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+static void k912_square(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k781_scale:
- *   %781 map:scale [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k781_scale(real *restrict out, const real *restrict in0, long B, long T) {
+/* k914_scale:
+ *   %914 map:scale [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+static void k914_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k783_step:
- *   %783 map:step [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k783_step(real *restrict out, const real *restrict in0, long B, long T) {
+/* k916_step:
+ *   %916 map:step [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+static void k916_step(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k786_scale:
- *   %786 map:scale [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k786_scale(real *restrict out, const real *restrict in0, long B, long T) {
+/* k919_scale:
+ *   %919 map:scale [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k919_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 4992*B*T; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k789_matmul:
- *   %789 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
-static void k789_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k922_matmul:
+ *   %922 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
+static void k922_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2630,9 +2728,9 @@ static void k789_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k790_matmul:
- *   %790 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
-static void k790_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k923_matmul:
+ *   %923 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
+static void k923_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2646,10 +2744,10 @@ static void k790_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k791_sum:
- *   %791 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %805 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k791_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k924_sum:
+ *   %924 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %938 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
+static void k924_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(8192*B*T) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 8192*B; i++) {
@@ -2659,43 +2757,43 @@ static void k791_sum(real *restrict out, const real *restrict in0, long B, long 
         }
 }
 
-/* k793_mul:
- *   %793 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *   %798 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k793_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k926_mul:
+ *   %926 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *   %931 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+static void k926_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k794_neg:
- *   %794 map:neg [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k794_neg(real *restrict out, const real *restrict in0, long B, long T) {
+/* k927_neg:
+ *   %927 map:neg [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+static void k927_neg(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k796_id:
- *   %796 map:id [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k796_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k929_id:
+ *   %929 map:id [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+static void k929_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             out[i0*64 + i1] = in0[i0];
 }
 
-/* k797_add:
- *   %797 map:add [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k797_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k930_add:
+ *   %930 map:add [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+static void k930_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k803_matmul:
- *   %803 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k803_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k936_matmul:
+ *   %936 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
+static void k936_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2709,256 +2807,247 @@ static void k803_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k808_mul:
- *   %808 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %819 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %1247 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %1254 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1262 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1271 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+/* k941_mul:
+ *   %941 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %952 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %1380 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1387 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1395 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1404 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
  *   ... and 8 more */
-static void k808_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+static void k941_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k811_square:
- *   %811 map:square [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k811_square(real *restrict out, const real *restrict in0, long B) {
+/* k944_square:
+ *   %944 map:square [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+static void k944_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k812_mul:
- *   %812 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %814 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %816 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k812_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k945_mul:
+ *   %945 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *   %947 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *   %949 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+static void k945_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k813_scale:
- *   %813 map:scale [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k813_scale(real *restrict out, const real *restrict in0, long B) {
+/* k946_scale:
+ *   %946 map:scale [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+static void k946_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k815_step:
- *   %815 map:step [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k815_step(real *restrict out, const real *restrict in0, long B) {
+/* k948_step:
+ *   %948 map:step [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+static void k948_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k817_id:
- *   %817 map:id [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k817_id(real *restrict out, const real *restrict in0, long B) {
+/* k950_id:
+ *   %950 map:id [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
+static void k950_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k818_scale:
- *   %818 map:scale [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %1270 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1315 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1361 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k818_scale(real *restrict out, const real *restrict in0, long B) {
+/* k951_scale:
+ *   %951 map:scale [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %1403 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1448 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1494 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k951_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k824_mul:
- *   %824 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %835 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k824_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k957_mul:
+ *   %957 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7
+ *   %968 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+static void k957_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 4992*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k827_square:
- *   %827 map:square [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k827_square(real *restrict out, const real *restrict in0, long T) {
+/* k960_square:
+ *   %960 map:square [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+static void k960_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k829_scale:
- *   %829 map:scale [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k829_scale(real *restrict out, const real *restrict in0, long T) {
+/* k962_scale:
+ *   %962 map:scale [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+static void k962_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k831_step:
- *   %831 map:step [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k831_step(real *restrict out, const real *restrict in0, long T) {
+/* k964_step:
+ *   %964 map:step [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+static void k964_step(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k833_id:
- *   %833 map:id [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k833_id(real *restrict out, const real *restrict in0, long T) {
+/* k966_id:
+ *   %966 map:id [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+static void k966_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k834_scale:
- *   %834 map:scale [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k834_scale(real *restrict out, const real *restrict in0, long T) {
+/* k967_scale:
+ *   %967 map:scale [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+static void k967_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 4992*T; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k869_matmul:
- *   %869 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k869_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k1002_matmul:
+ *   %1002 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k1002_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k870_matmul:
- *   %870 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k870_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k1003_matmul:
+ *   %1003 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k1003_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k872_mul:
- *   %872 map:mul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %882 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k872_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1005_mul:
+ *   %1005 map:mul [B,128] (backward)  graphs/lib/losses.lua:21
+ *   %1015 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k1005_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k874_square:
- *   %874 map:square [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k874_square(real *restrict out, const real *restrict in0, long B) {
+/* k1007_square:
+ *   %1007 map:square [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k1007_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k876_scale:
- *   %876 map:scale [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k876_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1009_scale:
+ *   %1009 map:scale [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k1009_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k878_step:
- *   %878 map:step [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k878_step(real *restrict out, const real *restrict in0, long B) {
+/* k1011_step:
+ *   %1011 map:step [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k1011_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k880_id:
- *   %880 map:id [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k880_id(real *restrict out, const real *restrict in0, long B) {
+/* k1013_id:
+ *   %1013 map:id [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k1013_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k881_scale:
- *   %881 map:scale [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k881_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1014_scale:
+ *   %1014 map:scale [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k1014_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k883_add:
- *   %883 map:add [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k883_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1016_add:
+ *   %1016 map:add [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k1016_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k885_mul:
- *   %885 map:mul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %896 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k885_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k1018_mul:
+ *   %1018 map:mul [T,128] (backward)  graphs/lib/losses.lua:21
+ *   %1029 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k1018_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < 128*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k887_add:
- *   %887 map:add [T,128] (backward)  graphs/lib/losses.lua:21
- *   %897 map:add [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k887_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k888_square:
- *   %888 map:square [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k888_square(real *restrict out, const real *restrict in0, long T) {
+/* k1021_square:
+ *   %1021 map:square [T,1] (backward)  graphs/lib/losses.lua:21 */
+static void k1021_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k890_scale:
- *   %890 map:scale [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k890_scale(real *restrict out, const real *restrict in0, long T) {
+/* k1023_scale:
+ *   %1023 map:scale [T,1] (backward)  graphs/lib/losses.lua:21 */
+static void k1023_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k892_step:
- *   %892 map:step [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k892_step(real *restrict out, const real *restrict in0, long T) {
+/* k1025_step:
+ *   %1025 map:step [T,1] (backward)  graphs/lib/losses.lua:21 */
+static void k1025_step(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k894_id:
- *   %894 map:id [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k894_id(real *restrict out, const real *restrict in0, long T) {
+/* k1027_id:
+ *   %1027 map:id [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k1027_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k895_scale:
- *   %895 map:scale [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k895_scale(real *restrict out, const real *restrict in0, long T) {
+/* k1028_scale:
+ *   %1028 map:scale [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k1028_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < 128*T; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k898_sum:
- *   %898 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k898_sum(real *restrict out, const real *restrict in0, long T) {
+/* k1031_sum:
+ *   %1031 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k1031_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 4992; i++) {
@@ -2968,21 +3057,9 @@ static void k898_sum(real *restrict out, const real *restrict in0, long T) {
         }
 }
 
-/* k900_sum:
- *   %900 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k900_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for collapse(2) if((long)(4992) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 39; j++) a += in0[(o*39 + j)*128 + i];
-            out[o*128 + i] = a;
-        }
-}
-
-/* k906_pad:
- *   %906 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k906_pad(real *restrict out, const real *restrict in0, long T) {
+/* k1039_pad:
+ *   %1039 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k1039_pad(real *restrict out, const real *restrict in0, long T) {
     memset(out, 0, sizeof(real)*(size_t)(5120*T));
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -2990,9 +3067,9 @@ static void k906_pad(real *restrict out, const real *restrict in0, long T) {
             out[128 + i0*5120 + i1] = in0[i0*4992 + i1];
 }
 
-/* k907_sum:
- *   %907 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k907_sum(real *restrict out, const real *restrict in0, long T) {
+/* k1040_sum:
+ *   %1040 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
+static void k1040_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(2) if((long)(128*T) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 128; i++) {
@@ -3002,9 +3079,9 @@ static void k907_sum(real *restrict out, const real *restrict in0, long T) {
         }
 }
 
-/* k912_pad:
- *   %912 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
-static void k912_pad(real *restrict out, const real *restrict in0, long T) {
+/* k1045_pad:
+ *   %1045 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
+static void k1045_pad(real *restrict out, const real *restrict in0, long T) {
     memset(out, 0, sizeof(real)*(size_t)(5120*T));
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -3012,15 +3089,15 @@ static void k912_pad(real *restrict out, const real *restrict in0, long T) {
             out[i0*5120 + i1] = in0[i0*128 + i1];
 }
 
-/* k914_sum:
- *   %914 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %920 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %941 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %959 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %965 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %987 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
+/* k1047_sum:
+ *   %1047 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1053 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1074 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1092 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1098 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1120 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
  *   ... and 15 more */
-static void k914_sum(real *restrict out, const real *restrict in0, long T) {
+static void k1047_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 5120; i++) {
@@ -3030,15 +3107,15 @@ static void k914_sum(real *restrict out, const real *restrict in0, long T) {
         }
 }
 
-/* k916_sum:
- *   %916 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %922 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %943 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %961 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %967 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %989 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
+/* k1049_sum:
+ *   %1049 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1055 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1076 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1094 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1100 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1122 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
  *   ... and 14 more */
-static void k916_sum(real *restrict out, const real *restrict in0) {
+static void k1049_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(5120) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 128; i++) {
@@ -3048,133 +3125,133 @@ static void k916_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k919_mul:
- *   %919 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %925 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %934 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %964 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %970 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %979 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+/* k1052_mul:
+ *   %1052 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1058 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1067 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1097 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1103 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1112 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
  *   ... and 9 more */
-static void k919_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+static void k1052_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 5120*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k927_square:
- *   %927 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %972 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1068 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1114 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1210 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k927_square(real *restrict out, const real *restrict in0, long T) {
+/* k1060_square:
+ *   %1060 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1105 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1201 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1247 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1343 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k1060_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k928_mul:
- *   %928 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %930 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %973 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %975 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1069 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1071 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+/* k1061_mul:
+ *   %1061 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1063 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1106 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1108 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1202 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1204 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
  *   ... and 4 more */
-static void k928_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+static void k1061_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k929_scale:
- *   %929 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %974 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1070 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1116 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1212 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k929_scale(real *restrict out, const real *restrict in0, long T) {
+/* k1062_scale:
+ *   %1062 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1107 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1203 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1249 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1345 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k1062_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k932_id:
- *   %932 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %939 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %977 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %985 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1073 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1081 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+/* k1065_id:
+ *   %1065 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1072 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1110 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1118 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1206 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1214 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
  *   ... and 4 more */
-static void k932_id(real *restrict out, const real *restrict in0, long T) {
+static void k1065_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k933_scale:
- *   %933 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %978 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1074 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1120 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1216 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k933_scale(real *restrict out, const real *restrict in0, long T) {
+/* k1066_scale:
+ *   %1066 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1111 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1207 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1253 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1349 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k1066_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 5120*T; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k936_neg:
- *   %936 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %981 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1077 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1123 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1219 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k936_neg(real *restrict out, const real *restrict in0, long T) {
+/* k1069_neg:
+ *   %1069 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1114 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1210 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1256 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1352 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k1069_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 5120*T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k946_matmul:
- *   %946 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1088 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k946_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k1079_matmul:
+ *   %1079 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1221 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k1079_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
 }
 
-/* k947_matmul:
- *   %947 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1089 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k947_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k1080_matmul:
+ *   %1080 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1222 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k1080_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
 }
 
-/* k949_gelu_grad:
- *   %949 map:gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1091 map:gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k949_gelu_grad(real *restrict out, const real *restrict in0, long T) {
+/* k1082_gelu_grad:
+ *   %1082 map:gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1224 map:gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k1082_gelu_grad(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(20480*T) > 32768)
     for (long i0 = 0; i0 < 20480*T; i0++)
         out[i0] = gelu_tanh_grad(in0[i0]);
 }
 
-/* k950_mul:
- *   %950 map:mul [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1092 map:mul [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k950_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k1083_mul:
+ *   %1083 map:mul [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1225 map:mul [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k1083_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(20480*T) > 32768)
     for (long i0 = 0; i0 < 20480*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k951_sum:
- *   %951 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %1093 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k951_sum(real *restrict out, const real *restrict in0, long T) {
+/* k1084_sum:
+ *   %1084 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1226 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k1084_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(2) if((long)(20480*T) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 20480; i++) {
@@ -3184,10 +3261,10 @@ static void k951_sum(real *restrict out, const real *restrict in0, long T) {
         }
 }
 
-/* k953_sum:
- *   %953 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %1095 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k953_sum(real *restrict out, const real *restrict in0) {
+/* k1086_sum:
+ *   %1086 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1228 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k1086_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(20480) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 512; i++) {
@@ -3197,50 +3274,50 @@ static void k953_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k956_matmul:
- *   %956 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1098 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k956_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k1089_matmul:
+ *   %1089 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1231 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k1089_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k957_matmul:
- *   %957 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1099 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k957_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k1090_matmul:
+ *   %1090 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1232 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k1090_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 512, 128, 40*T, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k992_matmul:
- *   %992 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1030 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
- *   %1040 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %1051 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %1134 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1172 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
+/* k1125_matmul:
+ *   %1125 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1163 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
+ *   %1173 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %1184 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %1267 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1305 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k992_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+static void k1125_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k993_matmul:
- *   %993 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1031 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
- *   %1041 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %1052 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %1135 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1173 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
+/* k1126_matmul:
+ *   %1126 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1164 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
+ *   %1174 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %1185 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %1268 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1306 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k993_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+static void k1126_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 40*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k998_matmul:
- *   %998 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %1022 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %1140 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %1164 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k998_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k1131_matmul:
+ *   %1131 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
+ *   %1155 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+ *   %1273 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
+ *   %1297 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
+static void k1131_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3254,66 +3331,66 @@ static void k998_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k1000_mul:
- *   %1000 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1011 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1142 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1153 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1000_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k1133_mul:
+ *   %1133 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1144 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1275 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1286 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k1133_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 6400*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1001_neg:
- *   %1001 map:neg [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1143 map:neg [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1001_neg(real *restrict out, const real *restrict in0, long T) {
+/* k1134_neg:
+ *   %1134 map:neg [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1276 map:neg [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k1134_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 6400*T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k1003_step:
- *   %1003 map:step [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %1145 map:step [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1003_step(real *restrict out, const real *restrict in0, long T) {
+/* k1136_step:
+ *   %1136 map:step [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1278 map:step [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k1136_step(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(160*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
 }
 
-/* k1004_mul:
- *   %1004 map:mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %1146 map:mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1004_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k1137_mul:
+ *   %1137 map:mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1279 map:mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k1137_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(160*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1005_id:
- *   %1005 map:id [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1147 map:id [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1005_id(real *restrict out, const real *restrict in0, long T) {
+/* k1138_id:
+ *   %1138 map:id [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1280 map:id [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k1138_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
             out[i0*40 + i1] = in0[i0];
 }
 
-/* k1006_add:
- *   %1006 map:add [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1148 map:add [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1006_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k1139_add:
+ *   %1139 map:add [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1281 map:add [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k1139_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 6400*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k1227_scatter_add:
- *   %1227 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
-static void k1227_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
+/* k1360_scatter_add:
+ *   %1360 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
+static void k1360_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
     memset(out, 0, sizeof(real)*(size_t)(131072));
     #pragma omp parallel for if((long)(5120*T) > 65536)
     for (long j = 0; j < 128; j++)
@@ -3321,9 +3398,9 @@ static void k1227_scatter_add(real *restrict out, const real *restrict in0, cons
             out[(long)in1[r]*128 + j] += in0[r*128 + j];
 }
 
-/* k1228_sum:
- *   %1228 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1228_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1361_sum:
+ *   %1361 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k1361_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(128*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 128; i++) {
@@ -3333,21 +3410,21 @@ static void k1228_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1230_matmul:
- *   %1230 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1230_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1363_matmul:
+ *   %1363 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k1363_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k1231_matmul:
- *   %1231 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1231_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1364_matmul:
+ *   %1364 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k1364_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k1234_id:
- *   %1234 map:id [B,64,128] (backward)  graphs/lib/image_encoder.lua:35 */
-static void k1234_id(real *restrict out, const real *restrict in0, long B) {
+/* k1367_id:
+ *   %1367 map:id [B,64,128] (backward)  graphs/lib/image_encoder.lua:35 */
+static void k1367_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -3355,15 +3432,15 @@ static void k1234_id(real *restrict out, const real *restrict in0, long B) {
                 out[i0*8192 + i1*128 + i2] = in0[i0*128 + i2];
 }
 
-/* k1235_sum:
- *   %1235 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1248 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1255 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1279 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1293 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1300 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+/* k1368_sum:
+ *   %1368 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1381 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1388 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1412 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1426 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1433 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 4 more */
-static void k1235_sum(real *restrict out, const real *restrict in0, long B) {
+static void k1368_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 8192; i++) {
@@ -3373,9 +3450,9 @@ static void k1235_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1237_sum:
- *   %1237 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1237_sum(real *restrict out, const real *restrict in0) {
+/* k1370_sum:
+ *   %1370 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k1370_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 128; i++) {
@@ -3385,21 +3462,21 @@ static void k1237_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k1240_matmul:
- *   %1240 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1240_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1373_matmul:
+ *   %1373 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k1373_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k1241_matmul:
- *   %1241 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1241_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1374_matmul:
+ *   %1374 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k1374_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 64*B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k1244_permute:
- *   %1244 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
-static void k1244_permute(real *restrict out, const real *restrict in0, long B) {
+/* k1377_permute:
+ *   %1377 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
+static void k1377_permute(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -3407,25 +3484,25 @@ static void k1244_permute(real *restrict out, const real *restrict in0, long B) 
                 out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1 + i2*128];
 }
 
-/* k1246_step:
- *   %1246 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %1291 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
- *   %1337 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k1246_step(real *restrict out, const real *restrict in0, long B) {
+/* k1379_step:
+ *   %1379 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1424 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
+ *   %1470 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26 */
+static void k1379_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
 }
 
-/* k1250_sum:
- *   %1250 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1257 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1281 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1295 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1302 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1326 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
+/* k1383_sum:
+ *   %1383 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1390 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1414 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1428 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1435 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1459 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1250_sum(real *restrict out, const real *restrict in0) {
+static void k1383_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
     for (long o = 0; o < 128; o++)
         for (long i = 0; i < 8; i++) {
@@ -3435,15 +3512,15 @@ static void k1250_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k1251_sum:
- *   %1251 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1258 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1282 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1296 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1303 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1327 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k1384_sum:
+ *   %1384 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1391 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1415 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1429 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1436 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1460 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1251_sum(real *restrict out, const real *restrict in0) {
+static void k1384_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 128; o++) {
         real a = (real)0;
@@ -3453,76 +3530,76 @@ static void k1251_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1264_square:
- *   %1264 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1309 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1355 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1400 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1445 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1491 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+/* k1397_square:
+ *   %1397 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1442 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1488 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1533 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1578 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1624 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 4 more */
-static void k1264_square(real *restrict out, const real *restrict in0, long B) {
+static void k1397_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k1265_mul:
- *   %1265 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1267 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1310 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1312 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1356 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1358 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+/* k1398_mul:
+ *   %1398 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1400 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1443 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1445 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1489 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1491 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 14 more */
-static void k1265_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+static void k1398_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1266_scale:
- *   %1266 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1311 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1357 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1402 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1447 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1493 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+/* k1399_scale:
+ *   %1399 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1444 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1490 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1535 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1580 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1626 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 4 more */
-static void k1266_scale(real *restrict out, const real *restrict in0, long B) {
+static void k1399_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k1269_id:
- *   %1269 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1276 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1314 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1321 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1360 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1367 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1269_id(real *restrict out, const real *restrict in0, long B) {
+/* k1402_id:
+ *   %1402 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1409 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1447 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1454 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1493 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1500 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1402_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0];
 }
 
-/* k1273_neg:
- *   %1273 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1318 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1364 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1273_neg(real *restrict out, const real *restrict in0, long B) {
+/* k1406_neg:
+ *   %1406 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1451 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1497 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1406_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k1285_matmul:
- *   %1285 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %1330 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1285_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1418_matmul:
+ *   %1418 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1463 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1418_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3535,10 +3612,10 @@ static void k1285_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1286_matmul:
- *   %1286 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:13
- *   %1331 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1286_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1419_matmul:
+ *   %1419 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1464 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1419_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3551,10 +3628,10 @@ static void k1286_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1287_sum:
- *   %1287 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %1332 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1287_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1420_sum:
+ *   %1420 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1465 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1420_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(147456*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 147456; i++) {
@@ -3564,10 +3641,10 @@ static void k1287_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1290_col2im:
- *   %1290 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1335 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1290_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k1423_col2im:
+ *   %1423 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1468 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1423_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(8192*B));
     const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152;
     #pragma omp parallel for collapse(2)
@@ -3589,9 +3666,9 @@ static void k1290_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1376_matmul:
- *   %1376 matmul [B,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1376_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1509_matmul:
+ *   %1509 matmul [B,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1509_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3604,9 +3681,9 @@ static void k1376_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1377_matmul:
- *   %1377 matmul [B,576,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1377_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1510_matmul:
+ *   %1510 matmul [B,576,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1510_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3619,9 +3696,9 @@ static void k1377_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1378_sum:
- *   %1378 reduce [1,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1378_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1511_sum:
+ *   %1511 reduce [1,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1511_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(73728*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 73728; i++) {
@@ -3631,9 +3708,9 @@ static void k1378_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1381_col2im:
- *   %1381 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1381_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k1514_col2im:
+ *   %1514 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1514_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(16384*B));
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576;
     #pragma omp parallel for collapse(2)
@@ -3655,39 +3732,39 @@ static void k1381_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1382_step:
- *   %1382 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %1427 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %1473 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k1382_step(real *restrict out, const real *restrict in0, long B) {
+/* k1515_step:
+ *   %1515 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1560 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
+ *   %1606 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26 */
+static void k1515_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
 }
 
-/* k1383_mul:
- *   %1383 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %1390 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1398 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1407 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1428 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %1435 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+/* k1516_mul:
+ *   %1516 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1523 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1531 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1540 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1561 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
+ *   %1568 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 6 more */
-static void k1383_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+static void k1516_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1384_sum:
- *   %1384 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1391 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1415 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1429 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1436 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1460 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+/* k1517_sum:
+ *   %1517 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1524 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1548 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1562 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1569 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1593 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1384_sum(real *restrict out, const real *restrict in0, long B) {
+static void k1517_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 16384; i++) {
@@ -3697,15 +3774,15 @@ static void k1384_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1386_sum:
- *   %1386 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1393 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1417 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1431 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1438 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1462 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
+/* k1519_sum:
+ *   %1519 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1526 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1550 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1564 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1571 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1595 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1386_sum(real *restrict out, const real *restrict in0) {
+static void k1519_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(16384) > 32768)
     for (long o = 0; o < 64; o++)
         for (long i = 0; i < 16; i++) {
@@ -3715,15 +3792,15 @@ static void k1386_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k1387_sum:
- *   %1387 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1394 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1418 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1432 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1439 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1463 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k1520_sum:
+ *   %1520 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1527 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1551 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1565 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1572 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1596 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1387_sum(real *restrict out, const real *restrict in0) {
+static void k1520_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 64; o++) {
         real a = (real)0;
@@ -3733,44 +3810,44 @@ static void k1387_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1405_id:
- *   %1405 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1412 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1450 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1457 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1496 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1503 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1405_id(real *restrict out, const real *restrict in0, long B) {
+/* k1538_id:
+ *   %1538 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1545 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1583 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1590 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1629 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1636 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1538_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0];
 }
 
-/* k1406_scale:
- *   %1406 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1451 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1497 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1406_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1539_scale:
+ *   %1539 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1584 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1630 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1539_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k1409_neg:
- *   %1409 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1454 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1500 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1409_neg(real *restrict out, const real *restrict in0, long B) {
+/* k1542_neg:
+ *   %1542 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1587 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1633 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1542_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k1421_matmul:
- *   %1421 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %1466 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1421_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1554_matmul:
+ *   %1554 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1599 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1554_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3783,10 +3860,10 @@ static void k1421_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1422_matmul:
- *   %1422 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:13
- *   %1467 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1422_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1555_matmul:
+ *   %1555 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1600 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1555_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3799,10 +3876,10 @@ static void k1422_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1423_sum:
- *   %1423 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %1468 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1423_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1556_sum:
+ *   %1556 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1601 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1556_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(36864*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 36864; i++) {
@@ -3812,10 +3889,10 @@ static void k1423_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1426_col2im:
- *   %1426 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1471 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1426_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k1559_col2im:
+ *   %1559 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1604 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1559_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(16384*B));
     const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576;
     #pragma omp parallel for collapse(2)
@@ -3837,9 +3914,9 @@ static void k1426_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1512_matmul:
- *   %1512 matmul [B,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1512_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1645_matmul:
+ *   %1645 matmul [B,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1645_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3852,9 +3929,9 @@ static void k1512_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1513_matmul:
- *   %1513 matmul [B,288,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1513_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1646_matmul:
+ *   %1646 matmul [B,288,256] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1646_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3867,9 +3944,9 @@ static void k1513_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1514_sum:
- *   %1514 reduce [1,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1514_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1647_sum:
+ *   %1647 reduce [1,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1647_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(18432*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 18432; i++) {
@@ -3879,9 +3956,9 @@ static void k1514_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1517_col2im:
- *   %1517 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1517_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k1650_col2im:
+ *   %1650 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1650_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(32768*B));
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288;
     #pragma omp parallel for collapse(2)
@@ -3903,39 +3980,39 @@ static void k1517_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1518_step:
- *   %1518 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %1563 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %1609 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k1518_step(real *restrict out, const real *restrict in0, long B) {
+/* k1651_step:
+ *   %1651 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1696 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
+ *   %1742 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26 */
+static void k1651_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
 }
 
-/* k1519_mul:
- *   %1519 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %1526 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1534 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1543 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1564 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %1571 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+/* k1652_mul:
+ *   %1652 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1659 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1667 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1676 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1697 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
+ *   %1704 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 6 more */
-static void k1519_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+static void k1652_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1520_sum:
- *   %1520 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1527 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1551 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1565 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1572 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1596 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+/* k1653_sum:
+ *   %1653 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1660 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1684 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1698 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1705 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1729 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1520_sum(real *restrict out, const real *restrict in0, long B) {
+static void k1653_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 32768; i++) {
@@ -3945,15 +4022,15 @@ static void k1520_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1522_sum:
- *   %1522 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1529 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1553 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1567 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1574 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1598 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
+/* k1655_sum:
+ *   %1655 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1662 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1686 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1700 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1707 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1731 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1522_sum(real *restrict out, const real *restrict in0) {
+static void k1655_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(32768) > 32768)
     for (long o = 0; o < 32; o++)
         for (long i = 0; i < 32; i++) {
@@ -3963,15 +4040,15 @@ static void k1522_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k1523_sum:
- *   %1523 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1530 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1554 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1568 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1575 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1599 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k1656_sum:
+ *   %1656 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1663 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1687 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1701 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1708 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1732 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1523_sum(real *restrict out, const real *restrict in0) {
+static void k1656_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -3981,45 +4058,45 @@ static void k1523_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1541_id:
- *   %1541 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1548 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1586 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1593 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1632 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1639 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1541_id(real *restrict out, const real *restrict in0, long B) {
+/* k1674_id:
+ *   %1674 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1681 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1719 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1726 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1765 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1772 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1674_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0];
 }
 
-/* k1542_scale:
- *   %1542 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1587 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1633 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1542_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1675_scale:
+ *   %1675 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1720 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1766 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1675_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k1545_neg:
- *   %1545 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1590 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1636 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1545_neg(real *restrict out, const real *restrict in0, long B) {
+/* k1678_neg:
+ *   %1678 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1723 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1769 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1678_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k1557_matmul:
- *   %1557 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1602 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1648 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1557_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1690_matmul:
+ *   %1690 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1735 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1781 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1690_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -4032,11 +4109,11 @@ static void k1557_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1558_matmul:
- *   %1558 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1603 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6
- *   %1649 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1558_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1691_matmul:
+ *   %1691 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1736 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1782 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1691_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -4049,11 +4126,11 @@ static void k1558_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1559_sum:
- *   %1559 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1604 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1650 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1559_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1692_sum:
+ *   %1692 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1737 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1783 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1692_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(9216*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 9216; i++) {
@@ -4063,10 +4140,10 @@ static void k1559_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1562_col2im:
- *   %1562 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1607 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1562_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k1695_col2im:
+ *   %1695 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1740 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1695_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(32768*B));
     const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288;
     #pragma omp parallel for collapse(2)
@@ -4088,9 +4165,9 @@ static void k1562_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1653_col2im:
- *   %1653 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1653_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k1786_col2im:
+ *   %1786 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1786_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(131072*B));
     const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288;
     #pragma omp parallel for collapse(2)
@@ -4112,30 +4189,30 @@ static void k1653_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1654_step:
- *   %1654 map:step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22 */
-static void k1654_step(real *restrict out, const real *restrict in0, long B) {
+/* k1787_step:
+ *   %1787 map:step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22 */
+static void k1787_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
 }
 
-/* k1655_mul:
- *   %1655 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %1662 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1670 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1679 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1655_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1788_mul:
+ *   %1788 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *   %1795 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1803 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1812 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1788_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1656_sum:
- *   %1656 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1663 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1687 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1656_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1789_sum:
+ *   %1789 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1796 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1820 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1789_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 131072; i++) {
@@ -4145,11 +4222,11 @@ static void k1656_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1658_sum:
- *   %1658 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1665 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1689 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1658_sum(real *restrict out, const real *restrict in0) {
+/* k1791_sum:
+ *   %1791 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1798 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1822 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1791_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(2) if((long)(131072) > 32768)
     for (long o = 0; o < 32; o++)
         for (long i = 0; i < 64; i++) {
@@ -4159,11 +4236,11 @@ static void k1658_sum(real *restrict out, const real *restrict in0) {
         }
 }
 
-/* k1659_sum:
- *   %1659 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1666 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1690 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1659_sum(real *restrict out, const real *restrict in0) {
+/* k1792_sum:
+ *   %1792 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1799 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1823 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1792_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(2048) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -4173,44 +4250,44 @@ static void k1659_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1677_id:
- *   %1677 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1684 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1677_id(real *restrict out, const real *restrict in0, long B) {
+/* k1810_id:
+ *   %1810 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1817 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1810_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0];
 }
 
-/* k1678_scale:
- *   %1678 map:scale [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1678_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1811_scale:
+ *   %1811 map:scale [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1811_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k1680_add:
- *   %1680 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1685 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1680_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1813_add:
+ *   %1813 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1818 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1813_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k1681_neg:
- *   %1681 map:neg [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1681_neg(real *restrict out, const real *restrict in0, long B) {
+/* k1814_neg:
+ *   %1814 map:neg [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1814_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k1693_matmul:
- *   %1693 matmul [B,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1693_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1826_matmul:
+ *   %1826 matmul [B,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1826_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     const long nb = B;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -4223,9 +4300,9 @@ static void k1693_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1695_sum:
- *   %1695 reduce [1,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1695_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1828_sum:
+ *   %1828 reduce [1,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1828_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(288*B) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 288; i++) {
@@ -4235,1200 +4312,2449 @@ static void k1695_sum(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
+#ifdef RECLF_PROFILE
+#include "profile.h"
+static reclf_prof_entry prof[1208] = {
+    {"k5_addc", "%5 map:addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"k6_scale", "%6 map:scale [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"k9_im2col", "%9 im2col [B,9,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k11_matmul", "%11 matmul [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k14_add", "%14 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k18_sum", "%18 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k19_scale", "%19 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k20_sub", "%20 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k21_square", "%21 map:square [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k18_sum", "%22 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k19_scale", "%23 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k24_addc", "%24 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%25 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k26_mul", "%26 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k29_mul", "%29 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k14_add", "%31 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k32_relu", "%32 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"k35_im2col", "%35 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k37_matmul", "%37 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k40_add", "%40 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k44_sum", "%44 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k45_scale", "%45 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k46_sub", "%46 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k47_square", "%47 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k44_sum", "%48 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k45_scale", "%49 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k24_addc", "%50 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%51 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k52_mul", "%52 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k55_mul", "%55 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k40_add", "%57 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k58_relu", "%58 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k61_im2col", "%61 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k37_matmul", "%63 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k40_add", "%66 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k44_sum", "%70 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k45_scale", "%71 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k46_sub", "%72 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k47_square", "%73 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k44_sum", "%74 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k45_scale", "%75 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k24_addc", "%76 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%77 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k52_mul", "%78 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k55_mul", "%81 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k40_add", "%83 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k58_relu", "%84 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k61_im2col", "%87 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k37_matmul", "%89 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k40_add", "%92 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k44_sum", "%96 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k45_scale", "%97 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k46_sub", "%98 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k47_square", "%99 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k44_sum", "%100 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k45_scale", "%101 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k24_addc", "%102 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%103 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k52_mul", "%104 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k55_mul", "%107 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k40_add", "%109 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k110_add", "%110 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k58_relu", "%111 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k114_im2col", "%114 im2col [B,288,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k116_matmul", "%116 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k119_add", "%119 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k123_sum", "%123 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k124_scale", "%124 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k125_sub", "%125 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k126_square", "%126 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k123_sum", "%127 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k124_scale", "%128 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k24_addc", "%129 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%130 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k131_mul", "%131 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k134_mul", "%134 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k119_add", "%136 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k137_relu", "%137 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k140_im2col", "%140 im2col [B,576,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k142_matmul", "%142 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k119_add", "%145 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k123_sum", "%149 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k124_scale", "%150 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k125_sub", "%151 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k126_square", "%152 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k123_sum", "%153 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k124_scale", "%154 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k24_addc", "%155 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%156 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k131_mul", "%157 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k134_mul", "%160 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k119_add", "%162 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k137_relu", "%163 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k140_im2col", "%166 im2col [B,576,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k142_matmul", "%168 matmul [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k119_add", "%171 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k123_sum", "%175 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k124_scale", "%176 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k125_sub", "%177 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k126_square", "%178 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k123_sum", "%179 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k124_scale", "%180 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k24_addc", "%181 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%182 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k131_mul", "%183 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k134_mul", "%186 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k119_add", "%188 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k189_add", "%189 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k137_relu", "%190 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k193_im2col", "%193 im2col [B,576,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k195_matmul", "%195 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k198_add", "%198 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k202_sum", "%202 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k203_scale", "%203 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k204_sub", "%204 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k205_square", "%205 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k202_sum", "%206 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k203_scale", "%207 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k24_addc", "%208 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%209 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k210_mul", "%210 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k213_mul", "%213 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k198_add", "%215 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k216_relu", "%216 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k219_im2col", "%219 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k221_matmul", "%221 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k198_add", "%224 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k202_sum", "%228 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k203_scale", "%229 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k204_sub", "%230 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k205_square", "%231 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k202_sum", "%232 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k203_scale", "%233 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k24_addc", "%234 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%235 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k210_mul", "%236 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k213_mul", "%239 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k198_add", "%241 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k216_relu", "%242 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k219_im2col", "%245 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k221_matmul", "%247 matmul [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k198_add", "%250 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k202_sum", "%254 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k203_scale", "%255 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k204_sub", "%256 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k205_square", "%257 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k202_sum", "%258 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k203_scale", "%259 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k24_addc", "%260 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k25_rsqrt", "%261 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k210_mul", "%262 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k213_mul", "%265 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k198_add", "%267 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k268_add", "%268 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k216_relu", "%269 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k271_permute", "%271 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"k275_matmul", "%275 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k277_add", "%277 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k278_sum", "%278 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k280_scale", "%280 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k283_matmul", "%283 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k284_add", "%284 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k287_gather", "%287 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"k288_add", "%288 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"k291_sum", "%291 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k292_scale", "%292 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k293_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k294_square", "%294 map:square [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k291_sum", "%295 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k292_scale", "%296 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k297_addc", "%297 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k298_rsqrt", "%298 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k299_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k300_mul", "%300 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k301_add", "%301 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k305_matmul", "%305 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k301_add", "%307 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k309_permute", "%309 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k305_matmul", "%313 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k301_add", "%315 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k309_permute", "%317 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k305_matmul", "%321 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k301_add", "%323 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k309_permute", "%325 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k326_matmul", "%326 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
+    {"k327_scale", "%327 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
+    {"k329_mul", "%329 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k330_neg", "%330 map:neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k331_addc", "%331 map:addc [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k332_scale", "%332 map:scale [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k333_add", "%333 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k334_max", "%334 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k336_sub", "%336 map:sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k337_exp", "%337 map:exp [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k329_mul", "%338 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k339_sum", "%339 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k340_clampmin", "%340 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k341_div", "%341 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k342_matmul", "%342 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"k343_permute", "%343 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"k305_matmul", "%348 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k301_add", "%350 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k351_add", "%351 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k291_sum", "%354 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k292_scale", "%355 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k293_sub", "%356 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k294_square", "%357 map:square [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k291_sum", "%358 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k292_scale", "%359 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k297_addc", "%360 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k298_rsqrt", "%361 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k299_mul", "%362 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k300_mul", "%363 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k301_add", "%364 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k368_matmul", "%368 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k370_add", "%370 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k371_gelu", "%371 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k375_matmul", "%375 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k301_add", "%377 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k351_add", "%378 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k291_sum", "%381 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k292_scale", "%382 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k293_sub", "%383 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k294_square", "%384 map:square [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k291_sum", "%385 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k292_scale", "%386 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k297_addc", "%387 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k298_rsqrt", "%388 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k299_mul", "%389 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k300_mul", "%390 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k301_add", "%391 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k305_matmul", "%395 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k301_add", "%397 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k309_permute", "%399 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k305_matmul", "%403 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k301_add", "%405 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k309_permute", "%407 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k305_matmul", "%411 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k301_add", "%413 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k309_permute", "%415 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k326_matmul", "%416 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
+    {"k327_scale", "%417 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
+    {"k329_mul", "%419 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k333_add", "%423 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k334_max", "%424 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k336_sub", "%426 map:sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k337_exp", "%427 map:exp [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k329_mul", "%428 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k339_sum", "%429 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k340_clampmin", "%430 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k341_div", "%431 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k342_matmul", "%432 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"k343_permute", "%433 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"k305_matmul", "%438 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k301_add", "%440 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k351_add", "%441 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k291_sum", "%444 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k292_scale", "%445 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k293_sub", "%446 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k294_square", "%447 map:square [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k291_sum", "%448 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k292_scale", "%449 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k297_addc", "%450 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k298_rsqrt", "%451 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k299_mul", "%452 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k300_mul", "%453 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k301_add", "%454 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k368_matmul", "%458 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k370_add", "%460 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k371_gelu", "%461 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k375_matmul", "%465 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k301_add", "%467 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k351_add", "%468 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k291_sum", "%471 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k292_scale", "%472 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k293_sub", "%473 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k294_square", "%474 map:square [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k291_sum", "%475 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k292_scale", "%476 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k297_addc", "%477 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k298_rsqrt", "%478 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k299_mul", "%479 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k300_mul", "%480 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k301_add", "%481 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k482_slice", "%482 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k486_matmul", "%486 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k487_add", "%487 map:add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k488_slice", "%488 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k492_matmul", "%492 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k494_add", "%494 map:add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k495_square", "%495 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k496_sum", "%496 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k497_clampmin", "%497 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k498_rsqrt", "%498 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k499_mul", "%499 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k500_square", "%500 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k501_sum", "%501 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k502_clampmin", "%502 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k503_rsqrt", "%503 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k504_mul", "%504 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k505_matmul", "%505 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k506_scale", "%506 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k507_eye", "%507 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"k508_max", "%508 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k510_sub", "%510 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k511_exp", "%511 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k512_sum", "%512 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k513_clampmin", "%513 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k514_log", "%514 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k515_add", "%515 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k516_mul", "%516 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k512_sum", "%517 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k518_sub", "%518 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k519_max", "%519 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k521_sub", "%521 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k511_exp", "%522 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k523_sum", "%523 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k524_clampmin", "%524 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k525_log", "%525 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k526_add", "%526 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k523_sum", "%528 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k529_sub", "%529 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k512_sum", "%530 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"k531_mul", "%531 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k532_sum", "%532 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k533_sum", "%533 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
+    {"k534_add", "%534 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k535_scale", "%535 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k537_square", "%537 map:square [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k538_sum", "%538 reduce [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k539_clampmin", "%539 map:clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k540_rsqrt", "%540 map:rsqrt [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k541_mul", "%541 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k205_square", "%544 map:square [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k545_sum", "%545 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k546_clampmin", "%546 map:clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k547_rsqrt", "%547 map:rsqrt [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k548_mul", "%548 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k549_matmul", "%549 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k550_scale", "%550 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k551_max", "%551 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k553_sub", "%553 map:sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k554_exp", "%554 map:exp [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k555_sum", "%555 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k556_div", "%556 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k557_matmul", "%557 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"k558_square", "%558 map:square [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k559_sum", "%559 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k560_clampmin", "%560 map:clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k561_rsqrt", "%561 map:rsqrt [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k562_mul", "%562 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k563_mul", "%563 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k559_sum", "%564 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
+    {"k570_matmul", "%570 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"k570_matmul", "%573 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"k575_matmul", "%575 matmul [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"k576_scale", "%576 map:scale [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"k578_mul", "%578 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k579_neg", "%579 map:neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k580_addc", "%580 map:addc [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k581_scale", "%581 map:scale [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k582_add", "%582 map:add [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k583_max", "%583 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k585_sub", "%585 map:sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k586_exp", "%586 map:exp [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k578_mul", "%587 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k588_sum", "%588 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k589_clampmin", "%589 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k590_div", "%590 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k603_matmul", "%603 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
+    {"k486_matmul", "%743 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k745_mul", "%745 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k559_sum", "%746 reduce [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k486_matmul", "%748 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k486_matmul", "%751 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k745_mul", "%753 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k559_sum", "%754 reduce [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k755_matmul", "%755 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k756_add", "%756 map:add [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k610_scale", "%610 map:scale [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k612_mul", "%612 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k579_neg", "%613 map:neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k580_addc", "%614 map:addc [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k581_scale", "%615 map:scale [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k616_add", "%616 map:add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k617_max", "%617 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k619_sub", "%619 map:sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k620_exp", "%620 map:exp [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k612_mul", "%621 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k622_sum", "%622 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k623_clampmin", "%623 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k624_div", "%624 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k733_sum", "%733 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k736_matmul", "%736 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k738_mul", "%738 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k559_sum", "%739 reduce [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k755_matmul", "%740 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k756_add", "%741 map:add [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k625_mul", "%625 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"k622_sum", "%626 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"k628_scale", "%628 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+    {"k508_max", "%630 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k510_sub", "%632 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k511_exp", "%633 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k512_sum", "%634 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k513_clampmin", "%635 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k514_log", "%636 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k515_add", "%637 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k516_mul", "%638 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k512_sum", "%639 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k518_sub", "%640 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k519_max", "%641 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k521_sub", "%643 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k511_exp", "%644 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k523_sum", "%645 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k524_clampmin", "%646 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k525_log", "%647 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k526_add", "%648 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k523_sum", "%650 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k529_sub", "%651 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k531_mul", "%653 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k532_sum", "%654 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k533_sum", "%655 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
+    {"k534_add", "%656 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k535_scale", "%657 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k534_add", "%659 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
+    {"k765_fill", "%765 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"k535_scale", "%767 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"k768_id", "%768 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"k769_id", "%769 map:id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"k531_mul", "%770 map:mul [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"k772_neg", "%772 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k773_id", "%773 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k516_mul", "%774 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k776_div", "%776 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k777_step", "%777 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k778_mul", "%778 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k773_id", "%779 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k516_mul", "%780 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k783_add", "%783 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k784_neg", "%784 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k785_id", "%785 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k516_mul", "%786 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k783_add", "%788 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k789_div", "%789 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k790_step", "%790 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k531_mul", "%791 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k785_id", "%792 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k516_mul", "%793 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k783_add", "%796 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k628_scale", "%797 map:scale [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
+    {"k799_id", "%799 map:id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"k625_mul", "%800 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"k625_mul", "%801 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"k802_matmul", "%802 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k803_matmul", "%803 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k804_sum", "%804 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k805_id", "%805 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k738_mul", "%806 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k807_mul", "%807 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k808_sum", "%808 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k810_sum", "%810 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k812_sum", "%812 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k815_matmul", "%815 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k816_matmul", "%816 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k819_id", "%819 map:id [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k805_id", "%820 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k821_add", "%821 map:add [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k624_div", "%822 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k625_mul", "%823 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k824_neg", "%824 map:neg [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k622_sum", "%825 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k826_step", "%826 map:step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k516_mul", "%827 map:mul [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k799_id", "%828 map:id [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k756_add", "%829 map:add [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k612_mul", "%830 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k625_mul", "%833 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k612_mul", "%837 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k610_scale", "%840 map:scale [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k802_matmul", "%841 matmul [T,B,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k803_matmul", "%842 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k804_sum", "%843 reduce [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k844_add", "%844 map:add [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k805_id", "%845 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k745_mul", "%846 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k807_mul", "%847 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k848_sum", "%848 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k849_sum", "%849 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k821_add", "%850 map:add [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k603_matmul", "%852 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k853_matmul", "%853 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k854_add", "%854 map:add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k603_matmul", "%857 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k853_matmul", "%858 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k854_add", "%859 map:add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k805_id", "%861 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k745_mul", "%862 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k807_mul", "%863 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k848_sum", "%864 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k849_sum", "%865 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k821_add", "%866 map:add [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k867_add", "%867 map:add [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k603_matmul", "%869 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k853_matmul", "%870 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k486_matmul", "%873 matmul [T,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
+    {"k853_matmul", "%874 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
+    {"k590_div", "%876 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k877_mul", "%877 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k878_neg", "%878 map:neg [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k588_sum", "%879 reduce [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k880_step", "%880 map:step [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k881_mul", "%881 map:mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k882_id", "%882 map:id [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k844_add", "%883 map:add [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k578_mul", "%884 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k877_mul", "%887 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k578_mul", "%891 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k576_scale", "%894 map:scale [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k895_matmul", "%895 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k896_matmul", "%896 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k492_matmul", "%898 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k899_matmul", "%899 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k492_matmul", "%902 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k899_matmul", "%903 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k905_add", "%905 map:add [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k807_mul", "%906 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k907_mul", "%907 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k848_sum", "%908 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k562_mul", "%909 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k807_mul", "%910 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k559_sum", "%911 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k912_square", "%912 map:square [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k625_mul", "%913 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k914_scale", "%914 map:scale [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k625_mul", "%915 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k916_step", "%916 map:step [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k625_mul", "%917 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k805_id", "%918 map:id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k919_scale", "%919 map:scale [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k807_mul", "%920 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k821_add", "%921 map:add [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k922_matmul", "%922 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k923_matmul", "%923 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k924_sum", "%924 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k556_div", "%925 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k926_mul", "%926 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k927_neg", "%927 map:neg [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k555_sum", "%928 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k929_id", "%929 map:id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k930_add", "%930 map:add [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k926_mul", "%931 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k550_scale", "%934 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k557_matmul", "%935 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k936_matmul", "%936 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k848_sum", "%937 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k924_sum", "%938 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k905_add", "%939 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k548_mul", "%940 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k941_mul", "%941 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k545_sum", "%942 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k268_add", "%943 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k944_square", "%944 map:square [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k945_mul", "%945 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k946_scale", "%946 map:scale [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k945_mul", "%947 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k948_step", "%948 map:step [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k945_mul", "%949 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k950_id", "%950 map:id [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k951_scale", "%951 map:scale [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k941_mul", "%952 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k268_add", "%953 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k541_mul", "%956 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k957_mul", "%957 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k538_sum", "%958 reduce [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k905_add", "%959 map:add [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k960_square", "%960 map:square [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k881_mul", "%961 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k962_scale", "%962 map:scale [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k881_mul", "%963 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k964_step", "%964 map:step [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k881_mul", "%965 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k966_id", "%966 map:id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k967_scale", "%967 map:scale [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k957_mul", "%968 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k905_add", "%969 map:add [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k776_div", "%980 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k777_step", "%981 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k778_mul", "%982 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k773_id", "%983 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k516_mul", "%984 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k783_add", "%987 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k783_add", "%992 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k789_div", "%993 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k790_step", "%994 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k531_mul", "%995 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k785_id", "%996 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k516_mul", "%997 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k783_add", "%1000 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k506_scale", "%1001 map:scale [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k1002_matmul", "%1002 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k1003_matmul", "%1003 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k504_mul", "%1004 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k1005_mul", "%1005 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k501_sum", "%1006 reduce [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k1007_square", "%1007 map:square [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k778_mul", "%1008 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k1009_scale", "%1009 map:scale [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k778_mul", "%1010 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k1011_step", "%1011 map:step [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k778_mul", "%1012 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k1013_id", "%1013 map:id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k1014_scale", "%1014 map:scale [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k1005_mul", "%1015 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k1016_add", "%1016 map:add [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k499_mul", "%1017 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k1018_mul", "%1018 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k496_sum", "%1019 reduce [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k867_add", "%1020 map:add [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k1021_square", "%1021 map:square [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k531_mul", "%1022 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k1023_scale", "%1023 map:scale [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k531_mul", "%1024 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k1025_step", "%1025 map:step [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k531_mul", "%1026 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k1027_id", "%1027 map:id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k1028_scale", "%1028 map:scale [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k1018_mul", "%1029 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k867_add", "%1030 map:add [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k1031_sum", "%1031 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k812_sum", "%1033 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k570_matmul", "%1036 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k899_matmul", "%1037 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k1039_pad", "%1039 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k1040_sum", "%1040 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k603_matmul", "%1042 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k853_matmul", "%1043 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k1045_pad", "%1045 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k351_add", "%1046 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1047 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1049 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k300_mul", "%1051 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1052_mul", "%1052 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1053 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1055 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k299_mul", "%1057 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1052_mul", "%1058 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k291_sum", "%1059 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1060_square", "%1060 map:square [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1061_mul", "%1061 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1062_scale", "%1062 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1061_mul", "%1063 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k292_scale", "%1064 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1065_id", "%1065 map:id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1066_scale", "%1066 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1052_mul", "%1067 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k351_add", "%1068 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1069_neg", "%1069 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k291_sum", "%1070 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k292_scale", "%1071 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1065_id", "%1072 map:id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k351_add", "%1073 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1074 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1076 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1079_matmul", "%1079 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1080_matmul", "%1080 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1082_gelu_grad", "%1082 map:gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1083_mul", "%1083 map:mul [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1084_sum", "%1084 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1086_sum", "%1086 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1089_matmul", "%1089 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1090_matmul", "%1090 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1092 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1094 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k300_mul", "%1096 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1052_mul", "%1097 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1098 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1100 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k299_mul", "%1102 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1052_mul", "%1103 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k291_sum", "%1104 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1060_square", "%1105 map:square [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1061_mul", "%1106 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1062_scale", "%1107 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1061_mul", "%1108 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k292_scale", "%1109 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1065_id", "%1110 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1066_scale", "%1111 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1052_mul", "%1112 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k351_add", "%1113 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1069_neg", "%1114 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k291_sum", "%1115 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k351_add", "%1116 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k292_scale", "%1117 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1065_id", "%1118 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k351_add", "%1119 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1120 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1122 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1125_matmul", "%1125 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1126_matmul", "%1126 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k309_permute", "%1129 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"k326_matmul", "%1130 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k1131_matmul", "%1131 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k341_div", "%1132 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1133_mul", "%1133 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1134_neg", "%1134 map:neg [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k339_sum", "%1135 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1136_step", "%1136 map:step [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1137_mul", "%1137 map:mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1138_id", "%1138 map:id [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1139_add", "%1139 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k329_mul", "%1140 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1133_mul", "%1144 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k329_mul", "%1149 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k327_scale", "%1153 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k342_matmul", "%1154 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k1131_matmul", "%1155 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k343_permute", "%1156 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1158 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1160 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k1125_matmul", "%1163 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k1126_matmul", "%1164 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k343_permute", "%1166 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1168 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1170 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1125_matmul", "%1173 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1126_matmul", "%1174 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k351_add", "%1176 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k343_permute", "%1177 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1179 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1181 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1125_matmul", "%1184 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1126_matmul", "%1185 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k351_add", "%1187 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1188 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1190 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k300_mul", "%1192 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1052_mul", "%1193 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1194 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1196 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k299_mul", "%1198 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1052_mul", "%1199 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k291_sum", "%1200 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1060_square", "%1201 map:square [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1061_mul", "%1202 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1062_scale", "%1203 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1061_mul", "%1204 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k292_scale", "%1205 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1065_id", "%1206 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1066_scale", "%1207 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1052_mul", "%1208 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k351_add", "%1209 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1069_neg", "%1210 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k291_sum", "%1211 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k351_add", "%1212 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k292_scale", "%1213 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1065_id", "%1214 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k351_add", "%1215 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1216 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1218 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1079_matmul", "%1221 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1080_matmul", "%1222 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1082_gelu_grad", "%1224 map:gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1083_mul", "%1225 map:mul [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1084_sum", "%1226 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1086_sum", "%1228 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1089_matmul", "%1231 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1090_matmul", "%1232 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1234 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1236 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k300_mul", "%1238 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1052_mul", "%1239 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1240 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1242 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k299_mul", "%1244 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1052_mul", "%1245 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k291_sum", "%1246 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1060_square", "%1247 map:square [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1061_mul", "%1248 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1062_scale", "%1249 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1061_mul", "%1250 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k292_scale", "%1251 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1065_id", "%1252 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1066_scale", "%1253 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1052_mul", "%1254 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k351_add", "%1255 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1069_neg", "%1256 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k291_sum", "%1257 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k351_add", "%1258 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k292_scale", "%1259 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1065_id", "%1260 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k351_add", "%1261 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1262 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1264 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1125_matmul", "%1267 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1126_matmul", "%1268 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k309_permute", "%1271 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"k326_matmul", "%1272 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k1131_matmul", "%1273 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k341_div", "%1274 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1133_mul", "%1275 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1134_neg", "%1276 map:neg [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k339_sum", "%1277 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1136_step", "%1278 map:step [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1137_mul", "%1279 map:mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1138_id", "%1280 map:id [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1139_add", "%1281 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k329_mul", "%1282 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1133_mul", "%1286 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k329_mul", "%1291 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k327_scale", "%1295 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k342_matmul", "%1296 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k1131_matmul", "%1297 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k343_permute", "%1298 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1300 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1302 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k1125_matmul", "%1305 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k1126_matmul", "%1306 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k343_permute", "%1308 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1310 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1312 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1125_matmul", "%1315 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1126_matmul", "%1316 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k351_add", "%1318 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k343_permute", "%1319 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1321 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1323 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1125_matmul", "%1326 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1126_matmul", "%1327 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k351_add", "%1329 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1330 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1332 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k300_mul", "%1334 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1052_mul", "%1335 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1336 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1049_sum", "%1338 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k299_mul", "%1340 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1052_mul", "%1341 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k291_sum", "%1342 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1060_square", "%1343 map:square [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1061_mul", "%1344 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1062_scale", "%1345 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1061_mul", "%1346 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k292_scale", "%1347 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1065_id", "%1348 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1066_scale", "%1349 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1052_mul", "%1350 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k351_add", "%1351 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1069_neg", "%1352 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k291_sum", "%1353 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k351_add", "%1354 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k292_scale", "%1355 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1065_id", "%1356 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k351_add", "%1357 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1047_sum", "%1358 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"k1360_scatter_add", "%1360 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"k1361_sum", "%1361 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k1363_matmul", "%1363 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k1364_matmul", "%1364 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k280_scale", "%1365 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k1367_id", "%1367 map:id [B,64,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k1368_sum", "%1368 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1370_sum", "%1370 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1373_matmul", "%1373 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1374_matmul", "%1374 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k268_add", "%1376 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1377_permute", "%1377 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"k1379_step", "%1379 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k941_mul", "%1380 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1368_sum", "%1381 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1383_sum", "%1383 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1384_sum", "%1384 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k213_mul", "%1386 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k941_mul", "%1387 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1368_sum", "%1388 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1383_sum", "%1390 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1384_sum", "%1391 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k210_mul", "%1394 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k941_mul", "%1395 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k202_sum", "%1396 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1397_square", "%1397 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1398 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1399_scale", "%1399 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1400 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k203_scale", "%1401 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1402_id", "%1402 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k951_scale", "%1403 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k941_mul", "%1404 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k268_add", "%1405 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1406_neg", "%1406 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k202_sum", "%1407 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k203_scale", "%1408 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1402_id", "%1409 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k268_add", "%1410 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1368_sum", "%1412 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1383_sum", "%1414 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1384_sum", "%1415 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1418_matmul", "%1418 matmul [B,128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1419_matmul", "%1419 matmul [B,1152,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1420_sum", "%1420 reduce [1,128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1423_col2im", "%1423 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1379_step", "%1424 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k941_mul", "%1425 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1368_sum", "%1426 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1383_sum", "%1428 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1384_sum", "%1429 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k213_mul", "%1431 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k941_mul", "%1432 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1368_sum", "%1433 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1383_sum", "%1435 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1384_sum", "%1436 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k210_mul", "%1439 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k941_mul", "%1440 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k202_sum", "%1441 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1397_square", "%1442 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1443 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1399_scale", "%1444 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1445 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k203_scale", "%1446 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1402_id", "%1447 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k951_scale", "%1448 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k941_mul", "%1449 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k268_add", "%1450 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1406_neg", "%1451 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k202_sum", "%1452 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k203_scale", "%1453 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1402_id", "%1454 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k268_add", "%1455 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1368_sum", "%1457 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1383_sum", "%1459 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1384_sum", "%1460 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1418_matmul", "%1463 matmul [B,128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1419_matmul", "%1464 matmul [B,1152,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1420_sum", "%1465 reduce [1,128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1423_col2im", "%1468 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k268_add", "%1469 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1379_step", "%1470 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k941_mul", "%1471 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1368_sum", "%1472 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1383_sum", "%1474 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1384_sum", "%1475 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k213_mul", "%1477 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k941_mul", "%1478 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1368_sum", "%1479 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1383_sum", "%1481 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1384_sum", "%1482 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k210_mul", "%1485 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k941_mul", "%1486 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k202_sum", "%1487 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1397_square", "%1488 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1489 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1399_scale", "%1490 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1491 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k203_scale", "%1492 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1402_id", "%1493 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k951_scale", "%1494 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k941_mul", "%1495 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k268_add", "%1496 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1406_neg", "%1497 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k202_sum", "%1498 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k203_scale", "%1499 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1402_id", "%1500 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k268_add", "%1501 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1368_sum", "%1503 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1383_sum", "%1505 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1384_sum", "%1506 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1509_matmul", "%1509 matmul [B,128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1510_matmul", "%1510 matmul [B,576,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1511_sum", "%1511 reduce [1,128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1514_col2im", "%1514 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1515_step", "%1515 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1516_mul", "%1516 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1517_sum", "%1517 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1519_sum", "%1519 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1520_sum", "%1520 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k134_mul", "%1522 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1516_mul", "%1523 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1517_sum", "%1524 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1519_sum", "%1526 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1520_sum", "%1527 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k131_mul", "%1530 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1516_mul", "%1531 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k123_sum", "%1532 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1397_square", "%1533 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1534 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1399_scale", "%1535 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1536 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k124_scale", "%1537 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1538_id", "%1538 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1539_scale", "%1539 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1516_mul", "%1540 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k189_add", "%1541 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1542_neg", "%1542 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k123_sum", "%1543 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k124_scale", "%1544 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1538_id", "%1545 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k189_add", "%1546 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1517_sum", "%1548 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1519_sum", "%1550 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1520_sum", "%1551 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1554_matmul", "%1554 matmul [B,64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1555_matmul", "%1555 matmul [B,576,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1556_sum", "%1556 reduce [1,64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1559_col2im", "%1559 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1515_step", "%1560 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1516_mul", "%1561 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1517_sum", "%1562 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1519_sum", "%1564 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1520_sum", "%1565 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k134_mul", "%1567 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1516_mul", "%1568 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1517_sum", "%1569 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1519_sum", "%1571 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1520_sum", "%1572 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k131_mul", "%1575 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1516_mul", "%1576 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k123_sum", "%1577 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1397_square", "%1578 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1579 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1399_scale", "%1580 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1581 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k124_scale", "%1582 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1538_id", "%1583 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1539_scale", "%1584 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1516_mul", "%1585 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k189_add", "%1586 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1542_neg", "%1587 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k123_sum", "%1588 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k124_scale", "%1589 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1538_id", "%1590 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k189_add", "%1591 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1517_sum", "%1593 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1519_sum", "%1595 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1520_sum", "%1596 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1554_matmul", "%1599 matmul [B,64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1555_matmul", "%1600 matmul [B,576,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1556_sum", "%1601 reduce [1,64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1559_col2im", "%1604 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k189_add", "%1605 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1515_step", "%1606 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1516_mul", "%1607 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1517_sum", "%1608 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1519_sum", "%1610 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1520_sum", "%1611 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k134_mul", "%1613 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1516_mul", "%1614 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1517_sum", "%1615 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1519_sum", "%1617 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1520_sum", "%1618 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k131_mul", "%1621 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1516_mul", "%1622 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k123_sum", "%1623 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1397_square", "%1624 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1625 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1399_scale", "%1626 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1627 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k124_scale", "%1628 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1538_id", "%1629 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1539_scale", "%1630 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1516_mul", "%1631 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k189_add", "%1632 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1542_neg", "%1633 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k123_sum", "%1634 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k124_scale", "%1635 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1538_id", "%1636 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k189_add", "%1637 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1517_sum", "%1639 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1519_sum", "%1641 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1520_sum", "%1642 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1645_matmul", "%1645 matmul [B,64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1646_matmul", "%1646 matmul [B,288,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1647_sum", "%1647 reduce [1,64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1650_col2im", "%1650 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1651_step", "%1651 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1652_mul", "%1652 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1653_sum", "%1653 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1655_sum", "%1655 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1656_sum", "%1656 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k55_mul", "%1658 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1652_mul", "%1659 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1653_sum", "%1660 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1655_sum", "%1662 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1656_sum", "%1663 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k52_mul", "%1666 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1652_mul", "%1667 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k44_sum", "%1668 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1397_square", "%1669 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1670 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1399_scale", "%1671 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1672 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k45_scale", "%1673 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1674_id", "%1674 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1675_scale", "%1675 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1652_mul", "%1676 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k110_add", "%1677 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1678_neg", "%1678 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k44_sum", "%1679 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k45_scale", "%1680 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1674_id", "%1681 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k110_add", "%1682 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1653_sum", "%1684 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1655_sum", "%1686 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1656_sum", "%1687 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1690_matmul", "%1690 matmul [B,32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1691_matmul", "%1691 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1692_sum", "%1692 reduce [1,32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1695_col2im", "%1695 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1651_step", "%1696 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1652_mul", "%1697 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1653_sum", "%1698 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1655_sum", "%1700 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1656_sum", "%1701 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k55_mul", "%1703 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1652_mul", "%1704 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1653_sum", "%1705 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1655_sum", "%1707 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1656_sum", "%1708 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k52_mul", "%1711 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1652_mul", "%1712 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k44_sum", "%1713 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1397_square", "%1714 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1715 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1399_scale", "%1716 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1717 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k45_scale", "%1718 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1674_id", "%1719 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1675_scale", "%1720 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1652_mul", "%1721 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k110_add", "%1722 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1678_neg", "%1723 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k44_sum", "%1724 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k45_scale", "%1725 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1674_id", "%1726 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k110_add", "%1727 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1653_sum", "%1729 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1655_sum", "%1731 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1656_sum", "%1732 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1690_matmul", "%1735 matmul [B,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1691_matmul", "%1736 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1692_sum", "%1737 reduce [1,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1695_col2im", "%1740 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k110_add", "%1741 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1651_step", "%1742 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1652_mul", "%1743 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1653_sum", "%1744 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1655_sum", "%1746 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1656_sum", "%1747 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k55_mul", "%1749 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1652_mul", "%1750 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1653_sum", "%1751 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1655_sum", "%1753 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1656_sum", "%1754 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k52_mul", "%1757 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1652_mul", "%1758 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k44_sum", "%1759 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1397_square", "%1760 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1761 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1399_scale", "%1762 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1763 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k45_scale", "%1764 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1674_id", "%1765 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1675_scale", "%1766 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1652_mul", "%1767 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k110_add", "%1768 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1678_neg", "%1769 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k44_sum", "%1770 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k45_scale", "%1771 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1674_id", "%1772 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k110_add", "%1773 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1653_sum", "%1775 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1655_sum", "%1777 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1656_sum", "%1778 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1690_matmul", "%1781 matmul [B,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1691_matmul", "%1782 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1692_sum", "%1783 reduce [1,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1786_col2im", "%1786 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1787_step", "%1787 map:step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"k1788_mul", "%1788 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"k1789_sum", "%1789 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1791_sum", "%1791 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1792_sum", "%1792 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k29_mul", "%1794 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1788_mul", "%1795 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1789_sum", "%1796 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1791_sum", "%1798 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1792_sum", "%1799 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k26_mul", "%1802 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1788_mul", "%1803 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k18_sum", "%1804 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1397_square", "%1805 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1806 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1399_scale", "%1807 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1398_mul", "%1808 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k19_scale", "%1809 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1810_id", "%1810 map:id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1811_scale", "%1811 map:scale [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1788_mul", "%1812 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1813_add", "%1813 map:add [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1814_neg", "%1814 map:neg [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k18_sum", "%1815 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k19_scale", "%1816 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1810_id", "%1817 map:id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1813_add", "%1818 map:add [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1789_sum", "%1820 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1791_sum", "%1822 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1792_sum", "%1823 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1826_matmul", "%1826 matmul [B,32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1828_sum", "%1828 reduce [1,32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+};
+const reclf_prof_table reclf_profile_reclf = {1208, prof};
+#define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
+    prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#else
+#define CALL(i, fl, by, call) call
+#endif
+
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(1321008 + 2523280*B + 50176*B*T + 254976*T);
+    return sizeof(real) * (size_t)(1321008 + 2523280*B + 40192*B*T + 256768*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    k5_addc(A + 1321008, (real *)inputs[0], B); /* %5 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    k6_scale(A + 1321008 + 4096*B, A + 1321008, B); /* %6 map:scale [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    k9_im2col(A + 1321008 + 1941504*B, A + 1321008 + 4096*B, B); /* %9 im2col [B,9,4096]  graphs/lib/image_encoder.lua:6 */
-    k11_matmul(A + 1321008, (real *)P + 0, A + 1321008 + 1941504*B, B); /* %11 matmul [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    k14_add(A + 1321008 + 131072*B, A + 1321008, (real *)P + 288, B); /* %14 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    k18_sum(A + 1321008, A + 1321008 + 131072*B, B); /* %18 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k19_scale(A + 1321008 + 16*B, A + 1321008, B); /* %19 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k20_sub(A + 1321008 + 1327104*B, A + 1321008 + 131072*B, A + 1321008 + 16*B, B); /* %20 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k21_square(A + 1321008, A + 1321008 + 1327104*B, B); /* %21 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k18_sum(A + 1321008 + 1458176*B, A + 1321008, B); /* %22 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k19_scale(A + 1321008 + 1458192*B, A + 1321008 + 1458176*B, B); /* %23 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k24_addc(A + 1321008 + 1458176*B, A + 1321008 + 1458192*B, B); /* %24 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k25_rsqrt(A + 1321008 + 2523136*B, A + 1321008 + 1458176*B, B); /* %25 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k26_mul(A + 1321008 + 1458176*B, A + 1321008 + 1327104*B, A + 1321008 + 2523136*B, B); /* %26 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k29_mul(A + 1321008, A + 1321008 + 1458176*B, (real *)P + 320, B); /* %29 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k14_add(A + 1321008 + 1589248*B, A + 1321008, (real *)P + 352, B); /* %31 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k32_relu(A + 1321008 + 294912*B, A + 1321008 + 1589248*B, B); /* %32 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    k35_im2col(A + 1321008, A + 1321008 + 294912*B, B); /* %35 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    k37_matmul(A + 1321008 + 1720320*B, (real *)P + 384, A + 1321008, B); /* %37 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    k40_add(A + 1321008 + 1753088*B, A + 1321008 + 1720320*B, (real *)P + 9600, B); /* %40 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k44_sum(A + 1321008 + 1720320*B, A + 1321008 + 1753088*B, B); /* %44 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k45_scale(A + 1321008 + 1720336*B, A + 1321008 + 1720320*B, B); /* %45 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k46_sub(A + 1321008 + 2015232*B, A + 1321008 + 1753088*B, A + 1321008 + 1720336*B, B); /* %46 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k47_square(A + 1321008 + 1978368*B, A + 1321008 + 2015232*B, B); /* %47 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1978368*B, B); /* %48 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k45_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B); /* %49 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k24_addc(A + 1321008 + 2011168*B, A + 1321008 + 2011152*B, B); /* %50 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k25_rsqrt(A + 1321008 + 2523152*B, A + 1321008 + 2011168*B, B); /* %51 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k52_mul(A + 1321008 + 2048000*B, A + 1321008 + 2015232*B, A + 1321008 + 2523152*B, B); /* %52 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k55_mul(A + 1321008 + 1978368*B, A + 1321008 + 2048000*B, (real *)P + 9632, B); /* %55 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k40_add(A + 1321008 + 2080768*B, A + 1321008 + 1978368*B, (real *)P + 9664, B); /* %57 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k58_relu(A + 1321008 + 1978368*B, A + 1321008 + 2080768*B, B); /* %58 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    k61_im2col(A + 1321008 + 294912*B, A + 1321008 + 1978368*B, B); /* %61 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    k37_matmul(A + 1321008 + 1720320*B, (real *)P + 9696, A + 1321008 + 294912*B, B); /* %63 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    k40_add(A + 1321008 + 1753088*B, A + 1321008 + 1720320*B, (real *)P + 18912, B); /* %66 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1753088*B, B); /* %70 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k45_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B); /* %71 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k46_sub(A + 1321008 + 2113536*B, A + 1321008 + 1753088*B, A + 1321008 + 2011152*B, B); /* %72 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k47_square(A + 1321008 + 1720320*B, A + 1321008 + 2113536*B, B); /* %73 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1720320*B, B); /* %74 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k45_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B); /* %75 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k24_addc(A + 1321008 + 2011136*B, A + 1321008 + 2011152*B, B); /* %76 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k25_rsqrt(A + 1321008 + 2523168*B, A + 1321008 + 2011136*B, B); /* %77 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k52_mul(A + 1321008 + 2146304*B, A + 1321008 + 2113536*B, A + 1321008 + 2523168*B, B); /* %78 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k55_mul(A + 1321008 + 1720320*B, A + 1321008 + 2146304*B, (real *)P + 18944, B); /* %81 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k40_add(A + 1321008 + 2179072*B, A + 1321008 + 1720320*B, (real *)P + 18976, B); /* %83 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k58_relu(A + 1321008 + 1720320*B, A + 1321008 + 2179072*B, B); /* %84 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    k61_im2col(A + 1321008 + 589824*B, A + 1321008 + 1720320*B, B); /* %87 im2col [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    k37_matmul(A + 1321008 + 1720320*B, (real *)P + 19008, A + 1321008 + 589824*B, B); /* %89 matmul [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    k40_add(A + 1321008 + 1753088*B, A + 1321008 + 1720320*B, (real *)P + 28224, B); /* %92 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1753088*B, B); /* %96 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k45_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B); /* %97 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k46_sub(A + 1321008 + 2211840*B, A + 1321008 + 1753088*B, A + 1321008 + 2011152*B, B); /* %98 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k47_square(A + 1321008 + 1720320*B, A + 1321008 + 2211840*B, B); /* %99 map:square [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1720320*B, B); /* %100 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k45_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B); /* %101 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k24_addc(A + 1321008 + 2011136*B, A + 1321008 + 2011152*B, B); /* %102 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k25_rsqrt(A + 1321008 + 2523184*B, A + 1321008 + 2011136*B, B); /* %103 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k52_mul(A + 1321008 + 2244608*B, A + 1321008 + 2211840*B, A + 1321008 + 2523184*B, B); /* %104 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k55_mul(A + 1321008 + 1720320*B, A + 1321008 + 2244608*B, (real *)P + 28256, B); /* %107 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k40_add(A + 1321008 + 1753088*B, A + 1321008 + 1720320*B, (real *)P + 28288, B); /* %109 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k110_add(A + 1321008 + 2277376*B, A + 1321008 + 1978368*B, A + 1321008 + 1753088*B, B); /* %110 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    k58_relu(A + 1321008 + 1978368*B, A + 1321008 + 2277376*B, B); /* %111 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    k114_im2col(A + 1321008 + 1720320*B, A + 1321008 + 1978368*B, B); /* %114 im2col [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    k116_matmul(A + 1321008 + 1978368*B, (real *)P + 28320, A + 1321008 + 1720320*B, B); /* %116 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    k119_add(A + 1321008 + 1994752*B, A + 1321008 + 1978368*B, (real *)P + 46752, B); /* %119 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k123_sum(A + 1321008 + 2011136*B, A + 1321008 + 1994752*B, B); /* %123 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k124_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B); /* %124 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k125_sub(A + 1321008 + 2310144*B, A + 1321008 + 1994752*B, A + 1321008 + 2011152*B, B); /* %125 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k126_square(A + 1321008 + 1978368*B, A + 1321008 + 2310144*B, B); /* %126 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k123_sum(A + 1321008 + 1994752*B, A + 1321008 + 1978368*B, B); /* %127 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k124_scale(A + 1321008 + 1978368*B, A + 1321008 + 1994752*B, B); /* %128 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k24_addc(A + 1321008 + 1978384*B, A + 1321008 + 1978368*B, B); /* %129 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k25_rsqrt(A + 1321008 + 2523200*B, A + 1321008 + 1978384*B, B); /* %130 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k131_mul(A + 1321008 + 2326528*B, A + 1321008 + 2310144*B, A + 1321008 + 2523200*B, B); /* %131 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k134_mul(A + 1321008 + 1978368*B, A + 1321008 + 2326528*B, (real *)P + 46816, B); /* %134 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k119_add(A + 1321008 + 2342912*B, A + 1321008 + 1978368*B, (real *)P + 46880, B); /* %136 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k137_relu(A + 1321008 + 1978368*B, A + 1321008 + 2342912*B, B); /* %137 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    k140_im2col(A + 1321008 + 884736*B, A + 1321008 + 1978368*B, B); /* %140 im2col [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    k142_matmul(A + 1321008 + 1994752*B, (real *)P + 46944, A + 1321008 + 884736*B, B); /* %142 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    k119_add(A + 1321008 + 1794048*B, A + 1321008 + 1994752*B, (real *)P + 83808, B); /* %145 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k123_sum(A + 1321008 + 1994752*B, A + 1321008 + 1794048*B, B); /* %149 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k124_scale(A + 1321008 + 1994768*B, A + 1321008 + 1994752*B, B); /* %150 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k125_sub(A + 1321008 + 2359296*B, A + 1321008 + 1794048*B, A + 1321008 + 1994768*B, B); /* %151 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k126_square(A + 1321008 + 1994752*B, A + 1321008 + 2359296*B, B); /* %152 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k123_sum(A + 1321008 + 2011136*B, A + 1321008 + 1994752*B, B); /* %153 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k124_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B); /* %154 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k24_addc(A + 1321008 + 2011168*B, A + 1321008 + 2011152*B, B); /* %155 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k25_rsqrt(A + 1321008 + 2523216*B, A + 1321008 + 2011168*B, B); /* %156 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k131_mul(A + 1321008 + 2375680*B, A + 1321008 + 2359296*B, A + 1321008 + 2523216*B, B); /* %157 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k134_mul(A + 1321008 + 1994752*B, A + 1321008 + 2375680*B, (real *)P + 83872, B); /* %160 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k119_add(A + 1321008 + 2392064*B, A + 1321008 + 1994752*B, (real *)P + 83936, B); /* %162 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k137_relu(A + 1321008 + 1994752*B, A + 1321008 + 2392064*B, B); /* %163 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    k140_im2col(A + 1321008 + 1032192*B, A + 1321008 + 1994752*B, B); /* %166 im2col [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    k142_matmul(A + 1321008 + 1994752*B, (real *)P + 84000, A + 1321008 + 1032192*B, B); /* %168 matmul [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    k119_add(A + 1321008 + 1179648*B, A + 1321008 + 1994752*B, (real *)P + 120864, B); /* %171 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k123_sum(A + 1321008 + 1994752*B, A + 1321008 + 1179648*B, B); /* %175 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k124_scale(A + 1321008 + 1994768*B, A + 1321008 + 1994752*B, B); /* %176 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k125_sub(A + 1321008 + 2408448*B, A + 1321008 + 1179648*B, A + 1321008 + 1994768*B, B); /* %177 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k126_square(A + 1321008 + 1994752*B, A + 1321008 + 2408448*B, B); /* %178 map:square [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k123_sum(A + 1321008 + 2011136*B, A + 1321008 + 1994752*B, B); /* %179 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k124_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B); /* %180 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k24_addc(A + 1321008 + 2011168*B, A + 1321008 + 2011152*B, B); /* %181 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k25_rsqrt(A + 1321008 + 2523232*B, A + 1321008 + 2011168*B, B); /* %182 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k131_mul(A + 1321008 + 2424832*B, A + 1321008 + 2408448*B, A + 1321008 + 2523232*B, B); /* %183 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k134_mul(A + 1321008 + 1994752*B, A + 1321008 + 2424832*B, (real *)P + 120928, B); /* %186 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k119_add(A + 1321008 + 1179648*B, A + 1321008 + 1994752*B, (real *)P + 120992, B); /* %188 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k189_add(A + 1321008 + 2441216*B, A + 1321008 + 1978368*B, A + 1321008 + 1179648*B, B); /* %189 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    k137_relu(A + 1321008 + 1179648*B, A + 1321008 + 2441216*B, B); /* %190 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    k193_im2col(A + 1321008 + 1978368*B, A + 1321008 + 1179648*B, B); /* %193 im2col [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    k195_matmul(A + 1321008 + 1179648*B, (real *)P + 121056, A + 1321008 + 1978368*B, B); /* %195 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    k198_add(A + 1321008 + 1187840*B, A + 1321008 + 1179648*B, (real *)P + 194784, B); /* %198 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k202_sum(A + 1321008 + 1179648*B, A + 1321008 + 1187840*B, B); /* %202 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k203_scale(A + 1321008 + 1179664*B, A + 1321008 + 1179648*B, B); /* %203 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k204_sub(A + 1321008 + 2457600*B, A + 1321008 + 1187840*B, A + 1321008 + 1179664*B, B); /* %204 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k205_square(A + 1321008 + 1179648*B, A + 1321008 + 2457600*B, B); /* %205 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k202_sum(A + 1321008 + 2465792*B, A + 1321008 + 1179648*B, B); /* %206 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k203_scale(A + 1321008 + 2465808*B, A + 1321008 + 2465792*B, B); /* %207 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k24_addc(A + 1321008 + 2465792*B, A + 1321008 + 2465808*B, B); /* %208 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k25_rsqrt(A + 1321008 + 2523248*B, A + 1321008 + 2465792*B, B); /* %209 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k210_mul(A + 1321008 + 2465792*B, A + 1321008 + 2457600*B, A + 1321008 + 2523248*B, B); /* %210 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k213_mul(A + 1321008 + 1179648*B, A + 1321008 + 2465792*B, (real *)P + 194912, B); /* %213 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k198_add(A + 1321008 + 2473984*B, A + 1321008 + 1179648*B, (real *)P + 195040, B); /* %215 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k216_relu(A + 1321008 + 1179648*B, A + 1321008 + 2473984*B, B); /* %216 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    k219_im2col(A + 1321008 + 1794048*B, A + 1321008 + 1179648*B, B); /* %219 im2col [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    k221_matmul(A + 1321008 + 1867776*B, (real *)P + 195168, A + 1321008 + 1794048*B, B); /* %221 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    k198_add(A + 1321008 + 1875968*B, A + 1321008 + 1867776*B, (real *)P + 342624, B); /* %224 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k202_sum(A + 1321008 + 1867776*B, A + 1321008 + 1875968*B, B); /* %228 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k203_scale(A + 1321008 + 1867792*B, A + 1321008 + 1867776*B, B); /* %229 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k204_sub(A + 1321008 + 2482176*B, A + 1321008 + 1875968*B, A + 1321008 + 1867792*B, B); /* %230 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k205_square(A + 1321008 + 1867776*B, A + 1321008 + 2482176*B, B); /* %231 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k202_sum(A + 1321008 + 2490368*B, A + 1321008 + 1867776*B, B); /* %232 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k203_scale(A + 1321008 + 2490384*B, A + 1321008 + 2490368*B, B); /* %233 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k24_addc(A + 1321008 + 2490368*B, A + 1321008 + 2490384*B, B); /* %234 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k25_rsqrt(A + 1321008 + 2523264*B, A + 1321008 + 2490368*B, B); /* %235 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k210_mul(A + 1321008 + 2490368*B, A + 1321008 + 2482176*B, A + 1321008 + 2523264*B, B); /* %236 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k213_mul(A + 1321008 + 1867776*B, A + 1321008 + 2490368*B, (real *)P + 342752, B); /* %239 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k198_add(A + 1321008 + 2498560*B, A + 1321008 + 1867776*B, (real *)P + 342880, B); /* %241 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k216_relu(A + 1321008 + 1187840*B, A + 1321008 + 2498560*B, B); /* %242 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    k219_im2col(A + 1321008 + 1867776*B, A + 1321008 + 1187840*B, B); /* %245 im2col [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    k221_matmul(A + 1321008 + 1187840*B, (real *)P + 343008, A + 1321008 + 1867776*B, B); /* %247 matmul [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    k198_add(A + 1321008 + 1196032*B, A + 1321008 + 1187840*B, (real *)P + 490464, B); /* %250 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k202_sum(A + 1321008 + 1187840*B, A + 1321008 + 1196032*B, B); /* %254 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k203_scale(A + 1321008 + 2506752*B, A + 1321008 + 1187840*B, B); /* %255 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k204_sub(A + 1321008 + 1187840*B, A + 1321008 + 1196032*B, A + 1321008 + 2506752*B, B); /* %256 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k205_square(A + 1321008 + 1196032*B, A + 1321008 + 1187840*B, B); /* %257 map:square [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k202_sum(A + 1321008 + 2506752*B, A + 1321008 + 1196032*B, B); /* %258 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k203_scale(A + 1321008 + 2506768*B, A + 1321008 + 2506752*B, B); /* %259 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k24_addc(A + 1321008 + 2506752*B, A + 1321008 + 2506768*B, B); /* %260 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k25_rsqrt(A + 1321008 + 2514944*B, A + 1321008 + 2506752*B, B); /* %261 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k210_mul(A + 1321008 + 1196032*B, A + 1321008 + 1187840*B, A + 1321008 + 2514944*B, B); /* %262 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k213_mul(A + 1321008 + 1204224*B, A + 1321008 + 1196032*B, (real *)P + 490592, B); /* %265 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k198_add(A + 1321008 + 1212416*B, A + 1321008 + 1204224*B, (real *)P + 490720, B); /* %267 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k268_add(A + 1321008 + 1204224*B, A + 1321008 + 1179648*B, A + 1321008 + 1212416*B, B); /* %268 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    k216_relu(A + 1321008 + 1179648*B, A + 1321008 + 1204224*B, B); /* %269 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    k271_permute(A + 1321008 + 1212416*B, A + 1321008 + 1179648*B, B); /* %271 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    k275_matmul(A + 1321008 + 1179648*B, A + 1321008 + 1212416*B, (real *)P + 490848, B); /* %275 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    k277_add(A + 1321008 + 1220608*B, A + 1321008 + 1179648*B, (real *)P + 507232, B); /* %277 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    k278_sum(A + 1321008 + 1179648*B, A + 1321008 + 1212416*B, B); /* %278 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    k280_scale(A + 1321008 + 1253376*B, A + 1321008 + 1179648*B, B); /* %280 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    k283_matmul(A + 1321008 + 1179648*B, A + 1321008 + 1253376*B, (real *)P + 507360, B); /* %283 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    k284_add(A + 1321008 + 1253504*B, A + 1321008 + 1179648*B, (real *)P + 523744, B); /* %284 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
-    k287_gather(A + 1321008 + 2523280*B + 50176*B*T, (real *)P + 523872, (int32_t *)inputs[1], T); /* %287 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    k288_add(A + 1321008 + 2523280*B + 50176*B*T + 12800*T, A + 1321008 + 2523280*B + 50176*B*T, (real *)P + 654944, T); /* %288 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 12800*T, T); /* %291 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T + 48*T, A + 1321008 + 2523280*B + 50176*B*T, T); /* %292 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k293_sub(A + 1321008 + 2523280*B + 50176*B*T + 128000*T, A + 1321008 + 2523280*B + 50176*B*T + 12800*T, A + 1321008 + 2523280*B + 50176*B*T + 48*T, T); /* %293 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k294_square(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 128000*T, T); /* %294 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T + 5120*T, A + 1321008 + 2523280*B + 50176*B*T, T); /* %295 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 5120*T, T); /* %296 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k297_addc(A + 1321008 + 2523280*B + 50176*B*T + 48*T, A + 1321008 + 2523280*B + 50176*B*T, T); /* %297 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k298_rsqrt(A + 1321008 + 2523280*B + 50176*B*T + 254464*T, A + 1321008 + 2523280*B + 50176*B*T + 48*T, T); /* %298 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k299_mul(A + 1321008 + 2523280*B + 50176*B*T + 133120*T, A + 1321008 + 2523280*B + 50176*B*T + 128000*T, A + 1321008 + 2523280*B + 50176*B*T + 254464*T, T); /* %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k300_mul(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 133120*T, (real *)P + 660064, T); /* %300 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k301_add(A + 1321008 + 2523280*B + 50176*B*T + 138240*T, A + 1321008 + 2523280*B + 50176*B*T, (real *)P + 660192, T); /* %301 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k305_matmul(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 138240*T, (real *)P + 660320, T); /* %305 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    k301_add(A + 1321008 + 2523280*B + 50176*B*T + 5120*T, A + 1321008 + 2523280*B + 50176*B*T, (real *)P + 676704, T); /* %307 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    k309_permute(A + 1321008 + 2523280*B + 50176*B*T + 143360*T, A + 1321008 + 2523280*B + 50176*B*T + 5120*T, T); /* %309 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    k305_matmul(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 138240*T, (real *)P + 676832, T); /* %313 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    k301_add(A + 1321008 + 2523280*B + 50176*B*T + 5120*T, A + 1321008 + 2523280*B + 50176*B*T, (real *)P + 693216, T); /* %315 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    k309_permute(A + 1321008 + 2523280*B + 50176*B*T + 148480*T, A + 1321008 + 2523280*B + 50176*B*T + 5120*T, T); /* %317 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    k305_matmul(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 138240*T, (real *)P + 693344, T); /* %321 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    k301_add(A + 1321008 + 2523280*B + 50176*B*T + 5120*T, A + 1321008 + 2523280*B + 50176*B*T, (real *)P + 709728, T); /* %323 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    k309_permute(A + 1321008 + 2523280*B + 50176*B*T + 153600*T, A + 1321008 + 2523280*B + 50176*B*T + 5120*T, T); /* %325 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    k326_matmul(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 143360*T, A + 1321008 + 2523280*B + 50176*B*T + 148480*T, T); /* %326 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    k327_scale(A + 1321008 + 2523280*B + 50176*B*T + 6400*T, A + 1321008 + 2523280*B + 50176*B*T, T); /* %327 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    k329_mul(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 6400*T, (real *)inputs[2], T); /* %329 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k330_neg(A + 1321008 + 2523280*B + 50176*B*T + 6400*T, (real *)inputs[2], T); /* %330 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    k331_addc(A + 1321008 + 2523280*B + 50176*B*T + 6448*T, A + 1321008 + 2523280*B + 50176*B*T + 6400*T, T); /* %331 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    k332_scale(A + 1321008 + 2523280*B + 50176*B*T + 253760*T, A + 1321008 + 2523280*B + 50176*B*T + 6448*T, T); /* %332 map:scale [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    k333_add(A + 1321008 + 2523280*B + 50176*B*T + 6400*T, A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 253760*T, T); /* %333 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k334_max(A + 1321008 + 2523280*B + 50176*B*T + 17920*T, A + 1321008 + 2523280*B + 50176*B*T + 6400*T, T); /* %334 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k336_sub(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 6400*T, A + 1321008 + 2523280*B + 50176*B*T + 17920*T, T); /* %336 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k337_exp(A + 1321008 + 2523280*B + 50176*B*T + 102400*T, A + 1321008 + 2523280*B + 50176*B*T, T); /* %337 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k329_mul(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 102400*T, (real *)inputs[2], T); /* %338 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k339_sum(A + 1321008 + 2523280*B + 50176*B*T + 253440*T, A + 1321008 + 2523280*B + 50176*B*T, T); /* %339 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k340_clampmin(A + 1321008 + 2523280*B + 50176*B*T + 253600*T, A + 1321008 + 2523280*B + 50176*B*T + 253440*T, T); /* %340 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k341_div(A + 1321008 + 2523280*B + 50176*B*T + 108800*T, A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 253600*T, T); /* %341 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k342_matmul(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 108800*T, A + 1321008 + 2523280*B + 50176*B*T + 153600*T, T); /* %342 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    k343_permute(A + 1321008 + 2523280*B + 50176*B*T + 158720*T, A + 1321008 + 2523280*B + 50176*B*T, T); /* %343 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    k305_matmul(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 158720*T, (real *)P + 709856, T); /* %348 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    k301_add(A + 1321008 + 2523280*B + 50176*B*T + 5120*T, A + 1321008 + 2523280*B + 50176*B*T, (real *)P + 726240, T); /* %350 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 12800*T, A + 1321008 + 2523280*B + 50176*B*T + 5120*T, T); /* %351 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T + 253808*T, A + 1321008 + 2523280*B + 50176*B*T + 115200*T, T); /* %354 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T + 253856*T, A + 1321008 + 2523280*B + 50176*B*T + 253808*T, T); /* %355 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k293_sub(A + 1321008 + 2523280*B + 50176*B*T + 163840*T, A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 253856*T, T); /* %356 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k294_square(A + 1321008 + 2523280*B + 50176*B*T + 120320*T, A + 1321008 + 2523280*B + 50176*B*T + 163840*T, T); /* %357 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T + 253808*T, A + 1321008 + 2523280*B + 50176*B*T + 120320*T, T); /* %358 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T + 253856*T, A + 1321008 + 2523280*B + 50176*B*T + 253808*T, T); /* %359 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k297_addc(A + 1321008 + 2523280*B + 50176*B*T + 253808*T, A + 1321008 + 2523280*B + 50176*B*T + 253856*T, T); /* %360 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k298_rsqrt(A + 1321008 + 2523280*B + 50176*B*T + 254512*T, A + 1321008 + 2523280*B + 50176*B*T + 253808*T, T); /* %361 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k299_mul(A + 1321008 + 2523280*B + 50176*B*T + 168960*T, A + 1321008 + 2523280*B + 50176*B*T + 163840*T, A + 1321008 + 2523280*B + 50176*B*T + 254512*T, T); /* %362 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k300_mul(A + 1321008 + 2523280*B + 50176*B*T + 120320*T, A + 1321008 + 2523280*B + 50176*B*T + 168960*T, (real *)P + 726368, T); /* %363 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k301_add(A + 1321008 + 2523280*B + 50176*B*T + 174080*T, A + 1321008 + 2523280*B + 50176*B*T + 120320*T, (real *)P + 726496, T); /* %364 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k368_matmul(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 174080*T, (real *)P + 726624, T); /* %368 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    k370_add(A + 1321008 + 2523280*B + 50176*B*T + 20480*T, A + 1321008 + 2523280*B + 50176*B*T, (real *)P + 792160, T); /* %370 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    k371_gelu(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 20480*T, T); /* %371 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    k375_matmul(A + 1321008 + 2523280*B + 50176*B*T + 120320*T, A + 1321008 + 2523280*B + 50176*B*T, (real *)P + 792672, T); /* %375 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    k301_add(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 120320*T, (real *)P + 858208, T); /* %377 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 53760*T, A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %378 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T + 253808*T, A + 1321008 + 2523280*B + 50176*B*T + 53760*T, T); /* %381 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T + 253856*T, A + 1321008 + 2523280*B + 50176*B*T + 253808*T, T); /* %382 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k293_sub(A + 1321008 + 2523280*B + 50176*B*T + 179200*T, A + 1321008 + 2523280*B + 50176*B*T + 53760*T, A + 1321008 + 2523280*B + 50176*B*T + 253856*T, T); /* %383 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k294_square(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 179200*T, T); /* %384 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T + 253808*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %385 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T + 253856*T, A + 1321008 + 2523280*B + 50176*B*T + 253808*T, T); /* %386 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k297_addc(A + 1321008 + 2523280*B + 50176*B*T + 253808*T, A + 1321008 + 2523280*B + 50176*B*T + 253856*T, T); /* %387 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k298_rsqrt(A + 1321008 + 2523280*B + 50176*B*T + 254560*T, A + 1321008 + 2523280*B + 50176*B*T + 253808*T, T); /* %388 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k299_mul(A + 1321008 + 2523280*B + 50176*B*T + 184320*T, A + 1321008 + 2523280*B + 50176*B*T + 179200*T, A + 1321008 + 2523280*B + 50176*B*T + 254560*T, T); /* %389 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k300_mul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 184320*T, (real *)P + 858336, T); /* %390 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k301_add(A + 1321008 + 2523280*B + 50176*B*T + 189440*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, (real *)P + 858464, T); /* %391 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k305_matmul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 189440*T, (real *)P + 858592, T); /* %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    k301_add(A + 1321008 + 2523280*B + 50176*B*T + 46080*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, (real *)P + 874976, T); /* %397 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    k309_permute(A + 1321008 + 2523280*B + 50176*B*T + 194560*T, A + 1321008 + 2523280*B + 50176*B*T + 46080*T, T); /* %399 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    k305_matmul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 189440*T, (real *)P + 875104, T); /* %403 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    k301_add(A + 1321008 + 2523280*B + 50176*B*T + 46080*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, (real *)P + 891488, T); /* %405 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    k309_permute(A + 1321008 + 2523280*B + 50176*B*T + 199680*T, A + 1321008 + 2523280*B + 50176*B*T + 46080*T, T); /* %407 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    k305_matmul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 189440*T, (real *)P + 891616, T); /* %411 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    k301_add(A + 1321008 + 2523280*B + 50176*B*T + 46080*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, (real *)P + 908000, T); /* %413 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    k309_permute(A + 1321008 + 2523280*B + 50176*B*T + 204800*T, A + 1321008 + 2523280*B + 50176*B*T + 46080*T, T); /* %415 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    k326_matmul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 194560*T, A + 1321008 + 2523280*B + 50176*B*T + 199680*T, T); /* %416 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    k327_scale(A + 1321008 + 2523280*B + 50176*B*T + 47360*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %417 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    k329_mul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 47360*T, (real *)inputs[2], T); /* %419 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k333_add(A + 1321008 + 2523280*B + 50176*B*T + 47360*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 253760*T, T); /* %423 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k334_max(A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 47360*T, T); /* %424 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k336_sub(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 47360*T, A + 1321008 + 2523280*B + 50176*B*T + 115200*T, T); /* %426 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k337_exp(A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %427 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k329_mul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 115200*T, (real *)inputs[2], T); /* %428 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k339_sum(A + 1321008 + 2523280*B + 50176*B*T + 253760*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %429 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k340_clampmin(A + 1321008 + 2523280*B + 50176*B*T + 253920*T, A + 1321008 + 2523280*B + 50176*B*T + 253760*T, T); /* %430 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k341_div(A + 1321008 + 2523280*B + 50176*B*T + 121600*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 253920*T, T); /* %431 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k342_matmul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 121600*T, A + 1321008 + 2523280*B + 50176*B*T + 204800*T, T); /* %432 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    k343_permute(A + 1321008 + 2523280*B + 50176*B*T + 209920*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %433 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    k305_matmul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 209920*T, (real *)P + 908128, T); /* %438 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    k301_add(A + 1321008 + 2523280*B + 50176*B*T + 46080*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, (real *)P + 924512, T); /* %440 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 81920*T, A + 1321008 + 2523280*B + 50176*B*T + 53760*T, A + 1321008 + 2523280*B + 50176*B*T + 46080*T, T); /* %441 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T + 254080*T, A + 1321008 + 2523280*B + 50176*B*T + 81920*T, T); /* %444 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T + 254128*T, A + 1321008 + 2523280*B + 50176*B*T + 254080*T, T); /* %445 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k293_sub(A + 1321008 + 2523280*B + 50176*B*T + 215040*T, A + 1321008 + 2523280*B + 50176*B*T + 81920*T, A + 1321008 + 2523280*B + 50176*B*T + 254128*T, T); /* %446 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k294_square(A + 1321008 + 2523280*B + 50176*B*T + 87040*T, A + 1321008 + 2523280*B + 50176*B*T + 215040*T, T); /* %447 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T + 254080*T, A + 1321008 + 2523280*B + 50176*B*T + 87040*T, T); /* %448 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T + 254128*T, A + 1321008 + 2523280*B + 50176*B*T + 254080*T, T); /* %449 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k297_addc(A + 1321008 + 2523280*B + 50176*B*T + 254080*T, A + 1321008 + 2523280*B + 50176*B*T + 254128*T, T); /* %450 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k298_rsqrt(A + 1321008 + 2523280*B + 50176*B*T + 254608*T, A + 1321008 + 2523280*B + 50176*B*T + 254080*T, T); /* %451 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k299_mul(A + 1321008 + 2523280*B + 50176*B*T + 220160*T, A + 1321008 + 2523280*B + 50176*B*T + 215040*T, A + 1321008 + 2523280*B + 50176*B*T + 254608*T, T); /* %452 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k300_mul(A + 1321008 + 2523280*B + 50176*B*T + 87040*T, A + 1321008 + 2523280*B + 50176*B*T + 220160*T, (real *)P + 924640, T); /* %453 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k301_add(A + 1321008 + 2523280*B + 50176*B*T + 225280*T, A + 1321008 + 2523280*B + 50176*B*T + 87040*T, (real *)P + 924768, T); /* %454 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k368_matmul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 225280*T, (real *)P + 924896, T); /* %458 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    k370_add(A + 1321008 + 2523280*B + 50176*B*T + 61440*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, (real *)P + 990432, T); /* %460 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    k371_gelu(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 61440*T, T); /* %461 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    k375_matmul(A + 1321008 + 2523280*B + 50176*B*T + 87040*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, (real *)P + 990944, T); /* %465 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    k301_add(A + 1321008 + 2523280*B + 50176*B*T + 92160*T, A + 1321008 + 2523280*B + 50176*B*T + 87040*T, (real *)P + 1056480, T); /* %467 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 87040*T, A + 1321008 + 2523280*B + 50176*B*T + 81920*T, A + 1321008 + 2523280*B + 50176*B*T + 92160*T, T); /* %468 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T + 254080*T, A + 1321008 + 2523280*B + 50176*B*T + 87040*T, T); /* %471 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T + 254128*T, A + 1321008 + 2523280*B + 50176*B*T + 254080*T, T); /* %472 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k293_sub(A + 1321008 + 2523280*B + 50176*B*T + 81920*T, A + 1321008 + 2523280*B + 50176*B*T + 87040*T, A + 1321008 + 2523280*B + 50176*B*T + 254128*T, T); /* %473 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k294_square(A + 1321008 + 2523280*B + 50176*B*T + 87040*T, A + 1321008 + 2523280*B + 50176*B*T + 81920*T, T); /* %474 map:square [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T + 254080*T, A + 1321008 + 2523280*B + 50176*B*T + 87040*T, T); /* %475 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T + 254128*T, A + 1321008 + 2523280*B + 50176*B*T + 254080*T, T); /* %476 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k297_addc(A + 1321008 + 2523280*B + 50176*B*T + 254080*T, A + 1321008 + 2523280*B + 50176*B*T + 254128*T, T); /* %477 map:addc [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k298_rsqrt(A + 1321008 + 2523280*B + 50176*B*T + 254656*T, A + 1321008 + 2523280*B + 50176*B*T + 254080*T, T); /* %478 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k299_mul(A + 1321008 + 2523280*B + 50176*B*T + 87040*T, A + 1321008 + 2523280*B + 50176*B*T + 81920*T, A + 1321008 + 2523280*B + 50176*B*T + 254656*T, T); /* %479 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k300_mul(A + 1321008 + 2523280*B + 50176*B*T + 92160*T, A + 1321008 + 2523280*B + 50176*B*T + 87040*T, (real *)P + 1056608, T); /* %480 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k301_add(A + 1321008 + 2523280*B + 50176*B*T + 97280*T, A + 1321008 + 2523280*B + 50176*B*T + 92160*T, (real *)P + 1056736, T); /* %481 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k482_slice(A + 1321008 + 2523280*B + 50176*B*T + 254080*T, A + 1321008 + 2523280*B + 50176*B*T + 97280*T, T); /* %482 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    k486_matmul(A + 1321008 + 2523280*B + 50176*B*T + 92160*T, A + 1321008 + 2523280*B + 50176*B*T + 254080*T, (real *)P + 1056864, T); /* %486 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    k487_add(A + 1321008 + 2523280*B + 50176*B*T + 254208*T, A + 1321008 + 2523280*B + 50176*B*T + 92160*T, (real *)P + 1073248, T); /* %487 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
-    k488_slice(A + 1321008 + 2523280*B + 50176*B*T + 92160*T, A + 1321008 + 2523280*B + 50176*B*T + 97280*T, T); /* %488 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    k492_matmul(A + 1321008 + 2523280*B + 50176*B*T + 97152*T, A + 1321008 + 2523280*B + 50176*B*T + 92160*T, (real *)P + 1073376, T); /* %492 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    k494_add(A + 1321008 + 2523280*B + 50176*B*T + 230400*T, A + 1321008 + 2523280*B + 50176*B*T + 97152*T, (real *)P + 1089760, T); /* %494 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    k495_square(A + 1321008 + 2523280*B + 50176*B*T + 97152*T, A + 1321008 + 2523280*B + 50176*B*T + 254208*T, T); /* %495 map:square [T,128]  graphs/lib/losses.lua:21 */
-    k496_sum(A + 1321008 + 2523280*B + 50176*B*T + 254896*T, A + 1321008 + 2523280*B + 50176*B*T + 97152*T, T); /* %496 reduce [T,1]  graphs/lib/losses.lua:21 */
-    k497_clampmin(A + 1321008 + 2523280*B + 50176*B*T + 254336*T, A + 1321008 + 2523280*B + 50176*B*T + 254896*T, T); /* %497 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    k498_rsqrt(A + 1321008 + 2523280*B + 50176*B*T + 254912*T, A + 1321008 + 2523280*B + 50176*B*T + 254336*T, T); /* %498 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    k499_mul(A + 1321008 + 2523280*B + 50176*B*T + 102144*T, A + 1321008 + 2523280*B + 50176*B*T + 254208*T, A + 1321008 + 2523280*B + 50176*B*T + 254912*T, T); /* %499 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k500_square(A + 1321008 + 1179648*B, A + 1321008 + 1253504*B, B); /* %500 map:square [B,128]  graphs/lib/losses.lua:21 */
-    k501_sum(A + 1321008 + 2514960*B, A + 1321008 + 1179648*B, B); /* %501 reduce [B,1]  graphs/lib/losses.lua:21 */
-    k502_clampmin(A + 1321008 + 2514976*B, A + 1321008 + 2514960*B, B); /* %502 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    k503_rsqrt(A + 1321008 + 2514992*B, A + 1321008 + 2514976*B, B); /* %503 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    k504_mul(A + 1321008 + 1253632*B, A + 1321008 + 1253504*B, A + 1321008 + 2514992*B, B); /* %504 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k505_matmul(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 50176*B*T + 102144*T, A + 1321008 + 1253632*B, B, T); /* %505 matmul [T,B]  graphs/lib/losses.lua:21 */
-    k506_scale(A + 1321008 + 2523280*B + 16*B*T, A + 1321008 + 2523280*B, B, T); /* %506 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    k507_eye(A + 1321008 + 2523280*B + 40128*B*T, B, T); /* %507 eye [T,B]  graphs/lib/losses.lua:9 */
-    k508_max(A + 1321008 + 2523280*B + 50176*B*T + 102272*T, A + 1321008 + 2523280*B + 16*B*T, B, T); /* %508 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k510_sub(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 16*B*T, A + 1321008 + 2523280*B + 50176*B*T + 102272*T, B, T); /* %510 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    k511_exp(A + 1321008 + 2523280*B + 50112*B*T, A + 1321008 + 2523280*B, B, T); /* %511 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    k512_sum(A + 1321008 + 2523280*B + 50176*B*T + 254928*T, A + 1321008 + 2523280*B + 50112*B*T, B, T); /* %512 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k513_clampmin(A + 1321008 + 2523280*B + 50176*B*T + 254944*T, A + 1321008 + 2523280*B + 50176*B*T + 254928*T, T); /* %513 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    k514_log(A + 1321008 + 2523280*B + 50176*B*T + 102288*T, A + 1321008 + 2523280*B + 50176*B*T + 254944*T, T); /* %514 map:log [T,1]  graphs/lib/losses.lua:10 */
-    k515_add(A + 1321008 + 2523280*B + 50176*B*T + 102304*T, A + 1321008 + 2523280*B + 50176*B*T + 102288*T, A + 1321008 + 2523280*B + 50176*B*T + 102272*T, T); /* %515 map:add [T,1]  graphs/lib/losses.lua:10 */
-    k516_mul(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 16*B*T, A + 1321008 + 2523280*B + 40128*B*T, B, T); /* %516 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k512_sum(A + 1321008 + 2523280*B + 50176*B*T + 102272*T, A + 1321008 + 2523280*B, B, T); /* %517 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k518_sub(A + 1321008 + 2523280*B + 50176*B*T + 102288*T, A + 1321008 + 2523280*B + 50176*B*T + 102304*T, A + 1321008 + 2523280*B + 50176*B*T + 102272*T, T); /* %518 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    k519_max(A + 1321008 + 2514976*B, A + 1321008 + 2523280*B + 16*B*T, B, T); /* %519 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k521_sub(A + 1321008 + 2523280*B + 40144*B*T, A + 1321008 + 2523280*B + 16*B*T, A + 1321008 + 2514976*B, B, T); /* %521 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    k511_exp(A + 1321008 + 2523280*B + 50128*B*T, A + 1321008 + 2523280*B + 40144*B*T, B, T); /* %522 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    k523_sum(A + 1321008 + 2515008*B, A + 1321008 + 2523280*B + 50128*B*T, B, T); /* %523 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k524_clampmin(A + 1321008 + 2515024*B, A + 1321008 + 2515008*B, B); /* %524 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    k525_log(A + 1321008 + 2515040*B, A + 1321008 + 2515024*B, B); /* %525 map:log [1,B]  graphs/lib/losses.lua:11 */
-    k526_add(A + 1321008 + 2515056*B, A + 1321008 + 2515040*B, A + 1321008 + 2514976*B, B); /* %526 map:add [1,B]  graphs/lib/losses.lua:11 */
-    k523_sum(A + 1321008 + 2514976*B, A + 1321008 + 2523280*B, B, T); /* %528 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k529_sub(A + 1321008 + 2515040*B, A + 1321008 + 2515056*B, A + 1321008 + 2514976*B, B); /* %529 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    k512_sum(A + 1321008 + 2523280*B + 50176*B*T + 254432*T, A + 1321008 + 2523280*B + 40128*B*T, B, T); /* %530 reduce [T,1]  graphs/lib/losses.lua:12 */
-    k531_mul(A + 1321008 + 2523280*B + 50176*B*T + 102272*T, A + 1321008 + 2523280*B + 50176*B*T + 102288*T, A + 1321008 + 2523280*B + 50176*B*T + 254432*T, T); /* %531 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    k532_sum(A + 0, A + 1321008 + 2523280*B + 50176*B*T + 102272*T, T); /* %532 reduce [1,1]  graphs/lib/losses.lua:13 */
-    k533_sum(A + 16, A + 1321008 + 2515040*B, B); /* %533 reduce [1,1]  graphs/lib/losses.lua:14 */
-    k534_add(A + 32, A + 0, A + 16); /* %534 map:add [1,1]  graphs/lib/losses.lua:16 */
-    k535_scale(A + 0, A + 32, B); /* %535 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    k537_square(A + 1321008 + 2523280*B + 50176*B*T + 97152*T, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, T); /* %537 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-    k538_sum(A + 1321008 + 2523280*B + 50176*B*T + 254704*T, A + 1321008 + 2523280*B + 50176*B*T + 97152*T, T); /* %538 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    k539_clampmin(A + 1321008 + 2523280*B + 50176*B*T + 102272*T, A + 1321008 + 2523280*B + 50176*B*T + 254704*T, T); /* %539 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    k540_rsqrt(A + 1321008 + 2523280*B + 50176*B*T + 254752*T, A + 1321008 + 2523280*B + 50176*B*T + 102272*T, T); /* %540 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
-    k541_mul(A + 1321008 + 2523280*B + 50176*B*T + 97152*T, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, A + 1321008 + 2523280*B + 50176*B*T + 254752*T, T); /* %541 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    k205_square(A + 1321008 + 1179648*B, A + 1321008 + 1220608*B, B); /* %544 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k545_sum(A + 1321008 + 1253760*B, A + 1321008 + 1179648*B, B); /* %545 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k546_clampmin(A + 1321008 + 1179648*B, A + 1321008 + 1253760*B, B); /* %546 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k547_rsqrt(A + 1321008 + 1253824*B, A + 1321008 + 1179648*B, B); /* %547 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k548_mul(A + 1321008 + 1179648*B, A + 1321008 + 1220608*B, A + 1321008 + 1253824*B, B); /* %548 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k549_matmul(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 50176*B*T + 97152*T, A + 1321008 + 1179648*B, B, T); /* %549 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k550_scale(A + 1321008 + 2523280*B + 2496*B*T, A + 1321008 + 2523280*B, B, T); /* %550 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k551_max(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 2496*B*T, B, T); /* %551 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    k553_sub(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 2496*B*T, A + 1321008 + 2523280*B + 4992*B*T, B, T); /* %553 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k554_exp(A + 1321008 + 2523280*B + 44928*B*T, A + 1321008 + 2523280*B, B, T); /* %554 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k555_sum(A + 1321008 + 2523280*B + 49920*B*T, A + 1321008 + 2523280*B + 44928*B*T, B, T); /* %555 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    k556_div(A + 1321008 + 2523280*B + 47424*B*T, A + 1321008 + 2523280*B + 44928*B*T, A + 1321008 + 2523280*B + 49920*B*T, B, T); /* %556 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k557_matmul(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 47424*B*T, A + 1321008 + 1220608*B, B, T); /* %557 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    k558_square(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B, B, T); /* %558 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k559_sum(A + 1321008 + 2523280*B + 49968*B*T, A + 1321008 + 2523280*B + 4992*B*T, B, T); /* %559 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k560_clampmin(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 49968*B*T, B, T); /* %560 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k561_rsqrt(A + 1321008 + 2523280*B + 50016*B*T, A + 1321008 + 2523280*B + 4992*B*T, B, T); /* %561 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k562_mul(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 50016*B*T, B, T); /* %562 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k563_mul(A + 1321008 + 2523280*B + 9984*B*T, A + 1321008 + 2523280*B + 50176*B*T + 97152*T, A + 1321008 + 2523280*B + 4992*B*T, B, T); /* %563 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k570_matmul(A + 1321008 + 2523280*B + 50176*B*T + 235392*T, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, (real *)P + 1089888, T); /* %570 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    k570_matmul(A + 1321008 + 2523280*B + 50176*B*T + 240384*T, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, (real *)P + 1106272, T); /* %573 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    k575_matmul(A + 1321008 + 2523280*B + 50176*B*T + 245376*T, A + 1321008 + 2523280*B + 50176*B*T + 235392*T, A + 1321008 + 2523280*B + 50176*B*T + 240384*T, T); /* %575 matmul [T,39,39]  graphs/lib/srm.lua:11 */
-    k576_scale(A + 1321008 + 2523280*B + 50176*B*T + 246912*T, A + 1321008 + 2523280*B + 50176*B*T + 245376*T, T); /* %576 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-    k578_mul(A + 1321008 + 2523280*B + 50176*B*T + 245376*T, A + 1321008 + 2523280*B + 50176*B*T + 246912*T, (real *)inputs[3], T); /* %578 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    k579_neg(A + 1321008 + 2523280*B + 50176*B*T + 102272*T, (real *)inputs[3], T); /* %579 map:neg [T,1,39]  graphs/lib/srm.lua:12 */
-    k580_addc(A + 1321008 + 2523280*B + 50176*B*T + 102320*T, A + 1321008 + 2523280*B + 50176*B*T + 102272*T, T); /* %580 map:addc [T,1,39]  graphs/lib/srm.lua:12 */
-    k581_scale(A + 1321008 + 2523280*B + 50176*B*T + 102272*T, A + 1321008 + 2523280*B + 50176*B*T + 102320*T, T); /* %581 map:scale [T,1,39]  graphs/lib/srm.lua:12 */
-    k582_add(A + 1321008 + 2523280*B + 50176*B*T + 246912*T, A + 1321008 + 2523280*B + 50176*B*T + 245376*T, A + 1321008 + 2523280*B + 50176*B*T + 102272*T, T); /* %582 map:add [T,39,39]  graphs/lib/srm.lua:12 */
-    k583_max(A + 1321008 + 2523280*B + 50176*B*T + 102272*T, A + 1321008 + 2523280*B + 50176*B*T + 246912*T, T); /* %583 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    k585_sub(A + 1321008 + 2523280*B + 50176*B*T + 245376*T, A + 1321008 + 2523280*B + 50176*B*T + 246912*T, A + 1321008 + 2523280*B + 50176*B*T + 102272*T, T); /* %585 map:sub [T,39,39]  graphs/lib/srm.lua:12 */
-    k586_exp(A + 1321008 + 2523280*B + 50176*B*T + 250368*T, A + 1321008 + 2523280*B + 50176*B*T + 245376*T, T); /* %586 map:exp [T,39,39]  graphs/lib/srm.lua:12 */
-    k578_mul(A + 1321008 + 2523280*B + 50176*B*T + 245376*T, A + 1321008 + 2523280*B + 50176*B*T + 250368*T, (real *)inputs[3], T); /* %587 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    k588_sum(A + 1321008 + 2523280*B + 50176*B*T + 254800*T, A + 1321008 + 2523280*B + 50176*B*T + 245376*T, T); /* %588 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    k589_clampmin(A + 1321008 + 2523280*B + 50176*B*T + 254848*T, A + 1321008 + 2523280*B + 50176*B*T + 254800*T, T); /* %589 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
-    k590_div(A + 1321008 + 2523280*B + 50176*B*T + 251904*T, A + 1321008 + 2523280*B + 50176*B*T + 245376*T, A + 1321008 + 2523280*B + 50176*B*T + 254848*T, T); /* %590 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    k593_matmul(A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 9984*B*T, (real *)P + 1122656, B, T); /* %593 matmul [39*B*T,128]  graphs/lib/srm.lua:13 */
-    k595_matmul(A + 1321008 + 2523280*B + 19968*B*T, A + 1321008 + 2523280*B + 50176*B*T + 251904*T, A + 1321008 + 2523280*B + 14976*B*T, B, T); /* %595 matmul [T,B,39,128]  graphs/lib/srm.lua:13 */
-    k593_matmul(A + 1321008 + 2523280*B + 24960*B*T, A + 1321008 + 2523280*B + 19968*B*T, (real *)P + 1139040, B, T); /* %597 matmul [39*B*T,128]  graphs/lib/srm.lua:14 */
-    k599_add(A + 1321008 + 2523280*B + 29952*B*T, A + 1321008 + 2523280*B + 9984*B*T, A + 1321008 + 2523280*B + 24960*B*T, B, T); /* %599 map:add [T,B,39,128]  graphs/lib/srm.lua:14 */
-    k559_sum(A + 1321008 + 2523280*B + 39936*B*T, A + 1321008 + 2523280*B + 29952*B*T, B, T); /* %600 reduce [T,B,39,1]  graphs/lib/model.lua:30 */
-    k603_matmul(A + 1321008 + 2523280*B + 50176*B*T + 102272*T, A + 1321008 + 2523280*B + 50176*B*T + 254208*T, (real *)P + 1155424, T); /* %603 matmul [T,128]  graphs/lib/irm.lua:9 */
-    k593_matmul(A + 1321008 + 2523280*B + 24960*B*T, A + 1321008 + 2523280*B + 29952*B*T, (real *)P + 1171808, B, T); /* %606 matmul [39*B*T,128]  graphs/lib/irm.lua:10 */
-    k608_mul(A + 1321008 + 2523280*B + 34944*B*T, A + 1321008 + 2523280*B + 50176*B*T + 102272*T, A + 1321008 + 2523280*B + 24960*B*T, B, T); /* %608 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    k559_sum(A + 1321008 + 2523280*B + 39984*B*T, A + 1321008 + 2523280*B + 34944*B*T, B, T); /* %609 reduce [T,B,39,1]  graphs/lib/irm.lua:10 */
-    k610_scale(A + 1321008 + 2523280*B + 40032*B*T, A + 1321008 + 2523280*B + 39984*B*T, B, T); /* %610 map:scale [T,B,39,1]  graphs/lib/irm.lua:10 */
-    k612_mul(A + 1321008 + 2523280*B + 39984*B*T, A + 1321008 + 2523280*B + 40032*B*T, (real *)inputs[3], B, T); /* %612 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k579_neg(A + 1321008 + 2523280*B + 50176*B*T + 254336*T, (real *)inputs[3], T); /* %613 map:neg [T,1,39,1]  graphs/lib/irm.lua:11 */
-    k580_addc(A + 1321008 + 2523280*B + 50176*B*T + 254384*T, A + 1321008 + 2523280*B + 50176*B*T + 254336*T, T); /* %614 map:addc [T,1,39,1]  graphs/lib/irm.lua:11 */
-    k581_scale(A + 1321008 + 2523280*B + 50176*B*T + 254336*T, A + 1321008 + 2523280*B + 50176*B*T + 254384*T, T); /* %615 map:scale [T,1,39,1]  graphs/lib/irm.lua:11 */
-    k616_add(A + 1321008 + 2523280*B + 40032*B*T, A + 1321008 + 2523280*B + 39984*B*T, A + 1321008 + 2523280*B + 50176*B*T + 254336*T, B, T); /* %616 map:add [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k617_max(A + 1321008 + 2523280*B + 40080*B*T, A + 1321008 + 2523280*B + 40032*B*T, B, T); /* %617 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    k619_sub(A + 1321008 + 2523280*B + 39984*B*T, A + 1321008 + 2523280*B + 40032*B*T, A + 1321008 + 2523280*B + 40080*B*T, B, T); /* %619 map:sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k620_exp(A + 1321008 + 2523280*B + 40032*B*T, A + 1321008 + 2523280*B + 39984*B*T, B, T); /* %620 map:exp [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k612_mul(A + 1321008 + 2523280*B + 39984*B*T, A + 1321008 + 2523280*B + 40032*B*T, (real *)inputs[3], B, T); /* %621 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k622_sum(A + 1321008 + 2523280*B + 40224*B*T, A + 1321008 + 2523280*B + 39984*B*T, B, T); /* %622 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    k623_clampmin(A + 1321008 + 2523280*B + 40240*B*T, A + 1321008 + 2523280*B + 40224*B*T, B, T); /* %623 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
-    k624_div(A + 1321008 + 2523280*B + 40080*B*T, A + 1321008 + 2523280*B + 39984*B*T, A + 1321008 + 2523280*B + 40240*B*T, B, T); /* %624 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k625_mul(A + 1321008 + 2523280*B + 39984*B*T, A + 1321008 + 2523280*B + 40080*B*T, A + 1321008 + 2523280*B + 39936*B*T, B, T); /* %625 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    k622_sum(A + 1321008 + 2523280*B + 50064*B*T, A + 1321008 + 2523280*B + 39984*B*T, B, T); /* %626 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
-    k628_scale(A + 1321008 + 2523280*B + 50080*B*T, A + 1321008 + 2523280*B + 50064*B*T, B, T); /* %628 map:scale [T,B]  graphs/lib/model.lua:40 */
-    k508_max(A + 1321008 + 2523280*B + 50176*B*T + 254448*T, A + 1321008 + 2523280*B + 50080*B*T, B, T); /* %630 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k510_sub(A + 1321008 + 2523280*B + 50064*B*T, A + 1321008 + 2523280*B + 50080*B*T, A + 1321008 + 2523280*B + 50176*B*T + 254448*T, B, T); /* %632 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    k511_exp(A + 1321008 + 2523280*B + 50096*B*T, A + 1321008 + 2523280*B + 50064*B*T, B, T); /* %633 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    k512_sum(A + 1321008 + 2523280*B + 50176*B*T + 254336*T, A + 1321008 + 2523280*B + 50096*B*T, B, T); /* %634 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k513_clampmin(A + 1321008 + 2523280*B + 50176*B*T + 254352*T, A + 1321008 + 2523280*B + 50176*B*T + 254336*T, T); /* %635 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    k514_log(A + 1321008 + 2523280*B + 50176*B*T + 254368*T, A + 1321008 + 2523280*B + 50176*B*T + 254352*T, T); /* %636 map:log [T,1]  graphs/lib/losses.lua:10 */
-    k515_add(A + 1321008 + 2523280*B + 50176*B*T + 254384*T, A + 1321008 + 2523280*B + 50176*B*T + 254368*T, A + 1321008 + 2523280*B + 50176*B*T + 254448*T, T); /* %637 map:add [T,1]  graphs/lib/losses.lua:10 */
-    k516_mul(A + 1321008 + 2523280*B + 50064*B*T, A + 1321008 + 2523280*B + 50080*B*T, A + 1321008 + 2523280*B + 40128*B*T, B, T); /* %638 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k512_sum(A + 1321008 + 2523280*B + 50176*B*T + 254368*T, A + 1321008 + 2523280*B + 50064*B*T, B, T); /* %639 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k518_sub(A + 1321008 + 2523280*B + 50176*B*T + 254448*T, A + 1321008 + 2523280*B + 50176*B*T + 254384*T, A + 1321008 + 2523280*B + 50176*B*T + 254368*T, T); /* %640 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    k519_max(A + 1321008 + 2514976*B, A + 1321008 + 2523280*B + 50080*B*T, B, T); /* %641 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k521_sub(A + 1321008 + 2523280*B + 39984*B*T, A + 1321008 + 2523280*B + 50080*B*T, A + 1321008 + 2514976*B, B, T); /* %643 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    k511_exp(A + 1321008 + 2523280*B + 50080*B*T, A + 1321008 + 2523280*B + 39984*B*T, B, T); /* %644 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    k523_sum(A + 1321008 + 2515040*B, A + 1321008 + 2523280*B + 50080*B*T, B, T); /* %645 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k524_clampmin(A + 1321008 + 2515056*B, A + 1321008 + 2515040*B, B); /* %646 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    k525_log(A + 1321008 + 2515072*B, A + 1321008 + 2515056*B, B); /* %647 map:log [1,B]  graphs/lib/losses.lua:11 */
-    k526_add(A + 1321008 + 2515088*B, A + 1321008 + 2515072*B, A + 1321008 + 2514976*B, B); /* %648 map:add [1,B]  graphs/lib/losses.lua:11 */
-    k523_sum(A + 1321008 + 2514976*B, A + 1321008 + 2523280*B + 50064*B*T, B, T); /* %650 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k529_sub(A + 1321008 + 2515072*B, A + 1321008 + 2515088*B, A + 1321008 + 2514976*B, B); /* %651 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    k531_mul(A + 1321008 + 2523280*B + 50176*B*T + 254368*T, A + 1321008 + 2523280*B + 50176*B*T + 254448*T, A + 1321008 + 2523280*B + 50176*B*T + 254432*T, T); /* %653 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    k532_sum(A + 16, A + 1321008 + 2523280*B + 50176*B*T + 254368*T, T); /* %654 reduce [1,1]  graphs/lib/losses.lua:13 */
-    k533_sum(A + 32, A + 1321008 + 2515072*B, B); /* %655 reduce [1,1]  graphs/lib/losses.lua:14 */
-    k534_add(A + 48, A + 16, A + 32); /* %656 map:add [1,1]  graphs/lib/losses.lua:16 */
-    k535_scale(A + 16, A + 48, B); /* %657 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    k534_add(A + 1320992, A + 0, A + 16); /* %659 map:add []  graphs/lib/model.lua:80 */
+    CALL(0, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k5_addc(A + 1321008, (real *)inputs[0], B)); /* %5 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k6_scale(A + 1321008 + 4096*B, A + 1321008, B)); /* %6 map:scale [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(2, 0, sizeof(real)*((double)36864*B + (double)4096*B), k9_im2col(A + 1321008 + 1941504*B, A + 1321008 + 4096*B, B)); /* %9 im2col [B,9,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k11_matmul(A + 1321008, (real *)P + 0, A + 1321008 + 1941504*B, B)); /* %11 matmul [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 1321008 + 131072*B, A + 1321008, (real *)P + 288, B)); /* %14 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1321008, A + 1321008 + 131072*B, B)); /* %18 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1321008 + 16*B, A + 1321008, B)); /* %19 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k20_sub(A + 1321008 + 1327104*B, A + 1321008 + 131072*B, A + 1321008 + 16*B, B)); /* %20 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k21_square(A + 1321008, A + 1321008 + 1327104*B, B)); /* %21 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1321008 + 1458176*B, A + 1321008, B)); /* %22 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1321008 + 1458192*B, A + 1321008 + 1458176*B, B)); /* %23 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(11, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1321008 + 1458176*B, A + 1321008 + 1458192*B, B)); /* %24 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(12, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1321008 + 2523136*B, A + 1321008 + 1458176*B, B)); /* %25 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(13, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 1321008 + 1458176*B, A + 1321008 + 1327104*B, A + 1321008 + 2523136*B, B)); /* %26 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(14, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k29_mul(A + 1321008, A + 1321008 + 1458176*B, (real *)P + 320, B)); /* %29 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(15, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 1321008 + 1589248*B, A + 1321008, (real *)P + 352, B)); /* %31 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k32_relu(A + 1321008 + 294912*B, A + 1321008 + 1589248*B, B)); /* %32 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(17, 0, sizeof(real)*((double)294912*B + (double)131072*B), k35_im2col(A + 1321008, A + 1321008 + 294912*B, B)); /* %35 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(18, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 1321008 + 1720320*B, (real *)P + 384, A + 1321008, B)); /* %37 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1321008 + 1753088*B, A + 1321008 + 1720320*B, (real *)P + 9600, B)); /* %40 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(20, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1321008 + 1720320*B, A + 1321008 + 1753088*B, B)); /* %44 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(21, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1321008 + 1720336*B, A + 1321008 + 1720320*B, B)); /* %45 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k46_sub(A + 1321008 + 2015232*B, A + 1321008 + 1753088*B, A + 1321008 + 1720336*B, B)); /* %46 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(23, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k47_square(A + 1321008 + 1978368*B, A + 1321008 + 2015232*B, B)); /* %47 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1978368*B, B)); /* %48 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(25, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B)); /* %49 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1321008 + 2011168*B, A + 1321008 + 2011152*B, B)); /* %50 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1321008 + 2523152*B, A + 1321008 + 2011168*B, B)); /* %51 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1321008 + 2048000*B, A + 1321008 + 2015232*B, A + 1321008 + 2523152*B, B)); /* %52 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1321008 + 1978368*B, A + 1321008 + 2048000*B, (real *)P + 9632, B)); /* %55 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1321008 + 2080768*B, A + 1321008 + 1978368*B, (real *)P + 9664, B)); /* %57 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k58_relu(A + 1321008 + 1978368*B, A + 1321008 + 2080768*B, B)); /* %58 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(32, 0, sizeof(real)*((double)294912*B + (double)32768*B), k61_im2col(A + 1321008 + 294912*B, A + 1321008 + 1978368*B, B)); /* %61 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(33, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 1321008 + 1720320*B, (real *)P + 9696, A + 1321008 + 294912*B, B)); /* %63 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1321008 + 1753088*B, A + 1321008 + 1720320*B, (real *)P + 18912, B)); /* %66 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(35, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1753088*B, B)); /* %70 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(36, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B)); /* %71 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(37, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k46_sub(A + 1321008 + 2113536*B, A + 1321008 + 1753088*B, A + 1321008 + 2011152*B, B)); /* %72 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k47_square(A + 1321008 + 1720320*B, A + 1321008 + 2113536*B, B)); /* %73 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(39, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1720320*B, B)); /* %74 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(40, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B)); /* %75 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(41, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1321008 + 2011136*B, A + 1321008 + 2011152*B, B)); /* %76 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(42, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1321008 + 2523168*B, A + 1321008 + 2011136*B, B)); /* %77 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(43, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1321008 + 2146304*B, A + 1321008 + 2113536*B, A + 1321008 + 2523168*B, B)); /* %78 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(44, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1321008 + 1720320*B, A + 1321008 + 2146304*B, (real *)P + 18944, B)); /* %81 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(45, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1321008 + 2179072*B, A + 1321008 + 1720320*B, (real *)P + 18976, B)); /* %83 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(46, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k58_relu(A + 1321008 + 1720320*B, A + 1321008 + 2179072*B, B)); /* %84 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(47, 0, sizeof(real)*((double)294912*B + (double)32768*B), k61_im2col(A + 1321008 + 589824*B, A + 1321008 + 1720320*B, B)); /* %87 im2col [B,288,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(48, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 1321008 + 1720320*B, (real *)P + 19008, A + 1321008 + 589824*B, B)); /* %89 matmul [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(49, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1321008 + 1753088*B, A + 1321008 + 1720320*B, (real *)P + 28224, B)); /* %92 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(50, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1753088*B, B)); /* %96 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(51, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B)); /* %97 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(52, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k46_sub(A + 1321008 + 2211840*B, A + 1321008 + 1753088*B, A + 1321008 + 2011152*B, B)); /* %98 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(53, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k47_square(A + 1321008 + 1720320*B, A + 1321008 + 2211840*B, B)); /* %99 map:square [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(54, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1720320*B, B)); /* %100 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(55, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B)); /* %101 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(56, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1321008 + 2011136*B, A + 1321008 + 2011152*B, B)); /* %102 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(57, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1321008 + 2523184*B, A + 1321008 + 2011136*B, B)); /* %103 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(58, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1321008 + 2244608*B, A + 1321008 + 2211840*B, A + 1321008 + 2523184*B, B)); /* %104 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(59, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1321008 + 1720320*B, A + 1321008 + 2244608*B, (real *)P + 28256, B)); /* %107 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(60, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1321008 + 1753088*B, A + 1321008 + 1720320*B, (real *)P + 28288, B)); /* %109 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(61, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1321008 + 2277376*B, A + 1321008 + 1978368*B, A + 1321008 + 1753088*B, B)); /* %110 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(62, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k58_relu(A + 1321008 + 1978368*B, A + 1321008 + 2277376*B, B)); /* %111 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(63, 0, sizeof(real)*((double)73728*B + (double)32768*B), k114_im2col(A + 1321008 + 1720320*B, A + 1321008 + 1978368*B, B)); /* %114 im2col [B,288,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(64, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k116_matmul(A + 1321008 + 1978368*B, (real *)P + 28320, A + 1321008 + 1720320*B, B)); /* %116 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(65, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1321008 + 1994752*B, A + 1321008 + 1978368*B, (real *)P + 46752, B)); /* %119 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(66, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1321008 + 2011136*B, A + 1321008 + 1994752*B, B)); /* %123 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(67, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B)); /* %124 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k125_sub(A + 1321008 + 2310144*B, A + 1321008 + 1994752*B, A + 1321008 + 2011152*B, B)); /* %125 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(69, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k126_square(A + 1321008 + 1978368*B, A + 1321008 + 2310144*B, B)); /* %126 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(70, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1321008 + 1994752*B, A + 1321008 + 1978368*B, B)); /* %127 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(71, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1321008 + 1978368*B, A + 1321008 + 1994752*B, B)); /* %128 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(72, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1321008 + 1978384*B, A + 1321008 + 1978368*B, B)); /* %129 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(73, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1321008 + 2523200*B, A + 1321008 + 1978384*B, B)); /* %130 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(74, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1321008 + 2326528*B, A + 1321008 + 2310144*B, A + 1321008 + 2523200*B, B)); /* %131 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(75, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1321008 + 1978368*B, A + 1321008 + 2326528*B, (real *)P + 46816, B)); /* %134 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(76, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1321008 + 2342912*B, A + 1321008 + 1978368*B, (real *)P + 46880, B)); /* %136 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(77, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k137_relu(A + 1321008 + 1978368*B, A + 1321008 + 2342912*B, B)); /* %137 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(78, 0, sizeof(real)*((double)147456*B + (double)16384*B), k140_im2col(A + 1321008 + 884736*B, A + 1321008 + 1978368*B, B)); /* %140 im2col [B,576,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(79, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k142_matmul(A + 1321008 + 1994752*B, (real *)P + 46944, A + 1321008 + 884736*B, B)); /* %142 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(80, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1321008 + 1794048*B, A + 1321008 + 1994752*B, (real *)P + 83808, B)); /* %145 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(81, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1321008 + 1994752*B, A + 1321008 + 1794048*B, B)); /* %149 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(82, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1321008 + 1994768*B, A + 1321008 + 1994752*B, B)); /* %150 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(83, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k125_sub(A + 1321008 + 2359296*B, A + 1321008 + 1794048*B, A + 1321008 + 1994768*B, B)); /* %151 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(84, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k126_square(A + 1321008 + 1994752*B, A + 1321008 + 2359296*B, B)); /* %152 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(85, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1321008 + 2011136*B, A + 1321008 + 1994752*B, B)); /* %153 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(86, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B)); /* %154 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(87, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1321008 + 2011168*B, A + 1321008 + 2011152*B, B)); /* %155 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(88, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1321008 + 2523216*B, A + 1321008 + 2011168*B, B)); /* %156 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(89, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1321008 + 2375680*B, A + 1321008 + 2359296*B, A + 1321008 + 2523216*B, B)); /* %157 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(90, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1321008 + 1994752*B, A + 1321008 + 2375680*B, (real *)P + 83872, B)); /* %160 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(91, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1321008 + 2392064*B, A + 1321008 + 1994752*B, (real *)P + 83936, B)); /* %162 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(92, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k137_relu(A + 1321008 + 1994752*B, A + 1321008 + 2392064*B, B)); /* %163 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(93, 0, sizeof(real)*((double)147456*B + (double)16384*B), k140_im2col(A + 1321008 + 1032192*B, A + 1321008 + 1994752*B, B)); /* %166 im2col [B,576,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(94, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k142_matmul(A + 1321008 + 1994752*B, (real *)P + 84000, A + 1321008 + 1032192*B, B)); /* %168 matmul [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(95, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1321008 + 1179648*B, A + 1321008 + 1994752*B, (real *)P + 120864, B)); /* %171 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(96, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1321008 + 1994752*B, A + 1321008 + 1179648*B, B)); /* %175 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(97, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1321008 + 1994768*B, A + 1321008 + 1994752*B, B)); /* %176 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(98, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k125_sub(A + 1321008 + 2408448*B, A + 1321008 + 1179648*B, A + 1321008 + 1994768*B, B)); /* %177 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(99, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k126_square(A + 1321008 + 1994752*B, A + 1321008 + 2408448*B, B)); /* %178 map:square [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(100, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1321008 + 2011136*B, A + 1321008 + 1994752*B, B)); /* %179 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(101, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B)); /* %180 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(102, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1321008 + 2011168*B, A + 1321008 + 2011152*B, B)); /* %181 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(103, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1321008 + 2523232*B, A + 1321008 + 2011168*B, B)); /* %182 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(104, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1321008 + 2424832*B, A + 1321008 + 2408448*B, A + 1321008 + 2523232*B, B)); /* %183 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(105, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1321008 + 1994752*B, A + 1321008 + 2424832*B, (real *)P + 120928, B)); /* %186 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(106, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1321008 + 1179648*B, A + 1321008 + 1994752*B, (real *)P + 120992, B)); /* %188 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(107, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1321008 + 2441216*B, A + 1321008 + 1978368*B, A + 1321008 + 1179648*B, B)); /* %189 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(108, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k137_relu(A + 1321008 + 1179648*B, A + 1321008 + 2441216*B, B)); /* %190 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(109, 0, sizeof(real)*((double)36864*B + (double)16384*B), k193_im2col(A + 1321008 + 1978368*B, A + 1321008 + 1179648*B, B)); /* %193 im2col [B,576,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(110, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k195_matmul(A + 1321008 + 1179648*B, (real *)P + 121056, A + 1321008 + 1978368*B, B)); /* %195 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(111, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1321008 + 1187840*B, A + 1321008 + 1179648*B, (real *)P + 194784, B)); /* %198 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(112, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1321008 + 1179648*B, A + 1321008 + 1187840*B, B)); /* %202 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(113, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1321008 + 1179664*B, A + 1321008 + 1179648*B, B)); /* %203 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(114, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k204_sub(A + 1321008 + 2457600*B, A + 1321008 + 1187840*B, A + 1321008 + 1179664*B, B)); /* %204 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(115, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1321008 + 1179648*B, A + 1321008 + 2457600*B, B)); /* %205 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(116, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1321008 + 2465792*B, A + 1321008 + 1179648*B, B)); /* %206 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(117, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1321008 + 2465808*B, A + 1321008 + 2465792*B, B)); /* %207 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(118, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1321008 + 2465792*B, A + 1321008 + 2465808*B, B)); /* %208 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(119, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1321008 + 2523248*B, A + 1321008 + 2465792*B, B)); /* %209 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(120, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1321008 + 2465792*B, A + 1321008 + 2457600*B, A + 1321008 + 2523248*B, B)); /* %210 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(121, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1321008 + 1179648*B, A + 1321008 + 2465792*B, (real *)P + 194912, B)); /* %213 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(122, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1321008 + 2473984*B, A + 1321008 + 1179648*B, (real *)P + 195040, B)); /* %215 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(123, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k216_relu(A + 1321008 + 1179648*B, A + 1321008 + 2473984*B, B)); /* %216 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(124, 0, sizeof(real)*((double)73728*B + (double)8192*B), k219_im2col(A + 1321008 + 1794048*B, A + 1321008 + 1179648*B, B)); /* %219 im2col [B,1152,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(125, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k221_matmul(A + 1321008 + 1867776*B, (real *)P + 195168, A + 1321008 + 1794048*B, B)); /* %221 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(126, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1321008 + 1875968*B, A + 1321008 + 1867776*B, (real *)P + 342624, B)); /* %224 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(127, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1321008 + 1867776*B, A + 1321008 + 1875968*B, B)); /* %228 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(128, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1321008 + 1867792*B, A + 1321008 + 1867776*B, B)); /* %229 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(129, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k204_sub(A + 1321008 + 2482176*B, A + 1321008 + 1875968*B, A + 1321008 + 1867792*B, B)); /* %230 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(130, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1321008 + 1867776*B, A + 1321008 + 2482176*B, B)); /* %231 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(131, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1321008 + 2490368*B, A + 1321008 + 1867776*B, B)); /* %232 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(132, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1321008 + 2490384*B, A + 1321008 + 2490368*B, B)); /* %233 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(133, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1321008 + 2490368*B, A + 1321008 + 2490384*B, B)); /* %234 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(134, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1321008 + 2523264*B, A + 1321008 + 2490368*B, B)); /* %235 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(135, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1321008 + 2490368*B, A + 1321008 + 2482176*B, A + 1321008 + 2523264*B, B)); /* %236 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(136, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1321008 + 1867776*B, A + 1321008 + 2490368*B, (real *)P + 342752, B)); /* %239 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(137, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1321008 + 2498560*B, A + 1321008 + 1867776*B, (real *)P + 342880, B)); /* %241 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(138, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k216_relu(A + 1321008 + 1187840*B, A + 1321008 + 2498560*B, B)); /* %242 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(139, 0, sizeof(real)*((double)73728*B + (double)8192*B), k219_im2col(A + 1321008 + 1867776*B, A + 1321008 + 1187840*B, B)); /* %245 im2col [B,1152,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(140, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k221_matmul(A + 1321008 + 1187840*B, (real *)P + 343008, A + 1321008 + 1867776*B, B)); /* %247 matmul [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(141, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1321008 + 1196032*B, A + 1321008 + 1187840*B, (real *)P + 490464, B)); /* %250 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(142, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1321008 + 1187840*B, A + 1321008 + 1196032*B, B)); /* %254 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(143, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1321008 + 2506752*B, A + 1321008 + 1187840*B, B)); /* %255 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k204_sub(A + 1321008 + 1187840*B, A + 1321008 + 1196032*B, A + 1321008 + 2506752*B, B)); /* %256 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(145, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1321008 + 1196032*B, A + 1321008 + 1187840*B, B)); /* %257 map:square [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(146, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1321008 + 2506752*B, A + 1321008 + 1196032*B, B)); /* %258 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(147, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1321008 + 2506768*B, A + 1321008 + 2506752*B, B)); /* %259 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(148, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1321008 + 2506752*B, A + 1321008 + 2506768*B, B)); /* %260 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(149, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1321008 + 2514944*B, A + 1321008 + 2506752*B, B)); /* %261 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(150, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1321008 + 1196032*B, A + 1321008 + 1187840*B, A + 1321008 + 2514944*B, B)); /* %262 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(151, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1321008 + 1204224*B, A + 1321008 + 1196032*B, (real *)P + 490592, B)); /* %265 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(152, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1321008 + 1212416*B, A + 1321008 + 1204224*B, (real *)P + 490720, B)); /* %267 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(153, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1321008 + 1204224*B, A + 1321008 + 1179648*B, A + 1321008 + 1212416*B, B)); /* %268 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(154, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k216_relu(A + 1321008 + 1179648*B, A + 1321008 + 1204224*B, B)); /* %269 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(155, 0, sizeof(real)*((double)8192*B + (double)8192*B), k271_permute(A + 1321008 + 1212416*B, A + 1321008 + 1179648*B, B)); /* %271 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(156, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k275_matmul(A + 1321008 + 1179648*B, A + 1321008 + 1212416*B, (real *)P + 490848, B)); /* %275 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(157, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k277_add(A + 1321008 + 1220608*B, A + 1321008 + 1179648*B, (real *)P + 507232, B)); /* %277 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(158, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k278_sum(A + 1321008 + 1179648*B, A + 1321008 + 1212416*B, B)); /* %278 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(159, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k280_scale(A + 1321008 + 1253376*B, A + 1321008 + 1179648*B, B)); /* %280 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(160, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k283_matmul(A + 1321008 + 1179648*B, A + 1321008 + 1253376*B, (real *)P + 507360, B)); /* %283 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(161, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k284_add(A + 1321008 + 1253504*B, A + 1321008 + 1179648*B, (real *)P + 523744, B)); /* %284 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(162, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k287_gather(A + 1321008 + 2523280*B + 40192*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %287 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(163, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k288_add(A + 1321008 + 2523280*B + 40192*B*T + 12800*T, A + 1321008 + 2523280*B + 40192*B*T, (real *)P + 654944, T)); /* %288 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(164, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 12800*T, T)); /* %291 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(165, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T + 48*T, A + 1321008 + 2523280*B + 40192*B*T, T)); /* %292 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(166, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1321008 + 2523280*B + 40192*B*T + 128000*T, A + 1321008 + 2523280*B + 40192*B*T + 12800*T, A + 1321008 + 2523280*B + 40192*B*T + 48*T, T)); /* %293 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(167, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 128000*T, T)); /* %294 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(168, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T + 5120*T, A + 1321008 + 2523280*B + 40192*B*T, T)); /* %295 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(169, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 5120*T, T)); /* %296 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(170, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1321008 + 2523280*B + 40192*B*T + 48*T, A + 1321008 + 2523280*B + 40192*B*T, T)); /* %297 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(171, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1321008 + 2523280*B + 40192*B*T + 256256*T, A + 1321008 + 2523280*B + 40192*B*T + 48*T, T)); /* %298 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(172, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1321008 + 2523280*B + 40192*B*T + 133120*T, A + 1321008 + 2523280*B + 40192*B*T + 128000*T, A + 1321008 + 2523280*B + 40192*B*T + 256256*T, T)); /* %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(173, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 133120*T, (real *)P + 660064, T)); /* %300 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(174, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1321008 + 2523280*B + 40192*B*T + 138240*T, A + 1321008 + 2523280*B + 40192*B*T, (real *)P + 660192, T)); /* %301 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(175, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 138240*T, (real *)P + 660320, T)); /* %305 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(176, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1321008 + 2523280*B + 40192*B*T + 5120*T, A + 1321008 + 2523280*B + 40192*B*T, (real *)P + 676704, T)); /* %307 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(177, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1321008 + 2523280*B + 40192*B*T + 143360*T, A + 1321008 + 2523280*B + 40192*B*T + 5120*T, T)); /* %309 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(178, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 138240*T, (real *)P + 676832, T)); /* %313 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(179, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1321008 + 2523280*B + 40192*B*T + 5120*T, A + 1321008 + 2523280*B + 40192*B*T, (real *)P + 693216, T)); /* %315 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(180, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1321008 + 2523280*B + 40192*B*T + 148480*T, A + 1321008 + 2523280*B + 40192*B*T + 5120*T, T)); /* %317 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(181, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 138240*T, (real *)P + 693344, T)); /* %321 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(182, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1321008 + 2523280*B + 40192*B*T + 5120*T, A + 1321008 + 2523280*B + 40192*B*T, (real *)P + 709728, T)); /* %323 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(183, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1321008 + 2523280*B + 40192*B*T + 153600*T, A + 1321008 + 2523280*B + 40192*B*T + 5120*T, T)); /* %325 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(184, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 143360*T, A + 1321008 + 2523280*B + 40192*B*T + 148480*T, T)); /* %326 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(185, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1321008 + 2523280*B + 40192*B*T + 6400*T, A + 1321008 + 2523280*B + 40192*B*T, T)); /* %327 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(186, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 6400*T, (real *)inputs[2], T)); /* %329 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(187, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k330_neg(A + 1321008 + 2523280*B + 40192*B*T + 6400*T, (real *)inputs[2], T)); /* %330 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(188, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k331_addc(A + 1321008 + 2523280*B + 40192*B*T + 6448*T, A + 1321008 + 2523280*B + 40192*B*T + 6400*T, T)); /* %331 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(189, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k332_scale(A + 1321008 + 2523280*B + 40192*B*T + 255296*T, A + 1321008 + 2523280*B + 40192*B*T + 6448*T, T)); /* %332 map:scale [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(190, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k333_add(A + 1321008 + 2523280*B + 40192*B*T + 6400*T, A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 255296*T, T)); /* %333 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(191, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k334_max(A + 1321008 + 2523280*B + 40192*B*T + 17920*T, A + 1321008 + 2523280*B + 40192*B*T + 6400*T, T)); /* %334 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(192, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k336_sub(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 6400*T, A + 1321008 + 2523280*B + 40192*B*T + 17920*T, T)); /* %336 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(193, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k337_exp(A + 1321008 + 2523280*B + 40192*B*T + 102400*T, A + 1321008 + 2523280*B + 40192*B*T, T)); /* %337 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(194, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 102400*T, (real *)inputs[2], T)); /* %338 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(195, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1321008 + 2523280*B + 40192*B*T + 254976*T, A + 1321008 + 2523280*B + 40192*B*T, T)); /* %339 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(196, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k340_clampmin(A + 1321008 + 2523280*B + 40192*B*T + 255136*T, A + 1321008 + 2523280*B + 40192*B*T + 254976*T, T)); /* %340 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(197, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1321008 + 2523280*B + 40192*B*T + 108800*T, A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 255136*T, T)); /* %341 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(198, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 108800*T, A + 1321008 + 2523280*B + 40192*B*T + 153600*T, T)); /* %342 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(199, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1321008 + 2523280*B + 40192*B*T + 158720*T, A + 1321008 + 2523280*B + 40192*B*T, T)); /* %343 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(200, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 158720*T, (real *)P + 709856, T)); /* %348 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(201, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1321008 + 2523280*B + 40192*B*T + 5120*T, A + 1321008 + 2523280*B + 40192*B*T, (real *)P + 726240, T)); /* %350 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(202, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 12800*T, A + 1321008 + 2523280*B + 40192*B*T + 5120*T, T)); /* %351 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(203, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T + 255344*T, A + 1321008 + 2523280*B + 40192*B*T + 115200*T, T)); /* %354 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(204, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T + 255392*T, A + 1321008 + 2523280*B + 40192*B*T + 255344*T, T)); /* %355 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(205, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1321008 + 2523280*B + 40192*B*T + 163840*T, A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 255392*T, T)); /* %356 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(206, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1321008 + 2523280*B + 40192*B*T + 120320*T, A + 1321008 + 2523280*B + 40192*B*T + 163840*T, T)); /* %357 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(207, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T + 255344*T, A + 1321008 + 2523280*B + 40192*B*T + 120320*T, T)); /* %358 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(208, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T + 255392*T, A + 1321008 + 2523280*B + 40192*B*T + 255344*T, T)); /* %359 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(209, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1321008 + 2523280*B + 40192*B*T + 255344*T, A + 1321008 + 2523280*B + 40192*B*T + 255392*T, T)); /* %360 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(210, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1321008 + 2523280*B + 40192*B*T + 256304*T, A + 1321008 + 2523280*B + 40192*B*T + 255344*T, T)); /* %361 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(211, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1321008 + 2523280*B + 40192*B*T + 168960*T, A + 1321008 + 2523280*B + 40192*B*T + 163840*T, A + 1321008 + 2523280*B + 40192*B*T + 256304*T, T)); /* %362 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(212, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1321008 + 2523280*B + 40192*B*T + 120320*T, A + 1321008 + 2523280*B + 40192*B*T + 168960*T, (real *)P + 726368, T)); /* %363 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(213, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1321008 + 2523280*B + 40192*B*T + 174080*T, A + 1321008 + 2523280*B + 40192*B*T + 120320*T, (real *)P + 726496, T)); /* %364 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(214, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k368_matmul(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 174080*T, (real *)P + 726624, T)); /* %368 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(215, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k370_add(A + 1321008 + 2523280*B + 40192*B*T + 20480*T, A + 1321008 + 2523280*B + 40192*B*T, (real *)P + 792160, T)); /* %370 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(216, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k371_gelu(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 20480*T, T)); /* %371 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(217, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k375_matmul(A + 1321008 + 2523280*B + 40192*B*T + 120320*T, A + 1321008 + 2523280*B + 40192*B*T, (real *)P + 792672, T)); /* %375 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(218, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 120320*T, (real *)P + 858208, T)); /* %377 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(219, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 53760*T, A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %378 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(220, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T + 255344*T, A + 1321008 + 2523280*B + 40192*B*T + 53760*T, T)); /* %381 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(221, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T + 255392*T, A + 1321008 + 2523280*B + 40192*B*T + 255344*T, T)); /* %382 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(222, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1321008 + 2523280*B + 40192*B*T + 179200*T, A + 1321008 + 2523280*B + 40192*B*T + 53760*T, A + 1321008 + 2523280*B + 40192*B*T + 255392*T, T)); /* %383 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(223, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 179200*T, T)); /* %384 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(224, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T + 255344*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %385 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(225, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T + 255392*T, A + 1321008 + 2523280*B + 40192*B*T + 255344*T, T)); /* %386 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(226, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1321008 + 2523280*B + 40192*B*T + 255344*T, A + 1321008 + 2523280*B + 40192*B*T + 255392*T, T)); /* %387 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(227, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1321008 + 2523280*B + 40192*B*T + 256352*T, A + 1321008 + 2523280*B + 40192*B*T + 255344*T, T)); /* %388 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(228, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1321008 + 2523280*B + 40192*B*T + 184320*T, A + 1321008 + 2523280*B + 40192*B*T + 179200*T, A + 1321008 + 2523280*B + 40192*B*T + 256352*T, T)); /* %389 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(229, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 184320*T, (real *)P + 858336, T)); /* %390 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(230, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1321008 + 2523280*B + 40192*B*T + 189440*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, (real *)P + 858464, T)); /* %391 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(231, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 189440*T, (real *)P + 858592, T)); /* %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(232, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1321008 + 2523280*B + 40192*B*T + 46080*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, (real *)P + 874976, T)); /* %397 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(233, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1321008 + 2523280*B + 40192*B*T + 194560*T, A + 1321008 + 2523280*B + 40192*B*T + 46080*T, T)); /* %399 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(234, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 189440*T, (real *)P + 875104, T)); /* %403 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(235, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1321008 + 2523280*B + 40192*B*T + 46080*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, (real *)P + 891488, T)); /* %405 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(236, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1321008 + 2523280*B + 40192*B*T + 199680*T, A + 1321008 + 2523280*B + 40192*B*T + 46080*T, T)); /* %407 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(237, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 189440*T, (real *)P + 891616, T)); /* %411 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(238, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1321008 + 2523280*B + 40192*B*T + 46080*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, (real *)P + 908000, T)); /* %413 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(239, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1321008 + 2523280*B + 40192*B*T + 204800*T, A + 1321008 + 2523280*B + 40192*B*T + 46080*T, T)); /* %415 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(240, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 194560*T, A + 1321008 + 2523280*B + 40192*B*T + 199680*T, T)); /* %416 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(241, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1321008 + 2523280*B + 40192*B*T + 47360*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %417 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(242, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 47360*T, (real *)inputs[2], T)); /* %419 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(243, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k333_add(A + 1321008 + 2523280*B + 40192*B*T + 47360*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 255296*T, T)); /* %423 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(244, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k334_max(A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 47360*T, T)); /* %424 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(245, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k336_sub(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 47360*T, A + 1321008 + 2523280*B + 40192*B*T + 115200*T, T)); /* %426 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(246, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k337_exp(A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %427 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(247, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 115200*T, (real *)inputs[2], T)); /* %428 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(248, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1321008 + 2523280*B + 40192*B*T + 255296*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %429 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(249, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k340_clampmin(A + 1321008 + 2523280*B + 40192*B*T + 255456*T, A + 1321008 + 2523280*B + 40192*B*T + 255296*T, T)); /* %430 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(250, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1321008 + 2523280*B + 40192*B*T + 121600*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 255456*T, T)); /* %431 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(251, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 121600*T, A + 1321008 + 2523280*B + 40192*B*T + 204800*T, T)); /* %432 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(252, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1321008 + 2523280*B + 40192*B*T + 209920*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %433 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(253, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 209920*T, (real *)P + 908128, T)); /* %438 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(254, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1321008 + 2523280*B + 40192*B*T + 46080*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, (real *)P + 924512, T)); /* %440 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(255, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 81920*T, A + 1321008 + 2523280*B + 40192*B*T + 53760*T, A + 1321008 + 2523280*B + 40192*B*T + 46080*T, T)); /* %441 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(256, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T + 255616*T, A + 1321008 + 2523280*B + 40192*B*T + 81920*T, T)); /* %444 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(257, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T + 255664*T, A + 1321008 + 2523280*B + 40192*B*T + 255616*T, T)); /* %445 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(258, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1321008 + 2523280*B + 40192*B*T + 215040*T, A + 1321008 + 2523280*B + 40192*B*T + 81920*T, A + 1321008 + 2523280*B + 40192*B*T + 255664*T, T)); /* %446 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(259, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1321008 + 2523280*B + 40192*B*T + 87040*T, A + 1321008 + 2523280*B + 40192*B*T + 215040*T, T)); /* %447 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(260, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T + 255616*T, A + 1321008 + 2523280*B + 40192*B*T + 87040*T, T)); /* %448 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(261, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T + 255664*T, A + 1321008 + 2523280*B + 40192*B*T + 255616*T, T)); /* %449 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(262, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1321008 + 2523280*B + 40192*B*T + 255616*T, A + 1321008 + 2523280*B + 40192*B*T + 255664*T, T)); /* %450 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(263, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1321008 + 2523280*B + 40192*B*T + 256400*T, A + 1321008 + 2523280*B + 40192*B*T + 255616*T, T)); /* %451 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(264, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1321008 + 2523280*B + 40192*B*T + 220160*T, A + 1321008 + 2523280*B + 40192*B*T + 215040*T, A + 1321008 + 2523280*B + 40192*B*T + 256400*T, T)); /* %452 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(265, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1321008 + 2523280*B + 40192*B*T + 87040*T, A + 1321008 + 2523280*B + 40192*B*T + 220160*T, (real *)P + 924640, T)); /* %453 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(266, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1321008 + 2523280*B + 40192*B*T + 225280*T, A + 1321008 + 2523280*B + 40192*B*T + 87040*T, (real *)P + 924768, T)); /* %454 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(267, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k368_matmul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 225280*T, (real *)P + 924896, T)); /* %458 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(268, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k370_add(A + 1321008 + 2523280*B + 40192*B*T + 61440*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, (real *)P + 990432, T)); /* %460 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(269, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k371_gelu(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 61440*T, T)); /* %461 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(270, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k375_matmul(A + 1321008 + 2523280*B + 40192*B*T + 87040*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, (real *)P + 990944, T)); /* %465 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(271, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1321008 + 2523280*B + 40192*B*T + 92160*T, A + 1321008 + 2523280*B + 40192*B*T + 87040*T, (real *)P + 1056480, T)); /* %467 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(272, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 87040*T, A + 1321008 + 2523280*B + 40192*B*T + 81920*T, A + 1321008 + 2523280*B + 40192*B*T + 92160*T, T)); /* %468 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(273, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T + 255616*T, A + 1321008 + 2523280*B + 40192*B*T + 87040*T, T)); /* %471 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(274, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T + 255664*T, A + 1321008 + 2523280*B + 40192*B*T + 255616*T, T)); /* %472 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(275, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1321008 + 2523280*B + 40192*B*T + 81920*T, A + 1321008 + 2523280*B + 40192*B*T + 87040*T, A + 1321008 + 2523280*B + 40192*B*T + 255664*T, T)); /* %473 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(276, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1321008 + 2523280*B + 40192*B*T + 87040*T, A + 1321008 + 2523280*B + 40192*B*T + 81920*T, T)); /* %474 map:square [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(277, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T + 255616*T, A + 1321008 + 2523280*B + 40192*B*T + 87040*T, T)); /* %475 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(278, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T + 255664*T, A + 1321008 + 2523280*B + 40192*B*T + 255616*T, T)); /* %476 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(279, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1321008 + 2523280*B + 40192*B*T + 255616*T, A + 1321008 + 2523280*B + 40192*B*T + 255664*T, T)); /* %477 map:addc [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(280, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1321008 + 2523280*B + 40192*B*T + 256448*T, A + 1321008 + 2523280*B + 40192*B*T + 255616*T, T)); /* %478 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(281, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1321008 + 2523280*B + 40192*B*T + 87040*T, A + 1321008 + 2523280*B + 40192*B*T + 81920*T, A + 1321008 + 2523280*B + 40192*B*T + 256448*T, T)); /* %479 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(282, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1321008 + 2523280*B + 40192*B*T + 92160*T, A + 1321008 + 2523280*B + 40192*B*T + 87040*T, (real *)P + 1056608, T)); /* %480 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(283, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1321008 + 2523280*B + 40192*B*T + 97280*T, A + 1321008 + 2523280*B + 40192*B*T + 92160*T, (real *)P + 1056736, T)); /* %481 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(284, 0, sizeof(real)*((double)128*T + (double)5120*T), k482_slice(A + 1321008 + 2523280*B + 40192*B*T + 255616*T, A + 1321008 + 2523280*B + 40192*B*T + 97280*T, T)); /* %482 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(285, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k486_matmul(A + 1321008 + 2523280*B + 40192*B*T + 92160*T, A + 1321008 + 2523280*B + 40192*B*T + 255616*T, (real *)P + 1056864, T)); /* %486 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(286, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k487_add(A + 1321008 + 2523280*B + 40192*B*T + 255744*T, A + 1321008 + 2523280*B + 40192*B*T + 92160*T, (real *)P + 1073248, T)); /* %487 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(287, 0, sizeof(real)*((double)4992*T + (double)5120*T), k488_slice(A + 1321008 + 2523280*B + 40192*B*T + 92160*T, A + 1321008 + 2523280*B + 40192*B*T + 97280*T, T)); /* %488 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(288, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k492_matmul(A + 1321008 + 2523280*B + 40192*B*T + 97152*T, A + 1321008 + 2523280*B + 40192*B*T + 92160*T, (real *)P + 1073376, T)); /* %492 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(289, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)128), k494_add(A + 1321008 + 2523280*B + 40192*B*T + 230400*T, A + 1321008 + 2523280*B + 40192*B*T + 97152*T, (real *)P + 1089760, T)); /* %494 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(290, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k495_square(A + 1321008 + 2523280*B + 40192*B*T + 97152*T, A + 1321008 + 2523280*B + 40192*B*T + 255744*T, T)); /* %495 map:square [T,128]  graphs/lib/losses.lua:21 */
+    CALL(291, (double)128*T, sizeof(real)*((double)T + (double)128*T), k496_sum(A + 1321008 + 2523280*B + 40192*B*T + 256688*T, A + 1321008 + 2523280*B + 40192*B*T + 97152*T, T)); /* %496 reduce [T,1]  graphs/lib/losses.lua:21 */
+    CALL(292, (double)T, sizeof(real)*((double)T + (double)T), k497_clampmin(A + 1321008 + 2523280*B + 40192*B*T + 256496*T, A + 1321008 + 2523280*B + 40192*B*T + 256688*T, T)); /* %497 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(293, (double)T, sizeof(real)*((double)T + (double)T), k498_rsqrt(A + 1321008 + 2523280*B + 40192*B*T + 256704*T, A + 1321008 + 2523280*B + 40192*B*T + 256496*T, T)); /* %498 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
+    CALL(294, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k499_mul(A + 1321008 + 2523280*B + 40192*B*T + 102144*T, A + 1321008 + 2523280*B + 40192*B*T + 255744*T, A + 1321008 + 2523280*B + 40192*B*T + 256704*T, T)); /* %499 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(295, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k500_square(A + 1321008 + 1179648*B, A + 1321008 + 1253504*B, B)); /* %500 map:square [B,128]  graphs/lib/losses.lua:21 */
+    CALL(296, (double)128*B, sizeof(real)*((double)B + (double)128*B), k501_sum(A + 1321008 + 2514960*B, A + 1321008 + 1179648*B, B)); /* %501 reduce [B,1]  graphs/lib/losses.lua:21 */
+    CALL(297, (double)B, sizeof(real)*((double)B + (double)B), k502_clampmin(A + 1321008 + 2514976*B, A + 1321008 + 2514960*B, B)); /* %502 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(298, (double)B, sizeof(real)*((double)B + (double)B), k503_rsqrt(A + 1321008 + 2514992*B, A + 1321008 + 2514976*B, B)); /* %503 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
+    CALL(299, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k504_mul(A + 1321008 + 1253632*B, A + 1321008 + 1253504*B, A + 1321008 + 2514992*B, B)); /* %504 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(300, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k505_matmul(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 40192*B*T + 102144*T, A + 1321008 + 1253632*B, B, T)); /* %505 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(301, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k506_scale(A + 1321008 + 2523280*B + 16*B*T, A + 1321008 + 2523280*B, B, T)); /* %506 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(302, 0, sizeof(real)*((double)B*T), k507_eye(A + 1321008 + 2523280*B + 30144*B*T, B, T)); /* %507 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(303, (double)B*T, sizeof(real)*((double)T + (double)B*T), k508_max(A + 1321008 + 2523280*B + 40192*B*T + 102272*T, A + 1321008 + 2523280*B + 16*B*T, B, T)); /* %508 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(304, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k510_sub(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 16*B*T, A + 1321008 + 2523280*B + 40192*B*T + 102272*T, B, T)); /* %510 map:sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(305, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1321008 + 2523280*B + 40128*B*T, A + 1321008 + 2523280*B, B, T)); /* %511 map:exp [T,B]  graphs/lib/losses.lua:10 */
+    CALL(306, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1321008 + 2523280*B + 40192*B*T + 256720*T, A + 1321008 + 2523280*B + 40128*B*T, B, T)); /* %512 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(307, (double)T, sizeof(real)*((double)T + (double)T), k513_clampmin(A + 1321008 + 2523280*B + 40192*B*T + 256736*T, A + 1321008 + 2523280*B + 40192*B*T + 256720*T, T)); /* %513 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(308, (double)T, sizeof(real)*((double)T + (double)T), k514_log(A + 1321008 + 2523280*B + 40192*B*T + 102288*T, A + 1321008 + 2523280*B + 40192*B*T + 256736*T, T)); /* %514 map:log [T,1]  graphs/lib/losses.lua:10 */
+    CALL(309, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k515_add(A + 1321008 + 2523280*B + 40192*B*T + 102304*T, A + 1321008 + 2523280*B + 40192*B*T + 102288*T, A + 1321008 + 2523280*B + 40192*B*T + 102272*T, T)); /* %515 map:add [T,1]  graphs/lib/losses.lua:10 */
+    CALL(310, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 16*B*T, A + 1321008 + 2523280*B + 30144*B*T, B, T)); /* %516 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(311, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1321008 + 2523280*B + 40192*B*T + 102272*T, A + 1321008 + 2523280*B, B, T)); /* %517 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(312, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k518_sub(A + 1321008 + 2523280*B + 40192*B*T + 102288*T, A + 1321008 + 2523280*B + 40192*B*T + 102304*T, A + 1321008 + 2523280*B + 40192*B*T + 102272*T, T)); /* %518 map:sub [T,1]  graphs/lib/losses.lua:10 */
+    CALL(313, (double)B*T, sizeof(real)*((double)B + (double)B*T), k519_max(A + 1321008 + 2514976*B, A + 1321008 + 2523280*B + 16*B*T, B, T)); /* %519 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(314, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k521_sub(A + 1321008 + 2523280*B + 30160*B*T, A + 1321008 + 2523280*B + 16*B*T, A + 1321008 + 2514976*B, B, T)); /* %521 map:sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(315, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1321008 + 2523280*B + 40144*B*T, A + 1321008 + 2523280*B + 30160*B*T, B, T)); /* %522 map:exp [T,B]  graphs/lib/losses.lua:11 */
+    CALL(316, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1321008 + 2515008*B, A + 1321008 + 2523280*B + 40144*B*T, B, T)); /* %523 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(317, (double)B, sizeof(real)*((double)B + (double)B), k524_clampmin(A + 1321008 + 2515024*B, A + 1321008 + 2515008*B, B)); /* %524 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(318, (double)B, sizeof(real)*((double)B + (double)B), k525_log(A + 1321008 + 2515040*B, A + 1321008 + 2515024*B, B)); /* %525 map:log [1,B]  graphs/lib/losses.lua:11 */
+    CALL(319, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k526_add(A + 1321008 + 2515056*B, A + 1321008 + 2515040*B, A + 1321008 + 2514976*B, B)); /* %526 map:add [1,B]  graphs/lib/losses.lua:11 */
+    CALL(320, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1321008 + 2514976*B, A + 1321008 + 2523280*B, B, T)); /* %528 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(321, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k529_sub(A + 1321008 + 2515040*B, A + 1321008 + 2515056*B, A + 1321008 + 2514976*B, B)); /* %529 map:sub [1,B]  graphs/lib/losses.lua:11 */
+    CALL(322, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1321008 + 2523280*B + 40192*B*T + 256224*T, A + 1321008 + 2523280*B + 30144*B*T, B, T)); /* %530 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(323, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1321008 + 2523280*B + 40192*B*T + 102272*T, A + 1321008 + 2523280*B + 40192*B*T + 102288*T, A + 1321008 + 2523280*B + 40192*B*T + 256224*T, T)); /* %531 map:mul [T,1]  graphs/lib/losses.lua:13 */
+    CALL(324, (double)T, sizeof(real)*((double)1 + (double)T), k532_sum(A + 0, A + 1321008 + 2523280*B + 40192*B*T + 102272*T, T)); /* %532 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(325, (double)B, sizeof(real)*((double)1 + (double)B), k533_sum(A + 16, A + 1321008 + 2515040*B, B)); /* %533 reduce [1,1]  graphs/lib/losses.lua:14 */
+    CALL(326, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k534_add(A + 32, A + 0, A + 16)); /* %534 map:add [1,1]  graphs/lib/losses.lua:16 */
+    CALL(327, (double)1, sizeof(real)*((double)1 + (double)1), k535_scale(A + 128, A + 32, B)); /* %535 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(328, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k537_square(A + 1321008 + 2523280*B + 40192*B*T + 97152*T, A + 1321008 + 2523280*B + 40192*B*T + 230400*T, T)); /* %537 map:square [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(329, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k538_sum(A + 1321008 + 2523280*B + 40192*B*T + 256496*T, A + 1321008 + 2523280*B + 40192*B*T + 97152*T, T)); /* %538 reduce [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(330, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k539_clampmin(A + 1321008 + 2523280*B + 40192*B*T + 102272*T, A + 1321008 + 2523280*B + 40192*B*T + 256496*T, T)); /* %539 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(331, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k540_rsqrt(A + 1321008 + 2523280*B + 40192*B*T + 256544*T, A + 1321008 + 2523280*B + 40192*B*T + 102272*T, T)); /* %540 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(332, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k541_mul(A + 1321008 + 2523280*B + 40192*B*T + 97152*T, A + 1321008 + 2523280*B + 40192*B*T + 230400*T, A + 1321008 + 2523280*B + 40192*B*T + 256544*T, T)); /* %541 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(333, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1321008 + 1179648*B, A + 1321008 + 1220608*B, B)); /* %544 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(334, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k545_sum(A + 1321008 + 1253760*B, A + 1321008 + 1179648*B, B)); /* %545 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(335, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k546_clampmin(A + 1321008 + 1179648*B, A + 1321008 + 1253760*B, B)); /* %546 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(336, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k547_rsqrt(A + 1321008 + 1253824*B, A + 1321008 + 1179648*B, B)); /* %547 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(337, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k548_mul(A + 1321008 + 1179648*B, A + 1321008 + 1220608*B, A + 1321008 + 1253824*B, B)); /* %548 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(338, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k549_matmul(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 40192*B*T + 97152*T, A + 1321008 + 1179648*B, B, T)); /* %549 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(339, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k550_scale(A + 1321008 + 2523280*B + 2496*B*T, A + 1321008 + 2523280*B, B, T)); /* %550 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(340, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k551_max(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 2496*B*T, B, T)); /* %551 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(341, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k553_sub(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 2496*B*T, A + 1321008 + 2523280*B + 4992*B*T, B, T)); /* %553 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(342, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k554_exp(A + 1321008 + 2523280*B + 34944*B*T, A + 1321008 + 2523280*B, B, T)); /* %554 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(343, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k555_sum(A + 1321008 + 2523280*B + 39936*B*T, A + 1321008 + 2523280*B + 34944*B*T, B, T)); /* %555 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(344, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k556_div(A + 1321008 + 2523280*B + 37440*B*T, A + 1321008 + 2523280*B + 34944*B*T, A + 1321008 + 2523280*B + 39936*B*T, B, T)); /* %556 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(345, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k557_matmul(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 37440*B*T, A + 1321008 + 1220608*B, B, T)); /* %557 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(346, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k558_square(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B, B, T)); /* %558 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(347, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1321008 + 2523280*B + 39984*B*T, A + 1321008 + 2523280*B + 4992*B*T, B, T)); /* %559 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(348, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k560_clampmin(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 39984*B*T, B, T)); /* %560 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(349, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k561_rsqrt(A + 1321008 + 2523280*B + 40032*B*T, A + 1321008 + 2523280*B + 4992*B*T, B, T)); /* %561 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(350, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k562_mul(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 40032*B*T, B, T)); /* %562 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(351, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k563_mul(A + 1321008 + 2523280*B + 9984*B*T, A + 1321008 + 2523280*B + 40192*B*T + 97152*T, A + 1321008 + 2523280*B + 4992*B*T, B, T)); /* %563 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(352, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1321008 + 2523280*B + 19968*B*T, A + 1321008 + 2523280*B + 9984*B*T, B, T)); /* %564 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+    CALL(353, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k570_matmul(A + 1321008 + 2523280*B + 40192*B*T + 235392*T, A + 1321008 + 2523280*B + 40192*B*T + 230400*T, (real *)P + 1089888, T)); /* %570 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(354, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k570_matmul(A + 1321008 + 2523280*B + 40192*B*T + 240384*T, A + 1321008 + 2523280*B + 40192*B*T + 230400*T, (real *)P + 1106272, T)); /* %573 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(355, (double)389376*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T), k575_matmul(A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 235392*T, A + 1321008 + 2523280*B + 40192*B*T + 240384*T, T)); /* %575 matmul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(356, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k576_scale(A + 1321008 + 2523280*B + 40192*B*T + 246912*T, A + 1321008 + 2523280*B + 40192*B*T + 245376*T, T)); /* %576 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(357, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k578_mul(A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 246912*T, (real *)inputs[3], T)); /* %578 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(358, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k579_neg(A + 1321008 + 2523280*B + 40192*B*T + 102272*T, (real *)inputs[3], T)); /* %579 map:neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(359, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k580_addc(A + 1321008 + 2523280*B + 40192*B*T + 102320*T, A + 1321008 + 2523280*B + 40192*B*T + 102272*T, T)); /* %580 map:addc [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(360, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k581_scale(A + 1321008 + 2523280*B + 40192*B*T + 102272*T, A + 1321008 + 2523280*B + 40192*B*T + 102320*T, T)); /* %581 map:scale [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(361, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k582_add(A + 1321008 + 2523280*B + 40192*B*T + 246912*T, A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 102272*T, T)); /* %582 map:add [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(362, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k583_max(A + 1321008 + 2523280*B + 40192*B*T + 102272*T, A + 1321008 + 2523280*B + 40192*B*T + 246912*T, T)); /* %583 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(363, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k585_sub(A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 246912*T, A + 1321008 + 2523280*B + 40192*B*T + 102272*T, T)); /* %585 map:sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(364, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k586_exp(A + 1321008 + 2523280*B + 40192*B*T + 250368*T, A + 1321008 + 2523280*B + 40192*B*T + 245376*T, T)); /* %586 map:exp [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(365, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k578_mul(A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 250368*T, (real *)inputs[3], T)); /* %587 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(366, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k588_sum(A + 1321008 + 2523280*B + 40192*B*T + 256592*T, A + 1321008 + 2523280*B + 40192*B*T + 245376*T, T)); /* %588 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(367, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k589_clampmin(A + 1321008 + 2523280*B + 40192*B*T + 256640*T, A + 1321008 + 2523280*B + 40192*B*T + 256592*T, T)); /* %589 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(368, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k590_div(A + 1321008 + 2523280*B + 40192*B*T + 251904*T, A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 256640*T, T)); /* %590 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(369, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k603_matmul(A + 1321008 + 2523280*B + 40192*B*T + 102272*T, A + 1321008 + 2523280*B + 40192*B*T + 255744*T, (real *)P + 1155424, T)); /* %603 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(370, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k486_matmul(A + 1321008 + 2523280*B + 40192*B*T + 255872*T, A + 1321008 + 2523280*B + 40192*B*T + 102272*T, (real *)P + 1171808, T)); /* %743 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(371, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T), k745_mul(A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 9984*B*T, A + 1321008 + 2523280*B + 40192*B*T + 255872*T, B, T)); /* %745 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(372, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1321008 + 2523280*B + 20016*B*T, A + 1321008 + 2523280*B + 14976*B*T, B, T)); /* %746 reduce [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(373, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k486_matmul(A + 1321008 + 2523280*B + 40192*B*T + 256000*T, A + 1321008 + 2523280*B + 40192*B*T + 255872*T, (real *)P + 1139040, T)); /* %748 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(374, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k486_matmul(A + 1321008 + 2523280*B + 40192*B*T + 248448*T, A + 1321008 + 2523280*B + 40192*B*T + 256000*T, (real *)P + 1122656, T)); /* %751 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(375, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T), k745_mul(A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 9984*B*T, A + 1321008 + 2523280*B + 40192*B*T + 248448*T, B, T)); /* %753 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(376, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1321008 + 2523280*B + 31488*B*T, A + 1321008 + 2523280*B + 14976*B*T, B, T)); /* %754 reduce [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(377, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k755_matmul(A + 1321008 + 2523280*B + 31536*B*T, A + 1321008 + 2523280*B + 40192*B*T + 251904*T, A + 1321008 + 2523280*B + 31488*B*T, B, T)); /* %755 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(378, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k756_add(A + 1321008 + 2523280*B + 31584*B*T, A + 1321008 + 2523280*B + 20016*B*T, A + 1321008 + 2523280*B + 31536*B*T, B, T)); /* %756 map:add [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(379, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k610_scale(A + 1321008 + 2523280*B + 31536*B*T, A + 1321008 + 2523280*B + 31584*B*T, B, T)); /* %610 map:scale [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(380, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k612_mul(A + 1321008 + 2523280*B + 31584*B*T, A + 1321008 + 2523280*B + 31536*B*T, (real *)inputs[3], B, T)); /* %612 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(381, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k579_neg(A + 1321008 + 2523280*B + 40192*B*T + 256128*T, (real *)inputs[3], T)); /* %613 map:neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(382, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k580_addc(A + 1321008 + 2523280*B + 40192*B*T + 256176*T, A + 1321008 + 2523280*B + 40192*B*T + 256128*T, T)); /* %614 map:addc [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(383, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k581_scale(A + 1321008 + 2523280*B + 40192*B*T + 256128*T, A + 1321008 + 2523280*B + 40192*B*T + 256176*T, T)); /* %615 map:scale [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(384, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k616_add(A + 1321008 + 2523280*B + 31536*B*T, A + 1321008 + 2523280*B + 31584*B*T, A + 1321008 + 2523280*B + 40192*B*T + 256128*T, B, T)); /* %616 map:add [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(385, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k617_max(A + 1321008 + 2523280*B + 40080*B*T, A + 1321008 + 2523280*B + 31536*B*T, B, T)); /* %617 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(386, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k619_sub(A + 1321008 + 2523280*B + 31584*B*T, A + 1321008 + 2523280*B + 31536*B*T, A + 1321008 + 2523280*B + 40080*B*T, B, T)); /* %619 map:sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(387, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k620_exp(A + 1321008 + 2523280*B + 31536*B*T, A + 1321008 + 2523280*B + 31584*B*T, B, T)); /* %620 map:exp [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(388, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k612_mul(A + 1321008 + 2523280*B + 31584*B*T, A + 1321008 + 2523280*B + 31536*B*T, (real *)inputs[3], B, T)); /* %621 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(389, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k622_sum(A + 1321008 + 2523280*B + 40080*B*T, A + 1321008 + 2523280*B + 31584*B*T, B, T)); /* %622 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(390, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k623_clampmin(A + 1321008 + 2523280*B + 40096*B*T, A + 1321008 + 2523280*B + 40080*B*T, B, T)); /* %623 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(391, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k624_div(A + 1321008 + 2523280*B + 29952*B*T, A + 1321008 + 2523280*B + 31584*B*T, A + 1321008 + 2523280*B + 40096*B*T, B, T)); /* %624 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(392, (double)16384, sizeof(real)*((double)128 + (double)16384), k733_sum(A + 16384, (real *)P + 1139040)); /* %733 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(393, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k736_matmul(A + 0, A + 16384, (real *)P + 1122656)); /* %736 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(394, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128), k738_mul(A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 9984*B*T, A + 0, B, T)); /* %738 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(395, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1321008 + 2523280*B + 30000*B*T, A + 1321008 + 2523280*B + 14976*B*T, B, T)); /* %739 reduce [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(396, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k755_matmul(A + 1321008 + 2523280*B + 30048*B*T, A + 1321008 + 2523280*B + 40192*B*T + 251904*T, A + 1321008 + 2523280*B + 30000*B*T, B, T)); /* %740 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(397, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k756_add(A + 1321008 + 2523280*B + 30096*B*T, A + 1321008 + 2523280*B + 19968*B*T, A + 1321008 + 2523280*B + 30048*B*T, B, T)); /* %741 map:add [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(398, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k625_mul(A + 1321008 + 2523280*B + 30048*B*T, A + 1321008 + 2523280*B + 29952*B*T, A + 1321008 + 2523280*B + 30096*B*T, B, T)); /* %625 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(399, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k622_sum(A + 1321008 + 2523280*B + 40112*B*T, A + 1321008 + 2523280*B + 30048*B*T, B, T)); /* %626 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
+    CALL(400, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k628_scale(A + 1321008 + 2523280*B + 30048*B*T, A + 1321008 + 2523280*B + 40112*B*T, B, T)); /* %628 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(401, (double)B*T, sizeof(real)*((double)T + (double)B*T), k508_max(A + 1321008 + 2523280*B + 40192*B*T + 256240*T, A + 1321008 + 2523280*B + 30048*B*T, B, T)); /* %630 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(402, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k510_sub(A + 1321008 + 2523280*B + 40112*B*T, A + 1321008 + 2523280*B + 30048*B*T, A + 1321008 + 2523280*B + 40192*B*T + 256240*T, B, T)); /* %632 map:sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(403, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1321008 + 2523280*B + 30064*B*T, A + 1321008 + 2523280*B + 40112*B*T, B, T)); /* %633 map:exp [T,B]  graphs/lib/losses.lua:10 */
+    CALL(404, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1321008 + 2523280*B + 40192*B*T + 256128*T, A + 1321008 + 2523280*B + 30064*B*T, B, T)); /* %634 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(405, (double)T, sizeof(real)*((double)T + (double)T), k513_clampmin(A + 1321008 + 2523280*B + 40192*B*T + 256144*T, A + 1321008 + 2523280*B + 40192*B*T + 256128*T, T)); /* %635 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(406, (double)T, sizeof(real)*((double)T + (double)T), k514_log(A + 1321008 + 2523280*B + 40192*B*T + 256160*T, A + 1321008 + 2523280*B + 40192*B*T + 256144*T, T)); /* %636 map:log [T,1]  graphs/lib/losses.lua:10 */
+    CALL(407, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k515_add(A + 1321008 + 2523280*B + 40192*B*T + 256176*T, A + 1321008 + 2523280*B + 40192*B*T + 256160*T, A + 1321008 + 2523280*B + 40192*B*T + 256240*T, T)); /* %637 map:add [T,1]  graphs/lib/losses.lua:10 */
+    CALL(408, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1321008 + 2523280*B + 30080*B*T, A + 1321008 + 2523280*B + 30048*B*T, A + 1321008 + 2523280*B + 30144*B*T, B, T)); /* %638 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(409, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1321008 + 2523280*B + 40192*B*T + 256160*T, A + 1321008 + 2523280*B + 30080*B*T, B, T)); /* %639 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(410, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k518_sub(A + 1321008 + 2523280*B + 40192*B*T + 256240*T, A + 1321008 + 2523280*B + 40192*B*T + 256176*T, A + 1321008 + 2523280*B + 40192*B*T + 256160*T, T)); /* %640 map:sub [T,1]  graphs/lib/losses.lua:10 */
+    CALL(411, (double)B*T, sizeof(real)*((double)B + (double)B*T), k519_max(A + 1321008 + 2514976*B, A + 1321008 + 2523280*B + 30048*B*T, B, T)); /* %641 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(412, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k521_sub(A + 1321008 + 2523280*B + 40112*B*T, A + 1321008 + 2523280*B + 30048*B*T, A + 1321008 + 2514976*B, B, T)); /* %643 map:sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(413, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1321008 + 2523280*B + 30048*B*T, A + 1321008 + 2523280*B + 40112*B*T, B, T)); /* %644 map:exp [T,B]  graphs/lib/losses.lua:11 */
+    CALL(414, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1321008 + 2515040*B, A + 1321008 + 2523280*B + 30048*B*T, B, T)); /* %645 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(415, (double)B, sizeof(real)*((double)B + (double)B), k524_clampmin(A + 1321008 + 2515056*B, A + 1321008 + 2515040*B, B)); /* %646 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(416, (double)B, sizeof(real)*((double)B + (double)B), k525_log(A + 1321008 + 2515072*B, A + 1321008 + 2515056*B, B)); /* %647 map:log [1,B]  graphs/lib/losses.lua:11 */
+    CALL(417, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k526_add(A + 1321008 + 2515088*B, A + 1321008 + 2515072*B, A + 1321008 + 2514976*B, B)); /* %648 map:add [1,B]  graphs/lib/losses.lua:11 */
+    CALL(418, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1321008 + 2514976*B, A + 1321008 + 2523280*B + 30080*B*T, B, T)); /* %650 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(419, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k529_sub(A + 1321008 + 2515072*B, A + 1321008 + 2515088*B, A + 1321008 + 2514976*B, B)); /* %651 map:sub [1,B]  graphs/lib/losses.lua:11 */
+    CALL(420, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1321008 + 2523280*B + 40192*B*T + 256160*T, A + 1321008 + 2523280*B + 40192*B*T + 256240*T, A + 1321008 + 2523280*B + 40192*B*T + 256224*T, T)); /* %653 map:mul [T,1]  graphs/lib/losses.lua:13 */
+    CALL(421, (double)T, sizeof(real)*((double)1 + (double)T), k532_sum(A + 144, A + 1321008 + 2523280*B + 40192*B*T + 256160*T, T)); /* %654 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(422, (double)B, sizeof(real)*((double)1 + (double)B), k533_sum(A + 160, A + 1321008 + 2515072*B, B)); /* %655 reduce [1,1]  graphs/lib/losses.lua:14 */
+    CALL(423, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k534_add(A + 176, A + 144, A + 160)); /* %656 map:add [1,1]  graphs/lib/losses.lua:16 */
+    CALL(424, (double)1, sizeof(real)*((double)1 + (double)1), k535_scale(A + 144, A + 176, B)); /* %657 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(425, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k534_add(A + 1320992, A + 128, A + 144)); /* %659 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    k660_fill(A + 0); /* %660 fill []  graphs/lib/model.lua:82 */
-    k535_scale(A + 16, A + 0, B); /* %662 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    k663_id(A + 1321008 + 2514976*B, A + 16, B); /* %663 map:id [1,B]  graphs/lib/losses.lua:14 */
-    k664_id(A + 1321008 + 2523280*B + 50176*B*T + 254448*T, A + 16, T); /* %664 map:id [T,1]  graphs/lib/losses.lua:13 */
-    k531_mul(A + 1321008 + 2523280*B + 50176*B*T + 254960*T, A + 1321008 + 2523280*B + 50176*B*T + 254448*T, A + 1321008 + 2523280*B + 50176*B*T + 254432*T, T); /* %665 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    k667_neg(A + 1321008 + 2515072*B, A + 1321008 + 2514976*B, B); /* %667 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    k668_id(A + 1321008 + 2523280*B + 50064*B*T, A + 1321008 + 2515072*B, B, T); /* %668 map:id [T,B]  graphs/lib/losses.lua:11 */
-    k516_mul(A + 1321008 + 2523280*B + 50144*B*T, A + 1321008 + 2523280*B + 50064*B*T, A + 1321008 + 2523280*B + 40128*B*T, B, T); /* %669 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    k671_div(A + 1321008 + 2515072*B, A + 1321008 + 2514976*B, A + 1321008 + 2515056*B, B); /* %671 map:div [1,B]  graphs/lib/losses.lua:11 */
-    k672_step(A + 1321008 + 2515056*B, A + 1321008 + 2515040*B, B); /* %672 map:step [1,B]  graphs/lib/losses.lua:11 */
-    k673_mul(A + 1321008 + 2515040*B, A + 1321008 + 2515072*B, A + 1321008 + 2515056*B, B); /* %673 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    k668_id(A + 1321008 + 2523280*B + 50064*B*T, A + 1321008 + 2515040*B, B, T); /* %674 map:id [T,B]  graphs/lib/losses.lua:11 */
-    k516_mul(A + 1321008 + 2523280*B + 39984*B*T, A + 1321008 + 2523280*B + 50064*B*T, A + 1321008 + 2523280*B + 50080*B*T, B, T); /* %675 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    k678_add(A + 1321008 + 2523280*B + 40000*B*T, A + 1321008 + 2523280*B + 50144*B*T, A + 1321008 + 2523280*B + 39984*B*T, B, T); /* %678 map:add [T,B]  graphs/lib/losses.lua:11 */
-    k679_neg(A + 1321008 + 2523280*B + 50176*B*T + 254368*T, A + 1321008 + 2523280*B + 50176*B*T + 254960*T, T); /* %679 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    k680_id(A + 1321008 + 2523280*B + 39984*B*T, A + 1321008 + 2523280*B + 50176*B*T + 254368*T, B, T); /* %680 map:id [T,B]  graphs/lib/losses.lua:10 */
-    k516_mul(A + 1321008 + 2523280*B + 50160*B*T, A + 1321008 + 2523280*B + 39984*B*T, A + 1321008 + 2523280*B + 40128*B*T, B, T); /* %681 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k678_add(A + 1321008 + 2523280*B + 39984*B*T, A + 1321008 + 2523280*B + 40000*B*T, A + 1321008 + 2523280*B + 50160*B*T, B, T); /* %683 map:add [T,B]  graphs/lib/losses.lua:10 */
-    k684_div(A + 1321008 + 2523280*B + 50176*B*T + 254368*T, A + 1321008 + 2523280*B + 50176*B*T + 254960*T, A + 1321008 + 2523280*B + 50176*B*T + 254352*T, T); /* %684 map:div [T,1]  graphs/lib/losses.lua:10 */
-    k685_step(A + 1321008 + 2523280*B + 50176*B*T + 254352*T, A + 1321008 + 2523280*B + 50176*B*T + 254336*T, T); /* %685 map:step [T,1]  graphs/lib/losses.lua:10 */
-    k531_mul(A + 1321008 + 2523280*B + 50176*B*T + 254336*T, A + 1321008 + 2523280*B + 50176*B*T + 254368*T, A + 1321008 + 2523280*B + 50176*B*T + 254352*T, T); /* %686 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    k680_id(A + 1321008 + 2523280*B + 40000*B*T, A + 1321008 + 2523280*B + 50176*B*T + 254336*T, B, T); /* %687 map:id [T,B]  graphs/lib/losses.lua:10 */
-    k516_mul(A + 1321008 + 2523280*B + 40016*B*T, A + 1321008 + 2523280*B + 40000*B*T, A + 1321008 + 2523280*B + 50096*B*T, B, T); /* %688 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k678_add(A + 1321008 + 2523280*B + 40000*B*T, A + 1321008 + 2523280*B + 39984*B*T, A + 1321008 + 2523280*B + 40016*B*T, B, T); /* %691 map:add [T,B]  graphs/lib/losses.lua:10 */
-    k628_scale(A + 1321008 + 2523280*B + 50064*B*T, A + 1321008 + 2523280*B + 40000*B*T, B, T); /* %692 map:scale [T,B]  graphs/lib/model.lua:40 */
-    k694_id(A + 1321008 + 2523280*B + 39984*B*T, A + 1321008 + 2523280*B + 50064*B*T, B, T); /* %694 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
-    k625_mul(A + 1321008 + 2523280*B + 40128*B*T, A + 1321008 + 2523280*B + 39984*B*T, A + 1321008 + 2523280*B + 39936*B*T, B, T); /* %695 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    k625_mul(A + 1321008 + 2523280*B + 50064*B*T, A + 1321008 + 2523280*B + 39984*B*T, A + 1321008 + 2523280*B + 40080*B*T, B, T); /* %696 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    k624_div(A + 1321008 + 2523280*B + 40176*B*T, A + 1321008 + 2523280*B + 40128*B*T, A + 1321008 + 2523280*B + 40240*B*T, B, T); /* %697 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k625_mul(A + 1321008 + 2523280*B + 40128*B*T, A + 1321008 + 2523280*B + 40176*B*T, A + 1321008 + 2523280*B + 40080*B*T, B, T); /* %698 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k699_neg(A + 1321008 + 2523280*B + 40080*B*T, A + 1321008 + 2523280*B + 40128*B*T, B, T); /* %699 map:neg [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k622_sum(A + 1321008 + 2523280*B + 40128*B*T, A + 1321008 + 2523280*B + 40080*B*T, B, T); /* %700 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    k701_step(A + 1321008 + 2523280*B + 40144*B*T, A + 1321008 + 2523280*B + 40224*B*T, B, T); /* %701 map:step [T,B,1,1]  graphs/lib/irm.lua:11 */
-    k516_mul(A + 1321008 + 2523280*B + 40160*B*T, A + 1321008 + 2523280*B + 40128*B*T, A + 1321008 + 2523280*B + 40144*B*T, B, T); /* %702 map:mul [T,B,1,1]  graphs/lib/irm.lua:11 */
-    k694_id(A + 1321008 + 2523280*B + 40080*B*T, A + 1321008 + 2523280*B + 40160*B*T, B, T); /* %703 map:id [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k704_add(A + 1321008 + 2523280*B + 40128*B*T, A + 1321008 + 2523280*B + 40176*B*T, A + 1321008 + 2523280*B + 40080*B*T, B, T); /* %704 map:add [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k612_mul(A + 1321008 + 2523280*B + 40080*B*T, A + 1321008 + 2523280*B + 40128*B*T, (real *)inputs[3], B, T); /* %705 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k625_mul(A + 1321008 + 2523280*B + 40128*B*T, A + 1321008 + 2523280*B + 40080*B*T, A + 1321008 + 2523280*B + 40032*B*T, B, T); /* %708 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k612_mul(A + 1321008 + 2523280*B + 40176*B*T, A + 1321008 + 2523280*B + 40128*B*T, (real *)inputs[3], B, T); /* %712 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k610_scale(A + 1321008 + 2523280*B + 39936*B*T, A + 1321008 + 2523280*B + 40176*B*T, B, T); /* %715 map:scale [T,B,39,1]  graphs/lib/irm.lua:10 */
-    k716_id(A + 1321008 + 2523280*B + 34944*B*T, A + 1321008 + 2523280*B + 39936*B*T, B, T); /* %716 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    k717_mul(A + 1321008 + 2523280*B + 39936*B*T, A + 1321008 + 2523280*B + 34944*B*T, A + 1321008 + 2523280*B + 24960*B*T, B, T); /* %717 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    k718_mul(A + 1321008 + 2523280*B + 24960*B*T, A + 1321008 + 2523280*B + 34944*B*T, A + 1321008 + 2523280*B + 50176*B*T + 102272*T, B, T); /* %718 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    k719_sum(A + 1321008 + 2523280*B + 50176*B*T + 245376*T, A + 1321008 + 2523280*B + 39936*B*T, B, T); /* %719 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    k720_sum(A + 1321008 + 2523280*B + 50176*B*T + 102272*T, A + 1321008 + 2523280*B + 50176*B*T + 245376*T, T); /* %720 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    k722_matmul(A + 1321008 + 2523280*B + 34944*B*T, A + 1321008 + 2523280*B + 24960*B*T, (real *)P + 1171808, B, T); /* %722 matmul [39*B*T,128]  graphs/lib/irm.lua:10 */
-    k723_matmul(A + 985088, A + 1321008 + 2523280*B + 29952*B*T, A + 1321008 + 2523280*B + 24960*B*T, B, T); /* %723 matmul [128,128]  graphs/lib/irm.lua:10 */
-    k486_matmul(A + 1321008 + 2523280*B + 50176*B*T + 254336*T, A + 1321008 + 2523280*B + 50176*B*T + 102272*T, (real *)P + 1155424, T); /* %726 matmul [T,128]  graphs/lib/irm.lua:9 */
-    k727_matmul(A + 1001472, A + 1321008 + 2523280*B + 50176*B*T + 254208*T, A + 1321008 + 2523280*B + 50176*B*T + 102272*T, T); /* %727 matmul [128,128]  graphs/lib/irm.lua:9 */
-    k716_id(A + 1321008 + 2523280*B + 24960*B*T, A + 1321008 + 2523280*B + 50064*B*T, B, T); /* %728 map:id [T,B,39,128]  graphs/lib/model.lua:30 */
-    k599_add(A + 1321008 + 2523280*B + 29952*B*T, A + 1321008 + 2523280*B + 34944*B*T, A + 1321008 + 2523280*B + 24960*B*T, B, T); /* %729 map:add [T,B,39,128]  graphs/lib/model.lua:30 */
-    k722_matmul(A + 1321008 + 2523280*B + 24960*B*T, A + 1321008 + 2523280*B + 29952*B*T, (real *)P + 1139040, B, T); /* %731 matmul [39*B*T,128]  graphs/lib/srm.lua:14 */
-    k723_matmul(A + 1017856, A + 1321008 + 2523280*B + 19968*B*T, A + 1321008 + 2523280*B + 29952*B*T, B, T); /* %732 matmul [128,128]  graphs/lib/srm.lua:14 */
-    k734_matmul(A + 1321008 + 2523280*B + 19968*B*T, A + 1321008 + 2523280*B + 24960*B*T, A + 1321008 + 2523280*B + 14976*B*T, B, T); /* %734 matmul [T,B,39,39]  graphs/lib/srm.lua:13 */
-    k735_matmul(A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 50176*B*T + 251904*T, A + 1321008 + 2523280*B + 24960*B*T, B, T); /* %735 matmul [T,B,39,128]  graphs/lib/srm.lua:13 */
-    k736_sum(A + 1321008 + 2523280*B + 50176*B*T + 245376*T, A + 1321008 + 2523280*B + 19968*B*T, B, T); /* %736 reduce [T,1,39,39]  graphs/lib/srm.lua:13 */
-    k722_matmul(A + 1321008 + 2523280*B + 19968*B*T, A + 1321008 + 2523280*B + 14976*B*T, (real *)P + 1122656, B, T); /* %738 matmul [39*B*T,128]  graphs/lib/srm.lua:13 */
-    k723_matmul(A + 1034240, A + 1321008 + 2523280*B + 9984*B*T, A + 1321008 + 2523280*B + 14976*B*T, B, T); /* %739 matmul [128,128]  graphs/lib/srm.lua:13 */
-    k599_add(A + 1321008 + 2523280*B + 24960*B*T, A + 1321008 + 2523280*B + 29952*B*T, A + 1321008 + 2523280*B + 19968*B*T, B, T); /* %741 map:add [T,B,39,128]  graphs/lib/srm.lua:13 */
-    k590_div(A + 1321008 + 2523280*B + 50176*B*T + 246912*T, A + 1321008 + 2523280*B + 50176*B*T + 245376*T, A + 1321008 + 2523280*B + 50176*B*T + 254848*T, T); /* %743 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    k744_mul(A + 1321008 + 2523280*B + 50176*B*T + 245376*T, A + 1321008 + 2523280*B + 50176*B*T + 246912*T, A + 1321008 + 2523280*B + 50176*B*T + 251904*T, T); /* %744 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    k745_neg(A + 1321008 + 2523280*B + 50176*B*T + 248448*T, A + 1321008 + 2523280*B + 50176*B*T + 245376*T, T); /* %745 map:neg [T,39,39]  graphs/lib/srm.lua:12 */
-    k588_sum(A + 1321008 + 2523280*B + 50176*B*T + 102272*T, A + 1321008 + 2523280*B + 50176*B*T + 248448*T, T); /* %746 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    k747_step(A + 1321008 + 2523280*B + 50176*B*T + 102320*T, A + 1321008 + 2523280*B + 50176*B*T + 254800*T, T); /* %747 map:step [T,39,1]  graphs/lib/srm.lua:12 */
-    k748_mul(A + 1321008 + 2523280*B + 50176*B*T + 251904*T, A + 1321008 + 2523280*B + 50176*B*T + 102272*T, A + 1321008 + 2523280*B + 50176*B*T + 102320*T, T); /* %748 map:mul [T,39,1]  graphs/lib/srm.lua:12 */
-    k749_id(A + 1321008 + 2523280*B + 50176*B*T + 245376*T, A + 1321008 + 2523280*B + 50176*B*T + 251904*T, T); /* %749 map:id [T,39,39]  graphs/lib/srm.lua:12 */
-    k750_add(A + 1321008 + 2523280*B + 50176*B*T + 248448*T, A + 1321008 + 2523280*B + 50176*B*T + 246912*T, A + 1321008 + 2523280*B + 50176*B*T + 245376*T, T); /* %750 map:add [T,39,39]  graphs/lib/srm.lua:12 */
-    k578_mul(A + 1321008 + 2523280*B + 50176*B*T + 245376*T, A + 1321008 + 2523280*B + 50176*B*T + 248448*T, (real *)inputs[3], T); /* %751 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    k744_mul(A + 1321008 + 2523280*B + 50176*B*T + 246912*T, A + 1321008 + 2523280*B + 50176*B*T + 245376*T, A + 1321008 + 2523280*B + 50176*B*T + 250368*T, T); /* %754 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    k578_mul(A + 1321008 + 2523280*B + 50176*B*T + 245376*T, A + 1321008 + 2523280*B + 50176*B*T + 246912*T, (real *)inputs[3], T); /* %758 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    k576_scale(A + 1321008 + 2523280*B + 50176*B*T + 250368*T, A + 1321008 + 2523280*B + 50176*B*T + 245376*T, T); /* %761 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-    k762_matmul(A + 1321008 + 2523280*B + 50176*B*T + 245376*T, A + 1321008 + 2523280*B + 50176*B*T + 250368*T, A + 1321008 + 2523280*B + 50176*B*T + 240384*T, T); /* %762 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    k763_matmul(A + 1321008 + 2523280*B + 50176*B*T + 240384*T, A + 1321008 + 2523280*B + 50176*B*T + 250368*T, A + 1321008 + 2523280*B + 50176*B*T + 235392*T, T); /* %763 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    k492_matmul(A + 1321008 + 2523280*B + 50176*B*T + 235392*T, A + 1321008 + 2523280*B + 50176*B*T + 240384*T, (real *)P + 1106272, T); /* %765 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    k766_matmul(A + 1050624, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, A + 1321008 + 2523280*B + 50176*B*T + 240384*T, T); /* %766 matmul [128,128]  graphs/lib/srm.lua:11 */
-    k492_matmul(A + 1321008 + 2523280*B + 50176*B*T + 240384*T, A + 1321008 + 2523280*B + 50176*B*T + 245376*T, (real *)P + 1089888, T); /* %769 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    k766_matmul(A + 1067008, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, A + 1321008 + 2523280*B + 50176*B*T + 245376*T, T); /* %770 matmul [128,128]  graphs/lib/srm.lua:11 */
-    k772_add(A + 1321008 + 2523280*B + 50176*B*T + 245376*T, A + 1321008 + 2523280*B + 50176*B*T + 235392*T, A + 1321008 + 2523280*B + 50176*B*T + 240384*T, T); /* %772 map:add [T,39,128]  graphs/lib/srm.lua:11 */
-    k717_mul(A + 1321008 + 2523280*B + 9984*B*T, A + 1321008 + 2523280*B + 24960*B*T, A + 1321008 + 2523280*B + 4992*B*T, B, T); /* %773 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k774_mul(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 24960*B*T, A + 1321008 + 2523280*B + 50176*B*T + 97152*T, B, T); /* %774 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k719_sum(A + 1321008 + 2523280*B + 50176*B*T + 235392*T, A + 1321008 + 2523280*B + 9984*B*T, B, T); /* %775 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    k562_mul(A + 1321008 + 2523280*B + 9984*B*T, A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 50016*B*T, B, T); /* %776 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k717_mul(A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B, B, T); /* %777 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k559_sum(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 14976*B*T, B, T); /* %778 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k779_square(A + 1321008 + 2523280*B + 5040*B*T, A + 1321008 + 2523280*B + 50016*B*T, B, T); /* %779 map:square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k625_mul(A + 1321008 + 2523280*B + 5088*B*T, A + 1321008 + 2523280*B + 50016*B*T, A + 1321008 + 2523280*B + 5040*B*T, B, T); /* %780 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k781_scale(A + 1321008 + 2523280*B + 5040*B*T, A + 1321008 + 2523280*B + 5088*B*T, B, T); /* %781 map:scale [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k625_mul(A + 1321008 + 2523280*B + 5088*B*T, A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 5040*B*T, B, T); /* %782 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k783_step(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 49968*B*T, B, T); /* %783 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k625_mul(A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 5088*B*T, A + 1321008 + 2523280*B + 4992*B*T, B, T); /* %784 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k716_id(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 14976*B*T, B, T); /* %785 map:id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k786_scale(A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B, B, T); /* %786 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k717_mul(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 14976*B*T, B, T); /* %787 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k599_add(A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 9984*B*T, A + 1321008 + 2523280*B, B, T); /* %788 map:add [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k789_matmul(A + 1321008 + 2523280*B + 8192*B*T, A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 1220608*B, B, T); /* %789 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
-    k790_matmul(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 47424*B*T, A + 1321008 + 2523280*B + 14976*B*T, B, T); /* %790 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    k791_sum(A + 1321008 + 1228800*B, A + 1321008 + 2523280*B, B, T); /* %791 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    k556_div(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 8192*B*T, A + 1321008 + 2523280*B + 49920*B*T, B, T); /* %792 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k793_mul(A + 1321008 + 2523280*B + 2496*B*T, A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 47424*B*T, B, T); /* %793 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k794_neg(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 2496*B*T, B, T); /* %794 map:neg [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k555_sum(A + 1321008 + 2523280*B + 7488*B*T, A + 1321008 + 2523280*B + 4992*B*T, B, T); /* %795 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    k796_id(A + 1321008 + 2523280*B + 2496*B*T, A + 1321008 + 2523280*B + 7488*B*T, B, T); /* %796 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k797_add(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 2496*B*T, B, T); /* %797 map:add [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k793_mul(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 44928*B*T, B, T); /* %798 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k550_scale(A + 1321008 + 2523280*B + 13184*B*T, A + 1321008 + 2523280*B, B, T); /* %801 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k557_matmul(A + 1321008 + 2523280*B + 8192*B*T, A + 1321008 + 2523280*B + 13184*B*T, A + 1321008 + 1179648*B, B, T); /* %802 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    k803_matmul(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 13184*B*T, A + 1321008 + 2523280*B + 50176*B*T + 97152*T, B, T); /* %803 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    k719_sum(A + 1321008 + 2523280*B + 50176*B*T + 240384*T, A + 1321008 + 2523280*B + 8192*B*T, B, T); /* %804 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    k791_sum(A + 1321008 + 1179648*B, A + 1321008 + 2523280*B, B, T); /* %805 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    k772_add(A + 1321008 + 2523280*B + 50176*B*T + 97152*T, A + 1321008 + 2523280*B + 50176*B*T + 235392*T, A + 1321008 + 2523280*B + 50176*B*T + 240384*T, T); /* %806 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    k548_mul(A + 1321008 + 1236992*B, A + 1321008 + 1179648*B, A + 1321008 + 1253824*B, B); /* %807 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k808_mul(A + 1321008 + 1245184*B, A + 1321008 + 1179648*B, A + 1321008 + 1220608*B, B); /* %808 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k545_sum(A + 1321008 + 1253888*B, A + 1321008 + 1245184*B, B); /* %809 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k268_add(A + 1321008 + 1179648*B, A + 1321008 + 1228800*B, A + 1321008 + 1236992*B, B); /* %810 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k811_square(A + 1321008 + 1228800*B, A + 1321008 + 1253824*B, B); /* %811 map:square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k812_mul(A + 1321008 + 1228864*B, A + 1321008 + 1253824*B, A + 1321008 + 1228800*B, B); /* %812 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k813_scale(A + 1321008 + 1228800*B, A + 1321008 + 1228864*B, B); /* %813 map:scale [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k812_mul(A + 1321008 + 1253824*B, A + 1321008 + 1253888*B, A + 1321008 + 1228800*B, B); /* %814 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k815_step(A + 1321008 + 1228800*B, A + 1321008 + 1253760*B, B); /* %815 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k812_mul(A + 1321008 + 1253760*B, A + 1321008 + 1253824*B, A + 1321008 + 1228800*B, B); /* %816 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k817_id(A + 1321008 + 1228800*B, A + 1321008 + 1253760*B, B); /* %817 map:id [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k818_scale(A + 1321008 + 1236992*B, A + 1321008 + 1220608*B, B); /* %818 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k808_mul(A + 1321008 + 1220608*B, A + 1321008 + 1228800*B, A + 1321008 + 1236992*B, B); /* %819 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k268_add(A + 1321008 + 1228800*B, A + 1321008 + 1179648*B, A + 1321008 + 1220608*B, B); /* %820 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k541_mul(A + 1321008 + 2523280*B + 50176*B*T + 235392*T, A + 1321008 + 2523280*B + 50176*B*T + 97152*T, A + 1321008 + 2523280*B + 50176*B*T + 254752*T, T); /* %823 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    k824_mul(A + 1321008 + 2523280*B + 50176*B*T + 240384*T, A + 1321008 + 2523280*B + 50176*B*T + 97152*T, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, T); /* %824 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    k538_sum(A + 1321008 + 2523280*B + 50176*B*T + 102272*T, A + 1321008 + 2523280*B + 50176*B*T + 240384*T, T); /* %825 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    k772_add(A + 1321008 + 2523280*B + 50176*B*T + 240384*T, A + 1321008 + 2523280*B + 50176*B*T + 245376*T, A + 1321008 + 2523280*B + 50176*B*T + 235392*T, T); /* %826 map:add [T,39,128]  graphs/lib/matching.lua:7 */
-    k827_square(A + 1321008 + 2523280*B + 50176*B*T + 102320*T, A + 1321008 + 2523280*B + 50176*B*T + 254752*T, T); /* %827 map:square [T,39,1]  graphs/lib/matching.lua:7 */
-    k748_mul(A + 1321008 + 2523280*B + 50176*B*T + 97152*T, A + 1321008 + 2523280*B + 50176*B*T + 254752*T, A + 1321008 + 2523280*B + 50176*B*T + 102320*T, T); /* %828 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    k829_scale(A + 1321008 + 2523280*B + 50176*B*T + 102320*T, A + 1321008 + 2523280*B + 50176*B*T + 97152*T, T); /* %829 map:scale [T,39,1]  graphs/lib/matching.lua:7 */
-    k748_mul(A + 1321008 + 2523280*B + 50176*B*T + 97152*T, A + 1321008 + 2523280*B + 50176*B*T + 102272*T, A + 1321008 + 2523280*B + 50176*B*T + 102320*T, T); /* %830 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    k831_step(A + 1321008 + 2523280*B + 50176*B*T + 102272*T, A + 1321008 + 2523280*B + 50176*B*T + 254704*T, T); /* %831 map:step [T,39,1]  graphs/lib/matching.lua:7 */
-    k748_mul(A + 1321008 + 2523280*B + 50176*B*T + 102320*T, A + 1321008 + 2523280*B + 50176*B*T + 97152*T, A + 1321008 + 2523280*B + 50176*B*T + 102272*T, T); /* %832 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    k833_id(A + 1321008 + 2523280*B + 50176*B*T + 235392*T, A + 1321008 + 2523280*B + 50176*B*T + 102320*T, T); /* %833 map:id [T,39,128]  graphs/lib/matching.lua:7 */
-    k834_scale(A + 1321008 + 2523280*B + 50176*B*T + 97152*T, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, T); /* %834 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
-    k824_mul(A + 1321008 + 2523280*B + 50176*B*T + 230400*T, A + 1321008 + 2523280*B + 50176*B*T + 235392*T, A + 1321008 + 2523280*B + 50176*B*T + 97152*T, T); /* %835 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    k772_add(A + 1321008 + 2523280*B + 50176*B*T + 235392*T, A + 1321008 + 2523280*B + 50176*B*T + 240384*T, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, T); /* %836 map:add [T,39,128]  graphs/lib/matching.lua:7 */
-    k671_div(A + 1321008 + 2515040*B, A + 1321008 + 2514976*B, A + 1321008 + 2515024*B, B); /* %847 map:div [1,B]  graphs/lib/losses.lua:11 */
-    k672_step(A + 1321008 + 2514976*B, A + 1321008 + 2515008*B, B); /* %848 map:step [1,B]  graphs/lib/losses.lua:11 */
-    k673_mul(A + 1321008 + 2515008*B, A + 1321008 + 2515040*B, A + 1321008 + 2514976*B, B); /* %849 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    k668_id(A + 1321008 + 2523280*B, A + 1321008 + 2515008*B, B, T); /* %850 map:id [T,B]  graphs/lib/losses.lua:11 */
-    k516_mul(A + 1321008 + 2523280*B + 16*B*T, A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 50128*B*T, B, T); /* %851 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    k678_add(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 50144*B*T, A + 1321008 + 2523280*B + 16*B*T, B, T); /* %854 map:add [T,B]  graphs/lib/losses.lua:11 */
-    k678_add(A + 1321008 + 2523280*B + 50128*B*T, A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 50160*B*T, B, T); /* %859 map:add [T,B]  graphs/lib/losses.lua:10 */
-    k684_div(A + 1321008 + 2523280*B + 50176*B*T + 102272*T, A + 1321008 + 2523280*B + 50176*B*T + 254960*T, A + 1321008 + 2523280*B + 50176*B*T + 254944*T, T); /* %860 map:div [T,1]  graphs/lib/losses.lua:10 */
-    k685_step(A + 1321008 + 2523280*B + 50176*B*T + 102288*T, A + 1321008 + 2523280*B + 50176*B*T + 254928*T, T); /* %861 map:step [T,1]  graphs/lib/losses.lua:10 */
-    k531_mul(A + 1321008 + 2523280*B + 50176*B*T + 102304*T, A + 1321008 + 2523280*B + 50176*B*T + 102272*T, A + 1321008 + 2523280*B + 50176*B*T + 102288*T, T); /* %862 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    k680_id(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 50176*B*T + 102304*T, B, T); /* %863 map:id [T,B]  graphs/lib/losses.lua:10 */
-    k516_mul(A + 1321008 + 2523280*B + 16*B*T, A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 50112*B*T, B, T); /* %864 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k678_add(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 50128*B*T, A + 1321008 + 2523280*B + 16*B*T, B, T); /* %867 map:add [T,B]  graphs/lib/losses.lua:10 */
-    k506_scale(A + 1321008 + 2523280*B + 16*B*T, A + 1321008 + 2523280*B, B, T); /* %868 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    k869_matmul(A + 1321008 + 2523280*B + 50176*B*T + 102272*T, A + 1321008 + 2523280*B + 16*B*T, A + 1321008 + 1253632*B, B, T); /* %869 matmul [T,128]  graphs/lib/losses.lua:21 */
-    k870_matmul(A + 1321008 + 1179648*B, A + 1321008 + 2523280*B + 16*B*T, A + 1321008 + 2523280*B + 50176*B*T + 102144*T, B, T); /* %870 matmul [B,128]  graphs/lib/losses.lua:21 */
-    k504_mul(A + 1321008 + 1179776*B, A + 1321008 + 1179648*B, A + 1321008 + 2514992*B, B); /* %871 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k872_mul(A + 1321008 + 1179904*B, A + 1321008 + 1179648*B, A + 1321008 + 1253504*B, B); /* %872 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k501_sum(A + 1321008 + 2514976*B, A + 1321008 + 1179904*B, B); /* %873 reduce [B,1]  graphs/lib/losses.lua:21 */
-    k874_square(A + 1321008 + 1179648*B, A + 1321008 + 2514992*B, B); /* %874 map:square [B,1]  graphs/lib/losses.lua:21 */
-    k673_mul(A + 1321008 + 1179664*B, A + 1321008 + 2514992*B, A + 1321008 + 1179648*B, B); /* %875 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    k876_scale(A + 1321008 + 1179648*B, A + 1321008 + 1179664*B, B); /* %876 map:scale [B,1]  graphs/lib/losses.lua:21 */
-    k673_mul(A + 1321008 + 1179664*B, A + 1321008 + 2514976*B, A + 1321008 + 1179648*B, B); /* %877 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    k878_step(A + 1321008 + 1179648*B, A + 1321008 + 2514960*B, B); /* %878 map:step [B,1]  graphs/lib/losses.lua:21 */
-    k673_mul(A + 1321008 + 1179904*B, A + 1321008 + 1179664*B, A + 1321008 + 1179648*B, B); /* %879 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    k880_id(A + 1321008 + 1179648*B, A + 1321008 + 1179904*B, B); /* %880 map:id [B,128]  graphs/lib/losses.lua:21 */
-    k881_scale(A + 1321008 + 1179904*B, A + 1321008 + 1253504*B, B); /* %881 map:scale [B,128]  graphs/lib/losses.lua:21 */
-    k872_mul(A + 1321008 + 1180032*B, A + 1321008 + 1179648*B, A + 1321008 + 1179904*B, B); /* %882 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k883_add(A + 1321008 + 1179648*B, A + 1321008 + 1179776*B, A + 1321008 + 1180032*B, B); /* %883 map:add [B,128]  graphs/lib/losses.lua:21 */
-    k499_mul(A + 1321008 + 2523280*B + 50176*B*T + 230400*T, A + 1321008 + 2523280*B + 50176*B*T + 102272*T, A + 1321008 + 2523280*B + 50176*B*T + 254912*T, T); /* %884 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k885_mul(A + 1321008 + 2523280*B + 50176*B*T + 230528*T, A + 1321008 + 2523280*B + 50176*B*T + 102272*T, A + 1321008 + 2523280*B + 50176*B*T + 254208*T, T); /* %885 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k496_sum(A + 1321008 + 2523280*B + 50176*B*T + 254704*T, A + 1321008 + 2523280*B + 50176*B*T + 230528*T, T); /* %886 reduce [T,1]  graphs/lib/losses.lua:21 */
-    k887_add(A + 1321008 + 2523280*B + 50176*B*T + 230528*T, A + 1321008 + 2523280*B + 50176*B*T + 254336*T, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, T); /* %887 map:add [T,128]  graphs/lib/losses.lua:21 */
-    k888_square(A + 1321008 + 2523280*B + 50176*B*T + 230400*T, A + 1321008 + 2523280*B + 50176*B*T + 254912*T, T); /* %888 map:square [T,1]  graphs/lib/losses.lua:21 */
-    k531_mul(A + 1321008 + 2523280*B + 50176*B*T + 230416*T, A + 1321008 + 2523280*B + 50176*B*T + 254912*T, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, T); /* %889 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    k890_scale(A + 1321008 + 2523280*B + 50176*B*T + 230400*T, A + 1321008 + 2523280*B + 50176*B*T + 230416*T, T); /* %890 map:scale [T,1]  graphs/lib/losses.lua:21 */
-    k531_mul(A + 1321008 + 2523280*B + 50176*B*T + 230416*T, A + 1321008 + 2523280*B + 50176*B*T + 254704*T, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, T); /* %891 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    k892_step(A + 1321008 + 2523280*B + 50176*B*T + 230400*T, A + 1321008 + 2523280*B + 50176*B*T + 254896*T, T); /* %892 map:step [T,1]  graphs/lib/losses.lua:21 */
-    k531_mul(A + 1321008 + 2523280*B + 50176*B*T + 254336*T, A + 1321008 + 2523280*B + 50176*B*T + 230416*T, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, T); /* %893 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    k894_id(A + 1321008 + 2523280*B + 50176*B*T + 230400*T, A + 1321008 + 2523280*B + 50176*B*T + 254336*T, T); /* %894 map:id [T,128]  graphs/lib/losses.lua:21 */
-    k895_scale(A + 1321008 + 2523280*B + 50176*B*T + 230656*T, A + 1321008 + 2523280*B + 50176*B*T + 254208*T, T); /* %895 map:scale [T,128]  graphs/lib/losses.lua:21 */
-    k885_mul(A + 1321008 + 2523280*B + 50176*B*T + 230784*T, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, A + 1321008 + 2523280*B + 50176*B*T + 230656*T, T); /* %896 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k887_add(A + 1321008 + 2523280*B + 50176*B*T + 97280*T, A + 1321008 + 2523280*B + 50176*B*T + 230528*T, A + 1321008 + 2523280*B + 50176*B*T + 230784*T, T); /* %897 map:add [T,128]  graphs/lib/losses.lua:21 */
-    k898_sum(A + 0, A + 1321008 + 2523280*B + 50176*B*T + 235392*T, T); /* %898 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    k900_sum(A + 1315840, A + 0); /* %900 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    k570_matmul(A + 1321008 + 2523280*B + 50176*B*T + 230400*T, A + 1321008 + 2523280*B + 50176*B*T + 235392*T, (real *)P + 1073376, T); /* %903 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    k766_matmul(A + 1083392, A + 1321008 + 2523280*B + 50176*B*T + 235392*T, A + 1321008 + 2523280*B + 50176*B*T + 92160*T, T); /* %904 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    k906_pad(A + 1321008 + 2523280*B + 50176*B*T + 92160*T, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, T); /* %906 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    k907_sum(A + 1315968, A + 1321008 + 2523280*B + 50176*B*T + 97280*T, T); /* %907 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    k603_matmul(A + 1321008 + 2523280*B + 50176*B*T + 230400*T, A + 1321008 + 2523280*B + 50176*B*T + 97280*T, (real *)P + 1056864, T); /* %909 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    k727_matmul(A + 1099776, A + 1321008 + 2523280*B + 50176*B*T + 97280*T, A + 1321008 + 2523280*B + 50176*B*T + 254080*T, T); /* %910 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    k912_pad(A + 1321008 + 2523280*B + 50176*B*T + 97280*T, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, T); /* %912 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 230400*T, A + 1321008 + 2523280*B + 50176*B*T + 92160*T, A + 1321008 + 2523280*B + 50176*B*T + 97280*T, T); /* %913 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    k914_sum(A + 0, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, T); /* %914 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    k916_sum(A + 1316096, A + 0); /* %916 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    k300_mul(A + 1321008 + 2523280*B + 50176*B*T + 92160*T, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, (real *)P + 1056608, T); /* %918 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k919_mul(A + 1321008 + 2523280*B + 50176*B*T + 97280*T, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, A + 1321008 + 2523280*B + 50176*B*T + 87040*T, T); /* %919 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k914_sum(A + 0, A + 1321008 + 2523280*B + 50176*B*T + 97280*T, T); /* %920 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    k916_sum(A + 1316224, A + 0); /* %922 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    k299_mul(A + 1321008 + 2523280*B + 50176*B*T + 87040*T, A + 1321008 + 2523280*B + 50176*B*T + 92160*T, A + 1321008 + 2523280*B + 50176*B*T + 254656*T, T); /* %924 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k919_mul(A + 1321008 + 2523280*B + 50176*B*T + 97280*T, A + 1321008 + 2523280*B + 50176*B*T + 92160*T, A + 1321008 + 2523280*B + 50176*B*T + 81920*T, T); /* %925 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T + 254080*T, A + 1321008 + 2523280*B + 50176*B*T + 97280*T, T); /* %926 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k927_square(A + 1321008 + 2523280*B + 50176*B*T + 254128*T, A + 1321008 + 2523280*B + 50176*B*T + 254656*T, T); /* %927 map:square [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k928_mul(A + 1321008 + 2523280*B + 50176*B*T + 254176*T, A + 1321008 + 2523280*B + 50176*B*T + 254656*T, A + 1321008 + 2523280*B + 50176*B*T + 254128*T, T); /* %928 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k929_scale(A + 1321008 + 2523280*B + 50176*B*T + 254128*T, A + 1321008 + 2523280*B + 50176*B*T + 254176*T, T); /* %929 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k928_mul(A + 1321008 + 2523280*B + 50176*B*T + 254176*T, A + 1321008 + 2523280*B + 50176*B*T + 254080*T, A + 1321008 + 2523280*B + 50176*B*T + 254128*T, T); /* %930 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T + 254080*T, A + 1321008 + 2523280*B + 50176*B*T + 254176*T, T); /* %931 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k932_id(A + 1321008 + 2523280*B + 50176*B*T + 92160*T, A + 1321008 + 2523280*B + 50176*B*T + 254080*T, T); /* %932 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k933_scale(A + 1321008 + 2523280*B + 50176*B*T + 97280*T, A + 1321008 + 2523280*B + 50176*B*T + 81920*T, T); /* %933 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k919_mul(A + 1321008 + 2523280*B + 50176*B*T + 81920*T, A + 1321008 + 2523280*B + 50176*B*T + 92160*T, A + 1321008 + 2523280*B + 50176*B*T + 97280*T, T); /* %934 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 92160*T, A + 1321008 + 2523280*B + 50176*B*T + 87040*T, A + 1321008 + 2523280*B + 50176*B*T + 81920*T, T); /* %935 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k936_neg(A + 1321008 + 2523280*B + 50176*B*T + 97280*T, A + 1321008 + 2523280*B + 50176*B*T + 92160*T, T); /* %936 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T + 254080*T, A + 1321008 + 2523280*B + 50176*B*T + 97280*T, T); /* %937 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T + 254128*T, A + 1321008 + 2523280*B + 50176*B*T + 254080*T, T); /* %938 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    k932_id(A + 1321008 + 2523280*B + 50176*B*T + 97280*T, A + 1321008 + 2523280*B + 50176*B*T + 254128*T, T); /* %939 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 230400*T, A + 1321008 + 2523280*B + 50176*B*T + 92160*T, A + 1321008 + 2523280*B + 50176*B*T + 97280*T, T); /* %940 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    k914_sum(A + 0, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, T); /* %941 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    k916_sum(A + 1316352, A + 0); /* %943 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    k946_matmul(A + 1321008 + 2523280*B + 50176*B*T + 81920*T, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, (real *)P + 990944, T); /* %946 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    k947_matmul(A + 630784, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %947 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    k949_gelu_grad(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 61440*T, T); /* %949 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    k950_mul(A + 1321008 + 2523280*B + 50176*B*T + 61440*T, A + 1321008 + 2523280*B + 50176*B*T + 81920*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %950 map:mul [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    k951_sum(A + 0, A + 1321008 + 2523280*B + 50176*B*T + 61440*T, T); /* %951 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    k953_sum(A + 1314816, A + 0); /* %953 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    k956_matmul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 61440*T, (real *)P + 924896, T); /* %956 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    k957_matmul(A + 696320, A + 1321008 + 2523280*B + 50176*B*T + 61440*T, A + 1321008 + 2523280*B + 50176*B*T + 225280*T, T); /* %957 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    k914_sum(A + 761856, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %959 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    k916_sum(A + 1316480, A + 761856); /* %961 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    k300_mul(A + 1321008 + 2523280*B + 50176*B*T + 225280*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, (real *)P + 924640, T); /* %963 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k919_mul(A + 1321008 + 2523280*B + 50176*B*T + 46080*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 220160*T, T); /* %964 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k914_sum(A + 761856, A + 1321008 + 2523280*B + 50176*B*T + 46080*T, T); /* %965 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    k916_sum(A + 1316608, A + 761856); /* %967 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    k299_mul(A + 1321008 + 2523280*B + 50176*B*T + 220160*T, A + 1321008 + 2523280*B + 50176*B*T + 225280*T, A + 1321008 + 2523280*B + 50176*B*T + 254608*T, T); /* %969 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k919_mul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 225280*T, A + 1321008 + 2523280*B + 50176*B*T + 215040*T, T); /* %970 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T + 254080*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %971 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k927_square(A + 1321008 + 2523280*B + 50176*B*T + 254128*T, A + 1321008 + 2523280*B + 50176*B*T + 254608*T, T); /* %972 map:square [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k928_mul(A + 1321008 + 2523280*B + 50176*B*T + 254176*T, A + 1321008 + 2523280*B + 50176*B*T + 254608*T, A + 1321008 + 2523280*B + 50176*B*T + 254128*T, T); /* %973 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k929_scale(A + 1321008 + 2523280*B + 50176*B*T + 254128*T, A + 1321008 + 2523280*B + 50176*B*T + 254176*T, T); /* %974 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k928_mul(A + 1321008 + 2523280*B + 50176*B*T + 254176*T, A + 1321008 + 2523280*B + 50176*B*T + 254080*T, A + 1321008 + 2523280*B + 50176*B*T + 254128*T, T); /* %975 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T + 254080*T, A + 1321008 + 2523280*B + 50176*B*T + 254176*T, T); /* %976 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k932_id(A + 1321008 + 2523280*B + 50176*B*T + 225280*T, A + 1321008 + 2523280*B + 50176*B*T + 254080*T, T); /* %977 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k933_scale(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 215040*T, T); /* %978 map:scale [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k919_mul(A + 1321008 + 2523280*B + 50176*B*T + 215040*T, A + 1321008 + 2523280*B + 50176*B*T + 225280*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %979 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 225280*T, A + 1321008 + 2523280*B + 50176*B*T + 220160*T, A + 1321008 + 2523280*B + 50176*B*T + 215040*T, T); /* %980 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k936_neg(A + 1321008 + 2523280*B + 50176*B*T + 215040*T, A + 1321008 + 2523280*B + 50176*B*T + 225280*T, T); /* %981 map:neg [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T + 254080*T, A + 1321008 + 2523280*B + 50176*B*T + 215040*T, T); /* %982 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 215040*T, A + 1321008 + 2523280*B + 50176*B*T + 230400*T, A + 1321008 + 2523280*B + 50176*B*T + 225280*T, T); /* %983 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T + 254128*T, A + 1321008 + 2523280*B + 50176*B*T + 254080*T, T); /* %984 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k932_id(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 254128*T, T); /* %985 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 60160*T, A + 1321008 + 2523280*B + 50176*B*T + 215040*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %986 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k914_sum(A + 761856, A + 1321008 + 2523280*B + 50176*B*T + 60160*T, T); /* %987 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    k916_sum(A + 1316736, A + 761856); /* %989 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    k992_matmul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 60160*T, (real *)P + 908128, T); /* %992 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    k993_matmul(A + 1116160, A + 1321008 + 2523280*B + 50176*B*T + 60160*T, A + 1321008 + 2523280*B + 50176*B*T + 209920*T, T); /* %993 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    k309_permute(A + 1321008 + 2523280*B + 50176*B*T + 47360*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %996 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    k326_matmul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 47360*T, A + 1321008 + 2523280*B + 50176*B*T + 204800*T, T); /* %997 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    k998_matmul(A + 1321008 + 2523280*B + 50176*B*T + 65280*T, A + 1321008 + 2523280*B + 50176*B*T + 121600*T, A + 1321008 + 2523280*B + 50176*B*T + 47360*T, T); /* %998 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    k341_div(A + 1321008 + 2523280*B + 50176*B*T + 47360*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 253920*T, T); /* %999 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k1000_mul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 47360*T, A + 1321008 + 2523280*B + 50176*B*T + 121600*T, T); /* %1000 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k1001_neg(A + 1321008 + 2523280*B + 50176*B*T + 53760*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %1001 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k339_sum(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 53760*T, T); /* %1002 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k1003_step(A + 1321008 + 2523280*B + 50176*B*T + 41120*T, A + 1321008 + 2523280*B + 50176*B*T + 253760*T, T); /* %1003 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k1004_mul(A + 1321008 + 2523280*B + 50176*B*T + 53760*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 41120*T, T); /* %1004 map:mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k1005_id(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 53760*T, T); /* %1005 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k1006_add(A + 1321008 + 2523280*B + 50176*B*T + 53760*T, A + 1321008 + 2523280*B + 50176*B*T + 47360*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %1006 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k329_mul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 53760*T, (real *)inputs[2], T); /* %1007 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k1000_mul(A + 1321008 + 2523280*B + 50176*B*T + 47360*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 115200*T, T); /* %1011 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k329_mul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 47360*T, (real *)inputs[2], T); /* %1016 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k327_scale(A + 1321008 + 2523280*B + 50176*B*T + 47360*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %1020 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    k342_matmul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 47360*T, A + 1321008 + 2523280*B + 50176*B*T + 199680*T, T); /* %1021 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    k998_matmul(A + 1321008 + 2523280*B + 50176*B*T + 53760*T, A + 1321008 + 2523280*B + 50176*B*T + 47360*T, A + 1321008 + 2523280*B + 50176*B*T + 194560*T, T); /* %1022 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    k343_permute(A + 1321008 + 2523280*B + 50176*B*T + 46080*T, A + 1321008 + 2523280*B + 50176*B*T + 65280*T, T); /* %1023 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    k914_sum(A + 761856, A + 1321008 + 2523280*B + 50176*B*T + 46080*T, T); /* %1025 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    k916_sum(A + 1316864, A + 761856); /* %1027 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    k992_matmul(A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 46080*T, (real *)P + 891616, T); /* %1030 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    k993_matmul(A + 1132544, A + 1321008 + 2523280*B + 50176*B*T + 46080*T, A + 1321008 + 2523280*B + 50176*B*T + 189440*T, T); /* %1031 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    k343_permute(A + 1321008 + 2523280*B + 50176*B*T + 46080*T, A + 1321008 + 2523280*B + 50176*B*T + 53760*T, T); /* %1033 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    k914_sum(A + 761856, A + 1321008 + 2523280*B + 50176*B*T + 46080*T, T); /* %1035 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    k916_sum(A + 1316992, A + 761856); /* %1037 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    k992_matmul(A + 1321008 + 2523280*B + 50176*B*T + 120320*T, A + 1321008 + 2523280*B + 50176*B*T + 46080*T, (real *)P + 875104, T); /* %1040 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    k993_matmul(A + 1148928, A + 1321008 + 2523280*B + 50176*B*T + 46080*T, A + 1321008 + 2523280*B + 50176*B*T + 189440*T, T); /* %1041 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 46080*T, A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 120320*T, T); /* %1043 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    k343_permute(A + 1321008 + 2523280*B + 50176*B*T + 51200*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %1044 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    k914_sum(A + 761856, A + 1321008 + 2523280*B + 50176*B*T + 51200*T, T); /* %1046 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    k916_sum(A + 1317120, A + 761856); /* %1048 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    k992_matmul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 51200*T, (real *)P + 858592, T); /* %1051 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    k993_matmul(A + 1165312, A + 1321008 + 2523280*B + 50176*B*T + 51200*T, A + 1321008 + 2523280*B + 50176*B*T + 189440*T, T); /* %1052 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 51200*T, A + 1321008 + 2523280*B + 50176*B*T + 46080*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %1054 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    k914_sum(A + 761856, A + 1321008 + 2523280*B + 50176*B*T + 51200*T, T); /* %1055 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    k916_sum(A + 1317248, A + 761856); /* %1057 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    k300_mul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 51200*T, (real *)P + 858336, T); /* %1059 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k919_mul(A + 1321008 + 2523280*B + 50176*B*T + 46080*T, A + 1321008 + 2523280*B + 50176*B*T + 51200*T, A + 1321008 + 2523280*B + 50176*B*T + 184320*T, T); /* %1060 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k914_sum(A + 761856, A + 1321008 + 2523280*B + 50176*B*T + 46080*T, T); /* %1061 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    k916_sum(A + 1317376, A + 761856); /* %1063 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    k299_mul(A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 254560*T, T); /* %1065 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k919_mul(A + 1321008 + 2523280*B + 50176*B*T + 120320*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 179200*T, T); /* %1066 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T + 253760*T, A + 1321008 + 2523280*B + 50176*B*T + 120320*T, T); /* %1067 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k927_square(A + 1321008 + 2523280*B + 50176*B*T + 253808*T, A + 1321008 + 2523280*B + 50176*B*T + 254560*T, T); /* %1068 map:square [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k928_mul(A + 1321008 + 2523280*B + 50176*B*T + 253856*T, A + 1321008 + 2523280*B + 50176*B*T + 254560*T, A + 1321008 + 2523280*B + 50176*B*T + 253808*T, T); /* %1069 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k929_scale(A + 1321008 + 2523280*B + 50176*B*T + 253808*T, A + 1321008 + 2523280*B + 50176*B*T + 253856*T, T); /* %1070 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k928_mul(A + 1321008 + 2523280*B + 50176*B*T + 253856*T, A + 1321008 + 2523280*B + 50176*B*T + 253760*T, A + 1321008 + 2523280*B + 50176*B*T + 253808*T, T); /* %1071 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T + 253760*T, A + 1321008 + 2523280*B + 50176*B*T + 253856*T, T); /* %1072 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k932_id(A + 1321008 + 2523280*B + 50176*B*T + 120320*T, A + 1321008 + 2523280*B + 50176*B*T + 253760*T, T); /* %1073 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k933_scale(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 179200*T, T); /* %1074 map:scale [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k919_mul(A + 1321008 + 2523280*B + 50176*B*T + 46080*T, A + 1321008 + 2523280*B + 50176*B*T + 120320*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %1075 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 46080*T, T); /* %1076 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k936_neg(A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %1077 map:neg [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T + 253760*T, A + 1321008 + 2523280*B + 50176*B*T + 115200*T, T); /* %1078 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 60160*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, T); /* %1079 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T + 253808*T, A + 1321008 + 2523280*B + 50176*B*T + 253760*T, T); /* %1080 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k932_id(A + 1321008 + 2523280*B + 50176*B*T + 120320*T, A + 1321008 + 2523280*B + 50176*B*T + 253808*T, T); /* %1081 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 61440*T, A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 120320*T, T); /* %1082 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k914_sum(A + 761856, A + 1321008 + 2523280*B + 50176*B*T + 61440*T, T); /* %1083 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    k916_sum(A + 1317504, A + 761856); /* %1085 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    k946_matmul(A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T + 61440*T, (real *)P + 792672, T); /* %1088 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    k947_matmul(A + 761856, A + 1321008 + 2523280*B + 50176*B*T + 61440*T, A + 1321008 + 2523280*B + 50176*B*T, T); /* %1089 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    k949_gelu_grad(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 20480*T, T); /* %1091 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    k950_mul(A + 1321008 + 2523280*B + 50176*B*T + 20480*T, A + 1321008 + 2523280*B + 50176*B*T + 40960*T, A + 1321008 + 2523280*B + 50176*B*T, T); /* %1092 map:mul [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    k951_sum(A + 0, A + 1321008 + 2523280*B + 50176*B*T + 20480*T, T); /* %1093 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    k953_sum(A + 1315328, A + 0); /* %1095 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    k956_matmul(A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 20480*T, (real *)P + 726624, T); /* %1098 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    k957_matmul(A + 827392, A + 1321008 + 2523280*B + 50176*B*T + 20480*T, A + 1321008 + 2523280*B + 50176*B*T + 174080*T, T); /* %1099 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    k914_sum(A + 892928, A + 1321008 + 2523280*B + 50176*B*T + 115200*T, T); /* %1101 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    k916_sum(A + 1317632, A + 892928); /* %1103 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    k300_mul(A + 1321008 + 2523280*B + 50176*B*T + 120320*T, A + 1321008 + 2523280*B + 50176*B*T + 115200*T, (real *)P + 726368, T); /* %1105 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k919_mul(A + 1321008 + 2523280*B + 50176*B*T + 66560*T, A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 168960*T, T); /* %1106 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k914_sum(A + 892928, A + 1321008 + 2523280*B + 50176*B*T + 66560*T, T); /* %1107 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    k916_sum(A + 1317760, A + 892928); /* %1109 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    k299_mul(A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 120320*T, A + 1321008 + 2523280*B + 50176*B*T + 254512*T, T); /* %1111 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k919_mul(A + 1321008 + 2523280*B + 50176*B*T + 66560*T, A + 1321008 + 2523280*B + 50176*B*T + 120320*T, A + 1321008 + 2523280*B + 50176*B*T + 163840*T, T); /* %1112 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T + 253760*T, A + 1321008 + 2523280*B + 50176*B*T + 66560*T, T); /* %1113 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k927_square(A + 1321008 + 2523280*B + 50176*B*T + 253808*T, A + 1321008 + 2523280*B + 50176*B*T + 254512*T, T); /* %1114 map:square [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k928_mul(A + 1321008 + 2523280*B + 50176*B*T + 253856*T, A + 1321008 + 2523280*B + 50176*B*T + 254512*T, A + 1321008 + 2523280*B + 50176*B*T + 253808*T, T); /* %1115 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k929_scale(A + 1321008 + 2523280*B + 50176*B*T + 253808*T, A + 1321008 + 2523280*B + 50176*B*T + 253856*T, T); /* %1116 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k928_mul(A + 1321008 + 2523280*B + 50176*B*T + 253856*T, A + 1321008 + 2523280*B + 50176*B*T + 253760*T, A + 1321008 + 2523280*B + 50176*B*T + 253808*T, T); /* %1117 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T + 253760*T, A + 1321008 + 2523280*B + 50176*B*T + 253856*T, T); /* %1118 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k932_id(A + 1321008 + 2523280*B + 50176*B*T + 120320*T, A + 1321008 + 2523280*B + 50176*B*T + 253760*T, T); /* %1119 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k933_scale(A + 1321008 + 2523280*B + 50176*B*T + 66560*T, A + 1321008 + 2523280*B + 50176*B*T + 163840*T, T); /* %1120 map:scale [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k919_mul(A + 1321008 + 2523280*B + 50176*B*T + 71680*T, A + 1321008 + 2523280*B + 50176*B*T + 120320*T, A + 1321008 + 2523280*B + 50176*B*T + 66560*T, T); /* %1121 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 66560*T, A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 71680*T, T); /* %1122 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k936_neg(A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 66560*T, T); /* %1123 map:neg [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T + 253760*T, A + 1321008 + 2523280*B + 50176*B*T + 115200*T, T); /* %1124 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 61440*T, A + 1321008 + 2523280*B + 50176*B*T + 66560*T, T); /* %1125 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T + 253808*T, A + 1321008 + 2523280*B + 50176*B*T + 253760*T, T); /* %1126 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    k932_id(A + 1321008 + 2523280*B + 50176*B*T + 120320*T, A + 1321008 + 2523280*B + 50176*B*T + 253808*T, T); /* %1127 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 19200*T, A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 120320*T, T); /* %1128 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    k914_sum(A + 892928, A + 1321008 + 2523280*B + 50176*B*T + 19200*T, T); /* %1129 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    k916_sum(A + 1317888, A + 892928); /* %1131 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    k992_matmul(A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 19200*T, (real *)P + 709856, T); /* %1134 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    k993_matmul(A + 1181696, A + 1321008 + 2523280*B + 50176*B*T + 19200*T, A + 1321008 + 2523280*B + 50176*B*T + 158720*T, T); /* %1135 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    k309_permute(A + 1321008 + 2523280*B + 50176*B*T + 120320*T, A + 1321008 + 2523280*B + 50176*B*T + 115200*T, T); /* %1138 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    k326_matmul(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 120320*T, A + 1321008 + 2523280*B + 50176*B*T + 153600*T, T); /* %1139 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    k998_matmul(A + 1321008 + 2523280*B + 50176*B*T + 115200*T, A + 1321008 + 2523280*B + 50176*B*T + 108800*T, A + 1321008 + 2523280*B + 50176*B*T + 120320*T, T); /* %1140 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    k341_div(A + 1321008 + 2523280*B + 50176*B*T + 6400*T, A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 253600*T, T); /* %1141 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k1000_mul(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 6400*T, A + 1321008 + 2523280*B + 50176*B*T + 108800*T, T); /* %1142 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k1001_neg(A + 1321008 + 2523280*B + 50176*B*T + 12800*T, A + 1321008 + 2523280*B + 50176*B*T, T); /* %1143 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k339_sum(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 12800*T, T); /* %1144 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k1003_step(A + 1321008 + 2523280*B + 50176*B*T + 160*T, A + 1321008 + 2523280*B + 50176*B*T + 253440*T, T); /* %1145 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k1004_mul(A + 1321008 + 2523280*B + 50176*B*T + 12800*T, A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 160*T, T); /* %1146 map:mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    k1005_id(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 12800*T, T); /* %1147 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k1006_add(A + 1321008 + 2523280*B + 50176*B*T + 12800*T, A + 1321008 + 2523280*B + 50176*B*T + 6400*T, A + 1321008 + 2523280*B + 50176*B*T, T); /* %1148 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k329_mul(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 12800*T, (real *)inputs[2], T); /* %1149 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k1000_mul(A + 1321008 + 2523280*B + 50176*B*T + 6400*T, A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 102400*T, T); /* %1153 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k329_mul(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 6400*T, (real *)inputs[2], T); /* %1158 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    k327_scale(A + 1321008 + 2523280*B + 50176*B*T + 6400*T, A + 1321008 + 2523280*B + 50176*B*T, T); /* %1162 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    k342_matmul(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 6400*T, A + 1321008 + 2523280*B + 50176*B*T + 148480*T, T); /* %1163 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    k998_matmul(A + 1321008 + 2523280*B + 50176*B*T + 12800*T, A + 1321008 + 2523280*B + 50176*B*T + 6400*T, A + 1321008 + 2523280*B + 50176*B*T + 143360*T, T); /* %1164 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    k343_permute(A + 1321008 + 2523280*B + 50176*B*T + 5120*T, A + 1321008 + 2523280*B + 50176*B*T + 115200*T, T); /* %1165 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    k914_sum(A + 892928, A + 1321008 + 2523280*B + 50176*B*T + 5120*T, T); /* %1167 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    k916_sum(A + 1318016, A + 892928); /* %1169 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    k992_matmul(A + 1321008 + 2523280*B + 50176*B*T + 24320*T, A + 1321008 + 2523280*B + 50176*B*T + 5120*T, (real *)P + 693344, T); /* %1172 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    k993_matmul(A + 1198080, A + 1321008 + 2523280*B + 50176*B*T + 5120*T, A + 1321008 + 2523280*B + 50176*B*T + 138240*T, T); /* %1173 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    k343_permute(A + 1321008 + 2523280*B + 50176*B*T + 5120*T, A + 1321008 + 2523280*B + 50176*B*T + 12800*T, T); /* %1175 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    k914_sum(A + 892928, A + 1321008 + 2523280*B + 50176*B*T + 5120*T, T); /* %1177 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    k916_sum(A + 1318144, A + 892928); /* %1179 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    k992_matmul(A + 1321008 + 2523280*B + 50176*B*T + 10240*T, A + 1321008 + 2523280*B + 50176*B*T + 5120*T, (real *)P + 676832, T); /* %1182 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    k993_matmul(A + 1214464, A + 1321008 + 2523280*B + 50176*B*T + 5120*T, A + 1321008 + 2523280*B + 50176*B*T + 138240*T, T); /* %1183 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 5120*T, A + 1321008 + 2523280*B + 50176*B*T + 24320*T, A + 1321008 + 2523280*B + 50176*B*T + 10240*T, T); /* %1185 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    k343_permute(A + 1321008 + 2523280*B + 50176*B*T + 10240*T, A + 1321008 + 2523280*B + 50176*B*T, T); /* %1186 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    k914_sum(A + 892928, A + 1321008 + 2523280*B + 50176*B*T + 10240*T, T); /* %1188 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    k916_sum(A + 1318272, A + 892928); /* %1190 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    k992_matmul(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 10240*T, (real *)P + 660320, T); /* %1193 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    k993_matmul(A + 1230848, A + 1321008 + 2523280*B + 50176*B*T + 10240*T, A + 1321008 + 2523280*B + 50176*B*T + 138240*T, T); /* %1194 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 10240*T, A + 1321008 + 2523280*B + 50176*B*T + 5120*T, A + 1321008 + 2523280*B + 50176*B*T, T); /* %1196 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    k914_sum(A + 892928, A + 1321008 + 2523280*B + 50176*B*T + 10240*T, T); /* %1197 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    k916_sum(A + 1318400, A + 892928); /* %1199 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    k300_mul(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 10240*T, (real *)P + 660064, T); /* %1201 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k919_mul(A + 1321008 + 2523280*B + 50176*B*T + 5120*T, A + 1321008 + 2523280*B + 50176*B*T + 10240*T, A + 1321008 + 2523280*B + 50176*B*T + 133120*T, T); /* %1202 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k914_sum(A + 892928, A + 1321008 + 2523280*B + 50176*B*T + 5120*T, T); /* %1203 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    k916_sum(A + 1318528, A + 892928); /* %1205 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    k299_mul(A + 1321008 + 2523280*B + 50176*B*T + 5120*T, A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 254464*T, T); /* %1207 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k919_mul(A + 1321008 + 2523280*B + 50176*B*T + 10240*T, A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 128000*T, T); /* %1208 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T + 15360*T, A + 1321008 + 2523280*B + 50176*B*T + 10240*T, T); /* %1209 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k927_square(A + 1321008 + 2523280*B + 50176*B*T + 15408*T, A + 1321008 + 2523280*B + 50176*B*T + 254464*T, T); /* %1210 map:square [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k928_mul(A + 1321008 + 2523280*B + 50176*B*T + 15456*T, A + 1321008 + 2523280*B + 50176*B*T + 254464*T, A + 1321008 + 2523280*B + 50176*B*T + 15408*T, T); /* %1211 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k929_scale(A + 1321008 + 2523280*B + 50176*B*T + 15408*T, A + 1321008 + 2523280*B + 50176*B*T + 15456*T, T); /* %1212 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k928_mul(A + 1321008 + 2523280*B + 50176*B*T + 15456*T, A + 1321008 + 2523280*B + 50176*B*T + 15360*T, A + 1321008 + 2523280*B + 50176*B*T + 15408*T, T); /* %1213 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T + 15504*T, A + 1321008 + 2523280*B + 50176*B*T + 15456*T, T); /* %1214 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k932_id(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 15504*T, T); /* %1215 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k933_scale(A + 1321008 + 2523280*B + 50176*B*T + 10240*T, A + 1321008 + 2523280*B + 50176*B*T + 128000*T, T); /* %1216 map:scale [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k919_mul(A + 1321008 + 2523280*B + 50176*B*T + 24320*T, A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 10240*T, T); /* %1217 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 5120*T, A + 1321008 + 2523280*B + 50176*B*T + 24320*T, T); /* %1218 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k936_neg(A + 1321008 + 2523280*B + 50176*B*T + 5120*T, A + 1321008 + 2523280*B + 50176*B*T, T); /* %1219 map:neg [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k291_sum(A + 1321008 + 2523280*B + 50176*B*T + 10240*T, A + 1321008 + 2523280*B + 50176*B*T + 5120*T, T); /* %1220 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 5120*T, A + 1321008 + 2523280*B + 50176*B*T + 19200*T, A + 1321008 + 2523280*B + 50176*B*T, T); /* %1221 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k292_scale(A + 1321008 + 2523280*B + 50176*B*T + 10288*T, A + 1321008 + 2523280*B + 50176*B*T + 10240*T, T); /* %1222 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    k932_id(A + 1321008 + 2523280*B + 50176*B*T, A + 1321008 + 2523280*B + 50176*B*T + 10288*T, T); /* %1223 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k351_add(A + 1321008 + 2523280*B + 50176*B*T + 10240*T, A + 1321008 + 2523280*B + 50176*B*T + 5120*T, A + 1321008 + 2523280*B + 50176*B*T, T); /* %1224 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    k914_sum(A + 1307648, A + 1321008 + 2523280*B + 50176*B*T + 10240*T, T); /* %1225 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    k1227_scatter_add(A + 294912, A + 1321008 + 2523280*B + 50176*B*T + 10240*T, (int32_t *)inputs[1], T); /* %1227 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    k1228_sum(A + 1318656, A + 1321008 + 1179648*B, B); /* %1228 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    k1230_matmul(A + 1321008 + 1179776*B, A + 1321008 + 1179648*B, (real *)P + 507360, B); /* %1230 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    k1231_matmul(A + 1247232, A + 1321008 + 1179648*B, A + 1321008 + 1253376*B, B); /* %1231 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    k280_scale(A + 1321008 + 1220608*B, A + 1321008 + 1179776*B, B); /* %1232 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    k1234_id(A + 1321008 + 1179648*B, A + 1321008 + 1220608*B, B); /* %1234 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
-    k1235_sum(A + 892928, A + 1321008 + 1228800*B, B); /* %1235 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    k1237_sum(A + 1318784, A + 892928); /* %1237 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    k1240_matmul(A + 1321008 + 1220608*B, A + 1321008 + 1228800*B, (real *)P + 490848, B); /* %1240 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    k1241_matmul(A + 1263616, A + 1321008 + 1228800*B, A + 1321008 + 1212416*B, B); /* %1241 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    k268_add(A + 1321008 + 1212416*B, A + 1321008 + 1179648*B, A + 1321008 + 1220608*B, B); /* %1243 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    k1244_permute(A + 1321008 + 1179648*B, A + 1321008 + 1212416*B, B); /* %1244 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    k1246_step(A + 1321008 + 1212416*B, A + 1321008 + 1204224*B, B); /* %1246 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    k808_mul(A + 1321008 + 2506752*B, A + 1321008 + 1179648*B, A + 1321008 + 1212416*B, B); /* %1247 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    k1235_sum(A + 892928, A + 1321008 + 2506752*B, B); /* %1248 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k1250_sum(A + 1280000, A + 892928); /* %1250 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    k1251_sum(A + 1318912, A + 1280000); /* %1251 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    k213_mul(A + 1321008 + 1179648*B, A + 1321008 + 2506752*B, (real *)P + 490592, B); /* %1253 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k808_mul(A + 1321008 + 1204224*B, A + 1321008 + 2506752*B, A + 1321008 + 1196032*B, B); /* %1254 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k1235_sum(A + 892928, A + 1321008 + 1204224*B, B); /* %1255 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k1250_sum(A + 1280000, A + 892928); /* %1257 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    k1251_sum(A + 1319040, A + 1280000); /* %1258 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    k210_mul(A + 1321008 + 1196032*B, A + 1321008 + 1179648*B, A + 1321008 + 2514944*B, B); /* %1261 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k808_mul(A + 1321008 + 1204224*B, A + 1321008 + 1179648*B, A + 1321008 + 1187840*B, B); /* %1262 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k202_sum(A + 1321008 + 2514960*B, A + 1321008 + 1204224*B, B); /* %1263 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1264_square(A + 1321008 + 2514976*B, A + 1321008 + 2514944*B, B); /* %1264 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1265_mul(A + 1321008 + 2514992*B, A + 1321008 + 2514944*B, A + 1321008 + 2514976*B, B); /* %1265 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1266_scale(A + 1321008 + 2514944*B, A + 1321008 + 2514992*B, B); /* %1266 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1265_mul(A + 1321008 + 2514976*B, A + 1321008 + 2514960*B, A + 1321008 + 2514944*B, B); /* %1267 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k203_scale(A + 1321008 + 2514944*B, A + 1321008 + 2514976*B, B); /* %1268 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1269_id(A + 1321008 + 1179648*B, A + 1321008 + 2514944*B, B); /* %1269 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k818_scale(A + 1321008 + 1204224*B, A + 1321008 + 1187840*B, B); /* %1270 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k808_mul(A + 1321008 + 1187840*B, A + 1321008 + 1179648*B, A + 1321008 + 1204224*B, B); /* %1271 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k268_add(A + 1321008 + 1179648*B, A + 1321008 + 1196032*B, A + 1321008 + 1187840*B, B); /* %1272 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k1273_neg(A + 1321008 + 1187840*B, A + 1321008 + 1179648*B, B); /* %1273 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k202_sum(A + 1321008 + 2514944*B, A + 1321008 + 1187840*B, B); /* %1274 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k203_scale(A + 1321008 + 2514960*B, A + 1321008 + 2514944*B, B); /* %1275 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1269_id(A + 1321008 + 1187840*B, A + 1321008 + 2514960*B, B); /* %1276 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k268_add(A + 1321008 + 2514944*B, A + 1321008 + 1179648*B, A + 1321008 + 1187840*B, B); /* %1277 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    k1235_sum(A + 892928, A + 1321008 + 2514944*B, B); /* %1279 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k1250_sum(A + 1280000, A + 892928); /* %1281 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    k1251_sum(A + 1319168, A + 1280000); /* %1282 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    k1285_matmul(A + 1321008 + 1179648*B, A + 1321008 + 2514944*B, A + 1321008 + 1867776*B, B); /* %1285 matmul [B,128,1152]  graphs/lib/image_encoder.lua:13 */
-    k1286_matmul(A + 1321008 + 1867776*B, (real *)P + 343008, A + 1321008 + 2514944*B, B); /* %1286 matmul [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    k1287_sum(A + 0, A + 1321008 + 1179648*B, B); /* %1287 reduce [1,128,1152]  graphs/lib/image_encoder.lua:13 */
-    k1290_col2im(A + 1321008 + 1179648*B, A + 1321008 + 1867776*B, B); /* %1290 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    k1246_step(A + 1321008 + 1867776*B, A + 1321008 + 2498560*B, B); /* %1291 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    k808_mul(A + 1321008 + 2498560*B, A + 1321008 + 1179648*B, A + 1321008 + 1867776*B, B); /* %1292 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    k1235_sum(A + 892928, A + 1321008 + 2498560*B, B); /* %1293 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k1250_sum(A + 1280000, A + 892928); /* %1295 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    k1251_sum(A + 1319296, A + 1280000); /* %1296 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    k213_mul(A + 1321008 + 1867776*B, A + 1321008 + 2498560*B, (real *)P + 342752, B); /* %1298 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k808_mul(A + 1321008 + 1875968*B, A + 1321008 + 2498560*B, A + 1321008 + 2490368*B, B); /* %1299 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k1235_sum(A + 892928, A + 1321008 + 1875968*B, B); /* %1300 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k1250_sum(A + 1280000, A + 892928); /* %1302 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    k1251_sum(A + 1319424, A + 1280000); /* %1303 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    k210_mul(A + 1321008 + 2490368*B, A + 1321008 + 1867776*B, A + 1321008 + 2523264*B, B); /* %1306 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k808_mul(A + 1321008 + 2498560*B, A + 1321008 + 1867776*B, A + 1321008 + 2482176*B, B); /* %1307 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k202_sum(A + 1321008 + 2514944*B, A + 1321008 + 2498560*B, B); /* %1308 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1264_square(A + 1321008 + 2514960*B, A + 1321008 + 2523264*B, B); /* %1309 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1265_mul(A + 1321008 + 2514976*B, A + 1321008 + 2523264*B, A + 1321008 + 2514960*B, B); /* %1310 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1266_scale(A + 1321008 + 2514960*B, A + 1321008 + 2514976*B, B); /* %1311 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1265_mul(A + 1321008 + 2514976*B, A + 1321008 + 2514944*B, A + 1321008 + 2514960*B, B); /* %1312 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k203_scale(A + 1321008 + 2514944*B, A + 1321008 + 2514976*B, B); /* %1313 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1269_id(A + 1321008 + 2498560*B, A + 1321008 + 2514944*B, B); /* %1314 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k818_scale(A + 1321008 + 1867776*B, A + 1321008 + 2482176*B, B); /* %1315 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k808_mul(A + 1321008 + 2482176*B, A + 1321008 + 2498560*B, A + 1321008 + 1867776*B, B); /* %1316 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k268_add(A + 1321008 + 2498560*B, A + 1321008 + 2490368*B, A + 1321008 + 2482176*B, B); /* %1317 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k1273_neg(A + 1321008 + 2482176*B, A + 1321008 + 2498560*B, B); /* %1318 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k202_sum(A + 1321008 + 2490368*B, A + 1321008 + 2482176*B, B); /* %1319 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k203_scale(A + 1321008 + 2490384*B, A + 1321008 + 2490368*B, B); /* %1320 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1269_id(A + 1321008 + 2482176*B, A + 1321008 + 2490384*B, B); /* %1321 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k268_add(A + 1321008 + 2490368*B, A + 1321008 + 2498560*B, A + 1321008 + 2482176*B, B); /* %1322 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k1235_sum(A + 892928, A + 1321008 + 2490368*B, B); /* %1324 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k1250_sum(A + 1280000, A + 892928); /* %1326 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    k1251_sum(A + 1319552, A + 1280000); /* %1327 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    k1285_matmul(A + 1321008 + 1179648*B, A + 1321008 + 2490368*B, A + 1321008 + 1794048*B, B); /* %1330 matmul [B,128,1152]  graphs/lib/image_encoder.lua:6 */
-    k1286_matmul(A + 1321008 + 1794048*B, (real *)P + 195168, A + 1321008 + 2490368*B, B); /* %1331 matmul [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    k1287_sum(A + 147456, A + 1321008 + 1179648*B, B); /* %1332 reduce [1,128,1152]  graphs/lib/image_encoder.lua:6 */
-    k1290_col2im(A + 1321008 + 2482176*B, A + 1321008 + 1794048*B, B); /* %1335 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k268_add(A + 1321008 + 2490368*B, A + 1321008 + 2506752*B, A + 1321008 + 2482176*B, B); /* %1336 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k1246_step(A + 1321008 + 2482176*B, A + 1321008 + 2473984*B, B); /* %1337 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    k808_mul(A + 1321008 + 2473984*B, A + 1321008 + 2490368*B, A + 1321008 + 2482176*B, B); /* %1338 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    k1235_sum(A + 892928, A + 1321008 + 2473984*B, B); /* %1339 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k1250_sum(A + 1280000, A + 892928); /* %1341 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    k1251_sum(A + 1319680, A + 1280000); /* %1342 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    k213_mul(A + 1321008 + 1179648*B, A + 1321008 + 2473984*B, (real *)P + 194912, B); /* %1344 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k808_mul(A + 1321008 + 1187840*B, A + 1321008 + 2473984*B, A + 1321008 + 2465792*B, B); /* %1345 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k1235_sum(A + 892928, A + 1321008 + 1187840*B, B); /* %1346 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    k1250_sum(A + 1280000, A + 892928); /* %1348 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    k1251_sum(A + 1319808, A + 1280000); /* %1349 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    k210_mul(A + 1321008 + 1187840*B, A + 1321008 + 1179648*B, A + 1321008 + 2523248*B, B); /* %1352 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k808_mul(A + 1321008 + 1196032*B, A + 1321008 + 1179648*B, A + 1321008 + 2457600*B, B); /* %1353 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k202_sum(A + 1321008 + 1179648*B, A + 1321008 + 1196032*B, B); /* %1354 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1264_square(A + 1321008 + 1179664*B, A + 1321008 + 2523248*B, B); /* %1355 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1265_mul(A + 1321008 + 1179680*B, A + 1321008 + 2523248*B, A + 1321008 + 1179664*B, B); /* %1356 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1266_scale(A + 1321008 + 1179664*B, A + 1321008 + 1179680*B, B); /* %1357 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1265_mul(A + 1321008 + 1179680*B, A + 1321008 + 1179648*B, A + 1321008 + 1179664*B, B); /* %1358 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k203_scale(A + 1321008 + 2465792*B, A + 1321008 + 1179680*B, B); /* %1359 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1269_id(A + 1321008 + 1179648*B, A + 1321008 + 2465792*B, B); /* %1360 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k818_scale(A + 1321008 + 1196032*B, A + 1321008 + 2457600*B, B); /* %1361 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k808_mul(A + 1321008 + 1204224*B, A + 1321008 + 1179648*B, A + 1321008 + 1196032*B, B); /* %1362 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k268_add(A + 1321008 + 1179648*B, A + 1321008 + 1187840*B, A + 1321008 + 1204224*B, B); /* %1363 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k1273_neg(A + 1321008 + 1187840*B, A + 1321008 + 1179648*B, B); /* %1364 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k202_sum(A + 1321008 + 2457600*B, A + 1321008 + 1187840*B, B); /* %1365 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k203_scale(A + 1321008 + 2457616*B, A + 1321008 + 2457600*B, B); /* %1366 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1269_id(A + 1321008 + 1187840*B, A + 1321008 + 2457616*B, B); /* %1367 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k268_add(A + 1321008 + 1290240*B, A + 1321008 + 1179648*B, A + 1321008 + 1187840*B, B); /* %1368 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    k1235_sum(A + 892928, A + 1321008 + 1290240*B, B); /* %1370 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    k1250_sum(A + 1280000, A + 892928); /* %1372 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    k1251_sum(A + 1319936, A + 1280000); /* %1373 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    k1376_matmul(A + 1321008 + 1179648*B, A + 1321008 + 1290240*B, A + 1321008 + 1978368*B, B); /* %1376 matmul [B,128,576]  graphs/lib/image_encoder.lua:6 */
-    k1377_matmul(A + 1321008 + 1253376*B, (real *)P + 121056, A + 1321008 + 1290240*B, B); /* %1377 matmul [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    k1378_sum(A + 557056, A + 1321008 + 1179648*B, B); /* %1378 reduce [1,128,576]  graphs/lib/image_encoder.lua:6 */
-    k1381_col2im(A + 1321008 + 1290240*B, A + 1321008 + 1253376*B, B); /* %1381 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k1382_step(A + 1321008 + 1306624*B, A + 1321008 + 2441216*B, B); /* %1382 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    k1383_mul(A + 1321008 + 1978368*B, A + 1321008 + 1290240*B, A + 1321008 + 1306624*B, B); /* %1383 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    k1384_sum(A + 892928, A + 1321008 + 1978368*B, B); /* %1384 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k1386_sum(A + 1280000, A + 892928); /* %1386 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    k1387_sum(A + 1320064, A + 1280000); /* %1387 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    k134_mul(A + 1321008 + 1994752*B, A + 1321008 + 1978368*B, (real *)P + 120928, B); /* %1389 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k1383_mul(A + 1321008 + 1179648*B, A + 1321008 + 1978368*B, A + 1321008 + 2424832*B, B); /* %1390 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k1384_sum(A + 892928, A + 1321008 + 1179648*B, B); /* %1391 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k1386_sum(A + 1280000, A + 892928); /* %1393 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    k1387_sum(A + 1320128, A + 1280000); /* %1394 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    k131_mul(A + 1321008 + 1179648*B, A + 1321008 + 1994752*B, A + 1321008 + 2523232*B, B); /* %1397 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k1383_mul(A + 1321008 + 1196032*B, A + 1321008 + 1994752*B, A + 1321008 + 2408448*B, B); /* %1398 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k123_sum(A + 1321008 + 1994752*B, A + 1321008 + 1196032*B, B); /* %1399 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1264_square(A + 1321008 + 1994768*B, A + 1321008 + 2523232*B, B); /* %1400 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1265_mul(A + 1321008 + 1994784*B, A + 1321008 + 2523232*B, A + 1321008 + 1994768*B, B); /* %1401 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1266_scale(A + 1321008 + 1994768*B, A + 1321008 + 1994784*B, B); /* %1402 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1265_mul(A + 1321008 + 1994784*B, A + 1321008 + 1994752*B, A + 1321008 + 1994768*B, B); /* %1403 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k124_scale(A + 1321008 + 2011136*B, A + 1321008 + 1994784*B, B); /* %1404 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1405_id(A + 1321008 + 1994752*B, A + 1321008 + 2011136*B, B); /* %1405 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k1406_scale(A + 1321008 + 1196032*B, A + 1321008 + 2408448*B, B); /* %1406 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k1383_mul(A + 1321008 + 1212416*B, A + 1321008 + 1994752*B, A + 1321008 + 1196032*B, B); /* %1407 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k189_add(A + 1321008 + 1196032*B, A + 1321008 + 1179648*B, A + 1321008 + 1212416*B, B); /* %1408 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k1409_neg(A + 1321008 + 1179648*B, A + 1321008 + 1196032*B, B); /* %1409 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k123_sum(A + 1321008 + 1994752*B, A + 1321008 + 1179648*B, B); /* %1410 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k124_scale(A + 1321008 + 1994768*B, A + 1321008 + 1994752*B, B); /* %1411 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1405_id(A + 1321008 + 1179648*B, A + 1321008 + 1994768*B, B); /* %1412 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k189_add(A + 1321008 + 1994752*B, A + 1321008 + 1196032*B, A + 1321008 + 1179648*B, B); /* %1413 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    k1384_sum(A + 892928, A + 1321008 + 1994752*B, B); /* %1415 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k1386_sum(A + 1280000, A + 892928); /* %1417 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    k1387_sum(A + 1320192, A + 1280000); /* %1418 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    k1421_matmul(A + 1321008 + 1179648*B, A + 1321008 + 1994752*B, A + 1321008 + 1032192*B, B); /* %1421 matmul [B,64,576]  graphs/lib/image_encoder.lua:13 */
-    k1422_matmul(A + 1321008 + 1032192*B, (real *)P + 84000, A + 1321008 + 1994752*B, B); /* %1422 matmul [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    k1423_sum(A + 892928, A + 1321008 + 1179648*B, B); /* %1423 reduce [1,64,576]  graphs/lib/image_encoder.lua:13 */
-    k1426_col2im(A + 1321008 + 1994752*B, A + 1321008 + 1032192*B, B); /* %1426 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    k1382_step(A + 1321008 + 1794048*B, A + 1321008 + 2392064*B, B); /* %1427 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    k1383_mul(A + 1321008 + 1810432*B, A + 1321008 + 1994752*B, A + 1321008 + 1794048*B, B); /* %1428 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    k1384_sum(A + 929792, A + 1321008 + 1810432*B, B); /* %1429 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k1386_sum(A + 1280000, A + 929792); /* %1431 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    k1387_sum(A + 1320256, A + 1280000); /* %1432 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    k134_mul(A + 1321008 + 1794048*B, A + 1321008 + 1810432*B, (real *)P + 83872, B); /* %1434 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k1383_mul(A + 1321008 + 1994752*B, A + 1321008 + 1810432*B, A + 1321008 + 2375680*B, B); /* %1435 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k1384_sum(A + 929792, A + 1321008 + 1994752*B, B); /* %1436 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k1386_sum(A + 1280000, A + 929792); /* %1438 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    k1387_sum(A + 1320320, A + 1280000); /* %1439 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    k131_mul(A + 1321008 + 1994752*B, A + 1321008 + 1794048*B, A + 1321008 + 2523216*B, B); /* %1442 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1383_mul(A + 1321008 + 1810432*B, A + 1321008 + 1794048*B, A + 1321008 + 2359296*B, B); /* %1443 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k123_sum(A + 1321008 + 2011136*B, A + 1321008 + 1810432*B, B); /* %1444 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1264_square(A + 1321008 + 2011152*B, A + 1321008 + 2523216*B, B); /* %1445 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1265_mul(A + 1321008 + 2011168*B, A + 1321008 + 2523216*B, A + 1321008 + 2011152*B, B); /* %1446 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1266_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011168*B, B); /* %1447 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1265_mul(A + 1321008 + 2011168*B, A + 1321008 + 2011136*B, A + 1321008 + 2011152*B, B); /* %1448 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k124_scale(A + 1321008 + 2011136*B, A + 1321008 + 2011168*B, B); /* %1449 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1405_id(A + 1321008 + 1794048*B, A + 1321008 + 2011136*B, B); /* %1450 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1406_scale(A + 1321008 + 1810432*B, A + 1321008 + 2359296*B, B); /* %1451 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1383_mul(A + 1321008 + 1826816*B, A + 1321008 + 1794048*B, A + 1321008 + 1810432*B, B); /* %1452 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k189_add(A + 1321008 + 1794048*B, A + 1321008 + 1994752*B, A + 1321008 + 1826816*B, B); /* %1453 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1409_neg(A + 1321008 + 1994752*B, A + 1321008 + 1794048*B, B); /* %1454 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k123_sum(A + 1321008 + 2011136*B, A + 1321008 + 1994752*B, B); /* %1455 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k124_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B); /* %1456 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1405_id(A + 1321008 + 1994752*B, A + 1321008 + 2011152*B, B); /* %1457 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k189_add(A + 1321008 + 1830912*B, A + 1321008 + 1794048*B, A + 1321008 + 1994752*B, B); /* %1458 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1384_sum(A + 929792, A + 1321008 + 1830912*B, B); /* %1460 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k1386_sum(A + 1280000, A + 929792); /* %1462 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    k1387_sum(A + 1320384, A + 1280000); /* %1463 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    k1421_matmul(A + 1321008 + 1794048*B, A + 1321008 + 1830912*B, A + 1321008 + 884736*B, B); /* %1466 matmul [B,64,576]  graphs/lib/image_encoder.lua:6 */
-    k1422_matmul(A + 1321008 + 884736*B, (real *)P + 46944, A + 1321008 + 1830912*B, B); /* %1467 matmul [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    k1423_sum(A + 929792, A + 1321008 + 1794048*B, B); /* %1468 reduce [1,64,576]  graphs/lib/image_encoder.lua:6 */
-    k1426_col2im(A + 1321008 + 1994752*B, A + 1321008 + 884736*B, B); /* %1471 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k189_add(A + 1321008 + 1794048*B, A + 1321008 + 1978368*B, A + 1321008 + 1994752*B, B); /* %1472 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k1382_step(A + 1321008 + 1978368*B, A + 1321008 + 2342912*B, B); /* %1473 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    k1383_mul(A + 1321008 + 1994752*B, A + 1321008 + 1794048*B, A + 1321008 + 1978368*B, B); /* %1474 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    k1384_sum(A + 966656, A + 1321008 + 1994752*B, B); /* %1475 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k1386_sum(A + 983040, A + 966656); /* %1477 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    k1387_sum(A + 1320448, A + 983040); /* %1478 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    k134_mul(A + 1321008 + 1978368*B, A + 1321008 + 1994752*B, (real *)P + 46816, B); /* %1480 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k1383_mul(A + 1321008 + 1794048*B, A + 1321008 + 1994752*B, A + 1321008 + 2326528*B, B); /* %1481 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k1384_sum(A + 966656, A + 1321008 + 1794048*B, B); /* %1482 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    k1386_sum(A + 983040, A + 966656); /* %1484 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    k1387_sum(A + 1320512, A + 983040); /* %1485 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    k131_mul(A + 1321008 + 1994752*B, A + 1321008 + 1978368*B, A + 1321008 + 2523200*B, B); /* %1488 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1383_mul(A + 1321008 + 1794048*B, A + 1321008 + 1978368*B, A + 1321008 + 2310144*B, B); /* %1489 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k123_sum(A + 1321008 + 2011136*B, A + 1321008 + 1794048*B, B); /* %1490 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1264_square(A + 1321008 + 2011152*B, A + 1321008 + 2523200*B, B); /* %1491 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1265_mul(A + 1321008 + 2011168*B, A + 1321008 + 2523200*B, A + 1321008 + 2011152*B, B); /* %1492 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1266_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011168*B, B); /* %1493 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1265_mul(A + 1321008 + 2011168*B, A + 1321008 + 2011136*B, A + 1321008 + 2011152*B, B); /* %1494 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k124_scale(A + 1321008 + 2011136*B, A + 1321008 + 2011168*B, B); /* %1495 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1405_id(A + 1321008 + 1978368*B, A + 1321008 + 2011136*B, B); /* %1496 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1406_scale(A + 1321008 + 1794048*B, A + 1321008 + 2310144*B, B); /* %1497 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1383_mul(A + 1321008 + 1810432*B, A + 1321008 + 1978368*B, A + 1321008 + 1794048*B, B); /* %1498 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k189_add(A + 1321008 + 1794048*B, A + 1321008 + 1994752*B, A + 1321008 + 1810432*B, B); /* %1499 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1409_neg(A + 1321008 + 1978368*B, A + 1321008 + 1794048*B, B); /* %1500 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k123_sum(A + 1321008 + 1994752*B, A + 1321008 + 1978368*B, B); /* %1501 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k124_scale(A + 1321008 + 1994768*B, A + 1321008 + 1994752*B, B); /* %1502 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1405_id(A + 1321008 + 1978368*B, A + 1321008 + 1994768*B, B); /* %1503 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k189_add(A + 1321008 + 1996800*B, A + 1321008 + 1794048*B, A + 1321008 + 1978368*B, B); /* %1504 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    k1384_sum(A + 966656, A + 1321008 + 1996800*B, B); /* %1506 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    k1386_sum(A + 983040, A + 966656); /* %1508 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    k1387_sum(A + 1320576, A + 983040); /* %1509 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    k1512_matmul(A + 1321008 + 1978368*B, A + 1321008 + 1996800*B, A + 1321008 + 1720320*B, B); /* %1512 matmul [B,64,288]  graphs/lib/image_encoder.lua:6 */
-    k1513_matmul(A + 1321008 + 884736*B, (real *)P + 28320, A + 1321008 + 1996800*B, B); /* %1513 matmul [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    k1514_sum(A + 966656, A + 1321008 + 1978368*B, B); /* %1514 reduce [1,64,288]  graphs/lib/image_encoder.lua:6 */
-    k1517_col2im(A + 1321008 + 1978368*B, A + 1321008 + 884736*B, B); /* %1517 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k1518_step(A + 1321008 + 1720320*B, A + 1321008 + 2277376*B, B); /* %1518 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    k1519_mul(A + 1321008 + 1753088*B, A + 1321008 + 1978368*B, A + 1321008 + 1720320*B, B); /* %1519 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    k1520_sum(A + 425984, A + 1321008 + 1753088*B, B); /* %1520 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k1522_sum(A + 1280000, A + 425984); /* %1522 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    k1523_sum(A + 1320640, A + 1280000); /* %1523 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    k55_mul(A + 1321008 + 1720320*B, A + 1321008 + 1753088*B, (real *)P + 28256, B); /* %1525 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k1519_mul(A + 1321008 + 1978368*B, A + 1321008 + 1753088*B, A + 1321008 + 2244608*B, B); /* %1526 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k1520_sum(A + 425984, A + 1321008 + 1978368*B, B); /* %1527 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k1522_sum(A + 1280000, A + 425984); /* %1529 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    k1523_sum(A + 1320672, A + 1280000); /* %1530 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    k52_mul(A + 1321008 + 1978368*B, A + 1321008 + 1720320*B, A + 1321008 + 2523184*B, B); /* %1533 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k1519_mul(A + 1321008 + 1785856*B, A + 1321008 + 1720320*B, A + 1321008 + 2211840*B, B); /* %1534 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1785856*B, B); /* %1535 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1264_square(A + 1321008 + 2011152*B, A + 1321008 + 2523184*B, B); /* %1536 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1265_mul(A + 1321008 + 2011168*B, A + 1321008 + 2523184*B, A + 1321008 + 2011152*B, B); /* %1537 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1266_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011168*B, B); /* %1538 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1265_mul(A + 1321008 + 2011168*B, A + 1321008 + 2011136*B, A + 1321008 + 2011152*B, B); /* %1539 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k45_scale(A + 1321008 + 2011136*B, A + 1321008 + 2011168*B, B); /* %1540 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1541_id(A + 1321008 + 1720320*B, A + 1321008 + 2011136*B, B); /* %1541 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k1542_scale(A + 1321008 + 1785856*B, A + 1321008 + 2211840*B, B); /* %1542 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k1519_mul(A + 1321008 + 1818624*B, A + 1321008 + 1720320*B, A + 1321008 + 1785856*B, B); /* %1543 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k110_add(A + 1321008 + 1720320*B, A + 1321008 + 1978368*B, A + 1321008 + 1818624*B, B); /* %1544 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k1545_neg(A + 1321008 + 1978368*B, A + 1321008 + 1720320*B, B); /* %1545 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1978368*B, B); /* %1546 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k45_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B); /* %1547 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    k1541_id(A + 1321008 + 1978368*B, A + 1321008 + 2011152*B, B); /* %1548 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k110_add(A + 1321008 + 1785856*B, A + 1321008 + 1720320*B, A + 1321008 + 1978368*B, B); /* %1549 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    k1520_sum(A + 425984, A + 1321008 + 1785856*B, B); /* %1551 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k1522_sum(A + 1280000, A + 425984); /* %1553 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    k1523_sum(A + 1320704, A + 1280000); /* %1554 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    k1557_matmul(A + 1321008 + 1720320*B, A + 1321008 + 1785856*B, A + 1321008 + 589824*B, B); /* %1557 matmul [B,32,288]  graphs/lib/image_encoder.lua:13 */
-    k1558_matmul(A + 1321008 + 589824*B, (real *)P + 19008, A + 1321008 + 1785856*B, B); /* %1558 matmul [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    k1559_sum(A + 1280000, A + 1321008 + 1720320*B, B); /* %1559 reduce [1,32,288]  graphs/lib/image_encoder.lua:13 */
-    k1562_col2im(A + 1321008 + 1720320*B, A + 1321008 + 589824*B, B); /* %1562 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    k1518_step(A + 1321008 + 1978368*B, A + 1321008 + 2179072*B, B); /* %1563 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    k1519_mul(A + 1321008 + 1785856*B, A + 1321008 + 1720320*B, A + 1321008 + 1978368*B, B); /* %1564 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    k1520_sum(A + 425984, A + 1321008 + 1785856*B, B); /* %1565 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k1522_sum(A + 1289216, A + 425984); /* %1567 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    k1523_sum(A + 1320736, A + 1289216); /* %1568 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    k55_mul(A + 1321008 + 1720320*B, A + 1321008 + 1785856*B, (real *)P + 18944, B); /* %1570 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k1519_mul(A + 1321008 + 1978368*B, A + 1321008 + 1785856*B, A + 1321008 + 2146304*B, B); /* %1571 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k1520_sum(A + 425984, A + 1321008 + 1978368*B, B); /* %1572 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k1522_sum(A + 1289216, A + 425984); /* %1574 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    k1523_sum(A + 1320768, A + 1289216); /* %1575 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    k52_mul(A + 1321008 + 1978368*B, A + 1321008 + 1720320*B, A + 1321008 + 2523168*B, B); /* %1578 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1519_mul(A + 1321008 + 1785856*B, A + 1321008 + 1720320*B, A + 1321008 + 2113536*B, B); /* %1579 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1785856*B, B); /* %1580 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1264_square(A + 1321008 + 2011152*B, A + 1321008 + 2523168*B, B); /* %1581 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1265_mul(A + 1321008 + 2011168*B, A + 1321008 + 2523168*B, A + 1321008 + 2011152*B, B); /* %1582 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1266_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011168*B, B); /* %1583 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1265_mul(A + 1321008 + 2011168*B, A + 1321008 + 2011136*B, A + 1321008 + 2011152*B, B); /* %1584 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k45_scale(A + 1321008 + 2011136*B, A + 1321008 + 2011168*B, B); /* %1585 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1541_id(A + 1321008 + 1720320*B, A + 1321008 + 2011136*B, B); /* %1586 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1542_scale(A + 1321008 + 1785856*B, A + 1321008 + 2113536*B, B); /* %1587 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1519_mul(A + 1321008 + 1818624*B, A + 1321008 + 1720320*B, A + 1321008 + 1785856*B, B); /* %1588 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k110_add(A + 1321008 + 1720320*B, A + 1321008 + 1978368*B, A + 1321008 + 1818624*B, B); /* %1589 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1545_neg(A + 1321008 + 1978368*B, A + 1321008 + 1720320*B, B); /* %1590 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1978368*B, B); /* %1591 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k45_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B); /* %1592 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1541_id(A + 1321008 + 1978368*B, A + 1321008 + 2011152*B, B); /* %1593 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k110_add(A + 1321008 + 1785856*B, A + 1321008 + 1720320*B, A + 1321008 + 1978368*B, B); /* %1594 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1520_sum(A + 425984, A + 1321008 + 1785856*B, B); /* %1596 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k1522_sum(A + 1289216, A + 425984); /* %1598 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    k1523_sum(A + 1320800, A + 1289216); /* %1599 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    k1557_matmul(A + 1321008 + 1720320*B, A + 1321008 + 1785856*B, A + 1321008 + 294912*B, B); /* %1602 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
-    k1558_matmul(A + 1321008 + 294912*B, (real *)P + 9696, A + 1321008 + 1785856*B, B); /* %1603 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    k1559_sum(A + 1289216, A + 1321008 + 1720320*B, B); /* %1604 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
-    k1562_col2im(A + 1321008 + 1720320*B, A + 1321008 + 294912*B, B); /* %1607 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k110_add(A + 1321008 + 1978368*B, A + 1321008 + 1753088*B, A + 1321008 + 1720320*B, B); /* %1608 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k1518_step(A + 1321008 + 1720320*B, A + 1321008 + 2080768*B, B); /* %1609 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    k1519_mul(A + 1321008 + 1753088*B, A + 1321008 + 1978368*B, A + 1321008 + 1720320*B, B); /* %1610 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    k1520_sum(A + 425984, A + 1321008 + 1753088*B, B); /* %1611 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k1522_sum(A + 1298432, A + 425984); /* %1613 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    k1523_sum(A + 1320832, A + 1298432); /* %1614 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    k55_mul(A + 1321008 + 1720320*B, A + 1321008 + 1753088*B, (real *)P + 9632, B); /* %1616 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k1519_mul(A + 1321008 + 1978368*B, A + 1321008 + 1753088*B, A + 1321008 + 2048000*B, B); /* %1617 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k1520_sum(A + 425984, A + 1321008 + 1978368*B, B); /* %1618 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    k1522_sum(A + 1298432, A + 425984); /* %1620 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    k1523_sum(A + 1320864, A + 1298432); /* %1621 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    k52_mul(A + 1321008 + 1978368*B, A + 1321008 + 1720320*B, A + 1321008 + 2523152*B, B); /* %1624 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1519_mul(A + 1321008 + 1753088*B, A + 1321008 + 1720320*B, A + 1321008 + 2015232*B, B); /* %1625 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1753088*B, B); /* %1626 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1264_square(A + 1321008 + 2011152*B, A + 1321008 + 2523152*B, B); /* %1627 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1265_mul(A + 1321008 + 2011168*B, A + 1321008 + 2523152*B, A + 1321008 + 2011152*B, B); /* %1628 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1266_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011168*B, B); /* %1629 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1265_mul(A + 1321008 + 2011168*B, A + 1321008 + 2011136*B, A + 1321008 + 2011152*B, B); /* %1630 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k45_scale(A + 1321008 + 2011136*B, A + 1321008 + 2011168*B, B); /* %1631 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1541_id(A + 1321008 + 1720320*B, A + 1321008 + 2011136*B, B); /* %1632 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1542_scale(A + 1321008 + 1753088*B, A + 1321008 + 2015232*B, B); /* %1633 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1519_mul(A + 1321008 + 1785856*B, A + 1321008 + 1720320*B, A + 1321008 + 1753088*B, B); /* %1634 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k110_add(A + 1321008 + 1720320*B, A + 1321008 + 1978368*B, A + 1321008 + 1785856*B, B); /* %1635 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1545_neg(A + 1321008 + 1753088*B, A + 1321008 + 1720320*B, B); /* %1636 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k44_sum(A + 1321008 + 1785856*B, A + 1321008 + 1753088*B, B); /* %1637 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k45_scale(A + 1321008 + 1785872*B, A + 1321008 + 1785856*B, B); /* %1638 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1541_id(A + 1321008 + 1753088*B, A + 1321008 + 1785872*B, B); /* %1639 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k110_add(A + 1321008 + 1785856*B, A + 1321008 + 1720320*B, A + 1321008 + 1753088*B, B); /* %1640 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    k1520_sum(A + 425984, A + 1321008 + 1785856*B, B); /* %1642 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    k1522_sum(A + 1298432, A + 425984); /* %1644 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    k1523_sum(A + 1320896, A + 1298432); /* %1645 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    k1557_matmul(A + 1321008 + 1720320*B, A + 1321008 + 1785856*B, A + 1321008, B); /* %1648 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
-    k1558_matmul(A + 1321008, (real *)P + 384, A + 1321008 + 1785856*B, B); /* %1649 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    k1559_sum(A + 1298432, A + 1321008 + 1720320*B, B); /* %1650 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
-    k1653_col2im(A + 1321008 + 294912*B, A + 1321008, B); /* %1653 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    k1654_step(A + 1321008, A + 1321008 + 1589248*B, B); /* %1654 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    k1655_mul(A + 1321008 + 131072*B, A + 1321008 + 294912*B, A + 1321008, B); /* %1655 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    k1656_sum(A + 425984, A + 1321008 + 131072*B, B); /* %1656 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k1658_sum(A + 1312768, A + 425984); /* %1658 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    k1659_sum(A + 1320928, A + 1312768); /* %1659 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    k29_mul(A + 1321008, A + 1321008 + 131072*B, (real *)P + 320, B); /* %1661 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k1655_mul(A + 1321008 + 262144*B, A + 1321008 + 131072*B, A + 1321008 + 1458176*B, B); /* %1662 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k1656_sum(A + 425984, A + 1321008 + 262144*B, B); /* %1663 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    k1658_sum(A + 1312768, A + 425984); /* %1665 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    k1659_sum(A + 1320960, A + 1312768); /* %1666 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    k26_mul(A + 1321008 + 131072*B, A + 1321008, A + 1321008 + 2523136*B, B); /* %1669 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k1655_mul(A + 1321008 + 262144*B, A + 1321008, A + 1321008 + 1327104*B, B); /* %1670 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k18_sum(A + 1321008, A + 1321008 + 262144*B, B); /* %1671 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1264_square(A + 1321008 + 16*B, A + 1321008 + 2523136*B, B); /* %1672 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1265_mul(A + 1321008 + 32*B, A + 1321008 + 2523136*B, A + 1321008 + 16*B, B); /* %1673 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1266_scale(A + 1321008 + 16*B, A + 1321008 + 32*B, B); /* %1674 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1265_mul(A + 1321008 + 32*B, A + 1321008, A + 1321008 + 16*B, B); /* %1675 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k19_scale(A + 1321008 + 1458176*B, A + 1321008 + 32*B, B); /* %1676 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1677_id(A + 1321008, A + 1321008 + 1458176*B, B); /* %1677 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k1678_scale(A + 1321008 + 262144*B, A + 1321008 + 1327104*B, B); /* %1678 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k1655_mul(A + 1321008 + 393216*B, A + 1321008, A + 1321008 + 262144*B, B); /* %1679 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k1680_add(A + 1321008, A + 1321008 + 131072*B, A + 1321008 + 393216*B, B); /* %1680 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k1681_neg(A + 1321008 + 131072*B, A + 1321008, B); /* %1681 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k18_sum(A + 1321008 + 262144*B, A + 1321008 + 131072*B, B); /* %1682 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k19_scale(A + 1321008 + 262160*B, A + 1321008 + 262144*B, B); /* %1683 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    k1677_id(A + 1321008 + 131072*B, A + 1321008 + 262160*B, B); /* %1684 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k1680_add(A + 1321008 + 262144*B, A + 1321008, A + 1321008 + 131072*B, B); /* %1685 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    k1656_sum(A + 425984, A + 1321008 + 262144*B, B); /* %1687 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    k1658_sum(A + 1312768, A + 425984); /* %1689 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    k1659_sum(A + 425984, A + 1312768); /* %1690 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    k1693_matmul(A + 1321008, A + 1321008 + 262144*B, A + 1321008 + 1941504*B, B); /* %1693 matmul [B,32,9]  graphs/lib/image_encoder.lua:6 */
-    k1695_sum(A + 1312768, A + 1321008, B); /* %1695 reduce [1,32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(426, 0, sizeof(real)*((double)1), k765_fill(A + 128)); /* %765 fill []  graphs/lib/model.lua:87 */
+    CALL(427, (double)1, sizeof(real)*((double)1 + (double)1), k535_scale(A + 144, A + 128, B)); /* %767 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(428, (double)B, sizeof(real)*((double)B + (double)1), k768_id(A + 1321008 + 2514976*B, A + 144, B)); /* %768 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(429, (double)T, sizeof(real)*((double)T + (double)1), k769_id(A + 1321008 + 2523280*B + 40192*B*T + 256240*T, A + 144, T)); /* %769 map:id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(430, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1321008 + 2523280*B + 40192*B*T + 256752*T, A + 1321008 + 2523280*B + 40192*B*T + 256240*T, A + 1321008 + 2523280*B + 40192*B*T + 256224*T, T)); /* %770 map:mul [T,1]  graphs/lib/losses.lua:13 */
+    CALL(431, (double)B, sizeof(real)*((double)B + (double)B), k772_neg(A + 1321008 + 2515072*B, A + 1321008 + 2514976*B, B)); /* %772 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(432, (double)B*T, sizeof(real)*((double)B*T + (double)B), k773_id(A + 1321008 + 2523280*B + 30080*B*T, A + 1321008 + 2515072*B, B, T)); /* %773 map:id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(433, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1321008 + 2523280*B + 40160*B*T, A + 1321008 + 2523280*B + 30080*B*T, A + 1321008 + 2523280*B + 30144*B*T, B, T)); /* %774 map:mul [T,B]  graphs/lib/losses.lua:11 */
+    CALL(434, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k776_div(A + 1321008 + 2515072*B, A + 1321008 + 2514976*B, A + 1321008 + 2515056*B, B)); /* %776 map:div [1,B]  graphs/lib/losses.lua:11 */
+    CALL(435, (double)B, sizeof(real)*((double)B + (double)B), k777_step(A + 1321008 + 2515056*B, A + 1321008 + 2515040*B, B)); /* %777 map:step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(436, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k778_mul(A + 1321008 + 2515040*B, A + 1321008 + 2515072*B, A + 1321008 + 2515056*B, B)); /* %778 map:mul [1,B]  graphs/lib/losses.lua:11 */
+    CALL(437, (double)B*T, sizeof(real)*((double)B*T + (double)B), k773_id(A + 1321008 + 2523280*B + 30080*B*T, A + 1321008 + 2515040*B, B, T)); /* %779 map:id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(438, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1321008 + 2523280*B + 40112*B*T, A + 1321008 + 2523280*B + 30080*B*T, A + 1321008 + 2523280*B + 30048*B*T, B, T)); /* %780 map:mul [T,B]  graphs/lib/losses.lua:11 */
+    CALL(439, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k783_add(A + 1321008 + 2523280*B + 30048*B*T, A + 1321008 + 2523280*B + 40160*B*T, A + 1321008 + 2523280*B + 40112*B*T, B, T)); /* %783 map:add [T,B]  graphs/lib/losses.lua:11 */
+    CALL(440, (double)T, sizeof(real)*((double)T + (double)T), k784_neg(A + 1321008 + 2523280*B + 40192*B*T + 256160*T, A + 1321008 + 2523280*B + 40192*B*T + 256752*T, T)); /* %784 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(441, (double)B*T, sizeof(real)*((double)B*T + (double)T), k785_id(A + 1321008 + 2523280*B + 30080*B*T, A + 1321008 + 2523280*B + 40192*B*T + 256160*T, B, T)); /* %785 map:id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(442, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1321008 + 2523280*B + 40176*B*T, A + 1321008 + 2523280*B + 30080*B*T, A + 1321008 + 2523280*B + 30144*B*T, B, T)); /* %786 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(443, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k783_add(A + 1321008 + 2523280*B + 30080*B*T, A + 1321008 + 2523280*B + 30048*B*T, A + 1321008 + 2523280*B + 40176*B*T, B, T)); /* %788 map:add [T,B]  graphs/lib/losses.lua:10 */
+    CALL(444, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k789_div(A + 1321008 + 2523280*B + 40192*B*T + 256160*T, A + 1321008 + 2523280*B + 40192*B*T + 256752*T, A + 1321008 + 2523280*B + 40192*B*T + 256144*T, T)); /* %789 map:div [T,1]  graphs/lib/losses.lua:10 */
+    CALL(445, (double)T, sizeof(real)*((double)T + (double)T), k790_step(A + 1321008 + 2523280*B + 40192*B*T + 256144*T, A + 1321008 + 2523280*B + 40192*B*T + 256128*T, T)); /* %790 map:step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(446, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1321008 + 2523280*B + 40192*B*T + 256128*T, A + 1321008 + 2523280*B + 40192*B*T + 256160*T, A + 1321008 + 2523280*B + 40192*B*T + 256144*T, T)); /* %791 map:mul [T,1]  graphs/lib/losses.lua:10 */
+    CALL(447, (double)B*T, sizeof(real)*((double)B*T + (double)T), k785_id(A + 1321008 + 2523280*B + 30048*B*T, A + 1321008 + 2523280*B + 40192*B*T + 256128*T, B, T)); /* %792 map:id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(448, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1321008 + 2523280*B + 40112*B*T, A + 1321008 + 2523280*B + 30048*B*T, A + 1321008 + 2523280*B + 30064*B*T, B, T)); /* %793 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(449, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k783_add(A + 1321008 + 2523280*B + 30048*B*T, A + 1321008 + 2523280*B + 30080*B*T, A + 1321008 + 2523280*B + 40112*B*T, B, T)); /* %796 map:add [T,B]  graphs/lib/losses.lua:10 */
+    CALL(450, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k628_scale(A + 1321008 + 2523280*B + 40112*B*T, A + 1321008 + 2523280*B + 30048*B*T, B, T)); /* %797 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(451, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k799_id(A + 1321008 + 2523280*B + 30048*B*T, A + 1321008 + 2523280*B + 40112*B*T, B, T)); /* %799 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(452, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k625_mul(A + 1321008 + 2523280*B + 30144*B*T, A + 1321008 + 2523280*B + 30048*B*T, A + 1321008 + 2523280*B + 30096*B*T, B, T)); /* %800 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(453, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k625_mul(A + 1321008 + 2523280*B + 30096*B*T, A + 1321008 + 2523280*B + 30048*B*T, A + 1321008 + 2523280*B + 29952*B*T, B, T)); /* %801 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(454, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k802_matmul(A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 30096*B*T, A + 1321008 + 2523280*B + 30000*B*T, B, T)); /* %802 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
+    CALL(455, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k803_matmul(A + 1321008 + 2523280*B + 30000*B*T, A + 1321008 + 2523280*B + 40192*B*T + 251904*T, A + 1321008 + 2523280*B + 30096*B*T, B, T)); /* %803 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(456, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k804_sum(A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 14976*B*T, B, T)); /* %804 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
+    CALL(457, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k805_id(A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 30000*B*T, B, T)); /* %805 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(458, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128), k738_mul(A + 1321008 + 2523280*B + 19968*B*T, A + 1321008 + 2523280*B + 14976*B*T, A + 0, B, T)); /* %806 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(459, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k807_mul(A + 1321008 + 2523280*B + 24960*B*T, A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 9984*B*T, B, T)); /* %807 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(460, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k808_sum(A + 1321008 + 1228800*B, A + 1321008 + 2523280*B + 24960*B*T, B, T)); /* %808 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(461, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k810_sum(A + 0, A + 1321008 + 1228800*B, B)); /* %810 reduce [1,39,128]  graphs/lib/model.lua:33 */
+    CALL(462, (double)4992, sizeof(real)*((double)128 + (double)4992), k812_sum(A + 16512, A + 0)); /* %812 reduce [1,128]  graphs/lib/model.lua:33 */
+    CALL(463, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k815_matmul(A + 32768, A + 16512, (real *)P + 1122656)); /* %815 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(464, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), k816_matmul(A + 0, A + 16512, A + 16384)); /* %816 matmul [128,128]  graphs/lib/model.lua:33 */
+    CALL(465, (double)16384, sizeof(real)*((double)16384 + (double)128), k819_id(A + 16384, A + 32768)); /* %819 map:id [128,128]  graphs/lib/model.lua:33 */
+    CALL(466, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k805_id(A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 30096*B*T, B, T)); /* %820 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(467, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k821_add(A + 1321008 + 2523280*B + 24960*B*T, A + 1321008 + 2523280*B + 19968*B*T, A + 1321008 + 2523280*B + 14976*B*T, B, T)); /* %821 map:add [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(468, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k624_div(A + 1321008 + 2523280*B + 30000*B*T, A + 1321008 + 2523280*B + 30144*B*T, A + 1321008 + 2523280*B + 40096*B*T, B, T)); /* %822 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(469, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k625_mul(A + 1321008 + 2523280*B + 30048*B*T, A + 1321008 + 2523280*B + 30000*B*T, A + 1321008 + 2523280*B + 29952*B*T, B, T)); /* %823 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(470, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k824_neg(A + 1321008 + 2523280*B + 29952*B*T, A + 1321008 + 2523280*B + 30048*B*T, B, T)); /* %824 map:neg [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(471, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k622_sum(A + 1321008 + 2523280*B + 40096*B*T, A + 1321008 + 2523280*B + 29952*B*T, B, T)); /* %825 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(472, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k826_step(A + 1321008 + 2523280*B + 40112*B*T, A + 1321008 + 2523280*B + 40080*B*T, B, T)); /* %826 map:step [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(473, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1321008 + 2523280*B + 40080*B*T, A + 1321008 + 2523280*B + 40096*B*T, A + 1321008 + 2523280*B + 40112*B*T, B, T)); /* %827 map:mul [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(474, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k799_id(A + 1321008 + 2523280*B + 29952*B*T, A + 1321008 + 2523280*B + 40080*B*T, B, T)); /* %828 map:id [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(475, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k756_add(A + 1321008 + 2523280*B + 30048*B*T, A + 1321008 + 2523280*B + 30000*B*T, A + 1321008 + 2523280*B + 29952*B*T, B, T)); /* %829 map:add [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(476, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k612_mul(A + 1321008 + 2523280*B + 29952*B*T, A + 1321008 + 2523280*B + 30048*B*T, (real *)inputs[3], B, T)); /* %830 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(477, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k625_mul(A + 1321008 + 2523280*B + 30000*B*T, A + 1321008 + 2523280*B + 29952*B*T, A + 1321008 + 2523280*B + 31536*B*T, B, T)); /* %833 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(478, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k612_mul(A + 1321008 + 2523280*B + 29952*B*T, A + 1321008 + 2523280*B + 30000*B*T, (real *)inputs[3], B, T)); /* %837 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(479, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k610_scale(A + 1321008 + 2523280*B + 40080*B*T, A + 1321008 + 2523280*B + 29952*B*T, B, T)); /* %840 map:scale [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(480, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k802_matmul(A + 1321008 + 2523280*B + 29952*B*T, A + 1321008 + 2523280*B + 40080*B*T, A + 1321008 + 2523280*B + 31488*B*T, B, T)); /* %841 matmul [T,B,39,39]  graphs/lib/irm.lua:10 */
+    CALL(481, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k803_matmul(A + 1321008 + 2523280*B + 31488*B*T, A + 1321008 + 2523280*B + 40192*B*T + 251904*T, A + 1321008 + 2523280*B + 40080*B*T, B, T)); /* %842 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(482, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k804_sum(A + 1321008 + 2523280*B + 40192*B*T + 246912*T, A + 1321008 + 2523280*B + 29952*B*T, B, T)); /* %843 reduce [T,1,39,39]  graphs/lib/irm.lua:10 */
+    CALL(483, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k844_add(A + 1321008 + 2523280*B + 40192*B*T + 253440*T, A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 246912*T, T)); /* %844 map:add [T,1,39,39]  graphs/lib/irm.lua:10 */
+    CALL(484, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k805_id(A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 31488*B*T, B, T)); /* %845 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(485, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T), k745_mul(A + 1321008 + 2523280*B + 19968*B*T, A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 40192*B*T + 248448*T, B, T)); /* %846 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(486, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k807_mul(A + 1321008 + 2523280*B + 29952*B*T, A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 9984*B*T, B, T)); /* %847 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(487, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k848_sum(A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 29952*B*T, B, T)); /* %848 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(488, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k849_sum(A + 1321008 + 2523280*B + 40192*B*T + 256128*T, A + 1321008 + 2523280*B + 40192*B*T + 245376*T, T)); /* %849 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(489, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k821_add(A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 24960*B*T, A + 1321008 + 2523280*B + 19968*B*T, B, T)); /* %850 map:add [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(490, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k603_matmul(A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 256128*T, (real *)P + 1122656, T)); /* %852 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(491, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k853_matmul(A + 32768, A + 1321008 + 2523280*B + 40192*B*T + 256128*T, A + 1321008 + 2523280*B + 40192*B*T + 256000*T, T)); /* %853 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(492, (double)16384, sizeof(real)*((double)16384 + (double)16384 + (double)16384), k854_add(A + 985088, A + 0, A + 32768)); /* %854 map:add [128,128]  graphs/lib/irm.lua:10 */
+    CALL(493, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k603_matmul(A + 1321008 + 2523280*B + 40192*B*T + 256000*T, A + 1321008 + 2523280*B + 40192*B*T + 245376*T, (real *)P + 1139040, T)); /* %857 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(494, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k853_matmul(A + 0, A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 255872*T, T)); /* %858 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(495, (double)16384, sizeof(real)*((double)16384 + (double)16384 + (double)16384), k854_add(A + 1001472, A + 16384, A + 0)); /* %859 map:add [128,128]  graphs/lib/irm.lua:10 */
+    CALL(496, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k805_id(A + 1321008 + 2523280*B + 19968*B*T, A + 1321008 + 2523280*B + 40080*B*T, B, T)); /* %861 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(497, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T), k745_mul(A + 1321008 + 2523280*B + 24960*B*T, A + 1321008 + 2523280*B + 19968*B*T, A + 1321008 + 2523280*B + 40192*B*T + 255872*T, B, T)); /* %862 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(498, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k807_mul(A + 1321008 + 2523280*B + 29952*B*T, A + 1321008 + 2523280*B + 19968*B*T, A + 1321008 + 2523280*B + 9984*B*T, B, T)); /* %863 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(499, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k848_sum(A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 29952*B*T, B, T)); /* %864 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(500, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k849_sum(A + 1321008 + 2523280*B + 40192*B*T + 255872*T, A + 1321008 + 2523280*B + 40192*B*T + 245376*T, T)); /* %865 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(501, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k821_add(A + 1321008 + 2523280*B + 9984*B*T, A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 24960*B*T, B, T)); /* %866 map:add [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(502, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k867_add(A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 256000*T, A + 1321008 + 2523280*B + 40192*B*T + 255872*T, T)); /* %867 map:add [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(503, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k603_matmul(A + 1321008 + 2523280*B + 40192*B*T + 245504*T, A + 1321008 + 2523280*B + 40192*B*T + 245376*T, (real *)P + 1171808, T)); /* %869 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(504, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k853_matmul(A + 1017856, A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 102272*T, T)); /* %870 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(505, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k486_matmul(A + 1321008 + 2523280*B + 40192*B*T + 102272*T, A + 1321008 + 2523280*B + 40192*B*T + 245504*T, (real *)P + 1155424, T)); /* %873 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(506, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k853_matmul(A + 1034240, A + 1321008 + 2523280*B + 40192*B*T + 255744*T, A + 1321008 + 2523280*B + 40192*B*T + 245504*T, T)); /* %874 matmul [128,128]  graphs/lib/irm.lua:9 */
+    CALL(507, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k590_div(A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 253440*T, A + 1321008 + 2523280*B + 40192*B*T + 256640*T, T)); /* %876 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(508, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k877_mul(A + 1321008 + 2523280*B + 40192*B*T + 246912*T, A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 251904*T, T)); /* %877 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(509, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k878_neg(A + 1321008 + 2523280*B + 40192*B*T + 248448*T, A + 1321008 + 2523280*B + 40192*B*T + 246912*T, T)); /* %878 map:neg [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(510, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k588_sum(A + 1321008 + 2523280*B + 40192*B*T + 249984*T, A + 1321008 + 2523280*B + 40192*B*T + 248448*T, T)); /* %879 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(511, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k880_step(A + 1321008 + 2523280*B + 40192*B*T + 250032*T, A + 1321008 + 2523280*B + 40192*B*T + 256592*T, T)); /* %880 map:step [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(512, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k881_mul(A + 1321008 + 2523280*B + 40192*B*T + 250080*T, A + 1321008 + 2523280*B + 40192*B*T + 249984*T, A + 1321008 + 2523280*B + 40192*B*T + 250032*T, T)); /* %881 map:mul [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(513, (double)1521*T, sizeof(real)*((double)1521*T + (double)39*T), k882_id(A + 1321008 + 2523280*B + 40192*B*T + 246912*T, A + 1321008 + 2523280*B + 40192*B*T + 250080*T, T)); /* %882 map:id [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(514, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k844_add(A + 1321008 + 2523280*B + 40192*B*T + 248448*T, A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 246912*T, T)); /* %883 map:add [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(515, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k578_mul(A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 248448*T, (real *)inputs[3], T)); /* %884 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(516, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k877_mul(A + 1321008 + 2523280*B + 40192*B*T + 246912*T, A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 250368*T, T)); /* %887 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(517, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k578_mul(A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 246912*T, (real *)inputs[3], T)); /* %891 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(518, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k576_scale(A + 1321008 + 2523280*B + 40192*B*T + 250368*T, A + 1321008 + 2523280*B + 40192*B*T + 245376*T, T)); /* %894 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(519, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k895_matmul(A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 250368*T, A + 1321008 + 2523280*B + 40192*B*T + 240384*T, T)); /* %895 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(520, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k896_matmul(A + 1321008 + 2523280*B + 40192*B*T + 240384*T, A + 1321008 + 2523280*B + 40192*B*T + 250368*T, A + 1321008 + 2523280*B + 40192*B*T + 235392*T, T)); /* %896 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(521, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k492_matmul(A + 1321008 + 2523280*B + 40192*B*T + 235392*T, A + 1321008 + 2523280*B + 40192*B*T + 240384*T, (real *)P + 1106272, T)); /* %898 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(522, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k899_matmul(A + 1050624, A + 1321008 + 2523280*B + 40192*B*T + 230400*T, A + 1321008 + 2523280*B + 40192*B*T + 240384*T, T)); /* %899 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(523, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k492_matmul(A + 1321008 + 2523280*B + 40192*B*T + 240384*T, A + 1321008 + 2523280*B + 40192*B*T + 245376*T, (real *)P + 1089888, T)); /* %902 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(524, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k899_matmul(A + 1067008, A + 1321008 + 2523280*B + 40192*B*T + 230400*T, A + 1321008 + 2523280*B + 40192*B*T + 245376*T, T)); /* %903 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(525, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k905_add(A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 235392*T, A + 1321008 + 2523280*B + 40192*B*T + 240384*T, T)); /* %905 map:add [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(526, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k807_mul(A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 9984*B*T, A + 1321008 + 2523280*B + 4992*B*T, B, T)); /* %906 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(527, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k907_mul(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 9984*B*T, A + 1321008 + 2523280*B + 40192*B*T + 97152*T, B, T)); /* %907 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(528, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k848_sum(A + 1321008 + 2523280*B + 40192*B*T + 235392*T, A + 1321008 + 2523280*B + 14976*B*T, B, T)); /* %908 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(529, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k562_mul(A + 1321008 + 2523280*B + 9984*B*T, A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 40032*B*T, B, T)); /* %909 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(530, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k807_mul(A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B, B, T)); /* %910 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(531, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 14976*B*T, B, T)); /* %911 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(532, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k912_square(A + 1321008 + 2523280*B + 5040*B*T, A + 1321008 + 2523280*B + 40032*B*T, B, T)); /* %912 map:square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(533, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k625_mul(A + 1321008 + 2523280*B + 5088*B*T, A + 1321008 + 2523280*B + 40032*B*T, A + 1321008 + 2523280*B + 5040*B*T, B, T)); /* %913 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(534, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k914_scale(A + 1321008 + 2523280*B + 5040*B*T, A + 1321008 + 2523280*B + 5088*B*T, B, T)); /* %914 map:scale [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(535, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k625_mul(A + 1321008 + 2523280*B + 5088*B*T, A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 5040*B*T, B, T)); /* %915 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(536, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k916_step(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 39984*B*T, B, T)); /* %916 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(537, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k625_mul(A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 5088*B*T, A + 1321008 + 2523280*B + 4992*B*T, B, T)); /* %917 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(538, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k805_id(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 14976*B*T, B, T)); /* %918 map:id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(539, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k919_scale(A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B, B, T)); /* %919 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(540, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k807_mul(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 14976*B*T, B, T)); /* %920 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(541, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k821_add(A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 2523280*B + 9984*B*T, A + 1321008 + 2523280*B, B, T)); /* %921 map:add [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(542, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k922_matmul(A + 1321008 + 2523280*B + 8192*B*T, A + 1321008 + 2523280*B + 14976*B*T, A + 1321008 + 1220608*B, B, T)); /* %922 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
+    CALL(543, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k923_matmul(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 37440*B*T, A + 1321008 + 2523280*B + 14976*B*T, B, T)); /* %923 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(544, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k924_sum(A + 1321008 + 1228800*B, A + 1321008 + 2523280*B, B, T)); /* %924 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(545, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k556_div(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 8192*B*T, A + 1321008 + 2523280*B + 39936*B*T, B, T)); /* %925 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(546, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k926_mul(A + 1321008 + 2523280*B + 2496*B*T, A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 37440*B*T, B, T)); /* %926 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(547, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k927_neg(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 2496*B*T, B, T)); /* %927 map:neg [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(548, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k555_sum(A + 1321008 + 2523280*B + 7488*B*T, A + 1321008 + 2523280*B + 4992*B*T, B, T)); /* %928 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(549, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)39*B*T), k929_id(A + 1321008 + 2523280*B + 2496*B*T, A + 1321008 + 2523280*B + 7488*B*T, B, T)); /* %929 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(550, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k930_add(A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 2496*B*T, B, T)); /* %930 map:add [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(551, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k926_mul(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 4992*B*T, A + 1321008 + 2523280*B + 34944*B*T, B, T)); /* %931 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(552, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k550_scale(A + 1321008 + 2523280*B + 13184*B*T, A + 1321008 + 2523280*B, B, T)); /* %934 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(553, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k557_matmul(A + 1321008 + 2523280*B + 8192*B*T, A + 1321008 + 2523280*B + 13184*B*T, A + 1321008 + 1179648*B, B, T)); /* %935 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(554, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k936_matmul(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 13184*B*T, A + 1321008 + 2523280*B + 40192*B*T + 97152*T, B, T)); /* %936 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(555, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k848_sum(A + 1321008 + 2523280*B + 40192*B*T + 240384*T, A + 1321008 + 2523280*B + 8192*B*T, B, T)); /* %937 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(556, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k924_sum(A + 1321008 + 1179648*B, A + 1321008 + 2523280*B, B, T)); /* %938 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(557, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k905_add(A + 1321008 + 2523280*B + 40192*B*T + 97152*T, A + 1321008 + 2523280*B + 40192*B*T + 235392*T, A + 1321008 + 2523280*B + 40192*B*T + 240384*T, T)); /* %939 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(558, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k548_mul(A + 1321008 + 1236992*B, A + 1321008 + 1179648*B, A + 1321008 + 1253824*B, B)); /* %940 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(559, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k941_mul(A + 1321008 + 1245184*B, A + 1321008 + 1179648*B, A + 1321008 + 1220608*B, B)); /* %941 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(560, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k545_sum(A + 1321008 + 1253888*B, A + 1321008 + 1245184*B, B)); /* %942 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(561, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1321008 + 1179648*B, A + 1321008 + 1228800*B, A + 1321008 + 1236992*B, B)); /* %943 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(562, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k944_square(A + 1321008 + 1228800*B, A + 1321008 + 1253824*B, B)); /* %944 map:square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(563, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k945_mul(A + 1321008 + 1228864*B, A + 1321008 + 1253824*B, A + 1321008 + 1228800*B, B)); /* %945 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(564, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k946_scale(A + 1321008 + 1228800*B, A + 1321008 + 1228864*B, B)); /* %946 map:scale [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(565, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k945_mul(A + 1321008 + 1253824*B, A + 1321008 + 1253888*B, A + 1321008 + 1228800*B, B)); /* %947 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(566, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k948_step(A + 1321008 + 1228800*B, A + 1321008 + 1253760*B, B)); /* %948 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(567, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k945_mul(A + 1321008 + 1253760*B, A + 1321008 + 1253824*B, A + 1321008 + 1228800*B, B)); /* %949 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(568, (double)8192*B, sizeof(real)*((double)8192*B + (double)64*B), k950_id(A + 1321008 + 1228800*B, A + 1321008 + 1253760*B, B)); /* %950 map:id [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(569, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k951_scale(A + 1321008 + 1236992*B, A + 1321008 + 1220608*B, B)); /* %951 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(570, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k941_mul(A + 1321008 + 1220608*B, A + 1321008 + 1228800*B, A + 1321008 + 1236992*B, B)); /* %952 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(571, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1321008 + 1228800*B, A + 1321008 + 1179648*B, A + 1321008 + 1220608*B, B)); /* %953 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(572, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k541_mul(A + 1321008 + 2523280*B + 40192*B*T + 235392*T, A + 1321008 + 2523280*B + 40192*B*T + 97152*T, A + 1321008 + 2523280*B + 40192*B*T + 256544*T, T)); /* %956 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(573, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k957_mul(A + 1321008 + 2523280*B + 40192*B*T + 240384*T, A + 1321008 + 2523280*B + 40192*B*T + 97152*T, A + 1321008 + 2523280*B + 40192*B*T + 230400*T, T)); /* %957 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(574, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k538_sum(A + 1321008 + 2523280*B + 40192*B*T + 255872*T, A + 1321008 + 2523280*B + 40192*B*T + 240384*T, T)); /* %958 reduce [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(575, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k905_add(A + 1321008 + 2523280*B + 40192*B*T + 240384*T, A + 1321008 + 2523280*B + 40192*B*T + 245376*T, A + 1321008 + 2523280*B + 40192*B*T + 235392*T, T)); /* %959 map:add [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(576, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k960_square(A + 1321008 + 2523280*B + 40192*B*T + 255920*T, A + 1321008 + 2523280*B + 40192*B*T + 256544*T, T)); /* %960 map:square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(577, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k881_mul(A + 1321008 + 2523280*B + 40192*B*T + 255968*T, A + 1321008 + 2523280*B + 40192*B*T + 256544*T, A + 1321008 + 2523280*B + 40192*B*T + 255920*T, T)); /* %961 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(578, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k962_scale(A + 1321008 + 2523280*B + 40192*B*T + 255920*T, A + 1321008 + 2523280*B + 40192*B*T + 255968*T, T)); /* %962 map:scale [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(579, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k881_mul(A + 1321008 + 2523280*B + 40192*B*T + 255968*T, A + 1321008 + 2523280*B + 40192*B*T + 255872*T, A + 1321008 + 2523280*B + 40192*B*T + 255920*T, T)); /* %963 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(580, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k964_step(A + 1321008 + 2523280*B + 40192*B*T + 255872*T, A + 1321008 + 2523280*B + 40192*B*T + 256496*T, T)); /* %964 map:step [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(581, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k881_mul(A + 1321008 + 2523280*B + 40192*B*T + 255920*T, A + 1321008 + 2523280*B + 40192*B*T + 255968*T, A + 1321008 + 2523280*B + 40192*B*T + 255872*T, T)); /* %965 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(582, (double)4992*T, sizeof(real)*((double)4992*T + (double)39*T), k966_id(A + 1321008 + 2523280*B + 40192*B*T + 235392*T, A + 1321008 + 2523280*B + 40192*B*T + 255920*T, T)); /* %966 map:id [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(583, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k967_scale(A + 1321008 + 2523280*B + 40192*B*T + 97152*T, A + 1321008 + 2523280*B + 40192*B*T + 230400*T, T)); /* %967 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(584, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k957_mul(A + 1321008 + 2523280*B + 40192*B*T + 230400*T, A + 1321008 + 2523280*B + 40192*B*T + 235392*T, A + 1321008 + 2523280*B + 40192*B*T + 97152*T, T)); /* %968 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(585, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k905_add(A + 1321008 + 2523280*B + 40192*B*T + 235392*T, A + 1321008 + 2523280*B + 40192*B*T + 240384*T, A + 1321008 + 2523280*B + 40192*B*T + 230400*T, T)); /* %969 map:add [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(586, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k776_div(A + 1321008 + 2515040*B, A + 1321008 + 2514976*B, A + 1321008 + 2515024*B, B)); /* %980 map:div [1,B]  graphs/lib/losses.lua:11 */
+    CALL(587, (double)B, sizeof(real)*((double)B + (double)B), k777_step(A + 1321008 + 2514976*B, A + 1321008 + 2515008*B, B)); /* %981 map:step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(588, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k778_mul(A + 1321008 + 2515008*B, A + 1321008 + 2515040*B, A + 1321008 + 2514976*B, B)); /* %982 map:mul [1,B]  graphs/lib/losses.lua:11 */
+    CALL(589, (double)B*T, sizeof(real)*((double)B*T + (double)B), k773_id(A + 1321008 + 2523280*B, A + 1321008 + 2515008*B, B, T)); /* %983 map:id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(590, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1321008 + 2523280*B + 16*B*T, A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 40144*B*T, B, T)); /* %984 map:mul [T,B]  graphs/lib/losses.lua:11 */
+    CALL(591, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k783_add(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 40160*B*T, A + 1321008 + 2523280*B + 16*B*T, B, T)); /* %987 map:add [T,B]  graphs/lib/losses.lua:11 */
+    CALL(592, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k783_add(A + 1321008 + 2523280*B + 40144*B*T, A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 40176*B*T, B, T)); /* %992 map:add [T,B]  graphs/lib/losses.lua:10 */
+    CALL(593, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k789_div(A + 1321008 + 2523280*B + 40192*B*T + 256496*T, A + 1321008 + 2523280*B + 40192*B*T + 256752*T, A + 1321008 + 2523280*B + 40192*B*T + 256736*T, T)); /* %993 map:div [T,1]  graphs/lib/losses.lua:10 */
+    CALL(594, (double)T, sizeof(real)*((double)T + (double)T), k790_step(A + 1321008 + 2523280*B + 40192*B*T + 256512*T, A + 1321008 + 2523280*B + 40192*B*T + 256720*T, T)); /* %994 map:step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(595, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1321008 + 2523280*B + 40192*B*T + 256528*T, A + 1321008 + 2523280*B + 40192*B*T + 256496*T, A + 1321008 + 2523280*B + 40192*B*T + 256512*T, T)); /* %995 map:mul [T,1]  graphs/lib/losses.lua:10 */
+    CALL(596, (double)B*T, sizeof(real)*((double)B*T + (double)T), k785_id(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 40192*B*T + 256528*T, B, T)); /* %996 map:id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(597, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1321008 + 2523280*B + 16*B*T, A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 40128*B*T, B, T)); /* %997 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(598, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k783_add(A + 1321008 + 2523280*B, A + 1321008 + 2523280*B + 40144*B*T, A + 1321008 + 2523280*B + 16*B*T, B, T)); /* %1000 map:add [T,B]  graphs/lib/losses.lua:10 */
+    CALL(599, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k506_scale(A + 1321008 + 2523280*B + 16*B*T, A + 1321008 + 2523280*B, B, T)); /* %1001 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(600, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k1002_matmul(A + 1321008 + 2523280*B + 40192*B*T + 97152*T, A + 1321008 + 2523280*B + 16*B*T, A + 1321008 + 1253632*B, B, T)); /* %1002 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(601, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k1003_matmul(A + 1321008 + 1179648*B, A + 1321008 + 2523280*B + 16*B*T, A + 1321008 + 2523280*B + 40192*B*T + 102144*T, B, T)); /* %1003 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(602, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k504_mul(A + 1321008 + 1179776*B, A + 1321008 + 1179648*B, A + 1321008 + 2514992*B, B)); /* %1004 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(603, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k1005_mul(A + 1321008 + 1179904*B, A + 1321008 + 1179648*B, A + 1321008 + 1253504*B, B)); /* %1005 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(604, (double)128*B, sizeof(real)*((double)B + (double)128*B), k501_sum(A + 1321008 + 2514976*B, A + 1321008 + 1179904*B, B)); /* %1006 reduce [B,1]  graphs/lib/losses.lua:21 */
+    CALL(605, (double)B, sizeof(real)*((double)B + (double)B), k1007_square(A + 1321008 + 1179648*B, A + 1321008 + 2514992*B, B)); /* %1007 map:square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(606, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k778_mul(A + 1321008 + 1179664*B, A + 1321008 + 2514992*B, A + 1321008 + 1179648*B, B)); /* %1008 map:mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(607, (double)B, sizeof(real)*((double)B + (double)B), k1009_scale(A + 1321008 + 1179648*B, A + 1321008 + 1179664*B, B)); /* %1009 map:scale [B,1]  graphs/lib/losses.lua:21 */
+    CALL(608, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k778_mul(A + 1321008 + 1179664*B, A + 1321008 + 2514976*B, A + 1321008 + 1179648*B, B)); /* %1010 map:mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(609, (double)B, sizeof(real)*((double)B + (double)B), k1011_step(A + 1321008 + 1179648*B, A + 1321008 + 2514960*B, B)); /* %1011 map:step [B,1]  graphs/lib/losses.lua:21 */
+    CALL(610, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k778_mul(A + 1321008 + 1179904*B, A + 1321008 + 1179664*B, A + 1321008 + 1179648*B, B)); /* %1012 map:mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(611, (double)128*B, sizeof(real)*((double)128*B + (double)B), k1013_id(A + 1321008 + 1179648*B, A + 1321008 + 1179904*B, B)); /* %1013 map:id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(612, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k1014_scale(A + 1321008 + 1179904*B, A + 1321008 + 1253504*B, B)); /* %1014 map:scale [B,128]  graphs/lib/losses.lua:21 */
+    CALL(613, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k1005_mul(A + 1321008 + 1180032*B, A + 1321008 + 1179648*B, A + 1321008 + 1179904*B, B)); /* %1015 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(614, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k1016_add(A + 1321008 + 1179648*B, A + 1321008 + 1179776*B, A + 1321008 + 1180032*B, B)); /* %1016 map:add [B,128]  graphs/lib/losses.lua:21 */
+    CALL(615, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k499_mul(A + 1321008 + 2523280*B + 40192*B*T + 97280*T, A + 1321008 + 2523280*B + 40192*B*T + 97152*T, A + 1321008 + 2523280*B + 40192*B*T + 256704*T, T)); /* %1017 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(616, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k1018_mul(A + 1321008 + 2523280*B + 40192*B*T + 97408*T, A + 1321008 + 2523280*B + 40192*B*T + 97152*T, A + 1321008 + 2523280*B + 40192*B*T + 255744*T, T)); /* %1018 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(617, (double)128*T, sizeof(real)*((double)T + (double)128*T), k496_sum(A + 1321008 + 2523280*B + 40192*B*T + 256496*T, A + 1321008 + 2523280*B + 40192*B*T + 97408*T, T)); /* %1019 reduce [T,1]  graphs/lib/losses.lua:21 */
+    CALL(618, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k867_add(A + 1321008 + 2523280*B + 40192*B*T + 97152*T, A + 1321008 + 2523280*B + 40192*B*T + 102272*T, A + 1321008 + 2523280*B + 40192*B*T + 97280*T, T)); /* %1020 map:add [T,128]  graphs/lib/losses.lua:21 */
+    CALL(619, (double)T, sizeof(real)*((double)T + (double)T), k1021_square(A + 1321008 + 2523280*B + 40192*B*T + 256512*T, A + 1321008 + 2523280*B + 40192*B*T + 256704*T, T)); /* %1021 map:square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(620, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1321008 + 2523280*B + 40192*B*T + 256528*T, A + 1321008 + 2523280*B + 40192*B*T + 256704*T, A + 1321008 + 2523280*B + 40192*B*T + 256512*T, T)); /* %1022 map:mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(621, (double)T, sizeof(real)*((double)T + (double)T), k1023_scale(A + 1321008 + 2523280*B + 40192*B*T + 256512*T, A + 1321008 + 2523280*B + 40192*B*T + 256528*T, T)); /* %1023 map:scale [T,1]  graphs/lib/losses.lua:21 */
+    CALL(622, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1321008 + 2523280*B + 40192*B*T + 256528*T, A + 1321008 + 2523280*B + 40192*B*T + 256496*T, A + 1321008 + 2523280*B + 40192*B*T + 256512*T, T)); /* %1024 map:mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(623, (double)T, sizeof(real)*((double)T + (double)T), k1025_step(A + 1321008 + 2523280*B + 40192*B*T + 256496*T, A + 1321008 + 2523280*B + 40192*B*T + 256688*T, T)); /* %1025 map:step [T,1]  graphs/lib/losses.lua:21 */
+    CALL(624, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1321008 + 2523280*B + 40192*B*T + 256512*T, A + 1321008 + 2523280*B + 40192*B*T + 256528*T, A + 1321008 + 2523280*B + 40192*B*T + 256496*T, T)); /* %1026 map:mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(625, (double)128*T, sizeof(real)*((double)128*T + (double)T), k1027_id(A + 1321008 + 2523280*B + 40192*B*T + 230400*T, A + 1321008 + 2523280*B + 40192*B*T + 256512*T, T)); /* %1027 map:id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(626, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k1028_scale(A + 1321008 + 2523280*B + 40192*B*T + 230528*T, A + 1321008 + 2523280*B + 40192*B*T + 255744*T, T)); /* %1028 map:scale [T,128]  graphs/lib/losses.lua:21 */
+    CALL(627, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k1018_mul(A + 1321008 + 2523280*B + 40192*B*T + 230656*T, A + 1321008 + 2523280*B + 40192*B*T + 230400*T, A + 1321008 + 2523280*B + 40192*B*T + 230528*T, T)); /* %1029 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(628, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k867_add(A + 1321008 + 2523280*B + 40192*B*T + 97280*T, A + 1321008 + 2523280*B + 40192*B*T + 97152*T, A + 1321008 + 2523280*B + 40192*B*T + 230656*T, T)); /* %1030 map:add [T,128]  graphs/lib/losses.lua:21 */
+    CALL(629, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k1031_sum(A + 0, A + 1321008 + 2523280*B + 40192*B*T + 235392*T, T)); /* %1031 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(630, (double)4992, sizeof(real)*((double)128 + (double)4992), k812_sum(A + 1315840, A + 0)); /* %1033 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(631, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k570_matmul(A + 1321008 + 2523280*B + 40192*B*T + 230400*T, A + 1321008 + 2523280*B + 40192*B*T + 235392*T, (real *)P + 1073376, T)); /* %1036 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(632, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k899_matmul(A + 1083392, A + 1321008 + 2523280*B + 40192*B*T + 235392*T, A + 1321008 + 2523280*B + 40192*B*T + 92160*T, T)); /* %1037 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(633, 0, sizeof(real)*((double)5120*T + (double)4992*T), k1039_pad(A + 1321008 + 2523280*B + 40192*B*T + 92160*T, A + 1321008 + 2523280*B + 40192*B*T + 230400*T, T)); /* %1039 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(634, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k1040_sum(A + 1315968, A + 1321008 + 2523280*B + 40192*B*T + 97280*T, T)); /* %1040 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(635, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k603_matmul(A + 1321008 + 2523280*B + 40192*B*T + 230400*T, A + 1321008 + 2523280*B + 40192*B*T + 97280*T, (real *)P + 1056864, T)); /* %1042 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(636, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k853_matmul(A + 1099776, A + 1321008 + 2523280*B + 40192*B*T + 97280*T, A + 1321008 + 2523280*B + 40192*B*T + 255616*T, T)); /* %1043 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(637, 0, sizeof(real)*((double)5120*T + (double)128*T), k1045_pad(A + 1321008 + 2523280*B + 40192*B*T + 97280*T, A + 1321008 + 2523280*B + 40192*B*T + 230400*T, T)); /* %1045 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(638, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 230400*T, A + 1321008 + 2523280*B + 40192*B*T + 92160*T, A + 1321008 + 2523280*B + 40192*B*T + 97280*T, T)); /* %1046 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(639, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 0, A + 1321008 + 2523280*B + 40192*B*T + 230400*T, T)); /* %1047 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(640, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1316096, A + 0)); /* %1049 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(641, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1321008 + 2523280*B + 40192*B*T + 92160*T, A + 1321008 + 2523280*B + 40192*B*T + 230400*T, (real *)P + 1056608, T)); /* %1051 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(642, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1052_mul(A + 1321008 + 2523280*B + 40192*B*T + 97280*T, A + 1321008 + 2523280*B + 40192*B*T + 230400*T, A + 1321008 + 2523280*B + 40192*B*T + 87040*T, T)); /* %1052 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(643, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 0, A + 1321008 + 2523280*B + 40192*B*T + 97280*T, T)); /* %1053 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(644, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1316224, A + 0)); /* %1055 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(645, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1321008 + 2523280*B + 40192*B*T + 87040*T, A + 1321008 + 2523280*B + 40192*B*T + 92160*T, A + 1321008 + 2523280*B + 40192*B*T + 256448*T, T)); /* %1057 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(646, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1052_mul(A + 1321008 + 2523280*B + 40192*B*T + 97280*T, A + 1321008 + 2523280*B + 40192*B*T + 92160*T, A + 1321008 + 2523280*B + 40192*B*T + 81920*T, T)); /* %1058 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(647, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T + 255616*T, A + 1321008 + 2523280*B + 40192*B*T + 97280*T, T)); /* %1059 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(648, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k1060_square(A + 1321008 + 2523280*B + 40192*B*T + 255664*T, A + 1321008 + 2523280*B + 40192*B*T + 256448*T, T)); /* %1060 map:square [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(649, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k1061_mul(A + 1321008 + 2523280*B + 40192*B*T + 255712*T, A + 1321008 + 2523280*B + 40192*B*T + 256448*T, A + 1321008 + 2523280*B + 40192*B*T + 255664*T, T)); /* %1061 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(650, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k1062_scale(A + 1321008 + 2523280*B + 40192*B*T + 255664*T, A + 1321008 + 2523280*B + 40192*B*T + 255712*T, T)); /* %1062 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(651, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k1061_mul(A + 1321008 + 2523280*B + 40192*B*T + 255712*T, A + 1321008 + 2523280*B + 40192*B*T + 255616*T, A + 1321008 + 2523280*B + 40192*B*T + 255664*T, T)); /* %1063 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(652, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T + 255616*T, A + 1321008 + 2523280*B + 40192*B*T + 255712*T, T)); /* %1064 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(653, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k1065_id(A + 1321008 + 2523280*B + 40192*B*T + 92160*T, A + 1321008 + 2523280*B + 40192*B*T + 255616*T, T)); /* %1065 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(654, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k1066_scale(A + 1321008 + 2523280*B + 40192*B*T + 97280*T, A + 1321008 + 2523280*B + 40192*B*T + 81920*T, T)); /* %1066 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(655, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1052_mul(A + 1321008 + 2523280*B + 40192*B*T + 81920*T, A + 1321008 + 2523280*B + 40192*B*T + 92160*T, A + 1321008 + 2523280*B + 40192*B*T + 97280*T, T)); /* %1067 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(656, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 92160*T, A + 1321008 + 2523280*B + 40192*B*T + 87040*T, A + 1321008 + 2523280*B + 40192*B*T + 81920*T, T)); /* %1068 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(657, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k1069_neg(A + 1321008 + 2523280*B + 40192*B*T + 97280*T, A + 1321008 + 2523280*B + 40192*B*T + 92160*T, T)); /* %1069 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(658, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T + 255616*T, A + 1321008 + 2523280*B + 40192*B*T + 97280*T, T)); /* %1070 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(659, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T + 255664*T, A + 1321008 + 2523280*B + 40192*B*T + 255616*T, T)); /* %1071 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(660, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k1065_id(A + 1321008 + 2523280*B + 40192*B*T + 97280*T, A + 1321008 + 2523280*B + 40192*B*T + 255664*T, T)); /* %1072 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(661, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 230400*T, A + 1321008 + 2523280*B + 40192*B*T + 92160*T, A + 1321008 + 2523280*B + 40192*B*T + 97280*T, T)); /* %1073 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(662, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 0, A + 1321008 + 2523280*B + 40192*B*T + 230400*T, T)); /* %1074 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(663, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1316352, A + 0)); /* %1076 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(664, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k1079_matmul(A + 1321008 + 2523280*B + 40192*B*T + 81920*T, A + 1321008 + 2523280*B + 40192*B*T + 230400*T, (real *)P + 990944, T)); /* %1079 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(665, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k1080_matmul(A + 630784, A + 1321008 + 2523280*B + 40192*B*T + 230400*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %1080 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(666, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k1082_gelu_grad(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 61440*T, T)); /* %1082 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(667, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k1083_mul(A + 1321008 + 2523280*B + 40192*B*T + 61440*T, A + 1321008 + 2523280*B + 40192*B*T + 81920*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %1083 map:mul [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(668, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k1084_sum(A + 0, A + 1321008 + 2523280*B + 40192*B*T + 61440*T, T)); /* %1084 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(669, (double)20480, sizeof(real)*((double)512 + (double)20480), k1086_sum(A + 1314816, A + 0)); /* %1086 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(670, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k1089_matmul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 61440*T, (real *)P + 924896, T)); /* %1089 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(671, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k1090_matmul(A + 696320, A + 1321008 + 2523280*B + 40192*B*T + 61440*T, A + 1321008 + 2523280*B + 40192*B*T + 225280*T, T)); /* %1090 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(672, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 761856, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %1092 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(673, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1316480, A + 761856)); /* %1094 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(674, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1321008 + 2523280*B + 40192*B*T + 225280*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, (real *)P + 924640, T)); /* %1096 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(675, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1052_mul(A + 1321008 + 2523280*B + 40192*B*T + 46080*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 220160*T, T)); /* %1097 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(676, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 761856, A + 1321008 + 2523280*B + 40192*B*T + 46080*T, T)); /* %1098 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(677, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1316608, A + 761856)); /* %1100 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(678, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1321008 + 2523280*B + 40192*B*T + 220160*T, A + 1321008 + 2523280*B + 40192*B*T + 225280*T, A + 1321008 + 2523280*B + 40192*B*T + 256400*T, T)); /* %1102 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(679, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1052_mul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 225280*T, A + 1321008 + 2523280*B + 40192*B*T + 215040*T, T)); /* %1103 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(680, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T + 255616*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %1104 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(681, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k1060_square(A + 1321008 + 2523280*B + 40192*B*T + 255664*T, A + 1321008 + 2523280*B + 40192*B*T + 256400*T, T)); /* %1105 map:square [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(682, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k1061_mul(A + 1321008 + 2523280*B + 40192*B*T + 255712*T, A + 1321008 + 2523280*B + 40192*B*T + 256400*T, A + 1321008 + 2523280*B + 40192*B*T + 255664*T, T)); /* %1106 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(683, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k1062_scale(A + 1321008 + 2523280*B + 40192*B*T + 255664*T, A + 1321008 + 2523280*B + 40192*B*T + 255712*T, T)); /* %1107 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(684, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k1061_mul(A + 1321008 + 2523280*B + 40192*B*T + 255712*T, A + 1321008 + 2523280*B + 40192*B*T + 255616*T, A + 1321008 + 2523280*B + 40192*B*T + 255664*T, T)); /* %1108 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(685, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T + 255616*T, A + 1321008 + 2523280*B + 40192*B*T + 255712*T, T)); /* %1109 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(686, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k1065_id(A + 1321008 + 2523280*B + 40192*B*T + 225280*T, A + 1321008 + 2523280*B + 40192*B*T + 255616*T, T)); /* %1110 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(687, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k1066_scale(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 215040*T, T)); /* %1111 map:scale [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(688, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1052_mul(A + 1321008 + 2523280*B + 40192*B*T + 215040*T, A + 1321008 + 2523280*B + 40192*B*T + 225280*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %1112 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(689, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 225280*T, A + 1321008 + 2523280*B + 40192*B*T + 220160*T, A + 1321008 + 2523280*B + 40192*B*T + 215040*T, T)); /* %1113 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(690, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k1069_neg(A + 1321008 + 2523280*B + 40192*B*T + 215040*T, A + 1321008 + 2523280*B + 40192*B*T + 225280*T, T)); /* %1114 map:neg [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(691, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T + 255616*T, A + 1321008 + 2523280*B + 40192*B*T + 215040*T, T)); /* %1115 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(692, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 215040*T, A + 1321008 + 2523280*B + 40192*B*T + 230400*T, A + 1321008 + 2523280*B + 40192*B*T + 225280*T, T)); /* %1116 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(693, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T + 255664*T, A + 1321008 + 2523280*B + 40192*B*T + 255616*T, T)); /* %1117 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(694, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k1065_id(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 255664*T, T)); /* %1118 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(695, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 60160*T, A + 1321008 + 2523280*B + 40192*B*T + 215040*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %1119 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(696, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 761856, A + 1321008 + 2523280*B + 40192*B*T + 60160*T, T)); /* %1120 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(697, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1316736, A + 761856)); /* %1122 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(698, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1125_matmul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 60160*T, (real *)P + 908128, T)); /* %1125 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(699, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1126_matmul(A + 1116160, A + 1321008 + 2523280*B + 40192*B*T + 60160*T, A + 1321008 + 2523280*B + 40192*B*T + 209920*T, T)); /* %1126 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(700, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1321008 + 2523280*B + 40192*B*T + 47360*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %1129 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(701, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 47360*T, A + 1321008 + 2523280*B + 40192*B*T + 204800*T, T)); /* %1130 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
+    CALL(702, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1131_matmul(A + 1321008 + 2523280*B + 40192*B*T + 65280*T, A + 1321008 + 2523280*B + 40192*B*T + 121600*T, A + 1321008 + 2523280*B + 40192*B*T + 47360*T, T)); /* %1131 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(703, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1321008 + 2523280*B + 40192*B*T + 47360*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 255456*T, T)); /* %1132 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(704, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k1133_mul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 47360*T, A + 1321008 + 2523280*B + 40192*B*T + 121600*T, T)); /* %1133 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(705, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k1134_neg(A + 1321008 + 2523280*B + 40192*B*T + 53760*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %1134 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(706, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 53760*T, T)); /* %1135 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(707, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k1136_step(A + 1321008 + 2523280*B + 40192*B*T + 41120*T, A + 1321008 + 2523280*B + 40192*B*T + 255296*T, T)); /* %1136 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(708, (double)160*T, sizeof(real)*((double)160*T + (double)160*T + (double)160*T), k1137_mul(A + 1321008 + 2523280*B + 40192*B*T + 53760*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 41120*T, T)); /* %1137 map:mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(709, (double)6400*T, sizeof(real)*((double)6400*T + (double)160*T), k1138_id(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 53760*T, T)); /* %1138 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(710, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k1139_add(A + 1321008 + 2523280*B + 40192*B*T + 53760*T, A + 1321008 + 2523280*B + 40192*B*T + 47360*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %1139 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(711, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 53760*T, (real *)inputs[2], T)); /* %1140 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(712, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k1133_mul(A + 1321008 + 2523280*B + 40192*B*T + 47360*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 115200*T, T)); /* %1144 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(713, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 47360*T, (real *)inputs[2], T)); /* %1149 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(714, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1321008 + 2523280*B + 40192*B*T + 47360*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %1153 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(715, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 47360*T, A + 1321008 + 2523280*B + 40192*B*T + 199680*T, T)); /* %1154 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(716, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1131_matmul(A + 1321008 + 2523280*B + 40192*B*T + 53760*T, A + 1321008 + 2523280*B + 40192*B*T + 47360*T, A + 1321008 + 2523280*B + 40192*B*T + 194560*T, T)); /* %1155 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(717, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1321008 + 2523280*B + 40192*B*T + 46080*T, A + 1321008 + 2523280*B + 40192*B*T + 65280*T, T)); /* %1156 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(718, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 761856, A + 1321008 + 2523280*B + 40192*B*T + 46080*T, T)); /* %1158 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(719, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1316864, A + 761856)); /* %1160 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(720, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1125_matmul(A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 46080*T, (real *)P + 891616, T)); /* %1163 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(721, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1126_matmul(A + 1132544, A + 1321008 + 2523280*B + 40192*B*T + 46080*T, A + 1321008 + 2523280*B + 40192*B*T + 189440*T, T)); /* %1164 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(722, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1321008 + 2523280*B + 40192*B*T + 46080*T, A + 1321008 + 2523280*B + 40192*B*T + 53760*T, T)); /* %1166 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(723, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 761856, A + 1321008 + 2523280*B + 40192*B*T + 46080*T, T)); /* %1168 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(724, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1316992, A + 761856)); /* %1170 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(725, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1125_matmul(A + 1321008 + 2523280*B + 40192*B*T + 120320*T, A + 1321008 + 2523280*B + 40192*B*T + 46080*T, (real *)P + 875104, T)); /* %1173 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(726, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1126_matmul(A + 1148928, A + 1321008 + 2523280*B + 40192*B*T + 46080*T, A + 1321008 + 2523280*B + 40192*B*T + 189440*T, T)); /* %1174 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(727, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 46080*T, A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 120320*T, T)); /* %1176 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(728, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1321008 + 2523280*B + 40192*B*T + 51200*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %1177 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(729, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 761856, A + 1321008 + 2523280*B + 40192*B*T + 51200*T, T)); /* %1179 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(730, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1317120, A + 761856)); /* %1181 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(731, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1125_matmul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 51200*T, (real *)P + 858592, T)); /* %1184 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(732, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1126_matmul(A + 1165312, A + 1321008 + 2523280*B + 40192*B*T + 51200*T, A + 1321008 + 2523280*B + 40192*B*T + 189440*T, T)); /* %1185 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(733, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 51200*T, A + 1321008 + 2523280*B + 40192*B*T + 46080*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %1187 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(734, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 761856, A + 1321008 + 2523280*B + 40192*B*T + 51200*T, T)); /* %1188 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(735, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1317248, A + 761856)); /* %1190 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(736, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 51200*T, (real *)P + 858336, T)); /* %1192 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(737, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1052_mul(A + 1321008 + 2523280*B + 40192*B*T + 46080*T, A + 1321008 + 2523280*B + 40192*B*T + 51200*T, A + 1321008 + 2523280*B + 40192*B*T + 184320*T, T)); /* %1193 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(738, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 761856, A + 1321008 + 2523280*B + 40192*B*T + 46080*T, T)); /* %1194 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(739, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1317376, A + 761856)); /* %1196 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(740, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 256352*T, T)); /* %1198 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(741, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1052_mul(A + 1321008 + 2523280*B + 40192*B*T + 120320*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 179200*T, T)); /* %1199 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(742, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T + 255296*T, A + 1321008 + 2523280*B + 40192*B*T + 120320*T, T)); /* %1200 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(743, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k1060_square(A + 1321008 + 2523280*B + 40192*B*T + 255344*T, A + 1321008 + 2523280*B + 40192*B*T + 256352*T, T)); /* %1201 map:square [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(744, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k1061_mul(A + 1321008 + 2523280*B + 40192*B*T + 255392*T, A + 1321008 + 2523280*B + 40192*B*T + 256352*T, A + 1321008 + 2523280*B + 40192*B*T + 255344*T, T)); /* %1202 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(745, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k1062_scale(A + 1321008 + 2523280*B + 40192*B*T + 255344*T, A + 1321008 + 2523280*B + 40192*B*T + 255392*T, T)); /* %1203 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(746, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k1061_mul(A + 1321008 + 2523280*B + 40192*B*T + 255392*T, A + 1321008 + 2523280*B + 40192*B*T + 255296*T, A + 1321008 + 2523280*B + 40192*B*T + 255344*T, T)); /* %1204 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(747, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T + 255296*T, A + 1321008 + 2523280*B + 40192*B*T + 255392*T, T)); /* %1205 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(748, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k1065_id(A + 1321008 + 2523280*B + 40192*B*T + 120320*T, A + 1321008 + 2523280*B + 40192*B*T + 255296*T, T)); /* %1206 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(749, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k1066_scale(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 179200*T, T)); /* %1207 map:scale [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(750, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1052_mul(A + 1321008 + 2523280*B + 40192*B*T + 46080*T, A + 1321008 + 2523280*B + 40192*B*T + 120320*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %1208 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(751, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 46080*T, T)); /* %1209 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(752, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k1069_neg(A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %1210 map:neg [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(753, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T + 255296*T, A + 1321008 + 2523280*B + 40192*B*T + 115200*T, T)); /* %1211 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(754, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 60160*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, T)); /* %1212 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(755, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T + 255344*T, A + 1321008 + 2523280*B + 40192*B*T + 255296*T, T)); /* %1213 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(756, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k1065_id(A + 1321008 + 2523280*B + 40192*B*T + 120320*T, A + 1321008 + 2523280*B + 40192*B*T + 255344*T, T)); /* %1214 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(757, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 61440*T, A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 120320*T, T)); /* %1215 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(758, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 761856, A + 1321008 + 2523280*B + 40192*B*T + 61440*T, T)); /* %1216 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(759, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1317504, A + 761856)); /* %1218 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(760, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k1079_matmul(A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T + 61440*T, (real *)P + 792672, T)); /* %1221 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(761, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k1080_matmul(A + 761856, A + 1321008 + 2523280*B + 40192*B*T + 61440*T, A + 1321008 + 2523280*B + 40192*B*T, T)); /* %1222 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(762, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k1082_gelu_grad(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 20480*T, T)); /* %1224 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(763, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k1083_mul(A + 1321008 + 2523280*B + 40192*B*T + 20480*T, A + 1321008 + 2523280*B + 40192*B*T + 40960*T, A + 1321008 + 2523280*B + 40192*B*T, T)); /* %1225 map:mul [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(764, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k1084_sum(A + 0, A + 1321008 + 2523280*B + 40192*B*T + 20480*T, T)); /* %1226 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(765, (double)20480, sizeof(real)*((double)512 + (double)20480), k1086_sum(A + 1315328, A + 0)); /* %1228 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(766, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k1089_matmul(A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 20480*T, (real *)P + 726624, T)); /* %1231 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(767, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k1090_matmul(A + 827392, A + 1321008 + 2523280*B + 40192*B*T + 20480*T, A + 1321008 + 2523280*B + 40192*B*T + 174080*T, T)); /* %1232 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(768, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 892928, A + 1321008 + 2523280*B + 40192*B*T + 115200*T, T)); /* %1234 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(769, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1317632, A + 892928)); /* %1236 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(770, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1321008 + 2523280*B + 40192*B*T + 120320*T, A + 1321008 + 2523280*B + 40192*B*T + 115200*T, (real *)P + 726368, T)); /* %1238 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(771, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1052_mul(A + 1321008 + 2523280*B + 40192*B*T + 66560*T, A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 168960*T, T)); /* %1239 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(772, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 892928, A + 1321008 + 2523280*B + 40192*B*T + 66560*T, T)); /* %1240 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(773, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1317760, A + 892928)); /* %1242 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(774, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 120320*T, A + 1321008 + 2523280*B + 40192*B*T + 256304*T, T)); /* %1244 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(775, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1052_mul(A + 1321008 + 2523280*B + 40192*B*T + 66560*T, A + 1321008 + 2523280*B + 40192*B*T + 120320*T, A + 1321008 + 2523280*B + 40192*B*T + 163840*T, T)); /* %1245 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(776, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T + 255296*T, A + 1321008 + 2523280*B + 40192*B*T + 66560*T, T)); /* %1246 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(777, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k1060_square(A + 1321008 + 2523280*B + 40192*B*T + 255344*T, A + 1321008 + 2523280*B + 40192*B*T + 256304*T, T)); /* %1247 map:square [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(778, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k1061_mul(A + 1321008 + 2523280*B + 40192*B*T + 255392*T, A + 1321008 + 2523280*B + 40192*B*T + 256304*T, A + 1321008 + 2523280*B + 40192*B*T + 255344*T, T)); /* %1248 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(779, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k1062_scale(A + 1321008 + 2523280*B + 40192*B*T + 255344*T, A + 1321008 + 2523280*B + 40192*B*T + 255392*T, T)); /* %1249 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(780, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k1061_mul(A + 1321008 + 2523280*B + 40192*B*T + 255392*T, A + 1321008 + 2523280*B + 40192*B*T + 255296*T, A + 1321008 + 2523280*B + 40192*B*T + 255344*T, T)); /* %1250 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(781, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T + 255296*T, A + 1321008 + 2523280*B + 40192*B*T + 255392*T, T)); /* %1251 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(782, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k1065_id(A + 1321008 + 2523280*B + 40192*B*T + 120320*T, A + 1321008 + 2523280*B + 40192*B*T + 255296*T, T)); /* %1252 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(783, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k1066_scale(A + 1321008 + 2523280*B + 40192*B*T + 66560*T, A + 1321008 + 2523280*B + 40192*B*T + 163840*T, T)); /* %1253 map:scale [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(784, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1052_mul(A + 1321008 + 2523280*B + 40192*B*T + 71680*T, A + 1321008 + 2523280*B + 40192*B*T + 120320*T, A + 1321008 + 2523280*B + 40192*B*T + 66560*T, T)); /* %1254 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(785, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 66560*T, A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 71680*T, T)); /* %1255 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(786, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k1069_neg(A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 66560*T, T)); /* %1256 map:neg [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(787, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T + 255296*T, A + 1321008 + 2523280*B + 40192*B*T + 115200*T, T)); /* %1257 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(788, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 61440*T, A + 1321008 + 2523280*B + 40192*B*T + 66560*T, T)); /* %1258 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(789, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T + 255344*T, A + 1321008 + 2523280*B + 40192*B*T + 255296*T, T)); /* %1259 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(790, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k1065_id(A + 1321008 + 2523280*B + 40192*B*T + 120320*T, A + 1321008 + 2523280*B + 40192*B*T + 255344*T, T)); /* %1260 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(791, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 19200*T, A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 120320*T, T)); /* %1261 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(792, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 892928, A + 1321008 + 2523280*B + 40192*B*T + 19200*T, T)); /* %1262 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(793, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1317888, A + 892928)); /* %1264 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(794, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1125_matmul(A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 19200*T, (real *)P + 709856, T)); /* %1267 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(795, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1126_matmul(A + 1181696, A + 1321008 + 2523280*B + 40192*B*T + 19200*T, A + 1321008 + 2523280*B + 40192*B*T + 158720*T, T)); /* %1268 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(796, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1321008 + 2523280*B + 40192*B*T + 120320*T, A + 1321008 + 2523280*B + 40192*B*T + 115200*T, T)); /* %1271 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(797, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 120320*T, A + 1321008 + 2523280*B + 40192*B*T + 153600*T, T)); /* %1272 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
+    CALL(798, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1131_matmul(A + 1321008 + 2523280*B + 40192*B*T + 115200*T, A + 1321008 + 2523280*B + 40192*B*T + 108800*T, A + 1321008 + 2523280*B + 40192*B*T + 120320*T, T)); /* %1273 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(799, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1321008 + 2523280*B + 40192*B*T + 6400*T, A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 255136*T, T)); /* %1274 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(800, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k1133_mul(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 6400*T, A + 1321008 + 2523280*B + 40192*B*T + 108800*T, T)); /* %1275 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(801, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k1134_neg(A + 1321008 + 2523280*B + 40192*B*T + 12800*T, A + 1321008 + 2523280*B + 40192*B*T, T)); /* %1276 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(802, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 12800*T, T)); /* %1277 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(803, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k1136_step(A + 1321008 + 2523280*B + 40192*B*T + 160*T, A + 1321008 + 2523280*B + 40192*B*T + 254976*T, T)); /* %1278 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(804, (double)160*T, sizeof(real)*((double)160*T + (double)160*T + (double)160*T), k1137_mul(A + 1321008 + 2523280*B + 40192*B*T + 12800*T, A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 160*T, T)); /* %1279 map:mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(805, (double)6400*T, sizeof(real)*((double)6400*T + (double)160*T), k1138_id(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 12800*T, T)); /* %1280 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(806, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k1139_add(A + 1321008 + 2523280*B + 40192*B*T + 12800*T, A + 1321008 + 2523280*B + 40192*B*T + 6400*T, A + 1321008 + 2523280*B + 40192*B*T, T)); /* %1281 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(807, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 12800*T, (real *)inputs[2], T)); /* %1282 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(808, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k1133_mul(A + 1321008 + 2523280*B + 40192*B*T + 6400*T, A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 102400*T, T)); /* %1286 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(809, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 6400*T, (real *)inputs[2], T)); /* %1291 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(810, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1321008 + 2523280*B + 40192*B*T + 6400*T, A + 1321008 + 2523280*B + 40192*B*T, T)); /* %1295 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(811, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 6400*T, A + 1321008 + 2523280*B + 40192*B*T + 148480*T, T)); /* %1296 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(812, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1131_matmul(A + 1321008 + 2523280*B + 40192*B*T + 12800*T, A + 1321008 + 2523280*B + 40192*B*T + 6400*T, A + 1321008 + 2523280*B + 40192*B*T + 143360*T, T)); /* %1297 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(813, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1321008 + 2523280*B + 40192*B*T + 5120*T, A + 1321008 + 2523280*B + 40192*B*T + 115200*T, T)); /* %1298 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(814, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 892928, A + 1321008 + 2523280*B + 40192*B*T + 5120*T, T)); /* %1300 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(815, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1318016, A + 892928)); /* %1302 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(816, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1125_matmul(A + 1321008 + 2523280*B + 40192*B*T + 24320*T, A + 1321008 + 2523280*B + 40192*B*T + 5120*T, (real *)P + 693344, T)); /* %1305 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(817, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1126_matmul(A + 1198080, A + 1321008 + 2523280*B + 40192*B*T + 5120*T, A + 1321008 + 2523280*B + 40192*B*T + 138240*T, T)); /* %1306 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(818, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1321008 + 2523280*B + 40192*B*T + 5120*T, A + 1321008 + 2523280*B + 40192*B*T + 12800*T, T)); /* %1308 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(819, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 892928, A + 1321008 + 2523280*B + 40192*B*T + 5120*T, T)); /* %1310 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(820, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1318144, A + 892928)); /* %1312 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(821, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1125_matmul(A + 1321008 + 2523280*B + 40192*B*T + 10240*T, A + 1321008 + 2523280*B + 40192*B*T + 5120*T, (real *)P + 676832, T)); /* %1315 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(822, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1126_matmul(A + 1214464, A + 1321008 + 2523280*B + 40192*B*T + 5120*T, A + 1321008 + 2523280*B + 40192*B*T + 138240*T, T)); /* %1316 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(823, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 5120*T, A + 1321008 + 2523280*B + 40192*B*T + 24320*T, A + 1321008 + 2523280*B + 40192*B*T + 10240*T, T)); /* %1318 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(824, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1321008 + 2523280*B + 40192*B*T + 10240*T, A + 1321008 + 2523280*B + 40192*B*T, T)); /* %1319 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(825, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 892928, A + 1321008 + 2523280*B + 40192*B*T + 10240*T, T)); /* %1321 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(826, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1318272, A + 892928)); /* %1323 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(827, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1125_matmul(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 10240*T, (real *)P + 660320, T)); /* %1326 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(828, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1126_matmul(A + 1230848, A + 1321008 + 2523280*B + 40192*B*T + 10240*T, A + 1321008 + 2523280*B + 40192*B*T + 138240*T, T)); /* %1327 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(829, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 10240*T, A + 1321008 + 2523280*B + 40192*B*T + 5120*T, A + 1321008 + 2523280*B + 40192*B*T, T)); /* %1329 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(830, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 892928, A + 1321008 + 2523280*B + 40192*B*T + 10240*T, T)); /* %1330 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(831, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1318400, A + 892928)); /* %1332 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(832, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 10240*T, (real *)P + 660064, T)); /* %1334 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(833, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1052_mul(A + 1321008 + 2523280*B + 40192*B*T + 5120*T, A + 1321008 + 2523280*B + 40192*B*T + 10240*T, A + 1321008 + 2523280*B + 40192*B*T + 133120*T, T)); /* %1335 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(834, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 892928, A + 1321008 + 2523280*B + 40192*B*T + 5120*T, T)); /* %1336 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(835, (double)5120, sizeof(real)*((double)128 + (double)5120), k1049_sum(A + 1318528, A + 892928)); /* %1338 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(836, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1321008 + 2523280*B + 40192*B*T + 5120*T, A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 256256*T, T)); /* %1340 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(837, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1052_mul(A + 1321008 + 2523280*B + 40192*B*T + 10240*T, A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 128000*T, T)); /* %1341 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(838, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T + 15360*T, A + 1321008 + 2523280*B + 40192*B*T + 10240*T, T)); /* %1342 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(839, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k1060_square(A + 1321008 + 2523280*B + 40192*B*T + 15408*T, A + 1321008 + 2523280*B + 40192*B*T + 256256*T, T)); /* %1343 map:square [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(840, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k1061_mul(A + 1321008 + 2523280*B + 40192*B*T + 15456*T, A + 1321008 + 2523280*B + 40192*B*T + 256256*T, A + 1321008 + 2523280*B + 40192*B*T + 15408*T, T)); /* %1344 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(841, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k1062_scale(A + 1321008 + 2523280*B + 40192*B*T + 15408*T, A + 1321008 + 2523280*B + 40192*B*T + 15456*T, T)); /* %1345 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(842, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k1061_mul(A + 1321008 + 2523280*B + 40192*B*T + 15456*T, A + 1321008 + 2523280*B + 40192*B*T + 15360*T, A + 1321008 + 2523280*B + 40192*B*T + 15408*T, T)); /* %1346 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(843, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T + 15504*T, A + 1321008 + 2523280*B + 40192*B*T + 15456*T, T)); /* %1347 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(844, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k1065_id(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 15504*T, T)); /* %1348 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(845, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k1066_scale(A + 1321008 + 2523280*B + 40192*B*T + 10240*T, A + 1321008 + 2523280*B + 40192*B*T + 128000*T, T)); /* %1349 map:scale [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(846, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k1052_mul(A + 1321008 + 2523280*B + 40192*B*T + 24320*T, A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 10240*T, T)); /* %1350 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(847, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 5120*T, A + 1321008 + 2523280*B + 40192*B*T + 24320*T, T)); /* %1351 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(848, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k1069_neg(A + 1321008 + 2523280*B + 40192*B*T + 5120*T, A + 1321008 + 2523280*B + 40192*B*T, T)); /* %1352 map:neg [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(849, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1321008 + 2523280*B + 40192*B*T + 10240*T, A + 1321008 + 2523280*B + 40192*B*T + 5120*T, T)); /* %1353 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(850, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 5120*T, A + 1321008 + 2523280*B + 40192*B*T + 19200*T, A + 1321008 + 2523280*B + 40192*B*T, T)); /* %1354 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(851, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1321008 + 2523280*B + 40192*B*T + 10288*T, A + 1321008 + 2523280*B + 40192*B*T + 10240*T, T)); /* %1355 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(852, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k1065_id(A + 1321008 + 2523280*B + 40192*B*T, A + 1321008 + 2523280*B + 40192*B*T + 10288*T, T)); /* %1356 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(853, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1321008 + 2523280*B + 40192*B*T + 10240*T, A + 1321008 + 2523280*B + 40192*B*T + 5120*T, A + 1321008 + 2523280*B + 40192*B*T, T)); /* %1357 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(854, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k1047_sum(A + 1307648, A + 1321008 + 2523280*B + 40192*B*T + 10240*T, T)); /* %1358 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(855, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1360_scatter_add(A + 294912, A + 1321008 + 2523280*B + 40192*B*T + 10240*T, (int32_t *)inputs[1], T)); /* %1360 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(856, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1361_sum(A + 1318656, A + 1321008 + 1179648*B, B)); /* %1361 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(857, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1363_matmul(A + 1321008 + 1179776*B, A + 1321008 + 1179648*B, (real *)P + 507360, B)); /* %1363 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(858, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1364_matmul(A + 1247232, A + 1321008 + 1179648*B, A + 1321008 + 1253376*B, B)); /* %1364 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(859, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k280_scale(A + 1321008 + 1220608*B, A + 1321008 + 1179776*B, B)); /* %1365 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(860, (double)8192*B, sizeof(real)*((double)8192*B + (double)128*B), k1367_id(A + 1321008 + 1179648*B, A + 1321008 + 1220608*B, B)); /* %1367 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(861, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1368_sum(A + 892928, A + 1321008 + 1228800*B, B)); /* %1368 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(862, (double)8192, sizeof(real)*((double)128 + (double)8192), k1370_sum(A + 1318784, A + 892928)); /* %1370 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(863, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k1373_matmul(A + 1321008 + 1220608*B, A + 1321008 + 1228800*B, (real *)P + 490848, B)); /* %1373 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(864, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k1374_matmul(A + 1263616, A + 1321008 + 1228800*B, A + 1321008 + 1212416*B, B)); /* %1374 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(865, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1321008 + 1212416*B, A + 1321008 + 1179648*B, A + 1321008 + 1220608*B, B)); /* %1376 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(866, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1377_permute(A + 1321008 + 1179648*B, A + 1321008 + 1212416*B, B)); /* %1377 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(867, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1379_step(A + 1321008 + 1212416*B, A + 1321008 + 1204224*B, B)); /* %1379 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(868, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k941_mul(A + 1321008 + 2506752*B, A + 1321008 + 1179648*B, A + 1321008 + 1212416*B, B)); /* %1380 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(869, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1368_sum(A + 892928, A + 1321008 + 2506752*B, B)); /* %1381 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(870, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1383_sum(A + 1280000, A + 892928)); /* %1383 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(871, (double)1024, sizeof(real)*((double)128 + (double)1024), k1384_sum(A + 1318912, A + 1280000)); /* %1384 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(872, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1321008 + 1179648*B, A + 1321008 + 2506752*B, (real *)P + 490592, B)); /* %1386 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(873, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k941_mul(A + 1321008 + 1204224*B, A + 1321008 + 2506752*B, A + 1321008 + 1196032*B, B)); /* %1387 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(874, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1368_sum(A + 892928, A + 1321008 + 1204224*B, B)); /* %1388 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(875, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1383_sum(A + 1280000, A + 892928)); /* %1390 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(876, (double)1024, sizeof(real)*((double)128 + (double)1024), k1384_sum(A + 1319040, A + 1280000)); /* %1391 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(877, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1321008 + 1196032*B, A + 1321008 + 1179648*B, A + 1321008 + 2514944*B, B)); /* %1394 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(878, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k941_mul(A + 1321008 + 1204224*B, A + 1321008 + 1179648*B, A + 1321008 + 1187840*B, B)); /* %1395 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(879, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1321008 + 2514960*B, A + 1321008 + 1204224*B, B)); /* %1396 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(880, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1397_square(A + 1321008 + 2514976*B, A + 1321008 + 2514944*B, B)); /* %1397 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(881, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 2514992*B, A + 1321008 + 2514944*B, A + 1321008 + 2514976*B, B)); /* %1398 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(882, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1399_scale(A + 1321008 + 2514944*B, A + 1321008 + 2514992*B, B)); /* %1399 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(883, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 2514976*B, A + 1321008 + 2514960*B, A + 1321008 + 2514944*B, B)); /* %1400 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(884, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1321008 + 2514944*B, A + 1321008 + 2514976*B, B)); /* %1401 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(885, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1402_id(A + 1321008 + 1179648*B, A + 1321008 + 2514944*B, B)); /* %1402 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(886, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k951_scale(A + 1321008 + 1204224*B, A + 1321008 + 1187840*B, B)); /* %1403 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(887, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k941_mul(A + 1321008 + 1187840*B, A + 1321008 + 1179648*B, A + 1321008 + 1204224*B, B)); /* %1404 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(888, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1321008 + 1179648*B, A + 1321008 + 1196032*B, A + 1321008 + 1187840*B, B)); /* %1405 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(889, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1406_neg(A + 1321008 + 1187840*B, A + 1321008 + 1179648*B, B)); /* %1406 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(890, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1321008 + 2514944*B, A + 1321008 + 1187840*B, B)); /* %1407 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(891, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1321008 + 2514960*B, A + 1321008 + 2514944*B, B)); /* %1408 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(892, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1402_id(A + 1321008 + 1187840*B, A + 1321008 + 2514960*B, B)); /* %1409 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(893, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1321008 + 2514944*B, A + 1321008 + 1179648*B, A + 1321008 + 1187840*B, B)); /* %1410 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(894, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1368_sum(A + 892928, A + 1321008 + 2514944*B, B)); /* %1412 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(895, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1383_sum(A + 1280000, A + 892928)); /* %1414 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(896, (double)1024, sizeof(real)*((double)128 + (double)1024), k1384_sum(A + 1319168, A + 1280000)); /* %1415 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(897, (double)18874368*B, sizeof(real)*((double)147456*B + (double)8192*B + (double)73728*B), k1418_matmul(A + 1321008 + 1179648*B, A + 1321008 + 2514944*B, A + 1321008 + 1867776*B, B)); /* %1418 matmul [B,128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(898, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1419_matmul(A + 1321008 + 1867776*B, (real *)P + 343008, A + 1321008 + 2514944*B, B)); /* %1419 matmul [B,1152,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(899, (double)147456*B, sizeof(real)*((double)147456 + (double)147456*B), k1420_sum(A + 0, A + 1321008 + 1179648*B, B)); /* %1420 reduce [1,128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(900, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1423_col2im(A + 1321008 + 1179648*B, A + 1321008 + 1867776*B, B)); /* %1423 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(901, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1379_step(A + 1321008 + 1867776*B, A + 1321008 + 2498560*B, B)); /* %1424 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(902, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k941_mul(A + 1321008 + 2498560*B, A + 1321008 + 1179648*B, A + 1321008 + 1867776*B, B)); /* %1425 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(903, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1368_sum(A + 892928, A + 1321008 + 2498560*B, B)); /* %1426 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(904, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1383_sum(A + 1280000, A + 892928)); /* %1428 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(905, (double)1024, sizeof(real)*((double)128 + (double)1024), k1384_sum(A + 1319296, A + 1280000)); /* %1429 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(906, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1321008 + 1867776*B, A + 1321008 + 2498560*B, (real *)P + 342752, B)); /* %1431 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(907, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k941_mul(A + 1321008 + 1875968*B, A + 1321008 + 2498560*B, A + 1321008 + 2490368*B, B)); /* %1432 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(908, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1368_sum(A + 892928, A + 1321008 + 1875968*B, B)); /* %1433 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(909, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1383_sum(A + 1280000, A + 892928)); /* %1435 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(910, (double)1024, sizeof(real)*((double)128 + (double)1024), k1384_sum(A + 1319424, A + 1280000)); /* %1436 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(911, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1321008 + 2490368*B, A + 1321008 + 1867776*B, A + 1321008 + 2523264*B, B)); /* %1439 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(912, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k941_mul(A + 1321008 + 2498560*B, A + 1321008 + 1867776*B, A + 1321008 + 2482176*B, B)); /* %1440 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(913, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1321008 + 2514944*B, A + 1321008 + 2498560*B, B)); /* %1441 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(914, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1397_square(A + 1321008 + 2514960*B, A + 1321008 + 2523264*B, B)); /* %1442 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(915, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 2514976*B, A + 1321008 + 2523264*B, A + 1321008 + 2514960*B, B)); /* %1443 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(916, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1399_scale(A + 1321008 + 2514960*B, A + 1321008 + 2514976*B, B)); /* %1444 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(917, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 2514976*B, A + 1321008 + 2514944*B, A + 1321008 + 2514960*B, B)); /* %1445 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(918, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1321008 + 2514944*B, A + 1321008 + 2514976*B, B)); /* %1446 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(919, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1402_id(A + 1321008 + 2498560*B, A + 1321008 + 2514944*B, B)); /* %1447 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(920, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k951_scale(A + 1321008 + 1867776*B, A + 1321008 + 2482176*B, B)); /* %1448 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(921, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k941_mul(A + 1321008 + 2482176*B, A + 1321008 + 2498560*B, A + 1321008 + 1867776*B, B)); /* %1449 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(922, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1321008 + 2498560*B, A + 1321008 + 2490368*B, A + 1321008 + 2482176*B, B)); /* %1450 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(923, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1406_neg(A + 1321008 + 2482176*B, A + 1321008 + 2498560*B, B)); /* %1451 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(924, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1321008 + 2490368*B, A + 1321008 + 2482176*B, B)); /* %1452 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(925, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1321008 + 2490384*B, A + 1321008 + 2490368*B, B)); /* %1453 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(926, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1402_id(A + 1321008 + 2482176*B, A + 1321008 + 2490384*B, B)); /* %1454 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(927, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1321008 + 2490368*B, A + 1321008 + 2498560*B, A + 1321008 + 2482176*B, B)); /* %1455 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(928, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1368_sum(A + 892928, A + 1321008 + 2490368*B, B)); /* %1457 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(929, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1383_sum(A + 1280000, A + 892928)); /* %1459 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(930, (double)1024, sizeof(real)*((double)128 + (double)1024), k1384_sum(A + 1319552, A + 1280000)); /* %1460 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(931, (double)18874368*B, sizeof(real)*((double)147456*B + (double)8192*B + (double)73728*B), k1418_matmul(A + 1321008 + 1179648*B, A + 1321008 + 2490368*B, A + 1321008 + 1794048*B, B)); /* %1463 matmul [B,128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(932, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1419_matmul(A + 1321008 + 1794048*B, (real *)P + 195168, A + 1321008 + 2490368*B, B)); /* %1464 matmul [B,1152,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(933, (double)147456*B, sizeof(real)*((double)147456 + (double)147456*B), k1420_sum(A + 147456, A + 1321008 + 1179648*B, B)); /* %1465 reduce [1,128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(934, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1423_col2im(A + 1321008 + 2482176*B, A + 1321008 + 1794048*B, B)); /* %1468 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(935, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1321008 + 2490368*B, A + 1321008 + 2506752*B, A + 1321008 + 2482176*B, B)); /* %1469 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(936, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1379_step(A + 1321008 + 2482176*B, A + 1321008 + 2473984*B, B)); /* %1470 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(937, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k941_mul(A + 1321008 + 2473984*B, A + 1321008 + 2490368*B, A + 1321008 + 2482176*B, B)); /* %1471 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(938, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1368_sum(A + 892928, A + 1321008 + 2473984*B, B)); /* %1472 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(939, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1383_sum(A + 1280000, A + 892928)); /* %1474 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(940, (double)1024, sizeof(real)*((double)128 + (double)1024), k1384_sum(A + 1319680, A + 1280000)); /* %1475 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(941, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1321008 + 1179648*B, A + 1321008 + 2473984*B, (real *)P + 194912, B)); /* %1477 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(942, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k941_mul(A + 1321008 + 1187840*B, A + 1321008 + 2473984*B, A + 1321008 + 2465792*B, B)); /* %1478 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(943, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1368_sum(A + 892928, A + 1321008 + 1187840*B, B)); /* %1479 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(944, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1383_sum(A + 1280000, A + 892928)); /* %1481 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(945, (double)1024, sizeof(real)*((double)128 + (double)1024), k1384_sum(A + 1319808, A + 1280000)); /* %1482 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(946, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1321008 + 1187840*B, A + 1321008 + 1179648*B, A + 1321008 + 2523248*B, B)); /* %1485 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(947, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k941_mul(A + 1321008 + 1196032*B, A + 1321008 + 1179648*B, A + 1321008 + 2457600*B, B)); /* %1486 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(948, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1321008 + 1179648*B, A + 1321008 + 1196032*B, B)); /* %1487 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(949, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1397_square(A + 1321008 + 1179664*B, A + 1321008 + 2523248*B, B)); /* %1488 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(950, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 1179680*B, A + 1321008 + 2523248*B, A + 1321008 + 1179664*B, B)); /* %1489 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(951, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1399_scale(A + 1321008 + 1179664*B, A + 1321008 + 1179680*B, B)); /* %1490 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(952, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 1179680*B, A + 1321008 + 1179648*B, A + 1321008 + 1179664*B, B)); /* %1491 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(953, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1321008 + 2465792*B, A + 1321008 + 1179680*B, B)); /* %1492 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(954, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1402_id(A + 1321008 + 1179648*B, A + 1321008 + 2465792*B, B)); /* %1493 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(955, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k951_scale(A + 1321008 + 1196032*B, A + 1321008 + 2457600*B, B)); /* %1494 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(956, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k941_mul(A + 1321008 + 1204224*B, A + 1321008 + 1179648*B, A + 1321008 + 1196032*B, B)); /* %1495 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(957, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1321008 + 1179648*B, A + 1321008 + 1187840*B, A + 1321008 + 1204224*B, B)); /* %1496 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(958, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1406_neg(A + 1321008 + 1187840*B, A + 1321008 + 1179648*B, B)); /* %1497 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(959, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1321008 + 2457600*B, A + 1321008 + 1187840*B, B)); /* %1498 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(960, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1321008 + 2457616*B, A + 1321008 + 2457600*B, B)); /* %1499 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(961, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1402_id(A + 1321008 + 1187840*B, A + 1321008 + 2457616*B, B)); /* %1500 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(962, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1321008 + 1290240*B, A + 1321008 + 1179648*B, A + 1321008 + 1187840*B, B)); /* %1501 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(963, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1368_sum(A + 892928, A + 1321008 + 1290240*B, B)); /* %1503 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(964, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1383_sum(A + 1280000, A + 892928)); /* %1505 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(965, (double)1024, sizeof(real)*((double)128 + (double)1024), k1384_sum(A + 1319936, A + 1280000)); /* %1506 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(966, (double)9437184*B, sizeof(real)*((double)73728*B + (double)8192*B + (double)36864*B), k1509_matmul(A + 1321008 + 1179648*B, A + 1321008 + 1290240*B, A + 1321008 + 1978368*B, B)); /* %1509 matmul [B,128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(967, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1510_matmul(A + 1321008 + 1253376*B, (real *)P + 121056, A + 1321008 + 1290240*B, B)); /* %1510 matmul [B,576,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(968, (double)73728*B, sizeof(real)*((double)73728 + (double)73728*B), k1511_sum(A + 557056, A + 1321008 + 1179648*B, B)); /* %1511 reduce [1,128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(969, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1514_col2im(A + 1321008 + 1290240*B, A + 1321008 + 1253376*B, B)); /* %1514 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(970, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1515_step(A + 1321008 + 1306624*B, A + 1321008 + 2441216*B, B)); /* %1515 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(971, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1516_mul(A + 1321008 + 1978368*B, A + 1321008 + 1290240*B, A + 1321008 + 1306624*B, B)); /* %1516 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(972, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1517_sum(A + 892928, A + 1321008 + 1978368*B, B)); /* %1517 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(973, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1519_sum(A + 1280000, A + 892928)); /* %1519 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(974, (double)1024, sizeof(real)*((double)64 + (double)1024), k1520_sum(A + 1320064, A + 1280000)); /* %1520 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(975, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1321008 + 1994752*B, A + 1321008 + 1978368*B, (real *)P + 120928, B)); /* %1522 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(976, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1516_mul(A + 1321008 + 1179648*B, A + 1321008 + 1978368*B, A + 1321008 + 2424832*B, B)); /* %1523 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(977, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1517_sum(A + 892928, A + 1321008 + 1179648*B, B)); /* %1524 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(978, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1519_sum(A + 1280000, A + 892928)); /* %1526 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(979, (double)1024, sizeof(real)*((double)64 + (double)1024), k1520_sum(A + 1320128, A + 1280000)); /* %1527 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(980, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1321008 + 1179648*B, A + 1321008 + 1994752*B, A + 1321008 + 2523232*B, B)); /* %1530 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(981, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1516_mul(A + 1321008 + 1196032*B, A + 1321008 + 1994752*B, A + 1321008 + 2408448*B, B)); /* %1531 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(982, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1321008 + 1994752*B, A + 1321008 + 1196032*B, B)); /* %1532 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(983, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1397_square(A + 1321008 + 1994768*B, A + 1321008 + 2523232*B, B)); /* %1533 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(984, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 1994784*B, A + 1321008 + 2523232*B, A + 1321008 + 1994768*B, B)); /* %1534 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(985, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1399_scale(A + 1321008 + 1994768*B, A + 1321008 + 1994784*B, B)); /* %1535 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(986, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 1994784*B, A + 1321008 + 1994752*B, A + 1321008 + 1994768*B, B)); /* %1536 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(987, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1321008 + 2011136*B, A + 1321008 + 1994784*B, B)); /* %1537 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(988, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1538_id(A + 1321008 + 1994752*B, A + 1321008 + 2011136*B, B)); /* %1538 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(989, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1539_scale(A + 1321008 + 1196032*B, A + 1321008 + 2408448*B, B)); /* %1539 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(990, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1516_mul(A + 1321008 + 1212416*B, A + 1321008 + 1994752*B, A + 1321008 + 1196032*B, B)); /* %1540 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(991, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1321008 + 1196032*B, A + 1321008 + 1179648*B, A + 1321008 + 1212416*B, B)); /* %1541 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(992, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1542_neg(A + 1321008 + 1179648*B, A + 1321008 + 1196032*B, B)); /* %1542 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(993, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1321008 + 1994752*B, A + 1321008 + 1179648*B, B)); /* %1543 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(994, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1321008 + 1994768*B, A + 1321008 + 1994752*B, B)); /* %1544 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(995, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1538_id(A + 1321008 + 1179648*B, A + 1321008 + 1994768*B, B)); /* %1545 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(996, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1321008 + 1994752*B, A + 1321008 + 1196032*B, A + 1321008 + 1179648*B, B)); /* %1546 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(997, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1517_sum(A + 892928, A + 1321008 + 1994752*B, B)); /* %1548 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(998, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1519_sum(A + 1280000, A + 892928)); /* %1550 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(999, (double)1024, sizeof(real)*((double)64 + (double)1024), k1520_sum(A + 1320192, A + 1280000)); /* %1551 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(1000, (double)18874368*B, sizeof(real)*((double)36864*B + (double)16384*B + (double)147456*B), k1554_matmul(A + 1321008 + 1179648*B, A + 1321008 + 1994752*B, A + 1321008 + 1032192*B, B)); /* %1554 matmul [B,64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(1001, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1555_matmul(A + 1321008 + 1032192*B, (real *)P + 84000, A + 1321008 + 1994752*B, B)); /* %1555 matmul [B,576,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(1002, (double)36864*B, sizeof(real)*((double)36864 + (double)36864*B), k1556_sum(A + 892928, A + 1321008 + 1179648*B, B)); /* %1556 reduce [1,64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(1003, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1559_col2im(A + 1321008 + 1994752*B, A + 1321008 + 1032192*B, B)); /* %1559 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(1004, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1515_step(A + 1321008 + 1794048*B, A + 1321008 + 2392064*B, B)); /* %1560 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(1005, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1516_mul(A + 1321008 + 1810432*B, A + 1321008 + 1994752*B, A + 1321008 + 1794048*B, B)); /* %1561 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(1006, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1517_sum(A + 929792, A + 1321008 + 1810432*B, B)); /* %1562 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(1007, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1519_sum(A + 1280000, A + 929792)); /* %1564 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(1008, (double)1024, sizeof(real)*((double)64 + (double)1024), k1520_sum(A + 1320256, A + 1280000)); /* %1565 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1009, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1321008 + 1794048*B, A + 1321008 + 1810432*B, (real *)P + 83872, B)); /* %1567 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(1010, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1516_mul(A + 1321008 + 1994752*B, A + 1321008 + 1810432*B, A + 1321008 + 2375680*B, B)); /* %1568 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(1011, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1517_sum(A + 929792, A + 1321008 + 1994752*B, B)); /* %1569 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(1012, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1519_sum(A + 1280000, A + 929792)); /* %1571 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(1013, (double)1024, sizeof(real)*((double)64 + (double)1024), k1520_sum(A + 1320320, A + 1280000)); /* %1572 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1014, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1321008 + 1994752*B, A + 1321008 + 1794048*B, A + 1321008 + 2523216*B, B)); /* %1575 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(1015, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1516_mul(A + 1321008 + 1810432*B, A + 1321008 + 1794048*B, A + 1321008 + 2359296*B, B)); /* %1576 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(1016, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1321008 + 2011136*B, A + 1321008 + 1810432*B, B)); /* %1577 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1017, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1397_square(A + 1321008 + 2011152*B, A + 1321008 + 2523216*B, B)); /* %1578 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1018, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 2011168*B, A + 1321008 + 2523216*B, A + 1321008 + 2011152*B, B)); /* %1579 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1019, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1399_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011168*B, B)); /* %1580 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1020, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 2011168*B, A + 1321008 + 2011136*B, A + 1321008 + 2011152*B, B)); /* %1581 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1021, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1321008 + 2011136*B, A + 1321008 + 2011168*B, B)); /* %1582 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1022, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1538_id(A + 1321008 + 1794048*B, A + 1321008 + 2011136*B, B)); /* %1583 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(1023, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1539_scale(A + 1321008 + 1810432*B, A + 1321008 + 2359296*B, B)); /* %1584 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(1024, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1516_mul(A + 1321008 + 1826816*B, A + 1321008 + 1794048*B, A + 1321008 + 1810432*B, B)); /* %1585 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(1025, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1321008 + 1794048*B, A + 1321008 + 1994752*B, A + 1321008 + 1826816*B, B)); /* %1586 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(1026, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1542_neg(A + 1321008 + 1994752*B, A + 1321008 + 1794048*B, B)); /* %1587 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(1027, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1321008 + 2011136*B, A + 1321008 + 1994752*B, B)); /* %1588 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1028, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B)); /* %1589 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1029, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1538_id(A + 1321008 + 1994752*B, A + 1321008 + 2011152*B, B)); /* %1590 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(1030, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1321008 + 1830912*B, A + 1321008 + 1794048*B, A + 1321008 + 1994752*B, B)); /* %1591 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(1031, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1517_sum(A + 929792, A + 1321008 + 1830912*B, B)); /* %1593 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(1032, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1519_sum(A + 1280000, A + 929792)); /* %1595 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(1033, (double)1024, sizeof(real)*((double)64 + (double)1024), k1520_sum(A + 1320384, A + 1280000)); /* %1596 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(1034, (double)18874368*B, sizeof(real)*((double)36864*B + (double)16384*B + (double)147456*B), k1554_matmul(A + 1321008 + 1794048*B, A + 1321008 + 1830912*B, A + 1321008 + 884736*B, B)); /* %1599 matmul [B,64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(1035, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1555_matmul(A + 1321008 + 884736*B, (real *)P + 46944, A + 1321008 + 1830912*B, B)); /* %1600 matmul [B,576,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(1036, (double)36864*B, sizeof(real)*((double)36864 + (double)36864*B), k1556_sum(A + 929792, A + 1321008 + 1794048*B, B)); /* %1601 reduce [1,64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(1037, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1559_col2im(A + 1321008 + 1994752*B, A + 1321008 + 884736*B, B)); /* %1604 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(1038, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1321008 + 1794048*B, A + 1321008 + 1978368*B, A + 1321008 + 1994752*B, B)); /* %1605 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(1039, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1515_step(A + 1321008 + 1978368*B, A + 1321008 + 2342912*B, B)); /* %1606 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(1040, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1516_mul(A + 1321008 + 1994752*B, A + 1321008 + 1794048*B, A + 1321008 + 1978368*B, B)); /* %1607 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(1041, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1517_sum(A + 966656, A + 1321008 + 1994752*B, B)); /* %1608 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(1042, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1519_sum(A + 983040, A + 966656)); /* %1610 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(1043, (double)1024, sizeof(real)*((double)64 + (double)1024), k1520_sum(A + 1320448, A + 983040)); /* %1611 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1044, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1321008 + 1978368*B, A + 1321008 + 1994752*B, (real *)P + 46816, B)); /* %1613 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(1045, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1516_mul(A + 1321008 + 1794048*B, A + 1321008 + 1994752*B, A + 1321008 + 2326528*B, B)); /* %1614 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(1046, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1517_sum(A + 966656, A + 1321008 + 1794048*B, B)); /* %1615 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(1047, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1519_sum(A + 983040, A + 966656)); /* %1617 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(1048, (double)1024, sizeof(real)*((double)64 + (double)1024), k1520_sum(A + 1320512, A + 983040)); /* %1618 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1049, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1321008 + 1994752*B, A + 1321008 + 1978368*B, A + 1321008 + 2523200*B, B)); /* %1621 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(1050, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1516_mul(A + 1321008 + 1794048*B, A + 1321008 + 1978368*B, A + 1321008 + 2310144*B, B)); /* %1622 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(1051, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1321008 + 2011136*B, A + 1321008 + 1794048*B, B)); /* %1623 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1052, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1397_square(A + 1321008 + 2011152*B, A + 1321008 + 2523200*B, B)); /* %1624 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1053, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 2011168*B, A + 1321008 + 2523200*B, A + 1321008 + 2011152*B, B)); /* %1625 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1054, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1399_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011168*B, B)); /* %1626 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1055, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 2011168*B, A + 1321008 + 2011136*B, A + 1321008 + 2011152*B, B)); /* %1627 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1056, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1321008 + 2011136*B, A + 1321008 + 2011168*B, B)); /* %1628 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1057, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1538_id(A + 1321008 + 1978368*B, A + 1321008 + 2011136*B, B)); /* %1629 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(1058, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1539_scale(A + 1321008 + 1794048*B, A + 1321008 + 2310144*B, B)); /* %1630 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(1059, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1516_mul(A + 1321008 + 1810432*B, A + 1321008 + 1978368*B, A + 1321008 + 1794048*B, B)); /* %1631 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(1060, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1321008 + 1794048*B, A + 1321008 + 1994752*B, A + 1321008 + 1810432*B, B)); /* %1632 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(1061, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1542_neg(A + 1321008 + 1978368*B, A + 1321008 + 1794048*B, B)); /* %1633 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(1062, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1321008 + 1994752*B, A + 1321008 + 1978368*B, B)); /* %1634 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1063, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1321008 + 1994768*B, A + 1321008 + 1994752*B, B)); /* %1635 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1064, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1538_id(A + 1321008 + 1978368*B, A + 1321008 + 1994768*B, B)); /* %1636 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(1065, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1321008 + 1996800*B, A + 1321008 + 1794048*B, A + 1321008 + 1978368*B, B)); /* %1637 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(1066, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1517_sum(A + 966656, A + 1321008 + 1996800*B, B)); /* %1639 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(1067, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1519_sum(A + 983040, A + 966656)); /* %1641 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(1068, (double)1024, sizeof(real)*((double)64 + (double)1024), k1520_sum(A + 1320576, A + 983040)); /* %1642 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(1069, (double)9437184*B, sizeof(real)*((double)18432*B + (double)16384*B + (double)73728*B), k1645_matmul(A + 1321008 + 1978368*B, A + 1321008 + 1996800*B, A + 1321008 + 1720320*B, B)); /* %1645 matmul [B,64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(1070, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1646_matmul(A + 1321008 + 884736*B, (real *)P + 28320, A + 1321008 + 1996800*B, B)); /* %1646 matmul [B,288,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(1071, (double)18432*B, sizeof(real)*((double)18432 + (double)18432*B), k1647_sum(A + 966656, A + 1321008 + 1978368*B, B)); /* %1647 reduce [1,64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(1072, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1650_col2im(A + 1321008 + 1978368*B, A + 1321008 + 884736*B, B)); /* %1650 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(1073, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1651_step(A + 1321008 + 1720320*B, A + 1321008 + 2277376*B, B)); /* %1651 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(1074, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1652_mul(A + 1321008 + 1753088*B, A + 1321008 + 1978368*B, A + 1321008 + 1720320*B, B)); /* %1652 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(1075, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1653_sum(A + 425984, A + 1321008 + 1753088*B, B)); /* %1653 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(1076, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1655_sum(A + 1280000, A + 425984)); /* %1655 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(1077, (double)1024, sizeof(real)*((double)32 + (double)1024), k1656_sum(A + 1320640, A + 1280000)); /* %1656 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(1078, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1321008 + 1720320*B, A + 1321008 + 1753088*B, (real *)P + 28256, B)); /* %1658 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(1079, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1652_mul(A + 1321008 + 1978368*B, A + 1321008 + 1753088*B, A + 1321008 + 2244608*B, B)); /* %1659 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(1080, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1653_sum(A + 425984, A + 1321008 + 1978368*B, B)); /* %1660 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(1081, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1655_sum(A + 1280000, A + 425984)); /* %1662 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(1082, (double)1024, sizeof(real)*((double)32 + (double)1024), k1656_sum(A + 1320672, A + 1280000)); /* %1663 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(1083, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1321008 + 1978368*B, A + 1321008 + 1720320*B, A + 1321008 + 2523184*B, B)); /* %1666 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(1084, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1652_mul(A + 1321008 + 1785856*B, A + 1321008 + 1720320*B, A + 1321008 + 2211840*B, B)); /* %1667 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(1085, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1785856*B, B)); /* %1668 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(1086, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1397_square(A + 1321008 + 2011152*B, A + 1321008 + 2523184*B, B)); /* %1669 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(1087, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 2011168*B, A + 1321008 + 2523184*B, A + 1321008 + 2011152*B, B)); /* %1670 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(1088, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1399_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011168*B, B)); /* %1671 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(1089, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 2011168*B, A + 1321008 + 2011136*B, A + 1321008 + 2011152*B, B)); /* %1672 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(1090, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1321008 + 2011136*B, A + 1321008 + 2011168*B, B)); /* %1673 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(1091, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1674_id(A + 1321008 + 1720320*B, A + 1321008 + 2011136*B, B)); /* %1674 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(1092, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1675_scale(A + 1321008 + 1785856*B, A + 1321008 + 2211840*B, B)); /* %1675 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(1093, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1652_mul(A + 1321008 + 1818624*B, A + 1321008 + 1720320*B, A + 1321008 + 1785856*B, B)); /* %1676 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(1094, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1321008 + 1720320*B, A + 1321008 + 1978368*B, A + 1321008 + 1818624*B, B)); /* %1677 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(1095, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1678_neg(A + 1321008 + 1978368*B, A + 1321008 + 1720320*B, B)); /* %1678 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(1096, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1978368*B, B)); /* %1679 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(1097, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B)); /* %1680 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(1098, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1674_id(A + 1321008 + 1978368*B, A + 1321008 + 2011152*B, B)); /* %1681 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(1099, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1321008 + 1785856*B, A + 1321008 + 1720320*B, A + 1321008 + 1978368*B, B)); /* %1682 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(1100, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1653_sum(A + 425984, A + 1321008 + 1785856*B, B)); /* %1684 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(1101, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1655_sum(A + 1280000, A + 425984)); /* %1686 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(1102, (double)1024, sizeof(real)*((double)32 + (double)1024), k1656_sum(A + 1320704, A + 1280000)); /* %1687 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(1103, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k1690_matmul(A + 1321008 + 1720320*B, A + 1321008 + 1785856*B, A + 1321008 + 589824*B, B)); /* %1690 matmul [B,32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(1104, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1691_matmul(A + 1321008 + 589824*B, (real *)P + 19008, A + 1321008 + 1785856*B, B)); /* %1691 matmul [B,288,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(1105, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k1692_sum(A + 1280000, A + 1321008 + 1720320*B, B)); /* %1692 reduce [1,32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(1106, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1695_col2im(A + 1321008 + 1720320*B, A + 1321008 + 589824*B, B)); /* %1695 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(1107, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1651_step(A + 1321008 + 1978368*B, A + 1321008 + 2179072*B, B)); /* %1696 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(1108, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1652_mul(A + 1321008 + 1785856*B, A + 1321008 + 1720320*B, A + 1321008 + 1978368*B, B)); /* %1697 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(1109, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1653_sum(A + 425984, A + 1321008 + 1785856*B, B)); /* %1698 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1110, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1655_sum(A + 1289216, A + 425984)); /* %1700 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1111, (double)1024, sizeof(real)*((double)32 + (double)1024), k1656_sum(A + 1320736, A + 1289216)); /* %1701 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1112, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1321008 + 1720320*B, A + 1321008 + 1785856*B, (real *)P + 18944, B)); /* %1703 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1113, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1652_mul(A + 1321008 + 1978368*B, A + 1321008 + 1785856*B, A + 1321008 + 2146304*B, B)); /* %1704 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1114, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1653_sum(A + 425984, A + 1321008 + 1978368*B, B)); /* %1705 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1115, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1655_sum(A + 1289216, A + 425984)); /* %1707 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1116, (double)1024, sizeof(real)*((double)32 + (double)1024), k1656_sum(A + 1320768, A + 1289216)); /* %1708 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1117, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1321008 + 1978368*B, A + 1321008 + 1720320*B, A + 1321008 + 2523168*B, B)); /* %1711 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1118, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1652_mul(A + 1321008 + 1785856*B, A + 1321008 + 1720320*B, A + 1321008 + 2113536*B, B)); /* %1712 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1119, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1785856*B, B)); /* %1713 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1120, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1397_square(A + 1321008 + 2011152*B, A + 1321008 + 2523168*B, B)); /* %1714 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1121, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 2011168*B, A + 1321008 + 2523168*B, A + 1321008 + 2011152*B, B)); /* %1715 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1122, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1399_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011168*B, B)); /* %1716 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1123, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 2011168*B, A + 1321008 + 2011136*B, A + 1321008 + 2011152*B, B)); /* %1717 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1124, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1321008 + 2011136*B, A + 1321008 + 2011168*B, B)); /* %1718 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1125, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1674_id(A + 1321008 + 1720320*B, A + 1321008 + 2011136*B, B)); /* %1719 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1126, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1675_scale(A + 1321008 + 1785856*B, A + 1321008 + 2113536*B, B)); /* %1720 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1127, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1652_mul(A + 1321008 + 1818624*B, A + 1321008 + 1720320*B, A + 1321008 + 1785856*B, B)); /* %1721 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1128, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1321008 + 1720320*B, A + 1321008 + 1978368*B, A + 1321008 + 1818624*B, B)); /* %1722 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1129, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1678_neg(A + 1321008 + 1978368*B, A + 1321008 + 1720320*B, B)); /* %1723 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1130, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1978368*B, B)); /* %1724 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1131, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011136*B, B)); /* %1725 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1132, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1674_id(A + 1321008 + 1978368*B, A + 1321008 + 2011152*B, B)); /* %1726 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1133, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1321008 + 1785856*B, A + 1321008 + 1720320*B, A + 1321008 + 1978368*B, B)); /* %1727 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1134, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1653_sum(A + 425984, A + 1321008 + 1785856*B, B)); /* %1729 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(1135, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1655_sum(A + 1289216, A + 425984)); /* %1731 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(1136, (double)1024, sizeof(real)*((double)32 + (double)1024), k1656_sum(A + 1320800, A + 1289216)); /* %1732 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(1137, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k1690_matmul(A + 1321008 + 1720320*B, A + 1321008 + 1785856*B, A + 1321008 + 294912*B, B)); /* %1735 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(1138, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1691_matmul(A + 1321008 + 294912*B, (real *)P + 9696, A + 1321008 + 1785856*B, B)); /* %1736 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(1139, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k1692_sum(A + 1289216, A + 1321008 + 1720320*B, B)); /* %1737 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(1140, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1695_col2im(A + 1321008 + 1720320*B, A + 1321008 + 294912*B, B)); /* %1740 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(1141, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1321008 + 1978368*B, A + 1321008 + 1753088*B, A + 1321008 + 1720320*B, B)); /* %1741 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(1142, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1651_step(A + 1321008 + 1720320*B, A + 1321008 + 2080768*B, B)); /* %1742 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(1143, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1652_mul(A + 1321008 + 1753088*B, A + 1321008 + 1978368*B, A + 1321008 + 1720320*B, B)); /* %1743 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(1144, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1653_sum(A + 425984, A + 1321008 + 1753088*B, B)); /* %1744 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1145, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1655_sum(A + 1298432, A + 425984)); /* %1746 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1146, (double)1024, sizeof(real)*((double)32 + (double)1024), k1656_sum(A + 1320832, A + 1298432)); /* %1747 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1147, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1321008 + 1720320*B, A + 1321008 + 1753088*B, (real *)P + 9632, B)); /* %1749 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1148, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1652_mul(A + 1321008 + 1978368*B, A + 1321008 + 1753088*B, A + 1321008 + 2048000*B, B)); /* %1750 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1149, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1653_sum(A + 425984, A + 1321008 + 1978368*B, B)); /* %1751 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1150, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1655_sum(A + 1298432, A + 425984)); /* %1753 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(1151, (double)1024, sizeof(real)*((double)32 + (double)1024), k1656_sum(A + 1320864, A + 1298432)); /* %1754 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1152, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1321008 + 1978368*B, A + 1321008 + 1720320*B, A + 1321008 + 2523152*B, B)); /* %1757 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1153, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1652_mul(A + 1321008 + 1753088*B, A + 1321008 + 1720320*B, A + 1321008 + 2015232*B, B)); /* %1758 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1154, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1321008 + 2011136*B, A + 1321008 + 1753088*B, B)); /* %1759 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1155, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1397_square(A + 1321008 + 2011152*B, A + 1321008 + 2523152*B, B)); /* %1760 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1156, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 2011168*B, A + 1321008 + 2523152*B, A + 1321008 + 2011152*B, B)); /* %1761 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1157, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1399_scale(A + 1321008 + 2011152*B, A + 1321008 + 2011168*B, B)); /* %1762 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1158, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 2011168*B, A + 1321008 + 2011136*B, A + 1321008 + 2011152*B, B)); /* %1763 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1159, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1321008 + 2011136*B, A + 1321008 + 2011168*B, B)); /* %1764 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1160, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1674_id(A + 1321008 + 1720320*B, A + 1321008 + 2011136*B, B)); /* %1765 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1161, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1675_scale(A + 1321008 + 1753088*B, A + 1321008 + 2015232*B, B)); /* %1766 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1162, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1652_mul(A + 1321008 + 1785856*B, A + 1321008 + 1720320*B, A + 1321008 + 1753088*B, B)); /* %1767 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1163, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1321008 + 1720320*B, A + 1321008 + 1978368*B, A + 1321008 + 1785856*B, B)); /* %1768 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1164, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1678_neg(A + 1321008 + 1753088*B, A + 1321008 + 1720320*B, B)); /* %1769 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1165, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1321008 + 1785856*B, A + 1321008 + 1753088*B, B)); /* %1770 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1166, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1321008 + 1785872*B, A + 1321008 + 1785856*B, B)); /* %1771 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1167, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1674_id(A + 1321008 + 1753088*B, A + 1321008 + 1785872*B, B)); /* %1772 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1168, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1321008 + 1785856*B, A + 1321008 + 1720320*B, A + 1321008 + 1753088*B, B)); /* %1773 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(1169, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1653_sum(A + 425984, A + 1321008 + 1785856*B, B)); /* %1775 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(1170, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1655_sum(A + 1298432, A + 425984)); /* %1777 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(1171, (double)1024, sizeof(real)*((double)32 + (double)1024), k1656_sum(A + 1320896, A + 1298432)); /* %1778 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(1172, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k1690_matmul(A + 1321008 + 1720320*B, A + 1321008 + 1785856*B, A + 1321008, B)); /* %1781 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(1173, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1691_matmul(A + 1321008, (real *)P + 384, A + 1321008 + 1785856*B, B)); /* %1782 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(1174, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k1692_sum(A + 1298432, A + 1321008 + 1720320*B, B)); /* %1783 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(1175, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1786_col2im(A + 1321008 + 294912*B, A + 1321008, B)); /* %1786 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(1176, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k1787_step(A + 1321008, A + 1321008 + 1589248*B, B)); /* %1787 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(1177, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1788_mul(A + 1321008 + 131072*B, A + 1321008 + 294912*B, A + 1321008, B)); /* %1788 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(1178, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1789_sum(A + 425984, A + 1321008 + 131072*B, B)); /* %1789 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(1179, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1791_sum(A + 1312768, A + 425984)); /* %1791 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(1180, (double)2048, sizeof(real)*((double)32 + (double)2048), k1792_sum(A + 1320928, A + 1312768)); /* %1792 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1181, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k29_mul(A + 1321008, A + 1321008 + 131072*B, (real *)P + 320, B)); /* %1794 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(1182, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1788_mul(A + 1321008 + 262144*B, A + 1321008 + 131072*B, A + 1321008 + 1458176*B, B)); /* %1795 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(1183, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1789_sum(A + 425984, A + 1321008 + 262144*B, B)); /* %1796 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(1184, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1791_sum(A + 1312768, A + 425984)); /* %1798 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(1185, (double)2048, sizeof(real)*((double)32 + (double)2048), k1792_sum(A + 1320960, A + 1312768)); /* %1799 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1186, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 1321008 + 131072*B, A + 1321008, A + 1321008 + 2523136*B, B)); /* %1802 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(1187, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1788_mul(A + 1321008 + 262144*B, A + 1321008, A + 1321008 + 1327104*B, B)); /* %1803 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(1188, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1321008, A + 1321008 + 262144*B, B)); /* %1804 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1189, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1397_square(A + 1321008 + 16*B, A + 1321008 + 2523136*B, B)); /* %1805 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1190, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 32*B, A + 1321008 + 2523136*B, A + 1321008 + 16*B, B)); /* %1806 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1191, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1399_scale(A + 1321008 + 16*B, A + 1321008 + 32*B, B)); /* %1807 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1192, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1398_mul(A + 1321008 + 32*B, A + 1321008, A + 1321008 + 16*B, B)); /* %1808 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1193, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1321008 + 1458176*B, A + 1321008 + 32*B, B)); /* %1809 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1194, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k1810_id(A + 1321008, A + 1321008 + 1458176*B, B)); /* %1810 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(1195, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k1811_scale(A + 1321008 + 262144*B, A + 1321008 + 1327104*B, B)); /* %1811 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(1196, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1788_mul(A + 1321008 + 393216*B, A + 1321008, A + 1321008 + 262144*B, B)); /* %1812 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(1197, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1813_add(A + 1321008, A + 1321008 + 131072*B, A + 1321008 + 393216*B, B)); /* %1813 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(1198, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k1814_neg(A + 1321008 + 131072*B, A + 1321008, B)); /* %1814 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(1199, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1321008 + 262144*B, A + 1321008 + 131072*B, B)); /* %1815 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1200, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1321008 + 262160*B, A + 1321008 + 262144*B, B)); /* %1816 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(1201, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k1810_id(A + 1321008 + 131072*B, A + 1321008 + 262160*B, B)); /* %1817 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(1202, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1813_add(A + 1321008 + 262144*B, A + 1321008, A + 1321008 + 131072*B, B)); /* %1818 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(1203, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1789_sum(A + 425984, A + 1321008 + 262144*B, B)); /* %1820 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(1204, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1791_sum(A + 1312768, A + 425984)); /* %1822 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(1205, (double)2048, sizeof(real)*((double)32 + (double)2048), k1792_sum(A + 425984, A + 1312768)); /* %1823 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(1206, (double)2359296*B, sizeof(real)*((double)288*B + (double)131072*B + (double)36864*B), k1826_matmul(A + 1321008, A + 1321008 + 262144*B, A + 1321008 + 1941504*B, B)); /* %1826 matmul [B,32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(1207, (double)288*B, sizeof(real)*((double)288 + (double)288*B), k1828_sum(A + 1312768, A + 1321008, B)); /* %1828 reduce [1,32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 1312768, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 1320960, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
@@ -5515,10 +6841,10 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     memcpy(grads + 1089760, A + 1315840, sizeof(real)*128); /* d loss / d text.word_proj.bias */
     memcpy(grads + 1089888, A + 1067008, sizeof(real)*16384); /* d loss / d srm.Wq */
     memcpy(grads + 1106272, A + 1050624, sizeof(real)*16384); /* d loss / d srm.Wk */
-    memcpy(grads + 1122656, A + 1034240, sizeof(real)*16384); /* d loss / d srm.Wv */
-    memcpy(grads + 1139040, A + 1017856, sizeof(real)*16384); /* d loss / d srm.Wo */
-    memcpy(grads + 1155424, A + 1001472, sizeof(real)*16384); /* d loss / d irm.Wa */
-    memcpy(grads + 1171808, A + 985088, sizeof(real)*16384); /* d loss / d irm.Wb */
+    memcpy(grads + 1122656, A + 985088, sizeof(real)*16384); /* d loss / d srm.Wv */
+    memcpy(grads + 1139040, A + 1001472, sizeof(real)*16384); /* d loss / d srm.Wo */
+    memcpy(grads + 1155424, A + 1034240, sizeof(real)*16384); /* d loss / d irm.Wa */
+    memcpy(grads + 1171808, A + 1017856, sizeof(real)*16384); /* d loss / d irm.Wb */
 }
 
 static const real *output(const void *arena, int k, const long *dims) {

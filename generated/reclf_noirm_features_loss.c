@@ -38,7 +38,7 @@ static void k6_square(real *restrict out, const real *restrict in0, long T) {
 
 /* k7_sum:
  *   %7 reduce [T,1]   graphs/lib/losses.lua:21
- *   %346 reduce [T,1] (backward)  graphs/lib/losses.lua:21 */
+ *   %389 reduce [T,1] (backward)  graphs/lib/losses.lua:21 */
 static void k7_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(128*T) > 32768)
     for (long o = 0; o < T; o++) {
@@ -67,7 +67,7 @@ static void k9_rsqrt(real *restrict out, const real *restrict in0, long T) {
 
 /* k10_mul:
  *   %10 map:mul [T,128]   graphs/lib/losses.lua:21
- *   %344 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %387 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
 static void k10_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -85,7 +85,7 @@ static void k11_square(real *restrict out, const real *restrict in0, long B) {
 
 /* k12_sum:
  *   %12 reduce [B,1]   graphs/lib/losses.lua:21
- *   %333 reduce [B,1] (backward)  graphs/lib/losses.lua:21 */
+ *   %376 reduce [B,1] (backward)  graphs/lib/losses.lua:21 */
 static void k12_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(128*B) > 32768)
     for (long o = 0; o < B; o++) {
@@ -114,7 +114,7 @@ static void k14_rsqrt(real *restrict out, const real *restrict in0, long B) {
 
 /* k15_mul:
  *   %15 map:mul [B,128]   graphs/lib/losses.lua:21
- *   %331 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %374 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
 static void k15_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -130,7 +130,7 @@ static void k16_matmul(real *restrict out, const real *restrict in0, const real 
 
 /* k17_scale:
  *   %17 map:scale [T,B]   graphs/lib/losses.lua:21
- *   %328 map:scale [T,B] (backward)  graphs/lib/losses.lua:21 */
+ *   %371 map:scale [T,B] (backward)  graphs/lib/losses.lua:21 */
 static void k17_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -224,10 +224,10 @@ static void k26_add(real *restrict out, const real *restrict in0, const real *re
 /* k27_mul:
  *   %27 map:mul [T,B]   graphs/lib/losses.lua:10
  *   %129 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %160 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %166 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %172 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   %179 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %196 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %202 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %208 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %215 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
  *   ... and 2 more */
 static void k27_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
@@ -321,10 +321,10 @@ static void k40_sub(real *restrict out, const real *restrict in0, const real *re
 /* k42_mul:
  *   %42 map:mul [T,1]   graphs/lib/losses.lua:13
  *   %144 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %156 map:mul [T,1] (backward)  graphs/lib/losses.lua:13
- *   %177 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %322 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %348 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *   %192 map:mul [T,1] (backward)  graphs/lib/losses.lua:13
+ *   %213 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %365 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %391 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
  *   ... and 2 more */
 static void k42_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
@@ -361,7 +361,7 @@ static void k44_sum(real *restrict out, const real *restrict in0, long B) {
 /* k45_add:
  *   %45 map:add [1,1]   graphs/lib/losses.lua:16
  *   %147 map:add [1,1]   graphs/lib/losses.lua:16
- *   %150 map:add []   graphs/lib/model.lua:131 */
+ *   %150 map:add []   graphs/lib/model.lua:136 */
 static void k45_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
     out[0] = in0[0] + in1[0];
 }
@@ -369,7 +369,7 @@ static void k45_add(real *restrict out, const real *restrict in0, const real *re
 /* k46_scale:
  *   %46 map:scale [1,1]   graphs/lib/losses.lua:16
  *   %148 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %153 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
+ *   %189 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
 static void k46_scale(real *restrict out, const real *restrict in0, long B) {
     out[0] = in0[0] * ((real)0.5/(real)(B));
 }
@@ -384,7 +384,7 @@ static void k48_square(real *restrict out, const real *restrict in0, long T) {
 
 /* k49_sum:
  *   %49 reduce [T,39,1]   graphs/lib/matching.lua:7
- *   %285 reduce [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+ *   %328 reduce [T,39,1] (backward)  graphs/lib/matching.lua:7 */
 static void k49_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(4992*T) > 32768)
     for (long o = 0; o < 39*T; o++) {
@@ -413,7 +413,7 @@ static void k51_rsqrt(real *restrict out, const real *restrict in0, long T) {
 
 /* k52_mul:
  *   %52 map:mul [T,39,128]   graphs/lib/matching.lua:7
- *   %283 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+ *   %326 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
 static void k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -431,7 +431,7 @@ static void k55_square(real *restrict out, const real *restrict in0, long B) {
 
 /* k56_sum:
  *   %56 reduce [1,B,64,1]   graphs/lib/matching.lua:9
- *   %269 reduce [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+ *   %312 reduce [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
 static void k56_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long o = 0; o < 64*B; o++) {
@@ -460,7 +460,7 @@ static void k58_rsqrt(real *restrict out, const real *restrict in0, long B) {
 
 /* k59_mul:
  *   %59 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
- *   %267 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
+ *   %310 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
 static void k59_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
@@ -486,7 +486,7 @@ static void k60_matmul(real *restrict out, const real *restrict in0, const real 
 
 /* k61_scale:
  *   %61 map:scale [T,B,39,64]   graphs/lib/matching.lua:10
- *   %261 map:scale [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %304 map:scale [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
 static void k61_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
@@ -524,7 +524,7 @@ static void k65_exp(real *restrict out, const real *restrict in0, long B, long T
 
 /* k66_sum:
  *   %66 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %255 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:10 */
+ *   %298 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:10 */
 static void k66_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(2496*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
@@ -537,7 +537,7 @@ static void k66_sum(real *restrict out, const real *restrict in0, long B, long T
 
 /* k67_div:
  *   %67 map:div [T,B,39,64]   graphs/lib/matching.lua:10
- *   %252 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %295 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
 static void k67_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -547,7 +547,7 @@ static void k67_div(real *restrict out, const real *restrict in0, const real *re
 
 /* k68_matmul:
  *   %68 matmul [T,B,39,128]   graphs/lib/matching.lua:11
- *   %262 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
+ *   %305 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
 static void k68_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
@@ -572,8 +572,9 @@ static void k69_square(real *restrict out, const real *restrict in0, long B, lon
 
 /* k70_sum:
  *   %70 reduce [T,B,39,1]   graphs/lib/matching.lua:12
- *   %111 reduce [T,B,39,1]   graphs/lib/model.lua:30
- *   %238 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+ *   %75 reduce [T,B,39,1]   graphs/lib/matching.lua:13
+ *   %176 reduce [T,B,39,1]   graphs/lib/model.lua:33
+ *   %281 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
 static void k70_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(4992*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
@@ -602,7 +603,7 @@ static void k72_rsqrt(real *restrict out, const real *restrict in0, long B, long
 
 /* k73_mul:
  *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %236 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+ *   %279 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
 static void k73_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -644,7 +645,7 @@ static void k86_matmul(real *restrict out, const real *restrict in0, const real 
 
 /* k87_scale:
  *   %87 map:scale [T,39,39]   graphs/lib/srm.lua:11
- *   %221 map:scale [T,39,39] (backward)  graphs/lib/srm.lua:11 */
+ *   %264 map:scale [T,39,39] (backward)  graphs/lib/srm.lua:11 */
 static void k87_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 1521*T; i0++)
@@ -654,8 +655,8 @@ static void k87_scale(real *restrict out, const real *restrict in0, long T) {
 /* k89_mul:
  *   %89 map:mul [T,39,39]   graphs/lib/srm.lua:12
  *   %98 map:mul [T,39,39]   graphs/lib/srm.lua:12
- *   %211 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12
- *   %218 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12 */
+ *   %254 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12
+ *   %261 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12 */
 static void k89_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -729,7 +730,7 @@ static void k97_exp(real *restrict out, const real *restrict in0, long T) {
 
 /* k99_sum:
  *   %99 reduce [T,39,1]   graphs/lib/srm.lua:12
- *   %206 reduce [T,39,1] (backward)  graphs/lib/srm.lua:12 */
+ *   %249 reduce [T,39,1] (backward)  graphs/lib/srm.lua:12 */
 static void k99_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(1521*T) > 32768)
     for (long o = 0; o < 39*T; o++) {
@@ -750,7 +751,7 @@ static void k100_clampmin(real *restrict out, const real *restrict in0, long T) 
 
 /* k101_div:
  *   %101 map:div [T,39,39]   graphs/lib/srm.lua:12
- *   %203 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12 */
+ *   %246 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12 */
 static void k101_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -758,41 +759,8 @@ static void k101_div(real *restrict out, const real *restrict in0, const real *r
             out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
 }
 
-/* k104_matmul:
- *   %104 matmul [39*B*T,128]   graphs/lib/srm.lua:13
- *   %108 matmul [39*B*T,128]   graphs/lib/srm.lua:14 */
-static void k104_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*B*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k106_matmul:
- *   %106 matmul [T,B,39,128]   graphs/lib/srm.lua:13 */
-static void k106_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*4992; }
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*4992*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 128, 39, (real)1, in0 + ao, 39, in1 + bo, 128, (real)0, out + p*4992, 128);
-    }
-}
-
-/* k110_add:
- *   %110 map:add [T,B,39,128]   graphs/lib/srm.lua:14
- *   %201 map:add [T,B,39,128] (backward)  graphs/lib/srm.lua:13
- *   %248 map:add [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k110_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
 /* k113_sum:
- *   %113 reduce [T,1,1,1]   graphs/lib/model.lua:37 */
+ *   %113 reduce [T,1,1,1]   graphs/lib/model.lua:40 */
 static void k113_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(39*T) > 32768)
     for (long o = 0; o < T; o++) {
@@ -804,7 +772,7 @@ static void k113_sum(real *restrict out, const real *restrict in0, long T) {
 }
 
 /* k114_clampmin:
- *   %114 map:clampmin [T,1,1,1]   graphs/lib/model.lua:37 */
+ *   %114 map:clampmin [T,1,1,1]   graphs/lib/model.lua:40 */
 static void k114_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -812,7 +780,7 @@ static void k114_clampmin(real *restrict out, const real *restrict in0, long T) 
 }
 
 /* k115_div:
- *   %115 map:div [T,1,39,1]   graphs/lib/model.lua:37 */
+ *   %115 map:div [T,1,39,1]   graphs/lib/model.lua:40 */
 static void k115_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -820,8 +788,60 @@ static void k115_div(real *restrict out, const real *restrict in0, const real *r
             out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
 }
 
+/* k170_sum:
+ *   %170 reduce [128,1]   graphs/lib/model.lua:33 */
+static void k170_sum(real *restrict out, const real *restrict in0) {
+    #pragma omp parallel for if((long)(16384) > 32768)
+    for (long o = 0; o < 128; o++) {
+        real a = (real)0;
+        const real *row = in0 + o*128;
+        for (long j = 0; j < 128; j++) a += row[j];
+        out[o] = a;
+    }
+}
+
+/* k173_matmul:
+ *   %173 matmul [1,128]   graphs/lib/model.lua:33 */
+static void k173_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k175_mul:
+ *   %175 map:mul [T,B,39,128]   graphs/lib/model.lua:33
+ *   %229 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
+static void k175_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
+}
+
+/* k177_matmul:
+ *   %177 matmul [T,B,39,1]   graphs/lib/model.lua:33 */
+static void k177_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    const long nb = B*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0;
+        { long i2 = r % B; r /= B; bo += i2*39; }
+        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*39*B; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 1, 39, (real)1, in0 + ao, 39, in1 + bo, 1, (real)0, out + p*39, 1);
+    }
+}
+
+/* k178_add:
+ *   %178 map:add [T,B,39,1]   graphs/lib/model.lua:33 */
+static void k178_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        out[i0] = in0[i0] + in1[i0];
+}
+
 /* k116_mul:
- *   %116 map:mul [T,B,39,1]   graphs/lib/model.lua:38 */
+ *   %116 map:mul [T,B,39,1]   graphs/lib/model.lua:41 */
 static void k116_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -831,7 +851,7 @@ static void k116_mul(real *restrict out, const real *restrict in0, const real *r
 }
 
 /* k117_sum:
- *   %117 reduce [T,B,1,1]   graphs/lib/model.lua:38 */
+ *   %117 reduce [T,B,1,1]   graphs/lib/model.lua:41 */
 static void k117_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(39*B*T) > 32768)
     for (long o = 0; o < B*T; o++) {
@@ -843,147 +863,147 @@ static void k117_sum(real *restrict out, const real *restrict in0, long B, long 
 }
 
 /* k119_scale:
- *   %119 map:scale [T,B]   graphs/lib/model.lua:40
- *   %183 map:scale [T,B] (backward)  graphs/lib/model.lua:40 */
+ *   %119 map:scale [T,B]   graphs/lib/model.lua:43
+ *   %219 map:scale [T,B] (backward)  graphs/lib/model.lua:43 */
 static void k119_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * (real)10;
 }
 
-/* k151_fill:
- *   %151 fill [] (backward)  graphs/lib/model.lua:132 */
-static void k151_fill(real *restrict out) {
+/* k187_fill:
+ *   %187 fill [] (backward)  graphs/lib/model.lua:137 */
+static void k187_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
 }
 
-/* k154_id:
- *   %154 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
-static void k154_id(real *restrict out, const real *restrict in0, long B) {
+/* k190_id:
+ *   %190 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
+static void k190_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[0];
 }
 
-/* k155_id:
- *   %155 map:id [T,1] (backward)  graphs/lib/losses.lua:13 */
-static void k155_id(real *restrict out, const real *restrict in0, long T) {
+/* k191_id:
+ *   %191 map:id [T,1] (backward)  graphs/lib/losses.lua:13 */
+static void k191_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[0];
 }
 
-/* k158_neg:
- *   %158 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k158_neg(real *restrict out, const real *restrict in0, long B) {
+/* k194_neg:
+ *   %194 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k194_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k159_id:
- *   %159 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %165 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %310 map:id [T,B] (backward)  graphs/lib/losses.lua:11 */
-static void k159_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k195_id:
+ *   %195 map:id [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %201 map:id [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %353 map:id [T,B] (backward)  graphs/lib/losses.lua:11 */
+static void k195_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             out[i0*B + i1] = in0[i1];
 }
 
-/* k162_div:
- *   %162 map:div [1,B] (backward)  graphs/lib/losses.lua:11
- *   %307 map:div [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k162_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k198_div:
+ *   %198 map:div [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %350 map:div [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k198_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] / in1[i0];
 }
 
-/* k163_step:
- *   %163 map:step [1,B] (backward)  graphs/lib/losses.lua:11
- *   %308 map:step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k163_step(real *restrict out, const real *restrict in0, long B) {
+/* k199_step:
+ *   %199 map:step [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %351 map:step [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k199_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
 }
 
-/* k164_mul:
- *   %164 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %309 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %335 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %337 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %339 map:mul [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k164_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k200_mul:
+ *   %200 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %352 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %378 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *   %380 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *   %382 map:mul [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k200_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k169_add:
- *   %169 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %174 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %182 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %314 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %319 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %327 map:add [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k169_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k205_add:
+ *   %205 map:add [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %210 map:add [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %218 map:add [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %357 map:add [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %362 map:add [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %370 map:add [T,B] (backward)  graphs/lib/losses.lua:10 */
+static void k205_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k170_neg:
- *   %170 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k170_neg(real *restrict out, const real *restrict in0, long T) {
+/* k206_neg:
+ *   %206 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k206_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k171_id:
- *   %171 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %178 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %323 map:id [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k171_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k207_id:
+ *   %207 map:id [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %214 map:id [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %366 map:id [T,B] (backward)  graphs/lib/losses.lua:10 */
+static void k207_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             out[i0*B + i1] = in0[i0];
 }
 
-/* k175_div:
- *   %175 map:div [T,1] (backward)  graphs/lib/losses.lua:10
- *   %320 map:div [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k175_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k211_div:
+ *   %211 map:div [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %363 map:div [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k211_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] / in1[i0];
 }
 
-/* k176_step:
- *   %176 map:step [T,1] (backward)  graphs/lib/losses.lua:10
- *   %321 map:step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k176_step(real *restrict out, const real *restrict in0, long T) {
+/* k212_step:
+ *   %212 map:step [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %364 map:step [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k212_step(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
 }
 
-/* k185_id:
- *   %185 map:id [T,B,39,1] (backward)  graphs/lib/model.lua:38 */
-static void k185_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k221_id:
+ *   %221 map:id [T,B,39,1] (backward)  graphs/lib/model.lua:41 */
+static void k221_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
             out[i0*39 + i1] = in0[i0];
 }
 
-/* k187_mul:
- *   %187 map:mul [T,B,39,1] (backward)  graphs/lib/model.lua:38 */
-static void k187_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k223_mul:
+ *   %223 map:mul [T,B,39,1] (backward)  graphs/lib/model.lua:41 */
+static void k223_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
@@ -991,65 +1011,41 @@ static void k187_mul(real *restrict out, const real *restrict in0, const real *r
                 out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] * in1[i0*39 + i2];
 }
 
-/* k189_id:
- *   %189 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:30
- *   %245 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k189_id(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
-}
-
-/* k191_matmul:
- *   %191 matmul [39*B*T,128] (backward)  graphs/lib/srm.lua:14
- *   %198 matmul [39*B*T,128] (backward)  graphs/lib/srm.lua:13 */
-static void k191_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*B*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k192_matmul:
- *   %192 matmul [128,128] (backward)  graphs/lib/srm.lua:14
- *   %199 matmul [128,128] (backward)  graphs/lib/srm.lua:13 */
-static void k192_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*B*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k194_matmul:
- *   %194 matmul [T,B,39,39] (backward)  graphs/lib/srm.lua:13 */
-static void k194_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k225_matmul:
+ *   %225 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33 */
+static void k225_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
     #pragma omp parallel for schedule(static) if(nb > 1)
     for (long p = 0; p < nb; p++) {
         long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; ao += i2*4992; bo += i2*4992; }
-        { long i1 = r % T; r /= T; ao += i1*4992*B; bo += i1*4992*B; }
+        { long i2 = r % B; r /= B; ao += i2*39; bo += i2*39; }
+        { long i1 = r % T; r /= T; ao += i1*39*B; bo += i1*39*B; }
         (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 128, (real)1, in0 + ao, 128, in1 + bo, 128, (real)0, out + p*1521, 39);
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39, 39, 1, (real)1, in0 + ao, 1, in1 + bo, 1, (real)0, out + p*1521, 39);
     }
 }
 
-/* k195_matmul:
- *   %195 matmul [T,B,39,128] (backward)  graphs/lib/srm.lua:13 */
-static void k195_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k226_matmul:
+ *   %226 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33 */
+static void k226_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
     #pragma omp parallel for schedule(static) if(nb > 1)
     for (long p = 0; p < nb; p++) {
         long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*4992; }
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*4992*B; }
+        { long i2 = r % B; r /= B; bo += i2*39; }
+        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*39*B; }
         (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 39, 128, 39, (real)1, in0 + ao, 39, in1 + bo, 128, (real)0, out + p*4992, 128);
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 39, 1, 39, (real)1, in0 + ao, 39, in1 + bo, 1, (real)0, out + p*39, 1);
     }
 }
 
-/* k196_sum:
- *   %196 reduce [T,1,39,39] (backward)  graphs/lib/srm.lua:13 */
-static void k196_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k227_sum:
+ *   %227 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33 */
+static void k227_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(1521*B*T) > 32768)
     for (long o = 0; o < T; o++)
         for (long i = 0; i < 1521; i++) {
@@ -1059,62 +1055,150 @@ static void k196_sum(real *restrict out, const real *restrict in0, long B, long 
         }
 }
 
-/* k204_mul:
- *   %204 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12
- *   %214 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k204_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k228_id:
+ *   %228 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *   %243 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *   %288 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k228_id(real *restrict out, const real *restrict in0, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = in0[i0];
+}
+
+/* k230_mul:
+ *   %230 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *   %276 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %280 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %290 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k230_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < 4992*B*T; i0++)
+        out[i0] = in0[i0] * in1[i0];
+}
+
+/* k231_sum:
+ *   %231 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33 */
+static void k231_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long i = 0; i < 4992*B; i++) {
+            real a = (real)0;
+            for (long j = 0; j < T; j++) a += in0[(o*T + j)*4992*B + i];
+            out[o*4992*B + i] = a;
+        }
+}
+
+/* k233_sum:
+ *   %233 reduce [1,39,128] (backward)  graphs/lib/model.lua:33 */
+static void k233_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(4992*B) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long i = 0; i < 4992; i++) {
+            real a = (real)0;
+            for (long j = 0; j < B; j++) a += in0[(o*B + j)*4992 + i];
+            out[o*4992 + i] = a;
+        }
+}
+
+/* k235_sum:
+ *   %235 reduce [1,128] (backward)  graphs/lib/model.lua:33 */
+static void k235_sum(real *restrict out, const real *restrict in0) {
+    #pragma omp parallel for collapse(2) if((long)(4992) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long i = 0; i < 128; i++) {
+            real a = (real)0;
+            for (long j = 0; j < 39; j++) a += in0[(o*39 + j)*128 + i];
+            out[o*128 + i] = a;
+        }
+}
+
+/* k238_matmul:
+ *   %238 matmul [1,128] (backward)  graphs/lib/model.lua:33 */
+static void k238_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k239_matmul:
+ *   %239 matmul [128,128] (backward)  graphs/lib/model.lua:33 */
+static void k239_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k242_id:
+ *   %242 map:id [128,128] (backward)  graphs/lib/model.lua:33 */
+static void k242_id(real *restrict out, const real *restrict in0) {
+    #pragma omp parallel for collapse(1) if((long)(16384) > 32768)
+    for (long i0 = 0; i0 < 128; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = in0[i0];
+}
+
+/* k244_add:
+ *   %244 map:add [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *   %291 map:add [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k244_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < 4992*B*T; i0++)
+        out[i0] = in0[i0] + in1[i0];
+}
+
+/* k247_mul:
+ *   %247 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12
+ *   %257 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12 */
+static void k247_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 1521*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k205_neg:
- *   %205 map:neg [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k205_neg(real *restrict out, const real *restrict in0, long T) {
+/* k248_neg:
+ *   %248 map:neg [T,39,39] (backward)  graphs/lib/srm.lua:12 */
+static void k248_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 1521*T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k207_step:
- *   %207 map:step [T,39,1] (backward)  graphs/lib/srm.lua:12 */
-static void k207_step(real *restrict out, const real *restrict in0, long T) {
+/* k250_step:
+ *   %250 map:step [T,39,1] (backward)  graphs/lib/srm.lua:12 */
+static void k250_step(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
 }
 
-/* k208_mul:
- *   %208 map:mul [T,39,1] (backward)  graphs/lib/srm.lua:12
- *   %288 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %290 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %292 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k208_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k251_mul:
+ *   %251 map:mul [T,39,1] (backward)  graphs/lib/srm.lua:12
+ *   %331 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *   %333 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *   %335 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+static void k251_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k209_id:
- *   %209 map:id [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k209_id(real *restrict out, const real *restrict in0, long T) {
+/* k252_id:
+ *   %252 map:id [T,39,39] (backward)  graphs/lib/srm.lua:12 */
+static void k252_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
             out[i0*39 + i1] = in0[i0];
 }
 
-/* k210_add:
- *   %210 map:add [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k210_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k253_add:
+ *   %253 map:add [T,39,39] (backward)  graphs/lib/srm.lua:12 */
+static void k253_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 1521*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k222_matmul:
- *   %222 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
-static void k222_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k265_matmul:
+ *   %265 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
+static void k265_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1127,9 +1211,9 @@ static void k222_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k223_matmul:
- *   %223 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
-static void k223_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k266_matmul:
+ *   %266 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
+static void k266_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1142,44 +1226,34 @@ static void k223_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k225_matmul:
- *   %225 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
- *   %229 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11 */
-static void k225_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k268_matmul:
+ *   %268 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
+ *   %272 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11 */
+static void k268_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k226_matmul:
- *   %226 matmul [128,128] (backward)  graphs/lib/srm.lua:11
- *   %230 matmul [128,128] (backward)  graphs/lib/srm.lua:11 */
-static void k226_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k269_matmul:
+ *   %269 matmul [128,128] (backward)  graphs/lib/srm.lua:11
+ *   %273 matmul [128,128] (backward)  graphs/lib/srm.lua:11 */
+static void k269_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k232_add:
- *   %232 map:add [T,39,128] (backward)  graphs/lib/srm.lua:11
- *   %266 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   %286 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %296 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k232_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k275_add:
+ *   %275 map:add [T,39,128] (backward)  graphs/lib/srm.lua:11
+ *   %309 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
+ *   %329 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7
+ *   %339 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+static void k275_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 4992*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k233_mul:
- *   %233 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %237 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %247 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k233_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k234_mul:
- *   %234 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k234_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k277_mul:
+ *   %277 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k277_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
@@ -1187,10 +1261,10 @@ static void k234_mul(real *restrict out, const real *restrict in0, const real *r
                 out[i0*4992*B + i1*4992 + i2] = in0[i0*4992*B + i1*4992 + i2] * in1[i0*4992 + i2];
 }
 
-/* k235_sum:
- *   %235 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
- *   %264 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k235_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k278_sum:
+ *   %278 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %307 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
+static void k278_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long o = 0; o < T; o++)
         for (long i = 0; i < 4992; i++) {
@@ -1200,51 +1274,51 @@ static void k235_sum(real *restrict out, const real *restrict in0, long B, long 
         }
 }
 
-/* k239_square:
- *   %239 map:square [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k239_square(real *restrict out, const real *restrict in0, long B, long T) {
+/* k282_square:
+ *   %282 map:square [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+static void k282_square(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k240_mul:
- *   %240 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %242 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %244 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k240_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k283_mul:
+ *   %283 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *   %285 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *   %287 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+static void k283_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k241_scale:
- *   %241 map:scale [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k241_scale(real *restrict out, const real *restrict in0, long B, long T) {
+/* k284_scale:
+ *   %284 map:scale [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+static void k284_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k243_step:
- *   %243 map:step [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k243_step(real *restrict out, const real *restrict in0, long B, long T) {
+/* k286_step:
+ *   %286 map:step [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+static void k286_step(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k246_scale:
- *   %246 map:scale [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k246_scale(real *restrict out, const real *restrict in0, long B, long T) {
+/* k289_scale:
+ *   %289 map:scale [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k289_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 4992*B*T; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k249_matmul:
- *   %249 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
-static void k249_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k292_matmul:
+ *   %292 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
+static void k292_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1258,9 +1332,9 @@ static void k249_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k250_matmul:
- *   %250 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
-static void k250_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k293_matmul:
+ *   %293 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
+static void k293_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1274,10 +1348,10 @@ static void k250_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k251_sum:
- *   %251 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %265 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k251_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k294_sum:
+ *   %294 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %308 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
+static void k294_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(8192*B*T) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 8192*B; i++) {
@@ -1287,43 +1361,43 @@ static void k251_sum(real *restrict out, const real *restrict in0, long B, long 
         }
 }
 
-/* k253_mul:
- *   %253 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *   %258 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k253_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k296_mul:
+ *   %296 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *   %301 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+static void k296_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k254_neg:
- *   %254 map:neg [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k254_neg(real *restrict out, const real *restrict in0, long B, long T) {
+/* k297_neg:
+ *   %297 map:neg [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+static void k297_neg(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k256_id:
- *   %256 map:id [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k256_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k299_id:
+ *   %299 map:id [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+static void k299_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             out[i0*64 + i1] = in0[i0];
 }
 
-/* k257_add:
- *   %257 map:add [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k257_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k300_add:
+ *   %300 map:add [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+static void k300_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k263_matmul:
- *   %263 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k263_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k306_matmul:
+ *   %306 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
+static void k306_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1337,546 +1411,842 @@ static void k263_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k268_mul:
- *   %268 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %279 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k268_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k311_mul:
+ *   %311 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %322 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
+static void k311_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k270_add:
- *   %270 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %280 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k270_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k313_add:
+ *   %313 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %323 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
+static void k313_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k271_square:
- *   %271 map:square [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k271_square(real *restrict out, const real *restrict in0, long B) {
+/* k314_square:
+ *   %314 map:square [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+static void k314_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k272_mul:
- *   %272 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %274 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %276 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k272_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k315_mul:
+ *   %315 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *   %317 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *   %319 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+static void k315_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k273_scale:
- *   %273 map:scale [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k273_scale(real *restrict out, const real *restrict in0, long B) {
+/* k316_scale:
+ *   %316 map:scale [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+static void k316_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k275_step:
- *   %275 map:step [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k275_step(real *restrict out, const real *restrict in0, long B) {
+/* k318_step:
+ *   %318 map:step [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+static void k318_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k277_id:
- *   %277 map:id [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k277_id(real *restrict out, const real *restrict in0, long B) {
+/* k320_id:
+ *   %320 map:id [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
+static void k320_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k278_scale:
- *   %278 map:scale [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k278_scale(real *restrict out, const real *restrict in0, long B) {
+/* k321_scale:
+ *   %321 map:scale [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
+static void k321_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k284_mul:
- *   %284 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %295 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k284_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k327_mul:
+ *   %327 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7
+ *   %338 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+static void k327_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 4992*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k287_square:
- *   %287 map:square [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k287_square(real *restrict out, const real *restrict in0, long T) {
+/* k330_square:
+ *   %330 map:square [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+static void k330_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k289_scale:
- *   %289 map:scale [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k289_scale(real *restrict out, const real *restrict in0, long T) {
+/* k332_scale:
+ *   %332 map:scale [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+static void k332_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k291_step:
- *   %291 map:step [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k291_step(real *restrict out, const real *restrict in0, long T) {
+/* k334_step:
+ *   %334 map:step [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+static void k334_step(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k293_id:
- *   %293 map:id [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k293_id(real *restrict out, const real *restrict in0, long T) {
+/* k336_id:
+ *   %336 map:id [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+static void k336_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k294_scale:
- *   %294 map:scale [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k294_scale(real *restrict out, const real *restrict in0, long T) {
+/* k337_scale:
+ *   %337 map:scale [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+static void k337_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 4992*T; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k329_matmul:
- *   %329 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k329_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k372_matmul:
+ *   %372 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k372_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k330_matmul:
- *   %330 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k330_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k373_matmul:
+ *   %373 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k373_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k332_mul:
- *   %332 map:mul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %342 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k332_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k375_mul:
+ *   %375 map:mul [B,128] (backward)  graphs/lib/losses.lua:21
+ *   %385 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k375_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k334_square:
- *   %334 map:square [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k334_square(real *restrict out, const real *restrict in0, long B) {
+/* k377_square:
+ *   %377 map:square [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k377_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k336_scale:
- *   %336 map:scale [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k336_scale(real *restrict out, const real *restrict in0, long B) {
+/* k379_scale:
+ *   %379 map:scale [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k379_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k338_step:
- *   %338 map:step [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k338_step(real *restrict out, const real *restrict in0, long B) {
+/* k381_step:
+ *   %381 map:step [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k381_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k340_id:
- *   %340 map:id [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k340_id(real *restrict out, const real *restrict in0, long B) {
+/* k383_id:
+ *   %383 map:id [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k383_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k341_scale:
- *   %341 map:scale [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k341_scale(real *restrict out, const real *restrict in0, long B) {
+/* k384_scale:
+ *   %384 map:scale [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k384_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k343_add:
- *   %343 map:add [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k343_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k386_add:
+ *   %386 map:add [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k386_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k345_mul:
- *   %345 map:mul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %355 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k345_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k388_mul:
+ *   %388 map:mul [T,128] (backward)  graphs/lib/losses.lua:21
+ *   %398 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k388_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < 128*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k347_square:
- *   %347 map:square [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k347_square(real *restrict out, const real *restrict in0, long T) {
+/* k390_square:
+ *   %390 map:square [T,1] (backward)  graphs/lib/losses.lua:21 */
+static void k390_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k349_scale:
- *   %349 map:scale [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k349_scale(real *restrict out, const real *restrict in0, long T) {
+/* k392_scale:
+ *   %392 map:scale [T,1] (backward)  graphs/lib/losses.lua:21 */
+static void k392_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k351_step:
- *   %351 map:step [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k351_step(real *restrict out, const real *restrict in0, long T) {
+/* k394_step:
+ *   %394 map:step [T,1] (backward)  graphs/lib/losses.lua:21 */
+static void k394_step(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k353_id:
- *   %353 map:id [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k353_id(real *restrict out, const real *restrict in0, long T) {
+/* k396_id:
+ *   %396 map:id [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k396_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k354_scale:
- *   %354 map:scale [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k354_scale(real *restrict out, const real *restrict in0, long T) {
+/* k397_scale:
+ *   %397 map:scale [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k397_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < 128*T; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k356_add:
- *   %356 map:add [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k356_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k399_add:
+ *   %399 map:add [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k399_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < 128*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
+#ifdef RECLF_PROFILE
+#include "profile.h"
+static reclf_prof_entry prof[278] = {
+    {"k6_square", "%6 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k7_sum", "%7 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k8_clampmin", "%8 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k9_rsqrt", "%9 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k11_square", "%11 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k12_sum", "%12 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k13_clampmin", "%13 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k14_rsqrt", "%14 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k21_sub", "%21 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k22_exp", "%22 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k25_log", "%25 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k26_add", "%26 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k23_sum", "%28 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k29_sub", "%29 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k32_sub", "%32 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k22_exp", "%33 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k36_log", "%36 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k37_add", "%37 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k40_sub", "%40 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"k42_mul", "%42 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k44_sum", "%44 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
+    {"k45_add", "%45 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k46_scale", "%46 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k48_square", "%48 map:square [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k49_sum", "%49 reduce [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k50_clampmin", "%50 map:clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k51_rsqrt", "%51 map:rsqrt [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k55_square", "%55 map:square [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k56_sum", "%56 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k57_clampmin", "%57 map:clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k58_rsqrt", "%58 map:rsqrt [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k60_matmul", "%60 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k61_scale", "%61 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k62_max", "%62 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k64_sub", "%64 map:sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k65_exp", "%65 map:exp [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"k69_square", "%69 map:square [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k70_sum", "%70 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k71_clampmin", "%71 map:clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k72_rsqrt", "%72 map:rsqrt [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k70_sum", "%75 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
+    {"k81_matmul", "%81 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"k81_matmul", "%84 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"k86_matmul", "%86 matmul [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"k87_scale", "%87 map:scale [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"k89_mul", "%89 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k90_neg", "%90 map:neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k91_addc", "%91 map:addc [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k92_scale", "%92 map:scale [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k93_add", "%93 map:add [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k94_max", "%94 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k96_sub", "%96 map:sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k97_exp", "%97 map:exp [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k89_mul", "%98 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k99_sum", "%99 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k100_clampmin", "%100 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k101_div", "%101 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k113_sum", "%113 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"k114_clampmin", "%114 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"k115_div", "%115 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"k170_sum", "%170 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k173_matmul", "%173 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k175_mul", "%175 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k70_sum", "%176 reduce [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k177_matmul", "%177 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k178_add", "%178 map:add [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k116_mul", "%116 map:mul [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
+    {"k117_sum", "%117 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
+    {"k119_scale", "%119 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+    {"k19_max", "%121 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k21_sub", "%123 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k22_exp", "%124 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k23_sum", "%125 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k24_clampmin", "%126 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k25_log", "%127 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k26_add", "%128 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k27_mul", "%129 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k23_sum", "%130 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k29_sub", "%131 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k30_max", "%132 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k32_sub", "%134 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k22_exp", "%135 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k34_sum", "%136 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k35_clampmin", "%137 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k36_log", "%138 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k37_add", "%139 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k34_sum", "%141 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k40_sub", "%142 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k42_mul", "%144 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k43_sum", "%145 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k44_sum", "%146 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
+    {"k45_add", "%147 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k46_scale", "%148 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k45_add", "%150 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
+    {"k187_fill", "%187 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
+    {"k46_scale", "%189 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"k190_id", "%190 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"k191_id", "%191 map:id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"k42_mul", "%192 map:mul [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"k194_neg", "%194 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k195_id", "%195 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k27_mul", "%196 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k198_div", "%198 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k199_step", "%199 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k200_mul", "%200 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k195_id", "%201 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k27_mul", "%202 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k205_add", "%205 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k206_neg", "%206 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k207_id", "%207 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k27_mul", "%208 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k205_add", "%210 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k211_div", "%211 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k212_step", "%212 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k42_mul", "%213 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k207_id", "%214 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k27_mul", "%215 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k205_add", "%218 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k119_scale", "%219 map:scale [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
+    {"k221_id", "%221 map:id [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0},
+    {"k223_mul", "%223 map:mul [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0},
+    {"k225_matmul", "%225 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k226_matmul", "%226 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k227_sum", "%227 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k228_id", "%228 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k175_mul", "%229 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k230_mul", "%230 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k231_sum", "%231 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k233_sum", "%233 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k235_sum", "%235 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k238_matmul", "%238 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k239_matmul", "%239 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k242_id", "%242 map:id [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k228_id", "%243 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k244_add", "%244 map:add [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k101_div", "%246 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k247_mul", "%247 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k248_neg", "%248 map:neg [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k99_sum", "%249 reduce [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k250_step", "%250 map:step [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k251_mul", "%251 map:mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k252_id", "%252 map:id [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k253_add", "%253 map:add [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k89_mul", "%254 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k247_mul", "%257 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k89_mul", "%261 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k87_scale", "%264 map:scale [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k265_matmul", "%265 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k266_matmul", "%266 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k268_matmul", "%268 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k269_matmul", "%269 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k268_matmul", "%272 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k269_matmul", "%273 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k275_add", "%275 map:add [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k230_mul", "%276 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k277_mul", "%277 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k278_sum", "%278 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k73_mul", "%279 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k230_mul", "%280 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k70_sum", "%281 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k282_square", "%282 map:square [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k283_mul", "%283 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k284_scale", "%284 map:scale [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k283_mul", "%285 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k286_step", "%286 map:step [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k283_mul", "%287 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k228_id", "%288 map:id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k289_scale", "%289 map:scale [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k230_mul", "%290 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k244_add", "%291 map:add [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k292_matmul", "%292 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k293_matmul", "%293 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k294_sum", "%294 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k67_div", "%295 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k296_mul", "%296 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k297_neg", "%297 map:neg [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k66_sum", "%298 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k299_id", "%299 map:id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k300_add", "%300 map:add [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k296_mul", "%301 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k61_scale", "%304 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k68_matmul", "%305 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k306_matmul", "%306 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k278_sum", "%307 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k294_sum", "%308 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k275_add", "%309 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k59_mul", "%310 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k311_mul", "%311 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k56_sum", "%312 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k313_add", "%313 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k314_square", "%314 map:square [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k315_mul", "%315 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k316_scale", "%316 map:scale [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k315_mul", "%317 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k318_step", "%318 map:step [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k315_mul", "%319 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k320_id", "%320 map:id [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k321_scale", "%321 map:scale [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k311_mul", "%322 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k313_add", "%323 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k52_mul", "%326 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k327_mul", "%327 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k49_sum", "%328 reduce [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k275_add", "%329 map:add [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k330_square", "%330 map:square [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k251_mul", "%331 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k332_scale", "%332 map:scale [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k251_mul", "%333 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k334_step", "%334 map:step [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k251_mul", "%335 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k336_id", "%336 map:id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k337_scale", "%337 map:scale [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k327_mul", "%338 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k275_add", "%339 map:add [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k198_div", "%350 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k199_step", "%351 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k200_mul", "%352 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k195_id", "%353 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k27_mul", "%354 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k205_add", "%357 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k205_add", "%362 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k211_div", "%363 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k212_step", "%364 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k42_mul", "%365 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k207_id", "%366 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k27_mul", "%367 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k205_add", "%370 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k17_scale", "%371 map:scale [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k372_matmul", "%372 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k373_matmul", "%373 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k15_mul", "%374 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k375_mul", "%375 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k12_sum", "%376 reduce [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k377_square", "%377 map:square [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k200_mul", "%378 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k379_scale", "%379 map:scale [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k200_mul", "%380 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k381_step", "%381 map:step [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k200_mul", "%382 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k383_id", "%383 map:id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k384_scale", "%384 map:scale [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k375_mul", "%385 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k386_add", "%386 map:add [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k10_mul", "%387 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k388_mul", "%388 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k7_sum", "%389 reduce [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k390_square", "%390 map:square [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k42_mul", "%391 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k392_scale", "%392 map:scale [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k42_mul", "%393 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k394_step", "%394 map:step [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k42_mul", "%395 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k396_id", "%396 map:id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k397_scale", "%397 map:scale [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k388_mul", "%398 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k399_add", "%399 map:add [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+};
+const reclf_prof_table reclf_profile_reclf_noirm_features_loss = {278, prof};
+#define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
+    prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#else
+#define CALL(i, fl, by, call) call
+#endif
+
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(65552 + 33168*B + 40160*B*T + 21808*T);
+    return sizeof(real) * (size_t)(65552 + 33168*B + 35200*B*T + 21808*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    k6_square(A + 65552 + 33168*B + 40160*B*T, (real *)inputs[0], T); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-    k7_sum(A + 65552 + 33168*B + 40160*B*T + 21728*T, A + 65552 + 33168*B + 40160*B*T, T); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
-    k8_clampmin(A + 65552 + 33168*B + 40160*B*T, A + 65552 + 33168*B + 40160*B*T + 21728*T, T); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    k9_rsqrt(A + 65552 + 33168*B + 40160*B*T + 21744*T, A + 65552 + 33168*B + 40160*B*T, T); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    k10_mul(A + 65552 + 33168*B + 40160*B*T + 21504*T, (real *)inputs[0], A + 65552 + 33168*B + 40160*B*T + 21744*T, T); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k11_square(A + 65552, (real *)inputs[2], B); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-    k12_sum(A + 65552 + 33088*B, A + 65552, B); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
-    k13_clampmin(A + 65552, A + 65552 + 33088*B, B); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    k14_rsqrt(A + 65552 + 33104*B, A + 65552, B); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    k15_mul(A + 65552 + 32768*B, (real *)inputs[2], A + 65552 + 33104*B, B); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k16_matmul(A + 65552 + 33168*B, A + 65552 + 33168*B + 40160*B*T + 21504*T, A + 65552 + 32768*B, B, T); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    k17_scale(A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B, B, T); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    k18_eye(A + 65552 + 33168*B + 40080*B*T, B, T); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
-    k19_max(A + 65552 + 33168*B + 40160*B*T + 21632*T, A + 65552 + 33168*B + 16*B*T, B, T); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k21_sub(A + 65552 + 33168*B, A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B + 40160*B*T + 21632*T, B, T); /* %21 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    k22_exp(A + 65552 + 33168*B + 40096*B*T, A + 65552 + 33168*B, B, T); /* %22 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    k23_sum(A + 65552 + 33168*B + 40160*B*T + 21760*T, A + 65552 + 33168*B + 40096*B*T, B, T); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k24_clampmin(A + 65552 + 33168*B + 40160*B*T + 21776*T, A + 65552 + 33168*B + 40160*B*T + 21760*T, T); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    k25_log(A + 65552 + 33168*B + 40160*B*T + 21648*T, A + 65552 + 33168*B + 40160*B*T + 21776*T, T); /* %25 map:log [T,1]  graphs/lib/losses.lua:10 */
-    k26_add(A + 65552 + 33168*B + 40160*B*T + 21664*T, A + 65552 + 33168*B + 40160*B*T + 21648*T, A + 65552 + 33168*B + 40160*B*T + 21632*T, T); /* %26 map:add [T,1]  graphs/lib/losses.lua:10 */
-    k27_mul(A + 65552 + 33168*B, A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B + 40080*B*T, B, T); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k23_sum(A + 65552 + 33168*B + 40160*B*T + 21632*T, A + 65552 + 33168*B, B, T); /* %28 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k29_sub(A + 65552 + 33168*B + 40160*B*T + 21648*T, A + 65552 + 33168*B + 40160*B*T + 21664*T, A + 65552 + 33168*B + 40160*B*T + 21632*T, T); /* %29 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    k30_max(A + 65552 + 32896*B, A + 65552 + 33168*B + 16*B*T, B, T); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k32_sub(A + 65552 + 33168*B + 32*B*T, A + 65552 + 33168*B + 16*B*T, A + 65552 + 32896*B, B, T); /* %32 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    k22_exp(A + 65552 + 33168*B + 40112*B*T, A + 65552 + 33168*B + 32*B*T, B, T); /* %33 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    k34_sum(A + 65552 + 33120*B, A + 65552 + 33168*B + 40112*B*T, B, T); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k35_clampmin(A + 65552 + 33136*B, A + 65552 + 33120*B, B); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    k36_log(A + 65552 + 32912*B, A + 65552 + 33136*B, B); /* %36 map:log [1,B]  graphs/lib/losses.lua:11 */
-    k37_add(A + 65552 + 32928*B, A + 65552 + 32912*B, A + 65552 + 32896*B, B); /* %37 map:add [1,B]  graphs/lib/losses.lua:11 */
-    k34_sum(A + 65552 + 32896*B, A + 65552 + 33168*B, B, T); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k40_sub(A + 65552 + 32912*B, A + 65552 + 32928*B, A + 65552 + 32896*B, B); /* %40 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    k23_sum(A + 65552 + 33168*B + 40160*B*T + 21264*T, A + 65552 + 33168*B + 40080*B*T, B, T); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
-    k42_mul(A + 65552 + 33168*B + 40160*B*T + 21632*T, A + 65552 + 33168*B + 40160*B*T + 21648*T, A + 65552 + 33168*B + 40160*B*T + 21264*T, T); /* %42 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    k43_sum(A + 0, A + 65552 + 33168*B + 40160*B*T + 21632*T, T); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
-    k44_sum(A + 16, A + 65552 + 32912*B, B); /* %44 reduce [1,1]  graphs/lib/losses.lua:14 */
-    k45_add(A + 32, A + 0, A + 16); /* %45 map:add [1,1]  graphs/lib/losses.lua:16 */
-    k46_scale(A + 0, A + 32, B); /* %46 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    k48_square(A + 65552 + 33168*B + 40160*B*T, (real *)inputs[1], T); /* %48 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-    k49_sum(A + 65552 + 33168*B + 40160*B*T + 21632*T, A + 65552 + 33168*B + 40160*B*T, T); /* %49 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    k50_clampmin(A + 65552 + 33168*B + 40160*B*T, A + 65552 + 33168*B + 40160*B*T + 21632*T, T); /* %50 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    k51_rsqrt(A + 65552 + 33168*B + 40160*B*T + 21680*T, A + 65552 + 33168*B + 40160*B*T, T); /* %51 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
-    k52_mul(A + 65552 + 33168*B + 40160*B*T, (real *)inputs[1], A + 65552 + 33168*B + 40160*B*T + 21680*T, T); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    k55_square(A + 65552, (real *)inputs[3], B); /* %55 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k56_sum(A + 65552 + 32896*B, A + 65552, B); /* %56 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k57_clampmin(A + 65552, A + 65552 + 32896*B, B); /* %57 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k58_rsqrt(A + 65552 + 32960*B, A + 65552, B); /* %58 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k59_mul(A + 65552, (real *)inputs[3], A + 65552 + 32960*B, B); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k60_matmul(A + 65552 + 33168*B, A + 65552 + 33168*B + 40160*B*T, A + 65552, B, T); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k61_scale(A + 65552 + 33168*B + 2496*B*T, A + 65552 + 33168*B, B, T); /* %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k62_max(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 2496*B*T, B, T); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    k64_sub(A + 65552 + 33168*B, A + 65552 + 33168*B + 2496*B*T, A + 65552 + 33168*B + 4992*B*T, B, T); /* %64 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k65_exp(A + 65552 + 33168*B + 34944*B*T, A + 65552 + 33168*B, B, T); /* %65 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k66_sum(A + 65552 + 33168*B + 39936*B*T, A + 65552 + 33168*B + 34944*B*T, B, T); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    k67_div(A + 65552 + 33168*B + 37440*B*T, A + 65552 + 33168*B + 34944*B*T, A + 65552 + 33168*B + 39936*B*T, B, T); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k68_matmul(A + 65552 + 33168*B, A + 65552 + 33168*B + 37440*B*T, (real *)inputs[3], B, T); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    k69_square(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B, B, T); /* %69 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k70_sum(A + 65552 + 33168*B + 39984*B*T, A + 65552 + 33168*B + 4992*B*T, B, T); /* %70 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k71_clampmin(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 39984*B*T, B, T); /* %71 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k72_rsqrt(A + 65552 + 33168*B + 40032*B*T, A + 65552 + 33168*B + 4992*B*T, B, T); /* %72 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k73_mul(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B, A + 65552 + 33168*B + 40032*B*T, B, T); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k74_mul(A + 65552 + 33168*B + 9984*B*T, A + 65552 + 33168*B + 40160*B*T, A + 65552 + 33168*B + 4992*B*T, B, T); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k81_matmul(A + 65552 + 33168*B + 40160*B*T + 4992*T, (real *)inputs[1], (real *)P + 0, T); /* %81 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    k81_matmul(A + 65552 + 33168*B + 40160*B*T + 9984*T, (real *)inputs[1], (real *)P + 16384, T); /* %84 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    k86_matmul(A + 65552 + 33168*B + 40160*B*T + 14976*T, A + 65552 + 33168*B + 40160*B*T + 4992*T, A + 65552 + 33168*B + 40160*B*T + 9984*T, T); /* %86 matmul [T,39,39]  graphs/lib/srm.lua:11 */
-    k87_scale(A + 65552 + 33168*B + 40160*B*T + 16512*T, A + 65552 + 33168*B + 40160*B*T + 14976*T, T); /* %87 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-    k89_mul(A + 65552 + 33168*B + 40160*B*T + 14976*T, A + 65552 + 33168*B + 40160*B*T + 16512*T, (real *)inputs[4], T); /* %89 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    k90_neg(A + 65552 + 33168*B + 40160*B*T + 16512*T, (real *)inputs[4], T); /* %90 map:neg [T,1,39]  graphs/lib/srm.lua:12 */
-    k91_addc(A + 65552 + 33168*B + 40160*B*T + 16560*T, A + 65552 + 33168*B + 40160*B*T + 16512*T, T); /* %91 map:addc [T,1,39]  graphs/lib/srm.lua:12 */
-    k92_scale(A + 65552 + 33168*B + 40160*B*T + 18048*T, A + 65552 + 33168*B + 40160*B*T + 16560*T, T); /* %92 map:scale [T,1,39]  graphs/lib/srm.lua:12 */
-    k93_add(A + 65552 + 33168*B + 40160*B*T + 16512*T, A + 65552 + 33168*B + 40160*B*T + 14976*T, A + 65552 + 33168*B + 40160*B*T + 18048*T, T); /* %93 map:add [T,39,39]  graphs/lib/srm.lua:12 */
-    k94_max(A + 65552 + 33168*B + 40160*B*T + 18048*T, A + 65552 + 33168*B + 40160*B*T + 16512*T, T); /* %94 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    k96_sub(A + 65552 + 33168*B + 40160*B*T + 14976*T, A + 65552 + 33168*B + 40160*B*T + 16512*T, A + 65552 + 33168*B + 40160*B*T + 18048*T, T); /* %96 map:sub [T,39,39]  graphs/lib/srm.lua:12 */
-    k97_exp(A + 65552 + 33168*B + 40160*B*T + 16512*T, A + 65552 + 33168*B + 40160*B*T + 14976*T, T); /* %97 map:exp [T,39,39]  graphs/lib/srm.lua:12 */
-    k89_mul(A + 65552 + 33168*B + 40160*B*T + 14976*T, A + 65552 + 33168*B + 40160*B*T + 16512*T, (real *)inputs[4], T); /* %98 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    k99_sum(A + 65552 + 33168*B + 40160*B*T + 21120*T, A + 65552 + 33168*B + 40160*B*T + 14976*T, T); /* %99 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    k100_clampmin(A + 65552 + 33168*B + 40160*B*T + 21168*T, A + 65552 + 33168*B + 40160*B*T + 21120*T, T); /* %100 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
-    k101_div(A + 65552 + 33168*B + 40160*B*T + 18048*T, A + 65552 + 33168*B + 40160*B*T + 14976*T, A + 65552 + 33168*B + 40160*B*T + 21168*T, T); /* %101 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    k104_matmul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 9984*B*T, (real *)P + 32768, B, T); /* %104 matmul [39*B*T,128]  graphs/lib/srm.lua:13 */
-    k106_matmul(A + 65552 + 33168*B + 19968*B*T, A + 65552 + 33168*B + 40160*B*T + 18048*T, A + 65552 + 33168*B + 14976*B*T, B, T); /* %106 matmul [T,B,39,128]  graphs/lib/srm.lua:13 */
-    k104_matmul(A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33168*B + 19968*B*T, (real *)P + 49152, B, T); /* %108 matmul [39*B*T,128]  graphs/lib/srm.lua:14 */
-    k110_add(A + 65552 + 33168*B + 29952*B*T, A + 65552 + 33168*B + 9984*B*T, A + 65552 + 33168*B + 24960*B*T, B, T); /* %110 map:add [T,B,39,128]  graphs/lib/srm.lua:14 */
-    k70_sum(A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33168*B + 29952*B*T, B, T); /* %111 reduce [T,B,39,1]  graphs/lib/model.lua:30 */
-    k113_sum(A + 65552 + 33168*B + 40160*B*T + 21216*T, (real *)inputs[4], T); /* %113 reduce [T,1,1,1]  graphs/lib/model.lua:37 */
-    k114_clampmin(A + 65552 + 33168*B + 40160*B*T + 21280*T, A + 65552 + 33168*B + 40160*B*T + 21216*T, T); /* %114 map:clampmin [T,1,1,1]  graphs/lib/model.lua:37 */
-    k115_div(A + 65552 + 33168*B + 40160*B*T + 21216*T, (real *)inputs[4], A + 65552 + 33168*B + 40160*B*T + 21280*T, T); /* %115 map:div [T,1,39,1]  graphs/lib/model.lua:37 */
-    k116_mul(A + 65552 + 33168*B + 25008*B*T, A + 65552 + 33168*B + 40160*B*T + 21216*T, A + 65552 + 33168*B + 24960*B*T, B, T); /* %116 map:mul [T,B,39,1]  graphs/lib/model.lua:38 */
-    k117_sum(A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33168*B + 25008*B*T, B, T); /* %117 reduce [T,B,1,1]  graphs/lib/model.lua:38 */
-    k119_scale(A + 65552 + 33168*B + 24976*B*T, A + 65552 + 33168*B + 24960*B*T, B, T); /* %119 map:scale [T,B]  graphs/lib/model.lua:40 */
-    k19_max(A + 65552 + 33168*B + 40160*B*T + 21280*T, A + 65552 + 33168*B + 24976*B*T, B, T); /* %121 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k21_sub(A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33168*B + 24976*B*T, A + 65552 + 33168*B + 40160*B*T + 21280*T, B, T); /* %123 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    k22_exp(A + 65552 + 33168*B + 24992*B*T, A + 65552 + 33168*B + 24960*B*T, B, T); /* %124 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    k23_sum(A + 65552 + 33168*B + 40160*B*T + 21296*T, A + 65552 + 33168*B + 24992*B*T, B, T); /* %125 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k24_clampmin(A + 65552 + 33168*B + 40160*B*T + 21312*T, A + 65552 + 33168*B + 40160*B*T + 21296*T, T); /* %126 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    k25_log(A + 65552 + 33168*B + 40160*B*T + 21328*T, A + 65552 + 33168*B + 40160*B*T + 21312*T, T); /* %127 map:log [T,1]  graphs/lib/losses.lua:10 */
-    k26_add(A + 65552 + 33168*B + 40160*B*T + 21344*T, A + 65552 + 33168*B + 40160*B*T + 21328*T, A + 65552 + 33168*B + 40160*B*T + 21280*T, T); /* %128 map:add [T,1]  graphs/lib/losses.lua:10 */
-    k27_mul(A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33168*B + 24976*B*T, A + 65552 + 33168*B + 40080*B*T, B, T); /* %129 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k23_sum(A + 65552 + 33168*B + 40160*B*T + 21280*T, A + 65552 + 33168*B + 24960*B*T, B, T); /* %130 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k29_sub(A + 65552 + 33168*B + 40160*B*T + 21328*T, A + 65552 + 33168*B + 40160*B*T + 21344*T, A + 65552 + 33168*B + 40160*B*T + 21280*T, T); /* %131 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    k30_max(A + 65552 + 33024*B, A + 65552 + 33168*B + 24976*B*T, B, T); /* %132 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k32_sub(A + 65552 + 33168*B + 25008*B*T, A + 65552 + 33168*B + 24976*B*T, A + 65552 + 33024*B, B, T); /* %134 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    k22_exp(A + 65552 + 33168*B + 24976*B*T, A + 65552 + 33168*B + 25008*B*T, B, T); /* %135 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    k34_sum(A + 65552 + 33040*B, A + 65552 + 33168*B + 24976*B*T, B, T); /* %136 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k35_clampmin(A + 65552 + 33056*B, A + 65552 + 33040*B, B); /* %137 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    k36_log(A + 65552 + 33072*B, A + 65552 + 33056*B, B); /* %138 map:log [1,B]  graphs/lib/losses.lua:11 */
-    k37_add(A + 65552 + 8192*B, A + 65552 + 33072*B, A + 65552 + 33024*B, B); /* %139 map:add [1,B]  graphs/lib/losses.lua:11 */
-    k34_sum(A + 65552 + 33024*B, A + 65552 + 33168*B + 24960*B*T, B, T); /* %141 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k40_sub(A + 65552 + 33072*B, A + 65552 + 8192*B, A + 65552 + 33024*B, B); /* %142 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    k42_mul(A + 65552 + 33168*B + 40160*B*T + 21280*T, A + 65552 + 33168*B + 40160*B*T + 21328*T, A + 65552 + 33168*B + 40160*B*T + 21264*T, T); /* %144 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    k43_sum(A + 16, A + 65552 + 33168*B + 40160*B*T + 21280*T, T); /* %145 reduce [1,1]  graphs/lib/losses.lua:13 */
-    k44_sum(A + 32, A + 65552 + 33072*B, B); /* %146 reduce [1,1]  graphs/lib/losses.lua:14 */
-    k45_add(A + 48, A + 16, A + 32); /* %147 map:add [1,1]  graphs/lib/losses.lua:16 */
-    k46_scale(A + 16, A + 48, B); /* %148 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    k45_add(A + 65536, A + 0, A + 16); /* %150 map:add []  graphs/lib/model.lua:131 */
+    CALL(0, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k6_square(A + 65552 + 33168*B + 35200*B*T, (real *)inputs[0], T)); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 65552 + 33168*B + 35200*B*T + 21728*T, A + 65552 + 33168*B + 35200*B*T, T)); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)T, sizeof(real)*((double)T + (double)T), k8_clampmin(A + 65552 + 33168*B + 35200*B*T, A + 65552 + 33168*B + 35200*B*T + 21728*T, T)); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)T, sizeof(real)*((double)T + (double)T), k9_rsqrt(A + 65552 + 33168*B + 35200*B*T + 21744*T, A + 65552 + 33168*B + 35200*B*T, T)); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 65552 + 33168*B + 35200*B*T + 21504*T, (real *)inputs[0], A + 65552 + 33168*B + 35200*B*T + 21744*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k11_square(A + 65552, (real *)inputs[2], B)); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
+    CALL(6, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 65552 + 33088*B, A + 65552, B)); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
+    CALL(7, (double)B, sizeof(real)*((double)B + (double)B), k13_clampmin(A + 65552, A + 65552 + 33088*B, B)); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(8, (double)B, sizeof(real)*((double)B + (double)B), k14_rsqrt(A + 65552 + 33104*B, A + 65552, B)); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
+    CALL(9, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 65552 + 32768*B, (real *)inputs[2], A + 65552 + 33104*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(10, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 65552 + 33168*B, A + 65552 + 33168*B + 35200*B*T + 21504*T, A + 65552 + 32768*B, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(11, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(12, 0, sizeof(real)*((double)B*T), k18_eye(A + 65552 + 33168*B + 20064*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(13, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 65552 + 33168*B + 35200*B*T + 21632*T, A + 65552 + 33168*B + 16*B*T, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(14, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k21_sub(A + 65552 + 33168*B, A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B + 35200*B*T + 21632*T, B, T)); /* %21 map:sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(15, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 65552 + 33168*B + 35136*B*T, A + 65552 + 33168*B, B, T)); /* %22 map:exp [T,B]  graphs/lib/losses.lua:10 */
+    CALL(16, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 33168*B + 35200*B*T + 21760*T, A + 65552 + 33168*B + 35136*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(17, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 65552 + 33168*B + 35200*B*T + 21776*T, A + 65552 + 33168*B + 35200*B*T + 21760*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(18, (double)T, sizeof(real)*((double)T + (double)T), k25_log(A + 65552 + 33168*B + 35200*B*T + 21648*T, A + 65552 + 33168*B + 35200*B*T + 21776*T, T)); /* %25 map:log [T,1]  graphs/lib/losses.lua:10 */
+    CALL(19, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k26_add(A + 65552 + 33168*B + 35200*B*T + 21664*T, A + 65552 + 33168*B + 35200*B*T + 21648*T, A + 65552 + 33168*B + 35200*B*T + 21632*T, T)); /* %26 map:add [T,1]  graphs/lib/losses.lua:10 */
+    CALL(20, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 33168*B, A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B + 20064*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(21, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 33168*B + 35200*B*T + 21632*T, A + 65552 + 33168*B, B, T)); /* %28 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(22, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k29_sub(A + 65552 + 33168*B + 35200*B*T + 21648*T, A + 65552 + 33168*B + 35200*B*T + 21664*T, A + 65552 + 33168*B + 35200*B*T + 21632*T, T)); /* %29 map:sub [T,1]  graphs/lib/losses.lua:10 */
+    CALL(23, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 65552 + 32896*B, A + 65552 + 33168*B + 16*B*T, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(24, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k32_sub(A + 65552 + 33168*B + 20080*B*T, A + 65552 + 33168*B + 16*B*T, A + 65552 + 32896*B, B, T)); /* %32 map:sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(25, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 65552 + 33168*B + 35152*B*T, A + 65552 + 33168*B + 20080*B*T, B, T)); /* %33 map:exp [T,B]  graphs/lib/losses.lua:11 */
+    CALL(26, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 33120*B, A + 65552 + 33168*B + 35152*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(27, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 65552 + 33136*B, A + 65552 + 33120*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(28, (double)B, sizeof(real)*((double)B + (double)B), k36_log(A + 65552 + 32912*B, A + 65552 + 33136*B, B)); /* %36 map:log [1,B]  graphs/lib/losses.lua:11 */
+    CALL(29, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k37_add(A + 65552 + 32928*B, A + 65552 + 32912*B, A + 65552 + 32896*B, B)); /* %37 map:add [1,B]  graphs/lib/losses.lua:11 */
+    CALL(30, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 32896*B, A + 65552 + 33168*B, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(31, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k40_sub(A + 65552 + 32912*B, A + 65552 + 32928*B, A + 65552 + 32896*B, B)); /* %40 map:sub [1,B]  graphs/lib/losses.lua:11 */
+    CALL(32, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 33168*B + 35200*B*T + 21264*T, A + 65552 + 33168*B + 20064*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(33, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 65552 + 33168*B + 35200*B*T + 21632*T, A + 65552 + 33168*B + 35200*B*T + 21648*T, A + 65552 + 33168*B + 35200*B*T + 21264*T, T)); /* %42 map:mul [T,1]  graphs/lib/losses.lua:13 */
+    CALL(34, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 65552 + 33168*B + 35200*B*T + 21632*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(35, (double)B, sizeof(real)*((double)1 + (double)B), k44_sum(A + 16, A + 65552 + 32912*B, B)); /* %44 reduce [1,1]  graphs/lib/losses.lua:14 */
+    CALL(36, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 32, A + 0, A + 16)); /* %45 map:add [1,1]  graphs/lib/losses.lua:16 */
+    CALL(37, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 128, A + 32, B)); /* %46 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(38, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k48_square(A + 65552 + 33168*B + 35200*B*T, (real *)inputs[1], T)); /* %48 map:square [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(39, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k49_sum(A + 65552 + 33168*B + 35200*B*T + 21632*T, A + 65552 + 33168*B + 35200*B*T, T)); /* %49 reduce [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(40, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k50_clampmin(A + 65552 + 33168*B + 35200*B*T, A + 65552 + 33168*B + 35200*B*T + 21632*T, T)); /* %50 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(41, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k51_rsqrt(A + 65552 + 33168*B + 35200*B*T + 21680*T, A + 65552 + 33168*B + 35200*B*T, T)); /* %51 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(42, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 65552 + 33168*B + 35200*B*T, (real *)inputs[1], A + 65552 + 33168*B + 35200*B*T + 21680*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(43, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k55_square(A + 65552, (real *)inputs[3], B)); /* %55 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(44, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k56_sum(A + 65552 + 32896*B, A + 65552, B)); /* %56 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(45, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k57_clampmin(A + 65552, A + 65552 + 32896*B, B)); /* %57 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(46, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k58_rsqrt(A + 65552 + 32960*B, A + 65552, B)); /* %58 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(47, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 65552, (real *)inputs[3], A + 65552 + 32960*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(48, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k60_matmul(A + 65552 + 33168*B, A + 65552 + 33168*B + 35200*B*T, A + 65552, B, T)); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(49, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 65552 + 33168*B + 2496*B*T, A + 65552 + 33168*B, B, T)); /* %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(50, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 2496*B*T, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(51, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k64_sub(A + 65552 + 33168*B, A + 65552 + 33168*B + 2496*B*T, A + 65552 + 33168*B + 4992*B*T, B, T)); /* %64 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(52, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k65_exp(A + 65552 + 33168*B + 29952*B*T, A + 65552 + 33168*B, B, T)); /* %65 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(53, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 65552 + 33168*B + 34944*B*T, A + 65552 + 33168*B + 29952*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(54, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 65552 + 33168*B + 32448*B*T, A + 65552 + 33168*B + 29952*B*T, A + 65552 + 33168*B + 34944*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(55, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 65552 + 33168*B, A + 65552 + 33168*B + 32448*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(56, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k69_square(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B, B, T)); /* %69 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(57, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 65552 + 33168*B + 34992*B*T, A + 65552 + 33168*B + 4992*B*T, B, T)); /* %70 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(58, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k71_clampmin(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 34992*B*T, B, T)); /* %71 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(59, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_rsqrt(A + 65552 + 33168*B + 35040*B*T, A + 65552 + 33168*B + 4992*B*T, B, T)); /* %72 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(60, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B, A + 65552 + 33168*B + 35040*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(61, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k74_mul(A + 65552 + 33168*B + 9984*B*T, A + 65552 + 33168*B + 35200*B*T, A + 65552 + 33168*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(62, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 65552 + 33168*B + 19968*B*T, A + 65552 + 33168*B + 9984*B*T, B, T)); /* %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+    CALL(63, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 65552 + 33168*B + 35200*B*T + 4992*T, (real *)inputs[1], (real *)P + 0, T)); /* %81 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(64, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 65552 + 33168*B + 35200*B*T + 9984*T, (real *)inputs[1], (real *)P + 16384, T)); /* %84 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(65, (double)389376*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T), k86_matmul(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 9984*T, T)); /* %86 matmul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(66, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k87_scale(A + 65552 + 33168*B + 35200*B*T + 16512*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, T)); /* %87 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(67, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k89_mul(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 16512*T, (real *)inputs[4], T)); /* %89 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(68, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k90_neg(A + 65552 + 33168*B + 35200*B*T + 16512*T, (real *)inputs[4], T)); /* %90 map:neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(69, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k91_addc(A + 65552 + 33168*B + 35200*B*T + 16560*T, A + 65552 + 33168*B + 35200*B*T + 16512*T, T)); /* %91 map:addc [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(70, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k92_scale(A + 65552 + 33168*B + 35200*B*T + 18048*T, A + 65552 + 33168*B + 35200*B*T + 16560*T, T)); /* %92 map:scale [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(71, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k93_add(A + 65552 + 33168*B + 35200*B*T + 16512*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 18048*T, T)); /* %93 map:add [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(72, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k94_max(A + 65552 + 33168*B + 35200*B*T + 18048*T, A + 65552 + 33168*B + 35200*B*T + 16512*T, T)); /* %94 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(73, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k96_sub(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 16512*T, A + 65552 + 33168*B + 35200*B*T + 18048*T, T)); /* %96 map:sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(74, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k97_exp(A + 65552 + 33168*B + 35200*B*T + 16512*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, T)); /* %97 map:exp [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(75, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k89_mul(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 16512*T, (real *)inputs[4], T)); /* %98 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(76, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k99_sum(A + 65552 + 33168*B + 35200*B*T + 21120*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, T)); /* %99 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(77, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k100_clampmin(A + 65552 + 33168*B + 35200*B*T + 21168*T, A + 65552 + 33168*B + 35200*B*T + 21120*T, T)); /* %100 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(78, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 65552 + 33168*B + 35200*B*T + 18048*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 21168*T, T)); /* %101 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(79, (double)39*T, sizeof(real)*((double)T + (double)39*T), k113_sum(A + 65552 + 33168*B + 35200*B*T + 21216*T, (real *)inputs[4], T)); /* %113 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(80, (double)T, sizeof(real)*((double)T + (double)T), k114_clampmin(A + 65552 + 33168*B + 35200*B*T + 21280*T, A + 65552 + 33168*B + 35200*B*T + 21216*T, T)); /* %114 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(81, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), k115_div(A + 65552 + 33168*B + 35200*B*T + 21216*T, (real *)inputs[4], A + 65552 + 33168*B + 35200*B*T + 21280*T, T)); /* %115 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
+    CALL(82, (double)16384, sizeof(real)*((double)128 + (double)16384), k170_sum(A + 16384, (real *)P + 49152)); /* %170 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(83, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k173_matmul(A + 0, A + 16384, (real *)P + 32768)); /* %173 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(84, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128), k175_mul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 9984*B*T, A + 0, B, T)); /* %175 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(85, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 65552 + 33168*B + 20016*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %176 reduce [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(86, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k177_matmul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 35200*B*T + 18048*T, A + 65552 + 33168*B + 20016*B*T, B, T)); /* %177 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(87, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k178_add(A + 65552 + 33168*B + 15024*B*T, A + 65552 + 33168*B + 19968*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %178 map:add [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(88, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)39*B*T), k116_mul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 35200*B*T + 21216*T, A + 65552 + 33168*B + 15024*B*T, B, T)); /* %116 map:mul [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(89, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k117_sum(A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %117 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
+    CALL(90, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k119_scale(A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33168*B + 35088*B*T, B, T)); /* %119 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(91, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 65552 + 33168*B + 35200*B*T + 21280*T, A + 65552 + 33168*B + 35104*B*T, B, T)); /* %121 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(92, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k21_sub(A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33168*B + 35200*B*T + 21280*T, B, T)); /* %123 map:sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(93, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 65552 + 33168*B + 35120*B*T, A + 65552 + 33168*B + 35088*B*T, B, T)); /* %124 map:exp [T,B]  graphs/lib/losses.lua:10 */
+    CALL(94, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 33168*B + 35200*B*T + 21296*T, A + 65552 + 33168*B + 35120*B*T, B, T)); /* %125 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(95, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 65552 + 33168*B + 35200*B*T + 21312*T, A + 65552 + 33168*B + 35200*B*T + 21296*T, T)); /* %126 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(96, (double)T, sizeof(real)*((double)T + (double)T), k25_log(A + 65552 + 33168*B + 35200*B*T + 21328*T, A + 65552 + 33168*B + 35200*B*T + 21312*T, T)); /* %127 map:log [T,1]  graphs/lib/losses.lua:10 */
+    CALL(97, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k26_add(A + 65552 + 33168*B + 35200*B*T + 21344*T, A + 65552 + 33168*B + 35200*B*T + 21328*T, A + 65552 + 33168*B + 35200*B*T + 21280*T, T)); /* %128 map:add [T,1]  graphs/lib/losses.lua:10 */
+    CALL(98, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33168*B + 20064*B*T, B, T)); /* %129 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(99, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 33168*B + 35200*B*T + 21280*T, A + 65552 + 33168*B + 35088*B*T, B, T)); /* %130 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(100, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k29_sub(A + 65552 + 33168*B + 35200*B*T + 21328*T, A + 65552 + 33168*B + 35200*B*T + 21344*T, A + 65552 + 33168*B + 35200*B*T + 21280*T, T)); /* %131 map:sub [T,1]  graphs/lib/losses.lua:10 */
+    CALL(101, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 65552 + 33024*B, A + 65552 + 33168*B + 35104*B*T, B, T)); /* %132 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(102, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k32_sub(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33024*B, B, T)); /* %134 map:sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(103, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %135 map:exp [T,B]  graphs/lib/losses.lua:11 */
+    CALL(104, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 33040*B, A + 65552 + 33168*B + 35104*B*T, B, T)); /* %136 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(105, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 65552 + 33056*B, A + 65552 + 33040*B, B)); /* %137 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(106, (double)B, sizeof(real)*((double)B + (double)B), k36_log(A + 65552 + 33072*B, A + 65552 + 33056*B, B)); /* %138 map:log [1,B]  graphs/lib/losses.lua:11 */
+    CALL(107, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k37_add(A + 65552 + 8192*B, A + 65552 + 33072*B, A + 65552 + 33024*B, B)); /* %139 map:add [1,B]  graphs/lib/losses.lua:11 */
+    CALL(108, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 33024*B, A + 65552 + 33168*B + 35088*B*T, B, T)); /* %141 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(109, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k40_sub(A + 65552 + 33072*B, A + 65552 + 8192*B, A + 65552 + 33024*B, B)); /* %142 map:sub [1,B]  graphs/lib/losses.lua:11 */
+    CALL(110, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 65552 + 33168*B + 35200*B*T + 21280*T, A + 65552 + 33168*B + 35200*B*T + 21328*T, A + 65552 + 33168*B + 35200*B*T + 21264*T, T)); /* %144 map:mul [T,1]  graphs/lib/losses.lua:13 */
+    CALL(111, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 144, A + 65552 + 33168*B + 35200*B*T + 21280*T, T)); /* %145 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(112, (double)B, sizeof(real)*((double)1 + (double)B), k44_sum(A + 160, A + 65552 + 33072*B, B)); /* %146 reduce [1,1]  graphs/lib/losses.lua:14 */
+    CALL(113, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 176, A + 144, A + 160)); /* %147 map:add [1,1]  graphs/lib/losses.lua:16 */
+    CALL(114, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 144, A + 176, B)); /* %148 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(115, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 65536, A + 128, A + 144)); /* %150 map:add []  graphs/lib/model.lua:136 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    k151_fill(A + 0); /* %151 fill []  graphs/lib/model.lua:132 */
-    k46_scale(A + 16, A + 0, B); /* %153 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    k154_id(A + 65552 + 33152*B, A + 16, B); /* %154 map:id [1,B]  graphs/lib/losses.lua:14 */
-    k155_id(A + 65552 + 33168*B + 40160*B*T + 21280*T, A + 16, T); /* %155 map:id [T,1]  graphs/lib/losses.lua:13 */
-    k42_mul(A + 65552 + 33168*B + 40160*B*T + 21792*T, A + 65552 + 33168*B + 40160*B*T + 21280*T, A + 65552 + 33168*B + 40160*B*T + 21264*T, T); /* %156 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    k158_neg(A + 65552 + 33024*B, A + 65552 + 33152*B, B); /* %158 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    k159_id(A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33024*B, B, T); /* %159 map:id [T,B]  graphs/lib/losses.lua:11 */
-    k27_mul(A + 65552 + 33168*B + 40128*B*T, A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33168*B + 40080*B*T, B, T); /* %160 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    k162_div(A + 65552 + 33024*B, A + 65552 + 33152*B, A + 65552 + 33056*B, B); /* %162 map:div [1,B]  graphs/lib/losses.lua:11 */
-    k163_step(A + 65552 + 33056*B, A + 65552 + 33040*B, B); /* %163 map:step [1,B]  graphs/lib/losses.lua:11 */
-    k164_mul(A + 65552 + 33040*B, A + 65552 + 33024*B, A + 65552 + 33056*B, B); /* %164 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    k159_id(A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33040*B, B, T); /* %165 map:id [T,B]  graphs/lib/losses.lua:11 */
-    k27_mul(A + 65552 + 33168*B + 25008*B*T, A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33168*B + 24976*B*T, B, T); /* %166 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    k169_add(A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33168*B + 40128*B*T, A + 65552 + 33168*B + 25008*B*T, B, T); /* %169 map:add [T,B]  graphs/lib/losses.lua:11 */
-    k170_neg(A + 65552 + 33168*B + 40160*B*T + 21264*T, A + 65552 + 33168*B + 40160*B*T + 21792*T, T); /* %170 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    k171_id(A + 65552 + 33168*B + 24976*B*T, A + 65552 + 33168*B + 40160*B*T + 21264*T, B, T); /* %171 map:id [T,B]  graphs/lib/losses.lua:10 */
-    k27_mul(A + 65552 + 33168*B + 40144*B*T, A + 65552 + 33168*B + 24976*B*T, A + 65552 + 33168*B + 40080*B*T, B, T); /* %172 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k169_add(A + 65552 + 33168*B + 24976*B*T, A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33168*B + 40144*B*T, B, T); /* %174 map:add [T,B]  graphs/lib/losses.lua:10 */
-    k175_div(A + 65552 + 33168*B + 40160*B*T + 21264*T, A + 65552 + 33168*B + 40160*B*T + 21792*T, A + 65552 + 33168*B + 40160*B*T + 21312*T, T); /* %175 map:div [T,1]  graphs/lib/losses.lua:10 */
-    k176_step(A + 65552 + 33168*B + 40160*B*T + 21280*T, A + 65552 + 33168*B + 40160*B*T + 21296*T, T); /* %176 map:step [T,1]  graphs/lib/losses.lua:10 */
-    k42_mul(A + 65552 + 33168*B + 40160*B*T + 21296*T, A + 65552 + 33168*B + 40160*B*T + 21264*T, A + 65552 + 33168*B + 40160*B*T + 21280*T, T); /* %177 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    k171_id(A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33168*B + 40160*B*T + 21296*T, B, T); /* %178 map:id [T,B]  graphs/lib/losses.lua:10 */
-    k27_mul(A + 65552 + 33168*B + 40080*B*T, A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33168*B + 24992*B*T, B, T); /* %179 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k169_add(A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33168*B + 24976*B*T, A + 65552 + 33168*B + 40080*B*T, B, T); /* %182 map:add [T,B]  graphs/lib/losses.lua:10 */
-    k119_scale(A + 65552 + 33168*B + 40080*B*T, A + 65552 + 33168*B + 24960*B*T, B, T); /* %183 map:scale [T,B]  graphs/lib/model.lua:40 */
-    k185_id(A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33168*B + 40080*B*T, B, T); /* %185 map:id [T,B,39,1]  graphs/lib/model.lua:38 */
-    k187_mul(A + 65552 + 33168*B + 29952*B*T, A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33168*B + 40160*B*T + 21216*T, B, T); /* %187 map:mul [T,B,39,1]  graphs/lib/model.lua:38 */
-    k189_id(A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33168*B + 29952*B*T, B, T); /* %189 map:id [T,B,39,128]  graphs/lib/model.lua:30 */
-    k191_matmul(A + 65552 + 33168*B + 29952*B*T, A + 65552 + 33168*B + 24960*B*T, (real *)P + 49152, B, T); /* %191 matmul [39*B*T,128]  graphs/lib/srm.lua:14 */
-    k192_matmul(A + 0, A + 65552 + 33168*B + 19968*B*T, A + 65552 + 33168*B + 24960*B*T, B, T); /* %192 matmul [128,128]  graphs/lib/srm.lua:14 */
-    k194_matmul(A + 65552 + 33168*B + 19968*B*T, A + 65552 + 33168*B + 29952*B*T, A + 65552 + 33168*B + 14976*B*T, B, T); /* %194 matmul [T,B,39,39]  graphs/lib/srm.lua:13 */
-    k195_matmul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 40160*B*T + 18048*T, A + 65552 + 33168*B + 29952*B*T, B, T); /* %195 matmul [T,B,39,128]  graphs/lib/srm.lua:13 */
-    k196_sum(A + 65552 + 33168*B + 40160*B*T + 14976*T, A + 65552 + 33168*B + 19968*B*T, B, T); /* %196 reduce [T,1,39,39]  graphs/lib/srm.lua:13 */
-    k191_matmul(A + 65552 + 33168*B + 19968*B*T, A + 65552 + 33168*B + 14976*B*T, (real *)P + 32768, B, T); /* %198 matmul [39*B*T,128]  graphs/lib/srm.lua:13 */
-    k192_matmul(A + 16384, A + 65552 + 33168*B + 9984*B*T, A + 65552 + 33168*B + 14976*B*T, B, T); /* %199 matmul [128,128]  graphs/lib/srm.lua:13 */
-    k110_add(A + 65552 + 33168*B + 9984*B*T, A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33168*B + 19968*B*T, B, T); /* %201 map:add [T,B,39,128]  graphs/lib/srm.lua:13 */
-    k101_div(A + 65552 + 33168*B + 40160*B*T + 19584*T, A + 65552 + 33168*B + 40160*B*T + 14976*T, A + 65552 + 33168*B + 40160*B*T + 21168*T, T); /* %203 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    k204_mul(A + 65552 + 33168*B + 40160*B*T + 14976*T, A + 65552 + 33168*B + 40160*B*T + 19584*T, A + 65552 + 33168*B + 40160*B*T + 18048*T, T); /* %204 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    k205_neg(A + 65552 + 33168*B + 40160*B*T + 18048*T, A + 65552 + 33168*B + 40160*B*T + 14976*T, T); /* %205 map:neg [T,39,39]  graphs/lib/srm.lua:12 */
-    k99_sum(A + 65552 + 33168*B + 40160*B*T + 21168*T, A + 65552 + 33168*B + 40160*B*T + 18048*T, T); /* %206 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    k207_step(A + 65552 + 33168*B + 40160*B*T + 21216*T, A + 65552 + 33168*B + 40160*B*T + 21120*T, T); /* %207 map:step [T,39,1]  graphs/lib/srm.lua:12 */
-    k208_mul(A + 65552 + 33168*B + 40160*B*T + 21120*T, A + 65552 + 33168*B + 40160*B*T + 21168*T, A + 65552 + 33168*B + 40160*B*T + 21216*T, T); /* %208 map:mul [T,39,1]  graphs/lib/srm.lua:12 */
-    k209_id(A + 65552 + 33168*B + 40160*B*T + 14976*T, A + 65552 + 33168*B + 40160*B*T + 21120*T, T); /* %209 map:id [T,39,39]  graphs/lib/srm.lua:12 */
-    k210_add(A + 65552 + 33168*B + 40160*B*T + 18048*T, A + 65552 + 33168*B + 40160*B*T + 19584*T, A + 65552 + 33168*B + 40160*B*T + 14976*T, T); /* %210 map:add [T,39,39]  graphs/lib/srm.lua:12 */
-    k89_mul(A + 65552 + 33168*B + 40160*B*T + 14976*T, A + 65552 + 33168*B + 40160*B*T + 18048*T, (real *)inputs[4], T); /* %211 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    k204_mul(A + 65552 + 33168*B + 40160*B*T + 18048*T, A + 65552 + 33168*B + 40160*B*T + 14976*T, A + 65552 + 33168*B + 40160*B*T + 16512*T, T); /* %214 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    k89_mul(A + 65552 + 33168*B + 40160*B*T + 14976*T, A + 65552 + 33168*B + 40160*B*T + 18048*T, (real *)inputs[4], T); /* %218 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    k87_scale(A + 65552 + 33168*B + 40160*B*T + 19968*T, A + 65552 + 33168*B + 40160*B*T + 14976*T, T); /* %221 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-    k222_matmul(A + 65552 + 33168*B + 40160*B*T + 14976*T, A + 65552 + 33168*B + 40160*B*T + 19968*T, A + 65552 + 33168*B + 40160*B*T + 9984*T, T); /* %222 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    k223_matmul(A + 65552 + 33168*B + 40160*B*T + 9984*T, A + 65552 + 33168*B + 40160*B*T + 19968*T, A + 65552 + 33168*B + 40160*B*T + 4992*T, T); /* %223 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    k225_matmul(A + 65552 + 33168*B + 40160*B*T + 4992*T, A + 65552 + 33168*B + 40160*B*T + 9984*T, (real *)P + 16384, T); /* %225 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    k226_matmul(A + 32768, (real *)inputs[1], A + 65552 + 33168*B + 40160*B*T + 9984*T, T); /* %226 matmul [128,128]  graphs/lib/srm.lua:11 */
-    k225_matmul(A + 65552 + 33168*B + 40160*B*T + 9984*T, A + 65552 + 33168*B + 40160*B*T + 14976*T, (real *)P + 0, T); /* %229 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    k226_matmul(A + 49152, (real *)inputs[1], A + 65552 + 33168*B + 40160*B*T + 14976*T, T); /* %230 matmul [128,128]  graphs/lib/srm.lua:11 */
-    k232_add(A + 65552 + 33168*B + 40160*B*T + 14976*T, A + 65552 + 33168*B + 40160*B*T + 4992*T, A + 65552 + 33168*B + 40160*B*T + 9984*T, T); /* %232 map:add [T,39,128]  graphs/lib/srm.lua:11 */
-    k233_mul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 9984*B*T, A + 65552 + 33168*B + 4992*B*T, B, T); /* %233 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k234_mul(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 9984*B*T, A + 65552 + 33168*B + 40160*B*T, B, T); /* %234 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k235_sum(A + 65552 + 33168*B + 40160*B*T + 4992*T, A + 65552 + 33168*B + 14976*B*T, B, T); /* %235 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    k73_mul(A + 65552 + 33168*B + 9984*B*T, A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 40032*B*T, B, T); /* %236 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k233_mul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B, B, T); /* %237 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k70_sum(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 14976*B*T, B, T); /* %238 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k239_square(A + 65552 + 33168*B + 5040*B*T, A + 65552 + 33168*B + 40032*B*T, B, T); /* %239 map:square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k240_mul(A + 65552 + 33168*B + 5088*B*T, A + 65552 + 33168*B + 40032*B*T, A + 65552 + 33168*B + 5040*B*T, B, T); /* %240 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k241_scale(A + 65552 + 33168*B + 5040*B*T, A + 65552 + 33168*B + 5088*B*T, B, T); /* %241 map:scale [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k240_mul(A + 65552 + 33168*B + 5088*B*T, A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 5040*B*T, B, T); /* %242 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k243_step(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 39984*B*T, B, T); /* %243 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k240_mul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 5088*B*T, A + 65552 + 33168*B + 4992*B*T, B, T); /* %244 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k189_id(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 14976*B*T, B, T); /* %245 map:id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k246_scale(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B, B, T); /* %246 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k233_mul(A + 65552 + 33168*B, A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 14976*B*T, B, T); /* %247 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k110_add(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 9984*B*T, A + 65552 + 33168*B, B, T); /* %248 map:add [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k249_matmul(A + 65552 + 33168*B + 8192*B*T, A + 65552 + 33168*B + 14976*B*T, (real *)inputs[3], B, T); /* %249 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
-    k250_matmul(A + 65552 + 33168*B, A + 65552 + 33168*B + 37440*B*T, A + 65552 + 33168*B + 14976*B*T, B, T); /* %250 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    k251_sum(A + 65552 + 8192*B, A + 65552 + 33168*B, B, T); /* %251 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    k67_div(A + 65552 + 33168*B, A + 65552 + 33168*B + 8192*B*T, A + 65552 + 33168*B + 39936*B*T, B, T); /* %252 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k253_mul(A + 65552 + 33168*B + 2496*B*T, A + 65552 + 33168*B, A + 65552 + 33168*B + 37440*B*T, B, T); /* %253 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k254_neg(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 2496*B*T, B, T); /* %254 map:neg [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k66_sum(A + 65552 + 33168*B + 7488*B*T, A + 65552 + 33168*B + 4992*B*T, B, T); /* %255 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    k256_id(A + 65552 + 33168*B + 2496*B*T, A + 65552 + 33168*B + 7488*B*T, B, T); /* %256 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k257_add(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B, A + 65552 + 33168*B + 2496*B*T, B, T); /* %257 map:add [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k253_mul(A + 65552 + 33168*B, A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 34944*B*T, B, T); /* %258 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k61_scale(A + 65552 + 33168*B + 13184*B*T, A + 65552 + 33168*B, B, T); /* %261 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k68_matmul(A + 65552 + 33168*B + 8192*B*T, A + 65552 + 33168*B + 13184*B*T, A + 65552, B, T); /* %262 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    k263_matmul(A + 65552 + 33168*B, A + 65552 + 33168*B + 13184*B*T, A + 65552 + 33168*B + 40160*B*T, B, T); /* %263 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    k235_sum(A + 65552 + 33168*B + 40160*B*T, A + 65552 + 33168*B + 8192*B*T, B, T); /* %264 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    k251_sum(A + 65552, A + 65552 + 33168*B, B, T); /* %265 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    k232_add(A + 65552 + 33168*B + 40160*B*T + 9984*T, A + 65552 + 33168*B + 40160*B*T + 4992*T, A + 65552 + 33168*B + 40160*B*T, T); /* %266 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    k59_mul(A + 65552 + 16384*B, A + 65552, A + 65552 + 32960*B, B); /* %267 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k268_mul(A + 65552 + 24576*B, A + 65552, (real *)inputs[3], B); /* %268 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k56_sum(A + 65552 + 33024*B, A + 65552 + 24576*B, B); /* %269 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k270_add(A + 65552, A + 65552 + 8192*B, A + 65552 + 16384*B, B); /* %270 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k271_square(A + 65552 + 8192*B, A + 65552 + 32960*B, B); /* %271 map:square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k272_mul(A + 65552 + 8256*B, A + 65552 + 32960*B, A + 65552 + 8192*B, B); /* %272 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k273_scale(A + 65552 + 8192*B, A + 65552 + 8256*B, B); /* %273 map:scale [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k272_mul(A + 65552 + 32960*B, A + 65552 + 33024*B, A + 65552 + 8192*B, B); /* %274 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k275_step(A + 65552 + 8192*B, A + 65552 + 32896*B, B); /* %275 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k272_mul(A + 65552 + 32896*B, A + 65552 + 32960*B, A + 65552 + 8192*B, B); /* %276 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k277_id(A + 65552 + 8192*B, A + 65552 + 32896*B, B); /* %277 map:id [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k278_scale(A + 65552 + 16384*B, (real *)inputs[3], B); /* %278 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k268_mul(A + 65552 + 24576*B, A + 65552 + 8192*B, A + 65552 + 16384*B, B); /* %279 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k270_add(A + 65552 + 8192*B, A + 65552, A + 65552 + 24576*B, B); /* %280 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k52_mul(A + 65552 + 33168*B + 40160*B*T, A + 65552 + 33168*B + 40160*B*T + 9984*T, A + 65552 + 33168*B + 40160*B*T + 21680*T, T); /* %283 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    k284_mul(A + 65552 + 33168*B + 40160*B*T + 4992*T, A + 65552 + 33168*B + 40160*B*T + 9984*T, (real *)inputs[1], T); /* %284 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    k49_sum(A + 65552 + 33168*B + 40160*B*T + 19968*T, A + 65552 + 33168*B + 40160*B*T + 4992*T, T); /* %285 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    k232_add(A + 65552 + 33168*B + 40160*B*T + 4992*T, A + 65552 + 33168*B + 40160*B*T + 14976*T, A + 65552 + 33168*B + 40160*B*T, T); /* %286 map:add [T,39,128]  graphs/lib/matching.lua:7 */
-    k287_square(A + 65552 + 33168*B + 40160*B*T + 20016*T, A + 65552 + 33168*B + 40160*B*T + 21680*T, T); /* %287 map:square [T,39,1]  graphs/lib/matching.lua:7 */
-    k208_mul(A + 65552 + 33168*B + 40160*B*T + 20064*T, A + 65552 + 33168*B + 40160*B*T + 21680*T, A + 65552 + 33168*B + 40160*B*T + 20016*T, T); /* %288 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    k289_scale(A + 65552 + 33168*B + 40160*B*T + 20016*T, A + 65552 + 33168*B + 40160*B*T + 20064*T, T); /* %289 map:scale [T,39,1]  graphs/lib/matching.lua:7 */
-    k208_mul(A + 65552 + 33168*B + 40160*B*T + 20064*T, A + 65552 + 33168*B + 40160*B*T + 19968*T, A + 65552 + 33168*B + 40160*B*T + 20016*T, T); /* %290 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    k291_step(A + 65552 + 33168*B + 40160*B*T + 20112*T, A + 65552 + 33168*B + 40160*B*T + 21632*T, T); /* %291 map:step [T,39,1]  graphs/lib/matching.lua:7 */
-    k208_mul(A + 65552 + 33168*B + 40160*B*T + 20160*T, A + 65552 + 33168*B + 40160*B*T + 20064*T, A + 65552 + 33168*B + 40160*B*T + 20112*T, T); /* %292 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    k293_id(A + 65552 + 33168*B + 40160*B*T, A + 65552 + 33168*B + 40160*B*T + 20160*T, T); /* %293 map:id [T,39,128]  graphs/lib/matching.lua:7 */
-    k294_scale(A + 65552 + 33168*B + 40160*B*T + 9984*T, (real *)inputs[1], T); /* %294 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
-    k284_mul(A + 65552 + 33168*B + 40160*B*T + 14976*T, A + 65552 + 33168*B + 40160*B*T, A + 65552 + 33168*B + 40160*B*T + 9984*T, T); /* %295 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    k232_add(A + 65552 + 33168*B + 40160*B*T, A + 65552 + 33168*B + 40160*B*T + 4992*T, A + 65552 + 33168*B + 40160*B*T + 14976*T, T); /* %296 map:add [T,39,128]  graphs/lib/matching.lua:7 */
-    k162_div(A + 65552 + 32896*B, A + 65552 + 33152*B, A + 65552 + 33136*B, B); /* %307 map:div [1,B]  graphs/lib/losses.lua:11 */
-    k163_step(A + 65552 + 32912*B, A + 65552 + 33120*B, B); /* %308 map:step [1,B]  graphs/lib/losses.lua:11 */
-    k164_mul(A + 65552 + 32928*B, A + 65552 + 32896*B, A + 65552 + 32912*B, B); /* %309 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    k159_id(A + 65552 + 33168*B, A + 65552 + 32928*B, B, T); /* %310 map:id [T,B]  graphs/lib/losses.lua:11 */
-    k27_mul(A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B, A + 65552 + 33168*B + 40112*B*T, B, T); /* %311 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    k169_add(A + 65552 + 33168*B, A + 65552 + 33168*B + 40128*B*T, A + 65552 + 33168*B + 16*B*T, B, T); /* %314 map:add [T,B]  graphs/lib/losses.lua:11 */
-    k169_add(A + 65552 + 33168*B + 40112*B*T, A + 65552 + 33168*B, A + 65552 + 33168*B + 40144*B*T, B, T); /* %319 map:add [T,B]  graphs/lib/losses.lua:10 */
-    k175_div(A + 65552 + 33168*B + 40160*B*T + 21632*T, A + 65552 + 33168*B + 40160*B*T + 21792*T, A + 65552 + 33168*B + 40160*B*T + 21776*T, T); /* %320 map:div [T,1]  graphs/lib/losses.lua:10 */
-    k176_step(A + 65552 + 33168*B + 40160*B*T + 21648*T, A + 65552 + 33168*B + 40160*B*T + 21760*T, T); /* %321 map:step [T,1]  graphs/lib/losses.lua:10 */
-    k42_mul(A + 65552 + 33168*B + 40160*B*T + 21664*T, A + 65552 + 33168*B + 40160*B*T + 21632*T, A + 65552 + 33168*B + 40160*B*T + 21648*T, T); /* %322 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    k171_id(A + 65552 + 33168*B, A + 65552 + 33168*B + 40160*B*T + 21664*T, B, T); /* %323 map:id [T,B]  graphs/lib/losses.lua:10 */
-    k27_mul(A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B, A + 65552 + 33168*B + 40096*B*T, B, T); /* %324 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k169_add(A + 65552 + 33168*B, A + 65552 + 33168*B + 40112*B*T, A + 65552 + 33168*B + 16*B*T, B, T); /* %327 map:add [T,B]  graphs/lib/losses.lua:10 */
-    k17_scale(A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B, B, T); /* %328 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    k329_matmul(A + 65552 + 33168*B + 40160*B*T + 4992*T, A + 65552 + 33168*B + 16*B*T, A + 65552 + 32768*B, B, T); /* %329 matmul [T,128]  graphs/lib/losses.lua:21 */
-    k330_matmul(A + 65552, A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B + 40160*B*T + 21504*T, B, T); /* %330 matmul [B,128]  graphs/lib/losses.lua:21 */
-    k15_mul(A + 65552 + 128*B, A + 65552, A + 65552 + 33104*B, B); /* %331 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k332_mul(A + 65552 + 256*B, A + 65552, (real *)inputs[2], B); /* %332 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k12_sum(A + 65552, A + 65552 + 256*B, B); /* %333 reduce [B,1]  graphs/lib/losses.lua:21 */
-    k334_square(A + 65552 + 16*B, A + 65552 + 33104*B, B); /* %334 map:square [B,1]  graphs/lib/losses.lua:21 */
-    k164_mul(A + 65552 + 32*B, A + 65552 + 33104*B, A + 65552 + 16*B, B); /* %335 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    k336_scale(A + 65552 + 16*B, A + 65552 + 32*B, B); /* %336 map:scale [B,1]  graphs/lib/losses.lua:21 */
-    k164_mul(A + 65552 + 32*B, A + 65552, A + 65552 + 16*B, B); /* %337 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    k338_step(A + 65552, A + 65552 + 33088*B, B); /* %338 map:step [B,1]  graphs/lib/losses.lua:21 */
-    k164_mul(A + 65552 + 256*B, A + 65552 + 32*B, A + 65552, B); /* %339 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    k340_id(A + 65552, A + 65552 + 256*B, B); /* %340 map:id [B,128]  graphs/lib/losses.lua:21 */
-    k341_scale(A + 65552 + 256*B, (real *)inputs[2], B); /* %341 map:scale [B,128]  graphs/lib/losses.lua:21 */
-    k332_mul(A + 65552 + 384*B, A + 65552, A + 65552 + 256*B, B); /* %342 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k343_add(A + 65552, A + 65552 + 128*B, A + 65552 + 384*B, B); /* %343 map:add [B,128]  graphs/lib/losses.lua:21 */
-    k10_mul(A + 65552 + 33168*B + 40160*B*T + 5120*T, A + 65552 + 33168*B + 40160*B*T + 4992*T, A + 65552 + 33168*B + 40160*B*T + 21744*T, T); /* %344 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k345_mul(A + 65552 + 33168*B + 40160*B*T + 5248*T, A + 65552 + 33168*B + 40160*B*T + 4992*T, (real *)inputs[0], T); /* %345 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k7_sum(A + 65552 + 33168*B + 40160*B*T + 4992*T, A + 65552 + 33168*B + 40160*B*T + 5248*T, T); /* %346 reduce [T,1]  graphs/lib/losses.lua:21 */
-    k347_square(A + 65552 + 33168*B + 40160*B*T + 5008*T, A + 65552 + 33168*B + 40160*B*T + 21744*T, T); /* %347 map:square [T,1]  graphs/lib/losses.lua:21 */
-    k42_mul(A + 65552 + 33168*B + 40160*B*T + 5024*T, A + 65552 + 33168*B + 40160*B*T + 21744*T, A + 65552 + 33168*B + 40160*B*T + 5008*T, T); /* %348 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    k349_scale(A + 65552 + 33168*B + 40160*B*T + 5008*T, A + 65552 + 33168*B + 40160*B*T + 5024*T, T); /* %349 map:scale [T,1]  graphs/lib/losses.lua:21 */
-    k42_mul(A + 65552 + 33168*B + 40160*B*T + 5024*T, A + 65552 + 33168*B + 40160*B*T + 4992*T, A + 65552 + 33168*B + 40160*B*T + 5008*T, T); /* %350 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    k351_step(A + 65552 + 33168*B + 40160*B*T + 4992*T, A + 65552 + 33168*B + 40160*B*T + 21728*T, T); /* %351 map:step [T,1]  graphs/lib/losses.lua:21 */
-    k42_mul(A + 65552 + 33168*B + 40160*B*T + 5248*T, A + 65552 + 33168*B + 40160*B*T + 5024*T, A + 65552 + 33168*B + 40160*B*T + 4992*T, T); /* %352 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    k353_id(A + 65552 + 33168*B + 40160*B*T + 4992*T, A + 65552 + 33168*B + 40160*B*T + 5248*T, T); /* %353 map:id [T,128]  graphs/lib/losses.lua:21 */
-    k354_scale(A + 65552 + 33168*B + 40160*B*T + 5248*T, (real *)inputs[0], T); /* %354 map:scale [T,128]  graphs/lib/losses.lua:21 */
-    k345_mul(A + 65552 + 33168*B + 40160*B*T + 5376*T, A + 65552 + 33168*B + 40160*B*T + 4992*T, A + 65552 + 33168*B + 40160*B*T + 5248*T, T); /* %355 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k356_add(A + 65552 + 33168*B + 40160*B*T + 4992*T, A + 65552 + 33168*B + 40160*B*T + 5120*T, A + 65552 + 33168*B + 40160*B*T + 5376*T, T); /* %356 map:add [T,128]  graphs/lib/losses.lua:21 */
+    CALL(116, 0, sizeof(real)*((double)1), k187_fill(A + 128)); /* %187 fill []  graphs/lib/model.lua:137 */
+    CALL(117, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 144, A + 128, B)); /* %189 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(118, (double)B, sizeof(real)*((double)B + (double)1), k190_id(A + 65552 + 33152*B, A + 144, B)); /* %190 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(119, (double)T, sizeof(real)*((double)T + (double)1), k191_id(A + 65552 + 33168*B + 35200*B*T + 21280*T, A + 144, T)); /* %191 map:id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(120, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 65552 + 33168*B + 35200*B*T + 21792*T, A + 65552 + 33168*B + 35200*B*T + 21280*T, A + 65552 + 33168*B + 35200*B*T + 21264*T, T)); /* %192 map:mul [T,1]  graphs/lib/losses.lua:13 */
+    CALL(121, (double)B, sizeof(real)*((double)B + (double)B), k194_neg(A + 65552 + 33024*B, A + 65552 + 33152*B, B)); /* %194 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(122, (double)B*T, sizeof(real)*((double)B*T + (double)B), k195_id(A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33024*B, B, T)); /* %195 map:id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(123, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 33168*B + 35168*B*T, A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 20064*B*T, B, T)); /* %196 map:mul [T,B]  graphs/lib/losses.lua:11 */
+    CALL(124, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k198_div(A + 65552 + 33024*B, A + 65552 + 33152*B, A + 65552 + 33056*B, B)); /* %198 map:div [1,B]  graphs/lib/losses.lua:11 */
+    CALL(125, (double)B, sizeof(real)*((double)B + (double)B), k199_step(A + 65552 + 33056*B, A + 65552 + 33040*B, B)); /* %199 map:step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(126, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k200_mul(A + 65552 + 33040*B, A + 65552 + 33024*B, A + 65552 + 33056*B, B)); /* %200 map:mul [1,B]  graphs/lib/losses.lua:11 */
+    CALL(127, (double)B*T, sizeof(real)*((double)B*T + (double)B), k195_id(A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33040*B, B, T)); /* %201 map:id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(128, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 35104*B*T, B, T)); /* %202 map:mul [T,B]  graphs/lib/losses.lua:11 */
+    CALL(129, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k205_add(A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 35168*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %205 map:add [T,B]  graphs/lib/losses.lua:11 */
+    CALL(130, (double)T, sizeof(real)*((double)T + (double)T), k206_neg(A + 65552 + 33168*B + 35200*B*T + 21264*T, A + 65552 + 33168*B + 35200*B*T + 21792*T, T)); /* %206 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(131, (double)B*T, sizeof(real)*((double)B*T + (double)T), k207_id(A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33168*B + 35200*B*T + 21264*T, B, T)); /* %207 map:id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(132, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 33168*B + 35184*B*T, A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33168*B + 20064*B*T, B, T)); /* %208 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(133, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k205_add(A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 35184*B*T, B, T)); /* %210 map:add [T,B]  graphs/lib/losses.lua:10 */
+    CALL(134, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k211_div(A + 65552 + 33168*B + 35200*B*T + 21264*T, A + 65552 + 33168*B + 35200*B*T + 21792*T, A + 65552 + 33168*B + 35200*B*T + 21312*T, T)); /* %211 map:div [T,1]  graphs/lib/losses.lua:10 */
+    CALL(135, (double)T, sizeof(real)*((double)T + (double)T), k212_step(A + 65552 + 33168*B + 35200*B*T + 21280*T, A + 65552 + 33168*B + 35200*B*T + 21296*T, T)); /* %212 map:step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(136, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 65552 + 33168*B + 35200*B*T + 21296*T, A + 65552 + 33168*B + 35200*B*T + 21264*T, A + 65552 + 33168*B + 35200*B*T + 21280*T, T)); /* %213 map:mul [T,1]  graphs/lib/losses.lua:10 */
+    CALL(137, (double)B*T, sizeof(real)*((double)B*T + (double)T), k207_id(A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 35200*B*T + 21296*T, B, T)); /* %214 map:id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(138, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 35120*B*T, B, T)); /* %215 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(139, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k205_add(A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %218 map:add [T,B]  graphs/lib/losses.lua:10 */
+    CALL(140, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k119_scale(A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33168*B + 35088*B*T, B, T)); /* %219 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(141, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k221_id(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 35104*B*T, B, T)); /* %221 map:id [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(142, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k223_mul(A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 35200*B*T + 21216*T, B, T)); /* %223 map:mul [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(143, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k225_matmul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 20016*B*T, B, T)); /* %225 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
+    CALL(144, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k226_matmul(A + 65552 + 33168*B + 19968*B*T, A + 65552 + 33168*B + 35200*B*T + 18048*T, A + 65552 + 33168*B + 35088*B*T, B, T)); /* %226 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(145, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k227_sum(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %227 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
+    CALL(146, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k228_id(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 19968*B*T, B, T)); /* %228 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(147, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128), k175_mul(A + 65552 + 33168*B + 19968*B*T, A + 65552 + 33168*B + 14976*B*T, A + 0, B, T)); /* %229 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(148, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k230_mul(A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 9984*B*T, B, T)); /* %230 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(149, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k231_sum(A + 65552 + 8192*B, A + 65552 + 33168*B + 24960*B*T, B, T)); /* %231 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(150, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k233_sum(A + 0, A + 65552 + 8192*B, B)); /* %233 reduce [1,39,128]  graphs/lib/model.lua:33 */
+    CALL(151, (double)4992, sizeof(real)*((double)128 + (double)4992), k235_sum(A + 16512, A + 0)); /* %235 reduce [1,128]  graphs/lib/model.lua:33 */
+    CALL(152, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k238_matmul(A + 32768, A + 16512, (real *)P + 32768)); /* %238 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(153, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), k239_matmul(A + 0, A + 16512, A + 16384)); /* %239 matmul [128,128]  graphs/lib/model.lua:33 */
+    CALL(154, (double)16384, sizeof(real)*((double)16384 + (double)128), k242_id(A + 16384, A + 32768)); /* %242 map:id [128,128]  graphs/lib/model.lua:33 */
+    CALL(155, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k228_id(A + 65552 + 33168*B + 9984*B*T, A + 65552 + 33168*B + 35088*B*T, B, T)); /* %243 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(156, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k244_add(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 19968*B*T, A + 65552 + 33168*B + 9984*B*T, B, T)); /* %244 map:add [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(157, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 65552 + 33168*B + 35200*B*T + 19584*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 21168*T, T)); /* %246 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(158, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k247_mul(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 19584*T, A + 65552 + 33168*B + 35200*B*T + 18048*T, T)); /* %247 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(159, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k248_neg(A + 65552 + 33168*B + 35200*B*T + 18048*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, T)); /* %248 map:neg [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(160, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k99_sum(A + 65552 + 33168*B + 35200*B*T + 21168*T, A + 65552 + 33168*B + 35200*B*T + 18048*T, T)); /* %249 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(161, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k250_step(A + 65552 + 33168*B + 35200*B*T + 21216*T, A + 65552 + 33168*B + 35200*B*T + 21120*T, T)); /* %250 map:step [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(162, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k251_mul(A + 65552 + 33168*B + 35200*B*T + 21120*T, A + 65552 + 33168*B + 35200*B*T + 21168*T, A + 65552 + 33168*B + 35200*B*T + 21216*T, T)); /* %251 map:mul [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(163, (double)1521*T, sizeof(real)*((double)1521*T + (double)39*T), k252_id(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 21120*T, T)); /* %252 map:id [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(164, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k253_add(A + 65552 + 33168*B + 35200*B*T + 18048*T, A + 65552 + 33168*B + 35200*B*T + 19584*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, T)); /* %253 map:add [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(165, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k89_mul(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 18048*T, (real *)inputs[4], T)); /* %254 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(166, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k247_mul(A + 65552 + 33168*B + 35200*B*T + 18048*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 16512*T, T)); /* %257 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(167, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k89_mul(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 18048*T, (real *)inputs[4], T)); /* %261 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(168, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k87_scale(A + 65552 + 33168*B + 35200*B*T + 19968*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, T)); /* %264 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(169, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k265_matmul(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 19968*T, A + 65552 + 33168*B + 35200*B*T + 9984*T, T)); /* %265 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(170, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k266_matmul(A + 65552 + 33168*B + 35200*B*T + 9984*T, A + 65552 + 33168*B + 35200*B*T + 19968*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, T)); /* %266 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(171, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k268_matmul(A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 9984*T, (real *)P + 16384, T)); /* %268 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(172, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k269_matmul(A + 32768, (real *)inputs[1], A + 65552 + 33168*B + 35200*B*T + 9984*T, T)); /* %269 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(173, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k268_matmul(A + 65552 + 33168*B + 35200*B*T + 9984*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, (real *)P + 0, T)); /* %272 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(174, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k269_matmul(A + 49152, (real *)inputs[1], A + 65552 + 33168*B + 35200*B*T + 14976*T, T)); /* %273 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(175, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k275_add(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 9984*T, T)); /* %275 map:add [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(176, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k230_mul(A + 65552 + 33168*B + 9984*B*T, A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 4992*B*T, B, T)); /* %276 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(177, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k277_mul(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 35200*B*T, B, T)); /* %277 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(178, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k278_sum(A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 9984*B*T, B, T)); /* %278 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(179, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 65552 + 33168*B + 9984*B*T, A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 35040*B*T, B, T)); /* %279 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(180, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k230_mul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B, B, T)); /* %280 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(181, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %281 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(182, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k282_square(A + 65552 + 33168*B + 5040*B*T, A + 65552 + 33168*B + 35040*B*T, B, T)); /* %282 map:square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(183, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k283_mul(A + 65552 + 33168*B + 5088*B*T, A + 65552 + 33168*B + 35040*B*T, A + 65552 + 33168*B + 5040*B*T, B, T)); /* %283 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(184, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k284_scale(A + 65552 + 33168*B + 5040*B*T, A + 65552 + 33168*B + 5088*B*T, B, T)); /* %284 map:scale [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(185, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k283_mul(A + 65552 + 33168*B + 5088*B*T, A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 5040*B*T, B, T)); /* %285 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(186, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k286_step(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 34992*B*T, B, T)); /* %286 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(187, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k283_mul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 5088*B*T, A + 65552 + 33168*B + 4992*B*T, B, T)); /* %287 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(188, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k228_id(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %288 map:id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(189, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k289_scale(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B, B, T)); /* %289 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(190, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k230_mul(A + 65552 + 33168*B, A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %290 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(191, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k244_add(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 9984*B*T, A + 65552 + 33168*B, B, T)); /* %291 map:add [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(192, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k292_matmul(A + 65552 + 33168*B + 8192*B*T, A + 65552 + 33168*B + 14976*B*T, (real *)inputs[3], B, T)); /* %292 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
+    CALL(193, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k293_matmul(A + 65552 + 33168*B, A + 65552 + 33168*B + 32448*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %293 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(194, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k294_sum(A + 65552 + 8192*B, A + 65552 + 33168*B, B, T)); /* %294 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(195, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 65552 + 33168*B, A + 65552 + 33168*B + 8192*B*T, A + 65552 + 33168*B + 34944*B*T, B, T)); /* %295 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(196, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k296_mul(A + 65552 + 33168*B + 2496*B*T, A + 65552 + 33168*B, A + 65552 + 33168*B + 32448*B*T, B, T)); /* %296 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(197, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k297_neg(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 2496*B*T, B, T)); /* %297 map:neg [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(198, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 65552 + 33168*B + 7488*B*T, A + 65552 + 33168*B + 4992*B*T, B, T)); /* %298 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(199, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)39*B*T), k299_id(A + 65552 + 33168*B + 2496*B*T, A + 65552 + 33168*B + 7488*B*T, B, T)); /* %299 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(200, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k300_add(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B, A + 65552 + 33168*B + 2496*B*T, B, T)); /* %300 map:add [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(201, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k296_mul(A + 65552 + 33168*B, A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 29952*B*T, B, T)); /* %301 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(202, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 65552 + 33168*B + 13184*B*T, A + 65552 + 33168*B, B, T)); /* %304 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(203, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 65552 + 33168*B + 8192*B*T, A + 65552 + 33168*B + 13184*B*T, A + 65552, B, T)); /* %305 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(204, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k306_matmul(A + 65552 + 33168*B, A + 65552 + 33168*B + 13184*B*T, A + 65552 + 33168*B + 35200*B*T, B, T)); /* %306 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(205, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k278_sum(A + 65552 + 33168*B + 35200*B*T, A + 65552 + 33168*B + 8192*B*T, B, T)); /* %307 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(206, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k294_sum(A + 65552, A + 65552 + 33168*B, B, T)); /* %308 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(207, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k275_add(A + 65552 + 33168*B + 35200*B*T + 9984*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T, T)); /* %309 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(208, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 65552 + 16384*B, A + 65552, A + 65552 + 32960*B, B)); /* %310 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(209, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k311_mul(A + 65552 + 24576*B, A + 65552, (real *)inputs[3], B)); /* %311 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(210, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k56_sum(A + 65552 + 33024*B, A + 65552 + 24576*B, B)); /* %312 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(211, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k313_add(A + 65552, A + 65552 + 8192*B, A + 65552 + 16384*B, B)); /* %313 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(212, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k314_square(A + 65552 + 8192*B, A + 65552 + 32960*B, B)); /* %314 map:square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(213, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k315_mul(A + 65552 + 8256*B, A + 65552 + 32960*B, A + 65552 + 8192*B, B)); /* %315 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(214, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k316_scale(A + 65552 + 8192*B, A + 65552 + 8256*B, B)); /* %316 map:scale [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(215, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k315_mul(A + 65552 + 32960*B, A + 65552 + 33024*B, A + 65552 + 8192*B, B)); /* %317 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(216, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k318_step(A + 65552 + 8192*B, A + 65552 + 32896*B, B)); /* %318 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(217, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k315_mul(A + 65552 + 32896*B, A + 65552 + 32960*B, A + 65552 + 8192*B, B)); /* %319 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(218, (double)8192*B, sizeof(real)*((double)8192*B + (double)64*B), k320_id(A + 65552 + 8192*B, A + 65552 + 32896*B, B)); /* %320 map:id [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(219, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k321_scale(A + 65552 + 16384*B, (real *)inputs[3], B)); /* %321 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(220, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k311_mul(A + 65552 + 24576*B, A + 65552 + 8192*B, A + 65552 + 16384*B, B)); /* %322 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(221, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k313_add(A + 65552 + 8192*B, A + 65552, A + 65552 + 24576*B, B)); /* %323 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(222, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 65552 + 33168*B + 35200*B*T, A + 65552 + 33168*B + 35200*B*T + 9984*T, A + 65552 + 33168*B + 35200*B*T + 21680*T, T)); /* %326 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(223, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k327_mul(A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 9984*T, (real *)inputs[1], T)); /* %327 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(224, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k49_sum(A + 65552 + 33168*B + 35200*B*T + 19968*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, T)); /* %328 reduce [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(225, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k275_add(A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T, T)); /* %329 map:add [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(226, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k330_square(A + 65552 + 33168*B + 35200*B*T + 20016*T, A + 65552 + 33168*B + 35200*B*T + 21680*T, T)); /* %330 map:square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(227, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k251_mul(A + 65552 + 33168*B + 35200*B*T + 20064*T, A + 65552 + 33168*B + 35200*B*T + 21680*T, A + 65552 + 33168*B + 35200*B*T + 20016*T, T)); /* %331 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(228, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k332_scale(A + 65552 + 33168*B + 35200*B*T + 20016*T, A + 65552 + 33168*B + 35200*B*T + 20064*T, T)); /* %332 map:scale [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(229, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k251_mul(A + 65552 + 33168*B + 35200*B*T + 20064*T, A + 65552 + 33168*B + 35200*B*T + 19968*T, A + 65552 + 33168*B + 35200*B*T + 20016*T, T)); /* %333 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(230, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k334_step(A + 65552 + 33168*B + 35200*B*T + 20112*T, A + 65552 + 33168*B + 35200*B*T + 21632*T, T)); /* %334 map:step [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(231, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k251_mul(A + 65552 + 33168*B + 35200*B*T + 20160*T, A + 65552 + 33168*B + 35200*B*T + 20064*T, A + 65552 + 33168*B + 35200*B*T + 20112*T, T)); /* %335 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(232, (double)4992*T, sizeof(real)*((double)4992*T + (double)39*T), k336_id(A + 65552 + 33168*B + 35200*B*T, A + 65552 + 33168*B + 35200*B*T + 20160*T, T)); /* %336 map:id [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(233, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k337_scale(A + 65552 + 33168*B + 35200*B*T + 9984*T, (real *)inputs[1], T)); /* %337 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(234, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k327_mul(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T, A + 65552 + 33168*B + 35200*B*T + 9984*T, T)); /* %338 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(235, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k275_add(A + 65552 + 33168*B + 35200*B*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, T)); /* %339 map:add [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(236, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k198_div(A + 65552 + 32896*B, A + 65552 + 33152*B, A + 65552 + 33136*B, B)); /* %350 map:div [1,B]  graphs/lib/losses.lua:11 */
+    CALL(237, (double)B, sizeof(real)*((double)B + (double)B), k199_step(A + 65552 + 32912*B, A + 65552 + 33120*B, B)); /* %351 map:step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(238, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k200_mul(A + 65552 + 32928*B, A + 65552 + 32896*B, A + 65552 + 32912*B, B)); /* %352 map:mul [1,B]  graphs/lib/losses.lua:11 */
+    CALL(239, (double)B*T, sizeof(real)*((double)B*T + (double)B), k195_id(A + 65552 + 33168*B, A + 65552 + 32928*B, B, T)); /* %353 map:id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(240, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B, A + 65552 + 33168*B + 35152*B*T, B, T)); /* %354 map:mul [T,B]  graphs/lib/losses.lua:11 */
+    CALL(241, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k205_add(A + 65552 + 33168*B, A + 65552 + 33168*B + 35168*B*T, A + 65552 + 33168*B + 16*B*T, B, T)); /* %357 map:add [T,B]  graphs/lib/losses.lua:11 */
+    CALL(242, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k205_add(A + 65552 + 33168*B + 35152*B*T, A + 65552 + 33168*B, A + 65552 + 33168*B + 35184*B*T, B, T)); /* %362 map:add [T,B]  graphs/lib/losses.lua:10 */
+    CALL(243, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k211_div(A + 65552 + 33168*B + 35200*B*T + 21632*T, A + 65552 + 33168*B + 35200*B*T + 21792*T, A + 65552 + 33168*B + 35200*B*T + 21776*T, T)); /* %363 map:div [T,1]  graphs/lib/losses.lua:10 */
+    CALL(244, (double)T, sizeof(real)*((double)T + (double)T), k212_step(A + 65552 + 33168*B + 35200*B*T + 21648*T, A + 65552 + 33168*B + 35200*B*T + 21760*T, T)); /* %364 map:step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(245, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 65552 + 33168*B + 35200*B*T + 21664*T, A + 65552 + 33168*B + 35200*B*T + 21632*T, A + 65552 + 33168*B + 35200*B*T + 21648*T, T)); /* %365 map:mul [T,1]  graphs/lib/losses.lua:10 */
+    CALL(246, (double)B*T, sizeof(real)*((double)B*T + (double)T), k207_id(A + 65552 + 33168*B, A + 65552 + 33168*B + 35200*B*T + 21664*T, B, T)); /* %366 map:id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(247, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B, A + 65552 + 33168*B + 35136*B*T, B, T)); /* %367 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(248, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k205_add(A + 65552 + 33168*B, A + 65552 + 33168*B + 35152*B*T, A + 65552 + 33168*B + 16*B*T, B, T)); /* %370 map:add [T,B]  graphs/lib/losses.lua:10 */
+    CALL(249, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B, B, T)); /* %371 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(250, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k372_matmul(A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 16*B*T, A + 65552 + 32768*B, B, T)); /* %372 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(251, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k373_matmul(A + 65552, A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B + 35200*B*T + 21504*T, B, T)); /* %373 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(252, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 65552 + 128*B, A + 65552, A + 65552 + 33104*B, B)); /* %374 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(253, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k375_mul(A + 65552 + 256*B, A + 65552, (real *)inputs[2], B)); /* %375 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(254, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 65552, A + 65552 + 256*B, B)); /* %376 reduce [B,1]  graphs/lib/losses.lua:21 */
+    CALL(255, (double)B, sizeof(real)*((double)B + (double)B), k377_square(A + 65552 + 16*B, A + 65552 + 33104*B, B)); /* %377 map:square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(256, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k200_mul(A + 65552 + 32*B, A + 65552 + 33104*B, A + 65552 + 16*B, B)); /* %378 map:mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(257, (double)B, sizeof(real)*((double)B + (double)B), k379_scale(A + 65552 + 16*B, A + 65552 + 32*B, B)); /* %379 map:scale [B,1]  graphs/lib/losses.lua:21 */
+    CALL(258, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k200_mul(A + 65552 + 32*B, A + 65552, A + 65552 + 16*B, B)); /* %380 map:mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(259, (double)B, sizeof(real)*((double)B + (double)B), k381_step(A + 65552, A + 65552 + 33088*B, B)); /* %381 map:step [B,1]  graphs/lib/losses.lua:21 */
+    CALL(260, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k200_mul(A + 65552 + 256*B, A + 65552 + 32*B, A + 65552, B)); /* %382 map:mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(261, (double)128*B, sizeof(real)*((double)128*B + (double)B), k383_id(A + 65552, A + 65552 + 256*B, B)); /* %383 map:id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(262, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k384_scale(A + 65552 + 256*B, (real *)inputs[2], B)); /* %384 map:scale [B,128]  graphs/lib/losses.lua:21 */
+    CALL(263, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k375_mul(A + 65552 + 384*B, A + 65552, A + 65552 + 256*B, B)); /* %385 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(264, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k386_add(A + 65552, A + 65552 + 128*B, A + 65552 + 384*B, B)); /* %386 map:add [B,128]  graphs/lib/losses.lua:21 */
+    CALL(265, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 65552 + 33168*B + 35200*B*T + 5120*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 21744*T, T)); /* %387 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(266, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k388_mul(A + 65552 + 33168*B + 35200*B*T + 5248*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, (real *)inputs[0], T)); /* %388 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(267, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 5248*T, T)); /* %389 reduce [T,1]  graphs/lib/losses.lua:21 */
+    CALL(268, (double)T, sizeof(real)*((double)T + (double)T), k390_square(A + 65552 + 33168*B + 35200*B*T + 5008*T, A + 65552 + 33168*B + 35200*B*T + 21744*T, T)); /* %390 map:square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(269, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 65552 + 33168*B + 35200*B*T + 5024*T, A + 65552 + 33168*B + 35200*B*T + 21744*T, A + 65552 + 33168*B + 35200*B*T + 5008*T, T)); /* %391 map:mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(270, (double)T, sizeof(real)*((double)T + (double)T), k392_scale(A + 65552 + 33168*B + 35200*B*T + 5008*T, A + 65552 + 33168*B + 35200*B*T + 5024*T, T)); /* %392 map:scale [T,1]  graphs/lib/losses.lua:21 */
+    CALL(271, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 65552 + 33168*B + 35200*B*T + 5024*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 5008*T, T)); /* %393 map:mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(272, (double)T, sizeof(real)*((double)T + (double)T), k394_step(A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 21728*T, T)); /* %394 map:step [T,1]  graphs/lib/losses.lua:21 */
+    CALL(273, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 65552 + 33168*B + 35200*B*T + 5248*T, A + 65552 + 33168*B + 35200*B*T + 5024*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, T)); /* %395 map:mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(274, (double)128*T, sizeof(real)*((double)128*T + (double)T), k396_id(A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 5248*T, T)); /* %396 map:id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(275, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k397_scale(A + 65552 + 33168*B + 35200*B*T + 5248*T, (real *)inputs[0], T)); /* %397 map:scale [T,128]  graphs/lib/losses.lua:21 */
+    CALL(276, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k388_mul(A + 65552 + 33168*B + 35200*B*T + 5376*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 5248*T, T)); /* %398 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(277, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k399_add(A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 5120*T, A + 65552 + 33168*B + 35200*B*T + 5376*T, T)); /* %399 map:add [T,128]  graphs/lib/losses.lua:21 */
     memcpy(grads + 0, A + 49152, sizeof(real)*16384); /* d loss / d srm.Wq */
     memcpy(grads + 16384, A + 32768, sizeof(real)*16384); /* d loss / d srm.Wk */
-    memcpy(grads + 32768, A + 16384, sizeof(real)*16384); /* d loss / d srm.Wv */
-    memcpy(grads + 49152, A + 0, sizeof(real)*16384); /* d loss / d srm.Wo */
-    if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 65552 + 33168*B + 40160*B*T + 4992*T, sizeof(real)*(size_t)(128*T));
-    if (input_grads && input_grads[1]) memcpy(input_grads[1], A + 65552 + 33168*B + 40160*B*T, sizeof(real)*(size_t)(4992*T));
+    memcpy(grads + 32768, A + 0, sizeof(real)*16384); /* d loss / d srm.Wv */
+    memcpy(grads + 49152, A + 16384, sizeof(real)*16384); /* d loss / d srm.Wo */
+    if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 65552 + 33168*B + 35200*B*T + 4992*T, sizeof(real)*(size_t)(128*T));
+    if (input_grads && input_grads[1]) memcpy(input_grads[1], A + 65552 + 33168*B + 35200*B*T, sizeof(real)*(size_t)(4992*T));
     if (input_grads && input_grads[2]) memcpy(input_grads[2], A + 65552, sizeof(real)*(size_t)(128*B));
     if (input_grads && input_grads[3]) memcpy(input_grads[3], A + 65552 + 8192*B, sizeof(real)*(size_t)(8192*B));
 }

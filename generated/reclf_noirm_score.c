@@ -322,7 +322,8 @@ static void k39_square(real *restrict out, const real *restrict in0, long B, lon
 
 /* k40_sum:
  *   %40 reduce [T,B,39,1]   graphs/lib/matching.lua:12
- *   %81 reduce [T,B,39,1]   graphs/lib/model.lua:30 */
+ *   %45 reduce [T,B,39,1]   graphs/lib/matching.lua:13
+ *   %107 reduce [T,B,39,1]   graphs/lib/model.lua:33 */
 static void k40_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(4992*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
@@ -501,39 +502,8 @@ static void k71_div(real *restrict out, const real *restrict in0, const real *re
             out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
 }
 
-/* k74_matmul:
- *   %74 matmul [39*B*T,128]   graphs/lib/srm.lua:13
- *   %78 matmul [39*B*T,128]   graphs/lib/srm.lua:14 */
-static void k74_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*B*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k76_matmul:
- *   %76 matmul [T,B,39,128]   graphs/lib/srm.lua:13 */
-static void k76_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    const long nb = B*T;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i2 = r % B; r /= B; bo += i2*4992; }
-        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*4992*B; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 128, 39, (real)1, in0 + ao, 39, in1 + bo, 128, (real)0, out + p*4992, 128);
-    }
-}
-
-/* k80_add:
- *   %80 map:add [T,B,39,128]   graphs/lib/srm.lua:14 */
-static void k80_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
 /* k83_sum:
- *   %83 reduce [T,1,1,1]   graphs/lib/model.lua:37 */
+ *   %83 reduce [T,1,1,1]   graphs/lib/model.lua:40 */
 static void k83_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(39*T) > 32768)
     for (long o = 0; o < T; o++) {
@@ -545,7 +515,7 @@ static void k83_sum(real *restrict out, const real *restrict in0, long T) {
 }
 
 /* k84_clampmin:
- *   %84 map:clampmin [T,1,1,1]   graphs/lib/model.lua:37 */
+ *   %84 map:clampmin [T,1,1,1]   graphs/lib/model.lua:40 */
 static void k84_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -553,7 +523,7 @@ static void k84_clampmin(real *restrict out, const real *restrict in0, long T) {
 }
 
 /* k85_div:
- *   %85 map:div [T,1,39,1]   graphs/lib/model.lua:37 */
+ *   %85 map:div [T,1,39,1]   graphs/lib/model.lua:40 */
 static void k85_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -561,8 +531,59 @@ static void k85_div(real *restrict out, const real *restrict in0, const real *re
             out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
 }
 
+/* k101_sum:
+ *   %101 reduce [128,1]   graphs/lib/model.lua:33 */
+static void k101_sum(real *restrict out, const real *restrict in0) {
+    #pragma omp parallel for if((long)(16384) > 32768)
+    for (long o = 0; o < 128; o++) {
+        real a = (real)0;
+        const real *row = in0 + o*128;
+        for (long j = 0; j < 128; j++) a += row[j];
+        out[o] = a;
+    }
+}
+
+/* k104_matmul:
+ *   %104 matmul [1,128]   graphs/lib/model.lua:33 */
+static void k104_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k106_mul:
+ *   %106 map:mul [T,B,39,128]   graphs/lib/model.lua:33 */
+static void k106_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
+}
+
+/* k108_matmul:
+ *   %108 matmul [T,B,39,1]   graphs/lib/model.lua:33 */
+static void k108_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    const long nb = B*T;
+    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
+     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
+    #pragma omp parallel for schedule(static) if(nb > 1)
+    for (long p = 0; p < nb; p++) {
+        long r = p, ao = 0, bo = 0;
+        { long i2 = r % B; r /= B; bo += i2*39; }
+        { long i1 = r % T; r /= T; ao += i1*1521; bo += i1*39*B; }
+        (void)r;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39, 1, 39, (real)1, in0 + ao, 39, in1 + bo, 1, (real)0, out + p*39, 1);
+    }
+}
+
+/* k109_add:
+ *   %109 map:add [T,B,39,1]   graphs/lib/model.lua:33 */
+static void k109_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        out[i0] = in0[i0] + in1[i0];
+}
+
 /* k86_mul:
- *   %86 map:mul [T,B,39,1]   graphs/lib/model.lua:38 */
+ *   %86 map:mul [T,B,39,1]   graphs/lib/model.lua:41 */
 static void k86_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -572,7 +593,7 @@ static void k86_mul(real *restrict out, const real *restrict in0, const real *re
 }
 
 /* k87_sum:
- *   %87 reduce [T,B,1,1]   graphs/lib/model.lua:38 */
+ *   %87 reduce [T,B,1,1]   graphs/lib/model.lua:41 */
 static void k87_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(39*B*T) > 32768)
     for (long o = 0; o < B*T; o++) {
@@ -584,86 +605,164 @@ static void k87_sum(real *restrict out, const real *restrict in0, long B, long T
 }
 
 /* k89_scale:
- *   %89 map:scale [T,B]   graphs/lib/model.lua:40 */
+ *   %89 map:scale [T,B]   graphs/lib/model.lua:43 */
 static void k89_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * (real)10;
 }
 
+#ifdef RECLF_PROFILE
+#include "profile.h"
+static reclf_prof_entry prof[65] = {
+    {"k6_square", "%6 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k7_sum", "%7 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k8_clampmin", "%8 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k9_rsqrt", "%9 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k11_square", "%11 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k12_sum", "%12 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k13_clampmin", "%13 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k14_rsqrt", "%14 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k18_square", "%18 map:square [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k19_sum", "%19 reduce [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k20_clampmin", "%20 map:clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k21_rsqrt", "%21 map:rsqrt [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k22_mul", "%22 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k25_square", "%25 map:square [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k26_sum", "%26 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k27_clampmin", "%27 map:clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k28_rsqrt", "%28 map:rsqrt [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k29_mul", "%29 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k30_matmul", "%30 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k31_scale", "%31 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k32_max", "%32 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k34_sub", "%34 map:sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k35_exp", "%35 map:exp [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k36_sum", "%36 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k37_div", "%37 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k38_matmul", "%38 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"k39_square", "%39 map:square [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k40_sum", "%40 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k41_clampmin", "%41 map:clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k42_rsqrt", "%42 map:rsqrt [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k43_mul", "%43 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k44_mul", "%44 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k40_sum", "%45 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
+    {"k51_matmul", "%51 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"k51_matmul", "%54 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"k56_matmul", "%56 matmul [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"k57_scale", "%57 map:scale [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"k59_mul", "%59 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k60_neg", "%60 map:neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k61_addc", "%61 map:addc [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k62_scale", "%62 map:scale [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k63_add", "%63 map:add [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k64_max", "%64 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k66_sub", "%66 map:sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k67_exp", "%67 map:exp [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k59_mul", "%68 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k69_sum", "%69 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k70_clampmin", "%70 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k71_div", "%71 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k83_sum", "%83 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"k84_clampmin", "%84 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"k85_div", "%85 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"k101_sum", "%101 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k104_matmul", "%104 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k106_mul", "%106 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k40_sum", "%107 reduce [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k108_matmul", "%108 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k109_add", "%109 map:add [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k86_mul", "%86 map:mul [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
+    {"k87_sum", "%87 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
+    {"k89_scale", "%89 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+};
+const reclf_prof_table reclf_profile_reclf_noirm_score = {65, prof};
+#define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
+    prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#else
+#define CALL(i, fl, by, call) call
+#endif
+
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(8256*B + 17488*B*T + 11520*T);
+    return sizeof(real) * (size_t)(256 + 8256*B + 12544*B*T + 11520*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    k6_square(A + 8256*B + 17488*B*T, (real *)inputs[0], T); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-    k7_sum(A + 8256*B + 17488*B*T + 128*T, A + 8256*B + 17488*B*T, T); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
-    k8_clampmin(A + 8256*B + 17488*B*T, A + 8256*B + 17488*B*T + 128*T, T); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    k9_rsqrt(A + 8256*B + 17488*B*T + 128*T, A + 8256*B + 17488*B*T, T); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    k10_mul(A + 8256*B + 17488*B*T, (real *)inputs[0], A + 8256*B + 17488*B*T + 128*T, T); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k11_square(A + 0, (real *)inputs[2], B); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-    k12_sum(A + 128*B, A + 0, B); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
-    k13_clampmin(A + 0, A + 128*B, B); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    k14_rsqrt(A + 128*B, A + 0, B); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    k15_mul(A + 0, (real *)inputs[2], A + 128*B, B); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k16_matmul(A + 8256*B, A + 8256*B + 17488*B*T, A + 0, B, T); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    k17_scale(A + 8256*B + 17472*B*T, A + 8256*B, B, T); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    k18_square(A + 8256*B + 17488*B*T, (real *)inputs[1], T); /* %18 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-    k19_sum(A + 8256*B + 17488*B*T + 4992*T, A + 8256*B + 17488*B*T, T); /* %19 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    k20_clampmin(A + 8256*B + 17488*B*T, A + 8256*B + 17488*B*T + 4992*T, T); /* %20 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    k21_rsqrt(A + 8256*B + 17488*B*T + 4992*T, A + 8256*B + 17488*B*T, T); /* %21 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
-    k22_mul(A + 8256*B + 17488*B*T, (real *)inputs[1], A + 8256*B + 17488*B*T + 4992*T, T); /* %22 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    k25_square(A + 0, (real *)inputs[3], B); /* %25 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k26_sum(A + 8192*B, A + 0, B); /* %26 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k27_clampmin(A + 0, A + 8192*B, B); /* %27 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k28_rsqrt(A + 8192*B, A + 0, B); /* %28 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k29_mul(A + 0, (real *)inputs[3], A + 8192*B, B); /* %29 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k30_matmul(A + 8256*B, A + 8256*B + 17488*B*T, A + 0, B, T); /* %30 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k31_scale(A + 8256*B + 2496*B*T, A + 8256*B, B, T); /* %31 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k32_max(A + 8256*B + 4992*B*T, A + 8256*B + 2496*B*T, B, T); /* %32 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    k34_sub(A + 8256*B, A + 8256*B + 2496*B*T, A + 8256*B + 4992*B*T, B, T); /* %34 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k35_exp(A + 8256*B + 2496*B*T, A + 8256*B, B, T); /* %35 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k36_sum(A + 8256*B, A + 8256*B + 2496*B*T, B, T); /* %36 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    k37_div(A + 8256*B + 14976*B*T, A + 8256*B + 2496*B*T, A + 8256*B, B, T); /* %37 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k38_matmul(A + 8256*B, A + 8256*B + 14976*B*T, (real *)inputs[3], B, T); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    k39_square(A + 8256*B + 4992*B*T, A + 8256*B, B, T); /* %39 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k40_sum(A + 8256*B + 9984*B*T, A + 8256*B + 4992*B*T, B, T); /* %40 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k41_clampmin(A + 8256*B + 10032*B*T, A + 8256*B + 9984*B*T, B, T); /* %41 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k42_rsqrt(A + 8256*B + 9984*B*T, A + 8256*B + 10032*B*T, B, T); /* %42 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k43_mul(A + 8256*B + 4992*B*T, A + 8256*B, A + 8256*B + 9984*B*T, B, T); /* %43 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k44_mul(A + 8256*B, A + 8256*B + 17488*B*T, A + 8256*B + 4992*B*T, B, T); /* %44 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k51_matmul(A + 8256*B + 17488*B*T, (real *)inputs[1], (real *)P + 0, T); /* %51 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    k51_matmul(A + 8256*B + 17488*B*T + 4992*T, (real *)inputs[1], (real *)P + 16384, T); /* %54 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    k56_matmul(A + 8256*B + 17488*B*T + 9984*T, A + 8256*B + 17488*B*T, A + 8256*B + 17488*B*T + 4992*T, T); /* %56 matmul [T,39,39]  graphs/lib/srm.lua:11 */
-    k57_scale(A + 8256*B + 17488*B*T, A + 8256*B + 17488*B*T + 9984*T, T); /* %57 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-    k59_mul(A + 8256*B + 17488*B*T + 1536*T, A + 8256*B + 17488*B*T, (real *)inputs[4], T); /* %59 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    k60_neg(A + 8256*B + 17488*B*T, (real *)inputs[4], T); /* %60 map:neg [T,1,39]  graphs/lib/srm.lua:12 */
-    k61_addc(A + 8256*B + 17488*B*T + 48*T, A + 8256*B + 17488*B*T, T); /* %61 map:addc [T,1,39]  graphs/lib/srm.lua:12 */
-    k62_scale(A + 8256*B + 17488*B*T + 3072*T, A + 8256*B + 17488*B*T + 48*T, T); /* %62 map:scale [T,1,39]  graphs/lib/srm.lua:12 */
-    k63_add(A + 8256*B + 17488*B*T, A + 8256*B + 17488*B*T + 1536*T, A + 8256*B + 17488*B*T + 3072*T, T); /* %63 map:add [T,39,39]  graphs/lib/srm.lua:12 */
-    k64_max(A + 8256*B + 17488*B*T + 3072*T, A + 8256*B + 17488*B*T, T); /* %64 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    k66_sub(A + 8256*B + 17488*B*T + 1536*T, A + 8256*B + 17488*B*T, A + 8256*B + 17488*B*T + 3072*T, T); /* %66 map:sub [T,39,39]  graphs/lib/srm.lua:12 */
-    k67_exp(A + 8256*B + 17488*B*T, A + 8256*B + 17488*B*T + 1536*T, T); /* %67 map:exp [T,39,39]  graphs/lib/srm.lua:12 */
-    k59_mul(A + 8256*B + 17488*B*T + 1536*T, A + 8256*B + 17488*B*T, (real *)inputs[4], T); /* %68 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    k69_sum(A + 8256*B + 17488*B*T, A + 8256*B + 17488*B*T + 1536*T, T); /* %69 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    k70_clampmin(A + 8256*B + 17488*B*T + 3072*T, A + 8256*B + 17488*B*T, T); /* %70 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
-    k71_div(A + 8256*B + 17488*B*T, A + 8256*B + 17488*B*T + 1536*T, A + 8256*B + 17488*B*T + 3072*T, T); /* %71 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    k74_matmul(A + 8256*B + 4992*B*T, A + 8256*B, (real *)P + 32768, B, T); /* %74 matmul [39*B*T,128]  graphs/lib/srm.lua:13 */
-    k76_matmul(A + 8256*B + 9984*B*T, A + 8256*B + 17488*B*T, A + 8256*B + 4992*B*T, B, T); /* %76 matmul [T,B,39,128]  graphs/lib/srm.lua:13 */
-    k74_matmul(A + 8256*B + 4992*B*T, A + 8256*B + 9984*B*T, (real *)P + 49152, B, T); /* %78 matmul [39*B*T,128]  graphs/lib/srm.lua:14 */
-    k80_add(A + 8256*B + 9984*B*T, A + 8256*B, A + 8256*B + 4992*B*T, B, T); /* %80 map:add [T,B,39,128]  graphs/lib/srm.lua:14 */
-    k40_sum(A + 8256*B, A + 8256*B + 9984*B*T, B, T); /* %81 reduce [T,B,39,1]  graphs/lib/model.lua:30 */
-    k83_sum(A + 8256*B + 17488*B*T, (real *)inputs[4], T); /* %83 reduce [T,1,1,1]  graphs/lib/model.lua:37 */
-    k84_clampmin(A + 8256*B + 17488*B*T + 48*T, A + 8256*B + 17488*B*T, T); /* %84 map:clampmin [T,1,1,1]  graphs/lib/model.lua:37 */
-    k85_div(A + 8256*B + 17488*B*T, (real *)inputs[4], A + 8256*B + 17488*B*T + 48*T, T); /* %85 map:div [T,1,39,1]  graphs/lib/model.lua:37 */
-    k86_mul(A + 8256*B + 48*B*T, A + 8256*B + 17488*B*T, A + 8256*B, B, T); /* %86 map:mul [T,B,39,1]  graphs/lib/model.lua:38 */
-    k87_sum(A + 8256*B, A + 8256*B + 48*B*T, B, T); /* %87 reduce [T,B,1,1]  graphs/lib/model.lua:38 */
-    k89_scale(A + 8256*B + 16*B*T, A + 8256*B, B, T); /* %89 map:scale [T,B]  graphs/lib/model.lua:40 */
+    CALL(0, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k6_square(A + 256 + 8256*B + 12544*B*T, (real *)inputs[0], T)); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 256 + 8256*B + 12544*B*T + 128*T, A + 256 + 8256*B + 12544*B*T, T)); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)T, sizeof(real)*((double)T + (double)T), k8_clampmin(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 128*T, T)); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)T, sizeof(real)*((double)T + (double)T), k9_rsqrt(A + 256 + 8256*B + 12544*B*T + 128*T, A + 256 + 8256*B + 12544*B*T, T)); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[0], A + 256 + 8256*B + 12544*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k11_square(A + 256, (real *)inputs[2], B)); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
+    CALL(6, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 256 + 128*B, A + 256, B)); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
+    CALL(7, (double)B, sizeof(real)*((double)B + (double)B), k13_clampmin(A + 256, A + 256 + 128*B, B)); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(8, (double)B, sizeof(real)*((double)B + (double)B), k14_rsqrt(A + 256 + 128*B, A + 256, B)); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
+    CALL(9, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 256, (real *)inputs[2], A + 256 + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(10, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 256 + 8256*B, A + 256 + 8256*B + 12544*B*T, A + 256, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(11, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 256 + 8256*B + 12528*B*T, A + 256 + 8256*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(12, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k18_square(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], T)); /* %18 map:square [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(13, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k19_sum(A + 256 + 8256*B + 12544*B*T + 4992*T, A + 256 + 8256*B + 12544*B*T, T)); /* %19 reduce [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(14, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k20_clampmin(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 4992*T, T)); /* %20 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(15, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k21_rsqrt(A + 256 + 8256*B + 12544*B*T + 4992*T, A + 256 + 8256*B + 12544*B*T, T)); /* %21 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(16, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k22_mul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], A + 256 + 8256*B + 12544*B*T + 4992*T, T)); /* %22 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(17, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k25_square(A + 256, (real *)inputs[3], B)); /* %25 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(18, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k26_sum(A + 256 + 8192*B, A + 256, B)); /* %26 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(19, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k27_clampmin(A + 256, A + 256 + 8192*B, B)); /* %27 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(20, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k28_rsqrt(A + 256 + 8192*B, A + 256, B)); /* %28 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(21, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k29_mul(A + 256, (real *)inputs[3], A + 256 + 8192*B, B)); /* %29 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(22, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k30_matmul(A + 256 + 8256*B, A + 256 + 8256*B + 12544*B*T, A + 256, B, T)); /* %30 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(23, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k31_scale(A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, B, T)); /* %31 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(24, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k32_max(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 2496*B*T, B, T)); /* %32 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(25, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k34_sub(A + 256 + 8256*B, A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B + 4992*B*T, B, T)); /* %34 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(26, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k35_exp(A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, B, T)); /* %35 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(27, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k36_sum(A + 256 + 8256*B, A + 256 + 8256*B + 2496*B*T, B, T)); /* %36 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(28, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k37_div(A + 256 + 8256*B + 9984*B*T, A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, B, T)); /* %37 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(29, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k38_matmul(A + 256 + 8256*B, A + 256 + 8256*B + 9984*B*T, (real *)inputs[3], B, T)); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(30, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k39_square(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B, B, T)); /* %39 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(31, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k40_sum(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B + 4992*B*T, B, T)); /* %40 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(32, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k41_clampmin(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 12480*B*T, B, T)); /* %41 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(33, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k42_rsqrt(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B + 4992*B*T, B, T)); /* %42 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(34, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k43_mul(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 12480*B*T, B, T)); /* %43 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(35, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k44_mul(A + 256 + 8256*B, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 4992*B*T, B, T)); /* %44 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(36, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k40_sum(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %45 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+    CALL(37, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k51_matmul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], (real *)P + 0, T)); /* %51 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(38, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k51_matmul(A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[1], (real *)P + 16384, T)); /* %54 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(39, (double)389376*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T), k56_matmul(A + 256 + 8256*B + 12544*B*T + 9984*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 4992*T, T)); /* %56 matmul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(40, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k57_scale(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 9984*T, T)); /* %57 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(41, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k59_mul(A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T, (real *)inputs[4], T)); /* %59 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(42, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k60_neg(A + 256 + 8256*B + 12544*B*T, (real *)inputs[4], T)); /* %60 map:neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(43, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k61_addc(A + 256 + 8256*B + 12544*B*T + 48*T, A + 256 + 8256*B + 12544*B*T, T)); /* %61 map:addc [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(44, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k62_scale(A + 256 + 8256*B + 12544*B*T + 3072*T, A + 256 + 8256*B + 12544*B*T + 48*T, T)); /* %62 map:scale [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(45, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k63_add(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T + 3072*T, T)); /* %63 map:add [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(46, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k64_max(A + 256 + 8256*B + 12544*B*T + 3072*T, A + 256 + 8256*B + 12544*B*T, T)); /* %64 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(47, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k66_sub(A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 3072*T, T)); /* %66 map:sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(48, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k67_exp(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 1536*T, T)); /* %67 map:exp [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(49, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k59_mul(A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T, (real *)inputs[4], T)); /* %68 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(50, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k69_sum(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 1536*T, T)); /* %69 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(51, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k70_clampmin(A + 256 + 8256*B + 12544*B*T + 3072*T, A + 256 + 8256*B + 12544*B*T, T)); /* %70 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(52, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k71_div(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T + 3072*T, T)); /* %71 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(53, (double)39*T, sizeof(real)*((double)T + (double)39*T), k83_sum(A + 256 + 8256*B + 12544*B*T + 1536*T, (real *)inputs[4], T)); /* %83 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(54, (double)T, sizeof(real)*((double)T + (double)T), k84_clampmin(A + 256 + 8256*B + 12544*B*T + 1584*T, A + 256 + 8256*B + 12544*B*T + 1536*T, T)); /* %84 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(55, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), k85_div(A + 256 + 8256*B + 12544*B*T + 1536*T, (real *)inputs[4], A + 256 + 8256*B + 12544*B*T + 1584*T, T)); /* %85 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
+    CALL(56, (double)16384, sizeof(real)*((double)128 + (double)16384), k101_sum(A + 0, (real *)P + 49152)); /* %101 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(57, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k104_matmul(A + 128, A + 0, (real *)P + 32768)); /* %104 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(58, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128), k106_mul(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B, A + 128, B, T)); /* %106 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(59, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k40_sum(A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, B, T)); /* %107 reduce [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(60, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k108_matmul(A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B, B, T)); /* %108 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(61, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k109_add(A + 256 + 8256*B, A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B + 48*B*T, B, T)); /* %109 map:add [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(62, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)39*B*T), k86_mul(A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B, B, T)); /* %86 map:mul [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(63, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k87_sum(A + 256 + 8256*B, A + 256 + 8256*B + 48*B*T, B, T)); /* %87 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
+    CALL(64, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k89_scale(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %89 map:scale [T,B]  graphs/lib/model.lua:43 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
@@ -681,10 +780,10 @@ static const real *output(const void *arena, int k, const long *dims) {
     const long T = dims[1]; (void)T;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 8256*B + 17472*B*T; /* G */
-    case 1: return A + 8256*B + 16*B*T; /* Lm */
-    case 2: return A + 8256*B + 14976*B*T; /* attention */
-    case 3: return A + 8256*B + 17488*B*T; /* beta */
+    case 0: return A + 256 + 8256*B + 12528*B*T; /* G */
+    case 1: return A + 256 + 8256*B + 12480*B*T; /* Lm */
+    case 2: return A + 256 + 8256*B + 9984*B*T; /* attention */
+    case 3: return A + 256 + 8256*B + 12544*B*T + 1536*T; /* beta */
     default: return 0;
     }
 }

@@ -38,7 +38,7 @@ static void k6_square(real *restrict out, const real *restrict in0, long T) {
 
 /* k7_sum:
  *   %7 reduce [T,1]   graphs/lib/losses.lua:21
- *   %318 reduce [T,1] (backward)  graphs/lib/losses.lua:21 */
+ *   %349 reduce [T,1] (backward)  graphs/lib/losses.lua:21 */
 static void k7_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(128*T) > 32768)
     for (long o = 0; o < T; o++) {
@@ -67,7 +67,7 @@ static void k9_rsqrt(real *restrict out, const real *restrict in0, long T) {
 
 /* k10_mul:
  *   %10 map:mul [T,128]   graphs/lib/losses.lua:21
- *   %316 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %347 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
 static void k10_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -85,7 +85,7 @@ static void k11_square(real *restrict out, const real *restrict in0, long B) {
 
 /* k12_sum:
  *   %12 reduce [B,1]   graphs/lib/losses.lua:21
- *   %305 reduce [B,1] (backward)  graphs/lib/losses.lua:21 */
+ *   %336 reduce [B,1] (backward)  graphs/lib/losses.lua:21 */
 static void k12_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(128*B) > 32768)
     for (long o = 0; o < B; o++) {
@@ -114,7 +114,7 @@ static void k14_rsqrt(real *restrict out, const real *restrict in0, long B) {
 
 /* k15_mul:
  *   %15 map:mul [B,128]   graphs/lib/losses.lua:21
- *   %303 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %334 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
 static void k15_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -130,7 +130,7 @@ static void k16_matmul(real *restrict out, const real *restrict in0, const real 
 
 /* k17_scale:
  *   %17 map:scale [T,B]   graphs/lib/losses.lua:21
- *   %300 map:scale [T,B] (backward)  graphs/lib/losses.lua:21 */
+ *   %331 map:scale [T,B] (backward)  graphs/lib/losses.lua:21 */
 static void k17_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -224,10 +224,10 @@ static void k26_add(real *restrict out, const real *restrict in0, const real *re
 /* k27_mul:
  *   %27 map:mul [T,B]   graphs/lib/losses.lua:10
  *   %114 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %145 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %151 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %157 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   %164 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %176 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %182 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %188 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %195 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
  *   ... and 3 more */
 static void k27_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
@@ -321,10 +321,10 @@ static void k40_sub(real *restrict out, const real *restrict in0, const real *re
 /* k42_mul:
  *   %42 map:mul [T,1]   graphs/lib/losses.lua:13
  *   %129 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %141 map:mul [T,1] (backward)  graphs/lib/losses.lua:13
- *   %162 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %294 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %321 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *   %172 map:mul [T,1] (backward)  graphs/lib/losses.lua:13
+ *   %193 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %325 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %352 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
  *   ... and 2 more */
 static void k42_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
@@ -361,7 +361,7 @@ static void k44_sum(real *restrict out, const real *restrict in0, long B) {
 /* k45_add:
  *   %45 map:add [1,1]   graphs/lib/losses.lua:16
  *   %132 map:add [1,1]   graphs/lib/losses.lua:16
- *   %135 map:add []   graphs/lib/model.lua:131 */
+ *   %135 map:add []   graphs/lib/model.lua:136 */
 static void k45_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
     out[0] = in0[0] + in1[0];
 }
@@ -369,7 +369,7 @@ static void k45_add(real *restrict out, const real *restrict in0, const real *re
 /* k46_scale:
  *   %46 map:scale [1,1]   graphs/lib/losses.lua:16
  *   %133 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %138 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
+ *   %169 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
 static void k46_scale(real *restrict out, const real *restrict in0, long B) {
     out[0] = in0[0] * ((real)0.5/(real)(B));
 }
@@ -384,7 +384,7 @@ static void k48_square(real *restrict out, const real *restrict in0, long T) {
 
 /* k49_sum:
  *   %49 reduce [T,39,1]   graphs/lib/matching.lua:7
- *   %258 reduce [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+ *   %289 reduce [T,39,1] (backward)  graphs/lib/matching.lua:7 */
 static void k49_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(4992*T) > 32768)
     for (long o = 0; o < 39*T; o++) {
@@ -413,7 +413,7 @@ static void k51_rsqrt(real *restrict out, const real *restrict in0, long T) {
 
 /* k52_mul:
  *   %52 map:mul [T,39,128]   graphs/lib/matching.lua:7
- *   %256 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+ *   %287 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
 static void k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -431,7 +431,7 @@ static void k55_square(real *restrict out, const real *restrict in0, long B) {
 
 /* k56_sum:
  *   %56 reduce [1,B,64,1]   graphs/lib/matching.lua:9
- *   %242 reduce [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+ *   %273 reduce [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
 static void k56_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(8192*B) > 32768)
     for (long o = 0; o < 64*B; o++) {
@@ -460,7 +460,7 @@ static void k58_rsqrt(real *restrict out, const real *restrict in0, long B) {
 
 /* k59_mul:
  *   %59 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
- *   %240 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
+ *   %271 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
 static void k59_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
@@ -486,7 +486,7 @@ static void k60_matmul(real *restrict out, const real *restrict in0, const real 
 
 /* k61_scale:
  *   %61 map:scale [T,B,39,64]   graphs/lib/matching.lua:10
- *   %234 map:scale [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %265 map:scale [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
 static void k61_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
@@ -524,7 +524,7 @@ static void k65_exp(real *restrict out, const real *restrict in0, long B, long T
 
 /* k66_sum:
  *   %66 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %228 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:10 */
+ *   %259 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:10 */
 static void k66_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(2496*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
@@ -537,7 +537,7 @@ static void k66_sum(real *restrict out, const real *restrict in0, long B, long T
 
 /* k67_div:
  *   %67 map:div [T,B,39,64]   graphs/lib/matching.lua:10
- *   %225 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %256 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
 static void k67_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -547,7 +547,7 @@ static void k67_div(real *restrict out, const real *restrict in0, const real *re
 
 /* k68_matmul:
  *   %68 matmul [T,B,39,128]   graphs/lib/matching.lua:11
- *   %235 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
+ *   %266 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
 static void k68_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
@@ -573,8 +573,8 @@ static void k69_square(real *restrict out, const real *restrict in0, long B, lon
 /* k70_sum:
  *   %70 reduce [T,B,39,1]   graphs/lib/matching.lua:12
  *   %75 reduce [T,B,39,1]   graphs/lib/matching.lua:13
- *   %85 reduce [T,B,39,1]   graphs/lib/irm.lua:10
- *   %211 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+ *   %158 reduce [T,B,39,1]   graphs/lib/irm.lua:10
+ *   %242 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
 static void k70_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(4992*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
@@ -603,7 +603,7 @@ static void k72_rsqrt(real *restrict out, const real *restrict in0, long B, long
 
 /* k73_mul:
  *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %209 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+ *   %240 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
 static void k73_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -622,30 +622,33 @@ static void k74_mul(real *restrict out, const real *restrict in0, const real *re
 }
 
 /* k79_matmul:
- *   %79 matmul [T,128]   graphs/lib/irm.lua:9 */
+ *   %79 matmul [T,128]   graphs/lib/irm.lua:9
+ *   %229 matmul [T,128] (backward)  graphs/lib/irm.lua:10 */
 static void k79_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k82_matmul:
- *   %82 matmul [39*B*T,128]   graphs/lib/irm.lua:10 */
-static void k82_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*B*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+/* k155_matmul:
+ *   %155 matmul [T,128]   graphs/lib/irm.lua:10
+ *   %233 matmul [T,128] (backward)  graphs/lib/irm.lua:9 */
+static void k155_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k84_mul:
- *   %84 map:mul [T,B,39,128]   graphs/lib/irm.lua:10 */
-static void k84_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k157_mul:
+ *   %157 map:mul [T,B,39,128]   graphs/lib/irm.lua:10
+ *   %224 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10 */
+static void k157_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 39*B; i1++)
             for (long i2 = 0; i2 < 128; i2++)
-                out[i0*4992*B + i1*128 + i2] = in0[i0*128 + i2] * in1[i0*4992*B + i1*128 + i2];
+                out[i0*4992*B + i1*128 + i2] = in0[i0*4992*B + i1*128 + i2] * in1[i0*128 + i2];
 }
 
 /* k86_scale:
  *   %86 map:scale [T,B,39,1]   graphs/lib/irm.lua:10
- *   %191 map:scale [T,B,39,1] (backward)  graphs/lib/irm.lua:10 */
+ *   %222 map:scale [T,B,39,1] (backward)  graphs/lib/irm.lua:10 */
 static void k86_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -655,8 +658,8 @@ static void k86_scale(real *restrict out, const real *restrict in0, long B, long
 /* k88_mul:
  *   %88 map:mul [T,B,39,1]   graphs/lib/irm.lua:11
  *   %97 map:mul [T,B,39,1]   graphs/lib/irm.lua:11
- *   %181 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %188 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
+ *   %212 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
+ *   %219 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
 static void k88_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -731,7 +734,7 @@ static void k96_exp(real *restrict out, const real *restrict in0, long B, long T
 /* k98_sum:
  *   %98 reduce [T,B,1,1]   graphs/lib/irm.lua:11
  *   %102 reduce [T,B,1,1]   graphs/lib/irm.lua:12
- *   %176 reduce [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
+ *   %207 reduce [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
 static void k98_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(39*B*T) > 32768)
     for (long o = 0; o < B*T; o++) {
@@ -752,7 +755,7 @@ static void k99_clampmin(real *restrict out, const real *restrict in0, long B, l
 
 /* k100_div:
  *   %100 map:div [T,B,39,1]   graphs/lib/irm.lua:11
- *   %173 map:div [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
+ *   %204 map:div [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
 static void k100_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -762,11 +765,11 @@ static void k100_div(real *restrict out, const real *restrict in0, const real *r
 
 /* k101_mul:
  *   %101 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
- *   %171 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %172 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %174 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %184 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %213 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *   %202 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
+ *   %203 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
+ *   %205 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
+ *   %215 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
+ *   %244 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
  *   ... and 2 more */
 static void k101_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
@@ -775,206 +778,196 @@ static void k101_mul(real *restrict out, const real *restrict in0, const real *r
 }
 
 /* k104_scale:
- *   %104 map:scale [T,B]   graphs/lib/model.lua:40
- *   %168 map:scale [T,B] (backward)  graphs/lib/model.lua:40 */
+ *   %104 map:scale [T,B]   graphs/lib/model.lua:43
+ *   %199 map:scale [T,B] (backward)  graphs/lib/model.lua:43 */
 static void k104_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * (real)10;
 }
 
-/* k136_fill:
- *   %136 fill [] (backward)  graphs/lib/model.lua:132 */
-static void k136_fill(real *restrict out) {
+/* k167_fill:
+ *   %167 fill [] (backward)  graphs/lib/model.lua:137 */
+static void k167_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
 }
 
-/* k139_id:
- *   %139 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
-static void k139_id(real *restrict out, const real *restrict in0, long B) {
+/* k170_id:
+ *   %170 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
+static void k170_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[0];
 }
 
-/* k140_id:
- *   %140 map:id [T,1] (backward)  graphs/lib/losses.lua:13 */
-static void k140_id(real *restrict out, const real *restrict in0, long T) {
+/* k171_id:
+ *   %171 map:id [T,1] (backward)  graphs/lib/losses.lua:13 */
+static void k171_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[0];
 }
 
-/* k143_neg:
- *   %143 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k143_neg(real *restrict out, const real *restrict in0, long B) {
+/* k174_neg:
+ *   %174 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k174_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k144_id:
- *   %144 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %150 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %282 map:id [T,B] (backward)  graphs/lib/losses.lua:11 */
-static void k144_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k175_id:
+ *   %175 map:id [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %181 map:id [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %313 map:id [T,B] (backward)  graphs/lib/losses.lua:11 */
+static void k175_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             out[i0*B + i1] = in0[i1];
 }
 
-/* k147_div:
- *   %147 map:div [1,B] (backward)  graphs/lib/losses.lua:11
- *   %279 map:div [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k147_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k178_div:
+ *   %178 map:div [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %310 map:div [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k178_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] / in1[i0];
 }
 
-/* k148_step:
- *   %148 map:step [1,B] (backward)  graphs/lib/losses.lua:11
- *   %280 map:step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k148_step(real *restrict out, const real *restrict in0, long B) {
+/* k179_step:
+ *   %179 map:step [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %311 map:step [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k179_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
 }
 
-/* k149_mul:
- *   %149 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %281 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %307 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %309 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %311 map:mul [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k149_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k180_mul:
+ *   %180 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %312 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
+ *   %338 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *   %340 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *   %342 map:mul [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k180_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k154_add:
- *   %154 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %159 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %167 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %286 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %291 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %299 map:add [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k154_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k185_add:
+ *   %185 map:add [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %190 map:add [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %198 map:add [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %317 map:add [T,B] (backward)  graphs/lib/losses.lua:11
+ *   %322 map:add [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %330 map:add [T,B] (backward)  graphs/lib/losses.lua:10 */
+static void k185_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k155_neg:
- *   %155 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k155_neg(real *restrict out, const real *restrict in0, long T) {
+/* k186_neg:
+ *   %186 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k186_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k156_id:
- *   %156 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %163 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %295 map:id [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k156_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k187_id:
+ *   %187 map:id [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %194 map:id [T,B] (backward)  graphs/lib/losses.lua:10
+ *   %326 map:id [T,B] (backward)  graphs/lib/losses.lua:10 */
+static void k187_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             out[i0*B + i1] = in0[i0];
 }
 
-/* k160_div:
- *   %160 map:div [T,1] (backward)  graphs/lib/losses.lua:10
- *   %292 map:div [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k160_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k191_div:
+ *   %191 map:div [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %323 map:div [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k191_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] / in1[i0];
 }
 
-/* k161_step:
- *   %161 map:step [T,1] (backward)  graphs/lib/losses.lua:10
- *   %293 map:step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k161_step(real *restrict out, const real *restrict in0, long T) {
+/* k192_step:
+ *   %192 map:step [T,1] (backward)  graphs/lib/losses.lua:10
+ *   %324 map:step [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k192_step(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
 }
 
-/* k170_id:
- *   %170 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %179 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
-static void k170_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k201_id:
+ *   %201 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
+ *   %210 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
+static void k201_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
             out[i0*39 + i1] = in0[i0];
 }
 
-/* k175_neg:
- *   %175 map:neg [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
-static void k175_neg(real *restrict out, const real *restrict in0, long B, long T) {
+/* k206_neg:
+ *   %206 map:neg [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
+static void k206_neg(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k177_step:
- *   %177 map:step [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
-static void k177_step(real *restrict out, const real *restrict in0, long B, long T) {
+/* k208_step:
+ *   %208 map:step [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
+static void k208_step(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
 }
 
-/* k180_add:
- *   %180 map:add [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
-static void k180_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k211_add:
+ *   %211 map:add [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
+static void k211_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k192_id:
- *   %192 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %204 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:30
- *   %218 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k192_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k223_id:
+ *   %223 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
+ *   %235 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *   %249 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k223_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k193_mul:
- *   %193 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %206 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %210 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %220 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k193_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k225_mul:
+ *   %225 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
+ *   %237 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %241 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %251 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k225_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 4992*B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k194_mul:
- *   %194 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10 */
-static void k194_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39*B; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*4992*B + i1*128 + i2] = in0[i0*4992*B + i1*128 + i2] * in1[i0*128 + i2];
-}
-
-/* k195_sum:
- *   %195 reduce [T,1,39,128] (backward)  graphs/lib/irm.lua:10
- *   %208 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
- *   %237 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k195_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k226_sum:
+ *   %226 reduce [T,1,39,128] (backward)  graphs/lib/irm.lua:10
+ *   %239 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %268 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
+static void k226_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long o = 0; o < T; o++)
         for (long i = 0; i < 4992; i++) {
@@ -984,9 +977,9 @@ static void k195_sum(real *restrict out, const real *restrict in0, long B, long 
         }
 }
 
-/* k196_sum:
- *   %196 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
-static void k196_sum(real *restrict out, const real *restrict in0, long T) {
+/* k227_sum:
+ *   %227 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
+static void k227_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
     for (long o = 0; o < T; o++)
         for (long i = 0; i < 128; i++) {
@@ -996,42 +989,25 @@ static void k196_sum(real *restrict out, const real *restrict in0, long T) {
         }
 }
 
-/* k198_matmul:
- *   %198 matmul [39*B*T,128] (backward)  graphs/lib/irm.lua:10 */
-static void k198_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*B*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k199_matmul:
- *   %199 matmul [128,128] (backward)  graphs/lib/irm.lua:10 */
-static void k199_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*B*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k202_matmul:
- *   %202 matmul [T,128] (backward)  graphs/lib/irm.lua:9 */
-static void k202_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k203_matmul:
- *   %203 matmul [128,128] (backward)  graphs/lib/irm.lua:9 */
-static void k203_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k230_matmul:
+ *   %230 matmul [128,128] (backward)  graphs/lib/irm.lua:10
+ *   %234 matmul [128,128] (backward)  graphs/lib/irm.lua:9 */
+static void k230_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k205_add:
- *   %205 map:add [T,B,39,128] (backward)  graphs/lib/model.lua:30
- *   %221 map:add [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k205_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k236_add:
+ *   %236 map:add [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *   %252 map:add [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k236_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 4992*B*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k207_mul:
- *   %207 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k207_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k238_mul:
+ *   %238 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k238_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
@@ -1039,41 +1015,41 @@ static void k207_mul(real *restrict out, const real *restrict in0, const real *r
                 out[i0*4992*B + i1*4992 + i2] = in0[i0*4992*B + i1*4992 + i2] * in1[i0*4992 + i2];
 }
 
-/* k212_square:
- *   %212 map:square [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k212_square(real *restrict out, const real *restrict in0, long B, long T) {
+/* k243_square:
+ *   %243 map:square [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+static void k243_square(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k214_scale:
- *   %214 map:scale [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k214_scale(real *restrict out, const real *restrict in0, long B, long T) {
+/* k245_scale:
+ *   %245 map:scale [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+static void k245_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k216_step:
- *   %216 map:step [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k216_step(real *restrict out, const real *restrict in0, long B, long T) {
+/* k247_step:
+ *   %247 map:step [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
+static void k247_step(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k219_scale:
- *   %219 map:scale [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k219_scale(real *restrict out, const real *restrict in0, long B, long T) {
+/* k250_scale:
+ *   %250 map:scale [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k250_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 4992*B*T; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k222_matmul:
- *   %222 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
-static void k222_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k253_matmul:
+ *   %253 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
+static void k253_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1087,9 +1063,9 @@ static void k222_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k223_matmul:
- *   %223 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
-static void k223_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k254_matmul:
+ *   %254 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
+static void k254_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1103,10 +1079,10 @@ static void k223_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k224_sum:
- *   %224 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %238 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k224_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k255_sum:
+ *   %255 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %269 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
+static void k255_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(8192*B*T) > 32768)
     for (long o = 0; o < 1; o++)
         for (long i = 0; i < 8192*B; i++) {
@@ -1116,43 +1092,43 @@ static void k224_sum(real *restrict out, const real *restrict in0, long B, long 
         }
 }
 
-/* k226_mul:
- *   %226 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *   %231 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k226_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k257_mul:
+ *   %257 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *   %262 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+static void k257_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k227_neg:
- *   %227 map:neg [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k227_neg(real *restrict out, const real *restrict in0, long B, long T) {
+/* k258_neg:
+ *   %258 map:neg [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+static void k258_neg(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k229_id:
- *   %229 map:id [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k229_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k260_id:
+ *   %260 map:id [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+static void k260_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             out[i0*64 + i1] = in0[i0];
 }
 
-/* k230_add:
- *   %230 map:add [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k230_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k261_add:
+ *   %261 map:add [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+static void k261_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k236_matmul:
- *   %236 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k236_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k267_matmul:
+ *   %267 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
+static void k267_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1166,272 +1142,544 @@ static void k236_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k239_add:
- *   %239 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   %268 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k239_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k270_add:
+ *   %270 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
+ *   %299 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+static void k270_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 4992*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k241_mul:
- *   %241 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %252 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k241_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k272_mul:
+ *   %272 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %283 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
+static void k272_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k243_add:
- *   %243 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %253 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k243_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k274_add:
+ *   %274 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *   %284 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
+static void k274_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k244_square:
- *   %244 map:square [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k244_square(real *restrict out, const real *restrict in0, long B) {
+/* k275_square:
+ *   %275 map:square [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+static void k275_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k245_mul:
- *   %245 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %247 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %249 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k245_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k276_mul:
+ *   %276 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *   %278 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *   %280 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+static void k276_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k246_scale:
- *   %246 map:scale [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k246_scale(real *restrict out, const real *restrict in0, long B) {
+/* k277_scale:
+ *   %277 map:scale [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+static void k277_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k248_step:
- *   %248 map:step [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k248_step(real *restrict out, const real *restrict in0, long B) {
+/* k279_step:
+ *   %279 map:step [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
+static void k279_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k250_id:
- *   %250 map:id [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k250_id(real *restrict out, const real *restrict in0, long B) {
+/* k281_id:
+ *   %281 map:id [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
+static void k281_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k251_scale:
- *   %251 map:scale [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k251_scale(real *restrict out, const real *restrict in0, long B) {
+/* k282_scale:
+ *   %282 map:scale [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
+static void k282_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k257_mul:
- *   %257 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %267 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k257_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k288_mul:
+ *   %288 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7
+ *   %298 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+static void k288_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 4992*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k259_square:
- *   %259 map:square [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k259_square(real *restrict out, const real *restrict in0, long T) {
+/* k290_square:
+ *   %290 map:square [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+static void k290_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k260_mul:
- *   %260 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %262 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %264 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k260_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k291_mul:
+ *   %291 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *   %293 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *   %295 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+static void k291_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k261_scale:
- *   %261 map:scale [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k261_scale(real *restrict out, const real *restrict in0, long T) {
+/* k292_scale:
+ *   %292 map:scale [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+static void k292_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k263_step:
- *   %263 map:step [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k263_step(real *restrict out, const real *restrict in0, long T) {
+/* k294_step:
+ *   %294 map:step [T,39,1] (backward)  graphs/lib/matching.lua:7 */
+static void k294_step(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k265_id:
- *   %265 map:id [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k265_id(real *restrict out, const real *restrict in0, long T) {
+/* k296_id:
+ *   %296 map:id [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+static void k296_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k266_scale:
- *   %266 map:scale [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k266_scale(real *restrict out, const real *restrict in0, long T) {
+/* k297_scale:
+ *   %297 map:scale [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+static void k297_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 4992*T; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k301_matmul:
- *   %301 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k301_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k332_matmul:
+ *   %332 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k332_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k302_matmul:
- *   %302 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k302_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k333_matmul:
+ *   %333 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k333_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k304_mul:
- *   %304 map:mul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %314 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k304_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k335_mul:
+ *   %335 map:mul [B,128] (backward)  graphs/lib/losses.lua:21
+ *   %345 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k335_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k306_square:
- *   %306 map:square [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k306_square(real *restrict out, const real *restrict in0, long B) {
+/* k337_square:
+ *   %337 map:square [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k337_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k308_scale:
- *   %308 map:scale [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k308_scale(real *restrict out, const real *restrict in0, long B) {
+/* k339_scale:
+ *   %339 map:scale [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k339_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k310_step:
- *   %310 map:step [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k310_step(real *restrict out, const real *restrict in0, long B) {
+/* k341_step:
+ *   %341 map:step [B,1] (backward)  graphs/lib/losses.lua:21 */
+static void k341_step(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k312_id:
- *   %312 map:id [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k312_id(real *restrict out, const real *restrict in0, long B) {
+/* k343_id:
+ *   %343 map:id [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k343_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k313_scale:
- *   %313 map:scale [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k313_scale(real *restrict out, const real *restrict in0, long B) {
+/* k344_scale:
+ *   %344 map:scale [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k344_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * (real)2;
 }
 
-/* k315_add:
- *   %315 map:add [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k315_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k346_add:
+ *   %346 map:add [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k346_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k317_mul:
- *   %317 map:mul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %328 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k317_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k348_mul:
+ *   %348 map:mul [T,128] (backward)  graphs/lib/losses.lua:21
+ *   %359 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k348_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < 128*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k319_add:
- *   %319 map:add [T,128] (backward)  graphs/lib/losses.lua:21
- *   %329 map:add [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k319_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k350_add:
+ *   %350 map:add [T,128] (backward)  graphs/lib/losses.lua:21
+ *   %360 map:add [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k350_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < 128*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k320_square:
- *   %320 map:square [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k320_square(real *restrict out, const real *restrict in0, long T) {
+/* k351_square:
+ *   %351 map:square [T,1] (backward)  graphs/lib/losses.lua:21 */
+static void k351_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] * in0[i0];
 }
 
-/* k322_scale:
- *   %322 map:scale [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k322_scale(real *restrict out, const real *restrict in0, long T) {
+/* k353_scale:
+ *   %353 map:scale [T,1] (backward)  graphs/lib/losses.lua:21 */
+static void k353_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] * (real)-0.5;
 }
 
-/* k324_step:
- *   %324 map:step [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k324_step(real *restrict out, const real *restrict in0, long T) {
+/* k355_step:
+ *   %355 map:step [T,1] (backward)  graphs/lib/losses.lua:21 */
+static void k355_step(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
 }
 
-/* k326_id:
- *   %326 map:id [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k326_id(real *restrict out, const real *restrict in0, long T) {
+/* k357_id:
+ *   %357 map:id [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k357_id(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k327_scale:
- *   %327 map:scale [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k327_scale(real *restrict out, const real *restrict in0, long T) {
+/* k358_scale:
+ *   %358 map:scale [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k358_scale(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < 128*T; i0++)
         out[i0] = in0[i0] * (real)2;
 }
+
+#ifdef RECLF_PROFILE
+#include "profile.h"
+static reclf_prof_entry prof[261] = {
+    {"k6_square", "%6 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k7_sum", "%7 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k8_clampmin", "%8 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k9_rsqrt", "%9 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k11_square", "%11 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k12_sum", "%12 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k13_clampmin", "%13 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k14_rsqrt", "%14 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k21_sub", "%21 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k22_exp", "%22 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k25_log", "%25 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k26_add", "%26 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k23_sum", "%28 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k29_sub", "%29 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k32_sub", "%32 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k22_exp", "%33 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k36_log", "%36 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k37_add", "%37 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k40_sub", "%40 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"k42_mul", "%42 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k44_sum", "%44 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
+    {"k45_add", "%45 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k46_scale", "%46 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k48_square", "%48 map:square [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k49_sum", "%49 reduce [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k50_clampmin", "%50 map:clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k51_rsqrt", "%51 map:rsqrt [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k55_square", "%55 map:square [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k56_sum", "%56 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k57_clampmin", "%57 map:clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k58_rsqrt", "%58 map:rsqrt [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k60_matmul", "%60 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k61_scale", "%61 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k62_max", "%62 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k64_sub", "%64 map:sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k65_exp", "%65 map:exp [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"k69_square", "%69 map:square [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k70_sum", "%70 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k71_clampmin", "%71 map:clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k72_rsqrt", "%72 map:rsqrt [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k70_sum", "%75 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
+    {"k79_matmul", "%79 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
+    {"k155_matmul", "%155 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k157_mul", "%157 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k70_sum", "%158 reduce [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k86_scale", "%86 map:scale [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k88_mul", "%88 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k89_neg", "%89 map:neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k90_addc", "%90 map:addc [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k91_scale", "%91 map:scale [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k92_add", "%92 map:add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k93_max", "%93 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k95_sub", "%95 map:sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k96_exp", "%96 map:exp [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k88_mul", "%97 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k98_sum", "%98 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k99_clampmin", "%99 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k100_div", "%100 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k101_mul", "%101 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"k98_sum", "%102 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"k104_scale", "%104 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+    {"k19_max", "%106 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k21_sub", "%108 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k22_exp", "%109 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k23_sum", "%110 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k24_clampmin", "%111 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k25_log", "%112 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k26_add", "%113 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k27_mul", "%114 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k23_sum", "%115 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k29_sub", "%116 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k30_max", "%117 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k32_sub", "%119 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k22_exp", "%120 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k34_sum", "%121 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k35_clampmin", "%122 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k36_log", "%123 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k37_add", "%124 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k34_sum", "%126 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k40_sub", "%127 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k42_mul", "%129 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k43_sum", "%130 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k44_sum", "%131 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
+    {"k45_add", "%132 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k46_scale", "%133 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k45_add", "%135 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
+    {"k167_fill", "%167 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
+    {"k46_scale", "%169 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"k170_id", "%170 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"k171_id", "%171 map:id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"k42_mul", "%172 map:mul [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"k174_neg", "%174 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k175_id", "%175 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k27_mul", "%176 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k178_div", "%178 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k179_step", "%179 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k180_mul", "%180 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k175_id", "%181 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k27_mul", "%182 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k185_add", "%185 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k186_neg", "%186 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k187_id", "%187 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k27_mul", "%188 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k185_add", "%190 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k191_div", "%191 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k192_step", "%192 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k42_mul", "%193 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k187_id", "%194 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k27_mul", "%195 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k185_add", "%198 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k104_scale", "%199 map:scale [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
+    {"k201_id", "%201 map:id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"k101_mul", "%202 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"k101_mul", "%203 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"k100_div", "%204 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k101_mul", "%205 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k206_neg", "%206 map:neg [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k98_sum", "%207 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k208_step", "%208 map:step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k27_mul", "%209 map:mul [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k201_id", "%210 map:id [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k211_add", "%211 map:add [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k88_mul", "%212 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k101_mul", "%215 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k88_mul", "%219 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k86_scale", "%222 map:scale [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k223_id", "%223 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k157_mul", "%224 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k225_mul", "%225 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k226_sum", "%226 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k227_sum", "%227 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k79_matmul", "%229 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k230_matmul", "%230 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k155_matmul", "%233 matmul [T,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
+    {"k230_matmul", "%234 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
+    {"k223_id", "%235 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k236_add", "%236 map:add [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k225_mul", "%237 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k238_mul", "%238 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k226_sum", "%239 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k73_mul", "%240 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k225_mul", "%241 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k70_sum", "%242 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k243_square", "%243 map:square [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k101_mul", "%244 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k245_scale", "%245 map:scale [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k101_mul", "%246 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k247_step", "%247 map:step [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k101_mul", "%248 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k223_id", "%249 map:id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k250_scale", "%250 map:scale [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k225_mul", "%251 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k236_add", "%252 map:add [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k253_matmul", "%253 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k254_matmul", "%254 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k255_sum", "%255 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k67_div", "%256 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k257_mul", "%257 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k258_neg", "%258 map:neg [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k66_sum", "%259 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k260_id", "%260 map:id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k261_add", "%261 map:add [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k257_mul", "%262 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k61_scale", "%265 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k68_matmul", "%266 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k267_matmul", "%267 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k226_sum", "%268 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k255_sum", "%269 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k270_add", "%270 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k59_mul", "%271 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k272_mul", "%272 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k56_sum", "%273 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k274_add", "%274 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k275_square", "%275 map:square [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k276_mul", "%276 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k277_scale", "%277 map:scale [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k276_mul", "%278 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k279_step", "%279 map:step [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k276_mul", "%280 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k281_id", "%281 map:id [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k282_scale", "%282 map:scale [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k272_mul", "%283 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k274_add", "%284 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k52_mul", "%287 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k288_mul", "%288 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k49_sum", "%289 reduce [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k290_square", "%290 map:square [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k291_mul", "%291 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k292_scale", "%292 map:scale [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k291_mul", "%293 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k294_step", "%294 map:step [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k291_mul", "%295 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k296_id", "%296 map:id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k297_scale", "%297 map:scale [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k288_mul", "%298 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k270_add", "%299 map:add [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k178_div", "%310 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k179_step", "%311 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k180_mul", "%312 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k175_id", "%313 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k27_mul", "%314 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k185_add", "%317 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k185_add", "%322 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k191_div", "%323 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k192_step", "%324 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k42_mul", "%325 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k187_id", "%326 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k27_mul", "%327 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k185_add", "%330 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k17_scale", "%331 map:scale [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k332_matmul", "%332 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k333_matmul", "%333 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k15_mul", "%334 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k335_mul", "%335 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k12_sum", "%336 reduce [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k337_square", "%337 map:square [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k180_mul", "%338 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k339_scale", "%339 map:scale [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k180_mul", "%340 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k341_step", "%341 map:step [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k180_mul", "%342 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k343_id", "%343 map:id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k344_scale", "%344 map:scale [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k335_mul", "%345 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k346_add", "%346 map:add [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k10_mul", "%347 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k348_mul", "%348 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k7_sum", "%349 reduce [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k350_add", "%350 map:add [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k351_square", "%351 map:square [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k42_mul", "%352 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k353_scale", "%353 map:scale [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k42_mul", "%354 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k355_step", "%355 map:step [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k42_mul", "%356 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k357_id", "%357 map:id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k358_scale", "%358 map:scale [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k348_mul", "%359 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k350_add", "%360 map:add [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+};
+const reclf_prof_table reclf_profile_reclf_nosrm_features_loss = {261, prof};
+#define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
+    prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
+#else
+#define CALL(i, fl, by, call) call
+#endif
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
@@ -1443,273 +1691,273 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    k6_square(A + 32784 + 33168*B + 35200*B*T, (real *)inputs[0], T); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-    k7_sum(A + 32784 + 33168*B + 35200*B*T + 20224*T, A + 32784 + 33168*B + 35200*B*T, T); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
-    k8_clampmin(A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 20224*T, T); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    k9_rsqrt(A + 32784 + 33168*B + 35200*B*T + 20240*T, A + 32784 + 33168*B + 35200*B*T, T); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    k10_mul(A + 32784 + 33168*B + 35200*B*T + 19968*T, (real *)inputs[0], A + 32784 + 33168*B + 35200*B*T + 20240*T, T); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k11_square(A + 32784, (real *)inputs[2], B); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-    k12_sum(A + 32784 + 33088*B, A + 32784, B); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
-    k13_clampmin(A + 32784, A + 32784 + 33088*B, B); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    k14_rsqrt(A + 32784 + 33104*B, A + 32784, B); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    k15_mul(A + 32784 + 32768*B, (real *)inputs[2], A + 32784 + 33104*B, B); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k16_matmul(A + 32784 + 33168*B, A + 32784 + 33168*B + 35200*B*T + 19968*T, A + 32784 + 32768*B, B, T); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    k17_scale(A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B, B, T); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    k18_eye(A + 32784 + 33168*B + 25152*B*T, B, T); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
-    k19_max(A + 32784 + 33168*B + 35200*B*T + 20096*T, A + 32784 + 33168*B + 16*B*T, B, T); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k21_sub(A + 32784 + 33168*B, A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, B, T); /* %21 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    k22_exp(A + 32784 + 33168*B + 35136*B*T, A + 32784 + 33168*B, B, T); /* %22 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    k23_sum(A + 32784 + 33168*B + 35200*B*T + 20256*T, A + 32784 + 33168*B + 35136*B*T, B, T); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k24_clampmin(A + 32784 + 33168*B + 35200*B*T + 20272*T, A + 32784 + 33168*B + 35200*B*T + 20256*T, T); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    k25_log(A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 20272*T, T); /* %25 map:log [T,1]  graphs/lib/losses.lua:10 */
-    k26_add(A + 32784 + 33168*B + 35200*B*T + 20128*T, A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, T); /* %26 map:add [T,1]  graphs/lib/losses.lua:10 */
-    k27_mul(A + 32784 + 33168*B, A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B + 25152*B*T, B, T); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k23_sum(A + 32784 + 33168*B + 35200*B*T + 20096*T, A + 32784 + 33168*B, B, T); /* %28 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k29_sub(A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 20128*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, T); /* %29 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    k30_max(A + 32784 + 32896*B, A + 32784 + 33168*B + 16*B*T, B, T); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k32_sub(A + 32784 + 33168*B + 25168*B*T, A + 32784 + 33168*B + 16*B*T, A + 32784 + 32896*B, B, T); /* %32 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    k22_exp(A + 32784 + 33168*B + 35152*B*T, A + 32784 + 33168*B + 25168*B*T, B, T); /* %33 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    k34_sum(A + 32784 + 33120*B, A + 32784 + 33168*B + 35152*B*T, B, T); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k35_clampmin(A + 32784 + 33136*B, A + 32784 + 33120*B, B); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    k36_log(A + 32784 + 32912*B, A + 32784 + 33136*B, B); /* %36 map:log [1,B]  graphs/lib/losses.lua:11 */
-    k37_add(A + 32784 + 32928*B, A + 32784 + 32912*B, A + 32784 + 32896*B, B); /* %37 map:add [1,B]  graphs/lib/losses.lua:11 */
-    k34_sum(A + 32784 + 32896*B, A + 32784 + 33168*B, B, T); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k40_sub(A + 32784 + 32912*B, A + 32784 + 32928*B, A + 32784 + 32896*B, B); /* %40 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    k23_sum(A + 32784 + 33168*B + 35200*B*T + 20096*T, A + 32784 + 33168*B + 25152*B*T, B, T); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
-    k42_mul(A + 32784 + 33168*B + 35200*B*T + 20128*T, A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, T); /* %42 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    k43_sum(A + 0, A + 32784 + 33168*B + 35200*B*T + 20128*T, T); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
-    k44_sum(A + 16, A + 32784 + 32912*B, B); /* %44 reduce [1,1]  graphs/lib/losses.lua:14 */
-    k45_add(A + 32, A + 0, A + 16); /* %45 map:add [1,1]  graphs/lib/losses.lua:16 */
-    k46_scale(A + 0, A + 32, B); /* %46 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    k48_square(A + 32784 + 33168*B + 35200*B*T, (real *)inputs[1], T); /* %48 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-    k49_sum(A + 32784 + 33168*B + 35200*B*T + 14976*T, A + 32784 + 33168*B + 35200*B*T, T); /* %49 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    k50_clampmin(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 14976*T, T); /* %50 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    k51_rsqrt(A + 32784 + 33168*B + 35200*B*T + 15072*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, T); /* %51 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
-    k52_mul(A + 32784 + 33168*B + 35200*B*T, (real *)inputs[1], A + 32784 + 33168*B + 35200*B*T + 15072*T, T); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    k55_square(A + 32784, (real *)inputs[3], B); /* %55 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k56_sum(A + 32784 + 32896*B, A + 32784, B); /* %56 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k57_clampmin(A + 32784, A + 32784 + 32896*B, B); /* %57 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k58_rsqrt(A + 32784 + 32960*B, A + 32784, B); /* %58 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k59_mul(A + 32784, (real *)inputs[3], A + 32784 + 32960*B, B); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k60_matmul(A + 32784 + 33168*B, A + 32784 + 33168*B + 35200*B*T, A + 32784, B, T); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k61_scale(A + 32784 + 33168*B + 2496*B*T, A + 32784 + 33168*B, B, T); /* %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k62_max(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 2496*B*T, B, T); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    k64_sub(A + 32784 + 33168*B, A + 32784 + 33168*B + 2496*B*T, A + 32784 + 33168*B + 4992*B*T, B, T); /* %64 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k65_exp(A + 32784 + 33168*B + 29952*B*T, A + 32784 + 33168*B, B, T); /* %65 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k66_sum(A + 32784 + 33168*B + 34944*B*T, A + 32784 + 33168*B + 29952*B*T, B, T); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    k67_div(A + 32784 + 33168*B + 32448*B*T, A + 32784 + 33168*B + 29952*B*T, A + 32784 + 33168*B + 34944*B*T, B, T); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k68_matmul(A + 32784 + 33168*B, A + 32784 + 33168*B + 32448*B*T, (real *)inputs[3], B, T); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    k69_square(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B, B, T); /* %69 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k70_sum(A + 32784 + 33168*B + 34992*B*T, A + 32784 + 33168*B + 4992*B*T, B, T); /* %70 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k71_clampmin(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 34992*B*T, B, T); /* %71 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k72_rsqrt(A + 32784 + 33168*B + 35040*B*T, A + 32784 + 33168*B + 4992*B*T, B, T); /* %72 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k73_mul(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B, A + 32784 + 33168*B + 35040*B*T, B, T); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k74_mul(A + 32784 + 33168*B + 9984*B*T, A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 4992*B*T, B, T); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k70_sum(A + 32784 + 33168*B + 24960*B*T, A + 32784 + 33168*B + 9984*B*T, B, T); /* %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-    k79_matmul(A + 32784 + 33168*B + 35200*B*T + 4992*T, (real *)inputs[0], (real *)P + 0, T); /* %79 matmul [T,128]  graphs/lib/irm.lua:9 */
-    k82_matmul(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 9984*B*T, (real *)P + 16384, B, T); /* %82 matmul [39*B*T,128]  graphs/lib/irm.lua:10 */
-    k84_mul(A + 32784 + 33168*B + 19968*B*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 14976*B*T, B, T); /* %84 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    k70_sum(A + 32784 + 33168*B + 25008*B*T, A + 32784 + 33168*B + 19968*B*T, B, T); /* %85 reduce [T,B,39,1]  graphs/lib/irm.lua:10 */
-    k86_scale(A + 32784 + 33168*B + 25056*B*T, A + 32784 + 33168*B + 25008*B*T, B, T); /* %86 map:scale [T,B,39,1]  graphs/lib/irm.lua:10 */
-    k88_mul(A + 32784 + 33168*B + 25008*B*T, A + 32784 + 33168*B + 25056*B*T, (real *)inputs[4], B, T); /* %88 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k89_neg(A + 32784 + 33168*B + 35200*B*T + 15024*T, (real *)inputs[4], T); /* %89 map:neg [T,1,39,1]  graphs/lib/irm.lua:11 */
-    k90_addc(A + 32784 + 33168*B + 35200*B*T + 15120*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, T); /* %90 map:addc [T,1,39,1]  graphs/lib/irm.lua:11 */
-    k91_scale(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 15120*T, T); /* %91 map:scale [T,1,39,1]  graphs/lib/irm.lua:11 */
-    k92_add(A + 32784 + 33168*B + 25056*B*T, A + 32784 + 33168*B + 25008*B*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, B, T); /* %92 map:add [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k93_max(A + 32784 + 33168*B + 25104*B*T, A + 32784 + 33168*B + 25056*B*T, B, T); /* %93 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    k95_sub(A + 32784 + 33168*B + 25008*B*T, A + 32784 + 33168*B + 25056*B*T, A + 32784 + 33168*B + 25104*B*T, B, T); /* %95 map:sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k96_exp(A + 32784 + 33168*B + 25056*B*T, A + 32784 + 33168*B + 25008*B*T, B, T); /* %96 map:exp [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k88_mul(A + 32784 + 33168*B + 25008*B*T, A + 32784 + 33168*B + 25056*B*T, (real *)inputs[4], B, T); /* %97 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k98_sum(A + 32784 + 33168*B + 25248*B*T, A + 32784 + 33168*B + 25008*B*T, B, T); /* %98 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    k99_clampmin(A + 32784 + 33168*B + 25264*B*T, A + 32784 + 33168*B + 25248*B*T, B, T); /* %99 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
-    k100_div(A + 32784 + 33168*B + 25104*B*T, A + 32784 + 33168*B + 25008*B*T, A + 32784 + 33168*B + 25264*B*T, B, T); /* %100 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k101_mul(A + 32784 + 33168*B + 25008*B*T, A + 32784 + 33168*B + 25104*B*T, A + 32784 + 33168*B + 24960*B*T, B, T); /* %101 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    k98_sum(A + 32784 + 33168*B + 35088*B*T, A + 32784 + 33168*B + 25008*B*T, B, T); /* %102 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
-    k104_scale(A + 32784 + 33168*B + 35104*B*T, A + 32784 + 33168*B + 35088*B*T, B, T); /* %104 map:scale [T,B]  graphs/lib/model.lua:40 */
-    k19_max(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35104*B*T, B, T); /* %106 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k21_sub(A + 32784 + 33168*B + 35088*B*T, A + 32784 + 33168*B + 35104*B*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, B, T); /* %108 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    k22_exp(A + 32784 + 33168*B + 35120*B*T, A + 32784 + 33168*B + 35088*B*T, B, T); /* %109 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    k23_sum(A + 32784 + 33168*B + 35200*B*T + 15040*T, A + 32784 + 33168*B + 35120*B*T, B, T); /* %110 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k24_clampmin(A + 32784 + 33168*B + 35200*B*T + 15056*T, A + 32784 + 33168*B + 35200*B*T + 15040*T, T); /* %111 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    k25_log(A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 15056*T, T); /* %112 map:log [T,1]  graphs/lib/losses.lua:10 */
-    k26_add(A + 32784 + 33168*B + 35200*B*T + 20128*T, A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, T); /* %113 map:add [T,1]  graphs/lib/losses.lua:10 */
-    k27_mul(A + 32784 + 33168*B + 35088*B*T, A + 32784 + 33168*B + 35104*B*T, A + 32784 + 33168*B + 25152*B*T, B, T); /* %114 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k23_sum(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35088*B*T, B, T); /* %115 reduce [T,1]  graphs/lib/losses.lua:10 */
-    k29_sub(A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 20128*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, T); /* %116 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    k30_max(A + 32784 + 33024*B, A + 32784 + 33168*B + 35104*B*T, B, T); /* %117 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k32_sub(A + 32784 + 33168*B + 25008*B*T, A + 32784 + 33168*B + 35104*B*T, A + 32784 + 33024*B, B, T); /* %119 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    k22_exp(A + 32784 + 33168*B + 35104*B*T, A + 32784 + 33168*B + 25008*B*T, B, T); /* %120 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    k34_sum(A + 32784 + 33040*B, A + 32784 + 33168*B + 35104*B*T, B, T); /* %121 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k35_clampmin(A + 32784 + 33056*B, A + 32784 + 33040*B, B); /* %122 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    k36_log(A + 32784 + 33072*B, A + 32784 + 33056*B, B); /* %123 map:log [1,B]  graphs/lib/losses.lua:11 */
-    k37_add(A + 32784 + 8192*B, A + 32784 + 33072*B, A + 32784 + 33024*B, B); /* %124 map:add [1,B]  graphs/lib/losses.lua:11 */
-    k34_sum(A + 32784 + 33024*B, A + 32784 + 33168*B + 35088*B*T, B, T); /* %126 reduce [1,B]  graphs/lib/losses.lua:11 */
-    k40_sub(A + 32784 + 33072*B, A + 32784 + 8192*B, A + 32784 + 33024*B, B); /* %127 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    k42_mul(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, T); /* %129 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    k43_sum(A + 16, A + 32784 + 33168*B + 35200*B*T + 15024*T, T); /* %130 reduce [1,1]  graphs/lib/losses.lua:13 */
-    k44_sum(A + 32, A + 32784 + 33072*B, B); /* %131 reduce [1,1]  graphs/lib/losses.lua:14 */
-    k45_add(A + 48, A + 16, A + 32); /* %132 map:add [1,1]  graphs/lib/losses.lua:16 */
-    k46_scale(A + 16, A + 48, B); /* %133 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    k45_add(A + 32768, A + 0, A + 16); /* %135 map:add []  graphs/lib/model.lua:131 */
+    CALL(0, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k6_square(A + 32784 + 33168*B + 35200*B*T, (real *)inputs[0], T)); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 32784 + 33168*B + 35200*B*T + 20224*T, A + 32784 + 33168*B + 35200*B*T, T)); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)T, sizeof(real)*((double)T + (double)T), k8_clampmin(A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 20224*T, T)); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)T, sizeof(real)*((double)T + (double)T), k9_rsqrt(A + 32784 + 33168*B + 35200*B*T + 20240*T, A + 32784 + 33168*B + 35200*B*T, T)); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 32784 + 33168*B + 35200*B*T + 19968*T, (real *)inputs[0], A + 32784 + 33168*B + 35200*B*T + 20240*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k11_square(A + 32784, (real *)inputs[2], B)); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
+    CALL(6, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 32784 + 33088*B, A + 32784, B)); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
+    CALL(7, (double)B, sizeof(real)*((double)B + (double)B), k13_clampmin(A + 32784, A + 32784 + 33088*B, B)); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(8, (double)B, sizeof(real)*((double)B + (double)B), k14_rsqrt(A + 32784 + 33104*B, A + 32784, B)); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
+    CALL(9, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 32784 + 32768*B, (real *)inputs[2], A + 32784 + 33104*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(10, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 32784 + 33168*B, A + 32784 + 33168*B + 35200*B*T + 19968*T, A + 32784 + 32768*B, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(11, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(12, 0, sizeof(real)*((double)B*T), k18_eye(A + 32784 + 33168*B + 20064*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(13, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 32784 + 33168*B + 35200*B*T + 20096*T, A + 32784 + 33168*B + 16*B*T, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(14, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k21_sub(A + 32784 + 33168*B, A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, B, T)); /* %21 map:sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(15, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 32784 + 33168*B + 35136*B*T, A + 32784 + 33168*B, B, T)); /* %22 map:exp [T,B]  graphs/lib/losses.lua:10 */
+    CALL(16, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 33168*B + 35200*B*T + 20256*T, A + 32784 + 33168*B + 35136*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(17, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 32784 + 33168*B + 35200*B*T + 20272*T, A + 32784 + 33168*B + 35200*B*T + 20256*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(18, (double)T, sizeof(real)*((double)T + (double)T), k25_log(A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 20272*T, T)); /* %25 map:log [T,1]  graphs/lib/losses.lua:10 */
+    CALL(19, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k26_add(A + 32784 + 33168*B + 35200*B*T + 20128*T, A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, T)); /* %26 map:add [T,1]  graphs/lib/losses.lua:10 */
+    CALL(20, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 33168*B, A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B + 20064*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(21, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 33168*B + 35200*B*T + 20096*T, A + 32784 + 33168*B, B, T)); /* %28 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(22, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k29_sub(A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 20128*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, T)); /* %29 map:sub [T,1]  graphs/lib/losses.lua:10 */
+    CALL(23, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 32784 + 32896*B, A + 32784 + 33168*B + 16*B*T, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(24, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k32_sub(A + 32784 + 33168*B + 20080*B*T, A + 32784 + 33168*B + 16*B*T, A + 32784 + 32896*B, B, T)); /* %32 map:sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(25, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 32784 + 33168*B + 35152*B*T, A + 32784 + 33168*B + 20080*B*T, B, T)); /* %33 map:exp [T,B]  graphs/lib/losses.lua:11 */
+    CALL(26, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 33120*B, A + 32784 + 33168*B + 35152*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(27, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 32784 + 33136*B, A + 32784 + 33120*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(28, (double)B, sizeof(real)*((double)B + (double)B), k36_log(A + 32784 + 32912*B, A + 32784 + 33136*B, B)); /* %36 map:log [1,B]  graphs/lib/losses.lua:11 */
+    CALL(29, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k37_add(A + 32784 + 32928*B, A + 32784 + 32912*B, A + 32784 + 32896*B, B)); /* %37 map:add [1,B]  graphs/lib/losses.lua:11 */
+    CALL(30, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 32896*B, A + 32784 + 33168*B, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(31, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k40_sub(A + 32784 + 32912*B, A + 32784 + 32928*B, A + 32784 + 32896*B, B)); /* %40 map:sub [1,B]  graphs/lib/losses.lua:11 */
+    CALL(32, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 33168*B + 35200*B*T + 20096*T, A + 32784 + 33168*B + 20064*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(33, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 32784 + 33168*B + 35200*B*T + 20128*T, A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, T)); /* %42 map:mul [T,1]  graphs/lib/losses.lua:13 */
+    CALL(34, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 32784 + 33168*B + 35200*B*T + 20128*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(35, (double)B, sizeof(real)*((double)1 + (double)B), k44_sum(A + 16, A + 32784 + 32912*B, B)); /* %44 reduce [1,1]  graphs/lib/losses.lua:14 */
+    CALL(36, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 32, A + 0, A + 16)); /* %45 map:add [1,1]  graphs/lib/losses.lua:16 */
+    CALL(37, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 0, A + 32, B)); /* %46 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(38, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k48_square(A + 32784 + 33168*B + 35200*B*T, (real *)inputs[1], T)); /* %48 map:square [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(39, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k49_sum(A + 32784 + 33168*B + 35200*B*T + 14976*T, A + 32784 + 33168*B + 35200*B*T, T)); /* %49 reduce [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(40, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k50_clampmin(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 14976*T, T)); /* %50 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(41, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k51_rsqrt(A + 32784 + 33168*B + 35200*B*T + 15072*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, T)); /* %51 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(42, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 32784 + 33168*B + 35200*B*T, (real *)inputs[1], A + 32784 + 33168*B + 35200*B*T + 15072*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(43, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k55_square(A + 32784, (real *)inputs[3], B)); /* %55 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(44, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k56_sum(A + 32784 + 32896*B, A + 32784, B)); /* %56 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(45, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k57_clampmin(A + 32784, A + 32784 + 32896*B, B)); /* %57 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(46, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k58_rsqrt(A + 32784 + 32960*B, A + 32784, B)); /* %58 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(47, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 32784, (real *)inputs[3], A + 32784 + 32960*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(48, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k60_matmul(A + 32784 + 33168*B, A + 32784 + 33168*B + 35200*B*T, A + 32784, B, T)); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(49, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 32784 + 33168*B + 2496*B*T, A + 32784 + 33168*B, B, T)); /* %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(50, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 2496*B*T, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(51, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k64_sub(A + 32784 + 33168*B, A + 32784 + 33168*B + 2496*B*T, A + 32784 + 33168*B + 4992*B*T, B, T)); /* %64 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(52, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k65_exp(A + 32784 + 33168*B + 29952*B*T, A + 32784 + 33168*B, B, T)); /* %65 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(53, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 32784 + 33168*B + 34944*B*T, A + 32784 + 33168*B + 29952*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(54, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 32784 + 33168*B + 32448*B*T, A + 32784 + 33168*B + 29952*B*T, A + 32784 + 33168*B + 34944*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(55, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 32784 + 33168*B, A + 32784 + 33168*B + 32448*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(56, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k69_square(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B, B, T)); /* %69 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(57, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 32784 + 33168*B + 34992*B*T, A + 32784 + 33168*B + 4992*B*T, B, T)); /* %70 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(58, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k71_clampmin(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 34992*B*T, B, T)); /* %71 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(59, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_rsqrt(A + 32784 + 33168*B + 35040*B*T, A + 32784 + 33168*B + 4992*B*T, B, T)); /* %72 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(60, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B, A + 32784 + 33168*B + 35040*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(61, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k74_mul(A + 32784 + 33168*B + 9984*B*T, A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(62, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 32784 + 33168*B + 19968*B*T, A + 32784 + 33168*B + 9984*B*T, B, T)); /* %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+    CALL(63, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k79_matmul(A + 32784 + 33168*B + 35200*B*T + 9984*T, (real *)inputs[0], (real *)P + 0, T)); /* %79 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(64, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k155_matmul(A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 35200*B*T + 9984*T, (real *)P + 16384, T)); /* %155 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(65, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T), k157_mul(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 9984*B*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, B, T)); /* %157 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(66, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 32784 + 33168*B + 20016*B*T, A + 32784 + 33168*B + 14976*B*T, B, T)); /* %158 reduce [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(67, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k86_scale(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 20016*B*T, B, T)); /* %86 map:scale [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(68, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k88_mul(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 14976*B*T, (real *)inputs[4], B, T)); /* %88 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(69, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k89_neg(A + 32784 + 33168*B + 35200*B*T + 15024*T, (real *)inputs[4], T)); /* %89 map:neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(70, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k90_addc(A + 32784 + 33168*B + 35200*B*T + 15120*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, T)); /* %90 map:addc [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(71, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k91_scale(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 15120*T, T)); /* %91 map:scale [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(72, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k92_add(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, B, T)); /* %92 map:add [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(73, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k93_max(A + 32784 + 33168*B + 20016*B*T, A + 32784 + 33168*B + 14976*B*T, B, T)); /* %93 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(74, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k95_sub(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 20016*B*T, B, T)); /* %95 map:sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(75, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k96_exp(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 15024*B*T, B, T)); /* %96 map:exp [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(76, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k88_mul(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 14976*B*T, (real *)inputs[4], B, T)); /* %97 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(77, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_sum(A + 32784 + 33168*B + 20016*B*T, A + 32784 + 33168*B + 15024*B*T, B, T)); /* %98 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(78, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k99_clampmin(A + 32784 + 33168*B + 20032*B*T, A + 32784 + 33168*B + 20016*B*T, B, T)); /* %99 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(79, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k100_div(A + 32784 + 33168*B + 15072*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 20032*B*T, B, T)); /* %100 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(80, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 15072*B*T, A + 32784 + 33168*B + 19968*B*T, B, T)); /* %101 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(81, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_sum(A + 32784 + 33168*B + 20048*B*T, A + 32784 + 33168*B + 15024*B*T, B, T)); /* %102 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
+    CALL(82, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k104_scale(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 20048*B*T, B, T)); /* %104 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(83, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 15024*B*T, B, T)); /* %106 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(84, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k21_sub(A + 32784 + 33168*B + 20048*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, B, T)); /* %108 map:sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(85, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 32784 + 33168*B + 15040*B*T, A + 32784 + 33168*B + 20048*B*T, B, T)); /* %109 map:exp [T,B]  graphs/lib/losses.lua:10 */
+    CALL(86, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 33168*B + 35200*B*T + 15040*T, A + 32784 + 33168*B + 15040*B*T, B, T)); /* %110 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(87, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 32784 + 33168*B + 35200*B*T + 15056*T, A + 32784 + 33168*B + 35200*B*T + 15040*T, T)); /* %111 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(88, (double)T, sizeof(real)*((double)T + (double)T), k25_log(A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 15056*T, T)); /* %112 map:log [T,1]  graphs/lib/losses.lua:10 */
+    CALL(89, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k26_add(A + 32784 + 33168*B + 35200*B*T + 20128*T, A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, T)); /* %113 map:add [T,1]  graphs/lib/losses.lua:10 */
+    CALL(90, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 33168*B + 15056*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 20064*B*T, B, T)); /* %114 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(91, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 15056*B*T, B, T)); /* %115 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(92, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k29_sub(A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 20128*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, T)); /* %116 map:sub [T,1]  graphs/lib/losses.lua:10 */
+    CALL(93, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 32784 + 33024*B, A + 32784 + 33168*B + 15024*B*T, B, T)); /* %117 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(94, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k32_sub(A + 32784 + 33168*B + 20048*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33024*B, B, T)); /* %119 map:sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(95, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 20048*B*T, B, T)); /* %120 map:exp [T,B]  graphs/lib/losses.lua:11 */
+    CALL(96, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 33040*B, A + 32784 + 33168*B + 15024*B*T, B, T)); /* %121 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(97, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 32784 + 33056*B, A + 32784 + 33040*B, B)); /* %122 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(98, (double)B, sizeof(real)*((double)B + (double)B), k36_log(A + 32784 + 33072*B, A + 32784 + 33056*B, B)); /* %123 map:log [1,B]  graphs/lib/losses.lua:11 */
+    CALL(99, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k37_add(A + 32784 + 8192*B, A + 32784 + 33072*B, A + 32784 + 33024*B, B)); /* %124 map:add [1,B]  graphs/lib/losses.lua:11 */
+    CALL(100, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 33024*B, A + 32784 + 33168*B + 15056*B*T, B, T)); /* %126 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(101, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k40_sub(A + 32784 + 33072*B, A + 32784 + 8192*B, A + 32784 + 33024*B, B)); /* %127 map:sub [1,B]  graphs/lib/losses.lua:11 */
+    CALL(102, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, T)); /* %129 map:mul [T,1]  graphs/lib/losses.lua:13 */
+    CALL(103, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 16, A + 32784 + 33168*B + 35200*B*T + 15024*T, T)); /* %130 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(104, (double)B, sizeof(real)*((double)1 + (double)B), k44_sum(A + 32, A + 32784 + 33072*B, B)); /* %131 reduce [1,1]  graphs/lib/losses.lua:14 */
+    CALL(105, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 48, A + 16, A + 32)); /* %132 map:add [1,1]  graphs/lib/losses.lua:16 */
+    CALL(106, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 16, A + 48, B)); /* %133 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(107, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 32768, A + 0, A + 16)); /* %135 map:add []  graphs/lib/model.lua:136 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    k136_fill(A + 0); /* %136 fill []  graphs/lib/model.lua:132 */
-    k46_scale(A + 16, A + 0, B); /* %138 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    k139_id(A + 32784 + 33152*B, A + 16, B); /* %139 map:id [1,B]  graphs/lib/losses.lua:14 */
-    k140_id(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 16, T); /* %140 map:id [T,1]  graphs/lib/losses.lua:13 */
-    k42_mul(A + 32784 + 33168*B + 35200*B*T + 20288*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, T); /* %141 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    k143_neg(A + 32784 + 33024*B, A + 32784 + 33152*B, B); /* %143 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    k144_id(A + 32784 + 33168*B + 35088*B*T, A + 32784 + 33024*B, B, T); /* %144 map:id [T,B]  graphs/lib/losses.lua:11 */
-    k27_mul(A + 32784 + 33168*B + 35168*B*T, A + 32784 + 33168*B + 35088*B*T, A + 32784 + 33168*B + 25152*B*T, B, T); /* %145 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    k147_div(A + 32784 + 33024*B, A + 32784 + 33152*B, A + 32784 + 33056*B, B); /* %147 map:div [1,B]  graphs/lib/losses.lua:11 */
-    k148_step(A + 32784 + 33056*B, A + 32784 + 33040*B, B); /* %148 map:step [1,B]  graphs/lib/losses.lua:11 */
-    k149_mul(A + 32784 + 33040*B, A + 32784 + 33024*B, A + 32784 + 33056*B, B); /* %149 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    k144_id(A + 32784 + 33168*B + 35088*B*T, A + 32784 + 33040*B, B, T); /* %150 map:id [T,B]  graphs/lib/losses.lua:11 */
-    k27_mul(A + 32784 + 33168*B + 25008*B*T, A + 32784 + 33168*B + 35088*B*T, A + 32784 + 33168*B + 35104*B*T, B, T); /* %151 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    k154_add(A + 32784 + 33168*B + 25024*B*T, A + 32784 + 33168*B + 35168*B*T, A + 32784 + 33168*B + 25008*B*T, B, T); /* %154 map:add [T,B]  graphs/lib/losses.lua:11 */
-    k155_neg(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 20288*T, T); /* %155 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    k156_id(A + 32784 + 33168*B + 25008*B*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, B, T); /* %156 map:id [T,B]  graphs/lib/losses.lua:10 */
-    k27_mul(A + 32784 + 33168*B + 35184*B*T, A + 32784 + 33168*B + 25008*B*T, A + 32784 + 33168*B + 25152*B*T, B, T); /* %157 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k154_add(A + 32784 + 33168*B + 25008*B*T, A + 32784 + 33168*B + 25024*B*T, A + 32784 + 33168*B + 35184*B*T, B, T); /* %159 map:add [T,B]  graphs/lib/losses.lua:10 */
-    k160_div(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 20288*T, A + 32784 + 33168*B + 35200*B*T + 15056*T, T); /* %160 map:div [T,1]  graphs/lib/losses.lua:10 */
-    k161_step(A + 32784 + 33168*B + 35200*B*T + 15056*T, A + 32784 + 33168*B + 35200*B*T + 15040*T, T); /* %161 map:step [T,1]  graphs/lib/losses.lua:10 */
-    k42_mul(A + 32784 + 33168*B + 35200*B*T + 15040*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 15056*T, T); /* %162 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    k156_id(A + 32784 + 33168*B + 25024*B*T, A + 32784 + 33168*B + 35200*B*T + 15040*T, B, T); /* %163 map:id [T,B]  graphs/lib/losses.lua:10 */
-    k27_mul(A + 32784 + 33168*B + 25040*B*T, A + 32784 + 33168*B + 25024*B*T, A + 32784 + 33168*B + 35120*B*T, B, T); /* %164 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k154_add(A + 32784 + 33168*B + 25024*B*T, A + 32784 + 33168*B + 25008*B*T, A + 32784 + 33168*B + 25040*B*T, B, T); /* %167 map:add [T,B]  graphs/lib/losses.lua:10 */
-    k104_scale(A + 32784 + 33168*B + 35088*B*T, A + 32784 + 33168*B + 25024*B*T, B, T); /* %168 map:scale [T,B]  graphs/lib/model.lua:40 */
-    k170_id(A + 32784 + 33168*B + 25008*B*T, A + 32784 + 33168*B + 35088*B*T, B, T); /* %170 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
-    k101_mul(A + 32784 + 33168*B + 25152*B*T, A + 32784 + 33168*B + 25008*B*T, A + 32784 + 33168*B + 24960*B*T, B, T); /* %171 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    k101_mul(A + 32784 + 33168*B + 35088*B*T, A + 32784 + 33168*B + 25008*B*T, A + 32784 + 33168*B + 25104*B*T, B, T); /* %172 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    k100_div(A + 32784 + 33168*B + 25200*B*T, A + 32784 + 33168*B + 25152*B*T, A + 32784 + 33168*B + 25264*B*T, B, T); /* %173 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k101_mul(A + 32784 + 33168*B + 25152*B*T, A + 32784 + 33168*B + 25200*B*T, A + 32784 + 33168*B + 25104*B*T, B, T); /* %174 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k175_neg(A + 32784 + 33168*B + 25104*B*T, A + 32784 + 33168*B + 25152*B*T, B, T); /* %175 map:neg [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k98_sum(A + 32784 + 33168*B + 25152*B*T, A + 32784 + 33168*B + 25104*B*T, B, T); /* %176 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    k177_step(A + 32784 + 33168*B + 25168*B*T, A + 32784 + 33168*B + 25248*B*T, B, T); /* %177 map:step [T,B,1,1]  graphs/lib/irm.lua:11 */
-    k27_mul(A + 32784 + 33168*B + 25184*B*T, A + 32784 + 33168*B + 25152*B*T, A + 32784 + 33168*B + 25168*B*T, B, T); /* %178 map:mul [T,B,1,1]  graphs/lib/irm.lua:11 */
-    k170_id(A + 32784 + 33168*B + 25104*B*T, A + 32784 + 33168*B + 25184*B*T, B, T); /* %179 map:id [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k180_add(A + 32784 + 33168*B + 25152*B*T, A + 32784 + 33168*B + 25200*B*T, A + 32784 + 33168*B + 25104*B*T, B, T); /* %180 map:add [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k88_mul(A + 32784 + 33168*B + 25104*B*T, A + 32784 + 33168*B + 25152*B*T, (real *)inputs[4], B, T); /* %181 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k101_mul(A + 32784 + 33168*B + 25152*B*T, A + 32784 + 33168*B + 25104*B*T, A + 32784 + 33168*B + 25056*B*T, B, T); /* %184 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k88_mul(A + 32784 + 33168*B + 25200*B*T, A + 32784 + 33168*B + 25152*B*T, (real *)inputs[4], B, T); /* %188 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    k86_scale(A + 32784 + 33168*B + 24960*B*T, A + 32784 + 33168*B + 25200*B*T, B, T); /* %191 map:scale [T,B,39,1]  graphs/lib/irm.lua:10 */
-    k192_id(A + 32784 + 33168*B + 19968*B*T, A + 32784 + 33168*B + 24960*B*T, B, T); /* %192 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    k193_mul(A + 32784 + 33168*B + 24960*B*T, A + 32784 + 33168*B + 19968*B*T, A + 32784 + 33168*B + 14976*B*T, B, T); /* %193 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    k194_mul(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 19968*B*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, B, T); /* %194 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    k195_sum(A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 24960*B*T, B, T); /* %195 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    k196_sum(A + 32784 + 33168*B + 35200*B*T + 9984*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, T); /* %196 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    k198_matmul(A + 32784 + 33168*B + 19968*B*T, A + 32784 + 33168*B + 14976*B*T, (real *)P + 16384, B, T); /* %198 matmul [39*B*T,128]  graphs/lib/irm.lua:10 */
-    k199_matmul(A + 0, A + 32784 + 33168*B + 9984*B*T, A + 32784 + 33168*B + 14976*B*T, B, T); /* %199 matmul [128,128]  graphs/lib/irm.lua:10 */
-    k202_matmul(A + 32784 + 33168*B + 35200*B*T + 20096*T, A + 32784 + 33168*B + 35200*B*T + 9984*T, (real *)P + 0, T); /* %202 matmul [T,128]  graphs/lib/irm.lua:9 */
-    k203_matmul(A + 16384, (real *)inputs[0], A + 32784 + 33168*B + 35200*B*T + 9984*T, T); /* %203 matmul [128,128]  graphs/lib/irm.lua:9 */
-    k192_id(A + 32784 + 33168*B + 9984*B*T, A + 32784 + 33168*B + 35088*B*T, B, T); /* %204 map:id [T,B,39,128]  graphs/lib/model.lua:30 */
-    k205_add(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 19968*B*T, A + 32784 + 33168*B + 9984*B*T, B, T); /* %205 map:add [T,B,39,128]  graphs/lib/model.lua:30 */
-    k193_mul(A + 32784 + 33168*B + 9984*B*T, A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 4992*B*T, B, T); /* %206 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k207_mul(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 35200*B*T, B, T); /* %207 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k195_sum(A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 9984*B*T, B, T); /* %208 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    k73_mul(A + 32784 + 33168*B + 9984*B*T, A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 35040*B*T, B, T); /* %209 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k193_mul(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B, B, T); /* %210 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k70_sum(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 14976*B*T, B, T); /* %211 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k212_square(A + 32784 + 33168*B + 5040*B*T, A + 32784 + 33168*B + 35040*B*T, B, T); /* %212 map:square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k101_mul(A + 32784 + 33168*B + 5088*B*T, A + 32784 + 33168*B + 35040*B*T, A + 32784 + 33168*B + 5040*B*T, B, T); /* %213 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k214_scale(A + 32784 + 33168*B + 5040*B*T, A + 32784 + 33168*B + 5088*B*T, B, T); /* %214 map:scale [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k101_mul(A + 32784 + 33168*B + 5088*B*T, A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 5040*B*T, B, T); /* %215 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k216_step(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 34992*B*T, B, T); /* %216 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k101_mul(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 5088*B*T, A + 32784 + 33168*B + 4992*B*T, B, T); /* %217 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    k192_id(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 14976*B*T, B, T); /* %218 map:id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k219_scale(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B, B, T); /* %219 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k193_mul(A + 32784 + 33168*B, A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 14976*B*T, B, T); /* %220 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k205_add(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 9984*B*T, A + 32784 + 33168*B, B, T); /* %221 map:add [T,B,39,128]  graphs/lib/matching.lua:12 */
-    k222_matmul(A + 32784 + 33168*B + 8192*B*T, A + 32784 + 33168*B + 14976*B*T, (real *)inputs[3], B, T); /* %222 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
-    k223_matmul(A + 32784 + 33168*B, A + 32784 + 33168*B + 32448*B*T, A + 32784 + 33168*B + 14976*B*T, B, T); /* %223 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    k224_sum(A + 32784 + 8192*B, A + 32784 + 33168*B, B, T); /* %224 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    k67_div(A + 32784 + 33168*B, A + 32784 + 33168*B + 8192*B*T, A + 32784 + 33168*B + 34944*B*T, B, T); /* %225 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k226_mul(A + 32784 + 33168*B + 2496*B*T, A + 32784 + 33168*B, A + 32784 + 33168*B + 32448*B*T, B, T); /* %226 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k227_neg(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 2496*B*T, B, T); /* %227 map:neg [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k66_sum(A + 32784 + 33168*B + 7488*B*T, A + 32784 + 33168*B + 4992*B*T, B, T); /* %228 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    k229_id(A + 32784 + 33168*B + 2496*B*T, A + 32784 + 33168*B + 7488*B*T, B, T); /* %229 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k230_add(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B, A + 32784 + 33168*B + 2496*B*T, B, T); /* %230 map:add [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k226_mul(A + 32784 + 33168*B, A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 29952*B*T, B, T); /* %231 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k61_scale(A + 32784 + 33168*B + 13184*B*T, A + 32784 + 33168*B, B, T); /* %234 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    k68_matmul(A + 32784 + 33168*B + 8192*B*T, A + 32784 + 33168*B + 13184*B*T, A + 32784, B, T); /* %235 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    k236_matmul(A + 32784 + 33168*B, A + 32784 + 33168*B + 13184*B*T, A + 32784 + 33168*B + 35200*B*T, B, T); /* %236 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    k195_sum(A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 8192*B*T, B, T); /* %237 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    k224_sum(A + 32784, A + 32784 + 33168*B, B, T); /* %238 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    k239_add(A + 32784 + 33168*B + 35200*B*T + 9984*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 35200*B*T, T); /* %239 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    k59_mul(A + 32784 + 16384*B, A + 32784, A + 32784 + 32960*B, B); /* %240 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k241_mul(A + 32784 + 24576*B, A + 32784, (real *)inputs[3], B); /* %241 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k56_sum(A + 32784 + 33024*B, A + 32784 + 24576*B, B); /* %242 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k243_add(A + 32784, A + 32784 + 8192*B, A + 32784 + 16384*B, B); /* %243 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k244_square(A + 32784 + 8192*B, A + 32784 + 32960*B, B); /* %244 map:square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k245_mul(A + 32784 + 8256*B, A + 32784 + 32960*B, A + 32784 + 8192*B, B); /* %245 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k246_scale(A + 32784 + 8192*B, A + 32784 + 8256*B, B); /* %246 map:scale [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k245_mul(A + 32784 + 32960*B, A + 32784 + 33024*B, A + 32784 + 8192*B, B); /* %247 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k248_step(A + 32784 + 8192*B, A + 32784 + 32896*B, B); /* %248 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k245_mul(A + 32784 + 32896*B, A + 32784 + 32960*B, A + 32784 + 8192*B, B); /* %249 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    k250_id(A + 32784 + 8192*B, A + 32784 + 32896*B, B); /* %250 map:id [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k251_scale(A + 32784 + 16384*B, (real *)inputs[3], B); /* %251 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k241_mul(A + 32784 + 24576*B, A + 32784 + 8192*B, A + 32784 + 16384*B, B); /* %252 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k243_add(A + 32784 + 8192*B, A + 32784, A + 32784 + 24576*B, B); /* %253 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    k52_mul(A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 9984*T, A + 32784 + 33168*B + 35200*B*T + 15072*T, T); /* %256 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    k257_mul(A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 35200*B*T + 9984*T, (real *)inputs[1], T); /* %257 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    k49_sum(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, T); /* %258 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    k259_square(A + 32784 + 33168*B + 35200*B*T + 15120*T, A + 32784 + 33168*B + 35200*B*T + 15072*T, T); /* %259 map:square [T,39,1]  graphs/lib/matching.lua:7 */
-    k260_mul(A + 32784 + 33168*B + 35200*B*T + 15168*T, A + 32784 + 33168*B + 35200*B*T + 15072*T, A + 32784 + 33168*B + 35200*B*T + 15120*T, T); /* %260 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    k261_scale(A + 32784 + 33168*B + 35200*B*T + 15072*T, A + 32784 + 33168*B + 35200*B*T + 15168*T, T); /* %261 map:scale [T,39,1]  graphs/lib/matching.lua:7 */
-    k260_mul(A + 32784 + 33168*B + 35200*B*T + 15120*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 15072*T, T); /* %262 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    k263_step(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 14976*T, T); /* %263 map:step [T,39,1]  graphs/lib/matching.lua:7 */
-    k260_mul(A + 32784 + 33168*B + 35200*B*T + 15072*T, A + 32784 + 33168*B + 35200*B*T + 15120*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, T); /* %264 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    k265_id(A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 35200*B*T + 15072*T, T); /* %265 map:id [T,39,128]  graphs/lib/matching.lua:7 */
-    k266_scale(A + 32784 + 33168*B + 35200*B*T + 9984*T, (real *)inputs[1], T); /* %266 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
-    k257_mul(A + 32784 + 33168*B + 35200*B*T + 14976*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 35200*B*T + 9984*T, T); /* %267 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    k239_add(A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 14976*T, T); /* %268 map:add [T,39,128]  graphs/lib/matching.lua:7 */
-    k147_div(A + 32784 + 32896*B, A + 32784 + 33152*B, A + 32784 + 33136*B, B); /* %279 map:div [1,B]  graphs/lib/losses.lua:11 */
-    k148_step(A + 32784 + 32912*B, A + 32784 + 33120*B, B); /* %280 map:step [1,B]  graphs/lib/losses.lua:11 */
-    k149_mul(A + 32784 + 32928*B, A + 32784 + 32896*B, A + 32784 + 32912*B, B); /* %281 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    k144_id(A + 32784 + 33168*B, A + 32784 + 32928*B, B, T); /* %282 map:id [T,B]  graphs/lib/losses.lua:11 */
-    k27_mul(A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B, A + 32784 + 33168*B + 35152*B*T, B, T); /* %283 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    k154_add(A + 32784 + 33168*B, A + 32784 + 33168*B + 35168*B*T, A + 32784 + 33168*B + 16*B*T, B, T); /* %286 map:add [T,B]  graphs/lib/losses.lua:11 */
-    k154_add(A + 32784 + 33168*B + 35152*B*T, A + 32784 + 33168*B, A + 32784 + 33168*B + 35184*B*T, B, T); /* %291 map:add [T,B]  graphs/lib/losses.lua:10 */
-    k160_div(A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 20288*T, A + 32784 + 33168*B + 35200*B*T + 20272*T, T); /* %292 map:div [T,1]  graphs/lib/losses.lua:10 */
-    k161_step(A + 32784 + 33168*B + 35200*B*T + 16*T, A + 32784 + 33168*B + 35200*B*T + 20256*T, T); /* %293 map:step [T,1]  graphs/lib/losses.lua:10 */
-    k42_mul(A + 32784 + 33168*B + 35200*B*T + 32*T, A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 16*T, T); /* %294 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    k156_id(A + 32784 + 33168*B, A + 32784 + 33168*B + 35200*B*T + 32*T, B, T); /* %295 map:id [T,B]  graphs/lib/losses.lua:10 */
-    k27_mul(A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B, A + 32784 + 33168*B + 35136*B*T, B, T); /* %296 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    k154_add(A + 32784 + 33168*B, A + 32784 + 33168*B + 35152*B*T, A + 32784 + 33168*B + 16*B*T, B, T); /* %299 map:add [T,B]  graphs/lib/losses.lua:10 */
-    k17_scale(A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B, B, T); /* %300 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    k301_matmul(A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 16*B*T, A + 32784 + 32768*B, B, T); /* %301 matmul [T,128]  graphs/lib/losses.lua:21 */
-    k302_matmul(A + 32784, A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B + 35200*B*T + 19968*T, B, T); /* %302 matmul [B,128]  graphs/lib/losses.lua:21 */
-    k15_mul(A + 32784 + 128*B, A + 32784, A + 32784 + 33104*B, B); /* %303 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k304_mul(A + 32784 + 256*B, A + 32784, (real *)inputs[2], B); /* %304 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k12_sum(A + 32784, A + 32784 + 256*B, B); /* %305 reduce [B,1]  graphs/lib/losses.lua:21 */
-    k306_square(A + 32784 + 16*B, A + 32784 + 33104*B, B); /* %306 map:square [B,1]  graphs/lib/losses.lua:21 */
-    k149_mul(A + 32784 + 32*B, A + 32784 + 33104*B, A + 32784 + 16*B, B); /* %307 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    k308_scale(A + 32784 + 16*B, A + 32784 + 32*B, B); /* %308 map:scale [B,1]  graphs/lib/losses.lua:21 */
-    k149_mul(A + 32784 + 32*B, A + 32784, A + 32784 + 16*B, B); /* %309 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    k310_step(A + 32784, A + 32784 + 33088*B, B); /* %310 map:step [B,1]  graphs/lib/losses.lua:21 */
-    k149_mul(A + 32784 + 256*B, A + 32784 + 32*B, A + 32784, B); /* %311 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    k312_id(A + 32784, A + 32784 + 256*B, B); /* %312 map:id [B,128]  graphs/lib/losses.lua:21 */
-    k313_scale(A + 32784 + 256*B, (real *)inputs[2], B); /* %313 map:scale [B,128]  graphs/lib/losses.lua:21 */
-    k304_mul(A + 32784 + 384*B, A + 32784, A + 32784 + 256*B, B); /* %314 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    k315_add(A + 32784, A + 32784 + 128*B, A + 32784 + 384*B, B); /* %315 map:add [B,128]  graphs/lib/losses.lua:21 */
-    k10_mul(A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 20240*T, T); /* %316 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k317_mul(A + 32784 + 33168*B + 35200*B*T + 256*T, A + 32784 + 33168*B + 35200*B*T, (real *)inputs[0], T); /* %317 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k7_sum(A + 32784 + 33168*B + 35200*B*T + 384*T, A + 32784 + 33168*B + 35200*B*T + 256*T, T); /* %318 reduce [T,1]  graphs/lib/losses.lua:21 */
-    k319_add(A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, A + 32784 + 33168*B + 35200*B*T + 128*T, T); /* %319 map:add [T,128]  graphs/lib/losses.lua:21 */
-    k320_square(A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T + 20240*T, T); /* %320 map:square [T,1]  graphs/lib/losses.lua:21 */
-    k42_mul(A + 32784 + 33168*B + 35200*B*T + 144*T, A + 32784 + 33168*B + 35200*B*T + 20240*T, A + 32784 + 33168*B + 35200*B*T + 128*T, T); /* %321 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    k322_scale(A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T + 144*T, T); /* %322 map:scale [T,1]  graphs/lib/losses.lua:21 */
-    k42_mul(A + 32784 + 33168*B + 35200*B*T + 144*T, A + 32784 + 33168*B + 35200*B*T + 384*T, A + 32784 + 33168*B + 35200*B*T + 128*T, T); /* %323 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    k324_step(A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T + 20224*T, T); /* %324 map:step [T,1]  graphs/lib/losses.lua:21 */
-    k42_mul(A + 32784 + 33168*B + 35200*B*T + 256*T, A + 32784 + 33168*B + 35200*B*T + 144*T, A + 32784 + 33168*B + 35200*B*T + 128*T, T); /* %325 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    k326_id(A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T + 256*T, T); /* %326 map:id [T,128]  graphs/lib/losses.lua:21 */
-    k327_scale(A + 32784 + 33168*B + 35200*B*T + 256*T, (real *)inputs[0], T); /* %327 map:scale [T,128]  graphs/lib/losses.lua:21 */
-    k317_mul(A + 32784 + 33168*B + 35200*B*T + 384*T, A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T + 256*T, T); /* %328 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    k319_add(A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 384*T, T); /* %329 map:add [T,128]  graphs/lib/losses.lua:21 */
+    CALL(108, 0, sizeof(real)*((double)1), k167_fill(A + 0)); /* %167 fill []  graphs/lib/model.lua:137 */
+    CALL(109, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 16, A + 0, B)); /* %169 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(110, (double)B, sizeof(real)*((double)B + (double)1), k170_id(A + 32784 + 33152*B, A + 16, B)); /* %170 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(111, (double)T, sizeof(real)*((double)T + (double)1), k171_id(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 16, T)); /* %171 map:id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(112, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 32784 + 33168*B + 35200*B*T + 20288*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, T)); /* %172 map:mul [T,1]  graphs/lib/losses.lua:13 */
+    CALL(113, (double)B, sizeof(real)*((double)B + (double)B), k174_neg(A + 32784 + 33024*B, A + 32784 + 33152*B, B)); /* %174 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(114, (double)B*T, sizeof(real)*((double)B*T + (double)B), k175_id(A + 32784 + 33168*B + 15056*B*T, A + 32784 + 33024*B, B, T)); /* %175 map:id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(115, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 33168*B + 35168*B*T, A + 32784 + 33168*B + 15056*B*T, A + 32784 + 33168*B + 20064*B*T, B, T)); /* %176 map:mul [T,B]  graphs/lib/losses.lua:11 */
+    CALL(116, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k178_div(A + 32784 + 33024*B, A + 32784 + 33152*B, A + 32784 + 33056*B, B)); /* %178 map:div [1,B]  graphs/lib/losses.lua:11 */
+    CALL(117, (double)B, sizeof(real)*((double)B + (double)B), k179_step(A + 32784 + 33056*B, A + 32784 + 33040*B, B)); /* %179 map:step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(118, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k180_mul(A + 32784 + 33040*B, A + 32784 + 33024*B, A + 32784 + 33056*B, B)); /* %180 map:mul [1,B]  graphs/lib/losses.lua:11 */
+    CALL(119, (double)B*T, sizeof(real)*((double)B*T + (double)B), k175_id(A + 32784 + 33168*B + 15056*B*T, A + 32784 + 33040*B, B, T)); /* %181 map:id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(120, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 33168*B + 20048*B*T, A + 32784 + 33168*B + 15056*B*T, A + 32784 + 33168*B + 15024*B*T, B, T)); /* %182 map:mul [T,B]  graphs/lib/losses.lua:11 */
+    CALL(121, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k185_add(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 35168*B*T, A + 32784 + 33168*B + 20048*B*T, B, T)); /* %185 map:add [T,B]  graphs/lib/losses.lua:11 */
+    CALL(122, (double)T, sizeof(real)*((double)T + (double)T), k186_neg(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 20288*T, T)); /* %186 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(123, (double)B*T, sizeof(real)*((double)B*T + (double)T), k187_id(A + 32784 + 33168*B + 15056*B*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, B, T)); /* %187 map:id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(124, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 33168*B + 35184*B*T, A + 32784 + 33168*B + 15056*B*T, A + 32784 + 33168*B + 20064*B*T, B, T)); /* %188 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(125, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k185_add(A + 32784 + 33168*B + 15056*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 35184*B*T, B, T)); /* %190 map:add [T,B]  graphs/lib/losses.lua:10 */
+    CALL(126, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k191_div(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 20288*T, A + 32784 + 33168*B + 35200*B*T + 15056*T, T)); /* %191 map:div [T,1]  graphs/lib/losses.lua:10 */
+    CALL(127, (double)T, sizeof(real)*((double)T + (double)T), k192_step(A + 32784 + 33168*B + 35200*B*T + 15056*T, A + 32784 + 33168*B + 35200*B*T + 15040*T, T)); /* %192 map:step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(128, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 32784 + 33168*B + 35200*B*T + 15040*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 15056*T, T)); /* %193 map:mul [T,1]  graphs/lib/losses.lua:10 */
+    CALL(129, (double)B*T, sizeof(real)*((double)B*T + (double)T), k187_id(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 35200*B*T + 15040*T, B, T)); /* %194 map:id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(130, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 33168*B + 35088*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 15040*B*T, B, T)); /* %195 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(131, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k185_add(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 15056*B*T, A + 32784 + 33168*B + 35088*B*T, B, T)); /* %198 map:add [T,B]  graphs/lib/losses.lua:10 */
+    CALL(132, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k104_scale(A + 32784 + 33168*B + 35088*B*T, A + 32784 + 33168*B + 15024*B*T, B, T)); /* %199 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(133, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k201_id(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 35088*B*T, B, T)); /* %201 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(134, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 33168*B + 15120*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 19968*B*T, B, T)); /* %202 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(135, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 33168*B + 35088*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 15072*B*T, B, T)); /* %203 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(136, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k100_div(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 15120*B*T, A + 32784 + 33168*B + 20032*B*T, B, T)); /* %204 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(137, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 33168*B + 15120*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 15072*B*T, B, T)); /* %205 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(138, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k206_neg(A + 32784 + 33168*B + 15072*B*T, A + 32784 + 33168*B + 15120*B*T, B, T)); /* %206 map:neg [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(139, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_sum(A + 32784 + 33168*B + 15120*B*T, A + 32784 + 33168*B + 15072*B*T, B, T)); /* %207 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(140, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k208_step(A + 32784 + 33168*B + 15072*B*T, A + 32784 + 33168*B + 20016*B*T, B, T)); /* %208 map:step [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(141, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 33168*B + 15136*B*T, A + 32784 + 33168*B + 15120*B*T, A + 32784 + 33168*B + 15072*B*T, B, T)); /* %209 map:mul [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(142, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k201_id(A + 32784 + 33168*B + 15072*B*T, A + 32784 + 33168*B + 15136*B*T, B, T)); /* %210 map:id [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(143, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k211_add(A + 32784 + 33168*B + 15120*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 15072*B*T, B, T)); /* %211 map:add [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(144, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k88_mul(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 15120*B*T, (real *)inputs[4], B, T)); /* %212 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(145, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 33168*B + 15072*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 14976*B*T, B, T)); /* %215 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(146, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k88_mul(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 15072*B*T, (real *)inputs[4], B, T)); /* %219 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(147, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k86_scale(A + 32784 + 33168*B + 19968*B*T, A + 32784 + 33168*B + 14976*B*T, B, T)); /* %222 map:scale [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(148, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k223_id(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 19968*B*T, B, T)); /* %223 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(149, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T), k157_mul(A + 32784 + 33168*B + 19968*B*T, A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, B, T)); /* %224 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(150, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k225_mul(A + 32784 + 33168*B + 24960*B*T, A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 9984*B*T, B, T)); /* %225 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(151, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k226_sum(A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 24960*B*T, B, T)); /* %226 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(152, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k227_sum(A + 32784 + 33168*B + 35200*B*T + 10112*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, T)); /* %227 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(153, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k79_matmul(A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 35200*B*T + 10112*T, (real *)P + 16384, T)); /* %229 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(154, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k230_matmul(A + 0, A + 32784 + 33168*B + 35200*B*T + 10112*T, A + 32784 + 33168*B + 35200*B*T + 9984*T, T)); /* %230 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(155, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k155_matmul(A + 32784 + 33168*B + 35200*B*T + 20096*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, (real *)P + 0, T)); /* %233 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(156, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k230_matmul(A + 16384, (real *)inputs[0], A + 32784 + 33168*B + 35200*B*T + 4992*T, T)); /* %234 matmul [128,128]  graphs/lib/irm.lua:9 */
+    CALL(157, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k223_id(A + 32784 + 33168*B + 9984*B*T, A + 32784 + 33168*B + 35088*B*T, B, T)); /* %235 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(158, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k236_add(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 19968*B*T, A + 32784 + 33168*B + 9984*B*T, B, T)); /* %236 map:add [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(159, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k225_mul(A + 32784 + 33168*B + 9984*B*T, A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 4992*B*T, B, T)); /* %237 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(160, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k238_mul(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 35200*B*T, B, T)); /* %238 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(161, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k226_sum(A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 9984*B*T, B, T)); /* %239 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(162, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 32784 + 33168*B + 9984*B*T, A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 35040*B*T, B, T)); /* %240 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(163, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k225_mul(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B, B, T)); /* %241 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(164, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 14976*B*T, B, T)); /* %242 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(165, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k243_square(A + 32784 + 33168*B + 5040*B*T, A + 32784 + 33168*B + 35040*B*T, B, T)); /* %243 map:square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(166, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 33168*B + 5088*B*T, A + 32784 + 33168*B + 35040*B*T, A + 32784 + 33168*B + 5040*B*T, B, T)); /* %244 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(167, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k245_scale(A + 32784 + 33168*B + 5040*B*T, A + 32784 + 33168*B + 5088*B*T, B, T)); /* %245 map:scale [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(168, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 33168*B + 5088*B*T, A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 5040*B*T, B, T)); /* %246 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(169, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k247_step(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 34992*B*T, B, T)); /* %247 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(170, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 5088*B*T, A + 32784 + 33168*B + 4992*B*T, B, T)); /* %248 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(171, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k223_id(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 14976*B*T, B, T)); /* %249 map:id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(172, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k250_scale(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B, B, T)); /* %250 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(173, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k225_mul(A + 32784 + 33168*B, A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 14976*B*T, B, T)); /* %251 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(174, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k236_add(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 9984*B*T, A + 32784 + 33168*B, B, T)); /* %252 map:add [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(175, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k253_matmul(A + 32784 + 33168*B + 8192*B*T, A + 32784 + 33168*B + 14976*B*T, (real *)inputs[3], B, T)); /* %253 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
+    CALL(176, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k254_matmul(A + 32784 + 33168*B, A + 32784 + 33168*B + 32448*B*T, A + 32784 + 33168*B + 14976*B*T, B, T)); /* %254 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(177, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k255_sum(A + 32784 + 8192*B, A + 32784 + 33168*B, B, T)); /* %255 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(178, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 32784 + 33168*B, A + 32784 + 33168*B + 8192*B*T, A + 32784 + 33168*B + 34944*B*T, B, T)); /* %256 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(179, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k257_mul(A + 32784 + 33168*B + 2496*B*T, A + 32784 + 33168*B, A + 32784 + 33168*B + 32448*B*T, B, T)); /* %257 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(180, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k258_neg(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 2496*B*T, B, T)); /* %258 map:neg [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(181, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 32784 + 33168*B + 7488*B*T, A + 32784 + 33168*B + 4992*B*T, B, T)); /* %259 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(182, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)39*B*T), k260_id(A + 32784 + 33168*B + 2496*B*T, A + 32784 + 33168*B + 7488*B*T, B, T)); /* %260 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(183, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k261_add(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B, A + 32784 + 33168*B + 2496*B*T, B, T)); /* %261 map:add [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(184, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k257_mul(A + 32784 + 33168*B, A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 29952*B*T, B, T)); /* %262 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(185, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 32784 + 33168*B + 13184*B*T, A + 32784 + 33168*B, B, T)); /* %265 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(186, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 32784 + 33168*B + 8192*B*T, A + 32784 + 33168*B + 13184*B*T, A + 32784, B, T)); /* %266 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(187, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k267_matmul(A + 32784 + 33168*B, A + 32784 + 33168*B + 13184*B*T, A + 32784 + 33168*B + 35200*B*T, B, T)); /* %267 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(188, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k226_sum(A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 8192*B*T, B, T)); /* %268 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(189, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k255_sum(A + 32784, A + 32784 + 33168*B, B, T)); /* %269 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(190, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k270_add(A + 32784 + 33168*B + 35200*B*T + 9984*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 35200*B*T, T)); /* %270 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(191, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 32784 + 16384*B, A + 32784, A + 32784 + 32960*B, B)); /* %271 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(192, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k272_mul(A + 32784 + 24576*B, A + 32784, (real *)inputs[3], B)); /* %272 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(193, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k56_sum(A + 32784 + 33024*B, A + 32784 + 24576*B, B)); /* %273 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(194, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k274_add(A + 32784, A + 32784 + 8192*B, A + 32784 + 16384*B, B)); /* %274 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(195, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k275_square(A + 32784 + 8192*B, A + 32784 + 32960*B, B)); /* %275 map:square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(196, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k276_mul(A + 32784 + 8256*B, A + 32784 + 32960*B, A + 32784 + 8192*B, B)); /* %276 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(197, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k277_scale(A + 32784 + 8192*B, A + 32784 + 8256*B, B)); /* %277 map:scale [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(198, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k276_mul(A + 32784 + 32960*B, A + 32784 + 33024*B, A + 32784 + 8192*B, B)); /* %278 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(199, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k279_step(A + 32784 + 8192*B, A + 32784 + 32896*B, B)); /* %279 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(200, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k276_mul(A + 32784 + 32896*B, A + 32784 + 32960*B, A + 32784 + 8192*B, B)); /* %280 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(201, (double)8192*B, sizeof(real)*((double)8192*B + (double)64*B), k281_id(A + 32784 + 8192*B, A + 32784 + 32896*B, B)); /* %281 map:id [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(202, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k282_scale(A + 32784 + 16384*B, (real *)inputs[3], B)); /* %282 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(203, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k272_mul(A + 32784 + 24576*B, A + 32784 + 8192*B, A + 32784 + 16384*B, B)); /* %283 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(204, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k274_add(A + 32784 + 8192*B, A + 32784, A + 32784 + 24576*B, B)); /* %284 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(205, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 9984*T, A + 32784 + 33168*B + 35200*B*T + 15072*T, T)); /* %287 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(206, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k288_mul(A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 35200*B*T + 9984*T, (real *)inputs[1], T)); /* %288 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(207, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k49_sum(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, T)); /* %289 reduce [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(208, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k290_square(A + 32784 + 33168*B + 35200*B*T + 15120*T, A + 32784 + 33168*B + 35200*B*T + 15072*T, T)); /* %290 map:square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(209, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k291_mul(A + 32784 + 33168*B + 35200*B*T + 15168*T, A + 32784 + 33168*B + 35200*B*T + 15072*T, A + 32784 + 33168*B + 35200*B*T + 15120*T, T)); /* %291 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(210, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k292_scale(A + 32784 + 33168*B + 35200*B*T + 15072*T, A + 32784 + 33168*B + 35200*B*T + 15168*T, T)); /* %292 map:scale [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(211, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k291_mul(A + 32784 + 33168*B + 35200*B*T + 15120*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 15072*T, T)); /* %293 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(212, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k294_step(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 14976*T, T)); /* %294 map:step [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(213, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k291_mul(A + 32784 + 33168*B + 35200*B*T + 15072*T, A + 32784 + 33168*B + 35200*B*T + 15120*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, T)); /* %295 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(214, (double)4992*T, sizeof(real)*((double)4992*T + (double)39*T), k296_id(A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 35200*B*T + 15072*T, T)); /* %296 map:id [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(215, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k297_scale(A + 32784 + 33168*B + 35200*B*T + 9984*T, (real *)inputs[1], T)); /* %297 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(216, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k288_mul(A + 32784 + 33168*B + 35200*B*T + 14976*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 35200*B*T + 9984*T, T)); /* %298 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(217, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k270_add(A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 14976*T, T)); /* %299 map:add [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(218, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k178_div(A + 32784 + 32896*B, A + 32784 + 33152*B, A + 32784 + 33136*B, B)); /* %310 map:div [1,B]  graphs/lib/losses.lua:11 */
+    CALL(219, (double)B, sizeof(real)*((double)B + (double)B), k179_step(A + 32784 + 32912*B, A + 32784 + 33120*B, B)); /* %311 map:step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(220, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k180_mul(A + 32784 + 32928*B, A + 32784 + 32896*B, A + 32784 + 32912*B, B)); /* %312 map:mul [1,B]  graphs/lib/losses.lua:11 */
+    CALL(221, (double)B*T, sizeof(real)*((double)B*T + (double)B), k175_id(A + 32784 + 33168*B, A + 32784 + 32928*B, B, T)); /* %313 map:id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(222, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B, A + 32784 + 33168*B + 35152*B*T, B, T)); /* %314 map:mul [T,B]  graphs/lib/losses.lua:11 */
+    CALL(223, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k185_add(A + 32784 + 33168*B, A + 32784 + 33168*B + 35168*B*T, A + 32784 + 33168*B + 16*B*T, B, T)); /* %317 map:add [T,B]  graphs/lib/losses.lua:11 */
+    CALL(224, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k185_add(A + 32784 + 33168*B + 35152*B*T, A + 32784 + 33168*B, A + 32784 + 33168*B + 35184*B*T, B, T)); /* %322 map:add [T,B]  graphs/lib/losses.lua:10 */
+    CALL(225, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k191_div(A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 20288*T, A + 32784 + 33168*B + 35200*B*T + 20272*T, T)); /* %323 map:div [T,1]  graphs/lib/losses.lua:10 */
+    CALL(226, (double)T, sizeof(real)*((double)T + (double)T), k192_step(A + 32784 + 33168*B + 35200*B*T + 16*T, A + 32784 + 33168*B + 35200*B*T + 20256*T, T)); /* %324 map:step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(227, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 32784 + 33168*B + 35200*B*T + 32*T, A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 16*T, T)); /* %325 map:mul [T,1]  graphs/lib/losses.lua:10 */
+    CALL(228, (double)B*T, sizeof(real)*((double)B*T + (double)T), k187_id(A + 32784 + 33168*B, A + 32784 + 33168*B + 35200*B*T + 32*T, B, T)); /* %326 map:id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(229, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B, A + 32784 + 33168*B + 35136*B*T, B, T)); /* %327 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(230, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k185_add(A + 32784 + 33168*B, A + 32784 + 33168*B + 35152*B*T, A + 32784 + 33168*B + 16*B*T, B, T)); /* %330 map:add [T,B]  graphs/lib/losses.lua:10 */
+    CALL(231, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B, B, T)); /* %331 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(232, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k332_matmul(A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 16*B*T, A + 32784 + 32768*B, B, T)); /* %332 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(233, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k333_matmul(A + 32784, A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B + 35200*B*T + 19968*T, B, T)); /* %333 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(234, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 32784 + 128*B, A + 32784, A + 32784 + 33104*B, B)); /* %334 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(235, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k335_mul(A + 32784 + 256*B, A + 32784, (real *)inputs[2], B)); /* %335 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(236, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 32784, A + 32784 + 256*B, B)); /* %336 reduce [B,1]  graphs/lib/losses.lua:21 */
+    CALL(237, (double)B, sizeof(real)*((double)B + (double)B), k337_square(A + 32784 + 16*B, A + 32784 + 33104*B, B)); /* %337 map:square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(238, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k180_mul(A + 32784 + 32*B, A + 32784 + 33104*B, A + 32784 + 16*B, B)); /* %338 map:mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(239, (double)B, sizeof(real)*((double)B + (double)B), k339_scale(A + 32784 + 16*B, A + 32784 + 32*B, B)); /* %339 map:scale [B,1]  graphs/lib/losses.lua:21 */
+    CALL(240, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k180_mul(A + 32784 + 32*B, A + 32784, A + 32784 + 16*B, B)); /* %340 map:mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(241, (double)B, sizeof(real)*((double)B + (double)B), k341_step(A + 32784, A + 32784 + 33088*B, B)); /* %341 map:step [B,1]  graphs/lib/losses.lua:21 */
+    CALL(242, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k180_mul(A + 32784 + 256*B, A + 32784 + 32*B, A + 32784, B)); /* %342 map:mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(243, (double)128*B, sizeof(real)*((double)128*B + (double)B), k343_id(A + 32784, A + 32784 + 256*B, B)); /* %343 map:id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(244, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k344_scale(A + 32784 + 256*B, (real *)inputs[2], B)); /* %344 map:scale [B,128]  graphs/lib/losses.lua:21 */
+    CALL(245, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k335_mul(A + 32784 + 384*B, A + 32784, A + 32784 + 256*B, B)); /* %345 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(246, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k346_add(A + 32784, A + 32784 + 128*B, A + 32784 + 384*B, B)); /* %346 map:add [B,128]  graphs/lib/losses.lua:21 */
+    CALL(247, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 20240*T, T)); /* %347 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(248, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k348_mul(A + 32784 + 33168*B + 35200*B*T + 256*T, A + 32784 + 33168*B + 35200*B*T, (real *)inputs[0], T)); /* %348 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(249, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 32784 + 33168*B + 35200*B*T + 384*T, A + 32784 + 33168*B + 35200*B*T + 256*T, T)); /* %349 reduce [T,1]  graphs/lib/losses.lua:21 */
+    CALL(250, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k350_add(A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, A + 32784 + 33168*B + 35200*B*T + 128*T, T)); /* %350 map:add [T,128]  graphs/lib/losses.lua:21 */
+    CALL(251, (double)T, sizeof(real)*((double)T + (double)T), k351_square(A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T + 20240*T, T)); /* %351 map:square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(252, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 32784 + 33168*B + 35200*B*T + 144*T, A + 32784 + 33168*B + 35200*B*T + 20240*T, A + 32784 + 33168*B + 35200*B*T + 128*T, T)); /* %352 map:mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(253, (double)T, sizeof(real)*((double)T + (double)T), k353_scale(A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T + 144*T, T)); /* %353 map:scale [T,1]  graphs/lib/losses.lua:21 */
+    CALL(254, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 32784 + 33168*B + 35200*B*T + 144*T, A + 32784 + 33168*B + 35200*B*T + 384*T, A + 32784 + 33168*B + 35200*B*T + 128*T, T)); /* %354 map:mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(255, (double)T, sizeof(real)*((double)T + (double)T), k355_step(A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T + 20224*T, T)); /* %355 map:step [T,1]  graphs/lib/losses.lua:21 */
+    CALL(256, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 32784 + 33168*B + 35200*B*T + 256*T, A + 32784 + 33168*B + 35200*B*T + 144*T, A + 32784 + 33168*B + 35200*B*T + 128*T, T)); /* %356 map:mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(257, (double)128*T, sizeof(real)*((double)128*T + (double)T), k357_id(A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T + 256*T, T)); /* %357 map:id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(258, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k358_scale(A + 32784 + 33168*B + 35200*B*T + 256*T, (real *)inputs[0], T)); /* %358 map:scale [T,128]  graphs/lib/losses.lua:21 */
+    CALL(259, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k348_mul(A + 32784 + 33168*B + 35200*B*T + 384*T, A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T + 256*T, T)); /* %359 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(260, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k350_add(A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 384*T, T)); /* %360 map:add [T,128]  graphs/lib/losses.lua:21 */
     memcpy(grads + 0, A + 16384, sizeof(real)*16384); /* d loss / d irm.Wa */
     memcpy(grads + 16384, A + 0, sizeof(real)*16384); /* d loss / d irm.Wb */
     if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 32784 + 33168*B + 35200*B*T + 128*T, sizeof(real)*(size_t)(128*T));

@@ -35,6 +35,9 @@
 #include "reclf_score.h"
 #include "reclf_text.h"
 #include "reclf_text_vjp.h"
+#include "seg_finetune.h"
+#include "seg.h"
+#include "seg_predict.h"
 
 const reclf_graph *const reclf_graphs[] = {
     &reclf_graph_convirt_features_loss,
@@ -72,5 +75,8 @@ const reclf_graph *const reclf_graphs[] = {
     &reclf_graph_reclf_score,
     &reclf_graph_reclf_text,
     &reclf_graph_reclf_text_vjp,
+    &reclf_graph_seg_finetune,
+    &reclf_graph_seg,
+    &reclf_graph_seg_predict,
     0,
 };
