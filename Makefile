@@ -79,7 +79,7 @@ gradcheck: deps bin/reclfc
 	@$(LUAJIT) tests/gradcheck/run.lua $(CURDIR)
 
 test-c: $(C_TEST_BINS)
-	@set -e; for t in $(C_TEST_BINS); do echo "== $$t"; OMP_NUM_THREADS=2 $$t --jobs 1; done
+	@set -e; for t in $(C_TEST_BINS); do echo "== $$t"; OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $$t --jobs 1; done
 
 bench: all
 	@bench/run.sh
