@@ -1,9 +1,11 @@
-/* bin/reclf train: the command line of the training loop. */
+/* bin/reclf train: the command line of the training loop, also under mpirun / srun (runtime/dist.h). */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
+#include "dist.h"
 #include "train.h"
 
 static const char *USAGE =
@@ -25,13 +27,20 @@ static const char *USAGE =
     "  --on-nan stop|skip         a NaN/Inf loss or gradient stops the run (default) or skips the step\n"
     "  --skip-bad                 skip and count bad manifest rows instead of stopping\n"
     "  --vocab FILE               a BERT-style vocab.txt (WordPiece) instead of a vocabulary built from reports\n"
-    "  --threads N                OpenMP threads (default: all cores)\n"
-    "  --quiet                    no progress line\n";
+    "  --threads N                OpenMP threads (default: all cores, shared among the ranks of a machine)\n"
+    "  --quiet                    no progress line\n"
+    "  --grad-accum K             K micro-batches per step, each with its own in-batch negatives;\n"
+    "                             gradients averaged (default 1)\n"
+    "data parallel (mpirun -np N bin/reclf train ..., or srun): --batch is the global batch, rank r\n"
+    "takes slots r*B/N .. (r+1)*B/N-1 of it; gradients are averaged; rank 0 writes logs and checkpoints\n"
+    "  --gather                   all-gather the features so every loss term sees the whole global\n"
+    "                             batch (same result as one process at --batch B)\n"
+    "  --check-sync               after every step, fail unless all ranks hold identical parameters\n";
 
 int cmd_train(int argc, char **argv) {
     train_opts o;
     train_defaults(&o);
-    int out_given = 0;
+    int out_given = 0, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -68,8 +77,11 @@ int cmd_train(int argc, char **argv) {
         }
         else if (!strcmp(a, "--skip-bad")) o.skip_bad = 1;
         else if (!strcmp(a, "--vocab")) { NEED_VALUE; o.vocab_file = v; }
-        else if (!strcmp(a, "--threads")) { NEED_VALUE; reclf_set_threads(atoi(v)); }
+        else if (!strcmp(a, "--threads")) { NEED_VALUE; threads = atoi(v); }
         else if (!strcmp(a, "--quiet")) o.quiet = 1;
+        else if (!strcmp(a, "--grad-accum")) { NEED_VALUE; o.grad_accum = atoi(v); }
+        else if (!strcmp(a, "--gather")) o.gather = 1;
+        else if (!strcmp(a, "--check-sync")) o.check_sync = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(USAGE, stdout); return 0; }
         else { fprintf(stderr, "reclf train: unknown option '%s'\n%s", a, USAGE); return 2; }
 #undef NEED_VALUE
@@ -83,10 +95,34 @@ int cmd_train(int argc, char **argv) {
         snprintf(out_buf, sizeof out_buf, "runs/%s", o.model);
         o.out = out_buf;
     }
+    if (o.grad_accum < 0 || o.grad_accum > o.batch) {
+        fprintf(stderr, "reclf train: --grad-accum must be between 1 and --batch\n");
+        return 2;
+    }
     reclf_err err = {{0}};
-    if (train_run(&o, &err) != 0) {
+    dist_info dist;
+    if (dist_init(&dist, &err) != 0) {
         fprintf(stderr, "reclf train: %s\n", err.msg);
         return 1;
     }
+    /* ranks on one machine share its cores: without --threads (or OMP_NUM_THREADS) each takes its
+     * part of them, or the ranks' OpenMP teams would fight over the same cores */
+    if (threads > 0) reclf_set_threads(threads);
+    else if (dist.local_size > 1 && !getenv("OMP_NUM_THREADS")) {
+        int n = omp_get_num_procs() / dist.local_size;
+        reclf_set_threads(n > 0 ? n : 1);
+    }
+    o.dist = &dist;
+    if (train_run(&o, &err) != 0) {
+        if (dist.size > 1) {
+            /* the other ranks may be waiting in a collective: end the whole job */
+            fprintf(stderr, "reclf train (rank %d of %d): %s\n", dist.rank, dist.size, err.msg);
+            dist_abort(&dist, 1);
+        }
+        fprintf(stderr, "reclf train: %s\n", err.msg);
+        dist_finalize(&dist);
+        return 1;
+    }
+    dist_finalize(&dist);
     return 0;
 }

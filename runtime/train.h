@@ -3,6 +3,7 @@
 #ifndef RECLF_TRAIN_H
 #define RECLF_TRAIN_H
 #include "common.h"
+#include "dist.h"
 
 typedef struct {
     const char *model;      /* graph name */
@@ -21,6 +22,12 @@ typedef struct {
     int skip_nonfinite;     /* --on-nan skip */
     const char *vocab_file; /* BERT vocab.txt instead of building one */
     int quiet;
+    /* data parallelism (runtime/dist.h): batch is the GLOBAL batch; rank r of N takes slots
+     * r*B/N .. (r+1)*B/N - 1 of each step's index list. NULL dist: one process. */
+    const dist_info *dist;
+    int grad_accum;         /* K micro-batches per step (each with its own negatives), gradients averaged */
+    int gather;             /* --gather: every loss term sees the whole global batch (split graphs) */
+    int check_sync;         /* --check-sync: fail when the ranks' parameters differ after a step */
 } train_opts;
 
 void train_defaults(train_opts *o);
