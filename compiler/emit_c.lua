@@ -99,7 +99,7 @@ function M.emit(graph, opt)
       local key = sig .. "\n" .. body
       local k = kernel_by_key[key]
       if not k then
-        k = { name = string.format("k%d_%s", n.id, n.op == "map" and n.attrs.fn or (n.op == "reduce" and n.attrs.kind or n.op)), sig = sig, body = body, uses = {} }
+        k = { name = string.format("k%d_%s", n.id, n.op == "map" and n.attrs.fn or (n.op == "reduce" and n.attrs.kind or (n.op == "fused" and "fused_" .. n.attrs.name or n.op))), sig = sig, body = body, uses = {} }
         kernels[#kernels + 1] = k
         kernel_by_key[key] = k
       end
@@ -132,6 +132,11 @@ function M.emit(graph, opt)
     for i, n in ipairs(k.uses) do
       if i > 6 then lines[#lines + 1] = string.format(" *   ... and %d more", #k.uses - 6) break end
       lines[#lines + 1] = string.format(" *   %s %s  %s", ir.describe(n), n.phase == "backward" and "(backward)" or "", n.src)
+      if n.fused_from and i == 1 then
+        for _, c in ipairs(n.fused_from.covered) do
+          lines[#lines + 1] = string.format(" *     + %s  %s", ir.describe(c), c.src)
+        end
+      end
     end
     w("/* " .. k.name .. ":\n" .. table.concat(lines, "\n") .. " */")
     w(string.format("static void %s(%s) {\n%s\n}\n", k.name, k.sig, k.body))

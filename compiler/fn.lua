@@ -193,10 +193,11 @@ function M.new(graph)
 
   -- convolution primitives ---------------------------------------------------------------------
   function F.im2col(x, a)
-    return F.make("im2col", { x }, { kh = a.kh, kw = a.kw, stride = a.stride, pad = a.pad })
+    return F.make("im2col", { x }, { kh = a.kh, kw = a.kw, stride = a.stride, pad = a.pad, rows_outer = a.rows_outer })
   end
   function F.col2im(col, x_shape, a)
-    return F.make("col2im", { col }, { kh = a.kh, kw = a.kw, stride = a.stride, pad = a.pad, x_shape = x_shape })
+    return F.make("col2im", { col }, { kh = a.kh, kw = a.kw, stride = a.stride, pad = a.pad, x_shape = x_shape,
+      rows_outer = a.rows_outer })
   end
 
   return F

@@ -28,33 +28,27 @@ static inline real gelu_tanh_grad(real x) {
     return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
 }
 
-/* k5_addc:
- *   %5 map:addc [B,1,64,64]   graphs/lib/image_encoder.lua:19 */
-static void k5_addc(real *restrict out, const real *restrict in0, long B) {
+/* k6_fused_scale_addc:
+ *   %6 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
+ *     + %5 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+static void k6_fused_scale_addc(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] + (real)-0.5;
-}
-
-/* k6_scale:
- *   %6 map:scale [B,1,64,64]   graphs/lib/image_encoder.lua:19 */
-static void k6_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] * (real)4;
+        out[i0] = ((in0[i0]) + (real)-0.5) * (real)4;
 }
 
 /* k9_im2col:
- *   %9 im2col [B,9,4096]   graphs/lib/image_encoder.lua:6 */
+ *   %9 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6 */
 static void k9_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9;
+    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -68,24 +62,24 @@ static void k9_im2col(real *restrict out, const real *restrict in0, long B) {
 }
 
 /* k11_matmul:
- *   %11 matmul [B,32,4096]   graphs/lib/image_encoder.lua:6 */
+ *   %11 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6 */
 static void k11_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096, 9, (real)1, in0 + ao, 9, in1 + bo, 4096, (real)0, out + p*131072, 4096);
-    }
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 9, (real)1, in0 + 0, 9, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
 }
 
-/* k14_add:
- *   %14 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6
- *   %31 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:7 */
-static void k14_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k13_permute:
+ *   %13 permute [B,32,4096]   graphs/lib/image_encoder.lua:6 */
+static void k13_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*131072 + i1*4096 + i2] = in0[i0*4096 + i1*4096*B + i2];
+}
+
+/* k16_add:
+ *   %16 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6 */
+static void k16_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -93,117 +87,76 @@ static void k14_add(real *restrict out, const real *restrict in0, const real *re
                 out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] + in1[i1];
 }
 
-/* k18_sum:
- *   %18 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %22 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %1416 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1427 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k18_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(131072*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*16384;
-        for (long j = 0; j < 16384; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k19_scale:
- *   %19 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %23 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %1421 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1428 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k19_scale(real *restrict out, const real *restrict in0, long B) {
+/* k21_fused_scale_sum:
+ *   %21 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %20 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+static void k21_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)6.103515625e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += in0[i0*16384 + j1*1]; out[i0] = (r1) * (real)6.103515625e-05; }
 }
 
-/* k20_sub:
- *   %20 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k20_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k22_sub:
+ *   %22 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7 */
+static void k22_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
 }
 
-/* k21_square:
- *   %21 map:square [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k21_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k24_addc:
- *   %24 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %50 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %76 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %102 map:addc [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %129 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %155 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k24_addc(real *restrict out, const real *restrict in0, long B) {
+/* k27_fused_rsqrt_addc_scale_sum:
+ *   %27 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %26 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %25 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %24 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %23 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k27_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] + (real)1.0000000000000001e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05)); }
 }
 
-/* k25_rsqrt:
- *   %25 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %51 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %77 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %103 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %130 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %156 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k25_rsqrt(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
-}
-
-/* k26_mul:
- *   %26 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %1414 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k26_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k28_mul:
+ *   %28 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7 */
+static void k28_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
 }
 
-/* k29_mul:
- *   %29 map:mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %1406 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k29_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k33_fused_add_mul:
+ *   %33 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
+ *     + %31 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+static void k33_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
             for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
+                out[i0*131072 + i1*4096 + i2] = ((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k32_relu:
- *   %32 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22 */
-static void k32_relu(real *restrict out, const real *restrict in0, long B) {
+/* k34_relu:
+ *   %34 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22 */
+static void k34_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k35_im2col:
- *   %35 im2col [B,288,1024]   graphs/lib/image_encoder.lua:6 */
-static void k35_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288;
+/* k37_im2col:
+ *   %37 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6 */
+static void k37_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -216,31 +169,31 @@ static void k35_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k37_matmul:
- *   %37 matmul [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %63 matmul [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %89 matmul [B,32,1024]   graphs/lib/image_encoder.lua:13 */
-static void k37_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*294912; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 288, (real)1, in0 + ao, 288, in1 + bo, 1024, (real)0, out + p*32768, 1024);
-    }
+/* k39_matmul:
+ *   %39 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %67 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %95 matmul [32,1024*B]   graphs/lib/image_encoder.lua:13 */
+static void k39_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 288, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
 }
 
-/* k40_add:
- *   %40 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %57 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %66 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %83 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %92 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %109 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13 */
-static void k40_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k41_permute:
+ *   %41 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
+ *   %69 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
+ *   %97 permute [B,32,1024]   graphs/lib/image_encoder.lua:13 */
+static void k41_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = in0[i0*1024 + i1*1024*B + i2];
+}
+
+/* k44_add:
+ *   %44 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %72 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %100 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13 */
+static void k44_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -248,110 +201,88 @@ static void k40_add(real *restrict out, const real *restrict in0, const real *re
                 out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] + in1[i1];
 }
 
-/* k44_sum:
- *   %44 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %48 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %70 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %74 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %96 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %100 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k44_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(32768*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*4096;
-        for (long j = 0; j < 4096; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k45_scale:
- *   %45 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %49 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %71 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %75 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %97 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %101 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k45_scale(real *restrict out, const real *restrict in0, long B) {
+/* k49_fused_scale_sum:
+ *   %49 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %48 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %77 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %105 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k49_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.000244140625;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; out[i0] = (r1) * (real)0.000244140625; }
 }
 
-/* k46_sub:
- *   %46 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %72 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %98 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k46_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k50_sub:
+ *   %50 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %78 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %106 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13 */
+static void k50_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
 }
 
-/* k47_square:
- *   %47 map:square [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %73 map:square [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %99 map:square [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k47_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k55_fused_rsqrt_addc_scale_sum:
+ *   %55 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %54 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %53 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %52 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %51 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
+ *   %83 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %111 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k55_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05)); }
 }
 
-/* k52_mul:
- *   %52 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %78 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %104 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %1278 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1323 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1369 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k56_mul:
+ *   %56 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %84 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %112 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13 */
+static void k56_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
 }
 
-/* k55_mul:
- *   %55 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %81 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %107 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %1270 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1315 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1361 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k55_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k61_fused_add_mul:
+ *   %61 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
+ *     + %59 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
+ *   %89 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7 */
+static void k61_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
             for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
+                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k58_relu:
- *   %58 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %84 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %111 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
-static void k58_relu(real *restrict out, const real *restrict in0, long B) {
+/* k62_relu:
+ *   %62 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
+ *   %90 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
+ *   %119 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
+static void k62_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k61_im2col:
- *   %61 im2col [B,288,1024]   graphs/lib/image_encoder.lua:6
- *   %87 im2col [B,288,1024]   graphs/lib/image_encoder.lua:13 */
-static void k61_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288;
+/* k65_im2col:
+ *   %65 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %93 im2col [288,1024*B]   graphs/lib/image_encoder.lua:13 */
+static void k65_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -364,31 +295,30 @@ static void k61_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k110_add:
- *   %110 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %1289 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1294 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1334 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1339 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1353 map:add [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 2 more */
-static void k110_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k118_fused_add_add_mul:
+ *   %118 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
+ *     + %117 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
+ *     + %115 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+static void k118_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = (in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* k114_im2col:
- *   %114 im2col [B,288,256]   graphs/lib/image_encoder.lua:6 */
-static void k114_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288;
+/* k122_im2col:
+ *   %122 im2col [288,256*B]   graphs/lib/image_encoder.lua:6 */
+static void k122_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -401,29 +331,29 @@ static void k114_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k116_matmul:
- *   %116 matmul [B,64,256]   graphs/lib/image_encoder.lua:6 */
-static void k116_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256, 288, (real)1, in0 + ao, 288, in1 + bo, 256, (real)0, out + p*16384, 256);
-    }
+/* k124_matmul:
+ *   %124 matmul [64,256*B]   graphs/lib/image_encoder.lua:6 */
+static void k124_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 288, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k119_add:
- *   %119 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %136 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %145 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %162 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %171 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %188 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13 */
-static void k119_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k126_permute:
+ *   %126 permute [B,64,256]   graphs/lib/image_encoder.lua:6
+ *   %154 permute [B,64,256]   graphs/lib/image_encoder.lua:6
+ *   %182 permute [B,64,256]   graphs/lib/image_encoder.lua:13 */
+static void k126_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = in0[i0*256 + i1*256*B + i2];
+}
+
+/* k129_add:
+ *   %129 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %157 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %185 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13 */
+static void k129_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -431,110 +361,88 @@ static void k119_add(real *restrict out, const real *restrict in0, const real *r
                 out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] + in1[i1];
 }
 
-/* k123_sum:
- *   %123 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %127 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %149 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %153 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %175 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %179 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k123_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(16384*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*2048;
-        for (long j = 0; j < 2048; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k124_scale:
- *   %124 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %128 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %150 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %154 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %176 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %180 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k124_scale(real *restrict out, const real *restrict in0, long B) {
+/* k134_fused_scale_sum:
+ *   %134 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %133 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %162 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %190 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k134_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.00048828125;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += in0[i0*2048 + j1*1]; out[i0] = (r1) * (real)0.00048828125; }
 }
 
-/* k125_sub:
- *   %125 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %151 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %177 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k125_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k135_sub:
+ *   %135 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %163 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %191 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13 */
+static void k135_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
 }
 
-/* k126_square:
- *   %126 map:square [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %152 map:square [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %178 map:square [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k126_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k140_fused_rsqrt_addc_scale_sum:
+ *   %140 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %139 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %138 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %137 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %136 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
+ *   %168 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %196 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k140_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05)); }
 }
 
-/* k131_mul:
- *   %131 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %157 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %183 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %1142 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1187 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1233 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k131_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k141_mul:
+ *   %141 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %169 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %197 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13 */
+static void k141_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
 }
 
-/* k134_mul:
- *   %134 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %160 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %186 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %1134 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1179 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1225 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k134_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k146_fused_add_mul:
+ *   %146 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
+ *     + %144 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
+ *   %174 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7 */
+static void k146_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
+                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k137_relu:
- *   %137 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %163 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %190 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
-static void k137_relu(real *restrict out, const real *restrict in0, long B) {
+/* k147_relu:
+ *   %147 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
+ *   %175 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
+ *   %204 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
+static void k147_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k140_im2col:
- *   %140 im2col [B,576,256]   graphs/lib/image_encoder.lua:6
- *   %166 im2col [B,576,256]   graphs/lib/image_encoder.lua:13 */
-static void k140_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576;
+/* k150_im2col:
+ *   %150 im2col [576,256*B]   graphs/lib/image_encoder.lua:6
+ *   %178 im2col [576,256*B]   graphs/lib/image_encoder.lua:13 */
+static void k150_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -547,47 +455,37 @@ static void k140_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k142_matmul:
- *   %142 matmul [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %168 matmul [B,64,256]   graphs/lib/image_encoder.lua:13 */
-static void k142_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*147456; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256, 576, (real)1, in0 + ao, 576, in1 + bo, 256, (real)0, out + p*16384, 256);
-    }
+/* k152_matmul:
+ *   %152 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
+ *   %180 matmul [64,256*B]   graphs/lib/image_encoder.lua:13 */
+static void k152_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 576, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k189_add:
- *   %189 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %1153 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1158 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1198 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1203 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1217 map:add [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 2 more */
-static void k189_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k203_fused_add_add_mul:
+ *   %203 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
+ *     + %202 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
+ *     + %200 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+static void k203_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = (in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* k193_im2col:
- *   %193 im2col [B,576,64]   graphs/lib/image_encoder.lua:6 */
-static void k193_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576;
+/* k207_im2col:
+ *   %207 im2col [576,64*B]   graphs/lib/image_encoder.lua:6 */
+static void k207_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -600,29 +498,29 @@ static void k193_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k195_matmul:
- *   %195 matmul [B,128,64]   graphs/lib/image_encoder.lua:6 */
-static void k195_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64, 576, (real)1, in0 + ao, 576, in1 + bo, 64, (real)0, out + p*8192, 64);
-    }
+/* k209_matmul:
+ *   %209 matmul [128,64*B]   graphs/lib/image_encoder.lua:6 */
+static void k209_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 576, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k198_add:
- *   %198 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %215 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %224 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %241 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %250 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %267 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
-static void k198_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k211_permute:
+ *   %211 permute [B,128,64]   graphs/lib/image_encoder.lua:6
+ *   %239 permute [B,128,64]   graphs/lib/image_encoder.lua:6
+ *   %267 permute [B,128,64]   graphs/lib/image_encoder.lua:13 */
+static void k211_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = in0[i0*64 + i1*64*B + i2];
+}
+
+/* k214_add:
+ *   %214 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %242 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %270 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
+static void k214_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -630,110 +528,88 @@ static void k198_add(real *restrict out, const real *restrict in0, const real *r
                 out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] + in1[i1];
 }
 
-/* k202_sum:
- *   %202 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %206 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %228 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %232 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %254 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %258 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k202_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*1024;
-        for (long j = 0; j < 1024; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k203_scale:
- *   %203 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %207 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %229 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %233 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %255 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %259 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k203_scale(real *restrict out, const real *restrict in0, long B) {
+/* k219_fused_scale_sum:
+ *   %219 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %218 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %247 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %275 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k219_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.0009765625;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += in0[i0*1024 + j1*1]; out[i0] = (r1) * (real)0.0009765625; }
 }
 
-/* k204_sub:
- *   %204 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %230 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %256 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k204_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k220_sub:
+ *   %220 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %248 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %276 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
+static void k220_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
 }
 
-/* k205_square:
- *   %205 map:square [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %231 map:square [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %257 map:square [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k205_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k225_fused_rsqrt_addc_scale_sum:
+ *   %225 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %224 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %223 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %222 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %221 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
+ *   %253 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %281 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k225_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05)); }
 }
 
-/* k210_mul:
- *   %210 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %236 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %262 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   %1006 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1051 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1097 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k210_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k226_mul:
+ *   %226 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %254 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %282 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13 */
+static void k226_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
 }
 
-/* k213_mul:
- *   %213 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %239 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %265 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %998 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1043 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1089 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k213_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k231_fused_add_mul:
+ *   %231 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
+ *     + %229 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
+ *   %259 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7 */
+static void k231_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
+                out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k216_relu:
- *   %216 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %242 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %269 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
-static void k216_relu(real *restrict out, const real *restrict in0, long B) {
+/* k232_relu:
+ *   %232 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
+ *   %260 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
+ *   %289 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
+static void k232_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k219_im2col:
- *   %219 im2col [B,1152,64]   graphs/lib/image_encoder.lua:6
- *   %245 im2col [B,1152,64]   graphs/lib/image_encoder.lua:13 */
-static void k219_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152;
+/* k235_im2col:
+ *   %235 im2col [1152,64*B]   graphs/lib/image_encoder.lua:6
+ *   %263 im2col [1152,64*B]   graphs/lib/image_encoder.lua:13 */
+static void k235_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -746,39 +622,28 @@ static void k219_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k221_matmul:
- *   %221 matmul [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %247 matmul [B,128,64]   graphs/lib/image_encoder.lua:13 */
-static void k221_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64, 1152, (real)1, in0 + ao, 1152, in1 + bo, 64, (real)0, out + p*8192, 64);
-    }
+/* k237_matmul:
+ *   %237 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
+ *   %265 matmul [128,64*B]   graphs/lib/image_encoder.lua:13 */
+static void k237_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 1152, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k268_add:
- *   %268 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %1017 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1022 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1062 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1067 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1081 map:add [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 2 more */
-static void k268_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k288_fused_add_add_mul:
+ *   %288 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
+ *     + %287 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
+ *     + %285 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+static void k288_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = (in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* k271_permute:
- *   %271 permute [B,64,128]   graphs/lib/image_encoder.lua:33 */
-static void k271_permute(real *restrict out, const real *restrict in0, long B) {
+/* k291_permute:
+ *   %291 permute [B,64,128]   graphs/lib/image_encoder.lua:33 */
+static void k291_permute(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -786,45 +651,51 @@ static void k271_permute(real *restrict out, const real *restrict in0, long B) {
                 out[i0*8192 + i1*128 + i2] = in0[i0*8192 + i1 + i2*64];
 }
 
-/* k278_sum:
- *   %278 reduce [B,1,128]   graphs/lib/image_encoder.lua:35 */
-static void k278_sum(real *restrict out, const real *restrict in0, long B) {
+/* k298_sum:
+ *   %298 reduce [B,1,128]   graphs/lib/image_encoder.lua:35 */
+static void k298_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long o = 0; o < B; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 64; j++) a += in0[(o*64 + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 64; j++) {
+                const real *row = in0 + (o*64 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k280_scale:
- *   %280 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %986 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
-static void k280_scale(real *restrict out, const real *restrict in0, long B) {
+/* k300_scale:
+ *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35
+ *   %1006 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
+static void k300_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * (real)0.015625;
 }
 
-/* k283_matmul:
- *   %283 matmul [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k283_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k303_matmul:
+ *   %303 matmul [B,128]   graphs/lib/image_encoder.lua:36 */
+static void k303_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k284_add:
- *   %284 map:add [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k284_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k304_add:
+ *   %304 map:add [B,128]   graphs/lib/image_encoder.lua:36 */
+static void k304_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k287_gather:
- *   %287 gather [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k287_gather(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
+/* k307_gather:
+ *   %307 gather [T,40,128]   graphs/lib/text_encoder.lua:32 */
+static void k307_gather(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
     #pragma omp parallel for if((long)(40*T) > 256)
     for (long r = 0; r < 40*T; r++) {
         const real *src = in0 + (long)in1[r]*128;
@@ -832,162 +703,119 @@ static void k287_gather(real *restrict out, const real *restrict in0, const int3
     }
 }
 
-/* k288_add:
- *   %288 map:add [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k288_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k308_add:
+ *   %308 map:add [T,40,128]   graphs/lib/text_encoder.lua:32 */
+static void k308_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 5120; i1++)
             out[i0*5120 + i1] = in0[i0*5120 + i1] + in1[i1];
 }
 
-/* k291_sum:
- *   %291 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %295 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %354 reduce [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %358 reduce [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %381 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %385 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   ... and 14 more */
-static void k291_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(5120*T) > 32768)
-    for (long o = 0; o < 40*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k292_scale:
- *   %292 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %296 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %355 map:scale [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %359 map:scale [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %382 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %386 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   ... and 14 more */
-static void k292_scale(real *restrict out, const real *restrict in0, long T) {
+/* k312_fused_scale_sum:
+ *   %312 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *     + %311 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
+ *   %375 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %402 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %465 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %492 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
+static void k312_fused_scale_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * (real)0.0078125;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1]; out[i0] = (r1) * (real)0.0078125; }
 }
 
-/* k293_sub:
- *   %293 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %356 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %383 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %446 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %473 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k293_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k313_sub:
+ *   %313 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %376 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %403 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %466 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %493 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34 */
+static void k313_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] - in1[i0];
 }
 
-/* k294_square:
- *   %294 map:square [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %357 map:square [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %384 map:square [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %447 map:square [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %474 map:square [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k294_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k297_addc:
- *   %297 map:addc [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %360 map:addc [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %387 map:addc [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %450 map:addc [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %477 map:addc [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k297_addc(real *restrict out, const real *restrict in0, long T) {
+/* k318_fused_rsqrt_addc_scale_sum:
+ *   %318 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *     + %317 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %316 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %315 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %314 map:square [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %381 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %408 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %471 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %498 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
+static void k318_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] + (real)1.0000000000000001e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0078125) + (real)1.0000000000000001e-05)); }
 }
 
-/* k298_rsqrt:
- *   %298 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %361 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %388 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %451 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %478 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k298_rsqrt(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
-}
-
-/* k299_mul:
- *   %299 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %362 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %389 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %452 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %479 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34
- *   %678 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   ... and 4 more */
-static void k299_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k319_mul:
+ *   %319 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %382 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %409 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %472 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %499 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
+static void k319_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k300_mul:
- *   %300 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %363 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %390 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %453 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %480 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34
- *   %672 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   ... and 4 more */
-static void k300_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k321_fused_add_mul:
+ *   %321 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %320 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %384 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %411 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %474 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %501 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
+static void k321_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k301_add:
- *   %301 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %307 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %315 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %323 map:add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %350 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %364 map:add [T,40,128]   graphs/lib/text_encoder.lua:24
- *   ... and 9 more */
-static void k301_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k325_matmul:
+ *   %325 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
+ *   %333 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
+ *   %341 matmul [40*T,128]   graphs/lib/text_encoder.lua:14
+ *   %368 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
+ *   %415 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
+ *   %423 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
+ *   ... and 2 more */
+static void k325_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k327_add:
+ *   %327 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %335 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %343 map:add [T,40,128]   graphs/lib/text_encoder.lua:14
+ *   %417 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %425 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %433 map:add [T,40,128]   graphs/lib/text_encoder.lua:14 */
+static void k327_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k305_matmul:
- *   %305 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %313 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
- *   %321 matmul [40*T,128]   graphs/lib/text_encoder.lua:14
- *   %348 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
- *   %395 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %403 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
+/* k329_permute:
+ *   %329 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
+ *   %337 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
+ *   %345 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
+ *   %419 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
+ *   %427 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
+ *   %435 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k305_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k309_permute:
- *   %309 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %317 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %325 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   %399 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %407 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %415 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
-static void k309_permute(real *restrict out, const real *restrict in0, long T) {
+static void k329_permute(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 4; i1++)
@@ -996,12 +824,12 @@ static void k309_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*1280 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*128 + i3];
 }
 
-/* k326_matmul:
- *   %326 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %416 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %751 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17
- *   %893 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17 */
-static void k326_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k346_matmul:
+ *   %346 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
+ *   %436 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
+ *   %771 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17
+ *   %913 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17 */
+static void k346_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1015,72 +843,33 @@ static void k326_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k327_scale:
- *   %327 map:scale [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %417 map:scale [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %774 map:scale [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
- *   %916 map:scale [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k327_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = in0[i0] * (real)0.17677669529663687;
+/* k352_fused_scale_addc_neg:
+ *   %352 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
+ *     + %351 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
+ *     + %350 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+static void k352_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(40*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k329_mul:
- *   %329 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %338 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %419 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %428 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %761 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %770 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   ... and 2 more */
-static void k329_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k353_fused_add_mul_scale:
+ *   %353 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %349 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %347 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
+ *   %443 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k353_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 160; i1++)
             for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] * in1[i0*40 + i2];
+                out[i0*6400 + i1*40 + i2] = (((in0[i0*6400 + i1*40 + i2]) * (real)0.17677669529663687) * (in1[i0*40 + i2])) + (in2[i0*40 + i2]);
 }
 
-/* k330_neg:
- *   %330 map:neg [T,1,1,40]   graphs/lib/text_encoder.lua:16 */
-static void k330_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k331_addc:
- *   %331 map:addc [T,1,1,40]   graphs/lib/text_encoder.lua:16 */
-static void k331_addc(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] + (real)1;
-}
-
-/* k332_scale:
- *   %332 map:scale [T,1,1,40]   graphs/lib/text_encoder.lua:16 */
-static void k332_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * (real)-1000000000;
-}
-
-/* k333_add:
- *   %333 map:add [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %423 map:add [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k333_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] + in1[i0*40 + i2];
-}
-
-/* k334_max:
- *   %334 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %424 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k334_max(real *restrict out, const real *restrict in0, long T) {
+/* k354_max:
+ *   %354 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %444 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
+static void k354_max(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(6400*T) > 32768)
     for (long o = 0; o < 160*T; o++) {
         real a = -INFINITY;
@@ -1090,31 +879,32 @@ static void k334_max(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k336_sub:
- *   %336 map:sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %426 map:sub [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k336_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k357_fused_exp_sub:
+ *   %357 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %356 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *   %447 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k357_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = in0[i0*40 + i1] - in1[i0];
+            out[i0*40 + i1] = exp(((in0[i0*40 + i1]) - (in1[i0])));
 }
 
-/* k337_exp:
- *   %337 map:exp [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %427 map:exp [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k337_exp(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = exp(in0[i0]);
+/* k358_mul:
+ *   %358 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %448 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k358_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 160; i1++)
+            for (long i2 = 0; i2 < 40; i2++)
+                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] * in1[i0*40 + i2];
 }
 
-/* k339_sum:
- *   %339 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %429 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %756 reduce [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %898 reduce [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k339_sum(real *restrict out, const real *restrict in0, long T) {
+/* k359_sum:
+ *   %359 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %449 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
+static void k359_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(6400*T) > 32768)
     for (long o = 0; o < 160*T; o++) {
         real a = (real)0;
@@ -1124,33 +914,33 @@ static void k339_sum(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k340_clampmin:
- *   %340 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %430 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k340_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k360_clampmin:
+ *   %360 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %450 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
+static void k360_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(160*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k341_div:
- *   %341 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %431 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %753 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %895 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k341_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k361_div:
+ *   %361 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %451 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %773 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %915 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k361_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
             out[i0*40 + i1] = in0[i0*40 + i1] / in1[i0];
 }
 
-/* k342_matmul:
- *   %342 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %432 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %775 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %917 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k342_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k362_matmul:
+ *   %362 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
+ *   %452 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
+ *   %795 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+ *   %937 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
+static void k362_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1164,15 +954,15 @@ static void k342_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k343_permute:
- *   %343 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %433 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %777 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
- *   %787 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
- *   %798 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
- *   %919 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
+/* k363_permute:
+ *   %363 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
+ *   %453 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
+ *   %797 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
+ *   %807 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
+ *   %818 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
+ *   %939 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k343_permute(real *restrict out, const real *restrict in0, long T) {
+static void k363_permute(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
@@ -1181,196 +971,154 @@ static void k343_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
 }
 
-/* k351_add:
- *   %351 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %378 map:add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %441 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %468 map:add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %689 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %694 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   ... and 16 more */
-static void k351_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k371_fused_add_add:
+ *   %371 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %370 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %398 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25
+ *   %461 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %488 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
+static void k371_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0*128 + i1]) + (in2[i1]));
 }
 
-/* k368_matmul:
- *   %368 matmul [40*T,512]   graphs/lib/text_encoder.lua:24
- *   %458 matmul [40*T,512]   graphs/lib/text_encoder.lua:24 */
-static void k368_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k388_matmul:
+ *   %388 matmul [40*T,512]   graphs/lib/text_encoder.lua:24
+ *   %478 matmul [40*T,512]   graphs/lib/text_encoder.lua:24 */
+static void k388_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 512);
 }
 
-/* k370_add:
- *   %370 map:add [T,40,512]   graphs/lib/text_encoder.lua:24
- *   %460 map:add [T,40,512]   graphs/lib/text_encoder.lua:24 */
-static void k370_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k390_add:
+ *   %390 map:add [T,40,512]   graphs/lib/text_encoder.lua:24
+ *   %480 map:add [T,40,512]   graphs/lib/text_encoder.lua:24 */
+static void k390_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(20480*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 512; i1++)
             out[i0*512 + i1] = in0[i0*512 + i1] + in1[i1];
 }
 
-/* k371_gelu:
- *   %371 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
- *   %461 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25 */
-static void k371_gelu(real *restrict out, const real *restrict in0, long T) {
+/* k391_gelu:
+ *   %391 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
+ *   %481 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25 */
+static void k391_gelu(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(20480*T) > 32768)
     for (long i0 = 0; i0 < 20480*T; i0++)
         out[i0] = gelu_tanh(in0[i0]);
 }
 
-/* k375_matmul:
- *   %375 matmul [40*T,128]   graphs/lib/text_encoder.lua:25
- *   %465 matmul [40*T,128]   graphs/lib/text_encoder.lua:25 */
-static void k375_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k395_matmul:
+ *   %395 matmul [40*T,128]   graphs/lib/text_encoder.lua:25
+ *   %485 matmul [40*T,128]   graphs/lib/text_encoder.lua:25 */
+static void k395_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 512, (real)0, out + 0, 128);
 }
 
-/* k482_slice:
- *   %482 slice [T,1,128]   graphs/lib/text_encoder.lua:35 */
-static void k482_slice(real *restrict out, const real *restrict in0, long T) {
+/* k502_slice:
+ *   %502 slice [T,1,128]   graphs/lib/text_encoder.lua:35 */
+static void k502_slice(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*5120 + i1];
 }
 
-/* k486_matmul:
- *   %486 matmul [T,128]   graphs/lib/text_encoder.lua:36 */
-static void k486_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k506_matmul:
+ *   %506 matmul [T,128]   graphs/lib/text_encoder.lua:36 */
+static void k506_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k487_add:
- *   %487 map:add [T,128]   graphs/lib/text_encoder.lua:36 */
-static void k487_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k507_add:
+ *   %507 map:add [T,128]   graphs/lib/text_encoder.lua:36 */
+static void k507_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k495_square:
- *   %495 map:square [T,128]   graphs/lib/losses.lua:21 */
-static void k495_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k496_sum:
- *   %496 reduce [T,1]   graphs/lib/losses.lua:21
- *   %651 reduce [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k496_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(128*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k497_clampmin:
- *   %497 map:clampmin [T,1]   graphs/lib/losses.lua:21 */
-static void k497_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k516_fused_sum_square:
+ *   %516 fused:sum_square [T,1]   graphs/lib/losses.lua:21
+ *     + %515 map:square [T,128]  graphs/lib/losses.lua:21 */
+static void k516_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k498_rsqrt:
- *   %498 map:rsqrt [T,1]   graphs/lib/losses.lua:21 */
-static void k498_rsqrt(real *restrict out, const real *restrict in0, long T) {
+/* k518_fused_rsqrt_clampmin:
+ *   %518 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
+ *     + %517 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
+static void k518_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
-/* k499_mul:
- *   %499 map:mul [T,128]   graphs/lib/losses.lua:21
- *   %649 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k499_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k519_mul:
+ *   %519 map:mul [T,128]   graphs/lib/losses.lua:21 */
+static void k519_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k500_square:
- *   %500 map:square [B,128]   graphs/lib/losses.lua:21 */
-static void k500_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k501_sum:
- *   %501 reduce [B,1]   graphs/lib/losses.lua:21
- *   %638 reduce [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k501_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(128*B) > 32768)
-    for (long o = 0; o < B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k502_clampmin:
- *   %502 map:clampmin [B,1]   graphs/lib/losses.lua:21 */
-static void k502_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k521_fused_sum_square:
+ *   %521 fused:sum_square [B,1]   graphs/lib/losses.lua:21
+ *     + %520 map:square [B,128]  graphs/lib/losses.lua:21 */
+static void k521_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k503_rsqrt:
- *   %503 map:rsqrt [B,1]   graphs/lib/losses.lua:21 */
-static void k503_rsqrt(real *restrict out, const real *restrict in0, long B) {
+/* k523_fused_rsqrt_clampmin:
+ *   %523 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
+ *     + %522 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
+static void k523_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
-/* k504_mul:
- *   %504 map:mul [B,128]   graphs/lib/losses.lua:21
- *   %636 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k504_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k524_mul:
+ *   %524 map:mul [B,128]   graphs/lib/losses.lua:21 */
+static void k524_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k505_matmul:
- *   %505 matmul [T,B]   graphs/lib/losses.lua:21 */
-static void k505_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k525_matmul:
+ *   %525 matmul [T,B]   graphs/lib/losses.lua:21 */
+static void k525_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, B, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, B);
 }
 
-/* k506_scale:
- *   %506 map:scale [T,B]   graphs/lib/losses.lua:21
- *   %633 map:scale [T,B] (backward)  graphs/lib/losses.lua:21 */
-static void k506_scale(real *restrict out, const real *restrict in0, long B, long T) {
+/* k526_scale:
+ *   %526 map:scale [T,B]   graphs/lib/losses.lua:21 */
+static void k526_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * (real)14.285714285714285;
 }
 
-/* k507_eye:
- *   %507 eye [T,B]   graphs/lib/losses.lua:9 */
-static void k507_eye(real *restrict out, long B, long T) {
+/* k527_eye:
+ *   %527 eye [T,B]   graphs/lib/losses.lua:9 */
+static void k527_eye(real *restrict out, long B, long T) {
     for (long r = 0; r < T; r++)
         for (long c = 0; c < B; c++) out[r*B + c] = (r == c) ? (real)1 : (real)0;
 }
 
-/* k508_max:
- *   %508 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k508_max(real *restrict out, const real *restrict in0, long B, long T) {
+/* k528_max:
+ *   %528 reduce [T,1]   graphs/lib/losses.lua:10 */
+static void k528_max(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(B*T) > 32768)
     for (long o = 0; o < T; o++) {
         real a = -INFINITY;
@@ -1380,29 +1128,20 @@ static void k508_max(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k510_sub:
- *   %510 map:sub [T,B]   graphs/lib/losses.lua:10 */
-static void k510_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k531_fused_exp_sub:
+ *   %531 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
+ *     + %530 map:sub [T,B]  graphs/lib/losses.lua:10 */
+static void k531_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0*B + i1] - in1[i0];
+            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i0])));
 }
 
-/* k511_exp:
- *   %511 map:exp [T,B]   graphs/lib/losses.lua:10
- *   %522 map:exp [T,B]   graphs/lib/losses.lua:11 */
-static void k511_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = exp(in0[i0]);
-}
-
-/* k512_sum:
- *   %512 reduce [T,1]   graphs/lib/losses.lua:10
- *   %517 reduce [T,1]   graphs/lib/losses.lua:10
- *   %530 reduce [T,1]   graphs/lib/losses.lua:12 */
-static void k512_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k532_sum:
+ *   %532 reduce [T,1]   graphs/lib/losses.lua:10
+ *   %550 reduce [T,1]   graphs/lib/losses.lua:12 */
+static void k532_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(B*T) > 32768)
     for (long o = 0; o < T; o++) {
         real a = (real)0;
@@ -1412,132 +1151,92 @@ static void k512_sum(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k513_clampmin:
- *   %513 map:clampmin [T,1]   graphs/lib/losses.lua:10 */
-static void k513_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k533_clampmin:
+ *   %533 map:clampmin [T,1]   graphs/lib/losses.lua:10 */
+static void k533_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k514_log:
- *   %514 map:log [T,1]   graphs/lib/losses.lua:10 */
-static void k514_log(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = log(in0[i0]);
-}
-
-/* k515_add:
- *   %515 map:add [T,1]   graphs/lib/losses.lua:10 */
-static void k515_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k516_mul:
- *   %516 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %610 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %616 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %622 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   %629 map:mul [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k516_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k536_mul:
+ *   %536 map:mul [T,B]   graphs/lib/losses.lua:10 */
+static void k536_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k518_sub:
- *   %518 map:sub [T,1]   graphs/lib/losses.lua:10 */
-static void k518_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
-/* k519_max:
- *   %519 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k519_max(real *restrict out, const real *restrict in0, long B, long T) {
+/* k539_max:
+ *   %539 reduce [1,B]   graphs/lib/losses.lua:11 */
+static void k539_max(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < B; i++) {
-            real a = -INFINITY;
-            for (long j = 0; j < T; j++) if (in0[(o*T + j)*B + i] > a) a = in0[(o*T + j)*B + i];
-            out[o*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = -INFINITY;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*B;
+                for (long i = ib; i < ie; i++) if (row[i] > a[i - ib]) a[i - ib] = row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
         }
 }
 
-/* k521_sub:
- *   %521 map:sub [T,B]   graphs/lib/losses.lua:11 */
-static void k521_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k542_fused_exp_sub:
+ *   %542 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
+ *     + %541 map:sub [T,B]  graphs/lib/losses.lua:11 */
+static void k542_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0*B + i1] - in1[i1];
+            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i1])));
 }
 
-/* k523_sum:
- *   %523 reduce [1,B]   graphs/lib/losses.lua:11
- *   %528 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k523_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k543_sum:
+ *   %543 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %548 reduce [1,B]   graphs/lib/losses.lua:11 */
+static void k543_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < B; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*B + i];
-            out[o*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*B;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
         }
 }
 
-/* k524_clampmin:
- *   %524 map:clampmin [1,B]   graphs/lib/losses.lua:11 */
-static void k524_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k544_clampmin:
+ *   %544 map:clampmin [1,B]   graphs/lib/losses.lua:11 */
+static void k544_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k525_log:
- *   %525 map:log [1,B]   graphs/lib/losses.lua:11 */
-static void k525_log(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = log(in0[i0]);
-}
-
-/* k526_add:
- *   %526 map:add [1,B]   graphs/lib/losses.lua:11 */
-static void k526_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k529_sub:
- *   %529 map:sub [1,B]   graphs/lib/losses.lua:11 */
-static void k529_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
-/* k531_mul:
- *   %531 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %606 map:mul [T,1] (backward)  graphs/lib/losses.lua:13
- *   %627 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %653 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
- *   %655 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
- *   %657 map:mul [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k531_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k551_fused_mul_sub_add_log:
+ *   %551 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
+ *     + %538 map:sub [T,1]  graphs/lib/losses.lua:10
+ *     + %535 map:add [T,1]  graphs/lib/losses.lua:10
+ *     + %534 map:log [T,1]  graphs/lib/losses.lua:10
+ *     + %537 reduce [T,1]  graphs/lib/losses.lua:10 */
+static void k551_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1]; out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]); }
 }
 
-/* k532_sum:
- *   %532 reduce [1,1]   graphs/lib/losses.lua:13 */
-static void k532_sum(real *restrict out, const real *restrict in0, long T) {
+/* k552_sum:
+ *   %552 reduce [1,1]   graphs/lib/losses.lua:13 */
+static void k552_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(T) > 32768)
     for (long o = 0; o < 1; o++) {
         real a = (real)0;
@@ -1547,297 +1246,203 @@ static void k532_sum(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k533_sum:
- *   %533 reduce [1,1]   graphs/lib/losses.lua:14 */
-static void k533_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(B) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
+/* k555_fused_scale_add_sum_sub:
+ *   %555 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
+ *     + %554 map:add [1,1]  graphs/lib/losses.lua:16
+ *     + %553 reduce [1,1]  graphs/lib/losses.lua:14
+ *     + %549 map:sub [1,B]  graphs/lib/losses.lua:11
+ *     + %546 map:add [1,B]  graphs/lib/losses.lua:11
+ *     + %545 map:log [1,B]  graphs/lib/losses.lua:11 */
+static void k555_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]); out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B)); }
 }
 
-/* k534_add:
- *   %534 map:add [1,1]   graphs/lib/losses.lua:16 */
-static void k534_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k535_scale:
- *   %535 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %603 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
-static void k535_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)0.5/(real)(B));
-}
-
-/* k601_fill:
- *   %601 fill [] (backward)  graphs/lib/model.lua:87 */
-static void k601_fill(real *restrict out) {
+/* k621_fill:
+ *   %621 fill [] (backward)  graphs/lib/model.lua:87 */
+static void k621_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
 }
 
-/* k604_id:
- *   %604 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
-static void k604_id(real *restrict out, const real *restrict in0, long B) {
+/* k623_scale:
+ *   %623 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
+static void k623_scale(real *restrict out, const real *restrict in0, long B) {
+    out[0] = in0[0] * ((real)0.5/(real)(B));
+}
+
+/* k624_id:
+ *   %624 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
+static void k624_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[0];
 }
 
-/* k605_id:
- *   %605 map:id [T,1] (backward)  graphs/lib/losses.lua:13 */
-static void k605_id(real *restrict out, const real *restrict in0, long T) {
+/* k626_fused_mul_id:
+ *   %626 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
+ *     + %625 map:id [T,1]  graphs/lib/losses.lua:13 */
+static void k626_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[0];
+        out[i0] = ((in0[0])) * (in1[i0]);
 }
 
-/* k608_neg:
- *   %608 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k608_neg(real *restrict out, const real *restrict in0, long B) {
+/* k628_neg:
+ *   %628 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k628_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k609_id:
- *   %609 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %615 map:id [T,B] (backward)  graphs/lib/losses.lua:11 */
-static void k609_id(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i1];
-}
-
-/* k612_div:
- *   %612 map:div [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k612_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k634_fused_mul_div_step:
+ *   %634 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *     + %632 map:div [1,B]  graphs/lib/losses.lua:11
+ *     + %633 map:step [1,B]  graphs/lib/losses.lua:11 */
+static void k634_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] / in1[i0];
+        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
-/* k613_step:
- *   %613 map:step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k613_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
-}
-
-/* k614_mul:
- *   %614 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %640 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %642 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %644 map:mul [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k614_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k619_add:
- *   %619 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %624 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %632 map:add [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k619_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k620_neg:
- *   %620 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k620_neg(real *restrict out, const real *restrict in0, long T) {
+/* k640_neg:
+ *   %640 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k640_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k621_id:
- *   %621 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %628 map:id [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k621_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k647_fused_mul_div_step:
+ *   %647 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
+ *     + %645 map:div [T,1]  graphs/lib/losses.lua:10
+ *     + %646 map:step [T,1]  graphs/lib/losses.lua:10 */
+static void k647_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for simd if((long)(T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
+}
+
+/* k653_fused_scale_add_add_add:
+ *   %653 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
+ *     + %652 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %644 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %639 map:add [T,B]  graphs/lib/losses.lua:11
+ *     + %630 map:mul [T,B]  graphs/lib/losses.lua:11
+ *     + %629 map:id [T,B]  graphs/lib/losses.lua:11
+ *     + %636 map:mul [T,B]  graphs/lib/losses.lua:11
+ *     + %635 map:id [T,B]  graphs/lib/losses.lua:11
+ *     + %642 map:mul [T,B]  graphs/lib/losses.lua:10
+ *     + %641 map:id [T,B]  graphs/lib/losses.lua:10
+ *     + %649 map:mul [T,B]  graphs/lib/losses.lua:10
+ *     + %648 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k653_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0];
+            out[i0*B + i1] = ((((((in0[i1])) * (in1[i0*B + i1])) + (((in2[i1])) * (in3[i0*B + i1]))) + (((in4[i0])) * (in1[i0*B + i1]))) + (((in5[i0])) * (in6[i0*B + i1]))) * (real)14.285714285714285;
 }
 
-/* k625_div:
- *   %625 map:div [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k625_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] / in1[i0];
-}
-
-/* k626_step:
- *   %626 map:step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k626_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
-}
-
-/* k634_matmul:
- *   %634 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k634_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k654_matmul:
+ *   %654 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k654_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k635_matmul:
- *   %635 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k635_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k655_matmul:
+ *   %655 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k655_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k637_mul:
- *   %637 map:mul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %647 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k637_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k639_square:
- *   %639 map:square [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k639_square(real *restrict out, const real *restrict in0, long B) {
+/* k664_fused_mul_mul_sum_mul:
+ *   %664 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *     + %662 map:mul [B,1]  graphs/lib/losses.lua:21
+ *     + %658 reduce [B,1]  graphs/lib/losses.lua:21
+ *     + %657 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %661 map:scale [B,1]  graphs/lib/losses.lua:21
+ *     + %660 map:mul [B,1]  graphs/lib/losses.lua:21
+ *     + %659 map:square [B,1]  graphs/lib/losses.lua:21
+ *     + %663 map:step [B,1]  graphs/lib/losses.lua:21 */
+static void k664_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k641_scale:
- *   %641 map:scale [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k641_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k643_step:
- *   %643 map:step [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k643_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k645_id:
- *   %645 map:id [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k645_id(real *restrict out, const real *restrict in0, long B) {
+/* k668_fused_add_mul_mul_id:
+ *   %668 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
+ *     + %656 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %667 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %665 map:id [B,128]  graphs/lib/losses.lua:21
+ *     + %666 map:scale [B,128]  graphs/lib/losses.lua:21 */
+static void k668_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k646_scale:
- *   %646 map:scale [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k646_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k648_add:
- *   %648 map:add [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k648_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k650_mul:
- *   %650 map:mul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %660 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k650_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k652_square:
- *   %652 map:square [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k652_square(real *restrict out, const real *restrict in0, long T) {
+/* k677_fused_mul_mul_sum_mul:
+ *   %677 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *     + %675 map:mul [T,1]  graphs/lib/losses.lua:21
+ *     + %671 reduce [T,1]  graphs/lib/losses.lua:21
+ *     + %670 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %674 map:scale [T,1]  graphs/lib/losses.lua:21
+ *     + %673 map:mul [T,1]  graphs/lib/losses.lua:21
+ *     + %672 map:square [T,1]  graphs/lib/losses.lua:21
+ *     + %676 map:step [T,1]  graphs/lib/losses.lua:21 */
+static void k677_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k654_scale:
- *   %654 map:scale [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k654_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k656_step:
- *   %656 map:step [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k656_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k658_id:
- *   %658 map:id [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k658_id(real *restrict out, const real *restrict in0, long T) {
+/* k681_fused_add_mul_mul_id:
+ *   %681 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
+ *     + %669 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %680 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %678 map:id [T,128]  graphs/lib/losses.lua:21
+ *     + %679 map:scale [T,128]  graphs/lib/losses.lua:21 */
+static void k681_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k659_scale:
- *   %659 map:scale [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k659_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k661_add:
- *   %661 map:add [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k661_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k662_sum:
- *   %662 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k662_sum(real *restrict out, const real *restrict in0, long T) {
+/* k682_sum:
+ *   %682 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
+static void k682_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(128*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k664_matmul:
- *   %664 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k664_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k684_matmul:
+ *   %684 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36 */
+static void k684_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k665_matmul:
- *   %665 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k665_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k685_matmul:
+ *   %685 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36 */
+static void k685_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k667_pad:
- *   %667 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
-static void k667_pad(real *restrict out, const real *restrict in0, long T) {
+/* k687_pad:
+ *   %687 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
+static void k687_pad(real *restrict out, const real *restrict in0, long T) {
     memset(out, 0, sizeof(real)*(size_t)(5120*T));
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -1845,235 +1450,258 @@ static void k667_pad(real *restrict out, const real *restrict in0, long T) {
             out[i0*5120 + i1] = in0[i0*128 + i1];
 }
 
-/* k668_sum:
- *   %668 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %674 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %695 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %713 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %719 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %741 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
+/* k688_sum:
+ *   %688 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %694 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %715 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
+ *   %733 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %739 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %761 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
  *   ... and 15 more */
-static void k668_sum(real *restrict out, const real *restrict in0, long T) {
+static void k688_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (5120 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 5120; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*5120 + i];
-            out[o*5120 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 5120 ? ib + 256 : 5120;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*5120;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*5120 + i] = a[i - ib];
         }
 }
 
-/* k670_sum:
- *   %670 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %676 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %697 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %715 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %721 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %743 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
+/* k690_sum:
+ *   %690 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %696 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %717 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
+ *   %735 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %741 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %763 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
  *   ... and 14 more */
-static void k670_sum(real *restrict out, const real *restrict in0) {
+static void k690_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(5120) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 40; j++) a += in0[(o*40 + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 40; j++) {
+                const real *row = in0 + (o*40 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k673_mul:
- *   %673 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %679 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %688 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %718 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %724 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %733 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   ... and 9 more */
-static void k673_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k681_square:
- *   %681 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %726 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %822 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %868 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %964 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k681_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k682_mul:
- *   %682 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %684 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %727 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %729 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %823 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %825 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 4 more */
-static void k682_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k683_scale:
- *   %683 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %728 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %824 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %870 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %966 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k683_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k686_id:
- *   %686 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %693 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %731 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %739 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %827 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %835 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 4 more */
-static void k686_id(real *restrict out, const real *restrict in0, long T) {
+/* k692_mul:
+ *   %692 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %737 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %833 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %879 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %975 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k692_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
 }
 
-/* k687_scale:
- *   %687 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %732 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %828 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %874 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %970 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k687_scale(real *restrict out, const real *restrict in0, long T) {
+/* k693_mul:
+ *   %693 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %738 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %834 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %880 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %976 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k693_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k690_neg:
- *   %690 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %735 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %831 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %877 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %973 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k690_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k700_matmul:
- *   %700 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %842 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k700_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
-}
-
-/* k701_matmul:
- *   %701 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %843 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k701_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
-}
-
-/* k703_gelu_grad:
- *   %703 map:gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %845 map:gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k703_gelu_grad(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
-        out[i0] = gelu_tanh_grad(in0[i0]);
-}
-
-/* k704_mul:
- *   %704 map:mul [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %846 map:mul [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k704_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k705_sum:
- *   %705 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %847 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k705_sum(real *restrict out, const real *restrict in0, long T) {
+/* k705_fused_scale_mul_sum_mul:
+ *   %705 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %704 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %700 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %699 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %703 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %702 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %701 map:square [T,40,1]  graphs/lib/text_encoder.lua:34
+ *   %750 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %846 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %892 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %988 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k705_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for simd if((long)(40*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0078125; }
+}
+
+/* k709_fused_add_mul_mul_id:
+ *   %709 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %698 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %708 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %706 map:id [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %707 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34
+ *   %754 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %850 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %896 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %992 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k709_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
+}
+
+/* k712_fused_scale_sum_neg:
+ *   %712 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %711 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %710 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34
+ *   %758 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %854 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %900 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %996 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k712_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(40*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += -(in0[i0*128 + j1*1]); out[i0] = (r1) * (real)0.0078125; }
+}
+
+/* k714_fused_add_id:
+ *   %714 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %713 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+static void k714_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0]));
+}
+
+/* k720_matmul:
+ *   %720 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %862 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k720_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
+}
+
+/* k721_matmul:
+ *   %721 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %863 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k721_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
+}
+
+/* k724_fused_mul_gelu_grad:
+ *   %724 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *     + %723 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
+ *   %866 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k724_fused_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for simd if((long)(20480*T) > 32768)
+    for (long i0 = 0; i0 < 20480*T; i0++)
+        out[i0] = (in0[i0]) * (gelu_tanh_grad((in1[i0])));
+}
+
+/* k725_sum:
+ *   %725 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %867 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k725_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (20480 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(20480*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 20480; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*20480 + i];
-            out[o*20480 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 20480 ? ib + 256 : 20480;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*20480;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*20480 + i] = a[i - ib];
         }
 }
 
-/* k707_sum:
- *   %707 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %849 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k707_sum(real *restrict out, const real *restrict in0) {
+/* k727_sum:
+ *   %727 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %869 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k727_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (512 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(20480) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 512; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 40; j++) a += in0[(o*40 + j)*512 + i];
-            out[o*512 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 512 ? ib + 256 : 512;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 40; j++) {
+                const real *row = in0 + (o*40 + j)*512;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*512 + i] = a[i - ib];
         }
 }
 
-/* k710_matmul:
- *   %710 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %852 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k710_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k730_matmul:
+ *   %730 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %872 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k730_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k711_matmul:
- *   %711 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %853 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k711_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k731_matmul:
+ *   %731 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %873 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k731_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 512, 128, 40*T, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k746_matmul:
- *   %746 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %784 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
- *   %794 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %805 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %888 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %926 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
+/* k760_fused_add_add_id:
+ *   %760 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *     + %757 map:add [T,40,128]  graphs/lib/text_encoder.lua:24
+ *     + %759 map:id [T,40,128]  graphs/lib/text_encoder.lua:24
+ *   %856 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %902 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %998 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k760_fused_add_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) + (in1[i0*128 + i1])) + ((in2[i0]));
+}
+
+/* k766_matmul:
+ *   %766 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %804 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
+ *   %814 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %825 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %908 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %946 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k746_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+static void k766_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k747_matmul:
- *   %747 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %785 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
- *   %795 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %806 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %889 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %927 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
+/* k767_matmul:
+ *   %767 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %805 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
+ *   %815 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %826 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %909 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %947 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k747_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+static void k767_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 40*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k752_matmul:
- *   %752 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %776 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %894 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %918 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k752_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k772_matmul:
+ *   %772 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
+ *   %796 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+ *   %914 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
+ *   %938 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
+static void k772_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2087,66 +1715,48 @@ static void k752_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k754_mul:
- *   %754 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %765 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %896 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %907 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k754_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k755_neg:
- *   %755 map:neg [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %897 map:neg [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k755_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k757_step:
- *   %757 map:step [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %899 map:step [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k757_step(real *restrict out, const real *restrict in0, long T) {
+/* k778_fused_mul_sum_neg_mul:
+ *   %778 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
+ *     + %776 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
+ *     + %775 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %774 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %777 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16
+ *   %920 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k778_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for simd if((long)(160*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 40; j1++) r1 += -((in0[i0*40 + j1*1]) * (in1[i0*40 + j1*1])); out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0); }
 }
 
-/* k758_mul:
- *   %758 map:mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %900 map:mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k758_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(160*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+/* k794_fused_scale_mul_mul_mul:
+ *   %794 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
+ *     + %790 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %785 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %781 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %780 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %779 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *   %936 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15 */
+static void k794_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 160; i1++)
+            for (long i2 = 0; i2 < 40; i2++)
+                out[i0*6400 + i1*40 + i2] = (((((in0[i0*6400 + i1*40 + i2]) + ((in1[i0*160 + i1]))) * (in2[i0*40 + i2])) * (in3[i0*6400 + i1*40 + i2])) * (in2[i0*40 + i2])) * (real)0.17677669529663687;
 }
 
-/* k759_id:
- *   %759 map:id [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %901 map:id [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k759_id(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = in0[i0];
+/* k828_fused_add_add:
+ *   %828 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+ *     + %817 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
+ *   %970 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
+static void k828_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for simd if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 5120*T; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) + (in2[i0]);
 }
 
-/* k760_add:
- *   %760 map:add [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %902 map:add [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k760_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k981_scatter_add:
- *   %981 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
-static void k981_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
+/* k1001_scatter_add:
+ *   %1001 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
+static void k1001_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
     memset(out, 0, sizeof(real)*(size_t)(131072));
     #pragma omp parallel for if((long)(5120*T) > 65536)
     for (long j = 0; j < 128; j++)
@@ -2154,33 +1764,39 @@ static void k981_scatter_add(real *restrict out, const real *restrict in0, const
             out[(long)in1[r]*128 + j] += in0[r*128 + j];
 }
 
-/* k982_sum:
- *   %982 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k982_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1002_sum:
+ *   %1002 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k1002_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(128*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k984_matmul:
- *   %984 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k984_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1004_matmul:
+ *   %1004 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k1004_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k985_matmul:
- *   %985 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k985_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1005_matmul:
+ *   %1005 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k1005_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k988_id:
- *   %988 map:id [B,64,128] (backward)  graphs/lib/image_encoder.lua:35 */
-static void k988_id(real *restrict out, const real *restrict in0, long B) {
+/* k1008_id:
+ *   %1008 map:id [B,64,128] (backward)  graphs/lib/image_encoder.lua:35 */
+static void k1008_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -2188,9 +1804,9 @@ static void k988_id(real *restrict out, const real *restrict in0, long B) {
                 out[i0*8192 + i1*128 + i2] = in0[i0*128 + i2];
 }
 
-/* k989_permute:
- *   %989 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
-static void k989_permute(real *restrict out, const real *restrict in0, long B) {
+/* k1009_permute:
+ *   %1009 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
+static void k1009_permute(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -2198,75 +1814,73 @@ static void k989_permute(real *restrict out, const real *restrict in0, long B) {
                 out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1 + i2*128];
 }
 
-/* k991_step:
- *   %991 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %1036 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
- *   %1082 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k991_step(real *restrict out, const real *restrict in0, long B) {
+/* k1012_fused_mul_step:
+ *   %1012 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %1011 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27
+ *   %1057 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12 */
+static void k1012_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k992_mul:
- *   %992 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %999 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1007 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1016 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1037 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
- *   %1044 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 6 more */
-static void k992_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k993_sum:
- *   %993 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1000 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1024 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1038 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1045 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1069 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
+/* k1013_sum:
+ *   %1013 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1020 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1044 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1058 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1065 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1089 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k993_sum(real *restrict out, const real *restrict in0, long B) {
+static void k1013_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (8192 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 8192; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*8192 + i];
-            out[o*8192 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 8192 ? ib + 256 : 8192;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*8192;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*8192 + i] = a[i - ib];
         }
 }
 
-/* k995_sum:
- *   %995 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1002 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1026 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1040 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1047 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1071 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
+/* k1015_sum:
+ *   %1015 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1022 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1046 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1060 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1067 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1091 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k995_sum(real *restrict out, const real *restrict in0) {
+static void k1015_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (8 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
     for (long o = 0; o < 128; o++)
-        for (long i = 0; i < 8; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 8; j++) a += in0[(o*8 + j)*8 + i];
-            out[o*8 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 8 ? ib + 256 : 8;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 8; j++) {
+                const real *row = in0 + (o*8 + j)*8;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*8 + i] = a[i - ib];
         }
 }
 
-/* k996_sum:
- *   %996 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1003 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1027 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1041 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1048 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1072 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k1016_sum:
+ *   %1016 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1023 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1047 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1061 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1068 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1092 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k996_sum(real *restrict out, const real *restrict in0) {
+static void k1016_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 128; o++) {
         real a = (real)0;
@@ -2276,140 +1890,123 @@ static void k996_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1009_square:
- *   %1009 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1054 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1100 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1145 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1190 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1236 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k1009_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k1018_mul:
+ *   %1018 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1063 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1109 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1018_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
 }
 
-/* k1010_mul:
- *   %1010 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1012 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1055 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1057 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1101 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1103 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 14 more */
-static void k1010_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
+/* k1019_mul:
+ *   %1019 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1064 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1110 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1019_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1011_scale:
- *   %1011 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1056 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1102 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1147 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1192 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1238 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k1011_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1033_fused_scale_mul_sum_mul:
+ *   %1033 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1032 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1028 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1027 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %1031 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1030 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1029 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
+ *   %1078 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1124 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1033_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in1[i0*1024 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0009765625; }
 }
 
-/* k1014_id:
- *   %1014 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1021 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1059 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1066 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1105 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1112 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1014_id(real *restrict out, const real *restrict in0, long B) {
+/* k1037_fused_add_mul_mul_id:
+ *   %1037 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1026 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %1036 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %1034 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %1035 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %1082 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1128 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1037_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0];
+            out[i0*1024 + i1] = ((in0[i0*1024 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*1024 + i1]) * (real)2));
 }
 
-/* k1015_scale:
- *   %1015 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1060 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1106 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1015_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k1040_fused_scale_sum_neg:
+ *   %1040 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1039 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1038 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %1085 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1131 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1040_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += -(in0[i0*1024 + j1*1]); out[i0] = (r1) * (real)0.0009765625; }
 }
 
-/* k1018_neg:
- *   %1018 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1063 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1109 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1018_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = -in0[i0];
+/* k1042_fused_add_id:
+ *   %1042 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1041 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %1087 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1133 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1042_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 1024; i1++)
+            out[i0*1024 + i1] = (in0[i0*1024 + i1]) + ((in1[i0]));
 }
 
-/* k1030_matmul:
- *   %1030 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %1075 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1030_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*8192; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1152, 64, (real)1, in0 + ao, 64, in1 + bo, 64, (real)0, out + p*147456, 1152);
-    }
+/* k1050_permute:
+ *   %1050 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1095 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1141 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1050_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 128; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*64*B + i1*64 + i2] = in0[i0*64 + i1*8192 + i2];
 }
 
-/* k1031_matmul:
- *   %1031 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:13
- *   %1076 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1031_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*8192; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 64, 128, (real)1, in0 + ao, 1152, in1 + bo, 64, (real)0, out + p*73728, 64);
-    }
+/* k1052_matmul:
+ *   %1052 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1097 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1052_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1152, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 1152);
 }
 
-/* k1032_sum:
- *   %1032 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %1077 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1032_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(147456*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 147456; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*147456 + i];
-            out[o*147456 + i] = a;
-        }
+/* k1053_matmul:
+ *   %1053 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1098 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1053_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 64*B, 128, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k1035_col2im:
- *   %1035 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1080 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1035_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k1055_col2im:
+ *   %1055 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1100 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1055_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(8192*B));
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152;
+    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -2422,60 +2019,41 @@ static void k1035_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1121_matmul:
- *   %1121 matmul [B,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1121_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*8192; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 576, 64, (real)1, in0 + ao, 64, in1 + bo, 64, (real)0, out + p*73728, 576);
-    }
+/* k1103_fused_mul_add_step:
+ *   %1103 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %1101 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6
+ *     + %1102 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+static void k1103_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8192*B; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k1122_matmul:
- *   %1122 matmul [B,576,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1122_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*8192; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, 128, (real)1, in0 + ao, 576, in1 + bo, 64, (real)0, out + p*36864, 64);
-    }
+/* k1143_matmul:
+ *   %1143 matmul [128,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1143_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 576, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 576);
 }
 
-/* k1123_sum:
- *   %1123 reduce [1,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1123_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(73728*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 73728; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*73728 + i];
-            out[o*73728 + i] = a;
-        }
+/* k1144_matmul:
+ *   %1144 matmul [576,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1144_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64*B, 128, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k1126_col2im:
- *   %1126 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1126_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k1146_col2im:
+ *   %1146 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1146_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576;
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -2488,75 +2066,73 @@ static void k1126_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1127_step:
- *   %1127 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %1172 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %1218 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k1127_step(real *restrict out, const real *restrict in0, long B) {
+/* k1148_fused_mul_step:
+ *   %1148 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %1147 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27
+ *   %1193 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12 */
+static void k1148_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k1128_mul:
- *   %1128 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %1135 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1143 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1152 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1173 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %1180 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 6 more */
-static void k1128_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1129_sum:
- *   %1129 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1136 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1160 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1174 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1181 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1205 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+/* k1149_sum:
+ *   %1149 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1156 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1180 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1194 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1201 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1225 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1129_sum(real *restrict out, const real *restrict in0, long B) {
+static void k1149_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (16384 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 16384; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*16384 + i];
-            out[o*16384 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 16384 ? ib + 256 : 16384;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*16384;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*16384 + i] = a[i - ib];
         }
 }
 
-/* k1131_sum:
- *   %1131 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1138 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1162 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1176 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1183 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1207 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
+/* k1151_sum:
+ *   %1151 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1158 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1182 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1196 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1203 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1227 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1131_sum(real *restrict out, const real *restrict in0) {
+static void k1151_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (16 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(16384) > 32768)
     for (long o = 0; o < 64; o++)
-        for (long i = 0; i < 16; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 16; j++) a += in0[(o*16 + j)*16 + i];
-            out[o*16 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 16 ? ib + 256 : 16;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 16; j++) {
+                const real *row = in0 + (o*16 + j)*16;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*16 + i] = a[i - ib];
         }
 }
 
-/* k1132_sum:
- *   %1132 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1139 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1163 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1177 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1184 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1208 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k1152_sum:
+ *   %1152 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1159 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1183 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1197 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1204 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1228 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1132_sum(real *restrict out, const real *restrict in0) {
+static void k1152_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 64; o++) {
         real a = (real)0;
@@ -2566,245 +2142,249 @@ static void k1132_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1150_id:
- *   %1150 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1157 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1195 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1202 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1241 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1248 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1150_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0];
+/* k1154_mul:
+ *   %1154 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1199 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1245 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1154_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
 }
 
-/* k1151_scale:
- *   %1151 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1196 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1242 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1151_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1155_mul:
+ *   %1155 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1200 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1246 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1155_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k1154_neg:
- *   %1154 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1199 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1245 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1154_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k1166_matmul:
- *   %1166 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %1211 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1166_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*16384; bo += i1*147456; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 576, 256, (real)1, in0 + ao, 256, in1 + bo, 256, (real)0, out + p*36864, 576);
-    }
-}
-
-/* k1167_matmul:
- *   %1167 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:13
- *   %1212 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1167_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*16384; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 256, 64, (real)1, in0 + ao, 576, in1 + bo, 256, (real)0, out + p*147456, 256);
-    }
-}
-
-/* k1168_sum:
- *   %1168 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %1213 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1168_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(36864*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 36864; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*36864 + i];
-            out[o*36864 + i] = a;
-        }
-}
-
-/* k1171_col2im:
- *   %1171 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1216 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1171_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k1257_matmul:
- *   %1257 matmul [B,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1257_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*16384; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 288, 256, (real)1, in0 + ao, 256, in1 + bo, 256, (real)0, out + p*18432, 288);
-    }
-}
-
-/* k1258_matmul:
- *   %1258 matmul [B,288,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1258_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*16384; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 256, 64, (real)1, in0 + ao, 288, in1 + bo, 256, (real)0, out + p*73728, 256);
-    }
-}
-
-/* k1259_sum:
- *   %1259 reduce [1,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1259_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(18432*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 18432; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*18432 + i];
-            out[o*18432 + i] = a;
-        }
-}
-
-/* k1262_col2im:
- *   %1262 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1262_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k1263_step:
- *   %1263 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %1308 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %1354 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k1263_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
-}
-
-/* k1264_mul:
- *   %1264 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %1271 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1279 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1288 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1309 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %1316 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 6 more */
-static void k1264_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1265_sum:
- *   %1265 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1272 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1296 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1310 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1317 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1341 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+/* k1169_fused_scale_mul_sum_mul:
+ *   %1169 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1168 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1164 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1163 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %1167 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1166 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1165 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
+ *   %1214 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1260 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1169_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in1[i0*2048 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.00048828125; }
+}
+
+/* k1173_fused_add_mul_mul_id:
+ *   %1173 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1162 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %1172 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %1170 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %1171 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *   %1218 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1264 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1173_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 2048; i1++)
+            out[i0*2048 + i1] = ((in0[i0*2048 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*2048 + i1]) * (real)2));
+}
+
+/* k1176_fused_scale_sum_neg:
+ *   %1176 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1175 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1174 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *   %1221 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1267 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1176_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += -(in0[i0*2048 + j1*1]); out[i0] = (r1) * (real)0.00048828125; }
+}
+
+/* k1178_fused_add_id:
+ *   %1178 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1177 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *   %1223 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1269 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1178_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 2048; i1++)
+            out[i0*2048 + i1] = (in0[i0*2048 + i1]) + ((in1[i0]));
+}
+
+/* k1186_permute:
+ *   %1186 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1231 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1277 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1186_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 64; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*256*B + i1*256 + i2] = in0[i0*256 + i1*16384 + i2];
+}
+
+/* k1188_matmul:
+ *   %1188 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1233 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1188_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 576, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 576);
+}
+
+/* k1189_matmul:
+ *   %1189 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1234 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1189_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 256*B, 64, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
+}
+
+/* k1191_col2im:
+ *   %1191 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1236 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1191_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(16384*B));
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k1239_fused_mul_add_step:
+ *   %1239 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %1237 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6
+ *     + %1238 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+static void k1239_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 16384*B; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k1279_matmul:
+ *   %1279 matmul [64,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1279_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 288, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 288);
+}
+
+/* k1280_matmul:
+ *   %1280 matmul [288,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1280_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 256*B, 64, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
+}
+
+/* k1282_col2im:
+ *   %1282 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1282_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(32768*B));
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k1284_fused_mul_step:
+ *   %1284 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %1283 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27
+ *   %1329 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12 */
+static void k1284_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32768*B; i0++)
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k1285_sum:
+ *   %1285 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1292 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1316 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1330 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1337 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1361 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1265_sum(real *restrict out, const real *restrict in0, long B) {
+static void k1285_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (32768 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 32768; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*32768 + i];
-            out[o*32768 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 32768 ? ib + 256 : 32768;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*32768;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*32768 + i] = a[i - ib];
         }
 }
 
-/* k1267_sum:
- *   %1267 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1274 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1298 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1312 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1319 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1343 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
+/* k1287_sum:
+ *   %1287 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1294 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1318 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1332 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1339 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1363 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1267_sum(real *restrict out, const real *restrict in0) {
+static void k1287_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (32 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32768) > 32768)
     for (long o = 0; o < 32; o++)
-        for (long i = 0; i < 32; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 32; j++) a += in0[(o*32 + j)*32 + i];
-            out[o*32 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 32; j++) {
+                const real *row = in0 + (o*32 + j)*32;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
         }
 }
 
-/* k1268_sum:
- *   %1268 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1275 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1299 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1313 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1320 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1344 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k1288_sum:
+ *   %1288 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1295 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1319 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1333 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1340 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1364 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1268_sum(real *restrict out, const real *restrict in0) {
+static void k1288_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -2814,189 +2394,226 @@ static void k1268_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1286_id:
- *   %1286 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1293 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1331 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1338 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1377 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1384 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1286_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0];
+/* k1290_mul:
+ *   %1290 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1335 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1381 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1290_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
 }
 
-/* k1287_scale:
- *   %1287 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1332 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1378 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1287_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1291_mul:
+ *   %1291 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1336 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1382 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1291_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k1290_neg:
- *   %1290 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1335 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1381 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1290_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k1302_matmul:
- *   %1302 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1347 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1393 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1302_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*32768; bo += i1*294912; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 288, 1024, (real)1, in0 + ao, 1024, in1 + bo, 1024, (real)0, out + p*9216, 288);
-    }
-}
-
-/* k1303_matmul:
- *   %1303 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1348 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6
- *   %1394 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1303_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*32768; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 1024, 32, (real)1, in0 + ao, 288, in1 + bo, 1024, (real)0, out + p*294912, 1024);
-    }
-}
-
-/* k1304_sum:
- *   %1304 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1349 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1395 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1304_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(9216*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 9216; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*9216 + i];
-            out[o*9216 + i] = a;
-        }
-}
-
-/* k1307_col2im:
- *   %1307 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1352 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1307_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k1398_col2im:
- *   %1398 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1398_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(131072*B));
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k1399_step:
- *   %1399 map:step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22 */
-static void k1399_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
-}
-
-/* k1400_mul:
- *   %1400 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %1407 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1415 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1424 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1400_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1401_sum:
- *   %1401 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1408 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1432 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1401_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1305_fused_scale_mul_sum_mul:
+ *   %1305 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1304 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1300 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1299 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %1303 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1302 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1301 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
+ *   %1350 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1396 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1305_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.000244140625; }
+}
+
+/* k1309_fused_add_mul_mul_id:
+ *   %1309 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1298 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %1308 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %1306 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %1307 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *   %1354 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1400 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1309_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 4096; i1++)
+            out[i0*4096 + i1] = ((in0[i0*4096 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*4096 + i1]) * (real)2));
+}
+
+/* k1312_fused_scale_sum_neg:
+ *   %1312 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1311 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1310 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *   %1357 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1403 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1312_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += -(in0[i0*4096 + j1*1]); out[i0] = (r1) * (real)0.000244140625; }
+}
+
+/* k1314_fused_add_id:
+ *   %1314 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1313 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *   %1359 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1405 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1314_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 4096; i1++)
+            out[i0*4096 + i1] = (in0[i0*4096 + i1]) + ((in1[i0]));
+}
+
+/* k1322_permute:
+ *   %1322 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1367 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1413 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1322_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*1024*B + i1*1024 + i2] = in0[i0*1024 + i1*32768 + i2];
+}
+
+/* k1324_matmul:
+ *   %1324 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1369 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1415 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1324_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 288, 1024*B, (real)1, in0 + 0, 1024*B, in1 + 0, 1024*B, (real)0, out + 0, 288);
+}
+
+/* k1325_matmul:
+ *   %1325 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1370 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1416 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1325_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 1024*B, 32, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
+}
+
+/* k1327_col2im:
+ *   %1327 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1372 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1327_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(32768*B));
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k1375_fused_mul_add_step:
+ *   %1375 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %1373 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6
+ *     + %1374 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+static void k1375_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32768*B; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k1418_col2im:
+ *   %1418 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1418_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(131072*B));
+    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k1420_fused_mul_step:
+ *   %1420 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *     + %1419 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+static void k1420_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 131072*B; i0++)
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k1421_sum:
+ *   %1421 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1428 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1452 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1421_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (131072 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 131072; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*131072 + i];
-            out[o*131072 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 131072 ? ib + 256 : 131072;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*131072;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*131072 + i] = a[i - ib];
         }
 }
 
-/* k1403_sum:
- *   %1403 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1410 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1434 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1403_sum(real *restrict out, const real *restrict in0) {
+/* k1423_sum:
+ *   %1423 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1430 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1454 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1423_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (64 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072) > 32768)
     for (long o = 0; o < 32; o++)
-        for (long i = 0; i < 64; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 64; j++) a += in0[(o*64 + j)*64 + i];
-            out[o*64 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 64; j++) {
+                const real *row = in0 + (o*64 + j)*64;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
         }
 }
 
-/* k1404_sum:
- *   %1404 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1411 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1435 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1404_sum(real *restrict out, const real *restrict in0) {
+/* k1424_sum:
+ *   %1424 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1431 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1455 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1424_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(2048) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -3006,1017 +2623,653 @@ static void k1404_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1422_id:
- *   %1422 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1429 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1422_id(real *restrict out, const real *restrict in0, long B) {
+/* k1426_mul:
+ *   %1426 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1426_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
+}
+
+/* k1427_mul:
+ *   %1427 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1427_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 131072*B; i0++)
+        out[i0] = in0[i0] * in1[i0];
+}
+
+/* k1441_fused_scale_mul_sum_mul:
+ *   %1441 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %1440 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1436 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1435 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %1439 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1438 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1437 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+static void k1441_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in1[i0*16384 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)6.103515625e-05; }
+}
+
+/* k1445_fused_add_mul_mul_id:
+ *   %1445 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %1434 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %1444 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %1442 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %1443 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k1445_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0];
+            out[i0*16384 + i1] = ((in0[i0*16384 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*16384 + i1]) * (real)2));
 }
 
-/* k1423_scale:
- *   %1423 map:scale [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1423_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k1448_fused_scale_sum_neg:
+ *   %1448 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %1447 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1446 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k1448_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += -(in0[i0*16384 + j1*1]); out[i0] = (r1) * (real)6.103515625e-05; }
 }
 
-/* k1425_add:
- *   %1425 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1430 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1425_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k1450_fused_add_id:
+ *   %1450 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %1449 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k1450_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 16384; i1++)
+            out[i0*16384 + i1] = (in0[i0*16384 + i1]) + ((in1[i0]));
 }
 
-/* k1426_neg:
- *   %1426 map:neg [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1426_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = -in0[i0];
+/* k1458_permute:
+ *   %1458 permute [32,B,4096] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1458_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 32; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*4096*B + i1*4096 + i2] = in0[i0*4096 + i1*131072 + i2];
 }
 
-/* k1438_matmul:
- *   %1438 matmul [B,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1438_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*131072; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 9, 4096, (real)1, in0 + ao, 4096, in1 + bo, 4096, (real)0, out + p*288, 9);
-    }
-}
-
-/* k1440_sum:
- *   %1440 reduce [1,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1440_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(288*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 288; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*288 + i];
-            out[o*288 + i] = a;
-        }
+/* k1460_matmul:
+ *   %1460 matmul [32,9] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1460_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 9, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 9);
 }
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[944] = {
-    {"k5_addc", "%5 map:addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k6_scale", "%6 map:scale [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k9_im2col", "%9 im2col [B,9,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k11_matmul", "%11 matmul [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k14_add", "%14 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k18_sum", "%18 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k19_scale", "%19 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k20_sub", "%20 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k21_square", "%21 map:square [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k18_sum", "%22 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k19_scale", "%23 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%24 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%25 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k26_mul", "%26 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k29_mul", "%29 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k14_add", "%31 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k32_relu", "%32 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"k35_im2col", "%35 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k37_matmul", "%37 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k40_add", "%40 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k44_sum", "%44 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_scale", "%45 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k46_sub", "%46 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k47_square", "%47 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k44_sum", "%48 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_scale", "%49 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%50 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%51 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k52_mul", "%52 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_mul", "%55 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k40_add", "%57 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k58_relu", "%58 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k61_im2col", "%61 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k37_matmul", "%63 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k40_add", "%66 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k44_sum", "%70 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_scale", "%71 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k46_sub", "%72 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k47_square", "%73 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k44_sum", "%74 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_scale", "%75 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%76 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%77 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k52_mul", "%78 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_mul", "%81 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k40_add", "%83 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k58_relu", "%84 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k61_im2col", "%87 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k37_matmul", "%89 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k40_add", "%92 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k44_sum", "%96 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k45_scale", "%97 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k46_sub", "%98 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k47_square", "%99 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k44_sum", "%100 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k45_scale", "%101 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k24_addc", "%102 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%103 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k52_mul", "%104 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k55_mul", "%107 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k40_add", "%109 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k110_add", "%110 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k58_relu", "%111 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k114_im2col", "%114 im2col [B,288,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k116_matmul", "%116 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k119_add", "%119 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k123_sum", "%123 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_scale", "%124 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k125_sub", "%125 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k126_square", "%126 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k123_sum", "%127 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_scale", "%128 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%129 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%130 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k131_mul", "%131 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k134_mul", "%134 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k119_add", "%136 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k137_relu", "%137 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k140_im2col", "%140 im2col [B,576,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k142_matmul", "%142 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k119_add", "%145 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k123_sum", "%149 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_scale", "%150 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k125_sub", "%151 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k126_square", "%152 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k123_sum", "%153 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_scale", "%154 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%155 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%156 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k131_mul", "%157 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k134_mul", "%160 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k119_add", "%162 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k137_relu", "%163 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k140_im2col", "%166 im2col [B,576,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k142_matmul", "%168 matmul [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k119_add", "%171 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k123_sum", "%175 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k124_scale", "%176 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k125_sub", "%177 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k126_square", "%178 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k123_sum", "%179 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k124_scale", "%180 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k24_addc", "%181 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%182 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k131_mul", "%183 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k134_mul", "%186 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k119_add", "%188 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k189_add", "%189 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k137_relu", "%190 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k193_im2col", "%193 im2col [B,576,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k195_matmul", "%195 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k198_add", "%198 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k202_sum", "%202 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_scale", "%203 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k204_sub", "%204 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k205_square", "%205 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k202_sum", "%206 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_scale", "%207 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%208 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%209 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k210_mul", "%210 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k213_mul", "%213 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k198_add", "%215 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k216_relu", "%216 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k219_im2col", "%219 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k221_matmul", "%221 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k198_add", "%224 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k202_sum", "%228 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_scale", "%229 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k204_sub", "%230 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k205_square", "%231 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k202_sum", "%232 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_scale", "%233 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%234 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%235 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k210_mul", "%236 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k213_mul", "%239 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k198_add", "%241 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k216_relu", "%242 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k219_im2col", "%245 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k221_matmul", "%247 matmul [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k198_add", "%250 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k202_sum", "%254 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k203_scale", "%255 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k204_sub", "%256 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k205_square", "%257 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k202_sum", "%258 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k203_scale", "%259 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k24_addc", "%260 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%261 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k210_mul", "%262 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k213_mul", "%265 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k198_add", "%267 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k268_add", "%268 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k216_relu", "%269 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k271_permute", "%271 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"k278_sum", "%278 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k280_scale", "%280 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k283_matmul", "%283 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k284_add", "%284 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k287_gather", "%287 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k288_add", "%288 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k291_sum", "%291 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k292_scale", "%292 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k293_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k294_square", "%294 map:square [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k291_sum", "%295 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k292_scale", "%296 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k297_addc", "%297 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%298 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k299_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k300_mul", "%300 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k301_add", "%301 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%305 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k301_add", "%307 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k309_permute", "%309 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%313 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k301_add", "%315 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k309_permute", "%317 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%321 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k301_add", "%323 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k309_permute", "%325 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k326_matmul", "%326 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k327_scale", "%327 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k329_mul", "%329 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k330_neg", "%330 map:neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k331_addc", "%331 map:addc [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k332_scale", "%332 map:scale [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k333_add", "%333 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k334_max", "%334 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k336_sub", "%336 map:sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k337_exp", "%337 map:exp [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k329_mul", "%338 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k339_sum", "%339 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k340_clampmin", "%340 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k341_div", "%341 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k342_matmul", "%342 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k343_permute", "%343 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%348 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k301_add", "%350 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k351_add", "%351 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k291_sum", "%354 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k292_scale", "%355 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k293_sub", "%356 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k294_square", "%357 map:square [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k291_sum", "%358 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k292_scale", "%359 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k297_addc", "%360 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%361 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k299_mul", "%362 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k300_mul", "%363 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k301_add", "%364 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k368_matmul", "%368 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k370_add", "%370 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k371_gelu", "%371 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k375_matmul", "%375 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k301_add", "%377 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k351_add", "%378 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k291_sum", "%381 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k292_scale", "%382 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k293_sub", "%383 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k294_square", "%384 map:square [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k291_sum", "%385 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k292_scale", "%386 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k297_addc", "%387 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%388 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k299_mul", "%389 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k300_mul", "%390 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k301_add", "%391 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%395 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k301_add", "%397 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k309_permute", "%399 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%403 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k301_add", "%405 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k309_permute", "%407 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%411 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k301_add", "%413 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k309_permute", "%415 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k326_matmul", "%416 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k327_scale", "%417 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k329_mul", "%419 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k333_add", "%423 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k334_max", "%424 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k336_sub", "%426 map:sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k337_exp", "%427 map:exp [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k329_mul", "%428 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k339_sum", "%429 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k340_clampmin", "%430 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k341_div", "%431 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k342_matmul", "%432 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k343_permute", "%433 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%438 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k301_add", "%440 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k351_add", "%441 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k291_sum", "%444 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k292_scale", "%445 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k293_sub", "%446 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k294_square", "%447 map:square [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k291_sum", "%448 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k292_scale", "%449 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k297_addc", "%450 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%451 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k299_mul", "%452 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k300_mul", "%453 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k301_add", "%454 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k368_matmul", "%458 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k370_add", "%460 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k371_gelu", "%461 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k375_matmul", "%465 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k301_add", "%467 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k351_add", "%468 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k291_sum", "%471 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k292_scale", "%472 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k293_sub", "%473 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k294_square", "%474 map:square [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k291_sum", "%475 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k292_scale", "%476 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k297_addc", "%477 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%478 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k299_mul", "%479 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k300_mul", "%480 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k301_add", "%481 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k482_slice", "%482 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k486_matmul", "%486 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k487_add", "%487 map:add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k495_square", "%495 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k496_sum", "%496 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k497_clampmin", "%497 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k498_rsqrt", "%498 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k499_mul", "%499 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k500_square", "%500 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k501_sum", "%501 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k502_clampmin", "%502 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k503_rsqrt", "%503 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k504_mul", "%504 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k505_matmul", "%505 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k506_scale", "%506 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k507_eye", "%507 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"k508_max", "%508 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k510_sub", "%510 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k511_exp", "%511 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k512_sum", "%512 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k513_clampmin", "%513 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k514_log", "%514 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k515_add", "%515 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k516_mul", "%516 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k512_sum", "%517 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k518_sub", "%518 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k519_max", "%519 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k521_sub", "%521 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k511_exp", "%522 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k523_sum", "%523 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k524_clampmin", "%524 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k525_log", "%525 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k526_add", "%526 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k523_sum", "%528 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k529_sub", "%529 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k512_sum", "%530 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"k531_mul", "%531 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k532_sum", "%532 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k533_sum", "%533 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
-    {"k534_add", "%534 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k535_scale", "%535 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k601_fill", "%601 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"k535_scale", "%603 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"k604_id", "%604 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"k605_id", "%605 map:id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k531_mul", "%606 map:mul [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k608_neg", "%608 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k609_id", "%609 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k516_mul", "%610 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k612_div", "%612 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k613_step", "%613 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k614_mul", "%614 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k609_id", "%615 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k516_mul", "%616 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k619_add", "%619 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k620_neg", "%620 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k621_id", "%621 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k516_mul", "%622 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k619_add", "%624 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k625_div", "%625 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k626_step", "%626 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k531_mul", "%627 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k621_id", "%628 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k516_mul", "%629 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k619_add", "%632 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k506_scale", "%633 map:scale [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k634_matmul", "%634 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k635_matmul", "%635 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k504_mul", "%636 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k637_mul", "%637 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k501_sum", "%638 reduce [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k639_square", "%639 map:square [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k614_mul", "%640 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k641_scale", "%641 map:scale [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k614_mul", "%642 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k643_step", "%643 map:step [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k614_mul", "%644 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k645_id", "%645 map:id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k646_scale", "%646 map:scale [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k637_mul", "%647 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k648_add", "%648 map:add [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k499_mul", "%649 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k650_mul", "%650 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k496_sum", "%651 reduce [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k652_square", "%652 map:square [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k531_mul", "%653 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k654_scale", "%654 map:scale [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k531_mul", "%655 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k656_step", "%656 map:step [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k531_mul", "%657 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k658_id", "%658 map:id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k659_scale", "%659 map:scale [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k650_mul", "%660 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k661_add", "%661 map:add [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k662_sum", "%662 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k664_matmul", "%664 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k665_matmul", "%665 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k667_pad", "%667 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k668_sum", "%668 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k670_sum", "%670 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k300_mul", "%672 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k673_mul", "%673 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k668_sum", "%674 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k670_sum", "%676 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k299_mul", "%678 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k673_mul", "%679 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k291_sum", "%680 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k681_square", "%681 map:square [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k682_mul", "%682 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k683_scale", "%683 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k682_mul", "%684 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k292_scale", "%685 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k686_id", "%686 map:id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k687_scale", "%687 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k673_mul", "%688 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k351_add", "%689 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k690_neg", "%690 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k291_sum", "%691 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k292_scale", "%692 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k686_id", "%693 map:id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k351_add", "%694 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k668_sum", "%695 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k670_sum", "%697 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k700_matmul", "%700 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k701_matmul", "%701 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k703_gelu_grad", "%703 map:gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k704_mul", "%704 map:mul [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k705_sum", "%705 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k707_sum", "%707 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k710_matmul", "%710 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k711_matmul", "%711 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k668_sum", "%713 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k670_sum", "%715 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k300_mul", "%717 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k673_mul", "%718 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k668_sum", "%719 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k670_sum", "%721 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k299_mul", "%723 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k673_mul", "%724 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%725 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k681_square", "%726 map:square [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k682_mul", "%727 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k683_scale", "%728 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k682_mul", "%729 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k292_scale", "%730 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k686_id", "%731 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k687_scale", "%732 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k673_mul", "%733 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%734 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k690_neg", "%735 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%736 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%737 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k292_scale", "%738 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k686_id", "%739 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%740 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k668_sum", "%741 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k670_sum", "%743 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k746_matmul", "%746 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k747_matmul", "%747 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k309_permute", "%750 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k326_matmul", "%751 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k752_matmul", "%752 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k341_div", "%753 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k754_mul", "%754 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k755_neg", "%755 map:neg [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k339_sum", "%756 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k757_step", "%757 map:step [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k758_mul", "%758 map:mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k759_id", "%759 map:id [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k760_add", "%760 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k329_mul", "%761 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k754_mul", "%765 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k329_mul", "%770 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k327_scale", "%774 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k342_matmul", "%775 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k752_matmul", "%776 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k343_permute", "%777 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k668_sum", "%779 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k670_sum", "%781 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k746_matmul", "%784 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k747_matmul", "%785 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k343_permute", "%787 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k668_sum", "%789 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k670_sum", "%791 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k746_matmul", "%794 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k747_matmul", "%795 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k351_add", "%797 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k343_permute", "%798 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k668_sum", "%800 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k670_sum", "%802 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k746_matmul", "%805 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k747_matmul", "%806 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k351_add", "%808 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k668_sum", "%809 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k670_sum", "%811 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k300_mul", "%813 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k673_mul", "%814 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k668_sum", "%815 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k670_sum", "%817 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k299_mul", "%819 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k673_mul", "%820 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%821 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k681_square", "%822 map:square [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k682_mul", "%823 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k683_scale", "%824 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k682_mul", "%825 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k292_scale", "%826 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k686_id", "%827 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k687_scale", "%828 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k673_mul", "%829 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%830 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k690_neg", "%831 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%832 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%833 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k292_scale", "%834 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k686_id", "%835 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%836 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k668_sum", "%837 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k670_sum", "%839 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k700_matmul", "%842 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k701_matmul", "%843 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k703_gelu_grad", "%845 map:gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k704_mul", "%846 map:mul [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k705_sum", "%847 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k707_sum", "%849 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k710_matmul", "%852 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k711_matmul", "%853 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k668_sum", "%855 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k670_sum", "%857 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k300_mul", "%859 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k673_mul", "%860 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k668_sum", "%861 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k670_sum", "%863 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k299_mul", "%865 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k673_mul", "%866 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%867 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k681_square", "%868 map:square [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k682_mul", "%869 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k683_scale", "%870 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k682_mul", "%871 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k292_scale", "%872 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k686_id", "%873 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k687_scale", "%874 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k673_mul", "%875 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%876 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k690_neg", "%877 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%878 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%879 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k292_scale", "%880 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k686_id", "%881 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%882 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k668_sum", "%883 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k670_sum", "%885 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k746_matmul", "%888 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k747_matmul", "%889 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k309_permute", "%892 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k326_matmul", "%893 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k752_matmul", "%894 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k341_div", "%895 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k754_mul", "%896 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k755_neg", "%897 map:neg [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k339_sum", "%898 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k757_step", "%899 map:step [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k758_mul", "%900 map:mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k759_id", "%901 map:id [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k760_add", "%902 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k329_mul", "%903 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k754_mul", "%907 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k329_mul", "%912 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k327_scale", "%916 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k342_matmul", "%917 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k752_matmul", "%918 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k343_permute", "%919 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k668_sum", "%921 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k670_sum", "%923 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k746_matmul", "%926 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k747_matmul", "%927 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k343_permute", "%929 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k668_sum", "%931 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k670_sum", "%933 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k746_matmul", "%936 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k747_matmul", "%937 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k351_add", "%939 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k343_permute", "%940 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k668_sum", "%942 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k670_sum", "%944 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k746_matmul", "%947 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k747_matmul", "%948 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k351_add", "%950 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k668_sum", "%951 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k670_sum", "%953 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k300_mul", "%955 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k673_mul", "%956 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k668_sum", "%957 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k670_sum", "%959 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k299_mul", "%961 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k673_mul", "%962 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%963 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k681_square", "%964 map:square [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k682_mul", "%965 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k683_scale", "%966 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k682_mul", "%967 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k292_scale", "%968 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k686_id", "%969 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k687_scale", "%970 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k673_mul", "%971 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%972 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k690_neg", "%973 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%974 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%975 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k292_scale", "%976 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k686_id", "%977 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%978 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k668_sum", "%979 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"k981_scatter_add", "%981 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"k982_sum", "%982 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k984_matmul", "%984 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k985_matmul", "%985 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k280_scale", "%986 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k988_id", "%988 map:id [B,64,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k989_permute", "%989 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"k991_step", "%991 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k992_mul", "%992 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k993_sum", "%993 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k995_sum", "%995 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k996_sum", "%996 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k213_mul", "%998 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k992_mul", "%999 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k993_sum", "%1000 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k995_sum", "%1002 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k996_sum", "%1003 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k210_mul", "%1006 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k992_mul", "%1007 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1008 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1009_square", "%1009 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1010 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1011_scale", "%1011 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1012 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1013 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1014_id", "%1014 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1015_scale", "%1015 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k992_mul", "%1016 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k268_add", "%1017 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1018_neg", "%1018 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1019 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1020 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1014_id", "%1021 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k268_add", "%1022 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k993_sum", "%1024 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k995_sum", "%1026 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k996_sum", "%1027 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1030_matmul", "%1030 matmul [B,128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1031_matmul", "%1031 matmul [B,1152,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1032_sum", "%1032 reduce [1,128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1035_col2im", "%1035 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k991_step", "%1036 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k992_mul", "%1037 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k993_sum", "%1038 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k995_sum", "%1040 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k996_sum", "%1041 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k213_mul", "%1043 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k992_mul", "%1044 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k993_sum", "%1045 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k995_sum", "%1047 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k996_sum", "%1048 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k210_mul", "%1051 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k992_mul", "%1052 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1053 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1009_square", "%1054 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1055 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1011_scale", "%1056 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1057 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1058 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1014_id", "%1059 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1015_scale", "%1060 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k992_mul", "%1061 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k268_add", "%1062 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1018_neg", "%1063 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1064 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1065 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1014_id", "%1066 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k268_add", "%1067 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k993_sum", "%1069 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k995_sum", "%1071 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k996_sum", "%1072 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1030_matmul", "%1075 matmul [B,128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1031_matmul", "%1076 matmul [B,1152,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1032_sum", "%1077 reduce [1,128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1035_col2im", "%1080 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k268_add", "%1081 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k991_step", "%1082 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k992_mul", "%1083 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k993_sum", "%1084 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k995_sum", "%1086 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k996_sum", "%1087 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k213_mul", "%1089 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k992_mul", "%1090 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k993_sum", "%1091 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k995_sum", "%1093 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k996_sum", "%1094 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k210_mul", "%1097 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k992_mul", "%1098 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1099 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1009_square", "%1100 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1101 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1011_scale", "%1102 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1103 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1104 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1014_id", "%1105 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1015_scale", "%1106 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k992_mul", "%1107 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k268_add", "%1108 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1018_neg", "%1109 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1110 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1111 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1014_id", "%1112 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k268_add", "%1113 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k993_sum", "%1115 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k995_sum", "%1117 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k996_sum", "%1118 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1121_matmul", "%1121 matmul [B,128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1122_matmul", "%1122 matmul [B,576,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1123_sum", "%1123 reduce [1,128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1126_col2im", "%1126 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1127_step", "%1127 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1128_mul", "%1128 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1129_sum", "%1129 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1131_sum", "%1131 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1132_sum", "%1132 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k134_mul", "%1134 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1128_mul", "%1135 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1129_sum", "%1136 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1131_sum", "%1138 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1132_sum", "%1139 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k131_mul", "%1142 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1128_mul", "%1143 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1144 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1009_square", "%1145 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1146 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1011_scale", "%1147 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1148 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1149 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1150_id", "%1150 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1151_scale", "%1151 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1128_mul", "%1152 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k189_add", "%1153 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1154_neg", "%1154 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1155 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1156 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1150_id", "%1157 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k189_add", "%1158 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1129_sum", "%1160 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1131_sum", "%1162 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1132_sum", "%1163 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1166_matmul", "%1166 matmul [B,64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1167_matmul", "%1167 matmul [B,576,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1168_sum", "%1168 reduce [1,64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1171_col2im", "%1171 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1127_step", "%1172 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1128_mul", "%1173 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1129_sum", "%1174 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1131_sum", "%1176 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1132_sum", "%1177 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k134_mul", "%1179 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1128_mul", "%1180 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1129_sum", "%1181 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1131_sum", "%1183 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1132_sum", "%1184 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k131_mul", "%1187 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1128_mul", "%1188 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1189 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1009_square", "%1190 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1191 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1011_scale", "%1192 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1193 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1194 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1150_id", "%1195 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1151_scale", "%1196 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1128_mul", "%1197 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k189_add", "%1198 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1154_neg", "%1199 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1200 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1201 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1150_id", "%1202 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k189_add", "%1203 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1129_sum", "%1205 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1131_sum", "%1207 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1132_sum", "%1208 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1166_matmul", "%1211 matmul [B,64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1167_matmul", "%1212 matmul [B,576,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1168_sum", "%1213 reduce [1,64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1171_col2im", "%1216 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k189_add", "%1217 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1127_step", "%1218 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1128_mul", "%1219 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1129_sum", "%1220 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1131_sum", "%1222 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1132_sum", "%1223 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k134_mul", "%1225 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1128_mul", "%1226 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1129_sum", "%1227 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1131_sum", "%1229 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1132_sum", "%1230 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k131_mul", "%1233 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1128_mul", "%1234 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1235 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1009_square", "%1236 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1237 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1011_scale", "%1238 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1239 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1240 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1150_id", "%1241 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1151_scale", "%1242 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1128_mul", "%1243 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k189_add", "%1244 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1154_neg", "%1245 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1246 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1247 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1150_id", "%1248 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k189_add", "%1249 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1129_sum", "%1251 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1131_sum", "%1253 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1132_sum", "%1254 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1257_matmul", "%1257 matmul [B,64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1258_matmul", "%1258 matmul [B,288,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1259_sum", "%1259 reduce [1,64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1262_col2im", "%1262 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1263_step", "%1263 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1264_mul", "%1264 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1265_sum", "%1265 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1267_sum", "%1267 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1268_sum", "%1268 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k55_mul", "%1270 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1264_mul", "%1271 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1265_sum", "%1272 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1267_sum", "%1274 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1268_sum", "%1275 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k52_mul", "%1278 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1264_mul", "%1279 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1280 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1009_square", "%1281 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1282 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1011_scale", "%1283 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1284 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1285 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1286_id", "%1286 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1287_scale", "%1287 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1264_mul", "%1288 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k110_add", "%1289 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1290_neg", "%1290 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1291 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1292 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1286_id", "%1293 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k110_add", "%1294 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1265_sum", "%1296 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1267_sum", "%1298 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1268_sum", "%1299 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1302_matmul", "%1302 matmul [B,32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1303_matmul", "%1303 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1304_sum", "%1304 reduce [1,32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1307_col2im", "%1307 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1263_step", "%1308 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1264_mul", "%1309 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1265_sum", "%1310 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1267_sum", "%1312 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1268_sum", "%1313 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k55_mul", "%1315 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1264_mul", "%1316 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1265_sum", "%1317 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1267_sum", "%1319 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1268_sum", "%1320 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k52_mul", "%1323 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1264_mul", "%1324 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1325 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1009_square", "%1326 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1327 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1011_scale", "%1328 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1329 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1330 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1286_id", "%1331 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1287_scale", "%1332 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1264_mul", "%1333 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k110_add", "%1334 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1290_neg", "%1335 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1336 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1337 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1286_id", "%1338 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k110_add", "%1339 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1265_sum", "%1341 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1267_sum", "%1343 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1268_sum", "%1344 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1302_matmul", "%1347 matmul [B,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1303_matmul", "%1348 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1304_sum", "%1349 reduce [1,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1307_col2im", "%1352 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k110_add", "%1353 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1263_step", "%1354 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1264_mul", "%1355 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1265_sum", "%1356 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1267_sum", "%1358 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1268_sum", "%1359 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k55_mul", "%1361 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1264_mul", "%1362 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1265_sum", "%1363 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1267_sum", "%1365 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1268_sum", "%1366 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k52_mul", "%1369 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1264_mul", "%1370 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1371 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1009_square", "%1372 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1373 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1011_scale", "%1374 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1375 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1376 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1286_id", "%1377 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1287_scale", "%1378 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1264_mul", "%1379 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k110_add", "%1380 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1290_neg", "%1381 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1382 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1383 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1286_id", "%1384 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k110_add", "%1385 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1265_sum", "%1387 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1267_sum", "%1389 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1268_sum", "%1390 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1302_matmul", "%1393 matmul [B,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1303_matmul", "%1394 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1304_sum", "%1395 reduce [1,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1398_col2im", "%1398 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1399_step", "%1399 map:step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"k1400_mul", "%1400 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"k1401_sum", "%1401 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1403_sum", "%1403 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1404_sum", "%1404 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k29_mul", "%1406 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1400_mul", "%1407 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1401_sum", "%1408 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1403_sum", "%1410 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1404_sum", "%1411 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k26_mul", "%1414 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1400_mul", "%1415 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k18_sum", "%1416 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1009_square", "%1417 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1418 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1011_scale", "%1419 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1420 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k19_scale", "%1421 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1422_id", "%1422 map:id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1423_scale", "%1423 map:scale [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1400_mul", "%1424 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1425_add", "%1425 map:add [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1426_neg", "%1426 map:neg [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k18_sum", "%1427 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k19_scale", "%1428 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1422_id", "%1429 map:id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1425_add", "%1430 map:add [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1401_sum", "%1432 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1403_sum", "%1434 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1404_sum", "%1435 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1438_matmul", "%1438 matmul [B,32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1440_sum", "%1440 reduce [1,32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+static reclf_prof_entry prof[561] = {
+    {"k6_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"k9_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k11_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k13_permute", "%13 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k16_add", "%16 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k21_fused_scale_sum", "%21 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k22_sub", "%22 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k27_fused_rsqrt_addc_scale_sum", "%27 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k28_mul", "%28 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k33_fused_add_mul", "%33 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k34_relu", "%34 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"k37_im2col", "%37 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k39_matmul", "%39 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k41_permute", "%41 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k44_add", "%44 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k49_fused_scale_sum", "%49 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k50_sub", "%50 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k55_fused_rsqrt_addc_scale_sum", "%55 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k56_mul", "%56 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k61_fused_add_mul", "%61 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k62_relu", "%62 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k65_im2col", "%65 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k39_matmul", "%67 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k41_permute", "%69 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k44_add", "%72 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k49_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k50_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k55_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k56_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k61_fused_add_mul", "%89 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k62_relu", "%90 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k65_im2col", "%93 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k39_matmul", "%95 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k41_permute", "%97 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k44_add", "%100 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k49_fused_scale_sum", "%105 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k50_sub", "%106 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k55_fused_rsqrt_addc_scale_sum", "%111 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k56_mul", "%112 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k118_fused_add_add_mul", "%118 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k62_relu", "%119 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k122_im2col", "%122 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k124_matmul", "%124 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k126_permute", "%126 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k129_add", "%129 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k134_fused_scale_sum", "%134 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k135_sub", "%135 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k140_fused_rsqrt_addc_scale_sum", "%140 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k141_mul", "%141 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k146_fused_add_mul", "%146 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k147_relu", "%147 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k150_im2col", "%150 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k152_matmul", "%152 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k126_permute", "%154 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k129_add", "%157 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k134_fused_scale_sum", "%162 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k135_sub", "%163 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k140_fused_rsqrt_addc_scale_sum", "%168 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k141_mul", "%169 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k146_fused_add_mul", "%174 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k147_relu", "%175 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k150_im2col", "%178 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k152_matmul", "%180 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k126_permute", "%182 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k129_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k134_fused_scale_sum", "%190 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k135_sub", "%191 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k140_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k141_mul", "%197 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k203_fused_add_add_mul", "%203 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k147_relu", "%204 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k207_im2col", "%207 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k209_matmul", "%209 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k211_permute", "%211 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k214_add", "%214 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k219_fused_scale_sum", "%219 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k220_sub", "%220 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k225_fused_rsqrt_addc_scale_sum", "%225 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k226_mul", "%226 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k231_fused_add_mul", "%231 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k232_relu", "%232 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k235_im2col", "%235 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k237_matmul", "%237 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k211_permute", "%239 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k214_add", "%242 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k219_fused_scale_sum", "%247 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k220_sub", "%248 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k225_fused_rsqrt_addc_scale_sum", "%253 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k226_mul", "%254 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k231_fused_add_mul", "%259 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k232_relu", "%260 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k235_im2col", "%263 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k237_matmul", "%265 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k211_permute", "%267 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k214_add", "%270 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k219_fused_scale_sum", "%275 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k220_sub", "%276 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k225_fused_rsqrt_addc_scale_sum", "%281 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k226_mul", "%282 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k288_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k232_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k291_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"k298_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k300_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k303_matmul", "%303 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k304_add", "%304 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k313_sub", "%313 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%325 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k327_add", "%327 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%333 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k327_add", "%335 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%341 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k327_add", "%343 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k346_matmul", "%346 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
+    {"k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k353_fused_add_mul_scale", "%353 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k359_sum", "%359 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k360_clampmin", "%360 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%368 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k371_fused_add_add", "%371 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k388_matmul", "%388 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k390_add", "%390 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k395_matmul", "%395 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k371_fused_add_add", "%398 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%415 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k327_add", "%417 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%423 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k327_add", "%425 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%431 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k327_add", "%433 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k346_matmul", "%436 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
+    {"k353_fused_add_mul_scale", "%443 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k359_sum", "%449 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k360_clampmin", "%450 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%458 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k371_fused_add_add", "%461 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k388_matmul", "%478 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k390_add", "%480 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k395_matmul", "%485 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k371_fused_add_add", "%488 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k506_matmul", "%506 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k507_add", "%507 map:add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k516_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k518_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k519_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k521_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k523_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k524_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k525_matmul", "%525 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k526_scale", "%526 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k527_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"k528_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k531_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k532_sum", "%532 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k533_clampmin", "%533 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k536_mul", "%536 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k539_max", "%539 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k542_fused_exp_sub", "%542 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k543_sum", "%543 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k544_clampmin", "%544 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k543_sum", "%548 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k532_sum", "%550 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"k551_fused_mul_sub_add_log", "%551 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k552_sum", "%552 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k555_fused_scale_add_sum_sub", "%555 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k621_fill", "%621 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"k623_scale", "%623 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"k624_id", "%624 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"k626_fused_mul_id", "%626 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"k628_neg", "%628 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k634_fused_mul_div_step", "%634 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k640_neg", "%640 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k647_fused_mul_div_step", "%647 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k653_fused_scale_add_add_add", "%653 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k654_matmul", "%654 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k655_matmul", "%655 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k664_fused_mul_mul_sum_mul", "%664 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k668_fused_add_mul_mul_id", "%668 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k677_fused_mul_mul_sum_mul", "%677 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k681_fused_add_mul_mul_id", "%681 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k682_sum", "%682 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k684_matmul", "%684 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k685_matmul", "%685 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k687_pad", "%687 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k688_sum", "%688 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k690_sum", "%690 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k692_mul", "%692 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k693_mul", "%693 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k688_sum", "%694 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k690_sum", "%696 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k705_fused_scale_mul_sum_mul", "%705 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k709_fused_add_mul_mul_id", "%709 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k712_fused_scale_sum_neg", "%712 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k714_fused_add_id", "%714 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k688_sum", "%715 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k690_sum", "%717 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k720_matmul", "%720 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k721_matmul", "%721 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k724_fused_mul_gelu_grad", "%724 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k725_sum", "%725 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k727_sum", "%727 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k730_matmul", "%730 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k731_matmul", "%731 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k688_sum", "%733 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k690_sum", "%735 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k692_mul", "%737 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k693_mul", "%738 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k688_sum", "%739 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k690_sum", "%741 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k705_fused_scale_mul_sum_mul", "%750 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k709_fused_add_mul_mul_id", "%754 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k712_fused_scale_sum_neg", "%758 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k760_fused_add_add_id", "%760 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k688_sum", "%761 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k690_sum", "%763 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k766_matmul", "%766 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k767_matmul", "%767 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k329_permute", "%770 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"k346_matmul", "%771 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k772_matmul", "%772 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k361_div", "%773 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k778_fused_mul_sum_neg_mul", "%778 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k794_fused_scale_mul_mul_mul", "%794 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k362_matmul", "%795 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k772_matmul", "%796 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k363_permute", "%797 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k688_sum", "%799 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k690_sum", "%801 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k766_matmul", "%804 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k767_matmul", "%805 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k363_permute", "%807 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k688_sum", "%809 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k690_sum", "%811 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k766_matmul", "%814 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k767_matmul", "%815 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k363_permute", "%818 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k688_sum", "%820 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k690_sum", "%822 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k766_matmul", "%825 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k767_matmul", "%826 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k828_fused_add_add", "%828 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k688_sum", "%829 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k690_sum", "%831 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k692_mul", "%833 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k693_mul", "%834 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k688_sum", "%835 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k690_sum", "%837 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k705_fused_scale_mul_sum_mul", "%846 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k709_fused_add_mul_mul_id", "%850 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k712_fused_scale_sum_neg", "%854 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k760_fused_add_add_id", "%856 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k688_sum", "%857 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k690_sum", "%859 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k720_matmul", "%862 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k721_matmul", "%863 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k724_fused_mul_gelu_grad", "%866 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k725_sum", "%867 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k727_sum", "%869 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k730_matmul", "%872 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k731_matmul", "%873 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k688_sum", "%875 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k690_sum", "%877 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k692_mul", "%879 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k693_mul", "%880 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k688_sum", "%881 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k690_sum", "%883 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k705_fused_scale_mul_sum_mul", "%892 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k709_fused_add_mul_mul_id", "%896 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k712_fused_scale_sum_neg", "%900 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k760_fused_add_add_id", "%902 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k688_sum", "%903 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k690_sum", "%905 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k766_matmul", "%908 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k767_matmul", "%909 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k329_permute", "%912 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"k346_matmul", "%913 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k772_matmul", "%914 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k361_div", "%915 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k778_fused_mul_sum_neg_mul", "%920 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k794_fused_scale_mul_mul_mul", "%936 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k362_matmul", "%937 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k772_matmul", "%938 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k363_permute", "%939 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k688_sum", "%941 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k690_sum", "%943 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k766_matmul", "%946 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k767_matmul", "%947 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k363_permute", "%949 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k688_sum", "%951 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k690_sum", "%953 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k766_matmul", "%956 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k767_matmul", "%957 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k363_permute", "%960 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k688_sum", "%962 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k690_sum", "%964 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k766_matmul", "%967 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k767_matmul", "%968 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k828_fused_add_add", "%970 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k688_sum", "%971 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k690_sum", "%973 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k692_mul", "%975 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k693_mul", "%976 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k688_sum", "%977 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k690_sum", "%979 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k705_fused_scale_mul_sum_mul", "%988 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k709_fused_add_mul_mul_id", "%992 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k712_fused_scale_sum_neg", "%996 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k760_fused_add_add_id", "%998 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k688_sum", "%999 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"k1001_scatter_add", "%1001 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"k1002_sum", "%1002 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k1004_matmul", "%1004 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k1005_matmul", "%1005 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k300_scale", "%1006 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k1008_id", "%1008 map:id [B,64,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k1009_permute", "%1009 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"k1012_fused_mul_step", "%1012 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1013_sum", "%1013 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1015_sum", "%1015 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1016_sum", "%1016 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1018_mul", "%1018 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1019_mul", "%1019 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1013_sum", "%1020 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1015_sum", "%1022 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1016_sum", "%1023 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1033_fused_scale_mul_sum_mul", "%1033 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1037_fused_add_mul_mul_id", "%1037 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1040_fused_scale_sum_neg", "%1040 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1042_fused_add_id", "%1042 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1013_sum", "%1044 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1015_sum", "%1046 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1016_sum", "%1047 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1050_permute", "%1050 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1052_matmul", "%1052 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1053_matmul", "%1053 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1055_col2im", "%1055 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1012_fused_mul_step", "%1057 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1013_sum", "%1058 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1015_sum", "%1060 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1016_sum", "%1061 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1018_mul", "%1063 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1019_mul", "%1064 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1013_sum", "%1065 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1015_sum", "%1067 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1016_sum", "%1068 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1033_fused_scale_mul_sum_mul", "%1078 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1037_fused_add_mul_mul_id", "%1082 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1040_fused_scale_sum_neg", "%1085 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1042_fused_add_id", "%1087 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1013_sum", "%1089 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1015_sum", "%1091 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1016_sum", "%1092 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1050_permute", "%1095 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1052_matmul", "%1097 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1053_matmul", "%1098 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1055_col2im", "%1100 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1103_fused_mul_add_step", "%1103 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1013_sum", "%1104 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1015_sum", "%1106 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1016_sum", "%1107 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1018_mul", "%1109 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1019_mul", "%1110 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1013_sum", "%1111 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1015_sum", "%1113 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1016_sum", "%1114 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1033_fused_scale_mul_sum_mul", "%1124 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1037_fused_add_mul_mul_id", "%1128 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1040_fused_scale_sum_neg", "%1131 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1042_fused_add_id", "%1133 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1013_sum", "%1135 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1015_sum", "%1137 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1016_sum", "%1138 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1050_permute", "%1141 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1143_matmul", "%1143 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1144_matmul", "%1144 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1146_col2im", "%1146 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1148_fused_mul_step", "%1148 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1149_sum", "%1149 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1151_sum", "%1151 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1152_sum", "%1152 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1154_mul", "%1154 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1155_mul", "%1155 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1149_sum", "%1156 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1151_sum", "%1158 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1152_sum", "%1159 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1169_fused_scale_mul_sum_mul", "%1169 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1173_fused_add_mul_mul_id", "%1173 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1176_fused_scale_sum_neg", "%1176 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1178_fused_add_id", "%1178 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1149_sum", "%1180 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1151_sum", "%1182 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1152_sum", "%1183 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1186_permute", "%1186 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1188_matmul", "%1188 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1189_matmul", "%1189 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1191_col2im", "%1191 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1148_fused_mul_step", "%1193 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1149_sum", "%1194 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1151_sum", "%1196 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1152_sum", "%1197 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1154_mul", "%1199 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1155_mul", "%1200 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1149_sum", "%1201 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1151_sum", "%1203 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1152_sum", "%1204 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1169_fused_scale_mul_sum_mul", "%1214 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1173_fused_add_mul_mul_id", "%1218 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1176_fused_scale_sum_neg", "%1221 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1178_fused_add_id", "%1223 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1149_sum", "%1225 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1151_sum", "%1227 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1152_sum", "%1228 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1186_permute", "%1231 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1188_matmul", "%1233 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1189_matmul", "%1234 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1191_col2im", "%1236 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1239_fused_mul_add_step", "%1239 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1149_sum", "%1240 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1151_sum", "%1242 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1152_sum", "%1243 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1154_mul", "%1245 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1155_mul", "%1246 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1149_sum", "%1247 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1151_sum", "%1249 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1152_sum", "%1250 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1169_fused_scale_mul_sum_mul", "%1260 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1173_fused_add_mul_mul_id", "%1264 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1176_fused_scale_sum_neg", "%1267 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1178_fused_add_id", "%1269 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1149_sum", "%1271 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1151_sum", "%1273 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1152_sum", "%1274 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1186_permute", "%1277 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1279_matmul", "%1279 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1280_matmul", "%1280 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1282_col2im", "%1282 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1284_fused_mul_step", "%1284 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1285_sum", "%1285 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1287_sum", "%1287 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1288_sum", "%1288 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1290_mul", "%1290 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1291_mul", "%1291 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1285_sum", "%1292 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1287_sum", "%1294 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1288_sum", "%1295 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1305_fused_scale_mul_sum_mul", "%1305 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1309_fused_add_mul_mul_id", "%1309 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1312_fused_scale_sum_neg", "%1312 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1314_fused_add_id", "%1314 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1285_sum", "%1316 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1287_sum", "%1318 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1288_sum", "%1319 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1322_permute", "%1322 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1324_matmul", "%1324 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1325_matmul", "%1325 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1327_col2im", "%1327 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1284_fused_mul_step", "%1329 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1285_sum", "%1330 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1287_sum", "%1332 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1288_sum", "%1333 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1290_mul", "%1335 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1291_mul", "%1336 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1285_sum", "%1337 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1287_sum", "%1339 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1288_sum", "%1340 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1305_fused_scale_mul_sum_mul", "%1350 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1309_fused_add_mul_mul_id", "%1354 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1312_fused_scale_sum_neg", "%1357 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1314_fused_add_id", "%1359 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1285_sum", "%1361 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1287_sum", "%1363 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1288_sum", "%1364 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1322_permute", "%1367 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1324_matmul", "%1369 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1325_matmul", "%1370 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1327_col2im", "%1372 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1375_fused_mul_add_step", "%1375 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1285_sum", "%1376 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1287_sum", "%1378 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1288_sum", "%1379 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1290_mul", "%1381 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1291_mul", "%1382 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1285_sum", "%1383 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1287_sum", "%1385 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1288_sum", "%1386 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1305_fused_scale_mul_sum_mul", "%1396 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1309_fused_add_mul_mul_id", "%1400 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1312_fused_scale_sum_neg", "%1403 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1314_fused_add_id", "%1405 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1285_sum", "%1407 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1287_sum", "%1409 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1288_sum", "%1410 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1322_permute", "%1413 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1324_matmul", "%1415 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1325_matmul", "%1416 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1418_col2im", "%1418 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1420_fused_mul_step", "%1420 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"k1421_sum", "%1421 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1423_sum", "%1423 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1424_sum", "%1424 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1426_mul", "%1426 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1427_mul", "%1427 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1421_sum", "%1428 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1423_sum", "%1430 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1424_sum", "%1431 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1441_fused_scale_mul_sum_mul", "%1441 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1445_fused_add_mul_mul_id", "%1445 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1448_fused_scale_sum_neg", "%1448 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1450_fused_add_id", "%1450 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1421_sum", "%1452 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1423_sum", "%1454 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1424_sum", "%1455 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1458_permute", "%1458 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1460_matmul", "%1460 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_convirt = {944, prof};
+const reclf_prof_table reclf_profile_convirt = {561, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -4026,963 +3279,580 @@ const reclf_prof_table reclf_profile_convirt = {944, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(1189680 + 2523280*B + 96*B*T + 236400*T);
+    return sizeof(real) * (size_t)(1189680 + 2400416*B + 80*B*T + 236400*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k5_addc(A + 1189680, (real *)inputs[0], B)); /* %5 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k6_scale(A + 1189680 + 4096*B, A + 1189680, B)); /* %6 map:scale [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(2, 0, sizeof(real)*((double)36864*B + (double)4096*B), k9_im2col(A + 1189680 + 1941504*B, A + 1189680 + 4096*B, B)); /* %9 im2col [B,9,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k11_matmul(A + 1189680, (real *)P + 0, A + 1189680 + 1941504*B, B)); /* %11 matmul [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 1189680 + 131072*B, A + 1189680, (real *)P + 288, B)); /* %14 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1189680, A + 1189680 + 131072*B, B)); /* %18 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1189680 + 16*B, A + 1189680, B)); /* %19 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k20_sub(A + 1189680 + 1327104*B, A + 1189680 + 131072*B, A + 1189680 + 16*B, B)); /* %20 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k21_square(A + 1189680, A + 1189680 + 1327104*B, B)); /* %21 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1189680 + 1458176*B, A + 1189680, B)); /* %22 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1189680 + 1458192*B, A + 1189680 + 1458176*B, B)); /* %23 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1189680 + 1458176*B, A + 1189680 + 1458192*B, B)); /* %24 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1189680 + 2523136*B, A + 1189680 + 1458176*B, B)); /* %25 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(13, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 1189680 + 1458176*B, A + 1189680 + 1327104*B, A + 1189680 + 2523136*B, B)); /* %26 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(14, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k29_mul(A + 1189680, A + 1189680 + 1458176*B, (real *)P + 320, B)); /* %29 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(15, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 1189680 + 1589248*B, A + 1189680, (real *)P + 352, B)); /* %31 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k32_relu(A + 1189680 + 294912*B, A + 1189680 + 1589248*B, B)); /* %32 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(17, 0, sizeof(real)*((double)294912*B + (double)131072*B), k35_im2col(A + 1189680, A + 1189680 + 294912*B, B)); /* %35 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(18, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 1189680 + 1720320*B, (real *)P + 384, A + 1189680, B)); /* %37 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1189680 + 1753088*B, A + 1189680 + 1720320*B, (real *)P + 9600, B)); /* %40 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1189680 + 1720320*B, A + 1189680 + 1753088*B, B)); /* %44 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(21, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1189680 + 1720336*B, A + 1189680 + 1720320*B, B)); /* %45 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k46_sub(A + 1189680 + 2015232*B, A + 1189680 + 1753088*B, A + 1189680 + 1720336*B, B)); /* %46 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(23, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k47_square(A + 1189680 + 1978368*B, A + 1189680 + 2015232*B, B)); /* %47 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1189680 + 2011136*B, A + 1189680 + 1978368*B, B)); /* %48 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(25, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1189680 + 2011152*B, A + 1189680 + 2011136*B, B)); /* %49 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1189680 + 2011168*B, A + 1189680 + 2011152*B, B)); /* %50 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1189680 + 2523152*B, A + 1189680 + 2011168*B, B)); /* %51 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1189680 + 2048000*B, A + 1189680 + 2015232*B, A + 1189680 + 2523152*B, B)); /* %52 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1189680 + 1978368*B, A + 1189680 + 2048000*B, (real *)P + 9632, B)); /* %55 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1189680 + 2080768*B, A + 1189680 + 1978368*B, (real *)P + 9664, B)); /* %57 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k58_relu(A + 1189680 + 1978368*B, A + 1189680 + 2080768*B, B)); /* %58 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(32, 0, sizeof(real)*((double)294912*B + (double)32768*B), k61_im2col(A + 1189680 + 294912*B, A + 1189680 + 1978368*B, B)); /* %61 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(33, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 1189680 + 1720320*B, (real *)P + 9696, A + 1189680 + 294912*B, B)); /* %63 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1189680 + 1753088*B, A + 1189680 + 1720320*B, (real *)P + 18912, B)); /* %66 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(35, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1189680 + 2011136*B, A + 1189680 + 1753088*B, B)); /* %70 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(36, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1189680 + 2011152*B, A + 1189680 + 2011136*B, B)); /* %71 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(37, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k46_sub(A + 1189680 + 2113536*B, A + 1189680 + 1753088*B, A + 1189680 + 2011152*B, B)); /* %72 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k47_square(A + 1189680 + 1720320*B, A + 1189680 + 2113536*B, B)); /* %73 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(39, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1189680 + 2011136*B, A + 1189680 + 1720320*B, B)); /* %74 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(40, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1189680 + 2011152*B, A + 1189680 + 2011136*B, B)); /* %75 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(41, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1189680 + 2011136*B, A + 1189680 + 2011152*B, B)); /* %76 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1189680 + 2523168*B, A + 1189680 + 2011136*B, B)); /* %77 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(43, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1189680 + 2146304*B, A + 1189680 + 2113536*B, A + 1189680 + 2523168*B, B)); /* %78 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(44, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1189680 + 1720320*B, A + 1189680 + 2146304*B, (real *)P + 18944, B)); /* %81 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(45, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1189680 + 2179072*B, A + 1189680 + 1720320*B, (real *)P + 18976, B)); /* %83 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k58_relu(A + 1189680 + 1720320*B, A + 1189680 + 2179072*B, B)); /* %84 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(47, 0, sizeof(real)*((double)294912*B + (double)32768*B), k61_im2col(A + 1189680 + 589824*B, A + 1189680 + 1720320*B, B)); /* %87 im2col [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(48, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 1189680 + 1720320*B, (real *)P + 19008, A + 1189680 + 589824*B, B)); /* %89 matmul [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1189680 + 1753088*B, A + 1189680 + 1720320*B, (real *)P + 28224, B)); /* %92 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(50, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1189680 + 2011136*B, A + 1189680 + 1753088*B, B)); /* %96 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(51, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1189680 + 2011152*B, A + 1189680 + 2011136*B, B)); /* %97 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(52, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k46_sub(A + 1189680 + 2211840*B, A + 1189680 + 1753088*B, A + 1189680 + 2011152*B, B)); /* %98 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(53, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k47_square(A + 1189680 + 1720320*B, A + 1189680 + 2211840*B, B)); /* %99 map:square [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(54, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1189680 + 2011136*B, A + 1189680 + 1720320*B, B)); /* %100 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(55, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1189680 + 2011152*B, A + 1189680 + 2011136*B, B)); /* %101 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(56, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1189680 + 2011136*B, A + 1189680 + 2011152*B, B)); /* %102 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(57, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1189680 + 2523184*B, A + 1189680 + 2011136*B, B)); /* %103 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(58, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1189680 + 2244608*B, A + 1189680 + 2211840*B, A + 1189680 + 2523184*B, B)); /* %104 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1189680 + 1720320*B, A + 1189680 + 2244608*B, (real *)P + 28256, B)); /* %107 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(60, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1189680 + 1753088*B, A + 1189680 + 1720320*B, (real *)P + 28288, B)); /* %109 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(61, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1189680 + 2277376*B, A + 1189680 + 1978368*B, A + 1189680 + 1753088*B, B)); /* %110 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(62, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k58_relu(A + 1189680 + 1978368*B, A + 1189680 + 2277376*B, B)); /* %111 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(63, 0, sizeof(real)*((double)73728*B + (double)32768*B), k114_im2col(A + 1189680 + 1720320*B, A + 1189680 + 1978368*B, B)); /* %114 im2col [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(64, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k116_matmul(A + 1189680 + 1978368*B, (real *)P + 28320, A + 1189680 + 1720320*B, B)); /* %116 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(65, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1189680 + 1994752*B, A + 1189680 + 1978368*B, (real *)P + 46752, B)); /* %119 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1189680 + 2011136*B, A + 1189680 + 1994752*B, B)); /* %123 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(67, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1189680 + 2011152*B, A + 1189680 + 2011136*B, B)); /* %124 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k125_sub(A + 1189680 + 2310144*B, A + 1189680 + 1994752*B, A + 1189680 + 2011152*B, B)); /* %125 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(69, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k126_square(A + 1189680 + 1978368*B, A + 1189680 + 2310144*B, B)); /* %126 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1189680 + 1994752*B, A + 1189680 + 1978368*B, B)); /* %127 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(71, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1189680 + 1978368*B, A + 1189680 + 1994752*B, B)); /* %128 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(72, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1189680 + 1978384*B, A + 1189680 + 1978368*B, B)); /* %129 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(73, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1189680 + 2523200*B, A + 1189680 + 1978384*B, B)); /* %130 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(74, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1189680 + 2326528*B, A + 1189680 + 2310144*B, A + 1189680 + 2523200*B, B)); /* %131 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(75, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1189680 + 1978368*B, A + 1189680 + 2326528*B, (real *)P + 46816, B)); /* %134 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1189680 + 2342912*B, A + 1189680 + 1978368*B, (real *)P + 46880, B)); /* %136 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k137_relu(A + 1189680 + 1978368*B, A + 1189680 + 2342912*B, B)); /* %137 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(78, 0, sizeof(real)*((double)147456*B + (double)16384*B), k140_im2col(A + 1189680 + 884736*B, A + 1189680 + 1978368*B, B)); /* %140 im2col [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(79, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k142_matmul(A + 1189680 + 1994752*B, (real *)P + 46944, A + 1189680 + 884736*B, B)); /* %142 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(80, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1189680 + 1794048*B, A + 1189680 + 1994752*B, (real *)P + 83808, B)); /* %145 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(81, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1189680 + 1994752*B, A + 1189680 + 1794048*B, B)); /* %149 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(82, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1189680 + 1994768*B, A + 1189680 + 1994752*B, B)); /* %150 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(83, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k125_sub(A + 1189680 + 2359296*B, A + 1189680 + 1794048*B, A + 1189680 + 1994768*B, B)); /* %151 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(84, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k126_square(A + 1189680 + 1994752*B, A + 1189680 + 2359296*B, B)); /* %152 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(85, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1189680 + 2011136*B, A + 1189680 + 1994752*B, B)); /* %153 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1189680 + 2011152*B, A + 1189680 + 2011136*B, B)); /* %154 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1189680 + 2011168*B, A + 1189680 + 2011152*B, B)); /* %155 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1189680 + 2523216*B, A + 1189680 + 2011168*B, B)); /* %156 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1189680 + 2375680*B, A + 1189680 + 2359296*B, A + 1189680 + 2523216*B, B)); /* %157 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1189680 + 1994752*B, A + 1189680 + 2375680*B, (real *)P + 83872, B)); /* %160 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(91, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1189680 + 2392064*B, A + 1189680 + 1994752*B, (real *)P + 83936, B)); /* %162 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(92, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k137_relu(A + 1189680 + 1994752*B, A + 1189680 + 2392064*B, B)); /* %163 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(93, 0, sizeof(real)*((double)147456*B + (double)16384*B), k140_im2col(A + 1189680 + 1032192*B, A + 1189680 + 1994752*B, B)); /* %166 im2col [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k142_matmul(A + 1189680 + 1994752*B, (real *)P + 84000, A + 1189680 + 1032192*B, B)); /* %168 matmul [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1189680 + 1179648*B, A + 1189680 + 1994752*B, (real *)P + 120864, B)); /* %171 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1189680 + 1994752*B, A + 1189680 + 1179648*B, B)); /* %175 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1189680 + 1994768*B, A + 1189680 + 1994752*B, B)); /* %176 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k125_sub(A + 1189680 + 2408448*B, A + 1189680 + 1179648*B, A + 1189680 + 1994768*B, B)); /* %177 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k126_square(A + 1189680 + 1994752*B, A + 1189680 + 2408448*B, B)); /* %178 map:square [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(100, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1189680 + 2011136*B, A + 1189680 + 1994752*B, B)); /* %179 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(101, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1189680 + 2011152*B, A + 1189680 + 2011136*B, B)); /* %180 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(102, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1189680 + 2011168*B, A + 1189680 + 2011152*B, B)); /* %181 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(103, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1189680 + 2523232*B, A + 1189680 + 2011168*B, B)); /* %182 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(104, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1189680 + 2424832*B, A + 1189680 + 2408448*B, A + 1189680 + 2523232*B, B)); /* %183 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(105, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1189680 + 1994752*B, A + 1189680 + 2424832*B, (real *)P + 120928, B)); /* %186 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(106, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1189680 + 1179648*B, A + 1189680 + 1994752*B, (real *)P + 120992, B)); /* %188 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(107, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1189680 + 2441216*B, A + 1189680 + 1978368*B, A + 1189680 + 1179648*B, B)); /* %189 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(108, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k137_relu(A + 1189680 + 1179648*B, A + 1189680 + 2441216*B, B)); /* %190 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(109, 0, sizeof(real)*((double)36864*B + (double)16384*B), k193_im2col(A + 1189680 + 1978368*B, A + 1189680 + 1179648*B, B)); /* %193 im2col [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(110, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k195_matmul(A + 1189680 + 1179648*B, (real *)P + 121056, A + 1189680 + 1978368*B, B)); /* %195 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(111, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1189680 + 1187840*B, A + 1189680 + 1179648*B, (real *)P + 194784, B)); /* %198 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(112, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1189680 + 1179648*B, A + 1189680 + 1187840*B, B)); /* %202 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(113, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1189680 + 1179664*B, A + 1189680 + 1179648*B, B)); /* %203 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(114, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k204_sub(A + 1189680 + 2457600*B, A + 1189680 + 1187840*B, A + 1189680 + 1179664*B, B)); /* %204 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(115, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1189680 + 1179648*B, A + 1189680 + 2457600*B, B)); /* %205 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(116, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1189680 + 2465792*B, A + 1189680 + 1179648*B, B)); /* %206 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(117, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1189680 + 2465808*B, A + 1189680 + 2465792*B, B)); /* %207 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(118, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1189680 + 2465792*B, A + 1189680 + 2465808*B, B)); /* %208 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(119, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1189680 + 2523248*B, A + 1189680 + 2465792*B, B)); /* %209 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(120, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1189680 + 2465792*B, A + 1189680 + 2457600*B, A + 1189680 + 2523248*B, B)); /* %210 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(121, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1189680 + 1179648*B, A + 1189680 + 2465792*B, (real *)P + 194912, B)); /* %213 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(122, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1189680 + 2473984*B, A + 1189680 + 1179648*B, (real *)P + 195040, B)); /* %215 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(123, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k216_relu(A + 1189680 + 1179648*B, A + 1189680 + 2473984*B, B)); /* %216 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(124, 0, sizeof(real)*((double)73728*B + (double)8192*B), k219_im2col(A + 1189680 + 1794048*B, A + 1189680 + 1179648*B, B)); /* %219 im2col [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(125, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k221_matmul(A + 1189680 + 1867776*B, (real *)P + 195168, A + 1189680 + 1794048*B, B)); /* %221 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(126, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1189680 + 1875968*B, A + 1189680 + 1867776*B, (real *)P + 342624, B)); /* %224 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(127, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1189680 + 1867776*B, A + 1189680 + 1875968*B, B)); /* %228 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(128, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1189680 + 1867792*B, A + 1189680 + 1867776*B, B)); /* %229 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(129, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k204_sub(A + 1189680 + 2482176*B, A + 1189680 + 1875968*B, A + 1189680 + 1867792*B, B)); /* %230 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(130, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1189680 + 1867776*B, A + 1189680 + 2482176*B, B)); /* %231 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(131, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1189680 + 2490368*B, A + 1189680 + 1867776*B, B)); /* %232 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(132, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1189680 + 2490384*B, A + 1189680 + 2490368*B, B)); /* %233 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(133, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1189680 + 2490368*B, A + 1189680 + 2490384*B, B)); /* %234 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(134, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1189680 + 2523264*B, A + 1189680 + 2490368*B, B)); /* %235 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(135, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1189680 + 2490368*B, A + 1189680 + 2482176*B, A + 1189680 + 2523264*B, B)); /* %236 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(136, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1189680 + 1867776*B, A + 1189680 + 2490368*B, (real *)P + 342752, B)); /* %239 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(137, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1189680 + 2498560*B, A + 1189680 + 1867776*B, (real *)P + 342880, B)); /* %241 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(138, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k216_relu(A + 1189680 + 1187840*B, A + 1189680 + 2498560*B, B)); /* %242 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(139, 0, sizeof(real)*((double)73728*B + (double)8192*B), k219_im2col(A + 1189680 + 1867776*B, A + 1189680 + 1187840*B, B)); /* %245 im2col [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(140, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k221_matmul(A + 1189680 + 1187840*B, (real *)P + 343008, A + 1189680 + 1867776*B, B)); /* %247 matmul [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(141, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1189680 + 1196032*B, A + 1189680 + 1187840*B, (real *)P + 490464, B)); /* %250 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(142, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1189680 + 1187840*B, A + 1189680 + 1196032*B, B)); /* %254 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(143, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1189680 + 2506752*B, A + 1189680 + 1187840*B, B)); /* %255 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k204_sub(A + 1189680 + 1187840*B, A + 1189680 + 1196032*B, A + 1189680 + 2506752*B, B)); /* %256 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(145, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1189680 + 1196032*B, A + 1189680 + 1187840*B, B)); /* %257 map:square [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(146, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1189680 + 2506752*B, A + 1189680 + 1196032*B, B)); /* %258 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(147, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1189680 + 2506768*B, A + 1189680 + 2506752*B, B)); /* %259 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(148, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1189680 + 2506752*B, A + 1189680 + 2506768*B, B)); /* %260 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(149, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1189680 + 2514944*B, A + 1189680 + 2506752*B, B)); /* %261 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(150, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1189680 + 1196032*B, A + 1189680 + 1187840*B, A + 1189680 + 2514944*B, B)); /* %262 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(151, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1189680 + 1204224*B, A + 1189680 + 1196032*B, (real *)P + 490592, B)); /* %265 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(152, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1189680 + 1212416*B, A + 1189680 + 1204224*B, (real *)P + 490720, B)); /* %267 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(153, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1189680 + 1204224*B, A + 1189680 + 1179648*B, A + 1189680 + 1212416*B, B)); /* %268 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(154, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k216_relu(A + 1189680 + 1179648*B, A + 1189680 + 1204224*B, B)); /* %269 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(155, 0, sizeof(real)*((double)8192*B + (double)8192*B), k271_permute(A + 1189680 + 1212416*B, A + 1189680 + 1179648*B, B)); /* %271 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(156, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k278_sum(A + 1189680 + 1179648*B, A + 1189680 + 1212416*B, B)); /* %278 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(157, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k280_scale(A + 1189680 + 1179776*B, A + 1189680 + 1179648*B, B)); /* %280 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(158, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k283_matmul(A + 1189680 + 1179648*B, A + 1189680 + 1179776*B, (real *)P + 507360, B)); /* %283 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(159, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k284_add(A + 1189680 + 1179904*B, A + 1189680 + 1179648*B, (real *)P + 523744, B)); /* %284 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(160, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k287_gather(A + 1189680 + 2523280*B + 96*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %287 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(161, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k288_add(A + 1189680 + 2523280*B + 96*B*T + 12800*T, A + 1189680 + 2523280*B + 96*B*T, (real *)P + 654944, T)); /* %288 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(162, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 12800*T, T)); /* %291 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(163, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T + 48*T, A + 1189680 + 2523280*B + 96*B*T, T)); /* %292 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(164, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1189680 + 2523280*B + 96*B*T + 128000*T, A + 1189680 + 2523280*B + 96*B*T + 12800*T, A + 1189680 + 2523280*B + 96*B*T + 48*T, T)); /* %293 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(165, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 128000*T, T)); /* %294 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(166, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T + 5120*T, A + 1189680 + 2523280*B + 96*B*T, T)); /* %295 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(167, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 5120*T, T)); /* %296 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(168, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1189680 + 2523280*B + 96*B*T + 48*T, A + 1189680 + 2523280*B + 96*B*T, T)); /* %297 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(169, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1189680 + 2523280*B + 96*B*T + 236160*T, A + 1189680 + 2523280*B + 96*B*T + 48*T, T)); /* %298 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(170, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1189680 + 2523280*B + 96*B*T + 133120*T, A + 1189680 + 2523280*B + 96*B*T + 128000*T, A + 1189680 + 2523280*B + 96*B*T + 236160*T, T)); /* %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(171, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 133120*T, (real *)P + 660064, T)); /* %300 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(172, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1189680 + 2523280*B + 96*B*T + 138240*T, A + 1189680 + 2523280*B + 96*B*T, (real *)P + 660192, T)); /* %301 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(173, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 138240*T, (real *)P + 660320, T)); /* %305 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(174, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1189680 + 2523280*B + 96*B*T + 5120*T, A + 1189680 + 2523280*B + 96*B*T, (real *)P + 676704, T)); /* %307 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(175, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1189680 + 2523280*B + 96*B*T + 143360*T, A + 1189680 + 2523280*B + 96*B*T + 5120*T, T)); /* %309 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(176, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 138240*T, (real *)P + 676832, T)); /* %313 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(177, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1189680 + 2523280*B + 96*B*T + 5120*T, A + 1189680 + 2523280*B + 96*B*T, (real *)P + 693216, T)); /* %315 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(178, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1189680 + 2523280*B + 96*B*T + 148480*T, A + 1189680 + 2523280*B + 96*B*T + 5120*T, T)); /* %317 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(179, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 138240*T, (real *)P + 693344, T)); /* %321 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(180, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1189680 + 2523280*B + 96*B*T + 5120*T, A + 1189680 + 2523280*B + 96*B*T, (real *)P + 709728, T)); /* %323 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(181, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1189680 + 2523280*B + 96*B*T + 153600*T, A + 1189680 + 2523280*B + 96*B*T + 5120*T, T)); /* %325 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(182, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 143360*T, A + 1189680 + 2523280*B + 96*B*T + 148480*T, T)); /* %326 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(183, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1189680 + 2523280*B + 96*B*T + 6400*T, A + 1189680 + 2523280*B + 96*B*T, T)); /* %327 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(184, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 6400*T, (real *)inputs[2], T)); /* %329 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(185, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k330_neg(A + 1189680 + 2523280*B + 96*B*T + 6400*T, (real *)inputs[2], T)); /* %330 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(186, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k331_addc(A + 1189680 + 2523280*B + 96*B*T + 6448*T, A + 1189680 + 2523280*B + 96*B*T + 6400*T, T)); /* %331 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(187, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k332_scale(A + 1189680 + 2523280*B + 96*B*T + 235840*T, A + 1189680 + 2523280*B + 96*B*T + 6448*T, T)); /* %332 map:scale [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(188, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k333_add(A + 1189680 + 2523280*B + 96*B*T + 6400*T, A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 235840*T, T)); /* %333 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(189, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k334_max(A + 1189680 + 2523280*B + 96*B*T + 17920*T, A + 1189680 + 2523280*B + 96*B*T + 6400*T, T)); /* %334 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(190, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k336_sub(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 6400*T, A + 1189680 + 2523280*B + 96*B*T + 17920*T, T)); /* %336 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(191, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k337_exp(A + 1189680 + 2523280*B + 96*B*T + 102400*T, A + 1189680 + 2523280*B + 96*B*T, T)); /* %337 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(192, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 102400*T, (real *)inputs[2], T)); /* %338 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(193, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1189680 + 2523280*B + 96*B*T + 235520*T, A + 1189680 + 2523280*B + 96*B*T, T)); /* %339 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(194, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k340_clampmin(A + 1189680 + 2523280*B + 96*B*T + 235680*T, A + 1189680 + 2523280*B + 96*B*T + 235520*T, T)); /* %340 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(195, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1189680 + 2523280*B + 96*B*T + 108800*T, A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 235680*T, T)); /* %341 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(196, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 108800*T, A + 1189680 + 2523280*B + 96*B*T + 153600*T, T)); /* %342 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(197, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1189680 + 2523280*B + 96*B*T + 158720*T, A + 1189680 + 2523280*B + 96*B*T, T)); /* %343 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(198, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 158720*T, (real *)P + 709856, T)); /* %348 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(199, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1189680 + 2523280*B + 96*B*T + 5120*T, A + 1189680 + 2523280*B + 96*B*T, (real *)P + 726240, T)); /* %350 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(200, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 12800*T, A + 1189680 + 2523280*B + 96*B*T + 5120*T, T)); /* %351 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(201, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T + 235888*T, A + 1189680 + 2523280*B + 96*B*T + 115200*T, T)); /* %354 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(202, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T + 235936*T, A + 1189680 + 2523280*B + 96*B*T + 235888*T, T)); /* %355 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(203, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1189680 + 2523280*B + 96*B*T + 163840*T, A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 235936*T, T)); /* %356 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(204, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1189680 + 2523280*B + 96*B*T + 120320*T, A + 1189680 + 2523280*B + 96*B*T + 163840*T, T)); /* %357 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(205, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T + 235888*T, A + 1189680 + 2523280*B + 96*B*T + 120320*T, T)); /* %358 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(206, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T + 235936*T, A + 1189680 + 2523280*B + 96*B*T + 235888*T, T)); /* %359 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(207, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1189680 + 2523280*B + 96*B*T + 235888*T, A + 1189680 + 2523280*B + 96*B*T + 235936*T, T)); /* %360 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(208, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1189680 + 2523280*B + 96*B*T + 236208*T, A + 1189680 + 2523280*B + 96*B*T + 235888*T, T)); /* %361 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(209, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1189680 + 2523280*B + 96*B*T + 168960*T, A + 1189680 + 2523280*B + 96*B*T + 163840*T, A + 1189680 + 2523280*B + 96*B*T + 236208*T, T)); /* %362 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(210, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1189680 + 2523280*B + 96*B*T + 120320*T, A + 1189680 + 2523280*B + 96*B*T + 168960*T, (real *)P + 726368, T)); /* %363 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(211, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1189680 + 2523280*B + 96*B*T + 174080*T, A + 1189680 + 2523280*B + 96*B*T + 120320*T, (real *)P + 726496, T)); /* %364 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(212, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k368_matmul(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 174080*T, (real *)P + 726624, T)); /* %368 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(213, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k370_add(A + 1189680 + 2523280*B + 96*B*T + 20480*T, A + 1189680 + 2523280*B + 96*B*T, (real *)P + 792160, T)); /* %370 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(214, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k371_gelu(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 20480*T, T)); /* %371 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(215, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k375_matmul(A + 1189680 + 2523280*B + 96*B*T + 120320*T, A + 1189680 + 2523280*B + 96*B*T, (real *)P + 792672, T)); /* %375 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(216, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 120320*T, (real *)P + 858208, T)); /* %377 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(217, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 53760*T, A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %378 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(218, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T + 235888*T, A + 1189680 + 2523280*B + 96*B*T + 53760*T, T)); /* %381 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(219, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T + 235936*T, A + 1189680 + 2523280*B + 96*B*T + 235888*T, T)); /* %382 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(220, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1189680 + 2523280*B + 96*B*T + 179200*T, A + 1189680 + 2523280*B + 96*B*T + 53760*T, A + 1189680 + 2523280*B + 96*B*T + 235936*T, T)); /* %383 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(221, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 179200*T, T)); /* %384 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(222, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T + 235888*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %385 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(223, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T + 235936*T, A + 1189680 + 2523280*B + 96*B*T + 235888*T, T)); /* %386 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(224, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1189680 + 2523280*B + 96*B*T + 235888*T, A + 1189680 + 2523280*B + 96*B*T + 235936*T, T)); /* %387 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(225, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1189680 + 2523280*B + 96*B*T + 236256*T, A + 1189680 + 2523280*B + 96*B*T + 235888*T, T)); /* %388 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(226, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1189680 + 2523280*B + 96*B*T + 184320*T, A + 1189680 + 2523280*B + 96*B*T + 179200*T, A + 1189680 + 2523280*B + 96*B*T + 236256*T, T)); /* %389 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(227, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 184320*T, (real *)P + 858336, T)); /* %390 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(228, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1189680 + 2523280*B + 96*B*T + 189440*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, (real *)P + 858464, T)); /* %391 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(229, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 189440*T, (real *)P + 858592, T)); /* %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(230, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1189680 + 2523280*B + 96*B*T + 46080*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, (real *)P + 874976, T)); /* %397 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(231, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1189680 + 2523280*B + 96*B*T + 194560*T, A + 1189680 + 2523280*B + 96*B*T + 46080*T, T)); /* %399 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(232, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 189440*T, (real *)P + 875104, T)); /* %403 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(233, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1189680 + 2523280*B + 96*B*T + 46080*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, (real *)P + 891488, T)); /* %405 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(234, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1189680 + 2523280*B + 96*B*T + 199680*T, A + 1189680 + 2523280*B + 96*B*T + 46080*T, T)); /* %407 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(235, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 189440*T, (real *)P + 891616, T)); /* %411 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(236, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1189680 + 2523280*B + 96*B*T + 46080*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, (real *)P + 908000, T)); /* %413 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(237, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1189680 + 2523280*B + 96*B*T + 204800*T, A + 1189680 + 2523280*B + 96*B*T + 46080*T, T)); /* %415 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(238, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 194560*T, A + 1189680 + 2523280*B + 96*B*T + 199680*T, T)); /* %416 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(239, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1189680 + 2523280*B + 96*B*T + 47360*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %417 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(240, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 47360*T, (real *)inputs[2], T)); /* %419 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(241, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k333_add(A + 1189680 + 2523280*B + 96*B*T + 47360*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 235840*T, T)); /* %423 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(242, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k334_max(A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 47360*T, T)); /* %424 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(243, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k336_sub(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 47360*T, A + 1189680 + 2523280*B + 96*B*T + 115200*T, T)); /* %426 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(244, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k337_exp(A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %427 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(245, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 115200*T, (real *)inputs[2], T)); /* %428 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(246, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1189680 + 2523280*B + 96*B*T + 235840*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %429 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(247, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k340_clampmin(A + 1189680 + 2523280*B + 96*B*T + 236000*T, A + 1189680 + 2523280*B + 96*B*T + 235840*T, T)); /* %430 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(248, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1189680 + 2523280*B + 96*B*T + 121600*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 236000*T, T)); /* %431 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(249, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 121600*T, A + 1189680 + 2523280*B + 96*B*T + 204800*T, T)); /* %432 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(250, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1189680 + 2523280*B + 96*B*T + 209920*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %433 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(251, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 209920*T, (real *)P + 908128, T)); /* %438 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(252, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1189680 + 2523280*B + 96*B*T + 46080*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, (real *)P + 924512, T)); /* %440 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(253, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 81920*T, A + 1189680 + 2523280*B + 96*B*T + 53760*T, A + 1189680 + 2523280*B + 96*B*T + 46080*T, T)); /* %441 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(254, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T + 87040*T, A + 1189680 + 2523280*B + 96*B*T + 81920*T, T)); /* %444 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(255, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T + 87088*T, A + 1189680 + 2523280*B + 96*B*T + 87040*T, T)); /* %445 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(256, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1189680 + 2523280*B + 96*B*T + 215040*T, A + 1189680 + 2523280*B + 96*B*T + 81920*T, A + 1189680 + 2523280*B + 96*B*T + 87088*T, T)); /* %446 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(257, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1189680 + 2523280*B + 96*B*T + 87040*T, A + 1189680 + 2523280*B + 96*B*T + 215040*T, T)); /* %447 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(258, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T + 92160*T, A + 1189680 + 2523280*B + 96*B*T + 87040*T, T)); /* %448 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(259, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T + 87040*T, A + 1189680 + 2523280*B + 96*B*T + 92160*T, T)); /* %449 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(260, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1189680 + 2523280*B + 96*B*T + 87088*T, A + 1189680 + 2523280*B + 96*B*T + 87040*T, T)); /* %450 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(261, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1189680 + 2523280*B + 96*B*T + 236304*T, A + 1189680 + 2523280*B + 96*B*T + 87088*T, T)); /* %451 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(262, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1189680 + 2523280*B + 96*B*T + 220160*T, A + 1189680 + 2523280*B + 96*B*T + 215040*T, A + 1189680 + 2523280*B + 96*B*T + 236304*T, T)); /* %452 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(263, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1189680 + 2523280*B + 96*B*T + 87040*T, A + 1189680 + 2523280*B + 96*B*T + 220160*T, (real *)P + 924640, T)); /* %453 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(264, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1189680 + 2523280*B + 96*B*T + 225280*T, A + 1189680 + 2523280*B + 96*B*T + 87040*T, (real *)P + 924768, T)); /* %454 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(265, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k368_matmul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 225280*T, (real *)P + 924896, T)); /* %458 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(266, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k370_add(A + 1189680 + 2523280*B + 96*B*T + 61440*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, (real *)P + 990432, T)); /* %460 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(267, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k371_gelu(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 61440*T, T)); /* %461 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(268, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k375_matmul(A + 1189680 + 2523280*B + 96*B*T + 87040*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, (real *)P + 990944, T)); /* %465 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(269, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1189680 + 2523280*B + 96*B*T + 92160*T, A + 1189680 + 2523280*B + 96*B*T + 87040*T, (real *)P + 1056480, T)); /* %467 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(270, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 87040*T, A + 1189680 + 2523280*B + 96*B*T + 81920*T, A + 1189680 + 2523280*B + 96*B*T + 92160*T, T)); /* %468 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(271, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T + 81920*T, A + 1189680 + 2523280*B + 96*B*T + 87040*T, T)); /* %471 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(272, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T + 230400*T, A + 1189680 + 2523280*B + 96*B*T + 81920*T, T)); /* %472 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(273, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1189680 + 2523280*B + 96*B*T + 81920*T, A + 1189680 + 2523280*B + 96*B*T + 87040*T, A + 1189680 + 2523280*B + 96*B*T + 230400*T, T)); /* %473 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(274, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1189680 + 2523280*B + 96*B*T + 87040*T, A + 1189680 + 2523280*B + 96*B*T + 81920*T, T)); /* %474 map:square [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(275, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T + 230400*T, A + 1189680 + 2523280*B + 96*B*T + 87040*T, T)); /* %475 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(276, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T + 230448*T, A + 1189680 + 2523280*B + 96*B*T + 230400*T, T)); /* %476 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(277, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1189680 + 2523280*B + 96*B*T + 230400*T, A + 1189680 + 2523280*B + 96*B*T + 230448*T, T)); /* %477 map:addc [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(278, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1189680 + 2523280*B + 96*B*T + 236352*T, A + 1189680 + 2523280*B + 96*B*T + 230400*T, T)); /* %478 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(279, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1189680 + 2523280*B + 96*B*T + 87040*T, A + 1189680 + 2523280*B + 96*B*T + 81920*T, A + 1189680 + 2523280*B + 96*B*T + 236352*T, T)); /* %479 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(280, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1189680 + 2523280*B + 96*B*T + 92160*T, A + 1189680 + 2523280*B + 96*B*T + 87040*T, (real *)P + 1056608, T)); /* %480 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(281, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1189680 + 2523280*B + 96*B*T + 97280*T, A + 1189680 + 2523280*B + 96*B*T + 92160*T, (real *)P + 1056736, T)); /* %481 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(282, 0, sizeof(real)*((double)128*T + (double)5120*T), k482_slice(A + 1189680 + 2523280*B + 96*B*T + 92160*T, A + 1189680 + 2523280*B + 96*B*T + 97280*T, T)); /* %482 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(283, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k486_matmul(A + 1189680 + 2523280*B + 96*B*T + 230400*T, A + 1189680 + 2523280*B + 96*B*T + 92160*T, (real *)P + 1056864, T)); /* %486 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(284, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k487_add(A + 1189680 + 2523280*B + 96*B*T + 230528*T, A + 1189680 + 2523280*B + 96*B*T + 230400*T, (real *)P + 1073248, T)); /* %487 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(285, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k495_square(A + 1189680 + 2523280*B + 96*B*T + 230400*T, A + 1189680 + 2523280*B + 96*B*T + 230528*T, T)); /* %495 map:square [T,128]  graphs/lib/losses.lua:21 */
-    CALL(286, (double)128*T, sizeof(real)*((double)T + (double)128*T), k496_sum(A + 1189680 + 2523280*B + 96*B*T + 230912*T, A + 1189680 + 2523280*B + 96*B*T + 230400*T, T)); /* %496 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(287, (double)T, sizeof(real)*((double)T + (double)T), k497_clampmin(A + 1189680 + 2523280*B + 96*B*T + 230400*T, A + 1189680 + 2523280*B + 96*B*T + 230912*T, T)); /* %497 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(288, (double)T, sizeof(real)*((double)T + (double)T), k498_rsqrt(A + 1189680 + 2523280*B + 96*B*T + 230928*T, A + 1189680 + 2523280*B + 96*B*T + 230400*T, T)); /* %498 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    CALL(289, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k499_mul(A + 1189680 + 2523280*B + 96*B*T + 230400*T, A + 1189680 + 2523280*B + 96*B*T + 230528*T, A + 1189680 + 2523280*B + 96*B*T + 230928*T, T)); /* %499 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(290, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k500_square(A + 1189680 + 1179648*B, A + 1189680 + 1179904*B, B)); /* %500 map:square [B,128]  graphs/lib/losses.lua:21 */
-    CALL(291, (double)128*B, sizeof(real)*((double)B + (double)128*B), k501_sum(A + 1189680 + 1180288*B, A + 1189680 + 1179648*B, B)); /* %501 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(292, (double)B, sizeof(real)*((double)B + (double)B), k502_clampmin(A + 1189680 + 1179648*B, A + 1189680 + 1180288*B, B)); /* %502 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(293, (double)B, sizeof(real)*((double)B + (double)B), k503_rsqrt(A + 1189680 + 1180304*B, A + 1189680 + 1179648*B, B)); /* %503 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    CALL(294, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k504_mul(A + 1189680 + 1179648*B, A + 1189680 + 1179904*B, A + 1189680 + 1180304*B, B)); /* %504 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(295, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k505_matmul(A + 1189680 + 2523280*B, A + 1189680 + 2523280*B + 96*B*T + 230400*T, A + 1189680 + 1179648*B, B, T)); /* %505 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(296, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k506_scale(A + 1189680 + 2523280*B + 16*B*T, A + 1189680 + 2523280*B, B, T)); /* %506 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(297, 0, sizeof(real)*((double)B*T), k507_eye(A + 1189680 + 2523280*B, B, T)); /* %507 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(298, (double)B*T, sizeof(real)*((double)T + (double)B*T), k508_max(A + 1189680 + 2523280*B + 96*B*T + 230656*T, A + 1189680 + 2523280*B + 16*B*T, B, T)); /* %508 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(299, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k510_sub(A + 1189680 + 2523280*B + 32*B*T, A + 1189680 + 2523280*B + 16*B*T, A + 1189680 + 2523280*B + 96*B*T + 230656*T, B, T)); /* %510 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(300, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1189680 + 2523280*B + 48*B*T, A + 1189680 + 2523280*B + 32*B*T, B, T)); /* %511 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    CALL(301, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1189680 + 2523280*B + 96*B*T + 230672*T, A + 1189680 + 2523280*B + 48*B*T, B, T)); /* %512 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(302, (double)T, sizeof(real)*((double)T + (double)T), k513_clampmin(A + 1189680 + 2523280*B + 96*B*T + 230688*T, A + 1189680 + 2523280*B + 96*B*T + 230672*T, T)); /* %513 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(303, (double)T, sizeof(real)*((double)T + (double)T), k514_log(A + 1189680 + 2523280*B + 96*B*T + 230704*T, A + 1189680 + 2523280*B + 96*B*T + 230688*T, T)); /* %514 map:log [T,1]  graphs/lib/losses.lua:10 */
-    CALL(304, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k515_add(A + 1189680 + 2523280*B + 96*B*T + 230720*T, A + 1189680 + 2523280*B + 96*B*T + 230704*T, A + 1189680 + 2523280*B + 96*B*T + 230656*T, T)); /* %515 map:add [T,1]  graphs/lib/losses.lua:10 */
-    CALL(305, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1189680 + 2523280*B + 32*B*T, A + 1189680 + 2523280*B + 16*B*T, A + 1189680 + 2523280*B, B, T)); /* %516 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(306, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1189680 + 2523280*B + 96*B*T + 230656*T, A + 1189680 + 2523280*B + 32*B*T, B, T)); /* %517 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(307, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k518_sub(A + 1189680 + 2523280*B + 96*B*T + 230704*T, A + 1189680 + 2523280*B + 96*B*T + 230720*T, A + 1189680 + 2523280*B + 96*B*T + 230656*T, T)); /* %518 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    CALL(308, (double)B*T, sizeof(real)*((double)B + (double)B*T), k519_max(A + 1189680 + 1180032*B, A + 1189680 + 2523280*B + 16*B*T, B, T)); /* %519 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(309, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k521_sub(A + 1189680 + 2523280*B + 64*B*T, A + 1189680 + 2523280*B + 16*B*T, A + 1189680 + 1180032*B, B, T)); /* %521 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(310, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1189680 + 2523280*B + 16*B*T, A + 1189680 + 2523280*B + 64*B*T, B, T)); /* %522 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    CALL(311, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1189680 + 1180048*B, A + 1189680 + 2523280*B + 16*B*T, B, T)); /* %523 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(312, (double)B, sizeof(real)*((double)B + (double)B), k524_clampmin(A + 1189680 + 1180064*B, A + 1189680 + 1180048*B, B)); /* %524 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(313, (double)B, sizeof(real)*((double)B + (double)B), k525_log(A + 1189680 + 1180080*B, A + 1189680 + 1180064*B, B)); /* %525 map:log [1,B]  graphs/lib/losses.lua:11 */
-    CALL(314, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k526_add(A + 1189680 + 1180096*B, A + 1189680 + 1180080*B, A + 1189680 + 1180032*B, B)); /* %526 map:add [1,B]  graphs/lib/losses.lua:11 */
-    CALL(315, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1189680 + 1180032*B, A + 1189680 + 2523280*B + 32*B*T, B, T)); /* %528 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(316, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k529_sub(A + 1189680 + 1180080*B, A + 1189680 + 1180096*B, A + 1189680 + 1180032*B, B)); /* %529 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    CALL(317, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1189680 + 2523280*B + 96*B*T + 230656*T, A + 1189680 + 2523280*B, B, T)); /* %530 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(318, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1189680 + 2523280*B + 96*B*T + 230720*T, A + 1189680 + 2523280*B + 96*B*T + 230704*T, A + 1189680 + 2523280*B + 96*B*T + 230656*T, T)); /* %531 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(319, (double)T, sizeof(real)*((double)1 + (double)T), k532_sum(A + 0, A + 1189680 + 2523280*B + 96*B*T + 230720*T, T)); /* %532 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(320, (double)B, sizeof(real)*((double)1 + (double)B), k533_sum(A + 16, A + 1189680 + 1180080*B, B)); /* %533 reduce [1,1]  graphs/lib/losses.lua:14 */
-    CALL(321, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k534_add(A + 32, A + 0, A + 16)); /* %534 map:add [1,1]  graphs/lib/losses.lua:16 */
-    CALL(322, (double)1, sizeof(real)*((double)1 + (double)1), k535_scale(A + 1189664, A + 32, B)); /* %535 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), k6_fused_scale_addc(A + 1189680, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), k9_im2col(A + 1189680 + 1794048*B, A + 1189680, B)); /* %9 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k11_matmul(A + 1189680, (real *)P + 0, A + 1189680 + 1794048*B, B)); /* %11 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), k13_permute(A + 1189680 + 131072*B, A + 1189680, B)); /* %13 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k16_add(A + 1189680, A + 1189680 + 131072*B, (real *)P + 288, B)); /* %16 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k21_fused_scale_sum(A + 1189680 + 1310720*B, A + 1189680, B)); /* %21 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k22_sub(A + 1189680 + 1179648*B, A + 1189680, A + 1189680 + 1310720*B, B)); /* %22 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k27_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400256*B, A + 1189680 + 1179648*B, B)); /* %27 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k28_mul(A + 1189680 + 1310720*B, A + 1189680 + 1179648*B, A + 1189680 + 2400256*B, B)); /* %28 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k33_fused_add_mul(A + 1189680 + 1441792*B, A + 1189680 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %33 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k34_relu(A + 1189680 + 294912*B, A + 1189680 + 1441792*B, B)); /* %34 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), k37_im2col(A + 1189680, A + 1189680 + 294912*B, B)); /* %37 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1189680 + 1572864*B, (real *)P + 384, A + 1189680, B)); /* %39 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, B)); /* %41 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1189680 + 1572864*B, A + 1189680 + 1605632*B, (real *)P + 9600, B)); /* %44 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1189680 + 1830912*B, A + 1189680 + 1572864*B, B)); /* %49 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1189680 + 1867776*B, A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, B)); /* %50 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400272*B, A + 1189680 + 1867776*B, B)); /* %55 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1189680 + 1900544*B, A + 1189680 + 1867776*B, A + 1189680 + 2400272*B, B)); /* %56 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k61_fused_add_mul(A + 1189680 + 1933312*B, A + 1189680 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %61 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1189680 + 1830912*B, A + 1189680 + 1933312*B, B)); /* %62 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), k65_im2col(A + 1189680 + 294912*B, A + 1189680 + 1830912*B, B)); /* %65 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1189680 + 1572864*B, (real *)P + 9696, A + 1189680 + 294912*B, B)); /* %67 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, B)); /* %69 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1189680 + 1572864*B, A + 1189680 + 1605632*B, (real *)P + 18912, B)); /* %72 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1189680 + 1863680*B, A + 1189680 + 1572864*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1189680 + 1966080*B, A + 1189680 + 1572864*B, A + 1189680 + 1863680*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400288*B, A + 1189680 + 1966080*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1189680 + 1998848*B, A + 1189680 + 1966080*B, A + 1189680 + 2400288*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k61_fused_add_mul(A + 1189680 + 2031616*B, A + 1189680 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %89 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1189680 + 1572864*B, A + 1189680 + 2031616*B, B)); /* %90 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), k65_im2col(A + 1189680 + 589824*B, A + 1189680 + 1572864*B, B)); /* %93 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1189680 + 1572864*B, (real *)P + 19008, A + 1189680 + 589824*B, B)); /* %95 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, B)); /* %97 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1189680 + 1572864*B, A + 1189680 + 1605632*B, (real *)P + 28224, B)); /* %100 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1189680 + 1863680*B, A + 1189680 + 1572864*B, B)); /* %105 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1189680 + 2064384*B, A + 1189680 + 1572864*B, A + 1189680 + 1863680*B, B)); /* %106 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400304*B, A + 1189680 + 2064384*B, B)); /* %111 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1189680 + 2097152*B, A + 1189680 + 2064384*B, A + 1189680 + 2400304*B, B)); /* %112 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), k118_fused_add_add_mul(A + 1189680 + 2129920*B, A + 1189680 + 1830912*B, A + 1189680 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %118 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1189680 + 1830912*B, A + 1189680 + 2129920*B, B)); /* %119 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), k122_im2col(A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, B)); /* %122 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k124_matmul(A + 1189680 + 1830912*B, (real *)P + 28320, A + 1189680 + 1572864*B, B)); /* %124 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, B)); /* %126 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, (real *)P + 46752, B)); /* %129 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, B)); /* %134 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1189680 + 2162688*B, A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, B)); /* %135 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400320*B, A + 1189680 + 2162688*B, B)); /* %140 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1189680 + 2179072*B, A + 1189680 + 2162688*B, A + 1189680 + 2400320*B, B)); /* %141 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k146_fused_add_mul(A + 1189680 + 2195456*B, A + 1189680 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %146 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1189680 + 1830912*B, A + 1189680 + 2195456*B, B)); /* %147 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), k150_im2col(A + 1189680 + 884736*B, A + 1189680 + 1830912*B, B)); /* %150 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k152_matmul(A + 1189680 + 1847296*B, (real *)P + 46944, A + 1189680 + 884736*B, B)); /* %152 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1189680 + 1032192*B, A + 1189680 + 1847296*B, B)); /* %154 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1189680 + 1847296*B, A + 1189680 + 1032192*B, (real *)P + 83808, B)); /* %157 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1189680 + 1863680*B, A + 1189680 + 1847296*B, B)); /* %162 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1189680 + 2211840*B, A + 1189680 + 1847296*B, A + 1189680 + 1863680*B, B)); /* %163 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400336*B, A + 1189680 + 2211840*B, B)); /* %168 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1189680 + 2228224*B, A + 1189680 + 2211840*B, A + 1189680 + 2400336*B, B)); /* %169 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k146_fused_add_mul(A + 1189680 + 2244608*B, A + 1189680 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %174 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1189680 + 1847296*B, A + 1189680 + 2244608*B, B)); /* %175 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), k150_im2col(A + 1189680 + 1032192*B, A + 1189680 + 1847296*B, B)); /* %178 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k152_matmul(A + 1189680 + 1847296*B, (real *)P + 84000, A + 1189680 + 1032192*B, B)); /* %180 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1189680 + 1646592*B, A + 1189680 + 1847296*B, B)); /* %182 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1189680 + 1847296*B, A + 1189680 + 1646592*B, (real *)P + 120864, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1189680 + 1863680*B, A + 1189680 + 1847296*B, B)); /* %190 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1189680 + 2260992*B, A + 1189680 + 1847296*B, A + 1189680 + 1863680*B, B)); /* %191 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400352*B, A + 1189680 + 2260992*B, B)); /* %196 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1189680 + 2277376*B, A + 1189680 + 2260992*B, A + 1189680 + 2400352*B, B)); /* %197 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), k203_fused_add_add_mul(A + 1189680 + 2293760*B, A + 1189680 + 1830912*B, A + 1189680 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %203 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1189680 + 1646592*B, A + 1189680 + 2293760*B, B)); /* %204 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), k207_im2col(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, B)); /* %207 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k209_matmul(A + 1189680 + 1646592*B, (real *)P + 121056, A + 1189680 + 1830912*B, B)); /* %209 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1189680 + 1654784*B, A + 1189680 + 1646592*B, B)); /* %211 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1189680 + 1646592*B, A + 1189680 + 1654784*B, (real *)P + 194784, B)); /* %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1189680 + 2318336*B, A + 1189680 + 1646592*B, B)); /* %219 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1189680 + 2310144*B, A + 1189680 + 1646592*B, A + 1189680 + 2318336*B, B)); /* %220 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400368*B, A + 1189680 + 2310144*B, B)); /* %225 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1189680 + 2318336*B, A + 1189680 + 2310144*B, A + 1189680 + 2400368*B, B)); /* %226 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k231_fused_add_mul(A + 1189680 + 2326528*B, A + 1189680 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %231 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1189680 + 2334720*B, A + 1189680 + 2326528*B, B)); /* %232 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), k235_im2col(A + 1189680 + 1646592*B, A + 1189680 + 2334720*B, B)); /* %235 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k237_matmul(A + 1189680 + 1720320*B, (real *)P + 195168, A + 1189680 + 1646592*B, B)); /* %237 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1189680 + 1728512*B, A + 1189680 + 1720320*B, B)); /* %239 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1189680 + 1720320*B, A + 1189680 + 1728512*B, (real *)P + 342624, B)); /* %242 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1189680 + 2351104*B, A + 1189680 + 1720320*B, B)); /* %247 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1189680 + 2342912*B, A + 1189680 + 1720320*B, A + 1189680 + 2351104*B, B)); /* %248 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400384*B, A + 1189680 + 2342912*B, B)); /* %253 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1189680 + 2351104*B, A + 1189680 + 2342912*B, A + 1189680 + 2400384*B, B)); /* %254 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k231_fused_add_mul(A + 1189680 + 2359296*B, A + 1189680 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %259 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1189680 + 2367488*B, A + 1189680 + 2359296*B, B)); /* %260 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), k235_im2col(A + 1189680 + 1720320*B, A + 1189680 + 2367488*B, B)); /* %263 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k237_matmul(A + 1189680 + 2367488*B, (real *)P + 343008, A + 1189680 + 1720320*B, B)); /* %265 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1189680 + 2375680*B, A + 1189680 + 2367488*B, B)); /* %267 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1189680 + 2367488*B, A + 1189680 + 2375680*B, (real *)P + 490464, B)); /* %270 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1189680 + 2383872*B, A + 1189680 + 2367488*B, B)); /* %275 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1189680 + 2375680*B, A + 1189680 + 2367488*B, A + 1189680 + 2383872*B, B)); /* %276 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400400*B, A + 1189680 + 2375680*B, B)); /* %281 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1189680 + 2367488*B, A + 1189680 + 2375680*B, A + 1189680 + 2400400*B, B)); /* %282 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k288_fused_add_add_mul(A + 1189680 + 2383872*B, A + 1189680 + 2334720*B, A + 1189680 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1189680 + 2334720*B, A + 1189680 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), k291_permute(A + 1189680 + 2392064*B, A + 1189680 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(102, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k298_sum(A + 1189680 + 2334720*B, A + 1189680 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(103, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1189680 + 2334848*B, A + 1189680 + 2334720*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(104, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k303_matmul(A + 1189680 + 2334720*B, A + 1189680 + 2334848*B, (real *)P + 507360, B)); /* %303 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(105, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k304_add(A + 1189680 + 2334976*B, A + 1189680 + 2334720*B, (real *)P + 523744, B)); /* %304 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(106, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k307_gather(A + 1189680 + 2400416*B + 80*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(107, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k308_add(A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(108, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 12800*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 128000*T, A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(110, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236160*T, A + 1189680 + 2400416*B + 80*B*T + 128000*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 133120*T, A + 1189680 + 2400416*B + 80*B*T + 128000*T, A + 1189680 + 2400416*B + 80*B*T + 236160*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(112, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 138240*T, A + 1189680 + 2400416*B + 80*B*T + 133120*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(113, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, (real *)P + 660320, T)); /* %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(114, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 676704, T)); /* %327 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(115, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 143360*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(116, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, (real *)P + 676832, T)); /* %333 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(117, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 693216, T)); /* %335 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(118, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 148480*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(119, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, (real *)P + 693344, T)); /* %341 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(120, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 709728, T)); /* %343 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(121, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 153600*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(122, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, A + 1189680 + 2400416*B + 80*B*T + 148480*T, T)); /* %346 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(123, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k352_fused_scale_addc_neg(A + 1189680 + 2400416*B + 80*B*T + 235840*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(124, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k353_fused_add_mul_scale(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %353 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(125, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(126, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1189680 + 2400416*B + 80*B*T + 102400*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(127, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 102400*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(128, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1189680 + 2400416*B + 80*B*T + 235520*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(129, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1189680 + 2400416*B + 80*B*T + 235680*T, A + 1189680 + 2400416*B + 80*B*T + 235520*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(130, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1189680 + 2400416*B + 80*B*T + 108800*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 235680*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(131, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 108800*T, A + 1189680 + 2400416*B + 80*B*T + 153600*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(132, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 158720*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(133, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, (real *)P + 709856, T)); /* %368 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(134, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 726240, T)); /* %371 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(135, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 235888*T, A + 1189680 + 2400416*B + 80*B*T + 115200*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(136, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 163840*T, A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 235888*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(137, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236208*T, A + 1189680 + 2400416*B + 80*B*T + 163840*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 168960*T, A + 1189680 + 2400416*B + 80*B*T + 163840*T, A + 1189680 + 2400416*B + 80*B*T + 236208*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(139, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 174080*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(140, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k388_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 174080*T, (real *)P + 726624, T)); /* %388 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(141, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k390_add(A + 1189680 + 2400416*B + 80*B*T + 20480*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 792160, T)); /* %390 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(142, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 20480*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(143, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k395_matmul(A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 792672, T)); /* %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(144, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1189680 + 2400416*B + 80*B*T + 53760*T, A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 120320*T, (real *)P + 858208, T)); /* %398 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(145, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 235888*T, A + 1189680 + 2400416*B + 80*B*T + 53760*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(146, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 179200*T, A + 1189680 + 2400416*B + 80*B*T + 53760*T, A + 1189680 + 2400416*B + 80*B*T + 235888*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(147, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236256*T, A + 1189680 + 2400416*B + 80*B*T + 179200*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(148, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 184320*T, A + 1189680 + 2400416*B + 80*B*T + 179200*T, A + 1189680 + 2400416*B + 80*B*T + 236256*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(149, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 189440*T, A + 1189680 + 2400416*B + 80*B*T + 184320*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(150, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, (real *)P + 858592, T)); /* %415 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(151, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)P + 874976, T)); /* %417 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(152, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(153, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, (real *)P + 875104, T)); /* %423 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(154, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)P + 891488, T)); /* %425 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(155, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(156, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, (real *)P + 891616, T)); /* %431 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(157, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1189680 + 2400416*B + 80*B*T + 46080*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)P + 908000, T)); /* %433 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(158, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 204800*T, A + 1189680 + 2400416*B + 80*B*T + 46080*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(159, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, T)); /* %436 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(160, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k353_fused_add_mul_scale(A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %443 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(161, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(162, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(163, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 115200*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(164, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(165, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1189680 + 2400416*B + 80*B*T + 236000*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(166, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1189680 + 2400416*B + 80*B*T + 121600*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 236000*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(167, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 121600*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(168, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 209920*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(169, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, (real *)P + 908128, T)); /* %458 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(170, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T + 53760*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)P + 924512, T)); /* %461 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(171, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 87040*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(172, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T + 87040*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(173, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236304*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(174, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 236304*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(175, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(176, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k388_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, (real *)P + 924896, T)); /* %478 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(177, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k390_add(A + 1189680 + 2400416*B + 80*B*T + 61440*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)P + 990432, T)); /* %480 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(178, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(179, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k395_matmul(A + 1189680 + 2400416*B + 80*B*T + 87040*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)P + 990944, T)); /* %485 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(180, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1189680 + 2400416*B + 80*B*T + 92160*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T + 87040*T, (real *)P + 1056480, T)); /* %488 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(181, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 230400*T, A + 1189680 + 2400416*B + 80*B*T + 92160*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(182, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1189680 + 2400416*B + 80*B*T + 97280*T, A + 1189680 + 2400416*B + 80*B*T + 92160*T, A + 1189680 + 2400416*B + 80*B*T + 230400*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(183, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1189680 + 2400416*B + 80*B*T + 236352*T, A + 1189680 + 2400416*B + 80*B*T + 97280*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(184, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T + 97280*T, A + 1189680 + 2400416*B + 80*B*T + 236352*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(185, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1189680 + 2400416*B + 80*B*T + 87040*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(186, 0, sizeof(real)*((double)128*T + (double)5120*T), k502_slice(A + 1189680 + 2400416*B + 80*B*T + 92160*T, A + 1189680 + 2400416*B + 80*B*T + 87040*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(187, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k506_matmul(A + 1189680 + 2400416*B + 80*B*T + 92288*T, A + 1189680 + 2400416*B + 80*B*T + 92160*T, (real *)P + 1056864, T)); /* %506 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(188, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k507_add(A + 1189680 + 2400416*B + 80*B*T + 92416*T, A + 1189680 + 2400416*B + 80*B*T + 92288*T, (real *)P + 1073248, T)); /* %507 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(189, (double)256*T, sizeof(real)*((double)T + (double)128*T), k516_fused_sum_square(A + 1189680 + 2400416*B + 80*B*T + 92672*T, A + 1189680 + 2400416*B + 80*B*T + 92416*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(190, (double)2*T, sizeof(real)*((double)T + (double)T), k518_fused_rsqrt_clampmin(A + 1189680 + 2400416*B + 80*B*T + 92688*T, A + 1189680 + 2400416*B + 80*B*T + 92672*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(191, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k519_mul(A + 1189680 + 2400416*B + 80*B*T + 92288*T, A + 1189680 + 2400416*B + 80*B*T + 92416*T, A + 1189680 + 2400416*B + 80*B*T + 92688*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(192, (double)256*B, sizeof(real)*((double)B + (double)128*B), k521_fused_sum_square(A + 1189680 + 2335104*B, A + 1189680 + 2334976*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(193, (double)2*B, sizeof(real)*((double)B + (double)B), k523_fused_rsqrt_clampmin(A + 1189680 + 2335232*B, A + 1189680 + 2335104*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(194, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k524_mul(A + 1189680 + 2334720*B, A + 1189680 + 2334976*B, A + 1189680 + 2335232*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(195, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k525_matmul(A + 1189680 + 2400416*B, A + 1189680 + 2400416*B + 80*B*T + 92288*T, A + 1189680 + 2334720*B, B, T)); /* %525 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(196, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k526_scale(A + 1189680 + 2400416*B + 16*B*T, A + 1189680 + 2400416*B, B, T)); /* %526 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(197, 0, sizeof(real)*((double)B*T), k527_eye(A + 1189680 + 2400416*B, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(198, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1189680 + 2400416*B + 80*B*T + 92544*T, A + 1189680 + 2400416*B + 16*B*T, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(199, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1189680 + 2400416*B + 32*B*T, A + 1189680 + 2400416*B + 16*B*T, A + 1189680 + 2400416*B + 80*B*T + 92544*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(200, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1189680 + 2400416*B + 80*B*T + 92560*T, A + 1189680 + 2400416*B + 32*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(201, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1189680 + 2400416*B + 80*B*T + 92576*T, A + 1189680 + 2400416*B + 80*B*T + 92560*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(202, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1189680 + 2400416*B + 48*B*T, A + 1189680 + 2400416*B + 16*B*T, A + 1189680 + 2400416*B, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(203, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1189680 + 2335120*B, A + 1189680 + 2400416*B + 16*B*T, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(204, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1189680 + 2400416*B + 64*B*T, A + 1189680 + 2400416*B + 16*B*T, A + 1189680 + 2335120*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(205, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1189680 + 2335136*B, A + 1189680 + 2400416*B + 64*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(206, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1189680 + 2335152*B, A + 1189680 + 2335136*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(207, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1189680 + 2335168*B, A + 1189680 + 2400416*B + 48*B*T, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(208, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1189680 + 2400416*B + 80*B*T + 92592*T, A + 1189680 + 2400416*B, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(209, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1189680 + 2400416*B + 80*B*T + 92608*T, A + 1189680 + 2400416*B + 80*B*T + 92576*T, A + 1189680 + 2400416*B + 80*B*T + 92544*T, A + 1189680 + 2400416*B + 48*B*T, A + 1189680 + 2400416*B + 80*B*T + 92592*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(210, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 92608*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(211, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 1189664, A + 0, A + 1189680 + 2335152*B, A + 1189680 + 2335120*B, A + 1189680 + 2335168*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(323, 0, sizeof(real)*((double)1), k601_fill(A + 0)); /* %601 fill []  graphs/lib/model.lua:87 */
-    CALL(324, (double)1, sizeof(real)*((double)1 + (double)1), k535_scale(A + 16, A + 0, B)); /* %603 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(325, (double)B, sizeof(real)*((double)B + (double)1), k604_id(A + 1189680 + 1180032*B, A + 16, B)); /* %604 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(326, (double)T, sizeof(real)*((double)T + (double)1), k605_id(A + 1189680 + 2523280*B + 96*B*T + 230704*T, A + 16, T)); /* %605 map:id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(327, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1189680 + 2523280*B + 96*B*T + 230720*T, A + 1189680 + 2523280*B + 96*B*T + 230704*T, A + 1189680 + 2523280*B + 96*B*T + 230656*T, T)); /* %606 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(328, (double)B, sizeof(real)*((double)B + (double)B), k608_neg(A + 1189680 + 1180080*B, A + 1189680 + 1180032*B, B)); /* %608 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(329, (double)B*T, sizeof(real)*((double)B*T + (double)B), k609_id(A + 1189680 + 2523280*B + 32*B*T, A + 1189680 + 1180080*B, B, T)); /* %609 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(330, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1189680 + 2523280*B + 64*B*T, A + 1189680 + 2523280*B + 32*B*T, A + 1189680 + 2523280*B, B, T)); /* %610 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(331, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k612_div(A + 1189680 + 1180080*B, A + 1189680 + 1180032*B, A + 1189680 + 1180064*B, B)); /* %612 map:div [1,B]  graphs/lib/losses.lua:11 */
-    CALL(332, (double)B, sizeof(real)*((double)B + (double)B), k613_step(A + 1189680 + 1180032*B, A + 1189680 + 1180048*B, B)); /* %613 map:step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(333, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k614_mul(A + 1189680 + 1180048*B, A + 1189680 + 1180080*B, A + 1189680 + 1180032*B, B)); /* %614 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    CALL(334, (double)B*T, sizeof(real)*((double)B*T + (double)B), k609_id(A + 1189680 + 2523280*B + 32*B*T, A + 1189680 + 1180048*B, B, T)); /* %615 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(335, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1189680 + 2523280*B + 80*B*T, A + 1189680 + 2523280*B + 32*B*T, A + 1189680 + 2523280*B + 16*B*T, B, T)); /* %616 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(336, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k619_add(A + 1189680 + 2523280*B + 16*B*T, A + 1189680 + 2523280*B + 64*B*T, A + 1189680 + 2523280*B + 80*B*T, B, T)); /* %619 map:add [T,B]  graphs/lib/losses.lua:11 */
-    CALL(337, (double)T, sizeof(real)*((double)T + (double)T), k620_neg(A + 1189680 + 2523280*B + 96*B*T + 230656*T, A + 1189680 + 2523280*B + 96*B*T + 230720*T, T)); /* %620 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(338, (double)B*T, sizeof(real)*((double)B*T + (double)T), k621_id(A + 1189680 + 2523280*B + 32*B*T, A + 1189680 + 2523280*B + 96*B*T + 230656*T, B, T)); /* %621 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(339, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1189680 + 2523280*B + 64*B*T, A + 1189680 + 2523280*B + 32*B*T, A + 1189680 + 2523280*B, B, T)); /* %622 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(340, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k619_add(A + 1189680 + 2523280*B, A + 1189680 + 2523280*B + 16*B*T, A + 1189680 + 2523280*B + 64*B*T, B, T)); /* %624 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(341, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k625_div(A + 1189680 + 2523280*B + 96*B*T + 230656*T, A + 1189680 + 2523280*B + 96*B*T + 230720*T, A + 1189680 + 2523280*B + 96*B*T + 230688*T, T)); /* %625 map:div [T,1]  graphs/lib/losses.lua:10 */
-    CALL(342, (double)T, sizeof(real)*((double)T + (double)T), k626_step(A + 1189680 + 2523280*B + 96*B*T + 230688*T, A + 1189680 + 2523280*B + 96*B*T + 230672*T, T)); /* %626 map:step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(343, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1189680 + 2523280*B + 96*B*T + 230672*T, A + 1189680 + 2523280*B + 96*B*T + 230656*T, A + 1189680 + 2523280*B + 96*B*T + 230688*T, T)); /* %627 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    CALL(344, (double)B*T, sizeof(real)*((double)B*T + (double)T), k621_id(A + 1189680 + 2523280*B + 16*B*T, A + 1189680 + 2523280*B + 96*B*T + 230672*T, B, T)); /* %628 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(345, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1189680 + 2523280*B + 32*B*T, A + 1189680 + 2523280*B + 16*B*T, A + 1189680 + 2523280*B + 48*B*T, B, T)); /* %629 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(346, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k619_add(A + 1189680 + 2523280*B + 16*B*T, A + 1189680 + 2523280*B, A + 1189680 + 2523280*B + 32*B*T, B, T)); /* %632 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(347, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k506_scale(A + 1189680 + 2523280*B, A + 1189680 + 2523280*B + 16*B*T, B, T)); /* %633 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(348, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k634_matmul(A + 1189680 + 2523280*B + 96*B*T + 230656*T, A + 1189680 + 2523280*B, A + 1189680 + 1179648*B, B, T)); /* %634 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(349, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k635_matmul(A + 1189680 + 1179648*B, A + 1189680 + 2523280*B, A + 1189680 + 2523280*B + 96*B*T + 230400*T, B, T)); /* %635 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(350, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k504_mul(A + 1189680 + 1180032*B, A + 1189680 + 1179648*B, A + 1189680 + 1180304*B, B)); /* %636 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(351, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k637_mul(A + 1189680 + 1180160*B, A + 1189680 + 1179648*B, A + 1189680 + 1179904*B, B)); /* %637 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(352, (double)128*B, sizeof(real)*((double)B + (double)128*B), k501_sum(A + 1189680 + 1179648*B, A + 1189680 + 1180160*B, B)); /* %638 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(353, (double)B, sizeof(real)*((double)B + (double)B), k639_square(A + 1189680 + 1179664*B, A + 1189680 + 1180304*B, B)); /* %639 map:square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(354, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k614_mul(A + 1189680 + 1179680*B, A + 1189680 + 1180304*B, A + 1189680 + 1179664*B, B)); /* %640 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(355, (double)B, sizeof(real)*((double)B + (double)B), k641_scale(A + 1189680 + 1179664*B, A + 1189680 + 1179680*B, B)); /* %641 map:scale [B,1]  graphs/lib/losses.lua:21 */
-    CALL(356, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k614_mul(A + 1189680 + 1179680*B, A + 1189680 + 1179648*B, A + 1189680 + 1179664*B, B)); /* %642 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(357, (double)B, sizeof(real)*((double)B + (double)B), k643_step(A + 1189680 + 1179648*B, A + 1189680 + 1180288*B, B)); /* %643 map:step [B,1]  graphs/lib/losses.lua:21 */
-    CALL(358, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k614_mul(A + 1189680 + 1180160*B, A + 1189680 + 1179680*B, A + 1189680 + 1179648*B, B)); /* %644 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(359, (double)128*B, sizeof(real)*((double)128*B + (double)B), k645_id(A + 1189680 + 1179648*B, A + 1189680 + 1180160*B, B)); /* %645 map:id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(360, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k646_scale(A + 1189680 + 1180160*B, A + 1189680 + 1179904*B, B)); /* %646 map:scale [B,128]  graphs/lib/losses.lua:21 */
-    CALL(361, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k637_mul(A + 1189680 + 1179904*B, A + 1189680 + 1179648*B, A + 1189680 + 1180160*B, B)); /* %647 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(362, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k648_add(A + 1189680 + 1179648*B, A + 1189680 + 1180032*B, A + 1189680 + 1179904*B, B)); /* %648 map:add [B,128]  graphs/lib/losses.lua:21 */
-    CALL(363, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k499_mul(A + 1189680 + 2523280*B + 96*B*T + 230400*T, A + 1189680 + 2523280*B + 96*B*T + 230656*T, A + 1189680 + 2523280*B + 96*B*T + 230928*T, T)); /* %649 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(364, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k650_mul(A + 1189680 + 2523280*B + 96*B*T + 230784*T, A + 1189680 + 2523280*B + 96*B*T + 230656*T, A + 1189680 + 2523280*B + 96*B*T + 230528*T, T)); /* %650 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(365, (double)128*T, sizeof(real)*((double)T + (double)128*T), k496_sum(A + 1189680 + 2523280*B + 96*B*T + 230656*T, A + 1189680 + 2523280*B + 96*B*T + 230784*T, T)); /* %651 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(366, (double)T, sizeof(real)*((double)T + (double)T), k652_square(A + 1189680 + 2523280*B + 96*B*T + 230672*T, A + 1189680 + 2523280*B + 96*B*T + 230928*T, T)); /* %652 map:square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(367, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1189680 + 2523280*B + 96*B*T + 230688*T, A + 1189680 + 2523280*B + 96*B*T + 230928*T, A + 1189680 + 2523280*B + 96*B*T + 230672*T, T)); /* %653 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(368, (double)T, sizeof(real)*((double)T + (double)T), k654_scale(A + 1189680 + 2523280*B + 96*B*T + 230672*T, A + 1189680 + 2523280*B + 96*B*T + 230688*T, T)); /* %654 map:scale [T,1]  graphs/lib/losses.lua:21 */
-    CALL(369, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1189680 + 2523280*B + 96*B*T + 230688*T, A + 1189680 + 2523280*B + 96*B*T + 230656*T, A + 1189680 + 2523280*B + 96*B*T + 230672*T, T)); /* %655 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(370, (double)T, sizeof(real)*((double)T + (double)T), k656_step(A + 1189680 + 2523280*B + 96*B*T + 230656*T, A + 1189680 + 2523280*B + 96*B*T + 230912*T, T)); /* %656 map:step [T,1]  graphs/lib/losses.lua:21 */
-    CALL(371, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1189680 + 2523280*B + 96*B*T + 230784*T, A + 1189680 + 2523280*B + 96*B*T + 230688*T, A + 1189680 + 2523280*B + 96*B*T + 230656*T, T)); /* %657 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(372, (double)128*T, sizeof(real)*((double)128*T + (double)T), k658_id(A + 1189680 + 2523280*B + 96*B*T + 230656*T, A + 1189680 + 2523280*B + 96*B*T + 230784*T, T)); /* %658 map:id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(373, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k659_scale(A + 1189680 + 2523280*B + 96*B*T + 230784*T, A + 1189680 + 2523280*B + 96*B*T + 230528*T, T)); /* %659 map:scale [T,128]  graphs/lib/losses.lua:21 */
-    CALL(374, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k650_mul(A + 1189680 + 2523280*B + 96*B*T + 230528*T, A + 1189680 + 2523280*B + 96*B*T + 230656*T, A + 1189680 + 2523280*B + 96*B*T + 230784*T, T)); /* %660 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(375, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k661_add(A + 1189680 + 2523280*B + 96*B*T + 230656*T, A + 1189680 + 2523280*B + 96*B*T + 230400*T, A + 1189680 + 2523280*B + 96*B*T + 230528*T, T)); /* %661 map:add [T,128]  graphs/lib/losses.lua:21 */
-    CALL(376, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k662_sum(A + 1184768, A + 1189680 + 2523280*B + 96*B*T + 230656*T, T)); /* %662 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(377, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k664_matmul(A + 1189680 + 2523280*B + 96*B*T + 230400*T, A + 1189680 + 2523280*B + 96*B*T + 230656*T, (real *)P + 1056864, T)); /* %664 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(378, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k665_matmul(A + 985088, A + 1189680 + 2523280*B + 96*B*T + 230656*T, A + 1189680 + 2523280*B + 96*B*T + 92160*T, T)); /* %665 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(379, 0, sizeof(real)*((double)5120*T + (double)128*T), k667_pad(A + 1189680 + 2523280*B + 96*B*T + 92160*T, A + 1189680 + 2523280*B + 96*B*T + 230400*T, T)); /* %667 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(380, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 0, A + 1189680 + 2523280*B + 96*B*T + 92160*T, T)); /* %668 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(381, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1184896, A + 0)); /* %670 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(382, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1189680 + 2523280*B + 96*B*T + 97280*T, A + 1189680 + 2523280*B + 96*B*T + 92160*T, (real *)P + 1056608, T)); /* %672 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(383, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k673_mul(A + 1189680 + 2523280*B + 96*B*T + 230400*T, A + 1189680 + 2523280*B + 96*B*T + 92160*T, A + 1189680 + 2523280*B + 96*B*T + 87040*T, T)); /* %673 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(384, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 0, A + 1189680 + 2523280*B + 96*B*T + 230400*T, T)); /* %674 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(385, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1185024, A + 0)); /* %676 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(386, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1189680 + 2523280*B + 96*B*T + 87040*T, A + 1189680 + 2523280*B + 96*B*T + 97280*T, A + 1189680 + 2523280*B + 96*B*T + 236352*T, T)); /* %678 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(387, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k673_mul(A + 1189680 + 2523280*B + 96*B*T + 92160*T, A + 1189680 + 2523280*B + 96*B*T + 97280*T, A + 1189680 + 2523280*B + 96*B*T + 81920*T, T)); /* %679 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(388, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T + 97280*T, A + 1189680 + 2523280*B + 96*B*T + 92160*T, T)); /* %680 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(389, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k681_square(A + 1189680 + 2523280*B + 96*B*T + 97328*T, A + 1189680 + 2523280*B + 96*B*T + 236352*T, T)); /* %681 map:square [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(390, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k682_mul(A + 1189680 + 2523280*B + 96*B*T + 97376*T, A + 1189680 + 2523280*B + 96*B*T + 236352*T, A + 1189680 + 2523280*B + 96*B*T + 97328*T, T)); /* %682 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(391, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k683_scale(A + 1189680 + 2523280*B + 96*B*T + 97328*T, A + 1189680 + 2523280*B + 96*B*T + 97376*T, T)); /* %683 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(392, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k682_mul(A + 1189680 + 2523280*B + 96*B*T + 97376*T, A + 1189680 + 2523280*B + 96*B*T + 97280*T, A + 1189680 + 2523280*B + 96*B*T + 97328*T, T)); /* %684 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(393, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T + 97280*T, A + 1189680 + 2523280*B + 96*B*T + 97376*T, T)); /* %685 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(394, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k686_id(A + 1189680 + 2523280*B + 96*B*T + 92160*T, A + 1189680 + 2523280*B + 96*B*T + 97280*T, T)); /* %686 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(395, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k687_scale(A + 1189680 + 2523280*B + 96*B*T + 97280*T, A + 1189680 + 2523280*B + 96*B*T + 81920*T, T)); /* %687 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(396, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k673_mul(A + 1189680 + 2523280*B + 96*B*T + 81920*T, A + 1189680 + 2523280*B + 96*B*T + 92160*T, A + 1189680 + 2523280*B + 96*B*T + 97280*T, T)); /* %688 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(397, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 92160*T, A + 1189680 + 2523280*B + 96*B*T + 87040*T, A + 1189680 + 2523280*B + 96*B*T + 81920*T, T)); /* %689 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(398, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k690_neg(A + 1189680 + 2523280*B + 96*B*T + 97280*T, A + 1189680 + 2523280*B + 96*B*T + 92160*T, T)); /* %690 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(399, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T + 230400*T, A + 1189680 + 2523280*B + 96*B*T + 97280*T, T)); /* %691 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(400, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T + 230448*T, A + 1189680 + 2523280*B + 96*B*T + 230400*T, T)); /* %692 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(401, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k686_id(A + 1189680 + 2523280*B + 96*B*T + 97280*T, A + 1189680 + 2523280*B + 96*B*T + 230448*T, T)); /* %693 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(402, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 230400*T, A + 1189680 + 2523280*B + 96*B*T + 92160*T, A + 1189680 + 2523280*B + 96*B*T + 97280*T, T)); /* %694 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(403, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 0, A + 1189680 + 2523280*B + 96*B*T + 230400*T, T)); /* %695 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(404, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1185152, A + 0)); /* %697 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(405, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k700_matmul(A + 1189680 + 2523280*B + 96*B*T + 81920*T, A + 1189680 + 2523280*B + 96*B*T + 230400*T, (real *)P + 990944, T)); /* %700 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(406, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k701_matmul(A + 630784, A + 1189680 + 2523280*B + 96*B*T + 230400*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %701 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(407, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k703_gelu_grad(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 61440*T, T)); /* %703 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(408, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k704_mul(A + 1189680 + 2523280*B + 96*B*T + 61440*T, A + 1189680 + 2523280*B + 96*B*T + 81920*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %704 map:mul [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(409, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k705_sum(A + 0, A + 1189680 + 2523280*B + 96*B*T + 61440*T, T)); /* %705 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(410, (double)20480, sizeof(real)*((double)512 + (double)20480), k707_sum(A + 1183744, A + 0)); /* %707 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(411, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k710_matmul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 61440*T, (real *)P + 924896, T)); /* %710 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(412, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k711_matmul(A + 696320, A + 1189680 + 2523280*B + 96*B*T + 61440*T, A + 1189680 + 2523280*B + 96*B*T + 225280*T, T)); /* %711 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(413, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 761856, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %713 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(414, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1185280, A + 761856)); /* %715 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(415, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1189680 + 2523280*B + 96*B*T + 225280*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, (real *)P + 924640, T)); /* %717 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(416, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k673_mul(A + 1189680 + 2523280*B + 96*B*T + 46080*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 220160*T, T)); /* %718 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(417, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 761856, A + 1189680 + 2523280*B + 96*B*T + 46080*T, T)); /* %719 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(418, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1185408, A + 761856)); /* %721 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(419, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1189680 + 2523280*B + 96*B*T + 220160*T, A + 1189680 + 2523280*B + 96*B*T + 225280*T, A + 1189680 + 2523280*B + 96*B*T + 236304*T, T)); /* %723 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(420, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k673_mul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 225280*T, A + 1189680 + 2523280*B + 96*B*T + 215040*T, T)); /* %724 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(421, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T + 225280*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %725 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(422, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k681_square(A + 1189680 + 2523280*B + 96*B*T + 225328*T, A + 1189680 + 2523280*B + 96*B*T + 236304*T, T)); /* %726 map:square [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(423, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k682_mul(A + 1189680 + 2523280*B + 96*B*T + 225376*T, A + 1189680 + 2523280*B + 96*B*T + 236304*T, A + 1189680 + 2523280*B + 96*B*T + 225328*T, T)); /* %727 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(424, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k683_scale(A + 1189680 + 2523280*B + 96*B*T + 225328*T, A + 1189680 + 2523280*B + 96*B*T + 225376*T, T)); /* %728 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(425, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k682_mul(A + 1189680 + 2523280*B + 96*B*T + 225376*T, A + 1189680 + 2523280*B + 96*B*T + 225280*T, A + 1189680 + 2523280*B + 96*B*T + 225328*T, T)); /* %729 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(426, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 225376*T, T)); /* %730 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(427, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k686_id(A + 1189680 + 2523280*B + 96*B*T + 225280*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %731 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(428, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k687_scale(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 215040*T, T)); /* %732 map:scale [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(429, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k673_mul(A + 1189680 + 2523280*B + 96*B*T + 215040*T, A + 1189680 + 2523280*B + 96*B*T + 225280*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %733 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(430, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 225280*T, A + 1189680 + 2523280*B + 96*B*T + 220160*T, A + 1189680 + 2523280*B + 96*B*T + 215040*T, T)); /* %734 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(431, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k690_neg(A + 1189680 + 2523280*B + 96*B*T + 215040*T, A + 1189680 + 2523280*B + 96*B*T + 225280*T, T)); /* %735 map:neg [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(432, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T + 220160*T, A + 1189680 + 2523280*B + 96*B*T + 215040*T, T)); /* %736 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(433, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 215040*T, A + 1189680 + 2523280*B + 96*B*T + 230400*T, A + 1189680 + 2523280*B + 96*B*T + 225280*T, T)); /* %737 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(434, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T + 220208*T, A + 1189680 + 2523280*B + 96*B*T + 220160*T, T)); /* %738 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(435, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k686_id(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 220208*T, T)); /* %739 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(436, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 60160*T, A + 1189680 + 2523280*B + 96*B*T + 215040*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %740 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(437, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 761856, A + 1189680 + 2523280*B + 96*B*T + 60160*T, T)); /* %741 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(438, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1185536, A + 761856)); /* %743 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(439, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k746_matmul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 60160*T, (real *)P + 908128, T)); /* %746 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(440, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k747_matmul(A + 1001472, A + 1189680 + 2523280*B + 96*B*T + 60160*T, A + 1189680 + 2523280*B + 96*B*T + 209920*T, T)); /* %747 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(441, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1189680 + 2523280*B + 96*B*T + 47360*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %750 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(442, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 47360*T, A + 1189680 + 2523280*B + 96*B*T + 204800*T, T)); /* %751 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(443, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k752_matmul(A + 1189680 + 2523280*B + 96*B*T + 65280*T, A + 1189680 + 2523280*B + 96*B*T + 121600*T, A + 1189680 + 2523280*B + 96*B*T + 47360*T, T)); /* %752 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(444, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1189680 + 2523280*B + 96*B*T + 47360*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 236000*T, T)); /* %753 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(445, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k754_mul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 47360*T, A + 1189680 + 2523280*B + 96*B*T + 121600*T, T)); /* %754 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(446, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k755_neg(A + 1189680 + 2523280*B + 96*B*T + 53760*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %755 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(447, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 53760*T, T)); /* %756 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(448, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k757_step(A + 1189680 + 2523280*B + 96*B*T + 41120*T, A + 1189680 + 2523280*B + 96*B*T + 235840*T, T)); /* %757 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(449, (double)160*T, sizeof(real)*((double)160*T + (double)160*T + (double)160*T), k758_mul(A + 1189680 + 2523280*B + 96*B*T + 53760*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 41120*T, T)); /* %758 map:mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(450, (double)6400*T, sizeof(real)*((double)6400*T + (double)160*T), k759_id(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 53760*T, T)); /* %759 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(451, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k760_add(A + 1189680 + 2523280*B + 96*B*T + 53760*T, A + 1189680 + 2523280*B + 96*B*T + 47360*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %760 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(452, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 53760*T, (real *)inputs[2], T)); /* %761 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(453, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k754_mul(A + 1189680 + 2523280*B + 96*B*T + 47360*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 115200*T, T)); /* %765 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(454, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 47360*T, (real *)inputs[2], T)); /* %770 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(455, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1189680 + 2523280*B + 96*B*T + 47360*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %774 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(456, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 47360*T, A + 1189680 + 2523280*B + 96*B*T + 199680*T, T)); /* %775 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(457, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k752_matmul(A + 1189680 + 2523280*B + 96*B*T + 53760*T, A + 1189680 + 2523280*B + 96*B*T + 47360*T, A + 1189680 + 2523280*B + 96*B*T + 194560*T, T)); /* %776 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(458, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1189680 + 2523280*B + 96*B*T + 46080*T, A + 1189680 + 2523280*B + 96*B*T + 65280*T, T)); /* %777 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(459, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 761856, A + 1189680 + 2523280*B + 96*B*T + 46080*T, T)); /* %779 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(460, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1185664, A + 761856)); /* %781 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(461, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k746_matmul(A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 46080*T, (real *)P + 891616, T)); /* %784 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(462, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k747_matmul(A + 1017856, A + 1189680 + 2523280*B + 96*B*T + 46080*T, A + 1189680 + 2523280*B + 96*B*T + 189440*T, T)); /* %785 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(463, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1189680 + 2523280*B + 96*B*T + 46080*T, A + 1189680 + 2523280*B + 96*B*T + 53760*T, T)); /* %787 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(464, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 761856, A + 1189680 + 2523280*B + 96*B*T + 46080*T, T)); /* %789 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(465, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1185792, A + 761856)); /* %791 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(466, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k746_matmul(A + 1189680 + 2523280*B + 96*B*T + 120320*T, A + 1189680 + 2523280*B + 96*B*T + 46080*T, (real *)P + 875104, T)); /* %794 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(467, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k747_matmul(A + 1034240, A + 1189680 + 2523280*B + 96*B*T + 46080*T, A + 1189680 + 2523280*B + 96*B*T + 189440*T, T)); /* %795 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(468, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 46080*T, A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 120320*T, T)); /* %797 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(469, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1189680 + 2523280*B + 96*B*T + 51200*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %798 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(470, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 761856, A + 1189680 + 2523280*B + 96*B*T + 51200*T, T)); /* %800 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(471, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1185920, A + 761856)); /* %802 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(472, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k746_matmul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 51200*T, (real *)P + 858592, T)); /* %805 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(473, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k747_matmul(A + 1050624, A + 1189680 + 2523280*B + 96*B*T + 51200*T, A + 1189680 + 2523280*B + 96*B*T + 189440*T, T)); /* %806 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(474, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 51200*T, A + 1189680 + 2523280*B + 96*B*T + 46080*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %808 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(475, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 761856, A + 1189680 + 2523280*B + 96*B*T + 51200*T, T)); /* %809 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(476, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1186048, A + 761856)); /* %811 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(477, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 51200*T, (real *)P + 858336, T)); /* %813 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(478, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k673_mul(A + 1189680 + 2523280*B + 96*B*T + 46080*T, A + 1189680 + 2523280*B + 96*B*T + 51200*T, A + 1189680 + 2523280*B + 96*B*T + 184320*T, T)); /* %814 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(479, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 761856, A + 1189680 + 2523280*B + 96*B*T + 46080*T, T)); /* %815 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(480, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1186176, A + 761856)); /* %817 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(481, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 236256*T, T)); /* %819 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(482, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k673_mul(A + 1189680 + 2523280*B + 96*B*T + 120320*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 179200*T, T)); /* %820 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(483, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T + 235840*T, A + 1189680 + 2523280*B + 96*B*T + 120320*T, T)); /* %821 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(484, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k681_square(A + 1189680 + 2523280*B + 96*B*T + 235888*T, A + 1189680 + 2523280*B + 96*B*T + 236256*T, T)); /* %822 map:square [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(485, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k682_mul(A + 1189680 + 2523280*B + 96*B*T + 235936*T, A + 1189680 + 2523280*B + 96*B*T + 236256*T, A + 1189680 + 2523280*B + 96*B*T + 235888*T, T)); /* %823 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(486, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k683_scale(A + 1189680 + 2523280*B + 96*B*T + 235888*T, A + 1189680 + 2523280*B + 96*B*T + 235936*T, T)); /* %824 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(487, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k682_mul(A + 1189680 + 2523280*B + 96*B*T + 235936*T, A + 1189680 + 2523280*B + 96*B*T + 235840*T, A + 1189680 + 2523280*B + 96*B*T + 235888*T, T)); /* %825 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(488, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T + 235840*T, A + 1189680 + 2523280*B + 96*B*T + 235936*T, T)); /* %826 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(489, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k686_id(A + 1189680 + 2523280*B + 96*B*T + 120320*T, A + 1189680 + 2523280*B + 96*B*T + 235840*T, T)); /* %827 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(490, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k687_scale(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 179200*T, T)); /* %828 map:scale [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(491, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k673_mul(A + 1189680 + 2523280*B + 96*B*T + 46080*T, A + 1189680 + 2523280*B + 96*B*T + 120320*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %829 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(492, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 46080*T, T)); /* %830 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(493, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k690_neg(A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %831 map:neg [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(494, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T + 235840*T, A + 1189680 + 2523280*B + 96*B*T + 115200*T, T)); /* %832 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(495, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 60160*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, T)); /* %833 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(496, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T + 235888*T, A + 1189680 + 2523280*B + 96*B*T + 235840*T, T)); /* %834 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(497, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k686_id(A + 1189680 + 2523280*B + 96*B*T + 120320*T, A + 1189680 + 2523280*B + 96*B*T + 235888*T, T)); /* %835 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(498, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 61440*T, A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 120320*T, T)); /* %836 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(499, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 761856, A + 1189680 + 2523280*B + 96*B*T + 61440*T, T)); /* %837 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(500, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1186304, A + 761856)); /* %839 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(501, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k700_matmul(A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T + 61440*T, (real *)P + 792672, T)); /* %842 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(502, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k701_matmul(A + 761856, A + 1189680 + 2523280*B + 96*B*T + 61440*T, A + 1189680 + 2523280*B + 96*B*T, T)); /* %843 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(503, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k703_gelu_grad(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 20480*T, T)); /* %845 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(504, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k704_mul(A + 1189680 + 2523280*B + 96*B*T + 20480*T, A + 1189680 + 2523280*B + 96*B*T + 40960*T, A + 1189680 + 2523280*B + 96*B*T, T)); /* %846 map:mul [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(505, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k705_sum(A + 0, A + 1189680 + 2523280*B + 96*B*T + 20480*T, T)); /* %847 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(506, (double)20480, sizeof(real)*((double)512 + (double)20480), k707_sum(A + 1184256, A + 0)); /* %849 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(507, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k710_matmul(A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 20480*T, (real *)P + 726624, T)); /* %852 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(508, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k711_matmul(A + 827392, A + 1189680 + 2523280*B + 96*B*T + 20480*T, A + 1189680 + 2523280*B + 96*B*T + 174080*T, T)); /* %853 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(509, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 892928, A + 1189680 + 2523280*B + 96*B*T + 115200*T, T)); /* %855 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(510, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1186432, A + 892928)); /* %857 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(511, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1189680 + 2523280*B + 96*B*T + 120320*T, A + 1189680 + 2523280*B + 96*B*T + 115200*T, (real *)P + 726368, T)); /* %859 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(512, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k673_mul(A + 1189680 + 2523280*B + 96*B*T + 66560*T, A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 168960*T, T)); /* %860 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(513, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 892928, A + 1189680 + 2523280*B + 96*B*T + 66560*T, T)); /* %861 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(514, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1186560, A + 892928)); /* %863 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(515, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 120320*T, A + 1189680 + 2523280*B + 96*B*T + 236208*T, T)); /* %865 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(516, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k673_mul(A + 1189680 + 2523280*B + 96*B*T + 66560*T, A + 1189680 + 2523280*B + 96*B*T + 120320*T, A + 1189680 + 2523280*B + 96*B*T + 163840*T, T)); /* %866 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(517, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T + 235840*T, A + 1189680 + 2523280*B + 96*B*T + 66560*T, T)); /* %867 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(518, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k681_square(A + 1189680 + 2523280*B + 96*B*T + 235888*T, A + 1189680 + 2523280*B + 96*B*T + 236208*T, T)); /* %868 map:square [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(519, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k682_mul(A + 1189680 + 2523280*B + 96*B*T + 235936*T, A + 1189680 + 2523280*B + 96*B*T + 236208*T, A + 1189680 + 2523280*B + 96*B*T + 235888*T, T)); /* %869 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(520, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k683_scale(A + 1189680 + 2523280*B + 96*B*T + 235888*T, A + 1189680 + 2523280*B + 96*B*T + 235936*T, T)); /* %870 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(521, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k682_mul(A + 1189680 + 2523280*B + 96*B*T + 235936*T, A + 1189680 + 2523280*B + 96*B*T + 235840*T, A + 1189680 + 2523280*B + 96*B*T + 235888*T, T)); /* %871 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(522, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T + 235840*T, A + 1189680 + 2523280*B + 96*B*T + 235936*T, T)); /* %872 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(523, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k686_id(A + 1189680 + 2523280*B + 96*B*T + 120320*T, A + 1189680 + 2523280*B + 96*B*T + 235840*T, T)); /* %873 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(524, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k687_scale(A + 1189680 + 2523280*B + 96*B*T + 66560*T, A + 1189680 + 2523280*B + 96*B*T + 163840*T, T)); /* %874 map:scale [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(525, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k673_mul(A + 1189680 + 2523280*B + 96*B*T + 71680*T, A + 1189680 + 2523280*B + 96*B*T + 120320*T, A + 1189680 + 2523280*B + 96*B*T + 66560*T, T)); /* %875 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(526, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 66560*T, A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 71680*T, T)); /* %876 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(527, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k690_neg(A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 66560*T, T)); /* %877 map:neg [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(528, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T + 235840*T, A + 1189680 + 2523280*B + 96*B*T + 115200*T, T)); /* %878 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(529, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 61440*T, A + 1189680 + 2523280*B + 96*B*T + 66560*T, T)); /* %879 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(530, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T + 235888*T, A + 1189680 + 2523280*B + 96*B*T + 235840*T, T)); /* %880 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(531, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k686_id(A + 1189680 + 2523280*B + 96*B*T + 120320*T, A + 1189680 + 2523280*B + 96*B*T + 235888*T, T)); /* %881 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(532, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 19200*T, A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 120320*T, T)); /* %882 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(533, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 892928, A + 1189680 + 2523280*B + 96*B*T + 19200*T, T)); /* %883 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(534, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1186688, A + 892928)); /* %885 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(535, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k746_matmul(A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 19200*T, (real *)P + 709856, T)); /* %888 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(536, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k747_matmul(A + 1067008, A + 1189680 + 2523280*B + 96*B*T + 19200*T, A + 1189680 + 2523280*B + 96*B*T + 158720*T, T)); /* %889 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(537, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1189680 + 2523280*B + 96*B*T + 120320*T, A + 1189680 + 2523280*B + 96*B*T + 115200*T, T)); /* %892 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(538, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 120320*T, A + 1189680 + 2523280*B + 96*B*T + 153600*T, T)); /* %893 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(539, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k752_matmul(A + 1189680 + 2523280*B + 96*B*T + 115200*T, A + 1189680 + 2523280*B + 96*B*T + 108800*T, A + 1189680 + 2523280*B + 96*B*T + 120320*T, T)); /* %894 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(540, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1189680 + 2523280*B + 96*B*T + 6400*T, A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 235680*T, T)); /* %895 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(541, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k754_mul(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 6400*T, A + 1189680 + 2523280*B + 96*B*T + 108800*T, T)); /* %896 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(542, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k755_neg(A + 1189680 + 2523280*B + 96*B*T + 12800*T, A + 1189680 + 2523280*B + 96*B*T, T)); /* %897 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(543, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 12800*T, T)); /* %898 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(544, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k757_step(A + 1189680 + 2523280*B + 96*B*T + 160*T, A + 1189680 + 2523280*B + 96*B*T + 235520*T, T)); /* %899 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(545, (double)160*T, sizeof(real)*((double)160*T + (double)160*T + (double)160*T), k758_mul(A + 1189680 + 2523280*B + 96*B*T + 12800*T, A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 160*T, T)); /* %900 map:mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(546, (double)6400*T, sizeof(real)*((double)6400*T + (double)160*T), k759_id(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 12800*T, T)); /* %901 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(547, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k760_add(A + 1189680 + 2523280*B + 96*B*T + 12800*T, A + 1189680 + 2523280*B + 96*B*T + 6400*T, A + 1189680 + 2523280*B + 96*B*T, T)); /* %902 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(548, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 12800*T, (real *)inputs[2], T)); /* %903 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(549, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k754_mul(A + 1189680 + 2523280*B + 96*B*T + 6400*T, A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 102400*T, T)); /* %907 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(550, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 6400*T, (real *)inputs[2], T)); /* %912 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(551, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1189680 + 2523280*B + 96*B*T + 6400*T, A + 1189680 + 2523280*B + 96*B*T, T)); /* %916 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(552, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 6400*T, A + 1189680 + 2523280*B + 96*B*T + 148480*T, T)); /* %917 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(553, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k752_matmul(A + 1189680 + 2523280*B + 96*B*T + 12800*T, A + 1189680 + 2523280*B + 96*B*T + 6400*T, A + 1189680 + 2523280*B + 96*B*T + 143360*T, T)); /* %918 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(554, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1189680 + 2523280*B + 96*B*T + 5120*T, A + 1189680 + 2523280*B + 96*B*T + 115200*T, T)); /* %919 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(555, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 892928, A + 1189680 + 2523280*B + 96*B*T + 5120*T, T)); /* %921 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(556, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1186816, A + 892928)); /* %923 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(557, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k746_matmul(A + 1189680 + 2523280*B + 96*B*T + 24320*T, A + 1189680 + 2523280*B + 96*B*T + 5120*T, (real *)P + 693344, T)); /* %926 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(558, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k747_matmul(A + 1083392, A + 1189680 + 2523280*B + 96*B*T + 5120*T, A + 1189680 + 2523280*B + 96*B*T + 138240*T, T)); /* %927 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(559, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1189680 + 2523280*B + 96*B*T + 5120*T, A + 1189680 + 2523280*B + 96*B*T + 12800*T, T)); /* %929 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(560, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 892928, A + 1189680 + 2523280*B + 96*B*T + 5120*T, T)); /* %931 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(561, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1186944, A + 892928)); /* %933 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(562, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k746_matmul(A + 1189680 + 2523280*B + 96*B*T + 10240*T, A + 1189680 + 2523280*B + 96*B*T + 5120*T, (real *)P + 676832, T)); /* %936 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(563, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k747_matmul(A + 1099776, A + 1189680 + 2523280*B + 96*B*T + 5120*T, A + 1189680 + 2523280*B + 96*B*T + 138240*T, T)); /* %937 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(564, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 5120*T, A + 1189680 + 2523280*B + 96*B*T + 24320*T, A + 1189680 + 2523280*B + 96*B*T + 10240*T, T)); /* %939 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(565, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1189680 + 2523280*B + 96*B*T + 10240*T, A + 1189680 + 2523280*B + 96*B*T, T)); /* %940 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(566, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 892928, A + 1189680 + 2523280*B + 96*B*T + 10240*T, T)); /* %942 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(567, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1187072, A + 892928)); /* %944 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(568, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k746_matmul(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 10240*T, (real *)P + 660320, T)); /* %947 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(569, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k747_matmul(A + 1116160, A + 1189680 + 2523280*B + 96*B*T + 10240*T, A + 1189680 + 2523280*B + 96*B*T + 138240*T, T)); /* %948 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(570, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 10240*T, A + 1189680 + 2523280*B + 96*B*T + 5120*T, A + 1189680 + 2523280*B + 96*B*T, T)); /* %950 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(571, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 892928, A + 1189680 + 2523280*B + 96*B*T + 10240*T, T)); /* %951 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(572, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1187200, A + 892928)); /* %953 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(573, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 10240*T, (real *)P + 660064, T)); /* %955 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(574, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k673_mul(A + 1189680 + 2523280*B + 96*B*T + 5120*T, A + 1189680 + 2523280*B + 96*B*T + 10240*T, A + 1189680 + 2523280*B + 96*B*T + 133120*T, T)); /* %956 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(575, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 892928, A + 1189680 + 2523280*B + 96*B*T + 5120*T, T)); /* %957 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(576, (double)5120, sizeof(real)*((double)128 + (double)5120), k670_sum(A + 1187328, A + 892928)); /* %959 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(577, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1189680 + 2523280*B + 96*B*T + 5120*T, A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 236160*T, T)); /* %961 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(578, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k673_mul(A + 1189680 + 2523280*B + 96*B*T + 10240*T, A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 128000*T, T)); /* %962 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(579, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T + 15360*T, A + 1189680 + 2523280*B + 96*B*T + 10240*T, T)); /* %963 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(580, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k681_square(A + 1189680 + 2523280*B + 96*B*T + 15408*T, A + 1189680 + 2523280*B + 96*B*T + 236160*T, T)); /* %964 map:square [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(581, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k682_mul(A + 1189680 + 2523280*B + 96*B*T + 15456*T, A + 1189680 + 2523280*B + 96*B*T + 236160*T, A + 1189680 + 2523280*B + 96*B*T + 15408*T, T)); /* %965 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(582, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k683_scale(A + 1189680 + 2523280*B + 96*B*T + 15408*T, A + 1189680 + 2523280*B + 96*B*T + 15456*T, T)); /* %966 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(583, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k682_mul(A + 1189680 + 2523280*B + 96*B*T + 15456*T, A + 1189680 + 2523280*B + 96*B*T + 15360*T, A + 1189680 + 2523280*B + 96*B*T + 15408*T, T)); /* %967 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(584, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T + 15504*T, A + 1189680 + 2523280*B + 96*B*T + 15456*T, T)); /* %968 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(585, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k686_id(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 15504*T, T)); /* %969 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(586, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k687_scale(A + 1189680 + 2523280*B + 96*B*T + 10240*T, A + 1189680 + 2523280*B + 96*B*T + 128000*T, T)); /* %970 map:scale [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(587, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k673_mul(A + 1189680 + 2523280*B + 96*B*T + 24320*T, A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 10240*T, T)); /* %971 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(588, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 5120*T, A + 1189680 + 2523280*B + 96*B*T + 24320*T, T)); /* %972 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(589, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k690_neg(A + 1189680 + 2523280*B + 96*B*T + 5120*T, A + 1189680 + 2523280*B + 96*B*T, T)); /* %973 map:neg [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(590, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1189680 + 2523280*B + 96*B*T + 10240*T, A + 1189680 + 2523280*B + 96*B*T + 5120*T, T)); /* %974 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(591, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 5120*T, A + 1189680 + 2523280*B + 96*B*T + 19200*T, A + 1189680 + 2523280*B + 96*B*T, T)); /* %975 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(592, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1189680 + 2523280*B + 96*B*T + 10288*T, A + 1189680 + 2523280*B + 96*B*T + 10240*T, T)); /* %976 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(593, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k686_id(A + 1189680 + 2523280*B + 96*B*T, A + 1189680 + 2523280*B + 96*B*T + 10288*T, T)); /* %977 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(594, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1189680 + 2523280*B + 96*B*T + 10240*T, A + 1189680 + 2523280*B + 96*B*T + 5120*T, A + 1189680 + 2523280*B + 96*B*T, T)); /* %978 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(595, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k668_sum(A + 1176576, A + 1189680 + 2523280*B + 96*B*T + 10240*T, T)); /* %979 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(596, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k981_scatter_add(A + 294912, A + 1189680 + 2523280*B + 96*B*T + 10240*T, (int32_t *)inputs[1], T)); /* %981 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(597, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k982_sum(A + 1187456, A + 1189680 + 1179648*B, B)); /* %982 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(598, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k984_matmul(A + 1189680 + 1179904*B, A + 1189680 + 1179648*B, (real *)P + 507360, B)); /* %984 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(599, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k985_matmul(A + 1132544, A + 1189680 + 1179648*B, A + 1189680 + 1179776*B, B)); /* %985 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(600, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k280_scale(A + 1189680 + 1212416*B, A + 1189680 + 1179904*B, B)); /* %986 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(601, (double)8192*B, sizeof(real)*((double)8192*B + (double)128*B), k988_id(A + 1189680 + 1179648*B, A + 1189680 + 1212416*B, B)); /* %988 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(602, 0, sizeof(real)*((double)8192*B + (double)8192*B), k989_permute(A + 1189680 + 1212416*B, A + 1189680 + 1179648*B, B)); /* %989 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(603, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k991_step(A + 1189680 + 1179648*B, A + 1189680 + 1204224*B, B)); /* %991 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(604, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k992_mul(A + 1189680 + 2506752*B, A + 1189680 + 1212416*B, A + 1189680 + 1179648*B, B)); /* %992 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(605, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k993_sum(A + 892928, A + 1189680 + 2506752*B, B)); /* %993 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(606, (double)8192, sizeof(real)*((double)1024 + (double)8192), k995_sum(A + 1148928, A + 892928)); /* %995 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(607, (double)1024, sizeof(real)*((double)128 + (double)1024), k996_sum(A + 1187584, A + 1148928)); /* %996 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(608, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1189680 + 1179648*B, A + 1189680 + 2506752*B, (real *)P + 490592, B)); /* %998 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(609, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k992_mul(A + 1189680 + 1204224*B, A + 1189680 + 2506752*B, A + 1189680 + 1196032*B, B)); /* %999 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(610, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k993_sum(A + 892928, A + 1189680 + 1204224*B, B)); /* %1000 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(611, (double)8192, sizeof(real)*((double)1024 + (double)8192), k995_sum(A + 1148928, A + 892928)); /* %1002 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(612, (double)1024, sizeof(real)*((double)128 + (double)1024), k996_sum(A + 1187712, A + 1148928)); /* %1003 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(613, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1189680 + 1196032*B, A + 1189680 + 1179648*B, A + 1189680 + 2514944*B, B)); /* %1006 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(614, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k992_mul(A + 1189680 + 1204224*B, A + 1189680 + 1179648*B, A + 1189680 + 1187840*B, B)); /* %1007 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(615, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1189680 + 2514960*B, A + 1189680 + 1204224*B, B)); /* %1008 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(616, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1009_square(A + 1189680 + 2514976*B, A + 1189680 + 2514944*B, B)); /* %1009 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(617, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 2514992*B, A + 1189680 + 2514944*B, A + 1189680 + 2514976*B, B)); /* %1010 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(618, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1011_scale(A + 1189680 + 2514944*B, A + 1189680 + 2514992*B, B)); /* %1011 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(619, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 2514976*B, A + 1189680 + 2514960*B, A + 1189680 + 2514944*B, B)); /* %1012 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(620, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1189680 + 2514944*B, A + 1189680 + 2514976*B, B)); /* %1013 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(621, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1014_id(A + 1189680 + 1179648*B, A + 1189680 + 2514944*B, B)); /* %1014 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(622, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1015_scale(A + 1189680 + 1204224*B, A + 1189680 + 1187840*B, B)); /* %1015 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(623, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k992_mul(A + 1189680 + 1187840*B, A + 1189680 + 1179648*B, A + 1189680 + 1204224*B, B)); /* %1016 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(624, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1189680 + 1179648*B, A + 1189680 + 1196032*B, A + 1189680 + 1187840*B, B)); /* %1017 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(625, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1018_neg(A + 1189680 + 1187840*B, A + 1189680 + 1179648*B, B)); /* %1018 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(626, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1189680 + 2514944*B, A + 1189680 + 1187840*B, B)); /* %1019 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(627, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1189680 + 2514960*B, A + 1189680 + 2514944*B, B)); /* %1020 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(628, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1014_id(A + 1189680 + 1187840*B, A + 1189680 + 2514960*B, B)); /* %1021 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(629, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1189680 + 2514944*B, A + 1189680 + 1179648*B, A + 1189680 + 1187840*B, B)); /* %1022 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(630, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k993_sum(A + 892928, A + 1189680 + 2514944*B, B)); /* %1024 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(631, (double)8192, sizeof(real)*((double)1024 + (double)8192), k995_sum(A + 1148928, A + 892928)); /* %1026 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(632, (double)1024, sizeof(real)*((double)128 + (double)1024), k996_sum(A + 1187840, A + 1148928)); /* %1027 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(633, (double)18874368*B, sizeof(real)*((double)147456*B + (double)8192*B + (double)73728*B), k1030_matmul(A + 1189680 + 1179648*B, A + 1189680 + 2514944*B, A + 1189680 + 1867776*B, B)); /* %1030 matmul [B,128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(634, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1031_matmul(A + 1189680 + 1867776*B, (real *)P + 343008, A + 1189680 + 2514944*B, B)); /* %1031 matmul [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(635, (double)147456*B, sizeof(real)*((double)147456 + (double)147456*B), k1032_sum(A + 0, A + 1189680 + 1179648*B, B)); /* %1032 reduce [1,128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(636, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1035_col2im(A + 1189680 + 1179648*B, A + 1189680 + 1867776*B, B)); /* %1035 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(637, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k991_step(A + 1189680 + 1867776*B, A + 1189680 + 2498560*B, B)); /* %1036 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(638, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k992_mul(A + 1189680 + 2498560*B, A + 1189680 + 1179648*B, A + 1189680 + 1867776*B, B)); /* %1037 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(639, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k993_sum(A + 892928, A + 1189680 + 2498560*B, B)); /* %1038 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(640, (double)8192, sizeof(real)*((double)1024 + (double)8192), k995_sum(A + 1148928, A + 892928)); /* %1040 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(641, (double)1024, sizeof(real)*((double)128 + (double)1024), k996_sum(A + 1187968, A + 1148928)); /* %1041 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(642, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1189680 + 1867776*B, A + 1189680 + 2498560*B, (real *)P + 342752, B)); /* %1043 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(643, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k992_mul(A + 1189680 + 1875968*B, A + 1189680 + 2498560*B, A + 1189680 + 2490368*B, B)); /* %1044 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(644, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k993_sum(A + 892928, A + 1189680 + 1875968*B, B)); /* %1045 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(645, (double)8192, sizeof(real)*((double)1024 + (double)8192), k995_sum(A + 1148928, A + 892928)); /* %1047 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(646, (double)1024, sizeof(real)*((double)128 + (double)1024), k996_sum(A + 1188096, A + 1148928)); /* %1048 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(647, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1189680 + 2490368*B, A + 1189680 + 1867776*B, A + 1189680 + 2523264*B, B)); /* %1051 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(648, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k992_mul(A + 1189680 + 2498560*B, A + 1189680 + 1867776*B, A + 1189680 + 2482176*B, B)); /* %1052 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(649, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1189680 + 2514944*B, A + 1189680 + 2498560*B, B)); /* %1053 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(650, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1009_square(A + 1189680 + 2514960*B, A + 1189680 + 2523264*B, B)); /* %1054 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(651, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 2514976*B, A + 1189680 + 2523264*B, A + 1189680 + 2514960*B, B)); /* %1055 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(652, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1011_scale(A + 1189680 + 2514960*B, A + 1189680 + 2514976*B, B)); /* %1056 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(653, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 2514976*B, A + 1189680 + 2514944*B, A + 1189680 + 2514960*B, B)); /* %1057 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(654, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1189680 + 2514944*B, A + 1189680 + 2514976*B, B)); /* %1058 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(655, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1014_id(A + 1189680 + 2498560*B, A + 1189680 + 2514944*B, B)); /* %1059 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(656, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1015_scale(A + 1189680 + 1867776*B, A + 1189680 + 2482176*B, B)); /* %1060 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(657, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k992_mul(A + 1189680 + 2482176*B, A + 1189680 + 2498560*B, A + 1189680 + 1867776*B, B)); /* %1061 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(658, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1189680 + 2498560*B, A + 1189680 + 2490368*B, A + 1189680 + 2482176*B, B)); /* %1062 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(659, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1018_neg(A + 1189680 + 2482176*B, A + 1189680 + 2498560*B, B)); /* %1063 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(660, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1189680 + 2490368*B, A + 1189680 + 2482176*B, B)); /* %1064 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(661, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1189680 + 2490384*B, A + 1189680 + 2490368*B, B)); /* %1065 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(662, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1014_id(A + 1189680 + 2482176*B, A + 1189680 + 2490384*B, B)); /* %1066 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(663, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1189680 + 2490368*B, A + 1189680 + 2498560*B, A + 1189680 + 2482176*B, B)); /* %1067 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(664, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k993_sum(A + 892928, A + 1189680 + 2490368*B, B)); /* %1069 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(665, (double)8192, sizeof(real)*((double)1024 + (double)8192), k995_sum(A + 1148928, A + 892928)); /* %1071 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(666, (double)1024, sizeof(real)*((double)128 + (double)1024), k996_sum(A + 1188224, A + 1148928)); /* %1072 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(667, (double)18874368*B, sizeof(real)*((double)147456*B + (double)8192*B + (double)73728*B), k1030_matmul(A + 1189680 + 1179648*B, A + 1189680 + 2490368*B, A + 1189680 + 1794048*B, B)); /* %1075 matmul [B,128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(668, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1031_matmul(A + 1189680 + 1794048*B, (real *)P + 195168, A + 1189680 + 2490368*B, B)); /* %1076 matmul [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(669, (double)147456*B, sizeof(real)*((double)147456 + (double)147456*B), k1032_sum(A + 147456, A + 1189680 + 1179648*B, B)); /* %1077 reduce [1,128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(670, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1035_col2im(A + 1189680 + 2482176*B, A + 1189680 + 1794048*B, B)); /* %1080 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(671, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1189680 + 2490368*B, A + 1189680 + 2506752*B, A + 1189680 + 2482176*B, B)); /* %1081 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(672, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k991_step(A + 1189680 + 2482176*B, A + 1189680 + 2473984*B, B)); /* %1082 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(673, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k992_mul(A + 1189680 + 2473984*B, A + 1189680 + 2490368*B, A + 1189680 + 2482176*B, B)); /* %1083 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(674, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k993_sum(A + 892928, A + 1189680 + 2473984*B, B)); /* %1084 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(675, (double)8192, sizeof(real)*((double)1024 + (double)8192), k995_sum(A + 1148928, A + 892928)); /* %1086 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(676, (double)1024, sizeof(real)*((double)128 + (double)1024), k996_sum(A + 1188352, A + 1148928)); /* %1087 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(677, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1189680 + 1179648*B, A + 1189680 + 2473984*B, (real *)P + 194912, B)); /* %1089 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(678, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k992_mul(A + 1189680 + 1187840*B, A + 1189680 + 2473984*B, A + 1189680 + 2465792*B, B)); /* %1090 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(679, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k993_sum(A + 892928, A + 1189680 + 1187840*B, B)); /* %1091 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(680, (double)8192, sizeof(real)*((double)1024 + (double)8192), k995_sum(A + 1148928, A + 892928)); /* %1093 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(681, (double)1024, sizeof(real)*((double)128 + (double)1024), k996_sum(A + 1188480, A + 1148928)); /* %1094 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(682, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1189680 + 1187840*B, A + 1189680 + 1179648*B, A + 1189680 + 2523248*B, B)); /* %1097 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(683, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k992_mul(A + 1189680 + 1196032*B, A + 1189680 + 1179648*B, A + 1189680 + 2457600*B, B)); /* %1098 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(684, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1189680 + 1179648*B, A + 1189680 + 1196032*B, B)); /* %1099 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(685, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1009_square(A + 1189680 + 1179664*B, A + 1189680 + 2523248*B, B)); /* %1100 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(686, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 1179680*B, A + 1189680 + 2523248*B, A + 1189680 + 1179664*B, B)); /* %1101 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(687, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1011_scale(A + 1189680 + 1179664*B, A + 1189680 + 1179680*B, B)); /* %1102 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(688, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 1179680*B, A + 1189680 + 1179648*B, A + 1189680 + 1179664*B, B)); /* %1103 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(689, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1189680 + 2465792*B, A + 1189680 + 1179680*B, B)); /* %1104 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(690, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1014_id(A + 1189680 + 1179648*B, A + 1189680 + 2465792*B, B)); /* %1105 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(691, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1015_scale(A + 1189680 + 1196032*B, A + 1189680 + 2457600*B, B)); /* %1106 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(692, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k992_mul(A + 1189680 + 1204224*B, A + 1189680 + 1179648*B, A + 1189680 + 1196032*B, B)); /* %1107 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(693, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1189680 + 1179648*B, A + 1189680 + 1187840*B, A + 1189680 + 1204224*B, B)); /* %1108 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(694, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1018_neg(A + 1189680 + 1187840*B, A + 1189680 + 1179648*B, B)); /* %1109 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(695, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1189680 + 2457600*B, A + 1189680 + 1187840*B, B)); /* %1110 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(696, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1189680 + 2457616*B, A + 1189680 + 2457600*B, B)); /* %1111 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(697, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1014_id(A + 1189680 + 1187840*B, A + 1189680 + 2457616*B, B)); /* %1112 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(698, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1189680 + 1290240*B, A + 1189680 + 1179648*B, A + 1189680 + 1187840*B, B)); /* %1113 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(699, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k993_sum(A + 892928, A + 1189680 + 1290240*B, B)); /* %1115 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(700, (double)8192, sizeof(real)*((double)1024 + (double)8192), k995_sum(A + 1148928, A + 892928)); /* %1117 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(701, (double)1024, sizeof(real)*((double)128 + (double)1024), k996_sum(A + 1188608, A + 1148928)); /* %1118 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(702, (double)9437184*B, sizeof(real)*((double)73728*B + (double)8192*B + (double)36864*B), k1121_matmul(A + 1189680 + 1179648*B, A + 1189680 + 1290240*B, A + 1189680 + 1978368*B, B)); /* %1121 matmul [B,128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(703, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1122_matmul(A + 1189680 + 1253376*B, (real *)P + 121056, A + 1189680 + 1290240*B, B)); /* %1122 matmul [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(704, (double)73728*B, sizeof(real)*((double)73728 + (double)73728*B), k1123_sum(A + 557056, A + 1189680 + 1179648*B, B)); /* %1123 reduce [1,128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(705, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1126_col2im(A + 1189680 + 1290240*B, A + 1189680 + 1253376*B, B)); /* %1126 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(706, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1127_step(A + 1189680 + 1306624*B, A + 1189680 + 2441216*B, B)); /* %1127 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(707, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1128_mul(A + 1189680 + 1978368*B, A + 1189680 + 1290240*B, A + 1189680 + 1306624*B, B)); /* %1128 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(708, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1129_sum(A + 892928, A + 1189680 + 1978368*B, B)); /* %1129 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(709, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1131_sum(A + 1148928, A + 892928)); /* %1131 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(710, (double)1024, sizeof(real)*((double)64 + (double)1024), k1132_sum(A + 1188736, A + 1148928)); /* %1132 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(711, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1189680 + 1994752*B, A + 1189680 + 1978368*B, (real *)P + 120928, B)); /* %1134 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(712, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1128_mul(A + 1189680 + 1179648*B, A + 1189680 + 1978368*B, A + 1189680 + 2424832*B, B)); /* %1135 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(713, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1129_sum(A + 892928, A + 1189680 + 1179648*B, B)); /* %1136 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(714, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1131_sum(A + 1148928, A + 892928)); /* %1138 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(715, (double)1024, sizeof(real)*((double)64 + (double)1024), k1132_sum(A + 1188800, A + 1148928)); /* %1139 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(716, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1189680 + 1179648*B, A + 1189680 + 1994752*B, A + 1189680 + 2523232*B, B)); /* %1142 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(717, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1128_mul(A + 1189680 + 1196032*B, A + 1189680 + 1994752*B, A + 1189680 + 2408448*B, B)); /* %1143 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(718, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1189680 + 1994752*B, A + 1189680 + 1196032*B, B)); /* %1144 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(719, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1009_square(A + 1189680 + 1994768*B, A + 1189680 + 2523232*B, B)); /* %1145 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(720, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 1994784*B, A + 1189680 + 2523232*B, A + 1189680 + 1994768*B, B)); /* %1146 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(721, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1011_scale(A + 1189680 + 1994768*B, A + 1189680 + 1994784*B, B)); /* %1147 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(722, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 1994784*B, A + 1189680 + 1994752*B, A + 1189680 + 1994768*B, B)); /* %1148 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(723, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1189680 + 2011136*B, A + 1189680 + 1994784*B, B)); /* %1149 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(724, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1150_id(A + 1189680 + 1994752*B, A + 1189680 + 2011136*B, B)); /* %1150 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(725, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1151_scale(A + 1189680 + 1196032*B, A + 1189680 + 2408448*B, B)); /* %1151 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(726, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1128_mul(A + 1189680 + 1212416*B, A + 1189680 + 1994752*B, A + 1189680 + 1196032*B, B)); /* %1152 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(727, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1189680 + 1196032*B, A + 1189680 + 1179648*B, A + 1189680 + 1212416*B, B)); /* %1153 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(728, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1154_neg(A + 1189680 + 1179648*B, A + 1189680 + 1196032*B, B)); /* %1154 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(729, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1189680 + 1994752*B, A + 1189680 + 1179648*B, B)); /* %1155 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(730, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1189680 + 1994768*B, A + 1189680 + 1994752*B, B)); /* %1156 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(731, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1150_id(A + 1189680 + 1179648*B, A + 1189680 + 1994768*B, B)); /* %1157 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(732, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1189680 + 1994752*B, A + 1189680 + 1196032*B, A + 1189680 + 1179648*B, B)); /* %1158 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(733, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1129_sum(A + 892928, A + 1189680 + 1994752*B, B)); /* %1160 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(734, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1131_sum(A + 1148928, A + 892928)); /* %1162 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(735, (double)1024, sizeof(real)*((double)64 + (double)1024), k1132_sum(A + 1188864, A + 1148928)); /* %1163 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(736, (double)18874368*B, sizeof(real)*((double)36864*B + (double)16384*B + (double)147456*B), k1166_matmul(A + 1189680 + 1179648*B, A + 1189680 + 1994752*B, A + 1189680 + 1032192*B, B)); /* %1166 matmul [B,64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(737, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1167_matmul(A + 1189680 + 1032192*B, (real *)P + 84000, A + 1189680 + 1994752*B, B)); /* %1167 matmul [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(738, (double)36864*B, sizeof(real)*((double)36864 + (double)36864*B), k1168_sum(A + 892928, A + 1189680 + 1179648*B, B)); /* %1168 reduce [1,64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(739, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1171_col2im(A + 1189680 + 1994752*B, A + 1189680 + 1032192*B, B)); /* %1171 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(740, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1127_step(A + 1189680 + 1794048*B, A + 1189680 + 2392064*B, B)); /* %1172 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(741, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1128_mul(A + 1189680 + 1810432*B, A + 1189680 + 1994752*B, A + 1189680 + 1794048*B, B)); /* %1173 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(742, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1129_sum(A + 929792, A + 1189680 + 1810432*B, B)); /* %1174 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(743, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1131_sum(A + 1148928, A + 929792)); /* %1176 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(744, (double)1024, sizeof(real)*((double)64 + (double)1024), k1132_sum(A + 1188928, A + 1148928)); /* %1177 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(745, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1189680 + 1794048*B, A + 1189680 + 1810432*B, (real *)P + 83872, B)); /* %1179 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(746, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1128_mul(A + 1189680 + 1994752*B, A + 1189680 + 1810432*B, A + 1189680 + 2375680*B, B)); /* %1180 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(747, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1129_sum(A + 929792, A + 1189680 + 1994752*B, B)); /* %1181 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(748, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1131_sum(A + 1148928, A + 929792)); /* %1183 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(749, (double)1024, sizeof(real)*((double)64 + (double)1024), k1132_sum(A + 1188992, A + 1148928)); /* %1184 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(750, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1189680 + 1994752*B, A + 1189680 + 1794048*B, A + 1189680 + 2523216*B, B)); /* %1187 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(751, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1128_mul(A + 1189680 + 1810432*B, A + 1189680 + 1794048*B, A + 1189680 + 2359296*B, B)); /* %1188 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(752, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1189680 + 2011136*B, A + 1189680 + 1810432*B, B)); /* %1189 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(753, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1009_square(A + 1189680 + 2011152*B, A + 1189680 + 2523216*B, B)); /* %1190 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(754, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 2011168*B, A + 1189680 + 2523216*B, A + 1189680 + 2011152*B, B)); /* %1191 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(755, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1011_scale(A + 1189680 + 2011152*B, A + 1189680 + 2011168*B, B)); /* %1192 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(756, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 2011168*B, A + 1189680 + 2011136*B, A + 1189680 + 2011152*B, B)); /* %1193 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(757, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1189680 + 2011136*B, A + 1189680 + 2011168*B, B)); /* %1194 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(758, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1150_id(A + 1189680 + 1794048*B, A + 1189680 + 2011136*B, B)); /* %1195 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(759, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1151_scale(A + 1189680 + 1810432*B, A + 1189680 + 2359296*B, B)); /* %1196 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(760, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1128_mul(A + 1189680 + 1826816*B, A + 1189680 + 1794048*B, A + 1189680 + 1810432*B, B)); /* %1197 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(761, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1189680 + 1794048*B, A + 1189680 + 1994752*B, A + 1189680 + 1826816*B, B)); /* %1198 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(762, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1154_neg(A + 1189680 + 1994752*B, A + 1189680 + 1794048*B, B)); /* %1199 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(763, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1189680 + 2011136*B, A + 1189680 + 1994752*B, B)); /* %1200 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(764, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1189680 + 2011152*B, A + 1189680 + 2011136*B, B)); /* %1201 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(765, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1150_id(A + 1189680 + 1994752*B, A + 1189680 + 2011152*B, B)); /* %1202 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(766, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1189680 + 1830912*B, A + 1189680 + 1794048*B, A + 1189680 + 1994752*B, B)); /* %1203 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(767, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1129_sum(A + 929792, A + 1189680 + 1830912*B, B)); /* %1205 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(768, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1131_sum(A + 1148928, A + 929792)); /* %1207 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(769, (double)1024, sizeof(real)*((double)64 + (double)1024), k1132_sum(A + 1189056, A + 1148928)); /* %1208 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(770, (double)18874368*B, sizeof(real)*((double)36864*B + (double)16384*B + (double)147456*B), k1166_matmul(A + 1189680 + 1794048*B, A + 1189680 + 1830912*B, A + 1189680 + 884736*B, B)); /* %1211 matmul [B,64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(771, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1167_matmul(A + 1189680 + 884736*B, (real *)P + 46944, A + 1189680 + 1830912*B, B)); /* %1212 matmul [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(772, (double)36864*B, sizeof(real)*((double)36864 + (double)36864*B), k1168_sum(A + 929792, A + 1189680 + 1794048*B, B)); /* %1213 reduce [1,64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(773, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1171_col2im(A + 1189680 + 1994752*B, A + 1189680 + 884736*B, B)); /* %1216 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(774, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1189680 + 1794048*B, A + 1189680 + 1978368*B, A + 1189680 + 1994752*B, B)); /* %1217 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(775, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1127_step(A + 1189680 + 1978368*B, A + 1189680 + 2342912*B, B)); /* %1218 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(776, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1128_mul(A + 1189680 + 1994752*B, A + 1189680 + 1794048*B, A + 1189680 + 1978368*B, B)); /* %1219 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(777, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1129_sum(A + 966656, A + 1189680 + 1994752*B, B)); /* %1220 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(778, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1131_sum(A + 983040, A + 966656)); /* %1222 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(779, (double)1024, sizeof(real)*((double)64 + (double)1024), k1132_sum(A + 1189120, A + 983040)); /* %1223 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(780, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1189680 + 1978368*B, A + 1189680 + 1994752*B, (real *)P + 46816, B)); /* %1225 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(781, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1128_mul(A + 1189680 + 1794048*B, A + 1189680 + 1994752*B, A + 1189680 + 2326528*B, B)); /* %1226 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(782, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1129_sum(A + 966656, A + 1189680 + 1794048*B, B)); /* %1227 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(783, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1131_sum(A + 983040, A + 966656)); /* %1229 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(784, (double)1024, sizeof(real)*((double)64 + (double)1024), k1132_sum(A + 1189184, A + 983040)); /* %1230 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(785, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1189680 + 1994752*B, A + 1189680 + 1978368*B, A + 1189680 + 2523200*B, B)); /* %1233 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(786, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1128_mul(A + 1189680 + 1794048*B, A + 1189680 + 1978368*B, A + 1189680 + 2310144*B, B)); /* %1234 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(787, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1189680 + 2011136*B, A + 1189680 + 1794048*B, B)); /* %1235 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(788, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1009_square(A + 1189680 + 2011152*B, A + 1189680 + 2523200*B, B)); /* %1236 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(789, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 2011168*B, A + 1189680 + 2523200*B, A + 1189680 + 2011152*B, B)); /* %1237 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(790, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1011_scale(A + 1189680 + 2011152*B, A + 1189680 + 2011168*B, B)); /* %1238 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(791, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 2011168*B, A + 1189680 + 2011136*B, A + 1189680 + 2011152*B, B)); /* %1239 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(792, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1189680 + 2011136*B, A + 1189680 + 2011168*B, B)); /* %1240 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(793, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1150_id(A + 1189680 + 1978368*B, A + 1189680 + 2011136*B, B)); /* %1241 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(794, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1151_scale(A + 1189680 + 1794048*B, A + 1189680 + 2310144*B, B)); /* %1242 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(795, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1128_mul(A + 1189680 + 1810432*B, A + 1189680 + 1978368*B, A + 1189680 + 1794048*B, B)); /* %1243 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(796, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1189680 + 1794048*B, A + 1189680 + 1994752*B, A + 1189680 + 1810432*B, B)); /* %1244 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(797, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1154_neg(A + 1189680 + 1978368*B, A + 1189680 + 1794048*B, B)); /* %1245 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(798, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1189680 + 1994752*B, A + 1189680 + 1978368*B, B)); /* %1246 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(799, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1189680 + 1994768*B, A + 1189680 + 1994752*B, B)); /* %1247 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(800, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1150_id(A + 1189680 + 1978368*B, A + 1189680 + 1994768*B, B)); /* %1248 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(801, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1189680 + 1996800*B, A + 1189680 + 1794048*B, A + 1189680 + 1978368*B, B)); /* %1249 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(802, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1129_sum(A + 966656, A + 1189680 + 1996800*B, B)); /* %1251 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(803, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1131_sum(A + 983040, A + 966656)); /* %1253 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(804, (double)1024, sizeof(real)*((double)64 + (double)1024), k1132_sum(A + 1189248, A + 983040)); /* %1254 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(805, (double)9437184*B, sizeof(real)*((double)18432*B + (double)16384*B + (double)73728*B), k1257_matmul(A + 1189680 + 1978368*B, A + 1189680 + 1996800*B, A + 1189680 + 1720320*B, B)); /* %1257 matmul [B,64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(806, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1258_matmul(A + 1189680 + 884736*B, (real *)P + 28320, A + 1189680 + 1996800*B, B)); /* %1258 matmul [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(807, (double)18432*B, sizeof(real)*((double)18432 + (double)18432*B), k1259_sum(A + 966656, A + 1189680 + 1978368*B, B)); /* %1259 reduce [1,64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(808, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1262_col2im(A + 1189680 + 1978368*B, A + 1189680 + 884736*B, B)); /* %1262 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(809, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1263_step(A + 1189680 + 1720320*B, A + 1189680 + 2277376*B, B)); /* %1263 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(810, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1264_mul(A + 1189680 + 1753088*B, A + 1189680 + 1978368*B, A + 1189680 + 1720320*B, B)); /* %1264 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(811, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1265_sum(A + 425984, A + 1189680 + 1753088*B, B)); /* %1265 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(812, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1267_sum(A + 1148928, A + 425984)); /* %1267 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(813, (double)1024, sizeof(real)*((double)32 + (double)1024), k1268_sum(A + 1189312, A + 1148928)); /* %1268 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(814, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1189680 + 1720320*B, A + 1189680 + 1753088*B, (real *)P + 28256, B)); /* %1270 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(815, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1264_mul(A + 1189680 + 1978368*B, A + 1189680 + 1753088*B, A + 1189680 + 2244608*B, B)); /* %1271 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(816, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1265_sum(A + 425984, A + 1189680 + 1978368*B, B)); /* %1272 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(817, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1267_sum(A + 1148928, A + 425984)); /* %1274 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(818, (double)1024, sizeof(real)*((double)32 + (double)1024), k1268_sum(A + 1189344, A + 1148928)); /* %1275 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(819, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1189680 + 1978368*B, A + 1189680 + 1720320*B, A + 1189680 + 2523184*B, B)); /* %1278 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(820, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1264_mul(A + 1189680 + 1785856*B, A + 1189680 + 1720320*B, A + 1189680 + 2211840*B, B)); /* %1279 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(821, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1189680 + 2011136*B, A + 1189680 + 1785856*B, B)); /* %1280 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(822, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1009_square(A + 1189680 + 2011152*B, A + 1189680 + 2523184*B, B)); /* %1281 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(823, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 2011168*B, A + 1189680 + 2523184*B, A + 1189680 + 2011152*B, B)); /* %1282 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(824, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1011_scale(A + 1189680 + 2011152*B, A + 1189680 + 2011168*B, B)); /* %1283 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(825, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 2011168*B, A + 1189680 + 2011136*B, A + 1189680 + 2011152*B, B)); /* %1284 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(826, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1189680 + 2011136*B, A + 1189680 + 2011168*B, B)); /* %1285 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(827, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1286_id(A + 1189680 + 1720320*B, A + 1189680 + 2011136*B, B)); /* %1286 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(828, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1287_scale(A + 1189680 + 1785856*B, A + 1189680 + 2211840*B, B)); /* %1287 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(829, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1264_mul(A + 1189680 + 1818624*B, A + 1189680 + 1720320*B, A + 1189680 + 1785856*B, B)); /* %1288 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(830, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1189680 + 1720320*B, A + 1189680 + 1978368*B, A + 1189680 + 1818624*B, B)); /* %1289 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(831, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1290_neg(A + 1189680 + 1978368*B, A + 1189680 + 1720320*B, B)); /* %1290 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(832, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1189680 + 2011136*B, A + 1189680 + 1978368*B, B)); /* %1291 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(833, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1189680 + 2011152*B, A + 1189680 + 2011136*B, B)); /* %1292 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(834, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1286_id(A + 1189680 + 1978368*B, A + 1189680 + 2011152*B, B)); /* %1293 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(835, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1189680 + 1785856*B, A + 1189680 + 1720320*B, A + 1189680 + 1978368*B, B)); /* %1294 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(836, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1265_sum(A + 425984, A + 1189680 + 1785856*B, B)); /* %1296 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(837, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1267_sum(A + 1148928, A + 425984)); /* %1298 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(838, (double)1024, sizeof(real)*((double)32 + (double)1024), k1268_sum(A + 1189376, A + 1148928)); /* %1299 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(839, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k1302_matmul(A + 1189680 + 1720320*B, A + 1189680 + 1785856*B, A + 1189680 + 589824*B, B)); /* %1302 matmul [B,32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(840, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1303_matmul(A + 1189680 + 589824*B, (real *)P + 19008, A + 1189680 + 1785856*B, B)); /* %1303 matmul [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(841, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k1304_sum(A + 1148928, A + 1189680 + 1720320*B, B)); /* %1304 reduce [1,32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(842, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1307_col2im(A + 1189680 + 1720320*B, A + 1189680 + 589824*B, B)); /* %1307 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(843, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1263_step(A + 1189680 + 1978368*B, A + 1189680 + 2179072*B, B)); /* %1308 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(844, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1264_mul(A + 1189680 + 1785856*B, A + 1189680 + 1720320*B, A + 1189680 + 1978368*B, B)); /* %1309 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(845, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1265_sum(A + 425984, A + 1189680 + 1785856*B, B)); /* %1310 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(846, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1267_sum(A + 1158144, A + 425984)); /* %1312 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(847, (double)1024, sizeof(real)*((double)32 + (double)1024), k1268_sum(A + 1189408, A + 1158144)); /* %1313 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(848, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1189680 + 1720320*B, A + 1189680 + 1785856*B, (real *)P + 18944, B)); /* %1315 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(849, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1264_mul(A + 1189680 + 1978368*B, A + 1189680 + 1785856*B, A + 1189680 + 2146304*B, B)); /* %1316 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(850, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1265_sum(A + 425984, A + 1189680 + 1978368*B, B)); /* %1317 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(851, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1267_sum(A + 1158144, A + 425984)); /* %1319 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(852, (double)1024, sizeof(real)*((double)32 + (double)1024), k1268_sum(A + 1189440, A + 1158144)); /* %1320 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(853, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1189680 + 1978368*B, A + 1189680 + 1720320*B, A + 1189680 + 2523168*B, B)); /* %1323 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(854, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1264_mul(A + 1189680 + 1785856*B, A + 1189680 + 1720320*B, A + 1189680 + 2113536*B, B)); /* %1324 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(855, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1189680 + 2011136*B, A + 1189680 + 1785856*B, B)); /* %1325 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(856, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1009_square(A + 1189680 + 2011152*B, A + 1189680 + 2523168*B, B)); /* %1326 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(857, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 2011168*B, A + 1189680 + 2523168*B, A + 1189680 + 2011152*B, B)); /* %1327 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(858, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1011_scale(A + 1189680 + 2011152*B, A + 1189680 + 2011168*B, B)); /* %1328 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(859, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 2011168*B, A + 1189680 + 2011136*B, A + 1189680 + 2011152*B, B)); /* %1329 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(860, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1189680 + 2011136*B, A + 1189680 + 2011168*B, B)); /* %1330 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(861, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1286_id(A + 1189680 + 1720320*B, A + 1189680 + 2011136*B, B)); /* %1331 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(862, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1287_scale(A + 1189680 + 1785856*B, A + 1189680 + 2113536*B, B)); /* %1332 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(863, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1264_mul(A + 1189680 + 1818624*B, A + 1189680 + 1720320*B, A + 1189680 + 1785856*B, B)); /* %1333 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(864, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1189680 + 1720320*B, A + 1189680 + 1978368*B, A + 1189680 + 1818624*B, B)); /* %1334 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(865, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1290_neg(A + 1189680 + 1978368*B, A + 1189680 + 1720320*B, B)); /* %1335 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(866, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1189680 + 2011136*B, A + 1189680 + 1978368*B, B)); /* %1336 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(867, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1189680 + 2011152*B, A + 1189680 + 2011136*B, B)); /* %1337 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(868, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1286_id(A + 1189680 + 1978368*B, A + 1189680 + 2011152*B, B)); /* %1338 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(869, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1189680 + 1785856*B, A + 1189680 + 1720320*B, A + 1189680 + 1978368*B, B)); /* %1339 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(870, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1265_sum(A + 425984, A + 1189680 + 1785856*B, B)); /* %1341 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(871, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1267_sum(A + 1158144, A + 425984)); /* %1343 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(872, (double)1024, sizeof(real)*((double)32 + (double)1024), k1268_sum(A + 1189472, A + 1158144)); /* %1344 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(873, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k1302_matmul(A + 1189680 + 1720320*B, A + 1189680 + 1785856*B, A + 1189680 + 294912*B, B)); /* %1347 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(874, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1303_matmul(A + 1189680 + 294912*B, (real *)P + 9696, A + 1189680 + 1785856*B, B)); /* %1348 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(875, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k1304_sum(A + 1158144, A + 1189680 + 1720320*B, B)); /* %1349 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(876, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1307_col2im(A + 1189680 + 1720320*B, A + 1189680 + 294912*B, B)); /* %1352 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(877, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1189680 + 1978368*B, A + 1189680 + 1753088*B, A + 1189680 + 1720320*B, B)); /* %1353 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(878, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1263_step(A + 1189680 + 1720320*B, A + 1189680 + 2080768*B, B)); /* %1354 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(879, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1264_mul(A + 1189680 + 1753088*B, A + 1189680 + 1978368*B, A + 1189680 + 1720320*B, B)); /* %1355 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(880, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1265_sum(A + 425984, A + 1189680 + 1753088*B, B)); /* %1356 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(881, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1267_sum(A + 1167360, A + 425984)); /* %1358 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(882, (double)1024, sizeof(real)*((double)32 + (double)1024), k1268_sum(A + 1189504, A + 1167360)); /* %1359 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(883, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1189680 + 1720320*B, A + 1189680 + 1753088*B, (real *)P + 9632, B)); /* %1361 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(884, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1264_mul(A + 1189680 + 1978368*B, A + 1189680 + 1753088*B, A + 1189680 + 2048000*B, B)); /* %1362 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(885, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1265_sum(A + 425984, A + 1189680 + 1978368*B, B)); /* %1363 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(886, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1267_sum(A + 1167360, A + 425984)); /* %1365 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(887, (double)1024, sizeof(real)*((double)32 + (double)1024), k1268_sum(A + 1189536, A + 1167360)); /* %1366 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(888, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1189680 + 1978368*B, A + 1189680 + 1720320*B, A + 1189680 + 2523152*B, B)); /* %1369 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(889, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1264_mul(A + 1189680 + 1753088*B, A + 1189680 + 1720320*B, A + 1189680 + 2015232*B, B)); /* %1370 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(890, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1189680 + 2011136*B, A + 1189680 + 1753088*B, B)); /* %1371 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(891, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1009_square(A + 1189680 + 2011152*B, A + 1189680 + 2523152*B, B)); /* %1372 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(892, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 2011168*B, A + 1189680 + 2523152*B, A + 1189680 + 2011152*B, B)); /* %1373 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(893, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1011_scale(A + 1189680 + 2011152*B, A + 1189680 + 2011168*B, B)); /* %1374 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(894, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 2011168*B, A + 1189680 + 2011136*B, A + 1189680 + 2011152*B, B)); /* %1375 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(895, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1189680 + 2011136*B, A + 1189680 + 2011168*B, B)); /* %1376 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(896, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1286_id(A + 1189680 + 1720320*B, A + 1189680 + 2011136*B, B)); /* %1377 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(897, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1287_scale(A + 1189680 + 1753088*B, A + 1189680 + 2015232*B, B)); /* %1378 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(898, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1264_mul(A + 1189680 + 1785856*B, A + 1189680 + 1720320*B, A + 1189680 + 1753088*B, B)); /* %1379 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(899, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1189680 + 1720320*B, A + 1189680 + 1978368*B, A + 1189680 + 1785856*B, B)); /* %1380 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(900, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1290_neg(A + 1189680 + 1753088*B, A + 1189680 + 1720320*B, B)); /* %1381 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(901, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1189680 + 1785856*B, A + 1189680 + 1753088*B, B)); /* %1382 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(902, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1189680 + 1785872*B, A + 1189680 + 1785856*B, B)); /* %1383 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(903, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1286_id(A + 1189680 + 1753088*B, A + 1189680 + 1785872*B, B)); /* %1384 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(904, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1189680 + 1785856*B, A + 1189680 + 1720320*B, A + 1189680 + 1753088*B, B)); /* %1385 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(905, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1265_sum(A + 425984, A + 1189680 + 1785856*B, B)); /* %1387 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(906, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1267_sum(A + 1167360, A + 425984)); /* %1389 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(907, (double)1024, sizeof(real)*((double)32 + (double)1024), k1268_sum(A + 1189568, A + 1167360)); /* %1390 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(908, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k1302_matmul(A + 1189680 + 1720320*B, A + 1189680 + 1785856*B, A + 1189680, B)); /* %1393 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(909, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1303_matmul(A + 1189680, (real *)P + 384, A + 1189680 + 1785856*B, B)); /* %1394 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(910, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k1304_sum(A + 1167360, A + 1189680 + 1720320*B, B)); /* %1395 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(911, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1398_col2im(A + 1189680 + 294912*B, A + 1189680, B)); /* %1398 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(912, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k1399_step(A + 1189680, A + 1189680 + 1589248*B, B)); /* %1399 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(913, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1400_mul(A + 1189680 + 131072*B, A + 1189680 + 294912*B, A + 1189680, B)); /* %1400 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(914, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1401_sum(A + 425984, A + 1189680 + 131072*B, B)); /* %1401 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(915, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1403_sum(A + 1181696, A + 425984)); /* %1403 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(916, (double)2048, sizeof(real)*((double)32 + (double)2048), k1404_sum(A + 1189600, A + 1181696)); /* %1404 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(917, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k29_mul(A + 1189680, A + 1189680 + 131072*B, (real *)P + 320, B)); /* %1406 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(918, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1400_mul(A + 1189680 + 262144*B, A + 1189680 + 131072*B, A + 1189680 + 1458176*B, B)); /* %1407 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(919, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1401_sum(A + 425984, A + 1189680 + 262144*B, B)); /* %1408 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(920, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1403_sum(A + 1181696, A + 425984)); /* %1410 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(921, (double)2048, sizeof(real)*((double)32 + (double)2048), k1404_sum(A + 1189632, A + 1181696)); /* %1411 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(922, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 1189680 + 131072*B, A + 1189680, A + 1189680 + 2523136*B, B)); /* %1414 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(923, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1400_mul(A + 1189680 + 262144*B, A + 1189680, A + 1189680 + 1327104*B, B)); /* %1415 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(924, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1189680, A + 1189680 + 262144*B, B)); /* %1416 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(925, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1009_square(A + 1189680 + 16*B, A + 1189680 + 2523136*B, B)); /* %1417 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(926, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 32*B, A + 1189680 + 2523136*B, A + 1189680 + 16*B, B)); /* %1418 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(927, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1011_scale(A + 1189680 + 16*B, A + 1189680 + 32*B, B)); /* %1419 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(928, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1010_mul(A + 1189680 + 32*B, A + 1189680, A + 1189680 + 16*B, B)); /* %1420 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(929, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1189680 + 1458176*B, A + 1189680 + 32*B, B)); /* %1421 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(930, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k1422_id(A + 1189680, A + 1189680 + 1458176*B, B)); /* %1422 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(931, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k1423_scale(A + 1189680 + 262144*B, A + 1189680 + 1327104*B, B)); /* %1423 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(932, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1400_mul(A + 1189680 + 393216*B, A + 1189680, A + 1189680 + 262144*B, B)); /* %1424 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(933, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1425_add(A + 1189680, A + 1189680 + 131072*B, A + 1189680 + 393216*B, B)); /* %1425 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(934, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k1426_neg(A + 1189680 + 131072*B, A + 1189680, B)); /* %1426 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(935, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1189680 + 262144*B, A + 1189680 + 131072*B, B)); /* %1427 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(936, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1189680 + 262160*B, A + 1189680 + 262144*B, B)); /* %1428 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(937, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k1422_id(A + 1189680 + 131072*B, A + 1189680 + 262160*B, B)); /* %1429 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(938, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1425_add(A + 1189680 + 262144*B, A + 1189680, A + 1189680 + 131072*B, B)); /* %1430 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(939, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1401_sum(A + 425984, A + 1189680 + 262144*B, B)); /* %1432 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(940, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1403_sum(A + 1181696, A + 425984)); /* %1434 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(941, (double)2048, sizeof(real)*((double)32 + (double)2048), k1404_sum(A + 425984, A + 1181696)); /* %1435 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(942, (double)2359296*B, sizeof(real)*((double)288*B + (double)131072*B + (double)36864*B), k1438_matmul(A + 1189680, A + 1189680 + 262144*B, A + 1189680 + 1941504*B, B)); /* %1438 matmul [B,32,9]  graphs/lib/image_encoder.lua:6 */
-    CALL(943, (double)288*B, sizeof(real)*((double)288 + (double)288*B), k1440_sum(A + 1181696, A + 1189680, B)); /* %1440 reduce [1,32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(212, 0, sizeof(real)*((double)1), k621_fill(A + 0)); /* %621 fill []  graphs/lib/model.lua:87 */
+    CALL(213, (double)1, sizeof(real)*((double)1 + (double)1), k623_scale(A + 16, A + 0, B)); /* %623 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(214, (double)B, sizeof(real)*((double)B + (double)1), k624_id(A + 1189680 + 2335120*B, A + 16, B)); /* %624 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(215, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k626_fused_mul_id(A + 1189680 + 2400416*B + 80*B*T + 92544*T, A + 16, A + 1189680 + 2400416*B + 80*B*T + 92592*T, T)); /* %626 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(216, (double)B, sizeof(real)*((double)B + (double)B), k628_neg(A + 1189680 + 2335168*B, A + 1189680 + 2335120*B, B)); /* %628 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(217, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k634_fused_mul_div_step(A + 1189680 + 2335184*B, A + 1189680 + 2335120*B, A + 1189680 + 2335152*B, A + 1189680 + 2335136*B, B)); /* %634 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(218, (double)T, sizeof(real)*((double)T + (double)T), k640_neg(A + 1189680 + 2400416*B + 80*B*T + 92592*T, A + 1189680 + 2400416*B + 80*B*T + 92544*T, T)); /* %640 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(219, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k647_fused_mul_div_step(A + 1189680 + 2400416*B + 80*B*T + 92608*T, A + 1189680 + 2400416*B + 80*B*T + 92544*T, A + 1189680 + 2400416*B + 80*B*T + 92576*T, A + 1189680 + 2400416*B + 80*B*T + 92560*T, T)); /* %647 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(220, (double)12*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T + (double)B + (double)B*T + (double)T + (double)T + (double)B*T), k653_fused_scale_add_add_add(A + 1189680 + 2400416*B + 16*B*T, A + 1189680 + 2335168*B, A + 1189680 + 2400416*B, A + 1189680 + 2335184*B, A + 1189680 + 2400416*B + 64*B*T, A + 1189680 + 2400416*B + 80*B*T + 92592*T, A + 1189680 + 2400416*B + 80*B*T + 92608*T, A + 1189680 + 2400416*B + 32*B*T, B, T)); /* %653 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(221, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k654_matmul(A + 1189680 + 2400416*B + 80*B*T + 92544*T, A + 1189680 + 2400416*B + 16*B*T, A + 1189680 + 2334720*B, B, T)); /* %654 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(222, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k655_matmul(A + 1189680 + 2334720*B, A + 1189680 + 2400416*B + 16*B*T, A + 1189680 + 2400416*B + 80*B*T + 92288*T, B, T)); /* %655 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(223, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k664_fused_mul_mul_sum_mul(A + 1189680 + 2335248*B, A + 1189680 + 2334720*B, A + 1189680 + 2334976*B, A + 1189680 + 2335232*B, A + 1189680 + 2335104*B, B)); /* %664 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(224, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k668_fused_add_mul_mul_id(A + 1189680 + 2335104*B, A + 1189680 + 2334720*B, A + 1189680 + 2335232*B, A + 1189680 + 2335248*B, A + 1189680 + 2334976*B, B)); /* %668 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(225, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k677_fused_mul_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 92704*T, A + 1189680 + 2400416*B + 80*B*T + 92544*T, A + 1189680 + 2400416*B + 80*B*T + 92416*T, A + 1189680 + 2400416*B + 80*B*T + 92688*T, A + 1189680 + 2400416*B + 80*B*T + 92672*T, T)); /* %677 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(226, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k681_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 92288*T, A + 1189680 + 2400416*B + 80*B*T + 92544*T, A + 1189680 + 2400416*B + 80*B*T + 92688*T, A + 1189680 + 2400416*B + 80*B*T + 92704*T, A + 1189680 + 2400416*B + 80*B*T + 92416*T, T)); /* %681 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(227, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k682_sum(A + 1184768, A + 1189680 + 2400416*B + 80*B*T + 92288*T, T)); /* %682 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(228, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k684_matmul(A + 1189680 + 2400416*B + 80*B*T + 92416*T, A + 1189680 + 2400416*B + 80*B*T + 92288*T, (real *)P + 1056864, T)); /* %684 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(229, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k685_matmul(A + 985088, A + 1189680 + 2400416*B + 80*B*T + 92288*T, A + 1189680 + 2400416*B + 80*B*T + 92160*T, T)); /* %685 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(230, 0, sizeof(real)*((double)5120*T + (double)128*T), k687_pad(A + 1189680 + 2400416*B + 80*B*T + 87040*T, A + 1189680 + 2400416*B + 80*B*T + 92416*T, T)); /* %687 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(231, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 87040*T, T)); /* %688 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(232, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1184896, A + 0)); /* %690 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(233, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T + 92160*T, A + 1189680 + 2400416*B + 80*B*T + 87040*T, (real *)P + 1056608, T)); /* %692 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(234, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 230400*T, A + 1189680 + 2400416*B + 80*B*T + 87040*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, T)); /* %693 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(235, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 230400*T, T)); /* %694 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(236, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185024, A + 0)); /* %696 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(237, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 87040*T, A + 1189680 + 2400416*B + 80*B*T + 92160*T, A + 1189680 + 2400416*B + 80*B*T + 97280*T, A + 1189680 + 2400416*B + 80*B*T + 236352*T, T)); /* %705 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(238, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T + 92160*T, A + 1189680 + 2400416*B + 80*B*T + 236352*T, A + 1189680 + 2400416*B + 80*B*T + 87040*T, A + 1189680 + 2400416*B + 80*B*T + 97280*T, T)); /* %709 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(239, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 87040*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, T)); /* %712 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(240, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k714_fused_add_id(A + 1189680 + 2400416*B + 80*B*T + 230400*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T + 87040*T, T)); /* %714 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(241, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 230400*T, T)); /* %715 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(242, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185152, A + 0)); /* %717 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(243, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k720_matmul(A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T + 230400*T, (real *)P + 990944, T)); /* %720 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(244, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k721_matmul(A + 630784, A + 1189680 + 2400416*B + 80*B*T + 230400*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %721 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(245, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k724_fused_mul_gelu_grad(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 81920*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, T)); /* %724 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(246, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k725_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %725 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(247, (double)20480, sizeof(real)*((double)512 + (double)20480), k727_sum(A + 1183744, A + 0)); /* %727 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(248, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k730_matmul(A + 1189680 + 2400416*B + 80*B*T + 61440*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, (real *)P + 924896, T)); /* %730 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(249, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k731_matmul(A + 696320, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, T)); /* %731 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(250, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 61440*T, T)); /* %733 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(251, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185280, A + 761856)); /* %735 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(252, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, (real *)P + 924640, T)); /* %737 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(253, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 61440*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %738 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(254, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %739 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(255, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185408, A + 761856)); /* %741 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(256, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 236304*T, T)); /* %750 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(257, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 236304*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, T)); /* %754 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(258, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 225280*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, T)); /* %758 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(259, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 230400*T, A + 1189680 + 2400416*B + 80*B*T + 220160*T, A + 1189680 + 2400416*B + 80*B*T + 225280*T, T)); /* %760 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(260, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 215040*T, T)); /* %761 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(261, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185536, A + 761856)); /* %763 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(262, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, (real *)P + 908128, T)); /* %766 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(263, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1001472, A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, T)); /* %767 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(264, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 209920*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, T)); /* %770 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(265, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, T)); /* %771 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
+    CALL(266, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 204800*T, A + 1189680 + 2400416*B + 80*B*T + 121600*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, T)); /* %772 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(267, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 236000*T, T)); /* %773 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(268, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k778_fused_mul_sum_neg_mul(A + 1189680 + 2400416*B + 80*B*T + 209920*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 121600*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %778 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(269, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k794_fused_scale_mul_mul_mul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 47360*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 115200*T, T)); /* %794 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(270, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1189680 + 2400416*B + 80*B*T + 209920*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, T)); /* %795 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(271, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %796 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(272, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, T)); /* %797 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(273, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %799 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(274, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185664, A + 761856)); /* %801 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(275, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 204800*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, (real *)P + 891616, T)); /* %804 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(276, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1017856, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, T)); /* %805 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(277, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, T)); /* %807 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(278, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %809 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(279, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185792, A + 761856)); /* %811 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(280, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, (real *)P + 875104, T)); /* %814 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(281, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1034240, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, T)); /* %815 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(282, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, T)); /* %818 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(283, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 194560*T, T)); /* %820 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(284, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1185920, A + 761856)); /* %822 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(285, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 209920*T, A + 1189680 + 2400416*B + 80*B*T + 194560*T, (real *)P + 858592, T)); /* %825 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(286, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1050624, A + 1189680 + 2400416*B + 80*B*T + 194560*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, T)); /* %826 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(287, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k828_fused_add_add(A + 1189680 + 2400416*B + 80*B*T + 189440*T, A + 1189680 + 2400416*B + 80*B*T + 204800*T, A + 1189680 + 2400416*B + 80*B*T + 199680*T, A + 1189680 + 2400416*B + 80*B*T + 209920*T, T)); /* %828 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(288, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 189440*T, T)); /* %829 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(289, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186048, A + 761856)); /* %831 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(290, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, (real *)P + 858336, T)); /* %833 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(291, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T + 189440*T, A + 1189680 + 2400416*B + 80*B*T + 184320*T, T)); /* %834 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(292, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 120320*T, T)); /* %835 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(293, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186176, A + 761856)); /* %837 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(294, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 179200*T, A + 1189680 + 2400416*B + 80*B*T + 236256*T, T)); /* %846 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(295, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 236256*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 179200*T, T)); /* %850 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(296, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 120320*T, T)); /* %854 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(297, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 215040*T, A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %856 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(298, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 115200*T, T)); /* %857 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(299, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186304, A + 761856)); /* %859 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(300, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k720_matmul(A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 115200*T, (real *)P + 792672, T)); /* %862 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(301, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k721_matmul(A + 761856, A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %863 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(302, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k724_fused_mul_gelu_grad(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 40960*T, A + 1189680 + 2400416*B + 80*B*T + 20480*T, T)); /* %866 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(303, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k725_sum(A + 0, A + 1189680 + 2400416*B + 80*B*T, T)); /* %867 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(304, (double)20480, sizeof(real)*((double)512 + (double)20480), k727_sum(A + 1184256, A + 0)); /* %869 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(305, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k730_matmul(A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 726624, T)); /* %872 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(306, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k731_matmul(A + 827392, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 174080*T, T)); /* %873 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(307, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 120320*T, T)); /* %875 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(308, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186432, A + 892928)); /* %877 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(309, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 120320*T, (real *)P + 726368, T)); /* %879 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(310, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T + 168960*T, T)); /* %880 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(311, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %881 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(312, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186560, A + 892928)); /* %883 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(313, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 163840*T, A + 1189680 + 2400416*B + 80*B*T + 236208*T, T)); /* %892 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(314, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 236208*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 163840*T, T)); /* %896 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(315, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 235840*T, A + 1189680 + 2400416*B + 80*B*T + 120320*T, T)); /* %900 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(316, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T + 235840*T, T)); /* %902 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(317, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 12800*T, T)); /* %903 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(318, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186688, A + 892928)); /* %905 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(319, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 12800*T, (real *)P + 709856, T)); /* %908 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(320, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1067008, A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T + 158720*T, T)); /* %909 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(321, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %912 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(322, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T + 153600*T, T)); /* %913 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
+    CALL(323, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 115200*T, A + 1189680 + 2400416*B + 80*B*T + 108800*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, T)); /* %914 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(324, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 235680*T, T)); /* %915 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(325, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k778_fused_mul_sum_neg_mul(A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T + 108800*T, A + 1189680 + 2400416*B + 80*B*T + 235520*T, T)); /* %920 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(326, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k794_fused_scale_mul_mul_mul(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T + 120320*T, (real *)inputs[2], A + 1189680 + 2400416*B + 80*B*T + 102400*T, T)); /* %936 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(327, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1189680 + 2400416*B + 80*B*T + 6400*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 148480*T, T)); /* %937 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(328, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k772_matmul(A + 1189680 + 2400416*B + 80*B*T + 120320*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 143360*T, T)); /* %938 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(329, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 115200*T, T)); /* %939 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(330, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T, T)); /* %941 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(331, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186816, A + 892928)); /* %943 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(332, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 693344, T)); /* %946 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(333, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1083392, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, T)); /* %947 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(334, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 120320*T, T)); /* %949 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(335, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T, T)); /* %951 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(336, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1186944, A + 892928)); /* %953 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(337, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 23040*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 676832, T)); /* %956 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(338, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1099776, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, T)); /* %957 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(339, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 6400*T, T)); /* %960 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(340, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T, T)); /* %962 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(341, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1187072, A + 892928)); /* %964 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(342, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k766_matmul(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 660320, T)); /* %967 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(343, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k767_matmul(A + 1116160, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 138240*T, T)); /* %968 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(344, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k828_fused_add_add(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T + 23040*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %970 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(345, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T, T)); /* %971 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(346, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1187200, A + 892928)); /* %973 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(347, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k692_mul(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T, (real *)P + 660064, T)); /* %975 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(348, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k693_mul(A + 1189680 + 2400416*B + 80*B*T + 17920*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 133120*T, T)); /* %976 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(349, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 892928, A + 1189680 + 2400416*B + 80*B*T + 17920*T, T)); /* %977 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(350, (double)5120, sizeof(real)*((double)128 + (double)5120), k690_sum(A + 1187328, A + 892928)); /* %979 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(351, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k705_fused_scale_mul_sum_mul(A + 1189680 + 2400416*B + 80*B*T + 10240*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 128000*T, A + 1189680 + 2400416*B + 80*B*T + 236160*T, T)); /* %988 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(352, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k709_fused_add_mul_mul_id(A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 236160*T, A + 1189680 + 2400416*B + 80*B*T + 10240*T, A + 1189680 + 2400416*B + 80*B*T + 128000*T, T)); /* %992 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(353, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k712_fused_scale_sum_neg(A + 1189680 + 2400416*B + 80*B*T + 10240*T, A + 1189680 + 2400416*B + 80*B*T, T)); /* %996 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(354, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k760_fused_add_add_id(A + 1189680 + 2400416*B + 80*B*T + 5120*T, A + 1189680 + 2400416*B + 80*B*T + 12800*T, A + 1189680 + 2400416*B + 80*B*T, A + 1189680 + 2400416*B + 80*B*T + 10240*T, T)); /* %998 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(355, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k688_sum(A + 1176576, A + 1189680 + 2400416*B + 80*B*T + 5120*T, T)); /* %999 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(356, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1001_scatter_add(A + 294912, A + 1189680 + 2400416*B + 80*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %1001 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(357, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1002_sum(A + 1187456, A + 1189680 + 2335104*B, B)); /* %1002 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(358, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1004_matmul(A + 1189680 + 2334720*B, A + 1189680 + 2335104*B, (real *)P + 507360, B)); /* %1004 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(359, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1005_matmul(A + 1132544, A + 1189680 + 2335104*B, A + 1189680 + 2334848*B, B)); /* %1005 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(360, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1189680 + 2392064*B, A + 1189680 + 2334720*B, B)); /* %1006 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(361, (double)8192*B, sizeof(real)*((double)8192*B + (double)128*B), k1008_id(A + 1189680 + 2334720*B, A + 1189680 + 2392064*B, B)); /* %1008 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(362, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1009_permute(A + 1189680 + 2392064*B, A + 1189680 + 2334720*B, B)); /* %1009 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(363, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1012_fused_mul_step(A + 1189680 + 2334720*B, A + 1189680 + 2392064*B, A + 1189680 + 2383872*B, B)); /* %1012 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(364, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 2334720*B, B)); /* %1013 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(365, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1015 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(366, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1187584, A + 1148928)); /* %1016 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(367, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1018_mul(A + 1189680 + 2383872*B, A + 1189680 + 2334720*B, (real *)P + 490592, B)); /* %1018 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(368, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1019_mul(A + 1189680 + 2392064*B, A + 1189680 + 2334720*B, A + 1189680 + 2367488*B, B)); /* %1019 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(369, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 2392064*B, B)); /* %1020 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(370, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1022 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(371, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1187712, A + 1148928)); /* %1023 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(372, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1033_fused_scale_mul_sum_mul(A + 1189680 + 2392064*B, A + 1189680 + 2383872*B, A + 1189680 + 2375680*B, A + 1189680 + 2400400*B, B)); /* %1033 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(373, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1037_fused_add_mul_mul_id(A + 1189680 + 2367488*B, A + 1189680 + 2383872*B, A + 1189680 + 2400400*B, A + 1189680 + 2392064*B, A + 1189680 + 2375680*B, B)); /* %1037 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(374, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1040_fused_scale_sum_neg(A + 1189680 + 2383872*B, A + 1189680 + 2367488*B, B)); /* %1040 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(375, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1042_fused_add_id(A + 1189680 + 2375680*B, A + 1189680 + 2367488*B, A + 1189680 + 2383872*B, B)); /* %1042 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(376, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 2375680*B, B)); /* %1044 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(377, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1046 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(378, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1187840, A + 1148928)); /* %1047 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(379, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1050_permute(A + 1189680 + 2367488*B, A + 1189680 + 2375680*B, B)); /* %1050 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(380, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1052_matmul(A + 0, A + 1189680 + 2367488*B, A + 1189680 + 1720320*B, B)); /* %1052 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(381, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1053_matmul(A + 1189680 + 1720320*B, (real *)P + 343008, A + 1189680 + 2367488*B, B)); /* %1053 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(382, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1055_col2im(A + 1189680 + 2367488*B, A + 1189680 + 1720320*B, B)); /* %1055 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(383, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1012_fused_mul_step(A + 1189680 + 1720320*B, A + 1189680 + 2367488*B, A + 1189680 + 2359296*B, B)); /* %1057 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(384, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1720320*B, B)); /* %1058 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(385, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1060 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(386, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1187968, A + 1148928)); /* %1061 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(387, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1018_mul(A + 1189680 + 1728512*B, A + 1189680 + 1720320*B, (real *)P + 342752, B)); /* %1063 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(388, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1019_mul(A + 1189680 + 1736704*B, A + 1189680 + 1720320*B, A + 1189680 + 2351104*B, B)); /* %1064 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(389, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1736704*B, B)); /* %1065 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(390, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1067 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(391, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188096, A + 1148928)); /* %1068 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(392, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1033_fused_scale_mul_sum_mul(A + 1189680 + 2351104*B, A + 1189680 + 1728512*B, A + 1189680 + 2342912*B, A + 1189680 + 2400384*B, B)); /* %1078 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(393, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1037_fused_add_mul_mul_id(A + 1189680 + 1720320*B, A + 1189680 + 1728512*B, A + 1189680 + 2400384*B, A + 1189680 + 2351104*B, A + 1189680 + 2342912*B, B)); /* %1082 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(394, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1040_fused_scale_sum_neg(A + 1189680 + 1736704*B, A + 1189680 + 1720320*B, B)); /* %1085 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(395, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1042_fused_add_id(A + 1189680 + 1728512*B, A + 1189680 + 1720320*B, A + 1189680 + 1736704*B, B)); /* %1087 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(396, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1728512*B, B)); /* %1089 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(397, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1091 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(398, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188224, A + 1148928)); /* %1092 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(399, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1050_permute(A + 1189680 + 1720320*B, A + 1189680 + 1728512*B, B)); /* %1095 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(400, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1052_matmul(A + 147456, A + 1189680 + 1720320*B, A + 1189680 + 1646592*B, B)); /* %1097 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(401, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1053_matmul(A + 1189680 + 1646592*B, (real *)P + 195168, A + 1189680 + 1720320*B, B)); /* %1098 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(402, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1055_col2im(A + 1189680 + 1720320*B, A + 1189680 + 1646592*B, B)); /* %1100 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(403, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k1103_fused_mul_add_step(A + 1189680 + 1728512*B, A + 1189680 + 2334720*B, A + 1189680 + 1720320*B, A + 1189680 + 2326528*B, B)); /* %1103 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(404, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1728512*B, B)); /* %1104 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(405, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1106 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(406, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188352, A + 1148928)); /* %1107 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(407, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1018_mul(A + 1189680 + 1736704*B, A + 1189680 + 1728512*B, (real *)P + 194912, B)); /* %1109 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(408, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1019_mul(A + 1189680 + 1744896*B, A + 1189680 + 1728512*B, A + 1189680 + 2318336*B, B)); /* %1110 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(409, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1744896*B, B)); /* %1111 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(410, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1113 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(411, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188480, A + 1148928)); /* %1114 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(412, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1033_fused_scale_mul_sum_mul(A + 1189680 + 1753088*B, A + 1189680 + 1736704*B, A + 1189680 + 2310144*B, A + 1189680 + 2400368*B, B)); /* %1124 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(413, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1037_fused_add_mul_mul_id(A + 1189680 + 1744896*B, A + 1189680 + 1736704*B, A + 1189680 + 2400368*B, A + 1189680 + 1753088*B, A + 1189680 + 2310144*B, B)); /* %1128 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(414, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1040_fused_scale_sum_neg(A + 1189680 + 1761280*B, A + 1189680 + 1744896*B, B)); /* %1131 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(415, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1042_fused_add_id(A + 1189680 + 1753088*B, A + 1189680 + 1744896*B, A + 1189680 + 1761280*B, B)); /* %1133 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(416, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1013_sum(A + 892928, A + 1189680 + 1753088*B, B)); /* %1135 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(417, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1015_sum(A + 1148928, A + 892928)); /* %1137 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(418, (double)1024, sizeof(real)*((double)128 + (double)1024), k1016_sum(A + 1188608, A + 1148928)); /* %1138 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(419, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1050_permute(A + 1189680 + 1761280*B, A + 1189680 + 1753088*B, B)); /* %1141 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(420, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k1143_matmul(A + 557056, A + 1189680 + 1761280*B, A + 1189680 + 1830912*B, B)); /* %1143 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(421, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1144_matmul(A + 1189680 + 1646592*B, (real *)P + 121056, A + 1189680 + 1761280*B, B)); /* %1144 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(422, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1146_col2im(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, B)); /* %1146 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(423, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1148_fused_mul_step(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, A + 1189680 + 2293760*B, B)); /* %1148 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(424, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 892928, A + 1189680 + 1847296*B, B)); /* %1149 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(425, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 892928)); /* %1151 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(426, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188736, A + 1148928)); /* %1152 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(427, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1154_mul(A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, (real *)P + 120928, B)); /* %1154 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(428, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1155_mul(A + 1189680 + 1646592*B, A + 1189680 + 1847296*B, A + 1189680 + 2277376*B, B)); /* %1155 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(429, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 892928, A + 1189680 + 1646592*B, B)); /* %1156 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(430, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 892928)); /* %1158 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(431, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188800, A + 1148928)); /* %1159 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(432, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1169_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2260992*B, A + 1189680 + 2400352*B, B)); /* %1169 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(433, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1173_fused_add_mul_mul_id(A + 1189680 + 1646592*B, A + 1189680 + 1830912*B, A + 1189680 + 2400352*B, A + 1189680 + 1863680*B, A + 1189680 + 2260992*B, B)); /* %1173 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(434, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1176_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1646592*B, B)); /* %1176 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(435, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1178_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, A + 1189680 + 1863680*B, B)); /* %1178 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(436, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 892928, A + 1189680 + 1830912*B, B)); /* %1180 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(437, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 892928)); /* %1182 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(438, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188864, A + 1148928)); /* %1183 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(439, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1186_permute(A + 1189680 + 1646592*B, A + 1189680 + 1830912*B, B)); /* %1186 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(440, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1188_matmul(A + 892928, A + 1189680 + 1646592*B, A + 1189680 + 1032192*B, B)); /* %1188 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(441, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1189_matmul(A + 1189680 + 1032192*B, (real *)P + 84000, A + 1189680 + 1646592*B, B)); /* %1189 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(442, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1191_col2im(A + 1189680 + 1830912*B, A + 1189680 + 1032192*B, B)); /* %1191 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(443, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1148_fused_mul_step(A + 1189680 + 1032192*B, A + 1189680 + 1830912*B, A + 1189680 + 2244608*B, B)); /* %1193 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(444, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 929792, A + 1189680 + 1032192*B, B)); /* %1194 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(445, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 929792)); /* %1196 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(446, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188928, A + 1148928)); /* %1197 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(447, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1154_mul(A + 1189680 + 1830912*B, A + 1189680 + 1032192*B, (real *)P + 83872, B)); /* %1199 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(448, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1155_mul(A + 1189680 + 1048576*B, A + 1189680 + 1032192*B, A + 1189680 + 2228224*B, B)); /* %1200 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(449, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 929792, A + 1189680 + 1048576*B, B)); /* %1201 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(450, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 929792)); /* %1203 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(451, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1188992, A + 1148928)); /* %1204 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(452, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1169_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2211840*B, A + 1189680 + 2400336*B, B)); /* %1214 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(453, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1173_fused_add_mul_mul_id(A + 1189680 + 1032192*B, A + 1189680 + 1830912*B, A + 1189680 + 2400336*B, A + 1189680 + 1863680*B, A + 1189680 + 2211840*B, B)); /* %1218 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(454, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1176_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1032192*B, B)); /* %1221 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(455, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1178_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1032192*B, A + 1189680 + 1863680*B, B)); /* %1223 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(456, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 929792, A + 1189680 + 1830912*B, B)); /* %1225 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(457, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 1148928, A + 929792)); /* %1227 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(458, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1189056, A + 1148928)); /* %1228 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(459, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1186_permute(A + 1189680 + 1032192*B, A + 1189680 + 1830912*B, B)); /* %1231 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(460, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1188_matmul(A + 929792, A + 1189680 + 1032192*B, A + 1189680 + 884736*B, B)); /* %1233 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(461, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1189_matmul(A + 1189680 + 884736*B, (real *)P + 46944, A + 1189680 + 1032192*B, B)); /* %1234 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(462, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1191_col2im(A + 1189680 + 1830912*B, A + 1189680 + 884736*B, B)); /* %1236 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(463, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k1239_fused_mul_add_step(A + 1189680 + 1646592*B, A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, A + 1189680 + 2195456*B, B)); /* %1239 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(464, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 966656, A + 1189680 + 1646592*B, B)); /* %1240 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(465, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 983040, A + 966656)); /* %1242 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(466, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1189120, A + 983040)); /* %1243 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(467, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1154_mul(A + 1189680 + 1830912*B, A + 1189680 + 1646592*B, (real *)P + 46816, B)); /* %1245 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(468, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1155_mul(A + 1189680 + 1847296*B, A + 1189680 + 1646592*B, A + 1189680 + 2179072*B, B)); /* %1246 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(469, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 966656, A + 1189680 + 1847296*B, B)); /* %1247 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(470, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 983040, A + 966656)); /* %1249 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(471, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1189184, A + 983040)); /* %1250 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(472, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1169_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2162688*B, A + 1189680 + 2400320*B, B)); /* %1260 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(473, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1173_fused_add_mul_mul_id(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, A + 1189680 + 2400320*B, A + 1189680 + 1863680*B, A + 1189680 + 2162688*B, B)); /* %1264 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(474, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1176_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1847296*B, B)); /* %1267 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(475, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1178_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1847296*B, A + 1189680 + 1863680*B, B)); /* %1269 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(476, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1149_sum(A + 966656, A + 1189680 + 1830912*B, B)); /* %1271 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(477, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1151_sum(A + 983040, A + 966656)); /* %1273 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(478, (double)1024, sizeof(real)*((double)64 + (double)1024), k1152_sum(A + 1189248, A + 983040)); /* %1274 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(479, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1186_permute(A + 1189680 + 1847296*B, A + 1189680 + 1830912*B, B)); /* %1277 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(480, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k1279_matmul(A + 966656, A + 1189680 + 1847296*B, A + 1189680 + 1572864*B, B)); /* %1279 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(481, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1280_matmul(A + 1189680 + 884736*B, (real *)P + 28320, A + 1189680 + 1847296*B, B)); /* %1280 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(482, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1282_col2im(A + 1189680 + 1830912*B, A + 1189680 + 884736*B, B)); /* %1282 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(483, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1284_fused_mul_step(A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, A + 1189680 + 2129920*B, B)); /* %1284 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(484, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1572864*B, B)); /* %1285 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(485, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1148928, A + 425984)); /* %1287 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(486, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189312, A + 1148928)); /* %1288 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(487, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1290_mul(A + 1189680 + 1830912*B, A + 1189680 + 1572864*B, (real *)P + 28256, B)); /* %1290 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(488, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1291_mul(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, A + 1189680 + 2097152*B, B)); /* %1291 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(489, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1605632*B, B)); /* %1292 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(490, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1148928, A + 425984)); /* %1294 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(491, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189344, A + 1148928)); /* %1295 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(492, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1305_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 2064384*B, A + 1189680 + 2400304*B, B)); /* %1305 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(493, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1309_fused_add_mul_mul_id(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, A + 1189680 + 2400304*B, A + 1189680 + 1863680*B, A + 1189680 + 2064384*B, B)); /* %1309 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(494, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1312_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1605632*B, B)); /* %1312 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(495, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1314_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, A + 1189680 + 1863680*B, B)); /* %1314 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(496, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1830912*B, B)); /* %1316 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(497, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1148928, A + 425984)); /* %1318 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(498, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189376, A + 1148928)); /* %1319 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(499, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1322_permute(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, B)); /* %1322 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(500, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1324_matmul(A + 1148928, A + 1189680 + 1605632*B, A + 1189680 + 589824*B, B)); /* %1324 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(501, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1325_matmul(A + 1189680 + 589824*B, (real *)P + 19008, A + 1189680 + 1605632*B, B)); /* %1325 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(502, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1327_col2im(A + 1189680 + 1830912*B, A + 1189680 + 589824*B, B)); /* %1327 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(503, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1284_fused_mul_step(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, A + 1189680 + 2031616*B, B)); /* %1329 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(504, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1605632*B, B)); /* %1330 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(505, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1158144, A + 425984)); /* %1332 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(506, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189408, A + 1158144)); /* %1333 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(507, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1290_mul(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, (real *)P + 18944, B)); /* %1335 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(508, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1291_mul(A + 1189680 + 1638400*B, A + 1189680 + 1605632*B, A + 1189680 + 1998848*B, B)); /* %1336 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(509, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1638400*B, B)); /* %1337 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(510, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1158144, A + 425984)); /* %1339 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(511, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189440, A + 1158144)); /* %1340 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(512, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1305_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1830912*B, A + 1189680 + 1966080*B, A + 1189680 + 2400288*B, B)); /* %1350 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(513, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1309_fused_add_mul_mul_id(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, A + 1189680 + 2400288*B, A + 1189680 + 1863680*B, A + 1189680 + 1966080*B, B)); /* %1354 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(514, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1312_fused_scale_sum_neg(A + 1189680 + 1863680*B, A + 1189680 + 1605632*B, B)); /* %1357 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(515, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1314_fused_add_id(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, A + 1189680 + 1863680*B, B)); /* %1359 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(516, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1830912*B, B)); /* %1361 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(517, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1158144, A + 425984)); /* %1363 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(518, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189472, A + 1158144)); /* %1364 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(519, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1322_permute(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, B)); /* %1367 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(520, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1324_matmul(A + 1158144, A + 1189680 + 1605632*B, A + 1189680 + 294912*B, B)); /* %1369 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(521, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1325_matmul(A + 1189680 + 294912*B, (real *)P + 9696, A + 1189680 + 1605632*B, B)); /* %1370 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(522, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1327_col2im(A + 1189680 + 1830912*B, A + 1189680 + 294912*B, B)); /* %1372 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(523, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k1375_fused_mul_add_step(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, A + 1189680 + 1933312*B, B)); /* %1375 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(524, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1605632*B, B)); /* %1376 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(525, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1167360, A + 425984)); /* %1378 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(526, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189504, A + 1167360)); /* %1379 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(527, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1290_mul(A + 1189680 + 1572864*B, A + 1189680 + 1605632*B, (real *)P + 9632, B)); /* %1381 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(528, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1291_mul(A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, A + 1189680 + 1900544*B, B)); /* %1382 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(529, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1830912*B, B)); /* %1383 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(530, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1167360, A + 425984)); /* %1385 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(531, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189536, A + 1167360)); /* %1386 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(532, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1305_fused_scale_mul_sum_mul(A + 1189680 + 1863680*B, A + 1189680 + 1572864*B, A + 1189680 + 1867776*B, A + 1189680 + 2400272*B, B)); /* %1396 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(533, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1309_fused_add_mul_mul_id(A + 1189680 + 1830912*B, A + 1189680 + 1572864*B, A + 1189680 + 2400272*B, A + 1189680 + 1863680*B, A + 1189680 + 1867776*B, B)); /* %1400 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(534, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1312_fused_scale_sum_neg(A + 1189680 + 1605632*B, A + 1189680 + 1830912*B, B)); /* %1403 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(535, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1314_fused_add_id(A + 1189680 + 1572864*B, A + 1189680 + 1830912*B, A + 1189680 + 1605632*B, B)); /* %1405 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(536, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1285_sum(A + 425984, A + 1189680 + 1572864*B, B)); /* %1407 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(537, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1287_sum(A + 1167360, A + 425984)); /* %1409 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(538, (double)1024, sizeof(real)*((double)32 + (double)1024), k1288_sum(A + 1189568, A + 1167360)); /* %1410 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(539, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1322_permute(A + 1189680 + 1605632*B, A + 1189680 + 1572864*B, B)); /* %1413 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(540, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1324_matmul(A + 1167360, A + 1189680 + 1605632*B, A + 1189680, B)); /* %1415 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(541, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1325_matmul(A + 1189680, (real *)P + 384, A + 1189680 + 1605632*B, B)); /* %1416 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(542, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1418_col2im(A + 1189680 + 294912*B, A + 1189680, B)); /* %1418 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(543, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1420_fused_mul_step(A + 1189680, A + 1189680 + 294912*B, A + 1189680 + 1441792*B, B)); /* %1420 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(544, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1421_sum(A + 425984, A + 1189680, B)); /* %1421 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(545, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1423_sum(A + 1181696, A + 425984)); /* %1423 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(546, (double)2048, sizeof(real)*((double)32 + (double)2048), k1424_sum(A + 1189600, A + 1181696)); /* %1424 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(547, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k1426_mul(A + 1189680 + 131072*B, A + 1189680, (real *)P + 320, B)); /* %1426 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(548, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1427_mul(A + 1189680 + 262144*B, A + 1189680, A + 1189680 + 1310720*B, B)); /* %1427 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(549, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1421_sum(A + 425984, A + 1189680 + 262144*B, B)); /* %1428 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(550, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1423_sum(A + 1181696, A + 425984)); /* %1430 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(551, (double)2048, sizeof(real)*((double)32 + (double)2048), k1424_sum(A + 1189632, A + 1181696)); /* %1431 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(552, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k1441_fused_scale_mul_sum_mul(A + 1189680 + 1310720*B, A + 1189680 + 131072*B, A + 1189680 + 1179648*B, A + 1189680 + 2400256*B, B)); /* %1441 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(553, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k1445_fused_add_mul_mul_id(A + 1189680, A + 1189680 + 131072*B, A + 1189680 + 2400256*B, A + 1189680 + 1310720*B, A + 1189680 + 1179648*B, B)); /* %1445 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(554, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k1448_fused_scale_sum_neg(A + 1189680 + 262144*B, A + 1189680, B)); /* %1448 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(555, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k1450_fused_add_id(A + 1189680 + 131072*B, A + 1189680, A + 1189680 + 262144*B, B)); /* %1450 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(556, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1421_sum(A + 425984, A + 1189680 + 131072*B, B)); /* %1452 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(557, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1423_sum(A + 1181696, A + 425984)); /* %1454 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(558, (double)2048, sizeof(real)*((double)32 + (double)2048), k1424_sum(A + 425984, A + 1181696)); /* %1455 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(559, 0, sizeof(real)*((double)131072*B + (double)131072*B), k1458_permute(A + 1189680, A + 1189680 + 131072*B, B)); /* %1458 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(560, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1460_matmul(A + 1181696, A + 1189680, A + 1189680 + 1794048*B, B)); /* %1460 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 1181696, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 1189632, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

@@ -28,46 +28,26 @@ static inline real gelu_tanh_grad(real x) {
     return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
 }
 
-/* k6_square:
- *   %6 map:square [T,128]   graphs/lib/losses.lua:21 */
-static void k6_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k7_sum:
- *   %7 reduce [T,1]   graphs/lib/losses.lua:21
- *   %108 reduce [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k7_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(128*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k8_clampmin:
- *   %8 map:clampmin [T,1]   graphs/lib/losses.lua:21 */
-static void k8_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k7_fused_sum_square:
+ *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
+ *     + %6 map:square [T,128]  graphs/lib/losses.lua:21 */
+static void k7_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k9_rsqrt:
- *   %9 map:rsqrt [T,1]   graphs/lib/losses.lua:21 */
-static void k9_rsqrt(real *restrict out, const real *restrict in0, long T) {
+/* k9_fused_rsqrt_clampmin:
+ *   %9 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
+ *     + %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
+static void k9_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k10_mul:
- *   %10 map:mul [T,128]   graphs/lib/losses.lua:21
- *   %106 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %10 map:mul [T,128]   graphs/lib/losses.lua:21 */
 static void k10_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -75,46 +55,26 @@ static void k10_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k11_square:
- *   %11 map:square [B,128]   graphs/lib/losses.lua:21 */
-static void k11_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k12_sum:
- *   %12 reduce [B,1]   graphs/lib/losses.lua:21
- *   %95 reduce [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k12_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(128*B) > 32768)
-    for (long o = 0; o < B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k13_clampmin:
- *   %13 map:clampmin [B,1]   graphs/lib/losses.lua:21 */
-static void k13_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k12_fused_sum_square:
+ *   %12 fused:sum_square [B,1]   graphs/lib/losses.lua:21
+ *     + %11 map:square [B,128]  graphs/lib/losses.lua:21 */
+static void k12_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k14_rsqrt:
- *   %14 map:rsqrt [B,1]   graphs/lib/losses.lua:21 */
-static void k14_rsqrt(real *restrict out, const real *restrict in0, long B) {
+/* k14_fused_rsqrt_clampmin:
+ *   %14 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
+ *     + %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
+static void k14_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k15_mul:
- *   %15 map:mul [B,128]   graphs/lib/losses.lua:21
- *   %93 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %15 map:mul [B,128]   graphs/lib/losses.lua:21 */
 static void k15_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -129,8 +89,7 @@ static void k16_matmul(real *restrict out, const real *restrict in0, const real 
 }
 
 /* k17_scale:
- *   %17 map:scale [T,B]   graphs/lib/losses.lua:21
- *   %90 map:scale [T,B] (backward)  graphs/lib/losses.lua:21 */
+ *   %17 map:scale [T,B]   graphs/lib/losses.lua:21 */
 static void k17_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -156,27 +115,18 @@ static void k19_max(real *restrict out, const real *restrict in0, long B, long T
     }
 }
 
-/* k21_sub:
- *   %21 map:sub [T,B]   graphs/lib/losses.lua:10 */
-static void k21_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k22_fused_exp_sub:
+ *   %22 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
+ *     + %21 map:sub [T,B]  graphs/lib/losses.lua:10 */
+static void k22_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0*B + i1] - in1[i0];
-}
-
-/* k22_exp:
- *   %22 map:exp [T,B]   graphs/lib/losses.lua:10
- *   %33 map:exp [T,B]   graphs/lib/losses.lua:11 */
-static void k22_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = exp(in0[i0]);
+            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i0])));
 }
 
 /* k23_sum:
  *   %23 reduce [T,1]   graphs/lib/losses.lua:10
- *   %28 reduce [T,1]   graphs/lib/losses.lua:10
  *   %41 reduce [T,1]   graphs/lib/losses.lua:12 */
 static void k23_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(B*T) > 32768)
@@ -196,73 +146,58 @@ static void k24_clampmin(real *restrict out, const real *restrict in0, long T) {
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k25_log:
- *   %25 map:log [T,1]   graphs/lib/losses.lua:10 */
-static void k25_log(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = log(in0[i0]);
-}
-
-/* k26_add:
- *   %26 map:add [T,1]   graphs/lib/losses.lua:10 */
-static void k26_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
 /* k27_mul:
- *   %27 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %67 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %73 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %79 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   %86 map:mul [T,B] (backward)  graphs/lib/losses.lua:10 */
+ *   %27 map:mul [T,B]   graphs/lib/losses.lua:10 */
 static void k27_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k29_sub:
- *   %29 map:sub [T,1]   graphs/lib/losses.lua:10 */
-static void k29_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
 /* k30_max:
  *   %30 reduce [1,B]   graphs/lib/losses.lua:11 */
 static void k30_max(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < B; i++) {
-            real a = -INFINITY;
-            for (long j = 0; j < T; j++) if (in0[(o*T + j)*B + i] > a) a = in0[(o*T + j)*B + i];
-            out[o*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = -INFINITY;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*B;
+                for (long i = ib; i < ie; i++) if (row[i] > a[i - ib]) a[i - ib] = row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
         }
 }
 
-/* k32_sub:
- *   %32 map:sub [T,B]   graphs/lib/losses.lua:11 */
-static void k32_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k33_fused_exp_sub:
+ *   %33 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
+ *     + %32 map:sub [T,B]  graphs/lib/losses.lua:11 */
+static void k33_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0*B + i1] - in1[i1];
+            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i1])));
 }
 
 /* k34_sum:
  *   %34 reduce [1,B]   graphs/lib/losses.lua:11
  *   %39 reduce [1,B]   graphs/lib/losses.lua:11 */
 static void k34_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < B; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*B + i];
-            out[o*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*B;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
         }
 }
 
@@ -274,41 +209,16 @@ static void k35_clampmin(real *restrict out, const real *restrict in0, long B) {
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k36_log:
- *   %36 map:log [1,B]   graphs/lib/losses.lua:11 */
-static void k36_log(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = log(in0[i0]);
-}
-
-/* k37_add:
- *   %37 map:add [1,B]   graphs/lib/losses.lua:11 */
-static void k37_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k40_sub:
- *   %40 map:sub [1,B]   graphs/lib/losses.lua:11 */
-static void k40_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
-/* k42_mul:
- *   %42 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %63 map:mul [T,1] (backward)  graphs/lib/losses.lua:13
- *   %84 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %110 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
- *   %112 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
- *   %114 map:mul [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k42_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k42_fused_mul_sub_add_log:
+ *   %42 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
+ *     + %29 map:sub [T,1]  graphs/lib/losses.lua:10
+ *     + %26 map:add [T,1]  graphs/lib/losses.lua:10
+ *     + %25 map:log [T,1]  graphs/lib/losses.lua:10
+ *     + %28 reduce [T,1]  graphs/lib/losses.lua:10 */
+static void k42_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1]; out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]); }
 }
 
 /* k43_sum:
@@ -323,35 +233,27 @@ static void k43_sum(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k44_sum:
- *   %44 reduce [1,1]   graphs/lib/losses.lua:14 */
-static void k44_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(B) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k45_add:
- *   %45 map:add [1,1]   graphs/lib/losses.lua:16 */
-static void k45_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k46_scale:
- *   %46 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %60 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
-static void k46_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)0.5/(real)(B));
+/* k46_fused_scale_add_sum_sub:
+ *   %46 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
+ *     + %45 map:add [1,1]  graphs/lib/losses.lua:16
+ *     + %44 reduce [1,1]  graphs/lib/losses.lua:14
+ *     + %40 map:sub [1,B]  graphs/lib/losses.lua:11
+ *     + %37 map:add [1,B]  graphs/lib/losses.lua:11
+ *     + %36 map:log [1,B]  graphs/lib/losses.lua:11 */
+static void k46_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]); out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B)); }
 }
 
 /* k58_fill:
  *   %58 fill [] (backward)  graphs/lib/model.lua:137 */
 static void k58_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
+}
+
+/* k60_scale:
+ *   %60 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
+static void k60_scale(real *restrict out, const real *restrict in0, long B) {
+    out[0] = in0[0] * ((real)0.5/(real)(B));
 }
 
 /* k61_id:
@@ -362,12 +264,13 @@ static void k61_id(real *restrict out, const real *restrict in0, long B) {
         out[i0] = in0[0];
 }
 
-/* k62_id:
- *   %62 map:id [T,1] (backward)  graphs/lib/losses.lua:13 */
-static void k62_id(real *restrict out, const real *restrict in0, long T) {
+/* k63_fused_mul_id:
+ *   %63 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
+ *     + %62 map:id [T,1]  graphs/lib/losses.lua:13 */
+static void k63_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[0];
+        out[i0] = ((in0[0])) * (in1[i0]);
 }
 
 /* k65_neg:
@@ -378,51 +281,14 @@ static void k65_neg(real *restrict out, const real *restrict in0, long B) {
         out[i0] = -in0[i0];
 }
 
-/* k66_id:
- *   %66 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %72 map:id [T,B] (backward)  graphs/lib/losses.lua:11 */
-static void k66_id(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i1];
-}
-
-/* k69_div:
- *   %69 map:div [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k69_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k71_fused_mul_div_step:
+ *   %71 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *     + %69 map:div [1,B]  graphs/lib/losses.lua:11
+ *     + %70 map:step [1,B]  graphs/lib/losses.lua:11 */
+static void k71_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] / in1[i0];
-}
-
-/* k70_step:
- *   %70 map:step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k70_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
-}
-
-/* k71_mul:
- *   %71 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %97 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %99 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %101 map:mul [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k71_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k76_add:
- *   %76 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %81 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %89 map:add [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k76_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
 /* k77_neg:
@@ -433,30 +299,34 @@ static void k77_neg(real *restrict out, const real *restrict in0, long T) {
         out[i0] = -in0[i0];
 }
 
-/* k78_id:
- *   %78 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %85 map:id [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k78_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k84_fused_mul_div_step:
+ *   %84 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
+ *     + %82 map:div [T,1]  graphs/lib/losses.lua:10
+ *     + %83 map:step [T,1]  graphs/lib/losses.lua:10 */
+static void k84_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for simd if((long)(T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
+}
+
+/* k90_fused_scale_add_add_add:
+ *   %90 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
+ *     + %89 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %81 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %76 map:add [T,B]  graphs/lib/losses.lua:11
+ *     + %67 map:mul [T,B]  graphs/lib/losses.lua:11
+ *     + %66 map:id [T,B]  graphs/lib/losses.lua:11
+ *     + %73 map:mul [T,B]  graphs/lib/losses.lua:11
+ *     + %72 map:id [T,B]  graphs/lib/losses.lua:11
+ *     + %79 map:mul [T,B]  graphs/lib/losses.lua:10
+ *     + %78 map:id [T,B]  graphs/lib/losses.lua:10
+ *     + %86 map:mul [T,B]  graphs/lib/losses.lua:10
+ *     + %85 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k90_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0];
-}
-
-/* k82_div:
- *   %82 map:div [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k82_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] / in1[i0];
-}
-
-/* k83_step:
- *   %83 map:step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k83_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+            out[i0*B + i1] = ((((((in0[i1])) * (in1[i0*B + i1])) + (((in2[i1])) * (in3[i0*B + i1]))) + (((in4[i0])) * (in1[i0*B + i1]))) + (((in5[i0])) * (in6[i0*B + i1]))) * (real)14.285714285714285;
 }
 
 /* k91_matmul:
@@ -471,218 +341,105 @@ static void k92_matmul(real *restrict out, const real *restrict in0, const real 
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k94_mul:
- *   %94 map:mul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %104 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k94_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k96_square:
- *   %96 map:square [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k96_square(real *restrict out, const real *restrict in0, long B) {
+/* k101_fused_mul_mul_sum_mul:
+ *   %101 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *     + %99 map:mul [B,1]  graphs/lib/losses.lua:21
+ *     + %95 reduce [B,1]  graphs/lib/losses.lua:21
+ *     + %94 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %98 map:scale [B,1]  graphs/lib/losses.lua:21
+ *     + %97 map:mul [B,1]  graphs/lib/losses.lua:21
+ *     + %96 map:square [B,1]  graphs/lib/losses.lua:21
+ *     + %100 map:step [B,1]  graphs/lib/losses.lua:21 */
+static void k101_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k98_scale:
- *   %98 map:scale [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k98_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k100_step:
- *   %100 map:step [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k100_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k102_id:
- *   %102 map:id [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k102_id(real *restrict out, const real *restrict in0, long B) {
+/* k105_fused_add_mul_mul_id:
+ *   %105 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
+ *     + %93 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %104 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %102 map:id [B,128]  graphs/lib/losses.lua:21
+ *     + %103 map:scale [B,128]  graphs/lib/losses.lua:21 */
+static void k105_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k103_scale:
- *   %103 map:scale [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k103_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k105_add:
- *   %105 map:add [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k105_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k107_mul:
- *   %107 map:mul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %117 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k107_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k109_square:
- *   %109 map:square [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k109_square(real *restrict out, const real *restrict in0, long T) {
+/* k114_fused_mul_mul_sum_mul:
+ *   %114 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *     + %112 map:mul [T,1]  graphs/lib/losses.lua:21
+ *     + %108 reduce [T,1]  graphs/lib/losses.lua:21
+ *     + %107 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %111 map:scale [T,1]  graphs/lib/losses.lua:21
+ *     + %110 map:mul [T,1]  graphs/lib/losses.lua:21
+ *     + %109 map:square [T,1]  graphs/lib/losses.lua:21
+ *     + %113 map:step [T,1]  graphs/lib/losses.lua:21 */
+static void k114_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k111_scale:
- *   %111 map:scale [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k111_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k113_step:
- *   %113 map:step [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k113_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k115_id:
- *   %115 map:id [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k115_id(real *restrict out, const real *restrict in0, long T) {
+/* k118_fused_add_mul_mul_id:
+ *   %118 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
+ *     + %106 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %117 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %115 map:id [T,128]  graphs/lib/losses.lua:21
+ *     + %116 map:scale [T,128]  graphs/lib/losses.lua:21 */
+static void k118_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
-}
-
-/* k116_scale:
- *   %116 map:scale [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k116_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k118_add:
- *   %118 map:add [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k118_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[91] = {
-    {"k6_square", "%6 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k7_sum", "%7 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k8_clampmin", "%8 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k9_rsqrt", "%9 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+static reclf_prof_entry prof[38] = {
+    {"k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k11_square", "%11 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k12_sum", "%12 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k13_clampmin", "%13 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k14_rsqrt", "%14 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
     {"k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k21_sub", "%21 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k22_exp", "%22 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k25_log", "%25 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k26_add", "%26 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k23_sum", "%28 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k29_sub", "%29 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k32_sub", "%32 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k22_exp", "%33 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k36_log", "%36 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k37_add", "%37 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k40_sub", "%40 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"k42_mul", "%42 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
     {"k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k44_sum", "%44 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
-    {"k45_add", "%45 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k46_scale", "%46 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
     {"k58_fill", "%58 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
-    {"k46_scale", "%60 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"k60_scale", "%60 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
     {"k61_id", "%61 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"k62_id", "%62 map:id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k42_mul", "%63 map:mul [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"k63_fused_mul_id", "%63 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
     {"k65_neg", "%65 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k66_id", "%66 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k27_mul", "%67 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k69_div", "%69 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k70_step", "%70 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k71_mul", "%71 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k66_id", "%72 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k27_mul", "%73 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k76_add", "%76 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k71_fused_mul_div_step", "%71 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
     {"k77_neg", "%77 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k78_id", "%78 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k27_mul", "%79 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k76_add", "%81 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k82_div", "%82 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k83_step", "%83 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k42_mul", "%84 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k78_id", "%85 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k27_mul", "%86 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k76_add", "%89 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k17_scale", "%90 map:scale [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k84_fused_mul_div_step", "%84 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k90_fused_scale_add_add_add", "%90 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k91_matmul", "%91 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k92_matmul", "%92 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k15_mul", "%93 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k94_mul", "%94 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k12_sum", "%95 reduce [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k96_square", "%96 map:square [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k71_mul", "%97 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k98_scale", "%98 map:scale [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k71_mul", "%99 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k100_step", "%100 map:step [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k71_mul", "%101 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k102_id", "%102 map:id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k103_scale", "%103 map:scale [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k94_mul", "%104 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k105_add", "%105 map:add [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k10_mul", "%106 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k107_mul", "%107 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k7_sum", "%108 reduce [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k109_square", "%109 map:square [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k42_mul", "%110 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k111_scale", "%111 map:scale [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k42_mul", "%112 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k113_step", "%113 map:step [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k42_mul", "%114 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k115_id", "%115 map:id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k116_scale", "%116 map:scale [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k107_mul", "%117 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k118_add", "%118 map:add [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k101_fused_mul_mul_sum_mul", "%101 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k105_fused_add_mul_mul_id", "%105 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k114_fused_mul_mul_sum_mul", "%114 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k118_fused_add_mul_mul_id", "%118 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_convirt_features_loss = {91, prof};
+const reclf_prof_table reclf_profile_convirt_features_loss = {38, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -692,112 +449,59 @@ const reclf_prof_table reclf_profile_convirt_features_loss = {91, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(48 + 512*B + 96*B*T + 512*T);
+    return sizeof(real) * (size_t)(48 + 288*B + 80*B*T + 304*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k6_square(A + 48 + 512*B + 96*B*T, (real *)inputs[0], T)); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-    CALL(1, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 48 + 512*B + 96*B*T + 384*T, A + 48 + 512*B + 96*B*T, T)); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(2, (double)T, sizeof(real)*((double)T + (double)T), k8_clampmin(A + 48 + 512*B + 96*B*T, A + 48 + 512*B + 96*B*T + 384*T, T)); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(3, (double)T, sizeof(real)*((double)T + (double)T), k9_rsqrt(A + 48 + 512*B + 96*B*T + 400*T, A + 48 + 512*B + 96*B*T, T)); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    CALL(4, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 48 + 512*B + 96*B*T, (real *)inputs[0], A + 48 + 512*B + 96*B*T + 400*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k11_square(A + 48, (real *)inputs[2], B)); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 48 + 384*B, A + 48, B)); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(7, (double)B, sizeof(real)*((double)B + (double)B), k13_clampmin(A + 48, A + 48 + 384*B, B)); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(8, (double)B, sizeof(real)*((double)B + (double)B), k14_rsqrt(A + 48 + 400*B, A + 48, B)); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    CALL(9, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 48, (real *)inputs[2], A + 48 + 400*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(10, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 48 + 512*B, A + 48 + 512*B + 96*B*T, A + 48, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(11, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 48 + 512*B + 16*B*T, A + 48 + 512*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(12, 0, sizeof(real)*((double)B*T), k18_eye(A + 48 + 512*B, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(13, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 16*B*T, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(14, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k21_sub(A + 48 + 512*B + 32*B*T, A + 48 + 512*B + 16*B*T, A + 48 + 512*B + 96*B*T + 128*T, B, T)); /* %21 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(15, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 48 + 512*B + 48*B*T, A + 48 + 512*B + 32*B*T, B, T)); /* %22 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    CALL(16, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 512*B + 96*B*T + 144*T, A + 48 + 512*B + 48*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(17, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 48 + 512*B + 96*B*T + 160*T, A + 48 + 512*B + 96*B*T + 144*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(18, (double)T, sizeof(real)*((double)T + (double)T), k25_log(A + 48 + 512*B + 96*B*T + 176*T, A + 48 + 512*B + 96*B*T + 160*T, T)); /* %25 map:log [T,1]  graphs/lib/losses.lua:10 */
-    CALL(19, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k26_add(A + 48 + 512*B + 96*B*T + 192*T, A + 48 + 512*B + 96*B*T + 176*T, A + 48 + 512*B + 96*B*T + 128*T, T)); /* %26 map:add [T,1]  graphs/lib/losses.lua:10 */
-    CALL(20, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 512*B + 32*B*T, A + 48 + 512*B + 16*B*T, A + 48 + 512*B, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(21, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 32*B*T, B, T)); /* %28 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(22, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k29_sub(A + 48 + 512*B + 96*B*T + 176*T, A + 48 + 512*B + 96*B*T + 192*T, A + 48 + 512*B + 96*B*T + 128*T, T)); /* %29 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    CALL(23, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 48 + 128*B, A + 48 + 512*B + 16*B*T, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(24, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k32_sub(A + 48 + 512*B + 64*B*T, A + 48 + 512*B + 16*B*T, A + 48 + 128*B, B, T)); /* %32 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(25, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 48 + 512*B + 16*B*T, A + 48 + 512*B + 64*B*T, B, T)); /* %33 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    CALL(26, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 144*B, A + 48 + 512*B + 16*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(27, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 48 + 160*B, A + 48 + 144*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(28, (double)B, sizeof(real)*((double)B + (double)B), k36_log(A + 48 + 176*B, A + 48 + 160*B, B)); /* %36 map:log [1,B]  graphs/lib/losses.lua:11 */
-    CALL(29, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k37_add(A + 48 + 192*B, A + 48 + 176*B, A + 48 + 128*B, B)); /* %37 map:add [1,B]  graphs/lib/losses.lua:11 */
-    CALL(30, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 128*B, A + 48 + 512*B + 32*B*T, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(31, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k40_sub(A + 48 + 176*B, A + 48 + 192*B, A + 48 + 128*B, B)); /* %40 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    CALL(32, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(33, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 48 + 512*B + 96*B*T + 192*T, A + 48 + 512*B + 96*B*T + 176*T, A + 48 + 512*B + 96*B*T + 128*T, T)); /* %42 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(34, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 48 + 512*B + 96*B*T + 192*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(35, (double)B, sizeof(real)*((double)1 + (double)B), k44_sum(A + 16, A + 48 + 176*B, B)); /* %44 reduce [1,1]  graphs/lib/losses.lua:14 */
-    CALL(36, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 32, A + 0, A + 16)); /* %45 map:add [1,1]  graphs/lib/losses.lua:16 */
-    CALL(37, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 0, A + 32, B)); /* %46 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(0, (double)256*T, sizeof(real)*((double)T + (double)128*T), k7_fused_sum_square(A + 48 + 288*B + 80*B*T + 256*T, (real *)inputs[0], T)); /* %7 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)2*T, sizeof(real)*((double)T + (double)T), k9_fused_rsqrt_clampmin(A + 48 + 288*B + 80*B*T + 272*T, A + 48 + 288*B + 80*B*T + 256*T, T)); /* %9 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 48 + 288*B + 80*B*T, (real *)inputs[0], A + 48 + 288*B + 80*B*T + 272*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), k12_fused_sum_square(A + 48 + 128*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), k14_fused_rsqrt_clampmin(A + 48 + 256*B, A + 48 + 128*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 48, (real *)inputs[2], A + 48 + 256*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(6, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 48 + 288*B, A + 48 + 288*B + 80*B*T, A + 48, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(7, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 48 + 288*B + 16*B*T, A + 48 + 288*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(8, 0, sizeof(real)*((double)B*T), k18_eye(A + 48 + 288*B, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(9, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 16*B*T, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(10, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 48 + 288*B + 32*B*T, A + 48 + 288*B + 16*B*T, A + 48 + 288*B + 80*B*T + 128*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(11, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 288*B + 80*B*T + 144*T, A + 48 + 288*B + 32*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(12, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 48 + 288*B + 80*B*T + 160*T, A + 48 + 288*B + 80*B*T + 144*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(13, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 288*B + 48*B*T, A + 48 + 288*B + 16*B*T, A + 48 + 288*B, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(14, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 48 + 144*B, A + 48 + 288*B + 16*B*T, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(15, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 48 + 288*B + 64*B*T, A + 48 + 288*B + 16*B*T, A + 48 + 144*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(16, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 160*B, A + 48 + 288*B + 64*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(17, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 48 + 176*B, A + 48 + 160*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(18, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 192*B, A + 48 + 288*B + 48*B*T, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(19, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(20, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 80*B*T + 160*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 48*B*T, A + 48 + 288*B + 80*B*T + 176*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(21, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 48 + 288*B + 80*B*T + 192*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(22, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 48 + 176*B, A + 48 + 144*B, A + 48 + 192*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(38, 0, sizeof(real)*((double)1), k58_fill(A + 16)); /* %58 fill []  graphs/lib/model.lua:137 */
-    CALL(39, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 32, A + 16, B)); /* %60 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(40, (double)B, sizeof(real)*((double)B + (double)1), k61_id(A + 48 + 128*B, A + 32, B)); /* %61 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(41, (double)T, sizeof(real)*((double)T + (double)1), k62_id(A + 48 + 512*B + 96*B*T + 176*T, A + 32, T)); /* %62 map:id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(42, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 48 + 512*B + 96*B*T + 192*T, A + 48 + 512*B + 96*B*T + 176*T, A + 48 + 512*B + 96*B*T + 128*T, T)); /* %63 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(43, (double)B, sizeof(real)*((double)B + (double)B), k65_neg(A + 48 + 176*B, A + 48 + 128*B, B)); /* %65 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(44, (double)B*T, sizeof(real)*((double)B*T + (double)B), k66_id(A + 48 + 512*B + 32*B*T, A + 48 + 176*B, B, T)); /* %66 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(45, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 512*B + 64*B*T, A + 48 + 512*B + 32*B*T, A + 48 + 512*B, B, T)); /* %67 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(46, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k69_div(A + 48 + 176*B, A + 48 + 128*B, A + 48 + 160*B, B)); /* %69 map:div [1,B]  graphs/lib/losses.lua:11 */
-    CALL(47, (double)B, sizeof(real)*((double)B + (double)B), k70_step(A + 48 + 128*B, A + 48 + 144*B, B)); /* %70 map:step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(48, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k71_mul(A + 48 + 144*B, A + 48 + 176*B, A + 48 + 128*B, B)); /* %71 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    CALL(49, (double)B*T, sizeof(real)*((double)B*T + (double)B), k66_id(A + 48 + 512*B + 32*B*T, A + 48 + 144*B, B, T)); /* %72 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(50, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 512*B + 80*B*T, A + 48 + 512*B + 32*B*T, A + 48 + 512*B + 16*B*T, B, T)); /* %73 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(51, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k76_add(A + 48 + 512*B + 16*B*T, A + 48 + 512*B + 64*B*T, A + 48 + 512*B + 80*B*T, B, T)); /* %76 map:add [T,B]  graphs/lib/losses.lua:11 */
-    CALL(52, (double)T, sizeof(real)*((double)T + (double)T), k77_neg(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 192*T, T)); /* %77 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(53, (double)B*T, sizeof(real)*((double)B*T + (double)T), k78_id(A + 48 + 512*B + 32*B*T, A + 48 + 512*B + 96*B*T + 128*T, B, T)); /* %78 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(54, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 512*B + 64*B*T, A + 48 + 512*B + 32*B*T, A + 48 + 512*B, B, T)); /* %79 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(55, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k76_add(A + 48 + 512*B, A + 48 + 512*B + 16*B*T, A + 48 + 512*B + 64*B*T, B, T)); /* %81 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(56, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k82_div(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 192*T, A + 48 + 512*B + 96*B*T + 160*T, T)); /* %82 map:div [T,1]  graphs/lib/losses.lua:10 */
-    CALL(57, (double)T, sizeof(real)*((double)T + (double)T), k83_step(A + 48 + 512*B + 96*B*T + 160*T, A + 48 + 512*B + 96*B*T + 144*T, T)); /* %83 map:step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(58, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 48 + 512*B + 96*B*T + 144*T, A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 160*T, T)); /* %84 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    CALL(59, (double)B*T, sizeof(real)*((double)B*T + (double)T), k78_id(A + 48 + 512*B + 16*B*T, A + 48 + 512*B + 96*B*T + 144*T, B, T)); /* %85 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(60, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 512*B + 32*B*T, A + 48 + 512*B + 16*B*T, A + 48 + 512*B + 48*B*T, B, T)); /* %86 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(61, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k76_add(A + 48 + 512*B + 16*B*T, A + 48 + 512*B, A + 48 + 512*B + 32*B*T, B, T)); /* %89 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(62, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 48 + 512*B, A + 48 + 512*B + 16*B*T, B, T)); /* %90 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(63, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k91_matmul(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B, A + 48, B, T)); /* %91 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(64, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k92_matmul(A + 48, A + 48 + 512*B, A + 48 + 512*B + 96*B*T, B, T)); /* %92 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(65, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 48 + 128*B, A + 48, A + 48 + 400*B, B)); /* %93 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(66, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k94_mul(A + 48 + 256*B, A + 48, (real *)inputs[2], B)); /* %94 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(67, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 48, A + 48 + 256*B, B)); /* %95 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(68, (double)B, sizeof(real)*((double)B + (double)B), k96_square(A + 48 + 16*B, A + 48 + 400*B, B)); /* %96 map:square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(69, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k71_mul(A + 48 + 32*B, A + 48 + 400*B, A + 48 + 16*B, B)); /* %97 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(70, (double)B, sizeof(real)*((double)B + (double)B), k98_scale(A + 48 + 16*B, A + 48 + 32*B, B)); /* %98 map:scale [B,1]  graphs/lib/losses.lua:21 */
-    CALL(71, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k71_mul(A + 48 + 32*B, A + 48, A + 48 + 16*B, B)); /* %99 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(72, (double)B, sizeof(real)*((double)B + (double)B), k100_step(A + 48, A + 48 + 384*B, B)); /* %100 map:step [B,1]  graphs/lib/losses.lua:21 */
-    CALL(73, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k71_mul(A + 48 + 256*B, A + 48 + 32*B, A + 48, B)); /* %101 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(74, (double)128*B, sizeof(real)*((double)128*B + (double)B), k102_id(A + 48, A + 48 + 256*B, B)); /* %102 map:id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(75, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k103_scale(A + 48 + 256*B, (real *)inputs[2], B)); /* %103 map:scale [B,128]  graphs/lib/losses.lua:21 */
-    CALL(76, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k94_mul(A + 48 + 384*B, A + 48, A + 48 + 256*B, B)); /* %104 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(77, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k105_add(A + 48, A + 48 + 128*B, A + 48 + 384*B, B)); /* %105 map:add [B,128]  graphs/lib/losses.lua:21 */
-    CALL(78, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 48 + 512*B + 96*B*T, A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 400*T, T)); /* %106 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(79, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k107_mul(A + 48 + 512*B + 96*B*T + 256*T, A + 48 + 512*B + 96*B*T + 128*T, (real *)inputs[0], T)); /* %107 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(80, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 256*T, T)); /* %108 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(81, (double)T, sizeof(real)*((double)T + (double)T), k109_square(A + 48 + 512*B + 96*B*T + 144*T, A + 48 + 512*B + 96*B*T + 400*T, T)); /* %109 map:square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(82, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 48 + 512*B + 96*B*T + 160*T, A + 48 + 512*B + 96*B*T + 400*T, A + 48 + 512*B + 96*B*T + 144*T, T)); /* %110 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(83, (double)T, sizeof(real)*((double)T + (double)T), k111_scale(A + 48 + 512*B + 96*B*T + 144*T, A + 48 + 512*B + 96*B*T + 160*T, T)); /* %111 map:scale [T,1]  graphs/lib/losses.lua:21 */
-    CALL(84, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 48 + 512*B + 96*B*T + 160*T, A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 144*T, T)); /* %112 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(85, (double)T, sizeof(real)*((double)T + (double)T), k113_step(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 384*T, T)); /* %113 map:step [T,1]  graphs/lib/losses.lua:21 */
-    CALL(86, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 48 + 512*B + 96*B*T + 256*T, A + 48 + 512*B + 96*B*T + 160*T, A + 48 + 512*B + 96*B*T + 128*T, T)); /* %114 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(87, (double)128*T, sizeof(real)*((double)128*T + (double)T), k115_id(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 256*T, T)); /* %115 map:id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(88, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k116_scale(A + 48 + 512*B + 96*B*T + 256*T, (real *)inputs[0], T)); /* %116 map:scale [T,128]  graphs/lib/losses.lua:21 */
-    CALL(89, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k107_mul(A + 48 + 512*B + 96*B*T + 384*T, A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T + 256*T, T)); /* %117 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(90, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k118_add(A + 48 + 512*B + 96*B*T + 128*T, A + 48 + 512*B + 96*B*T, A + 48 + 512*B + 96*B*T + 384*T, T)); /* %118 map:add [T,128]  graphs/lib/losses.lua:21 */
-    if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 48 + 512*B + 96*B*T + 128*T, sizeof(real)*(size_t)(128*T));
-    if (input_grads && input_grads[2]) memcpy(input_grads[2], A + 48, sizeof(real)*(size_t)(128*B));
+    CALL(23, 0, sizeof(real)*((double)1), k58_fill(A + 0)); /* %58 fill []  graphs/lib/model.lua:137 */
+    CALL(24, (double)1, sizeof(real)*((double)1 + (double)1), k60_scale(A + 32, A + 0, B)); /* %60 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(25, (double)B, sizeof(real)*((double)B + (double)1), k61_id(A + 48 + 144*B, A + 32, B)); /* %61 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(26, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k63_fused_mul_id(A + 48 + 288*B + 80*B*T + 128*T, A + 32, A + 48 + 288*B + 80*B*T + 176*T, T)); /* %63 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(27, (double)B, sizeof(real)*((double)B + (double)B), k65_neg(A + 48 + 192*B, A + 48 + 144*B, B)); /* %65 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(28, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k71_fused_mul_div_step(A + 48 + 208*B, A + 48 + 144*B, A + 48 + 176*B, A + 48 + 160*B, B)); /* %71 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(29, (double)T, sizeof(real)*((double)T + (double)T), k77_neg(A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B + 80*B*T + 128*T, T)); /* %77 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(30, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k84_fused_mul_div_step(A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 80*B*T + 160*T, A + 48 + 288*B + 80*B*T + 144*T, T)); /* %84 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(31, (double)12*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T + (double)B + (double)B*T + (double)T + (double)T + (double)B*T), k90_fused_scale_add_add_add(A + 48 + 288*B + 16*B*T, A + 48 + 192*B, A + 48 + 288*B, A + 48 + 208*B, A + 48 + 288*B + 64*B*T, A + 48 + 288*B + 80*B*T + 176*T, A + 48 + 288*B + 80*B*T + 192*T, A + 48 + 288*B + 32*B*T, B, T)); /* %90 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(32, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k91_matmul(A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 16*B*T, A + 48, B, T)); /* %91 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(33, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k92_matmul(A + 48, A + 48 + 288*B + 16*B*T, A + 48 + 288*B + 80*B*T, B, T)); /* %92 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(34, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k101_fused_mul_mul_sum_mul(A + 48 + 272*B, A + 48, (real *)inputs[2], A + 48 + 256*B, A + 48 + 128*B, B)); /* %101 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(35, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k105_fused_add_mul_mul_id(A + 48 + 128*B, A + 48, A + 48 + 256*B, A + 48 + 272*B, (real *)inputs[2], B)); /* %105 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(36, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k114_fused_mul_mul_sum_mul(A + 48 + 288*B + 80*B*T + 288*T, A + 48 + 288*B + 80*B*T + 128*T, (real *)inputs[0], A + 48 + 288*B + 80*B*T + 272*T, A + 48 + 288*B + 80*B*T + 256*T, T)); /* %114 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(37, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k118_fused_add_mul_mul_id(A + 48 + 288*B + 80*B*T, A + 48 + 288*B + 80*B*T + 128*T, A + 48 + 288*B + 80*B*T + 272*T, A + 48 + 288*B + 80*B*T + 288*T, (real *)inputs[0], T)); /* %118 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 48 + 288*B + 80*B*T, sizeof(real)*(size_t)(128*T));
+    if (input_grads && input_grads[2]) memcpy(input_grads[2], A + 48 + 128*B, sizeof(real)*(size_t)(128*B));
 }
 
 static const real *output(const void *arena, int k, const long *dims) {
@@ -805,7 +509,7 @@ static const real *output(const void *arena, int k, const long *dims) {
     const long T = dims[1]; (void)T;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 0; /* loss */
+    case 0: return A + 16; /* loss */
     default: return 0;
     }
 }

@@ -28,40 +28,15 @@ static inline real gelu_tanh_grad(real x) {
     return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
 }
 
-/* k6_square:
- *   %6 map:square [T,128]   graphs/lib/losses.lua:21 */
-static void k6_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k7_sum:
- *   %7 reduce [T,1]   graphs/lib/losses.lua:21 */
-static void k7_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(128*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k8_clampmin:
- *   %8 map:clampmin [T,1]   graphs/lib/losses.lua:21 */
-static void k8_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k9_fused_rsqrt_clampmin_sum_square:
+ *   %9 fused:rsqrt_clampmin_sum_square [T,1]   graphs/lib/losses.lua:21
+ *     + %8 map:clampmin [T,1]  graphs/lib/losses.lua:21
+ *     + %7 reduce [T,1]  graphs/lib/losses.lua:21
+ *     + %6 map:square [T,128]  graphs/lib/losses.lua:21 */
+static void k9_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
-}
-
-/* k9_rsqrt:
- *   %9 map:rsqrt [T,1]   graphs/lib/losses.lua:21 */
-static void k9_rsqrt(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
 }
 
 /* k10_mul:
@@ -73,40 +48,15 @@ static void k10_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k11_square:
- *   %11 map:square [B,128]   graphs/lib/losses.lua:21 */
-static void k11_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k12_sum:
- *   %12 reduce [B,1]   graphs/lib/losses.lua:21 */
-static void k12_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(128*B) > 32768)
-    for (long o = 0; o < B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k13_clampmin:
- *   %13 map:clampmin [B,1]   graphs/lib/losses.lua:21 */
-static void k13_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k14_fused_rsqrt_clampmin_sum_square:
+ *   %14 fused:rsqrt_clampmin_sum_square [B,1]   graphs/lib/losses.lua:21
+ *     + %13 map:clampmin [B,1]  graphs/lib/losses.lua:21
+ *     + %12 reduce [B,1]  graphs/lib/losses.lua:21
+ *     + %11 map:square [B,128]  graphs/lib/losses.lua:21 */
+static void k14_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
-}
-
-/* k14_rsqrt:
- *   %14 map:rsqrt [B,1]   graphs/lib/losses.lua:21 */
-static void k14_rsqrt(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
 }
 
 /* k15_mul:
@@ -134,21 +84,15 @@ static void k17_scale(real *restrict out, const real *restrict in0, long B, long
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[12] = {
-    {"k6_square", "%6 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k7_sum", "%7 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k8_clampmin", "%8 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k9_rsqrt", "%9 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+static reclf_prof_entry prof[6] = {
+    {"k9_fused_rsqrt_clampmin_sum_square", "%9 fused:rsqrt_clampmin_sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k11_square", "%11 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k12_sum", "%12 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k13_clampmin", "%13 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k14_rsqrt", "%14 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k14_fused_rsqrt_clampmin_sum_square", "%14 fused:rsqrt_clampmin_sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_convirt_score = {12, prof};
+const reclf_prof_table reclf_profile_convirt_score = {6, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -165,18 +109,12 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k6_square(A + 144*B + 32*B*T, (real *)inputs[0], T)); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-    CALL(1, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 144*B + 32*B*T + 128*T, A + 144*B + 32*B*T, T)); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(2, (double)T, sizeof(real)*((double)T + (double)T), k8_clampmin(A + 144*B + 32*B*T, A + 144*B + 32*B*T + 128*T, T)); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(3, (double)T, sizeof(real)*((double)T + (double)T), k9_rsqrt(A + 144*B + 32*B*T + 128*T, A + 144*B + 32*B*T, T)); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    CALL(4, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 144*B + 32*B*T, (real *)inputs[0], A + 144*B + 32*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k11_square(A + 0, (real *)inputs[2], B)); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 128*B, A + 0, B)); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(7, (double)B, sizeof(real)*((double)B + (double)B), k13_clampmin(A + 0, A + 128*B, B)); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(8, (double)B, sizeof(real)*((double)B + (double)B), k14_rsqrt(A + 128*B, A + 0, B)); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    CALL(9, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 0, (real *)inputs[2], A + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(10, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 144*B, A + 144*B + 32*B*T, A + 0, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(11, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 144*B + 16*B*T, A + 144*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(0, (double)258*T, sizeof(real)*((double)T + (double)128*T), k9_fused_rsqrt_clampmin_sum_square(A + 144*B + 32*B*T + 128*T, (real *)inputs[0], T)); /* %9 fused:rsqrt_clampmin_sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 144*B + 32*B*T, (real *)inputs[0], A + 144*B + 32*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)258*B, sizeof(real)*((double)B + (double)128*B), k14_fused_rsqrt_clampmin_sum_square(A + 128*B, (real *)inputs[2], B)); /* %14 fused:rsqrt_clampmin_sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 0, (real *)inputs[2], A + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 144*B, A + 144*B + 32*B*T, A + 0, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 144*B + 16*B*T, A + 144*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {

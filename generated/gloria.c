@@ -28,33 +28,27 @@ static inline real gelu_tanh_grad(real x) {
     return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
 }
 
-/* k5_addc:
- *   %5 map:addc [B,1,64,64]   graphs/lib/image_encoder.lua:19 */
-static void k5_addc(real *restrict out, const real *restrict in0, long B) {
+/* k6_fused_scale_addc:
+ *   %6 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
+ *     + %5 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+static void k6_fused_scale_addc(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] + (real)-0.5;
-}
-
-/* k6_scale:
- *   %6 map:scale [B,1,64,64]   graphs/lib/image_encoder.lua:19 */
-static void k6_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] * (real)4;
+        out[i0] = ((in0[i0]) + (real)-0.5) * (real)4;
 }
 
 /* k9_im2col:
- *   %9 im2col [B,9,4096]   graphs/lib/image_encoder.lua:6 */
+ *   %9 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6 */
 static void k9_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9;
+    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -68,24 +62,24 @@ static void k9_im2col(real *restrict out, const real *restrict in0, long B) {
 }
 
 /* k11_matmul:
- *   %11 matmul [B,32,4096]   graphs/lib/image_encoder.lua:6 */
+ *   %11 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6 */
 static void k11_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096, 9, (real)1, in0 + ao, 9, in1 + bo, 4096, (real)0, out + p*131072, 4096);
-    }
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 9, (real)1, in0 + 0, 9, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
 }
 
-/* k14_add:
- *   %14 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6
- *   %31 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:7 */
-static void k14_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k13_permute:
+ *   %13 permute [B,32,4096]   graphs/lib/image_encoder.lua:6 */
+static void k13_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*131072 + i1*4096 + i2] = in0[i0*4096 + i1*4096*B + i2];
+}
+
+/* k16_add:
+ *   %16 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6 */
+static void k16_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -93,117 +87,76 @@ static void k14_add(real *restrict out, const real *restrict in0, const real *re
                 out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] + in1[i1];
 }
 
-/* k18_sum:
- *   %18 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %22 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %1640 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1651 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k18_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(131072*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*16384;
-        for (long j = 0; j < 16384; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k19_scale:
- *   %19 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %23 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %1645 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1652 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k19_scale(real *restrict out, const real *restrict in0, long B) {
+/* k21_fused_scale_sum:
+ *   %21 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %20 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+static void k21_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)6.103515625e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += in0[i0*16384 + j1*1]; out[i0] = (r1) * (real)6.103515625e-05; }
 }
 
-/* k20_sub:
- *   %20 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k20_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k22_sub:
+ *   %22 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7 */
+static void k22_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
 }
 
-/* k21_square:
- *   %21 map:square [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k21_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k24_addc:
- *   %24 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %50 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %76 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %102 map:addc [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %129 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %155 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k24_addc(real *restrict out, const real *restrict in0, long B) {
+/* k27_fused_rsqrt_addc_scale_sum:
+ *   %27 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %26 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %25 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %24 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %23 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k27_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] + (real)1.0000000000000001e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05)); }
 }
 
-/* k25_rsqrt:
- *   %25 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %51 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %77 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %103 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %130 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %156 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k25_rsqrt(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
-}
-
-/* k26_mul:
- *   %26 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %1638 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k26_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k28_mul:
+ *   %28 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7 */
+static void k28_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
 }
 
-/* k29_mul:
- *   %29 map:mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %1630 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k29_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k33_fused_add_mul:
+ *   %33 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
+ *     + %31 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+static void k33_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
             for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
+                out[i0*131072 + i1*4096 + i2] = ((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k32_relu:
- *   %32 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22 */
-static void k32_relu(real *restrict out, const real *restrict in0, long B) {
+/* k34_relu:
+ *   %34 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22 */
+static void k34_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k35_im2col:
- *   %35 im2col [B,288,1024]   graphs/lib/image_encoder.lua:6 */
-static void k35_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288;
+/* k37_im2col:
+ *   %37 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6 */
+static void k37_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -216,31 +169,31 @@ static void k35_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k37_matmul:
- *   %37 matmul [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %63 matmul [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %89 matmul [B,32,1024]   graphs/lib/image_encoder.lua:13 */
-static void k37_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*294912; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 288, (real)1, in0 + ao, 288, in1 + bo, 1024, (real)0, out + p*32768, 1024);
-    }
+/* k39_matmul:
+ *   %39 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %67 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %95 matmul [32,1024*B]   graphs/lib/image_encoder.lua:13 */
+static void k39_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 288, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
 }
 
-/* k40_add:
- *   %40 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %57 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %66 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %83 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %92 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %109 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13 */
-static void k40_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k41_permute:
+ *   %41 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
+ *   %69 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
+ *   %97 permute [B,32,1024]   graphs/lib/image_encoder.lua:13 */
+static void k41_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = in0[i0*1024 + i1*1024*B + i2];
+}
+
+/* k44_add:
+ *   %44 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %72 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %100 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13 */
+static void k44_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -248,110 +201,88 @@ static void k40_add(real *restrict out, const real *restrict in0, const real *re
                 out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] + in1[i1];
 }
 
-/* k44_sum:
- *   %44 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %48 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %70 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %74 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %96 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %100 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k44_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(32768*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*4096;
-        for (long j = 0; j < 4096; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k45_scale:
- *   %45 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %49 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %71 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %75 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %97 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %101 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k45_scale(real *restrict out, const real *restrict in0, long B) {
+/* k49_fused_scale_sum:
+ *   %49 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %48 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %77 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %105 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k49_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.000244140625;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; out[i0] = (r1) * (real)0.000244140625; }
 }
 
-/* k46_sub:
- *   %46 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %72 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %98 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k46_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k50_sub:
+ *   %50 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %78 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %106 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13 */
+static void k50_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
 }
 
-/* k47_square:
- *   %47 map:square [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %73 map:square [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %99 map:square [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k47_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k55_fused_rsqrt_addc_scale_sum:
+ *   %55 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %54 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %53 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %52 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %51 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
+ *   %83 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %111 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k55_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05)); }
 }
 
-/* k52_mul:
- *   %52 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %78 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %104 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %1502 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1547 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1593 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k56_mul:
+ *   %56 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %84 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %112 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13 */
+static void k56_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
 }
 
-/* k55_mul:
- *   %55 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %81 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %107 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %1494 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1539 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1585 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k55_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k61_fused_add_mul:
+ *   %61 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
+ *     + %59 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
+ *   %89 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7 */
+static void k61_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
             for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
+                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k58_relu:
- *   %58 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %84 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %111 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
-static void k58_relu(real *restrict out, const real *restrict in0, long B) {
+/* k62_relu:
+ *   %62 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
+ *   %90 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
+ *   %119 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
+static void k62_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k61_im2col:
- *   %61 im2col [B,288,1024]   graphs/lib/image_encoder.lua:6
- *   %87 im2col [B,288,1024]   graphs/lib/image_encoder.lua:13 */
-static void k61_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288;
+/* k65_im2col:
+ *   %65 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %93 im2col [288,1024*B]   graphs/lib/image_encoder.lua:13 */
+static void k65_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -364,31 +295,30 @@ static void k61_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k110_add:
- *   %110 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %1513 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1518 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1558 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1563 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1577 map:add [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 2 more */
-static void k110_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k118_fused_add_add_mul:
+ *   %118 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
+ *     + %117 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
+ *     + %115 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+static void k118_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = (in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* k114_im2col:
- *   %114 im2col [B,288,256]   graphs/lib/image_encoder.lua:6 */
-static void k114_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288;
+/* k122_im2col:
+ *   %122 im2col [288,256*B]   graphs/lib/image_encoder.lua:6 */
+static void k122_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -401,29 +331,29 @@ static void k114_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k116_matmul:
- *   %116 matmul [B,64,256]   graphs/lib/image_encoder.lua:6 */
-static void k116_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256, 288, (real)1, in0 + ao, 288, in1 + bo, 256, (real)0, out + p*16384, 256);
-    }
+/* k124_matmul:
+ *   %124 matmul [64,256*B]   graphs/lib/image_encoder.lua:6 */
+static void k124_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 288, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k119_add:
- *   %119 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %136 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %145 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %162 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %171 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %188 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13 */
-static void k119_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k126_permute:
+ *   %126 permute [B,64,256]   graphs/lib/image_encoder.lua:6
+ *   %154 permute [B,64,256]   graphs/lib/image_encoder.lua:6
+ *   %182 permute [B,64,256]   graphs/lib/image_encoder.lua:13 */
+static void k126_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = in0[i0*256 + i1*256*B + i2];
+}
+
+/* k129_add:
+ *   %129 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %157 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %185 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13 */
+static void k129_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -431,110 +361,88 @@ static void k119_add(real *restrict out, const real *restrict in0, const real *r
                 out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] + in1[i1];
 }
 
-/* k123_sum:
- *   %123 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %127 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %149 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %153 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %175 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %179 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k123_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(16384*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*2048;
-        for (long j = 0; j < 2048; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k124_scale:
- *   %124 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %128 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %150 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %154 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %176 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %180 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k124_scale(real *restrict out, const real *restrict in0, long B) {
+/* k134_fused_scale_sum:
+ *   %134 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %133 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %162 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %190 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k134_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.00048828125;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += in0[i0*2048 + j1*1]; out[i0] = (r1) * (real)0.00048828125; }
 }
 
-/* k125_sub:
- *   %125 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %151 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %177 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k125_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k135_sub:
+ *   %135 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %163 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %191 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13 */
+static void k135_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
 }
 
-/* k126_square:
- *   %126 map:square [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %152 map:square [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %178 map:square [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k126_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k140_fused_rsqrt_addc_scale_sum:
+ *   %140 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %139 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %138 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %137 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %136 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
+ *   %168 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %196 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k140_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05)); }
 }
 
-/* k131_mul:
- *   %131 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %157 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %183 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %1366 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1411 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1457 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k131_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k141_mul:
+ *   %141 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %169 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %197 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13 */
+static void k141_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
 }
 
-/* k134_mul:
- *   %134 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %160 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %186 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %1358 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1403 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1449 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k134_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k146_fused_add_mul:
+ *   %146 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
+ *     + %144 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
+ *   %174 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7 */
+static void k146_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
+                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k137_relu:
- *   %137 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %163 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %190 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
-static void k137_relu(real *restrict out, const real *restrict in0, long B) {
+/* k147_relu:
+ *   %147 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
+ *   %175 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
+ *   %204 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
+static void k147_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k140_im2col:
- *   %140 im2col [B,576,256]   graphs/lib/image_encoder.lua:6
- *   %166 im2col [B,576,256]   graphs/lib/image_encoder.lua:13 */
-static void k140_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576;
+/* k150_im2col:
+ *   %150 im2col [576,256*B]   graphs/lib/image_encoder.lua:6
+ *   %178 im2col [576,256*B]   graphs/lib/image_encoder.lua:13 */
+static void k150_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -547,47 +455,37 @@ static void k140_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k142_matmul:
- *   %142 matmul [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %168 matmul [B,64,256]   graphs/lib/image_encoder.lua:13 */
-static void k142_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*147456; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256, 576, (real)1, in0 + ao, 576, in1 + bo, 256, (real)0, out + p*16384, 256);
-    }
+/* k152_matmul:
+ *   %152 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
+ *   %180 matmul [64,256*B]   graphs/lib/image_encoder.lua:13 */
+static void k152_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 576, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k189_add:
- *   %189 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %1377 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1382 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1422 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1427 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1441 map:add [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 2 more */
-static void k189_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k203_fused_add_add_mul:
+ *   %203 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
+ *     + %202 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
+ *     + %200 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+static void k203_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = (in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* k193_im2col:
- *   %193 im2col [B,576,64]   graphs/lib/image_encoder.lua:6 */
-static void k193_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576;
+/* k207_im2col:
+ *   %207 im2col [576,64*B]   graphs/lib/image_encoder.lua:6 */
+static void k207_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -600,29 +498,29 @@ static void k193_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k195_matmul:
- *   %195 matmul [B,128,64]   graphs/lib/image_encoder.lua:6 */
-static void k195_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64, 576, (real)1, in0 + ao, 576, in1 + bo, 64, (real)0, out + p*8192, 64);
-    }
+/* k209_matmul:
+ *   %209 matmul [128,64*B]   graphs/lib/image_encoder.lua:6 */
+static void k209_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 576, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k198_add:
- *   %198 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %215 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %224 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %241 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %250 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %267 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
-static void k198_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k211_permute:
+ *   %211 permute [B,128,64]   graphs/lib/image_encoder.lua:6
+ *   %239 permute [B,128,64]   graphs/lib/image_encoder.lua:6
+ *   %267 permute [B,128,64]   graphs/lib/image_encoder.lua:13 */
+static void k211_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = in0[i0*64 + i1*64*B + i2];
+}
+
+/* k214_add:
+ *   %214 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %242 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %270 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
+static void k214_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -630,111 +528,88 @@ static void k198_add(real *restrict out, const real *restrict in0, const real *r
                 out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] + in1[i1];
 }
 
-/* k202_sum:
- *   %202 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %206 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %228 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %232 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %254 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %258 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k202_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*1024;
-        for (long j = 0; j < 1024; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k203_scale:
- *   %203 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %207 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %229 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %233 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %255 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %259 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k203_scale(real *restrict out, const real *restrict in0, long B) {
+/* k219_fused_scale_sum:
+ *   %219 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %218 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %247 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %275 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k219_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.0009765625;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += in0[i0*1024 + j1*1]; out[i0] = (r1) * (real)0.0009765625; }
 }
 
-/* k204_sub:
- *   %204 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %230 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %256 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k204_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k220_sub:
+ *   %220 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %248 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %276 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
+static void k220_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
 }
 
-/* k205_square:
- *   %205 map:square [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %231 map:square [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %257 map:square [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   %544 map:square [1,B,64,128]   graphs/lib/matching.lua:9 */
-static void k205_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k225_fused_rsqrt_addc_scale_sum:
+ *   %225 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %224 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %223 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %222 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %221 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
+ *   %253 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %281 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k225_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05)); }
 }
 
-/* k210_mul:
- *   %210 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %236 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %262 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   %1230 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1275 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1321 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k210_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k226_mul:
+ *   %226 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %254 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %282 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13 */
+static void k226_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
 }
 
-/* k213_mul:
- *   %213 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %239 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %265 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %1222 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1267 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1313 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k213_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k231_fused_add_mul:
+ *   %231 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
+ *     + %229 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
+ *   %259 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7 */
+static void k231_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
+                out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k216_relu:
- *   %216 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %242 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %269 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
-static void k216_relu(real *restrict out, const real *restrict in0, long B) {
+/* k232_relu:
+ *   %232 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
+ *   %260 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
+ *   %289 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
+static void k232_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k219_im2col:
- *   %219 im2col [B,1152,64]   graphs/lib/image_encoder.lua:6
- *   %245 im2col [B,1152,64]   graphs/lib/image_encoder.lua:13 */
-static void k219_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152;
+/* k235_im2col:
+ *   %235 im2col [1152,64*B]   graphs/lib/image_encoder.lua:6
+ *   %263 im2col [1152,64*B]   graphs/lib/image_encoder.lua:13 */
+static void k235_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -747,39 +622,28 @@ static void k219_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k221_matmul:
- *   %221 matmul [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %247 matmul [B,128,64]   graphs/lib/image_encoder.lua:13 */
-static void k221_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64, 1152, (real)1, in0 + ao, 1152, in1 + bo, 64, (real)0, out + p*8192, 64);
-    }
+/* k237_matmul:
+ *   %237 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
+ *   %265 matmul [128,64*B]   graphs/lib/image_encoder.lua:13 */
+static void k237_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 1152, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k268_add:
- *   %268 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %781 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %791 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %1212 map:add [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1241 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1246 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 5 more */
-static void k268_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k288_fused_add_add_mul:
+ *   %288 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
+ *     + %287 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
+ *     + %285 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+static void k288_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = (in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* k271_permute:
- *   %271 permute [B,64,128]   graphs/lib/image_encoder.lua:33 */
-static void k271_permute(real *restrict out, const real *restrict in0, long B) {
+/* k291_permute:
+ *   %291 permute [B,64,128]   graphs/lib/image_encoder.lua:33 */
+static void k291_permute(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -787,60 +651,66 @@ static void k271_permute(real *restrict out, const real *restrict in0, long B) {
                 out[i0*8192 + i1*128 + i2] = in0[i0*8192 + i1 + i2*64];
 }
 
-/* k275_matmul:
- *   %275 matmul [64*B,128]   graphs/lib/image_encoder.lua:34 */
-static void k275_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k295_matmul:
+ *   %295 matmul [64*B,128]   graphs/lib/image_encoder.lua:34 */
+static void k295_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k277_add:
- *   %277 map:add [B,64,128]   graphs/lib/image_encoder.lua:34 */
-static void k277_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k297_add:
+ *   %297 map:add [B,64,128]   graphs/lib/image_encoder.lua:34 */
+static void k297_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k278_sum:
- *   %278 reduce [B,1,128]   graphs/lib/image_encoder.lua:35 */
-static void k278_sum(real *restrict out, const real *restrict in0, long B) {
+/* k298_sum:
+ *   %298 reduce [B,1,128]   graphs/lib/image_encoder.lua:35 */
+static void k298_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long o = 0; o < B; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 64; j++) a += in0[(o*64 + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 64; j++) {
+                const real *row = in0 + (o*64 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k280_scale:
- *   %280 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %1201 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
-static void k280_scale(real *restrict out, const real *restrict in0, long B) {
+/* k300_scale:
+ *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35
+ *   %1221 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
+static void k300_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * (real)0.015625;
 }
 
-/* k283_matmul:
- *   %283 matmul [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k283_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k303_matmul:
+ *   %303 matmul [B,128]   graphs/lib/image_encoder.lua:36 */
+static void k303_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k284_add:
- *   %284 map:add [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k284_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k304_add:
+ *   %304 map:add [B,128]   graphs/lib/image_encoder.lua:36 */
+static void k304_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k287_gather:
- *   %287 gather [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k287_gather(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
+/* k307_gather:
+ *   %307 gather [T,40,128]   graphs/lib/text_encoder.lua:32 */
+static void k307_gather(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
     #pragma omp parallel for if((long)(40*T) > 256)
     for (long r = 0; r < 40*T; r++) {
         const real *src = in0 + (long)in1[r]*128;
@@ -848,162 +718,119 @@ static void k287_gather(real *restrict out, const real *restrict in0, const int3
     }
 }
 
-/* k288_add:
- *   %288 map:add [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k288_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k308_add:
+ *   %308 map:add [T,40,128]   graphs/lib/text_encoder.lua:32 */
+static void k308_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 5120; i1++)
             out[i0*5120 + i1] = in0[i0*5120 + i1] + in1[i1];
 }
 
-/* k291_sum:
- *   %291 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %295 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %354 reduce [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %358 reduce [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %381 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %385 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   ... and 14 more */
-static void k291_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(5120*T) > 32768)
-    for (long o = 0; o < 40*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k292_scale:
- *   %292 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %296 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %355 map:scale [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %359 map:scale [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %382 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %386 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   ... and 14 more */
-static void k292_scale(real *restrict out, const real *restrict in0, long T) {
+/* k312_fused_scale_sum:
+ *   %312 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *     + %311 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
+ *   %375 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %402 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %465 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %492 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
+static void k312_fused_scale_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * (real)0.0078125;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1]; out[i0] = (r1) * (real)0.0078125; }
 }
 
-/* k293_sub:
- *   %293 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %356 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %383 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %446 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %473 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k293_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k313_sub:
+ *   %313 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %376 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %403 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %466 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %493 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34 */
+static void k313_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] - in1[i0];
 }
 
-/* k294_square:
- *   %294 map:square [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %357 map:square [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %384 map:square [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %447 map:square [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %474 map:square [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k294_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k297_addc:
- *   %297 map:addc [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %360 map:addc [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %387 map:addc [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %450 map:addc [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %477 map:addc [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k297_addc(real *restrict out, const real *restrict in0, long T) {
+/* k318_fused_rsqrt_addc_scale_sum:
+ *   %318 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *     + %317 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %316 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %315 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %314 map:square [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %381 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %408 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %471 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %498 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
+static void k318_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] + (real)1.0000000000000001e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0078125) + (real)1.0000000000000001e-05)); }
 }
 
-/* k298_rsqrt:
- *   %298 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %361 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %388 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %451 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %478 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k298_rsqrt(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
-}
-
-/* k299_mul:
- *   %299 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %362 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %389 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %452 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %479 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34
- *   %893 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   ... and 4 more */
-static void k299_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k319_mul:
+ *   %319 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %382 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %409 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %472 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %499 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
+static void k319_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k300_mul:
- *   %300 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %363 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %390 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %453 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %480 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34
- *   %887 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   ... and 4 more */
-static void k300_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k321_fused_add_mul:
+ *   %321 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %320 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %384 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %411 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %474 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %501 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
+static void k321_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k301_add:
- *   %301 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %307 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %315 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %323 map:add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %350 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %364 map:add [T,40,128]   graphs/lib/text_encoder.lua:24
- *   ... and 9 more */
-static void k301_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k325_matmul:
+ *   %325 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
+ *   %333 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
+ *   %341 matmul [40*T,128]   graphs/lib/text_encoder.lua:14
+ *   %368 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
+ *   %415 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
+ *   %423 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
+ *   ... and 2 more */
+static void k325_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k327_add:
+ *   %327 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %335 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %343 map:add [T,40,128]   graphs/lib/text_encoder.lua:14
+ *   %417 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %425 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %433 map:add [T,40,128]   graphs/lib/text_encoder.lua:14 */
+static void k327_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k305_matmul:
- *   %305 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %313 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
- *   %321 matmul [40*T,128]   graphs/lib/text_encoder.lua:14
- *   %348 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
- *   %395 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %403 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
+/* k329_permute:
+ *   %329 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
+ *   %337 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
+ *   %345 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
+ *   %419 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
+ *   %427 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
+ *   %435 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k305_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k309_permute:
- *   %309 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %317 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %325 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   %399 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %407 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %415 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
-static void k309_permute(real *restrict out, const real *restrict in0, long T) {
+static void k329_permute(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 4; i1++)
@@ -1012,12 +839,12 @@ static void k309_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*1280 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*128 + i3];
 }
 
-/* k326_matmul:
- *   %326 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %416 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %966 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17
- *   %1108 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17 */
-static void k326_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k346_matmul:
+ *   %346 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
+ *   %436 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
+ *   %986 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17
+ *   %1128 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17 */
+static void k346_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1031,72 +858,33 @@ static void k326_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k327_scale:
- *   %327 map:scale [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %417 map:scale [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %989 map:scale [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
- *   %1131 map:scale [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k327_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = in0[i0] * (real)0.17677669529663687;
+/* k352_fused_scale_addc_neg:
+ *   %352 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
+ *     + %351 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
+ *     + %350 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+static void k352_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(40*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k329_mul:
- *   %329 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %338 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %419 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %428 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %976 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %985 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   ... and 2 more */
-static void k329_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k353_fused_add_mul_scale:
+ *   %353 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %349 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %347 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
+ *   %443 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k353_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 160; i1++)
             for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] * in1[i0*40 + i2];
+                out[i0*6400 + i1*40 + i2] = (((in0[i0*6400 + i1*40 + i2]) * (real)0.17677669529663687) * (in1[i0*40 + i2])) + (in2[i0*40 + i2]);
 }
 
-/* k330_neg:
- *   %330 map:neg [T,1,1,40]   graphs/lib/text_encoder.lua:16 */
-static void k330_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k331_addc:
- *   %331 map:addc [T,1,1,40]   graphs/lib/text_encoder.lua:16 */
-static void k331_addc(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] + (real)1;
-}
-
-/* k332_scale:
- *   %332 map:scale [T,1,1,40]   graphs/lib/text_encoder.lua:16 */
-static void k332_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * (real)-1000000000;
-}
-
-/* k333_add:
- *   %333 map:add [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %423 map:add [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k333_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] + in1[i0*40 + i2];
-}
-
-/* k334_max:
- *   %334 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %424 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k334_max(real *restrict out, const real *restrict in0, long T) {
+/* k354_max:
+ *   %354 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %444 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
+static void k354_max(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(6400*T) > 32768)
     for (long o = 0; o < 160*T; o++) {
         real a = -INFINITY;
@@ -1106,31 +894,32 @@ static void k334_max(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k336_sub:
- *   %336 map:sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %426 map:sub [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k336_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k357_fused_exp_sub:
+ *   %357 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %356 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *   %447 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k357_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = in0[i0*40 + i1] - in1[i0];
+            out[i0*40 + i1] = exp(((in0[i0*40 + i1]) - (in1[i0])));
 }
 
-/* k337_exp:
- *   %337 map:exp [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %427 map:exp [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k337_exp(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = exp(in0[i0]);
+/* k358_mul:
+ *   %358 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %448 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k358_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 160; i1++)
+            for (long i2 = 0; i2 < 40; i2++)
+                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] * in1[i0*40 + i2];
 }
 
-/* k339_sum:
- *   %339 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %429 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %971 reduce [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %1113 reduce [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k339_sum(real *restrict out, const real *restrict in0, long T) {
+/* k359_sum:
+ *   %359 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %449 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
+static void k359_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(6400*T) > 32768)
     for (long o = 0; o < 160*T; o++) {
         real a = (real)0;
@@ -1140,33 +929,33 @@ static void k339_sum(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k340_clampmin:
- *   %340 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %430 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k340_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k360_clampmin:
+ *   %360 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %450 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
+static void k360_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(160*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k341_div:
- *   %341 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %431 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %968 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1110 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k341_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k361_div:
+ *   %361 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %451 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %988 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1130 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k361_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
             out[i0*40 + i1] = in0[i0*40 + i1] / in1[i0];
 }
 
-/* k342_matmul:
- *   %342 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %432 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %990 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %1132 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k342_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k362_matmul:
+ *   %362 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
+ *   %452 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
+ *   %1010 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+ *   %1152 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
+static void k362_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1180,15 +969,15 @@ static void k342_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k343_permute:
- *   %343 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %433 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %992 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
- *   %1002 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
- *   %1013 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
- *   %1134 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
+/* k363_permute:
+ *   %363 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
+ *   %453 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
+ *   %1012 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
+ *   %1022 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
+ *   %1033 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
+ *   %1154 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k343_permute(real *restrict out, const real *restrict in0, long T) {
+static void k363_permute(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
@@ -1197,221 +986,179 @@ static void k343_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
 }
 
-/* k351_add:
- *   %351 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %378 map:add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %441 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %468 map:add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %882 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %904 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   ... and 17 more */
-static void k351_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k371_fused_add_add:
+ *   %371 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %370 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %398 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25
+ *   %461 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %488 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
+static void k371_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0*128 + i1]) + (in2[i1]));
 }
 
-/* k368_matmul:
- *   %368 matmul [40*T,512]   graphs/lib/text_encoder.lua:24
- *   %458 matmul [40*T,512]   graphs/lib/text_encoder.lua:24 */
-static void k368_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k388_matmul:
+ *   %388 matmul [40*T,512]   graphs/lib/text_encoder.lua:24
+ *   %478 matmul [40*T,512]   graphs/lib/text_encoder.lua:24 */
+static void k388_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 512);
 }
 
-/* k370_add:
- *   %370 map:add [T,40,512]   graphs/lib/text_encoder.lua:24
- *   %460 map:add [T,40,512]   graphs/lib/text_encoder.lua:24 */
-static void k370_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k390_add:
+ *   %390 map:add [T,40,512]   graphs/lib/text_encoder.lua:24
+ *   %480 map:add [T,40,512]   graphs/lib/text_encoder.lua:24 */
+static void k390_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(20480*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 512; i1++)
             out[i0*512 + i1] = in0[i0*512 + i1] + in1[i1];
 }
 
-/* k371_gelu:
- *   %371 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
- *   %461 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25 */
-static void k371_gelu(real *restrict out, const real *restrict in0, long T) {
+/* k391_gelu:
+ *   %391 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
+ *   %481 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25 */
+static void k391_gelu(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(20480*T) > 32768)
     for (long i0 = 0; i0 < 20480*T; i0++)
         out[i0] = gelu_tanh(in0[i0]);
 }
 
-/* k375_matmul:
- *   %375 matmul [40*T,128]   graphs/lib/text_encoder.lua:25
- *   %465 matmul [40*T,128]   graphs/lib/text_encoder.lua:25 */
-static void k375_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k395_matmul:
+ *   %395 matmul [40*T,128]   graphs/lib/text_encoder.lua:25
+ *   %485 matmul [40*T,128]   graphs/lib/text_encoder.lua:25 */
+static void k395_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 512, (real)0, out + 0, 128);
 }
 
-/* k482_slice:
- *   %482 slice [T,1,128]   graphs/lib/text_encoder.lua:35 */
-static void k482_slice(real *restrict out, const real *restrict in0, long T) {
+/* k502_slice:
+ *   %502 slice [T,1,128]   graphs/lib/text_encoder.lua:35 */
+static void k502_slice(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*5120 + i1];
 }
 
-/* k486_matmul:
- *   %486 matmul [T,128]   graphs/lib/text_encoder.lua:36 */
-static void k486_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k506_matmul:
+ *   %506 matmul [T,128]   graphs/lib/text_encoder.lua:36 */
+static void k506_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k487_add:
- *   %487 map:add [T,128]   graphs/lib/text_encoder.lua:36 */
-static void k487_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k507_add:
+ *   %507 map:add [T,128]   graphs/lib/text_encoder.lua:36 */
+static void k507_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k488_slice:
- *   %488 slice [T,39,128]   graphs/lib/text_encoder.lua:37 */
-static void k488_slice(real *restrict out, const real *restrict in0, long T) {
+/* k508_slice:
+ *   %508 slice [T,39,128]   graphs/lib/text_encoder.lua:37 */
+static void k508_slice(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 4992; i1++)
             out[i0*4992 + i1] = in0[128 + i0*5120 + i1];
 }
 
-/* k492_matmul:
- *   %492 matmul [39*T,128]   graphs/lib/text_encoder.lua:37 */
-static void k492_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k512_matmul:
+ *   %512 matmul [39*T,128]   graphs/lib/text_encoder.lua:37 */
+static void k512_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k494_add:
- *   %494 map:add [T,39,128]   graphs/lib/text_encoder.lua:37 */
-static void k494_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k514_add:
+ *   %514 map:add [T,39,128]   graphs/lib/text_encoder.lua:37 */
+static void k514_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k495_square:
- *   %495 map:square [T,128]   graphs/lib/losses.lua:21 */
-static void k495_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k496_sum:
- *   %496 reduce [T,1]   graphs/lib/losses.lua:21
- *   %856 reduce [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k496_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(128*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k497_clampmin:
- *   %497 map:clampmin [T,1]   graphs/lib/losses.lua:21 */
-static void k497_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k516_fused_sum_square:
+ *   %516 fused:sum_square [T,1]   graphs/lib/losses.lua:21
+ *     + %515 map:square [T,128]  graphs/lib/losses.lua:21 */
+static void k516_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k498_rsqrt:
- *   %498 map:rsqrt [T,1]   graphs/lib/losses.lua:21 */
-static void k498_rsqrt(real *restrict out, const real *restrict in0, long T) {
+/* k518_fused_rsqrt_clampmin:
+ *   %518 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
+ *     + %517 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
+static void k518_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
-/* k499_mul:
- *   %499 map:mul [T,128]   graphs/lib/losses.lua:21
- *   %854 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k499_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k519_mul:
+ *   %519 map:mul [T,128]   graphs/lib/losses.lua:21 */
+static void k519_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k500_square:
- *   %500 map:square [B,128]   graphs/lib/losses.lua:21 */
-static void k500_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k501_sum:
- *   %501 reduce [B,1]   graphs/lib/losses.lua:21
- *   %843 reduce [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k501_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(128*B) > 32768)
-    for (long o = 0; o < B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k502_clampmin:
- *   %502 map:clampmin [B,1]   graphs/lib/losses.lua:21 */
-static void k502_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k521_fused_sum_square:
+ *   %521 fused:sum_square [B,1]   graphs/lib/losses.lua:21
+ *     + %520 map:square [B,128]  graphs/lib/losses.lua:21 */
+static void k521_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k503_rsqrt:
- *   %503 map:rsqrt [B,1]   graphs/lib/losses.lua:21 */
-static void k503_rsqrt(real *restrict out, const real *restrict in0, long B) {
+/* k523_fused_rsqrt_clampmin:
+ *   %523 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
+ *     + %522 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
+static void k523_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
-/* k504_mul:
- *   %504 map:mul [B,128]   graphs/lib/losses.lua:21
- *   %841 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k504_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k524_mul:
+ *   %524 map:mul [B,128]   graphs/lib/losses.lua:21 */
+static void k524_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k505_matmul:
- *   %505 matmul [T,B]   graphs/lib/losses.lua:21 */
-static void k505_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k525_matmul:
+ *   %525 matmul [T,B]   graphs/lib/losses.lua:21 */
+static void k525_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, B, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, B);
 }
 
-/* k506_scale:
- *   %506 map:scale [T,B]   graphs/lib/losses.lua:21
- *   %838 map:scale [T,B] (backward)  graphs/lib/losses.lua:21 */
-static void k506_scale(real *restrict out, const real *restrict in0, long B, long T) {
+/* k526_scale:
+ *   %526 map:scale [T,B]   graphs/lib/losses.lua:21 */
+static void k526_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * (real)14.285714285714285;
 }
 
-/* k507_eye:
- *   %507 eye [T,B]   graphs/lib/losses.lua:9 */
-static void k507_eye(real *restrict out, long B, long T) {
+/* k527_eye:
+ *   %527 eye [T,B]   graphs/lib/losses.lua:9 */
+static void k527_eye(real *restrict out, long B, long T) {
     for (long r = 0; r < T; r++)
         for (long c = 0; c < B; c++) out[r*B + c] = (r == c) ? (real)1 : (real)0;
 }
 
-/* k508_max:
- *   %508 reduce [T,1]   graphs/lib/losses.lua:10
- *   %585 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k508_max(real *restrict out, const real *restrict in0, long B, long T) {
+/* k528_max:
+ *   %528 reduce [T,1]   graphs/lib/losses.lua:10
+ *   %605 reduce [T,1]   graphs/lib/losses.lua:10 */
+static void k528_max(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(B*T) > 32768)
     for (long o = 0; o < T; o++) {
         real a = -INFINITY;
@@ -1421,34 +1168,22 @@ static void k508_max(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k510_sub:
- *   %510 map:sub [T,B]   graphs/lib/losses.lua:10
- *   %587 map:sub [T,B]   graphs/lib/losses.lua:10 */
-static void k510_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k531_fused_exp_sub:
+ *   %531 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
+ *     + %530 map:sub [T,B]  graphs/lib/losses.lua:10
+ *   %608 fused:exp_sub [T,B]   graphs/lib/losses.lua:10 */
+static void k531_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0*B + i1] - in1[i0];
+            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i0])));
 }
 
-/* k511_exp:
- *   %511 map:exp [T,B]   graphs/lib/losses.lua:10
- *   %522 map:exp [T,B]   graphs/lib/losses.lua:11
- *   %588 map:exp [T,B]   graphs/lib/losses.lua:10
- *   %599 map:exp [T,B]   graphs/lib/losses.lua:11 */
-static void k511_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = exp(in0[i0]);
-}
-
-/* k512_sum:
- *   %512 reduce [T,1]   graphs/lib/losses.lua:10
- *   %517 reduce [T,1]   graphs/lib/losses.lua:10
- *   %530 reduce [T,1]   graphs/lib/losses.lua:12
- *   %589 reduce [T,1]   graphs/lib/losses.lua:10
- *   %594 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k512_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k532_sum:
+ *   %532 reduce [T,1]   graphs/lib/losses.lua:10
+ *   %550 reduce [T,1]   graphs/lib/losses.lua:12
+ *   %609 reduce [T,1]   graphs/lib/losses.lua:10 */
+static void k532_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(B*T) > 32768)
     for (long o = 0; o < T; o++) {
         real a = (real)0;
@@ -1458,148 +1193,101 @@ static void k512_sum(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k513_clampmin:
- *   %513 map:clampmin [T,1]   graphs/lib/losses.lua:10
- *   %590 map:clampmin [T,1]   graphs/lib/losses.lua:10 */
-static void k513_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k533_clampmin:
+ *   %533 map:clampmin [T,1]   graphs/lib/losses.lua:10
+ *   %610 map:clampmin [T,1]   graphs/lib/losses.lua:10 */
+static void k533_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k514_log:
- *   %514 map:log [T,1]   graphs/lib/losses.lua:10
- *   %591 map:log [T,1]   graphs/lib/losses.lua:10 */
-static void k514_log(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = log(in0[i0]);
-}
-
-/* k515_add:
- *   %515 map:add [T,1]   graphs/lib/losses.lua:10
- *   %592 map:add [T,1]   graphs/lib/losses.lua:10 */
-static void k515_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k516_mul:
- *   %516 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %593 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %702 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %708 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %714 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   %721 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   ... and 3 more */
-static void k516_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k536_mul:
+ *   %536 map:mul [T,B]   graphs/lib/losses.lua:10
+ *   %613 map:mul [T,B]   graphs/lib/losses.lua:10 */
+static void k536_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k518_sub:
- *   %518 map:sub [T,1]   graphs/lib/losses.lua:10
- *   %595 map:sub [T,1]   graphs/lib/losses.lua:10 */
-static void k518_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
-/* k519_max:
- *   %519 reduce [1,B]   graphs/lib/losses.lua:11
- *   %596 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k519_max(real *restrict out, const real *restrict in0, long B, long T) {
+/* k539_max:
+ *   %539 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %616 reduce [1,B]   graphs/lib/losses.lua:11 */
+static void k539_max(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < B; i++) {
-            real a = -INFINITY;
-            for (long j = 0; j < T; j++) if (in0[(o*T + j)*B + i] > a) a = in0[(o*T + j)*B + i];
-            out[o*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = -INFINITY;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*B;
+                for (long i = ib; i < ie; i++) if (row[i] > a[i - ib]) a[i - ib] = row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
         }
 }
 
-/* k521_sub:
- *   %521 map:sub [T,B]   graphs/lib/losses.lua:11
- *   %598 map:sub [T,B]   graphs/lib/losses.lua:11 */
-static void k521_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k542_fused_exp_sub:
+ *   %542 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
+ *     + %541 map:sub [T,B]  graphs/lib/losses.lua:11
+ *   %619 fused:exp_sub [T,B]   graphs/lib/losses.lua:11 */
+static void k542_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0*B + i1] - in1[i1];
+            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i1])));
 }
 
-/* k523_sum:
- *   %523 reduce [1,B]   graphs/lib/losses.lua:11
- *   %528 reduce [1,B]   graphs/lib/losses.lua:11
- *   %600 reduce [1,B]   graphs/lib/losses.lua:11
- *   %605 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k523_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k543_sum:
+ *   %543 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %548 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %620 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %625 reduce [1,B]   graphs/lib/losses.lua:11 */
+static void k543_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < B; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*B + i];
-            out[o*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*B;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
         }
 }
 
-/* k524_clampmin:
- *   %524 map:clampmin [1,B]   graphs/lib/losses.lua:11
- *   %601 map:clampmin [1,B]   graphs/lib/losses.lua:11 */
-static void k524_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k544_clampmin:
+ *   %544 map:clampmin [1,B]   graphs/lib/losses.lua:11
+ *   %621 map:clampmin [1,B]   graphs/lib/losses.lua:11 */
+static void k544_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k525_log:
- *   %525 map:log [1,B]   graphs/lib/losses.lua:11
- *   %602 map:log [1,B]   graphs/lib/losses.lua:11 */
-static void k525_log(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = log(in0[i0]);
-}
-
-/* k526_add:
- *   %526 map:add [1,B]   graphs/lib/losses.lua:11
- *   %603 map:add [1,B]   graphs/lib/losses.lua:11 */
-static void k526_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k529_sub:
- *   %529 map:sub [1,B]   graphs/lib/losses.lua:11
- *   %606 map:sub [1,B]   graphs/lib/losses.lua:11 */
-static void k529_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
-/* k531_mul:
- *   %531 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %608 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %698 map:mul [T,1] (backward)  graphs/lib/losses.lua:13
- *   %719 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %832 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %858 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
- *   ... and 2 more */
-static void k531_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k551_fused_mul_sub_add_log:
+ *   %551 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
+ *     + %538 map:sub [T,1]  graphs/lib/losses.lua:10
+ *     + %535 map:add [T,1]  graphs/lib/losses.lua:10
+ *     + %534 map:log [T,1]  graphs/lib/losses.lua:10
+ *     + %537 reduce [T,1]  graphs/lib/losses.lua:10
+ *   %628 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13 */
+static void k551_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1]; out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]); }
 }
 
-/* k532_sum:
- *   %532 reduce [1,1]   graphs/lib/losses.lua:13
- *   %609 reduce [1,1]   graphs/lib/losses.lua:13 */
-static void k532_sum(real *restrict out, const real *restrict in0, long T) {
+/* k552_sum:
+ *   %552 reduce [1,1]   graphs/lib/losses.lua:13
+ *   %629 reduce [1,1]   graphs/lib/losses.lua:13 */
+static void k552_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(T) > 32768)
     for (long o = 0; o < 1; o++) {
         real a = (real)0;
@@ -1609,124 +1297,75 @@ static void k532_sum(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k533_sum:
- *   %533 reduce [1,1]   graphs/lib/losses.lua:14
- *   %610 reduce [1,1]   graphs/lib/losses.lua:14 */
-static void k533_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(B) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
+/* k555_fused_scale_add_sum_sub:
+ *   %555 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
+ *     + %554 map:add [1,1]  graphs/lib/losses.lua:16
+ *     + %553 reduce [1,1]  graphs/lib/losses.lua:14
+ *     + %549 map:sub [1,B]  graphs/lib/losses.lua:11
+ *     + %546 map:add [1,B]  graphs/lib/losses.lua:11
+ *     + %545 map:log [1,B]  graphs/lib/losses.lua:11
+ *   %632 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16 */
+static void k555_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]); out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B)); }
 }
 
-/* k534_add:
- *   %534 map:add [1,1]   graphs/lib/losses.lua:16
- *   %611 map:add [1,1]   graphs/lib/losses.lua:16
- *   %614 map:add []   graphs/lib/model.lua:85 */
-static void k534_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k535_scale:
- *   %535 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %612 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %695 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
-static void k535_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)0.5/(real)(B));
-}
-
-/* k537_square:
- *   %537 map:square [T,39,128]   graphs/lib/matching.lua:7 */
-static void k537_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k538_sum:
- *   %538 reduce [T,39,1]   graphs/lib/matching.lua:7
- *   %796 reduce [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k538_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(4992*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k539_clampmin:
- *   %539 map:clampmin [T,39,1]   graphs/lib/matching.lua:7 */
-static void k539_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k558_fused_sum_square:
+ *   %558 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
+ *     + %557 map:square [T,39,128]  graphs/lib/matching.lua:7 */
+static void k558_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k540_rsqrt:
- *   %540 map:rsqrt [T,39,1]   graphs/lib/matching.lua:7 */
-static void k540_rsqrt(real *restrict out, const real *restrict in0, long T) {
+/* k560_fused_rsqrt_clampmin:
+ *   %560 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
+ *     + %559 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+static void k560_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
-/* k541_mul:
- *   %541 map:mul [T,39,128]   graphs/lib/matching.lua:7
- *   %794 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k541_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k561_mul:
+ *   %561 map:mul [T,39,128]   graphs/lib/matching.lua:7 */
+static void k561_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k545_sum:
- *   %545 reduce [1,B,64,1]   graphs/lib/matching.lua:9
- *   %780 reduce [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k545_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long o = 0; o < 64*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k546_clampmin:
- *   %546 map:clampmin [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k546_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k565_fused_sum_square:
+ *   %565 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
+ *     + %564 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
+static void k565_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k547_rsqrt:
- *   %547 map:rsqrt [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k547_rsqrt(real *restrict out, const real *restrict in0, long B) {
+/* k567_fused_rsqrt_clampmin:
+ *   %567 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
+ *     + %566 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+static void k567_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
-/* k548_mul:
- *   %548 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
- *   %778 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k548_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k568_mul:
+ *   %568 map:mul [1,B,64,128]   graphs/lib/matching.lua:9 */
+static void k568_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k549_matmul:
- *   %549 matmul [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k549_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k569_matmul:
+ *   %569 matmul [T,B,39,64]   graphs/lib/matching.lua:10 */
+static void k569_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1740,18 +1379,17 @@ static void k549_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k550_scale:
- *   %550 map:scale [T,B,39,64]   graphs/lib/matching.lua:10
- *   %772 map:scale [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k550_scale(real *restrict out, const real *restrict in0, long B, long T) {
+/* k570_scale:
+ *   %570 map:scale [T,B,39,64]   graphs/lib/matching.lua:10 */
+static void k570_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
         out[i0] = in0[i0] * (real)10;
 }
 
-/* k551_max:
- *   %551 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k551_max(real *restrict out, const real *restrict in0, long B, long T) {
+/* k571_max:
+ *   %571 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
+static void k571_max(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(2496*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
         real a = -INFINITY;
@@ -1761,27 +1399,19 @@ static void k551_max(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k553_sub:
- *   %553 map:sub [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k553_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k574_fused_exp_sub:
+ *   %574 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %573 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k574_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0*64 + i1] - in1[i0];
+            out[i0*64 + i1] = exp(((in0[i0*64 + i1]) - (in1[i0])));
 }
 
-/* k554_exp:
- *   %554 map:exp [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k554_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = exp(in0[i0]);
-}
-
-/* k555_sum:
- *   %555 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %766 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:10 */
-static void k555_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k575_sum:
+ *   %575 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
+static void k575_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(2496*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
         real a = (real)0;
@@ -1791,20 +1421,20 @@ static void k555_sum(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k556_div:
- *   %556 map:div [T,B,39,64]   graphs/lib/matching.lua:10
- *   %763 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k556_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k576_div:
+ *   %576 map:div [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %783 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+static void k576_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             out[i0*64 + i1] = in0[i0*64 + i1] / in1[i0];
 }
 
-/* k557_matmul:
- *   %557 matmul [T,B,39,128]   graphs/lib/matching.lua:11
- *   %773 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k557_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k577_matmul:
+ *   %577 matmul [T,B,39,128]   graphs/lib/matching.lua:11
+ *   %793 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
+static void k577_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1818,123 +1448,60 @@ static void k557_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k558_square:
- *   %558 map:square [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k558_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k559_sum:
- *   %559 reduce [T,B,39,1]   graphs/lib/matching.lua:12
- *   %564 reduce [T,B,39,1]   graphs/lib/matching.lua:13
- *   %749 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k559_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k560_clampmin:
- *   %560 map:clampmin [T,B,39,1]   graphs/lib/matching.lua:12 */
-static void k560_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
+/* k579_fused_sum_square:
+ *   %579 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
+ *     + %578 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k579_fused_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k561_rsqrt:
- *   %561 map:rsqrt [T,B,39,1]   graphs/lib/matching.lua:12 */
-static void k561_rsqrt(real *restrict out, const real *restrict in0, long B, long T) {
+/* k581_fused_rsqrt_clampmin:
+ *   %581 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
+ *     + %580 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+static void k581_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
-/* k562_mul:
- *   %562 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %747 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k562_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k582_mul:
+ *   %582 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
+static void k582_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k563_mul:
- *   %563 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k563_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4992; i2++)
-                out[i0*4992*B + i1*4992 + i2] = in0[i0*4992 + i2] * in1[i0*4992*B + i1*4992 + i2];
+/* k590_fused_scale_addc_neg:
+ *   %590 fused:scale_addc_neg [T,1,39,1]   graphs/lib/model.lua:49
+ *     + %589 map:addc [T,1,39,1]  graphs/lib/model.lua:49
+ *     + %588 map:neg [T,1,39,1]  graphs/lib/model.lua:49 */
+static void k590_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(39*T) > 32768)
+    for (long i0 = 0; i0 < 39*T; i0++)
+        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k565_scale:
- *   %565 map:scale [T,B,39,1]   graphs/lib/model.lua:49
- *   %742 map:scale [T,B,39,1] (backward)  graphs/lib/model.lua:49 */
-static void k565_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * (real)5;
-}
-
-/* k567_mul:
- *   %567 map:mul [T,B,39,1]   graphs/lib/model.lua:49
- *   %576 map:mul [T,B,39,1]   graphs/lib/model.lua:49
- *   %732 map:mul [T,B,39,1] (backward)  graphs/lib/model.lua:49
- *   %739 map:mul [T,B,39,1] (backward)  graphs/lib/model.lua:49 */
-static void k567_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k591_fused_add_mul_scale_sum:
+ *   %591 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/model.lua:49
+ *     + %587 map:mul [T,B,39,1]  graphs/lib/model.lua:49
+ *     + %585 map:scale [T,B,39,1]  graphs/lib/model.lua:49
+ *     + %584 reduce [T,B,39,1]  graphs/lib/matching.lua:13
+ *     + %583 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k591_fused_add_mul_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] * in1[i0*39 + i2];
+                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992 + i2*128 + j1*1]) * (in1[i0*4992*B + i1*4992 + i2*128 + j1*1]); out[i0*39*B + i1*39 + i2] = (((r1) * (real)5) * (in2[i0*39 + i2])) + (in3[i0*39 + i2]); }
 }
 
-/* k568_neg:
- *   %568 map:neg [T,1,39,1]   graphs/lib/model.lua:49 */
-static void k568_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k569_addc:
- *   %569 map:addc [T,1,39,1]   graphs/lib/model.lua:49 */
-static void k569_addc(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] + (real)1;
-}
-
-/* k570_scale:
- *   %570 map:scale [T,1,39,1]   graphs/lib/model.lua:49 */
-static void k570_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * (real)-1000000000;
-}
-
-/* k571_add:
- *   %571 map:add [T,B,39,1]   graphs/lib/model.lua:49 */
-static void k571_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] + in1[i0*39 + i2];
-}
-
-/* k572_max:
- *   %572 reduce [T,B,1,1]   graphs/lib/model.lua:49 */
-static void k572_max(real *restrict out, const real *restrict in0, long B, long T) {
+/* k592_max:
+ *   %592 reduce [T,B,1,1]   graphs/lib/model.lua:49 */
+static void k592_max(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(39*B*T) > 32768)
     for (long o = 0; o < B*T; o++) {
         real a = -INFINITY;
@@ -1944,26 +1511,29 @@ static void k572_max(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k574_sub:
- *   %574 map:sub [T,B,39,1]   graphs/lib/model.lua:49 */
-static void k574_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k595_fused_exp_sub:
+ *   %595 fused:exp_sub [T,B,39,1]   graphs/lib/model.lua:49
+ *     + %594 map:sub [T,B,39,1]  graphs/lib/model.lua:49 */
+static void k595_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] - in1[i0];
+            out[i0*39 + i1] = exp(((in0[i0*39 + i1]) - (in1[i0])));
 }
 
-/* k575_exp:
- *   %575 map:exp [T,B,39,1]   graphs/lib/model.lua:49 */
-static void k575_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = exp(in0[i0]);
+/* k596_mul:
+ *   %596 map:mul [T,B,39,1]   graphs/lib/model.lua:49 */
+static void k596_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 39; i2++)
+                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] * in1[i0*39 + i2];
 }
 
-/* k577_sum:
- *   %577 reduce [T,B,1,1]   graphs/lib/model.lua:49 */
-static void k577_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k597_sum:
+ *   %597 reduce [T,B,1,1]   graphs/lib/model.lua:49 */
+static void k597_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(39*B*T) > 32768)
     for (long o = 0; o < B*T; o++) {
         real a = (real)0;
@@ -1973,221 +1543,186 @@ static void k577_sum(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k578_clampmin:
- *   %578 map:clampmin [T,B,1,1]   graphs/lib/model.lua:49 */
-static void k578_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
+/* k598_clampmin:
+ *   %598 map:clampmin [T,B,1,1]   graphs/lib/model.lua:49 */
+static void k598_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k579_log:
- *   %579 map:log [T,B,1,1]   graphs/lib/model.lua:49 */
-static void k579_log(real *restrict out, const real *restrict in0, long B, long T) {
+/* k601_fused_scale_add_log:
+ *   %601 fused:scale_add_log [T,B,1,1]   graphs/lib/model.lua:49
+ *     + %600 map:add [T,B,1,1]  graphs/lib/model.lua:49
+ *     + %599 map:log [T,B,1,1]  graphs/lib/model.lua:49 */
+static void k601_fused_scale_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = log(in0[i0]);
+        out[i0] = ((log((in0[i0]))) + (in1[i0])) * (real)0.20000000000000001;
 }
 
-/* k580_add:
- *   %580 map:add [T,B,1,1]   graphs/lib/model.lua:49
- *   %711 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %716 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %724 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %824 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %829 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   ... and 1 more */
-static void k580_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k581_scale:
- *   %581 map:scale [T,B,1,1]   graphs/lib/model.lua:49
- *   %727 map:scale [T,B,1,1] (backward)  graphs/lib/model.lua:49 */
-static void k581_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)0.20000000000000001;
-}
-
-/* k583_scale:
- *   %583 map:scale [T,B]   graphs/lib/model.lua:50
- *   %725 map:scale [T,B] (backward)  graphs/lib/model.lua:50 */
-static void k583_scale(real *restrict out, const real *restrict in0, long B, long T) {
+/* k603_scale:
+ *   %603 map:scale [T,B]   graphs/lib/model.lua:50 */
+static void k603_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * (real)10;
 }
 
-/* k693_fill:
- *   %693 fill [] (backward)  graphs/lib/model.lua:87 */
-static void k693_fill(real *restrict out) {
+/* k634_add:
+ *   %634 map:add []   graphs/lib/model.lua:85 */
+static void k634_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
+    out[0] = in0[0] + in1[0];
+}
+
+/* k713_fill:
+ *   %713 fill [] (backward)  graphs/lib/model.lua:87 */
+static void k713_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
 }
 
-/* k696_id:
- *   %696 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
-static void k696_id(real *restrict out, const real *restrict in0, long B) {
+/* k715_scale:
+ *   %715 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
+static void k715_scale(real *restrict out, const real *restrict in0, long B) {
+    out[0] = in0[0] * ((real)0.5/(real)(B));
+}
+
+/* k716_id:
+ *   %716 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
+static void k716_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[0];
 }
 
-/* k697_id:
- *   %697 map:id [T,1] (backward)  graphs/lib/losses.lua:13 */
-static void k697_id(real *restrict out, const real *restrict in0, long T) {
+/* k718_fused_mul_id:
+ *   %718 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
+ *     + %717 map:id [T,1]  graphs/lib/losses.lua:13 */
+static void k718_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[0];
+        out[i0] = ((in0[0])) * (in1[i0]);
 }
 
-/* k700_neg:
- *   %700 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k700_neg(real *restrict out, const real *restrict in0, long B) {
+/* k720_neg:
+ *   %720 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k720_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k701_id:
- *   %701 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %707 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %820 map:id [T,B] (backward)  graphs/lib/losses.lua:11 */
-static void k701_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k722_fused_mul_id:
+ *   %722 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
+ *     + %721 map:id [T,B]  graphs/lib/losses.lua:11 */
+static void k722_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i1];
+            out[i0*B + i1] = ((in0[i1])) * (in1[i0*B + i1]);
 }
 
-/* k704_div:
- *   %704 map:div [1,B] (backward)  graphs/lib/losses.lua:11
- *   %817 map:div [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k704_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k726_fused_mul_div_step:
+ *   %726 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *     + %724 map:div [1,B]  graphs/lib/losses.lua:11
+ *     + %725 map:step [1,B]  graphs/lib/losses.lua:11
+ *   %839 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k726_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] / in1[i0];
+        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
-/* k705_step:
- *   %705 map:step [1,B] (backward)  graphs/lib/losses.lua:11
- *   %818 map:step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k705_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
-}
-
-/* k706_mul:
- *   %706 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %819 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %845 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %847 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %849 map:mul [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k706_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k712_neg:
- *   %712 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k712_neg(real *restrict out, const real *restrict in0, long T) {
+/* k732_neg:
+ *   %732 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k732_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k713_id:
- *   %713 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %720 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %833 map:id [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k713_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k734_fused_mul_id:
+ *   %734 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
+ *     + %733 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k734_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0];
+            out[i0*B + i1] = ((in0[i0])) * (in1[i0*B + i1]);
 }
 
-/* k717_div:
- *   %717 map:div [T,1] (backward)  graphs/lib/losses.lua:10
- *   %830 map:div [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k717_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k739_fused_mul_div_step:
+ *   %739 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
+ *     + %737 map:div [T,1]  graphs/lib/losses.lua:10
+ *     + %738 map:step [T,1]  graphs/lib/losses.lua:10
+ *   %852 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k739_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] / in1[i0];
+        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
-/* k718_step:
- *   %718 map:step [T,1] (backward)  graphs/lib/losses.lua:10
- *   %831 map:step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k718_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
+/* k745_fused_scale_add_add_add:
+ *   %745 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:50
+ *     + %744 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %736 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %731 map:add [T,B]  graphs/lib/losses.lua:11
+ *     + %728 map:mul [T,B]  graphs/lib/losses.lua:11
+ *     + %727 map:id [T,B]  graphs/lib/losses.lua:11
+ *     + %741 map:mul [T,B]  graphs/lib/losses.lua:10
+ *     + %740 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k745_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+        for (long i1 = 0; i1 < B; i1++)
+            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)10;
 }
 
-/* k728_div:
- *   %728 map:div [T,B,1,1] (backward)  graphs/lib/model.lua:49 */
-static void k728_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k750_fused_mul_div_scale_step:
+ *   %750 fused:mul_div_scale_step [T,B,1,1] (backward)  graphs/lib/model.lua:49
+ *     + %748 map:div [T,B,1,1]  graphs/lib/model.lua:49
+ *     + %747 map:scale [T,B,1,1]  graphs/lib/model.lua:49
+ *     + %749 map:step [T,B,1,1]  graphs/lib/model.lua:49 */
+static void k750_fused_mul_div_scale_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] / in1[i0];
+        out[i0] = (((in0[i0]) * (real)0.20000000000000001) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
-/* k729_step:
- *   %729 map:step [T,B,1,1] (backward)  graphs/lib/model.lua:49 */
-static void k729_step(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+/* k762_fused_scale_mul_mul_mul:
+ *   %762 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/model.lua:49
+ *     + %759 map:mul [T,B,39,1]  graphs/lib/model.lua:49
+ *     + %755 map:mul [T,B,39,1]  graphs/lib/model.lua:49
+ *     + %752 map:mul [T,B,39,1]  graphs/lib/model.lua:49
+ *     + %751 map:id [T,B,39,1]  graphs/lib/model.lua:49 */
+static void k762_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 39; i2++)
+                out[i0*39*B + i1*39 + i2] = (((((in0[i0*B + i1])) * (in1[i0*39 + i2])) * (in2[i0*39*B + i1*39 + i2])) * (in1[i0*39 + i2])) * (real)5;
 }
 
-/* k731_id:
- *   %731 map:id [T,B,39,1] (backward)  graphs/lib/model.lua:49 */
-static void k731_id(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0];
-}
-
-/* k735_mul:
- *   %735 map:mul [T,B,39,1] (backward)  graphs/lib/model.lua:49
- *   %751 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %753 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %755 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k735_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k743_id:
- *   %743 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:13
- *   %756 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k743_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k763_id:
+ *   %763 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:13 */
+static void k763_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k744_mul:
- *   %744 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %748 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %758 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k744_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k764_mul:
+ *   %764 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k764_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 4992*B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k745_mul:
- *   %745 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k745_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k765_mul:
+ *   %765 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k765_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
@@ -2195,62 +1730,56 @@ static void k745_mul(real *restrict out, const real *restrict in0, const real *r
                 out[i0*4992*B + i1*4992 + i2] = in0[i0*4992*B + i1*4992 + i2] * in1[i0*4992 + i2];
 }
 
-/* k746_sum:
- *   %746 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
- *   %775 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k746_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k766_sum:
+ *   %766 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %795 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
+static void k766_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (4992 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long o = 0; o < T; o++)
-        for (long i = 0; i < 4992; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*4992 + i];
-            out[o*4992 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*4992;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
         }
 }
 
-/* k750_square:
- *   %750 map:square [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k750_square(real *restrict out, const real *restrict in0, long B, long T) {
+/* k775_fused_mul_mul_sum_mul:
+ *   %775 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *     + %773 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %769 reduce [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %768 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %772 map:scale [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %771 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %770 map:square [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %774 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
+static void k775_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k752_scale:
- *   %752 map:scale [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k752_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+/* k779_fused_add_mul_mul_id:
+ *   %779 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *     + %767 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %778 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %776 map:id [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %777 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k779_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k754_step:
- *   %754 map:step [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k754_step(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k757_scale:
- *   %757 map:scale [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k757_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k759_add:
- *   %759 map:add [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k759_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k760_matmul:
- *   %760 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
-static void k760_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k780_matmul:
+ *   %780 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
+static void k780_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2264,9 +1793,9 @@ static void k760_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k761_matmul:
- *   %761 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
-static void k761_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k781_matmul:
+ *   %781 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
+static void k781_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2280,56 +1809,50 @@ static void k761_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k762_sum:
- *   %762 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %776 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k762_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k782_sum:
+ *   %782 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %796 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
+static void k782_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (8192*B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192*B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 8192*B; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*8192*B + i];
-            out[o*8192*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 8192*B ? ib + 256 : 8192*B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*8192*B;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
         }
 }
 
-/* k764_mul:
- *   %764 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *   %769 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k764_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+/* k786_fused_sum_neg_mul:
+ *   %786 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
+ *     + %785 map:neg [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %784 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k786_fused_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += -((in0[i0*64 + j1*1]) * (in1[i0*64 + j1*1])); out[i0] = r1; }
 }
 
-/* k765_neg:
- *   %765 map:neg [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k765_neg(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k767_id:
- *   %767 map:id [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k767_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k792_fused_scale_mul_add_id:
+ *   %792 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *     + %789 map:mul [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %788 map:add [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %787 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k792_fused_scale_mul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0];
+            out[i0*64 + i1] = (((in0[i0*64 + i1]) + ((in1[i0]))) * (in2[i0*64 + i1])) * (real)10;
 }
 
-/* k768_add:
- *   %768 map:add [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k768_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k774_matmul:
- *   %774 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k774_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k794_matmul:
+ *   %794 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
+static void k794_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2343,310 +1866,206 @@ static void k774_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k777_add:
- *   %777 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   %806 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k777_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k797_add:
+ *   %797 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
+static void k797_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 4992*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k779_mul:
- *   %779 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %790 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %1216 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %1223 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1231 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1240 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 8 more */
-static void k779_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k782_square:
- *   %782 map:square [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k782_square(real *restrict out, const real *restrict in0, long B) {
+/* k807_fused_mul_mul_sum_mul:
+ *   %807 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *     + %805 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %800 reduce [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %799 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %804 map:scale [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %803 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %802 map:square [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %806 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
+static void k807_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k783_mul:
- *   %783 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %785 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %787 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k783_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k784_scale:
- *   %784 map:scale [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k784_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k786_step:
- *   %786 map:step [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k786_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k788_id:
- *   %788 map:id [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k788_id(real *restrict out, const real *restrict in0, long B) {
+/* k811_fused_add_add_mul_mul:
+ *   %811 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *     + %801 map:add [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %798 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %810 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %808 map:id [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %809 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
+static void k811_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
 }
 
-/* k789_scale:
- *   %789 map:scale [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %1239 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1284 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1330 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k789_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k795_mul:
- *   %795 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %805 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k795_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k797_square:
- *   %797 map:square [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k797_square(real *restrict out, const real *restrict in0, long T) {
+/* k822_fused_mul_mul_sum_mul:
+ *   %822 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *     + %820 map:mul [T,39,1]  graphs/lib/matching.lua:7
+ *     + %816 reduce [T,39,1]  graphs/lib/matching.lua:7
+ *     + %815 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %819 map:scale [T,39,1]  graphs/lib/matching.lua:7
+ *     + %818 map:mul [T,39,1]  graphs/lib/matching.lua:7
+ *     + %817 map:square [T,39,1]  graphs/lib/matching.lua:7
+ *     + %821 map:step [T,39,1]  graphs/lib/matching.lua:7 */
+static void k822_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k798_mul:
- *   %798 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %800 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %802 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k798_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k799_scale:
- *   %799 map:scale [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k799_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k801_step:
- *   %801 map:step [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k801_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k803_id:
- *   %803 map:id [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k803_id(real *restrict out, const real *restrict in0, long T) {
+/* k826_fused_add_mul_mul_id:
+ *   %826 fused:add_mul_mul_id [T,39,128] (backward)  graphs/lib/matching.lua:7
+ *     + %814 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %825 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %823 map:id [T,39,128]  graphs/lib/matching.lua:7
+ *     + %824 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
+static void k826_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k804_scale:
- *   %804 map:scale [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k804_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k858_fused_scale_add_add_add:
+ *   %858 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
+ *     + %857 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %849 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %844 map:add [T,B]  graphs/lib/losses.lua:11
+ *     + %841 map:mul [T,B]  graphs/lib/losses.lua:11
+ *     + %840 map:id [T,B]  graphs/lib/losses.lua:11
+ *     + %854 map:mul [T,B]  graphs/lib/losses.lua:10
+ *     + %853 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k858_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)14.285714285714285;
 }
 
-/* k839_matmul:
- *   %839 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k839_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k859_matmul:
+ *   %859 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k859_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k840_matmul:
- *   %840 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k840_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k860_matmul:
+ *   %860 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k860_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k842_mul:
- *   %842 map:mul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %852 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k842_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k844_square:
- *   %844 map:square [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k844_square(real *restrict out, const real *restrict in0, long B) {
+/* k869_fused_mul_mul_sum_mul:
+ *   %869 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *     + %867 map:mul [B,1]  graphs/lib/losses.lua:21
+ *     + %863 reduce [B,1]  graphs/lib/losses.lua:21
+ *     + %862 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %866 map:scale [B,1]  graphs/lib/losses.lua:21
+ *     + %865 map:mul [B,1]  graphs/lib/losses.lua:21
+ *     + %864 map:square [B,1]  graphs/lib/losses.lua:21
+ *     + %868 map:step [B,1]  graphs/lib/losses.lua:21 */
+static void k869_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k846_scale:
- *   %846 map:scale [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k846_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k848_step:
- *   %848 map:step [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k848_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k850_id:
- *   %850 map:id [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k850_id(real *restrict out, const real *restrict in0, long B) {
+/* k873_fused_add_mul_mul_id:
+ *   %873 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
+ *     + %861 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %872 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %870 map:id [B,128]  graphs/lib/losses.lua:21
+ *     + %871 map:scale [B,128]  graphs/lib/losses.lua:21 */
+static void k873_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k851_scale:
- *   %851 map:scale [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k851_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k853_add:
- *   %853 map:add [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k853_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k855_mul:
- *   %855 map:mul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %865 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k855_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k857_square:
- *   %857 map:square [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k857_square(real *restrict out, const real *restrict in0, long T) {
+/* k882_fused_mul_mul_sum_mul:
+ *   %882 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *     + %880 map:mul [T,1]  graphs/lib/losses.lua:21
+ *     + %876 reduce [T,1]  graphs/lib/losses.lua:21
+ *     + %875 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %879 map:scale [T,1]  graphs/lib/losses.lua:21
+ *     + %878 map:mul [T,1]  graphs/lib/losses.lua:21
+ *     + %877 map:square [T,1]  graphs/lib/losses.lua:21
+ *     + %881 map:step [T,1]  graphs/lib/losses.lua:21 */
+static void k882_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k859_scale:
- *   %859 map:scale [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k859_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k861_step:
- *   %861 map:step [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k861_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k863_id:
- *   %863 map:id [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k863_id(real *restrict out, const real *restrict in0, long T) {
+/* k886_fused_add_mul_mul_id:
+ *   %886 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
+ *     + %874 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %885 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %883 map:id [T,128]  graphs/lib/losses.lua:21
+ *     + %884 map:scale [T,128]  graphs/lib/losses.lua:21 */
+static void k886_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k864_scale:
- *   %864 map:scale [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k864_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k866_add:
- *   %866 map:add [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k866_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k867_sum:
- *   %867 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k867_sum(real *restrict out, const real *restrict in0, long T) {
+/* k887_sum:
+ *   %887 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k887_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (4992 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 4992; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*4992 + i];
-            out[o*4992 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*4992;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
         }
 }
 
-/* k869_sum:
- *   %869 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k869_sum(real *restrict out, const real *restrict in0) {
+/* k889_sum:
+ *   %889 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k889_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 39; j++) a += in0[(o*39 + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 39; j++) {
+                const real *row = in0 + (o*39 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k872_matmul:
- *   %872 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k872_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k892_matmul:
+ *   %892 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k892_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k873_matmul:
- *   %873 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k873_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k893_matmul:
+ *   %893 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k893_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k875_pad:
- *   %875 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k875_pad(real *restrict out, const real *restrict in0, long T) {
+/* k895_pad:
+ *   %895 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k895_pad(real *restrict out, const real *restrict in0, long T) {
     memset(out, 0, sizeof(real)*(size_t)(5120*T));
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -2654,33 +2073,39 @@ static void k875_pad(real *restrict out, const real *restrict in0, long T) {
             out[128 + i0*5120 + i1] = in0[i0*4992 + i1];
 }
 
-/* k876_sum:
- *   %876 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k876_sum(real *restrict out, const real *restrict in0, long T) {
+/* k896_sum:
+ *   %896 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
+static void k896_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(128*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k878_matmul:
- *   %878 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k878_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k898_matmul:
+ *   %898 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36 */
+static void k898_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k879_matmul:
- *   %879 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k879_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k899_matmul:
+ *   %899 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36 */
+static void k899_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k881_pad:
- *   %881 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
-static void k881_pad(real *restrict out, const real *restrict in0, long T) {
+/* k901_pad:
+ *   %901 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
+static void k901_pad(real *restrict out, const real *restrict in0, long T) {
     memset(out, 0, sizeof(real)*(size_t)(5120*T));
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -2688,235 +2113,266 @@ static void k881_pad(real *restrict out, const real *restrict in0, long T) {
             out[i0*5120 + i1] = in0[i0*128 + i1];
 }
 
-/* k883_sum:
- *   %883 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %889 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %910 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %928 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %934 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %956 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 15 more */
-static void k883_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 5120; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*5120 + i];
-            out[o*5120 + i] = a;
-        }
-}
-
-/* k885_sum:
- *   %885 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %891 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %912 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %930 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %936 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %958 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 14 more */
-static void k885_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for collapse(2) if((long)(5120) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 40; j++) a += in0[(o*40 + j)*128 + i];
-            out[o*128 + i] = a;
-        }
-}
-
-/* k888_mul:
- *   %888 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %894 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %903 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %933 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %939 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %948 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   ... and 9 more */
-static void k888_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k902_add:
+ *   %902 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
+static void k902_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+        out[i0] = in0[i0] + in1[i0];
 }
 
-/* k896_square:
- *   %896 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %941 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1037 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1083 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1179 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k896_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k903_sum:
+ *   %903 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %909 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %930 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
+ *   %948 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %954 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %976 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   ... and 15 more */
+static void k903_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (5120 + 255) / 256;
+    #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 5120 ? ib + 256 : 5120;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*5120;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*5120 + i] = a[i - ib];
+        }
 }
 
-/* k897_mul:
- *   %897 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %899 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %942 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %944 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1038 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1040 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 4 more */
-static void k897_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+/* k905_sum:
+ *   %905 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %911 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %932 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
+ *   %950 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %956 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %978 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   ... and 14 more */
+static void k905_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (128 + 255) / 256;
+    #pragma omp parallel for collapse(2) if((long)(5120) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 40; j++) {
+                const real *row = in0 + (o*40 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
+        }
 }
 
-/* k898_scale:
- *   %898 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %943 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1039 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1085 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1181 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k898_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k901_id:
- *   %901 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %908 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %946 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %954 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1042 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1050 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 4 more */
-static void k901_id(real *restrict out, const real *restrict in0, long T) {
+/* k907_mul:
+ *   %907 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %952 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1048 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1094 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1190 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k907_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
 }
 
-/* k902_scale:
- *   %902 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %947 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1043 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1089 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1185 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k902_scale(real *restrict out, const real *restrict in0, long T) {
+/* k908_mul:
+ *   %908 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %953 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1049 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1095 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1191 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k908_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k905_neg:
- *   %905 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %950 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1046 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1092 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1188 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k905_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k915_matmul:
- *   %915 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1057 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k915_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
-}
-
-/* k916_matmul:
- *   %916 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1058 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k916_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
-}
-
-/* k918_gelu_grad:
- *   %918 map:gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1060 map:gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k918_gelu_grad(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
-        out[i0] = gelu_tanh_grad(in0[i0]);
-}
-
-/* k919_mul:
- *   %919 map:mul [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1061 map:mul [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k919_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k920_sum:
- *   %920 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %1062 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k920_sum(real *restrict out, const real *restrict in0, long T) {
+/* k920_fused_scale_mul_sum_mul:
+ *   %920 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %919 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %915 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %914 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %918 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %917 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %916 map:square [T,40,1]  graphs/lib/text_encoder.lua:34
+ *   %965 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1061 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1107 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1203 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k920_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for simd if((long)(40*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0078125; }
+}
+
+/* k924_fused_add_mul_mul_id:
+ *   %924 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %913 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %923 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %921 map:id [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %922 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34
+ *   %969 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1065 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1111 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1207 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k924_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
+}
+
+/* k927_fused_scale_sum_neg:
+ *   %927 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %926 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %925 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34
+ *   %973 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1069 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1115 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1211 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k927_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(40*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += -(in0[i0*128 + j1*1]); out[i0] = (r1) * (real)0.0078125; }
+}
+
+/* k929_fused_add_id:
+ *   %929 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %928 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+static void k929_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0]));
+}
+
+/* k935_matmul:
+ *   %935 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1077 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k935_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
+}
+
+/* k936_matmul:
+ *   %936 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1078 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k936_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
+}
+
+/* k939_fused_mul_gelu_grad:
+ *   %939 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *     + %938 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
+ *   %1081 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k939_fused_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for simd if((long)(20480*T) > 32768)
+    for (long i0 = 0; i0 < 20480*T; i0++)
+        out[i0] = (in0[i0]) * (gelu_tanh_grad((in1[i0])));
+}
+
+/* k940_sum:
+ *   %940 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1082 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k940_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (20480 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(20480*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 20480; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*20480 + i];
-            out[o*20480 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 20480 ? ib + 256 : 20480;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*20480;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*20480 + i] = a[i - ib];
         }
 }
 
-/* k922_sum:
- *   %922 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %1064 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k922_sum(real *restrict out, const real *restrict in0) {
+/* k942_sum:
+ *   %942 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1084 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k942_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (512 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(20480) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 512; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 40; j++) a += in0[(o*40 + j)*512 + i];
-            out[o*512 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 512 ? ib + 256 : 512;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 40; j++) {
+                const real *row = in0 + (o*40 + j)*512;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*512 + i] = a[i - ib];
         }
 }
 
-/* k925_matmul:
- *   %925 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1067 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k925_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k945_matmul:
+ *   %945 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1087 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k945_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k926_matmul:
- *   %926 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1068 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k926_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k946_matmul:
+ *   %946 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1088 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k946_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 512, 128, 40*T, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k961_matmul:
- *   %961 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %999 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
- *   %1009 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %1020 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %1103 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1141 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
+/* k975_fused_add_add_id:
+ *   %975 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *     + %972 map:add [T,40,128]  graphs/lib/text_encoder.lua:24
+ *     + %974 map:id [T,40,128]  graphs/lib/text_encoder.lua:24
+ *   %1071 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1117 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1213 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k975_fused_add_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) + (in1[i0*128 + i1])) + ((in2[i0]));
+}
+
+/* k981_matmul:
+ *   %981 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1019 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
+ *   %1029 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %1040 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %1123 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1161 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k961_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+static void k981_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k962_matmul:
- *   %962 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1000 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
- *   %1010 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %1021 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %1104 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1142 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
+/* k982_matmul:
+ *   %982 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1020 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
+ *   %1030 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %1041 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %1124 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1162 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k962_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+static void k982_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 40*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k967_matmul:
- *   %967 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %991 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %1109 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %1133 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k967_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k987_matmul:
+ *   %987 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
+ *   %1011 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+ *   %1129 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
+ *   %1153 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
+static void k987_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2930,66 +2386,48 @@ static void k967_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k969_mul:
- *   %969 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %980 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1111 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1122 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k969_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k970_neg:
- *   %970 map:neg [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1112 map:neg [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k970_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k972_step:
- *   %972 map:step [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %1114 map:step [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k972_step(real *restrict out, const real *restrict in0, long T) {
+/* k993_fused_mul_sum_neg_mul:
+ *   %993 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
+ *     + %991 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
+ *     + %990 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %989 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %992 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16
+ *   %1135 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k993_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for simd if((long)(160*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 40; j1++) r1 += -((in0[i0*40 + j1*1]) * (in1[i0*40 + j1*1])); out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0); }
 }
 
-/* k973_mul:
- *   %973 map:mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %1115 map:mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k973_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(160*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+/* k1009_fused_scale_mul_mul_mul:
+ *   %1009 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
+ *     + %1005 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %1000 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %996 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %995 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %994 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *   %1151 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15 */
+static void k1009_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 160; i1++)
+            for (long i2 = 0; i2 < 40; i2++)
+                out[i0*6400 + i1*40 + i2] = (((((in0[i0*6400 + i1*40 + i2]) + ((in1[i0*160 + i1]))) * (in2[i0*40 + i2])) * (in3[i0*6400 + i1*40 + i2])) * (in2[i0*40 + i2])) * (real)0.17677669529663687;
 }
 
-/* k974_id:
- *   %974 map:id [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1116 map:id [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k974_id(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = in0[i0];
+/* k1043_fused_add_add:
+ *   %1043 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+ *     + %1032 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
+ *   %1185 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
+static void k1043_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for simd if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 5120*T; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) + (in2[i0]);
 }
 
-/* k975_add:
- *   %975 map:add [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1117 map:add [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k975_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k1196_scatter_add:
- *   %1196 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
-static void k1196_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
+/* k1216_scatter_add:
+ *   %1216 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
+static void k1216_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
     memset(out, 0, sizeof(real)*(size_t)(131072));
     #pragma omp parallel for if((long)(5120*T) > 65536)
     for (long j = 0; j < 128; j++)
@@ -2997,85 +2435,104 @@ static void k1196_scatter_add(real *restrict out, const real *restrict in0, cons
             out[(long)in1[r]*128 + j] += in0[r*128 + j];
 }
 
-/* k1197_sum:
- *   %1197 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1197_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1217_sum:
+ *   %1217 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k1217_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(128*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k1199_matmul:
- *   %1199 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1199_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1219_matmul:
+ *   %1219 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k1219_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k1200_matmul:
- *   %1200 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1200_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1220_matmul:
+ *   %1220 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k1220_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k1203_id:
- *   %1203 map:id [B,64,128] (backward)  graphs/lib/image_encoder.lua:35 */
-static void k1203_id(real *restrict out, const real *restrict in0, long B) {
+/* k1224_sum:
+ *   %1224 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1237 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1244 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1268 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1282 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1289 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 4 more */
+static void k1224_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (8192 + 255) / 256;
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 8192 ? ib + 256 : 8192;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*8192;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*8192 + i] = a[i - ib];
+        }
+}
+
+/* k1226_sum:
+ *   %1226 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k1226_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (128 + 255) / 256;
+    #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 64; j++) {
+                const real *row = in0 + (o*64 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
+        }
+}
+
+/* k1229_matmul:
+ *   %1229 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k1229_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k1230_matmul:
+ *   %1230 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k1230_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 64*B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k1232_fused_add_id:
+ *   %1232 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *     + %1223 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
+static void k1232_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             for (long i2 = 0; i2 < 128; i2++)
-                out[i0*8192 + i1*128 + i2] = in0[i0*128 + i2];
+                out[i0*8192 + i1*128 + i2] = ((in0[i0*128 + i2])) + (in1[i0*8192 + i1*128 + i2]);
 }
 
-/* k1204_sum:
- *   %1204 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1217 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1224 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1248 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1262 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1269 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k1204_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 8192; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*8192 + i];
-            out[o*8192 + i] = a;
-        }
-}
-
-/* k1206_sum:
- *   %1206 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1206_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 64; j++) a += in0[(o*64 + j)*128 + i];
-            out[o*128 + i] = a;
-        }
-}
-
-/* k1209_matmul:
- *   %1209 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1209_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1210_matmul:
- *   %1210 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1210_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 64*B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1213_permute:
- *   %1213 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
-static void k1213_permute(real *restrict out, const real *restrict in0, long B) {
+/* k1233_permute:
+ *   %1233 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
+static void k1233_permute(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -3083,43 +2540,49 @@ static void k1213_permute(real *restrict out, const real *restrict in0, long B) 
                 out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1 + i2*128];
 }
 
-/* k1215_step:
- *   %1215 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %1260 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
- *   %1306 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k1215_step(real *restrict out, const real *restrict in0, long B) {
+/* k1236_fused_mul_step:
+ *   %1236 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %1235 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27
+ *   %1281 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12 */
+static void k1236_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k1219_sum:
- *   %1219 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1226 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1250 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1264 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1271 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1295 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
+/* k1239_sum:
+ *   %1239 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1246 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1270 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1284 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1291 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1315 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1219_sum(real *restrict out, const real *restrict in0) {
+static void k1239_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (8 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
     for (long o = 0; o < 128; o++)
-        for (long i = 0; i < 8; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 8; j++) a += in0[(o*8 + j)*8 + i];
-            out[o*8 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 8 ? ib + 256 : 8;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 8; j++) {
+                const real *row = in0 + (o*8 + j)*8;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*8 + i] = a[i - ib];
         }
 }
 
-/* k1220_sum:
- *   %1220 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1227 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1251 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1265 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1272 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1296 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k1240_sum:
+ *   %1240 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1247 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1271 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1285 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1292 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1316 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1220_sum(real *restrict out, const real *restrict in0) {
+static void k1240_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 128; o++) {
         real a = (real)0;
@@ -3129,196 +2592,170 @@ static void k1220_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1233_square:
- *   %1233 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1278 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1324 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1369 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1414 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1460 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k1233_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k1242_mul:
+ *   %1242 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1287 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1333 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1242_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
 }
 
-/* k1234_mul:
- *   %1234 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1236 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1279 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1281 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1325 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1327 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 14 more */
-static void k1234_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
+/* k1243_mul:
+ *   %1243 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1288 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1334 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1243_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1235_scale:
- *   %1235 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1280 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1326 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1371 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1416 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1462 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k1235_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1257_fused_scale_mul_sum_mul:
+ *   %1257 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1256 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1252 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1251 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %1255 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1254 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1253 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
+ *   %1302 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1348 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1257_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in1[i0*1024 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0009765625; }
 }
 
-/* k1238_id:
- *   %1238 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1245 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1283 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1290 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1329 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1336 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1238_id(real *restrict out, const real *restrict in0, long B) {
+/* k1261_fused_add_mul_mul_id:
+ *   %1261 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1250 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %1260 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %1258 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %1259 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %1306 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1352 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1261_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0];
+            out[i0*1024 + i1] = ((in0[i0*1024 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*1024 + i1]) * (real)2));
 }
 
-/* k1242_neg:
- *   %1242 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1287 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1333 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1242_neg(real *restrict out, const real *restrict in0, long B) {
+/* k1264_fused_scale_sum_neg:
+ *   %1264 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1263 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1262 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %1309 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1355 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1264_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += -(in0[i0*1024 + j1*1]); out[i0] = (r1) * (real)0.0009765625; }
+}
+
+/* k1266_fused_add_id:
+ *   %1266 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1265 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %1311 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1357 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1266_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 1024; i1++)
+            out[i0*1024 + i1] = (in0[i0*1024 + i1]) + ((in1[i0]));
+}
+
+/* k1274_permute:
+ *   %1274 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1319 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1365 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1274_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 128; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*64*B + i1*64 + i2] = in0[i0*64 + i1*8192 + i2];
+}
+
+/* k1276_matmul:
+ *   %1276 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1321 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1276_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1152, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 1152);
+}
+
+/* k1277_matmul:
+ *   %1277 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1322 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1277_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 64*B, 128, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
+}
+
+/* k1279_col2im:
+ *   %1279 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1324 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1279_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(8192*B));
+    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k1327_fused_mul_add_step:
+ *   %1327 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %1325 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6
+ *     + %1326 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+static void k1327_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = -in0[i0];
+        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k1254_matmul:
- *   %1254 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %1299 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1254_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*8192; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1152, 64, (real)1, in0 + ao, 64, in1 + bo, 64, (real)0, out + p*147456, 1152);
-    }
+/* k1367_matmul:
+ *   %1367 matmul [128,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1367_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 576, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 576);
 }
 
-/* k1255_matmul:
- *   %1255 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:13
- *   %1300 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1255_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*8192; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 64, 128, (real)1, in0 + ao, 1152, in1 + bo, 64, (real)0, out + p*73728, 64);
-    }
+/* k1368_matmul:
+ *   %1368 matmul [576,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1368_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64*B, 128, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k1256_sum:
- *   %1256 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %1301 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1256_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(147456*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 147456; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*147456 + i];
-            out[o*147456 + i] = a;
-        }
-}
-
-/* k1259_col2im:
- *   %1259 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1304 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1259_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(8192*B));
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k1345_matmul:
- *   %1345 matmul [B,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1345_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*8192; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 576, 64, (real)1, in0 + ao, 64, in1 + bo, 64, (real)0, out + p*73728, 576);
-    }
-}
-
-/* k1346_matmul:
- *   %1346 matmul [B,576,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1346_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*8192; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, 128, (real)1, in0 + ao, 576, in1 + bo, 64, (real)0, out + p*36864, 64);
-    }
-}
-
-/* k1347_sum:
- *   %1347 reduce [1,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1347_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(73728*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 73728; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*73728 + i];
-            out[o*73728 + i] = a;
-        }
-}
-
-/* k1350_col2im:
- *   %1350 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1350_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k1370_col2im:
+ *   %1370 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1370_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576;
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -3331,75 +2768,73 @@ static void k1350_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1351_step:
- *   %1351 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %1396 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %1442 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k1351_step(real *restrict out, const real *restrict in0, long B) {
+/* k1372_fused_mul_step:
+ *   %1372 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %1371 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27
+ *   %1417 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12 */
+static void k1372_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k1352_mul:
- *   %1352 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %1359 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1367 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1376 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1397 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %1404 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 6 more */
-static void k1352_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1353_sum:
- *   %1353 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1360 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1384 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1398 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1405 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1429 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+/* k1373_sum:
+ *   %1373 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1380 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1404 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1418 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1425 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1449 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1353_sum(real *restrict out, const real *restrict in0, long B) {
+static void k1373_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (16384 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 16384; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*16384 + i];
-            out[o*16384 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 16384 ? ib + 256 : 16384;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*16384;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*16384 + i] = a[i - ib];
         }
 }
 
-/* k1355_sum:
- *   %1355 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1362 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1386 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1400 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1407 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1431 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
+/* k1375_sum:
+ *   %1375 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1382 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1406 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1420 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1427 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1451 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1355_sum(real *restrict out, const real *restrict in0) {
+static void k1375_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (16 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(16384) > 32768)
     for (long o = 0; o < 64; o++)
-        for (long i = 0; i < 16; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 16; j++) a += in0[(o*16 + j)*16 + i];
-            out[o*16 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 16 ? ib + 256 : 16;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 16; j++) {
+                const real *row = in0 + (o*16 + j)*16;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*16 + i] = a[i - ib];
         }
 }
 
-/* k1356_sum:
- *   %1356 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1363 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1387 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1401 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1408 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1432 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k1376_sum:
+ *   %1376 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1383 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1407 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1421 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1428 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1452 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1356_sum(real *restrict out, const real *restrict in0) {
+static void k1376_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 64; o++) {
         real a = (real)0;
@@ -3409,245 +2844,249 @@ static void k1356_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1374_id:
- *   %1374 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1381 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1419 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1426 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1465 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1472 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1374_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0];
+/* k1378_mul:
+ *   %1378 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1423 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1469 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1378_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
 }
 
-/* k1375_scale:
- *   %1375 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1420 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1466 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1375_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1379_mul:
+ *   %1379 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1424 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1470 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1379_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k1378_neg:
- *   %1378 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1423 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1469 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1378_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k1390_matmul:
- *   %1390 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %1435 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1390_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*16384; bo += i1*147456; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 576, 256, (real)1, in0 + ao, 256, in1 + bo, 256, (real)0, out + p*36864, 576);
-    }
-}
-
-/* k1391_matmul:
- *   %1391 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:13
- *   %1436 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1391_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*16384; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 256, 64, (real)1, in0 + ao, 576, in1 + bo, 256, (real)0, out + p*147456, 256);
-    }
-}
-
-/* k1392_sum:
- *   %1392 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %1437 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1392_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(36864*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 36864; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*36864 + i];
-            out[o*36864 + i] = a;
-        }
-}
-
-/* k1395_col2im:
- *   %1395 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1440 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1395_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k1481_matmul:
- *   %1481 matmul [B,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1481_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*16384; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 288, 256, (real)1, in0 + ao, 256, in1 + bo, 256, (real)0, out + p*18432, 288);
-    }
-}
-
-/* k1482_matmul:
- *   %1482 matmul [B,288,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1482_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*16384; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 256, 64, (real)1, in0 + ao, 288, in1 + bo, 256, (real)0, out + p*73728, 256);
-    }
-}
-
-/* k1483_sum:
- *   %1483 reduce [1,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1483_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(18432*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 18432; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*18432 + i];
-            out[o*18432 + i] = a;
-        }
-}
-
-/* k1486_col2im:
- *   %1486 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1486_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k1487_step:
- *   %1487 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %1532 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %1578 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k1487_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
-}
-
-/* k1488_mul:
- *   %1488 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %1495 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1503 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1512 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1533 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %1540 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 6 more */
-static void k1488_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1489_sum:
- *   %1489 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1496 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1520 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1534 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1541 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1565 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+/* k1393_fused_scale_mul_sum_mul:
+ *   %1393 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1392 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1388 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1387 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %1391 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1390 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1389 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
+ *   %1438 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1484 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1393_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in1[i0*2048 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.00048828125; }
+}
+
+/* k1397_fused_add_mul_mul_id:
+ *   %1397 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1386 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %1396 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %1394 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %1395 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *   %1442 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1488 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1397_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 2048; i1++)
+            out[i0*2048 + i1] = ((in0[i0*2048 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*2048 + i1]) * (real)2));
+}
+
+/* k1400_fused_scale_sum_neg:
+ *   %1400 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1399 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1398 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *   %1445 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1491 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1400_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += -(in0[i0*2048 + j1*1]); out[i0] = (r1) * (real)0.00048828125; }
+}
+
+/* k1402_fused_add_id:
+ *   %1402 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1401 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *   %1447 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1493 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1402_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 2048; i1++)
+            out[i0*2048 + i1] = (in0[i0*2048 + i1]) + ((in1[i0]));
+}
+
+/* k1410_permute:
+ *   %1410 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1455 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1501 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1410_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 64; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*256*B + i1*256 + i2] = in0[i0*256 + i1*16384 + i2];
+}
+
+/* k1412_matmul:
+ *   %1412 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1457 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1412_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 576, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 576);
+}
+
+/* k1413_matmul:
+ *   %1413 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1458 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1413_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 256*B, 64, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
+}
+
+/* k1415_col2im:
+ *   %1415 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1460 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1415_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(16384*B));
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k1463_fused_mul_add_step:
+ *   %1463 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %1461 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6
+ *     + %1462 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+static void k1463_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 16384*B; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k1503_matmul:
+ *   %1503 matmul [64,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1503_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 288, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 288);
+}
+
+/* k1504_matmul:
+ *   %1504 matmul [288,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1504_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 256*B, 64, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
+}
+
+/* k1506_col2im:
+ *   %1506 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1506_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(32768*B));
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k1508_fused_mul_step:
+ *   %1508 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %1507 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27
+ *   %1553 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12 */
+static void k1508_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32768*B; i0++)
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k1509_sum:
+ *   %1509 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1516 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1540 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1554 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1561 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1585 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1489_sum(real *restrict out, const real *restrict in0, long B) {
+static void k1509_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (32768 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 32768; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*32768 + i];
-            out[o*32768 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 32768 ? ib + 256 : 32768;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*32768;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*32768 + i] = a[i - ib];
         }
 }
 
-/* k1491_sum:
- *   %1491 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1498 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1522 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1536 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1543 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1567 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
+/* k1511_sum:
+ *   %1511 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1518 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1542 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1556 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1563 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1587 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1491_sum(real *restrict out, const real *restrict in0) {
+static void k1511_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (32 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32768) > 32768)
     for (long o = 0; o < 32; o++)
-        for (long i = 0; i < 32; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 32; j++) a += in0[(o*32 + j)*32 + i];
-            out[o*32 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 32; j++) {
+                const real *row = in0 + (o*32 + j)*32;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
         }
 }
 
-/* k1492_sum:
- *   %1492 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1499 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1523 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1537 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1544 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1568 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k1512_sum:
+ *   %1512 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1519 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1543 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1557 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1564 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1588 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1492_sum(real *restrict out, const real *restrict in0) {
+static void k1512_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -3657,189 +3096,226 @@ static void k1492_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1510_id:
- *   %1510 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1517 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1555 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1562 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1601 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1608 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1510_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0];
+/* k1514_mul:
+ *   %1514 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1559 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1605 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1514_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
 }
 
-/* k1511_scale:
- *   %1511 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1556 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1602 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1511_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1515_mul:
+ *   %1515 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1560 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1606 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1515_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k1514_neg:
- *   %1514 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1559 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1605 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1514_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k1526_matmul:
- *   %1526 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1571 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1617 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1526_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*32768; bo += i1*294912; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 288, 1024, (real)1, in0 + ao, 1024, in1 + bo, 1024, (real)0, out + p*9216, 288);
-    }
-}
-
-/* k1527_matmul:
- *   %1527 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1572 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6
- *   %1618 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1527_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*32768; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 1024, 32, (real)1, in0 + ao, 288, in1 + bo, 1024, (real)0, out + p*294912, 1024);
-    }
-}
-
-/* k1528_sum:
- *   %1528 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1573 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1619 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1528_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(9216*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 9216; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*9216 + i];
-            out[o*9216 + i] = a;
-        }
-}
-
-/* k1531_col2im:
- *   %1531 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1576 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1531_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k1622_col2im:
- *   %1622 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1622_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(131072*B));
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k1623_step:
- *   %1623 map:step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22 */
-static void k1623_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
-}
-
-/* k1624_mul:
- *   %1624 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %1631 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1639 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1648 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1624_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1625_sum:
- *   %1625 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1632 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1656 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1625_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1529_fused_scale_mul_sum_mul:
+ *   %1529 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1528 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1524 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1523 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %1527 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1526 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1525 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
+ *   %1574 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1620 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1529_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.000244140625; }
+}
+
+/* k1533_fused_add_mul_mul_id:
+ *   %1533 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1522 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %1532 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %1530 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %1531 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *   %1578 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1624 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1533_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 4096; i1++)
+            out[i0*4096 + i1] = ((in0[i0*4096 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*4096 + i1]) * (real)2));
+}
+
+/* k1536_fused_scale_sum_neg:
+ *   %1536 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1535 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1534 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *   %1581 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1627 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1536_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += -(in0[i0*4096 + j1*1]); out[i0] = (r1) * (real)0.000244140625; }
+}
+
+/* k1538_fused_add_id:
+ *   %1538 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1537 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *   %1583 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1629 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1538_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 4096; i1++)
+            out[i0*4096 + i1] = (in0[i0*4096 + i1]) + ((in1[i0]));
+}
+
+/* k1546_permute:
+ *   %1546 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1591 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1637 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1546_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*1024*B + i1*1024 + i2] = in0[i0*1024 + i1*32768 + i2];
+}
+
+/* k1548_matmul:
+ *   %1548 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1593 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1639 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1548_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 288, 1024*B, (real)1, in0 + 0, 1024*B, in1 + 0, 1024*B, (real)0, out + 0, 288);
+}
+
+/* k1549_matmul:
+ *   %1549 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1594 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1640 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1549_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 1024*B, 32, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
+}
+
+/* k1551_col2im:
+ *   %1551 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1596 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1551_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(32768*B));
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k1599_fused_mul_add_step:
+ *   %1599 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %1597 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6
+ *     + %1598 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+static void k1599_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32768*B; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k1642_col2im:
+ *   %1642 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1642_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(131072*B));
+    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k1644_fused_mul_step:
+ *   %1644 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *     + %1643 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+static void k1644_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 131072*B; i0++)
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k1645_sum:
+ *   %1645 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1652 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1676 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1645_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (131072 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 131072; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*131072 + i];
-            out[o*131072 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 131072 ? ib + 256 : 131072;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*131072;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*131072 + i] = a[i - ib];
         }
 }
 
-/* k1627_sum:
- *   %1627 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1634 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1658 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1627_sum(real *restrict out, const real *restrict in0) {
+/* k1647_sum:
+ *   %1647 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1654 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1678 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1647_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (64 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072) > 32768)
     for (long o = 0; o < 32; o++)
-        for (long i = 0; i < 64; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 64; j++) a += in0[(o*64 + j)*64 + i];
-            out[o*64 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 64; j++) {
+                const real *row = in0 + (o*64 + j)*64;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
         }
 }
 
-/* k1628_sum:
- *   %1628 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1635 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1659 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1628_sum(real *restrict out, const real *restrict in0) {
+/* k1648_sum:
+ *   %1648 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1655 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1679 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1648_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(2048) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -3849,1182 +3325,735 @@ static void k1628_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1646_id:
- *   %1646 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1653 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1646_id(real *restrict out, const real *restrict in0, long B) {
+/* k1650_mul:
+ *   %1650 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1650_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
+}
+
+/* k1651_mul:
+ *   %1651 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1651_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 131072*B; i0++)
+        out[i0] = in0[i0] * in1[i0];
+}
+
+/* k1665_fused_scale_mul_sum_mul:
+ *   %1665 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %1664 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1660 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1659 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %1663 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1662 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1661 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+static void k1665_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in1[i0*16384 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)6.103515625e-05; }
+}
+
+/* k1669_fused_add_mul_mul_id:
+ *   %1669 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %1658 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %1668 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %1666 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %1667 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k1669_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0];
+            out[i0*16384 + i1] = ((in0[i0*16384 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*16384 + i1]) * (real)2));
 }
 
-/* k1647_scale:
- *   %1647 map:scale [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1647_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k1672_fused_scale_sum_neg:
+ *   %1672 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %1671 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1670 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k1672_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += -(in0[i0*16384 + j1*1]); out[i0] = (r1) * (real)6.103515625e-05; }
 }
 
-/* k1649_add:
- *   %1649 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1654 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1649_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k1674_fused_add_id:
+ *   %1674 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %1673 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k1674_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 16384; i1++)
+            out[i0*16384 + i1] = (in0[i0*16384 + i1]) + ((in1[i0]));
 }
 
-/* k1650_neg:
- *   %1650 map:neg [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1650_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = -in0[i0];
+/* k1682_permute:
+ *   %1682 permute [32,B,4096] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1682_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 32; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*4096*B + i1*4096 + i2] = in0[i0*4096 + i1*131072 + i2];
 }
 
-/* k1662_matmul:
- *   %1662 matmul [B,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1662_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*131072; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 9, 4096, (real)1, in0 + ao, 4096, in1 + bo, 4096, (real)0, out + p*288, 9);
-    }
-}
-
-/* k1664_sum:
- *   %1664 reduce [1,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1664_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(288*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 288; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*288 + i];
-            out[o*288 + i] = a;
-        }
+/* k1684_matmul:
+ *   %1684 matmul [32,9] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1684_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 9, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 9);
 }
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[1109] = {
-    {"k5_addc", "%5 map:addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k6_scale", "%6 map:scale [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k9_im2col", "%9 im2col [B,9,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k11_matmul", "%11 matmul [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k14_add", "%14 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k18_sum", "%18 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k19_scale", "%19 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k20_sub", "%20 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k21_square", "%21 map:square [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k18_sum", "%22 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k19_scale", "%23 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%24 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%25 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k26_mul", "%26 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k29_mul", "%29 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k14_add", "%31 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k32_relu", "%32 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"k35_im2col", "%35 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k37_matmul", "%37 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k40_add", "%40 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k44_sum", "%44 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_scale", "%45 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k46_sub", "%46 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k47_square", "%47 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k44_sum", "%48 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_scale", "%49 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%50 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%51 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k52_mul", "%52 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_mul", "%55 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k40_add", "%57 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k58_relu", "%58 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k61_im2col", "%61 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k37_matmul", "%63 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k40_add", "%66 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k44_sum", "%70 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_scale", "%71 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k46_sub", "%72 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k47_square", "%73 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k44_sum", "%74 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_scale", "%75 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%76 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%77 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k52_mul", "%78 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_mul", "%81 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k40_add", "%83 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k58_relu", "%84 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k61_im2col", "%87 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k37_matmul", "%89 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k40_add", "%92 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k44_sum", "%96 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k45_scale", "%97 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k46_sub", "%98 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k47_square", "%99 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k44_sum", "%100 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k45_scale", "%101 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k24_addc", "%102 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%103 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k52_mul", "%104 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k55_mul", "%107 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k40_add", "%109 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k110_add", "%110 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k58_relu", "%111 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k114_im2col", "%114 im2col [B,288,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k116_matmul", "%116 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k119_add", "%119 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k123_sum", "%123 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_scale", "%124 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k125_sub", "%125 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k126_square", "%126 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k123_sum", "%127 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_scale", "%128 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%129 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%130 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k131_mul", "%131 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k134_mul", "%134 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k119_add", "%136 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k137_relu", "%137 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k140_im2col", "%140 im2col [B,576,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k142_matmul", "%142 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k119_add", "%145 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k123_sum", "%149 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_scale", "%150 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k125_sub", "%151 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k126_square", "%152 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k123_sum", "%153 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_scale", "%154 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%155 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%156 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k131_mul", "%157 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k134_mul", "%160 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k119_add", "%162 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k137_relu", "%163 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k140_im2col", "%166 im2col [B,576,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k142_matmul", "%168 matmul [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k119_add", "%171 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k123_sum", "%175 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k124_scale", "%176 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k125_sub", "%177 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k126_square", "%178 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k123_sum", "%179 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k124_scale", "%180 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k24_addc", "%181 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%182 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k131_mul", "%183 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k134_mul", "%186 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k119_add", "%188 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k189_add", "%189 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k137_relu", "%190 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k193_im2col", "%193 im2col [B,576,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k195_matmul", "%195 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k198_add", "%198 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k202_sum", "%202 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_scale", "%203 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k204_sub", "%204 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k205_square", "%205 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k202_sum", "%206 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_scale", "%207 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%208 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%209 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k210_mul", "%210 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k213_mul", "%213 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k198_add", "%215 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k216_relu", "%216 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k219_im2col", "%219 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k221_matmul", "%221 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k198_add", "%224 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k202_sum", "%228 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_scale", "%229 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k204_sub", "%230 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k205_square", "%231 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k202_sum", "%232 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_scale", "%233 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%234 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%235 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k210_mul", "%236 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k213_mul", "%239 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k198_add", "%241 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k216_relu", "%242 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k219_im2col", "%245 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k221_matmul", "%247 matmul [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k198_add", "%250 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k202_sum", "%254 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k203_scale", "%255 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k204_sub", "%256 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k205_square", "%257 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k202_sum", "%258 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k203_scale", "%259 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k24_addc", "%260 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%261 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k210_mul", "%262 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k213_mul", "%265 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k198_add", "%267 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k268_add", "%268 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k216_relu", "%269 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k271_permute", "%271 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"k275_matmul", "%275 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k277_add", "%277 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k278_sum", "%278 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k280_scale", "%280 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k283_matmul", "%283 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k284_add", "%284 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k287_gather", "%287 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k288_add", "%288 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k291_sum", "%291 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k292_scale", "%292 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k293_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k294_square", "%294 map:square [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k291_sum", "%295 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k292_scale", "%296 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k297_addc", "%297 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%298 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k299_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k300_mul", "%300 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k301_add", "%301 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%305 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k301_add", "%307 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k309_permute", "%309 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%313 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k301_add", "%315 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k309_permute", "%317 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%321 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k301_add", "%323 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k309_permute", "%325 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k326_matmul", "%326 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k327_scale", "%327 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k329_mul", "%329 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k330_neg", "%330 map:neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k331_addc", "%331 map:addc [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k332_scale", "%332 map:scale [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k333_add", "%333 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k334_max", "%334 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k336_sub", "%336 map:sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k337_exp", "%337 map:exp [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k329_mul", "%338 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k339_sum", "%339 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k340_clampmin", "%340 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k341_div", "%341 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k342_matmul", "%342 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k343_permute", "%343 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%348 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k301_add", "%350 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k351_add", "%351 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k291_sum", "%354 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k292_scale", "%355 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k293_sub", "%356 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k294_square", "%357 map:square [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k291_sum", "%358 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k292_scale", "%359 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k297_addc", "%360 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%361 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k299_mul", "%362 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k300_mul", "%363 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k301_add", "%364 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k368_matmul", "%368 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k370_add", "%370 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k371_gelu", "%371 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k375_matmul", "%375 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k301_add", "%377 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k351_add", "%378 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k291_sum", "%381 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k292_scale", "%382 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k293_sub", "%383 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k294_square", "%384 map:square [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k291_sum", "%385 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k292_scale", "%386 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k297_addc", "%387 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%388 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k299_mul", "%389 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k300_mul", "%390 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k301_add", "%391 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%395 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k301_add", "%397 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k309_permute", "%399 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%403 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k301_add", "%405 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k309_permute", "%407 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%411 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k301_add", "%413 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k309_permute", "%415 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k326_matmul", "%416 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k327_scale", "%417 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k329_mul", "%419 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k333_add", "%423 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k334_max", "%424 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k336_sub", "%426 map:sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k337_exp", "%427 map:exp [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k329_mul", "%428 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k339_sum", "%429 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k340_clampmin", "%430 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k341_div", "%431 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k342_matmul", "%432 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k343_permute", "%433 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%438 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k301_add", "%440 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k351_add", "%441 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k291_sum", "%444 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k292_scale", "%445 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k293_sub", "%446 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k294_square", "%447 map:square [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k291_sum", "%448 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k292_scale", "%449 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k297_addc", "%450 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%451 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k299_mul", "%452 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k300_mul", "%453 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k301_add", "%454 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k368_matmul", "%458 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k370_add", "%460 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k371_gelu", "%461 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k375_matmul", "%465 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k301_add", "%467 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k351_add", "%468 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k291_sum", "%471 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k292_scale", "%472 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k293_sub", "%473 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k294_square", "%474 map:square [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k291_sum", "%475 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k292_scale", "%476 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k297_addc", "%477 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%478 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k299_mul", "%479 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k300_mul", "%480 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k301_add", "%481 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k482_slice", "%482 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k486_matmul", "%486 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k487_add", "%487 map:add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k488_slice", "%488 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k492_matmul", "%492 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k494_add", "%494 map:add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k495_square", "%495 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k496_sum", "%496 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k497_clampmin", "%497 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k498_rsqrt", "%498 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k499_mul", "%499 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k500_square", "%500 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k501_sum", "%501 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k502_clampmin", "%502 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k503_rsqrt", "%503 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k504_mul", "%504 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k505_matmul", "%505 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k506_scale", "%506 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k507_eye", "%507 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"k508_max", "%508 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k510_sub", "%510 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k511_exp", "%511 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k512_sum", "%512 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k513_clampmin", "%513 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k514_log", "%514 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k515_add", "%515 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k516_mul", "%516 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k512_sum", "%517 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k518_sub", "%518 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k519_max", "%519 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k521_sub", "%521 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k511_exp", "%522 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k523_sum", "%523 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k524_clampmin", "%524 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k525_log", "%525 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k526_add", "%526 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k523_sum", "%528 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k529_sub", "%529 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k512_sum", "%530 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"k531_mul", "%531 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k532_sum", "%532 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k533_sum", "%533 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
-    {"k534_add", "%534 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k535_scale", "%535 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k537_square", "%537 map:square [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k538_sum", "%538 reduce [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k539_clampmin", "%539 map:clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k540_rsqrt", "%540 map:rsqrt [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k541_mul", "%541 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k205_square", "%544 map:square [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k545_sum", "%545 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k546_clampmin", "%546 map:clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k547_rsqrt", "%547 map:rsqrt [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k548_mul", "%548 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k549_matmul", "%549 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k550_scale", "%550 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k551_max", "%551 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k553_sub", "%553 map:sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k554_exp", "%554 map:exp [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k555_sum", "%555 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k556_div", "%556 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k557_matmul", "%557 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"k558_square", "%558 map:square [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k559_sum", "%559 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k560_clampmin", "%560 map:clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k561_rsqrt", "%561 map:rsqrt [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k562_mul", "%562 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k563_mul", "%563 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k559_sum", "%564 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
-    {"k565_scale", "%565 map:scale [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k567_mul", "%567 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k568_neg", "%568 map:neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k569_addc", "%569 map:addc [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k570_scale", "%570 map:scale [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k571_add", "%571 map:add [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k572_max", "%572 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k574_sub", "%574 map:sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k575_exp", "%575 map:exp [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k567_mul", "%576 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k577_sum", "%577 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k578_clampmin", "%578 map:clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k579_log", "%579 map:log [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k580_add", "%580 map:add [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k581_scale", "%581 map:scale [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k583_scale", "%583 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0},
-    {"k508_max", "%585 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k510_sub", "%587 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k511_exp", "%588 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k512_sum", "%589 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k513_clampmin", "%590 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k514_log", "%591 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k515_add", "%592 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k516_mul", "%593 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k512_sum", "%594 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k518_sub", "%595 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k519_max", "%596 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k521_sub", "%598 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k511_exp", "%599 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k523_sum", "%600 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k524_clampmin", "%601 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k525_log", "%602 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k526_add", "%603 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k523_sum", "%605 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k529_sub", "%606 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k531_mul", "%608 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k532_sum", "%609 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k533_sum", "%610 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
-    {"k534_add", "%611 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k535_scale", "%612 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k534_add", "%614 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
-    {"k693_fill", "%693 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"k535_scale", "%695 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"k696_id", "%696 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"k697_id", "%697 map:id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k531_mul", "%698 map:mul [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k700_neg", "%700 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k701_id", "%701 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k516_mul", "%702 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k704_div", "%704 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k705_step", "%705 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k706_mul", "%706 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k701_id", "%707 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k516_mul", "%708 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k580_add", "%711 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k712_neg", "%712 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k713_id", "%713 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k516_mul", "%714 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k580_add", "%716 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k717_div", "%717 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k718_step", "%718 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k531_mul", "%719 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k713_id", "%720 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k516_mul", "%721 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k580_add", "%724 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k583_scale", "%725 map:scale [T,B]", "graphs/lib/model.lua:50", 1, 0, 0, 0, 0},
-    {"k581_scale", "%727 map:scale [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k728_div", "%728 map:div [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k729_step", "%729 map:step [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k516_mul", "%730 map:mul [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k731_id", "%731 map:id [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k567_mul", "%732 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k735_mul", "%735 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k567_mul", "%739 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k565_scale", "%742 map:scale [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k743_id", "%743 map:id [T,B,39,128]", "graphs/lib/matching.lua:13", 1, 0, 0, 0, 0},
-    {"k744_mul", "%744 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k745_mul", "%745 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k746_sum", "%746 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k562_mul", "%747 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k744_mul", "%748 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k559_sum", "%749 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k750_square", "%750 map:square [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k735_mul", "%751 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k752_scale", "%752 map:scale [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k735_mul", "%753 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k754_step", "%754 map:step [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k735_mul", "%755 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k743_id", "%756 map:id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k757_scale", "%757 map:scale [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k744_mul", "%758 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k759_add", "%759 map:add [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k760_matmul", "%760 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k761_matmul", "%761 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k762_sum", "%762 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k556_div", "%763 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k764_mul", "%764 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k765_neg", "%765 map:neg [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k555_sum", "%766 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k767_id", "%767 map:id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k768_add", "%768 map:add [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k764_mul", "%769 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k550_scale", "%772 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k557_matmul", "%773 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k774_matmul", "%774 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k746_sum", "%775 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k762_sum", "%776 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k777_add", "%777 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k548_mul", "%778 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k779_mul", "%779 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k545_sum", "%780 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k268_add", "%781 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k782_square", "%782 map:square [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k783_mul", "%783 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k784_scale", "%784 map:scale [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k783_mul", "%785 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k786_step", "%786 map:step [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k783_mul", "%787 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k788_id", "%788 map:id [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k789_scale", "%789 map:scale [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k779_mul", "%790 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k268_add", "%791 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k541_mul", "%794 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k795_mul", "%795 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k538_sum", "%796 reduce [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k797_square", "%797 map:square [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k798_mul", "%798 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k799_scale", "%799 map:scale [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k798_mul", "%800 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k801_step", "%801 map:step [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k798_mul", "%802 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k803_id", "%803 map:id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k804_scale", "%804 map:scale [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k795_mul", "%805 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k777_add", "%806 map:add [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k704_div", "%817 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k705_step", "%818 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k706_mul", "%819 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k701_id", "%820 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k516_mul", "%821 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k580_add", "%824 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k580_add", "%829 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k717_div", "%830 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k718_step", "%831 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k531_mul", "%832 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k713_id", "%833 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k516_mul", "%834 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k580_add", "%837 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k506_scale", "%838 map:scale [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k839_matmul", "%839 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k840_matmul", "%840 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k504_mul", "%841 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k842_mul", "%842 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k501_sum", "%843 reduce [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k844_square", "%844 map:square [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k706_mul", "%845 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k846_scale", "%846 map:scale [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k706_mul", "%847 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k848_step", "%848 map:step [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k706_mul", "%849 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k850_id", "%850 map:id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k851_scale", "%851 map:scale [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k842_mul", "%852 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k853_add", "%853 map:add [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k499_mul", "%854 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k855_mul", "%855 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k496_sum", "%856 reduce [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k857_square", "%857 map:square [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k531_mul", "%858 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k859_scale", "%859 map:scale [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k531_mul", "%860 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k861_step", "%861 map:step [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k531_mul", "%862 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k863_id", "%863 map:id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k864_scale", "%864 map:scale [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k855_mul", "%865 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k866_add", "%866 map:add [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k867_sum", "%867 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k869_sum", "%869 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k872_matmul", "%872 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k873_matmul", "%873 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k875_pad", "%875 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k876_sum", "%876 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k878_matmul", "%878 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k879_matmul", "%879 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k881_pad", "%881 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k351_add", "%882 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k883_sum", "%883 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k885_sum", "%885 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k300_mul", "%887 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k888_mul", "%888 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k883_sum", "%889 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k885_sum", "%891 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k299_mul", "%893 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k888_mul", "%894 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k291_sum", "%895 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k896_square", "%896 map:square [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k897_mul", "%897 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k898_scale", "%898 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k897_mul", "%899 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k292_scale", "%900 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k901_id", "%901 map:id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k902_scale", "%902 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k888_mul", "%903 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k351_add", "%904 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k905_neg", "%905 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k291_sum", "%906 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k292_scale", "%907 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k901_id", "%908 map:id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k351_add", "%909 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k883_sum", "%910 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k885_sum", "%912 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k915_matmul", "%915 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k916_matmul", "%916 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k918_gelu_grad", "%918 map:gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k919_mul", "%919 map:mul [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k920_sum", "%920 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k922_sum", "%922 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k925_matmul", "%925 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k926_matmul", "%926 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k883_sum", "%928 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k885_sum", "%930 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k300_mul", "%932 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k888_mul", "%933 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k883_sum", "%934 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k885_sum", "%936 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k299_mul", "%938 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k888_mul", "%939 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%940 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k896_square", "%941 map:square [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k897_mul", "%942 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k898_scale", "%943 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k897_mul", "%944 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k292_scale", "%945 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k901_id", "%946 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k902_scale", "%947 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k888_mul", "%948 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%949 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k905_neg", "%950 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%951 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%952 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k292_scale", "%953 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k901_id", "%954 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%955 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k883_sum", "%956 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k885_sum", "%958 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k961_matmul", "%961 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k962_matmul", "%962 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k309_permute", "%965 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k326_matmul", "%966 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k967_matmul", "%967 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k341_div", "%968 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k969_mul", "%969 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k970_neg", "%970 map:neg [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k339_sum", "%971 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k972_step", "%972 map:step [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k973_mul", "%973 map:mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k974_id", "%974 map:id [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k975_add", "%975 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k329_mul", "%976 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k969_mul", "%980 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k329_mul", "%985 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k327_scale", "%989 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k342_matmul", "%990 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k967_matmul", "%991 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k343_permute", "%992 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k883_sum", "%994 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k885_sum", "%996 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k961_matmul", "%999 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k962_matmul", "%1000 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k343_permute", "%1002 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k883_sum", "%1004 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k885_sum", "%1006 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k961_matmul", "%1009 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k962_matmul", "%1010 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k351_add", "%1012 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k343_permute", "%1013 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k883_sum", "%1015 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k885_sum", "%1017 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k961_matmul", "%1020 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k962_matmul", "%1021 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k351_add", "%1023 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k883_sum", "%1024 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k885_sum", "%1026 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k300_mul", "%1028 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k888_mul", "%1029 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k883_sum", "%1030 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k885_sum", "%1032 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k299_mul", "%1034 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k888_mul", "%1035 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1036 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k896_square", "%1037 map:square [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k897_mul", "%1038 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k898_scale", "%1039 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k897_mul", "%1040 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1041 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k901_id", "%1042 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k902_scale", "%1043 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k888_mul", "%1044 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%1045 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k905_neg", "%1046 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1047 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%1048 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1049 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k901_id", "%1050 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%1051 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k883_sum", "%1052 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k885_sum", "%1054 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k915_matmul", "%1057 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k916_matmul", "%1058 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k918_gelu_grad", "%1060 map:gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k919_mul", "%1061 map:mul [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k920_sum", "%1062 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k922_sum", "%1064 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k925_matmul", "%1067 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k926_matmul", "%1068 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k883_sum", "%1070 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k885_sum", "%1072 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k300_mul", "%1074 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k888_mul", "%1075 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k883_sum", "%1076 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k885_sum", "%1078 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k299_mul", "%1080 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k888_mul", "%1081 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1082 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k896_square", "%1083 map:square [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k897_mul", "%1084 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k898_scale", "%1085 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k897_mul", "%1086 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1087 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k901_id", "%1088 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k902_scale", "%1089 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k888_mul", "%1090 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%1091 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k905_neg", "%1092 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1093 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%1094 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1095 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k901_id", "%1096 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%1097 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k883_sum", "%1098 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k885_sum", "%1100 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k961_matmul", "%1103 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k962_matmul", "%1104 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k309_permute", "%1107 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k326_matmul", "%1108 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k967_matmul", "%1109 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k341_div", "%1110 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k969_mul", "%1111 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k970_neg", "%1112 map:neg [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k339_sum", "%1113 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k972_step", "%1114 map:step [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k973_mul", "%1115 map:mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k974_id", "%1116 map:id [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k975_add", "%1117 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k329_mul", "%1118 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k969_mul", "%1122 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k329_mul", "%1127 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k327_scale", "%1131 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k342_matmul", "%1132 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k967_matmul", "%1133 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k343_permute", "%1134 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k883_sum", "%1136 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k885_sum", "%1138 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k961_matmul", "%1141 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k962_matmul", "%1142 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k343_permute", "%1144 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k883_sum", "%1146 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k885_sum", "%1148 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k961_matmul", "%1151 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k962_matmul", "%1152 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k351_add", "%1154 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k343_permute", "%1155 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k883_sum", "%1157 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k885_sum", "%1159 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k961_matmul", "%1162 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k962_matmul", "%1163 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k351_add", "%1165 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k883_sum", "%1166 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k885_sum", "%1168 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k300_mul", "%1170 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k888_mul", "%1171 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k883_sum", "%1172 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k885_sum", "%1174 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k299_mul", "%1176 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k888_mul", "%1177 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1178 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k896_square", "%1179 map:square [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k897_mul", "%1180 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k898_scale", "%1181 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k897_mul", "%1182 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1183 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k901_id", "%1184 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k902_scale", "%1185 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k888_mul", "%1186 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%1187 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k905_neg", "%1188 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1189 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%1190 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1191 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k901_id", "%1192 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%1193 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k883_sum", "%1194 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"k1196_scatter_add", "%1196 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"k1197_sum", "%1197 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1199_matmul", "%1199 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1200_matmul", "%1200 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k280_scale", "%1201 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k1203_id", "%1203 map:id [B,64,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k1204_sum", "%1204 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1206_sum", "%1206 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1209_matmul", "%1209 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1210_matmul", "%1210 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k268_add", "%1212 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1213_permute", "%1213 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"k1215_step", "%1215 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k779_mul", "%1216 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1204_sum", "%1217 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1219_sum", "%1219 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1220_sum", "%1220 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k213_mul", "%1222 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k779_mul", "%1223 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1204_sum", "%1224 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1219_sum", "%1226 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1220_sum", "%1227 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k210_mul", "%1230 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k779_mul", "%1231 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1232 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1233_square", "%1233 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1234 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1235_scale", "%1235 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1236 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1237 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1238_id", "%1238 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k789_scale", "%1239 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k779_mul", "%1240 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k268_add", "%1241 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1242_neg", "%1242 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1243 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1244 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1238_id", "%1245 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k268_add", "%1246 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1204_sum", "%1248 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1219_sum", "%1250 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1220_sum", "%1251 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1254_matmul", "%1254 matmul [B,128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1255_matmul", "%1255 matmul [B,1152,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1256_sum", "%1256 reduce [1,128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1259_col2im", "%1259 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1215_step", "%1260 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k779_mul", "%1261 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1204_sum", "%1262 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1219_sum", "%1264 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1220_sum", "%1265 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k213_mul", "%1267 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k779_mul", "%1268 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1204_sum", "%1269 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1219_sum", "%1271 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1220_sum", "%1272 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k210_mul", "%1275 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k779_mul", "%1276 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1277 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1233_square", "%1278 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1279 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1235_scale", "%1280 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1281 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1282 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1238_id", "%1283 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k789_scale", "%1284 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k779_mul", "%1285 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k268_add", "%1286 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1242_neg", "%1287 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1288 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1289 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1238_id", "%1290 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k268_add", "%1291 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1204_sum", "%1293 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1219_sum", "%1295 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1220_sum", "%1296 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1254_matmul", "%1299 matmul [B,128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1255_matmul", "%1300 matmul [B,1152,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1256_sum", "%1301 reduce [1,128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1259_col2im", "%1304 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k268_add", "%1305 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1215_step", "%1306 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k779_mul", "%1307 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1204_sum", "%1308 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1219_sum", "%1310 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1220_sum", "%1311 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k213_mul", "%1313 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k779_mul", "%1314 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1204_sum", "%1315 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1219_sum", "%1317 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1220_sum", "%1318 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k210_mul", "%1321 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k779_mul", "%1322 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1323 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1233_square", "%1324 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1325 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1235_scale", "%1326 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1327 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1328 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1238_id", "%1329 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k789_scale", "%1330 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k779_mul", "%1331 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k268_add", "%1332 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1242_neg", "%1333 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1334 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1335 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1238_id", "%1336 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k268_add", "%1337 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1204_sum", "%1339 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1219_sum", "%1341 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1220_sum", "%1342 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1345_matmul", "%1345 matmul [B,128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1346_matmul", "%1346 matmul [B,576,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1347_sum", "%1347 reduce [1,128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1350_col2im", "%1350 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1351_step", "%1351 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1352_mul", "%1352 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1353_sum", "%1353 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1355_sum", "%1355 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1356_sum", "%1356 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k134_mul", "%1358 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1352_mul", "%1359 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1353_sum", "%1360 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1355_sum", "%1362 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1356_sum", "%1363 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k131_mul", "%1366 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1352_mul", "%1367 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1368 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1233_square", "%1369 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1370 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1235_scale", "%1371 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1372 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1373 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1374_id", "%1374 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1375_scale", "%1375 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1352_mul", "%1376 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k189_add", "%1377 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1378_neg", "%1378 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1379 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1380 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1374_id", "%1381 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k189_add", "%1382 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1353_sum", "%1384 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1355_sum", "%1386 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1356_sum", "%1387 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1390_matmul", "%1390 matmul [B,64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1391_matmul", "%1391 matmul [B,576,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1392_sum", "%1392 reduce [1,64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1395_col2im", "%1395 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1351_step", "%1396 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1352_mul", "%1397 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1353_sum", "%1398 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1355_sum", "%1400 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1356_sum", "%1401 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k134_mul", "%1403 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1352_mul", "%1404 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1353_sum", "%1405 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1355_sum", "%1407 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1356_sum", "%1408 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k131_mul", "%1411 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1352_mul", "%1412 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1413 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1233_square", "%1414 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1415 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1235_scale", "%1416 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1417 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1418 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1374_id", "%1419 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1375_scale", "%1420 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1352_mul", "%1421 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k189_add", "%1422 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1378_neg", "%1423 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1424 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1425 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1374_id", "%1426 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k189_add", "%1427 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1353_sum", "%1429 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1355_sum", "%1431 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1356_sum", "%1432 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1390_matmul", "%1435 matmul [B,64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1391_matmul", "%1436 matmul [B,576,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1392_sum", "%1437 reduce [1,64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1395_col2im", "%1440 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k189_add", "%1441 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1351_step", "%1442 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1352_mul", "%1443 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1353_sum", "%1444 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1355_sum", "%1446 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1356_sum", "%1447 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k134_mul", "%1449 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1352_mul", "%1450 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1353_sum", "%1451 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1355_sum", "%1453 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1356_sum", "%1454 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k131_mul", "%1457 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1352_mul", "%1458 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1459 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1233_square", "%1460 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1461 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1235_scale", "%1462 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1463 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1464 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1374_id", "%1465 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1375_scale", "%1466 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1352_mul", "%1467 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k189_add", "%1468 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1378_neg", "%1469 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1470 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1471 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1374_id", "%1472 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k189_add", "%1473 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1353_sum", "%1475 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1355_sum", "%1477 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1356_sum", "%1478 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1481_matmul", "%1481 matmul [B,64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1482_matmul", "%1482 matmul [B,288,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1483_sum", "%1483 reduce [1,64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1486_col2im", "%1486 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1487_step", "%1487 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1488_mul", "%1488 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1489_sum", "%1489 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1491_sum", "%1491 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1492_sum", "%1492 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k55_mul", "%1494 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1488_mul", "%1495 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1489_sum", "%1496 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1491_sum", "%1498 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1492_sum", "%1499 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k52_mul", "%1502 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1488_mul", "%1503 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1504 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1233_square", "%1505 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1506 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1235_scale", "%1507 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1508 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1509 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1510_id", "%1510 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1511_scale", "%1511 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1488_mul", "%1512 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k110_add", "%1513 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1514_neg", "%1514 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1515 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1516 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1510_id", "%1517 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k110_add", "%1518 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1489_sum", "%1520 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1491_sum", "%1522 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1492_sum", "%1523 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1526_matmul", "%1526 matmul [B,32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1527_matmul", "%1527 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1528_sum", "%1528 reduce [1,32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1531_col2im", "%1531 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1487_step", "%1532 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1488_mul", "%1533 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1489_sum", "%1534 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1491_sum", "%1536 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1492_sum", "%1537 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k55_mul", "%1539 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1488_mul", "%1540 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1489_sum", "%1541 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1491_sum", "%1543 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1492_sum", "%1544 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k52_mul", "%1547 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1488_mul", "%1548 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1549 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1233_square", "%1550 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1551 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1235_scale", "%1552 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1553 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1554 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1510_id", "%1555 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1511_scale", "%1556 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1488_mul", "%1557 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k110_add", "%1558 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1514_neg", "%1559 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1560 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1561 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1510_id", "%1562 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k110_add", "%1563 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1489_sum", "%1565 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1491_sum", "%1567 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1492_sum", "%1568 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1526_matmul", "%1571 matmul [B,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1527_matmul", "%1572 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1528_sum", "%1573 reduce [1,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1531_col2im", "%1576 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k110_add", "%1577 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1487_step", "%1578 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1488_mul", "%1579 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1489_sum", "%1580 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1491_sum", "%1582 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1492_sum", "%1583 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k55_mul", "%1585 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1488_mul", "%1586 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1489_sum", "%1587 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1491_sum", "%1589 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1492_sum", "%1590 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k52_mul", "%1593 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1488_mul", "%1594 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1595 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1233_square", "%1596 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1597 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1235_scale", "%1598 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1599 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1600 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1510_id", "%1601 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1511_scale", "%1602 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1488_mul", "%1603 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k110_add", "%1604 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1514_neg", "%1605 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1606 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1607 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1510_id", "%1608 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k110_add", "%1609 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1489_sum", "%1611 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1491_sum", "%1613 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1492_sum", "%1614 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1526_matmul", "%1617 matmul [B,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1527_matmul", "%1618 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1528_sum", "%1619 reduce [1,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1622_col2im", "%1622 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1623_step", "%1623 map:step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"k1624_mul", "%1624 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"k1625_sum", "%1625 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1627_sum", "%1627 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1628_sum", "%1628 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k29_mul", "%1630 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1624_mul", "%1631 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1625_sum", "%1632 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1627_sum", "%1634 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1628_sum", "%1635 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k26_mul", "%1638 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1624_mul", "%1639 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k18_sum", "%1640 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1233_square", "%1641 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1642 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1235_scale", "%1643 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1234_mul", "%1644 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k19_scale", "%1645 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1646_id", "%1646 map:id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1647_scale", "%1647 map:scale [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1624_mul", "%1648 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1649_add", "%1649 map:add [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1650_neg", "%1650 map:neg [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k18_sum", "%1651 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k19_scale", "%1652 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1646_id", "%1653 map:id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1649_add", "%1654 map:add [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1625_sum", "%1656 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1627_sum", "%1658 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1628_sum", "%1659 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1662_matmul", "%1662 matmul [B,32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1664_sum", "%1664 reduce [1,32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+static reclf_prof_entry prof[643] = {
+    {"k6_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"k9_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k11_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k13_permute", "%13 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k16_add", "%16 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k21_fused_scale_sum", "%21 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k22_sub", "%22 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k27_fused_rsqrt_addc_scale_sum", "%27 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k28_mul", "%28 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k33_fused_add_mul", "%33 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k34_relu", "%34 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"k37_im2col", "%37 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k39_matmul", "%39 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k41_permute", "%41 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k44_add", "%44 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k49_fused_scale_sum", "%49 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k50_sub", "%50 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k55_fused_rsqrt_addc_scale_sum", "%55 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k56_mul", "%56 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k61_fused_add_mul", "%61 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k62_relu", "%62 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k65_im2col", "%65 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k39_matmul", "%67 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k41_permute", "%69 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k44_add", "%72 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k49_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k50_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k55_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k56_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k61_fused_add_mul", "%89 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k62_relu", "%90 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k65_im2col", "%93 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k39_matmul", "%95 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k41_permute", "%97 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k44_add", "%100 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k49_fused_scale_sum", "%105 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k50_sub", "%106 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k55_fused_rsqrt_addc_scale_sum", "%111 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k56_mul", "%112 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k118_fused_add_add_mul", "%118 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k62_relu", "%119 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k122_im2col", "%122 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k124_matmul", "%124 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k126_permute", "%126 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k129_add", "%129 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k134_fused_scale_sum", "%134 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k135_sub", "%135 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k140_fused_rsqrt_addc_scale_sum", "%140 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k141_mul", "%141 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k146_fused_add_mul", "%146 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k147_relu", "%147 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k150_im2col", "%150 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k152_matmul", "%152 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k126_permute", "%154 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k129_add", "%157 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k134_fused_scale_sum", "%162 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k135_sub", "%163 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k140_fused_rsqrt_addc_scale_sum", "%168 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k141_mul", "%169 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k146_fused_add_mul", "%174 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k147_relu", "%175 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k150_im2col", "%178 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k152_matmul", "%180 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k126_permute", "%182 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k129_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k134_fused_scale_sum", "%190 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k135_sub", "%191 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k140_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k141_mul", "%197 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k203_fused_add_add_mul", "%203 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k147_relu", "%204 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k207_im2col", "%207 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k209_matmul", "%209 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k211_permute", "%211 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k214_add", "%214 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k219_fused_scale_sum", "%219 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k220_sub", "%220 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k225_fused_rsqrt_addc_scale_sum", "%225 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k226_mul", "%226 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k231_fused_add_mul", "%231 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k232_relu", "%232 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k235_im2col", "%235 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k237_matmul", "%237 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k211_permute", "%239 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k214_add", "%242 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k219_fused_scale_sum", "%247 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k220_sub", "%248 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k225_fused_rsqrt_addc_scale_sum", "%253 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k226_mul", "%254 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k231_fused_add_mul", "%259 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k232_relu", "%260 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k235_im2col", "%263 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k237_matmul", "%265 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k211_permute", "%267 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k214_add", "%270 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k219_fused_scale_sum", "%275 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k220_sub", "%276 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k225_fused_rsqrt_addc_scale_sum", "%281 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k226_mul", "%282 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k288_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k232_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k291_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"k295_matmul", "%295 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k297_add", "%297 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k298_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k300_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k303_matmul", "%303 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k304_add", "%304 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k313_sub", "%313 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%325 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k327_add", "%327 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%333 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k327_add", "%335 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%341 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k327_add", "%343 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k346_matmul", "%346 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
+    {"k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k353_fused_add_mul_scale", "%353 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k359_sum", "%359 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k360_clampmin", "%360 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%368 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k371_fused_add_add", "%371 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k388_matmul", "%388 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k390_add", "%390 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k395_matmul", "%395 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k371_fused_add_add", "%398 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%415 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k327_add", "%417 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%423 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k327_add", "%425 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%431 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k327_add", "%433 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k346_matmul", "%436 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
+    {"k353_fused_add_mul_scale", "%443 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k359_sum", "%449 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k360_clampmin", "%450 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%458 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k371_fused_add_add", "%461 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k388_matmul", "%478 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k390_add", "%480 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k395_matmul", "%485 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k371_fused_add_add", "%488 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k506_matmul", "%506 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k507_add", "%507 map:add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k508_slice", "%508 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k512_matmul", "%512 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k514_add", "%514 map:add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k516_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k518_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k519_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k521_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k523_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k524_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k525_matmul", "%525 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k526_scale", "%526 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k527_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"k528_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k531_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k532_sum", "%532 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k533_clampmin", "%533 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k536_mul", "%536 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k539_max", "%539 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k542_fused_exp_sub", "%542 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k543_sum", "%543 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k544_clampmin", "%544 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k543_sum", "%548 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k532_sum", "%550 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"k551_fused_mul_sub_add_log", "%551 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k552_sum", "%552 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k555_fused_scale_add_sum_sub", "%555 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k558_fused_sum_square", "%558 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k560_fused_rsqrt_clampmin", "%560 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k561_mul", "%561 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k565_fused_sum_square", "%565 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k567_fused_rsqrt_clampmin", "%567 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k568_mul", "%568 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k569_matmul", "%569 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k570_scale", "%570 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k571_max", "%571 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k574_fused_exp_sub", "%574 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k575_sum", "%575 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k576_div", "%576 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k577_matmul", "%577 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"k579_fused_sum_square", "%579 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k581_fused_rsqrt_clampmin", "%581 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k582_mul", "%582 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k590_fused_scale_addc_neg", "%590 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k591_fused_add_mul_scale_sum", "%591 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k592_max", "%592 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k595_fused_exp_sub", "%595 fused:exp_sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k596_mul", "%596 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k597_sum", "%597 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k598_clampmin", "%598 map:clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k601_fused_scale_add_log", "%601 fused:scale_add_log [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k603_scale", "%603 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0},
+    {"k528_max", "%605 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k531_fused_exp_sub", "%608 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k532_sum", "%609 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k533_clampmin", "%610 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k536_mul", "%613 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k539_max", "%616 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k542_fused_exp_sub", "%619 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k543_sum", "%620 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k544_clampmin", "%621 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k543_sum", "%625 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k551_fused_mul_sub_add_log", "%628 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k552_sum", "%629 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k555_fused_scale_add_sum_sub", "%632 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k634_add", "%634 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
+    {"k713_fill", "%713 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"k715_scale", "%715 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"k716_id", "%716 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"k718_fused_mul_id", "%718 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"k720_neg", "%720 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k722_fused_mul_id", "%722 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k726_fused_mul_div_step", "%726 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k732_neg", "%732 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k734_fused_mul_id", "%734 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k739_fused_mul_div_step", "%739 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k745_fused_scale_add_add_add", "%745 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:50", 1, 0, 0, 0, 0},
+    {"k750_fused_mul_div_scale_step", "%750 fused:mul_div_scale_step [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"k762_fused_scale_mul_mul_mul", "%762 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"k763_id", "%763 map:id [T,B,39,128]", "graphs/lib/matching.lua:13", 1, 0, 0, 0, 0},
+    {"k764_mul", "%764 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k765_mul", "%765 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k766_sum", "%766 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k775_fused_mul_mul_sum_mul", "%775 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k779_fused_add_mul_mul_id", "%779 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k780_matmul", "%780 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k781_matmul", "%781 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k782_sum", "%782 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k576_div", "%783 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k786_fused_sum_neg_mul", "%786 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k792_fused_scale_mul_add_id", "%792 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k577_matmul", "%793 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k794_matmul", "%794 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k766_sum", "%795 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k782_sum", "%796 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k797_add", "%797 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k807_fused_mul_mul_sum_mul", "%807 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k811_fused_add_add_mul_mul", "%811 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k822_fused_mul_mul_sum_mul", "%822 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k826_fused_add_mul_mul_id", "%826 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k726_fused_mul_div_step", "%839 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k739_fused_mul_div_step", "%852 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k858_fused_scale_add_add_add", "%858 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k859_matmul", "%859 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k860_matmul", "%860 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k869_fused_mul_mul_sum_mul", "%869 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k873_fused_add_mul_mul_id", "%873 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k882_fused_mul_mul_sum_mul", "%882 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k886_fused_add_mul_mul_id", "%886 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k887_sum", "%887 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k889_sum", "%889 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k892_matmul", "%892 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k893_matmul", "%893 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k895_pad", "%895 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k896_sum", "%896 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k898_matmul", "%898 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k899_matmul", "%899 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k901_pad", "%901 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k902_add", "%902 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k903_sum", "%903 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k905_sum", "%905 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k907_mul", "%907 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k908_mul", "%908 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k903_sum", "%909 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k905_sum", "%911 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k920_fused_scale_mul_sum_mul", "%920 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k924_fused_add_mul_mul_id", "%924 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k927_fused_scale_sum_neg", "%927 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k929_fused_add_id", "%929 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k903_sum", "%930 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k905_sum", "%932 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k935_matmul", "%935 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k936_matmul", "%936 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k939_fused_mul_gelu_grad", "%939 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k940_sum", "%940 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k942_sum", "%942 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k945_matmul", "%945 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k946_matmul", "%946 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k903_sum", "%948 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k905_sum", "%950 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k907_mul", "%952 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k908_mul", "%953 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k903_sum", "%954 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k905_sum", "%956 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k920_fused_scale_mul_sum_mul", "%965 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k924_fused_add_mul_mul_id", "%969 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k927_fused_scale_sum_neg", "%973 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k975_fused_add_add_id", "%975 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k903_sum", "%976 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k905_sum", "%978 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k981_matmul", "%981 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k982_matmul", "%982 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k329_permute", "%985 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"k346_matmul", "%986 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k987_matmul", "%987 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k361_div", "%988 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k993_fused_mul_sum_neg_mul", "%993 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1009_fused_scale_mul_mul_mul", "%1009 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k362_matmul", "%1010 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k987_matmul", "%1011 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k363_permute", "%1012 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k903_sum", "%1014 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k905_sum", "%1016 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k981_matmul", "%1019 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k982_matmul", "%1020 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k363_permute", "%1022 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k903_sum", "%1024 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k905_sum", "%1026 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k981_matmul", "%1029 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k982_matmul", "%1030 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k363_permute", "%1033 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k903_sum", "%1035 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k905_sum", "%1037 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k981_matmul", "%1040 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k982_matmul", "%1041 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1043_fused_add_add", "%1043 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k903_sum", "%1044 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k905_sum", "%1046 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k907_mul", "%1048 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k908_mul", "%1049 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k903_sum", "%1050 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k905_sum", "%1052 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k920_fused_scale_mul_sum_mul", "%1061 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k924_fused_add_mul_mul_id", "%1065 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k927_fused_scale_sum_neg", "%1069 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k975_fused_add_add_id", "%1071 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k903_sum", "%1072 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k905_sum", "%1074 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k935_matmul", "%1077 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k936_matmul", "%1078 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k939_fused_mul_gelu_grad", "%1081 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k940_sum", "%1082 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k942_sum", "%1084 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k945_matmul", "%1087 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k946_matmul", "%1088 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k903_sum", "%1090 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k905_sum", "%1092 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k907_mul", "%1094 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k908_mul", "%1095 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k903_sum", "%1096 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k905_sum", "%1098 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k920_fused_scale_mul_sum_mul", "%1107 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k924_fused_add_mul_mul_id", "%1111 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k927_fused_scale_sum_neg", "%1115 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k975_fused_add_add_id", "%1117 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k903_sum", "%1118 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k905_sum", "%1120 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k981_matmul", "%1123 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k982_matmul", "%1124 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k329_permute", "%1127 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"k346_matmul", "%1128 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k987_matmul", "%1129 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k361_div", "%1130 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k993_fused_mul_sum_neg_mul", "%1135 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1009_fused_scale_mul_mul_mul", "%1151 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k362_matmul", "%1152 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k987_matmul", "%1153 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k363_permute", "%1154 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k903_sum", "%1156 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k905_sum", "%1158 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k981_matmul", "%1161 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k982_matmul", "%1162 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k363_permute", "%1164 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k903_sum", "%1166 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k905_sum", "%1168 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k981_matmul", "%1171 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k982_matmul", "%1172 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k363_permute", "%1175 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k903_sum", "%1177 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k905_sum", "%1179 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k981_matmul", "%1182 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k982_matmul", "%1183 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1043_fused_add_add", "%1185 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k903_sum", "%1186 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k905_sum", "%1188 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k907_mul", "%1190 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k908_mul", "%1191 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k903_sum", "%1192 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k905_sum", "%1194 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k920_fused_scale_mul_sum_mul", "%1203 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k924_fused_add_mul_mul_id", "%1207 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k927_fused_scale_sum_neg", "%1211 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k975_fused_add_add_id", "%1213 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k903_sum", "%1214 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"k1216_scatter_add", "%1216 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"k1217_sum", "%1217 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k1219_matmul", "%1219 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k1220_matmul", "%1220 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k300_scale", "%1221 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k1224_sum", "%1224 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1226_sum", "%1226 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1229_matmul", "%1229 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1230_matmul", "%1230 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1232_fused_add_id", "%1232 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1233_permute", "%1233 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"k1236_fused_mul_step", "%1236 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1224_sum", "%1237 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1239_sum", "%1239 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1240_sum", "%1240 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1242_mul", "%1242 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1243_mul", "%1243 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1224_sum", "%1244 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1239_sum", "%1246 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1240_sum", "%1247 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1257_fused_scale_mul_sum_mul", "%1257 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1261_fused_add_mul_mul_id", "%1261 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1264_fused_scale_sum_neg", "%1264 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1266_fused_add_id", "%1266 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1224_sum", "%1268 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1239_sum", "%1270 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1240_sum", "%1271 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1274_permute", "%1274 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1276_matmul", "%1276 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1277_matmul", "%1277 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1279_col2im", "%1279 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1236_fused_mul_step", "%1281 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1224_sum", "%1282 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1239_sum", "%1284 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1240_sum", "%1285 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1242_mul", "%1287 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1243_mul", "%1288 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1224_sum", "%1289 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1239_sum", "%1291 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1240_sum", "%1292 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1257_fused_scale_mul_sum_mul", "%1302 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1261_fused_add_mul_mul_id", "%1306 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1264_fused_scale_sum_neg", "%1309 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1266_fused_add_id", "%1311 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1224_sum", "%1313 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1239_sum", "%1315 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1240_sum", "%1316 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1274_permute", "%1319 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1276_matmul", "%1321 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1277_matmul", "%1322 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1279_col2im", "%1324 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1327_fused_mul_add_step", "%1327 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1224_sum", "%1328 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1239_sum", "%1330 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1240_sum", "%1331 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1242_mul", "%1333 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1243_mul", "%1334 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1224_sum", "%1335 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1239_sum", "%1337 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1240_sum", "%1338 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1257_fused_scale_mul_sum_mul", "%1348 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1261_fused_add_mul_mul_id", "%1352 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1264_fused_scale_sum_neg", "%1355 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1266_fused_add_id", "%1357 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1224_sum", "%1359 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1239_sum", "%1361 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1240_sum", "%1362 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1274_permute", "%1365 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1367_matmul", "%1367 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1368_matmul", "%1368 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1370_col2im", "%1370 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1372_fused_mul_step", "%1372 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1373_sum", "%1373 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1375_sum", "%1375 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1376_sum", "%1376 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1378_mul", "%1378 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1379_mul", "%1379 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1373_sum", "%1380 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1375_sum", "%1382 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1376_sum", "%1383 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1393_fused_scale_mul_sum_mul", "%1393 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1397_fused_add_mul_mul_id", "%1397 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1400_fused_scale_sum_neg", "%1400 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1402_fused_add_id", "%1402 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1373_sum", "%1404 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1375_sum", "%1406 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1376_sum", "%1407 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1410_permute", "%1410 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1412_matmul", "%1412 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1413_matmul", "%1413 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1415_col2im", "%1415 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1372_fused_mul_step", "%1417 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1373_sum", "%1418 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1375_sum", "%1420 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1376_sum", "%1421 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1378_mul", "%1423 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1379_mul", "%1424 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1373_sum", "%1425 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1375_sum", "%1427 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1376_sum", "%1428 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1393_fused_scale_mul_sum_mul", "%1438 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1397_fused_add_mul_mul_id", "%1442 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1400_fused_scale_sum_neg", "%1445 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1402_fused_add_id", "%1447 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1373_sum", "%1449 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1375_sum", "%1451 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1376_sum", "%1452 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1410_permute", "%1455 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1412_matmul", "%1457 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1413_matmul", "%1458 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1415_col2im", "%1460 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1463_fused_mul_add_step", "%1463 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1373_sum", "%1464 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1375_sum", "%1466 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1376_sum", "%1467 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1378_mul", "%1469 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1379_mul", "%1470 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1373_sum", "%1471 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1375_sum", "%1473 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1376_sum", "%1474 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1393_fused_scale_mul_sum_mul", "%1484 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1397_fused_add_mul_mul_id", "%1488 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1400_fused_scale_sum_neg", "%1491 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1402_fused_add_id", "%1493 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1373_sum", "%1495 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1375_sum", "%1497 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1376_sum", "%1498 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1410_permute", "%1501 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1503_matmul", "%1503 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1504_matmul", "%1504 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1506_col2im", "%1506 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1508_fused_mul_step", "%1508 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1509_sum", "%1509 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1511_sum", "%1511 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1512_sum", "%1512 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1514_mul", "%1514 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1515_mul", "%1515 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1509_sum", "%1516 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1511_sum", "%1518 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1512_sum", "%1519 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1529_fused_scale_mul_sum_mul", "%1529 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1533_fused_add_mul_mul_id", "%1533 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1536_fused_scale_sum_neg", "%1536 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1538_fused_add_id", "%1538 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1509_sum", "%1540 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1511_sum", "%1542 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1512_sum", "%1543 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1546_permute", "%1546 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1548_matmul", "%1548 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1549_matmul", "%1549 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1551_col2im", "%1551 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1508_fused_mul_step", "%1553 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1509_sum", "%1554 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1511_sum", "%1556 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1512_sum", "%1557 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1514_mul", "%1559 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1515_mul", "%1560 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1509_sum", "%1561 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1511_sum", "%1563 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1512_sum", "%1564 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1529_fused_scale_mul_sum_mul", "%1574 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1533_fused_add_mul_mul_id", "%1578 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1536_fused_scale_sum_neg", "%1581 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1538_fused_add_id", "%1583 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1509_sum", "%1585 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1511_sum", "%1587 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1512_sum", "%1588 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1546_permute", "%1591 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1548_matmul", "%1593 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1549_matmul", "%1594 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1551_col2im", "%1596 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1599_fused_mul_add_step", "%1599 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1509_sum", "%1600 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1511_sum", "%1602 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1512_sum", "%1603 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1514_mul", "%1605 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1515_mul", "%1606 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1509_sum", "%1607 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1511_sum", "%1609 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1512_sum", "%1610 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1529_fused_scale_mul_sum_mul", "%1620 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1533_fused_add_mul_mul_id", "%1624 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1536_fused_scale_sum_neg", "%1627 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1538_fused_add_id", "%1629 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1509_sum", "%1631 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1511_sum", "%1633 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1512_sum", "%1634 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1546_permute", "%1637 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1548_matmul", "%1639 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1549_matmul", "%1640 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1642_col2im", "%1642 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1644_fused_mul_step", "%1644 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"k1645_sum", "%1645 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1647_sum", "%1647 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1648_sum", "%1648 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1650_mul", "%1650 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1651_mul", "%1651 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1645_sum", "%1652 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1647_sum", "%1654 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1648_sum", "%1655 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1665_fused_scale_mul_sum_mul", "%1665 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1669_fused_add_mul_mul_id", "%1669 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1672_fused_scale_sum_neg", "%1672 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1674_fused_add_id", "%1674 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1645_sum", "%1676 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1647_sum", "%1678 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1648_sum", "%1679 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1682_permute", "%1682 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1684_matmul", "%1684 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_gloria = {1109, prof};
+const reclf_prof_table reclf_profile_gloria = {643, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -5034,1128 +4063,662 @@ const reclf_prof_table reclf_profile_gloria = {1109, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(1222704 + 2523280*B + 25168*B*T + 246608*T);
+    return sizeof(real) * (size_t)(1222704 + 2425584*B + 25168*B*T + 246560*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k5_addc(A + 1222704, (real *)inputs[0], B)); /* %5 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k6_scale(A + 1222704 + 4096*B, A + 1222704, B)); /* %6 map:scale [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(2, 0, sizeof(real)*((double)36864*B + (double)4096*B), k9_im2col(A + 1222704 + 1941504*B, A + 1222704 + 4096*B, B)); /* %9 im2col [B,9,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k11_matmul(A + 1222704, (real *)P + 0, A + 1222704 + 1941504*B, B)); /* %11 matmul [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 1222704 + 131072*B, A + 1222704, (real *)P + 288, B)); /* %14 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1222704, A + 1222704 + 131072*B, B)); /* %18 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1222704 + 16*B, A + 1222704, B)); /* %19 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k20_sub(A + 1222704 + 1327104*B, A + 1222704 + 131072*B, A + 1222704 + 16*B, B)); /* %20 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k21_square(A + 1222704, A + 1222704 + 1327104*B, B)); /* %21 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1222704 + 1458176*B, A + 1222704, B)); /* %22 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1222704 + 1458192*B, A + 1222704 + 1458176*B, B)); /* %23 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 1458176*B, A + 1222704 + 1458192*B, B)); /* %24 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2523136*B, A + 1222704 + 1458176*B, B)); /* %25 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(13, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 1222704 + 1458176*B, A + 1222704 + 1327104*B, A + 1222704 + 2523136*B, B)); /* %26 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(14, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k29_mul(A + 1222704, A + 1222704 + 1458176*B, (real *)P + 320, B)); /* %29 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(15, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 1222704 + 1589248*B, A + 1222704, (real *)P + 352, B)); /* %31 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k32_relu(A + 1222704 + 294912*B, A + 1222704 + 1589248*B, B)); /* %32 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(17, 0, sizeof(real)*((double)294912*B + (double)131072*B), k35_im2col(A + 1222704, A + 1222704 + 294912*B, B)); /* %35 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(18, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 1222704 + 1720320*B, (real *)P + 384, A + 1222704, B)); /* %37 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, (real *)P + 9600, B)); /* %40 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 1720320*B, A + 1222704 + 1753088*B, B)); /* %44 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(21, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 1720336*B, A + 1222704 + 1720320*B, B)); /* %45 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k46_sub(A + 1222704 + 2015232*B, A + 1222704 + 1753088*B, A + 1222704 + 1720336*B, B)); /* %46 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(23, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k47_square(A + 1222704 + 1978368*B, A + 1222704 + 2015232*B, B)); /* %47 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1978368*B, B)); /* %48 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(25, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %49 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 2011168*B, A + 1222704 + 2011152*B, B)); /* %50 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2523152*B, A + 1222704 + 2011168*B, B)); /* %51 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1222704 + 2048000*B, A + 1222704 + 2015232*B, A + 1222704 + 2523152*B, B)); /* %52 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1222704 + 1978368*B, A + 1222704 + 2048000*B, (real *)P + 9632, B)); /* %55 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1222704 + 2080768*B, A + 1222704 + 1978368*B, (real *)P + 9664, B)); /* %57 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k58_relu(A + 1222704 + 1978368*B, A + 1222704 + 2080768*B, B)); /* %58 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(32, 0, sizeof(real)*((double)294912*B + (double)32768*B), k61_im2col(A + 1222704 + 294912*B, A + 1222704 + 1978368*B, B)); /* %61 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(33, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 1222704 + 1720320*B, (real *)P + 9696, A + 1222704 + 294912*B, B)); /* %63 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, (real *)P + 18912, B)); /* %66 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(35, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1753088*B, B)); /* %70 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(36, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %71 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(37, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k46_sub(A + 1222704 + 2113536*B, A + 1222704 + 1753088*B, A + 1222704 + 2011152*B, B)); /* %72 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k47_square(A + 1222704 + 1720320*B, A + 1222704 + 2113536*B, B)); /* %73 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(39, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1720320*B, B)); /* %74 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(40, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %75 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(41, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B)); /* %76 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2523168*B, A + 1222704 + 2011136*B, B)); /* %77 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(43, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1222704 + 2146304*B, A + 1222704 + 2113536*B, A + 1222704 + 2523168*B, B)); /* %78 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(44, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1222704 + 1720320*B, A + 1222704 + 2146304*B, (real *)P + 18944, B)); /* %81 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(45, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1222704 + 2179072*B, A + 1222704 + 1720320*B, (real *)P + 18976, B)); /* %83 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k58_relu(A + 1222704 + 1720320*B, A + 1222704 + 2179072*B, B)); /* %84 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(47, 0, sizeof(real)*((double)294912*B + (double)32768*B), k61_im2col(A + 1222704 + 589824*B, A + 1222704 + 1720320*B, B)); /* %87 im2col [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(48, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 1222704 + 1720320*B, (real *)P + 19008, A + 1222704 + 589824*B, B)); /* %89 matmul [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, (real *)P + 28224, B)); /* %92 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(50, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1753088*B, B)); /* %96 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(51, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %97 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(52, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k46_sub(A + 1222704 + 2211840*B, A + 1222704 + 1753088*B, A + 1222704 + 2011152*B, B)); /* %98 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(53, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k47_square(A + 1222704 + 1720320*B, A + 1222704 + 2211840*B, B)); /* %99 map:square [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(54, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1720320*B, B)); /* %100 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(55, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %101 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(56, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B)); /* %102 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(57, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2523184*B, A + 1222704 + 2011136*B, B)); /* %103 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(58, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1222704 + 2244608*B, A + 1222704 + 2211840*B, A + 1222704 + 2523184*B, B)); /* %104 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1222704 + 1720320*B, A + 1222704 + 2244608*B, (real *)P + 28256, B)); /* %107 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(60, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, (real *)P + 28288, B)); /* %109 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(61, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1222704 + 2277376*B, A + 1222704 + 1978368*B, A + 1222704 + 1753088*B, B)); /* %110 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(62, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k58_relu(A + 1222704 + 1978368*B, A + 1222704 + 2277376*B, B)); /* %111 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(63, 0, sizeof(real)*((double)73728*B + (double)32768*B), k114_im2col(A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, B)); /* %114 im2col [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(64, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k116_matmul(A + 1222704 + 1978368*B, (real *)P + 28320, A + 1222704 + 1720320*B, B)); /* %116 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(65, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1222704 + 1994752*B, A + 1222704 + 1978368*B, (real *)P + 46752, B)); /* %119 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 2011136*B, A + 1222704 + 1994752*B, B)); /* %123 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(67, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %124 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k125_sub(A + 1222704 + 2310144*B, A + 1222704 + 1994752*B, A + 1222704 + 2011152*B, B)); /* %125 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(69, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k126_square(A + 1222704 + 1978368*B, A + 1222704 + 2310144*B, B)); /* %126 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 1994752*B, A + 1222704 + 1978368*B, B)); /* %127 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(71, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 1978368*B, A + 1222704 + 1994752*B, B)); /* %128 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(72, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 1978384*B, A + 1222704 + 1978368*B, B)); /* %129 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(73, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2523200*B, A + 1222704 + 1978384*B, B)); /* %130 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(74, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1222704 + 2326528*B, A + 1222704 + 2310144*B, A + 1222704 + 2523200*B, B)); /* %131 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(75, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1222704 + 1978368*B, A + 1222704 + 2326528*B, (real *)P + 46816, B)); /* %134 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1222704 + 2342912*B, A + 1222704 + 1978368*B, (real *)P + 46880, B)); /* %136 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k137_relu(A + 1222704 + 1978368*B, A + 1222704 + 2342912*B, B)); /* %137 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(78, 0, sizeof(real)*((double)147456*B + (double)16384*B), k140_im2col(A + 1222704 + 884736*B, A + 1222704 + 1978368*B, B)); /* %140 im2col [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(79, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k142_matmul(A + 1222704 + 1994752*B, (real *)P + 46944, A + 1222704 + 884736*B, B)); /* %142 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(80, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1222704 + 1794048*B, A + 1222704 + 1994752*B, (real *)P + 83808, B)); /* %145 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(81, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 1994752*B, A + 1222704 + 1794048*B, B)); /* %149 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(82, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 1994768*B, A + 1222704 + 1994752*B, B)); /* %150 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(83, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k125_sub(A + 1222704 + 2359296*B, A + 1222704 + 1794048*B, A + 1222704 + 1994768*B, B)); /* %151 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(84, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k126_square(A + 1222704 + 1994752*B, A + 1222704 + 2359296*B, B)); /* %152 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(85, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 2011136*B, A + 1222704 + 1994752*B, B)); /* %153 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %154 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 2011168*B, A + 1222704 + 2011152*B, B)); /* %155 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2523216*B, A + 1222704 + 2011168*B, B)); /* %156 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1222704 + 2375680*B, A + 1222704 + 2359296*B, A + 1222704 + 2523216*B, B)); /* %157 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1222704 + 1994752*B, A + 1222704 + 2375680*B, (real *)P + 83872, B)); /* %160 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(91, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1222704 + 2392064*B, A + 1222704 + 1994752*B, (real *)P + 83936, B)); /* %162 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(92, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k137_relu(A + 1222704 + 1994752*B, A + 1222704 + 2392064*B, B)); /* %163 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(93, 0, sizeof(real)*((double)147456*B + (double)16384*B), k140_im2col(A + 1222704 + 1032192*B, A + 1222704 + 1994752*B, B)); /* %166 im2col [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k142_matmul(A + 1222704 + 1994752*B, (real *)P + 84000, A + 1222704 + 1032192*B, B)); /* %168 matmul [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1222704 + 1179648*B, A + 1222704 + 1994752*B, (real *)P + 120864, B)); /* %171 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 1994752*B, A + 1222704 + 1179648*B, B)); /* %175 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 1994768*B, A + 1222704 + 1994752*B, B)); /* %176 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k125_sub(A + 1222704 + 2408448*B, A + 1222704 + 1179648*B, A + 1222704 + 1994768*B, B)); /* %177 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k126_square(A + 1222704 + 1994752*B, A + 1222704 + 2408448*B, B)); /* %178 map:square [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(100, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 2011136*B, A + 1222704 + 1994752*B, B)); /* %179 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(101, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %180 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(102, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 2011168*B, A + 1222704 + 2011152*B, B)); /* %181 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(103, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2523232*B, A + 1222704 + 2011168*B, B)); /* %182 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(104, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1222704 + 2424832*B, A + 1222704 + 2408448*B, A + 1222704 + 2523232*B, B)); /* %183 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(105, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1222704 + 1994752*B, A + 1222704 + 2424832*B, (real *)P + 120928, B)); /* %186 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(106, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1222704 + 1179648*B, A + 1222704 + 1994752*B, (real *)P + 120992, B)); /* %188 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(107, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1222704 + 2441216*B, A + 1222704 + 1978368*B, A + 1222704 + 1179648*B, B)); /* %189 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(108, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k137_relu(A + 1222704 + 1179648*B, A + 1222704 + 2441216*B, B)); /* %190 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(109, 0, sizeof(real)*((double)36864*B + (double)16384*B), k193_im2col(A + 1222704 + 1978368*B, A + 1222704 + 1179648*B, B)); /* %193 im2col [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(110, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k195_matmul(A + 1222704 + 1179648*B, (real *)P + 121056, A + 1222704 + 1978368*B, B)); /* %195 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(111, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1222704 + 1187840*B, A + 1222704 + 1179648*B, (real *)P + 194784, B)); /* %198 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(112, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 1179648*B, A + 1222704 + 1187840*B, B)); /* %202 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(113, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 1179664*B, A + 1222704 + 1179648*B, B)); /* %203 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(114, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k204_sub(A + 1222704 + 2457600*B, A + 1222704 + 1187840*B, A + 1222704 + 1179664*B, B)); /* %204 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(115, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1222704 + 1179648*B, A + 1222704 + 2457600*B, B)); /* %205 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(116, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 2465792*B, A + 1222704 + 1179648*B, B)); /* %206 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(117, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2465808*B, A + 1222704 + 2465792*B, B)); /* %207 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(118, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 2465792*B, A + 1222704 + 2465808*B, B)); /* %208 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(119, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2523248*B, A + 1222704 + 2465792*B, B)); /* %209 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(120, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1222704 + 2465792*B, A + 1222704 + 2457600*B, A + 1222704 + 2523248*B, B)); /* %210 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(121, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1222704 + 1179648*B, A + 1222704 + 2465792*B, (real *)P + 194912, B)); /* %213 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(122, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1222704 + 2473984*B, A + 1222704 + 1179648*B, (real *)P + 195040, B)); /* %215 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(123, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k216_relu(A + 1222704 + 1179648*B, A + 1222704 + 2473984*B, B)); /* %216 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(124, 0, sizeof(real)*((double)73728*B + (double)8192*B), k219_im2col(A + 1222704 + 1794048*B, A + 1222704 + 1179648*B, B)); /* %219 im2col [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(125, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k221_matmul(A + 1222704 + 1867776*B, (real *)P + 195168, A + 1222704 + 1794048*B, B)); /* %221 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(126, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1222704 + 1875968*B, A + 1222704 + 1867776*B, (real *)P + 342624, B)); /* %224 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(127, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 1867776*B, A + 1222704 + 1875968*B, B)); /* %228 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(128, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 1867792*B, A + 1222704 + 1867776*B, B)); /* %229 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(129, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k204_sub(A + 1222704 + 2482176*B, A + 1222704 + 1875968*B, A + 1222704 + 1867792*B, B)); /* %230 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(130, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1222704 + 1867776*B, A + 1222704 + 2482176*B, B)); /* %231 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(131, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 2490368*B, A + 1222704 + 1867776*B, B)); /* %232 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(132, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2490384*B, A + 1222704 + 2490368*B, B)); /* %233 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(133, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 2490368*B, A + 1222704 + 2490384*B, B)); /* %234 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(134, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2523264*B, A + 1222704 + 2490368*B, B)); /* %235 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(135, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1222704 + 2490368*B, A + 1222704 + 2482176*B, A + 1222704 + 2523264*B, B)); /* %236 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(136, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1222704 + 1867776*B, A + 1222704 + 2490368*B, (real *)P + 342752, B)); /* %239 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(137, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1222704 + 2498560*B, A + 1222704 + 1867776*B, (real *)P + 342880, B)); /* %241 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(138, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k216_relu(A + 1222704 + 1187840*B, A + 1222704 + 2498560*B, B)); /* %242 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(139, 0, sizeof(real)*((double)73728*B + (double)8192*B), k219_im2col(A + 1222704 + 1867776*B, A + 1222704 + 1187840*B, B)); /* %245 im2col [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(140, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k221_matmul(A + 1222704 + 1187840*B, (real *)P + 343008, A + 1222704 + 1867776*B, B)); /* %247 matmul [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(141, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1222704 + 1196032*B, A + 1222704 + 1187840*B, (real *)P + 490464, B)); /* %250 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(142, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 1187840*B, A + 1222704 + 1196032*B, B)); /* %254 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(143, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2506752*B, A + 1222704 + 1187840*B, B)); /* %255 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k204_sub(A + 1222704 + 1187840*B, A + 1222704 + 1196032*B, A + 1222704 + 2506752*B, B)); /* %256 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(145, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1222704 + 1196032*B, A + 1222704 + 1187840*B, B)); /* %257 map:square [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(146, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 2506752*B, A + 1222704 + 1196032*B, B)); /* %258 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(147, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2506768*B, A + 1222704 + 2506752*B, B)); /* %259 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(148, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1222704 + 2506752*B, A + 1222704 + 2506768*B, B)); /* %260 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(149, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1222704 + 2514944*B, A + 1222704 + 2506752*B, B)); /* %261 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(150, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1222704 + 1196032*B, A + 1222704 + 1187840*B, A + 1222704 + 2514944*B, B)); /* %262 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(151, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1222704 + 1204224*B, A + 1222704 + 1196032*B, (real *)P + 490592, B)); /* %265 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(152, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1222704 + 1212416*B, A + 1222704 + 1204224*B, (real *)P + 490720, B)); /* %267 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(153, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 1204224*B, A + 1222704 + 1179648*B, A + 1222704 + 1212416*B, B)); /* %268 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(154, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k216_relu(A + 1222704 + 1179648*B, A + 1222704 + 1204224*B, B)); /* %269 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(155, 0, sizeof(real)*((double)8192*B + (double)8192*B), k271_permute(A + 1222704 + 1212416*B, A + 1222704 + 1179648*B, B)); /* %271 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(156, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k275_matmul(A + 1222704 + 1179648*B, A + 1222704 + 1212416*B, (real *)P + 490848, B)); /* %275 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(157, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k277_add(A + 1222704 + 1220608*B, A + 1222704 + 1179648*B, (real *)P + 507232, B)); /* %277 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(158, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k278_sum(A + 1222704 + 1179648*B, A + 1222704 + 1212416*B, B)); /* %278 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(159, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k280_scale(A + 1222704 + 1253376*B, A + 1222704 + 1179648*B, B)); /* %280 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(160, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k283_matmul(A + 1222704 + 1179648*B, A + 1222704 + 1253376*B, (real *)P + 507360, B)); /* %283 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(161, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k284_add(A + 1222704 + 1253504*B, A + 1222704 + 1179648*B, (real *)P + 523744, B)); /* %284 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(162, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k287_gather(A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %287 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(163, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k288_add(A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 654944, T)); /* %288 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(164, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, T)); /* %291 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(165, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 48*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %292 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(166, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1222704 + 2523280*B + 25168*B*T + 128000*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T + 48*T, T)); /* %293 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(167, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 128000*T, T)); /* %294 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(168, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %295 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(169, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T)); /* %296 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(170, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1222704 + 2523280*B + 25168*B*T + 48*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %297 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(171, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246272*T, A + 1222704 + 2523280*B + 25168*B*T + 48*T, T)); /* %298 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(172, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 133120*T, A + 1222704 + 2523280*B + 25168*B*T + 128000*T, A + 1222704 + 2523280*B + 25168*B*T + 246272*T, T)); /* %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(173, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 133120*T, (real *)P + 660064, T)); /* %300 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(174, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 138240*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 660192, T)); /* %301 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(175, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 138240*T, (real *)P + 660320, T)); /* %305 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(176, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 676704, T)); /* %307 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(177, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 143360*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T)); /* %309 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(178, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 138240*T, (real *)P + 676832, T)); /* %313 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(179, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 693216, T)); /* %315 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(180, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 148480*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T)); /* %317 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(181, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 138240*T, (real *)P + 693344, T)); /* %321 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(182, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 709728, T)); /* %323 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(183, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 153600*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T)); /* %325 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(184, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 143360*T, A + 1222704 + 2523280*B + 25168*B*T + 148480*T, T)); /* %326 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(185, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %327 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(186, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, (real *)inputs[2], T)); /* %329 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(187, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k330_neg(A + 1222704 + 2523280*B + 25168*B*T + 6400*T, (real *)inputs[2], T)); /* %330 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(188, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k331_addc(A + 1222704 + 2523280*B + 25168*B*T + 6448*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, T)); /* %331 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(189, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k332_scale(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 6448*T, T)); /* %332 map:scale [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(190, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k333_add(A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T)); /* %333 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(191, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k334_max(A + 1222704 + 2523280*B + 25168*B*T + 17920*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, T)); /* %334 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(192, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k336_sub(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T + 17920*T, T)); /* %336 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(193, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k337_exp(A + 1222704 + 2523280*B + 25168*B*T + 102400*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %337 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(194, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102400*T, (real *)inputs[2], T)); /* %338 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(195, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1222704 + 2523280*B + 25168*B*T + 245376*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %339 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(196, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k340_clampmin(A + 1222704 + 2523280*B + 25168*B*T + 245536*T, A + 1222704 + 2523280*B + 25168*B*T + 245376*T, T)); /* %340 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(197, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1222704 + 2523280*B + 25168*B*T + 108800*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 245536*T, T)); /* %341 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(198, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 108800*T, A + 1222704 + 2523280*B + 25168*B*T + 153600*T, T)); /* %342 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(199, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 158720*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %343 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(200, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 158720*T, (real *)P + 709856, T)); /* %348 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(201, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 726240, T)); /* %350 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(202, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T)); /* %351 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(203, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T)); /* %354 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(204, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %355 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(205, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1222704 + 2523280*B + 25168*B*T + 163840*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T)); /* %356 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(206, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 163840*T, T)); /* %357 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(207, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, T)); /* %358 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(208, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %359 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(209, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T)); /* %360 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(210, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246320*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %361 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(211, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 168960*T, A + 1222704 + 2523280*B + 25168*B*T + 163840*T, A + 1222704 + 2523280*B + 25168*B*T + 246320*T, T)); /* %362 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(212, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 168960*T, (real *)P + 726368, T)); /* %363 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(213, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 174080*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, (real *)P + 726496, T)); /* %364 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(214, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k368_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 174080*T, (real *)P + 726624, T)); /* %368 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(215, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k370_add(A + 1222704 + 2523280*B + 25168*B*T + 20480*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 792160, T)); /* %370 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(216, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k371_gelu(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 20480*T, T)); /* %371 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(217, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k375_matmul(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T, (real *)P + 792672, T)); /* %375 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(218, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, (real *)P + 858208, T)); /* %377 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(219, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %378 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(220, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, T)); /* %381 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(221, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %382 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(222, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1222704 + 2523280*B + 25168*B*T + 179200*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T)); /* %383 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(223, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 179200*T, T)); /* %384 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(224, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %385 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(225, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %386 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(226, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T)); /* %387 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(227, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246368*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %388 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(228, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 184320*T, A + 1222704 + 2523280*B + 25168*B*T + 179200*T, A + 1222704 + 2523280*B + 25168*B*T + 246368*T, T)); /* %389 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(229, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 184320*T, (real *)P + 858336, T)); /* %390 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(230, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 189440*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 858464, T)); /* %391 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(231, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 189440*T, (real *)P + 858592, T)); /* %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(232, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 874976, T)); /* %397 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(233, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 194560*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T)); /* %399 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(234, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 189440*T, (real *)P + 875104, T)); /* %403 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(235, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 891488, T)); /* %405 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(236, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 199680*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T)); /* %407 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(237, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 189440*T, (real *)P + 891616, T)); /* %411 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(238, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 908000, T)); /* %413 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(239, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 204800*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T)); /* %415 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(240, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 194560*T, A + 1222704 + 2523280*B + 25168*B*T + 199680*T, T)); /* %416 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(241, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %417 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(242, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, (real *)inputs[2], T)); /* %419 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(243, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k333_add(A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T)); /* %423 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(244, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k334_max(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, T)); /* %424 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(245, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k336_sub(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T)); /* %426 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(246, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k337_exp(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %427 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(247, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, (real *)inputs[2], T)); /* %428 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(248, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %429 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(249, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k340_clampmin(A + 1222704 + 2523280*B + 25168*B*T + 245856*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T)); /* %430 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(250, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1222704 + 2523280*B + 25168*B*T + 121600*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 245856*T, T)); /* %431 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(251, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 121600*T, A + 1222704 + 2523280*B + 25168*B*T + 204800*T, T)); /* %432 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(252, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 209920*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %433 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(253, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 209920*T, (real *)P + 908128, T)); /* %438 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(254, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 924512, T)); /* %440 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(255, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T)); /* %441 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(256, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, T)); /* %444 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(257, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %445 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(258, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1222704 + 2523280*B + 25168*B*T + 215040*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %446 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(259, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, T)); /* %447 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(260, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, T)); /* %448 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(261, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %449 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(262, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %450 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(263, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246416*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %451 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(264, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 220160*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, A + 1222704 + 2523280*B + 25168*B*T + 246416*T, T)); /* %452 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(265, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 220160*T, (real *)P + 924640, T)); /* %453 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(266, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, (real *)P + 924768, T)); /* %454 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(267, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k368_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, (real *)P + 924896, T)); /* %458 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(268, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k370_add(A + 1222704 + 2523280*B + 25168*B*T + 61440*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 990432, T)); /* %460 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(269, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k371_gelu(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, T)); /* %461 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(270, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k375_matmul(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 990944, T)); /* %465 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(271, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, (real *)P + 1056480, T)); /* %467 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(272, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, T)); /* %468 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(273, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, T)); /* %471 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(274, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %472 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(275, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %473 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(276, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, T)); /* %474 map:square [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(277, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, T)); /* %475 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(278, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %476 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(279, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %477 map:addc [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(280, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246464*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %478 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(281, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 246464*T, T)); /* %479 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(282, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, (real *)P + 1056608, T)); /* %480 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(283, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, (real *)P + 1056736, T)); /* %481 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(284, 0, sizeof(real)*((double)128*T + (double)5120*T), k482_slice(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T)); /* %482 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(285, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k486_matmul(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, (real *)P + 1056864, T)); /* %486 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(286, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k487_add(A + 1222704 + 2523280*B + 25168*B*T + 246144*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, (real *)P + 1073248, T)); /* %487 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(287, 0, sizeof(real)*((double)4992*T + (double)5120*T), k488_slice(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T)); /* %488 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(288, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k492_matmul(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, (real *)P + 1073376, T)); /* %492 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(289, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)128), k494_add(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, (real *)P + 1089760, T)); /* %494 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(290, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k495_square(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 246144*T, T)); /* %495 map:square [T,128]  graphs/lib/losses.lua:21 */
-    CALL(291, (double)128*T, sizeof(real)*((double)T + (double)128*T), k496_sum(A + 1222704 + 2523280*B + 25168*B*T + 246560*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T)); /* %496 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(292, (double)T, sizeof(real)*((double)T + (double)T), k497_clampmin(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 246560*T, T)); /* %497 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(293, (double)T, sizeof(real)*((double)T + (double)T), k498_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246576*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T)); /* %498 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    CALL(294, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k499_mul(A + 1222704 + 2523280*B + 25168*B*T + 102144*T, A + 1222704 + 2523280*B + 25168*B*T + 246144*T, A + 1222704 + 2523280*B + 25168*B*T + 246576*T, T)); /* %499 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(295, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k500_square(A + 1222704 + 1179648*B, A + 1222704 + 1253504*B, B)); /* %500 map:square [B,128]  graphs/lib/losses.lua:21 */
-    CALL(296, (double)128*B, sizeof(real)*((double)B + (double)128*B), k501_sum(A + 1222704 + 2514960*B, A + 1222704 + 1179648*B, B)); /* %501 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(297, (double)B, sizeof(real)*((double)B + (double)B), k502_clampmin(A + 1222704 + 2514976*B, A + 1222704 + 2514960*B, B)); /* %502 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(298, (double)B, sizeof(real)*((double)B + (double)B), k503_rsqrt(A + 1222704 + 2514992*B, A + 1222704 + 2514976*B, B)); /* %503 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    CALL(299, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k504_mul(A + 1222704 + 1253632*B, A + 1222704 + 1253504*B, A + 1222704 + 2514992*B, B)); /* %504 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(300, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k505_matmul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25168*B*T + 102144*T, A + 1222704 + 1253632*B, B, T)); /* %505 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(301, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k506_scale(A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B, B, T)); /* %506 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(302, 0, sizeof(real)*((double)B*T), k507_eye(A + 1222704 + 2523280*B + 15312*B*T, B, T)); /* %507 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(303, (double)B*T, sizeof(real)*((double)T + (double)B*T), k508_max(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 16*B*T, B, T)); /* %508 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(304, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k510_sub(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, B, T)); /* %510 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(305, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1222704 + 2523280*B + 25104*B*T, A + 1222704 + 2523280*B, B, T)); /* %511 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    CALL(306, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1222704 + 2523280*B + 25168*B*T + 102368*T, A + 1222704 + 2523280*B + 25104*B*T, B, T)); /* %512 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(307, (double)T, sizeof(real)*((double)T + (double)T), k513_clampmin(A + 1222704 + 2523280*B + 25168*B*T + 102384*T, A + 1222704 + 2523280*B + 25168*B*T + 102368*T, T)); /* %513 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(308, (double)T, sizeof(real)*((double)T + (double)T), k514_log(A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 102384*T, T)); /* %514 map:log [T,1]  graphs/lib/losses.lua:10 */
-    CALL(309, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k515_add(A + 1222704 + 2523280*B + 25168*B*T + 246544*T, A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T)); /* %515 map:add [T,1]  graphs/lib/losses.lua:10 */
-    CALL(310, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T)); /* %516 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(311, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B, B, T)); /* %517 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(312, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k518_sub(A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 246544*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T)); /* %518 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    CALL(313, (double)B*T, sizeof(real)*((double)B + (double)B*T), k519_max(A + 1222704 + 2514976*B, A + 1222704 + 2523280*B + 16*B*T, B, T)); /* %519 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(314, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k521_sub(A + 1222704 + 2523280*B + 15328*B*T, A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2514976*B, B, T)); /* %521 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(315, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1222704 + 2523280*B + 25120*B*T, A + 1222704 + 2523280*B + 15328*B*T, B, T)); /* %522 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    CALL(316, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1222704 + 2515008*B, A + 1222704 + 2523280*B + 25120*B*T, B, T)); /* %523 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(317, (double)B, sizeof(real)*((double)B + (double)B), k524_clampmin(A + 1222704 + 2515024*B, A + 1222704 + 2515008*B, B)); /* %524 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(318, (double)B, sizeof(real)*((double)B + (double)B), k525_log(A + 1222704 + 2515040*B, A + 1222704 + 2515024*B, B)); /* %525 map:log [1,B]  graphs/lib/losses.lua:11 */
-    CALL(319, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k526_add(A + 1222704 + 2515056*B, A + 1222704 + 2515040*B, A + 1222704 + 2514976*B, B)); /* %526 map:add [1,B]  graphs/lib/losses.lua:11 */
-    CALL(320, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1222704 + 2514976*B, A + 1222704 + 2523280*B, B, T)); /* %528 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(321, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k529_sub(A + 1222704 + 2515040*B, A + 1222704 + 2515056*B, A + 1222704 + 2514976*B, B)); /* %529 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    CALL(322, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1222704 + 2523280*B + 25168*B*T + 235440*T, A + 1222704 + 2523280*B + 15312*B*T, B, T)); /* %530 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(323, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 235440*T, T)); /* %531 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(324, (double)T, sizeof(real)*((double)1 + (double)T), k532_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T)); /* %532 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(325, (double)B, sizeof(real)*((double)1 + (double)B), k533_sum(A + 16, A + 1222704 + 2515040*B, B)); /* %533 reduce [1,1]  graphs/lib/losses.lua:14 */
-    CALL(326, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k534_add(A + 32, A + 0, A + 16)); /* %534 map:add [1,1]  graphs/lib/losses.lua:16 */
-    CALL(327, (double)1, sizeof(real)*((double)1 + (double)1), k535_scale(A + 0, A + 32, B)); /* %535 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(328, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k537_square(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %537 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(329, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k538_sum(A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T)); /* %538 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(330, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k539_clampmin(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, T)); /* %539 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(331, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k540_rsqrt(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, T)); /* %540 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(332, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k541_mul(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T)); /* %541 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(333, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1222704 + 1179648*B, A + 1222704 + 1220608*B, B)); /* %544 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(334, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k545_sum(A + 1222704 + 1253760*B, A + 1222704 + 1179648*B, B)); /* %545 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(335, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k546_clampmin(A + 1222704 + 1179648*B, A + 1222704 + 1253760*B, B)); /* %546 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(336, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k547_rsqrt(A + 1222704 + 1253824*B, A + 1222704 + 1179648*B, B)); /* %547 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(337, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k548_mul(A + 1222704 + 1179648*B, A + 1222704 + 1220608*B, A + 1222704 + 1253824*B, B)); /* %548 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(338, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k549_matmul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 1179648*B, B, T)); /* %549 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(339, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k550_scale(A + 1222704 + 2523280*B + 2496*B*T, A + 1222704 + 2523280*B, B, T)); /* %550 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(340, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k551_max(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 2496*B*T, B, T)); /* %551 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(341, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k553_sub(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 2496*B*T, A + 1222704 + 2523280*B + 4992*B*T, B, T)); /* %553 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(342, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k554_exp(A + 1222704 + 2523280*B + 19968*B*T, A + 1222704 + 2523280*B, B, T)); /* %554 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(343, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k555_sum(A + 1222704 + 2523280*B + 24960*B*T, A + 1222704 + 2523280*B + 19968*B*T, B, T)); /* %555 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(344, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k556_div(A + 1222704 + 2523280*B + 22464*B*T, A + 1222704 + 2523280*B + 19968*B*T, A + 1222704 + 2523280*B + 24960*B*T, B, T)); /* %556 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(345, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k557_matmul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 22464*B*T, A + 1222704 + 1220608*B, B, T)); /* %557 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(346, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k558_square(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B, B, T)); /* %558 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(347, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1222704 + 2523280*B + 25008*B*T, A + 1222704 + 2523280*B + 4992*B*T, B, T)); /* %559 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(348, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k560_clampmin(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 25008*B*T, B, T)); /* %560 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(349, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k561_rsqrt(A + 1222704 + 2523280*B + 25056*B*T, A + 1222704 + 2523280*B + 4992*B*T, B, T)); /* %561 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(350, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k562_mul(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25056*B*T, B, T)); /* %562 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(351, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k563_mul(A + 1222704 + 2523280*B + 9984*B*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 4992*B*T, B, T)); /* %563 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(352, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B + 9984*B*T, B, T)); /* %564 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-    CALL(353, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k565_scale(A + 1222704 + 2523280*B + 15024*B*T, A + 1222704 + 2523280*B + 14976*B*T, B, T)); /* %565 map:scale [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(354, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k567_mul(A + 1222704 + 2523280*B + 15072*B*T, A + 1222704 + 2523280*B + 15024*B*T, (real *)inputs[3], B, T)); /* %567 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(355, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k568_neg(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, (real *)inputs[3], T)); /* %568 map:neg [T,1,39,1]  graphs/lib/model.lua:49 */
-    CALL(356, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k569_addc(A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, T)); /* %569 map:addc [T,1,39,1]  graphs/lib/model.lua:49 */
-    CALL(357, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k570_scale(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 235392*T, T)); /* %570 map:scale [T,1,39,1]  graphs/lib/model.lua:49 */
-    CALL(358, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k571_add(A + 1222704 + 2523280*B + 15120*B*T, A + 1222704 + 2523280*B + 15072*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, B, T)); /* %571 map:add [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(359, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k572_max(A + 1222704 + 2523280*B + 15328*B*T, A + 1222704 + 2523280*B + 15120*B*T, B, T)); /* %572 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(360, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k574_sub(A + 1222704 + 2523280*B + 15168*B*T, A + 1222704 + 2523280*B + 15120*B*T, A + 1222704 + 2523280*B + 15328*B*T, B, T)); /* %574 map:sub [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(361, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k575_exp(A + 1222704 + 2523280*B + 15216*B*T, A + 1222704 + 2523280*B + 15168*B*T, B, T)); /* %575 map:exp [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(362, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k567_mul(A + 1222704 + 2523280*B + 15264*B*T, A + 1222704 + 2523280*B + 15216*B*T, (real *)inputs[3], B, T)); /* %576 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(363, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k577_sum(A + 1222704 + 2523280*B + 15344*B*T, A + 1222704 + 2523280*B + 15264*B*T, B, T)); /* %577 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(364, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k578_clampmin(A + 1222704 + 2523280*B + 15264*B*T, A + 1222704 + 2523280*B + 15344*B*T, B, T)); /* %578 map:clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(365, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k579_log(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15264*B*T, B, T)); /* %579 map:log [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(366, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k580_add(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15328*B*T, B, T)); /* %580 map:add [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(367, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k581_scale(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15296*B*T, B, T)); /* %581 map:scale [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(368, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k583_scale(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15280*B*T, B, T)); /* %583 map:scale [T,B]  graphs/lib/model.lua:50 */
-    CALL(369, (double)B*T, sizeof(real)*((double)T + (double)B*T), k508_max(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 15296*B*T, B, T)); /* %585 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(370, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k510_sub(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, B, T)); /* %587 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(371, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1222704 + 2523280*B + 15328*B*T, A + 1222704 + 2523280*B + 15280*B*T, B, T)); /* %588 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    CALL(372, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1222704 + 2523280*B + 25168*B*T + 102336*T, A + 1222704 + 2523280*B + 15328*B*T, B, T)); /* %589 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(373, (double)T, sizeof(real)*((double)T + (double)T), k513_clampmin(A + 1222704 + 2523280*B + 25168*B*T + 102352*T, A + 1222704 + 2523280*B + 25168*B*T + 102336*T, T)); /* %590 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(374, (double)T, sizeof(real)*((double)T + (double)T), k514_log(A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 102352*T, T)); /* %591 map:log [T,1]  graphs/lib/losses.lua:10 */
-    CALL(375, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k515_add(A + 1222704 + 2523280*B + 25168*B*T + 235408*T, A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, T)); /* %592 map:add [T,1]  graphs/lib/losses.lua:10 */
-    CALL(376, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T)); /* %593 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(377, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 15280*B*T, B, T)); /* %594 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(378, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k518_sub(A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 235408*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, T)); /* %595 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    CALL(379, (double)B*T, sizeof(real)*((double)B + (double)B*T), k519_max(A + 1222704 + 2514976*B, A + 1222704 + 2523280*B + 15296*B*T, B, T)); /* %596 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(380, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k521_sub(A + 1222704 + 2523280*B + 15360*B*T, A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2514976*B, B, T)); /* %598 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(381, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15360*B*T, B, T)); /* %599 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    CALL(382, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1222704 + 2515040*B, A + 1222704 + 2523280*B + 15296*B*T, B, T)); /* %600 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(383, (double)B, sizeof(real)*((double)B + (double)B), k524_clampmin(A + 1222704 + 2515056*B, A + 1222704 + 2515040*B, B)); /* %601 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(384, (double)B, sizeof(real)*((double)B + (double)B), k525_log(A + 1222704 + 2515072*B, A + 1222704 + 2515056*B, B)); /* %602 map:log [1,B]  graphs/lib/losses.lua:11 */
-    CALL(385, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k526_add(A + 1222704 + 2515088*B, A + 1222704 + 2515072*B, A + 1222704 + 2514976*B, B)); /* %603 map:add [1,B]  graphs/lib/losses.lua:11 */
-    CALL(386, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1222704 + 2514976*B, A + 1222704 + 2523280*B + 15280*B*T, B, T)); /* %605 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(387, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k529_sub(A + 1222704 + 2515072*B, A + 1222704 + 2515088*B, A + 1222704 + 2514976*B, B)); /* %606 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    CALL(388, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 235440*T, T)); /* %608 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(389, (double)T, sizeof(real)*((double)1 + (double)T), k532_sum(A + 16, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, T)); /* %609 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(390, (double)B, sizeof(real)*((double)1 + (double)B), k533_sum(A + 32, A + 1222704 + 2515072*B, B)); /* %610 reduce [1,1]  graphs/lib/losses.lua:14 */
-    CALL(391, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k534_add(A + 48, A + 16, A + 32)); /* %611 map:add [1,1]  graphs/lib/losses.lua:16 */
-    CALL(392, (double)1, sizeof(real)*((double)1 + (double)1), k535_scale(A + 16, A + 48, B)); /* %612 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(393, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k534_add(A + 1222688, A + 0, A + 16)); /* %614 map:add []  graphs/lib/model.lua:85 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), k6_fused_scale_addc(A + 1222704, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), k9_im2col(A + 1222704 + 1794048*B, A + 1222704, B)); /* %9 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k11_matmul(A + 1222704, (real *)P + 0, A + 1222704 + 1794048*B, B)); /* %11 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), k13_permute(A + 1222704 + 131072*B, A + 1222704, B)); /* %13 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k16_add(A + 1222704, A + 1222704 + 131072*B, (real *)P + 288, B)); /* %16 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k21_fused_scale_sum(A + 1222704 + 1310720*B, A + 1222704, B)); /* %21 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k22_sub(A + 1222704 + 1179648*B, A + 1222704, A + 1222704 + 1310720*B, B)); /* %22 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k27_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425344*B, A + 1222704 + 1179648*B, B)); /* %27 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k28_mul(A + 1222704 + 1310720*B, A + 1222704 + 1179648*B, A + 1222704 + 2425344*B, B)); /* %28 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k33_fused_add_mul(A + 1222704 + 1441792*B, A + 1222704 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %33 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k34_relu(A + 1222704 + 294912*B, A + 1222704 + 1441792*B, B)); /* %34 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), k37_im2col(A + 1222704, A + 1222704 + 294912*B, B)); /* %37 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1222704 + 1572864*B, (real *)P + 384, A + 1222704, B)); /* %39 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, B)); /* %41 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1222704 + 1572864*B, A + 1222704 + 1605632*B, (real *)P + 9600, B)); /* %44 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1222704 + 1830912*B, A + 1222704 + 1572864*B, B)); /* %49 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1222704 + 1867776*B, A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, B)); /* %50 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425360*B, A + 1222704 + 1867776*B, B)); /* %55 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1222704 + 1900544*B, A + 1222704 + 1867776*B, A + 1222704 + 2425360*B, B)); /* %56 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k61_fused_add_mul(A + 1222704 + 1933312*B, A + 1222704 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %61 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1222704 + 1830912*B, A + 1222704 + 1933312*B, B)); /* %62 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), k65_im2col(A + 1222704 + 294912*B, A + 1222704 + 1830912*B, B)); /* %65 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1222704 + 1572864*B, (real *)P + 9696, A + 1222704 + 294912*B, B)); /* %67 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, B)); /* %69 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1222704 + 1572864*B, A + 1222704 + 1605632*B, (real *)P + 18912, B)); /* %72 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1222704 + 1863680*B, A + 1222704 + 1572864*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1222704 + 1966080*B, A + 1222704 + 1572864*B, A + 1222704 + 1863680*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425376*B, A + 1222704 + 1966080*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1222704 + 1998848*B, A + 1222704 + 1966080*B, A + 1222704 + 2425376*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k61_fused_add_mul(A + 1222704 + 2031616*B, A + 1222704 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %89 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1222704 + 1572864*B, A + 1222704 + 2031616*B, B)); /* %90 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), k65_im2col(A + 1222704 + 589824*B, A + 1222704 + 1572864*B, B)); /* %93 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1222704 + 1572864*B, (real *)P + 19008, A + 1222704 + 589824*B, B)); /* %95 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, B)); /* %97 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1222704 + 1572864*B, A + 1222704 + 1605632*B, (real *)P + 28224, B)); /* %100 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1222704 + 1863680*B, A + 1222704 + 1572864*B, B)); /* %105 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1222704 + 2064384*B, A + 1222704 + 1572864*B, A + 1222704 + 1863680*B, B)); /* %106 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425392*B, A + 1222704 + 2064384*B, B)); /* %111 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1222704 + 2097152*B, A + 1222704 + 2064384*B, A + 1222704 + 2425392*B, B)); /* %112 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), k118_fused_add_add_mul(A + 1222704 + 2129920*B, A + 1222704 + 1830912*B, A + 1222704 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %118 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1222704 + 1830912*B, A + 1222704 + 2129920*B, B)); /* %119 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), k122_im2col(A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, B)); /* %122 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k124_matmul(A + 1222704 + 1830912*B, (real *)P + 28320, A + 1222704 + 1572864*B, B)); /* %124 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, B)); /* %126 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, (real *)P + 46752, B)); /* %129 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, B)); /* %134 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1222704 + 2162688*B, A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, B)); /* %135 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425408*B, A + 1222704 + 2162688*B, B)); /* %140 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1222704 + 2179072*B, A + 1222704 + 2162688*B, A + 1222704 + 2425408*B, B)); /* %141 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k146_fused_add_mul(A + 1222704 + 2195456*B, A + 1222704 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %146 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1222704 + 1830912*B, A + 1222704 + 2195456*B, B)); /* %147 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), k150_im2col(A + 1222704 + 884736*B, A + 1222704 + 1830912*B, B)); /* %150 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k152_matmul(A + 1222704 + 1847296*B, (real *)P + 46944, A + 1222704 + 884736*B, B)); /* %152 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1222704 + 1032192*B, A + 1222704 + 1847296*B, B)); /* %154 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1222704 + 1847296*B, A + 1222704 + 1032192*B, (real *)P + 83808, B)); /* %157 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1222704 + 1863680*B, A + 1222704 + 1847296*B, B)); /* %162 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1222704 + 2211840*B, A + 1222704 + 1847296*B, A + 1222704 + 1863680*B, B)); /* %163 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425424*B, A + 1222704 + 2211840*B, B)); /* %168 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1222704 + 2228224*B, A + 1222704 + 2211840*B, A + 1222704 + 2425424*B, B)); /* %169 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k146_fused_add_mul(A + 1222704 + 2244608*B, A + 1222704 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %174 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1222704 + 1847296*B, A + 1222704 + 2244608*B, B)); /* %175 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), k150_im2col(A + 1222704 + 1032192*B, A + 1222704 + 1847296*B, B)); /* %178 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k152_matmul(A + 1222704 + 1847296*B, (real *)P + 84000, A + 1222704 + 1032192*B, B)); /* %180 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1222704 + 1646592*B, A + 1222704 + 1847296*B, B)); /* %182 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1222704 + 1847296*B, A + 1222704 + 1646592*B, (real *)P + 120864, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1222704 + 1863680*B, A + 1222704 + 1847296*B, B)); /* %190 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1222704 + 2260992*B, A + 1222704 + 1847296*B, A + 1222704 + 1863680*B, B)); /* %191 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425440*B, A + 1222704 + 2260992*B, B)); /* %196 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1222704 + 2277376*B, A + 1222704 + 2260992*B, A + 1222704 + 2425440*B, B)); /* %197 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), k203_fused_add_add_mul(A + 1222704 + 2293760*B, A + 1222704 + 1830912*B, A + 1222704 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %203 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1222704 + 1646592*B, A + 1222704 + 2293760*B, B)); /* %204 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), k207_im2col(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, B)); /* %207 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k209_matmul(A + 1222704 + 1646592*B, (real *)P + 121056, A + 1222704 + 1830912*B, B)); /* %209 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1222704 + 1654784*B, A + 1222704 + 1646592*B, B)); /* %211 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1222704 + 1646592*B, A + 1222704 + 1654784*B, (real *)P + 194784, B)); /* %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1222704 + 2318336*B, A + 1222704 + 1646592*B, B)); /* %219 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1222704 + 2310144*B, A + 1222704 + 1646592*B, A + 1222704 + 2318336*B, B)); /* %220 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425456*B, A + 1222704 + 2310144*B, B)); /* %225 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1222704 + 2318336*B, A + 1222704 + 2310144*B, A + 1222704 + 2425456*B, B)); /* %226 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k231_fused_add_mul(A + 1222704 + 2326528*B, A + 1222704 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %231 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1222704 + 2334720*B, A + 1222704 + 2326528*B, B)); /* %232 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), k235_im2col(A + 1222704 + 1646592*B, A + 1222704 + 2334720*B, B)); /* %235 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k237_matmul(A + 1222704 + 1720320*B, (real *)P + 195168, A + 1222704 + 1646592*B, B)); /* %237 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1222704 + 1728512*B, A + 1222704 + 1720320*B, B)); /* %239 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1222704 + 1720320*B, A + 1222704 + 1728512*B, (real *)P + 342624, B)); /* %242 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1222704 + 1728512*B, A + 1222704 + 1720320*B, B)); /* %247 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1222704 + 2342912*B, A + 1222704 + 1720320*B, A + 1222704 + 1728512*B, B)); /* %248 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425472*B, A + 1222704 + 2342912*B, B)); /* %253 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1222704 + 2351104*B, A + 1222704 + 2342912*B, A + 1222704 + 2425472*B, B)); /* %254 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k231_fused_add_mul(A + 1222704 + 2359296*B, A + 1222704 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %259 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1222704 + 2367488*B, A + 1222704 + 2359296*B, B)); /* %260 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), k235_im2col(A + 1222704 + 1720320*B, A + 1222704 + 2367488*B, B)); /* %263 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k237_matmul(A + 1222704 + 2367488*B, (real *)P + 343008, A + 1222704 + 1720320*B, B)); /* %265 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1222704 + 2375680*B, A + 1222704 + 2367488*B, B)); /* %267 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1222704 + 2367488*B, A + 1222704 + 2375680*B, (real *)P + 490464, B)); /* %270 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1222704 + 2383872*B, A + 1222704 + 2367488*B, B)); /* %275 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1222704 + 2375680*B, A + 1222704 + 2367488*B, A + 1222704 + 2383872*B, B)); /* %276 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425488*B, A + 1222704 + 2375680*B, B)); /* %281 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1222704 + 2367488*B, A + 1222704 + 2375680*B, A + 1222704 + 2425488*B, B)); /* %282 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k288_fused_add_add_mul(A + 1222704 + 2383872*B, A + 1222704 + 2334720*B, A + 1222704 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1222704 + 2334720*B, A + 1222704 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), k291_permute(A + 1222704 + 2392064*B, A + 1222704 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(102, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k295_matmul(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, (real *)P + 490848, B)); /* %295 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(103, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k297_add(A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, (real *)P + 507232, B)); /* %297 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(104, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k298_sum(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(105, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1222704 + 2424832*B, A + 1222704 + 2334720*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(106, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k303_matmul(A + 1222704 + 2334720*B, A + 1222704 + 2424832*B, (real *)P + 507360, B)); /* %303 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(107, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k304_add(A + 1222704 + 2424960*B, A + 1222704 + 2334720*B, (real *)P + 523744, B)); /* %304 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(108, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k307_gather(A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k308_add(A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(110, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 128000*T, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(112, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246144*T, A + 1222704 + 2425584*B + 25168*B*T + 128000*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(113, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 133120*T, A + 1222704 + 2425584*B + 25168*B*T + 128000*T, A + 1222704 + 2425584*B + 25168*B*T + 246144*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(114, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 138240*T, A + 1222704 + 2425584*B + 25168*B*T + 133120*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(115, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, (real *)P + 660320, T)); /* %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(116, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 676704, T)); /* %327 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(117, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 143360*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(118, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, (real *)P + 676832, T)); /* %333 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(119, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 693216, T)); /* %335 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(120, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 148480*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(121, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, (real *)P + 693344, T)); /* %341 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(122, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 709728, T)); /* %343 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(123, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 153600*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(124, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, A + 1222704 + 2425584*B + 25168*B*T + 148480*T, T)); /* %346 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(125, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k352_fused_scale_addc_neg(A + 1222704 + 2425584*B + 25168*B*T + 245696*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(126, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k353_fused_add_mul_scale(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 245696*T, T)); /* %353 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(127, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(128, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1222704 + 2425584*B + 25168*B*T + 102400*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(129, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 102400*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(130, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1222704 + 2425584*B + 25168*B*T + 245376*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(131, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 245536*T, A + 1222704 + 2425584*B + 25168*B*T + 245376*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(132, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1222704 + 2425584*B + 25168*B*T + 108800*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 245536*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(133, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 108800*T, A + 1222704 + 2425584*B + 25168*B*T + 153600*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(134, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 158720*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(135, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, (real *)P + 709856, T)); /* %368 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(136, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 726240, T)); /* %371 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(137, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245744*T, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 163840*T, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 245744*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(139, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246192*T, A + 1222704 + 2425584*B + 25168*B*T + 163840*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(140, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 168960*T, A + 1222704 + 2425584*B + 25168*B*T + 163840*T, A + 1222704 + 2425584*B + 25168*B*T + 246192*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(141, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 174080*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(142, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k388_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 174080*T, (real *)P + 726624, T)); /* %388 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(143, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k390_add(A + 1222704 + 2425584*B + 25168*B*T + 20480*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 792160, T)); /* %390 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(144, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(145, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k395_matmul(A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 792672, T)); /* %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(146, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1222704 + 2425584*B + 25168*B*T + 53760*T, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, (real *)P + 858208, T)); /* %398 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(147, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 245744*T, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(148, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 179200*T, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, A + 1222704 + 2425584*B + 25168*B*T + 245744*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(149, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246240*T, A + 1222704 + 2425584*B + 25168*B*T + 179200*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(150, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 184320*T, A + 1222704 + 2425584*B + 25168*B*T + 179200*T, A + 1222704 + 2425584*B + 25168*B*T + 246240*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(151, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 189440*T, A + 1222704 + 2425584*B + 25168*B*T + 184320*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(152, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, (real *)P + 858592, T)); /* %415 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(153, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)P + 874976, T)); /* %417 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(154, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(155, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, (real *)P + 875104, T)); /* %423 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(156, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)P + 891488, T)); /* %425 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(158, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, (real *)P + 891616, T)); /* %431 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(159, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1222704 + 2425584*B + 25168*B*T + 46080*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)P + 908000, T)); /* %433 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(160, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 204800*T, A + 1222704 + 2425584*B + 25168*B*T + 46080*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(161, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, T)); /* %436 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(162, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k353_fused_add_mul_scale(A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 245696*T, T)); /* %443 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(163, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(164, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(165, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(166, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1222704 + 2425584*B + 25168*B*T + 245696*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(167, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 245856*T, A + 1222704 + 2425584*B + 25168*B*T + 245696*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(168, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1222704 + 2425584*B + 25168*B*T + 121600*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 245856*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(169, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 121600*T, A + 1222704 + 2425584*B + 25168*B*T + 204800*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(170, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 209920*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(171, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, (real *)P + 908128, T)); /* %458 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(172, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T + 53760*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)P + 924512, T)); /* %461 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(173, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(174, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(175, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246288*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(176, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 246288*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(177, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(178, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k388_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, (real *)P + 924896, T)); /* %478 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(179, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k390_add(A + 1222704 + 2425584*B + 25168*B*T + 61440*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)P + 990432, T)); /* %480 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(180, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(181, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k395_matmul(A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)P + 990944, T)); /* %485 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(182, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1222704 + 2425584*B + 25168*B*T + 92160*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, (real *)P + 1056480, T)); /* %488 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(183, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 92160*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(184, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1222704 + 2425584*B + 25168*B*T + 97280*T, A + 1222704 + 2425584*B + 25168*B*T + 92160*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(185, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1222704 + 2425584*B + 25168*B*T + 246336*T, A + 1222704 + 2425584*B + 25168*B*T + 97280*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(186, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T + 97280*T, A + 1222704 + 2425584*B + 25168*B*T + 246336*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(187, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(188, 0, sizeof(real)*((double)128*T + (double)5120*T), k502_slice(A + 1222704 + 2425584*B + 25168*B*T + 97152*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(189, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k506_matmul(A + 1222704 + 2425584*B + 25168*B*T + 92160*T, A + 1222704 + 2425584*B + 25168*B*T + 97152*T, (real *)P + 1056864, T)); /* %506 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(190, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k507_add(A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 92160*T, (real *)P + 1073248, T)); /* %507 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(191, 0, sizeof(real)*((double)4992*T + (double)5120*T), k508_slice(A + 1222704 + 2425584*B + 25168*B*T + 92160*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(192, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k512_matmul(A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 92160*T, (real *)P + 1073376, T)); /* %512 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(193, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)128), k514_add(A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, (real *)P + 1089760, T)); /* %514 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(194, (double)256*T, sizeof(real)*((double)T + (double)128*T), k516_fused_sum_square(A + 1222704 + 2425584*B + 25168*B*T + 246480*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(195, (double)2*T, sizeof(real)*((double)T + (double)T), k518_fused_rsqrt_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 246496*T, A + 1222704 + 2425584*B + 25168*B*T + 246480*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(196, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k519_mul(A + 1222704 + 2425584*B + 25168*B*T + 92032*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 246496*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(197, (double)256*B, sizeof(real)*((double)B + (double)128*B), k521_fused_sum_square(A + 1222704 + 2425504*B, A + 1222704 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(198, (double)2*B, sizeof(real)*((double)B + (double)B), k523_fused_rsqrt_clampmin(A + 1222704 + 2425520*B, A + 1222704 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(199, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k524_mul(A + 1222704 + 2425088*B, A + 1222704 + 2424960*B, A + 1222704 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(200, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k525_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 92032*T, A + 1222704 + 2425088*B, B, T)); /* %525 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(201, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k526_scale(A + 1222704 + 2425584*B + 16*B*T, A + 1222704 + 2425584*B, B, T)); /* %526 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(202, 0, sizeof(real)*((double)B*T), k527_eye(A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(203, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 16*B*T, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(204, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1222704 + 2425584*B + 25104*B*T, A + 1222704 + 2425584*B + 16*B*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(205, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1222704 + 2425584*B + 25168*B*T + 246512*T, A + 1222704 + 2425584*B + 25104*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(206, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 246528*T, A + 1222704 + 2425584*B + 25168*B*T + 246512*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(207, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 16*B*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(208, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1222704 + 2425216*B, A + 1222704 + 2425584*B + 16*B*T, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(209, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1222704 + 2425584*B + 25120*B*T, A + 1222704 + 2425584*B + 16*B*T, A + 1222704 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(210, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1222704 + 2425536*B, A + 1222704 + 2425584*B + 25120*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(211, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1222704 + 2425552*B, A + 1222704 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(212, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1222704 + 2425232*B, A + 1222704 + 2425584*B, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(213, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1222704 + 2425584*B + 25168*B*T + 235440*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(214, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 25168*B*T + 246528*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 235440*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(215, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 235392*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(216, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 16, A + 0, A + 1222704 + 2425552*B, A + 1222704 + 2425216*B, A + 1222704 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(217, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k558_fused_sum_square(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(218, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k560_fused_rsqrt_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 246432*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(219, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k561_mul(A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 246432*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(220, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k565_fused_sum_square(A + 1222704 + 2416640*B, A + 1222704 + 2400256*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(221, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k567_fused_rsqrt_clampmin(A + 1222704 + 2425216*B, A + 1222704 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(222, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k568_mul(A + 1222704 + 2334720*B, A + 1222704 + 2400256*B, A + 1222704 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(223, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k569_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2334720*B, B, T)); /* %569 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(224, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k570_scale(A + 1222704 + 2425584*B + 2496*B*T, A + 1222704 + 2425584*B, B, T)); /* %570 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(225, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k571_max(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 2496*B*T, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(226, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k574_fused_exp_sub(A + 1222704 + 2425584*B + 19968*B*T, A + 1222704 + 2425584*B + 2496*B*T, A + 1222704 + 2425584*B, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(227, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k575_sum(A + 1222704 + 2425584*B + 24960*B*T, A + 1222704 + 2425584*B + 19968*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(228, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1222704 + 2425584*B + 22464*B*T, A + 1222704 + 2425584*B + 19968*B*T, A + 1222704 + 2425584*B + 24960*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(229, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 22464*B*T, A + 1222704 + 2400256*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(230, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k579_fused_sum_square(A + 1222704 + 2425584*B + 25008*B*T, A + 1222704 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(231, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k581_fused_rsqrt_clampmin(A + 1222704 + 2425584*B + 25056*B*T, A + 1222704 + 2425584*B + 25008*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(232, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k582_mul(A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25056*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(233, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k590_fused_scale_addc_neg(A + 1222704 + 2425584*B + 25168*B*T + 235392*T, (real *)inputs[3], T)); /* %590 fused:scale_addc_neg [T,1,39,1]  graphs/lib/model.lua:49 */
+    CALL(234, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*T + (double)39*T), k591_fused_add_mul_scale_sum(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 4992*B*T, (real *)inputs[3], A + 1222704 + 2425584*B + 25168*B*T + 235392*T, B, T)); /* %591 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(235, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k592_max(A + 1222704 + 2425584*B + 10096*B*T, A + 1222704 + 2425584*B + 9984*B*T, B, T)); /* %592 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(236, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k595_fused_exp_sub(A + 1222704 + 2425584*B + 10032*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10096*B*T, B, T)); /* %595 fused:exp_sub [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(237, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k596_mul(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10032*B*T, (real *)inputs[3], B, T)); /* %596 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(238, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k597_sum(A + 1222704 + 2425584*B + 10112*B*T, A + 1222704 + 2425584*B + 9984*B*T, B, T)); /* %597 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(239, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k598_clampmin(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10112*B*T, B, T)); /* %598 map:clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(240, (double)3*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k601_fused_scale_add_log(A + 1222704 + 2425584*B + 10000*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10096*B*T, B, T)); /* %601 fused:scale_add_log [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(241, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k603_scale(A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 10000*B*T, B, T)); /* %603 map:scale [T,B]  graphs/lib/model.lua:50 */
+    CALL(242, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 10016*B*T, B, T)); /* %605 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(243, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1222704 + 2425584*B + 10000*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235392*T, B, T)); /* %608 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(244, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1222704 + 2425584*B + 25168*B*T + 235408*T, A + 1222704 + 2425584*B + 10000*B*T, B, T)); /* %609 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(245, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1222704 + 2425584*B + 25168*B*T + 235424*T, A + 1222704 + 2425584*B + 25168*B*T + 235408*T, T)); /* %610 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(246, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1222704 + 2425584*B + 10096*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %613 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(247, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1222704 + 2425280*B, A + 1222704 + 2425584*B + 10016*B*T, B, T)); /* %616 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(248, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1222704 + 2425584*B + 10128*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425280*B, B, T)); /* %619 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(249, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1222704 + 2425296*B, A + 1222704 + 2425584*B + 10128*B*T, B, T)); /* %620 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(250, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1222704 + 2425312*B, A + 1222704 + 2425296*B, B)); /* %621 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(251, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1222704 + 2425328*B, A + 1222704 + 2425584*B + 10096*B*T, B, T)); /* %625 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(252, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1222704 + 2425584*B + 25168*B*T + 235456*T, A + 1222704 + 2425584*B + 25168*B*T + 235424*T, A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 10096*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235440*T, B, T)); /* %628 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(253, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 235456*T, T)); /* %629 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(254, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 32, A + 0, A + 1222704 + 2425312*B, A + 1222704 + 2425280*B, A + 1222704 + 2425328*B, B)); /* %632 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(255, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k634_add(A + 1222688, A + 16, A + 32)); /* %634 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(394, 0, sizeof(real)*((double)1), k693_fill(A + 0)); /* %693 fill []  graphs/lib/model.lua:87 */
-    CALL(395, (double)1, sizeof(real)*((double)1 + (double)1), k535_scale(A + 16, A + 0, B)); /* %695 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(396, (double)B, sizeof(real)*((double)B + (double)1), k696_id(A + 1222704 + 2514976*B, A + 16, B)); /* %696 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(397, (double)T, sizeof(real)*((double)T + (double)1), k697_id(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 16, T)); /* %697 map:id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(398, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 246592*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 235440*T, T)); /* %698 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(399, (double)B, sizeof(real)*((double)B + (double)B), k700_neg(A + 1222704 + 2515072*B, A + 1222704 + 2514976*B, B)); /* %700 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(400, (double)B*T, sizeof(real)*((double)B*T + (double)B), k701_id(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2515072*B, B, T)); /* %701 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(401, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1222704 + 2523280*B + 25136*B*T, A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T)); /* %702 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(402, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k704_div(A + 1222704 + 2515072*B, A + 1222704 + 2514976*B, A + 1222704 + 2515056*B, B)); /* %704 map:div [1,B]  graphs/lib/losses.lua:11 */
-    CALL(403, (double)B, sizeof(real)*((double)B + (double)B), k705_step(A + 1222704 + 2515056*B, A + 1222704 + 2515040*B, B)); /* %705 map:step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(404, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k706_mul(A + 1222704 + 2515040*B, A + 1222704 + 2515072*B, A + 1222704 + 2515056*B, B)); /* %706 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    CALL(405, (double)B*T, sizeof(real)*((double)B*T + (double)B), k701_id(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2515040*B, B, T)); /* %707 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(406, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1222704 + 2523280*B + 15360*B*T, A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15296*B*T, B, T)); /* %708 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(407, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k580_add(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 25136*B*T, A + 1222704 + 2523280*B + 15360*B*T, B, T)); /* %711 map:add [T,B]  graphs/lib/losses.lua:11 */
-    CALL(408, (double)T, sizeof(real)*((double)T + (double)T), k712_neg(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 246592*T, T)); /* %712 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(409, (double)B*T, sizeof(real)*((double)B*T + (double)T), k713_id(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, B, T)); /* %713 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(410, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1222704 + 2523280*B + 25152*B*T, A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T)); /* %714 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(411, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k580_add(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 25152*B*T, B, T)); /* %716 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(412, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k717_div(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 246592*T, A + 1222704 + 2523280*B + 25168*B*T + 102352*T, T)); /* %717 map:div [T,1]  graphs/lib/losses.lua:10 */
-    CALL(413, (double)T, sizeof(real)*((double)T + (double)T), k718_step(A + 1222704 + 2523280*B + 25168*B*T + 102352*T, A + 1222704 + 2523280*B + 25168*B*T + 102336*T, T)); /* %718 map:step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(414, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 102336*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 102352*T, T)); /* %719 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    CALL(415, (double)B*T, sizeof(real)*((double)B*T + (double)T), k713_id(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102336*T, B, T)); /* %720 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(416, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1222704 + 2523280*B + 15312*B*T, A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15328*B*T, B, T)); /* %721 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(417, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k580_add(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T)); /* %724 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(418, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k583_scale(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15280*B*T, B, T)); /* %725 map:scale [T,B]  graphs/lib/model.lua:50 */
-    CALL(419, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k581_scale(A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15296*B*T, B, T)); /* %727 map:scale [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(420, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k728_div(A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15280*B*T, A + 1222704 + 2523280*B + 15264*B*T, B, T)); /* %728 map:div [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(421, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k729_step(A + 1222704 + 2523280*B + 15264*B*T, A + 1222704 + 2523280*B + 15344*B*T, B, T)); /* %729 map:step [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(422, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1222704 + 2523280*B + 15312*B*T, A + 1222704 + 2523280*B + 15296*B*T, A + 1222704 + 2523280*B + 15264*B*T, B, T)); /* %730 map:mul [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(423, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k731_id(A + 1222704 + 2523280*B + 15264*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T)); /* %731 map:id [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(424, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k567_mul(A + 1222704 + 2523280*B + 15312*B*T, A + 1222704 + 2523280*B + 15264*B*T, (real *)inputs[3], B, T)); /* %732 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(425, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k735_mul(A + 1222704 + 2523280*B + 15264*B*T, A + 1222704 + 2523280*B + 15312*B*T, A + 1222704 + 2523280*B + 15216*B*T, B, T)); /* %735 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(426, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k567_mul(A + 1222704 + 2523280*B + 15312*B*T, A + 1222704 + 2523280*B + 15264*B*T, (real *)inputs[3], B, T)); /* %739 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(427, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k565_scale(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B + 15312*B*T, B, T)); /* %742 map:scale [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(428, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k743_id(A + 1222704 + 2523280*B + 9984*B*T, A + 1222704 + 2523280*B + 14976*B*T, B, T)); /* %743 map:id [T,B,39,128]  graphs/lib/matching.lua:13 */
-    CALL(429, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k744_mul(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B + 9984*B*T, A + 1222704 + 2523280*B + 4992*B*T, B, T)); /* %744 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(430, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k745_mul(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 9984*B*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, B, T)); /* %745 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(431, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k746_sum(A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 14976*B*T, B, T)); /* %746 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(432, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k562_mul(A + 1222704 + 2523280*B + 9984*B*T, A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 25056*B*T, B, T)); /* %747 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(433, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k744_mul(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B, B, T)); /* %748 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(434, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 14976*B*T, B, T)); /* %749 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(435, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k750_square(A + 1222704 + 2523280*B + 5040*B*T, A + 1222704 + 2523280*B + 25056*B*T, B, T)); /* %750 map:square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(436, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k735_mul(A + 1222704 + 2523280*B + 5088*B*T, A + 1222704 + 2523280*B + 25056*B*T, A + 1222704 + 2523280*B + 5040*B*T, B, T)); /* %751 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(437, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k752_scale(A + 1222704 + 2523280*B + 5040*B*T, A + 1222704 + 2523280*B + 5088*B*T, B, T)); /* %752 map:scale [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(438, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k735_mul(A + 1222704 + 2523280*B + 5088*B*T, A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 5040*B*T, B, T)); /* %753 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(439, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k754_step(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 25008*B*T, B, T)); /* %754 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(440, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k735_mul(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B + 5088*B*T, A + 1222704 + 2523280*B + 4992*B*T, B, T)); /* %755 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(441, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k743_id(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 14976*B*T, B, T)); /* %756 map:id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(442, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k757_scale(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B, B, T)); /* %757 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(443, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k744_mul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 14976*B*T, B, T)); /* %758 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(444, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k759_add(A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 2523280*B + 9984*B*T, A + 1222704 + 2523280*B, B, T)); /* %759 map:add [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(445, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k760_matmul(A + 1222704 + 2523280*B + 8192*B*T, A + 1222704 + 2523280*B + 14976*B*T, A + 1222704 + 1220608*B, B, T)); /* %760 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
-    CALL(446, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k761_matmul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 22464*B*T, A + 1222704 + 2523280*B + 14976*B*T, B, T)); /* %761 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(447, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k762_sum(A + 1222704 + 1228800*B, A + 1222704 + 2523280*B, B, T)); /* %762 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(448, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k556_div(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 8192*B*T, A + 1222704 + 2523280*B + 24960*B*T, B, T)); /* %763 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(449, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k764_mul(A + 1222704 + 2523280*B + 2496*B*T, A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 22464*B*T, B, T)); /* %764 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(450, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k765_neg(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 2496*B*T, B, T)); /* %765 map:neg [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(451, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k555_sum(A + 1222704 + 2523280*B + 7488*B*T, A + 1222704 + 2523280*B + 4992*B*T, B, T)); /* %766 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(452, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)39*B*T), k767_id(A + 1222704 + 2523280*B + 2496*B*T, A + 1222704 + 2523280*B + 7488*B*T, B, T)); /* %767 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(453, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k768_add(A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 2496*B*T, B, T)); /* %768 map:add [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(454, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k764_mul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 4992*B*T, A + 1222704 + 2523280*B + 19968*B*T, B, T)); /* %769 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(455, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k550_scale(A + 1222704 + 2523280*B + 13184*B*T, A + 1222704 + 2523280*B, B, T)); /* %772 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(456, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k557_matmul(A + 1222704 + 2523280*B + 8192*B*T, A + 1222704 + 2523280*B + 13184*B*T, A + 1222704 + 1179648*B, B, T)); /* %773 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(457, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k774_matmul(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 13184*B*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, B, T)); /* %774 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(458, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k746_sum(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 8192*B*T, B, T)); /* %775 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(459, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k762_sum(A + 1222704 + 1179648*B, A + 1222704 + 2523280*B, B, T)); /* %776 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(460, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k777_add(A + 1222704 + 2523280*B + 25168*B*T + 240384*T, A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T)); /* %777 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(461, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k548_mul(A + 1222704 + 1236992*B, A + 1222704 + 1179648*B, A + 1222704 + 1253824*B, B)); /* %778 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(462, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 1245184*B, A + 1222704 + 1179648*B, A + 1222704 + 1220608*B, B)); /* %779 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(463, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k545_sum(A + 1222704 + 1253888*B, A + 1222704 + 1245184*B, B)); /* %780 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(464, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 1179648*B, A + 1222704 + 1228800*B, A + 1222704 + 1236992*B, B)); /* %781 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(465, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k782_square(A + 1222704 + 1228800*B, A + 1222704 + 1253824*B, B)); /* %782 map:square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(466, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k783_mul(A + 1222704 + 1228864*B, A + 1222704 + 1253824*B, A + 1222704 + 1228800*B, B)); /* %783 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(467, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k784_scale(A + 1222704 + 1228800*B, A + 1222704 + 1228864*B, B)); /* %784 map:scale [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(468, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k783_mul(A + 1222704 + 1253824*B, A + 1222704 + 1253888*B, A + 1222704 + 1228800*B, B)); /* %785 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(469, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k786_step(A + 1222704 + 1228800*B, A + 1222704 + 1253760*B, B)); /* %786 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(470, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k783_mul(A + 1222704 + 1253760*B, A + 1222704 + 1253824*B, A + 1222704 + 1228800*B, B)); /* %787 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(471, (double)8192*B, sizeof(real)*((double)8192*B + (double)64*B), k788_id(A + 1222704 + 1228800*B, A + 1222704 + 1253760*B, B)); /* %788 map:id [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(472, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k789_scale(A + 1222704 + 1236992*B, A + 1222704 + 1220608*B, B)); /* %789 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(473, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 1220608*B, A + 1222704 + 1228800*B, A + 1222704 + 1236992*B, B)); /* %790 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(474, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 1228800*B, A + 1222704 + 1179648*B, A + 1222704 + 1220608*B, B)); /* %791 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(475, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k541_mul(A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 240384*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T)); /* %794 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(476, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k795_mul(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 240384*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %795 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(477, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k538_sum(A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T)); /* %796 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(478, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k797_square(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T)); /* %797 map:square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(479, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k798_mul(A + 1222704 + 2523280*B + 25168*B*T + 97200*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T)); /* %798 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(480, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k799_scale(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 97200*T, T)); /* %799 map:scale [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(481, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k798_mul(A + 1222704 + 2523280*B + 25168*B*T + 97200*T, A + 1222704 + 2523280*B + 25168*B*T + 102320*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T)); /* %800 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(482, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k801_step(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, T)); /* %801 map:step [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(483, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k798_mul(A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 97200*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T)); /* %802 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(484, (double)4992*T, sizeof(real)*((double)4992*T + (double)39*T), k803_id(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, T)); /* %803 map:id [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(485, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k804_scale(A + 1222704 + 2523280*B + 25168*B*T + 240384*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %804 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(486, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k795_mul(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 240384*T, T)); /* %805 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(487, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k777_add(A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 235392*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %806 map:add [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(488, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k704_div(A + 1222704 + 2515040*B, A + 1222704 + 2514976*B, A + 1222704 + 2515024*B, B)); /* %817 map:div [1,B]  graphs/lib/losses.lua:11 */
-    CALL(489, (double)B, sizeof(real)*((double)B + (double)B), k705_step(A + 1222704 + 2514976*B, A + 1222704 + 2515008*B, B)); /* %818 map:step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(490, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k706_mul(A + 1222704 + 2515008*B, A + 1222704 + 2515040*B, A + 1222704 + 2514976*B, B)); /* %819 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    CALL(491, (double)B*T, sizeof(real)*((double)B*T + (double)B), k701_id(A + 1222704 + 2523280*B, A + 1222704 + 2515008*B, B, T)); /* %820 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(492, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25120*B*T, B, T)); /* %821 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(493, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k580_add(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25136*B*T, A + 1222704 + 2523280*B + 16*B*T, B, T)); /* %824 map:add [T,B]  graphs/lib/losses.lua:11 */
-    CALL(494, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k580_add(A + 1222704 + 2523280*B + 25120*B*T, A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25152*B*T, B, T)); /* %829 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(495, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k717_div(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 246592*T, A + 1222704 + 2523280*B + 25168*B*T + 102384*T, T)); /* %830 map:div [T,1]  graphs/lib/losses.lua:10 */
-    CALL(496, (double)T, sizeof(real)*((double)T + (double)T), k718_step(A + 1222704 + 2523280*B + 25168*B*T + 102384*T, A + 1222704 + 2523280*B + 25168*B*T + 102368*T, T)); /* %831 map:step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(497, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 102384*T, T)); /* %832 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    CALL(498, (double)B*T, sizeof(real)*((double)B*T + (double)T), k713_id(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25168*B*T + 246528*T, B, T)); /* %833 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(499, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25104*B*T, B, T)); /* %834 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(500, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k580_add(A + 1222704 + 2523280*B, A + 1222704 + 2523280*B + 25120*B*T, A + 1222704 + 2523280*B + 16*B*T, B, T)); /* %837 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(501, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k506_scale(A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B, B, T)); /* %838 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(502, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k839_matmul(A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 1253632*B, B, T)); /* %839 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(503, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k840_matmul(A + 1222704 + 1179648*B, A + 1222704 + 2523280*B + 16*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102144*T, B, T)); /* %840 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(504, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k504_mul(A + 1222704 + 1179776*B, A + 1222704 + 1179648*B, A + 1222704 + 2514992*B, B)); /* %841 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(505, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k842_mul(A + 1222704 + 1179904*B, A + 1222704 + 1179648*B, A + 1222704 + 1253504*B, B)); /* %842 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(506, (double)128*B, sizeof(real)*((double)B + (double)128*B), k501_sum(A + 1222704 + 2514976*B, A + 1222704 + 1179904*B, B)); /* %843 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(507, (double)B, sizeof(real)*((double)B + (double)B), k844_square(A + 1222704 + 1179648*B, A + 1222704 + 2514992*B, B)); /* %844 map:square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(508, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k706_mul(A + 1222704 + 1179664*B, A + 1222704 + 2514992*B, A + 1222704 + 1179648*B, B)); /* %845 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(509, (double)B, sizeof(real)*((double)B + (double)B), k846_scale(A + 1222704 + 1179648*B, A + 1222704 + 1179664*B, B)); /* %846 map:scale [B,1]  graphs/lib/losses.lua:21 */
-    CALL(510, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k706_mul(A + 1222704 + 1179664*B, A + 1222704 + 2514976*B, A + 1222704 + 1179648*B, B)); /* %847 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(511, (double)B, sizeof(real)*((double)B + (double)B), k848_step(A + 1222704 + 1179648*B, A + 1222704 + 2514960*B, B)); /* %848 map:step [B,1]  graphs/lib/losses.lua:21 */
-    CALL(512, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k706_mul(A + 1222704 + 1179904*B, A + 1222704 + 1179664*B, A + 1222704 + 1179648*B, B)); /* %849 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(513, (double)128*B, sizeof(real)*((double)128*B + (double)B), k850_id(A + 1222704 + 1179648*B, A + 1222704 + 1179904*B, B)); /* %850 map:id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(514, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k851_scale(A + 1222704 + 1179904*B, A + 1222704 + 1253504*B, B)); /* %851 map:scale [B,128]  graphs/lib/losses.lua:21 */
-    CALL(515, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k842_mul(A + 1222704 + 1180032*B, A + 1222704 + 1179648*B, A + 1222704 + 1179904*B, B)); /* %852 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(516, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k853_add(A + 1222704 + 1179648*B, A + 1222704 + 1179776*B, A + 1222704 + 1180032*B, B)); /* %853 map:add [B,128]  graphs/lib/losses.lua:21 */
-    CALL(517, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k499_mul(A + 1222704 + 2523280*B + 25168*B*T + 102144*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 246576*T, T)); /* %854 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(518, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k855_mul(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 246144*T, T)); /* %855 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(519, (double)128*T, sizeof(real)*((double)T + (double)128*T), k496_sum(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %856 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(520, (double)T, sizeof(real)*((double)T + (double)T), k857_square(A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 246576*T, T)); /* %857 map:square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(521, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 246544*T, A + 1222704 + 2523280*B + 25168*B*T + 246576*T, A + 1222704 + 2523280*B + 25168*B*T + 246528*T, T)); /* %858 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(522, (double)T, sizeof(real)*((double)T + (double)T), k859_scale(A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 246544*T, T)); /* %859 map:scale [T,1]  graphs/lib/losses.lua:21 */
-    CALL(523, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 246544*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 246528*T, T)); /* %860 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(524, (double)T, sizeof(real)*((double)T + (double)T), k861_step(A + 1222704 + 2523280*B + 25168*B*T + 246512*T, A + 1222704 + 2523280*B + 25168*B*T + 246560*T, T)); /* %861 map:step [T,1]  graphs/lib/losses.lua:21 */
-    CALL(525, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1222704 + 2523280*B + 25168*B*T + 246528*T, A + 1222704 + 2523280*B + 25168*B*T + 246544*T, A + 1222704 + 2523280*B + 25168*B*T + 246512*T, T)); /* %862 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(526, (double)128*T, sizeof(real)*((double)128*T + (double)T), k863_id(A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 246528*T, T)); /* %863 map:id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(527, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k864_scale(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 246144*T, T)); /* %864 map:scale [T,128]  graphs/lib/losses.lua:21 */
-    CALL(528, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k855_mul(A + 1222704 + 2523280*B + 25168*B*T + 230528*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %865 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(529, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k866_add(A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 102144*T, A + 1222704 + 2523280*B + 25168*B*T + 230528*T, T)); /* %866 map:add [T,128]  graphs/lib/losses.lua:21 */
-    CALL(530, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k867_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, T)); /* %867 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(531, (double)4992, sizeof(real)*((double)128 + (double)4992), k869_sum(A + 1217536, A + 0)); /* %869 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(532, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k872_matmul(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, (real *)P + 1073376, T)); /* %872 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(533, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k873_matmul(A + 985088, A + 1222704 + 2523280*B + 25168*B*T + 97152*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, T)); /* %873 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(534, 0, sizeof(real)*((double)5120*T + (double)4992*T), k875_pad(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %875 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(535, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k876_sum(A + 1217664, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, T)); /* %876 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(536, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k878_matmul(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, (real *)P + 1056864, T)); /* %878 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(537, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k879_matmul(A + 1001472, A + 1222704 + 2523280*B + 25168*B*T + 102272*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %879 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(538, 0, sizeof(real)*((double)5120*T + (double)128*T), k881_pad(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %881 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(539, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T)); /* %882 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(540, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %883 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(541, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1217792, A + 0)); /* %885 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(542, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, (real *)P + 1056608, T)); /* %887 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(543, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, T)); /* %888 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(544, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T)); /* %889 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(545, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1217920, A + 0)); /* %891 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(546, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 246464*T, T)); /* %893 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(547, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, T)); /* %894 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(548, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T)); /* %895 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(549, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k896_square(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246464*T, T)); /* %896 map:square [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(550, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 246112*T, A + 1222704 + 2523280*B + 25168*B*T + 246464*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %897 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(551, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k898_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246112*T, T)); /* %898 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(552, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 246112*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %899 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(553, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 246112*T, T)); /* %900 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(554, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %901 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(555, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k902_scale(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, T)); /* %902 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(556, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T)); /* %903 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(557, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 87040*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, T)); /* %904 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(558, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k905_neg(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, T)); /* %905 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(559, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T)); /* %906 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(560, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %907 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(561, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T + 97280*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %908 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(562, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 92160*T, A + 1222704 + 2523280*B + 25168*B*T + 97280*T, T)); /* %909 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(563, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, T)); /* %910 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(564, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1218048, A + 0)); /* %912 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(565, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k915_matmul(A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, (real *)P + 990944, T)); /* %915 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(566, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k916_matmul(A + 630784, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %916 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(567, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k918_gelu_grad(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, T)); /* %918 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(568, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k919_mul(A + 1222704 + 2523280*B + 25168*B*T + 61440*T, A + 1222704 + 2523280*B + 25168*B*T + 81920*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %919 map:mul [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(569, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k920_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, T)); /* %920 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(570, (double)20480, sizeof(real)*((double)512 + (double)20480), k922_sum(A + 1216512, A + 0)); /* %922 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(571, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k925_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, (real *)P + 924896, T)); /* %925 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(572, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k926_matmul(A + 696320, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, T)); /* %926 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(573, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %928 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(574, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1218176, A + 761856)); /* %930 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(575, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, (real *)P + 924640, T)); /* %932 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(576, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 220160*T, T)); /* %933 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(577, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T)); /* %934 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(578, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1218304, A + 761856)); /* %936 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(579, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 220160*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 246416*T, T)); /* %938 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(580, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, T)); /* %939 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(581, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %940 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(582, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k896_square(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246416*T, T)); /* %941 map:square [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(583, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 246112*T, A + 1222704 + 2523280*B + 25168*B*T + 246416*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %942 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(584, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k898_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246112*T, T)); /* %943 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(585, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 246112*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %944 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(586, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 246112*T, T)); /* %945 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(587, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %946 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(588, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k902_scale(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, T)); /* %947 map:scale [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(589, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 215040*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %948 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(590, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 225280*T, A + 1222704 + 2523280*B + 25168*B*T + 220160*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, T)); /* %949 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(591, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k905_neg(A + 1222704 + 2523280*B + 25168*B*T + 215040*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, T)); /* %950 map:neg [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(592, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 246016*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, T)); /* %951 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(593, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 215040*T, A + 1222704 + 2523280*B + 25168*B*T + 230400*T, A + 1222704 + 2523280*B + 25168*B*T + 225280*T, T)); /* %952 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(594, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 246064*T, A + 1222704 + 2523280*B + 25168*B*T + 246016*T, T)); /* %953 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(595, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 246064*T, T)); /* %954 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(596, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 60160*T, A + 1222704 + 2523280*B + 25168*B*T + 215040*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %955 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(597, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 60160*T, T)); /* %956 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(598, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1218432, A + 761856)); /* %958 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(599, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k961_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 60160*T, (real *)P + 908128, T)); /* %961 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(600, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k962_matmul(A + 1017856, A + 1222704 + 2523280*B + 25168*B*T + 60160*T, A + 1222704 + 2523280*B + 25168*B*T + 209920*T, T)); /* %962 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(601, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %965 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(602, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 204800*T, T)); /* %966 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(603, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k967_matmul(A + 1222704 + 2523280*B + 25168*B*T + 65280*T, A + 1222704 + 2523280*B + 25168*B*T + 121600*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, T)); /* %967 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(604, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 245856*T, T)); /* %968 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(605, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k969_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 121600*T, T)); /* %969 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(606, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k970_neg(A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %970 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(607, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, T)); /* %971 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(608, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k972_step(A + 1222704 + 2523280*B + 25168*B*T + 41120*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T)); /* %972 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(609, (double)160*T, sizeof(real)*((double)160*T + (double)160*T + (double)160*T), k973_mul(A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 41120*T, T)); /* %973 map:mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(610, (double)6400*T, sizeof(real)*((double)6400*T + (double)160*T), k974_id(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, T)); /* %974 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(611, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k975_add(A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %975 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(612, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, (real *)inputs[2], T)); /* %976 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(613, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k969_mul(A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T)); /* %980 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(614, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, (real *)inputs[2], T)); /* %985 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(615, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %989 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(616, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 199680*T, T)); /* %990 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(617, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k967_matmul(A + 1222704 + 2523280*B + 25168*B*T + 53760*T, A + 1222704 + 2523280*B + 25168*B*T + 47360*T, A + 1222704 + 2523280*B + 25168*B*T + 194560*T, T)); /* %991 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(618, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 65280*T, T)); /* %992 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(619, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T)); /* %994 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(620, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1218560, A + 761856)); /* %996 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(621, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k961_matmul(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, (real *)P + 891616, T)); /* %999 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(622, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k962_matmul(A + 1034240, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 189440*T, T)); /* %1000 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(623, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 53760*T, T)); /* %1002 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(624, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T)); /* %1004 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(625, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1218688, A + 761856)); /* %1006 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(626, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k961_matmul(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, (real *)P + 875104, T)); /* %1009 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(627, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k962_matmul(A + 1050624, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 189440*T, T)); /* %1010 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(628, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, T)); /* %1012 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(629, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 51200*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %1013 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(630, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 51200*T, T)); /* %1015 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(631, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1218816, A + 761856)); /* %1017 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(632, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k961_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 51200*T, (real *)P + 858592, T)); /* %1020 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(633, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k962_matmul(A + 1067008, A + 1222704 + 2523280*B + 25168*B*T + 51200*T, A + 1222704 + 2523280*B + 25168*B*T + 189440*T, T)); /* %1021 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(634, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 51200*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %1023 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(635, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 51200*T, T)); /* %1024 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(636, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1218944, A + 761856)); /* %1026 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(637, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 51200*T, (real *)P + 858336, T)); /* %1028 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(638, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 51200*T, A + 1222704 + 2523280*B + 25168*B*T + 184320*T, T)); /* %1029 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(639, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T)); /* %1030 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(640, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1219072, A + 761856)); /* %1032 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(641, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 246368*T, T)); /* %1034 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(642, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 179200*T, T)); /* %1035 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(643, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, T)); /* %1036 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(644, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k896_square(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 246368*T, T)); /* %1037 map:square [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(645, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 246368*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %1038 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(646, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k898_scale(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T)); /* %1039 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(647, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %1040 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(648, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T)); /* %1041 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(649, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T)); /* %1042 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(650, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k902_scale(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 179200*T, T)); /* %1043 map:scale [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(651, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 46080*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %1044 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(652, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 46080*T, T)); /* %1045 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(653, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k905_neg(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %1046 map:neg [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(654, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T)); /* %1047 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(655, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 60160*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, T)); /* %1048 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(656, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T)); /* %1049 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(657, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %1050 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(658, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 61440*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, T)); /* %1051 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(659, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, T)); /* %1052 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(660, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1219200, A + 761856)); /* %1054 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(661, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k915_matmul(A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, (real *)P + 792672, T)); /* %1057 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(662, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k916_matmul(A + 761856, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1058 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(663, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k918_gelu_grad(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 20480*T, T)); /* %1060 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(664, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k919_mul(A + 1222704 + 2523280*B + 25168*B*T + 20480*T, A + 1222704 + 2523280*B + 25168*B*T + 40960*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1061 map:mul [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(665, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k920_sum(A + 0, A + 1222704 + 2523280*B + 25168*B*T + 20480*T, T)); /* %1062 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(666, (double)20480, sizeof(real)*((double)512 + (double)20480), k922_sum(A + 1217024, A + 0)); /* %1064 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(667, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k925_matmul(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 20480*T, (real *)P + 726624, T)); /* %1067 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(668, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k926_matmul(A + 827392, A + 1222704 + 2523280*B + 25168*B*T + 20480*T, A + 1222704 + 2523280*B + 25168*B*T + 174080*T, T)); /* %1068 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(669, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T)); /* %1070 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(670, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1219328, A + 892928)); /* %1072 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(671, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, (real *)P + 726368, T)); /* %1074 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(672, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 66560*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 168960*T, T)); /* %1075 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(673, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 66560*T, T)); /* %1076 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(674, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1219456, A + 892928)); /* %1078 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(675, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 246320*T, T)); /* %1080 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(676, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 66560*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 163840*T, T)); /* %1081 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(677, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 66560*T, T)); /* %1082 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(678, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k896_square(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 246320*T, T)); /* %1083 map:square [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(679, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 246320*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %1084 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(680, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k898_scale(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T)); /* %1085 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(681, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 245792*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %1086 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(682, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 245792*T, T)); /* %1087 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(683, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T)); /* %1088 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(684, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k902_scale(A + 1222704 + 2523280*B + 25168*B*T + 66560*T, A + 1222704 + 2523280*B + 25168*B*T + 163840*T, T)); /* %1089 map:scale [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(685, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 71680*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 66560*T, T)); /* %1090 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(686, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 66560*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 71680*T, T)); /* %1091 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(687, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k905_neg(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 66560*T, T)); /* %1092 map:neg [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(688, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 245696*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T)); /* %1093 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(689, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 61440*T, A + 1222704 + 2523280*B + 25168*B*T + 66560*T, T)); /* %1094 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(690, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 245744*T, A + 1222704 + 2523280*B + 25168*B*T + 245696*T, T)); /* %1095 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(691, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 245744*T, T)); /* %1096 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(692, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 19200*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, T)); /* %1097 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(693, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 19200*T, T)); /* %1098 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(694, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1219584, A + 892928)); /* %1100 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(695, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k961_matmul(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 19200*T, (real *)P + 709856, T)); /* %1103 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(696, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k962_matmul(A + 1083392, A + 1222704 + 2523280*B + 25168*B*T + 19200*T, A + 1222704 + 2523280*B + 25168*B*T + 158720*T, T)); /* %1104 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(697, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T)); /* %1107 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(698, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, A + 1222704 + 2523280*B + 25168*B*T + 153600*T, T)); /* %1108 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(699, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k967_matmul(A + 1222704 + 2523280*B + 25168*B*T + 115200*T, A + 1222704 + 2523280*B + 25168*B*T + 108800*T, A + 1222704 + 2523280*B + 25168*B*T + 120320*T, T)); /* %1109 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(700, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 245536*T, T)); /* %1110 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(701, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k969_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T + 108800*T, T)); /* %1111 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(702, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k970_neg(A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1112 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(703, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, T)); /* %1113 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(704, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k972_step(A + 1222704 + 2523280*B + 25168*B*T + 160*T, A + 1222704 + 2523280*B + 25168*B*T + 245376*T, T)); /* %1114 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(705, (double)160*T, sizeof(real)*((double)160*T + (double)160*T + (double)160*T), k973_mul(A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 160*T, T)); /* %1115 map:mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(706, (double)6400*T, sizeof(real)*((double)6400*T + (double)160*T), k974_id(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, T)); /* %1116 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(707, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k975_add(A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1117 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(708, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, (real *)inputs[2], T)); /* %1118 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(709, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k969_mul(A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 102400*T, T)); /* %1122 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(710, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, (real *)inputs[2], T)); /* %1127 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(711, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1131 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(712, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T + 148480*T, T)); /* %1132 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(713, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k967_matmul(A + 1222704 + 2523280*B + 25168*B*T + 12800*T, A + 1222704 + 2523280*B + 25168*B*T + 6400*T, A + 1222704 + 2523280*B + 25168*B*T + 143360*T, T)); /* %1133 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(714, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 115200*T, T)); /* %1134 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(715, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T)); /* %1136 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(716, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1219712, A + 892928)); /* %1138 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(717, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k961_matmul(A + 1222704 + 2523280*B + 25168*B*T + 24320*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, (real *)P + 693344, T)); /* %1141 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(718, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k962_matmul(A + 1099776, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 138240*T, T)); /* %1142 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(719, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 12800*T, T)); /* %1144 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(720, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T)); /* %1146 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(721, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1219840, A + 892928)); /* %1148 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(722, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k961_matmul(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, (real *)P + 676832, T)); /* %1151 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(723, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k962_matmul(A + 1116160, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 138240*T, T)); /* %1152 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(724, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 24320*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T)); /* %1154 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(725, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1155 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(726, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T)); /* %1157 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(727, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1219968, A + 892928)); /* %1159 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(728, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k961_matmul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, (real *)P + 660320, T)); /* %1162 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(729, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k962_matmul(A + 1132544, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 138240*T, T)); /* %1163 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(730, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1165 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(731, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T)); /* %1166 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(732, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1220096, A + 892928)); /* %1168 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(733, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, (real *)P + 660064, T)); /* %1170 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(734, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 133120*T, T)); /* %1171 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(735, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 892928, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T)); /* %1172 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(736, (double)5120, sizeof(real)*((double)128 + (double)5120), k885_sum(A + 1220224, A + 892928)); /* %1174 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(737, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 246272*T, T)); /* %1176 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(738, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 128000*T, T)); /* %1177 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(739, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 15360*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T)); /* %1178 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(740, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k896_square(A + 1222704 + 2523280*B + 25168*B*T + 15408*T, A + 1222704 + 2523280*B + 25168*B*T + 246272*T, T)); /* %1179 map:square [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(741, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 15456*T, A + 1222704 + 2523280*B + 25168*B*T + 246272*T, A + 1222704 + 2523280*B + 25168*B*T + 15408*T, T)); /* %1180 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(742, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k898_scale(A + 1222704 + 2523280*B + 25168*B*T + 15408*T, A + 1222704 + 2523280*B + 25168*B*T + 15456*T, T)); /* %1181 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(743, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k897_mul(A + 1222704 + 2523280*B + 25168*B*T + 15456*T, A + 1222704 + 2523280*B + 25168*B*T + 15360*T, A + 1222704 + 2523280*B + 25168*B*T + 15408*T, T)); /* %1182 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(744, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 15504*T, A + 1222704 + 2523280*B + 25168*B*T + 15456*T, T)); /* %1183 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(745, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 15504*T, T)); /* %1184 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(746, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k902_scale(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 128000*T, T)); /* %1185 map:scale [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(747, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k888_mul(A + 1222704 + 2523280*B + 25168*B*T + 24320*T, A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T)); /* %1186 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(748, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 24320*T, T)); /* %1187 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(749, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k905_neg(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1188 map:neg [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(750, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, T)); /* %1189 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(751, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T + 19200*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1190 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(752, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1222704 + 2523280*B + 25168*B*T + 10288*T, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T)); /* %1191 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(753, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k901_id(A + 1222704 + 2523280*B + 25168*B*T, A + 1222704 + 2523280*B + 25168*B*T + 10288*T, T)); /* %1192 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(754, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1222704 + 2523280*B + 25168*B*T + 10240*T, A + 1222704 + 2523280*B + 25168*B*T + 5120*T, A + 1222704 + 2523280*B + 25168*B*T, T)); /* %1193 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(755, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k883_sum(A + 1209344, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, T)); /* %1194 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(756, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1196_scatter_add(A + 294912, A + 1222704 + 2523280*B + 25168*B*T + 10240*T, (int32_t *)inputs[1], T)); /* %1196 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(757, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1197_sum(A + 1220352, A + 1222704 + 1179648*B, B)); /* %1197 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(758, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1199_matmul(A + 1222704 + 1179776*B, A + 1222704 + 1179648*B, (real *)P + 507360, B)); /* %1199 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(759, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1200_matmul(A + 1148928, A + 1222704 + 1179648*B, A + 1222704 + 1253376*B, B)); /* %1200 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(760, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k280_scale(A + 1222704 + 1220608*B, A + 1222704 + 1179776*B, B)); /* %1201 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(761, (double)8192*B, sizeof(real)*((double)8192*B + (double)128*B), k1203_id(A + 1222704 + 1179648*B, A + 1222704 + 1220608*B, B)); /* %1203 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(762, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 1228800*B, B)); /* %1204 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(763, (double)8192, sizeof(real)*((double)128 + (double)8192), k1206_sum(A + 1220480, A + 892928)); /* %1206 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(764, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k1209_matmul(A + 1222704 + 1220608*B, A + 1222704 + 1228800*B, (real *)P + 490848, B)); /* %1209 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(765, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k1210_matmul(A + 1165312, A + 1222704 + 1228800*B, A + 1222704 + 1212416*B, B)); /* %1210 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(766, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 1212416*B, A + 1222704 + 1179648*B, A + 1222704 + 1220608*B, B)); /* %1212 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(767, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1213_permute(A + 1222704 + 1179648*B, A + 1222704 + 1212416*B, B)); /* %1213 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(768, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1215_step(A + 1222704 + 1212416*B, A + 1222704 + 1204224*B, B)); /* %1215 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(769, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 2506752*B, A + 1222704 + 1179648*B, A + 1222704 + 1212416*B, B)); /* %1216 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(770, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 2506752*B, B)); /* %1217 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(771, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1219_sum(A + 1181696, A + 892928)); /* %1219 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(772, (double)1024, sizeof(real)*((double)128 + (double)1024), k1220_sum(A + 1220608, A + 1181696)); /* %1220 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(773, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1222704 + 1179648*B, A + 1222704 + 2506752*B, (real *)P + 490592, B)); /* %1222 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(774, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 1204224*B, A + 1222704 + 2506752*B, A + 1222704 + 1196032*B, B)); /* %1223 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(775, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 1204224*B, B)); /* %1224 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(776, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1219_sum(A + 1181696, A + 892928)); /* %1226 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(777, (double)1024, sizeof(real)*((double)128 + (double)1024), k1220_sum(A + 1220736, A + 1181696)); /* %1227 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(778, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1222704 + 1196032*B, A + 1222704 + 1179648*B, A + 1222704 + 2514944*B, B)); /* %1230 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(779, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 1204224*B, A + 1222704 + 1179648*B, A + 1222704 + 1187840*B, B)); /* %1231 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(780, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 2514960*B, A + 1222704 + 1204224*B, B)); /* %1232 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(781, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 2514976*B, A + 1222704 + 2514944*B, B)); /* %1233 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(782, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2514992*B, A + 1222704 + 2514944*B, A + 1222704 + 2514976*B, B)); /* %1234 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(783, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 2514944*B, A + 1222704 + 2514992*B, B)); /* %1235 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(784, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2514976*B, A + 1222704 + 2514960*B, A + 1222704 + 2514944*B, B)); /* %1236 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(785, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2514944*B, A + 1222704 + 2514976*B, B)); /* %1237 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(786, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1238_id(A + 1222704 + 1179648*B, A + 1222704 + 2514944*B, B)); /* %1238 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(787, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k789_scale(A + 1222704 + 1204224*B, A + 1222704 + 1187840*B, B)); /* %1239 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(788, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 1187840*B, A + 1222704 + 1179648*B, A + 1222704 + 1204224*B, B)); /* %1240 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(789, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 1179648*B, A + 1222704 + 1196032*B, A + 1222704 + 1187840*B, B)); /* %1241 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(790, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1242_neg(A + 1222704 + 1187840*B, A + 1222704 + 1179648*B, B)); /* %1242 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(791, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 2514944*B, A + 1222704 + 1187840*B, B)); /* %1243 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(792, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2514960*B, A + 1222704 + 2514944*B, B)); /* %1244 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(793, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1238_id(A + 1222704 + 1187840*B, A + 1222704 + 2514960*B, B)); /* %1245 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(794, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 2514944*B, A + 1222704 + 1179648*B, A + 1222704 + 1187840*B, B)); /* %1246 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(795, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 2514944*B, B)); /* %1248 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(796, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1219_sum(A + 1181696, A + 892928)); /* %1250 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(797, (double)1024, sizeof(real)*((double)128 + (double)1024), k1220_sum(A + 1220864, A + 1181696)); /* %1251 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(798, (double)18874368*B, sizeof(real)*((double)147456*B + (double)8192*B + (double)73728*B), k1254_matmul(A + 1222704 + 1179648*B, A + 1222704 + 2514944*B, A + 1222704 + 1867776*B, B)); /* %1254 matmul [B,128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(799, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1255_matmul(A + 1222704 + 1867776*B, (real *)P + 343008, A + 1222704 + 2514944*B, B)); /* %1255 matmul [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(800, (double)147456*B, sizeof(real)*((double)147456 + (double)147456*B), k1256_sum(A + 0, A + 1222704 + 1179648*B, B)); /* %1256 reduce [1,128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(801, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1259_col2im(A + 1222704 + 1179648*B, A + 1222704 + 1867776*B, B)); /* %1259 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(802, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1215_step(A + 1222704 + 1867776*B, A + 1222704 + 2498560*B, B)); /* %1260 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(803, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 2498560*B, A + 1222704 + 1179648*B, A + 1222704 + 1867776*B, B)); /* %1261 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(804, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 2498560*B, B)); /* %1262 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(805, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1219_sum(A + 1181696, A + 892928)); /* %1264 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(806, (double)1024, sizeof(real)*((double)128 + (double)1024), k1220_sum(A + 1220992, A + 1181696)); /* %1265 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(807, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1222704 + 1867776*B, A + 1222704 + 2498560*B, (real *)P + 342752, B)); /* %1267 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(808, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 1875968*B, A + 1222704 + 2498560*B, A + 1222704 + 2490368*B, B)); /* %1268 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(809, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 1875968*B, B)); /* %1269 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(810, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1219_sum(A + 1181696, A + 892928)); /* %1271 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(811, (double)1024, sizeof(real)*((double)128 + (double)1024), k1220_sum(A + 1221120, A + 1181696)); /* %1272 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(812, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1222704 + 2490368*B, A + 1222704 + 1867776*B, A + 1222704 + 2523264*B, B)); /* %1275 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(813, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 2498560*B, A + 1222704 + 1867776*B, A + 1222704 + 2482176*B, B)); /* %1276 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(814, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 2514944*B, A + 1222704 + 2498560*B, B)); /* %1277 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(815, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 2514960*B, A + 1222704 + 2523264*B, B)); /* %1278 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(816, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2514976*B, A + 1222704 + 2523264*B, A + 1222704 + 2514960*B, B)); /* %1279 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(817, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 2514960*B, A + 1222704 + 2514976*B, B)); /* %1280 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(818, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2514976*B, A + 1222704 + 2514944*B, A + 1222704 + 2514960*B, B)); /* %1281 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(819, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2514944*B, A + 1222704 + 2514976*B, B)); /* %1282 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(820, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1238_id(A + 1222704 + 2498560*B, A + 1222704 + 2514944*B, B)); /* %1283 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(821, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k789_scale(A + 1222704 + 1867776*B, A + 1222704 + 2482176*B, B)); /* %1284 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(822, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 2482176*B, A + 1222704 + 2498560*B, A + 1222704 + 1867776*B, B)); /* %1285 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(823, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 2498560*B, A + 1222704 + 2490368*B, A + 1222704 + 2482176*B, B)); /* %1286 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(824, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1242_neg(A + 1222704 + 2482176*B, A + 1222704 + 2498560*B, B)); /* %1287 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(825, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 2490368*B, A + 1222704 + 2482176*B, B)); /* %1288 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(826, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2490384*B, A + 1222704 + 2490368*B, B)); /* %1289 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(827, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1238_id(A + 1222704 + 2482176*B, A + 1222704 + 2490384*B, B)); /* %1290 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(828, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 2490368*B, A + 1222704 + 2498560*B, A + 1222704 + 2482176*B, B)); /* %1291 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(829, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 2490368*B, B)); /* %1293 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(830, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1219_sum(A + 1181696, A + 892928)); /* %1295 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(831, (double)1024, sizeof(real)*((double)128 + (double)1024), k1220_sum(A + 1221248, A + 1181696)); /* %1296 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(832, (double)18874368*B, sizeof(real)*((double)147456*B + (double)8192*B + (double)73728*B), k1254_matmul(A + 1222704 + 1179648*B, A + 1222704 + 2490368*B, A + 1222704 + 1794048*B, B)); /* %1299 matmul [B,128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(833, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1255_matmul(A + 1222704 + 1794048*B, (real *)P + 195168, A + 1222704 + 2490368*B, B)); /* %1300 matmul [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(834, (double)147456*B, sizeof(real)*((double)147456 + (double)147456*B), k1256_sum(A + 147456, A + 1222704 + 1179648*B, B)); /* %1301 reduce [1,128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(835, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1259_col2im(A + 1222704 + 2482176*B, A + 1222704 + 1794048*B, B)); /* %1304 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(836, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 2490368*B, A + 1222704 + 2506752*B, A + 1222704 + 2482176*B, B)); /* %1305 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(837, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1215_step(A + 1222704 + 2482176*B, A + 1222704 + 2473984*B, B)); /* %1306 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(838, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 2473984*B, A + 1222704 + 2490368*B, A + 1222704 + 2482176*B, B)); /* %1307 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(839, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 2473984*B, B)); /* %1308 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(840, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1219_sum(A + 1181696, A + 892928)); /* %1310 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(841, (double)1024, sizeof(real)*((double)128 + (double)1024), k1220_sum(A + 1221376, A + 1181696)); /* %1311 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(842, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1222704 + 1179648*B, A + 1222704 + 2473984*B, (real *)P + 194912, B)); /* %1313 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(843, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 1187840*B, A + 1222704 + 2473984*B, A + 1222704 + 2465792*B, B)); /* %1314 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(844, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 1187840*B, B)); /* %1315 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(845, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1219_sum(A + 1181696, A + 892928)); /* %1317 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(846, (double)1024, sizeof(real)*((double)128 + (double)1024), k1220_sum(A + 1221504, A + 1181696)); /* %1318 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(847, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1222704 + 1187840*B, A + 1222704 + 1179648*B, A + 1222704 + 2523248*B, B)); /* %1321 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(848, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 1196032*B, A + 1222704 + 1179648*B, A + 1222704 + 2457600*B, B)); /* %1322 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(849, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 1179648*B, A + 1222704 + 1196032*B, B)); /* %1323 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(850, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 1179664*B, A + 1222704 + 2523248*B, B)); /* %1324 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(851, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 1179680*B, A + 1222704 + 2523248*B, A + 1222704 + 1179664*B, B)); /* %1325 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(852, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 1179664*B, A + 1222704 + 1179680*B, B)); /* %1326 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(853, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 1179680*B, A + 1222704 + 1179648*B, A + 1222704 + 1179664*B, B)); /* %1327 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(854, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2465792*B, A + 1222704 + 1179680*B, B)); /* %1328 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(855, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1238_id(A + 1222704 + 1179648*B, A + 1222704 + 2465792*B, B)); /* %1329 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(856, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k789_scale(A + 1222704 + 1196032*B, A + 1222704 + 2457600*B, B)); /* %1330 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(857, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k779_mul(A + 1222704 + 1204224*B, A + 1222704 + 1179648*B, A + 1222704 + 1196032*B, B)); /* %1331 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(858, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 1179648*B, A + 1222704 + 1187840*B, A + 1222704 + 1204224*B, B)); /* %1332 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(859, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1242_neg(A + 1222704 + 1187840*B, A + 1222704 + 1179648*B, B)); /* %1333 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(860, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1222704 + 2457600*B, A + 1222704 + 1187840*B, B)); /* %1334 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(861, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1222704 + 2457616*B, A + 1222704 + 2457600*B, B)); /* %1335 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(862, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1238_id(A + 1222704 + 1187840*B, A + 1222704 + 2457616*B, B)); /* %1336 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(863, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1222704 + 1290240*B, A + 1222704 + 1179648*B, A + 1222704 + 1187840*B, B)); /* %1337 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(864, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1204_sum(A + 892928, A + 1222704 + 1290240*B, B)); /* %1339 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(865, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1219_sum(A + 1181696, A + 892928)); /* %1341 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(866, (double)1024, sizeof(real)*((double)128 + (double)1024), k1220_sum(A + 1221632, A + 1181696)); /* %1342 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(867, (double)9437184*B, sizeof(real)*((double)73728*B + (double)8192*B + (double)36864*B), k1345_matmul(A + 1222704 + 1179648*B, A + 1222704 + 1290240*B, A + 1222704 + 1978368*B, B)); /* %1345 matmul [B,128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(868, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1346_matmul(A + 1222704 + 1253376*B, (real *)P + 121056, A + 1222704 + 1290240*B, B)); /* %1346 matmul [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(869, (double)73728*B, sizeof(real)*((double)73728 + (double)73728*B), k1347_sum(A + 557056, A + 1222704 + 1179648*B, B)); /* %1347 reduce [1,128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(870, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1350_col2im(A + 1222704 + 1290240*B, A + 1222704 + 1253376*B, B)); /* %1350 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(871, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1351_step(A + 1222704 + 1306624*B, A + 1222704 + 2441216*B, B)); /* %1351 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(872, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1978368*B, A + 1222704 + 1290240*B, A + 1222704 + 1306624*B, B)); /* %1352 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(873, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1353_sum(A + 892928, A + 1222704 + 1978368*B, B)); /* %1353 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(874, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1355_sum(A + 1181696, A + 892928)); /* %1355 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(875, (double)1024, sizeof(real)*((double)64 + (double)1024), k1356_sum(A + 1221760, A + 1181696)); /* %1356 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(876, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1222704 + 1994752*B, A + 1222704 + 1978368*B, (real *)P + 120928, B)); /* %1358 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(877, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1179648*B, A + 1222704 + 1978368*B, A + 1222704 + 2424832*B, B)); /* %1359 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(878, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1353_sum(A + 892928, A + 1222704 + 1179648*B, B)); /* %1360 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(879, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1355_sum(A + 1181696, A + 892928)); /* %1362 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(880, (double)1024, sizeof(real)*((double)64 + (double)1024), k1356_sum(A + 1221824, A + 1181696)); /* %1363 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(881, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1222704 + 1179648*B, A + 1222704 + 1994752*B, A + 1222704 + 2523232*B, B)); /* %1366 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(882, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1196032*B, A + 1222704 + 1994752*B, A + 1222704 + 2408448*B, B)); /* %1367 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(883, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 1994752*B, A + 1222704 + 1196032*B, B)); /* %1368 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(884, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 1994768*B, A + 1222704 + 2523232*B, B)); /* %1369 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(885, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 1994784*B, A + 1222704 + 2523232*B, A + 1222704 + 1994768*B, B)); /* %1370 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(886, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 1994768*B, A + 1222704 + 1994784*B, B)); /* %1371 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(887, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 1994784*B, A + 1222704 + 1994752*B, A + 1222704 + 1994768*B, B)); /* %1372 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(888, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 2011136*B, A + 1222704 + 1994784*B, B)); /* %1373 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(889, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1374_id(A + 1222704 + 1994752*B, A + 1222704 + 2011136*B, B)); /* %1374 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(890, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1375_scale(A + 1222704 + 1196032*B, A + 1222704 + 2408448*B, B)); /* %1375 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(891, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1212416*B, A + 1222704 + 1994752*B, A + 1222704 + 1196032*B, B)); /* %1376 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(892, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1222704 + 1196032*B, A + 1222704 + 1179648*B, A + 1222704 + 1212416*B, B)); /* %1377 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(893, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1378_neg(A + 1222704 + 1179648*B, A + 1222704 + 1196032*B, B)); /* %1378 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(894, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 1994752*B, A + 1222704 + 1179648*B, B)); /* %1379 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(895, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 1994768*B, A + 1222704 + 1994752*B, B)); /* %1380 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(896, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1374_id(A + 1222704 + 1179648*B, A + 1222704 + 1994768*B, B)); /* %1381 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(897, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1222704 + 1994752*B, A + 1222704 + 1196032*B, A + 1222704 + 1179648*B, B)); /* %1382 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(898, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1353_sum(A + 892928, A + 1222704 + 1994752*B, B)); /* %1384 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(899, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1355_sum(A + 1181696, A + 892928)); /* %1386 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(900, (double)1024, sizeof(real)*((double)64 + (double)1024), k1356_sum(A + 1221888, A + 1181696)); /* %1387 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(901, (double)18874368*B, sizeof(real)*((double)36864*B + (double)16384*B + (double)147456*B), k1390_matmul(A + 1222704 + 1179648*B, A + 1222704 + 1994752*B, A + 1222704 + 1032192*B, B)); /* %1390 matmul [B,64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(902, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1391_matmul(A + 1222704 + 1032192*B, (real *)P + 84000, A + 1222704 + 1994752*B, B)); /* %1391 matmul [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(903, (double)36864*B, sizeof(real)*((double)36864 + (double)36864*B), k1392_sum(A + 892928, A + 1222704 + 1179648*B, B)); /* %1392 reduce [1,64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(904, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1395_col2im(A + 1222704 + 1994752*B, A + 1222704 + 1032192*B, B)); /* %1395 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(905, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1351_step(A + 1222704 + 1794048*B, A + 1222704 + 2392064*B, B)); /* %1396 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(906, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1810432*B, A + 1222704 + 1994752*B, A + 1222704 + 1794048*B, B)); /* %1397 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(907, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1353_sum(A + 929792, A + 1222704 + 1810432*B, B)); /* %1398 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(908, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1355_sum(A + 1181696, A + 929792)); /* %1400 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(909, (double)1024, sizeof(real)*((double)64 + (double)1024), k1356_sum(A + 1221952, A + 1181696)); /* %1401 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(910, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1222704 + 1794048*B, A + 1222704 + 1810432*B, (real *)P + 83872, B)); /* %1403 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(911, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1994752*B, A + 1222704 + 1810432*B, A + 1222704 + 2375680*B, B)); /* %1404 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(912, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1353_sum(A + 929792, A + 1222704 + 1994752*B, B)); /* %1405 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(913, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1355_sum(A + 1181696, A + 929792)); /* %1407 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(914, (double)1024, sizeof(real)*((double)64 + (double)1024), k1356_sum(A + 1222016, A + 1181696)); /* %1408 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(915, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1222704 + 1994752*B, A + 1222704 + 1794048*B, A + 1222704 + 2523216*B, B)); /* %1411 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(916, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1810432*B, A + 1222704 + 1794048*B, A + 1222704 + 2359296*B, B)); /* %1412 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(917, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 2011136*B, A + 1222704 + 1810432*B, B)); /* %1413 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(918, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 2011152*B, A + 1222704 + 2523216*B, B)); /* %1414 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(919, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2523216*B, A + 1222704 + 2011152*B, B)); /* %1415 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(920, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011168*B, B)); /* %1416 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(921, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B)); /* %1417 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(922, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 2011136*B, A + 1222704 + 2011168*B, B)); /* %1418 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(923, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1374_id(A + 1222704 + 1794048*B, A + 1222704 + 2011136*B, B)); /* %1419 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(924, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1375_scale(A + 1222704 + 1810432*B, A + 1222704 + 2359296*B, B)); /* %1420 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(925, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1826816*B, A + 1222704 + 1794048*B, A + 1222704 + 1810432*B, B)); /* %1421 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(926, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1222704 + 1794048*B, A + 1222704 + 1994752*B, A + 1222704 + 1826816*B, B)); /* %1422 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(927, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1378_neg(A + 1222704 + 1994752*B, A + 1222704 + 1794048*B, B)); /* %1423 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(928, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 2011136*B, A + 1222704 + 1994752*B, B)); /* %1424 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(929, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %1425 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(930, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1374_id(A + 1222704 + 1994752*B, A + 1222704 + 2011152*B, B)); /* %1426 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(931, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1222704 + 1830912*B, A + 1222704 + 1794048*B, A + 1222704 + 1994752*B, B)); /* %1427 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(932, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1353_sum(A + 929792, A + 1222704 + 1830912*B, B)); /* %1429 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(933, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1355_sum(A + 1181696, A + 929792)); /* %1431 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(934, (double)1024, sizeof(real)*((double)64 + (double)1024), k1356_sum(A + 1222080, A + 1181696)); /* %1432 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(935, (double)18874368*B, sizeof(real)*((double)36864*B + (double)16384*B + (double)147456*B), k1390_matmul(A + 1222704 + 1794048*B, A + 1222704 + 1830912*B, A + 1222704 + 884736*B, B)); /* %1435 matmul [B,64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(936, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1391_matmul(A + 1222704 + 884736*B, (real *)P + 46944, A + 1222704 + 1830912*B, B)); /* %1436 matmul [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(937, (double)36864*B, sizeof(real)*((double)36864 + (double)36864*B), k1392_sum(A + 929792, A + 1222704 + 1794048*B, B)); /* %1437 reduce [1,64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(938, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1395_col2im(A + 1222704 + 1994752*B, A + 1222704 + 884736*B, B)); /* %1440 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(939, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1222704 + 1794048*B, A + 1222704 + 1978368*B, A + 1222704 + 1994752*B, B)); /* %1441 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(940, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1351_step(A + 1222704 + 1978368*B, A + 1222704 + 2342912*B, B)); /* %1442 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(941, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1994752*B, A + 1222704 + 1794048*B, A + 1222704 + 1978368*B, B)); /* %1443 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(942, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1353_sum(A + 966656, A + 1222704 + 1994752*B, B)); /* %1444 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(943, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1355_sum(A + 983040, A + 966656)); /* %1446 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(944, (double)1024, sizeof(real)*((double)64 + (double)1024), k1356_sum(A + 1222144, A + 983040)); /* %1447 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(945, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1222704 + 1978368*B, A + 1222704 + 1994752*B, (real *)P + 46816, B)); /* %1449 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(946, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1794048*B, A + 1222704 + 1994752*B, A + 1222704 + 2326528*B, B)); /* %1450 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(947, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1353_sum(A + 966656, A + 1222704 + 1794048*B, B)); /* %1451 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(948, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1355_sum(A + 983040, A + 966656)); /* %1453 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(949, (double)1024, sizeof(real)*((double)64 + (double)1024), k1356_sum(A + 1222208, A + 983040)); /* %1454 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(950, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1222704 + 1994752*B, A + 1222704 + 1978368*B, A + 1222704 + 2523200*B, B)); /* %1457 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(951, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1794048*B, A + 1222704 + 1978368*B, A + 1222704 + 2310144*B, B)); /* %1458 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(952, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 2011136*B, A + 1222704 + 1794048*B, B)); /* %1459 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(953, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 2011152*B, A + 1222704 + 2523200*B, B)); /* %1460 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(954, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2523200*B, A + 1222704 + 2011152*B, B)); /* %1461 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(955, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011168*B, B)); /* %1462 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(956, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B)); /* %1463 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(957, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 2011136*B, A + 1222704 + 2011168*B, B)); /* %1464 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(958, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1374_id(A + 1222704 + 1978368*B, A + 1222704 + 2011136*B, B)); /* %1465 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(959, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1375_scale(A + 1222704 + 1794048*B, A + 1222704 + 2310144*B, B)); /* %1466 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(960, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1352_mul(A + 1222704 + 1810432*B, A + 1222704 + 1978368*B, A + 1222704 + 1794048*B, B)); /* %1467 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(961, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1222704 + 1794048*B, A + 1222704 + 1994752*B, A + 1222704 + 1810432*B, B)); /* %1468 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(962, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1378_neg(A + 1222704 + 1978368*B, A + 1222704 + 1794048*B, B)); /* %1469 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(963, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1222704 + 1994752*B, A + 1222704 + 1978368*B, B)); /* %1470 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(964, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1222704 + 1994768*B, A + 1222704 + 1994752*B, B)); /* %1471 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(965, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1374_id(A + 1222704 + 1978368*B, A + 1222704 + 1994768*B, B)); /* %1472 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(966, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1222704 + 1996800*B, A + 1222704 + 1794048*B, A + 1222704 + 1978368*B, B)); /* %1473 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(967, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1353_sum(A + 966656, A + 1222704 + 1996800*B, B)); /* %1475 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(968, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1355_sum(A + 983040, A + 966656)); /* %1477 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(969, (double)1024, sizeof(real)*((double)64 + (double)1024), k1356_sum(A + 1222272, A + 983040)); /* %1478 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(970, (double)9437184*B, sizeof(real)*((double)18432*B + (double)16384*B + (double)73728*B), k1481_matmul(A + 1222704 + 1978368*B, A + 1222704 + 1996800*B, A + 1222704 + 1720320*B, B)); /* %1481 matmul [B,64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(971, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1482_matmul(A + 1222704 + 884736*B, (real *)P + 28320, A + 1222704 + 1996800*B, B)); /* %1482 matmul [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(972, (double)18432*B, sizeof(real)*((double)18432 + (double)18432*B), k1483_sum(A + 966656, A + 1222704 + 1978368*B, B)); /* %1483 reduce [1,64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(973, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1486_col2im(A + 1222704 + 1978368*B, A + 1222704 + 884736*B, B)); /* %1486 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(974, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1487_step(A + 1222704 + 1720320*B, A + 1222704 + 2277376*B, B)); /* %1487 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(975, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1753088*B, A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, B)); /* %1488 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(976, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1489_sum(A + 425984, A + 1222704 + 1753088*B, B)); /* %1489 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(977, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1491_sum(A + 1181696, A + 425984)); /* %1491 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(978, (double)1024, sizeof(real)*((double)32 + (double)1024), k1492_sum(A + 1222336, A + 1181696)); /* %1492 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(979, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1222704 + 1720320*B, A + 1222704 + 1753088*B, (real *)P + 28256, B)); /* %1494 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(980, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1978368*B, A + 1222704 + 1753088*B, A + 1222704 + 2244608*B, B)); /* %1495 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(981, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1489_sum(A + 425984, A + 1222704 + 1978368*B, B)); /* %1496 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(982, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1491_sum(A + 1181696, A + 425984)); /* %1498 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(983, (double)1024, sizeof(real)*((double)32 + (double)1024), k1492_sum(A + 1222368, A + 1181696)); /* %1499 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(984, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, A + 1222704 + 2523184*B, B)); /* %1502 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(985, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 2211840*B, B)); /* %1503 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(986, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1785856*B, B)); /* %1504 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(987, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 2011152*B, A + 1222704 + 2523184*B, B)); /* %1505 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(988, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2523184*B, A + 1222704 + 2011152*B, B)); /* %1506 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(989, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011168*B, B)); /* %1507 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(990, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B)); /* %1508 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(991, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011136*B, A + 1222704 + 2011168*B, B)); /* %1509 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(992, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1510_id(A + 1222704 + 1720320*B, A + 1222704 + 2011136*B, B)); /* %1510 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(993, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1511_scale(A + 1222704 + 1785856*B, A + 1222704 + 2211840*B, B)); /* %1511 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(994, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1818624*B, A + 1222704 + 1720320*B, A + 1222704 + 1785856*B, B)); /* %1512 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(995, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, A + 1222704 + 1818624*B, B)); /* %1513 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(996, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1514_neg(A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, B)); /* %1514 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(997, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1978368*B, B)); /* %1515 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(998, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %1516 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(999, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1510_id(A + 1222704 + 1978368*B, A + 1222704 + 2011152*B, B)); /* %1517 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1000, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, B)); /* %1518 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1001, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1489_sum(A + 425984, A + 1222704 + 1785856*B, B)); /* %1520 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(1002, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1491_sum(A + 1181696, A + 425984)); /* %1522 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(1003, (double)1024, sizeof(real)*((double)32 + (double)1024), k1492_sum(A + 1222400, A + 1181696)); /* %1523 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1004, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k1526_matmul(A + 1222704 + 1720320*B, A + 1222704 + 1785856*B, A + 1222704 + 589824*B, B)); /* %1526 matmul [B,32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(1005, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1527_matmul(A + 1222704 + 589824*B, (real *)P + 19008, A + 1222704 + 1785856*B, B)); /* %1527 matmul [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(1006, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k1528_sum(A + 1181696, A + 1222704 + 1720320*B, B)); /* %1528 reduce [1,32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(1007, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1531_col2im(A + 1222704 + 1720320*B, A + 1222704 + 589824*B, B)); /* %1531 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(1008, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1487_step(A + 1222704 + 1978368*B, A + 1222704 + 2179072*B, B)); /* %1532 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(1009, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, B)); /* %1533 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(1010, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1489_sum(A + 425984, A + 1222704 + 1785856*B, B)); /* %1534 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1011, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1491_sum(A + 1190912, A + 425984)); /* %1536 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1012, (double)1024, sizeof(real)*((double)32 + (double)1024), k1492_sum(A + 1222432, A + 1190912)); /* %1537 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1013, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1222704 + 1720320*B, A + 1222704 + 1785856*B, (real *)P + 18944, B)); /* %1539 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1014, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1978368*B, A + 1222704 + 1785856*B, A + 1222704 + 2146304*B, B)); /* %1540 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1015, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1489_sum(A + 425984, A + 1222704 + 1978368*B, B)); /* %1541 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1016, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1491_sum(A + 1190912, A + 425984)); /* %1543 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1017, (double)1024, sizeof(real)*((double)32 + (double)1024), k1492_sum(A + 1222464, A + 1190912)); /* %1544 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1018, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, A + 1222704 + 2523168*B, B)); /* %1547 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1019, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 2113536*B, B)); /* %1548 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1020, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1785856*B, B)); /* %1549 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1021, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 2011152*B, A + 1222704 + 2523168*B, B)); /* %1550 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1022, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2523168*B, A + 1222704 + 2011152*B, B)); /* %1551 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1023, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011168*B, B)); /* %1552 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1024, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B)); /* %1553 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1025, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011136*B, A + 1222704 + 2011168*B, B)); /* %1554 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1026, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1510_id(A + 1222704 + 1720320*B, A + 1222704 + 2011136*B, B)); /* %1555 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1027, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1511_scale(A + 1222704 + 1785856*B, A + 1222704 + 2113536*B, B)); /* %1556 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1028, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1818624*B, A + 1222704 + 1720320*B, A + 1222704 + 1785856*B, B)); /* %1557 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1029, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, A + 1222704 + 1818624*B, B)); /* %1558 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1030, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1514_neg(A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, B)); /* %1559 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1031, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1978368*B, B)); /* %1560 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1032, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011136*B, B)); /* %1561 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1033, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1510_id(A + 1222704 + 1978368*B, A + 1222704 + 2011152*B, B)); /* %1562 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1034, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, B)); /* %1563 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1035, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1489_sum(A + 425984, A + 1222704 + 1785856*B, B)); /* %1565 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(1036, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1491_sum(A + 1190912, A + 425984)); /* %1567 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(1037, (double)1024, sizeof(real)*((double)32 + (double)1024), k1492_sum(A + 1222496, A + 1190912)); /* %1568 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(1038, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k1526_matmul(A + 1222704 + 1720320*B, A + 1222704 + 1785856*B, A + 1222704 + 294912*B, B)); /* %1571 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(1039, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1527_matmul(A + 1222704 + 294912*B, (real *)P + 9696, A + 1222704 + 1785856*B, B)); /* %1572 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(1040, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k1528_sum(A + 1190912, A + 1222704 + 1720320*B, B)); /* %1573 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(1041, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1531_col2im(A + 1222704 + 1720320*B, A + 1222704 + 294912*B, B)); /* %1576 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(1042, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1222704 + 1978368*B, A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, B)); /* %1577 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(1043, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1487_step(A + 1222704 + 1720320*B, A + 1222704 + 2080768*B, B)); /* %1578 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(1044, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1753088*B, A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, B)); /* %1579 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(1045, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1489_sum(A + 425984, A + 1222704 + 1753088*B, B)); /* %1580 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1046, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1491_sum(A + 1200128, A + 425984)); /* %1582 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1047, (double)1024, sizeof(real)*((double)32 + (double)1024), k1492_sum(A + 1222528, A + 1200128)); /* %1583 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1048, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1222704 + 1720320*B, A + 1222704 + 1753088*B, (real *)P + 9632, B)); /* %1585 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1049, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1978368*B, A + 1222704 + 1753088*B, A + 1222704 + 2048000*B, B)); /* %1586 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1050, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1489_sum(A + 425984, A + 1222704 + 1978368*B, B)); /* %1587 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1051, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1491_sum(A + 1200128, A + 425984)); /* %1589 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1052, (double)1024, sizeof(real)*((double)32 + (double)1024), k1492_sum(A + 1222560, A + 1200128)); /* %1590 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1053, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1222704 + 1978368*B, A + 1222704 + 1720320*B, A + 1222704 + 2523152*B, B)); /* %1593 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1054, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, A + 1222704 + 2015232*B, B)); /* %1594 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1055, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 2011136*B, A + 1222704 + 1753088*B, B)); /* %1595 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1056, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 2011152*B, A + 1222704 + 2523152*B, B)); /* %1596 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1057, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2523152*B, A + 1222704 + 2011152*B, B)); /* %1597 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1058, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 2011152*B, A + 1222704 + 2011168*B, B)); /* %1598 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1059, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 2011168*B, A + 1222704 + 2011136*B, A + 1222704 + 2011152*B, B)); /* %1599 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1060, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 2011136*B, A + 1222704 + 2011168*B, B)); /* %1600 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1061, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1510_id(A + 1222704 + 1720320*B, A + 1222704 + 2011136*B, B)); /* %1601 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1062, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1511_scale(A + 1222704 + 1753088*B, A + 1222704 + 2015232*B, B)); /* %1602 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1063, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1488_mul(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 1753088*B, B)); /* %1603 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1064, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1222704 + 1720320*B, A + 1222704 + 1978368*B, A + 1222704 + 1785856*B, B)); /* %1604 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1065, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1514_neg(A + 1222704 + 1753088*B, A + 1222704 + 1720320*B, B)); /* %1605 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1066, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1222704 + 1785856*B, A + 1222704 + 1753088*B, B)); /* %1606 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1067, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1222704 + 1785872*B, A + 1222704 + 1785856*B, B)); /* %1607 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1068, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1510_id(A + 1222704 + 1753088*B, A + 1222704 + 1785872*B, B)); /* %1608 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1069, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1222704 + 1785856*B, A + 1222704 + 1720320*B, A + 1222704 + 1753088*B, B)); /* %1609 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1070, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1489_sum(A + 425984, A + 1222704 + 1785856*B, B)); /* %1611 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(1071, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1491_sum(A + 1200128, A + 425984)); /* %1613 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(1072, (double)1024, sizeof(real)*((double)32 + (double)1024), k1492_sum(A + 1222592, A + 1200128)); /* %1614 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(1073, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k1526_matmul(A + 1222704 + 1720320*B, A + 1222704 + 1785856*B, A + 1222704, B)); /* %1617 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(1074, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1527_matmul(A + 1222704, (real *)P + 384, A + 1222704 + 1785856*B, B)); /* %1618 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(1075, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k1528_sum(A + 1200128, A + 1222704 + 1720320*B, B)); /* %1619 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(1076, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1622_col2im(A + 1222704 + 294912*B, A + 1222704, B)); /* %1622 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(1077, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k1623_step(A + 1222704, A + 1222704 + 1589248*B, B)); /* %1623 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(1078, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1624_mul(A + 1222704 + 131072*B, A + 1222704 + 294912*B, A + 1222704, B)); /* %1624 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(1079, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1625_sum(A + 425984, A + 1222704 + 131072*B, B)); /* %1625 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(1080, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1627_sum(A + 1214464, A + 425984)); /* %1627 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(1081, (double)2048, sizeof(real)*((double)32 + (double)2048), k1628_sum(A + 1222624, A + 1214464)); /* %1628 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1082, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k29_mul(A + 1222704, A + 1222704 + 131072*B, (real *)P + 320, B)); /* %1630 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(1083, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1624_mul(A + 1222704 + 262144*B, A + 1222704 + 131072*B, A + 1222704 + 1458176*B, B)); /* %1631 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(1084, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1625_sum(A + 425984, A + 1222704 + 262144*B, B)); /* %1632 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(1085, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1627_sum(A + 1214464, A + 425984)); /* %1634 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(1086, (double)2048, sizeof(real)*((double)32 + (double)2048), k1628_sum(A + 1222656, A + 1214464)); /* %1635 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1087, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 1222704 + 131072*B, A + 1222704, A + 1222704 + 2523136*B, B)); /* %1638 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1088, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1624_mul(A + 1222704 + 262144*B, A + 1222704, A + 1222704 + 1327104*B, B)); /* %1639 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1089, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1222704, A + 1222704 + 262144*B, B)); /* %1640 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1090, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1233_square(A + 1222704 + 16*B, A + 1222704 + 2523136*B, B)); /* %1641 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1091, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 32*B, A + 1222704 + 2523136*B, A + 1222704 + 16*B, B)); /* %1642 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1092, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1235_scale(A + 1222704 + 16*B, A + 1222704 + 32*B, B)); /* %1643 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1093, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1234_mul(A + 1222704 + 32*B, A + 1222704, A + 1222704 + 16*B, B)); /* %1644 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1094, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1222704 + 1458176*B, A + 1222704 + 32*B, B)); /* %1645 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1095, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k1646_id(A + 1222704, A + 1222704 + 1458176*B, B)); /* %1646 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1096, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k1647_scale(A + 1222704 + 262144*B, A + 1222704 + 1327104*B, B)); /* %1647 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1097, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1624_mul(A + 1222704 + 393216*B, A + 1222704, A + 1222704 + 262144*B, B)); /* %1648 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1098, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1649_add(A + 1222704, A + 1222704 + 131072*B, A + 1222704 + 393216*B, B)); /* %1649 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1099, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k1650_neg(A + 1222704 + 131072*B, A + 1222704, B)); /* %1650 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1100, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1222704 + 262144*B, A + 1222704 + 131072*B, B)); /* %1651 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1101, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1222704 + 262160*B, A + 1222704 + 262144*B, B)); /* %1652 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1102, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k1646_id(A + 1222704 + 131072*B, A + 1222704 + 262160*B, B)); /* %1653 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1103, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1649_add(A + 1222704 + 262144*B, A + 1222704, A + 1222704 + 131072*B, B)); /* %1654 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1104, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1625_sum(A + 425984, A + 1222704 + 262144*B, B)); /* %1656 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(1105, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1627_sum(A + 1214464, A + 425984)); /* %1658 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(1106, (double)2048, sizeof(real)*((double)32 + (double)2048), k1628_sum(A + 425984, A + 1214464)); /* %1659 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(1107, (double)2359296*B, sizeof(real)*((double)288*B + (double)131072*B + (double)36864*B), k1662_matmul(A + 1222704, A + 1222704 + 262144*B, A + 1222704 + 1941504*B, B)); /* %1662 matmul [B,32,9]  graphs/lib/image_encoder.lua:6 */
-    CALL(1108, (double)288*B, sizeof(real)*((double)288 + (double)288*B), k1664_sum(A + 1214464, A + 1222704, B)); /* %1664 reduce [1,32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(256, 0, sizeof(real)*((double)1), k713_fill(A + 0)); /* %713 fill []  graphs/lib/model.lua:87 */
+    CALL(257, (double)1, sizeof(real)*((double)1 + (double)1), k715_scale(A + 16, A + 0, B)); /* %715 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(258, (double)B, sizeof(real)*((double)B + (double)1), k716_id(A + 1222704 + 2425568*B, A + 16, B)); /* %716 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(259, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k718_fused_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 246544*T, A + 16, A + 1222704 + 2425584*B + 25168*B*T + 235440*T, T)); /* %718 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(260, (double)B, sizeof(real)*((double)B + (double)B), k720_neg(A + 1222704 + 2425280*B, A + 1222704 + 2425568*B, B)); /* %720 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(261, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k722_fused_mul_id(A + 1222704 + 2425584*B + 25136*B*T, A + 1222704 + 2425280*B, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %722 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(262, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k726_fused_mul_div_step(A + 1222704 + 2425280*B, A + 1222704 + 2425568*B, A + 1222704 + 2425312*B, A + 1222704 + 2425296*B, B)); /* %726 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(263, (double)T, sizeof(real)*((double)T + (double)T), k732_neg(A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 25168*B*T + 246544*T, T)); /* %732 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(264, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k734_fused_mul_id(A + 1222704 + 2425584*B + 25152*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 10080*B*T, B, T)); /* %734 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(265, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k739_fused_mul_div_step(A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 25168*B*T + 246544*T, A + 1222704 + 2425584*B + 25168*B*T + 235424*T, A + 1222704 + 2425584*B + 25168*B*T + 235408*T, T)); /* %739 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(266, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k745_fused_scale_add_add_add(A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 25136*B*T, A + 1222704 + 2425280*B, A + 1222704 + 2425584*B + 10128*B*T, A + 1222704 + 2425584*B + 25152*B*T, A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 10000*B*T, B, T)); /* %745 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:50 */
+    CALL(267, (double)4*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T + (double)B*T), k750_fused_mul_div_scale_step(A + 1222704 + 2425584*B + 10000*B*T, A + 1222704 + 2425584*B + 10016*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 10112*B*T, B, T)); /* %750 fused:mul_div_scale_step [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(268, (double)195*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k762_fused_scale_mul_mul_mul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 10000*B*T, (real *)inputs[3], A + 1222704 + 2425584*B + 10032*B*T, B, T)); /* %762 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(269, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k763_id(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 14976*B*T, B, T)); /* %763 map:id [T,B,39,128]  graphs/lib/matching.lua:13 */
+    CALL(270, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k764_mul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 4992*B*T, B, T)); /* %764 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(271, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k765_mul(A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, B, T)); /* %765 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(272, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k766_sum(A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 14976*B*T, B, T)); /* %766 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(273, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k775_fused_mul_mul_sum_mul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25056*B*T, A + 1222704 + 2425584*B + 25008*B*T, B, T)); /* %775 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(274, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k779_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2425584*B + 4992*B*T, A + 1222704 + 2425584*B + 25056*B*T, A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B, B, T)); /* %779 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(275, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k780_matmul(A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 9984*B*T, A + 1222704 + 2400256*B, B, T)); /* %780 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
+    CALL(276, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k781_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 22464*B*T, A + 1222704 + 2425584*B + 9984*B*T, B, T)); /* %781 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(277, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k782_sum(A + 1222704 + 2408448*B, A + 1222704 + 2425584*B, B, T)); /* %782 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(278, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1222704 + 2425584*B + 17472*B*T, A + 1222704 + 2425584*B + 14976*B*T, A + 1222704 + 2425584*B + 24960*B*T, B, T)); /* %783 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(279, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k786_fused_sum_neg_mul(A + 1222704 + 2425584*B + 15680*B*T, A + 1222704 + 2425584*B + 17472*B*T, A + 1222704 + 2425584*B + 22464*B*T, B, T)); /* %786 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(280, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k792_fused_scale_mul_add_id(A + 1222704 + 2425584*B + 13184*B*T, A + 1222704 + 2425584*B + 17472*B*T, A + 1222704 + 2425584*B + 15680*B*T, A + 1222704 + 2425584*B + 19968*B*T, B, T)); /* %792 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(281, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1222704 + 2425584*B + 8192*B*T, A + 1222704 + 2425584*B + 13184*B*T, A + 1222704 + 2334720*B, B, T)); /* %793 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(282, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k794_matmul(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 13184*B*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, B, T)); /* %794 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(283, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k766_sum(A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 8192*B*T, B, T)); /* %795 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(284, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k782_sum(A + 1222704 + 2334720*B, A + 1222704 + 2425584*B, B, T)); /* %796 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(285, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k797_add(A + 1222704 + 2425584*B + 25168*B*T + 240384*T, A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, T)); /* %797 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(286, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k807_fused_mul_mul_sum_mul(A + 1222704 + 2425280*B, A + 1222704 + 2334720*B, A + 1222704 + 2400256*B, A + 1222704 + 2425216*B, A + 1222704 + 2416640*B, B)); /* %807 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(287, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k811_fused_add_add_mul_mul(A + 1222704 + 2416640*B, A + 1222704 + 2408448*B, A + 1222704 + 2334720*B, A + 1222704 + 2425216*B, A + 1222704 + 2425280*B, A + 1222704 + 2400256*B, B)); /* %811 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(288, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k822_fused_mul_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 240384*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 246432*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, T)); /* %822 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(289, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k826_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 25168*B*T + 240384*T, A + 1222704 + 2425584*B + 25168*B*T + 246432*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, T)); /* %826 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(290, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k726_fused_mul_div_step(A + 1222704 + 2425216*B, A + 1222704 + 2425568*B, A + 1222704 + 2425552*B, A + 1222704 + 2425536*B, B)); /* %839 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(291, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k739_fused_mul_div_step(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 246544*T, A + 1222704 + 2425584*B + 25168*B*T + 246528*T, A + 1222704 + 2425584*B + 25168*B*T + 246512*T, T)); /* %852 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(292, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k858_fused_scale_add_add_add(A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25136*B*T, A + 1222704 + 2425216*B, A + 1222704 + 2425584*B + 25120*B*T, A + 1222704 + 2425584*B + 25152*B*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25104*B*T, B, T)); /* %858 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(293, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k859_matmul(A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B, A + 1222704 + 2425088*B, B, T)); /* %859 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(294, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k860_matmul(A + 1222704 + 2334720*B, A + 1222704 + 2425584*B, A + 1222704 + 2425584*B + 25168*B*T + 92032*T, B, T)); /* %860 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(295, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k869_fused_mul_mul_sum_mul(A + 1222704 + 2425088*B, A + 1222704 + 2334720*B, A + 1222704 + 2424960*B, A + 1222704 + 2425520*B, A + 1222704 + 2425504*B, B)); /* %869 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(296, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k873_fused_add_mul_mul_id(A + 1222704 + 2334848*B, A + 1222704 + 2334720*B, A + 1222704 + 2425520*B, A + 1222704 + 2425088*B, A + 1222704 + 2424960*B, B)); /* %873 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(297, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k882_fused_mul_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 246496*T, A + 1222704 + 2425584*B + 25168*B*T + 246480*T, T)); /* %882 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(298, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k886_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 240384*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 246496*T, A + 1222704 + 2425584*B + 25168*B*T + 246384*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %886 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(299, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k887_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 235392*T, T)); /* %887 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(300, (double)4992, sizeof(real)*((double)128 + (double)4992), k889_sum(A + 1217536, A + 0)); /* %889 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(301, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k892_matmul(A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 235392*T, (real *)P + 1073376, T)); /* %892 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(302, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k893_matmul(A + 985088, A + 1222704 + 2425584*B + 25168*B*T + 235392*T, A + 1222704 + 2425584*B + 25168*B*T + 92160*T, T)); /* %893 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(303, 0, sizeof(real)*((double)5120*T + (double)4992*T), k895_pad(A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, T)); /* %895 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(304, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k896_sum(A + 1217664, A + 1222704 + 2425584*B + 25168*B*T + 240384*T, T)); /* %896 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(305, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k898_matmul(A + 1222704 + 2425584*B + 25168*B*T + 240512*T, A + 1222704 + 2425584*B + 25168*B*T + 240384*T, (real *)P + 1056864, T)); /* %898 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(306, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k899_matmul(A + 1001472, A + 1222704 + 2425584*B + 25168*B*T + 240384*T, A + 1222704 + 2425584*B + 25168*B*T + 97152*T, T)); /* %899 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(307, 0, sizeof(real)*((double)5120*T + (double)128*T), k901_pad(A + 1222704 + 2425584*B + 25168*B*T + 92160*T, A + 1222704 + 2425584*B + 25168*B*T + 240512*T, T)); /* %901 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(308, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k902_add(A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 92160*T, T)); /* %902 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(309, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, T)); /* %903 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(310, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1217792, A + 0)); /* %905 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(311, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, (real *)P + 1056608, T)); /* %907 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(312, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 92160*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, T)); /* %908 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(313, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 92160*T, T)); /* %909 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(314, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1217920, A + 0)); /* %911 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(315, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 97280*T, A + 1222704 + 2425584*B + 25168*B*T + 246336*T, T)); /* %920 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(316, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T + 87040*T, A + 1222704 + 2425584*B + 25168*B*T + 246336*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 97280*T, T)); /* %924 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(317, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, T)); /* %927 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(318, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k929_fused_add_id(A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %929 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(319, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, T)); /* %930 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(320, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218048, A + 0)); /* %932 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(321, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k935_matmul(A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, (real *)P + 990944, T)); /* %935 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(322, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k936_matmul(A + 630784, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %936 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(323, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k939_fused_mul_gelu_grad(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 81920*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, T)); /* %939 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(324, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k940_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %940 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(325, (double)20480, sizeof(real)*((double)512 + (double)20480), k942_sum(A + 1216512, A + 0)); /* %942 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(326, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k945_matmul(A + 1222704 + 2425584*B + 25168*B*T + 61440*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, (real *)P + 924896, T)); /* %945 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(327, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k946_matmul(A + 696320, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, T)); /* %946 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(328, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, T)); /* %948 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(329, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218176, A + 761856)); /* %950 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(330, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, (real *)P + 924640, T)); /* %952 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(331, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 61440*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %953 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(332, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %954 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(333, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218304, A + 761856)); /* %956 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(334, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 246288*T, T)); /* %965 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(335, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 225280*T, A + 1222704 + 2425584*B + 25168*B*T + 246288*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, T)); /* %969 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(336, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 246016*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, T)); /* %973 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(337, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k975_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 230400*T, A + 1222704 + 2425584*B + 25168*B*T + 220160*T, A + 1222704 + 2425584*B + 25168*B*T + 246016*T, T)); /* %975 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(338, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, T)); /* %976 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(339, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218432, A + 761856)); /* %978 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(340, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, (real *)P + 908128, T)); /* %981 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(341, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1017856, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, T)); /* %982 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(342, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 209920*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, T)); /* %985 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(343, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, A + 1222704 + 2425584*B + 25168*B*T + 204800*T, T)); /* %986 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
+    CALL(344, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k987_matmul(A + 1222704 + 2425584*B + 25168*B*T + 204800*T, A + 1222704 + 2425584*B + 25168*B*T + 121600*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, T)); /* %987 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(345, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 245856*T, T)); /* %988 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(346, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k993_fused_mul_sum_neg_mul(A + 1222704 + 2425584*B + 25168*B*T + 209920*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 121600*T, A + 1222704 + 2425584*B + 25168*B*T + 245696*T, T)); /* %993 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(347, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1009_fused_scale_mul_mul_mul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 47360*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 115200*T, T)); /* %1009 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(348, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1222704 + 2425584*B + 25168*B*T + 209920*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, T)); /* %1010 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(349, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k987_matmul(A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %1011 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(350, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 204800*T, T)); /* %1012 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(351, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %1014 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(352, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218560, A + 761856)); /* %1016 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(353, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 204800*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, (real *)P + 891616, T)); /* %1019 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(354, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1034240, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, T)); /* %1020 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(355, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, T)); /* %1022 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(356, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %1024 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(357, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218688, A + 761856)); /* %1026 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(358, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, (real *)P + 875104, T)); /* %1029 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(359, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1050624, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, T)); /* %1030 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(360, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, T)); /* %1033 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(361, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, T)); /* %1035 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(362, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218816, A + 761856)); /* %1037 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(363, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 209920*T, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, (real *)P + 858592, T)); /* %1040 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(364, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1067008, A + 1222704 + 2425584*B + 25168*B*T + 194560*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, T)); /* %1041 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(365, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k1043_fused_add_add(A + 1222704 + 2425584*B + 25168*B*T + 189440*T, A + 1222704 + 2425584*B + 25168*B*T + 204800*T, A + 1222704 + 2425584*B + 25168*B*T + 199680*T, A + 1222704 + 2425584*B + 25168*B*T + 209920*T, T)); /* %1043 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(366, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, T)); /* %1044 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(367, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1218944, A + 761856)); /* %1046 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(368, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, (real *)P + 858336, T)); /* %1048 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(369, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T + 189440*T, A + 1222704 + 2425584*B + 25168*B*T + 184320*T, T)); /* %1049 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(370, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, T)); /* %1050 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(371, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219072, A + 761856)); /* %1052 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(372, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245696*T, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 179200*T, A + 1222704 + 2425584*B + 25168*B*T + 246240*T, T)); /* %1061 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(373, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 246240*T, A + 1222704 + 2425584*B + 25168*B*T + 245696*T, A + 1222704 + 2425584*B + 25168*B*T + 179200*T, T)); /* %1065 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(374, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245696*T, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, T)); /* %1069 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(375, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k975_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 215040*T, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T + 245696*T, T)); /* %1071 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(376, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, T)); /* %1072 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(377, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219200, A + 761856)); /* %1074 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(378, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k935_matmul(A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, (real *)P + 792672, T)); /* %1077 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(379, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k936_matmul(A + 761856, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1078 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(380, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k939_fused_mul_gelu_grad(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 40960*T, A + 1222704 + 2425584*B + 25168*B*T + 20480*T, T)); /* %1081 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(381, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k940_sum(A + 0, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1082 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(382, (double)20480, sizeof(real)*((double)512 + (double)20480), k942_sum(A + 1217024, A + 0)); /* %1084 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(383, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k945_matmul(A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 726624, T)); /* %1087 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(384, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k946_matmul(A + 827392, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 174080*T, T)); /* %1088 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(385, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, T)); /* %1090 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(386, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219328, A + 892928)); /* %1092 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(387, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, (real *)P + 726368, T)); /* %1094 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(388, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T + 168960*T, T)); /* %1095 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(389, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1096 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(390, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219456, A + 892928)); /* %1098 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(391, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 245696*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 163840*T, A + 1222704 + 2425584*B + 25168*B*T + 246192*T, T)); /* %1107 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(392, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 246192*T, A + 1222704 + 2425584*B + 25168*B*T + 245696*T, A + 1222704 + 2425584*B + 25168*B*T + 163840*T, T)); /* %1111 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(393, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 245696*T, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, T)); /* %1115 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(394, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k975_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T + 245696*T, T)); /* %1117 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(395, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, T)); /* %1118 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(396, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219584, A + 892928)); /* %1120 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(397, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, (real *)P + 709856, T)); /* %1123 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(398, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1083392, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T + 158720*T, T)); /* %1124 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(399, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1127 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(400, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T + 153600*T, T)); /* %1128 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
+    CALL(401, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k987_matmul(A + 1222704 + 2425584*B + 25168*B*T + 115200*T, A + 1222704 + 2425584*B + 25168*B*T + 108800*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, T)); /* %1129 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(402, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 245536*T, T)); /* %1130 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(403, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k993_fused_mul_sum_neg_mul(A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T + 108800*T, A + 1222704 + 2425584*B + 25168*B*T + 245376*T, T)); /* %1135 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(404, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1009_fused_scale_mul_mul_mul(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, (real *)inputs[2], A + 1222704 + 2425584*B + 25168*B*T + 102400*T, T)); /* %1151 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(405, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1222704 + 2425584*B + 25168*B*T + 6400*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 148480*T, T)); /* %1152 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(406, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k987_matmul(A + 1222704 + 2425584*B + 25168*B*T + 120320*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 143360*T, T)); /* %1153 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(407, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 115200*T, T)); /* %1154 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(408, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1156 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(409, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219712, A + 892928)); /* %1158 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(410, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 693344, T)); /* %1161 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(411, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1099776, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, T)); /* %1162 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(412, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 120320*T, T)); /* %1164 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(413, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1166 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(414, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219840, A + 892928)); /* %1168 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(415, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 23040*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 676832, T)); /* %1171 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(416, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1116160, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, T)); /* %1172 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(417, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 6400*T, T)); /* %1175 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(418, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1177 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(419, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1219968, A + 892928)); /* %1179 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(420, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k981_matmul(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 660320, T)); /* %1182 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(421, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k982_matmul(A + 1132544, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 138240*T, T)); /* %1183 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(422, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k1043_fused_add_add(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T + 23040*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1185 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(423, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1186 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(424, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1220096, A + 892928)); /* %1188 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(425, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k907_mul(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T, (real *)P + 660064, T)); /* %1190 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(426, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k908_mul(A + 1222704 + 2425584*B + 25168*B*T + 17920*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 133120*T, T)); /* %1191 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(427, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 892928, A + 1222704 + 2425584*B + 25168*B*T + 17920*T, T)); /* %1192 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(428, (double)5120, sizeof(real)*((double)128 + (double)5120), k905_sum(A + 1220224, A + 892928)); /* %1194 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(429, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k920_fused_scale_mul_sum_mul(A + 1222704 + 2425584*B + 25168*B*T + 10240*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 128000*T, A + 1222704 + 2425584*B + 25168*B*T + 246144*T, T)); /* %1203 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(430, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k924_fused_add_mul_mul_id(A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 246144*T, A + 1222704 + 2425584*B + 25168*B*T + 10240*T, A + 1222704 + 2425584*B + 25168*B*T + 128000*T, T)); /* %1207 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(431, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k927_fused_scale_sum_neg(A + 1222704 + 2425584*B + 25168*B*T + 10240*T, A + 1222704 + 2425584*B + 25168*B*T, T)); /* %1211 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(432, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k975_fused_add_add_id(A + 1222704 + 2425584*B + 25168*B*T + 5120*T, A + 1222704 + 2425584*B + 25168*B*T + 12800*T, A + 1222704 + 2425584*B + 25168*B*T, A + 1222704 + 2425584*B + 25168*B*T + 10240*T, T)); /* %1213 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(433, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k903_sum(A + 1209344, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, T)); /* %1214 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(434, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1216_scatter_add(A + 294912, A + 1222704 + 2425584*B + 25168*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %1216 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(435, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1217_sum(A + 1220352, A + 1222704 + 2334848*B, B)); /* %1217 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(436, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1219_matmul(A + 1222704 + 2334720*B, A + 1222704 + 2334848*B, (real *)P + 507360, B)); /* %1219 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(437, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1220_matmul(A + 1148928, A + 1222704 + 2334848*B, A + 1222704 + 2424832*B, B)); /* %1220 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(438, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, B)); /* %1221 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(439, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2416640*B, B)); /* %1224 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(440, (double)8192, sizeof(real)*((double)128 + (double)8192), k1226_sum(A + 1220480, A + 892928)); /* %1226 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(441, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k1229_matmul(A + 1222704 + 2334720*B, A + 1222704 + 2416640*B, (real *)P + 490848, B)); /* %1229 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(442, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k1230_matmul(A + 1165312, A + 1222704 + 2416640*B, A + 1222704 + 2392064*B, B)); /* %1230 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(443, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), k1232_fused_add_id(A + 1222704 + 2392064*B, A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, B)); /* %1232 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(444, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1233_permute(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, B)); /* %1233 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(445, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1236_fused_mul_step(A + 1222704 + 2392064*B, A + 1222704 + 2334720*B, A + 1222704 + 2383872*B, B)); /* %1236 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(446, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2392064*B, B)); /* %1237 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(447, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1239 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(448, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1220608, A + 1181696)); /* %1240 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(449, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1242_mul(A + 1222704 + 2334720*B, A + 1222704 + 2392064*B, (real *)P + 490592, B)); /* %1242 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(450, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1243_mul(A + 1222704 + 2383872*B, A + 1222704 + 2392064*B, A + 1222704 + 2367488*B, B)); /* %1243 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(451, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2383872*B, B)); /* %1244 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(452, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1246 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(453, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1220736, A + 1181696)); /* %1247 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(454, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1257_fused_scale_mul_sum_mul(A + 1222704 + 2383872*B, A + 1222704 + 2334720*B, A + 1222704 + 2375680*B, A + 1222704 + 2425488*B, B)); /* %1257 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(455, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1261_fused_add_mul_mul_id(A + 1222704 + 2367488*B, A + 1222704 + 2334720*B, A + 1222704 + 2425488*B, A + 1222704 + 2383872*B, A + 1222704 + 2375680*B, B)); /* %1261 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(456, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1264_fused_scale_sum_neg(A + 1222704 + 2375680*B, A + 1222704 + 2367488*B, B)); /* %1264 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(457, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1266_fused_add_id(A + 1222704 + 2334720*B, A + 1222704 + 2367488*B, A + 1222704 + 2375680*B, B)); /* %1266 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(458, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2334720*B, B)); /* %1268 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(459, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1270 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(460, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1220864, A + 1181696)); /* %1271 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(461, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1274_permute(A + 1222704 + 2367488*B, A + 1222704 + 2334720*B, B)); /* %1274 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(462, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1276_matmul(A + 0, A + 1222704 + 2367488*B, A + 1222704 + 1720320*B, B)); /* %1276 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(463, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1277_matmul(A + 1222704 + 1720320*B, (real *)P + 343008, A + 1222704 + 2367488*B, B)); /* %1277 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(464, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1279_col2im(A + 1222704 + 2334720*B, A + 1222704 + 1720320*B, B)); /* %1279 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(465, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1236_fused_mul_step(A + 1222704 + 2367488*B, A + 1222704 + 2334720*B, A + 1222704 + 2359296*B, B)); /* %1281 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(466, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2367488*B, B)); /* %1282 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(467, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1284 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(468, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1220992, A + 1181696)); /* %1285 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(469, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1242_mul(A + 1222704 + 2334720*B, A + 1222704 + 2367488*B, (real *)P + 342752, B)); /* %1287 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(470, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1243_mul(A + 1222704 + 2359296*B, A + 1222704 + 2367488*B, A + 1222704 + 2351104*B, B)); /* %1288 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(471, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2359296*B, B)); /* %1289 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(472, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1291 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(473, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221120, A + 1181696)); /* %1292 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(474, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1257_fused_scale_mul_sum_mul(A + 1222704 + 2400256*B, A + 1222704 + 2334720*B, A + 1222704 + 2342912*B, A + 1222704 + 2425472*B, B)); /* %1302 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(475, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1261_fused_add_mul_mul_id(A + 1222704 + 2351104*B, A + 1222704 + 2334720*B, A + 1222704 + 2425472*B, A + 1222704 + 2400256*B, A + 1222704 + 2342912*B, B)); /* %1306 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(476, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1264_fused_scale_sum_neg(A + 1222704 + 2342912*B, A + 1222704 + 2351104*B, B)); /* %1309 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(477, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1266_fused_add_id(A + 1222704 + 2334720*B, A + 1222704 + 2351104*B, A + 1222704 + 2342912*B, B)); /* %1311 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(478, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2334720*B, B)); /* %1313 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(479, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1315 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(480, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221248, A + 1181696)); /* %1316 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(481, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1274_permute(A + 1222704 + 2342912*B, A + 1222704 + 2334720*B, B)); /* %1319 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(482, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1276_matmul(A + 147456, A + 1222704 + 2342912*B, A + 1222704 + 1646592*B, B)); /* %1321 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(483, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1277_matmul(A + 1222704 + 1646592*B, (real *)P + 195168, A + 1222704 + 2342912*B, B)); /* %1322 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(484, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1279_col2im(A + 1222704 + 2334720*B, A + 1222704 + 1646592*B, B)); /* %1324 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(485, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k1327_fused_mul_add_step(A + 1222704 + 2342912*B, A + 1222704 + 2392064*B, A + 1222704 + 2334720*B, A + 1222704 + 2326528*B, B)); /* %1327 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(486, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2342912*B, B)); /* %1328 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(487, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1330 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(488, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221376, A + 1181696)); /* %1331 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(489, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1242_mul(A + 1222704 + 2326528*B, A + 1222704 + 2342912*B, (real *)P + 194912, B)); /* %1333 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(490, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1243_mul(A + 1222704 + 2334720*B, A + 1222704 + 2342912*B, A + 1222704 + 2318336*B, B)); /* %1334 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(491, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2334720*B, B)); /* %1335 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(492, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1337 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(493, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221504, A + 1181696)); /* %1338 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(494, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1257_fused_scale_mul_sum_mul(A + 1222704 + 2334720*B, A + 1222704 + 2326528*B, A + 1222704 + 2310144*B, A + 1222704 + 2425456*B, B)); /* %1348 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(495, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1261_fused_add_mul_mul_id(A + 1222704 + 2318336*B, A + 1222704 + 2326528*B, A + 1222704 + 2425456*B, A + 1222704 + 2334720*B, A + 1222704 + 2310144*B, B)); /* %1352 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(496, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1264_fused_scale_sum_neg(A + 1222704 + 2326528*B, A + 1222704 + 2318336*B, B)); /* %1355 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(497, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1266_fused_add_id(A + 1222704 + 2310144*B, A + 1222704 + 2318336*B, A + 1222704 + 2326528*B, B)); /* %1357 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(498, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1224_sum(A + 892928, A + 1222704 + 2310144*B, B)); /* %1359 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(499, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1239_sum(A + 1181696, A + 892928)); /* %1361 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(500, (double)1024, sizeof(real)*((double)128 + (double)1024), k1240_sum(A + 1221632, A + 1181696)); /* %1362 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(501, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1274_permute(A + 1222704 + 1683456*B, A + 1222704 + 2310144*B, B)); /* %1365 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(502, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k1367_matmul(A + 557056, A + 1222704 + 1683456*B, A + 1222704 + 1830912*B, B)); /* %1367 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(503, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1368_matmul(A + 1222704 + 1646592*B, (real *)P + 121056, A + 1222704 + 1683456*B, B)); /* %1368 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(504, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1370_col2im(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, B)); /* %1370 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(505, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1372_fused_mul_step(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, A + 1222704 + 2293760*B, B)); /* %1372 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(506, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 892928, A + 1222704 + 1847296*B, B)); /* %1373 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(507, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 892928)); /* %1375 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(508, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1221760, A + 1181696)); /* %1376 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(509, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1378_mul(A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, (real *)P + 120928, B)); /* %1378 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(510, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1379_mul(A + 1222704 + 1646592*B, A + 1222704 + 1847296*B, A + 1222704 + 2277376*B, B)); /* %1379 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(511, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 892928, A + 1222704 + 1646592*B, B)); /* %1380 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(512, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 892928)); /* %1382 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(513, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1221824, A + 1181696)); /* %1383 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(514, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1393_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2260992*B, A + 1222704 + 2425440*B, B)); /* %1393 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(515, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1397_fused_add_mul_mul_id(A + 1222704 + 1646592*B, A + 1222704 + 1830912*B, A + 1222704 + 2425440*B, A + 1222704 + 1863680*B, A + 1222704 + 2260992*B, B)); /* %1397 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(516, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1400_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1646592*B, B)); /* %1400 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(517, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1402_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, A + 1222704 + 1863680*B, B)); /* %1402 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(518, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 892928, A + 1222704 + 1830912*B, B)); /* %1404 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(519, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 892928)); /* %1406 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(520, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1221888, A + 1181696)); /* %1407 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(521, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1410_permute(A + 1222704 + 1646592*B, A + 1222704 + 1830912*B, B)); /* %1410 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(522, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1412_matmul(A + 892928, A + 1222704 + 1646592*B, A + 1222704 + 1032192*B, B)); /* %1412 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(523, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1413_matmul(A + 1222704 + 1032192*B, (real *)P + 84000, A + 1222704 + 1646592*B, B)); /* %1413 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(524, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1415_col2im(A + 1222704 + 1830912*B, A + 1222704 + 1032192*B, B)); /* %1415 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(525, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1372_fused_mul_step(A + 1222704 + 1032192*B, A + 1222704 + 1830912*B, A + 1222704 + 2244608*B, B)); /* %1417 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(526, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 929792, A + 1222704 + 1032192*B, B)); /* %1418 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(527, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 929792)); /* %1420 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(528, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1221952, A + 1181696)); /* %1421 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(529, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1378_mul(A + 1222704 + 1830912*B, A + 1222704 + 1032192*B, (real *)P + 83872, B)); /* %1423 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(530, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1379_mul(A + 1222704 + 1048576*B, A + 1222704 + 1032192*B, A + 1222704 + 2228224*B, B)); /* %1424 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(531, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 929792, A + 1222704 + 1048576*B, B)); /* %1425 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(532, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 929792)); /* %1427 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(533, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222016, A + 1181696)); /* %1428 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(534, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1393_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2211840*B, A + 1222704 + 2425424*B, B)); /* %1438 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(535, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1397_fused_add_mul_mul_id(A + 1222704 + 1032192*B, A + 1222704 + 1830912*B, A + 1222704 + 2425424*B, A + 1222704 + 1863680*B, A + 1222704 + 2211840*B, B)); /* %1442 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(536, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1400_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1032192*B, B)); /* %1445 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(537, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1402_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1032192*B, A + 1222704 + 1863680*B, B)); /* %1447 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(538, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 929792, A + 1222704 + 1830912*B, B)); /* %1449 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(539, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 1181696, A + 929792)); /* %1451 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(540, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222080, A + 1181696)); /* %1452 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(541, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1410_permute(A + 1222704 + 1032192*B, A + 1222704 + 1830912*B, B)); /* %1455 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(542, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1412_matmul(A + 929792, A + 1222704 + 1032192*B, A + 1222704 + 884736*B, B)); /* %1457 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(543, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1413_matmul(A + 1222704 + 884736*B, (real *)P + 46944, A + 1222704 + 1032192*B, B)); /* %1458 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(544, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1415_col2im(A + 1222704 + 1830912*B, A + 1222704 + 884736*B, B)); /* %1460 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(545, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k1463_fused_mul_add_step(A + 1222704 + 1646592*B, A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, A + 1222704 + 2195456*B, B)); /* %1463 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(546, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 966656, A + 1222704 + 1646592*B, B)); /* %1464 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(547, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 983040, A + 966656)); /* %1466 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(548, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222144, A + 983040)); /* %1467 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(549, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1378_mul(A + 1222704 + 1830912*B, A + 1222704 + 1646592*B, (real *)P + 46816, B)); /* %1469 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(550, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1379_mul(A + 1222704 + 1847296*B, A + 1222704 + 1646592*B, A + 1222704 + 2179072*B, B)); /* %1470 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(551, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 966656, A + 1222704 + 1847296*B, B)); /* %1471 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(552, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 983040, A + 966656)); /* %1473 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(553, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222208, A + 983040)); /* %1474 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(554, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1393_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2162688*B, A + 1222704 + 2425408*B, B)); /* %1484 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(555, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1397_fused_add_mul_mul_id(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, A + 1222704 + 2425408*B, A + 1222704 + 1863680*B, A + 1222704 + 2162688*B, B)); /* %1488 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(556, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1400_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1847296*B, B)); /* %1491 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(557, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1402_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1847296*B, A + 1222704 + 1863680*B, B)); /* %1493 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(558, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1373_sum(A + 966656, A + 1222704 + 1830912*B, B)); /* %1495 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(559, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1375_sum(A + 983040, A + 966656)); /* %1497 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(560, (double)1024, sizeof(real)*((double)64 + (double)1024), k1376_sum(A + 1222272, A + 983040)); /* %1498 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(561, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1410_permute(A + 1222704 + 1847296*B, A + 1222704 + 1830912*B, B)); /* %1501 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(562, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k1503_matmul(A + 966656, A + 1222704 + 1847296*B, A + 1222704 + 1572864*B, B)); /* %1503 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(563, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1504_matmul(A + 1222704 + 884736*B, (real *)P + 28320, A + 1222704 + 1847296*B, B)); /* %1504 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(564, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1506_col2im(A + 1222704 + 1830912*B, A + 1222704 + 884736*B, B)); /* %1506 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(565, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1508_fused_mul_step(A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, A + 1222704 + 2129920*B, B)); /* %1508 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(566, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1572864*B, B)); /* %1509 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(567, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1181696, A + 425984)); /* %1511 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(568, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222336, A + 1181696)); /* %1512 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(569, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1514_mul(A + 1222704 + 1830912*B, A + 1222704 + 1572864*B, (real *)P + 28256, B)); /* %1514 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(570, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1515_mul(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, A + 1222704 + 2097152*B, B)); /* %1515 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(571, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1605632*B, B)); /* %1516 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(572, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1181696, A + 425984)); /* %1518 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(573, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222368, A + 1181696)); /* %1519 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(574, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1529_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 2064384*B, A + 1222704 + 2425392*B, B)); /* %1529 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(575, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1533_fused_add_mul_mul_id(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, A + 1222704 + 2425392*B, A + 1222704 + 1863680*B, A + 1222704 + 2064384*B, B)); /* %1533 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(576, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1536_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1605632*B, B)); /* %1536 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(577, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1538_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, A + 1222704 + 1863680*B, B)); /* %1538 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(578, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1830912*B, B)); /* %1540 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(579, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1181696, A + 425984)); /* %1542 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(580, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222400, A + 1181696)); /* %1543 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(581, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1546_permute(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, B)); /* %1546 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(582, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1548_matmul(A + 1181696, A + 1222704 + 1605632*B, A + 1222704 + 589824*B, B)); /* %1548 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(583, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1549_matmul(A + 1222704 + 589824*B, (real *)P + 19008, A + 1222704 + 1605632*B, B)); /* %1549 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(584, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1551_col2im(A + 1222704 + 1830912*B, A + 1222704 + 589824*B, B)); /* %1551 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(585, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1508_fused_mul_step(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, A + 1222704 + 2031616*B, B)); /* %1553 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(586, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1605632*B, B)); /* %1554 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(587, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1190912, A + 425984)); /* %1556 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(588, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222432, A + 1190912)); /* %1557 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(589, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1514_mul(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, (real *)P + 18944, B)); /* %1559 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(590, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1515_mul(A + 1222704 + 1638400*B, A + 1222704 + 1605632*B, A + 1222704 + 1998848*B, B)); /* %1560 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(591, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1638400*B, B)); /* %1561 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(592, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1190912, A + 425984)); /* %1563 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(593, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222464, A + 1190912)); /* %1564 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(594, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1529_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1830912*B, A + 1222704 + 1966080*B, A + 1222704 + 2425376*B, B)); /* %1574 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(595, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1533_fused_add_mul_mul_id(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, A + 1222704 + 2425376*B, A + 1222704 + 1863680*B, A + 1222704 + 1966080*B, B)); /* %1578 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(596, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1536_fused_scale_sum_neg(A + 1222704 + 1863680*B, A + 1222704 + 1605632*B, B)); /* %1581 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(597, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1538_fused_add_id(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, A + 1222704 + 1863680*B, B)); /* %1583 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(598, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1830912*B, B)); /* %1585 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(599, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1190912, A + 425984)); /* %1587 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(600, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222496, A + 1190912)); /* %1588 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(601, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1546_permute(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, B)); /* %1591 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(602, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1548_matmul(A + 1190912, A + 1222704 + 1605632*B, A + 1222704 + 294912*B, B)); /* %1593 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(603, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1549_matmul(A + 1222704 + 294912*B, (real *)P + 9696, A + 1222704 + 1605632*B, B)); /* %1594 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(604, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1551_col2im(A + 1222704 + 1830912*B, A + 1222704 + 294912*B, B)); /* %1596 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(605, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k1599_fused_mul_add_step(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, A + 1222704 + 1933312*B, B)); /* %1599 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(606, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1605632*B, B)); /* %1600 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(607, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1200128, A + 425984)); /* %1602 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(608, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222528, A + 1200128)); /* %1603 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(609, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1514_mul(A + 1222704 + 1572864*B, A + 1222704 + 1605632*B, (real *)P + 9632, B)); /* %1605 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(610, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1515_mul(A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, A + 1222704 + 1900544*B, B)); /* %1606 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(611, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1830912*B, B)); /* %1607 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(612, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1200128, A + 425984)); /* %1609 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(613, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222560, A + 1200128)); /* %1610 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(614, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1529_fused_scale_mul_sum_mul(A + 1222704 + 1863680*B, A + 1222704 + 1572864*B, A + 1222704 + 1867776*B, A + 1222704 + 2425360*B, B)); /* %1620 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(615, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1533_fused_add_mul_mul_id(A + 1222704 + 1830912*B, A + 1222704 + 1572864*B, A + 1222704 + 2425360*B, A + 1222704 + 1863680*B, A + 1222704 + 1867776*B, B)); /* %1624 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(616, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1536_fused_scale_sum_neg(A + 1222704 + 1605632*B, A + 1222704 + 1830912*B, B)); /* %1627 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(617, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1538_fused_add_id(A + 1222704 + 1572864*B, A + 1222704 + 1830912*B, A + 1222704 + 1605632*B, B)); /* %1629 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(618, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1509_sum(A + 425984, A + 1222704 + 1572864*B, B)); /* %1631 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(619, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1511_sum(A + 1200128, A + 425984)); /* %1633 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(620, (double)1024, sizeof(real)*((double)32 + (double)1024), k1512_sum(A + 1222592, A + 1200128)); /* %1634 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(621, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1546_permute(A + 1222704 + 1605632*B, A + 1222704 + 1572864*B, B)); /* %1637 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(622, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1548_matmul(A + 1200128, A + 1222704 + 1605632*B, A + 1222704, B)); /* %1639 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(623, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1549_matmul(A + 1222704, (real *)P + 384, A + 1222704 + 1605632*B, B)); /* %1640 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(624, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1642_col2im(A + 1222704 + 294912*B, A + 1222704, B)); /* %1642 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(625, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1644_fused_mul_step(A + 1222704, A + 1222704 + 294912*B, A + 1222704 + 1441792*B, B)); /* %1644 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(626, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1645_sum(A + 425984, A + 1222704, B)); /* %1645 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(627, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1647_sum(A + 1214464, A + 425984)); /* %1647 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(628, (double)2048, sizeof(real)*((double)32 + (double)2048), k1648_sum(A + 1222624, A + 1214464)); /* %1648 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(629, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k1650_mul(A + 1222704 + 131072*B, A + 1222704, (real *)P + 320, B)); /* %1650 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(630, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1651_mul(A + 1222704 + 262144*B, A + 1222704, A + 1222704 + 1310720*B, B)); /* %1651 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(631, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1645_sum(A + 425984, A + 1222704 + 262144*B, B)); /* %1652 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(632, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1647_sum(A + 1214464, A + 425984)); /* %1654 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(633, (double)2048, sizeof(real)*((double)32 + (double)2048), k1648_sum(A + 1222656, A + 1214464)); /* %1655 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(634, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k1665_fused_scale_mul_sum_mul(A + 1222704 + 1310720*B, A + 1222704 + 131072*B, A + 1222704 + 1179648*B, A + 1222704 + 2425344*B, B)); /* %1665 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(635, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k1669_fused_add_mul_mul_id(A + 1222704, A + 1222704 + 131072*B, A + 1222704 + 2425344*B, A + 1222704 + 1310720*B, A + 1222704 + 1179648*B, B)); /* %1669 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(636, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k1672_fused_scale_sum_neg(A + 1222704 + 262144*B, A + 1222704, B)); /* %1672 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(637, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k1674_fused_add_id(A + 1222704 + 131072*B, A + 1222704, A + 1222704 + 262144*B, B)); /* %1674 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(638, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1645_sum(A + 425984, A + 1222704 + 131072*B, B)); /* %1676 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(639, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1647_sum(A + 1214464, A + 425984)); /* %1678 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(640, (double)2048, sizeof(real)*((double)32 + (double)2048), k1648_sum(A + 425984, A + 1214464)); /* %1679 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(641, 0, sizeof(real)*((double)131072*B + (double)131072*B), k1682_permute(A + 1222704, A + 1222704 + 131072*B, B)); /* %1682 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(642, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1684_matmul(A + 1214464, A + 1222704, A + 1222704 + 1794048*B, B)); /* %1684 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 1214464, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 1222656, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

@@ -28,46 +28,26 @@ static inline real gelu_tanh_grad(real x) {
     return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
 }
 
-/* k6_square:
- *   %6 map:square [T,128]   graphs/lib/losses.lua:21 */
-static void k6_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k7_sum:
- *   %7 reduce [T,1]   graphs/lib/losses.lua:21
- *   %313 reduce [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k7_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(128*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k8_clampmin:
- *   %8 map:clampmin [T,1]   graphs/lib/losses.lua:21 */
-static void k8_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k7_fused_sum_square:
+ *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
+ *     + %6 map:square [T,128]  graphs/lib/losses.lua:21 */
+static void k7_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k9_rsqrt:
- *   %9 map:rsqrt [T,1]   graphs/lib/losses.lua:21 */
-static void k9_rsqrt(real *restrict out, const real *restrict in0, long T) {
+/* k9_fused_rsqrt_clampmin:
+ *   %9 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
+ *     + %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
+static void k9_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k10_mul:
- *   %10 map:mul [T,128]   graphs/lib/losses.lua:21
- *   %311 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %10 map:mul [T,128]   graphs/lib/losses.lua:21 */
 static void k10_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -75,46 +55,26 @@ static void k10_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k11_square:
- *   %11 map:square [B,128]   graphs/lib/losses.lua:21 */
-static void k11_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k12_sum:
- *   %12 reduce [B,1]   graphs/lib/losses.lua:21
- *   %300 reduce [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k12_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(128*B) > 32768)
-    for (long o = 0; o < B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k13_clampmin:
- *   %13 map:clampmin [B,1]   graphs/lib/losses.lua:21 */
-static void k13_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k12_fused_sum_square:
+ *   %12 fused:sum_square [B,1]   graphs/lib/losses.lua:21
+ *     + %11 map:square [B,128]  graphs/lib/losses.lua:21 */
+static void k12_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k14_rsqrt:
- *   %14 map:rsqrt [B,1]   graphs/lib/losses.lua:21 */
-static void k14_rsqrt(real *restrict out, const real *restrict in0, long B) {
+/* k14_fused_rsqrt_clampmin:
+ *   %14 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
+ *     + %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
+static void k14_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k15_mul:
- *   %15 map:mul [B,128]   graphs/lib/losses.lua:21
- *   %298 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %15 map:mul [B,128]   graphs/lib/losses.lua:21 */
 static void k15_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -129,8 +89,7 @@ static void k16_matmul(real *restrict out, const real *restrict in0, const real 
 }
 
 /* k17_scale:
- *   %17 map:scale [T,B]   graphs/lib/losses.lua:21
- *   %295 map:scale [T,B] (backward)  graphs/lib/losses.lua:21 */
+ *   %17 map:scale [T,B]   graphs/lib/losses.lua:21 */
 static void k17_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -157,33 +116,21 @@ static void k19_max(real *restrict out, const real *restrict in0, long B, long T
     }
 }
 
-/* k21_sub:
- *   %21 map:sub [T,B]   graphs/lib/losses.lua:10
- *   %98 map:sub [T,B]   graphs/lib/losses.lua:10 */
-static void k21_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k22_fused_exp_sub:
+ *   %22 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
+ *     + %21 map:sub [T,B]  graphs/lib/losses.lua:10
+ *   %99 fused:exp_sub [T,B]   graphs/lib/losses.lua:10 */
+static void k22_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0*B + i1] - in1[i0];
-}
-
-/* k22_exp:
- *   %22 map:exp [T,B]   graphs/lib/losses.lua:10
- *   %33 map:exp [T,B]   graphs/lib/losses.lua:11
- *   %99 map:exp [T,B]   graphs/lib/losses.lua:10
- *   %110 map:exp [T,B]   graphs/lib/losses.lua:11 */
-static void k22_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = exp(in0[i0]);
+            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i0])));
 }
 
 /* k23_sum:
  *   %23 reduce [T,1]   graphs/lib/losses.lua:10
- *   %28 reduce [T,1]   graphs/lib/losses.lua:10
  *   %41 reduce [T,1]   graphs/lib/losses.lua:12
- *   %100 reduce [T,1]   graphs/lib/losses.lua:10
- *   %105 reduce [T,1]   graphs/lib/losses.lua:10 */
+ *   %100 reduce [T,1]   graphs/lib/losses.lua:10 */
 static void k23_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(B*T) > 32768)
     for (long o = 0; o < T; o++) {
@@ -203,68 +150,43 @@ static void k24_clampmin(real *restrict out, const real *restrict in0, long T) {
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k25_log:
- *   %25 map:log [T,1]   graphs/lib/losses.lua:10
- *   %102 map:log [T,1]   graphs/lib/losses.lua:10 */
-static void k25_log(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = log(in0[i0]);
-}
-
-/* k26_add:
- *   %26 map:add [T,1]   graphs/lib/losses.lua:10
- *   %103 map:add [T,1]   graphs/lib/losses.lua:10 */
-static void k26_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
 /* k27_mul:
  *   %27 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %104 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %159 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %165 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %171 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   %178 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   ... and 3 more */
+ *   %104 map:mul [T,B]   graphs/lib/losses.lua:10 */
 static void k27_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k29_sub:
- *   %29 map:sub [T,1]   graphs/lib/losses.lua:10
- *   %106 map:sub [T,1]   graphs/lib/losses.lua:10 */
-static void k29_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
 /* k30_max:
  *   %30 reduce [1,B]   graphs/lib/losses.lua:11
  *   %107 reduce [1,B]   graphs/lib/losses.lua:11 */
 static void k30_max(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < B; i++) {
-            real a = -INFINITY;
-            for (long j = 0; j < T; j++) if (in0[(o*T + j)*B + i] > a) a = in0[(o*T + j)*B + i];
-            out[o*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = -INFINITY;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*B;
+                for (long i = ib; i < ie; i++) if (row[i] > a[i - ib]) a[i - ib] = row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
         }
 }
 
-/* k32_sub:
- *   %32 map:sub [T,B]   graphs/lib/losses.lua:11
- *   %109 map:sub [T,B]   graphs/lib/losses.lua:11 */
-static void k32_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k33_fused_exp_sub:
+ *   %33 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
+ *     + %32 map:sub [T,B]  graphs/lib/losses.lua:11
+ *   %110 fused:exp_sub [T,B]   graphs/lib/losses.lua:11 */
+static void k33_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0*B + i1] - in1[i1];
+            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i1])));
 }
 
 /* k34_sum:
@@ -273,12 +195,18 @@ static void k32_sub(real *restrict out, const real *restrict in0, const real *re
  *   %111 reduce [1,B]   graphs/lib/losses.lua:11
  *   %116 reduce [1,B]   graphs/lib/losses.lua:11 */
 static void k34_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < B; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*B + i];
-            out[o*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*B;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
         }
 }
 
@@ -291,45 +219,17 @@ static void k35_clampmin(real *restrict out, const real *restrict in0, long B) {
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k36_log:
- *   %36 map:log [1,B]   graphs/lib/losses.lua:11
- *   %113 map:log [1,B]   graphs/lib/losses.lua:11 */
-static void k36_log(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = log(in0[i0]);
-}
-
-/* k37_add:
- *   %37 map:add [1,B]   graphs/lib/losses.lua:11
- *   %114 map:add [1,B]   graphs/lib/losses.lua:11 */
-static void k37_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k40_sub:
- *   %40 map:sub [1,B]   graphs/lib/losses.lua:11
- *   %117 map:sub [1,B]   graphs/lib/losses.lua:11 */
-static void k40_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
-/* k42_mul:
- *   %42 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %119 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %155 map:mul [T,1] (backward)  graphs/lib/losses.lua:13
- *   %176 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %289 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %315 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
- *   ... and 2 more */
-static void k42_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k42_fused_mul_sub_add_log:
+ *   %42 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
+ *     + %29 map:sub [T,1]  graphs/lib/losses.lua:10
+ *     + %26 map:add [T,1]  graphs/lib/losses.lua:10
+ *     + %25 map:log [T,1]  graphs/lib/losses.lua:10
+ *     + %28 reduce [T,1]  graphs/lib/losses.lua:10
+ *   %119 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13 */
+static void k42_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1]; out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]); }
 }
 
 /* k43_sum:
@@ -345,75 +245,38 @@ static void k43_sum(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k44_sum:
- *   %44 reduce [1,1]   graphs/lib/losses.lua:14
- *   %121 reduce [1,1]   graphs/lib/losses.lua:14 */
-static void k44_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(B) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
+/* k46_fused_scale_add_sum_sub:
+ *   %46 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
+ *     + %45 map:add [1,1]  graphs/lib/losses.lua:16
+ *     + %44 reduce [1,1]  graphs/lib/losses.lua:14
+ *     + %40 map:sub [1,B]  graphs/lib/losses.lua:11
+ *     + %37 map:add [1,B]  graphs/lib/losses.lua:11
+ *     + %36 map:log [1,B]  graphs/lib/losses.lua:11
+ *   %123 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16 */
+static void k46_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]); out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B)); }
 }
 
-/* k45_add:
- *   %45 map:add [1,1]   graphs/lib/losses.lua:16
- *   %122 map:add [1,1]   graphs/lib/losses.lua:16
- *   %125 map:add []   graphs/lib/model.lua:136 */
-static void k45_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k46_scale:
- *   %46 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %123 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %152 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
-static void k46_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)0.5/(real)(B));
-}
-
-/* k48_square:
- *   %48 map:square [T,39,128]   graphs/lib/matching.lua:7 */
-static void k48_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k49_sum:
- *   %49 reduce [T,39,1]   graphs/lib/matching.lua:7
- *   %253 reduce [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k49_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(4992*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k50_clampmin:
- *   %50 map:clampmin [T,39,1]   graphs/lib/matching.lua:7 */
-static void k50_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k49_fused_sum_square:
+ *   %49 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
+ *     + %48 map:square [T,39,128]  graphs/lib/matching.lua:7 */
+static void k49_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k51_rsqrt:
- *   %51 map:rsqrt [T,39,1]   graphs/lib/matching.lua:7 */
-static void k51_rsqrt(real *restrict out, const real *restrict in0, long T) {
+/* k51_fused_rsqrt_clampmin:
+ *   %51 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
+ *     + %50 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+static void k51_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k52_mul:
- *   %52 map:mul [T,39,128]   graphs/lib/matching.lua:7
- *   %251 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+ *   %52 map:mul [T,39,128]   graphs/lib/matching.lua:7 */
 static void k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -421,46 +284,26 @@ static void k52_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k55_square:
- *   %55 map:square [1,B,64,128]   graphs/lib/matching.lua:9 */
-static void k55_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k56_sum:
- *   %56 reduce [1,B,64,1]   graphs/lib/matching.lua:9
- *   %237 reduce [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k56_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long o = 0; o < 64*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k57_clampmin:
- *   %57 map:clampmin [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k57_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k56_fused_sum_square:
+ *   %56 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
+ *     + %55 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
+static void k56_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k58_rsqrt:
- *   %58 map:rsqrt [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k58_rsqrt(real *restrict out, const real *restrict in0, long B) {
+/* k58_fused_rsqrt_clampmin:
+ *   %58 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
+ *     + %57 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+static void k58_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k59_mul:
- *   %59 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
- *   %235 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
+ *   %59 map:mul [1,B,64,128]   graphs/lib/matching.lua:9 */
 static void k59_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
@@ -485,8 +328,7 @@ static void k60_matmul(real *restrict out, const real *restrict in0, const real 
 }
 
 /* k61_scale:
- *   %61 map:scale [T,B,39,64]   graphs/lib/matching.lua:10
- *   %229 map:scale [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %61 map:scale [T,B,39,64]   graphs/lib/matching.lua:10 */
 static void k61_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
@@ -505,26 +347,18 @@ static void k62_max(real *restrict out, const real *restrict in0, long B, long T
     }
 }
 
-/* k64_sub:
- *   %64 map:sub [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k64_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k65_fused_exp_sub:
+ *   %65 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %64 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k65_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0*64 + i1] - in1[i0];
-}
-
-/* k65_exp:
- *   %65 map:exp [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k65_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = exp(in0[i0]);
+            out[i0*64 + i1] = exp(((in0[i0*64 + i1]) - (in1[i0])));
 }
 
 /* k66_sum:
- *   %66 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %223 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:10 */
+ *   %66 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
 static void k66_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(2496*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
@@ -562,47 +396,26 @@ static void k68_matmul(real *restrict out, const real *restrict in0, const real 
     }
 }
 
-/* k69_square:
- *   %69 map:square [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k69_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k70_sum:
- *   %70 reduce [T,B,39,1]   graphs/lib/matching.lua:12
- *   %75 reduce [T,B,39,1]   graphs/lib/matching.lua:13
- *   %206 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k70_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k71_clampmin:
- *   %71 map:clampmin [T,B,39,1]   graphs/lib/matching.lua:12 */
-static void k71_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
+/* k70_fused_sum_square:
+ *   %70 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
+ *     + %69 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k70_fused_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k72_rsqrt:
- *   %72 map:rsqrt [T,B,39,1]   graphs/lib/matching.lua:12 */
-static void k72_rsqrt(real *restrict out, const real *restrict in0, long B, long T) {
+/* k72_fused_rsqrt_clampmin:
+ *   %72 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
+ *     + %71 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+static void k72_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k73_mul:
- *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %204 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+ *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
 static void k73_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -610,70 +423,28 @@ static void k73_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k74_mul:
- *   %74 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k74_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4992; i2++)
-                out[i0*4992*B + i1*4992 + i2] = in0[i0*4992 + i2] * in1[i0*4992*B + i1*4992 + i2];
+/* k81_fused_scale_addc_neg:
+ *   %81 fused:scale_addc_neg [T,1,39,1]   graphs/lib/model.lua:49
+ *     + %80 map:addc [T,1,39,1]  graphs/lib/model.lua:49
+ *     + %79 map:neg [T,1,39,1]  graphs/lib/model.lua:49 */
+static void k81_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(39*T) > 32768)
+    for (long i0 = 0; i0 < 39*T; i0++)
+        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k76_scale:
- *   %76 map:scale [T,B,39,1]   graphs/lib/model.lua:49
- *   %199 map:scale [T,B,39,1] (backward)  graphs/lib/model.lua:49 */
-static void k76_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * (real)5;
-}
-
-/* k78_mul:
- *   %78 map:mul [T,B,39,1]   graphs/lib/model.lua:49
- *   %87 map:mul [T,B,39,1]   graphs/lib/model.lua:49
- *   %189 map:mul [T,B,39,1] (backward)  graphs/lib/model.lua:49
- *   %196 map:mul [T,B,39,1] (backward)  graphs/lib/model.lua:49 */
-static void k78_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k82_fused_add_mul_scale_sum:
+ *   %82 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/model.lua:49
+ *     + %78 map:mul [T,B,39,1]  graphs/lib/model.lua:49
+ *     + %76 map:scale [T,B,39,1]  graphs/lib/model.lua:49
+ *     + %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13
+ *     + %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k82_fused_add_mul_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] * in1[i0*39 + i2];
-}
-
-/* k79_neg:
- *   %79 map:neg [T,1,39,1]   graphs/lib/model.lua:49 */
-static void k79_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k80_addc:
- *   %80 map:addc [T,1,39,1]   graphs/lib/model.lua:49 */
-static void k80_addc(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] + (real)1;
-}
-
-/* k81_scale:
- *   %81 map:scale [T,1,39,1]   graphs/lib/model.lua:49 */
-static void k81_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * (real)-1000000000;
-}
-
-/* k82_add:
- *   %82 map:add [T,B,39,1]   graphs/lib/model.lua:49 */
-static void k82_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] + in1[i0*39 + i2];
+                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992 + i2*128 + j1*1]) * (in1[i0*4992*B + i1*4992 + i2*128 + j1*1]); out[i0*39*B + i1*39 + i2] = (((r1) * (real)5) * (in2[i0*39 + i2])) + (in3[i0*39 + i2]); }
 }
 
 /* k83_max:
@@ -688,21 +459,24 @@ static void k83_max(real *restrict out, const real *restrict in0, long B, long T
     }
 }
 
-/* k85_sub:
- *   %85 map:sub [T,B,39,1]   graphs/lib/model.lua:49 */
-static void k85_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k86_fused_exp_sub:
+ *   %86 fused:exp_sub [T,B,39,1]   graphs/lib/model.lua:49
+ *     + %85 map:sub [T,B,39,1]  graphs/lib/model.lua:49 */
+static void k86_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] - in1[i0];
+            out[i0*39 + i1] = exp(((in0[i0*39 + i1]) - (in1[i0])));
 }
 
-/* k86_exp:
- *   %86 map:exp [T,B,39,1]   graphs/lib/model.lua:49 */
-static void k86_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = exp(in0[i0]);
+/* k87_mul:
+ *   %87 map:mul [T,B,39,1]   graphs/lib/model.lua:49 */
+static void k87_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 39; i2++)
+                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] * in1[i0*39 + i2];
 }
 
 /* k88_sum:
@@ -725,50 +499,40 @@ static void k89_clampmin(real *restrict out, const real *restrict in0, long B, l
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k90_log:
- *   %90 map:log [T,B,1,1]   graphs/lib/model.lua:49 */
-static void k90_log(real *restrict out, const real *restrict in0, long B, long T) {
+/* k92_fused_scale_add_log:
+ *   %92 fused:scale_add_log [T,B,1,1]   graphs/lib/model.lua:49
+ *     + %91 map:add [T,B,1,1]  graphs/lib/model.lua:49
+ *     + %90 map:log [T,B,1,1]  graphs/lib/model.lua:49 */
+static void k92_fused_scale_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = log(in0[i0]);
-}
-
-/* k91_add:
- *   %91 map:add [T,B,1,1]   graphs/lib/model.lua:49
- *   %168 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %173 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %181 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %281 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %286 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   ... and 1 more */
-static void k91_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k92_scale:
- *   %92 map:scale [T,B,1,1]   graphs/lib/model.lua:49
- *   %184 map:scale [T,B,1,1] (backward)  graphs/lib/model.lua:49 */
-static void k92_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] * (real)0.20000000000000001;
+        out[i0] = ((log((in0[i0]))) + (in1[i0])) * (real)0.20000000000000001;
 }
 
 /* k94_scale:
- *   %94 map:scale [T,B]   graphs/lib/model.lua:50
- *   %182 map:scale [T,B] (backward)  graphs/lib/model.lua:50 */
+ *   %94 map:scale [T,B]   graphs/lib/model.lua:50 */
 static void k94_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * (real)10;
 }
 
+/* k125_add:
+ *   %125 map:add []   graphs/lib/model.lua:136 */
+static void k125_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
+    out[0] = in0[0] + in1[0];
+}
+
 /* k150_fill:
  *   %150 fill [] (backward)  graphs/lib/model.lua:137 */
 static void k150_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
+}
+
+/* k152_scale:
+ *   %152 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
+static void k152_scale(real *restrict out, const real *restrict in0, long B) {
+    out[0] = in0[0] * ((real)0.5/(real)(B));
 }
 
 /* k153_id:
@@ -779,12 +543,13 @@ static void k153_id(real *restrict out, const real *restrict in0, long B) {
         out[i0] = in0[0];
 }
 
-/* k154_id:
- *   %154 map:id [T,1] (backward)  graphs/lib/losses.lua:13 */
-static void k154_id(real *restrict out, const real *restrict in0, long T) {
+/* k155_fused_mul_id:
+ *   %155 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
+ *     + %154 map:id [T,1]  graphs/lib/losses.lua:13 */
+static void k155_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[0];
+        out[i0] = ((in0[0])) * (in1[i0]);
 }
 
 /* k157_neg:
@@ -795,45 +560,25 @@ static void k157_neg(real *restrict out, const real *restrict in0, long B) {
         out[i0] = -in0[i0];
 }
 
-/* k158_id:
- *   %158 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %164 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %277 map:id [T,B] (backward)  graphs/lib/losses.lua:11 */
-static void k158_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k159_fused_mul_id:
+ *   %159 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
+ *     + %158 map:id [T,B]  graphs/lib/losses.lua:11 */
+static void k159_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i1];
+            out[i0*B + i1] = ((in0[i1])) * (in1[i0*B + i1]);
 }
 
-/* k161_div:
- *   %161 map:div [1,B] (backward)  graphs/lib/losses.lua:11
- *   %274 map:div [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k161_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k163_fused_mul_div_step:
+ *   %163 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *     + %161 map:div [1,B]  graphs/lib/losses.lua:11
+ *     + %162 map:step [1,B]  graphs/lib/losses.lua:11
+ *   %276 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k163_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] / in1[i0];
-}
-
-/* k162_step:
- *   %162 map:step [1,B] (backward)  graphs/lib/losses.lua:11
- *   %275 map:step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k162_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
-}
-
-/* k163_mul:
- *   %163 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %276 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %302 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %304 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %306 map:mul [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k163_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in1[i0];
+        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
 /* k169_neg:
@@ -844,74 +589,70 @@ static void k169_neg(real *restrict out, const real *restrict in0, long T) {
         out[i0] = -in0[i0];
 }
 
-/* k170_id:
- *   %170 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %177 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %290 map:id [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k170_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k171_fused_mul_id:
+ *   %171 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
+ *     + %170 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k171_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0];
+            out[i0*B + i1] = ((in0[i0])) * (in1[i0*B + i1]);
 }
 
-/* k174_div:
- *   %174 map:div [T,1] (backward)  graphs/lib/losses.lua:10
- *   %287 map:div [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k174_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k176_fused_mul_div_step:
+ *   %176 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
+ *     + %174 map:div [T,1]  graphs/lib/losses.lua:10
+ *     + %175 map:step [T,1]  graphs/lib/losses.lua:10
+ *   %289 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k176_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] / in1[i0];
+        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
-/* k175_step:
- *   %175 map:step [T,1] (backward)  graphs/lib/losses.lua:10
- *   %288 map:step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k175_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
+/* k182_fused_scale_add_add_add:
+ *   %182 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:50
+ *     + %181 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %173 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %168 map:add [T,B]  graphs/lib/losses.lua:11
+ *     + %165 map:mul [T,B]  graphs/lib/losses.lua:11
+ *     + %164 map:id [T,B]  graphs/lib/losses.lua:11
+ *     + %178 map:mul [T,B]  graphs/lib/losses.lua:10
+ *     + %177 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k182_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+        for (long i1 = 0; i1 < B; i1++)
+            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)10;
 }
 
-/* k185_div:
- *   %185 map:div [T,B,1,1] (backward)  graphs/lib/model.lua:49 */
-static void k185_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k187_fused_mul_div_scale_step:
+ *   %187 fused:mul_div_scale_step [T,B,1,1] (backward)  graphs/lib/model.lua:49
+ *     + %185 map:div [T,B,1,1]  graphs/lib/model.lua:49
+ *     + %184 map:scale [T,B,1,1]  graphs/lib/model.lua:49
+ *     + %186 map:step [T,B,1,1]  graphs/lib/model.lua:49 */
+static void k187_fused_mul_div_scale_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] / in1[i0];
+        out[i0] = (((in0[i0]) * (real)0.20000000000000001) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
-/* k186_step:
- *   %186 map:step [T,B,1,1] (backward)  graphs/lib/model.lua:49 */
-static void k186_step(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
-}
-
-/* k188_id:
- *   %188 map:id [T,B,39,1] (backward)  graphs/lib/model.lua:49 */
-static void k188_id(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0];
-}
-
-/* k192_mul:
- *   %192 map:mul [T,B,39,1] (backward)  graphs/lib/model.lua:49
- *   %208 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %210 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %212 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k192_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+/* k199_fused_scale_mul_mul_mul:
+ *   %199 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/model.lua:49
+ *     + %196 map:mul [T,B,39,1]  graphs/lib/model.lua:49
+ *     + %192 map:mul [T,B,39,1]  graphs/lib/model.lua:49
+ *     + %189 map:mul [T,B,39,1]  graphs/lib/model.lua:49
+ *     + %188 map:id [T,B,39,1]  graphs/lib/model.lua:49 */
+static void k199_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 39; i2++)
+                out[i0*39*B + i1*39 + i2] = (((((in0[i0*B + i1])) * (in1[i0*39 + i2])) * (in2[i0*39*B + i1*39 + i2])) * (in1[i0*39 + i2])) * (real)5;
 }
 
 /* k200_id:
- *   %200 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:13
- *   %213 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+ *   %200 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:13 */
 static void k200_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -920,9 +661,7 @@ static void k200_id(real *restrict out, const real *restrict in0, long B, long T
 }
 
 /* k201_mul:
- *   %201 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %205 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %215 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+ *   %201 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
 static void k201_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 4992*B*T; i0++)
@@ -943,53 +682,47 @@ static void k202_mul(real *restrict out, const real *restrict in0, const real *r
  *   %203 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
  *   %232 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
 static void k203_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (4992 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long o = 0; o < T; o++)
-        for (long i = 0; i < 4992; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*4992 + i];
-            out[o*4992 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*4992;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
         }
 }
 
-/* k207_square:
- *   %207 map:square [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k207_square(real *restrict out, const real *restrict in0, long B, long T) {
+/* k212_fused_mul_mul_sum_mul:
+ *   %212 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *     + %210 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %206 reduce [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %205 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %209 map:scale [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %208 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %207 map:square [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %211 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
+static void k212_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k209_scale:
- *   %209 map:scale [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k209_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+/* k216_fused_add_mul_mul_id:
+ *   %216 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *     + %204 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %215 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %213 map:id [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %214 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k216_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k211_step:
- *   %211 map:step [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k211_step(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k214_scale:
- *   %214 map:scale [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k214_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k216_add:
- *   %216 map:add [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k216_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
 /* k217_matmul:
@@ -1028,47 +761,41 @@ static void k218_matmul(real *restrict out, const real *restrict in0, const real
  *   %219 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
  *   %233 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
 static void k219_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (8192*B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192*B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 8192*B; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*8192*B + i];
-            out[o*8192*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 8192*B ? ib + 256 : 8192*B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*8192*B;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
         }
 }
 
-/* k221_mul:
- *   %221 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *   %226 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k221_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+/* k223_fused_sum_neg_mul:
+ *   %223 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
+ *     + %222 map:neg [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %221 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k223_fused_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += -((in0[i0*64 + j1*1]) * (in1[i0*64 + j1*1])); out[i0] = r1; }
 }
 
-/* k222_neg:
- *   %222 map:neg [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k222_neg(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k224_id:
- *   %224 map:id [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k224_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k229_fused_scale_mul_add_id:
+ *   %229 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *     + %226 map:mul [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %225 map:add [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %224 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k229_fused_scale_mul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0];
-}
-
-/* k225_add:
- *   %225 map:add [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k225_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+            out[i0*64 + i1] = (((in0[i0*64 + i1]) + ((in1[i0]))) * (in2[i0*64 + i1])) * (real)10;
 }
 
 /* k231_matmul:
@@ -1088,141 +815,84 @@ static void k231_matmul(real *restrict out, const real *restrict in0, const real
 }
 
 /* k234_add:
- *   %234 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   %263 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+ *   %234 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
 static void k234_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 4992*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k236_mul:
- *   %236 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %247 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k236_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k238_add:
- *   %238 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %248 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k238_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k239_square:
- *   %239 map:square [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k239_square(real *restrict out, const real *restrict in0, long B) {
+/* k244_fused_mul_mul_sum_mul:
+ *   %244 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *     + %242 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %237 reduce [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %236 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %241 map:scale [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %240 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %239 map:square [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %243 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
+static void k244_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k240_mul:
- *   %240 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %242 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %244 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k240_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k241_scale:
- *   %241 map:scale [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k241_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k243_step:
- *   %243 map:step [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k243_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k245_id:
- *   %245 map:id [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k245_id(real *restrict out, const real *restrict in0, long B) {
+/* k248_fused_add_add_mul_mul:
+ *   %248 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *     + %238 map:add [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %235 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %247 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %245 map:id [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %246 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
+static void k248_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
 }
 
-/* k246_scale:
- *   %246 map:scale [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k246_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k252_mul:
- *   %252 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %262 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k252_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k254_square:
- *   %254 map:square [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k254_square(real *restrict out, const real *restrict in0, long T) {
+/* k259_fused_mul_mul_sum_mul:
+ *   %259 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *     + %257 map:mul [T,39,1]  graphs/lib/matching.lua:7
+ *     + %253 reduce [T,39,1]  graphs/lib/matching.lua:7
+ *     + %252 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %256 map:scale [T,39,1]  graphs/lib/matching.lua:7
+ *     + %255 map:mul [T,39,1]  graphs/lib/matching.lua:7
+ *     + %254 map:square [T,39,1]  graphs/lib/matching.lua:7
+ *     + %258 map:step [T,39,1]  graphs/lib/matching.lua:7 */
+static void k259_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k255_mul:
- *   %255 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %257 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %259 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k255_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k256_scale:
- *   %256 map:scale [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k256_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k258_step:
- *   %258 map:step [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k258_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k260_id:
- *   %260 map:id [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k260_id(real *restrict out, const real *restrict in0, long T) {
+/* k263_fused_add_mul_mul_id:
+ *   %263 fused:add_mul_mul_id [T,39,128] (backward)  graphs/lib/matching.lua:7
+ *     + %251 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %262 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %260 map:id [T,39,128]  graphs/lib/matching.lua:7
+ *     + %261 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
+static void k263_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k261_scale:
- *   %261 map:scale [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k261_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k295_fused_scale_add_add_add:
+ *   %295 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
+ *     + %294 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %286 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %281 map:add [T,B]  graphs/lib/losses.lua:11
+ *     + %278 map:mul [T,B]  graphs/lib/losses.lua:11
+ *     + %277 map:id [T,B]  graphs/lib/losses.lua:11
+ *     + %291 map:mul [T,B]  graphs/lib/losses.lua:10
+ *     + %290 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k295_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)14.285714285714285;
 }
 
 /* k296_matmul:
@@ -1237,367 +907,172 @@ static void k297_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k299_mul:
- *   %299 map:mul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %309 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k299_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k301_square:
- *   %301 map:square [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k301_square(real *restrict out, const real *restrict in0, long B) {
+/* k306_fused_mul_mul_sum_mul:
+ *   %306 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *     + %304 map:mul [B,1]  graphs/lib/losses.lua:21
+ *     + %300 reduce [B,1]  graphs/lib/losses.lua:21
+ *     + %299 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %303 map:scale [B,1]  graphs/lib/losses.lua:21
+ *     + %302 map:mul [B,1]  graphs/lib/losses.lua:21
+ *     + %301 map:square [B,1]  graphs/lib/losses.lua:21
+ *     + %305 map:step [B,1]  graphs/lib/losses.lua:21 */
+static void k306_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k303_scale:
- *   %303 map:scale [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k303_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k305_step:
- *   %305 map:step [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k305_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k307_id:
- *   %307 map:id [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k307_id(real *restrict out, const real *restrict in0, long B) {
+/* k310_fused_add_mul_mul_id:
+ *   %310 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
+ *     + %298 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %309 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %307 map:id [B,128]  graphs/lib/losses.lua:21
+ *     + %308 map:scale [B,128]  graphs/lib/losses.lua:21 */
+static void k310_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k308_scale:
- *   %308 map:scale [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k308_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k310_add:
- *   %310 map:add [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k310_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k312_mul:
- *   %312 map:mul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %322 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k312_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k314_square:
- *   %314 map:square [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k314_square(real *restrict out, const real *restrict in0, long T) {
+/* k319_fused_mul_mul_sum_mul:
+ *   %319 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *     + %317 map:mul [T,1]  graphs/lib/losses.lua:21
+ *     + %313 reduce [T,1]  graphs/lib/losses.lua:21
+ *     + %312 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %316 map:scale [T,1]  graphs/lib/losses.lua:21
+ *     + %315 map:mul [T,1]  graphs/lib/losses.lua:21
+ *     + %314 map:square [T,1]  graphs/lib/losses.lua:21
+ *     + %318 map:step [T,1]  graphs/lib/losses.lua:21 */
+static void k319_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k316_scale:
- *   %316 map:scale [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k316_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k318_step:
- *   %318 map:step [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k318_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k320_id:
- *   %320 map:id [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k320_id(real *restrict out, const real *restrict in0, long T) {
+/* k323_fused_add_mul_mul_id:
+ *   %323 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
+ *     + %311 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %322 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %320 map:id [T,128]  graphs/lib/losses.lua:21
+ *     + %321 map:scale [T,128]  graphs/lib/losses.lua:21 */
+static void k323_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
-}
-
-/* k321_scale:
- *   %321 map:scale [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k321_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k323_add:
- *   %323 map:add [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k323_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[240] = {
-    {"k6_square", "%6 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k7_sum", "%7 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k8_clampmin", "%8 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k9_rsqrt", "%9 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+static reclf_prof_entry prof[105] = {
+    {"k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k11_square", "%11 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k12_sum", "%12 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k13_clampmin", "%13 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k14_rsqrt", "%14 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
     {"k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k21_sub", "%21 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k22_exp", "%22 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k25_log", "%25 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k26_add", "%26 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k23_sum", "%28 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k29_sub", "%29 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k32_sub", "%32 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k22_exp", "%33 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k36_log", "%36 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k37_add", "%37 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k40_sub", "%40 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"k42_mul", "%42 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
     {"k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k44_sum", "%44 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
-    {"k45_add", "%45 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k46_scale", "%46 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k48_square", "%48 map:square [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k49_sum", "%49 reduce [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k50_clampmin", "%50 map:clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k51_rsqrt", "%51 map:rsqrt [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
     {"k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k55_square", "%55 map:square [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k56_sum", "%56 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k57_clampmin", "%57 map:clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k58_rsqrt", "%58 map:rsqrt [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k60_matmul", "%60 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k61_scale", "%61 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k62_max", "%62 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k64_sub", "%64 map:sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k65_exp", "%65 map:exp [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k65_fused_exp_sub", "%65 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"k69_square", "%69 map:square [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k70_sum", "%70 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k71_clampmin", "%71 map:clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k72_rsqrt", "%72 map:rsqrt [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
     {"k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k70_sum", "%75 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
-    {"k76_scale", "%76 map:scale [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k78_mul", "%78 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k79_neg", "%79 map:neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k80_addc", "%80 map:addc [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k81_scale", "%81 map:scale [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k82_add", "%82 map:add [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k81_fused_scale_addc_neg", "%81 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k82_fused_add_mul_scale_sum", "%82 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
     {"k83_max", "%83 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k85_sub", "%85 map:sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k86_exp", "%86 map:exp [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k78_mul", "%87 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k86_fused_exp_sub", "%86 fused:exp_sub [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k87_mul", "%87 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
     {"k88_sum", "%88 reduce [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
     {"k89_clampmin", "%89 map:clampmin [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k90_log", "%90 map:log [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k91_add", "%91 map:add [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
-    {"k92_scale", "%92 map:scale [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
+    {"k92_fused_scale_add_log", "%92 fused:scale_add_log [T,B,1,1]", "graphs/lib/model.lua:49", 0, 0, 0, 0, 0},
     {"k94_scale", "%94 map:scale [T,B]", "graphs/lib/model.lua:50", 0, 0, 0, 0, 0},
     {"k19_max", "%96 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k21_sub", "%98 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k22_exp", "%99 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k22_fused_exp_sub", "%99 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k23_sum", "%100 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k24_clampmin", "%101 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k25_log", "%102 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k26_add", "%103 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k27_mul", "%104 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k23_sum", "%105 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k29_sub", "%106 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k30_max", "%107 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k32_sub", "%109 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k22_exp", "%110 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k33_fused_exp_sub", "%110 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k34_sum", "%111 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k35_clampmin", "%112 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k36_log", "%113 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k37_add", "%114 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k34_sum", "%116 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k40_sub", "%117 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k42_mul", "%119 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k42_fused_mul_sub_add_log", "%119 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
     {"k43_sum", "%120 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k44_sum", "%121 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
-    {"k45_add", "%122 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k46_scale", "%123 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k45_add", "%125 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
+    {"k46_fused_scale_add_sum_sub", "%123 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k125_add", "%125 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
     {"k150_fill", "%150 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
-    {"k46_scale", "%152 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"k152_scale", "%152 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
     {"k153_id", "%153 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"k154_id", "%154 map:id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k42_mul", "%155 map:mul [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"k155_fused_mul_id", "%155 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
     {"k157_neg", "%157 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k158_id", "%158 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k27_mul", "%159 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k161_div", "%161 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k162_step", "%162 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k163_mul", "%163 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k158_id", "%164 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k27_mul", "%165 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k91_add", "%168 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k159_fused_mul_id", "%159 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k163_fused_mul_div_step", "%163 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
     {"k169_neg", "%169 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k170_id", "%170 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k27_mul", "%171 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k91_add", "%173 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k174_div", "%174 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k175_step", "%175 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k42_mul", "%176 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k170_id", "%177 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k27_mul", "%178 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k91_add", "%181 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k94_scale", "%182 map:scale [T,B]", "graphs/lib/model.lua:50", 1, 0, 0, 0, 0},
-    {"k92_scale", "%184 map:scale [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k185_div", "%185 map:div [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k186_step", "%186 map:step [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k27_mul", "%187 map:mul [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k188_id", "%188 map:id [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k78_mul", "%189 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k192_mul", "%192 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k78_mul", "%196 map:mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
-    {"k76_scale", "%199 map:scale [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"k171_fused_mul_id", "%171 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k176_fused_mul_div_step", "%176 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k182_fused_scale_add_add_add", "%182 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:50", 1, 0, 0, 0, 0},
+    {"k187_fused_mul_div_scale_step", "%187 fused:mul_div_scale_step [T,B,1,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
+    {"k199_fused_scale_mul_mul_mul", "%199 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/model.lua:49", 1, 0, 0, 0, 0},
     {"k200_id", "%200 map:id [T,B,39,128]", "graphs/lib/matching.lua:13", 1, 0, 0, 0, 0},
     {"k201_mul", "%201 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k202_mul", "%202 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k203_sum", "%203 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k73_mul", "%204 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k201_mul", "%205 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k70_sum", "%206 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k207_square", "%207 map:square [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k192_mul", "%208 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k209_scale", "%209 map:scale [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k192_mul", "%210 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k211_step", "%211 map:step [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k192_mul", "%212 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k200_id", "%213 map:id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k214_scale", "%214 map:scale [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k201_mul", "%215 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k216_add", "%216 map:add [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k212_fused_mul_mul_sum_mul", "%212 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k216_fused_add_mul_mul_id", "%216 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k217_matmul", "%217 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k218_matmul", "%218 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k219_sum", "%219 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k67_div", "%220 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k221_mul", "%221 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k222_neg", "%222 map:neg [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k66_sum", "%223 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k224_id", "%224 map:id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k225_add", "%225 map:add [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k221_mul", "%226 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k61_scale", "%229 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k223_fused_sum_neg_mul", "%223 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k229_fused_scale_mul_add_id", "%229 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k68_matmul", "%230 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k231_matmul", "%231 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k203_sum", "%232 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k219_sum", "%233 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k234_add", "%234 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k59_mul", "%235 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k236_mul", "%236 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k56_sum", "%237 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k238_add", "%238 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k239_square", "%239 map:square [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k240_mul", "%240 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k241_scale", "%241 map:scale [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k240_mul", "%242 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k243_step", "%243 map:step [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k240_mul", "%244 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k245_id", "%245 map:id [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k246_scale", "%246 map:scale [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k236_mul", "%247 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k238_add", "%248 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k52_mul", "%251 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k252_mul", "%252 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k49_sum", "%253 reduce [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k254_square", "%254 map:square [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k255_mul", "%255 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k256_scale", "%256 map:scale [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k255_mul", "%257 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k258_step", "%258 map:step [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k255_mul", "%259 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k260_id", "%260 map:id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k261_scale", "%261 map:scale [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k252_mul", "%262 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k234_add", "%263 map:add [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k161_div", "%274 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k162_step", "%275 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k163_mul", "%276 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k158_id", "%277 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k27_mul", "%278 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k91_add", "%281 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k91_add", "%286 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k174_div", "%287 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k175_step", "%288 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k42_mul", "%289 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k170_id", "%290 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k27_mul", "%291 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k91_add", "%294 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k17_scale", "%295 map:scale [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k244_fused_mul_mul_sum_mul", "%244 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k248_fused_add_add_mul_mul", "%248 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k259_fused_mul_mul_sum_mul", "%259 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k263_fused_add_mul_mul_id", "%263 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k163_fused_mul_div_step", "%276 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k176_fused_mul_div_step", "%289 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k295_fused_scale_add_add_add", "%295 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k296_matmul", "%296 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k297_matmul", "%297 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k15_mul", "%298 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k299_mul", "%299 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k12_sum", "%300 reduce [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k301_square", "%301 map:square [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k163_mul", "%302 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k303_scale", "%303 map:scale [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k163_mul", "%304 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k305_step", "%305 map:step [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k163_mul", "%306 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k307_id", "%307 map:id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k308_scale", "%308 map:scale [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k299_mul", "%309 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k310_add", "%310 map:add [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k10_mul", "%311 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k312_mul", "%312 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k7_sum", "%313 reduce [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k314_square", "%314 map:square [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k42_mul", "%315 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k316_scale", "%316 map:scale [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k42_mul", "%317 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k318_step", "%318 map:step [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k42_mul", "%319 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k320_id", "%320 map:id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k321_scale", "%321 map:scale [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k312_mul", "%322 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k323_add", "%323 map:add [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k306_fused_mul_mul_sum_mul", "%306 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k310_fused_add_mul_mul_id", "%310 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k319_fused_mul_mul_sum_mul", "%319 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k323_fused_add_mul_mul_id", "%323 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_gloria_features_loss = {240, prof};
+const reclf_prof_table reclf_profile_gloria_features_loss = {105, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -1607,263 +1082,128 @@ const reclf_prof_table reclf_profile_gloria_features_loss = {240, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(64 + 33168*B + 25168*B*T + 20176*T);
+    return sizeof(real) * (size_t)(48 + 24912*B + 25168*B*T + 15280*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k6_square(A + 64 + 33168*B + 25168*B*T, (real *)inputs[0], T)); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-    CALL(1, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 64 + 33168*B + 25168*B*T + 20096*T, A + 64 + 33168*B + 25168*B*T, T)); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(2, (double)T, sizeof(real)*((double)T + (double)T), k8_clampmin(A + 64 + 33168*B + 25168*B*T, A + 64 + 33168*B + 25168*B*T + 20096*T, T)); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(3, (double)T, sizeof(real)*((double)T + (double)T), k9_rsqrt(A + 64 + 33168*B + 25168*B*T + 20112*T, A + 64 + 33168*B + 25168*B*T, T)); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    CALL(4, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 64 + 33168*B + 25168*B*T + 19968*T, (real *)inputs[0], A + 64 + 33168*B + 25168*B*T + 20112*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k11_square(A + 64, (real *)inputs[2], B)); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 64 + 33088*B, A + 64, B)); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(7, (double)B, sizeof(real)*((double)B + (double)B), k13_clampmin(A + 64, A + 64 + 33088*B, B)); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(8, (double)B, sizeof(real)*((double)B + (double)B), k14_rsqrt(A + 64 + 33104*B, A + 64, B)); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    CALL(9, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 64 + 32768*B, (real *)inputs[2], A + 64 + 33104*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(10, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 64 + 33168*B, A + 64 + 33168*B + 25168*B*T + 19968*T, A + 64 + 32768*B, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(11, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 64 + 33168*B + 16*B*T, A + 64 + 33168*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(12, 0, sizeof(real)*((double)B*T), k18_eye(A + 64 + 33168*B + 15312*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(13, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 64 + 33168*B + 25168*B*T, A + 64 + 33168*B + 16*B*T, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(14, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k21_sub(A + 64 + 33168*B, A + 64 + 33168*B + 16*B*T, A + 64 + 33168*B + 25168*B*T, B, T)); /* %21 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(15, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 64 + 33168*B + 25104*B*T, A + 64 + 33168*B, B, T)); /* %22 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    CALL(16, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 64 + 33168*B + 25168*B*T + 20128*T, A + 64 + 33168*B + 25104*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(17, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 64 + 33168*B + 25168*B*T + 20144*T, A + 64 + 33168*B + 25168*B*T + 20128*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(18, (double)T, sizeof(real)*((double)T + (double)T), k25_log(A + 64 + 33168*B + 25168*B*T + 16*T, A + 64 + 33168*B + 25168*B*T + 20144*T, T)); /* %25 map:log [T,1]  graphs/lib/losses.lua:10 */
-    CALL(19, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k26_add(A + 64 + 33168*B + 25168*B*T + 32*T, A + 64 + 33168*B + 25168*B*T + 16*T, A + 64 + 33168*B + 25168*B*T, T)); /* %26 map:add [T,1]  graphs/lib/losses.lua:10 */
-    CALL(20, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 64 + 33168*B, A + 64 + 33168*B + 16*B*T, A + 64 + 33168*B + 15312*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(21, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 64 + 33168*B + 25168*B*T, A + 64 + 33168*B, B, T)); /* %28 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(22, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k29_sub(A + 64 + 33168*B + 25168*B*T + 16*T, A + 64 + 33168*B + 25168*B*T + 32*T, A + 64 + 33168*B + 25168*B*T, T)); /* %29 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    CALL(23, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 64 + 32896*B, A + 64 + 33168*B + 16*B*T, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(24, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k32_sub(A + 64 + 33168*B + 15328*B*T, A + 64 + 33168*B + 16*B*T, A + 64 + 32896*B, B, T)); /* %32 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(25, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 64 + 33168*B + 25120*B*T, A + 64 + 33168*B + 15328*B*T, B, T)); /* %33 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    CALL(26, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 64 + 33120*B, A + 64 + 33168*B + 25120*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(27, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 64 + 33136*B, A + 64 + 33120*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(28, (double)B, sizeof(real)*((double)B + (double)B), k36_log(A + 64 + 32912*B, A + 64 + 33136*B, B)); /* %36 map:log [1,B]  graphs/lib/losses.lua:11 */
-    CALL(29, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k37_add(A + 64 + 32928*B, A + 64 + 32912*B, A + 64 + 32896*B, B)); /* %37 map:add [1,B]  graphs/lib/losses.lua:11 */
-    CALL(30, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 64 + 32896*B, A + 64 + 33168*B, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(31, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k40_sub(A + 64 + 32912*B, A + 64 + 32928*B, A + 64 + 32896*B, B)); /* %40 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    CALL(32, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 64 + 33168*B + 25168*B*T + 15168*T, A + 64 + 33168*B + 15312*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(33, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 64 + 33168*B + 25168*B*T, A + 64 + 33168*B + 25168*B*T + 16*T, A + 64 + 33168*B + 25168*B*T + 15168*T, T)); /* %42 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(34, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 64 + 33168*B + 25168*B*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(35, (double)B, sizeof(real)*((double)1 + (double)B), k44_sum(A + 16, A + 64 + 32912*B, B)); /* %44 reduce [1,1]  graphs/lib/losses.lua:14 */
-    CALL(36, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 32, A + 0, A + 16)); /* %45 map:add [1,1]  graphs/lib/losses.lua:16 */
-    CALL(37, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 0, A + 32, B)); /* %46 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(38, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k48_square(A + 64 + 33168*B + 25168*B*T, (real *)inputs[1], T)); /* %48 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(39, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k49_sum(A + 64 + 33168*B + 25168*B*T + 14976*T, A + 64 + 33168*B + 25168*B*T, T)); /* %49 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(40, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k50_clampmin(A + 64 + 33168*B + 25168*B*T + 15024*T, A + 64 + 33168*B + 25168*B*T + 14976*T, T)); /* %50 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(41, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k51_rsqrt(A + 64 + 33168*B + 25168*B*T + 15072*T, A + 64 + 33168*B + 25168*B*T + 15024*T, T)); /* %51 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(42, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 64 + 33168*B + 25168*B*T, (real *)inputs[1], A + 64 + 33168*B + 25168*B*T + 15072*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(43, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k55_square(A + 64, (real *)inputs[3], B)); /* %55 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(44, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k56_sum(A + 64 + 32896*B, A + 64, B)); /* %56 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(45, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k57_clampmin(A + 64, A + 64 + 32896*B, B)); /* %57 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(46, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k58_rsqrt(A + 64 + 32960*B, A + 64, B)); /* %58 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(47, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 64, (real *)inputs[3], A + 64 + 32960*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(48, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k60_matmul(A + 64 + 33168*B, A + 64 + 33168*B + 25168*B*T, A + 64, B, T)); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(49, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 64 + 33168*B + 2496*B*T, A + 64 + 33168*B, B, T)); /* %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(50, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 64 + 33168*B + 4992*B*T, A + 64 + 33168*B + 2496*B*T, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(51, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k64_sub(A + 64 + 33168*B, A + 64 + 33168*B + 2496*B*T, A + 64 + 33168*B + 4992*B*T, B, T)); /* %64 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(52, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k65_exp(A + 64 + 33168*B + 19968*B*T, A + 64 + 33168*B, B, T)); /* %65 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(53, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 64 + 33168*B + 24960*B*T, A + 64 + 33168*B + 19968*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(54, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 64 + 33168*B + 22464*B*T, A + 64 + 33168*B + 19968*B*T, A + 64 + 33168*B + 24960*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(55, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 64 + 33168*B, A + 64 + 33168*B + 22464*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(56, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k69_square(A + 64 + 33168*B + 4992*B*T, A + 64 + 33168*B, B, T)); /* %69 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(57, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 64 + 33168*B + 25008*B*T, A + 64 + 33168*B + 4992*B*T, B, T)); /* %70 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(58, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k71_clampmin(A + 64 + 33168*B + 4992*B*T, A + 64 + 33168*B + 25008*B*T, B, T)); /* %71 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(59, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_rsqrt(A + 64 + 33168*B + 25056*B*T, A + 64 + 33168*B + 4992*B*T, B, T)); /* %72 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(60, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 64 + 33168*B + 4992*B*T, A + 64 + 33168*B, A + 64 + 33168*B + 25056*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(61, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k74_mul(A + 64 + 33168*B + 9984*B*T, A + 64 + 33168*B + 25168*B*T, A + 64 + 33168*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(62, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 64 + 33168*B + 14976*B*T, A + 64 + 33168*B + 9984*B*T, B, T)); /* %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-    CALL(63, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k76_scale(A + 64 + 33168*B + 15024*B*T, A + 64 + 33168*B + 14976*B*T, B, T)); /* %76 map:scale [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(64, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k78_mul(A + 64 + 33168*B + 15072*B*T, A + 64 + 33168*B + 15024*B*T, (real *)inputs[4], B, T)); /* %78 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(65, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k79_neg(A + 64 + 33168*B + 25168*B*T + 15024*T, (real *)inputs[4], T)); /* %79 map:neg [T,1,39,1]  graphs/lib/model.lua:49 */
-    CALL(66, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k80_addc(A + 64 + 33168*B + 25168*B*T + 15120*T, A + 64 + 33168*B + 25168*B*T + 15024*T, T)); /* %80 map:addc [T,1,39,1]  graphs/lib/model.lua:49 */
-    CALL(67, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k81_scale(A + 64 + 33168*B + 25168*B*T + 15024*T, A + 64 + 33168*B + 25168*B*T + 15120*T, T)); /* %81 map:scale [T,1,39,1]  graphs/lib/model.lua:49 */
-    CALL(68, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k82_add(A + 64 + 33168*B + 15120*B*T, A + 64 + 33168*B + 15072*B*T, A + 64 + 33168*B + 25168*B*T + 15024*T, B, T)); /* %82 map:add [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(69, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k83_max(A + 64 + 33168*B + 15328*B*T, A + 64 + 33168*B + 15120*B*T, B, T)); /* %83 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(70, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k85_sub(A + 64 + 33168*B + 15168*B*T, A + 64 + 33168*B + 15120*B*T, A + 64 + 33168*B + 15328*B*T, B, T)); /* %85 map:sub [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(71, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k86_exp(A + 64 + 33168*B + 15216*B*T, A + 64 + 33168*B + 15168*B*T, B, T)); /* %86 map:exp [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(72, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k78_mul(A + 64 + 33168*B + 15264*B*T, A + 64 + 33168*B + 15216*B*T, (real *)inputs[4], B, T)); /* %87 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(73, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k88_sum(A + 64 + 33168*B + 15344*B*T, A + 64 + 33168*B + 15264*B*T, B, T)); /* %88 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(74, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k89_clampmin(A + 64 + 33168*B + 15264*B*T, A + 64 + 33168*B + 15344*B*T, B, T)); /* %89 map:clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(75, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k90_log(A + 64 + 33168*B + 15280*B*T, A + 64 + 33168*B + 15264*B*T, B, T)); /* %90 map:log [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(76, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k91_add(A + 64 + 33168*B + 15296*B*T, A + 64 + 33168*B + 15280*B*T, A + 64 + 33168*B + 15328*B*T, B, T)); /* %91 map:add [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(77, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k92_scale(A + 64 + 33168*B + 15280*B*T, A + 64 + 33168*B + 15296*B*T, B, T)); /* %92 map:scale [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(78, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k94_scale(A + 64 + 33168*B + 15296*B*T, A + 64 + 33168*B + 15280*B*T, B, T)); /* %94 map:scale [T,B]  graphs/lib/model.lua:50 */
-    CALL(79, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 64 + 33168*B + 25168*B*T + 15024*T, A + 64 + 33168*B + 15296*B*T, B, T)); /* %96 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(80, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k21_sub(A + 64 + 33168*B + 15280*B*T, A + 64 + 33168*B + 15296*B*T, A + 64 + 33168*B + 25168*B*T + 15024*T, B, T)); /* %98 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(81, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 64 + 33168*B + 15328*B*T, A + 64 + 33168*B + 15280*B*T, B, T)); /* %99 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    CALL(82, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 64 + 33168*B + 25168*B*T + 15040*T, A + 64 + 33168*B + 15328*B*T, B, T)); /* %100 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(83, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 64 + 33168*B + 25168*B*T + 15056*T, A + 64 + 33168*B + 25168*B*T + 15040*T, T)); /* %101 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(84, (double)T, sizeof(real)*((double)T + (double)T), k25_log(A + 64 + 33168*B + 25168*B*T + 15120*T, A + 64 + 33168*B + 25168*B*T + 15056*T, T)); /* %102 map:log [T,1]  graphs/lib/losses.lua:10 */
-    CALL(85, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k26_add(A + 64 + 33168*B + 25168*B*T + 15136*T, A + 64 + 33168*B + 25168*B*T + 15120*T, A + 64 + 33168*B + 25168*B*T + 15024*T, T)); /* %103 map:add [T,1]  graphs/lib/losses.lua:10 */
-    CALL(86, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 64 + 33168*B + 15280*B*T, A + 64 + 33168*B + 15296*B*T, A + 64 + 33168*B + 15312*B*T, B, T)); /* %104 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(87, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 64 + 33168*B + 25168*B*T + 15024*T, A + 64 + 33168*B + 15280*B*T, B, T)); /* %105 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(88, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k29_sub(A + 64 + 33168*B + 25168*B*T + 15120*T, A + 64 + 33168*B + 25168*B*T + 15136*T, A + 64 + 33168*B + 25168*B*T + 15024*T, T)); /* %106 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    CALL(89, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 64 + 33024*B, A + 64 + 33168*B + 15296*B*T, B, T)); /* %107 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(90, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k32_sub(A + 64 + 33168*B + 15360*B*T, A + 64 + 33168*B + 15296*B*T, A + 64 + 33024*B, B, T)); /* %109 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(91, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 64 + 33168*B + 15296*B*T, A + 64 + 33168*B + 15360*B*T, B, T)); /* %110 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    CALL(92, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 64 + 33040*B, A + 64 + 33168*B + 15296*B*T, B, T)); /* %111 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(93, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 64 + 33056*B, A + 64 + 33040*B, B)); /* %112 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(94, (double)B, sizeof(real)*((double)B + (double)B), k36_log(A + 64 + 33072*B, A + 64 + 33056*B, B)); /* %113 map:log [1,B]  graphs/lib/losses.lua:11 */
-    CALL(95, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k37_add(A + 64 + 8192*B, A + 64 + 33072*B, A + 64 + 33024*B, B)); /* %114 map:add [1,B]  graphs/lib/losses.lua:11 */
-    CALL(96, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 64 + 33024*B, A + 64 + 33168*B + 15280*B*T, B, T)); /* %116 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(97, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k40_sub(A + 64 + 33072*B, A + 64 + 8192*B, A + 64 + 33024*B, B)); /* %117 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    CALL(98, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 64 + 33168*B + 25168*B*T + 15024*T, A + 64 + 33168*B + 25168*B*T + 15120*T, A + 64 + 33168*B + 25168*B*T + 15168*T, T)); /* %119 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(99, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 16, A + 64 + 33168*B + 25168*B*T + 15024*T, T)); /* %120 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(100, (double)B, sizeof(real)*((double)1 + (double)B), k44_sum(A + 32, A + 64 + 33072*B, B)); /* %121 reduce [1,1]  graphs/lib/losses.lua:14 */
-    CALL(101, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 48, A + 16, A + 32)); /* %122 map:add [1,1]  graphs/lib/losses.lua:16 */
-    CALL(102, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 16, A + 48, B)); /* %123 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(103, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 32, A + 0, A + 16)); /* %125 map:add []  graphs/lib/model.lua:136 */
+    CALL(0, (double)256*T, sizeof(real)*((double)T + (double)128*T), k7_fused_sum_square(A + 48 + 24912*B + 25168*B*T + 15200*T, (real *)inputs[0], T)); /* %7 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)2*T, sizeof(real)*((double)T + (double)T), k9_fused_rsqrt_clampmin(A + 48 + 24912*B + 25168*B*T + 15216*T, A + 48 + 24912*B + 25168*B*T + 15200*T, T)); /* %9 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 48 + 24912*B + 25168*B*T + 14976*T, (real *)inputs[0], A + 48 + 24912*B + 25168*B*T + 15216*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), k12_fused_sum_square(A + 48 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), k14_fused_rsqrt_clampmin(A + 48 + 24848*B, A + 48 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 48 + 24576*B, (real *)inputs[2], A + 48 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(6, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T + 14976*T, A + 48 + 24576*B, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(7, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 48 + 24912*B + 16*B*T, A + 48 + 24912*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(8, 0, sizeof(real)*((double)B*T), k18_eye(A + 48 + 24912*B + 10080*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(9, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B + 16*B*T, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(10, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 48 + 24912*B + 25104*B*T, A + 48 + 24912*B + 16*B*T, A + 48 + 24912*B + 25168*B*T + 15104*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(11, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 24912*B + 25168*B*T + 15232*T, A + 48 + 24912*B + 25104*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(12, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 48 + 24912*B + 25168*B*T + 15248*T, A + 48 + 24912*B + 25168*B*T + 15232*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(13, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 24912*B, A + 48 + 24912*B + 16*B*T, A + 48 + 24912*B + 10080*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(14, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 48 + 24704*B, A + 48 + 24912*B + 16*B*T, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(15, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 48 + 24912*B + 25120*B*T, A + 48 + 24912*B + 16*B*T, A + 48 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(16, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 24864*B, A + 48 + 24912*B + 25120*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(17, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 48 + 24880*B, A + 48 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(18, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 24720*B, A + 48 + 24912*B, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(19, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 24912*B + 25168*B*T + 5040*T, A + 48 + 24912*B + 10080*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(20, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 48 + 24912*B + 25168*B*T + 15120*T, A + 48 + 24912*B + 25168*B*T + 15248*T, A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T + 5040*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(21, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 48 + 24912*B + 25168*B*T + 15120*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(22, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 48 + 24880*B, A + 48 + 24704*B, A + 48 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(23, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k49_fused_sum_square(A + 48 + 24912*B + 25168*B*T + 15104*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(24, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k51_fused_rsqrt_clampmin(A + 48 + 24912*B + 25168*B*T + 15152*T, A + 48 + 24912*B + 25168*B*T + 15104*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(25, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 48 + 24912*B + 25168*B*T, (real *)inputs[1], A + 48 + 24912*B + 25168*B*T + 15152*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(26, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k56_fused_sum_square(A + 48 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(27, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k58_fused_rsqrt_clampmin(A + 48 + 24704*B, A + 48 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(28, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 48, (real *)inputs[3], A + 48 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(29, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k60_matmul(A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T, A + 48, B, T)); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(30, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 48 + 24912*B + 2496*B*T, A + 48 + 24912*B, B, T)); /* %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 48 + 24912*B, A + 48 + 24912*B + 2496*B*T, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(32, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k65_fused_exp_sub(A + 48 + 24912*B + 19968*B*T, A + 48 + 24912*B + 2496*B*T, A + 48 + 24912*B, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(33, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 48 + 24912*B + 24960*B*T, A + 48 + 24912*B + 19968*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(34, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 48 + 24912*B + 22464*B*T, A + 48 + 24912*B + 19968*B*T, A + 48 + 24912*B + 24960*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(35, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 48 + 24912*B, A + 48 + 24912*B + 22464*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(36, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_fused_sum_square(A + 48 + 24912*B + 25008*B*T, A + 48 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(37, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_fused_rsqrt_clampmin(A + 48 + 24912*B + 25056*B*T, A + 48 + 24912*B + 25008*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(38, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 25056*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(39, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k81_fused_scale_addc_neg(A + 48 + 24912*B + 25168*B*T + 4992*T, (real *)inputs[4], T)); /* %81 fused:scale_addc_neg [T,1,39,1]  graphs/lib/model.lua:49 */
+    CALL(40, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*T + (double)4992*B*T + (double)39*T + (double)39*T), k82_fused_add_mul_scale_sum(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 25168*B*T, A + 48 + 24912*B + 4992*B*T, (real *)inputs[4], A + 48 + 24912*B + 25168*B*T + 4992*T, B, T)); /* %82 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(41, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k83_max(A + 48 + 24912*B + 10096*B*T, A + 48 + 24912*B + 9984*B*T, B, T)); /* %83 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(42, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k86_fused_exp_sub(A + 48 + 24912*B + 10032*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10096*B*T, B, T)); /* %86 fused:exp_sub [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(43, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k87_mul(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10032*B*T, (real *)inputs[4], B, T)); /* %87 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(44, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k88_sum(A + 48 + 24912*B + 10112*B*T, A + 48 + 24912*B + 9984*B*T, B, T)); /* %88 reduce [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(45, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k89_clampmin(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10112*B*T, B, T)); /* %89 map:clampmin [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(46, (double)3*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k92_fused_scale_add_log(A + 48 + 24912*B + 10000*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10096*B*T, B, T)); /* %92 fused:scale_add_log [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(47, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k94_scale(A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 10000*B*T, B, T)); /* %94 map:scale [T,B]  graphs/lib/model.lua:50 */
+    CALL(48, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10016*B*T, B, T)); /* %96 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(49, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 48 + 24912*B + 10000*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 25168*B*T + 4992*T, B, T)); /* %99 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(50, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 48 + 24912*B + 25168*B*T + 5008*T, A + 48 + 24912*B + 10000*B*T, B, T)); /* %100 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(51, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 48 + 24912*B + 25168*B*T + 5024*T, A + 48 + 24912*B + 25168*B*T + 5008*T, T)); /* %101 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(52, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 48 + 24912*B + 10096*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 10080*B*T, B, T)); /* %104 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(53, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 48 + 24768*B, A + 48 + 24912*B + 10016*B*T, B, T)); /* %107 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(54, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 48 + 24912*B + 10128*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24768*B, B, T)); /* %110 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(55, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 24784*B, A + 48 + 24912*B + 10128*B*T, B, T)); /* %111 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(56, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 48 + 24800*B, A + 48 + 24784*B, B)); /* %112 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(57, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 48 + 24816*B, A + 48 + 24912*B + 10096*B*T, B, T)); /* %116 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(58, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 48 + 24912*B + 25168*B*T + 5056*T, A + 48 + 24912*B + 25168*B*T + 5024*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10096*B*T, A + 48 + 24912*B + 25168*B*T + 5040*T, B, T)); /* %119 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(59, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 48 + 24912*B + 25168*B*T + 5056*T, T)); /* %120 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(60, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 48 + 24800*B, A + 48 + 24768*B, A + 48 + 24816*B, B)); /* %123 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(61, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k125_add(A + 0, A + 16, A + 32)); /* %125 map:add []  graphs/lib/model.lua:136 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(104, 0, sizeof(real)*((double)1), k150_fill(A + 0)); /* %150 fill []  graphs/lib/model.lua:137 */
-    CALL(105, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 16, A + 0, B)); /* %152 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(106, (double)B, sizeof(real)*((double)B + (double)1), k153_id(A + 64 + 33152*B, A + 16, B)); /* %153 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(107, (double)T, sizeof(real)*((double)T + (double)1), k154_id(A + 64 + 33168*B + 25168*B*T + 15024*T, A + 16, T)); /* %154 map:id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(108, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 64 + 33168*B + 25168*B*T + 20160*T, A + 64 + 33168*B + 25168*B*T + 15024*T, A + 64 + 33168*B + 25168*B*T + 15168*T, T)); /* %155 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(109, (double)B, sizeof(real)*((double)B + (double)B), k157_neg(A + 64 + 33024*B, A + 64 + 33152*B, B)); /* %157 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(110, (double)B*T, sizeof(real)*((double)B*T + (double)B), k158_id(A + 64 + 33168*B + 15280*B*T, A + 64 + 33024*B, B, T)); /* %158 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(111, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 64 + 33168*B + 25136*B*T, A + 64 + 33168*B + 15280*B*T, A + 64 + 33168*B + 15312*B*T, B, T)); /* %159 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(112, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k161_div(A + 64 + 33024*B, A + 64 + 33152*B, A + 64 + 33056*B, B)); /* %161 map:div [1,B]  graphs/lib/losses.lua:11 */
-    CALL(113, (double)B, sizeof(real)*((double)B + (double)B), k162_step(A + 64 + 33056*B, A + 64 + 33040*B, B)); /* %162 map:step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(114, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k163_mul(A + 64 + 33040*B, A + 64 + 33024*B, A + 64 + 33056*B, B)); /* %163 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    CALL(115, (double)B*T, sizeof(real)*((double)B*T + (double)B), k158_id(A + 64 + 33168*B + 15280*B*T, A + 64 + 33040*B, B, T)); /* %164 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(116, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 64 + 33168*B + 15360*B*T, A + 64 + 33168*B + 15280*B*T, A + 64 + 33168*B + 15296*B*T, B, T)); /* %165 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(117, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k91_add(A + 64 + 33168*B + 15280*B*T, A + 64 + 33168*B + 25136*B*T, A + 64 + 33168*B + 15360*B*T, B, T)); /* %168 map:add [T,B]  graphs/lib/losses.lua:11 */
-    CALL(118, (double)T, sizeof(real)*((double)T + (double)T), k169_neg(A + 64 + 33168*B + 25168*B*T + 15024*T, A + 64 + 33168*B + 25168*B*T + 20160*T, T)); /* %169 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(119, (double)B*T, sizeof(real)*((double)B*T + (double)T), k170_id(A + 64 + 33168*B + 15296*B*T, A + 64 + 33168*B + 25168*B*T + 15024*T, B, T)); /* %170 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(120, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 64 + 33168*B + 25152*B*T, A + 64 + 33168*B + 15296*B*T, A + 64 + 33168*B + 15312*B*T, B, T)); /* %171 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(121, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k91_add(A + 64 + 33168*B + 15296*B*T, A + 64 + 33168*B + 15280*B*T, A + 64 + 33168*B + 25152*B*T, B, T)); /* %173 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(122, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k174_div(A + 64 + 33168*B + 25168*B*T + 15024*T, A + 64 + 33168*B + 25168*B*T + 20160*T, A + 64 + 33168*B + 25168*B*T + 15056*T, T)); /* %174 map:div [T,1]  graphs/lib/losses.lua:10 */
-    CALL(123, (double)T, sizeof(real)*((double)T + (double)T), k175_step(A + 64 + 33168*B + 25168*B*T + 15056*T, A + 64 + 33168*B + 25168*B*T + 15040*T, T)); /* %175 map:step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(124, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 64 + 33168*B + 25168*B*T + 15040*T, A + 64 + 33168*B + 25168*B*T + 15024*T, A + 64 + 33168*B + 25168*B*T + 15056*T, T)); /* %176 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    CALL(125, (double)B*T, sizeof(real)*((double)B*T + (double)T), k170_id(A + 64 + 33168*B + 15280*B*T, A + 64 + 33168*B + 25168*B*T + 15040*T, B, T)); /* %177 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(126, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 64 + 33168*B + 15312*B*T, A + 64 + 33168*B + 15280*B*T, A + 64 + 33168*B + 15328*B*T, B, T)); /* %178 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(127, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k91_add(A + 64 + 33168*B + 15280*B*T, A + 64 + 33168*B + 15296*B*T, A + 64 + 33168*B + 15312*B*T, B, T)); /* %181 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(128, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k94_scale(A + 64 + 33168*B + 15296*B*T, A + 64 + 33168*B + 15280*B*T, B, T)); /* %182 map:scale [T,B]  graphs/lib/model.lua:50 */
-    CALL(129, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k92_scale(A + 64 + 33168*B + 15280*B*T, A + 64 + 33168*B + 15296*B*T, B, T)); /* %184 map:scale [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(130, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k185_div(A + 64 + 33168*B + 15296*B*T, A + 64 + 33168*B + 15280*B*T, A + 64 + 33168*B + 15264*B*T, B, T)); /* %185 map:div [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(131, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k186_step(A + 64 + 33168*B + 15264*B*T, A + 64 + 33168*B + 15344*B*T, B, T)); /* %186 map:step [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(132, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 64 + 33168*B + 15312*B*T, A + 64 + 33168*B + 15296*B*T, A + 64 + 33168*B + 15264*B*T, B, T)); /* %187 map:mul [T,B,1,1]  graphs/lib/model.lua:49 */
-    CALL(133, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k188_id(A + 64 + 33168*B + 15264*B*T, A + 64 + 33168*B + 15312*B*T, B, T)); /* %188 map:id [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(134, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k78_mul(A + 64 + 33168*B + 15312*B*T, A + 64 + 33168*B + 15264*B*T, (real *)inputs[4], B, T)); /* %189 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(135, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k192_mul(A + 64 + 33168*B + 15264*B*T, A + 64 + 33168*B + 15312*B*T, A + 64 + 33168*B + 15216*B*T, B, T)); /* %192 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(136, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k78_mul(A + 64 + 33168*B + 15312*B*T, A + 64 + 33168*B + 15264*B*T, (real *)inputs[4], B, T)); /* %196 map:mul [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(137, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k76_scale(A + 64 + 33168*B + 14976*B*T, A + 64 + 33168*B + 15312*B*T, B, T)); /* %199 map:scale [T,B,39,1]  graphs/lib/model.lua:49 */
-    CALL(138, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k200_id(A + 64 + 33168*B + 9984*B*T, A + 64 + 33168*B + 14976*B*T, B, T)); /* %200 map:id [T,B,39,128]  graphs/lib/matching.lua:13 */
-    CALL(139, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k201_mul(A + 64 + 33168*B + 14976*B*T, A + 64 + 33168*B + 9984*B*T, A + 64 + 33168*B + 4992*B*T, B, T)); /* %201 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(140, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k202_mul(A + 64 + 33168*B + 4992*B*T, A + 64 + 33168*B + 9984*B*T, A + 64 + 33168*B + 25168*B*T, B, T)); /* %202 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(141, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k203_sum(A + 64 + 33168*B + 25168*B*T + 4992*T, A + 64 + 33168*B + 14976*B*T, B, T)); /* %203 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(142, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 64 + 33168*B + 9984*B*T, A + 64 + 33168*B + 4992*B*T, A + 64 + 33168*B + 25056*B*T, B, T)); /* %204 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(143, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k201_mul(A + 64 + 33168*B + 14976*B*T, A + 64 + 33168*B + 4992*B*T, A + 64 + 33168*B, B, T)); /* %205 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(144, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 64 + 33168*B + 4992*B*T, A + 64 + 33168*B + 14976*B*T, B, T)); /* %206 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(145, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k207_square(A + 64 + 33168*B + 5040*B*T, A + 64 + 33168*B + 25056*B*T, B, T)); /* %207 map:square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(146, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k192_mul(A + 64 + 33168*B + 5088*B*T, A + 64 + 33168*B + 25056*B*T, A + 64 + 33168*B + 5040*B*T, B, T)); /* %208 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(147, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k209_scale(A + 64 + 33168*B + 5040*B*T, A + 64 + 33168*B + 5088*B*T, B, T)); /* %209 map:scale [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(148, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k192_mul(A + 64 + 33168*B + 5088*B*T, A + 64 + 33168*B + 4992*B*T, A + 64 + 33168*B + 5040*B*T, B, T)); /* %210 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(149, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k211_step(A + 64 + 33168*B + 4992*B*T, A + 64 + 33168*B + 25008*B*T, B, T)); /* %211 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(150, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k192_mul(A + 64 + 33168*B + 14976*B*T, A + 64 + 33168*B + 5088*B*T, A + 64 + 33168*B + 4992*B*T, B, T)); /* %212 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(151, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k200_id(A + 64 + 33168*B + 4992*B*T, A + 64 + 33168*B + 14976*B*T, B, T)); /* %213 map:id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(152, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k214_scale(A + 64 + 33168*B + 14976*B*T, A + 64 + 33168*B, B, T)); /* %214 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(153, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k201_mul(A + 64 + 33168*B, A + 64 + 33168*B + 4992*B*T, A + 64 + 33168*B + 14976*B*T, B, T)); /* %215 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(154, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k216_add(A + 64 + 33168*B + 14976*B*T, A + 64 + 33168*B + 9984*B*T, A + 64 + 33168*B, B, T)); /* %216 map:add [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(155, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k217_matmul(A + 64 + 33168*B + 8192*B*T, A + 64 + 33168*B + 14976*B*T, (real *)inputs[3], B, T)); /* %217 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
-    CALL(156, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k218_matmul(A + 64 + 33168*B, A + 64 + 33168*B + 22464*B*T, A + 64 + 33168*B + 14976*B*T, B, T)); /* %218 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(157, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k219_sum(A + 64 + 8192*B, A + 64 + 33168*B, B, T)); /* %219 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(158, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 64 + 33168*B, A + 64 + 33168*B + 8192*B*T, A + 64 + 33168*B + 24960*B*T, B, T)); /* %220 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(159, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k221_mul(A + 64 + 33168*B + 2496*B*T, A + 64 + 33168*B, A + 64 + 33168*B + 22464*B*T, B, T)); /* %221 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(160, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k222_neg(A + 64 + 33168*B + 4992*B*T, A + 64 + 33168*B + 2496*B*T, B, T)); /* %222 map:neg [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(161, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 64 + 33168*B + 7488*B*T, A + 64 + 33168*B + 4992*B*T, B, T)); /* %223 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(162, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)39*B*T), k224_id(A + 64 + 33168*B + 2496*B*T, A + 64 + 33168*B + 7488*B*T, B, T)); /* %224 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(163, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k225_add(A + 64 + 33168*B + 4992*B*T, A + 64 + 33168*B, A + 64 + 33168*B + 2496*B*T, B, T)); /* %225 map:add [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(164, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k221_mul(A + 64 + 33168*B, A + 64 + 33168*B + 4992*B*T, A + 64 + 33168*B + 19968*B*T, B, T)); /* %226 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(165, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 64 + 33168*B + 13184*B*T, A + 64 + 33168*B, B, T)); /* %229 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(166, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 64 + 33168*B + 8192*B*T, A + 64 + 33168*B + 13184*B*T, A + 64, B, T)); /* %230 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(167, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k231_matmul(A + 64 + 33168*B, A + 64 + 33168*B + 13184*B*T, A + 64 + 33168*B + 25168*B*T, B, T)); /* %231 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(168, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k203_sum(A + 64 + 33168*B + 25168*B*T, A + 64 + 33168*B + 8192*B*T, B, T)); /* %232 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(169, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k219_sum(A + 64, A + 64 + 33168*B, B, T)); /* %233 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(170, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k234_add(A + 64 + 33168*B + 25168*B*T + 9984*T, A + 64 + 33168*B + 25168*B*T + 4992*T, A + 64 + 33168*B + 25168*B*T, T)); /* %234 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(171, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 64 + 16384*B, A + 64, A + 64 + 32960*B, B)); /* %235 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(172, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k236_mul(A + 64 + 24576*B, A + 64, (real *)inputs[3], B)); /* %236 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(173, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k56_sum(A + 64 + 33024*B, A + 64 + 24576*B, B)); /* %237 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(174, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k238_add(A + 64, A + 64 + 8192*B, A + 64 + 16384*B, B)); /* %238 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(175, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k239_square(A + 64 + 8192*B, A + 64 + 32960*B, B)); /* %239 map:square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(176, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k240_mul(A + 64 + 8256*B, A + 64 + 32960*B, A + 64 + 8192*B, B)); /* %240 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(177, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k241_scale(A + 64 + 8192*B, A + 64 + 8256*B, B)); /* %241 map:scale [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(178, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k240_mul(A + 64 + 32960*B, A + 64 + 33024*B, A + 64 + 8192*B, B)); /* %242 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(179, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k243_step(A + 64 + 8192*B, A + 64 + 32896*B, B)); /* %243 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(180, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k240_mul(A + 64 + 32896*B, A + 64 + 32960*B, A + 64 + 8192*B, B)); /* %244 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(181, (double)8192*B, sizeof(real)*((double)8192*B + (double)64*B), k245_id(A + 64 + 8192*B, A + 64 + 32896*B, B)); /* %245 map:id [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(182, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k246_scale(A + 64 + 16384*B, (real *)inputs[3], B)); /* %246 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(183, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k236_mul(A + 64 + 24576*B, A + 64 + 8192*B, A + 64 + 16384*B, B)); /* %247 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(184, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k238_add(A + 64 + 8192*B, A + 64, A + 64 + 24576*B, B)); /* %248 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(185, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 64 + 33168*B + 25168*B*T, A + 64 + 33168*B + 25168*B*T + 9984*T, A + 64 + 33168*B + 25168*B*T + 15072*T, T)); /* %251 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(186, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k252_mul(A + 64 + 33168*B + 25168*B*T + 4992*T, A + 64 + 33168*B + 25168*B*T + 9984*T, (real *)inputs[1], T)); /* %252 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(187, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k49_sum(A + 64 + 33168*B + 25168*B*T + 15024*T, A + 64 + 33168*B + 25168*B*T + 4992*T, T)); /* %253 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(188, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k254_square(A + 64 + 33168*B + 25168*B*T + 15120*T, A + 64 + 33168*B + 25168*B*T + 15072*T, T)); /* %254 map:square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(189, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k255_mul(A + 64 + 33168*B + 25168*B*T + 15168*T, A + 64 + 33168*B + 25168*B*T + 15072*T, A + 64 + 33168*B + 25168*B*T + 15120*T, T)); /* %255 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(190, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k256_scale(A + 64 + 33168*B + 25168*B*T + 15072*T, A + 64 + 33168*B + 25168*B*T + 15168*T, T)); /* %256 map:scale [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(191, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k255_mul(A + 64 + 33168*B + 25168*B*T + 15120*T, A + 64 + 33168*B + 25168*B*T + 15024*T, A + 64 + 33168*B + 25168*B*T + 15072*T, T)); /* %257 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(192, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k258_step(A + 64 + 33168*B + 25168*B*T + 15024*T, A + 64 + 33168*B + 25168*B*T + 14976*T, T)); /* %258 map:step [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(193, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k255_mul(A + 64 + 33168*B + 25168*B*T + 15072*T, A + 64 + 33168*B + 25168*B*T + 15120*T, A + 64 + 33168*B + 25168*B*T + 15024*T, T)); /* %259 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(194, (double)4992*T, sizeof(real)*((double)4992*T + (double)39*T), k260_id(A + 64 + 33168*B + 25168*B*T + 4992*T, A + 64 + 33168*B + 25168*B*T + 15072*T, T)); /* %260 map:id [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(195, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k261_scale(A + 64 + 33168*B + 25168*B*T + 9984*T, (real *)inputs[1], T)); /* %261 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(196, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k252_mul(A + 64 + 33168*B + 25168*B*T + 14976*T, A + 64 + 33168*B + 25168*B*T + 4992*T, A + 64 + 33168*B + 25168*B*T + 9984*T, T)); /* %262 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(197, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k234_add(A + 64 + 33168*B + 25168*B*T + 4992*T, A + 64 + 33168*B + 25168*B*T, A + 64 + 33168*B + 25168*B*T + 14976*T, T)); /* %263 map:add [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(198, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k161_div(A + 64 + 32896*B, A + 64 + 33152*B, A + 64 + 33136*B, B)); /* %274 map:div [1,B]  graphs/lib/losses.lua:11 */
-    CALL(199, (double)B, sizeof(real)*((double)B + (double)B), k162_step(A + 64 + 32912*B, A + 64 + 33120*B, B)); /* %275 map:step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(200, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k163_mul(A + 64 + 32928*B, A + 64 + 32896*B, A + 64 + 32912*B, B)); /* %276 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    CALL(201, (double)B*T, sizeof(real)*((double)B*T + (double)B), k158_id(A + 64 + 33168*B, A + 64 + 32928*B, B, T)); /* %277 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(202, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 64 + 33168*B + 16*B*T, A + 64 + 33168*B, A + 64 + 33168*B + 25120*B*T, B, T)); /* %278 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(203, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k91_add(A + 64 + 33168*B, A + 64 + 33168*B + 25136*B*T, A + 64 + 33168*B + 16*B*T, B, T)); /* %281 map:add [T,B]  graphs/lib/losses.lua:11 */
-    CALL(204, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k91_add(A + 64 + 33168*B + 25120*B*T, A + 64 + 33168*B, A + 64 + 33168*B + 25152*B*T, B, T)); /* %286 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(205, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k174_div(A + 64 + 33168*B + 25168*B*T, A + 64 + 33168*B + 25168*B*T + 20160*T, A + 64 + 33168*B + 25168*B*T + 20144*T, T)); /* %287 map:div [T,1]  graphs/lib/losses.lua:10 */
-    CALL(206, (double)T, sizeof(real)*((double)T + (double)T), k175_step(A + 64 + 33168*B + 25168*B*T + 16*T, A + 64 + 33168*B + 25168*B*T + 20128*T, T)); /* %288 map:step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(207, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 64 + 33168*B + 25168*B*T + 32*T, A + 64 + 33168*B + 25168*B*T, A + 64 + 33168*B + 25168*B*T + 16*T, T)); /* %289 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    CALL(208, (double)B*T, sizeof(real)*((double)B*T + (double)T), k170_id(A + 64 + 33168*B, A + 64 + 33168*B + 25168*B*T + 32*T, B, T)); /* %290 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(209, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 64 + 33168*B + 16*B*T, A + 64 + 33168*B, A + 64 + 33168*B + 25104*B*T, B, T)); /* %291 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(210, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k91_add(A + 64 + 33168*B, A + 64 + 33168*B + 25120*B*T, A + 64 + 33168*B + 16*B*T, B, T)); /* %294 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(211, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 64 + 33168*B + 16*B*T, A + 64 + 33168*B, B, T)); /* %295 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(212, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k296_matmul(A + 64 + 33168*B + 25168*B*T, A + 64 + 33168*B + 16*B*T, A + 64 + 32768*B, B, T)); /* %296 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(213, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k297_matmul(A + 64, A + 64 + 33168*B + 16*B*T, A + 64 + 33168*B + 25168*B*T + 19968*T, B, T)); /* %297 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(214, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 64 + 128*B, A + 64, A + 64 + 33104*B, B)); /* %298 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(215, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k299_mul(A + 64 + 256*B, A + 64, (real *)inputs[2], B)); /* %299 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(216, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 64, A + 64 + 256*B, B)); /* %300 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(217, (double)B, sizeof(real)*((double)B + (double)B), k301_square(A + 64 + 16*B, A + 64 + 33104*B, B)); /* %301 map:square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(218, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k163_mul(A + 64 + 32*B, A + 64 + 33104*B, A + 64 + 16*B, B)); /* %302 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(219, (double)B, sizeof(real)*((double)B + (double)B), k303_scale(A + 64 + 16*B, A + 64 + 32*B, B)); /* %303 map:scale [B,1]  graphs/lib/losses.lua:21 */
-    CALL(220, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k163_mul(A + 64 + 32*B, A + 64, A + 64 + 16*B, B)); /* %304 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(221, (double)B, sizeof(real)*((double)B + (double)B), k305_step(A + 64, A + 64 + 33088*B, B)); /* %305 map:step [B,1]  graphs/lib/losses.lua:21 */
-    CALL(222, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k163_mul(A + 64 + 256*B, A + 64 + 32*B, A + 64, B)); /* %306 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(223, (double)128*B, sizeof(real)*((double)128*B + (double)B), k307_id(A + 64, A + 64 + 256*B, B)); /* %307 map:id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(224, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k308_scale(A + 64 + 256*B, (real *)inputs[2], B)); /* %308 map:scale [B,128]  graphs/lib/losses.lua:21 */
-    CALL(225, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k299_mul(A + 64 + 384*B, A + 64, A + 64 + 256*B, B)); /* %309 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(226, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k310_add(A + 64, A + 64 + 128*B, A + 64 + 384*B, B)); /* %310 map:add [B,128]  graphs/lib/losses.lua:21 */
-    CALL(227, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 64 + 33168*B + 25168*B*T + 128*T, A + 64 + 33168*B + 25168*B*T, A + 64 + 33168*B + 25168*B*T + 20112*T, T)); /* %311 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(228, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k312_mul(A + 64 + 33168*B + 25168*B*T + 256*T, A + 64 + 33168*B + 25168*B*T, (real *)inputs[0], T)); /* %312 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(229, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 64 + 33168*B + 25168*B*T, A + 64 + 33168*B + 25168*B*T + 256*T, T)); /* %313 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(230, (double)T, sizeof(real)*((double)T + (double)T), k314_square(A + 64 + 33168*B + 25168*B*T + 16*T, A + 64 + 33168*B + 25168*B*T + 20112*T, T)); /* %314 map:square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(231, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 64 + 33168*B + 25168*B*T + 32*T, A + 64 + 33168*B + 25168*B*T + 20112*T, A + 64 + 33168*B + 25168*B*T + 16*T, T)); /* %315 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(232, (double)T, sizeof(real)*((double)T + (double)T), k316_scale(A + 64 + 33168*B + 25168*B*T + 16*T, A + 64 + 33168*B + 25168*B*T + 32*T, T)); /* %316 map:scale [T,1]  graphs/lib/losses.lua:21 */
-    CALL(233, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 64 + 33168*B + 25168*B*T + 32*T, A + 64 + 33168*B + 25168*B*T, A + 64 + 33168*B + 25168*B*T + 16*T, T)); /* %317 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(234, (double)T, sizeof(real)*((double)T + (double)T), k318_step(A + 64 + 33168*B + 25168*B*T, A + 64 + 33168*B + 25168*B*T + 20096*T, T)); /* %318 map:step [T,1]  graphs/lib/losses.lua:21 */
-    CALL(235, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 64 + 33168*B + 25168*B*T + 256*T, A + 64 + 33168*B + 25168*B*T + 32*T, A + 64 + 33168*B + 25168*B*T, T)); /* %319 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(236, (double)128*T, sizeof(real)*((double)128*T + (double)T), k320_id(A + 64 + 33168*B + 25168*B*T, A + 64 + 33168*B + 25168*B*T + 256*T, T)); /* %320 map:id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(237, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k321_scale(A + 64 + 33168*B + 25168*B*T + 256*T, (real *)inputs[0], T)); /* %321 map:scale [T,128]  graphs/lib/losses.lua:21 */
-    CALL(238, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k312_mul(A + 64 + 33168*B + 25168*B*T + 384*T, A + 64 + 33168*B + 25168*B*T, A + 64 + 33168*B + 25168*B*T + 256*T, T)); /* %322 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(239, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k323_add(A + 64 + 33168*B + 25168*B*T, A + 64 + 33168*B + 25168*B*T + 128*T, A + 64 + 33168*B + 25168*B*T + 384*T, T)); /* %323 map:add [T,128]  graphs/lib/losses.lua:21 */
-    if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 64 + 33168*B + 25168*B*T, sizeof(real)*(size_t)(128*T));
-    if (input_grads && input_grads[1]) memcpy(input_grads[1], A + 64 + 33168*B + 25168*B*T + 4992*T, sizeof(real)*(size_t)(4992*T));
-    if (input_grads && input_grads[2]) memcpy(input_grads[2], A + 64, sizeof(real)*(size_t)(128*B));
-    if (input_grads && input_grads[3]) memcpy(input_grads[3], A + 64 + 8192*B, sizeof(real)*(size_t)(8192*B));
+    CALL(62, 0, sizeof(real)*((double)1), k150_fill(A + 16)); /* %150 fill []  graphs/lib/model.lua:137 */
+    CALL(63, (double)1, sizeof(real)*((double)1 + (double)1), k152_scale(A + 32, A + 16, B)); /* %152 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(64, (double)B, sizeof(real)*((double)B + (double)1), k153_id(A + 48 + 24896*B, A + 32, B)); /* %153 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(65, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k155_fused_mul_id(A + 48 + 24912*B + 25168*B*T + 15264*T, A + 32, A + 48 + 24912*B + 25168*B*T + 5040*T, T)); /* %155 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(66, (double)B, sizeof(real)*((double)B + (double)B), k157_neg(A + 48 + 24768*B, A + 48 + 24896*B, B)); /* %157 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(67, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k159_fused_mul_id(A + 48 + 24912*B + 25136*B*T, A + 48 + 24768*B, A + 48 + 24912*B + 10080*B*T, B, T)); /* %159 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(68, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k163_fused_mul_div_step(A + 48 + 24768*B, A + 48 + 24896*B, A + 48 + 24800*B, A + 48 + 24784*B, B)); /* %163 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(69, (double)T, sizeof(real)*((double)T + (double)T), k169_neg(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 15264*T, T)); /* %169 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(70, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k171_fused_mul_id(A + 48 + 24912*B + 25152*B*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10080*B*T, B, T)); /* %171 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(71, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k176_fused_mul_div_step(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 15264*T, A + 48 + 24912*B + 25168*B*T + 5024*T, A + 48 + 24912*B + 25168*B*T + 5008*T, T)); /* %176 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(72, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k182_fused_scale_add_add_add(A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 25136*B*T, A + 48 + 24768*B, A + 48 + 24912*B + 10128*B*T, A + 48 + 24912*B + 25152*B*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 10000*B*T, B, T)); /* %182 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:50 */
+    CALL(73, (double)4*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T + (double)B*T), k187_fused_mul_div_scale_step(A + 48 + 24912*B + 10000*B*T, A + 48 + 24912*B + 10016*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 10112*B*T, B, T)); /* %187 fused:mul_div_scale_step [T,B,1,1]  graphs/lib/model.lua:49 */
+    CALL(74, (double)195*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k199_fused_scale_mul_mul_mul(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 10000*B*T, (real *)inputs[4], A + 48 + 24912*B + 10032*B*T, B, T)); /* %199 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/model.lua:49 */
+    CALL(75, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k200_id(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 14976*B*T, B, T)); /* %200 map:id [T,B,39,128]  graphs/lib/matching.lua:13 */
+    CALL(76, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k201_mul(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 4992*B*T, B, T)); /* %201 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(77, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k202_mul(A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 25168*B*T, B, T)); /* %202 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(78, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k203_sum(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 14976*B*T, B, T)); /* %203 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(79, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k212_fused_mul_mul_sum_mul(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B, A + 48 + 24912*B + 25056*B*T, A + 48 + 24912*B + 25008*B*T, B, T)); /* %212 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(80, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k216_fused_add_mul_mul_id(A + 48 + 24912*B + 9984*B*T, A + 48 + 24912*B + 4992*B*T, A + 48 + 24912*B + 25056*B*T, A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B, B, T)); /* %216 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(81, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k217_matmul(A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 9984*B*T, (real *)inputs[3], B, T)); /* %217 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
+    CALL(82, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k218_matmul(A + 48 + 24912*B, A + 48 + 24912*B + 22464*B*T, A + 48 + 24912*B + 9984*B*T, B, T)); /* %218 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(83, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k219_sum(A + 48 + 8192*B, A + 48 + 24912*B, B, T)); /* %219 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(84, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 48 + 24912*B + 17472*B*T, A + 48 + 24912*B + 14976*B*T, A + 48 + 24912*B + 24960*B*T, B, T)); /* %220 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(85, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k223_fused_sum_neg_mul(A + 48 + 24912*B + 15680*B*T, A + 48 + 24912*B + 17472*B*T, A + 48 + 24912*B + 22464*B*T, B, T)); /* %223 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(86, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k229_fused_scale_mul_add_id(A + 48 + 24912*B + 13184*B*T, A + 48 + 24912*B + 17472*B*T, A + 48 + 24912*B + 15680*B*T, A + 48 + 24912*B + 19968*B*T, B, T)); /* %229 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(87, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 48 + 24912*B + 8192*B*T, A + 48 + 24912*B + 13184*B*T, A + 48, B, T)); /* %230 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(88, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k231_matmul(A + 48 + 24912*B, A + 48 + 24912*B + 13184*B*T, A + 48 + 24912*B + 25168*B*T, B, T)); /* %231 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(89, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k203_sum(A + 48 + 24912*B + 25168*B*T, A + 48 + 24912*B + 8192*B*T, B, T)); /* %232 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(90, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k219_sum(A + 48, A + 48 + 24912*B, B, T)); /* %233 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(91, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k234_add(A + 48 + 24912*B + 25168*B*T + 9984*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T, T)); /* %234 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(92, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k244_fused_mul_mul_sum_mul(A + 48 + 24768*B, A + 48, (real *)inputs[3], A + 48 + 24704*B, A + 48 + 16384*B, B)); /* %244 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(93, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k248_fused_add_add_mul_mul(A + 48 + 16384*B, A + 48 + 8192*B, A + 48, A + 48 + 24704*B, A + 48 + 24768*B, (real *)inputs[3], B)); /* %248 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(94, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k259_fused_mul_mul_sum_mul(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 9984*T, (real *)inputs[1], A + 48 + 24912*B + 25168*B*T + 15152*T, A + 48 + 24912*B + 25168*B*T + 15104*T, T)); /* %259 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(95, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k263_fused_add_mul_mul_id(A + 48 + 24912*B + 25168*B*T, A + 48 + 24912*B + 25168*B*T + 9984*T, A + 48 + 24912*B + 25168*B*T + 15152*T, A + 48 + 24912*B + 25168*B*T + 4992*T, (real *)inputs[1], T)); /* %263 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(96, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k163_fused_mul_div_step(A + 48 + 24704*B, A + 48 + 24896*B, A + 48 + 24880*B, A + 48 + 24864*B, B)); /* %276 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(97, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k176_fused_mul_div_step(A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B + 25168*B*T + 15264*T, A + 48 + 24912*B + 25168*B*T + 15248*T, A + 48 + 24912*B + 25168*B*T + 15232*T, T)); /* %289 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(98, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k295_fused_scale_add_add_add(A + 48 + 24912*B, A + 48 + 24912*B + 25136*B*T, A + 48 + 24704*B, A + 48 + 24912*B + 25120*B*T, A + 48 + 24912*B + 25152*B*T, A + 48 + 24912*B + 25168*B*T + 15104*T, A + 48 + 24912*B + 25104*B*T, B, T)); /* %295 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(99, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k296_matmul(A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B, A + 48 + 24576*B, B, T)); /* %296 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(100, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k297_matmul(A + 48, A + 48 + 24912*B, A + 48 + 24912*B + 25168*B*T + 14976*T, B, T)); /* %297 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(101, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k306_fused_mul_mul_sum_mul(A + 48 + 24576*B, A + 48, (real *)inputs[2], A + 48 + 24848*B, A + 48 + 24832*B, B)); /* %306 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(102, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k310_fused_add_mul_mul_id(A + 48 + 128*B, A + 48, A + 48 + 24848*B, A + 48 + 24576*B, (real *)inputs[2], B)); /* %310 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(103, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k319_fused_mul_mul_sum_mul(A + 48 + 24912*B + 25168*B*T + 5248*T, A + 48 + 24912*B + 25168*B*T + 4992*T, (real *)inputs[0], A + 48 + 24912*B + 25168*B*T + 15216*T, A + 48 + 24912*B + 25168*B*T + 15200*T, T)); /* %319 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(104, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k323_fused_add_mul_mul_id(A + 48 + 24912*B + 25168*B*T + 5120*T, A + 48 + 24912*B + 25168*B*T + 4992*T, A + 48 + 24912*B + 25168*B*T + 15216*T, A + 48 + 24912*B + 25168*B*T + 5248*T, (real *)inputs[0], T)); /* %323 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 48 + 24912*B + 25168*B*T + 5120*T, sizeof(real)*(size_t)(128*T));
+    if (input_grads && input_grads[1]) memcpy(input_grads[1], A + 48 + 24912*B + 25168*B*T, sizeof(real)*(size_t)(4992*T));
+    if (input_grads && input_grads[2]) memcpy(input_grads[2], A + 48 + 128*B, sizeof(real)*(size_t)(128*B));
+    if (input_grads && input_grads[3]) memcpy(input_grads[3], A + 48 + 16384*B, sizeof(real)*(size_t)(8192*B));
 }
 
 static const real *output(const void *arena, int k, const long *dims) {
@@ -1871,7 +1211,7 @@ static const real *output(const void *arena, int k, const long *dims) {
     const long T = dims[1]; (void)T;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 32; /* loss */
+    case 0: return A + 0; /* loss */
     default: return 0;
     }
 }

@@ -28,33 +28,27 @@ static inline real gelu_tanh_grad(real x) {
     return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
 }
 
-/* k2_addc:
- *   %2 map:addc [B,1,64,64]   graphs/lib/image_encoder.lua:19 */
-static void k2_addc(real *restrict out, const real *restrict in0, long B) {
+/* k3_fused_scale_addc:
+ *   %3 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
+ *     + %2 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+static void k3_fused_scale_addc(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] + (real)-0.5;
-}
-
-/* k3_scale:
- *   %3 map:scale [B,1,64,64]   graphs/lib/image_encoder.lua:19 */
-static void k3_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] * (real)4;
+        out[i0] = ((in0[i0]) + (real)-0.5) * (real)4;
 }
 
 /* k6_im2col:
- *   %6 im2col [B,9,4096]   graphs/lib/image_encoder.lua:6 */
+ *   %6 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6 */
 static void k6_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9;
+    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -68,24 +62,24 @@ static void k6_im2col(real *restrict out, const real *restrict in0, long B) {
 }
 
 /* k8_matmul:
- *   %8 matmul [B,32,4096]   graphs/lib/image_encoder.lua:6 */
+ *   %8 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6 */
 static void k8_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096, 9, (real)1, in0 + ao, 9, in1 + bo, 4096, (real)0, out + p*131072, 4096);
-    }
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 9, (real)1, in0 + 0, 9, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
 }
 
-/* k11_add:
- *   %11 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6
- *   %28 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:7 */
-static void k11_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k10_permute:
+ *   %10 permute [B,32,4096]   graphs/lib/image_encoder.lua:6 */
+static void k10_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*131072 + i1*4096 + i2] = in0[i0*4096 + i1*4096*B + i2];
+}
+
+/* k13_add:
+ *   %13 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6 */
+static void k13_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -93,117 +87,76 @@ static void k11_add(real *restrict out, const real *restrict in0, const real *re
                 out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] + in1[i1];
 }
 
-/* k15_sum:
- *   %15 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %19 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %771 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %782 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k15_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(131072*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*16384;
-        for (long j = 0; j < 16384; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k16_scale:
- *   %16 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %20 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %776 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %783 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k16_scale(real *restrict out, const real *restrict in0, long B) {
+/* k18_fused_scale_sum:
+ *   %18 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %17 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+static void k18_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)6.103515625e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += in0[i0*16384 + j1*1]; out[i0] = (r1) * (real)6.103515625e-05; }
 }
 
-/* k17_sub:
- *   %17 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k17_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k19_sub:
+ *   %19 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7 */
+static void k19_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
 }
 
-/* k18_square:
- *   %18 map:square [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k18_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k21_addc:
- *   %21 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %47 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %73 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %99 map:addc [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %126 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %152 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k21_addc(real *restrict out, const real *restrict in0, long B) {
+/* k24_fused_rsqrt_addc_scale_sum:
+ *   %24 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %23 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %22 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %21 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %20 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k24_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] + (real)1.0000000000000001e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05)); }
 }
 
-/* k22_rsqrt:
- *   %22 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %48 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %74 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %100 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %127 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %153 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k22_rsqrt(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
-}
-
-/* k23_mul:
- *   %23 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %769 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k23_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k25_mul:
+ *   %25 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7 */
+static void k25_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
 }
 
-/* k26_mul:
- *   %26 map:mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %761 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k26_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k30_fused_add_mul:
+ *   %30 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
+ *     + %28 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+static void k30_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
             for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
+                out[i0*131072 + i1*4096 + i2] = ((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k29_relu:
- *   %29 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22 */
-static void k29_relu(real *restrict out, const real *restrict in0, long B) {
+/* k31_relu:
+ *   %31 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22 */
+static void k31_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k32_im2col:
- *   %32 im2col [B,288,1024]   graphs/lib/image_encoder.lua:6 */
-static void k32_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288;
+/* k34_im2col:
+ *   %34 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6 */
+static void k34_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -216,31 +169,31 @@ static void k32_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k34_matmul:
- *   %34 matmul [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %60 matmul [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %86 matmul [B,32,1024]   graphs/lib/image_encoder.lua:13 */
-static void k34_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*294912; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 288, (real)1, in0 + ao, 288, in1 + bo, 1024, (real)0, out + p*32768, 1024);
-    }
+/* k36_matmul:
+ *   %36 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %64 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %92 matmul [32,1024*B]   graphs/lib/image_encoder.lua:13 */
+static void k36_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 288, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
 }
 
-/* k37_add:
- *   %37 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %54 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %63 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %80 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %89 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %106 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13 */
-static void k37_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k38_permute:
+ *   %38 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
+ *   %66 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
+ *   %94 permute [B,32,1024]   graphs/lib/image_encoder.lua:13 */
+static void k38_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = in0[i0*1024 + i1*1024*B + i2];
+}
+
+/* k41_add:
+ *   %41 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %69 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %97 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13 */
+static void k41_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -248,110 +201,88 @@ static void k37_add(real *restrict out, const real *restrict in0, const real *re
                 out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] + in1[i1];
 }
 
-/* k41_sum:
- *   %41 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %45 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %67 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %71 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %93 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %97 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k41_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(32768*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*4096;
-        for (long j = 0; j < 4096; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k42_scale:
- *   %42 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %46 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %68 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %72 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %94 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %98 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k42_scale(real *restrict out, const real *restrict in0, long B) {
+/* k46_fused_scale_sum:
+ *   %46 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %45 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %74 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %102 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k46_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.000244140625;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; out[i0] = (r1) * (real)0.000244140625; }
 }
 
-/* k43_sub:
- *   %43 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %69 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %95 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k43_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k47_sub:
+ *   %47 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %75 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %103 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13 */
+static void k47_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
 }
 
-/* k44_square:
- *   %44 map:square [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %70 map:square [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %96 map:square [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k44_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k52_fused_rsqrt_addc_scale_sum:
+ *   %52 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %51 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %50 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %49 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %48 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
+ *   %80 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %108 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k52_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05)); }
 }
 
-/* k49_mul:
- *   %49 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %75 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %101 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %633 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %678 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %724 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k49_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k53_mul:
+ *   %53 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %81 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %109 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13 */
+static void k53_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
 }
 
-/* k52_mul:
- *   %52 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %78 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %104 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %625 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %670 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %716 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k58_fused_add_mul:
+ *   %58 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
+ *     + %56 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
+ *   %86 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7 */
+static void k58_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
             for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
+                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k55_relu:
- *   %55 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %81 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %108 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
-static void k55_relu(real *restrict out, const real *restrict in0, long B) {
+/* k59_relu:
+ *   %59 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
+ *   %87 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
+ *   %116 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
+static void k59_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k58_im2col:
- *   %58 im2col [B,288,1024]   graphs/lib/image_encoder.lua:6
- *   %84 im2col [B,288,1024]   graphs/lib/image_encoder.lua:13 */
-static void k58_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288;
+/* k62_im2col:
+ *   %62 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %90 im2col [288,1024*B]   graphs/lib/image_encoder.lua:13 */
+static void k62_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -364,31 +295,30 @@ static void k58_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k107_add:
- *   %107 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %644 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %649 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %689 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %694 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %708 map:add [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 2 more */
-static void k107_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k115_fused_add_add_mul:
+ *   %115 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
+ *     + %114 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
+ *     + %112 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+static void k115_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = (in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* k111_im2col:
- *   %111 im2col [B,288,256]   graphs/lib/image_encoder.lua:6 */
-static void k111_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288;
+/* k119_im2col:
+ *   %119 im2col [288,256*B]   graphs/lib/image_encoder.lua:6 */
+static void k119_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -401,29 +331,29 @@ static void k111_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k113_matmul:
- *   %113 matmul [B,64,256]   graphs/lib/image_encoder.lua:6 */
-static void k113_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256, 288, (real)1, in0 + ao, 288, in1 + bo, 256, (real)0, out + p*16384, 256);
-    }
+/* k121_matmul:
+ *   %121 matmul [64,256*B]   graphs/lib/image_encoder.lua:6 */
+static void k121_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 288, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k116_add:
- *   %116 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %133 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %142 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %159 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %168 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %185 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13 */
-static void k116_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k123_permute:
+ *   %123 permute [B,64,256]   graphs/lib/image_encoder.lua:6
+ *   %151 permute [B,64,256]   graphs/lib/image_encoder.lua:6
+ *   %179 permute [B,64,256]   graphs/lib/image_encoder.lua:13 */
+static void k123_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = in0[i0*256 + i1*256*B + i2];
+}
+
+/* k126_add:
+ *   %126 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %154 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %182 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13 */
+static void k126_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -431,110 +361,88 @@ static void k116_add(real *restrict out, const real *restrict in0, const real *r
                 out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] + in1[i1];
 }
 
-/* k120_sum:
- *   %120 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %124 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %146 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %150 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %172 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %176 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k120_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(16384*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*2048;
-        for (long j = 0; j < 2048; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k121_scale:
- *   %121 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %125 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %147 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %151 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %173 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %177 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k121_scale(real *restrict out, const real *restrict in0, long B) {
+/* k131_fused_scale_sum:
+ *   %131 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %130 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %159 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %187 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k131_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.00048828125;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += in0[i0*2048 + j1*1]; out[i0] = (r1) * (real)0.00048828125; }
 }
 
-/* k122_sub:
- *   %122 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %148 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %174 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k122_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k132_sub:
+ *   %132 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %160 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %188 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13 */
+static void k132_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
 }
 
-/* k123_square:
- *   %123 map:square [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %149 map:square [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %175 map:square [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k123_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k137_fused_rsqrt_addc_scale_sum:
+ *   %137 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %136 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %135 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %134 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %133 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
+ *   %165 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %193 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k137_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05)); }
 }
 
-/* k128_mul:
- *   %128 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %154 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %180 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %497 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %542 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %588 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k128_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k138_mul:
+ *   %138 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %166 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %194 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13 */
+static void k138_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
 }
 
-/* k131_mul:
- *   %131 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %157 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %183 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %489 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %534 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %580 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k131_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k143_fused_add_mul:
+ *   %143 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
+ *     + %141 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
+ *   %171 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7 */
+static void k143_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
+                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k134_relu:
- *   %134 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %160 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %187 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
-static void k134_relu(real *restrict out, const real *restrict in0, long B) {
+/* k144_relu:
+ *   %144 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
+ *   %172 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
+ *   %201 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
+static void k144_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k137_im2col:
- *   %137 im2col [B,576,256]   graphs/lib/image_encoder.lua:6
- *   %163 im2col [B,576,256]   graphs/lib/image_encoder.lua:13 */
-static void k137_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576;
+/* k147_im2col:
+ *   %147 im2col [576,256*B]   graphs/lib/image_encoder.lua:6
+ *   %175 im2col [576,256*B]   graphs/lib/image_encoder.lua:13 */
+static void k147_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -547,47 +455,37 @@ static void k137_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k139_matmul:
- *   %139 matmul [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %165 matmul [B,64,256]   graphs/lib/image_encoder.lua:13 */
-static void k139_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*147456; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256, 576, (real)1, in0 + ao, 576, in1 + bo, 256, (real)0, out + p*16384, 256);
-    }
+/* k149_matmul:
+ *   %149 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
+ *   %177 matmul [64,256*B]   graphs/lib/image_encoder.lua:13 */
+static void k149_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 576, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k186_add:
- *   %186 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %508 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %513 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %553 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %558 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %572 map:add [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 2 more */
-static void k186_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k200_fused_add_add_mul:
+ *   %200 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
+ *     + %199 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
+ *     + %197 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+static void k200_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = (in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* k190_im2col:
- *   %190 im2col [B,576,64]   graphs/lib/image_encoder.lua:6 */
-static void k190_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576;
+/* k204_im2col:
+ *   %204 im2col [576,64*B]   graphs/lib/image_encoder.lua:6 */
+static void k204_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -600,29 +498,29 @@ static void k190_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k192_matmul:
- *   %192 matmul [B,128,64]   graphs/lib/image_encoder.lua:6 */
-static void k192_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64, 576, (real)1, in0 + ao, 576, in1 + bo, 64, (real)0, out + p*8192, 64);
-    }
+/* k206_matmul:
+ *   %206 matmul [128,64*B]   graphs/lib/image_encoder.lua:6 */
+static void k206_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 576, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k195_add:
- *   %195 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %212 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %221 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %238 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %247 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %264 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
-static void k195_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k208_permute:
+ *   %208 permute [B,128,64]   graphs/lib/image_encoder.lua:6
+ *   %236 permute [B,128,64]   graphs/lib/image_encoder.lua:6
+ *   %264 permute [B,128,64]   graphs/lib/image_encoder.lua:13 */
+static void k208_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = in0[i0*64 + i1*64*B + i2];
+}
+
+/* k211_add:
+ *   %211 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %239 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %267 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
+static void k211_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -630,110 +528,88 @@ static void k195_add(real *restrict out, const real *restrict in0, const real *r
                 out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] + in1[i1];
 }
 
-/* k199_sum:
- *   %199 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %203 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %225 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %229 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %251 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %255 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k199_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*1024;
-        for (long j = 0; j < 1024; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k200_scale:
- *   %200 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %204 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %226 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %230 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %252 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %256 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k200_scale(real *restrict out, const real *restrict in0, long B) {
+/* k216_fused_scale_sum:
+ *   %216 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %215 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %244 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %272 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k216_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.0009765625;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += in0[i0*1024 + j1*1]; out[i0] = (r1) * (real)0.0009765625; }
 }
 
-/* k201_sub:
- *   %201 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %227 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %253 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k201_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k217_sub:
+ *   %217 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %245 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %273 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
+static void k217_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
 }
 
-/* k202_square:
- *   %202 map:square [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %228 map:square [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %254 map:square [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k202_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k222_fused_rsqrt_addc_scale_sum:
+ *   %222 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %221 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %220 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %219 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %218 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
+ *   %250 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %278 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k222_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05)); }
 }
 
-/* k207_mul:
- *   %207 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %233 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %259 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   %361 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %406 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %452 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k207_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k223_mul:
+ *   %223 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %251 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %279 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13 */
+static void k223_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
 }
 
-/* k210_mul:
- *   %210 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %236 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %262 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %353 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %398 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %444 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k210_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k228_fused_add_mul:
+ *   %228 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
+ *     + %226 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
+ *   %256 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7 */
+static void k228_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
+                out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k213_relu:
- *   %213 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %239 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %266 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
-static void k213_relu(real *restrict out, const real *restrict in0, long B) {
+/* k229_relu:
+ *   %229 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
+ *   %257 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
+ *   %286 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
+static void k229_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k216_im2col:
- *   %216 im2col [B,1152,64]   graphs/lib/image_encoder.lua:6
- *   %242 im2col [B,1152,64]   graphs/lib/image_encoder.lua:13 */
-static void k216_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152;
+/* k232_im2col:
+ *   %232 im2col [1152,64*B]   graphs/lib/image_encoder.lua:6
+ *   %260 im2col [1152,64*B]   graphs/lib/image_encoder.lua:13 */
+static void k232_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -746,39 +622,28 @@ static void k216_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k218_matmul:
- *   %218 matmul [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %244 matmul [B,128,64]   graphs/lib/image_encoder.lua:13 */
-static void k218_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64, 1152, (real)1, in0 + ao, 1152, in1 + bo, 64, (real)0, out + p*8192, 64);
-    }
+/* k234_matmul:
+ *   %234 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
+ *   %262 matmul [128,64*B]   graphs/lib/image_encoder.lua:13 */
+static void k234_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 1152, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k265_add:
- *   %265 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %343 map:add [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %372 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %377 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %417 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %422 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 3 more */
-static void k265_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k285_fused_add_add_mul:
+ *   %285 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
+ *     + %284 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
+ *     + %282 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+static void k285_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = (in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* k268_permute:
- *   %268 permute [B,64,128]   graphs/lib/image_encoder.lua:33 */
-static void k268_permute(real *restrict out, const real *restrict in0, long B) {
+/* k288_permute:
+ *   %288 permute [B,64,128]   graphs/lib/image_encoder.lua:33 */
+static void k288_permute(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -786,82 +651,76 @@ static void k268_permute(real *restrict out, const real *restrict in0, long B) {
                 out[i0*8192 + i1*128 + i2] = in0[i0*8192 + i1 + i2*64];
 }
 
-/* k272_matmul:
- *   %272 matmul [64*B,128]   graphs/lib/image_encoder.lua:34 */
-static void k272_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k292_matmul:
+ *   %292 matmul [64*B,128]   graphs/lib/image_encoder.lua:34 */
+static void k292_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k274_add:
- *   %274 map:add [B,64,128]   graphs/lib/image_encoder.lua:34 */
-static void k274_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k294_add:
+ *   %294 map:add [B,64,128]   graphs/lib/image_encoder.lua:34 */
+static void k294_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k275_sum:
- *   %275 reduce [B,1,128]   graphs/lib/image_encoder.lua:35 */
-static void k275_sum(real *restrict out, const real *restrict in0, long B) {
+/* k295_sum:
+ *   %295 reduce [B,1,128]   graphs/lib/image_encoder.lua:35 */
+static void k295_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long o = 0; o < B; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 64; j++) a += in0[(o*64 + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 64; j++) {
+                const real *row = in0 + (o*64 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k277_scale:
- *   %277 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %332 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
-static void k277_scale(real *restrict out, const real *restrict in0, long B) {
+/* k297_scale:
+ *   %297 map:scale [B,128]   graphs/lib/image_encoder.lua:35
+ *   %352 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
+static void k297_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * (real)0.015625;
 }
 
-/* k280_matmul:
- *   %280 matmul [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k280_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k300_matmul:
+ *   %300 matmul [B,128]   graphs/lib/image_encoder.lua:36 */
+static void k300_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k281_add:
- *   %281 map:add [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k281_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k301_add:
+ *   %301 map:add [B,128]   graphs/lib/image_encoder.lua:36 */
+static void k301_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k284_mul:
- *   %284 map:mul [B,128]   graphs/lib/model.lua:147
- *   %326 map:mul [B,128] (backward)  graphs/lib/model.lua:147 */
-static void k284_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
+/* k305_fused_sum_mul:
+ *   %305 fused:sum_mul [B,1]   graphs/lib/model.lua:147
+ *     + %304 map:mul [B,128]  graphs/lib/model.lua:147 */
+static void k305_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k285_sum:
- *   %285 reduce [B,1]   graphs/lib/model.lua:147 */
-static void k285_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(128*B) > 32768)
-    for (long o = 0; o < B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k286_sum:
- *   %286 reduce [1,1]   graphs/lib/model.lua:147
- *   %291 reduce [1,1,1]   graphs/lib/model.lua:147 */
-static void k286_sum(real *restrict out, const real *restrict in0, long B) {
+/* k306_sum:
+ *   %306 reduce [1,1]   graphs/lib/model.lua:147
+ *   %311 reduce [1,1,1]   graphs/lib/model.lua:147 */
+static void k306_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(B) > 32768)
     for (long o = 0; o < 1; o++) {
         real a = (real)0;
@@ -871,35 +730,18 @@ static void k286_sum(real *restrict out, const real *restrict in0, long B) {
     }
 }
 
-/* k288_mul:
- *   %288 map:mul [B,64,128]   graphs/lib/model.lua:147
- *   %321 map:mul [B,64,128] (backward)  graphs/lib/model.lua:147
- *   %347 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %354 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %362 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %371 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 8 more */
-static void k288_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
+/* k309_fused_sum_mul:
+ *   %309 fused:sum_mul [B,64,1]   graphs/lib/model.lua:147
+ *     + %308 map:mul [B,64,128]  graphs/lib/model.lua:147 */
+static void k309_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(64*B) > 32768)
+    for (long i0 = 0; i0 < 64*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k289_sum:
- *   %289 reduce [B,64,1]   graphs/lib/model.lua:147 */
-static void k289_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long o = 0; o < 64*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k290_sum:
- *   %290 reduce [B,1,1]   graphs/lib/model.lua:147 */
-static void k290_sum(real *restrict out, const real *restrict in0, long B) {
+/* k310_sum:
+ *   %310 reduce [B,1,1]   graphs/lib/model.lua:147 */
+static void k310_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(64*B) > 32768)
     for (long o = 0; o < B; o++) {
         real a = (real)0;
@@ -909,133 +751,154 @@ static void k290_sum(real *restrict out, const real *restrict in0, long B) {
     }
 }
 
-/* k293_add:
- *   %293 map:add []   graphs/lib/model.lua:147 */
-static void k293_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
+/* k313_add:
+ *   %313 map:add []   graphs/lib/model.lua:147 */
+static void k313_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
     out[0] = in0[0] + in1[0];
 }
 
-/* k316_fill:
- *   %316 fill [] (backward)  graphs/lib/model.lua:147 */
-static void k316_fill(real *restrict out) {
+/* k336_fill:
+ *   %336 fill [] (backward)  graphs/lib/model.lua:147 */
+static void k336_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
 }
 
-/* k318_id:
- *   %318 map:id [B,1,1] (backward)  graphs/lib/model.lua:147
- *   %324 map:id [B,1] (backward)  graphs/lib/model.lua:147 */
-static void k318_id(real *restrict out, const real *restrict in0, long B) {
+/* k338_id:
+ *   %338 map:id [B,1,1] (backward)  graphs/lib/model.lua:147
+ *   %344 map:id [B,1] (backward)  graphs/lib/model.lua:147 */
+static void k338_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[0];
 }
 
-/* k319_id:
- *   %319 map:id [B,64,1] (backward)  graphs/lib/model.lua:147 */
-static void k319_id(real *restrict out, const real *restrict in0, long B) {
+/* k339_id:
+ *   %339 map:id [B,64,1] (backward)  graphs/lib/model.lua:147 */
+static void k339_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             out[i0*64 + i1] = in0[i0];
 }
 
-/* k320_id:
- *   %320 map:id [B,64,128] (backward)  graphs/lib/model.lua:147 */
-static void k320_id(real *restrict out, const real *restrict in0, long B) {
+/* k341_fused_mul_id:
+ *   %341 fused:mul_id [B,64,128] (backward)  graphs/lib/model.lua:147
+ *     + %340 map:id [B,64,128]  graphs/lib/model.lua:147 */
+static void k341_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0])) * (in1[i0*128 + i1]);
 }
 
-/* k325_id:
- *   %325 map:id [B,128] (backward)  graphs/lib/model.lua:147 */
-static void k325_id(real *restrict out, const real *restrict in0, long B) {
+/* k346_fused_mul_id:
+ *   %346 fused:mul_id [B,128] (backward)  graphs/lib/model.lua:147
+ *     + %345 map:id [B,128]  graphs/lib/model.lua:147 */
+static void k346_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0])) * (in1[i0*128 + i1]);
 }
 
-/* k328_sum:
- *   %328 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k328_sum(real *restrict out, const real *restrict in0, long B) {
+/* k348_sum:
+ *   %348 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k348_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(128*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k330_matmul:
- *   %330 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k330_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k350_matmul:
+ *   %350 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k350_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k331_matmul:
- *   %331 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k331_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k351_matmul:
+ *   %351 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k351_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k334_id:
- *   %334 map:id [B,64,128] (backward)  graphs/lib/image_encoder.lua:35 */
-static void k334_id(real *restrict out, const real *restrict in0, long B) {
+/* k355_sum:
+ *   %355 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %368 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %375 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %399 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %413 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %420 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 4 more */
+static void k355_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (8192 + 255) / 256;
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 8192 ? ib + 256 : 8192;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*8192;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*8192 + i] = a[i - ib];
+        }
+}
+
+/* k357_sum:
+ *   %357 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k357_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (128 + 255) / 256;
+    #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 64; j++) {
+                const real *row = in0 + (o*64 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
+        }
+}
+
+/* k360_matmul:
+ *   %360 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k360_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k361_matmul:
+ *   %361 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k361_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 64*B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k363_fused_add_id:
+ *   %363 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *     + %354 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
+static void k363_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             for (long i2 = 0; i2 < 128; i2++)
-                out[i0*8192 + i1*128 + i2] = in0[i0*128 + i2];
+                out[i0*8192 + i1*128 + i2] = ((in0[i0*128 + i2])) + (in1[i0*8192 + i1*128 + i2]);
 }
 
-/* k335_sum:
- *   %335 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %348 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %355 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %379 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %393 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %400 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k335_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 8192; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*8192 + i];
-            out[o*8192 + i] = a;
-        }
-}
-
-/* k337_sum:
- *   %337 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k337_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 64; j++) a += in0[(o*64 + j)*128 + i];
-            out[o*128 + i] = a;
-        }
-}
-
-/* k340_matmul:
- *   %340 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k340_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k341_matmul:
- *   %341 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k341_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 64*B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k344_permute:
- *   %344 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
-static void k344_permute(real *restrict out, const real *restrict in0, long B) {
+/* k364_permute:
+ *   %364 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
+static void k364_permute(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -1043,43 +906,49 @@ static void k344_permute(real *restrict out, const real *restrict in0, long B) {
                 out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1 + i2*128];
 }
 
-/* k346_step:
- *   %346 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %391 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
- *   %437 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k346_step(real *restrict out, const real *restrict in0, long B) {
+/* k367_fused_mul_step:
+ *   %367 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %366 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27
+ *   %412 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12 */
+static void k367_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k350_sum:
- *   %350 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %357 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %381 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %395 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %402 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %426 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
+/* k370_sum:
+ *   %370 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %377 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %401 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %415 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %422 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %446 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k350_sum(real *restrict out, const real *restrict in0) {
+static void k370_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (8 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
     for (long o = 0; o < 128; o++)
-        for (long i = 0; i < 8; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 8; j++) a += in0[(o*8 + j)*8 + i];
-            out[o*8 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 8 ? ib + 256 : 8;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 8; j++) {
+                const real *row = in0 + (o*8 + j)*8;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*8 + i] = a[i - ib];
         }
 }
 
-/* k351_sum:
- *   %351 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %358 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %382 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %396 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %403 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %427 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k371_sum:
+ *   %371 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %378 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %402 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %416 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %423 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %447 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k351_sum(real *restrict out, const real *restrict in0) {
+static void k371_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 128; o++) {
         real a = (real)0;
@@ -1089,140 +958,123 @@ static void k351_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k364_square:
- *   %364 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %409 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %455 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %500 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %545 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %591 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k364_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k373_mul:
+ *   %373 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %418 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %464 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k373_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
 }
 
-/* k365_mul:
- *   %365 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %367 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %410 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %412 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %456 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %458 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 14 more */
-static void k365_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
+/* k374_mul:
+ *   %374 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %419 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %465 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k374_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k366_scale:
- *   %366 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %411 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %457 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %502 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %547 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %593 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k366_scale(real *restrict out, const real *restrict in0, long B) {
+/* k388_fused_scale_mul_sum_mul:
+ *   %388 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %387 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %383 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %382 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %386 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %385 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %384 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
+ *   %433 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %479 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k388_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in1[i0*1024 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0009765625; }
 }
 
-/* k369_id:
- *   %369 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %376 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %414 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %421 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %460 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %467 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k369_id(real *restrict out, const real *restrict in0, long B) {
+/* k392_fused_add_mul_mul_id:
+ *   %392 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %381 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %391 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %389 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %390 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %437 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %483 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k392_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0];
+            out[i0*1024 + i1] = ((in0[i0*1024 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*1024 + i1]) * (real)2));
 }
 
-/* k370_scale:
- *   %370 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %415 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %461 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k370_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k395_fused_scale_sum_neg:
+ *   %395 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %394 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %393 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %440 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %486 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k395_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += -(in0[i0*1024 + j1*1]); out[i0] = (r1) * (real)0.0009765625; }
 }
 
-/* k373_neg:
- *   %373 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %418 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %464 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k373_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = -in0[i0];
+/* k397_fused_add_id:
+ *   %397 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %396 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %442 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %488 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k397_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 1024; i1++)
+            out[i0*1024 + i1] = (in0[i0*1024 + i1]) + ((in1[i0]));
 }
 
-/* k385_matmul:
- *   %385 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %430 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k385_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*8192; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1152, 64, (real)1, in0 + ao, 64, in1 + bo, 64, (real)0, out + p*147456, 1152);
-    }
+/* k405_permute:
+ *   %405 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:13
+ *   %450 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6
+ *   %496 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k405_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 128; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*64*B + i1*64 + i2] = in0[i0*64 + i1*8192 + i2];
 }
 
-/* k386_matmul:
- *   %386 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:13
- *   %431 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k386_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*8192; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 64, 128, (real)1, in0 + ao, 1152, in1 + bo, 64, (real)0, out + p*73728, 64);
-    }
+/* k407_matmul:
+ *   %407 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:13
+ *   %452 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k407_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1152, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 1152);
 }
 
-/* k387_sum:
- *   %387 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %432 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k387_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(147456*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 147456; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*147456 + i];
-            out[o*147456 + i] = a;
-        }
+/* k408_matmul:
+ *   %408 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:13
+ *   %453 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k408_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 64*B, 128, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k390_col2im:
- *   %390 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %435 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k390_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k410_col2im:
+ *   %410 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %455 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k410_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(8192*B));
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152;
+    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -1235,60 +1087,41 @@ static void k390_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k476_matmul:
- *   %476 matmul [B,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k476_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*8192; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 576, 64, (real)1, in0 + ao, 64, in1 + bo, 64, (real)0, out + p*73728, 576);
-    }
+/* k458_fused_mul_add_step:
+ *   %458 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %456 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6
+ *     + %457 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+static void k458_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8192*B; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k477_matmul:
- *   %477 matmul [B,576,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k477_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*8192; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, 128, (real)1, in0 + ao, 576, in1 + bo, 64, (real)0, out + p*36864, 64);
-    }
+/* k498_matmul:
+ *   %498 matmul [128,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k498_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 576, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 576);
 }
 
-/* k478_sum:
- *   %478 reduce [1,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k478_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(73728*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 73728; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*73728 + i];
-            out[o*73728 + i] = a;
-        }
+/* k499_matmul:
+ *   %499 matmul [576,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k499_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64*B, 128, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k481_col2im:
- *   %481 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k481_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k501_col2im:
+ *   %501 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k501_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576;
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -1301,75 +1134,73 @@ static void k481_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k482_step:
- *   %482 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %527 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %573 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k482_step(real *restrict out, const real *restrict in0, long B) {
+/* k503_fused_mul_step:
+ *   %503 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %502 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27
+ *   %548 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12 */
+static void k503_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k483_mul:
- *   %483 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %490 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %498 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %507 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %528 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %535 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 6 more */
-static void k483_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k484_sum:
- *   %484 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %491 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %515 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %529 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %536 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %560 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+/* k504_sum:
+ *   %504 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %511 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %535 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %549 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %556 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %580 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k484_sum(real *restrict out, const real *restrict in0, long B) {
+static void k504_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (16384 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 16384; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*16384 + i];
-            out[o*16384 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 16384 ? ib + 256 : 16384;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*16384;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*16384 + i] = a[i - ib];
         }
 }
 
-/* k486_sum:
- *   %486 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %493 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %517 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %531 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %538 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %562 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
+/* k506_sum:
+ *   %506 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %513 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %537 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %551 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %558 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %582 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k486_sum(real *restrict out, const real *restrict in0) {
+static void k506_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (16 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(16384) > 32768)
     for (long o = 0; o < 64; o++)
-        for (long i = 0; i < 16; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 16; j++) a += in0[(o*16 + j)*16 + i];
-            out[o*16 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 16 ? ib + 256 : 16;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 16; j++) {
+                const real *row = in0 + (o*16 + j)*16;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*16 + i] = a[i - ib];
         }
 }
 
-/* k487_sum:
- *   %487 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %494 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %518 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %532 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %539 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %563 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k507_sum:
+ *   %507 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %514 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %538 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %552 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %559 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %583 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k487_sum(real *restrict out, const real *restrict in0) {
+static void k507_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 64; o++) {
         real a = (real)0;
@@ -1379,245 +1210,249 @@ static void k487_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k505_id:
- *   %505 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %512 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %550 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %557 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %596 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %603 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k505_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0];
+/* k509_mul:
+ *   %509 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %554 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %600 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k509_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
 }
 
-/* k506_scale:
- *   %506 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %551 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %597 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k506_scale(real *restrict out, const real *restrict in0, long B) {
+/* k510_mul:
+ *   %510 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %555 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %601 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k510_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k509_neg:
- *   %509 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %554 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %600 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k509_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k521_matmul:
- *   %521 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %566 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k521_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*16384; bo += i1*147456; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 576, 256, (real)1, in0 + ao, 256, in1 + bo, 256, (real)0, out + p*36864, 576);
-    }
-}
-
-/* k522_matmul:
- *   %522 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:13
- *   %567 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k522_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*16384; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 256, 64, (real)1, in0 + ao, 576, in1 + bo, 256, (real)0, out + p*147456, 256);
-    }
-}
-
-/* k523_sum:
- *   %523 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %568 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k523_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(36864*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 36864; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*36864 + i];
-            out[o*36864 + i] = a;
-        }
-}
-
-/* k526_col2im:
- *   %526 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %571 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k526_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k612_matmul:
- *   %612 matmul [B,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k612_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*16384; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 288, 256, (real)1, in0 + ao, 256, in1 + bo, 256, (real)0, out + p*18432, 288);
-    }
-}
-
-/* k613_matmul:
- *   %613 matmul [B,288,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k613_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*16384; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 256, 64, (real)1, in0 + ao, 288, in1 + bo, 256, (real)0, out + p*73728, 256);
-    }
-}
-
-/* k614_sum:
- *   %614 reduce [1,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k614_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(18432*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 18432; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*18432 + i];
-            out[o*18432 + i] = a;
-        }
-}
-
-/* k617_col2im:
- *   %617 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k617_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k618_step:
- *   %618 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %663 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %709 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k618_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
-}
-
-/* k619_mul:
- *   %619 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %626 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %634 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %643 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %664 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %671 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 6 more */
-static void k619_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k620_sum:
- *   %620 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %627 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %651 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %665 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %672 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %696 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+/* k524_fused_scale_mul_sum_mul:
+ *   %524 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %523 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %519 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %518 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %522 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %521 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %520 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
+ *   %569 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %615 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k524_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in1[i0*2048 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.00048828125; }
+}
+
+/* k528_fused_add_mul_mul_id:
+ *   %528 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %517 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %527 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %525 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %526 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *   %573 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %619 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k528_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 2048; i1++)
+            out[i0*2048 + i1] = ((in0[i0*2048 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*2048 + i1]) * (real)2));
+}
+
+/* k531_fused_scale_sum_neg:
+ *   %531 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %530 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %529 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *   %576 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %622 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k531_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += -(in0[i0*2048 + j1*1]); out[i0] = (r1) * (real)0.00048828125; }
+}
+
+/* k533_fused_add_id:
+ *   %533 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %532 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *   %578 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %624 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k533_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 2048; i1++)
+            out[i0*2048 + i1] = (in0[i0*2048 + i1]) + ((in1[i0]));
+}
+
+/* k541_permute:
+ *   %541 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:13
+ *   %586 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6
+ *   %632 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k541_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 64; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*256*B + i1*256 + i2] = in0[i0*256 + i1*16384 + i2];
+}
+
+/* k543_matmul:
+ *   %543 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:13
+ *   %588 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k543_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 576, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 576);
+}
+
+/* k544_matmul:
+ *   %544 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:13
+ *   %589 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k544_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 256*B, 64, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
+}
+
+/* k546_col2im:
+ *   %546 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %591 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k546_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(16384*B));
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k594_fused_mul_add_step:
+ *   %594 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %592 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6
+ *     + %593 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+static void k594_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 16384*B; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k634_matmul:
+ *   %634 matmul [64,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k634_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 288, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 288);
+}
+
+/* k635_matmul:
+ *   %635 matmul [288,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k635_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 256*B, 64, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
+}
+
+/* k637_col2im:
+ *   %637 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k637_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(32768*B));
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k639_fused_mul_step:
+ *   %639 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %638 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27
+ *   %684 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12 */
+static void k639_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32768*B; i0++)
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k640_sum:
+ *   %640 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %647 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %671 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %685 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %692 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %716 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k620_sum(real *restrict out, const real *restrict in0, long B) {
+static void k640_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (32768 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 32768; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*32768 + i];
-            out[o*32768 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 32768 ? ib + 256 : 32768;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*32768;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*32768 + i] = a[i - ib];
         }
 }
 
-/* k622_sum:
- *   %622 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %629 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %653 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %667 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %674 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %698 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
+/* k642_sum:
+ *   %642 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %649 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %673 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %687 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %694 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %718 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k622_sum(real *restrict out, const real *restrict in0) {
+static void k642_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (32 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32768) > 32768)
     for (long o = 0; o < 32; o++)
-        for (long i = 0; i < 32; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 32; j++) a += in0[(o*32 + j)*32 + i];
-            out[o*32 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 32; j++) {
+                const real *row = in0 + (o*32 + j)*32;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
         }
 }
 
-/* k623_sum:
- *   %623 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %630 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %654 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %668 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %675 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %699 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k643_sum:
+ *   %643 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %650 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %674 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %688 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %695 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %719 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k623_sum(real *restrict out, const real *restrict in0) {
+static void k643_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -1627,189 +1462,226 @@ static void k623_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k641_id:
- *   %641 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %648 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %686 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %693 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %732 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %739 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k641_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0];
+/* k645_mul:
+ *   %645 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %690 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %736 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k645_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
 }
 
-/* k642_scale:
- *   %642 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %687 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %733 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k642_scale(real *restrict out, const real *restrict in0, long B) {
+/* k646_mul:
+ *   %646 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %691 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %737 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k646_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k645_neg:
- *   %645 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %690 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %736 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k645_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k657_matmul:
- *   %657 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %702 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %748 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k657_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*32768; bo += i1*294912; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 288, 1024, (real)1, in0 + ao, 1024, in1 + bo, 1024, (real)0, out + p*9216, 288);
-    }
-}
-
-/* k658_matmul:
- *   %658 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %703 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6
- *   %749 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k658_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*32768; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 1024, 32, (real)1, in0 + ao, 288, in1 + bo, 1024, (real)0, out + p*294912, 1024);
-    }
-}
-
-/* k659_sum:
- *   %659 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %704 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %750 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k659_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(9216*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 9216; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*9216 + i];
-            out[o*9216 + i] = a;
-        }
-}
-
-/* k662_col2im:
- *   %662 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %707 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k662_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k753_col2im:
- *   %753 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k753_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(131072*B));
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k754_step:
- *   %754 map:step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22 */
-static void k754_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
-}
-
-/* k755_mul:
- *   %755 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %762 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %770 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %779 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k755_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k756_sum:
- *   %756 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %763 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %787 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k756_sum(real *restrict out, const real *restrict in0, long B) {
+/* k660_fused_scale_mul_sum_mul:
+ *   %660 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %659 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %655 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %654 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %658 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %657 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %656 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
+ *   %705 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %751 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k660_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.000244140625; }
+}
+
+/* k664_fused_add_mul_mul_id:
+ *   %664 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %653 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %663 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %661 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %662 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *   %709 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %755 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k664_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 4096; i1++)
+            out[i0*4096 + i1] = ((in0[i0*4096 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*4096 + i1]) * (real)2));
+}
+
+/* k667_fused_scale_sum_neg:
+ *   %667 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %666 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %665 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *   %712 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %758 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k667_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += -(in0[i0*4096 + j1*1]); out[i0] = (r1) * (real)0.000244140625; }
+}
+
+/* k669_fused_add_id:
+ *   %669 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %668 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *   %714 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %760 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k669_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 4096; i1++)
+            out[i0*4096 + i1] = (in0[i0*4096 + i1]) + ((in1[i0]));
+}
+
+/* k677_permute:
+ *   %677 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %722 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6
+ *   %768 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k677_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*1024*B + i1*1024 + i2] = in0[i0*1024 + i1*32768 + i2];
+}
+
+/* k679_matmul:
+ *   %679 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:13
+ *   %724 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6
+ *   %770 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k679_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 288, 1024*B, (real)1, in0 + 0, 1024*B, in1 + 0, 1024*B, (real)0, out + 0, 288);
+}
+
+/* k680_matmul:
+ *   %680 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:13
+ *   %725 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6
+ *   %771 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k680_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 1024*B, 32, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
+}
+
+/* k682_col2im:
+ *   %682 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %727 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k682_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(32768*B));
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k730_fused_mul_add_step:
+ *   %730 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %728 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6
+ *     + %729 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+static void k730_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32768*B; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k773_col2im:
+ *   %773 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k773_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(131072*B));
+    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k775_fused_mul_step:
+ *   %775 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *     + %774 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+static void k775_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 131072*B; i0++)
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k776_sum:
+ *   %776 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %783 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %807 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k776_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (131072 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 131072; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*131072 + i];
-            out[o*131072 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 131072 ? ib + 256 : 131072;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*131072;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*131072 + i] = a[i - ib];
         }
 }
 
-/* k758_sum:
- *   %758 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %765 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %789 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k758_sum(real *restrict out, const real *restrict in0) {
+/* k778_sum:
+ *   %778 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %785 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %809 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k778_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (64 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072) > 32768)
     for (long o = 0; o < 32; o++)
-        for (long i = 0; i < 64; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 64; j++) a += in0[(o*64 + j)*64 + i];
-            out[o*64 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 64; j++) {
+                const real *row = in0 + (o*64 + j)*64;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
         }
 }
 
-/* k759_sum:
- *   %759 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %766 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %790 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k759_sum(real *restrict out, const real *restrict in0) {
+/* k779_sum:
+ *   %779 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %786 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %810 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k779_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(2048) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -1819,603 +1691,420 @@ static void k759_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k777_id:
- *   %777 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %784 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k777_id(real *restrict out, const real *restrict in0, long B) {
+/* k781_mul:
+ *   %781 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k781_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
+}
+
+/* k782_mul:
+ *   %782 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k782_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 131072*B; i0++)
+        out[i0] = in0[i0] * in1[i0];
+}
+
+/* k796_fused_scale_mul_sum_mul:
+ *   %796 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %795 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %791 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %790 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %794 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %793 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %792 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+static void k796_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in1[i0*16384 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)6.103515625e-05; }
+}
+
+/* k800_fused_add_mul_mul_id:
+ *   %800 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %789 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %799 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %797 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %798 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k800_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0];
+            out[i0*16384 + i1] = ((in0[i0*16384 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*16384 + i1]) * (real)2));
 }
 
-/* k778_scale:
- *   %778 map:scale [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k778_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k803_fused_scale_sum_neg:
+ *   %803 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %802 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %801 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k803_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += -(in0[i0*16384 + j1*1]); out[i0] = (r1) * (real)6.103515625e-05; }
 }
 
-/* k780_add:
- *   %780 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %785 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k780_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k805_fused_add_id:
+ *   %805 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %804 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k805_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 16384; i1++)
+            out[i0*16384 + i1] = (in0[i0*16384 + i1]) + ((in1[i0]));
 }
 
-/* k781_neg:
- *   %781 map:neg [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k781_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = -in0[i0];
+/* k813_permute:
+ *   %813 permute [32,B,4096] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k813_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 32; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*4096*B + i1*4096 + i2] = in0[i0*4096 + i1*131072 + i2];
 }
 
-/* k793_matmul:
- *   %793 matmul [B,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k793_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*131072; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 9, 4096, (real)1, in0 + ao, 4096, in1 + bo, 4096, (real)0, out + p*288, 9);
-    }
-}
-
-/* k795_sum:
- *   %795 reduce [1,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k795_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(288*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 288; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*288 + i];
-            out[o*288 + i] = a;
-        }
+/* k815_matmul:
+ *   %815 matmul [32,9] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k815_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 9, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 9);
 }
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[530] = {
-    {"k2_addc", "%2 map:addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k3_scale", "%3 map:scale [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k6_im2col", "%6 im2col [B,9,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k8_matmul", "%8 matmul [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k11_add", "%11 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k15_sum", "%15 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k16_scale", "%16 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k17_sub", "%17 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k18_square", "%18 map:square [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k15_sum", "%19 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k16_scale", "%20 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k21_addc", "%21 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%22 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k23_mul", "%23 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k26_mul", "%26 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k11_add", "%28 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k29_relu", "%29 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"k32_im2col", "%32 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k34_matmul", "%34 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k37_add", "%37 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k41_sum", "%41 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k42_scale", "%42 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k43_sub", "%43 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k44_square", "%44 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k41_sum", "%45 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k42_scale", "%46 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k21_addc", "%47 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%48 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k49_mul", "%49 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k52_mul", "%52 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k37_add", "%54 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_relu", "%55 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k58_im2col", "%58 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k34_matmul", "%60 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k37_add", "%63 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k41_sum", "%67 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k42_scale", "%68 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k43_sub", "%69 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k44_square", "%70 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k41_sum", "%71 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k42_scale", "%72 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k21_addc", "%73 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%74 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k49_mul", "%75 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k52_mul", "%78 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k37_add", "%80 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_relu", "%81 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k58_im2col", "%84 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k34_matmul", "%86 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k37_add", "%89 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k41_sum", "%93 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k42_scale", "%94 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k43_sub", "%95 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k44_square", "%96 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k41_sum", "%97 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k42_scale", "%98 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k21_addc", "%99 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%100 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k49_mul", "%101 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k52_mul", "%104 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k37_add", "%106 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k107_add", "%107 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k55_relu", "%108 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k111_im2col", "%111 im2col [B,288,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k113_matmul", "%113 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k116_add", "%116 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k120_sum", "%120 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k121_scale", "%121 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k122_sub", "%122 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k123_square", "%123 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k120_sum", "%124 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k121_scale", "%125 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k21_addc", "%126 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%127 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k128_mul", "%128 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k131_mul", "%131 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k116_add", "%133 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k134_relu", "%134 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k137_im2col", "%137 im2col [B,576,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k139_matmul", "%139 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k116_add", "%142 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k120_sum", "%146 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k121_scale", "%147 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k122_sub", "%148 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k123_square", "%149 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k120_sum", "%150 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k121_scale", "%151 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k21_addc", "%152 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%153 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k128_mul", "%154 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k131_mul", "%157 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k116_add", "%159 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k134_relu", "%160 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k137_im2col", "%163 im2col [B,576,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k139_matmul", "%165 matmul [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k116_add", "%168 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k120_sum", "%172 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k121_scale", "%173 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k122_sub", "%174 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k123_square", "%175 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k120_sum", "%176 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k121_scale", "%177 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k21_addc", "%178 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%179 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k128_mul", "%180 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k131_mul", "%183 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k116_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k186_add", "%186 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k134_relu", "%187 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k190_im2col", "%190 im2col [B,576,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k192_matmul", "%192 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k195_add", "%195 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k199_sum", "%199 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k200_scale", "%200 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k201_sub", "%201 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k202_square", "%202 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k199_sum", "%203 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k200_scale", "%204 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k21_addc", "%205 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%206 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k207_mul", "%207 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k210_mul", "%210 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k195_add", "%212 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k213_relu", "%213 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k216_im2col", "%216 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k218_matmul", "%218 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k195_add", "%221 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k199_sum", "%225 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k200_scale", "%226 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k201_sub", "%227 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k202_square", "%228 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k199_sum", "%229 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k200_scale", "%230 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k21_addc", "%231 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%232 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k207_mul", "%233 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k210_mul", "%236 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k195_add", "%238 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k213_relu", "%239 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k216_im2col", "%242 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k218_matmul", "%244 matmul [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k195_add", "%247 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k199_sum", "%251 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k200_scale", "%252 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k201_sub", "%253 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k202_square", "%254 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k199_sum", "%255 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k200_scale", "%256 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k21_addc", "%257 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%258 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k207_mul", "%259 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k210_mul", "%262 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k195_add", "%264 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k265_add", "%265 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k213_relu", "%266 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k268_permute", "%268 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"k272_matmul", "%272 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k274_add", "%274 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k275_sum", "%275 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k277_scale", "%277 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k280_matmul", "%280 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k281_add", "%281 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k284_mul", "%284 map:mul [B,128]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"k285_sum", "%285 reduce [B,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"k286_sum", "%286 reduce [1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"k288_mul", "%288 map:mul [B,64,128]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"k289_sum", "%289 reduce [B,64,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"k290_sum", "%290 reduce [B,1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"k286_sum", "%291 reduce [1,1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"k293_add", "%293 map:add []", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
-    {"k316_fill", "%316 fill []", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"k318_id", "%318 map:id [B,1,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"k319_id", "%319 map:id [B,64,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"k320_id", "%320 map:id [B,64,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"k288_mul", "%321 map:mul [B,64,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"k318_id", "%324 map:id [B,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"k325_id", "%325 map:id [B,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"k284_mul", "%326 map:mul [B,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
-    {"k328_sum", "%328 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k330_matmul", "%330 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k331_matmul", "%331 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k277_scale", "%332 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k334_id", "%334 map:id [B,64,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k335_sum", "%335 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k337_sum", "%337 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k340_matmul", "%340 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k341_matmul", "%341 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k265_add", "%343 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k344_permute", "%344 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"k346_step", "%346 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k288_mul", "%347 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k335_sum", "%348 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k350_sum", "%350 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k351_sum", "%351 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k210_mul", "%353 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k288_mul", "%354 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k335_sum", "%355 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k350_sum", "%357 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k351_sum", "%358 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k207_mul", "%361 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k288_mul", "%362 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k199_sum", "%363 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k364_square", "%364 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k365_mul", "%365 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k366_scale", "%366 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k365_mul", "%367 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k200_scale", "%368 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k369_id", "%369 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k370_scale", "%370 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k288_mul", "%371 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k265_add", "%372 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k373_neg", "%373 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k199_sum", "%374 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k200_scale", "%375 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k369_id", "%376 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k265_add", "%377 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k335_sum", "%379 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k350_sum", "%381 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k351_sum", "%382 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k385_matmul", "%385 matmul [B,128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k386_matmul", "%386 matmul [B,1152,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k387_sum", "%387 reduce [1,128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k390_col2im", "%390 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k346_step", "%391 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k288_mul", "%392 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k335_sum", "%393 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k350_sum", "%395 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k351_sum", "%396 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k210_mul", "%398 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k288_mul", "%399 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k335_sum", "%400 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k350_sum", "%402 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k351_sum", "%403 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k207_mul", "%406 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k288_mul", "%407 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k199_sum", "%408 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k364_square", "%409 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k365_mul", "%410 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k366_scale", "%411 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k365_mul", "%412 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k200_scale", "%413 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k369_id", "%414 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k370_scale", "%415 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k288_mul", "%416 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k265_add", "%417 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k373_neg", "%418 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k199_sum", "%419 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k200_scale", "%420 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k369_id", "%421 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k265_add", "%422 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k335_sum", "%424 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k350_sum", "%426 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k351_sum", "%427 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k385_matmul", "%430 matmul [B,128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k386_matmul", "%431 matmul [B,1152,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k387_sum", "%432 reduce [1,128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k390_col2im", "%435 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k265_add", "%436 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k346_step", "%437 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k288_mul", "%438 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k335_sum", "%439 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k350_sum", "%441 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k351_sum", "%442 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k210_mul", "%444 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k288_mul", "%445 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k335_sum", "%446 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k350_sum", "%448 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k351_sum", "%449 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k207_mul", "%452 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k288_mul", "%453 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k199_sum", "%454 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k364_square", "%455 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k365_mul", "%456 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k366_scale", "%457 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k365_mul", "%458 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k200_scale", "%459 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k369_id", "%460 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k370_scale", "%461 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k288_mul", "%462 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k265_add", "%463 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k373_neg", "%464 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k199_sum", "%465 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k200_scale", "%466 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k369_id", "%467 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k265_add", "%468 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k335_sum", "%470 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k350_sum", "%472 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k351_sum", "%473 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k476_matmul", "%476 matmul [B,128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k477_matmul", "%477 matmul [B,576,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k478_sum", "%478 reduce [1,128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k481_col2im", "%481 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k482_step", "%482 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k483_mul", "%483 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k484_sum", "%484 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k486_sum", "%486 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k487_sum", "%487 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k131_mul", "%489 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k483_mul", "%490 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k484_sum", "%491 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k486_sum", "%493 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k487_sum", "%494 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k128_mul", "%497 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k483_mul", "%498 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k120_sum", "%499 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k364_square", "%500 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k365_mul", "%501 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k366_scale", "%502 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k365_mul", "%503 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k121_scale", "%504 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k505_id", "%505 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k506_scale", "%506 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k483_mul", "%507 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k186_add", "%508 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k509_neg", "%509 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k120_sum", "%510 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k121_scale", "%511 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k505_id", "%512 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k186_add", "%513 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k484_sum", "%515 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k486_sum", "%517 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k487_sum", "%518 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k521_matmul", "%521 matmul [B,64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k522_matmul", "%522 matmul [B,576,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k523_sum", "%523 reduce [1,64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k526_col2im", "%526 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k482_step", "%527 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k483_mul", "%528 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k484_sum", "%529 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k486_sum", "%531 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k487_sum", "%532 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k131_mul", "%534 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k483_mul", "%535 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k484_sum", "%536 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k486_sum", "%538 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k487_sum", "%539 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k128_mul", "%542 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k483_mul", "%543 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k120_sum", "%544 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k364_square", "%545 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k365_mul", "%546 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k366_scale", "%547 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k365_mul", "%548 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k121_scale", "%549 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k505_id", "%550 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k506_scale", "%551 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k483_mul", "%552 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k186_add", "%553 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k509_neg", "%554 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k120_sum", "%555 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k121_scale", "%556 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k505_id", "%557 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k186_add", "%558 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k484_sum", "%560 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k486_sum", "%562 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k487_sum", "%563 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k521_matmul", "%566 matmul [B,64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k522_matmul", "%567 matmul [B,576,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k523_sum", "%568 reduce [1,64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k526_col2im", "%571 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k186_add", "%572 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k482_step", "%573 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k483_mul", "%574 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k484_sum", "%575 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k486_sum", "%577 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k487_sum", "%578 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k131_mul", "%580 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k483_mul", "%581 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k484_sum", "%582 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k486_sum", "%584 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k487_sum", "%585 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k128_mul", "%588 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k483_mul", "%589 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k120_sum", "%590 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k364_square", "%591 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k365_mul", "%592 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k366_scale", "%593 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k365_mul", "%594 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k121_scale", "%595 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k505_id", "%596 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k506_scale", "%597 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k483_mul", "%598 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k186_add", "%599 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k509_neg", "%600 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k120_sum", "%601 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k121_scale", "%602 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k505_id", "%603 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k186_add", "%604 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k484_sum", "%606 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k486_sum", "%608 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k487_sum", "%609 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k612_matmul", "%612 matmul [B,64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k613_matmul", "%613 matmul [B,288,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k614_sum", "%614 reduce [1,64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k617_col2im", "%617 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k618_step", "%618 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k619_mul", "%619 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k620_sum", "%620 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k622_sum", "%622 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k623_sum", "%623 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k52_mul", "%625 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k619_mul", "%626 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k620_sum", "%627 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k622_sum", "%629 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k623_sum", "%630 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k49_mul", "%633 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k619_mul", "%634 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k41_sum", "%635 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k364_square", "%636 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k365_mul", "%637 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k366_scale", "%638 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k365_mul", "%639 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k42_scale", "%640 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k641_id", "%641 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k642_scale", "%642 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k619_mul", "%643 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k107_add", "%644 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k645_neg", "%645 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k41_sum", "%646 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k42_scale", "%647 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k641_id", "%648 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k107_add", "%649 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k620_sum", "%651 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k622_sum", "%653 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k623_sum", "%654 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k657_matmul", "%657 matmul [B,32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k658_matmul", "%658 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k659_sum", "%659 reduce [1,32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k662_col2im", "%662 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k618_step", "%663 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k619_mul", "%664 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k620_sum", "%665 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k622_sum", "%667 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k623_sum", "%668 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k52_mul", "%670 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k619_mul", "%671 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k620_sum", "%672 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k622_sum", "%674 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k623_sum", "%675 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k49_mul", "%678 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k619_mul", "%679 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k41_sum", "%680 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k364_square", "%681 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k365_mul", "%682 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k366_scale", "%683 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k365_mul", "%684 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k42_scale", "%685 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k641_id", "%686 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k642_scale", "%687 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k619_mul", "%688 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k107_add", "%689 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k645_neg", "%690 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k41_sum", "%691 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k42_scale", "%692 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k641_id", "%693 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k107_add", "%694 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k620_sum", "%696 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k622_sum", "%698 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k623_sum", "%699 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k657_matmul", "%702 matmul [B,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k658_matmul", "%703 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k659_sum", "%704 reduce [1,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k662_col2im", "%707 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k107_add", "%708 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k618_step", "%709 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k619_mul", "%710 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k620_sum", "%711 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k622_sum", "%713 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k623_sum", "%714 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k52_mul", "%716 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k619_mul", "%717 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k620_sum", "%718 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k622_sum", "%720 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k623_sum", "%721 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k49_mul", "%724 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k619_mul", "%725 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k41_sum", "%726 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k364_square", "%727 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k365_mul", "%728 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k366_scale", "%729 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k365_mul", "%730 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k42_scale", "%731 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k641_id", "%732 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k642_scale", "%733 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k619_mul", "%734 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k107_add", "%735 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k645_neg", "%736 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k41_sum", "%737 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k42_scale", "%738 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k641_id", "%739 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k107_add", "%740 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k620_sum", "%742 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k622_sum", "%744 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k623_sum", "%745 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k657_matmul", "%748 matmul [B,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k658_matmul", "%749 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k659_sum", "%750 reduce [1,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k753_col2im", "%753 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k754_step", "%754 map:step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"k755_mul", "%755 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"k756_sum", "%756 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k758_sum", "%758 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k759_sum", "%759 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k26_mul", "%761 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k755_mul", "%762 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k756_sum", "%763 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k758_sum", "%765 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k759_sum", "%766 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k23_mul", "%769 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k755_mul", "%770 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k15_sum", "%771 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k364_square", "%772 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k365_mul", "%773 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k366_scale", "%774 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k365_mul", "%775 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k16_scale", "%776 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k777_id", "%777 map:id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k778_scale", "%778 map:scale [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k755_mul", "%779 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k780_add", "%780 map:add [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k781_neg", "%781 map:neg [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k15_sum", "%782 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k16_scale", "%783 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k777_id", "%784 map:id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k780_add", "%785 map:add [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k756_sum", "%787 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k758_sum", "%789 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k759_sum", "%790 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k793_matmul", "%793 matmul [B,32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k795_sum", "%795 reduce [1,32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+static reclf_prof_entry prof[328] = {
+    {"k3_fused_scale_addc", "%3 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"k6_im2col", "%6 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k8_matmul", "%8 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k10_permute", "%10 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k13_add", "%13 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k18_fused_scale_sum", "%18 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k19_sub", "%19 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k24_fused_rsqrt_addc_scale_sum", "%24 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k25_mul", "%25 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k30_fused_add_mul", "%30 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k31_relu", "%31 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"k34_im2col", "%34 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k36_matmul", "%36 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k38_permute", "%38 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k41_add", "%41 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k46_fused_scale_sum", "%46 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k47_sub", "%47 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k52_fused_rsqrt_addc_scale_sum", "%52 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k53_mul", "%53 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k58_fused_add_mul", "%58 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k59_relu", "%59 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k62_im2col", "%62 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k36_matmul", "%64 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k38_permute", "%66 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k41_add", "%69 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k46_fused_scale_sum", "%74 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k47_sub", "%75 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k52_fused_rsqrt_addc_scale_sum", "%80 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k53_mul", "%81 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k58_fused_add_mul", "%86 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k59_relu", "%87 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k62_im2col", "%90 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k36_matmul", "%92 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k38_permute", "%94 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k41_add", "%97 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k46_fused_scale_sum", "%102 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k47_sub", "%103 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k52_fused_rsqrt_addc_scale_sum", "%108 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k53_mul", "%109 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k115_fused_add_add_mul", "%115 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k59_relu", "%116 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k119_im2col", "%119 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k121_matmul", "%121 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k123_permute", "%123 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k126_add", "%126 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k131_fused_scale_sum", "%131 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k132_sub", "%132 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k137_fused_rsqrt_addc_scale_sum", "%137 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k138_mul", "%138 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k143_fused_add_mul", "%143 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k144_relu", "%144 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k147_im2col", "%147 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k149_matmul", "%149 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k123_permute", "%151 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k126_add", "%154 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k131_fused_scale_sum", "%159 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k132_sub", "%160 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k137_fused_rsqrt_addc_scale_sum", "%165 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k138_mul", "%166 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k143_fused_add_mul", "%171 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k144_relu", "%172 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k147_im2col", "%175 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k149_matmul", "%177 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k123_permute", "%179 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k126_add", "%182 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k131_fused_scale_sum", "%187 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k132_sub", "%188 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k137_fused_rsqrt_addc_scale_sum", "%193 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k138_mul", "%194 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k200_fused_add_add_mul", "%200 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k144_relu", "%201 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k204_im2col", "%204 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k206_matmul", "%206 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k208_permute", "%208 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k211_add", "%211 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k216_fused_scale_sum", "%216 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k217_sub", "%217 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k222_fused_rsqrt_addc_scale_sum", "%222 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k223_mul", "%223 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k228_fused_add_mul", "%228 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k229_relu", "%229 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k232_im2col", "%232 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k234_matmul", "%234 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k208_permute", "%236 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k211_add", "%239 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k216_fused_scale_sum", "%244 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k217_sub", "%245 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k222_fused_rsqrt_addc_scale_sum", "%250 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k223_mul", "%251 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k228_fused_add_mul", "%256 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k229_relu", "%257 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k232_im2col", "%260 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k234_matmul", "%262 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k208_permute", "%264 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k211_add", "%267 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k216_fused_scale_sum", "%272 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k217_sub", "%273 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k222_fused_rsqrt_addc_scale_sum", "%278 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k223_mul", "%279 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k285_fused_add_add_mul", "%285 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k229_relu", "%286 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k288_permute", "%288 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"k292_matmul", "%292 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k294_add", "%294 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k295_sum", "%295 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k297_scale", "%297 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k300_matmul", "%300 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k301_add", "%301 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k305_fused_sum_mul", "%305 fused:sum_mul [B,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"k306_sum", "%306 reduce [1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"k309_fused_sum_mul", "%309 fused:sum_mul [B,64,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"k310_sum", "%310 reduce [B,1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"k306_sum", "%311 reduce [1,1,1]", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"k313_add", "%313 map:add []", "graphs/lib/model.lua:147", 0, 0, 0, 0, 0},
+    {"k336_fill", "%336 fill []", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"k338_id", "%338 map:id [B,1,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"k339_id", "%339 map:id [B,64,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"k341_fused_mul_id", "%341 fused:mul_id [B,64,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"k338_id", "%344 map:id [B,1]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"k346_fused_mul_id", "%346 fused:mul_id [B,128]", "graphs/lib/model.lua:147", 1, 0, 0, 0, 0},
+    {"k348_sum", "%348 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k350_matmul", "%350 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k351_matmul", "%351 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k297_scale", "%352 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k355_sum", "%355 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k357_sum", "%357 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k360_matmul", "%360 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k361_matmul", "%361 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k363_fused_add_id", "%363 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k364_permute", "%364 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"k367_fused_mul_step", "%367 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k355_sum", "%368 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k370_sum", "%370 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k371_sum", "%371 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k373_mul", "%373 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k374_mul", "%374 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k355_sum", "%375 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k370_sum", "%377 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k371_sum", "%378 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k388_fused_scale_mul_sum_mul", "%388 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k392_fused_add_mul_mul_id", "%392 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k395_fused_scale_sum_neg", "%395 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k397_fused_add_id", "%397 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k355_sum", "%399 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k370_sum", "%401 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k371_sum", "%402 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k405_permute", "%405 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k407_matmul", "%407 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k408_matmul", "%408 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k410_col2im", "%410 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k367_fused_mul_step", "%412 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k355_sum", "%413 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k370_sum", "%415 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k371_sum", "%416 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k373_mul", "%418 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k374_mul", "%419 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k355_sum", "%420 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k370_sum", "%422 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k371_sum", "%423 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k388_fused_scale_mul_sum_mul", "%433 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k392_fused_add_mul_mul_id", "%437 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k395_fused_scale_sum_neg", "%440 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k397_fused_add_id", "%442 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k355_sum", "%444 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k370_sum", "%446 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k371_sum", "%447 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k405_permute", "%450 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k407_matmul", "%452 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k408_matmul", "%453 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k410_col2im", "%455 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k458_fused_mul_add_step", "%458 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k355_sum", "%459 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k370_sum", "%461 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k371_sum", "%462 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k373_mul", "%464 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k374_mul", "%465 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k355_sum", "%466 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k370_sum", "%468 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k371_sum", "%469 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k388_fused_scale_mul_sum_mul", "%479 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k392_fused_add_mul_mul_id", "%483 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k395_fused_scale_sum_neg", "%486 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k397_fused_add_id", "%488 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k355_sum", "%490 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k370_sum", "%492 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k371_sum", "%493 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k405_permute", "%496 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k498_matmul", "%498 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k499_matmul", "%499 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k501_col2im", "%501 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k503_fused_mul_step", "%503 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k504_sum", "%504 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k506_sum", "%506 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k507_sum", "%507 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k509_mul", "%509 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k510_mul", "%510 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k504_sum", "%511 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k506_sum", "%513 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k507_sum", "%514 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k524_fused_scale_mul_sum_mul", "%524 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k528_fused_add_mul_mul_id", "%528 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k531_fused_scale_sum_neg", "%531 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k533_fused_add_id", "%533 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k504_sum", "%535 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k506_sum", "%537 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k507_sum", "%538 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k541_permute", "%541 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k543_matmul", "%543 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k544_matmul", "%544 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k546_col2im", "%546 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k503_fused_mul_step", "%548 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k504_sum", "%549 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k506_sum", "%551 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k507_sum", "%552 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k509_mul", "%554 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k510_mul", "%555 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k504_sum", "%556 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k506_sum", "%558 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k507_sum", "%559 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k524_fused_scale_mul_sum_mul", "%569 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k528_fused_add_mul_mul_id", "%573 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k531_fused_scale_sum_neg", "%576 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k533_fused_add_id", "%578 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k504_sum", "%580 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k506_sum", "%582 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k507_sum", "%583 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k541_permute", "%586 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k543_matmul", "%588 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k544_matmul", "%589 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k546_col2im", "%591 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k594_fused_mul_add_step", "%594 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k504_sum", "%595 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k506_sum", "%597 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k507_sum", "%598 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k509_mul", "%600 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k510_mul", "%601 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k504_sum", "%602 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k506_sum", "%604 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k507_sum", "%605 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k524_fused_scale_mul_sum_mul", "%615 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k528_fused_add_mul_mul_id", "%619 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k531_fused_scale_sum_neg", "%622 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k533_fused_add_id", "%624 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k504_sum", "%626 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k506_sum", "%628 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k507_sum", "%629 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k541_permute", "%632 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k634_matmul", "%634 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k635_matmul", "%635 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k637_col2im", "%637 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k639_fused_mul_step", "%639 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k640_sum", "%640 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k642_sum", "%642 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k643_sum", "%643 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k645_mul", "%645 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k646_mul", "%646 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k640_sum", "%647 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k642_sum", "%649 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k643_sum", "%650 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k660_fused_scale_mul_sum_mul", "%660 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k664_fused_add_mul_mul_id", "%664 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k667_fused_scale_sum_neg", "%667 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k669_fused_add_id", "%669 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k640_sum", "%671 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k642_sum", "%673 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k643_sum", "%674 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k677_permute", "%677 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k679_matmul", "%679 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k680_matmul", "%680 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k682_col2im", "%682 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k639_fused_mul_step", "%684 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k640_sum", "%685 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k642_sum", "%687 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k643_sum", "%688 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k645_mul", "%690 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k646_mul", "%691 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k640_sum", "%692 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k642_sum", "%694 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k643_sum", "%695 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k660_fused_scale_mul_sum_mul", "%705 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k664_fused_add_mul_mul_id", "%709 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k667_fused_scale_sum_neg", "%712 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k669_fused_add_id", "%714 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k640_sum", "%716 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k642_sum", "%718 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k643_sum", "%719 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k677_permute", "%722 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k679_matmul", "%724 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k680_matmul", "%725 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k682_col2im", "%727 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k730_fused_mul_add_step", "%730 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k640_sum", "%731 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k642_sum", "%733 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k643_sum", "%734 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k645_mul", "%736 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k646_mul", "%737 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k640_sum", "%738 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k642_sum", "%740 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k643_sum", "%741 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k660_fused_scale_mul_sum_mul", "%751 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k664_fused_add_mul_mul_id", "%755 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k667_fused_scale_sum_neg", "%758 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k669_fused_add_id", "%760 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k640_sum", "%762 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k642_sum", "%764 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k643_sum", "%765 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k677_permute", "%768 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k679_matmul", "%770 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k680_matmul", "%771 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k773_col2im", "%773 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k775_fused_mul_step", "%775 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"k776_sum", "%776 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k778_sum", "%778 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k779_sum", "%779 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k781_mul", "%781 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k782_mul", "%782 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k776_sum", "%783 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k778_sum", "%785 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k779_sum", "%786 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k796_fused_scale_mul_sum_mul", "%796 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k800_fused_add_mul_mul_id", "%800 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k803_fused_scale_sum_neg", "%803 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k805_fused_add_id", "%805 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k776_sum", "%807 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k778_sum", "%809 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k779_sum", "%810 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k813_permute", "%813 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k815_matmul", "%815 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_gloria_image_vjp = {530, prof};
+const reclf_prof_table reclf_profile_gloria_image_vjp = {328, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -2424,547 +2113,345 @@ const reclf_prof_table reclf_profile_gloria_image_vjp = {530, prof};
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
-    return sizeof(real) * (size_t)(656688 + 2531600*B);
+    return sizeof(real) * (size_t)(656688 + 2417056*B);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k2_addc(A + 656688, (real *)inputs[0], B)); /* %2 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k3_scale(A + 656688 + 4096*B, A + 656688, B)); /* %3 map:scale [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(2, 0, sizeof(real)*((double)36864*B + (double)4096*B), k6_im2col(A + 656688 + 1941504*B, A + 656688 + 4096*B, B)); /* %6 im2col [B,9,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k8_matmul(A + 656688, (real *)P + 0, A + 656688 + 1941504*B, B)); /* %8 matmul [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k11_add(A + 656688 + 131072*B, A + 656688, (real *)P + 288, B)); /* %11 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k15_sum(A + 656688, A + 656688 + 131072*B, B)); /* %15 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k16_scale(A + 656688 + 16*B, A + 656688, B)); /* %16 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k17_sub(A + 656688 + 1327104*B, A + 656688 + 131072*B, A + 656688 + 16*B, B)); /* %17 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k18_square(A + 656688, A + 656688 + 1327104*B, B)); /* %18 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k15_sum(A + 656688 + 1458176*B, A + 656688, B)); /* %19 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k16_scale(A + 656688 + 1458192*B, A + 656688 + 1458176*B, B)); /* %20 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 1458176*B, A + 656688 + 1458192*B, B)); /* %21 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2531456*B, A + 656688 + 1458176*B, B)); /* %22 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(13, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k23_mul(A + 656688 + 1458176*B, A + 656688 + 1327104*B, A + 656688 + 2531456*B, B)); /* %23 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(14, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k26_mul(A + 656688, A + 656688 + 1458176*B, (real *)P + 320, B)); /* %26 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(15, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k11_add(A + 656688 + 1589248*B, A + 656688, (real *)P + 352, B)); /* %28 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k29_relu(A + 656688 + 294912*B, A + 656688 + 1589248*B, B)); /* %29 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(17, 0, sizeof(real)*((double)294912*B + (double)131072*B), k32_im2col(A + 656688, A + 656688 + 294912*B, B)); /* %32 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(18, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k34_matmul(A + 656688 + 1720320*B, (real *)P + 384, A + 656688, B)); /* %34 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 656688 + 1753088*B, A + 656688 + 1720320*B, (real *)P + 9600, B)); /* %37 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 1720320*B, A + 656688 + 1753088*B, B)); /* %41 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(21, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 1720336*B, A + 656688 + 1720320*B, B)); /* %42 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k43_sub(A + 656688 + 2015232*B, A + 656688 + 1753088*B, A + 656688 + 1720336*B, B)); /* %43 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(23, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k44_square(A + 656688 + 1978368*B, A + 656688 + 2015232*B, B)); /* %44 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1978368*B, B)); /* %45 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(25, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %46 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 2011168*B, A + 656688 + 2011152*B, B)); /* %47 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2531472*B, A + 656688 + 2011168*B, B)); /* %48 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k49_mul(A + 656688 + 2048000*B, A + 656688 + 2015232*B, A + 656688 + 2531472*B, B)); /* %49 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k52_mul(A + 656688 + 1978368*B, A + 656688 + 2048000*B, (real *)P + 9632, B)); /* %52 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 656688 + 2080768*B, A + 656688 + 1978368*B, (real *)P + 9664, B)); /* %54 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k55_relu(A + 656688 + 1978368*B, A + 656688 + 2080768*B, B)); /* %55 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(32, 0, sizeof(real)*((double)294912*B + (double)32768*B), k58_im2col(A + 656688 + 294912*B, A + 656688 + 1978368*B, B)); /* %58 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(33, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k34_matmul(A + 656688 + 1720320*B, (real *)P + 9696, A + 656688 + 294912*B, B)); /* %60 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 656688 + 1753088*B, A + 656688 + 1720320*B, (real *)P + 18912, B)); /* %63 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(35, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1753088*B, B)); /* %67 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(36, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %68 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(37, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k43_sub(A + 656688 + 2113536*B, A + 656688 + 1753088*B, A + 656688 + 2011152*B, B)); /* %69 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k44_square(A + 656688 + 1720320*B, A + 656688 + 2113536*B, B)); /* %70 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(39, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1720320*B, B)); /* %71 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(40, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %72 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(41, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 2011136*B, A + 656688 + 2011152*B, B)); /* %73 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2531488*B, A + 656688 + 2011136*B, B)); /* %74 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(43, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k49_mul(A + 656688 + 2146304*B, A + 656688 + 2113536*B, A + 656688 + 2531488*B, B)); /* %75 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(44, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k52_mul(A + 656688 + 1720320*B, A + 656688 + 2146304*B, (real *)P + 18944, B)); /* %78 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(45, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 656688 + 2179072*B, A + 656688 + 1720320*B, (real *)P + 18976, B)); /* %80 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k55_relu(A + 656688 + 1720320*B, A + 656688 + 2179072*B, B)); /* %81 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(47, 0, sizeof(real)*((double)294912*B + (double)32768*B), k58_im2col(A + 656688 + 589824*B, A + 656688 + 1720320*B, B)); /* %84 im2col [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(48, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k34_matmul(A + 656688 + 1720320*B, (real *)P + 19008, A + 656688 + 589824*B, B)); /* %86 matmul [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 656688 + 1753088*B, A + 656688 + 1720320*B, (real *)P + 28224, B)); /* %89 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(50, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1753088*B, B)); /* %93 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(51, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %94 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(52, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k43_sub(A + 656688 + 2211840*B, A + 656688 + 1753088*B, A + 656688 + 2011152*B, B)); /* %95 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(53, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k44_square(A + 656688 + 1720320*B, A + 656688 + 2211840*B, B)); /* %96 map:square [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(54, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1720320*B, B)); /* %97 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(55, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %98 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(56, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 2011136*B, A + 656688 + 2011152*B, B)); /* %99 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(57, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2531504*B, A + 656688 + 2011136*B, B)); /* %100 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(58, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k49_mul(A + 656688 + 2244608*B, A + 656688 + 2211840*B, A + 656688 + 2531504*B, B)); /* %101 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k52_mul(A + 656688 + 1720320*B, A + 656688 + 2244608*B, (real *)P + 28256, B)); /* %104 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(60, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 656688 + 1753088*B, A + 656688 + 1720320*B, (real *)P + 28288, B)); /* %106 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(61, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k107_add(A + 656688 + 2277376*B, A + 656688 + 1978368*B, A + 656688 + 1753088*B, B)); /* %107 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(62, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k55_relu(A + 656688 + 1978368*B, A + 656688 + 2277376*B, B)); /* %108 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(63, 0, sizeof(real)*((double)73728*B + (double)32768*B), k111_im2col(A + 656688 + 1720320*B, A + 656688 + 1978368*B, B)); /* %111 im2col [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(64, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k113_matmul(A + 656688 + 1978368*B, (real *)P + 28320, A + 656688 + 1720320*B, B)); /* %113 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(65, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 656688 + 1994752*B, A + 656688 + 1978368*B, (real *)P + 46752, B)); /* %116 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 2011136*B, A + 656688 + 1994752*B, B)); /* %120 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(67, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %121 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k122_sub(A + 656688 + 2310144*B, A + 656688 + 1994752*B, A + 656688 + 2011152*B, B)); /* %122 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(69, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k123_square(A + 656688 + 1978368*B, A + 656688 + 2310144*B, B)); /* %123 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 1994752*B, A + 656688 + 1978368*B, B)); /* %124 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(71, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 1978368*B, A + 656688 + 1994752*B, B)); /* %125 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(72, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 1978384*B, A + 656688 + 1978368*B, B)); /* %126 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(73, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2531520*B, A + 656688 + 1978384*B, B)); /* %127 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(74, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k128_mul(A + 656688 + 2326528*B, A + 656688 + 2310144*B, A + 656688 + 2531520*B, B)); /* %128 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(75, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k131_mul(A + 656688 + 1978368*B, A + 656688 + 2326528*B, (real *)P + 46816, B)); /* %131 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 656688 + 2342912*B, A + 656688 + 1978368*B, (real *)P + 46880, B)); /* %133 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k134_relu(A + 656688 + 1978368*B, A + 656688 + 2342912*B, B)); /* %134 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(78, 0, sizeof(real)*((double)147456*B + (double)16384*B), k137_im2col(A + 656688 + 884736*B, A + 656688 + 1978368*B, B)); /* %137 im2col [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(79, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k139_matmul(A + 656688 + 1994752*B, (real *)P + 46944, A + 656688 + 884736*B, B)); /* %139 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(80, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 656688 + 1794048*B, A + 656688 + 1994752*B, (real *)P + 83808, B)); /* %142 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(81, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 1994752*B, A + 656688 + 1794048*B, B)); /* %146 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(82, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 1994768*B, A + 656688 + 1994752*B, B)); /* %147 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(83, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k122_sub(A + 656688 + 2359296*B, A + 656688 + 1794048*B, A + 656688 + 1994768*B, B)); /* %148 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(84, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k123_square(A + 656688 + 1994752*B, A + 656688 + 2359296*B, B)); /* %149 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(85, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 2011136*B, A + 656688 + 1994752*B, B)); /* %150 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %151 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 2011168*B, A + 656688 + 2011152*B, B)); /* %152 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2531536*B, A + 656688 + 2011168*B, B)); /* %153 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k128_mul(A + 656688 + 2375680*B, A + 656688 + 2359296*B, A + 656688 + 2531536*B, B)); /* %154 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k131_mul(A + 656688 + 1994752*B, A + 656688 + 2375680*B, (real *)P + 83872, B)); /* %157 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(91, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 656688 + 2392064*B, A + 656688 + 1994752*B, (real *)P + 83936, B)); /* %159 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(92, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k134_relu(A + 656688 + 1994752*B, A + 656688 + 2392064*B, B)); /* %160 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(93, 0, sizeof(real)*((double)147456*B + (double)16384*B), k137_im2col(A + 656688 + 1032192*B, A + 656688 + 1994752*B, B)); /* %163 im2col [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k139_matmul(A + 656688 + 1994752*B, (real *)P + 84000, A + 656688 + 1032192*B, B)); /* %165 matmul [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 656688 + 1179648*B, A + 656688 + 1994752*B, (real *)P + 120864, B)); /* %168 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 1994752*B, A + 656688 + 1179648*B, B)); /* %172 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 1994768*B, A + 656688 + 1994752*B, B)); /* %173 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k122_sub(A + 656688 + 2408448*B, A + 656688 + 1179648*B, A + 656688 + 1994768*B, B)); /* %174 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k123_square(A + 656688 + 1994752*B, A + 656688 + 2408448*B, B)); /* %175 map:square [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(100, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 2011136*B, A + 656688 + 1994752*B, B)); /* %176 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(101, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %177 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(102, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 2011168*B, A + 656688 + 2011152*B, B)); /* %178 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(103, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2531552*B, A + 656688 + 2011168*B, B)); /* %179 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(104, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k128_mul(A + 656688 + 2424832*B, A + 656688 + 2408448*B, A + 656688 + 2531552*B, B)); /* %180 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(105, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k131_mul(A + 656688 + 1994752*B, A + 656688 + 2424832*B, (real *)P + 120928, B)); /* %183 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(106, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 656688 + 1179648*B, A + 656688 + 1994752*B, (real *)P + 120992, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(107, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k186_add(A + 656688 + 2441216*B, A + 656688 + 1978368*B, A + 656688 + 1179648*B, B)); /* %186 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(108, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k134_relu(A + 656688 + 1179648*B, A + 656688 + 2441216*B, B)); /* %187 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(109, 0, sizeof(real)*((double)36864*B + (double)16384*B), k190_im2col(A + 656688 + 1978368*B, A + 656688 + 1179648*B, B)); /* %190 im2col [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(110, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k192_matmul(A + 656688 + 1179648*B, (real *)P + 121056, A + 656688 + 1978368*B, B)); /* %192 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(111, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 656688 + 1187840*B, A + 656688 + 1179648*B, (real *)P + 194784, B)); /* %195 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(112, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 1179648*B, A + 656688 + 1187840*B, B)); /* %199 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(113, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 1179664*B, A + 656688 + 1179648*B, B)); /* %200 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(114, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k201_sub(A + 656688 + 2457600*B, A + 656688 + 1187840*B, A + 656688 + 1179664*B, B)); /* %201 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(115, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k202_square(A + 656688 + 1179648*B, A + 656688 + 2457600*B, B)); /* %202 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(116, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 2465792*B, A + 656688 + 1179648*B, B)); /* %203 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(117, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2465808*B, A + 656688 + 2465792*B, B)); /* %204 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(118, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 2465792*B, A + 656688 + 2465808*B, B)); /* %205 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(119, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2531568*B, A + 656688 + 2465792*B, B)); /* %206 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(120, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k207_mul(A + 656688 + 2465792*B, A + 656688 + 2457600*B, A + 656688 + 2531568*B, B)); /* %207 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(121, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k210_mul(A + 656688 + 1179648*B, A + 656688 + 2465792*B, (real *)P + 194912, B)); /* %210 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(122, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 656688 + 2473984*B, A + 656688 + 1179648*B, (real *)P + 195040, B)); /* %212 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(123, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k213_relu(A + 656688 + 1179648*B, A + 656688 + 2473984*B, B)); /* %213 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(124, 0, sizeof(real)*((double)73728*B + (double)8192*B), k216_im2col(A + 656688 + 1794048*B, A + 656688 + 1179648*B, B)); /* %216 im2col [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(125, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k218_matmul(A + 656688 + 1867776*B, (real *)P + 195168, A + 656688 + 1794048*B, B)); /* %218 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(126, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 656688 + 1875968*B, A + 656688 + 1867776*B, (real *)P + 342624, B)); /* %221 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(127, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 1867776*B, A + 656688 + 1875968*B, B)); /* %225 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(128, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 1867792*B, A + 656688 + 1867776*B, B)); /* %226 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(129, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k201_sub(A + 656688 + 2482176*B, A + 656688 + 1875968*B, A + 656688 + 1867792*B, B)); /* %227 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(130, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k202_square(A + 656688 + 1867776*B, A + 656688 + 2482176*B, B)); /* %228 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(131, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 2490368*B, A + 656688 + 1867776*B, B)); /* %229 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(132, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2490384*B, A + 656688 + 2490368*B, B)); /* %230 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(133, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 2490368*B, A + 656688 + 2490384*B, B)); /* %231 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(134, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2531584*B, A + 656688 + 2490368*B, B)); /* %232 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(135, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k207_mul(A + 656688 + 2490368*B, A + 656688 + 2482176*B, A + 656688 + 2531584*B, B)); /* %233 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(136, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k210_mul(A + 656688 + 1867776*B, A + 656688 + 2490368*B, (real *)P + 342752, B)); /* %236 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(137, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 656688 + 2498560*B, A + 656688 + 1867776*B, (real *)P + 342880, B)); /* %238 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(138, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k213_relu(A + 656688 + 1187840*B, A + 656688 + 2498560*B, B)); /* %239 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(139, 0, sizeof(real)*((double)73728*B + (double)8192*B), k216_im2col(A + 656688 + 1867776*B, A + 656688 + 1187840*B, B)); /* %242 im2col [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(140, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k218_matmul(A + 656688 + 1187840*B, (real *)P + 343008, A + 656688 + 1867776*B, B)); /* %244 matmul [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(141, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 656688 + 1196032*B, A + 656688 + 1187840*B, (real *)P + 490464, B)); /* %247 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(142, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 1187840*B, A + 656688 + 1196032*B, B)); /* %251 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(143, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2506752*B, A + 656688 + 1187840*B, B)); /* %252 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k201_sub(A + 656688 + 1187840*B, A + 656688 + 1196032*B, A + 656688 + 2506752*B, B)); /* %253 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(145, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k202_square(A + 656688 + 1196032*B, A + 656688 + 1187840*B, B)); /* %254 map:square [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(146, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 2506752*B, A + 656688 + 1196032*B, B)); /* %255 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(147, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2506768*B, A + 656688 + 2506752*B, B)); /* %256 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(148, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 656688 + 2506752*B, A + 656688 + 2506768*B, B)); /* %257 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(149, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 656688 + 2523136*B, A + 656688 + 2506752*B, B)); /* %258 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(150, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k207_mul(A + 656688 + 1196032*B, A + 656688 + 1187840*B, A + 656688 + 2523136*B, B)); /* %259 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(151, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k210_mul(A + 656688 + 1204224*B, A + 656688 + 1196032*B, (real *)P + 490592, B)); /* %262 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(152, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 656688 + 1212416*B, A + 656688 + 1204224*B, (real *)P + 490720, B)); /* %264 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(153, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 656688 + 1204224*B, A + 656688 + 1179648*B, A + 656688 + 1212416*B, B)); /* %265 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(154, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k213_relu(A + 656688 + 1179648*B, A + 656688 + 1204224*B, B)); /* %266 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(155, 0, sizeof(real)*((double)8192*B + (double)8192*B), k268_permute(A + 656688 + 1212416*B, A + 656688 + 1179648*B, B)); /* %268 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(156, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k272_matmul(A + 656688 + 1179648*B, A + 656688 + 1212416*B, (real *)P + 490848, B)); /* %272 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(157, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k274_add(A + 656688 + 2506752*B, A + 656688 + 1179648*B, (real *)P + 507232, B)); /* %274 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(158, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k275_sum(A + 656688 + 1179648*B, A + 656688 + 1212416*B, B)); /* %275 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(159, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k277_scale(A + 656688 + 1228800*B, A + 656688 + 1179648*B, B)); /* %277 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(160, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k280_matmul(A + 656688 + 1179648*B, A + 656688 + 1228800*B, (real *)P + 507360, B)); /* %280 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(161, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k281_add(A + 656688 + 2531328*B, A + 656688 + 1179648*B, (real *)P + 523744, B)); /* %281 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(162, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k284_mul(A + 656688 + 1179648*B, A + 656688 + 2531328*B, (real *)inputs[1], B)); /* %284 map:mul [B,128]  graphs/lib/model.lua:147 */
-    CALL(163, (double)128*B, sizeof(real)*((double)B + (double)128*B), k285_sum(A + 656688 + 1179776*B, A + 656688 + 1179648*B, B)); /* %285 reduce [B,1]  graphs/lib/model.lua:147 */
-    CALL(164, (double)B, sizeof(real)*((double)1 + (double)B), k286_sum(A + 0, A + 656688 + 1179776*B, B)); /* %286 reduce [1,1]  graphs/lib/model.lua:147 */
-    CALL(165, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 1179648*B, A + 656688 + 2506752*B, (real *)inputs[2], B)); /* %288 map:mul [B,64,128]  graphs/lib/model.lua:147 */
-    CALL(166, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k289_sum(A + 656688 + 1220608*B, A + 656688 + 1179648*B, B)); /* %289 reduce [B,64,1]  graphs/lib/model.lua:147 */
-    CALL(167, (double)64*B, sizeof(real)*((double)B + (double)64*B), k290_sum(A + 656688 + 1220672*B, A + 656688 + 1220608*B, B)); /* %290 reduce [B,1,1]  graphs/lib/model.lua:147 */
-    CALL(168, (double)B, sizeof(real)*((double)1 + (double)B), k286_sum(A + 16, A + 656688 + 1220672*B, B)); /* %291 reduce [1,1,1]  graphs/lib/model.lua:147 */
-    CALL(169, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k293_add(A + 656672, A + 0, A + 16)); /* %293 map:add []  graphs/lib/model.lua:147 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), k3_fused_scale_addc(A + 656688, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), k6_im2col(A + 656688 + 1794048*B, A + 656688, B)); /* %6 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k8_matmul(A + 656688, (real *)P + 0, A + 656688 + 1794048*B, B)); /* %8 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), k10_permute(A + 656688 + 131072*B, A + 656688, B)); /* %10 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k13_add(A + 656688, A + 656688 + 131072*B, (real *)P + 288, B)); /* %13 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k18_fused_scale_sum(A + 656688 + 1310720*B, A + 656688, B)); /* %18 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k19_sub(A + 656688 + 1179648*B, A + 656688, A + 656688 + 1310720*B, B)); /* %19 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k24_fused_rsqrt_addc_scale_sum(A + 656688 + 2416896*B, A + 656688 + 1179648*B, B)); /* %24 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k25_mul(A + 656688 + 1310720*B, A + 656688 + 1179648*B, A + 656688 + 2416896*B, B)); /* %25 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k30_fused_add_mul(A + 656688 + 1441792*B, A + 656688 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %30 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k31_relu(A + 656688 + 294912*B, A + 656688 + 1441792*B, B)); /* %31 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), k34_im2col(A + 656688, A + 656688 + 294912*B, B)); /* %34 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k36_matmul(A + 656688 + 1572864*B, (real *)P + 384, A + 656688, B)); /* %36 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), k38_permute(A + 656688 + 1605632*B, A + 656688 + 1572864*B, B)); /* %38 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k41_add(A + 656688 + 1572864*B, A + 656688 + 1605632*B, (real *)P + 9600, B)); /* %41 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k46_fused_scale_sum(A + 656688 + 1830912*B, A + 656688 + 1572864*B, B)); /* %46 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k47_sub(A + 656688 + 1867776*B, A + 656688 + 1572864*B, A + 656688 + 1830912*B, B)); /* %47 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k52_fused_rsqrt_addc_scale_sum(A + 656688 + 2416912*B, A + 656688 + 1867776*B, B)); /* %52 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k53_mul(A + 656688 + 1900544*B, A + 656688 + 1867776*B, A + 656688 + 2416912*B, B)); /* %53 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k58_fused_add_mul(A + 656688 + 1933312*B, A + 656688 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %58 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k59_relu(A + 656688 + 1830912*B, A + 656688 + 1933312*B, B)); /* %59 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), k62_im2col(A + 656688 + 294912*B, A + 656688 + 1830912*B, B)); /* %62 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k36_matmul(A + 656688 + 1572864*B, (real *)P + 9696, A + 656688 + 294912*B, B)); /* %64 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), k38_permute(A + 656688 + 1605632*B, A + 656688 + 1572864*B, B)); /* %66 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k41_add(A + 656688 + 1572864*B, A + 656688 + 1605632*B, (real *)P + 18912, B)); /* %69 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k46_fused_scale_sum(A + 656688 + 1863680*B, A + 656688 + 1572864*B, B)); /* %74 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k47_sub(A + 656688 + 1966080*B, A + 656688 + 1572864*B, A + 656688 + 1863680*B, B)); /* %75 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k52_fused_rsqrt_addc_scale_sum(A + 656688 + 2416928*B, A + 656688 + 1966080*B, B)); /* %80 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k53_mul(A + 656688 + 1998848*B, A + 656688 + 1966080*B, A + 656688 + 2416928*B, B)); /* %81 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k58_fused_add_mul(A + 656688 + 2031616*B, A + 656688 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %86 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k59_relu(A + 656688 + 1572864*B, A + 656688 + 2031616*B, B)); /* %87 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), k62_im2col(A + 656688 + 589824*B, A + 656688 + 1572864*B, B)); /* %90 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k36_matmul(A + 656688 + 1572864*B, (real *)P + 19008, A + 656688 + 589824*B, B)); /* %92 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), k38_permute(A + 656688 + 1605632*B, A + 656688 + 1572864*B, B)); /* %94 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k41_add(A + 656688 + 1572864*B, A + 656688 + 1605632*B, (real *)P + 28224, B)); /* %97 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k46_fused_scale_sum(A + 656688 + 1863680*B, A + 656688 + 1572864*B, B)); /* %102 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k47_sub(A + 656688 + 2064384*B, A + 656688 + 1572864*B, A + 656688 + 1863680*B, B)); /* %103 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k52_fused_rsqrt_addc_scale_sum(A + 656688 + 2416944*B, A + 656688 + 2064384*B, B)); /* %108 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k53_mul(A + 656688 + 2097152*B, A + 656688 + 2064384*B, A + 656688 + 2416944*B, B)); /* %109 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), k115_fused_add_add_mul(A + 656688 + 2129920*B, A + 656688 + 1830912*B, A + 656688 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %115 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k59_relu(A + 656688 + 1830912*B, A + 656688 + 2129920*B, B)); /* %116 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), k119_im2col(A + 656688 + 1572864*B, A + 656688 + 1830912*B, B)); /* %119 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k121_matmul(A + 656688 + 1830912*B, (real *)P + 28320, A + 656688 + 1572864*B, B)); /* %121 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), k123_permute(A + 656688 + 1847296*B, A + 656688 + 1830912*B, B)); /* %123 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k126_add(A + 656688 + 1830912*B, A + 656688 + 1847296*B, (real *)P + 46752, B)); /* %126 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k131_fused_scale_sum(A + 656688 + 1847296*B, A + 656688 + 1830912*B, B)); /* %131 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k132_sub(A + 656688 + 2162688*B, A + 656688 + 1830912*B, A + 656688 + 1847296*B, B)); /* %132 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k137_fused_rsqrt_addc_scale_sum(A + 656688 + 2416960*B, A + 656688 + 2162688*B, B)); /* %137 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k138_mul(A + 656688 + 2179072*B, A + 656688 + 2162688*B, A + 656688 + 2416960*B, B)); /* %138 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k143_fused_add_mul(A + 656688 + 2195456*B, A + 656688 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %143 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k144_relu(A + 656688 + 1830912*B, A + 656688 + 2195456*B, B)); /* %144 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), k147_im2col(A + 656688 + 884736*B, A + 656688 + 1830912*B, B)); /* %147 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k149_matmul(A + 656688 + 1847296*B, (real *)P + 46944, A + 656688 + 884736*B, B)); /* %149 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), k123_permute(A + 656688 + 1032192*B, A + 656688 + 1847296*B, B)); /* %151 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k126_add(A + 656688 + 1847296*B, A + 656688 + 1032192*B, (real *)P + 83808, B)); /* %154 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k131_fused_scale_sum(A + 656688 + 1863680*B, A + 656688 + 1847296*B, B)); /* %159 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k132_sub(A + 656688 + 2211840*B, A + 656688 + 1847296*B, A + 656688 + 1863680*B, B)); /* %160 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k137_fused_rsqrt_addc_scale_sum(A + 656688 + 2416976*B, A + 656688 + 2211840*B, B)); /* %165 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k138_mul(A + 656688 + 2228224*B, A + 656688 + 2211840*B, A + 656688 + 2416976*B, B)); /* %166 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k143_fused_add_mul(A + 656688 + 2244608*B, A + 656688 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %171 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k144_relu(A + 656688 + 1847296*B, A + 656688 + 2244608*B, B)); /* %172 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), k147_im2col(A + 656688 + 1032192*B, A + 656688 + 1847296*B, B)); /* %175 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k149_matmul(A + 656688 + 1847296*B, (real *)P + 84000, A + 656688 + 1032192*B, B)); /* %177 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), k123_permute(A + 656688 + 1646592*B, A + 656688 + 1847296*B, B)); /* %179 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k126_add(A + 656688 + 1847296*B, A + 656688 + 1646592*B, (real *)P + 120864, B)); /* %182 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k131_fused_scale_sum(A + 656688 + 1863680*B, A + 656688 + 1847296*B, B)); /* %187 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k132_sub(A + 656688 + 2260992*B, A + 656688 + 1847296*B, A + 656688 + 1863680*B, B)); /* %188 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k137_fused_rsqrt_addc_scale_sum(A + 656688 + 2416992*B, A + 656688 + 2260992*B, B)); /* %193 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k138_mul(A + 656688 + 2277376*B, A + 656688 + 2260992*B, A + 656688 + 2416992*B, B)); /* %194 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), k200_fused_add_add_mul(A + 656688 + 2293760*B, A + 656688 + 1830912*B, A + 656688 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %200 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k144_relu(A + 656688 + 1646592*B, A + 656688 + 2293760*B, B)); /* %201 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), k204_im2col(A + 656688 + 1830912*B, A + 656688 + 1646592*B, B)); /* %204 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k206_matmul(A + 656688 + 1646592*B, (real *)P + 121056, A + 656688 + 1830912*B, B)); /* %206 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), k208_permute(A + 656688 + 1654784*B, A + 656688 + 1646592*B, B)); /* %208 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_add(A + 656688 + 1646592*B, A + 656688 + 1654784*B, (real *)P + 194784, B)); /* %211 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k216_fused_scale_sum(A + 656688 + 2318336*B, A + 656688 + 1646592*B, B)); /* %216 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k217_sub(A + 656688 + 2310144*B, A + 656688 + 1646592*B, A + 656688 + 2318336*B, B)); /* %217 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k222_fused_rsqrt_addc_scale_sum(A + 656688 + 2417008*B, A + 656688 + 2310144*B, B)); /* %222 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k223_mul(A + 656688 + 2318336*B, A + 656688 + 2310144*B, A + 656688 + 2417008*B, B)); /* %223 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k228_fused_add_mul(A + 656688 + 2326528*B, A + 656688 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %228 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k229_relu(A + 656688 + 2334720*B, A + 656688 + 2326528*B, B)); /* %229 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), k232_im2col(A + 656688 + 1646592*B, A + 656688 + 2334720*B, B)); /* %232 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k234_matmul(A + 656688 + 1720320*B, (real *)P + 195168, A + 656688 + 1646592*B, B)); /* %234 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), k208_permute(A + 656688 + 1728512*B, A + 656688 + 1720320*B, B)); /* %236 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_add(A + 656688 + 1720320*B, A + 656688 + 1728512*B, (real *)P + 342624, B)); /* %239 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k216_fused_scale_sum(A + 656688 + 1728512*B, A + 656688 + 1720320*B, B)); /* %244 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k217_sub(A + 656688 + 2342912*B, A + 656688 + 1720320*B, A + 656688 + 1728512*B, B)); /* %245 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k222_fused_rsqrt_addc_scale_sum(A + 656688 + 2417024*B, A + 656688 + 2342912*B, B)); /* %250 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k223_mul(A + 656688 + 2351104*B, A + 656688 + 2342912*B, A + 656688 + 2417024*B, B)); /* %251 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k228_fused_add_mul(A + 656688 + 2359296*B, A + 656688 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %256 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k229_relu(A + 656688 + 2367488*B, A + 656688 + 2359296*B, B)); /* %257 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), k232_im2col(A + 656688 + 1720320*B, A + 656688 + 2367488*B, B)); /* %260 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k234_matmul(A + 656688 + 2367488*B, (real *)P + 343008, A + 656688 + 1720320*B, B)); /* %262 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), k208_permute(A + 656688 + 2375680*B, A + 656688 + 2367488*B, B)); /* %264 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_add(A + 656688 + 2367488*B, A + 656688 + 2375680*B, (real *)P + 490464, B)); /* %267 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k216_fused_scale_sum(A + 656688 + 2383872*B, A + 656688 + 2367488*B, B)); /* %272 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k217_sub(A + 656688 + 2375680*B, A + 656688 + 2367488*B, A + 656688 + 2383872*B, B)); /* %273 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k222_fused_rsqrt_addc_scale_sum(A + 656688 + 2417040*B, A + 656688 + 2375680*B, B)); /* %278 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k223_mul(A + 656688 + 2367488*B, A + 656688 + 2375680*B, A + 656688 + 2417040*B, B)); /* %279 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k285_fused_add_add_mul(A + 656688 + 2383872*B, A + 656688 + 2334720*B, A + 656688 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %285 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k229_relu(A + 656688 + 2334720*B, A + 656688 + 2383872*B, B)); /* %286 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), k288_permute(A + 656688 + 2392064*B, A + 656688 + 2334720*B, B)); /* %288 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(102, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k292_matmul(A + 656688 + 2334720*B, A + 656688 + 2392064*B, (real *)P + 490848, B)); /* %292 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(103, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k294_add(A + 656688 + 2400256*B, A + 656688 + 2334720*B, (real *)P + 507232, B)); /* %294 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(104, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k295_sum(A + 656688 + 2334720*B, A + 656688 + 2392064*B, B)); /* %295 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(105, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k297_scale(A + 656688 + 2408448*B, A + 656688 + 2334720*B, B)); /* %297 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(106, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k300_matmul(A + 656688 + 2334720*B, A + 656688 + 2408448*B, (real *)P + 507360, B)); /* %300 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(107, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k301_add(A + 656688 + 2416640*B, A + 656688 + 2334720*B, (real *)P + 523744, B)); /* %301 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(108, (double)256*B, sizeof(real)*((double)B + (double)128*B + (double)128*B), k305_fused_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2416640*B, (real *)inputs[1], B)); /* %305 fused:sum_mul [B,1]  graphs/lib/model.lua:147 */
+    CALL(109, (double)B, sizeof(real)*((double)1 + (double)B), k306_sum(A + 0, A + 656688 + 2416768*B, B)); /* %306 reduce [1,1]  graphs/lib/model.lua:147 */
+    CALL(110, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B), k309_fused_sum_mul(A + 656688 + 2408576*B, A + 656688 + 2400256*B, (real *)inputs[2], B)); /* %309 fused:sum_mul [B,64,1]  graphs/lib/model.lua:147 */
+    CALL(111, (double)64*B, sizeof(real)*((double)B + (double)64*B), k310_sum(A + 656688 + 2416768*B, A + 656688 + 2408576*B, B)); /* %310 reduce [B,1,1]  graphs/lib/model.lua:147 */
+    CALL(112, (double)B, sizeof(real)*((double)1 + (double)B), k306_sum(A + 16, A + 656688 + 2416768*B, B)); /* %311 reduce [1,1,1]  graphs/lib/model.lua:147 */
+    CALL(113, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k313_add(A + 656672, A + 0, A + 16)); /* %313 map:add []  graphs/lib/model.lua:147 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(170, 0, sizeof(real)*((double)1), k316_fill(A + 0)); /* %316 fill []  graphs/lib/model.lua:147 */
-    CALL(171, (double)B, sizeof(real)*((double)B + (double)1), k318_id(A + 656688 + 1220672*B, A + 0, B)); /* %318 map:id [B,1,1]  graphs/lib/model.lua:147 */
-    CALL(172, (double)64*B, sizeof(real)*((double)64*B + (double)B), k319_id(A + 656688 + 1220608*B, A + 656688 + 1220672*B, B)); /* %319 map:id [B,64,1]  graphs/lib/model.lua:147 */
-    CALL(173, (double)8192*B, sizeof(real)*((double)8192*B + (double)64*B), k320_id(A + 656688 + 1179648*B, A + 656688 + 1220608*B, B)); /* %320 map:id [B,64,128]  graphs/lib/model.lua:147 */
-    CALL(174, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 1220608*B, A + 656688 + 1179648*B, (real *)inputs[2], B)); /* %321 map:mul [B,64,128]  graphs/lib/model.lua:147 */
-    CALL(175, (double)B, sizeof(real)*((double)B + (double)1), k318_id(A + 656688 + 1179776*B, A + 0, B)); /* %324 map:id [B,1]  graphs/lib/model.lua:147 */
-    CALL(176, (double)128*B, sizeof(real)*((double)128*B + (double)B), k325_id(A + 656688 + 1179648*B, A + 656688 + 1179776*B, B)); /* %325 map:id [B,128]  graphs/lib/model.lua:147 */
-    CALL(177, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k284_mul(A + 656688 + 1179776*B, A + 656688 + 1179648*B, (real *)inputs[1], B)); /* %326 map:mul [B,128]  graphs/lib/model.lua:147 */
-    CALL(178, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k328_sum(A + 654336, A + 656688 + 1179776*B, B)); /* %328 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(179, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k330_matmul(A + 656688 + 1179648*B, A + 656688 + 1179776*B, (real *)P + 507360, B)); /* %330 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(180, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k331_matmul(A + 591872, A + 656688 + 1179776*B, A + 656688 + 1228800*B, B)); /* %331 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(181, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k277_scale(A + 656688 + 2514944*B, A + 656688 + 1179648*B, B)); /* %332 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(182, (double)8192*B, sizeof(real)*((double)8192*B + (double)128*B), k334_id(A + 656688 + 1179648*B, A + 656688 + 2514944*B, B)); /* %334 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(183, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 0, A + 656688 + 1220608*B, B)); /* %335 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(184, (double)8192, sizeof(real)*((double)128 + (double)8192), k337_sum(A + 654464, A + 0)); /* %337 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(185, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k340_matmul(A + 656688 + 1228800*B, A + 656688 + 1220608*B, (real *)P + 490848, B)); /* %340 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(186, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k341_matmul(A + 608256, A + 656688 + 1220608*B, A + 656688 + 1212416*B, B)); /* %341 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(187, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 656688 + 1212416*B, A + 656688 + 1179648*B, A + 656688 + 1228800*B, B)); /* %343 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(188, 0, sizeof(real)*((double)8192*B + (double)8192*B), k344_permute(A + 656688 + 1179648*B, A + 656688 + 1212416*B, B)); /* %344 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(189, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k346_step(A + 656688 + 1212416*B, A + 656688 + 1204224*B, B)); /* %346 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(190, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 2514944*B, A + 656688 + 1179648*B, A + 656688 + 1212416*B, B)); /* %347 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(191, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 0, A + 656688 + 2514944*B, B)); /* %348 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(192, (double)8192, sizeof(real)*((double)1024 + (double)8192), k350_sum(A + 8192, A + 0)); /* %350 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(193, (double)1024, sizeof(real)*((double)128 + (double)1024), k351_sum(A + 654592, A + 8192)); /* %351 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(194, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k210_mul(A + 656688 + 1179648*B, A + 656688 + 2514944*B, (real *)P + 490592, B)); /* %353 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(195, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 1204224*B, A + 656688 + 2514944*B, A + 656688 + 1196032*B, B)); /* %354 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(196, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 0, A + 656688 + 1204224*B, B)); /* %355 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(197, (double)8192, sizeof(real)*((double)1024 + (double)8192), k350_sum(A + 8192, A + 0)); /* %357 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(198, (double)1024, sizeof(real)*((double)128 + (double)1024), k351_sum(A + 654720, A + 8192)); /* %358 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(199, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k207_mul(A + 656688 + 1196032*B, A + 656688 + 1179648*B, A + 656688 + 2523136*B, B)); /* %361 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(200, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 1204224*B, A + 656688 + 1179648*B, A + 656688 + 1187840*B, B)); /* %362 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(201, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 2523152*B, A + 656688 + 1204224*B, B)); /* %363 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(202, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2523168*B, A + 656688 + 2523136*B, B)); /* %364 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(203, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2523184*B, A + 656688 + 2523136*B, A + 656688 + 2523168*B, B)); /* %365 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(204, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2523136*B, A + 656688 + 2523184*B, B)); /* %366 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(205, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2523168*B, A + 656688 + 2523152*B, A + 656688 + 2523136*B, B)); /* %367 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(206, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2523136*B, A + 656688 + 2523168*B, B)); /* %368 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(207, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k369_id(A + 656688 + 1179648*B, A + 656688 + 2523136*B, B)); /* %369 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(208, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k370_scale(A + 656688 + 1204224*B, A + 656688 + 1187840*B, B)); /* %370 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(209, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 1187840*B, A + 656688 + 1179648*B, A + 656688 + 1204224*B, B)); /* %371 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(210, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 656688 + 1179648*B, A + 656688 + 1196032*B, A + 656688 + 1187840*B, B)); /* %372 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(211, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k373_neg(A + 656688 + 1187840*B, A + 656688 + 1179648*B, B)); /* %373 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(212, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 2523136*B, A + 656688 + 1187840*B, B)); /* %374 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(213, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2523152*B, A + 656688 + 2523136*B, B)); /* %375 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(214, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k369_id(A + 656688 + 1187840*B, A + 656688 + 2523152*B, B)); /* %376 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(215, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 656688 + 2523136*B, A + 656688 + 1179648*B, A + 656688 + 1187840*B, B)); /* %377 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(216, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 0, A + 656688 + 2523136*B, B)); /* %379 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(217, (double)8192, sizeof(real)*((double)1024 + (double)8192), k350_sum(A + 8192, A + 0)); /* %381 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(218, (double)1024, sizeof(real)*((double)128 + (double)1024), k351_sum(A + 654848, A + 8192)); /* %382 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(219, (double)18874368*B, sizeof(real)*((double)147456*B + (double)8192*B + (double)73728*B), k385_matmul(A + 656688 + 1179648*B, A + 656688 + 2523136*B, A + 656688 + 1867776*B, B)); /* %385 matmul [B,128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(220, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k386_matmul(A + 656688 + 1867776*B, (real *)P + 343008, A + 656688 + 2523136*B, B)); /* %386 matmul [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(221, (double)147456*B, sizeof(real)*((double)147456 + (double)147456*B), k387_sum(A + 0, A + 656688 + 1179648*B, B)); /* %387 reduce [1,128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(222, 0, sizeof(real)*((double)8192*B + (double)73728*B), k390_col2im(A + 656688 + 1179648*B, A + 656688 + 1867776*B, B)); /* %390 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(223, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k346_step(A + 656688 + 1867776*B, A + 656688 + 2498560*B, B)); /* %391 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(224, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 2498560*B, A + 656688 + 1179648*B, A + 656688 + 1867776*B, B)); /* %392 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(225, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 147456, A + 656688 + 2498560*B, B)); /* %393 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(226, (double)8192, sizeof(real)*((double)1024 + (double)8192), k350_sum(A + 155648, A + 147456)); /* %395 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(227, (double)1024, sizeof(real)*((double)128 + (double)1024), k351_sum(A + 654976, A + 155648)); /* %396 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(228, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k210_mul(A + 656688 + 1867776*B, A + 656688 + 2498560*B, (real *)P + 342752, B)); /* %398 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(229, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 1875968*B, A + 656688 + 2498560*B, A + 656688 + 2490368*B, B)); /* %399 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(230, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 147456, A + 656688 + 1875968*B, B)); /* %400 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(231, (double)8192, sizeof(real)*((double)1024 + (double)8192), k350_sum(A + 155648, A + 147456)); /* %402 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(232, (double)1024, sizeof(real)*((double)128 + (double)1024), k351_sum(A + 655104, A + 155648)); /* %403 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(233, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k207_mul(A + 656688 + 2490368*B, A + 656688 + 1867776*B, A + 656688 + 2531584*B, B)); /* %406 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(234, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 2498560*B, A + 656688 + 1867776*B, A + 656688 + 2482176*B, B)); /* %407 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(235, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 2523136*B, A + 656688 + 2498560*B, B)); /* %408 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(236, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2523152*B, A + 656688 + 2531584*B, B)); /* %409 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(237, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2523168*B, A + 656688 + 2531584*B, A + 656688 + 2523152*B, B)); /* %410 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(238, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2523152*B, A + 656688 + 2523168*B, B)); /* %411 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(239, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2523168*B, A + 656688 + 2523136*B, A + 656688 + 2523152*B, B)); /* %412 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(240, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2523136*B, A + 656688 + 2523168*B, B)); /* %413 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(241, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k369_id(A + 656688 + 2498560*B, A + 656688 + 2523136*B, B)); /* %414 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(242, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k370_scale(A + 656688 + 1867776*B, A + 656688 + 2482176*B, B)); /* %415 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(243, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 2482176*B, A + 656688 + 2498560*B, A + 656688 + 1867776*B, B)); /* %416 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(244, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 656688 + 2498560*B, A + 656688 + 2490368*B, A + 656688 + 2482176*B, B)); /* %417 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(245, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k373_neg(A + 656688 + 2482176*B, A + 656688 + 2498560*B, B)); /* %418 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(246, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 2490368*B, A + 656688 + 2482176*B, B)); /* %419 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(247, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2490384*B, A + 656688 + 2490368*B, B)); /* %420 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(248, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k369_id(A + 656688 + 2482176*B, A + 656688 + 2490384*B, B)); /* %421 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(249, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 656688 + 2490368*B, A + 656688 + 2498560*B, A + 656688 + 2482176*B, B)); /* %422 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(250, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 147456, A + 656688 + 2490368*B, B)); /* %424 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(251, (double)8192, sizeof(real)*((double)1024 + (double)8192), k350_sum(A + 155648, A + 147456)); /* %426 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(252, (double)1024, sizeof(real)*((double)128 + (double)1024), k351_sum(A + 655232, A + 155648)); /* %427 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(253, (double)18874368*B, sizeof(real)*((double)147456*B + (double)8192*B + (double)73728*B), k385_matmul(A + 656688 + 1179648*B, A + 656688 + 2490368*B, A + 656688 + 1794048*B, B)); /* %430 matmul [B,128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(254, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k386_matmul(A + 656688 + 1794048*B, (real *)P + 195168, A + 656688 + 2490368*B, B)); /* %431 matmul [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(255, (double)147456*B, sizeof(real)*((double)147456 + (double)147456*B), k387_sum(A + 147456, A + 656688 + 1179648*B, B)); /* %432 reduce [1,128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(256, 0, sizeof(real)*((double)8192*B + (double)73728*B), k390_col2im(A + 656688 + 2482176*B, A + 656688 + 1794048*B, B)); /* %435 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(257, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 656688 + 2490368*B, A + 656688 + 2514944*B, A + 656688 + 2482176*B, B)); /* %436 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(258, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k346_step(A + 656688 + 2482176*B, A + 656688 + 2473984*B, B)); /* %437 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(259, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 2473984*B, A + 656688 + 2490368*B, A + 656688 + 2482176*B, B)); /* %438 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(260, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 294912, A + 656688 + 2473984*B, B)); /* %439 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(261, (double)8192, sizeof(real)*((double)1024 + (double)8192), k350_sum(A + 303104, A + 294912)); /* %441 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(262, (double)1024, sizeof(real)*((double)128 + (double)1024), k351_sum(A + 655360, A + 303104)); /* %442 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(263, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k210_mul(A + 656688 + 2482176*B, A + 656688 + 2473984*B, (real *)P + 194912, B)); /* %444 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(264, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 2490368*B, A + 656688 + 2473984*B, A + 656688 + 2465792*B, B)); /* %445 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(265, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 294912, A + 656688 + 2490368*B, B)); /* %446 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(266, (double)8192, sizeof(real)*((double)1024 + (double)8192), k350_sum(A + 303104, A + 294912)); /* %448 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(267, (double)1024, sizeof(real)*((double)128 + (double)1024), k351_sum(A + 655488, A + 303104)); /* %449 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(268, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k207_mul(A + 656688 + 2465792*B, A + 656688 + 2482176*B, A + 656688 + 2531568*B, B)); /* %452 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(269, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 2473984*B, A + 656688 + 2482176*B, A + 656688 + 2457600*B, B)); /* %453 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(270, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 2514944*B, A + 656688 + 2473984*B, B)); /* %454 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(271, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2514960*B, A + 656688 + 2531568*B, B)); /* %455 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(272, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2514976*B, A + 656688 + 2531568*B, A + 656688 + 2514960*B, B)); /* %456 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(273, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2514960*B, A + 656688 + 2514976*B, B)); /* %457 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(274, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2514976*B, A + 656688 + 2514944*B, A + 656688 + 2514960*B, B)); /* %458 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(275, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2514944*B, A + 656688 + 2514976*B, B)); /* %459 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(276, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k369_id(A + 656688 + 2473984*B, A + 656688 + 2514944*B, B)); /* %460 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(277, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k370_scale(A + 656688 + 2482176*B, A + 656688 + 2457600*B, B)); /* %461 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(278, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k288_mul(A + 656688 + 2457600*B, A + 656688 + 2473984*B, A + 656688 + 2482176*B, B)); /* %462 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(279, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 656688 + 2473984*B, A + 656688 + 2465792*B, A + 656688 + 2457600*B, B)); /* %463 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(280, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k373_neg(A + 656688 + 2457600*B, A + 656688 + 2473984*B, B)); /* %464 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(281, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 656688 + 2465792*B, A + 656688 + 2457600*B, B)); /* %465 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(282, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 656688 + 2465808*B, A + 656688 + 2465792*B, B)); /* %466 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(283, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k369_id(A + 656688 + 2457600*B, A + 656688 + 2465808*B, B)); /* %467 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(284, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 656688 + 2465792*B, A + 656688 + 2473984*B, A + 656688 + 2457600*B, B)); /* %468 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(285, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k335_sum(A + 294912, A + 656688 + 2465792*B, B)); /* %470 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(286, (double)8192, sizeof(real)*((double)1024 + (double)8192), k350_sum(A + 303104, A + 294912)); /* %472 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(287, (double)1024, sizeof(real)*((double)128 + (double)1024), k351_sum(A + 655616, A + 303104)); /* %473 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(288, (double)9437184*B, sizeof(real)*((double)73728*B + (double)8192*B + (double)36864*B), k476_matmul(A + 656688 + 1179648*B, A + 656688 + 2465792*B, A + 656688 + 1978368*B, B)); /* %476 matmul [B,128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(289, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k477_matmul(A + 656688 + 1253376*B, (real *)P + 121056, A + 656688 + 2465792*B, B)); /* %477 matmul [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(290, (double)73728*B, sizeof(real)*((double)73728 + (double)73728*B), k478_sum(A + 425984, A + 656688 + 1179648*B, B)); /* %478 reduce [1,128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(291, 0, sizeof(real)*((double)16384*B + (double)36864*B), k481_col2im(A + 656688 + 1290240*B, A + 656688 + 1253376*B, B)); /* %481 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(292, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k482_step(A + 656688 + 1306624*B, A + 656688 + 2441216*B, B)); /* %482 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(293, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1978368*B, A + 656688 + 1290240*B, A + 656688 + 1306624*B, B)); /* %483 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(294, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k484_sum(A + 499712, A + 656688 + 1978368*B, B)); /* %484 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(295, (double)16384, sizeof(real)*((double)1024 + (double)16384), k486_sum(A + 516096, A + 499712)); /* %486 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(296, (double)1024, sizeof(real)*((double)64 + (double)1024), k487_sum(A + 655744, A + 516096)); /* %487 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(297, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k131_mul(A + 656688 + 1994752*B, A + 656688 + 1978368*B, (real *)P + 120928, B)); /* %489 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(298, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1179648*B, A + 656688 + 1978368*B, A + 656688 + 2424832*B, B)); /* %490 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(299, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k484_sum(A + 499712, A + 656688 + 1179648*B, B)); /* %491 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(300, (double)16384, sizeof(real)*((double)1024 + (double)16384), k486_sum(A + 516096, A + 499712)); /* %493 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(301, (double)1024, sizeof(real)*((double)64 + (double)1024), k487_sum(A + 655808, A + 516096)); /* %494 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(302, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k128_mul(A + 656688 + 1179648*B, A + 656688 + 1994752*B, A + 656688 + 2531552*B, B)); /* %497 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(303, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1196032*B, A + 656688 + 1994752*B, A + 656688 + 2408448*B, B)); /* %498 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(304, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 2514944*B, A + 656688 + 1196032*B, B)); /* %499 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(305, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2514960*B, A + 656688 + 2531552*B, B)); /* %500 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(306, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2514976*B, A + 656688 + 2531552*B, A + 656688 + 2514960*B, B)); /* %501 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(307, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2514960*B, A + 656688 + 2514976*B, B)); /* %502 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(308, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2514976*B, A + 656688 + 2514944*B, A + 656688 + 2514960*B, B)); /* %503 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(309, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 2514944*B, A + 656688 + 2514976*B, B)); /* %504 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(310, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k505_id(A + 656688 + 1994752*B, A + 656688 + 2514944*B, B)); /* %505 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(311, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k506_scale(A + 656688 + 1196032*B, A + 656688 + 2408448*B, B)); /* %506 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(312, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1212416*B, A + 656688 + 1994752*B, A + 656688 + 1196032*B, B)); /* %507 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(313, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k186_add(A + 656688 + 1196032*B, A + 656688 + 1179648*B, A + 656688 + 1212416*B, B)); /* %508 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(314, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k509_neg(A + 656688 + 1179648*B, A + 656688 + 1196032*B, B)); /* %509 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(315, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 2514944*B, A + 656688 + 1179648*B, B)); /* %510 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(316, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 2514960*B, A + 656688 + 2514944*B, B)); /* %511 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(317, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k505_id(A + 656688 + 1179648*B, A + 656688 + 2514960*B, B)); /* %512 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(318, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k186_add(A + 656688 + 1994752*B, A + 656688 + 1196032*B, A + 656688 + 1179648*B, B)); /* %513 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(319, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k484_sum(A + 499712, A + 656688 + 1994752*B, B)); /* %515 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(320, (double)16384, sizeof(real)*((double)1024 + (double)16384), k486_sum(A + 516096, A + 499712)); /* %517 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(321, (double)1024, sizeof(real)*((double)64 + (double)1024), k487_sum(A + 655872, A + 516096)); /* %518 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(322, (double)18874368*B, sizeof(real)*((double)36864*B + (double)16384*B + (double)147456*B), k521_matmul(A + 656688 + 1179648*B, A + 656688 + 1994752*B, A + 656688 + 1032192*B, B)); /* %521 matmul [B,64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(323, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k522_matmul(A + 656688 + 1032192*B, (real *)P + 84000, A + 656688 + 1994752*B, B)); /* %522 matmul [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(324, (double)36864*B, sizeof(real)*((double)36864 + (double)36864*B), k523_sum(A + 499712, A + 656688 + 1179648*B, B)); /* %523 reduce [1,64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(325, 0, sizeof(real)*((double)16384*B + (double)147456*B), k526_col2im(A + 656688 + 1994752*B, A + 656688 + 1032192*B, B)); /* %526 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(326, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k482_step(A + 656688 + 1794048*B, A + 656688 + 2392064*B, B)); /* %527 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(327, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1810432*B, A + 656688 + 1994752*B, A + 656688 + 1794048*B, B)); /* %528 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(328, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k484_sum(A + 536576, A + 656688 + 1810432*B, B)); /* %529 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(329, (double)16384, sizeof(real)*((double)1024 + (double)16384), k486_sum(A + 552960, A + 536576)); /* %531 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(330, (double)1024, sizeof(real)*((double)64 + (double)1024), k487_sum(A + 655936, A + 552960)); /* %532 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(331, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k131_mul(A + 656688 + 1794048*B, A + 656688 + 1810432*B, (real *)P + 83872, B)); /* %534 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(332, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1994752*B, A + 656688 + 1810432*B, A + 656688 + 2375680*B, B)); /* %535 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(333, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k484_sum(A + 536576, A + 656688 + 1994752*B, B)); /* %536 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(334, (double)16384, sizeof(real)*((double)1024 + (double)16384), k486_sum(A + 552960, A + 536576)); /* %538 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(335, (double)1024, sizeof(real)*((double)64 + (double)1024), k487_sum(A + 656000, A + 552960)); /* %539 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(336, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k128_mul(A + 656688 + 1994752*B, A + 656688 + 1794048*B, A + 656688 + 2531536*B, B)); /* %542 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(337, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1810432*B, A + 656688 + 1794048*B, A + 656688 + 2359296*B, B)); /* %543 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(338, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 2011136*B, A + 656688 + 1810432*B, B)); /* %544 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(339, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2011152*B, A + 656688 + 2531536*B, B)); /* %545 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(340, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2531536*B, A + 656688 + 2011152*B, B)); /* %546 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(341, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2011152*B, A + 656688 + 2011168*B, B)); /* %547 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(342, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2011136*B, A + 656688 + 2011152*B, B)); /* %548 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(343, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 2011136*B, A + 656688 + 2011168*B, B)); /* %549 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(344, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k505_id(A + 656688 + 1794048*B, A + 656688 + 2011136*B, B)); /* %550 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(345, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k506_scale(A + 656688 + 1810432*B, A + 656688 + 2359296*B, B)); /* %551 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(346, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1826816*B, A + 656688 + 1794048*B, A + 656688 + 1810432*B, B)); /* %552 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(347, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k186_add(A + 656688 + 1794048*B, A + 656688 + 1994752*B, A + 656688 + 1826816*B, B)); /* %553 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(348, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k509_neg(A + 656688 + 1994752*B, A + 656688 + 1794048*B, B)); /* %554 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(349, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 2011136*B, A + 656688 + 1994752*B, B)); /* %555 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(350, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %556 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(351, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k505_id(A + 656688 + 1994752*B, A + 656688 + 2011152*B, B)); /* %557 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(352, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k186_add(A + 656688 + 1830912*B, A + 656688 + 1794048*B, A + 656688 + 1994752*B, B)); /* %558 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(353, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k484_sum(A + 536576, A + 656688 + 1830912*B, B)); /* %560 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(354, (double)16384, sizeof(real)*((double)1024 + (double)16384), k486_sum(A + 552960, A + 536576)); /* %562 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(355, (double)1024, sizeof(real)*((double)64 + (double)1024), k487_sum(A + 656064, A + 552960)); /* %563 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(356, (double)18874368*B, sizeof(real)*((double)36864*B + (double)16384*B + (double)147456*B), k521_matmul(A + 656688 + 1794048*B, A + 656688 + 1830912*B, A + 656688 + 884736*B, B)); /* %566 matmul [B,64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(357, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k522_matmul(A + 656688 + 884736*B, (real *)P + 46944, A + 656688 + 1830912*B, B)); /* %567 matmul [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(358, (double)36864*B, sizeof(real)*((double)36864 + (double)36864*B), k523_sum(A + 536576, A + 656688 + 1794048*B, B)); /* %568 reduce [1,64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(359, 0, sizeof(real)*((double)16384*B + (double)147456*B), k526_col2im(A + 656688 + 1994752*B, A + 656688 + 884736*B, B)); /* %571 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(360, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k186_add(A + 656688 + 1794048*B, A + 656688 + 1978368*B, A + 656688 + 1994752*B, B)); /* %572 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(361, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k482_step(A + 656688 + 1978368*B, A + 656688 + 2342912*B, B)); /* %573 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(362, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1994752*B, A + 656688 + 1794048*B, A + 656688 + 1978368*B, B)); /* %574 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(363, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k484_sum(A + 573440, A + 656688 + 1994752*B, B)); /* %575 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(364, (double)16384, sizeof(real)*((double)1024 + (double)16384), k486_sum(A + 589824, A + 573440)); /* %577 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(365, (double)1024, sizeof(real)*((double)64 + (double)1024), k487_sum(A + 656128, A + 589824)); /* %578 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(366, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k131_mul(A + 656688 + 1978368*B, A + 656688 + 1994752*B, (real *)P + 46816, B)); /* %580 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(367, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1794048*B, A + 656688 + 1994752*B, A + 656688 + 2326528*B, B)); /* %581 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(368, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k484_sum(A + 573440, A + 656688 + 1794048*B, B)); /* %582 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(369, (double)16384, sizeof(real)*((double)1024 + (double)16384), k486_sum(A + 589824, A + 573440)); /* %584 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(370, (double)1024, sizeof(real)*((double)64 + (double)1024), k487_sum(A + 656192, A + 589824)); /* %585 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(371, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k128_mul(A + 656688 + 1994752*B, A + 656688 + 1978368*B, A + 656688 + 2531520*B, B)); /* %588 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(372, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1794048*B, A + 656688 + 1978368*B, A + 656688 + 2310144*B, B)); /* %589 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(373, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 2011136*B, A + 656688 + 1794048*B, B)); /* %590 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(374, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2011152*B, A + 656688 + 2531520*B, B)); /* %591 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(375, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2531520*B, A + 656688 + 2011152*B, B)); /* %592 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(376, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2011152*B, A + 656688 + 2011168*B, B)); /* %593 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(377, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2011136*B, A + 656688 + 2011152*B, B)); /* %594 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(378, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 2011136*B, A + 656688 + 2011168*B, B)); /* %595 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(379, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k505_id(A + 656688 + 1978368*B, A + 656688 + 2011136*B, B)); /* %596 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(380, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k506_scale(A + 656688 + 1794048*B, A + 656688 + 2310144*B, B)); /* %597 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(381, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k483_mul(A + 656688 + 1810432*B, A + 656688 + 1978368*B, A + 656688 + 1794048*B, B)); /* %598 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(382, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k186_add(A + 656688 + 1794048*B, A + 656688 + 1994752*B, A + 656688 + 1810432*B, B)); /* %599 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(383, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k509_neg(A + 656688 + 1978368*B, A + 656688 + 1794048*B, B)); /* %600 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(384, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 656688 + 2514944*B, A + 656688 + 1978368*B, B)); /* %601 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(385, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 656688 + 2514960*B, A + 656688 + 2514944*B, B)); /* %602 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(386, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k505_id(A + 656688 + 1978368*B, A + 656688 + 2514960*B, B)); /* %603 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(387, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k186_add(A + 656688 + 1996800*B, A + 656688 + 1794048*B, A + 656688 + 1978368*B, B)); /* %604 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(388, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k484_sum(A + 573440, A + 656688 + 1996800*B, B)); /* %606 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(389, (double)16384, sizeof(real)*((double)1024 + (double)16384), k486_sum(A + 589824, A + 573440)); /* %608 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(390, (double)1024, sizeof(real)*((double)64 + (double)1024), k487_sum(A + 656256, A + 589824)); /* %609 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(391, (double)9437184*B, sizeof(real)*((double)18432*B + (double)16384*B + (double)73728*B), k612_matmul(A + 656688 + 1978368*B, A + 656688 + 1996800*B, A + 656688 + 1720320*B, B)); /* %612 matmul [B,64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(392, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k613_matmul(A + 656688 + 884736*B, (real *)P + 28320, A + 656688 + 1996800*B, B)); /* %613 matmul [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(393, (double)18432*B, sizeof(real)*((double)18432 + (double)18432*B), k614_sum(A + 573440, A + 656688 + 1978368*B, B)); /* %614 reduce [1,64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(394, 0, sizeof(real)*((double)32768*B + (double)73728*B), k617_col2im(A + 656688 + 1978368*B, A + 656688 + 884736*B, B)); /* %617 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(395, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k618_step(A + 656688 + 1720320*B, A + 656688 + 2277376*B, B)); /* %618 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(396, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1753088*B, A + 656688 + 1978368*B, A + 656688 + 1720320*B, B)); /* %619 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(397, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k620_sum(A + 294912, A + 656688 + 1753088*B, B)); /* %620 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(398, (double)32768, sizeof(real)*((double)1024 + (double)32768), k622_sum(A + 327680, A + 294912)); /* %622 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(399, (double)1024, sizeof(real)*((double)32 + (double)1024), k623_sum(A + 656320, A + 327680)); /* %623 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(400, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k52_mul(A + 656688 + 1720320*B, A + 656688 + 1753088*B, (real *)P + 28256, B)); /* %625 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(401, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1978368*B, A + 656688 + 1753088*B, A + 656688 + 2244608*B, B)); /* %626 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(402, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k620_sum(A + 294912, A + 656688 + 1978368*B, B)); /* %627 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(403, (double)32768, sizeof(real)*((double)1024 + (double)32768), k622_sum(A + 327680, A + 294912)); /* %629 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(404, (double)1024, sizeof(real)*((double)32 + (double)1024), k623_sum(A + 656352, A + 327680)); /* %630 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(405, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k49_mul(A + 656688 + 1978368*B, A + 656688 + 1720320*B, A + 656688 + 2531504*B, B)); /* %633 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(406, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 2211840*B, B)); /* %634 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(407, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1785856*B, B)); /* %635 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(408, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2011152*B, A + 656688 + 2531504*B, B)); /* %636 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(409, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2531504*B, A + 656688 + 2011152*B, B)); /* %637 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(410, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2011152*B, A + 656688 + 2011168*B, B)); /* %638 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(411, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2011136*B, A + 656688 + 2011152*B, B)); /* %639 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(412, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011136*B, A + 656688 + 2011168*B, B)); /* %640 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(413, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k641_id(A + 656688 + 1720320*B, A + 656688 + 2011136*B, B)); /* %641 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(414, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k642_scale(A + 656688 + 1785856*B, A + 656688 + 2211840*B, B)); /* %642 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(415, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1818624*B, A + 656688 + 1720320*B, A + 656688 + 1785856*B, B)); /* %643 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(416, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k107_add(A + 656688 + 1720320*B, A + 656688 + 1978368*B, A + 656688 + 1818624*B, B)); /* %644 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(417, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k645_neg(A + 656688 + 1978368*B, A + 656688 + 1720320*B, B)); /* %645 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(418, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1978368*B, B)); /* %646 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(419, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %647 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(420, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k641_id(A + 656688 + 1978368*B, A + 656688 + 2011152*B, B)); /* %648 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(421, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k107_add(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 1978368*B, B)); /* %649 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(422, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k620_sum(A + 294912, A + 656688 + 1785856*B, B)); /* %651 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(423, (double)32768, sizeof(real)*((double)1024 + (double)32768), k622_sum(A + 327680, A + 294912)); /* %653 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(424, (double)1024, sizeof(real)*((double)32 + (double)1024), k623_sum(A + 656384, A + 327680)); /* %654 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(425, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k657_matmul(A + 656688 + 1720320*B, A + 656688 + 1785856*B, A + 656688 + 589824*B, B)); /* %657 matmul [B,32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(426, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k658_matmul(A + 656688 + 589824*B, (real *)P + 19008, A + 656688 + 1785856*B, B)); /* %658 matmul [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(427, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k659_sum(A + 624640, A + 656688 + 1720320*B, B)); /* %659 reduce [1,32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(428, 0, sizeof(real)*((double)32768*B + (double)294912*B), k662_col2im(A + 656688 + 1720320*B, A + 656688 + 589824*B, B)); /* %662 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(429, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k618_step(A + 656688 + 1978368*B, A + 656688 + 2179072*B, B)); /* %663 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(430, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 1978368*B, B)); /* %664 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(431, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k620_sum(A + 294912, A + 656688 + 1785856*B, B)); /* %665 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(432, (double)32768, sizeof(real)*((double)1024 + (double)32768), k622_sum(A + 327680, A + 294912)); /* %667 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(433, (double)1024, sizeof(real)*((double)32 + (double)1024), k623_sum(A + 656416, A + 327680)); /* %668 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(434, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k52_mul(A + 656688 + 1720320*B, A + 656688 + 1785856*B, (real *)P + 18944, B)); /* %670 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(435, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1978368*B, A + 656688 + 1785856*B, A + 656688 + 2146304*B, B)); /* %671 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(436, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k620_sum(A + 294912, A + 656688 + 1978368*B, B)); /* %672 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(437, (double)32768, sizeof(real)*((double)1024 + (double)32768), k622_sum(A + 327680, A + 294912)); /* %674 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(438, (double)1024, sizeof(real)*((double)32 + (double)1024), k623_sum(A + 656448, A + 327680)); /* %675 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(439, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k49_mul(A + 656688 + 1978368*B, A + 656688 + 1720320*B, A + 656688 + 2531488*B, B)); /* %678 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(440, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 2113536*B, B)); /* %679 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(441, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1785856*B, B)); /* %680 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(442, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2011152*B, A + 656688 + 2531488*B, B)); /* %681 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(443, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2531488*B, A + 656688 + 2011152*B, B)); /* %682 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(444, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2011152*B, A + 656688 + 2011168*B, B)); /* %683 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(445, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2011136*B, A + 656688 + 2011152*B, B)); /* %684 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(446, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011136*B, A + 656688 + 2011168*B, B)); /* %685 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(447, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k641_id(A + 656688 + 1720320*B, A + 656688 + 2011136*B, B)); /* %686 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(448, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k642_scale(A + 656688 + 1785856*B, A + 656688 + 2113536*B, B)); /* %687 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(449, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1818624*B, A + 656688 + 1720320*B, A + 656688 + 1785856*B, B)); /* %688 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(450, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k107_add(A + 656688 + 1720320*B, A + 656688 + 1978368*B, A + 656688 + 1818624*B, B)); /* %689 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(451, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k645_neg(A + 656688 + 1978368*B, A + 656688 + 1720320*B, B)); /* %690 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(452, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1978368*B, B)); /* %691 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(453, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011152*B, A + 656688 + 2011136*B, B)); /* %692 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(454, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k641_id(A + 656688 + 1978368*B, A + 656688 + 2011152*B, B)); /* %693 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(455, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k107_add(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 1978368*B, B)); /* %694 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(456, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k620_sum(A + 294912, A + 656688 + 1785856*B, B)); /* %696 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(457, (double)32768, sizeof(real)*((double)1024 + (double)32768), k622_sum(A + 327680, A + 294912)); /* %698 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(458, (double)1024, sizeof(real)*((double)32 + (double)1024), k623_sum(A + 656480, A + 327680)); /* %699 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(459, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k657_matmul(A + 656688 + 1720320*B, A + 656688 + 1785856*B, A + 656688 + 294912*B, B)); /* %702 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(460, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k658_matmul(A + 656688 + 294912*B, (real *)P + 9696, A + 656688 + 1785856*B, B)); /* %703 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(461, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k659_sum(A + 633856, A + 656688 + 1720320*B, B)); /* %704 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(462, 0, sizeof(real)*((double)32768*B + (double)294912*B), k662_col2im(A + 656688 + 1720320*B, A + 656688 + 294912*B, B)); /* %707 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(463, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k107_add(A + 656688 + 1978368*B, A + 656688 + 1753088*B, A + 656688 + 1720320*B, B)); /* %708 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(464, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k618_step(A + 656688 + 1720320*B, A + 656688 + 2080768*B, B)); /* %709 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(465, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1753088*B, A + 656688 + 1978368*B, A + 656688 + 1720320*B, B)); /* %710 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(466, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k620_sum(A + 294912, A + 656688 + 1753088*B, B)); /* %711 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(467, (double)32768, sizeof(real)*((double)1024 + (double)32768), k622_sum(A + 327680, A + 294912)); /* %713 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(468, (double)1024, sizeof(real)*((double)32 + (double)1024), k623_sum(A + 656512, A + 327680)); /* %714 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(469, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k52_mul(A + 656688 + 1720320*B, A + 656688 + 1753088*B, (real *)P + 9632, B)); /* %716 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(470, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1978368*B, A + 656688 + 1753088*B, A + 656688 + 2048000*B, B)); /* %717 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(471, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k620_sum(A + 294912, A + 656688 + 1978368*B, B)); /* %718 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(472, (double)32768, sizeof(real)*((double)1024 + (double)32768), k622_sum(A + 327680, A + 294912)); /* %720 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(473, (double)1024, sizeof(real)*((double)32 + (double)1024), k623_sum(A + 656544, A + 327680)); /* %721 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(474, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k49_mul(A + 656688 + 1978368*B, A + 656688 + 1720320*B, A + 656688 + 2531472*B, B)); /* %724 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(475, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1753088*B, A + 656688 + 1720320*B, A + 656688 + 2015232*B, B)); /* %725 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(476, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2011136*B, A + 656688 + 1753088*B, B)); /* %726 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(477, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2011152*B, A + 656688 + 2531472*B, B)); /* %727 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(478, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2531472*B, A + 656688 + 2011152*B, B)); /* %728 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(479, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2011152*B, A + 656688 + 2011168*B, B)); /* %729 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(480, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2011168*B, A + 656688 + 2011136*B, A + 656688 + 2011152*B, B)); /* %730 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(481, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2011136*B, A + 656688 + 2011168*B, B)); /* %731 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(482, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k641_id(A + 656688 + 1720320*B, A + 656688 + 2011136*B, B)); /* %732 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(483, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k642_scale(A + 656688 + 1753088*B, A + 656688 + 2015232*B, B)); /* %733 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(484, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k619_mul(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 1753088*B, B)); /* %734 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(485, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k107_add(A + 656688 + 1720320*B, A + 656688 + 1978368*B, A + 656688 + 1785856*B, B)); /* %735 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(486, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k645_neg(A + 656688 + 1753088*B, A + 656688 + 1720320*B, B)); /* %736 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(487, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 656688 + 2514944*B, A + 656688 + 1753088*B, B)); /* %737 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(488, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 656688 + 2514960*B, A + 656688 + 2514944*B, B)); /* %738 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(489, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k641_id(A + 656688 + 1753088*B, A + 656688 + 2514960*B, B)); /* %739 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(490, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k107_add(A + 656688 + 1785856*B, A + 656688 + 1720320*B, A + 656688 + 1753088*B, B)); /* %740 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(491, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k620_sum(A + 294912, A + 656688 + 1785856*B, B)); /* %742 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(492, (double)32768, sizeof(real)*((double)1024 + (double)32768), k622_sum(A + 327680, A + 294912)); /* %744 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(493, (double)1024, sizeof(real)*((double)32 + (double)1024), k623_sum(A + 656576, A + 327680)); /* %745 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(494, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k657_matmul(A + 656688 + 1720320*B, A + 656688 + 1785856*B, A + 656688, B)); /* %748 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(495, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k658_matmul(A + 656688, (real *)P + 384, A + 656688 + 1785856*B, B)); /* %749 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(496, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k659_sum(A + 643072, A + 656688 + 1720320*B, B)); /* %750 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(497, 0, sizeof(real)*((double)131072*B + (double)294912*B), k753_col2im(A + 656688 + 294912*B, A + 656688, B)); /* %753 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(498, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k754_step(A + 656688, A + 656688 + 1589248*B, B)); /* %754 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(499, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k755_mul(A + 656688 + 131072*B, A + 656688 + 294912*B, A + 656688, B)); /* %755 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(500, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k756_sum(A + 294912, A + 656688 + 131072*B, B)); /* %756 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(501, (double)131072, sizeof(real)*((double)2048 + (double)131072), k758_sum(A + 652288, A + 294912)); /* %758 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(502, (double)2048, sizeof(real)*((double)32 + (double)2048), k759_sum(A + 656608, A + 652288)); /* %759 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(503, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k26_mul(A + 656688, A + 656688 + 131072*B, (real *)P + 320, B)); /* %761 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(504, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k755_mul(A + 656688 + 262144*B, A + 656688 + 131072*B, A + 656688 + 1458176*B, B)); /* %762 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(505, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k756_sum(A + 294912, A + 656688 + 262144*B, B)); /* %763 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(506, (double)131072, sizeof(real)*((double)2048 + (double)131072), k758_sum(A + 652288, A + 294912)); /* %765 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(507, (double)2048, sizeof(real)*((double)32 + (double)2048), k759_sum(A + 656640, A + 652288)); /* %766 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(508, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k23_mul(A + 656688 + 131072*B, A + 656688, A + 656688 + 2531456*B, B)); /* %769 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(509, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k755_mul(A + 656688 + 262144*B, A + 656688, A + 656688 + 1327104*B, B)); /* %770 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(510, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k15_sum(A + 656688 + 2514944*B, A + 656688 + 262144*B, B)); /* %771 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(511, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k364_square(A + 656688 + 2514960*B, A + 656688 + 2531456*B, B)); /* %772 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(512, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2514976*B, A + 656688 + 2531456*B, A + 656688 + 2514960*B, B)); /* %773 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(513, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k366_scale(A + 656688 + 2514960*B, A + 656688 + 2514976*B, B)); /* %774 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(514, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k365_mul(A + 656688 + 2514976*B, A + 656688 + 2514944*B, A + 656688 + 2514960*B, B)); /* %775 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(515, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k16_scale(A + 656688 + 2514944*B, A + 656688 + 2514976*B, B)); /* %776 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(516, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k777_id(A + 656688, A + 656688 + 2514944*B, B)); /* %777 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(517, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k778_scale(A + 656688 + 262144*B, A + 656688 + 1327104*B, B)); /* %778 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(518, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k755_mul(A + 656688 + 393216*B, A + 656688, A + 656688 + 262144*B, B)); /* %779 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(519, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k780_add(A + 656688, A + 656688 + 131072*B, A + 656688 + 393216*B, B)); /* %780 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(520, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k781_neg(A + 656688 + 131072*B, A + 656688, B)); /* %781 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(521, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k15_sum(A + 656688 + 2514944*B, A + 656688 + 131072*B, B)); /* %782 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(522, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k16_scale(A + 656688 + 2514960*B, A + 656688 + 2514944*B, B)); /* %783 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(523, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k777_id(A + 656688 + 131072*B, A + 656688 + 2514960*B, B)); /* %784 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(524, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k780_add(A + 656688 + 262144*B, A + 656688, A + 656688 + 131072*B, B)); /* %785 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(525, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k756_sum(A + 294912, A + 656688 + 262144*B, B)); /* %787 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(526, (double)131072, sizeof(real)*((double)2048 + (double)131072), k758_sum(A + 652288, A + 294912)); /* %789 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(527, (double)2048, sizeof(real)*((double)32 + (double)2048), k759_sum(A + 295200, A + 652288)); /* %790 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(528, (double)2359296*B, sizeof(real)*((double)288*B + (double)131072*B + (double)36864*B), k793_matmul(A + 656688, A + 656688 + 262144*B, A + 656688 + 1941504*B, B)); /* %793 matmul [B,32,9]  graphs/lib/image_encoder.lua:6 */
-    CALL(529, (double)288*B, sizeof(real)*((double)288 + (double)288*B), k795_sum(A + 294912, A + 656688, B)); /* %795 reduce [1,32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(114, 0, sizeof(real)*((double)1), k336_fill(A + 0)); /* %336 fill []  graphs/lib/model.lua:147 */
+    CALL(115, (double)B, sizeof(real)*((double)B + (double)1), k338_id(A + 656688 + 2416768*B, A + 0, B)); /* %338 map:id [B,1,1]  graphs/lib/model.lua:147 */
+    CALL(116, (double)64*B, sizeof(real)*((double)64*B + (double)B), k339_id(A + 656688 + 2408576*B, A + 656688 + 2416768*B, B)); /* %339 map:id [B,64,1]  graphs/lib/model.lua:147 */
+    CALL(117, (double)16384*B, sizeof(real)*((double)8192*B + (double)64*B + (double)8192*B), k341_fused_mul_id(A + 656688 + 2334720*B, A + 656688 + 2408576*B, (real *)inputs[2], B)); /* %341 fused:mul_id [B,64,128]  graphs/lib/model.lua:147 */
+    CALL(118, (double)B, sizeof(real)*((double)B + (double)1), k338_id(A + 656688 + 2416768*B, A + 0, B)); /* %344 map:id [B,1]  graphs/lib/model.lua:147 */
+    CALL(119, (double)256*B, sizeof(real)*((double)128*B + (double)B + (double)128*B), k346_fused_mul_id(A + 656688 + 2408576*B, A + 656688 + 2416768*B, (real *)inputs[1], B)); /* %346 fused:mul_id [B,128]  graphs/lib/model.lua:147 */
+    CALL(120, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k348_sum(A + 654336, A + 656688 + 2408576*B, B)); /* %348 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(121, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k350_matmul(A + 656688 + 2408704*B, A + 656688 + 2408576*B, (real *)P + 507360, B)); /* %350 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(122, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k351_matmul(A + 591872, A + 656688 + 2408576*B, A + 656688 + 2408448*B, B)); /* %351 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(123, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k297_scale(A + 656688 + 2416768*B, A + 656688 + 2408704*B, B)); /* %352 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(124, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 0, A + 656688 + 2334720*B, B)); /* %355 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(125, (double)8192, sizeof(real)*((double)128 + (double)8192), k357_sum(A + 654464, A + 0)); /* %357 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(126, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k360_matmul(A + 656688 + 2408448*B, A + 656688 + 2334720*B, (real *)P + 490848, B)); /* %360 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(127, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k361_matmul(A + 608256, A + 656688 + 2334720*B, A + 656688 + 2392064*B, B)); /* %361 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(128, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), k363_fused_add_id(A + 656688 + 2334720*B, A + 656688 + 2416768*B, A + 656688 + 2408448*B, B)); /* %363 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(129, 0, sizeof(real)*((double)8192*B + (double)8192*B), k364_permute(A + 656688 + 2392064*B, A + 656688 + 2334720*B, B)); /* %364 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(130, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k367_fused_mul_step(A + 656688 + 2334720*B, A + 656688 + 2392064*B, A + 656688 + 2383872*B, B)); /* %367 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(131, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 0, A + 656688 + 2334720*B, B)); /* %368 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(132, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 8192, A + 0)); /* %370 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(133, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 654592, A + 8192)); /* %371 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(134, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k373_mul(A + 656688 + 2383872*B, A + 656688 + 2334720*B, (real *)P + 490592, B)); /* %373 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(135, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k374_mul(A + 656688 + 2392064*B, A + 656688 + 2334720*B, A + 656688 + 2367488*B, B)); /* %374 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(136, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 0, A + 656688 + 2392064*B, B)); /* %375 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(137, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 8192, A + 0)); /* %377 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(138, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 654720, A + 8192)); /* %378 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(139, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k388_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2383872*B, A + 656688 + 2375680*B, A + 656688 + 2417040*B, B)); /* %388 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(140, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k392_fused_add_mul_mul_id(A + 656688 + 2367488*B, A + 656688 + 2383872*B, A + 656688 + 2417040*B, A + 656688 + 2416768*B, A + 656688 + 2375680*B, B)); /* %392 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(141, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k395_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 2367488*B, B)); /* %395 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(142, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k397_fused_add_id(A + 656688 + 2375680*B, A + 656688 + 2367488*B, A + 656688 + 2416768*B, B)); /* %397 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(143, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 0, A + 656688 + 2375680*B, B)); /* %399 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(144, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 8192, A + 0)); /* %401 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(145, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 654848, A + 8192)); /* %402 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(146, 0, sizeof(real)*((double)8192*B + (double)8192*B), k405_permute(A + 656688 + 2367488*B, A + 656688 + 2375680*B, B)); /* %405 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(147, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k407_matmul(A + 0, A + 656688 + 2367488*B, A + 656688 + 1720320*B, B)); /* %407 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(148, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k408_matmul(A + 656688 + 1720320*B, (real *)P + 343008, A + 656688 + 2367488*B, B)); /* %408 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(149, 0, sizeof(real)*((double)8192*B + (double)73728*B), k410_col2im(A + 656688 + 2367488*B, A + 656688 + 1720320*B, B)); /* %410 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(150, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k367_fused_mul_step(A + 656688 + 2375680*B, A + 656688 + 2367488*B, A + 656688 + 2359296*B, B)); /* %412 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(151, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 147456, A + 656688 + 2375680*B, B)); /* %413 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(152, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 155648, A + 147456)); /* %415 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(153, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 654976, A + 155648)); /* %416 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(154, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k373_mul(A + 656688 + 2359296*B, A + 656688 + 2375680*B, (real *)P + 342752, B)); /* %418 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(155, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k374_mul(A + 656688 + 2367488*B, A + 656688 + 2375680*B, A + 656688 + 2351104*B, B)); /* %419 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(156, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 147456, A + 656688 + 2367488*B, B)); /* %420 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(157, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 155648, A + 147456)); /* %422 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(158, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655104, A + 155648)); /* %423 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(159, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k388_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2359296*B, A + 656688 + 2342912*B, A + 656688 + 2417024*B, B)); /* %433 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(160, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k392_fused_add_mul_mul_id(A + 656688 + 2351104*B, A + 656688 + 2359296*B, A + 656688 + 2417024*B, A + 656688 + 2416768*B, A + 656688 + 2342912*B, B)); /* %437 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(161, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k395_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 2351104*B, B)); /* %440 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(162, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k397_fused_add_id(A + 656688 + 2342912*B, A + 656688 + 2351104*B, A + 656688 + 2416768*B, B)); /* %442 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(163, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 147456, A + 656688 + 2342912*B, B)); /* %444 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(164, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 155648, A + 147456)); /* %446 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(165, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655232, A + 155648)); /* %447 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(166, 0, sizeof(real)*((double)8192*B + (double)8192*B), k405_permute(A + 656688 + 2351104*B, A + 656688 + 2342912*B, B)); /* %450 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(167, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k407_matmul(A + 147456, A + 656688 + 2351104*B, A + 656688 + 1646592*B, B)); /* %452 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(168, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k408_matmul(A + 656688 + 1646592*B, (real *)P + 195168, A + 656688 + 2351104*B, B)); /* %453 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(169, 0, sizeof(real)*((double)8192*B + (double)73728*B), k410_col2im(A + 656688 + 2342912*B, A + 656688 + 1646592*B, B)); /* %455 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(170, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k458_fused_mul_add_step(A + 656688 + 2351104*B, A + 656688 + 2334720*B, A + 656688 + 2342912*B, A + 656688 + 2326528*B, B)); /* %458 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(171, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 294912, A + 656688 + 2351104*B, B)); /* %459 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(172, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 303104, A + 294912)); /* %461 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(173, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655360, A + 303104)); /* %462 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(174, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k373_mul(A + 656688 + 2326528*B, A + 656688 + 2351104*B, (real *)P + 194912, B)); /* %464 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(175, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k374_mul(A + 656688 + 2334720*B, A + 656688 + 2351104*B, A + 656688 + 2318336*B, B)); /* %465 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(176, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 294912, A + 656688 + 2334720*B, B)); /* %466 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(177, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 303104, A + 294912)); /* %468 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(178, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655488, A + 303104)); /* %469 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(179, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k388_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 2326528*B, A + 656688 + 2310144*B, A + 656688 + 2417008*B, B)); /* %479 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(180, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k392_fused_add_mul_mul_id(A + 656688 + 2318336*B, A + 656688 + 2326528*B, A + 656688 + 2417008*B, A + 656688 + 2416768*B, A + 656688 + 2310144*B, B)); /* %483 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(181, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k395_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 2318336*B, B)); /* %486 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(182, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k397_fused_add_id(A + 656688 + 2310144*B, A + 656688 + 2318336*B, A + 656688 + 2416768*B, B)); /* %488 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(183, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k355_sum(A + 294912, A + 656688 + 2310144*B, B)); /* %490 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(184, (double)8192, sizeof(real)*((double)1024 + (double)8192), k370_sum(A + 303104, A + 294912)); /* %492 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(185, (double)1024, sizeof(real)*((double)128 + (double)1024), k371_sum(A + 655616, A + 303104)); /* %493 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(186, 0, sizeof(real)*((double)8192*B + (double)8192*B), k405_permute(A + 656688 + 2318336*B, A + 656688 + 2310144*B, B)); /* %496 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(187, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k498_matmul(A + 425984, A + 656688 + 2318336*B, A + 656688 + 1830912*B, B)); /* %498 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(188, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k499_matmul(A + 656688 + 1646592*B, (real *)P + 121056, A + 656688 + 2318336*B, B)); /* %499 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(189, 0, sizeof(real)*((double)16384*B + (double)36864*B), k501_col2im(A + 656688 + 1830912*B, A + 656688 + 1646592*B, B)); /* %501 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(190, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k503_fused_mul_step(A + 656688 + 1847296*B, A + 656688 + 1830912*B, A + 656688 + 2293760*B, B)); /* %503 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(191, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 499712, A + 656688 + 1847296*B, B)); /* %504 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(192, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 516096, A + 499712)); /* %506 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(193, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 655744, A + 516096)); /* %507 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(194, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k509_mul(A + 656688 + 1830912*B, A + 656688 + 1847296*B, (real *)P + 120928, B)); /* %509 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(195, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k510_mul(A + 656688 + 1646592*B, A + 656688 + 1847296*B, A + 656688 + 2277376*B, B)); /* %510 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(196, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 499712, A + 656688 + 1646592*B, B)); /* %511 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(197, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 516096, A + 499712)); /* %513 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(198, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 655808, A + 516096)); /* %514 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(199, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k524_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2260992*B, A + 656688 + 2416992*B, B)); /* %524 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(200, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k528_fused_add_mul_mul_id(A + 656688 + 1646592*B, A + 656688 + 1830912*B, A + 656688 + 2416992*B, A + 656688 + 2416768*B, A + 656688 + 2260992*B, B)); /* %528 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(201, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k531_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1646592*B, B)); /* %531 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(202, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k533_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1646592*B, A + 656688 + 2416768*B, B)); /* %533 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(203, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 499712, A + 656688 + 1830912*B, B)); /* %535 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(204, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 516096, A + 499712)); /* %537 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(205, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 655872, A + 516096)); /* %538 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(206, 0, sizeof(real)*((double)16384*B + (double)16384*B), k541_permute(A + 656688 + 1646592*B, A + 656688 + 1830912*B, B)); /* %541 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(207, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k543_matmul(A + 499712, A + 656688 + 1646592*B, A + 656688 + 1032192*B, B)); /* %543 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(208, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k544_matmul(A + 656688 + 1032192*B, (real *)P + 84000, A + 656688 + 1646592*B, B)); /* %544 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(209, 0, sizeof(real)*((double)16384*B + (double)147456*B), k546_col2im(A + 656688 + 1830912*B, A + 656688 + 1032192*B, B)); /* %546 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(210, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k503_fused_mul_step(A + 656688 + 1032192*B, A + 656688 + 1830912*B, A + 656688 + 2244608*B, B)); /* %548 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(211, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 536576, A + 656688 + 1032192*B, B)); /* %549 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(212, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 552960, A + 536576)); /* %551 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(213, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 655936, A + 552960)); /* %552 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(214, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k509_mul(A + 656688 + 1830912*B, A + 656688 + 1032192*B, (real *)P + 83872, B)); /* %554 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(215, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k510_mul(A + 656688 + 1048576*B, A + 656688 + 1032192*B, A + 656688 + 2228224*B, B)); /* %555 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(216, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 536576, A + 656688 + 1048576*B, B)); /* %556 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(217, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 552960, A + 536576)); /* %558 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(218, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656000, A + 552960)); /* %559 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(219, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k524_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2211840*B, A + 656688 + 2416976*B, B)); /* %569 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(220, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k528_fused_add_mul_mul_id(A + 656688 + 1032192*B, A + 656688 + 1830912*B, A + 656688 + 2416976*B, A + 656688 + 2416768*B, A + 656688 + 2211840*B, B)); /* %573 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(221, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k531_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1032192*B, B)); /* %576 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(222, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k533_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1032192*B, A + 656688 + 2416768*B, B)); /* %578 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(223, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 536576, A + 656688 + 1830912*B, B)); /* %580 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(224, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 552960, A + 536576)); /* %582 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(225, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656064, A + 552960)); /* %583 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(226, 0, sizeof(real)*((double)16384*B + (double)16384*B), k541_permute(A + 656688 + 1032192*B, A + 656688 + 1830912*B, B)); /* %586 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(227, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k543_matmul(A + 536576, A + 656688 + 1032192*B, A + 656688 + 884736*B, B)); /* %588 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(228, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k544_matmul(A + 656688 + 884736*B, (real *)P + 46944, A + 656688 + 1032192*B, B)); /* %589 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(229, 0, sizeof(real)*((double)16384*B + (double)147456*B), k546_col2im(A + 656688 + 1830912*B, A + 656688 + 884736*B, B)); /* %591 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(230, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k594_fused_mul_add_step(A + 656688 + 1646592*B, A + 656688 + 1847296*B, A + 656688 + 1830912*B, A + 656688 + 2195456*B, B)); /* %594 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(231, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 573440, A + 656688 + 1646592*B, B)); /* %595 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(232, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 589824, A + 573440)); /* %597 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(233, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656128, A + 589824)); /* %598 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(234, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k509_mul(A + 656688 + 1830912*B, A + 656688 + 1646592*B, (real *)P + 46816, B)); /* %600 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(235, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k510_mul(A + 656688 + 1847296*B, A + 656688 + 1646592*B, A + 656688 + 2179072*B, B)); /* %601 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(236, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 573440, A + 656688 + 1847296*B, B)); /* %602 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(237, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 589824, A + 573440)); /* %604 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(238, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656192, A + 589824)); /* %605 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(239, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k524_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2162688*B, A + 656688 + 2416960*B, B)); /* %615 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(240, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k528_fused_add_mul_mul_id(A + 656688 + 1847296*B, A + 656688 + 1830912*B, A + 656688 + 2416960*B, A + 656688 + 2416768*B, A + 656688 + 2162688*B, B)); /* %619 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(241, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k531_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1847296*B, B)); /* %622 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(242, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k533_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1847296*B, A + 656688 + 2416768*B, B)); /* %624 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(243, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k504_sum(A + 573440, A + 656688 + 1830912*B, B)); /* %626 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(244, (double)16384, sizeof(real)*((double)1024 + (double)16384), k506_sum(A + 589824, A + 573440)); /* %628 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(245, (double)1024, sizeof(real)*((double)64 + (double)1024), k507_sum(A + 656256, A + 589824)); /* %629 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(246, 0, sizeof(real)*((double)16384*B + (double)16384*B), k541_permute(A + 656688 + 1847296*B, A + 656688 + 1830912*B, B)); /* %632 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(247, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k634_matmul(A + 573440, A + 656688 + 1847296*B, A + 656688 + 1572864*B, B)); /* %634 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(248, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k635_matmul(A + 656688 + 884736*B, (real *)P + 28320, A + 656688 + 1847296*B, B)); /* %635 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(249, 0, sizeof(real)*((double)32768*B + (double)73728*B), k637_col2im(A + 656688 + 1830912*B, A + 656688 + 884736*B, B)); /* %637 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(250, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k639_fused_mul_step(A + 656688 + 1572864*B, A + 656688 + 1830912*B, A + 656688 + 2129920*B, B)); /* %639 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(251, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1572864*B, B)); /* %640 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(252, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %642 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(253, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656320, A + 327680)); /* %643 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(254, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k645_mul(A + 656688 + 1830912*B, A + 656688 + 1572864*B, (real *)P + 28256, B)); /* %645 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(255, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k646_mul(A + 656688 + 1605632*B, A + 656688 + 1572864*B, A + 656688 + 2097152*B, B)); /* %646 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(256, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1605632*B, B)); /* %647 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(257, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %649 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(258, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656352, A + 327680)); /* %650 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(259, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k660_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 2064384*B, A + 656688 + 2416944*B, B)); /* %660 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(260, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k664_fused_add_mul_mul_id(A + 656688 + 1605632*B, A + 656688 + 1830912*B, A + 656688 + 2416944*B, A + 656688 + 2416768*B, A + 656688 + 2064384*B, B)); /* %664 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(261, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k667_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1605632*B, B)); /* %667 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(262, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k669_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1605632*B, A + 656688 + 2416768*B, B)); /* %669 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(263, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1830912*B, B)); /* %671 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(264, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %673 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(265, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656384, A + 327680)); /* %674 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(266, 0, sizeof(real)*((double)32768*B + (double)32768*B), k677_permute(A + 656688 + 1605632*B, A + 656688 + 1830912*B, B)); /* %677 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(267, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k679_matmul(A + 624640, A + 656688 + 1605632*B, A + 656688 + 589824*B, B)); /* %679 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(268, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k680_matmul(A + 656688 + 589824*B, (real *)P + 19008, A + 656688 + 1605632*B, B)); /* %680 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(269, 0, sizeof(real)*((double)32768*B + (double)294912*B), k682_col2im(A + 656688 + 1830912*B, A + 656688 + 589824*B, B)); /* %682 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(270, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k639_fused_mul_step(A + 656688 + 1605632*B, A + 656688 + 1830912*B, A + 656688 + 2031616*B, B)); /* %684 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(271, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1605632*B, B)); /* %685 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(272, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %687 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(273, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656416, A + 327680)); /* %688 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(274, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k645_mul(A + 656688 + 1830912*B, A + 656688 + 1605632*B, (real *)P + 18944, B)); /* %690 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(275, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k646_mul(A + 656688 + 1638400*B, A + 656688 + 1605632*B, A + 656688 + 1998848*B, B)); /* %691 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(276, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1638400*B, B)); /* %692 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(277, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %694 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(278, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656448, A + 327680)); /* %695 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(279, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k660_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1830912*B, A + 656688 + 1966080*B, A + 656688 + 2416928*B, B)); /* %705 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(280, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k664_fused_add_mul_mul_id(A + 656688 + 1605632*B, A + 656688 + 1830912*B, A + 656688 + 2416928*B, A + 656688 + 2416768*B, A + 656688 + 1966080*B, B)); /* %709 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(281, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k667_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1605632*B, B)); /* %712 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(282, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k669_fused_add_id(A + 656688 + 1830912*B, A + 656688 + 1605632*B, A + 656688 + 2416768*B, B)); /* %714 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(283, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1830912*B, B)); /* %716 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(284, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %718 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(285, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656480, A + 327680)); /* %719 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(286, 0, sizeof(real)*((double)32768*B + (double)32768*B), k677_permute(A + 656688 + 1605632*B, A + 656688 + 1830912*B, B)); /* %722 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(287, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k679_matmul(A + 633856, A + 656688 + 1605632*B, A + 656688 + 294912*B, B)); /* %724 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(288, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k680_matmul(A + 656688 + 294912*B, (real *)P + 9696, A + 656688 + 1605632*B, B)); /* %725 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(289, 0, sizeof(real)*((double)32768*B + (double)294912*B), k682_col2im(A + 656688 + 1830912*B, A + 656688 + 294912*B, B)); /* %727 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(290, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k730_fused_mul_add_step(A + 656688 + 1605632*B, A + 656688 + 1572864*B, A + 656688 + 1830912*B, A + 656688 + 1933312*B, B)); /* %730 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(291, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1605632*B, B)); /* %731 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(292, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %733 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(293, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656512, A + 327680)); /* %734 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(294, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k645_mul(A + 656688 + 1572864*B, A + 656688 + 1605632*B, (real *)P + 9632, B)); /* %736 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(295, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k646_mul(A + 656688 + 1830912*B, A + 656688 + 1605632*B, A + 656688 + 1900544*B, B)); /* %737 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(296, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1830912*B, B)); /* %738 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(297, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %740 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(298, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656544, A + 327680)); /* %741 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(299, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k660_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 1572864*B, A + 656688 + 1867776*B, A + 656688 + 2416912*B, B)); /* %751 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(300, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k664_fused_add_mul_mul_id(A + 656688 + 1830912*B, A + 656688 + 1572864*B, A + 656688 + 2416912*B, A + 656688 + 2416768*B, A + 656688 + 1867776*B, B)); /* %755 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(301, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k667_fused_scale_sum_neg(A + 656688 + 2416768*B, A + 656688 + 1830912*B, B)); /* %758 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(302, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k669_fused_add_id(A + 656688 + 1572864*B, A + 656688 + 1830912*B, A + 656688 + 2416768*B, B)); /* %760 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(303, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k640_sum(A + 294912, A + 656688 + 1572864*B, B)); /* %762 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(304, (double)32768, sizeof(real)*((double)1024 + (double)32768), k642_sum(A + 327680, A + 294912)); /* %764 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(305, (double)1024, sizeof(real)*((double)32 + (double)1024), k643_sum(A + 656576, A + 327680)); /* %765 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(306, 0, sizeof(real)*((double)32768*B + (double)32768*B), k677_permute(A + 656688 + 1605632*B, A + 656688 + 1572864*B, B)); /* %768 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(307, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k679_matmul(A + 643072, A + 656688 + 1605632*B, A + 656688, B)); /* %770 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(308, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k680_matmul(A + 656688, (real *)P + 384, A + 656688 + 1605632*B, B)); /* %771 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(309, 0, sizeof(real)*((double)131072*B + (double)294912*B), k773_col2im(A + 656688 + 294912*B, A + 656688, B)); /* %773 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(310, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k775_fused_mul_step(A + 656688, A + 656688 + 294912*B, A + 656688 + 1441792*B, B)); /* %775 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(311, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k776_sum(A + 294912, A + 656688, B)); /* %776 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(312, (double)131072, sizeof(real)*((double)2048 + (double)131072), k778_sum(A + 652288, A + 294912)); /* %778 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(313, (double)2048, sizeof(real)*((double)32 + (double)2048), k779_sum(A + 656608, A + 652288)); /* %779 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(314, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k781_mul(A + 656688 + 131072*B, A + 656688, (real *)P + 320, B)); /* %781 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(315, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k782_mul(A + 656688 + 262144*B, A + 656688, A + 656688 + 1310720*B, B)); /* %782 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(316, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k776_sum(A + 294912, A + 656688 + 262144*B, B)); /* %783 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(317, (double)131072, sizeof(real)*((double)2048 + (double)131072), k778_sum(A + 652288, A + 294912)); /* %785 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(318, (double)2048, sizeof(real)*((double)32 + (double)2048), k779_sum(A + 656640, A + 652288)); /* %786 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(319, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k796_fused_scale_mul_sum_mul(A + 656688 + 2416768*B, A + 656688 + 131072*B, A + 656688 + 1179648*B, A + 656688 + 2416896*B, B)); /* %796 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(320, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k800_fused_add_mul_mul_id(A + 656688, A + 656688 + 131072*B, A + 656688 + 2416896*B, A + 656688 + 2416768*B, A + 656688 + 1179648*B, B)); /* %800 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(321, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k803_fused_scale_sum_neg(A + 656688 + 2408448*B, A + 656688, B)); /* %803 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(322, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k805_fused_add_id(A + 656688 + 131072*B, A + 656688, A + 656688 + 2408448*B, B)); /* %805 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(323, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k776_sum(A + 294912, A + 656688 + 131072*B, B)); /* %807 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(324, (double)131072, sizeof(real)*((double)2048 + (double)131072), k778_sum(A + 652288, A + 294912)); /* %809 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(325, (double)2048, sizeof(real)*((double)32 + (double)2048), k779_sum(A + 295200, A + 652288)); /* %810 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(326, 0, sizeof(real)*((double)131072*B + (double)131072*B), k813_permute(A + 656688, A + 656688 + 131072*B, B)); /* %813 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(327, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k815_matmul(A + 294912, A + 656688, A + 656688 + 1794048*B, B)); /* %815 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 294912, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 295200, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 656640, sizeof(real)*32); /* d loss / d image.stem_gn.weight */
@@ -3016,8 +2503,8 @@ static const real *output(const void *arena, int k, const long *dims) {
     const real *A = arena;
     switch (k) {
     case 0: return A + 656672; /* loss */
-    case 1: return A + 656688 + 2531328*B; /* vg */
-    case 2: return A + 656688 + 2506752*B; /* V */
+    case 1: return A + 656688 + 2416640*B; /* vg */
+    case 2: return A + 656688 + 2400256*B; /* V */
     default: return 0;
     }
 }

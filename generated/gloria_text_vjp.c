@@ -47,36 +47,17 @@ static void k6_add(real *restrict out, const real *restrict in0, const real *res
             out[i0*5120 + i1] = in0[i0*5120 + i1] + in1[i1];
 }
 
-/* k9_sum:
- *   %9 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %13 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %72 reduce [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %76 reduce [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %99 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %103 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   ... and 14 more */
-static void k9_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(5120*T) > 32768)
-    for (long o = 0; o < 40*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k10_scale:
- *   %10 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %14 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %73 map:scale [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %77 map:scale [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %100 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %104 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   ... and 14 more */
-static void k10_scale(real *restrict out, const real *restrict in0, long T) {
+/* k10_fused_scale_sum:
+ *   %10 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *     + %9 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
+ *   %73 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %100 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %163 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %190 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
+static void k10_fused_scale_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * (real)0.0078125;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1]; out[i0] = (r1) * (real)0.0078125; }
 }
 
 /* k11_sub:
@@ -92,40 +73,20 @@ static void k11_sub(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] - in1[i0];
 }
 
-/* k12_square:
- *   %12 map:square [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %75 map:square [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %102 map:square [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %165 map:square [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %192 map:square [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k12_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k15_addc:
- *   %15 map:addc [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %78 map:addc [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %105 map:addc [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %168 map:addc [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %195 map:addc [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k15_addc(real *restrict out, const real *restrict in0, long T) {
+/* k16_fused_rsqrt_addc_scale_sum:
+ *   %16 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *     + %15 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %14 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %13 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %12 map:square [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %79 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %106 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %169 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %196 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
+static void k16_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] + (real)1.0000000000000001e-05;
-}
-
-/* k16_rsqrt:
- *   %16 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %79 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %106 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %169 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %196 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k16_rsqrt(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0078125) + (real)1.0000000000000001e-05)); }
 }
 
 /* k17_mul:
@@ -133,9 +94,7 @@ static void k16_rsqrt(real *restrict out, const real *restrict in0, long T) {
  *   %80 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
  *   %107 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
  *   %170 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %197 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34
- *   %299 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   ... and 4 more */
+ *   %197 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
 static void k17_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
@@ -143,34 +102,18 @@ static void k17_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k18_mul:
- *   %18 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %81 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %108 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %171 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %198 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34
- *   %293 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   ... and 4 more */
-static void k18_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k19_fused_add_mul:
+ *   %19 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %18 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %82 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %109 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %172 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %199 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
+static void k19_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
-}
-
-/* k19_add:
- *   %19 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %25 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %33 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %41 map:add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %68 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %82 map:add [T,40,128]   graphs/lib/text_encoder.lua:24
- *   ... and 9 more */
-static void k19_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + (in2[i1]);
 }
 
 /* k23_matmul:
@@ -183,6 +126,20 @@ static void k19_add(real *restrict out, const real *restrict in0, const real *re
  *   ... and 2 more */
 static void k23_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k25_add:
+ *   %25 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %33 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %41 map:add [T,40,128]   graphs/lib/text_encoder.lua:14
+ *   %115 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %123 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %131 map:add [T,40,128]   graphs/lib/text_encoder.lua:14 */
+static void k25_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
 /* k27_permute:
@@ -221,66 +178,27 @@ static void k44_matmul(real *restrict out, const real *restrict in0, const real 
     }
 }
 
-/* k45_scale:
- *   %45 map:scale [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %135 map:scale [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %395 map:scale [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
- *   %537 map:scale [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k45_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = in0[i0] * (real)0.17677669529663687;
+/* k50_fused_scale_addc_neg:
+ *   %50 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
+ *     + %49 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
+ *     + %48 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+static void k50_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(40*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k47_mul:
- *   %47 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %56 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %137 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %146 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %382 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %391 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   ... and 2 more */
-static void k47_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k51_fused_add_mul_scale:
+ *   %51 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %47 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %45 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
+ *   %141 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k51_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 160; i1++)
             for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] * in1[i0*40 + i2];
-}
-
-/* k48_neg:
- *   %48 map:neg [T,1,1,40]   graphs/lib/text_encoder.lua:16 */
-static void k48_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k49_addc:
- *   %49 map:addc [T,1,1,40]   graphs/lib/text_encoder.lua:16 */
-static void k49_addc(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] + (real)1;
-}
-
-/* k50_scale:
- *   %50 map:scale [T,1,1,40]   graphs/lib/text_encoder.lua:16 */
-static void k50_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * (real)-1000000000;
-}
-
-/* k51_add:
- *   %51 map:add [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %141 map:add [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k51_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] + in1[i0*40 + i2];
+                out[i0*6400 + i1*40 + i2] = (((in0[i0*6400 + i1*40 + i2]) * (real)0.17677669529663687) * (in1[i0*40 + i2])) + (in2[i0*40 + i2]);
 }
 
 /* k52_max:
@@ -296,30 +214,31 @@ static void k52_max(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k54_sub:
- *   %54 map:sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %144 map:sub [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k54_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k55_fused_exp_sub:
+ *   %55 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %54 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *   %145 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k55_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = in0[i0*40 + i1] - in1[i0];
+            out[i0*40 + i1] = exp(((in0[i0*40 + i1]) - (in1[i0])));
 }
 
-/* k55_exp:
- *   %55 map:exp [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %145 map:exp [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k55_exp(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = exp(in0[i0]);
+/* k56_mul:
+ *   %56 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %146 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k56_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 160; i1++)
+            for (long i2 = 0; i2 < 40; i2++)
+                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] * in1[i0*40 + i2];
 }
 
 /* k57_sum:
  *   %57 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %147 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %377 reduce [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %519 reduce [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
+ *   %147 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
 static void k57_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(6400*T) > 32768)
     for (long o = 0; o < 160*T; o++) {
@@ -387,18 +306,17 @@ static void k61_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
 }
 
-/* k69_add:
- *   %69 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %96 map:add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %159 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %186 map:add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %288 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %310 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   ... and 17 more */
-static void k69_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k69_fused_add_add:
+ *   %69 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %68 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %96 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25
+ *   %159 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %186 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
+static void k69_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0*128 + i1]) + (in2[i1]));
 }
 
 /* k86_matmul:
@@ -482,25 +400,13 @@ static void k212_add(real *restrict out, const real *restrict in0, const real *r
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k215_mul:
- *   %215 map:mul [T,128]   graphs/lib/model.lua:157
- *   %271 map:mul [T,128] (backward)  graphs/lib/model.lua:157 */
-static void k215_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k216_sum:
- *   %216 reduce [T,1]   graphs/lib/model.lua:157 */
-static void k216_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(128*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
+/* k216_fused_sum_mul:
+ *   %216 fused:sum_mul [T,1]   graphs/lib/model.lua:157
+ *     + %215 map:mul [T,128]  graphs/lib/model.lua:157 */
+static void k216_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for simd if((long)(T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = r1; }
 }
 
 /* k217_sum:
@@ -516,25 +422,13 @@ static void k217_sum(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k219_mul:
- *   %219 map:mul [T,39,128]   graphs/lib/model.lua:157
- *   %266 map:mul [T,39,128] (backward)  graphs/lib/model.lua:157 */
-static void k219_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k220_sum:
- *   %220 reduce [T,39,1]   graphs/lib/model.lua:157 */
-static void k220_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(4992*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
+/* k220_fused_sum_mul:
+ *   %220 fused:sum_mul [T,39,1]   graphs/lib/model.lua:157
+ *     + %219 map:mul [T,39,128]  graphs/lib/model.lua:157 */
+static void k220_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for simd if((long)(39*T) > 32768)
+    for (long i0 = 0; i0 < 39*T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = r1; }
 }
 
 /* k221_sum:
@@ -579,45 +473,59 @@ static void k264_id(real *restrict out, const real *restrict in0, long T) {
             out[i0*39 + i1] = in0[i0];
 }
 
-/* k265_id:
- *   %265 map:id [T,39,128] (backward)  graphs/lib/model.lua:157 */
-static void k265_id(real *restrict out, const real *restrict in0, long T) {
+/* k266_fused_mul_id:
+ *   %266 fused:mul_id [T,39,128] (backward)  graphs/lib/model.lua:157
+ *     + %265 map:id [T,39,128]  graphs/lib/model.lua:157 */
+static void k266_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0])) * (in1[i0*128 + i1]);
 }
 
-/* k270_id:
- *   %270 map:id [T,128] (backward)  graphs/lib/model.lua:157 */
-static void k270_id(real *restrict out, const real *restrict in0, long T) {
+/* k271_fused_mul_id:
+ *   %271 fused:mul_id [T,128] (backward)  graphs/lib/model.lua:157
+ *     + %270 map:id [T,128]  graphs/lib/model.lua:157 */
+static void k271_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0])) * (in1[i0*128 + i1]);
 }
 
 /* k273_sum:
  *   %273 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37 */
 static void k273_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (4992 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 4992; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*4992 + i];
-            out[o*4992 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*4992;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
         }
 }
 
 /* k275_sum:
  *   %275 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37 */
 static void k275_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 39; j++) a += in0[(o*39 + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 39; j++) {
+                const real *row = in0 + (o*39 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
@@ -646,12 +554,18 @@ static void k281_pad(real *restrict out, const real *restrict in0, long T) {
 /* k282_sum:
  *   %282 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
 static void k282_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(128*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
@@ -677,6 +591,14 @@ static void k287_pad(real *restrict out, const real *restrict in0, long T) {
             out[i0*5120 + i1] = in0[i0*128 + i1];
 }
 
+/* k288_add:
+ *   %288 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
+static void k288_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for simd if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 5120*T; i0++)
+        out[i0] = in0[i0] + in1[i0];
+}
+
 /* k289_sum:
  *   %289 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
  *   %295 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
@@ -686,12 +608,18 @@ static void k287_pad(real *restrict out, const real *restrict in0, long T) {
  *   %362 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
  *   ... and 15 more */
 static void k289_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (5120 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 5120; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*5120 + i];
-            out[o*5120 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 5120 ? ib + 256 : 5120;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*5120;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*5120 + i] = a[i - ib];
         }
 }
 
@@ -704,104 +632,103 @@ static void k289_sum(real *restrict out, const real *restrict in0, long T) {
  *   %364 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
  *   ... and 14 more */
 static void k291_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(5120) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 40; j++) a += in0[(o*40 + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 40; j++) {
+                const real *row = in0 + (o*40 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
+}
+
+/* k293_mul:
+ *   %293 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %338 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %434 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %480 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %576 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k293_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
 }
 
 /* k294_mul:
  *   %294 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %300 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %309 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
  *   %339 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %345 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %354 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   ... and 9 more */
+ *   %435 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %481 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %577 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
 static void k294_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 5120*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k302_square:
- *   %302 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %347 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %443 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %489 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %585 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k302_square(real *restrict out, const real *restrict in0, long T) {
+/* k306_fused_scale_mul_sum_mul:
+ *   %306 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %305 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %301 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %300 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %304 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %303 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %302 map:square [T,40,1]  graphs/lib/text_encoder.lua:34
+ *   %351 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %447 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %493 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %589 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k306_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0078125; }
 }
 
-/* k303_mul:
- *   %303 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %305 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %348 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %350 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %444 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %446 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 4 more */
-static void k303_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k304_scale:
- *   %304 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %349 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %445 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %491 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %587 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k304_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k307_id:
- *   %307 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %314 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %352 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %360 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %448 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %456 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 4 more */
-static void k307_id(real *restrict out, const real *restrict in0, long T) {
+/* k310_fused_add_mul_mul_id:
+ *   %310 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %309 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %307 map:id [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %308 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34
+ *   %355 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %451 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %497 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %593 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k310_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k308_scale:
- *   %308 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %353 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %449 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %495 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %591 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k308_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k313_fused_scale_sum_neg:
+ *   %313 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %312 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %311 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34
+ *   %359 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %455 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %501 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %597 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k313_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(40*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += -(in0[i0*128 + j1*1]); out[i0] = (r1) * (real)0.0078125; }
 }
 
-/* k311_neg:
- *   %311 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %356 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %452 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %498 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %594 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k311_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = -in0[i0];
+/* k315_fused_add_id:
+ *   %315 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %314 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+static void k315_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0]));
 }
 
 /* k321_matmul:
@@ -818,34 +745,32 @@ static void k322_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
 }
 
-/* k324_gelu_grad:
- *   %324 map:gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %466 map:gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k324_gelu_grad(real *restrict out, const real *restrict in0, long T) {
+/* k325_fused_mul_gelu_grad:
+ *   %325 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *     + %324 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
+ *   %467 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k325_fused_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(20480*T) > 32768)
     for (long i0 = 0; i0 < 20480*T; i0++)
-        out[i0] = gelu_tanh_grad(in0[i0]);
-}
-
-/* k325_mul:
- *   %325 map:mul [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %467 map:mul [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k325_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+        out[i0] = (in0[i0]) * (gelu_tanh_grad((in1[i0])));
 }
 
 /* k326_sum:
  *   %326 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
  *   %468 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24 */
 static void k326_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (20480 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(20480*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 20480; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*20480 + i];
-            out[o*20480 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 20480 ? ib + 256 : 20480;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*20480;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*20480 + i] = a[i - ib];
         }
 }
 
@@ -853,12 +778,18 @@ static void k326_sum(real *restrict out, const real *restrict in0, long T) {
  *   %328 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
  *   %470 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24 */
 static void k328_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (512 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(20480) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 512; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 40; j++) a += in0[(o*40 + j)*512 + i];
-            out[o*512 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 512 ? ib + 256 : 512;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 40; j++) {
+                const real *row = in0 + (o*40 + j)*512;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*512 + i] = a[i - ib];
         }
 }
 
@@ -874,6 +805,20 @@ static void k331_matmul(real *restrict out, const real *restrict in0, const real
  *   %474 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24 */
 static void k332_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 512, 128, 40*T, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k361_fused_add_add_id:
+ *   %361 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *     + %358 map:add [T,40,128]  graphs/lib/text_encoder.lua:24
+ *     + %360 map:id [T,40,128]  graphs/lib/text_encoder.lua:24
+ *   %457 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %503 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %599 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k361_fused_add_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) + (in1[i0*128 + i1])) + ((in2[i0]));
 }
 
 /* k367_matmul:
@@ -919,61 +864,43 @@ static void k373_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k375_mul:
- *   %375 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %386 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %517 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %528 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k375_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k376_neg:
- *   %376 map:neg [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %518 map:neg [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k376_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k378_step:
- *   %378 map:step [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %520 map:step [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k378_step(real *restrict out, const real *restrict in0, long T) {
+/* k379_fused_mul_sum_neg_mul:
+ *   %379 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
+ *     + %377 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
+ *     + %376 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %375 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %378 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16
+ *   %521 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k379_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for simd if((long)(160*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 40; j1++) r1 += -((in0[i0*40 + j1*1]) * (in1[i0*40 + j1*1])); out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0); }
 }
 
-/* k379_mul:
- *   %379 map:mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %521 map:mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k379_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(160*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+/* k395_fused_scale_mul_mul_mul:
+ *   %395 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
+ *     + %391 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %386 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %382 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %381 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %380 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *   %537 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15 */
+static void k395_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 160; i1++)
+            for (long i2 = 0; i2 < 40; i2++)
+                out[i0*6400 + i1*40 + i2] = (((((in0[i0*6400 + i1*40 + i2]) + ((in1[i0*160 + i1]))) * (in2[i0*40 + i2])) * (in3[i0*6400 + i1*40 + i2])) * (in2[i0*40 + i2])) * (real)0.17677669529663687;
 }
 
-/* k380_id:
- *   %380 map:id [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %522 map:id [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k380_id(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = in0[i0];
-}
-
-/* k381_add:
- *   %381 map:add [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %523 map:add [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k381_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k429_fused_add_add:
+ *   %429 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+ *     + %418 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
+ *   %571 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
+static void k429_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for simd if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 5120*T; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) + (in2[i0]);
 }
 
 /* k602_scatter_add:
@@ -988,151 +915,105 @@ static void k602_scatter_add(real *restrict out, const real *restrict in0, const
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[371] = {
+static reclf_prof_entry prof[234] = {
     {"k5_gather", "%5 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
     {"k6_add", "%6 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k9_sum", "%9 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k10_scale", "%10 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k10_fused_scale_sum", "%10 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k11_sub", "%11 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k12_square", "%12 map:square [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k9_sum", "%13 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k10_scale", "%14 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k15_addc", "%15 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k16_rsqrt", "%16 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k16_fused_rsqrt_addc_scale_sum", "%16 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k17_mul", "%17 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k18_mul", "%18 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k19_add", "%19 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k19_fused_add_mul", "%19 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k23_matmul", "%23 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k19_add", "%25 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k25_add", "%25 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k27_permute", "%27 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k23_matmul", "%31 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k19_add", "%33 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k25_add", "%33 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k27_permute", "%35 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k23_matmul", "%39 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k19_add", "%41 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k25_add", "%41 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k27_permute", "%43 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k44_matmul", "%44 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k45_scale", "%45 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k47_mul", "%47 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k48_neg", "%48 map:neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k49_addc", "%49 map:addc [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k50_scale", "%50 map:scale [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k51_add", "%51 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k50_fused_scale_addc_neg", "%50 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k51_fused_add_mul_scale", "%51 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k52_max", "%52 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k54_sub", "%54 map:sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k55_exp", "%55 map:exp [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k47_mul", "%56 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k55_fused_exp_sub", "%55 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k56_mul", "%56 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k57_sum", "%57 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k58_clampmin", "%58 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k59_div", "%59 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k60_matmul", "%60 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
     {"k61_permute", "%61 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
     {"k23_matmul", "%66 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k19_add", "%68 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k69_add", "%69 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k9_sum", "%72 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k10_scale", "%73 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k69_fused_add_add", "%69 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k10_fused_scale_sum", "%73 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k11_sub", "%74 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k12_square", "%75 map:square [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k9_sum", "%76 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k10_scale", "%77 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k15_addc", "%78 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k16_rsqrt", "%79 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k16_fused_rsqrt_addc_scale_sum", "%79 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k17_mul", "%80 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k18_mul", "%81 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k19_add", "%82 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k19_fused_add_mul", "%82 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k86_matmul", "%86 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k88_add", "%88 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k89_gelu", "%89 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
     {"k93_matmul", "%93 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k19_add", "%95 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k69_add", "%96 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k9_sum", "%99 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k10_scale", "%100 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k69_fused_add_add", "%96 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k10_fused_scale_sum", "%100 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k11_sub", "%101 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k12_square", "%102 map:square [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k9_sum", "%103 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k10_scale", "%104 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k15_addc", "%105 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k16_rsqrt", "%106 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k16_fused_rsqrt_addc_scale_sum", "%106 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k17_mul", "%107 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k18_mul", "%108 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k19_add", "%109 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k19_fused_add_mul", "%109 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k23_matmul", "%113 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k19_add", "%115 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k25_add", "%115 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k27_permute", "%117 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k23_matmul", "%121 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k19_add", "%123 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k25_add", "%123 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k27_permute", "%125 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k23_matmul", "%129 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k19_add", "%131 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k25_add", "%131 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k27_permute", "%133 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k44_matmul", "%134 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k45_scale", "%135 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k47_mul", "%137 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k51_add", "%141 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k51_fused_add_mul_scale", "%141 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k52_max", "%142 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k54_sub", "%144 map:sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k55_exp", "%145 map:exp [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k47_mul", "%146 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k55_fused_exp_sub", "%145 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k56_mul", "%146 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k57_sum", "%147 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k58_clampmin", "%148 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k59_div", "%149 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k60_matmul", "%150 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
     {"k61_permute", "%151 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
     {"k23_matmul", "%156 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k19_add", "%158 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k69_add", "%159 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k9_sum", "%162 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k10_scale", "%163 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k69_fused_add_add", "%159 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k10_fused_scale_sum", "%163 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k11_sub", "%164 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k12_square", "%165 map:square [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k9_sum", "%166 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k10_scale", "%167 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k15_addc", "%168 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k16_rsqrt", "%169 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k16_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k17_mul", "%170 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k18_mul", "%171 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k19_add", "%172 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k19_fused_add_mul", "%172 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k86_matmul", "%176 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k88_add", "%178 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k89_gelu", "%179 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
     {"k93_matmul", "%183 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k19_add", "%185 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k69_add", "%186 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k9_sum", "%189 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k10_scale", "%190 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k69_fused_add_add", "%186 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k10_fused_scale_sum", "%190 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k11_sub", "%191 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k12_square", "%192 map:square [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k9_sum", "%193 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k10_scale", "%194 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k15_addc", "%195 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k16_rsqrt", "%196 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k16_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k17_mul", "%197 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k18_mul", "%198 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k19_add", "%199 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k19_fused_add_mul", "%199 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k200_slice", "%200 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
     {"k204_matmul", "%204 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
     {"k205_add", "%205 map:add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
     {"k206_slice", "%206 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
     {"k210_matmul", "%210 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
     {"k212_add", "%212 map:add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k215_mul", "%215 map:mul [T,128]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
-    {"k216_sum", "%216 reduce [T,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
+    {"k216_fused_sum_mul", "%216 fused:sum_mul [T,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
     {"k217_sum", "%217 reduce [1,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
-    {"k219_mul", "%219 map:mul [T,39,128]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
-    {"k220_sum", "%220 reduce [T,39,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
+    {"k220_fused_sum_mul", "%220 fused:sum_mul [T,39,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
     {"k221_sum", "%221 reduce [T,1,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
     {"k217_sum", "%222 reduce [1,1,1]", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
     {"k224_add", "%224 map:add []", "graphs/lib/model.lua:157", 0, 0, 0, 0, 0},
     {"k261_fill", "%261 fill []", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
     {"k263_id", "%263 map:id [T,1,1]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
     {"k264_id", "%264 map:id [T,39,1]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
-    {"k265_id", "%265 map:id [T,39,128]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
-    {"k219_mul", "%266 map:mul [T,39,128]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
+    {"k266_fused_mul_id", "%266 fused:mul_id [T,39,128]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
     {"k263_id", "%269 map:id [T,1]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
-    {"k270_id", "%270 map:id [T,128]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
-    {"k215_mul", "%271 map:mul [T,128]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
+    {"k271_fused_mul_id", "%271 fused:mul_id [T,128]", "graphs/lib/model.lua:157", 1, 0, 0, 0, 0},
     {"k273_sum", "%273 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
     {"k275_sum", "%275 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
     {"k278_matmul", "%278 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
@@ -1142,64 +1023,36 @@ static reclf_prof_entry prof[371] = {
     {"k284_matmul", "%284 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
     {"k285_matmul", "%285 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
     {"k287_pad", "%287 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k69_add", "%288 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k288_add", "%288 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
     {"k289_sum", "%289 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k291_sum", "%291 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k18_mul", "%293 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k293_mul", "%293 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k294_mul", "%294 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k289_sum", "%295 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k291_sum", "%297 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k17_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k294_mul", "%300 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k9_sum", "%301 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k302_square", "%302 map:square [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k303_mul", "%303 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k304_scale", "%304 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k303_mul", "%305 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k10_scale", "%306 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k307_id", "%307 map:id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k308_scale", "%308 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k294_mul", "%309 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k69_add", "%310 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k311_neg", "%311 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k9_sum", "%312 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k10_scale", "%313 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k307_id", "%314 map:id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k69_add", "%315 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k306_fused_scale_mul_sum_mul", "%306 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k310_fused_add_mul_mul_id", "%310 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k313_fused_scale_sum_neg", "%313 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k315_fused_add_id", "%315 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
     {"k289_sum", "%316 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k291_sum", "%318 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k321_matmul", "%321 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k322_matmul", "%322 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k324_gelu_grad", "%324 map:gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k325_mul", "%325 map:mul [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k325_fused_mul_gelu_grad", "%325 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k326_sum", "%326 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k328_sum", "%328 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k331_matmul", "%331 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k332_matmul", "%332 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k289_sum", "%334 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k291_sum", "%336 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k18_mul", "%338 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k293_mul", "%338 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k294_mul", "%339 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k289_sum", "%340 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k291_sum", "%342 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k17_mul", "%344 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k294_mul", "%345 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k9_sum", "%346 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k302_square", "%347 map:square [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k303_mul", "%348 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k304_scale", "%349 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k303_mul", "%350 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k10_scale", "%351 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k307_id", "%352 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k308_scale", "%353 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k294_mul", "%354 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k69_add", "%355 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k311_neg", "%356 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k9_sum", "%357 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k69_add", "%358 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k10_scale", "%359 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k307_id", "%360 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k69_add", "%361 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k306_fused_scale_mul_sum_mul", "%351 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k310_fused_add_mul_mul_id", "%355 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k313_fused_scale_sum_neg", "%359 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k361_fused_add_add_id", "%361 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k289_sum", "%362 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k291_sum", "%364 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k367_matmul", "%367 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
@@ -1208,17 +1061,8 @@ static reclf_prof_entry prof[371] = {
     {"k44_matmul", "%372 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
     {"k373_matmul", "%373 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
     {"k59_div", "%374 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k375_mul", "%375 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k376_neg", "%376 map:neg [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k57_sum", "%377 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k378_step", "%378 map:step [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k379_mul", "%379 map:mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k380_id", "%380 map:id [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k381_add", "%381 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k47_mul", "%382 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k375_mul", "%386 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k47_mul", "%391 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k45_scale", "%395 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k379_fused_mul_sum_neg_mul", "%379 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k395_fused_scale_mul_mul_mul", "%395 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
     {"k60_matmul", "%396 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
     {"k373_matmul", "%397 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
     {"k61_permute", "%398 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
@@ -1231,71 +1075,41 @@ static reclf_prof_entry prof[371] = {
     {"k291_sum", "%412 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
     {"k367_matmul", "%415 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
     {"k368_matmul", "%416 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k69_add", "%418 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
     {"k61_permute", "%419 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k289_sum", "%421 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k291_sum", "%423 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k367_matmul", "%426 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k368_matmul", "%427 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k69_add", "%429 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k429_fused_add_add", "%429 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k289_sum", "%430 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k291_sum", "%432 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k18_mul", "%434 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k293_mul", "%434 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k294_mul", "%435 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k289_sum", "%436 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k291_sum", "%438 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k17_mul", "%440 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k294_mul", "%441 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k9_sum", "%442 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k302_square", "%443 map:square [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k303_mul", "%444 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k304_scale", "%445 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k303_mul", "%446 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k10_scale", "%447 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k307_id", "%448 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k308_scale", "%449 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k294_mul", "%450 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k69_add", "%451 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k311_neg", "%452 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k9_sum", "%453 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k69_add", "%454 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k10_scale", "%455 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k307_id", "%456 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k69_add", "%457 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k306_fused_scale_mul_sum_mul", "%447 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k310_fused_add_mul_mul_id", "%451 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k313_fused_scale_sum_neg", "%455 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k361_fused_add_add_id", "%457 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k289_sum", "%458 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k291_sum", "%460 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k321_matmul", "%463 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k322_matmul", "%464 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k324_gelu_grad", "%466 map:gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k325_mul", "%467 map:mul [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k325_fused_mul_gelu_grad", "%467 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
     {"k326_sum", "%468 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k328_sum", "%470 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k331_matmul", "%473 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k332_matmul", "%474 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k289_sum", "%476 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k291_sum", "%478 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k18_mul", "%480 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k293_mul", "%480 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k294_mul", "%481 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k289_sum", "%482 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k291_sum", "%484 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k17_mul", "%486 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k294_mul", "%487 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k9_sum", "%488 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k302_square", "%489 map:square [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k303_mul", "%490 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k304_scale", "%491 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k303_mul", "%492 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k10_scale", "%493 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k307_id", "%494 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k308_scale", "%495 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k294_mul", "%496 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k69_add", "%497 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k311_neg", "%498 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k9_sum", "%499 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k69_add", "%500 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k10_scale", "%501 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k307_id", "%502 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k69_add", "%503 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k306_fused_scale_mul_sum_mul", "%493 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k310_fused_add_mul_mul_id", "%497 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k313_fused_scale_sum_neg", "%501 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k361_fused_add_add_id", "%503 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
     {"k289_sum", "%504 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k291_sum", "%506 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k367_matmul", "%509 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
@@ -1304,17 +1118,8 @@ static reclf_prof_entry prof[371] = {
     {"k44_matmul", "%514 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
     {"k373_matmul", "%515 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
     {"k59_div", "%516 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k375_mul", "%517 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k376_neg", "%518 map:neg [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k57_sum", "%519 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k378_step", "%520 map:step [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k379_mul", "%521 map:mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k380_id", "%522 map:id [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k381_add", "%523 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k47_mul", "%524 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k375_mul", "%528 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k47_mul", "%533 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k45_scale", "%537 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k379_fused_mul_sum_neg_mul", "%521 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k395_fused_scale_mul_mul_mul", "%537 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
     {"k60_matmul", "%538 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
     {"k373_matmul", "%539 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
     {"k61_permute", "%540 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
@@ -1327,41 +1132,26 @@ static reclf_prof_entry prof[371] = {
     {"k291_sum", "%554 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
     {"k367_matmul", "%557 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
     {"k368_matmul", "%558 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k69_add", "%560 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
     {"k61_permute", "%561 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k289_sum", "%563 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k291_sum", "%565 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k367_matmul", "%568 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k368_matmul", "%569 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k69_add", "%571 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k429_fused_add_add", "%571 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
     {"k289_sum", "%572 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k291_sum", "%574 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k18_mul", "%576 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k293_mul", "%576 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k294_mul", "%577 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k289_sum", "%578 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k291_sum", "%580 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k17_mul", "%582 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k294_mul", "%583 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k9_sum", "%584 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k302_square", "%585 map:square [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k303_mul", "%586 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k304_scale", "%587 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k303_mul", "%588 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k10_scale", "%589 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k307_id", "%590 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k308_scale", "%591 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k294_mul", "%592 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k69_add", "%593 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k311_neg", "%594 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k9_sum", "%595 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k69_add", "%596 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k10_scale", "%597 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k307_id", "%598 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k69_add", "%599 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k306_fused_scale_mul_sum_mul", "%589 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k310_fused_add_mul_mul_id", "%593 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k313_fused_scale_sum_neg", "%597 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k361_fused_add_add_id", "%599 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
     {"k289_sum", "%600 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
     {"k602_scatter_add", "%602 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_gloria_text_vjp = {371, prof};
+const reclf_prof_table reclf_profile_gloria_text_vjp = {234, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -1378,380 +1168,243 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     real *A = arena; (void)A; (void)P; (void)inputs;
     CALL(0, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k5_gather(A + 566032, (real *)P + 0, (int32_t *)inputs[0], T)); /* %5 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
     CALL(1, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k6_add(A + 566032 + 12800*T, A + 566032, (real *)P + 131072, T)); /* %6 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(2, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032, A + 566032 + 12800*T, T)); /* %9 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(3, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032 + 48*T, A + 566032, T)); /* %10 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(4, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 128000*T, A + 566032 + 12800*T, A + 566032 + 48*T, T)); /* %11 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(5, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k12_square(A + 566032, A + 566032 + 128000*T, T)); /* %12 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(6, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032 + 5120*T, A + 566032, T)); /* %13 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(7, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032, A + 566032 + 5120*T, T)); /* %14 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(8, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k15_addc(A + 566032 + 48*T, A + 566032, T)); /* %15 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(9, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k16_rsqrt(A + 566032 + 241280*T, A + 566032 + 48*T, T)); /* %16 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(10, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 133120*T, A + 566032 + 128000*T, A + 566032 + 241280*T, T)); /* %17 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(11, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k18_mul(A + 566032, A + 566032 + 133120*T, (real *)P + 136192, T)); /* %18 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(12, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 566032 + 138240*T, A + 566032, (real *)P + 136320, T)); /* %19 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(13, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032, A + 566032 + 138240*T, (real *)P + 136448, T)); /* %23 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(14, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 566032 + 5120*T, A + 566032, (real *)P + 152832, T)); /* %25 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(15, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 143360*T, A + 566032 + 5120*T, T)); /* %27 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(16, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032, A + 566032 + 138240*T, (real *)P + 152960, T)); /* %31 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(17, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 566032 + 5120*T, A + 566032, (real *)P + 169344, T)); /* %33 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(18, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 148480*T, A + 566032 + 5120*T, T)); /* %35 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(19, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032, A + 566032 + 138240*T, (real *)P + 169472, T)); /* %39 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(20, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 566032 + 5120*T, A + 566032, (real *)P + 185856, T)); /* %41 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(21, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 153600*T, A + 566032 + 5120*T, T)); /* %43 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(22, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k44_matmul(A + 566032, A + 566032 + 143360*T, A + 566032 + 148480*T, T)); /* %44 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(23, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k45_scale(A + 566032 + 6400*T, A + 566032, T)); /* %45 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(24, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k47_mul(A + 566032, A + 566032 + 6400*T, (real *)inputs[1], T)); /* %47 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(25, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k48_neg(A + 566032 + 6400*T, (real *)inputs[1], T)); /* %48 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(26, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k49_addc(A + 566032 + 6448*T, A + 566032 + 6400*T, T)); /* %49 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(27, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k50_scale(A + 566032 + 240832*T, A + 566032 + 6448*T, T)); /* %50 map:scale [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(28, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k51_add(A + 566032 + 6400*T, A + 566032, A + 566032 + 240832*T, T)); /* %51 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(29, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 566032 + 17920*T, A + 566032 + 6400*T, T)); /* %52 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(30, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k54_sub(A + 566032, A + 566032 + 6400*T, A + 566032 + 17920*T, T)); /* %54 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(31, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k55_exp(A + 566032 + 102400*T, A + 566032, T)); /* %55 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(32, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k47_mul(A + 566032, A + 566032 + 102400*T, (real *)inputs[1], T)); /* %56 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(33, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k57_sum(A + 566032 + 240512*T, A + 566032, T)); /* %57 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(34, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k58_clampmin(A + 566032 + 240672*T, A + 566032 + 240512*T, T)); /* %58 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(35, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 566032 + 108800*T, A + 566032, A + 566032 + 240672*T, T)); /* %59 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(36, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032, A + 566032 + 108800*T, A + 566032 + 153600*T, T)); /* %60 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(37, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 158720*T, A + 566032, T)); /* %61 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(38, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032, A + 566032 + 158720*T, (real *)P + 185984, T)); /* %66 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(39, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 566032 + 5120*T, A + 566032, (real *)P + 202368, T)); /* %68 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(40, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 115200*T, A + 566032 + 12800*T, A + 566032 + 5120*T, T)); /* %69 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(41, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032 + 240880*T, A + 566032 + 115200*T, T)); /* %72 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(42, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032 + 240928*T, A + 566032 + 240880*T, T)); /* %73 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(43, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 163840*T, A + 566032 + 115200*T, A + 566032 + 240928*T, T)); /* %74 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(44, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k12_square(A + 566032 + 120320*T, A + 566032 + 163840*T, T)); /* %75 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(45, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032 + 240880*T, A + 566032 + 120320*T, T)); /* %76 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(46, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032 + 240928*T, A + 566032 + 240880*T, T)); /* %77 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(47, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k15_addc(A + 566032 + 240880*T, A + 566032 + 240928*T, T)); /* %78 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(48, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k16_rsqrt(A + 566032 + 241328*T, A + 566032 + 240880*T, T)); /* %79 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(49, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 168960*T, A + 566032 + 163840*T, A + 566032 + 241328*T, T)); /* %80 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(50, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k18_mul(A + 566032 + 120320*T, A + 566032 + 168960*T, (real *)P + 202496, T)); /* %81 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(51, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 566032 + 174080*T, A + 566032 + 120320*T, (real *)P + 202624, T)); /* %82 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(52, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k86_matmul(A + 566032, A + 566032 + 174080*T, (real *)P + 202752, T)); /* %86 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(53, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k88_add(A + 566032 + 20480*T, A + 566032, (real *)P + 268288, T)); /* %88 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(54, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k89_gelu(A + 566032, A + 566032 + 20480*T, T)); /* %89 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(55, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k93_matmul(A + 566032 + 120320*T, A + 566032, (real *)P + 268800, T)); /* %93 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(56, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 566032 + 40960*T, A + 566032 + 120320*T, (real *)P + 334336, T)); /* %95 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(57, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 53760*T, A + 566032 + 115200*T, A + 566032 + 40960*T, T)); /* %96 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(58, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032 + 240880*T, A + 566032 + 53760*T, T)); /* %99 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(59, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032 + 240928*T, A + 566032 + 240880*T, T)); /* %100 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(60, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 179200*T, A + 566032 + 53760*T, A + 566032 + 240928*T, T)); /* %101 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(61, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k12_square(A + 566032 + 40960*T, A + 566032 + 179200*T, T)); /* %102 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(62, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032 + 240880*T, A + 566032 + 40960*T, T)); /* %103 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(63, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032 + 240928*T, A + 566032 + 240880*T, T)); /* %104 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(64, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k15_addc(A + 566032 + 240880*T, A + 566032 + 240928*T, T)); /* %105 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(65, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k16_rsqrt(A + 566032 + 241376*T, A + 566032 + 240880*T, T)); /* %106 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(66, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 184320*T, A + 566032 + 179200*T, A + 566032 + 241376*T, T)); /* %107 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(67, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k18_mul(A + 566032 + 40960*T, A + 566032 + 184320*T, (real *)P + 334464, T)); /* %108 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(68, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 566032 + 189440*T, A + 566032 + 40960*T, (real *)P + 334592, T)); /* %109 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(69, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032 + 40960*T, A + 566032 + 189440*T, (real *)P + 334720, T)); /* %113 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(70, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 566032 + 46080*T, A + 566032 + 40960*T, (real *)P + 351104, T)); /* %115 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(71, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 194560*T, A + 566032 + 46080*T, T)); /* %117 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(72, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032 + 40960*T, A + 566032 + 189440*T, (real *)P + 351232, T)); /* %121 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(73, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 566032 + 46080*T, A + 566032 + 40960*T, (real *)P + 367616, T)); /* %123 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(74, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 199680*T, A + 566032 + 46080*T, T)); /* %125 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(75, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032 + 40960*T, A + 566032 + 189440*T, (real *)P + 367744, T)); /* %129 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(76, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 566032 + 46080*T, A + 566032 + 40960*T, (real *)P + 384128, T)); /* %131 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(77, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 204800*T, A + 566032 + 46080*T, T)); /* %133 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(78, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k44_matmul(A + 566032 + 40960*T, A + 566032 + 194560*T, A + 566032 + 199680*T, T)); /* %134 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(79, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k45_scale(A + 566032 + 47360*T, A + 566032 + 40960*T, T)); /* %135 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(80, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k47_mul(A + 566032 + 40960*T, A + 566032 + 47360*T, (real *)inputs[1], T)); /* %137 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(81, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k51_add(A + 566032 + 47360*T, A + 566032 + 40960*T, A + 566032 + 240832*T, T)); /* %141 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(82, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 566032 + 115200*T, A + 566032 + 47360*T, T)); /* %142 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(83, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k54_sub(A + 566032 + 40960*T, A + 566032 + 47360*T, A + 566032 + 115200*T, T)); /* %144 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(84, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k55_exp(A + 566032 + 115200*T, A + 566032 + 40960*T, T)); /* %145 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(85, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k47_mul(A + 566032 + 40960*T, A + 566032 + 115200*T, (real *)inputs[1], T)); /* %146 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(86, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k57_sum(A + 566032 + 240832*T, A + 566032 + 40960*T, T)); /* %147 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(87, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k58_clampmin(A + 566032 + 240992*T, A + 566032 + 240832*T, T)); /* %148 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(88, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 566032 + 121600*T, A + 566032 + 40960*T, A + 566032 + 240992*T, T)); /* %149 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(89, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032 + 40960*T, A + 566032 + 121600*T, A + 566032 + 204800*T, T)); /* %150 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(90, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 209920*T, A + 566032 + 40960*T, T)); /* %151 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(91, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032 + 40960*T, A + 566032 + 209920*T, (real *)P + 384256, T)); /* %156 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(92, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 566032 + 46080*T, A + 566032 + 40960*T, (real *)P + 400640, T)); /* %158 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(93, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 81920*T, A + 566032 + 53760*T, A + 566032 + 46080*T, T)); /* %159 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(94, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032 + 241152*T, A + 566032 + 81920*T, T)); /* %162 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(95, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032 + 241200*T, A + 566032 + 241152*T, T)); /* %163 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(96, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 215040*T, A + 566032 + 81920*T, A + 566032 + 241200*T, T)); /* %164 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(97, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k12_square(A + 566032 + 87040*T, A + 566032 + 215040*T, T)); /* %165 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(98, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032 + 241152*T, A + 566032 + 87040*T, T)); /* %166 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(99, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032 + 241200*T, A + 566032 + 241152*T, T)); /* %167 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(100, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k15_addc(A + 566032 + 241152*T, A + 566032 + 241200*T, T)); /* %168 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(101, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k16_rsqrt(A + 566032 + 241424*T, A + 566032 + 241152*T, T)); /* %169 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(102, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 220160*T, A + 566032 + 215040*T, A + 566032 + 241424*T, T)); /* %170 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(103, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k18_mul(A + 566032 + 87040*T, A + 566032 + 220160*T, (real *)P + 400768, T)); /* %171 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(104, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 566032 + 225280*T, A + 566032 + 87040*T, (real *)P + 400896, T)); /* %172 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(105, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k86_matmul(A + 566032 + 40960*T, A + 566032 + 225280*T, (real *)P + 401024, T)); /* %176 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(106, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k88_add(A + 566032 + 61440*T, A + 566032 + 40960*T, (real *)P + 466560, T)); /* %178 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(107, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k89_gelu(A + 566032 + 40960*T, A + 566032 + 61440*T, T)); /* %179 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(108, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k93_matmul(A + 566032 + 87040*T, A + 566032 + 40960*T, (real *)P + 467072, T)); /* %183 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 566032 + 92160*T, A + 566032 + 87040*T, (real *)P + 532608, T)); /* %185 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(110, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 87040*T, A + 566032 + 81920*T, A + 566032 + 92160*T, T)); /* %186 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(111, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032 + 241152*T, A + 566032 + 87040*T, T)); /* %189 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(112, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032 + 241200*T, A + 566032 + 241152*T, T)); /* %190 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(113, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 81920*T, A + 566032 + 87040*T, A + 566032 + 241200*T, T)); /* %191 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(114, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k12_square(A + 566032 + 87040*T, A + 566032 + 81920*T, T)); /* %192 map:square [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(115, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032 + 241152*T, A + 566032 + 87040*T, T)); /* %193 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(116, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032 + 241200*T, A + 566032 + 241152*T, T)); /* %194 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(117, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k15_addc(A + 566032 + 241152*T, A + 566032 + 241200*T, T)); /* %195 map:addc [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(118, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k16_rsqrt(A + 566032 + 241472*T, A + 566032 + 241152*T, T)); /* %196 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(119, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 87040*T, A + 566032 + 81920*T, A + 566032 + 241472*T, T)); /* %197 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(120, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k18_mul(A + 566032 + 92160*T, A + 566032 + 87040*T, (real *)P + 532736, T)); /* %198 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(121, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 566032 + 97280*T, A + 566032 + 92160*T, (real *)P + 532864, T)); /* %199 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(122, 0, sizeof(real)*((double)128*T + (double)5120*T), k200_slice(A + 566032 + 235392*T, A + 566032 + 97280*T, T)); /* %200 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(123, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k204_matmul(A + 566032 + 230400*T, A + 566032 + 235392*T, (real *)P + 532992, T)); /* %204 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(124, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k205_add(A + 566032 + 241152*T, A + 566032 + 230400*T, (real *)P + 549376, T)); /* %205 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(125, 0, sizeof(real)*((double)4992*T + (double)5120*T), k206_slice(A + 566032 + 92160*T, A + 566032 + 97280*T, T)); /* %206 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(126, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k210_matmul(A + 566032 + 97152*T, A + 566032 + 92160*T, (real *)P + 549504, T)); /* %210 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(127, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)128), k212_add(A + 566032 + 235520*T, A + 566032 + 97152*T, (real *)P + 565888, T)); /* %212 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(128, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k215_mul(A + 566032 + 230400*T, A + 566032 + 241152*T, (real *)inputs[2], T)); /* %215 map:mul [T,128]  graphs/lib/model.lua:157 */
-    CALL(129, (double)128*T, sizeof(real)*((double)T + (double)128*T), k216_sum(A + 566032 + 230528*T, A + 566032 + 230400*T, T)); /* %216 reduce [T,1]  graphs/lib/model.lua:157 */
-    CALL(130, (double)T, sizeof(real)*((double)1 + (double)T), k217_sum(A + 0, A + 566032 + 230528*T, T)); /* %217 reduce [1,1]  graphs/lib/model.lua:157 */
-    CALL(131, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k219_mul(A + 566032 + 230400*T, A + 566032 + 235520*T, (real *)inputs[3], T)); /* %219 map:mul [T,39,128]  graphs/lib/model.lua:157 */
-    CALL(132, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k220_sum(A + 566032 + 97152*T, A + 566032 + 230400*T, T)); /* %220 reduce [T,39,1]  graphs/lib/model.lua:157 */
-    CALL(133, (double)39*T, sizeof(real)*((double)T + (double)39*T), k221_sum(A + 566032 + 230400*T, A + 566032 + 97152*T, T)); /* %221 reduce [T,1,1]  graphs/lib/model.lua:157 */
-    CALL(134, (double)T, sizeof(real)*((double)1 + (double)T), k217_sum(A + 16, A + 566032 + 230400*T, T)); /* %222 reduce [1,1,1]  graphs/lib/model.lua:157 */
-    CALL(135, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k224_add(A + 566016, A + 0, A + 16)); /* %224 map:add []  graphs/lib/model.lua:157 */
+    CALL(2, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032, A + 566032 + 12800*T, T)); /* %10 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(3, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 128000*T, A + 566032 + 12800*T, A + 566032, T)); /* %11 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(4, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241280*T, A + 566032 + 128000*T, T)); /* %16 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(5, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 133120*T, A + 566032 + 128000*T, A + 566032 + 241280*T, T)); /* %17 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(6, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 138240*T, A + 566032 + 133120*T, (real *)P + 136192, (real *)P + 136320, T)); /* %19 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(7, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032, A + 566032 + 138240*T, (real *)P + 136448, T)); /* %23 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(8, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 566032 + 5120*T, A + 566032, (real *)P + 152832, T)); /* %25 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(9, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 143360*T, A + 566032 + 5120*T, T)); /* %27 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(10, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032, A + 566032 + 138240*T, (real *)P + 152960, T)); /* %31 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(11, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 566032 + 5120*T, A + 566032, (real *)P + 169344, T)); /* %33 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(12, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 148480*T, A + 566032 + 5120*T, T)); /* %35 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(13, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032, A + 566032 + 138240*T, (real *)P + 169472, T)); /* %39 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(14, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 566032 + 5120*T, A + 566032, (real *)P + 185856, T)); /* %41 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(15, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 153600*T, A + 566032 + 5120*T, T)); /* %43 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(16, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k44_matmul(A + 566032, A + 566032 + 143360*T, A + 566032 + 148480*T, T)); /* %44 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(17, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k50_fused_scale_addc_neg(A + 566032 + 240832*T, (real *)inputs[1], T)); /* %50 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(18, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k51_fused_add_mul_scale(A + 566032 + 6400*T, A + 566032, (real *)inputs[1], A + 566032 + 240832*T, T)); /* %51 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(19, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 566032, A + 566032 + 6400*T, T)); /* %52 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(20, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k55_fused_exp_sub(A + 566032 + 102400*T, A + 566032 + 6400*T, A + 566032, T)); /* %55 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(21, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k56_mul(A + 566032, A + 566032 + 102400*T, (real *)inputs[1], T)); /* %56 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(22, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k57_sum(A + 566032 + 240512*T, A + 566032, T)); /* %57 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(23, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k58_clampmin(A + 566032 + 240672*T, A + 566032 + 240512*T, T)); /* %58 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(24, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 566032 + 108800*T, A + 566032, A + 566032 + 240672*T, T)); /* %59 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(25, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032, A + 566032 + 108800*T, A + 566032 + 153600*T, T)); /* %60 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(26, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 158720*T, A + 566032, T)); /* %61 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(27, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032, A + 566032 + 158720*T, (real *)P + 185984, T)); /* %66 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(28, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k69_fused_add_add(A + 566032 + 115200*T, A + 566032 + 12800*T, A + 566032, (real *)P + 202368, T)); /* %69 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(29, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032 + 240880*T, A + 566032 + 115200*T, T)); /* %73 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(30, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 163840*T, A + 566032 + 115200*T, A + 566032 + 240880*T, T)); /* %74 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(31, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241328*T, A + 566032 + 163840*T, T)); /* %79 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(32, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 168960*T, A + 566032 + 163840*T, A + 566032 + 241328*T, T)); /* %80 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(33, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 174080*T, A + 566032 + 168960*T, (real *)P + 202496, (real *)P + 202624, T)); /* %82 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(34, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k86_matmul(A + 566032, A + 566032 + 174080*T, (real *)P + 202752, T)); /* %86 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(35, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k88_add(A + 566032 + 20480*T, A + 566032, (real *)P + 268288, T)); /* %88 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(36, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k89_gelu(A + 566032, A + 566032 + 20480*T, T)); /* %89 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(37, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k93_matmul(A + 566032 + 120320*T, A + 566032, (real *)P + 268800, T)); /* %93 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(38, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k69_fused_add_add(A + 566032 + 53760*T, A + 566032 + 115200*T, A + 566032 + 120320*T, (real *)P + 334336, T)); /* %96 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(39, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032 + 240880*T, A + 566032 + 53760*T, T)); /* %100 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(40, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 179200*T, A + 566032 + 53760*T, A + 566032 + 240880*T, T)); /* %101 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(41, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241376*T, A + 566032 + 179200*T, T)); /* %106 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(42, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 184320*T, A + 566032 + 179200*T, A + 566032 + 241376*T, T)); /* %107 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(43, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 189440*T, A + 566032 + 184320*T, (real *)P + 334464, (real *)P + 334592, T)); /* %109 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(44, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032 + 40960*T, A + 566032 + 189440*T, (real *)P + 334720, T)); /* %113 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(45, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 566032 + 46080*T, A + 566032 + 40960*T, (real *)P + 351104, T)); /* %115 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(46, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 194560*T, A + 566032 + 46080*T, T)); /* %117 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(47, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032 + 40960*T, A + 566032 + 189440*T, (real *)P + 351232, T)); /* %121 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(48, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 566032 + 46080*T, A + 566032 + 40960*T, (real *)P + 367616, T)); /* %123 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(49, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 199680*T, A + 566032 + 46080*T, T)); /* %125 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(50, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032 + 40960*T, A + 566032 + 189440*T, (real *)P + 367744, T)); /* %129 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(51, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 566032 + 46080*T, A + 566032 + 40960*T, (real *)P + 384128, T)); /* %131 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(52, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 204800*T, A + 566032 + 46080*T, T)); /* %133 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(53, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k44_matmul(A + 566032 + 40960*T, A + 566032 + 194560*T, A + 566032 + 199680*T, T)); /* %134 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(54, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k51_fused_add_mul_scale(A + 566032 + 47360*T, A + 566032 + 40960*T, (real *)inputs[1], A + 566032 + 240832*T, T)); /* %141 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(55, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 566032 + 40960*T, A + 566032 + 47360*T, T)); /* %142 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(56, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k55_fused_exp_sub(A + 566032 + 115200*T, A + 566032 + 47360*T, A + 566032 + 40960*T, T)); /* %145 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(57, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k56_mul(A + 566032 + 40960*T, A + 566032 + 115200*T, (real *)inputs[1], T)); /* %146 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(58, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k57_sum(A + 566032 + 240832*T, A + 566032 + 40960*T, T)); /* %147 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(59, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k58_clampmin(A + 566032 + 240992*T, A + 566032 + 240832*T, T)); /* %148 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(60, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 566032 + 121600*T, A + 566032 + 40960*T, A + 566032 + 240992*T, T)); /* %149 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(61, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032 + 40960*T, A + 566032 + 121600*T, A + 566032 + 204800*T, T)); /* %150 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(62, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 209920*T, A + 566032 + 40960*T, T)); /* %151 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(63, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 566032 + 40960*T, A + 566032 + 209920*T, (real *)P + 384256, T)); /* %156 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(64, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k69_fused_add_add(A + 566032 + 81920*T, A + 566032 + 53760*T, A + 566032 + 40960*T, (real *)P + 400640, T)); /* %159 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(65, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032 + 241152*T, A + 566032 + 81920*T, T)); /* %163 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(66, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 215040*T, A + 566032 + 81920*T, A + 566032 + 241152*T, T)); /* %164 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(67, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241424*T, A + 566032 + 215040*T, T)); /* %169 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(68, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 220160*T, A + 566032 + 215040*T, A + 566032 + 241424*T, T)); /* %170 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(69, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 225280*T, A + 566032 + 220160*T, (real *)P + 400768, (real *)P + 400896, T)); /* %172 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(70, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k86_matmul(A + 566032 + 40960*T, A + 566032 + 225280*T, (real *)P + 401024, T)); /* %176 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(71, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k88_add(A + 566032 + 61440*T, A + 566032 + 40960*T, (real *)P + 466560, T)); /* %178 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(72, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k89_gelu(A + 566032 + 40960*T, A + 566032 + 61440*T, T)); /* %179 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(73, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k93_matmul(A + 566032 + 87040*T, A + 566032 + 40960*T, (real *)P + 467072, T)); /* %183 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(74, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k69_fused_add_add(A + 566032 + 92160*T, A + 566032 + 81920*T, A + 566032 + 87040*T, (real *)P + 532608, T)); /* %186 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(75, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 566032 + 241152*T, A + 566032 + 92160*T, T)); /* %190 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(76, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 566032 + 97280*T, A + 566032 + 92160*T, A + 566032 + 241152*T, T)); /* %191 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(77, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 566032 + 241472*T, A + 566032 + 97280*T, T)); /* %196 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(78, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 81920*T, A + 566032 + 97280*T, A + 566032 + 241472*T, T)); /* %197 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(79, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k19_fused_add_mul(A + 566032 + 87040*T, A + 566032 + 81920*T, (real *)P + 532736, (real *)P + 532864, T)); /* %199 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(80, 0, sizeof(real)*((double)128*T + (double)5120*T), k200_slice(A + 566032 + 97152*T, A + 566032 + 87040*T, T)); /* %200 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(81, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k204_matmul(A + 566032 + 92160*T, A + 566032 + 97152*T, (real *)P + 532992, T)); /* %204 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(82, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k205_add(A + 566032 + 241152*T, A + 566032 + 92160*T, (real *)P + 549376, T)); /* %205 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(83, 0, sizeof(real)*((double)4992*T + (double)5120*T), k206_slice(A + 566032 + 92160*T, A + 566032 + 87040*T, T)); /* %206 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(84, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k210_matmul(A + 566032 + 87040*T, A + 566032 + 92160*T, (real *)P + 549504, T)); /* %210 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(85, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)128), k212_add(A + 566032 + 235520*T, A + 566032 + 87040*T, (real *)P + 565888, T)); /* %212 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(86, (double)256*T, sizeof(real)*((double)T + (double)128*T + (double)128*T), k216_fused_sum_mul(A + 566032 + 87040*T, A + 566032 + 241152*T, (real *)inputs[2], T)); /* %216 fused:sum_mul [T,1]  graphs/lib/model.lua:157 */
+    CALL(87, (double)T, sizeof(real)*((double)1 + (double)T), k217_sum(A + 0, A + 566032 + 87040*T, T)); /* %217 reduce [1,1]  graphs/lib/model.lua:157 */
+    CALL(88, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T), k220_fused_sum_mul(A + 566032 + 87040*T, A + 566032 + 235520*T, (real *)inputs[3], T)); /* %220 fused:sum_mul [T,39,1]  graphs/lib/model.lua:157 */
+    CALL(89, (double)39*T, sizeof(real)*((double)T + (double)39*T), k221_sum(A + 566032 + 87088*T, A + 566032 + 87040*T, T)); /* %221 reduce [T,1,1]  graphs/lib/model.lua:157 */
+    CALL(90, (double)T, sizeof(real)*((double)1 + (double)T), k217_sum(A + 16, A + 566032 + 87088*T, T)); /* %222 reduce [1,1,1]  graphs/lib/model.lua:157 */
+    CALL(91, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k224_add(A + 566016, A + 0, A + 16)); /* %224 map:add []  graphs/lib/model.lua:157 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long T = dims[0]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(136, 0, sizeof(real)*((double)1), k261_fill(A + 0)); /* %261 fill []  graphs/lib/model.lua:157 */
-    CALL(137, (double)T, sizeof(real)*((double)T + (double)1), k263_id(A + 566032 + 230400*T, A + 0, T)); /* %263 map:id [T,1,1]  graphs/lib/model.lua:157 */
-    CALL(138, (double)39*T, sizeof(real)*((double)39*T + (double)T), k264_id(A + 566032 + 97152*T, A + 566032 + 230400*T, T)); /* %264 map:id [T,39,1]  graphs/lib/model.lua:157 */
-    CALL(139, (double)4992*T, sizeof(real)*((double)4992*T + (double)39*T), k265_id(A + 566032 + 230400*T, A + 566032 + 97152*T, T)); /* %265 map:id [T,39,128]  graphs/lib/model.lua:157 */
-    CALL(140, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k219_mul(A + 566032 + 97152*T, A + 566032 + 230400*T, (real *)inputs[3], T)); /* %266 map:mul [T,39,128]  graphs/lib/model.lua:157 */
-    CALL(141, (double)T, sizeof(real)*((double)T + (double)1), k263_id(A + 566032 + 102272*T, A + 0, T)); /* %269 map:id [T,1]  graphs/lib/model.lua:157 */
-    CALL(142, (double)128*T, sizeof(real)*((double)128*T + (double)T), k270_id(A + 566032 + 102144*T, A + 566032 + 102272*T, T)); /* %270 map:id [T,128]  graphs/lib/model.lua:157 */
-    CALL(143, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k215_mul(A + 566032 + 102272*T, A + 566032 + 102144*T, (real *)inputs[2], T)); /* %271 map:mul [T,128]  graphs/lib/model.lua:157 */
-    CALL(144, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k273_sum(A + 0, A + 566032 + 97152*T, T)); /* %273 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(145, (double)4992, sizeof(real)*((double)128 + (double)4992), k275_sum(A + 563200, A + 0)); /* %275 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(146, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k278_matmul(A + 566032 + 230400*T, A + 566032 + 97152*T, (real *)P + 549504, T)); /* %278 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(147, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k279_matmul(A + 393216, A + 566032 + 97152*T, A + 566032 + 92160*T, T)); /* %279 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(148, 0, sizeof(real)*((double)5120*T + (double)4992*T), k281_pad(A + 566032 + 92160*T, A + 566032 + 230400*T, T)); /* %281 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(149, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k282_sum(A + 563328, A + 566032 + 102272*T, T)); /* %282 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(150, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k284_matmul(A + 566032 + 230400*T, A + 566032 + 102272*T, (real *)P + 532992, T)); /* %284 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(151, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k285_matmul(A + 409600, A + 566032 + 102272*T, A + 566032 + 235392*T, T)); /* %285 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(152, 0, sizeof(real)*((double)5120*T + (double)128*T), k287_pad(A + 566032 + 97280*T, A + 566032 + 230400*T, T)); /* %287 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(153, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 230400*T, A + 566032 + 92160*T, A + 566032 + 97280*T, T)); /* %288 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(154, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 230400*T, T)); /* %289 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(155, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563456, A + 0)); /* %291 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(156, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k18_mul(A + 566032 + 92160*T, A + 566032 + 230400*T, (real *)P + 532736, T)); /* %293 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(157, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 97280*T, A + 566032 + 230400*T, A + 566032 + 87040*T, T)); /* %294 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(158, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 97280*T, T)); /* %295 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(159, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563584, A + 0)); /* %297 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(160, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 87040*T, A + 566032 + 92160*T, A + 566032 + 241472*T, T)); /* %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(161, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 97280*T, A + 566032 + 92160*T, A + 566032 + 81920*T, T)); /* %300 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(162, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032 + 92160*T, A + 566032 + 97280*T, T)); /* %301 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(163, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k302_square(A + 566032 + 230400*T, A + 566032 + 241472*T, T)); /* %302 map:square [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(164, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k303_mul(A + 566032 + 230448*T, A + 566032 + 241472*T, A + 566032 + 230400*T, T)); /* %303 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(165, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k304_scale(A + 566032 + 230400*T, A + 566032 + 230448*T, T)); /* %304 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(166, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k303_mul(A + 566032 + 230448*T, A + 566032 + 92160*T, A + 566032 + 230400*T, T)); /* %305 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(167, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032 + 230400*T, A + 566032 + 230448*T, T)); /* %306 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(168, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k307_id(A + 566032 + 92160*T, A + 566032 + 230400*T, T)); /* %307 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(169, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k308_scale(A + 566032 + 97280*T, A + 566032 + 81920*T, T)); /* %308 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(170, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 81920*T, A + 566032 + 92160*T, A + 566032 + 97280*T, T)); /* %309 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(171, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 92160*T, A + 566032 + 87040*T, A + 566032 + 81920*T, T)); /* %310 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(172, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k311_neg(A + 566032 + 97280*T, A + 566032 + 92160*T, T)); /* %311 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(173, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032 + 230400*T, A + 566032 + 97280*T, T)); /* %312 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(174, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032 + 230448*T, A + 566032 + 230400*T, T)); /* %313 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(175, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k307_id(A + 566032 + 97280*T, A + 566032 + 230448*T, T)); /* %314 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(176, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 230400*T, A + 566032 + 92160*T, A + 566032 + 97280*T, T)); /* %315 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(177, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 230400*T, T)); /* %316 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(178, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563712, A + 0)); /* %318 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(179, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k321_matmul(A + 566032 + 81920*T, A + 566032 + 230400*T, (real *)P + 467072, T)); /* %321 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(180, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k322_matmul(A + 131072, A + 566032 + 230400*T, A + 566032 + 40960*T, T)); /* %322 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(181, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k324_gelu_grad(A + 566032 + 40960*T, A + 566032 + 61440*T, T)); /* %324 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(182, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k325_mul(A + 566032 + 61440*T, A + 566032 + 81920*T, A + 566032 + 40960*T, T)); /* %325 map:mul [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(183, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k326_sum(A + 0, A + 566032 + 61440*T, T)); /* %326 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(184, (double)20480, sizeof(real)*((double)512 + (double)20480), k328_sum(A + 562176, A + 0)); /* %328 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(185, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k331_matmul(A + 566032 + 40960*T, A + 566032 + 61440*T, (real *)P + 401024, T)); /* %331 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(186, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k332_matmul(A + 196608, A + 566032 + 61440*T, A + 566032 + 225280*T, T)); /* %332 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(187, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 40960*T, T)); /* %334 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(188, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563840, A + 0)); /* %336 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(189, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k18_mul(A + 566032 + 225280*T, A + 566032 + 40960*T, (real *)P + 400768, T)); /* %338 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(190, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 46080*T, A + 566032 + 40960*T, A + 566032 + 220160*T, T)); /* %339 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(191, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 46080*T, T)); /* %340 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(192, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563968, A + 0)); /* %342 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(193, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 220160*T, A + 566032 + 225280*T, A + 566032 + 241424*T, T)); /* %344 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(194, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 40960*T, A + 566032 + 225280*T, A + 566032 + 215040*T, T)); /* %345 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(195, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032 + 225280*T, A + 566032 + 40960*T, T)); /* %346 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(196, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k302_square(A + 566032 + 225328*T, A + 566032 + 241424*T, T)); /* %347 map:square [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(197, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k303_mul(A + 566032 + 225376*T, A + 566032 + 241424*T, A + 566032 + 225328*T, T)); /* %348 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(198, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k304_scale(A + 566032 + 225328*T, A + 566032 + 225376*T, T)); /* %349 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(199, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k303_mul(A + 566032 + 225376*T, A + 566032 + 225280*T, A + 566032 + 225328*T, T)); /* %350 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(200, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032 + 40960*T, A + 566032 + 225376*T, T)); /* %351 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(201, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k307_id(A + 566032 + 225280*T, A + 566032 + 40960*T, T)); /* %352 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(202, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k308_scale(A + 566032 + 40960*T, A + 566032 + 215040*T, T)); /* %353 map:scale [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(203, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 215040*T, A + 566032 + 225280*T, A + 566032 + 40960*T, T)); /* %354 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(204, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 225280*T, A + 566032 + 220160*T, A + 566032 + 215040*T, T)); /* %355 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(205, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k311_neg(A + 566032 + 215040*T, A + 566032 + 225280*T, T)); /* %356 map:neg [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(206, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032 + 220160*T, A + 566032 + 215040*T, T)); /* %357 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(207, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 215040*T, A + 566032 + 230400*T, A + 566032 + 225280*T, T)); /* %358 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(208, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032 + 220208*T, A + 566032 + 220160*T, T)); /* %359 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(209, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k307_id(A + 566032 + 40960*T, A + 566032 + 220208*T, T)); /* %360 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(210, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 60160*T, A + 566032 + 215040*T, A + 566032 + 40960*T, T)); /* %361 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(211, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 60160*T, T)); /* %362 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(212, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564096, A + 0)); /* %364 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(213, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 40960*T, A + 566032 + 60160*T, (real *)P + 384256, T)); /* %367 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(214, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 425984, A + 566032 + 60160*T, A + 566032 + 209920*T, T)); /* %368 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(215, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 47360*T, A + 566032 + 40960*T, T)); /* %371 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(216, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k44_matmul(A + 566032 + 40960*T, A + 566032 + 47360*T, A + 566032 + 204800*T, T)); /* %372 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(217, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 65280*T, A + 566032 + 121600*T, A + 566032 + 47360*T, T)); /* %373 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(218, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 566032 + 47360*T, A + 566032 + 40960*T, A + 566032 + 240992*T, T)); /* %374 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(219, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k375_mul(A + 566032 + 40960*T, A + 566032 + 47360*T, A + 566032 + 121600*T, T)); /* %375 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(220, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k376_neg(A + 566032 + 53760*T, A + 566032 + 40960*T, T)); /* %376 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(221, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k57_sum(A + 566032 + 40960*T, A + 566032 + 53760*T, T)); /* %377 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(222, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k378_step(A + 566032 + 41120*T, A + 566032 + 240832*T, T)); /* %378 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(223, (double)160*T, sizeof(real)*((double)160*T + (double)160*T + (double)160*T), k379_mul(A + 566032 + 53760*T, A + 566032 + 40960*T, A + 566032 + 41120*T, T)); /* %379 map:mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(224, (double)6400*T, sizeof(real)*((double)6400*T + (double)160*T), k380_id(A + 566032 + 40960*T, A + 566032 + 53760*T, T)); /* %380 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(225, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k381_add(A + 566032 + 53760*T, A + 566032 + 47360*T, A + 566032 + 40960*T, T)); /* %381 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(226, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k47_mul(A + 566032 + 40960*T, A + 566032 + 53760*T, (real *)inputs[1], T)); /* %382 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(227, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k375_mul(A + 566032 + 47360*T, A + 566032 + 40960*T, A + 566032 + 115200*T, T)); /* %386 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(228, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k47_mul(A + 566032 + 40960*T, A + 566032 + 47360*T, (real *)inputs[1], T)); /* %391 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(229, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k45_scale(A + 566032 + 47360*T, A + 566032 + 40960*T, T)); /* %395 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(230, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032 + 40960*T, A + 566032 + 47360*T, A + 566032 + 199680*T, T)); /* %396 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(231, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 53760*T, A + 566032 + 47360*T, A + 566032 + 194560*T, T)); /* %397 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(232, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 46080*T, A + 566032 + 65280*T, T)); /* %398 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(233, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 46080*T, T)); /* %400 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(234, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564224, A + 0)); /* %402 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(235, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 115200*T, A + 566032 + 46080*T, (real *)P + 367744, T)); /* %405 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(236, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 442368, A + 566032 + 46080*T, A + 566032 + 189440*T, T)); /* %406 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(237, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 46080*T, A + 566032 + 53760*T, T)); /* %408 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(238, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 46080*T, T)); /* %410 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(239, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564352, A + 0)); /* %412 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(240, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 120320*T, A + 566032 + 46080*T, (real *)P + 351232, T)); /* %415 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(241, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 458752, A + 566032 + 46080*T, A + 566032 + 189440*T, T)); /* %416 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(242, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 46080*T, A + 566032 + 115200*T, A + 566032 + 120320*T, T)); /* %418 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(243, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 51200*T, A + 566032 + 40960*T, T)); /* %419 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(244, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 51200*T, T)); /* %421 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(245, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564480, A + 0)); /* %423 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(246, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 40960*T, A + 566032 + 51200*T, (real *)P + 334720, T)); /* %426 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(247, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 475136, A + 566032 + 51200*T, A + 566032 + 189440*T, T)); /* %427 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(248, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 51200*T, A + 566032 + 46080*T, A + 566032 + 40960*T, T)); /* %429 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(249, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 51200*T, T)); /* %430 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(250, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564608, A + 0)); /* %432 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(251, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k18_mul(A + 566032 + 40960*T, A + 566032 + 51200*T, (real *)P + 334464, T)); /* %434 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(252, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 46080*T, A + 566032 + 51200*T, A + 566032 + 184320*T, T)); /* %435 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(253, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 46080*T, T)); /* %436 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(254, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564736, A + 0)); /* %438 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(255, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 115200*T, A + 566032 + 40960*T, A + 566032 + 241376*T, T)); /* %440 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(256, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 120320*T, A + 566032 + 40960*T, A + 566032 + 179200*T, T)); /* %441 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(257, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032 + 240832*T, A + 566032 + 120320*T, T)); /* %442 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(258, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k302_square(A + 566032 + 240880*T, A + 566032 + 241376*T, T)); /* %443 map:square [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(259, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k303_mul(A + 566032 + 240928*T, A + 566032 + 241376*T, A + 566032 + 240880*T, T)); /* %444 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(260, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k304_scale(A + 566032 + 240880*T, A + 566032 + 240928*T, T)); /* %445 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(261, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k303_mul(A + 566032 + 240928*T, A + 566032 + 240832*T, A + 566032 + 240880*T, T)); /* %446 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(262, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032 + 240832*T, A + 566032 + 240928*T, T)); /* %447 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(263, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k307_id(A + 566032 + 120320*T, A + 566032 + 240832*T, T)); /* %448 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(264, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k308_scale(A + 566032 + 40960*T, A + 566032 + 179200*T, T)); /* %449 map:scale [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(265, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 46080*T, A + 566032 + 120320*T, A + 566032 + 40960*T, T)); /* %450 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(266, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 40960*T, A + 566032 + 115200*T, A + 566032 + 46080*T, T)); /* %451 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(267, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k311_neg(A + 566032 + 115200*T, A + 566032 + 40960*T, T)); /* %452 map:neg [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(268, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032 + 240832*T, A + 566032 + 115200*T, T)); /* %453 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(269, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 115200*T, A + 566032 + 60160*T, A + 566032 + 40960*T, T)); /* %454 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(270, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032 + 240880*T, A + 566032 + 240832*T, T)); /* %455 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(271, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k307_id(A + 566032 + 120320*T, A + 566032 + 240880*T, T)); /* %456 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(272, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 61440*T, A + 566032 + 115200*T, A + 566032 + 120320*T, T)); /* %457 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(273, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 61440*T, T)); /* %458 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(274, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564864, A + 0)); /* %460 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(275, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k321_matmul(A + 566032 + 40960*T, A + 566032 + 61440*T, (real *)P + 268800, T)); /* %463 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(276, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k322_matmul(A + 262144, A + 566032 + 61440*T, A + 566032, T)); /* %464 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(277, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k324_gelu_grad(A + 566032, A + 566032 + 20480*T, T)); /* %466 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(278, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k325_mul(A + 566032 + 20480*T, A + 566032 + 40960*T, A + 566032, T)); /* %467 map:mul [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(279, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k326_sum(A + 0, A + 566032 + 20480*T, T)); /* %468 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(280, (double)20480, sizeof(real)*((double)512 + (double)20480), k328_sum(A + 562688, A + 0)); /* %470 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(281, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k331_matmul(A + 566032 + 115200*T, A + 566032 + 20480*T, (real *)P + 202752, T)); /* %473 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(282, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k332_matmul(A + 327680, A + 566032 + 20480*T, A + 566032 + 174080*T, T)); /* %474 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(283, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 115200*T, T)); /* %476 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(284, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564992, A + 0)); /* %478 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(285, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k18_mul(A + 566032 + 120320*T, A + 566032 + 115200*T, (real *)P + 202496, T)); /* %480 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(286, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 66560*T, A + 566032 + 115200*T, A + 566032 + 168960*T, T)); /* %481 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(287, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 66560*T, T)); /* %482 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(288, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565120, A + 0)); /* %484 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(289, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 115200*T, A + 566032 + 120320*T, A + 566032 + 241328*T, T)); /* %486 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(290, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 66560*T, A + 566032 + 120320*T, A + 566032 + 163840*T, T)); /* %487 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(291, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032 + 240832*T, A + 566032 + 66560*T, T)); /* %488 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(292, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k302_square(A + 566032 + 240880*T, A + 566032 + 241328*T, T)); /* %489 map:square [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(293, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k303_mul(A + 566032 + 240928*T, A + 566032 + 241328*T, A + 566032 + 240880*T, T)); /* %490 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(294, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k304_scale(A + 566032 + 240880*T, A + 566032 + 240928*T, T)); /* %491 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(295, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k303_mul(A + 566032 + 240928*T, A + 566032 + 240832*T, A + 566032 + 240880*T, T)); /* %492 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(296, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032 + 240832*T, A + 566032 + 240928*T, T)); /* %493 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(297, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k307_id(A + 566032 + 120320*T, A + 566032 + 240832*T, T)); /* %494 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(298, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k308_scale(A + 566032 + 66560*T, A + 566032 + 163840*T, T)); /* %495 map:scale [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(299, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 71680*T, A + 566032 + 120320*T, A + 566032 + 66560*T, T)); /* %496 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(300, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 66560*T, A + 566032 + 115200*T, A + 566032 + 71680*T, T)); /* %497 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(301, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k311_neg(A + 566032 + 115200*T, A + 566032 + 66560*T, T)); /* %498 map:neg [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(302, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032 + 240832*T, A + 566032 + 115200*T, T)); /* %499 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(303, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 115200*T, A + 566032 + 61440*T, A + 566032 + 66560*T, T)); /* %500 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(304, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032 + 240880*T, A + 566032 + 240832*T, T)); /* %501 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(305, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k307_id(A + 566032 + 120320*T, A + 566032 + 240880*T, T)); /* %502 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(306, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 19200*T, A + 566032 + 115200*T, A + 566032 + 120320*T, T)); /* %503 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(307, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 19200*T, T)); /* %504 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(308, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565248, A + 0)); /* %506 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(309, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 115200*T, A + 566032 + 19200*T, (real *)P + 185984, T)); /* %509 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(310, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 491520, A + 566032 + 19200*T, A + 566032 + 158720*T, T)); /* %510 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(311, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 120320*T, A + 566032 + 115200*T, T)); /* %513 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(312, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k44_matmul(A + 566032, A + 566032 + 120320*T, A + 566032 + 153600*T, T)); /* %514 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(313, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 115200*T, A + 566032 + 108800*T, A + 566032 + 120320*T, T)); /* %515 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(314, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 566032 + 6400*T, A + 566032, A + 566032 + 240672*T, T)); /* %516 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(315, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k375_mul(A + 566032, A + 566032 + 6400*T, A + 566032 + 108800*T, T)); /* %517 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(316, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k376_neg(A + 566032 + 12800*T, A + 566032, T)); /* %518 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(317, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k57_sum(A + 566032, A + 566032 + 12800*T, T)); /* %519 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(318, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k378_step(A + 566032 + 160*T, A + 566032 + 240512*T, T)); /* %520 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(319, (double)160*T, sizeof(real)*((double)160*T + (double)160*T + (double)160*T), k379_mul(A + 566032 + 12800*T, A + 566032, A + 566032 + 160*T, T)); /* %521 map:mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(320, (double)6400*T, sizeof(real)*((double)6400*T + (double)160*T), k380_id(A + 566032, A + 566032 + 12800*T, T)); /* %522 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(321, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k381_add(A + 566032 + 12800*T, A + 566032 + 6400*T, A + 566032, T)); /* %523 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(322, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k47_mul(A + 566032, A + 566032 + 12800*T, (real *)inputs[1], T)); /* %524 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(323, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k375_mul(A + 566032 + 6400*T, A + 566032, A + 566032 + 102400*T, T)); /* %528 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(324, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k47_mul(A + 566032, A + 566032 + 6400*T, (real *)inputs[1], T)); /* %533 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(325, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k45_scale(A + 566032 + 6400*T, A + 566032, T)); /* %537 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(326, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032, A + 566032 + 6400*T, A + 566032 + 148480*T, T)); /* %538 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(327, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 12800*T, A + 566032 + 6400*T, A + 566032 + 143360*T, T)); /* %539 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(328, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 5120*T, A + 566032 + 115200*T, T)); /* %540 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(329, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 5120*T, T)); /* %542 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(330, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565376, A + 0)); /* %544 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(331, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 24320*T, A + 566032 + 5120*T, (real *)P + 169472, T)); /* %547 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(332, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 507904, A + 566032 + 5120*T, A + 566032 + 138240*T, T)); /* %548 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(333, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 5120*T, A + 566032 + 12800*T, T)); /* %550 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(334, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 5120*T, T)); /* %552 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(335, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565504, A + 0)); /* %554 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(336, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 10240*T, A + 566032 + 5120*T, (real *)P + 152960, T)); /* %557 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(337, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 524288, A + 566032 + 5120*T, A + 566032 + 138240*T, T)); /* %558 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(338, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 5120*T, A + 566032 + 24320*T, A + 566032 + 10240*T, T)); /* %560 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(339, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 10240*T, A + 566032, T)); /* %561 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(340, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 10240*T, T)); /* %563 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(341, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565632, A + 0)); /* %565 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(342, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032, A + 566032 + 10240*T, (real *)P + 136448, T)); /* %568 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(343, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 540672, A + 566032 + 10240*T, A + 566032 + 138240*T, T)); /* %569 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(344, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 10240*T, A + 566032 + 5120*T, A + 566032, T)); /* %571 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(345, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 10240*T, T)); /* %572 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(346, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565760, A + 0)); /* %574 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(347, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k18_mul(A + 566032, A + 566032 + 10240*T, (real *)P + 136192, T)); /* %576 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(348, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 5120*T, A + 566032 + 10240*T, A + 566032 + 133120*T, T)); /* %577 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(349, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 5120*T, T)); /* %578 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(350, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565888, A + 0)); /* %580 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(351, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 566032 + 5120*T, A + 566032, A + 566032 + 241280*T, T)); /* %582 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(352, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 10240*T, A + 566032, A + 566032 + 128000*T, T)); /* %583 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(353, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032 + 240512*T, A + 566032 + 10240*T, T)); /* %584 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(354, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k302_square(A + 566032 + 240560*T, A + 566032 + 241280*T, T)); /* %585 map:square [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(355, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k303_mul(A + 566032 + 240608*T, A + 566032 + 241280*T, A + 566032 + 240560*T, T)); /* %586 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(356, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k304_scale(A + 566032 + 240560*T, A + 566032 + 240608*T, T)); /* %587 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(357, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k303_mul(A + 566032 + 240608*T, A + 566032 + 240512*T, A + 566032 + 240560*T, T)); /* %588 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(358, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032 + 240512*T, A + 566032 + 240608*T, T)); /* %589 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(359, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k307_id(A + 566032, A + 566032 + 240512*T, T)); /* %590 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(360, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k308_scale(A + 566032 + 10240*T, A + 566032 + 128000*T, T)); /* %591 map:scale [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(361, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 24320*T, A + 566032, A + 566032 + 10240*T, T)); /* %592 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(362, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032, A + 566032 + 5120*T, A + 566032 + 24320*T, T)); /* %593 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(363, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k311_neg(A + 566032 + 5120*T, A + 566032, T)); /* %594 map:neg [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(364, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 566032 + 240512*T, A + 566032 + 5120*T, T)); /* %595 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(365, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 5120*T, A + 566032 + 19200*T, A + 566032, T)); /* %596 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(366, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 566032 + 240560*T, A + 566032 + 240512*T, T)); /* %597 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(367, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k307_id(A + 566032, A + 566032 + 240560*T, T)); /* %598 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(368, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 566032 + 10240*T, A + 566032 + 5120*T, A + 566032, T)); /* %599 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(369, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 557056, A + 566032 + 10240*T, T)); /* %600 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(370, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k602_scatter_add(A + 0, A + 566032 + 10240*T, (int32_t *)inputs[0], T)); /* %602 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(92, 0, sizeof(real)*((double)1), k261_fill(A + 0)); /* %261 fill []  graphs/lib/model.lua:157 */
+    CALL(93, (double)T, sizeof(real)*((double)T + (double)1), k263_id(A + 566032 + 92080*T, A + 0, T)); /* %263 map:id [T,1,1]  graphs/lib/model.lua:157 */
+    CALL(94, (double)39*T, sizeof(real)*((double)39*T + (double)T), k264_id(A + 566032 + 92032*T, A + 566032 + 92080*T, T)); /* %264 map:id [T,39,1]  graphs/lib/model.lua:157 */
+    CALL(95, (double)9984*T, sizeof(real)*((double)4992*T + (double)39*T + (double)4992*T), k266_fused_mul_id(A + 566032 + 87040*T, A + 566032 + 92032*T, (real *)inputs[3], T)); /* %266 fused:mul_id [T,39,128]  graphs/lib/model.lua:157 */
+    CALL(96, (double)T, sizeof(real)*((double)T + (double)1), k263_id(A + 566032 + 92032*T, A + 0, T)); /* %269 map:id [T,1]  graphs/lib/model.lua:157 */
+    CALL(97, (double)256*T, sizeof(real)*((double)128*T + (double)T + (double)128*T), k271_fused_mul_id(A + 566032 + 235392*T, A + 566032 + 92032*T, (real *)inputs[2], T)); /* %271 fused:mul_id [T,128]  graphs/lib/model.lua:157 */
+    CALL(98, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k273_sum(A + 0, A + 566032 + 87040*T, T)); /* %273 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(99, (double)4992, sizeof(real)*((double)128 + (double)4992), k275_sum(A + 563200, A + 0)); /* %275 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(100, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k278_matmul(A + 566032 + 230400*T, A + 566032 + 87040*T, (real *)P + 549504, T)); /* %278 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(101, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k279_matmul(A + 393216, A + 566032 + 87040*T, A + 566032 + 92160*T, T)); /* %279 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(102, 0, sizeof(real)*((double)5120*T + (double)4992*T), k281_pad(A + 566032 + 87040*T, A + 566032 + 230400*T, T)); /* %281 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(103, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k282_sum(A + 563328, A + 566032 + 235392*T, T)); /* %282 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(104, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k284_matmul(A + 566032 + 230400*T, A + 566032 + 235392*T, (real *)P + 532992, T)); /* %284 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(105, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k285_matmul(A + 409600, A + 566032 + 235392*T, A + 566032 + 97152*T, T)); /* %285 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(106, 0, sizeof(real)*((double)5120*T + (double)128*T), k287_pad(A + 566032 + 92160*T, A + 566032 + 230400*T, T)); /* %287 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(107, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k288_add(A + 566032 + 230400*T, A + 566032 + 87040*T, A + 566032 + 92160*T, T)); /* %288 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(108, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 230400*T, T)); /* %289 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(109, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563456, A + 0)); /* %291 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(110, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032 + 87040*T, A + 566032 + 230400*T, (real *)P + 532736, T)); /* %293 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 92160*T, A + 566032 + 230400*T, A + 566032 + 81920*T, T)); /* %294 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(112, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 92160*T, T)); /* %295 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(113, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563584, A + 0)); /* %297 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(114, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 92160*T, A + 566032 + 87040*T, A + 566032 + 97280*T, A + 566032 + 241472*T, T)); /* %306 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(115, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032 + 81920*T, A + 566032 + 87040*T, A + 566032 + 241472*T, A + 566032 + 92160*T, A + 566032 + 97280*T, T)); /* %310 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(116, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 87040*T, A + 566032 + 81920*T, T)); /* %313 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(117, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k315_fused_add_id(A + 566032 + 230400*T, A + 566032 + 81920*T, A + 566032 + 87040*T, T)); /* %315 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(118, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 230400*T, T)); /* %316 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(119, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563712, A + 0)); /* %318 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(120, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k321_matmul(A + 566032 + 81920*T, A + 566032 + 230400*T, (real *)P + 467072, T)); /* %321 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(121, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k322_matmul(A + 131072, A + 566032 + 230400*T, A + 566032 + 40960*T, T)); /* %322 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(122, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k325_fused_mul_gelu_grad(A + 566032 + 40960*T, A + 566032 + 81920*T, A + 566032 + 61440*T, T)); /* %325 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(123, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k326_sum(A + 0, A + 566032 + 40960*T, T)); /* %326 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(124, (double)20480, sizeof(real)*((double)512 + (double)20480), k328_sum(A + 562176, A + 0)); /* %328 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(125, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k331_matmul(A + 566032 + 61440*T, A + 566032 + 40960*T, (real *)P + 401024, T)); /* %331 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(126, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k332_matmul(A + 196608, A + 566032 + 40960*T, A + 566032 + 225280*T, T)); /* %332 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(127, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 61440*T, T)); /* %334 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(128, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563840, A + 0)); /* %336 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(129, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032 + 225280*T, A + 566032 + 61440*T, (real *)P + 400768, T)); /* %338 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(130, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 40960*T, A + 566032 + 61440*T, A + 566032 + 220160*T, T)); /* %339 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(131, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 40960*T, T)); /* %340 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(132, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 563968, A + 0)); /* %342 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(133, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 40960*T, A + 566032 + 225280*T, A + 566032 + 215040*T, A + 566032 + 241424*T, T)); /* %351 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(134, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032 + 220160*T, A + 566032 + 225280*T, A + 566032 + 241424*T, A + 566032 + 40960*T, A + 566032 + 215040*T, T)); /* %355 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(135, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 225280*T, A + 566032 + 220160*T, T)); /* %359 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(136, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k361_fused_add_add_id(A + 566032 + 215040*T, A + 566032 + 230400*T, A + 566032 + 220160*T, A + 566032 + 225280*T, T)); /* %361 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(137, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 215040*T, T)); /* %362 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(138, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564096, A + 0)); /* %364 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(139, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 40960*T, A + 566032 + 215040*T, (real *)P + 384256, T)); /* %367 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(140, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 425984, A + 566032 + 215040*T, A + 566032 + 209920*T, T)); /* %368 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(141, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 209920*T, A + 566032 + 40960*T, T)); /* %371 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(142, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k44_matmul(A + 566032 + 40960*T, A + 566032 + 209920*T, A + 566032 + 204800*T, T)); /* %372 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
+    CALL(143, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 204800*T, A + 566032 + 121600*T, A + 566032 + 209920*T, T)); /* %373 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(144, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 566032 + 47360*T, A + 566032 + 40960*T, A + 566032 + 240992*T, T)); /* %374 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(145, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k379_fused_mul_sum_neg_mul(A + 566032 + 209920*T, A + 566032 + 47360*T, A + 566032 + 121600*T, A + 566032 + 240832*T, T)); /* %379 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(146, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k395_fused_scale_mul_mul_mul(A + 566032 + 40960*T, A + 566032 + 47360*T, A + 566032 + 209920*T, (real *)inputs[1], A + 566032 + 115200*T, T)); /* %395 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(147, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032 + 209920*T, A + 566032 + 40960*T, A + 566032 + 199680*T, T)); /* %396 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(148, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 199680*T, A + 566032 + 40960*T, A + 566032 + 194560*T, T)); /* %397 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(149, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 194560*T, A + 566032 + 204800*T, T)); /* %398 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(150, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 194560*T, T)); /* %400 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(151, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564224, A + 0)); /* %402 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(152, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 204800*T, A + 566032 + 194560*T, (real *)P + 367744, T)); /* %405 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(153, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 442368, A + 566032 + 194560*T, A + 566032 + 189440*T, T)); /* %406 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(154, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 194560*T, A + 566032 + 199680*T, T)); /* %408 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(155, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 194560*T, T)); /* %410 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(156, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564352, A + 0)); /* %412 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(157, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 199680*T, A + 566032 + 194560*T, (real *)P + 351232, T)); /* %415 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(158, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 458752, A + 566032 + 194560*T, A + 566032 + 189440*T, T)); /* %416 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(159, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032 + 194560*T, A + 566032 + 209920*T, T)); /* %419 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(160, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 194560*T, T)); /* %421 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(161, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564480, A + 0)); /* %423 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(162, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 209920*T, A + 566032 + 194560*T, (real *)P + 334720, T)); /* %426 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(163, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 475136, A + 566032 + 194560*T, A + 566032 + 189440*T, T)); /* %427 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(164, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k429_fused_add_add(A + 566032 + 189440*T, A + 566032 + 204800*T, A + 566032 + 199680*T, A + 566032 + 209920*T, T)); /* %429 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(165, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 189440*T, T)); /* %430 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(166, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564608, A + 0)); /* %432 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(167, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032 + 115200*T, A + 566032 + 189440*T, (real *)P + 334464, T)); /* %434 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(168, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 120320*T, A + 566032 + 189440*T, A + 566032 + 184320*T, T)); /* %435 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(169, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 120320*T, T)); /* %436 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(170, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564736, A + 0)); /* %438 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(171, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 240832*T, A + 566032 + 115200*T, A + 566032 + 179200*T, A + 566032 + 241376*T, T)); /* %447 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(172, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032 + 120320*T, A + 566032 + 115200*T, A + 566032 + 241376*T, A + 566032 + 240832*T, A + 566032 + 179200*T, T)); /* %451 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(173, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 240832*T, A + 566032 + 120320*T, T)); /* %455 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(174, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k361_fused_add_add_id(A + 566032 + 115200*T, A + 566032 + 215040*T, A + 566032 + 120320*T, A + 566032 + 240832*T, T)); /* %457 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(175, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 115200*T, T)); /* %458 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(176, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564864, A + 0)); /* %460 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(177, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k321_matmul(A + 566032 + 40960*T, A + 566032 + 115200*T, (real *)P + 268800, T)); /* %463 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(178, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k322_matmul(A + 262144, A + 566032 + 115200*T, A + 566032, T)); /* %464 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(179, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k325_fused_mul_gelu_grad(A + 566032, A + 566032 + 40960*T, A + 566032 + 20480*T, T)); /* %467 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(180, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k326_sum(A + 0, A + 566032, T)); /* %468 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(181, (double)20480, sizeof(real)*((double)512 + (double)20480), k328_sum(A + 562688, A + 0)); /* %470 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(182, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k331_matmul(A + 566032 + 120320*T, A + 566032, (real *)P + 202752, T)); /* %473 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(183, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k332_matmul(A + 327680, A + 566032, A + 566032 + 174080*T, T)); /* %474 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(184, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 120320*T, T)); /* %476 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(185, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 564992, A + 0)); /* %478 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(186, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032, A + 566032 + 120320*T, (real *)P + 202496, T)); /* %480 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(187, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 5120*T, A + 566032 + 120320*T, A + 566032 + 168960*T, T)); /* %481 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(188, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 5120*T, T)); /* %482 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(189, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565120, A + 0)); /* %484 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(190, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 240832*T, A + 566032, A + 566032 + 163840*T, A + 566032 + 241328*T, T)); /* %493 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(191, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032 + 120320*T, A + 566032, A + 566032 + 241328*T, A + 566032 + 240832*T, A + 566032 + 163840*T, T)); /* %497 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(192, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 240832*T, A + 566032 + 120320*T, T)); /* %501 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(193, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k361_fused_add_add_id(A + 566032 + 12800*T, A + 566032 + 115200*T, A + 566032 + 120320*T, A + 566032 + 240832*T, T)); /* %503 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(194, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 12800*T, T)); /* %504 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(195, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565248, A + 0)); /* %506 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(196, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032, A + 566032 + 12800*T, (real *)P + 185984, T)); /* %509 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(197, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 491520, A + 566032 + 12800*T, A + 566032 + 158720*T, T)); /* %510 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(198, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 566032 + 6400*T, A + 566032, T)); /* %513 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(199, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k44_matmul(A + 566032, A + 566032 + 6400*T, A + 566032 + 153600*T, T)); /* %514 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
+    CALL(200, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 115200*T, A + 566032 + 108800*T, A + 566032 + 6400*T, T)); /* %515 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(201, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 566032 + 6400*T, A + 566032, A + 566032 + 240672*T, T)); /* %516 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(202, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k379_fused_mul_sum_neg_mul(A + 566032 + 120320*T, A + 566032 + 6400*T, A + 566032 + 108800*T, A + 566032 + 240512*T, T)); /* %521 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(203, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k395_fused_scale_mul_mul_mul(A + 566032, A + 566032 + 6400*T, A + 566032 + 120320*T, (real *)inputs[1], A + 566032 + 102400*T, T)); /* %537 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(204, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 566032 + 6400*T, A + 566032, A + 566032 + 148480*T, T)); /* %538 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(205, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k373_matmul(A + 566032 + 120320*T, A + 566032, A + 566032 + 143360*T, T)); /* %539 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(206, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032, A + 566032 + 115200*T, T)); /* %540 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(207, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032, T)); /* %542 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(208, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565376, A + 0)); /* %544 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(209, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 17920*T, A + 566032, (real *)P + 169472, T)); /* %547 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(210, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 507904, A + 566032, A + 566032 + 138240*T, T)); /* %548 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(211, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032, A + 566032 + 120320*T, T)); /* %550 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(212, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032, T)); /* %552 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(213, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565504, A + 0)); /* %554 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(214, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 23040*T, A + 566032, (real *)P + 152960, T)); /* %557 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(215, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 524288, A + 566032, A + 566032 + 138240*T, T)); /* %558 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(216, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 566032, A + 566032 + 6400*T, T)); /* %561 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(217, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032, T)); /* %563 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(218, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565632, A + 0)); /* %565 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(219, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k367_matmul(A + 566032 + 5120*T, A + 566032, (real *)P + 136448, T)); /* %568 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(220, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k368_matmul(A + 540672, A + 566032, A + 566032 + 138240*T, T)); /* %569 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(221, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k429_fused_add_add(A + 566032, A + 566032 + 17920*T, A + 566032 + 23040*T, A + 566032 + 5120*T, T)); /* %571 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(222, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032, T)); /* %572 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(223, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565760, A + 0)); /* %574 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(224, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k293_mul(A + 566032 + 5120*T, A + 566032, (real *)P + 136192, T)); /* %576 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(225, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k294_mul(A + 566032 + 17920*T, A + 566032, A + 566032 + 133120*T, T)); /* %577 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(226, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 0, A + 566032 + 17920*T, T)); /* %578 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(227, (double)5120, sizeof(real)*((double)128 + (double)5120), k291_sum(A + 565888, A + 0)); /* %580 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(228, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k306_fused_scale_mul_sum_mul(A + 566032 + 240512*T, A + 566032 + 5120*T, A + 566032 + 128000*T, A + 566032 + 241280*T, T)); /* %589 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(229, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k310_fused_add_mul_mul_id(A + 566032, A + 566032 + 5120*T, A + 566032 + 241280*T, A + 566032 + 240512*T, A + 566032 + 128000*T, T)); /* %593 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(230, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k313_fused_scale_sum_neg(A + 566032 + 240512*T, A + 566032, T)); /* %597 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(231, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k361_fused_add_add_id(A + 566032 + 5120*T, A + 566032 + 12800*T, A + 566032, A + 566032 + 240512*T, T)); /* %599 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(232, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k289_sum(A + 557056, A + 566032 + 5120*T, T)); /* %600 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(233, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k602_scatter_add(A + 0, A + 566032 + 5120*T, (int32_t *)inputs[0], T)); /* %602 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
     memcpy(grads + 0, A + 0, sizeof(real)*131072); /* d loss / d text.tok_emb */
     memcpy(grads + 131072, A + 557056, sizeof(real)*5120); /* d loss / d text.pos_emb */
     memcpy(grads + 136192, A + 565888, sizeof(real)*128); /* d loss / d text.blocks.0.ln1.weight */

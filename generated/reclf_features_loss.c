@@ -28,46 +28,26 @@ static inline real gelu_tanh_grad(real x) {
     return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
 }
 
-/* k6_square:
- *   %6 map:square [T,128]   graphs/lib/losses.lua:21 */
-static void k6_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k7_sum:
- *   %7 reduce [T,1]   graphs/lib/losses.lua:21
- *   %476 reduce [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k7_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(128*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k8_clampmin:
- *   %8 map:clampmin [T,1]   graphs/lib/losses.lua:21 */
-static void k8_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k7_fused_sum_square:
+ *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
+ *     + %6 map:square [T,128]  graphs/lib/losses.lua:21 */
+static void k7_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k9_rsqrt:
- *   %9 map:rsqrt [T,1]   graphs/lib/losses.lua:21 */
-static void k9_rsqrt(real *restrict out, const real *restrict in0, long T) {
+/* k9_fused_rsqrt_clampmin:
+ *   %9 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
+ *     + %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
+static void k9_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k10_mul:
- *   %10 map:mul [T,128]   graphs/lib/losses.lua:21
- *   %474 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %10 map:mul [T,128]   graphs/lib/losses.lua:21 */
 static void k10_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -75,46 +55,26 @@ static void k10_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k11_square:
- *   %11 map:square [B,128]   graphs/lib/losses.lua:21 */
-static void k11_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k12_sum:
- *   %12 reduce [B,1]   graphs/lib/losses.lua:21
- *   %463 reduce [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k12_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(128*B) > 32768)
-    for (long o = 0; o < B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k13_clampmin:
- *   %13 map:clampmin [B,1]   graphs/lib/losses.lua:21 */
-static void k13_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k12_fused_sum_square:
+ *   %12 fused:sum_square [B,1]   graphs/lib/losses.lua:21
+ *     + %11 map:square [B,128]  graphs/lib/losses.lua:21 */
+static void k12_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k14_rsqrt:
- *   %14 map:rsqrt [B,1]   graphs/lib/losses.lua:21 */
-static void k14_rsqrt(real *restrict out, const real *restrict in0, long B) {
+/* k14_fused_rsqrt_clampmin:
+ *   %14 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
+ *     + %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
+static void k14_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k15_mul:
- *   %15 map:mul [B,128]   graphs/lib/losses.lua:21
- *   %461 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %15 map:mul [B,128]   graphs/lib/losses.lua:21 */
 static void k15_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -129,8 +89,7 @@ static void k16_matmul(real *restrict out, const real *restrict in0, const real 
 }
 
 /* k17_scale:
- *   %17 map:scale [T,B]   graphs/lib/losses.lua:21
- *   %458 map:scale [T,B] (backward)  graphs/lib/losses.lua:21 */
+ *   %17 map:scale [T,B]   graphs/lib/losses.lua:21 */
 static void k17_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -157,33 +116,21 @@ static void k19_max(real *restrict out, const real *restrict in0, long B, long T
     }
 }
 
-/* k21_sub:
- *   %21 map:sub [T,B]   graphs/lib/losses.lua:10
- *   %143 map:sub [T,B]   graphs/lib/losses.lua:10 */
-static void k21_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k22_fused_exp_sub:
+ *   %22 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
+ *     + %21 map:sub [T,B]  graphs/lib/losses.lua:10
+ *   %144 fused:exp_sub [T,B]   graphs/lib/losses.lua:10 */
+static void k22_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0*B + i1] - in1[i0];
-}
-
-/* k22_exp:
- *   %22 map:exp [T,B]   graphs/lib/losses.lua:10
- *   %33 map:exp [T,B]   graphs/lib/losses.lua:11
- *   %144 map:exp [T,B]   graphs/lib/losses.lua:10
- *   %155 map:exp [T,B]   graphs/lib/losses.lua:11 */
-static void k22_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = exp(in0[i0]);
+            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i0])));
 }
 
 /* k23_sum:
  *   %23 reduce [T,1]   graphs/lib/losses.lua:10
- *   %28 reduce [T,1]   graphs/lib/losses.lua:10
  *   %41 reduce [T,1]   graphs/lib/losses.lua:12
- *   %145 reduce [T,1]   graphs/lib/losses.lua:10
- *   %150 reduce [T,1]   graphs/lib/losses.lua:10 */
+ *   %145 reduce [T,1]   graphs/lib/losses.lua:10 */
 static void k23_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(B*T) > 32768)
     for (long o = 0; o < T; o++) {
@@ -203,68 +150,43 @@ static void k24_clampmin(real *restrict out, const real *restrict in0, long T) {
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k25_log:
- *   %25 map:log [T,1]   graphs/lib/losses.lua:10
- *   %147 map:log [T,1]   graphs/lib/losses.lua:10 */
-static void k25_log(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = log(in0[i0]);
-}
-
-/* k26_add:
- *   %26 map:add [T,1]   graphs/lib/losses.lua:10
- *   %148 map:add [T,1]   graphs/lib/losses.lua:10 */
-static void k26_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
 /* k27_mul:
  *   %27 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %149 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %231 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %237 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %243 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   %250 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   ... and 3 more */
+ *   %149 map:mul [T,B]   graphs/lib/losses.lua:10 */
 static void k27_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k29_sub:
- *   %29 map:sub [T,1]   graphs/lib/losses.lua:10
- *   %151 map:sub [T,1]   graphs/lib/losses.lua:10 */
-static void k29_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
 /* k30_max:
  *   %30 reduce [1,B]   graphs/lib/losses.lua:11
  *   %152 reduce [1,B]   graphs/lib/losses.lua:11 */
 static void k30_max(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < B; i++) {
-            real a = -INFINITY;
-            for (long j = 0; j < T; j++) if (in0[(o*T + j)*B + i] > a) a = in0[(o*T + j)*B + i];
-            out[o*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = -INFINITY;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*B;
+                for (long i = ib; i < ie; i++) if (row[i] > a[i - ib]) a[i - ib] = row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
         }
 }
 
-/* k32_sub:
- *   %32 map:sub [T,B]   graphs/lib/losses.lua:11
- *   %154 map:sub [T,B]   graphs/lib/losses.lua:11 */
-static void k32_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k33_fused_exp_sub:
+ *   %33 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
+ *     + %32 map:sub [T,B]  graphs/lib/losses.lua:11
+ *   %155 fused:exp_sub [T,B]   graphs/lib/losses.lua:11 */
+static void k33_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0*B + i1] - in1[i1];
+            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i1])));
 }
 
 /* k34_sum:
@@ -273,12 +195,18 @@ static void k32_sub(real *restrict out, const real *restrict in0, const real *re
  *   %156 reduce [1,B]   graphs/lib/losses.lua:11
  *   %161 reduce [1,B]   graphs/lib/losses.lua:11 */
 static void k34_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < B; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*B + i];
-            out[o*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*B;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
         }
 }
 
@@ -291,45 +219,17 @@ static void k35_clampmin(real *restrict out, const real *restrict in0, long B) {
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k36_log:
- *   %36 map:log [1,B]   graphs/lib/losses.lua:11
- *   %158 map:log [1,B]   graphs/lib/losses.lua:11 */
-static void k36_log(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = log(in0[i0]);
-}
-
-/* k37_add:
- *   %37 map:add [1,B]   graphs/lib/losses.lua:11
- *   %159 map:add [1,B]   graphs/lib/losses.lua:11 */
-static void k37_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k40_sub:
- *   %40 map:sub [1,B]   graphs/lib/losses.lua:11
- *   %162 map:sub [1,B]   graphs/lib/losses.lua:11 */
-static void k40_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
-/* k42_mul:
- *   %42 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %164 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %227 map:mul [T,1] (backward)  graphs/lib/losses.lua:13
- *   %248 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %452 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %479 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
- *   ... and 2 more */
-static void k42_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k42_fused_mul_sub_add_log:
+ *   %42 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
+ *     + %29 map:sub [T,1]  graphs/lib/losses.lua:10
+ *     + %26 map:add [T,1]  graphs/lib/losses.lua:10
+ *     + %25 map:log [T,1]  graphs/lib/losses.lua:10
+ *     + %28 reduce [T,1]  graphs/lib/losses.lua:10
+ *   %164 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13 */
+static void k42_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1]; out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]); }
 }
 
 /* k43_sum:
@@ -345,75 +245,38 @@ static void k43_sum(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k44_sum:
- *   %44 reduce [1,1]   graphs/lib/losses.lua:14
- *   %166 reduce [1,1]   graphs/lib/losses.lua:14 */
-static void k44_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(B) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
+/* k46_fused_scale_add_sum_sub:
+ *   %46 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
+ *     + %45 map:add [1,1]  graphs/lib/losses.lua:16
+ *     + %44 reduce [1,1]  graphs/lib/losses.lua:14
+ *     + %40 map:sub [1,B]  graphs/lib/losses.lua:11
+ *     + %37 map:add [1,B]  graphs/lib/losses.lua:11
+ *     + %36 map:log [1,B]  graphs/lib/losses.lua:11
+ *   %168 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16 */
+static void k46_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]); out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B)); }
 }
 
-/* k45_add:
- *   %45 map:add [1,1]   graphs/lib/losses.lua:16
- *   %167 map:add [1,1]   graphs/lib/losses.lua:16
- *   %170 map:add []   graphs/lib/model.lua:136 */
-static void k45_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k46_scale:
- *   %46 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %168 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %224 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
-static void k46_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)0.5/(real)(B));
-}
-
-/* k48_square:
- *   %48 map:square [T,39,128]   graphs/lib/matching.lua:7 */
-static void k48_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k49_sum:
- *   %49 reduce [T,39,1]   graphs/lib/matching.lua:7
- *   %415 reduce [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k49_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(4992*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k50_clampmin:
- *   %50 map:clampmin [T,39,1]   graphs/lib/matching.lua:7 */
-static void k50_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k49_fused_sum_square:
+ *   %49 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
+ *     + %48 map:square [T,39,128]  graphs/lib/matching.lua:7 */
+static void k49_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k51_rsqrt:
- *   %51 map:rsqrt [T,39,1]   graphs/lib/matching.lua:7 */
-static void k51_rsqrt(real *restrict out, const real *restrict in0, long T) {
+/* k51_fused_rsqrt_clampmin:
+ *   %51 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
+ *     + %50 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+static void k51_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k52_mul:
- *   %52 map:mul [T,39,128]   graphs/lib/matching.lua:7
- *   %413 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+ *   %52 map:mul [T,39,128]   graphs/lib/matching.lua:7 */
 static void k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -421,46 +284,26 @@ static void k52_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k55_square:
- *   %55 map:square [1,B,64,128]   graphs/lib/matching.lua:9 */
-static void k55_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k56_sum:
- *   %56 reduce [1,B,64,1]   graphs/lib/matching.lua:9
- *   %399 reduce [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k56_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long o = 0; o < 64*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k57_clampmin:
- *   %57 map:clampmin [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k57_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k56_fused_sum_square:
+ *   %56 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
+ *     + %55 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
+static void k56_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k58_rsqrt:
- *   %58 map:rsqrt [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k58_rsqrt(real *restrict out, const real *restrict in0, long B) {
+/* k58_fused_rsqrt_clampmin:
+ *   %58 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
+ *     + %57 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+static void k58_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k59_mul:
- *   %59 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
- *   %397 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
+ *   %59 map:mul [1,B,64,128]   graphs/lib/matching.lua:9 */
 static void k59_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
@@ -485,8 +328,7 @@ static void k60_matmul(real *restrict out, const real *restrict in0, const real 
 }
 
 /* k61_scale:
- *   %61 map:scale [T,B,39,64]   graphs/lib/matching.lua:10
- *   %391 map:scale [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %61 map:scale [T,B,39,64]   graphs/lib/matching.lua:10 */
 static void k61_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
@@ -505,26 +347,18 @@ static void k62_max(real *restrict out, const real *restrict in0, long B, long T
     }
 }
 
-/* k64_sub:
- *   %64 map:sub [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k64_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k65_fused_exp_sub:
+ *   %65 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %64 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k65_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0*64 + i1] - in1[i0];
-}
-
-/* k65_exp:
- *   %65 map:exp [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k65_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = exp(in0[i0]);
+            out[i0*64 + i1] = exp(((in0[i0*64 + i1]) - (in1[i0])));
 }
 
 /* k66_sum:
- *   %66 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %385 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:10 */
+ *   %66 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
 static void k66_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(2496*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
@@ -562,50 +396,26 @@ static void k68_matmul(real *restrict out, const real *restrict in0, const real 
     }
 }
 
-/* k69_square:
- *   %69 map:square [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k69_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k70_sum:
- *   %70 reduce [T,B,39,1]   graphs/lib/matching.lua:12
- *   %75 reduce [T,B,39,1]   graphs/lib/matching.lua:13
- *   %203 reduce [T,B,39,1]   graphs/lib/irm.lua:10
- *   %211 reduce [T,B,39,1]   graphs/lib/irm.lua:10
- *   %196 reduce [T,B,39,1]   graphs/lib/model.lua:33
- *   %368 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k70_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k71_clampmin:
- *   %71 map:clampmin [T,B,39,1]   graphs/lib/matching.lua:12 */
-static void k71_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
+/* k70_fused_sum_square:
+ *   %70 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
+ *     + %69 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k70_fused_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k72_rsqrt:
- *   %72 map:rsqrt [T,B,39,1]   graphs/lib/matching.lua:12 */
-static void k72_rsqrt(real *restrict out, const real *restrict in0, long B, long T) {
+/* k72_fused_rsqrt_clampmin:
+ *   %72 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
+ *     + %71 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+static void k72_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k73_mul:
- *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %366 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+ *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
 static void k73_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -645,63 +455,27 @@ static void k86_matmul(real *restrict out, const real *restrict in0, const real 
     }
 }
 
-/* k87_scale:
- *   %87 map:scale [T,39,39]   graphs/lib/srm.lua:11
- *   %351 map:scale [T,39,39] (backward)  graphs/lib/srm.lua:11 */
-static void k87_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 1521*T; i0++)
-        out[i0] = in0[i0] * (real)0.088388347648318433;
+/* k92_fused_scale_addc_neg:
+ *   %92 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
+ *     + %91 map:addc [T,1,39]  graphs/lib/srm.lua:12
+ *     + %90 map:neg [T,1,39]  graphs/lib/srm.lua:12
+ *   %126 fused:scale_addc_neg [T,1,39,1]   graphs/lib/irm.lua:11 */
+static void k92_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(39*T) > 32768)
+    for (long i0 = 0; i0 < 39*T; i0++)
+        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k89_mul:
- *   %89 map:mul [T,39,39]   graphs/lib/srm.lua:12
- *   %98 map:mul [T,39,39]   graphs/lib/srm.lua:12
- *   %341 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12
- *   %348 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k89_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k93_fused_add_mul_scale:
+ *   %93 fused:add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
+ *     + %89 map:mul [T,39,39]  graphs/lib/srm.lua:12
+ *     + %87 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
+static void k93_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = in0[i0*1521 + i1*39 + i2] * in1[i0*39 + i2];
-}
-
-/* k90_neg:
- *   %90 map:neg [T,1,39]   graphs/lib/srm.lua:12
- *   %124 map:neg [T,1,39,1]   graphs/lib/irm.lua:11 */
-static void k90_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k91_addc:
- *   %91 map:addc [T,1,39]   graphs/lib/srm.lua:12
- *   %125 map:addc [T,1,39,1]   graphs/lib/irm.lua:11 */
-static void k91_addc(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] + (real)1;
-}
-
-/* k92_scale:
- *   %92 map:scale [T,1,39]   graphs/lib/srm.lua:12
- *   %126 map:scale [T,1,39,1]   graphs/lib/irm.lua:11 */
-static void k92_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * (real)-1000000000;
-}
-
-/* k93_add:
- *   %93 map:add [T,39,39]   graphs/lib/srm.lua:12 */
-static void k93_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = in0[i0*1521 + i1*39 + i2] + in1[i0*39 + i2];
+                out[i0*1521 + i1*39 + i2] = (((in0[i0*1521 + i1*39 + i2]) * (real)0.088388347648318433) * (in1[i0*39 + i2])) + (in2[i0*39 + i2]);
 }
 
 /* k94_max:
@@ -716,26 +490,28 @@ static void k94_max(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k96_sub:
- *   %96 map:sub [T,39,39]   graphs/lib/srm.lua:12 */
-static void k96_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k97_fused_exp_sub:
+ *   %97 fused:exp_sub [T,39,39]   graphs/lib/srm.lua:12
+ *     + %96 map:sub [T,39,39]  graphs/lib/srm.lua:12 */
+static void k97_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] - in1[i0];
+            out[i0*39 + i1] = exp(((in0[i0*39 + i1]) - (in1[i0])));
 }
 
-/* k97_exp:
- *   %97 map:exp [T,39,39]   graphs/lib/srm.lua:12 */
-static void k97_exp(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 1521*T; i0++)
-        out[i0] = exp(in0[i0]);
+/* k98_mul:
+ *   %98 map:mul [T,39,39]   graphs/lib/srm.lua:12 */
+static void k98_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 39; i1++)
+            for (long i2 = 0; i2 < 39; i2++)
+                out[i0*1521 + i1*39 + i2] = in0[i0*1521 + i1*39 + i2] * in1[i0*39 + i2];
 }
 
 /* k99_sum:
- *   %99 reduce [T,39,1]   graphs/lib/srm.lua:12
- *   %336 reduce [T,39,1] (backward)  graphs/lib/srm.lua:12 */
+ *   %99 reduce [T,39,1]   graphs/lib/srm.lua:12 */
 static void k99_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(1521*T) > 32768)
     for (long o = 0; o < 39*T; o++) {
@@ -782,17 +558,14 @@ static void k200_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k202_mul:
- *   %202 map:mul [T,B,39,128]   graphs/lib/irm.lua:10
- *   %210 map:mul [T,B,39,128]   graphs/lib/irm.lua:10
- *   %303 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %319 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10 */
-static void k202_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
+/* k211_fused_sum_mul:
+ *   %211 fused:sum_mul [T,B,39,1]   graphs/lib/irm.lua:10
+ *     + %210 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+static void k211_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 39*B; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*4992*B + i1*128 + i2] = in0[i0*4992*B + i1*128 + i2] * in1[i0*128 + i2];
+            { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992*B + i1*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0*39*B + i1] = r1; }
 }
 
 /* k212_matmul:
@@ -812,46 +585,19 @@ static void k212_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k213_add:
- *   %213 map:add [T,B,39,1]   graphs/lib/irm.lua:10
- *   %198 map:add [T,B,39,1]   graphs/lib/model.lua:33
- *   %286 map:add [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
-static void k213_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k121_scale:
- *   %121 map:scale [T,B,39,1]   graphs/lib/irm.lua:10
- *   %297 map:scale [T,B,39,1] (backward)  graphs/lib/irm.lua:10 */
-static void k121_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * (real)0.088388347648318433;
-}
-
-/* k123_mul:
- *   %123 map:mul [T,B,39,1]   graphs/lib/irm.lua:11
- *   %132 map:mul [T,B,39,1]   graphs/lib/irm.lua:11
- *   %287 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %294 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
-static void k123_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k127_fused_add_mul_scale_add:
+ *   %127 fused:add_mul_scale_add [T,B,39,1]   graphs/lib/irm.lua:11
+ *     + %123 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
+ *     + %121 map:scale [T,B,39,1]  graphs/lib/irm.lua:10
+ *     + %213 map:add [T,B,39,1]  graphs/lib/irm.lua:10
+ *     + %203 reduce [T,B,39,1]  graphs/lib/irm.lua:10
+ *     + %202 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+static void k127_fused_add_mul_scale_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] * in1[i0*39 + i2];
-}
-
-/* k127_add:
- *   %127 map:add [T,B,39,1]   graphs/lib/irm.lua:11 */
-static void k127_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] + in1[i0*39 + i2];
+                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992*B + i1*4992 + i2*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0*39*B + i1*39 + i2] = ((((r1) + (in2[i0*39*B + i1*39 + i2])) * (real)0.088388347648318433) * (in3[i0*39 + i2])) + (in4[i0*39 + i2]); }
 }
 
 /* k128_max:
@@ -866,21 +612,24 @@ static void k128_max(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k130_sub:
- *   %130 map:sub [T,B,39,1]   graphs/lib/irm.lua:11 */
-static void k130_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k131_fused_exp_sub:
+ *   %131 fused:exp_sub [T,B,39,1]   graphs/lib/irm.lua:11
+ *     + %130 map:sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+static void k131_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] - in1[i0];
+            out[i0*39 + i1] = exp(((in0[i0*39 + i1]) - (in1[i0])));
 }
 
-/* k131_exp:
- *   %131 map:exp [T,B,39,1]   graphs/lib/irm.lua:11 */
-static void k131_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = exp(in0[i0]);
+/* k132_mul:
+ *   %132 map:mul [T,B,39,1]   graphs/lib/irm.lua:11 */
+static void k132_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 39; i2++)
+                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] * in1[i0*39 + i2];
 }
 
 /* k133_sum:
@@ -906,8 +655,7 @@ static void k134_clampmin(real *restrict out, const real *restrict in0, long B, 
 }
 
 /* k135_div:
- *   %135 map:div [T,B,39,1]   graphs/lib/irm.lua:11
- *   %279 map:div [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
+ *   %135 map:div [T,B,39,1]   graphs/lib/irm.lua:11 */
 static void k135_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -933,24 +681,27 @@ static void k193_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k195_mul:
- *   %195 map:mul [T,B,39,128]   graphs/lib/model.lua:33
- *   %263 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
-static void k195_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
+/* k196_fused_sum_mul:
+ *   %196 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
+ *     + %195 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+static void k196_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[0 + j1*1]); out[i0] = r1; }
+}
+
+/* k198_fused_add_sum:
+ *   %198 fused:add_sum [T,B,39,1]   graphs/lib/model.lua:33
+ *     + %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+static void k198_fused_add_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1]; out[i0] = (r1) + (in1[i0]); }
 }
 
 /* k136_mul:
  *   %136 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
- *   %257 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %258 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %280 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %290 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %370 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   ... and 2 more */
+ *   %258 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12 */
 static void k136_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -958,18 +709,29 @@ static void k136_mul(real *restrict out, const real *restrict in0, const real *r
 }
 
 /* k139_scale:
- *   %139 map:scale [T,B]   graphs/lib/model.lua:43
- *   %254 map:scale [T,B] (backward)  graphs/lib/model.lua:43 */
+ *   %139 map:scale [T,B]   graphs/lib/model.lua:43 */
 static void k139_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * (real)10;
 }
 
+/* k170_add:
+ *   %170 map:add []   graphs/lib/model.lua:136 */
+static void k170_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
+    out[0] = in0[0] + in1[0];
+}
+
 /* k222_fill:
  *   %222 fill [] (backward)  graphs/lib/model.lua:137 */
 static void k222_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
+}
+
+/* k224_scale:
+ *   %224 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
+static void k224_scale(real *restrict out, const real *restrict in0, long B) {
+    out[0] = in0[0] * ((real)0.5/(real)(B));
 }
 
 /* k225_id:
@@ -980,12 +742,13 @@ static void k225_id(real *restrict out, const real *restrict in0, long B) {
         out[i0] = in0[0];
 }
 
-/* k226_id:
- *   %226 map:id [T,1] (backward)  graphs/lib/losses.lua:13 */
-static void k226_id(real *restrict out, const real *restrict in0, long T) {
+/* k227_fused_mul_id:
+ *   %227 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
+ *     + %226 map:id [T,1]  graphs/lib/losses.lua:13 */
+static void k227_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[0];
+        out[i0] = ((in0[0])) * (in1[i0]);
 }
 
 /* k229_neg:
@@ -996,58 +759,25 @@ static void k229_neg(real *restrict out, const real *restrict in0, long B) {
         out[i0] = -in0[i0];
 }
 
-/* k230_id:
- *   %230 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %236 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %440 map:id [T,B] (backward)  graphs/lib/losses.lua:11 */
-static void k230_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k231_fused_mul_id:
+ *   %231 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
+ *     + %230 map:id [T,B]  graphs/lib/losses.lua:11 */
+static void k231_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i1];
+            out[i0*B + i1] = ((in0[i1])) * (in1[i0*B + i1]);
 }
 
-/* k233_div:
- *   %233 map:div [1,B] (backward)  graphs/lib/losses.lua:11
- *   %437 map:div [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k233_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k235_fused_mul_div_step:
+ *   %235 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *     + %233 map:div [1,B]  graphs/lib/losses.lua:11
+ *     + %234 map:step [1,B]  graphs/lib/losses.lua:11
+ *   %439 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k235_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] / in1[i0];
-}
-
-/* k234_step:
- *   %234 map:step [1,B] (backward)  graphs/lib/losses.lua:11
- *   %438 map:step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k234_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
-}
-
-/* k235_mul:
- *   %235 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %439 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %465 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %467 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %469 map:mul [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k235_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k240_add:
- *   %240 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %245 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %253 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %444 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %449 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %457 map:add [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k240_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
 /* k241_neg:
@@ -1058,38 +788,45 @@ static void k241_neg(real *restrict out, const real *restrict in0, long T) {
         out[i0] = -in0[i0];
 }
 
-/* k242_id:
- *   %242 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %249 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %453 map:id [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k242_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k243_fused_mul_id:
+ *   %243 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
+ *     + %242 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k243_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0];
+            out[i0*B + i1] = ((in0[i0])) * (in1[i0*B + i1]);
 }
 
-/* k246_div:
- *   %246 map:div [T,1] (backward)  graphs/lib/losses.lua:10
- *   %450 map:div [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k246_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k248_fused_mul_div_step:
+ *   %248 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
+ *     + %246 map:div [T,1]  graphs/lib/losses.lua:10
+ *     + %247 map:step [T,1]  graphs/lib/losses.lua:10
+ *   %452 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k248_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] / in1[i0];
+        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
-/* k247_step:
- *   %247 map:step [T,1] (backward)  graphs/lib/losses.lua:10
- *   %451 map:step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k247_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
+/* k254_fused_scale_add_add_add:
+ *   %254 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
+ *     + %253 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %245 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %240 map:add [T,B]  graphs/lib/losses.lua:11
+ *     + %237 map:mul [T,B]  graphs/lib/losses.lua:11
+ *     + %236 map:id [T,B]  graphs/lib/losses.lua:11
+ *     + %250 map:mul [T,B]  graphs/lib/losses.lua:10
+ *     + %249 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k254_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+        for (long i1 = 0; i1 < B; i1++)
+            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)10;
 }
 
 /* k256_id:
- *   %256 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %285 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
+ *   %256 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12 */
 static void k256_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -1135,21 +872,25 @@ static void k260_matmul(real *restrict out, const real *restrict in0, const real
  *   %261 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33
  *   %300 reduce [T,1,39,39] (backward)  graphs/lib/irm.lua:10 */
 static void k261_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (1521 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(1521*B*T) > 32768)
     for (long o = 0; o < T; o++)
-        for (long i = 0; i < 1521; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*1521 + i];
-            out[o*1521 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 1521 ? ib + 256 : 1521;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*1521;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*1521 + i] = a[i - ib];
         }
 }
 
 /* k262_id:
  *   %262 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %277 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
  *   %302 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %318 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %375 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+ *   %318 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10 */
 static void k262_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -1161,9 +902,7 @@ static void k262_id(real *restrict out, const real *restrict in0, long B, long T
  *   %264 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33
  *   %304 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
  *   %320 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %363 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %367 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %377 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+ *   %363 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
 static void k264_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 4992*B*T; i0++)
@@ -1173,36 +912,54 @@ static void k264_mul(real *restrict out, const real *restrict in0, const real *r
 /* k265_sum:
  *   %265 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33 */
 static void k265_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (4992*B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 4992*B; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*4992*B + i];
-            out[o*4992*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4992*B ? ib + 256 : 4992*B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*4992*B;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4992*B + i] = a[i - ib];
         }
 }
 
 /* k267_sum:
  *   %267 reduce [1,39,128] (backward)  graphs/lib/model.lua:33 */
 static void k267_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (4992 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 4992; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*4992 + i];
-            out[o*4992 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*4992;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
         }
 }
 
 /* k269_sum:
  *   %269 reduce [1,128] (backward)  graphs/lib/model.lua:33 */
 static void k269_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 39; j++) a += in0[(o*39 + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 39; j++) {
+                const real *row = in0 + (o*39 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
@@ -1218,45 +975,51 @@ static void k273_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k276_id:
- *   %276 map:id [128,128] (backward)  graphs/lib/model.lua:33 */
-static void k276_id(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for collapse(1) if((long)(16384) > 32768)
-    for (long i0 = 0; i0 < 128; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+/* k279_fused_div_mul:
+ *   %279 fused:div_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
+ *     + %257 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+static void k279_fused_div_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < B*T; i0++)
+        for (long i1 = 0; i1 < 39; i1++)
+            out[i0*39 + i1] = ((in0[i0*39 + i1]) * (in1[i0*39 + i1])) / (in2[i0]);
 }
 
-/* k278_add:
- *   %278 map:add [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %307 map:add [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %323 map:add [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %378 map:add [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k278_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k281_neg:
- *   %281 map:neg [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
-static void k281_neg(real *restrict out, const real *restrict in0, long B, long T) {
+/* k281_fused_neg_mul:
+ *   %281 fused:neg_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
+ *     + %280 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+static void k281_fused_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = -in0[i0];
+        out[i0] = -((in0[i0]) * (in1[i0]));
 }
 
-/* k283_step:
- *   %283 map:step [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
-static void k283_step(real *restrict out, const real *restrict in0, long B, long T) {
+/* k284_fused_mul_step:
+ *   %284 fused:mul_step [T,B,1,1] (backward)  graphs/lib/irm.lua:11
+ *     + %283 map:step [T,B,1,1]  graphs/lib/irm.lua:11 */
+static void k284_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
+}
+
+/* k297_fused_scale_mul_mul_mul:
+ *   %297 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:10
+ *     + %294 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
+ *     + %290 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
+ *     + %287 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
+ *     + %286 map:add [T,B,39,1]  graphs/lib/irm.lua:11
+ *     + %285 map:id [T,B,39,1]  graphs/lib/irm.lua:11 */
+static void k297_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 39; i2++)
+                out[i0*39*B + i1*39 + i2] = (((((in0[i0*39*B + i1*39 + i2]) + ((in1[i0*B + i1]))) * (in2[i0*39 + i2])) * (in3[i0*39*B + i1*39 + i2])) * (in2[i0*39 + i2])) * (real)0.088388347648318433;
 }
 
 /* k301_add:
- *   %301 map:add [T,1,39,39] (backward)  graphs/lib/irm.lua:10
- *   %340 map:add [T,39,39] (backward)  graphs/lib/srm.lua:12 */
+ *   %301 map:add [T,1,39,39] (backward)  graphs/lib/irm.lua:10 */
 static void k301_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 1521*T; i0++)
@@ -1269,12 +1032,18 @@ static void k301_add(real *restrict out, const real *restrict in0, const real *r
  *   %365 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
  *   %394 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
 static void k305_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (4992 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long o = 0; o < T; o++)
-        for (long i = 0; i < 4992; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*4992 + i];
-            out[o*4992 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*4992;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
         }
 }
 
@@ -1282,12 +1051,18 @@ static void k305_sum(real *restrict out, const real *restrict in0, long B, long 
  *   %306 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10
  *   %322 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
 static void k306_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
     for (long o = 0; o < T; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 39; j++) a += in0[(o*39 + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 39; j++) {
+                const real *row = in0 + (o*39 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
@@ -1301,67 +1076,72 @@ static void k310_matmul(real *restrict out, const real *restrict in0, const real
 }
 
 /* k311_add:
- *   %311 map:add [128,128] (backward)  graphs/lib/irm.lua:10
- *   %316 map:add [128,128] (backward)  graphs/lib/irm.lua:10 */
+ *   %311 map:add [128,128] (backward)  graphs/lib/irm.lua:10 */
 static void k311_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
     #pragma omp parallel for simd if((long)(16384) > 32768)
     for (long i0 = 0; i0 < 16384; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
+/* k316_fused_add_id:
+ *   %316 fused:add_id [128,128] (backward)  graphs/lib/irm.lua:10
+ *     + %276 map:id [128,128]  graphs/lib/model.lua:33 */
+static void k316_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1) {
+    #pragma omp parallel for collapse(1) if((long)(16384) > 32768)
+    for (long i0 = 0; i0 < 128; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((in0[i0])) + (in1[i0*128 + i1]);
+}
+
+/* k323_fused_add_add_add_mul:
+ *   %323 fused:add_add_add_mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
+ *     + %307 map:add [T,B,39,128]  graphs/lib/irm.lua:10
+ *     + %278 map:add [T,B,39,128]  graphs/lib/model.lua:33
+ *     + %263 map:mul [T,B,39,128]  graphs/lib/model.lua:33
+ *     + %277 map:id [T,B,39,128]  graphs/lib/model.lua:33
+ *     + %303 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
+ *     + %319 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+static void k323_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 39*B; i1++)
+            for (long i2 = 0; i2 < 128; i2++)
+                out[i0*4992*B + i1*128 + i2] = ((((in0[i0*4992*B + i1*128 + i2]) * (in1[i2])) + ((in2[i0*39*B + i1]))) + ((in3[i0*4992*B + i1*128 + i2]) * (in4[i0*128 + i2]))) + ((in5[i0*4992*B + i1*128 + i2]) * (in6[i0*128 + i2]));
+}
+
 /* k324_add:
- *   %324 map:add [T,1,1,128] (backward)  graphs/lib/irm.lua:10
- *   %477 map:add [T,128] (backward)  graphs/lib/losses.lua:21
- *   %487 map:add [T,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %324 map:add [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
 static void k324_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < 128*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k334_mul:
- *   %334 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12
- *   %344 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k334_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 1521*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k335_neg:
- *   %335 map:neg [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k335_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 1521*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k337_step:
- *   %337 map:step [T,39,1] (backward)  graphs/lib/srm.lua:12 */
-static void k337_step(real *restrict out, const real *restrict in0, long T) {
+/* k338_fused_mul_sum_neg_mul:
+ *   %338 fused:mul_sum_neg_mul [T,39,1] (backward)  graphs/lib/srm.lua:12
+ *     + %336 reduce [T,39,1]  graphs/lib/srm.lua:12
+ *     + %335 map:neg [T,39,39]  graphs/lib/srm.lua:12
+ *     + %334 map:mul [T,39,39]  graphs/lib/srm.lua:12
+ *     + %337 map:step [T,39,1]  graphs/lib/srm.lua:12 */
+static void k338_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 39; j1++) r1 += -((in0[i0*39 + j1*1]) * (in1[i0*39 + j1*1])); out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0); }
 }
 
-/* k338_mul:
- *   %338 map:mul [T,39,1] (backward)  graphs/lib/srm.lua:12
- *   %418 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %420 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %422 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k338_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k339_id:
- *   %339 map:id [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k339_id(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
+/* k351_fused_scale_mul_mul_mul:
+ *   %351 fused:scale_mul_mul_mul [T,39,39] (backward)  graphs/lib/srm.lua:11
+ *     + %348 map:mul [T,39,39]  graphs/lib/srm.lua:12
+ *     + %344 map:mul [T,39,39]  graphs/lib/srm.lua:12
+ *     + %341 map:mul [T,39,39]  graphs/lib/srm.lua:12
+ *     + %340 map:add [T,39,39]  graphs/lib/srm.lua:12
+ *     + %339 map:id [T,39,39]  graphs/lib/srm.lua:12 */
+static void k351_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0];
+            for (long i2 = 0; i2 < 39; i2++)
+                out[i0*1521 + i1*39 + i2] = (((((in0[i0*1521 + i1*39 + i2]) + ((in1[i0*39 + i1]))) * (in2[i0*39 + i2])) * (in3[i0*1521 + i1*39 + i2])) * (in2[i0*39 + i2])) * (real)0.088388347648318433;
 }
 
 /* k352_matmul:
@@ -1408,17 +1188,6 @@ static void k356_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k362_add:
- *   %362 map:add [T,39,128] (backward)  graphs/lib/srm.lua:11
- *   %396 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   %416 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %426 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k362_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
 /* k364_mul:
  *   %364 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
 static void k364_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
@@ -1429,36 +1198,32 @@ static void k364_mul(real *restrict out, const real *restrict in0, const real *r
                 out[i0*4992*B + i1*4992 + i2] = in0[i0*4992*B + i1*4992 + i2] * in1[i0*4992 + i2];
 }
 
-/* k369_square:
- *   %369 map:square [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k369_square(real *restrict out, const real *restrict in0, long B, long T) {
+/* k374_fused_mul_mul_sum_mul:
+ *   %374 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *     + %372 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %368 reduce [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %367 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %371 map:scale [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %370 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %369 map:square [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %373 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
+static void k374_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k371_scale:
- *   %371 map:scale [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k371_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+/* k378_fused_add_mul_mul_id:
+ *   %378 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *     + %366 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %377 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %375 map:id [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %376 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k378_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k373_step:
- *   %373 map:step [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k373_step(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k376_scale:
- *   %376 map:scale [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k376_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * (real)2;
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
 /* k379_matmul:
@@ -1497,47 +1262,41 @@ static void k380_matmul(real *restrict out, const real *restrict in0, const real
  *   %381 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
  *   %395 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
 static void k381_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (8192*B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192*B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 8192*B; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*8192*B + i];
-            out[o*8192*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 8192*B ? ib + 256 : 8192*B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*8192*B;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
         }
 }
 
-/* k383_mul:
- *   %383 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *   %388 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k383_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+/* k385_fused_sum_neg_mul:
+ *   %385 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
+ *     + %384 map:neg [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %383 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k385_fused_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += -((in0[i0*64 + j1*1]) * (in1[i0*64 + j1*1])); out[i0] = r1; }
 }
 
-/* k384_neg:
- *   %384 map:neg [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k384_neg(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k386_id:
- *   %386 map:id [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k386_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k391_fused_scale_mul_add_id:
+ *   %391 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *     + %388 map:mul [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %387 map:add [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %386 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k391_fused_scale_mul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0];
-}
-
-/* k387_add:
- *   %387 map:add [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k387_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+            out[i0*64 + i1] = (((in0[i0*64 + i1]) + ((in1[i0]))) * (in2[i0*64 + i1])) * (real)10;
 }
 
 /* k393_matmul:
@@ -1556,123 +1315,87 @@ static void k393_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k398_mul:
- *   %398 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %409 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k398_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k400_add:
- *   %400 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %410 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k400_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
+/* k396_add:
+ *   %396 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
+static void k396_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for simd if((long)(4992*T) > 32768)
+    for (long i0 = 0; i0 < 4992*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k401_square:
- *   %401 map:square [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k401_square(real *restrict out, const real *restrict in0, long B) {
+/* k406_fused_mul_mul_sum_mul:
+ *   %406 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *     + %404 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %399 reduce [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %398 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %403 map:scale [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %402 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %401 map:square [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %405 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
+static void k406_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k402_mul:
- *   %402 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %404 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %406 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k402_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k403_scale:
- *   %403 map:scale [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k403_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k405_step:
- *   %405 map:step [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k405_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k407_id:
- *   %407 map:id [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k407_id(real *restrict out, const real *restrict in0, long B) {
+/* k410_fused_add_add_mul_mul:
+ *   %410 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *     + %400 map:add [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %397 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %409 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %407 map:id [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %408 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
+static void k410_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
 }
 
-/* k408_scale:
- *   %408 map:scale [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k408_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k414_mul:
- *   %414 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %425 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k414_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k417_square:
- *   %417 map:square [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k417_square(real *restrict out, const real *restrict in0, long T) {
+/* k422_fused_mul_mul_sum_mul:
+ *   %422 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *     + %420 map:mul [T,39,1]  graphs/lib/matching.lua:7
+ *     + %415 reduce [T,39,1]  graphs/lib/matching.lua:7
+ *     + %414 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %419 map:scale [T,39,1]  graphs/lib/matching.lua:7
+ *     + %418 map:mul [T,39,1]  graphs/lib/matching.lua:7
+ *     + %417 map:square [T,39,1]  graphs/lib/matching.lua:7
+ *     + %421 map:step [T,39,1]  graphs/lib/matching.lua:7 */
+static void k422_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k419_scale:
- *   %419 map:scale [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k419_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k421_step:
- *   %421 map:step [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k421_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k423_id:
- *   %423 map:id [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k423_id(real *restrict out, const real *restrict in0, long T) {
+/* k426_fused_add_add_add_mul:
+ *   %426 fused:add_add_add_mul [T,39,128] (backward)  graphs/lib/matching.lua:7
+ *     + %416 map:add [T,39,128]  graphs/lib/matching.lua:7
+ *     + %362 map:add [T,39,128]  graphs/lib/srm.lua:11
+ *     + %413 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %425 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %423 map:id [T,39,128]  graphs/lib/matching.lua:7
+ *     + %424 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
+static void k426_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = (((in0[i0*128 + i1]) + (in1[i0*128 + i1])) + ((in2[i0*128 + i1]) * (in3[i0]))) + (((in4[i0])) * ((in5[i0*128 + i1]) * (real)2));
 }
 
-/* k424_scale:
- *   %424 map:scale [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k424_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k458_fused_scale_add_add_add:
+ *   %458 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
+ *     + %457 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %449 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %444 map:add [T,B]  graphs/lib/losses.lua:11
+ *     + %441 map:mul [T,B]  graphs/lib/losses.lua:11
+ *     + %440 map:id [T,B]  graphs/lib/losses.lua:11
+ *     + %454 map:mul [T,B]  graphs/lib/losses.lua:10
+ *     + %453 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k458_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)14.285714285714285;
 }
 
 /* k459_matmul:
@@ -1687,458 +1410,245 @@ static void k460_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k462_mul:
- *   %462 map:mul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %472 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k462_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k464_square:
- *   %464 map:square [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k464_square(real *restrict out, const real *restrict in0, long B) {
+/* k469_fused_mul_mul_sum_mul:
+ *   %469 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *     + %467 map:mul [B,1]  graphs/lib/losses.lua:21
+ *     + %463 reduce [B,1]  graphs/lib/losses.lua:21
+ *     + %462 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %466 map:scale [B,1]  graphs/lib/losses.lua:21
+ *     + %465 map:mul [B,1]  graphs/lib/losses.lua:21
+ *     + %464 map:square [B,1]  graphs/lib/losses.lua:21
+ *     + %468 map:step [B,1]  graphs/lib/losses.lua:21 */
+static void k469_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k466_scale:
- *   %466 map:scale [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k466_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k468_step:
- *   %468 map:step [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k468_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k470_id:
- *   %470 map:id [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k470_id(real *restrict out, const real *restrict in0, long B) {
+/* k473_fused_add_mul_mul_id:
+ *   %473 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
+ *     + %461 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %472 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %470 map:id [B,128]  graphs/lib/losses.lua:21
+ *     + %471 map:scale [B,128]  graphs/lib/losses.lua:21 */
+static void k473_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k471_scale:
- *   %471 map:scale [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k471_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k473_add:
- *   %473 map:add [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k473_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k475_mul:
- *   %475 map:mul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %486 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k475_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k478_square:
- *   %478 map:square [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k478_square(real *restrict out, const real *restrict in0, long T) {
+/* k483_fused_mul_mul_sum_mul:
+ *   %483 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *     + %481 map:mul [T,1]  graphs/lib/losses.lua:21
+ *     + %476 reduce [T,1]  graphs/lib/losses.lua:21
+ *     + %475 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %480 map:scale [T,1]  graphs/lib/losses.lua:21
+ *     + %479 map:mul [T,1]  graphs/lib/losses.lua:21
+ *     + %478 map:square [T,1]  graphs/lib/losses.lua:21
+ *     + %482 map:step [T,1]  graphs/lib/losses.lua:21 */
+static void k483_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k480_scale:
- *   %480 map:scale [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k480_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k482_step:
- *   %482 map:step [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k482_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k484_id:
- *   %484 map:id [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k484_id(real *restrict out, const real *restrict in0, long T) {
+/* k487_fused_add_add_mul_mul:
+ *   %487 fused:add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
+ *     + %477 map:add [T,128]  graphs/lib/losses.lua:21
+ *     + %474 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %486 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %484 map:id [T,128]  graphs/lib/losses.lua:21
+ *     + %485 map:scale [T,128]  graphs/lib/losses.lua:21 */
+static void k487_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
-}
-
-/* k485_scale:
- *   %485 map:scale [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k485_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * (real)2;
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
 }
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[339] = {
-    {"k6_square", "%6 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k7_sum", "%7 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k8_clampmin", "%8 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k9_rsqrt", "%9 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+static reclf_prof_entry prof[177] = {
+    {"k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k11_square", "%11 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k12_sum", "%12 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k13_clampmin", "%13 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k14_rsqrt", "%14 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
     {"k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k21_sub", "%21 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k22_exp", "%22 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k25_log", "%25 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k26_add", "%26 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k23_sum", "%28 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k29_sub", "%29 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k32_sub", "%32 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k22_exp", "%33 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k36_log", "%36 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k37_add", "%37 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k40_sub", "%40 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"k42_mul", "%42 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
     {"k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k44_sum", "%44 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
-    {"k45_add", "%45 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k46_scale", "%46 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k48_square", "%48 map:square [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k49_sum", "%49 reduce [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k50_clampmin", "%50 map:clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k51_rsqrt", "%51 map:rsqrt [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
     {"k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k55_square", "%55 map:square [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k56_sum", "%56 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k57_clampmin", "%57 map:clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k58_rsqrt", "%58 map:rsqrt [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k60_matmul", "%60 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k61_scale", "%61 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k62_max", "%62 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k64_sub", "%64 map:sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k65_exp", "%65 map:exp [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k65_fused_exp_sub", "%65 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"k69_square", "%69 map:square [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k70_sum", "%70 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k71_clampmin", "%71 map:clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k72_rsqrt", "%72 map:rsqrt [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
     {"k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
     {"k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k70_sum", "%75 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
     {"k81_matmul", "%81 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
     {"k81_matmul", "%84 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
     {"k86_matmul", "%86 matmul [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k87_scale", "%87 map:scale [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k89_mul", "%89 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k90_neg", "%90 map:neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k91_addc", "%91 map:addc [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k92_scale", "%92 map:scale [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k93_add", "%93 map:add [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k92_fused_scale_addc_neg", "%92 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k93_fused_add_mul_scale", "%93 fused:add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k94_max", "%94 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k96_sub", "%96 map:sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k97_exp", "%97 map:exp [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k89_mul", "%98 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k97_fused_exp_sub", "%97 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k98_mul", "%98 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k99_sum", "%99 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k100_clampmin", "%100 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k101_div", "%101 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k114_matmul", "%114 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
     {"k200_matmul", "%200 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k202_mul", "%202 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k70_sum", "%203 reduce [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
     {"k200_matmul", "%205 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
     {"k200_matmul", "%208 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k202_mul", "%210 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k70_sum", "%211 reduce [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k211_fused_sum_mul", "%211 fused:sum_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
     {"k212_matmul", "%212 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k213_add", "%213 map:add [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k121_scale", "%121 map:scale [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k123_mul", "%123 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k90_neg", "%124 map:neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k91_addc", "%125 map:addc [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k92_scale", "%126 map:scale [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k127_add", "%127 map:add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k92_fused_scale_addc_neg", "%126 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k127_fused_add_mul_scale_add", "%127 fused:add_mul_scale_add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
     {"k128_max", "%128 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k130_sub", "%130 map:sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k131_exp", "%131 map:exp [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k123_mul", "%132 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k131_fused_exp_sub", "%131 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k132_mul", "%132 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
     {"k133_sum", "%133 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
     {"k134_clampmin", "%134 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
     {"k135_div", "%135 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
     {"k190_sum", "%190 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
     {"k193_matmul", "%193 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k195_mul", "%195 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k70_sum", "%196 reduce [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k196_fused_sum_mul", "%196 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
     {"k212_matmul", "%197 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k213_add", "%198 map:add [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k198_fused_add_sum", "%198 fused:add_sum [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
     {"k136_mul", "%136 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
     {"k133_sum", "%137 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
     {"k139_scale", "%139 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
     {"k19_max", "%141 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k21_sub", "%143 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k22_exp", "%144 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k22_fused_exp_sub", "%144 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k23_sum", "%145 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k24_clampmin", "%146 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k25_log", "%147 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k26_add", "%148 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k27_mul", "%149 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k23_sum", "%150 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k29_sub", "%151 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k30_max", "%152 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k32_sub", "%154 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k22_exp", "%155 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k33_fused_exp_sub", "%155 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k34_sum", "%156 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k35_clampmin", "%157 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k36_log", "%158 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k37_add", "%159 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k34_sum", "%161 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k40_sub", "%162 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k42_mul", "%164 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k42_fused_mul_sub_add_log", "%164 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
     {"k43_sum", "%165 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k44_sum", "%166 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
-    {"k45_add", "%167 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k46_scale", "%168 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k45_add", "%170 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
+    {"k46_fused_scale_add_sum_sub", "%168 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k170_add", "%170 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
     {"k222_fill", "%222 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
-    {"k46_scale", "%224 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"k224_scale", "%224 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
     {"k225_id", "%225 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"k226_id", "%226 map:id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k42_mul", "%227 map:mul [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"k227_fused_mul_id", "%227 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
     {"k229_neg", "%229 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k230_id", "%230 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k27_mul", "%231 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k233_div", "%233 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k234_step", "%234 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k235_mul", "%235 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k230_id", "%236 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k27_mul", "%237 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k240_add", "%240 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k231_fused_mul_id", "%231 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k235_fused_mul_div_step", "%235 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
     {"k241_neg", "%241 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k242_id", "%242 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k27_mul", "%243 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k240_add", "%245 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k246_div", "%246 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k247_step", "%247 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k42_mul", "%248 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k242_id", "%249 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k27_mul", "%250 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k240_add", "%253 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k139_scale", "%254 map:scale [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
+    {"k243_fused_mul_id", "%243 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k248_fused_mul_div_step", "%248 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k254_fused_scale_add_add_add", "%254 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
     {"k256_id", "%256 map:id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"k136_mul", "%257 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
     {"k136_mul", "%258 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
     {"k259_matmul", "%259 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k260_matmul", "%260 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k261_sum", "%261 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k262_id", "%262 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k195_mul", "%263 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k264_mul", "%264 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k265_sum", "%265 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k267_sum", "%267 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k269_sum", "%269 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k272_matmul", "%272 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k273_matmul", "%273 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k276_id", "%276 map:id [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k262_id", "%277 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k278_add", "%278 map:add [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k135_div", "%279 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k136_mul", "%280 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k281_neg", "%281 map:neg [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k279_fused_div_mul", "%279 fused:div_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k281_fused_neg_mul", "%281 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
     {"k133_sum", "%282 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k283_step", "%283 map:step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k27_mul", "%284 map:mul [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k256_id", "%285 map:id [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k213_add", "%286 map:add [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k123_mul", "%287 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k136_mul", "%290 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k123_mul", "%294 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k121_scale", "%297 map:scale [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k284_fused_mul_step", "%284 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k297_fused_scale_mul_mul_mul", "%297 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k259_matmul", "%298 matmul [T,B,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k260_matmul", "%299 matmul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k261_sum", "%300 reduce [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k301_add", "%301 map:add [T,1,39,39]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k262_id", "%302 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k202_mul", "%303 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k264_mul", "%304 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k305_sum", "%305 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k306_sum", "%306 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k278_add", "%307 map:add [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k114_matmul", "%309 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k310_matmul", "%310 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k311_add", "%311 map:add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k114_matmul", "%314 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k310_matmul", "%315 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k311_add", "%316 map:add [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k316_fused_add_id", "%316 fused:add_id [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k262_id", "%318 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k202_mul", "%319 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k264_mul", "%320 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k305_sum", "%321 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k306_sum", "%322 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k278_add", "%323 map:add [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k323_fused_add_add_add_mul", "%323 fused:add_add_add_mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k324_add", "%324 map:add [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k114_matmul", "%326 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k310_matmul", "%327 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k200_matmul", "%330 matmul [T,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
     {"k310_matmul", "%331 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
     {"k101_div", "%333 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k334_mul", "%334 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k335_neg", "%335 map:neg [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k99_sum", "%336 reduce [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k337_step", "%337 map:step [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k338_mul", "%338 map:mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k339_id", "%339 map:id [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k301_add", "%340 map:add [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k89_mul", "%341 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k334_mul", "%344 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k89_mul", "%348 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k87_scale", "%351 map:scale [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k338_fused_mul_sum_neg_mul", "%338 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k351_fused_scale_mul_mul_mul", "%351 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k352_matmul", "%352 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k353_matmul", "%353 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k355_matmul", "%355 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k356_matmul", "%356 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k355_matmul", "%359 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k356_matmul", "%360 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k362_add", "%362 map:add [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k264_mul", "%363 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k364_mul", "%364 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k305_sum", "%365 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k73_mul", "%366 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k264_mul", "%367 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k70_sum", "%368 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k369_square", "%369 map:square [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k136_mul", "%370 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k371_scale", "%371 map:scale [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k136_mul", "%372 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k373_step", "%373 map:step [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k136_mul", "%374 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k262_id", "%375 map:id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k376_scale", "%376 map:scale [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k264_mul", "%377 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k278_add", "%378 map:add [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k374_fused_mul_mul_sum_mul", "%374 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k378_fused_add_mul_mul_id", "%378 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k379_matmul", "%379 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k380_matmul", "%380 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k381_sum", "%381 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k67_div", "%382 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k383_mul", "%383 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k384_neg", "%384 map:neg [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k66_sum", "%385 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k386_id", "%386 map:id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k387_add", "%387 map:add [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k383_mul", "%388 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k61_scale", "%391 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k385_fused_sum_neg_mul", "%385 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k391_fused_scale_mul_add_id", "%391 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k68_matmul", "%392 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k393_matmul", "%393 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k305_sum", "%394 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k381_sum", "%395 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k362_add", "%396 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k59_mul", "%397 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k398_mul", "%398 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k56_sum", "%399 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k400_add", "%400 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k401_square", "%401 map:square [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k402_mul", "%402 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k403_scale", "%403 map:scale [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k402_mul", "%404 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k405_step", "%405 map:step [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k402_mul", "%406 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k407_id", "%407 map:id [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k408_scale", "%408 map:scale [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k398_mul", "%409 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k400_add", "%410 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k52_mul", "%413 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k414_mul", "%414 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k49_sum", "%415 reduce [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k362_add", "%416 map:add [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k417_square", "%417 map:square [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k338_mul", "%418 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k419_scale", "%419 map:scale [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k338_mul", "%420 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k421_step", "%421 map:step [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k338_mul", "%422 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k423_id", "%423 map:id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k424_scale", "%424 map:scale [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k414_mul", "%425 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k362_add", "%426 map:add [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k233_div", "%437 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k234_step", "%438 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k235_mul", "%439 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k230_id", "%440 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k27_mul", "%441 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k240_add", "%444 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k240_add", "%449 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k246_div", "%450 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k247_step", "%451 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k42_mul", "%452 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k242_id", "%453 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k27_mul", "%454 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k240_add", "%457 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k17_scale", "%458 map:scale [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k396_add", "%396 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k406_fused_mul_mul_sum_mul", "%406 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k410_fused_add_add_mul_mul", "%410 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k422_fused_mul_mul_sum_mul", "%422 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k426_fused_add_add_add_mul", "%426 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k235_fused_mul_div_step", "%439 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k248_fused_mul_div_step", "%452 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k458_fused_scale_add_add_add", "%458 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k459_matmul", "%459 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k460_matmul", "%460 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k15_mul", "%461 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k462_mul", "%462 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k12_sum", "%463 reduce [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k464_square", "%464 map:square [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k235_mul", "%465 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k466_scale", "%466 map:scale [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k235_mul", "%467 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k468_step", "%468 map:step [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k235_mul", "%469 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k470_id", "%470 map:id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k471_scale", "%471 map:scale [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k462_mul", "%472 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k473_add", "%473 map:add [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k10_mul", "%474 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k475_mul", "%475 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k7_sum", "%476 reduce [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k324_add", "%477 map:add [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k478_square", "%478 map:square [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k42_mul", "%479 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k480_scale", "%480 map:scale [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k42_mul", "%481 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k482_step", "%482 map:step [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k42_mul", "%483 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k484_id", "%484 map:id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k485_scale", "%485 map:scale [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k475_mul", "%486 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k324_add", "%487 map:add [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k469_fused_mul_mul_sum_mul", "%469 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k473_fused_add_mul_mul_id", "%473 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k483_fused_mul_mul_sum_mul", "%483 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k487_fused_add_add_mul_mul", "%487 fused:add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_features_loss = {339, prof};
+const reclf_prof_table reclf_profile_reclf_features_loss = {177, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -2148,368 +1658,206 @@ const reclf_prof_table reclf_profile_reclf_features_loss = {339, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(98320 + 33168*B + 40192*B*T + 25488*T);
+    return sizeof(real) * (size_t)(98320 + 24912*B + 40192*B*T + 25616*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k6_square(A + 98320 + 33168*B + 40192*B*T, (real *)inputs[0], T)); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-    CALL(1, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 98320 + 33168*B + 40192*B*T + 25408*T, A + 98320 + 33168*B + 40192*B*T, T)); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(2, (double)T, sizeof(real)*((double)T + (double)T), k8_clampmin(A + 98320 + 33168*B + 40192*B*T, A + 98320 + 33168*B + 40192*B*T + 25408*T, T)); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(3, (double)T, sizeof(real)*((double)T + (double)T), k9_rsqrt(A + 98320 + 33168*B + 40192*B*T + 25424*T, A + 98320 + 33168*B + 40192*B*T, T)); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    CALL(4, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 98320 + 33168*B + 40192*B*T + 24576*T, (real *)inputs[0], A + 98320 + 33168*B + 40192*B*T + 25424*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k11_square(A + 98320, (real *)inputs[2], B)); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 98320 + 33088*B, A + 98320, B)); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(7, (double)B, sizeof(real)*((double)B + (double)B), k13_clampmin(A + 98320, A + 98320 + 33088*B, B)); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(8, (double)B, sizeof(real)*((double)B + (double)B), k14_rsqrt(A + 98320 + 33104*B, A + 98320, B)); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    CALL(9, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 98320 + 32768*B, (real *)inputs[2], A + 98320 + 33104*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(10, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 98320 + 33168*B, A + 98320 + 33168*B + 40192*B*T + 24576*T, A + 98320 + 32768*B, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(11, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 98320 + 33168*B + 16*B*T, A + 98320 + 33168*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(12, 0, sizeof(real)*((double)B*T), k18_eye(A + 98320 + 33168*B + 30144*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(13, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 98320 + 33168*B + 40192*B*T + 24704*T, A + 98320 + 33168*B + 16*B*T, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(14, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k21_sub(A + 98320 + 33168*B, A + 98320 + 33168*B + 16*B*T, A + 98320 + 33168*B + 40192*B*T + 24704*T, B, T)); /* %21 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(15, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 98320 + 33168*B + 40128*B*T, A + 98320 + 33168*B, B, T)); /* %22 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    CALL(16, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 98320 + 33168*B + 40192*B*T + 25440*T, A + 98320 + 33168*B + 40128*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(17, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 98320 + 33168*B + 40192*B*T + 25456*T, A + 98320 + 33168*B + 40192*B*T + 25440*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(18, (double)T, sizeof(real)*((double)T + (double)T), k25_log(A + 98320 + 33168*B + 40192*B*T + 24720*T, A + 98320 + 33168*B + 40192*B*T + 25456*T, T)); /* %25 map:log [T,1]  graphs/lib/losses.lua:10 */
-    CALL(19, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k26_add(A + 98320 + 33168*B + 40192*B*T + 24736*T, A + 98320 + 33168*B + 40192*B*T + 24720*T, A + 98320 + 33168*B + 40192*B*T + 24704*T, T)); /* %26 map:add [T,1]  graphs/lib/losses.lua:10 */
-    CALL(20, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 98320 + 33168*B, A + 98320 + 33168*B + 16*B*T, A + 98320 + 33168*B + 30144*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(21, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 98320 + 33168*B + 40192*B*T + 24704*T, A + 98320 + 33168*B, B, T)); /* %28 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(22, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k29_sub(A + 98320 + 33168*B + 40192*B*T + 24720*T, A + 98320 + 33168*B + 40192*B*T + 24736*T, A + 98320 + 33168*B + 40192*B*T + 24704*T, T)); /* %29 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    CALL(23, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 98320 + 32896*B, A + 98320 + 33168*B + 16*B*T, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(24, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k32_sub(A + 98320 + 33168*B + 30160*B*T, A + 98320 + 33168*B + 16*B*T, A + 98320 + 32896*B, B, T)); /* %32 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(25, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 98320 + 33168*B + 40144*B*T, A + 98320 + 33168*B + 30160*B*T, B, T)); /* %33 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    CALL(26, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 33120*B, A + 98320 + 33168*B + 40144*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(27, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 98320 + 33136*B, A + 98320 + 33120*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(28, (double)B, sizeof(real)*((double)B + (double)B), k36_log(A + 98320 + 32912*B, A + 98320 + 33136*B, B)); /* %36 map:log [1,B]  graphs/lib/losses.lua:11 */
-    CALL(29, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k37_add(A + 98320 + 32928*B, A + 98320 + 32912*B, A + 98320 + 32896*B, B)); /* %37 map:add [1,B]  graphs/lib/losses.lua:11 */
-    CALL(30, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 32896*B, A + 98320 + 33168*B, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(31, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k40_sub(A + 98320 + 32912*B, A + 98320 + 32928*B, A + 98320 + 32896*B, B)); /* %40 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    CALL(32, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 98320 + 33168*B + 40192*B*T + 25184*T, A + 98320 + 33168*B + 30144*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(33, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 98320 + 33168*B + 40192*B*T + 24704*T, A + 98320 + 33168*B + 40192*B*T + 24720*T, A + 98320 + 33168*B + 40192*B*T + 25184*T, T)); /* %42 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(34, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 98320 + 33168*B + 40192*B*T + 24704*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(35, (double)B, sizeof(real)*((double)1 + (double)B), k44_sum(A + 16, A + 98320 + 32912*B, B)); /* %44 reduce [1,1]  graphs/lib/losses.lua:14 */
-    CALL(36, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 32, A + 0, A + 16)); /* %45 map:add [1,1]  graphs/lib/losses.lua:16 */
-    CALL(37, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 128, A + 32, B)); /* %46 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(38, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k48_square(A + 98320 + 33168*B + 40192*B*T, (real *)inputs[1], T)); /* %48 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(39, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k49_sum(A + 98320 + 33168*B + 40192*B*T + 25216*T, A + 98320 + 33168*B + 40192*B*T, T)); /* %49 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(40, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k50_clampmin(A + 98320 + 33168*B + 40192*B*T + 24704*T, A + 98320 + 33168*B + 40192*B*T + 25216*T, T)); /* %50 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(41, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k51_rsqrt(A + 98320 + 33168*B + 40192*B*T + 25264*T, A + 98320 + 33168*B + 40192*B*T + 24704*T, T)); /* %51 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(42, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 98320 + 33168*B + 40192*B*T, (real *)inputs[1], A + 98320 + 33168*B + 40192*B*T + 25264*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(43, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k55_square(A + 98320, (real *)inputs[3], B)); /* %55 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(44, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k56_sum(A + 98320 + 32896*B, A + 98320, B)); /* %56 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(45, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k57_clampmin(A + 98320, A + 98320 + 32896*B, B)); /* %57 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(46, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k58_rsqrt(A + 98320 + 32960*B, A + 98320, B)); /* %58 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(47, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 98320, (real *)inputs[3], A + 98320 + 32960*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(48, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k60_matmul(A + 98320 + 33168*B, A + 98320 + 33168*B + 40192*B*T, A + 98320, B, T)); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(49, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 98320 + 33168*B + 2496*B*T, A + 98320 + 33168*B, B, T)); /* %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(50, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 98320 + 33168*B + 4992*B*T, A + 98320 + 33168*B + 2496*B*T, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(51, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k64_sub(A + 98320 + 33168*B, A + 98320 + 33168*B + 2496*B*T, A + 98320 + 33168*B + 4992*B*T, B, T)); /* %64 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(52, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k65_exp(A + 98320 + 33168*B + 34944*B*T, A + 98320 + 33168*B, B, T)); /* %65 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(53, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 98320 + 33168*B + 39936*B*T, A + 98320 + 33168*B + 34944*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(54, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 98320 + 33168*B + 37440*B*T, A + 98320 + 33168*B + 34944*B*T, A + 98320 + 33168*B + 39936*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(55, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 98320 + 33168*B, A + 98320 + 33168*B + 37440*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(56, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k69_square(A + 98320 + 33168*B + 4992*B*T, A + 98320 + 33168*B, B, T)); /* %69 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(57, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 98320 + 33168*B + 39984*B*T, A + 98320 + 33168*B + 4992*B*T, B, T)); /* %70 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(58, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k71_clampmin(A + 98320 + 33168*B + 4992*B*T, A + 98320 + 33168*B + 39984*B*T, B, T)); /* %71 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(59, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_rsqrt(A + 98320 + 33168*B + 40032*B*T, A + 98320 + 33168*B + 4992*B*T, B, T)); /* %72 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(60, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 98320 + 33168*B + 4992*B*T, A + 98320 + 33168*B, A + 98320 + 33168*B + 40032*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(61, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k74_mul(A + 98320 + 33168*B + 9984*B*T, A + 98320 + 33168*B + 40192*B*T, A + 98320 + 33168*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(62, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 98320 + 33168*B + 19968*B*T, A + 98320 + 33168*B + 9984*B*T, B, T)); /* %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-    CALL(63, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 98320 + 33168*B + 40192*B*T + 4992*T, (real *)inputs[1], (real *)P + 0, T)); /* %81 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(64, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 98320 + 33168*B + 40192*B*T + 9984*T, (real *)inputs[1], (real *)P + 16384, T)); /* %84 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(65, (double)389376*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T), k86_matmul(A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T + 4992*T, A + 98320 + 33168*B + 40192*B*T + 9984*T, T)); /* %86 matmul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(66, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k87_scale(A + 98320 + 33168*B + 40192*B*T + 16512*T, A + 98320 + 33168*B + 40192*B*T + 14976*T, T)); /* %87 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(67, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k89_mul(A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T + 16512*T, (real *)inputs[4], T)); /* %89 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(68, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k90_neg(A + 98320 + 33168*B + 40192*B*T + 24704*T, (real *)inputs[4], T)); /* %90 map:neg [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(69, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k91_addc(A + 98320 + 33168*B + 40192*B*T + 24752*T, A + 98320 + 33168*B + 40192*B*T + 24704*T, T)); /* %91 map:addc [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(70, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k92_scale(A + 98320 + 33168*B + 40192*B*T + 24704*T, A + 98320 + 33168*B + 40192*B*T + 24752*T, T)); /* %92 map:scale [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(71, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k93_add(A + 98320 + 33168*B + 40192*B*T + 16512*T, A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T + 24704*T, T)); /* %93 map:add [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(72, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k94_max(A + 98320 + 33168*B + 40192*B*T + 24704*T, A + 98320 + 33168*B + 40192*B*T + 16512*T, T)); /* %94 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(73, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k96_sub(A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T + 16512*T, A + 98320 + 33168*B + 40192*B*T + 24704*T, T)); /* %96 map:sub [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(74, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k97_exp(A + 98320 + 33168*B + 40192*B*T + 19968*T, A + 98320 + 33168*B + 40192*B*T + 14976*T, T)); /* %97 map:exp [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(75, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k89_mul(A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T + 19968*T, (real *)inputs[4], T)); /* %98 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(76, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k99_sum(A + 98320 + 33168*B + 40192*B*T + 25312*T, A + 98320 + 33168*B + 40192*B*T + 14976*T, T)); /* %99 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(77, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k100_clampmin(A + 98320 + 33168*B + 40192*B*T + 25360*T, A + 98320 + 33168*B + 40192*B*T + 25312*T, T)); /* %100 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(78, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 98320 + 33168*B + 40192*B*T + 21504*T, A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T + 25360*T, T)); /* %101 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(79, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k114_matmul(A + 98320 + 33168*B + 40192*B*T + 24704*T, (real *)inputs[0], (real *)P + 65536, T)); /* %114 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(80, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k200_matmul(A + 98320 + 33168*B + 40192*B*T + 24832*T, A + 98320 + 33168*B + 40192*B*T + 24704*T, (real *)P + 81920, T)); /* %200 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(81, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T), k202_mul(A + 98320 + 33168*B + 14976*B*T, A + 98320 + 33168*B + 9984*B*T, A + 98320 + 33168*B + 40192*B*T + 24832*T, B, T)); /* %202 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(82, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 98320 + 33168*B + 20016*B*T, A + 98320 + 33168*B + 14976*B*T, B, T)); /* %203 reduce [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(83, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k200_matmul(A + 98320 + 33168*B + 40192*B*T + 24960*T, A + 98320 + 33168*B + 40192*B*T + 24832*T, (real *)P + 49152, T)); /* %205 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(84, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k200_matmul(A + 98320 + 33168*B + 40192*B*T + 18048*T, A + 98320 + 33168*B + 40192*B*T + 24960*T, (real *)P + 32768, T)); /* %208 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(85, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T), k202_mul(A + 98320 + 33168*B + 14976*B*T, A + 98320 + 33168*B + 9984*B*T, A + 98320 + 33168*B + 40192*B*T + 18048*T, B, T)); /* %210 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(86, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 98320 + 33168*B + 31488*B*T, A + 98320 + 33168*B + 14976*B*T, B, T)); /* %211 reduce [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(87, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k212_matmul(A + 98320 + 33168*B + 31536*B*T, A + 98320 + 33168*B + 40192*B*T + 21504*T, A + 98320 + 33168*B + 31488*B*T, B, T)); /* %212 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(88, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k213_add(A + 98320 + 33168*B + 31584*B*T, A + 98320 + 33168*B + 20016*B*T, A + 98320 + 33168*B + 31536*B*T, B, T)); /* %213 map:add [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(89, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k121_scale(A + 98320 + 33168*B + 31536*B*T, A + 98320 + 33168*B + 31584*B*T, B, T)); /* %121 map:scale [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(90, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k123_mul(A + 98320 + 33168*B + 31584*B*T, A + 98320 + 33168*B + 31536*B*T, (real *)inputs[4], B, T)); /* %123 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(91, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k90_neg(A + 98320 + 33168*B + 40192*B*T + 25088*T, (real *)inputs[4], T)); /* %124 map:neg [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(92, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k91_addc(A + 98320 + 33168*B + 40192*B*T + 25136*T, A + 98320 + 33168*B + 40192*B*T + 25088*T, T)); /* %125 map:addc [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(93, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k92_scale(A + 98320 + 33168*B + 40192*B*T + 25088*T, A + 98320 + 33168*B + 40192*B*T + 25136*T, T)); /* %126 map:scale [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(94, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k127_add(A + 98320 + 33168*B + 31536*B*T, A + 98320 + 33168*B + 31584*B*T, A + 98320 + 33168*B + 40192*B*T + 25088*T, B, T)); /* %127 map:add [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(95, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k128_max(A + 98320 + 33168*B + 40080*B*T, A + 98320 + 33168*B + 31536*B*T, B, T)); /* %128 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(96, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k130_sub(A + 98320 + 33168*B + 31584*B*T, A + 98320 + 33168*B + 31536*B*T, A + 98320 + 33168*B + 40080*B*T, B, T)); /* %130 map:sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(97, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k131_exp(A + 98320 + 33168*B + 31536*B*T, A + 98320 + 33168*B + 31584*B*T, B, T)); /* %131 map:exp [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(98, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k123_mul(A + 98320 + 33168*B + 31584*B*T, A + 98320 + 33168*B + 31536*B*T, (real *)inputs[4], B, T)); /* %132 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(99, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k133_sum(A + 98320 + 33168*B + 40080*B*T, A + 98320 + 33168*B + 31584*B*T, B, T)); /* %133 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(100, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k134_clampmin(A + 98320 + 33168*B + 40096*B*T, A + 98320 + 33168*B + 40080*B*T, B, T)); /* %134 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(101, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k135_div(A + 98320 + 33168*B + 29952*B*T, A + 98320 + 33168*B + 31584*B*T, A + 98320 + 33168*B + 40096*B*T, B, T)); /* %135 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(102, (double)16384, sizeof(real)*((double)128 + (double)16384), k190_sum(A + 16384, (real *)P + 49152)); /* %190 reduce [128,1]  graphs/lib/model.lua:33 */
-    CALL(103, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k193_matmul(A + 0, A + 16384, (real *)P + 32768)); /* %193 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(104, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128), k195_mul(A + 98320 + 33168*B + 14976*B*T, A + 98320 + 33168*B + 9984*B*T, A + 0, B, T)); /* %195 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(105, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 98320 + 33168*B + 30000*B*T, A + 98320 + 33168*B + 14976*B*T, B, T)); /* %196 reduce [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(106, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k212_matmul(A + 98320 + 33168*B + 30048*B*T, A + 98320 + 33168*B + 40192*B*T + 21504*T, A + 98320 + 33168*B + 30000*B*T, B, T)); /* %197 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(107, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k213_add(A + 98320 + 33168*B + 30096*B*T, A + 98320 + 33168*B + 19968*B*T, A + 98320 + 33168*B + 30048*B*T, B, T)); /* %198 map:add [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(108, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k136_mul(A + 98320 + 33168*B + 30048*B*T, A + 98320 + 33168*B + 29952*B*T, A + 98320 + 33168*B + 30096*B*T, B, T)); /* %136 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(109, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k133_sum(A + 98320 + 33168*B + 40112*B*T, A + 98320 + 33168*B + 30048*B*T, B, T)); /* %137 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
-    CALL(110, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k139_scale(A + 98320 + 33168*B + 30048*B*T, A + 98320 + 33168*B + 40112*B*T, B, T)); /* %139 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(111, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 98320 + 33168*B + 40192*B*T + 25200*T, A + 98320 + 33168*B + 30048*B*T, B, T)); /* %141 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(112, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k21_sub(A + 98320 + 33168*B + 40112*B*T, A + 98320 + 33168*B + 30048*B*T, A + 98320 + 33168*B + 40192*B*T + 25200*T, B, T)); /* %143 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(113, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 98320 + 33168*B + 30064*B*T, A + 98320 + 33168*B + 40112*B*T, B, T)); /* %144 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    CALL(114, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 98320 + 33168*B + 40192*B*T + 25088*T, A + 98320 + 33168*B + 30064*B*T, B, T)); /* %145 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(115, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 98320 + 33168*B + 40192*B*T + 25104*T, A + 98320 + 33168*B + 40192*B*T + 25088*T, T)); /* %146 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(116, (double)T, sizeof(real)*((double)T + (double)T), k25_log(A + 98320 + 33168*B + 40192*B*T + 25120*T, A + 98320 + 33168*B + 40192*B*T + 25104*T, T)); /* %147 map:log [T,1]  graphs/lib/losses.lua:10 */
-    CALL(117, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k26_add(A + 98320 + 33168*B + 40192*B*T + 25136*T, A + 98320 + 33168*B + 40192*B*T + 25120*T, A + 98320 + 33168*B + 40192*B*T + 25200*T, T)); /* %148 map:add [T,1]  graphs/lib/losses.lua:10 */
-    CALL(118, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 98320 + 33168*B + 30080*B*T, A + 98320 + 33168*B + 30048*B*T, A + 98320 + 33168*B + 30144*B*T, B, T)); /* %149 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(119, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 98320 + 33168*B + 40192*B*T + 25120*T, A + 98320 + 33168*B + 30080*B*T, B, T)); /* %150 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(120, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k29_sub(A + 98320 + 33168*B + 40192*B*T + 25200*T, A + 98320 + 33168*B + 40192*B*T + 25136*T, A + 98320 + 33168*B + 40192*B*T + 25120*T, T)); /* %151 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    CALL(121, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 98320 + 33024*B, A + 98320 + 33168*B + 30048*B*T, B, T)); /* %152 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(122, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k32_sub(A + 98320 + 33168*B + 40112*B*T, A + 98320 + 33168*B + 30048*B*T, A + 98320 + 33024*B, B, T)); /* %154 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(123, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 98320 + 33168*B + 30048*B*T, A + 98320 + 33168*B + 40112*B*T, B, T)); /* %155 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    CALL(124, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 33040*B, A + 98320 + 33168*B + 30048*B*T, B, T)); /* %156 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(125, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 98320 + 33056*B, A + 98320 + 33040*B, B)); /* %157 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(126, (double)B, sizeof(real)*((double)B + (double)B), k36_log(A + 98320 + 33072*B, A + 98320 + 33056*B, B)); /* %158 map:log [1,B]  graphs/lib/losses.lua:11 */
-    CALL(127, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k37_add(A + 98320 + 8192*B, A + 98320 + 33072*B, A + 98320 + 33024*B, B)); /* %159 map:add [1,B]  graphs/lib/losses.lua:11 */
-    CALL(128, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 33024*B, A + 98320 + 33168*B + 30080*B*T, B, T)); /* %161 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(129, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k40_sub(A + 98320 + 33072*B, A + 98320 + 8192*B, A + 98320 + 33024*B, B)); /* %162 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    CALL(130, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 98320 + 33168*B + 40192*B*T + 25120*T, A + 98320 + 33168*B + 40192*B*T + 25200*T, A + 98320 + 33168*B + 40192*B*T + 25184*T, T)); /* %164 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(131, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 144, A + 98320 + 33168*B + 40192*B*T + 25120*T, T)); /* %165 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(132, (double)B, sizeof(real)*((double)1 + (double)B), k44_sum(A + 160, A + 98320 + 33072*B, B)); /* %166 reduce [1,1]  graphs/lib/losses.lua:14 */
-    CALL(133, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 176, A + 144, A + 160)); /* %167 map:add [1,1]  graphs/lib/losses.lua:16 */
-    CALL(134, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 144, A + 176, B)); /* %168 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(135, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 98304, A + 128, A + 144)); /* %170 map:add []  graphs/lib/model.lua:136 */
+    CALL(0, (double)256*T, sizeof(real)*((double)T + (double)128*T), k7_fused_sum_square(A + 98320 + 24912*B + 40192*B*T + 25536*T, (real *)inputs[0], T)); /* %7 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)2*T, sizeof(real)*((double)T + (double)T), k9_fused_rsqrt_clampmin(A + 98320 + 24912*B + 40192*B*T + 25552*T, A + 98320 + 24912*B + 40192*B*T + 25536*T, T)); /* %9 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 98320 + 24912*B + 40192*B*T + 24960*T, (real *)inputs[0], A + 98320 + 24912*B + 40192*B*T + 25552*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), k12_fused_sum_square(A + 98320 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), k14_fused_rsqrt_clampmin(A + 98320 + 24848*B, A + 98320 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 98320 + 24576*B, (real *)inputs[2], A + 98320 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(6, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T + 24960*T, A + 98320 + 24576*B, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(7, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 98320 + 24912*B + 16*B*T, A + 98320 + 24912*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(8, 0, sizeof(real)*((double)B*T), k18_eye(A + 98320 + 24912*B + 25248*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(9, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 16*B*T, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(10, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 98320 + 24912*B + 40128*B*T, A + 98320 + 24912*B + 16*B*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(11, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 98320 + 24912*B + 40192*B*T + 25568*T, A + 98320 + 24912*B + 40128*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(12, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 98320 + 24912*B + 40192*B*T + 25584*T, A + 98320 + 24912*B + 40192*B*T + 25568*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(13, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 98320 + 24912*B, A + 98320 + 24912*B + 16*B*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(14, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 98320 + 24704*B, A + 98320 + 24912*B + 16*B*T, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(15, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 98320 + 24912*B + 40144*B*T, A + 98320 + 24912*B + 16*B*T, A + 98320 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(16, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 24864*B, A + 98320 + 24912*B + 40144*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(17, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 98320 + 24880*B, A + 98320 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(18, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 24720*B, A + 98320 + 24912*B, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(19, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 98320 + 24912*B + 40192*B*T + 25264*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(20, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 98320 + 24912*B + 40192*B*T + 25104*T, A + 98320 + 24912*B + 40192*B*T + 25584*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T + 25264*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(21, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 98320 + 24912*B + 40192*B*T + 25104*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(22, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 98320 + 24880*B, A + 98320 + 24704*B, A + 98320 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(23, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k49_fused_sum_square(A + 98320 + 24912*B + 40192*B*T + 25344*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(24, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k51_fused_rsqrt_clampmin(A + 98320 + 24912*B + 40192*B*T + 25392*T, A + 98320 + 24912*B + 40192*B*T + 25344*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(25, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 98320 + 24912*B + 40192*B*T, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 25392*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(26, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k56_fused_sum_square(A + 98320 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(27, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k58_fused_rsqrt_clampmin(A + 98320 + 24704*B, A + 98320 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(28, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 98320, (real *)inputs[3], A + 98320 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(29, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k60_matmul(A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T, A + 98320, B, T)); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(30, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 98320 + 24912*B + 2496*B*T, A + 98320 + 24912*B, B, T)); /* %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 98320 + 24912*B, A + 98320 + 24912*B + 2496*B*T, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(32, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k65_fused_exp_sub(A + 98320 + 24912*B + 34944*B*T, A + 98320 + 24912*B + 2496*B*T, A + 98320 + 24912*B, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(33, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 98320 + 24912*B + 39936*B*T, A + 98320 + 24912*B + 34944*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(34, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 98320 + 24912*B + 37440*B*T, A + 98320 + 24912*B + 34944*B*T, A + 98320 + 24912*B + 39936*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(35, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 98320 + 24912*B, A + 98320 + 24912*B + 37440*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(36, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_fused_sum_square(A + 98320 + 24912*B + 39984*B*T, A + 98320 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(37, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_fused_rsqrt_clampmin(A + 98320 + 24912*B + 40032*B*T, A + 98320 + 24912*B + 39984*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(38, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 40032*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(39, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k74_mul(A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T, A + 98320 + 24912*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(40, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 98320 + 24912*B + 40192*B*T + 4992*T, (real *)inputs[1], (real *)P + 0, T)); /* %81 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(41, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 98320 + 24912*B + 40192*B*T + 9984*T, (real *)inputs[1], (real *)P + 16384, T)); /* %84 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(42, (double)389376*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T), k86_matmul(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, T)); /* %86 matmul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(43, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k92_fused_scale_addc_neg(A + 98320 + 24912*B + 40192*B*T + 25088*T, (real *)inputs[4], T)); /* %92 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(44, (double)4563*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), k93_fused_add_mul_scale(A + 98320 + 24912*B + 40192*B*T + 16512*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, (real *)inputs[4], A + 98320 + 24912*B + 40192*B*T + 25088*T, T)); /* %93 fused:add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(45, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k94_max(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 40192*B*T + 16512*T, T)); /* %94 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(46, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k97_fused_exp_sub(A + 98320 + 24912*B + 40192*B*T + 19968*T, A + 98320 + 24912*B + 40192*B*T + 16512*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, T)); /* %97 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(47, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k98_mul(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 19968*T, (real *)inputs[4], T)); /* %98 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(48, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k99_sum(A + 98320 + 24912*B + 40192*B*T + 25440*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %99 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(49, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k100_clampmin(A + 98320 + 24912*B + 40192*B*T + 25488*T, A + 98320 + 24912*B + 40192*B*T + 25440*T, T)); /* %100 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(50, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 25488*T, T)); /* %101 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(51, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k114_matmul(A + 98320 + 24912*B + 40192*B*T + 24576*T, (real *)inputs[0], (real *)P + 65536, T)); /* %114 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(52, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k200_matmul(A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 40192*B*T + 24576*T, (real *)P + 81920, T)); /* %200 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(53, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k200_matmul(A + 98320 + 24912*B + 40192*B*T + 24832*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, (real *)P + 49152, T)); /* %205 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(54, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k200_matmul(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 40192*B*T + 24832*T, (real *)P + 32768, T)); /* %208 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(55, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T), k211_fused_sum_mul(A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, B, T)); /* %211 fused:sum_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(56, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k212_matmul(A + 98320 + 24912*B + 25008*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 24960*B*T, B, T)); /* %212 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(57, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k92_fused_scale_addc_neg(A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[4], T)); /* %126 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(58, (double)10140*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T + (double)39*T + (double)39*T), k127_fused_add_mul_scale_add(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 25008*B*T, (real *)inputs[4], A + 98320 + 24912*B + 40192*B*T + 25216*T, B, T)); /* %127 fused:add_mul_scale_add [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(59, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k128_max(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %128 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(60, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k131_fused_exp_sub(A + 98320 + 24912*B + 25008*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %131 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(61, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k132_mul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25008*B*T, (real *)inputs[4], B, T)); /* %132 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(62, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k133_sum(A + 98320 + 24912*B + 25264*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %133 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(63, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k134_clampmin(A + 98320 + 24912*B + 25280*B*T, A + 98320 + 24912*B + 25264*B*T, B, T)); /* %134 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(64, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k135_div(A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25280*B*T, B, T)); /* %135 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(65, (double)16384, sizeof(real)*((double)128 + (double)16384), k190_sum(A + 16384, (real *)P + 49152)); /* %190 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(66, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k193_matmul(A + 49152, A + 16384, (real *)P + 32768)); /* %193 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(67, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), k196_fused_sum_mul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 9984*B*T, A + 49152, B, T)); /* %196 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(68, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k212_matmul(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %197 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(69, (double)5031*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)39*B*T), k198_fused_add_sum(A + 98320 + 24912*B + 25200*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 25152*B*T, B, T)); /* %198 fused:add_sum [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(70, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k136_mul(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 25200*B*T, B, T)); /* %136 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(71, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k133_sum(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25152*B*T, B, T)); /* %137 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
+    CALL(72, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k139_scale(A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %139 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(73, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40096*B*T, B, T)); /* %141 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(74, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, B, T)); /* %144 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(75, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 98320 + 24912*B + 40192*B*T + 25232*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %145 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(76, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 98320 + 24912*B + 40192*B*T + 25248*T, A + 98320 + 24912*B + 40192*B*T + 25232*T, T)); /* %146 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(77, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 98320 + 24912*B + 40112*B*T, A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %149 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(78, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 98320 + 24768*B, A + 98320 + 24912*B + 40096*B*T, B, T)); /* %152 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(79, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 40096*B*T, A + 98320 + 24768*B, B, T)); /* %155 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(80, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 24784*B, A + 98320 + 24912*B + 25152*B*T, B, T)); /* %156 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(81, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 98320 + 24800*B, A + 98320 + 24784*B, B)); /* %157 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(82, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 98320 + 24816*B, A + 98320 + 24912*B + 40112*B*T, B, T)); /* %161 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(83, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 98320 + 24912*B + 40192*B*T + 25280*T, A + 98320 + 24912*B + 40192*B*T + 25248*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40112*B*T, A + 98320 + 24912*B + 40192*B*T + 25264*T, B, T)); /* %164 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(84, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 98320 + 24912*B + 40192*B*T + 25280*T, T)); /* %165 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(85, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 98320 + 24800*B, A + 98320 + 24768*B, A + 98320 + 24816*B, B)); /* %168 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(86, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k170_add(A + 98304, A + 16, A + 32)); /* %170 map:add []  graphs/lib/model.lua:136 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(136, 0, sizeof(real)*((double)1), k222_fill(A + 128)); /* %222 fill []  graphs/lib/model.lua:137 */
-    CALL(137, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 144, A + 128, B)); /* %224 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(138, (double)B, sizeof(real)*((double)B + (double)1), k225_id(A + 98320 + 33152*B, A + 144, B)); /* %225 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(139, (double)T, sizeof(real)*((double)T + (double)1), k226_id(A + 98320 + 33168*B + 40192*B*T + 25200*T, A + 144, T)); /* %226 map:id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(140, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 98320 + 33168*B + 40192*B*T + 25472*T, A + 98320 + 33168*B + 40192*B*T + 25200*T, A + 98320 + 33168*B + 40192*B*T + 25184*T, T)); /* %227 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(141, (double)B, sizeof(real)*((double)B + (double)B), k229_neg(A + 98320 + 33024*B, A + 98320 + 33152*B, B)); /* %229 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(142, (double)B*T, sizeof(real)*((double)B*T + (double)B), k230_id(A + 98320 + 33168*B + 30080*B*T, A + 98320 + 33024*B, B, T)); /* %230 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(143, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 98320 + 33168*B + 40160*B*T, A + 98320 + 33168*B + 30080*B*T, A + 98320 + 33168*B + 30144*B*T, B, T)); /* %231 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(144, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k233_div(A + 98320 + 33024*B, A + 98320 + 33152*B, A + 98320 + 33056*B, B)); /* %233 map:div [1,B]  graphs/lib/losses.lua:11 */
-    CALL(145, (double)B, sizeof(real)*((double)B + (double)B), k234_step(A + 98320 + 33056*B, A + 98320 + 33040*B, B)); /* %234 map:step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(146, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k235_mul(A + 98320 + 33040*B, A + 98320 + 33024*B, A + 98320 + 33056*B, B)); /* %235 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    CALL(147, (double)B*T, sizeof(real)*((double)B*T + (double)B), k230_id(A + 98320 + 33168*B + 30080*B*T, A + 98320 + 33040*B, B, T)); /* %236 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(148, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 98320 + 33168*B + 40112*B*T, A + 98320 + 33168*B + 30080*B*T, A + 98320 + 33168*B + 30048*B*T, B, T)); /* %237 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(149, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k240_add(A + 98320 + 33168*B + 30048*B*T, A + 98320 + 33168*B + 40160*B*T, A + 98320 + 33168*B + 40112*B*T, B, T)); /* %240 map:add [T,B]  graphs/lib/losses.lua:11 */
-    CALL(150, (double)T, sizeof(real)*((double)T + (double)T), k241_neg(A + 98320 + 33168*B + 40192*B*T + 25120*T, A + 98320 + 33168*B + 40192*B*T + 25472*T, T)); /* %241 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(151, (double)B*T, sizeof(real)*((double)B*T + (double)T), k242_id(A + 98320 + 33168*B + 30080*B*T, A + 98320 + 33168*B + 40192*B*T + 25120*T, B, T)); /* %242 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(152, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 98320 + 33168*B + 40176*B*T, A + 98320 + 33168*B + 30080*B*T, A + 98320 + 33168*B + 30144*B*T, B, T)); /* %243 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(153, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k240_add(A + 98320 + 33168*B + 30080*B*T, A + 98320 + 33168*B + 30048*B*T, A + 98320 + 33168*B + 40176*B*T, B, T)); /* %245 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(154, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k246_div(A + 98320 + 33168*B + 40192*B*T + 25120*T, A + 98320 + 33168*B + 40192*B*T + 25472*T, A + 98320 + 33168*B + 40192*B*T + 25104*T, T)); /* %246 map:div [T,1]  graphs/lib/losses.lua:10 */
-    CALL(155, (double)T, sizeof(real)*((double)T + (double)T), k247_step(A + 98320 + 33168*B + 40192*B*T + 25104*T, A + 98320 + 33168*B + 40192*B*T + 25088*T, T)); /* %247 map:step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(156, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 98320 + 33168*B + 40192*B*T + 25088*T, A + 98320 + 33168*B + 40192*B*T + 25120*T, A + 98320 + 33168*B + 40192*B*T + 25104*T, T)); /* %248 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    CALL(157, (double)B*T, sizeof(real)*((double)B*T + (double)T), k242_id(A + 98320 + 33168*B + 30048*B*T, A + 98320 + 33168*B + 40192*B*T + 25088*T, B, T)); /* %249 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(158, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 98320 + 33168*B + 40112*B*T, A + 98320 + 33168*B + 30048*B*T, A + 98320 + 33168*B + 30064*B*T, B, T)); /* %250 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(159, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k240_add(A + 98320 + 33168*B + 30048*B*T, A + 98320 + 33168*B + 30080*B*T, A + 98320 + 33168*B + 40112*B*T, B, T)); /* %253 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(160, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k139_scale(A + 98320 + 33168*B + 40112*B*T, A + 98320 + 33168*B + 30048*B*T, B, T)); /* %254 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(161, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k256_id(A + 98320 + 33168*B + 30048*B*T, A + 98320 + 33168*B + 40112*B*T, B, T)); /* %256 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(162, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k136_mul(A + 98320 + 33168*B + 30144*B*T, A + 98320 + 33168*B + 30048*B*T, A + 98320 + 33168*B + 30096*B*T, B, T)); /* %257 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(163, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k136_mul(A + 98320 + 33168*B + 30096*B*T, A + 98320 + 33168*B + 30048*B*T, A + 98320 + 33168*B + 29952*B*T, B, T)); /* %258 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(164, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k259_matmul(A + 98320 + 33168*B + 14976*B*T, A + 98320 + 33168*B + 30096*B*T, A + 98320 + 33168*B + 30000*B*T, B, T)); /* %259 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
-    CALL(165, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k260_matmul(A + 98320 + 33168*B + 30000*B*T, A + 98320 + 33168*B + 40192*B*T + 21504*T, A + 98320 + 33168*B + 30096*B*T, B, T)); /* %260 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(166, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k261_sum(A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 14976*B*T, B, T)); /* %261 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
-    CALL(167, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k262_id(A + 98320 + 33168*B + 14976*B*T, A + 98320 + 33168*B + 30000*B*T, B, T)); /* %262 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(168, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128), k195_mul(A + 98320 + 33168*B + 19968*B*T, A + 98320 + 33168*B + 14976*B*T, A + 0, B, T)); /* %263 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(169, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 33168*B + 24960*B*T, A + 98320 + 33168*B + 14976*B*T, A + 98320 + 33168*B + 9984*B*T, B, T)); /* %264 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(170, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k265_sum(A + 98320 + 8192*B, A + 98320 + 33168*B + 24960*B*T, B, T)); /* %265 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(171, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k267_sum(A + 0, A + 98320 + 8192*B, B)); /* %267 reduce [1,39,128]  graphs/lib/model.lua:33 */
-    CALL(172, (double)4992, sizeof(real)*((double)128 + (double)4992), k269_sum(A + 16512, A + 0)); /* %269 reduce [1,128]  graphs/lib/model.lua:33 */
-    CALL(173, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k272_matmul(A + 32768, A + 16512, (real *)P + 32768)); /* %272 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(174, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), k273_matmul(A + 0, A + 16512, A + 16384)); /* %273 matmul [128,128]  graphs/lib/model.lua:33 */
-    CALL(175, (double)16384, sizeof(real)*((double)16384 + (double)128), k276_id(A + 16384, A + 32768)); /* %276 map:id [128,128]  graphs/lib/model.lua:33 */
-    CALL(176, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k262_id(A + 98320 + 33168*B + 14976*B*T, A + 98320 + 33168*B + 30096*B*T, B, T)); /* %277 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(177, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k278_add(A + 98320 + 33168*B + 24960*B*T, A + 98320 + 33168*B + 19968*B*T, A + 98320 + 33168*B + 14976*B*T, B, T)); /* %278 map:add [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(178, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k135_div(A + 98320 + 33168*B + 30000*B*T, A + 98320 + 33168*B + 30144*B*T, A + 98320 + 33168*B + 40096*B*T, B, T)); /* %279 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(179, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k136_mul(A + 98320 + 33168*B + 30048*B*T, A + 98320 + 33168*B + 30000*B*T, A + 98320 + 33168*B + 29952*B*T, B, T)); /* %280 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(180, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k281_neg(A + 98320 + 33168*B + 29952*B*T, A + 98320 + 33168*B + 30048*B*T, B, T)); /* %281 map:neg [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(181, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k133_sum(A + 98320 + 33168*B + 40096*B*T, A + 98320 + 33168*B + 29952*B*T, B, T)); /* %282 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(182, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k283_step(A + 98320 + 33168*B + 40112*B*T, A + 98320 + 33168*B + 40080*B*T, B, T)); /* %283 map:step [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(183, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 98320 + 33168*B + 40080*B*T, A + 98320 + 33168*B + 40096*B*T, A + 98320 + 33168*B + 40112*B*T, B, T)); /* %284 map:mul [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(184, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k256_id(A + 98320 + 33168*B + 29952*B*T, A + 98320 + 33168*B + 40080*B*T, B, T)); /* %285 map:id [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(185, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k213_add(A + 98320 + 33168*B + 30048*B*T, A + 98320 + 33168*B + 30000*B*T, A + 98320 + 33168*B + 29952*B*T, B, T)); /* %286 map:add [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(186, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k123_mul(A + 98320 + 33168*B + 29952*B*T, A + 98320 + 33168*B + 30048*B*T, (real *)inputs[4], B, T)); /* %287 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(187, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k136_mul(A + 98320 + 33168*B + 30000*B*T, A + 98320 + 33168*B + 29952*B*T, A + 98320 + 33168*B + 31536*B*T, B, T)); /* %290 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(188, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k123_mul(A + 98320 + 33168*B + 29952*B*T, A + 98320 + 33168*B + 30000*B*T, (real *)inputs[4], B, T)); /* %294 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(189, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k121_scale(A + 98320 + 33168*B + 40080*B*T, A + 98320 + 33168*B + 29952*B*T, B, T)); /* %297 map:scale [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(190, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k259_matmul(A + 98320 + 33168*B + 29952*B*T, A + 98320 + 33168*B + 40080*B*T, A + 98320 + 33168*B + 31488*B*T, B, T)); /* %298 matmul [T,B,39,39]  graphs/lib/irm.lua:10 */
-    CALL(191, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k260_matmul(A + 98320 + 33168*B + 31488*B*T, A + 98320 + 33168*B + 40192*B*T + 21504*T, A + 98320 + 33168*B + 40080*B*T, B, T)); /* %299 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(192, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k261_sum(A + 98320 + 33168*B + 40192*B*T + 16512*T, A + 98320 + 33168*B + 29952*B*T, B, T)); /* %300 reduce [T,1,39,39]  graphs/lib/irm.lua:10 */
-    CALL(193, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k301_add(A + 98320 + 33168*B + 40192*B*T + 23040*T, A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T + 16512*T, T)); /* %301 map:add [T,1,39,39]  graphs/lib/irm.lua:10 */
-    CALL(194, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k262_id(A + 98320 + 33168*B + 14976*B*T, A + 98320 + 33168*B + 31488*B*T, B, T)); /* %302 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(195, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T), k202_mul(A + 98320 + 33168*B + 19968*B*T, A + 98320 + 33168*B + 14976*B*T, A + 98320 + 33168*B + 40192*B*T + 18048*T, B, T)); /* %303 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(196, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 33168*B + 29952*B*T, A + 98320 + 33168*B + 14976*B*T, A + 98320 + 33168*B + 9984*B*T, B, T)); /* %304 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(197, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 29952*B*T, B, T)); /* %305 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(198, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k306_sum(A + 98320 + 33168*B + 40192*B*T + 25088*T, A + 98320 + 33168*B + 40192*B*T + 14976*T, T)); /* %306 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(199, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k278_add(A + 98320 + 33168*B + 14976*B*T, A + 98320 + 33168*B + 24960*B*T, A + 98320 + 33168*B + 19968*B*T, B, T)); /* %307 map:add [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(200, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k114_matmul(A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T + 25088*T, (real *)P + 32768, T)); /* %309 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(201, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k310_matmul(A + 32768, A + 98320 + 33168*B + 40192*B*T + 25088*T, A + 98320 + 33168*B + 40192*B*T + 24960*T, T)); /* %310 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(202, (double)16384, sizeof(real)*((double)16384 + (double)16384 + (double)16384), k311_add(A + 49152, A + 0, A + 32768)); /* %311 map:add [128,128]  graphs/lib/irm.lua:10 */
-    CALL(203, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k114_matmul(A + 98320 + 33168*B + 40192*B*T + 24960*T, A + 98320 + 33168*B + 40192*B*T + 14976*T, (real *)P + 49152, T)); /* %314 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(204, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k310_matmul(A + 0, A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T + 24832*T, T)); /* %315 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(205, (double)16384, sizeof(real)*((double)16384 + (double)16384 + (double)16384), k311_add(A + 32768, A + 16384, A + 0)); /* %316 map:add [128,128]  graphs/lib/irm.lua:10 */
-    CALL(206, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k262_id(A + 98320 + 33168*B + 19968*B*T, A + 98320 + 33168*B + 40080*B*T, B, T)); /* %318 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(207, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T), k202_mul(A + 98320 + 33168*B + 24960*B*T, A + 98320 + 33168*B + 19968*B*T, A + 98320 + 33168*B + 40192*B*T + 24832*T, B, T)); /* %319 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(208, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 33168*B + 29952*B*T, A + 98320 + 33168*B + 19968*B*T, A + 98320 + 33168*B + 9984*B*T, B, T)); /* %320 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(209, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 29952*B*T, B, T)); /* %321 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(210, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k306_sum(A + 98320 + 33168*B + 40192*B*T + 24832*T, A + 98320 + 33168*B + 40192*B*T + 14976*T, T)); /* %322 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(211, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k278_add(A + 98320 + 33168*B + 9984*B*T, A + 98320 + 33168*B + 14976*B*T, A + 98320 + 33168*B + 24960*B*T, B, T)); /* %323 map:add [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(212, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k324_add(A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T + 24960*T, A + 98320 + 33168*B + 40192*B*T + 24832*T, T)); /* %324 map:add [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(213, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k114_matmul(A + 98320 + 33168*B + 40192*B*T + 15104*T, A + 98320 + 33168*B + 40192*B*T + 14976*T, (real *)P + 81920, T)); /* %326 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(214, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k310_matmul(A + 0, A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T + 24704*T, T)); /* %327 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(215, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k200_matmul(A + 98320 + 33168*B + 40192*B*T + 24704*T, A + 98320 + 33168*B + 40192*B*T + 15104*T, (real *)P + 65536, T)); /* %330 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(216, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k310_matmul(A + 16384, (real *)inputs[0], A + 98320 + 33168*B + 40192*B*T + 15104*T, T)); /* %331 matmul [128,128]  graphs/lib/irm.lua:9 */
-    CALL(217, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T + 23040*T, A + 98320 + 33168*B + 40192*B*T + 25360*T, T)); /* %333 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(218, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k334_mul(A + 98320 + 33168*B + 40192*B*T + 16512*T, A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T + 21504*T, T)); /* %334 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(219, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k335_neg(A + 98320 + 33168*B + 40192*B*T + 18048*T, A + 98320 + 33168*B + 40192*B*T + 16512*T, T)); /* %335 map:neg [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(220, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k99_sum(A + 98320 + 33168*B + 40192*B*T + 19584*T, A + 98320 + 33168*B + 40192*B*T + 18048*T, T)); /* %336 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(221, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k337_step(A + 98320 + 33168*B + 40192*B*T + 19632*T, A + 98320 + 33168*B + 40192*B*T + 25312*T, T)); /* %337 map:step [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(222, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k338_mul(A + 98320 + 33168*B + 40192*B*T + 19680*T, A + 98320 + 33168*B + 40192*B*T + 19584*T, A + 98320 + 33168*B + 40192*B*T + 19632*T, T)); /* %338 map:mul [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(223, (double)1521*T, sizeof(real)*((double)1521*T + (double)39*T), k339_id(A + 98320 + 33168*B + 40192*B*T + 16512*T, A + 98320 + 33168*B + 40192*B*T + 19680*T, T)); /* %339 map:id [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(224, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k301_add(A + 98320 + 33168*B + 40192*B*T + 18048*T, A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T + 16512*T, T)); /* %340 map:add [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(225, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k89_mul(A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T + 18048*T, (real *)inputs[4], T)); /* %341 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(226, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k334_mul(A + 98320 + 33168*B + 40192*B*T + 16512*T, A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T + 19968*T, T)); /* %344 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(227, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k89_mul(A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T + 16512*T, (real *)inputs[4], T)); /* %348 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(228, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k87_scale(A + 98320 + 33168*B + 40192*B*T + 19968*T, A + 98320 + 33168*B + 40192*B*T + 14976*T, T)); /* %351 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(229, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k352_matmul(A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T + 19968*T, A + 98320 + 33168*B + 40192*B*T + 9984*T, T)); /* %352 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(230, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k353_matmul(A + 98320 + 33168*B + 40192*B*T + 9984*T, A + 98320 + 33168*B + 40192*B*T + 19968*T, A + 98320 + 33168*B + 40192*B*T + 4992*T, T)); /* %353 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(231, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k355_matmul(A + 98320 + 33168*B + 40192*B*T + 4992*T, A + 98320 + 33168*B + 40192*B*T + 9984*T, (real *)P + 16384, T)); /* %355 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(232, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k356_matmul(A + 65536, (real *)inputs[1], A + 98320 + 33168*B + 40192*B*T + 9984*T, T)); /* %356 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(233, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k355_matmul(A + 98320 + 33168*B + 40192*B*T + 9984*T, A + 98320 + 33168*B + 40192*B*T + 14976*T, (real *)P + 0, T)); /* %359 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(234, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k356_matmul(A + 81920, (real *)inputs[1], A + 98320 + 33168*B + 40192*B*T + 14976*T, T)); /* %360 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(235, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k362_add(A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T + 4992*T, A + 98320 + 33168*B + 40192*B*T + 9984*T, T)); /* %362 map:add [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(236, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 33168*B + 14976*B*T, A + 98320 + 33168*B + 9984*B*T, A + 98320 + 33168*B + 4992*B*T, B, T)); /* %363 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(237, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k364_mul(A + 98320 + 33168*B + 4992*B*T, A + 98320 + 33168*B + 9984*B*T, A + 98320 + 33168*B + 40192*B*T, B, T)); /* %364 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(238, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 33168*B + 40192*B*T + 4992*T, A + 98320 + 33168*B + 14976*B*T, B, T)); /* %365 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(239, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 98320 + 33168*B + 9984*B*T, A + 98320 + 33168*B + 4992*B*T, A + 98320 + 33168*B + 40032*B*T, B, T)); /* %366 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(240, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 33168*B + 14976*B*T, A + 98320 + 33168*B + 4992*B*T, A + 98320 + 33168*B, B, T)); /* %367 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(241, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 98320 + 33168*B + 4992*B*T, A + 98320 + 33168*B + 14976*B*T, B, T)); /* %368 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(242, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k369_square(A + 98320 + 33168*B + 5040*B*T, A + 98320 + 33168*B + 40032*B*T, B, T)); /* %369 map:square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(243, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k136_mul(A + 98320 + 33168*B + 5088*B*T, A + 98320 + 33168*B + 40032*B*T, A + 98320 + 33168*B + 5040*B*T, B, T)); /* %370 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(244, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k371_scale(A + 98320 + 33168*B + 5040*B*T, A + 98320 + 33168*B + 5088*B*T, B, T)); /* %371 map:scale [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(245, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k136_mul(A + 98320 + 33168*B + 5088*B*T, A + 98320 + 33168*B + 4992*B*T, A + 98320 + 33168*B + 5040*B*T, B, T)); /* %372 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(246, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k373_step(A + 98320 + 33168*B + 4992*B*T, A + 98320 + 33168*B + 39984*B*T, B, T)); /* %373 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(247, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k136_mul(A + 98320 + 33168*B + 14976*B*T, A + 98320 + 33168*B + 5088*B*T, A + 98320 + 33168*B + 4992*B*T, B, T)); /* %374 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(248, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k262_id(A + 98320 + 33168*B + 4992*B*T, A + 98320 + 33168*B + 14976*B*T, B, T)); /* %375 map:id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(249, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k376_scale(A + 98320 + 33168*B + 14976*B*T, A + 98320 + 33168*B, B, T)); /* %376 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(250, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 33168*B, A + 98320 + 33168*B + 4992*B*T, A + 98320 + 33168*B + 14976*B*T, B, T)); /* %377 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(251, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k278_add(A + 98320 + 33168*B + 14976*B*T, A + 98320 + 33168*B + 9984*B*T, A + 98320 + 33168*B, B, T)); /* %378 map:add [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(252, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k379_matmul(A + 98320 + 33168*B + 8192*B*T, A + 98320 + 33168*B + 14976*B*T, (real *)inputs[3], B, T)); /* %379 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
-    CALL(253, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k380_matmul(A + 98320 + 33168*B, A + 98320 + 33168*B + 37440*B*T, A + 98320 + 33168*B + 14976*B*T, B, T)); /* %380 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(254, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k381_sum(A + 98320 + 8192*B, A + 98320 + 33168*B, B, T)); /* %381 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(255, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 98320 + 33168*B, A + 98320 + 33168*B + 8192*B*T, A + 98320 + 33168*B + 39936*B*T, B, T)); /* %382 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(256, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k383_mul(A + 98320 + 33168*B + 2496*B*T, A + 98320 + 33168*B, A + 98320 + 33168*B + 37440*B*T, B, T)); /* %383 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(257, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k384_neg(A + 98320 + 33168*B + 4992*B*T, A + 98320 + 33168*B + 2496*B*T, B, T)); /* %384 map:neg [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(258, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 98320 + 33168*B + 7488*B*T, A + 98320 + 33168*B + 4992*B*T, B, T)); /* %385 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(259, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)39*B*T), k386_id(A + 98320 + 33168*B + 2496*B*T, A + 98320 + 33168*B + 7488*B*T, B, T)); /* %386 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(260, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k387_add(A + 98320 + 33168*B + 4992*B*T, A + 98320 + 33168*B, A + 98320 + 33168*B + 2496*B*T, B, T)); /* %387 map:add [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(261, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k383_mul(A + 98320 + 33168*B, A + 98320 + 33168*B + 4992*B*T, A + 98320 + 33168*B + 34944*B*T, B, T)); /* %388 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(262, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 98320 + 33168*B + 13184*B*T, A + 98320 + 33168*B, B, T)); /* %391 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(263, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 98320 + 33168*B + 8192*B*T, A + 98320 + 33168*B + 13184*B*T, A + 98320, B, T)); /* %392 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(264, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k393_matmul(A + 98320 + 33168*B, A + 98320 + 33168*B + 13184*B*T, A + 98320 + 33168*B + 40192*B*T, B, T)); /* %393 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(265, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 33168*B + 40192*B*T, A + 98320 + 33168*B + 8192*B*T, B, T)); /* %394 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(266, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k381_sum(A + 98320, A + 98320 + 33168*B, B, T)); /* %395 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(267, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k362_add(A + 98320 + 33168*B + 40192*B*T + 9984*T, A + 98320 + 33168*B + 40192*B*T + 4992*T, A + 98320 + 33168*B + 40192*B*T, T)); /* %396 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(268, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 98320 + 16384*B, A + 98320, A + 98320 + 32960*B, B)); /* %397 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(269, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k398_mul(A + 98320 + 24576*B, A + 98320, (real *)inputs[3], B)); /* %398 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(270, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k56_sum(A + 98320 + 33024*B, A + 98320 + 24576*B, B)); /* %399 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(271, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k400_add(A + 98320, A + 98320 + 8192*B, A + 98320 + 16384*B, B)); /* %400 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(272, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k401_square(A + 98320 + 8192*B, A + 98320 + 32960*B, B)); /* %401 map:square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(273, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k402_mul(A + 98320 + 8256*B, A + 98320 + 32960*B, A + 98320 + 8192*B, B)); /* %402 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(274, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k403_scale(A + 98320 + 8192*B, A + 98320 + 8256*B, B)); /* %403 map:scale [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(275, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k402_mul(A + 98320 + 32960*B, A + 98320 + 33024*B, A + 98320 + 8192*B, B)); /* %404 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(276, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k405_step(A + 98320 + 8192*B, A + 98320 + 32896*B, B)); /* %405 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(277, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k402_mul(A + 98320 + 32896*B, A + 98320 + 32960*B, A + 98320 + 8192*B, B)); /* %406 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(278, (double)8192*B, sizeof(real)*((double)8192*B + (double)64*B), k407_id(A + 98320 + 8192*B, A + 98320 + 32896*B, B)); /* %407 map:id [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(279, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k408_scale(A + 98320 + 16384*B, (real *)inputs[3], B)); /* %408 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(280, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k398_mul(A + 98320 + 24576*B, A + 98320 + 8192*B, A + 98320 + 16384*B, B)); /* %409 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(281, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k400_add(A + 98320 + 8192*B, A + 98320, A + 98320 + 24576*B, B)); /* %410 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(282, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 98320 + 33168*B + 40192*B*T, A + 98320 + 33168*B + 40192*B*T + 9984*T, A + 98320 + 33168*B + 40192*B*T + 25264*T, T)); /* %413 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(283, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k414_mul(A + 98320 + 33168*B + 40192*B*T + 4992*T, A + 98320 + 33168*B + 40192*B*T + 9984*T, (real *)inputs[1], T)); /* %414 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(284, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k49_sum(A + 98320 + 33168*B + 40192*B*T + 24832*T, A + 98320 + 33168*B + 40192*B*T + 4992*T, T)); /* %415 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(285, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k362_add(A + 98320 + 33168*B + 40192*B*T + 4992*T, A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T, T)); /* %416 map:add [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(286, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k417_square(A + 98320 + 33168*B + 40192*B*T + 24880*T, A + 98320 + 33168*B + 40192*B*T + 25264*T, T)); /* %417 map:square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(287, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k338_mul(A + 98320 + 33168*B + 40192*B*T + 24928*T, A + 98320 + 33168*B + 40192*B*T + 25264*T, A + 98320 + 33168*B + 40192*B*T + 24880*T, T)); /* %418 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(288, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k419_scale(A + 98320 + 33168*B + 40192*B*T + 24880*T, A + 98320 + 33168*B + 40192*B*T + 24928*T, T)); /* %419 map:scale [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(289, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k338_mul(A + 98320 + 33168*B + 40192*B*T + 24928*T, A + 98320 + 33168*B + 40192*B*T + 24832*T, A + 98320 + 33168*B + 40192*B*T + 24880*T, T)); /* %420 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(290, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k421_step(A + 98320 + 33168*B + 40192*B*T + 24832*T, A + 98320 + 33168*B + 40192*B*T + 25216*T, T)); /* %421 map:step [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(291, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k338_mul(A + 98320 + 33168*B + 40192*B*T + 24880*T, A + 98320 + 33168*B + 40192*B*T + 24928*T, A + 98320 + 33168*B + 40192*B*T + 24832*T, T)); /* %422 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(292, (double)4992*T, sizeof(real)*((double)4992*T + (double)39*T), k423_id(A + 98320 + 33168*B + 40192*B*T, A + 98320 + 33168*B + 40192*B*T + 24880*T, T)); /* %423 map:id [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(293, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k424_scale(A + 98320 + 33168*B + 40192*B*T + 9984*T, (real *)inputs[1], T)); /* %424 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(294, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k414_mul(A + 98320 + 33168*B + 40192*B*T + 14976*T, A + 98320 + 33168*B + 40192*B*T, A + 98320 + 33168*B + 40192*B*T + 9984*T, T)); /* %425 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(295, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k362_add(A + 98320 + 33168*B + 40192*B*T, A + 98320 + 33168*B + 40192*B*T + 4992*T, A + 98320 + 33168*B + 40192*B*T + 14976*T, T)); /* %426 map:add [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(296, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k233_div(A + 98320 + 32896*B, A + 98320 + 33152*B, A + 98320 + 33136*B, B)); /* %437 map:div [1,B]  graphs/lib/losses.lua:11 */
-    CALL(297, (double)B, sizeof(real)*((double)B + (double)B), k234_step(A + 98320 + 32912*B, A + 98320 + 33120*B, B)); /* %438 map:step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(298, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k235_mul(A + 98320 + 32928*B, A + 98320 + 32896*B, A + 98320 + 32912*B, B)); /* %439 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    CALL(299, (double)B*T, sizeof(real)*((double)B*T + (double)B), k230_id(A + 98320 + 33168*B, A + 98320 + 32928*B, B, T)); /* %440 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(300, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 98320 + 33168*B + 16*B*T, A + 98320 + 33168*B, A + 98320 + 33168*B + 40144*B*T, B, T)); /* %441 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(301, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k240_add(A + 98320 + 33168*B, A + 98320 + 33168*B + 40160*B*T, A + 98320 + 33168*B + 16*B*T, B, T)); /* %444 map:add [T,B]  graphs/lib/losses.lua:11 */
-    CALL(302, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k240_add(A + 98320 + 33168*B + 40144*B*T, A + 98320 + 33168*B, A + 98320 + 33168*B + 40176*B*T, B, T)); /* %449 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(303, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k246_div(A + 98320 + 33168*B + 40192*B*T + 24832*T, A + 98320 + 33168*B + 40192*B*T + 25472*T, A + 98320 + 33168*B + 40192*B*T + 25456*T, T)); /* %450 map:div [T,1]  graphs/lib/losses.lua:10 */
-    CALL(304, (double)T, sizeof(real)*((double)T + (double)T), k247_step(A + 98320 + 33168*B + 40192*B*T + 24848*T, A + 98320 + 33168*B + 40192*B*T + 25440*T, T)); /* %451 map:step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(305, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 98320 + 33168*B + 40192*B*T + 24864*T, A + 98320 + 33168*B + 40192*B*T + 24832*T, A + 98320 + 33168*B + 40192*B*T + 24848*T, T)); /* %452 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    CALL(306, (double)B*T, sizeof(real)*((double)B*T + (double)T), k242_id(A + 98320 + 33168*B, A + 98320 + 33168*B + 40192*B*T + 24864*T, B, T)); /* %453 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(307, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 98320 + 33168*B + 16*B*T, A + 98320 + 33168*B, A + 98320 + 33168*B + 40128*B*T, B, T)); /* %454 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(308, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k240_add(A + 98320 + 33168*B, A + 98320 + 33168*B + 40144*B*T, A + 98320 + 33168*B + 16*B*T, B, T)); /* %457 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(309, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 98320 + 33168*B + 16*B*T, A + 98320 + 33168*B, B, T)); /* %458 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(310, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k459_matmul(A + 98320 + 33168*B + 40192*B*T + 4992*T, A + 98320 + 33168*B + 16*B*T, A + 98320 + 32768*B, B, T)); /* %459 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(311, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k460_matmul(A + 98320, A + 98320 + 33168*B + 16*B*T, A + 98320 + 33168*B + 40192*B*T + 24576*T, B, T)); /* %460 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(312, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 98320 + 128*B, A + 98320, A + 98320 + 33104*B, B)); /* %461 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(313, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k462_mul(A + 98320 + 256*B, A + 98320, (real *)inputs[2], B)); /* %462 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(314, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 98320, A + 98320 + 256*B, B)); /* %463 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(315, (double)B, sizeof(real)*((double)B + (double)B), k464_square(A + 98320 + 16*B, A + 98320 + 33104*B, B)); /* %464 map:square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(316, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k235_mul(A + 98320 + 32*B, A + 98320 + 33104*B, A + 98320 + 16*B, B)); /* %465 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(317, (double)B, sizeof(real)*((double)B + (double)B), k466_scale(A + 98320 + 16*B, A + 98320 + 32*B, B)); /* %466 map:scale [B,1]  graphs/lib/losses.lua:21 */
-    CALL(318, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k235_mul(A + 98320 + 32*B, A + 98320, A + 98320 + 16*B, B)); /* %467 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(319, (double)B, sizeof(real)*((double)B + (double)B), k468_step(A + 98320, A + 98320 + 33088*B, B)); /* %468 map:step [B,1]  graphs/lib/losses.lua:21 */
-    CALL(320, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k235_mul(A + 98320 + 256*B, A + 98320 + 32*B, A + 98320, B)); /* %469 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(321, (double)128*B, sizeof(real)*((double)128*B + (double)B), k470_id(A + 98320, A + 98320 + 256*B, B)); /* %470 map:id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(322, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k471_scale(A + 98320 + 256*B, (real *)inputs[2], B)); /* %471 map:scale [B,128]  graphs/lib/losses.lua:21 */
-    CALL(323, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k462_mul(A + 98320 + 384*B, A + 98320, A + 98320 + 256*B, B)); /* %472 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(324, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k473_add(A + 98320, A + 98320 + 128*B, A + 98320 + 384*B, B)); /* %473 map:add [B,128]  graphs/lib/losses.lua:21 */
-    CALL(325, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 98320 + 33168*B + 40192*B*T + 5120*T, A + 98320 + 33168*B + 40192*B*T + 4992*T, A + 98320 + 33168*B + 40192*B*T + 25424*T, T)); /* %474 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(326, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k475_mul(A + 98320 + 33168*B + 40192*B*T + 5248*T, A + 98320 + 33168*B + 40192*B*T + 4992*T, (real *)inputs[0], T)); /* %475 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(327, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 98320 + 33168*B + 40192*B*T + 24832*T, A + 98320 + 33168*B + 40192*B*T + 5248*T, T)); /* %476 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(328, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k324_add(A + 98320 + 33168*B + 40192*B*T + 4992*T, A + 98320 + 33168*B + 40192*B*T + 24704*T, A + 98320 + 33168*B + 40192*B*T + 5120*T, T)); /* %477 map:add [T,128]  graphs/lib/losses.lua:21 */
-    CALL(329, (double)T, sizeof(real)*((double)T + (double)T), k478_square(A + 98320 + 33168*B + 40192*B*T + 24848*T, A + 98320 + 33168*B + 40192*B*T + 25424*T, T)); /* %478 map:square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(330, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 98320 + 33168*B + 40192*B*T + 24864*T, A + 98320 + 33168*B + 40192*B*T + 25424*T, A + 98320 + 33168*B + 40192*B*T + 24848*T, T)); /* %479 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(331, (double)T, sizeof(real)*((double)T + (double)T), k480_scale(A + 98320 + 33168*B + 40192*B*T + 24848*T, A + 98320 + 33168*B + 40192*B*T + 24864*T, T)); /* %480 map:scale [T,1]  graphs/lib/losses.lua:21 */
-    CALL(332, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 98320 + 33168*B + 40192*B*T + 24864*T, A + 98320 + 33168*B + 40192*B*T + 24832*T, A + 98320 + 33168*B + 40192*B*T + 24848*T, T)); /* %481 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(333, (double)T, sizeof(real)*((double)T + (double)T), k482_step(A + 98320 + 33168*B + 40192*B*T + 24880*T, A + 98320 + 33168*B + 40192*B*T + 25408*T, T)); /* %482 map:step [T,1]  graphs/lib/losses.lua:21 */
-    CALL(334, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 98320 + 33168*B + 40192*B*T + 5248*T, A + 98320 + 33168*B + 40192*B*T + 24864*T, A + 98320 + 33168*B + 40192*B*T + 24880*T, T)); /* %483 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(335, (double)128*T, sizeof(real)*((double)128*T + (double)T), k484_id(A + 98320 + 33168*B + 40192*B*T + 5120*T, A + 98320 + 33168*B + 40192*B*T + 5248*T, T)); /* %484 map:id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(336, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k485_scale(A + 98320 + 33168*B + 40192*B*T + 5248*T, (real *)inputs[0], T)); /* %485 map:scale [T,128]  graphs/lib/losses.lua:21 */
-    CALL(337, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k475_mul(A + 98320 + 33168*B + 40192*B*T + 5376*T, A + 98320 + 33168*B + 40192*B*T + 5120*T, A + 98320 + 33168*B + 40192*B*T + 5248*T, T)); /* %486 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(338, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k324_add(A + 98320 + 33168*B + 40192*B*T + 5120*T, A + 98320 + 33168*B + 40192*B*T + 4992*T, A + 98320 + 33168*B + 40192*B*T + 5376*T, T)); /* %487 map:add [T,128]  graphs/lib/losses.lua:21 */
+    CALL(87, 0, sizeof(real)*((double)1), k222_fill(A + 0)); /* %222 fill []  graphs/lib/model.lua:137 */
+    CALL(88, (double)1, sizeof(real)*((double)1 + (double)1), k224_scale(A + 16, A + 0, B)); /* %224 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(89, (double)B, sizeof(real)*((double)B + (double)1), k225_id(A + 98320 + 24896*B, A + 16, B)); /* %225 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(90, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k227_fused_mul_id(A + 98320 + 24912*B + 40192*B*T + 25600*T, A + 16, A + 98320 + 24912*B + 40192*B*T + 25264*T, T)); /* %227 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(91, (double)B, sizeof(real)*((double)B + (double)B), k229_neg(A + 98320 + 24768*B, A + 98320 + 24896*B, B)); /* %229 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(92, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k231_fused_mul_id(A + 98320 + 24912*B + 40160*B*T, A + 98320 + 24768*B, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %231 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(93, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k235_fused_mul_div_step(A + 98320 + 24768*B, A + 98320 + 24896*B, A + 98320 + 24800*B, A + 98320 + 24784*B, B)); /* %235 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(94, (double)T, sizeof(real)*((double)T + (double)T), k241_neg(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 25600*T, T)); /* %241 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(95, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k243_fused_mul_id(A + 98320 + 24912*B + 40176*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %243 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(96, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k248_fused_mul_div_step(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 25600*T, A + 98320 + 24912*B + 40192*B*T + 25248*T, A + 98320 + 24912*B + 40192*B*T + 25232*T, T)); /* %248 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(97, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k254_fused_scale_add_add_add(A + 98320 + 24912*B + 25248*B*T, A + 98320 + 24912*B + 40160*B*T, A + 98320 + 24768*B, A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 40176*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %254 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(98, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k256_id(A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25248*B*T, B, T)); /* %256 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(99, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k136_mul(A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25104*B*T, B, T)); /* %258 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(100, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k259_matmul(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %259 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
+    CALL(101, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k260_matmul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40080*B*T, B, T)); /* %260 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(102, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k261_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 14976*B*T, B, T)); /* %261 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
+    CALL(103, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k262_id(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 25056*B*T, B, T)); /* %262 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(104, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %264 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(105, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k265_sum(A + 98320 + 8192*B, A + 98320 + 24912*B + 19968*B*T, B, T)); /* %265 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(106, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k267_sum(A + 0, A + 98320 + 8192*B, B)); /* %267 reduce [1,39,128]  graphs/lib/model.lua:33 */
+    CALL(107, (double)4992, sizeof(real)*((double)128 + (double)4992), k269_sum(A + 16512, A + 0)); /* %269 reduce [1,128]  graphs/lib/model.lua:33 */
+    CALL(108, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k272_matmul(A + 49280, A + 16512, (real *)P + 32768)); /* %272 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(109, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), k273_matmul(A + 0, A + 16512, A + 16384)); /* %273 matmul [128,128]  graphs/lib/model.lua:33 */
+    CALL(110, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), k279_fused_div_mul(A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25152*B*T, A + 98320 + 24912*B + 25200*B*T, A + 98320 + 24912*B + 25280*B*T, B, T)); /* %279 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(111, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k281_fused_neg_mul(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25104*B*T, B, T)); /* %281 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(112, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k133_sum(A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 19968*B*T, B, T)); /* %282 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(113, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k284_fused_mul_step(A + 98320 + 24912*B + 25120*B*T, A + 98320 + 24912*B + 25104*B*T, A + 98320 + 24912*B + 25264*B*T, B, T)); /* %284 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(114, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k297_fused_scale_mul_mul_mul(A + 98320 + 24912*B + 29952*B*T, A + 98320 + 24912*B + 25056*B*T, A + 98320 + 24912*B + 25120*B*T, (real *)inputs[4], A + 98320 + 24912*B + 25008*B*T, B, T)); /* %297 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(115, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k259_matmul(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 29952*B*T, A + 98320 + 24912*B + 24960*B*T, B, T)); /* %298 matmul [T,B,39,39]  graphs/lib/irm.lua:10 */
+    CALL(116, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k260_matmul(A + 98320 + 24912*B + 30000*B*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 29952*B*T, B, T)); /* %299 matmul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(117, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k261_sum(A + 98320 + 24912*B + 40192*B*T + 16512*T, A + 98320 + 24912*B + 19968*B*T, B, T)); /* %300 reduce [T,1,39,39]  graphs/lib/irm.lua:10 */
+    CALL(118, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k301_add(A + 98320 + 24912*B + 40192*B*T + 23040*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 16512*T, T)); /* %301 map:add [T,1,39,39]  graphs/lib/irm.lua:10 */
+    CALL(119, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k262_id(A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 30000*B*T, B, T)); /* %302 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(120, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %304 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(121, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 24960*B*T, B, T)); /* %305 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(122, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k306_sum(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %306 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(123, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k114_matmul(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)P + 32768, T)); /* %309 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(124, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k310_matmul(A + 16384, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 24832*T, T)); /* %310 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(125, (double)16384, sizeof(real)*((double)16384 + (double)16384 + (double)16384), k311_add(A + 32768, A + 0, A + 16384)); /* %311 map:add [128,128]  graphs/lib/irm.lua:10 */
+    CALL(126, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k114_matmul(A + 98320 + 24912*B + 40192*B*T + 24832*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, (real *)P + 49152, T)); /* %314 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(127, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k310_matmul(A + 0, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, T)); /* %315 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(128, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)16384), k316_fused_add_id(A + 16384, A + 49280, A + 0)); /* %316 fused:add_id [128,128]  graphs/lib/irm.lua:10 */
+    CALL(129, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k262_id(A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 29952*B*T, B, T)); /* %318 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(130, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 24912*B + 29952*B*T, A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %320 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(131, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 29952*B*T, B, T)); /* %321 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(132, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k306_sum(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %322 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(133, (double)34944*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T + (double)4992*B*T + (double)128*T + (double)4992*B*T + (double)128*T), k323_fused_add_add_add_mul(A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 14976*B*T, A + 49152, A + 98320 + 24912*B + 40080*B*T, A + 98320 + 24912*B + 19968*B*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 24960*B*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, B, T)); /* %323 fused:add_add_add_mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(134, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k324_add(A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 40192*B*T + 24832*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, T)); /* %324 map:add [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(135, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k114_matmul(A + 98320 + 24912*B + 40192*B*T + 24832*T, A + 98320 + 24912*B + 40192*B*T + 24704*T, (real *)P + 81920, T)); /* %326 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(136, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k310_matmul(A + 0, A + 98320 + 24912*B + 40192*B*T + 24704*T, A + 98320 + 24912*B + 40192*B*T + 24576*T, T)); /* %327 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(137, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k200_matmul(A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 40192*B*T + 24832*T, (real *)P + 65536, T)); /* %330 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(138, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k310_matmul(A + 49152, (real *)inputs[0], A + 98320 + 24912*B + 40192*B*T + 24832*T, T)); /* %331 matmul [128,128]  graphs/lib/irm.lua:9 */
+    CALL(139, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 23040*T, A + 98320 + 24912*B + 40192*B*T + 25488*T, T)); /* %333 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(140, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), k338_fused_mul_sum_neg_mul(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 25440*T, T)); /* %338 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(141, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), k351_fused_scale_mul_mul_mul(A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[4], A + 98320 + 24912*B + 40192*B*T + 19968*T, T)); /* %351 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(142, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k352_matmul(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, T)); /* %352 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(143, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k353_matmul(A + 98320 + 24912*B + 40192*B*T + 9984*T, A + 98320 + 24912*B + 40192*B*T + 21504*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, T)); /* %353 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(144, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k355_matmul(A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, (real *)P + 16384, T)); /* %355 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(145, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k356_matmul(A + 65536, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 9984*T, T)); /* %356 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(146, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k355_matmul(A + 98320 + 24912*B + 40192*B*T + 9984*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, (real *)P + 0, T)); /* %359 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(147, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k356_matmul(A + 81920, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 14976*T, T)); /* %360 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(148, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k264_mul(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 4992*B*T, B, T)); /* %363 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(149, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k364_mul(A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 40192*B*T, B, T)); /* %364 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(150, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 14976*B*T, B, T)); /* %365 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(151, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k374_fused_mul_mul_sum_mul(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 40032*B*T, A + 98320 + 24912*B + 39984*B*T, B, T)); /* %374 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(152, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k378_fused_add_mul_mul_id(A + 98320 + 24912*B + 9984*B*T, A + 98320 + 24912*B + 4992*B*T, A + 98320 + 24912*B + 40032*B*T, A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B, B, T)); /* %378 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(153, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k379_matmul(A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 9984*B*T, (real *)inputs[3], B, T)); /* %379 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
+    CALL(154, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k380_matmul(A + 98320 + 24912*B, A + 98320 + 24912*B + 37440*B*T, A + 98320 + 24912*B + 9984*B*T, B, T)); /* %380 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(155, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k381_sum(A + 98320 + 8192*B, A + 98320 + 24912*B, B, T)); /* %381 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(156, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 98320 + 24912*B, A + 98320 + 24912*B + 14976*B*T, A + 98320 + 24912*B + 39936*B*T, B, T)); /* %382 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(157, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k385_fused_sum_neg_mul(A + 98320 + 24912*B + 2496*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 37440*B*T, B, T)); /* %385 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(158, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k391_fused_scale_mul_add_id(A + 98320 + 24912*B + 13184*B*T, A + 98320 + 24912*B, A + 98320 + 24912*B + 2496*B*T, A + 98320 + 24912*B + 34944*B*T, B, T)); /* %391 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(159, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 98320 + 24912*B + 8192*B*T, A + 98320 + 24912*B + 13184*B*T, A + 98320, B, T)); /* %392 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(160, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k393_matmul(A + 98320 + 24912*B, A + 98320 + 24912*B + 13184*B*T, A + 98320 + 24912*B + 40192*B*T, B, T)); /* %393 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(161, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k305_sum(A + 98320 + 24912*B + 40192*B*T, A + 98320 + 24912*B + 8192*B*T, B, T)); /* %394 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(162, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k381_sum(A + 98320, A + 98320 + 24912*B, B, T)); /* %395 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(163, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k396_add(A + 98320 + 24912*B + 40192*B*T + 19968*T, A + 98320 + 24912*B + 40192*B*T + 14976*T, A + 98320 + 24912*B + 40192*B*T, T)); /* %396 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(164, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k406_fused_mul_mul_sum_mul(A + 98320 + 24768*B, A + 98320, (real *)inputs[3], A + 98320 + 24704*B, A + 98320 + 16384*B, B)); /* %406 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(165, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k410_fused_add_add_mul_mul(A + 98320 + 16384*B, A + 98320 + 8192*B, A + 98320, A + 98320 + 24704*B, A + 98320 + 24768*B, (real *)inputs[3], B)); /* %410 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(166, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k422_fused_mul_mul_sum_mul(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 19968*T, (real *)inputs[1], A + 98320 + 24912*B + 40192*B*T + 25392*T, A + 98320 + 24912*B + 40192*B*T + 25344*T, T)); /* %422 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(167, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k426_fused_add_add_add_mul(A + 98320 + 24912*B + 40192*B*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 9984*T, A + 98320 + 24912*B + 40192*B*T + 19968*T, A + 98320 + 24912*B + 40192*B*T + 25392*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[1], T)); /* %426 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(168, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k235_fused_mul_div_step(A + 98320 + 24704*B, A + 98320 + 24896*B, A + 98320 + 24880*B, A + 98320 + 24864*B, B)); /* %439 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(169, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k248_fused_mul_div_step(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 25600*T, A + 98320 + 24912*B + 40192*B*T + 25584*T, A + 98320 + 24912*B + 40192*B*T + 25568*T, T)); /* %452 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(170, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k458_fused_scale_add_add_add(A + 98320 + 24912*B, A + 98320 + 24912*B + 40160*B*T, A + 98320 + 24704*B, A + 98320 + 24912*B + 40144*B*T, A + 98320 + 24912*B + 40176*B*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40128*B*T, B, T)); /* %458 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(171, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k459_matmul(A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B, A + 98320 + 24576*B, B, T)); /* %459 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(172, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k460_matmul(A + 98320, A + 98320 + 24912*B, A + 98320 + 24912*B + 40192*B*T + 24960*T, B, T)); /* %460 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(173, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k469_fused_mul_mul_sum_mul(A + 98320 + 24576*B, A + 98320, (real *)inputs[2], A + 98320 + 24848*B, A + 98320 + 24832*B, B)); /* %469 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(174, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k473_fused_add_mul_mul_id(A + 98320 + 128*B, A + 98320, A + 98320 + 24848*B, A + 98320 + 24576*B, (real *)inputs[2], B)); /* %473 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(175, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k483_fused_mul_mul_sum_mul(A + 98320 + 24912*B + 40192*B*T + 25216*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, (real *)inputs[0], A + 98320 + 24912*B + 40192*B*T + 25552*T, A + 98320 + 24912*B + 40192*B*T + 25536*T, T)); /* %483 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(176, (double)768*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k487_fused_add_add_mul_mul(A + 98320 + 24912*B + 40192*B*T + 5120*T, A + 98320 + 24912*B + 40192*B*T + 25088*T, A + 98320 + 24912*B + 40192*B*T + 4992*T, A + 98320 + 24912*B + 40192*B*T + 25552*T, A + 98320 + 24912*B + 40192*B*T + 25216*T, (real *)inputs[0], T)); /* %487 fused:add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
     memcpy(grads + 0, A + 81920, sizeof(real)*16384); /* d loss / d srm.Wq */
     memcpy(grads + 16384, A + 65536, sizeof(real)*16384); /* d loss / d srm.Wk */
-    memcpy(grads + 32768, A + 49152, sizeof(real)*16384); /* d loss / d srm.Wv */
-    memcpy(grads + 49152, A + 32768, sizeof(real)*16384); /* d loss / d srm.Wo */
-    memcpy(grads + 65536, A + 16384, sizeof(real)*16384); /* d loss / d irm.Wa */
+    memcpy(grads + 32768, A + 32768, sizeof(real)*16384); /* d loss / d srm.Wv */
+    memcpy(grads + 49152, A + 16384, sizeof(real)*16384); /* d loss / d srm.Wo */
+    memcpy(grads + 65536, A + 49152, sizeof(real)*16384); /* d loss / d irm.Wa */
     memcpy(grads + 81920, A + 0, sizeof(real)*16384); /* d loss / d irm.Wb */
-    if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 98320 + 33168*B + 40192*B*T + 5120*T, sizeof(real)*(size_t)(128*T));
-    if (input_grads && input_grads[1]) memcpy(input_grads[1], A + 98320 + 33168*B + 40192*B*T, sizeof(real)*(size_t)(4992*T));
-    if (input_grads && input_grads[2]) memcpy(input_grads[2], A + 98320, sizeof(real)*(size_t)(128*B));
-    if (input_grads && input_grads[3]) memcpy(input_grads[3], A + 98320 + 8192*B, sizeof(real)*(size_t)(8192*B));
+    if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 98320 + 24912*B + 40192*B*T + 5120*T, sizeof(real)*(size_t)(128*T));
+    if (input_grads && input_grads[1]) memcpy(input_grads[1], A + 98320 + 24912*B + 40192*B*T, sizeof(real)*(size_t)(4992*T));
+    if (input_grads && input_grads[2]) memcpy(input_grads[2], A + 98320 + 128*B, sizeof(real)*(size_t)(128*B));
+    if (input_grads && input_grads[3]) memcpy(input_grads[3], A + 98320 + 16384*B, sizeof(real)*(size_t)(8192*B));
 }
 
 static const real *output(const void *arena, int k, const long *dims) {

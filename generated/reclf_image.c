@@ -28,33 +28,27 @@ static inline real gelu_tanh_grad(real x) {
     return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
 }
 
-/* k2_addc:
- *   %2 map:addc [B,1,64,64]   graphs/lib/image_encoder.lua:19 */
-static void k2_addc(real *restrict out, const real *restrict in0, long B) {
+/* k3_fused_scale_addc:
+ *   %3 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
+ *     + %2 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+static void k3_fused_scale_addc(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] + (real)-0.5;
-}
-
-/* k3_scale:
- *   %3 map:scale [B,1,64,64]   graphs/lib/image_encoder.lua:19 */
-static void k3_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] * (real)4;
+        out[i0] = ((in0[i0]) + (real)-0.5) * (real)4;
 }
 
 /* k6_im2col:
- *   %6 im2col [B,9,4096]   graphs/lib/image_encoder.lua:6 */
+ *   %6 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6 */
 static void k6_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9;
+    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -68,24 +62,24 @@ static void k6_im2col(real *restrict out, const real *restrict in0, long B) {
 }
 
 /* k8_matmul:
- *   %8 matmul [B,32,4096]   graphs/lib/image_encoder.lua:6 */
+ *   %8 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6 */
 static void k8_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096, 9, (real)1, in0 + ao, 9, in1 + bo, 4096, (real)0, out + p*131072, 4096);
-    }
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 9, (real)1, in0 + 0, 9, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
 }
 
-/* k11_add:
- *   %11 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6
- *   %28 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:7 */
-static void k11_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k10_permute:
+ *   %10 permute [B,32,4096]   graphs/lib/image_encoder.lua:6 */
+static void k10_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*131072 + i1*4096 + i2] = in0[i0*4096 + i1*4096*B + i2];
+}
+
+/* k13_add:
+ *   %13 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6 */
+static void k13_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -93,111 +87,69 @@ static void k11_add(real *restrict out, const real *restrict in0, const real *re
                 out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] + in1[i1];
 }
 
-/* k15_sum:
- *   %15 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %19 reduce [B,8,1]   graphs/lib/image_encoder.lua:7 */
-static void k15_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(131072*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*16384;
-        for (long j = 0; j < 16384; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k16_scale:
- *   %16 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %20 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7 */
-static void k16_scale(real *restrict out, const real *restrict in0, long B) {
+/* k18_fused_scale_sum:
+ *   %18 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %17 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+static void k18_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)6.103515625e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += in0[i0*16384 + j1*1]; out[i0] = (r1) * (real)6.103515625e-05; }
 }
 
-/* k17_sub:
- *   %17 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k17_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k19_sub:
+ *   %19 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7 */
+static void k19_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
 }
 
-/* k18_square:
- *   %18 map:square [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k18_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k21_addc:
- *   %21 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %47 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %73 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %99 map:addc [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %126 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %152 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k21_addc(real *restrict out, const real *restrict in0, long B) {
+/* k24_fused_rsqrt_addc_scale_sum:
+ *   %24 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %23 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %22 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %21 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %20 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k24_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] + (real)1.0000000000000001e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05)); }
 }
 
-/* k22_rsqrt:
- *   %22 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %48 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %74 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %100 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %127 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %153 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k22_rsqrt(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
-}
-
-/* k23_mul:
- *   %23 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k23_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k25_mul:
+ *   %25 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7 */
+static void k25_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
 }
 
-/* k26_mul:
- *   %26 map:mul [B,32,64,64]   graphs/lib/image_encoder.lua:7 */
-static void k26_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k31_fused_relu_add_mul:
+ *   %31 fused:relu_add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *     + %30 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7
+ *     + %28 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+static void k31_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
             for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
+                out[i0*131072 + i1*4096 + i2] = (((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
 }
 
-/* k29_relu:
- *   %29 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22 */
-static void k29_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k32_im2col:
- *   %32 im2col [B,288,1024]   graphs/lib/image_encoder.lua:6 */
-static void k32_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288;
+/* k34_im2col:
+ *   %34 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6 */
+static void k34_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -210,31 +162,31 @@ static void k32_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k34_matmul:
- *   %34 matmul [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %60 matmul [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %86 matmul [B,32,1024]   graphs/lib/image_encoder.lua:13 */
-static void k34_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*294912; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 288, (real)1, in0 + ao, 288, in1 + bo, 1024, (real)0, out + p*32768, 1024);
-    }
+/* k36_matmul:
+ *   %36 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %64 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %92 matmul [32,1024*B]   graphs/lib/image_encoder.lua:13 */
+static void k36_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 288, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
 }
 
-/* k37_add:
- *   %37 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %54 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %63 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %80 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %89 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %106 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13 */
-static void k37_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k38_permute:
+ *   %38 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
+ *   %66 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
+ *   %94 permute [B,32,1024]   graphs/lib/image_encoder.lua:13 */
+static void k38_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = in0[i0*1024 + i1*1024*B + i2];
+}
+
+/* k41_add:
+ *   %41 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %69 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %97 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13 */
+static void k41_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -242,102 +194,79 @@ static void k37_add(real *restrict out, const real *restrict in0, const real *re
                 out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] + in1[i1];
 }
 
-/* k41_sum:
- *   %41 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %45 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %67 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %71 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %93 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %97 reduce [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k41_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(32768*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*4096;
-        for (long j = 0; j < 4096; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k42_scale:
- *   %42 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %46 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %68 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %72 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %94 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %98 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k42_scale(real *restrict out, const real *restrict in0, long B) {
+/* k46_fused_scale_sum:
+ *   %46 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %45 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %74 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %102 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k46_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.000244140625;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; out[i0] = (r1) * (real)0.000244140625; }
 }
 
-/* k43_sub:
- *   %43 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %69 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %95 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k43_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k47_sub:
+ *   %47 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %75 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %103 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13 */
+static void k47_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
 }
 
-/* k44_square:
- *   %44 map:square [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %70 map:square [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %96 map:square [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k44_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k52_fused_rsqrt_addc_scale_sum:
+ *   %52 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %51 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %50 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %49 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %48 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
+ *   %80 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %108 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k52_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05)); }
 }
 
-/* k49_mul:
- *   %49 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %75 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %101 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k49_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k53_mul:
+ *   %53 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %81 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %109 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13 */
+static void k53_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
 }
 
-/* k52_mul:
- *   %52 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %78 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %104 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:13 */
-static void k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k59_fused_relu_add_mul:
+ *   %59 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:26
+ *     + %58 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7
+ *     + %56 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
+ *   %87 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:12 */
+static void k59_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
             for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
+                out[i0*32768 + i1*1024 + i2] = (((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
 }
 
-/* k55_relu:
- *   %55 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %81 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %108 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
-static void k55_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k58_im2col:
- *   %58 im2col [B,288,1024]   graphs/lib/image_encoder.lua:6
- *   %84 im2col [B,288,1024]   graphs/lib/image_encoder.lua:13 */
-static void k58_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288;
+/* k62_im2col:
+ *   %62 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %90 im2col [288,1024*B]   graphs/lib/image_encoder.lua:13 */
+static void k62_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -350,25 +279,31 @@ static void k58_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k107_add:
- *   %107 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14 */
-static void k107_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k116_fused_relu_add_add_mul:
+ *   %116 fused:relu_add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:27
+ *     + %115 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14
+ *     + %114 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
+ *     + %112 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+static void k116_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]))) > 0 ? ((in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]))) : (real)0;
 }
 
-/* k111_im2col:
- *   %111 im2col [B,288,256]   graphs/lib/image_encoder.lua:6 */
-static void k111_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288;
+/* k119_im2col:
+ *   %119 im2col [288,256*B]   graphs/lib/image_encoder.lua:6 */
+static void k119_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -381,29 +316,29 @@ static void k111_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k113_matmul:
- *   %113 matmul [B,64,256]   graphs/lib/image_encoder.lua:6 */
-static void k113_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256, 288, (real)1, in0 + ao, 288, in1 + bo, 256, (real)0, out + p*16384, 256);
-    }
+/* k121_matmul:
+ *   %121 matmul [64,256*B]   graphs/lib/image_encoder.lua:6 */
+static void k121_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 288, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k116_add:
- *   %116 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %133 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %142 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %159 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %168 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %185 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13 */
-static void k116_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k123_permute:
+ *   %123 permute [B,64,256]   graphs/lib/image_encoder.lua:6
+ *   %151 permute [B,64,256]   graphs/lib/image_encoder.lua:6
+ *   %179 permute [B,64,256]   graphs/lib/image_encoder.lua:13 */
+static void k123_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = in0[i0*256 + i1*256*B + i2];
+}
+
+/* k126_add:
+ *   %126 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %154 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %182 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13 */
+static void k126_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -411,102 +346,79 @@ static void k116_add(real *restrict out, const real *restrict in0, const real *r
                 out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] + in1[i1];
 }
 
-/* k120_sum:
- *   %120 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %124 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %146 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %150 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %172 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %176 reduce [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k120_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(16384*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*2048;
-        for (long j = 0; j < 2048; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k121_scale:
- *   %121 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %125 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %147 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %151 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %173 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %177 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k121_scale(real *restrict out, const real *restrict in0, long B) {
+/* k131_fused_scale_sum:
+ *   %131 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %130 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %159 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %187 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k131_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.00048828125;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += in0[i0*2048 + j1*1]; out[i0] = (r1) * (real)0.00048828125; }
 }
 
-/* k122_sub:
- *   %122 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %148 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %174 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k122_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k132_sub:
+ *   %132 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %160 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %188 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13 */
+static void k132_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
 }
 
-/* k123_square:
- *   %123 map:square [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %149 map:square [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %175 map:square [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k123_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k137_fused_rsqrt_addc_scale_sum:
+ *   %137 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %136 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %135 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %134 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %133 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
+ *   %165 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %193 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k137_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05)); }
 }
 
-/* k128_mul:
- *   %128 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %154 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %180 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k128_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k138_mul:
+ *   %138 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %166 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %194 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13 */
+static void k138_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
 }
 
-/* k131_mul:
- *   %131 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %157 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %183 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:13 */
-static void k131_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k144_fused_relu_add_mul:
+ *   %144 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:26
+ *     + %143 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7
+ *     + %141 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
+ *   %172 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:12 */
+static void k144_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
+                out[i0*16384 + i1*256 + i2] = (((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
 }
 
-/* k134_relu:
- *   %134 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %160 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %187 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
-static void k134_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k137_im2col:
- *   %137 im2col [B,576,256]   graphs/lib/image_encoder.lua:6
- *   %163 im2col [B,576,256]   graphs/lib/image_encoder.lua:13 */
-static void k137_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576;
+/* k147_im2col:
+ *   %147 im2col [576,256*B]   graphs/lib/image_encoder.lua:6
+ *   %175 im2col [576,256*B]   graphs/lib/image_encoder.lua:13 */
+static void k147_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -519,41 +431,38 @@ static void k137_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k139_matmul:
- *   %139 matmul [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %165 matmul [B,64,256]   graphs/lib/image_encoder.lua:13 */
-static void k139_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*147456; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256, 576, (real)1, in0 + ao, 576, in1 + bo, 256, (real)0, out + p*16384, 256);
-    }
+/* k149_matmul:
+ *   %149 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
+ *   %177 matmul [64,256*B]   graphs/lib/image_encoder.lua:13 */
+static void k149_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 576, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k186_add:
- *   %186 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14 */
-static void k186_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k201_fused_relu_add_add_mul:
+ *   %201 fused:relu_add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:27
+ *     + %200 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14
+ *     + %199 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
+ *     + %197 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+static void k201_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]))) > 0 ? ((in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]))) : (real)0;
 }
 
-/* k190_im2col:
- *   %190 im2col [B,576,64]   graphs/lib/image_encoder.lua:6 */
-static void k190_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576;
+/* k204_im2col:
+ *   %204 im2col [576,64*B]   graphs/lib/image_encoder.lua:6 */
+static void k204_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -566,29 +475,29 @@ static void k190_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k192_matmul:
- *   %192 matmul [B,128,64]   graphs/lib/image_encoder.lua:6 */
-static void k192_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64, 576, (real)1, in0 + ao, 576, in1 + bo, 64, (real)0, out + p*8192, 64);
-    }
+/* k206_matmul:
+ *   %206 matmul [128,64*B]   graphs/lib/image_encoder.lua:6 */
+static void k206_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 576, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k195_add:
- *   %195 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %212 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %221 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %238 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %247 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %264 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
-static void k195_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k208_permute:
+ *   %208 permute [B,128,64]   graphs/lib/image_encoder.lua:6
+ *   %236 permute [B,128,64]   graphs/lib/image_encoder.lua:6
+ *   %264 permute [B,128,64]   graphs/lib/image_encoder.lua:13 */
+static void k208_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = in0[i0*64 + i1*64*B + i2];
+}
+
+/* k211_add:
+ *   %211 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %239 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %267 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
+static void k211_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -596,102 +505,79 @@ static void k195_add(real *restrict out, const real *restrict in0, const real *r
                 out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] + in1[i1];
 }
 
-/* k199_sum:
- *   %199 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %203 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %225 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %229 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %251 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %255 reduce [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k199_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*1024;
-        for (long j = 0; j < 1024; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k200_scale:
- *   %200 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %204 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %226 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %230 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %252 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %256 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k200_scale(real *restrict out, const real *restrict in0, long B) {
+/* k216_fused_scale_sum:
+ *   %216 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %215 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %244 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %272 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k216_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.0009765625;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += in0[i0*1024 + j1*1]; out[i0] = (r1) * (real)0.0009765625; }
 }
 
-/* k201_sub:
- *   %201 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %227 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %253 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k201_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k217_sub:
+ *   %217 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %245 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %273 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
+static void k217_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
 }
 
-/* k202_square:
- *   %202 map:square [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %228 map:square [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %254 map:square [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k202_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k222_fused_rsqrt_addc_scale_sum:
+ *   %222 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %221 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %220 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %219 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %218 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
+ *   %250 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %278 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k222_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05)); }
 }
 
-/* k207_mul:
- *   %207 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %233 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %259 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k207_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k223_mul:
+ *   %223 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %251 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %279 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13 */
+static void k223_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
 }
 
-/* k210_mul:
- *   %210 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %236 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %262 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
-static void k210_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k229_fused_relu_add_mul:
+ *   %229 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:26
+ *     + %228 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7
+ *     + %226 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
+ *   %257 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:12 */
+static void k229_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
+                out[i0*8192 + i1*64 + i2] = (((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
 }
 
-/* k213_relu:
- *   %213 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %239 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %266 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
-static void k213_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k216_im2col:
- *   %216 im2col [B,1152,64]   graphs/lib/image_encoder.lua:6
- *   %242 im2col [B,1152,64]   graphs/lib/image_encoder.lua:13 */
-static void k216_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152;
+/* k232_im2col:
+ *   %232 im2col [1152,64*B]   graphs/lib/image_encoder.lua:6
+ *   %260 im2col [1152,64*B]   graphs/lib/image_encoder.lua:13 */
+static void k232_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -704,33 +590,29 @@ static void k216_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k218_matmul:
- *   %218 matmul [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %244 matmul [B,128,64]   graphs/lib/image_encoder.lua:13 */
-static void k218_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64, 1152, (real)1, in0 + ao, 1152, in1 + bo, 64, (real)0, out + p*8192, 64);
-    }
+/* k234_matmul:
+ *   %234 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
+ *   %262 matmul [128,64*B]   graphs/lib/image_encoder.lua:13 */
+static void k234_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 1152, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k265_add:
- *   %265 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14 */
-static void k265_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k286_fused_relu_add_add_mul:
+ *   %286 fused:relu_add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:27
+ *     + %285 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14
+ *     + %284 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
+ *     + %282 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+static void k286_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]))) > 0 ? ((in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]))) : (real)0;
 }
 
-/* k268_permute:
- *   %268 permute [B,64,128]   graphs/lib/image_encoder.lua:33 */
-static void k268_permute(real *restrict out, const real *restrict in0, long B) {
+/* k288_permute:
+ *   %288 permute [B,64,128]   graphs/lib/image_encoder.lua:33 */
+static void k288_permute(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -738,50 +620,56 @@ static void k268_permute(real *restrict out, const real *restrict in0, long B) {
                 out[i0*8192 + i1*128 + i2] = in0[i0*8192 + i1 + i2*64];
 }
 
-/* k272_matmul:
- *   %272 matmul [64*B,128]   graphs/lib/image_encoder.lua:34 */
-static void k272_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k292_matmul:
+ *   %292 matmul [64*B,128]   graphs/lib/image_encoder.lua:34 */
+static void k292_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k274_add:
- *   %274 map:add [B,64,128]   graphs/lib/image_encoder.lua:34 */
-static void k274_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k294_add:
+ *   %294 map:add [B,64,128]   graphs/lib/image_encoder.lua:34 */
+static void k294_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k275_sum:
- *   %275 reduce [B,1,128]   graphs/lib/image_encoder.lua:35 */
-static void k275_sum(real *restrict out, const real *restrict in0, long B) {
+/* k295_sum:
+ *   %295 reduce [B,1,128]   graphs/lib/image_encoder.lua:35 */
+static void k295_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long o = 0; o < B; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 64; j++) a += in0[(o*64 + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 64; j++) {
+                const real *row = in0 + (o*64 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k277_scale:
- *   %277 map:scale [B,128]   graphs/lib/image_encoder.lua:35 */
-static void k277_scale(real *restrict out, const real *restrict in0, long B) {
+/* k297_scale:
+ *   %297 map:scale [B,128]   graphs/lib/image_encoder.lua:35 */
+static void k297_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * (real)0.015625;
 }
 
-/* k280_matmul:
- *   %280 matmul [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k280_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k300_matmul:
+ *   %300 matmul [B,128]   graphs/lib/image_encoder.lua:36 */
+static void k300_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k281_add:
- *   %281 map:add [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k281_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k301_add:
+ *   %301 map:add [B,128]   graphs/lib/image_encoder.lua:36 */
+static void k301_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -790,171 +678,107 @@ static void k281_add(real *restrict out, const real *restrict in0, const real *r
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[162] = {
-    {"k2_addc", "%2 map:addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k3_scale", "%3 map:scale [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k6_im2col", "%6 im2col [B,9,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k8_matmul", "%8 matmul [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k11_add", "%11 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k15_sum", "%15 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k16_scale", "%16 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k17_sub", "%17 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k18_square", "%18 map:square [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k15_sum", "%19 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k16_scale", "%20 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k21_addc", "%21 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%22 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k23_mul", "%23 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k26_mul", "%26 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k11_add", "%28 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k29_relu", "%29 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"k32_im2col", "%32 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k34_matmul", "%34 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k37_add", "%37 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k41_sum", "%41 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k42_scale", "%42 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k43_sub", "%43 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k44_square", "%44 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k41_sum", "%45 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k42_scale", "%46 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k21_addc", "%47 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%48 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k49_mul", "%49 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k52_mul", "%52 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k37_add", "%54 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_relu", "%55 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k58_im2col", "%58 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k34_matmul", "%60 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k37_add", "%63 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k41_sum", "%67 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k42_scale", "%68 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k43_sub", "%69 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k44_square", "%70 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k41_sum", "%71 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k42_scale", "%72 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k21_addc", "%73 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%74 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k49_mul", "%75 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k52_mul", "%78 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k37_add", "%80 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_relu", "%81 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k58_im2col", "%84 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k34_matmul", "%86 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k37_add", "%89 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k41_sum", "%93 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k42_scale", "%94 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k43_sub", "%95 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k44_square", "%96 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k41_sum", "%97 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k42_scale", "%98 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k21_addc", "%99 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%100 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k49_mul", "%101 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k52_mul", "%104 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k37_add", "%106 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k107_add", "%107 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k55_relu", "%108 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k111_im2col", "%111 im2col [B,288,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k113_matmul", "%113 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k116_add", "%116 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k120_sum", "%120 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k121_scale", "%121 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k122_sub", "%122 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k123_square", "%123 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k120_sum", "%124 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k121_scale", "%125 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k21_addc", "%126 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%127 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k128_mul", "%128 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k131_mul", "%131 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k116_add", "%133 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k134_relu", "%134 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k137_im2col", "%137 im2col [B,576,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k139_matmul", "%139 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k116_add", "%142 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k120_sum", "%146 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k121_scale", "%147 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k122_sub", "%148 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k123_square", "%149 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k120_sum", "%150 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k121_scale", "%151 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k21_addc", "%152 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%153 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k128_mul", "%154 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k131_mul", "%157 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k116_add", "%159 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k134_relu", "%160 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k137_im2col", "%163 im2col [B,576,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k139_matmul", "%165 matmul [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k116_add", "%168 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k120_sum", "%172 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k121_scale", "%173 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k122_sub", "%174 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k123_square", "%175 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k120_sum", "%176 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k121_scale", "%177 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k21_addc", "%178 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%179 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k128_mul", "%180 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k131_mul", "%183 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k116_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k186_add", "%186 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k134_relu", "%187 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k190_im2col", "%190 im2col [B,576,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k192_matmul", "%192 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k195_add", "%195 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k199_sum", "%199 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k200_scale", "%200 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k201_sub", "%201 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k202_square", "%202 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k199_sum", "%203 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k200_scale", "%204 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k21_addc", "%205 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%206 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k207_mul", "%207 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k210_mul", "%210 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k195_add", "%212 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k213_relu", "%213 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k216_im2col", "%216 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k218_matmul", "%218 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k195_add", "%221 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k199_sum", "%225 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k200_scale", "%226 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k201_sub", "%227 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k202_square", "%228 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k199_sum", "%229 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k200_scale", "%230 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k21_addc", "%231 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%232 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k207_mul", "%233 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k210_mul", "%236 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k195_add", "%238 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k213_relu", "%239 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k216_im2col", "%242 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k218_matmul", "%244 matmul [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k195_add", "%247 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k199_sum", "%251 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k200_scale", "%252 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k201_sub", "%253 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k202_square", "%254 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k199_sum", "%255 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k200_scale", "%256 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k21_addc", "%257 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k22_rsqrt", "%258 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k207_mul", "%259 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k210_mul", "%262 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k195_add", "%264 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k265_add", "%265 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k213_relu", "%266 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k268_permute", "%268 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"k272_matmul", "%272 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k274_add", "%274 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k275_sum", "%275 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k277_scale", "%277 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k280_matmul", "%280 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k281_add", "%281 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+static reclf_prof_entry prof[98] = {
+    {"k3_fused_scale_addc", "%3 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"k6_im2col", "%6 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k8_matmul", "%8 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k10_permute", "%10 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k13_add", "%13 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k18_fused_scale_sum", "%18 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k19_sub", "%19 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k24_fused_rsqrt_addc_scale_sum", "%24 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k25_mul", "%25 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k31_fused_relu_add_mul", "%31 fused:relu_add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"k34_im2col", "%34 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k36_matmul", "%36 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k38_permute", "%38 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k41_add", "%41 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k46_fused_scale_sum", "%46 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k47_sub", "%47 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k52_fused_rsqrt_addc_scale_sum", "%52 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k53_mul", "%53 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k59_fused_relu_add_mul", "%59 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k62_im2col", "%62 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k36_matmul", "%64 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k38_permute", "%66 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k41_add", "%69 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k46_fused_scale_sum", "%74 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k47_sub", "%75 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k52_fused_rsqrt_addc_scale_sum", "%80 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k53_mul", "%81 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k59_fused_relu_add_mul", "%87 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k62_im2col", "%90 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k36_matmul", "%92 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k38_permute", "%94 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k41_add", "%97 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k46_fused_scale_sum", "%102 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k47_sub", "%103 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k52_fused_rsqrt_addc_scale_sum", "%108 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k53_mul", "%109 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k116_fused_relu_add_add_mul", "%116 fused:relu_add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k119_im2col", "%119 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k121_matmul", "%121 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k123_permute", "%123 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k126_add", "%126 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k131_fused_scale_sum", "%131 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k132_sub", "%132 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k137_fused_rsqrt_addc_scale_sum", "%137 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k138_mul", "%138 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k144_fused_relu_add_mul", "%144 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k147_im2col", "%147 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k149_matmul", "%149 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k123_permute", "%151 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k126_add", "%154 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k131_fused_scale_sum", "%159 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k132_sub", "%160 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k137_fused_rsqrt_addc_scale_sum", "%165 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k138_mul", "%166 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k144_fused_relu_add_mul", "%172 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k147_im2col", "%175 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k149_matmul", "%177 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k123_permute", "%179 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k126_add", "%182 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k131_fused_scale_sum", "%187 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k132_sub", "%188 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k137_fused_rsqrt_addc_scale_sum", "%193 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k138_mul", "%194 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k201_fused_relu_add_add_mul", "%201 fused:relu_add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k204_im2col", "%204 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k206_matmul", "%206 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k208_permute", "%208 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k211_add", "%211 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k216_fused_scale_sum", "%216 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k217_sub", "%217 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k222_fused_rsqrt_addc_scale_sum", "%222 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k223_mul", "%223 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k229_fused_relu_add_mul", "%229 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k232_im2col", "%232 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k234_matmul", "%234 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k208_permute", "%236 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k211_add", "%239 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k216_fused_scale_sum", "%244 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k217_sub", "%245 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k222_fused_rsqrt_addc_scale_sum", "%250 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k223_mul", "%251 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k229_fused_relu_add_mul", "%257 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k232_im2col", "%260 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k234_matmul", "%262 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k208_permute", "%264 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k211_add", "%267 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k216_fused_scale_sum", "%272 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k217_sub", "%273 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k222_fused_rsqrt_addc_scale_sum", "%278 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k223_mul", "%279 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k286_fused_relu_add_add_mul", "%286 fused:relu_add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k288_permute", "%288 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"k292_matmul", "%292 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k294_add", "%294 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k295_sum", "%295 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k297_scale", "%297 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k300_matmul", "%300 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k301_add", "%301 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_image = {162, prof};
+const reclf_prof_table reclf_profile_reclf_image = {98, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -969,168 +793,104 @@ static size_t arena_bytes(const long *dims) {
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k2_addc(A + 0, (real *)inputs[0], B)); /* %2 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k3_scale(A + 4096*B, A + 0, B)); /* %3 map:scale [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(2, 0, sizeof(real)*((double)36864*B + (double)4096*B), k6_im2col(A + 131072*B, A + 4096*B, B)); /* %6 im2col [B,9,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k8_matmul(A + 0, (real *)P + 0, A + 131072*B, B)); /* %8 matmul [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k11_add(A + 131072*B, A + 0, (real *)P + 288, B)); /* %11 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k15_sum(A + 0, A + 131072*B, B)); /* %15 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k16_scale(A + 262144*B, A + 0, B)); /* %16 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k17_sub(A + 0, A + 131072*B, A + 262144*B, B)); /* %17 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k18_square(A + 131072*B, A + 0, B)); /* %18 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k15_sum(A + 262144*B, A + 131072*B, B)); /* %19 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k16_scale(A + 131072*B, A + 262144*B, B)); /* %20 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 131088*B, A + 131072*B, B)); /* %21 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 262144*B, A + 131088*B, B)); /* %22 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(13, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k23_mul(A + 131072*B, A + 0, A + 262144*B, B)); /* %23 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(14, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k26_mul(A + 0, A + 131072*B, (real *)P + 320, B)); /* %26 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(15, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k11_add(A + 131072*B, A + 0, (real *)P + 352, B)); /* %28 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k29_relu(A + 294912*B, A + 131072*B, B)); /* %29 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(17, 0, sizeof(real)*((double)294912*B + (double)131072*B), k32_im2col(A + 0, A + 294912*B, B)); /* %32 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(18, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k34_matmul(A + 425984*B, (real *)P + 384, A + 0, B)); /* %34 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 0, A + 425984*B, (real *)P + 9600, B)); /* %37 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 32768*B, A + 0, B)); /* %41 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(21, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 65536*B, A + 32768*B, B)); /* %42 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k43_sub(A + 32768*B, A + 0, A + 65536*B, B)); /* %43 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(23, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k44_square(A + 0, A + 32768*B, B)); /* %44 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 65536*B, A + 0, B)); /* %45 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(25, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 0, A + 65536*B, B)); /* %46 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 16*B, A + 0, B)); /* %47 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 65536*B, A + 16*B, B)); /* %48 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k49_mul(A + 0, A + 32768*B, A + 65536*B, B)); /* %49 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k52_mul(A + 32768*B, A + 0, (real *)P + 9632, B)); /* %52 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 0, A + 32768*B, (real *)P + 9664, B)); /* %54 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k55_relu(A + 425984*B, A + 0, B)); /* %55 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(32, 0, sizeof(real)*((double)294912*B + (double)32768*B), k58_im2col(A + 0, A + 425984*B, B)); /* %58 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(33, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k34_matmul(A + 458752*B, (real *)P + 9696, A + 0, B)); /* %60 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 0, A + 458752*B, (real *)P + 18912, B)); /* %63 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(35, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 32768*B, A + 0, B)); /* %67 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(36, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 65536*B, A + 32768*B, B)); /* %68 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(37, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k43_sub(A + 32768*B, A + 0, A + 65536*B, B)); /* %69 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k44_square(A + 0, A + 32768*B, B)); /* %70 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(39, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 65536*B, A + 0, B)); /* %71 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(40, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 0, A + 65536*B, B)); /* %72 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(41, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 16*B, A + 0, B)); /* %73 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 65536*B, A + 16*B, B)); /* %74 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(43, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k49_mul(A + 0, A + 32768*B, A + 65536*B, B)); /* %75 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(44, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k52_mul(A + 32768*B, A + 0, (real *)P + 18944, B)); /* %78 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(45, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 0, A + 32768*B, (real *)P + 18976, B)); /* %80 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k55_relu(A + 458752*B, A + 0, B)); /* %81 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(47, 0, sizeof(real)*((double)294912*B + (double)32768*B), k58_im2col(A + 0, A + 458752*B, B)); /* %84 im2col [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(48, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k34_matmul(A + 458752*B, (real *)P + 19008, A + 0, B)); /* %86 matmul [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 0, A + 458752*B, (real *)P + 28224, B)); /* %89 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(50, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 32768*B, A + 0, B)); /* %93 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(51, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 65536*B, A + 32768*B, B)); /* %94 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(52, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k43_sub(A + 32768*B, A + 0, A + 65536*B, B)); /* %95 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(53, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k44_square(A + 0, A + 32768*B, B)); /* %96 map:square [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(54, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k41_sum(A + 65536*B, A + 0, B)); /* %97 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(55, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k42_scale(A + 0, A + 65536*B, B)); /* %98 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(56, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 16*B, A + 0, B)); /* %99 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(57, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 65536*B, A + 16*B, B)); /* %100 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(58, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k49_mul(A + 0, A + 32768*B, A + 65536*B, B)); /* %101 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k52_mul(A + 32768*B, A + 0, (real *)P + 28256, B)); /* %104 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(60, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k37_add(A + 0, A + 32768*B, (real *)P + 28288, B)); /* %106 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(61, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k107_add(A + 32768*B, A + 425984*B, A + 0, B)); /* %107 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(62, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k55_relu(A + 147456*B, A + 32768*B, B)); /* %108 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(63, 0, sizeof(real)*((double)73728*B + (double)32768*B), k111_im2col(A + 0, A + 147456*B, B)); /* %111 im2col [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(64, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k113_matmul(A + 73728*B, (real *)P + 28320, A + 0, B)); /* %113 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(65, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 90112*B, A + 73728*B, (real *)P + 46752, B)); /* %116 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 106496*B, A + 90112*B, B)); /* %120 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(67, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 122880*B, A + 106496*B, B)); /* %121 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k122_sub(A + 106496*B, A + 90112*B, A + 122880*B, B)); /* %122 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(69, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k123_square(A + 122880*B, A + 106496*B, B)); /* %123 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 139264*B, A + 122880*B, B)); /* %124 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(71, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 139280*B, A + 139264*B, B)); /* %125 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(72, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 139296*B, A + 139280*B, B)); /* %126 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(73, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 139264*B, A + 139296*B, B)); /* %127 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(74, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k128_mul(A + 122880*B, A + 106496*B, A + 139264*B, B)); /* %128 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(75, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k131_mul(A + 180224*B, A + 122880*B, (real *)P + 46816, B)); /* %131 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 196608*B, A + 180224*B, (real *)P + 46880, B)); /* %133 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k134_relu(A + 180224*B, A + 196608*B, B)); /* %134 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(78, 0, sizeof(real)*((double)147456*B + (double)16384*B), k137_im2col(A + 0, A + 180224*B, B)); /* %137 im2col [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(79, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k139_matmul(A + 196608*B, (real *)P + 46944, A + 0, B)); /* %139 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(80, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 212992*B, A + 196608*B, (real *)P + 83808, B)); /* %142 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(81, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 196608*B, A + 212992*B, B)); /* %146 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(82, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 229376*B, A + 196608*B, B)); /* %147 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(83, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k122_sub(A + 196608*B, A + 212992*B, A + 229376*B, B)); /* %148 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(84, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k123_square(A + 212992*B, A + 196608*B, B)); /* %149 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(85, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 229376*B, A + 212992*B, B)); /* %150 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 212992*B, A + 229376*B, B)); /* %151 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 213008*B, A + 212992*B, B)); /* %152 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 229376*B, A + 213008*B, B)); /* %153 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k128_mul(A + 212992*B, A + 196608*B, A + 229376*B, B)); /* %154 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k131_mul(A + 196608*B, A + 212992*B, (real *)P + 83872, B)); /* %157 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(91, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 212992*B, A + 196608*B, (real *)P + 83936, B)); /* %159 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(92, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k134_relu(A + 196608*B, A + 212992*B, B)); /* %160 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(93, 0, sizeof(real)*((double)147456*B + (double)16384*B), k137_im2col(A + 0, A + 196608*B, B)); /* %163 im2col [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k139_matmul(A + 196608*B, (real *)P + 84000, A + 0, B)); /* %165 matmul [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 212992*B, A + 196608*B, (real *)P + 120864, B)); /* %168 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 196608*B, A + 212992*B, B)); /* %172 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 229376*B, A + 196608*B, B)); /* %173 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k122_sub(A + 196608*B, A + 212992*B, A + 229376*B, B)); /* %174 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k123_square(A + 212992*B, A + 196608*B, B)); /* %175 map:square [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(100, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k120_sum(A + 229376*B, A + 212992*B, B)); /* %176 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(101, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k121_scale(A + 212992*B, A + 229376*B, B)); /* %177 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(102, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 213008*B, A + 212992*B, B)); /* %178 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(103, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 229376*B, A + 213008*B, B)); /* %179 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(104, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k128_mul(A + 212992*B, A + 196608*B, A + 229376*B, B)); /* %180 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(105, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k131_mul(A + 196608*B, A + 212992*B, (real *)P + 120928, B)); /* %183 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(106, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k116_add(A + 212992*B, A + 196608*B, (real *)P + 120992, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(107, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k186_add(A + 196608*B, A + 180224*B, A + 212992*B, B)); /* %186 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(108, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k134_relu(A + 180224*B, A + 196608*B, B)); /* %187 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(109, 0, sizeof(real)*((double)36864*B + (double)16384*B), k190_im2col(A + 0, A + 180224*B, B)); /* %190 im2col [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(110, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k192_matmul(A + 196608*B, (real *)P + 121056, A + 0, B)); /* %192 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(111, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 204800*B, A + 196608*B, (real *)P + 194784, B)); /* %195 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(112, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 196608*B, A + 204800*B, B)); /* %199 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(113, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 212992*B, A + 196608*B, B)); /* %200 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(114, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k201_sub(A + 196608*B, A + 204800*B, A + 212992*B, B)); /* %201 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(115, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k202_square(A + 204800*B, A + 196608*B, B)); /* %202 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(116, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 212992*B, A + 204800*B, B)); /* %203 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(117, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 204800*B, A + 212992*B, B)); /* %204 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(118, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 204816*B, A + 204800*B, B)); /* %205 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(119, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 212992*B, A + 204816*B, B)); /* %206 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(120, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k207_mul(A + 204800*B, A + 196608*B, A + 212992*B, B)); /* %207 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(121, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k210_mul(A + 196608*B, A + 204800*B, (real *)P + 194912, B)); /* %210 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(122, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 204800*B, A + 196608*B, (real *)P + 195040, B)); /* %212 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(123, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k213_relu(A + 196608*B, A + 204800*B, B)); /* %213 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(124, 0, sizeof(real)*((double)73728*B + (double)8192*B), k216_im2col(A + 0, A + 196608*B, B)); /* %216 im2col [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(125, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k218_matmul(A + 73728*B, (real *)P + 195168, A + 0, B)); /* %218 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(126, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 81920*B, A + 73728*B, (real *)P + 342624, B)); /* %221 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(127, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 90112*B, A + 81920*B, B)); /* %225 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(128, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 98304*B, A + 90112*B, B)); /* %226 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(129, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k201_sub(A + 90112*B, A + 81920*B, A + 98304*B, B)); /* %227 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(130, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k202_square(A + 98304*B, A + 90112*B, B)); /* %228 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(131, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 106496*B, A + 98304*B, B)); /* %229 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(132, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 98304*B, A + 106496*B, B)); /* %230 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(133, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 98320*B, A + 98304*B, B)); /* %231 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(134, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 106496*B, A + 98320*B, B)); /* %232 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(135, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k207_mul(A + 98304*B, A + 90112*B, A + 106496*B, B)); /* %233 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(136, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k210_mul(A + 106496*B, A + 98304*B, (real *)P + 342752, B)); /* %236 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(137, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 114688*B, A + 106496*B, (real *)P + 342880, B)); /* %238 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(138, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k213_relu(A + 122880*B, A + 114688*B, B)); /* %239 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(139, 0, sizeof(real)*((double)73728*B + (double)8192*B), k216_im2col(A + 0, A + 122880*B, B)); /* %242 im2col [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(140, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k218_matmul(A + 73728*B, (real *)P + 343008, A + 0, B)); /* %244 matmul [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(141, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 81920*B, A + 73728*B, (real *)P + 490464, B)); /* %247 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(142, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 90112*B, A + 81920*B, B)); /* %251 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(143, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 98304*B, A + 90112*B, B)); /* %252 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k201_sub(A + 90112*B, A + 81920*B, A + 98304*B, B)); /* %253 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(145, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k202_square(A + 98304*B, A + 90112*B, B)); /* %254 map:square [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(146, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k199_sum(A + 106496*B, A + 98304*B, B)); /* %255 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(147, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k200_scale(A + 98304*B, A + 106496*B, B)); /* %256 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(148, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k21_addc(A + 98320*B, A + 98304*B, B)); /* %257 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(149, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_rsqrt(A + 106496*B, A + 98320*B, B)); /* %258 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(150, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k207_mul(A + 98304*B, A + 90112*B, A + 106496*B, B)); /* %259 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(151, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k210_mul(A + 106496*B, A + 98304*B, (real *)P + 490592, B)); /* %262 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(152, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k195_add(A + 114688*B, A + 106496*B, (real *)P + 490720, B)); /* %264 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(153, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k265_add(A + 122880*B, A + 196608*B, A + 114688*B, B)); /* %265 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(154, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k213_relu(A + 131072*B, A + 122880*B, B)); /* %266 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(155, 0, sizeof(real)*((double)8192*B + (double)8192*B), k268_permute(A + 139264*B, A + 131072*B, B)); /* %268 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(156, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k272_matmul(A + 196608*B, A + 139264*B, (real *)P + 490848, B)); /* %272 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(157, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k274_add(A + 204800*B, A + 196608*B, (real *)P + 507232, B)); /* %274 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(158, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k275_sum(A + 196608*B, A + 139264*B, B)); /* %275 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(159, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k277_scale(A + 196736*B, A + 196608*B, B)); /* %277 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(160, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k280_matmul(A + 196608*B, A + 196736*B, (real *)P + 507360, B)); /* %280 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(161, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k281_add(A + 196736*B, A + 196608*B, (real *)P + 523744, B)); /* %281 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), k3_fused_scale_addc(A + 0, (real *)inputs[0], B)); /* %3 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), k6_im2col(A + 131072*B, A + 0, B)); /* %6 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k8_matmul(A + 0, (real *)P + 0, A + 131072*B, B)); /* %8 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), k10_permute(A + 131072*B, A + 0, B)); /* %10 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k13_add(A + 0, A + 131072*B, (real *)P + 288, B)); /* %13 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k18_fused_scale_sum(A + 262144*B, A + 0, B)); /* %18 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k19_sub(A + 131072*B, A + 0, A + 262144*B, B)); /* %19 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k24_fused_rsqrt_addc_scale_sum(A + 262144*B, A + 131072*B, B)); /* %24 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k25_mul(A + 0, A + 131072*B, A + 262144*B, B)); /* %25 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k31_fused_relu_add_mul(A + 294912*B, A + 0, (real *)P + 320, (real *)P + 352, B)); /* %31 fused:relu_add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(10, 0, sizeof(real)*((double)294912*B + (double)131072*B), k34_im2col(A + 0, A + 294912*B, B)); /* %34 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(11, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k36_matmul(A + 425984*B, (real *)P + 384, A + 0, B)); /* %36 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(12, 0, sizeof(real)*((double)32768*B + (double)32768*B), k38_permute(A + 0, A + 425984*B, B)); /* %38 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(13, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k41_add(A + 32768*B, A + 0, (real *)P + 9600, B)); /* %41 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(14, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k46_fused_scale_sum(A + 65536*B, A + 32768*B, B)); /* %46 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(15, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k47_sub(A + 0, A + 32768*B, A + 65536*B, B)); /* %47 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k52_fused_rsqrt_addc_scale_sum(A + 65536*B, A + 0, B)); /* %52 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k53_mul(A + 32768*B, A + 0, A + 65536*B, B)); /* %53 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k59_fused_relu_add_mul(A + 425984*B, A + 32768*B, (real *)P + 9632, (real *)P + 9664, B)); /* %59 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(19, 0, sizeof(real)*((double)294912*B + (double)32768*B), k62_im2col(A + 0, A + 425984*B, B)); /* %62 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(20, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k36_matmul(A + 458752*B, (real *)P + 9696, A + 0, B)); /* %64 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(21, 0, sizeof(real)*((double)32768*B + (double)32768*B), k38_permute(A + 0, A + 458752*B, B)); /* %66 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k41_add(A + 32768*B, A + 0, (real *)P + 18912, B)); /* %69 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k46_fused_scale_sum(A + 65536*B, A + 32768*B, B)); /* %74 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k47_sub(A + 0, A + 32768*B, A + 65536*B, B)); /* %75 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k52_fused_rsqrt_addc_scale_sum(A + 65536*B, A + 0, B)); /* %80 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k53_mul(A + 32768*B, A + 0, A + 65536*B, B)); /* %81 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k59_fused_relu_add_mul(A + 458752*B, A + 32768*B, (real *)P + 18944, (real *)P + 18976, B)); /* %87 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(28, 0, sizeof(real)*((double)294912*B + (double)32768*B), k62_im2col(A + 0, A + 458752*B, B)); /* %90 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(29, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k36_matmul(A + 458752*B, (real *)P + 19008, A + 0, B)); /* %92 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(30, 0, sizeof(real)*((double)32768*B + (double)32768*B), k38_permute(A + 0, A + 458752*B, B)); /* %94 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k41_add(A + 32768*B, A + 0, (real *)P + 28224, B)); /* %97 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k46_fused_scale_sum(A + 65536*B, A + 32768*B, B)); /* %102 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k47_sub(A + 0, A + 32768*B, A + 65536*B, B)); /* %103 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(34, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k52_fused_rsqrt_addc_scale_sum(A + 65536*B, A + 0, B)); /* %108 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(35, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k53_mul(A + 32768*B, A + 0, A + 65536*B, B)); /* %109 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(36, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), k116_fused_relu_add_add_mul(A + 147456*B, A + 425984*B, A + 32768*B, (real *)P + 28256, (real *)P + 28288, B)); /* %116 fused:relu_add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(37, 0, sizeof(real)*((double)73728*B + (double)32768*B), k119_im2col(A + 0, A + 147456*B, B)); /* %119 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(38, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k121_matmul(A + 73728*B, (real *)P + 28320, A + 0, B)); /* %121 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(39, 0, sizeof(real)*((double)16384*B + (double)16384*B), k123_permute(A + 90112*B, A + 73728*B, B)); /* %123 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k126_add(A + 106496*B, A + 90112*B, (real *)P + 46752, B)); /* %126 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(41, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k131_fused_scale_sum(A + 139264*B, A + 106496*B, B)); /* %131 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k132_sub(A + 122880*B, A + 106496*B, A + 139264*B, B)); /* %132 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(43, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k137_fused_rsqrt_addc_scale_sum(A + 139264*B, A + 122880*B, B)); /* %137 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k138_mul(A + 180224*B, A + 122880*B, A + 139264*B, B)); /* %138 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(45, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k144_fused_relu_add_mul(A + 196608*B, A + 180224*B, (real *)P + 46816, (real *)P + 46880, B)); /* %144 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(46, 0, sizeof(real)*((double)147456*B + (double)16384*B), k147_im2col(A + 0, A + 196608*B, B)); /* %147 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(47, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k149_matmul(A + 180224*B, (real *)P + 46944, A + 0, B)); /* %149 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(48, 0, sizeof(real)*((double)16384*B + (double)16384*B), k123_permute(A + 212992*B, A + 180224*B, B)); /* %151 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k126_add(A + 180224*B, A + 212992*B, (real *)P + 83808, B)); /* %154 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(50, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k131_fused_scale_sum(A + 229376*B, A + 180224*B, B)); /* %159 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(51, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k132_sub(A + 212992*B, A + 180224*B, A + 229376*B, B)); /* %160 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(52, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k137_fused_rsqrt_addc_scale_sum(A + 229376*B, A + 212992*B, B)); /* %165 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(53, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k138_mul(A + 180224*B, A + 212992*B, A + 229376*B, B)); /* %166 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(54, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k144_fused_relu_add_mul(A + 212992*B, A + 180224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %172 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(55, 0, sizeof(real)*((double)147456*B + (double)16384*B), k147_im2col(A + 0, A + 212992*B, B)); /* %175 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(56, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k149_matmul(A + 180224*B, (real *)P + 84000, A + 0, B)); /* %177 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(57, 0, sizeof(real)*((double)16384*B + (double)16384*B), k123_permute(A + 212992*B, A + 180224*B, B)); /* %179 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k126_add(A + 180224*B, A + 212992*B, (real *)P + 120864, B)); /* %182 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(59, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k131_fused_scale_sum(A + 229376*B, A + 180224*B, B)); /* %187 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k132_sub(A + 212992*B, A + 180224*B, A + 229376*B, B)); /* %188 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(61, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k137_fused_rsqrt_addc_scale_sum(A + 229376*B, A + 212992*B, B)); /* %193 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(62, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k138_mul(A + 180224*B, A + 212992*B, A + 229376*B, B)); /* %194 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(63, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), k201_fused_relu_add_add_mul(A + 73728*B, A + 196608*B, A + 180224*B, (real *)P + 120928, (real *)P + 120992, B)); /* %201 fused:relu_add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(64, 0, sizeof(real)*((double)36864*B + (double)16384*B), k204_im2col(A + 0, A + 73728*B, B)); /* %204 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(65, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k206_matmul(A + 36864*B, (real *)P + 121056, A + 0, B)); /* %206 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(66, 0, sizeof(real)*((double)8192*B + (double)8192*B), k208_permute(A + 45056*B, A + 36864*B, B)); /* %208 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(67, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_add(A + 53248*B, A + 45056*B, (real *)P + 194784, B)); /* %211 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(68, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k216_fused_scale_sum(A + 69632*B, A + 53248*B, B)); /* %216 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(69, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k217_sub(A + 61440*B, A + 53248*B, A + 69632*B, B)); /* %217 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(70, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k222_fused_rsqrt_addc_scale_sum(A + 69632*B, A + 61440*B, B)); /* %222 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(71, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k223_mul(A + 90112*B, A + 61440*B, A + 69632*B, B)); /* %223 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(72, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k229_fused_relu_add_mul(A + 98304*B, A + 90112*B, (real *)P + 194912, (real *)P + 195040, B)); /* %229 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(73, 0, sizeof(real)*((double)73728*B + (double)8192*B), k232_im2col(A + 0, A + 98304*B, B)); /* %232 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(74, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k234_matmul(A + 90112*B, (real *)P + 195168, A + 0, B)); /* %234 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(75, 0, sizeof(real)*((double)8192*B + (double)8192*B), k208_permute(A + 106496*B, A + 90112*B, B)); /* %236 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_add(A + 90112*B, A + 106496*B, (real *)P + 342624, B)); /* %239 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(77, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k216_fused_scale_sum(A + 114688*B, A + 90112*B, B)); /* %244 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k217_sub(A + 106496*B, A + 90112*B, A + 114688*B, B)); /* %245 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(79, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k222_fused_rsqrt_addc_scale_sum(A + 114688*B, A + 106496*B, B)); /* %250 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k223_mul(A + 90112*B, A + 106496*B, A + 114688*B, B)); /* %251 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(81, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k229_fused_relu_add_mul(A + 106496*B, A + 90112*B, (real *)P + 342752, (real *)P + 342880, B)); /* %257 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(82, 0, sizeof(real)*((double)73728*B + (double)8192*B), k232_im2col(A + 0, A + 106496*B, B)); /* %260 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(83, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k234_matmul(A + 90112*B, (real *)P + 343008, A + 0, B)); /* %262 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(84, 0, sizeof(real)*((double)8192*B + (double)8192*B), k208_permute(A + 106496*B, A + 90112*B, B)); /* %264 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(85, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_add(A + 90112*B, A + 106496*B, (real *)P + 490464, B)); /* %267 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(86, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k216_fused_scale_sum(A + 114688*B, A + 90112*B, B)); /* %272 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(87, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k217_sub(A + 106496*B, A + 90112*B, A + 114688*B, B)); /* %273 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(88, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k222_fused_rsqrt_addc_scale_sum(A + 114688*B, A + 106496*B, B)); /* %278 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(89, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k223_mul(A + 90112*B, A + 106496*B, A + 114688*B, B)); /* %279 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(90, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k286_fused_relu_add_add_mul(A + 106496*B, A + 98304*B, A + 90112*B, (real *)P + 490592, (real *)P + 490720, B)); /* %286 fused:relu_add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(91, 0, sizeof(real)*((double)8192*B + (double)8192*B), k288_permute(A + 90112*B, A + 106496*B, B)); /* %288 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(92, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k292_matmul(A + 98304*B, A + 90112*B, (real *)P + 490848, B)); /* %292 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(93, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k294_add(A + 114688*B, A + 98304*B, (real *)P + 507232, B)); /* %294 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(94, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k295_sum(A + 98304*B, A + 90112*B, B)); /* %295 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(95, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k297_scale(A + 98432*B, A + 98304*B, B)); /* %297 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(96, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k300_matmul(A + 98560*B, A + 98432*B, (real *)P + 507360, B)); /* %300 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(97, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k301_add(A + 98688*B, A + 98560*B, (real *)P + 523744, B)); /* %301 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
@@ -1186,12 +946,12 @@ static const real *output(const void *arena, int k, const long *dims) {
     const long B = dims[0]; (void)B;
     const real *A = arena;
     switch (k) {
-    case 0: return A + 196736*B; /* vg */
-    case 1: return A + 204800*B; /* V */
+    case 0: return A + 98688*B; /* vg */
+    case 1: return A + 114688*B; /* V */
     case 2: return A + 294912*B; /* F0 */
     case 3: return A + 147456*B; /* F1 */
-    case 4: return A + 180224*B; /* F2 */
-    case 5: return A + 131072*B; /* F3 */
+    case 4: return A + 73728*B; /* F2 */
+    case 5: return A + 106496*B; /* F3 */
     default: return 0;
     }
 }

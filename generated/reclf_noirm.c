@@ -28,33 +28,27 @@ static inline real gelu_tanh_grad(real x) {
     return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
 }
 
-/* k5_addc:
- *   %5 map:addc [B,1,64,64]   graphs/lib/image_encoder.lua:19 */
-static void k5_addc(real *restrict out, const real *restrict in0, long B) {
+/* k6_fused_scale_addc:
+ *   %6 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
+ *     + %5 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+static void k6_fused_scale_addc(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] + (real)-0.5;
-}
-
-/* k6_scale:
- *   %6 map:scale [B,1,64,64]   graphs/lib/image_encoder.lua:19 */
-static void k6_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] * (real)4;
+        out[i0] = ((in0[i0]) + (real)-0.5) * (real)4;
 }
 
 /* k9_im2col:
- *   %9 im2col [B,9,4096]   graphs/lib/image_encoder.lua:6 */
+ *   %9 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6 */
 static void k9_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9;
+    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -68,24 +62,24 @@ static void k9_im2col(real *restrict out, const real *restrict in0, long B) {
 }
 
 /* k11_matmul:
- *   %11 matmul [B,32,4096]   graphs/lib/image_encoder.lua:6 */
+ *   %11 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6 */
 static void k11_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096, 9, (real)1, in0 + ao, 9, in1 + bo, 4096, (real)0, out + p*131072, 4096);
-    }
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 9, (real)1, in0 + 0, 9, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
 }
 
-/* k14_add:
- *   %14 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6
- *   %31 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:7 */
-static void k14_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k13_permute:
+ *   %13 permute [B,32,4096]   graphs/lib/image_encoder.lua:6 */
+static void k13_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*131072 + i1*4096 + i2] = in0[i0*4096 + i1*4096*B + i2];
+}
+
+/* k16_add:
+ *   %16 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6 */
+static void k16_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -93,117 +87,76 @@ static void k14_add(real *restrict out, const real *restrict in0, const real *re
                 out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] + in1[i1];
 }
 
-/* k18_sum:
- *   %18 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %22 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %1716 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1727 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k18_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(131072*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*16384;
-        for (long j = 0; j < 16384; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k19_scale:
- *   %19 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %23 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %1721 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1728 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k19_scale(real *restrict out, const real *restrict in0, long B) {
+/* k21_fused_scale_sum:
+ *   %21 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %20 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+static void k21_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)6.103515625e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += in0[i0*16384 + j1*1]; out[i0] = (r1) * (real)6.103515625e-05; }
 }
 
-/* k20_sub:
- *   %20 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k20_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k22_sub:
+ *   %22 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7 */
+static void k22_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
 }
 
-/* k21_square:
- *   %21 map:square [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k21_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k24_addc:
- *   %24 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %50 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %76 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %102 map:addc [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %129 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %155 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k24_addc(real *restrict out, const real *restrict in0, long B) {
+/* k27_fused_rsqrt_addc_scale_sum:
+ *   %27 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %26 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %25 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %24 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %23 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k27_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] + (real)1.0000000000000001e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05)); }
 }
 
-/* k25_rsqrt:
- *   %25 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %51 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %77 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %103 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %130 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %156 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k25_rsqrt(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
-}
-
-/* k26_mul:
- *   %26 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %1714 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k26_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k28_mul:
+ *   %28 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7 */
+static void k28_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
 }
 
-/* k29_mul:
- *   %29 map:mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %1706 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k29_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k33_fused_add_mul:
+ *   %33 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
+ *     + %31 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+static void k33_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
             for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
+                out[i0*131072 + i1*4096 + i2] = ((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k32_relu:
- *   %32 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22 */
-static void k32_relu(real *restrict out, const real *restrict in0, long B) {
+/* k34_relu:
+ *   %34 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22 */
+static void k34_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k35_im2col:
- *   %35 im2col [B,288,1024]   graphs/lib/image_encoder.lua:6 */
-static void k35_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288;
+/* k37_im2col:
+ *   %37 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6 */
+static void k37_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -216,31 +169,31 @@ static void k35_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k37_matmul:
- *   %37 matmul [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %63 matmul [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %89 matmul [B,32,1024]   graphs/lib/image_encoder.lua:13 */
-static void k37_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*294912; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 288, (real)1, in0 + ao, 288, in1 + bo, 1024, (real)0, out + p*32768, 1024);
-    }
+/* k39_matmul:
+ *   %39 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %67 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %95 matmul [32,1024*B]   graphs/lib/image_encoder.lua:13 */
+static void k39_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 288, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
 }
 
-/* k40_add:
- *   %40 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %57 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %66 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %83 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %92 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %109 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13 */
-static void k40_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k41_permute:
+ *   %41 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
+ *   %69 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
+ *   %97 permute [B,32,1024]   graphs/lib/image_encoder.lua:13 */
+static void k41_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = in0[i0*1024 + i1*1024*B + i2];
+}
+
+/* k44_add:
+ *   %44 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %72 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %100 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13 */
+static void k44_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -248,110 +201,88 @@ static void k40_add(real *restrict out, const real *restrict in0, const real *re
                 out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] + in1[i1];
 }
 
-/* k44_sum:
- *   %44 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %48 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %70 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %74 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %96 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %100 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k44_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(32768*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*4096;
-        for (long j = 0; j < 4096; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k45_scale:
- *   %45 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %49 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %71 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %75 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %97 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %101 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k45_scale(real *restrict out, const real *restrict in0, long B) {
+/* k49_fused_scale_sum:
+ *   %49 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %48 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %77 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %105 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k49_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.000244140625;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; out[i0] = (r1) * (real)0.000244140625; }
 }
 
-/* k46_sub:
- *   %46 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %72 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %98 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k46_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k50_sub:
+ *   %50 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %78 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %106 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13 */
+static void k50_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
 }
 
-/* k47_square:
- *   %47 map:square [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %73 map:square [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %99 map:square [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k47_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k55_fused_rsqrt_addc_scale_sum:
+ *   %55 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %54 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %53 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %52 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %51 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
+ *   %83 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %111 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k55_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05)); }
 }
 
-/* k52_mul:
- *   %52 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %78 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %104 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %1578 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1623 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1669 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k56_mul:
+ *   %56 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %84 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %112 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13 */
+static void k56_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
 }
 
-/* k55_mul:
- *   %55 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %81 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %107 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %1570 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1615 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1661 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k55_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k61_fused_add_mul:
+ *   %61 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
+ *     + %59 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
+ *   %89 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7 */
+static void k61_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
             for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
+                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k58_relu:
- *   %58 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %84 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %111 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
-static void k58_relu(real *restrict out, const real *restrict in0, long B) {
+/* k62_relu:
+ *   %62 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
+ *   %90 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
+ *   %119 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
+static void k62_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k61_im2col:
- *   %61 im2col [B,288,1024]   graphs/lib/image_encoder.lua:6
- *   %87 im2col [B,288,1024]   graphs/lib/image_encoder.lua:13 */
-static void k61_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288;
+/* k65_im2col:
+ *   %65 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %93 im2col [288,1024*B]   graphs/lib/image_encoder.lua:13 */
+static void k65_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -364,31 +295,30 @@ static void k61_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k110_add:
- *   %110 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %1589 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1594 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1634 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1639 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1653 map:add [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 2 more */
-static void k110_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k118_fused_add_add_mul:
+ *   %118 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
+ *     + %117 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
+ *     + %115 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+static void k118_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = (in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* k114_im2col:
- *   %114 im2col [B,288,256]   graphs/lib/image_encoder.lua:6 */
-static void k114_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288;
+/* k122_im2col:
+ *   %122 im2col [288,256*B]   graphs/lib/image_encoder.lua:6 */
+static void k122_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -401,29 +331,29 @@ static void k114_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k116_matmul:
- *   %116 matmul [B,64,256]   graphs/lib/image_encoder.lua:6 */
-static void k116_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256, 288, (real)1, in0 + ao, 288, in1 + bo, 256, (real)0, out + p*16384, 256);
-    }
+/* k124_matmul:
+ *   %124 matmul [64,256*B]   graphs/lib/image_encoder.lua:6 */
+static void k124_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 288, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k119_add:
- *   %119 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %136 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %145 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %162 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %171 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %188 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13 */
-static void k119_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k126_permute:
+ *   %126 permute [B,64,256]   graphs/lib/image_encoder.lua:6
+ *   %154 permute [B,64,256]   graphs/lib/image_encoder.lua:6
+ *   %182 permute [B,64,256]   graphs/lib/image_encoder.lua:13 */
+static void k126_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = in0[i0*256 + i1*256*B + i2];
+}
+
+/* k129_add:
+ *   %129 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %157 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %185 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13 */
+static void k129_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -431,110 +361,88 @@ static void k119_add(real *restrict out, const real *restrict in0, const real *r
                 out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] + in1[i1];
 }
 
-/* k123_sum:
- *   %123 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %127 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %149 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %153 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %175 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %179 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k123_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(16384*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*2048;
-        for (long j = 0; j < 2048; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k124_scale:
- *   %124 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %128 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %150 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %154 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %176 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %180 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k124_scale(real *restrict out, const real *restrict in0, long B) {
+/* k134_fused_scale_sum:
+ *   %134 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %133 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %162 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %190 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k134_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.00048828125;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += in0[i0*2048 + j1*1]; out[i0] = (r1) * (real)0.00048828125; }
 }
 
-/* k125_sub:
- *   %125 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %151 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %177 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k125_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k135_sub:
+ *   %135 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %163 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %191 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13 */
+static void k135_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
 }
 
-/* k126_square:
- *   %126 map:square [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %152 map:square [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %178 map:square [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k126_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k140_fused_rsqrt_addc_scale_sum:
+ *   %140 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %139 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %138 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %137 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %136 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
+ *   %168 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %196 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k140_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05)); }
 }
 
-/* k131_mul:
- *   %131 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %157 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %183 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %1442 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1487 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1533 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k131_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k141_mul:
+ *   %141 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %169 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %197 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13 */
+static void k141_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
 }
 
-/* k134_mul:
- *   %134 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %160 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %186 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %1434 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1479 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1525 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k134_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k146_fused_add_mul:
+ *   %146 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
+ *     + %144 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
+ *   %174 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7 */
+static void k146_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
+                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k137_relu:
- *   %137 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %163 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %190 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
-static void k137_relu(real *restrict out, const real *restrict in0, long B) {
+/* k147_relu:
+ *   %147 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
+ *   %175 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
+ *   %204 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
+static void k147_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k140_im2col:
- *   %140 im2col [B,576,256]   graphs/lib/image_encoder.lua:6
- *   %166 im2col [B,576,256]   graphs/lib/image_encoder.lua:13 */
-static void k140_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576;
+/* k150_im2col:
+ *   %150 im2col [576,256*B]   graphs/lib/image_encoder.lua:6
+ *   %178 im2col [576,256*B]   graphs/lib/image_encoder.lua:13 */
+static void k150_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -547,47 +455,37 @@ static void k140_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k142_matmul:
- *   %142 matmul [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %168 matmul [B,64,256]   graphs/lib/image_encoder.lua:13 */
-static void k142_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*147456; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256, 576, (real)1, in0 + ao, 576, in1 + bo, 256, (real)0, out + p*16384, 256);
-    }
+/* k152_matmul:
+ *   %152 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
+ *   %180 matmul [64,256*B]   graphs/lib/image_encoder.lua:13 */
+static void k152_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 576, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k189_add:
- *   %189 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %1453 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1458 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1498 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1503 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1517 map:add [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 2 more */
-static void k189_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k203_fused_add_add_mul:
+ *   %203 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
+ *     + %202 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
+ *     + %200 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+static void k203_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = (in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* k193_im2col:
- *   %193 im2col [B,576,64]   graphs/lib/image_encoder.lua:6 */
-static void k193_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576;
+/* k207_im2col:
+ *   %207 im2col [576,64*B]   graphs/lib/image_encoder.lua:6 */
+static void k207_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -600,29 +498,29 @@ static void k193_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k195_matmul:
- *   %195 matmul [B,128,64]   graphs/lib/image_encoder.lua:6 */
-static void k195_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64, 576, (real)1, in0 + ao, 576, in1 + bo, 64, (real)0, out + p*8192, 64);
-    }
+/* k209_matmul:
+ *   %209 matmul [128,64*B]   graphs/lib/image_encoder.lua:6 */
+static void k209_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 576, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k198_add:
- *   %198 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %215 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %224 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %241 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %250 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %267 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
-static void k198_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k211_permute:
+ *   %211 permute [B,128,64]   graphs/lib/image_encoder.lua:6
+ *   %239 permute [B,128,64]   graphs/lib/image_encoder.lua:6
+ *   %267 permute [B,128,64]   graphs/lib/image_encoder.lua:13 */
+static void k211_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = in0[i0*64 + i1*64*B + i2];
+}
+
+/* k214_add:
+ *   %214 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %242 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %270 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
+static void k214_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -630,111 +528,88 @@ static void k198_add(real *restrict out, const real *restrict in0, const real *r
                 out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] + in1[i1];
 }
 
-/* k202_sum:
- *   %202 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %206 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %228 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %232 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %254 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %258 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k202_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*1024;
-        for (long j = 0; j < 1024; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k203_scale:
- *   %203 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %207 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %229 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %233 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %255 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %259 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k203_scale(real *restrict out, const real *restrict in0, long B) {
+/* k219_fused_scale_sum:
+ *   %219 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %218 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %247 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %275 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k219_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.0009765625;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += in0[i0*1024 + j1*1]; out[i0] = (r1) * (real)0.0009765625; }
 }
 
-/* k204_sub:
- *   %204 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %230 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %256 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k204_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k220_sub:
+ *   %220 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %248 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %276 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
+static void k220_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
 }
 
-/* k205_square:
- *   %205 map:square [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %231 map:square [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %257 map:square [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   %544 map:square [1,B,64,128]   graphs/lib/matching.lua:9 */
-static void k205_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k225_fused_rsqrt_addc_scale_sum:
+ *   %225 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %224 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %223 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %222 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %221 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
+ *   %253 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %281 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k225_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05)); }
 }
 
-/* k210_mul:
- *   %210 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %236 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %262 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   %1306 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1351 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1397 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k210_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k226_mul:
+ *   %226 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %254 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %282 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13 */
+static void k226_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
 }
 
-/* k213_mul:
- *   %213 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %239 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %265 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %1298 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1343 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1389 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k213_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k231_fused_add_mul:
+ *   %231 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
+ *     + %229 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
+ *   %259 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7 */
+static void k231_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
+                out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k216_relu:
- *   %216 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %242 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %269 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
-static void k216_relu(real *restrict out, const real *restrict in0, long B) {
+/* k232_relu:
+ *   %232 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
+ *   %260 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
+ *   %289 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
+static void k232_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k219_im2col:
- *   %219 im2col [B,1152,64]   graphs/lib/image_encoder.lua:6
- *   %245 im2col [B,1152,64]   graphs/lib/image_encoder.lua:13 */
-static void k219_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152;
+/* k235_im2col:
+ *   %235 im2col [1152,64*B]   graphs/lib/image_encoder.lua:6
+ *   %263 im2col [1152,64*B]   graphs/lib/image_encoder.lua:13 */
+static void k235_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -747,39 +622,28 @@ static void k219_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k221_matmul:
- *   %221 matmul [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %247 matmul [B,128,64]   graphs/lib/image_encoder.lua:13 */
-static void k221_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64, 1152, (real)1, in0 + ao, 1152, in1 + bo, 64, (real)0, out + p*8192, 64);
-    }
+/* k237_matmul:
+ *   %237 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
+ *   %265 matmul [128,64*B]   graphs/lib/image_encoder.lua:13 */
+static void k237_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 1152, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k268_add:
- *   %268 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %856 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %866 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %1288 map:add [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1317 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1322 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 5 more */
-static void k268_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k288_fused_add_add_mul:
+ *   %288 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
+ *     + %287 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
+ *     + %285 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+static void k288_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = (in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* k271_permute:
- *   %271 permute [B,64,128]   graphs/lib/image_encoder.lua:33 */
-static void k271_permute(real *restrict out, const real *restrict in0, long B) {
+/* k291_permute:
+ *   %291 permute [B,64,128]   graphs/lib/image_encoder.lua:33 */
+static void k291_permute(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -787,60 +651,66 @@ static void k271_permute(real *restrict out, const real *restrict in0, long B) {
                 out[i0*8192 + i1*128 + i2] = in0[i0*8192 + i1 + i2*64];
 }
 
-/* k275_matmul:
- *   %275 matmul [64*B,128]   graphs/lib/image_encoder.lua:34 */
-static void k275_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k295_matmul:
+ *   %295 matmul [64*B,128]   graphs/lib/image_encoder.lua:34 */
+static void k295_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k277_add:
- *   %277 map:add [B,64,128]   graphs/lib/image_encoder.lua:34 */
-static void k277_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k297_add:
+ *   %297 map:add [B,64,128]   graphs/lib/image_encoder.lua:34 */
+static void k297_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k278_sum:
- *   %278 reduce [B,1,128]   graphs/lib/image_encoder.lua:35 */
-static void k278_sum(real *restrict out, const real *restrict in0, long B) {
+/* k298_sum:
+ *   %298 reduce [B,1,128]   graphs/lib/image_encoder.lua:35 */
+static void k298_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long o = 0; o < B; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 64; j++) a += in0[(o*64 + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 64; j++) {
+                const real *row = in0 + (o*64 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k280_scale:
- *   %280 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %1277 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
-static void k280_scale(real *restrict out, const real *restrict in0, long B) {
+/* k300_scale:
+ *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35
+ *   %1297 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
+static void k300_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * (real)0.015625;
 }
 
-/* k283_matmul:
- *   %283 matmul [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k283_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k303_matmul:
+ *   %303 matmul [B,128]   graphs/lib/image_encoder.lua:36 */
+static void k303_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k284_add:
- *   %284 map:add [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k284_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k304_add:
+ *   %304 map:add [B,128]   graphs/lib/image_encoder.lua:36 */
+static void k304_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k287_gather:
- *   %287 gather [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k287_gather(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
+/* k307_gather:
+ *   %307 gather [T,40,128]   graphs/lib/text_encoder.lua:32 */
+static void k307_gather(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
     #pragma omp parallel for if((long)(40*T) > 256)
     for (long r = 0; r < 40*T; r++) {
         const real *src = in0 + (long)in1[r]*128;
@@ -848,162 +718,119 @@ static void k287_gather(real *restrict out, const real *restrict in0, const int3
     }
 }
 
-/* k288_add:
- *   %288 map:add [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k288_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k308_add:
+ *   %308 map:add [T,40,128]   graphs/lib/text_encoder.lua:32 */
+static void k308_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 5120; i1++)
             out[i0*5120 + i1] = in0[i0*5120 + i1] + in1[i1];
 }
 
-/* k291_sum:
- *   %291 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %295 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %354 reduce [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %358 reduce [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %381 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %385 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   ... and 14 more */
-static void k291_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(5120*T) > 32768)
-    for (long o = 0; o < 40*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k292_scale:
- *   %292 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %296 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %355 map:scale [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %359 map:scale [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %382 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %386 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   ... and 14 more */
-static void k292_scale(real *restrict out, const real *restrict in0, long T) {
+/* k312_fused_scale_sum:
+ *   %312 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *     + %311 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
+ *   %375 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %402 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %465 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %492 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
+static void k312_fused_scale_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * (real)0.0078125;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1]; out[i0] = (r1) * (real)0.0078125; }
 }
 
-/* k293_sub:
- *   %293 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %356 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %383 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %446 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %473 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k293_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k313_sub:
+ *   %313 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %376 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %403 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %466 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %493 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34 */
+static void k313_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] - in1[i0];
 }
 
-/* k294_square:
- *   %294 map:square [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %357 map:square [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %384 map:square [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %447 map:square [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %474 map:square [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k294_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k297_addc:
- *   %297 map:addc [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %360 map:addc [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %387 map:addc [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %450 map:addc [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %477 map:addc [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k297_addc(real *restrict out, const real *restrict in0, long T) {
+/* k318_fused_rsqrt_addc_scale_sum:
+ *   %318 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *     + %317 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %316 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %315 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %314 map:square [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %381 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %408 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %471 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %498 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
+static void k318_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] + (real)1.0000000000000001e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0078125) + (real)1.0000000000000001e-05)); }
 }
 
-/* k298_rsqrt:
- *   %298 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %361 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %388 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %451 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %478 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k298_rsqrt(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
-}
-
-/* k299_mul:
- *   %299 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %362 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %389 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %452 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %479 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34
- *   %969 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   ... and 4 more */
-static void k299_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k319_mul:
+ *   %319 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %382 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %409 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %472 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %499 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
+static void k319_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k300_mul:
- *   %300 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %363 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %390 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %453 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %480 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34
- *   %963 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   ... and 4 more */
-static void k300_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k321_fused_add_mul:
+ *   %321 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %320 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %384 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %411 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %474 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %501 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
+static void k321_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k301_add:
- *   %301 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %307 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %315 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %323 map:add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %350 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %364 map:add [T,40,128]   graphs/lib/text_encoder.lua:24
- *   ... and 9 more */
-static void k301_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k325_matmul:
+ *   %325 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
+ *   %333 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
+ *   %341 matmul [40*T,128]   graphs/lib/text_encoder.lua:14
+ *   %368 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
+ *   %415 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
+ *   %423 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
+ *   ... and 2 more */
+static void k325_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k327_add:
+ *   %327 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %335 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %343 map:add [T,40,128]   graphs/lib/text_encoder.lua:14
+ *   %417 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %425 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %433 map:add [T,40,128]   graphs/lib/text_encoder.lua:14 */
+static void k327_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k305_matmul:
- *   %305 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %313 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
- *   %321 matmul [40*T,128]   graphs/lib/text_encoder.lua:14
- *   %348 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
- *   %395 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %403 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
+/* k329_permute:
+ *   %329 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
+ *   %337 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
+ *   %345 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
+ *   %419 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
+ *   %427 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
+ *   %435 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k305_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k309_permute:
- *   %309 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %317 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %325 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   %399 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %407 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %415 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
-static void k309_permute(real *restrict out, const real *restrict in0, long T) {
+static void k329_permute(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 4; i1++)
@@ -1012,12 +839,12 @@ static void k309_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*1280 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*128 + i3];
 }
 
-/* k326_matmul:
- *   %326 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %416 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %1042 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17
- *   %1184 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17 */
-static void k326_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k346_matmul:
+ *   %346 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
+ *   %436 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
+ *   %1062 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17
+ *   %1204 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17 */
+static void k346_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1031,72 +858,33 @@ static void k326_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k327_scale:
- *   %327 map:scale [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %417 map:scale [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %1065 map:scale [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
- *   %1207 map:scale [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k327_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = in0[i0] * (real)0.17677669529663687;
+/* k352_fused_scale_addc_neg:
+ *   %352 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
+ *     + %351 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
+ *     + %350 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+static void k352_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(40*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k329_mul:
- *   %329 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %338 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %419 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %428 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %1052 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1061 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   ... and 2 more */
-static void k329_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k353_fused_add_mul_scale:
+ *   %353 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %349 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %347 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
+ *   %443 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k353_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 160; i1++)
             for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] * in1[i0*40 + i2];
+                out[i0*6400 + i1*40 + i2] = (((in0[i0*6400 + i1*40 + i2]) * (real)0.17677669529663687) * (in1[i0*40 + i2])) + (in2[i0*40 + i2]);
 }
 
-/* k330_neg:
- *   %330 map:neg [T,1,1,40]   graphs/lib/text_encoder.lua:16 */
-static void k330_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k331_addc:
- *   %331 map:addc [T,1,1,40]   graphs/lib/text_encoder.lua:16 */
-static void k331_addc(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] + (real)1;
-}
-
-/* k332_scale:
- *   %332 map:scale [T,1,1,40]   graphs/lib/text_encoder.lua:16 */
-static void k332_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * (real)-1000000000;
-}
-
-/* k333_add:
- *   %333 map:add [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %423 map:add [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k333_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] + in1[i0*40 + i2];
-}
-
-/* k334_max:
- *   %334 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %424 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k334_max(real *restrict out, const real *restrict in0, long T) {
+/* k354_max:
+ *   %354 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %444 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
+static void k354_max(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(6400*T) > 32768)
     for (long o = 0; o < 160*T; o++) {
         real a = -INFINITY;
@@ -1106,31 +894,32 @@ static void k334_max(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k336_sub:
- *   %336 map:sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %426 map:sub [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k336_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k357_fused_exp_sub:
+ *   %357 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %356 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *   %447 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k357_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = in0[i0*40 + i1] - in1[i0];
+            out[i0*40 + i1] = exp(((in0[i0*40 + i1]) - (in1[i0])));
 }
 
-/* k337_exp:
- *   %337 map:exp [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %427 map:exp [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k337_exp(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = exp(in0[i0]);
+/* k358_mul:
+ *   %358 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %448 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k358_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 160; i1++)
+            for (long i2 = 0; i2 < 40; i2++)
+                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] * in1[i0*40 + i2];
 }
 
-/* k339_sum:
- *   %339 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %429 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %1047 reduce [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %1189 reduce [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k339_sum(real *restrict out, const real *restrict in0, long T) {
+/* k359_sum:
+ *   %359 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %449 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
+static void k359_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(6400*T) > 32768)
     for (long o = 0; o < 160*T; o++) {
         real a = (real)0;
@@ -1140,33 +929,33 @@ static void k339_sum(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k340_clampmin:
- *   %340 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %430 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k340_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k360_clampmin:
+ *   %360 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %450 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
+static void k360_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(160*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k341_div:
- *   %341 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %431 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %1044 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1186 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k341_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k361_div:
+ *   %361 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %451 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %1064 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1206 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k361_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
             out[i0*40 + i1] = in0[i0*40 + i1] / in1[i0];
 }
 
-/* k342_matmul:
- *   %342 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %432 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %1066 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %1208 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k342_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k362_matmul:
+ *   %362 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
+ *   %452 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
+ *   %1086 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+ *   %1228 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
+static void k362_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1180,15 +969,15 @@ static void k342_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k343_permute:
- *   %343 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %433 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %1068 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
- *   %1078 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
- *   %1089 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
- *   %1210 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
+/* k363_permute:
+ *   %363 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
+ *   %453 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
+ *   %1088 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
+ *   %1098 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
+ *   %1109 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
+ *   %1230 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k343_permute(real *restrict out, const real *restrict in0, long T) {
+static void k363_permute(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
@@ -1197,223 +986,181 @@ static void k343_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
 }
 
-/* k351_add:
- *   %351 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %378 map:add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %441 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %468 map:add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %958 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %980 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   ... and 17 more */
-static void k351_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k371_fused_add_add:
+ *   %371 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %370 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %398 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25
+ *   %461 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %488 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
+static void k371_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0*128 + i1]) + (in2[i1]));
 }
 
-/* k368_matmul:
- *   %368 matmul [40*T,512]   graphs/lib/text_encoder.lua:24
- *   %458 matmul [40*T,512]   graphs/lib/text_encoder.lua:24 */
-static void k368_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k388_matmul:
+ *   %388 matmul [40*T,512]   graphs/lib/text_encoder.lua:24
+ *   %478 matmul [40*T,512]   graphs/lib/text_encoder.lua:24 */
+static void k388_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 512);
 }
 
-/* k370_add:
- *   %370 map:add [T,40,512]   graphs/lib/text_encoder.lua:24
- *   %460 map:add [T,40,512]   graphs/lib/text_encoder.lua:24 */
-static void k370_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k390_add:
+ *   %390 map:add [T,40,512]   graphs/lib/text_encoder.lua:24
+ *   %480 map:add [T,40,512]   graphs/lib/text_encoder.lua:24 */
+static void k390_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(20480*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 512; i1++)
             out[i0*512 + i1] = in0[i0*512 + i1] + in1[i1];
 }
 
-/* k371_gelu:
- *   %371 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
- *   %461 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25 */
-static void k371_gelu(real *restrict out, const real *restrict in0, long T) {
+/* k391_gelu:
+ *   %391 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
+ *   %481 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25 */
+static void k391_gelu(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(20480*T) > 32768)
     for (long i0 = 0; i0 < 20480*T; i0++)
         out[i0] = gelu_tanh(in0[i0]);
 }
 
-/* k375_matmul:
- *   %375 matmul [40*T,128]   graphs/lib/text_encoder.lua:25
- *   %465 matmul [40*T,128]   graphs/lib/text_encoder.lua:25 */
-static void k375_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k395_matmul:
+ *   %395 matmul [40*T,128]   graphs/lib/text_encoder.lua:25
+ *   %485 matmul [40*T,128]   graphs/lib/text_encoder.lua:25 */
+static void k395_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 512, (real)0, out + 0, 128);
 }
 
-/* k482_slice:
- *   %482 slice [T,1,128]   graphs/lib/text_encoder.lua:35 */
-static void k482_slice(real *restrict out, const real *restrict in0, long T) {
+/* k502_slice:
+ *   %502 slice [T,1,128]   graphs/lib/text_encoder.lua:35 */
+static void k502_slice(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*5120 + i1];
 }
 
-/* k486_matmul:
- *   %486 matmul [T,128]   graphs/lib/text_encoder.lua:36 */
-static void k486_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k506_matmul:
+ *   %506 matmul [T,128]   graphs/lib/text_encoder.lua:36 */
+static void k506_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k487_add:
- *   %487 map:add [T,128]   graphs/lib/text_encoder.lua:36 */
-static void k487_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k507_add:
+ *   %507 map:add [T,128]   graphs/lib/text_encoder.lua:36 */
+static void k507_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k488_slice:
- *   %488 slice [T,39,128]   graphs/lib/text_encoder.lua:37 */
-static void k488_slice(real *restrict out, const real *restrict in0, long T) {
+/* k508_slice:
+ *   %508 slice [T,39,128]   graphs/lib/text_encoder.lua:37 */
+static void k508_slice(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 4992; i1++)
             out[i0*4992 + i1] = in0[128 + i0*5120 + i1];
 }
 
-/* k492_matmul:
- *   %492 matmul [39*T,128]   graphs/lib/text_encoder.lua:37
- *   %811 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
- *   %815 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11 */
-static void k492_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k512_matmul:
+ *   %512 matmul [39*T,128]   graphs/lib/text_encoder.lua:37
+ *   %831 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11
+ *   %835 matmul [39*T,128] (backward)  graphs/lib/srm.lua:11 */
+static void k512_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k494_add:
- *   %494 map:add [T,39,128]   graphs/lib/text_encoder.lua:37 */
-static void k494_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k514_add:
+ *   %514 map:add [T,39,128]   graphs/lib/text_encoder.lua:37 */
+static void k514_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k495_square:
- *   %495 map:square [T,128]   graphs/lib/losses.lua:21 */
-static void k495_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k496_sum:
- *   %496 reduce [T,1]   graphs/lib/losses.lua:21
- *   %932 reduce [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k496_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(128*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k497_clampmin:
- *   %497 map:clampmin [T,1]   graphs/lib/losses.lua:21 */
-static void k497_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k516_fused_sum_square:
+ *   %516 fused:sum_square [T,1]   graphs/lib/losses.lua:21
+ *     + %515 map:square [T,128]  graphs/lib/losses.lua:21 */
+static void k516_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k498_rsqrt:
- *   %498 map:rsqrt [T,1]   graphs/lib/losses.lua:21 */
-static void k498_rsqrt(real *restrict out, const real *restrict in0, long T) {
+/* k518_fused_rsqrt_clampmin:
+ *   %518 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
+ *     + %517 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
+static void k518_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
-/* k499_mul:
- *   %499 map:mul [T,128]   graphs/lib/losses.lua:21
- *   %930 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k499_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k519_mul:
+ *   %519 map:mul [T,128]   graphs/lib/losses.lua:21 */
+static void k519_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k500_square:
- *   %500 map:square [B,128]   graphs/lib/losses.lua:21 */
-static void k500_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k501_sum:
- *   %501 reduce [B,1]   graphs/lib/losses.lua:21
- *   %919 reduce [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k501_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(128*B) > 32768)
-    for (long o = 0; o < B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k502_clampmin:
- *   %502 map:clampmin [B,1]   graphs/lib/losses.lua:21 */
-static void k502_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k521_fused_sum_square:
+ *   %521 fused:sum_square [B,1]   graphs/lib/losses.lua:21
+ *     + %520 map:square [B,128]  graphs/lib/losses.lua:21 */
+static void k521_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k503_rsqrt:
- *   %503 map:rsqrt [B,1]   graphs/lib/losses.lua:21 */
-static void k503_rsqrt(real *restrict out, const real *restrict in0, long B) {
+/* k523_fused_rsqrt_clampmin:
+ *   %523 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
+ *     + %522 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
+static void k523_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
-/* k504_mul:
- *   %504 map:mul [B,128]   graphs/lib/losses.lua:21
- *   %917 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k504_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k524_mul:
+ *   %524 map:mul [B,128]   graphs/lib/losses.lua:21 */
+static void k524_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k505_matmul:
- *   %505 matmul [T,B]   graphs/lib/losses.lua:21 */
-static void k505_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k525_matmul:
+ *   %525 matmul [T,B]   graphs/lib/losses.lua:21 */
+static void k525_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, B, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, B);
 }
 
-/* k506_scale:
- *   %506 map:scale [T,B]   graphs/lib/losses.lua:21
- *   %914 map:scale [T,B] (backward)  graphs/lib/losses.lua:21 */
-static void k506_scale(real *restrict out, const real *restrict in0, long B, long T) {
+/* k526_scale:
+ *   %526 map:scale [T,B]   graphs/lib/losses.lua:21 */
+static void k526_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * (real)14.285714285714285;
 }
 
-/* k507_eye:
- *   %507 eye [T,B]   graphs/lib/losses.lua:9 */
-static void k507_eye(real *restrict out, long B, long T) {
+/* k527_eye:
+ *   %527 eye [T,B]   graphs/lib/losses.lua:9 */
+static void k527_eye(real *restrict out, long B, long T) {
     for (long r = 0; r < T; r++)
         for (long c = 0; c < B; c++) out[r*B + c] = (r == c) ? (real)1 : (real)0;
 }
 
-/* k508_max:
- *   %508 reduce [T,1]   graphs/lib/losses.lua:10
- *   %610 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k508_max(real *restrict out, const real *restrict in0, long B, long T) {
+/* k528_max:
+ *   %528 reduce [T,1]   graphs/lib/losses.lua:10
+ *   %630 reduce [T,1]   graphs/lib/losses.lua:10 */
+static void k528_max(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(B*T) > 32768)
     for (long o = 0; o < T; o++) {
         real a = -INFINITY;
@@ -1423,34 +1170,22 @@ static void k508_max(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k510_sub:
- *   %510 map:sub [T,B]   graphs/lib/losses.lua:10
- *   %612 map:sub [T,B]   graphs/lib/losses.lua:10 */
-static void k510_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k531_fused_exp_sub:
+ *   %531 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
+ *     + %530 map:sub [T,B]  graphs/lib/losses.lua:10
+ *   %633 fused:exp_sub [T,B]   graphs/lib/losses.lua:10 */
+static void k531_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0*B + i1] - in1[i0];
+            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i0])));
 }
 
-/* k511_exp:
- *   %511 map:exp [T,B]   graphs/lib/losses.lua:10
- *   %522 map:exp [T,B]   graphs/lib/losses.lua:11
- *   %613 map:exp [T,B]   graphs/lib/losses.lua:10
- *   %624 map:exp [T,B]   graphs/lib/losses.lua:11 */
-static void k511_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = exp(in0[i0]);
-}
-
-/* k512_sum:
- *   %512 reduce [T,1]   graphs/lib/losses.lua:10
- *   %517 reduce [T,1]   graphs/lib/losses.lua:10
- *   %530 reduce [T,1]   graphs/lib/losses.lua:12
- *   %614 reduce [T,1]   graphs/lib/losses.lua:10
- *   %619 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k512_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k532_sum:
+ *   %532 reduce [T,1]   graphs/lib/losses.lua:10
+ *   %550 reduce [T,1]   graphs/lib/losses.lua:12
+ *   %634 reduce [T,1]   graphs/lib/losses.lua:10 */
+static void k532_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(B*T) > 32768)
     for (long o = 0; o < T; o++) {
         real a = (real)0;
@@ -1460,148 +1195,101 @@ static void k512_sum(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k513_clampmin:
- *   %513 map:clampmin [T,1]   graphs/lib/losses.lua:10
- *   %615 map:clampmin [T,1]   graphs/lib/losses.lua:10 */
-static void k513_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k533_clampmin:
+ *   %533 map:clampmin [T,1]   graphs/lib/losses.lua:10
+ *   %635 map:clampmin [T,1]   graphs/lib/losses.lua:10 */
+static void k533_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k514_log:
- *   %514 map:log [T,1]   graphs/lib/losses.lua:10
- *   %616 map:log [T,1]   graphs/lib/losses.lua:10 */
-static void k514_log(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = log(in0[i0]);
-}
-
-/* k515_add:
- *   %515 map:add [T,1]   graphs/lib/losses.lua:10
- *   %617 map:add [T,1]   graphs/lib/losses.lua:10 */
-static void k515_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k516_mul:
- *   %516 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %618 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %739 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %745 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %751 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   %758 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   ... and 2 more */
-static void k516_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k536_mul:
+ *   %536 map:mul [T,B]   graphs/lib/losses.lua:10
+ *   %638 map:mul [T,B]   graphs/lib/losses.lua:10 */
+static void k536_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k518_sub:
- *   %518 map:sub [T,1]   graphs/lib/losses.lua:10
- *   %620 map:sub [T,1]   graphs/lib/losses.lua:10 */
-static void k518_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
-/* k519_max:
- *   %519 reduce [1,B]   graphs/lib/losses.lua:11
- *   %621 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k519_max(real *restrict out, const real *restrict in0, long B, long T) {
+/* k539_max:
+ *   %539 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %641 reduce [1,B]   graphs/lib/losses.lua:11 */
+static void k539_max(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < B; i++) {
-            real a = -INFINITY;
-            for (long j = 0; j < T; j++) if (in0[(o*T + j)*B + i] > a) a = in0[(o*T + j)*B + i];
-            out[o*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = -INFINITY;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*B;
+                for (long i = ib; i < ie; i++) if (row[i] > a[i - ib]) a[i - ib] = row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
         }
 }
 
-/* k521_sub:
- *   %521 map:sub [T,B]   graphs/lib/losses.lua:11
- *   %623 map:sub [T,B]   graphs/lib/losses.lua:11 */
-static void k521_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k542_fused_exp_sub:
+ *   %542 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
+ *     + %541 map:sub [T,B]  graphs/lib/losses.lua:11
+ *   %644 fused:exp_sub [T,B]   graphs/lib/losses.lua:11 */
+static void k542_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0*B + i1] - in1[i1];
+            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i1])));
 }
 
-/* k523_sum:
- *   %523 reduce [1,B]   graphs/lib/losses.lua:11
- *   %528 reduce [1,B]   graphs/lib/losses.lua:11
- *   %625 reduce [1,B]   graphs/lib/losses.lua:11
- *   %630 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k523_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k543_sum:
+ *   %543 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %548 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %645 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %650 reduce [1,B]   graphs/lib/losses.lua:11 */
+static void k543_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < B; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*B + i];
-            out[o*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*B;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
         }
 }
 
-/* k524_clampmin:
- *   %524 map:clampmin [1,B]   graphs/lib/losses.lua:11
- *   %626 map:clampmin [1,B]   graphs/lib/losses.lua:11 */
-static void k524_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k544_clampmin:
+ *   %544 map:clampmin [1,B]   graphs/lib/losses.lua:11
+ *   %646 map:clampmin [1,B]   graphs/lib/losses.lua:11 */
+static void k544_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k525_log:
- *   %525 map:log [1,B]   graphs/lib/losses.lua:11
- *   %627 map:log [1,B]   graphs/lib/losses.lua:11 */
-static void k525_log(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = log(in0[i0]);
-}
-
-/* k526_add:
- *   %526 map:add [1,B]   graphs/lib/losses.lua:11
- *   %628 map:add [1,B]   graphs/lib/losses.lua:11 */
-static void k526_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k529_sub:
- *   %529 map:sub [1,B]   graphs/lib/losses.lua:11
- *   %631 map:sub [1,B]   graphs/lib/losses.lua:11 */
-static void k529_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
-/* k531_mul:
- *   %531 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %633 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %735 map:mul [T,1] (backward)  graphs/lib/losses.lua:13
- *   %756 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %908 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %934 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
- *   ... and 2 more */
-static void k531_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k551_fused_mul_sub_add_log:
+ *   %551 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
+ *     + %538 map:sub [T,1]  graphs/lib/losses.lua:10
+ *     + %535 map:add [T,1]  graphs/lib/losses.lua:10
+ *     + %534 map:log [T,1]  graphs/lib/losses.lua:10
+ *     + %537 reduce [T,1]  graphs/lib/losses.lua:10
+ *   %653 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13 */
+static void k551_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1]; out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]); }
 }
 
-/* k532_sum:
- *   %532 reduce [1,1]   graphs/lib/losses.lua:13
- *   %634 reduce [1,1]   graphs/lib/losses.lua:13 */
-static void k532_sum(real *restrict out, const real *restrict in0, long T) {
+/* k552_sum:
+ *   %552 reduce [1,1]   graphs/lib/losses.lua:13
+ *   %654 reduce [1,1]   graphs/lib/losses.lua:13 */
+static void k552_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(T) > 32768)
     for (long o = 0; o < 1; o++) {
         real a = (real)0;
@@ -1611,124 +1299,75 @@ static void k532_sum(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k533_sum:
- *   %533 reduce [1,1]   graphs/lib/losses.lua:14
- *   %635 reduce [1,1]   graphs/lib/losses.lua:14 */
-static void k533_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(B) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
+/* k555_fused_scale_add_sum_sub:
+ *   %555 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
+ *     + %554 map:add [1,1]  graphs/lib/losses.lua:16
+ *     + %553 reduce [1,1]  graphs/lib/losses.lua:14
+ *     + %549 map:sub [1,B]  graphs/lib/losses.lua:11
+ *     + %546 map:add [1,B]  graphs/lib/losses.lua:11
+ *     + %545 map:log [1,B]  graphs/lib/losses.lua:11
+ *   %657 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16 */
+static void k555_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]); out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B)); }
 }
 
-/* k534_add:
- *   %534 map:add [1,1]   graphs/lib/losses.lua:16
- *   %636 map:add [1,1]   graphs/lib/losses.lua:16
- *   %639 map:add []   graphs/lib/model.lua:85 */
-static void k534_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k535_scale:
- *   %535 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %637 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %732 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
-static void k535_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)0.5/(real)(B));
-}
-
-/* k537_square:
- *   %537 map:square [T,39,128]   graphs/lib/matching.lua:7 */
-static void k537_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k538_sum:
- *   %538 reduce [T,39,1]   graphs/lib/matching.lua:7
- *   %871 reduce [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k538_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(4992*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k539_clampmin:
- *   %539 map:clampmin [T,39,1]   graphs/lib/matching.lua:7 */
-static void k539_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k558_fused_sum_square:
+ *   %558 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
+ *     + %557 map:square [T,39,128]  graphs/lib/matching.lua:7 */
+static void k558_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k540_rsqrt:
- *   %540 map:rsqrt [T,39,1]   graphs/lib/matching.lua:7 */
-static void k540_rsqrt(real *restrict out, const real *restrict in0, long T) {
+/* k560_fused_rsqrt_clampmin:
+ *   %560 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
+ *     + %559 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+static void k560_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
-/* k541_mul:
- *   %541 map:mul [T,39,128]   graphs/lib/matching.lua:7
- *   %869 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k541_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k561_mul:
+ *   %561 map:mul [T,39,128]   graphs/lib/matching.lua:7 */
+static void k561_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k545_sum:
- *   %545 reduce [1,B,64,1]   graphs/lib/matching.lua:9
- *   %855 reduce [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k545_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long o = 0; o < 64*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k546_clampmin:
- *   %546 map:clampmin [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k546_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k565_fused_sum_square:
+ *   %565 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
+ *     + %564 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
+static void k565_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k547_rsqrt:
- *   %547 map:rsqrt [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k547_rsqrt(real *restrict out, const real *restrict in0, long B) {
+/* k567_fused_rsqrt_clampmin:
+ *   %567 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
+ *     + %566 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+static void k567_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
-/* k548_mul:
- *   %548 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
- *   %853 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k548_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k568_mul:
+ *   %568 map:mul [1,B,64,128]   graphs/lib/matching.lua:9 */
+static void k568_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k549_matmul:
- *   %549 matmul [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k549_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k569_matmul:
+ *   %569 matmul [T,B,39,64]   graphs/lib/matching.lua:10 */
+static void k569_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1742,18 +1381,17 @@ static void k549_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k550_scale:
- *   %550 map:scale [T,B,39,64]   graphs/lib/matching.lua:10
- *   %847 map:scale [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k550_scale(real *restrict out, const real *restrict in0, long B, long T) {
+/* k570_scale:
+ *   %570 map:scale [T,B,39,64]   graphs/lib/matching.lua:10 */
+static void k570_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
         out[i0] = in0[i0] * (real)10;
 }
 
-/* k551_max:
- *   %551 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k551_max(real *restrict out, const real *restrict in0, long B, long T) {
+/* k571_max:
+ *   %571 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
+static void k571_max(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(2496*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
         real a = -INFINITY;
@@ -1763,27 +1401,19 @@ static void k551_max(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k553_sub:
- *   %553 map:sub [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k553_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k574_fused_exp_sub:
+ *   %574 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %573 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k574_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0*64 + i1] - in1[i0];
+            out[i0*64 + i1] = exp(((in0[i0*64 + i1]) - (in1[i0])));
 }
 
-/* k554_exp:
- *   %554 map:exp [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k554_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = exp(in0[i0]);
-}
-
-/* k555_sum:
- *   %555 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %841 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:10 */
-static void k555_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k575_sum:
+ *   %575 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
+static void k575_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(2496*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
         real a = (real)0;
@@ -1793,20 +1423,20 @@ static void k555_sum(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k556_div:
- *   %556 map:div [T,B,39,64]   graphs/lib/matching.lua:10
- *   %838 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k556_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k576_div:
+ *   %576 map:div [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %858 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+static void k576_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             out[i0*64 + i1] = in0[i0*64 + i1] / in1[i0];
 }
 
-/* k557_matmul:
- *   %557 matmul [T,B,39,128]   graphs/lib/matching.lua:11
- *   %848 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k557_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k577_matmul:
+ *   %577 matmul [T,B,39,128]   graphs/lib/matching.lua:11
+ *   %868 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
+static void k577_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1820,58 +1450,36 @@ static void k557_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k558_square:
- *   %558 map:square [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k558_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k559_sum:
- *   %559 reduce [T,B,39,1]   graphs/lib/matching.lua:12
- *   %564 reduce [T,B,39,1]   graphs/lib/matching.lua:13
- *   %719 reduce [T,B,39,1]   graphs/lib/model.lua:33
- *   %824 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k559_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k560_clampmin:
- *   %560 map:clampmin [T,B,39,1]   graphs/lib/matching.lua:12 */
-static void k560_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
+/* k579_fused_sum_square:
+ *   %579 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
+ *     + %578 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k579_fused_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k561_rsqrt:
- *   %561 map:rsqrt [T,B,39,1]   graphs/lib/matching.lua:12 */
-static void k561_rsqrt(real *restrict out, const real *restrict in0, long B, long T) {
+/* k581_fused_rsqrt_clampmin:
+ *   %581 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
+ *     + %580 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+static void k581_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
-/* k562_mul:
- *   %562 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %822 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k562_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k582_mul:
+ *   %582 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
+static void k582_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k563_mul:
- *   %563 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k563_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k583_mul:
+ *   %583 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
+static void k583_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
@@ -1879,17 +1487,17 @@ static void k563_mul(real *restrict out, const real *restrict in0, const real *r
                 out[i0*4992*B + i1*4992 + i2] = in0[i0*4992 + i2] * in1[i0*4992*B + i1*4992 + i2];
 }
 
-/* k570_matmul:
- *   %570 matmul [39*T,128]   graphs/lib/srm.lua:11
- *   %573 matmul [39*T,128]   graphs/lib/srm.lua:11
- *   %948 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k570_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k590_matmul:
+ *   %590 matmul [39*T,128]   graphs/lib/srm.lua:11
+ *   %593 matmul [39*T,128]   graphs/lib/srm.lua:11
+ *   %968 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k590_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k575_matmul:
- *   %575 matmul [T,39,39]   graphs/lib/srm.lua:11 */
-static void k575_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k595_matmul:
+ *   %595 matmul [T,39,39]   graphs/lib/srm.lua:11 */
+static void k595_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1902,65 +1510,31 @@ static void k575_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k576_scale:
- *   %576 map:scale [T,39,39]   graphs/lib/srm.lua:11
- *   %807 map:scale [T,39,39] (backward)  graphs/lib/srm.lua:11 */
-static void k576_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 1521*T; i0++)
-        out[i0] = in0[i0] * (real)0.088388347648318433;
+/* k601_fused_scale_addc_neg:
+ *   %601 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
+ *     + %600 map:addc [T,1,39]  graphs/lib/srm.lua:12
+ *     + %599 map:neg [T,1,39]  graphs/lib/srm.lua:12 */
+static void k601_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(39*T) > 32768)
+    for (long i0 = 0; i0 < 39*T; i0++)
+        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k578_mul:
- *   %578 map:mul [T,39,39]   graphs/lib/srm.lua:12
- *   %587 map:mul [T,39,39]   graphs/lib/srm.lua:12
- *   %797 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12
- *   %804 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k578_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k602_fused_add_mul_scale:
+ *   %602 fused:add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
+ *     + %598 map:mul [T,39,39]  graphs/lib/srm.lua:12
+ *     + %596 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
+static void k602_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = in0[i0*1521 + i1*39 + i2] * in1[i0*39 + i2];
+                out[i0*1521 + i1*39 + i2] = (((in0[i0*1521 + i1*39 + i2]) * (real)0.088388347648318433) * (in1[i0*39 + i2])) + (in2[i0*39 + i2]);
 }
 
-/* k579_neg:
- *   %579 map:neg [T,1,39]   graphs/lib/srm.lua:12 */
-static void k579_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k580_addc:
- *   %580 map:addc [T,1,39]   graphs/lib/srm.lua:12 */
-static void k580_addc(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] + (real)1;
-}
-
-/* k581_scale:
- *   %581 map:scale [T,1,39]   graphs/lib/srm.lua:12 */
-static void k581_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * (real)-1000000000;
-}
-
-/* k582_add:
- *   %582 map:add [T,39,39]   graphs/lib/srm.lua:12 */
-static void k582_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = in0[i0*1521 + i1*39 + i2] + in1[i0*39 + i2];
-}
-
-/* k583_max:
- *   %583 reduce [T,39,1]   graphs/lib/srm.lua:12 */
-static void k583_max(real *restrict out, const real *restrict in0, long T) {
+/* k603_max:
+ *   %603 reduce [T,39,1]   graphs/lib/srm.lua:12 */
+static void k603_max(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(1521*T) > 32768)
     for (long o = 0; o < 39*T; o++) {
         real a = -INFINITY;
@@ -1970,27 +1544,29 @@ static void k583_max(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k585_sub:
- *   %585 map:sub [T,39,39]   graphs/lib/srm.lua:12 */
-static void k585_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k606_fused_exp_sub:
+ *   %606 fused:exp_sub [T,39,39]   graphs/lib/srm.lua:12
+ *     + %605 map:sub [T,39,39]  graphs/lib/srm.lua:12 */
+static void k606_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] - in1[i0];
+            out[i0*39 + i1] = exp(((in0[i0*39 + i1]) - (in1[i0])));
 }
 
-/* k586_exp:
- *   %586 map:exp [T,39,39]   graphs/lib/srm.lua:12 */
-static void k586_exp(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 1521*T; i0++)
-        out[i0] = exp(in0[i0]);
+/* k607_mul:
+ *   %607 map:mul [T,39,39]   graphs/lib/srm.lua:12 */
+static void k607_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 39; i1++)
+            for (long i2 = 0; i2 < 39; i2++)
+                out[i0*1521 + i1*39 + i2] = in0[i0*1521 + i1*39 + i2] * in1[i0*39 + i2];
 }
 
-/* k588_sum:
- *   %588 reduce [T,39,1]   graphs/lib/srm.lua:12
- *   %792 reduce [T,39,1] (backward)  graphs/lib/srm.lua:12 */
-static void k588_sum(real *restrict out, const real *restrict in0, long T) {
+/* k608_sum:
+ *   %608 reduce [T,39,1]   graphs/lib/srm.lua:12 */
+static void k608_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(1521*T) > 32768)
     for (long o = 0; o < 39*T; o++) {
         real a = (real)0;
@@ -2000,27 +1576,27 @@ static void k588_sum(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k589_clampmin:
- *   %589 map:clampmin [T,39,1]   graphs/lib/srm.lua:12 */
-static void k589_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k609_clampmin:
+ *   %609 map:clampmin [T,39,1]   graphs/lib/srm.lua:12 */
+static void k609_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k590_div:
- *   %590 map:div [T,39,39]   graphs/lib/srm.lua:12
- *   %789 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k590_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k610_div:
+ *   %610 map:div [T,39,39]   graphs/lib/srm.lua:12
+ *   %809 map:div [T,39,39] (backward)  graphs/lib/srm.lua:12 */
+static void k610_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
             out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
 }
 
-/* k602_sum:
- *   %602 reduce [T,1,1,1]   graphs/lib/model.lua:40 */
-static void k602_sum(real *restrict out, const real *restrict in0, long T) {
+/* k622_sum:
+ *   %622 reduce [T,1,1,1]   graphs/lib/model.lua:40 */
+static void k622_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(39*T) > 32768)
     for (long o = 0; o < T; o++) {
         real a = (real)0;
@@ -2030,26 +1606,26 @@ static void k602_sum(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k603_clampmin:
- *   %603 map:clampmin [T,1,1,1]   graphs/lib/model.lua:40 */
-static void k603_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k623_clampmin:
+ *   %623 map:clampmin [T,1,1,1]   graphs/lib/model.lua:40 */
+static void k623_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] > (real)1 ? in0[i0] : (real)1;
 }
 
-/* k604_div:
- *   %604 map:div [T,1,39,1]   graphs/lib/model.lua:40 */
-static void k604_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k624_div:
+ *   %624 map:div [T,1,39,1]   graphs/lib/model.lua:40 */
+static void k624_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
             out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
 }
 
-/* k713_sum:
- *   %713 reduce [128,1]   graphs/lib/model.lua:33 */
-static void k713_sum(real *restrict out, const real *restrict in0) {
+/* k733_sum:
+ *   %733 reduce [128,1]   graphs/lib/model.lua:33 */
+static void k733_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(16384) > 32768)
     for (long o = 0; o < 128; o++) {
         real a = (real)0;
@@ -2059,25 +1635,24 @@ static void k713_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k716_matmul:
- *   %716 matmul [1,128]   graphs/lib/model.lua:33 */
-static void k716_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
+/* k736_matmul:
+ *   %736 matmul [1,128]   graphs/lib/model.lua:33 */
+static void k736_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k718_mul:
- *   %718 map:mul [T,B,39,128]   graphs/lib/model.lua:33
- *   %772 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
-static void k718_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
+/* k739_fused_sum_mul:
+ *   %739 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
+ *     + %738 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+static void k739_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[0 + j1*1]); out[i0] = r1; }
 }
 
-/* k720_matmul:
- *   %720 matmul [T,B,39,1]   graphs/lib/model.lua:33 */
-static void k720_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k740_matmul:
+ *   %740 matmul [T,B,39,1]   graphs/lib/model.lua:33 */
+static void k740_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2091,27 +1666,21 @@ static void k720_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k721_add:
- *   %721 map:add [T,B,39,1]   graphs/lib/model.lua:33 */
-static void k721_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k605_mul:
- *   %605 map:mul [T,B,39,1]   graphs/lib/model.lua:41 */
-static void k605_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k625_fused_mul_add_sum:
+ *   %625 fused:mul_add_sum [T,B,39,1]   graphs/lib/model.lua:41
+ *     + %741 map:add [T,B,39,1]  graphs/lib/model.lua:33
+ *     + %584 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+static void k625_fused_mul_add_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39 + i2] * in1[i0*39*B + i1*39 + i2];
+                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in1[i0*4992*B + i1*4992 + i2*128 + j1*1]; out[i0*39*B + i1*39 + i2] = (in0[i0*39 + i2]) * ((r1) + (in2[i0*39*B + i1*39 + i2])); }
 }
 
-/* k606_sum:
- *   %606 reduce [T,B,1,1]   graphs/lib/model.lua:41 */
-static void k606_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k626_sum:
+ *   %626 reduce [T,B,1,1]   graphs/lib/model.lua:41 */
+static void k626_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(39*B*T) > 32768)
     for (long o = 0; o < B*T; o++) {
         real a = (real)0;
@@ -2121,158 +1690,137 @@ static void k606_sum(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k608_scale:
- *   %608 map:scale [T,B]   graphs/lib/model.lua:43
- *   %762 map:scale [T,B] (backward)  graphs/lib/model.lua:43 */
-static void k608_scale(real *restrict out, const real *restrict in0, long B, long T) {
+/* k628_scale:
+ *   %628 map:scale [T,B]   graphs/lib/model.lua:43 */
+static void k628_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * (real)10;
 }
 
-/* k730_fill:
- *   %730 fill [] (backward)  graphs/lib/model.lua:87 */
-static void k730_fill(real *restrict out) {
+/* k659_add:
+ *   %659 map:add []   graphs/lib/model.lua:85 */
+static void k659_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
+    out[0] = in0[0] + in1[0];
+}
+
+/* k750_fill:
+ *   %750 fill [] (backward)  graphs/lib/model.lua:87 */
+static void k750_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
 }
 
-/* k733_id:
- *   %733 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
-static void k733_id(real *restrict out, const real *restrict in0, long B) {
+/* k752_scale:
+ *   %752 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
+static void k752_scale(real *restrict out, const real *restrict in0, long B) {
+    out[0] = in0[0] * ((real)0.5/(real)(B));
+}
+
+/* k753_id:
+ *   %753 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
+static void k753_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[0];
 }
 
-/* k734_id:
- *   %734 map:id [T,1] (backward)  graphs/lib/losses.lua:13 */
-static void k734_id(real *restrict out, const real *restrict in0, long T) {
+/* k755_fused_mul_id:
+ *   %755 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
+ *     + %754 map:id [T,1]  graphs/lib/losses.lua:13 */
+static void k755_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[0];
+        out[i0] = ((in0[0])) * (in1[i0]);
 }
 
-/* k737_neg:
- *   %737 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k737_neg(real *restrict out, const real *restrict in0, long B) {
+/* k757_neg:
+ *   %757 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k757_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k738_id:
- *   %738 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %744 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %896 map:id [T,B] (backward)  graphs/lib/losses.lua:11 */
-static void k738_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k759_fused_mul_id:
+ *   %759 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
+ *     + %758 map:id [T,B]  graphs/lib/losses.lua:11 */
+static void k759_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i1];
+            out[i0*B + i1] = ((in0[i1])) * (in1[i0*B + i1]);
 }
 
-/* k741_div:
- *   %741 map:div [1,B] (backward)  graphs/lib/losses.lua:11
- *   %893 map:div [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k741_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k763_fused_mul_div_step:
+ *   %763 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *     + %761 map:div [1,B]  graphs/lib/losses.lua:11
+ *     + %762 map:step [1,B]  graphs/lib/losses.lua:11
+ *   %915 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k763_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] / in1[i0];
+        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
-/* k742_step:
- *   %742 map:step [1,B] (backward)  graphs/lib/losses.lua:11
- *   %894 map:step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k742_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
-}
-
-/* k743_mul:
- *   %743 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %895 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %921 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %923 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %925 map:mul [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k743_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k748_add:
- *   %748 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %753 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %761 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %900 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %905 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %913 map:add [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k748_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k749_neg:
- *   %749 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k749_neg(real *restrict out, const real *restrict in0, long T) {
+/* k769_neg:
+ *   %769 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k769_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k750_id:
- *   %750 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %757 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %909 map:id [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k750_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k771_fused_mul_id:
+ *   %771 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
+ *     + %770 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k771_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0];
+            out[i0*B + i1] = ((in0[i0])) * (in1[i0*B + i1]);
 }
 
-/* k754_div:
- *   %754 map:div [T,1] (backward)  graphs/lib/losses.lua:10
- *   %906 map:div [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k754_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k776_fused_mul_div_step:
+ *   %776 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
+ *     + %774 map:div [T,1]  graphs/lib/losses.lua:10
+ *     + %775 map:step [T,1]  graphs/lib/losses.lua:10
+ *   %928 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k776_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] / in1[i0];
+        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
-/* k755_step:
- *   %755 map:step [T,1] (backward)  graphs/lib/losses.lua:10
- *   %907 map:step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k755_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
+/* k782_fused_scale_add_add_add:
+ *   %782 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
+ *     + %781 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %773 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %768 map:add [T,B]  graphs/lib/losses.lua:11
+ *     + %765 map:mul [T,B]  graphs/lib/losses.lua:11
+ *     + %764 map:id [T,B]  graphs/lib/losses.lua:11
+ *     + %778 map:mul [T,B]  graphs/lib/losses.lua:10
+ *     + %777 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k782_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+        for (long i1 = 0; i1 < B; i1++)
+            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)10;
 }
 
-/* k764_id:
- *   %764 map:id [T,B,39,1] (backward)  graphs/lib/model.lua:41 */
-static void k764_id(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0];
-}
-
-/* k766_mul:
- *   %766 map:mul [T,B,39,1] (backward)  graphs/lib/model.lua:41 */
-static void k766_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k786_fused_mul_id:
+ *   %786 fused:mul_id [T,B,39,1] (backward)  graphs/lib/model.lua:41
+ *     + %784 map:id [T,B,39,1]  graphs/lib/model.lua:41 */
+static void k786_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] * in1[i0*39 + i2];
+                out[i0*39*B + i1*39 + i2] = ((in0[i0*B + i1])) * (in1[i0*39 + i2]);
 }
 
-/* k768_matmul:
- *   %768 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33 */
-static void k768_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k788_matmul:
+ *   %788 matmul [T,B,39,39] (backward)  graphs/lib/model.lua:33 */
+static void k788_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2286,9 +1834,9 @@ static void k768_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k769_matmul:
- *   %769 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33 */
-static void k769_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k789_matmul:
+ *   %789 matmul [T,B,39,1] (backward)  graphs/lib/model.lua:33 */
+static void k789_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2302,163 +1850,159 @@ static void k769_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k770_sum:
- *   %770 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33 */
-static void k770_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k790_sum:
+ *   %790 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33 */
+static void k790_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (1521 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(1521*B*T) > 32768)
     for (long o = 0; o < T; o++)
-        for (long i = 0; i < 1521; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*1521 + i];
-            out[o*1521 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 1521 ? ib + 256 : 1521;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*1521;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*1521 + i] = a[i - ib];
         }
 }
 
-/* k771_id:
- *   %771 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %786 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %831 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k771_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k791_id:
+ *   %791 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
+static void k791_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k773_mul:
- *   %773 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %819 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %823 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %833 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k773_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k793_mul:
+ *   %793 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *   %839 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k793_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 4992*B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k774_sum:
- *   %774 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33 */
-static void k774_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k794_sum:
+ *   %794 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33 */
+static void k794_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (4992*B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 4992*B; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*4992*B + i];
-            out[o*4992*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4992*B ? ib + 256 : 4992*B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*4992*B;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4992*B + i] = a[i - ib];
         }
 }
 
-/* k776_sum:
- *   %776 reduce [1,39,128] (backward)  graphs/lib/model.lua:33 */
-static void k776_sum(real *restrict out, const real *restrict in0, long B) {
+/* k796_sum:
+ *   %796 reduce [1,39,128] (backward)  graphs/lib/model.lua:33 */
+static void k796_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (4992 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 4992; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*4992 + i];
-            out[o*4992 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*4992;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
         }
 }
 
-/* k778_sum:
- *   %778 reduce [1,128] (backward)  graphs/lib/model.lua:33
- *   %945 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k778_sum(real *restrict out, const real *restrict in0) {
+/* k798_sum:
+ *   %798 reduce [1,128] (backward)  graphs/lib/model.lua:33
+ *   %965 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k798_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 39; j++) a += in0[(o*39 + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 39; j++) {
+                const real *row = in0 + (o*39 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k781_matmul:
- *   %781 matmul [1,128] (backward)  graphs/lib/model.lua:33 */
-static void k781_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
+/* k801_matmul:
+ *   %801 matmul [1,128] (backward)  graphs/lib/model.lua:33 */
+static void k801_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k782_matmul:
- *   %782 matmul [128,128] (backward)  graphs/lib/model.lua:33 */
-static void k782_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
+/* k802_matmul:
+ *   %802 matmul [128,128] (backward)  graphs/lib/model.lua:33 */
+static void k802_matmul(real *restrict out, const real *restrict in0, const real *restrict in1) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 1, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k785_id:
- *   %785 map:id [128,128] (backward)  graphs/lib/model.lua:33 */
-static void k785_id(real *restrict out, const real *restrict in0) {
+/* k805_id:
+ *   %805 map:id [128,128] (backward)  graphs/lib/model.lua:33 */
+static void k805_id(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for collapse(1) if((long)(16384) > 32768)
     for (long i0 = 0; i0 < 128; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k787_add:
- *   %787 map:add [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %834 map:add [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k787_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k807_fused_add_mul_id:
+ *   %807 fused:add_mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *     + %792 map:mul [T,B,39,128]  graphs/lib/model.lua:33
+ *     + %806 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+static void k807_fused_add_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + ((in2[i0]));
 }
 
-/* k790_mul:
- *   %790 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12
- *   %800 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k790_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 1521*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k791_neg:
- *   %791 map:neg [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k791_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 1521*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k793_step:
- *   %793 map:step [T,39,1] (backward)  graphs/lib/srm.lua:12 */
-static void k793_step(real *restrict out, const real *restrict in0, long T) {
+/* k814_fused_mul_sum_neg_mul:
+ *   %814 fused:mul_sum_neg_mul [T,39,1] (backward)  graphs/lib/srm.lua:12
+ *     + %812 reduce [T,39,1]  graphs/lib/srm.lua:12
+ *     + %811 map:neg [T,39,39]  graphs/lib/srm.lua:12
+ *     + %810 map:mul [T,39,39]  graphs/lib/srm.lua:12
+ *     + %813 map:step [T,39,1]  graphs/lib/srm.lua:12 */
+static void k814_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 39; j1++) r1 += -((in0[i0*39 + j1*1]) * (in1[i0*39 + j1*1])); out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0); }
 }
 
-/* k794_mul:
- *   %794 map:mul [T,39,1] (backward)  graphs/lib/srm.lua:12
- *   %874 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %876 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %878 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k794_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k795_id:
- *   %795 map:id [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k795_id(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
+/* k827_fused_scale_mul_mul_mul:
+ *   %827 fused:scale_mul_mul_mul [T,39,39] (backward)  graphs/lib/srm.lua:11
+ *     + %824 map:mul [T,39,39]  graphs/lib/srm.lua:12
+ *     + %820 map:mul [T,39,39]  graphs/lib/srm.lua:12
+ *     + %817 map:mul [T,39,39]  graphs/lib/srm.lua:12
+ *     + %816 map:add [T,39,39]  graphs/lib/srm.lua:12
+ *     + %815 map:id [T,39,39]  graphs/lib/srm.lua:12 */
+static void k827_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0];
+            for (long i2 = 0; i2 < 39; i2++)
+                out[i0*1521 + i1*39 + i2] = (((((in0[i0*1521 + i1*39 + i2]) + ((in1[i0*39 + i1]))) * (in2[i0*39 + i2])) * (in3[i0*1521 + i1*39 + i2])) * (in2[i0*39 + i2])) * (real)0.088388347648318433;
 }
 
-/* k796_add:
- *   %796 map:add [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k796_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 1521*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k808_matmul:
- *   %808 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
-static void k808_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k828_matmul:
+ *   %828 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
+static void k828_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2471,9 +2015,9 @@ static void k808_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k809_matmul:
- *   %809 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
-static void k809_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k829_matmul:
+ *   %829 matmul [T,39,128] (backward)  graphs/lib/srm.lua:11 */
+static void k829_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2486,28 +2030,17 @@ static void k809_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k812_matmul:
- *   %812 matmul [128,128] (backward)  graphs/lib/srm.lua:11
- *   %816 matmul [128,128] (backward)  graphs/lib/srm.lua:11
- *   %949 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k812_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k832_matmul:
+ *   %832 matmul [128,128] (backward)  graphs/lib/srm.lua:11
+ *   %836 matmul [128,128] (backward)  graphs/lib/srm.lua:11
+ *   %969 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k832_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k818_add:
- *   %818 map:add [T,39,128] (backward)  graphs/lib/srm.lua:11
- *   %852 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   %872 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %882 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k818_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k820_mul:
- *   %820 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k820_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k840_mul:
+ *   %840 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k840_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
@@ -2515,64 +2048,56 @@ static void k820_mul(real *restrict out, const real *restrict in0, const real *r
                 out[i0*4992*B + i1*4992 + i2] = in0[i0*4992*B + i1*4992 + i2] * in1[i0*4992 + i2];
 }
 
-/* k821_sum:
- *   %821 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
- *   %850 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k821_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k841_sum:
+ *   %841 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %870 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
+static void k841_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (4992 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long o = 0; o < T; o++)
-        for (long i = 0; i < 4992; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*4992 + i];
-            out[o*4992 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*4992;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
         }
 }
 
-/* k825_square:
- *   %825 map:square [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k825_square(real *restrict out, const real *restrict in0, long B, long T) {
+/* k850_fused_mul_mul_sum_mul:
+ *   %850 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *     + %848 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %844 reduce [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %843 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %847 map:scale [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %846 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %845 map:square [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %849 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
+static void k850_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k826_mul:
- *   %826 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %828 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %830 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k826_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+/* k854_fused_add_mul_mul_id:
+ *   %854 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *     + %842 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %853 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %851 map:id [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %852 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k854_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k827_scale:
- *   %827 map:scale [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k827_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k829_step:
- *   %829 map:step [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k829_step(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k832_scale:
- *   %832 map:scale [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k832_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k835_matmul:
- *   %835 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
-static void k835_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k855_matmul:
+ *   %855 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
+static void k855_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2586,9 +2111,9 @@ static void k835_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k836_matmul:
- *   %836 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
-static void k836_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k856_matmul:
+ *   %856 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
+static void k856_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2602,56 +2127,50 @@ static void k836_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k837_sum:
- *   %837 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %851 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k837_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k857_sum:
+ *   %857 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %871 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
+static void k857_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (8192*B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192*B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 8192*B; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*8192*B + i];
-            out[o*8192*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 8192*B ? ib + 256 : 8192*B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*8192*B;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
         }
 }
 
-/* k839_mul:
- *   %839 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *   %844 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k839_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+/* k861_fused_sum_neg_mul:
+ *   %861 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
+ *     + %860 map:neg [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %859 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k861_fused_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += -((in0[i0*64 + j1*1]) * (in1[i0*64 + j1*1])); out[i0] = r1; }
 }
 
-/* k840_neg:
- *   %840 map:neg [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k840_neg(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k842_id:
- *   %842 map:id [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k842_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k867_fused_scale_mul_add_id:
+ *   %867 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *     + %864 map:mul [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %863 map:add [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %862 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k867_fused_scale_mul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0];
+            out[i0*64 + i1] = (((in0[i0*64 + i1]) + ((in1[i0]))) * (in2[i0*64 + i1])) * (real)10;
 }
 
-/* k843_add:
- *   %843 map:add [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k843_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k849_matmul:
- *   %849 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k849_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k869_matmul:
+ *   %869 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
+static void k869_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2665,267 +2184,178 @@ static void k849_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k854_mul:
- *   %854 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %865 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %1292 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %1299 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1307 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1316 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 8 more */
-static void k854_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
+/* k872_add:
+ *   %872 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
+static void k872_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for simd if((long)(4992*T) > 32768)
+    for (long i0 = 0; i0 < 4992*T; i0++)
+        out[i0] = in0[i0] + in1[i0];
 }
 
-/* k857_square:
- *   %857 map:square [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k857_square(real *restrict out, const real *restrict in0, long B) {
+/* k882_fused_mul_mul_sum_mul:
+ *   %882 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *     + %880 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %875 reduce [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %874 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %879 map:scale [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %878 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %877 map:square [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %881 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
+static void k882_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k858_mul:
- *   %858 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %860 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %862 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k858_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k859_scale:
- *   %859 map:scale [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k859_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k861_step:
- *   %861 map:step [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k861_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k863_id:
- *   %863 map:id [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k863_id(real *restrict out, const real *restrict in0, long B) {
+/* k886_fused_add_add_mul_mul:
+ *   %886 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *     + %876 map:add [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %873 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %885 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %883 map:id [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %884 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
+static void k886_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
 }
 
-/* k864_scale:
- *   %864 map:scale [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %1315 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1360 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1406 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k864_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k870_mul:
- *   %870 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %881 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k870_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k873_square:
- *   %873 map:square [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k873_square(real *restrict out, const real *restrict in0, long T) {
+/* k898_fused_mul_mul_sum_mul:
+ *   %898 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *     + %896 map:mul [T,39,1]  graphs/lib/matching.lua:7
+ *     + %891 reduce [T,39,1]  graphs/lib/matching.lua:7
+ *     + %890 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %895 map:scale [T,39,1]  graphs/lib/matching.lua:7
+ *     + %894 map:mul [T,39,1]  graphs/lib/matching.lua:7
+ *     + %893 map:square [T,39,1]  graphs/lib/matching.lua:7
+ *     + %897 map:step [T,39,1]  graphs/lib/matching.lua:7 */
+static void k898_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k875_scale:
- *   %875 map:scale [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k875_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k877_step:
- *   %877 map:step [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k877_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k879_id:
- *   %879 map:id [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k879_id(real *restrict out, const real *restrict in0, long T) {
+/* k902_fused_add_add_add_mul:
+ *   %902 fused:add_add_add_mul [T,39,128] (backward)  graphs/lib/matching.lua:7
+ *     + %892 map:add [T,39,128]  graphs/lib/matching.lua:7
+ *     + %838 map:add [T,39,128]  graphs/lib/srm.lua:11
+ *     + %889 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %901 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %899 map:id [T,39,128]  graphs/lib/matching.lua:7
+ *     + %900 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
+static void k902_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = (((in0[i0*128 + i1]) + (in1[i0*128 + i1])) + ((in2[i0*128 + i1]) * (in3[i0]))) + (((in4[i0])) * ((in5[i0*128 + i1]) * (real)2));
 }
 
-/* k880_scale:
- *   %880 map:scale [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k880_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k934_fused_scale_add_add_add:
+ *   %934 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
+ *     + %933 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %925 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %920 map:add [T,B]  graphs/lib/losses.lua:11
+ *     + %917 map:mul [T,B]  graphs/lib/losses.lua:11
+ *     + %916 map:id [T,B]  graphs/lib/losses.lua:11
+ *     + %930 map:mul [T,B]  graphs/lib/losses.lua:10
+ *     + %929 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k934_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)14.285714285714285;
 }
 
-/* k915_matmul:
- *   %915 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k915_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k935_matmul:
+ *   %935 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k935_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k916_matmul:
- *   %916 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k916_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k936_matmul:
+ *   %936 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k936_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k918_mul:
- *   %918 map:mul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %928 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k918_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k920_square:
- *   %920 map:square [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k920_square(real *restrict out, const real *restrict in0, long B) {
+/* k945_fused_mul_mul_sum_mul:
+ *   %945 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *     + %943 map:mul [B,1]  graphs/lib/losses.lua:21
+ *     + %939 reduce [B,1]  graphs/lib/losses.lua:21
+ *     + %938 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %942 map:scale [B,1]  graphs/lib/losses.lua:21
+ *     + %941 map:mul [B,1]  graphs/lib/losses.lua:21
+ *     + %940 map:square [B,1]  graphs/lib/losses.lua:21
+ *     + %944 map:step [B,1]  graphs/lib/losses.lua:21 */
+static void k945_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k922_scale:
- *   %922 map:scale [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k922_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k924_step:
- *   %924 map:step [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k924_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k926_id:
- *   %926 map:id [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k926_id(real *restrict out, const real *restrict in0, long B) {
+/* k949_fused_add_mul_mul_id:
+ *   %949 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
+ *     + %937 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %948 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %946 map:id [B,128]  graphs/lib/losses.lua:21
+ *     + %947 map:scale [B,128]  graphs/lib/losses.lua:21 */
+static void k949_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k927_scale:
- *   %927 map:scale [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k927_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k929_add:
- *   %929 map:add [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k929_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k931_mul:
- *   %931 map:mul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %941 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k931_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k933_square:
- *   %933 map:square [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k933_square(real *restrict out, const real *restrict in0, long T) {
+/* k958_fused_mul_mul_sum_mul:
+ *   %958 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *     + %956 map:mul [T,1]  graphs/lib/losses.lua:21
+ *     + %952 reduce [T,1]  graphs/lib/losses.lua:21
+ *     + %951 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %955 map:scale [T,1]  graphs/lib/losses.lua:21
+ *     + %954 map:mul [T,1]  graphs/lib/losses.lua:21
+ *     + %953 map:square [T,1]  graphs/lib/losses.lua:21
+ *     + %957 map:step [T,1]  graphs/lib/losses.lua:21 */
+static void k958_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k935_scale:
- *   %935 map:scale [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k935_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k937_step:
- *   %937 map:step [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k937_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k939_id:
- *   %939 map:id [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k939_id(real *restrict out, const real *restrict in0, long T) {
+/* k962_fused_add_mul_mul_id:
+ *   %962 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
+ *     + %950 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %961 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %959 map:id [T,128]  graphs/lib/losses.lua:21
+ *     + %960 map:scale [T,128]  graphs/lib/losses.lua:21 */
+static void k962_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k940_scale:
- *   %940 map:scale [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k940_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k942_add:
- *   %942 map:add [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k942_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k943_sum:
- *   %943 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k943_sum(real *restrict out, const real *restrict in0, long T) {
+/* k963_sum:
+ *   %963 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k963_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (4992 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 4992; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*4992 + i];
-            out[o*4992 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*4992;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
         }
 }
 
-/* k951_pad:
- *   %951 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k951_pad(real *restrict out, const real *restrict in0, long T) {
+/* k971_pad:
+ *   %971 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k971_pad(real *restrict out, const real *restrict in0, long T) {
     memset(out, 0, sizeof(real)*(size_t)(5120*T));
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -2933,33 +2363,39 @@ static void k951_pad(real *restrict out, const real *restrict in0, long T) {
             out[128 + i0*5120 + i1] = in0[i0*4992 + i1];
 }
 
-/* k952_sum:
- *   %952 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k952_sum(real *restrict out, const real *restrict in0, long T) {
+/* k972_sum:
+ *   %972 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
+static void k972_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(128*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k954_matmul:
- *   %954 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k954_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k974_matmul:
+ *   %974 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36 */
+static void k974_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k955_matmul:
- *   %955 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k955_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k975_matmul:
+ *   %975 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36 */
+static void k975_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k957_pad:
- *   %957 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
-static void k957_pad(real *restrict out, const real *restrict in0, long T) {
+/* k977_pad:
+ *   %977 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
+static void k977_pad(real *restrict out, const real *restrict in0, long T) {
     memset(out, 0, sizeof(real)*(size_t)(5120*T));
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -2967,235 +2403,266 @@ static void k957_pad(real *restrict out, const real *restrict in0, long T) {
             out[i0*5120 + i1] = in0[i0*128 + i1];
 }
 
-/* k959_sum:
- *   %959 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %965 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %986 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %1004 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1010 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1032 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 15 more */
-static void k959_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 5120; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*5120 + i];
-            out[o*5120 + i] = a;
-        }
-}
-
-/* k961_sum:
- *   %961 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %967 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %988 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %1006 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1012 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1034 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 14 more */
-static void k961_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for collapse(2) if((long)(5120) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 40; j++) a += in0[(o*40 + j)*128 + i];
-            out[o*128 + i] = a;
-        }
-}
-
-/* k964_mul:
- *   %964 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %970 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %979 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %1009 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1015 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1024 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   ... and 9 more */
-static void k964_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k978_add:
+ *   %978 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
+static void k978_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+        out[i0] = in0[i0] + in1[i0];
 }
 
-/* k972_square:
- *   %972 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %1017 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1113 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1159 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1255 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k972_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k979_sum:
+ *   %979 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %985 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1006 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1024 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1030 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1052 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   ... and 15 more */
+static void k979_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (5120 + 255) / 256;
+    #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 5120 ? ib + 256 : 5120;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*5120;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*5120 + i] = a[i - ib];
+        }
 }
 
-/* k973_mul:
- *   %973 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %975 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %1018 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1020 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1114 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1116 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 4 more */
-static void k973_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+/* k981_sum:
+ *   %981 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %987 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1008 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1026 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1032 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1054 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   ... and 14 more */
+static void k981_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (128 + 255) / 256;
+    #pragma omp parallel for collapse(2) if((long)(5120) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 40; j++) {
+                const real *row = in0 + (o*40 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
+        }
 }
 
-/* k974_scale:
- *   %974 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %1019 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1115 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1161 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1257 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k974_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k977_id:
- *   %977 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %984 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %1022 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1030 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1118 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1126 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 4 more */
-static void k977_id(real *restrict out, const real *restrict in0, long T) {
+/* k983_mul:
+ *   %983 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1028 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1124 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1170 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1266 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k983_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
 }
 
-/* k978_scale:
- *   %978 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %1023 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1119 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1165 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1261 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k978_scale(real *restrict out, const real *restrict in0, long T) {
+/* k984_mul:
+ *   %984 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %1029 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1125 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1171 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1267 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k984_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k981_neg:
- *   %981 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %1026 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1122 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1168 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1264 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k981_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k991_matmul:
- *   %991 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1133 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k991_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
-}
-
-/* k992_matmul:
- *   %992 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1134 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k992_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
-}
-
-/* k994_gelu_grad:
- *   %994 map:gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1136 map:gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k994_gelu_grad(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
-        out[i0] = gelu_tanh_grad(in0[i0]);
-}
-
-/* k995_mul:
- *   %995 map:mul [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1137 map:mul [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k995_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k996_sum:
- *   %996 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %1138 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k996_sum(real *restrict out, const real *restrict in0, long T) {
+/* k996_fused_scale_mul_sum_mul:
+ *   %996 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %995 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %991 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %990 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %994 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %993 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %992 map:square [T,40,1]  graphs/lib/text_encoder.lua:34
+ *   %1041 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1137 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1183 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1279 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k996_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for simd if((long)(40*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0078125; }
+}
+
+/* k1000_fused_add_mul_mul_id:
+ *   %1000 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %989 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %999 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %997 map:id [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %998 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34
+ *   %1045 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1141 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1187 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1283 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k1000_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
+}
+
+/* k1003_fused_scale_sum_neg:
+ *   %1003 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %1002 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %1001 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34
+ *   %1049 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1145 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1191 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1287 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k1003_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(40*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += -(in0[i0*128 + j1*1]); out[i0] = (r1) * (real)0.0078125; }
+}
+
+/* k1005_fused_add_id:
+ *   %1005 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %1004 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+static void k1005_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0]));
+}
+
+/* k1011_matmul:
+ *   %1011 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1153 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k1011_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
+}
+
+/* k1012_matmul:
+ *   %1012 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1154 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k1012_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
+}
+
+/* k1015_fused_mul_gelu_grad:
+ *   %1015 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *     + %1014 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
+ *   %1157 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k1015_fused_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for simd if((long)(20480*T) > 32768)
+    for (long i0 = 0; i0 < 20480*T; i0++)
+        out[i0] = (in0[i0]) * (gelu_tanh_grad((in1[i0])));
+}
+
+/* k1016_sum:
+ *   %1016 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1158 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k1016_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (20480 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(20480*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 20480; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*20480 + i];
-            out[o*20480 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 20480 ? ib + 256 : 20480;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*20480;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*20480 + i] = a[i - ib];
         }
 }
 
-/* k998_sum:
- *   %998 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %1140 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k998_sum(real *restrict out, const real *restrict in0) {
+/* k1018_sum:
+ *   %1018 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1160 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k1018_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (512 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(20480) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 512; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 40; j++) a += in0[(o*40 + j)*512 + i];
-            out[o*512 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 512 ? ib + 256 : 512;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 40; j++) {
+                const real *row = in0 + (o*40 + j)*512;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*512 + i] = a[i - ib];
         }
 }
 
-/* k1001_matmul:
- *   %1001 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1143 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k1001_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k1021_matmul:
+ *   %1021 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1163 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k1021_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k1002_matmul:
- *   %1002 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1144 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k1002_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k1022_matmul:
+ *   %1022 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1164 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k1022_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 512, 128, 40*T, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k1037_matmul:
- *   %1037 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1075 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
- *   %1085 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %1096 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %1179 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1217 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
+/* k1051_fused_add_add_id:
+ *   %1051 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *     + %1048 map:add [T,40,128]  graphs/lib/text_encoder.lua:24
+ *     + %1050 map:id [T,40,128]  graphs/lib/text_encoder.lua:24
+ *   %1147 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1193 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1289 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k1051_fused_add_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) + (in1[i0*128 + i1])) + ((in2[i0]));
+}
+
+/* k1057_matmul:
+ *   %1057 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1095 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
+ *   %1105 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %1116 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %1199 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1237 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k1037_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+static void k1057_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k1038_matmul:
- *   %1038 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1076 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
- *   %1086 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %1097 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %1180 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1218 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
+/* k1058_matmul:
+ *   %1058 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1096 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
+ *   %1106 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %1117 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %1200 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1238 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k1038_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+static void k1058_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 40*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k1043_matmul:
- *   %1043 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %1067 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %1185 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %1209 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k1043_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k1063_matmul:
+ *   %1063 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
+ *   %1087 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+ *   %1205 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
+ *   %1229 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
+static void k1063_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -3209,66 +2676,48 @@ static void k1043_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1045_mul:
- *   %1045 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1056 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1187 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1198 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1045_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1046_neg:
- *   %1046 map:neg [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1188 map:neg [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1046_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k1048_step:
- *   %1048 map:step [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %1190 map:step [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1048_step(real *restrict out, const real *restrict in0, long T) {
+/* k1069_fused_mul_sum_neg_mul:
+ *   %1069 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
+ *     + %1067 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
+ *     + %1066 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %1065 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %1068 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16
+ *   %1211 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k1069_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for simd if((long)(160*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 40; j1++) r1 += -((in0[i0*40 + j1*1]) * (in1[i0*40 + j1*1])); out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0); }
 }
 
-/* k1049_mul:
- *   %1049 map:mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %1191 map:mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1049_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(160*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+/* k1085_fused_scale_mul_mul_mul:
+ *   %1085 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
+ *     + %1081 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %1076 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %1072 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %1071 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %1070 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *   %1227 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15 */
+static void k1085_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 160; i1++)
+            for (long i2 = 0; i2 < 40; i2++)
+                out[i0*6400 + i1*40 + i2] = (((((in0[i0*6400 + i1*40 + i2]) + ((in1[i0*160 + i1]))) * (in2[i0*40 + i2])) * (in3[i0*6400 + i1*40 + i2])) * (in2[i0*40 + i2])) * (real)0.17677669529663687;
 }
 
-/* k1050_id:
- *   %1050 map:id [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1192 map:id [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1050_id(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = in0[i0];
+/* k1119_fused_add_add:
+ *   %1119 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+ *     + %1108 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
+ *   %1261 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
+static void k1119_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for simd if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 5120*T; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) + (in2[i0]);
 }
 
-/* k1051_add:
- *   %1051 map:add [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1193 map:add [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1051_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k1272_scatter_add:
- *   %1272 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
-static void k1272_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
+/* k1292_scatter_add:
+ *   %1292 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
+static void k1292_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
     memset(out, 0, sizeof(real)*(size_t)(131072));
     #pragma omp parallel for if((long)(5120*T) > 65536)
     for (long j = 0; j < 128; j++)
@@ -3276,85 +2725,104 @@ static void k1272_scatter_add(real *restrict out, const real *restrict in0, cons
             out[(long)in1[r]*128 + j] += in0[r*128 + j];
 }
 
-/* k1273_sum:
- *   %1273 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1273_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1293_sum:
+ *   %1293 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k1293_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(128*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k1275_matmul:
- *   %1275 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1275_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1295_matmul:
+ *   %1295 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k1295_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k1276_matmul:
- *   %1276 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1276_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1296_matmul:
+ *   %1296 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k1296_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k1279_id:
- *   %1279 map:id [B,64,128] (backward)  graphs/lib/image_encoder.lua:35 */
-static void k1279_id(real *restrict out, const real *restrict in0, long B) {
+/* k1300_sum:
+ *   %1300 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1313 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1320 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1344 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1358 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1365 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 4 more */
+static void k1300_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (8192 + 255) / 256;
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 8192 ? ib + 256 : 8192;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*8192;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*8192 + i] = a[i - ib];
+        }
+}
+
+/* k1302_sum:
+ *   %1302 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k1302_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (128 + 255) / 256;
+    #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 64; j++) {
+                const real *row = in0 + (o*64 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
+        }
+}
+
+/* k1305_matmul:
+ *   %1305 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k1305_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k1306_matmul:
+ *   %1306 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k1306_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 64*B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k1308_fused_add_id:
+ *   %1308 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *     + %1299 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
+static void k1308_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             for (long i2 = 0; i2 < 128; i2++)
-                out[i0*8192 + i1*128 + i2] = in0[i0*128 + i2];
+                out[i0*8192 + i1*128 + i2] = ((in0[i0*128 + i2])) + (in1[i0*8192 + i1*128 + i2]);
 }
 
-/* k1280_sum:
- *   %1280 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1293 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1300 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1324 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1338 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1345 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k1280_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 8192; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*8192 + i];
-            out[o*8192 + i] = a;
-        }
-}
-
-/* k1282_sum:
- *   %1282 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1282_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 64; j++) a += in0[(o*64 + j)*128 + i];
-            out[o*128 + i] = a;
-        }
-}
-
-/* k1285_matmul:
- *   %1285 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1285_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1286_matmul:
- *   %1286 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1286_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 64*B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1289_permute:
- *   %1289 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
-static void k1289_permute(real *restrict out, const real *restrict in0, long B) {
+/* k1309_permute:
+ *   %1309 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
+static void k1309_permute(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -3362,43 +2830,49 @@ static void k1289_permute(real *restrict out, const real *restrict in0, long B) 
                 out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1 + i2*128];
 }
 
-/* k1291_step:
- *   %1291 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %1336 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
- *   %1382 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k1291_step(real *restrict out, const real *restrict in0, long B) {
+/* k1312_fused_mul_step:
+ *   %1312 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %1311 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27
+ *   %1357 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12 */
+static void k1312_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k1295_sum:
- *   %1295 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1302 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1326 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1340 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1347 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1371 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
+/* k1315_sum:
+ *   %1315 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1322 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1346 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1360 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1367 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1391 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1295_sum(real *restrict out, const real *restrict in0) {
+static void k1315_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (8 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
     for (long o = 0; o < 128; o++)
-        for (long i = 0; i < 8; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 8; j++) a += in0[(o*8 + j)*8 + i];
-            out[o*8 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 8 ? ib + 256 : 8;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 8; j++) {
+                const real *row = in0 + (o*8 + j)*8;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*8 + i] = a[i - ib];
         }
 }
 
-/* k1296_sum:
- *   %1296 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1303 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1327 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1341 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1348 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1372 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k1316_sum:
+ *   %1316 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1323 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1347 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1361 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1368 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1392 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1296_sum(real *restrict out, const real *restrict in0) {
+static void k1316_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 128; o++) {
         real a = (real)0;
@@ -3408,196 +2882,170 @@ static void k1296_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1309_square:
- *   %1309 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1354 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1400 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1445 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1490 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1536 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k1309_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k1318_mul:
+ *   %1318 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1363 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1409 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1318_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
 }
 
-/* k1310_mul:
- *   %1310 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1312 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1355 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1357 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1401 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1403 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 14 more */
-static void k1310_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
+/* k1319_mul:
+ *   %1319 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1364 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1410 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1319_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1311_scale:
- *   %1311 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1356 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1402 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1447 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1492 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1538 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k1311_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1333_fused_scale_mul_sum_mul:
+ *   %1333 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1332 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1328 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1327 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %1331 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1330 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1329 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
+ *   %1378 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1424 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1333_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in1[i0*1024 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0009765625; }
 }
 
-/* k1314_id:
- *   %1314 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1321 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1359 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1366 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1405 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1412 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1314_id(real *restrict out, const real *restrict in0, long B) {
+/* k1337_fused_add_mul_mul_id:
+ *   %1337 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1326 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %1336 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %1334 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %1335 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %1382 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1428 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1337_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0];
+            out[i0*1024 + i1] = ((in0[i0*1024 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*1024 + i1]) * (real)2));
 }
 
-/* k1318_neg:
- *   %1318 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1363 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1409 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1318_neg(real *restrict out, const real *restrict in0, long B) {
+/* k1340_fused_scale_sum_neg:
+ *   %1340 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1339 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1338 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %1385 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1431 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1340_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += -(in0[i0*1024 + j1*1]); out[i0] = (r1) * (real)0.0009765625; }
+}
+
+/* k1342_fused_add_id:
+ *   %1342 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1341 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %1387 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1433 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1342_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 1024; i1++)
+            out[i0*1024 + i1] = (in0[i0*1024 + i1]) + ((in1[i0]));
+}
+
+/* k1350_permute:
+ *   %1350 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1395 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1441 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1350_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 128; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*64*B + i1*64 + i2] = in0[i0*64 + i1*8192 + i2];
+}
+
+/* k1352_matmul:
+ *   %1352 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1397 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1352_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1152, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 1152);
+}
+
+/* k1353_matmul:
+ *   %1353 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1398 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1353_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 64*B, 128, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
+}
+
+/* k1355_col2im:
+ *   %1355 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1400 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1355_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(8192*B));
+    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k1403_fused_mul_add_step:
+ *   %1403 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %1401 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6
+ *     + %1402 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+static void k1403_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = -in0[i0];
+        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k1330_matmul:
- *   %1330 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %1375 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1330_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*8192; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1152, 64, (real)1, in0 + ao, 64, in1 + bo, 64, (real)0, out + p*147456, 1152);
-    }
+/* k1443_matmul:
+ *   %1443 matmul [128,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1443_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 576, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 576);
 }
 
-/* k1331_matmul:
- *   %1331 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:13
- *   %1376 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1331_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*8192; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 64, 128, (real)1, in0 + ao, 1152, in1 + bo, 64, (real)0, out + p*73728, 64);
-    }
+/* k1444_matmul:
+ *   %1444 matmul [576,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1444_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64*B, 128, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k1332_sum:
- *   %1332 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %1377 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1332_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(147456*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 147456; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*147456 + i];
-            out[o*147456 + i] = a;
-        }
-}
-
-/* k1335_col2im:
- *   %1335 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1380 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1335_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(8192*B));
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k1421_matmul:
- *   %1421 matmul [B,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1421_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*8192; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 576, 64, (real)1, in0 + ao, 64, in1 + bo, 64, (real)0, out + p*73728, 576);
-    }
-}
-
-/* k1422_matmul:
- *   %1422 matmul [B,576,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1422_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*8192; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, 128, (real)1, in0 + ao, 576, in1 + bo, 64, (real)0, out + p*36864, 64);
-    }
-}
-
-/* k1423_sum:
- *   %1423 reduce [1,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1423_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(73728*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 73728; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*73728 + i];
-            out[o*73728 + i] = a;
-        }
-}
-
-/* k1426_col2im:
- *   %1426 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1426_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k1446_col2im:
+ *   %1446 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1446_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576;
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -3610,75 +3058,73 @@ static void k1426_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1427_step:
- *   %1427 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %1472 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %1518 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k1427_step(real *restrict out, const real *restrict in0, long B) {
+/* k1448_fused_mul_step:
+ *   %1448 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %1447 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27
+ *   %1493 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12 */
+static void k1448_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k1428_mul:
- *   %1428 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %1435 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1443 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1452 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1473 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %1480 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 6 more */
-static void k1428_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1429_sum:
- *   %1429 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1436 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1460 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1474 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1481 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1505 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+/* k1449_sum:
+ *   %1449 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1456 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1480 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1494 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1501 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1525 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1429_sum(real *restrict out, const real *restrict in0, long B) {
+static void k1449_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (16384 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 16384; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*16384 + i];
-            out[o*16384 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 16384 ? ib + 256 : 16384;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*16384;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*16384 + i] = a[i - ib];
         }
 }
 
-/* k1431_sum:
- *   %1431 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1438 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1462 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1476 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1483 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1507 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
+/* k1451_sum:
+ *   %1451 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1458 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1482 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1496 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1503 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1527 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1431_sum(real *restrict out, const real *restrict in0) {
+static void k1451_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (16 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(16384) > 32768)
     for (long o = 0; o < 64; o++)
-        for (long i = 0; i < 16; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 16; j++) a += in0[(o*16 + j)*16 + i];
-            out[o*16 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 16 ? ib + 256 : 16;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 16; j++) {
+                const real *row = in0 + (o*16 + j)*16;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*16 + i] = a[i - ib];
         }
 }
 
-/* k1432_sum:
- *   %1432 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1439 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1463 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1477 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1484 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1508 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k1452_sum:
+ *   %1452 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1459 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1483 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1497 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1504 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1528 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1432_sum(real *restrict out, const real *restrict in0) {
+static void k1452_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 64; o++) {
         real a = (real)0;
@@ -3688,245 +3134,249 @@ static void k1432_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1450_id:
- *   %1450 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1457 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1495 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1502 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1541 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1548 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1450_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0];
+/* k1454_mul:
+ *   %1454 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1499 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1545 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1454_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
 }
 
-/* k1451_scale:
- *   %1451 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1496 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1542 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1451_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1455_mul:
+ *   %1455 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1500 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1546 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1455_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k1454_neg:
- *   %1454 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1499 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1545 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1454_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k1466_matmul:
- *   %1466 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %1511 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1466_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*16384; bo += i1*147456; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 576, 256, (real)1, in0 + ao, 256, in1 + bo, 256, (real)0, out + p*36864, 576);
-    }
-}
-
-/* k1467_matmul:
- *   %1467 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:13
- *   %1512 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1467_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*16384; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 256, 64, (real)1, in0 + ao, 576, in1 + bo, 256, (real)0, out + p*147456, 256);
-    }
-}
-
-/* k1468_sum:
- *   %1468 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %1513 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1468_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(36864*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 36864; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*36864 + i];
-            out[o*36864 + i] = a;
-        }
-}
-
-/* k1471_col2im:
- *   %1471 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1516 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1471_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k1557_matmul:
- *   %1557 matmul [B,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1557_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*16384; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 288, 256, (real)1, in0 + ao, 256, in1 + bo, 256, (real)0, out + p*18432, 288);
-    }
-}
-
-/* k1558_matmul:
- *   %1558 matmul [B,288,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1558_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*16384; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 256, 64, (real)1, in0 + ao, 288, in1 + bo, 256, (real)0, out + p*73728, 256);
-    }
-}
-
-/* k1559_sum:
- *   %1559 reduce [1,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1559_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(18432*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 18432; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*18432 + i];
-            out[o*18432 + i] = a;
-        }
-}
-
-/* k1562_col2im:
- *   %1562 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1562_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k1563_step:
- *   %1563 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %1608 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %1654 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k1563_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
-}
-
-/* k1564_mul:
- *   %1564 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %1571 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1579 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1588 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1609 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %1616 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 6 more */
-static void k1564_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1565_sum:
- *   %1565 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1572 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1596 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1610 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1617 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1641 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+/* k1469_fused_scale_mul_sum_mul:
+ *   %1469 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1468 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1464 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1463 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %1467 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1466 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1465 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
+ *   %1514 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1560 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1469_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in1[i0*2048 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.00048828125; }
+}
+
+/* k1473_fused_add_mul_mul_id:
+ *   %1473 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1462 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %1472 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %1470 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %1471 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *   %1518 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1564 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1473_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 2048; i1++)
+            out[i0*2048 + i1] = ((in0[i0*2048 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*2048 + i1]) * (real)2));
+}
+
+/* k1476_fused_scale_sum_neg:
+ *   %1476 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1475 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1474 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *   %1521 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1567 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1476_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += -(in0[i0*2048 + j1*1]); out[i0] = (r1) * (real)0.00048828125; }
+}
+
+/* k1478_fused_add_id:
+ *   %1478 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1477 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *   %1523 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1569 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1478_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 2048; i1++)
+            out[i0*2048 + i1] = (in0[i0*2048 + i1]) + ((in1[i0]));
+}
+
+/* k1486_permute:
+ *   %1486 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1531 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1577 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1486_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 64; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*256*B + i1*256 + i2] = in0[i0*256 + i1*16384 + i2];
+}
+
+/* k1488_matmul:
+ *   %1488 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1533 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1488_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 576, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 576);
+}
+
+/* k1489_matmul:
+ *   %1489 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1534 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1489_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 256*B, 64, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
+}
+
+/* k1491_col2im:
+ *   %1491 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1536 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1491_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(16384*B));
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k1539_fused_mul_add_step:
+ *   %1539 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %1537 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6
+ *     + %1538 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+static void k1539_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 16384*B; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k1579_matmul:
+ *   %1579 matmul [64,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1579_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 288, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 288);
+}
+
+/* k1580_matmul:
+ *   %1580 matmul [288,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1580_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 256*B, 64, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
+}
+
+/* k1582_col2im:
+ *   %1582 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1582_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(32768*B));
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k1584_fused_mul_step:
+ *   %1584 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %1583 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27
+ *   %1629 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12 */
+static void k1584_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32768*B; i0++)
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k1585_sum:
+ *   %1585 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1592 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1616 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1630 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1637 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1661 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1565_sum(real *restrict out, const real *restrict in0, long B) {
+static void k1585_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (32768 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 32768; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*32768 + i];
-            out[o*32768 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 32768 ? ib + 256 : 32768;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*32768;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*32768 + i] = a[i - ib];
         }
 }
 
-/* k1567_sum:
- *   %1567 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1574 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1598 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1612 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1619 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1643 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
+/* k1587_sum:
+ *   %1587 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1594 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1618 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1632 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1639 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1663 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1567_sum(real *restrict out, const real *restrict in0) {
+static void k1587_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (32 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32768) > 32768)
     for (long o = 0; o < 32; o++)
-        for (long i = 0; i < 32; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 32; j++) a += in0[(o*32 + j)*32 + i];
-            out[o*32 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 32; j++) {
+                const real *row = in0 + (o*32 + j)*32;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
         }
 }
 
-/* k1568_sum:
- *   %1568 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1575 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1599 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1613 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1620 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1644 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k1588_sum:
+ *   %1588 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1595 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1619 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1633 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1640 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1664 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1568_sum(real *restrict out, const real *restrict in0) {
+static void k1588_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -3936,189 +3386,226 @@ static void k1568_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1586_id:
- *   %1586 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1593 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1631 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1638 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1677 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1684 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1586_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0];
+/* k1590_mul:
+ *   %1590 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1635 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1681 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1590_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
 }
 
-/* k1587_scale:
- *   %1587 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1632 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1678 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1587_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1591_mul:
+ *   %1591 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1636 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1682 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1591_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k1590_neg:
- *   %1590 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1635 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1681 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1590_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k1602_matmul:
- *   %1602 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1647 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1693 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1602_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*32768; bo += i1*294912; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 288, 1024, (real)1, in0 + ao, 1024, in1 + bo, 1024, (real)0, out + p*9216, 288);
-    }
-}
-
-/* k1603_matmul:
- *   %1603 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1648 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6
- *   %1694 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1603_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*32768; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 1024, 32, (real)1, in0 + ao, 288, in1 + bo, 1024, (real)0, out + p*294912, 1024);
-    }
-}
-
-/* k1604_sum:
- *   %1604 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1649 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1695 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1604_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(9216*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 9216; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*9216 + i];
-            out[o*9216 + i] = a;
-        }
-}
-
-/* k1607_col2im:
- *   %1607 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1652 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1607_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k1698_col2im:
- *   %1698 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1698_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(131072*B));
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k1699_step:
- *   %1699 map:step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22 */
-static void k1699_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
-}
-
-/* k1700_mul:
- *   %1700 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %1707 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1715 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1724 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1700_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1701_sum:
- *   %1701 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1708 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1732 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1701_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1605_fused_scale_mul_sum_mul:
+ *   %1605 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1604 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1600 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1599 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %1603 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1602 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1601 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
+ *   %1650 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1696 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1605_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.000244140625; }
+}
+
+/* k1609_fused_add_mul_mul_id:
+ *   %1609 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1598 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %1608 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %1606 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %1607 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *   %1654 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1700 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1609_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 4096; i1++)
+            out[i0*4096 + i1] = ((in0[i0*4096 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*4096 + i1]) * (real)2));
+}
+
+/* k1612_fused_scale_sum_neg:
+ *   %1612 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1611 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1610 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *   %1657 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1703 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1612_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += -(in0[i0*4096 + j1*1]); out[i0] = (r1) * (real)0.000244140625; }
+}
+
+/* k1614_fused_add_id:
+ *   %1614 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1613 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *   %1659 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1705 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1614_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 4096; i1++)
+            out[i0*4096 + i1] = (in0[i0*4096 + i1]) + ((in1[i0]));
+}
+
+/* k1622_permute:
+ *   %1622 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1667 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1713 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1622_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*1024*B + i1*1024 + i2] = in0[i0*1024 + i1*32768 + i2];
+}
+
+/* k1624_matmul:
+ *   %1624 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1669 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1715 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1624_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 288, 1024*B, (real)1, in0 + 0, 1024*B, in1 + 0, 1024*B, (real)0, out + 0, 288);
+}
+
+/* k1625_matmul:
+ *   %1625 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1670 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1716 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1625_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 1024*B, 32, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
+}
+
+/* k1627_col2im:
+ *   %1627 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1672 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1627_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(32768*B));
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k1675_fused_mul_add_step:
+ *   %1675 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %1673 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6
+ *     + %1674 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+static void k1675_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32768*B; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k1718_col2im:
+ *   %1718 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1718_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(131072*B));
+    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k1720_fused_mul_step:
+ *   %1720 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *     + %1719 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+static void k1720_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 131072*B; i0++)
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k1721_sum:
+ *   %1721 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1728 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1752 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1721_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (131072 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 131072; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*131072 + i];
-            out[o*131072 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 131072 ? ib + 256 : 131072;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*131072;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*131072 + i] = a[i - ib];
         }
 }
 
-/* k1703_sum:
- *   %1703 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1710 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1734 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1703_sum(real *restrict out, const real *restrict in0) {
+/* k1723_sum:
+ *   %1723 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1730 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1754 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1723_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (64 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072) > 32768)
     for (long o = 0; o < 32; o++)
-        for (long i = 0; i < 64; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 64; j++) a += in0[(o*64 + j)*64 + i];
-            out[o*64 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 64; j++) {
+                const real *row = in0 + (o*64 + j)*64;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
         }
 }
 
-/* k1704_sum:
- *   %1704 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1711 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1735 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1704_sum(real *restrict out, const real *restrict in0) {
+/* k1724_sum:
+ *   %1724 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1731 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1755 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1724_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(2048) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -4128,1220 +3615,767 @@ static void k1704_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1722_id:
- *   %1722 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1729 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1722_id(real *restrict out, const real *restrict in0, long B) {
+/* k1726_mul:
+ *   %1726 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1726_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
+}
+
+/* k1727_mul:
+ *   %1727 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1727_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 131072*B; i0++)
+        out[i0] = in0[i0] * in1[i0];
+}
+
+/* k1741_fused_scale_mul_sum_mul:
+ *   %1741 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %1740 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1736 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1735 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %1739 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1738 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1737 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+static void k1741_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in1[i0*16384 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)6.103515625e-05; }
+}
+
+/* k1745_fused_add_mul_mul_id:
+ *   %1745 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %1734 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %1744 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %1742 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %1743 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k1745_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0];
+            out[i0*16384 + i1] = ((in0[i0*16384 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*16384 + i1]) * (real)2));
 }
 
-/* k1723_scale:
- *   %1723 map:scale [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1723_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k1748_fused_scale_sum_neg:
+ *   %1748 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %1747 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1746 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k1748_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += -(in0[i0*16384 + j1*1]); out[i0] = (r1) * (real)6.103515625e-05; }
 }
 
-/* k1725_add:
- *   %1725 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1730 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1725_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k1750_fused_add_id:
+ *   %1750 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %1749 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k1750_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 16384; i1++)
+            out[i0*16384 + i1] = (in0[i0*16384 + i1]) + ((in1[i0]));
 }
 
-/* k1726_neg:
- *   %1726 map:neg [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1726_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = -in0[i0];
+/* k1758_permute:
+ *   %1758 permute [32,B,4096] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1758_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 32; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*4096*B + i1*4096 + i2] = in0[i0*4096 + i1*131072 + i2];
 }
 
-/* k1738_matmul:
- *   %1738 matmul [B,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1738_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*131072; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 9, 4096, (real)1, in0 + ao, 4096, in1 + bo, 4096, (real)0, out + p*288, 9);
-    }
-}
-
-/* k1740_sum:
- *   %1740 reduce [1,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1740_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(288*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 288; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*288 + i];
-            out[o*288 + i] = a;
-        }
+/* k1760_matmul:
+ *   %1760 matmul [32,9] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1760_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 9, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 9);
 }
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[1147] = {
-    {"k5_addc", "%5 map:addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k6_scale", "%6 map:scale [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k9_im2col", "%9 im2col [B,9,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k11_matmul", "%11 matmul [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k14_add", "%14 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k18_sum", "%18 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k19_scale", "%19 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k20_sub", "%20 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k21_square", "%21 map:square [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k18_sum", "%22 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k19_scale", "%23 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%24 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%25 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k26_mul", "%26 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k29_mul", "%29 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k14_add", "%31 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k32_relu", "%32 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"k35_im2col", "%35 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k37_matmul", "%37 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k40_add", "%40 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k44_sum", "%44 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_scale", "%45 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k46_sub", "%46 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k47_square", "%47 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k44_sum", "%48 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_scale", "%49 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%50 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%51 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k52_mul", "%52 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_mul", "%55 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k40_add", "%57 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k58_relu", "%58 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k61_im2col", "%61 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k37_matmul", "%63 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k40_add", "%66 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k44_sum", "%70 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_scale", "%71 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k46_sub", "%72 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k47_square", "%73 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k44_sum", "%74 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_scale", "%75 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%76 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%77 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k52_mul", "%78 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_mul", "%81 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k40_add", "%83 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k58_relu", "%84 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k61_im2col", "%87 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k37_matmul", "%89 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k40_add", "%92 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k44_sum", "%96 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k45_scale", "%97 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k46_sub", "%98 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k47_square", "%99 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k44_sum", "%100 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k45_scale", "%101 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k24_addc", "%102 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%103 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k52_mul", "%104 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k55_mul", "%107 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k40_add", "%109 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k110_add", "%110 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k58_relu", "%111 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k114_im2col", "%114 im2col [B,288,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k116_matmul", "%116 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k119_add", "%119 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k123_sum", "%123 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_scale", "%124 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k125_sub", "%125 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k126_square", "%126 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k123_sum", "%127 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_scale", "%128 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%129 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%130 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k131_mul", "%131 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k134_mul", "%134 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k119_add", "%136 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k137_relu", "%137 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k140_im2col", "%140 im2col [B,576,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k142_matmul", "%142 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k119_add", "%145 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k123_sum", "%149 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_scale", "%150 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k125_sub", "%151 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k126_square", "%152 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k123_sum", "%153 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_scale", "%154 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%155 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%156 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k131_mul", "%157 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k134_mul", "%160 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k119_add", "%162 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k137_relu", "%163 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k140_im2col", "%166 im2col [B,576,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k142_matmul", "%168 matmul [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k119_add", "%171 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k123_sum", "%175 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k124_scale", "%176 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k125_sub", "%177 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k126_square", "%178 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k123_sum", "%179 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k124_scale", "%180 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k24_addc", "%181 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%182 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k131_mul", "%183 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k134_mul", "%186 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k119_add", "%188 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k189_add", "%189 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k137_relu", "%190 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k193_im2col", "%193 im2col [B,576,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k195_matmul", "%195 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k198_add", "%198 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k202_sum", "%202 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_scale", "%203 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k204_sub", "%204 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k205_square", "%205 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k202_sum", "%206 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_scale", "%207 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%208 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%209 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k210_mul", "%210 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k213_mul", "%213 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k198_add", "%215 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k216_relu", "%216 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k219_im2col", "%219 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k221_matmul", "%221 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k198_add", "%224 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k202_sum", "%228 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_scale", "%229 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k204_sub", "%230 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k205_square", "%231 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k202_sum", "%232 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_scale", "%233 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%234 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%235 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k210_mul", "%236 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k213_mul", "%239 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k198_add", "%241 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k216_relu", "%242 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k219_im2col", "%245 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k221_matmul", "%247 matmul [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k198_add", "%250 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k202_sum", "%254 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k203_scale", "%255 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k204_sub", "%256 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k205_square", "%257 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k202_sum", "%258 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k203_scale", "%259 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k24_addc", "%260 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%261 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k210_mul", "%262 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k213_mul", "%265 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k198_add", "%267 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k268_add", "%268 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k216_relu", "%269 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k271_permute", "%271 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"k275_matmul", "%275 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k277_add", "%277 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k278_sum", "%278 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k280_scale", "%280 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k283_matmul", "%283 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k284_add", "%284 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k287_gather", "%287 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k288_add", "%288 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k291_sum", "%291 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k292_scale", "%292 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k293_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k294_square", "%294 map:square [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k291_sum", "%295 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k292_scale", "%296 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k297_addc", "%297 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%298 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k299_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k300_mul", "%300 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k301_add", "%301 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%305 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k301_add", "%307 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k309_permute", "%309 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%313 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k301_add", "%315 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k309_permute", "%317 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%321 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k301_add", "%323 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k309_permute", "%325 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k326_matmul", "%326 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k327_scale", "%327 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k329_mul", "%329 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k330_neg", "%330 map:neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k331_addc", "%331 map:addc [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k332_scale", "%332 map:scale [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k333_add", "%333 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k334_max", "%334 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k336_sub", "%336 map:sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k337_exp", "%337 map:exp [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k329_mul", "%338 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k339_sum", "%339 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k340_clampmin", "%340 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k341_div", "%341 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k342_matmul", "%342 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k343_permute", "%343 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%348 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k301_add", "%350 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k351_add", "%351 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k291_sum", "%354 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k292_scale", "%355 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k293_sub", "%356 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k294_square", "%357 map:square [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k291_sum", "%358 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k292_scale", "%359 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k297_addc", "%360 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%361 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k299_mul", "%362 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k300_mul", "%363 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k301_add", "%364 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k368_matmul", "%368 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k370_add", "%370 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k371_gelu", "%371 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k375_matmul", "%375 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k301_add", "%377 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k351_add", "%378 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k291_sum", "%381 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k292_scale", "%382 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k293_sub", "%383 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k294_square", "%384 map:square [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k291_sum", "%385 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k292_scale", "%386 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k297_addc", "%387 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%388 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k299_mul", "%389 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k300_mul", "%390 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k301_add", "%391 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%395 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k301_add", "%397 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k309_permute", "%399 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%403 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k301_add", "%405 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k309_permute", "%407 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%411 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k301_add", "%413 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k309_permute", "%415 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k326_matmul", "%416 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k327_scale", "%417 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k329_mul", "%419 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k333_add", "%423 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k334_max", "%424 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k336_sub", "%426 map:sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k337_exp", "%427 map:exp [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k329_mul", "%428 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k339_sum", "%429 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k340_clampmin", "%430 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k341_div", "%431 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k342_matmul", "%432 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k343_permute", "%433 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%438 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k301_add", "%440 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k351_add", "%441 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k291_sum", "%444 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k292_scale", "%445 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k293_sub", "%446 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k294_square", "%447 map:square [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k291_sum", "%448 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k292_scale", "%449 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k297_addc", "%450 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%451 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k299_mul", "%452 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k300_mul", "%453 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k301_add", "%454 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k368_matmul", "%458 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k370_add", "%460 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k371_gelu", "%461 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k375_matmul", "%465 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k301_add", "%467 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k351_add", "%468 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k291_sum", "%471 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k292_scale", "%472 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k293_sub", "%473 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k294_square", "%474 map:square [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k291_sum", "%475 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k292_scale", "%476 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k297_addc", "%477 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%478 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k299_mul", "%479 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k300_mul", "%480 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k301_add", "%481 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k482_slice", "%482 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k486_matmul", "%486 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k487_add", "%487 map:add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k488_slice", "%488 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k492_matmul", "%492 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k494_add", "%494 map:add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k495_square", "%495 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k496_sum", "%496 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k497_clampmin", "%497 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k498_rsqrt", "%498 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k499_mul", "%499 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k500_square", "%500 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k501_sum", "%501 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k502_clampmin", "%502 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k503_rsqrt", "%503 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k504_mul", "%504 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k505_matmul", "%505 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k506_scale", "%506 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k507_eye", "%507 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"k508_max", "%508 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k510_sub", "%510 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k511_exp", "%511 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k512_sum", "%512 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k513_clampmin", "%513 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k514_log", "%514 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k515_add", "%515 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k516_mul", "%516 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k512_sum", "%517 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k518_sub", "%518 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k519_max", "%519 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k521_sub", "%521 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k511_exp", "%522 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k523_sum", "%523 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k524_clampmin", "%524 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k525_log", "%525 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k526_add", "%526 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k523_sum", "%528 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k529_sub", "%529 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k512_sum", "%530 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"k531_mul", "%531 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k532_sum", "%532 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k533_sum", "%533 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
-    {"k534_add", "%534 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k535_scale", "%535 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k537_square", "%537 map:square [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k538_sum", "%538 reduce [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k539_clampmin", "%539 map:clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k540_rsqrt", "%540 map:rsqrt [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k541_mul", "%541 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k205_square", "%544 map:square [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k545_sum", "%545 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k546_clampmin", "%546 map:clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k547_rsqrt", "%547 map:rsqrt [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k548_mul", "%548 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k549_matmul", "%549 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k550_scale", "%550 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k551_max", "%551 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k553_sub", "%553 map:sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k554_exp", "%554 map:exp [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k555_sum", "%555 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k556_div", "%556 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k557_matmul", "%557 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"k558_square", "%558 map:square [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k559_sum", "%559 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k560_clampmin", "%560 map:clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k561_rsqrt", "%561 map:rsqrt [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k562_mul", "%562 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k563_mul", "%563 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k559_sum", "%564 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
-    {"k570_matmul", "%570 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k570_matmul", "%573 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k575_matmul", "%575 matmul [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k576_scale", "%576 map:scale [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k578_mul", "%578 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k579_neg", "%579 map:neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k580_addc", "%580 map:addc [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k581_scale", "%581 map:scale [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k582_add", "%582 map:add [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k583_max", "%583 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k585_sub", "%585 map:sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k586_exp", "%586 map:exp [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k578_mul", "%587 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k588_sum", "%588 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k589_clampmin", "%589 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k590_div", "%590 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k602_sum", "%602 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"k603_clampmin", "%603 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"k604_div", "%604 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
-    {"k713_sum", "%713 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k716_matmul", "%716 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k718_mul", "%718 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k559_sum", "%719 reduce [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k720_matmul", "%720 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k721_add", "%721 map:add [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k605_mul", "%605 map:mul [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
-    {"k606_sum", "%606 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
-    {"k608_scale", "%608 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
-    {"k508_max", "%610 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k510_sub", "%612 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k511_exp", "%613 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k512_sum", "%614 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k513_clampmin", "%615 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k514_log", "%616 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k515_add", "%617 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k516_mul", "%618 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k512_sum", "%619 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k518_sub", "%620 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k519_max", "%621 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k521_sub", "%623 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k511_exp", "%624 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k523_sum", "%625 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k524_clampmin", "%626 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k525_log", "%627 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k526_add", "%628 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k523_sum", "%630 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k529_sub", "%631 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k531_mul", "%633 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k532_sum", "%634 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k533_sum", "%635 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
-    {"k534_add", "%636 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k535_scale", "%637 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k534_add", "%639 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
-    {"k730_fill", "%730 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"k535_scale", "%732 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"k733_id", "%733 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"k734_id", "%734 map:id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k531_mul", "%735 map:mul [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k737_neg", "%737 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k738_id", "%738 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k516_mul", "%739 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k741_div", "%741 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k742_step", "%742 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k743_mul", "%743 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k738_id", "%744 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k516_mul", "%745 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k748_add", "%748 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k749_neg", "%749 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k750_id", "%750 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k516_mul", "%751 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k748_add", "%753 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k754_div", "%754 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k755_step", "%755 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k531_mul", "%756 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k750_id", "%757 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k516_mul", "%758 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k748_add", "%761 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k608_scale", "%762 map:scale [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"k764_id", "%764 map:id [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0},
-    {"k766_mul", "%766 map:mul [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0},
-    {"k768_matmul", "%768 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k769_matmul", "%769 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k770_sum", "%770 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k771_id", "%771 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k718_mul", "%772 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k773_mul", "%773 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k774_sum", "%774 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k776_sum", "%776 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k778_sum", "%778 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k781_matmul", "%781 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k782_matmul", "%782 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k785_id", "%785 map:id [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k771_id", "%786 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k787_add", "%787 map:add [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k590_div", "%789 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k790_mul", "%790 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k791_neg", "%791 map:neg [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k588_sum", "%792 reduce [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k793_step", "%793 map:step [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k794_mul", "%794 map:mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k795_id", "%795 map:id [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k796_add", "%796 map:add [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k578_mul", "%797 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k790_mul", "%800 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k578_mul", "%804 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k576_scale", "%807 map:scale [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k808_matmul", "%808 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k809_matmul", "%809 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k492_matmul", "%811 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k812_matmul", "%812 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k492_matmul", "%815 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k812_matmul", "%816 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k818_add", "%818 map:add [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k773_mul", "%819 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k820_mul", "%820 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k821_sum", "%821 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k562_mul", "%822 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k773_mul", "%823 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k559_sum", "%824 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k825_square", "%825 map:square [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k826_mul", "%826 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k827_scale", "%827 map:scale [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k826_mul", "%828 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k829_step", "%829 map:step [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k826_mul", "%830 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k771_id", "%831 map:id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k832_scale", "%832 map:scale [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k773_mul", "%833 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k787_add", "%834 map:add [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k835_matmul", "%835 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k836_matmul", "%836 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k837_sum", "%837 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k556_div", "%838 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k839_mul", "%839 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k840_neg", "%840 map:neg [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k555_sum", "%841 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k842_id", "%842 map:id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k843_add", "%843 map:add [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k839_mul", "%844 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k550_scale", "%847 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k557_matmul", "%848 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k849_matmul", "%849 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k821_sum", "%850 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k837_sum", "%851 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k818_add", "%852 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k548_mul", "%853 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k854_mul", "%854 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k545_sum", "%855 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k268_add", "%856 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k857_square", "%857 map:square [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k858_mul", "%858 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k859_scale", "%859 map:scale [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k858_mul", "%860 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k861_step", "%861 map:step [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k858_mul", "%862 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k863_id", "%863 map:id [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k864_scale", "%864 map:scale [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k854_mul", "%865 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k268_add", "%866 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k541_mul", "%869 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k870_mul", "%870 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k538_sum", "%871 reduce [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k818_add", "%872 map:add [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k873_square", "%873 map:square [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k794_mul", "%874 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k875_scale", "%875 map:scale [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k794_mul", "%876 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k877_step", "%877 map:step [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k794_mul", "%878 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k879_id", "%879 map:id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k880_scale", "%880 map:scale [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k870_mul", "%881 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k818_add", "%882 map:add [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k741_div", "%893 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k742_step", "%894 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k743_mul", "%895 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k738_id", "%896 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k516_mul", "%897 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k748_add", "%900 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k748_add", "%905 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k754_div", "%906 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k755_step", "%907 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k531_mul", "%908 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k750_id", "%909 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k516_mul", "%910 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k748_add", "%913 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k506_scale", "%914 map:scale [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k915_matmul", "%915 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k916_matmul", "%916 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k504_mul", "%917 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k918_mul", "%918 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k501_sum", "%919 reduce [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k920_square", "%920 map:square [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k743_mul", "%921 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k922_scale", "%922 map:scale [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k743_mul", "%923 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k924_step", "%924 map:step [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k743_mul", "%925 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k926_id", "%926 map:id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k927_scale", "%927 map:scale [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k918_mul", "%928 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k929_add", "%929 map:add [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k499_mul", "%930 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k931_mul", "%931 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k496_sum", "%932 reduce [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k933_square", "%933 map:square [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k531_mul", "%934 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k935_scale", "%935 map:scale [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k531_mul", "%936 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k937_step", "%937 map:step [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k531_mul", "%938 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k939_id", "%939 map:id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k940_scale", "%940 map:scale [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k931_mul", "%941 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k942_add", "%942 map:add [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k943_sum", "%943 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k778_sum", "%945 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k570_matmul", "%948 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k812_matmul", "%949 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k951_pad", "%951 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k952_sum", "%952 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k954_matmul", "%954 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k955_matmul", "%955 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k957_pad", "%957 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k351_add", "%958 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k959_sum", "%959 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k961_sum", "%961 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k300_mul", "%963 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k964_mul", "%964 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k959_sum", "%965 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k961_sum", "%967 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k299_mul", "%969 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k964_mul", "%970 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k291_sum", "%971 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k972_square", "%972 map:square [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k973_mul", "%973 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k974_scale", "%974 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k973_mul", "%975 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k292_scale", "%976 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k977_id", "%977 map:id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k978_scale", "%978 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k964_mul", "%979 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k351_add", "%980 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k981_neg", "%981 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k291_sum", "%982 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k292_scale", "%983 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k977_id", "%984 map:id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k351_add", "%985 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k959_sum", "%986 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k961_sum", "%988 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k991_matmul", "%991 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k992_matmul", "%992 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k994_gelu_grad", "%994 map:gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k995_mul", "%995 map:mul [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k996_sum", "%996 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k998_sum", "%998 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1001_matmul", "%1001 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1002_matmul", "%1002 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k959_sum", "%1004 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k961_sum", "%1006 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k300_mul", "%1008 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k964_mul", "%1009 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k959_sum", "%1010 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k961_sum", "%1012 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k299_mul", "%1014 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k964_mul", "%1015 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1016 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k972_square", "%1017 map:square [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k973_mul", "%1018 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k974_scale", "%1019 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k973_mul", "%1020 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1021 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k977_id", "%1022 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k978_scale", "%1023 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k964_mul", "%1024 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%1025 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k981_neg", "%1026 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1027 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%1028 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1029 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k977_id", "%1030 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%1031 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k959_sum", "%1032 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k961_sum", "%1034 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1037_matmul", "%1037 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1038_matmul", "%1038 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k309_permute", "%1041 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k326_matmul", "%1042 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k1043_matmul", "%1043 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k341_div", "%1044 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1045_mul", "%1045 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1046_neg", "%1046 map:neg [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k339_sum", "%1047 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1048_step", "%1048 map:step [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1049_mul", "%1049 map:mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1050_id", "%1050 map:id [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1051_add", "%1051 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k329_mul", "%1052 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1045_mul", "%1056 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k329_mul", "%1061 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k327_scale", "%1065 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k342_matmul", "%1066 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k1043_matmul", "%1067 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k343_permute", "%1068 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k959_sum", "%1070 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k961_sum", "%1072 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k1037_matmul", "%1075 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k1038_matmul", "%1076 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k343_permute", "%1078 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k959_sum", "%1080 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k961_sum", "%1082 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1037_matmul", "%1085 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1038_matmul", "%1086 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k351_add", "%1088 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k343_permute", "%1089 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k959_sum", "%1091 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k961_sum", "%1093 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1037_matmul", "%1096 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1038_matmul", "%1097 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k351_add", "%1099 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k959_sum", "%1100 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k961_sum", "%1102 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k300_mul", "%1104 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k964_mul", "%1105 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k959_sum", "%1106 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k961_sum", "%1108 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k299_mul", "%1110 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k964_mul", "%1111 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1112 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k972_square", "%1113 map:square [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k973_mul", "%1114 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k974_scale", "%1115 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k973_mul", "%1116 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1117 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k977_id", "%1118 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k978_scale", "%1119 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k964_mul", "%1120 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%1121 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k981_neg", "%1122 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1123 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%1124 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1125 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k977_id", "%1126 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%1127 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k959_sum", "%1128 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k961_sum", "%1130 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k991_matmul", "%1133 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k992_matmul", "%1134 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k994_gelu_grad", "%1136 map:gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k995_mul", "%1137 map:mul [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k996_sum", "%1138 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k998_sum", "%1140 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1001_matmul", "%1143 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k1002_matmul", "%1144 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k959_sum", "%1146 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k961_sum", "%1148 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k300_mul", "%1150 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k964_mul", "%1151 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k959_sum", "%1152 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k961_sum", "%1154 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k299_mul", "%1156 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k964_mul", "%1157 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1158 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k972_square", "%1159 map:square [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k973_mul", "%1160 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k974_scale", "%1161 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k973_mul", "%1162 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1163 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k977_id", "%1164 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k978_scale", "%1165 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k964_mul", "%1166 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%1167 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k981_neg", "%1168 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1169 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%1170 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1171 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k977_id", "%1172 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%1173 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k959_sum", "%1174 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k961_sum", "%1176 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1037_matmul", "%1179 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k1038_matmul", "%1180 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k309_permute", "%1183 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k326_matmul", "%1184 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k1043_matmul", "%1185 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k341_div", "%1186 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1045_mul", "%1187 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1046_neg", "%1188 map:neg [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k339_sum", "%1189 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1048_step", "%1190 map:step [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1049_mul", "%1191 map:mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1050_id", "%1192 map:id [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1051_add", "%1193 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k329_mul", "%1194 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1045_mul", "%1198 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k329_mul", "%1203 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k327_scale", "%1207 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k342_matmul", "%1208 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k1043_matmul", "%1209 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k343_permute", "%1210 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k959_sum", "%1212 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k961_sum", "%1214 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k1037_matmul", "%1217 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k1038_matmul", "%1218 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k343_permute", "%1220 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k959_sum", "%1222 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k961_sum", "%1224 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1037_matmul", "%1227 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1038_matmul", "%1228 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k351_add", "%1230 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k343_permute", "%1231 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k959_sum", "%1233 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k961_sum", "%1235 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1037_matmul", "%1238 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1038_matmul", "%1239 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k351_add", "%1241 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k959_sum", "%1242 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k961_sum", "%1244 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k300_mul", "%1246 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k964_mul", "%1247 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k959_sum", "%1248 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k961_sum", "%1250 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k299_mul", "%1252 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k964_mul", "%1253 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1254 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k972_square", "%1255 map:square [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k973_mul", "%1256 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k974_scale", "%1257 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k973_mul", "%1258 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1259 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k977_id", "%1260 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k978_scale", "%1261 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k964_mul", "%1262 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%1263 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k981_neg", "%1264 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1265 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%1266 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1267 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k977_id", "%1268 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%1269 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k959_sum", "%1270 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"k1272_scatter_add", "%1272 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"k1273_sum", "%1273 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1275_matmul", "%1275 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1276_matmul", "%1276 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k280_scale", "%1277 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k1279_id", "%1279 map:id [B,64,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k1280_sum", "%1280 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1282_sum", "%1282 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1285_matmul", "%1285 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1286_matmul", "%1286 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k268_add", "%1288 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1289_permute", "%1289 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"k1291_step", "%1291 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k854_mul", "%1292 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1280_sum", "%1293 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1295_sum", "%1295 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1296_sum", "%1296 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k213_mul", "%1298 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k854_mul", "%1299 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1280_sum", "%1300 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1295_sum", "%1302 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1296_sum", "%1303 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k210_mul", "%1306 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k854_mul", "%1307 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1308 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1309_square", "%1309 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1310 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1311_scale", "%1311 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1312 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1313 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1314_id", "%1314 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k864_scale", "%1315 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k854_mul", "%1316 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k268_add", "%1317 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1318_neg", "%1318 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1319 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1320 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1314_id", "%1321 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k268_add", "%1322 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1280_sum", "%1324 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1295_sum", "%1326 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1296_sum", "%1327 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1330_matmul", "%1330 matmul [B,128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1331_matmul", "%1331 matmul [B,1152,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1332_sum", "%1332 reduce [1,128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1335_col2im", "%1335 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1291_step", "%1336 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k854_mul", "%1337 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1280_sum", "%1338 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1295_sum", "%1340 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1296_sum", "%1341 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k213_mul", "%1343 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k854_mul", "%1344 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1280_sum", "%1345 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1295_sum", "%1347 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1296_sum", "%1348 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k210_mul", "%1351 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k854_mul", "%1352 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1353 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1309_square", "%1354 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1355 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1311_scale", "%1356 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1357 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1358 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1314_id", "%1359 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k864_scale", "%1360 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k854_mul", "%1361 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k268_add", "%1362 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1318_neg", "%1363 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1364 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1365 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1314_id", "%1366 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k268_add", "%1367 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1280_sum", "%1369 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1295_sum", "%1371 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1296_sum", "%1372 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1330_matmul", "%1375 matmul [B,128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1331_matmul", "%1376 matmul [B,1152,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1332_sum", "%1377 reduce [1,128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1335_col2im", "%1380 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k268_add", "%1381 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1291_step", "%1382 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k854_mul", "%1383 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1280_sum", "%1384 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1295_sum", "%1386 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1296_sum", "%1387 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k213_mul", "%1389 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k854_mul", "%1390 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1280_sum", "%1391 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1295_sum", "%1393 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1296_sum", "%1394 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k210_mul", "%1397 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k854_mul", "%1398 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1399 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1309_square", "%1400 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1401 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1311_scale", "%1402 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1403 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1404 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1314_id", "%1405 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k864_scale", "%1406 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k854_mul", "%1407 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k268_add", "%1408 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1318_neg", "%1409 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1410 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1411 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1314_id", "%1412 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k268_add", "%1413 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1280_sum", "%1415 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1295_sum", "%1417 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1296_sum", "%1418 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1421_matmul", "%1421 matmul [B,128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1422_matmul", "%1422 matmul [B,576,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1423_sum", "%1423 reduce [1,128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1426_col2im", "%1426 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1427_step", "%1427 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1428_mul", "%1428 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1429_sum", "%1429 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1431_sum", "%1431 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1432_sum", "%1432 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k134_mul", "%1434 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1428_mul", "%1435 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1429_sum", "%1436 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1431_sum", "%1438 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1432_sum", "%1439 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k131_mul", "%1442 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1428_mul", "%1443 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1444 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1309_square", "%1445 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1446 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1311_scale", "%1447 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1448 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1449 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1450_id", "%1450 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1451_scale", "%1451 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1428_mul", "%1452 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k189_add", "%1453 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1454_neg", "%1454 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1455 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1456 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1450_id", "%1457 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k189_add", "%1458 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1429_sum", "%1460 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1431_sum", "%1462 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1432_sum", "%1463 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1466_matmul", "%1466 matmul [B,64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1467_matmul", "%1467 matmul [B,576,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1468_sum", "%1468 reduce [1,64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1471_col2im", "%1471 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1427_step", "%1472 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1428_mul", "%1473 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1429_sum", "%1474 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1431_sum", "%1476 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1432_sum", "%1477 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k134_mul", "%1479 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1428_mul", "%1480 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1429_sum", "%1481 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1431_sum", "%1483 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1432_sum", "%1484 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k131_mul", "%1487 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1428_mul", "%1488 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1489 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1309_square", "%1490 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1491 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1311_scale", "%1492 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1493 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1494 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1450_id", "%1495 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1451_scale", "%1496 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1428_mul", "%1497 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k189_add", "%1498 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1454_neg", "%1499 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1500 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1501 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1450_id", "%1502 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k189_add", "%1503 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1429_sum", "%1505 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1431_sum", "%1507 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1432_sum", "%1508 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1466_matmul", "%1511 matmul [B,64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1467_matmul", "%1512 matmul [B,576,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1468_sum", "%1513 reduce [1,64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1471_col2im", "%1516 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k189_add", "%1517 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1427_step", "%1518 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1428_mul", "%1519 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1429_sum", "%1520 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1431_sum", "%1522 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1432_sum", "%1523 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k134_mul", "%1525 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1428_mul", "%1526 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1429_sum", "%1527 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1431_sum", "%1529 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1432_sum", "%1530 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k131_mul", "%1533 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1428_mul", "%1534 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1535 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1309_square", "%1536 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1537 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1311_scale", "%1538 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1539 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1540 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1450_id", "%1541 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1451_scale", "%1542 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1428_mul", "%1543 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k189_add", "%1544 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1454_neg", "%1545 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1546 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1547 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1450_id", "%1548 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k189_add", "%1549 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1429_sum", "%1551 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1431_sum", "%1553 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1432_sum", "%1554 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1557_matmul", "%1557 matmul [B,64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1558_matmul", "%1558 matmul [B,288,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1559_sum", "%1559 reduce [1,64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1562_col2im", "%1562 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1563_step", "%1563 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1564_mul", "%1564 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1565_sum", "%1565 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1567_sum", "%1567 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1568_sum", "%1568 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k55_mul", "%1570 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1564_mul", "%1571 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1565_sum", "%1572 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1567_sum", "%1574 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1568_sum", "%1575 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k52_mul", "%1578 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1564_mul", "%1579 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1580 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1309_square", "%1581 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1582 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1311_scale", "%1583 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1584 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1585 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1586_id", "%1586 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1587_scale", "%1587 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1564_mul", "%1588 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k110_add", "%1589 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1590_neg", "%1590 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1591 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1592 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1586_id", "%1593 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k110_add", "%1594 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1565_sum", "%1596 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1567_sum", "%1598 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1568_sum", "%1599 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1602_matmul", "%1602 matmul [B,32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1603_matmul", "%1603 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1604_sum", "%1604 reduce [1,32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1607_col2im", "%1607 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1563_step", "%1608 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1564_mul", "%1609 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1565_sum", "%1610 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1567_sum", "%1612 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1568_sum", "%1613 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k55_mul", "%1615 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1564_mul", "%1616 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1565_sum", "%1617 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1567_sum", "%1619 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1568_sum", "%1620 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k52_mul", "%1623 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1564_mul", "%1624 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1625 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1309_square", "%1626 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1627 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1311_scale", "%1628 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1629 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1630 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1586_id", "%1631 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1587_scale", "%1632 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1564_mul", "%1633 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k110_add", "%1634 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1590_neg", "%1635 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1636 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1637 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1586_id", "%1638 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k110_add", "%1639 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1565_sum", "%1641 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1567_sum", "%1643 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1568_sum", "%1644 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1602_matmul", "%1647 matmul [B,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1603_matmul", "%1648 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1604_sum", "%1649 reduce [1,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1607_col2im", "%1652 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k110_add", "%1653 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1563_step", "%1654 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1564_mul", "%1655 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1565_sum", "%1656 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1567_sum", "%1658 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1568_sum", "%1659 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k55_mul", "%1661 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1564_mul", "%1662 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1565_sum", "%1663 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1567_sum", "%1665 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1568_sum", "%1666 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k52_mul", "%1669 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1564_mul", "%1670 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1671 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1309_square", "%1672 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1673 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1311_scale", "%1674 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1675 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1676 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1586_id", "%1677 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1587_scale", "%1678 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1564_mul", "%1679 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k110_add", "%1680 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1590_neg", "%1681 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1682 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1683 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1586_id", "%1684 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k110_add", "%1685 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1565_sum", "%1687 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1567_sum", "%1689 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1568_sum", "%1690 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1602_matmul", "%1693 matmul [B,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1603_matmul", "%1694 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1604_sum", "%1695 reduce [1,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1698_col2im", "%1698 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1699_step", "%1699 map:step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"k1700_mul", "%1700 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"k1701_sum", "%1701 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1703_sum", "%1703 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1704_sum", "%1704 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k29_mul", "%1706 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1700_mul", "%1707 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1701_sum", "%1708 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1703_sum", "%1710 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1704_sum", "%1711 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k26_mul", "%1714 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1700_mul", "%1715 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k18_sum", "%1716 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1309_square", "%1717 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1718 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1311_scale", "%1719 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1310_mul", "%1720 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k19_scale", "%1721 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1722_id", "%1722 map:id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1723_scale", "%1723 map:scale [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1700_mul", "%1724 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1725_add", "%1725 map:add [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1726_neg", "%1726 map:neg [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k18_sum", "%1727 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k19_scale", "%1728 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1722_id", "%1729 map:id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1725_add", "%1730 map:add [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1701_sum", "%1732 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1703_sum", "%1734 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1704_sum", "%1735 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1738_matmul", "%1738 matmul [B,32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1740_sum", "%1740 reduce [1,32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+static reclf_prof_entry prof[675] = {
+    {"k6_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"k9_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k11_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k13_permute", "%13 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k16_add", "%16 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k21_fused_scale_sum", "%21 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k22_sub", "%22 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k27_fused_rsqrt_addc_scale_sum", "%27 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k28_mul", "%28 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k33_fused_add_mul", "%33 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k34_relu", "%34 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"k37_im2col", "%37 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k39_matmul", "%39 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k41_permute", "%41 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k44_add", "%44 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k49_fused_scale_sum", "%49 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k50_sub", "%50 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k55_fused_rsqrt_addc_scale_sum", "%55 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k56_mul", "%56 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k61_fused_add_mul", "%61 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k62_relu", "%62 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k65_im2col", "%65 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k39_matmul", "%67 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k41_permute", "%69 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k44_add", "%72 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k49_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k50_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k55_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k56_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k61_fused_add_mul", "%89 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k62_relu", "%90 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k65_im2col", "%93 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k39_matmul", "%95 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k41_permute", "%97 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k44_add", "%100 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k49_fused_scale_sum", "%105 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k50_sub", "%106 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k55_fused_rsqrt_addc_scale_sum", "%111 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k56_mul", "%112 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k118_fused_add_add_mul", "%118 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k62_relu", "%119 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k122_im2col", "%122 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k124_matmul", "%124 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k126_permute", "%126 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k129_add", "%129 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k134_fused_scale_sum", "%134 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k135_sub", "%135 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k140_fused_rsqrt_addc_scale_sum", "%140 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k141_mul", "%141 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k146_fused_add_mul", "%146 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k147_relu", "%147 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k150_im2col", "%150 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k152_matmul", "%152 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k126_permute", "%154 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k129_add", "%157 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k134_fused_scale_sum", "%162 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k135_sub", "%163 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k140_fused_rsqrt_addc_scale_sum", "%168 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k141_mul", "%169 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k146_fused_add_mul", "%174 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k147_relu", "%175 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k150_im2col", "%178 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k152_matmul", "%180 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k126_permute", "%182 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k129_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k134_fused_scale_sum", "%190 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k135_sub", "%191 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k140_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k141_mul", "%197 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k203_fused_add_add_mul", "%203 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k147_relu", "%204 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k207_im2col", "%207 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k209_matmul", "%209 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k211_permute", "%211 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k214_add", "%214 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k219_fused_scale_sum", "%219 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k220_sub", "%220 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k225_fused_rsqrt_addc_scale_sum", "%225 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k226_mul", "%226 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k231_fused_add_mul", "%231 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k232_relu", "%232 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k235_im2col", "%235 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k237_matmul", "%237 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k211_permute", "%239 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k214_add", "%242 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k219_fused_scale_sum", "%247 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k220_sub", "%248 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k225_fused_rsqrt_addc_scale_sum", "%253 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k226_mul", "%254 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k231_fused_add_mul", "%259 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k232_relu", "%260 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k235_im2col", "%263 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k237_matmul", "%265 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k211_permute", "%267 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k214_add", "%270 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k219_fused_scale_sum", "%275 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k220_sub", "%276 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k225_fused_rsqrt_addc_scale_sum", "%281 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k226_mul", "%282 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k288_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k232_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k291_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"k295_matmul", "%295 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k297_add", "%297 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k298_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k300_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k303_matmul", "%303 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k304_add", "%304 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k313_sub", "%313 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%325 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k327_add", "%327 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%333 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k327_add", "%335 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%341 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k327_add", "%343 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k346_matmul", "%346 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
+    {"k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k353_fused_add_mul_scale", "%353 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k359_sum", "%359 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k360_clampmin", "%360 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%368 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k371_fused_add_add", "%371 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k388_matmul", "%388 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k390_add", "%390 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k395_matmul", "%395 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k371_fused_add_add", "%398 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%415 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k327_add", "%417 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%423 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k327_add", "%425 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%431 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k327_add", "%433 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k346_matmul", "%436 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
+    {"k353_fused_add_mul_scale", "%443 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k359_sum", "%449 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k360_clampmin", "%450 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%458 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k371_fused_add_add", "%461 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k388_matmul", "%478 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k390_add", "%480 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k395_matmul", "%485 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k371_fused_add_add", "%488 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k506_matmul", "%506 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k507_add", "%507 map:add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k508_slice", "%508 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k512_matmul", "%512 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k514_add", "%514 map:add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k516_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k518_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k519_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k521_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k523_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k524_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k525_matmul", "%525 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k526_scale", "%526 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k527_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"k528_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k531_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k532_sum", "%532 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k533_clampmin", "%533 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k536_mul", "%536 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k539_max", "%539 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k542_fused_exp_sub", "%542 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k543_sum", "%543 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k544_clampmin", "%544 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k543_sum", "%548 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k532_sum", "%550 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"k551_fused_mul_sub_add_log", "%551 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k552_sum", "%552 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k555_fused_scale_add_sum_sub", "%555 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k558_fused_sum_square", "%558 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k560_fused_rsqrt_clampmin", "%560 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k561_mul", "%561 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k565_fused_sum_square", "%565 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k567_fused_rsqrt_clampmin", "%567 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k568_mul", "%568 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k569_matmul", "%569 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k570_scale", "%570 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k571_max", "%571 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k574_fused_exp_sub", "%574 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k575_sum", "%575 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k576_div", "%576 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k577_matmul", "%577 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"k579_fused_sum_square", "%579 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k581_fused_rsqrt_clampmin", "%581 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k582_mul", "%582 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k583_mul", "%583 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k590_matmul", "%590 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"k590_matmul", "%593 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"k595_matmul", "%595 matmul [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
+    {"k601_fused_scale_addc_neg", "%601 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k602_fused_add_mul_scale", "%602 fused:add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k603_max", "%603 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k606_fused_exp_sub", "%606 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k607_mul", "%607 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k608_sum", "%608 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k609_clampmin", "%609 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k610_div", "%610 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k622_sum", "%622 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"k623_clampmin", "%623 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"k624_div", "%624 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
+    {"k733_sum", "%733 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k736_matmul", "%736 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k739_fused_sum_mul", "%739 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k740_matmul", "%740 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k625_fused_mul_add_sum", "%625 fused:mul_add_sum [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
+    {"k626_sum", "%626 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
+    {"k628_scale", "%628 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+    {"k528_max", "%630 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k531_fused_exp_sub", "%633 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k532_sum", "%634 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k533_clampmin", "%635 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k536_mul", "%638 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k539_max", "%641 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k542_fused_exp_sub", "%644 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k543_sum", "%645 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k544_clampmin", "%646 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k543_sum", "%650 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k551_fused_mul_sub_add_log", "%653 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k552_sum", "%654 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k555_fused_scale_add_sum_sub", "%657 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k659_add", "%659 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
+    {"k750_fill", "%750 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"k752_scale", "%752 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"k753_id", "%753 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"k755_fused_mul_id", "%755 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"k757_neg", "%757 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k759_fused_mul_id", "%759 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k763_fused_mul_div_step", "%763 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k769_neg", "%769 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k771_fused_mul_id", "%771 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k776_fused_mul_div_step", "%776 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k782_fused_scale_add_add_add", "%782 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
+    {"k786_fused_mul_id", "%786 fused:mul_id [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0},
+    {"k788_matmul", "%788 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k789_matmul", "%789 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k790_sum", "%790 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k791_id", "%791 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k793_mul", "%793 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k794_sum", "%794 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k796_sum", "%796 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k798_sum", "%798 reduce [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k801_matmul", "%801 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k802_matmul", "%802 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k805_id", "%805 map:id [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k807_fused_add_mul_id", "%807 fused:add_mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k610_div", "%809 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k814_fused_mul_sum_neg_mul", "%814 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k827_fused_scale_mul_mul_mul", "%827 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k828_matmul", "%828 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k829_matmul", "%829 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k512_matmul", "%831 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k832_matmul", "%832 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k512_matmul", "%835 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k832_matmul", "%836 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k793_mul", "%839 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k840_mul", "%840 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k841_sum", "%841 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k850_fused_mul_mul_sum_mul", "%850 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k854_fused_add_mul_mul_id", "%854 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k855_matmul", "%855 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k856_matmul", "%856 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k857_sum", "%857 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k576_div", "%858 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k861_fused_sum_neg_mul", "%861 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k867_fused_scale_mul_add_id", "%867 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k577_matmul", "%868 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k869_matmul", "%869 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k841_sum", "%870 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k857_sum", "%871 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k872_add", "%872 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k882_fused_mul_mul_sum_mul", "%882 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k886_fused_add_add_mul_mul", "%886 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k898_fused_mul_mul_sum_mul", "%898 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k902_fused_add_add_add_mul", "%902 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k763_fused_mul_div_step", "%915 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k776_fused_mul_div_step", "%928 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k934_fused_scale_add_add_add", "%934 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k935_matmul", "%935 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k936_matmul", "%936 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k945_fused_mul_mul_sum_mul", "%945 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k949_fused_add_mul_mul_id", "%949 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k958_fused_mul_mul_sum_mul", "%958 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k962_fused_add_mul_mul_id", "%962 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k963_sum", "%963 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k798_sum", "%965 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k590_matmul", "%968 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k832_matmul", "%969 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k971_pad", "%971 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k972_sum", "%972 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k974_matmul", "%974 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k975_matmul", "%975 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k977_pad", "%977 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k978_add", "%978 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k979_sum", "%979 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k981_sum", "%981 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k983_mul", "%983 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k984_mul", "%984 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k979_sum", "%985 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k981_sum", "%987 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k996_fused_scale_mul_sum_mul", "%996 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1000_fused_add_mul_mul_id", "%1000 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1003_fused_scale_sum_neg", "%1003 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1005_fused_add_id", "%1005 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1006 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k981_sum", "%1008 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1011_matmul", "%1011 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1012_matmul", "%1012 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1015_fused_mul_gelu_grad", "%1015 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1016_sum", "%1016 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1018_sum", "%1018 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1021_matmul", "%1021 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1022_matmul", "%1022 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1024 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k981_sum", "%1026 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k983_mul", "%1028 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k984_mul", "%1029 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1030 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k981_sum", "%1032 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k996_fused_scale_mul_sum_mul", "%1041 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1000_fused_add_mul_mul_id", "%1045 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1003_fused_scale_sum_neg", "%1049 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1051_fused_add_add_id", "%1051 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1052 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k981_sum", "%1054 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1057_matmul", "%1057 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1058_matmul", "%1058 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k329_permute", "%1061 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"k346_matmul", "%1062 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k1063_matmul", "%1063 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k361_div", "%1064 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1069_fused_mul_sum_neg_mul", "%1069 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1085_fused_scale_mul_mul_mul", "%1085 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k362_matmul", "%1086 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k1063_matmul", "%1087 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k363_permute", "%1088 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1090 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k981_sum", "%1092 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k1057_matmul", "%1095 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k1058_matmul", "%1096 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k363_permute", "%1098 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1100 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k981_sum", "%1102 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1057_matmul", "%1105 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1058_matmul", "%1106 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k363_permute", "%1109 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1111 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k981_sum", "%1113 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1057_matmul", "%1116 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1058_matmul", "%1117 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1119_fused_add_add", "%1119 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1120 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k981_sum", "%1122 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k983_mul", "%1124 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k984_mul", "%1125 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1126 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k981_sum", "%1128 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k996_fused_scale_mul_sum_mul", "%1137 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1000_fused_add_mul_mul_id", "%1141 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1003_fused_scale_sum_neg", "%1145 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1051_fused_add_add_id", "%1147 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1148 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k981_sum", "%1150 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1011_matmul", "%1153 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1012_matmul", "%1154 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1015_fused_mul_gelu_grad", "%1157 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k1016_sum", "%1158 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1018_sum", "%1160 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1021_matmul", "%1163 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1022_matmul", "%1164 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1166 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k981_sum", "%1168 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k983_mul", "%1170 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k984_mul", "%1171 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1172 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k981_sum", "%1174 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k996_fused_scale_mul_sum_mul", "%1183 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1000_fused_add_mul_mul_id", "%1187 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1003_fused_scale_sum_neg", "%1191 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1051_fused_add_add_id", "%1193 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1194 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k981_sum", "%1196 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1057_matmul", "%1199 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1058_matmul", "%1200 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k329_permute", "%1203 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"k346_matmul", "%1204 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k1063_matmul", "%1205 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k361_div", "%1206 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1069_fused_mul_sum_neg_mul", "%1211 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1085_fused_scale_mul_mul_mul", "%1227 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k362_matmul", "%1228 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k1063_matmul", "%1229 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k363_permute", "%1230 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1232 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k981_sum", "%1234 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k1057_matmul", "%1237 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k1058_matmul", "%1238 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k363_permute", "%1240 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1242 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k981_sum", "%1244 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1057_matmul", "%1247 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1058_matmul", "%1248 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k363_permute", "%1251 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1253 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k981_sum", "%1255 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1057_matmul", "%1258 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1058_matmul", "%1259 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1119_fused_add_add", "%1261 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1262 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k981_sum", "%1264 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k983_mul", "%1266 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k984_mul", "%1267 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1268 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k981_sum", "%1270 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k996_fused_scale_mul_sum_mul", "%1279 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1000_fused_add_mul_mul_id", "%1283 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1003_fused_scale_sum_neg", "%1287 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1051_fused_add_add_id", "%1289 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1290 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"k1292_scatter_add", "%1292 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"k1293_sum", "%1293 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k1295_matmul", "%1295 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k1296_matmul", "%1296 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k300_scale", "%1297 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k1300_sum", "%1300 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1302_sum", "%1302 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1305_matmul", "%1305 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1306_matmul", "%1306 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1308_fused_add_id", "%1308 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1309_permute", "%1309 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"k1312_fused_mul_step", "%1312 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1300_sum", "%1313 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1315_sum", "%1315 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1316_sum", "%1316 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1318_mul", "%1318 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1319_mul", "%1319 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1300_sum", "%1320 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1315_sum", "%1322 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1316_sum", "%1323 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1333_fused_scale_mul_sum_mul", "%1333 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1337_fused_add_mul_mul_id", "%1337 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1340_fused_scale_sum_neg", "%1340 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1342_fused_add_id", "%1342 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1300_sum", "%1344 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1315_sum", "%1346 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1316_sum", "%1347 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1350_permute", "%1350 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1352_matmul", "%1352 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1353_matmul", "%1353 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1355_col2im", "%1355 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1312_fused_mul_step", "%1357 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1300_sum", "%1358 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1315_sum", "%1360 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1316_sum", "%1361 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1318_mul", "%1363 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1319_mul", "%1364 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1300_sum", "%1365 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1315_sum", "%1367 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1316_sum", "%1368 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1333_fused_scale_mul_sum_mul", "%1378 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1337_fused_add_mul_mul_id", "%1382 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1340_fused_scale_sum_neg", "%1385 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1342_fused_add_id", "%1387 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1300_sum", "%1389 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1315_sum", "%1391 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1316_sum", "%1392 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1350_permute", "%1395 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1352_matmul", "%1397 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1353_matmul", "%1398 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1355_col2im", "%1400 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1403_fused_mul_add_step", "%1403 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1300_sum", "%1404 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1315_sum", "%1406 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1316_sum", "%1407 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1318_mul", "%1409 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1319_mul", "%1410 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1300_sum", "%1411 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1315_sum", "%1413 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1316_sum", "%1414 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1333_fused_scale_mul_sum_mul", "%1424 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1337_fused_add_mul_mul_id", "%1428 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1340_fused_scale_sum_neg", "%1431 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1342_fused_add_id", "%1433 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1300_sum", "%1435 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1315_sum", "%1437 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1316_sum", "%1438 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1350_permute", "%1441 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1443_matmul", "%1443 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1444_matmul", "%1444 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1446_col2im", "%1446 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1448_fused_mul_step", "%1448 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1449_sum", "%1449 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1451_sum", "%1451 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1452_sum", "%1452 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1454_mul", "%1454 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1455_mul", "%1455 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1449_sum", "%1456 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1451_sum", "%1458 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1452_sum", "%1459 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1469_fused_scale_mul_sum_mul", "%1469 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1473_fused_add_mul_mul_id", "%1473 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1476_fused_scale_sum_neg", "%1476 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1478_fused_add_id", "%1478 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1449_sum", "%1480 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1451_sum", "%1482 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1452_sum", "%1483 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1486_permute", "%1486 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1488_matmul", "%1488 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1489_matmul", "%1489 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1491_col2im", "%1491 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1448_fused_mul_step", "%1493 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1449_sum", "%1494 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1451_sum", "%1496 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1452_sum", "%1497 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1454_mul", "%1499 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1455_mul", "%1500 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1449_sum", "%1501 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1451_sum", "%1503 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1452_sum", "%1504 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1469_fused_scale_mul_sum_mul", "%1514 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1473_fused_add_mul_mul_id", "%1518 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1476_fused_scale_sum_neg", "%1521 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1478_fused_add_id", "%1523 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1449_sum", "%1525 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1451_sum", "%1527 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1452_sum", "%1528 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1486_permute", "%1531 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1488_matmul", "%1533 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1489_matmul", "%1534 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1491_col2im", "%1536 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1539_fused_mul_add_step", "%1539 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1449_sum", "%1540 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1451_sum", "%1542 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1452_sum", "%1543 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1454_mul", "%1545 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1455_mul", "%1546 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1449_sum", "%1547 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1451_sum", "%1549 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1452_sum", "%1550 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1469_fused_scale_mul_sum_mul", "%1560 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1473_fused_add_mul_mul_id", "%1564 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1476_fused_scale_sum_neg", "%1567 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1478_fused_add_id", "%1569 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1449_sum", "%1571 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1451_sum", "%1573 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1452_sum", "%1574 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1486_permute", "%1577 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1579_matmul", "%1579 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1580_matmul", "%1580 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1582_col2im", "%1582 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1584_fused_mul_step", "%1584 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1585_sum", "%1585 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1587_sum", "%1587 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1588_sum", "%1588 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1590_mul", "%1590 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1591_mul", "%1591 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1585_sum", "%1592 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1587_sum", "%1594 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1588_sum", "%1595 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1605_fused_scale_mul_sum_mul", "%1605 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1609_fused_add_mul_mul_id", "%1609 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1612_fused_scale_sum_neg", "%1612 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1614_fused_add_id", "%1614 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1585_sum", "%1616 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1587_sum", "%1618 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1588_sum", "%1619 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1622_permute", "%1622 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1624_matmul", "%1624 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1625_matmul", "%1625 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1627_col2im", "%1627 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1584_fused_mul_step", "%1629 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1585_sum", "%1630 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1587_sum", "%1632 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1588_sum", "%1633 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1590_mul", "%1635 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1591_mul", "%1636 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1585_sum", "%1637 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1587_sum", "%1639 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1588_sum", "%1640 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1605_fused_scale_mul_sum_mul", "%1650 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1609_fused_add_mul_mul_id", "%1654 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1612_fused_scale_sum_neg", "%1657 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1614_fused_add_id", "%1659 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1585_sum", "%1661 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1587_sum", "%1663 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1588_sum", "%1664 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1622_permute", "%1667 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1624_matmul", "%1669 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1625_matmul", "%1670 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1627_col2im", "%1672 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1675_fused_mul_add_step", "%1675 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1585_sum", "%1676 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1587_sum", "%1678 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1588_sum", "%1679 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1590_mul", "%1681 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1591_mul", "%1682 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1585_sum", "%1683 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1587_sum", "%1685 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1588_sum", "%1686 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1605_fused_scale_mul_sum_mul", "%1696 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1609_fused_add_mul_mul_id", "%1700 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1612_fused_scale_sum_neg", "%1703 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1614_fused_add_id", "%1705 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1585_sum", "%1707 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1587_sum", "%1709 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1588_sum", "%1710 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1622_permute", "%1713 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1624_matmul", "%1715 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1625_matmul", "%1716 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1718_col2im", "%1718 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1720_fused_mul_step", "%1720 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"k1721_sum", "%1721 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1723_sum", "%1723 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1724_sum", "%1724 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1726_mul", "%1726 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1727_mul", "%1727 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1721_sum", "%1728 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1723_sum", "%1730 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1724_sum", "%1731 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1741_fused_scale_mul_sum_mul", "%1741 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1745_fused_add_mul_mul_id", "%1745 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1748_fused_scale_sum_neg", "%1748 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1750_fused_add_id", "%1750 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1721_sum", "%1752 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1723_sum", "%1754 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1724_sum", "%1755 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1758_permute", "%1758 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1760_matmul", "%1760 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_noirm = {1147, prof};
+const reclf_prof_table reclf_profile_reclf_noirm = {675, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -5351,1166 +4385,694 @@ const reclf_prof_table reclf_profile_reclf_noirm = {1147, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(1288240 + 2523280*B + 35200*B*T + 253136*T);
+    return sizeof(real) * (size_t)(1288240 + 2425584*B + 30208*B*T + 256544*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k5_addc(A + 1288240, (real *)inputs[0], B)); /* %5 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k6_scale(A + 1288240 + 4096*B, A + 1288240, B)); /* %6 map:scale [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(2, 0, sizeof(real)*((double)36864*B + (double)4096*B), k9_im2col(A + 1288240 + 1941504*B, A + 1288240 + 4096*B, B)); /* %9 im2col [B,9,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k11_matmul(A + 1288240, (real *)P + 0, A + 1288240 + 1941504*B, B)); /* %11 matmul [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 1288240 + 131072*B, A + 1288240, (real *)P + 288, B)); /* %14 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1288240, A + 1288240 + 131072*B, B)); /* %18 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1288240 + 16*B, A + 1288240, B)); /* %19 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k20_sub(A + 1288240 + 1327104*B, A + 1288240 + 131072*B, A + 1288240 + 16*B, B)); /* %20 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k21_square(A + 1288240, A + 1288240 + 1327104*B, B)); /* %21 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1288240 + 1458176*B, A + 1288240, B)); /* %22 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1288240 + 1458192*B, A + 1288240 + 1458176*B, B)); /* %23 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1288240 + 1458176*B, A + 1288240 + 1458192*B, B)); /* %24 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1288240 + 2523136*B, A + 1288240 + 1458176*B, B)); /* %25 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(13, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 1288240 + 1458176*B, A + 1288240 + 1327104*B, A + 1288240 + 2523136*B, B)); /* %26 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(14, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k29_mul(A + 1288240, A + 1288240 + 1458176*B, (real *)P + 320, B)); /* %29 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(15, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 1288240 + 1589248*B, A + 1288240, (real *)P + 352, B)); /* %31 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k32_relu(A + 1288240 + 294912*B, A + 1288240 + 1589248*B, B)); /* %32 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(17, 0, sizeof(real)*((double)294912*B + (double)131072*B), k35_im2col(A + 1288240, A + 1288240 + 294912*B, B)); /* %35 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(18, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 1288240 + 1720320*B, (real *)P + 384, A + 1288240, B)); /* %37 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1288240 + 1753088*B, A + 1288240 + 1720320*B, (real *)P + 9600, B)); /* %40 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1288240 + 1720320*B, A + 1288240 + 1753088*B, B)); /* %44 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(21, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1288240 + 1720336*B, A + 1288240 + 1720320*B, B)); /* %45 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k46_sub(A + 1288240 + 2015232*B, A + 1288240 + 1753088*B, A + 1288240 + 1720336*B, B)); /* %46 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(23, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k47_square(A + 1288240 + 1978368*B, A + 1288240 + 2015232*B, B)); /* %47 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1288240 + 2011136*B, A + 1288240 + 1978368*B, B)); /* %48 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(25, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1288240 + 2011152*B, A + 1288240 + 2011136*B, B)); /* %49 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1288240 + 2011168*B, A + 1288240 + 2011152*B, B)); /* %50 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1288240 + 2523152*B, A + 1288240 + 2011168*B, B)); /* %51 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1288240 + 2048000*B, A + 1288240 + 2015232*B, A + 1288240 + 2523152*B, B)); /* %52 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1288240 + 1978368*B, A + 1288240 + 2048000*B, (real *)P + 9632, B)); /* %55 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1288240 + 2080768*B, A + 1288240 + 1978368*B, (real *)P + 9664, B)); /* %57 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k58_relu(A + 1288240 + 1978368*B, A + 1288240 + 2080768*B, B)); /* %58 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(32, 0, sizeof(real)*((double)294912*B + (double)32768*B), k61_im2col(A + 1288240 + 294912*B, A + 1288240 + 1978368*B, B)); /* %61 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(33, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 1288240 + 1720320*B, (real *)P + 9696, A + 1288240 + 294912*B, B)); /* %63 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1288240 + 1753088*B, A + 1288240 + 1720320*B, (real *)P + 18912, B)); /* %66 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(35, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1288240 + 2011136*B, A + 1288240 + 1753088*B, B)); /* %70 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(36, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1288240 + 2011152*B, A + 1288240 + 2011136*B, B)); /* %71 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(37, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k46_sub(A + 1288240 + 2113536*B, A + 1288240 + 1753088*B, A + 1288240 + 2011152*B, B)); /* %72 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k47_square(A + 1288240 + 1720320*B, A + 1288240 + 2113536*B, B)); /* %73 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(39, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1288240 + 2011136*B, A + 1288240 + 1720320*B, B)); /* %74 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(40, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1288240 + 2011152*B, A + 1288240 + 2011136*B, B)); /* %75 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(41, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1288240 + 2011136*B, A + 1288240 + 2011152*B, B)); /* %76 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1288240 + 2523168*B, A + 1288240 + 2011136*B, B)); /* %77 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(43, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1288240 + 2146304*B, A + 1288240 + 2113536*B, A + 1288240 + 2523168*B, B)); /* %78 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(44, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1288240 + 1720320*B, A + 1288240 + 2146304*B, (real *)P + 18944, B)); /* %81 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(45, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1288240 + 2179072*B, A + 1288240 + 1720320*B, (real *)P + 18976, B)); /* %83 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k58_relu(A + 1288240 + 1720320*B, A + 1288240 + 2179072*B, B)); /* %84 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(47, 0, sizeof(real)*((double)294912*B + (double)32768*B), k61_im2col(A + 1288240 + 589824*B, A + 1288240 + 1720320*B, B)); /* %87 im2col [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(48, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 1288240 + 1720320*B, (real *)P + 19008, A + 1288240 + 589824*B, B)); /* %89 matmul [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1288240 + 1753088*B, A + 1288240 + 1720320*B, (real *)P + 28224, B)); /* %92 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(50, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1288240 + 2011136*B, A + 1288240 + 1753088*B, B)); /* %96 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(51, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1288240 + 2011152*B, A + 1288240 + 2011136*B, B)); /* %97 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(52, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k46_sub(A + 1288240 + 2211840*B, A + 1288240 + 1753088*B, A + 1288240 + 2011152*B, B)); /* %98 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(53, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k47_square(A + 1288240 + 1720320*B, A + 1288240 + 2211840*B, B)); /* %99 map:square [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(54, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1288240 + 2011136*B, A + 1288240 + 1720320*B, B)); /* %100 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(55, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1288240 + 2011152*B, A + 1288240 + 2011136*B, B)); /* %101 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(56, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1288240 + 2011136*B, A + 1288240 + 2011152*B, B)); /* %102 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(57, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1288240 + 2523184*B, A + 1288240 + 2011136*B, B)); /* %103 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(58, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1288240 + 2244608*B, A + 1288240 + 2211840*B, A + 1288240 + 2523184*B, B)); /* %104 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1288240 + 1720320*B, A + 1288240 + 2244608*B, (real *)P + 28256, B)); /* %107 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(60, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1288240 + 1753088*B, A + 1288240 + 1720320*B, (real *)P + 28288, B)); /* %109 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(61, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1288240 + 2277376*B, A + 1288240 + 1978368*B, A + 1288240 + 1753088*B, B)); /* %110 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(62, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k58_relu(A + 1288240 + 1978368*B, A + 1288240 + 2277376*B, B)); /* %111 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(63, 0, sizeof(real)*((double)73728*B + (double)32768*B), k114_im2col(A + 1288240 + 1720320*B, A + 1288240 + 1978368*B, B)); /* %114 im2col [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(64, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k116_matmul(A + 1288240 + 1978368*B, (real *)P + 28320, A + 1288240 + 1720320*B, B)); /* %116 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(65, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1288240 + 1994752*B, A + 1288240 + 1978368*B, (real *)P + 46752, B)); /* %119 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1288240 + 2011136*B, A + 1288240 + 1994752*B, B)); /* %123 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(67, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1288240 + 2011152*B, A + 1288240 + 2011136*B, B)); /* %124 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k125_sub(A + 1288240 + 2310144*B, A + 1288240 + 1994752*B, A + 1288240 + 2011152*B, B)); /* %125 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(69, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k126_square(A + 1288240 + 1978368*B, A + 1288240 + 2310144*B, B)); /* %126 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1288240 + 1994752*B, A + 1288240 + 1978368*B, B)); /* %127 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(71, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1288240 + 1978368*B, A + 1288240 + 1994752*B, B)); /* %128 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(72, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1288240 + 1978384*B, A + 1288240 + 1978368*B, B)); /* %129 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(73, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1288240 + 2523200*B, A + 1288240 + 1978384*B, B)); /* %130 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(74, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1288240 + 2326528*B, A + 1288240 + 2310144*B, A + 1288240 + 2523200*B, B)); /* %131 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(75, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1288240 + 1978368*B, A + 1288240 + 2326528*B, (real *)P + 46816, B)); /* %134 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1288240 + 2342912*B, A + 1288240 + 1978368*B, (real *)P + 46880, B)); /* %136 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k137_relu(A + 1288240 + 1978368*B, A + 1288240 + 2342912*B, B)); /* %137 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(78, 0, sizeof(real)*((double)147456*B + (double)16384*B), k140_im2col(A + 1288240 + 884736*B, A + 1288240 + 1978368*B, B)); /* %140 im2col [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(79, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k142_matmul(A + 1288240 + 1994752*B, (real *)P + 46944, A + 1288240 + 884736*B, B)); /* %142 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(80, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1288240 + 1794048*B, A + 1288240 + 1994752*B, (real *)P + 83808, B)); /* %145 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(81, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1288240 + 1994752*B, A + 1288240 + 1794048*B, B)); /* %149 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(82, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1288240 + 1994768*B, A + 1288240 + 1994752*B, B)); /* %150 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(83, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k125_sub(A + 1288240 + 2359296*B, A + 1288240 + 1794048*B, A + 1288240 + 1994768*B, B)); /* %151 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(84, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k126_square(A + 1288240 + 1994752*B, A + 1288240 + 2359296*B, B)); /* %152 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(85, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1288240 + 2011136*B, A + 1288240 + 1994752*B, B)); /* %153 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1288240 + 2011152*B, A + 1288240 + 2011136*B, B)); /* %154 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1288240 + 2011168*B, A + 1288240 + 2011152*B, B)); /* %155 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1288240 + 2523216*B, A + 1288240 + 2011168*B, B)); /* %156 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1288240 + 2375680*B, A + 1288240 + 2359296*B, A + 1288240 + 2523216*B, B)); /* %157 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1288240 + 1994752*B, A + 1288240 + 2375680*B, (real *)P + 83872, B)); /* %160 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(91, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1288240 + 2392064*B, A + 1288240 + 1994752*B, (real *)P + 83936, B)); /* %162 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(92, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k137_relu(A + 1288240 + 1994752*B, A + 1288240 + 2392064*B, B)); /* %163 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(93, 0, sizeof(real)*((double)147456*B + (double)16384*B), k140_im2col(A + 1288240 + 1032192*B, A + 1288240 + 1994752*B, B)); /* %166 im2col [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k142_matmul(A + 1288240 + 1994752*B, (real *)P + 84000, A + 1288240 + 1032192*B, B)); /* %168 matmul [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1288240 + 1179648*B, A + 1288240 + 1994752*B, (real *)P + 120864, B)); /* %171 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1288240 + 1994752*B, A + 1288240 + 1179648*B, B)); /* %175 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1288240 + 1994768*B, A + 1288240 + 1994752*B, B)); /* %176 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k125_sub(A + 1288240 + 2408448*B, A + 1288240 + 1179648*B, A + 1288240 + 1994768*B, B)); /* %177 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k126_square(A + 1288240 + 1994752*B, A + 1288240 + 2408448*B, B)); /* %178 map:square [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(100, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1288240 + 2011136*B, A + 1288240 + 1994752*B, B)); /* %179 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(101, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1288240 + 2011152*B, A + 1288240 + 2011136*B, B)); /* %180 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(102, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1288240 + 2011168*B, A + 1288240 + 2011152*B, B)); /* %181 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(103, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1288240 + 2523232*B, A + 1288240 + 2011168*B, B)); /* %182 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(104, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1288240 + 2424832*B, A + 1288240 + 2408448*B, A + 1288240 + 2523232*B, B)); /* %183 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(105, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1288240 + 1994752*B, A + 1288240 + 2424832*B, (real *)P + 120928, B)); /* %186 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(106, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1288240 + 1179648*B, A + 1288240 + 1994752*B, (real *)P + 120992, B)); /* %188 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(107, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1288240 + 2441216*B, A + 1288240 + 1978368*B, A + 1288240 + 1179648*B, B)); /* %189 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(108, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k137_relu(A + 1288240 + 1179648*B, A + 1288240 + 2441216*B, B)); /* %190 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(109, 0, sizeof(real)*((double)36864*B + (double)16384*B), k193_im2col(A + 1288240 + 1978368*B, A + 1288240 + 1179648*B, B)); /* %193 im2col [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(110, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k195_matmul(A + 1288240 + 1179648*B, (real *)P + 121056, A + 1288240 + 1978368*B, B)); /* %195 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(111, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1288240 + 1187840*B, A + 1288240 + 1179648*B, (real *)P + 194784, B)); /* %198 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(112, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1288240 + 1179648*B, A + 1288240 + 1187840*B, B)); /* %202 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(113, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1288240 + 1179664*B, A + 1288240 + 1179648*B, B)); /* %203 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(114, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k204_sub(A + 1288240 + 2457600*B, A + 1288240 + 1187840*B, A + 1288240 + 1179664*B, B)); /* %204 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(115, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1288240 + 1179648*B, A + 1288240 + 2457600*B, B)); /* %205 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(116, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1288240 + 2465792*B, A + 1288240 + 1179648*B, B)); /* %206 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(117, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1288240 + 2465808*B, A + 1288240 + 2465792*B, B)); /* %207 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(118, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1288240 + 2465792*B, A + 1288240 + 2465808*B, B)); /* %208 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(119, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1288240 + 2523248*B, A + 1288240 + 2465792*B, B)); /* %209 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(120, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1288240 + 2465792*B, A + 1288240 + 2457600*B, A + 1288240 + 2523248*B, B)); /* %210 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(121, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1288240 + 1179648*B, A + 1288240 + 2465792*B, (real *)P + 194912, B)); /* %213 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(122, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1288240 + 2473984*B, A + 1288240 + 1179648*B, (real *)P + 195040, B)); /* %215 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(123, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k216_relu(A + 1288240 + 1179648*B, A + 1288240 + 2473984*B, B)); /* %216 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(124, 0, sizeof(real)*((double)73728*B + (double)8192*B), k219_im2col(A + 1288240 + 1794048*B, A + 1288240 + 1179648*B, B)); /* %219 im2col [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(125, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k221_matmul(A + 1288240 + 1867776*B, (real *)P + 195168, A + 1288240 + 1794048*B, B)); /* %221 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(126, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1288240 + 1875968*B, A + 1288240 + 1867776*B, (real *)P + 342624, B)); /* %224 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(127, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1288240 + 1867776*B, A + 1288240 + 1875968*B, B)); /* %228 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(128, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1288240 + 1867792*B, A + 1288240 + 1867776*B, B)); /* %229 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(129, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k204_sub(A + 1288240 + 2482176*B, A + 1288240 + 1875968*B, A + 1288240 + 1867792*B, B)); /* %230 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(130, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1288240 + 1867776*B, A + 1288240 + 2482176*B, B)); /* %231 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(131, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1288240 + 2490368*B, A + 1288240 + 1867776*B, B)); /* %232 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(132, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1288240 + 2490384*B, A + 1288240 + 2490368*B, B)); /* %233 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(133, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1288240 + 2490368*B, A + 1288240 + 2490384*B, B)); /* %234 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(134, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1288240 + 2523264*B, A + 1288240 + 2490368*B, B)); /* %235 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(135, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1288240 + 2490368*B, A + 1288240 + 2482176*B, A + 1288240 + 2523264*B, B)); /* %236 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(136, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1288240 + 1867776*B, A + 1288240 + 2490368*B, (real *)P + 342752, B)); /* %239 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(137, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1288240 + 2498560*B, A + 1288240 + 1867776*B, (real *)P + 342880, B)); /* %241 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(138, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k216_relu(A + 1288240 + 1187840*B, A + 1288240 + 2498560*B, B)); /* %242 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(139, 0, sizeof(real)*((double)73728*B + (double)8192*B), k219_im2col(A + 1288240 + 1867776*B, A + 1288240 + 1187840*B, B)); /* %245 im2col [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(140, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k221_matmul(A + 1288240 + 1187840*B, (real *)P + 343008, A + 1288240 + 1867776*B, B)); /* %247 matmul [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(141, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1288240 + 1196032*B, A + 1288240 + 1187840*B, (real *)P + 490464, B)); /* %250 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(142, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1288240 + 1187840*B, A + 1288240 + 1196032*B, B)); /* %254 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(143, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1288240 + 2506752*B, A + 1288240 + 1187840*B, B)); /* %255 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k204_sub(A + 1288240 + 1187840*B, A + 1288240 + 1196032*B, A + 1288240 + 2506752*B, B)); /* %256 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(145, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1288240 + 1196032*B, A + 1288240 + 1187840*B, B)); /* %257 map:square [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(146, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1288240 + 2506752*B, A + 1288240 + 1196032*B, B)); /* %258 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(147, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1288240 + 2506768*B, A + 1288240 + 2506752*B, B)); /* %259 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(148, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1288240 + 2506752*B, A + 1288240 + 2506768*B, B)); /* %260 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(149, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1288240 + 2514944*B, A + 1288240 + 2506752*B, B)); /* %261 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(150, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1288240 + 1196032*B, A + 1288240 + 1187840*B, A + 1288240 + 2514944*B, B)); /* %262 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(151, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1288240 + 1204224*B, A + 1288240 + 1196032*B, (real *)P + 490592, B)); /* %265 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(152, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1288240 + 1212416*B, A + 1288240 + 1204224*B, (real *)P + 490720, B)); /* %267 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(153, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1288240 + 1204224*B, A + 1288240 + 1179648*B, A + 1288240 + 1212416*B, B)); /* %268 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(154, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k216_relu(A + 1288240 + 1179648*B, A + 1288240 + 1204224*B, B)); /* %269 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(155, 0, sizeof(real)*((double)8192*B + (double)8192*B), k271_permute(A + 1288240 + 1212416*B, A + 1288240 + 1179648*B, B)); /* %271 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(156, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k275_matmul(A + 1288240 + 1179648*B, A + 1288240 + 1212416*B, (real *)P + 490848, B)); /* %275 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(157, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k277_add(A + 1288240 + 1220608*B, A + 1288240 + 1179648*B, (real *)P + 507232, B)); /* %277 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(158, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k278_sum(A + 1288240 + 1179648*B, A + 1288240 + 1212416*B, B)); /* %278 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(159, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k280_scale(A + 1288240 + 1253376*B, A + 1288240 + 1179648*B, B)); /* %280 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(160, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k283_matmul(A + 1288240 + 1179648*B, A + 1288240 + 1253376*B, (real *)P + 507360, B)); /* %283 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(161, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k284_add(A + 1288240 + 1253504*B, A + 1288240 + 1179648*B, (real *)P + 523744, B)); /* %284 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(162, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k287_gather(A + 1288240 + 2523280*B + 35200*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %287 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(163, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k288_add(A + 1288240 + 2523280*B + 35200*B*T + 12800*T, A + 1288240 + 2523280*B + 35200*B*T, (real *)P + 654944, T)); /* %288 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(164, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 12800*T, T)); /* %291 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(165, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T + 48*T, A + 1288240 + 2523280*B + 35200*B*T, T)); /* %292 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(166, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1288240 + 2523280*B + 35200*B*T + 128000*T, A + 1288240 + 2523280*B + 35200*B*T + 12800*T, A + 1288240 + 2523280*B + 35200*B*T + 48*T, T)); /* %293 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(167, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 128000*T, T)); /* %294 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(168, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T + 5120*T, A + 1288240 + 2523280*B + 35200*B*T, T)); /* %295 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(169, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 5120*T, T)); /* %296 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(170, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1288240 + 2523280*B + 35200*B*T + 48*T, A + 1288240 + 2523280*B + 35200*B*T, T)); /* %297 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(171, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1288240 + 2523280*B + 35200*B*T + 252800*T, A + 1288240 + 2523280*B + 35200*B*T + 48*T, T)); /* %298 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(172, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1288240 + 2523280*B + 35200*B*T + 133120*T, A + 1288240 + 2523280*B + 35200*B*T + 128000*T, A + 1288240 + 2523280*B + 35200*B*T + 252800*T, T)); /* %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(173, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 133120*T, (real *)P + 660064, T)); /* %300 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(174, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1288240 + 2523280*B + 35200*B*T + 138240*T, A + 1288240 + 2523280*B + 35200*B*T, (real *)P + 660192, T)); /* %301 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(175, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 138240*T, (real *)P + 660320, T)); /* %305 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(176, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1288240 + 2523280*B + 35200*B*T + 5120*T, A + 1288240 + 2523280*B + 35200*B*T, (real *)P + 676704, T)); /* %307 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(177, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1288240 + 2523280*B + 35200*B*T + 143360*T, A + 1288240 + 2523280*B + 35200*B*T + 5120*T, T)); /* %309 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(178, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 138240*T, (real *)P + 676832, T)); /* %313 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(179, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1288240 + 2523280*B + 35200*B*T + 5120*T, A + 1288240 + 2523280*B + 35200*B*T, (real *)P + 693216, T)); /* %315 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(180, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1288240 + 2523280*B + 35200*B*T + 148480*T, A + 1288240 + 2523280*B + 35200*B*T + 5120*T, T)); /* %317 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(181, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 138240*T, (real *)P + 693344, T)); /* %321 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(182, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1288240 + 2523280*B + 35200*B*T + 5120*T, A + 1288240 + 2523280*B + 35200*B*T, (real *)P + 709728, T)); /* %323 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(183, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1288240 + 2523280*B + 35200*B*T + 153600*T, A + 1288240 + 2523280*B + 35200*B*T + 5120*T, T)); /* %325 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(184, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 143360*T, A + 1288240 + 2523280*B + 35200*B*T + 148480*T, T)); /* %326 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(185, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1288240 + 2523280*B + 35200*B*T + 6400*T, A + 1288240 + 2523280*B + 35200*B*T, T)); /* %327 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(186, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 6400*T, (real *)inputs[2], T)); /* %329 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(187, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k330_neg(A + 1288240 + 2523280*B + 35200*B*T + 6400*T, (real *)inputs[2], T)); /* %330 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(188, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k331_addc(A + 1288240 + 2523280*B + 35200*B*T + 6448*T, A + 1288240 + 2523280*B + 35200*B*T + 6400*T, T)); /* %331 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(189, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k332_scale(A + 1288240 + 2523280*B + 35200*B*T + 252224*T, A + 1288240 + 2523280*B + 35200*B*T + 6448*T, T)); /* %332 map:scale [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(190, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k333_add(A + 1288240 + 2523280*B + 35200*B*T + 6400*T, A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 252224*T, T)); /* %333 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(191, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k334_max(A + 1288240 + 2523280*B + 35200*B*T + 17920*T, A + 1288240 + 2523280*B + 35200*B*T + 6400*T, T)); /* %334 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(192, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k336_sub(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 6400*T, A + 1288240 + 2523280*B + 35200*B*T + 17920*T, T)); /* %336 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(193, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k337_exp(A + 1288240 + 2523280*B + 35200*B*T + 102400*T, A + 1288240 + 2523280*B + 35200*B*T, T)); /* %337 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(194, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 102400*T, (real *)inputs[2], T)); /* %338 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(195, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1288240 + 2523280*B + 35200*B*T + 251904*T, A + 1288240 + 2523280*B + 35200*B*T, T)); /* %339 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(196, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k340_clampmin(A + 1288240 + 2523280*B + 35200*B*T + 252064*T, A + 1288240 + 2523280*B + 35200*B*T + 251904*T, T)); /* %340 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(197, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1288240 + 2523280*B + 35200*B*T + 108800*T, A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 252064*T, T)); /* %341 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(198, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 108800*T, A + 1288240 + 2523280*B + 35200*B*T + 153600*T, T)); /* %342 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(199, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1288240 + 2523280*B + 35200*B*T + 158720*T, A + 1288240 + 2523280*B + 35200*B*T, T)); /* %343 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(200, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 158720*T, (real *)P + 709856, T)); /* %348 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(201, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1288240 + 2523280*B + 35200*B*T + 5120*T, A + 1288240 + 2523280*B + 35200*B*T, (real *)P + 726240, T)); /* %350 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(202, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 12800*T, A + 1288240 + 2523280*B + 35200*B*T + 5120*T, T)); /* %351 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(203, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T + 252272*T, A + 1288240 + 2523280*B + 35200*B*T + 115200*T, T)); /* %354 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(204, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T + 252320*T, A + 1288240 + 2523280*B + 35200*B*T + 252272*T, T)); /* %355 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(205, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1288240 + 2523280*B + 35200*B*T + 163840*T, A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 252320*T, T)); /* %356 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(206, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1288240 + 2523280*B + 35200*B*T + 120320*T, A + 1288240 + 2523280*B + 35200*B*T + 163840*T, T)); /* %357 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(207, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T + 252272*T, A + 1288240 + 2523280*B + 35200*B*T + 120320*T, T)); /* %358 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(208, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T + 252320*T, A + 1288240 + 2523280*B + 35200*B*T + 252272*T, T)); /* %359 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(209, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1288240 + 2523280*B + 35200*B*T + 252272*T, A + 1288240 + 2523280*B + 35200*B*T + 252320*T, T)); /* %360 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(210, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1288240 + 2523280*B + 35200*B*T + 252848*T, A + 1288240 + 2523280*B + 35200*B*T + 252272*T, T)); /* %361 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(211, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1288240 + 2523280*B + 35200*B*T + 168960*T, A + 1288240 + 2523280*B + 35200*B*T + 163840*T, A + 1288240 + 2523280*B + 35200*B*T + 252848*T, T)); /* %362 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(212, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1288240 + 2523280*B + 35200*B*T + 120320*T, A + 1288240 + 2523280*B + 35200*B*T + 168960*T, (real *)P + 726368, T)); /* %363 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(213, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1288240 + 2523280*B + 35200*B*T + 174080*T, A + 1288240 + 2523280*B + 35200*B*T + 120320*T, (real *)P + 726496, T)); /* %364 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(214, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k368_matmul(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 174080*T, (real *)P + 726624, T)); /* %368 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(215, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k370_add(A + 1288240 + 2523280*B + 35200*B*T + 20480*T, A + 1288240 + 2523280*B + 35200*B*T, (real *)P + 792160, T)); /* %370 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(216, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k371_gelu(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 20480*T, T)); /* %371 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(217, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k375_matmul(A + 1288240 + 2523280*B + 35200*B*T + 120320*T, A + 1288240 + 2523280*B + 35200*B*T, (real *)P + 792672, T)); /* %375 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(218, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 120320*T, (real *)P + 858208, T)); /* %377 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(219, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 53760*T, A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %378 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(220, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T + 252272*T, A + 1288240 + 2523280*B + 35200*B*T + 53760*T, T)); /* %381 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(221, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T + 252320*T, A + 1288240 + 2523280*B + 35200*B*T + 252272*T, T)); /* %382 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(222, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1288240 + 2523280*B + 35200*B*T + 179200*T, A + 1288240 + 2523280*B + 35200*B*T + 53760*T, A + 1288240 + 2523280*B + 35200*B*T + 252320*T, T)); /* %383 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(223, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 179200*T, T)); /* %384 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(224, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T + 252272*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %385 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(225, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T + 252320*T, A + 1288240 + 2523280*B + 35200*B*T + 252272*T, T)); /* %386 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(226, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1288240 + 2523280*B + 35200*B*T + 252272*T, A + 1288240 + 2523280*B + 35200*B*T + 252320*T, T)); /* %387 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(227, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1288240 + 2523280*B + 35200*B*T + 252896*T, A + 1288240 + 2523280*B + 35200*B*T + 252272*T, T)); /* %388 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(228, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1288240 + 2523280*B + 35200*B*T + 184320*T, A + 1288240 + 2523280*B + 35200*B*T + 179200*T, A + 1288240 + 2523280*B + 35200*B*T + 252896*T, T)); /* %389 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(229, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 184320*T, (real *)P + 858336, T)); /* %390 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(230, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1288240 + 2523280*B + 35200*B*T + 189440*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, (real *)P + 858464, T)); /* %391 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(231, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 189440*T, (real *)P + 858592, T)); /* %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(232, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1288240 + 2523280*B + 35200*B*T + 46080*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, (real *)P + 874976, T)); /* %397 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(233, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1288240 + 2523280*B + 35200*B*T + 194560*T, A + 1288240 + 2523280*B + 35200*B*T + 46080*T, T)); /* %399 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(234, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 189440*T, (real *)P + 875104, T)); /* %403 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(235, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1288240 + 2523280*B + 35200*B*T + 46080*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, (real *)P + 891488, T)); /* %405 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(236, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1288240 + 2523280*B + 35200*B*T + 199680*T, A + 1288240 + 2523280*B + 35200*B*T + 46080*T, T)); /* %407 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(237, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 189440*T, (real *)P + 891616, T)); /* %411 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(238, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1288240 + 2523280*B + 35200*B*T + 46080*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, (real *)P + 908000, T)); /* %413 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(239, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1288240 + 2523280*B + 35200*B*T + 204800*T, A + 1288240 + 2523280*B + 35200*B*T + 46080*T, T)); /* %415 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(240, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 194560*T, A + 1288240 + 2523280*B + 35200*B*T + 199680*T, T)); /* %416 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(241, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1288240 + 2523280*B + 35200*B*T + 47360*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %417 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(242, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 47360*T, (real *)inputs[2], T)); /* %419 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(243, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k333_add(A + 1288240 + 2523280*B + 35200*B*T + 47360*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 252224*T, T)); /* %423 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(244, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k334_max(A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 47360*T, T)); /* %424 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(245, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k336_sub(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 47360*T, A + 1288240 + 2523280*B + 35200*B*T + 115200*T, T)); /* %426 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(246, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k337_exp(A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %427 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(247, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 115200*T, (real *)inputs[2], T)); /* %428 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(248, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1288240 + 2523280*B + 35200*B*T + 252224*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %429 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(249, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k340_clampmin(A + 1288240 + 2523280*B + 35200*B*T + 252384*T, A + 1288240 + 2523280*B + 35200*B*T + 252224*T, T)); /* %430 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(250, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1288240 + 2523280*B + 35200*B*T + 121600*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 252384*T, T)); /* %431 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(251, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 121600*T, A + 1288240 + 2523280*B + 35200*B*T + 204800*T, T)); /* %432 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(252, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1288240 + 2523280*B + 35200*B*T + 209920*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %433 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(253, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 209920*T, (real *)P + 908128, T)); /* %438 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(254, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1288240 + 2523280*B + 35200*B*T + 46080*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, (real *)P + 924512, T)); /* %440 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(255, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 81920*T, A + 1288240 + 2523280*B + 35200*B*T + 53760*T, A + 1288240 + 2523280*B + 35200*B*T + 46080*T, T)); /* %441 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(256, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T + 252544*T, A + 1288240 + 2523280*B + 35200*B*T + 81920*T, T)); /* %444 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(257, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T + 252592*T, A + 1288240 + 2523280*B + 35200*B*T + 252544*T, T)); /* %445 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(258, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1288240 + 2523280*B + 35200*B*T + 215040*T, A + 1288240 + 2523280*B + 35200*B*T + 81920*T, A + 1288240 + 2523280*B + 35200*B*T + 252592*T, T)); /* %446 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(259, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1288240 + 2523280*B + 35200*B*T + 87040*T, A + 1288240 + 2523280*B + 35200*B*T + 215040*T, T)); /* %447 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(260, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T + 252544*T, A + 1288240 + 2523280*B + 35200*B*T + 87040*T, T)); /* %448 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(261, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T + 252592*T, A + 1288240 + 2523280*B + 35200*B*T + 252544*T, T)); /* %449 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(262, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1288240 + 2523280*B + 35200*B*T + 252544*T, A + 1288240 + 2523280*B + 35200*B*T + 252592*T, T)); /* %450 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(263, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1288240 + 2523280*B + 35200*B*T + 252944*T, A + 1288240 + 2523280*B + 35200*B*T + 252544*T, T)); /* %451 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(264, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1288240 + 2523280*B + 35200*B*T + 220160*T, A + 1288240 + 2523280*B + 35200*B*T + 215040*T, A + 1288240 + 2523280*B + 35200*B*T + 252944*T, T)); /* %452 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(265, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1288240 + 2523280*B + 35200*B*T + 87040*T, A + 1288240 + 2523280*B + 35200*B*T + 220160*T, (real *)P + 924640, T)); /* %453 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(266, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1288240 + 2523280*B + 35200*B*T + 225280*T, A + 1288240 + 2523280*B + 35200*B*T + 87040*T, (real *)P + 924768, T)); /* %454 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(267, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k368_matmul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 225280*T, (real *)P + 924896, T)); /* %458 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(268, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k370_add(A + 1288240 + 2523280*B + 35200*B*T + 61440*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, (real *)P + 990432, T)); /* %460 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(269, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k371_gelu(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 61440*T, T)); /* %461 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(270, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k375_matmul(A + 1288240 + 2523280*B + 35200*B*T + 87040*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, (real *)P + 990944, T)); /* %465 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(271, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1288240 + 2523280*B + 35200*B*T + 92160*T, A + 1288240 + 2523280*B + 35200*B*T + 87040*T, (real *)P + 1056480, T)); /* %467 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(272, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 87040*T, A + 1288240 + 2523280*B + 35200*B*T + 81920*T, A + 1288240 + 2523280*B + 35200*B*T + 92160*T, T)); /* %468 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(273, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T + 252544*T, A + 1288240 + 2523280*B + 35200*B*T + 87040*T, T)); /* %471 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(274, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T + 252592*T, A + 1288240 + 2523280*B + 35200*B*T + 252544*T, T)); /* %472 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(275, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1288240 + 2523280*B + 35200*B*T + 81920*T, A + 1288240 + 2523280*B + 35200*B*T + 87040*T, A + 1288240 + 2523280*B + 35200*B*T + 252592*T, T)); /* %473 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(276, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1288240 + 2523280*B + 35200*B*T + 87040*T, A + 1288240 + 2523280*B + 35200*B*T + 81920*T, T)); /* %474 map:square [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(277, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T + 252544*T, A + 1288240 + 2523280*B + 35200*B*T + 87040*T, T)); /* %475 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(278, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T + 252592*T, A + 1288240 + 2523280*B + 35200*B*T + 252544*T, T)); /* %476 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(279, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1288240 + 2523280*B + 35200*B*T + 252544*T, A + 1288240 + 2523280*B + 35200*B*T + 252592*T, T)); /* %477 map:addc [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(280, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1288240 + 2523280*B + 35200*B*T + 252992*T, A + 1288240 + 2523280*B + 35200*B*T + 252544*T, T)); /* %478 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(281, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1288240 + 2523280*B + 35200*B*T + 87040*T, A + 1288240 + 2523280*B + 35200*B*T + 81920*T, A + 1288240 + 2523280*B + 35200*B*T + 252992*T, T)); /* %479 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(282, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1288240 + 2523280*B + 35200*B*T + 92160*T, A + 1288240 + 2523280*B + 35200*B*T + 87040*T, (real *)P + 1056608, T)); /* %480 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(283, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1288240 + 2523280*B + 35200*B*T + 97280*T, A + 1288240 + 2523280*B + 35200*B*T + 92160*T, (real *)P + 1056736, T)); /* %481 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(284, 0, sizeof(real)*((double)128*T + (double)5120*T), k482_slice(A + 1288240 + 2523280*B + 35200*B*T + 252544*T, A + 1288240 + 2523280*B + 35200*B*T + 97280*T, T)); /* %482 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(285, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k486_matmul(A + 1288240 + 2523280*B + 35200*B*T + 92160*T, A + 1288240 + 2523280*B + 35200*B*T + 252544*T, (real *)P + 1056864, T)); /* %486 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(286, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k487_add(A + 1288240 + 2523280*B + 35200*B*T + 252672*T, A + 1288240 + 2523280*B + 35200*B*T + 92160*T, (real *)P + 1073248, T)); /* %487 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(287, 0, sizeof(real)*((double)4992*T + (double)5120*T), k488_slice(A + 1288240 + 2523280*B + 35200*B*T + 92160*T, A + 1288240 + 2523280*B + 35200*B*T + 97280*T, T)); /* %488 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(288, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k492_matmul(A + 1288240 + 2523280*B + 35200*B*T + 97152*T, A + 1288240 + 2523280*B + 35200*B*T + 92160*T, (real *)P + 1073376, T)); /* %492 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(289, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)128), k494_add(A + 1288240 + 2523280*B + 35200*B*T + 230400*T, A + 1288240 + 2523280*B + 35200*B*T + 97152*T, (real *)P + 1089760, T)); /* %494 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(290, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k495_square(A + 1288240 + 2523280*B + 35200*B*T + 97152*T, A + 1288240 + 2523280*B + 35200*B*T + 252672*T, T)); /* %495 map:square [T,128]  graphs/lib/losses.lua:21 */
-    CALL(291, (double)128*T, sizeof(real)*((double)T + (double)128*T), k496_sum(A + 1288240 + 2523280*B + 35200*B*T + 253088*T, A + 1288240 + 2523280*B + 35200*B*T + 97152*T, T)); /* %496 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(292, (double)T, sizeof(real)*((double)T + (double)T), k497_clampmin(A + 1288240 + 2523280*B + 35200*B*T + 253040*T, A + 1288240 + 2523280*B + 35200*B*T + 253088*T, T)); /* %497 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(293, (double)T, sizeof(real)*((double)T + (double)T), k498_rsqrt(A + 1288240 + 2523280*B + 35200*B*T + 253104*T, A + 1288240 + 2523280*B + 35200*B*T + 253040*T, T)); /* %498 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    CALL(294, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k499_mul(A + 1288240 + 2523280*B + 35200*B*T + 102144*T, A + 1288240 + 2523280*B + 35200*B*T + 252672*T, A + 1288240 + 2523280*B + 35200*B*T + 253104*T, T)); /* %499 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(295, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k500_square(A + 1288240 + 1179648*B, A + 1288240 + 1253504*B, B)); /* %500 map:square [B,128]  graphs/lib/losses.lua:21 */
-    CALL(296, (double)128*B, sizeof(real)*((double)B + (double)128*B), k501_sum(A + 1288240 + 2514960*B, A + 1288240 + 1179648*B, B)); /* %501 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(297, (double)B, sizeof(real)*((double)B + (double)B), k502_clampmin(A + 1288240 + 2514976*B, A + 1288240 + 2514960*B, B)); /* %502 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(298, (double)B, sizeof(real)*((double)B + (double)B), k503_rsqrt(A + 1288240 + 2514992*B, A + 1288240 + 2514976*B, B)); /* %503 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    CALL(299, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k504_mul(A + 1288240 + 1253632*B, A + 1288240 + 1253504*B, A + 1288240 + 2514992*B, B)); /* %504 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(300, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k505_matmul(A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 35200*B*T + 102144*T, A + 1288240 + 1253632*B, B, T)); /* %505 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(301, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k506_scale(A + 1288240 + 2523280*B + 16*B*T, A + 1288240 + 2523280*B, B, T)); /* %506 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(302, 0, sizeof(real)*((double)B*T), k507_eye(A + 1288240 + 2523280*B + 20064*B*T, B, T)); /* %507 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(303, (double)B*T, sizeof(real)*((double)T + (double)B*T), k508_max(A + 1288240 + 2523280*B + 35200*B*T + 253040*T, A + 1288240 + 2523280*B + 16*B*T, B, T)); /* %508 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(304, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k510_sub(A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 16*B*T, A + 1288240 + 2523280*B + 35200*B*T + 253040*T, B, T)); /* %510 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(305, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1288240 + 2523280*B + 35136*B*T, A + 1288240 + 2523280*B, B, T)); /* %511 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    CALL(306, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1288240 + 2523280*B + 35200*B*T + 102368*T, A + 1288240 + 2523280*B + 35136*B*T, B, T)); /* %512 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(307, (double)T, sizeof(real)*((double)T + (double)T), k513_clampmin(A + 1288240 + 2523280*B + 35200*B*T + 102384*T, A + 1288240 + 2523280*B + 35200*B*T + 102368*T, T)); /* %513 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(308, (double)T, sizeof(real)*((double)T + (double)T), k514_log(A + 1288240 + 2523280*B + 35200*B*T + 253056*T, A + 1288240 + 2523280*B + 35200*B*T + 102384*T, T)); /* %514 map:log [T,1]  graphs/lib/losses.lua:10 */
-    CALL(309, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k515_add(A + 1288240 + 2523280*B + 35200*B*T + 253072*T, A + 1288240 + 2523280*B + 35200*B*T + 253056*T, A + 1288240 + 2523280*B + 35200*B*T + 253040*T, T)); /* %515 map:add [T,1]  graphs/lib/losses.lua:10 */
-    CALL(310, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 16*B*T, A + 1288240 + 2523280*B + 20064*B*T, B, T)); /* %516 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(311, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1288240 + 2523280*B + 35200*B*T + 253040*T, A + 1288240 + 2523280*B, B, T)); /* %517 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(312, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k518_sub(A + 1288240 + 2523280*B + 35200*B*T + 253056*T, A + 1288240 + 2523280*B + 35200*B*T + 253072*T, A + 1288240 + 2523280*B + 35200*B*T + 253040*T, T)); /* %518 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    CALL(313, (double)B*T, sizeof(real)*((double)B + (double)B*T), k519_max(A + 1288240 + 2514976*B, A + 1288240 + 2523280*B + 16*B*T, B, T)); /* %519 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(314, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k521_sub(A + 1288240 + 2523280*B + 20080*B*T, A + 1288240 + 2523280*B + 16*B*T, A + 1288240 + 2514976*B, B, T)); /* %521 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(315, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1288240 + 2523280*B + 35152*B*T, A + 1288240 + 2523280*B + 20080*B*T, B, T)); /* %522 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    CALL(316, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1288240 + 2515008*B, A + 1288240 + 2523280*B + 35152*B*T, B, T)); /* %523 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(317, (double)B, sizeof(real)*((double)B + (double)B), k524_clampmin(A + 1288240 + 2515024*B, A + 1288240 + 2515008*B, B)); /* %524 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(318, (double)B, sizeof(real)*((double)B + (double)B), k525_log(A + 1288240 + 2515040*B, A + 1288240 + 2515024*B, B)); /* %525 map:log [1,B]  graphs/lib/losses.lua:11 */
-    CALL(319, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k526_add(A + 1288240 + 2515056*B, A + 1288240 + 2515040*B, A + 1288240 + 2514976*B, B)); /* %526 map:add [1,B]  graphs/lib/losses.lua:11 */
-    CALL(320, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1288240 + 2514976*B, A + 1288240 + 2523280*B, B, T)); /* %528 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(321, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k529_sub(A + 1288240 + 2515040*B, A + 1288240 + 2515056*B, A + 1288240 + 2514976*B, B)); /* %529 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    CALL(322, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1288240 + 2523280*B + 35200*B*T + 251616*T, A + 1288240 + 2523280*B + 20064*B*T, B, T)); /* %530 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(323, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1288240 + 2523280*B + 35200*B*T + 253040*T, A + 1288240 + 2523280*B + 35200*B*T + 253056*T, A + 1288240 + 2523280*B + 35200*B*T + 251616*T, T)); /* %531 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(324, (double)T, sizeof(real)*((double)1 + (double)T), k532_sum(A + 0, A + 1288240 + 2523280*B + 35200*B*T + 253040*T, T)); /* %532 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(325, (double)B, sizeof(real)*((double)1 + (double)B), k533_sum(A + 16, A + 1288240 + 2515040*B, B)); /* %533 reduce [1,1]  graphs/lib/losses.lua:14 */
-    CALL(326, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k534_add(A + 32, A + 0, A + 16)); /* %534 map:add [1,1]  graphs/lib/losses.lua:16 */
-    CALL(327, (double)1, sizeof(real)*((double)1 + (double)1), k535_scale(A + 128, A + 32, B)); /* %535 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(328, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k537_square(A + 1288240 + 2523280*B + 35200*B*T + 97152*T, A + 1288240 + 2523280*B + 35200*B*T + 230400*T, T)); /* %537 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(329, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k538_sum(A + 1288240 + 2523280*B + 35200*B*T + 102272*T, A + 1288240 + 2523280*B + 35200*B*T + 97152*T, T)); /* %538 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(330, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k539_clampmin(A + 1288240 + 2523280*B + 35200*B*T + 102320*T, A + 1288240 + 2523280*B + 35200*B*T + 102272*T, T)); /* %539 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(331, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k540_rsqrt(A + 1288240 + 2523280*B + 35200*B*T + 253040*T, A + 1288240 + 2523280*B + 35200*B*T + 102320*T, T)); /* %540 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(332, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k541_mul(A + 1288240 + 2523280*B + 35200*B*T + 97152*T, A + 1288240 + 2523280*B + 35200*B*T + 230400*T, A + 1288240 + 2523280*B + 35200*B*T + 253040*T, T)); /* %541 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(333, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1288240 + 1179648*B, A + 1288240 + 1220608*B, B)); /* %544 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(334, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k545_sum(A + 1288240 + 1253760*B, A + 1288240 + 1179648*B, B)); /* %545 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(335, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k546_clampmin(A + 1288240 + 1179648*B, A + 1288240 + 1253760*B, B)); /* %546 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(336, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k547_rsqrt(A + 1288240 + 1253824*B, A + 1288240 + 1179648*B, B)); /* %547 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(337, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k548_mul(A + 1288240 + 1179648*B, A + 1288240 + 1220608*B, A + 1288240 + 1253824*B, B)); /* %548 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(338, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k549_matmul(A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 35200*B*T + 97152*T, A + 1288240 + 1179648*B, B, T)); /* %549 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(339, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k550_scale(A + 1288240 + 2523280*B + 2496*B*T, A + 1288240 + 2523280*B, B, T)); /* %550 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(340, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k551_max(A + 1288240 + 2523280*B + 4992*B*T, A + 1288240 + 2523280*B + 2496*B*T, B, T)); /* %551 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(341, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k553_sub(A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 2496*B*T, A + 1288240 + 2523280*B + 4992*B*T, B, T)); /* %553 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(342, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k554_exp(A + 1288240 + 2523280*B + 29952*B*T, A + 1288240 + 2523280*B, B, T)); /* %554 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(343, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k555_sum(A + 1288240 + 2523280*B + 34944*B*T, A + 1288240 + 2523280*B + 29952*B*T, B, T)); /* %555 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(344, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k556_div(A + 1288240 + 2523280*B + 32448*B*T, A + 1288240 + 2523280*B + 29952*B*T, A + 1288240 + 2523280*B + 34944*B*T, B, T)); /* %556 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(345, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k557_matmul(A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 32448*B*T, A + 1288240 + 1220608*B, B, T)); /* %557 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(346, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k558_square(A + 1288240 + 2523280*B + 4992*B*T, A + 1288240 + 2523280*B, B, T)); /* %558 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(347, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1288240 + 2523280*B + 34992*B*T, A + 1288240 + 2523280*B + 4992*B*T, B, T)); /* %559 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(348, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k560_clampmin(A + 1288240 + 2523280*B + 4992*B*T, A + 1288240 + 2523280*B + 34992*B*T, B, T)); /* %560 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(349, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k561_rsqrt(A + 1288240 + 2523280*B + 35040*B*T, A + 1288240 + 2523280*B + 4992*B*T, B, T)); /* %561 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(350, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k562_mul(A + 1288240 + 2523280*B + 4992*B*T, A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 35040*B*T, B, T)); /* %562 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(351, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k563_mul(A + 1288240 + 2523280*B + 9984*B*T, A + 1288240 + 2523280*B + 35200*B*T + 97152*T, A + 1288240 + 2523280*B + 4992*B*T, B, T)); /* %563 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(352, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1288240 + 2523280*B + 19968*B*T, A + 1288240 + 2523280*B + 9984*B*T, B, T)); /* %564 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-    CALL(353, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k570_matmul(A + 1288240 + 2523280*B + 35200*B*T + 235392*T, A + 1288240 + 2523280*B + 35200*B*T + 230400*T, (real *)P + 1089888, T)); /* %570 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(354, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k570_matmul(A + 1288240 + 2523280*B + 35200*B*T + 240384*T, A + 1288240 + 2523280*B + 35200*B*T + 230400*T, (real *)P + 1106272, T)); /* %573 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(355, (double)389376*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T), k575_matmul(A + 1288240 + 2523280*B + 35200*B*T + 245376*T, A + 1288240 + 2523280*B + 35200*B*T + 235392*T, A + 1288240 + 2523280*B + 35200*B*T + 240384*T, T)); /* %575 matmul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(356, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k576_scale(A + 1288240 + 2523280*B + 35200*B*T + 246912*T, A + 1288240 + 2523280*B + 35200*B*T + 245376*T, T)); /* %576 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(357, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k578_mul(A + 1288240 + 2523280*B + 35200*B*T + 245376*T, A + 1288240 + 2523280*B + 35200*B*T + 246912*T, (real *)inputs[3], T)); /* %578 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(358, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k579_neg(A + 1288240 + 2523280*B + 35200*B*T + 102320*T, (real *)inputs[3], T)); /* %579 map:neg [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(359, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k580_addc(A + 1288240 + 2523280*B + 35200*B*T + 246912*T, A + 1288240 + 2523280*B + 35200*B*T + 102320*T, T)); /* %580 map:addc [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(360, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k581_scale(A + 1288240 + 2523280*B + 35200*B*T + 102320*T, A + 1288240 + 2523280*B + 35200*B*T + 246912*T, T)); /* %581 map:scale [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(361, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k582_add(A + 1288240 + 2523280*B + 35200*B*T + 246912*T, A + 1288240 + 2523280*B + 35200*B*T + 245376*T, A + 1288240 + 2523280*B + 35200*B*T + 102320*T, T)); /* %582 map:add [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(362, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k583_max(A + 1288240 + 2523280*B + 35200*B*T + 102320*T, A + 1288240 + 2523280*B + 35200*B*T + 246912*T, T)); /* %583 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(363, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k585_sub(A + 1288240 + 2523280*B + 35200*B*T + 245376*T, A + 1288240 + 2523280*B + 35200*B*T + 246912*T, A + 1288240 + 2523280*B + 35200*B*T + 102320*T, T)); /* %585 map:sub [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(364, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k586_exp(A + 1288240 + 2523280*B + 35200*B*T + 246912*T, A + 1288240 + 2523280*B + 35200*B*T + 245376*T, T)); /* %586 map:exp [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(365, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k578_mul(A + 1288240 + 2523280*B + 35200*B*T + 245376*T, A + 1288240 + 2523280*B + 35200*B*T + 246912*T, (real *)inputs[3], T)); /* %587 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(366, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k588_sum(A + 1288240 + 2523280*B + 35200*B*T + 102320*T, A + 1288240 + 2523280*B + 35200*B*T + 245376*T, T)); /* %588 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(367, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k589_clampmin(A + 1288240 + 2523280*B + 35200*B*T + 251520*T, A + 1288240 + 2523280*B + 35200*B*T + 102320*T, T)); /* %589 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(368, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k590_div(A + 1288240 + 2523280*B + 35200*B*T + 248448*T, A + 1288240 + 2523280*B + 35200*B*T + 245376*T, A + 1288240 + 2523280*B + 35200*B*T + 251520*T, T)); /* %590 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(369, (double)39*T, sizeof(real)*((double)T + (double)39*T), k602_sum(A + 1288240 + 2523280*B + 35200*B*T + 251568*T, (real *)inputs[3], T)); /* %602 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(370, (double)T, sizeof(real)*((double)T + (double)T), k603_clampmin(A + 1288240 + 2523280*B + 35200*B*T + 251632*T, A + 1288240 + 2523280*B + 35200*B*T + 251568*T, T)); /* %603 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(371, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), k604_div(A + 1288240 + 2523280*B + 35200*B*T + 251568*T, (real *)inputs[3], A + 1288240 + 2523280*B + 35200*B*T + 251632*T, T)); /* %604 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
-    CALL(372, (double)16384, sizeof(real)*((double)128 + (double)16384), k713_sum(A + 4992, (real *)P + 1139040)); /* %713 reduce [128,1]  graphs/lib/model.lua:33 */
-    CALL(373, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k716_matmul(A + 0, A + 4992, (real *)P + 1122656)); /* %716 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(374, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128), k718_mul(A + 1288240 + 2523280*B + 14976*B*T, A + 1288240 + 2523280*B + 9984*B*T, A + 0, B, T)); /* %718 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(375, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1288240 + 2523280*B + 20016*B*T, A + 1288240 + 2523280*B + 14976*B*T, B, T)); /* %719 reduce [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(376, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k720_matmul(A + 1288240 + 2523280*B + 14976*B*T, A + 1288240 + 2523280*B + 35200*B*T + 248448*T, A + 1288240 + 2523280*B + 20016*B*T, B, T)); /* %720 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(377, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k721_add(A + 1288240 + 2523280*B + 15024*B*T, A + 1288240 + 2523280*B + 19968*B*T, A + 1288240 + 2523280*B + 14976*B*T, B, T)); /* %721 map:add [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(378, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)39*B*T), k605_mul(A + 1288240 + 2523280*B + 14976*B*T, A + 1288240 + 2523280*B + 35200*B*T + 251568*T, A + 1288240 + 2523280*B + 15024*B*T, B, T)); /* %605 map:mul [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(379, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k606_sum(A + 1288240 + 2523280*B + 35088*B*T, A + 1288240 + 2523280*B + 14976*B*T, B, T)); /* %606 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
-    CALL(380, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k608_scale(A + 1288240 + 2523280*B + 35104*B*T, A + 1288240 + 2523280*B + 35088*B*T, B, T)); /* %608 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(381, (double)B*T, sizeof(real)*((double)T + (double)B*T), k508_max(A + 1288240 + 2523280*B + 35200*B*T + 251632*T, A + 1288240 + 2523280*B + 35104*B*T, B, T)); /* %610 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(382, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k510_sub(A + 1288240 + 2523280*B + 35088*B*T, A + 1288240 + 2523280*B + 35104*B*T, A + 1288240 + 2523280*B + 35200*B*T + 251632*T, B, T)); /* %612 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(383, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1288240 + 2523280*B + 35120*B*T, A + 1288240 + 2523280*B + 35088*B*T, B, T)); /* %613 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    CALL(384, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1288240 + 2523280*B + 35200*B*T + 251648*T, A + 1288240 + 2523280*B + 35120*B*T, B, T)); /* %614 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(385, (double)T, sizeof(real)*((double)T + (double)T), k513_clampmin(A + 1288240 + 2523280*B + 35200*B*T + 251664*T, A + 1288240 + 2523280*B + 35200*B*T + 251648*T, T)); /* %615 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(386, (double)T, sizeof(real)*((double)T + (double)T), k514_log(A + 1288240 + 2523280*B + 35200*B*T + 251680*T, A + 1288240 + 2523280*B + 35200*B*T + 251664*T, T)); /* %616 map:log [T,1]  graphs/lib/losses.lua:10 */
-    CALL(387, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k515_add(A + 1288240 + 2523280*B + 35200*B*T + 251696*T, A + 1288240 + 2523280*B + 35200*B*T + 251680*T, A + 1288240 + 2523280*B + 35200*B*T + 251632*T, T)); /* %617 map:add [T,1]  graphs/lib/losses.lua:10 */
-    CALL(388, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1288240 + 2523280*B + 35088*B*T, A + 1288240 + 2523280*B + 35104*B*T, A + 1288240 + 2523280*B + 20064*B*T, B, T)); /* %618 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(389, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1288240 + 2523280*B + 35200*B*T + 251632*T, A + 1288240 + 2523280*B + 35088*B*T, B, T)); /* %619 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(390, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k518_sub(A + 1288240 + 2523280*B + 35200*B*T + 251680*T, A + 1288240 + 2523280*B + 35200*B*T + 251696*T, A + 1288240 + 2523280*B + 35200*B*T + 251632*T, T)); /* %620 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    CALL(391, (double)B*T, sizeof(real)*((double)B + (double)B*T), k519_max(A + 1288240 + 2514976*B, A + 1288240 + 2523280*B + 35104*B*T, B, T)); /* %621 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(392, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k521_sub(A + 1288240 + 2523280*B + 14976*B*T, A + 1288240 + 2523280*B + 35104*B*T, A + 1288240 + 2514976*B, B, T)); /* %623 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(393, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1288240 + 2523280*B + 35104*B*T, A + 1288240 + 2523280*B + 14976*B*T, B, T)); /* %624 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    CALL(394, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1288240 + 2515040*B, A + 1288240 + 2523280*B + 35104*B*T, B, T)); /* %625 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(395, (double)B, sizeof(real)*((double)B + (double)B), k524_clampmin(A + 1288240 + 2515056*B, A + 1288240 + 2515040*B, B)); /* %626 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(396, (double)B, sizeof(real)*((double)B + (double)B), k525_log(A + 1288240 + 2515072*B, A + 1288240 + 2515056*B, B)); /* %627 map:log [1,B]  graphs/lib/losses.lua:11 */
-    CALL(397, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k526_add(A + 1288240 + 2515088*B, A + 1288240 + 2515072*B, A + 1288240 + 2514976*B, B)); /* %628 map:add [1,B]  graphs/lib/losses.lua:11 */
-    CALL(398, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1288240 + 2514976*B, A + 1288240 + 2523280*B + 35088*B*T, B, T)); /* %630 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(399, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k529_sub(A + 1288240 + 2515072*B, A + 1288240 + 2515088*B, A + 1288240 + 2514976*B, B)); /* %631 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    CALL(400, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1288240 + 2523280*B + 35200*B*T + 251632*T, A + 1288240 + 2523280*B + 35200*B*T + 251680*T, A + 1288240 + 2523280*B + 35200*B*T + 251616*T, T)); /* %633 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(401, (double)T, sizeof(real)*((double)1 + (double)T), k532_sum(A + 144, A + 1288240 + 2523280*B + 35200*B*T + 251632*T, T)); /* %634 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(402, (double)B, sizeof(real)*((double)1 + (double)B), k533_sum(A + 160, A + 1288240 + 2515072*B, B)); /* %635 reduce [1,1]  graphs/lib/losses.lua:14 */
-    CALL(403, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k534_add(A + 176, A + 144, A + 160)); /* %636 map:add [1,1]  graphs/lib/losses.lua:16 */
-    CALL(404, (double)1, sizeof(real)*((double)1 + (double)1), k535_scale(A + 144, A + 176, B)); /* %637 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(405, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k534_add(A + 1288224, A + 128, A + 144)); /* %639 map:add []  graphs/lib/model.lua:85 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), k6_fused_scale_addc(A + 1288240, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), k9_im2col(A + 1288240 + 1794048*B, A + 1288240, B)); /* %9 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k11_matmul(A + 1288240, (real *)P + 0, A + 1288240 + 1794048*B, B)); /* %11 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), k13_permute(A + 1288240 + 131072*B, A + 1288240, B)); /* %13 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k16_add(A + 1288240, A + 1288240 + 131072*B, (real *)P + 288, B)); /* %16 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k21_fused_scale_sum(A + 1288240 + 1310720*B, A + 1288240, B)); /* %21 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k22_sub(A + 1288240 + 1179648*B, A + 1288240, A + 1288240 + 1310720*B, B)); /* %22 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k27_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425344*B, A + 1288240 + 1179648*B, B)); /* %27 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k28_mul(A + 1288240 + 1310720*B, A + 1288240 + 1179648*B, A + 1288240 + 2425344*B, B)); /* %28 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k33_fused_add_mul(A + 1288240 + 1441792*B, A + 1288240 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %33 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k34_relu(A + 1288240 + 294912*B, A + 1288240 + 1441792*B, B)); /* %34 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), k37_im2col(A + 1288240, A + 1288240 + 294912*B, B)); /* %37 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1288240 + 1572864*B, (real *)P + 384, A + 1288240, B)); /* %39 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, B)); /* %41 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1288240 + 1572864*B, A + 1288240 + 1605632*B, (real *)P + 9600, B)); /* %44 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1288240 + 1830912*B, A + 1288240 + 1572864*B, B)); /* %49 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1288240 + 1867776*B, A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, B)); /* %50 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425360*B, A + 1288240 + 1867776*B, B)); /* %55 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1288240 + 1900544*B, A + 1288240 + 1867776*B, A + 1288240 + 2425360*B, B)); /* %56 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k61_fused_add_mul(A + 1288240 + 1933312*B, A + 1288240 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %61 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1288240 + 1830912*B, A + 1288240 + 1933312*B, B)); /* %62 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), k65_im2col(A + 1288240 + 294912*B, A + 1288240 + 1830912*B, B)); /* %65 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1288240 + 1572864*B, (real *)P + 9696, A + 1288240 + 294912*B, B)); /* %67 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, B)); /* %69 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1288240 + 1572864*B, A + 1288240 + 1605632*B, (real *)P + 18912, B)); /* %72 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1288240 + 1863680*B, A + 1288240 + 1572864*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1288240 + 1966080*B, A + 1288240 + 1572864*B, A + 1288240 + 1863680*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425376*B, A + 1288240 + 1966080*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1288240 + 1998848*B, A + 1288240 + 1966080*B, A + 1288240 + 2425376*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k61_fused_add_mul(A + 1288240 + 2031616*B, A + 1288240 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %89 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1288240 + 1572864*B, A + 1288240 + 2031616*B, B)); /* %90 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), k65_im2col(A + 1288240 + 589824*B, A + 1288240 + 1572864*B, B)); /* %93 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1288240 + 1572864*B, (real *)P + 19008, A + 1288240 + 589824*B, B)); /* %95 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, B)); /* %97 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1288240 + 1572864*B, A + 1288240 + 1605632*B, (real *)P + 28224, B)); /* %100 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1288240 + 1863680*B, A + 1288240 + 1572864*B, B)); /* %105 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1288240 + 2064384*B, A + 1288240 + 1572864*B, A + 1288240 + 1863680*B, B)); /* %106 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425392*B, A + 1288240 + 2064384*B, B)); /* %111 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1288240 + 2097152*B, A + 1288240 + 2064384*B, A + 1288240 + 2425392*B, B)); /* %112 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), k118_fused_add_add_mul(A + 1288240 + 2129920*B, A + 1288240 + 1830912*B, A + 1288240 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %118 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1288240 + 1830912*B, A + 1288240 + 2129920*B, B)); /* %119 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), k122_im2col(A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, B)); /* %122 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k124_matmul(A + 1288240 + 1830912*B, (real *)P + 28320, A + 1288240 + 1572864*B, B)); /* %124 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, B)); /* %126 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, (real *)P + 46752, B)); /* %129 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, B)); /* %134 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1288240 + 2162688*B, A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, B)); /* %135 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425408*B, A + 1288240 + 2162688*B, B)); /* %140 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1288240 + 2179072*B, A + 1288240 + 2162688*B, A + 1288240 + 2425408*B, B)); /* %141 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k146_fused_add_mul(A + 1288240 + 2195456*B, A + 1288240 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %146 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1288240 + 1830912*B, A + 1288240 + 2195456*B, B)); /* %147 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), k150_im2col(A + 1288240 + 884736*B, A + 1288240 + 1830912*B, B)); /* %150 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k152_matmul(A + 1288240 + 1847296*B, (real *)P + 46944, A + 1288240 + 884736*B, B)); /* %152 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1288240 + 1032192*B, A + 1288240 + 1847296*B, B)); /* %154 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1288240 + 1847296*B, A + 1288240 + 1032192*B, (real *)P + 83808, B)); /* %157 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1288240 + 1863680*B, A + 1288240 + 1847296*B, B)); /* %162 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1288240 + 2211840*B, A + 1288240 + 1847296*B, A + 1288240 + 1863680*B, B)); /* %163 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425424*B, A + 1288240 + 2211840*B, B)); /* %168 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1288240 + 2228224*B, A + 1288240 + 2211840*B, A + 1288240 + 2425424*B, B)); /* %169 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k146_fused_add_mul(A + 1288240 + 2244608*B, A + 1288240 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %174 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1288240 + 1847296*B, A + 1288240 + 2244608*B, B)); /* %175 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), k150_im2col(A + 1288240 + 1032192*B, A + 1288240 + 1847296*B, B)); /* %178 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k152_matmul(A + 1288240 + 1847296*B, (real *)P + 84000, A + 1288240 + 1032192*B, B)); /* %180 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1288240 + 1646592*B, A + 1288240 + 1847296*B, B)); /* %182 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1288240 + 1847296*B, A + 1288240 + 1646592*B, (real *)P + 120864, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1288240 + 1863680*B, A + 1288240 + 1847296*B, B)); /* %190 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1288240 + 2260992*B, A + 1288240 + 1847296*B, A + 1288240 + 1863680*B, B)); /* %191 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425440*B, A + 1288240 + 2260992*B, B)); /* %196 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1288240 + 2277376*B, A + 1288240 + 2260992*B, A + 1288240 + 2425440*B, B)); /* %197 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), k203_fused_add_add_mul(A + 1288240 + 2293760*B, A + 1288240 + 1830912*B, A + 1288240 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %203 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1288240 + 1646592*B, A + 1288240 + 2293760*B, B)); /* %204 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), k207_im2col(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, B)); /* %207 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k209_matmul(A + 1288240 + 1646592*B, (real *)P + 121056, A + 1288240 + 1830912*B, B)); /* %209 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1288240 + 1654784*B, A + 1288240 + 1646592*B, B)); /* %211 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1288240 + 1646592*B, A + 1288240 + 1654784*B, (real *)P + 194784, B)); /* %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1288240 + 2318336*B, A + 1288240 + 1646592*B, B)); /* %219 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1288240 + 2310144*B, A + 1288240 + 1646592*B, A + 1288240 + 2318336*B, B)); /* %220 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425456*B, A + 1288240 + 2310144*B, B)); /* %225 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1288240 + 2318336*B, A + 1288240 + 2310144*B, A + 1288240 + 2425456*B, B)); /* %226 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k231_fused_add_mul(A + 1288240 + 2326528*B, A + 1288240 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %231 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1288240 + 2334720*B, A + 1288240 + 2326528*B, B)); /* %232 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), k235_im2col(A + 1288240 + 1646592*B, A + 1288240 + 2334720*B, B)); /* %235 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k237_matmul(A + 1288240 + 1720320*B, (real *)P + 195168, A + 1288240 + 1646592*B, B)); /* %237 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1288240 + 1728512*B, A + 1288240 + 1720320*B, B)); /* %239 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1288240 + 1720320*B, A + 1288240 + 1728512*B, (real *)P + 342624, B)); /* %242 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1288240 + 1728512*B, A + 1288240 + 1720320*B, B)); /* %247 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1288240 + 2342912*B, A + 1288240 + 1720320*B, A + 1288240 + 1728512*B, B)); /* %248 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425472*B, A + 1288240 + 2342912*B, B)); /* %253 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1288240 + 2351104*B, A + 1288240 + 2342912*B, A + 1288240 + 2425472*B, B)); /* %254 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k231_fused_add_mul(A + 1288240 + 2359296*B, A + 1288240 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %259 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1288240 + 2367488*B, A + 1288240 + 2359296*B, B)); /* %260 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), k235_im2col(A + 1288240 + 1720320*B, A + 1288240 + 2367488*B, B)); /* %263 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k237_matmul(A + 1288240 + 2367488*B, (real *)P + 343008, A + 1288240 + 1720320*B, B)); /* %265 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1288240 + 2375680*B, A + 1288240 + 2367488*B, B)); /* %267 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1288240 + 2367488*B, A + 1288240 + 2375680*B, (real *)P + 490464, B)); /* %270 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1288240 + 2383872*B, A + 1288240 + 2367488*B, B)); /* %275 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1288240 + 2375680*B, A + 1288240 + 2367488*B, A + 1288240 + 2383872*B, B)); /* %276 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425488*B, A + 1288240 + 2375680*B, B)); /* %281 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1288240 + 2367488*B, A + 1288240 + 2375680*B, A + 1288240 + 2425488*B, B)); /* %282 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k288_fused_add_add_mul(A + 1288240 + 2383872*B, A + 1288240 + 2334720*B, A + 1288240 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1288240 + 2334720*B, A + 1288240 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), k291_permute(A + 1288240 + 2392064*B, A + 1288240 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(102, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k295_matmul(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, (real *)P + 490848, B)); /* %295 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(103, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k297_add(A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, (real *)P + 507232, B)); /* %297 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(104, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k298_sum(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(105, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1288240 + 2424832*B, A + 1288240 + 2334720*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(106, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k303_matmul(A + 1288240 + 2334720*B, A + 1288240 + 2424832*B, (real *)P + 507360, B)); /* %303 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(107, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k304_add(A + 1288240 + 2424960*B, A + 1288240 + 2334720*B, (real *)P + 523744, B)); /* %304 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(108, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k307_gather(A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k308_add(A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(110, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 128000*T, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(112, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256128*T, A + 1288240 + 2425584*B + 30208*B*T + 128000*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(113, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 133120*T, A + 1288240 + 2425584*B + 30208*B*T + 128000*T, A + 1288240 + 2425584*B + 30208*B*T + 256128*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(114, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 138240*T, A + 1288240 + 2425584*B + 30208*B*T + 133120*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(115, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, (real *)P + 660320, T)); /* %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(116, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 676704, T)); /* %327 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(117, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 143360*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(118, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, (real *)P + 676832, T)); /* %333 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(119, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 693216, T)); /* %335 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(120, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 148480*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(121, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, (real *)P + 693344, T)); /* %341 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(122, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 709728, T)); /* %343 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(123, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 153600*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(124, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, A + 1288240 + 2425584*B + 30208*B*T + 148480*T, T)); /* %346 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(125, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k352_fused_scale_addc_neg(A + 1288240 + 2425584*B + 30208*B*T + 255680*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(126, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k353_fused_add_mul_scale(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 255680*T, T)); /* %353 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(127, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(128, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1288240 + 2425584*B + 30208*B*T + 102400*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(129, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 102400*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(130, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1288240 + 2425584*B + 30208*B*T + 255360*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(131, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 255520*T, A + 1288240 + 2425584*B + 30208*B*T + 255360*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(132, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1288240 + 2425584*B + 30208*B*T + 108800*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 255520*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(133, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 108800*T, A + 1288240 + 2425584*B + 30208*B*T + 153600*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(134, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 158720*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(135, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, (real *)P + 709856, T)); /* %368 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(136, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 726240, T)); /* %371 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(137, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255728*T, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 163840*T, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 255728*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(139, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256176*T, A + 1288240 + 2425584*B + 30208*B*T + 163840*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(140, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 168960*T, A + 1288240 + 2425584*B + 30208*B*T + 163840*T, A + 1288240 + 2425584*B + 30208*B*T + 256176*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(141, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 174080*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(142, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k388_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 174080*T, (real *)P + 726624, T)); /* %388 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(143, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k390_add(A + 1288240 + 2425584*B + 30208*B*T + 20480*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 792160, T)); /* %390 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(144, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(145, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k395_matmul(A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 792672, T)); /* %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(146, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1288240 + 2425584*B + 30208*B*T + 53760*T, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, (real *)P + 858208, T)); /* %398 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(147, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 255728*T, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(148, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 179200*T, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, A + 1288240 + 2425584*B + 30208*B*T + 255728*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(149, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256224*T, A + 1288240 + 2425584*B + 30208*B*T + 179200*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(150, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 184320*T, A + 1288240 + 2425584*B + 30208*B*T + 179200*T, A + 1288240 + 2425584*B + 30208*B*T + 256224*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(151, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 189440*T, A + 1288240 + 2425584*B + 30208*B*T + 184320*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(152, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 858592, T)); /* %415 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(153, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 874976, T)); /* %417 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(154, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(155, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 875104, T)); /* %423 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(156, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 891488, T)); /* %425 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(158, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 891616, T)); /* %431 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(159, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1288240 + 2425584*B + 30208*B*T + 46080*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 908000, T)); /* %433 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(160, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 204800*T, A + 1288240 + 2425584*B + 30208*B*T + 46080*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(161, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, T)); /* %436 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(162, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k353_fused_add_mul_scale(A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 255680*T, T)); /* %443 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(163, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(164, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(165, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(166, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1288240 + 2425584*B + 30208*B*T + 255680*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(167, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 255840*T, A + 1288240 + 2425584*B + 30208*B*T + 255680*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(168, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1288240 + 2425584*B + 30208*B*T + 121600*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 255840*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(169, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 121600*T, A + 1288240 + 2425584*B + 30208*B*T + 204800*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(170, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 209920*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(171, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, (real *)P + 908128, T)); /* %458 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(172, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T + 53760*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 924512, T)); /* %461 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(173, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(174, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(175, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256272*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(176, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 256272*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(177, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(178, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k388_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, (real *)P + 924896, T)); /* %478 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(179, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k390_add(A + 1288240 + 2425584*B + 30208*B*T + 61440*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 990432, T)); /* %480 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(180, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(181, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k395_matmul(A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 990944, T)); /* %485 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(182, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1288240 + 2425584*B + 30208*B*T + 92160*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, (real *)P + 1056480, T)); /* %488 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(183, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 92160*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(184, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1288240 + 2425584*B + 30208*B*T + 97280*T, A + 1288240 + 2425584*B + 30208*B*T + 92160*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(185, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1288240 + 2425584*B + 30208*B*T + 256320*T, A + 1288240 + 2425584*B + 30208*B*T + 97280*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(186, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T + 97280*T, A + 1288240 + 2425584*B + 30208*B*T + 256320*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(187, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(188, 0, sizeof(real)*((double)128*T + (double)5120*T), k502_slice(A + 1288240 + 2425584*B + 30208*B*T + 97152*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(189, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k506_matmul(A + 1288240 + 2425584*B + 30208*B*T + 92160*T, A + 1288240 + 2425584*B + 30208*B*T + 97152*T, (real *)P + 1056864, T)); /* %506 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(190, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k507_add(A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 92160*T, (real *)P + 1073248, T)); /* %507 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(191, 0, sizeof(real)*((double)4992*T + (double)5120*T), k508_slice(A + 1288240 + 2425584*B + 30208*B*T + 92160*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(192, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k512_matmul(A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 92160*T, (real *)P + 1073376, T)); /* %512 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(193, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)128), k514_add(A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, (real *)P + 1089760, T)); /* %514 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(194, (double)256*T, sizeof(real)*((double)T + (double)128*T), k516_fused_sum_square(A + 1288240 + 2425584*B + 30208*B*T + 256464*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(195, (double)2*T, sizeof(real)*((double)T + (double)T), k518_fused_rsqrt_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 256480*T, A + 1288240 + 2425584*B + 30208*B*T + 256464*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(196, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k519_mul(A + 1288240 + 2425584*B + 30208*B*T + 92032*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 256480*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(197, (double)256*B, sizeof(real)*((double)B + (double)128*B), k521_fused_sum_square(A + 1288240 + 2425504*B, A + 1288240 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(198, (double)2*B, sizeof(real)*((double)B + (double)B), k523_fused_rsqrt_clampmin(A + 1288240 + 2425520*B, A + 1288240 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(199, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k524_mul(A + 1288240 + 2425088*B, A + 1288240 + 2424960*B, A + 1288240 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(200, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k525_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 92032*T, A + 1288240 + 2425088*B, B, T)); /* %525 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(201, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k526_scale(A + 1288240 + 2425584*B + 16*B*T, A + 1288240 + 2425584*B, B, T)); /* %526 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(202, 0, sizeof(real)*((double)B*T), k527_eye(A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(203, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 16*B*T, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(204, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1288240 + 2425584*B + 30144*B*T, A + 1288240 + 2425584*B + 16*B*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(205, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1288240 + 2425584*B + 30208*B*T + 256496*T, A + 1288240 + 2425584*B + 30144*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(206, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 256512*T, A + 1288240 + 2425584*B + 30208*B*T + 256496*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(207, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 16*B*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(208, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1288240 + 2425216*B, A + 1288240 + 2425584*B + 16*B*T, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(209, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1288240 + 2425584*B + 30160*B*T, A + 1288240 + 2425584*B + 16*B*T, A + 1288240 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(210, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1288240 + 2425536*B, A + 1288240 + 2425584*B + 30160*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(211, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1288240 + 2425552*B, A + 1288240 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(212, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1288240 + 2425232*B, A + 1288240 + 2425584*B, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(213, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1288240 + 2425584*B + 30208*B*T + 249984*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(214, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1288240 + 2425584*B + 30208*B*T + 256384*T, A + 1288240 + 2425584*B + 30208*B*T + 256512*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 249984*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(215, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 256384*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(216, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 16, A + 0, A + 1288240 + 2425552*B, A + 1288240 + 2425216*B, A + 1288240 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(217, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k558_fused_sum_square(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(218, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k560_fused_rsqrt_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 256416*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(219, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k561_mul(A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 256416*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(220, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k565_fused_sum_square(A + 1288240 + 2416640*B, A + 1288240 + 2400256*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(221, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k567_fused_rsqrt_clampmin(A + 1288240 + 2425216*B, A + 1288240 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(222, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k568_mul(A + 1288240 + 2334720*B, A + 1288240 + 2400256*B, A + 1288240 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(223, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k569_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2334720*B, B, T)); /* %569 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(224, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k570_scale(A + 1288240 + 2425584*B + 2496*B*T, A + 1288240 + 2425584*B, B, T)); /* %570 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(225, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k571_max(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 2496*B*T, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(226, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k574_fused_exp_sub(A + 1288240 + 2425584*B + 24960*B*T, A + 1288240 + 2425584*B + 2496*B*T, A + 1288240 + 2425584*B, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(227, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k575_sum(A + 1288240 + 2425584*B + 29952*B*T, A + 1288240 + 2425584*B + 24960*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(228, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1288240 + 2425584*B + 27456*B*T, A + 1288240 + 2425584*B + 24960*B*T, A + 1288240 + 2425584*B + 29952*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(229, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 27456*B*T, A + 1288240 + 2400256*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(230, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k579_fused_sum_square(A + 1288240 + 2425584*B + 30000*B*T, A + 1288240 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(231, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k581_fused_rsqrt_clampmin(A + 1288240 + 2425584*B + 30048*B*T, A + 1288240 + 2425584*B + 30000*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(232, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k582_mul(A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30048*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(233, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k583_mul(A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 4992*B*T, B, T)); /* %583 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(234, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1288240 + 2425584*B + 30208*B*T + 235392*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, (real *)P + 1089888, T)); /* %590 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(235, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1288240 + 2425584*B + 30208*B*T + 240384*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, (real *)P + 1106272, T)); /* %593 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(236, (double)389376*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T), k595_matmul(A + 1288240 + 2425584*B + 30208*B*T + 245376*T, A + 1288240 + 2425584*B + 30208*B*T + 235392*T, A + 1288240 + 2425584*B + 30208*B*T + 240384*T, T)); /* %595 matmul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(237, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k601_fused_scale_addc_neg(A + 1288240 + 2425584*B + 30208*B*T + 248448*T, (real *)inputs[3], T)); /* %601 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(238, (double)4563*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), k602_fused_add_mul_scale(A + 1288240 + 2425584*B + 30208*B*T + 246912*T, A + 1288240 + 2425584*B + 30208*B*T + 245376*T, (real *)inputs[3], A + 1288240 + 2425584*B + 30208*B*T + 248448*T, T)); /* %602 fused:add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(239, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k603_max(A + 1288240 + 2425584*B + 30208*B*T + 248448*T, A + 1288240 + 2425584*B + 30208*B*T + 246912*T, T)); /* %603 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(240, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k606_fused_exp_sub(A + 1288240 + 2425584*B + 30208*B*T + 245376*T, A + 1288240 + 2425584*B + 30208*B*T + 246912*T, A + 1288240 + 2425584*B + 30208*B*T + 248448*T, T)); /* %606 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(241, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k607_mul(A + 1288240 + 2425584*B + 30208*B*T + 246912*T, A + 1288240 + 2425584*B + 30208*B*T + 245376*T, (real *)inputs[3], T)); /* %607 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(242, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k608_sum(A + 1288240 + 2425584*B + 30208*B*T + 251520*T, A + 1288240 + 2425584*B + 30208*B*T + 246912*T, T)); /* %608 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(243, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k609_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 251568*T, A + 1288240 + 2425584*B + 30208*B*T + 251520*T, T)); /* %609 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(244, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k610_div(A + 1288240 + 2425584*B + 30208*B*T + 248448*T, A + 1288240 + 2425584*B + 30208*B*T + 246912*T, A + 1288240 + 2425584*B + 30208*B*T + 251568*T, T)); /* %610 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(245, (double)39*T, sizeof(real)*((double)T + (double)39*T), k622_sum(A + 1288240 + 2425584*B + 30208*B*T + 250000*T, (real *)inputs[3], T)); /* %622 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(246, (double)T, sizeof(real)*((double)T + (double)T), k623_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 246960*T, A + 1288240 + 2425584*B + 30208*B*T + 250000*T, T)); /* %623 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(247, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), k624_div(A + 1288240 + 2425584*B + 30208*B*T + 246912*T, (real *)inputs[3], A + 1288240 + 2425584*B + 30208*B*T + 246960*T, T)); /* %624 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
+    CALL(248, (double)16384, sizeof(real)*((double)128 + (double)16384), k733_sum(A + 4992, (real *)P + 1139040)); /* %733 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(249, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k736_matmul(A + 5120, A + 4992, (real *)P + 1122656)); /* %736 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(250, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), k739_fused_sum_mul(A + 1288240 + 2425584*B + 16512*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 5120, B, T)); /* %739 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(251, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k740_matmul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30208*B*T + 248448*T, A + 1288240 + 2425584*B + 16512*B*T, B, T)); /* %740 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(252, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), k625_fused_mul_add_sum(A + 1288240 + 2425584*B + 15024*B*T, A + 1288240 + 2425584*B + 30208*B*T + 246912*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %625 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(253, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k626_sum(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 15024*B*T, B, T)); /* %626 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
+    CALL(254, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k628_scale(A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %628 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(255, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1288240 + 2425584*B + 30208*B*T + 246960*T, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %630 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(256, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1288240 + 2425584*B + 30112*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 30208*B*T + 246960*T, B, T)); /* %633 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(257, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1288240 + 2425584*B + 30208*B*T + 246976*T, A + 1288240 + 2425584*B + 30112*B*T, B, T)); /* %634 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(258, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1288240 + 2425584*B + 30208*B*T + 246992*T, A + 1288240 + 2425584*B + 30208*B*T + 246976*T, T)); /* %635 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(259, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1288240 + 2425584*B + 30128*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %638 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(260, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1288240 + 2425280*B, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %641 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(261, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425280*B, B, T)); /* %644 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(262, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1288240 + 2425296*B, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %645 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(263, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1288240 + 2425312*B, A + 1288240 + 2425296*B, B)); /* %646 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(264, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1288240 + 2425328*B, A + 1288240 + 2425584*B + 30128*B*T, B, T)); /* %650 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(265, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1288240 + 2425584*B + 30208*B*T + 247008*T, A + 1288240 + 2425584*B + 30208*B*T + 246992*T, A + 1288240 + 2425584*B + 30208*B*T + 246960*T, A + 1288240 + 2425584*B + 30128*B*T, A + 1288240 + 2425584*B + 30208*B*T + 249984*T, B, T)); /* %653 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(266, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 247008*T, T)); /* %654 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(267, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 32, A + 0, A + 1288240 + 2425312*B, A + 1288240 + 2425280*B, A + 1288240 + 2425328*B, B)); /* %657 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(268, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k659_add(A + 1288224, A + 16, A + 32)); /* %659 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(406, 0, sizeof(real)*((double)1), k730_fill(A + 128)); /* %730 fill []  graphs/lib/model.lua:87 */
-    CALL(407, (double)1, sizeof(real)*((double)1 + (double)1), k535_scale(A + 144, A + 128, B)); /* %732 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(408, (double)B, sizeof(real)*((double)B + (double)1), k733_id(A + 1288240 + 2514976*B, A + 144, B)); /* %733 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(409, (double)T, sizeof(real)*((double)T + (double)1), k734_id(A + 1288240 + 2523280*B + 35200*B*T + 251632*T, A + 144, T)); /* %734 map:id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(410, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1288240 + 2523280*B + 35200*B*T + 253120*T, A + 1288240 + 2523280*B + 35200*B*T + 251632*T, A + 1288240 + 2523280*B + 35200*B*T + 251616*T, T)); /* %735 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(411, (double)B, sizeof(real)*((double)B + (double)B), k737_neg(A + 1288240 + 2515072*B, A + 1288240 + 2514976*B, B)); /* %737 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(412, (double)B*T, sizeof(real)*((double)B*T + (double)B), k738_id(A + 1288240 + 2523280*B + 35088*B*T, A + 1288240 + 2515072*B, B, T)); /* %738 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(413, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1288240 + 2523280*B + 35168*B*T, A + 1288240 + 2523280*B + 35088*B*T, A + 1288240 + 2523280*B + 20064*B*T, B, T)); /* %739 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(414, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k741_div(A + 1288240 + 2515072*B, A + 1288240 + 2514976*B, A + 1288240 + 2515056*B, B)); /* %741 map:div [1,B]  graphs/lib/losses.lua:11 */
-    CALL(415, (double)B, sizeof(real)*((double)B + (double)B), k742_step(A + 1288240 + 2515056*B, A + 1288240 + 2515040*B, B)); /* %742 map:step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(416, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k743_mul(A + 1288240 + 2515040*B, A + 1288240 + 2515072*B, A + 1288240 + 2515056*B, B)); /* %743 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    CALL(417, (double)B*T, sizeof(real)*((double)B*T + (double)B), k738_id(A + 1288240 + 2523280*B + 35088*B*T, A + 1288240 + 2515040*B, B, T)); /* %744 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(418, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1288240 + 2523280*B + 14976*B*T, A + 1288240 + 2523280*B + 35088*B*T, A + 1288240 + 2523280*B + 35104*B*T, B, T)); /* %745 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(419, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k748_add(A + 1288240 + 2523280*B + 35088*B*T, A + 1288240 + 2523280*B + 35168*B*T, A + 1288240 + 2523280*B + 14976*B*T, B, T)); /* %748 map:add [T,B]  graphs/lib/losses.lua:11 */
-    CALL(420, (double)T, sizeof(real)*((double)T + (double)T), k749_neg(A + 1288240 + 2523280*B + 35200*B*T + 251616*T, A + 1288240 + 2523280*B + 35200*B*T + 253120*T, T)); /* %749 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(421, (double)B*T, sizeof(real)*((double)B*T + (double)T), k750_id(A + 1288240 + 2523280*B + 35104*B*T, A + 1288240 + 2523280*B + 35200*B*T + 251616*T, B, T)); /* %750 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(422, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1288240 + 2523280*B + 35184*B*T, A + 1288240 + 2523280*B + 35104*B*T, A + 1288240 + 2523280*B + 20064*B*T, B, T)); /* %751 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(423, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k748_add(A + 1288240 + 2523280*B + 35104*B*T, A + 1288240 + 2523280*B + 35088*B*T, A + 1288240 + 2523280*B + 35184*B*T, B, T)); /* %753 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(424, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k754_div(A + 1288240 + 2523280*B + 35200*B*T + 251616*T, A + 1288240 + 2523280*B + 35200*B*T + 253120*T, A + 1288240 + 2523280*B + 35200*B*T + 251664*T, T)); /* %754 map:div [T,1]  graphs/lib/losses.lua:10 */
-    CALL(425, (double)T, sizeof(real)*((double)T + (double)T), k755_step(A + 1288240 + 2523280*B + 35200*B*T + 251632*T, A + 1288240 + 2523280*B + 35200*B*T + 251648*T, T)); /* %755 map:step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(426, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1288240 + 2523280*B + 35200*B*T + 251648*T, A + 1288240 + 2523280*B + 35200*B*T + 251616*T, A + 1288240 + 2523280*B + 35200*B*T + 251632*T, T)); /* %756 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    CALL(427, (double)B*T, sizeof(real)*((double)B*T + (double)T), k750_id(A + 1288240 + 2523280*B + 35088*B*T, A + 1288240 + 2523280*B + 35200*B*T + 251648*T, B, T)); /* %757 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(428, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1288240 + 2523280*B + 14976*B*T, A + 1288240 + 2523280*B + 35088*B*T, A + 1288240 + 2523280*B + 35120*B*T, B, T)); /* %758 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(429, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k748_add(A + 1288240 + 2523280*B + 35088*B*T, A + 1288240 + 2523280*B + 35104*B*T, A + 1288240 + 2523280*B + 14976*B*T, B, T)); /* %761 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(430, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k608_scale(A + 1288240 + 2523280*B + 35104*B*T, A + 1288240 + 2523280*B + 35088*B*T, B, T)); /* %762 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(431, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k764_id(A + 1288240 + 2523280*B + 14976*B*T, A + 1288240 + 2523280*B + 35104*B*T, B, T)); /* %764 map:id [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(432, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k766_mul(A + 1288240 + 2523280*B + 35088*B*T, A + 1288240 + 2523280*B + 14976*B*T, A + 1288240 + 2523280*B + 35200*B*T + 251568*T, B, T)); /* %766 map:mul [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(433, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k768_matmul(A + 1288240 + 2523280*B + 14976*B*T, A + 1288240 + 2523280*B + 35088*B*T, A + 1288240 + 2523280*B + 20016*B*T, B, T)); /* %768 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
-    CALL(434, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k769_matmul(A + 1288240 + 2523280*B + 19968*B*T, A + 1288240 + 2523280*B + 35200*B*T + 248448*T, A + 1288240 + 2523280*B + 35088*B*T, B, T)); /* %769 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(435, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k770_sum(A + 1288240 + 2523280*B + 35200*B*T + 245376*T, A + 1288240 + 2523280*B + 14976*B*T, B, T)); /* %770 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
-    CALL(436, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k771_id(A + 1288240 + 2523280*B + 14976*B*T, A + 1288240 + 2523280*B + 19968*B*T, B, T)); /* %771 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(437, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128), k718_mul(A + 1288240 + 2523280*B + 19968*B*T, A + 1288240 + 2523280*B + 14976*B*T, A + 0, B, T)); /* %772 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(438, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k773_mul(A + 1288240 + 2523280*B + 24960*B*T, A + 1288240 + 2523280*B + 14976*B*T, A + 1288240 + 2523280*B + 9984*B*T, B, T)); /* %773 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(439, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k774_sum(A + 1288240 + 1228800*B, A + 1288240 + 2523280*B + 24960*B*T, B, T)); /* %774 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(440, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k776_sum(A + 0, A + 1288240 + 1228800*B, B)); /* %776 reduce [1,39,128]  graphs/lib/model.lua:33 */
-    CALL(441, (double)4992, sizeof(real)*((double)128 + (double)4992), k778_sum(A + 5120, A + 0)); /* %778 reduce [1,128]  graphs/lib/model.lua:33 */
-    CALL(442, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k781_matmul(A + 0, A + 5120, (real *)P + 1122656)); /* %781 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(443, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), k782_matmul(A + 985088, A + 5120, A + 4992)); /* %782 matmul [128,128]  graphs/lib/model.lua:33 */
-    CALL(444, (double)16384, sizeof(real)*((double)16384 + (double)128), k785_id(A + 1001472, A + 0)); /* %785 map:id [128,128]  graphs/lib/model.lua:33 */
-    CALL(445, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k771_id(A + 1288240 + 2523280*B + 9984*B*T, A + 1288240 + 2523280*B + 35088*B*T, B, T)); /* %786 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(446, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k787_add(A + 1288240 + 2523280*B + 14976*B*T, A + 1288240 + 2523280*B + 19968*B*T, A + 1288240 + 2523280*B + 9984*B*T, B, T)); /* %787 map:add [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(447, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k590_div(A + 1288240 + 2523280*B + 35200*B*T + 249984*T, A + 1288240 + 2523280*B + 35200*B*T + 245376*T, A + 1288240 + 2523280*B + 35200*B*T + 251520*T, T)); /* %789 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(448, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k790_mul(A + 1288240 + 2523280*B + 35200*B*T + 245376*T, A + 1288240 + 2523280*B + 35200*B*T + 249984*T, A + 1288240 + 2523280*B + 35200*B*T + 248448*T, T)); /* %790 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(449, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k791_neg(A + 1288240 + 2523280*B + 35200*B*T + 248448*T, A + 1288240 + 2523280*B + 35200*B*T + 245376*T, T)); /* %791 map:neg [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(450, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k588_sum(A + 1288240 + 2523280*B + 35200*B*T + 251520*T, A + 1288240 + 2523280*B + 35200*B*T + 248448*T, T)); /* %792 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(451, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k793_step(A + 1288240 + 2523280*B + 35200*B*T + 251568*T, A + 1288240 + 2523280*B + 35200*B*T + 102320*T, T)); /* %793 map:step [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(452, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k794_mul(A + 1288240 + 2523280*B + 35200*B*T + 102320*T, A + 1288240 + 2523280*B + 35200*B*T + 251520*T, A + 1288240 + 2523280*B + 35200*B*T + 251568*T, T)); /* %794 map:mul [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(453, (double)1521*T, sizeof(real)*((double)1521*T + (double)39*T), k795_id(A + 1288240 + 2523280*B + 35200*B*T + 245376*T, A + 1288240 + 2523280*B + 35200*B*T + 102320*T, T)); /* %795 map:id [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(454, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k796_add(A + 1288240 + 2523280*B + 35200*B*T + 248448*T, A + 1288240 + 2523280*B + 35200*B*T + 249984*T, A + 1288240 + 2523280*B + 35200*B*T + 245376*T, T)); /* %796 map:add [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(455, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k578_mul(A + 1288240 + 2523280*B + 35200*B*T + 245376*T, A + 1288240 + 2523280*B + 35200*B*T + 248448*T, (real *)inputs[3], T)); /* %797 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(456, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k790_mul(A + 1288240 + 2523280*B + 35200*B*T + 248448*T, A + 1288240 + 2523280*B + 35200*B*T + 245376*T, A + 1288240 + 2523280*B + 35200*B*T + 246912*T, T)); /* %800 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(457, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k578_mul(A + 1288240 + 2523280*B + 35200*B*T + 245376*T, A + 1288240 + 2523280*B + 35200*B*T + 248448*T, (real *)inputs[3], T)); /* %804 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(458, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k576_scale(A + 1288240 + 2523280*B + 35200*B*T + 250368*T, A + 1288240 + 2523280*B + 35200*B*T + 245376*T, T)); /* %807 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(459, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k808_matmul(A + 1288240 + 2523280*B + 35200*B*T + 245376*T, A + 1288240 + 2523280*B + 35200*B*T + 250368*T, A + 1288240 + 2523280*B + 35200*B*T + 240384*T, T)); /* %808 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(460, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k809_matmul(A + 1288240 + 2523280*B + 35200*B*T + 240384*T, A + 1288240 + 2523280*B + 35200*B*T + 250368*T, A + 1288240 + 2523280*B + 35200*B*T + 235392*T, T)); /* %809 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(461, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k492_matmul(A + 1288240 + 2523280*B + 35200*B*T + 235392*T, A + 1288240 + 2523280*B + 35200*B*T + 240384*T, (real *)P + 1106272, T)); /* %811 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(462, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k812_matmul(A + 1017856, A + 1288240 + 2523280*B + 35200*B*T + 230400*T, A + 1288240 + 2523280*B + 35200*B*T + 240384*T, T)); /* %812 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(463, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k492_matmul(A + 1288240 + 2523280*B + 35200*B*T + 240384*T, A + 1288240 + 2523280*B + 35200*B*T + 245376*T, (real *)P + 1089888, T)); /* %815 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(464, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k812_matmul(A + 1034240, A + 1288240 + 2523280*B + 35200*B*T + 230400*T, A + 1288240 + 2523280*B + 35200*B*T + 245376*T, T)); /* %816 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(465, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k818_add(A + 1288240 + 2523280*B + 35200*B*T + 245376*T, A + 1288240 + 2523280*B + 35200*B*T + 235392*T, A + 1288240 + 2523280*B + 35200*B*T + 240384*T, T)); /* %818 map:add [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(466, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k773_mul(A + 1288240 + 2523280*B + 9984*B*T, A + 1288240 + 2523280*B + 14976*B*T, A + 1288240 + 2523280*B + 4992*B*T, B, T)); /* %819 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(467, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k820_mul(A + 1288240 + 2523280*B + 4992*B*T, A + 1288240 + 2523280*B + 14976*B*T, A + 1288240 + 2523280*B + 35200*B*T + 97152*T, B, T)); /* %820 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(468, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k821_sum(A + 1288240 + 2523280*B + 35200*B*T + 235392*T, A + 1288240 + 2523280*B + 9984*B*T, B, T)); /* %821 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(469, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k562_mul(A + 1288240 + 2523280*B + 9984*B*T, A + 1288240 + 2523280*B + 4992*B*T, A + 1288240 + 2523280*B + 35040*B*T, B, T)); /* %822 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(470, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k773_mul(A + 1288240 + 2523280*B + 14976*B*T, A + 1288240 + 2523280*B + 4992*B*T, A + 1288240 + 2523280*B, B, T)); /* %823 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(471, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1288240 + 2523280*B + 4992*B*T, A + 1288240 + 2523280*B + 14976*B*T, B, T)); /* %824 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(472, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k825_square(A + 1288240 + 2523280*B + 5040*B*T, A + 1288240 + 2523280*B + 35040*B*T, B, T)); /* %825 map:square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(473, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k826_mul(A + 1288240 + 2523280*B + 5088*B*T, A + 1288240 + 2523280*B + 35040*B*T, A + 1288240 + 2523280*B + 5040*B*T, B, T)); /* %826 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(474, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k827_scale(A + 1288240 + 2523280*B + 5040*B*T, A + 1288240 + 2523280*B + 5088*B*T, B, T)); /* %827 map:scale [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(475, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k826_mul(A + 1288240 + 2523280*B + 5088*B*T, A + 1288240 + 2523280*B + 4992*B*T, A + 1288240 + 2523280*B + 5040*B*T, B, T)); /* %828 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(476, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k829_step(A + 1288240 + 2523280*B + 4992*B*T, A + 1288240 + 2523280*B + 34992*B*T, B, T)); /* %829 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(477, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k826_mul(A + 1288240 + 2523280*B + 14976*B*T, A + 1288240 + 2523280*B + 5088*B*T, A + 1288240 + 2523280*B + 4992*B*T, B, T)); /* %830 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(478, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k771_id(A + 1288240 + 2523280*B + 4992*B*T, A + 1288240 + 2523280*B + 14976*B*T, B, T)); /* %831 map:id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(479, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k832_scale(A + 1288240 + 2523280*B + 14976*B*T, A + 1288240 + 2523280*B, B, T)); /* %832 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(480, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k773_mul(A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 4992*B*T, A + 1288240 + 2523280*B + 14976*B*T, B, T)); /* %833 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(481, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k787_add(A + 1288240 + 2523280*B + 14976*B*T, A + 1288240 + 2523280*B + 9984*B*T, A + 1288240 + 2523280*B, B, T)); /* %834 map:add [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(482, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k835_matmul(A + 1288240 + 2523280*B + 8192*B*T, A + 1288240 + 2523280*B + 14976*B*T, A + 1288240 + 1220608*B, B, T)); /* %835 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
-    CALL(483, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k836_matmul(A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 32448*B*T, A + 1288240 + 2523280*B + 14976*B*T, B, T)); /* %836 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(484, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k837_sum(A + 1288240 + 1228800*B, A + 1288240 + 2523280*B, B, T)); /* %837 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(485, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k556_div(A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 8192*B*T, A + 1288240 + 2523280*B + 34944*B*T, B, T)); /* %838 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(486, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k839_mul(A + 1288240 + 2523280*B + 2496*B*T, A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 32448*B*T, B, T)); /* %839 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(487, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k840_neg(A + 1288240 + 2523280*B + 4992*B*T, A + 1288240 + 2523280*B + 2496*B*T, B, T)); /* %840 map:neg [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(488, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k555_sum(A + 1288240 + 2523280*B + 7488*B*T, A + 1288240 + 2523280*B + 4992*B*T, B, T)); /* %841 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(489, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)39*B*T), k842_id(A + 1288240 + 2523280*B + 2496*B*T, A + 1288240 + 2523280*B + 7488*B*T, B, T)); /* %842 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(490, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k843_add(A + 1288240 + 2523280*B + 4992*B*T, A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 2496*B*T, B, T)); /* %843 map:add [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(491, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k839_mul(A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 4992*B*T, A + 1288240 + 2523280*B + 29952*B*T, B, T)); /* %844 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(492, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k550_scale(A + 1288240 + 2523280*B + 13184*B*T, A + 1288240 + 2523280*B, B, T)); /* %847 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(493, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k557_matmul(A + 1288240 + 2523280*B + 8192*B*T, A + 1288240 + 2523280*B + 13184*B*T, A + 1288240 + 1179648*B, B, T)); /* %848 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(494, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k849_matmul(A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 13184*B*T, A + 1288240 + 2523280*B + 35200*B*T + 97152*T, B, T)); /* %849 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(495, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k821_sum(A + 1288240 + 2523280*B + 35200*B*T + 240384*T, A + 1288240 + 2523280*B + 8192*B*T, B, T)); /* %850 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(496, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k837_sum(A + 1288240 + 1179648*B, A + 1288240 + 2523280*B, B, T)); /* %851 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(497, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k818_add(A + 1288240 + 2523280*B + 35200*B*T + 97152*T, A + 1288240 + 2523280*B + 35200*B*T + 235392*T, A + 1288240 + 2523280*B + 35200*B*T + 240384*T, T)); /* %852 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(498, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k548_mul(A + 1288240 + 1236992*B, A + 1288240 + 1179648*B, A + 1288240 + 1253824*B, B)); /* %853 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(499, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k854_mul(A + 1288240 + 1245184*B, A + 1288240 + 1179648*B, A + 1288240 + 1220608*B, B)); /* %854 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(500, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k545_sum(A + 1288240 + 1253888*B, A + 1288240 + 1245184*B, B)); /* %855 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(501, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1288240 + 1179648*B, A + 1288240 + 1228800*B, A + 1288240 + 1236992*B, B)); /* %856 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(502, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k857_square(A + 1288240 + 1228800*B, A + 1288240 + 1253824*B, B)); /* %857 map:square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(503, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k858_mul(A + 1288240 + 1228864*B, A + 1288240 + 1253824*B, A + 1288240 + 1228800*B, B)); /* %858 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(504, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k859_scale(A + 1288240 + 1228800*B, A + 1288240 + 1228864*B, B)); /* %859 map:scale [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(505, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k858_mul(A + 1288240 + 1253824*B, A + 1288240 + 1253888*B, A + 1288240 + 1228800*B, B)); /* %860 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(506, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k861_step(A + 1288240 + 1228800*B, A + 1288240 + 1253760*B, B)); /* %861 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(507, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k858_mul(A + 1288240 + 1253760*B, A + 1288240 + 1253824*B, A + 1288240 + 1228800*B, B)); /* %862 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(508, (double)8192*B, sizeof(real)*((double)8192*B + (double)64*B), k863_id(A + 1288240 + 1228800*B, A + 1288240 + 1253760*B, B)); /* %863 map:id [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(509, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k864_scale(A + 1288240 + 1236992*B, A + 1288240 + 1220608*B, B)); /* %864 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(510, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k854_mul(A + 1288240 + 1220608*B, A + 1288240 + 1228800*B, A + 1288240 + 1236992*B, B)); /* %865 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(511, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1288240 + 1228800*B, A + 1288240 + 1179648*B, A + 1288240 + 1220608*B, B)); /* %866 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(512, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k541_mul(A + 1288240 + 2523280*B + 35200*B*T + 235392*T, A + 1288240 + 2523280*B + 35200*B*T + 97152*T, A + 1288240 + 2523280*B + 35200*B*T + 253040*T, T)); /* %869 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(513, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k870_mul(A + 1288240 + 2523280*B + 35200*B*T + 240384*T, A + 1288240 + 2523280*B + 35200*B*T + 97152*T, A + 1288240 + 2523280*B + 35200*B*T + 230400*T, T)); /* %870 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(514, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k538_sum(A + 1288240 + 2523280*B + 35200*B*T + 102320*T, A + 1288240 + 2523280*B + 35200*B*T + 240384*T, T)); /* %871 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(515, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k818_add(A + 1288240 + 2523280*B + 35200*B*T + 240384*T, A + 1288240 + 2523280*B + 35200*B*T + 245376*T, A + 1288240 + 2523280*B + 35200*B*T + 235392*T, T)); /* %872 map:add [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(516, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k873_square(A + 1288240 + 2523280*B + 35200*B*T + 97152*T, A + 1288240 + 2523280*B + 35200*B*T + 253040*T, T)); /* %873 map:square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(517, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k794_mul(A + 1288240 + 2523280*B + 35200*B*T + 97200*T, A + 1288240 + 2523280*B + 35200*B*T + 253040*T, A + 1288240 + 2523280*B + 35200*B*T + 97152*T, T)); /* %874 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(518, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k875_scale(A + 1288240 + 2523280*B + 35200*B*T + 97152*T, A + 1288240 + 2523280*B + 35200*B*T + 97200*T, T)); /* %875 map:scale [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(519, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k794_mul(A + 1288240 + 2523280*B + 35200*B*T + 97200*T, A + 1288240 + 2523280*B + 35200*B*T + 102320*T, A + 1288240 + 2523280*B + 35200*B*T + 97152*T, T)); /* %876 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(520, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k877_step(A + 1288240 + 2523280*B + 35200*B*T + 97152*T, A + 1288240 + 2523280*B + 35200*B*T + 102272*T, T)); /* %877 map:step [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(521, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k794_mul(A + 1288240 + 2523280*B + 35200*B*T + 102272*T, A + 1288240 + 2523280*B + 35200*B*T + 97200*T, A + 1288240 + 2523280*B + 35200*B*T + 97152*T, T)); /* %878 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(522, (double)4992*T, sizeof(real)*((double)4992*T + (double)39*T), k879_id(A + 1288240 + 2523280*B + 35200*B*T + 235392*T, A + 1288240 + 2523280*B + 35200*B*T + 102272*T, T)); /* %879 map:id [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(523, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k880_scale(A + 1288240 + 2523280*B + 35200*B*T + 97152*T, A + 1288240 + 2523280*B + 35200*B*T + 230400*T, T)); /* %880 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(524, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k870_mul(A + 1288240 + 2523280*B + 35200*B*T + 230400*T, A + 1288240 + 2523280*B + 35200*B*T + 235392*T, A + 1288240 + 2523280*B + 35200*B*T + 97152*T, T)); /* %881 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(525, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k818_add(A + 1288240 + 2523280*B + 35200*B*T + 235392*T, A + 1288240 + 2523280*B + 35200*B*T + 240384*T, A + 1288240 + 2523280*B + 35200*B*T + 230400*T, T)); /* %882 map:add [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(526, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k741_div(A + 1288240 + 2515040*B, A + 1288240 + 2514976*B, A + 1288240 + 2515024*B, B)); /* %893 map:div [1,B]  graphs/lib/losses.lua:11 */
-    CALL(527, (double)B, sizeof(real)*((double)B + (double)B), k742_step(A + 1288240 + 2514976*B, A + 1288240 + 2515008*B, B)); /* %894 map:step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(528, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k743_mul(A + 1288240 + 2515008*B, A + 1288240 + 2515040*B, A + 1288240 + 2514976*B, B)); /* %895 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    CALL(529, (double)B*T, sizeof(real)*((double)B*T + (double)B), k738_id(A + 1288240 + 2523280*B, A + 1288240 + 2515008*B, B, T)); /* %896 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(530, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1288240 + 2523280*B + 16*B*T, A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 35152*B*T, B, T)); /* %897 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(531, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k748_add(A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 35168*B*T, A + 1288240 + 2523280*B + 16*B*T, B, T)); /* %900 map:add [T,B]  graphs/lib/losses.lua:11 */
-    CALL(532, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k748_add(A + 1288240 + 2523280*B + 35152*B*T, A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 35184*B*T, B, T)); /* %905 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(533, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k754_div(A + 1288240 + 2523280*B + 35200*B*T + 253040*T, A + 1288240 + 2523280*B + 35200*B*T + 253120*T, A + 1288240 + 2523280*B + 35200*B*T + 102384*T, T)); /* %906 map:div [T,1]  graphs/lib/losses.lua:10 */
-    CALL(534, (double)T, sizeof(real)*((double)T + (double)T), k755_step(A + 1288240 + 2523280*B + 35200*B*T + 102384*T, A + 1288240 + 2523280*B + 35200*B*T + 102368*T, T)); /* %907 map:step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(535, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1288240 + 2523280*B + 35200*B*T + 253056*T, A + 1288240 + 2523280*B + 35200*B*T + 253040*T, A + 1288240 + 2523280*B + 35200*B*T + 102384*T, T)); /* %908 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    CALL(536, (double)B*T, sizeof(real)*((double)B*T + (double)T), k750_id(A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 35200*B*T + 253056*T, B, T)); /* %909 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(537, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1288240 + 2523280*B + 16*B*T, A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 35136*B*T, B, T)); /* %910 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(538, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k748_add(A + 1288240 + 2523280*B, A + 1288240 + 2523280*B + 35152*B*T, A + 1288240 + 2523280*B + 16*B*T, B, T)); /* %913 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(539, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k506_scale(A + 1288240 + 2523280*B + 16*B*T, A + 1288240 + 2523280*B, B, T)); /* %914 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(540, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k915_matmul(A + 1288240 + 2523280*B + 35200*B*T + 102272*T, A + 1288240 + 2523280*B + 16*B*T, A + 1288240 + 1253632*B, B, T)); /* %915 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(541, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k916_matmul(A + 1288240 + 1179648*B, A + 1288240 + 2523280*B + 16*B*T, A + 1288240 + 2523280*B + 35200*B*T + 102144*T, B, T)); /* %916 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(542, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k504_mul(A + 1288240 + 1179776*B, A + 1288240 + 1179648*B, A + 1288240 + 2514992*B, B)); /* %917 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(543, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k918_mul(A + 1288240 + 1179904*B, A + 1288240 + 1179648*B, A + 1288240 + 1253504*B, B)); /* %918 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(544, (double)128*B, sizeof(real)*((double)B + (double)128*B), k501_sum(A + 1288240 + 2514976*B, A + 1288240 + 1179904*B, B)); /* %919 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(545, (double)B, sizeof(real)*((double)B + (double)B), k920_square(A + 1288240 + 1179648*B, A + 1288240 + 2514992*B, B)); /* %920 map:square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(546, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k743_mul(A + 1288240 + 1179664*B, A + 1288240 + 2514992*B, A + 1288240 + 1179648*B, B)); /* %921 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(547, (double)B, sizeof(real)*((double)B + (double)B), k922_scale(A + 1288240 + 1179648*B, A + 1288240 + 1179664*B, B)); /* %922 map:scale [B,1]  graphs/lib/losses.lua:21 */
-    CALL(548, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k743_mul(A + 1288240 + 1179664*B, A + 1288240 + 2514976*B, A + 1288240 + 1179648*B, B)); /* %923 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(549, (double)B, sizeof(real)*((double)B + (double)B), k924_step(A + 1288240 + 1179648*B, A + 1288240 + 2514960*B, B)); /* %924 map:step [B,1]  graphs/lib/losses.lua:21 */
-    CALL(550, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k743_mul(A + 1288240 + 1179904*B, A + 1288240 + 1179664*B, A + 1288240 + 1179648*B, B)); /* %925 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(551, (double)128*B, sizeof(real)*((double)128*B + (double)B), k926_id(A + 1288240 + 1179648*B, A + 1288240 + 1179904*B, B)); /* %926 map:id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(552, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k927_scale(A + 1288240 + 1179904*B, A + 1288240 + 1253504*B, B)); /* %927 map:scale [B,128]  graphs/lib/losses.lua:21 */
-    CALL(553, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k918_mul(A + 1288240 + 1180032*B, A + 1288240 + 1179648*B, A + 1288240 + 1179904*B, B)); /* %928 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(554, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k929_add(A + 1288240 + 1179648*B, A + 1288240 + 1179776*B, A + 1288240 + 1180032*B, B)); /* %929 map:add [B,128]  graphs/lib/losses.lua:21 */
-    CALL(555, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k499_mul(A + 1288240 + 2523280*B + 35200*B*T + 230400*T, A + 1288240 + 2523280*B + 35200*B*T + 102272*T, A + 1288240 + 2523280*B + 35200*B*T + 253104*T, T)); /* %930 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(556, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k931_mul(A + 1288240 + 2523280*B + 35200*B*T + 230528*T, A + 1288240 + 2523280*B + 35200*B*T + 102272*T, A + 1288240 + 2523280*B + 35200*B*T + 252672*T, T)); /* %931 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(557, (double)128*T, sizeof(real)*((double)T + (double)128*T), k496_sum(A + 1288240 + 2523280*B + 35200*B*T + 253040*T, A + 1288240 + 2523280*B + 35200*B*T + 230528*T, T)); /* %932 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(558, (double)T, sizeof(real)*((double)T + (double)T), k933_square(A + 1288240 + 2523280*B + 35200*B*T + 253056*T, A + 1288240 + 2523280*B + 35200*B*T + 253104*T, T)); /* %933 map:square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(559, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1288240 + 2523280*B + 35200*B*T + 253072*T, A + 1288240 + 2523280*B + 35200*B*T + 253104*T, A + 1288240 + 2523280*B + 35200*B*T + 253056*T, T)); /* %934 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(560, (double)T, sizeof(real)*((double)T + (double)T), k935_scale(A + 1288240 + 2523280*B + 35200*B*T + 253056*T, A + 1288240 + 2523280*B + 35200*B*T + 253072*T, T)); /* %935 map:scale [T,1]  graphs/lib/losses.lua:21 */
-    CALL(561, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1288240 + 2523280*B + 35200*B*T + 253072*T, A + 1288240 + 2523280*B + 35200*B*T + 253040*T, A + 1288240 + 2523280*B + 35200*B*T + 253056*T, T)); /* %936 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(562, (double)T, sizeof(real)*((double)T + (double)T), k937_step(A + 1288240 + 2523280*B + 35200*B*T + 253040*T, A + 1288240 + 2523280*B + 35200*B*T + 253088*T, T)); /* %937 map:step [T,1]  graphs/lib/losses.lua:21 */
-    CALL(563, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1288240 + 2523280*B + 35200*B*T + 253056*T, A + 1288240 + 2523280*B + 35200*B*T + 253072*T, A + 1288240 + 2523280*B + 35200*B*T + 253040*T, T)); /* %938 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(564, (double)128*T, sizeof(real)*((double)128*T + (double)T), k939_id(A + 1288240 + 2523280*B + 35200*B*T + 230528*T, A + 1288240 + 2523280*B + 35200*B*T + 253056*T, T)); /* %939 map:id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(565, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k940_scale(A + 1288240 + 2523280*B + 35200*B*T + 230656*T, A + 1288240 + 2523280*B + 35200*B*T + 252672*T, T)); /* %940 map:scale [T,128]  graphs/lib/losses.lua:21 */
-    CALL(566, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k931_mul(A + 1288240 + 2523280*B + 35200*B*T + 230784*T, A + 1288240 + 2523280*B + 35200*B*T + 230528*T, A + 1288240 + 2523280*B + 35200*B*T + 230656*T, T)); /* %941 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(567, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k942_add(A + 1288240 + 2523280*B + 35200*B*T + 97280*T, A + 1288240 + 2523280*B + 35200*B*T + 230400*T, A + 1288240 + 2523280*B + 35200*B*T + 230784*T, T)); /* %942 map:add [T,128]  graphs/lib/losses.lua:21 */
-    CALL(568, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k943_sum(A + 0, A + 1288240 + 2523280*B + 35200*B*T + 235392*T, T)); /* %943 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(569, (double)4992, sizeof(real)*((double)128 + (double)4992), k778_sum(A + 1283072, A + 0)); /* %945 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(570, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k570_matmul(A + 1288240 + 2523280*B + 35200*B*T + 230400*T, A + 1288240 + 2523280*B + 35200*B*T + 235392*T, (real *)P + 1073376, T)); /* %948 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(571, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k812_matmul(A + 1050624, A + 1288240 + 2523280*B + 35200*B*T + 235392*T, A + 1288240 + 2523280*B + 35200*B*T + 92160*T, T)); /* %949 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(572, 0, sizeof(real)*((double)5120*T + (double)4992*T), k951_pad(A + 1288240 + 2523280*B + 35200*B*T + 92160*T, A + 1288240 + 2523280*B + 35200*B*T + 230400*T, T)); /* %951 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(573, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k952_sum(A + 1283200, A + 1288240 + 2523280*B + 35200*B*T + 97280*T, T)); /* %952 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(574, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k954_matmul(A + 1288240 + 2523280*B + 35200*B*T + 230400*T, A + 1288240 + 2523280*B + 35200*B*T + 97280*T, (real *)P + 1056864, T)); /* %954 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(575, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k955_matmul(A + 1067008, A + 1288240 + 2523280*B + 35200*B*T + 97280*T, A + 1288240 + 2523280*B + 35200*B*T + 252544*T, T)); /* %955 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(576, 0, sizeof(real)*((double)5120*T + (double)128*T), k957_pad(A + 1288240 + 2523280*B + 35200*B*T + 97280*T, A + 1288240 + 2523280*B + 35200*B*T + 230400*T, T)); /* %957 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(577, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 230400*T, A + 1288240 + 2523280*B + 35200*B*T + 92160*T, A + 1288240 + 2523280*B + 35200*B*T + 97280*T, T)); /* %958 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(578, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 0, A + 1288240 + 2523280*B + 35200*B*T + 230400*T, T)); /* %959 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(579, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1283328, A + 0)); /* %961 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(580, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1288240 + 2523280*B + 35200*B*T + 92160*T, A + 1288240 + 2523280*B + 35200*B*T + 230400*T, (real *)P + 1056608, T)); /* %963 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(581, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k964_mul(A + 1288240 + 2523280*B + 35200*B*T + 97280*T, A + 1288240 + 2523280*B + 35200*B*T + 230400*T, A + 1288240 + 2523280*B + 35200*B*T + 87040*T, T)); /* %964 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(582, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 0, A + 1288240 + 2523280*B + 35200*B*T + 97280*T, T)); /* %965 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(583, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1283456, A + 0)); /* %967 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(584, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1288240 + 2523280*B + 35200*B*T + 87040*T, A + 1288240 + 2523280*B + 35200*B*T + 92160*T, A + 1288240 + 2523280*B + 35200*B*T + 252992*T, T)); /* %969 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(585, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k964_mul(A + 1288240 + 2523280*B + 35200*B*T + 97280*T, A + 1288240 + 2523280*B + 35200*B*T + 92160*T, A + 1288240 + 2523280*B + 35200*B*T + 81920*T, T)); /* %970 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(586, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T + 252544*T, A + 1288240 + 2523280*B + 35200*B*T + 97280*T, T)); /* %971 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(587, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k972_square(A + 1288240 + 2523280*B + 35200*B*T + 252592*T, A + 1288240 + 2523280*B + 35200*B*T + 252992*T, T)); /* %972 map:square [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(588, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k973_mul(A + 1288240 + 2523280*B + 35200*B*T + 252640*T, A + 1288240 + 2523280*B + 35200*B*T + 252992*T, A + 1288240 + 2523280*B + 35200*B*T + 252592*T, T)); /* %973 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(589, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k974_scale(A + 1288240 + 2523280*B + 35200*B*T + 252592*T, A + 1288240 + 2523280*B + 35200*B*T + 252640*T, T)); /* %974 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(590, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k973_mul(A + 1288240 + 2523280*B + 35200*B*T + 252640*T, A + 1288240 + 2523280*B + 35200*B*T + 252544*T, A + 1288240 + 2523280*B + 35200*B*T + 252592*T, T)); /* %975 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(591, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T + 252544*T, A + 1288240 + 2523280*B + 35200*B*T + 252640*T, T)); /* %976 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(592, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k977_id(A + 1288240 + 2523280*B + 35200*B*T + 92160*T, A + 1288240 + 2523280*B + 35200*B*T + 252544*T, T)); /* %977 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(593, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k978_scale(A + 1288240 + 2523280*B + 35200*B*T + 97280*T, A + 1288240 + 2523280*B + 35200*B*T + 81920*T, T)); /* %978 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(594, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k964_mul(A + 1288240 + 2523280*B + 35200*B*T + 81920*T, A + 1288240 + 2523280*B + 35200*B*T + 92160*T, A + 1288240 + 2523280*B + 35200*B*T + 97280*T, T)); /* %979 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(595, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 92160*T, A + 1288240 + 2523280*B + 35200*B*T + 87040*T, A + 1288240 + 2523280*B + 35200*B*T + 81920*T, T)); /* %980 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(596, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k981_neg(A + 1288240 + 2523280*B + 35200*B*T + 97280*T, A + 1288240 + 2523280*B + 35200*B*T + 92160*T, T)); /* %981 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(597, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T + 252544*T, A + 1288240 + 2523280*B + 35200*B*T + 97280*T, T)); /* %982 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(598, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T + 252592*T, A + 1288240 + 2523280*B + 35200*B*T + 252544*T, T)); /* %983 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(599, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k977_id(A + 1288240 + 2523280*B + 35200*B*T + 97280*T, A + 1288240 + 2523280*B + 35200*B*T + 252592*T, T)); /* %984 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(600, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 230400*T, A + 1288240 + 2523280*B + 35200*B*T + 92160*T, A + 1288240 + 2523280*B + 35200*B*T + 97280*T, T)); /* %985 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(601, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 0, A + 1288240 + 2523280*B + 35200*B*T + 230400*T, T)); /* %986 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(602, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1283584, A + 0)); /* %988 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(603, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k991_matmul(A + 1288240 + 2523280*B + 35200*B*T + 81920*T, A + 1288240 + 2523280*B + 35200*B*T + 230400*T, (real *)P + 990944, T)); /* %991 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(604, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k992_matmul(A + 630784, A + 1288240 + 2523280*B + 35200*B*T + 230400*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %992 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(605, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k994_gelu_grad(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 61440*T, T)); /* %994 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(606, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k995_mul(A + 1288240 + 2523280*B + 35200*B*T + 61440*T, A + 1288240 + 2523280*B + 35200*B*T + 81920*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %995 map:mul [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(607, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k996_sum(A + 0, A + 1288240 + 2523280*B + 35200*B*T + 61440*T, T)); /* %996 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(608, (double)20480, sizeof(real)*((double)512 + (double)20480), k998_sum(A + 1282048, A + 0)); /* %998 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(609, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k1001_matmul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 61440*T, (real *)P + 924896, T)); /* %1001 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(610, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k1002_matmul(A + 696320, A + 1288240 + 2523280*B + 35200*B*T + 61440*T, A + 1288240 + 2523280*B + 35200*B*T + 225280*T, T)); /* %1002 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(611, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 761856, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1004 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(612, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1283712, A + 761856)); /* %1006 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(613, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1288240 + 2523280*B + 35200*B*T + 225280*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, (real *)P + 924640, T)); /* %1008 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(614, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k964_mul(A + 1288240 + 2523280*B + 35200*B*T + 46080*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 220160*T, T)); /* %1009 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(615, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 761856, A + 1288240 + 2523280*B + 35200*B*T + 46080*T, T)); /* %1010 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(616, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1283840, A + 761856)); /* %1012 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(617, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1288240 + 2523280*B + 35200*B*T + 220160*T, A + 1288240 + 2523280*B + 35200*B*T + 225280*T, A + 1288240 + 2523280*B + 35200*B*T + 252944*T, T)); /* %1014 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(618, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k964_mul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 225280*T, A + 1288240 + 2523280*B + 35200*B*T + 215040*T, T)); /* %1015 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(619, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T + 252544*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1016 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(620, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k972_square(A + 1288240 + 2523280*B + 35200*B*T + 252592*T, A + 1288240 + 2523280*B + 35200*B*T + 252944*T, T)); /* %1017 map:square [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(621, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k973_mul(A + 1288240 + 2523280*B + 35200*B*T + 252640*T, A + 1288240 + 2523280*B + 35200*B*T + 252944*T, A + 1288240 + 2523280*B + 35200*B*T + 252592*T, T)); /* %1018 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(622, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k974_scale(A + 1288240 + 2523280*B + 35200*B*T + 252592*T, A + 1288240 + 2523280*B + 35200*B*T + 252640*T, T)); /* %1019 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(623, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k973_mul(A + 1288240 + 2523280*B + 35200*B*T + 252640*T, A + 1288240 + 2523280*B + 35200*B*T + 252544*T, A + 1288240 + 2523280*B + 35200*B*T + 252592*T, T)); /* %1020 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(624, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T + 252544*T, A + 1288240 + 2523280*B + 35200*B*T + 252640*T, T)); /* %1021 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(625, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k977_id(A + 1288240 + 2523280*B + 35200*B*T + 225280*T, A + 1288240 + 2523280*B + 35200*B*T + 252544*T, T)); /* %1022 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(626, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k978_scale(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 215040*T, T)); /* %1023 map:scale [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(627, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k964_mul(A + 1288240 + 2523280*B + 35200*B*T + 215040*T, A + 1288240 + 2523280*B + 35200*B*T + 225280*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1024 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(628, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 225280*T, A + 1288240 + 2523280*B + 35200*B*T + 220160*T, A + 1288240 + 2523280*B + 35200*B*T + 215040*T, T)); /* %1025 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(629, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k981_neg(A + 1288240 + 2523280*B + 35200*B*T + 215040*T, A + 1288240 + 2523280*B + 35200*B*T + 225280*T, T)); /* %1026 map:neg [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(630, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T + 252544*T, A + 1288240 + 2523280*B + 35200*B*T + 215040*T, T)); /* %1027 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(631, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 215040*T, A + 1288240 + 2523280*B + 35200*B*T + 230400*T, A + 1288240 + 2523280*B + 35200*B*T + 225280*T, T)); /* %1028 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(632, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T + 252592*T, A + 1288240 + 2523280*B + 35200*B*T + 252544*T, T)); /* %1029 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(633, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k977_id(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 252592*T, T)); /* %1030 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(634, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 60160*T, A + 1288240 + 2523280*B + 35200*B*T + 215040*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1031 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(635, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 761856, A + 1288240 + 2523280*B + 35200*B*T + 60160*T, T)); /* %1032 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(636, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1283968, A + 761856)); /* %1034 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(637, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1037_matmul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 60160*T, (real *)P + 908128, T)); /* %1037 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(638, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1038_matmul(A + 1083392, A + 1288240 + 2523280*B + 35200*B*T + 60160*T, A + 1288240 + 2523280*B + 35200*B*T + 209920*T, T)); /* %1038 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(639, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1288240 + 2523280*B + 35200*B*T + 47360*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1041 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(640, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 47360*T, A + 1288240 + 2523280*B + 35200*B*T + 204800*T, T)); /* %1042 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(641, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1043_matmul(A + 1288240 + 2523280*B + 35200*B*T + 65280*T, A + 1288240 + 2523280*B + 35200*B*T + 121600*T, A + 1288240 + 2523280*B + 35200*B*T + 47360*T, T)); /* %1043 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(642, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1288240 + 2523280*B + 35200*B*T + 47360*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 252384*T, T)); /* %1044 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(643, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k1045_mul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 47360*T, A + 1288240 + 2523280*B + 35200*B*T + 121600*T, T)); /* %1045 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(644, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k1046_neg(A + 1288240 + 2523280*B + 35200*B*T + 53760*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1046 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(645, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 53760*T, T)); /* %1047 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(646, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k1048_step(A + 1288240 + 2523280*B + 35200*B*T + 41120*T, A + 1288240 + 2523280*B + 35200*B*T + 252224*T, T)); /* %1048 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(647, (double)160*T, sizeof(real)*((double)160*T + (double)160*T + (double)160*T), k1049_mul(A + 1288240 + 2523280*B + 35200*B*T + 53760*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 41120*T, T)); /* %1049 map:mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(648, (double)6400*T, sizeof(real)*((double)6400*T + (double)160*T), k1050_id(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 53760*T, T)); /* %1050 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(649, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k1051_add(A + 1288240 + 2523280*B + 35200*B*T + 53760*T, A + 1288240 + 2523280*B + 35200*B*T + 47360*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1051 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(650, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 53760*T, (real *)inputs[2], T)); /* %1052 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(651, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k1045_mul(A + 1288240 + 2523280*B + 35200*B*T + 47360*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 115200*T, T)); /* %1056 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(652, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 47360*T, (real *)inputs[2], T)); /* %1061 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(653, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1288240 + 2523280*B + 35200*B*T + 47360*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1065 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(654, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 47360*T, A + 1288240 + 2523280*B + 35200*B*T + 199680*T, T)); /* %1066 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(655, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1043_matmul(A + 1288240 + 2523280*B + 35200*B*T + 53760*T, A + 1288240 + 2523280*B + 35200*B*T + 47360*T, A + 1288240 + 2523280*B + 35200*B*T + 194560*T, T)); /* %1067 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(656, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1288240 + 2523280*B + 35200*B*T + 46080*T, A + 1288240 + 2523280*B + 35200*B*T + 65280*T, T)); /* %1068 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(657, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 761856, A + 1288240 + 2523280*B + 35200*B*T + 46080*T, T)); /* %1070 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(658, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1284096, A + 761856)); /* %1072 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(659, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1037_matmul(A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 46080*T, (real *)P + 891616, T)); /* %1075 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(660, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1038_matmul(A + 1099776, A + 1288240 + 2523280*B + 35200*B*T + 46080*T, A + 1288240 + 2523280*B + 35200*B*T + 189440*T, T)); /* %1076 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(661, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1288240 + 2523280*B + 35200*B*T + 46080*T, A + 1288240 + 2523280*B + 35200*B*T + 53760*T, T)); /* %1078 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(662, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 761856, A + 1288240 + 2523280*B + 35200*B*T + 46080*T, T)); /* %1080 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(663, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1284224, A + 761856)); /* %1082 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(664, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1037_matmul(A + 1288240 + 2523280*B + 35200*B*T + 120320*T, A + 1288240 + 2523280*B + 35200*B*T + 46080*T, (real *)P + 875104, T)); /* %1085 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(665, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1038_matmul(A + 1116160, A + 1288240 + 2523280*B + 35200*B*T + 46080*T, A + 1288240 + 2523280*B + 35200*B*T + 189440*T, T)); /* %1086 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(666, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 46080*T, A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 120320*T, T)); /* %1088 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(667, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1288240 + 2523280*B + 35200*B*T + 51200*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1089 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(668, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 761856, A + 1288240 + 2523280*B + 35200*B*T + 51200*T, T)); /* %1091 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(669, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1284352, A + 761856)); /* %1093 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(670, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1037_matmul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 51200*T, (real *)P + 858592, T)); /* %1096 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(671, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1038_matmul(A + 1132544, A + 1288240 + 2523280*B + 35200*B*T + 51200*T, A + 1288240 + 2523280*B + 35200*B*T + 189440*T, T)); /* %1097 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(672, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 51200*T, A + 1288240 + 2523280*B + 35200*B*T + 46080*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1099 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(673, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 761856, A + 1288240 + 2523280*B + 35200*B*T + 51200*T, T)); /* %1100 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(674, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1284480, A + 761856)); /* %1102 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(675, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 51200*T, (real *)P + 858336, T)); /* %1104 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(676, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k964_mul(A + 1288240 + 2523280*B + 35200*B*T + 46080*T, A + 1288240 + 2523280*B + 35200*B*T + 51200*T, A + 1288240 + 2523280*B + 35200*B*T + 184320*T, T)); /* %1105 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(677, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 761856, A + 1288240 + 2523280*B + 35200*B*T + 46080*T, T)); /* %1106 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(678, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1284608, A + 761856)); /* %1108 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(679, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 252896*T, T)); /* %1110 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(680, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k964_mul(A + 1288240 + 2523280*B + 35200*B*T + 120320*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 179200*T, T)); /* %1111 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(681, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T + 252224*T, A + 1288240 + 2523280*B + 35200*B*T + 120320*T, T)); /* %1112 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(682, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k972_square(A + 1288240 + 2523280*B + 35200*B*T + 252272*T, A + 1288240 + 2523280*B + 35200*B*T + 252896*T, T)); /* %1113 map:square [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(683, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k973_mul(A + 1288240 + 2523280*B + 35200*B*T + 252320*T, A + 1288240 + 2523280*B + 35200*B*T + 252896*T, A + 1288240 + 2523280*B + 35200*B*T + 252272*T, T)); /* %1114 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(684, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k974_scale(A + 1288240 + 2523280*B + 35200*B*T + 252272*T, A + 1288240 + 2523280*B + 35200*B*T + 252320*T, T)); /* %1115 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(685, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k973_mul(A + 1288240 + 2523280*B + 35200*B*T + 252320*T, A + 1288240 + 2523280*B + 35200*B*T + 252224*T, A + 1288240 + 2523280*B + 35200*B*T + 252272*T, T)); /* %1116 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(686, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T + 252224*T, A + 1288240 + 2523280*B + 35200*B*T + 252320*T, T)); /* %1117 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(687, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k977_id(A + 1288240 + 2523280*B + 35200*B*T + 120320*T, A + 1288240 + 2523280*B + 35200*B*T + 252224*T, T)); /* %1118 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(688, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k978_scale(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 179200*T, T)); /* %1119 map:scale [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(689, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k964_mul(A + 1288240 + 2523280*B + 35200*B*T + 46080*T, A + 1288240 + 2523280*B + 35200*B*T + 120320*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1120 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(690, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 46080*T, T)); /* %1121 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(691, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k981_neg(A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1122 map:neg [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(692, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T + 252224*T, A + 1288240 + 2523280*B + 35200*B*T + 115200*T, T)); /* %1123 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(693, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 60160*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1124 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(694, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T + 252272*T, A + 1288240 + 2523280*B + 35200*B*T + 252224*T, T)); /* %1125 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(695, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k977_id(A + 1288240 + 2523280*B + 35200*B*T + 120320*T, A + 1288240 + 2523280*B + 35200*B*T + 252272*T, T)); /* %1126 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(696, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 61440*T, A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 120320*T, T)); /* %1127 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(697, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 761856, A + 1288240 + 2523280*B + 35200*B*T + 61440*T, T)); /* %1128 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(698, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1284736, A + 761856)); /* %1130 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(699, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k991_matmul(A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T + 61440*T, (real *)P + 792672, T)); /* %1133 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(700, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k992_matmul(A + 761856, A + 1288240 + 2523280*B + 35200*B*T + 61440*T, A + 1288240 + 2523280*B + 35200*B*T, T)); /* %1134 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(701, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k994_gelu_grad(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 20480*T, T)); /* %1136 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(702, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k995_mul(A + 1288240 + 2523280*B + 35200*B*T + 20480*T, A + 1288240 + 2523280*B + 35200*B*T + 40960*T, A + 1288240 + 2523280*B + 35200*B*T, T)); /* %1137 map:mul [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(703, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k996_sum(A + 0, A + 1288240 + 2523280*B + 35200*B*T + 20480*T, T)); /* %1138 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(704, (double)20480, sizeof(real)*((double)512 + (double)20480), k998_sum(A + 1282560, A + 0)); /* %1140 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(705, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k1001_matmul(A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 20480*T, (real *)P + 726624, T)); /* %1143 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(706, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k1002_matmul(A + 827392, A + 1288240 + 2523280*B + 35200*B*T + 20480*T, A + 1288240 + 2523280*B + 35200*B*T + 174080*T, T)); /* %1144 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(707, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 892928, A + 1288240 + 2523280*B + 35200*B*T + 115200*T, T)); /* %1146 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(708, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1284864, A + 892928)); /* %1148 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(709, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1288240 + 2523280*B + 35200*B*T + 120320*T, A + 1288240 + 2523280*B + 35200*B*T + 115200*T, (real *)P + 726368, T)); /* %1150 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(710, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k964_mul(A + 1288240 + 2523280*B + 35200*B*T + 66560*T, A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 168960*T, T)); /* %1151 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(711, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 892928, A + 1288240 + 2523280*B + 35200*B*T + 66560*T, T)); /* %1152 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(712, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1284992, A + 892928)); /* %1154 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(713, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 120320*T, A + 1288240 + 2523280*B + 35200*B*T + 252848*T, T)); /* %1156 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(714, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k964_mul(A + 1288240 + 2523280*B + 35200*B*T + 66560*T, A + 1288240 + 2523280*B + 35200*B*T + 120320*T, A + 1288240 + 2523280*B + 35200*B*T + 163840*T, T)); /* %1157 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(715, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T + 252224*T, A + 1288240 + 2523280*B + 35200*B*T + 66560*T, T)); /* %1158 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(716, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k972_square(A + 1288240 + 2523280*B + 35200*B*T + 252272*T, A + 1288240 + 2523280*B + 35200*B*T + 252848*T, T)); /* %1159 map:square [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(717, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k973_mul(A + 1288240 + 2523280*B + 35200*B*T + 252320*T, A + 1288240 + 2523280*B + 35200*B*T + 252848*T, A + 1288240 + 2523280*B + 35200*B*T + 252272*T, T)); /* %1160 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(718, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k974_scale(A + 1288240 + 2523280*B + 35200*B*T + 252272*T, A + 1288240 + 2523280*B + 35200*B*T + 252320*T, T)); /* %1161 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(719, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k973_mul(A + 1288240 + 2523280*B + 35200*B*T + 252320*T, A + 1288240 + 2523280*B + 35200*B*T + 252224*T, A + 1288240 + 2523280*B + 35200*B*T + 252272*T, T)); /* %1162 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(720, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T + 252224*T, A + 1288240 + 2523280*B + 35200*B*T + 252320*T, T)); /* %1163 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(721, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k977_id(A + 1288240 + 2523280*B + 35200*B*T + 120320*T, A + 1288240 + 2523280*B + 35200*B*T + 252224*T, T)); /* %1164 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(722, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k978_scale(A + 1288240 + 2523280*B + 35200*B*T + 66560*T, A + 1288240 + 2523280*B + 35200*B*T + 163840*T, T)); /* %1165 map:scale [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(723, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k964_mul(A + 1288240 + 2523280*B + 35200*B*T + 71680*T, A + 1288240 + 2523280*B + 35200*B*T + 120320*T, A + 1288240 + 2523280*B + 35200*B*T + 66560*T, T)); /* %1166 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(724, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 66560*T, A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 71680*T, T)); /* %1167 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(725, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k981_neg(A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 66560*T, T)); /* %1168 map:neg [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(726, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T + 252224*T, A + 1288240 + 2523280*B + 35200*B*T + 115200*T, T)); /* %1169 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(727, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 61440*T, A + 1288240 + 2523280*B + 35200*B*T + 66560*T, T)); /* %1170 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(728, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T + 252272*T, A + 1288240 + 2523280*B + 35200*B*T + 252224*T, T)); /* %1171 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(729, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k977_id(A + 1288240 + 2523280*B + 35200*B*T + 120320*T, A + 1288240 + 2523280*B + 35200*B*T + 252272*T, T)); /* %1172 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(730, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 19200*T, A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 120320*T, T)); /* %1173 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(731, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 892928, A + 1288240 + 2523280*B + 35200*B*T + 19200*T, T)); /* %1174 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(732, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1285120, A + 892928)); /* %1176 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(733, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1037_matmul(A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 19200*T, (real *)P + 709856, T)); /* %1179 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(734, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1038_matmul(A + 1148928, A + 1288240 + 2523280*B + 35200*B*T + 19200*T, A + 1288240 + 2523280*B + 35200*B*T + 158720*T, T)); /* %1180 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(735, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1288240 + 2523280*B + 35200*B*T + 120320*T, A + 1288240 + 2523280*B + 35200*B*T + 115200*T, T)); /* %1183 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(736, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 120320*T, A + 1288240 + 2523280*B + 35200*B*T + 153600*T, T)); /* %1184 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(737, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1043_matmul(A + 1288240 + 2523280*B + 35200*B*T + 115200*T, A + 1288240 + 2523280*B + 35200*B*T + 108800*T, A + 1288240 + 2523280*B + 35200*B*T + 120320*T, T)); /* %1185 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(738, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1288240 + 2523280*B + 35200*B*T + 6400*T, A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 252064*T, T)); /* %1186 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(739, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k1045_mul(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 6400*T, A + 1288240 + 2523280*B + 35200*B*T + 108800*T, T)); /* %1187 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(740, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k1046_neg(A + 1288240 + 2523280*B + 35200*B*T + 12800*T, A + 1288240 + 2523280*B + 35200*B*T, T)); /* %1188 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(741, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 12800*T, T)); /* %1189 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(742, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k1048_step(A + 1288240 + 2523280*B + 35200*B*T + 160*T, A + 1288240 + 2523280*B + 35200*B*T + 251904*T, T)); /* %1190 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(743, (double)160*T, sizeof(real)*((double)160*T + (double)160*T + (double)160*T), k1049_mul(A + 1288240 + 2523280*B + 35200*B*T + 12800*T, A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 160*T, T)); /* %1191 map:mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(744, (double)6400*T, sizeof(real)*((double)6400*T + (double)160*T), k1050_id(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 12800*T, T)); /* %1192 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(745, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k1051_add(A + 1288240 + 2523280*B + 35200*B*T + 12800*T, A + 1288240 + 2523280*B + 35200*B*T + 6400*T, A + 1288240 + 2523280*B + 35200*B*T, T)); /* %1193 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(746, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 12800*T, (real *)inputs[2], T)); /* %1194 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(747, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k1045_mul(A + 1288240 + 2523280*B + 35200*B*T + 6400*T, A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 102400*T, T)); /* %1198 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(748, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 6400*T, (real *)inputs[2], T)); /* %1203 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(749, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1288240 + 2523280*B + 35200*B*T + 6400*T, A + 1288240 + 2523280*B + 35200*B*T, T)); /* %1207 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(750, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 6400*T, A + 1288240 + 2523280*B + 35200*B*T + 148480*T, T)); /* %1208 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(751, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1043_matmul(A + 1288240 + 2523280*B + 35200*B*T + 12800*T, A + 1288240 + 2523280*B + 35200*B*T + 6400*T, A + 1288240 + 2523280*B + 35200*B*T + 143360*T, T)); /* %1209 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(752, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1288240 + 2523280*B + 35200*B*T + 5120*T, A + 1288240 + 2523280*B + 35200*B*T + 115200*T, T)); /* %1210 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(753, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 892928, A + 1288240 + 2523280*B + 35200*B*T + 5120*T, T)); /* %1212 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(754, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1285248, A + 892928)); /* %1214 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(755, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1037_matmul(A + 1288240 + 2523280*B + 35200*B*T + 24320*T, A + 1288240 + 2523280*B + 35200*B*T + 5120*T, (real *)P + 693344, T)); /* %1217 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(756, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1038_matmul(A + 1165312, A + 1288240 + 2523280*B + 35200*B*T + 5120*T, A + 1288240 + 2523280*B + 35200*B*T + 138240*T, T)); /* %1218 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(757, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1288240 + 2523280*B + 35200*B*T + 5120*T, A + 1288240 + 2523280*B + 35200*B*T + 12800*T, T)); /* %1220 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(758, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 892928, A + 1288240 + 2523280*B + 35200*B*T + 5120*T, T)); /* %1222 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(759, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1285376, A + 892928)); /* %1224 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(760, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1037_matmul(A + 1288240 + 2523280*B + 35200*B*T + 10240*T, A + 1288240 + 2523280*B + 35200*B*T + 5120*T, (real *)P + 676832, T)); /* %1227 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(761, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1038_matmul(A + 1181696, A + 1288240 + 2523280*B + 35200*B*T + 5120*T, A + 1288240 + 2523280*B + 35200*B*T + 138240*T, T)); /* %1228 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(762, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 5120*T, A + 1288240 + 2523280*B + 35200*B*T + 24320*T, A + 1288240 + 2523280*B + 35200*B*T + 10240*T, T)); /* %1230 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(763, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1288240 + 2523280*B + 35200*B*T + 10240*T, A + 1288240 + 2523280*B + 35200*B*T, T)); /* %1231 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(764, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 892928, A + 1288240 + 2523280*B + 35200*B*T + 10240*T, T)); /* %1233 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(765, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1285504, A + 892928)); /* %1235 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(766, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1037_matmul(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 10240*T, (real *)P + 660320, T)); /* %1238 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(767, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1038_matmul(A + 1198080, A + 1288240 + 2523280*B + 35200*B*T + 10240*T, A + 1288240 + 2523280*B + 35200*B*T + 138240*T, T)); /* %1239 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(768, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 10240*T, A + 1288240 + 2523280*B + 35200*B*T + 5120*T, A + 1288240 + 2523280*B + 35200*B*T, T)); /* %1241 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(769, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 892928, A + 1288240 + 2523280*B + 35200*B*T + 10240*T, T)); /* %1242 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(770, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1285632, A + 892928)); /* %1244 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(771, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 10240*T, (real *)P + 660064, T)); /* %1246 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(772, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k964_mul(A + 1288240 + 2523280*B + 35200*B*T + 5120*T, A + 1288240 + 2523280*B + 35200*B*T + 10240*T, A + 1288240 + 2523280*B + 35200*B*T + 133120*T, T)); /* %1247 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(773, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 892928, A + 1288240 + 2523280*B + 35200*B*T + 5120*T, T)); /* %1248 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(774, (double)5120, sizeof(real)*((double)128 + (double)5120), k961_sum(A + 1285760, A + 892928)); /* %1250 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(775, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1288240 + 2523280*B + 35200*B*T + 5120*T, A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 252800*T, T)); /* %1252 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(776, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k964_mul(A + 1288240 + 2523280*B + 35200*B*T + 10240*T, A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 128000*T, T)); /* %1253 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(777, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T + 15360*T, A + 1288240 + 2523280*B + 35200*B*T + 10240*T, T)); /* %1254 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(778, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k972_square(A + 1288240 + 2523280*B + 35200*B*T + 15408*T, A + 1288240 + 2523280*B + 35200*B*T + 252800*T, T)); /* %1255 map:square [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(779, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k973_mul(A + 1288240 + 2523280*B + 35200*B*T + 15456*T, A + 1288240 + 2523280*B + 35200*B*T + 252800*T, A + 1288240 + 2523280*B + 35200*B*T + 15408*T, T)); /* %1256 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(780, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k974_scale(A + 1288240 + 2523280*B + 35200*B*T + 15408*T, A + 1288240 + 2523280*B + 35200*B*T + 15456*T, T)); /* %1257 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(781, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k973_mul(A + 1288240 + 2523280*B + 35200*B*T + 15456*T, A + 1288240 + 2523280*B + 35200*B*T + 15360*T, A + 1288240 + 2523280*B + 35200*B*T + 15408*T, T)); /* %1258 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(782, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T + 15504*T, A + 1288240 + 2523280*B + 35200*B*T + 15456*T, T)); /* %1259 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(783, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k977_id(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 15504*T, T)); /* %1260 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(784, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k978_scale(A + 1288240 + 2523280*B + 35200*B*T + 10240*T, A + 1288240 + 2523280*B + 35200*B*T + 128000*T, T)); /* %1261 map:scale [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(785, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k964_mul(A + 1288240 + 2523280*B + 35200*B*T + 24320*T, A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 10240*T, T)); /* %1262 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(786, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 5120*T, A + 1288240 + 2523280*B + 35200*B*T + 24320*T, T)); /* %1263 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(787, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k981_neg(A + 1288240 + 2523280*B + 35200*B*T + 5120*T, A + 1288240 + 2523280*B + 35200*B*T, T)); /* %1264 map:neg [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(788, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1288240 + 2523280*B + 35200*B*T + 10240*T, A + 1288240 + 2523280*B + 35200*B*T + 5120*T, T)); /* %1265 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(789, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 5120*T, A + 1288240 + 2523280*B + 35200*B*T + 19200*T, A + 1288240 + 2523280*B + 35200*B*T, T)); /* %1266 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(790, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1288240 + 2523280*B + 35200*B*T + 10288*T, A + 1288240 + 2523280*B + 35200*B*T + 10240*T, T)); /* %1267 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(791, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k977_id(A + 1288240 + 2523280*B + 35200*B*T, A + 1288240 + 2523280*B + 35200*B*T + 10288*T, T)); /* %1268 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(792, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1288240 + 2523280*B + 35200*B*T + 10240*T, A + 1288240 + 2523280*B + 35200*B*T + 5120*T, A + 1288240 + 2523280*B + 35200*B*T, T)); /* %1269 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(793, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k959_sum(A + 1274880, A + 1288240 + 2523280*B + 35200*B*T + 10240*T, T)); /* %1270 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(794, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1272_scatter_add(A + 294912, A + 1288240 + 2523280*B + 35200*B*T + 10240*T, (int32_t *)inputs[1], T)); /* %1272 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(795, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1273_sum(A + 1285888, A + 1288240 + 1179648*B, B)); /* %1273 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(796, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1275_matmul(A + 1288240 + 1179776*B, A + 1288240 + 1179648*B, (real *)P + 507360, B)); /* %1275 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(797, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1276_matmul(A + 1214464, A + 1288240 + 1179648*B, A + 1288240 + 1253376*B, B)); /* %1276 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(798, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k280_scale(A + 1288240 + 1220608*B, A + 1288240 + 1179776*B, B)); /* %1277 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(799, (double)8192*B, sizeof(real)*((double)8192*B + (double)128*B), k1279_id(A + 1288240 + 1179648*B, A + 1288240 + 1220608*B, B)); /* %1279 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(800, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1280_sum(A + 892928, A + 1288240 + 1228800*B, B)); /* %1280 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(801, (double)8192, sizeof(real)*((double)128 + (double)8192), k1282_sum(A + 1286016, A + 892928)); /* %1282 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(802, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k1285_matmul(A + 1288240 + 1220608*B, A + 1288240 + 1228800*B, (real *)P + 490848, B)); /* %1285 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(803, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k1286_matmul(A + 1230848, A + 1288240 + 1228800*B, A + 1288240 + 1212416*B, B)); /* %1286 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(804, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1288240 + 1212416*B, A + 1288240 + 1179648*B, A + 1288240 + 1220608*B, B)); /* %1288 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(805, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1289_permute(A + 1288240 + 1179648*B, A + 1288240 + 1212416*B, B)); /* %1289 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(806, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1291_step(A + 1288240 + 1212416*B, A + 1288240 + 1204224*B, B)); /* %1291 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(807, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k854_mul(A + 1288240 + 2506752*B, A + 1288240 + 1179648*B, A + 1288240 + 1212416*B, B)); /* %1292 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(808, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1280_sum(A + 892928, A + 1288240 + 2506752*B, B)); /* %1293 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(809, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1295_sum(A + 1247232, A + 892928)); /* %1295 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(810, (double)1024, sizeof(real)*((double)128 + (double)1024), k1296_sum(A + 1286144, A + 1247232)); /* %1296 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(811, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1288240 + 1179648*B, A + 1288240 + 2506752*B, (real *)P + 490592, B)); /* %1298 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(812, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k854_mul(A + 1288240 + 1204224*B, A + 1288240 + 2506752*B, A + 1288240 + 1196032*B, B)); /* %1299 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(813, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1280_sum(A + 892928, A + 1288240 + 1204224*B, B)); /* %1300 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(814, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1295_sum(A + 1247232, A + 892928)); /* %1302 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(815, (double)1024, sizeof(real)*((double)128 + (double)1024), k1296_sum(A + 1286272, A + 1247232)); /* %1303 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(816, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1288240 + 1196032*B, A + 1288240 + 1179648*B, A + 1288240 + 2514944*B, B)); /* %1306 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(817, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k854_mul(A + 1288240 + 1204224*B, A + 1288240 + 1179648*B, A + 1288240 + 1187840*B, B)); /* %1307 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(818, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1288240 + 2514960*B, A + 1288240 + 1204224*B, B)); /* %1308 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(819, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1309_square(A + 1288240 + 2514976*B, A + 1288240 + 2514944*B, B)); /* %1309 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(820, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 2514992*B, A + 1288240 + 2514944*B, A + 1288240 + 2514976*B, B)); /* %1310 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(821, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1311_scale(A + 1288240 + 2514944*B, A + 1288240 + 2514992*B, B)); /* %1311 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(822, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 2514976*B, A + 1288240 + 2514960*B, A + 1288240 + 2514944*B, B)); /* %1312 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(823, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1288240 + 2514944*B, A + 1288240 + 2514976*B, B)); /* %1313 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(824, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1314_id(A + 1288240 + 1179648*B, A + 1288240 + 2514944*B, B)); /* %1314 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(825, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k864_scale(A + 1288240 + 1204224*B, A + 1288240 + 1187840*B, B)); /* %1315 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(826, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k854_mul(A + 1288240 + 1187840*B, A + 1288240 + 1179648*B, A + 1288240 + 1204224*B, B)); /* %1316 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(827, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1288240 + 1179648*B, A + 1288240 + 1196032*B, A + 1288240 + 1187840*B, B)); /* %1317 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(828, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1318_neg(A + 1288240 + 1187840*B, A + 1288240 + 1179648*B, B)); /* %1318 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(829, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1288240 + 2514944*B, A + 1288240 + 1187840*B, B)); /* %1319 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(830, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1288240 + 2514960*B, A + 1288240 + 2514944*B, B)); /* %1320 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(831, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1314_id(A + 1288240 + 1187840*B, A + 1288240 + 2514960*B, B)); /* %1321 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(832, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1288240 + 2514944*B, A + 1288240 + 1179648*B, A + 1288240 + 1187840*B, B)); /* %1322 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(833, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1280_sum(A + 892928, A + 1288240 + 2514944*B, B)); /* %1324 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(834, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1295_sum(A + 1247232, A + 892928)); /* %1326 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(835, (double)1024, sizeof(real)*((double)128 + (double)1024), k1296_sum(A + 1286400, A + 1247232)); /* %1327 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(836, (double)18874368*B, sizeof(real)*((double)147456*B + (double)8192*B + (double)73728*B), k1330_matmul(A + 1288240 + 1179648*B, A + 1288240 + 2514944*B, A + 1288240 + 1867776*B, B)); /* %1330 matmul [B,128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(837, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1331_matmul(A + 1288240 + 1867776*B, (real *)P + 343008, A + 1288240 + 2514944*B, B)); /* %1331 matmul [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(838, (double)147456*B, sizeof(real)*((double)147456 + (double)147456*B), k1332_sum(A + 0, A + 1288240 + 1179648*B, B)); /* %1332 reduce [1,128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(839, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1335_col2im(A + 1288240 + 1179648*B, A + 1288240 + 1867776*B, B)); /* %1335 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(840, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1291_step(A + 1288240 + 1867776*B, A + 1288240 + 2498560*B, B)); /* %1336 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(841, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k854_mul(A + 1288240 + 2498560*B, A + 1288240 + 1179648*B, A + 1288240 + 1867776*B, B)); /* %1337 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(842, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1280_sum(A + 892928, A + 1288240 + 2498560*B, B)); /* %1338 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(843, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1295_sum(A + 1247232, A + 892928)); /* %1340 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(844, (double)1024, sizeof(real)*((double)128 + (double)1024), k1296_sum(A + 1286528, A + 1247232)); /* %1341 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(845, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1288240 + 1867776*B, A + 1288240 + 2498560*B, (real *)P + 342752, B)); /* %1343 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(846, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k854_mul(A + 1288240 + 1875968*B, A + 1288240 + 2498560*B, A + 1288240 + 2490368*B, B)); /* %1344 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(847, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1280_sum(A + 892928, A + 1288240 + 1875968*B, B)); /* %1345 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(848, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1295_sum(A + 1247232, A + 892928)); /* %1347 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(849, (double)1024, sizeof(real)*((double)128 + (double)1024), k1296_sum(A + 1286656, A + 1247232)); /* %1348 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(850, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1288240 + 2490368*B, A + 1288240 + 1867776*B, A + 1288240 + 2523264*B, B)); /* %1351 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(851, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k854_mul(A + 1288240 + 2498560*B, A + 1288240 + 1867776*B, A + 1288240 + 2482176*B, B)); /* %1352 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(852, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1288240 + 2514944*B, A + 1288240 + 2498560*B, B)); /* %1353 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(853, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1309_square(A + 1288240 + 2514960*B, A + 1288240 + 2523264*B, B)); /* %1354 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(854, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 2514976*B, A + 1288240 + 2523264*B, A + 1288240 + 2514960*B, B)); /* %1355 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(855, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1311_scale(A + 1288240 + 2514960*B, A + 1288240 + 2514976*B, B)); /* %1356 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(856, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 2514976*B, A + 1288240 + 2514944*B, A + 1288240 + 2514960*B, B)); /* %1357 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(857, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1288240 + 2514944*B, A + 1288240 + 2514976*B, B)); /* %1358 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(858, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1314_id(A + 1288240 + 2498560*B, A + 1288240 + 2514944*B, B)); /* %1359 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(859, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k864_scale(A + 1288240 + 1867776*B, A + 1288240 + 2482176*B, B)); /* %1360 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(860, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k854_mul(A + 1288240 + 2482176*B, A + 1288240 + 2498560*B, A + 1288240 + 1867776*B, B)); /* %1361 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(861, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1288240 + 2498560*B, A + 1288240 + 2490368*B, A + 1288240 + 2482176*B, B)); /* %1362 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(862, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1318_neg(A + 1288240 + 2482176*B, A + 1288240 + 2498560*B, B)); /* %1363 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(863, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1288240 + 2490368*B, A + 1288240 + 2482176*B, B)); /* %1364 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(864, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1288240 + 2490384*B, A + 1288240 + 2490368*B, B)); /* %1365 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(865, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1314_id(A + 1288240 + 2482176*B, A + 1288240 + 2490384*B, B)); /* %1366 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(866, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1288240 + 2490368*B, A + 1288240 + 2498560*B, A + 1288240 + 2482176*B, B)); /* %1367 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(867, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1280_sum(A + 892928, A + 1288240 + 2490368*B, B)); /* %1369 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(868, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1295_sum(A + 1247232, A + 892928)); /* %1371 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(869, (double)1024, sizeof(real)*((double)128 + (double)1024), k1296_sum(A + 1286784, A + 1247232)); /* %1372 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(870, (double)18874368*B, sizeof(real)*((double)147456*B + (double)8192*B + (double)73728*B), k1330_matmul(A + 1288240 + 1179648*B, A + 1288240 + 2490368*B, A + 1288240 + 1794048*B, B)); /* %1375 matmul [B,128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(871, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1331_matmul(A + 1288240 + 1794048*B, (real *)P + 195168, A + 1288240 + 2490368*B, B)); /* %1376 matmul [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(872, (double)147456*B, sizeof(real)*((double)147456 + (double)147456*B), k1332_sum(A + 147456, A + 1288240 + 1179648*B, B)); /* %1377 reduce [1,128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(873, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1335_col2im(A + 1288240 + 2482176*B, A + 1288240 + 1794048*B, B)); /* %1380 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(874, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1288240 + 2490368*B, A + 1288240 + 2506752*B, A + 1288240 + 2482176*B, B)); /* %1381 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(875, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1291_step(A + 1288240 + 2482176*B, A + 1288240 + 2473984*B, B)); /* %1382 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(876, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k854_mul(A + 1288240 + 2473984*B, A + 1288240 + 2490368*B, A + 1288240 + 2482176*B, B)); /* %1383 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(877, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1280_sum(A + 892928, A + 1288240 + 2473984*B, B)); /* %1384 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(878, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1295_sum(A + 1247232, A + 892928)); /* %1386 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(879, (double)1024, sizeof(real)*((double)128 + (double)1024), k1296_sum(A + 1286912, A + 1247232)); /* %1387 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(880, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1288240 + 1179648*B, A + 1288240 + 2473984*B, (real *)P + 194912, B)); /* %1389 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(881, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k854_mul(A + 1288240 + 1187840*B, A + 1288240 + 2473984*B, A + 1288240 + 2465792*B, B)); /* %1390 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(882, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1280_sum(A + 892928, A + 1288240 + 1187840*B, B)); /* %1391 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(883, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1295_sum(A + 1247232, A + 892928)); /* %1393 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(884, (double)1024, sizeof(real)*((double)128 + (double)1024), k1296_sum(A + 1287040, A + 1247232)); /* %1394 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(885, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1288240 + 1187840*B, A + 1288240 + 1179648*B, A + 1288240 + 2523248*B, B)); /* %1397 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(886, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k854_mul(A + 1288240 + 1196032*B, A + 1288240 + 1179648*B, A + 1288240 + 2457600*B, B)); /* %1398 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(887, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1288240 + 1179648*B, A + 1288240 + 1196032*B, B)); /* %1399 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(888, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1309_square(A + 1288240 + 1179664*B, A + 1288240 + 2523248*B, B)); /* %1400 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(889, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 1179680*B, A + 1288240 + 2523248*B, A + 1288240 + 1179664*B, B)); /* %1401 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(890, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1311_scale(A + 1288240 + 1179664*B, A + 1288240 + 1179680*B, B)); /* %1402 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(891, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 1179680*B, A + 1288240 + 1179648*B, A + 1288240 + 1179664*B, B)); /* %1403 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(892, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1288240 + 2465792*B, A + 1288240 + 1179680*B, B)); /* %1404 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(893, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1314_id(A + 1288240 + 1179648*B, A + 1288240 + 2465792*B, B)); /* %1405 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(894, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k864_scale(A + 1288240 + 1196032*B, A + 1288240 + 2457600*B, B)); /* %1406 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(895, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k854_mul(A + 1288240 + 1204224*B, A + 1288240 + 1179648*B, A + 1288240 + 1196032*B, B)); /* %1407 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(896, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1288240 + 1179648*B, A + 1288240 + 1187840*B, A + 1288240 + 1204224*B, B)); /* %1408 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(897, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1318_neg(A + 1288240 + 1187840*B, A + 1288240 + 1179648*B, B)); /* %1409 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(898, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1288240 + 2457600*B, A + 1288240 + 1187840*B, B)); /* %1410 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(899, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1288240 + 2457616*B, A + 1288240 + 2457600*B, B)); /* %1411 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(900, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1314_id(A + 1288240 + 1187840*B, A + 1288240 + 2457616*B, B)); /* %1412 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(901, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1288240 + 1290240*B, A + 1288240 + 1179648*B, A + 1288240 + 1187840*B, B)); /* %1413 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(902, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1280_sum(A + 892928, A + 1288240 + 1290240*B, B)); /* %1415 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(903, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1295_sum(A + 1247232, A + 892928)); /* %1417 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(904, (double)1024, sizeof(real)*((double)128 + (double)1024), k1296_sum(A + 1287168, A + 1247232)); /* %1418 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(905, (double)9437184*B, sizeof(real)*((double)73728*B + (double)8192*B + (double)36864*B), k1421_matmul(A + 1288240 + 1179648*B, A + 1288240 + 1290240*B, A + 1288240 + 1978368*B, B)); /* %1421 matmul [B,128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(906, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1422_matmul(A + 1288240 + 1253376*B, (real *)P + 121056, A + 1288240 + 1290240*B, B)); /* %1422 matmul [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(907, (double)73728*B, sizeof(real)*((double)73728 + (double)73728*B), k1423_sum(A + 557056, A + 1288240 + 1179648*B, B)); /* %1423 reduce [1,128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(908, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1426_col2im(A + 1288240 + 1290240*B, A + 1288240 + 1253376*B, B)); /* %1426 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(909, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1427_step(A + 1288240 + 1306624*B, A + 1288240 + 2441216*B, B)); /* %1427 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(910, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1428_mul(A + 1288240 + 1978368*B, A + 1288240 + 1290240*B, A + 1288240 + 1306624*B, B)); /* %1428 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(911, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1429_sum(A + 892928, A + 1288240 + 1978368*B, B)); /* %1429 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(912, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1431_sum(A + 1247232, A + 892928)); /* %1431 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(913, (double)1024, sizeof(real)*((double)64 + (double)1024), k1432_sum(A + 1287296, A + 1247232)); /* %1432 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(914, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1288240 + 1994752*B, A + 1288240 + 1978368*B, (real *)P + 120928, B)); /* %1434 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(915, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1428_mul(A + 1288240 + 1179648*B, A + 1288240 + 1978368*B, A + 1288240 + 2424832*B, B)); /* %1435 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(916, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1429_sum(A + 892928, A + 1288240 + 1179648*B, B)); /* %1436 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(917, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1431_sum(A + 1247232, A + 892928)); /* %1438 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(918, (double)1024, sizeof(real)*((double)64 + (double)1024), k1432_sum(A + 1287360, A + 1247232)); /* %1439 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(919, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1288240 + 1179648*B, A + 1288240 + 1994752*B, A + 1288240 + 2523232*B, B)); /* %1442 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(920, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1428_mul(A + 1288240 + 1196032*B, A + 1288240 + 1994752*B, A + 1288240 + 2408448*B, B)); /* %1443 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(921, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1288240 + 1994752*B, A + 1288240 + 1196032*B, B)); /* %1444 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(922, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1309_square(A + 1288240 + 1994768*B, A + 1288240 + 2523232*B, B)); /* %1445 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(923, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 1994784*B, A + 1288240 + 2523232*B, A + 1288240 + 1994768*B, B)); /* %1446 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(924, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1311_scale(A + 1288240 + 1994768*B, A + 1288240 + 1994784*B, B)); /* %1447 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(925, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 1994784*B, A + 1288240 + 1994752*B, A + 1288240 + 1994768*B, B)); /* %1448 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(926, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1288240 + 2011136*B, A + 1288240 + 1994784*B, B)); /* %1449 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(927, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1450_id(A + 1288240 + 1994752*B, A + 1288240 + 2011136*B, B)); /* %1450 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(928, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1451_scale(A + 1288240 + 1196032*B, A + 1288240 + 2408448*B, B)); /* %1451 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(929, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1428_mul(A + 1288240 + 1212416*B, A + 1288240 + 1994752*B, A + 1288240 + 1196032*B, B)); /* %1452 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(930, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1288240 + 1196032*B, A + 1288240 + 1179648*B, A + 1288240 + 1212416*B, B)); /* %1453 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(931, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1454_neg(A + 1288240 + 1179648*B, A + 1288240 + 1196032*B, B)); /* %1454 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(932, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1288240 + 1994752*B, A + 1288240 + 1179648*B, B)); /* %1455 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(933, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1288240 + 1994768*B, A + 1288240 + 1994752*B, B)); /* %1456 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(934, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1450_id(A + 1288240 + 1179648*B, A + 1288240 + 1994768*B, B)); /* %1457 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(935, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1288240 + 1994752*B, A + 1288240 + 1196032*B, A + 1288240 + 1179648*B, B)); /* %1458 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(936, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1429_sum(A + 892928, A + 1288240 + 1994752*B, B)); /* %1460 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(937, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1431_sum(A + 1247232, A + 892928)); /* %1462 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(938, (double)1024, sizeof(real)*((double)64 + (double)1024), k1432_sum(A + 1287424, A + 1247232)); /* %1463 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(939, (double)18874368*B, sizeof(real)*((double)36864*B + (double)16384*B + (double)147456*B), k1466_matmul(A + 1288240 + 1179648*B, A + 1288240 + 1994752*B, A + 1288240 + 1032192*B, B)); /* %1466 matmul [B,64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(940, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1467_matmul(A + 1288240 + 1032192*B, (real *)P + 84000, A + 1288240 + 1994752*B, B)); /* %1467 matmul [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(941, (double)36864*B, sizeof(real)*((double)36864 + (double)36864*B), k1468_sum(A + 892928, A + 1288240 + 1179648*B, B)); /* %1468 reduce [1,64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(942, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1471_col2im(A + 1288240 + 1994752*B, A + 1288240 + 1032192*B, B)); /* %1471 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(943, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1427_step(A + 1288240 + 1794048*B, A + 1288240 + 2392064*B, B)); /* %1472 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(944, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1428_mul(A + 1288240 + 1810432*B, A + 1288240 + 1994752*B, A + 1288240 + 1794048*B, B)); /* %1473 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(945, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1429_sum(A + 929792, A + 1288240 + 1810432*B, B)); /* %1474 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(946, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1431_sum(A + 1247232, A + 929792)); /* %1476 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(947, (double)1024, sizeof(real)*((double)64 + (double)1024), k1432_sum(A + 1287488, A + 1247232)); /* %1477 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(948, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1288240 + 1794048*B, A + 1288240 + 1810432*B, (real *)P + 83872, B)); /* %1479 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(949, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1428_mul(A + 1288240 + 1994752*B, A + 1288240 + 1810432*B, A + 1288240 + 2375680*B, B)); /* %1480 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(950, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1429_sum(A + 929792, A + 1288240 + 1994752*B, B)); /* %1481 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(951, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1431_sum(A + 1247232, A + 929792)); /* %1483 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(952, (double)1024, sizeof(real)*((double)64 + (double)1024), k1432_sum(A + 1287552, A + 1247232)); /* %1484 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(953, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1288240 + 1994752*B, A + 1288240 + 1794048*B, A + 1288240 + 2523216*B, B)); /* %1487 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(954, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1428_mul(A + 1288240 + 1810432*B, A + 1288240 + 1794048*B, A + 1288240 + 2359296*B, B)); /* %1488 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(955, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1288240 + 2011136*B, A + 1288240 + 1810432*B, B)); /* %1489 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(956, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1309_square(A + 1288240 + 2011152*B, A + 1288240 + 2523216*B, B)); /* %1490 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(957, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 2011168*B, A + 1288240 + 2523216*B, A + 1288240 + 2011152*B, B)); /* %1491 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(958, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1311_scale(A + 1288240 + 2011152*B, A + 1288240 + 2011168*B, B)); /* %1492 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(959, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 2011168*B, A + 1288240 + 2011136*B, A + 1288240 + 2011152*B, B)); /* %1493 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(960, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1288240 + 2011136*B, A + 1288240 + 2011168*B, B)); /* %1494 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(961, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1450_id(A + 1288240 + 1794048*B, A + 1288240 + 2011136*B, B)); /* %1495 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(962, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1451_scale(A + 1288240 + 1810432*B, A + 1288240 + 2359296*B, B)); /* %1496 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(963, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1428_mul(A + 1288240 + 1826816*B, A + 1288240 + 1794048*B, A + 1288240 + 1810432*B, B)); /* %1497 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(964, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1288240 + 1794048*B, A + 1288240 + 1994752*B, A + 1288240 + 1826816*B, B)); /* %1498 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(965, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1454_neg(A + 1288240 + 1994752*B, A + 1288240 + 1794048*B, B)); /* %1499 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(966, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1288240 + 2011136*B, A + 1288240 + 1994752*B, B)); /* %1500 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(967, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1288240 + 2011152*B, A + 1288240 + 2011136*B, B)); /* %1501 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(968, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1450_id(A + 1288240 + 1994752*B, A + 1288240 + 2011152*B, B)); /* %1502 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(969, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1288240 + 1830912*B, A + 1288240 + 1794048*B, A + 1288240 + 1994752*B, B)); /* %1503 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(970, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1429_sum(A + 929792, A + 1288240 + 1830912*B, B)); /* %1505 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(971, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1431_sum(A + 1247232, A + 929792)); /* %1507 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(972, (double)1024, sizeof(real)*((double)64 + (double)1024), k1432_sum(A + 1287616, A + 1247232)); /* %1508 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(973, (double)18874368*B, sizeof(real)*((double)36864*B + (double)16384*B + (double)147456*B), k1466_matmul(A + 1288240 + 1794048*B, A + 1288240 + 1830912*B, A + 1288240 + 884736*B, B)); /* %1511 matmul [B,64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(974, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1467_matmul(A + 1288240 + 884736*B, (real *)P + 46944, A + 1288240 + 1830912*B, B)); /* %1512 matmul [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(975, (double)36864*B, sizeof(real)*((double)36864 + (double)36864*B), k1468_sum(A + 929792, A + 1288240 + 1794048*B, B)); /* %1513 reduce [1,64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(976, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1471_col2im(A + 1288240 + 1994752*B, A + 1288240 + 884736*B, B)); /* %1516 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(977, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1288240 + 1794048*B, A + 1288240 + 1978368*B, A + 1288240 + 1994752*B, B)); /* %1517 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(978, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1427_step(A + 1288240 + 1978368*B, A + 1288240 + 2342912*B, B)); /* %1518 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(979, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1428_mul(A + 1288240 + 1994752*B, A + 1288240 + 1794048*B, A + 1288240 + 1978368*B, B)); /* %1519 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(980, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1429_sum(A + 966656, A + 1288240 + 1994752*B, B)); /* %1520 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(981, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1431_sum(A + 983040, A + 966656)); /* %1522 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(982, (double)1024, sizeof(real)*((double)64 + (double)1024), k1432_sum(A + 1287680, A + 983040)); /* %1523 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(983, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1288240 + 1978368*B, A + 1288240 + 1994752*B, (real *)P + 46816, B)); /* %1525 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(984, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1428_mul(A + 1288240 + 1794048*B, A + 1288240 + 1994752*B, A + 1288240 + 2326528*B, B)); /* %1526 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(985, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1429_sum(A + 966656, A + 1288240 + 1794048*B, B)); /* %1527 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(986, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1431_sum(A + 983040, A + 966656)); /* %1529 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(987, (double)1024, sizeof(real)*((double)64 + (double)1024), k1432_sum(A + 1287744, A + 983040)); /* %1530 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(988, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1288240 + 1994752*B, A + 1288240 + 1978368*B, A + 1288240 + 2523200*B, B)); /* %1533 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(989, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1428_mul(A + 1288240 + 1794048*B, A + 1288240 + 1978368*B, A + 1288240 + 2310144*B, B)); /* %1534 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(990, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1288240 + 2011136*B, A + 1288240 + 1794048*B, B)); /* %1535 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(991, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1309_square(A + 1288240 + 2011152*B, A + 1288240 + 2523200*B, B)); /* %1536 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(992, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 2011168*B, A + 1288240 + 2523200*B, A + 1288240 + 2011152*B, B)); /* %1537 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(993, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1311_scale(A + 1288240 + 2011152*B, A + 1288240 + 2011168*B, B)); /* %1538 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(994, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 2011168*B, A + 1288240 + 2011136*B, A + 1288240 + 2011152*B, B)); /* %1539 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(995, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1288240 + 2011136*B, A + 1288240 + 2011168*B, B)); /* %1540 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(996, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1450_id(A + 1288240 + 1978368*B, A + 1288240 + 2011136*B, B)); /* %1541 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(997, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1451_scale(A + 1288240 + 1794048*B, A + 1288240 + 2310144*B, B)); /* %1542 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(998, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1428_mul(A + 1288240 + 1810432*B, A + 1288240 + 1978368*B, A + 1288240 + 1794048*B, B)); /* %1543 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(999, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1288240 + 1794048*B, A + 1288240 + 1994752*B, A + 1288240 + 1810432*B, B)); /* %1544 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(1000, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1454_neg(A + 1288240 + 1978368*B, A + 1288240 + 1794048*B, B)); /* %1545 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(1001, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1288240 + 1994752*B, A + 1288240 + 1978368*B, B)); /* %1546 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1002, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1288240 + 1994768*B, A + 1288240 + 1994752*B, B)); /* %1547 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1003, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1450_id(A + 1288240 + 1978368*B, A + 1288240 + 1994768*B, B)); /* %1548 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(1004, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1288240 + 1996800*B, A + 1288240 + 1794048*B, A + 1288240 + 1978368*B, B)); /* %1549 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(1005, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1429_sum(A + 966656, A + 1288240 + 1996800*B, B)); /* %1551 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(1006, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1431_sum(A + 983040, A + 966656)); /* %1553 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(1007, (double)1024, sizeof(real)*((double)64 + (double)1024), k1432_sum(A + 1287808, A + 983040)); /* %1554 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(1008, (double)9437184*B, sizeof(real)*((double)18432*B + (double)16384*B + (double)73728*B), k1557_matmul(A + 1288240 + 1978368*B, A + 1288240 + 1996800*B, A + 1288240 + 1720320*B, B)); /* %1557 matmul [B,64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(1009, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1558_matmul(A + 1288240 + 884736*B, (real *)P + 28320, A + 1288240 + 1996800*B, B)); /* %1558 matmul [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(1010, (double)18432*B, sizeof(real)*((double)18432 + (double)18432*B), k1559_sum(A + 966656, A + 1288240 + 1978368*B, B)); /* %1559 reduce [1,64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(1011, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1562_col2im(A + 1288240 + 1978368*B, A + 1288240 + 884736*B, B)); /* %1562 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(1012, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1563_step(A + 1288240 + 1720320*B, A + 1288240 + 2277376*B, B)); /* %1563 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(1013, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1564_mul(A + 1288240 + 1753088*B, A + 1288240 + 1978368*B, A + 1288240 + 1720320*B, B)); /* %1564 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(1014, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1565_sum(A + 425984, A + 1288240 + 1753088*B, B)); /* %1565 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(1015, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1567_sum(A + 1247232, A + 425984)); /* %1567 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(1016, (double)1024, sizeof(real)*((double)32 + (double)1024), k1568_sum(A + 1287872, A + 1247232)); /* %1568 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1017, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1288240 + 1720320*B, A + 1288240 + 1753088*B, (real *)P + 28256, B)); /* %1570 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(1018, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1564_mul(A + 1288240 + 1978368*B, A + 1288240 + 1753088*B, A + 1288240 + 2244608*B, B)); /* %1571 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(1019, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1565_sum(A + 425984, A + 1288240 + 1978368*B, B)); /* %1572 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(1020, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1567_sum(A + 1247232, A + 425984)); /* %1574 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(1021, (double)1024, sizeof(real)*((double)32 + (double)1024), k1568_sum(A + 1287904, A + 1247232)); /* %1575 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1022, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1288240 + 1978368*B, A + 1288240 + 1720320*B, A + 1288240 + 2523184*B, B)); /* %1578 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1023, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1564_mul(A + 1288240 + 1785856*B, A + 1288240 + 1720320*B, A + 1288240 + 2211840*B, B)); /* %1579 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1024, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1288240 + 2011136*B, A + 1288240 + 1785856*B, B)); /* %1580 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1025, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1309_square(A + 1288240 + 2011152*B, A + 1288240 + 2523184*B, B)); /* %1581 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1026, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 2011168*B, A + 1288240 + 2523184*B, A + 1288240 + 2011152*B, B)); /* %1582 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1027, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1311_scale(A + 1288240 + 2011152*B, A + 1288240 + 2011168*B, B)); /* %1583 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1028, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 2011168*B, A + 1288240 + 2011136*B, A + 1288240 + 2011152*B, B)); /* %1584 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1029, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1288240 + 2011136*B, A + 1288240 + 2011168*B, B)); /* %1585 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1030, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1586_id(A + 1288240 + 1720320*B, A + 1288240 + 2011136*B, B)); /* %1586 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1031, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1587_scale(A + 1288240 + 1785856*B, A + 1288240 + 2211840*B, B)); /* %1587 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1032, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1564_mul(A + 1288240 + 1818624*B, A + 1288240 + 1720320*B, A + 1288240 + 1785856*B, B)); /* %1588 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1033, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1288240 + 1720320*B, A + 1288240 + 1978368*B, A + 1288240 + 1818624*B, B)); /* %1589 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1034, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1590_neg(A + 1288240 + 1978368*B, A + 1288240 + 1720320*B, B)); /* %1590 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1035, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1288240 + 2011136*B, A + 1288240 + 1978368*B, B)); /* %1591 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1036, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1288240 + 2011152*B, A + 1288240 + 2011136*B, B)); /* %1592 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1037, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1586_id(A + 1288240 + 1978368*B, A + 1288240 + 2011152*B, B)); /* %1593 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1038, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1288240 + 1785856*B, A + 1288240 + 1720320*B, A + 1288240 + 1978368*B, B)); /* %1594 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1039, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1565_sum(A + 425984, A + 1288240 + 1785856*B, B)); /* %1596 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(1040, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1567_sum(A + 1247232, A + 425984)); /* %1598 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(1041, (double)1024, sizeof(real)*((double)32 + (double)1024), k1568_sum(A + 1287936, A + 1247232)); /* %1599 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1042, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k1602_matmul(A + 1288240 + 1720320*B, A + 1288240 + 1785856*B, A + 1288240 + 589824*B, B)); /* %1602 matmul [B,32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(1043, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1603_matmul(A + 1288240 + 589824*B, (real *)P + 19008, A + 1288240 + 1785856*B, B)); /* %1603 matmul [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(1044, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k1604_sum(A + 1247232, A + 1288240 + 1720320*B, B)); /* %1604 reduce [1,32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(1045, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1607_col2im(A + 1288240 + 1720320*B, A + 1288240 + 589824*B, B)); /* %1607 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(1046, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1563_step(A + 1288240 + 1978368*B, A + 1288240 + 2179072*B, B)); /* %1608 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(1047, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1564_mul(A + 1288240 + 1785856*B, A + 1288240 + 1720320*B, A + 1288240 + 1978368*B, B)); /* %1609 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(1048, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1565_sum(A + 425984, A + 1288240 + 1785856*B, B)); /* %1610 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1049, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1567_sum(A + 1256448, A + 425984)); /* %1612 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1050, (double)1024, sizeof(real)*((double)32 + (double)1024), k1568_sum(A + 1287968, A + 1256448)); /* %1613 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1051, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1288240 + 1720320*B, A + 1288240 + 1785856*B, (real *)P + 18944, B)); /* %1615 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1052, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1564_mul(A + 1288240 + 1978368*B, A + 1288240 + 1785856*B, A + 1288240 + 2146304*B, B)); /* %1616 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1053, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1565_sum(A + 425984, A + 1288240 + 1978368*B, B)); /* %1617 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1054, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1567_sum(A + 1256448, A + 425984)); /* %1619 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1055, (double)1024, sizeof(real)*((double)32 + (double)1024), k1568_sum(A + 1288000, A + 1256448)); /* %1620 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1056, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1288240 + 1978368*B, A + 1288240 + 1720320*B, A + 1288240 + 2523168*B, B)); /* %1623 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1057, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1564_mul(A + 1288240 + 1785856*B, A + 1288240 + 1720320*B, A + 1288240 + 2113536*B, B)); /* %1624 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1058, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1288240 + 2011136*B, A + 1288240 + 1785856*B, B)); /* %1625 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1059, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1309_square(A + 1288240 + 2011152*B, A + 1288240 + 2523168*B, B)); /* %1626 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1060, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 2011168*B, A + 1288240 + 2523168*B, A + 1288240 + 2011152*B, B)); /* %1627 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1061, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1311_scale(A + 1288240 + 2011152*B, A + 1288240 + 2011168*B, B)); /* %1628 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1062, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 2011168*B, A + 1288240 + 2011136*B, A + 1288240 + 2011152*B, B)); /* %1629 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1063, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1288240 + 2011136*B, A + 1288240 + 2011168*B, B)); /* %1630 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1064, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1586_id(A + 1288240 + 1720320*B, A + 1288240 + 2011136*B, B)); /* %1631 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1065, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1587_scale(A + 1288240 + 1785856*B, A + 1288240 + 2113536*B, B)); /* %1632 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1066, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1564_mul(A + 1288240 + 1818624*B, A + 1288240 + 1720320*B, A + 1288240 + 1785856*B, B)); /* %1633 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1067, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1288240 + 1720320*B, A + 1288240 + 1978368*B, A + 1288240 + 1818624*B, B)); /* %1634 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1068, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1590_neg(A + 1288240 + 1978368*B, A + 1288240 + 1720320*B, B)); /* %1635 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1069, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1288240 + 2011136*B, A + 1288240 + 1978368*B, B)); /* %1636 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1070, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1288240 + 2011152*B, A + 1288240 + 2011136*B, B)); /* %1637 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1071, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1586_id(A + 1288240 + 1978368*B, A + 1288240 + 2011152*B, B)); /* %1638 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1072, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1288240 + 1785856*B, A + 1288240 + 1720320*B, A + 1288240 + 1978368*B, B)); /* %1639 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1073, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1565_sum(A + 425984, A + 1288240 + 1785856*B, B)); /* %1641 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(1074, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1567_sum(A + 1256448, A + 425984)); /* %1643 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(1075, (double)1024, sizeof(real)*((double)32 + (double)1024), k1568_sum(A + 1288032, A + 1256448)); /* %1644 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(1076, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k1602_matmul(A + 1288240 + 1720320*B, A + 1288240 + 1785856*B, A + 1288240 + 294912*B, B)); /* %1647 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(1077, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1603_matmul(A + 1288240 + 294912*B, (real *)P + 9696, A + 1288240 + 1785856*B, B)); /* %1648 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(1078, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k1604_sum(A + 1256448, A + 1288240 + 1720320*B, B)); /* %1649 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(1079, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1607_col2im(A + 1288240 + 1720320*B, A + 1288240 + 294912*B, B)); /* %1652 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(1080, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1288240 + 1978368*B, A + 1288240 + 1753088*B, A + 1288240 + 1720320*B, B)); /* %1653 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(1081, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1563_step(A + 1288240 + 1720320*B, A + 1288240 + 2080768*B, B)); /* %1654 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(1082, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1564_mul(A + 1288240 + 1753088*B, A + 1288240 + 1978368*B, A + 1288240 + 1720320*B, B)); /* %1655 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(1083, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1565_sum(A + 425984, A + 1288240 + 1753088*B, B)); /* %1656 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1084, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1567_sum(A + 1265664, A + 425984)); /* %1658 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1085, (double)1024, sizeof(real)*((double)32 + (double)1024), k1568_sum(A + 1288064, A + 1265664)); /* %1659 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1086, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1288240 + 1720320*B, A + 1288240 + 1753088*B, (real *)P + 9632, B)); /* %1661 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1087, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1564_mul(A + 1288240 + 1978368*B, A + 1288240 + 1753088*B, A + 1288240 + 2048000*B, B)); /* %1662 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1088, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1565_sum(A + 425984, A + 1288240 + 1978368*B, B)); /* %1663 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1089, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1567_sum(A + 1265664, A + 425984)); /* %1665 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1090, (double)1024, sizeof(real)*((double)32 + (double)1024), k1568_sum(A + 1288096, A + 1265664)); /* %1666 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1091, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1288240 + 1978368*B, A + 1288240 + 1720320*B, A + 1288240 + 2523152*B, B)); /* %1669 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1092, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1564_mul(A + 1288240 + 1753088*B, A + 1288240 + 1720320*B, A + 1288240 + 2015232*B, B)); /* %1670 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1093, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1288240 + 2011136*B, A + 1288240 + 1753088*B, B)); /* %1671 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1094, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1309_square(A + 1288240 + 2011152*B, A + 1288240 + 2523152*B, B)); /* %1672 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1095, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 2011168*B, A + 1288240 + 2523152*B, A + 1288240 + 2011152*B, B)); /* %1673 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1096, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1311_scale(A + 1288240 + 2011152*B, A + 1288240 + 2011168*B, B)); /* %1674 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1097, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 2011168*B, A + 1288240 + 2011136*B, A + 1288240 + 2011152*B, B)); /* %1675 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1098, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1288240 + 2011136*B, A + 1288240 + 2011168*B, B)); /* %1676 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1099, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1586_id(A + 1288240 + 1720320*B, A + 1288240 + 2011136*B, B)); /* %1677 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1100, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1587_scale(A + 1288240 + 1753088*B, A + 1288240 + 2015232*B, B)); /* %1678 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1101, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1564_mul(A + 1288240 + 1785856*B, A + 1288240 + 1720320*B, A + 1288240 + 1753088*B, B)); /* %1679 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1102, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1288240 + 1720320*B, A + 1288240 + 1978368*B, A + 1288240 + 1785856*B, B)); /* %1680 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1103, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1590_neg(A + 1288240 + 1753088*B, A + 1288240 + 1720320*B, B)); /* %1681 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1104, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1288240 + 1785856*B, A + 1288240 + 1753088*B, B)); /* %1682 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1105, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1288240 + 1785872*B, A + 1288240 + 1785856*B, B)); /* %1683 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1106, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1586_id(A + 1288240 + 1753088*B, A + 1288240 + 1785872*B, B)); /* %1684 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1107, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1288240 + 1785856*B, A + 1288240 + 1720320*B, A + 1288240 + 1753088*B, B)); /* %1685 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1108, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1565_sum(A + 425984, A + 1288240 + 1785856*B, B)); /* %1687 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(1109, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1567_sum(A + 1265664, A + 425984)); /* %1689 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(1110, (double)1024, sizeof(real)*((double)32 + (double)1024), k1568_sum(A + 1288128, A + 1265664)); /* %1690 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(1111, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k1602_matmul(A + 1288240 + 1720320*B, A + 1288240 + 1785856*B, A + 1288240, B)); /* %1693 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(1112, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1603_matmul(A + 1288240, (real *)P + 384, A + 1288240 + 1785856*B, B)); /* %1694 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(1113, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k1604_sum(A + 1265664, A + 1288240 + 1720320*B, B)); /* %1695 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(1114, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1698_col2im(A + 1288240 + 294912*B, A + 1288240, B)); /* %1698 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(1115, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k1699_step(A + 1288240, A + 1288240 + 1589248*B, B)); /* %1699 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(1116, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1700_mul(A + 1288240 + 131072*B, A + 1288240 + 294912*B, A + 1288240, B)); /* %1700 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(1117, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1701_sum(A + 425984, A + 1288240 + 131072*B, B)); /* %1701 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(1118, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1703_sum(A + 1280000, A + 425984)); /* %1703 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(1119, (double)2048, sizeof(real)*((double)32 + (double)2048), k1704_sum(A + 1288160, A + 1280000)); /* %1704 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1120, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k29_mul(A + 1288240, A + 1288240 + 131072*B, (real *)P + 320, B)); /* %1706 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(1121, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1700_mul(A + 1288240 + 262144*B, A + 1288240 + 131072*B, A + 1288240 + 1458176*B, B)); /* %1707 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(1122, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1701_sum(A + 425984, A + 1288240 + 262144*B, B)); /* %1708 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(1123, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1703_sum(A + 1280000, A + 425984)); /* %1710 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(1124, (double)2048, sizeof(real)*((double)32 + (double)2048), k1704_sum(A + 1288192, A + 1280000)); /* %1711 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1125, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 1288240 + 131072*B, A + 1288240, A + 1288240 + 2523136*B, B)); /* %1714 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1126, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1700_mul(A + 1288240 + 262144*B, A + 1288240, A + 1288240 + 1327104*B, B)); /* %1715 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1127, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1288240, A + 1288240 + 262144*B, B)); /* %1716 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1128, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1309_square(A + 1288240 + 16*B, A + 1288240 + 2523136*B, B)); /* %1717 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1129, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 32*B, A + 1288240 + 2523136*B, A + 1288240 + 16*B, B)); /* %1718 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1130, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1311_scale(A + 1288240 + 16*B, A + 1288240 + 32*B, B)); /* %1719 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1131, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1310_mul(A + 1288240 + 32*B, A + 1288240, A + 1288240 + 16*B, B)); /* %1720 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1132, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1288240 + 1458176*B, A + 1288240 + 32*B, B)); /* %1721 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1133, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k1722_id(A + 1288240, A + 1288240 + 1458176*B, B)); /* %1722 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1134, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k1723_scale(A + 1288240 + 262144*B, A + 1288240 + 1327104*B, B)); /* %1723 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1135, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1700_mul(A + 1288240 + 393216*B, A + 1288240, A + 1288240 + 262144*B, B)); /* %1724 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1136, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1725_add(A + 1288240, A + 1288240 + 131072*B, A + 1288240 + 393216*B, B)); /* %1725 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1137, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k1726_neg(A + 1288240 + 131072*B, A + 1288240, B)); /* %1726 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1138, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1288240 + 262144*B, A + 1288240 + 131072*B, B)); /* %1727 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1139, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1288240 + 262160*B, A + 1288240 + 262144*B, B)); /* %1728 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1140, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k1722_id(A + 1288240 + 131072*B, A + 1288240 + 262160*B, B)); /* %1729 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1141, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1725_add(A + 1288240 + 262144*B, A + 1288240, A + 1288240 + 131072*B, B)); /* %1730 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1142, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1701_sum(A + 425984, A + 1288240 + 262144*B, B)); /* %1732 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(1143, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1703_sum(A + 1280000, A + 425984)); /* %1734 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(1144, (double)2048, sizeof(real)*((double)32 + (double)2048), k1704_sum(A + 425984, A + 1280000)); /* %1735 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(1145, (double)2359296*B, sizeof(real)*((double)288*B + (double)131072*B + (double)36864*B), k1738_matmul(A + 1288240, A + 1288240 + 262144*B, A + 1288240 + 1941504*B, B)); /* %1738 matmul [B,32,9]  graphs/lib/image_encoder.lua:6 */
-    CALL(1146, (double)288*B, sizeof(real)*((double)288 + (double)288*B), k1740_sum(A + 1280000, A + 1288240, B)); /* %1740 reduce [1,32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(269, 0, sizeof(real)*((double)1), k750_fill(A + 0)); /* %750 fill []  graphs/lib/model.lua:87 */
+    CALL(270, (double)1, sizeof(real)*((double)1 + (double)1), k752_scale(A + 16, A + 0, B)); /* %752 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(271, (double)B, sizeof(real)*((double)B + (double)1), k753_id(A + 1288240 + 2425568*B, A + 16, B)); /* %753 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(272, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k755_fused_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 256528*T, A + 16, A + 1288240 + 2425584*B + 30208*B*T + 249984*T, T)); /* %755 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(273, (double)B, sizeof(real)*((double)B + (double)B), k757_neg(A + 1288240 + 2425280*B, A + 1288240 + 2425568*B, B)); /* %757 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(274, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k759_fused_mul_id(A + 1288240 + 2425584*B + 30176*B*T, A + 1288240 + 2425280*B, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %759 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(275, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k763_fused_mul_div_step(A + 1288240 + 2425280*B, A + 1288240 + 2425568*B, A + 1288240 + 2425312*B, A + 1288240 + 2425296*B, B)); /* %763 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(276, (double)T, sizeof(real)*((double)T + (double)T), k769_neg(A + 1288240 + 2425584*B + 30208*B*T + 246960*T, A + 1288240 + 2425584*B + 30208*B*T + 256528*T, T)); /* %769 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(277, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k771_fused_mul_id(A + 1288240 + 2425584*B + 30192*B*T, A + 1288240 + 2425584*B + 30208*B*T + 246960*T, A + 1288240 + 2425584*B + 15072*B*T, B, T)); /* %771 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(278, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k776_fused_mul_div_step(A + 1288240 + 2425584*B + 30208*B*T + 246960*T, A + 1288240 + 2425584*B + 30208*B*T + 256528*T, A + 1288240 + 2425584*B + 30208*B*T + 246992*T, A + 1288240 + 2425584*B + 30208*B*T + 246976*T, T)); /* %776 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(279, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k782_fused_scale_add_add_add(A + 1288240 + 2425584*B + 14992*B*T, A + 1288240 + 2425584*B + 30176*B*T, A + 1288240 + 2425280*B, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30192*B*T, A + 1288240 + 2425584*B + 30208*B*T + 246960*T, A + 1288240 + 2425584*B + 30112*B*T, B, T)); /* %782 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(280, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T), k786_fused_mul_id(A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 14992*B*T, A + 1288240 + 2425584*B + 30208*B*T + 246912*T, B, T)); /* %786 fused:mul_id [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(281, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k788_matmul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 30096*B*T, A + 1288240 + 2425584*B + 16512*B*T, B, T)); /* %788 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
+    CALL(282, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k789_matmul(A + 1288240 + 2425584*B + 19968*B*T, A + 1288240 + 2425584*B + 30208*B*T + 248448*T, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %789 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(283, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k790_sum(A + 1288240 + 2425584*B + 30208*B*T + 246912*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %790 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
+    CALL(284, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k791_id(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 19968*B*T, B, T)); /* %791 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(285, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k793_mul(A + 1288240 + 2425584*B + 19968*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 9984*B*T, B, T)); /* %793 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(286, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k794_sum(A + 1288240 + 2408448*B, A + 1288240 + 2425584*B + 19968*B*T, B, T)); /* %794 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(287, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k796_sum(A + 0, A + 1288240 + 2408448*B, B)); /* %796 reduce [1,39,128]  graphs/lib/model.lua:33 */
+    CALL(288, (double)4992, sizeof(real)*((double)128 + (double)4992), k798_sum(A + 5248, A + 0)); /* %798 reduce [1,128]  graphs/lib/model.lua:33 */
+    CALL(289, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k801_matmul(A + 0, A + 5248, (real *)P + 1122656)); /* %801 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(290, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), k802_matmul(A + 985088, A + 5248, A + 4992)); /* %802 matmul [128,128]  graphs/lib/model.lua:33 */
+    CALL(291, (double)16384, sizeof(real)*((double)16384 + (double)128), k805_id(A + 1001472, A + 0)); /* %805 map:id [128,128]  graphs/lib/model.lua:33 */
+    CALL(292, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T), k807_fused_add_mul_id(A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 5120, A + 1288240 + 2425584*B + 30096*B*T, B, T)); /* %807 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(293, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k610_div(A + 1288240 + 2425584*B + 30208*B*T + 249984*T, A + 1288240 + 2425584*B + 30208*B*T + 246912*T, A + 1288240 + 2425584*B + 30208*B*T + 251568*T, T)); /* %809 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(294, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), k814_fused_mul_sum_neg_mul(A + 1288240 + 2425584*B + 30208*B*T + 246912*T, A + 1288240 + 2425584*B + 30208*B*T + 249984*T, A + 1288240 + 2425584*B + 30208*B*T + 248448*T, A + 1288240 + 2425584*B + 30208*B*T + 251520*T, T)); /* %814 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(295, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), k827_fused_scale_mul_mul_mul(A + 1288240 + 2425584*B + 30208*B*T + 251520*T, A + 1288240 + 2425584*B + 30208*B*T + 249984*T, A + 1288240 + 2425584*B + 30208*B*T + 246912*T, (real *)inputs[3], A + 1288240 + 2425584*B + 30208*B*T + 245376*T, T)); /* %827 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(296, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k828_matmul(A + 1288240 + 2425584*B + 30208*B*T + 245376*T, A + 1288240 + 2425584*B + 30208*B*T + 251520*T, A + 1288240 + 2425584*B + 30208*B*T + 240384*T, T)); /* %828 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(297, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k829_matmul(A + 1288240 + 2425584*B + 30208*B*T + 240384*T, A + 1288240 + 2425584*B + 30208*B*T + 251520*T, A + 1288240 + 2425584*B + 30208*B*T + 235392*T, T)); /* %829 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(298, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k512_matmul(A + 1288240 + 2425584*B + 30208*B*T + 235392*T, A + 1288240 + 2425584*B + 30208*B*T + 240384*T, (real *)P + 1106272, T)); /* %831 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(299, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k832_matmul(A + 1017856, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 240384*T, T)); /* %832 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(300, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k512_matmul(A + 1288240 + 2425584*B + 30208*B*T + 240384*T, A + 1288240 + 2425584*B + 30208*B*T + 245376*T, (real *)P + 1089888, T)); /* %835 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(301, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k832_matmul(A + 1034240, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 245376*T, T)); /* %836 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(302, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k793_mul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 4992*B*T, B, T)); /* %839 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(303, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k840_mul(A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, B, T)); /* %840 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(304, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k841_sum(A + 1288240 + 2425584*B + 30208*B*T + 245376*T, A + 1288240 + 2425584*B + 14976*B*T, B, T)); /* %841 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(305, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k850_fused_mul_mul_sum_mul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30048*B*T, A + 1288240 + 2425584*B + 30000*B*T, B, T)); /* %850 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(306, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k854_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2425584*B + 4992*B*T, A + 1288240 + 2425584*B + 30048*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B, B, T)); /* %854 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(307, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k855_matmul(A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 9984*B*T, A + 1288240 + 2400256*B, B, T)); /* %855 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
+    CALL(308, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k856_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 27456*B*T, A + 1288240 + 2425584*B + 9984*B*T, B, T)); /* %856 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(309, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k857_sum(A + 1288240 + 2408448*B, A + 1288240 + 2425584*B, B, T)); /* %857 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(310, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1288240 + 2425584*B + 17472*B*T, A + 1288240 + 2425584*B + 14976*B*T, A + 1288240 + 2425584*B + 29952*B*T, B, T)); /* %858 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(311, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k861_fused_sum_neg_mul(A + 1288240 + 2425584*B + 15680*B*T, A + 1288240 + 2425584*B + 17472*B*T, A + 1288240 + 2425584*B + 27456*B*T, B, T)); /* %861 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(312, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k867_fused_scale_mul_add_id(A + 1288240 + 2425584*B + 13184*B*T, A + 1288240 + 2425584*B + 17472*B*T, A + 1288240 + 2425584*B + 15680*B*T, A + 1288240 + 2425584*B + 24960*B*T, B, T)); /* %867 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(313, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1288240 + 2425584*B + 8192*B*T, A + 1288240 + 2425584*B + 13184*B*T, A + 1288240 + 2334720*B, B, T)); /* %868 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(314, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k869_matmul(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 13184*B*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, B, T)); /* %869 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(315, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k841_sum(A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 8192*B*T, B, T)); /* %870 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(316, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k857_sum(A + 1288240 + 2334720*B, A + 1288240 + 2425584*B, B, T)); /* %871 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(317, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k872_add(A + 1288240 + 2425584*B + 30208*B*T + 250368*T, A + 1288240 + 2425584*B + 30208*B*T + 245376*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, T)); /* %872 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(318, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k882_fused_mul_mul_sum_mul(A + 1288240 + 2425280*B, A + 1288240 + 2334720*B, A + 1288240 + 2400256*B, A + 1288240 + 2425216*B, A + 1288240 + 2416640*B, B)); /* %882 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(319, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k886_fused_add_add_mul_mul(A + 1288240 + 2416640*B, A + 1288240 + 2408448*B, A + 1288240 + 2334720*B, A + 1288240 + 2425216*B, A + 1288240 + 2425280*B, A + 1288240 + 2400256*B, B)); /* %886 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(320, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k898_fused_mul_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 250368*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 256416*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, T)); /* %898 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(321, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k902_fused_add_add_add_mul(A + 1288240 + 2425584*B + 30208*B*T + 245376*T, A + 1288240 + 2425584*B + 30208*B*T + 235392*T, A + 1288240 + 2425584*B + 30208*B*T + 240384*T, A + 1288240 + 2425584*B + 30208*B*T + 250368*T, A + 1288240 + 2425584*B + 30208*B*T + 256416*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, T)); /* %902 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(322, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k763_fused_mul_div_step(A + 1288240 + 2425216*B, A + 1288240 + 2425568*B, A + 1288240 + 2425552*B, A + 1288240 + 2425536*B, B)); /* %915 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(323, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k776_fused_mul_div_step(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 256528*T, A + 1288240 + 2425584*B + 30208*B*T + 256512*T, A + 1288240 + 2425584*B + 30208*B*T + 256496*T, T)); /* %928 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(324, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k934_fused_scale_add_add_add(A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30176*B*T, A + 1288240 + 2425216*B, A + 1288240 + 2425584*B + 30160*B*T, A + 1288240 + 2425584*B + 30192*B*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30144*B*T, B, T)); /* %934 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(325, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k935_matmul(A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B, A + 1288240 + 2425088*B, B, T)); /* %935 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(326, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k936_matmul(A + 1288240 + 2334720*B, A + 1288240 + 2425584*B, A + 1288240 + 2425584*B + 30208*B*T + 92032*T, B, T)); /* %936 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(327, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k945_fused_mul_mul_sum_mul(A + 1288240 + 2425088*B, A + 1288240 + 2334720*B, A + 1288240 + 2424960*B, A + 1288240 + 2425520*B, A + 1288240 + 2425504*B, B)); /* %945 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(328, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k949_fused_add_mul_mul_id(A + 1288240 + 2334848*B, A + 1288240 + 2334720*B, A + 1288240 + 2425520*B, A + 1288240 + 2425088*B, A + 1288240 + 2424960*B, B)); /* %949 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(329, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k958_fused_mul_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 256480*T, A + 1288240 + 2425584*B + 30208*B*T + 256464*T, T)); /* %958 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(330, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k962_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 250368*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 256480*T, A + 1288240 + 2425584*B + 30208*B*T + 256368*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %962 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
+    CALL(331, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k963_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 245376*T, T)); /* %963 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(332, (double)4992, sizeof(real)*((double)128 + (double)4992), k798_sum(A + 1283072, A + 0)); /* %965 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(333, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k590_matmul(A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 245376*T, (real *)P + 1073376, T)); /* %968 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(334, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k832_matmul(A + 1050624, A + 1288240 + 2425584*B + 30208*B*T + 245376*T, A + 1288240 + 2425584*B + 30208*B*T + 92160*T, T)); /* %969 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(335, 0, sizeof(real)*((double)5120*T + (double)4992*T), k971_pad(A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, T)); /* %971 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(336, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k972_sum(A + 1283200, A + 1288240 + 2425584*B + 30208*B*T + 250368*T, T)); /* %972 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(337, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k974_matmul(A + 1288240 + 2425584*B + 30208*B*T + 250496*T, A + 1288240 + 2425584*B + 30208*B*T + 250368*T, (real *)P + 1056864, T)); /* %974 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(338, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k975_matmul(A + 1067008, A + 1288240 + 2425584*B + 30208*B*T + 250368*T, A + 1288240 + 2425584*B + 30208*B*T + 97152*T, T)); /* %975 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(339, 0, sizeof(real)*((double)5120*T + (double)128*T), k977_pad(A + 1288240 + 2425584*B + 30208*B*T + 92160*T, A + 1288240 + 2425584*B + 30208*B*T + 250496*T, T)); /* %977 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(340, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k978_add(A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 92160*T, T)); /* %978 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(341, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, T)); /* %979 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(342, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283328, A + 0)); /* %981 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(343, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, (real *)P + 1056608, T)); /* %983 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(344, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 92160*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, T)); /* %984 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(345, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 92160*T, T)); /* %985 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(346, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283456, A + 0)); /* %987 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(347, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 97280*T, A + 1288240 + 2425584*B + 30208*B*T + 256320*T, T)); /* %996 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(348, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T + 87040*T, A + 1288240 + 2425584*B + 30208*B*T + 256320*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 97280*T, T)); /* %1000 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(349, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, T)); /* %1003 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(350, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k1005_fused_add_id(A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %1005 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(351, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, T)); /* %1006 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(352, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283584, A + 0)); /* %1008 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(353, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k1011_matmul(A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, (real *)P + 990944, T)); /* %1011 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(354, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k1012_matmul(A + 630784, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1012 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(355, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k1015_fused_mul_gelu_grad(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 81920*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, T)); /* %1015 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(356, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k1016_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1016 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(357, (double)20480, sizeof(real)*((double)512 + (double)20480), k1018_sum(A + 1282048, A + 0)); /* %1018 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(358, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k1021_matmul(A + 1288240 + 2425584*B + 30208*B*T + 61440*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 924896, T)); /* %1021 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(359, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k1022_matmul(A + 696320, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, T)); /* %1022 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(360, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, T)); /* %1024 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(361, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283712, A + 761856)); /* %1026 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(362, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, (real *)P + 924640, T)); /* %1028 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(363, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 61440*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %1029 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(364, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1030 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(365, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283840, A + 761856)); /* %1032 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(366, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 256272*T, T)); /* %1041 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(367, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 225280*T, A + 1288240 + 2425584*B + 30208*B*T + 256272*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, T)); /* %1045 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(368, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 256000*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, T)); /* %1049 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(369, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1051_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 230400*T, A + 1288240 + 2425584*B + 30208*B*T + 220160*T, A + 1288240 + 2425584*B + 30208*B*T + 256000*T, T)); /* %1051 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(370, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, T)); /* %1052 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(371, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1283968, A + 761856)); /* %1054 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(372, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, (real *)P + 908128, T)); /* %1057 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(373, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1083392, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1058 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(374, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 209920*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1061 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(375, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, A + 1288240 + 2425584*B + 30208*B*T + 204800*T, T)); /* %1062 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
+    CALL(376, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1063_matmul(A + 1288240 + 2425584*B + 30208*B*T + 204800*T, A + 1288240 + 2425584*B + 30208*B*T + 121600*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1063 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(377, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 255840*T, T)); /* %1064 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(378, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1069_fused_mul_sum_neg_mul(A + 1288240 + 2425584*B + 30208*B*T + 209920*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 121600*T, A + 1288240 + 2425584*B + 30208*B*T + 255680*T, T)); /* %1069 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(379, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1085_fused_scale_mul_mul_mul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 47360*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 115200*T, T)); /* %1085 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(380, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1288240 + 2425584*B + 30208*B*T + 209920*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, T)); /* %1086 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(381, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1063_matmul(A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1087 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(382, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 204800*T, T)); /* %1088 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(383, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1090 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(384, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284096, A + 761856)); /* %1092 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(385, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 204800*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 891616, T)); /* %1095 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(386, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1099776, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1096 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(387, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, T)); /* %1098 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(388, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1100 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(389, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284224, A + 761856)); /* %1102 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(390, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 875104, T)); /* %1105 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(391, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1116160, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1106 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(392, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1109 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(393, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1111 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(394, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284352, A + 761856)); /* %1113 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(395, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 209920*T, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 858592, T)); /* %1116 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(396, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1132544, A + 1288240 + 2425584*B + 30208*B*T + 194560*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1117 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(397, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k1119_fused_add_add(A + 1288240 + 2425584*B + 30208*B*T + 189440*T, A + 1288240 + 2425584*B + 30208*B*T + 204800*T, A + 1288240 + 2425584*B + 30208*B*T + 199680*T, A + 1288240 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1119 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(398, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1120 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(399, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284480, A + 761856)); /* %1122 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(400, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 858336, T)); /* %1124 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(401, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T + 189440*T, A + 1288240 + 2425584*B + 30208*B*T + 184320*T, T)); /* %1125 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(402, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1126 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(403, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284608, A + 761856)); /* %1128 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(404, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255680*T, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 179200*T, A + 1288240 + 2425584*B + 30208*B*T + 256224*T, T)); /* %1137 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(405, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 256224*T, A + 1288240 + 2425584*B + 30208*B*T + 255680*T, A + 1288240 + 2425584*B + 30208*B*T + 179200*T, T)); /* %1141 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(406, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255680*T, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1145 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(407, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1051_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 215040*T, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T + 255680*T, T)); /* %1147 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(408, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, T)); /* %1148 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(409, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284736, A + 761856)); /* %1150 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(410, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k1011_matmul(A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, (real *)P + 792672, T)); /* %1153 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(411, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k1012_matmul(A + 761856, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1154 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(412, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k1015_fused_mul_gelu_grad(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 40960*T, A + 1288240 + 2425584*B + 30208*B*T + 20480*T, T)); /* %1157 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(413, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k1016_sum(A + 0, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1158 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(414, (double)20480, sizeof(real)*((double)512 + (double)20480), k1018_sum(A + 1282560, A + 0)); /* %1160 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(415, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k1021_matmul(A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 726624, T)); /* %1163 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(416, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k1022_matmul(A + 827392, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 174080*T, T)); /* %1164 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(417, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1166 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(418, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284864, A + 892928)); /* %1168 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(419, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, (real *)P + 726368, T)); /* %1170 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(420, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1171 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(421, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1172 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(422, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1284992, A + 892928)); /* %1174 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(423, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 255680*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 163840*T, A + 1288240 + 2425584*B + 30208*B*T + 256176*T, T)); /* %1183 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(424, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 256176*T, A + 1288240 + 2425584*B + 30208*B*T + 255680*T, A + 1288240 + 2425584*B + 30208*B*T + 163840*T, T)); /* %1187 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(425, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 255680*T, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1191 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(426, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1051_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T + 255680*T, T)); /* %1193 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(427, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, T)); /* %1194 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(428, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285120, A + 892928)); /* %1196 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(429, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, (real *)P + 709856, T)); /* %1199 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(430, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1148928, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T + 158720*T, T)); /* %1200 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(431, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1203 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(432, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T + 153600*T, T)); /* %1204 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
+    CALL(433, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1063_matmul(A + 1288240 + 2425584*B + 30208*B*T + 115200*T, A + 1288240 + 2425584*B + 30208*B*T + 108800*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, T)); /* %1205 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(434, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 255520*T, T)); /* %1206 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(435, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1069_fused_mul_sum_neg_mul(A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T + 108800*T, A + 1288240 + 2425584*B + 30208*B*T + 255360*T, T)); /* %1211 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(436, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1085_fused_scale_mul_mul_mul(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, (real *)inputs[2], A + 1288240 + 2425584*B + 30208*B*T + 102400*T, T)); /* %1227 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(437, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1288240 + 2425584*B + 30208*B*T + 6400*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 148480*T, T)); /* %1228 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(438, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1063_matmul(A + 1288240 + 2425584*B + 30208*B*T + 120320*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 143360*T, T)); /* %1229 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(439, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 115200*T, T)); /* %1230 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(440, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1232 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(441, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285248, A + 892928)); /* %1234 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(442, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 693344, T)); /* %1237 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(443, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1165312, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, T)); /* %1238 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(444, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1240 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(445, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1242 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(446, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285376, A + 892928)); /* %1244 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(447, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 23040*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 676832, T)); /* %1247 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(448, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1181696, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, T)); /* %1248 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(449, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 6400*T, T)); /* %1251 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(450, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1253 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(451, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285504, A + 892928)); /* %1255 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(452, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1057_matmul(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 660320, T)); /* %1258 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(453, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1058_matmul(A + 1198080, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 138240*T, T)); /* %1259 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(454, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k1119_fused_add_add(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T + 23040*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1261 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(455, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1262 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(456, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285632, A + 892928)); /* %1264 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(457, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k983_mul(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T, (real *)P + 660064, T)); /* %1266 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(458, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k984_mul(A + 1288240 + 2425584*B + 30208*B*T + 17920*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 133120*T, T)); /* %1267 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(459, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 892928, A + 1288240 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1268 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(460, (double)5120, sizeof(real)*((double)128 + (double)5120), k981_sum(A + 1285760, A + 892928)); /* %1270 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(461, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k996_fused_scale_mul_sum_mul(A + 1288240 + 2425584*B + 30208*B*T + 10240*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 128000*T, A + 1288240 + 2425584*B + 30208*B*T + 256128*T, T)); /* %1279 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(462, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k1000_fused_add_mul_mul_id(A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 256128*T, A + 1288240 + 2425584*B + 30208*B*T + 10240*T, A + 1288240 + 2425584*B + 30208*B*T + 128000*T, T)); /* %1283 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(463, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k1003_fused_scale_sum_neg(A + 1288240 + 2425584*B + 30208*B*T + 10240*T, A + 1288240 + 2425584*B + 30208*B*T, T)); /* %1287 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(464, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1051_fused_add_add_id(A + 1288240 + 2425584*B + 30208*B*T + 5120*T, A + 1288240 + 2425584*B + 30208*B*T + 12800*T, A + 1288240 + 2425584*B + 30208*B*T, A + 1288240 + 2425584*B + 30208*B*T + 10240*T, T)); /* %1289 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(465, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k979_sum(A + 1274880, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1290 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(466, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1292_scatter_add(A + 294912, A + 1288240 + 2425584*B + 30208*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %1292 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(467, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1293_sum(A + 1285888, A + 1288240 + 2334848*B, B)); /* %1293 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(468, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1295_matmul(A + 1288240 + 2334720*B, A + 1288240 + 2334848*B, (real *)P + 507360, B)); /* %1295 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(469, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1296_matmul(A + 1214464, A + 1288240 + 2334848*B, A + 1288240 + 2424832*B, B)); /* %1296 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(470, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, B)); /* %1297 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(471, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2416640*B, B)); /* %1300 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(472, (double)8192, sizeof(real)*((double)128 + (double)8192), k1302_sum(A + 1286016, A + 892928)); /* %1302 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(473, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k1305_matmul(A + 1288240 + 2334720*B, A + 1288240 + 2416640*B, (real *)P + 490848, B)); /* %1305 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(474, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k1306_matmul(A + 1230848, A + 1288240 + 2416640*B, A + 1288240 + 2392064*B, B)); /* %1306 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(475, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), k1308_fused_add_id(A + 1288240 + 2392064*B, A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, B)); /* %1308 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(476, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1309_permute(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, B)); /* %1309 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(477, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1312_fused_mul_step(A + 1288240 + 2392064*B, A + 1288240 + 2334720*B, A + 1288240 + 2383872*B, B)); /* %1312 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(478, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2392064*B, B)); /* %1313 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(479, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1315 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(480, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286144, A + 1247232)); /* %1316 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(481, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1318_mul(A + 1288240 + 2334720*B, A + 1288240 + 2392064*B, (real *)P + 490592, B)); /* %1318 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(482, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1319_mul(A + 1288240 + 2383872*B, A + 1288240 + 2392064*B, A + 1288240 + 2367488*B, B)); /* %1319 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(483, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2383872*B, B)); /* %1320 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(484, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1322 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(485, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286272, A + 1247232)); /* %1323 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(486, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1333_fused_scale_mul_sum_mul(A + 1288240 + 2383872*B, A + 1288240 + 2334720*B, A + 1288240 + 2375680*B, A + 1288240 + 2425488*B, B)); /* %1333 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(487, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1337_fused_add_mul_mul_id(A + 1288240 + 2367488*B, A + 1288240 + 2334720*B, A + 1288240 + 2425488*B, A + 1288240 + 2383872*B, A + 1288240 + 2375680*B, B)); /* %1337 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(488, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1340_fused_scale_sum_neg(A + 1288240 + 2375680*B, A + 1288240 + 2367488*B, B)); /* %1340 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(489, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1342_fused_add_id(A + 1288240 + 2334720*B, A + 1288240 + 2367488*B, A + 1288240 + 2375680*B, B)); /* %1342 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(490, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2334720*B, B)); /* %1344 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(491, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1346 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(492, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286400, A + 1247232)); /* %1347 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(493, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1350_permute(A + 1288240 + 2367488*B, A + 1288240 + 2334720*B, B)); /* %1350 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(494, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1352_matmul(A + 0, A + 1288240 + 2367488*B, A + 1288240 + 1720320*B, B)); /* %1352 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(495, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1353_matmul(A + 1288240 + 1720320*B, (real *)P + 343008, A + 1288240 + 2367488*B, B)); /* %1353 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(496, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1355_col2im(A + 1288240 + 2334720*B, A + 1288240 + 1720320*B, B)); /* %1355 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(497, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1312_fused_mul_step(A + 1288240 + 2367488*B, A + 1288240 + 2334720*B, A + 1288240 + 2359296*B, B)); /* %1357 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(498, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2367488*B, B)); /* %1358 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(499, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1360 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(500, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286528, A + 1247232)); /* %1361 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(501, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1318_mul(A + 1288240 + 2334720*B, A + 1288240 + 2367488*B, (real *)P + 342752, B)); /* %1363 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(502, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1319_mul(A + 1288240 + 2359296*B, A + 1288240 + 2367488*B, A + 1288240 + 2351104*B, B)); /* %1364 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(503, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2359296*B, B)); /* %1365 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(504, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1367 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(505, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286656, A + 1247232)); /* %1368 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(506, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1333_fused_scale_mul_sum_mul(A + 1288240 + 2400256*B, A + 1288240 + 2334720*B, A + 1288240 + 2342912*B, A + 1288240 + 2425472*B, B)); /* %1378 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(507, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1337_fused_add_mul_mul_id(A + 1288240 + 2351104*B, A + 1288240 + 2334720*B, A + 1288240 + 2425472*B, A + 1288240 + 2400256*B, A + 1288240 + 2342912*B, B)); /* %1382 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(508, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1340_fused_scale_sum_neg(A + 1288240 + 2342912*B, A + 1288240 + 2351104*B, B)); /* %1385 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(509, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1342_fused_add_id(A + 1288240 + 2334720*B, A + 1288240 + 2351104*B, A + 1288240 + 2342912*B, B)); /* %1387 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(510, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2334720*B, B)); /* %1389 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(511, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1391 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(512, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286784, A + 1247232)); /* %1392 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(513, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1350_permute(A + 1288240 + 2342912*B, A + 1288240 + 2334720*B, B)); /* %1395 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(514, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1352_matmul(A + 147456, A + 1288240 + 2342912*B, A + 1288240 + 1646592*B, B)); /* %1397 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(515, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1353_matmul(A + 1288240 + 1646592*B, (real *)P + 195168, A + 1288240 + 2342912*B, B)); /* %1398 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(516, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1355_col2im(A + 1288240 + 2334720*B, A + 1288240 + 1646592*B, B)); /* %1400 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(517, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k1403_fused_mul_add_step(A + 1288240 + 2342912*B, A + 1288240 + 2392064*B, A + 1288240 + 2334720*B, A + 1288240 + 2326528*B, B)); /* %1403 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(518, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2342912*B, B)); /* %1404 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(519, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1406 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(520, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1286912, A + 1247232)); /* %1407 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(521, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1318_mul(A + 1288240 + 2326528*B, A + 1288240 + 2342912*B, (real *)P + 194912, B)); /* %1409 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(522, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1319_mul(A + 1288240 + 2334720*B, A + 1288240 + 2342912*B, A + 1288240 + 2318336*B, B)); /* %1410 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(523, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2334720*B, B)); /* %1411 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(524, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1413 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(525, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1287040, A + 1247232)); /* %1414 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(526, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1333_fused_scale_mul_sum_mul(A + 1288240 + 2334720*B, A + 1288240 + 2326528*B, A + 1288240 + 2310144*B, A + 1288240 + 2425456*B, B)); /* %1424 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(527, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1337_fused_add_mul_mul_id(A + 1288240 + 2318336*B, A + 1288240 + 2326528*B, A + 1288240 + 2425456*B, A + 1288240 + 2334720*B, A + 1288240 + 2310144*B, B)); /* %1428 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(528, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1340_fused_scale_sum_neg(A + 1288240 + 2326528*B, A + 1288240 + 2318336*B, B)); /* %1431 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(529, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1342_fused_add_id(A + 1288240 + 2310144*B, A + 1288240 + 2318336*B, A + 1288240 + 2326528*B, B)); /* %1433 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(530, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1300_sum(A + 892928, A + 1288240 + 2310144*B, B)); /* %1435 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(531, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1315_sum(A + 1247232, A + 892928)); /* %1437 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(532, (double)1024, sizeof(real)*((double)128 + (double)1024), k1316_sum(A + 1287168, A + 1247232)); /* %1438 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(533, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1350_permute(A + 1288240 + 1683456*B, A + 1288240 + 2310144*B, B)); /* %1441 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(534, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k1443_matmul(A + 557056, A + 1288240 + 1683456*B, A + 1288240 + 1830912*B, B)); /* %1443 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(535, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1444_matmul(A + 1288240 + 1646592*B, (real *)P + 121056, A + 1288240 + 1683456*B, B)); /* %1444 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(536, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1446_col2im(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, B)); /* %1446 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(537, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1448_fused_mul_step(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, A + 1288240 + 2293760*B, B)); /* %1448 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(538, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 892928, A + 1288240 + 1847296*B, B)); /* %1449 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(539, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 892928)); /* %1451 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(540, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287296, A + 1247232)); /* %1452 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(541, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1454_mul(A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, (real *)P + 120928, B)); /* %1454 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(542, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1455_mul(A + 1288240 + 1646592*B, A + 1288240 + 1847296*B, A + 1288240 + 2277376*B, B)); /* %1455 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(543, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 892928, A + 1288240 + 1646592*B, B)); /* %1456 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(544, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 892928)); /* %1458 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(545, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287360, A + 1247232)); /* %1459 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(546, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1469_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2260992*B, A + 1288240 + 2425440*B, B)); /* %1469 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(547, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1473_fused_add_mul_mul_id(A + 1288240 + 1646592*B, A + 1288240 + 1830912*B, A + 1288240 + 2425440*B, A + 1288240 + 1863680*B, A + 1288240 + 2260992*B, B)); /* %1473 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(548, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1476_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1646592*B, B)); /* %1476 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(549, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1478_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, A + 1288240 + 1863680*B, B)); /* %1478 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(550, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 892928, A + 1288240 + 1830912*B, B)); /* %1480 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(551, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 892928)); /* %1482 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(552, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287424, A + 1247232)); /* %1483 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(553, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1486_permute(A + 1288240 + 1646592*B, A + 1288240 + 1830912*B, B)); /* %1486 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(554, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1488_matmul(A + 892928, A + 1288240 + 1646592*B, A + 1288240 + 1032192*B, B)); /* %1488 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(555, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1489_matmul(A + 1288240 + 1032192*B, (real *)P + 84000, A + 1288240 + 1646592*B, B)); /* %1489 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(556, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1491_col2im(A + 1288240 + 1830912*B, A + 1288240 + 1032192*B, B)); /* %1491 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(557, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1448_fused_mul_step(A + 1288240 + 1032192*B, A + 1288240 + 1830912*B, A + 1288240 + 2244608*B, B)); /* %1493 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(558, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 929792, A + 1288240 + 1032192*B, B)); /* %1494 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(559, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 929792)); /* %1496 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(560, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287488, A + 1247232)); /* %1497 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(561, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1454_mul(A + 1288240 + 1830912*B, A + 1288240 + 1032192*B, (real *)P + 83872, B)); /* %1499 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(562, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1455_mul(A + 1288240 + 1048576*B, A + 1288240 + 1032192*B, A + 1288240 + 2228224*B, B)); /* %1500 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(563, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 929792, A + 1288240 + 1048576*B, B)); /* %1501 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(564, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 929792)); /* %1503 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(565, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287552, A + 1247232)); /* %1504 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(566, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1469_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2211840*B, A + 1288240 + 2425424*B, B)); /* %1514 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(567, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1473_fused_add_mul_mul_id(A + 1288240 + 1032192*B, A + 1288240 + 1830912*B, A + 1288240 + 2425424*B, A + 1288240 + 1863680*B, A + 1288240 + 2211840*B, B)); /* %1518 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(568, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1476_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1032192*B, B)); /* %1521 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(569, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1478_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1032192*B, A + 1288240 + 1863680*B, B)); /* %1523 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(570, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 929792, A + 1288240 + 1830912*B, B)); /* %1525 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(571, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 1247232, A + 929792)); /* %1527 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(572, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287616, A + 1247232)); /* %1528 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(573, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1486_permute(A + 1288240 + 1032192*B, A + 1288240 + 1830912*B, B)); /* %1531 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(574, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1488_matmul(A + 929792, A + 1288240 + 1032192*B, A + 1288240 + 884736*B, B)); /* %1533 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(575, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1489_matmul(A + 1288240 + 884736*B, (real *)P + 46944, A + 1288240 + 1032192*B, B)); /* %1534 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(576, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1491_col2im(A + 1288240 + 1830912*B, A + 1288240 + 884736*B, B)); /* %1536 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(577, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k1539_fused_mul_add_step(A + 1288240 + 1646592*B, A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, A + 1288240 + 2195456*B, B)); /* %1539 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(578, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 966656, A + 1288240 + 1646592*B, B)); /* %1540 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(579, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 983040, A + 966656)); /* %1542 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(580, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287680, A + 983040)); /* %1543 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(581, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1454_mul(A + 1288240 + 1830912*B, A + 1288240 + 1646592*B, (real *)P + 46816, B)); /* %1545 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(582, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1455_mul(A + 1288240 + 1847296*B, A + 1288240 + 1646592*B, A + 1288240 + 2179072*B, B)); /* %1546 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(583, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 966656, A + 1288240 + 1847296*B, B)); /* %1547 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(584, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 983040, A + 966656)); /* %1549 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(585, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287744, A + 983040)); /* %1550 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(586, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1469_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2162688*B, A + 1288240 + 2425408*B, B)); /* %1560 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(587, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1473_fused_add_mul_mul_id(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, A + 1288240 + 2425408*B, A + 1288240 + 1863680*B, A + 1288240 + 2162688*B, B)); /* %1564 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(588, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1476_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1847296*B, B)); /* %1567 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(589, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1478_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1847296*B, A + 1288240 + 1863680*B, B)); /* %1569 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(590, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1449_sum(A + 966656, A + 1288240 + 1830912*B, B)); /* %1571 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(591, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1451_sum(A + 983040, A + 966656)); /* %1573 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(592, (double)1024, sizeof(real)*((double)64 + (double)1024), k1452_sum(A + 1287808, A + 983040)); /* %1574 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(593, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1486_permute(A + 1288240 + 1847296*B, A + 1288240 + 1830912*B, B)); /* %1577 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(594, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k1579_matmul(A + 966656, A + 1288240 + 1847296*B, A + 1288240 + 1572864*B, B)); /* %1579 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(595, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1580_matmul(A + 1288240 + 884736*B, (real *)P + 28320, A + 1288240 + 1847296*B, B)); /* %1580 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(596, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1582_col2im(A + 1288240 + 1830912*B, A + 1288240 + 884736*B, B)); /* %1582 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(597, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1584_fused_mul_step(A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, A + 1288240 + 2129920*B, B)); /* %1584 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(598, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1572864*B, B)); /* %1585 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(599, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1247232, A + 425984)); /* %1587 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(600, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1287872, A + 1247232)); /* %1588 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(601, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1590_mul(A + 1288240 + 1830912*B, A + 1288240 + 1572864*B, (real *)P + 28256, B)); /* %1590 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(602, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1591_mul(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, A + 1288240 + 2097152*B, B)); /* %1591 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(603, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1605632*B, B)); /* %1592 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(604, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1247232, A + 425984)); /* %1594 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(605, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1287904, A + 1247232)); /* %1595 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(606, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1605_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 2064384*B, A + 1288240 + 2425392*B, B)); /* %1605 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(607, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1609_fused_add_mul_mul_id(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, A + 1288240 + 2425392*B, A + 1288240 + 1863680*B, A + 1288240 + 2064384*B, B)); /* %1609 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(608, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1612_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1605632*B, B)); /* %1612 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(609, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1614_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, A + 1288240 + 1863680*B, B)); /* %1614 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(610, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1830912*B, B)); /* %1616 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(611, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1247232, A + 425984)); /* %1618 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(612, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1287936, A + 1247232)); /* %1619 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(613, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1622_permute(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, B)); /* %1622 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(614, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1624_matmul(A + 1247232, A + 1288240 + 1605632*B, A + 1288240 + 589824*B, B)); /* %1624 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(615, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1625_matmul(A + 1288240 + 589824*B, (real *)P + 19008, A + 1288240 + 1605632*B, B)); /* %1625 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(616, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1627_col2im(A + 1288240 + 1830912*B, A + 1288240 + 589824*B, B)); /* %1627 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(617, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1584_fused_mul_step(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, A + 1288240 + 2031616*B, B)); /* %1629 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(618, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1605632*B, B)); /* %1630 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(619, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1256448, A + 425984)); /* %1632 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(620, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1287968, A + 1256448)); /* %1633 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(621, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1590_mul(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, (real *)P + 18944, B)); /* %1635 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(622, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1591_mul(A + 1288240 + 1638400*B, A + 1288240 + 1605632*B, A + 1288240 + 1998848*B, B)); /* %1636 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(623, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1638400*B, B)); /* %1637 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(624, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1256448, A + 425984)); /* %1639 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(625, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288000, A + 1256448)); /* %1640 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(626, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1605_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1830912*B, A + 1288240 + 1966080*B, A + 1288240 + 2425376*B, B)); /* %1650 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(627, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1609_fused_add_mul_mul_id(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, A + 1288240 + 2425376*B, A + 1288240 + 1863680*B, A + 1288240 + 1966080*B, B)); /* %1654 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(628, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1612_fused_scale_sum_neg(A + 1288240 + 1863680*B, A + 1288240 + 1605632*B, B)); /* %1657 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(629, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1614_fused_add_id(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, A + 1288240 + 1863680*B, B)); /* %1659 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(630, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1830912*B, B)); /* %1661 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(631, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1256448, A + 425984)); /* %1663 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(632, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288032, A + 1256448)); /* %1664 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(633, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1622_permute(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, B)); /* %1667 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(634, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1624_matmul(A + 1256448, A + 1288240 + 1605632*B, A + 1288240 + 294912*B, B)); /* %1669 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(635, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1625_matmul(A + 1288240 + 294912*B, (real *)P + 9696, A + 1288240 + 1605632*B, B)); /* %1670 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(636, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1627_col2im(A + 1288240 + 1830912*B, A + 1288240 + 294912*B, B)); /* %1672 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(637, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k1675_fused_mul_add_step(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, A + 1288240 + 1933312*B, B)); /* %1675 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(638, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1605632*B, B)); /* %1676 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(639, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1265664, A + 425984)); /* %1678 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(640, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288064, A + 1265664)); /* %1679 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(641, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1590_mul(A + 1288240 + 1572864*B, A + 1288240 + 1605632*B, (real *)P + 9632, B)); /* %1681 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(642, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1591_mul(A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, A + 1288240 + 1900544*B, B)); /* %1682 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(643, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1830912*B, B)); /* %1683 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(644, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1265664, A + 425984)); /* %1685 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(645, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288096, A + 1265664)); /* %1686 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(646, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1605_fused_scale_mul_sum_mul(A + 1288240 + 1863680*B, A + 1288240 + 1572864*B, A + 1288240 + 1867776*B, A + 1288240 + 2425360*B, B)); /* %1696 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(647, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1609_fused_add_mul_mul_id(A + 1288240 + 1830912*B, A + 1288240 + 1572864*B, A + 1288240 + 2425360*B, A + 1288240 + 1863680*B, A + 1288240 + 1867776*B, B)); /* %1700 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(648, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1612_fused_scale_sum_neg(A + 1288240 + 1605632*B, A + 1288240 + 1830912*B, B)); /* %1703 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(649, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1614_fused_add_id(A + 1288240 + 1572864*B, A + 1288240 + 1830912*B, A + 1288240 + 1605632*B, B)); /* %1705 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(650, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1585_sum(A + 425984, A + 1288240 + 1572864*B, B)); /* %1707 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(651, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1587_sum(A + 1265664, A + 425984)); /* %1709 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(652, (double)1024, sizeof(real)*((double)32 + (double)1024), k1588_sum(A + 1288128, A + 1265664)); /* %1710 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(653, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1622_permute(A + 1288240 + 1605632*B, A + 1288240 + 1572864*B, B)); /* %1713 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(654, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1624_matmul(A + 1265664, A + 1288240 + 1605632*B, A + 1288240, B)); /* %1715 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(655, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1625_matmul(A + 1288240, (real *)P + 384, A + 1288240 + 1605632*B, B)); /* %1716 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(656, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1718_col2im(A + 1288240 + 294912*B, A + 1288240, B)); /* %1718 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(657, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1720_fused_mul_step(A + 1288240, A + 1288240 + 294912*B, A + 1288240 + 1441792*B, B)); /* %1720 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(658, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1721_sum(A + 425984, A + 1288240, B)); /* %1721 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(659, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1723_sum(A + 1280000, A + 425984)); /* %1723 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(660, (double)2048, sizeof(real)*((double)32 + (double)2048), k1724_sum(A + 1288160, A + 1280000)); /* %1724 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(661, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k1726_mul(A + 1288240 + 131072*B, A + 1288240, (real *)P + 320, B)); /* %1726 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(662, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1727_mul(A + 1288240 + 262144*B, A + 1288240, A + 1288240 + 1310720*B, B)); /* %1727 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(663, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1721_sum(A + 425984, A + 1288240 + 262144*B, B)); /* %1728 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(664, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1723_sum(A + 1280000, A + 425984)); /* %1730 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(665, (double)2048, sizeof(real)*((double)32 + (double)2048), k1724_sum(A + 1288192, A + 1280000)); /* %1731 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(666, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k1741_fused_scale_mul_sum_mul(A + 1288240 + 1310720*B, A + 1288240 + 131072*B, A + 1288240 + 1179648*B, A + 1288240 + 2425344*B, B)); /* %1741 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(667, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k1745_fused_add_mul_mul_id(A + 1288240, A + 1288240 + 131072*B, A + 1288240 + 2425344*B, A + 1288240 + 1310720*B, A + 1288240 + 1179648*B, B)); /* %1745 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(668, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k1748_fused_scale_sum_neg(A + 1288240 + 262144*B, A + 1288240, B)); /* %1748 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(669, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k1750_fused_add_id(A + 1288240 + 131072*B, A + 1288240, A + 1288240 + 262144*B, B)); /* %1750 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(670, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1721_sum(A + 425984, A + 1288240 + 131072*B, B)); /* %1752 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(671, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1723_sum(A + 1280000, A + 425984)); /* %1754 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(672, (double)2048, sizeof(real)*((double)32 + (double)2048), k1724_sum(A + 425984, A + 1280000)); /* %1755 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(673, 0, sizeof(real)*((double)131072*B + (double)131072*B), k1758_permute(A + 1288240, A + 1288240 + 131072*B, B)); /* %1758 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(674, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1760_matmul(A + 1280000, A + 1288240, A + 1288240 + 1794048*B, B)); /* %1760 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 1280000, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 1288192, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

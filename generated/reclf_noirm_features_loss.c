@@ -28,46 +28,26 @@ static inline real gelu_tanh_grad(real x) {
     return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
 }
 
-/* k6_square:
- *   %6 map:square [T,128]   graphs/lib/losses.lua:21 */
-static void k6_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k7_sum:
- *   %7 reduce [T,1]   graphs/lib/losses.lua:21
- *   %389 reduce [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k7_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(128*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k8_clampmin:
- *   %8 map:clampmin [T,1]   graphs/lib/losses.lua:21 */
-static void k8_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k7_fused_sum_square:
+ *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
+ *     + %6 map:square [T,128]  graphs/lib/losses.lua:21 */
+static void k7_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k9_rsqrt:
- *   %9 map:rsqrt [T,1]   graphs/lib/losses.lua:21 */
-static void k9_rsqrt(real *restrict out, const real *restrict in0, long T) {
+/* k9_fused_rsqrt_clampmin:
+ *   %9 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
+ *     + %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
+static void k9_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k10_mul:
- *   %10 map:mul [T,128]   graphs/lib/losses.lua:21
- *   %387 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %10 map:mul [T,128]   graphs/lib/losses.lua:21 */
 static void k10_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -75,46 +55,26 @@ static void k10_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k11_square:
- *   %11 map:square [B,128]   graphs/lib/losses.lua:21 */
-static void k11_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k12_sum:
- *   %12 reduce [B,1]   graphs/lib/losses.lua:21
- *   %376 reduce [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k12_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(128*B) > 32768)
-    for (long o = 0; o < B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k13_clampmin:
- *   %13 map:clampmin [B,1]   graphs/lib/losses.lua:21 */
-static void k13_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k12_fused_sum_square:
+ *   %12 fused:sum_square [B,1]   graphs/lib/losses.lua:21
+ *     + %11 map:square [B,128]  graphs/lib/losses.lua:21 */
+static void k12_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k14_rsqrt:
- *   %14 map:rsqrt [B,1]   graphs/lib/losses.lua:21 */
-static void k14_rsqrt(real *restrict out, const real *restrict in0, long B) {
+/* k14_fused_rsqrt_clampmin:
+ *   %14 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
+ *     + %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
+static void k14_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k15_mul:
- *   %15 map:mul [B,128]   graphs/lib/losses.lua:21
- *   %374 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %15 map:mul [B,128]   graphs/lib/losses.lua:21 */
 static void k15_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -129,8 +89,7 @@ static void k16_matmul(real *restrict out, const real *restrict in0, const real 
 }
 
 /* k17_scale:
- *   %17 map:scale [T,B]   graphs/lib/losses.lua:21
- *   %371 map:scale [T,B] (backward)  graphs/lib/losses.lua:21 */
+ *   %17 map:scale [T,B]   graphs/lib/losses.lua:21 */
 static void k17_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -157,33 +116,21 @@ static void k19_max(real *restrict out, const real *restrict in0, long B, long T
     }
 }
 
-/* k21_sub:
- *   %21 map:sub [T,B]   graphs/lib/losses.lua:10
- *   %123 map:sub [T,B]   graphs/lib/losses.lua:10 */
-static void k21_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k22_fused_exp_sub:
+ *   %22 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
+ *     + %21 map:sub [T,B]  graphs/lib/losses.lua:10
+ *   %124 fused:exp_sub [T,B]   graphs/lib/losses.lua:10 */
+static void k22_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0*B + i1] - in1[i0];
-}
-
-/* k22_exp:
- *   %22 map:exp [T,B]   graphs/lib/losses.lua:10
- *   %33 map:exp [T,B]   graphs/lib/losses.lua:11
- *   %124 map:exp [T,B]   graphs/lib/losses.lua:10
- *   %135 map:exp [T,B]   graphs/lib/losses.lua:11 */
-static void k22_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = exp(in0[i0]);
+            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i0])));
 }
 
 /* k23_sum:
  *   %23 reduce [T,1]   graphs/lib/losses.lua:10
- *   %28 reduce [T,1]   graphs/lib/losses.lua:10
  *   %41 reduce [T,1]   graphs/lib/losses.lua:12
- *   %125 reduce [T,1]   graphs/lib/losses.lua:10
- *   %130 reduce [T,1]   graphs/lib/losses.lua:10 */
+ *   %125 reduce [T,1]   graphs/lib/losses.lua:10 */
 static void k23_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(B*T) > 32768)
     for (long o = 0; o < T; o++) {
@@ -203,68 +150,43 @@ static void k24_clampmin(real *restrict out, const real *restrict in0, long T) {
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k25_log:
- *   %25 map:log [T,1]   graphs/lib/losses.lua:10
- *   %127 map:log [T,1]   graphs/lib/losses.lua:10 */
-static void k25_log(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = log(in0[i0]);
-}
-
-/* k26_add:
- *   %26 map:add [T,1]   graphs/lib/losses.lua:10
- *   %128 map:add [T,1]   graphs/lib/losses.lua:10 */
-static void k26_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
 /* k27_mul:
  *   %27 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %129 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %196 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %202 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %208 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   %215 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   ... and 2 more */
+ *   %129 map:mul [T,B]   graphs/lib/losses.lua:10 */
 static void k27_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k29_sub:
- *   %29 map:sub [T,1]   graphs/lib/losses.lua:10
- *   %131 map:sub [T,1]   graphs/lib/losses.lua:10 */
-static void k29_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
 /* k30_max:
  *   %30 reduce [1,B]   graphs/lib/losses.lua:11
  *   %132 reduce [1,B]   graphs/lib/losses.lua:11 */
 static void k30_max(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < B; i++) {
-            real a = -INFINITY;
-            for (long j = 0; j < T; j++) if (in0[(o*T + j)*B + i] > a) a = in0[(o*T + j)*B + i];
-            out[o*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = -INFINITY;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*B;
+                for (long i = ib; i < ie; i++) if (row[i] > a[i - ib]) a[i - ib] = row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
         }
 }
 
-/* k32_sub:
- *   %32 map:sub [T,B]   graphs/lib/losses.lua:11
- *   %134 map:sub [T,B]   graphs/lib/losses.lua:11 */
-static void k32_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k33_fused_exp_sub:
+ *   %33 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
+ *     + %32 map:sub [T,B]  graphs/lib/losses.lua:11
+ *   %135 fused:exp_sub [T,B]   graphs/lib/losses.lua:11 */
+static void k33_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0*B + i1] - in1[i1];
+            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i1])));
 }
 
 /* k34_sum:
@@ -273,12 +195,18 @@ static void k32_sub(real *restrict out, const real *restrict in0, const real *re
  *   %136 reduce [1,B]   graphs/lib/losses.lua:11
  *   %141 reduce [1,B]   graphs/lib/losses.lua:11 */
 static void k34_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < B; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*B + i];
-            out[o*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*B;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
         }
 }
 
@@ -291,45 +219,17 @@ static void k35_clampmin(real *restrict out, const real *restrict in0, long B) {
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k36_log:
- *   %36 map:log [1,B]   graphs/lib/losses.lua:11
- *   %138 map:log [1,B]   graphs/lib/losses.lua:11 */
-static void k36_log(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = log(in0[i0]);
-}
-
-/* k37_add:
- *   %37 map:add [1,B]   graphs/lib/losses.lua:11
- *   %139 map:add [1,B]   graphs/lib/losses.lua:11 */
-static void k37_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k40_sub:
- *   %40 map:sub [1,B]   graphs/lib/losses.lua:11
- *   %142 map:sub [1,B]   graphs/lib/losses.lua:11 */
-static void k40_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
-/* k42_mul:
- *   %42 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %144 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %192 map:mul [T,1] (backward)  graphs/lib/losses.lua:13
- *   %213 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %365 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %391 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
- *   ... and 2 more */
-static void k42_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k42_fused_mul_sub_add_log:
+ *   %42 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
+ *     + %29 map:sub [T,1]  graphs/lib/losses.lua:10
+ *     + %26 map:add [T,1]  graphs/lib/losses.lua:10
+ *     + %25 map:log [T,1]  graphs/lib/losses.lua:10
+ *     + %28 reduce [T,1]  graphs/lib/losses.lua:10
+ *   %144 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13 */
+static void k42_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1]; out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]); }
 }
 
 /* k43_sum:
@@ -345,75 +245,38 @@ static void k43_sum(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k44_sum:
- *   %44 reduce [1,1]   graphs/lib/losses.lua:14
- *   %146 reduce [1,1]   graphs/lib/losses.lua:14 */
-static void k44_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(B) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
+/* k46_fused_scale_add_sum_sub:
+ *   %46 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
+ *     + %45 map:add [1,1]  graphs/lib/losses.lua:16
+ *     + %44 reduce [1,1]  graphs/lib/losses.lua:14
+ *     + %40 map:sub [1,B]  graphs/lib/losses.lua:11
+ *     + %37 map:add [1,B]  graphs/lib/losses.lua:11
+ *     + %36 map:log [1,B]  graphs/lib/losses.lua:11
+ *   %148 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16 */
+static void k46_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]); out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B)); }
 }
 
-/* k45_add:
- *   %45 map:add [1,1]   graphs/lib/losses.lua:16
- *   %147 map:add [1,1]   graphs/lib/losses.lua:16
- *   %150 map:add []   graphs/lib/model.lua:136 */
-static void k45_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k46_scale:
- *   %46 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %148 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %189 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
-static void k46_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)0.5/(real)(B));
-}
-
-/* k48_square:
- *   %48 map:square [T,39,128]   graphs/lib/matching.lua:7 */
-static void k48_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k49_sum:
- *   %49 reduce [T,39,1]   graphs/lib/matching.lua:7
- *   %328 reduce [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k49_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(4992*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k50_clampmin:
- *   %50 map:clampmin [T,39,1]   graphs/lib/matching.lua:7 */
-static void k50_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k49_fused_sum_square:
+ *   %49 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
+ *     + %48 map:square [T,39,128]  graphs/lib/matching.lua:7 */
+static void k49_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k51_rsqrt:
- *   %51 map:rsqrt [T,39,1]   graphs/lib/matching.lua:7 */
-static void k51_rsqrt(real *restrict out, const real *restrict in0, long T) {
+/* k51_fused_rsqrt_clampmin:
+ *   %51 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
+ *     + %50 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+static void k51_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k52_mul:
- *   %52 map:mul [T,39,128]   graphs/lib/matching.lua:7
- *   %326 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+ *   %52 map:mul [T,39,128]   graphs/lib/matching.lua:7 */
 static void k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -421,46 +284,26 @@ static void k52_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k55_square:
- *   %55 map:square [1,B,64,128]   graphs/lib/matching.lua:9 */
-static void k55_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k56_sum:
- *   %56 reduce [1,B,64,1]   graphs/lib/matching.lua:9
- *   %312 reduce [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k56_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long o = 0; o < 64*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k57_clampmin:
- *   %57 map:clampmin [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k57_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k56_fused_sum_square:
+ *   %56 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
+ *     + %55 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
+static void k56_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k58_rsqrt:
- *   %58 map:rsqrt [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k58_rsqrt(real *restrict out, const real *restrict in0, long B) {
+/* k58_fused_rsqrt_clampmin:
+ *   %58 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
+ *     + %57 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+static void k58_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k59_mul:
- *   %59 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
- *   %310 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
+ *   %59 map:mul [1,B,64,128]   graphs/lib/matching.lua:9 */
 static void k59_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
@@ -485,8 +328,7 @@ static void k60_matmul(real *restrict out, const real *restrict in0, const real 
 }
 
 /* k61_scale:
- *   %61 map:scale [T,B,39,64]   graphs/lib/matching.lua:10
- *   %304 map:scale [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %61 map:scale [T,B,39,64]   graphs/lib/matching.lua:10 */
 static void k61_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
@@ -505,26 +347,18 @@ static void k62_max(real *restrict out, const real *restrict in0, long B, long T
     }
 }
 
-/* k64_sub:
- *   %64 map:sub [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k64_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k65_fused_exp_sub:
+ *   %65 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %64 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k65_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0*64 + i1] - in1[i0];
-}
-
-/* k65_exp:
- *   %65 map:exp [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k65_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = exp(in0[i0]);
+            out[i0*64 + i1] = exp(((in0[i0*64 + i1]) - (in1[i0])));
 }
 
 /* k66_sum:
- *   %66 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %298 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:10 */
+ *   %66 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
 static void k66_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(2496*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
@@ -562,48 +396,26 @@ static void k68_matmul(real *restrict out, const real *restrict in0, const real 
     }
 }
 
-/* k69_square:
- *   %69 map:square [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k69_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k70_sum:
- *   %70 reduce [T,B,39,1]   graphs/lib/matching.lua:12
- *   %75 reduce [T,B,39,1]   graphs/lib/matching.lua:13
- *   %176 reduce [T,B,39,1]   graphs/lib/model.lua:33
- *   %281 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k70_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k71_clampmin:
- *   %71 map:clampmin [T,B,39,1]   graphs/lib/matching.lua:12 */
-static void k71_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
+/* k70_fused_sum_square:
+ *   %70 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
+ *     + %69 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k70_fused_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k72_rsqrt:
- *   %72 map:rsqrt [T,B,39,1]   graphs/lib/matching.lua:12 */
-static void k72_rsqrt(real *restrict out, const real *restrict in0, long B, long T) {
+/* k72_fused_rsqrt_clampmin:
+ *   %72 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
+ *     + %71 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+static void k72_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k73_mul:
- *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %279 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+ *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
 static void k73_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -643,60 +455,26 @@ static void k86_matmul(real *restrict out, const real *restrict in0, const real 
     }
 }
 
-/* k87_scale:
- *   %87 map:scale [T,39,39]   graphs/lib/srm.lua:11
- *   %264 map:scale [T,39,39] (backward)  graphs/lib/srm.lua:11 */
-static void k87_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 1521*T; i0++)
-        out[i0] = in0[i0] * (real)0.088388347648318433;
+/* k92_fused_scale_addc_neg:
+ *   %92 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
+ *     + %91 map:addc [T,1,39]  graphs/lib/srm.lua:12
+ *     + %90 map:neg [T,1,39]  graphs/lib/srm.lua:12 */
+static void k92_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(39*T) > 32768)
+    for (long i0 = 0; i0 < 39*T; i0++)
+        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k89_mul:
- *   %89 map:mul [T,39,39]   graphs/lib/srm.lua:12
- *   %98 map:mul [T,39,39]   graphs/lib/srm.lua:12
- *   %254 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12
- *   %261 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k89_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k93_fused_add_mul_scale:
+ *   %93 fused:add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
+ *     + %89 map:mul [T,39,39]  graphs/lib/srm.lua:12
+ *     + %87 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
+static void k93_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = in0[i0*1521 + i1*39 + i2] * in1[i0*39 + i2];
-}
-
-/* k90_neg:
- *   %90 map:neg [T,1,39]   graphs/lib/srm.lua:12 */
-static void k90_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k91_addc:
- *   %91 map:addc [T,1,39]   graphs/lib/srm.lua:12 */
-static void k91_addc(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] + (real)1;
-}
-
-/* k92_scale:
- *   %92 map:scale [T,1,39]   graphs/lib/srm.lua:12 */
-static void k92_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * (real)-1000000000;
-}
-
-/* k93_add:
- *   %93 map:add [T,39,39]   graphs/lib/srm.lua:12 */
-static void k93_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = in0[i0*1521 + i1*39 + i2] + in1[i0*39 + i2];
+                out[i0*1521 + i1*39 + i2] = (((in0[i0*1521 + i1*39 + i2]) * (real)0.088388347648318433) * (in1[i0*39 + i2])) + (in2[i0*39 + i2]);
 }
 
 /* k94_max:
@@ -711,26 +489,28 @@ static void k94_max(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k96_sub:
- *   %96 map:sub [T,39,39]   graphs/lib/srm.lua:12 */
-static void k96_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k97_fused_exp_sub:
+ *   %97 fused:exp_sub [T,39,39]   graphs/lib/srm.lua:12
+ *     + %96 map:sub [T,39,39]  graphs/lib/srm.lua:12 */
+static void k97_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] - in1[i0];
+            out[i0*39 + i1] = exp(((in0[i0*39 + i1]) - (in1[i0])));
 }
 
-/* k97_exp:
- *   %97 map:exp [T,39,39]   graphs/lib/srm.lua:12 */
-static void k97_exp(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 1521*T; i0++)
-        out[i0] = exp(in0[i0]);
+/* k98_mul:
+ *   %98 map:mul [T,39,39]   graphs/lib/srm.lua:12 */
+static void k98_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 39; i1++)
+            for (long i2 = 0; i2 < 39; i2++)
+                out[i0*1521 + i1*39 + i2] = in0[i0*1521 + i1*39 + i2] * in1[i0*39 + i2];
 }
 
 /* k99_sum:
- *   %99 reduce [T,39,1]   graphs/lib/srm.lua:12
- *   %249 reduce [T,39,1] (backward)  graphs/lib/srm.lua:12 */
+ *   %99 reduce [T,39,1]   graphs/lib/srm.lua:12 */
 static void k99_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(1521*T) > 32768)
     for (long o = 0; o < 39*T; o++) {
@@ -806,14 +586,13 @@ static void k173_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k175_mul:
- *   %175 map:mul [T,B,39,128]   graphs/lib/model.lua:33
- *   %229 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
-static void k175_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
+/* k176_fused_sum_mul:
+ *   %176 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
+ *     + %175 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+static void k176_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[0 + j1*1]); out[i0] = r1; }
 }
 
 /* k177_matmul:
@@ -832,22 +611,16 @@ static void k177_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k178_add:
- *   %178 map:add [T,B,39,1]   graphs/lib/model.lua:33 */
-static void k178_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k116_mul:
- *   %116 map:mul [T,B,39,1]   graphs/lib/model.lua:41 */
-static void k116_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k116_fused_mul_add_sum:
+ *   %116 fused:mul_add_sum [T,B,39,1]   graphs/lib/model.lua:41
+ *     + %178 map:add [T,B,39,1]  graphs/lib/model.lua:33
+ *     + %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+static void k116_fused_mul_add_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39 + i2] * in1[i0*39*B + i1*39 + i2];
+                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in1[i0*4992*B + i1*4992 + i2*128 + j1*1]; out[i0*39*B + i1*39 + i2] = (in0[i0*39 + i2]) * ((r1) + (in2[i0*39*B + i1*39 + i2])); }
 }
 
 /* k117_sum:
@@ -863,18 +636,29 @@ static void k117_sum(real *restrict out, const real *restrict in0, long B, long 
 }
 
 /* k119_scale:
- *   %119 map:scale [T,B]   graphs/lib/model.lua:43
- *   %219 map:scale [T,B] (backward)  graphs/lib/model.lua:43 */
+ *   %119 map:scale [T,B]   graphs/lib/model.lua:43 */
 static void k119_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * (real)10;
 }
 
+/* k150_add:
+ *   %150 map:add []   graphs/lib/model.lua:136 */
+static void k150_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
+    out[0] = in0[0] + in1[0];
+}
+
 /* k187_fill:
  *   %187 fill [] (backward)  graphs/lib/model.lua:137 */
 static void k187_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
+}
+
+/* k189_scale:
+ *   %189 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
+static void k189_scale(real *restrict out, const real *restrict in0, long B) {
+    out[0] = in0[0] * ((real)0.5/(real)(B));
 }
 
 /* k190_id:
@@ -885,12 +669,13 @@ static void k190_id(real *restrict out, const real *restrict in0, long B) {
         out[i0] = in0[0];
 }
 
-/* k191_id:
- *   %191 map:id [T,1] (backward)  graphs/lib/losses.lua:13 */
-static void k191_id(real *restrict out, const real *restrict in0, long T) {
+/* k192_fused_mul_id:
+ *   %192 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
+ *     + %191 map:id [T,1]  graphs/lib/losses.lua:13 */
+static void k192_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[0];
+        out[i0] = ((in0[0])) * (in1[i0]);
 }
 
 /* k194_neg:
@@ -901,58 +686,25 @@ static void k194_neg(real *restrict out, const real *restrict in0, long B) {
         out[i0] = -in0[i0];
 }
 
-/* k195_id:
- *   %195 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %201 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %353 map:id [T,B] (backward)  graphs/lib/losses.lua:11 */
-static void k195_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k196_fused_mul_id:
+ *   %196 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
+ *     + %195 map:id [T,B]  graphs/lib/losses.lua:11 */
+static void k196_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i1];
+            out[i0*B + i1] = ((in0[i1])) * (in1[i0*B + i1]);
 }
 
-/* k198_div:
- *   %198 map:div [1,B] (backward)  graphs/lib/losses.lua:11
- *   %350 map:div [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k198_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k200_fused_mul_div_step:
+ *   %200 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *     + %198 map:div [1,B]  graphs/lib/losses.lua:11
+ *     + %199 map:step [1,B]  graphs/lib/losses.lua:11
+ *   %352 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k200_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] / in1[i0];
-}
-
-/* k199_step:
- *   %199 map:step [1,B] (backward)  graphs/lib/losses.lua:11
- *   %351 map:step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k199_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
-}
-
-/* k200_mul:
- *   %200 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %352 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %378 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %380 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %382 map:mul [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k200_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k205_add:
- *   %205 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %210 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %218 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %357 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %362 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %370 map:add [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k205_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
 /* k206_neg:
@@ -963,52 +715,52 @@ static void k206_neg(real *restrict out, const real *restrict in0, long T) {
         out[i0] = -in0[i0];
 }
 
-/* k207_id:
- *   %207 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %214 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %366 map:id [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k207_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k208_fused_mul_id:
+ *   %208 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
+ *     + %207 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k208_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0];
+            out[i0*B + i1] = ((in0[i0])) * (in1[i0*B + i1]);
 }
 
-/* k211_div:
- *   %211 map:div [T,1] (backward)  graphs/lib/losses.lua:10
- *   %363 map:div [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k211_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k213_fused_mul_div_step:
+ *   %213 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
+ *     + %211 map:div [T,1]  graphs/lib/losses.lua:10
+ *     + %212 map:step [T,1]  graphs/lib/losses.lua:10
+ *   %365 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k213_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] / in1[i0];
+        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
-/* k212_step:
- *   %212 map:step [T,1] (backward)  graphs/lib/losses.lua:10
- *   %364 map:step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k212_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
+/* k219_fused_scale_add_add_add:
+ *   %219 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
+ *     + %218 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %210 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %205 map:add [T,B]  graphs/lib/losses.lua:11
+ *     + %202 map:mul [T,B]  graphs/lib/losses.lua:11
+ *     + %201 map:id [T,B]  graphs/lib/losses.lua:11
+ *     + %215 map:mul [T,B]  graphs/lib/losses.lua:10
+ *     + %214 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k219_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+        for (long i1 = 0; i1 < B; i1++)
+            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)10;
 }
 
-/* k221_id:
- *   %221 map:id [T,B,39,1] (backward)  graphs/lib/model.lua:41 */
-static void k221_id(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0];
-}
-
-/* k223_mul:
- *   %223 map:mul [T,B,39,1] (backward)  graphs/lib/model.lua:41 */
-static void k223_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k223_fused_mul_id:
+ *   %223 fused:mul_id [T,B,39,1] (backward)  graphs/lib/model.lua:41
+ *     + %221 map:id [T,B,39,1]  graphs/lib/model.lua:41 */
+static void k223_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] * in1[i0*39 + i2];
+                out[i0*39*B + i1*39 + i2] = ((in0[i0*B + i1])) * (in1[i0*39 + i2]);
 }
 
 /* k225_matmul:
@@ -1046,19 +798,23 @@ static void k226_matmul(real *restrict out, const real *restrict in0, const real
 /* k227_sum:
  *   %227 reduce [T,1,39,39] (backward)  graphs/lib/model.lua:33 */
 static void k227_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (1521 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(1521*B*T) > 32768)
     for (long o = 0; o < T; o++)
-        for (long i = 0; i < 1521; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*1521 + i];
-            out[o*1521 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 1521 ? ib + 256 : 1521;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*1521;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*1521 + i] = a[i - ib];
         }
 }
 
 /* k228_id:
- *   %228 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %243 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %288 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+ *   %228 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33 */
 static void k228_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -1068,9 +824,7 @@ static void k228_id(real *restrict out, const real *restrict in0, long B, long T
 
 /* k230_mul:
  *   %230 map:mul [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %276 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %280 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %290 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+ *   %276 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
 static void k230_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 4992*B*T; i0++)
@@ -1080,36 +834,54 @@ static void k230_mul(real *restrict out, const real *restrict in0, const real *r
 /* k231_sum:
  *   %231 reduce [1,B,39,128] (backward)  graphs/lib/model.lua:33 */
 static void k231_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (4992*B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 4992*B; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*4992*B + i];
-            out[o*4992*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4992*B ? ib + 256 : 4992*B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*4992*B;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4992*B + i] = a[i - ib];
         }
 }
 
 /* k233_sum:
  *   %233 reduce [1,39,128] (backward)  graphs/lib/model.lua:33 */
 static void k233_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (4992 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 4992; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*4992 + i];
-            out[o*4992 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*4992;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
         }
 }
 
 /* k235_sum:
  *   %235 reduce [1,128] (backward)  graphs/lib/model.lua:33 */
 static void k235_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 39; j++) a += in0[(o*39 + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 39; j++) {
+                const real *row = in0 + (o*39 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
@@ -1134,66 +906,42 @@ static void k242_id(real *restrict out, const real *restrict in0) {
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k244_add:
- *   %244 map:add [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %291 map:add [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k244_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k244_fused_add_mul_id:
+ *   %244 fused:add_mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *     + %229 map:mul [T,B,39,128]  graphs/lib/model.lua:33
+ *     + %243 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+static void k244_fused_add_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + ((in2[i0]));
 }
 
-/* k247_mul:
- *   %247 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12
- *   %257 map:mul [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k247_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 1521*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k248_neg:
- *   %248 map:neg [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k248_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 1521*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k250_step:
- *   %250 map:step [T,39,1] (backward)  graphs/lib/srm.lua:12 */
-static void k250_step(real *restrict out, const real *restrict in0, long T) {
+/* k251_fused_mul_sum_neg_mul:
+ *   %251 fused:mul_sum_neg_mul [T,39,1] (backward)  graphs/lib/srm.lua:12
+ *     + %249 reduce [T,39,1]  graphs/lib/srm.lua:12
+ *     + %248 map:neg [T,39,39]  graphs/lib/srm.lua:12
+ *     + %247 map:mul [T,39,39]  graphs/lib/srm.lua:12
+ *     + %250 map:step [T,39,1]  graphs/lib/srm.lua:12 */
+static void k251_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 39; j1++) r1 += -((in0[i0*39 + j1*1]) * (in1[i0*39 + j1*1])); out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0); }
 }
 
-/* k251_mul:
- *   %251 map:mul [T,39,1] (backward)  graphs/lib/srm.lua:12
- *   %331 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %333 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %335 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k251_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k252_id:
- *   %252 map:id [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k252_id(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
+/* k264_fused_scale_mul_mul_mul:
+ *   %264 fused:scale_mul_mul_mul [T,39,39] (backward)  graphs/lib/srm.lua:11
+ *     + %261 map:mul [T,39,39]  graphs/lib/srm.lua:12
+ *     + %257 map:mul [T,39,39]  graphs/lib/srm.lua:12
+ *     + %254 map:mul [T,39,39]  graphs/lib/srm.lua:12
+ *     + %253 map:add [T,39,39]  graphs/lib/srm.lua:12
+ *     + %252 map:id [T,39,39]  graphs/lib/srm.lua:12 */
+static void k264_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0];
-}
-
-/* k253_add:
- *   %253 map:add [T,39,39] (backward)  graphs/lib/srm.lua:12 */
-static void k253_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 1521*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+            for (long i2 = 0; i2 < 39; i2++)
+                out[i0*1521 + i1*39 + i2] = (((((in0[i0*1521 + i1*39 + i2]) + ((in1[i0*39 + i1]))) * (in2[i0*39 + i2])) * (in3[i0*1521 + i1*39 + i2])) * (in2[i0*39 + i2])) * (real)0.088388347648318433;
 }
 
 /* k265_matmul:
@@ -1240,17 +988,6 @@ static void k269_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k275_add:
- *   %275 map:add [T,39,128] (backward)  graphs/lib/srm.lua:11
- *   %309 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   %329 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %339 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k275_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
 /* k277_mul:
  *   %277 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
 static void k277_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
@@ -1265,55 +1002,47 @@ static void k277_mul(real *restrict out, const real *restrict in0, const real *r
  *   %278 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
  *   %307 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
 static void k278_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (4992 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long o = 0; o < T; o++)
-        for (long i = 0; i < 4992; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*4992 + i];
-            out[o*4992 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*4992;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
         }
 }
 
-/* k282_square:
- *   %282 map:square [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k282_square(real *restrict out, const real *restrict in0, long B, long T) {
+/* k287_fused_mul_mul_sum_mul:
+ *   %287 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *     + %285 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %281 reduce [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %280 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %284 map:scale [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %283 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %282 map:square [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %286 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
+static void k287_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k283_mul:
- *   %283 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %285 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   %287 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k283_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+/* k291_fused_add_mul_mul_id:
+ *   %291 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *     + %279 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %290 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %288 map:id [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %289 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k291_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k284_scale:
- *   %284 map:scale [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k284_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k286_step:
- *   %286 map:step [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k286_step(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k289_scale:
- *   %289 map:scale [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k289_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * (real)2;
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
 /* k292_matmul:
@@ -1352,47 +1081,41 @@ static void k293_matmul(real *restrict out, const real *restrict in0, const real
  *   %294 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
  *   %308 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
 static void k294_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (8192*B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192*B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 8192*B; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*8192*B + i];
-            out[o*8192*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 8192*B ? ib + 256 : 8192*B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*8192*B;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
         }
 }
 
-/* k296_mul:
- *   %296 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *   %301 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k296_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+/* k298_fused_sum_neg_mul:
+ *   %298 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
+ *     + %297 map:neg [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %296 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k298_fused_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += -((in0[i0*64 + j1*1]) * (in1[i0*64 + j1*1])); out[i0] = r1; }
 }
 
-/* k297_neg:
- *   %297 map:neg [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k297_neg(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k299_id:
- *   %299 map:id [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k299_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k304_fused_scale_mul_add_id:
+ *   %304 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *     + %301 map:mul [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %300 map:add [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %299 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k304_fused_scale_mul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0];
-}
-
-/* k300_add:
- *   %300 map:add [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k300_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+            out[i0*64 + i1] = (((in0[i0*64 + i1]) + ((in1[i0]))) * (in2[i0*64 + i1])) * (real)10;
 }
 
 /* k306_matmul:
@@ -1411,123 +1134,87 @@ static void k306_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k311_mul:
- *   %311 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %322 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k311_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k313_add:
- *   %313 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %323 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k313_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
+/* k309_add:
+ *   %309 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
+static void k309_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for simd if((long)(4992*T) > 32768)
+    for (long i0 = 0; i0 < 4992*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k314_square:
- *   %314 map:square [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k314_square(real *restrict out, const real *restrict in0, long B) {
+/* k319_fused_mul_mul_sum_mul:
+ *   %319 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *     + %317 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %312 reduce [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %311 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %316 map:scale [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %315 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %314 map:square [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %318 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
+static void k319_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k315_mul:
- *   %315 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %317 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %319 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k315_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k316_scale:
- *   %316 map:scale [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k316_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k318_step:
- *   %318 map:step [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k318_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k320_id:
- *   %320 map:id [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k320_id(real *restrict out, const real *restrict in0, long B) {
+/* k323_fused_add_add_mul_mul:
+ *   %323 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *     + %313 map:add [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %310 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %322 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %320 map:id [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %321 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
+static void k323_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
 }
 
-/* k321_scale:
- *   %321 map:scale [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k321_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k327_mul:
- *   %327 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %338 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k327_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k330_square:
- *   %330 map:square [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k330_square(real *restrict out, const real *restrict in0, long T) {
+/* k335_fused_mul_mul_sum_mul:
+ *   %335 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *     + %333 map:mul [T,39,1]  graphs/lib/matching.lua:7
+ *     + %328 reduce [T,39,1]  graphs/lib/matching.lua:7
+ *     + %327 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %332 map:scale [T,39,1]  graphs/lib/matching.lua:7
+ *     + %331 map:mul [T,39,1]  graphs/lib/matching.lua:7
+ *     + %330 map:square [T,39,1]  graphs/lib/matching.lua:7
+ *     + %334 map:step [T,39,1]  graphs/lib/matching.lua:7 */
+static void k335_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k332_scale:
- *   %332 map:scale [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k332_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k334_step:
- *   %334 map:step [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k334_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k336_id:
- *   %336 map:id [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k336_id(real *restrict out, const real *restrict in0, long T) {
+/* k339_fused_add_add_add_mul:
+ *   %339 fused:add_add_add_mul [T,39,128] (backward)  graphs/lib/matching.lua:7
+ *     + %329 map:add [T,39,128]  graphs/lib/matching.lua:7
+ *     + %275 map:add [T,39,128]  graphs/lib/srm.lua:11
+ *     + %326 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %338 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %336 map:id [T,39,128]  graphs/lib/matching.lua:7
+ *     + %337 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
+static void k339_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = (((in0[i0*128 + i1]) + (in1[i0*128 + i1])) + ((in2[i0*128 + i1]) * (in3[i0]))) + (((in4[i0])) * ((in5[i0*128 + i1]) * (real)2));
 }
 
-/* k337_scale:
- *   %337 map:scale [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k337_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k371_fused_scale_add_add_add:
+ *   %371 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
+ *     + %370 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %362 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %357 map:add [T,B]  graphs/lib/losses.lua:11
+ *     + %354 map:mul [T,B]  graphs/lib/losses.lua:11
+ *     + %353 map:id [T,B]  graphs/lib/losses.lua:11
+ *     + %367 map:mul [T,B]  graphs/lib/losses.lua:10
+ *     + %366 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k371_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)14.285714285714285;
 }
 
 /* k372_matmul:
@@ -1542,201 +1229,113 @@ static void k373_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k375_mul:
- *   %375 map:mul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %385 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k375_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k377_square:
- *   %377 map:square [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k377_square(real *restrict out, const real *restrict in0, long B) {
+/* k382_fused_mul_mul_sum_mul:
+ *   %382 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *     + %380 map:mul [B,1]  graphs/lib/losses.lua:21
+ *     + %376 reduce [B,1]  graphs/lib/losses.lua:21
+ *     + %375 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %379 map:scale [B,1]  graphs/lib/losses.lua:21
+ *     + %378 map:mul [B,1]  graphs/lib/losses.lua:21
+ *     + %377 map:square [B,1]  graphs/lib/losses.lua:21
+ *     + %381 map:step [B,1]  graphs/lib/losses.lua:21 */
+static void k382_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k379_scale:
- *   %379 map:scale [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k379_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k381_step:
- *   %381 map:step [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k381_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k383_id:
- *   %383 map:id [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k383_id(real *restrict out, const real *restrict in0, long B) {
+/* k386_fused_add_mul_mul_id:
+ *   %386 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
+ *     + %374 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %385 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %383 map:id [B,128]  graphs/lib/losses.lua:21
+ *     + %384 map:scale [B,128]  graphs/lib/losses.lua:21 */
+static void k386_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k384_scale:
- *   %384 map:scale [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k384_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k386_add:
- *   %386 map:add [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k386_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k388_mul:
- *   %388 map:mul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %398 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k388_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k390_square:
- *   %390 map:square [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k390_square(real *restrict out, const real *restrict in0, long T) {
+/* k395_fused_mul_mul_sum_mul:
+ *   %395 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *     + %393 map:mul [T,1]  graphs/lib/losses.lua:21
+ *     + %389 reduce [T,1]  graphs/lib/losses.lua:21
+ *     + %388 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %392 map:scale [T,1]  graphs/lib/losses.lua:21
+ *     + %391 map:mul [T,1]  graphs/lib/losses.lua:21
+ *     + %390 map:square [T,1]  graphs/lib/losses.lua:21
+ *     + %394 map:step [T,1]  graphs/lib/losses.lua:21 */
+static void k395_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k392_scale:
- *   %392 map:scale [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k392_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k394_step:
- *   %394 map:step [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k394_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k396_id:
- *   %396 map:id [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k396_id(real *restrict out, const real *restrict in0, long T) {
+/* k399_fused_add_mul_mul_id:
+ *   %399 fused:add_mul_mul_id [T,128] (backward)  graphs/lib/losses.lua:21
+ *     + %387 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %398 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %396 map:id [T,128]  graphs/lib/losses.lua:21
+ *     + %397 map:scale [T,128]  graphs/lib/losses.lua:21 */
+static void k399_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
-}
-
-/* k397_scale:
- *   %397 map:scale [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k397_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k399_add:
- *   %399 map:add [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k399_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[278] = {
-    {"k6_square", "%6 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k7_sum", "%7 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k8_clampmin", "%8 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k9_rsqrt", "%9 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+static reclf_prof_entry prof[137] = {
+    {"k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k11_square", "%11 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k12_sum", "%12 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k13_clampmin", "%13 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k14_rsqrt", "%14 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
     {"k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k21_sub", "%21 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k22_exp", "%22 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k25_log", "%25 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k26_add", "%26 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k23_sum", "%28 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k29_sub", "%29 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k32_sub", "%32 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k22_exp", "%33 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k36_log", "%36 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k37_add", "%37 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k40_sub", "%40 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"k42_mul", "%42 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
     {"k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k44_sum", "%44 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
-    {"k45_add", "%45 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k46_scale", "%46 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k48_square", "%48 map:square [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k49_sum", "%49 reduce [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k50_clampmin", "%50 map:clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k51_rsqrt", "%51 map:rsqrt [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
     {"k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k55_square", "%55 map:square [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k56_sum", "%56 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k57_clampmin", "%57 map:clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k58_rsqrt", "%58 map:rsqrt [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k60_matmul", "%60 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k61_scale", "%61 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k62_max", "%62 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k64_sub", "%64 map:sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k65_exp", "%65 map:exp [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k65_fused_exp_sub", "%65 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"k69_square", "%69 map:square [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k70_sum", "%70 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k71_clampmin", "%71 map:clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k72_rsqrt", "%72 map:rsqrt [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
     {"k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
     {"k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k70_sum", "%75 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
     {"k81_matmul", "%81 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
     {"k81_matmul", "%84 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
     {"k86_matmul", "%86 matmul [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k87_scale", "%87 map:scale [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k89_mul", "%89 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k90_neg", "%90 map:neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k91_addc", "%91 map:addc [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k92_scale", "%92 map:scale [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k93_add", "%93 map:add [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k92_fused_scale_addc_neg", "%92 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k93_fused_add_mul_scale", "%93 fused:add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k94_max", "%94 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k96_sub", "%96 map:sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k97_exp", "%97 map:exp [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k89_mul", "%98 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k97_fused_exp_sub", "%97 fused:exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k98_mul", "%98 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k99_sum", "%99 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k100_clampmin", "%100 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k101_div", "%101 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
@@ -1745,70 +1344,41 @@ static reclf_prof_entry prof[278] = {
     {"k115_div", "%115 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
     {"k170_sum", "%170 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
     {"k173_matmul", "%173 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k175_mul", "%175 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k70_sum", "%176 reduce [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k176_fused_sum_mul", "%176 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
     {"k177_matmul", "%177 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k178_add", "%178 map:add [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k116_mul", "%116 map:mul [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
+    {"k116_fused_mul_add_sum", "%116 fused:mul_add_sum [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
     {"k117_sum", "%117 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
     {"k119_scale", "%119 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
     {"k19_max", "%121 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k21_sub", "%123 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k22_exp", "%124 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k22_fused_exp_sub", "%124 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k23_sum", "%125 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k24_clampmin", "%126 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k25_log", "%127 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k26_add", "%128 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k27_mul", "%129 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k23_sum", "%130 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k29_sub", "%131 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k30_max", "%132 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k32_sub", "%134 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k22_exp", "%135 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k33_fused_exp_sub", "%135 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k34_sum", "%136 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k35_clampmin", "%137 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k36_log", "%138 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k37_add", "%139 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k34_sum", "%141 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k40_sub", "%142 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k42_mul", "%144 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k42_fused_mul_sub_add_log", "%144 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
     {"k43_sum", "%145 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k44_sum", "%146 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
-    {"k45_add", "%147 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k46_scale", "%148 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k45_add", "%150 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
+    {"k46_fused_scale_add_sum_sub", "%148 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k150_add", "%150 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
     {"k187_fill", "%187 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
-    {"k46_scale", "%189 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"k189_scale", "%189 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
     {"k190_id", "%190 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"k191_id", "%191 map:id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k42_mul", "%192 map:mul [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"k192_fused_mul_id", "%192 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
     {"k194_neg", "%194 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k195_id", "%195 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k27_mul", "%196 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k198_div", "%198 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k199_step", "%199 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k200_mul", "%200 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k195_id", "%201 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k27_mul", "%202 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k205_add", "%205 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k196_fused_mul_id", "%196 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k200_fused_mul_div_step", "%200 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
     {"k206_neg", "%206 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k207_id", "%207 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k27_mul", "%208 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k205_add", "%210 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k211_div", "%211 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k212_step", "%212 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k42_mul", "%213 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k207_id", "%214 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k27_mul", "%215 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k205_add", "%218 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k119_scale", "%219 map:scale [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"k221_id", "%221 map:id [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0},
-    {"k223_mul", "%223 map:mul [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0},
+    {"k208_fused_mul_id", "%208 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k213_fused_mul_div_step", "%213 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k219_fused_scale_add_add_add", "%219 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
+    {"k223_fused_mul_id", "%223 fused:mul_id [T,B,39,1]", "graphs/lib/model.lua:41", 1, 0, 0, 0, 0},
     {"k225_matmul", "%225 matmul [T,B,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k226_matmul", "%226 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k227_sum", "%227 reduce [T,1,39,39]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k228_id", "%228 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k175_mul", "%229 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k230_mul", "%230 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k231_sum", "%231 reduce [1,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k233_sum", "%233 reduce [1,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
@@ -1816,131 +1386,47 @@ static reclf_prof_entry prof[278] = {
     {"k238_matmul", "%238 matmul [1,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k239_matmul", "%239 matmul [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k242_id", "%242 map:id [128,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k228_id", "%243 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k244_add", "%244 map:add [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k244_fused_add_mul_id", "%244 fused:add_mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k101_div", "%246 map:div [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k247_mul", "%247 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k248_neg", "%248 map:neg [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k99_sum", "%249 reduce [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k250_step", "%250 map:step [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k251_mul", "%251 map:mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k252_id", "%252 map:id [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k253_add", "%253 map:add [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k89_mul", "%254 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k247_mul", "%257 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k89_mul", "%261 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
-    {"k87_scale", "%264 map:scale [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
+    {"k251_fused_mul_sum_neg_mul", "%251 fused:mul_sum_neg_mul [T,39,1]", "graphs/lib/srm.lua:12", 1, 0, 0, 0, 0},
+    {"k264_fused_scale_mul_mul_mul", "%264 fused:scale_mul_mul_mul [T,39,39]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k265_matmul", "%265 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k266_matmul", "%266 matmul [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k268_matmul", "%268 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k269_matmul", "%269 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k268_matmul", "%272 matmul [39*T,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k269_matmul", "%273 matmul [128,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
-    {"k275_add", "%275 map:add [T,39,128]", "graphs/lib/srm.lua:11", 1, 0, 0, 0, 0},
     {"k230_mul", "%276 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k277_mul", "%277 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k278_sum", "%278 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k73_mul", "%279 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k230_mul", "%280 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k70_sum", "%281 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k282_square", "%282 map:square [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k283_mul", "%283 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k284_scale", "%284 map:scale [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k283_mul", "%285 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k286_step", "%286 map:step [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k283_mul", "%287 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k228_id", "%288 map:id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k289_scale", "%289 map:scale [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k230_mul", "%290 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k244_add", "%291 map:add [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k287_fused_mul_mul_sum_mul", "%287 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k291_fused_add_mul_mul_id", "%291 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k292_matmul", "%292 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k293_matmul", "%293 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k294_sum", "%294 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k67_div", "%295 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k296_mul", "%296 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k297_neg", "%297 map:neg [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k66_sum", "%298 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k299_id", "%299 map:id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k300_add", "%300 map:add [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k296_mul", "%301 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k61_scale", "%304 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k298_fused_sum_neg_mul", "%298 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k304_fused_scale_mul_add_id", "%304 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k68_matmul", "%305 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k306_matmul", "%306 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k278_sum", "%307 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k294_sum", "%308 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k275_add", "%309 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k59_mul", "%310 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k311_mul", "%311 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k56_sum", "%312 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k313_add", "%313 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k314_square", "%314 map:square [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k315_mul", "%315 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k316_scale", "%316 map:scale [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k315_mul", "%317 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k318_step", "%318 map:step [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k315_mul", "%319 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k320_id", "%320 map:id [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k321_scale", "%321 map:scale [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k311_mul", "%322 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k313_add", "%323 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k52_mul", "%326 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k327_mul", "%327 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k49_sum", "%328 reduce [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k275_add", "%329 map:add [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k330_square", "%330 map:square [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k251_mul", "%331 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k332_scale", "%332 map:scale [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k251_mul", "%333 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k334_step", "%334 map:step [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k251_mul", "%335 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k336_id", "%336 map:id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k337_scale", "%337 map:scale [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k327_mul", "%338 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k275_add", "%339 map:add [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k198_div", "%350 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k199_step", "%351 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k200_mul", "%352 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k195_id", "%353 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k27_mul", "%354 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k205_add", "%357 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k205_add", "%362 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k211_div", "%363 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k212_step", "%364 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k42_mul", "%365 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k207_id", "%366 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k27_mul", "%367 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k205_add", "%370 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k17_scale", "%371 map:scale [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k309_add", "%309 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k319_fused_mul_mul_sum_mul", "%319 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k323_fused_add_add_mul_mul", "%323 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k335_fused_mul_mul_sum_mul", "%335 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k339_fused_add_add_add_mul", "%339 fused:add_add_add_mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k200_fused_mul_div_step", "%352 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k213_fused_mul_div_step", "%365 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k371_fused_scale_add_add_add", "%371 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k372_matmul", "%372 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k373_matmul", "%373 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k15_mul", "%374 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k375_mul", "%375 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k12_sum", "%376 reduce [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k377_square", "%377 map:square [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k200_mul", "%378 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k379_scale", "%379 map:scale [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k200_mul", "%380 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k381_step", "%381 map:step [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k200_mul", "%382 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k383_id", "%383 map:id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k384_scale", "%384 map:scale [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k375_mul", "%385 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k386_add", "%386 map:add [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k10_mul", "%387 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k388_mul", "%388 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k7_sum", "%389 reduce [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k390_square", "%390 map:square [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k42_mul", "%391 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k392_scale", "%392 map:scale [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k42_mul", "%393 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k394_step", "%394 map:step [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k42_mul", "%395 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k396_id", "%396 map:id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k397_scale", "%397 map:scale [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k388_mul", "%398 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k399_add", "%399 map:add [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k382_fused_mul_mul_sum_mul", "%382 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k386_fused_add_mul_mul_id", "%386 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k395_fused_mul_mul_sum_mul", "%395 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k399_fused_add_mul_mul_id", "%399 fused:add_mul_mul_id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_noirm_features_loss = {278, prof};
+const reclf_prof_table reclf_profile_reclf_noirm_features_loss = {137, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -1950,305 +1436,164 @@ const reclf_prof_table reclf_profile_reclf_noirm_features_loss = {278, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(65552 + 33168*B + 35200*B*T + 21808*T);
+    return sizeof(real) * (size_t)(65552 + 24912*B + 30208*B*T + 25264*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k6_square(A + 65552 + 33168*B + 35200*B*T, (real *)inputs[0], T)); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-    CALL(1, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 65552 + 33168*B + 35200*B*T + 21728*T, A + 65552 + 33168*B + 35200*B*T, T)); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(2, (double)T, sizeof(real)*((double)T + (double)T), k8_clampmin(A + 65552 + 33168*B + 35200*B*T, A + 65552 + 33168*B + 35200*B*T + 21728*T, T)); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(3, (double)T, sizeof(real)*((double)T + (double)T), k9_rsqrt(A + 65552 + 33168*B + 35200*B*T + 21744*T, A + 65552 + 33168*B + 35200*B*T, T)); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    CALL(4, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 65552 + 33168*B + 35200*B*T + 21504*T, (real *)inputs[0], A + 65552 + 33168*B + 35200*B*T + 21744*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k11_square(A + 65552, (real *)inputs[2], B)); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 65552 + 33088*B, A + 65552, B)); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(7, (double)B, sizeof(real)*((double)B + (double)B), k13_clampmin(A + 65552, A + 65552 + 33088*B, B)); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(8, (double)B, sizeof(real)*((double)B + (double)B), k14_rsqrt(A + 65552 + 33104*B, A + 65552, B)); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    CALL(9, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 65552 + 32768*B, (real *)inputs[2], A + 65552 + 33104*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(10, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 65552 + 33168*B, A + 65552 + 33168*B + 35200*B*T + 21504*T, A + 65552 + 32768*B, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(11, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(12, 0, sizeof(real)*((double)B*T), k18_eye(A + 65552 + 33168*B + 20064*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(13, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 65552 + 33168*B + 35200*B*T + 21632*T, A + 65552 + 33168*B + 16*B*T, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(14, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k21_sub(A + 65552 + 33168*B, A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B + 35200*B*T + 21632*T, B, T)); /* %21 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(15, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 65552 + 33168*B + 35136*B*T, A + 65552 + 33168*B, B, T)); /* %22 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    CALL(16, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 33168*B + 35200*B*T + 21760*T, A + 65552 + 33168*B + 35136*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(17, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 65552 + 33168*B + 35200*B*T + 21776*T, A + 65552 + 33168*B + 35200*B*T + 21760*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(18, (double)T, sizeof(real)*((double)T + (double)T), k25_log(A + 65552 + 33168*B + 35200*B*T + 21648*T, A + 65552 + 33168*B + 35200*B*T + 21776*T, T)); /* %25 map:log [T,1]  graphs/lib/losses.lua:10 */
-    CALL(19, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k26_add(A + 65552 + 33168*B + 35200*B*T + 21664*T, A + 65552 + 33168*B + 35200*B*T + 21648*T, A + 65552 + 33168*B + 35200*B*T + 21632*T, T)); /* %26 map:add [T,1]  graphs/lib/losses.lua:10 */
-    CALL(20, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 33168*B, A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B + 20064*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(21, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 33168*B + 35200*B*T + 21632*T, A + 65552 + 33168*B, B, T)); /* %28 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(22, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k29_sub(A + 65552 + 33168*B + 35200*B*T + 21648*T, A + 65552 + 33168*B + 35200*B*T + 21664*T, A + 65552 + 33168*B + 35200*B*T + 21632*T, T)); /* %29 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    CALL(23, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 65552 + 32896*B, A + 65552 + 33168*B + 16*B*T, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(24, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k32_sub(A + 65552 + 33168*B + 20080*B*T, A + 65552 + 33168*B + 16*B*T, A + 65552 + 32896*B, B, T)); /* %32 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(25, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 65552 + 33168*B + 35152*B*T, A + 65552 + 33168*B + 20080*B*T, B, T)); /* %33 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    CALL(26, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 33120*B, A + 65552 + 33168*B + 35152*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(27, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 65552 + 33136*B, A + 65552 + 33120*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(28, (double)B, sizeof(real)*((double)B + (double)B), k36_log(A + 65552 + 32912*B, A + 65552 + 33136*B, B)); /* %36 map:log [1,B]  graphs/lib/losses.lua:11 */
-    CALL(29, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k37_add(A + 65552 + 32928*B, A + 65552 + 32912*B, A + 65552 + 32896*B, B)); /* %37 map:add [1,B]  graphs/lib/losses.lua:11 */
-    CALL(30, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 32896*B, A + 65552 + 33168*B, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(31, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k40_sub(A + 65552 + 32912*B, A + 65552 + 32928*B, A + 65552 + 32896*B, B)); /* %40 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    CALL(32, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 33168*B + 35200*B*T + 21264*T, A + 65552 + 33168*B + 20064*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(33, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 65552 + 33168*B + 35200*B*T + 21632*T, A + 65552 + 33168*B + 35200*B*T + 21648*T, A + 65552 + 33168*B + 35200*B*T + 21264*T, T)); /* %42 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(34, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 65552 + 33168*B + 35200*B*T + 21632*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(35, (double)B, sizeof(real)*((double)1 + (double)B), k44_sum(A + 16, A + 65552 + 32912*B, B)); /* %44 reduce [1,1]  graphs/lib/losses.lua:14 */
-    CALL(36, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 32, A + 0, A + 16)); /* %45 map:add [1,1]  graphs/lib/losses.lua:16 */
-    CALL(37, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 128, A + 32, B)); /* %46 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(38, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k48_square(A + 65552 + 33168*B + 35200*B*T, (real *)inputs[1], T)); /* %48 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(39, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k49_sum(A + 65552 + 33168*B + 35200*B*T + 21632*T, A + 65552 + 33168*B + 35200*B*T, T)); /* %49 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(40, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k50_clampmin(A + 65552 + 33168*B + 35200*B*T, A + 65552 + 33168*B + 35200*B*T + 21632*T, T)); /* %50 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(41, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k51_rsqrt(A + 65552 + 33168*B + 35200*B*T + 21680*T, A + 65552 + 33168*B + 35200*B*T, T)); /* %51 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(42, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 65552 + 33168*B + 35200*B*T, (real *)inputs[1], A + 65552 + 33168*B + 35200*B*T + 21680*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(43, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k55_square(A + 65552, (real *)inputs[3], B)); /* %55 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(44, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k56_sum(A + 65552 + 32896*B, A + 65552, B)); /* %56 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(45, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k57_clampmin(A + 65552, A + 65552 + 32896*B, B)); /* %57 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(46, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k58_rsqrt(A + 65552 + 32960*B, A + 65552, B)); /* %58 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(47, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 65552, (real *)inputs[3], A + 65552 + 32960*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(48, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k60_matmul(A + 65552 + 33168*B, A + 65552 + 33168*B + 35200*B*T, A + 65552, B, T)); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(49, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 65552 + 33168*B + 2496*B*T, A + 65552 + 33168*B, B, T)); /* %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(50, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 2496*B*T, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(51, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k64_sub(A + 65552 + 33168*B, A + 65552 + 33168*B + 2496*B*T, A + 65552 + 33168*B + 4992*B*T, B, T)); /* %64 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(52, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k65_exp(A + 65552 + 33168*B + 29952*B*T, A + 65552 + 33168*B, B, T)); /* %65 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(53, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 65552 + 33168*B + 34944*B*T, A + 65552 + 33168*B + 29952*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(54, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 65552 + 33168*B + 32448*B*T, A + 65552 + 33168*B + 29952*B*T, A + 65552 + 33168*B + 34944*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(55, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 65552 + 33168*B, A + 65552 + 33168*B + 32448*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(56, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k69_square(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B, B, T)); /* %69 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(57, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 65552 + 33168*B + 34992*B*T, A + 65552 + 33168*B + 4992*B*T, B, T)); /* %70 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(58, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k71_clampmin(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 34992*B*T, B, T)); /* %71 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(59, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_rsqrt(A + 65552 + 33168*B + 35040*B*T, A + 65552 + 33168*B + 4992*B*T, B, T)); /* %72 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(60, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B, A + 65552 + 33168*B + 35040*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(61, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k74_mul(A + 65552 + 33168*B + 9984*B*T, A + 65552 + 33168*B + 35200*B*T, A + 65552 + 33168*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(62, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 65552 + 33168*B + 19968*B*T, A + 65552 + 33168*B + 9984*B*T, B, T)); /* %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-    CALL(63, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 65552 + 33168*B + 35200*B*T + 4992*T, (real *)inputs[1], (real *)P + 0, T)); /* %81 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(64, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 65552 + 33168*B + 35200*B*T + 9984*T, (real *)inputs[1], (real *)P + 16384, T)); /* %84 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(65, (double)389376*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T), k86_matmul(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 9984*T, T)); /* %86 matmul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(66, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k87_scale(A + 65552 + 33168*B + 35200*B*T + 16512*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, T)); /* %87 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(67, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k89_mul(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 16512*T, (real *)inputs[4], T)); /* %89 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(68, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k90_neg(A + 65552 + 33168*B + 35200*B*T + 16512*T, (real *)inputs[4], T)); /* %90 map:neg [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(69, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k91_addc(A + 65552 + 33168*B + 35200*B*T + 16560*T, A + 65552 + 33168*B + 35200*B*T + 16512*T, T)); /* %91 map:addc [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(70, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k92_scale(A + 65552 + 33168*B + 35200*B*T + 18048*T, A + 65552 + 33168*B + 35200*B*T + 16560*T, T)); /* %92 map:scale [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(71, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k93_add(A + 65552 + 33168*B + 35200*B*T + 16512*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 18048*T, T)); /* %93 map:add [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(72, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k94_max(A + 65552 + 33168*B + 35200*B*T + 18048*T, A + 65552 + 33168*B + 35200*B*T + 16512*T, T)); /* %94 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(73, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k96_sub(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 16512*T, A + 65552 + 33168*B + 35200*B*T + 18048*T, T)); /* %96 map:sub [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(74, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k97_exp(A + 65552 + 33168*B + 35200*B*T + 16512*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, T)); /* %97 map:exp [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(75, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k89_mul(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 16512*T, (real *)inputs[4], T)); /* %98 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(76, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k99_sum(A + 65552 + 33168*B + 35200*B*T + 21120*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, T)); /* %99 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(77, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k100_clampmin(A + 65552 + 33168*B + 35200*B*T + 21168*T, A + 65552 + 33168*B + 35200*B*T + 21120*T, T)); /* %100 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(78, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 65552 + 33168*B + 35200*B*T + 18048*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 21168*T, T)); /* %101 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(79, (double)39*T, sizeof(real)*((double)T + (double)39*T), k113_sum(A + 65552 + 33168*B + 35200*B*T + 21216*T, (real *)inputs[4], T)); /* %113 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(80, (double)T, sizeof(real)*((double)T + (double)T), k114_clampmin(A + 65552 + 33168*B + 35200*B*T + 21280*T, A + 65552 + 33168*B + 35200*B*T + 21216*T, T)); /* %114 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(81, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), k115_div(A + 65552 + 33168*B + 35200*B*T + 21216*T, (real *)inputs[4], A + 65552 + 33168*B + 35200*B*T + 21280*T, T)); /* %115 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
-    CALL(82, (double)16384, sizeof(real)*((double)128 + (double)16384), k170_sum(A + 16384, (real *)P + 49152)); /* %170 reduce [128,1]  graphs/lib/model.lua:33 */
-    CALL(83, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k173_matmul(A + 0, A + 16384, (real *)P + 32768)); /* %173 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(84, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128), k175_mul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 9984*B*T, A + 0, B, T)); /* %175 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(85, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 65552 + 33168*B + 20016*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %176 reduce [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(86, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k177_matmul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 35200*B*T + 18048*T, A + 65552 + 33168*B + 20016*B*T, B, T)); /* %177 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(87, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k178_add(A + 65552 + 33168*B + 15024*B*T, A + 65552 + 33168*B + 19968*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %178 map:add [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(88, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)39*B*T), k116_mul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 35200*B*T + 21216*T, A + 65552 + 33168*B + 15024*B*T, B, T)); /* %116 map:mul [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(89, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k117_sum(A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %117 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
-    CALL(90, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k119_scale(A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33168*B + 35088*B*T, B, T)); /* %119 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(91, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 65552 + 33168*B + 35200*B*T + 21280*T, A + 65552 + 33168*B + 35104*B*T, B, T)); /* %121 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(92, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k21_sub(A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33168*B + 35200*B*T + 21280*T, B, T)); /* %123 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(93, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 65552 + 33168*B + 35120*B*T, A + 65552 + 33168*B + 35088*B*T, B, T)); /* %124 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    CALL(94, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 33168*B + 35200*B*T + 21296*T, A + 65552 + 33168*B + 35120*B*T, B, T)); /* %125 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(95, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 65552 + 33168*B + 35200*B*T + 21312*T, A + 65552 + 33168*B + 35200*B*T + 21296*T, T)); /* %126 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(96, (double)T, sizeof(real)*((double)T + (double)T), k25_log(A + 65552 + 33168*B + 35200*B*T + 21328*T, A + 65552 + 33168*B + 35200*B*T + 21312*T, T)); /* %127 map:log [T,1]  graphs/lib/losses.lua:10 */
-    CALL(97, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k26_add(A + 65552 + 33168*B + 35200*B*T + 21344*T, A + 65552 + 33168*B + 35200*B*T + 21328*T, A + 65552 + 33168*B + 35200*B*T + 21280*T, T)); /* %128 map:add [T,1]  graphs/lib/losses.lua:10 */
-    CALL(98, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33168*B + 20064*B*T, B, T)); /* %129 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(99, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 33168*B + 35200*B*T + 21280*T, A + 65552 + 33168*B + 35088*B*T, B, T)); /* %130 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(100, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k29_sub(A + 65552 + 33168*B + 35200*B*T + 21328*T, A + 65552 + 33168*B + 35200*B*T + 21344*T, A + 65552 + 33168*B + 35200*B*T + 21280*T, T)); /* %131 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    CALL(101, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 65552 + 33024*B, A + 65552 + 33168*B + 35104*B*T, B, T)); /* %132 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(102, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k32_sub(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33024*B, B, T)); /* %134 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(103, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %135 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    CALL(104, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 33040*B, A + 65552 + 33168*B + 35104*B*T, B, T)); /* %136 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(105, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 65552 + 33056*B, A + 65552 + 33040*B, B)); /* %137 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(106, (double)B, sizeof(real)*((double)B + (double)B), k36_log(A + 65552 + 33072*B, A + 65552 + 33056*B, B)); /* %138 map:log [1,B]  graphs/lib/losses.lua:11 */
-    CALL(107, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k37_add(A + 65552 + 8192*B, A + 65552 + 33072*B, A + 65552 + 33024*B, B)); /* %139 map:add [1,B]  graphs/lib/losses.lua:11 */
-    CALL(108, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 33024*B, A + 65552 + 33168*B + 35088*B*T, B, T)); /* %141 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(109, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k40_sub(A + 65552 + 33072*B, A + 65552 + 8192*B, A + 65552 + 33024*B, B)); /* %142 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    CALL(110, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 65552 + 33168*B + 35200*B*T + 21280*T, A + 65552 + 33168*B + 35200*B*T + 21328*T, A + 65552 + 33168*B + 35200*B*T + 21264*T, T)); /* %144 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(111, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 144, A + 65552 + 33168*B + 35200*B*T + 21280*T, T)); /* %145 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(112, (double)B, sizeof(real)*((double)1 + (double)B), k44_sum(A + 160, A + 65552 + 33072*B, B)); /* %146 reduce [1,1]  graphs/lib/losses.lua:14 */
-    CALL(113, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 176, A + 144, A + 160)); /* %147 map:add [1,1]  graphs/lib/losses.lua:16 */
-    CALL(114, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 144, A + 176, B)); /* %148 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(115, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 65536, A + 128, A + 144)); /* %150 map:add []  graphs/lib/model.lua:136 */
+    CALL(0, (double)256*T, sizeof(real)*((double)T + (double)128*T), k7_fused_sum_square(A + 65552 + 24912*B + 30208*B*T + 25184*T, (real *)inputs[0], T)); /* %7 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)2*T, sizeof(real)*((double)T + (double)T), k9_fused_rsqrt_clampmin(A + 65552 + 24912*B + 30208*B*T + 25200*T, A + 65552 + 24912*B + 30208*B*T + 25184*T, T)); /* %9 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 65552 + 24912*B + 30208*B*T + 24960*T, (real *)inputs[0], A + 65552 + 24912*B + 30208*B*T + 25200*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), k12_fused_sum_square(A + 65552 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), k14_fused_rsqrt_clampmin(A + 65552 + 24848*B, A + 65552 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 65552 + 24576*B, (real *)inputs[2], A + 65552 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(6, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T + 24960*T, A + 65552 + 24576*B, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(7, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 65552 + 24912*B + 16*B*T, A + 65552 + 24912*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(8, 0, sizeof(real)*((double)B*T), k18_eye(A + 65552 + 24912*B + 15072*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(9, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B + 16*B*T, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(10, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 65552 + 24912*B + 30144*B*T, A + 65552 + 24912*B + 16*B*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(11, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 24912*B + 30208*B*T + 25216*T, A + 65552 + 24912*B + 30144*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(12, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 65552 + 24912*B + 30208*B*T + 25232*T, A + 65552 + 24912*B + 30208*B*T + 25216*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(13, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 24912*B, A + 65552 + 24912*B + 16*B*T, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(14, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 65552 + 24704*B, A + 65552 + 24912*B + 16*B*T, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(15, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 65552 + 24912*B + 30160*B*T, A + 65552 + 24912*B + 16*B*T, A + 65552 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(16, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 24864*B, A + 65552 + 24912*B + 30160*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(17, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 65552 + 24880*B, A + 65552 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(18, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 24720*B, A + 65552 + 24912*B, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(19, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(20, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 65552 + 24912*B + 30208*B*T + 25104*T, A + 65552 + 24912*B + 30208*B*T + 25232*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T + 19584*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(21, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 65552 + 24912*B + 30208*B*T + 25104*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(22, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16512, A + 0, A + 65552 + 24880*B, A + 65552 + 24704*B, A + 65552 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(23, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k49_fused_sum_square(A + 65552 + 24912*B + 30208*B*T + 25088*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(24, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k51_fused_rsqrt_clampmin(A + 65552 + 24912*B + 30208*B*T + 25136*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(25, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 65552 + 24912*B + 30208*B*T, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 25136*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(26, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k56_fused_sum_square(A + 65552 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(27, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k58_fused_rsqrt_clampmin(A + 65552 + 24704*B, A + 65552 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(28, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 65552, (real *)inputs[3], A + 65552 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(29, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k60_matmul(A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T, A + 65552, B, T)); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(30, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 65552 + 24912*B + 2496*B*T, A + 65552 + 24912*B, B, T)); /* %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 65552 + 24912*B, A + 65552 + 24912*B + 2496*B*T, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(32, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k65_fused_exp_sub(A + 65552 + 24912*B + 24960*B*T, A + 65552 + 24912*B + 2496*B*T, A + 65552 + 24912*B, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(33, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 65552 + 24912*B + 29952*B*T, A + 65552 + 24912*B + 24960*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(34, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 65552 + 24912*B + 27456*B*T, A + 65552 + 24912*B + 24960*B*T, A + 65552 + 24912*B + 29952*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(35, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 65552 + 24912*B, A + 65552 + 24912*B + 27456*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(36, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_fused_sum_square(A + 65552 + 24912*B + 30000*B*T, A + 65552 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(37, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_fused_rsqrt_clampmin(A + 65552 + 24912*B + 30048*B*T, A + 65552 + 24912*B + 30000*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(38, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 30048*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(39, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k74_mul(A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 30208*B*T, A + 65552 + 24912*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(40, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 65552 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[1], (real *)P + 0, T)); /* %81 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(41, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k81_matmul(A + 65552 + 24912*B + 30208*B*T + 9984*T, (real *)inputs[1], (real *)P + 16384, T)); /* %84 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(42, (double)389376*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T), k86_matmul(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, T)); /* %86 matmul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(43, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k92_fused_scale_addc_neg(A + 65552 + 24912*B + 30208*B*T + 18048*T, (real *)inputs[4], T)); /* %92 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(44, (double)4563*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), k93_fused_add_mul_scale(A + 65552 + 24912*B + 30208*B*T + 16512*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)inputs[4], A + 65552 + 24912*B + 30208*B*T + 18048*T, T)); /* %93 fused:add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(45, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k94_max(A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30208*B*T + 16512*T, T)); /* %94 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(46, (double)3042*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k97_fused_exp_sub(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 16512*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, T)); /* %97 fused:exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(47, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k98_mul(A + 65552 + 24912*B + 30208*B*T + 16512*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)inputs[4], T)); /* %98 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(48, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k99_sum(A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 16512*T, T)); /* %99 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(49, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k100_clampmin(A + 65552 + 24912*B + 30208*B*T + 21168*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, T)); /* %100 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(50, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30208*B*T + 16512*T, A + 65552 + 24912*B + 30208*B*T + 21168*T, T)); /* %101 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(51, (double)39*T, sizeof(real)*((double)T + (double)39*T), k113_sum(A + 65552 + 24912*B + 30208*B*T + 19600*T, (real *)inputs[4], T)); /* %113 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(52, (double)T, sizeof(real)*((double)T + (double)T), k114_clampmin(A + 65552 + 24912*B + 30208*B*T + 16560*T, A + 65552 + 24912*B + 30208*B*T + 19600*T, T)); /* %114 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(53, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), k115_div(A + 65552 + 24912*B + 30208*B*T + 16512*T, (real *)inputs[4], A + 65552 + 24912*B + 30208*B*T + 16560*T, T)); /* %115 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
+    CALL(54, (double)16384, sizeof(real)*((double)128 + (double)16384), k170_sum(A + 16384, (real *)P + 49152)); /* %170 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(55, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k173_matmul(A + 32768, A + 16384, (real *)P + 32768)); /* %173 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(56, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), k176_fused_sum_mul(A + 65552 + 24912*B + 16512*B*T, A + 65552 + 24912*B + 9984*B*T, A + 32768, B, T)); /* %176 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(57, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k177_matmul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 16512*B*T, B, T)); /* %177 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(58, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), k116_fused_mul_add_sum(A + 65552 + 24912*B + 15024*B*T, A + 65552 + 24912*B + 30208*B*T + 16512*T, A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %116 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(59, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k117_sum(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 15024*B*T, B, T)); /* %117 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
+    CALL(60, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k119_scale(A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %119 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(61, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 65552 + 24912*B + 30208*B*T + 16560*T, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %121 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(62, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 65552 + 24912*B + 30112*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 30208*B*T + 16560*T, B, T)); /* %124 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(63, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 65552 + 24912*B + 30208*B*T + 16576*T, A + 65552 + 24912*B + 30112*B*T, B, T)); /* %125 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(64, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 65552 + 24912*B + 30208*B*T + 16592*T, A + 65552 + 24912*B + 30208*B*T + 16576*T, T)); /* %126 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(65, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 24912*B + 30128*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %129 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(66, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 65552 + 24768*B, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %132 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(67, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24768*B, B, T)); /* %135 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(68, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 24784*B, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %136 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(69, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 65552 + 24800*B, A + 65552 + 24784*B, B)); /* %137 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(70, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 65552 + 24816*B, A + 65552 + 24912*B + 30128*B*T, B, T)); /* %141 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(71, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 65552 + 24912*B + 30208*B*T + 16608*T, A + 65552 + 24912*B + 30208*B*T + 16592*T, A + 65552 + 24912*B + 30208*B*T + 16560*T, A + 65552 + 24912*B + 30128*B*T, A + 65552 + 24912*B + 30208*B*T + 19584*T, B, T)); /* %144 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(72, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 16528, A + 65552 + 24912*B + 30208*B*T + 16608*T, T)); /* %145 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(73, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16544, A + 16528, A + 65552 + 24800*B, A + 65552 + 24768*B, A + 65552 + 24816*B, B)); /* %148 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(74, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k150_add(A + 65536, A + 16512, A + 16544)); /* %150 map:add []  graphs/lib/model.lua:136 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(116, 0, sizeof(real)*((double)1), k187_fill(A + 128)); /* %187 fill []  graphs/lib/model.lua:137 */
-    CALL(117, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 144, A + 128, B)); /* %189 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(118, (double)B, sizeof(real)*((double)B + (double)1), k190_id(A + 65552 + 33152*B, A + 144, B)); /* %190 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(119, (double)T, sizeof(real)*((double)T + (double)1), k191_id(A + 65552 + 33168*B + 35200*B*T + 21280*T, A + 144, T)); /* %191 map:id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(120, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 65552 + 33168*B + 35200*B*T + 21792*T, A + 65552 + 33168*B + 35200*B*T + 21280*T, A + 65552 + 33168*B + 35200*B*T + 21264*T, T)); /* %192 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(121, (double)B, sizeof(real)*((double)B + (double)B), k194_neg(A + 65552 + 33024*B, A + 65552 + 33152*B, B)); /* %194 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(122, (double)B*T, sizeof(real)*((double)B*T + (double)B), k195_id(A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33024*B, B, T)); /* %195 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(123, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 33168*B + 35168*B*T, A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 20064*B*T, B, T)); /* %196 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(124, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k198_div(A + 65552 + 33024*B, A + 65552 + 33152*B, A + 65552 + 33056*B, B)); /* %198 map:div [1,B]  graphs/lib/losses.lua:11 */
-    CALL(125, (double)B, sizeof(real)*((double)B + (double)B), k199_step(A + 65552 + 33056*B, A + 65552 + 33040*B, B)); /* %199 map:step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(126, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k200_mul(A + 65552 + 33040*B, A + 65552 + 33024*B, A + 65552 + 33056*B, B)); /* %200 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    CALL(127, (double)B*T, sizeof(real)*((double)B*T + (double)B), k195_id(A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33040*B, B, T)); /* %201 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(128, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 35104*B*T, B, T)); /* %202 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(129, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k205_add(A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 35168*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %205 map:add [T,B]  graphs/lib/losses.lua:11 */
-    CALL(130, (double)T, sizeof(real)*((double)T + (double)T), k206_neg(A + 65552 + 33168*B + 35200*B*T + 21264*T, A + 65552 + 33168*B + 35200*B*T + 21792*T, T)); /* %206 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(131, (double)B*T, sizeof(real)*((double)B*T + (double)T), k207_id(A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33168*B + 35200*B*T + 21264*T, B, T)); /* %207 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(132, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 33168*B + 35184*B*T, A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33168*B + 20064*B*T, B, T)); /* %208 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(133, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k205_add(A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 35184*B*T, B, T)); /* %210 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(134, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k211_div(A + 65552 + 33168*B + 35200*B*T + 21264*T, A + 65552 + 33168*B + 35200*B*T + 21792*T, A + 65552 + 33168*B + 35200*B*T + 21312*T, T)); /* %211 map:div [T,1]  graphs/lib/losses.lua:10 */
-    CALL(135, (double)T, sizeof(real)*((double)T + (double)T), k212_step(A + 65552 + 33168*B + 35200*B*T + 21280*T, A + 65552 + 33168*B + 35200*B*T + 21296*T, T)); /* %212 map:step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(136, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 65552 + 33168*B + 35200*B*T + 21296*T, A + 65552 + 33168*B + 35200*B*T + 21264*T, A + 65552 + 33168*B + 35200*B*T + 21280*T, T)); /* %213 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    CALL(137, (double)B*T, sizeof(real)*((double)B*T + (double)T), k207_id(A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 35200*B*T + 21296*T, B, T)); /* %214 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(138, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 35120*B*T, B, T)); /* %215 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(139, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k205_add(A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %218 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(140, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k119_scale(A + 65552 + 33168*B + 35104*B*T, A + 65552 + 33168*B + 35088*B*T, B, T)); /* %219 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(141, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k221_id(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 35104*B*T, B, T)); /* %221 map:id [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(142, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k223_mul(A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 35200*B*T + 21216*T, B, T)); /* %223 map:mul [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(143, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k225_matmul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 35088*B*T, A + 65552 + 33168*B + 20016*B*T, B, T)); /* %225 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
-    CALL(144, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k226_matmul(A + 65552 + 33168*B + 19968*B*T, A + 65552 + 33168*B + 35200*B*T + 18048*T, A + 65552 + 33168*B + 35088*B*T, B, T)); /* %226 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(145, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k227_sum(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %227 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
-    CALL(146, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k228_id(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 19968*B*T, B, T)); /* %228 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(147, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128), k175_mul(A + 65552 + 33168*B + 19968*B*T, A + 65552 + 33168*B + 14976*B*T, A + 0, B, T)); /* %229 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(148, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k230_mul(A + 65552 + 33168*B + 24960*B*T, A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 9984*B*T, B, T)); /* %230 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(149, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k231_sum(A + 65552 + 8192*B, A + 65552 + 33168*B + 24960*B*T, B, T)); /* %231 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(150, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k233_sum(A + 0, A + 65552 + 8192*B, B)); /* %233 reduce [1,39,128]  graphs/lib/model.lua:33 */
-    CALL(151, (double)4992, sizeof(real)*((double)128 + (double)4992), k235_sum(A + 16512, A + 0)); /* %235 reduce [1,128]  graphs/lib/model.lua:33 */
-    CALL(152, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k238_matmul(A + 32768, A + 16512, (real *)P + 32768)); /* %238 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(153, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), k239_matmul(A + 0, A + 16512, A + 16384)); /* %239 matmul [128,128]  graphs/lib/model.lua:33 */
-    CALL(154, (double)16384, sizeof(real)*((double)16384 + (double)128), k242_id(A + 16384, A + 32768)); /* %242 map:id [128,128]  graphs/lib/model.lua:33 */
-    CALL(155, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k228_id(A + 65552 + 33168*B + 9984*B*T, A + 65552 + 33168*B + 35088*B*T, B, T)); /* %243 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(156, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k244_add(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 19968*B*T, A + 65552 + 33168*B + 9984*B*T, B, T)); /* %244 map:add [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(157, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 65552 + 33168*B + 35200*B*T + 19584*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 21168*T, T)); /* %246 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(158, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k247_mul(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 19584*T, A + 65552 + 33168*B + 35200*B*T + 18048*T, T)); /* %247 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(159, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k248_neg(A + 65552 + 33168*B + 35200*B*T + 18048*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, T)); /* %248 map:neg [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(160, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k99_sum(A + 65552 + 33168*B + 35200*B*T + 21168*T, A + 65552 + 33168*B + 35200*B*T + 18048*T, T)); /* %249 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(161, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k250_step(A + 65552 + 33168*B + 35200*B*T + 21216*T, A + 65552 + 33168*B + 35200*B*T + 21120*T, T)); /* %250 map:step [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(162, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k251_mul(A + 65552 + 33168*B + 35200*B*T + 21120*T, A + 65552 + 33168*B + 35200*B*T + 21168*T, A + 65552 + 33168*B + 35200*B*T + 21216*T, T)); /* %251 map:mul [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(163, (double)1521*T, sizeof(real)*((double)1521*T + (double)39*T), k252_id(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 21120*T, T)); /* %252 map:id [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(164, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k253_add(A + 65552 + 33168*B + 35200*B*T + 18048*T, A + 65552 + 33168*B + 35200*B*T + 19584*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, T)); /* %253 map:add [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(165, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k89_mul(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 18048*T, (real *)inputs[4], T)); /* %254 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(166, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)1521*T), k247_mul(A + 65552 + 33168*B + 35200*B*T + 18048*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 16512*T, T)); /* %257 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(167, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k89_mul(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 18048*T, (real *)inputs[4], T)); /* %261 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(168, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k87_scale(A + 65552 + 33168*B + 35200*B*T + 19968*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, T)); /* %264 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(169, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k265_matmul(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 19968*T, A + 65552 + 33168*B + 35200*B*T + 9984*T, T)); /* %265 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(170, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k266_matmul(A + 65552 + 33168*B + 35200*B*T + 9984*T, A + 65552 + 33168*B + 35200*B*T + 19968*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, T)); /* %266 matmul [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(171, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k268_matmul(A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 9984*T, (real *)P + 16384, T)); /* %268 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(172, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k269_matmul(A + 32768, (real *)inputs[1], A + 65552 + 33168*B + 35200*B*T + 9984*T, T)); /* %269 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(173, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k268_matmul(A + 65552 + 33168*B + 35200*B*T + 9984*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, (real *)P + 0, T)); /* %272 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(174, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k269_matmul(A + 49152, (real *)inputs[1], A + 65552 + 33168*B + 35200*B*T + 14976*T, T)); /* %273 matmul [128,128]  graphs/lib/srm.lua:11 */
-    CALL(175, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k275_add(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 9984*T, T)); /* %275 map:add [T,39,128]  graphs/lib/srm.lua:11 */
-    CALL(176, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k230_mul(A + 65552 + 33168*B + 9984*B*T, A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 4992*B*T, B, T)); /* %276 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(177, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k277_mul(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 35200*B*T, B, T)); /* %277 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(178, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k278_sum(A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 9984*B*T, B, T)); /* %278 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(179, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 65552 + 33168*B + 9984*B*T, A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 35040*B*T, B, T)); /* %279 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(180, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k230_mul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B, B, T)); /* %280 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(181, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %281 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(182, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k282_square(A + 65552 + 33168*B + 5040*B*T, A + 65552 + 33168*B + 35040*B*T, B, T)); /* %282 map:square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(183, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k283_mul(A + 65552 + 33168*B + 5088*B*T, A + 65552 + 33168*B + 35040*B*T, A + 65552 + 33168*B + 5040*B*T, B, T)); /* %283 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(184, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k284_scale(A + 65552 + 33168*B + 5040*B*T, A + 65552 + 33168*B + 5088*B*T, B, T)); /* %284 map:scale [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(185, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k283_mul(A + 65552 + 33168*B + 5088*B*T, A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 5040*B*T, B, T)); /* %285 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(186, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k286_step(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 34992*B*T, B, T)); /* %286 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(187, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k283_mul(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 5088*B*T, A + 65552 + 33168*B + 4992*B*T, B, T)); /* %287 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(188, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k228_id(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %288 map:id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(189, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k289_scale(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B, B, T)); /* %289 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(190, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k230_mul(A + 65552 + 33168*B, A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %290 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(191, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k244_add(A + 65552 + 33168*B + 14976*B*T, A + 65552 + 33168*B + 9984*B*T, A + 65552 + 33168*B, B, T)); /* %291 map:add [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(192, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k292_matmul(A + 65552 + 33168*B + 8192*B*T, A + 65552 + 33168*B + 14976*B*T, (real *)inputs[3], B, T)); /* %292 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
-    CALL(193, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k293_matmul(A + 65552 + 33168*B, A + 65552 + 33168*B + 32448*B*T, A + 65552 + 33168*B + 14976*B*T, B, T)); /* %293 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(194, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k294_sum(A + 65552 + 8192*B, A + 65552 + 33168*B, B, T)); /* %294 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(195, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 65552 + 33168*B, A + 65552 + 33168*B + 8192*B*T, A + 65552 + 33168*B + 34944*B*T, B, T)); /* %295 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(196, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k296_mul(A + 65552 + 33168*B + 2496*B*T, A + 65552 + 33168*B, A + 65552 + 33168*B + 32448*B*T, B, T)); /* %296 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(197, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k297_neg(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 2496*B*T, B, T)); /* %297 map:neg [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(198, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 65552 + 33168*B + 7488*B*T, A + 65552 + 33168*B + 4992*B*T, B, T)); /* %298 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(199, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)39*B*T), k299_id(A + 65552 + 33168*B + 2496*B*T, A + 65552 + 33168*B + 7488*B*T, B, T)); /* %299 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(200, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k300_add(A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B, A + 65552 + 33168*B + 2496*B*T, B, T)); /* %300 map:add [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(201, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k296_mul(A + 65552 + 33168*B, A + 65552 + 33168*B + 4992*B*T, A + 65552 + 33168*B + 29952*B*T, B, T)); /* %301 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(202, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 65552 + 33168*B + 13184*B*T, A + 65552 + 33168*B, B, T)); /* %304 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(203, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 65552 + 33168*B + 8192*B*T, A + 65552 + 33168*B + 13184*B*T, A + 65552, B, T)); /* %305 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(204, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k306_matmul(A + 65552 + 33168*B, A + 65552 + 33168*B + 13184*B*T, A + 65552 + 33168*B + 35200*B*T, B, T)); /* %306 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(205, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k278_sum(A + 65552 + 33168*B + 35200*B*T, A + 65552 + 33168*B + 8192*B*T, B, T)); /* %307 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(206, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k294_sum(A + 65552, A + 65552 + 33168*B, B, T)); /* %308 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(207, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k275_add(A + 65552 + 33168*B + 35200*B*T + 9984*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T, T)); /* %309 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(208, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 65552 + 16384*B, A + 65552, A + 65552 + 32960*B, B)); /* %310 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(209, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k311_mul(A + 65552 + 24576*B, A + 65552, (real *)inputs[3], B)); /* %311 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(210, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k56_sum(A + 65552 + 33024*B, A + 65552 + 24576*B, B)); /* %312 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(211, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k313_add(A + 65552, A + 65552 + 8192*B, A + 65552 + 16384*B, B)); /* %313 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(212, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k314_square(A + 65552 + 8192*B, A + 65552 + 32960*B, B)); /* %314 map:square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(213, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k315_mul(A + 65552 + 8256*B, A + 65552 + 32960*B, A + 65552 + 8192*B, B)); /* %315 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(214, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k316_scale(A + 65552 + 8192*B, A + 65552 + 8256*B, B)); /* %316 map:scale [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(215, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k315_mul(A + 65552 + 32960*B, A + 65552 + 33024*B, A + 65552 + 8192*B, B)); /* %317 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(216, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k318_step(A + 65552 + 8192*B, A + 65552 + 32896*B, B)); /* %318 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(217, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k315_mul(A + 65552 + 32896*B, A + 65552 + 32960*B, A + 65552 + 8192*B, B)); /* %319 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(218, (double)8192*B, sizeof(real)*((double)8192*B + (double)64*B), k320_id(A + 65552 + 8192*B, A + 65552 + 32896*B, B)); /* %320 map:id [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(219, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k321_scale(A + 65552 + 16384*B, (real *)inputs[3], B)); /* %321 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(220, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k311_mul(A + 65552 + 24576*B, A + 65552 + 8192*B, A + 65552 + 16384*B, B)); /* %322 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(221, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k313_add(A + 65552 + 8192*B, A + 65552, A + 65552 + 24576*B, B)); /* %323 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(222, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 65552 + 33168*B + 35200*B*T, A + 65552 + 33168*B + 35200*B*T + 9984*T, A + 65552 + 33168*B + 35200*B*T + 21680*T, T)); /* %326 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(223, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k327_mul(A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 9984*T, (real *)inputs[1], T)); /* %327 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(224, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k49_sum(A + 65552 + 33168*B + 35200*B*T + 19968*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, T)); /* %328 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(225, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k275_add(A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T, T)); /* %329 map:add [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(226, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k330_square(A + 65552 + 33168*B + 35200*B*T + 20016*T, A + 65552 + 33168*B + 35200*B*T + 21680*T, T)); /* %330 map:square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(227, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k251_mul(A + 65552 + 33168*B + 35200*B*T + 20064*T, A + 65552 + 33168*B + 35200*B*T + 21680*T, A + 65552 + 33168*B + 35200*B*T + 20016*T, T)); /* %331 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(228, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k332_scale(A + 65552 + 33168*B + 35200*B*T + 20016*T, A + 65552 + 33168*B + 35200*B*T + 20064*T, T)); /* %332 map:scale [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(229, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k251_mul(A + 65552 + 33168*B + 35200*B*T + 20064*T, A + 65552 + 33168*B + 35200*B*T + 19968*T, A + 65552 + 33168*B + 35200*B*T + 20016*T, T)); /* %333 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(230, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k334_step(A + 65552 + 33168*B + 35200*B*T + 20112*T, A + 65552 + 33168*B + 35200*B*T + 21632*T, T)); /* %334 map:step [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(231, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k251_mul(A + 65552 + 33168*B + 35200*B*T + 20160*T, A + 65552 + 33168*B + 35200*B*T + 20064*T, A + 65552 + 33168*B + 35200*B*T + 20112*T, T)); /* %335 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(232, (double)4992*T, sizeof(real)*((double)4992*T + (double)39*T), k336_id(A + 65552 + 33168*B + 35200*B*T, A + 65552 + 33168*B + 35200*B*T + 20160*T, T)); /* %336 map:id [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(233, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k337_scale(A + 65552 + 33168*B + 35200*B*T + 9984*T, (real *)inputs[1], T)); /* %337 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(234, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k327_mul(A + 65552 + 33168*B + 35200*B*T + 14976*T, A + 65552 + 33168*B + 35200*B*T, A + 65552 + 33168*B + 35200*B*T + 9984*T, T)); /* %338 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(235, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k275_add(A + 65552 + 33168*B + 35200*B*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 14976*T, T)); /* %339 map:add [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(236, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k198_div(A + 65552 + 32896*B, A + 65552 + 33152*B, A + 65552 + 33136*B, B)); /* %350 map:div [1,B]  graphs/lib/losses.lua:11 */
-    CALL(237, (double)B, sizeof(real)*((double)B + (double)B), k199_step(A + 65552 + 32912*B, A + 65552 + 33120*B, B)); /* %351 map:step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(238, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k200_mul(A + 65552 + 32928*B, A + 65552 + 32896*B, A + 65552 + 32912*B, B)); /* %352 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    CALL(239, (double)B*T, sizeof(real)*((double)B*T + (double)B), k195_id(A + 65552 + 33168*B, A + 65552 + 32928*B, B, T)); /* %353 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(240, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B, A + 65552 + 33168*B + 35152*B*T, B, T)); /* %354 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(241, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k205_add(A + 65552 + 33168*B, A + 65552 + 33168*B + 35168*B*T, A + 65552 + 33168*B + 16*B*T, B, T)); /* %357 map:add [T,B]  graphs/lib/losses.lua:11 */
-    CALL(242, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k205_add(A + 65552 + 33168*B + 35152*B*T, A + 65552 + 33168*B, A + 65552 + 33168*B + 35184*B*T, B, T)); /* %362 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(243, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k211_div(A + 65552 + 33168*B + 35200*B*T + 21632*T, A + 65552 + 33168*B + 35200*B*T + 21792*T, A + 65552 + 33168*B + 35200*B*T + 21776*T, T)); /* %363 map:div [T,1]  graphs/lib/losses.lua:10 */
-    CALL(244, (double)T, sizeof(real)*((double)T + (double)T), k212_step(A + 65552 + 33168*B + 35200*B*T + 21648*T, A + 65552 + 33168*B + 35200*B*T + 21760*T, T)); /* %364 map:step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(245, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 65552 + 33168*B + 35200*B*T + 21664*T, A + 65552 + 33168*B + 35200*B*T + 21632*T, A + 65552 + 33168*B + 35200*B*T + 21648*T, T)); /* %365 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    CALL(246, (double)B*T, sizeof(real)*((double)B*T + (double)T), k207_id(A + 65552 + 33168*B, A + 65552 + 33168*B + 35200*B*T + 21664*T, B, T)); /* %366 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(247, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B, A + 65552 + 33168*B + 35136*B*T, B, T)); /* %367 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(248, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k205_add(A + 65552 + 33168*B, A + 65552 + 33168*B + 35152*B*T, A + 65552 + 33168*B + 16*B*T, B, T)); /* %370 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(249, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B, B, T)); /* %371 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(250, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k372_matmul(A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 16*B*T, A + 65552 + 32768*B, B, T)); /* %372 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(251, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k373_matmul(A + 65552, A + 65552 + 33168*B + 16*B*T, A + 65552 + 33168*B + 35200*B*T + 21504*T, B, T)); /* %373 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(252, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 65552 + 128*B, A + 65552, A + 65552 + 33104*B, B)); /* %374 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(253, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k375_mul(A + 65552 + 256*B, A + 65552, (real *)inputs[2], B)); /* %375 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(254, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 65552, A + 65552 + 256*B, B)); /* %376 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(255, (double)B, sizeof(real)*((double)B + (double)B), k377_square(A + 65552 + 16*B, A + 65552 + 33104*B, B)); /* %377 map:square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(256, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k200_mul(A + 65552 + 32*B, A + 65552 + 33104*B, A + 65552 + 16*B, B)); /* %378 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(257, (double)B, sizeof(real)*((double)B + (double)B), k379_scale(A + 65552 + 16*B, A + 65552 + 32*B, B)); /* %379 map:scale [B,1]  graphs/lib/losses.lua:21 */
-    CALL(258, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k200_mul(A + 65552 + 32*B, A + 65552, A + 65552 + 16*B, B)); /* %380 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(259, (double)B, sizeof(real)*((double)B + (double)B), k381_step(A + 65552, A + 65552 + 33088*B, B)); /* %381 map:step [B,1]  graphs/lib/losses.lua:21 */
-    CALL(260, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k200_mul(A + 65552 + 256*B, A + 65552 + 32*B, A + 65552, B)); /* %382 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(261, (double)128*B, sizeof(real)*((double)128*B + (double)B), k383_id(A + 65552, A + 65552 + 256*B, B)); /* %383 map:id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(262, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k384_scale(A + 65552 + 256*B, (real *)inputs[2], B)); /* %384 map:scale [B,128]  graphs/lib/losses.lua:21 */
-    CALL(263, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k375_mul(A + 65552 + 384*B, A + 65552, A + 65552 + 256*B, B)); /* %385 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(264, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k386_add(A + 65552, A + 65552 + 128*B, A + 65552 + 384*B, B)); /* %386 map:add [B,128]  graphs/lib/losses.lua:21 */
-    CALL(265, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 65552 + 33168*B + 35200*B*T + 5120*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 21744*T, T)); /* %387 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(266, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k388_mul(A + 65552 + 33168*B + 35200*B*T + 5248*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, (real *)inputs[0], T)); /* %388 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(267, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 5248*T, T)); /* %389 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(268, (double)T, sizeof(real)*((double)T + (double)T), k390_square(A + 65552 + 33168*B + 35200*B*T + 5008*T, A + 65552 + 33168*B + 35200*B*T + 21744*T, T)); /* %390 map:square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(269, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 65552 + 33168*B + 35200*B*T + 5024*T, A + 65552 + 33168*B + 35200*B*T + 21744*T, A + 65552 + 33168*B + 35200*B*T + 5008*T, T)); /* %391 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(270, (double)T, sizeof(real)*((double)T + (double)T), k392_scale(A + 65552 + 33168*B + 35200*B*T + 5008*T, A + 65552 + 33168*B + 35200*B*T + 5024*T, T)); /* %392 map:scale [T,1]  graphs/lib/losses.lua:21 */
-    CALL(271, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 65552 + 33168*B + 35200*B*T + 5024*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 5008*T, T)); /* %393 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(272, (double)T, sizeof(real)*((double)T + (double)T), k394_step(A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 21728*T, T)); /* %394 map:step [T,1]  graphs/lib/losses.lua:21 */
-    CALL(273, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 65552 + 33168*B + 35200*B*T + 5248*T, A + 65552 + 33168*B + 35200*B*T + 5024*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, T)); /* %395 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(274, (double)128*T, sizeof(real)*((double)128*T + (double)T), k396_id(A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 5248*T, T)); /* %396 map:id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(275, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k397_scale(A + 65552 + 33168*B + 35200*B*T + 5248*T, (real *)inputs[0], T)); /* %397 map:scale [T,128]  graphs/lib/losses.lua:21 */
-    CALL(276, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k388_mul(A + 65552 + 33168*B + 35200*B*T + 5376*T, A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 5248*T, T)); /* %398 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(277, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k399_add(A + 65552 + 33168*B + 35200*B*T + 4992*T, A + 65552 + 33168*B + 35200*B*T + 5120*T, A + 65552 + 33168*B + 35200*B*T + 5376*T, T)); /* %399 map:add [T,128]  graphs/lib/losses.lua:21 */
+    CALL(75, 0, sizeof(real)*((double)1), k187_fill(A + 16512)); /* %187 fill []  graphs/lib/model.lua:137 */
+    CALL(76, (double)1, sizeof(real)*((double)1 + (double)1), k189_scale(A + 16528, A + 16512, B)); /* %189 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(77, (double)B, sizeof(real)*((double)B + (double)1), k190_id(A + 65552 + 24896*B, A + 16528, B)); /* %190 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(78, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k192_fused_mul_id(A + 65552 + 24912*B + 30208*B*T + 25248*T, A + 16528, A + 65552 + 24912*B + 30208*B*T + 19584*T, T)); /* %192 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(79, (double)B, sizeof(real)*((double)B + (double)B), k194_neg(A + 65552 + 24768*B, A + 65552 + 24896*B, B)); /* %194 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(80, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k196_fused_mul_id(A + 65552 + 24912*B + 30176*B*T, A + 65552 + 24768*B, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %196 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(81, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k200_fused_mul_div_step(A + 65552 + 24768*B, A + 65552 + 24896*B, A + 65552 + 24800*B, A + 65552 + 24784*B, B)); /* %200 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(82, (double)T, sizeof(real)*((double)T + (double)T), k206_neg(A + 65552 + 24912*B + 30208*B*T + 16560*T, A + 65552 + 24912*B + 30208*B*T + 25248*T, T)); /* %206 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(83, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k208_fused_mul_id(A + 65552 + 24912*B + 30192*B*T, A + 65552 + 24912*B + 30208*B*T + 16560*T, A + 65552 + 24912*B + 15072*B*T, B, T)); /* %208 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(84, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k213_fused_mul_div_step(A + 65552 + 24912*B + 30208*B*T + 16560*T, A + 65552 + 24912*B + 30208*B*T + 25248*T, A + 65552 + 24912*B + 30208*B*T + 16592*T, A + 65552 + 24912*B + 30208*B*T + 16576*T, T)); /* %213 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(85, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k219_fused_scale_add_add_add(A + 65552 + 24912*B + 14992*B*T, A + 65552 + 24912*B + 30176*B*T, A + 65552 + 24768*B, A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30192*B*T, A + 65552 + 24912*B + 30208*B*T + 16560*T, A + 65552 + 24912*B + 30112*B*T, B, T)); /* %219 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(86, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)B*T + (double)39*T), k223_fused_mul_id(A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 14992*B*T, A + 65552 + 24912*B + 30208*B*T + 16512*T, B, T)); /* %223 fused:mul_id [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(87, (double)3042*B*T, sizeof(real)*((double)1521*B*T + (double)39*B*T + (double)39*B*T), k225_matmul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 30096*B*T, A + 65552 + 24912*B + 16512*B*T, B, T)); /* %225 matmul [T,B,39,39]  graphs/lib/model.lua:33 */
+    CALL(88, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k226_matmul(A + 65552 + 24912*B + 19968*B*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %226 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(89, (double)1521*B*T, sizeof(real)*((double)1521*T + (double)1521*B*T), k227_sum(A + 65552 + 24912*B + 30208*B*T + 16512*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %227 reduce [T,1,39,39]  graphs/lib/model.lua:33 */
+    CALL(90, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k228_id(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 19968*B*T, B, T)); /* %228 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(91, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k230_mul(A + 65552 + 24912*B + 19968*B*T, A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 9984*B*T, B, T)); /* %230 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(92, (double)4992*B*T, sizeof(real)*((double)4992*B + (double)4992*B*T), k231_sum(A + 65552 + 8192*B, A + 65552 + 24912*B + 19968*B*T, B, T)); /* %231 reduce [1,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(93, (double)4992*B, sizeof(real)*((double)4992 + (double)4992*B), k233_sum(A + 0, A + 65552 + 8192*B, B)); /* %233 reduce [1,39,128]  graphs/lib/model.lua:33 */
+    CALL(94, (double)4992, sizeof(real)*((double)128 + (double)4992), k235_sum(A + 16512, A + 0)); /* %235 reduce [1,128]  graphs/lib/model.lua:33 */
+    CALL(95, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k238_matmul(A + 32896, A + 16512, (real *)P + 32768)); /* %238 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(96, (double)32768, sizeof(real)*((double)16384 + (double)128 + (double)128), k239_matmul(A + 0, A + 16512, A + 16384)); /* %239 matmul [128,128]  graphs/lib/model.lua:33 */
+    CALL(97, (double)16384, sizeof(real)*((double)16384 + (double)128), k242_id(A + 16384, A + 32896)); /* %242 map:id [128,128]  graphs/lib/model.lua:33 */
+    CALL(98, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128 + (double)39*B*T), k244_fused_add_mul_id(A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 14976*B*T, A + 32768, A + 65552 + 24912*B + 30096*B*T, B, T)); /* %244 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(99, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k101_div(A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 30208*B*T + 16512*T, A + 65552 + 24912*B + 30208*B*T + 21168*T, T)); /* %246 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(100, (double)4641*T, sizeof(real)*((double)39*T + (double)1521*T + (double)1521*T + (double)39*T), k251_fused_mul_sum_neg_mul(A + 65552 + 24912*B + 30208*B*T + 16512*T, A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 30208*B*T + 18048*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, T)); /* %251 fused:mul_sum_neg_mul [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(101, (double)9126*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T + (double)1521*T), k264_fused_scale_mul_mul_mul(A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 19584*T, A + 65552 + 24912*B + 30208*B*T + 16512*T, (real *)inputs[4], A + 65552 + 24912*B + 30208*B*T + 14976*T, T)); /* %264 fused:scale_mul_mul_mul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(102, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k265_matmul(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, T)); /* %265 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(103, (double)389376*T, sizeof(real)*((double)4992*T + (double)1521*T + (double)4992*T), k266_matmul(A + 65552 + 24912*B + 30208*B*T + 9984*T, A + 65552 + 24912*B + 30208*B*T + 21120*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, T)); /* %266 matmul [T,39,128]  graphs/lib/srm.lua:11 */
+    CALL(104, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k268_matmul(A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, (real *)P + 16384, T)); /* %268 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(105, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k269_matmul(A + 32768, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 9984*T, T)); /* %269 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(106, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k268_matmul(A + 65552 + 24912*B + 30208*B*T + 9984*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)P + 0, T)); /* %272 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(107, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k269_matmul(A + 49152, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 14976*T, T)); /* %273 matmul [128,128]  graphs/lib/srm.lua:11 */
+    CALL(108, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k230_mul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 4992*B*T, B, T)); /* %276 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(109, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k277_mul(A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 30208*B*T, B, T)); /* %277 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(110, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k278_sum(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 14976*B*T, B, T)); /* %278 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(111, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k287_fused_mul_mul_sum_mul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B, A + 65552 + 24912*B + 30048*B*T, A + 65552 + 24912*B + 30000*B*T, B, T)); /* %287 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(112, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k291_fused_add_mul_mul_id(A + 65552 + 24912*B + 9984*B*T, A + 65552 + 24912*B + 4992*B*T, A + 65552 + 24912*B + 30048*B*T, A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B, B, T)); /* %291 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(113, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k292_matmul(A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 9984*B*T, (real *)inputs[3], B, T)); /* %292 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
+    CALL(114, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k293_matmul(A + 65552 + 24912*B, A + 65552 + 24912*B + 27456*B*T, A + 65552 + 24912*B + 9984*B*T, B, T)); /* %293 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(115, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k294_sum(A + 65552 + 8192*B, A + 65552 + 24912*B, B, T)); /* %294 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(116, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 65552 + 24912*B + 17472*B*T, A + 65552 + 24912*B + 14976*B*T, A + 65552 + 24912*B + 29952*B*T, B, T)); /* %295 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(117, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k298_fused_sum_neg_mul(A + 65552 + 24912*B + 15680*B*T, A + 65552 + 24912*B + 17472*B*T, A + 65552 + 24912*B + 27456*B*T, B, T)); /* %298 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(118, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k304_fused_scale_mul_add_id(A + 65552 + 24912*B + 13184*B*T, A + 65552 + 24912*B + 17472*B*T, A + 65552 + 24912*B + 15680*B*T, A + 65552 + 24912*B + 24960*B*T, B, T)); /* %304 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(119, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 65552 + 24912*B + 8192*B*T, A + 65552 + 24912*B + 13184*B*T, A + 65552, B, T)); /* %305 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(120, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k306_matmul(A + 65552 + 24912*B, A + 65552 + 24912*B + 13184*B*T, A + 65552 + 24912*B + 30208*B*T, B, T)); /* %306 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(121, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k278_sum(A + 65552 + 24912*B + 30208*B*T, A + 65552 + 24912*B + 8192*B*T, B, T)); /* %307 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(122, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k294_sum(A + 65552, A + 65552 + 24912*B, B, T)); /* %308 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(123, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k309_add(A + 65552 + 24912*B + 30208*B*T + 19968*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T, T)); /* %309 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(124, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k319_fused_mul_mul_sum_mul(A + 65552 + 24768*B, A + 65552, (real *)inputs[3], A + 65552 + 24704*B, A + 65552 + 16384*B, B)); /* %319 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(125, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k323_fused_add_add_mul_mul(A + 65552 + 16384*B, A + 65552 + 8192*B, A + 65552, A + 65552 + 24704*B, A + 65552 + 24768*B, (real *)inputs[3], B)); /* %323 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(126, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k335_fused_mul_mul_sum_mul(A + 65552 + 24912*B + 30208*B*T + 14976*T, A + 65552 + 24912*B + 30208*B*T + 19968*T, (real *)inputs[1], A + 65552 + 24912*B + 30208*B*T + 25136*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, T)); /* %335 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(127, (double)34944*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k339_fused_add_add_add_mul(A + 65552 + 24912*B + 30208*B*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 9984*T, A + 65552 + 24912*B + 30208*B*T + 19968*T, A + 65552 + 24912*B + 30208*B*T + 25136*T, A + 65552 + 24912*B + 30208*B*T + 14976*T, (real *)inputs[1], T)); /* %339 fused:add_add_add_mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(128, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k200_fused_mul_div_step(A + 65552 + 24704*B, A + 65552 + 24896*B, A + 65552 + 24880*B, A + 65552 + 24864*B, B)); /* %352 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(129, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k213_fused_mul_div_step(A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B + 30208*B*T + 25248*T, A + 65552 + 24912*B + 30208*B*T + 25232*T, A + 65552 + 24912*B + 30208*B*T + 25216*T, T)); /* %365 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(130, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k371_fused_scale_add_add_add(A + 65552 + 24912*B, A + 65552 + 24912*B + 30176*B*T, A + 65552 + 24704*B, A + 65552 + 24912*B + 30160*B*T, A + 65552 + 24912*B + 30192*B*T, A + 65552 + 24912*B + 30208*B*T + 25088*T, A + 65552 + 24912*B + 30144*B*T, B, T)); /* %371 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(131, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k372_matmul(A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B, A + 65552 + 24576*B, B, T)); /* %372 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(132, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k373_matmul(A + 65552, A + 65552 + 24912*B, A + 65552 + 24912*B + 30208*B*T + 24960*T, B, T)); /* %373 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(133, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k382_fused_mul_mul_sum_mul(A + 65552 + 24576*B, A + 65552, (real *)inputs[2], A + 65552 + 24848*B, A + 65552 + 24832*B, B)); /* %382 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(134, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k386_fused_add_mul_mul_id(A + 65552 + 128*B, A + 65552, A + 65552 + 24848*B, A + 65552 + 24576*B, (real *)inputs[2], B)); /* %386 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(135, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k395_fused_mul_mul_sum_mul(A + 65552 + 24912*B + 30208*B*T + 5248*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[0], A + 65552 + 24912*B + 30208*B*T + 25200*T, A + 65552 + 24912*B + 30208*B*T + 25184*T, T)); /* %395 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(136, (double)640*T, sizeof(real)*((double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k399_fused_add_mul_mul_id(A + 65552 + 24912*B + 30208*B*T + 5120*T, A + 65552 + 24912*B + 30208*B*T + 4992*T, A + 65552 + 24912*B + 30208*B*T + 25200*T, A + 65552 + 24912*B + 30208*B*T + 5248*T, (real *)inputs[0], T)); /* %399 fused:add_mul_mul_id [T,128]  graphs/lib/losses.lua:21 */
     memcpy(grads + 0, A + 49152, sizeof(real)*16384); /* d loss / d srm.Wq */
     memcpy(grads + 16384, A + 32768, sizeof(real)*16384); /* d loss / d srm.Wk */
     memcpy(grads + 32768, A + 0, sizeof(real)*16384); /* d loss / d srm.Wv */
     memcpy(grads + 49152, A + 16384, sizeof(real)*16384); /* d loss / d srm.Wo */
-    if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 65552 + 33168*B + 35200*B*T + 4992*T, sizeof(real)*(size_t)(128*T));
-    if (input_grads && input_grads[1]) memcpy(input_grads[1], A + 65552 + 33168*B + 35200*B*T, sizeof(real)*(size_t)(4992*T));
-    if (input_grads && input_grads[2]) memcpy(input_grads[2], A + 65552, sizeof(real)*(size_t)(128*B));
-    if (input_grads && input_grads[3]) memcpy(input_grads[3], A + 65552 + 8192*B, sizeof(real)*(size_t)(8192*B));
+    if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 65552 + 24912*B + 30208*B*T + 5120*T, sizeof(real)*(size_t)(128*T));
+    if (input_grads && input_grads[1]) memcpy(input_grads[1], A + 65552 + 24912*B + 30208*B*T, sizeof(real)*(size_t)(4992*T));
+    if (input_grads && input_grads[2]) memcpy(input_grads[2], A + 65552 + 128*B, sizeof(real)*(size_t)(128*B));
+    if (input_grads && input_grads[3]) memcpy(input_grads[3], A + 65552 + 16384*B, sizeof(real)*(size_t)(8192*B));
 }
 
 static const real *output(const void *arena, int k, const long *dims) {

@@ -28,40 +28,15 @@ static inline real gelu_tanh_grad(real x) {
     return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
 }
 
-/* k6_square:
- *   %6 map:square [T,128]   graphs/lib/losses.lua:21 */
-static void k6_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k7_sum:
- *   %7 reduce [T,1]   graphs/lib/losses.lua:21 */
-static void k7_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(128*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k8_clampmin:
- *   %8 map:clampmin [T,1]   graphs/lib/losses.lua:21 */
-static void k8_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k9_fused_rsqrt_clampmin_sum_square:
+ *   %9 fused:rsqrt_clampmin_sum_square [T,1]   graphs/lib/losses.lua:21
+ *     + %8 map:clampmin [T,1]  graphs/lib/losses.lua:21
+ *     + %7 reduce [T,1]  graphs/lib/losses.lua:21
+ *     + %6 map:square [T,128]  graphs/lib/losses.lua:21 */
+static void k9_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
-}
-
-/* k9_rsqrt:
- *   %9 map:rsqrt [T,1]   graphs/lib/losses.lua:21 */
-static void k9_rsqrt(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
 }
 
 /* k10_mul:
@@ -73,40 +48,15 @@ static void k10_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k11_square:
- *   %11 map:square [B,128]   graphs/lib/losses.lua:21 */
-static void k11_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k12_sum:
- *   %12 reduce [B,1]   graphs/lib/losses.lua:21 */
-static void k12_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(128*B) > 32768)
-    for (long o = 0; o < B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k13_clampmin:
- *   %13 map:clampmin [B,1]   graphs/lib/losses.lua:21 */
-static void k13_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k14_fused_rsqrt_clampmin_sum_square:
+ *   %14 fused:rsqrt_clampmin_sum_square [B,1]   graphs/lib/losses.lua:21
+ *     + %13 map:clampmin [B,1]  graphs/lib/losses.lua:21
+ *     + %12 reduce [B,1]  graphs/lib/losses.lua:21
+ *     + %11 map:square [B,128]  graphs/lib/losses.lua:21 */
+static void k14_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
-}
-
-/* k14_rsqrt:
- *   %14 map:rsqrt [B,1]   graphs/lib/losses.lua:21 */
-static void k14_rsqrt(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
 }
 
 /* k15_mul:
@@ -132,40 +82,15 @@ static void k17_scale(real *restrict out, const real *restrict in0, long B, long
         out[i0] = in0[i0] * (real)14.285714285714285;
 }
 
-/* k18_square:
- *   %18 map:square [T,39,128]   graphs/lib/matching.lua:7 */
-static void k18_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k19_sum:
- *   %19 reduce [T,39,1]   graphs/lib/matching.lua:7 */
-static void k19_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(4992*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k20_clampmin:
- *   %20 map:clampmin [T,39,1]   graphs/lib/matching.lua:7 */
-static void k20_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k21_fused_rsqrt_clampmin_sum_square:
+ *   %21 fused:rsqrt_clampmin_sum_square [T,39,1]   graphs/lib/matching.lua:7
+ *     + %20 map:clampmin [T,39,1]  graphs/lib/matching.lua:7
+ *     + %19 reduce [T,39,1]  graphs/lib/matching.lua:7
+ *     + %18 map:square [T,39,128]  graphs/lib/matching.lua:7 */
+static void k21_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
-}
-
-/* k21_rsqrt:
- *   %21 map:rsqrt [T,39,1]   graphs/lib/matching.lua:7 */
-static void k21_rsqrt(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
 }
 
 /* k22_mul:
@@ -177,40 +102,15 @@ static void k22_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k25_square:
- *   %25 map:square [1,B,64,128]   graphs/lib/matching.lua:9 */
-static void k25_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k26_sum:
- *   %26 reduce [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k26_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long o = 0; o < 64*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k27_clampmin:
- *   %27 map:clampmin [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k27_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k28_fused_rsqrt_clampmin_sum_square:
+ *   %28 fused:rsqrt_clampmin_sum_square [1,B,64,1]   graphs/lib/matching.lua:9
+ *     + %27 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %26 reduce [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %25 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
+static void k28_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
-}
-
-/* k28_rsqrt:
- *   %28 map:rsqrt [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k28_rsqrt(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
 }
 
 /* k29_mul:
@@ -258,21 +158,14 @@ static void k32_max(real *restrict out, const real *restrict in0, long B, long T
     }
 }
 
-/* k34_sub:
- *   %34 map:sub [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k34_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k35_fused_exp_sub:
+ *   %35 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %34 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k35_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0*64 + i1] - in1[i0];
-}
-
-/* k35_exp:
- *   %35 map:exp [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k35_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = exp(in0[i0]);
+            out[i0*64 + i1] = exp(((in0[i0*64 + i1]) - (in1[i0])));
 }
 
 /* k36_sum:
@@ -312,61 +205,27 @@ static void k38_matmul(real *restrict out, const real *restrict in0, const real 
     }
 }
 
-/* k39_square:
- *   %39 map:square [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k39_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k40_sum:
- *   %40 reduce [T,B,39,1]   graphs/lib/matching.lua:12
- *   %45 reduce [T,B,39,1]   graphs/lib/matching.lua:13
- *   %107 reduce [T,B,39,1]   graphs/lib/model.lua:33 */
-static void k40_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k41_clampmin:
- *   %41 map:clampmin [T,B,39,1]   graphs/lib/matching.lua:12 */
-static void k41_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
+/* k42_fused_rsqrt_clampmin_sum_square:
+ *   %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]   graphs/lib/matching.lua:12
+ *     + %41 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %40 reduce [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %39 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k42_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
 }
 
-/* k42_rsqrt:
- *   %42 map:rsqrt [T,B,39,1]   graphs/lib/matching.lua:12 */
-static void k42_rsqrt(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
-}
-
-/* k43_mul:
- *   %43 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k43_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k44_mul:
- *   %44 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k44_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
+/* k44_fused_mul_mul:
+ *   %44 fused:mul_mul [T,B,39,128]   graphs/lib/matching.lua:12
+ *     + %43 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k44_fused_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    #pragma omp parallel for collapse(3) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4992; i2++)
-                out[i0*4992*B + i1*4992 + i2] = in0[i0*4992 + i2] * in1[i0*4992*B + i1*4992 + i2];
+            for (long i2 = 0; i2 < 39; i2++)
+                for (long i3 = 0; i3 < 128; i3++)
+                    out[i0*4992*B + i1*4992 + i2*128 + i3] = (in0[i0*4992 + i2*128 + i3]) * ((in1[i0*4992*B + i1*4992 + i2*128 + i3]) * (in2[i0*39*B + i1*39 + i2]));
 }
 
 /* k51_matmul:
@@ -391,57 +250,26 @@ static void k56_matmul(real *restrict out, const real *restrict in0, const real 
     }
 }
 
-/* k57_scale:
- *   %57 map:scale [T,39,39]   graphs/lib/srm.lua:11 */
-static void k57_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 1521*T; i0++)
-        out[i0] = in0[i0] * (real)0.088388347648318433;
+/* k62_fused_scale_addc_neg:
+ *   %62 fused:scale_addc_neg [T,1,39]   graphs/lib/srm.lua:12
+ *     + %61 map:addc [T,1,39]  graphs/lib/srm.lua:12
+ *     + %60 map:neg [T,1,39]  graphs/lib/srm.lua:12 */
+static void k62_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(39*T) > 32768)
+    for (long i0 = 0; i0 < 39*T; i0++)
+        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k59_mul:
- *   %59 map:mul [T,39,39]   graphs/lib/srm.lua:12
- *   %68 map:mul [T,39,39]   graphs/lib/srm.lua:12 */
-static void k59_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k63_fused_add_mul_scale:
+ *   %63 fused:add_mul_scale [T,39,39]   graphs/lib/srm.lua:12
+ *     + %59 map:mul [T,39,39]  graphs/lib/srm.lua:12
+ *     + %57 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
+static void k63_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = in0[i0*1521 + i1*39 + i2] * in1[i0*39 + i2];
-}
-
-/* k60_neg:
- *   %60 map:neg [T,1,39]   graphs/lib/srm.lua:12 */
-static void k60_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k61_addc:
- *   %61 map:addc [T,1,39]   graphs/lib/srm.lua:12 */
-static void k61_addc(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] + (real)1;
-}
-
-/* k62_scale:
- *   %62 map:scale [T,1,39]   graphs/lib/srm.lua:12 */
-static void k62_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * (real)-1000000000;
-}
-
-/* k63_add:
- *   %63 map:add [T,39,39]   graphs/lib/srm.lua:12 */
-static void k63_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*1521 + i1*39 + i2] = in0[i0*1521 + i1*39 + i2] + in1[i0*39 + i2];
+                out[i0*1521 + i1*39 + i2] = (((in0[i0*1521 + i1*39 + i2]) * (real)0.088388347648318433) * (in1[i0*39 + i2])) + (in2[i0*39 + i2]);
 }
 
 /* k64_max:
@@ -456,41 +284,25 @@ static void k64_max(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k66_sub:
- *   %66 map:sub [T,39,39]   graphs/lib/srm.lua:12 */
-static void k66_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
+/* k68_fused_mul_exp_sub:
+ *   %68 fused:mul_exp_sub [T,39,39]   graphs/lib/srm.lua:12
+ *     + %67 map:exp [T,39,39]  graphs/lib/srm.lua:12
+ *     + %66 map:sub [T,39,39]  graphs/lib/srm.lua:12 */
+static void k68_fused_mul_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for collapse(2) if((long)(1521*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] - in1[i0];
+            for (long i2 = 0; i2 < 39; i2++)
+                out[i0*1521 + i1*39 + i2] = (exp(((in0[i0*1521 + i1*39 + i2]) - (in1[i0*39 + i1])))) * (in2[i0*39 + i2]);
 }
 
-/* k67_exp:
- *   %67 map:exp [T,39,39]   graphs/lib/srm.lua:12 */
-static void k67_exp(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(1521*T) > 32768)
-    for (long i0 = 0; i0 < 1521*T; i0++)
-        out[i0] = exp(in0[i0]);
-}
-
-/* k69_sum:
- *   %69 reduce [T,39,1]   graphs/lib/srm.lua:12 */
-static void k69_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(1521*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*39;
-        for (long j = 0; j < 39; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k70_clampmin:
- *   %70 map:clampmin [T,39,1]   graphs/lib/srm.lua:12 */
-static void k70_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k70_fused_clampmin_sum:
+ *   %70 fused:clampmin_sum [T,39,1]   graphs/lib/srm.lua:12
+ *     + %69 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+static void k70_fused_clampmin_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 39; j1++) r1 += in0[i0*39 + j1*1]; out[i0] = (r1) > (real)1.0000000000000001e-30 ? (r1) : (real)1.0000000000000001e-30; }
 }
 
 /* k71_div:
@@ -549,13 +361,13 @@ static void k104_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k106_mul:
- *   %106 map:mul [T,B,39,128]   graphs/lib/model.lua:33 */
-static void k106_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
+/* k107_fused_sum_mul:
+ *   %107 fused:sum_mul [T,B,39,1]   graphs/lib/model.lua:33
+ *     + %106 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
+static void k107_fused_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[0 + j1*1]); out[i0] = r1; }
 }
 
 /* k108_matmul:
@@ -574,22 +386,16 @@ static void k108_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k109_add:
- *   %109 map:add [T,B,39,1]   graphs/lib/model.lua:33 */
-static void k109_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k86_mul:
- *   %86 map:mul [T,B,39,1]   graphs/lib/model.lua:41 */
-static void k86_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k86_fused_mul_add_sum:
+ *   %86 fused:mul_add_sum [T,B,39,1]   graphs/lib/model.lua:41
+ *     + %109 map:add [T,B,39,1]  graphs/lib/model.lua:33
+ *     + %45 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+static void k86_fused_mul_add_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39 + i2] * in1[i0*39*B + i1*39 + i2];
+                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in1[i0*4992*B + i1*4992 + i2*128 + j1*1]; out[i0*39*B + i1*39 + i2] = (in0[i0*39 + i2]) * ((r1) + (in2[i0*39*B + i1*39 + i2])); }
 }
 
 /* k87_sum:
@@ -614,74 +420,47 @@ static void k89_scale(real *restrict out, const real *restrict in0, long B, long
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[65] = {
-    {"k6_square", "%6 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k7_sum", "%7 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k8_clampmin", "%8 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k9_rsqrt", "%9 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+static reclf_prof_entry prof[38] = {
+    {"k9_fused_rsqrt_clampmin_sum_square", "%9 fused:rsqrt_clampmin_sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k11_square", "%11 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k12_sum", "%12 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k13_clampmin", "%13 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k14_rsqrt", "%14 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k14_fused_rsqrt_clampmin_sum_square", "%14 fused:rsqrt_clampmin_sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k18_square", "%18 map:square [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k19_sum", "%19 reduce [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k20_clampmin", "%20 map:clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k21_rsqrt", "%21 map:rsqrt [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k21_fused_rsqrt_clampmin_sum_square", "%21 fused:rsqrt_clampmin_sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
     {"k22_mul", "%22 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k25_square", "%25 map:square [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k26_sum", "%26 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k27_clampmin", "%27 map:clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k28_rsqrt", "%28 map:rsqrt [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k28_fused_rsqrt_clampmin_sum_square", "%28 fused:rsqrt_clampmin_sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k29_mul", "%29 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k30_matmul", "%30 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k31_scale", "%31 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k32_max", "%32 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k34_sub", "%34 map:sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k35_exp", "%35 map:exp [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k35_fused_exp_sub", "%35 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k36_sum", "%36 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k37_div", "%37 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k38_matmul", "%38 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"k39_square", "%39 map:square [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k40_sum", "%40 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k41_clampmin", "%41 map:clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k42_rsqrt", "%42 map:rsqrt [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k43_mul", "%43 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k44_mul", "%44 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k40_sum", "%45 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
+    {"k42_fused_rsqrt_clampmin_sum_square", "%42 fused:rsqrt_clampmin_sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k44_fused_mul_mul", "%44 fused:mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
     {"k51_matmul", "%51 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
     {"k51_matmul", "%54 matmul [39*T,128]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
     {"k56_matmul", "%56 matmul [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k57_scale", "%57 map:scale [T,39,39]", "graphs/lib/srm.lua:11", 0, 0, 0, 0, 0},
-    {"k59_mul", "%59 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k60_neg", "%60 map:neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k61_addc", "%61 map:addc [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k62_scale", "%62 map:scale [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k63_add", "%63 map:add [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k62_fused_scale_addc_neg", "%62 fused:scale_addc_neg [T,1,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k63_fused_add_mul_scale", "%63 fused:add_mul_scale [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k64_max", "%64 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k66_sub", "%66 map:sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k67_exp", "%67 map:exp [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k59_mul", "%68 map:mul [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k69_sum", "%69 reduce [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
-    {"k70_clampmin", "%70 map:clampmin [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k68_fused_mul_exp_sub", "%68 fused:mul_exp_sub [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
+    {"k70_fused_clampmin_sum", "%70 fused:clampmin_sum [T,39,1]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k71_div", "%71 map:div [T,39,39]", "graphs/lib/srm.lua:12", 0, 0, 0, 0, 0},
     {"k83_sum", "%83 reduce [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
     {"k84_clampmin", "%84 map:clampmin [T,1,1,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
     {"k85_div", "%85 map:div [T,1,39,1]", "graphs/lib/model.lua:40", 0, 0, 0, 0, 0},
     {"k101_sum", "%101 reduce [128,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
     {"k104_matmul", "%104 matmul [1,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k106_mul", "%106 map:mul [T,B,39,128]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k40_sum", "%107 reduce [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
+    {"k107_fused_sum_mul", "%107 fused:sum_mul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
     {"k108_matmul", "%108 matmul [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k109_add", "%109 map:add [T,B,39,1]", "graphs/lib/model.lua:33", 0, 0, 0, 0, 0},
-    {"k86_mul", "%86 map:mul [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
+    {"k86_fused_mul_add_sum", "%86 fused:mul_add_sum [T,B,39,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
     {"k87_sum", "%87 reduce [T,B,1,1]", "graphs/lib/model.lua:41", 0, 0, 0, 0, 0},
     {"k89_scale", "%89 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_noirm_score = {65, prof};
+const reclf_prof_table reclf_profile_reclf_noirm_score = {38, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -698,71 +477,44 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k6_square(A + 256 + 8256*B + 12544*B*T, (real *)inputs[0], T)); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-    CALL(1, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 256 + 8256*B + 12544*B*T + 128*T, A + 256 + 8256*B + 12544*B*T, T)); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(2, (double)T, sizeof(real)*((double)T + (double)T), k8_clampmin(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 128*T, T)); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(3, (double)T, sizeof(real)*((double)T + (double)T), k9_rsqrt(A + 256 + 8256*B + 12544*B*T + 128*T, A + 256 + 8256*B + 12544*B*T, T)); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    CALL(4, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[0], A + 256 + 8256*B + 12544*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k11_square(A + 256, (real *)inputs[2], B)); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 256 + 128*B, A + 256, B)); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(7, (double)B, sizeof(real)*((double)B + (double)B), k13_clampmin(A + 256, A + 256 + 128*B, B)); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(8, (double)B, sizeof(real)*((double)B + (double)B), k14_rsqrt(A + 256 + 128*B, A + 256, B)); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    CALL(9, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 256, (real *)inputs[2], A + 256 + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(10, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 256 + 8256*B, A + 256 + 8256*B + 12544*B*T, A + 256, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(11, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 256 + 8256*B + 12528*B*T, A + 256 + 8256*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(12, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k18_square(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], T)); /* %18 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(13, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k19_sum(A + 256 + 8256*B + 12544*B*T + 4992*T, A + 256 + 8256*B + 12544*B*T, T)); /* %19 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(14, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k20_clampmin(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 4992*T, T)); /* %20 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(15, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k21_rsqrt(A + 256 + 8256*B + 12544*B*T + 4992*T, A + 256 + 8256*B + 12544*B*T, T)); /* %21 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(16, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k22_mul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], A + 256 + 8256*B + 12544*B*T + 4992*T, T)); /* %22 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(17, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k25_square(A + 256, (real *)inputs[3], B)); /* %25 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(18, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k26_sum(A + 256 + 8192*B, A + 256, B)); /* %26 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(19, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k27_clampmin(A + 256, A + 256 + 8192*B, B)); /* %27 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(20, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k28_rsqrt(A + 256 + 8192*B, A + 256, B)); /* %28 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(21, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k29_mul(A + 256, (real *)inputs[3], A + 256 + 8192*B, B)); /* %29 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(22, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k30_matmul(A + 256 + 8256*B, A + 256 + 8256*B + 12544*B*T, A + 256, B, T)); /* %30 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(23, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k31_scale(A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, B, T)); /* %31 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(24, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k32_max(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 2496*B*T, B, T)); /* %32 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(25, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k34_sub(A + 256 + 8256*B, A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B + 4992*B*T, B, T)); /* %34 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(26, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k35_exp(A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, B, T)); /* %35 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(27, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k36_sum(A + 256 + 8256*B, A + 256 + 8256*B + 2496*B*T, B, T)); /* %36 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(28, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k37_div(A + 256 + 8256*B + 9984*B*T, A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, B, T)); /* %37 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(29, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k38_matmul(A + 256 + 8256*B, A + 256 + 8256*B + 9984*B*T, (real *)inputs[3], B, T)); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(30, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k39_square(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B, B, T)); /* %39 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(31, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k40_sum(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B + 4992*B*T, B, T)); /* %40 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(32, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k41_clampmin(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 12480*B*T, B, T)); /* %41 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(33, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k42_rsqrt(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B + 4992*B*T, B, T)); /* %42 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(34, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k43_mul(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 12480*B*T, B, T)); /* %43 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(35, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k44_mul(A + 256 + 8256*B, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 4992*B*T, B, T)); /* %44 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(36, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k40_sum(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %45 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-    CALL(37, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k51_matmul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], (real *)P + 0, T)); /* %51 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(38, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k51_matmul(A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[1], (real *)P + 16384, T)); /* %54 matmul [39*T,128]  graphs/lib/srm.lua:11 */
-    CALL(39, (double)389376*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T), k56_matmul(A + 256 + 8256*B + 12544*B*T + 9984*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 4992*T, T)); /* %56 matmul [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(40, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k57_scale(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 9984*T, T)); /* %57 map:scale [T,39,39]  graphs/lib/srm.lua:11 */
-    CALL(41, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k59_mul(A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T, (real *)inputs[4], T)); /* %59 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(42, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k60_neg(A + 256 + 8256*B + 12544*B*T, (real *)inputs[4], T)); /* %60 map:neg [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(43, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k61_addc(A + 256 + 8256*B + 12544*B*T + 48*T, A + 256 + 8256*B + 12544*B*T, T)); /* %61 map:addc [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(44, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k62_scale(A + 256 + 8256*B + 12544*B*T + 3072*T, A + 256 + 8256*B + 12544*B*T + 48*T, T)); /* %62 map:scale [T,1,39]  graphs/lib/srm.lua:12 */
-    CALL(45, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k63_add(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T + 3072*T, T)); /* %63 map:add [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(46, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k64_max(A + 256 + 8256*B + 12544*B*T + 3072*T, A + 256 + 8256*B + 12544*B*T, T)); /* %64 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(47, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k66_sub(A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 3072*T, T)); /* %66 map:sub [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(48, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T), k67_exp(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 1536*T, T)); /* %67 map:exp [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(49, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k59_mul(A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T, (real *)inputs[4], T)); /* %68 map:mul [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(50, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k69_sum(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 1536*T, T)); /* %69 reduce [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(51, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k70_clampmin(A + 256 + 8256*B + 12544*B*T + 3072*T, A + 256 + 8256*B + 12544*B*T, T)); /* %70 map:clampmin [T,39,1]  graphs/lib/srm.lua:12 */
-    CALL(52, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k71_div(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T + 3072*T, T)); /* %71 map:div [T,39,39]  graphs/lib/srm.lua:12 */
-    CALL(53, (double)39*T, sizeof(real)*((double)T + (double)39*T), k83_sum(A + 256 + 8256*B + 12544*B*T + 1536*T, (real *)inputs[4], T)); /* %83 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(54, (double)T, sizeof(real)*((double)T + (double)T), k84_clampmin(A + 256 + 8256*B + 12544*B*T + 1584*T, A + 256 + 8256*B + 12544*B*T + 1536*T, T)); /* %84 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
-    CALL(55, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), k85_div(A + 256 + 8256*B + 12544*B*T + 1536*T, (real *)inputs[4], A + 256 + 8256*B + 12544*B*T + 1584*T, T)); /* %85 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
-    CALL(56, (double)16384, sizeof(real)*((double)128 + (double)16384), k101_sum(A + 0, (real *)P + 49152)); /* %101 reduce [128,1]  graphs/lib/model.lua:33 */
-    CALL(57, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k104_matmul(A + 128, A + 0, (real *)P + 32768)); /* %104 matmul [1,128]  graphs/lib/model.lua:33 */
-    CALL(58, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128), k106_mul(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B, A + 128, B, T)); /* %106 map:mul [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(59, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k40_sum(A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, B, T)); /* %107 reduce [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(60, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k108_matmul(A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B, B, T)); /* %108 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(61, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k109_add(A + 256 + 8256*B, A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B + 48*B*T, B, T)); /* %109 map:add [T,B,39,1]  graphs/lib/model.lua:33 */
-    CALL(62, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)39*B*T), k86_mul(A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B, B, T)); /* %86 map:mul [T,B,39,1]  graphs/lib/model.lua:41 */
-    CALL(63, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k87_sum(A + 256 + 8256*B, A + 256 + 8256*B + 48*B*T, B, T)); /* %87 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
-    CALL(64, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k89_scale(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %89 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(0, (double)258*T, sizeof(real)*((double)T + (double)128*T), k9_fused_rsqrt_clampmin_sum_square(A + 256 + 8256*B + 12544*B*T + 128*T, (real *)inputs[0], T)); /* %9 fused:rsqrt_clampmin_sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[0], A + 256 + 8256*B + 12544*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)258*B, sizeof(real)*((double)B + (double)128*B), k14_fused_rsqrt_clampmin_sum_square(A + 256 + 128*B, (real *)inputs[2], B)); /* %14 fused:rsqrt_clampmin_sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 256, (real *)inputs[2], A + 256 + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 256 + 8256*B, A + 256 + 8256*B + 12544*B*T, A + 256, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 256 + 8256*B + 12528*B*T, A + 256 + 8256*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(6, (double)10062*T, sizeof(real)*((double)39*T + (double)4992*T), k21_fused_rsqrt_clampmin_sum_square(A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[1], T)); /* %21 fused:rsqrt_clampmin_sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(7, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k22_mul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], A + 256 + 8256*B + 12544*B*T + 4992*T, T)); /* %22 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(8, (double)16512*B, sizeof(real)*((double)64*B + (double)8192*B), k28_fused_rsqrt_clampmin_sum_square(A + 256 + 8192*B, (real *)inputs[3], B)); /* %28 fused:rsqrt_clampmin_sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(9, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k29_mul(A + 256, (real *)inputs[3], A + 256 + 8192*B, B)); /* %29 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(10, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k30_matmul(A + 256 + 8256*B, A + 256 + 8256*B + 12544*B*T, A + 256, B, T)); /* %30 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(11, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k31_scale(A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, B, T)); /* %31 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(12, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k32_max(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 2496*B*T, B, T)); /* %32 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(13, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k35_fused_exp_sub(A + 256 + 8256*B, A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B + 4992*B*T, B, T)); /* %35 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(14, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k36_sum(A + 256 + 8256*B + 2496*B*T, A + 256 + 8256*B, B, T)); /* %36 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(15, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k37_div(A + 256 + 8256*B + 9984*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 2496*B*T, B, T)); /* %37 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(16, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k38_matmul(A + 256 + 8256*B, A + 256 + 8256*B + 9984*B*T, (real *)inputs[3], B, T)); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(17, (double)10062*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k42_fused_rsqrt_clampmin_sum_square(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(18, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T), k44_fused_mul_mul(A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B, A + 256 + 8256*B + 12480*B*T, B, T)); /* %44 fused:mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(19, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k51_matmul(A + 256 + 8256*B + 12544*B*T, (real *)inputs[1], (real *)P + 0, T)); /* %51 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(20, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k51_matmul(A + 256 + 8256*B + 12544*B*T + 4992*T, (real *)inputs[1], (real *)P + 16384, T)); /* %54 matmul [39*T,128]  graphs/lib/srm.lua:11 */
+    CALL(21, (double)389376*T, sizeof(real)*((double)1521*T + (double)4992*T + (double)4992*T), k56_matmul(A + 256 + 8256*B + 12544*B*T + 9984*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 4992*T, T)); /* %56 matmul [T,39,39]  graphs/lib/srm.lua:11 */
+    CALL(22, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k62_fused_scale_addc_neg(A + 256 + 8256*B + 12544*B*T + 1536*T, (real *)inputs[4], T)); /* %62 fused:scale_addc_neg [T,1,39]  graphs/lib/srm.lua:12 */
+    CALL(23, (double)4563*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), k63_fused_add_mul_scale(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 9984*T, (real *)inputs[4], A + 256 + 8256*B + 12544*B*T + 1536*T, T)); /* %63 fused:add_mul_scale [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(24, (double)1521*T, sizeof(real)*((double)39*T + (double)1521*T), k64_max(A + 256 + 8256*B + 12544*B*T + 3072*T, A + 256 + 8256*B + 12544*B*T, T)); /* %64 reduce [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(25, (double)4563*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T + (double)39*T), k68_fused_mul_exp_sub(A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 3072*T, (real *)inputs[4], T)); /* %68 fused:mul_exp_sub [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(26, (double)1560*T, sizeof(real)*((double)39*T + (double)1521*T), k70_fused_clampmin_sum(A + 256 + 8256*B + 12544*B*T + 3072*T, A + 256 + 8256*B + 12544*B*T + 1536*T, T)); /* %70 fused:clampmin_sum [T,39,1]  graphs/lib/srm.lua:12 */
+    CALL(27, (double)1521*T, sizeof(real)*((double)1521*T + (double)1521*T + (double)39*T), k71_div(A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 12544*B*T + 3072*T, T)); /* %71 map:div [T,39,39]  graphs/lib/srm.lua:12 */
+    CALL(28, (double)39*T, sizeof(real)*((double)T + (double)39*T), k83_sum(A + 256 + 8256*B + 12544*B*T + 1536*T, (real *)inputs[4], T)); /* %83 reduce [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(29, (double)T, sizeof(real)*((double)T + (double)T), k84_clampmin(A + 256 + 8256*B + 12544*B*T + 1584*T, A + 256 + 8256*B + 12544*B*T + 1536*T, T)); /* %84 map:clampmin [T,1,1,1]  graphs/lib/model.lua:40 */
+    CALL(30, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)T), k85_div(A + 256 + 8256*B + 12544*B*T + 1536*T, (real *)inputs[4], A + 256 + 8256*B + 12544*B*T + 1584*T, T)); /* %85 map:div [T,1,39,1]  graphs/lib/model.lua:40 */
+    CALL(31, (double)16384, sizeof(real)*((double)128 + (double)16384), k101_sum(A + 0, (real *)P + 49152)); /* %101 reduce [128,1]  graphs/lib/model.lua:33 */
+    CALL(32, (double)32768, sizeof(real)*((double)128 + (double)128 + (double)16384), k104_matmul(A + 128, A + 0, (real *)P + 32768)); /* %104 matmul [1,128]  graphs/lib/model.lua:33 */
+    CALL(33, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128), k107_fused_sum_mul(A + 256 + 8256*B, A + 256 + 8256*B + 4992*B*T, A + 128, B, T)); /* %107 fused:sum_mul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(34, (double)3042*B*T, sizeof(real)*((double)39*B*T + (double)1521*T + (double)39*B*T), k108_matmul(A + 256 + 8256*B + 48*B*T, A + 256 + 8256*B + 12544*B*T, A + 256 + 8256*B, B, T)); /* %108 matmul [T,B,39,1]  graphs/lib/model.lua:33 */
+    CALL(35, (double)5070*B*T, sizeof(real)*((double)39*B*T + (double)39*T + (double)4992*B*T + (double)39*B*T), k86_fused_mul_add_sum(A + 256 + 8256*B, A + 256 + 8256*B + 12544*B*T + 1536*T, A + 256 + 8256*B + 4992*B*T, A + 256 + 8256*B + 48*B*T, B, T)); /* %86 fused:mul_add_sum [T,B,39,1]  graphs/lib/model.lua:41 */
+    CALL(36, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k87_sum(A + 256 + 8256*B + 12480*B*T, A + 256 + 8256*B, B, T)); /* %87 reduce [T,B,1,1]  graphs/lib/model.lua:41 */
+    CALL(37, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k89_scale(A + 256 + 8256*B + 12496*B*T, A + 256 + 8256*B + 12480*B*T, B, T)); /* %89 map:scale [T,B]  graphs/lib/model.lua:43 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
@@ -781,7 +533,7 @@ static const real *output(const void *arena, int k, const long *dims) {
     const real *A = arena;
     switch (k) {
     case 0: return A + 256 + 8256*B + 12528*B*T; /* G */
-    case 1: return A + 256 + 8256*B + 12480*B*T; /* Lm */
+    case 1: return A + 256 + 8256*B + 12496*B*T; /* Lm */
     case 2: return A + 256 + 8256*B + 9984*B*T; /* attention */
     case 3: return A + 256 + 8256*B + 12544*B*T + 1536*T; /* beta */
     default: return 0;

@@ -28,33 +28,27 @@ static inline real gelu_tanh_grad(real x) {
     return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
 }
 
-/* k5_addc:
- *   %5 map:addc [B,1,64,64]   graphs/lib/image_encoder.lua:19 */
-static void k5_addc(real *restrict out, const real *restrict in0, long B) {
+/* k6_fused_scale_addc:
+ *   %6 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
+ *     + %5 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+static void k6_fused_scale_addc(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] + (real)-0.5;
-}
-
-/* k6_scale:
- *   %6 map:scale [B,1,64,64]   graphs/lib/image_encoder.lua:19 */
-static void k6_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] * (real)4;
+        out[i0] = ((in0[i0]) + (real)-0.5) * (real)4;
 }
 
 /* k9_im2col:
- *   %9 im2col [B,9,4096]   graphs/lib/image_encoder.lua:6 */
+ *   %9 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6 */
 static void k9_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9;
+    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -68,24 +62,24 @@ static void k9_im2col(real *restrict out, const real *restrict in0, long B) {
 }
 
 /* k11_matmul:
- *   %11 matmul [B,32,4096]   graphs/lib/image_encoder.lua:6 */
+ *   %11 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6 */
 static void k11_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096, 9, (real)1, in0 + ao, 9, in1 + bo, 4096, (real)0, out + p*131072, 4096);
-    }
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 9, (real)1, in0 + 0, 9, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
 }
 
-/* k14_add:
- *   %14 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6
- *   %31 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:7 */
-static void k14_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k13_permute:
+ *   %13 permute [B,32,4096]   graphs/lib/image_encoder.lua:6 */
+static void k13_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*131072 + i1*4096 + i2] = in0[i0*4096 + i1*4096*B + i2];
+}
+
+/* k16_add:
+ *   %16 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6 */
+static void k16_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -93,117 +87,76 @@ static void k14_add(real *restrict out, const real *restrict in0, const real *re
                 out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] + in1[i1];
 }
 
-/* k18_sum:
- *   %18 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %22 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %1677 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1688 reduce [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k18_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(131072*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*16384;
-        for (long j = 0; j < 16384; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k19_scale:
- *   %19 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %23 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %1682 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1689 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k19_scale(real *restrict out, const real *restrict in0, long B) {
+/* k21_fused_scale_sum:
+ *   %21 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %20 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
+static void k21_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)6.103515625e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += in0[i0*16384 + j1*1]; out[i0] = (r1) * (real)6.103515625e-05; }
 }
 
-/* k20_sub:
- *   %20 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k20_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k22_sub:
+ *   %22 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7 */
+static void k22_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
 }
 
-/* k21_square:
- *   %21 map:square [B,8,16384]   graphs/lib/image_encoder.lua:7 */
-static void k21_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k24_addc:
- *   %24 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %50 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %76 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %102 map:addc [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %129 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %155 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k24_addc(real *restrict out, const real *restrict in0, long B) {
+/* k27_fused_rsqrt_addc_scale_sum:
+ *   %27 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %26 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %25 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %24 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %23 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k27_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] + (real)1.0000000000000001e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05)); }
 }
 
-/* k25_rsqrt:
- *   %25 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %51 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %77 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %103 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %130 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %156 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k25_rsqrt(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
-}
-
-/* k26_mul:
- *   %26 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %1675 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k26_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k28_mul:
+ *   %28 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7 */
+static void k28_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
 }
 
-/* k29_mul:
- *   %29 map:mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %1667 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k29_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k33_fused_add_mul:
+ *   %33 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
+ *     + %31 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+static void k33_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
             for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
+                out[i0*131072 + i1*4096 + i2] = ((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k32_relu:
- *   %32 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22 */
-static void k32_relu(real *restrict out, const real *restrict in0, long B) {
+/* k34_relu:
+ *   %34 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22 */
+static void k34_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k35_im2col:
- *   %35 im2col [B,288,1024]   graphs/lib/image_encoder.lua:6 */
-static void k35_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288;
+/* k37_im2col:
+ *   %37 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6 */
+static void k37_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -216,31 +169,31 @@ static void k35_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k37_matmul:
- *   %37 matmul [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %63 matmul [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %89 matmul [B,32,1024]   graphs/lib/image_encoder.lua:13 */
-static void k37_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*294912; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 288, (real)1, in0 + ao, 288, in1 + bo, 1024, (real)0, out + p*32768, 1024);
-    }
+/* k39_matmul:
+ *   %39 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %67 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %95 matmul [32,1024*B]   graphs/lib/image_encoder.lua:13 */
+static void k39_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 288, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
 }
 
-/* k40_add:
- *   %40 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %57 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %66 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %83 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %92 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %109 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13 */
-static void k40_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k41_permute:
+ *   %41 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
+ *   %69 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
+ *   %97 permute [B,32,1024]   graphs/lib/image_encoder.lua:13 */
+static void k41_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = in0[i0*1024 + i1*1024*B + i2];
+}
+
+/* k44_add:
+ *   %44 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %72 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %100 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13 */
+static void k44_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -248,110 +201,88 @@ static void k40_add(real *restrict out, const real *restrict in0, const real *re
                 out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] + in1[i1];
 }
 
-/* k44_sum:
- *   %44 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %48 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %70 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %74 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %96 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %100 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k44_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(32768*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*4096;
-        for (long j = 0; j < 4096; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k45_scale:
- *   %45 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %49 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %71 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %75 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %97 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %101 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k45_scale(real *restrict out, const real *restrict in0, long B) {
+/* k49_fused_scale_sum:
+ *   %49 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %48 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %77 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %105 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k49_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.000244140625;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; out[i0] = (r1) * (real)0.000244140625; }
 }
 
-/* k46_sub:
- *   %46 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %72 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %98 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k46_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k50_sub:
+ *   %50 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %78 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %106 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13 */
+static void k50_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
 }
 
-/* k47_square:
- *   %47 map:square [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %73 map:square [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %99 map:square [B,8,4096]   graphs/lib/image_encoder.lua:13 */
-static void k47_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k55_fused_rsqrt_addc_scale_sum:
+ *   %55 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %54 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %53 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %52 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %51 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
+ *   %83 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %111 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k55_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05)); }
 }
 
-/* k52_mul:
- *   %52 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %78 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %104 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %1539 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1584 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1630 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k56_mul:
+ *   %56 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %84 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %112 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13 */
+static void k56_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
 }
 
-/* k55_mul:
- *   %55 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %81 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %107 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %1531 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1576 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1622 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k55_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k61_fused_add_mul:
+ *   %61 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
+ *     + %59 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
+ *   %89 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7 */
+static void k61_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
             for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
+                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k58_relu:
- *   %58 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %84 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %111 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
-static void k58_relu(real *restrict out, const real *restrict in0, long B) {
+/* k62_relu:
+ *   %62 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
+ *   %90 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
+ *   %119 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27 */
+static void k62_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k61_im2col:
- *   %61 im2col [B,288,1024]   graphs/lib/image_encoder.lua:6
- *   %87 im2col [B,288,1024]   graphs/lib/image_encoder.lua:13 */
-static void k61_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288;
+/* k65_im2col:
+ *   %65 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %93 im2col [288,1024*B]   graphs/lib/image_encoder.lua:13 */
+static void k65_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -364,31 +295,30 @@ static void k61_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k110_add:
- *   %110 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %1550 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1555 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1595 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1600 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1614 map:add [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 2 more */
-static void k110_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k118_fused_add_add_mul:
+ *   %118 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
+ *     + %117 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
+ *     + %115 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+static void k118_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = (in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* k114_im2col:
- *   %114 im2col [B,288,256]   graphs/lib/image_encoder.lua:6 */
-static void k114_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288;
+/* k122_im2col:
+ *   %122 im2col [288,256*B]   graphs/lib/image_encoder.lua:6 */
+static void k122_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -401,29 +331,29 @@ static void k114_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k116_matmul:
- *   %116 matmul [B,64,256]   graphs/lib/image_encoder.lua:6 */
-static void k116_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256, 288, (real)1, in0 + ao, 288, in1 + bo, 256, (real)0, out + p*16384, 256);
-    }
+/* k124_matmul:
+ *   %124 matmul [64,256*B]   graphs/lib/image_encoder.lua:6 */
+static void k124_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 288, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k119_add:
- *   %119 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %136 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %145 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %162 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %171 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %188 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13 */
-static void k119_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k126_permute:
+ *   %126 permute [B,64,256]   graphs/lib/image_encoder.lua:6
+ *   %154 permute [B,64,256]   graphs/lib/image_encoder.lua:6
+ *   %182 permute [B,64,256]   graphs/lib/image_encoder.lua:13 */
+static void k126_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = in0[i0*256 + i1*256*B + i2];
+}
+
+/* k129_add:
+ *   %129 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %157 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %185 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13 */
+static void k129_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -431,110 +361,88 @@ static void k119_add(real *restrict out, const real *restrict in0, const real *r
                 out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] + in1[i1];
 }
 
-/* k123_sum:
- *   %123 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %127 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %149 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %153 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %175 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %179 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k123_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(16384*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*2048;
-        for (long j = 0; j < 2048; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k124_scale:
- *   %124 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %128 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %150 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %154 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %176 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %180 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k124_scale(real *restrict out, const real *restrict in0, long B) {
+/* k134_fused_scale_sum:
+ *   %134 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %133 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %162 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %190 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k134_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.00048828125;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += in0[i0*2048 + j1*1]; out[i0] = (r1) * (real)0.00048828125; }
 }
 
-/* k125_sub:
- *   %125 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %151 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %177 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k125_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k135_sub:
+ *   %135 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %163 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %191 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13 */
+static void k135_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
 }
 
-/* k126_square:
- *   %126 map:square [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %152 map:square [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %178 map:square [B,8,2048]   graphs/lib/image_encoder.lua:13 */
-static void k126_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k140_fused_rsqrt_addc_scale_sum:
+ *   %140 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %139 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %138 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %137 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %136 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
+ *   %168 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %196 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k140_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05)); }
 }
 
-/* k131_mul:
- *   %131 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %157 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %183 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %1403 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1448 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1494 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k131_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k141_mul:
+ *   %141 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %169 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %197 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13 */
+static void k141_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
 }
 
-/* k134_mul:
- *   %134 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %160 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %186 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %1395 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1440 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1486 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k134_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k146_fused_add_mul:
+ *   %146 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
+ *     + %144 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
+ *   %174 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7 */
+static void k146_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
+                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k137_relu:
- *   %137 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %163 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %190 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
-static void k137_relu(real *restrict out, const real *restrict in0, long B) {
+/* k147_relu:
+ *   %147 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
+ *   %175 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
+ *   %204 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27 */
+static void k147_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k140_im2col:
- *   %140 im2col [B,576,256]   graphs/lib/image_encoder.lua:6
- *   %166 im2col [B,576,256]   graphs/lib/image_encoder.lua:13 */
-static void k140_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576;
+/* k150_im2col:
+ *   %150 im2col [576,256*B]   graphs/lib/image_encoder.lua:6
+ *   %178 im2col [576,256*B]   graphs/lib/image_encoder.lua:13 */
+static void k150_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -547,47 +455,37 @@ static void k140_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k142_matmul:
- *   %142 matmul [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %168 matmul [B,64,256]   graphs/lib/image_encoder.lua:13 */
-static void k142_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*147456; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256, 576, (real)1, in0 + ao, 576, in1 + bo, 256, (real)0, out + p*16384, 256);
-    }
+/* k152_matmul:
+ *   %152 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
+ *   %180 matmul [64,256*B]   graphs/lib/image_encoder.lua:13 */
+static void k152_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 576, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k189_add:
- *   %189 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %1414 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1419 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1459 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1464 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1478 map:add [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 2 more */
-static void k189_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k203_fused_add_add_mul:
+ *   %203 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
+ *     + %202 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
+ *     + %200 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+static void k203_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = (in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* k193_im2col:
- *   %193 im2col [B,576,64]   graphs/lib/image_encoder.lua:6 */
-static void k193_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576;
+/* k207_im2col:
+ *   %207 im2col [576,64*B]   graphs/lib/image_encoder.lua:6 */
+static void k207_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -600,29 +498,29 @@ static void k193_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k195_matmul:
- *   %195 matmul [B,128,64]   graphs/lib/image_encoder.lua:6 */
-static void k195_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64, 576, (real)1, in0 + ao, 576, in1 + bo, 64, (real)0, out + p*8192, 64);
-    }
+/* k209_matmul:
+ *   %209 matmul [128,64*B]   graphs/lib/image_encoder.lua:6 */
+static void k209_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 576, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k198_add:
- *   %198 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %215 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %224 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %241 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %250 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %267 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
-static void k198_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k211_permute:
+ *   %211 permute [B,128,64]   graphs/lib/image_encoder.lua:6
+ *   %239 permute [B,128,64]   graphs/lib/image_encoder.lua:6
+ *   %267 permute [B,128,64]   graphs/lib/image_encoder.lua:13 */
+static void k211_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = in0[i0*64 + i1*64*B + i2];
+}
+
+/* k214_add:
+ *   %214 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %242 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %270 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
+static void k214_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -630,111 +528,88 @@ static void k198_add(real *restrict out, const real *restrict in0, const real *r
                 out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] + in1[i1];
 }
 
-/* k202_sum:
- *   %202 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %206 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %228 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %232 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %254 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %258 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k202_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*1024;
-        for (long j = 0; j < 1024; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k203_scale:
- *   %203 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %207 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %229 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %233 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %255 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %259 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k203_scale(real *restrict out, const real *restrict in0, long B) {
+/* k219_fused_scale_sum:
+ *   %219 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %218 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %247 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %275 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k219_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.0009765625;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += in0[i0*1024 + j1*1]; out[i0] = (r1) * (real)0.0009765625; }
 }
 
-/* k204_sub:
- *   %204 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %230 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %256 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k204_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k220_sub:
+ *   %220 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %248 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %276 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
+static void k220_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
 }
 
-/* k205_square:
- *   %205 map:square [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %231 map:square [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %257 map:square [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   %544 map:square [1,B,64,128]   graphs/lib/matching.lua:9 */
-static void k205_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k225_fused_rsqrt_addc_scale_sum:
+ *   %225 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %224 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %223 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %222 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %221 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
+ *   %253 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %281 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k225_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05)); }
 }
 
-/* k210_mul:
- *   %210 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %236 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %262 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   %1267 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1312 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1358 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k210_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k226_mul:
+ *   %226 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %254 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %282 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13 */
+static void k226_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
 }
 
-/* k213_mul:
- *   %213 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %239 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %265 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %1259 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1304 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1350 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k213_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k231_fused_add_mul:
+ *   %231 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
+ *     + %229 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
+ *   %259 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7 */
+static void k231_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
+                out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k216_relu:
- *   %216 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %242 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %269 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
-static void k216_relu(real *restrict out, const real *restrict in0, long B) {
+/* k232_relu:
+ *   %232 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
+ *   %260 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
+ *   %289 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
+static void k232_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k219_im2col:
- *   %219 im2col [B,1152,64]   graphs/lib/image_encoder.lua:6
- *   %245 im2col [B,1152,64]   graphs/lib/image_encoder.lua:13 */
-static void k219_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152;
+/* k235_im2col:
+ *   %235 im2col [1152,64*B]   graphs/lib/image_encoder.lua:6
+ *   %263 im2col [1152,64*B]   graphs/lib/image_encoder.lua:13 */
+static void k235_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -747,39 +622,28 @@ static void k219_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k221_matmul:
- *   %221 matmul [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %247 matmul [B,128,64]   graphs/lib/image_encoder.lua:13 */
-static void k221_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64, 1152, (real)1, in0 + ao, 1152, in1 + bo, 64, (real)0, out + p*8192, 64);
-    }
+/* k237_matmul:
+ *   %237 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
+ *   %265 matmul [128,64*B]   graphs/lib/image_encoder.lua:13 */
+static void k237_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 1152, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k268_add:
- *   %268 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %817 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %827 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %1249 map:add [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1278 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1283 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 5 more */
-static void k268_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k288_fused_add_add_mul:
+ *   %288 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
+ *     + %287 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
+ *     + %285 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+static void k288_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = (in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* k271_permute:
- *   %271 permute [B,64,128]   graphs/lib/image_encoder.lua:33 */
-static void k271_permute(real *restrict out, const real *restrict in0, long B) {
+/* k291_permute:
+ *   %291 permute [B,64,128]   graphs/lib/image_encoder.lua:33 */
+static void k291_permute(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -787,60 +651,66 @@ static void k271_permute(real *restrict out, const real *restrict in0, long B) {
                 out[i0*8192 + i1*128 + i2] = in0[i0*8192 + i1 + i2*64];
 }
 
-/* k275_matmul:
- *   %275 matmul [64*B,128]   graphs/lib/image_encoder.lua:34 */
-static void k275_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k295_matmul:
+ *   %295 matmul [64*B,128]   graphs/lib/image_encoder.lua:34 */
+static void k295_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k277_add:
- *   %277 map:add [B,64,128]   graphs/lib/image_encoder.lua:34 */
-static void k277_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k297_add:
+ *   %297 map:add [B,64,128]   graphs/lib/image_encoder.lua:34 */
+static void k297_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k278_sum:
- *   %278 reduce [B,1,128]   graphs/lib/image_encoder.lua:35 */
-static void k278_sum(real *restrict out, const real *restrict in0, long B) {
+/* k298_sum:
+ *   %298 reduce [B,1,128]   graphs/lib/image_encoder.lua:35 */
+static void k298_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long o = 0; o < B; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 64; j++) a += in0[(o*64 + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 64; j++) {
+                const real *row = in0 + (o*64 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k280_scale:
- *   %280 map:scale [B,128]   graphs/lib/image_encoder.lua:35
- *   %1238 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
-static void k280_scale(real *restrict out, const real *restrict in0, long B) {
+/* k300_scale:
+ *   %300 map:scale [B,128]   graphs/lib/image_encoder.lua:35
+ *   %1258 map:scale [B,128] (backward)  graphs/lib/image_encoder.lua:35 */
+static void k300_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < 128*B; i0++)
         out[i0] = in0[i0] * (real)0.015625;
 }
 
-/* k283_matmul:
- *   %283 matmul [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k283_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k303_matmul:
+ *   %303 matmul [B,128]   graphs/lib/image_encoder.lua:36 */
+static void k303_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k284_add:
- *   %284 map:add [B,128]   graphs/lib/image_encoder.lua:36 */
-static void k284_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k304_add:
+ *   %304 map:add [B,128]   graphs/lib/image_encoder.lua:36 */
+static void k304_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k287_gather:
- *   %287 gather [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k287_gather(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
+/* k307_gather:
+ *   %307 gather [T,40,128]   graphs/lib/text_encoder.lua:32 */
+static void k307_gather(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
     #pragma omp parallel for if((long)(40*T) > 256)
     for (long r = 0; r < 40*T; r++) {
         const real *src = in0 + (long)in1[r]*128;
@@ -848,162 +718,119 @@ static void k287_gather(real *restrict out, const real *restrict in0, const int3
     }
 }
 
-/* k288_add:
- *   %288 map:add [T,40,128]   graphs/lib/text_encoder.lua:32 */
-static void k288_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k308_add:
+ *   %308 map:add [T,40,128]   graphs/lib/text_encoder.lua:32 */
+static void k308_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 5120; i1++)
             out[i0*5120 + i1] = in0[i0*5120 + i1] + in1[i1];
 }
 
-/* k291_sum:
- *   %291 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %295 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %354 reduce [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %358 reduce [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %381 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %385 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   ... and 14 more */
-static void k291_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(5120*T) > 32768)
-    for (long o = 0; o < 40*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k292_scale:
- *   %292 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %296 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %355 map:scale [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %359 map:scale [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %382 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %386 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   ... and 14 more */
-static void k292_scale(real *restrict out, const real *restrict in0, long T) {
+/* k312_fused_scale_sum:
+ *   %312 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *     + %311 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
+ *   %375 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %402 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %465 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %492 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
+static void k312_fused_scale_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * (real)0.0078125;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1]; out[i0] = (r1) * (real)0.0078125; }
 }
 
-/* k293_sub:
- *   %293 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %356 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %383 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %446 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %473 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k293_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k313_sub:
+ *   %313 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %376 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %403 map:sub [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %466 map:sub [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %493 map:sub [T,40,128]   graphs/lib/text_encoder.lua:34 */
+static void k313_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] - in1[i0];
 }
 
-/* k294_square:
- *   %294 map:square [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %357 map:square [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %384 map:square [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %447 map:square [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %474 map:square [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k294_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k297_addc:
- *   %297 map:addc [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %360 map:addc [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %387 map:addc [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %450 map:addc [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %477 map:addc [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k297_addc(real *restrict out, const real *restrict in0, long T) {
+/* k318_fused_rsqrt_addc_scale_sum:
+ *   %318 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *     + %317 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %316 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %315 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %314 map:square [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %381 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %408 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %471 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %498 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
+static void k318_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] + (real)1.0000000000000001e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0078125) + (real)1.0000000000000001e-05)); }
 }
 
-/* k298_rsqrt:
- *   %298 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %361 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %388 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %451 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %478 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k298_rsqrt(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
-}
-
-/* k299_mul:
- *   %299 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %362 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %389 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %452 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %479 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34
- *   %930 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   ... and 4 more */
-static void k299_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k319_mul:
+ *   %319 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %382 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %409 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %472 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %499 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
+static void k319_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k300_mul:
- *   %300 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %363 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %390 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %453 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %480 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34
- *   %924 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   ... and 4 more */
-static void k300_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k321_fused_add_mul:
+ *   %321 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %320 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %384 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %411 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %474 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %501 fused:add_mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
+static void k321_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k301_add:
- *   %301 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %307 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %315 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %323 map:add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %350 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %364 map:add [T,40,128]   graphs/lib/text_encoder.lua:24
- *   ... and 9 more */
-static void k301_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k325_matmul:
+ *   %325 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
+ *   %333 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
+ *   %341 matmul [40*T,128]   graphs/lib/text_encoder.lua:14
+ *   %368 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
+ *   %415 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
+ *   %423 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
+ *   ... and 2 more */
+static void k325_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k327_add:
+ *   %327 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %335 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %343 map:add [T,40,128]   graphs/lib/text_encoder.lua:14
+ *   %417 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %425 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %433 map:add [T,40,128]   graphs/lib/text_encoder.lua:14 */
+static void k327_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k305_matmul:
- *   %305 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %313 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
- *   %321 matmul [40*T,128]   graphs/lib/text_encoder.lua:14
- *   %348 matmul [40*T,128]   graphs/lib/text_encoder.lua:23
- *   %395 matmul [40*T,128]   graphs/lib/text_encoder.lua:12
- *   %403 matmul [40*T,128]   graphs/lib/text_encoder.lua:13
+/* k329_permute:
+ *   %329 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
+ *   %337 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
+ *   %345 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
+ *   %419 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
+ *   %427 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
+ *   %435 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k305_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k309_permute:
- *   %309 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %317 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %325 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   %399 permute [T,4,40,32]   graphs/lib/text_encoder.lua:12
- *   %407 permute [T,4,40,32]   graphs/lib/text_encoder.lua:13
- *   %415 permute [T,4,40,32]   graphs/lib/text_encoder.lua:14
- *   ... and 2 more */
-static void k309_permute(real *restrict out, const real *restrict in0, long T) {
+static void k329_permute(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 4; i1++)
@@ -1012,12 +839,12 @@ static void k309_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*1280 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*128 + i3];
 }
 
-/* k326_matmul:
- *   %326 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %416 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %1003 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17
- *   %1145 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17 */
-static void k326_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k346_matmul:
+ *   %346 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
+ *   %436 matmul [T,4,40,40]   graphs/lib/text_encoder.lua:15
+ *   %1023 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17
+ *   %1165 matmul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:17 */
+static void k346_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1031,72 +858,33 @@ static void k326_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k327_scale:
- *   %327 map:scale [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %417 map:scale [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %1026 map:scale [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
- *   %1168 map:scale [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k327_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = in0[i0] * (real)0.17677669529663687;
+/* k352_fused_scale_addc_neg:
+ *   %352 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
+ *     + %351 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
+ *     + %350 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+static void k352_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(40*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k329_mul:
- *   %329 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %338 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %419 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %428 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %1013 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1022 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   ... and 2 more */
-static void k329_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k353_fused_add_mul_scale:
+ *   %353 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %349 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %347 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
+ *   %443 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k353_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 160; i1++)
             for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] * in1[i0*40 + i2];
+                out[i0*6400 + i1*40 + i2] = (((in0[i0*6400 + i1*40 + i2]) * (real)0.17677669529663687) * (in1[i0*40 + i2])) + (in2[i0*40 + i2]);
 }
 
-/* k330_neg:
- *   %330 map:neg [T,1,1,40]   graphs/lib/text_encoder.lua:16 */
-static void k330_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k331_addc:
- *   %331 map:addc [T,1,1,40]   graphs/lib/text_encoder.lua:16 */
-static void k331_addc(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] + (real)1;
-}
-
-/* k332_scale:
- *   %332 map:scale [T,1,1,40]   graphs/lib/text_encoder.lua:16 */
-static void k332_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * (real)-1000000000;
-}
-
-/* k333_add:
- *   %333 map:add [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %423 map:add [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k333_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] + in1[i0*40 + i2];
-}
-
-/* k334_max:
- *   %334 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %424 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k334_max(real *restrict out, const real *restrict in0, long T) {
+/* k354_max:
+ *   %354 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %444 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
+static void k354_max(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(6400*T) > 32768)
     for (long o = 0; o < 160*T; o++) {
         real a = -INFINITY;
@@ -1106,31 +894,32 @@ static void k334_max(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k336_sub:
- *   %336 map:sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %426 map:sub [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k336_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k357_fused_exp_sub:
+ *   %357 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %356 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *   %447 fused:exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k357_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = in0[i0*40 + i1] - in1[i0];
+            out[i0*40 + i1] = exp(((in0[i0*40 + i1]) - (in1[i0])));
 }
 
-/* k337_exp:
- *   %337 map:exp [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %427 map:exp [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k337_exp(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = exp(in0[i0]);
+/* k358_mul:
+ *   %358 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %448 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k358_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 160; i1++)
+            for (long i2 = 0; i2 < 40; i2++)
+                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] * in1[i0*40 + i2];
 }
 
-/* k339_sum:
- *   %339 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %429 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %1008 reduce [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %1150 reduce [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k339_sum(real *restrict out, const real *restrict in0, long T) {
+/* k359_sum:
+ *   %359 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %449 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
+static void k359_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(6400*T) > 32768)
     for (long o = 0; o < 160*T; o++) {
         real a = (real)0;
@@ -1140,33 +929,33 @@ static void k339_sum(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k340_clampmin:
- *   %340 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %430 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k340_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k360_clampmin:
+ *   %360 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *   %450 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
+static void k360_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(160*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k341_div:
- *   %341 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %431 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %1005 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1147 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k341_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k361_div:
+ *   %361 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %451 map:div [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *   %1025 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
+ *   %1167 map:div [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k361_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
             out[i0*40 + i1] = in0[i0*40 + i1] / in1[i0];
 }
 
-/* k342_matmul:
- *   %342 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %432 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
- *   %1027 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %1169 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k342_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k362_matmul:
+ *   %362 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
+ *   %452 matmul [T,4,40,32]   graphs/lib/text_encoder.lua:17
+ *   %1047 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+ *   %1189 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
+static void k362_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1180,15 +969,15 @@ static void k342_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k343_permute:
- *   %343 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %433 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
- *   %1029 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
- *   %1039 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
- *   %1050 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
- *   %1171 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
+/* k363_permute:
+ *   %363 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
+ *   %453 permute [T,40,4,32]   graphs/lib/text_encoder.lua:18
+ *   %1049 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
+ *   %1059 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:13
+ *   %1070 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:12
+ *   %1191 permute [T,40,4,32] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k343_permute(real *restrict out, const real *restrict in0, long T) {
+static void k363_permute(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(3) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 40; i1++)
@@ -1197,223 +986,181 @@ static void k343_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
 }
 
-/* k351_add:
- *   %351 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %378 map:add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %441 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %468 map:add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %919 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35
- *   %941 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   ... and 17 more */
-static void k351_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k371_fused_add_add:
+ *   %371 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %370 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %398 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25
+ *   %461 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %488 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
+static void k371_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0*128 + i1]) + (in2[i1]));
 }
 
-/* k368_matmul:
- *   %368 matmul [40*T,512]   graphs/lib/text_encoder.lua:24
- *   %458 matmul [40*T,512]   graphs/lib/text_encoder.lua:24 */
-static void k368_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k388_matmul:
+ *   %388 matmul [40*T,512]   graphs/lib/text_encoder.lua:24
+ *   %478 matmul [40*T,512]   graphs/lib/text_encoder.lua:24 */
+static void k388_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 512);
 }
 
-/* k370_add:
- *   %370 map:add [T,40,512]   graphs/lib/text_encoder.lua:24
- *   %460 map:add [T,40,512]   graphs/lib/text_encoder.lua:24 */
-static void k370_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k390_add:
+ *   %390 map:add [T,40,512]   graphs/lib/text_encoder.lua:24
+ *   %480 map:add [T,40,512]   graphs/lib/text_encoder.lua:24 */
+static void k390_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(20480*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 512; i1++)
             out[i0*512 + i1] = in0[i0*512 + i1] + in1[i1];
 }
 
-/* k371_gelu:
- *   %371 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
- *   %461 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25 */
-static void k371_gelu(real *restrict out, const real *restrict in0, long T) {
+/* k391_gelu:
+ *   %391 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
+ *   %481 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25 */
+static void k391_gelu(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(20480*T) > 32768)
     for (long i0 = 0; i0 < 20480*T; i0++)
         out[i0] = gelu_tanh(in0[i0]);
 }
 
-/* k375_matmul:
- *   %375 matmul [40*T,128]   graphs/lib/text_encoder.lua:25
- *   %465 matmul [40*T,128]   graphs/lib/text_encoder.lua:25 */
-static void k375_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k395_matmul:
+ *   %395 matmul [40*T,128]   graphs/lib/text_encoder.lua:25
+ *   %485 matmul [40*T,128]   graphs/lib/text_encoder.lua:25 */
+static void k395_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 512, (real)0, out + 0, 128);
 }
 
-/* k482_slice:
- *   %482 slice [T,1,128]   graphs/lib/text_encoder.lua:35 */
-static void k482_slice(real *restrict out, const real *restrict in0, long T) {
+/* k502_slice:
+ *   %502 slice [T,1,128]   graphs/lib/text_encoder.lua:35 */
+static void k502_slice(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*5120 + i1];
 }
 
-/* k486_matmul:
- *   %486 matmul [T,128]   graphs/lib/text_encoder.lua:36
- *   %698 matmul [T,128]   graphs/lib/irm.lua:10
- *   %776 matmul [T,128] (backward)  graphs/lib/irm.lua:9 */
-static void k486_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k506_matmul:
+ *   %506 matmul [T,128]   graphs/lib/text_encoder.lua:36
+ *   %718 matmul [T,128]   graphs/lib/irm.lua:10
+ *   %796 matmul [T,128] (backward)  graphs/lib/irm.lua:9 */
+static void k506_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k487_add:
- *   %487 map:add [T,128]   graphs/lib/text_encoder.lua:36 */
-static void k487_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k507_add:
+ *   %507 map:add [T,128]   graphs/lib/text_encoder.lua:36 */
+static void k507_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k488_slice:
- *   %488 slice [T,39,128]   graphs/lib/text_encoder.lua:37 */
-static void k488_slice(real *restrict out, const real *restrict in0, long T) {
+/* k508_slice:
+ *   %508 slice [T,39,128]   graphs/lib/text_encoder.lua:37 */
+static void k508_slice(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 4992; i1++)
             out[i0*4992 + i1] = in0[128 + i0*5120 + i1];
 }
 
-/* k492_matmul:
- *   %492 matmul [39*T,128]   graphs/lib/text_encoder.lua:37 */
-static void k492_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k512_matmul:
+ *   %512 matmul [39*T,128]   graphs/lib/text_encoder.lua:37 */
+static void k512_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k494_add:
- *   %494 map:add [T,39,128]   graphs/lib/text_encoder.lua:37 */
-static void k494_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k514_add:
+ *   %514 map:add [T,39,128]   graphs/lib/text_encoder.lua:37 */
+static void k514_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
-/* k495_square:
- *   %495 map:square [T,128]   graphs/lib/losses.lua:21 */
-static void k495_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k496_sum:
- *   %496 reduce [T,1]   graphs/lib/losses.lua:21
- *   %892 reduce [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k496_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(128*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k497_clampmin:
- *   %497 map:clampmin [T,1]   graphs/lib/losses.lua:21 */
-static void k497_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k516_fused_sum_square:
+ *   %516 fused:sum_square [T,1]   graphs/lib/losses.lua:21
+ *     + %515 map:square [T,128]  graphs/lib/losses.lua:21 */
+static void k516_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k498_rsqrt:
- *   %498 map:rsqrt [T,1]   graphs/lib/losses.lua:21 */
-static void k498_rsqrt(real *restrict out, const real *restrict in0, long T) {
+/* k518_fused_rsqrt_clampmin:
+ *   %518 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
+ *     + %517 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
+static void k518_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
-/* k499_mul:
- *   %499 map:mul [T,128]   graphs/lib/losses.lua:21
- *   %890 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k499_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k519_mul:
+ *   %519 map:mul [T,128]   graphs/lib/losses.lua:21 */
+static void k519_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k500_square:
- *   %500 map:square [B,128]   graphs/lib/losses.lua:21 */
-static void k500_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k501_sum:
- *   %501 reduce [B,1]   graphs/lib/losses.lua:21
- *   %879 reduce [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k501_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(128*B) > 32768)
-    for (long o = 0; o < B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k502_clampmin:
- *   %502 map:clampmin [B,1]   graphs/lib/losses.lua:21 */
-static void k502_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k521_fused_sum_square:
+ *   %521 fused:sum_square [B,1]   graphs/lib/losses.lua:21
+ *     + %520 map:square [B,128]  graphs/lib/losses.lua:21 */
+static void k521_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k503_rsqrt:
- *   %503 map:rsqrt [B,1]   graphs/lib/losses.lua:21 */
-static void k503_rsqrt(real *restrict out, const real *restrict in0, long B) {
+/* k523_fused_rsqrt_clampmin:
+ *   %523 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
+ *     + %522 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
+static void k523_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
-/* k504_mul:
- *   %504 map:mul [B,128]   graphs/lib/losses.lua:21
- *   %877 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k504_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k524_mul:
+ *   %524 map:mul [B,128]   graphs/lib/losses.lua:21 */
+static void k524_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k505_matmul:
- *   %505 matmul [T,B]   graphs/lib/losses.lua:21 */
-static void k505_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k525_matmul:
+ *   %525 matmul [T,B]   graphs/lib/losses.lua:21 */
+static void k525_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, B, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, B);
 }
 
-/* k506_scale:
- *   %506 map:scale [T,B]   graphs/lib/losses.lua:21
- *   %874 map:scale [T,B] (backward)  graphs/lib/losses.lua:21 */
-static void k506_scale(real *restrict out, const real *restrict in0, long B, long T) {
+/* k526_scale:
+ *   %526 map:scale [T,B]   graphs/lib/losses.lua:21 */
+static void k526_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * (real)14.285714285714285;
 }
 
-/* k507_eye:
- *   %507 eye [T,B]   graphs/lib/losses.lua:9 */
-static void k507_eye(real *restrict out, long B, long T) {
+/* k527_eye:
+ *   %527 eye [T,B]   graphs/lib/losses.lua:9 */
+static void k527_eye(real *restrict out, long B, long T) {
     for (long r = 0; r < T; r++)
         for (long c = 0; c < B; c++) out[r*B + c] = (r == c) ? (real)1 : (real)0;
 }
 
-/* k508_max:
- *   %508 reduce [T,1]   graphs/lib/losses.lua:10
- *   %595 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k508_max(real *restrict out, const real *restrict in0, long B, long T) {
+/* k528_max:
+ *   %528 reduce [T,1]   graphs/lib/losses.lua:10
+ *   %615 reduce [T,1]   graphs/lib/losses.lua:10 */
+static void k528_max(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(B*T) > 32768)
     for (long o = 0; o < T; o++) {
         real a = -INFINITY;
@@ -1423,34 +1170,22 @@ static void k508_max(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k510_sub:
- *   %510 map:sub [T,B]   graphs/lib/losses.lua:10
- *   %597 map:sub [T,B]   graphs/lib/losses.lua:10 */
-static void k510_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k531_fused_exp_sub:
+ *   %531 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
+ *     + %530 map:sub [T,B]  graphs/lib/losses.lua:10
+ *   %618 fused:exp_sub [T,B]   graphs/lib/losses.lua:10 */
+static void k531_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0*B + i1] - in1[i0];
+            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i0])));
 }
 
-/* k511_exp:
- *   %511 map:exp [T,B]   graphs/lib/losses.lua:10
- *   %522 map:exp [T,B]   graphs/lib/losses.lua:11
- *   %598 map:exp [T,B]   graphs/lib/losses.lua:10
- *   %609 map:exp [T,B]   graphs/lib/losses.lua:11 */
-static void k511_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = exp(in0[i0]);
-}
-
-/* k512_sum:
- *   %512 reduce [T,1]   graphs/lib/losses.lua:10
- *   %517 reduce [T,1]   graphs/lib/losses.lua:10
- *   %530 reduce [T,1]   graphs/lib/losses.lua:12
- *   %599 reduce [T,1]   graphs/lib/losses.lua:10
- *   %604 reduce [T,1]   graphs/lib/losses.lua:10 */
-static void k512_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k532_sum:
+ *   %532 reduce [T,1]   graphs/lib/losses.lua:10
+ *   %550 reduce [T,1]   graphs/lib/losses.lua:12
+ *   %619 reduce [T,1]   graphs/lib/losses.lua:10 */
+static void k532_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(B*T) > 32768)
     for (long o = 0; o < T; o++) {
         real a = (real)0;
@@ -1460,148 +1195,101 @@ static void k512_sum(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k513_clampmin:
- *   %513 map:clampmin [T,1]   graphs/lib/losses.lua:10
- *   %600 map:clampmin [T,1]   graphs/lib/losses.lua:10 */
-static void k513_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k533_clampmin:
+ *   %533 map:clampmin [T,1]   graphs/lib/losses.lua:10
+ *   %620 map:clampmin [T,1]   graphs/lib/losses.lua:10 */
+static void k533_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k514_log:
- *   %514 map:log [T,1]   graphs/lib/losses.lua:10
- *   %601 map:log [T,1]   graphs/lib/losses.lua:10 */
-static void k514_log(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = log(in0[i0]);
-}
-
-/* k515_add:
- *   %515 map:add [T,1]   graphs/lib/losses.lua:10
- *   %602 map:add [T,1]   graphs/lib/losses.lua:10 */
-static void k515_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k516_mul:
- *   %516 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %603 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %719 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %725 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %731 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   %738 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   ... and 3 more */
-static void k516_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k536_mul:
+ *   %536 map:mul [T,B]   graphs/lib/losses.lua:10
+ *   %623 map:mul [T,B]   graphs/lib/losses.lua:10 */
+static void k536_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k518_sub:
- *   %518 map:sub [T,1]   graphs/lib/losses.lua:10
- *   %605 map:sub [T,1]   graphs/lib/losses.lua:10 */
-static void k518_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
-/* k519_max:
- *   %519 reduce [1,B]   graphs/lib/losses.lua:11
- *   %606 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k519_max(real *restrict out, const real *restrict in0, long B, long T) {
+/* k539_max:
+ *   %539 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %626 reduce [1,B]   graphs/lib/losses.lua:11 */
+static void k539_max(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < B; i++) {
-            real a = -INFINITY;
-            for (long j = 0; j < T; j++) if (in0[(o*T + j)*B + i] > a) a = in0[(o*T + j)*B + i];
-            out[o*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = -INFINITY;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*B;
+                for (long i = ib; i < ie; i++) if (row[i] > a[i - ib]) a[i - ib] = row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
         }
 }
 
-/* k521_sub:
- *   %521 map:sub [T,B]   graphs/lib/losses.lua:11
- *   %608 map:sub [T,B]   graphs/lib/losses.lua:11 */
-static void k521_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k542_fused_exp_sub:
+ *   %542 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
+ *     + %541 map:sub [T,B]  graphs/lib/losses.lua:11
+ *   %629 fused:exp_sub [T,B]   graphs/lib/losses.lua:11 */
+static void k542_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0*B + i1] - in1[i1];
+            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i1])));
 }
 
-/* k523_sum:
- *   %523 reduce [1,B]   graphs/lib/losses.lua:11
- *   %528 reduce [1,B]   graphs/lib/losses.lua:11
- *   %610 reduce [1,B]   graphs/lib/losses.lua:11
- *   %615 reduce [1,B]   graphs/lib/losses.lua:11 */
-static void k523_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k543_sum:
+ *   %543 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %548 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %630 reduce [1,B]   graphs/lib/losses.lua:11
+ *   %635 reduce [1,B]   graphs/lib/losses.lua:11 */
+static void k543_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < B; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*B + i];
-            out[o*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*B;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
         }
 }
 
-/* k524_clampmin:
- *   %524 map:clampmin [1,B]   graphs/lib/losses.lua:11
- *   %611 map:clampmin [1,B]   graphs/lib/losses.lua:11 */
-static void k524_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k544_clampmin:
+ *   %544 map:clampmin [1,B]   graphs/lib/losses.lua:11
+ *   %631 map:clampmin [1,B]   graphs/lib/losses.lua:11 */
+static void k544_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k525_log:
- *   %525 map:log [1,B]   graphs/lib/losses.lua:11
- *   %612 map:log [1,B]   graphs/lib/losses.lua:11 */
-static void k525_log(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = log(in0[i0]);
-}
-
-/* k526_add:
- *   %526 map:add [1,B]   graphs/lib/losses.lua:11
- *   %613 map:add [1,B]   graphs/lib/losses.lua:11 */
-static void k526_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k529_sub:
- *   %529 map:sub [1,B]   graphs/lib/losses.lua:11
- *   %616 map:sub [1,B]   graphs/lib/losses.lua:11 */
-static void k529_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
-/* k531_mul:
- *   %531 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %618 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %715 map:mul [T,1] (backward)  graphs/lib/losses.lua:13
- *   %736 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %868 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %895 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
- *   ... and 2 more */
-static void k531_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k551_fused_mul_sub_add_log:
+ *   %551 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
+ *     + %538 map:sub [T,1]  graphs/lib/losses.lua:10
+ *     + %535 map:add [T,1]  graphs/lib/losses.lua:10
+ *     + %534 map:log [T,1]  graphs/lib/losses.lua:10
+ *     + %537 reduce [T,1]  graphs/lib/losses.lua:10
+ *   %638 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13 */
+static void k551_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1]; out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]); }
 }
 
-/* k532_sum:
- *   %532 reduce [1,1]   graphs/lib/losses.lua:13
- *   %619 reduce [1,1]   graphs/lib/losses.lua:13 */
-static void k532_sum(real *restrict out, const real *restrict in0, long T) {
+/* k552_sum:
+ *   %552 reduce [1,1]   graphs/lib/losses.lua:13
+ *   %639 reduce [1,1]   graphs/lib/losses.lua:13 */
+static void k552_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for if((long)(T) > 32768)
     for (long o = 0; o < 1; o++) {
         real a = (real)0;
@@ -1611,124 +1299,75 @@ static void k532_sum(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k533_sum:
- *   %533 reduce [1,1]   graphs/lib/losses.lua:14
- *   %620 reduce [1,1]   graphs/lib/losses.lua:14 */
-static void k533_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(B) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
+/* k555_fused_scale_add_sum_sub:
+ *   %555 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
+ *     + %554 map:add [1,1]  graphs/lib/losses.lua:16
+ *     + %553 reduce [1,1]  graphs/lib/losses.lua:14
+ *     + %549 map:sub [1,B]  graphs/lib/losses.lua:11
+ *     + %546 map:add [1,B]  graphs/lib/losses.lua:11
+ *     + %545 map:log [1,B]  graphs/lib/losses.lua:11
+ *   %642 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16 */
+static void k555_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]); out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B)); }
 }
 
-/* k534_add:
- *   %534 map:add [1,1]   graphs/lib/losses.lua:16
- *   %621 map:add [1,1]   graphs/lib/losses.lua:16
- *   %624 map:add []   graphs/lib/model.lua:85 */
-static void k534_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k535_scale:
- *   %535 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %622 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %712 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
-static void k535_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)0.5/(real)(B));
-}
-
-/* k537_square:
- *   %537 map:square [T,39,128]   graphs/lib/matching.lua:7 */
-static void k537_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k538_sum:
- *   %538 reduce [T,39,1]   graphs/lib/matching.lua:7
- *   %832 reduce [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k538_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(4992*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k539_clampmin:
- *   %539 map:clampmin [T,39,1]   graphs/lib/matching.lua:7 */
-static void k539_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k558_fused_sum_square:
+ *   %558 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
+ *     + %557 map:square [T,39,128]  graphs/lib/matching.lua:7 */
+static void k558_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k540_rsqrt:
- *   %540 map:rsqrt [T,39,1]   graphs/lib/matching.lua:7 */
-static void k540_rsqrt(real *restrict out, const real *restrict in0, long T) {
+/* k560_fused_rsqrt_clampmin:
+ *   %560 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
+ *     + %559 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+static void k560_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
-/* k541_mul:
- *   %541 map:mul [T,39,128]   graphs/lib/matching.lua:7
- *   %830 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k541_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k561_mul:
+ *   %561 map:mul [T,39,128]   graphs/lib/matching.lua:7 */
+static void k561_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k545_sum:
- *   %545 reduce [1,B,64,1]   graphs/lib/matching.lua:9
- *   %816 reduce [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k545_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long o = 0; o < 64*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k546_clampmin:
- *   %546 map:clampmin [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k546_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k565_fused_sum_square:
+ *   %565 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
+ *     + %564 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
+static void k565_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k547_rsqrt:
- *   %547 map:rsqrt [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k547_rsqrt(real *restrict out, const real *restrict in0, long B) {
+/* k567_fused_rsqrt_clampmin:
+ *   %567 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
+ *     + %566 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+static void k567_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
-/* k548_mul:
- *   %548 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
- *   %814 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k548_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k568_mul:
+ *   %568 map:mul [1,B,64,128]   graphs/lib/matching.lua:9 */
+static void k568_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k549_matmul:
- *   %549 matmul [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k549_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k569_matmul:
+ *   %569 matmul [T,B,39,64]   graphs/lib/matching.lua:10 */
+static void k569_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1742,18 +1381,17 @@ static void k549_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k550_scale:
- *   %550 map:scale [T,B,39,64]   graphs/lib/matching.lua:10
- *   %808 map:scale [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k550_scale(real *restrict out, const real *restrict in0, long B, long T) {
+/* k570_scale:
+ *   %570 map:scale [T,B,39,64]   graphs/lib/matching.lua:10 */
+static void k570_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
         out[i0] = in0[i0] * (real)10;
 }
 
-/* k551_max:
- *   %551 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
-static void k551_max(real *restrict out, const real *restrict in0, long B, long T) {
+/* k571_max:
+ *   %571 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
+static void k571_max(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(2496*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
         real a = -INFINITY;
@@ -1763,27 +1401,19 @@ static void k551_max(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k553_sub:
- *   %553 map:sub [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k553_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k574_fused_exp_sub:
+ *   %574 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %573 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k574_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0*64 + i1] - in1[i0];
+            out[i0*64 + i1] = exp(((in0[i0*64 + i1]) - (in1[i0])));
 }
 
-/* k554_exp:
- *   %554 map:exp [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k554_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = exp(in0[i0]);
-}
-
-/* k555_sum:
- *   %555 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %802 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:10 */
-static void k555_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k575_sum:
+ *   %575 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
+static void k575_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(2496*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
         real a = (real)0;
@@ -1793,20 +1423,20 @@ static void k555_sum(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k556_div:
- *   %556 map:div [T,B,39,64]   graphs/lib/matching.lua:10
- *   %799 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k556_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k576_div:
+ *   %576 map:div [T,B,39,64]   graphs/lib/matching.lua:10
+ *   %819 map:div [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+static void k576_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             out[i0*64 + i1] = in0[i0*64 + i1] / in1[i0];
 }
 
-/* k557_matmul:
- *   %557 matmul [T,B,39,128]   graphs/lib/matching.lua:11
- *   %809 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k557_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k577_matmul:
+ *   %577 matmul [T,B,39,128]   graphs/lib/matching.lua:11
+ *   %829 matmul [T,B,39,128] (backward)  graphs/lib/matching.lua:10 */
+static void k577_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -1820,20 +1450,46 @@ static void k557_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k558_square:
- *   %558 map:square [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k558_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k579_fused_sum_square:
+ *   %579 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
+ *     + %578 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k579_fused_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k559_sum:
- *   %559 reduce [T,B,39,1]   graphs/lib/matching.lua:12
- *   %564 reduce [T,B,39,1]   graphs/lib/matching.lua:13
- *   %701 reduce [T,B,39,1]   graphs/lib/irm.lua:10
- *   %785 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k559_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k581_fused_rsqrt_clampmin:
+ *   %581 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
+ *     + %580 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+static void k581_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
+}
+
+/* k582_mul:
+ *   %582 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
+static void k582_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
+}
+
+/* k583_mul:
+ *   %583 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
+static void k583_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 4992; i2++)
+                out[i0*4992*B + i1*4992 + i2] = in0[i0*4992 + i2] * in1[i0*4992*B + i1*4992 + i2];
+}
+
+/* k584_sum:
+ *   %584 reduce [T,B,39,1]   graphs/lib/matching.lua:13 */
+static void k584_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(4992*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
         real a = (real)0;
@@ -1843,120 +1499,41 @@ static void k559_sum(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k560_clampmin:
- *   %560 map:clampmin [T,B,39,1]   graphs/lib/matching.lua:12 */
-static void k560_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
-}
-
-/* k561_rsqrt:
- *   %561 map:rsqrt [T,B,39,1]   graphs/lib/matching.lua:12 */
-static void k561_rsqrt(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
-}
-
-/* k562_mul:
- *   %562 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %783 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k562_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k563_mul:
- *   %563 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k563_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4992; i2++)
-                out[i0*4992*B + i1*4992 + i2] = in0[i0*4992 + i2] * in1[i0*4992*B + i1*4992 + i2];
-}
-
-/* k568_matmul:
- *   %568 matmul [T,128]   graphs/lib/irm.lua:9
- *   %772 matmul [T,128] (backward)  graphs/lib/irm.lua:10
- *   %915 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k568_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k588_matmul:
+ *   %588 matmul [T,128]   graphs/lib/irm.lua:9
+ *   %792 matmul [T,128] (backward)  graphs/lib/irm.lua:10
+ *   %935 matmul [T,128] (backward)  graphs/lib/text_encoder.lua:36 */
+static void k588_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k700_mul:
- *   %700 map:mul [T,B,39,128]   graphs/lib/irm.lua:10
- *   %767 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10 */
-static void k700_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39*B; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*4992*B + i1*128 + i2] = in0[i0*4992*B + i1*128 + i2] * in1[i0*128 + i2];
+/* k600_fused_scale_addc_neg:
+ *   %600 fused:scale_addc_neg [T,1,39,1]   graphs/lib/irm.lua:11
+ *     + %599 map:addc [T,1,39,1]  graphs/lib/irm.lua:11
+ *     + %598 map:neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+static void k600_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(39*T) > 32768)
+    for (long i0 = 0; i0 < 39*T; i0++)
+        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k575_scale:
- *   %575 map:scale [T,B,39,1]   graphs/lib/irm.lua:10
- *   %765 map:scale [T,B,39,1] (backward)  graphs/lib/irm.lua:10 */
-static void k575_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * (real)0.088388347648318433;
-}
-
-/* k577_mul:
- *   %577 map:mul [T,B,39,1]   graphs/lib/irm.lua:11
- *   %586 map:mul [T,B,39,1]   graphs/lib/irm.lua:11
- *   %755 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %762 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
-static void k577_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k601_fused_add_mul_scale_sum:
+ *   %601 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/irm.lua:11
+ *     + %597 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
+ *     + %595 map:scale [T,B,39,1]  graphs/lib/irm.lua:10
+ *     + %721 reduce [T,B,39,1]  graphs/lib/irm.lua:10
+ *     + %720 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+static void k601_fused_add_mul_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] * in1[i0*39 + i2];
+                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992*B + i1*4992 + i2*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0*39*B + i1*39 + i2] = (((r1) * (real)0.088388347648318433) * (in2[i0*39 + i2])) + (in3[i0*39 + i2]); }
 }
 
-/* k578_neg:
- *   %578 map:neg [T,1,39,1]   graphs/lib/irm.lua:11 */
-static void k578_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k579_addc:
- *   %579 map:addc [T,1,39,1]   graphs/lib/irm.lua:11 */
-static void k579_addc(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] + (real)1;
-}
-
-/* k580_scale:
- *   %580 map:scale [T,1,39,1]   graphs/lib/irm.lua:11 */
-static void k580_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * (real)-1000000000;
-}
-
-/* k581_add:
- *   %581 map:add [T,B,39,1]   graphs/lib/irm.lua:11 */
-static void k581_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] + in1[i0*39 + i2];
-}
-
-/* k582_max:
- *   %582 reduce [T,B,1,1]   graphs/lib/irm.lua:11 */
-static void k582_max(real *restrict out, const real *restrict in0, long B, long T) {
+/* k602_max:
+ *   %602 reduce [T,B,1,1]   graphs/lib/irm.lua:11 */
+static void k602_max(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(39*B*T) > 32768)
     for (long o = 0; o < B*T; o++) {
         real a = -INFINITY;
@@ -1966,28 +1543,31 @@ static void k582_max(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k584_sub:
- *   %584 map:sub [T,B,39,1]   graphs/lib/irm.lua:11 */
-static void k584_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k605_fused_exp_sub:
+ *   %605 fused:exp_sub [T,B,39,1]   graphs/lib/irm.lua:11
+ *     + %604 map:sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+static void k605_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] - in1[i0];
+            out[i0*39 + i1] = exp(((in0[i0*39 + i1]) - (in1[i0])));
 }
 
-/* k585_exp:
- *   %585 map:exp [T,B,39,1]   graphs/lib/irm.lua:11 */
-static void k585_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = exp(in0[i0]);
+/* k606_mul:
+ *   %606 map:mul [T,B,39,1]   graphs/lib/irm.lua:11 */
+static void k606_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 39; i2++)
+                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] * in1[i0*39 + i2];
 }
 
-/* k587_sum:
- *   %587 reduce [T,B,1,1]   graphs/lib/irm.lua:11
- *   %591 reduce [T,B,1,1]   graphs/lib/irm.lua:12
- *   %750 reduce [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
-static void k587_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k607_sum:
+ *   %607 reduce [T,B,1,1]   graphs/lib/irm.lua:11
+ *   %611 reduce [T,B,1,1]   graphs/lib/irm.lua:12
+ *   %770 reduce [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
+static void k607_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(39*B*T) > 32768)
     for (long o = 0; o < B*T; o++) {
         real a = (real)0;
@@ -1997,270 +1577,280 @@ static void k587_sum(real *restrict out, const real *restrict in0, long B, long 
     }
 }
 
-/* k588_clampmin:
- *   %588 map:clampmin [T,B,1,1]   graphs/lib/irm.lua:11 */
-static void k588_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
+/* k608_clampmin:
+ *   %608 map:clampmin [T,B,1,1]   graphs/lib/irm.lua:11 */
+static void k608_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k589_div:
- *   %589 map:div [T,B,39,1]   graphs/lib/irm.lua:11
- *   %747 map:div [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
-static void k589_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k609_div:
+ *   %609 map:div [T,B,39,1]   graphs/lib/irm.lua:11 */
+static void k609_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
             out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
 }
 
-/* k590_mul:
- *   %590 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
- *   %745 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %746 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %748 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %758 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %787 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   ... and 2 more */
-static void k590_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k610_mul:
+ *   %610 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
+ *   %766 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12 */
+static void k610_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k593_scale:
- *   %593 map:scale [T,B]   graphs/lib/model.lua:43
- *   %742 map:scale [T,B] (backward)  graphs/lib/model.lua:43 */
-static void k593_scale(real *restrict out, const real *restrict in0, long B, long T) {
+/* k613_scale:
+ *   %613 map:scale [T,B]   graphs/lib/model.lua:43 */
+static void k613_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * (real)10;
 }
 
-/* k710_fill:
- *   %710 fill [] (backward)  graphs/lib/model.lua:87 */
-static void k710_fill(real *restrict out) {
+/* k644_add:
+ *   %644 map:add []   graphs/lib/model.lua:85 */
+static void k644_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
+    out[0] = in0[0] + in1[0];
+}
+
+/* k730_fill:
+ *   %730 fill [] (backward)  graphs/lib/model.lua:87 */
+static void k730_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
 }
 
-/* k713_id:
- *   %713 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
-static void k713_id(real *restrict out, const real *restrict in0, long B) {
+/* k732_scale:
+ *   %732 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
+static void k732_scale(real *restrict out, const real *restrict in0, long B) {
+    out[0] = in0[0] * ((real)0.5/(real)(B));
+}
+
+/* k733_id:
+ *   %733 map:id [1,B] (backward)  graphs/lib/losses.lua:14 */
+static void k733_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = in0[0];
 }
 
-/* k714_id:
- *   %714 map:id [T,1] (backward)  graphs/lib/losses.lua:13 */
-static void k714_id(real *restrict out, const real *restrict in0, long T) {
+/* k735_fused_mul_id:
+ *   %735 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
+ *     + %734 map:id [T,1]  graphs/lib/losses.lua:13 */
+static void k735_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[0];
+        out[i0] = ((in0[0])) * (in1[i0]);
 }
 
-/* k717_neg:
- *   %717 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k717_neg(real *restrict out, const real *restrict in0, long B) {
+/* k737_neg:
+ *   %737 map:neg [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k737_neg(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k718_id:
- *   %718 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %724 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %856 map:id [T,B] (backward)  graphs/lib/losses.lua:11 */
-static void k718_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k739_fused_mul_id:
+ *   %739 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
+ *     + %738 map:id [T,B]  graphs/lib/losses.lua:11 */
+static void k739_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i1];
+            out[i0*B + i1] = ((in0[i1])) * (in1[i0*B + i1]);
 }
 
-/* k721_div:
- *   %721 map:div [1,B] (backward)  graphs/lib/losses.lua:11
- *   %853 map:div [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k721_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k743_fused_mul_div_step:
+ *   %743 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *     + %741 map:div [1,B]  graphs/lib/losses.lua:11
+ *     + %742 map:step [1,B]  graphs/lib/losses.lua:11
+ *   %875 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k743_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] / in1[i0];
+        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
-/* k722_step:
- *   %722 map:step [1,B] (backward)  graphs/lib/losses.lua:11
- *   %854 map:step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k722_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
-}
-
-/* k723_mul:
- *   %723 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %855 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %881 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %883 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %885 map:mul [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k723_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k728_add:
- *   %728 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %733 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %741 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %860 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %865 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %873 map:add [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k728_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k729_neg:
- *   %729 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k729_neg(real *restrict out, const real *restrict in0, long T) {
+/* k749_neg:
+ *   %749 map:neg [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k749_neg(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         out[i0] = -in0[i0];
 }
 
-/* k730_id:
- *   %730 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %737 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %869 map:id [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k730_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k751_fused_mul_id:
+ *   %751 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
+ *     + %750 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k751_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0];
+            out[i0*B + i1] = ((in0[i0])) * (in1[i0*B + i1]);
 }
 
-/* k734_div:
- *   %734 map:div [T,1] (backward)  graphs/lib/losses.lua:10
- *   %866 map:div [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k734_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k756_fused_mul_div_step:
+ *   %756 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
+ *     + %754 map:div [T,1]  graphs/lib/losses.lua:10
+ *     + %755 map:step [T,1]  graphs/lib/losses.lua:10
+ *   %888 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k756_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] / in1[i0];
+        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
-/* k735_step:
- *   %735 map:step [T,1] (backward)  graphs/lib/losses.lua:10
- *   %867 map:step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k735_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
+/* k762_fused_scale_add_add_add:
+ *   %762 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
+ *     + %761 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %753 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %748 map:add [T,B]  graphs/lib/losses.lua:11
+ *     + %745 map:mul [T,B]  graphs/lib/losses.lua:11
+ *     + %744 map:id [T,B]  graphs/lib/losses.lua:11
+ *     + %758 map:mul [T,B]  graphs/lib/losses.lua:10
+ *     + %757 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k762_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+        for (long i1 = 0; i1 < B; i1++)
+            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)10;
 }
 
-/* k744_id:
- *   %744 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %753 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
-static void k744_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k764_id:
+ *   %764 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12 */
+static void k764_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
             out[i0*39 + i1] = in0[i0];
 }
 
-/* k749_neg:
- *   %749 map:neg [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
-static void k749_neg(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = -in0[i0];
+/* k767_fused_div_mul:
+ *   %767 fused:div_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
+ *     + %765 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+static void k767_fused_div_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < B*T; i0++)
+        for (long i1 = 0; i1 < 39; i1++)
+            out[i0*39 + i1] = ((in0[i0*39 + i1]) * (in1[i0*39 + i1])) / (in2[i0]);
 }
 
-/* k751_step:
- *   %751 map:step [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
-static void k751_step(real *restrict out, const real *restrict in0, long B, long T) {
+/* k769_fused_neg_mul:
+ *   %769 fused:neg_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
+ *     + %768 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+static void k769_fused_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        out[i0] = -((in0[i0]) * (in1[i0]));
+}
+
+/* k772_fused_mul_step:
+ *   %772 fused:mul_step [T,B,1,1] (backward)  graphs/lib/irm.lua:11
+ *     + %771 map:step [T,B,1,1]  graphs/lib/irm.lua:11 */
+static void k772_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
-/* k754_add:
- *   %754 map:add [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
-static void k754_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k785_fused_scale_mul_mul_mul:
+ *   %785 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:10
+ *     + %782 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
+ *     + %778 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
+ *     + %775 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
+ *     + %774 map:add [T,B,39,1]  graphs/lib/irm.lua:11
+ *     + %773 map:id [T,B,39,1]  graphs/lib/irm.lua:11 */
+static void k785_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 39; i2++)
+                out[i0*39*B + i1*39 + i2] = (((((in0[i0*39*B + i1*39 + i2]) + ((in1[i0*B + i1]))) * (in2[i0*39 + i2])) * (in3[i0*39*B + i1*39 + i2])) * (in2[i0*39 + i2])) * (real)0.088388347648318433;
 }
 
-/* k766_id:
- *   %766 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %778 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %792 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k766_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k786_id:
+ *   %786 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10 */
+static void k786_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             out[i0*128 + i1] = in0[i0];
 }
 
-/* k768_mul:
- *   %768 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %780 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %784 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %794 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k768_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k788_mul:
+ *   %788 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
+ *   %800 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k788_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 4992*B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k769_sum:
- *   %769 reduce [T,1,39,128] (backward)  graphs/lib/irm.lua:10
- *   %782 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
- *   %811 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
-static void k769_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k789_sum:
+ *   %789 reduce [T,1,39,128] (backward)  graphs/lib/irm.lua:10
+ *   %802 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
+ *   %831 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
+static void k789_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (4992 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long o = 0; o < T; o++)
-        for (long i = 0; i < 4992; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*4992 + i];
-            out[o*4992 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*4992;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
         }
 }
 
-/* k770_sum:
- *   %770 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
-static void k770_sum(real *restrict out, const real *restrict in0, long T) {
+/* k790_sum:
+ *   %790 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
+static void k790_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
     for (long o = 0; o < T; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 39; j++) a += in0[(o*39 + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 39; j++) {
+                const real *row = in0 + (o*39 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k773_matmul:
- *   %773 matmul [128,128] (backward)  graphs/lib/irm.lua:10
- *   %777 matmul [128,128] (backward)  graphs/lib/irm.lua:9
- *   %916 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k773_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k793_matmul:
+ *   %793 matmul [128,128] (backward)  graphs/lib/irm.lua:10
+ *   %797 matmul [128,128] (backward)  graphs/lib/irm.lua:9
+ *   %936 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:36 */
+static void k793_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k779_add:
- *   %779 map:add [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %795 map:add [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k779_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k799_fused_add_mul_id:
+ *   %799 fused:add_mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *     + %787 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
+ *     + %798 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+static void k799_fused_add_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 39*B; i1++)
+            for (long i2 = 0; i2 < 128; i2++)
+                out[i0*4992*B + i1*128 + i2] = ((in0[i0*4992*B + i1*128 + i2]) * (in1[i0*128 + i2])) + ((in2[i0*39*B + i1]));
 }
 
-/* k781_mul:
- *   %781 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k781_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k801_mul:
+ *   %801 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+static void k801_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
@@ -2268,41 +1858,37 @@ static void k781_mul(real *restrict out, const real *restrict in0, const real *r
                 out[i0*4992*B + i1*4992 + i2] = in0[i0*4992*B + i1*4992 + i2] * in1[i0*4992 + i2];
 }
 
-/* k786_square:
- *   %786 map:square [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k786_square(real *restrict out, const real *restrict in0, long B, long T) {
+/* k811_fused_mul_mul_sum_mul:
+ *   %811 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *     + %809 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %805 reduce [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %804 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %808 map:scale [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %807 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %806 map:square [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %810 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
+static void k811_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k788_scale:
- *   %788 map:scale [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k788_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+/* k815_fused_add_mul_mul_id:
+ *   %815 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *     + %803 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %814 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %812 map:id [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %813 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k815_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k790_step:
- *   %790 map:step [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k790_step(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k793_scale:
- *   %793 map:scale [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k793_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k796_matmul:
- *   %796 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
-static void k796_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k816_matmul:
+ *   %816 matmul [T,B,39,64] (backward)  graphs/lib/matching.lua:11 */
+static void k816_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2316,9 +1902,9 @@ static void k796_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k797_matmul:
- *   %797 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
-static void k797_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k817_matmul:
+ *   %817 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:11 */
+static void k817_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2332,56 +1918,50 @@ static void k797_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k798_sum:
- *   %798 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
- *   %812 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k798_sum(real *restrict out, const real *restrict in0, long B, long T) {
+/* k818_sum:
+ *   %818 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
+ *   %832 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
+static void k818_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (8192*B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192*B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 8192*B; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*8192*B + i];
-            out[o*8192*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 8192*B ? ib + 256 : 8192*B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*8192*B;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
         }
 }
 
-/* k800_mul:
- *   %800 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *   %805 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k800_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+/* k822_fused_sum_neg_mul:
+ *   %822 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
+ *     + %821 map:neg [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %820 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k822_fused_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += -((in0[i0*64 + j1*1]) * (in1[i0*64 + j1*1])); out[i0] = r1; }
 }
 
-/* k801_neg:
- *   %801 map:neg [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k801_neg(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k803_id:
- *   %803 map:id [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k803_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k828_fused_scale_mul_add_id:
+ *   %828 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *     + %825 map:mul [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %824 map:add [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %823 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k828_fused_scale_mul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0];
+            out[i0*64 + i1] = (((in0[i0*64 + i1]) + ((in1[i0]))) * (in2[i0*64 + i1])) * (real)10;
 }
 
-/* k804_add:
- *   %804 map:add [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k804_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k810_matmul:
- *   %810 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
-static void k810_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k830_matmul:
+ *   %830 matmul [T,B,64,128] (backward)  graphs/lib/matching.lua:10 */
+static void k830_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     const long nb = B*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2395,311 +1975,207 @@ static void k810_matmul(real *restrict out, const real *restrict in0, const real
     }
 }
 
-/* k813_add:
- *   %813 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   %842 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k813_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k833_add:
+ *   %833 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
+static void k833_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 4992*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k815_mul:
- *   %815 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %826 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %1253 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %1260 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1268 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1277 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 8 more */
-static void k815_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k818_square:
- *   %818 map:square [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k818_square(real *restrict out, const real *restrict in0, long B) {
+/* k843_fused_mul_mul_sum_mul:
+ *   %843 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *     + %841 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %836 reduce [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %835 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %840 map:scale [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %839 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %838 map:square [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %842 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
+static void k843_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k819_mul:
- *   %819 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %821 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %823 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k819_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k820_scale:
- *   %820 map:scale [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k820_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k822_step:
- *   %822 map:step [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k822_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k824_id:
- *   %824 map:id [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k824_id(real *restrict out, const real *restrict in0, long B) {
+/* k847_fused_add_add_mul_mul:
+ *   %847 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *     + %837 map:add [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %834 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %846 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %844 map:id [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %845 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
+static void k847_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
 }
 
-/* k825_scale:
- *   %825 map:scale [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %1276 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1321 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1367 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k825_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k831_mul:
- *   %831 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %841 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k831_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k833_square:
- *   %833 map:square [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k833_square(real *restrict out, const real *restrict in0, long T) {
+/* k858_fused_mul_mul_sum_mul:
+ *   %858 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *     + %856 map:mul [T,39,1]  graphs/lib/matching.lua:7
+ *     + %852 reduce [T,39,1]  graphs/lib/matching.lua:7
+ *     + %851 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %855 map:scale [T,39,1]  graphs/lib/matching.lua:7
+ *     + %854 map:mul [T,39,1]  graphs/lib/matching.lua:7
+ *     + %853 map:square [T,39,1]  graphs/lib/matching.lua:7
+ *     + %857 map:step [T,39,1]  graphs/lib/matching.lua:7 */
+static void k858_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k834_mul:
- *   %834 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %836 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %838 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k834_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k835_scale:
- *   %835 map:scale [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k835_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k837_step:
- *   %837 map:step [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k837_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k839_id:
- *   %839 map:id [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k839_id(real *restrict out, const real *restrict in0, long T) {
+/* k862_fused_add_mul_mul_id:
+ *   %862 fused:add_mul_mul_id [T,39,128] (backward)  graphs/lib/matching.lua:7
+ *     + %850 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %861 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %859 map:id [T,39,128]  graphs/lib/matching.lua:7
+ *     + %860 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
+static void k862_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k840_scale:
- *   %840 map:scale [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k840_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k894_fused_scale_add_add_add:
+ *   %894 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
+ *     + %893 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %885 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %880 map:add [T,B]  graphs/lib/losses.lua:11
+ *     + %877 map:mul [T,B]  graphs/lib/losses.lua:11
+ *     + %876 map:id [T,B]  graphs/lib/losses.lua:11
+ *     + %890 map:mul [T,B]  graphs/lib/losses.lua:10
+ *     + %889 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k894_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)14.285714285714285;
 }
 
-/* k875_matmul:
- *   %875 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k875_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k895_matmul:
+ *   %895 matmul [T,128] (backward)  graphs/lib/losses.lua:21 */
+static void k895_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 128, B, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k876_matmul:
- *   %876 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k876_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k896_matmul:
+ *   %896 matmul [B,128] (backward)  graphs/lib/losses.lua:21 */
+static void k896_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k878_mul:
- *   %878 map:mul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %888 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k878_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k880_square:
- *   %880 map:square [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k880_square(real *restrict out, const real *restrict in0, long B) {
+/* k905_fused_mul_mul_sum_mul:
+ *   %905 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *     + %903 map:mul [B,1]  graphs/lib/losses.lua:21
+ *     + %899 reduce [B,1]  graphs/lib/losses.lua:21
+ *     + %898 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %902 map:scale [B,1]  graphs/lib/losses.lua:21
+ *     + %901 map:mul [B,1]  graphs/lib/losses.lua:21
+ *     + %900 map:square [B,1]  graphs/lib/losses.lua:21
+ *     + %904 map:step [B,1]  graphs/lib/losses.lua:21 */
+static void k905_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k882_scale:
- *   %882 map:scale [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k882_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k884_step:
- *   %884 map:step [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k884_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k886_id:
- *   %886 map:id [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k886_id(real *restrict out, const real *restrict in0, long B) {
+/* k909_fused_add_mul_mul_id:
+ *   %909 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
+ *     + %897 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %908 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %906 map:id [B,128]  graphs/lib/losses.lua:21
+ *     + %907 map:scale [B,128]  graphs/lib/losses.lua:21 */
+static void k909_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k887_scale:
- *   %887 map:scale [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k887_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k889_add:
- *   %889 map:add [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k889_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k891_mul:
- *   %891 map:mul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %902 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k891_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k893_add:
- *   %893 map:add [T,128] (backward)  graphs/lib/losses.lua:21
- *   %903 map:add [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k893_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k894_square:
- *   %894 map:square [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k894_square(real *restrict out, const real *restrict in0, long T) {
+/* k919_fused_mul_mul_sum_mul:
+ *   %919 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *     + %917 map:mul [T,1]  graphs/lib/losses.lua:21
+ *     + %912 reduce [T,1]  graphs/lib/losses.lua:21
+ *     + %911 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %916 map:scale [T,1]  graphs/lib/losses.lua:21
+ *     + %915 map:mul [T,1]  graphs/lib/losses.lua:21
+ *     + %914 map:square [T,1]  graphs/lib/losses.lua:21
+ *     + %918 map:step [T,1]  graphs/lib/losses.lua:21 */
+static void k919_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k896_scale:
- *   %896 map:scale [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k896_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k898_step:
- *   %898 map:step [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k898_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k900_id:
- *   %900 map:id [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k900_id(real *restrict out, const real *restrict in0, long T) {
+/* k923_fused_add_add_mul_mul:
+ *   %923 fused:add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
+ *     + %913 map:add [T,128]  graphs/lib/losses.lua:21
+ *     + %910 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %922 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %920 map:id [T,128]  graphs/lib/losses.lua:21
+ *     + %921 map:scale [T,128]  graphs/lib/losses.lua:21 */
+static void k923_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
 }
 
-/* k901_scale:
- *   %901 map:scale [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k901_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k904_sum:
- *   %904 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k904_sum(real *restrict out, const real *restrict in0, long T) {
+/* k924_sum:
+ *   %924 reduce [1,39,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k924_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (4992 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 4992; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*4992 + i];
-            out[o*4992 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*4992;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
         }
 }
 
-/* k906_sum:
- *   %906 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k906_sum(real *restrict out, const real *restrict in0) {
+/* k926_sum:
+ *   %926 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k926_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 39; j++) a += in0[(o*39 + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 39; j++) {
+                const real *row = in0 + (o*39 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k909_matmul:
- *   %909 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k909_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k929_matmul:
+ *   %929 matmul [39*T,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k929_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 39*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k910_matmul:
- *   %910 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k910_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k930_matmul:
+ *   %930 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k930_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 39*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k912_pad:
- *   %912 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37 */
-static void k912_pad(real *restrict out, const real *restrict in0, long T) {
+/* k932_pad:
+ *   %932 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:37 */
+static void k932_pad(real *restrict out, const real *restrict in0, long T) {
     memset(out, 0, sizeof(real)*(size_t)(5120*T));
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -2707,21 +2183,27 @@ static void k912_pad(real *restrict out, const real *restrict in0, long T) {
             out[128 + i0*5120 + i1] = in0[i0*4992 + i1];
 }
 
-/* k913_sum:
- *   %913 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
-static void k913_sum(real *restrict out, const real *restrict in0, long T) {
+/* k933_sum:
+ *   %933 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:36 */
+static void k933_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(128*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k918_pad:
- *   %918 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
-static void k918_pad(real *restrict out, const real *restrict in0, long T) {
+/* k938_pad:
+ *   %938 pad [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
+static void k938_pad(real *restrict out, const real *restrict in0, long T) {
     memset(out, 0, sizeof(real)*(size_t)(5120*T));
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -2729,235 +2211,266 @@ static void k918_pad(real *restrict out, const real *restrict in0, long T) {
             out[i0*5120 + i1] = in0[i0*128 + i1];
 }
 
-/* k920_sum:
- *   %920 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %926 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %947 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %965 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %971 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %993 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 15 more */
-static void k920_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 5120; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*5120 + i];
-            out[o*5120 + i] = a;
-        }
-}
-
-/* k922_sum:
- *   %922 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %928 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %949 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
- *   %967 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %973 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %995 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 14 more */
-static void k922_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for collapse(2) if((long)(5120) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 40; j++) a += in0[(o*40 + j)*128 + i];
-            out[o*128 + i] = a;
-        }
-}
-
-/* k925_mul:
- *   %925 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %931 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %940 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %970 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %976 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %985 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   ... and 9 more */
-static void k925_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k939_add:
+ *   %939 map:add [T,40,128] (backward)  graphs/lib/text_encoder.lua:35 */
+static void k939_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+        out[i0] = in0[i0] + in1[i0];
 }
 
-/* k933_square:
- *   %933 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %978 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1074 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1120 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1216 map:square [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k933_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k940_sum:
+ *   %940 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %946 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %967 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:25
+ *   %985 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %991 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1013 reduce [1,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   ... and 15 more */
+static void k940_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (5120 + 255) / 256;
+    #pragma omp parallel for collapse(2) if((long)(5120*T) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 5120 ? ib + 256 : 5120;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*5120;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*5120 + i] = a[i - ib];
+        }
 }
 
-/* k934_mul:
- *   %934 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %936 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %979 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %981 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1075 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1077 map:mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 4 more */
-static void k934_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+/* k942_sum:
+ *   %942 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %948 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %969 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:25
+ *   %987 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %993 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1015 reduce [1,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   ... and 14 more */
+static void k942_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (128 + 255) / 256;
+    #pragma omp parallel for collapse(2) if((long)(5120) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 40; j++) {
+                const real *row = in0 + (o*40 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
+        }
 }
 
-/* k935_scale:
- *   %935 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
- *   %980 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1076 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
- *   %1122 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
- *   %1218 map:scale [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k935_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k938_id:
- *   %938 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %945 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %983 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %991 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1079 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1087 map:id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   ... and 4 more */
-static void k938_id(real *restrict out, const real *restrict in0, long T) {
+/* k944_mul:
+ *   %944 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %989 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1085 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1131 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1227 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k944_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
 }
 
-/* k939_scale:
- *   %939 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %984 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1080 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1126 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1222 map:scale [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k939_scale(real *restrict out, const real *restrict in0, long T) {
+/* k945_mul:
+ *   %945 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *   %990 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1086 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1132 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1228 map:mul [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k945_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k942_neg:
- *   %942 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
- *   %987 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1083 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1129 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1225 map:neg [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
-static void k942_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k952_matmul:
- *   %952 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1094 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k952_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
-}
-
-/* k953_matmul:
- *   %953 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1095 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k953_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
-}
-
-/* k955_gelu_grad:
- *   %955 map:gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1097 map:gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k955_gelu_grad(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
-        out[i0] = gelu_tanh_grad(in0[i0]);
-}
-
-/* k956_mul:
- *   %956 map:mul [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
- *   %1098 map:mul [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
-static void k956_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k957_sum:
- *   %957 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %1099 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k957_sum(real *restrict out, const real *restrict in0, long T) {
+/* k957_fused_scale_mul_sum_mul:
+ *   %957 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %956 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %952 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %951 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %955 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %954 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %953 map:square [T,40,1]  graphs/lib/text_encoder.lua:34
+ *   %1002 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1098 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1144 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1240 fused:scale_mul_sum_mul [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k957_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for simd if((long)(40*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0078125; }
+}
+
+/* k961_fused_add_mul_mul_id:
+ *   %961 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %950 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %960 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %958 map:id [T,40,128]  graphs/lib/text_encoder.lua:34
+ *     + %959 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34
+ *   %1006 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1102 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1148 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1244 fused:add_mul_mul_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k961_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
+}
+
+/* k964_fused_scale_sum_neg:
+ *   %964 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %963 reduce [T,40,1]  graphs/lib/text_encoder.lua:34
+ *     + %962 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34
+ *   %1010 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1106 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1152 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1248 fused:scale_sum_neg [T,40,1] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k964_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(40*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += -(in0[i0*128 + j1*1]); out[i0] = (r1) * (real)0.0078125; }
+}
+
+/* k966_fused_add_id:
+ *   %966 fused:add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:34
+ *     + %965 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+static void k966_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0]));
+}
+
+/* k972_matmul:
+ *   %972 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1114 matmul [40*T,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k972_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
+}
+
+/* k973_matmul:
+ *   %973 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25
+ *   %1115 matmul [128,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k973_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 512, 40*T, (real)1, in0 + 0, 128, in1 + 0, 512, (real)0, out + 0, 512);
+}
+
+/* k976_fused_mul_gelu_grad:
+ *   %976 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25
+ *     + %975 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25
+ *   %1118 fused:mul_gelu_grad [T,40,512] (backward)  graphs/lib/text_encoder.lua:25 */
+static void k976_fused_mul_gelu_grad(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for simd if((long)(20480*T) > 32768)
+    for (long i0 = 0; i0 < 20480*T; i0++)
+        out[i0] = (in0[i0]) * (gelu_tanh_grad((in1[i0])));
+}
+
+/* k977_sum:
+ *   %977 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1119 reduce [1,40,512] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k977_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (20480 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(20480*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 20480; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*20480 + i];
-            out[o*20480 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 20480 ? ib + 256 : 20480;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*20480;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*20480 + i] = a[i - ib];
         }
 }
 
-/* k959_sum:
- *   %959 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
- *   %1101 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k959_sum(real *restrict out, const real *restrict in0) {
+/* k979_sum:
+ *   %979 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1121 reduce [1,512] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k979_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (512 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(20480) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 512; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 40; j++) a += in0[(o*40 + j)*512 + i];
-            out[o*512 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 512 ? ib + 256 : 512;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 40; j++) {
+                const real *row = in0 + (o*40 + j)*512;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*512 + i] = a[i - ib];
         }
 }
 
-/* k962_matmul:
- *   %962 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1104 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k962_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k982_matmul:
+ *   %982 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1124 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k982_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 512, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k963_matmul:
- *   %963 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
- *   %1105 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24 */
-static void k963_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k983_matmul:
+ *   %983 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1125 matmul [512,128] (backward)  graphs/lib/text_encoder.lua:24 */
+static void k983_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 512, 128, 40*T, (real)1, in0 + 0, 512, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k998_matmul:
- *   %998 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1036 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
- *   %1046 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %1057 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %1140 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1178 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
+/* k1012_fused_add_add_id:
+ *   %1012 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *     + %1009 map:add [T,40,128]  graphs/lib/text_encoder.lua:24
+ *     + %1011 map:id [T,40,128]  graphs/lib/text_encoder.lua:24
+ *   %1108 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1154 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:24
+ *   %1250 fused:add_add_id [T,40,128] (backward)  graphs/lib/text_encoder.lua:23 */
+static void k1012_fused_add_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) + (in1[i0*128 + i1])) + ((in2[i0]));
+}
+
+/* k1018_matmul:
+ *   %1018 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1056 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
+ *   %1066 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %1077 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %1160 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1198 matmul [40*T,128] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k998_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+static void k1018_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k999_matmul:
- *   %999 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1037 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
- *   %1047 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
- *   %1058 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
- *   %1141 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
- *   %1179 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
+/* k1019_matmul:
+ *   %1019 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1057 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
+ *   %1067 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:13
+ *   %1078 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:12
+ *   %1161 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:23
+ *   %1199 matmul [128,128] (backward)  graphs/lib/text_encoder.lua:14
  *   ... and 2 more */
-static void k999_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+static void k1019_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 40*T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k1004_matmul:
- *   %1004 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %1028 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
- *   %1146 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
- *   %1170 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
-static void k1004_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k1024_matmul:
+ *   %1024 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
+ *   %1048 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15
+ *   %1166 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:17
+ *   %1190 matmul [T,4,40,32] (backward)  graphs/lib/text_encoder.lua:15 */
+static void k1024_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     const long nb = 4*T;
     /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
      * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
@@ -2971,66 +2484,48 @@ static void k1004_matmul(real *restrict out, const real *restrict in0, const rea
     }
 }
 
-/* k1006_mul:
- *   %1006 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1017 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1148 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1159 map:mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1006_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1007_neg:
- *   %1007 map:neg [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1149 map:neg [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1007_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k1009_step:
- *   %1009 map:step [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %1151 map:step [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1009_step(real *restrict out, const real *restrict in0, long T) {
+/* k1030_fused_mul_sum_neg_mul:
+ *   %1030 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
+ *     + %1028 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
+ *     + %1027 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %1026 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %1029 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16
+ *   %1172 fused:mul_sum_neg_mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
+static void k1030_fused_mul_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for simd if((long)(160*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 40; j1++) r1 += -((in0[i0*40 + j1*1]) * (in1[i0*40 + j1*1])); out[i0] = (r1) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0); }
 }
 
-/* k1010_mul:
- *   %1010 map:mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16
- *   %1152 map:mul [T,4,40,1] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1010_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(160*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+/* k1046_fused_scale_mul_mul_mul:
+ *   %1046 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15
+ *     + %1042 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %1037 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %1033 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %1032 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %1031 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *   %1188 fused:scale_mul_mul_mul [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:15 */
+static void k1046_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
+    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 160; i1++)
+            for (long i2 = 0; i2 < 40; i2++)
+                out[i0*6400 + i1*40 + i2] = (((((in0[i0*6400 + i1*40 + i2]) + ((in1[i0*160 + i1]))) * (in2[i0*40 + i2])) * (in3[i0*6400 + i1*40 + i2])) * (in2[i0*40 + i2])) * (real)0.17677669529663687;
 }
 
-/* k1011_id:
- *   %1011 map:id [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1153 map:id [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1011_id(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = in0[i0];
+/* k1080_fused_add_add:
+ *   %1080 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12
+ *     + %1069 map:add [T,40,128]  graphs/lib/text_encoder.lua:13
+ *   %1222 fused:add_add [T,40,128] (backward)  graphs/lib/text_encoder.lua:12 */
+static void k1080_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for simd if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 5120*T; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) + (in2[i0]);
 }
 
-/* k1012_add:
- *   %1012 map:add [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16
- *   %1154 map:add [T,4,40,40] (backward)  graphs/lib/text_encoder.lua:16 */
-static void k1012_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k1233_scatter_add:
- *   %1233 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
-static void k1233_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
+/* k1253_scatter_add:
+ *   %1253 scatter_add [1024,128] (backward)  graphs/lib/text_encoder.lua:32 */
+static void k1253_scatter_add(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T) {
     memset(out, 0, sizeof(real)*(size_t)(131072));
     #pragma omp parallel for if((long)(5120*T) > 65536)
     for (long j = 0; j < 128; j++)
@@ -3038,85 +2533,104 @@ static void k1233_scatter_add(real *restrict out, const real *restrict in0, cons
             out[(long)in1[r]*128 + j] += in0[r*128 + j];
 }
 
-/* k1234_sum:
- *   %1234 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1234_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1254_sum:
+ *   %1254 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k1254_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(128*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
-/* k1236_matmul:
- *   %1236 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1236_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1256_matmul:
+ *   %1256 matmul [B,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k1256_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k1237_matmul:
- *   %1237 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
-static void k1237_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k1257_matmul:
+ *   %1257 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:36 */
+static void k1257_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k1240_id:
- *   %1240 map:id [B,64,128] (backward)  graphs/lib/image_encoder.lua:35 */
-static void k1240_id(real *restrict out, const real *restrict in0, long B) {
+/* k1261_sum:
+ *   %1261 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *   %1274 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1281 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1305 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1319 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1326 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 4 more */
+static void k1261_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (8192 + 255) / 256;
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 8192 ? ib + 256 : 8192;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*8192;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*8192 + i] = a[i - ib];
+        }
+}
+
+/* k1263_sum:
+ *   %1263 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k1263_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (128 + 255) / 256;
+    #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
+    for (long o = 0; o < 1; o++)
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 64; j++) {
+                const real *row = in0 + (o*64 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
+        }
+}
+
+/* k1266_matmul:
+ *   %1266 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k1266_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k1267_matmul:
+ *   %1267 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
+static void k1267_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 64*B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k1269_fused_add_id:
+ *   %1269 fused:add_id [B,64,128] (backward)  graphs/lib/image_encoder.lua:34
+ *     + %1260 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
+static void k1269_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             for (long i2 = 0; i2 < 128; i2++)
-                out[i0*8192 + i1*128 + i2] = in0[i0*128 + i2];
+                out[i0*8192 + i1*128 + i2] = ((in0[i0*128 + i2])) + (in1[i0*8192 + i1*128 + i2]);
 }
 
-/* k1241_sum:
- *   %1241 reduce [1,64,128] (backward)  graphs/lib/image_encoder.lua:34
- *   %1254 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1261 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1285 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1299 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1306 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k1241_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 8192; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*8192 + i];
-            out[o*8192 + i] = a;
-        }
-}
-
-/* k1243_sum:
- *   %1243 reduce [1,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1243_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 64; j++) a += in0[(o*64 + j)*128 + i];
-            out[o*128 + i] = a;
-        }
-}
-
-/* k1246_matmul:
- *   %1246 matmul [64*B,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1246_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64*B, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1247_matmul:
- *   %1247 matmul [128,128] (backward)  graphs/lib/image_encoder.lua:34 */
-static void k1247_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, 64*B, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
-}
-
-/* k1250_permute:
- *   %1250 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
-static void k1250_permute(real *restrict out, const real *restrict in0, long B) {
+/* k1270_permute:
+ *   %1270 permute [B,128,64] (backward)  graphs/lib/image_encoder.lua:33 */
+static void k1270_permute(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -3124,43 +2638,49 @@ static void k1250_permute(real *restrict out, const real *restrict in0, long B) 
                 out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1 + i2*128];
 }
 
-/* k1252_step:
- *   %1252 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %1297 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
- *   %1343 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k1252_step(real *restrict out, const real *restrict in0, long B) {
+/* k1273_fused_mul_step:
+ *   %1273 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %1272 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27
+ *   %1318 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12 */
+static void k1273_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k1256_sum:
- *   %1256 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1263 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1287 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1301 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1308 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %1332 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
+/* k1276_sum:
+ *   %1276 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1283 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1307 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1321 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1328 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1352 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1256_sum(real *restrict out, const real *restrict in0) {
+static void k1276_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (8 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
     for (long o = 0; o < 128; o++)
-        for (long i = 0; i < 8; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 8; j++) a += in0[(o*8 + j)*8 + i];
-            out[o*8 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 8 ? ib + 256 : 8;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 8; j++) {
+                const real *row = in0 + (o*8 + j)*8;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*8 + i] = a[i - ib];
         }
 }
 
-/* k1257_sum:
- *   %1257 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1264 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1288 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1302 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1309 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1333 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k1277_sum:
+ *   %1277 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1284 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1308 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1322 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1329 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1353 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1257_sum(real *restrict out, const real *restrict in0) {
+static void k1277_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 128; o++) {
         real a = (real)0;
@@ -3170,196 +2690,170 @@ static void k1257_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1270_square:
- *   %1270 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1315 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1361 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1406 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1451 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1497 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k1270_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k1279_mul:
+ *   %1279 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1324 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1370 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1279_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
 }
 
-/* k1271_mul:
- *   %1271 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1273 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1316 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1318 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1362 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1364 map:mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 14 more */
-static void k1271_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
+/* k1280_mul:
+ *   %1280 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1325 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1371 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1280_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1272_scale:
- *   %1272 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1317 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1363 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1408 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1453 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1499 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 4 more */
-static void k1272_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1294_fused_scale_mul_sum_mul:
+ *   %1294 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1293 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1289 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1288 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %1292 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1291 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1290 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
+ *   %1339 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1385 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1294_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in1[i0*1024 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0009765625; }
 }
 
-/* k1275_id:
- *   %1275 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1282 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1320 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1327 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1366 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1373 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1275_id(real *restrict out, const real *restrict in0, long B) {
+/* k1298_fused_add_mul_mul_id:
+ *   %1298 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1287 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %1297 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %1295 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %1296 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %1343 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1389 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1298_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0];
+            out[i0*1024 + i1] = ((in0[i0*1024 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*1024 + i1]) * (real)2));
 }
 
-/* k1279_neg:
- *   %1279 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1324 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %1370 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1279_neg(real *restrict out, const real *restrict in0, long B) {
+/* k1301_fused_scale_sum_neg:
+ *   %1301 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1300 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1299 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %1346 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1392 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1301_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += -(in0[i0*1024 + j1*1]); out[i0] = (r1) * (real)0.0009765625; }
+}
+
+/* k1303_fused_add_id:
+ *   %1303 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1302 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %1348 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1394 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1303_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 1024; i1++)
+            out[i0*1024 + i1] = (in0[i0*1024 + i1]) + ((in1[i0]));
+}
+
+/* k1311_permute:
+ *   %1311 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1356 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1402 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1311_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 128; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*64*B + i1*64 + i2] = in0[i0*64 + i1*8192 + i2];
+}
+
+/* k1313_matmul:
+ *   %1313 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1358 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1313_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1152, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 1152);
+}
+
+/* k1314_matmul:
+ *   %1314 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1359 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1314_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 64*B, 128, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
+}
+
+/* k1316_col2im:
+ *   %1316 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1361 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1316_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(8192*B));
+    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k1364_fused_mul_add_step:
+ *   %1364 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %1362 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6
+ *     + %1363 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+static void k1364_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = -in0[i0];
+        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k1291_matmul:
- *   %1291 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %1336 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1291_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*8192; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1152, 64, (real)1, in0 + ao, 64, in1 + bo, 64, (real)0, out + p*147456, 1152);
-    }
+/* k1404_matmul:
+ *   %1404 matmul [128,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1404_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 576, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 576);
 }
 
-/* k1292_matmul:
- *   %1292 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:13
- *   %1337 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1292_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*8192; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 64, 128, (real)1, in0 + ao, 1152, in1 + bo, 64, (real)0, out + p*73728, 64);
-    }
+/* k1405_matmul:
+ *   %1405 matmul [576,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1405_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64*B, 128, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k1293_sum:
- *   %1293 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %1338 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1293_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(147456*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 147456; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*147456 + i];
-            out[o*147456 + i] = a;
-        }
-}
-
-/* k1296_col2im:
- *   %1296 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %1341 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1296_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(8192*B));
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k1382_matmul:
- *   %1382 matmul [B,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1382_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*8192; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 576, 64, (real)1, in0 + ao, 64, in1 + bo, 64, (real)0, out + p*73728, 576);
-    }
-}
-
-/* k1383_matmul:
- *   %1383 matmul [B,576,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1383_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*8192; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, 128, (real)1, in0 + ao, 576, in1 + bo, 64, (real)0, out + p*36864, 64);
-    }
-}
-
-/* k1384_sum:
- *   %1384 reduce [1,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1384_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(73728*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 73728; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*73728 + i];
-            out[o*73728 + i] = a;
-        }
-}
-
-/* k1387_col2im:
- *   %1387 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1387_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k1407_col2im:
+ *   %1407 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1407_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576;
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -3372,75 +2866,73 @@ static void k1387_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1388_step:
- *   %1388 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %1433 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %1479 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k1388_step(real *restrict out, const real *restrict in0, long B) {
+/* k1409_fused_mul_step:
+ *   %1409 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %1408 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27
+ *   %1454 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12 */
+static void k1409_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k1389_mul:
- *   %1389 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %1396 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1404 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1413 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1434 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %1441 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 6 more */
-static void k1389_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k1390_sum:
- *   %1390 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1397 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1421 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1435 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1442 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1466 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
+/* k1410_sum:
+ *   %1410 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1417 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1441 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1455 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1462 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1486 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1390_sum(real *restrict out, const real *restrict in0, long B) {
+static void k1410_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (16384 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 16384; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*16384 + i];
-            out[o*16384 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 16384 ? ib + 256 : 16384;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*16384;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*16384 + i] = a[i - ib];
         }
 }
 
-/* k1392_sum:
- *   %1392 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1399 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1423 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1437 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1444 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
- *   %1468 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
+/* k1412_sum:
+ *   %1412 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1419 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1443 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1457 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1464 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1488 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1392_sum(real *restrict out, const real *restrict in0) {
+static void k1412_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (16 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(16384) > 32768)
     for (long o = 0; o < 64; o++)
-        for (long i = 0; i < 16; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 16; j++) a += in0[(o*16 + j)*16 + i];
-            out[o*16 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 16 ? ib + 256 : 16;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 16; j++) {
+                const real *row = in0 + (o*16 + j)*16;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*16 + i] = a[i - ib];
         }
 }
 
-/* k1393_sum:
- *   %1393 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1400 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1424 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1438 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1445 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1469 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k1413_sum:
+ *   %1413 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1420 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1444 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1458 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1465 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1489 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1393_sum(real *restrict out, const real *restrict in0) {
+static void k1413_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 64; o++) {
         real a = (real)0;
@@ -3450,245 +2942,249 @@ static void k1393_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1411_id:
- *   %1411 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1418 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1456 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1463 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1502 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1509 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1411_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0];
+/* k1415_mul:
+ *   %1415 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1460 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1506 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1415_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
 }
 
-/* k1412_scale:
- *   %1412 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1457 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1503 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1412_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1416_mul:
+ *   %1416 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1461 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1507 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1416_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k1415_neg:
- *   %1415 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %1460 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %1506 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1415_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k1427_matmul:
- *   %1427 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %1472 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1427_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*16384; bo += i1*147456; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 576, 256, (real)1, in0 + ao, 256, in1 + bo, 256, (real)0, out + p*36864, 576);
-    }
-}
-
-/* k1428_matmul:
- *   %1428 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:13
- *   %1473 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1428_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*16384; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 256, 64, (real)1, in0 + ao, 576, in1 + bo, 256, (real)0, out + p*147456, 256);
-    }
-}
-
-/* k1429_sum:
- *   %1429 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %1474 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1429_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(36864*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 36864; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*36864 + i];
-            out[o*36864 + i] = a;
-        }
-}
-
-/* k1432_col2im:
- *   %1432 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %1477 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1432_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k1518_matmul:
- *   %1518 matmul [B,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1518_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*16384; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 288, 256, (real)1, in0 + ao, 256, in1 + bo, 256, (real)0, out + p*18432, 288);
-    }
-}
-
-/* k1519_matmul:
- *   %1519 matmul [B,288,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1519_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*16384; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 256, 64, (real)1, in0 + ao, 288, in1 + bo, 256, (real)0, out + p*73728, 256);
-    }
-}
-
-/* k1520_sum:
- *   %1520 reduce [1,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1520_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(18432*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 18432; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*18432 + i];
-            out[o*18432 + i] = a;
-        }
-}
-
-/* k1523_col2im:
- *   %1523 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1523_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k1524_step:
- *   %1524 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %1569 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %1615 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k1524_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
-}
-
-/* k1525_mul:
- *   %1525 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %1532 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1540 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1549 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1570 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %1577 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 6 more */
-static void k1525_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1526_sum:
- *   %1526 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1533 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1557 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1571 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1578 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1602 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
+/* k1430_fused_scale_mul_sum_mul:
+ *   %1430 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1429 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1425 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1424 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %1428 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1427 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1426 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
+ *   %1475 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1521 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1430_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in1[i0*2048 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.00048828125; }
+}
+
+/* k1434_fused_add_mul_mul_id:
+ *   %1434 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1423 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %1433 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %1431 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *     + %1432 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *   %1479 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1525 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1434_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 2048; i1++)
+            out[i0*2048 + i1] = ((in0[i0*2048 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*2048 + i1]) * (real)2));
+}
+
+/* k1437_fused_scale_sum_neg:
+ *   %1437 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1436 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1435 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *   %1482 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1528 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1437_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += -(in0[i0*2048 + j1*1]); out[i0] = (r1) * (real)0.00048828125; }
+}
+
+/* k1439_fused_add_id:
+ *   %1439 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1438 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13
+ *   %1484 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1530 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1439_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 2048; i1++)
+            out[i0*2048 + i1] = (in0[i0*2048 + i1]) + ((in1[i0]));
+}
+
+/* k1447_permute:
+ *   %1447 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1492 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1538 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1447_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 64; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*256*B + i1*256 + i2] = in0[i0*256 + i1*16384 + i2];
+}
+
+/* k1449_matmul:
+ *   %1449 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1494 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1449_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 576, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 576);
+}
+
+/* k1450_matmul:
+ *   %1450 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1495 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1450_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 256*B, 64, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
+}
+
+/* k1452_col2im:
+ *   %1452 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1497 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1452_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(16384*B));
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k1500_fused_mul_add_step:
+ *   %1500 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %1498 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6
+ *     + %1499 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+static void k1500_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 16384*B; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k1540_matmul:
+ *   %1540 matmul [64,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1540_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 288, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 288);
+}
+
+/* k1541_matmul:
+ *   %1541 matmul [288,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1541_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 256*B, 64, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
+}
+
+/* k1543_col2im:
+ *   %1543 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1543_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(32768*B));
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k1545_fused_mul_step:
+ *   %1545 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %1544 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27
+ *   %1590 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12 */
+static void k1545_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32768*B; i0++)
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k1546_sum:
+ *   %1546 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1553 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1577 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1591 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1598 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1622 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1526_sum(real *restrict out, const real *restrict in0, long B) {
+static void k1546_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (32768 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 32768; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*32768 + i];
-            out[o*32768 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 32768 ? ib + 256 : 32768;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*32768;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*32768 + i] = a[i - ib];
         }
 }
 
-/* k1528_sum:
- *   %1528 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1535 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1559 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1573 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1580 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
- *   %1604 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
+/* k1548_sum:
+ *   %1548 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1555 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1579 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1593 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1600 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1624 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1528_sum(real *restrict out, const real *restrict in0) {
+static void k1548_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (32 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32768) > 32768)
     for (long o = 0; o < 32; o++)
-        for (long i = 0; i < 32; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 32; j++) a += in0[(o*32 + j)*32 + i];
-            out[o*32 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 32; j++) {
+                const real *row = in0 + (o*32 + j)*32;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
         }
 }
 
-/* k1529_sum:
- *   %1529 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1536 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1560 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %1574 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1581 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1605 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k1549_sum:
+ *   %1549 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1556 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1580 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1594 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1601 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1625 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k1529_sum(real *restrict out, const real *restrict in0) {
+static void k1549_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -3698,189 +3194,226 @@ static void k1529_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1547_id:
- *   %1547 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1554 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1592 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1599 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1638 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1645 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1547_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0];
+/* k1551_mul:
+ *   %1551 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1596 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1642 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1551_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
 }
 
-/* k1548_scale:
- *   %1548 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1593 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1639 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1548_scale(real *restrict out, const real *restrict in0, long B) {
+/* k1552_mul:
+ *   %1552 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1597 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1643 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1552_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k1551_neg:
- *   %1551 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %1596 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1642 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1551_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k1563_matmul:
- *   %1563 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1608 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1654 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1563_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*32768; bo += i1*294912; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 288, 1024, (real)1, in0 + ao, 1024, in1 + bo, 1024, (real)0, out + p*9216, 288);
-    }
-}
-
-/* k1564_matmul:
- *   %1564 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1609 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6
- *   %1655 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1564_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*32768; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 1024, 32, (real)1, in0 + ao, 288, in1 + bo, 1024, (real)0, out + p*294912, 1024);
-    }
-}
-
-/* k1565_sum:
- *   %1565 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1610 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1656 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1565_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(9216*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 9216; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*9216 + i];
-            out[o*9216 + i] = a;
-        }
-}
-
-/* k1568_col2im:
- *   %1568 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1613 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1568_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k1659_col2im:
- *   %1659 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1659_col2im(real *restrict out, const real *restrict in0, long B) {
-    memset(out, 0, sizeof(real)*(size_t)(131072*B));
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288;
-    #pragma omp parallel for collapse(2)
-    for (long n = 0; n < B; n++)
-        for (long c = 0; c < C; c++) {
-            real *xp = (out) + (n*C + c)*H*W;
-            for (long ky = 0; ky < KH; ky++)
-                for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
-                    for (long oy = 0; oy < HO; oy++) {
-                        long iy = oy*S - P + ky;
-                        for (long ox = 0; ox < WO; ox++) {
-                            long ix = ox*S - P + kx;
-                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
-                        }
-                    }
-                }
-        }
-}
-
-/* k1660_step:
- *   %1660 map:step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22 */
-static void k1660_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
-}
-
-/* k1661_mul:
- *   %1661 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %1668 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1676 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1685 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1661_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k1662_sum:
- *   %1662 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1669 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1693 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1662_sum(real *restrict out, const real *restrict in0, long B) {
+/* k1566_fused_scale_mul_sum_mul:
+ *   %1566 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1565 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1561 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1560 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %1564 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1563 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1562 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
+ *   %1611 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1657 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1566_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.000244140625; }
+}
+
+/* k1570_fused_add_mul_mul_id:
+ *   %1570 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1559 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %1569 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %1567 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *     + %1568 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *   %1615 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1661 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1570_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 4096; i1++)
+            out[i0*4096 + i1] = ((in0[i0*4096 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*4096 + i1]) * (real)2));
+}
+
+/* k1573_fused_scale_sum_neg:
+ *   %1573 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1572 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %1571 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *   %1618 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1664 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1573_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += -(in0[i0*4096 + j1*1]); out[i0] = (r1) * (real)0.000244140625; }
+}
+
+/* k1575_fused_add_id:
+ *   %1575 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %1574 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13
+ *   %1620 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1666 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1575_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 4096; i1++)
+            out[i0*4096 + i1] = (in0[i0*4096 + i1]) + ((in1[i0]));
+}
+
+/* k1583_permute:
+ *   %1583 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1628 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1674 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1583_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*1024*B + i1*1024 + i2] = in0[i0*1024 + i1*32768 + i2];
+}
+
+/* k1585_matmul:
+ *   %1585 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1630 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1676 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1585_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 288, 1024*B, (real)1, in0 + 0, 1024*B, in1 + 0, 1024*B, (real)0, out + 0, 288);
+}
+
+/* k1586_matmul:
+ *   %1586 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1631 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1677 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1586_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 1024*B, 32, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
+}
+
+/* k1588_col2im:
+ *   %1588 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1633 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1588_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(32768*B));
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k1636_fused_mul_add_step:
+ *   %1636 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %1634 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6
+ *     + %1635 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+static void k1636_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32768*B; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k1679_col2im:
+ *   %1679 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1679_col2im(real *restrict out, const real *restrict in0, long B) {
+    memset(out, 0, sizeof(real)*(size_t)(131072*B));
+    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
+    #pragma omp parallel for collapse(2)
+    for (long n = 0; n < B; n++)
+        for (long c = 0; c < C; c++) {
+            real *xp = (out) + (n*C + c)*H*W;
+            for (long ky = 0; ky < KH; ky++)
+                for (long kx = 0; kx < KW; kx++) {
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
+                    for (long oy = 0; oy < HO; oy++) {
+                        long iy = oy*S - P + ky;
+                        for (long ox = 0; ox < WO; ox++) {
+                            long ix = ox*S - P + kx;
+                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                            if (inside) xp[iy*W + ix] += cp[oy*WO + ox];
+                        }
+                    }
+                }
+        }
+}
+
+/* k1681_fused_mul_step:
+ *   %1681 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *     + %1680 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+static void k1681_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 131072*B; i0++)
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* k1682_sum:
+ *   %1682 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1689 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1713 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1682_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (131072 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 131072; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*131072 + i];
-            out[o*131072 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 131072 ? ib + 256 : 131072;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*131072;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*131072 + i] = a[i - ib];
         }
 }
 
-/* k1664_sum:
- *   %1664 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1671 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1695 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1664_sum(real *restrict out, const real *restrict in0) {
+/* k1684_sum:
+ *   %1684 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1691 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1715 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1684_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (64 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072) > 32768)
     for (long o = 0; o < 32; o++)
-        for (long i = 0; i < 64; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 64; j++) a += in0[(o*64 + j)*64 + i];
-            out[o*64 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 64; j++) {
+                const real *row = in0 + (o*64 + j)*64;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
         }
 }
 
-/* k1665_sum:
- *   %1665 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1672 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1696 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1665_sum(real *restrict out, const real *restrict in0) {
+/* k1685_sum:
+ *   %1685 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1692 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1716 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1685_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(2048) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -3890,1203 +3423,754 @@ static void k1665_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k1683_id:
- *   %1683 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1690 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1683_id(real *restrict out, const real *restrict in0, long B) {
+/* k1687_mul:
+ *   %1687 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1687_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
+}
+
+/* k1688_mul:
+ *   %1688 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k1688_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 131072*B; i0++)
+        out[i0] = in0[i0] * in1[i0];
+}
+
+/* k1702_fused_scale_mul_sum_mul:
+ *   %1702 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %1701 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1697 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1696 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %1700 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1699 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1698 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
+static void k1702_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in1[i0*16384 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)6.103515625e-05; }
+}
+
+/* k1706_fused_add_mul_mul_id:
+ *   %1706 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %1695 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %1705 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %1703 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *     + %1704 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k1706_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0];
+            out[i0*16384 + i1] = ((in0[i0*16384 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*16384 + i1]) * (real)2));
 }
 
-/* k1684_scale:
- *   %1684 map:scale [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1684_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k1709_fused_scale_sum_neg:
+ *   %1709 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %1708 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %1707 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k1709_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += -(in0[i0*16384 + j1*1]); out[i0] = (r1) * (real)6.103515625e-05; }
 }
 
-/* k1686_add:
- *   %1686 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1691 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1686_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k1711_fused_add_id:
+ *   %1711 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
+ *     + %1710 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+static void k1711_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 16384; i1++)
+            out[i0*16384 + i1] = (in0[i0*16384 + i1]) + ((in1[i0]));
 }
 
-/* k1687_neg:
- *   %1687 map:neg [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k1687_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = -in0[i0];
+/* k1719_permute:
+ *   %1719 permute [32,B,4096] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1719_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 32; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*4096*B + i1*4096 + i2] = in0[i0*4096 + i1*131072 + i2];
 }
 
-/* k1699_matmul:
- *   %1699 matmul [B,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1699_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*131072; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 9, 4096, (real)1, in0 + ao, 4096, in1 + bo, 4096, (real)0, out + p*288, 9);
-    }
-}
-
-/* k1701_sum:
- *   %1701 reduce [1,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1701_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(288*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 288; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*288 + i];
-            out[o*288 + i] = a;
-        }
+/* k1721_matmul:
+ *   %1721 matmul [32,9] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1721_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 9, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 9);
 }
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[1130] = {
-    {"k5_addc", "%5 map:addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k6_scale", "%6 map:scale [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k9_im2col", "%9 im2col [B,9,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k11_matmul", "%11 matmul [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k14_add", "%14 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k18_sum", "%18 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k19_scale", "%19 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k20_sub", "%20 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k21_square", "%21 map:square [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k18_sum", "%22 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k19_scale", "%23 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%24 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%25 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k26_mul", "%26 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k29_mul", "%29 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k14_add", "%31 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k32_relu", "%32 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"k35_im2col", "%35 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k37_matmul", "%37 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k40_add", "%40 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k44_sum", "%44 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_scale", "%45 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k46_sub", "%46 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k47_square", "%47 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k44_sum", "%48 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_scale", "%49 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%50 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%51 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k52_mul", "%52 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_mul", "%55 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k40_add", "%57 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k58_relu", "%58 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k61_im2col", "%61 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k37_matmul", "%63 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k40_add", "%66 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k44_sum", "%70 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_scale", "%71 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k46_sub", "%72 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k47_square", "%73 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k44_sum", "%74 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_scale", "%75 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%76 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%77 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k52_mul", "%78 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k55_mul", "%81 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k40_add", "%83 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k58_relu", "%84 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k61_im2col", "%87 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k37_matmul", "%89 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k40_add", "%92 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k44_sum", "%96 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k45_scale", "%97 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k46_sub", "%98 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k47_square", "%99 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k44_sum", "%100 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k45_scale", "%101 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k24_addc", "%102 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%103 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k52_mul", "%104 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k55_mul", "%107 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k40_add", "%109 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k110_add", "%110 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k58_relu", "%111 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k114_im2col", "%114 im2col [B,288,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k116_matmul", "%116 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k119_add", "%119 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k123_sum", "%123 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_scale", "%124 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k125_sub", "%125 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k126_square", "%126 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k123_sum", "%127 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_scale", "%128 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%129 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%130 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k131_mul", "%131 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k134_mul", "%134 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k119_add", "%136 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k137_relu", "%137 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k140_im2col", "%140 im2col [B,576,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k142_matmul", "%142 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k119_add", "%145 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k123_sum", "%149 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_scale", "%150 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k125_sub", "%151 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k126_square", "%152 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k123_sum", "%153 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_scale", "%154 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%155 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%156 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k131_mul", "%157 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k134_mul", "%160 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k119_add", "%162 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k137_relu", "%163 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k140_im2col", "%166 im2col [B,576,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k142_matmul", "%168 matmul [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k119_add", "%171 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k123_sum", "%175 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k124_scale", "%176 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k125_sub", "%177 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k126_square", "%178 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k123_sum", "%179 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k124_scale", "%180 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k24_addc", "%181 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%182 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k131_mul", "%183 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k134_mul", "%186 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k119_add", "%188 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k189_add", "%189 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k137_relu", "%190 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k193_im2col", "%193 im2col [B,576,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k195_matmul", "%195 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k198_add", "%198 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k202_sum", "%202 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_scale", "%203 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k204_sub", "%204 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k205_square", "%205 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k202_sum", "%206 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_scale", "%207 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%208 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%209 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k210_mul", "%210 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k213_mul", "%213 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k198_add", "%215 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k216_relu", "%216 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k219_im2col", "%219 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k221_matmul", "%221 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k198_add", "%224 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k202_sum", "%228 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_scale", "%229 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k204_sub", "%230 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k205_square", "%231 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k202_sum", "%232 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_scale", "%233 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_addc", "%234 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%235 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k210_mul", "%236 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k213_mul", "%239 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k198_add", "%241 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k216_relu", "%242 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k219_im2col", "%245 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k221_matmul", "%247 matmul [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k198_add", "%250 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k202_sum", "%254 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k203_scale", "%255 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k204_sub", "%256 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k205_square", "%257 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k202_sum", "%258 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k203_scale", "%259 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k24_addc", "%260 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k25_rsqrt", "%261 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k210_mul", "%262 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k213_mul", "%265 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k198_add", "%267 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k268_add", "%268 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k216_relu", "%269 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k271_permute", "%271 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
-    {"k275_matmul", "%275 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k277_add", "%277 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k278_sum", "%278 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k280_scale", "%280 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k283_matmul", "%283 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k284_add", "%284 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k287_gather", "%287 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k288_add", "%288 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k291_sum", "%291 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k292_scale", "%292 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k293_sub", "%293 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k294_square", "%294 map:square [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k291_sum", "%295 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k292_scale", "%296 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k297_addc", "%297 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%298 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k299_mul", "%299 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k300_mul", "%300 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k301_add", "%301 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%305 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k301_add", "%307 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k309_permute", "%309 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%313 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k301_add", "%315 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k309_permute", "%317 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%321 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k301_add", "%323 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k309_permute", "%325 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k326_matmul", "%326 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k327_scale", "%327 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k329_mul", "%329 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k330_neg", "%330 map:neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k331_addc", "%331 map:addc [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k332_scale", "%332 map:scale [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k333_add", "%333 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k334_max", "%334 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k336_sub", "%336 map:sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k337_exp", "%337 map:exp [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k329_mul", "%338 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k339_sum", "%339 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k340_clampmin", "%340 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k341_div", "%341 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k342_matmul", "%342 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k343_permute", "%343 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%348 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k301_add", "%350 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k351_add", "%351 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k291_sum", "%354 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k292_scale", "%355 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k293_sub", "%356 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k294_square", "%357 map:square [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k291_sum", "%358 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k292_scale", "%359 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k297_addc", "%360 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%361 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k299_mul", "%362 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k300_mul", "%363 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k301_add", "%364 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k368_matmul", "%368 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k370_add", "%370 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k371_gelu", "%371 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k375_matmul", "%375 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k301_add", "%377 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k351_add", "%378 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k291_sum", "%381 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k292_scale", "%382 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k293_sub", "%383 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k294_square", "%384 map:square [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k291_sum", "%385 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k292_scale", "%386 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k297_addc", "%387 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%388 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k299_mul", "%389 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k300_mul", "%390 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k301_add", "%391 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%395 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k301_add", "%397 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k309_permute", "%399 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%403 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k301_add", "%405 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k309_permute", "%407 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%411 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k301_add", "%413 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k309_permute", "%415 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k326_matmul", "%416 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k327_scale", "%417 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k329_mul", "%419 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k333_add", "%423 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k334_max", "%424 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k336_sub", "%426 map:sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k337_exp", "%427 map:exp [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k329_mul", "%428 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k339_sum", "%429 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k340_clampmin", "%430 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k341_div", "%431 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k342_matmul", "%432 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
-    {"k343_permute", "%433 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
-    {"k305_matmul", "%438 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k301_add", "%440 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k351_add", "%441 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k291_sum", "%444 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k292_scale", "%445 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k293_sub", "%446 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k294_square", "%447 map:square [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k291_sum", "%448 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k292_scale", "%449 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k297_addc", "%450 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%451 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k299_mul", "%452 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k300_mul", "%453 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k301_add", "%454 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k368_matmul", "%458 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k370_add", "%460 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k371_gelu", "%461 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k375_matmul", "%465 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k301_add", "%467 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k351_add", "%468 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k291_sum", "%471 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k292_scale", "%472 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k293_sub", "%473 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k294_square", "%474 map:square [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k291_sum", "%475 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k292_scale", "%476 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k297_addc", "%477 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k298_rsqrt", "%478 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k299_mul", "%479 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k300_mul", "%480 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k301_add", "%481 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k482_slice", "%482 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
-    {"k486_matmul", "%486 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k487_add", "%487 map:add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
-    {"k488_slice", "%488 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k492_matmul", "%492 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k494_add", "%494 map:add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
-    {"k495_square", "%495 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k496_sum", "%496 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k497_clampmin", "%497 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k498_rsqrt", "%498 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k499_mul", "%499 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k500_square", "%500 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k501_sum", "%501 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k502_clampmin", "%502 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k503_rsqrt", "%503 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k504_mul", "%504 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k505_matmul", "%505 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k506_scale", "%506 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k507_eye", "%507 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
-    {"k508_max", "%508 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k510_sub", "%510 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k511_exp", "%511 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k512_sum", "%512 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k513_clampmin", "%513 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k514_log", "%514 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k515_add", "%515 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k516_mul", "%516 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k512_sum", "%517 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k518_sub", "%518 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k519_max", "%519 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k521_sub", "%521 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k511_exp", "%522 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k523_sum", "%523 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k524_clampmin", "%524 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k525_log", "%525 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k526_add", "%526 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k523_sum", "%528 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k529_sub", "%529 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k512_sum", "%530 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"k531_mul", "%531 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k532_sum", "%532 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k533_sum", "%533 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
-    {"k534_add", "%534 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k535_scale", "%535 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k537_square", "%537 map:square [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k538_sum", "%538 reduce [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k539_clampmin", "%539 map:clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k540_rsqrt", "%540 map:rsqrt [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k541_mul", "%541 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k205_square", "%544 map:square [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k545_sum", "%545 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k546_clampmin", "%546 map:clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k547_rsqrt", "%547 map:rsqrt [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k548_mul", "%548 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k549_matmul", "%549 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k550_scale", "%550 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k551_max", "%551 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k553_sub", "%553 map:sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k554_exp", "%554 map:exp [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k555_sum", "%555 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k556_div", "%556 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k557_matmul", "%557 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"k558_square", "%558 map:square [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k559_sum", "%559 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k560_clampmin", "%560 map:clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k561_rsqrt", "%561 map:rsqrt [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k562_mul", "%562 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k563_mul", "%563 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k559_sum", "%564 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
-    {"k568_matmul", "%568 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
-    {"k486_matmul", "%698 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k700_mul", "%700 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k559_sum", "%701 reduce [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k575_scale", "%575 map:scale [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k577_mul", "%577 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k578_neg", "%578 map:neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k579_addc", "%579 map:addc [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k580_scale", "%580 map:scale [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k581_add", "%581 map:add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k582_max", "%582 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k584_sub", "%584 map:sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k585_exp", "%585 map:exp [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k577_mul", "%586 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k587_sum", "%587 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k588_clampmin", "%588 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k589_div", "%589 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k590_mul", "%590 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"k587_sum", "%591 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
-    {"k593_scale", "%593 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
-    {"k508_max", "%595 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k510_sub", "%597 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k511_exp", "%598 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k512_sum", "%599 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k513_clampmin", "%600 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k514_log", "%601 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k515_add", "%602 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k516_mul", "%603 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k512_sum", "%604 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k518_sub", "%605 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k519_max", "%606 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k521_sub", "%608 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k511_exp", "%609 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k523_sum", "%610 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k524_clampmin", "%611 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k525_log", "%612 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k526_add", "%613 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k523_sum", "%615 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k529_sub", "%616 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k531_mul", "%618 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k532_sum", "%619 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k533_sum", "%620 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
-    {"k534_add", "%621 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k535_scale", "%622 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k534_add", "%624 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
-    {"k710_fill", "%710 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
-    {"k535_scale", "%712 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
-    {"k713_id", "%713 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"k714_id", "%714 map:id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k531_mul", "%715 map:mul [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k717_neg", "%717 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k718_id", "%718 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k516_mul", "%719 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k721_div", "%721 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k722_step", "%722 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k723_mul", "%723 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k718_id", "%724 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k516_mul", "%725 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k728_add", "%728 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k729_neg", "%729 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k730_id", "%730 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k516_mul", "%731 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k728_add", "%733 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k734_div", "%734 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k735_step", "%735 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k531_mul", "%736 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k730_id", "%737 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k516_mul", "%738 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k728_add", "%741 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k593_scale", "%742 map:scale [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
-    {"k744_id", "%744 map:id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"k590_mul", "%745 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"k590_mul", "%746 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"k589_div", "%747 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k590_mul", "%748 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k749_neg", "%749 map:neg [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k587_sum", "%750 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k751_step", "%751 map:step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k516_mul", "%752 map:mul [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k744_id", "%753 map:id [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k754_add", "%754 map:add [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k577_mul", "%755 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k590_mul", "%758 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k577_mul", "%762 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k575_scale", "%765 map:scale [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k766_id", "%766 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k700_mul", "%767 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k768_mul", "%768 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k769_sum", "%769 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k770_sum", "%770 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k568_matmul", "%772 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k773_matmul", "%773 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k486_matmul", "%776 matmul [T,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
-    {"k773_matmul", "%777 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
-    {"k766_id", "%778 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k779_add", "%779 map:add [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k768_mul", "%780 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k781_mul", "%781 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k769_sum", "%782 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k562_mul", "%783 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k768_mul", "%784 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k559_sum", "%785 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k786_square", "%786 map:square [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k590_mul", "%787 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k788_scale", "%788 map:scale [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k590_mul", "%789 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k790_step", "%790 map:step [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k590_mul", "%791 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k766_id", "%792 map:id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k793_scale", "%793 map:scale [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k768_mul", "%794 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k779_add", "%795 map:add [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k796_matmul", "%796 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k797_matmul", "%797 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k798_sum", "%798 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
-    {"k556_div", "%799 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k800_mul", "%800 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k801_neg", "%801 map:neg [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k555_sum", "%802 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k803_id", "%803 map:id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k804_add", "%804 map:add [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k800_mul", "%805 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k550_scale", "%808 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k557_matmul", "%809 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k810_matmul", "%810 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k769_sum", "%811 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k798_sum", "%812 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k813_add", "%813 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k548_mul", "%814 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k815_mul", "%815 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k545_sum", "%816 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k268_add", "%817 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k818_square", "%818 map:square [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k819_mul", "%819 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k820_scale", "%820 map:scale [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k819_mul", "%821 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k822_step", "%822 map:step [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k819_mul", "%823 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k824_id", "%824 map:id [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k825_scale", "%825 map:scale [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k815_mul", "%826 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k268_add", "%827 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k541_mul", "%830 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k831_mul", "%831 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k538_sum", "%832 reduce [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k833_square", "%833 map:square [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k834_mul", "%834 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k835_scale", "%835 map:scale [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k834_mul", "%836 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k837_step", "%837 map:step [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k834_mul", "%838 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k839_id", "%839 map:id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k840_scale", "%840 map:scale [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k831_mul", "%841 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k813_add", "%842 map:add [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k721_div", "%853 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k722_step", "%854 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k723_mul", "%855 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k718_id", "%856 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k516_mul", "%857 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k728_add", "%860 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k728_add", "%865 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k734_div", "%866 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k735_step", "%867 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k531_mul", "%868 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k730_id", "%869 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k516_mul", "%870 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k728_add", "%873 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k506_scale", "%874 map:scale [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k875_matmul", "%875 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k876_matmul", "%876 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k504_mul", "%877 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k878_mul", "%878 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k501_sum", "%879 reduce [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k880_square", "%880 map:square [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k723_mul", "%881 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k882_scale", "%882 map:scale [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k723_mul", "%883 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k884_step", "%884 map:step [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k723_mul", "%885 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k886_id", "%886 map:id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k887_scale", "%887 map:scale [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k878_mul", "%888 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k889_add", "%889 map:add [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k499_mul", "%890 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k891_mul", "%891 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k496_sum", "%892 reduce [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k893_add", "%893 map:add [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k894_square", "%894 map:square [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k531_mul", "%895 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k896_scale", "%896 map:scale [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k531_mul", "%897 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k898_step", "%898 map:step [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k531_mul", "%899 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k900_id", "%900 map:id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k901_scale", "%901 map:scale [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k891_mul", "%902 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k893_add", "%903 map:add [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k904_sum", "%904 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k906_sum", "%906 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k909_matmul", "%909 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k910_matmul", "%910 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k912_pad", "%912 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
-    {"k913_sum", "%913 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k568_matmul", "%915 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k773_matmul", "%916 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k918_pad", "%918 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k351_add", "%919 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k920_sum", "%920 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k922_sum", "%922 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k300_mul", "%924 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k925_mul", "%925 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k920_sum", "%926 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k922_sum", "%928 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k299_mul", "%930 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k925_mul", "%931 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k291_sum", "%932 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k933_square", "%933 map:square [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k934_mul", "%934 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k935_scale", "%935 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k934_mul", "%936 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k292_scale", "%937 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k938_id", "%938 map:id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k939_scale", "%939 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k925_mul", "%940 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k351_add", "%941 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k942_neg", "%942 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k291_sum", "%943 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k292_scale", "%944 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k938_id", "%945 map:id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k351_add", "%946 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k920_sum", "%947 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k922_sum", "%949 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k952_matmul", "%952 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k953_matmul", "%953 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k955_gelu_grad", "%955 map:gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k956_mul", "%956 map:mul [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k957_sum", "%957 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k959_sum", "%959 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k962_matmul", "%962 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k963_matmul", "%963 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k920_sum", "%965 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k922_sum", "%967 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k300_mul", "%969 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k925_mul", "%970 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k920_sum", "%971 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k922_sum", "%973 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k299_mul", "%975 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k925_mul", "%976 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%977 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k933_square", "%978 map:square [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k934_mul", "%979 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k935_scale", "%980 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k934_mul", "%981 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k292_scale", "%982 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k938_id", "%983 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k939_scale", "%984 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k925_mul", "%985 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%986 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k942_neg", "%987 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%988 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%989 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k292_scale", "%990 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k938_id", "%991 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%992 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k920_sum", "%993 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k922_sum", "%995 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k998_matmul", "%998 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k999_matmul", "%999 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k309_permute", "%1002 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k326_matmul", "%1003 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k1004_matmul", "%1004 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k341_div", "%1005 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1006_mul", "%1006 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1007_neg", "%1007 map:neg [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k339_sum", "%1008 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1009_step", "%1009 map:step [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1010 map:mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1011_id", "%1011 map:id [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1012_add", "%1012 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k329_mul", "%1013 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1006_mul", "%1017 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k329_mul", "%1022 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k327_scale", "%1026 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k342_matmul", "%1027 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k1004_matmul", "%1028 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k343_permute", "%1029 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k920_sum", "%1031 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k922_sum", "%1033 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k998_matmul", "%1036 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k999_matmul", "%1037 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k343_permute", "%1039 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k920_sum", "%1041 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k922_sum", "%1043 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k998_matmul", "%1046 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k999_matmul", "%1047 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k351_add", "%1049 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k343_permute", "%1050 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k920_sum", "%1052 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k922_sum", "%1054 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k998_matmul", "%1057 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k999_matmul", "%1058 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k351_add", "%1060 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k920_sum", "%1061 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k922_sum", "%1063 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k300_mul", "%1065 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k925_mul", "%1066 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k920_sum", "%1067 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k922_sum", "%1069 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k299_mul", "%1071 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k925_mul", "%1072 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1073 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k933_square", "%1074 map:square [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k934_mul", "%1075 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k935_scale", "%1076 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k934_mul", "%1077 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1078 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k938_id", "%1079 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k939_scale", "%1080 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k925_mul", "%1081 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%1082 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k942_neg", "%1083 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1084 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%1085 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1086 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k938_id", "%1087 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%1088 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k920_sum", "%1089 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k922_sum", "%1091 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k952_matmul", "%1094 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k953_matmul", "%1095 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k955_gelu_grad", "%1097 map:gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k956_mul", "%1098 map:mul [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
-    {"k957_sum", "%1099 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k959_sum", "%1101 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k962_matmul", "%1104 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k963_matmul", "%1105 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k920_sum", "%1107 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k922_sum", "%1109 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k300_mul", "%1111 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k925_mul", "%1112 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k920_sum", "%1113 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k922_sum", "%1115 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k299_mul", "%1117 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k925_mul", "%1118 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1119 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k933_square", "%1120 map:square [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k934_mul", "%1121 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k935_scale", "%1122 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k934_mul", "%1123 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1124 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k938_id", "%1125 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k939_scale", "%1126 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k925_mul", "%1127 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%1128 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k942_neg", "%1129 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1130 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%1131 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1132 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k938_id", "%1133 map:id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k351_add", "%1134 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
-    {"k920_sum", "%1135 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k922_sum", "%1137 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k998_matmul", "%1140 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k999_matmul", "%1141 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k309_permute", "%1144 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
-    {"k326_matmul", "%1145 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k1004_matmul", "%1146 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
-    {"k341_div", "%1147 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1006_mul", "%1148 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1007_neg", "%1149 map:neg [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k339_sum", "%1150 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1009_step", "%1151 map:step [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1010_mul", "%1152 map:mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1011_id", "%1153 map:id [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1012_add", "%1154 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k329_mul", "%1155 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k1006_mul", "%1159 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k329_mul", "%1164 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
-    {"k327_scale", "%1168 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k342_matmul", "%1169 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k1004_matmul", "%1170 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
-    {"k343_permute", "%1171 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k920_sum", "%1173 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k922_sum", "%1175 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k998_matmul", "%1178 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k999_matmul", "%1179 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
-    {"k343_permute", "%1181 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k920_sum", "%1183 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k922_sum", "%1185 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k998_matmul", "%1188 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k999_matmul", "%1189 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k351_add", "%1191 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k343_permute", "%1192 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k920_sum", "%1194 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k922_sum", "%1196 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k998_matmul", "%1199 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k999_matmul", "%1200 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k351_add", "%1202 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k920_sum", "%1203 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k922_sum", "%1205 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k300_mul", "%1207 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k925_mul", "%1208 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k920_sum", "%1209 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k922_sum", "%1211 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k299_mul", "%1213 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k925_mul", "%1214 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1215 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k933_square", "%1216 map:square [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k934_mul", "%1217 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k935_scale", "%1218 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k934_mul", "%1219 map:mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1220 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k938_id", "%1221 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k939_scale", "%1222 map:scale [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k925_mul", "%1223 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%1224 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k942_neg", "%1225 map:neg [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k291_sum", "%1226 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%1227 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k292_scale", "%1228 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k938_id", "%1229 map:id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k351_add", "%1230 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
-    {"k920_sum", "%1231 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"k1233_scatter_add", "%1233 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
-    {"k1234_sum", "%1234 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1236_matmul", "%1236 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k1237_matmul", "%1237 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
-    {"k280_scale", "%1238 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k1240_id", "%1240 map:id [B,64,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
-    {"k1241_sum", "%1241 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1243_sum", "%1243 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1246_matmul", "%1246 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1247_matmul", "%1247 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k268_add", "%1249 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
-    {"k1250_permute", "%1250 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
-    {"k1252_step", "%1252 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k815_mul", "%1253 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1241_sum", "%1254 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1256_sum", "%1256 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1257_sum", "%1257 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k213_mul", "%1259 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k815_mul", "%1260 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1241_sum", "%1261 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1256_sum", "%1263 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1257_sum", "%1264 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k210_mul", "%1267 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k815_mul", "%1268 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1269 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1270_square", "%1270 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1271 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1272_scale", "%1272 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1273 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1274 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1275_id", "%1275 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k825_scale", "%1276 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k815_mul", "%1277 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k268_add", "%1278 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1279_neg", "%1279 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1280 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1281 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1275_id", "%1282 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k268_add", "%1283 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1241_sum", "%1285 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1256_sum", "%1287 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1257_sum", "%1288 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1291_matmul", "%1291 matmul [B,128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1292_matmul", "%1292 matmul [B,1152,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1293_sum", "%1293 reduce [1,128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1296_col2im", "%1296 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1252_step", "%1297 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k815_mul", "%1298 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1241_sum", "%1299 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1256_sum", "%1301 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1257_sum", "%1302 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k213_mul", "%1304 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k815_mul", "%1305 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1241_sum", "%1306 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1256_sum", "%1308 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1257_sum", "%1309 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k210_mul", "%1312 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k815_mul", "%1313 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1314 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1270_square", "%1315 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1316 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1272_scale", "%1317 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1318 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1319 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1275_id", "%1320 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k825_scale", "%1321 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k815_mul", "%1322 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k268_add", "%1323 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1279_neg", "%1324 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1325 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1326 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1275_id", "%1327 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k268_add", "%1328 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1241_sum", "%1330 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1256_sum", "%1332 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1257_sum", "%1333 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1291_matmul", "%1336 matmul [B,128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1292_matmul", "%1337 matmul [B,1152,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1293_sum", "%1338 reduce [1,128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1296_col2im", "%1341 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k268_add", "%1342 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1252_step", "%1343 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k815_mul", "%1344 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1241_sum", "%1345 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1256_sum", "%1347 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1257_sum", "%1348 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k213_mul", "%1350 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k815_mul", "%1351 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1241_sum", "%1352 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1256_sum", "%1354 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1257_sum", "%1355 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k210_mul", "%1358 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k815_mul", "%1359 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1360 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1270_square", "%1361 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1362 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1272_scale", "%1363 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1364 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1365 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1275_id", "%1366 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k825_scale", "%1367 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k815_mul", "%1368 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k268_add", "%1369 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1279_neg", "%1370 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k202_sum", "%1371 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k203_scale", "%1372 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1275_id", "%1373 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k268_add", "%1374 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1241_sum", "%1376 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1256_sum", "%1378 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1257_sum", "%1379 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1382_matmul", "%1382 matmul [B,128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1383_matmul", "%1383 matmul [B,576,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1384_sum", "%1384 reduce [1,128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1387_col2im", "%1387 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1388_step", "%1388 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1389_mul", "%1389 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1390_sum", "%1390 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1392_sum", "%1392 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1393_sum", "%1393 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k134_mul", "%1395 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1389_mul", "%1396 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1390_sum", "%1397 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1392_sum", "%1399 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1393_sum", "%1400 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k131_mul", "%1403 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1389_mul", "%1404 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1405 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1270_square", "%1406 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1407 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1272_scale", "%1408 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1409 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1410 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1411_id", "%1411 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1412_scale", "%1412 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1389_mul", "%1413 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k189_add", "%1414 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1415_neg", "%1415 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1416 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1417 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1411_id", "%1418 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k189_add", "%1419 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1390_sum", "%1421 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1392_sum", "%1423 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1393_sum", "%1424 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1427_matmul", "%1427 matmul [B,64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1428_matmul", "%1428 matmul [B,576,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1429_sum", "%1429 reduce [1,64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1432_col2im", "%1432 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1388_step", "%1433 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1389_mul", "%1434 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1390_sum", "%1435 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1392_sum", "%1437 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1393_sum", "%1438 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k134_mul", "%1440 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1389_mul", "%1441 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1390_sum", "%1442 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1392_sum", "%1444 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1393_sum", "%1445 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k131_mul", "%1448 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1389_mul", "%1449 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1450 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1270_square", "%1451 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1452 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1272_scale", "%1453 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1454 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1455 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1411_id", "%1456 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1412_scale", "%1457 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1389_mul", "%1458 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k189_add", "%1459 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1415_neg", "%1460 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1461 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1462 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1411_id", "%1463 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k189_add", "%1464 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1390_sum", "%1466 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1392_sum", "%1468 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1393_sum", "%1469 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1427_matmul", "%1472 matmul [B,64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1428_matmul", "%1473 matmul [B,576,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1429_sum", "%1474 reduce [1,64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1432_col2im", "%1477 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k189_add", "%1478 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1388_step", "%1479 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1389_mul", "%1480 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1390_sum", "%1481 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1392_sum", "%1483 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1393_sum", "%1484 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k134_mul", "%1486 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1389_mul", "%1487 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1390_sum", "%1488 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1392_sum", "%1490 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1393_sum", "%1491 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k131_mul", "%1494 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1389_mul", "%1495 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1496 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1270_square", "%1497 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1498 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1272_scale", "%1499 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1500 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1501 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1411_id", "%1502 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1412_scale", "%1503 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1389_mul", "%1504 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k189_add", "%1505 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1415_neg", "%1506 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k123_sum", "%1507 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k124_scale", "%1508 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1411_id", "%1509 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k189_add", "%1510 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1390_sum", "%1512 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1392_sum", "%1514 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1393_sum", "%1515 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1518_matmul", "%1518 matmul [B,64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1519_matmul", "%1519 matmul [B,288,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1520_sum", "%1520 reduce [1,64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1523_col2im", "%1523 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1524_step", "%1524 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1525_mul", "%1525 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k1526_sum", "%1526 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1528_sum", "%1528 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1529_sum", "%1529 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k55_mul", "%1531 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1525_mul", "%1532 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1526_sum", "%1533 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1528_sum", "%1535 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1529_sum", "%1536 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k52_mul", "%1539 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1525_mul", "%1540 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1541 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1270_square", "%1542 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1543 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1272_scale", "%1544 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1545 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1546 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1547_id", "%1547 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1548_scale", "%1548 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1525_mul", "%1549 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k110_add", "%1550 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1551_neg", "%1551 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1552 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1553 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1547_id", "%1554 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k110_add", "%1555 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1526_sum", "%1557 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1528_sum", "%1559 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1529_sum", "%1560 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1563_matmul", "%1563 matmul [B,32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1564_matmul", "%1564 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1565_sum", "%1565 reduce [1,32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1568_col2im", "%1568 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k1524_step", "%1569 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1525_mul", "%1570 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k1526_sum", "%1571 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1528_sum", "%1573 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1529_sum", "%1574 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k55_mul", "%1576 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1525_mul", "%1577 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1526_sum", "%1578 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1528_sum", "%1580 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1529_sum", "%1581 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k52_mul", "%1584 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1525_mul", "%1585 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1586 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1270_square", "%1587 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1588 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1272_scale", "%1589 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1590 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1591 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1547_id", "%1592 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1548_scale", "%1593 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1525_mul", "%1594 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k110_add", "%1595 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1551_neg", "%1596 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1597 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1598 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1547_id", "%1599 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k110_add", "%1600 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1526_sum", "%1602 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1528_sum", "%1604 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1529_sum", "%1605 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1563_matmul", "%1608 matmul [B,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1564_matmul", "%1609 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1565_sum", "%1610 reduce [1,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1568_col2im", "%1613 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k110_add", "%1614 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1524_step", "%1615 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1525_mul", "%1616 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k1526_sum", "%1617 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1528_sum", "%1619 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1529_sum", "%1620 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k55_mul", "%1622 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1525_mul", "%1623 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1526_sum", "%1624 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1528_sum", "%1626 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1529_sum", "%1627 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k52_mul", "%1630 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1525_mul", "%1631 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1632 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1270_square", "%1633 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1634 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1272_scale", "%1635 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1636 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1637 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1547_id", "%1638 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1548_scale", "%1639 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1525_mul", "%1640 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k110_add", "%1641 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1551_neg", "%1642 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k44_sum", "%1643 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k45_scale", "%1644 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1547_id", "%1645 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k110_add", "%1646 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1526_sum", "%1648 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1528_sum", "%1650 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1529_sum", "%1651 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1563_matmul", "%1654 matmul [B,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1564_matmul", "%1655 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1565_sum", "%1656 reduce [1,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1659_col2im", "%1659 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1660_step", "%1660 map:step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"k1661_mul", "%1661 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"k1662_sum", "%1662 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1664_sum", "%1664 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1665_sum", "%1665 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k29_mul", "%1667 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1661_mul", "%1668 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1662_sum", "%1669 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1664_sum", "%1671 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1665_sum", "%1672 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k26_mul", "%1675 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1661_mul", "%1676 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k18_sum", "%1677 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1270_square", "%1678 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1679 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1272_scale", "%1680 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1271_mul", "%1681 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k19_scale", "%1682 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1683_id", "%1683 map:id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1684_scale", "%1684 map:scale [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1661_mul", "%1685 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1686_add", "%1686 map:add [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1687_neg", "%1687 map:neg [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k18_sum", "%1688 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k19_scale", "%1689 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1683_id", "%1690 map:id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1686_add", "%1691 map:add [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k1662_sum", "%1693 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1664_sum", "%1695 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1665_sum", "%1696 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1699_matmul", "%1699 matmul [B,32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1701_sum", "%1701 reduce [1,32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+static reclf_prof_entry prof[662] = {
+    {"k6_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"k9_im2col", "%9 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k11_matmul", "%11 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k13_permute", "%13 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k16_add", "%16 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k21_fused_scale_sum", "%21 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k22_sub", "%22 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k27_fused_rsqrt_addc_scale_sum", "%27 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k28_mul", "%28 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k33_fused_add_mul", "%33 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k34_relu", "%34 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"k37_im2col", "%37 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k39_matmul", "%39 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k41_permute", "%41 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k44_add", "%44 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k49_fused_scale_sum", "%49 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k50_sub", "%50 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k55_fused_rsqrt_addc_scale_sum", "%55 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k56_mul", "%56 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k61_fused_add_mul", "%61 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k62_relu", "%62 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k65_im2col", "%65 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k39_matmul", "%67 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k41_permute", "%69 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k44_add", "%72 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k49_fused_scale_sum", "%77 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k50_sub", "%78 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k55_fused_rsqrt_addc_scale_sum", "%83 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k56_mul", "%84 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k61_fused_add_mul", "%89 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k62_relu", "%90 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k65_im2col", "%93 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k39_matmul", "%95 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k41_permute", "%97 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k44_add", "%100 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k49_fused_scale_sum", "%105 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k50_sub", "%106 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k55_fused_rsqrt_addc_scale_sum", "%111 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k56_mul", "%112 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k118_fused_add_add_mul", "%118 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k62_relu", "%119 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k122_im2col", "%122 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k124_matmul", "%124 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k126_permute", "%126 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k129_add", "%129 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k134_fused_scale_sum", "%134 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k135_sub", "%135 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k140_fused_rsqrt_addc_scale_sum", "%140 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k141_mul", "%141 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k146_fused_add_mul", "%146 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k147_relu", "%147 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k150_im2col", "%150 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k152_matmul", "%152 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k126_permute", "%154 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k129_add", "%157 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k134_fused_scale_sum", "%162 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k135_sub", "%163 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k140_fused_rsqrt_addc_scale_sum", "%168 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k141_mul", "%169 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k146_fused_add_mul", "%174 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k147_relu", "%175 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k150_im2col", "%178 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k152_matmul", "%180 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k126_permute", "%182 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k129_add", "%185 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k134_fused_scale_sum", "%190 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k135_sub", "%191 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k140_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k141_mul", "%197 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k203_fused_add_add_mul", "%203 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k147_relu", "%204 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k207_im2col", "%207 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k209_matmul", "%209 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k211_permute", "%211 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k214_add", "%214 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k219_fused_scale_sum", "%219 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k220_sub", "%220 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k225_fused_rsqrt_addc_scale_sum", "%225 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k226_mul", "%226 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k231_fused_add_mul", "%231 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k232_relu", "%232 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k235_im2col", "%235 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k237_matmul", "%237 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k211_permute", "%239 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k214_add", "%242 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k219_fused_scale_sum", "%247 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k220_sub", "%248 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k225_fused_rsqrt_addc_scale_sum", "%253 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k226_mul", "%254 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k231_fused_add_mul", "%259 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k232_relu", "%260 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k235_im2col", "%263 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k237_matmul", "%265 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k211_permute", "%267 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k214_add", "%270 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k219_fused_scale_sum", "%275 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k220_sub", "%276 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k225_fused_rsqrt_addc_scale_sum", "%281 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k226_mul", "%282 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k288_fused_add_add_mul", "%288 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k232_relu", "%289 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k291_permute", "%291 permute [B,64,128]", "graphs/lib/image_encoder.lua:33", 0, 0, 0, 0, 0},
+    {"k295_matmul", "%295 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k297_add", "%297 map:add [B,64,128]", "graphs/lib/image_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k298_sum", "%298 reduce [B,1,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k300_scale", "%300 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k303_matmul", "%303 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k304_add", "%304 map:add [B,128]", "graphs/lib/image_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k307_gather", "%307 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"k308_add", "%308 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%312 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k313_sub", "%313 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%318 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k319_mul", "%319 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%321 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%325 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k327_add", "%327 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k329_permute", "%329 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%333 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k327_add", "%335 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k329_permute", "%337 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%341 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k327_add", "%343 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k329_permute", "%345 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k346_matmul", "%346 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
+    {"k352_fused_scale_addc_neg", "%352 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k353_fused_add_mul_scale", "%353 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k354_max", "%354 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k357_fused_exp_sub", "%357 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k358_mul", "%358 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k359_sum", "%359 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k360_clampmin", "%360 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k361_div", "%361 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k362_matmul", "%362 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"k363_permute", "%363 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%368 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k371_fused_add_add", "%371 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%375 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k313_sub", "%376 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%381 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k319_mul", "%382 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%384 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k388_matmul", "%388 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k390_add", "%390 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k391_gelu", "%391 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k395_matmul", "%395 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k371_fused_add_add", "%398 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%402 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k313_sub", "%403 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%408 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k319_mul", "%409 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%411 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%415 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k327_add", "%417 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k329_permute", "%419 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%423 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k327_add", "%425 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k329_permute", "%427 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%431 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k327_add", "%433 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k329_permute", "%435 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k346_matmul", "%436 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
+    {"k353_fused_add_mul_scale", "%443 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k354_max", "%444 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k357_fused_exp_sub", "%447 fused:exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k358_mul", "%448 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k359_sum", "%449 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k360_clampmin", "%450 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k361_div", "%451 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k362_matmul", "%452 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
+    {"k363_permute", "%453 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
+    {"k325_matmul", "%458 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k371_fused_add_add", "%461 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%465 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k313_sub", "%466 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%471 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k319_mul", "%472 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%474 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k388_matmul", "%478 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k390_add", "%480 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k391_gelu", "%481 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k395_matmul", "%485 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k371_fused_add_add", "%488 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k312_fused_scale_sum", "%492 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k313_sub", "%493 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k318_fused_rsqrt_addc_scale_sum", "%498 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k319_mul", "%499 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k321_fused_add_mul", "%501 fused:add_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k502_slice", "%502 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
+    {"k506_matmul", "%506 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k507_add", "%507 map:add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
+    {"k508_slice", "%508 slice [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k512_matmul", "%512 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k514_add", "%514 map:add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
+    {"k516_fused_sum_square", "%516 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k518_fused_rsqrt_clampmin", "%518 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k519_mul", "%519 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k521_fused_sum_square", "%521 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k523_fused_rsqrt_clampmin", "%523 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k524_mul", "%524 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k525_matmul", "%525 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k526_scale", "%526 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k527_eye", "%527 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
+    {"k528_max", "%528 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k531_fused_exp_sub", "%531 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k532_sum", "%532 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k533_clampmin", "%533 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k536_mul", "%536 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k539_max", "%539 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k542_fused_exp_sub", "%542 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k543_sum", "%543 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k544_clampmin", "%544 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k543_sum", "%548 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k532_sum", "%550 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
+    {"k551_fused_mul_sub_add_log", "%551 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k552_sum", "%552 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k555_fused_scale_add_sum_sub", "%555 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k558_fused_sum_square", "%558 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k560_fused_rsqrt_clampmin", "%560 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k561_mul", "%561 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k565_fused_sum_square", "%565 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k567_fused_rsqrt_clampmin", "%567 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k568_mul", "%568 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k569_matmul", "%569 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k570_scale", "%570 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k571_max", "%571 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k574_fused_exp_sub", "%574 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k575_sum", "%575 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k576_div", "%576 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k577_matmul", "%577 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
+    {"k579_fused_sum_square", "%579 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k581_fused_rsqrt_clampmin", "%581 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k582_mul", "%582 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k583_mul", "%583 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k584_sum", "%584 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
+    {"k588_matmul", "%588 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
+    {"k506_matmul", "%718 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
+    {"k600_fused_scale_addc_neg", "%600 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k601_fused_add_mul_scale_sum", "%601 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k602_max", "%602 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k605_fused_exp_sub", "%605 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k606_mul", "%606 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k607_sum", "%607 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k608_clampmin", "%608 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k609_div", "%609 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k610_mul", "%610 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"k607_sum", "%611 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"k613_scale", "%613 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
+    {"k528_max", "%615 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k531_fused_exp_sub", "%618 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k532_sum", "%619 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k533_clampmin", "%620 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k536_mul", "%623 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k539_max", "%626 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k542_fused_exp_sub", "%629 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k543_sum", "%630 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k544_clampmin", "%631 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k543_sum", "%635 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k551_fused_mul_sub_add_log", "%638 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k552_sum", "%639 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k555_fused_scale_add_sum_sub", "%642 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k644_add", "%644 map:add []", "graphs/lib/model.lua:85", 0, 0, 0, 0, 0},
+    {"k730_fill", "%730 fill []", "graphs/lib/model.lua:87", 1, 0, 0, 0, 0},
+    {"k732_scale", "%732 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"k733_id", "%733 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
+    {"k735_fused_mul_id", "%735 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"k737_neg", "%737 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k739_fused_mul_id", "%739 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k743_fused_mul_div_step", "%743 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k749_neg", "%749 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k751_fused_mul_id", "%751 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k756_fused_mul_div_step", "%756 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k762_fused_scale_add_add_add", "%762 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
+    {"k764_id", "%764 map:id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"k610_mul", "%766 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
+    {"k767_fused_div_mul", "%767 fused:div_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k769_fused_neg_mul", "%769 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k607_sum", "%770 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k772_fused_mul_step", "%772 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k785_fused_scale_mul_mul_mul", "%785 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k786_id", "%786 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k788_mul", "%788 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k789_sum", "%789 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k790_sum", "%790 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k588_matmul", "%792 matmul [T,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k793_matmul", "%793 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k506_matmul", "%796 matmul [T,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
+    {"k793_matmul", "%797 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
+    {"k799_fused_add_mul_id", "%799 fused:add_mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k788_mul", "%800 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k801_mul", "%801 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k789_sum", "%802 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k811_fused_mul_mul_sum_mul", "%811 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k815_fused_add_mul_mul_id", "%815 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k816_matmul", "%816 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k817_matmul", "%817 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k818_sum", "%818 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
+    {"k576_div", "%819 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k822_fused_sum_neg_mul", "%822 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k828_fused_scale_mul_add_id", "%828 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k577_matmul", "%829 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k830_matmul", "%830 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k789_sum", "%831 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k818_sum", "%832 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k833_add", "%833 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k843_fused_mul_mul_sum_mul", "%843 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k847_fused_add_add_mul_mul", "%847 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k858_fused_mul_mul_sum_mul", "%858 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k862_fused_add_mul_mul_id", "%862 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k743_fused_mul_div_step", "%875 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k756_fused_mul_div_step", "%888 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k894_fused_scale_add_add_add", "%894 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k895_matmul", "%895 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k896_matmul", "%896 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k905_fused_mul_mul_sum_mul", "%905 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k909_fused_add_mul_mul_id", "%909 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k919_fused_mul_mul_sum_mul", "%919 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k923_fused_add_add_mul_mul", "%923 fused:add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k924_sum", "%924 reduce [1,39,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k926_sum", "%926 reduce [1,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k929_matmul", "%929 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k930_matmul", "%930 matmul [128,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k932_pad", "%932 pad [T,40,128]", "graphs/lib/text_encoder.lua:37", 1, 0, 0, 0, 0},
+    {"k933_sum", "%933 reduce [1,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k588_matmul", "%935 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k793_matmul", "%936 matmul [128,128]", "graphs/lib/text_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k938_pad", "%938 pad [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k939_add", "%939 map:add [T,40,128]", "graphs/lib/text_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k940_sum", "%940 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k942_sum", "%942 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k944_mul", "%944 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k945_mul", "%945 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k940_sum", "%946 reduce [1,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k942_sum", "%948 reduce [1,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k957_fused_scale_mul_sum_mul", "%957 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k961_fused_add_mul_mul_id", "%961 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k964_fused_scale_sum_neg", "%964 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k966_fused_add_id", "%966 fused:add_id [T,40,128]", "graphs/lib/text_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k940_sum", "%967 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k942_sum", "%969 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k972_matmul", "%972 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k973_matmul", "%973 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k976_fused_mul_gelu_grad", "%976 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k977_sum", "%977 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k979_sum", "%979 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k982_matmul", "%982 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k983_matmul", "%983 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k940_sum", "%985 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k942_sum", "%987 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k944_mul", "%989 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k945_mul", "%990 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k940_sum", "%991 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k942_sum", "%993 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k957_fused_scale_mul_sum_mul", "%1002 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k961_fused_add_mul_mul_id", "%1006 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k964_fused_scale_sum_neg", "%1010 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1012_fused_add_add_id", "%1012 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k940_sum", "%1013 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k942_sum", "%1015 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1018_matmul", "%1018 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1019_matmul", "%1019 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k329_permute", "%1022 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"k346_matmul", "%1023 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k1024_matmul", "%1024 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k361_div", "%1025 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1030_fused_mul_sum_neg_mul", "%1030 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1046_fused_scale_mul_mul_mul", "%1046 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k362_matmul", "%1047 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k1024_matmul", "%1048 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k363_permute", "%1049 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k940_sum", "%1051 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k942_sum", "%1053 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k1018_matmul", "%1056 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k1019_matmul", "%1057 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k363_permute", "%1059 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k940_sum", "%1061 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k942_sum", "%1063 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1018_matmul", "%1066 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1019_matmul", "%1067 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k363_permute", "%1070 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k940_sum", "%1072 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k942_sum", "%1074 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1018_matmul", "%1077 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1019_matmul", "%1078 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1080_fused_add_add", "%1080 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k940_sum", "%1081 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k942_sum", "%1083 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k944_mul", "%1085 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k945_mul", "%1086 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k940_sum", "%1087 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k942_sum", "%1089 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k957_fused_scale_mul_sum_mul", "%1098 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k961_fused_add_mul_mul_id", "%1102 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k964_fused_scale_sum_neg", "%1106 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1012_fused_add_add_id", "%1108 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k940_sum", "%1109 reduce [1,40,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k942_sum", "%1111 reduce [1,128]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k972_matmul", "%1114 matmul [40*T,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k973_matmul", "%1115 matmul [128,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k976_fused_mul_gelu_grad", "%1118 fused:mul_gelu_grad [T,40,512]", "graphs/lib/text_encoder.lua:25", 1, 0, 0, 0, 0},
+    {"k977_sum", "%1119 reduce [1,40,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k979_sum", "%1121 reduce [1,512]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k982_matmul", "%1124 matmul [40*T,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k983_matmul", "%1125 matmul [512,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k940_sum", "%1127 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k942_sum", "%1129 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k944_mul", "%1131 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k945_mul", "%1132 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k940_sum", "%1133 reduce [1,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k942_sum", "%1135 reduce [1,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k957_fused_scale_mul_sum_mul", "%1144 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k961_fused_add_mul_mul_id", "%1148 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k964_fused_scale_sum_neg", "%1152 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k1012_fused_add_add_id", "%1154 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:24", 1, 0, 0, 0, 0},
+    {"k940_sum", "%1155 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k942_sum", "%1157 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1018_matmul", "%1160 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1019_matmul", "%1161 matmul [128,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k329_permute", "%1164 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:18", 1, 0, 0, 0, 0},
+    {"k346_matmul", "%1165 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k1024_matmul", "%1166 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 1, 0, 0, 0, 0},
+    {"k361_div", "%1167 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1030_fused_mul_sum_neg_mul", "%1172 fused:mul_sum_neg_mul [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 1, 0, 0, 0, 0},
+    {"k1046_fused_scale_mul_mul_mul", "%1188 fused:scale_mul_mul_mul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k362_matmul", "%1189 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k1024_matmul", "%1190 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:15", 1, 0, 0, 0, 0},
+    {"k363_permute", "%1191 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k940_sum", "%1193 reduce [1,40,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k942_sum", "%1195 reduce [1,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k1018_matmul", "%1198 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k1019_matmul", "%1199 matmul [128,128]", "graphs/lib/text_encoder.lua:14", 1, 0, 0, 0, 0},
+    {"k363_permute", "%1201 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k940_sum", "%1203 reduce [1,40,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k942_sum", "%1205 reduce [1,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1018_matmul", "%1208 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1019_matmul", "%1209 matmul [128,128]", "graphs/lib/text_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k363_permute", "%1212 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k940_sum", "%1214 reduce [1,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k942_sum", "%1216 reduce [1,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1018_matmul", "%1219 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1019_matmul", "%1220 matmul [128,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1080_fused_add_add", "%1222 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k940_sum", "%1223 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k942_sum", "%1225 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k944_mul", "%1227 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k945_mul", "%1228 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k940_sum", "%1229 reduce [1,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k942_sum", "%1231 reduce [1,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k957_fused_scale_mul_sum_mul", "%1240 fused:scale_mul_sum_mul [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k961_fused_add_mul_mul_id", "%1244 fused:add_mul_mul_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k964_fused_scale_sum_neg", "%1248 fused:scale_sum_neg [T,40,1]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k1012_fused_add_add_id", "%1250 fused:add_add_id [T,40,128]", "graphs/lib/text_encoder.lua:23", 1, 0, 0, 0, 0},
+    {"k940_sum", "%1251 reduce [1,40,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"k1253_scatter_add", "%1253 scatter_add [1024,128]", "graphs/lib/text_encoder.lua:32", 1, 0, 0, 0, 0},
+    {"k1254_sum", "%1254 reduce [1,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k1256_matmul", "%1256 matmul [B,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k1257_matmul", "%1257 matmul [128,128]", "graphs/lib/image_encoder.lua:36", 1, 0, 0, 0, 0},
+    {"k300_scale", "%1258 map:scale [B,128]", "graphs/lib/image_encoder.lua:35", 1, 0, 0, 0, 0},
+    {"k1261_sum", "%1261 reduce [1,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1263_sum", "%1263 reduce [1,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1266_matmul", "%1266 matmul [64*B,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1267_matmul", "%1267 matmul [128,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1269_fused_add_id", "%1269 fused:add_id [B,64,128]", "graphs/lib/image_encoder.lua:34", 1, 0, 0, 0, 0},
+    {"k1270_permute", "%1270 permute [B,128,64]", "graphs/lib/image_encoder.lua:33", 1, 0, 0, 0, 0},
+    {"k1273_fused_mul_step", "%1273 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1261_sum", "%1274 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1276_sum", "%1276 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1277_sum", "%1277 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1279_mul", "%1279 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1280_mul", "%1280 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1261_sum", "%1281 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1276_sum", "%1283 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1277_sum", "%1284 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1294_fused_scale_mul_sum_mul", "%1294 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1298_fused_add_mul_mul_id", "%1298 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1301_fused_scale_sum_neg", "%1301 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1303_fused_add_id", "%1303 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1261_sum", "%1305 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1276_sum", "%1307 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1277_sum", "%1308 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1311_permute", "%1311 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1313_matmul", "%1313 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1314_matmul", "%1314 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1316_col2im", "%1316 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1273_fused_mul_step", "%1318 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1261_sum", "%1319 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1276_sum", "%1321 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1277_sum", "%1322 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1279_mul", "%1324 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1280_mul", "%1325 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1261_sum", "%1326 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1276_sum", "%1328 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1277_sum", "%1329 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1294_fused_scale_mul_sum_mul", "%1339 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1298_fused_add_mul_mul_id", "%1343 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1301_fused_scale_sum_neg", "%1346 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1303_fused_add_id", "%1348 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1261_sum", "%1350 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1276_sum", "%1352 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1277_sum", "%1353 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1311_permute", "%1356 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1313_matmul", "%1358 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1314_matmul", "%1359 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1316_col2im", "%1361 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1364_fused_mul_add_step", "%1364 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1261_sum", "%1365 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1276_sum", "%1367 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1277_sum", "%1368 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1279_mul", "%1370 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1280_mul", "%1371 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1261_sum", "%1372 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1276_sum", "%1374 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1277_sum", "%1375 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1294_fused_scale_mul_sum_mul", "%1385 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1298_fused_add_mul_mul_id", "%1389 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1301_fused_scale_sum_neg", "%1392 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1303_fused_add_id", "%1394 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1261_sum", "%1396 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1276_sum", "%1398 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1277_sum", "%1399 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1311_permute", "%1402 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1404_matmul", "%1404 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1405_matmul", "%1405 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1407_col2im", "%1407 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1409_fused_mul_step", "%1409 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1410_sum", "%1410 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1412_sum", "%1412 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1413_sum", "%1413 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1415_mul", "%1415 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1416_mul", "%1416 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1410_sum", "%1417 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1412_sum", "%1419 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1413_sum", "%1420 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1430_fused_scale_mul_sum_mul", "%1430 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1434_fused_add_mul_mul_id", "%1434 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1437_fused_scale_sum_neg", "%1437 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1439_fused_add_id", "%1439 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1410_sum", "%1441 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1412_sum", "%1443 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1413_sum", "%1444 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1447_permute", "%1447 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1449_matmul", "%1449 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1450_matmul", "%1450 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1452_col2im", "%1452 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1409_fused_mul_step", "%1454 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1410_sum", "%1455 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1412_sum", "%1457 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1413_sum", "%1458 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1415_mul", "%1460 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1416_mul", "%1461 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1410_sum", "%1462 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1412_sum", "%1464 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1413_sum", "%1465 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1430_fused_scale_mul_sum_mul", "%1475 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1434_fused_add_mul_mul_id", "%1479 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1437_fused_scale_sum_neg", "%1482 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1439_fused_add_id", "%1484 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1410_sum", "%1486 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1412_sum", "%1488 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1413_sum", "%1489 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1447_permute", "%1492 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1449_matmul", "%1494 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1450_matmul", "%1495 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1452_col2im", "%1497 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1500_fused_mul_add_step", "%1500 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1410_sum", "%1501 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1412_sum", "%1503 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1413_sum", "%1504 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1415_mul", "%1506 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1416_mul", "%1507 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1410_sum", "%1508 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1412_sum", "%1510 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1413_sum", "%1511 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1430_fused_scale_mul_sum_mul", "%1521 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1434_fused_add_mul_mul_id", "%1525 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1437_fused_scale_sum_neg", "%1528 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1439_fused_add_id", "%1530 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1410_sum", "%1532 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1412_sum", "%1534 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1413_sum", "%1535 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1447_permute", "%1538 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1540_matmul", "%1540 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1541_matmul", "%1541 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1543_col2im", "%1543 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1545_fused_mul_step", "%1545 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k1546_sum", "%1546 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1548_sum", "%1548 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1549_sum", "%1549 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1551_mul", "%1551 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1552_mul", "%1552 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1546_sum", "%1553 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1548_sum", "%1555 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1549_sum", "%1556 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1566_fused_scale_mul_sum_mul", "%1566 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1570_fused_add_mul_mul_id", "%1570 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1573_fused_scale_sum_neg", "%1573 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1575_fused_add_id", "%1575 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1546_sum", "%1577 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1548_sum", "%1579 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1549_sum", "%1580 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1583_permute", "%1583 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1585_matmul", "%1585 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1586_matmul", "%1586 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1588_col2im", "%1588 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k1545_fused_mul_step", "%1590 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k1546_sum", "%1591 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1548_sum", "%1593 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1549_sum", "%1594 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1551_mul", "%1596 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1552_mul", "%1597 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1546_sum", "%1598 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1548_sum", "%1600 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1549_sum", "%1601 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1566_fused_scale_mul_sum_mul", "%1611 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1570_fused_add_mul_mul_id", "%1615 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1573_fused_scale_sum_neg", "%1618 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1575_fused_add_id", "%1620 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1546_sum", "%1622 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1548_sum", "%1624 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1549_sum", "%1625 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1583_permute", "%1628 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1585_matmul", "%1630 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1586_matmul", "%1631 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1588_col2im", "%1633 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1636_fused_mul_add_step", "%1636 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k1546_sum", "%1637 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1548_sum", "%1639 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1549_sum", "%1640 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1551_mul", "%1642 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1552_mul", "%1643 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1546_sum", "%1644 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1548_sum", "%1646 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1549_sum", "%1647 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1566_fused_scale_mul_sum_mul", "%1657 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1570_fused_add_mul_mul_id", "%1661 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1573_fused_scale_sum_neg", "%1664 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1575_fused_add_id", "%1666 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1546_sum", "%1668 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1548_sum", "%1670 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1549_sum", "%1671 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1583_permute", "%1674 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1585_matmul", "%1676 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1586_matmul", "%1677 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1679_col2im", "%1679 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1681_fused_mul_step", "%1681 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"k1682_sum", "%1682 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1684_sum", "%1684 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1685_sum", "%1685 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1687_mul", "%1687 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1688_mul", "%1688 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1682_sum", "%1689 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1684_sum", "%1691 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1685_sum", "%1692 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1702_fused_scale_mul_sum_mul", "%1702 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1706_fused_add_mul_mul_id", "%1706 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1709_fused_scale_sum_neg", "%1709 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1711_fused_add_id", "%1711 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k1682_sum", "%1713 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1684_sum", "%1715 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1685_sum", "%1716 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1719_permute", "%1719 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1721_matmul", "%1721 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_nosrm = {1130, prof};
+const reclf_prof_table reclf_profile_reclf_nosrm = {662, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -5096,1149 +4180,681 @@ const reclf_prof_table reclf_profile_reclf_nosrm = {1130, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(1255472 + 2523280*B + 35200*B*T + 246688*T);
+    return sizeof(real) * (size_t)(1255472 + 2425584*B + 30208*B*T + 246688*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k5_addc(A + 1255472, (real *)inputs[0], B)); /* %5 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k6_scale(A + 1255472 + 4096*B, A + 1255472, B)); /* %6 map:scale [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(2, 0, sizeof(real)*((double)36864*B + (double)4096*B), k9_im2col(A + 1255472 + 1941504*B, A + 1255472 + 4096*B, B)); /* %9 im2col [B,9,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k11_matmul(A + 1255472, (real *)P + 0, A + 1255472 + 1941504*B, B)); /* %11 matmul [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 1255472 + 131072*B, A + 1255472, (real *)P + 288, B)); /* %14 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1255472, A + 1255472 + 131072*B, B)); /* %18 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1255472 + 16*B, A + 1255472, B)); /* %19 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k20_sub(A + 1255472 + 1327104*B, A + 1255472 + 131072*B, A + 1255472 + 16*B, B)); /* %20 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k21_square(A + 1255472, A + 1255472 + 1327104*B, B)); /* %21 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1255472 + 1458176*B, A + 1255472, B)); /* %22 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1255472 + 1458192*B, A + 1255472 + 1458176*B, B)); /* %23 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1255472 + 1458176*B, A + 1255472 + 1458192*B, B)); /* %24 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1255472 + 2523136*B, A + 1255472 + 1458176*B, B)); /* %25 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(13, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 1255472 + 1458176*B, A + 1255472 + 1327104*B, A + 1255472 + 2523136*B, B)); /* %26 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(14, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k29_mul(A + 1255472, A + 1255472 + 1458176*B, (real *)P + 320, B)); /* %29 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(15, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 1255472 + 1589248*B, A + 1255472, (real *)P + 352, B)); /* %31 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k32_relu(A + 1255472 + 294912*B, A + 1255472 + 1589248*B, B)); /* %32 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(17, 0, sizeof(real)*((double)294912*B + (double)131072*B), k35_im2col(A + 1255472, A + 1255472 + 294912*B, B)); /* %35 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(18, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 1255472 + 1720320*B, (real *)P + 384, A + 1255472, B)); /* %37 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1255472 + 1753088*B, A + 1255472 + 1720320*B, (real *)P + 9600, B)); /* %40 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1255472 + 1720320*B, A + 1255472 + 1753088*B, B)); /* %44 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(21, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1255472 + 1720336*B, A + 1255472 + 1720320*B, B)); /* %45 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k46_sub(A + 1255472 + 2015232*B, A + 1255472 + 1753088*B, A + 1255472 + 1720336*B, B)); /* %46 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(23, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k47_square(A + 1255472 + 1978368*B, A + 1255472 + 2015232*B, B)); /* %47 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1255472 + 2011136*B, A + 1255472 + 1978368*B, B)); /* %48 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(25, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1255472 + 2011152*B, A + 1255472 + 2011136*B, B)); /* %49 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1255472 + 2011168*B, A + 1255472 + 2011152*B, B)); /* %50 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1255472 + 2523152*B, A + 1255472 + 2011168*B, B)); /* %51 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1255472 + 2048000*B, A + 1255472 + 2015232*B, A + 1255472 + 2523152*B, B)); /* %52 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1255472 + 1978368*B, A + 1255472 + 2048000*B, (real *)P + 9632, B)); /* %55 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1255472 + 2080768*B, A + 1255472 + 1978368*B, (real *)P + 9664, B)); /* %57 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k58_relu(A + 1255472 + 1978368*B, A + 1255472 + 2080768*B, B)); /* %58 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(32, 0, sizeof(real)*((double)294912*B + (double)32768*B), k61_im2col(A + 1255472 + 294912*B, A + 1255472 + 1978368*B, B)); /* %61 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(33, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 1255472 + 1720320*B, (real *)P + 9696, A + 1255472 + 294912*B, B)); /* %63 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1255472 + 1753088*B, A + 1255472 + 1720320*B, (real *)P + 18912, B)); /* %66 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(35, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1255472 + 2011136*B, A + 1255472 + 1753088*B, B)); /* %70 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(36, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1255472 + 2011152*B, A + 1255472 + 2011136*B, B)); /* %71 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(37, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k46_sub(A + 1255472 + 2113536*B, A + 1255472 + 1753088*B, A + 1255472 + 2011152*B, B)); /* %72 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k47_square(A + 1255472 + 1720320*B, A + 1255472 + 2113536*B, B)); /* %73 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(39, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1255472 + 2011136*B, A + 1255472 + 1720320*B, B)); /* %74 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(40, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1255472 + 2011152*B, A + 1255472 + 2011136*B, B)); /* %75 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(41, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1255472 + 2011136*B, A + 1255472 + 2011152*B, B)); /* %76 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1255472 + 2523168*B, A + 1255472 + 2011136*B, B)); /* %77 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(43, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1255472 + 2146304*B, A + 1255472 + 2113536*B, A + 1255472 + 2523168*B, B)); /* %78 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(44, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1255472 + 1720320*B, A + 1255472 + 2146304*B, (real *)P + 18944, B)); /* %81 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(45, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1255472 + 2179072*B, A + 1255472 + 1720320*B, (real *)P + 18976, B)); /* %83 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k58_relu(A + 1255472 + 1720320*B, A + 1255472 + 2179072*B, B)); /* %84 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(47, 0, sizeof(real)*((double)294912*B + (double)32768*B), k61_im2col(A + 1255472 + 589824*B, A + 1255472 + 1720320*B, B)); /* %87 im2col [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(48, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 1255472 + 1720320*B, (real *)P + 19008, A + 1255472 + 589824*B, B)); /* %89 matmul [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1255472 + 1753088*B, A + 1255472 + 1720320*B, (real *)P + 28224, B)); /* %92 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(50, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1255472 + 2011136*B, A + 1255472 + 1753088*B, B)); /* %96 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(51, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1255472 + 2011152*B, A + 1255472 + 2011136*B, B)); /* %97 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(52, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k46_sub(A + 1255472 + 2211840*B, A + 1255472 + 1753088*B, A + 1255472 + 2011152*B, B)); /* %98 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(53, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k47_square(A + 1255472 + 1720320*B, A + 1255472 + 2211840*B, B)); /* %99 map:square [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(54, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1255472 + 2011136*B, A + 1255472 + 1720320*B, B)); /* %100 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(55, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1255472 + 2011152*B, A + 1255472 + 2011136*B, B)); /* %101 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(56, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1255472 + 2011136*B, A + 1255472 + 2011152*B, B)); /* %102 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(57, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1255472 + 2523184*B, A + 1255472 + 2011136*B, B)); /* %103 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(58, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1255472 + 2244608*B, A + 1255472 + 2211840*B, A + 1255472 + 2523184*B, B)); /* %104 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1255472 + 1720320*B, A + 1255472 + 2244608*B, (real *)P + 28256, B)); /* %107 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(60, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k40_add(A + 1255472 + 1753088*B, A + 1255472 + 1720320*B, (real *)P + 28288, B)); /* %109 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(61, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1255472 + 2277376*B, A + 1255472 + 1978368*B, A + 1255472 + 1753088*B, B)); /* %110 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(62, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k58_relu(A + 1255472 + 1978368*B, A + 1255472 + 2277376*B, B)); /* %111 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(63, 0, sizeof(real)*((double)73728*B + (double)32768*B), k114_im2col(A + 1255472 + 1720320*B, A + 1255472 + 1978368*B, B)); /* %114 im2col [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(64, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k116_matmul(A + 1255472 + 1978368*B, (real *)P + 28320, A + 1255472 + 1720320*B, B)); /* %116 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(65, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1255472 + 1994752*B, A + 1255472 + 1978368*B, (real *)P + 46752, B)); /* %119 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1255472 + 2011136*B, A + 1255472 + 1994752*B, B)); /* %123 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(67, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1255472 + 2011152*B, A + 1255472 + 2011136*B, B)); /* %124 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k125_sub(A + 1255472 + 2310144*B, A + 1255472 + 1994752*B, A + 1255472 + 2011152*B, B)); /* %125 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(69, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k126_square(A + 1255472 + 1978368*B, A + 1255472 + 2310144*B, B)); /* %126 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1255472 + 1994752*B, A + 1255472 + 1978368*B, B)); /* %127 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(71, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1255472 + 1978368*B, A + 1255472 + 1994752*B, B)); /* %128 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(72, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1255472 + 1978384*B, A + 1255472 + 1978368*B, B)); /* %129 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(73, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1255472 + 2523200*B, A + 1255472 + 1978384*B, B)); /* %130 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(74, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1255472 + 2326528*B, A + 1255472 + 2310144*B, A + 1255472 + 2523200*B, B)); /* %131 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(75, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1255472 + 1978368*B, A + 1255472 + 2326528*B, (real *)P + 46816, B)); /* %134 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1255472 + 2342912*B, A + 1255472 + 1978368*B, (real *)P + 46880, B)); /* %136 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k137_relu(A + 1255472 + 1978368*B, A + 1255472 + 2342912*B, B)); /* %137 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(78, 0, sizeof(real)*((double)147456*B + (double)16384*B), k140_im2col(A + 1255472 + 884736*B, A + 1255472 + 1978368*B, B)); /* %140 im2col [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(79, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k142_matmul(A + 1255472 + 1994752*B, (real *)P + 46944, A + 1255472 + 884736*B, B)); /* %142 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(80, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1255472 + 1794048*B, A + 1255472 + 1994752*B, (real *)P + 83808, B)); /* %145 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(81, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1255472 + 1994752*B, A + 1255472 + 1794048*B, B)); /* %149 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(82, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1255472 + 1994768*B, A + 1255472 + 1994752*B, B)); /* %150 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(83, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k125_sub(A + 1255472 + 2359296*B, A + 1255472 + 1794048*B, A + 1255472 + 1994768*B, B)); /* %151 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(84, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k126_square(A + 1255472 + 1994752*B, A + 1255472 + 2359296*B, B)); /* %152 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(85, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1255472 + 2011136*B, A + 1255472 + 1994752*B, B)); /* %153 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1255472 + 2011152*B, A + 1255472 + 2011136*B, B)); /* %154 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1255472 + 2011168*B, A + 1255472 + 2011152*B, B)); /* %155 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1255472 + 2523216*B, A + 1255472 + 2011168*B, B)); /* %156 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1255472 + 2375680*B, A + 1255472 + 2359296*B, A + 1255472 + 2523216*B, B)); /* %157 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1255472 + 1994752*B, A + 1255472 + 2375680*B, (real *)P + 83872, B)); /* %160 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(91, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1255472 + 2392064*B, A + 1255472 + 1994752*B, (real *)P + 83936, B)); /* %162 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(92, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k137_relu(A + 1255472 + 1994752*B, A + 1255472 + 2392064*B, B)); /* %163 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(93, 0, sizeof(real)*((double)147456*B + (double)16384*B), k140_im2col(A + 1255472 + 1032192*B, A + 1255472 + 1994752*B, B)); /* %166 im2col [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k142_matmul(A + 1255472 + 1994752*B, (real *)P + 84000, A + 1255472 + 1032192*B, B)); /* %168 matmul [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1255472 + 1179648*B, A + 1255472 + 1994752*B, (real *)P + 120864, B)); /* %171 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1255472 + 1994752*B, A + 1255472 + 1179648*B, B)); /* %175 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1255472 + 1994768*B, A + 1255472 + 1994752*B, B)); /* %176 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k125_sub(A + 1255472 + 2408448*B, A + 1255472 + 1179648*B, A + 1255472 + 1994768*B, B)); /* %177 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k126_square(A + 1255472 + 1994752*B, A + 1255472 + 2408448*B, B)); /* %178 map:square [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(100, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1255472 + 2011136*B, A + 1255472 + 1994752*B, B)); /* %179 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(101, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1255472 + 2011152*B, A + 1255472 + 2011136*B, B)); /* %180 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(102, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1255472 + 2011168*B, A + 1255472 + 2011152*B, B)); /* %181 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(103, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1255472 + 2523232*B, A + 1255472 + 2011168*B, B)); /* %182 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(104, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1255472 + 2424832*B, A + 1255472 + 2408448*B, A + 1255472 + 2523232*B, B)); /* %183 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(105, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1255472 + 1994752*B, A + 1255472 + 2424832*B, (real *)P + 120928, B)); /* %186 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(106, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k119_add(A + 1255472 + 1179648*B, A + 1255472 + 1994752*B, (real *)P + 120992, B)); /* %188 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(107, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1255472 + 2441216*B, A + 1255472 + 1978368*B, A + 1255472 + 1179648*B, B)); /* %189 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(108, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k137_relu(A + 1255472 + 1179648*B, A + 1255472 + 2441216*B, B)); /* %190 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(109, 0, sizeof(real)*((double)36864*B + (double)16384*B), k193_im2col(A + 1255472 + 1978368*B, A + 1255472 + 1179648*B, B)); /* %193 im2col [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(110, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k195_matmul(A + 1255472 + 1179648*B, (real *)P + 121056, A + 1255472 + 1978368*B, B)); /* %195 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(111, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1255472 + 1187840*B, A + 1255472 + 1179648*B, (real *)P + 194784, B)); /* %198 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(112, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1255472 + 1179648*B, A + 1255472 + 1187840*B, B)); /* %202 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(113, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1255472 + 1179664*B, A + 1255472 + 1179648*B, B)); /* %203 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(114, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k204_sub(A + 1255472 + 2457600*B, A + 1255472 + 1187840*B, A + 1255472 + 1179664*B, B)); /* %204 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(115, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1255472 + 1179648*B, A + 1255472 + 2457600*B, B)); /* %205 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(116, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1255472 + 2465792*B, A + 1255472 + 1179648*B, B)); /* %206 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(117, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1255472 + 2465808*B, A + 1255472 + 2465792*B, B)); /* %207 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(118, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1255472 + 2465792*B, A + 1255472 + 2465808*B, B)); /* %208 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(119, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1255472 + 2523248*B, A + 1255472 + 2465792*B, B)); /* %209 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(120, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1255472 + 2465792*B, A + 1255472 + 2457600*B, A + 1255472 + 2523248*B, B)); /* %210 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(121, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1255472 + 1179648*B, A + 1255472 + 2465792*B, (real *)P + 194912, B)); /* %213 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(122, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1255472 + 2473984*B, A + 1255472 + 1179648*B, (real *)P + 195040, B)); /* %215 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(123, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k216_relu(A + 1255472 + 1179648*B, A + 1255472 + 2473984*B, B)); /* %216 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(124, 0, sizeof(real)*((double)73728*B + (double)8192*B), k219_im2col(A + 1255472 + 1794048*B, A + 1255472 + 1179648*B, B)); /* %219 im2col [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(125, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k221_matmul(A + 1255472 + 1867776*B, (real *)P + 195168, A + 1255472 + 1794048*B, B)); /* %221 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(126, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1255472 + 1875968*B, A + 1255472 + 1867776*B, (real *)P + 342624, B)); /* %224 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(127, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1255472 + 1867776*B, A + 1255472 + 1875968*B, B)); /* %228 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(128, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1255472 + 1867792*B, A + 1255472 + 1867776*B, B)); /* %229 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(129, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k204_sub(A + 1255472 + 2482176*B, A + 1255472 + 1875968*B, A + 1255472 + 1867792*B, B)); /* %230 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(130, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1255472 + 1867776*B, A + 1255472 + 2482176*B, B)); /* %231 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(131, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1255472 + 2490368*B, A + 1255472 + 1867776*B, B)); /* %232 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(132, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1255472 + 2490384*B, A + 1255472 + 2490368*B, B)); /* %233 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(133, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1255472 + 2490368*B, A + 1255472 + 2490384*B, B)); /* %234 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(134, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1255472 + 2523264*B, A + 1255472 + 2490368*B, B)); /* %235 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(135, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1255472 + 2490368*B, A + 1255472 + 2482176*B, A + 1255472 + 2523264*B, B)); /* %236 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(136, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1255472 + 1867776*B, A + 1255472 + 2490368*B, (real *)P + 342752, B)); /* %239 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(137, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1255472 + 2498560*B, A + 1255472 + 1867776*B, (real *)P + 342880, B)); /* %241 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(138, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k216_relu(A + 1255472 + 1187840*B, A + 1255472 + 2498560*B, B)); /* %242 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(139, 0, sizeof(real)*((double)73728*B + (double)8192*B), k219_im2col(A + 1255472 + 1867776*B, A + 1255472 + 1187840*B, B)); /* %245 im2col [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(140, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k221_matmul(A + 1255472 + 1187840*B, (real *)P + 343008, A + 1255472 + 1867776*B, B)); /* %247 matmul [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(141, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1255472 + 1196032*B, A + 1255472 + 1187840*B, (real *)P + 490464, B)); /* %250 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(142, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1255472 + 1187840*B, A + 1255472 + 1196032*B, B)); /* %254 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(143, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1255472 + 2506752*B, A + 1255472 + 1187840*B, B)); /* %255 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k204_sub(A + 1255472 + 1187840*B, A + 1255472 + 1196032*B, A + 1255472 + 2506752*B, B)); /* %256 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(145, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1255472 + 1196032*B, A + 1255472 + 1187840*B, B)); /* %257 map:square [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(146, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1255472 + 2506752*B, A + 1255472 + 1196032*B, B)); /* %258 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(147, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1255472 + 2506768*B, A + 1255472 + 2506752*B, B)); /* %259 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(148, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k24_addc(A + 1255472 + 2506752*B, A + 1255472 + 2506768*B, B)); /* %260 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(149, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k25_rsqrt(A + 1255472 + 2514944*B, A + 1255472 + 2506752*B, B)); /* %261 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(150, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1255472 + 1196032*B, A + 1255472 + 1187840*B, A + 1255472 + 2514944*B, B)); /* %262 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(151, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1255472 + 1204224*B, A + 1255472 + 1196032*B, (real *)P + 490592, B)); /* %265 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(152, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k198_add(A + 1255472 + 1212416*B, A + 1255472 + 1204224*B, (real *)P + 490720, B)); /* %267 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(153, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1255472 + 1204224*B, A + 1255472 + 1179648*B, A + 1255472 + 1212416*B, B)); /* %268 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(154, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k216_relu(A + 1255472 + 1179648*B, A + 1255472 + 1204224*B, B)); /* %269 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(155, 0, sizeof(real)*((double)8192*B + (double)8192*B), k271_permute(A + 1255472 + 1212416*B, A + 1255472 + 1179648*B, B)); /* %271 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
-    CALL(156, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k275_matmul(A + 1255472 + 1179648*B, A + 1255472 + 1212416*B, (real *)P + 490848, B)); /* %275 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(157, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k277_add(A + 1255472 + 1220608*B, A + 1255472 + 1179648*B, (real *)P + 507232, B)); /* %277 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(158, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k278_sum(A + 1255472 + 1179648*B, A + 1255472 + 1212416*B, B)); /* %278 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(159, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k280_scale(A + 1255472 + 1253376*B, A + 1255472 + 1179648*B, B)); /* %280 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(160, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k283_matmul(A + 1255472 + 1179648*B, A + 1255472 + 1253376*B, (real *)P + 507360, B)); /* %283 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(161, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k284_add(A + 1255472 + 1253504*B, A + 1255472 + 1179648*B, (real *)P + 523744, B)); /* %284 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(162, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k287_gather(A + 1255472 + 2523280*B + 35200*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %287 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(163, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k288_add(A + 1255472 + 2523280*B + 35200*B*T + 12800*T, A + 1255472 + 2523280*B + 35200*B*T, (real *)P + 654944, T)); /* %288 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(164, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 12800*T, T)); /* %291 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(165, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T + 48*T, A + 1255472 + 2523280*B + 35200*B*T, T)); /* %292 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(166, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1255472 + 2523280*B + 35200*B*T + 128000*T, A + 1255472 + 2523280*B + 35200*B*T + 12800*T, A + 1255472 + 2523280*B + 35200*B*T + 48*T, T)); /* %293 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(167, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 128000*T, T)); /* %294 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(168, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T + 5120*T, A + 1255472 + 2523280*B + 35200*B*T, T)); /* %295 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(169, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 5120*T, T)); /* %296 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(170, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1255472 + 2523280*B + 35200*B*T + 48*T, A + 1255472 + 2523280*B + 35200*B*T, T)); /* %297 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(171, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1255472 + 2523280*B + 35200*B*T + 246272*T, A + 1255472 + 2523280*B + 35200*B*T + 48*T, T)); /* %298 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(172, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1255472 + 2523280*B + 35200*B*T + 133120*T, A + 1255472 + 2523280*B + 35200*B*T + 128000*T, A + 1255472 + 2523280*B + 35200*B*T + 246272*T, T)); /* %299 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(173, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 133120*T, (real *)P + 660064, T)); /* %300 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(174, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1255472 + 2523280*B + 35200*B*T + 138240*T, A + 1255472 + 2523280*B + 35200*B*T, (real *)P + 660192, T)); /* %301 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(175, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 138240*T, (real *)P + 660320, T)); /* %305 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(176, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1255472 + 2523280*B + 35200*B*T + 5120*T, A + 1255472 + 2523280*B + 35200*B*T, (real *)P + 676704, T)); /* %307 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(177, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1255472 + 2523280*B + 35200*B*T + 143360*T, A + 1255472 + 2523280*B + 35200*B*T + 5120*T, T)); /* %309 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(178, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 138240*T, (real *)P + 676832, T)); /* %313 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(179, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1255472 + 2523280*B + 35200*B*T + 5120*T, A + 1255472 + 2523280*B + 35200*B*T, (real *)P + 693216, T)); /* %315 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(180, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1255472 + 2523280*B + 35200*B*T + 148480*T, A + 1255472 + 2523280*B + 35200*B*T + 5120*T, T)); /* %317 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(181, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 138240*T, (real *)P + 693344, T)); /* %321 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(182, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1255472 + 2523280*B + 35200*B*T + 5120*T, A + 1255472 + 2523280*B + 35200*B*T, (real *)P + 709728, T)); /* %323 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(183, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1255472 + 2523280*B + 35200*B*T + 153600*T, A + 1255472 + 2523280*B + 35200*B*T + 5120*T, T)); /* %325 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(184, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 143360*T, A + 1255472 + 2523280*B + 35200*B*T + 148480*T, T)); /* %326 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(185, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1255472 + 2523280*B + 35200*B*T + 6400*T, A + 1255472 + 2523280*B + 35200*B*T, T)); /* %327 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(186, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 6400*T, (real *)inputs[2], T)); /* %329 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(187, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k330_neg(A + 1255472 + 2523280*B + 35200*B*T + 6400*T, (real *)inputs[2], T)); /* %330 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(188, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k331_addc(A + 1255472 + 2523280*B + 35200*B*T + 6448*T, A + 1255472 + 2523280*B + 35200*B*T + 6400*T, T)); /* %331 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(189, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k332_scale(A + 1255472 + 2523280*B + 35200*B*T + 245696*T, A + 1255472 + 2523280*B + 35200*B*T + 6448*T, T)); /* %332 map:scale [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(190, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k333_add(A + 1255472 + 2523280*B + 35200*B*T + 6400*T, A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 245696*T, T)); /* %333 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(191, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k334_max(A + 1255472 + 2523280*B + 35200*B*T + 17920*T, A + 1255472 + 2523280*B + 35200*B*T + 6400*T, T)); /* %334 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(192, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k336_sub(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 6400*T, A + 1255472 + 2523280*B + 35200*B*T + 17920*T, T)); /* %336 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(193, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k337_exp(A + 1255472 + 2523280*B + 35200*B*T + 102400*T, A + 1255472 + 2523280*B + 35200*B*T, T)); /* %337 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(194, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 102400*T, (real *)inputs[2], T)); /* %338 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(195, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1255472 + 2523280*B + 35200*B*T + 245376*T, A + 1255472 + 2523280*B + 35200*B*T, T)); /* %339 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(196, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k340_clampmin(A + 1255472 + 2523280*B + 35200*B*T + 245536*T, A + 1255472 + 2523280*B + 35200*B*T + 245376*T, T)); /* %340 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(197, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1255472 + 2523280*B + 35200*B*T + 108800*T, A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 245536*T, T)); /* %341 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(198, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 108800*T, A + 1255472 + 2523280*B + 35200*B*T + 153600*T, T)); /* %342 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(199, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1255472 + 2523280*B + 35200*B*T + 158720*T, A + 1255472 + 2523280*B + 35200*B*T, T)); /* %343 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(200, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 158720*T, (real *)P + 709856, T)); /* %348 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(201, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1255472 + 2523280*B + 35200*B*T + 5120*T, A + 1255472 + 2523280*B + 35200*B*T, (real *)P + 726240, T)); /* %350 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(202, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 12800*T, A + 1255472 + 2523280*B + 35200*B*T + 5120*T, T)); /* %351 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(203, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T + 245744*T, A + 1255472 + 2523280*B + 35200*B*T + 115200*T, T)); /* %354 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(204, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T + 245792*T, A + 1255472 + 2523280*B + 35200*B*T + 245744*T, T)); /* %355 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(205, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1255472 + 2523280*B + 35200*B*T + 163840*T, A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 245792*T, T)); /* %356 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(206, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1255472 + 2523280*B + 35200*B*T + 120320*T, A + 1255472 + 2523280*B + 35200*B*T + 163840*T, T)); /* %357 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(207, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T + 245744*T, A + 1255472 + 2523280*B + 35200*B*T + 120320*T, T)); /* %358 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(208, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T + 245792*T, A + 1255472 + 2523280*B + 35200*B*T + 245744*T, T)); /* %359 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(209, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1255472 + 2523280*B + 35200*B*T + 245744*T, A + 1255472 + 2523280*B + 35200*B*T + 245792*T, T)); /* %360 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(210, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1255472 + 2523280*B + 35200*B*T + 246320*T, A + 1255472 + 2523280*B + 35200*B*T + 245744*T, T)); /* %361 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(211, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1255472 + 2523280*B + 35200*B*T + 168960*T, A + 1255472 + 2523280*B + 35200*B*T + 163840*T, A + 1255472 + 2523280*B + 35200*B*T + 246320*T, T)); /* %362 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(212, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1255472 + 2523280*B + 35200*B*T + 120320*T, A + 1255472 + 2523280*B + 35200*B*T + 168960*T, (real *)P + 726368, T)); /* %363 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(213, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1255472 + 2523280*B + 35200*B*T + 174080*T, A + 1255472 + 2523280*B + 35200*B*T + 120320*T, (real *)P + 726496, T)); /* %364 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(214, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k368_matmul(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 174080*T, (real *)P + 726624, T)); /* %368 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(215, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k370_add(A + 1255472 + 2523280*B + 35200*B*T + 20480*T, A + 1255472 + 2523280*B + 35200*B*T, (real *)P + 792160, T)); /* %370 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(216, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k371_gelu(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 20480*T, T)); /* %371 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(217, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k375_matmul(A + 1255472 + 2523280*B + 35200*B*T + 120320*T, A + 1255472 + 2523280*B + 35200*B*T, (real *)P + 792672, T)); /* %375 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(218, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 120320*T, (real *)P + 858208, T)); /* %377 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(219, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 53760*T, A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %378 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(220, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T + 245744*T, A + 1255472 + 2523280*B + 35200*B*T + 53760*T, T)); /* %381 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(221, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T + 245792*T, A + 1255472 + 2523280*B + 35200*B*T + 245744*T, T)); /* %382 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(222, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1255472 + 2523280*B + 35200*B*T + 179200*T, A + 1255472 + 2523280*B + 35200*B*T + 53760*T, A + 1255472 + 2523280*B + 35200*B*T + 245792*T, T)); /* %383 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(223, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 179200*T, T)); /* %384 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(224, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T + 245744*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %385 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(225, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T + 245792*T, A + 1255472 + 2523280*B + 35200*B*T + 245744*T, T)); /* %386 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(226, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1255472 + 2523280*B + 35200*B*T + 245744*T, A + 1255472 + 2523280*B + 35200*B*T + 245792*T, T)); /* %387 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(227, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1255472 + 2523280*B + 35200*B*T + 246368*T, A + 1255472 + 2523280*B + 35200*B*T + 245744*T, T)); /* %388 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(228, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1255472 + 2523280*B + 35200*B*T + 184320*T, A + 1255472 + 2523280*B + 35200*B*T + 179200*T, A + 1255472 + 2523280*B + 35200*B*T + 246368*T, T)); /* %389 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(229, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 184320*T, (real *)P + 858336, T)); /* %390 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(230, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1255472 + 2523280*B + 35200*B*T + 189440*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, (real *)P + 858464, T)); /* %391 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(231, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 189440*T, (real *)P + 858592, T)); /* %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(232, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1255472 + 2523280*B + 35200*B*T + 46080*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, (real *)P + 874976, T)); /* %397 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(233, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1255472 + 2523280*B + 35200*B*T + 194560*T, A + 1255472 + 2523280*B + 35200*B*T + 46080*T, T)); /* %399 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(234, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 189440*T, (real *)P + 875104, T)); /* %403 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(235, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1255472 + 2523280*B + 35200*B*T + 46080*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, (real *)P + 891488, T)); /* %405 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(236, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1255472 + 2523280*B + 35200*B*T + 199680*T, A + 1255472 + 2523280*B + 35200*B*T + 46080*T, T)); /* %407 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(237, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 189440*T, (real *)P + 891616, T)); /* %411 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(238, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1255472 + 2523280*B + 35200*B*T + 46080*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, (real *)P + 908000, T)); /* %413 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(239, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1255472 + 2523280*B + 35200*B*T + 204800*T, A + 1255472 + 2523280*B + 35200*B*T + 46080*T, T)); /* %415 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(240, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 194560*T, A + 1255472 + 2523280*B + 35200*B*T + 199680*T, T)); /* %416 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(241, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1255472 + 2523280*B + 35200*B*T + 47360*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %417 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(242, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 47360*T, (real *)inputs[2], T)); /* %419 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(243, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k333_add(A + 1255472 + 2523280*B + 35200*B*T + 47360*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 245696*T, T)); /* %423 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(244, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k334_max(A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 47360*T, T)); /* %424 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(245, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k336_sub(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 47360*T, A + 1255472 + 2523280*B + 35200*B*T + 115200*T, T)); /* %426 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(246, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k337_exp(A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %427 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(247, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 115200*T, (real *)inputs[2], T)); /* %428 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(248, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1255472 + 2523280*B + 35200*B*T + 245696*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %429 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(249, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k340_clampmin(A + 1255472 + 2523280*B + 35200*B*T + 245856*T, A + 1255472 + 2523280*B + 35200*B*T + 245696*T, T)); /* %430 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(250, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1255472 + 2523280*B + 35200*B*T + 121600*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 245856*T, T)); /* %431 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(251, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 121600*T, A + 1255472 + 2523280*B + 35200*B*T + 204800*T, T)); /* %432 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(252, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1255472 + 2523280*B + 35200*B*T + 209920*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %433 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(253, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k305_matmul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 209920*T, (real *)P + 908128, T)); /* %438 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(254, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1255472 + 2523280*B + 35200*B*T + 46080*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, (real *)P + 924512, T)); /* %440 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(255, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 81920*T, A + 1255472 + 2523280*B + 35200*B*T + 53760*T, A + 1255472 + 2523280*B + 35200*B*T + 46080*T, T)); /* %441 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(256, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T + 246016*T, A + 1255472 + 2523280*B + 35200*B*T + 81920*T, T)); /* %444 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(257, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T + 246064*T, A + 1255472 + 2523280*B + 35200*B*T + 246016*T, T)); /* %445 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(258, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1255472 + 2523280*B + 35200*B*T + 215040*T, A + 1255472 + 2523280*B + 35200*B*T + 81920*T, A + 1255472 + 2523280*B + 35200*B*T + 246064*T, T)); /* %446 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(259, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1255472 + 2523280*B + 35200*B*T + 87040*T, A + 1255472 + 2523280*B + 35200*B*T + 215040*T, T)); /* %447 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(260, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T + 246016*T, A + 1255472 + 2523280*B + 35200*B*T + 87040*T, T)); /* %448 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(261, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T + 246064*T, A + 1255472 + 2523280*B + 35200*B*T + 246016*T, T)); /* %449 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(262, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1255472 + 2523280*B + 35200*B*T + 246016*T, A + 1255472 + 2523280*B + 35200*B*T + 246064*T, T)); /* %450 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(263, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1255472 + 2523280*B + 35200*B*T + 246416*T, A + 1255472 + 2523280*B + 35200*B*T + 246016*T, T)); /* %451 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(264, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1255472 + 2523280*B + 35200*B*T + 220160*T, A + 1255472 + 2523280*B + 35200*B*T + 215040*T, A + 1255472 + 2523280*B + 35200*B*T + 246416*T, T)); /* %452 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(265, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1255472 + 2523280*B + 35200*B*T + 87040*T, A + 1255472 + 2523280*B + 35200*B*T + 220160*T, (real *)P + 924640, T)); /* %453 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(266, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1255472 + 2523280*B + 35200*B*T + 225280*T, A + 1255472 + 2523280*B + 35200*B*T + 87040*T, (real *)P + 924768, T)); /* %454 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(267, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k368_matmul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 225280*T, (real *)P + 924896, T)); /* %458 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(268, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k370_add(A + 1255472 + 2523280*B + 35200*B*T + 61440*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, (real *)P + 990432, T)); /* %460 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(269, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k371_gelu(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 61440*T, T)); /* %461 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(270, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k375_matmul(A + 1255472 + 2523280*B + 35200*B*T + 87040*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, (real *)P + 990944, T)); /* %465 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(271, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1255472 + 2523280*B + 35200*B*T + 92160*T, A + 1255472 + 2523280*B + 35200*B*T + 87040*T, (real *)P + 1056480, T)); /* %467 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(272, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 87040*T, A + 1255472 + 2523280*B + 35200*B*T + 81920*T, A + 1255472 + 2523280*B + 35200*B*T + 92160*T, T)); /* %468 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(273, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T + 246016*T, A + 1255472 + 2523280*B + 35200*B*T + 87040*T, T)); /* %471 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(274, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T + 246064*T, A + 1255472 + 2523280*B + 35200*B*T + 246016*T, T)); /* %472 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(275, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k293_sub(A + 1255472 + 2523280*B + 35200*B*T + 81920*T, A + 1255472 + 2523280*B + 35200*B*T + 87040*T, A + 1255472 + 2523280*B + 35200*B*T + 246064*T, T)); /* %473 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(276, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k294_square(A + 1255472 + 2523280*B + 35200*B*T + 87040*T, A + 1255472 + 2523280*B + 35200*B*T + 81920*T, T)); /* %474 map:square [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(277, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T + 246016*T, A + 1255472 + 2523280*B + 35200*B*T + 87040*T, T)); /* %475 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(278, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T + 246064*T, A + 1255472 + 2523280*B + 35200*B*T + 246016*T, T)); /* %476 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(279, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k297_addc(A + 1255472 + 2523280*B + 35200*B*T + 246016*T, A + 1255472 + 2523280*B + 35200*B*T + 246064*T, T)); /* %477 map:addc [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(280, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k298_rsqrt(A + 1255472 + 2523280*B + 35200*B*T + 246464*T, A + 1255472 + 2523280*B + 35200*B*T + 246016*T, T)); /* %478 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(281, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1255472 + 2523280*B + 35200*B*T + 87040*T, A + 1255472 + 2523280*B + 35200*B*T + 81920*T, A + 1255472 + 2523280*B + 35200*B*T + 246464*T, T)); /* %479 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(282, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1255472 + 2523280*B + 35200*B*T + 92160*T, A + 1255472 + 2523280*B + 35200*B*T + 87040*T, (real *)P + 1056608, T)); /* %480 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(283, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k301_add(A + 1255472 + 2523280*B + 35200*B*T + 97280*T, A + 1255472 + 2523280*B + 35200*B*T + 92160*T, (real *)P + 1056736, T)); /* %481 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(284, 0, sizeof(real)*((double)128*T + (double)5120*T), k482_slice(A + 1255472 + 2523280*B + 35200*B*T + 246016*T, A + 1255472 + 2523280*B + 35200*B*T + 97280*T, T)); /* %482 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(285, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k486_matmul(A + 1255472 + 2523280*B + 35200*B*T + 92160*T, A + 1255472 + 2523280*B + 35200*B*T + 246016*T, (real *)P + 1056864, T)); /* %486 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(286, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k487_add(A + 1255472 + 2523280*B + 35200*B*T + 246144*T, A + 1255472 + 2523280*B + 35200*B*T + 92160*T, (real *)P + 1073248, T)); /* %487 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(287, 0, sizeof(real)*((double)4992*T + (double)5120*T), k488_slice(A + 1255472 + 2523280*B + 35200*B*T + 92160*T, A + 1255472 + 2523280*B + 35200*B*T + 97280*T, T)); /* %488 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(288, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k492_matmul(A + 1255472 + 2523280*B + 35200*B*T + 97152*T, A + 1255472 + 2523280*B + 35200*B*T + 92160*T, (real *)P + 1073376, T)); /* %492 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(289, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)128), k494_add(A + 1255472 + 2523280*B + 35200*B*T + 230400*T, A + 1255472 + 2523280*B + 35200*B*T + 97152*T, (real *)P + 1089760, T)); /* %494 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(290, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k495_square(A + 1255472 + 2523280*B + 35200*B*T + 97152*T, A + 1255472 + 2523280*B + 35200*B*T + 246144*T, T)); /* %495 map:square [T,128]  graphs/lib/losses.lua:21 */
-    CALL(291, (double)128*T, sizeof(real)*((double)T + (double)128*T), k496_sum(A + 1255472 + 2523280*B + 35200*B*T + 246608*T, A + 1255472 + 2523280*B + 35200*B*T + 97152*T, T)); /* %496 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(292, (double)T, sizeof(real)*((double)T + (double)T), k497_clampmin(A + 1255472 + 2523280*B + 35200*B*T + 246512*T, A + 1255472 + 2523280*B + 35200*B*T + 246608*T, T)); /* %497 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(293, (double)T, sizeof(real)*((double)T + (double)T), k498_rsqrt(A + 1255472 + 2523280*B + 35200*B*T + 246624*T, A + 1255472 + 2523280*B + 35200*B*T + 246512*T, T)); /* %498 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    CALL(294, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k499_mul(A + 1255472 + 2523280*B + 35200*B*T + 102144*T, A + 1255472 + 2523280*B + 35200*B*T + 246144*T, A + 1255472 + 2523280*B + 35200*B*T + 246624*T, T)); /* %499 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(295, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k500_square(A + 1255472 + 1179648*B, A + 1255472 + 1253504*B, B)); /* %500 map:square [B,128]  graphs/lib/losses.lua:21 */
-    CALL(296, (double)128*B, sizeof(real)*((double)B + (double)128*B), k501_sum(A + 1255472 + 2514960*B, A + 1255472 + 1179648*B, B)); /* %501 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(297, (double)B, sizeof(real)*((double)B + (double)B), k502_clampmin(A + 1255472 + 2514976*B, A + 1255472 + 2514960*B, B)); /* %502 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(298, (double)B, sizeof(real)*((double)B + (double)B), k503_rsqrt(A + 1255472 + 2514992*B, A + 1255472 + 2514976*B, B)); /* %503 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    CALL(299, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k504_mul(A + 1255472 + 1253632*B, A + 1255472 + 1253504*B, A + 1255472 + 2514992*B, B)); /* %504 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(300, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k505_matmul(A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 35200*B*T + 102144*T, A + 1255472 + 1253632*B, B, T)); /* %505 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(301, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k506_scale(A + 1255472 + 2523280*B + 16*B*T, A + 1255472 + 2523280*B, B, T)); /* %506 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(302, 0, sizeof(real)*((double)B*T), k507_eye(A + 1255472 + 2523280*B + 20064*B*T, B, T)); /* %507 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(303, (double)B*T, sizeof(real)*((double)T + (double)B*T), k508_max(A + 1255472 + 2523280*B + 35200*B*T + 246512*T, A + 1255472 + 2523280*B + 16*B*T, B, T)); /* %508 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(304, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k510_sub(A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 16*B*T, A + 1255472 + 2523280*B + 35200*B*T + 246512*T, B, T)); /* %510 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(305, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1255472 + 2523280*B + 35136*B*T, A + 1255472 + 2523280*B, B, T)); /* %511 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    CALL(306, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1255472 + 2523280*B + 35200*B*T + 246640*T, A + 1255472 + 2523280*B + 35136*B*T, B, T)); /* %512 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(307, (double)T, sizeof(real)*((double)T + (double)T), k513_clampmin(A + 1255472 + 2523280*B + 35200*B*T + 246656*T, A + 1255472 + 2523280*B + 35200*B*T + 246640*T, T)); /* %513 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(308, (double)T, sizeof(real)*((double)T + (double)T), k514_log(A + 1255472 + 2523280*B + 35200*B*T + 246528*T, A + 1255472 + 2523280*B + 35200*B*T + 246656*T, T)); /* %514 map:log [T,1]  graphs/lib/losses.lua:10 */
-    CALL(309, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k515_add(A + 1255472 + 2523280*B + 35200*B*T + 246544*T, A + 1255472 + 2523280*B + 35200*B*T + 246528*T, A + 1255472 + 2523280*B + 35200*B*T + 246512*T, T)); /* %515 map:add [T,1]  graphs/lib/losses.lua:10 */
-    CALL(310, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 16*B*T, A + 1255472 + 2523280*B + 20064*B*T, B, T)); /* %516 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(311, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1255472 + 2523280*B + 35200*B*T + 246512*T, A + 1255472 + 2523280*B, B, T)); /* %517 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(312, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k518_sub(A + 1255472 + 2523280*B + 35200*B*T + 246528*T, A + 1255472 + 2523280*B + 35200*B*T + 246544*T, A + 1255472 + 2523280*B + 35200*B*T + 246512*T, T)); /* %518 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    CALL(313, (double)B*T, sizeof(real)*((double)B + (double)B*T), k519_max(A + 1255472 + 2514976*B, A + 1255472 + 2523280*B + 16*B*T, B, T)); /* %519 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(314, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k521_sub(A + 1255472 + 2523280*B + 20080*B*T, A + 1255472 + 2523280*B + 16*B*T, A + 1255472 + 2514976*B, B, T)); /* %521 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(315, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1255472 + 2523280*B + 35152*B*T, A + 1255472 + 2523280*B + 20080*B*T, B, T)); /* %522 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    CALL(316, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1255472 + 2515008*B, A + 1255472 + 2523280*B + 35152*B*T, B, T)); /* %523 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(317, (double)B, sizeof(real)*((double)B + (double)B), k524_clampmin(A + 1255472 + 2515024*B, A + 1255472 + 2515008*B, B)); /* %524 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(318, (double)B, sizeof(real)*((double)B + (double)B), k525_log(A + 1255472 + 2515040*B, A + 1255472 + 2515024*B, B)); /* %525 map:log [1,B]  graphs/lib/losses.lua:11 */
-    CALL(319, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k526_add(A + 1255472 + 2515056*B, A + 1255472 + 2515040*B, A + 1255472 + 2514976*B, B)); /* %526 map:add [1,B]  graphs/lib/losses.lua:11 */
-    CALL(320, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1255472 + 2514976*B, A + 1255472 + 2523280*B, B, T)); /* %528 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(321, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k529_sub(A + 1255472 + 2515040*B, A + 1255472 + 2515056*B, A + 1255472 + 2514976*B, B)); /* %529 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    CALL(322, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1255472 + 2523280*B + 35200*B*T + 235616*T, A + 1255472 + 2523280*B + 20064*B*T, B, T)); /* %530 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(323, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1255472 + 2523280*B + 35200*B*T + 246512*T, A + 1255472 + 2523280*B + 35200*B*T + 246528*T, A + 1255472 + 2523280*B + 35200*B*T + 235616*T, T)); /* %531 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(324, (double)T, sizeof(real)*((double)1 + (double)T), k532_sum(A + 0, A + 1255472 + 2523280*B + 35200*B*T + 246512*T, T)); /* %532 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(325, (double)B, sizeof(real)*((double)1 + (double)B), k533_sum(A + 16, A + 1255472 + 2515040*B, B)); /* %533 reduce [1,1]  graphs/lib/losses.lua:14 */
-    CALL(326, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k534_add(A + 32, A + 0, A + 16)); /* %534 map:add [1,1]  graphs/lib/losses.lua:16 */
-    CALL(327, (double)1, sizeof(real)*((double)1 + (double)1), k535_scale(A + 0, A + 32, B)); /* %535 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(328, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k537_square(A + 1255472 + 2523280*B + 35200*B*T + 97152*T, A + 1255472 + 2523280*B + 35200*B*T + 230400*T, T)); /* %537 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(329, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k538_sum(A + 1255472 + 2523280*B + 35200*B*T + 246512*T, A + 1255472 + 2523280*B + 35200*B*T + 97152*T, T)); /* %538 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(330, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k539_clampmin(A + 1255472 + 2523280*B + 35200*B*T + 102272*T, A + 1255472 + 2523280*B + 35200*B*T + 246512*T, T)); /* %539 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(331, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k540_rsqrt(A + 1255472 + 2523280*B + 35200*B*T + 246560*T, A + 1255472 + 2523280*B + 35200*B*T + 102272*T, T)); /* %540 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(332, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k541_mul(A + 1255472 + 2523280*B + 35200*B*T + 97152*T, A + 1255472 + 2523280*B + 35200*B*T + 230400*T, A + 1255472 + 2523280*B + 35200*B*T + 246560*T, T)); /* %541 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(333, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k205_square(A + 1255472 + 1179648*B, A + 1255472 + 1220608*B, B)); /* %544 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(334, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k545_sum(A + 1255472 + 1253760*B, A + 1255472 + 1179648*B, B)); /* %545 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(335, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k546_clampmin(A + 1255472 + 1179648*B, A + 1255472 + 1253760*B, B)); /* %546 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(336, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k547_rsqrt(A + 1255472 + 1253824*B, A + 1255472 + 1179648*B, B)); /* %547 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(337, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k548_mul(A + 1255472 + 1179648*B, A + 1255472 + 1220608*B, A + 1255472 + 1253824*B, B)); /* %548 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(338, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k549_matmul(A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 35200*B*T + 97152*T, A + 1255472 + 1179648*B, B, T)); /* %549 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(339, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k550_scale(A + 1255472 + 2523280*B + 2496*B*T, A + 1255472 + 2523280*B, B, T)); /* %550 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(340, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k551_max(A + 1255472 + 2523280*B + 4992*B*T, A + 1255472 + 2523280*B + 2496*B*T, B, T)); /* %551 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(341, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k553_sub(A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 2496*B*T, A + 1255472 + 2523280*B + 4992*B*T, B, T)); /* %553 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(342, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k554_exp(A + 1255472 + 2523280*B + 29952*B*T, A + 1255472 + 2523280*B, B, T)); /* %554 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(343, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k555_sum(A + 1255472 + 2523280*B + 34944*B*T, A + 1255472 + 2523280*B + 29952*B*T, B, T)); /* %555 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(344, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k556_div(A + 1255472 + 2523280*B + 32448*B*T, A + 1255472 + 2523280*B + 29952*B*T, A + 1255472 + 2523280*B + 34944*B*T, B, T)); /* %556 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(345, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k557_matmul(A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 32448*B*T, A + 1255472 + 1220608*B, B, T)); /* %557 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(346, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k558_square(A + 1255472 + 2523280*B + 4992*B*T, A + 1255472 + 2523280*B, B, T)); /* %558 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(347, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1255472 + 2523280*B + 34992*B*T, A + 1255472 + 2523280*B + 4992*B*T, B, T)); /* %559 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(348, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k560_clampmin(A + 1255472 + 2523280*B + 4992*B*T, A + 1255472 + 2523280*B + 34992*B*T, B, T)); /* %560 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(349, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k561_rsqrt(A + 1255472 + 2523280*B + 35040*B*T, A + 1255472 + 2523280*B + 4992*B*T, B, T)); /* %561 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(350, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k562_mul(A + 1255472 + 2523280*B + 4992*B*T, A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 35040*B*T, B, T)); /* %562 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(351, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k563_mul(A + 1255472 + 2523280*B + 9984*B*T, A + 1255472 + 2523280*B + 35200*B*T + 97152*T, A + 1255472 + 2523280*B + 4992*B*T, B, T)); /* %563 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(352, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1255472 + 2523280*B + 19968*B*T, A + 1255472 + 2523280*B + 9984*B*T, B, T)); /* %564 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-    CALL(353, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k568_matmul(A + 1255472 + 2523280*B + 35200*B*T + 102272*T, A + 1255472 + 2523280*B + 35200*B*T + 246144*T, (real *)P + 1089888, T)); /* %568 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(354, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k486_matmul(A + 1255472 + 2523280*B + 35200*B*T + 235392*T, A + 1255472 + 2523280*B + 35200*B*T + 102272*T, (real *)P + 1106272, T)); /* %698 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(355, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T), k700_mul(A + 1255472 + 2523280*B + 14976*B*T, A + 1255472 + 2523280*B + 9984*B*T, A + 1255472 + 2523280*B + 35200*B*T + 235392*T, B, T)); /* %700 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(356, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1255472 + 2523280*B + 20016*B*T, A + 1255472 + 2523280*B + 14976*B*T, B, T)); /* %701 reduce [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(357, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k575_scale(A + 1255472 + 2523280*B + 14976*B*T, A + 1255472 + 2523280*B + 20016*B*T, B, T)); /* %575 map:scale [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(358, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k577_mul(A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 14976*B*T, (real *)inputs[3], B, T)); /* %577 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(359, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k578_neg(A + 1255472 + 2523280*B + 35200*B*T + 235520*T, (real *)inputs[3], T)); /* %578 map:neg [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(360, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k579_addc(A + 1255472 + 2523280*B + 35200*B*T + 235568*T, A + 1255472 + 2523280*B + 35200*B*T + 235520*T, T)); /* %579 map:addc [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(361, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k580_scale(A + 1255472 + 2523280*B + 35200*B*T + 235520*T, A + 1255472 + 2523280*B + 35200*B*T + 235568*T, T)); /* %580 map:scale [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(362, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k581_add(A + 1255472 + 2523280*B + 14976*B*T, A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 35200*B*T + 235520*T, B, T)); /* %581 map:add [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(363, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k582_max(A + 1255472 + 2523280*B + 20016*B*T, A + 1255472 + 2523280*B + 14976*B*T, B, T)); /* %582 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(364, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k584_sub(A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 14976*B*T, A + 1255472 + 2523280*B + 20016*B*T, B, T)); /* %584 map:sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(365, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k585_exp(A + 1255472 + 2523280*B + 14976*B*T, A + 1255472 + 2523280*B + 15024*B*T, B, T)); /* %585 map:exp [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(366, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k577_mul(A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 14976*B*T, (real *)inputs[3], B, T)); /* %586 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(367, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k587_sum(A + 1255472 + 2523280*B + 20016*B*T, A + 1255472 + 2523280*B + 15024*B*T, B, T)); /* %587 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(368, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k588_clampmin(A + 1255472 + 2523280*B + 20032*B*T, A + 1255472 + 2523280*B + 20016*B*T, B, T)); /* %588 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(369, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k589_div(A + 1255472 + 2523280*B + 15072*B*T, A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 20032*B*T, B, T)); /* %589 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(370, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k590_mul(A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 15072*B*T, A + 1255472 + 2523280*B + 19968*B*T, B, T)); /* %590 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(371, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k587_sum(A + 1255472 + 2523280*B + 20048*B*T, A + 1255472 + 2523280*B + 15024*B*T, B, T)); /* %591 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
-    CALL(372, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k593_scale(A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 20048*B*T, B, T)); /* %593 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(373, (double)B*T, sizeof(real)*((double)T + (double)B*T), k508_max(A + 1255472 + 2523280*B + 35200*B*T + 235520*T, A + 1255472 + 2523280*B + 15024*B*T, B, T)); /* %595 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(374, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k510_sub(A + 1255472 + 2523280*B + 20048*B*T, A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 35200*B*T + 235520*T, B, T)); /* %597 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(375, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1255472 + 2523280*B + 15040*B*T, A + 1255472 + 2523280*B + 20048*B*T, B, T)); /* %598 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    CALL(376, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1255472 + 2523280*B + 35200*B*T + 235536*T, A + 1255472 + 2523280*B + 15040*B*T, B, T)); /* %599 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(377, (double)T, sizeof(real)*((double)T + (double)T), k513_clampmin(A + 1255472 + 2523280*B + 35200*B*T + 235552*T, A + 1255472 + 2523280*B + 35200*B*T + 235536*T, T)); /* %600 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(378, (double)T, sizeof(real)*((double)T + (double)T), k514_log(A + 1255472 + 2523280*B + 35200*B*T + 235568*T, A + 1255472 + 2523280*B + 35200*B*T + 235552*T, T)); /* %601 map:log [T,1]  graphs/lib/losses.lua:10 */
-    CALL(379, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k515_add(A + 1255472 + 2523280*B + 35200*B*T + 235584*T, A + 1255472 + 2523280*B + 35200*B*T + 235568*T, A + 1255472 + 2523280*B + 35200*B*T + 235520*T, T)); /* %602 map:add [T,1]  graphs/lib/losses.lua:10 */
-    CALL(380, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1255472 + 2523280*B + 15056*B*T, A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 20064*B*T, B, T)); /* %603 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(381, (double)B*T, sizeof(real)*((double)T + (double)B*T), k512_sum(A + 1255472 + 2523280*B + 35200*B*T + 235520*T, A + 1255472 + 2523280*B + 15056*B*T, B, T)); /* %604 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(382, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k518_sub(A + 1255472 + 2523280*B + 35200*B*T + 235568*T, A + 1255472 + 2523280*B + 35200*B*T + 235584*T, A + 1255472 + 2523280*B + 35200*B*T + 235520*T, T)); /* %605 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    CALL(383, (double)B*T, sizeof(real)*((double)B + (double)B*T), k519_max(A + 1255472 + 2514976*B, A + 1255472 + 2523280*B + 15024*B*T, B, T)); /* %606 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(384, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k521_sub(A + 1255472 + 2523280*B + 20048*B*T, A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2514976*B, B, T)); /* %608 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(385, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k511_exp(A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 20048*B*T, B, T)); /* %609 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    CALL(386, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1255472 + 2515040*B, A + 1255472 + 2523280*B + 15024*B*T, B, T)); /* %610 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(387, (double)B, sizeof(real)*((double)B + (double)B), k524_clampmin(A + 1255472 + 2515056*B, A + 1255472 + 2515040*B, B)); /* %611 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(388, (double)B, sizeof(real)*((double)B + (double)B), k525_log(A + 1255472 + 2515072*B, A + 1255472 + 2515056*B, B)); /* %612 map:log [1,B]  graphs/lib/losses.lua:11 */
-    CALL(389, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k526_add(A + 1255472 + 2515088*B, A + 1255472 + 2515072*B, A + 1255472 + 2514976*B, B)); /* %613 map:add [1,B]  graphs/lib/losses.lua:11 */
-    CALL(390, (double)B*T, sizeof(real)*((double)B + (double)B*T), k523_sum(A + 1255472 + 2514976*B, A + 1255472 + 2523280*B + 15056*B*T, B, T)); /* %615 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(391, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k529_sub(A + 1255472 + 2515072*B, A + 1255472 + 2515088*B, A + 1255472 + 2514976*B, B)); /* %616 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    CALL(392, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1255472 + 2523280*B + 35200*B*T + 235520*T, A + 1255472 + 2523280*B + 35200*B*T + 235568*T, A + 1255472 + 2523280*B + 35200*B*T + 235616*T, T)); /* %618 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(393, (double)T, sizeof(real)*((double)1 + (double)T), k532_sum(A + 16, A + 1255472 + 2523280*B + 35200*B*T + 235520*T, T)); /* %619 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(394, (double)B, sizeof(real)*((double)1 + (double)B), k533_sum(A + 32, A + 1255472 + 2515072*B, B)); /* %620 reduce [1,1]  graphs/lib/losses.lua:14 */
-    CALL(395, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k534_add(A + 48, A + 16, A + 32)); /* %621 map:add [1,1]  graphs/lib/losses.lua:16 */
-    CALL(396, (double)1, sizeof(real)*((double)1 + (double)1), k535_scale(A + 16, A + 48, B)); /* %622 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(397, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k534_add(A + 1255456, A + 0, A + 16)); /* %624 map:add []  graphs/lib/model.lua:85 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), k6_fused_scale_addc(A + 1255472, (real *)inputs[0], B)); /* %6 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), k9_im2col(A + 1255472 + 1794048*B, A + 1255472, B)); /* %9 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k11_matmul(A + 1255472, (real *)P + 0, A + 1255472 + 1794048*B, B)); /* %11 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), k13_permute(A + 1255472 + 131072*B, A + 1255472, B)); /* %13 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k16_add(A + 1255472, A + 1255472 + 131072*B, (real *)P + 288, B)); /* %16 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k21_fused_scale_sum(A + 1255472 + 1310720*B, A + 1255472, B)); /* %21 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k22_sub(A + 1255472 + 1179648*B, A + 1255472, A + 1255472 + 1310720*B, B)); /* %22 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k27_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425344*B, A + 1255472 + 1179648*B, B)); /* %27 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k28_mul(A + 1255472 + 1310720*B, A + 1255472 + 1179648*B, A + 1255472 + 2425344*B, B)); /* %28 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k33_fused_add_mul(A + 1255472 + 1441792*B, A + 1255472 + 1310720*B, (real *)P + 320, (real *)P + 352, B)); /* %33 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k34_relu(A + 1255472 + 294912*B, A + 1255472 + 1441792*B, B)); /* %34 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), k37_im2col(A + 1255472, A + 1255472 + 294912*B, B)); /* %37 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1255472 + 1572864*B, (real *)P + 384, A + 1255472, B)); /* %39 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1255472 + 1605632*B, A + 1255472 + 1572864*B, B)); /* %41 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1255472 + 1572864*B, A + 1255472 + 1605632*B, (real *)P + 9600, B)); /* %44 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1255472 + 1830912*B, A + 1255472 + 1572864*B, B)); /* %49 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1255472 + 1867776*B, A + 1255472 + 1572864*B, A + 1255472 + 1830912*B, B)); /* %50 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425360*B, A + 1255472 + 1867776*B, B)); /* %55 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1255472 + 1900544*B, A + 1255472 + 1867776*B, A + 1255472 + 2425360*B, B)); /* %56 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k61_fused_add_mul(A + 1255472 + 1933312*B, A + 1255472 + 1900544*B, (real *)P + 9632, (real *)P + 9664, B)); /* %61 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1255472 + 1830912*B, A + 1255472 + 1933312*B, B)); /* %62 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), k65_im2col(A + 1255472 + 294912*B, A + 1255472 + 1830912*B, B)); /* %65 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1255472 + 1572864*B, (real *)P + 9696, A + 1255472 + 294912*B, B)); /* %67 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1255472 + 1605632*B, A + 1255472 + 1572864*B, B)); /* %69 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1255472 + 1572864*B, A + 1255472 + 1605632*B, (real *)P + 18912, B)); /* %72 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1255472 + 1863680*B, A + 1255472 + 1572864*B, B)); /* %77 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1255472 + 1966080*B, A + 1255472 + 1572864*B, A + 1255472 + 1863680*B, B)); /* %78 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425376*B, A + 1255472 + 1966080*B, B)); /* %83 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1255472 + 1998848*B, A + 1255472 + 1966080*B, A + 1255472 + 2425376*B, B)); /* %84 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k61_fused_add_mul(A + 1255472 + 2031616*B, A + 1255472 + 1998848*B, (real *)P + 18944, (real *)P + 18976, B)); /* %89 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1255472 + 1572864*B, A + 1255472 + 2031616*B, B)); /* %90 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), k65_im2col(A + 1255472 + 589824*B, A + 1255472 + 1572864*B, B)); /* %93 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k39_matmul(A + 1255472 + 1572864*B, (real *)P + 19008, A + 1255472 + 589824*B, B)); /* %95 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), k41_permute(A + 1255472 + 1605632*B, A + 1255472 + 1572864*B, B)); /* %97 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k44_add(A + 1255472 + 1572864*B, A + 1255472 + 1605632*B, (real *)P + 28224, B)); /* %100 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k49_fused_scale_sum(A + 1255472 + 1863680*B, A + 1255472 + 1572864*B, B)); /* %105 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_sub(A + 1255472 + 2064384*B, A + 1255472 + 1572864*B, A + 1255472 + 1863680*B, B)); /* %106 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k55_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425392*B, A + 1255472 + 2064384*B, B)); /* %111 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k56_mul(A + 1255472 + 2097152*B, A + 1255472 + 2064384*B, A + 1255472 + 2425392*B, B)); /* %112 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), k118_fused_add_add_mul(A + 1255472 + 2129920*B, A + 1255472 + 1830912*B, A + 1255472 + 2097152*B, (real *)P + 28256, (real *)P + 28288, B)); /* %118 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k62_relu(A + 1255472 + 1830912*B, A + 1255472 + 2129920*B, B)); /* %119 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), k122_im2col(A + 1255472 + 1572864*B, A + 1255472 + 1830912*B, B)); /* %122 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k124_matmul(A + 1255472 + 1830912*B, (real *)P + 28320, A + 1255472 + 1572864*B, B)); /* %124 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, B)); /* %126 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1255472 + 1830912*B, A + 1255472 + 1847296*B, (real *)P + 46752, B)); /* %129 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, B)); /* %134 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1255472 + 2162688*B, A + 1255472 + 1830912*B, A + 1255472 + 1847296*B, B)); /* %135 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425408*B, A + 1255472 + 2162688*B, B)); /* %140 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1255472 + 2179072*B, A + 1255472 + 2162688*B, A + 1255472 + 2425408*B, B)); /* %141 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k146_fused_add_mul(A + 1255472 + 2195456*B, A + 1255472 + 2179072*B, (real *)P + 46816, (real *)P + 46880, B)); /* %146 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1255472 + 1830912*B, A + 1255472 + 2195456*B, B)); /* %147 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), k150_im2col(A + 1255472 + 884736*B, A + 1255472 + 1830912*B, B)); /* %150 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k152_matmul(A + 1255472 + 1847296*B, (real *)P + 46944, A + 1255472 + 884736*B, B)); /* %152 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1255472 + 1032192*B, A + 1255472 + 1847296*B, B)); /* %154 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1255472 + 1847296*B, A + 1255472 + 1032192*B, (real *)P + 83808, B)); /* %157 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1255472 + 1863680*B, A + 1255472 + 1847296*B, B)); /* %162 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1255472 + 2211840*B, A + 1255472 + 1847296*B, A + 1255472 + 1863680*B, B)); /* %163 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425424*B, A + 1255472 + 2211840*B, B)); /* %168 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1255472 + 2228224*B, A + 1255472 + 2211840*B, A + 1255472 + 2425424*B, B)); /* %169 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k146_fused_add_mul(A + 1255472 + 2244608*B, A + 1255472 + 2228224*B, (real *)P + 83872, (real *)P + 83936, B)); /* %174 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1255472 + 1847296*B, A + 1255472 + 2244608*B, B)); /* %175 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), k150_im2col(A + 1255472 + 1032192*B, A + 1255472 + 1847296*B, B)); /* %178 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k152_matmul(A + 1255472 + 1847296*B, (real *)P + 84000, A + 1255472 + 1032192*B, B)); /* %180 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), k126_permute(A + 1255472 + 1646592*B, A + 1255472 + 1847296*B, B)); /* %182 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k129_add(A + 1255472 + 1847296*B, A + 1255472 + 1646592*B, (real *)P + 120864, B)); /* %185 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k134_fused_scale_sum(A + 1255472 + 1863680*B, A + 1255472 + 1847296*B, B)); /* %190 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k135_sub(A + 1255472 + 2260992*B, A + 1255472 + 1847296*B, A + 1255472 + 1863680*B, B)); /* %191 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k140_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425440*B, A + 1255472 + 2260992*B, B)); /* %196 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k141_mul(A + 1255472 + 2277376*B, A + 1255472 + 2260992*B, A + 1255472 + 2425440*B, B)); /* %197 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), k203_fused_add_add_mul(A + 1255472 + 2293760*B, A + 1255472 + 1830912*B, A + 1255472 + 2277376*B, (real *)P + 120928, (real *)P + 120992, B)); /* %203 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k147_relu(A + 1255472 + 1646592*B, A + 1255472 + 2293760*B, B)); /* %204 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), k207_im2col(A + 1255472 + 1830912*B, A + 1255472 + 1646592*B, B)); /* %207 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k209_matmul(A + 1255472 + 1646592*B, (real *)P + 121056, A + 1255472 + 1830912*B, B)); /* %209 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1255472 + 1654784*B, A + 1255472 + 1646592*B, B)); /* %211 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1255472 + 1646592*B, A + 1255472 + 1654784*B, (real *)P + 194784, B)); /* %214 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1255472 + 2318336*B, A + 1255472 + 1646592*B, B)); /* %219 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1255472 + 2310144*B, A + 1255472 + 1646592*B, A + 1255472 + 2318336*B, B)); /* %220 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425456*B, A + 1255472 + 2310144*B, B)); /* %225 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1255472 + 2318336*B, A + 1255472 + 2310144*B, A + 1255472 + 2425456*B, B)); /* %226 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k231_fused_add_mul(A + 1255472 + 2326528*B, A + 1255472 + 2318336*B, (real *)P + 194912, (real *)P + 195040, B)); /* %231 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1255472 + 2334720*B, A + 1255472 + 2326528*B, B)); /* %232 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), k235_im2col(A + 1255472 + 1646592*B, A + 1255472 + 2334720*B, B)); /* %235 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k237_matmul(A + 1255472 + 1720320*B, (real *)P + 195168, A + 1255472 + 1646592*B, B)); /* %237 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1255472 + 1728512*B, A + 1255472 + 1720320*B, B)); /* %239 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1255472 + 1720320*B, A + 1255472 + 1728512*B, (real *)P + 342624, B)); /* %242 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1255472 + 1728512*B, A + 1255472 + 1720320*B, B)); /* %247 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1255472 + 2342912*B, A + 1255472 + 1720320*B, A + 1255472 + 1728512*B, B)); /* %248 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425472*B, A + 1255472 + 2342912*B, B)); /* %253 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1255472 + 2351104*B, A + 1255472 + 2342912*B, A + 1255472 + 2425472*B, B)); /* %254 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k231_fused_add_mul(A + 1255472 + 2359296*B, A + 1255472 + 2351104*B, (real *)P + 342752, (real *)P + 342880, B)); /* %259 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1255472 + 2367488*B, A + 1255472 + 2359296*B, B)); /* %260 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), k235_im2col(A + 1255472 + 1720320*B, A + 1255472 + 2367488*B, B)); /* %263 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k237_matmul(A + 1255472 + 2367488*B, (real *)P + 343008, A + 1255472 + 1720320*B, B)); /* %265 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), k211_permute(A + 1255472 + 2375680*B, A + 1255472 + 2367488*B, B)); /* %267 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k214_add(A + 1255472 + 2367488*B, A + 1255472 + 2375680*B, (real *)P + 490464, B)); /* %270 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k219_fused_scale_sum(A + 1255472 + 2383872*B, A + 1255472 + 2367488*B, B)); /* %275 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k220_sub(A + 1255472 + 2375680*B, A + 1255472 + 2367488*B, A + 1255472 + 2383872*B, B)); /* %276 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k225_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425488*B, A + 1255472 + 2375680*B, B)); /* %281 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k226_mul(A + 1255472 + 2367488*B, A + 1255472 + 2375680*B, A + 1255472 + 2425488*B, B)); /* %282 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k288_fused_add_add_mul(A + 1255472 + 2383872*B, A + 1255472 + 2334720*B, A + 1255472 + 2367488*B, (real *)P + 490592, (real *)P + 490720, B)); /* %288 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k232_relu(A + 1255472 + 2334720*B, A + 1255472 + 2383872*B, B)); /* %289 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(101, 0, sizeof(real)*((double)8192*B + (double)8192*B), k291_permute(A + 1255472 + 2392064*B, A + 1255472 + 2334720*B, B)); /* %291 permute [B,64,128]  graphs/lib/image_encoder.lua:33 */
+    CALL(102, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k295_matmul(A + 1255472 + 2334720*B, A + 1255472 + 2392064*B, (real *)P + 490848, B)); /* %295 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(103, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k297_add(A + 1255472 + 2400256*B, A + 1255472 + 2334720*B, (real *)P + 507232, B)); /* %297 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(104, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), k298_sum(A + 1255472 + 2334720*B, A + 1255472 + 2392064*B, B)); /* %298 reduce [B,1,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(105, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1255472 + 2424832*B, A + 1255472 + 2334720*B, B)); /* %300 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(106, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k303_matmul(A + 1255472 + 2334720*B, A + 1255472 + 2424832*B, (real *)P + 507360, B)); /* %303 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(107, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128), k304_add(A + 1255472 + 2424960*B, A + 1255472 + 2334720*B, (real *)P + 523744, B)); /* %304 map:add [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(108, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k307_gather(A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 523872, (int32_t *)inputs[1], T)); /* %307 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k308_add(A + 1255472 + 2425584*B + 30208*B*T + 12800*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 654944, T)); /* %308 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(110, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, T)); /* %312 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(111, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 128000*T, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %313 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(112, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246272*T, A + 1255472 + 2425584*B + 30208*B*T + 128000*T, T)); /* %318 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(113, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 133120*T, A + 1255472 + 2425584*B + 30208*B*T + 128000*T, A + 1255472 + 2425584*B + 30208*B*T + 246272*T, T)); /* %319 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(114, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 138240*T, A + 1255472 + 2425584*B + 30208*B*T + 133120*T, (real *)P + 660064, (real *)P + 660192, T)); /* %321 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(115, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 138240*T, (real *)P + 660320, T)); /* %325 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(116, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 676704, T)); /* %327 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(117, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 143360*T, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %329 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(118, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 138240*T, (real *)P + 676832, T)); /* %333 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(119, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 693216, T)); /* %335 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(120, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 148480*T, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %337 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(121, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 138240*T, (real *)P + 693344, T)); /* %341 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(122, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 709728, T)); /* %343 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(123, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 153600*T, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %345 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(124, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 143360*T, A + 1255472 + 2425584*B + 30208*B*T + 148480*T, T)); /* %346 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(125, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k352_fused_scale_addc_neg(A + 1255472 + 2425584*B + 30208*B*T + 245696*T, (real *)inputs[2], T)); /* %352 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(126, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k353_fused_add_mul_scale(A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)inputs[2], A + 1255472 + 2425584*B + 30208*B*T + 245696*T, T)); /* %353 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(127, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, T)); /* %354 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(128, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1255472 + 2425584*B + 30208*B*T + 102400*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %357 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(129, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 102400*T, (real *)inputs[2], T)); /* %358 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(130, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1255472 + 2425584*B + 30208*B*T + 245376*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %359 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(131, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 245536*T, A + 1255472 + 2425584*B + 30208*B*T + 245376*T, T)); /* %360 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(132, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1255472 + 2425584*B + 30208*B*T + 108800*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 245536*T, T)); /* %361 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(133, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 108800*T, A + 1255472 + 2425584*B + 30208*B*T + 153600*T, T)); /* %362 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(134, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 158720*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %363 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(135, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 158720*T, (real *)P + 709856, T)); /* %368 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(136, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 726240, T)); /* %371 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(137, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 245744*T, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, T)); /* %375 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(138, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 163840*T, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 245744*T, T)); /* %376 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(139, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246320*T, A + 1255472 + 2425584*B + 30208*B*T + 163840*T, T)); /* %381 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(140, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 168960*T, A + 1255472 + 2425584*B + 30208*B*T + 163840*T, A + 1255472 + 2425584*B + 30208*B*T + 246320*T, T)); /* %382 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(141, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 174080*T, A + 1255472 + 2425584*B + 30208*B*T + 168960*T, (real *)P + 726368, (real *)P + 726496, T)); /* %384 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(142, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k388_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 174080*T, (real *)P + 726624, T)); /* %388 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(143, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k390_add(A + 1255472 + 2425584*B + 30208*B*T + 20480*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 792160, T)); /* %390 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(144, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 20480*T, T)); /* %391 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(145, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k395_matmul(A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 792672, T)); /* %395 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(146, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1255472 + 2425584*B + 30208*B*T + 53760*T, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, (real *)P + 858208, T)); /* %398 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(147, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 245744*T, A + 1255472 + 2425584*B + 30208*B*T + 53760*T, T)); /* %402 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(148, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 179200*T, A + 1255472 + 2425584*B + 30208*B*T + 53760*T, A + 1255472 + 2425584*B + 30208*B*T + 245744*T, T)); /* %403 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(149, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246368*T, A + 1255472 + 2425584*B + 30208*B*T + 179200*T, T)); /* %408 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(150, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 184320*T, A + 1255472 + 2425584*B + 30208*B*T + 179200*T, A + 1255472 + 2425584*B + 30208*B*T + 246368*T, T)); /* %409 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(151, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 189440*T, A + 1255472 + 2425584*B + 30208*B*T + 184320*T, (real *)P + 858336, (real *)P + 858464, T)); /* %411 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(152, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 858592, T)); /* %415 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(153, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1255472 + 2425584*B + 30208*B*T + 46080*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 874976, T)); /* %417 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(154, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 46080*T, T)); /* %419 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(155, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 875104, T)); /* %423 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(156, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1255472 + 2425584*B + 30208*B*T + 46080*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 891488, T)); /* %425 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(157, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 199680*T, A + 1255472 + 2425584*B + 30208*B*T + 46080*T, T)); /* %427 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(158, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 891616, T)); /* %431 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(159, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k327_add(A + 1255472 + 2425584*B + 30208*B*T + 46080*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 908000, T)); /* %433 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(160, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 204800*T, A + 1255472 + 2425584*B + 30208*B*T + 46080*T, T)); /* %435 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(161, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 199680*T, T)); /* %436 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(162, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k353_fused_add_mul_scale(A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, (real *)inputs[2], A + 1255472 + 2425584*B + 30208*B*T + 245696*T, T)); /* %443 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(163, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k354_max(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, T)); /* %444 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(164, (double)12800*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k357_fused_exp_sub(A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %447 fused:exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(165, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k358_mul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, (real *)inputs[2], T)); /* %448 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(166, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k359_sum(A + 1255472 + 2425584*B + 30208*B*T + 245696*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %449 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(167, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k360_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 245856*T, A + 1255472 + 2425584*B + 30208*B*T + 245696*T, T)); /* %450 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(168, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1255472 + 2425584*B + 30208*B*T + 121600*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 245856*T, T)); /* %451 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(169, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 121600*T, A + 1255472 + 2425584*B + 30208*B*T + 204800*T, T)); /* %452 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(170, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 209920*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %453 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(171, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k325_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 209920*T, (real *)P + 908128, T)); /* %458 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(172, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1255472 + 2425584*B + 30208*B*T + 81920*T, A + 1255472 + 2425584*B + 30208*B*T + 53760*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 924512, T)); /* %461 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(173, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 81920*T, T)); /* %465 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(174, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 81920*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, T)); /* %466 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(175, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246416*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, T)); /* %471 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(176, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 246416*T, T)); /* %472 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(177, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 225280*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, (real *)P + 924640, (real *)P + 924768, T)); /* %474 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(178, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k388_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 225280*T, (real *)P + 924896, T)); /* %478 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(179, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k390_add(A + 1255472 + 2425584*B + 30208*B*T + 61440*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 990432, T)); /* %480 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(180, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k391_gelu(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, T)); /* %481 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(181, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k395_matmul(A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 990944, T)); /* %485 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(182, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k371_fused_add_add(A + 1255472 + 2425584*B + 30208*B*T + 92160*T, A + 1255472 + 2425584*B + 30208*B*T + 81920*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, (real *)P + 1056480, T)); /* %488 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(183, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k312_fused_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 92160*T, T)); /* %492 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(184, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k313_sub(A + 1255472 + 2425584*B + 30208*B*T + 97280*T, A + 1255472 + 2425584*B + 30208*B*T + 92160*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, T)); /* %493 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(185, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k318_fused_rsqrt_addc_scale_sum(A + 1255472 + 2425584*B + 30208*B*T + 246464*T, A + 1255472 + 2425584*B + 30208*B*T + 97280*T, T)); /* %498 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(186, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k319_mul(A + 1255472 + 2425584*B + 30208*B*T + 81920*T, A + 1255472 + 2425584*B + 30208*B*T + 97280*T, A + 1255472 + 2425584*B + 30208*B*T + 246464*T, T)); /* %499 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(187, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128 + (double)128), k321_fused_add_mul(A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 81920*T, (real *)P + 1056608, (real *)P + 1056736, T)); /* %501 fused:add_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(188, 0, sizeof(real)*((double)128*T + (double)5120*T), k502_slice(A + 1255472 + 2425584*B + 30208*B*T + 97152*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, T)); /* %502 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(189, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k506_matmul(A + 1255472 + 2425584*B + 30208*B*T + 92160*T, A + 1255472 + 2425584*B + 30208*B*T + 97152*T, (real *)P + 1056864, T)); /* %506 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(190, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k507_add(A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 92160*T, (real *)P + 1073248, T)); /* %507 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(191, 0, sizeof(real)*((double)4992*T + (double)5120*T), k508_slice(A + 1255472 + 2425584*B + 30208*B*T + 92160*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, T)); /* %508 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(192, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k512_matmul(A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 92160*T, (real *)P + 1073376, T)); /* %512 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(193, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)128), k514_add(A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, (real *)P + 1089760, T)); /* %514 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(194, (double)256*T, sizeof(real)*((double)T + (double)128*T), k516_fused_sum_square(A + 1255472 + 2425584*B + 30208*B*T + 246608*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, T)); /* %516 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(195, (double)2*T, sizeof(real)*((double)T + (double)T), k518_fused_rsqrt_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 246624*T, A + 1255472 + 2425584*B + 30208*B*T + 246608*T, T)); /* %518 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(196, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k519_mul(A + 1255472 + 2425584*B + 30208*B*T + 92032*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 246624*T, T)); /* %519 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(197, (double)256*B, sizeof(real)*((double)B + (double)128*B), k521_fused_sum_square(A + 1255472 + 2425504*B, A + 1255472 + 2424960*B, B)); /* %521 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(198, (double)2*B, sizeof(real)*((double)B + (double)B), k523_fused_rsqrt_clampmin(A + 1255472 + 2425520*B, A + 1255472 + 2425504*B, B)); /* %523 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(199, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k524_mul(A + 1255472 + 2425088*B, A + 1255472 + 2424960*B, A + 1255472 + 2425520*B, B)); /* %524 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(200, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k525_matmul(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30208*B*T + 92032*T, A + 1255472 + 2425088*B, B, T)); /* %525 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(201, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k526_scale(A + 1255472 + 2425584*B + 16*B*T, A + 1255472 + 2425584*B, B, T)); /* %526 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(202, 0, sizeof(real)*((double)B*T), k527_eye(A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %527 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(203, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 16*B*T, B, T)); /* %528 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(204, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1255472 + 2425584*B + 30144*B*T, A + 1255472 + 2425584*B + 16*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, B, T)); /* %531 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(205, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1255472 + 2425584*B + 30208*B*T + 246640*T, A + 1255472 + 2425584*B + 30144*B*T, B, T)); /* %532 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(206, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 246656*T, A + 1255472 + 2425584*B + 30208*B*T + 246640*T, T)); /* %533 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(207, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 16*B*T, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %536 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(208, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1255472 + 2425216*B, A + 1255472 + 2425584*B + 16*B*T, B, T)); /* %539 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(209, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1255472 + 2425584*B + 30160*B*T, A + 1255472 + 2425584*B + 16*B*T, A + 1255472 + 2425216*B, B, T)); /* %542 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(210, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1255472 + 2425536*B, A + 1255472 + 2425584*B + 30160*B*T, B, T)); /* %543 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(211, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1255472 + 2425552*B, A + 1255472 + 2425536*B, B)); /* %544 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(212, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1255472 + 2425232*B, A + 1255472 + 2425584*B, B, T)); /* %548 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(213, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1255472 + 2425584*B + 30208*B*T + 246192*T, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %550 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(214, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 30208*B*T + 246656*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30208*B*T + 246192*T, B, T)); /* %551 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(215, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, T)); /* %552 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(216, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 16, A + 0, A + 1255472 + 2425552*B, A + 1255472 + 2425216*B, A + 1255472 + 2425232*B, B)); /* %555 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(217, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k558_fused_sum_square(A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, T)); /* %558 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(218, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k560_fused_rsqrt_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 246560*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, T)); /* %560 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(219, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k561_mul(A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 246560*T, T)); /* %561 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(220, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k565_fused_sum_square(A + 1255472 + 2416640*B, A + 1255472 + 2400256*B, B)); /* %565 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(221, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k567_fused_rsqrt_clampmin(A + 1255472 + 2425216*B, A + 1255472 + 2416640*B, B)); /* %567 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(222, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k568_mul(A + 1255472 + 2334720*B, A + 1255472 + 2400256*B, A + 1255472 + 2425216*B, B)); /* %568 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(223, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k569_matmul(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2334720*B, B, T)); /* %569 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(224, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k570_scale(A + 1255472 + 2425584*B + 2496*B*T, A + 1255472 + 2425584*B, B, T)); /* %570 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(225, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k571_max(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 2496*B*T, B, T)); /* %571 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(226, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k574_fused_exp_sub(A + 1255472 + 2425584*B + 24960*B*T, A + 1255472 + 2425584*B + 2496*B*T, A + 1255472 + 2425584*B, B, T)); /* %574 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(227, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k575_sum(A + 1255472 + 2425584*B + 29952*B*T, A + 1255472 + 2425584*B + 24960*B*T, B, T)); /* %575 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(228, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1255472 + 2425584*B + 27456*B*T, A + 1255472 + 2425584*B + 24960*B*T, A + 1255472 + 2425584*B + 29952*B*T, B, T)); /* %576 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(229, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 27456*B*T, A + 1255472 + 2400256*B, B, T)); /* %577 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(230, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k579_fused_sum_square(A + 1255472 + 2425584*B + 30000*B*T, A + 1255472 + 2425584*B, B, T)); /* %579 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(231, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k581_fused_rsqrt_clampmin(A + 1255472 + 2425584*B + 30048*B*T, A + 1255472 + 2425584*B + 30000*B*T, B, T)); /* %581 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(232, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k582_mul(A + 1255472 + 2425584*B + 4992*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30048*B*T, B, T)); /* %582 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(233, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k583_mul(A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 4992*B*T, B, T)); /* %583 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(234, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k584_sum(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 9984*B*T, B, T)); /* %584 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+    CALL(235, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k588_matmul(A + 1255472 + 2425584*B + 30208*B*T + 240384*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, (real *)P + 1089888, T)); /* %588 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(236, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k506_matmul(A + 1255472 + 2425584*B + 30208*B*T + 240512*T, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, (real *)P + 1106272, T)); /* %718 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(237, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k600_fused_scale_addc_neg(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, (real *)inputs[3], T)); /* %600 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(238, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*T + (double)39*T), k601_fused_add_mul_scale_sum(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 30208*B*T + 240512*T, (real *)inputs[3], A + 1255472 + 2425584*B + 30208*B*T + 246144*T, B, T)); /* %601 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(239, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k602_max(A + 1255472 + 2425584*B + 15120*B*T, A + 1255472 + 2425584*B + 15024*B*T, B, T)); /* %602 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(240, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k605_fused_exp_sub(A + 1255472 + 2425584*B + 15072*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15120*B*T, B, T)); /* %605 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(241, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k606_mul(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15072*B*T, (real *)inputs[3], B, T)); /* %606 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(242, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k607_sum(A + 1255472 + 2425584*B + 15216*B*T, A + 1255472 + 2425584*B + 15024*B*T, B, T)); /* %607 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(243, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k608_clampmin(A + 1255472 + 2425584*B + 15232*B*T, A + 1255472 + 2425584*B + 15216*B*T, B, T)); /* %608 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(244, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k609_div(A + 1255472 + 2425584*B + 15120*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15232*B*T, B, T)); /* %609 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(245, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k610_mul(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15120*B*T, A + 1255472 + 2425584*B + 14976*B*T, B, T)); /* %610 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(246, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k607_sum(A + 1255472 + 2425584*B + 15184*B*T, A + 1255472 + 2425584*B + 15024*B*T, B, T)); /* %611 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
+    CALL(247, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k613_scale(A + 1255472 + 2425584*B + 15200*B*T, A + 1255472 + 2425584*B + 15184*B*T, B, T)); /* %613 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(248, (double)B*T, sizeof(real)*((double)T + (double)B*T), k528_max(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 15200*B*T, B, T)); /* %615 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(249, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k531_fused_exp_sub(A + 1255472 + 2425584*B + 15184*B*T, A + 1255472 + 2425584*B + 15200*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, B, T)); /* %618 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(250, (double)B*T, sizeof(real)*((double)T + (double)B*T), k532_sum(A + 1255472 + 2425584*B + 30208*B*T + 246160*T, A + 1255472 + 2425584*B + 15184*B*T, B, T)); /* %619 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(251, (double)T, sizeof(real)*((double)T + (double)T), k533_clampmin(A + 1255472 + 2425584*B + 30208*B*T + 246176*T, A + 1255472 + 2425584*B + 30208*B*T + 246160*T, T)); /* %620 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(252, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k536_mul(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15200*B*T, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %623 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(253, (double)B*T, sizeof(real)*((double)B + (double)B*T), k539_max(A + 1255472 + 2425280*B, A + 1255472 + 2425584*B + 15200*B*T, B, T)); /* %626 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(254, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k542_fused_exp_sub(A + 1255472 + 2425584*B + 15040*B*T, A + 1255472 + 2425584*B + 15200*B*T, A + 1255472 + 2425280*B, B, T)); /* %629 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(255, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1255472 + 2425296*B, A + 1255472 + 2425584*B + 15040*B*T, B, T)); /* %630 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(256, (double)B, sizeof(real)*((double)B + (double)B), k544_clampmin(A + 1255472 + 2425312*B, A + 1255472 + 2425296*B, B)); /* %631 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(257, (double)B*T, sizeof(real)*((double)B + (double)B*T), k543_sum(A + 1255472 + 2425328*B, A + 1255472 + 2425584*B + 15024*B*T, B, T)); /* %635 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(258, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k551_fused_mul_sub_add_log(A + 1255472 + 2425584*B + 30208*B*T + 246208*T, A + 1255472 + 2425584*B + 30208*B*T + 246176*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246192*T, B, T)); /* %638 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(259, (double)T, sizeof(real)*((double)1 + (double)T), k552_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 246208*T, T)); /* %639 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(260, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k555_fused_scale_add_sum_sub(A + 32, A + 0, A + 1255472 + 2425312*B, A + 1255472 + 2425280*B, A + 1255472 + 2425328*B, B)); /* %642 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(261, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k644_add(A + 1255456, A + 16, A + 32)); /* %644 map:add []  graphs/lib/model.lua:85 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(398, 0, sizeof(real)*((double)1), k710_fill(A + 0)); /* %710 fill []  graphs/lib/model.lua:87 */
-    CALL(399, (double)1, sizeof(real)*((double)1 + (double)1), k535_scale(A + 16, A + 0, B)); /* %712 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(400, (double)B, sizeof(real)*((double)B + (double)1), k713_id(A + 1255472 + 2514976*B, A + 16, B)); /* %713 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(401, (double)T, sizeof(real)*((double)T + (double)1), k714_id(A + 1255472 + 2523280*B + 35200*B*T + 235520*T, A + 16, T)); /* %714 map:id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(402, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1255472 + 2523280*B + 35200*B*T + 246672*T, A + 1255472 + 2523280*B + 35200*B*T + 235520*T, A + 1255472 + 2523280*B + 35200*B*T + 235616*T, T)); /* %715 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(403, (double)B, sizeof(real)*((double)B + (double)B), k717_neg(A + 1255472 + 2515072*B, A + 1255472 + 2514976*B, B)); /* %717 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(404, (double)B*T, sizeof(real)*((double)B*T + (double)B), k718_id(A + 1255472 + 2523280*B + 15056*B*T, A + 1255472 + 2515072*B, B, T)); /* %718 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(405, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1255472 + 2523280*B + 35168*B*T, A + 1255472 + 2523280*B + 15056*B*T, A + 1255472 + 2523280*B + 20064*B*T, B, T)); /* %719 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(406, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k721_div(A + 1255472 + 2515072*B, A + 1255472 + 2514976*B, A + 1255472 + 2515056*B, B)); /* %721 map:div [1,B]  graphs/lib/losses.lua:11 */
-    CALL(407, (double)B, sizeof(real)*((double)B + (double)B), k722_step(A + 1255472 + 2515056*B, A + 1255472 + 2515040*B, B)); /* %722 map:step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(408, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k723_mul(A + 1255472 + 2515040*B, A + 1255472 + 2515072*B, A + 1255472 + 2515056*B, B)); /* %723 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    CALL(409, (double)B*T, sizeof(real)*((double)B*T + (double)B), k718_id(A + 1255472 + 2523280*B + 15056*B*T, A + 1255472 + 2515040*B, B, T)); /* %724 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(410, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1255472 + 2523280*B + 20048*B*T, A + 1255472 + 2523280*B + 15056*B*T, A + 1255472 + 2523280*B + 15024*B*T, B, T)); /* %725 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(411, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k728_add(A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 35168*B*T, A + 1255472 + 2523280*B + 20048*B*T, B, T)); /* %728 map:add [T,B]  graphs/lib/losses.lua:11 */
-    CALL(412, (double)T, sizeof(real)*((double)T + (double)T), k729_neg(A + 1255472 + 2523280*B + 35200*B*T + 235520*T, A + 1255472 + 2523280*B + 35200*B*T + 246672*T, T)); /* %729 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(413, (double)B*T, sizeof(real)*((double)B*T + (double)T), k730_id(A + 1255472 + 2523280*B + 15056*B*T, A + 1255472 + 2523280*B + 35200*B*T + 235520*T, B, T)); /* %730 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(414, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1255472 + 2523280*B + 35184*B*T, A + 1255472 + 2523280*B + 15056*B*T, A + 1255472 + 2523280*B + 20064*B*T, B, T)); /* %731 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(415, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k728_add(A + 1255472 + 2523280*B + 15056*B*T, A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 35184*B*T, B, T)); /* %733 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(416, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k734_div(A + 1255472 + 2523280*B + 35200*B*T + 235520*T, A + 1255472 + 2523280*B + 35200*B*T + 246672*T, A + 1255472 + 2523280*B + 35200*B*T + 235552*T, T)); /* %734 map:div [T,1]  graphs/lib/losses.lua:10 */
-    CALL(417, (double)T, sizeof(real)*((double)T + (double)T), k735_step(A + 1255472 + 2523280*B + 35200*B*T + 235552*T, A + 1255472 + 2523280*B + 35200*B*T + 235536*T, T)); /* %735 map:step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(418, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1255472 + 2523280*B + 35200*B*T + 235536*T, A + 1255472 + 2523280*B + 35200*B*T + 235520*T, A + 1255472 + 2523280*B + 35200*B*T + 235552*T, T)); /* %736 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    CALL(419, (double)B*T, sizeof(real)*((double)B*T + (double)T), k730_id(A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 35200*B*T + 235536*T, B, T)); /* %737 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(420, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1255472 + 2523280*B + 35088*B*T, A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 15040*B*T, B, T)); /* %738 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(421, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k728_add(A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 15056*B*T, A + 1255472 + 2523280*B + 35088*B*T, B, T)); /* %741 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(422, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k593_scale(A + 1255472 + 2523280*B + 35088*B*T, A + 1255472 + 2523280*B + 15024*B*T, B, T)); /* %742 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(423, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k744_id(A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 35088*B*T, B, T)); /* %744 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(424, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k590_mul(A + 1255472 + 2523280*B + 15120*B*T, A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 19968*B*T, B, T)); /* %745 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(425, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k590_mul(A + 1255472 + 2523280*B + 35088*B*T, A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 15072*B*T, B, T)); /* %746 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(426, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k589_div(A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 15120*B*T, A + 1255472 + 2523280*B + 20032*B*T, B, T)); /* %747 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(427, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k590_mul(A + 1255472 + 2523280*B + 15120*B*T, A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 15072*B*T, B, T)); /* %748 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(428, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k749_neg(A + 1255472 + 2523280*B + 15072*B*T, A + 1255472 + 2523280*B + 15120*B*T, B, T)); /* %749 map:neg [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(429, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k587_sum(A + 1255472 + 2523280*B + 15120*B*T, A + 1255472 + 2523280*B + 15072*B*T, B, T)); /* %750 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(430, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k751_step(A + 1255472 + 2523280*B + 15072*B*T, A + 1255472 + 2523280*B + 20016*B*T, B, T)); /* %751 map:step [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(431, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1255472 + 2523280*B + 15136*B*T, A + 1255472 + 2523280*B + 15120*B*T, A + 1255472 + 2523280*B + 15072*B*T, B, T)); /* %752 map:mul [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(432, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k744_id(A + 1255472 + 2523280*B + 15072*B*T, A + 1255472 + 2523280*B + 15136*B*T, B, T)); /* %753 map:id [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(433, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k754_add(A + 1255472 + 2523280*B + 15120*B*T, A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 15072*B*T, B, T)); /* %754 map:add [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(434, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k577_mul(A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 15120*B*T, (real *)inputs[3], B, T)); /* %755 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(435, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k590_mul(A + 1255472 + 2523280*B + 15072*B*T, A + 1255472 + 2523280*B + 15024*B*T, A + 1255472 + 2523280*B + 14976*B*T, B, T)); /* %758 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(436, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k577_mul(A + 1255472 + 2523280*B + 14976*B*T, A + 1255472 + 2523280*B + 15072*B*T, (real *)inputs[3], B, T)); /* %762 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(437, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k575_scale(A + 1255472 + 2523280*B + 19968*B*T, A + 1255472 + 2523280*B + 14976*B*T, B, T)); /* %765 map:scale [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(438, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k766_id(A + 1255472 + 2523280*B + 14976*B*T, A + 1255472 + 2523280*B + 19968*B*T, B, T)); /* %766 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(439, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T), k700_mul(A + 1255472 + 2523280*B + 19968*B*T, A + 1255472 + 2523280*B + 14976*B*T, A + 1255472 + 2523280*B + 35200*B*T + 235392*T, B, T)); /* %767 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(440, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k768_mul(A + 1255472 + 2523280*B + 24960*B*T, A + 1255472 + 2523280*B + 14976*B*T, A + 1255472 + 2523280*B + 9984*B*T, B, T)); /* %768 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(441, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k769_sum(A + 1255472 + 2523280*B + 35200*B*T + 235392*T, A + 1255472 + 2523280*B + 24960*B*T, B, T)); /* %769 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(442, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k770_sum(A + 1255472 + 2523280*B + 35200*B*T + 240384*T, A + 1255472 + 2523280*B + 35200*B*T + 235392*T, T)); /* %770 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(443, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k568_matmul(A + 1255472 + 2523280*B + 35200*B*T + 240512*T, A + 1255472 + 2523280*B + 35200*B*T + 240384*T, (real *)P + 1106272, T)); /* %772 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(444, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k773_matmul(A + 985088, A + 1255472 + 2523280*B + 35200*B*T + 240384*T, A + 1255472 + 2523280*B + 35200*B*T + 102272*T, T)); /* %773 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(445, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k486_matmul(A + 1255472 + 2523280*B + 35200*B*T + 102272*T, A + 1255472 + 2523280*B + 35200*B*T + 240512*T, (real *)P + 1089888, T)); /* %776 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(446, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k773_matmul(A + 1001472, A + 1255472 + 2523280*B + 35200*B*T + 246144*T, A + 1255472 + 2523280*B + 35200*B*T + 240512*T, T)); /* %777 matmul [128,128]  graphs/lib/irm.lua:9 */
-    CALL(447, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k766_id(A + 1255472 + 2523280*B + 9984*B*T, A + 1255472 + 2523280*B + 35088*B*T, B, T)); /* %778 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(448, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k779_add(A + 1255472 + 2523280*B + 14976*B*T, A + 1255472 + 2523280*B + 19968*B*T, A + 1255472 + 2523280*B + 9984*B*T, B, T)); /* %779 map:add [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(449, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k768_mul(A + 1255472 + 2523280*B + 9984*B*T, A + 1255472 + 2523280*B + 14976*B*T, A + 1255472 + 2523280*B + 4992*B*T, B, T)); /* %780 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(450, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k781_mul(A + 1255472 + 2523280*B + 4992*B*T, A + 1255472 + 2523280*B + 14976*B*T, A + 1255472 + 2523280*B + 35200*B*T + 97152*T, B, T)); /* %781 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(451, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k769_sum(A + 1255472 + 2523280*B + 35200*B*T + 235392*T, A + 1255472 + 2523280*B + 9984*B*T, B, T)); /* %782 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(452, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k562_mul(A + 1255472 + 2523280*B + 9984*B*T, A + 1255472 + 2523280*B + 4992*B*T, A + 1255472 + 2523280*B + 35040*B*T, B, T)); /* %783 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(453, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k768_mul(A + 1255472 + 2523280*B + 14976*B*T, A + 1255472 + 2523280*B + 4992*B*T, A + 1255472 + 2523280*B, B, T)); /* %784 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(454, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k559_sum(A + 1255472 + 2523280*B + 4992*B*T, A + 1255472 + 2523280*B + 14976*B*T, B, T)); /* %785 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(455, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k786_square(A + 1255472 + 2523280*B + 5040*B*T, A + 1255472 + 2523280*B + 35040*B*T, B, T)); /* %786 map:square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(456, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k590_mul(A + 1255472 + 2523280*B + 5088*B*T, A + 1255472 + 2523280*B + 35040*B*T, A + 1255472 + 2523280*B + 5040*B*T, B, T)); /* %787 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(457, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k788_scale(A + 1255472 + 2523280*B + 5040*B*T, A + 1255472 + 2523280*B + 5088*B*T, B, T)); /* %788 map:scale [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(458, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k590_mul(A + 1255472 + 2523280*B + 5088*B*T, A + 1255472 + 2523280*B + 4992*B*T, A + 1255472 + 2523280*B + 5040*B*T, B, T)); /* %789 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(459, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k790_step(A + 1255472 + 2523280*B + 4992*B*T, A + 1255472 + 2523280*B + 34992*B*T, B, T)); /* %790 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(460, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k590_mul(A + 1255472 + 2523280*B + 14976*B*T, A + 1255472 + 2523280*B + 5088*B*T, A + 1255472 + 2523280*B + 4992*B*T, B, T)); /* %791 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(461, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k766_id(A + 1255472 + 2523280*B + 4992*B*T, A + 1255472 + 2523280*B + 14976*B*T, B, T)); /* %792 map:id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(462, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k793_scale(A + 1255472 + 2523280*B + 14976*B*T, A + 1255472 + 2523280*B, B, T)); /* %793 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(463, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k768_mul(A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 4992*B*T, A + 1255472 + 2523280*B + 14976*B*T, B, T)); /* %794 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(464, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k779_add(A + 1255472 + 2523280*B + 14976*B*T, A + 1255472 + 2523280*B + 9984*B*T, A + 1255472 + 2523280*B, B, T)); /* %795 map:add [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(465, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k796_matmul(A + 1255472 + 2523280*B + 8192*B*T, A + 1255472 + 2523280*B + 14976*B*T, A + 1255472 + 1220608*B, B, T)); /* %796 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
-    CALL(466, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k797_matmul(A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 32448*B*T, A + 1255472 + 2523280*B + 14976*B*T, B, T)); /* %797 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(467, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k798_sum(A + 1255472 + 1228800*B, A + 1255472 + 2523280*B, B, T)); /* %798 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(468, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k556_div(A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 8192*B*T, A + 1255472 + 2523280*B + 34944*B*T, B, T)); /* %799 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(469, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k800_mul(A + 1255472 + 2523280*B + 2496*B*T, A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 32448*B*T, B, T)); /* %800 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(470, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k801_neg(A + 1255472 + 2523280*B + 4992*B*T, A + 1255472 + 2523280*B + 2496*B*T, B, T)); /* %801 map:neg [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(471, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k555_sum(A + 1255472 + 2523280*B + 7488*B*T, A + 1255472 + 2523280*B + 4992*B*T, B, T)); /* %802 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(472, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)39*B*T), k803_id(A + 1255472 + 2523280*B + 2496*B*T, A + 1255472 + 2523280*B + 7488*B*T, B, T)); /* %803 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(473, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k804_add(A + 1255472 + 2523280*B + 4992*B*T, A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 2496*B*T, B, T)); /* %804 map:add [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(474, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k800_mul(A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 4992*B*T, A + 1255472 + 2523280*B + 29952*B*T, B, T)); /* %805 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(475, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k550_scale(A + 1255472 + 2523280*B + 13184*B*T, A + 1255472 + 2523280*B, B, T)); /* %808 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(476, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k557_matmul(A + 1255472 + 2523280*B + 8192*B*T, A + 1255472 + 2523280*B + 13184*B*T, A + 1255472 + 1179648*B, B, T)); /* %809 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(477, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k810_matmul(A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 13184*B*T, A + 1255472 + 2523280*B + 35200*B*T + 97152*T, B, T)); /* %810 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(478, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k769_sum(A + 1255472 + 2523280*B + 35200*B*T + 97152*T, A + 1255472 + 2523280*B + 8192*B*T, B, T)); /* %811 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(479, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k798_sum(A + 1255472 + 1179648*B, A + 1255472 + 2523280*B, B, T)); /* %812 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(480, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k813_add(A + 1255472 + 2523280*B + 35200*B*T + 240384*T, A + 1255472 + 2523280*B + 35200*B*T + 235392*T, A + 1255472 + 2523280*B + 35200*B*T + 97152*T, T)); /* %813 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(481, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k548_mul(A + 1255472 + 1236992*B, A + 1255472 + 1179648*B, A + 1255472 + 1253824*B, B)); /* %814 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(482, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k815_mul(A + 1255472 + 1245184*B, A + 1255472 + 1179648*B, A + 1255472 + 1220608*B, B)); /* %815 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(483, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k545_sum(A + 1255472 + 1253888*B, A + 1255472 + 1245184*B, B)); /* %816 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(484, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1255472 + 1179648*B, A + 1255472 + 1228800*B, A + 1255472 + 1236992*B, B)); /* %817 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(485, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k818_square(A + 1255472 + 1228800*B, A + 1255472 + 1253824*B, B)); /* %818 map:square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(486, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k819_mul(A + 1255472 + 1228864*B, A + 1255472 + 1253824*B, A + 1255472 + 1228800*B, B)); /* %819 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(487, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k820_scale(A + 1255472 + 1228800*B, A + 1255472 + 1228864*B, B)); /* %820 map:scale [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(488, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k819_mul(A + 1255472 + 1253824*B, A + 1255472 + 1253888*B, A + 1255472 + 1228800*B, B)); /* %821 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(489, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k822_step(A + 1255472 + 1228800*B, A + 1255472 + 1253760*B, B)); /* %822 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(490, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k819_mul(A + 1255472 + 1253760*B, A + 1255472 + 1253824*B, A + 1255472 + 1228800*B, B)); /* %823 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(491, (double)8192*B, sizeof(real)*((double)8192*B + (double)64*B), k824_id(A + 1255472 + 1228800*B, A + 1255472 + 1253760*B, B)); /* %824 map:id [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(492, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k825_scale(A + 1255472 + 1236992*B, A + 1255472 + 1220608*B, B)); /* %825 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(493, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k815_mul(A + 1255472 + 1220608*B, A + 1255472 + 1228800*B, A + 1255472 + 1236992*B, B)); /* %826 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(494, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1255472 + 1228800*B, A + 1255472 + 1179648*B, A + 1255472 + 1220608*B, B)); /* %827 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(495, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k541_mul(A + 1255472 + 2523280*B + 35200*B*T + 235392*T, A + 1255472 + 2523280*B + 35200*B*T + 240384*T, A + 1255472 + 2523280*B + 35200*B*T + 246560*T, T)); /* %830 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(496, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k831_mul(A + 1255472 + 2523280*B + 35200*B*T + 97152*T, A + 1255472 + 2523280*B + 35200*B*T + 240384*T, A + 1255472 + 2523280*B + 35200*B*T + 230400*T, T)); /* %831 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(497, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k538_sum(A + 1255472 + 2523280*B + 35200*B*T + 240384*T, A + 1255472 + 2523280*B + 35200*B*T + 97152*T, T)); /* %832 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(498, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k833_square(A + 1255472 + 2523280*B + 35200*B*T + 240432*T, A + 1255472 + 2523280*B + 35200*B*T + 246560*T, T)); /* %833 map:square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(499, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k834_mul(A + 1255472 + 2523280*B + 35200*B*T + 240480*T, A + 1255472 + 2523280*B + 35200*B*T + 246560*T, A + 1255472 + 2523280*B + 35200*B*T + 240432*T, T)); /* %834 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(500, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k835_scale(A + 1255472 + 2523280*B + 35200*B*T + 240432*T, A + 1255472 + 2523280*B + 35200*B*T + 240480*T, T)); /* %835 map:scale [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(501, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k834_mul(A + 1255472 + 2523280*B + 35200*B*T + 240480*T, A + 1255472 + 2523280*B + 35200*B*T + 240384*T, A + 1255472 + 2523280*B + 35200*B*T + 240432*T, T)); /* %836 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(502, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k837_step(A + 1255472 + 2523280*B + 35200*B*T + 240384*T, A + 1255472 + 2523280*B + 35200*B*T + 246512*T, T)); /* %837 map:step [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(503, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k834_mul(A + 1255472 + 2523280*B + 35200*B*T + 240432*T, A + 1255472 + 2523280*B + 35200*B*T + 240480*T, A + 1255472 + 2523280*B + 35200*B*T + 240384*T, T)); /* %838 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(504, (double)4992*T, sizeof(real)*((double)4992*T + (double)39*T), k839_id(A + 1255472 + 2523280*B + 35200*B*T + 97152*T, A + 1255472 + 2523280*B + 35200*B*T + 240432*T, T)); /* %839 map:id [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(505, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k840_scale(A + 1255472 + 2523280*B + 35200*B*T + 240384*T, A + 1255472 + 2523280*B + 35200*B*T + 230400*T, T)); /* %840 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(506, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k831_mul(A + 1255472 + 2523280*B + 35200*B*T + 230400*T, A + 1255472 + 2523280*B + 35200*B*T + 97152*T, A + 1255472 + 2523280*B + 35200*B*T + 240384*T, T)); /* %841 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(507, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k813_add(A + 1255472 + 2523280*B + 35200*B*T + 97152*T, A + 1255472 + 2523280*B + 35200*B*T + 235392*T, A + 1255472 + 2523280*B + 35200*B*T + 230400*T, T)); /* %842 map:add [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(508, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k721_div(A + 1255472 + 2515040*B, A + 1255472 + 2514976*B, A + 1255472 + 2515024*B, B)); /* %853 map:div [1,B]  graphs/lib/losses.lua:11 */
-    CALL(509, (double)B, sizeof(real)*((double)B + (double)B), k722_step(A + 1255472 + 2514976*B, A + 1255472 + 2515008*B, B)); /* %854 map:step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(510, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k723_mul(A + 1255472 + 2515008*B, A + 1255472 + 2515040*B, A + 1255472 + 2514976*B, B)); /* %855 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    CALL(511, (double)B*T, sizeof(real)*((double)B*T + (double)B), k718_id(A + 1255472 + 2523280*B, A + 1255472 + 2515008*B, B, T)); /* %856 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(512, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1255472 + 2523280*B + 16*B*T, A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 35152*B*T, B, T)); /* %857 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(513, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k728_add(A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 35168*B*T, A + 1255472 + 2523280*B + 16*B*T, B, T)); /* %860 map:add [T,B]  graphs/lib/losses.lua:11 */
-    CALL(514, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k728_add(A + 1255472 + 2523280*B + 35152*B*T, A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 35184*B*T, B, T)); /* %865 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(515, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k734_div(A + 1255472 + 2523280*B + 35200*B*T + 246512*T, A + 1255472 + 2523280*B + 35200*B*T + 246672*T, A + 1255472 + 2523280*B + 35200*B*T + 246656*T, T)); /* %866 map:div [T,1]  graphs/lib/losses.lua:10 */
-    CALL(516, (double)T, sizeof(real)*((double)T + (double)T), k735_step(A + 1255472 + 2523280*B + 35200*B*T + 246528*T, A + 1255472 + 2523280*B + 35200*B*T + 246640*T, T)); /* %867 map:step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(517, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1255472 + 2523280*B + 35200*B*T + 246544*T, A + 1255472 + 2523280*B + 35200*B*T + 246512*T, A + 1255472 + 2523280*B + 35200*B*T + 246528*T, T)); /* %868 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    CALL(518, (double)B*T, sizeof(real)*((double)B*T + (double)T), k730_id(A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 35200*B*T + 246544*T, B, T)); /* %869 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(519, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k516_mul(A + 1255472 + 2523280*B + 16*B*T, A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 35136*B*T, B, T)); /* %870 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(520, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k728_add(A + 1255472 + 2523280*B, A + 1255472 + 2523280*B + 35152*B*T, A + 1255472 + 2523280*B + 16*B*T, B, T)); /* %873 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(521, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k506_scale(A + 1255472 + 2523280*B + 16*B*T, A + 1255472 + 2523280*B, B, T)); /* %874 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(522, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k875_matmul(A + 1255472 + 2523280*B + 35200*B*T + 230400*T, A + 1255472 + 2523280*B + 16*B*T, A + 1255472 + 1253632*B, B, T)); /* %875 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(523, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k876_matmul(A + 1255472 + 1179648*B, A + 1255472 + 2523280*B + 16*B*T, A + 1255472 + 2523280*B + 35200*B*T + 102144*T, B, T)); /* %876 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(524, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k504_mul(A + 1255472 + 1179776*B, A + 1255472 + 1179648*B, A + 1255472 + 2514992*B, B)); /* %877 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(525, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k878_mul(A + 1255472 + 1179904*B, A + 1255472 + 1179648*B, A + 1255472 + 1253504*B, B)); /* %878 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(526, (double)128*B, sizeof(real)*((double)B + (double)128*B), k501_sum(A + 1255472 + 2514976*B, A + 1255472 + 1179904*B, B)); /* %879 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(527, (double)B, sizeof(real)*((double)B + (double)B), k880_square(A + 1255472 + 1179648*B, A + 1255472 + 2514992*B, B)); /* %880 map:square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(528, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k723_mul(A + 1255472 + 1179664*B, A + 1255472 + 2514992*B, A + 1255472 + 1179648*B, B)); /* %881 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(529, (double)B, sizeof(real)*((double)B + (double)B), k882_scale(A + 1255472 + 1179648*B, A + 1255472 + 1179664*B, B)); /* %882 map:scale [B,1]  graphs/lib/losses.lua:21 */
-    CALL(530, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k723_mul(A + 1255472 + 1179664*B, A + 1255472 + 2514976*B, A + 1255472 + 1179648*B, B)); /* %883 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(531, (double)B, sizeof(real)*((double)B + (double)B), k884_step(A + 1255472 + 1179648*B, A + 1255472 + 2514960*B, B)); /* %884 map:step [B,1]  graphs/lib/losses.lua:21 */
-    CALL(532, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k723_mul(A + 1255472 + 1179904*B, A + 1255472 + 1179664*B, A + 1255472 + 1179648*B, B)); /* %885 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(533, (double)128*B, sizeof(real)*((double)128*B + (double)B), k886_id(A + 1255472 + 1179648*B, A + 1255472 + 1179904*B, B)); /* %886 map:id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(534, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k887_scale(A + 1255472 + 1179904*B, A + 1255472 + 1253504*B, B)); /* %887 map:scale [B,128]  graphs/lib/losses.lua:21 */
-    CALL(535, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k878_mul(A + 1255472 + 1180032*B, A + 1255472 + 1179648*B, A + 1255472 + 1179904*B, B)); /* %888 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(536, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k889_add(A + 1255472 + 1179648*B, A + 1255472 + 1179776*B, A + 1255472 + 1180032*B, B)); /* %889 map:add [B,128]  graphs/lib/losses.lua:21 */
-    CALL(537, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k499_mul(A + 1255472 + 2523280*B + 35200*B*T + 102144*T, A + 1255472 + 2523280*B + 35200*B*T + 230400*T, A + 1255472 + 2523280*B + 35200*B*T + 246624*T, T)); /* %890 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(538, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k891_mul(A + 1255472 + 2523280*B + 35200*B*T + 230528*T, A + 1255472 + 2523280*B + 35200*B*T + 230400*T, A + 1255472 + 2523280*B + 35200*B*T + 246144*T, T)); /* %891 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(539, (double)128*T, sizeof(real)*((double)T + (double)128*T), k496_sum(A + 1255472 + 2523280*B + 35200*B*T + 246512*T, A + 1255472 + 2523280*B + 35200*B*T + 230528*T, T)); /* %892 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(540, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k893_add(A + 1255472 + 2523280*B + 35200*B*T + 230400*T, A + 1255472 + 2523280*B + 35200*B*T + 102272*T, A + 1255472 + 2523280*B + 35200*B*T + 102144*T, T)); /* %893 map:add [T,128]  graphs/lib/losses.lua:21 */
-    CALL(541, (double)T, sizeof(real)*((double)T + (double)T), k894_square(A + 1255472 + 2523280*B + 35200*B*T + 246528*T, A + 1255472 + 2523280*B + 35200*B*T + 246624*T, T)); /* %894 map:square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(542, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1255472 + 2523280*B + 35200*B*T + 246544*T, A + 1255472 + 2523280*B + 35200*B*T + 246624*T, A + 1255472 + 2523280*B + 35200*B*T + 246528*T, T)); /* %895 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(543, (double)T, sizeof(real)*((double)T + (double)T), k896_scale(A + 1255472 + 2523280*B + 35200*B*T + 246528*T, A + 1255472 + 2523280*B + 35200*B*T + 246544*T, T)); /* %896 map:scale [T,1]  graphs/lib/losses.lua:21 */
-    CALL(544, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1255472 + 2523280*B + 35200*B*T + 246544*T, A + 1255472 + 2523280*B + 35200*B*T + 246512*T, A + 1255472 + 2523280*B + 35200*B*T + 246528*T, T)); /* %897 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(545, (double)T, sizeof(real)*((double)T + (double)T), k898_step(A + 1255472 + 2523280*B + 35200*B*T + 246512*T, A + 1255472 + 2523280*B + 35200*B*T + 246608*T, T)); /* %898 map:step [T,1]  graphs/lib/losses.lua:21 */
-    CALL(546, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k531_mul(A + 1255472 + 2523280*B + 35200*B*T + 246528*T, A + 1255472 + 2523280*B + 35200*B*T + 246544*T, A + 1255472 + 2523280*B + 35200*B*T + 246512*T, T)); /* %899 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(547, (double)128*T, sizeof(real)*((double)128*T + (double)T), k900_id(A + 1255472 + 2523280*B + 35200*B*T + 102144*T, A + 1255472 + 2523280*B + 35200*B*T + 246528*T, T)); /* %900 map:id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(548, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k901_scale(A + 1255472 + 2523280*B + 35200*B*T + 102272*T, A + 1255472 + 2523280*B + 35200*B*T + 246144*T, T)); /* %901 map:scale [T,128]  graphs/lib/losses.lua:21 */
-    CALL(549, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k891_mul(A + 1255472 + 2523280*B + 35200*B*T + 230528*T, A + 1255472 + 2523280*B + 35200*B*T + 102144*T, A + 1255472 + 2523280*B + 35200*B*T + 102272*T, T)); /* %902 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(550, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k893_add(A + 1255472 + 2523280*B + 35200*B*T + 102144*T, A + 1255472 + 2523280*B + 35200*B*T + 230400*T, A + 1255472 + 2523280*B + 35200*B*T + 230528*T, T)); /* %903 map:add [T,128]  graphs/lib/losses.lua:21 */
-    CALL(551, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k904_sum(A + 0, A + 1255472 + 2523280*B + 35200*B*T + 97152*T, T)); /* %904 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(552, (double)4992, sizeof(real)*((double)128 + (double)4992), k906_sum(A + 1250304, A + 0)); /* %906 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(553, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k909_matmul(A + 1255472 + 2523280*B + 35200*B*T + 230400*T, A + 1255472 + 2523280*B + 35200*B*T + 97152*T, (real *)P + 1073376, T)); /* %909 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(554, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k910_matmul(A + 1017856, A + 1255472 + 2523280*B + 35200*B*T + 97152*T, A + 1255472 + 2523280*B + 35200*B*T + 92160*T, T)); /* %910 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(555, 0, sizeof(real)*((double)5120*T + (double)4992*T), k912_pad(A + 1255472 + 2523280*B + 35200*B*T + 92160*T, A + 1255472 + 2523280*B + 35200*B*T + 230400*T, T)); /* %912 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(556, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k913_sum(A + 1250432, A + 1255472 + 2523280*B + 35200*B*T + 102144*T, T)); /* %913 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(557, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k568_matmul(A + 1255472 + 2523280*B + 35200*B*T + 230400*T, A + 1255472 + 2523280*B + 35200*B*T + 102144*T, (real *)P + 1056864, T)); /* %915 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(558, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k773_matmul(A + 1034240, A + 1255472 + 2523280*B + 35200*B*T + 102144*T, A + 1255472 + 2523280*B + 35200*B*T + 246016*T, T)); /* %916 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(559, 0, sizeof(real)*((double)5120*T + (double)128*T), k918_pad(A + 1255472 + 2523280*B + 35200*B*T + 97280*T, A + 1255472 + 2523280*B + 35200*B*T + 230400*T, T)); /* %918 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(560, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 230400*T, A + 1255472 + 2523280*B + 35200*B*T + 92160*T, A + 1255472 + 2523280*B + 35200*B*T + 97280*T, T)); /* %919 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(561, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 0, A + 1255472 + 2523280*B + 35200*B*T + 230400*T, T)); /* %920 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(562, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1250560, A + 0)); /* %922 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(563, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1255472 + 2523280*B + 35200*B*T + 92160*T, A + 1255472 + 2523280*B + 35200*B*T + 230400*T, (real *)P + 1056608, T)); /* %924 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(564, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k925_mul(A + 1255472 + 2523280*B + 35200*B*T + 97280*T, A + 1255472 + 2523280*B + 35200*B*T + 230400*T, A + 1255472 + 2523280*B + 35200*B*T + 87040*T, T)); /* %925 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(565, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 0, A + 1255472 + 2523280*B + 35200*B*T + 97280*T, T)); /* %926 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(566, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1250688, A + 0)); /* %928 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(567, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1255472 + 2523280*B + 35200*B*T + 87040*T, A + 1255472 + 2523280*B + 35200*B*T + 92160*T, A + 1255472 + 2523280*B + 35200*B*T + 246464*T, T)); /* %930 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(568, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k925_mul(A + 1255472 + 2523280*B + 35200*B*T + 97280*T, A + 1255472 + 2523280*B + 35200*B*T + 92160*T, A + 1255472 + 2523280*B + 35200*B*T + 81920*T, T)); /* %931 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(569, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T + 246016*T, A + 1255472 + 2523280*B + 35200*B*T + 97280*T, T)); /* %932 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(570, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k933_square(A + 1255472 + 2523280*B + 35200*B*T + 246064*T, A + 1255472 + 2523280*B + 35200*B*T + 246464*T, T)); /* %933 map:square [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(571, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k934_mul(A + 1255472 + 2523280*B + 35200*B*T + 246112*T, A + 1255472 + 2523280*B + 35200*B*T + 246464*T, A + 1255472 + 2523280*B + 35200*B*T + 246064*T, T)); /* %934 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(572, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k935_scale(A + 1255472 + 2523280*B + 35200*B*T + 246064*T, A + 1255472 + 2523280*B + 35200*B*T + 246112*T, T)); /* %935 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(573, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k934_mul(A + 1255472 + 2523280*B + 35200*B*T + 246112*T, A + 1255472 + 2523280*B + 35200*B*T + 246016*T, A + 1255472 + 2523280*B + 35200*B*T + 246064*T, T)); /* %936 map:mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(574, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T + 246016*T, A + 1255472 + 2523280*B + 35200*B*T + 246112*T, T)); /* %937 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(575, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k938_id(A + 1255472 + 2523280*B + 35200*B*T + 92160*T, A + 1255472 + 2523280*B + 35200*B*T + 246016*T, T)); /* %938 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(576, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k939_scale(A + 1255472 + 2523280*B + 35200*B*T + 97280*T, A + 1255472 + 2523280*B + 35200*B*T + 81920*T, T)); /* %939 map:scale [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(577, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k925_mul(A + 1255472 + 2523280*B + 35200*B*T + 81920*T, A + 1255472 + 2523280*B + 35200*B*T + 92160*T, A + 1255472 + 2523280*B + 35200*B*T + 97280*T, T)); /* %940 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(578, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 92160*T, A + 1255472 + 2523280*B + 35200*B*T + 87040*T, A + 1255472 + 2523280*B + 35200*B*T + 81920*T, T)); /* %941 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(579, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k942_neg(A + 1255472 + 2523280*B + 35200*B*T + 97280*T, A + 1255472 + 2523280*B + 35200*B*T + 92160*T, T)); /* %942 map:neg [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(580, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T + 246016*T, A + 1255472 + 2523280*B + 35200*B*T + 97280*T, T)); /* %943 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(581, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T + 246064*T, A + 1255472 + 2523280*B + 35200*B*T + 246016*T, T)); /* %944 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(582, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k938_id(A + 1255472 + 2523280*B + 35200*B*T + 97280*T, A + 1255472 + 2523280*B + 35200*B*T + 246064*T, T)); /* %945 map:id [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(583, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 230400*T, A + 1255472 + 2523280*B + 35200*B*T + 92160*T, A + 1255472 + 2523280*B + 35200*B*T + 97280*T, T)); /* %946 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(584, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 0, A + 1255472 + 2523280*B + 35200*B*T + 230400*T, T)); /* %947 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(585, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1250816, A + 0)); /* %949 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(586, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k952_matmul(A + 1255472 + 2523280*B + 35200*B*T + 81920*T, A + 1255472 + 2523280*B + 35200*B*T + 230400*T, (real *)P + 990944, T)); /* %952 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(587, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k953_matmul(A + 630784, A + 1255472 + 2523280*B + 35200*B*T + 230400*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %953 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(588, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k955_gelu_grad(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 61440*T, T)); /* %955 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(589, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k956_mul(A + 1255472 + 2523280*B + 35200*B*T + 61440*T, A + 1255472 + 2523280*B + 35200*B*T + 81920*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %956 map:mul [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(590, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k957_sum(A + 0, A + 1255472 + 2523280*B + 35200*B*T + 61440*T, T)); /* %957 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(591, (double)20480, sizeof(real)*((double)512 + (double)20480), k959_sum(A + 1249280, A + 0)); /* %959 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(592, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k962_matmul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 61440*T, (real *)P + 924896, T)); /* %962 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(593, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k963_matmul(A + 696320, A + 1255472 + 2523280*B + 35200*B*T + 61440*T, A + 1255472 + 2523280*B + 35200*B*T + 225280*T, T)); /* %963 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(594, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 761856, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %965 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(595, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1250944, A + 761856)); /* %967 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(596, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1255472 + 2523280*B + 35200*B*T + 225280*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, (real *)P + 924640, T)); /* %969 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(597, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k925_mul(A + 1255472 + 2523280*B + 35200*B*T + 46080*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 220160*T, T)); /* %970 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(598, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 761856, A + 1255472 + 2523280*B + 35200*B*T + 46080*T, T)); /* %971 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(599, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1251072, A + 761856)); /* %973 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(600, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1255472 + 2523280*B + 35200*B*T + 220160*T, A + 1255472 + 2523280*B + 35200*B*T + 225280*T, A + 1255472 + 2523280*B + 35200*B*T + 246416*T, T)); /* %975 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(601, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k925_mul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 225280*T, A + 1255472 + 2523280*B + 35200*B*T + 215040*T, T)); /* %976 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(602, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T + 246016*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %977 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(603, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k933_square(A + 1255472 + 2523280*B + 35200*B*T + 246064*T, A + 1255472 + 2523280*B + 35200*B*T + 246416*T, T)); /* %978 map:square [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(604, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k934_mul(A + 1255472 + 2523280*B + 35200*B*T + 246112*T, A + 1255472 + 2523280*B + 35200*B*T + 246416*T, A + 1255472 + 2523280*B + 35200*B*T + 246064*T, T)); /* %979 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(605, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k935_scale(A + 1255472 + 2523280*B + 35200*B*T + 246064*T, A + 1255472 + 2523280*B + 35200*B*T + 246112*T, T)); /* %980 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(606, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k934_mul(A + 1255472 + 2523280*B + 35200*B*T + 246112*T, A + 1255472 + 2523280*B + 35200*B*T + 246016*T, A + 1255472 + 2523280*B + 35200*B*T + 246064*T, T)); /* %981 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(607, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T + 246016*T, A + 1255472 + 2523280*B + 35200*B*T + 246112*T, T)); /* %982 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(608, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k938_id(A + 1255472 + 2523280*B + 35200*B*T + 225280*T, A + 1255472 + 2523280*B + 35200*B*T + 246016*T, T)); /* %983 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(609, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k939_scale(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 215040*T, T)); /* %984 map:scale [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(610, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k925_mul(A + 1255472 + 2523280*B + 35200*B*T + 215040*T, A + 1255472 + 2523280*B + 35200*B*T + 225280*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %985 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(611, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 225280*T, A + 1255472 + 2523280*B + 35200*B*T + 220160*T, A + 1255472 + 2523280*B + 35200*B*T + 215040*T, T)); /* %986 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(612, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k942_neg(A + 1255472 + 2523280*B + 35200*B*T + 215040*T, A + 1255472 + 2523280*B + 35200*B*T + 225280*T, T)); /* %987 map:neg [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(613, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T + 246016*T, A + 1255472 + 2523280*B + 35200*B*T + 215040*T, T)); /* %988 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(614, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 215040*T, A + 1255472 + 2523280*B + 35200*B*T + 230400*T, A + 1255472 + 2523280*B + 35200*B*T + 225280*T, T)); /* %989 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(615, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T + 246064*T, A + 1255472 + 2523280*B + 35200*B*T + 246016*T, T)); /* %990 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(616, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k938_id(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 246064*T, T)); /* %991 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(617, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 60160*T, A + 1255472 + 2523280*B + 35200*B*T + 215040*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %992 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(618, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 761856, A + 1255472 + 2523280*B + 35200*B*T + 60160*T, T)); /* %993 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(619, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1251200, A + 761856)); /* %995 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(620, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k998_matmul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 60160*T, (real *)P + 908128, T)); /* %998 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(621, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k999_matmul(A + 1050624, A + 1255472 + 2523280*B + 35200*B*T + 60160*T, A + 1255472 + 2523280*B + 35200*B*T + 209920*T, T)); /* %999 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(622, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1255472 + 2523280*B + 35200*B*T + 47360*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1002 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(623, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 47360*T, A + 1255472 + 2523280*B + 35200*B*T + 204800*T, T)); /* %1003 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(624, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1004_matmul(A + 1255472 + 2523280*B + 35200*B*T + 65280*T, A + 1255472 + 2523280*B + 35200*B*T + 121600*T, A + 1255472 + 2523280*B + 35200*B*T + 47360*T, T)); /* %1004 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(625, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1255472 + 2523280*B + 35200*B*T + 47360*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 245856*T, T)); /* %1005 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(626, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k1006_mul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 47360*T, A + 1255472 + 2523280*B + 35200*B*T + 121600*T, T)); /* %1006 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(627, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k1007_neg(A + 1255472 + 2523280*B + 35200*B*T + 53760*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1007 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(628, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 53760*T, T)); /* %1008 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(629, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k1009_step(A + 1255472 + 2523280*B + 35200*B*T + 41120*T, A + 1255472 + 2523280*B + 35200*B*T + 245696*T, T)); /* %1009 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(630, (double)160*T, sizeof(real)*((double)160*T + (double)160*T + (double)160*T), k1010_mul(A + 1255472 + 2523280*B + 35200*B*T + 53760*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 41120*T, T)); /* %1010 map:mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(631, (double)6400*T, sizeof(real)*((double)6400*T + (double)160*T), k1011_id(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 53760*T, T)); /* %1011 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(632, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k1012_add(A + 1255472 + 2523280*B + 35200*B*T + 53760*T, A + 1255472 + 2523280*B + 35200*B*T + 47360*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1012 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(633, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 53760*T, (real *)inputs[2], T)); /* %1013 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(634, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k1006_mul(A + 1255472 + 2523280*B + 35200*B*T + 47360*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 115200*T, T)); /* %1017 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(635, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 47360*T, (real *)inputs[2], T)); /* %1022 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(636, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1255472 + 2523280*B + 35200*B*T + 47360*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1026 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(637, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 47360*T, A + 1255472 + 2523280*B + 35200*B*T + 199680*T, T)); /* %1027 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(638, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1004_matmul(A + 1255472 + 2523280*B + 35200*B*T + 53760*T, A + 1255472 + 2523280*B + 35200*B*T + 47360*T, A + 1255472 + 2523280*B + 35200*B*T + 194560*T, T)); /* %1028 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(639, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1255472 + 2523280*B + 35200*B*T + 46080*T, A + 1255472 + 2523280*B + 35200*B*T + 65280*T, T)); /* %1029 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(640, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 761856, A + 1255472 + 2523280*B + 35200*B*T + 46080*T, T)); /* %1031 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(641, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1251328, A + 761856)); /* %1033 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(642, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k998_matmul(A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 46080*T, (real *)P + 891616, T)); /* %1036 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(643, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k999_matmul(A + 1067008, A + 1255472 + 2523280*B + 35200*B*T + 46080*T, A + 1255472 + 2523280*B + 35200*B*T + 189440*T, T)); /* %1037 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(644, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1255472 + 2523280*B + 35200*B*T + 46080*T, A + 1255472 + 2523280*B + 35200*B*T + 53760*T, T)); /* %1039 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(645, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 761856, A + 1255472 + 2523280*B + 35200*B*T + 46080*T, T)); /* %1041 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(646, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1251456, A + 761856)); /* %1043 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(647, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k998_matmul(A + 1255472 + 2523280*B + 35200*B*T + 120320*T, A + 1255472 + 2523280*B + 35200*B*T + 46080*T, (real *)P + 875104, T)); /* %1046 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(648, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k999_matmul(A + 1083392, A + 1255472 + 2523280*B + 35200*B*T + 46080*T, A + 1255472 + 2523280*B + 35200*B*T + 189440*T, T)); /* %1047 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(649, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 46080*T, A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 120320*T, T)); /* %1049 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(650, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1255472 + 2523280*B + 35200*B*T + 51200*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1050 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(651, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 761856, A + 1255472 + 2523280*B + 35200*B*T + 51200*T, T)); /* %1052 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(652, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1251584, A + 761856)); /* %1054 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(653, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k998_matmul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 51200*T, (real *)P + 858592, T)); /* %1057 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(654, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k999_matmul(A + 1099776, A + 1255472 + 2523280*B + 35200*B*T + 51200*T, A + 1255472 + 2523280*B + 35200*B*T + 189440*T, T)); /* %1058 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(655, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 51200*T, A + 1255472 + 2523280*B + 35200*B*T + 46080*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1060 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(656, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 761856, A + 1255472 + 2523280*B + 35200*B*T + 51200*T, T)); /* %1061 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(657, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1251712, A + 761856)); /* %1063 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(658, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 51200*T, (real *)P + 858336, T)); /* %1065 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(659, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k925_mul(A + 1255472 + 2523280*B + 35200*B*T + 46080*T, A + 1255472 + 2523280*B + 35200*B*T + 51200*T, A + 1255472 + 2523280*B + 35200*B*T + 184320*T, T)); /* %1066 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(660, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 761856, A + 1255472 + 2523280*B + 35200*B*T + 46080*T, T)); /* %1067 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(661, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1251840, A + 761856)); /* %1069 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(662, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 246368*T, T)); /* %1071 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(663, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k925_mul(A + 1255472 + 2523280*B + 35200*B*T + 120320*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 179200*T, T)); /* %1072 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(664, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T + 245696*T, A + 1255472 + 2523280*B + 35200*B*T + 120320*T, T)); /* %1073 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(665, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k933_square(A + 1255472 + 2523280*B + 35200*B*T + 245744*T, A + 1255472 + 2523280*B + 35200*B*T + 246368*T, T)); /* %1074 map:square [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(666, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k934_mul(A + 1255472 + 2523280*B + 35200*B*T + 245792*T, A + 1255472 + 2523280*B + 35200*B*T + 246368*T, A + 1255472 + 2523280*B + 35200*B*T + 245744*T, T)); /* %1075 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(667, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k935_scale(A + 1255472 + 2523280*B + 35200*B*T + 245744*T, A + 1255472 + 2523280*B + 35200*B*T + 245792*T, T)); /* %1076 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(668, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k934_mul(A + 1255472 + 2523280*B + 35200*B*T + 245792*T, A + 1255472 + 2523280*B + 35200*B*T + 245696*T, A + 1255472 + 2523280*B + 35200*B*T + 245744*T, T)); /* %1077 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(669, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T + 245696*T, A + 1255472 + 2523280*B + 35200*B*T + 245792*T, T)); /* %1078 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(670, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k938_id(A + 1255472 + 2523280*B + 35200*B*T + 120320*T, A + 1255472 + 2523280*B + 35200*B*T + 245696*T, T)); /* %1079 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(671, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k939_scale(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 179200*T, T)); /* %1080 map:scale [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(672, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k925_mul(A + 1255472 + 2523280*B + 35200*B*T + 46080*T, A + 1255472 + 2523280*B + 35200*B*T + 120320*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1081 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(673, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 46080*T, T)); /* %1082 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(674, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k942_neg(A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1083 map:neg [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(675, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T + 245696*T, A + 1255472 + 2523280*B + 35200*B*T + 115200*T, T)); /* %1084 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(676, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 60160*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, T)); /* %1085 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(677, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T + 245744*T, A + 1255472 + 2523280*B + 35200*B*T + 245696*T, T)); /* %1086 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(678, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k938_id(A + 1255472 + 2523280*B + 35200*B*T + 120320*T, A + 1255472 + 2523280*B + 35200*B*T + 245744*T, T)); /* %1087 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(679, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 61440*T, A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 120320*T, T)); /* %1088 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(680, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 761856, A + 1255472 + 2523280*B + 35200*B*T + 61440*T, T)); /* %1089 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(681, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1251968, A + 761856)); /* %1091 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(682, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k952_matmul(A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T + 61440*T, (real *)P + 792672, T)); /* %1094 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(683, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k953_matmul(A + 761856, A + 1255472 + 2523280*B + 35200*B*T + 61440*T, A + 1255472 + 2523280*B + 35200*B*T, T)); /* %1095 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(684, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k955_gelu_grad(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 20480*T, T)); /* %1097 map:gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(685, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k956_mul(A + 1255472 + 2523280*B + 35200*B*T + 20480*T, A + 1255472 + 2523280*B + 35200*B*T + 40960*T, A + 1255472 + 2523280*B + 35200*B*T, T)); /* %1098 map:mul [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(686, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k957_sum(A + 0, A + 1255472 + 2523280*B + 35200*B*T + 20480*T, T)); /* %1099 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(687, (double)20480, sizeof(real)*((double)512 + (double)20480), k959_sum(A + 1249792, A + 0)); /* %1101 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(688, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k962_matmul(A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 20480*T, (real *)P + 726624, T)); /* %1104 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(689, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k963_matmul(A + 827392, A + 1255472 + 2523280*B + 35200*B*T + 20480*T, A + 1255472 + 2523280*B + 35200*B*T + 174080*T, T)); /* %1105 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(690, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 892928, A + 1255472 + 2523280*B + 35200*B*T + 115200*T, T)); /* %1107 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(691, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1252096, A + 892928)); /* %1109 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(692, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1255472 + 2523280*B + 35200*B*T + 120320*T, A + 1255472 + 2523280*B + 35200*B*T + 115200*T, (real *)P + 726368, T)); /* %1111 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(693, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k925_mul(A + 1255472 + 2523280*B + 35200*B*T + 66560*T, A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 168960*T, T)); /* %1112 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(694, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 892928, A + 1255472 + 2523280*B + 35200*B*T + 66560*T, T)); /* %1113 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(695, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1252224, A + 892928)); /* %1115 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(696, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 120320*T, A + 1255472 + 2523280*B + 35200*B*T + 246320*T, T)); /* %1117 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(697, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k925_mul(A + 1255472 + 2523280*B + 35200*B*T + 66560*T, A + 1255472 + 2523280*B + 35200*B*T + 120320*T, A + 1255472 + 2523280*B + 35200*B*T + 163840*T, T)); /* %1118 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(698, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T + 245696*T, A + 1255472 + 2523280*B + 35200*B*T + 66560*T, T)); /* %1119 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(699, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k933_square(A + 1255472 + 2523280*B + 35200*B*T + 245744*T, A + 1255472 + 2523280*B + 35200*B*T + 246320*T, T)); /* %1120 map:square [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(700, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k934_mul(A + 1255472 + 2523280*B + 35200*B*T + 245792*T, A + 1255472 + 2523280*B + 35200*B*T + 246320*T, A + 1255472 + 2523280*B + 35200*B*T + 245744*T, T)); /* %1121 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(701, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k935_scale(A + 1255472 + 2523280*B + 35200*B*T + 245744*T, A + 1255472 + 2523280*B + 35200*B*T + 245792*T, T)); /* %1122 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(702, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k934_mul(A + 1255472 + 2523280*B + 35200*B*T + 245792*T, A + 1255472 + 2523280*B + 35200*B*T + 245696*T, A + 1255472 + 2523280*B + 35200*B*T + 245744*T, T)); /* %1123 map:mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(703, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T + 245696*T, A + 1255472 + 2523280*B + 35200*B*T + 245792*T, T)); /* %1124 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(704, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k938_id(A + 1255472 + 2523280*B + 35200*B*T + 120320*T, A + 1255472 + 2523280*B + 35200*B*T + 245696*T, T)); /* %1125 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(705, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k939_scale(A + 1255472 + 2523280*B + 35200*B*T + 66560*T, A + 1255472 + 2523280*B + 35200*B*T + 163840*T, T)); /* %1126 map:scale [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(706, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k925_mul(A + 1255472 + 2523280*B + 35200*B*T + 71680*T, A + 1255472 + 2523280*B + 35200*B*T + 120320*T, A + 1255472 + 2523280*B + 35200*B*T + 66560*T, T)); /* %1127 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(707, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 66560*T, A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 71680*T, T)); /* %1128 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(708, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k942_neg(A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 66560*T, T)); /* %1129 map:neg [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(709, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T + 245696*T, A + 1255472 + 2523280*B + 35200*B*T + 115200*T, T)); /* %1130 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(710, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 61440*T, A + 1255472 + 2523280*B + 35200*B*T + 66560*T, T)); /* %1131 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(711, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T + 245744*T, A + 1255472 + 2523280*B + 35200*B*T + 245696*T, T)); /* %1132 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(712, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k938_id(A + 1255472 + 2523280*B + 35200*B*T + 120320*T, A + 1255472 + 2523280*B + 35200*B*T + 245744*T, T)); /* %1133 map:id [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(713, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 19200*T, A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 120320*T, T)); /* %1134 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(714, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 892928, A + 1255472 + 2523280*B + 35200*B*T + 19200*T, T)); /* %1135 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(715, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1252352, A + 892928)); /* %1137 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(716, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k998_matmul(A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 19200*T, (real *)P + 709856, T)); /* %1140 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(717, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k999_matmul(A + 1116160, A + 1255472 + 2523280*B + 35200*B*T + 19200*T, A + 1255472 + 2523280*B + 35200*B*T + 158720*T, T)); /* %1141 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(718, 0, sizeof(real)*((double)5120*T + (double)5120*T), k309_permute(A + 1255472 + 2523280*B + 35200*B*T + 120320*T, A + 1255472 + 2523280*B + 35200*B*T + 115200*T, T)); /* %1144 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(719, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k326_matmul(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 120320*T, A + 1255472 + 2523280*B + 35200*B*T + 153600*T, T)); /* %1145 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
-    CALL(720, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1004_matmul(A + 1255472 + 2523280*B + 35200*B*T + 115200*T, A + 1255472 + 2523280*B + 35200*B*T + 108800*T, A + 1255472 + 2523280*B + 35200*B*T + 120320*T, T)); /* %1146 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(721, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k341_div(A + 1255472 + 2523280*B + 35200*B*T + 6400*T, A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 245536*T, T)); /* %1147 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(722, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k1006_mul(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 6400*T, A + 1255472 + 2523280*B + 35200*B*T + 108800*T, T)); /* %1148 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(723, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k1007_neg(A + 1255472 + 2523280*B + 35200*B*T + 12800*T, A + 1255472 + 2523280*B + 35200*B*T, T)); /* %1149 map:neg [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(724, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k339_sum(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 12800*T, T)); /* %1150 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(725, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k1009_step(A + 1255472 + 2523280*B + 35200*B*T + 160*T, A + 1255472 + 2523280*B + 35200*B*T + 245376*T, T)); /* %1151 map:step [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(726, (double)160*T, sizeof(real)*((double)160*T + (double)160*T + (double)160*T), k1010_mul(A + 1255472 + 2523280*B + 35200*B*T + 12800*T, A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 160*T, T)); /* %1152 map:mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(727, (double)6400*T, sizeof(real)*((double)6400*T + (double)160*T), k1011_id(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 12800*T, T)); /* %1153 map:id [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(728, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k1012_add(A + 1255472 + 2523280*B + 35200*B*T + 12800*T, A + 1255472 + 2523280*B + 35200*B*T + 6400*T, A + 1255472 + 2523280*B + 35200*B*T, T)); /* %1154 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(729, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 12800*T, (real *)inputs[2], T)); /* %1155 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(730, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)6400*T), k1006_mul(A + 1255472 + 2523280*B + 35200*B*T + 6400*T, A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 102400*T, T)); /* %1159 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(731, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k329_mul(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 6400*T, (real *)inputs[2], T)); /* %1164 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(732, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k327_scale(A + 1255472 + 2523280*B + 35200*B*T + 6400*T, A + 1255472 + 2523280*B + 35200*B*T, T)); /* %1168 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(733, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k342_matmul(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 6400*T, A + 1255472 + 2523280*B + 35200*B*T + 148480*T, T)); /* %1169 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(734, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1004_matmul(A + 1255472 + 2523280*B + 35200*B*T + 12800*T, A + 1255472 + 2523280*B + 35200*B*T + 6400*T, A + 1255472 + 2523280*B + 35200*B*T + 143360*T, T)); /* %1170 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
-    CALL(735, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1255472 + 2523280*B + 35200*B*T + 5120*T, A + 1255472 + 2523280*B + 35200*B*T + 115200*T, T)); /* %1171 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(736, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 892928, A + 1255472 + 2523280*B + 35200*B*T + 5120*T, T)); /* %1173 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(737, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1252480, A + 892928)); /* %1175 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(738, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k998_matmul(A + 1255472 + 2523280*B + 35200*B*T + 24320*T, A + 1255472 + 2523280*B + 35200*B*T + 5120*T, (real *)P + 693344, T)); /* %1178 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(739, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k999_matmul(A + 1132544, A + 1255472 + 2523280*B + 35200*B*T + 5120*T, A + 1255472 + 2523280*B + 35200*B*T + 138240*T, T)); /* %1179 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(740, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1255472 + 2523280*B + 35200*B*T + 5120*T, A + 1255472 + 2523280*B + 35200*B*T + 12800*T, T)); /* %1181 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(741, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 892928, A + 1255472 + 2523280*B + 35200*B*T + 5120*T, T)); /* %1183 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(742, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1252608, A + 892928)); /* %1185 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(743, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k998_matmul(A + 1255472 + 2523280*B + 35200*B*T + 10240*T, A + 1255472 + 2523280*B + 35200*B*T + 5120*T, (real *)P + 676832, T)); /* %1188 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(744, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k999_matmul(A + 1148928, A + 1255472 + 2523280*B + 35200*B*T + 5120*T, A + 1255472 + 2523280*B + 35200*B*T + 138240*T, T)); /* %1189 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(745, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 5120*T, A + 1255472 + 2523280*B + 35200*B*T + 24320*T, A + 1255472 + 2523280*B + 35200*B*T + 10240*T, T)); /* %1191 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(746, 0, sizeof(real)*((double)5120*T + (double)5120*T), k343_permute(A + 1255472 + 2523280*B + 35200*B*T + 10240*T, A + 1255472 + 2523280*B + 35200*B*T, T)); /* %1192 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(747, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 892928, A + 1255472 + 2523280*B + 35200*B*T + 10240*T, T)); /* %1194 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(748, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1252736, A + 892928)); /* %1196 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(749, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k998_matmul(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 10240*T, (real *)P + 660320, T)); /* %1199 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(750, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k999_matmul(A + 1165312, A + 1255472 + 2523280*B + 35200*B*T + 10240*T, A + 1255472 + 2523280*B + 35200*B*T + 138240*T, T)); /* %1200 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(751, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 10240*T, A + 1255472 + 2523280*B + 35200*B*T + 5120*T, A + 1255472 + 2523280*B + 35200*B*T, T)); /* %1202 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(752, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 892928, A + 1255472 + 2523280*B + 35200*B*T + 10240*T, T)); /* %1203 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(753, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1252864, A + 892928)); /* %1205 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(754, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k300_mul(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 10240*T, (real *)P + 660064, T)); /* %1207 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(755, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k925_mul(A + 1255472 + 2523280*B + 35200*B*T + 5120*T, A + 1255472 + 2523280*B + 35200*B*T + 10240*T, A + 1255472 + 2523280*B + 35200*B*T + 133120*T, T)); /* %1208 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(756, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 892928, A + 1255472 + 2523280*B + 35200*B*T + 5120*T, T)); /* %1209 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(757, (double)5120, sizeof(real)*((double)128 + (double)5120), k922_sum(A + 1252992, A + 892928)); /* %1211 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(758, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k299_mul(A + 1255472 + 2523280*B + 35200*B*T + 5120*T, A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 246272*T, T)); /* %1213 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(759, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k925_mul(A + 1255472 + 2523280*B + 35200*B*T + 10240*T, A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 128000*T, T)); /* %1214 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(760, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T + 15360*T, A + 1255472 + 2523280*B + 35200*B*T + 10240*T, T)); /* %1215 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(761, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k933_square(A + 1255472 + 2523280*B + 35200*B*T + 15408*T, A + 1255472 + 2523280*B + 35200*B*T + 246272*T, T)); /* %1216 map:square [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(762, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k934_mul(A + 1255472 + 2523280*B + 35200*B*T + 15456*T, A + 1255472 + 2523280*B + 35200*B*T + 246272*T, A + 1255472 + 2523280*B + 35200*B*T + 15408*T, T)); /* %1217 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(763, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k935_scale(A + 1255472 + 2523280*B + 35200*B*T + 15408*T, A + 1255472 + 2523280*B + 35200*B*T + 15456*T, T)); /* %1218 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(764, (double)40*T, sizeof(real)*((double)40*T + (double)40*T + (double)40*T), k934_mul(A + 1255472 + 2523280*B + 35200*B*T + 15456*T, A + 1255472 + 2523280*B + 35200*B*T + 15360*T, A + 1255472 + 2523280*B + 35200*B*T + 15408*T, T)); /* %1219 map:mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(765, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T + 15504*T, A + 1255472 + 2523280*B + 35200*B*T + 15456*T, T)); /* %1220 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(766, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k938_id(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 15504*T, T)); /* %1221 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(767, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k939_scale(A + 1255472 + 2523280*B + 35200*B*T + 10240*T, A + 1255472 + 2523280*B + 35200*B*T + 128000*T, T)); /* %1222 map:scale [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(768, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k925_mul(A + 1255472 + 2523280*B + 35200*B*T + 24320*T, A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 10240*T, T)); /* %1223 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(769, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 5120*T, A + 1255472 + 2523280*B + 35200*B*T + 24320*T, T)); /* %1224 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(770, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k942_neg(A + 1255472 + 2523280*B + 35200*B*T + 5120*T, A + 1255472 + 2523280*B + 35200*B*T, T)); /* %1225 map:neg [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(771, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k291_sum(A + 1255472 + 2523280*B + 35200*B*T + 10240*T, A + 1255472 + 2523280*B + 35200*B*T + 5120*T, T)); /* %1226 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(772, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 5120*T, A + 1255472 + 2523280*B + 35200*B*T + 19200*T, A + 1255472 + 2523280*B + 35200*B*T, T)); /* %1227 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(773, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k292_scale(A + 1255472 + 2523280*B + 35200*B*T + 10288*T, A + 1255472 + 2523280*B + 35200*B*T + 10240*T, T)); /* %1228 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(774, (double)5120*T, sizeof(real)*((double)5120*T + (double)40*T), k938_id(A + 1255472 + 2523280*B + 35200*B*T, A + 1255472 + 2523280*B + 35200*B*T + 10288*T, T)); /* %1229 map:id [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(775, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k351_add(A + 1255472 + 2523280*B + 35200*B*T + 10240*T, A + 1255472 + 2523280*B + 35200*B*T + 5120*T, A + 1255472 + 2523280*B + 35200*B*T, T)); /* %1230 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(776, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k920_sum(A + 1242112, A + 1255472 + 2523280*B + 35200*B*T + 10240*T, T)); /* %1231 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(777, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1233_scatter_add(A + 294912, A + 1255472 + 2523280*B + 35200*B*T + 10240*T, (int32_t *)inputs[1], T)); /* %1233 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(778, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1234_sum(A + 1253120, A + 1255472 + 1179648*B, B)); /* %1234 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(779, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1236_matmul(A + 1255472 + 1179776*B, A + 1255472 + 1179648*B, (real *)P + 507360, B)); /* %1236 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(780, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1237_matmul(A + 1181696, A + 1255472 + 1179648*B, A + 1255472 + 1253376*B, B)); /* %1237 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
-    CALL(781, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k280_scale(A + 1255472 + 1220608*B, A + 1255472 + 1179776*B, B)); /* %1238 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(782, (double)8192*B, sizeof(real)*((double)8192*B + (double)128*B), k1240_id(A + 1255472 + 1179648*B, A + 1255472 + 1220608*B, B)); /* %1240 map:id [B,64,128]  graphs/lib/image_encoder.lua:35 */
-    CALL(783, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1241_sum(A + 892928, A + 1255472 + 1228800*B, B)); /* %1241 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(784, (double)8192, sizeof(real)*((double)128 + (double)8192), k1243_sum(A + 1253248, A + 892928)); /* %1243 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(785, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k1246_matmul(A + 1255472 + 1220608*B, A + 1255472 + 1228800*B, (real *)P + 490848, B)); /* %1246 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(786, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k1247_matmul(A + 1198080, A + 1255472 + 1228800*B, A + 1255472 + 1212416*B, B)); /* %1247 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(787, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1255472 + 1212416*B, A + 1255472 + 1179648*B, A + 1255472 + 1220608*B, B)); /* %1249 map:add [B,64,128]  graphs/lib/image_encoder.lua:34 */
-    CALL(788, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1250_permute(A + 1255472 + 1179648*B, A + 1255472 + 1212416*B, B)); /* %1250 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
-    CALL(789, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1252_step(A + 1255472 + 1212416*B, A + 1255472 + 1204224*B, B)); /* %1252 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(790, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k815_mul(A + 1255472 + 2506752*B, A + 1255472 + 1179648*B, A + 1255472 + 1212416*B, B)); /* %1253 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(791, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1241_sum(A + 892928, A + 1255472 + 2506752*B, B)); /* %1254 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(792, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1256_sum(A + 1214464, A + 892928)); /* %1256 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(793, (double)1024, sizeof(real)*((double)128 + (double)1024), k1257_sum(A + 1253376, A + 1214464)); /* %1257 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(794, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1255472 + 1179648*B, A + 1255472 + 2506752*B, (real *)P + 490592, B)); /* %1259 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(795, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k815_mul(A + 1255472 + 1204224*B, A + 1255472 + 2506752*B, A + 1255472 + 1196032*B, B)); /* %1260 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(796, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1241_sum(A + 892928, A + 1255472 + 1204224*B, B)); /* %1261 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(797, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1256_sum(A + 1214464, A + 892928)); /* %1263 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(798, (double)1024, sizeof(real)*((double)128 + (double)1024), k1257_sum(A + 1253504, A + 1214464)); /* %1264 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(799, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1255472 + 1196032*B, A + 1255472 + 1179648*B, A + 1255472 + 2514944*B, B)); /* %1267 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(800, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k815_mul(A + 1255472 + 1204224*B, A + 1255472 + 1179648*B, A + 1255472 + 1187840*B, B)); /* %1268 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(801, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1255472 + 2514960*B, A + 1255472 + 1204224*B, B)); /* %1269 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(802, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1270_square(A + 1255472 + 2514976*B, A + 1255472 + 2514944*B, B)); /* %1270 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(803, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 2514992*B, A + 1255472 + 2514944*B, A + 1255472 + 2514976*B, B)); /* %1271 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(804, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1272_scale(A + 1255472 + 2514944*B, A + 1255472 + 2514992*B, B)); /* %1272 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(805, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 2514976*B, A + 1255472 + 2514960*B, A + 1255472 + 2514944*B, B)); /* %1273 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(806, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1255472 + 2514944*B, A + 1255472 + 2514976*B, B)); /* %1274 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(807, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1275_id(A + 1255472 + 1179648*B, A + 1255472 + 2514944*B, B)); /* %1275 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(808, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k825_scale(A + 1255472 + 1204224*B, A + 1255472 + 1187840*B, B)); /* %1276 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(809, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k815_mul(A + 1255472 + 1187840*B, A + 1255472 + 1179648*B, A + 1255472 + 1204224*B, B)); /* %1277 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(810, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1255472 + 1179648*B, A + 1255472 + 1196032*B, A + 1255472 + 1187840*B, B)); /* %1278 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(811, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1279_neg(A + 1255472 + 1187840*B, A + 1255472 + 1179648*B, B)); /* %1279 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(812, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1255472 + 2514944*B, A + 1255472 + 1187840*B, B)); /* %1280 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(813, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1255472 + 2514960*B, A + 1255472 + 2514944*B, B)); /* %1281 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(814, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1275_id(A + 1255472 + 1187840*B, A + 1255472 + 2514960*B, B)); /* %1282 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(815, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1255472 + 2514944*B, A + 1255472 + 1179648*B, A + 1255472 + 1187840*B, B)); /* %1283 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(816, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1241_sum(A + 892928, A + 1255472 + 2514944*B, B)); /* %1285 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(817, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1256_sum(A + 1214464, A + 892928)); /* %1287 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(818, (double)1024, sizeof(real)*((double)128 + (double)1024), k1257_sum(A + 1253632, A + 1214464)); /* %1288 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(819, (double)18874368*B, sizeof(real)*((double)147456*B + (double)8192*B + (double)73728*B), k1291_matmul(A + 1255472 + 1179648*B, A + 1255472 + 2514944*B, A + 1255472 + 1867776*B, B)); /* %1291 matmul [B,128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(820, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1292_matmul(A + 1255472 + 1867776*B, (real *)P + 343008, A + 1255472 + 2514944*B, B)); /* %1292 matmul [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(821, (double)147456*B, sizeof(real)*((double)147456 + (double)147456*B), k1293_sum(A + 0, A + 1255472 + 1179648*B, B)); /* %1293 reduce [1,128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(822, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1296_col2im(A + 1255472 + 1179648*B, A + 1255472 + 1867776*B, B)); /* %1296 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(823, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1252_step(A + 1255472 + 1867776*B, A + 1255472 + 2498560*B, B)); /* %1297 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(824, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k815_mul(A + 1255472 + 2498560*B, A + 1255472 + 1179648*B, A + 1255472 + 1867776*B, B)); /* %1298 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(825, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1241_sum(A + 892928, A + 1255472 + 2498560*B, B)); /* %1299 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(826, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1256_sum(A + 1214464, A + 892928)); /* %1301 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(827, (double)1024, sizeof(real)*((double)128 + (double)1024), k1257_sum(A + 1253760, A + 1214464)); /* %1302 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(828, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1255472 + 1867776*B, A + 1255472 + 2498560*B, (real *)P + 342752, B)); /* %1304 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(829, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k815_mul(A + 1255472 + 1875968*B, A + 1255472 + 2498560*B, A + 1255472 + 2490368*B, B)); /* %1305 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(830, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1241_sum(A + 892928, A + 1255472 + 1875968*B, B)); /* %1306 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(831, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1256_sum(A + 1214464, A + 892928)); /* %1308 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(832, (double)1024, sizeof(real)*((double)128 + (double)1024), k1257_sum(A + 1253888, A + 1214464)); /* %1309 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(833, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1255472 + 2490368*B, A + 1255472 + 1867776*B, A + 1255472 + 2523264*B, B)); /* %1312 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(834, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k815_mul(A + 1255472 + 2498560*B, A + 1255472 + 1867776*B, A + 1255472 + 2482176*B, B)); /* %1313 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(835, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1255472 + 2514944*B, A + 1255472 + 2498560*B, B)); /* %1314 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(836, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1270_square(A + 1255472 + 2514960*B, A + 1255472 + 2523264*B, B)); /* %1315 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(837, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 2514976*B, A + 1255472 + 2523264*B, A + 1255472 + 2514960*B, B)); /* %1316 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(838, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1272_scale(A + 1255472 + 2514960*B, A + 1255472 + 2514976*B, B)); /* %1317 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(839, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 2514976*B, A + 1255472 + 2514944*B, A + 1255472 + 2514960*B, B)); /* %1318 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(840, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1255472 + 2514944*B, A + 1255472 + 2514976*B, B)); /* %1319 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(841, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1275_id(A + 1255472 + 2498560*B, A + 1255472 + 2514944*B, B)); /* %1320 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(842, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k825_scale(A + 1255472 + 1867776*B, A + 1255472 + 2482176*B, B)); /* %1321 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(843, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k815_mul(A + 1255472 + 2482176*B, A + 1255472 + 2498560*B, A + 1255472 + 1867776*B, B)); /* %1322 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(844, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1255472 + 2498560*B, A + 1255472 + 2490368*B, A + 1255472 + 2482176*B, B)); /* %1323 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(845, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1279_neg(A + 1255472 + 2482176*B, A + 1255472 + 2498560*B, B)); /* %1324 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(846, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1255472 + 2490368*B, A + 1255472 + 2482176*B, B)); /* %1325 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(847, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1255472 + 2490384*B, A + 1255472 + 2490368*B, B)); /* %1326 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(848, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1275_id(A + 1255472 + 2482176*B, A + 1255472 + 2490384*B, B)); /* %1327 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(849, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1255472 + 2490368*B, A + 1255472 + 2498560*B, A + 1255472 + 2482176*B, B)); /* %1328 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(850, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1241_sum(A + 892928, A + 1255472 + 2490368*B, B)); /* %1330 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(851, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1256_sum(A + 1214464, A + 892928)); /* %1332 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(852, (double)1024, sizeof(real)*((double)128 + (double)1024), k1257_sum(A + 1254016, A + 1214464)); /* %1333 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(853, (double)18874368*B, sizeof(real)*((double)147456*B + (double)8192*B + (double)73728*B), k1291_matmul(A + 1255472 + 1179648*B, A + 1255472 + 2490368*B, A + 1255472 + 1794048*B, B)); /* %1336 matmul [B,128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(854, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1292_matmul(A + 1255472 + 1794048*B, (real *)P + 195168, A + 1255472 + 2490368*B, B)); /* %1337 matmul [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(855, (double)147456*B, sizeof(real)*((double)147456 + (double)147456*B), k1293_sum(A + 147456, A + 1255472 + 1179648*B, B)); /* %1338 reduce [1,128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(856, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1296_col2im(A + 1255472 + 2482176*B, A + 1255472 + 1794048*B, B)); /* %1341 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(857, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1255472 + 2490368*B, A + 1255472 + 2506752*B, A + 1255472 + 2482176*B, B)); /* %1342 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(858, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1252_step(A + 1255472 + 2482176*B, A + 1255472 + 2473984*B, B)); /* %1343 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(859, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k815_mul(A + 1255472 + 2473984*B, A + 1255472 + 2490368*B, A + 1255472 + 2482176*B, B)); /* %1344 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(860, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1241_sum(A + 892928, A + 1255472 + 2473984*B, B)); /* %1345 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(861, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1256_sum(A + 1214464, A + 892928)); /* %1347 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(862, (double)1024, sizeof(real)*((double)128 + (double)1024), k1257_sum(A + 1254144, A + 1214464)); /* %1348 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(863, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k213_mul(A + 1255472 + 1179648*B, A + 1255472 + 2473984*B, (real *)P + 194912, B)); /* %1350 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(864, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k815_mul(A + 1255472 + 1187840*B, A + 1255472 + 2473984*B, A + 1255472 + 2465792*B, B)); /* %1351 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(865, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1241_sum(A + 892928, A + 1255472 + 1187840*B, B)); /* %1352 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(866, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1256_sum(A + 1214464, A + 892928)); /* %1354 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(867, (double)1024, sizeof(real)*((double)128 + (double)1024), k1257_sum(A + 1254272, A + 1214464)); /* %1355 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(868, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k210_mul(A + 1255472 + 1187840*B, A + 1255472 + 1179648*B, A + 1255472 + 2523248*B, B)); /* %1358 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(869, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k815_mul(A + 1255472 + 1196032*B, A + 1255472 + 1179648*B, A + 1255472 + 2457600*B, B)); /* %1359 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(870, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1255472 + 1179648*B, A + 1255472 + 1196032*B, B)); /* %1360 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(871, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1270_square(A + 1255472 + 1179664*B, A + 1255472 + 2523248*B, B)); /* %1361 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(872, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 1179680*B, A + 1255472 + 2523248*B, A + 1255472 + 1179664*B, B)); /* %1362 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(873, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1272_scale(A + 1255472 + 1179664*B, A + 1255472 + 1179680*B, B)); /* %1363 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(874, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 1179680*B, A + 1255472 + 1179648*B, A + 1255472 + 1179664*B, B)); /* %1364 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(875, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1255472 + 2465792*B, A + 1255472 + 1179680*B, B)); /* %1365 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(876, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1275_id(A + 1255472 + 1179648*B, A + 1255472 + 2465792*B, B)); /* %1366 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(877, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k825_scale(A + 1255472 + 1196032*B, A + 1255472 + 2457600*B, B)); /* %1367 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(878, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k815_mul(A + 1255472 + 1204224*B, A + 1255472 + 1179648*B, A + 1255472 + 1196032*B, B)); /* %1368 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(879, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1255472 + 1179648*B, A + 1255472 + 1187840*B, A + 1255472 + 1204224*B, B)); /* %1369 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(880, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k1279_neg(A + 1255472 + 1187840*B, A + 1255472 + 1179648*B, B)); /* %1370 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(881, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k202_sum(A + 1255472 + 2457600*B, A + 1255472 + 1187840*B, B)); /* %1371 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(882, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k203_scale(A + 1255472 + 2457616*B, A + 1255472 + 2457600*B, B)); /* %1372 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(883, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k1275_id(A + 1255472 + 1187840*B, A + 1255472 + 2457616*B, B)); /* %1373 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(884, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k268_add(A + 1255472 + 1290240*B, A + 1255472 + 1179648*B, A + 1255472 + 1187840*B, B)); /* %1374 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(885, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1241_sum(A + 892928, A + 1255472 + 1290240*B, B)); /* %1376 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(886, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1256_sum(A + 1214464, A + 892928)); /* %1378 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(887, (double)1024, sizeof(real)*((double)128 + (double)1024), k1257_sum(A + 1254400, A + 1214464)); /* %1379 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(888, (double)9437184*B, sizeof(real)*((double)73728*B + (double)8192*B + (double)36864*B), k1382_matmul(A + 1255472 + 1179648*B, A + 1255472 + 1290240*B, A + 1255472 + 1978368*B, B)); /* %1382 matmul [B,128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(889, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1383_matmul(A + 1255472 + 1253376*B, (real *)P + 121056, A + 1255472 + 1290240*B, B)); /* %1383 matmul [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(890, (double)73728*B, sizeof(real)*((double)73728 + (double)73728*B), k1384_sum(A + 557056, A + 1255472 + 1179648*B, B)); /* %1384 reduce [1,128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(891, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1387_col2im(A + 1255472 + 1290240*B, A + 1255472 + 1253376*B, B)); /* %1387 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(892, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1388_step(A + 1255472 + 1306624*B, A + 1255472 + 2441216*B, B)); /* %1388 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(893, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1389_mul(A + 1255472 + 1978368*B, A + 1255472 + 1290240*B, A + 1255472 + 1306624*B, B)); /* %1389 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(894, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1390_sum(A + 892928, A + 1255472 + 1978368*B, B)); /* %1390 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(895, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1392_sum(A + 1214464, A + 892928)); /* %1392 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(896, (double)1024, sizeof(real)*((double)64 + (double)1024), k1393_sum(A + 1254528, A + 1214464)); /* %1393 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(897, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1255472 + 1994752*B, A + 1255472 + 1978368*B, (real *)P + 120928, B)); /* %1395 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(898, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1389_mul(A + 1255472 + 1179648*B, A + 1255472 + 1978368*B, A + 1255472 + 2424832*B, B)); /* %1396 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(899, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1390_sum(A + 892928, A + 1255472 + 1179648*B, B)); /* %1397 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(900, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1392_sum(A + 1214464, A + 892928)); /* %1399 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(901, (double)1024, sizeof(real)*((double)64 + (double)1024), k1393_sum(A + 1254592, A + 1214464)); /* %1400 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(902, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1255472 + 1179648*B, A + 1255472 + 1994752*B, A + 1255472 + 2523232*B, B)); /* %1403 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(903, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1389_mul(A + 1255472 + 1196032*B, A + 1255472 + 1994752*B, A + 1255472 + 2408448*B, B)); /* %1404 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(904, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1255472 + 1994752*B, A + 1255472 + 1196032*B, B)); /* %1405 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(905, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1270_square(A + 1255472 + 1994768*B, A + 1255472 + 2523232*B, B)); /* %1406 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(906, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 1994784*B, A + 1255472 + 2523232*B, A + 1255472 + 1994768*B, B)); /* %1407 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(907, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1272_scale(A + 1255472 + 1994768*B, A + 1255472 + 1994784*B, B)); /* %1408 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(908, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 1994784*B, A + 1255472 + 1994752*B, A + 1255472 + 1994768*B, B)); /* %1409 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(909, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1255472 + 2011136*B, A + 1255472 + 1994784*B, B)); /* %1410 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(910, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1411_id(A + 1255472 + 1994752*B, A + 1255472 + 2011136*B, B)); /* %1411 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(911, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1412_scale(A + 1255472 + 1196032*B, A + 1255472 + 2408448*B, B)); /* %1412 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(912, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1389_mul(A + 1255472 + 1212416*B, A + 1255472 + 1994752*B, A + 1255472 + 1196032*B, B)); /* %1413 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(913, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1255472 + 1196032*B, A + 1255472 + 1179648*B, A + 1255472 + 1212416*B, B)); /* %1414 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(914, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1415_neg(A + 1255472 + 1179648*B, A + 1255472 + 1196032*B, B)); /* %1415 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(915, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1255472 + 1994752*B, A + 1255472 + 1179648*B, B)); /* %1416 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(916, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1255472 + 1994768*B, A + 1255472 + 1994752*B, B)); /* %1417 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(917, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1411_id(A + 1255472 + 1179648*B, A + 1255472 + 1994768*B, B)); /* %1418 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(918, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1255472 + 1994752*B, A + 1255472 + 1196032*B, A + 1255472 + 1179648*B, B)); /* %1419 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(919, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1390_sum(A + 892928, A + 1255472 + 1994752*B, B)); /* %1421 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(920, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1392_sum(A + 1214464, A + 892928)); /* %1423 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(921, (double)1024, sizeof(real)*((double)64 + (double)1024), k1393_sum(A + 1254656, A + 1214464)); /* %1424 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(922, (double)18874368*B, sizeof(real)*((double)36864*B + (double)16384*B + (double)147456*B), k1427_matmul(A + 1255472 + 1179648*B, A + 1255472 + 1994752*B, A + 1255472 + 1032192*B, B)); /* %1427 matmul [B,64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(923, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1428_matmul(A + 1255472 + 1032192*B, (real *)P + 84000, A + 1255472 + 1994752*B, B)); /* %1428 matmul [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(924, (double)36864*B, sizeof(real)*((double)36864 + (double)36864*B), k1429_sum(A + 892928, A + 1255472 + 1179648*B, B)); /* %1429 reduce [1,64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(925, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1432_col2im(A + 1255472 + 1994752*B, A + 1255472 + 1032192*B, B)); /* %1432 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(926, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1388_step(A + 1255472 + 1794048*B, A + 1255472 + 2392064*B, B)); /* %1433 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(927, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1389_mul(A + 1255472 + 1810432*B, A + 1255472 + 1994752*B, A + 1255472 + 1794048*B, B)); /* %1434 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(928, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1390_sum(A + 929792, A + 1255472 + 1810432*B, B)); /* %1435 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(929, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1392_sum(A + 1214464, A + 929792)); /* %1437 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(930, (double)1024, sizeof(real)*((double)64 + (double)1024), k1393_sum(A + 1254720, A + 1214464)); /* %1438 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(931, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1255472 + 1794048*B, A + 1255472 + 1810432*B, (real *)P + 83872, B)); /* %1440 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(932, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1389_mul(A + 1255472 + 1994752*B, A + 1255472 + 1810432*B, A + 1255472 + 2375680*B, B)); /* %1441 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(933, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1390_sum(A + 929792, A + 1255472 + 1994752*B, B)); /* %1442 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(934, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1392_sum(A + 1214464, A + 929792)); /* %1444 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(935, (double)1024, sizeof(real)*((double)64 + (double)1024), k1393_sum(A + 1254784, A + 1214464)); /* %1445 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(936, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1255472 + 1994752*B, A + 1255472 + 1794048*B, A + 1255472 + 2523216*B, B)); /* %1448 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(937, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1389_mul(A + 1255472 + 1810432*B, A + 1255472 + 1794048*B, A + 1255472 + 2359296*B, B)); /* %1449 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(938, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1255472 + 2011136*B, A + 1255472 + 1810432*B, B)); /* %1450 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(939, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1270_square(A + 1255472 + 2011152*B, A + 1255472 + 2523216*B, B)); /* %1451 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(940, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 2011168*B, A + 1255472 + 2523216*B, A + 1255472 + 2011152*B, B)); /* %1452 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(941, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1272_scale(A + 1255472 + 2011152*B, A + 1255472 + 2011168*B, B)); /* %1453 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(942, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 2011168*B, A + 1255472 + 2011136*B, A + 1255472 + 2011152*B, B)); /* %1454 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(943, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1255472 + 2011136*B, A + 1255472 + 2011168*B, B)); /* %1455 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(944, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1411_id(A + 1255472 + 1794048*B, A + 1255472 + 2011136*B, B)); /* %1456 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(945, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1412_scale(A + 1255472 + 1810432*B, A + 1255472 + 2359296*B, B)); /* %1457 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(946, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1389_mul(A + 1255472 + 1826816*B, A + 1255472 + 1794048*B, A + 1255472 + 1810432*B, B)); /* %1458 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(947, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1255472 + 1794048*B, A + 1255472 + 1994752*B, A + 1255472 + 1826816*B, B)); /* %1459 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(948, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1415_neg(A + 1255472 + 1994752*B, A + 1255472 + 1794048*B, B)); /* %1460 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(949, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1255472 + 2011136*B, A + 1255472 + 1994752*B, B)); /* %1461 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(950, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1255472 + 2011152*B, A + 1255472 + 2011136*B, B)); /* %1462 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(951, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1411_id(A + 1255472 + 1994752*B, A + 1255472 + 2011152*B, B)); /* %1463 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(952, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1255472 + 1830912*B, A + 1255472 + 1794048*B, A + 1255472 + 1994752*B, B)); /* %1464 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(953, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1390_sum(A + 929792, A + 1255472 + 1830912*B, B)); /* %1466 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(954, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1392_sum(A + 1214464, A + 929792)); /* %1468 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(955, (double)1024, sizeof(real)*((double)64 + (double)1024), k1393_sum(A + 1254848, A + 1214464)); /* %1469 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(956, (double)18874368*B, sizeof(real)*((double)36864*B + (double)16384*B + (double)147456*B), k1427_matmul(A + 1255472 + 1794048*B, A + 1255472 + 1830912*B, A + 1255472 + 884736*B, B)); /* %1472 matmul [B,64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(957, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1428_matmul(A + 1255472 + 884736*B, (real *)P + 46944, A + 1255472 + 1830912*B, B)); /* %1473 matmul [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(958, (double)36864*B, sizeof(real)*((double)36864 + (double)36864*B), k1429_sum(A + 929792, A + 1255472 + 1794048*B, B)); /* %1474 reduce [1,64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(959, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1432_col2im(A + 1255472 + 1994752*B, A + 1255472 + 884736*B, B)); /* %1477 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(960, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1255472 + 1794048*B, A + 1255472 + 1978368*B, A + 1255472 + 1994752*B, B)); /* %1478 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(961, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1388_step(A + 1255472 + 1978368*B, A + 1255472 + 2342912*B, B)); /* %1479 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(962, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1389_mul(A + 1255472 + 1994752*B, A + 1255472 + 1794048*B, A + 1255472 + 1978368*B, B)); /* %1480 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(963, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1390_sum(A + 966656, A + 1255472 + 1994752*B, B)); /* %1481 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(964, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1392_sum(A + 983040, A + 966656)); /* %1483 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(965, (double)1024, sizeof(real)*((double)64 + (double)1024), k1393_sum(A + 1254912, A + 983040)); /* %1484 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(966, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k134_mul(A + 1255472 + 1978368*B, A + 1255472 + 1994752*B, (real *)P + 46816, B)); /* %1486 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(967, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1389_mul(A + 1255472 + 1794048*B, A + 1255472 + 1994752*B, A + 1255472 + 2326528*B, B)); /* %1487 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(968, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1390_sum(A + 966656, A + 1255472 + 1794048*B, B)); /* %1488 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(969, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1392_sum(A + 983040, A + 966656)); /* %1490 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(970, (double)1024, sizeof(real)*((double)64 + (double)1024), k1393_sum(A + 1254976, A + 983040)); /* %1491 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(971, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k131_mul(A + 1255472 + 1994752*B, A + 1255472 + 1978368*B, A + 1255472 + 2523200*B, B)); /* %1494 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(972, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1389_mul(A + 1255472 + 1794048*B, A + 1255472 + 1978368*B, A + 1255472 + 2310144*B, B)); /* %1495 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(973, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1255472 + 2011136*B, A + 1255472 + 1794048*B, B)); /* %1496 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(974, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1270_square(A + 1255472 + 2011152*B, A + 1255472 + 2523200*B, B)); /* %1497 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(975, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 2011168*B, A + 1255472 + 2523200*B, A + 1255472 + 2011152*B, B)); /* %1498 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(976, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1272_scale(A + 1255472 + 2011152*B, A + 1255472 + 2011168*B, B)); /* %1499 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(977, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 2011168*B, A + 1255472 + 2011136*B, A + 1255472 + 2011152*B, B)); /* %1500 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(978, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1255472 + 2011136*B, A + 1255472 + 2011168*B, B)); /* %1501 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(979, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1411_id(A + 1255472 + 1978368*B, A + 1255472 + 2011136*B, B)); /* %1502 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(980, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1412_scale(A + 1255472 + 1794048*B, A + 1255472 + 2310144*B, B)); /* %1503 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(981, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1389_mul(A + 1255472 + 1810432*B, A + 1255472 + 1978368*B, A + 1255472 + 1794048*B, B)); /* %1504 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(982, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1255472 + 1794048*B, A + 1255472 + 1994752*B, A + 1255472 + 1810432*B, B)); /* %1505 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(983, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k1415_neg(A + 1255472 + 1978368*B, A + 1255472 + 1794048*B, B)); /* %1506 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(984, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k123_sum(A + 1255472 + 1994752*B, A + 1255472 + 1978368*B, B)); /* %1507 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(985, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k124_scale(A + 1255472 + 1994768*B, A + 1255472 + 1994752*B, B)); /* %1508 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(986, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k1411_id(A + 1255472 + 1978368*B, A + 1255472 + 1994768*B, B)); /* %1509 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(987, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k189_add(A + 1255472 + 1996800*B, A + 1255472 + 1794048*B, A + 1255472 + 1978368*B, B)); /* %1510 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(988, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1390_sum(A + 966656, A + 1255472 + 1996800*B, B)); /* %1512 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(989, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1392_sum(A + 983040, A + 966656)); /* %1514 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(990, (double)1024, sizeof(real)*((double)64 + (double)1024), k1393_sum(A + 1255040, A + 983040)); /* %1515 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(991, (double)9437184*B, sizeof(real)*((double)18432*B + (double)16384*B + (double)73728*B), k1518_matmul(A + 1255472 + 1978368*B, A + 1255472 + 1996800*B, A + 1255472 + 1720320*B, B)); /* %1518 matmul [B,64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(992, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1519_matmul(A + 1255472 + 884736*B, (real *)P + 28320, A + 1255472 + 1996800*B, B)); /* %1519 matmul [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(993, (double)18432*B, sizeof(real)*((double)18432 + (double)18432*B), k1520_sum(A + 966656, A + 1255472 + 1978368*B, B)); /* %1520 reduce [1,64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(994, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1523_col2im(A + 1255472 + 1978368*B, A + 1255472 + 884736*B, B)); /* %1523 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(995, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1524_step(A + 1255472 + 1720320*B, A + 1255472 + 2277376*B, B)); /* %1524 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(996, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1525_mul(A + 1255472 + 1753088*B, A + 1255472 + 1978368*B, A + 1255472 + 1720320*B, B)); /* %1525 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(997, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1526_sum(A + 425984, A + 1255472 + 1753088*B, B)); /* %1526 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(998, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1528_sum(A + 1214464, A + 425984)); /* %1528 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(999, (double)1024, sizeof(real)*((double)32 + (double)1024), k1529_sum(A + 1255104, A + 1214464)); /* %1529 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1000, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1255472 + 1720320*B, A + 1255472 + 1753088*B, (real *)P + 28256, B)); /* %1531 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(1001, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1525_mul(A + 1255472 + 1978368*B, A + 1255472 + 1753088*B, A + 1255472 + 2244608*B, B)); /* %1532 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(1002, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1526_sum(A + 425984, A + 1255472 + 1978368*B, B)); /* %1533 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(1003, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1528_sum(A + 1214464, A + 425984)); /* %1535 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(1004, (double)1024, sizeof(real)*((double)32 + (double)1024), k1529_sum(A + 1255136, A + 1214464)); /* %1536 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1005, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1255472 + 1978368*B, A + 1255472 + 1720320*B, A + 1255472 + 2523184*B, B)); /* %1539 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1006, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1525_mul(A + 1255472 + 1785856*B, A + 1255472 + 1720320*B, A + 1255472 + 2211840*B, B)); /* %1540 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1007, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1255472 + 2011136*B, A + 1255472 + 1785856*B, B)); /* %1541 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1008, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1270_square(A + 1255472 + 2011152*B, A + 1255472 + 2523184*B, B)); /* %1542 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1009, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 2011168*B, A + 1255472 + 2523184*B, A + 1255472 + 2011152*B, B)); /* %1543 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1010, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1272_scale(A + 1255472 + 2011152*B, A + 1255472 + 2011168*B, B)); /* %1544 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1011, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 2011168*B, A + 1255472 + 2011136*B, A + 1255472 + 2011152*B, B)); /* %1545 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1012, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1255472 + 2011136*B, A + 1255472 + 2011168*B, B)); /* %1546 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1013, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1547_id(A + 1255472 + 1720320*B, A + 1255472 + 2011136*B, B)); /* %1547 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1014, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1548_scale(A + 1255472 + 1785856*B, A + 1255472 + 2211840*B, B)); /* %1548 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1015, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1525_mul(A + 1255472 + 1818624*B, A + 1255472 + 1720320*B, A + 1255472 + 1785856*B, B)); /* %1549 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1016, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1255472 + 1720320*B, A + 1255472 + 1978368*B, A + 1255472 + 1818624*B, B)); /* %1550 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1017, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1551_neg(A + 1255472 + 1978368*B, A + 1255472 + 1720320*B, B)); /* %1551 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1018, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1255472 + 2011136*B, A + 1255472 + 1978368*B, B)); /* %1552 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1019, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1255472 + 2011152*B, A + 1255472 + 2011136*B, B)); /* %1553 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1020, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1547_id(A + 1255472 + 1978368*B, A + 1255472 + 2011152*B, B)); /* %1554 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1021, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1255472 + 1785856*B, A + 1255472 + 1720320*B, A + 1255472 + 1978368*B, B)); /* %1555 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(1022, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1526_sum(A + 425984, A + 1255472 + 1785856*B, B)); /* %1557 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(1023, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1528_sum(A + 1214464, A + 425984)); /* %1559 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(1024, (double)1024, sizeof(real)*((double)32 + (double)1024), k1529_sum(A + 1255168, A + 1214464)); /* %1560 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(1025, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k1563_matmul(A + 1255472 + 1720320*B, A + 1255472 + 1785856*B, A + 1255472 + 589824*B, B)); /* %1563 matmul [B,32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(1026, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1564_matmul(A + 1255472 + 589824*B, (real *)P + 19008, A + 1255472 + 1785856*B, B)); /* %1564 matmul [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(1027, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k1565_sum(A + 1214464, A + 1255472 + 1720320*B, B)); /* %1565 reduce [1,32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(1028, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1568_col2im(A + 1255472 + 1720320*B, A + 1255472 + 589824*B, B)); /* %1568 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(1029, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1524_step(A + 1255472 + 1978368*B, A + 1255472 + 2179072*B, B)); /* %1569 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(1030, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1525_mul(A + 1255472 + 1785856*B, A + 1255472 + 1720320*B, A + 1255472 + 1978368*B, B)); /* %1570 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(1031, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1526_sum(A + 425984, A + 1255472 + 1785856*B, B)); /* %1571 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1032, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1528_sum(A + 1223680, A + 425984)); /* %1573 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1033, (double)1024, sizeof(real)*((double)32 + (double)1024), k1529_sum(A + 1255200, A + 1223680)); /* %1574 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1034, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1255472 + 1720320*B, A + 1255472 + 1785856*B, (real *)P + 18944, B)); /* %1576 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1035, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1525_mul(A + 1255472 + 1978368*B, A + 1255472 + 1785856*B, A + 1255472 + 2146304*B, B)); /* %1577 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1036, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1526_sum(A + 425984, A + 1255472 + 1978368*B, B)); /* %1578 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1037, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1528_sum(A + 1223680, A + 425984)); /* %1580 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1038, (double)1024, sizeof(real)*((double)32 + (double)1024), k1529_sum(A + 1255232, A + 1223680)); /* %1581 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1039, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1255472 + 1978368*B, A + 1255472 + 1720320*B, A + 1255472 + 2523168*B, B)); /* %1584 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1040, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1525_mul(A + 1255472 + 1785856*B, A + 1255472 + 1720320*B, A + 1255472 + 2113536*B, B)); /* %1585 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1041, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1255472 + 2011136*B, A + 1255472 + 1785856*B, B)); /* %1586 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1042, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1270_square(A + 1255472 + 2011152*B, A + 1255472 + 2523168*B, B)); /* %1587 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1043, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 2011168*B, A + 1255472 + 2523168*B, A + 1255472 + 2011152*B, B)); /* %1588 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1044, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1272_scale(A + 1255472 + 2011152*B, A + 1255472 + 2011168*B, B)); /* %1589 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1045, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 2011168*B, A + 1255472 + 2011136*B, A + 1255472 + 2011152*B, B)); /* %1590 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1046, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1255472 + 2011136*B, A + 1255472 + 2011168*B, B)); /* %1591 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1047, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1547_id(A + 1255472 + 1720320*B, A + 1255472 + 2011136*B, B)); /* %1592 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1048, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1548_scale(A + 1255472 + 1785856*B, A + 1255472 + 2113536*B, B)); /* %1593 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1049, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1525_mul(A + 1255472 + 1818624*B, A + 1255472 + 1720320*B, A + 1255472 + 1785856*B, B)); /* %1594 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1050, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1255472 + 1720320*B, A + 1255472 + 1978368*B, A + 1255472 + 1818624*B, B)); /* %1595 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1051, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1551_neg(A + 1255472 + 1978368*B, A + 1255472 + 1720320*B, B)); /* %1596 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1052, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1255472 + 2011136*B, A + 1255472 + 1978368*B, B)); /* %1597 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1053, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1255472 + 2011152*B, A + 1255472 + 2011136*B, B)); /* %1598 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1054, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1547_id(A + 1255472 + 1978368*B, A + 1255472 + 2011152*B, B)); /* %1599 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1055, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1255472 + 1785856*B, A + 1255472 + 1720320*B, A + 1255472 + 1978368*B, B)); /* %1600 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1056, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1526_sum(A + 425984, A + 1255472 + 1785856*B, B)); /* %1602 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(1057, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1528_sum(A + 1223680, A + 425984)); /* %1604 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(1058, (double)1024, sizeof(real)*((double)32 + (double)1024), k1529_sum(A + 1255264, A + 1223680)); /* %1605 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(1059, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k1563_matmul(A + 1255472 + 1720320*B, A + 1255472 + 1785856*B, A + 1255472 + 294912*B, B)); /* %1608 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(1060, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1564_matmul(A + 1255472 + 294912*B, (real *)P + 9696, A + 1255472 + 1785856*B, B)); /* %1609 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(1061, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k1565_sum(A + 1223680, A + 1255472 + 1720320*B, B)); /* %1610 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(1062, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1568_col2im(A + 1255472 + 1720320*B, A + 1255472 + 294912*B, B)); /* %1613 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(1063, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1255472 + 1978368*B, A + 1255472 + 1753088*B, A + 1255472 + 1720320*B, B)); /* %1614 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(1064, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1524_step(A + 1255472 + 1720320*B, A + 1255472 + 2080768*B, B)); /* %1615 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(1065, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1525_mul(A + 1255472 + 1753088*B, A + 1255472 + 1978368*B, A + 1255472 + 1720320*B, B)); /* %1616 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(1066, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1526_sum(A + 425984, A + 1255472 + 1753088*B, B)); /* %1617 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1067, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1528_sum(A + 1232896, A + 425984)); /* %1619 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1068, (double)1024, sizeof(real)*((double)32 + (double)1024), k1529_sum(A + 1255296, A + 1232896)); /* %1620 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1069, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k55_mul(A + 1255472 + 1720320*B, A + 1255472 + 1753088*B, (real *)P + 9632, B)); /* %1622 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1070, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1525_mul(A + 1255472 + 1978368*B, A + 1255472 + 1753088*B, A + 1255472 + 2048000*B, B)); /* %1623 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1071, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1526_sum(A + 425984, A + 1255472 + 1978368*B, B)); /* %1624 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1072, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1528_sum(A + 1232896, A + 425984)); /* %1626 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(1073, (double)1024, sizeof(real)*((double)32 + (double)1024), k1529_sum(A + 1255328, A + 1232896)); /* %1627 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1074, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k52_mul(A + 1255472 + 1978368*B, A + 1255472 + 1720320*B, A + 1255472 + 2523152*B, B)); /* %1630 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1075, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1525_mul(A + 1255472 + 1753088*B, A + 1255472 + 1720320*B, A + 1255472 + 2015232*B, B)); /* %1631 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1076, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1255472 + 2011136*B, A + 1255472 + 1753088*B, B)); /* %1632 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1077, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1270_square(A + 1255472 + 2011152*B, A + 1255472 + 2523152*B, B)); /* %1633 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1078, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 2011168*B, A + 1255472 + 2523152*B, A + 1255472 + 2011152*B, B)); /* %1634 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1079, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1272_scale(A + 1255472 + 2011152*B, A + 1255472 + 2011168*B, B)); /* %1635 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1080, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 2011168*B, A + 1255472 + 2011136*B, A + 1255472 + 2011152*B, B)); /* %1636 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1081, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1255472 + 2011136*B, A + 1255472 + 2011168*B, B)); /* %1637 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1082, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1547_id(A + 1255472 + 1720320*B, A + 1255472 + 2011136*B, B)); /* %1638 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1083, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1548_scale(A + 1255472 + 1753088*B, A + 1255472 + 2015232*B, B)); /* %1639 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1084, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1525_mul(A + 1255472 + 1785856*B, A + 1255472 + 1720320*B, A + 1255472 + 1753088*B, B)); /* %1640 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1085, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1255472 + 1720320*B, A + 1255472 + 1978368*B, A + 1255472 + 1785856*B, B)); /* %1641 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1086, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k1551_neg(A + 1255472 + 1753088*B, A + 1255472 + 1720320*B, B)); /* %1642 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1087, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k44_sum(A + 1255472 + 1785856*B, A + 1255472 + 1753088*B, B)); /* %1643 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1088, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k45_scale(A + 1255472 + 1785872*B, A + 1255472 + 1785856*B, B)); /* %1644 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1089, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k1547_id(A + 1255472 + 1753088*B, A + 1255472 + 1785872*B, B)); /* %1645 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1090, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k110_add(A + 1255472 + 1785856*B, A + 1255472 + 1720320*B, A + 1255472 + 1753088*B, B)); /* %1646 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(1091, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1526_sum(A + 425984, A + 1255472 + 1785856*B, B)); /* %1648 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(1092, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1528_sum(A + 1232896, A + 425984)); /* %1650 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(1093, (double)1024, sizeof(real)*((double)32 + (double)1024), k1529_sum(A + 1255360, A + 1232896)); /* %1651 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(1094, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k1563_matmul(A + 1255472 + 1720320*B, A + 1255472 + 1785856*B, A + 1255472, B)); /* %1654 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(1095, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1564_matmul(A + 1255472, (real *)P + 384, A + 1255472 + 1785856*B, B)); /* %1655 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(1096, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k1565_sum(A + 1232896, A + 1255472 + 1720320*B, B)); /* %1656 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(1097, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1659_col2im(A + 1255472 + 294912*B, A + 1255472, B)); /* %1659 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(1098, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k1660_step(A + 1255472, A + 1255472 + 1589248*B, B)); /* %1660 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(1099, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1661_mul(A + 1255472 + 131072*B, A + 1255472 + 294912*B, A + 1255472, B)); /* %1661 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(1100, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1662_sum(A + 425984, A + 1255472 + 131072*B, B)); /* %1662 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(1101, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1664_sum(A + 1247232, A + 425984)); /* %1664 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(1102, (double)2048, sizeof(real)*((double)32 + (double)2048), k1665_sum(A + 1255392, A + 1247232)); /* %1665 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1103, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k29_mul(A + 1255472, A + 1255472 + 131072*B, (real *)P + 320, B)); /* %1667 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(1104, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1661_mul(A + 1255472 + 262144*B, A + 1255472 + 131072*B, A + 1255472 + 1458176*B, B)); /* %1668 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(1105, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1662_sum(A + 425984, A + 1255472 + 262144*B, B)); /* %1669 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(1106, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1664_sum(A + 1247232, A + 425984)); /* %1671 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(1107, (double)2048, sizeof(real)*((double)32 + (double)2048), k1665_sum(A + 1255424, A + 1247232)); /* %1672 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1108, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 1255472 + 131072*B, A + 1255472, A + 1255472 + 2523136*B, B)); /* %1675 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1109, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1661_mul(A + 1255472 + 262144*B, A + 1255472, A + 1255472 + 1327104*B, B)); /* %1676 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1110, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1255472, A + 1255472 + 262144*B, B)); /* %1677 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1111, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1270_square(A + 1255472 + 16*B, A + 1255472 + 2523136*B, B)); /* %1678 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1112, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 32*B, A + 1255472 + 2523136*B, A + 1255472 + 16*B, B)); /* %1679 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1113, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k1272_scale(A + 1255472 + 16*B, A + 1255472 + 32*B, B)); /* %1680 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1114, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k1271_mul(A + 1255472 + 32*B, A + 1255472, A + 1255472 + 16*B, B)); /* %1681 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1115, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1255472 + 1458176*B, A + 1255472 + 32*B, B)); /* %1682 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1116, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k1683_id(A + 1255472, A + 1255472 + 1458176*B, B)); /* %1683 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1117, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k1684_scale(A + 1255472 + 262144*B, A + 1255472 + 1327104*B, B)); /* %1684 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1118, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1661_mul(A + 1255472 + 393216*B, A + 1255472, A + 1255472 + 262144*B, B)); /* %1685 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1119, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1686_add(A + 1255472, A + 1255472 + 131072*B, A + 1255472 + 393216*B, B)); /* %1686 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1120, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k1687_neg(A + 1255472 + 131072*B, A + 1255472, B)); /* %1687 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1121, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k18_sum(A + 1255472 + 262144*B, A + 1255472 + 131072*B, B)); /* %1688 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1122, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k19_scale(A + 1255472 + 262160*B, A + 1255472 + 262144*B, B)); /* %1689 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(1123, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k1683_id(A + 1255472 + 131072*B, A + 1255472 + 262160*B, B)); /* %1690 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1124, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1686_add(A + 1255472 + 262144*B, A + 1255472, A + 1255472 + 131072*B, B)); /* %1691 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(1125, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1662_sum(A + 425984, A + 1255472 + 262144*B, B)); /* %1693 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(1126, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1664_sum(A + 1247232, A + 425984)); /* %1695 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(1127, (double)2048, sizeof(real)*((double)32 + (double)2048), k1665_sum(A + 425984, A + 1247232)); /* %1696 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(1128, (double)2359296*B, sizeof(real)*((double)288*B + (double)131072*B + (double)36864*B), k1699_matmul(A + 1255472, A + 1255472 + 262144*B, A + 1255472 + 1941504*B, B)); /* %1699 matmul [B,32,9]  graphs/lib/image_encoder.lua:6 */
-    CALL(1129, (double)288*B, sizeof(real)*((double)288 + (double)288*B), k1701_sum(A + 1247232, A + 1255472, B)); /* %1701 reduce [1,32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(262, 0, sizeof(real)*((double)1), k730_fill(A + 0)); /* %730 fill []  graphs/lib/model.lua:87 */
+    CALL(263, (double)1, sizeof(real)*((double)1 + (double)1), k732_scale(A + 16, A + 0, B)); /* %732 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(264, (double)B, sizeof(real)*((double)B + (double)1), k733_id(A + 1255472 + 2425568*B, A + 16, B)); /* %733 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(265, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k735_fused_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 246672*T, A + 16, A + 1255472 + 2425584*B + 30208*B*T + 246192*T, T)); /* %735 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(266, (double)B, sizeof(real)*((double)B + (double)B), k737_neg(A + 1255472 + 2425280*B, A + 1255472 + 2425568*B, B)); /* %737 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(267, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k739_fused_mul_id(A + 1255472 + 2425584*B + 30176*B*T, A + 1255472 + 2425280*B, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %739 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(268, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k743_fused_mul_div_step(A + 1255472 + 2425280*B, A + 1255472 + 2425568*B, A + 1255472 + 2425312*B, A + 1255472 + 2425296*B, B)); /* %743 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(269, (double)T, sizeof(real)*((double)T + (double)T), k749_neg(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 30208*B*T + 246672*T, T)); /* %749 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(270, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k751_fused_mul_id(A + 1255472 + 2425584*B + 30192*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %751 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(271, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k756_fused_mul_div_step(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 30208*B*T + 246672*T, A + 1255472 + 2425584*B + 30208*B*T + 246176*T, A + 1255472 + 2425584*B + 30208*B*T + 246160*T, T)); /* %756 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(272, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k762_fused_scale_add_add_add(A + 1255472 + 2425584*B + 15168*B*T, A + 1255472 + 2425584*B + 30176*B*T, A + 1255472 + 2425280*B, A + 1255472 + 2425584*B + 15040*B*T, A + 1255472 + 2425584*B + 30192*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 15184*B*T, B, T)); /* %762 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(273, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k764_id(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15168*B*T, B, T)); /* %764 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(274, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k610_mul(A + 1255472 + 2425584*B + 30096*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15120*B*T, B, T)); /* %766 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(275, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), k767_fused_div_mul(A + 1255472 + 2425584*B + 15168*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 15232*B*T, B, T)); /* %767 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(276, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k769_fused_neg_mul(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 15168*B*T, A + 1255472 + 2425584*B + 15120*B*T, B, T)); /* %769 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(277, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k607_sum(A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 14976*B*T, B, T)); /* %770 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(278, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k772_fused_mul_step(A + 1255472 + 2425584*B + 15040*B*T, A + 1255472 + 2425584*B + 15024*B*T, A + 1255472 + 2425584*B + 15216*B*T, B, T)); /* %772 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(279, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k785_fused_scale_mul_mul_mul(A + 1255472 + 2425584*B + 19968*B*T, A + 1255472 + 2425584*B + 15168*B*T, A + 1255472 + 2425584*B + 15040*B*T, (real *)inputs[3], A + 1255472 + 2425584*B + 15072*B*T, B, T)); /* %785 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(280, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k786_id(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 19968*B*T, B, T)); /* %786 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(281, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k788_mul(A + 1255472 + 2425584*B + 19968*B*T, A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 9984*B*T, B, T)); /* %788 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(282, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k789_sum(A + 1255472 + 2425584*B + 30208*B*T + 235392*T, A + 1255472 + 2425584*B + 19968*B*T, B, T)); /* %789 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(283, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k790_sum(A + 1255472 + 2425584*B + 30208*B*T + 240640*T, A + 1255472 + 2425584*B + 30208*B*T + 235392*T, T)); /* %790 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(284, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k588_matmul(A + 1255472 + 2425584*B + 30208*B*T + 240768*T, A + 1255472 + 2425584*B + 30208*B*T + 240640*T, (real *)P + 1106272, T)); /* %792 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(285, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k793_matmul(A + 985088, A + 1255472 + 2425584*B + 30208*B*T + 240640*T, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, T)); /* %793 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(286, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k506_matmul(A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 30208*B*T + 240768*T, (real *)P + 1089888, T)); /* %796 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(287, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k793_matmul(A + 1001472, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 240768*T, T)); /* %797 matmul [128,128]  graphs/lib/irm.lua:9 */
+    CALL(288, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T), k799_fused_add_mul_id(A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 30208*B*T + 240512*T, A + 1255472 + 2425584*B + 30096*B*T, B, T)); /* %799 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(289, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k788_mul(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 4992*B*T, B, T)); /* %800 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(290, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k801_mul(A + 1255472 + 2425584*B + 4992*B*T, A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, B, T)); /* %801 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(291, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k789_sum(A + 1255472 + 2425584*B + 30208*B*T + 235392*T, A + 1255472 + 2425584*B + 14976*B*T, B, T)); /* %802 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(292, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k811_fused_mul_mul_sum_mul(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 4992*B*T, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30048*B*T, A + 1255472 + 2425584*B + 30000*B*T, B, T)); /* %811 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(293, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k815_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2425584*B + 4992*B*T, A + 1255472 + 2425584*B + 30048*B*T, A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B, B, T)); /* %815 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(294, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k816_matmul(A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 9984*B*T, A + 1255472 + 2400256*B, B, T)); /* %816 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
+    CALL(295, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k817_matmul(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 27456*B*T, A + 1255472 + 2425584*B + 9984*B*T, B, T)); /* %817 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(296, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k818_sum(A + 1255472 + 2408448*B, A + 1255472 + 2425584*B, B, T)); /* %818 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(297, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k576_div(A + 1255472 + 2425584*B + 17472*B*T, A + 1255472 + 2425584*B + 14976*B*T, A + 1255472 + 2425584*B + 29952*B*T, B, T)); /* %819 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(298, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k822_fused_sum_neg_mul(A + 1255472 + 2425584*B + 15680*B*T, A + 1255472 + 2425584*B + 17472*B*T, A + 1255472 + 2425584*B + 27456*B*T, B, T)); /* %822 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(299, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k828_fused_scale_mul_add_id(A + 1255472 + 2425584*B + 13184*B*T, A + 1255472 + 2425584*B + 17472*B*T, A + 1255472 + 2425584*B + 15680*B*T, A + 1255472 + 2425584*B + 24960*B*T, B, T)); /* %828 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(300, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k577_matmul(A + 1255472 + 2425584*B + 8192*B*T, A + 1255472 + 2425584*B + 13184*B*T, A + 1255472 + 2334720*B, B, T)); /* %829 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(301, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k830_matmul(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 13184*B*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, B, T)); /* %830 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(302, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k789_sum(A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 8192*B*T, B, T)); /* %831 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(303, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k818_sum(A + 1255472 + 2334720*B, A + 1255472 + 2425584*B, B, T)); /* %832 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(304, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k833_add(A + 1255472 + 2425584*B + 30208*B*T + 240384*T, A + 1255472 + 2425584*B + 30208*B*T + 235392*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, T)); /* %833 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(305, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k843_fused_mul_mul_sum_mul(A + 1255472 + 2425280*B, A + 1255472 + 2334720*B, A + 1255472 + 2400256*B, A + 1255472 + 2425216*B, A + 1255472 + 2416640*B, B)); /* %843 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(306, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k847_fused_add_add_mul_mul(A + 1255472 + 2416640*B, A + 1255472 + 2408448*B, A + 1255472 + 2334720*B, A + 1255472 + 2425216*B, A + 1255472 + 2425280*B, A + 1255472 + 2400256*B, B)); /* %847 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(307, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k858_fused_mul_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 246560*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, T)); /* %858 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(308, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k862_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 235392*T, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, A + 1255472 + 2425584*B + 30208*B*T + 246560*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, T)); /* %862 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(309, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k743_fused_mul_div_step(A + 1255472 + 2425216*B, A + 1255472 + 2425568*B, A + 1255472 + 2425552*B, A + 1255472 + 2425536*B, B)); /* %875 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(310, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k756_fused_mul_div_step(A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30208*B*T + 246672*T, A + 1255472 + 2425584*B + 30208*B*T + 246656*T, A + 1255472 + 2425584*B + 30208*B*T + 246640*T, T)); /* %888 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(311, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k894_fused_scale_add_add_add(A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30176*B*T, A + 1255472 + 2425216*B, A + 1255472 + 2425584*B + 30160*B*T, A + 1255472 + 2425584*B + 30192*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30144*B*T, B, T)); /* %894 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(312, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k895_matmul(A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B, A + 1255472 + 2425088*B, B, T)); /* %895 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(313, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k896_matmul(A + 1255472 + 2334720*B, A + 1255472 + 2425584*B, A + 1255472 + 2425584*B + 30208*B*T + 92032*T, B, T)); /* %896 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(314, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k905_fused_mul_mul_sum_mul(A + 1255472 + 2425088*B, A + 1255472 + 2334720*B, A + 1255472 + 2424960*B, A + 1255472 + 2425520*B, A + 1255472 + 2425504*B, B)); /* %905 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(315, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k909_fused_add_mul_mul_id(A + 1255472 + 2334848*B, A + 1255472 + 2334720*B, A + 1255472 + 2425520*B, A + 1255472 + 2425088*B, A + 1255472 + 2424960*B, B)); /* %909 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(316, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k919_fused_mul_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 246624*T, A + 1255472 + 2425584*B + 30208*B*T + 246608*T, T)); /* %919 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(317, (double)768*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k923_fused_add_add_mul_mul(A + 1255472 + 2425584*B + 30208*B*T + 240384*T, A + 1255472 + 2425584*B + 30208*B*T + 246144*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 246624*T, A + 1255472 + 2425584*B + 30208*B*T + 246512*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, T)); /* %923 fused:add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(318, (double)4992*T, sizeof(real)*((double)4992 + (double)4992*T), k924_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 235392*T, T)); /* %924 reduce [1,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(319, (double)4992, sizeof(real)*((double)128 + (double)4992), k926_sum(A + 1250304, A + 0)); /* %926 reduce [1,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(320, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k929_matmul(A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 235392*T, (real *)P + 1073376, T)); /* %929 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(321, (double)1277952*T, sizeof(real)*((double)16384 + (double)4992*T + (double)4992*T), k930_matmul(A + 1017856, A + 1255472 + 2425584*B + 30208*B*T + 235392*T, A + 1255472 + 2425584*B + 30208*B*T + 92160*T, T)); /* %930 matmul [128,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(322, 0, sizeof(real)*((double)5120*T + (double)4992*T), k932_pad(A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, T)); /* %932 pad [T,40,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(323, (double)128*T, sizeof(real)*((double)128 + (double)128*T), k933_sum(A + 1250432, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, T)); /* %933 reduce [1,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(324, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k588_matmul(A + 1255472 + 2425584*B + 30208*B*T + 240512*T, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, (real *)P + 1056864, T)); /* %935 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(325, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k793_matmul(A + 1034240, A + 1255472 + 2425584*B + 30208*B*T + 240384*T, A + 1255472 + 2425584*B + 30208*B*T + 97152*T, T)); /* %936 matmul [128,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(326, 0, sizeof(real)*((double)5120*T + (double)128*T), k938_pad(A + 1255472 + 2425584*B + 30208*B*T + 92160*T, A + 1255472 + 2425584*B + 30208*B*T + 240512*T, T)); /* %938 pad [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(327, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k939_add(A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 92160*T, T)); /* %939 map:add [T,40,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(328, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, T)); /* %940 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(329, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1250560, A + 0)); /* %942 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(330, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k944_mul(A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, (real *)P + 1056608, T)); /* %944 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(331, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k945_mul(A + 1255472 + 2425584*B + 30208*B*T + 92160*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 81920*T, T)); /* %945 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(332, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 92160*T, T)); /* %946 reduce [1,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(333, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1250688, A + 0)); /* %948 reduce [1,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(334, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k957_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 97280*T, A + 1255472 + 2425584*B + 30208*B*T + 246464*T, T)); /* %957 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(335, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k961_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 81920*T, A + 1255472 + 2425584*B + 30208*B*T + 87040*T, A + 1255472 + 2425584*B + 30208*B*T + 246464*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 97280*T, T)); /* %961 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(336, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k964_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 81920*T, T)); /* %964 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(337, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k966_fused_add_id(A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 81920*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, T)); /* %966 fused:add_id [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(338, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, T)); /* %967 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(339, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1250816, A + 0)); /* %969 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(340, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k972_matmul(A + 1255472 + 2425584*B + 30208*B*T + 81920*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, (real *)P + 990944, T)); /* %972 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(341, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k973_matmul(A + 630784, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %973 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(342, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k976_fused_mul_gelu_grad(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 81920*T, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, T)); /* %976 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(343, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k977_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %977 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(344, (double)20480, sizeof(real)*((double)512 + (double)20480), k979_sum(A + 1249280, A + 0)); /* %979 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(345, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k982_matmul(A + 1255472 + 2425584*B + 30208*B*T + 61440*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, (real *)P + 924896, T)); /* %982 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(346, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k983_matmul(A + 696320, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 225280*T, T)); /* %983 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(347, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, T)); /* %985 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(348, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1250944, A + 761856)); /* %987 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(349, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k944_mul(A + 1255472 + 2425584*B + 30208*B*T + 225280*T, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, (real *)P + 924640, T)); /* %989 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(350, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k945_mul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 61440*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, T)); /* %990 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(351, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %991 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(352, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251072, A + 761856)); /* %993 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(353, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k957_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 225280*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 246416*T, T)); /* %1002 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(354, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k961_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 225280*T, A + 1255472 + 2425584*B + 30208*B*T + 246416*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, T)); /* %1006 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(355, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k964_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 246016*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, T)); /* %1010 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(356, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1012_fused_add_add_id(A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 230400*T, A + 1255472 + 2425584*B + 30208*B*T + 220160*T, A + 1255472 + 2425584*B + 30208*B*T + 246016*T, T)); /* %1012 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(357, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, T)); /* %1013 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(358, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251200, A + 761856)); /* %1015 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(359, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, (real *)P + 908128, T)); /* %1018 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(360, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1050624, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1019 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(361, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 209920*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, T)); /* %1022 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(362, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 209920*T, A + 1255472 + 2425584*B + 30208*B*T + 204800*T, T)); /* %1023 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
+    CALL(363, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1024_matmul(A + 1255472 + 2425584*B + 30208*B*T + 204800*T, A + 1255472 + 2425584*B + 30208*B*T + 121600*T, A + 1255472 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1024 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(364, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 245856*T, T)); /* %1025 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(365, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1030_fused_mul_sum_neg_mul(A + 1255472 + 2425584*B + 30208*B*T + 209920*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 121600*T, A + 1255472 + 2425584*B + 30208*B*T + 245696*T, T)); /* %1030 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(366, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1046_fused_scale_mul_mul_mul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 47360*T, A + 1255472 + 2425584*B + 30208*B*T + 209920*T, (real *)inputs[2], A + 1255472 + 2425584*B + 30208*B*T + 115200*T, T)); /* %1046 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(367, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1255472 + 2425584*B + 30208*B*T + 209920*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 199680*T, T)); /* %1047 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(368, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1024_matmul(A + 1255472 + 2425584*B + 30208*B*T + 199680*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1048 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(369, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 204800*T, T)); /* %1049 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(370, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1051 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(371, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251328, A + 761856)); /* %1053 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(372, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T + 204800*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 891616, T)); /* %1056 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(373, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1067008, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1057 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(374, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 199680*T, T)); /* %1059 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(375, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1061 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(376, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251456, A + 761856)); /* %1063 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(377, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T + 199680*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 875104, T)); /* %1066 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(378, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1083392, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1067 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(379, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1070 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(380, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, T)); /* %1072 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(381, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251584, A + 761856)); /* %1074 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(382, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T + 209920*T, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, (real *)P + 858592, T)); /* %1077 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(383, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1099776, A + 1255472 + 2425584*B + 30208*B*T + 194560*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1078 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(384, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k1080_fused_add_add(A + 1255472 + 2425584*B + 30208*B*T + 189440*T, A + 1255472 + 2425584*B + 30208*B*T + 204800*T, A + 1255472 + 2425584*B + 30208*B*T + 199680*T, A + 1255472 + 2425584*B + 30208*B*T + 209920*T, T)); /* %1080 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(385, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, T)); /* %1081 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(386, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251712, A + 761856)); /* %1083 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(387, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k944_mul(A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, (real *)P + 858336, T)); /* %1085 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(388, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k945_mul(A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T + 189440*T, A + 1255472 + 2425584*B + 30208*B*T + 184320*T, T)); /* %1086 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(389, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1087 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(390, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251840, A + 761856)); /* %1089 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(391, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k957_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 245696*T, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 179200*T, A + 1255472 + 2425584*B + 30208*B*T + 246368*T, T)); /* %1098 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(392, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k961_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 246368*T, A + 1255472 + 2425584*B + 30208*B*T + 245696*T, A + 1255472 + 2425584*B + 30208*B*T + 179200*T, T)); /* %1102 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(393, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k964_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 245696*T, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1106 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(394, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1012_fused_add_add_id(A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 215040*T, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T + 245696*T, T)); /* %1108 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(395, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, T)); /* %1109 reduce [1,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(396, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1251968, A + 761856)); /* %1111 reduce [1,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(397, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k972_matmul(A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, (real *)P + 792672, T)); /* %1114 matmul [40*T,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(398, (double)5242880*T, sizeof(real)*((double)65536 + (double)5120*T + (double)20480*T), k973_matmul(A + 761856, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1115 matmul [128,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(399, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)20480*T), k976_fused_mul_gelu_grad(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 40960*T, A + 1255472 + 2425584*B + 30208*B*T + 20480*T, T)); /* %1118 fused:mul_gelu_grad [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(400, (double)20480*T, sizeof(real)*((double)20480 + (double)20480*T), k977_sum(A + 0, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1119 reduce [1,40,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(401, (double)20480, sizeof(real)*((double)512 + (double)20480), k979_sum(A + 1249792, A + 0)); /* %1121 reduce [1,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(402, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k982_matmul(A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 726624, T)); /* %1124 matmul [40*T,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(403, (double)5242880*T, sizeof(real)*((double)65536 + (double)20480*T + (double)5120*T), k983_matmul(A + 827392, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 174080*T, T)); /* %1125 matmul [512,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(404, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1127 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(405, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252096, A + 892928)); /* %1129 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(406, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k944_mul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, (real *)P + 726368, T)); /* %1131 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(407, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k945_mul(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T + 168960*T, T)); /* %1132 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(408, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1133 reduce [1,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(409, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252224, A + 892928)); /* %1135 reduce [1,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(410, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k957_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 245696*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 163840*T, A + 1255472 + 2425584*B + 30208*B*T + 246320*T, T)); /* %1144 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(411, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k961_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 246320*T, A + 1255472 + 2425584*B + 30208*B*T + 245696*T, A + 1255472 + 2425584*B + 30208*B*T + 163840*T, T)); /* %1148 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(412, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k964_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 245696*T, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1152 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(413, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1012_fused_add_add_id(A + 1255472 + 2425584*B + 30208*B*T + 12800*T, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T + 245696*T, T)); /* %1154 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(414, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, T)); /* %1155 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(415, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252352, A + 892928)); /* %1157 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(416, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, (real *)P + 709856, T)); /* %1160 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(417, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1116160, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, A + 1255472 + 2425584*B + 30208*B*T + 158720*T, T)); /* %1161 matmul [128,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(418, 0, sizeof(real)*((double)5120*T + (double)5120*T), k329_permute(A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1164 permute [T,4,40,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(419, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k346_matmul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T + 153600*T, T)); /* %1165 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:17 */
+    CALL(420, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1024_matmul(A + 1255472 + 2425584*B + 30208*B*T + 115200*T, A + 1255472 + 2425584*B + 30208*B*T + 108800*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, T)); /* %1166 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(421, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k361_div(A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 245536*T, T)); /* %1167 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(422, (double)19520*T, sizeof(real)*((double)160*T + (double)6400*T + (double)6400*T + (double)160*T), k1030_fused_mul_sum_neg_mul(A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T + 108800*T, A + 1255472 + 2425584*B + 30208*B*T + 245376*T, T)); /* %1172 fused:mul_sum_neg_mul [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(423, (double)38400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T + (double)6400*T), k1046_fused_scale_mul_mul_mul(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, (real *)inputs[2], A + 1255472 + 2425584*B + 30208*B*T + 102400*T, T)); /* %1188 fused:scale_mul_mul_mul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(424, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k362_matmul(A + 1255472 + 2425584*B + 30208*B*T + 6400*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 148480*T, T)); /* %1189 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(425, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k1024_matmul(A + 1255472 + 2425584*B + 30208*B*T + 120320*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 143360*T, T)); /* %1190 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:15 */
+    CALL(426, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 115200*T, T)); /* %1191 permute [T,40,4,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(427, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1193 reduce [1,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(428, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252480, A + 892928)); /* %1195 reduce [1,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(429, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T + 17920*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 693344, T)); /* %1198 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(430, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1132544, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 138240*T, T)); /* %1199 matmul [128,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(431, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 120320*T, T)); /* %1201 permute [T,40,4,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(432, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1203 reduce [1,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(433, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252608, A + 892928)); /* %1205 reduce [1,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(434, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T + 23040*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 676832, T)); /* %1208 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(435, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1148928, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 138240*T, T)); /* %1209 matmul [128,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(436, 0, sizeof(real)*((double)5120*T + (double)5120*T), k363_permute(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 6400*T, T)); /* %1212 permute [T,40,4,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(437, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1214 reduce [1,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(438, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252736, A + 892928)); /* %1216 reduce [1,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(439, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k1018_matmul(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 660320, T)); /* %1219 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(440, (double)1310720*T, sizeof(real)*((double)16384 + (double)5120*T + (double)5120*T), k1019_matmul(A + 1165312, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 138240*T, T)); /* %1220 matmul [128,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(441, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)5120*T), k1080_fused_add_add(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, A + 1255472 + 2425584*B + 30208*B*T + 23040*T, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1222 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(442, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1223 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(443, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252864, A + 892928)); /* %1225 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(444, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k944_mul(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T, (real *)P + 660064, T)); /* %1227 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(445, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k945_mul(A + 1255472 + 2425584*B + 30208*B*T + 17920*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 133120*T, T)); /* %1228 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(446, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 892928, A + 1255472 + 2425584*B + 30208*B*T + 17920*T, T)); /* %1229 reduce [1,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(447, (double)5120, sizeof(real)*((double)128 + (double)5120), k942_sum(A + 1252992, A + 892928)); /* %1231 reduce [1,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(448, (double)10440*T, sizeof(real)*((double)40*T + (double)5120*T + (double)5120*T + (double)40*T), k957_fused_scale_mul_sum_mul(A + 1255472 + 2425584*B + 30208*B*T + 10240*T, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T + 128000*T, A + 1255472 + 2425584*B + 30208*B*T + 246272*T, T)); /* %1240 fused:scale_mul_sum_mul [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(449, (double)25600*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)40*T + (double)5120*T), k961_fused_add_mul_mul_id(A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T + 246272*T, A + 1255472 + 2425584*B + 30208*B*T + 10240*T, A + 1255472 + 2425584*B + 30208*B*T + 128000*T, T)); /* %1244 fused:add_mul_mul_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(450, (double)10280*T, sizeof(real)*((double)40*T + (double)5120*T), k964_fused_scale_sum_neg(A + 1255472 + 2425584*B + 30208*B*T + 10240*T, A + 1255472 + 2425584*B + 30208*B*T, T)); /* %1248 fused:scale_sum_neg [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(451, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)40*T), k1012_fused_add_add_id(A + 1255472 + 2425584*B + 30208*B*T + 5120*T, A + 1255472 + 2425584*B + 30208*B*T + 12800*T, A + 1255472 + 2425584*B + 30208*B*T, A + 1255472 + 2425584*B + 30208*B*T + 10240*T, T)); /* %1250 fused:add_add_id [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(452, (double)5120*T, sizeof(real)*((double)5120 + (double)5120*T), k940_sum(A + 1242112, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, T)); /* %1251 reduce [1,40,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(453, 0, sizeof(real)*((double)131072 + (double)5120*T + (double)40*T), k1253_scatter_add(A + 294912, A + 1255472 + 2425584*B + 30208*B*T + 5120*T, (int32_t *)inputs[1], T)); /* %1253 scatter_add [1024,128]  graphs/lib/text_encoder.lua:32 */
+    CALL(454, (double)128*B, sizeof(real)*((double)128 + (double)128*B), k1254_sum(A + 1253120, A + 1255472 + 2334848*B, B)); /* %1254 reduce [1,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(455, (double)32768*B, sizeof(real)*((double)128*B + (double)128*B + (double)16384), k1256_matmul(A + 1255472 + 2334720*B, A + 1255472 + 2334848*B, (real *)P + 507360, B)); /* %1256 matmul [B,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(456, (double)32768*B, sizeof(real)*((double)16384 + (double)128*B + (double)128*B), k1257_matmul(A + 1181696, A + 1255472 + 2334848*B, A + 1255472 + 2424832*B, B)); /* %1257 matmul [128,128]  graphs/lib/image_encoder.lua:36 */
+    CALL(457, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k300_scale(A + 1255472 + 2400256*B, A + 1255472 + 2334720*B, B)); /* %1258 map:scale [B,128]  graphs/lib/image_encoder.lua:35 */
+    CALL(458, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2416640*B, B)); /* %1261 reduce [1,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(459, (double)8192, sizeof(real)*((double)128 + (double)8192), k1263_sum(A + 1253248, A + 892928)); /* %1263 reduce [1,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(460, (double)2097152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)16384), k1266_matmul(A + 1255472 + 2334720*B, A + 1255472 + 2416640*B, (real *)P + 490848, B)); /* %1266 matmul [64*B,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(461, (double)2097152*B, sizeof(real)*((double)16384 + (double)8192*B + (double)8192*B), k1267_matmul(A + 1198080, A + 1255472 + 2416640*B, A + 1255472 + 2392064*B, B)); /* %1267 matmul [128,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(462, (double)16384*B, sizeof(real)*((double)8192*B + (double)128*B + (double)8192*B), k1269_fused_add_id(A + 1255472 + 2392064*B, A + 1255472 + 2400256*B, A + 1255472 + 2334720*B, B)); /* %1269 fused:add_id [B,64,128]  graphs/lib/image_encoder.lua:34 */
+    CALL(463, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1270_permute(A + 1255472 + 2334720*B, A + 1255472 + 2392064*B, B)); /* %1270 permute [B,128,64]  graphs/lib/image_encoder.lua:33 */
+    CALL(464, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1273_fused_mul_step(A + 1255472 + 2392064*B, A + 1255472 + 2334720*B, A + 1255472 + 2383872*B, B)); /* %1273 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(465, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2392064*B, B)); /* %1274 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(466, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1276 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(467, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1253376, A + 1214464)); /* %1277 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(468, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1279_mul(A + 1255472 + 2334720*B, A + 1255472 + 2392064*B, (real *)P + 490592, B)); /* %1279 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(469, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1280_mul(A + 1255472 + 2383872*B, A + 1255472 + 2392064*B, A + 1255472 + 2367488*B, B)); /* %1280 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(470, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2383872*B, B)); /* %1281 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(471, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1283 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(472, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1253504, A + 1214464)); /* %1284 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(473, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1294_fused_scale_mul_sum_mul(A + 1255472 + 2383872*B, A + 1255472 + 2334720*B, A + 1255472 + 2375680*B, A + 1255472 + 2425488*B, B)); /* %1294 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(474, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1298_fused_add_mul_mul_id(A + 1255472 + 2367488*B, A + 1255472 + 2334720*B, A + 1255472 + 2425488*B, A + 1255472 + 2383872*B, A + 1255472 + 2375680*B, B)); /* %1298 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(475, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1301_fused_scale_sum_neg(A + 1255472 + 2375680*B, A + 1255472 + 2367488*B, B)); /* %1301 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(476, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1303_fused_add_id(A + 1255472 + 2334720*B, A + 1255472 + 2367488*B, A + 1255472 + 2375680*B, B)); /* %1303 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(477, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2334720*B, B)); /* %1305 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(478, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1307 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(479, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1253632, A + 1214464)); /* %1308 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(480, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1311_permute(A + 1255472 + 2367488*B, A + 1255472 + 2334720*B, B)); /* %1311 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(481, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1313_matmul(A + 0, A + 1255472 + 2367488*B, A + 1255472 + 1720320*B, B)); /* %1313 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(482, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1314_matmul(A + 1255472 + 1720320*B, (real *)P + 343008, A + 1255472 + 2367488*B, B)); /* %1314 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(483, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1316_col2im(A + 1255472 + 2334720*B, A + 1255472 + 1720320*B, B)); /* %1316 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(484, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1273_fused_mul_step(A + 1255472 + 2367488*B, A + 1255472 + 2334720*B, A + 1255472 + 2359296*B, B)); /* %1318 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(485, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2367488*B, B)); /* %1319 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(486, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1321 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(487, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1253760, A + 1214464)); /* %1322 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(488, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1279_mul(A + 1255472 + 2334720*B, A + 1255472 + 2367488*B, (real *)P + 342752, B)); /* %1324 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(489, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1280_mul(A + 1255472 + 2359296*B, A + 1255472 + 2367488*B, A + 1255472 + 2351104*B, B)); /* %1325 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(490, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2359296*B, B)); /* %1326 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(491, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1328 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(492, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1253888, A + 1214464)); /* %1329 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(493, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1294_fused_scale_mul_sum_mul(A + 1255472 + 2400256*B, A + 1255472 + 2334720*B, A + 1255472 + 2342912*B, A + 1255472 + 2425472*B, B)); /* %1339 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(494, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1298_fused_add_mul_mul_id(A + 1255472 + 2351104*B, A + 1255472 + 2334720*B, A + 1255472 + 2425472*B, A + 1255472 + 2400256*B, A + 1255472 + 2342912*B, B)); /* %1343 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(495, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1301_fused_scale_sum_neg(A + 1255472 + 2342912*B, A + 1255472 + 2351104*B, B)); /* %1346 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(496, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1303_fused_add_id(A + 1255472 + 2334720*B, A + 1255472 + 2351104*B, A + 1255472 + 2342912*B, B)); /* %1348 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(497, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2334720*B, B)); /* %1350 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(498, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1352 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(499, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1254016, A + 1214464)); /* %1353 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(500, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1311_permute(A + 1255472 + 2342912*B, A + 1255472 + 2334720*B, B)); /* %1356 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(501, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k1313_matmul(A + 147456, A + 1255472 + 2342912*B, A + 1255472 + 1646592*B, B)); /* %1358 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(502, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k1314_matmul(A + 1255472 + 1646592*B, (real *)P + 195168, A + 1255472 + 2342912*B, B)); /* %1359 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(503, 0, sizeof(real)*((double)8192*B + (double)73728*B), k1316_col2im(A + 1255472 + 2334720*B, A + 1255472 + 1646592*B, B)); /* %1361 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(504, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k1364_fused_mul_add_step(A + 1255472 + 2342912*B, A + 1255472 + 2392064*B, A + 1255472 + 2334720*B, A + 1255472 + 2326528*B, B)); /* %1364 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(505, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2342912*B, B)); /* %1365 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(506, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1367 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(507, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1254144, A + 1214464)); /* %1368 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(508, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k1279_mul(A + 1255472 + 2326528*B, A + 1255472 + 2342912*B, (real *)P + 194912, B)); /* %1370 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(509, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k1280_mul(A + 1255472 + 2334720*B, A + 1255472 + 2342912*B, A + 1255472 + 2318336*B, B)); /* %1371 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(510, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2334720*B, B)); /* %1372 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(511, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1374 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(512, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1254272, A + 1214464)); /* %1375 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(513, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k1294_fused_scale_mul_sum_mul(A + 1255472 + 2334720*B, A + 1255472 + 2326528*B, A + 1255472 + 2310144*B, A + 1255472 + 2425456*B, B)); /* %1385 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(514, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k1298_fused_add_mul_mul_id(A + 1255472 + 2318336*B, A + 1255472 + 2326528*B, A + 1255472 + 2425456*B, A + 1255472 + 2334720*B, A + 1255472 + 2310144*B, B)); /* %1389 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(515, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k1301_fused_scale_sum_neg(A + 1255472 + 2326528*B, A + 1255472 + 2318336*B, B)); /* %1392 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(516, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k1303_fused_add_id(A + 1255472 + 2310144*B, A + 1255472 + 2318336*B, A + 1255472 + 2326528*B, B)); /* %1394 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(517, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k1261_sum(A + 892928, A + 1255472 + 2310144*B, B)); /* %1396 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(518, (double)8192, sizeof(real)*((double)1024 + (double)8192), k1276_sum(A + 1214464, A + 892928)); /* %1398 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(519, (double)1024, sizeof(real)*((double)128 + (double)1024), k1277_sum(A + 1254400, A + 1214464)); /* %1399 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(520, 0, sizeof(real)*((double)8192*B + (double)8192*B), k1311_permute(A + 1255472 + 1683456*B, A + 1255472 + 2310144*B, B)); /* %1402 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(521, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k1404_matmul(A + 557056, A + 1255472 + 1683456*B, A + 1255472 + 1830912*B, B)); /* %1404 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(522, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k1405_matmul(A + 1255472 + 1646592*B, (real *)P + 121056, A + 1255472 + 1683456*B, B)); /* %1405 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(523, 0, sizeof(real)*((double)16384*B + (double)36864*B), k1407_col2im(A + 1255472 + 1830912*B, A + 1255472 + 1646592*B, B)); /* %1407 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(524, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1409_fused_mul_step(A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, A + 1255472 + 2293760*B, B)); /* %1409 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(525, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 892928, A + 1255472 + 1847296*B, B)); /* %1410 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(526, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 1214464, A + 892928)); /* %1412 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(527, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254528, A + 1214464)); /* %1413 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(528, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1415_mul(A + 1255472 + 1830912*B, A + 1255472 + 1847296*B, (real *)P + 120928, B)); /* %1415 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(529, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1416_mul(A + 1255472 + 1646592*B, A + 1255472 + 1847296*B, A + 1255472 + 2277376*B, B)); /* %1416 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(530, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 892928, A + 1255472 + 1646592*B, B)); /* %1417 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(531, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 1214464, A + 892928)); /* %1419 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(532, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254592, A + 1214464)); /* %1420 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(533, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1430_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 2260992*B, A + 1255472 + 2425440*B, B)); /* %1430 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(534, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1434_fused_add_mul_mul_id(A + 1255472 + 1646592*B, A + 1255472 + 1830912*B, A + 1255472 + 2425440*B, A + 1255472 + 1863680*B, A + 1255472 + 2260992*B, B)); /* %1434 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(535, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1437_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1646592*B, B)); /* %1437 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(536, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1439_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1646592*B, A + 1255472 + 1863680*B, B)); /* %1439 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(537, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 892928, A + 1255472 + 1830912*B, B)); /* %1441 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(538, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 1214464, A + 892928)); /* %1443 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(539, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254656, A + 1214464)); /* %1444 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(540, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1447_permute(A + 1255472 + 1646592*B, A + 1255472 + 1830912*B, B)); /* %1447 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(541, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1449_matmul(A + 892928, A + 1255472 + 1646592*B, A + 1255472 + 1032192*B, B)); /* %1449 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(542, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1450_matmul(A + 1255472 + 1032192*B, (real *)P + 84000, A + 1255472 + 1646592*B, B)); /* %1450 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(543, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1452_col2im(A + 1255472 + 1830912*B, A + 1255472 + 1032192*B, B)); /* %1452 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(544, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1409_fused_mul_step(A + 1255472 + 1032192*B, A + 1255472 + 1830912*B, A + 1255472 + 2244608*B, B)); /* %1454 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(545, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 929792, A + 1255472 + 1032192*B, B)); /* %1455 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(546, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 1214464, A + 929792)); /* %1457 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(547, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254720, A + 1214464)); /* %1458 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(548, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1415_mul(A + 1255472 + 1830912*B, A + 1255472 + 1032192*B, (real *)P + 83872, B)); /* %1460 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(549, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1416_mul(A + 1255472 + 1048576*B, A + 1255472 + 1032192*B, A + 1255472 + 2228224*B, B)); /* %1461 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(550, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 929792, A + 1255472 + 1048576*B, B)); /* %1462 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(551, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 1214464, A + 929792)); /* %1464 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(552, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254784, A + 1214464)); /* %1465 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(553, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1430_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 2211840*B, A + 1255472 + 2425424*B, B)); /* %1475 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(554, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1434_fused_add_mul_mul_id(A + 1255472 + 1032192*B, A + 1255472 + 1830912*B, A + 1255472 + 2425424*B, A + 1255472 + 1863680*B, A + 1255472 + 2211840*B, B)); /* %1479 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(555, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1437_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1032192*B, B)); /* %1482 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(556, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1439_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1032192*B, A + 1255472 + 1863680*B, B)); /* %1484 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(557, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 929792, A + 1255472 + 1830912*B, B)); /* %1486 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(558, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 1214464, A + 929792)); /* %1488 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(559, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254848, A + 1214464)); /* %1489 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(560, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1447_permute(A + 1255472 + 1032192*B, A + 1255472 + 1830912*B, B)); /* %1492 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(561, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k1449_matmul(A + 929792, A + 1255472 + 1032192*B, A + 1255472 + 884736*B, B)); /* %1494 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(562, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k1450_matmul(A + 1255472 + 884736*B, (real *)P + 46944, A + 1255472 + 1032192*B, B)); /* %1495 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(563, 0, sizeof(real)*((double)16384*B + (double)147456*B), k1452_col2im(A + 1255472 + 1830912*B, A + 1255472 + 884736*B, B)); /* %1497 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(564, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k1500_fused_mul_add_step(A + 1255472 + 1646592*B, A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, A + 1255472 + 2195456*B, B)); /* %1500 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(565, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 966656, A + 1255472 + 1646592*B, B)); /* %1501 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(566, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 983040, A + 966656)); /* %1503 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(567, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254912, A + 983040)); /* %1504 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(568, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k1415_mul(A + 1255472 + 1830912*B, A + 1255472 + 1646592*B, (real *)P + 46816, B)); /* %1506 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(569, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k1416_mul(A + 1255472 + 1847296*B, A + 1255472 + 1646592*B, A + 1255472 + 2179072*B, B)); /* %1507 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(570, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 966656, A + 1255472 + 1847296*B, B)); /* %1508 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(571, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 983040, A + 966656)); /* %1510 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(572, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1254976, A + 983040)); /* %1511 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(573, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k1430_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 2162688*B, A + 1255472 + 2425408*B, B)); /* %1521 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(574, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k1434_fused_add_mul_mul_id(A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, A + 1255472 + 2425408*B, A + 1255472 + 1863680*B, A + 1255472 + 2162688*B, B)); /* %1525 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(575, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k1437_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1847296*B, B)); /* %1528 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(576, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k1439_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1847296*B, A + 1255472 + 1863680*B, B)); /* %1530 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(577, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k1410_sum(A + 966656, A + 1255472 + 1830912*B, B)); /* %1532 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(578, (double)16384, sizeof(real)*((double)1024 + (double)16384), k1412_sum(A + 983040, A + 966656)); /* %1534 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(579, (double)1024, sizeof(real)*((double)64 + (double)1024), k1413_sum(A + 1255040, A + 983040)); /* %1535 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(580, 0, sizeof(real)*((double)16384*B + (double)16384*B), k1447_permute(A + 1255472 + 1847296*B, A + 1255472 + 1830912*B, B)); /* %1538 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(581, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k1540_matmul(A + 966656, A + 1255472 + 1847296*B, A + 1255472 + 1572864*B, B)); /* %1540 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(582, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k1541_matmul(A + 1255472 + 884736*B, (real *)P + 28320, A + 1255472 + 1847296*B, B)); /* %1541 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(583, 0, sizeof(real)*((double)32768*B + (double)73728*B), k1543_col2im(A + 1255472 + 1830912*B, A + 1255472 + 884736*B, B)); /* %1543 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(584, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1545_fused_mul_step(A + 1255472 + 1572864*B, A + 1255472 + 1830912*B, A + 1255472 + 2129920*B, B)); /* %1545 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(585, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1572864*B, B)); /* %1546 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(586, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1214464, A + 425984)); /* %1548 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(587, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255104, A + 1214464)); /* %1549 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(588, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1551_mul(A + 1255472 + 1830912*B, A + 1255472 + 1572864*B, (real *)P + 28256, B)); /* %1551 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(589, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1552_mul(A + 1255472 + 1605632*B, A + 1255472 + 1572864*B, A + 1255472 + 2097152*B, B)); /* %1552 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(590, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1605632*B, B)); /* %1553 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(591, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1214464, A + 425984)); /* %1555 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(592, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255136, A + 1214464)); /* %1556 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(593, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1566_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 2064384*B, A + 1255472 + 2425392*B, B)); /* %1566 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(594, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1570_fused_add_mul_mul_id(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, A + 1255472 + 2425392*B, A + 1255472 + 1863680*B, A + 1255472 + 2064384*B, B)); /* %1570 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(595, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1573_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1605632*B, B)); /* %1573 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(596, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1575_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, A + 1255472 + 1863680*B, B)); /* %1575 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(597, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1830912*B, B)); /* %1577 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(598, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1214464, A + 425984)); /* %1579 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(599, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255168, A + 1214464)); /* %1580 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(600, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1583_permute(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, B)); /* %1583 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(601, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1585_matmul(A + 1214464, A + 1255472 + 1605632*B, A + 1255472 + 589824*B, B)); /* %1585 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(602, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1586_matmul(A + 1255472 + 589824*B, (real *)P + 19008, A + 1255472 + 1605632*B, B)); /* %1586 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(603, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1588_col2im(A + 1255472 + 1830912*B, A + 1255472 + 589824*B, B)); /* %1588 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(604, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1545_fused_mul_step(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, A + 1255472 + 2031616*B, B)); /* %1590 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(605, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1605632*B, B)); /* %1591 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(606, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1223680, A + 425984)); /* %1593 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(607, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255200, A + 1223680)); /* %1594 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(608, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1551_mul(A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, (real *)P + 18944, B)); /* %1596 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(609, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1552_mul(A + 1255472 + 1638400*B, A + 1255472 + 1605632*B, A + 1255472 + 1998848*B, B)); /* %1597 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(610, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1638400*B, B)); /* %1598 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(611, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1223680, A + 425984)); /* %1600 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(612, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255232, A + 1223680)); /* %1601 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(613, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1566_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1830912*B, A + 1255472 + 1966080*B, A + 1255472 + 2425376*B, B)); /* %1611 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(614, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1570_fused_add_mul_mul_id(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, A + 1255472 + 2425376*B, A + 1255472 + 1863680*B, A + 1255472 + 1966080*B, B)); /* %1615 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(615, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1573_fused_scale_sum_neg(A + 1255472 + 1863680*B, A + 1255472 + 1605632*B, B)); /* %1618 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(616, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1575_fused_add_id(A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, A + 1255472 + 1863680*B, B)); /* %1620 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(617, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1830912*B, B)); /* %1622 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(618, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1223680, A + 425984)); /* %1624 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(619, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255264, A + 1223680)); /* %1625 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(620, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1583_permute(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, B)); /* %1628 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(621, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1585_matmul(A + 1223680, A + 1255472 + 1605632*B, A + 1255472 + 294912*B, B)); /* %1630 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(622, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1586_matmul(A + 1255472 + 294912*B, (real *)P + 9696, A + 1255472 + 1605632*B, B)); /* %1631 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(623, 0, sizeof(real)*((double)32768*B + (double)294912*B), k1588_col2im(A + 1255472 + 1830912*B, A + 1255472 + 294912*B, B)); /* %1633 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(624, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k1636_fused_mul_add_step(A + 1255472 + 1605632*B, A + 1255472 + 1572864*B, A + 1255472 + 1830912*B, A + 1255472 + 1933312*B, B)); /* %1636 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(625, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1605632*B, B)); /* %1637 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(626, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1232896, A + 425984)); /* %1639 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(627, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255296, A + 1232896)); /* %1640 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(628, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k1551_mul(A + 1255472 + 1572864*B, A + 1255472 + 1605632*B, (real *)P + 9632, B)); /* %1642 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(629, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k1552_mul(A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, A + 1255472 + 1900544*B, B)); /* %1643 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(630, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1830912*B, B)); /* %1644 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(631, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1232896, A + 425984)); /* %1646 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(632, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255328, A + 1232896)); /* %1647 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(633, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k1566_fused_scale_mul_sum_mul(A + 1255472 + 1863680*B, A + 1255472 + 1572864*B, A + 1255472 + 1867776*B, A + 1255472 + 2425360*B, B)); /* %1657 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(634, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k1570_fused_add_mul_mul_id(A + 1255472 + 1830912*B, A + 1255472 + 1572864*B, A + 1255472 + 2425360*B, A + 1255472 + 1863680*B, A + 1255472 + 1867776*B, B)); /* %1661 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(635, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k1573_fused_scale_sum_neg(A + 1255472 + 1605632*B, A + 1255472 + 1830912*B, B)); /* %1664 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(636, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k1575_fused_add_id(A + 1255472 + 1572864*B, A + 1255472 + 1830912*B, A + 1255472 + 1605632*B, B)); /* %1666 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(637, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k1546_sum(A + 425984, A + 1255472 + 1572864*B, B)); /* %1668 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(638, (double)32768, sizeof(real)*((double)1024 + (double)32768), k1548_sum(A + 1232896, A + 425984)); /* %1670 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(639, (double)1024, sizeof(real)*((double)32 + (double)1024), k1549_sum(A + 1255360, A + 1232896)); /* %1671 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(640, 0, sizeof(real)*((double)32768*B + (double)32768*B), k1583_permute(A + 1255472 + 1605632*B, A + 1255472 + 1572864*B, B)); /* %1674 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(641, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k1585_matmul(A + 1232896, A + 1255472 + 1605632*B, A + 1255472, B)); /* %1676 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(642, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k1586_matmul(A + 1255472, (real *)P + 384, A + 1255472 + 1605632*B, B)); /* %1677 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(643, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1679_col2im(A + 1255472 + 294912*B, A + 1255472, B)); /* %1679 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(644, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1681_fused_mul_step(A + 1255472, A + 1255472 + 294912*B, A + 1255472 + 1441792*B, B)); /* %1681 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(645, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1682_sum(A + 425984, A + 1255472, B)); /* %1682 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(646, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1684_sum(A + 1247232, A + 425984)); /* %1684 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(647, (double)2048, sizeof(real)*((double)32 + (double)2048), k1685_sum(A + 1255392, A + 1247232)); /* %1685 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(648, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k1687_mul(A + 1255472 + 131072*B, A + 1255472, (real *)P + 320, B)); /* %1687 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(649, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k1688_mul(A + 1255472 + 262144*B, A + 1255472, A + 1255472 + 1310720*B, B)); /* %1688 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(650, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1682_sum(A + 425984, A + 1255472 + 262144*B, B)); /* %1689 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(651, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1684_sum(A + 1247232, A + 425984)); /* %1691 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(652, (double)2048, sizeof(real)*((double)32 + (double)2048), k1685_sum(A + 1255424, A + 1247232)); /* %1692 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(653, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k1702_fused_scale_mul_sum_mul(A + 1255472 + 1310720*B, A + 1255472 + 131072*B, A + 1255472 + 1179648*B, A + 1255472 + 2425344*B, B)); /* %1702 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(654, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k1706_fused_add_mul_mul_id(A + 1255472, A + 1255472 + 131072*B, A + 1255472 + 2425344*B, A + 1255472 + 1310720*B, A + 1255472 + 1179648*B, B)); /* %1706 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(655, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k1709_fused_scale_sum_neg(A + 1255472 + 262144*B, A + 1255472, B)); /* %1709 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(656, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k1711_fused_add_id(A + 1255472 + 131072*B, A + 1255472, A + 1255472 + 262144*B, B)); /* %1711 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(657, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k1682_sum(A + 425984, A + 1255472 + 131072*B, B)); /* %1713 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(658, (double)131072, sizeof(real)*((double)2048 + (double)131072), k1684_sum(A + 1247232, A + 425984)); /* %1715 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(659, (double)2048, sizeof(real)*((double)32 + (double)2048), k1685_sum(A + 425984, A + 1247232)); /* %1716 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(660, 0, sizeof(real)*((double)131072*B + (double)131072*B), k1719_permute(A + 1255472, A + 1255472 + 131072*B, B)); /* %1719 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(661, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1721_matmul(A + 1247232, A + 1255472, A + 1255472 + 1794048*B, B)); /* %1721 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 1247232, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 425984, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 1255424, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

@@ -28,46 +28,26 @@ static inline real gelu_tanh_grad(real x) {
     return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
 }
 
-/* k6_square:
- *   %6 map:square [T,128]   graphs/lib/losses.lua:21 */
-static void k6_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k7_sum:
- *   %7 reduce [T,1]   graphs/lib/losses.lua:21
- *   %349 reduce [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k7_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(128*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k8_clampmin:
- *   %8 map:clampmin [T,1]   graphs/lib/losses.lua:21 */
-static void k8_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k7_fused_sum_square:
+ *   %7 fused:sum_square [T,1]   graphs/lib/losses.lua:21
+ *     + %6 map:square [T,128]  graphs/lib/losses.lua:21 */
+static void k7_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k9_rsqrt:
- *   %9 map:rsqrt [T,1]   graphs/lib/losses.lua:21 */
-static void k9_rsqrt(real *restrict out, const real *restrict in0, long T) {
+/* k9_fused_rsqrt_clampmin:
+ *   %9 fused:rsqrt_clampmin [T,1]   graphs/lib/losses.lua:21
+ *     + %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
+static void k9_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k10_mul:
- *   %10 map:mul [T,128]   graphs/lib/losses.lua:21
- *   %347 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %10 map:mul [T,128]   graphs/lib/losses.lua:21 */
 static void k10_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
@@ -75,46 +55,26 @@ static void k10_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k11_square:
- *   %11 map:square [B,128]   graphs/lib/losses.lua:21 */
-static void k11_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k12_sum:
- *   %12 reduce [B,1]   graphs/lib/losses.lua:21
- *   %336 reduce [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k12_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(128*B) > 32768)
-    for (long o = 0; o < B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k13_clampmin:
- *   %13 map:clampmin [B,1]   graphs/lib/losses.lua:21 */
-static void k13_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k12_fused_sum_square:
+ *   %12 fused:sum_square [B,1]   graphs/lib/losses.lua:21
+ *     + %11 map:square [B,128]  graphs/lib/losses.lua:21 */
+static void k12_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k14_rsqrt:
- *   %14 map:rsqrt [B,1]   graphs/lib/losses.lua:21 */
-static void k14_rsqrt(real *restrict out, const real *restrict in0, long B) {
+/* k14_fused_rsqrt_clampmin:
+ *   %14 fused:rsqrt_clampmin [B,1]   graphs/lib/losses.lua:21
+ *     + %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
+static void k14_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k15_mul:
- *   %15 map:mul [B,128]   graphs/lib/losses.lua:21
- *   %334 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
+ *   %15 map:mul [B,128]   graphs/lib/losses.lua:21 */
 static void k15_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
@@ -129,8 +89,7 @@ static void k16_matmul(real *restrict out, const real *restrict in0, const real 
 }
 
 /* k17_scale:
- *   %17 map:scale [T,B]   graphs/lib/losses.lua:21
- *   %331 map:scale [T,B] (backward)  graphs/lib/losses.lua:21 */
+ *   %17 map:scale [T,B]   graphs/lib/losses.lua:21 */
 static void k17_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -157,33 +116,21 @@ static void k19_max(real *restrict out, const real *restrict in0, long B, long T
     }
 }
 
-/* k21_sub:
- *   %21 map:sub [T,B]   graphs/lib/losses.lua:10
- *   %108 map:sub [T,B]   graphs/lib/losses.lua:10 */
-static void k21_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k22_fused_exp_sub:
+ *   %22 fused:exp_sub [T,B]   graphs/lib/losses.lua:10
+ *     + %21 map:sub [T,B]  graphs/lib/losses.lua:10
+ *   %109 fused:exp_sub [T,B]   graphs/lib/losses.lua:10 */
+static void k22_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0*B + i1] - in1[i0];
-}
-
-/* k22_exp:
- *   %22 map:exp [T,B]   graphs/lib/losses.lua:10
- *   %33 map:exp [T,B]   graphs/lib/losses.lua:11
- *   %109 map:exp [T,B]   graphs/lib/losses.lua:10
- *   %120 map:exp [T,B]   graphs/lib/losses.lua:11 */
-static void k22_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = exp(in0[i0]);
+            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i0])));
 }
 
 /* k23_sum:
  *   %23 reduce [T,1]   graphs/lib/losses.lua:10
- *   %28 reduce [T,1]   graphs/lib/losses.lua:10
  *   %41 reduce [T,1]   graphs/lib/losses.lua:12
- *   %110 reduce [T,1]   graphs/lib/losses.lua:10
- *   %115 reduce [T,1]   graphs/lib/losses.lua:10 */
+ *   %110 reduce [T,1]   graphs/lib/losses.lua:10 */
 static void k23_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(B*T) > 32768)
     for (long o = 0; o < T; o++) {
@@ -203,68 +150,43 @@ static void k24_clampmin(real *restrict out, const real *restrict in0, long T) {
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k25_log:
- *   %25 map:log [T,1]   graphs/lib/losses.lua:10
- *   %112 map:log [T,1]   graphs/lib/losses.lua:10 */
-static void k25_log(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = log(in0[i0]);
-}
-
-/* k26_add:
- *   %26 map:add [T,1]   graphs/lib/losses.lua:10
- *   %113 map:add [T,1]   graphs/lib/losses.lua:10 */
-static void k26_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
 /* k27_mul:
  *   %27 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %114 map:mul [T,B]   graphs/lib/losses.lua:10
- *   %176 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %182 map:mul [T,B] (backward)  graphs/lib/losses.lua:11
- *   %188 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   %195 map:mul [T,B] (backward)  graphs/lib/losses.lua:10
- *   ... and 3 more */
+ *   %114 map:mul [T,B]   graphs/lib/losses.lua:10 */
 static void k27_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k29_sub:
- *   %29 map:sub [T,1]   graphs/lib/losses.lua:10
- *   %116 map:sub [T,1]   graphs/lib/losses.lua:10 */
-static void k29_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
 /* k30_max:
  *   %30 reduce [1,B]   graphs/lib/losses.lua:11
  *   %117 reduce [1,B]   graphs/lib/losses.lua:11 */
 static void k30_max(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < B; i++) {
-            real a = -INFINITY;
-            for (long j = 0; j < T; j++) if (in0[(o*T + j)*B + i] > a) a = in0[(o*T + j)*B + i];
-            out[o*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = -INFINITY;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*B;
+                for (long i = ib; i < ie; i++) if (row[i] > a[i - ib]) a[i - ib] = row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
         }
 }
 
-/* k32_sub:
- *   %32 map:sub [T,B]   graphs/lib/losses.lua:11
- *   %119 map:sub [T,B]   graphs/lib/losses.lua:11 */
-static void k32_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k33_fused_exp_sub:
+ *   %33 fused:exp_sub [T,B]   graphs/lib/losses.lua:11
+ *     + %32 map:sub [T,B]  graphs/lib/losses.lua:11
+ *   %120 fused:exp_sub [T,B]   graphs/lib/losses.lua:11 */
+static void k33_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0*B + i1] - in1[i1];
+            out[i0*B + i1] = exp(((in0[i0*B + i1]) - (in1[i1])));
 }
 
 /* k34_sum:
@@ -273,12 +195,18 @@ static void k32_sub(real *restrict out, const real *restrict in0, const real *re
  *   %121 reduce [1,B]   graphs/lib/losses.lua:11
  *   %126 reduce [1,B]   graphs/lib/losses.lua:11 */
 static void k34_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < B; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*B + i];
-            out[o*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < B ? ib + 256 : B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*B;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*B + i] = a[i - ib];
         }
 }
 
@@ -291,45 +219,17 @@ static void k35_clampmin(real *restrict out, const real *restrict in0, long B) {
         out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
 }
 
-/* k36_log:
- *   %36 map:log [1,B]   graphs/lib/losses.lua:11
- *   %123 map:log [1,B]   graphs/lib/losses.lua:11 */
-static void k36_log(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = log(in0[i0]);
-}
-
-/* k37_add:
- *   %37 map:add [1,B]   graphs/lib/losses.lua:11
- *   %124 map:add [1,B]   graphs/lib/losses.lua:11 */
-static void k37_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k40_sub:
- *   %40 map:sub [1,B]   graphs/lib/losses.lua:11
- *   %127 map:sub [1,B]   graphs/lib/losses.lua:11 */
-static void k40_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
-/* k42_mul:
- *   %42 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %129 map:mul [T,1]   graphs/lib/losses.lua:13
- *   %172 map:mul [T,1] (backward)  graphs/lib/losses.lua:13
- *   %193 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %325 map:mul [T,1] (backward)  graphs/lib/losses.lua:10
- *   %352 map:mul [T,1] (backward)  graphs/lib/losses.lua:21
- *   ... and 2 more */
-static void k42_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k42_fused_mul_sub_add_log:
+ *   %42 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13
+ *     + %29 map:sub [T,1]  graphs/lib/losses.lua:10
+ *     + %26 map:add [T,1]  graphs/lib/losses.lua:10
+ *     + %25 map:log [T,1]  graphs/lib/losses.lua:10
+ *     + %28 reduce [T,1]  graphs/lib/losses.lua:10
+ *   %129 fused:mul_sub_add_log [T,1]   graphs/lib/losses.lua:13 */
+static void k42_fused_mul_sub_add_log(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += in2[i0*B + j1*1]; out[i0] = (((log((in0[i0]))) + (in1[i0])) - (r1)) * (in3[i0]); }
 }
 
 /* k43_sum:
@@ -345,75 +245,38 @@ static void k43_sum(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k44_sum:
- *   %44 reduce [1,1]   graphs/lib/losses.lua:14
- *   %131 reduce [1,1]   graphs/lib/losses.lua:14 */
-static void k44_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(B) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*B;
-        for (long j = 0; j < B; j++) a += row[j];
-        out[o] = a;
-    }
+/* k46_fused_scale_add_sum_sub:
+ *   %46 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16
+ *     + %45 map:add [1,1]  graphs/lib/losses.lua:16
+ *     + %44 reduce [1,1]  graphs/lib/losses.lua:14
+ *     + %40 map:sub [1,B]  graphs/lib/losses.lua:11
+ *     + %37 map:add [1,B]  graphs/lib/losses.lua:11
+ *     + %36 map:log [1,B]  graphs/lib/losses.lua:11
+ *   %133 fused:scale_add_sum_sub [1,1]   graphs/lib/losses.lua:16 */
+static void k46_fused_scale_add_sum_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    { real r1 = (real)0; for (long j1 = 0; j1 < B; j1++) r1 += ((log((in1[0 + j1*1]))) + (in2[0 + j1*1])) - (in3[0 + j1*1]); out[0] = ((in0[0]) + (r1)) * ((real)0.5/(real)(B)); }
 }
 
-/* k45_add:
- *   %45 map:add [1,1]   graphs/lib/losses.lua:16
- *   %132 map:add [1,1]   graphs/lib/losses.lua:16
- *   %135 map:add []   graphs/lib/model.lua:136 */
-static void k45_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
-    out[0] = in0[0] + in1[0];
-}
-
-/* k46_scale:
- *   %46 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %133 map:scale [1,1]   graphs/lib/losses.lua:16
- *   %169 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
-static void k46_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)0.5/(real)(B));
-}
-
-/* k48_square:
- *   %48 map:square [T,39,128]   graphs/lib/matching.lua:7 */
-static void k48_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k49_sum:
- *   %49 reduce [T,39,1]   graphs/lib/matching.lua:7
- *   %289 reduce [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k49_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(4992*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k50_clampmin:
- *   %50 map:clampmin [T,39,1]   graphs/lib/matching.lua:7 */
-static void k50_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k49_fused_sum_square:
+ *   %49 fused:sum_square [T,39,1]   graphs/lib/matching.lua:7
+ *     + %48 map:square [T,39,128]  graphs/lib/matching.lua:7 */
+static void k49_fused_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k51_rsqrt:
- *   %51 map:rsqrt [T,39,1]   graphs/lib/matching.lua:7 */
-static void k51_rsqrt(real *restrict out, const real *restrict in0, long T) {
+/* k51_fused_rsqrt_clampmin:
+ *   %51 fused:rsqrt_clampmin [T,39,1]   graphs/lib/matching.lua:7
+ *     + %50 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+static void k51_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k52_mul:
- *   %52 map:mul [T,39,128]   graphs/lib/matching.lua:7
- *   %287 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+ *   %52 map:mul [T,39,128]   graphs/lib/matching.lua:7 */
 static void k52_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
@@ -421,46 +284,26 @@ static void k52_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k55_square:
- *   %55 map:square [1,B,64,128]   graphs/lib/matching.lua:9 */
-static void k55_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k56_sum:
- *   %56 reduce [1,B,64,1]   graphs/lib/matching.lua:9
- *   %273 reduce [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k56_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long o = 0; o < 64*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k57_clampmin:
- *   %57 map:clampmin [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k57_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k56_fused_sum_square:
+ *   %56 fused:sum_square [1,B,64,1]   graphs/lib/matching.lua:9
+ *     + %55 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
+static void k56_fused_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k58_rsqrt:
- *   %58 map:rsqrt [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k58_rsqrt(real *restrict out, const real *restrict in0, long B) {
+/* k58_fused_rsqrt_clampmin:
+ *   %58 fused:rsqrt_clampmin [1,B,64,1]   graphs/lib/matching.lua:9
+ *     + %57 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+static void k58_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k59_mul:
- *   %59 map:mul [1,B,64,128]   graphs/lib/matching.lua:9
- *   %271 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
+ *   %59 map:mul [1,B,64,128]   graphs/lib/matching.lua:9 */
 static void k59_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
@@ -485,8 +328,7 @@ static void k60_matmul(real *restrict out, const real *restrict in0, const real 
 }
 
 /* k61_scale:
- *   %61 map:scale [T,B,39,64]   graphs/lib/matching.lua:10
- *   %265 map:scale [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
+ *   %61 map:scale [T,B,39,64]   graphs/lib/matching.lua:10 */
 static void k61_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 2496*B*T; i0++)
@@ -505,26 +347,18 @@ static void k62_max(real *restrict out, const real *restrict in0, long B, long T
     }
 }
 
-/* k64_sub:
- *   %64 map:sub [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k64_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k65_fused_exp_sub:
+ *   %65 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %64 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k65_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0*64 + i1] - in1[i0];
-}
-
-/* k65_exp:
- *   %65 map:exp [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k65_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = exp(in0[i0]);
+            out[i0*64 + i1] = exp(((in0[i0*64 + i1]) - (in1[i0])));
 }
 
 /* k66_sum:
- *   %66 reduce [T,B,39,1]   graphs/lib/matching.lua:10
- *   %259 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:10 */
+ *   %66 reduce [T,B,39,1]   graphs/lib/matching.lua:10 */
 static void k66_sum(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for if((long)(2496*B*T) > 32768)
     for (long o = 0; o < 39*B*T; o++) {
@@ -562,48 +396,26 @@ static void k68_matmul(real *restrict out, const real *restrict in0, const real 
     }
 }
 
-/* k69_square:
- *   %69 map:square [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k69_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k70_sum:
- *   %70 reduce [T,B,39,1]   graphs/lib/matching.lua:12
- *   %75 reduce [T,B,39,1]   graphs/lib/matching.lua:13
- *   %158 reduce [T,B,39,1]   graphs/lib/irm.lua:10
- *   %242 reduce [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k70_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k71_clampmin:
- *   %71 map:clampmin [T,B,39,1]   graphs/lib/matching.lua:12 */
-static void k71_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
+/* k70_fused_sum_square:
+ *   %70 fused:sum_square [T,B,39,1]   graphs/lib/matching.lua:12
+ *     + %69 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k70_fused_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = r1; }
 }
 
-/* k72_rsqrt:
- *   %72 map:rsqrt [T,B,39,1]   graphs/lib/matching.lua:12 */
-static void k72_rsqrt(real *restrict out, const real *restrict in0, long B, long T) {
+/* k72_fused_rsqrt_clampmin:
+ *   %72 fused:rsqrt_clampmin [T,B,39,1]   graphs/lib/matching.lua:12
+ *     + %71 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+static void k72_fused_rsqrt_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        out[i0] = (real)1 / sqrt(((in0[i0]) > (real)9.9999999999999998e-13 ? (in0[i0]) : (real)9.9999999999999998e-13));
 }
 
 /* k73_mul:
- *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12
- *   %240 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+ *   %73 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
 static void k73_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -621,6 +433,18 @@ static void k74_mul(real *restrict out, const real *restrict in0, const real *re
                 out[i0*4992*B + i1*4992 + i2] = in0[i0*4992 + i2] * in1[i0*4992*B + i1*4992 + i2];
 }
 
+/* k75_sum:
+ *   %75 reduce [T,B,39,1]   graphs/lib/matching.lua:13 */
+static void k75_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    #pragma omp parallel for if((long)(4992*B*T) > 32768)
+    for (long o = 0; o < 39*B*T; o++) {
+        real a = (real)0;
+        const real *row = in0 + o*128;
+        for (long j = 0; j < 128; j++) a += row[j];
+        out[o] = a;
+    }
+}
+
 /* k79_matmul:
  *   %79 matmul [T,128]   graphs/lib/irm.lua:9
  *   %229 matmul [T,128] (backward)  graphs/lib/irm.lua:10 */
@@ -635,71 +459,28 @@ static void k155_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k157_mul:
- *   %157 map:mul [T,B,39,128]   graphs/lib/irm.lua:10
- *   %224 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10 */
-static void k157_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39*B; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*4992*B + i1*128 + i2] = in0[i0*4992*B + i1*128 + i2] * in1[i0*128 + i2];
+/* k91_fused_scale_addc_neg:
+ *   %91 fused:scale_addc_neg [T,1,39,1]   graphs/lib/irm.lua:11
+ *     + %90 map:addc [T,1,39,1]  graphs/lib/irm.lua:11
+ *     + %89 map:neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+static void k91_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(39*T) > 32768)
+    for (long i0 = 0; i0 < 39*T; i0++)
+        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k86_scale:
- *   %86 map:scale [T,B,39,1]   graphs/lib/irm.lua:10
- *   %222 map:scale [T,B,39,1] (backward)  graphs/lib/irm.lua:10 */
-static void k86_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * (real)0.088388347648318433;
-}
-
-/* k88_mul:
- *   %88 map:mul [T,B,39,1]   graphs/lib/irm.lua:11
- *   %97 map:mul [T,B,39,1]   graphs/lib/irm.lua:11
- *   %212 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %219 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
-static void k88_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k92_fused_add_mul_scale_sum:
+ *   %92 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/irm.lua:11
+ *     + %88 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
+ *     + %86 map:scale [T,B,39,1]  graphs/lib/irm.lua:10
+ *     + %158 reduce [T,B,39,1]  graphs/lib/irm.lua:10
+ *     + %157 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+static void k92_fused_add_mul_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] * in1[i0*39 + i2];
-}
-
-/* k89_neg:
- *   %89 map:neg [T,1,39,1]   graphs/lib/irm.lua:11 */
-static void k89_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k90_addc:
- *   %90 map:addc [T,1,39,1]   graphs/lib/irm.lua:11 */
-static void k90_addc(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] + (real)1;
-}
-
-/* k91_scale:
- *   %91 map:scale [T,1,39,1]   graphs/lib/irm.lua:11 */
-static void k91_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * (real)-1000000000;
-}
-
-/* k92_add:
- *   %92 map:add [T,B,39,1]   graphs/lib/irm.lua:11 */
-static void k92_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] + in1[i0*39 + i2];
+                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992*B + i1*4992 + i2*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0*39*B + i1*39 + i2] = (((r1) * (real)0.088388347648318433) * (in2[i0*39 + i2])) + (in3[i0*39 + i2]); }
 }
 
 /* k93_max:
@@ -714,21 +495,24 @@ static void k93_max(real *restrict out, const real *restrict in0, long B, long T
     }
 }
 
-/* k95_sub:
- *   %95 map:sub [T,B,39,1]   graphs/lib/irm.lua:11 */
-static void k95_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k96_fused_exp_sub:
+ *   %96 fused:exp_sub [T,B,39,1]   graphs/lib/irm.lua:11
+ *     + %95 map:sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+static void k96_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] - in1[i0];
+            out[i0*39 + i1] = exp(((in0[i0*39 + i1]) - (in1[i0])));
 }
 
-/* k96_exp:
- *   %96 map:exp [T,B,39,1]   graphs/lib/irm.lua:11 */
-static void k96_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = exp(in0[i0]);
+/* k97_mul:
+ *   %97 map:mul [T,B,39,1]   graphs/lib/irm.lua:11 */
+static void k97_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 39; i2++)
+                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] * in1[i0*39 + i2];
 }
 
 /* k98_sum:
@@ -754,8 +538,7 @@ static void k99_clampmin(real *restrict out, const real *restrict in0, long B, l
 }
 
 /* k100_div:
- *   %100 map:div [T,B,39,1]   graphs/lib/irm.lua:11
- *   %204 map:div [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
+ *   %100 map:div [T,B,39,1]   graphs/lib/irm.lua:11 */
 static void k100_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -765,12 +548,7 @@ static void k100_div(real *restrict out, const real *restrict in0, const real *r
 
 /* k101_mul:
  *   %101 map:mul [T,B,39,1]   graphs/lib/irm.lua:12
- *   %202 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %203 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %205 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %215 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
- *   %244 map:mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
- *   ... and 2 more */
+ *   %203 map:mul [T,B,39,1] (backward)  graphs/lib/irm.lua:12 */
 static void k101_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -778,18 +556,29 @@ static void k101_mul(real *restrict out, const real *restrict in0, const real *r
 }
 
 /* k104_scale:
- *   %104 map:scale [T,B]   graphs/lib/model.lua:43
- *   %199 map:scale [T,B] (backward)  graphs/lib/model.lua:43 */
+ *   %104 map:scale [T,B]   graphs/lib/model.lua:43 */
 static void k104_scale(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
         out[i0] = in0[i0] * (real)10;
 }
 
+/* k135_add:
+ *   %135 map:add []   graphs/lib/model.lua:136 */
+static void k135_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
+    out[0] = in0[0] + in1[0];
+}
+
 /* k167_fill:
  *   %167 fill [] (backward)  graphs/lib/model.lua:137 */
 static void k167_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
+}
+
+/* k169_scale:
+ *   %169 map:scale [1,1] (backward)  graphs/lib/losses.lua:16 */
+static void k169_scale(real *restrict out, const real *restrict in0, long B) {
+    out[0] = in0[0] * ((real)0.5/(real)(B));
 }
 
 /* k170_id:
@@ -800,12 +589,13 @@ static void k170_id(real *restrict out, const real *restrict in0, long B) {
         out[i0] = in0[0];
 }
 
-/* k171_id:
- *   %171 map:id [T,1] (backward)  graphs/lib/losses.lua:13 */
-static void k171_id(real *restrict out, const real *restrict in0, long T) {
+/* k172_fused_mul_id:
+ *   %172 fused:mul_id [T,1] (backward)  graphs/lib/losses.lua:13
+ *     + %171 map:id [T,1]  graphs/lib/losses.lua:13 */
+static void k172_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[0];
+        out[i0] = ((in0[0])) * (in1[i0]);
 }
 
 /* k174_neg:
@@ -816,58 +606,25 @@ static void k174_neg(real *restrict out, const real *restrict in0, long B) {
         out[i0] = -in0[i0];
 }
 
-/* k175_id:
- *   %175 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %181 map:id [T,B] (backward)  graphs/lib/losses.lua:11
- *   %313 map:id [T,B] (backward)  graphs/lib/losses.lua:11 */
-static void k175_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k176_fused_mul_id:
+ *   %176 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:11
+ *     + %175 map:id [T,B]  graphs/lib/losses.lua:11 */
+static void k176_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i1];
+            out[i0*B + i1] = ((in0[i1])) * (in1[i0*B + i1]);
 }
 
-/* k178_div:
- *   %178 map:div [1,B] (backward)  graphs/lib/losses.lua:11
- *   %310 map:div [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k178_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k180_fused_mul_div_step:
+ *   %180 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11
+ *     + %178 map:div [1,B]  graphs/lib/losses.lua:11
+ *     + %179 map:step [1,B]  graphs/lib/losses.lua:11
+ *   %312 fused:mul_div_step [1,B] (backward)  graphs/lib/losses.lua:11 */
+static void k180_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] / in1[i0];
-}
-
-/* k179_step:
- *   %179 map:step [1,B] (backward)  graphs/lib/losses.lua:11
- *   %311 map:step [1,B] (backward)  graphs/lib/losses.lua:11 */
-static void k179_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
-}
-
-/* k180_mul:
- *   %180 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %312 map:mul [1,B] (backward)  graphs/lib/losses.lua:11
- *   %338 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %340 map:mul [B,1] (backward)  graphs/lib/losses.lua:21
- *   %342 map:mul [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k180_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k185_add:
- *   %185 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %190 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %198 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %317 map:add [T,B] (backward)  graphs/lib/losses.lua:11
- *   %322 map:add [T,B] (backward)  graphs/lib/losses.lua:10
- *   %330 map:add [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k185_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
 /* k186_neg:
@@ -878,38 +635,45 @@ static void k186_neg(real *restrict out, const real *restrict in0, long T) {
         out[i0] = -in0[i0];
 }
 
-/* k187_id:
- *   %187 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %194 map:id [T,B] (backward)  graphs/lib/losses.lua:10
- *   %326 map:id [T,B] (backward)  graphs/lib/losses.lua:10 */
-static void k187_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k188_fused_mul_id:
+ *   %188 fused:mul_id [T,B] (backward)  graphs/lib/losses.lua:10
+ *     + %187 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k188_fused_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            out[i0*B + i1] = in0[i0];
+            out[i0*B + i1] = ((in0[i0])) * (in1[i0*B + i1]);
 }
 
-/* k191_div:
- *   %191 map:div [T,1] (backward)  graphs/lib/losses.lua:10
- *   %323 map:div [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k191_div(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k193_fused_mul_div_step:
+ *   %193 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10
+ *     + %191 map:div [T,1]  graphs/lib/losses.lua:10
+ *     + %192 map:step [T,1]  graphs/lib/losses.lua:10
+ *   %325 fused:mul_div_step [T,1] (backward)  graphs/lib/losses.lua:10 */
+static void k193_fused_mul_div_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] / in1[i0];
+        out[i0] = ((in0[i0]) / (in1[i0])) * ((in2[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
-/* k192_step:
- *   %192 map:step [T,1] (backward)  graphs/lib/losses.lua:10
- *   %324 map:step [T,1] (backward)  graphs/lib/losses.lua:10 */
-static void k192_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
+/* k199_fused_scale_add_add_add:
+ *   %199 fused:scale_add_add_add [T,B] (backward)  graphs/lib/model.lua:43
+ *     + %198 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %190 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %185 map:add [T,B]  graphs/lib/losses.lua:11
+ *     + %182 map:mul [T,B]  graphs/lib/losses.lua:11
+ *     + %181 map:id [T,B]  graphs/lib/losses.lua:11
+ *     + %195 map:mul [T,B]  graphs/lib/losses.lua:10
+ *     + %194 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k199_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+        for (long i1 = 0; i1 < B; i1++)
+            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)10;
 }
 
 /* k201_id:
- *   %201 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12
- *   %210 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
+ *   %201 map:id [T,B,39,1] (backward)  graphs/lib/irm.lua:12 */
 static void k201_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
@@ -917,34 +681,51 @@ static void k201_id(real *restrict out, const real *restrict in0, long B, long T
             out[i0*39 + i1] = in0[i0];
 }
 
-/* k206_neg:
- *   %206 map:neg [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
-static void k206_neg(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = -in0[i0];
+/* k204_fused_div_mul:
+ *   %204 fused:div_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
+ *     + %202 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+static void k204_fused_div_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < B*T; i0++)
+        for (long i1 = 0; i1 < 39; i1++)
+            out[i0*39 + i1] = ((in0[i0*39 + i1]) * (in1[i0*39 + i1])) / (in2[i0]);
 }
 
-/* k208_step:
- *   %208 map:step [T,B,1,1] (backward)  graphs/lib/irm.lua:11 */
-static void k208_step(real *restrict out, const real *restrict in0, long B, long T) {
+/* k206_fused_neg_mul:
+ *   %206 fused:neg_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:11
+ *     + %205 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+static void k206_fused_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        out[i0] = -((in0[i0]) * (in1[i0]));
+}
+
+/* k209_fused_mul_step:
+ *   %209 fused:mul_step [T,B,1,1] (backward)  graphs/lib/irm.lua:11
+ *     + %208 map:step [T,B,1,1]  graphs/lib/irm.lua:11 */
+static void k209_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(B*T) > 32768)
     for (long i0 = 0; i0 < B*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)1.0000000000000001e-30 ? (real)1 : (real)0);
 }
 
-/* k211_add:
- *   %211 map:add [T,B,39,1] (backward)  graphs/lib/irm.lua:11 */
-static void k211_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k222_fused_scale_mul_mul_mul:
+ *   %222 fused:scale_mul_mul_mul [T,B,39,1] (backward)  graphs/lib/irm.lua:10
+ *     + %219 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
+ *     + %215 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
+ *     + %212 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
+ *     + %211 map:add [T,B,39,1]  graphs/lib/irm.lua:11
+ *     + %210 map:id [T,B,39,1]  graphs/lib/irm.lua:11 */
+static void k222_fused_scale_mul_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 39; i2++)
+                out[i0*39*B + i1*39 + i2] = (((((in0[i0*39*B + i1*39 + i2]) + ((in1[i0*B + i1]))) * (in2[i0*39 + i2])) * (in3[i0*39*B + i1*39 + i2])) * (in2[i0*39 + i2])) * (real)0.088388347648318433;
 }
 
 /* k223_id:
- *   %223 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %235 map:id [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %249 map:id [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+ *   %223 map:id [T,B,39,128] (backward)  graphs/lib/irm.lua:10 */
 static void k223_id(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
@@ -954,9 +735,7 @@ static void k223_id(real *restrict out, const real *restrict in0, long B, long T
 
 /* k225_mul:
  *   %225 map:mul [T,B,39,128] (backward)  graphs/lib/irm.lua:10
- *   %237 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %241 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12
- *   %251 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
+ *   %237 map:mul [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
 static void k225_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 4992*B*T; i0++)
@@ -968,24 +747,36 @@ static void k225_mul(real *restrict out, const real *restrict in0, const real *r
  *   %239 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:12
  *   %268 reduce [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
 static void k226_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (4992 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
     for (long o = 0; o < T; o++)
-        for (long i = 0; i < 4992; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*4992 + i];
-            out[o*4992 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4992 ? ib + 256 : 4992;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*4992;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4992 + i] = a[i - ib];
         }
 }
 
 /* k227_sum:
  *   %227 reduce [T,1,1,128] (backward)  graphs/lib/irm.lua:10 */
 static void k227_sum(real *restrict out, const real *restrict in0, long T) {
+    const long nblk = (128 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4992*T) > 32768)
     for (long o = 0; o < T; o++)
-        for (long i = 0; i < 128; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 39; j++) a += in0[(o*39 + j)*128 + i];
-            out[o*128 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 128 ? ib + 256 : 128;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 39; j++) {
+                const real *row = in0 + (o*39 + j)*128;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*128 + i] = a[i - ib];
         }
 }
 
@@ -996,13 +787,16 @@ static void k230_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 128, T, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k236_add:
- *   %236 map:add [T,B,39,128] (backward)  graphs/lib/model.lua:33
- *   %252 map:add [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k236_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k236_fused_add_mul_id:
+ *   %236 fused:add_mul_id [T,B,39,128] (backward)  graphs/lib/model.lua:33
+ *     + %224 map:mul [T,B,39,128]  graphs/lib/irm.lua:10
+ *     + %235 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
+static void k236_fused_add_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 39*B; i1++)
+            for (long i2 = 0; i2 < 128; i2++)
+                out[i0*4992*B + i1*128 + i2] = ((in0[i0*4992*B + i1*128 + i2]) * (in1[i0*128 + i2])) + ((in2[i0*39*B + i1]));
 }
 
 /* k238_mul:
@@ -1015,36 +809,32 @@ static void k238_mul(real *restrict out, const real *restrict in0, const real *r
                 out[i0*4992*B + i1*4992 + i2] = in0[i0*4992*B + i1*4992 + i2] * in1[i0*4992 + i2];
 }
 
-/* k243_square:
- *   %243 map:square [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k243_square(real *restrict out, const real *restrict in0, long B, long T) {
+/* k248_fused_mul_mul_sum_mul:
+ *   %248 fused:mul_mul_sum_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:12
+ *     + %246 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %242 reduce [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %241 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %245 map:scale [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %244 map:mul [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %243 map:square [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %247 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
+static void k248_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k245_scale:
- *   %245 map:scale [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k245_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+/* k252_fused_add_mul_mul_id:
+ *   %252 fused:add_mul_mul_id [T,B,39,128] (backward)  graphs/lib/matching.lua:12
+ *     + %240 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %251 map:mul [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %249 map:id [T,B,39,128]  graphs/lib/matching.lua:12
+ *     + %250 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k252_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k247_step:
- *   %247 map:step [T,B,39,1] (backward)  graphs/lib/matching.lua:12 */
-static void k247_step(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k250_scale:
- *   %250 map:scale [T,B,39,128] (backward)  graphs/lib/matching.lua:12 */
-static void k250_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * (real)2;
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
 /* k253_matmul:
@@ -1083,47 +873,41 @@ static void k254_matmul(real *restrict out, const real *restrict in0, const real
  *   %255 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:11
  *   %269 reduce [1,B,64,128] (backward)  graphs/lib/matching.lua:10 */
 static void k255_sum(real *restrict out, const real *restrict in0, long B, long T) {
+    const long nblk = (8192*B + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192*B*T) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 8192*B; i++) {
-            real a = (real)0;
-            for (long j = 0; j < T; j++) a += in0[(o*T + j)*8192*B + i];
-            out[o*8192*B + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 8192*B ? ib + 256 : 8192*B;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < T; j++) {
+                const real *row = in0 + (o*T + j)*8192*B;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*8192*B + i] = a[i - ib];
         }
 }
 
-/* k257_mul:
- *   %257 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10
- *   %262 map:mul [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k257_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+/* k259_fused_sum_neg_mul:
+ *   %259 fused:sum_neg_mul [T,B,39,1] (backward)  graphs/lib/matching.lua:10
+ *     + %258 map:neg [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %257 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k259_fused_sum_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < 39*B*T; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += -((in0[i0*64 + j1*1]) * (in1[i0*64 + j1*1])); out[i0] = r1; }
 }
 
-/* k258_neg:
- *   %258 map:neg [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k258_neg(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k260_id:
- *   %260 map:id [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k260_id(real *restrict out, const real *restrict in0, long B, long T) {
+/* k265_fused_scale_mul_add_id:
+ *   %265 fused:scale_mul_add_id [T,B,39,64] (backward)  graphs/lib/matching.lua:10
+ *     + %262 map:mul [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %261 map:add [T,B,39,64]  graphs/lib/matching.lua:10
+ *     + %260 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k265_fused_scale_mul_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0];
-}
-
-/* k261_add:
- *   %261 map:add [T,B,39,64] (backward)  graphs/lib/matching.lua:10 */
-static void k261_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+            out[i0*64 + i1] = (((in0[i0*64 + i1]) + ((in1[i0]))) * (in2[i0*64 + i1])) * (real)10;
 }
 
 /* k267_matmul:
@@ -1143,141 +927,84 @@ static void k267_matmul(real *restrict out, const real *restrict in0, const real
 }
 
 /* k270_add:
- *   %270 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10
- *   %299 map:add [T,39,128] (backward)  graphs/lib/matching.lua:7 */
+ *   %270 map:add [T,1,39,128] (backward)  graphs/lib/matching.lua:10 */
 static void k270_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for simd if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 4992*T; i0++)
         out[i0] = in0[i0] + in1[i0];
 }
 
-/* k272_mul:
- *   %272 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %283 map:mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k272_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k274_add:
- *   %274 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9
- *   %284 map:add [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k274_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k275_square:
- *   %275 map:square [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k275_square(real *restrict out, const real *restrict in0, long B) {
+/* k280_fused_mul_mul_sum_mul:
+ *   %280 fused:mul_mul_sum_mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
+ *     + %278 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %273 reduce [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %272 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %277 map:scale [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %276 map:mul [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %275 map:square [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %279 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
+static void k280_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k276_mul:
- *   %276 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %278 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9
- *   %280 map:mul [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k276_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k277_scale:
- *   %277 map:scale [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k277_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k279_step:
- *   %279 map:step [1,B,64,1] (backward)  graphs/lib/matching.lua:9 */
-static void k279_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k281_id:
- *   %281 map:id [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k281_id(real *restrict out, const real *restrict in0, long B) {
+/* k284_fused_add_add_mul_mul:
+ *   %284 fused:add_add_mul_mul [1,B,64,128] (backward)  graphs/lib/matching.lua:9
+ *     + %274 map:add [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %271 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %283 map:mul [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %281 map:id [1,B,64,128]  graphs/lib/matching.lua:9
+ *     + %282 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
+static void k284_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
 }
 
-/* k282_scale:
- *   %282 map:scale [1,B,64,128] (backward)  graphs/lib/matching.lua:9 */
-static void k282_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k288_mul:
- *   %288 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7
- *   %298 map:mul [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k288_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k290_square:
- *   %290 map:square [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k290_square(real *restrict out, const real *restrict in0, long T) {
+/* k295_fused_mul_mul_sum_mul:
+ *   %295 fused:mul_mul_sum_mul [T,39,1] (backward)  graphs/lib/matching.lua:7
+ *     + %293 map:mul [T,39,1]  graphs/lib/matching.lua:7
+ *     + %289 reduce [T,39,1]  graphs/lib/matching.lua:7
+ *     + %288 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %292 map:scale [T,39,1]  graphs/lib/matching.lua:7
+ *     + %291 map:mul [T,39,1]  graphs/lib/matching.lua:7
+ *     + %290 map:square [T,39,1]  graphs/lib/matching.lua:7
+ *     + %294 map:step [T,39,1]  graphs/lib/matching.lua:7 */
+static void k295_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k291_mul:
- *   %291 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %293 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7
- *   %295 map:mul [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k291_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k292_scale:
- *   %292 map:scale [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k292_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k294_step:
- *   %294 map:step [T,39,1] (backward)  graphs/lib/matching.lua:7 */
-static void k294_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k296_id:
- *   %296 map:id [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k296_id(real *restrict out, const real *restrict in0, long T) {
+/* k299_fused_add_mul_mul_id:
+ *   %299 fused:add_mul_mul_id [T,39,128] (backward)  graphs/lib/matching.lua:7
+ *     + %287 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %298 map:mul [T,39,128]  graphs/lib/matching.lua:7
+ *     + %296 map:id [T,39,128]  graphs/lib/matching.lua:7
+ *     + %297 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
+static void k299_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(1) if((long)(4992*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k297_scale:
- *   %297 map:scale [T,39,128] (backward)  graphs/lib/matching.lua:7 */
-static void k297_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k331_fused_scale_add_add_add:
+ *   %331 fused:scale_add_add_add [T,B] (backward)  graphs/lib/losses.lua:21
+ *     + %330 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %322 map:add [T,B]  graphs/lib/losses.lua:10
+ *     + %317 map:add [T,B]  graphs/lib/losses.lua:11
+ *     + %314 map:mul [T,B]  graphs/lib/losses.lua:11
+ *     + %313 map:id [T,B]  graphs/lib/losses.lua:11
+ *     + %327 map:mul [T,B]  graphs/lib/losses.lua:10
+ *     + %326 map:id [T,B]  graphs/lib/losses.lua:10 */
+static void k331_fused_scale_add_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B, long T) {
+    #pragma omp parallel for collapse(1) if((long)(B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            out[i0*B + i1] = ((((in0[i0*B + i1]) + (((in1[i1])) * (in2[i0*B + i1]))) + (in3[i0*B + i1])) + (((in4[i0])) * (in5[i0*B + i1]))) * (real)14.285714285714285;
 }
 
 /* k332_matmul:
@@ -1292,203 +1019,114 @@ static void k333_matmul(real *restrict out, const real *restrict in0, const real
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, B, 128, T, (real)1, in0 + 0, B, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k335_mul:
- *   %335 map:mul [B,128] (backward)  graphs/lib/losses.lua:21
- *   %345 map:mul [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k335_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k337_square:
- *   %337 map:square [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k337_square(real *restrict out, const real *restrict in0, long B) {
+/* k342_fused_mul_mul_sum_mul:
+ *   %342 fused:mul_mul_sum_mul [B,1] (backward)  graphs/lib/losses.lua:21
+ *     + %340 map:mul [B,1]  graphs/lib/losses.lua:21
+ *     + %336 reduce [B,1]  graphs/lib/losses.lua:21
+ *     + %335 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %339 map:scale [B,1]  graphs/lib/losses.lua:21
+ *     + %338 map:mul [B,1]  graphs/lib/losses.lua:21
+ *     + %337 map:square [B,1]  graphs/lib/losses.lua:21
+ *     + %341 map:step [B,1]  graphs/lib/losses.lua:21 */
+static void k342_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k339_scale:
- *   %339 map:scale [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k339_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k341_step:
- *   %341 map:step [B,1] (backward)  graphs/lib/losses.lua:21 */
-static void k341_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k343_id:
- *   %343 map:id [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k343_id(real *restrict out, const real *restrict in0, long B) {
+/* k346_fused_add_mul_mul_id:
+ *   %346 fused:add_mul_mul_id [B,128] (backward)  graphs/lib/losses.lua:21
+ *     + %334 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %345 map:mul [B,128]  graphs/lib/losses.lua:21
+ *     + %343 map:id [B,128]  graphs/lib/losses.lua:21
+ *     + %344 map:scale [B,128]  graphs/lib/losses.lua:21 */
+static void k346_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(128*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*128 + i1]) * (real)2));
 }
 
-/* k344_scale:
- *   %344 map:scale [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k344_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * (real)2;
-}
-
-/* k346_add:
- *   %346 map:add [B,128] (backward)  graphs/lib/losses.lua:21 */
-static void k346_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k348_mul:
- *   %348 map:mul [T,128] (backward)  graphs/lib/losses.lua:21
- *   %359 map:mul [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k348_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k350_add:
- *   %350 map:add [T,128] (backward)  graphs/lib/losses.lua:21
- *   %360 map:add [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k350_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k351_square:
- *   %351 map:square [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k351_square(real *restrict out, const real *restrict in0, long T) {
+/* k356_fused_mul_mul_sum_mul:
+ *   %356 fused:mul_mul_sum_mul [T,1] (backward)  graphs/lib/losses.lua:21
+ *     + %354 map:mul [T,1]  graphs/lib/losses.lua:21
+ *     + %349 reduce [T,1]  graphs/lib/losses.lua:21
+ *     + %348 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %353 map:scale [T,1]  graphs/lib/losses.lua:21
+ *     + %352 map:mul [T,1]  graphs/lib/losses.lua:21
+ *     + %351 map:square [T,1]  graphs/lib/losses.lua:21
+ *     + %355 map:step [T,1]  graphs/lib/losses.lua:21 */
+static void k356_fused_mul_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * in0[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * ((in3[i0]) > (real)9.9999999999999998e-13 ? (real)1 : (real)0); }
 }
 
-/* k353_scale:
- *   %353 map:scale [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k353_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
-}
-
-/* k355_step:
- *   %355 map:step [T,1] (backward)  graphs/lib/losses.lua:21 */
-static void k355_step(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? (real)1 : (real)0;
-}
-
-/* k357_id:
- *   %357 map:id [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k357_id(real *restrict out, const real *restrict in0, long T) {
+/* k360_fused_add_add_mul_mul:
+ *   %360 fused:add_add_mul_mul [T,128] (backward)  graphs/lib/losses.lua:21
+ *     + %350 map:add [T,128]  graphs/lib/losses.lua:21
+ *     + %347 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %359 map:mul [T,128]  graphs/lib/losses.lua:21
+ *     + %357 map:id [T,128]  graphs/lib/losses.lua:21
+ *     + %358 map:scale [T,128]  graphs/lib/losses.lua:21 */
+static void k360_fused_add_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long T) {
     #pragma omp parallel for collapse(1) if((long)(128*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0];
-}
-
-/* k358_scale:
- *   %358 map:scale [T,128] (backward)  graphs/lib/losses.lua:21 */
-static void k358_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * (real)2;
+            out[i0*128 + i1] = ((in0[i0*128 + i1]) + ((in1[i0*128 + i1]) * (in2[i0]))) + (((in3[i0])) * ((in4[i0*128 + i1]) * (real)2));
 }
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[261] = {
-    {"k6_square", "%6 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k7_sum", "%7 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k8_clampmin", "%8 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k9_rsqrt", "%9 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+static reclf_prof_entry prof[124] = {
+    {"k7_fused_sum_square", "%7 fused:sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k9_fused_rsqrt_clampmin", "%9 fused:rsqrt_clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k11_square", "%11 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k12_sum", "%12 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k13_clampmin", "%13 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k14_rsqrt", "%14 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k12_fused_sum_square", "%12 fused:sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k14_fused_rsqrt_clampmin", "%14 fused:rsqrt_clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k18_eye", "%18 eye [T,B]", "graphs/lib/losses.lua:9", 0, 0, 0, 0, 0},
     {"k19_max", "%19 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k21_sub", "%21 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k22_exp", "%22 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k22_fused_exp_sub", "%22 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k23_sum", "%23 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k24_clampmin", "%24 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k25_log", "%25 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k26_add", "%26 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k27_mul", "%27 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k23_sum", "%28 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k29_sub", "%29 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k30_max", "%30 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k32_sub", "%32 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k22_exp", "%33 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k33_fused_exp_sub", "%33 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k34_sum", "%34 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k35_clampmin", "%35 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k36_log", "%36 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k37_add", "%37 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k34_sum", "%39 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k40_sub", "%40 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k23_sum", "%41 reduce [T,1]", "graphs/lib/losses.lua:12", 0, 0, 0, 0, 0},
-    {"k42_mul", "%42 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k42_fused_mul_sub_add_log", "%42 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
     {"k43_sum", "%43 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k44_sum", "%44 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
-    {"k45_add", "%45 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k46_scale", "%46 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k48_square", "%48 map:square [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k49_sum", "%49 reduce [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k50_clampmin", "%50 map:clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k51_rsqrt", "%51 map:rsqrt [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k46_fused_scale_add_sum_sub", "%46 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k49_fused_sum_square", "%49 fused:sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k51_fused_rsqrt_clampmin", "%51 fused:rsqrt_clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
     {"k52_mul", "%52 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k55_square", "%55 map:square [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k56_sum", "%56 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k57_clampmin", "%57 map:clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k58_rsqrt", "%58 map:rsqrt [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k56_fused_sum_square", "%56 fused:sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k58_fused_rsqrt_clampmin", "%58 fused:rsqrt_clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k59_mul", "%59 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k60_matmul", "%60 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k61_scale", "%61 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k62_max", "%62 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k64_sub", "%64 map:sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k65_exp", "%65 map:exp [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k65_fused_exp_sub", "%65 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k66_sum", "%66 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k67_div", "%67 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k68_matmul", "%68 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"k69_square", "%69 map:square [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k70_sum", "%70 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k71_clampmin", "%71 map:clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k72_rsqrt", "%72 map:rsqrt [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k70_fused_sum_square", "%70 fused:sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k72_fused_rsqrt_clampmin", "%72 fused:rsqrt_clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
     {"k73_mul", "%73 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
     {"k74_mul", "%74 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k70_sum", "%75 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
+    {"k75_sum", "%75 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
     {"k79_matmul", "%79 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
     {"k155_matmul", "%155 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k157_mul", "%157 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k70_sum", "%158 reduce [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k86_scale", "%86 map:scale [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k88_mul", "%88 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k89_neg", "%89 map:neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k90_addc", "%90 map:addc [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k91_scale", "%91 map:scale [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k92_add", "%92 map:add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k91_fused_scale_addc_neg", "%91 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k92_fused_add_mul_scale_sum", "%92 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
     {"k93_max", "%93 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k95_sub", "%95 map:sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k96_exp", "%96 map:exp [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k88_mul", "%97 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k96_fused_exp_sub", "%96 fused:exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k97_mul", "%97 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
     {"k98_sum", "%98 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
     {"k99_clampmin", "%99 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
     {"k100_div", "%100 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
@@ -1496,72 +1134,38 @@ static reclf_prof_entry prof[261] = {
     {"k98_sum", "%102 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
     {"k104_scale", "%104 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
     {"k19_max", "%106 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k21_sub", "%108 map:sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k22_exp", "%109 map:exp [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
+    {"k22_fused_exp_sub", "%109 fused:exp_sub [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k23_sum", "%110 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k24_clampmin", "%111 map:clampmin [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k25_log", "%112 map:log [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k26_add", "%113 map:add [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k27_mul", "%114 map:mul [T,B]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k23_sum", "%115 reduce [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
-    {"k29_sub", "%116 map:sub [T,1]", "graphs/lib/losses.lua:10", 0, 0, 0, 0, 0},
     {"k30_max", "%117 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k32_sub", "%119 map:sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k22_exp", "%120 map:exp [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
+    {"k33_fused_exp_sub", "%120 fused:exp_sub [T,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k34_sum", "%121 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k35_clampmin", "%122 map:clampmin [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k36_log", "%123 map:log [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k37_add", "%124 map:add [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
     {"k34_sum", "%126 reduce [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k40_sub", "%127 map:sub [1,B]", "graphs/lib/losses.lua:11", 0, 0, 0, 0, 0},
-    {"k42_mul", "%129 map:mul [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
+    {"k42_fused_mul_sub_add_log", "%129 fused:mul_sub_add_log [T,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
     {"k43_sum", "%130 reduce [1,1]", "graphs/lib/losses.lua:13", 0, 0, 0, 0, 0},
-    {"k44_sum", "%131 reduce [1,1]", "graphs/lib/losses.lua:14", 0, 0, 0, 0, 0},
-    {"k45_add", "%132 map:add [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k46_scale", "%133 map:scale [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
-    {"k45_add", "%135 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
+    {"k46_fused_scale_add_sum_sub", "%133 fused:scale_add_sum_sub [1,1]", "graphs/lib/losses.lua:16", 0, 0, 0, 0, 0},
+    {"k135_add", "%135 map:add []", "graphs/lib/model.lua:136", 0, 0, 0, 0, 0},
     {"k167_fill", "%167 fill []", "graphs/lib/model.lua:137", 1, 0, 0, 0, 0},
-    {"k46_scale", "%169 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
+    {"k169_scale", "%169 map:scale [1,1]", "graphs/lib/losses.lua:16", 1, 0, 0, 0, 0},
     {"k170_id", "%170 map:id [1,B]", "graphs/lib/losses.lua:14", 1, 0, 0, 0, 0},
-    {"k171_id", "%171 map:id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
-    {"k42_mul", "%172 map:mul [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
+    {"k172_fused_mul_id", "%172 fused:mul_id [T,1]", "graphs/lib/losses.lua:13", 1, 0, 0, 0, 0},
     {"k174_neg", "%174 map:neg [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k175_id", "%175 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k27_mul", "%176 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k178_div", "%178 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k179_step", "%179 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k180_mul", "%180 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k175_id", "%181 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k27_mul", "%182 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k185_add", "%185 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k176_fused_mul_id", "%176 fused:mul_id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k180_fused_mul_div_step", "%180 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
     {"k186_neg", "%186 map:neg [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k187_id", "%187 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k27_mul", "%188 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k185_add", "%190 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k191_div", "%191 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k192_step", "%192 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k42_mul", "%193 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k187_id", "%194 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k27_mul", "%195 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k185_add", "%198 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k104_scale", "%199 map:scale [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
+    {"k188_fused_mul_id", "%188 fused:mul_id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k193_fused_mul_div_step", "%193 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k199_fused_scale_add_add_add", "%199 fused:scale_add_add_add [T,B]", "graphs/lib/model.lua:43", 1, 0, 0, 0, 0},
     {"k201_id", "%201 map:id [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"k101_mul", "%202 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
     {"k101_mul", "%203 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 1, 0, 0, 0, 0},
-    {"k100_div", "%204 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k101_mul", "%205 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k206_neg", "%206 map:neg [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k204_fused_div_mul", "%204 fused:div_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k206_fused_neg_mul", "%206 fused:neg_mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
     {"k98_sum", "%207 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k208_step", "%208 map:step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k27_mul", "%209 map:mul [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k201_id", "%210 map:id [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k211_add", "%211 map:add [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k88_mul", "%212 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k101_mul", "%215 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k88_mul", "%219 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
-    {"k86_scale", "%222 map:scale [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
+    {"k209_fused_mul_step", "%209 fused:mul_step [T,B,1,1]", "graphs/lib/irm.lua:11", 1, 0, 0, 0, 0},
+    {"k222_fused_scale_mul_mul_mul", "%222 fused:scale_mul_mul_mul [T,B,39,1]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k223_id", "%223 map:id [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
-    {"k157_mul", "%224 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k225_mul", "%225 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k226_sum", "%226 reduce [T,1,39,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k227_sum", "%227 reduce [T,1,1,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
@@ -1569,112 +1173,38 @@ static reclf_prof_entry prof[261] = {
     {"k230_matmul", "%230 matmul [128,128]", "graphs/lib/irm.lua:10", 1, 0, 0, 0, 0},
     {"k155_matmul", "%233 matmul [T,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
     {"k230_matmul", "%234 matmul [128,128]", "graphs/lib/irm.lua:9", 1, 0, 0, 0, 0},
-    {"k223_id", "%235 map:id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
-    {"k236_add", "%236 map:add [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
+    {"k236_fused_add_mul_id", "%236 fused:add_mul_id [T,B,39,128]", "graphs/lib/model.lua:33", 1, 0, 0, 0, 0},
     {"k225_mul", "%237 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k238_mul", "%238 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k226_sum", "%239 reduce [T,1,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k73_mul", "%240 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k225_mul", "%241 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k70_sum", "%242 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k243_square", "%243 map:square [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k101_mul", "%244 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k245_scale", "%245 map:scale [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k101_mul", "%246 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k247_step", "%247 map:step [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k101_mul", "%248 map:mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k223_id", "%249 map:id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k250_scale", "%250 map:scale [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k225_mul", "%251 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
-    {"k236_add", "%252 map:add [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k248_fused_mul_mul_sum_mul", "%248 fused:mul_mul_sum_mul [T,B,39,1]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
+    {"k252_fused_add_mul_mul_id", "%252 fused:add_mul_mul_id [T,B,39,128]", "graphs/lib/matching.lua:12", 1, 0, 0, 0, 0},
     {"k253_matmul", "%253 matmul [T,B,39,64]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k254_matmul", "%254 matmul [T,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k255_sum", "%255 reduce [1,B,64,128]", "graphs/lib/matching.lua:11", 1, 0, 0, 0, 0},
     {"k67_div", "%256 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k257_mul", "%257 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k258_neg", "%258 map:neg [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k66_sum", "%259 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k260_id", "%260 map:id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k261_add", "%261 map:add [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k257_mul", "%262 map:mul [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k61_scale", "%265 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k259_fused_sum_neg_mul", "%259 fused:sum_neg_mul [T,B,39,1]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
+    {"k265_fused_scale_mul_add_id", "%265 fused:scale_mul_add_id [T,B,39,64]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k68_matmul", "%266 matmul [T,B,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k267_matmul", "%267 matmul [T,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k226_sum", "%268 reduce [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k255_sum", "%269 reduce [1,B,64,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
     {"k270_add", "%270 map:add [T,1,39,128]", "graphs/lib/matching.lua:10", 1, 0, 0, 0, 0},
-    {"k59_mul", "%271 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k272_mul", "%272 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k56_sum", "%273 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k274_add", "%274 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k275_square", "%275 map:square [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k276_mul", "%276 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k277_scale", "%277 map:scale [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k276_mul", "%278 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k279_step", "%279 map:step [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k276_mul", "%280 map:mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k281_id", "%281 map:id [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k282_scale", "%282 map:scale [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k272_mul", "%283 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k274_add", "%284 map:add [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
-    {"k52_mul", "%287 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k288_mul", "%288 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k49_sum", "%289 reduce [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k290_square", "%290 map:square [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k291_mul", "%291 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k292_scale", "%292 map:scale [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k291_mul", "%293 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k294_step", "%294 map:step [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k291_mul", "%295 map:mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k296_id", "%296 map:id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k297_scale", "%297 map:scale [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k288_mul", "%298 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k270_add", "%299 map:add [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
-    {"k178_div", "%310 map:div [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k179_step", "%311 map:step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k180_mul", "%312 map:mul [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k175_id", "%313 map:id [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k27_mul", "%314 map:mul [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k185_add", "%317 map:add [T,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
-    {"k185_add", "%322 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k191_div", "%323 map:div [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k192_step", "%324 map:step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k42_mul", "%325 map:mul [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k187_id", "%326 map:id [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k27_mul", "%327 map:mul [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k185_add", "%330 map:add [T,B]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
-    {"k17_scale", "%331 map:scale [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k280_fused_mul_mul_sum_mul", "%280 fused:mul_mul_sum_mul [1,B,64,1]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k284_fused_add_add_mul_mul", "%284 fused:add_add_mul_mul [1,B,64,128]", "graphs/lib/matching.lua:9", 1, 0, 0, 0, 0},
+    {"k295_fused_mul_mul_sum_mul", "%295 fused:mul_mul_sum_mul [T,39,1]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k299_fused_add_mul_mul_id", "%299 fused:add_mul_mul_id [T,39,128]", "graphs/lib/matching.lua:7", 1, 0, 0, 0, 0},
+    {"k180_fused_mul_div_step", "%312 fused:mul_div_step [1,B]", "graphs/lib/losses.lua:11", 1, 0, 0, 0, 0},
+    {"k193_fused_mul_div_step", "%325 fused:mul_div_step [T,1]", "graphs/lib/losses.lua:10", 1, 0, 0, 0, 0},
+    {"k331_fused_scale_add_add_add", "%331 fused:scale_add_add_add [T,B]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k332_matmul", "%332 matmul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
     {"k333_matmul", "%333 matmul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k15_mul", "%334 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k335_mul", "%335 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k12_sum", "%336 reduce [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k337_square", "%337 map:square [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k180_mul", "%338 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k339_scale", "%339 map:scale [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k180_mul", "%340 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k341_step", "%341 map:step [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k180_mul", "%342 map:mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k343_id", "%343 map:id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k344_scale", "%344 map:scale [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k335_mul", "%345 map:mul [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k346_add", "%346 map:add [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k10_mul", "%347 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k348_mul", "%348 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k7_sum", "%349 reduce [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k350_add", "%350 map:add [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k351_square", "%351 map:square [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k42_mul", "%352 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k353_scale", "%353 map:scale [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k42_mul", "%354 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k355_step", "%355 map:step [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k42_mul", "%356 map:mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k357_id", "%357 map:id [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k358_scale", "%358 map:scale [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k348_mul", "%359 map:mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
-    {"k350_add", "%360 map:add [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k342_fused_mul_mul_sum_mul", "%342 fused:mul_mul_sum_mul [B,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k346_fused_add_mul_mul_id", "%346 fused:add_mul_mul_id [B,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k356_fused_mul_mul_sum_mul", "%356 fused:mul_mul_sum_mul [T,1]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
+    {"k360_fused_add_add_mul_mul", "%360 fused:add_add_mul_mul [T,128]", "graphs/lib/losses.lua:21", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_nosrm_features_loss = {261, prof};
+const reclf_prof_table reclf_profile_reclf_nosrm_features_loss = {124, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -1684,286 +1214,149 @@ const reclf_prof_table reclf_profile_reclf_nosrm_features_loss = {261, prof};
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
-    return sizeof(real) * (size_t)(32784 + 33168*B + 35200*B*T + 20304*T);
+    return sizeof(real) * (size_t)(32784 + 24912*B + 30208*B*T + 15408*T);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k6_square(A + 32784 + 33168*B + 35200*B*T, (real *)inputs[0], T)); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-    CALL(1, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 32784 + 33168*B + 35200*B*T + 20224*T, A + 32784 + 33168*B + 35200*B*T, T)); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(2, (double)T, sizeof(real)*((double)T + (double)T), k8_clampmin(A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 20224*T, T)); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(3, (double)T, sizeof(real)*((double)T + (double)T), k9_rsqrt(A + 32784 + 33168*B + 35200*B*T + 20240*T, A + 32784 + 33168*B + 35200*B*T, T)); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    CALL(4, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 32784 + 33168*B + 35200*B*T + 19968*T, (real *)inputs[0], A + 32784 + 33168*B + 35200*B*T + 20240*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k11_square(A + 32784, (real *)inputs[2], B)); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 32784 + 33088*B, A + 32784, B)); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(7, (double)B, sizeof(real)*((double)B + (double)B), k13_clampmin(A + 32784, A + 32784 + 33088*B, B)); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(8, (double)B, sizeof(real)*((double)B + (double)B), k14_rsqrt(A + 32784 + 33104*B, A + 32784, B)); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    CALL(9, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 32784 + 32768*B, (real *)inputs[2], A + 32784 + 33104*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(10, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 32784 + 33168*B, A + 32784 + 33168*B + 35200*B*T + 19968*T, A + 32784 + 32768*B, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(11, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(12, 0, sizeof(real)*((double)B*T), k18_eye(A + 32784 + 33168*B + 20064*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
-    CALL(13, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 32784 + 33168*B + 35200*B*T + 20096*T, A + 32784 + 33168*B + 16*B*T, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(14, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k21_sub(A + 32784 + 33168*B, A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, B, T)); /* %21 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(15, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 32784 + 33168*B + 35136*B*T, A + 32784 + 33168*B, B, T)); /* %22 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    CALL(16, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 33168*B + 35200*B*T + 20256*T, A + 32784 + 33168*B + 35136*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(17, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 32784 + 33168*B + 35200*B*T + 20272*T, A + 32784 + 33168*B + 35200*B*T + 20256*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(18, (double)T, sizeof(real)*((double)T + (double)T), k25_log(A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 20272*T, T)); /* %25 map:log [T,1]  graphs/lib/losses.lua:10 */
-    CALL(19, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k26_add(A + 32784 + 33168*B + 35200*B*T + 20128*T, A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, T)); /* %26 map:add [T,1]  graphs/lib/losses.lua:10 */
-    CALL(20, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 33168*B, A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B + 20064*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(21, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 33168*B + 35200*B*T + 20096*T, A + 32784 + 33168*B, B, T)); /* %28 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(22, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k29_sub(A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 20128*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, T)); /* %29 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    CALL(23, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 32784 + 32896*B, A + 32784 + 33168*B + 16*B*T, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(24, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k32_sub(A + 32784 + 33168*B + 20080*B*T, A + 32784 + 33168*B + 16*B*T, A + 32784 + 32896*B, B, T)); /* %32 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(25, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 32784 + 33168*B + 35152*B*T, A + 32784 + 33168*B + 20080*B*T, B, T)); /* %33 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    CALL(26, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 33120*B, A + 32784 + 33168*B + 35152*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(27, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 32784 + 33136*B, A + 32784 + 33120*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(28, (double)B, sizeof(real)*((double)B + (double)B), k36_log(A + 32784 + 32912*B, A + 32784 + 33136*B, B)); /* %36 map:log [1,B]  graphs/lib/losses.lua:11 */
-    CALL(29, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k37_add(A + 32784 + 32928*B, A + 32784 + 32912*B, A + 32784 + 32896*B, B)); /* %37 map:add [1,B]  graphs/lib/losses.lua:11 */
-    CALL(30, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 32896*B, A + 32784 + 33168*B, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(31, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k40_sub(A + 32784 + 32912*B, A + 32784 + 32928*B, A + 32784 + 32896*B, B)); /* %40 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    CALL(32, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 33168*B + 35200*B*T + 20096*T, A + 32784 + 33168*B + 20064*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
-    CALL(33, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 32784 + 33168*B + 35200*B*T + 20128*T, A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, T)); /* %42 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(34, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 32784 + 33168*B + 35200*B*T + 20128*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(35, (double)B, sizeof(real)*((double)1 + (double)B), k44_sum(A + 16, A + 32784 + 32912*B, B)); /* %44 reduce [1,1]  graphs/lib/losses.lua:14 */
-    CALL(36, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 32, A + 0, A + 16)); /* %45 map:add [1,1]  graphs/lib/losses.lua:16 */
-    CALL(37, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 0, A + 32, B)); /* %46 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(38, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k48_square(A + 32784 + 33168*B + 35200*B*T, (real *)inputs[1], T)); /* %48 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(39, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k49_sum(A + 32784 + 33168*B + 35200*B*T + 14976*T, A + 32784 + 33168*B + 35200*B*T, T)); /* %49 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(40, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k50_clampmin(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 14976*T, T)); /* %50 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(41, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k51_rsqrt(A + 32784 + 33168*B + 35200*B*T + 15072*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, T)); /* %51 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(42, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 32784 + 33168*B + 35200*B*T, (real *)inputs[1], A + 32784 + 33168*B + 35200*B*T + 15072*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(43, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k55_square(A + 32784, (real *)inputs[3], B)); /* %55 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(44, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k56_sum(A + 32784 + 32896*B, A + 32784, B)); /* %56 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(45, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k57_clampmin(A + 32784, A + 32784 + 32896*B, B)); /* %57 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(46, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k58_rsqrt(A + 32784 + 32960*B, A + 32784, B)); /* %58 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(47, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 32784, (real *)inputs[3], A + 32784 + 32960*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(48, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k60_matmul(A + 32784 + 33168*B, A + 32784 + 33168*B + 35200*B*T, A + 32784, B, T)); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(49, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 32784 + 33168*B + 2496*B*T, A + 32784 + 33168*B, B, T)); /* %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(50, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 2496*B*T, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(51, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k64_sub(A + 32784 + 33168*B, A + 32784 + 33168*B + 2496*B*T, A + 32784 + 33168*B + 4992*B*T, B, T)); /* %64 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(52, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k65_exp(A + 32784 + 33168*B + 29952*B*T, A + 32784 + 33168*B, B, T)); /* %65 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(53, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 32784 + 33168*B + 34944*B*T, A + 32784 + 33168*B + 29952*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(54, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 32784 + 33168*B + 32448*B*T, A + 32784 + 33168*B + 29952*B*T, A + 32784 + 33168*B + 34944*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(55, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 32784 + 33168*B, A + 32784 + 33168*B + 32448*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(56, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k69_square(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B, B, T)); /* %69 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(57, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 32784 + 33168*B + 34992*B*T, A + 32784 + 33168*B + 4992*B*T, B, T)); /* %70 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(58, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k71_clampmin(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 34992*B*T, B, T)); /* %71 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(59, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_rsqrt(A + 32784 + 33168*B + 35040*B*T, A + 32784 + 33168*B + 4992*B*T, B, T)); /* %72 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(60, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B, A + 32784 + 33168*B + 35040*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(61, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k74_mul(A + 32784 + 33168*B + 9984*B*T, A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(62, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 32784 + 33168*B + 19968*B*T, A + 32784 + 33168*B + 9984*B*T, B, T)); /* %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-    CALL(63, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k79_matmul(A + 32784 + 33168*B + 35200*B*T + 9984*T, (real *)inputs[0], (real *)P + 0, T)); /* %79 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(64, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k155_matmul(A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 35200*B*T + 9984*T, (real *)P + 16384, T)); /* %155 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(65, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T), k157_mul(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 9984*B*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, B, T)); /* %157 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(66, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 32784 + 33168*B + 20016*B*T, A + 32784 + 33168*B + 14976*B*T, B, T)); /* %158 reduce [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(67, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k86_scale(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 20016*B*T, B, T)); /* %86 map:scale [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(68, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k88_mul(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 14976*B*T, (real *)inputs[4], B, T)); /* %88 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(69, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k89_neg(A + 32784 + 33168*B + 35200*B*T + 15024*T, (real *)inputs[4], T)); /* %89 map:neg [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(70, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k90_addc(A + 32784 + 33168*B + 35200*B*T + 15120*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, T)); /* %90 map:addc [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(71, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k91_scale(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 15120*T, T)); /* %91 map:scale [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(72, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k92_add(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, B, T)); /* %92 map:add [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(73, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k93_max(A + 32784 + 33168*B + 20016*B*T, A + 32784 + 33168*B + 14976*B*T, B, T)); /* %93 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(74, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k95_sub(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 20016*B*T, B, T)); /* %95 map:sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(75, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k96_exp(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 15024*B*T, B, T)); /* %96 map:exp [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(76, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k88_mul(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 14976*B*T, (real *)inputs[4], B, T)); /* %97 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(77, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_sum(A + 32784 + 33168*B + 20016*B*T, A + 32784 + 33168*B + 15024*B*T, B, T)); /* %98 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(78, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k99_clampmin(A + 32784 + 33168*B + 20032*B*T, A + 32784 + 33168*B + 20016*B*T, B, T)); /* %99 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(79, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k100_div(A + 32784 + 33168*B + 15072*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 20032*B*T, B, T)); /* %100 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(80, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 15072*B*T, A + 32784 + 33168*B + 19968*B*T, B, T)); /* %101 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(81, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_sum(A + 32784 + 33168*B + 20048*B*T, A + 32784 + 33168*B + 15024*B*T, B, T)); /* %102 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
-    CALL(82, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k104_scale(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 20048*B*T, B, T)); /* %104 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(83, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 15024*B*T, B, T)); /* %106 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(84, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k21_sub(A + 32784 + 33168*B + 20048*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, B, T)); /* %108 map:sub [T,B]  graphs/lib/losses.lua:10 */
-    CALL(85, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 32784 + 33168*B + 15040*B*T, A + 32784 + 33168*B + 20048*B*T, B, T)); /* %109 map:exp [T,B]  graphs/lib/losses.lua:10 */
-    CALL(86, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 33168*B + 35200*B*T + 15040*T, A + 32784 + 33168*B + 15040*B*T, B, T)); /* %110 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(87, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 32784 + 33168*B + 35200*B*T + 15056*T, A + 32784 + 33168*B + 35200*B*T + 15040*T, T)); /* %111 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
-    CALL(88, (double)T, sizeof(real)*((double)T + (double)T), k25_log(A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 15056*T, T)); /* %112 map:log [T,1]  graphs/lib/losses.lua:10 */
-    CALL(89, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k26_add(A + 32784 + 33168*B + 35200*B*T + 20128*T, A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, T)); /* %113 map:add [T,1]  graphs/lib/losses.lua:10 */
-    CALL(90, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 33168*B + 15056*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 20064*B*T, B, T)); /* %114 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(91, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 15056*B*T, B, T)); /* %115 reduce [T,1]  graphs/lib/losses.lua:10 */
-    CALL(92, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k29_sub(A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 20128*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, T)); /* %116 map:sub [T,1]  graphs/lib/losses.lua:10 */
-    CALL(93, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 32784 + 33024*B, A + 32784 + 33168*B + 15024*B*T, B, T)); /* %117 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(94, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k32_sub(A + 32784 + 33168*B + 20048*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33024*B, B, T)); /* %119 map:sub [T,B]  graphs/lib/losses.lua:11 */
-    CALL(95, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k22_exp(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 20048*B*T, B, T)); /* %120 map:exp [T,B]  graphs/lib/losses.lua:11 */
-    CALL(96, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 33040*B, A + 32784 + 33168*B + 15024*B*T, B, T)); /* %121 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(97, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 32784 + 33056*B, A + 32784 + 33040*B, B)); /* %122 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
-    CALL(98, (double)B, sizeof(real)*((double)B + (double)B), k36_log(A + 32784 + 33072*B, A + 32784 + 33056*B, B)); /* %123 map:log [1,B]  graphs/lib/losses.lua:11 */
-    CALL(99, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k37_add(A + 32784 + 8192*B, A + 32784 + 33072*B, A + 32784 + 33024*B, B)); /* %124 map:add [1,B]  graphs/lib/losses.lua:11 */
-    CALL(100, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 33024*B, A + 32784 + 33168*B + 15056*B*T, B, T)); /* %126 reduce [1,B]  graphs/lib/losses.lua:11 */
-    CALL(101, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k40_sub(A + 32784 + 33072*B, A + 32784 + 8192*B, A + 32784 + 33024*B, B)); /* %127 map:sub [1,B]  graphs/lib/losses.lua:11 */
-    CALL(102, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 20112*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, T)); /* %129 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(103, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 16, A + 32784 + 33168*B + 35200*B*T + 15024*T, T)); /* %130 reduce [1,1]  graphs/lib/losses.lua:13 */
-    CALL(104, (double)B, sizeof(real)*((double)1 + (double)B), k44_sum(A + 32, A + 32784 + 33072*B, B)); /* %131 reduce [1,1]  graphs/lib/losses.lua:14 */
-    CALL(105, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 48, A + 16, A + 32)); /* %132 map:add [1,1]  graphs/lib/losses.lua:16 */
-    CALL(106, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 16, A + 48, B)); /* %133 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(107, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k45_add(A + 32768, A + 0, A + 16)); /* %135 map:add []  graphs/lib/model.lua:136 */
+    CALL(0, (double)256*T, sizeof(real)*((double)T + (double)128*T), k7_fused_sum_square(A + 32784 + 24912*B + 30208*B*T + 15328*T, (real *)inputs[0], T)); /* %7 fused:sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)2*T, sizeof(real)*((double)T + (double)T), k9_fused_rsqrt_clampmin(A + 32784 + 24912*B + 30208*B*T + 15344*T, A + 32784 + 24912*B + 30208*B*T + 15328*T, T)); /* %9 fused:rsqrt_clampmin [T,1]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 32784 + 24912*B + 30208*B*T + 14976*T, (real *)inputs[0], A + 32784 + 24912*B + 30208*B*T + 15344*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)256*B, sizeof(real)*((double)B + (double)128*B), k12_fused_sum_square(A + 32784 + 24832*B, (real *)inputs[2], B)); /* %12 fused:sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)2*B, sizeof(real)*((double)B + (double)B), k14_fused_rsqrt_clampmin(A + 32784 + 24848*B, A + 32784 + 24832*B, B)); /* %14 fused:rsqrt_clampmin [B,1]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 32784 + 24576*B, (real *)inputs[2], A + 32784 + 24848*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(6, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T + 14976*T, A + 32784 + 24576*B, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(7, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 32784 + 24912*B + 16*B*T, A + 32784 + 24912*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(8, 0, sizeof(real)*((double)B*T), k18_eye(A + 32784 + 24912*B + 15168*B*T, B, T)); /* %18 eye [T,B]  graphs/lib/losses.lua:9 */
+    CALL(9, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 16*B*T, B, T)); /* %19 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(10, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 32784 + 24912*B + 30144*B*T, A + 32784 + 24912*B + 16*B*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, B, T)); /* %22 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(11, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 24912*B + 30208*B*T + 15360*T, A + 32784 + 24912*B + 30144*B*T, B, T)); /* %23 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(12, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 32784 + 24912*B + 30208*B*T + 15376*T, A + 32784 + 24912*B + 30208*B*T + 15360*T, T)); /* %24 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(13, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 24912*B, A + 32784 + 24912*B + 16*B*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %27 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(14, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 32784 + 24704*B, A + 32784 + 24912*B + 16*B*T, B, T)); /* %30 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(15, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 32784 + 24912*B + 30160*B*T, A + 32784 + 24912*B + 16*B*T, A + 32784 + 24704*B, B, T)); /* %33 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(16, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 24864*B, A + 32784 + 24912*B + 30160*B*T, B, T)); /* %34 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(17, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 32784 + 24880*B, A + 32784 + 24864*B, B)); /* %35 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(18, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 24720*B, A + 32784 + 24912*B, B, T)); /* %39 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(19, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 24912*B + 30208*B*T + 15152*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %41 reduce [T,1]  graphs/lib/losses.lua:12 */
+    CALL(20, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 32784 + 24912*B + 30208*B*T + 15120*T, A + 32784 + 24912*B + 30208*B*T + 15376*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T + 15152*T, B, T)); /* %42 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(21, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 32784 + 24912*B + 30208*B*T + 15120*T, T)); /* %43 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(22, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 16, A + 0, A + 32784 + 24880*B, A + 32784 + 24704*B, A + 32784 + 24720*B, B)); /* %46 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(23, (double)9984*T, sizeof(real)*((double)39*T + (double)4992*T), k49_fused_sum_square(A + 32784 + 24912*B + 30208*B*T + 15232*T, (real *)inputs[1], T)); /* %49 fused:sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(24, (double)78*T, sizeof(real)*((double)39*T + (double)39*T), k51_fused_rsqrt_clampmin(A + 32784 + 24912*B + 30208*B*T + 15280*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, T)); /* %51 fused:rsqrt_clampmin [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(25, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 32784 + 24912*B + 30208*B*T, (real *)inputs[1], A + 32784 + 24912*B + 30208*B*T + 15280*T, T)); /* %52 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(26, (double)16384*B, sizeof(real)*((double)64*B + (double)8192*B), k56_fused_sum_square(A + 32784 + 16384*B, (real *)inputs[3], B)); /* %56 fused:sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(27, (double)128*B, sizeof(real)*((double)64*B + (double)64*B), k58_fused_rsqrt_clampmin(A + 32784 + 24704*B, A + 32784 + 16384*B, B)); /* %58 fused:rsqrt_clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(28, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 32784, (real *)inputs[3], A + 32784 + 24704*B, B)); /* %59 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(29, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k60_matmul(A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T, A + 32784, B, T)); /* %60 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(30, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 32784 + 24912*B + 2496*B*T, A + 32784 + 24912*B, B, T)); /* %61 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(31, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k62_max(A + 32784 + 24912*B, A + 32784 + 24912*B + 2496*B*T, B, T)); /* %62 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(32, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k65_fused_exp_sub(A + 32784 + 24912*B + 24960*B*T, A + 32784 + 24912*B + 2496*B*T, A + 32784 + 24912*B, B, T)); /* %65 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(33, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 32784 + 24912*B + 29952*B*T, A + 32784 + 24912*B + 24960*B*T, B, T)); /* %66 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(34, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 32784 + 24912*B + 27456*B*T, A + 32784 + 24912*B + 24960*B*T, A + 32784 + 24912*B + 29952*B*T, B, T)); /* %67 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(35, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 32784 + 24912*B, A + 32784 + 24912*B + 27456*B*T, (real *)inputs[3], B, T)); /* %68 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(36, (double)9984*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_fused_sum_square(A + 32784 + 24912*B + 30000*B*T, A + 32784 + 24912*B, B, T)); /* %70 fused:sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(37, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k72_fused_rsqrt_clampmin(A + 32784 + 24912*B + 30048*B*T, A + 32784 + 24912*B + 30000*B*T, B, T)); /* %72 fused:rsqrt_clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(38, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 30048*B*T, B, T)); /* %73 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(39, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k74_mul(A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 30208*B*T, A + 32784 + 24912*B + 4992*B*T, B, T)); /* %74 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(40, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k75_sum(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 9984*B*T, B, T)); /* %75 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+    CALL(41, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k79_matmul(A + 32784 + 24912*B + 30208*B*T + 9984*T, (real *)inputs[0], (real *)P + 0, T)); /* %79 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(42, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k155_matmul(A + 32784 + 24912*B + 30208*B*T + 10112*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, (real *)P + 16384, T)); /* %155 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(43, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k91_fused_scale_addc_neg(A + 32784 + 24912*B + 30208*B*T + 15104*T, (real *)inputs[4], T)); /* %91 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(44, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*T + (double)39*T), k92_fused_add_mul_scale_sum(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 30208*B*T + 10112*T, (real *)inputs[4], A + 32784 + 24912*B + 30208*B*T + 15104*T, B, T)); /* %92 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(45, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k93_max(A + 32784 + 24912*B + 15120*B*T, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %93 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(46, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k96_fused_exp_sub(A + 32784 + 24912*B + 15072*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15120*B*T, B, T)); /* %96 fused:exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(47, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k97_mul(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15072*B*T, (real *)inputs[4], B, T)); /* %97 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(48, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_sum(A + 32784 + 24912*B + 15216*B*T, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %98 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(49, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k99_clampmin(A + 32784 + 24912*B + 15232*B*T, A + 32784 + 24912*B + 15216*B*T, B, T)); /* %99 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(50, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k100_div(A + 32784 + 24912*B + 15120*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15232*B*T, B, T)); /* %100 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(51, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15120*B*T, A + 32784 + 24912*B + 14976*B*T, B, T)); /* %101 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(52, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_sum(A + 32784 + 24912*B + 15184*B*T, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %102 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
+    CALL(53, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k104_scale(A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24912*B + 15184*B*T, B, T)); /* %104 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(54, (double)B*T, sizeof(real)*((double)T + (double)B*T), k19_max(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15200*B*T, B, T)); /* %106 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(55, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)T), k22_fused_exp_sub(A + 32784 + 24912*B + 15184*B*T, A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, B, T)); /* %109 fused:exp_sub [T,B]  graphs/lib/losses.lua:10 */
+    CALL(56, (double)B*T, sizeof(real)*((double)T + (double)B*T), k23_sum(A + 32784 + 24912*B + 30208*B*T + 15120*T, A + 32784 + 24912*B + 15184*B*T, B, T)); /* %110 reduce [T,1]  graphs/lib/losses.lua:10 */
+    CALL(57, (double)T, sizeof(real)*((double)T + (double)T), k24_clampmin(A + 32784 + 24912*B + 30208*B*T + 15136*T, A + 32784 + 24912*B + 30208*B*T + 15120*T, T)); /* %111 map:clampmin [T,1]  graphs/lib/losses.lua:10 */
+    CALL(58, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %114 map:mul [T,B]  graphs/lib/losses.lua:10 */
+    CALL(59, (double)B*T, sizeof(real)*((double)B + (double)B*T), k30_max(A + 32784 + 24768*B, A + 32784 + 24912*B + 15200*B*T, B, T)); /* %117 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(60, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B), k33_fused_exp_sub(A + 32784 + 24912*B + 15040*B*T, A + 32784 + 24912*B + 15200*B*T, A + 32784 + 24768*B, B, T)); /* %120 fused:exp_sub [T,B]  graphs/lib/losses.lua:11 */
+    CALL(61, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 24784*B, A + 32784 + 24912*B + 15040*B*T, B, T)); /* %121 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(62, (double)B, sizeof(real)*((double)B + (double)B), k35_clampmin(A + 32784 + 24800*B, A + 32784 + 24784*B, B)); /* %122 map:clampmin [1,B]  graphs/lib/losses.lua:11 */
+    CALL(63, (double)B*T, sizeof(real)*((double)B + (double)B*T), k34_sum(A + 32784 + 24816*B, A + 32784 + 24912*B + 15024*B*T, B, T)); /* %126 reduce [1,B]  graphs/lib/losses.lua:11 */
+    CALL(64, (double)4*T, sizeof(real)*((double)T + (double)T + (double)T + (double)B*T + (double)T), k42_fused_mul_sub_add_log(A + 32784 + 24912*B + 30208*B*T + 15168*T, A + 32784 + 24912*B + 30208*B*T + 15136*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 30208*B*T + 15152*T, B, T)); /* %129 fused:mul_sub_add_log [T,1]  graphs/lib/losses.lua:13 */
+    CALL(65, (double)T, sizeof(real)*((double)1 + (double)T), k43_sum(A + 0, A + 32784 + 24912*B + 30208*B*T + 15168*T, T)); /* %130 reduce [1,1]  graphs/lib/losses.lua:13 */
+    CALL(66, (double)2, sizeof(real)*((double)1 + (double)1 + (double)B + (double)B + (double)B), k46_fused_scale_add_sum_sub(A + 32, A + 0, A + 32784 + 24800*B, A + 32784 + 24768*B, A + 32784 + 24816*B, B)); /* %133 fused:scale_add_sum_sub [1,1]  graphs/lib/losses.lua:16 */
+    CALL(67, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k135_add(A + 32768, A + 16, A + 32)); /* %135 map:add []  graphs/lib/model.lua:136 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(108, 0, sizeof(real)*((double)1), k167_fill(A + 0)); /* %167 fill []  graphs/lib/model.lua:137 */
-    CALL(109, (double)1, sizeof(real)*((double)1 + (double)1), k46_scale(A + 16, A + 0, B)); /* %169 map:scale [1,1]  graphs/lib/losses.lua:16 */
-    CALL(110, (double)B, sizeof(real)*((double)B + (double)1), k170_id(A + 32784 + 33152*B, A + 16, B)); /* %170 map:id [1,B]  graphs/lib/losses.lua:14 */
-    CALL(111, (double)T, sizeof(real)*((double)T + (double)1), k171_id(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 16, T)); /* %171 map:id [T,1]  graphs/lib/losses.lua:13 */
-    CALL(112, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 32784 + 33168*B + 35200*B*T + 20288*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, T)); /* %172 map:mul [T,1]  graphs/lib/losses.lua:13 */
-    CALL(113, (double)B, sizeof(real)*((double)B + (double)B), k174_neg(A + 32784 + 33024*B, A + 32784 + 33152*B, B)); /* %174 map:neg [1,B]  graphs/lib/losses.lua:11 */
-    CALL(114, (double)B*T, sizeof(real)*((double)B*T + (double)B), k175_id(A + 32784 + 33168*B + 15056*B*T, A + 32784 + 33024*B, B, T)); /* %175 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(115, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 33168*B + 35168*B*T, A + 32784 + 33168*B + 15056*B*T, A + 32784 + 33168*B + 20064*B*T, B, T)); /* %176 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(116, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k178_div(A + 32784 + 33024*B, A + 32784 + 33152*B, A + 32784 + 33056*B, B)); /* %178 map:div [1,B]  graphs/lib/losses.lua:11 */
-    CALL(117, (double)B, sizeof(real)*((double)B + (double)B), k179_step(A + 32784 + 33056*B, A + 32784 + 33040*B, B)); /* %179 map:step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(118, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k180_mul(A + 32784 + 33040*B, A + 32784 + 33024*B, A + 32784 + 33056*B, B)); /* %180 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    CALL(119, (double)B*T, sizeof(real)*((double)B*T + (double)B), k175_id(A + 32784 + 33168*B + 15056*B*T, A + 32784 + 33040*B, B, T)); /* %181 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(120, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 33168*B + 20048*B*T, A + 32784 + 33168*B + 15056*B*T, A + 32784 + 33168*B + 15024*B*T, B, T)); /* %182 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(121, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k185_add(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 35168*B*T, A + 32784 + 33168*B + 20048*B*T, B, T)); /* %185 map:add [T,B]  graphs/lib/losses.lua:11 */
-    CALL(122, (double)T, sizeof(real)*((double)T + (double)T), k186_neg(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 20288*T, T)); /* %186 map:neg [T,1]  graphs/lib/losses.lua:10 */
-    CALL(123, (double)B*T, sizeof(real)*((double)B*T + (double)T), k187_id(A + 32784 + 33168*B + 15056*B*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, B, T)); /* %187 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(124, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 33168*B + 35184*B*T, A + 32784 + 33168*B + 15056*B*T, A + 32784 + 33168*B + 20064*B*T, B, T)); /* %188 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(125, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k185_add(A + 32784 + 33168*B + 15056*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 35184*B*T, B, T)); /* %190 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(126, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k191_div(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 20288*T, A + 32784 + 33168*B + 35200*B*T + 15056*T, T)); /* %191 map:div [T,1]  graphs/lib/losses.lua:10 */
-    CALL(127, (double)T, sizeof(real)*((double)T + (double)T), k192_step(A + 32784 + 33168*B + 35200*B*T + 15056*T, A + 32784 + 33168*B + 35200*B*T + 15040*T, T)); /* %192 map:step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(128, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 32784 + 33168*B + 35200*B*T + 15040*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 15056*T, T)); /* %193 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    CALL(129, (double)B*T, sizeof(real)*((double)B*T + (double)T), k187_id(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 35200*B*T + 15040*T, B, T)); /* %194 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(130, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 33168*B + 35088*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 15040*B*T, B, T)); /* %195 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(131, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k185_add(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 15056*B*T, A + 32784 + 33168*B + 35088*B*T, B, T)); /* %198 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(132, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k104_scale(A + 32784 + 33168*B + 35088*B*T, A + 32784 + 33168*B + 15024*B*T, B, T)); /* %199 map:scale [T,B]  graphs/lib/model.lua:43 */
-    CALL(133, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k201_id(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 35088*B*T, B, T)); /* %201 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(134, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 33168*B + 15120*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 19968*B*T, B, T)); /* %202 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(135, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 33168*B + 35088*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 15072*B*T, B, T)); /* %203 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(136, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k100_div(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 15120*B*T, A + 32784 + 33168*B + 20032*B*T, B, T)); /* %204 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(137, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 33168*B + 15120*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 15072*B*T, B, T)); /* %205 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(138, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k206_neg(A + 32784 + 33168*B + 15072*B*T, A + 32784 + 33168*B + 15120*B*T, B, T)); /* %206 map:neg [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(139, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_sum(A + 32784 + 33168*B + 15120*B*T, A + 32784 + 33168*B + 15072*B*T, B, T)); /* %207 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(140, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k208_step(A + 32784 + 33168*B + 15072*B*T, A + 32784 + 33168*B + 20016*B*T, B, T)); /* %208 map:step [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(141, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 33168*B + 15136*B*T, A + 32784 + 33168*B + 15120*B*T, A + 32784 + 33168*B + 15072*B*T, B, T)); /* %209 map:mul [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(142, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k201_id(A + 32784 + 33168*B + 15072*B*T, A + 32784 + 33168*B + 15136*B*T, B, T)); /* %210 map:id [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(143, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k211_add(A + 32784 + 33168*B + 15120*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 15072*B*T, B, T)); /* %211 map:add [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(144, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k88_mul(A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 15120*B*T, (real *)inputs[4], B, T)); /* %212 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(145, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 33168*B + 15072*B*T, A + 32784 + 33168*B + 15024*B*T, A + 32784 + 33168*B + 14976*B*T, B, T)); /* %215 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(146, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k88_mul(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 15072*B*T, (real *)inputs[4], B, T)); /* %219 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(147, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k86_scale(A + 32784 + 33168*B + 19968*B*T, A + 32784 + 33168*B + 14976*B*T, B, T)); /* %222 map:scale [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(148, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k223_id(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 19968*B*T, B, T)); /* %223 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(149, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T), k157_mul(A + 32784 + 33168*B + 19968*B*T, A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, B, T)); /* %224 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(150, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k225_mul(A + 32784 + 33168*B + 24960*B*T, A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 9984*B*T, B, T)); /* %225 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(151, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k226_sum(A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 24960*B*T, B, T)); /* %226 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
-    CALL(152, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k227_sum(A + 32784 + 33168*B + 35200*B*T + 10112*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, T)); /* %227 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
-    CALL(153, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k79_matmul(A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 35200*B*T + 10112*T, (real *)P + 16384, T)); /* %229 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(154, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k230_matmul(A + 0, A + 32784 + 33168*B + 35200*B*T + 10112*T, A + 32784 + 33168*B + 35200*B*T + 9984*T, T)); /* %230 matmul [128,128]  graphs/lib/irm.lua:10 */
-    CALL(155, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k155_matmul(A + 32784 + 33168*B + 35200*B*T + 20096*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, (real *)P + 0, T)); /* %233 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(156, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k230_matmul(A + 16384, (real *)inputs[0], A + 32784 + 33168*B + 35200*B*T + 4992*T, T)); /* %234 matmul [128,128]  graphs/lib/irm.lua:9 */
-    CALL(157, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k223_id(A + 32784 + 33168*B + 9984*B*T, A + 32784 + 33168*B + 35088*B*T, B, T)); /* %235 map:id [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(158, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k236_add(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 19968*B*T, A + 32784 + 33168*B + 9984*B*T, B, T)); /* %236 map:add [T,B,39,128]  graphs/lib/model.lua:33 */
-    CALL(159, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k225_mul(A + 32784 + 33168*B + 9984*B*T, A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 4992*B*T, B, T)); /* %237 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(160, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k238_mul(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 35200*B*T, B, T)); /* %238 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(161, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k226_sum(A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 9984*B*T, B, T)); /* %239 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
-    CALL(162, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k73_mul(A + 32784 + 33168*B + 9984*B*T, A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 35040*B*T, B, T)); /* %240 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(163, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k225_mul(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B, B, T)); /* %241 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(164, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k70_sum(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 14976*B*T, B, T)); /* %242 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(165, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k243_square(A + 32784 + 33168*B + 5040*B*T, A + 32784 + 33168*B + 35040*B*T, B, T)); /* %243 map:square [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(166, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 33168*B + 5088*B*T, A + 32784 + 33168*B + 35040*B*T, A + 32784 + 33168*B + 5040*B*T, B, T)); /* %244 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(167, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k245_scale(A + 32784 + 33168*B + 5040*B*T, A + 32784 + 33168*B + 5088*B*T, B, T)); /* %245 map:scale [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(168, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 33168*B + 5088*B*T, A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 5040*B*T, B, T)); /* %246 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(169, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k247_step(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 34992*B*T, B, T)); /* %247 map:step [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(170, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 5088*B*T, A + 32784 + 33168*B + 4992*B*T, B, T)); /* %248 map:mul [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(171, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k223_id(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 14976*B*T, B, T)); /* %249 map:id [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(172, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k250_scale(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B, B, T)); /* %250 map:scale [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(173, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k225_mul(A + 32784 + 33168*B, A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 14976*B*T, B, T)); /* %251 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(174, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k236_add(A + 32784 + 33168*B + 14976*B*T, A + 32784 + 33168*B + 9984*B*T, A + 32784 + 33168*B, B, T)); /* %252 map:add [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(175, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k253_matmul(A + 32784 + 33168*B + 8192*B*T, A + 32784 + 33168*B + 14976*B*T, (real *)inputs[3], B, T)); /* %253 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
-    CALL(176, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k254_matmul(A + 32784 + 33168*B, A + 32784 + 33168*B + 32448*B*T, A + 32784 + 33168*B + 14976*B*T, B, T)); /* %254 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(177, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k255_sum(A + 32784 + 8192*B, A + 32784 + 33168*B, B, T)); /* %255 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
-    CALL(178, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 32784 + 33168*B, A + 32784 + 33168*B + 8192*B*T, A + 32784 + 33168*B + 34944*B*T, B, T)); /* %256 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(179, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k257_mul(A + 32784 + 33168*B + 2496*B*T, A + 32784 + 33168*B, A + 32784 + 33168*B + 32448*B*T, B, T)); /* %257 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(180, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k258_neg(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 2496*B*T, B, T)); /* %258 map:neg [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(181, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k66_sum(A + 32784 + 33168*B + 7488*B*T, A + 32784 + 33168*B + 4992*B*T, B, T)); /* %259 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(182, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)39*B*T), k260_id(A + 32784 + 33168*B + 2496*B*T, A + 32784 + 33168*B + 7488*B*T, B, T)); /* %260 map:id [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(183, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k261_add(A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B, A + 32784 + 33168*B + 2496*B*T, B, T)); /* %261 map:add [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(184, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)2496*B*T), k257_mul(A + 32784 + 33168*B, A + 32784 + 33168*B + 4992*B*T, A + 32784 + 33168*B + 29952*B*T, B, T)); /* %262 map:mul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(185, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k61_scale(A + 32784 + 33168*B + 13184*B*T, A + 32784 + 33168*B, B, T)); /* %265 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(186, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 32784 + 33168*B + 8192*B*T, A + 32784 + 33168*B + 13184*B*T, A + 32784, B, T)); /* %266 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
-    CALL(187, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k267_matmul(A + 32784 + 33168*B, A + 32784 + 33168*B + 13184*B*T, A + 32784 + 33168*B + 35200*B*T, B, T)); /* %267 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(188, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k226_sum(A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 8192*B*T, B, T)); /* %268 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(189, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k255_sum(A + 32784, A + 32784 + 33168*B, B, T)); /* %269 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
-    CALL(190, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k270_add(A + 32784 + 33168*B + 35200*B*T + 9984*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 35200*B*T, T)); /* %270 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
-    CALL(191, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k59_mul(A + 32784 + 16384*B, A + 32784, A + 32784 + 32960*B, B)); /* %271 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(192, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k272_mul(A + 32784 + 24576*B, A + 32784, (real *)inputs[3], B)); /* %272 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(193, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k56_sum(A + 32784 + 33024*B, A + 32784 + 24576*B, B)); /* %273 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(194, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k274_add(A + 32784, A + 32784 + 8192*B, A + 32784 + 16384*B, B)); /* %274 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(195, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k275_square(A + 32784 + 8192*B, A + 32784 + 32960*B, B)); /* %275 map:square [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(196, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k276_mul(A + 32784 + 8256*B, A + 32784 + 32960*B, A + 32784 + 8192*B, B)); /* %276 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(197, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k277_scale(A + 32784 + 8192*B, A + 32784 + 8256*B, B)); /* %277 map:scale [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(198, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k276_mul(A + 32784 + 32960*B, A + 32784 + 33024*B, A + 32784 + 8192*B, B)); /* %278 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(199, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k279_step(A + 32784 + 8192*B, A + 32784 + 32896*B, B)); /* %279 map:step [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(200, (double)64*B, sizeof(real)*((double)64*B + (double)64*B + (double)64*B), k276_mul(A + 32784 + 32896*B, A + 32784 + 32960*B, A + 32784 + 8192*B, B)); /* %280 map:mul [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(201, (double)8192*B, sizeof(real)*((double)8192*B + (double)64*B), k281_id(A + 32784 + 8192*B, A + 32784 + 32896*B, B)); /* %281 map:id [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(202, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k282_scale(A + 32784 + 16384*B, (real *)inputs[3], B)); /* %282 map:scale [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(203, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k272_mul(A + 32784 + 24576*B, A + 32784 + 8192*B, A + 32784 + 16384*B, B)); /* %283 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(204, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k274_add(A + 32784 + 8192*B, A + 32784, A + 32784 + 24576*B, B)); /* %284 map:add [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(205, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k52_mul(A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 9984*T, A + 32784 + 33168*B + 35200*B*T + 15072*T, T)); /* %287 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(206, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k288_mul(A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 35200*B*T + 9984*T, (real *)inputs[1], T)); /* %288 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(207, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k49_sum(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, T)); /* %289 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(208, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k290_square(A + 32784 + 33168*B + 35200*B*T + 15120*T, A + 32784 + 33168*B + 35200*B*T + 15072*T, T)); /* %290 map:square [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(209, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k291_mul(A + 32784 + 33168*B + 35200*B*T + 15168*T, A + 32784 + 33168*B + 35200*B*T + 15072*T, A + 32784 + 33168*B + 35200*B*T + 15120*T, T)); /* %291 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(210, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k292_scale(A + 32784 + 33168*B + 35200*B*T + 15072*T, A + 32784 + 33168*B + 35200*B*T + 15168*T, T)); /* %292 map:scale [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(211, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k291_mul(A + 32784 + 33168*B + 35200*B*T + 15120*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 15072*T, T)); /* %293 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(212, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k294_step(A + 32784 + 33168*B + 35200*B*T + 15024*T, A + 32784 + 33168*B + 35200*B*T + 14976*T, T)); /* %294 map:step [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(213, (double)39*T, sizeof(real)*((double)39*T + (double)39*T + (double)39*T), k291_mul(A + 32784 + 33168*B + 35200*B*T + 15072*T, A + 32784 + 33168*B + 35200*B*T + 15120*T, A + 32784 + 33168*B + 35200*B*T + 15024*T, T)); /* %295 map:mul [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(214, (double)4992*T, sizeof(real)*((double)4992*T + (double)39*T), k296_id(A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 35200*B*T + 15072*T, T)); /* %296 map:id [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(215, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k297_scale(A + 32784 + 33168*B + 35200*B*T + 9984*T, (real *)inputs[1], T)); /* %297 map:scale [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(216, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k288_mul(A + 32784 + 33168*B + 35200*B*T + 14976*T, A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 35200*B*T + 9984*T, T)); /* %298 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(217, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k270_add(A + 32784 + 33168*B + 35200*B*T + 4992*T, A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 14976*T, T)); /* %299 map:add [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(218, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k178_div(A + 32784 + 32896*B, A + 32784 + 33152*B, A + 32784 + 33136*B, B)); /* %310 map:div [1,B]  graphs/lib/losses.lua:11 */
-    CALL(219, (double)B, sizeof(real)*((double)B + (double)B), k179_step(A + 32784 + 32912*B, A + 32784 + 33120*B, B)); /* %311 map:step [1,B]  graphs/lib/losses.lua:11 */
-    CALL(220, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k180_mul(A + 32784 + 32928*B, A + 32784 + 32896*B, A + 32784 + 32912*B, B)); /* %312 map:mul [1,B]  graphs/lib/losses.lua:11 */
-    CALL(221, (double)B*T, sizeof(real)*((double)B*T + (double)B), k175_id(A + 32784 + 33168*B, A + 32784 + 32928*B, B, T)); /* %313 map:id [T,B]  graphs/lib/losses.lua:11 */
-    CALL(222, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B, A + 32784 + 33168*B + 35152*B*T, B, T)); /* %314 map:mul [T,B]  graphs/lib/losses.lua:11 */
-    CALL(223, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k185_add(A + 32784 + 33168*B, A + 32784 + 33168*B + 35168*B*T, A + 32784 + 33168*B + 16*B*T, B, T)); /* %317 map:add [T,B]  graphs/lib/losses.lua:11 */
-    CALL(224, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k185_add(A + 32784 + 33168*B + 35152*B*T, A + 32784 + 33168*B, A + 32784 + 33168*B + 35184*B*T, B, T)); /* %322 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(225, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k191_div(A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 20288*T, A + 32784 + 33168*B + 35200*B*T + 20272*T, T)); /* %323 map:div [T,1]  graphs/lib/losses.lua:10 */
-    CALL(226, (double)T, sizeof(real)*((double)T + (double)T), k192_step(A + 32784 + 33168*B + 35200*B*T + 16*T, A + 32784 + 33168*B + 35200*B*T + 20256*T, T)); /* %324 map:step [T,1]  graphs/lib/losses.lua:10 */
-    CALL(227, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 32784 + 33168*B + 35200*B*T + 32*T, A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 16*T, T)); /* %325 map:mul [T,1]  graphs/lib/losses.lua:10 */
-    CALL(228, (double)B*T, sizeof(real)*((double)B*T + (double)T), k187_id(A + 32784 + 33168*B, A + 32784 + 33168*B + 35200*B*T + 32*T, B, T)); /* %326 map:id [T,B]  graphs/lib/losses.lua:10 */
-    CALL(229, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k27_mul(A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B, A + 32784 + 33168*B + 35136*B*T, B, T)); /* %327 map:mul [T,B]  graphs/lib/losses.lua:10 */
-    CALL(230, (double)B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k185_add(A + 32784 + 33168*B, A + 32784 + 33168*B + 35152*B*T, A + 32784 + 33168*B + 16*B*T, B, T)); /* %330 map:add [T,B]  graphs/lib/losses.lua:10 */
-    CALL(231, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B, B, T)); /* %331 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(232, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k332_matmul(A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 16*B*T, A + 32784 + 32768*B, B, T)); /* %332 matmul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(233, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k333_matmul(A + 32784, A + 32784 + 33168*B + 16*B*T, A + 32784 + 33168*B + 35200*B*T + 19968*T, B, T)); /* %333 matmul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(234, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 32784 + 128*B, A + 32784, A + 32784 + 33104*B, B)); /* %334 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(235, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k335_mul(A + 32784 + 256*B, A + 32784, (real *)inputs[2], B)); /* %335 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(236, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 32784, A + 32784 + 256*B, B)); /* %336 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(237, (double)B, sizeof(real)*((double)B + (double)B), k337_square(A + 32784 + 16*B, A + 32784 + 33104*B, B)); /* %337 map:square [B,1]  graphs/lib/losses.lua:21 */
-    CALL(238, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k180_mul(A + 32784 + 32*B, A + 32784 + 33104*B, A + 32784 + 16*B, B)); /* %338 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(239, (double)B, sizeof(real)*((double)B + (double)B), k339_scale(A + 32784 + 16*B, A + 32784 + 32*B, B)); /* %339 map:scale [B,1]  graphs/lib/losses.lua:21 */
-    CALL(240, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k180_mul(A + 32784 + 32*B, A + 32784, A + 32784 + 16*B, B)); /* %340 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(241, (double)B, sizeof(real)*((double)B + (double)B), k341_step(A + 32784, A + 32784 + 33088*B, B)); /* %341 map:step [B,1]  graphs/lib/losses.lua:21 */
-    CALL(242, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k180_mul(A + 32784 + 256*B, A + 32784 + 32*B, A + 32784, B)); /* %342 map:mul [B,1]  graphs/lib/losses.lua:21 */
-    CALL(243, (double)128*B, sizeof(real)*((double)128*B + (double)B), k343_id(A + 32784, A + 32784 + 256*B, B)); /* %343 map:id [B,128]  graphs/lib/losses.lua:21 */
-    CALL(244, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k344_scale(A + 32784 + 256*B, (real *)inputs[2], B)); /* %344 map:scale [B,128]  graphs/lib/losses.lua:21 */
-    CALL(245, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k335_mul(A + 32784 + 384*B, A + 32784, A + 32784 + 256*B, B)); /* %345 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(246, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)128*B), k346_add(A + 32784, A + 32784 + 128*B, A + 32784 + 384*B, B)); /* %346 map:add [B,128]  graphs/lib/losses.lua:21 */
-    CALL(247, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 20240*T, T)); /* %347 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(248, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k348_mul(A + 32784 + 33168*B + 35200*B*T + 256*T, A + 32784 + 33168*B + 35200*B*T, (real *)inputs[0], T)); /* %348 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(249, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 32784 + 33168*B + 35200*B*T + 384*T, A + 32784 + 33168*B + 35200*B*T + 256*T, T)); /* %349 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(250, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k350_add(A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 20096*T, A + 32784 + 33168*B + 35200*B*T + 128*T, T)); /* %350 map:add [T,128]  graphs/lib/losses.lua:21 */
-    CALL(251, (double)T, sizeof(real)*((double)T + (double)T), k351_square(A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T + 20240*T, T)); /* %351 map:square [T,1]  graphs/lib/losses.lua:21 */
-    CALL(252, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 32784 + 33168*B + 35200*B*T + 144*T, A + 32784 + 33168*B + 35200*B*T + 20240*T, A + 32784 + 33168*B + 35200*B*T + 128*T, T)); /* %352 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(253, (double)T, sizeof(real)*((double)T + (double)T), k353_scale(A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T + 144*T, T)); /* %353 map:scale [T,1]  graphs/lib/losses.lua:21 */
-    CALL(254, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 32784 + 33168*B + 35200*B*T + 144*T, A + 32784 + 33168*B + 35200*B*T + 384*T, A + 32784 + 33168*B + 35200*B*T + 128*T, T)); /* %354 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(255, (double)T, sizeof(real)*((double)T + (double)T), k355_step(A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T + 20224*T, T)); /* %355 map:step [T,1]  graphs/lib/losses.lua:21 */
-    CALL(256, (double)T, sizeof(real)*((double)T + (double)T + (double)T), k42_mul(A + 32784 + 33168*B + 35200*B*T + 256*T, A + 32784 + 33168*B + 35200*B*T + 144*T, A + 32784 + 33168*B + 35200*B*T + 128*T, T)); /* %356 map:mul [T,1]  graphs/lib/losses.lua:21 */
-    CALL(257, (double)128*T, sizeof(real)*((double)128*T + (double)T), k357_id(A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T + 256*T, T)); /* %357 map:id [T,128]  graphs/lib/losses.lua:21 */
-    CALL(258, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k358_scale(A + 32784 + 33168*B + 35200*B*T + 256*T, (real *)inputs[0], T)); /* %358 map:scale [T,128]  graphs/lib/losses.lua:21 */
-    CALL(259, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k348_mul(A + 32784 + 33168*B + 35200*B*T + 384*T, A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T + 256*T, T)); /* %359 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(260, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T), k350_add(A + 32784 + 33168*B + 35200*B*T + 128*T, A + 32784 + 33168*B + 35200*B*T, A + 32784 + 33168*B + 35200*B*T + 384*T, T)); /* %360 map:add [T,128]  graphs/lib/losses.lua:21 */
+    CALL(68, 0, sizeof(real)*((double)1), k167_fill(A + 0)); /* %167 fill []  graphs/lib/model.lua:137 */
+    CALL(69, (double)1, sizeof(real)*((double)1 + (double)1), k169_scale(A + 16, A + 0, B)); /* %169 map:scale [1,1]  graphs/lib/losses.lua:16 */
+    CALL(70, (double)B, sizeof(real)*((double)B + (double)1), k170_id(A + 32784 + 24896*B, A + 16, B)); /* %170 map:id [1,B]  graphs/lib/losses.lua:14 */
+    CALL(71, (double)2*T, sizeof(real)*((double)T + (double)1 + (double)T), k172_fused_mul_id(A + 32784 + 24912*B + 30208*B*T + 15392*T, A + 16, A + 32784 + 24912*B + 30208*B*T + 15152*T, T)); /* %172 fused:mul_id [T,1]  graphs/lib/losses.lua:13 */
+    CALL(72, (double)B, sizeof(real)*((double)B + (double)B), k174_neg(A + 32784 + 24768*B, A + 32784 + 24896*B, B)); /* %174 map:neg [1,B]  graphs/lib/losses.lua:11 */
+    CALL(73, (double)2*B*T, sizeof(real)*((double)B*T + (double)B + (double)B*T), k176_fused_mul_id(A + 32784 + 24912*B + 30176*B*T, A + 32784 + 24768*B, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %176 fused:mul_id [T,B]  graphs/lib/losses.lua:11 */
+    CALL(74, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k180_fused_mul_div_step(A + 32784 + 24768*B, A + 32784 + 24896*B, A + 32784 + 24800*B, A + 32784 + 24784*B, B)); /* %180 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(75, (double)T, sizeof(real)*((double)T + (double)T), k186_neg(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 30208*B*T + 15392*T, T)); /* %186 map:neg [T,1]  graphs/lib/losses.lua:10 */
+    CALL(76, (double)2*B*T, sizeof(real)*((double)B*T + (double)T + (double)B*T), k188_fused_mul_id(A + 32784 + 24912*B + 30192*B*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %188 fused:mul_id [T,B]  graphs/lib/losses.lua:10 */
+    CALL(77, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k193_fused_mul_div_step(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 30208*B*T + 15392*T, A + 32784 + 24912*B + 30208*B*T + 15136*T, A + 32784 + 24912*B + 30208*B*T + 15120*T, T)); /* %193 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(78, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k199_fused_scale_add_add_add(A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 30176*B*T, A + 32784 + 24768*B, A + 32784 + 24912*B + 15040*B*T, A + 32784 + 24912*B + 30192*B*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 15184*B*T, B, T)); /* %199 fused:scale_add_add_add [T,B]  graphs/lib/model.lua:43 */
+    CALL(79, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)B*T), k201_id(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15168*B*T, B, T)); /* %201 map:id [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(80, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k101_mul(A + 32784 + 24912*B + 30096*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15120*B*T, B, T)); /* %203 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(81, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T + (double)B*T), k204_fused_div_mul(A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 15232*B*T, B, T)); /* %204 fused:div_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(82, (double)78*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k206_fused_neg_mul(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 15120*B*T, B, T)); /* %206 fused:neg_mul [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(83, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k98_sum(A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 14976*B*T, B, T)); /* %207 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(84, (double)2*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B*T), k209_fused_mul_step(A + 32784 + 24912*B + 15040*B*T, A + 32784 + 24912*B + 15024*B*T, A + 32784 + 24912*B + 15216*B*T, B, T)); /* %209 fused:mul_step [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(85, (double)234*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T + (double)39*B*T), k222_fused_scale_mul_mul_mul(A + 32784 + 24912*B + 19968*B*T, A + 32784 + 24912*B + 15168*B*T, A + 32784 + 24912*B + 15040*B*T, (real *)inputs[4], A + 32784 + 24912*B + 15072*B*T, B, T)); /* %222 fused:scale_mul_mul_mul [T,B,39,1]  graphs/lib/irm.lua:10 */
+    CALL(86, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)39*B*T), k223_id(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 19968*B*T, B, T)); /* %223 map:id [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(87, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k225_mul(A + 32784 + 24912*B + 19968*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 9984*B*T, B, T)); /* %225 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+    CALL(88, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k226_sum(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 19968*B*T, B, T)); /* %226 reduce [T,1,39,128]  graphs/lib/irm.lua:10 */
+    CALL(89, (double)4992*T, sizeof(real)*((double)128*T + (double)4992*T), k227_sum(A + 32784 + 24912*B + 30208*B*T + 10240*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, T)); /* %227 reduce [T,1,1,128]  graphs/lib/irm.lua:10 */
+    CALL(90, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k79_matmul(A + 32784 + 24912*B + 30208*B*T + 10368*T, A + 32784 + 24912*B + 30208*B*T + 10240*T, (real *)P + 16384, T)); /* %229 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(91, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k230_matmul(A + 0, A + 32784 + 24912*B + 30208*B*T + 10240*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, T)); /* %230 matmul [128,128]  graphs/lib/irm.lua:10 */
+    CALL(92, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k155_matmul(A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 30208*B*T + 10368*T, (real *)P + 0, T)); /* %233 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(93, (double)32768*T, sizeof(real)*((double)16384 + (double)128*T + (double)128*T), k230_matmul(A + 16384, (real *)inputs[0], A + 32784 + 24912*B + 30208*B*T + 10368*T, T)); /* %234 matmul [128,128]  graphs/lib/irm.lua:9 */
+    CALL(94, (double)14976*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T + (double)39*B*T), k236_fused_add_mul_id(A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 30208*B*T + 10112*T, A + 32784 + 24912*B + 30096*B*T, B, T)); /* %236 fused:add_mul_id [T,B,39,128]  graphs/lib/model.lua:33 */
+    CALL(95, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*B*T), k225_mul(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 4992*B*T, B, T)); /* %237 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(96, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)4992*T), k238_mul(A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 30208*B*T, B, T)); /* %238 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(97, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k226_sum(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 14976*B*T, B, T)); /* %239 reduce [T,1,39,128]  graphs/lib/matching.lua:12 */
+    CALL(98, (double)10218*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T), k248_fused_mul_mul_sum_mul(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B, A + 32784 + 24912*B + 30048*B*T, A + 32784 + 24912*B + 30000*B*T, B, T)); /* %248 fused:mul_mul_sum_mul [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(99, (double)24960*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T + (double)39*B*T + (double)4992*B*T), k252_fused_add_mul_mul_id(A + 32784 + 24912*B + 9984*B*T, A + 32784 + 24912*B + 4992*B*T, A + 32784 + 24912*B + 30048*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B, B, T)); /* %252 fused:add_mul_mul_id [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(100, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*B*T + (double)8192*B), k253_matmul(A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 9984*B*T, (real *)inputs[3], B, T)); /* %253 matmul [T,B,39,64]  graphs/lib/matching.lua:11 */
+    CALL(101, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*B*T), k254_matmul(A + 32784 + 24912*B, A + 32784 + 24912*B + 27456*B*T, A + 32784 + 24912*B + 9984*B*T, B, T)); /* %254 matmul [T,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(102, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k255_sum(A + 32784 + 8192*B, A + 32784 + 24912*B, B, T)); /* %255 reduce [1,B,64,128]  graphs/lib/matching.lua:11 */
+    CALL(103, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k67_div(A + 32784 + 24912*B + 17472*B*T, A + 32784 + 24912*B + 14976*B*T, A + 32784 + 24912*B + 29952*B*T, B, T)); /* %256 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(104, (double)7488*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T + (double)2496*B*T), k259_fused_sum_neg_mul(A + 32784 + 24912*B + 15680*B*T, A + 32784 + 24912*B + 17472*B*T, A + 32784 + 24912*B + 27456*B*T, B, T)); /* %259 fused:sum_neg_mul [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(105, (double)9984*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T + (double)2496*B*T), k265_fused_scale_mul_add_id(A + 32784 + 24912*B + 13184*B*T, A + 32784 + 24912*B + 17472*B*T, A + 32784 + 24912*B + 15680*B*T, A + 32784 + 24912*B + 24960*B*T, B, T)); /* %265 fused:scale_mul_add_id [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(106, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k68_matmul(A + 32784 + 24912*B + 8192*B*T, A + 32784 + 24912*B + 13184*B*T, A + 32784, B, T)); /* %266 matmul [T,B,39,128]  graphs/lib/matching.lua:10 */
+    CALL(107, (double)638976*B*T, sizeof(real)*((double)8192*B*T + (double)2496*B*T + (double)4992*T), k267_matmul(A + 32784 + 24912*B, A + 32784 + 24912*B + 13184*B*T, A + 32784 + 24912*B + 30208*B*T, B, T)); /* %267 matmul [T,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(108, (double)4992*B*T, sizeof(real)*((double)4992*T + (double)4992*B*T), k226_sum(A + 32784 + 24912*B + 30208*B*T, A + 32784 + 24912*B + 8192*B*T, B, T)); /* %268 reduce [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(109, (double)8192*B*T, sizeof(real)*((double)8192*B + (double)8192*B*T), k255_sum(A + 32784, A + 32784 + 24912*B, B, T)); /* %269 reduce [1,B,64,128]  graphs/lib/matching.lua:10 */
+    CALL(110, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)4992*T), k270_add(A + 32784 + 24912*B + 30208*B*T + 9984*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 30208*B*T, T)); /* %270 map:add [T,1,39,128]  graphs/lib/matching.lua:10 */
+    CALL(111, (double)16768*B, sizeof(real)*((double)64*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B), k280_fused_mul_mul_sum_mul(A + 32784 + 24768*B, A + 32784, (real *)inputs[3], A + 32784 + 24704*B, A + 32784 + 16384*B, B)); /* %280 fused:mul_mul_sum_mul [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(112, (double)49152*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)64*B + (double)64*B + (double)8192*B), k284_fused_add_add_mul_mul(A + 32784 + 16384*B, A + 32784 + 8192*B, A + 32784, A + 32784 + 24704*B, A + 32784 + 24768*B, (real *)inputs[3], B)); /* %284 fused:add_add_mul_mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(113, (double)10218*T, sizeof(real)*((double)39*T + (double)4992*T + (double)4992*T + (double)39*T + (double)39*T), k295_fused_mul_mul_sum_mul(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, (real *)inputs[1], A + 32784 + 24912*B + 30208*B*T + 15280*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, T)); /* %295 fused:mul_mul_sum_mul [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(114, (double)24960*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T + (double)39*T + (double)4992*T), k299_fused_add_mul_mul_id(A + 32784 + 24912*B + 30208*B*T, A + 32784 + 24912*B + 30208*B*T + 9984*T, A + 32784 + 24912*B + 30208*B*T + 15280*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[1], T)); /* %299 fused:add_mul_mul_id [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(115, (double)3*B, sizeof(real)*((double)B + (double)B + (double)B + (double)B), k180_fused_mul_div_step(A + 32784 + 24704*B, A + 32784 + 24896*B, A + 32784 + 24880*B, A + 32784 + 24864*B, B)); /* %312 fused:mul_div_step [1,B]  graphs/lib/losses.lua:11 */
+    CALL(116, (double)3*T, sizeof(real)*((double)T + (double)T + (double)T + (double)T), k193_fused_mul_div_step(A + 32784 + 24912*B + 30208*B*T + 15232*T, A + 32784 + 24912*B + 30208*B*T + 15392*T, A + 32784 + 24912*B + 30208*B*T + 15376*T, A + 32784 + 24912*B + 30208*B*T + 15360*T, T)); /* %325 fused:mul_div_step [T,1]  graphs/lib/losses.lua:10 */
+    CALL(117, (double)8*B*T, sizeof(real)*((double)B*T + (double)B*T + (double)B + (double)B*T + (double)B*T + (double)T + (double)B*T), k331_fused_scale_add_add_add(A + 32784 + 24912*B, A + 32784 + 24912*B + 30176*B*T, A + 32784 + 24704*B, A + 32784 + 24912*B + 30160*B*T, A + 32784 + 24912*B + 30192*B*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, A + 32784 + 24912*B + 30144*B*T, B, T)); /* %331 fused:scale_add_add_add [T,B]  graphs/lib/losses.lua:21 */
+    CALL(118, (double)256*B*T, sizeof(real)*((double)128*T + (double)B*T + (double)128*B), k332_matmul(A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B, A + 32784 + 24576*B, B, T)); /* %332 matmul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(119, (double)256*B*T, sizeof(real)*((double)128*B + (double)B*T + (double)128*T), k333_matmul(A + 32784, A + 32784 + 24912*B, A + 32784 + 24912*B + 30208*B*T + 14976*T, B, T)); /* %333 matmul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(120, (double)262*B, sizeof(real)*((double)B + (double)128*B + (double)128*B + (double)B + (double)B), k342_fused_mul_mul_sum_mul(A + 32784 + 24576*B, A + 32784, (real *)inputs[2], A + 32784 + 24848*B, A + 32784 + 24832*B, B)); /* %342 fused:mul_mul_sum_mul [B,1]  graphs/lib/losses.lua:21 */
+    CALL(121, (double)640*B, sizeof(real)*((double)128*B + (double)128*B + (double)B + (double)B + (double)128*B), k346_fused_add_mul_mul_id(A + 32784 + 128*B, A + 32784, A + 32784 + 24848*B, A + 32784 + 24576*B, (real *)inputs[2], B)); /* %346 fused:add_mul_mul_id [B,128]  graphs/lib/losses.lua:21 */
+    CALL(122, (double)262*T, sizeof(real)*((double)T + (double)128*T + (double)128*T + (double)T + (double)T), k356_fused_mul_mul_sum_mul(A + 32784 + 24912*B + 30208*B*T + 15232*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, (real *)inputs[0], A + 32784 + 24912*B + 30208*B*T + 15344*T, A + 32784 + 24912*B + 30208*B*T + 15328*T, T)); /* %356 fused:mul_mul_sum_mul [T,1]  graphs/lib/losses.lua:21 */
+    CALL(123, (double)768*T, sizeof(real)*((double)128*T + (double)128*T + (double)128*T + (double)T + (double)T + (double)128*T), k360_fused_add_add_mul_mul(A + 32784 + 24912*B + 30208*B*T + 5120*T, A + 32784 + 24912*B + 30208*B*T + 15104*T, A + 32784 + 24912*B + 30208*B*T + 4992*T, A + 32784 + 24912*B + 30208*B*T + 15344*T, A + 32784 + 24912*B + 30208*B*T + 15232*T, (real *)inputs[0], T)); /* %360 fused:add_add_mul_mul [T,128]  graphs/lib/losses.lua:21 */
     memcpy(grads + 0, A + 16384, sizeof(real)*16384); /* d loss / d irm.Wa */
     memcpy(grads + 16384, A + 0, sizeof(real)*16384); /* d loss / d irm.Wb */
-    if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 32784 + 33168*B + 35200*B*T + 128*T, sizeof(real)*(size_t)(128*T));
-    if (input_grads && input_grads[1]) memcpy(input_grads[1], A + 32784 + 33168*B + 35200*B*T + 4992*T, sizeof(real)*(size_t)(4992*T));
-    if (input_grads && input_grads[2]) memcpy(input_grads[2], A + 32784, sizeof(real)*(size_t)(128*B));
-    if (input_grads && input_grads[3]) memcpy(input_grads[3], A + 32784 + 8192*B, sizeof(real)*(size_t)(8192*B));
+    if (input_grads && input_grads[0]) memcpy(input_grads[0], A + 32784 + 24912*B + 30208*B*T + 5120*T, sizeof(real)*(size_t)(128*T));
+    if (input_grads && input_grads[1]) memcpy(input_grads[1], A + 32784 + 24912*B + 30208*B*T, sizeof(real)*(size_t)(4992*T));
+    if (input_grads && input_grads[2]) memcpy(input_grads[2], A + 32784 + 128*B, sizeof(real)*(size_t)(128*B));
+    if (input_grads && input_grads[3]) memcpy(input_grads[3], A + 32784 + 16384*B, sizeof(real)*(size_t)(8192*B));
 }
 
 static const real *output(const void *arena, int k, const long *dims) {

@@ -28,40 +28,15 @@ static inline real gelu_tanh_grad(real x) {
     return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
 }
 
-/* k6_square:
- *   %6 map:square [T,128]   graphs/lib/losses.lua:21 */
-static void k6_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(128*T) > 32768)
-    for (long i0 = 0; i0 < 128*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k7_sum:
- *   %7 reduce [T,1]   graphs/lib/losses.lua:21 */
-static void k7_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(128*T) > 32768)
-    for (long o = 0; o < T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k8_clampmin:
- *   %8 map:clampmin [T,1]   graphs/lib/losses.lua:21 */
-static void k8_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k9_fused_rsqrt_clampmin_sum_square:
+ *   %9 fused:rsqrt_clampmin_sum_square [T,1]   graphs/lib/losses.lua:21
+ *     + %8 map:clampmin [T,1]  graphs/lib/losses.lua:21
+ *     + %7 reduce [T,1]  graphs/lib/losses.lua:21
+ *     + %6 map:square [T,128]  graphs/lib/losses.lua:21 */
+static void k9_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
-}
-
-/* k9_rsqrt:
- *   %9 map:rsqrt [T,1]   graphs/lib/losses.lua:21 */
-static void k9_rsqrt(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
 }
 
 /* k10_mul:
@@ -73,40 +48,15 @@ static void k10_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k11_square:
- *   %11 map:square [B,128]   graphs/lib/losses.lua:21 */
-static void k11_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(128*B) > 32768)
-    for (long i0 = 0; i0 < 128*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k12_sum:
- *   %12 reduce [B,1]   graphs/lib/losses.lua:21 */
-static void k12_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(128*B) > 32768)
-    for (long o = 0; o < B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k13_clampmin:
- *   %13 map:clampmin [B,1]   graphs/lib/losses.lua:21 */
-static void k13_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k14_fused_rsqrt_clampmin_sum_square:
+ *   %14 fused:rsqrt_clampmin_sum_square [B,1]   graphs/lib/losses.lua:21
+ *     + %13 map:clampmin [B,1]  graphs/lib/losses.lua:21
+ *     + %12 reduce [B,1]  graphs/lib/losses.lua:21
+ *     + %11 map:square [B,128]  graphs/lib/losses.lua:21 */
+static void k14_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
-}
-
-/* k14_rsqrt:
- *   %14 map:rsqrt [B,1]   graphs/lib/losses.lua:21 */
-static void k14_rsqrt(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
 }
 
 /* k15_mul:
@@ -132,40 +82,15 @@ static void k17_scale(real *restrict out, const real *restrict in0, long B, long
         out[i0] = in0[i0] * (real)14.285714285714285;
 }
 
-/* k18_square:
- *   %18 map:square [T,39,128]   graphs/lib/matching.lua:7 */
-static void k18_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(4992*T) > 32768)
-    for (long i0 = 0; i0 < 4992*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k19_sum:
- *   %19 reduce [T,39,1]   graphs/lib/matching.lua:7 */
-static void k19_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(4992*T) > 32768)
-    for (long o = 0; o < 39*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k20_clampmin:
- *   %20 map:clampmin [T,39,1]   graphs/lib/matching.lua:7 */
-static void k20_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k21_fused_rsqrt_clampmin_sum_square:
+ *   %21 fused:rsqrt_clampmin_sum_square [T,39,1]   graphs/lib/matching.lua:7
+ *     + %20 map:clampmin [T,39,1]  graphs/lib/matching.lua:7
+ *     + %19 reduce [T,39,1]  graphs/lib/matching.lua:7
+ *     + %18 map:square [T,39,128]  graphs/lib/matching.lua:7 */
+static void k21_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(39*T) > 32768)
     for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
-}
-
-/* k21_rsqrt:
- *   %21 map:rsqrt [T,39,1]   graphs/lib/matching.lua:7 */
-static void k21_rsqrt(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
 }
 
 /* k22_mul:
@@ -177,40 +102,15 @@ static void k22_mul(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
 }
 
-/* k25_square:
- *   %25 map:square [1,B,64,128]   graphs/lib/matching.lua:9 */
-static void k25_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k26_sum:
- *   %26 reduce [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k26_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long o = 0; o < 64*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k27_clampmin:
- *   %27 map:clampmin [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k27_clampmin(real *restrict out, const real *restrict in0, long B) {
+/* k28_fused_rsqrt_clampmin_sum_square:
+ *   %28 fused:rsqrt_clampmin_sum_square [1,B,64,1]   graphs/lib/matching.lua:9
+ *     + %27 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %26 reduce [1,B,64,1]  graphs/lib/matching.lua:9
+ *     + %25 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
+static void k28_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(64*B) > 32768)
     for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
-}
-
-/* k28_rsqrt:
- *   %28 map:rsqrt [1,B,64,1]   graphs/lib/matching.lua:9 */
-static void k28_rsqrt(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(64*B) > 32768)
-    for (long i0 = 0; i0 < 64*B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
 }
 
 /* k29_mul:
@@ -258,21 +158,14 @@ static void k32_max(real *restrict out, const real *restrict in0, long B, long T
     }
 }
 
-/* k34_sub:
- *   %34 map:sub [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k34_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k35_fused_exp_sub:
+ *   %35 fused:exp_sub [T,B,39,64]   graphs/lib/matching.lua:10
+ *     + %34 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+static void k35_fused_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for collapse(1) if((long)(2496*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i0*64 + i1] - in1[i0];
-}
-
-/* k35_exp:
- *   %35 map:exp [T,B,39,64]   graphs/lib/matching.lua:10 */
-static void k35_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(2496*B*T) > 32768)
-    for (long i0 = 0; i0 < 2496*B*T; i0++)
-        out[i0] = exp(in0[i0]);
+            out[i0*64 + i1] = exp(((in0[i0*64 + i1]) - (in1[i0])));
 }
 
 /* k36_sum:
@@ -312,61 +205,27 @@ static void k38_matmul(real *restrict out, const real *restrict in0, const real 
     }
 }
 
-/* k39_square:
- *   %39 map:square [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k39_square(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 4992*B*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k40_sum:
- *   %40 reduce [T,B,39,1]   graphs/lib/matching.lua:12
- *   %45 reduce [T,B,39,1]   graphs/lib/matching.lua:13
- *   %89 reduce [T,B,39,1]   graphs/lib/irm.lua:10 */
-static void k40_sum(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for if((long)(4992*B*T) > 32768)
-    for (long o = 0; o < 39*B*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k41_clampmin:
- *   %41 map:clampmin [T,B,39,1]   graphs/lib/matching.lua:12 */
-static void k41_clampmin(real *restrict out, const real *restrict in0, long B, long T) {
+/* k42_fused_rsqrt_clampmin_sum_square:
+ *   %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]   graphs/lib/matching.lua:12
+ *     + %41 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %40 reduce [T,B,39,1]  graphs/lib/matching.lua:12
+ *     + %39 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k42_fused_rsqrt_clampmin_sum_square(real *restrict out, const real *restrict in0, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] > (real)9.9999999999999998e-13 ? in0[i0] : (real)9.9999999999999998e-13;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt(((r1) > (real)9.9999999999999998e-13 ? (r1) : (real)9.9999999999999998e-13)); }
 }
 
-/* k42_rsqrt:
- *   %42 map:rsqrt [T,B,39,1]   graphs/lib/matching.lua:12 */
-static void k42_rsqrt(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
-}
-
-/* k43_mul:
- *   %43 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k43_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k44_mul:
- *   %44 map:mul [T,B,39,128]   graphs/lib/matching.lua:12 */
-static void k44_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
+/* k44_fused_mul_mul:
+ *   %44 fused:mul_mul [T,B,39,128]   graphs/lib/matching.lua:12
+ *     + %43 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+static void k44_fused_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    #pragma omp parallel for collapse(3) if((long)(4992*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 4992; i2++)
-                out[i0*4992*B + i1*4992 + i2] = in0[i0*4992 + i2] * in1[i0*4992*B + i1*4992 + i2];
+            for (long i2 = 0; i2 < 39; i2++)
+                for (long i3 = 0; i3 < 128; i3++)
+                    out[i0*4992*B + i1*4992 + i2*128 + i3] = (in0[i0*4992 + i2*128 + i3]) * ((in1[i0*4992*B + i1*4992 + i2*128 + i3]) * (in2[i0*39*B + i1*39 + i2]));
 }
 
 /* k49_matmul:
@@ -381,67 +240,28 @@ static void k86_matmul(real *restrict out, const real *restrict in0, const real 
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
 }
 
-/* k88_mul:
- *   %88 map:mul [T,B,39,128]   graphs/lib/irm.lua:10 */
-static void k88_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(4992*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 39*B; i1++)
-            for (long i2 = 0; i2 < 128; i2++)
-                out[i0*4992*B + i1*128 + i2] = in0[i0*4992*B + i1*128 + i2] * in1[i0*128 + i2];
+/* k61_fused_scale_addc_neg:
+ *   %61 fused:scale_addc_neg [T,1,39,1]   graphs/lib/irm.lua:11
+ *     + %60 map:addc [T,1,39,1]  graphs/lib/irm.lua:11
+ *     + %59 map:neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+static void k61_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(39*T) > 32768)
+    for (long i0 = 0; i0 < 39*T; i0++)
+        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k56_scale:
- *   %56 map:scale [T,B,39,1]   graphs/lib/irm.lua:10 */
-static void k56_scale(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * (real)0.088388347648318433;
-}
-
-/* k58_mul:
- *   %58 map:mul [T,B,39,1]   graphs/lib/irm.lua:11
- *   %67 map:mul [T,B,39,1]   graphs/lib/irm.lua:11 */
-static void k58_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k62_fused_add_mul_scale_sum:
+ *   %62 fused:add_mul_scale_sum [T,B,39,1]   graphs/lib/irm.lua:11
+ *     + %58 map:mul [T,B,39,1]  graphs/lib/irm.lua:11
+ *     + %56 map:scale [T,B,39,1]  graphs/lib/irm.lua:10
+ *     + %89 reduce [T,B,39,1]  graphs/lib/irm.lua:10
+ *     + %88 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
+static void k62_fused_add_mul_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B, long T) {
     #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < B; i1++)
             for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] * in1[i0*39 + i2];
-}
-
-/* k59_neg:
- *   %59 map:neg [T,1,39,1]   graphs/lib/irm.lua:11 */
-static void k59_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k60_addc:
- *   %60 map:addc [T,1,39,1]   graphs/lib/irm.lua:11 */
-static void k60_addc(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] + (real)1;
-}
-
-/* k61_scale:
- *   %61 map:scale [T,1,39,1]   graphs/lib/irm.lua:11 */
-static void k61_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(39*T) > 32768)
-    for (long i0 = 0; i0 < 39*T; i0++)
-        out[i0] = in0[i0] * (real)-1000000000;
-}
-
-/* k62_add:
- *   %62 map:add [T,B,39,1]   graphs/lib/irm.lua:11 */
-static void k62_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < B; i1++)
-            for (long i2 = 0; i2 < 39; i2++)
-                out[i0*39*B + i1*39 + i2] = in0[i0*39*B + i1*39 + i2] + in1[i0*39 + i2];
+                { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*4992*B + i1*4992 + i2*128 + j1*1]) * (in1[i0*128 + j1*1]); out[i0*39*B + i1*39 + i2] = (((r1) * (real)0.088388347648318433) * (in2[i0*39 + i2])) + (in3[i0*39 + i2]); }
 }
 
 /* k63_max:
@@ -456,21 +276,16 @@ static void k63_max(real *restrict out, const real *restrict in0, long B, long T
     }
 }
 
-/* k65_sub:
- *   %65 map:sub [T,B,39,1]   graphs/lib/irm.lua:11 */
-static void k65_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
-    #pragma omp parallel for collapse(1) if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < B*T; i0++)
-        for (long i1 = 0; i1 < 39; i1++)
-            out[i0*39 + i1] = in0[i0*39 + i1] - in1[i0];
-}
-
-/* k66_exp:
- *   %66 map:exp [T,B,39,1]   graphs/lib/irm.lua:11 */
-static void k66_exp(real *restrict out, const real *restrict in0, long B, long T) {
-    #pragma omp parallel for simd if((long)(39*B*T) > 32768)
-    for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = exp(in0[i0]);
+/* k67_fused_mul_exp_sub:
+ *   %67 fused:mul_exp_sub [T,B,39,1]   graphs/lib/irm.lua:11
+ *     + %66 map:exp [T,B,39,1]  graphs/lib/irm.lua:11
+ *     + %65 map:sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+static void k67_fused_mul_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B, long T) {
+    #pragma omp parallel for collapse(2) if((long)(39*B*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 39; i2++)
+                out[i0*39*B + i1*39 + i2] = (exp(((in0[i0*39*B + i1*39 + i2]) - (in1[i0*B + i1])))) * (in2[i0*39 + i2]);
 }
 
 /* k68_sum:
@@ -503,12 +318,13 @@ static void k70_div(real *restrict out, const real *restrict in0, const real *re
             out[i0*39 + i1] = in0[i0*39 + i1] / in1[i0];
 }
 
-/* k71_mul:
- *   %71 map:mul [T,B,39,1]   graphs/lib/irm.lua:12 */
-static void k71_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
+/* k71_fused_mul_sum:
+ *   %71 fused:mul_sum [T,B,39,1]   graphs/lib/irm.lua:12
+ *     + %45 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
+static void k71_fused_mul_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B, long T) {
     #pragma omp parallel for simd if((long)(39*B*T) > 32768)
     for (long i0 = 0; i0 < 39*B*T; i0++)
-        out[i0] = in0[i0] * in1[i0];
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in1[i0*128 + j1*1]; out[i0] = (in0[i0]) * (r1); }
 }
 
 /* k74_scale:
@@ -521,66 +337,40 @@ static void k74_scale(real *restrict out, const real *restrict in0, long B, long
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[57] = {
-    {"k6_square", "%6 map:square [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k7_sum", "%7 reduce [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k8_clampmin", "%8 map:clampmin [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k9_rsqrt", "%9 map:rsqrt [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+static reclf_prof_entry prof[31] = {
+    {"k9_fused_rsqrt_clampmin_sum_square", "%9 fused:rsqrt_clampmin_sum_square [T,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k10_mul", "%10 map:mul [T,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k11_square", "%11 map:square [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k12_sum", "%12 reduce [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k13_clampmin", "%13 map:clampmin [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k14_rsqrt", "%14 map:rsqrt [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
+    {"k14_fused_rsqrt_clampmin_sum_square", "%14 fused:rsqrt_clampmin_sum_square [B,1]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k15_mul", "%15 map:mul [B,128]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k16_matmul", "%16 matmul [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
     {"k17_scale", "%17 map:scale [T,B]", "graphs/lib/losses.lua:21", 0, 0, 0, 0, 0},
-    {"k18_square", "%18 map:square [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k19_sum", "%19 reduce [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k20_clampmin", "%20 map:clampmin [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k21_rsqrt", "%21 map:rsqrt [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
+    {"k21_fused_rsqrt_clampmin_sum_square", "%21 fused:rsqrt_clampmin_sum_square [T,39,1]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
     {"k22_mul", "%22 map:mul [T,39,128]", "graphs/lib/matching.lua:7", 0, 0, 0, 0, 0},
-    {"k25_square", "%25 map:square [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k26_sum", "%26 reduce [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k27_clampmin", "%27 map:clampmin [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
-    {"k28_rsqrt", "%28 map:rsqrt [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
+    {"k28_fused_rsqrt_clampmin_sum_square", "%28 fused:rsqrt_clampmin_sum_square [1,B,64,1]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k29_mul", "%29 map:mul [1,B,64,128]", "graphs/lib/matching.lua:9", 0, 0, 0, 0, 0},
     {"k30_matmul", "%30 matmul [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k31_scale", "%31 map:scale [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k32_max", "%32 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k34_sub", "%34 map:sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
-    {"k35_exp", "%35 map:exp [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
+    {"k35_fused_exp_sub", "%35 fused:exp_sub [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k36_sum", "%36 reduce [T,B,39,1]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k37_div", "%37 map:div [T,B,39,64]", "graphs/lib/matching.lua:10", 0, 0, 0, 0, 0},
     {"k38_matmul", "%38 matmul [T,B,39,128]", "graphs/lib/matching.lua:11", 0, 0, 0, 0, 0},
-    {"k39_square", "%39 map:square [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k40_sum", "%40 reduce [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k41_clampmin", "%41 map:clampmin [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k42_rsqrt", "%42 map:rsqrt [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k43_mul", "%43 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k44_mul", "%44 map:mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
-    {"k40_sum", "%45 reduce [T,B,39,1]", "graphs/lib/matching.lua:13", 0, 0, 0, 0, 0},
+    {"k42_fused_rsqrt_clampmin_sum_square", "%42 fused:rsqrt_clampmin_sum_square [T,B,39,1]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
+    {"k44_fused_mul_mul", "%44 fused:mul_mul [T,B,39,128]", "graphs/lib/matching.lua:12", 0, 0, 0, 0, 0},
     {"k49_matmul", "%49 matmul [T,128]", "graphs/lib/irm.lua:9", 0, 0, 0, 0, 0},
     {"k86_matmul", "%86 matmul [T,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k88_mul", "%88 map:mul [T,B,39,128]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k40_sum", "%89 reduce [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k56_scale", "%56 map:scale [T,B,39,1]", "graphs/lib/irm.lua:10", 0, 0, 0, 0, 0},
-    {"k58_mul", "%58 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k59_neg", "%59 map:neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k60_addc", "%60 map:addc [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k61_scale", "%61 map:scale [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k62_add", "%62 map:add [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k61_fused_scale_addc_neg", "%61 fused:scale_addc_neg [T,1,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k62_fused_add_mul_scale_sum", "%62 fused:add_mul_scale_sum [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
     {"k63_max", "%63 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k65_sub", "%65 map:sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k66_exp", "%66 map:exp [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k58_mul", "%67 map:mul [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
+    {"k67_fused_mul_exp_sub", "%67 fused:mul_exp_sub [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
     {"k68_sum", "%68 reduce [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
     {"k69_clampmin", "%69 map:clampmin [T,B,1,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
     {"k70_div", "%70 map:div [T,B,39,1]", "graphs/lib/irm.lua:11", 0, 0, 0, 0, 0},
-    {"k71_mul", "%71 map:mul [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
+    {"k71_fused_mul_sum", "%71 fused:mul_sum [T,B,39,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
     {"k68_sum", "%72 reduce [T,B,1,1]", "graphs/lib/irm.lua:12", 0, 0, 0, 0, 0},
     {"k74_scale", "%74 map:scale [T,B]", "graphs/lib/model.lua:43", 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_nosrm_score = {57, prof};
+const reclf_prof_table reclf_profile_reclf_nosrm_score = {31, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -597,63 +387,37 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     const long B = dims[0]; (void)B;
     const long T = dims[1]; (void)T;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)128*T, sizeof(real)*((double)128*T + (double)128*T), k6_square(A + 8256*B + 12544*B*T, (real *)inputs[0], T)); /* %6 map:square [T,128]  graphs/lib/losses.lua:21 */
-    CALL(1, (double)128*T, sizeof(real)*((double)T + (double)128*T), k7_sum(A + 8256*B + 12544*B*T + 128*T, A + 8256*B + 12544*B*T, T)); /* %7 reduce [T,1]  graphs/lib/losses.lua:21 */
-    CALL(2, (double)T, sizeof(real)*((double)T + (double)T), k8_clampmin(A + 8256*B + 12544*B*T, A + 8256*B + 12544*B*T + 128*T, T)); /* %8 map:clampmin [T,1]  graphs/lib/losses.lua:21 */
-    CALL(3, (double)T, sizeof(real)*((double)T + (double)T), k9_rsqrt(A + 8256*B + 12544*B*T + 128*T, A + 8256*B + 12544*B*T, T)); /* %9 map:rsqrt [T,1]  graphs/lib/losses.lua:21 */
-    CALL(4, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 8256*B + 12544*B*T, (real *)inputs[0], A + 8256*B + 12544*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
-    CALL(5, (double)128*B, sizeof(real)*((double)128*B + (double)128*B), k11_square(A + 0, (real *)inputs[2], B)); /* %11 map:square [B,128]  graphs/lib/losses.lua:21 */
-    CALL(6, (double)128*B, sizeof(real)*((double)B + (double)128*B), k12_sum(A + 128*B, A + 0, B)); /* %12 reduce [B,1]  graphs/lib/losses.lua:21 */
-    CALL(7, (double)B, sizeof(real)*((double)B + (double)B), k13_clampmin(A + 0, A + 128*B, B)); /* %13 map:clampmin [B,1]  graphs/lib/losses.lua:21 */
-    CALL(8, (double)B, sizeof(real)*((double)B + (double)B), k14_rsqrt(A + 128*B, A + 0, B)); /* %14 map:rsqrt [B,1]  graphs/lib/losses.lua:21 */
-    CALL(9, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 0, (real *)inputs[2], A + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
-    CALL(10, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 8256*B, A + 8256*B + 12544*B*T, A + 0, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
-    CALL(11, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 8256*B + 12528*B*T, A + 8256*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
-    CALL(12, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T), k18_square(A + 8256*B + 12544*B*T, (real *)inputs[1], T)); /* %18 map:square [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(13, (double)4992*T, sizeof(real)*((double)39*T + (double)4992*T), k19_sum(A + 8256*B + 12544*B*T + 4992*T, A + 8256*B + 12544*B*T, T)); /* %19 reduce [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(14, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k20_clampmin(A + 8256*B + 12544*B*T, A + 8256*B + 12544*B*T + 4992*T, T)); /* %20 map:clampmin [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(15, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k21_rsqrt(A + 8256*B + 12544*B*T + 4992*T, A + 8256*B + 12544*B*T, T)); /* %21 map:rsqrt [T,39,1]  graphs/lib/matching.lua:7 */
-    CALL(16, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k22_mul(A + 8256*B + 12544*B*T, (real *)inputs[1], A + 8256*B + 12544*B*T + 4992*T, T)); /* %22 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
-    CALL(17, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k25_square(A + 0, (real *)inputs[3], B)); /* %25 map:square [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(18, (double)8192*B, sizeof(real)*((double)64*B + (double)8192*B), k26_sum(A + 8192*B, A + 0, B)); /* %26 reduce [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(19, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k27_clampmin(A + 0, A + 8192*B, B)); /* %27 map:clampmin [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(20, (double)64*B, sizeof(real)*((double)64*B + (double)64*B), k28_rsqrt(A + 8192*B, A + 0, B)); /* %28 map:rsqrt [1,B,64,1]  graphs/lib/matching.lua:9 */
-    CALL(21, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k29_mul(A + 0, (real *)inputs[3], A + 8192*B, B)); /* %29 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
-    CALL(22, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k30_matmul(A + 8256*B, A + 8256*B + 12544*B*T, A + 0, B, T)); /* %30 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(23, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k31_scale(A + 8256*B + 2496*B*T, A + 8256*B, B, T)); /* %31 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(24, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k32_max(A + 8256*B + 4992*B*T, A + 8256*B + 2496*B*T, B, T)); /* %32 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(25, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k34_sub(A + 8256*B, A + 8256*B + 2496*B*T, A + 8256*B + 4992*B*T, B, T)); /* %34 map:sub [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(26, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k35_exp(A + 8256*B + 2496*B*T, A + 8256*B, B, T)); /* %35 map:exp [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(27, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k36_sum(A + 8256*B, A + 8256*B + 2496*B*T, B, T)); /* %36 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
-    CALL(28, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k37_div(A + 8256*B + 9984*B*T, A + 8256*B + 2496*B*T, A + 8256*B, B, T)); /* %37 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
-    CALL(29, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k38_matmul(A + 8256*B, A + 8256*B + 9984*B*T, (real *)inputs[3], B, T)); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
-    CALL(30, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T), k39_square(A + 8256*B + 4992*B*T, A + 8256*B, B, T)); /* %39 map:square [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(31, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k40_sum(A + 8256*B + 12480*B*T, A + 8256*B + 4992*B*T, B, T)); /* %40 reduce [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(32, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k41_clampmin(A + 8256*B + 4992*B*T, A + 8256*B + 12480*B*T, B, T)); /* %41 map:clampmin [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(33, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k42_rsqrt(A + 8256*B + 12480*B*T, A + 8256*B + 4992*B*T, B, T)); /* %42 map:rsqrt [T,B,39,1]  graphs/lib/matching.lua:12 */
-    CALL(34, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)39*B*T), k43_mul(A + 8256*B + 4992*B*T, A + 8256*B, A + 8256*B + 12480*B*T, B, T)); /* %43 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(35, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T), k44_mul(A + 8256*B, A + 8256*B + 12544*B*T, A + 8256*B + 4992*B*T, B, T)); /* %44 map:mul [T,B,39,128]  graphs/lib/matching.lua:12 */
-    CALL(36, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k40_sum(A + 8256*B + 12480*B*T, A + 8256*B, B, T)); /* %45 reduce [T,B,39,1]  graphs/lib/matching.lua:13 */
-    CALL(37, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k49_matmul(A + 8256*B + 12544*B*T, (real *)inputs[0], (real *)P + 0, T)); /* %49 matmul [T,128]  graphs/lib/irm.lua:9 */
-    CALL(38, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k86_matmul(A + 8256*B + 12544*B*T + 128*T, A + 8256*B + 12544*B*T, (real *)P + 16384, T)); /* %86 matmul [T,128]  graphs/lib/irm.lua:10 */
-    CALL(39, (double)4992*B*T, sizeof(real)*((double)4992*B*T + (double)4992*B*T + (double)128*T), k88_mul(A + 8256*B + 4992*B*T, A + 8256*B, A + 8256*B + 12544*B*T + 128*T, B, T)); /* %88 map:mul [T,B,39,128]  graphs/lib/irm.lua:10 */
-    CALL(40, (double)4992*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k40_sum(A + 8256*B, A + 8256*B + 4992*B*T, B, T)); /* %89 reduce [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(41, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k56_scale(A + 8256*B + 48*B*T, A + 8256*B, B, T)); /* %56 map:scale [T,B,39,1]  graphs/lib/irm.lua:10 */
-    CALL(42, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k58_mul(A + 8256*B, A + 8256*B + 48*B*T, (real *)inputs[4], B, T)); /* %58 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(43, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k59_neg(A + 8256*B + 12544*B*T, (real *)inputs[4], T)); /* %59 map:neg [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(44, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k60_addc(A + 8256*B + 12544*B*T + 48*T, A + 8256*B + 12544*B*T, T)); /* %60 map:addc [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(45, (double)39*T, sizeof(real)*((double)39*T + (double)39*T), k61_scale(A + 8256*B + 12544*B*T, A + 8256*B + 12544*B*T + 48*T, T)); /* %61 map:scale [T,1,39,1]  graphs/lib/irm.lua:11 */
-    CALL(46, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k62_add(A + 8256*B + 48*B*T, A + 8256*B, A + 8256*B + 12544*B*T, B, T)); /* %62 map:add [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(47, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k63_max(A + 8256*B + 96*B*T, A + 8256*B + 48*B*T, B, T)); /* %63 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(48, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k65_sub(A + 8256*B, A + 8256*B + 48*B*T, A + 8256*B + 96*B*T, B, T)); /* %65 map:sub [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(49, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T), k66_exp(A + 8256*B + 48*B*T, A + 8256*B, B, T)); /* %66 map:exp [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(50, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*T), k58_mul(A + 8256*B, A + 8256*B + 48*B*T, (real *)inputs[4], B, T)); /* %67 map:mul [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(51, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k68_sum(A + 8256*B + 48*B*T, A + 8256*B, B, T)); /* %68 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(52, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k69_clampmin(A + 8256*B + 96*B*T, A + 8256*B + 48*B*T, B, T)); /* %69 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
-    CALL(53, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k70_div(A + 8256*B + 48*B*T, A + 8256*B, A + 8256*B + 96*B*T, B, T)); /* %70 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
-    CALL(54, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)39*B*T), k71_mul(A + 8256*B, A + 8256*B + 48*B*T, A + 8256*B + 12480*B*T, B, T)); /* %71 map:mul [T,B,39,1]  graphs/lib/irm.lua:12 */
-    CALL(55, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k68_sum(A + 8256*B + 12480*B*T, A + 8256*B, B, T)); /* %72 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
-    CALL(56, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k74_scale(A + 8256*B + 12496*B*T, A + 8256*B + 12480*B*T, B, T)); /* %74 map:scale [T,B]  graphs/lib/model.lua:43 */
+    CALL(0, (double)258*T, sizeof(real)*((double)T + (double)128*T), k9_fused_rsqrt_clampmin_sum_square(A + 8256*B + 12544*B*T + 128*T, (real *)inputs[0], T)); /* %9 fused:rsqrt_clampmin_sum_square [T,1]  graphs/lib/losses.lua:21 */
+    CALL(1, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)T), k10_mul(A + 8256*B + 12544*B*T, (real *)inputs[0], A + 8256*B + 12544*B*T + 128*T, T)); /* %10 map:mul [T,128]  graphs/lib/losses.lua:21 */
+    CALL(2, (double)258*B, sizeof(real)*((double)B + (double)128*B), k14_fused_rsqrt_clampmin_sum_square(A + 128*B, (real *)inputs[2], B)); /* %14 fused:rsqrt_clampmin_sum_square [B,1]  graphs/lib/losses.lua:21 */
+    CALL(3, (double)128*B, sizeof(real)*((double)128*B + (double)128*B + (double)B), k15_mul(A + 0, (real *)inputs[2], A + 128*B, B)); /* %15 map:mul [B,128]  graphs/lib/losses.lua:21 */
+    CALL(4, (double)256*B*T, sizeof(real)*((double)B*T + (double)128*T + (double)128*B), k16_matmul(A + 8256*B, A + 8256*B + 12544*B*T, A + 0, B, T)); /* %16 matmul [T,B]  graphs/lib/losses.lua:21 */
+    CALL(5, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k17_scale(A + 8256*B + 12528*B*T, A + 8256*B, B, T)); /* %17 map:scale [T,B]  graphs/lib/losses.lua:21 */
+    CALL(6, (double)10062*T, sizeof(real)*((double)39*T + (double)4992*T), k21_fused_rsqrt_clampmin_sum_square(A + 8256*B + 12544*B*T + 4992*T, (real *)inputs[1], T)); /* %21 fused:rsqrt_clampmin_sum_square [T,39,1]  graphs/lib/matching.lua:7 */
+    CALL(7, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)39*T), k22_mul(A + 8256*B + 12544*B*T, (real *)inputs[1], A + 8256*B + 12544*B*T + 4992*T, T)); /* %22 map:mul [T,39,128]  graphs/lib/matching.lua:7 */
+    CALL(8, (double)16512*B, sizeof(real)*((double)64*B + (double)8192*B), k28_fused_rsqrt_clampmin_sum_square(A + 8192*B, (real *)inputs[3], B)); /* %28 fused:rsqrt_clampmin_sum_square [1,B,64,1]  graphs/lib/matching.lua:9 */
+    CALL(9, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)64*B), k29_mul(A + 0, (real *)inputs[3], A + 8192*B, B)); /* %29 map:mul [1,B,64,128]  graphs/lib/matching.lua:9 */
+    CALL(10, (double)638976*B*T, sizeof(real)*((double)2496*B*T + (double)4992*T + (double)8192*B), k30_matmul(A + 8256*B, A + 8256*B + 12544*B*T, A + 0, B, T)); /* %30 matmul [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(11, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T), k31_scale(A + 8256*B + 2496*B*T, A + 8256*B, B, T)); /* %31 map:scale [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(12, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k32_max(A + 8256*B + 4992*B*T, A + 8256*B + 2496*B*T, B, T)); /* %32 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(13, (double)4992*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k35_fused_exp_sub(A + 8256*B, A + 8256*B + 2496*B*T, A + 8256*B + 4992*B*T, B, T)); /* %35 fused:exp_sub [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(14, (double)2496*B*T, sizeof(real)*((double)39*B*T + (double)2496*B*T), k36_sum(A + 8256*B + 2496*B*T, A + 8256*B, B, T)); /* %36 reduce [T,B,39,1]  graphs/lib/matching.lua:10 */
+    CALL(15, (double)2496*B*T, sizeof(real)*((double)2496*B*T + (double)2496*B*T + (double)39*B*T), k37_div(A + 8256*B + 9984*B*T, A + 8256*B, A + 8256*B + 2496*B*T, B, T)); /* %37 map:div [T,B,39,64]  graphs/lib/matching.lua:10 */
+    CALL(16, (double)638976*B*T, sizeof(real)*((double)4992*B*T + (double)2496*B*T + (double)8192*B), k38_matmul(A + 8256*B, A + 8256*B + 9984*B*T, (real *)inputs[3], B, T)); /* %38 matmul [T,B,39,128]  graphs/lib/matching.lua:11 */
+    CALL(17, (double)10062*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T), k42_fused_rsqrt_clampmin_sum_square(A + 8256*B + 12480*B*T, A + 8256*B, B, T)); /* %42 fused:rsqrt_clampmin_sum_square [T,B,39,1]  graphs/lib/matching.lua:12 */
+    CALL(18, (double)9984*B*T, sizeof(real)*((double)4992*B*T + (double)4992*T + (double)4992*B*T + (double)39*B*T), k44_fused_mul_mul(A + 8256*B + 4992*B*T, A + 8256*B + 12544*B*T, A + 8256*B, A + 8256*B + 12480*B*T, B, T)); /* %44 fused:mul_mul [T,B,39,128]  graphs/lib/matching.lua:12 */
+    CALL(19, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k49_matmul(A + 8256*B + 12544*B*T, (real *)inputs[0], (real *)P + 0, T)); /* %49 matmul [T,128]  graphs/lib/irm.lua:9 */
+    CALL(20, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k86_matmul(A + 8256*B + 12544*B*T + 128*T, A + 8256*B + 12544*B*T, (real *)P + 16384, T)); /* %86 matmul [T,128]  graphs/lib/irm.lua:10 */
+    CALL(21, (double)117*T, sizeof(real)*((double)39*T + (double)39*T), k61_fused_scale_addc_neg(A + 8256*B + 12544*B*T, (real *)inputs[4], T)); /* %61 fused:scale_addc_neg [T,1,39,1]  graphs/lib/irm.lua:11 */
+    CALL(22, (double)10101*B*T, sizeof(real)*((double)39*B*T + (double)4992*B*T + (double)128*T + (double)39*T + (double)39*T), k62_fused_add_mul_scale_sum(A + 8256*B, A + 8256*B + 4992*B*T, A + 8256*B + 12544*B*T + 128*T, (real *)inputs[4], A + 8256*B + 12544*B*T, B, T)); /* %62 fused:add_mul_scale_sum [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(23, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k63_max(A + 8256*B + 12480*B*T, A + 8256*B, B, T)); /* %63 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(24, (double)117*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T + (double)39*T), k67_fused_mul_exp_sub(A + 8256*B + 48*B*T, A + 8256*B, A + 8256*B + 12480*B*T, (real *)inputs[4], B, T)); /* %67 fused:mul_exp_sub [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(25, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k68_sum(A + 8256*B, A + 8256*B + 48*B*T, B, T)); /* %68 reduce [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(26, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k69_clampmin(A + 8256*B + 12480*B*T, A + 8256*B, B, T)); /* %69 map:clampmin [T,B,1,1]  graphs/lib/irm.lua:11 */
+    CALL(27, (double)39*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)B*T), k70_div(A + 8256*B, A + 8256*B + 48*B*T, A + 8256*B + 12480*B*T, B, T)); /* %70 map:div [T,B,39,1]  graphs/lib/irm.lua:11 */
+    CALL(28, (double)5031*B*T, sizeof(real)*((double)39*B*T + (double)39*B*T + (double)4992*B*T), k71_fused_mul_sum(A + 8256*B + 48*B*T, A + 8256*B, A + 8256*B + 4992*B*T, B, T)); /* %71 fused:mul_sum [T,B,39,1]  graphs/lib/irm.lua:12 */
+    CALL(29, (double)39*B*T, sizeof(real)*((double)B*T + (double)39*B*T), k68_sum(A + 8256*B + 12480*B*T, A + 8256*B + 48*B*T, B, T)); /* %72 reduce [T,B,1,1]  graphs/lib/irm.lua:12 */
+    CALL(30, (double)B*T, sizeof(real)*((double)B*T + (double)B*T), k74_scale(A + 8256*B + 12496*B*T, A + 8256*B + 12480*B*T, B, T)); /* %74 map:scale [T,B]  graphs/lib/model.lua:43 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
@@ -672,7 +436,7 @@ static const real *output(const void *arena, int k, const long *dims) {
     case 0: return A + 8256*B + 12528*B*T; /* G */
     case 1: return A + 8256*B + 12496*B*T; /* Lm */
     case 2: return A + 8256*B + 9984*B*T; /* attention */
-    case 3: return A + 8256*B + 48*B*T; /* beta */
+    case 3: return A + 8256*B; /* beta */
     default: return 0;
     }
 }

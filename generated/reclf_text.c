@@ -47,36 +47,17 @@ static void k6_add(real *restrict out, const real *restrict in0, const real *res
             out[i0*5120 + i1] = in0[i0*5120 + i1] + in1[i1];
 }
 
-/* k9_sum:
- *   %9 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %13 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %72 reduce [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %76 reduce [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %99 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %103 reduce [T,40,1]   graphs/lib/text_encoder.lua:23
- *   ... and 4 more */
-static void k9_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(5120*T) > 32768)
-    for (long o = 0; o < 40*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*128;
-        for (long j = 0; j < 128; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k10_scale:
- *   %10 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %14 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %73 map:scale [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %77 map:scale [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %100 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %104 map:scale [T,40,1]   graphs/lib/text_encoder.lua:23
- *   ... and 4 more */
-static void k10_scale(real *restrict out, const real *restrict in0, long T) {
+/* k10_fused_scale_sum:
+ *   %10 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *     + %9 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
+ *   %73 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %100 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %163 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %190 fused:scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
+static void k10_fused_scale_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * (real)0.0078125;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += in0[i0*128 + j1*1]; out[i0] = (r1) * (real)0.0078125; }
 }
 
 /* k11_sub:
@@ -92,81 +73,35 @@ static void k11_sub(real *restrict out, const real *restrict in0, const real *re
             out[i0*128 + i1] = in0[i0*128 + i1] - in1[i0];
 }
 
-/* k12_square:
- *   %12 map:square [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %75 map:square [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %102 map:square [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %165 map:square [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %192 map:square [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k12_square(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k15_addc:
- *   %15 map:addc [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %78 map:addc [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %105 map:addc [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %168 map:addc [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %195 map:addc [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k15_addc(real *restrict out, const real *restrict in0, long T) {
+/* k16_fused_rsqrt_addc_scale_sum:
+ *   %16 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *     + %15 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %14 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %13 reduce [T,40,1]  graphs/lib/text_encoder.lua:23
+ *     + %12 map:square [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %79 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %106 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:23
+ *   %169 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:24
+ *   %196 fused:rsqrt_addc_scale_sum [T,40,1]   graphs/lib/text_encoder.lua:34 */
+static void k16_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(40*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] + (real)1.0000000000000001e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 128; j1++) r1 += (in0[i0*128 + j1*1]) * (in0[i0*128 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0078125) + (real)1.0000000000000001e-05)); }
 }
 
-/* k16_rsqrt:
- *   %16 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %79 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %106 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:23
- *   %169 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:24
- *   %196 map:rsqrt [T,40,1]   graphs/lib/text_encoder.lua:34 */
-static void k16_rsqrt(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
-}
-
-/* k17_mul:
- *   %17 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %80 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %107 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %170 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %197 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k17_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k19_fused_add_mul_mul:
+ *   %19 fused:add_mul_mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %18 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
+ *     + %17 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %82 fused:add_mul_mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %109 fused:add_mul_mul [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %172 fused:add_mul_mul [T,40,128]   graphs/lib/text_encoder.lua:24
+ *   %199 fused:add_mul_mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
+static void k19_fused_add_mul_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long T) {
     #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i0];
-}
-
-/* k18_mul:
- *   %18 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %81 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %108 map:mul [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %171 map:mul [T,40,128]   graphs/lib/text_encoder.lua:24
- *   %198 map:mul [T,40,128]   graphs/lib/text_encoder.lua:34 */
-static void k18_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] * in1[i1];
-}
-
-/* k19_add:
- *   %19 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %25 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
- *   %33 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
- *   %41 map:add [T,40,128]   graphs/lib/text_encoder.lua:14
- *   %68 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %82 map:add [T,40,128]   graphs/lib/text_encoder.lua:24
- *   ... and 9 more */
-static void k19_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        for (long i1 = 0; i1 < 128; i1++)
-            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
+            out[i0*128 + i1] = (((in0[i0*128 + i1]) * (in1[i0])) * (in2[i1])) + (in3[i1]);
 }
 
 /* k23_matmul:
@@ -179,6 +114,20 @@ static void k19_add(real *restrict out, const real *restrict in0, const real *re
  *   ... and 2 more */
 static void k23_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 128, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 128);
+}
+
+/* k25_add:
+ *   %25 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %33 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %41 map:add [T,40,128]   graphs/lib/text_encoder.lua:14
+ *   %115 map:add [T,40,128]   graphs/lib/text_encoder.lua:12
+ *   %123 map:add [T,40,128]   graphs/lib/text_encoder.lua:13
+ *   %131 map:add [T,40,128]   graphs/lib/text_encoder.lua:14 */
+static void k25_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = in0[i0*128 + i1] + in1[i1];
 }
 
 /* k27_permute:
@@ -214,61 +163,27 @@ static void k44_matmul(real *restrict out, const real *restrict in0, const real 
     }
 }
 
-/* k45_scale:
- *   %45 map:scale [T,4,40,40]   graphs/lib/text_encoder.lua:15
- *   %135 map:scale [T,4,40,40]   graphs/lib/text_encoder.lua:15 */
-static void k45_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = in0[i0] * (real)0.17677669529663687;
+/* k50_fused_scale_addc_neg:
+ *   %50 fused:scale_addc_neg [T,1,1,40]   graphs/lib/text_encoder.lua:16
+ *     + %49 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16
+ *     + %48 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+static void k50_fused_scale_addc_neg(real *restrict out, const real *restrict in0, long T) {
+    #pragma omp parallel for simd if((long)(40*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        out[i0] = ((-(in0[i0])) + (real)1) * (real)-1000000000;
 }
 
-/* k47_mul:
- *   %47 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %56 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %137 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %146 map:mul [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k47_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k51_fused_add_mul_scale:
+ *   %51 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %47 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %45 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15
+ *   %141 fused:add_mul_scale [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k51_fused_add_mul_scale(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
     #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
     for (long i0 = 0; i0 < T; i0++)
         for (long i1 = 0; i1 < 160; i1++)
             for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] * in1[i0*40 + i2];
-}
-
-/* k48_neg:
- *   %48 map:neg [T,1,1,40]   graphs/lib/text_encoder.lua:16 */
-static void k48_neg(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k49_addc:
- *   %49 map:addc [T,1,1,40]   graphs/lib/text_encoder.lua:16 */
-static void k49_addc(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] + (real)1;
-}
-
-/* k50_scale:
- *   %50 map:scale [T,1,1,40]   graphs/lib/text_encoder.lua:16 */
-static void k50_scale(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(40*T) > 32768)
-    for (long i0 = 0; i0 < 40*T; i0++)
-        out[i0] = in0[i0] * (real)-1000000000;
-}
-
-/* k51_add:
- *   %51 map:add [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %141 map:add [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k51_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < T; i0++)
-        for (long i1 = 0; i1 < 160; i1++)
-            for (long i2 = 0; i2 < 40; i2++)
-                out[i0*6400 + i1*40 + i2] = in0[i0*6400 + i1*40 + i2] + in1[i0*40 + i2];
+                out[i0*6400 + i1*40 + i2] = (((in0[i0*6400 + i1*40 + i2]) * (real)0.17677669529663687) * (in1[i0*40 + i2])) + (in2[i0*40 + i2]);
 }
 
 /* k52_max:
@@ -284,45 +199,27 @@ static void k52_max(real *restrict out, const real *restrict in0, long T) {
     }
 }
 
-/* k54_sub:
- *   %54 map:sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %144 map:sub [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k54_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for collapse(1) if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 160*T; i0++)
-        for (long i1 = 0; i1 < 40; i1++)
-            out[i0*40 + i1] = in0[i0*40 + i1] - in1[i0];
+/* k56_fused_mul_exp_sub:
+ *   %56 fused:mul_exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16
+ *     + %55 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *     + %54 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16
+ *   %146 fused:mul_exp_sub [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
+static void k56_fused_mul_exp_sub(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for collapse(2) if((long)(6400*T) > 32768)
+    for (long i0 = 0; i0 < T; i0++)
+        for (long i1 = 0; i1 < 160; i1++)
+            for (long i2 = 0; i2 < 40; i2++)
+                out[i0*6400 + i1*40 + i2] = (exp(((in0[i0*6400 + i1*40 + i2]) - (in1[i0*160 + i1])))) * (in2[i0*40 + i2]);
 }
 
-/* k55_exp:
- *   %55 map:exp [T,4,40,40]   graphs/lib/text_encoder.lua:16
- *   %145 map:exp [T,4,40,40]   graphs/lib/text_encoder.lua:16 */
-static void k55_exp(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(6400*T) > 32768)
-    for (long i0 = 0; i0 < 6400*T; i0++)
-        out[i0] = exp(in0[i0]);
-}
-
-/* k57_sum:
- *   %57 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %147 reduce [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k57_sum(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for if((long)(6400*T) > 32768)
-    for (long o = 0; o < 160*T; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*40;
-        for (long j = 0; j < 40; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k58_clampmin:
- *   %58 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16
- *   %148 map:clampmin [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
-static void k58_clampmin(real *restrict out, const real *restrict in0, long T) {
+/* k58_fused_clampmin_sum:
+ *   %58 fused:clampmin_sum [T,4,40,1]   graphs/lib/text_encoder.lua:16
+ *     + %57 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16
+ *   %148 fused:clampmin_sum [T,4,40,1]   graphs/lib/text_encoder.lua:16 */
+static void k58_fused_clampmin_sum(real *restrict out, const real *restrict in0, long T) {
     #pragma omp parallel for simd if((long)(160*T) > 32768)
     for (long i0 = 0; i0 < 160*T; i0++)
-        out[i0] = in0[i0] > (real)1.0000000000000001e-30 ? in0[i0] : (real)1.0000000000000001e-30;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 40; j1++) r1 += in0[i0*40 + j1*1]; out[i0] = (r1) > (real)1.0000000000000001e-30 ? (r1) : (real)1.0000000000000001e-30; }
 }
 
 /* k59_div:
@@ -364,15 +261,17 @@ static void k61_permute(real *restrict out, const real *restrict in0, long T) {
                     out[i0*5120 + i1*128 + i2*32 + i3] = in0[i0*5120 + i1*32 + i2*1280 + i3];
 }
 
-/* k69_add:
- *   %69 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %96 map:add [T,40,128]   graphs/lib/text_encoder.lua:25
- *   %159 map:add [T,40,128]   graphs/lib/text_encoder.lua:23
- *   %186 map:add [T,40,128]   graphs/lib/text_encoder.lua:25 */
-static void k69_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
-    #pragma omp parallel for simd if((long)(5120*T) > 32768)
-    for (long i0 = 0; i0 < 5120*T; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k69_fused_add_add:
+ *   %69 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *     + %68 map:add [T,40,128]  graphs/lib/text_encoder.lua:23
+ *   %96 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25
+ *   %159 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:23
+ *   %186 fused:add_add [T,40,128]   graphs/lib/text_encoder.lua:25 */
+static void k69_fused_add_add(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long T) {
+    #pragma omp parallel for collapse(1) if((long)(5120*T) > 32768)
+    for (long i0 = 0; i0 < 40*T; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            out[i0*128 + i1] = (in0[i0*128 + i1]) + ((in1[i0*128 + i1]) + (in2[i1]));
 }
 
 /* k86_matmul:
@@ -382,23 +281,15 @@ static void k86_matmul(real *restrict out, const real *restrict in0, const real 
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 40*T, 512, 128, (real)1, in0 + 0, 128, in1 + 0, 128, (real)0, out + 0, 512);
 }
 
-/* k88_add:
- *   %88 map:add [T,40,512]   graphs/lib/text_encoder.lua:24
- *   %178 map:add [T,40,512]   graphs/lib/text_encoder.lua:24 */
-static void k88_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
+/* k89_fused_gelu_add:
+ *   %89 fused:gelu_add [T,40,512]   graphs/lib/text_encoder.lua:25
+ *     + %88 map:add [T,40,512]  graphs/lib/text_encoder.lua:24
+ *   %179 fused:gelu_add [T,40,512]   graphs/lib/text_encoder.lua:25 */
+static void k89_fused_gelu_add(real *restrict out, const real *restrict in0, const real *restrict in1, long T) {
     #pragma omp parallel for collapse(1) if((long)(20480*T) > 32768)
     for (long i0 = 0; i0 < 40*T; i0++)
         for (long i1 = 0; i1 < 512; i1++)
-            out[i0*512 + i1] = in0[i0*512 + i1] + in1[i1];
-}
-
-/* k89_gelu:
- *   %89 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25
- *   %179 map:gelu [T,40,512]   graphs/lib/text_encoder.lua:25 */
-static void k89_gelu(real *restrict out, const real *restrict in0, long T) {
-    #pragma omp parallel for simd if((long)(20480*T) > 32768)
-    for (long i0 = 0; i0 < 20480*T; i0++)
-        out[i0] = gelu_tanh(in0[i0]);
+            out[i0*512 + i1] = gelu_tanh(((in0[i0*512 + i1]) + (in1[i1])));
 }
 
 /* k93_matmul:
@@ -458,129 +349,76 @@ static void k212_add(real *restrict out, const real *restrict in0, const real *r
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[128] = {
+static reclf_prof_entry prof[75] = {
     {"k5_gather", "%5 gather [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
     {"k6_add", "%6 map:add [T,40,128]", "graphs/lib/text_encoder.lua:32", 0, 0, 0, 0, 0},
-    {"k9_sum", "%9 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k10_scale", "%10 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k10_fused_scale_sum", "%10 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k11_sub", "%11 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k12_square", "%12 map:square [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k9_sum", "%13 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k10_scale", "%14 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k15_addc", "%15 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k16_rsqrt", "%16 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k17_mul", "%17 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k18_mul", "%18 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k19_add", "%19 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k16_fused_rsqrt_addc_scale_sum", "%16 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k19_fused_add_mul_mul", "%19 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k23_matmul", "%23 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k19_add", "%25 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k25_add", "%25 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k27_permute", "%27 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k23_matmul", "%31 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k19_add", "%33 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k25_add", "%33 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k27_permute", "%35 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k23_matmul", "%39 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k19_add", "%41 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k25_add", "%41 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k27_permute", "%43 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k44_matmul", "%44 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k45_scale", "%45 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k47_mul", "%47 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k48_neg", "%48 map:neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k49_addc", "%49 map:addc [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k50_scale", "%50 map:scale [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k51_add", "%51 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k50_fused_scale_addc_neg", "%50 fused:scale_addc_neg [T,1,1,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k51_fused_add_mul_scale", "%51 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k52_max", "%52 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k54_sub", "%54 map:sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k55_exp", "%55 map:exp [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k47_mul", "%56 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k57_sum", "%57 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k58_clampmin", "%58 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k56_fused_mul_exp_sub", "%56 fused:mul_exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k58_fused_clampmin_sum", "%58 fused:clampmin_sum [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k59_div", "%59 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k60_matmul", "%60 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
     {"k61_permute", "%61 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
     {"k23_matmul", "%66 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k19_add", "%68 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k69_add", "%69 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k9_sum", "%72 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k10_scale", "%73 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k69_fused_add_add", "%69 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k10_fused_scale_sum", "%73 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k11_sub", "%74 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k12_square", "%75 map:square [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k9_sum", "%76 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k10_scale", "%77 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k15_addc", "%78 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k16_rsqrt", "%79 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k17_mul", "%80 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k18_mul", "%81 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k19_add", "%82 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k16_fused_rsqrt_addc_scale_sum", "%79 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k19_fused_add_mul_mul", "%82 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k86_matmul", "%86 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k88_add", "%88 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k89_gelu", "%89 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k89_fused_gelu_add", "%89 fused:gelu_add [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
     {"k93_matmul", "%93 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k19_add", "%95 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k69_add", "%96 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k9_sum", "%99 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k10_scale", "%100 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k69_fused_add_add", "%96 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k10_fused_scale_sum", "%100 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k11_sub", "%101 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k12_square", "%102 map:square [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k9_sum", "%103 reduce [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k10_scale", "%104 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k15_addc", "%105 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k16_rsqrt", "%106 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k17_mul", "%107 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k18_mul", "%108 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k19_add", "%109 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k16_fused_rsqrt_addc_scale_sum", "%106 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k19_fused_add_mul_mul", "%109 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
     {"k23_matmul", "%113 matmul [40*T,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k19_add", "%115 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k25_add", "%115 map:add [T,40,128]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k27_permute", "%117 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:12", 0, 0, 0, 0, 0},
     {"k23_matmul", "%121 matmul [40*T,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k19_add", "%123 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k25_add", "%123 map:add [T,40,128]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k27_permute", "%125 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:13", 0, 0, 0, 0, 0},
     {"k23_matmul", "%129 matmul [40*T,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k19_add", "%131 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k25_add", "%131 map:add [T,40,128]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k27_permute", "%133 permute [T,4,40,32]", "graphs/lib/text_encoder.lua:14", 0, 0, 0, 0, 0},
     {"k44_matmul", "%134 matmul [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k45_scale", "%135 map:scale [T,4,40,40]", "graphs/lib/text_encoder.lua:15", 0, 0, 0, 0, 0},
-    {"k47_mul", "%137 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k51_add", "%141 map:add [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k51_fused_add_mul_scale", "%141 fused:add_mul_scale [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k52_max", "%142 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k54_sub", "%144 map:sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k55_exp", "%145 map:exp [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k47_mul", "%146 map:mul [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k57_sum", "%147 reduce [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
-    {"k58_clampmin", "%148 map:clampmin [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k56_fused_mul_exp_sub", "%146 fused:mul_exp_sub [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
+    {"k58_fused_clampmin_sum", "%148 fused:clampmin_sum [T,4,40,1]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k59_div", "%149 map:div [T,4,40,40]", "graphs/lib/text_encoder.lua:16", 0, 0, 0, 0, 0},
     {"k60_matmul", "%150 matmul [T,4,40,32]", "graphs/lib/text_encoder.lua:17", 0, 0, 0, 0, 0},
     {"k61_permute", "%151 permute [T,40,4,32]", "graphs/lib/text_encoder.lua:18", 0, 0, 0, 0, 0},
     {"k23_matmul", "%156 matmul [40*T,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k19_add", "%158 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k69_add", "%159 map:add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
-    {"k9_sum", "%162 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k10_scale", "%163 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k69_fused_add_add", "%159 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:23", 0, 0, 0, 0, 0},
+    {"k10_fused_scale_sum", "%163 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k11_sub", "%164 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k12_square", "%165 map:square [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k9_sum", "%166 reduce [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k10_scale", "%167 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k15_addc", "%168 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k16_rsqrt", "%169 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k17_mul", "%170 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k18_mul", "%171 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k19_add", "%172 map:add [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k16_fused_rsqrt_addc_scale_sum", "%169 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
+    {"k19_fused_add_mul_mul", "%172 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
     {"k86_matmul", "%176 matmul [40*T,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k88_add", "%178 map:add [T,40,512]", "graphs/lib/text_encoder.lua:24", 0, 0, 0, 0, 0},
-    {"k89_gelu", "%179 map:gelu [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k89_fused_gelu_add", "%179 fused:gelu_add [T,40,512]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
     {"k93_matmul", "%183 matmul [40*T,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k19_add", "%185 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k69_add", "%186 map:add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
-    {"k9_sum", "%189 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k10_scale", "%190 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k69_fused_add_add", "%186 fused:add_add [T,40,128]", "graphs/lib/text_encoder.lua:25", 0, 0, 0, 0, 0},
+    {"k10_fused_scale_sum", "%190 fused:scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k11_sub", "%191 map:sub [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k12_square", "%192 map:square [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k9_sum", "%193 reduce [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k10_scale", "%194 map:scale [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k15_addc", "%195 map:addc [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k16_rsqrt", "%196 map:rsqrt [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k17_mul", "%197 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k18_mul", "%198 map:mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
-    {"k19_add", "%199 map:add [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k16_fused_rsqrt_addc_scale_sum", "%196 fused:rsqrt_addc_scale_sum [T,40,1]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
+    {"k19_fused_add_mul_mul", "%199 fused:add_mul_mul [T,40,128]", "graphs/lib/text_encoder.lua:34", 0, 0, 0, 0, 0},
     {"k200_slice", "%200 slice [T,1,128]", "graphs/lib/text_encoder.lua:35", 0, 0, 0, 0, 0},
     {"k204_matmul", "%204 matmul [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
     {"k205_add", "%205 map:add [T,128]", "graphs/lib/text_encoder.lua:36", 0, 0, 0, 0, 0},
@@ -588,7 +426,7 @@ static reclf_prof_entry prof[128] = {
     {"k210_matmul", "%210 matmul [39*T,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
     {"k212_add", "%212 map:add [T,39,128]", "graphs/lib/text_encoder.lua:37", 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_text = {128, prof};
+const reclf_prof_table reclf_profile_reclf_text = {75, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -605,132 +443,79 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     real *A = arena; (void)A; (void)P; (void)inputs;
     CALL(0, 0, sizeof(real)*((double)5120*T + (double)131072 + (double)40*T), k5_gather(A + 0, (real *)P + 0, (int32_t *)inputs[0], T)); /* %5 gather [T,40,128]  graphs/lib/text_encoder.lua:32 */
     CALL(1, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120), k6_add(A + 12800*T, A + 0, (real *)P + 131072, T)); /* %6 map:add [T,40,128]  graphs/lib/text_encoder.lua:32 */
-    CALL(2, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 0, A + 12800*T, T)); /* %9 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(3, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 5120*T, A + 0, T)); /* %10 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(4, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 12800*T, A + 5120*T, T)); /* %11 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(5, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k12_square(A + 5120*T, A + 0, T)); /* %12 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(6, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 10240*T, A + 5120*T, T)); /* %13 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(7, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 10288*T, A + 10240*T, T)); /* %14 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(8, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k15_addc(A + 10336*T, A + 10288*T, T)); /* %15 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(9, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k16_rsqrt(A + 10240*T, A + 10336*T, T)); /* %16 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(10, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 5120*T, A + 0, A + 10240*T, T)); /* %17 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(11, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k18_mul(A + 0, A + 5120*T, (real *)P + 136192, T)); /* %18 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(12, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 5120*T, A + 0, (real *)P + 136320, T)); /* %19 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(13, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 136448, T)); /* %23 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(14, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 17920*T, A + 0, (real *)P + 152832, T)); /* %25 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(15, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 23040*T, A + 17920*T, T)); /* %27 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(16, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 152960, T)); /* %31 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(17, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 17920*T, A + 0, (real *)P + 169344, T)); /* %33 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(18, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 28160*T, A + 17920*T, T)); /* %35 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(19, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 169472, T)); /* %39 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(20, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 17920*T, A + 0, (real *)P + 185856, T)); /* %41 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(21, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 33280*T, A + 17920*T, T)); /* %43 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(22, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k44_matmul(A + 0, A + 23040*T, A + 28160*T, T)); /* %44 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(23, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k45_scale(A + 6400*T, A + 0, T)); /* %45 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(24, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k47_mul(A + 0, A + 6400*T, (real *)inputs[1], T)); /* %47 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(25, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k48_neg(A + 6400*T, (real *)inputs[1], T)); /* %48 map:neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(26, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k49_addc(A + 6448*T, A + 6400*T, T)); /* %49 map:addc [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(27, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k50_scale(A + 46080*T, A + 6448*T, T)); /* %50 map:scale [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(28, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k51_add(A + 6400*T, A + 0, A + 46080*T, T)); /* %51 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(29, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 17920*T, A + 6400*T, T)); /* %52 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(30, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k54_sub(A + 0, A + 6400*T, A + 17920*T, T)); /* %54 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(31, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k55_exp(A + 6400*T, A + 0, T)); /* %55 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(32, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k47_mul(A + 0, A + 6400*T, (real *)inputs[1], T)); /* %56 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(33, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k57_sum(A + 6400*T, A + 0, T)); /* %57 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(34, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k58_clampmin(A + 17920*T, A + 6400*T, T)); /* %58 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(35, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 6400*T, A + 0, A + 17920*T, T)); /* %59 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(36, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 0, A + 6400*T, A + 33280*T, T)); /* %60 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(37, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 5120*T, A + 0, T)); /* %61 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(38, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 185984, T)); /* %66 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(39, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 5120*T, A + 0, (real *)P + 202368, T)); /* %68 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(40, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 40960*T, A + 12800*T, A + 5120*T, T)); /* %69 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(41, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 0, A + 40960*T, T)); /* %72 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(42, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 5120*T, A + 0, T)); /* %73 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(43, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 40960*T, A + 5120*T, T)); /* %74 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(44, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k12_square(A + 5120*T, A + 0, T)); /* %75 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(45, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 10240*T, A + 5120*T, T)); /* %76 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(46, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 5120*T, A + 10240*T, T)); /* %77 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(47, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k15_addc(A + 5168*T, A + 5120*T, T)); /* %78 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(48, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k16_rsqrt(A + 10240*T, A + 5168*T, T)); /* %79 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(49, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 5120*T, A + 0, A + 10240*T, T)); /* %80 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(50, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k18_mul(A + 0, A + 5120*T, (real *)P + 202496, T)); /* %81 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(51, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 20480*T, A + 0, (real *)P + 202624, T)); /* %82 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(52, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k86_matmul(A + 0, A + 20480*T, (real *)P + 202752, T)); /* %86 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(53, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k88_add(A + 20480*T, A + 0, (real *)P + 268288, T)); /* %88 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(54, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k89_gelu(A + 0, A + 20480*T, T)); /* %89 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(55, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k93_matmul(A + 20480*T, A + 0, (real *)P + 268800, T)); /* %93 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(56, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 25600*T, A + 20480*T, (real *)P + 334336, T)); /* %95 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(57, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 30720*T, A + 40960*T, A + 25600*T, T)); /* %96 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(58, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 35840*T, A + 30720*T, T)); /* %99 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(59, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 35888*T, A + 35840*T, T)); /* %100 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(60, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 30720*T, A + 35888*T, T)); /* %101 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(61, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k12_square(A + 5120*T, A + 0, T)); /* %102 map:square [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(62, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 35840*T, A + 5120*T, T)); /* %103 reduce [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(63, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 35888*T, A + 35840*T, T)); /* %104 map:scale [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(64, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k15_addc(A + 35840*T, A + 35888*T, T)); /* %105 map:addc [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(65, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k16_rsqrt(A + 35888*T, A + 35840*T, T)); /* %106 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:23 */
-    CALL(66, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 5120*T, A + 0, A + 35888*T, T)); /* %107 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(67, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k18_mul(A + 0, A + 5120*T, (real *)P + 334464, T)); /* %108 map:mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(68, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 5120*T, A + 0, (real *)P + 334592, T)); /* %109 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(69, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 334720, T)); /* %113 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(70, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 10240*T, A + 0, (real *)P + 351104, T)); /* %115 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
-    CALL(71, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 15360*T, A + 10240*T, T)); /* %117 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
-    CALL(72, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 351232, T)); /* %121 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(73, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 10240*T, A + 0, (real *)P + 367616, T)); /* %123 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
-    CALL(74, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 20480*T, A + 10240*T, T)); /* %125 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
-    CALL(75, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 367744, T)); /* %129 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(76, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 25600*T, A + 0, (real *)P + 384128, T)); /* %131 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
-    CALL(77, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 35840*T, A + 25600*T, T)); /* %133 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
-    CALL(78, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k44_matmul(A + 0, A + 15360*T, A + 20480*T, T)); /* %134 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(79, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k45_scale(A + 6400*T, A + 0, T)); /* %135 map:scale [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
-    CALL(80, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k47_mul(A + 0, A + 6400*T, (real *)inputs[1], T)); /* %137 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(81, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k51_add(A + 6400*T, A + 0, A + 46080*T, T)); /* %141 map:add [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(82, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 12800*T, A + 6400*T, T)); /* %142 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(83, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k54_sub(A + 0, A + 6400*T, A + 12800*T, T)); /* %144 map:sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(84, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T), k55_exp(A + 6400*T, A + 0, T)); /* %145 map:exp [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(85, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T), k47_mul(A + 0, A + 6400*T, (real *)inputs[1], T)); /* %146 map:mul [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(86, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k57_sum(A + 6400*T, A + 0, T)); /* %147 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(87, (double)160*T, sizeof(real)*((double)160*T + (double)160*T), k58_clampmin(A + 12800*T, A + 6400*T, T)); /* %148 map:clampmin [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
-    CALL(88, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 6400*T, A + 0, A + 12800*T, T)); /* %149 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
-    CALL(89, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 0, A + 6400*T, A + 35840*T, T)); /* %150 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
-    CALL(90, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 5120*T, A + 0, T)); /* %151 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
-    CALL(91, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 384256, T)); /* %156 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(92, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 5120*T, A + 0, (real *)P + 400640, T)); /* %158 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(93, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 40960*T, A + 30720*T, A + 5120*T, T)); /* %159 map:add [T,40,128]  graphs/lib/text_encoder.lua:23 */
-    CALL(94, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 0, A + 40960*T, T)); /* %162 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(95, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 5120*T, A + 0, T)); /* %163 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(96, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 40960*T, A + 5120*T, T)); /* %164 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(97, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k12_square(A + 5120*T, A + 0, T)); /* %165 map:square [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(98, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 10240*T, A + 5120*T, T)); /* %166 reduce [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(99, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 5120*T, A + 10240*T, T)); /* %167 map:scale [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(100, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k15_addc(A + 5168*T, A + 5120*T, T)); /* %168 map:addc [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(101, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k16_rsqrt(A + 10240*T, A + 5168*T, T)); /* %169 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:24 */
-    CALL(102, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 5120*T, A + 0, A + 10240*T, T)); /* %170 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(103, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k18_mul(A + 0, A + 5120*T, (real *)P + 400768, T)); /* %171 map:mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(104, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 20480*T, A + 0, (real *)P + 400896, T)); /* %172 map:add [T,40,128]  graphs/lib/text_encoder.lua:24 */
-    CALL(105, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k86_matmul(A + 0, A + 20480*T, (real *)P + 401024, T)); /* %176 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(106, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k88_add(A + 20480*T, A + 0, (real *)P + 466560, T)); /* %178 map:add [T,40,512]  graphs/lib/text_encoder.lua:24 */
-    CALL(107, (double)20480*T, sizeof(real)*((double)20480*T + (double)20480*T), k89_gelu(A + 0, A + 20480*T, T)); /* %179 map:gelu [T,40,512]  graphs/lib/text_encoder.lua:25 */
-    CALL(108, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k93_matmul(A + 20480*T, A + 0, (real *)P + 467072, T)); /* %183 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(109, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 25600*T, A + 20480*T, (real *)P + 532608, T)); /* %185 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(110, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T), k69_add(A + 30720*T, A + 40960*T, A + 25600*T, T)); /* %186 map:add [T,40,128]  graphs/lib/text_encoder.lua:25 */
-    CALL(111, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 0, A + 30720*T, T)); /* %189 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(112, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 5120*T, A + 0, T)); /* %190 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(113, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 30720*T, A + 5120*T, T)); /* %191 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(114, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T), k12_square(A + 5120*T, A + 0, T)); /* %192 map:square [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(115, (double)5120*T, sizeof(real)*((double)40*T + (double)5120*T), k9_sum(A + 10240*T, A + 5120*T, T)); /* %193 reduce [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(116, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k10_scale(A + 5120*T, A + 10240*T, T)); /* %194 map:scale [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(117, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k15_addc(A + 5168*T, A + 5120*T, T)); /* %195 map:addc [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(118, (double)40*T, sizeof(real)*((double)40*T + (double)40*T), k16_rsqrt(A + 10240*T, A + 5168*T, T)); /* %196 map:rsqrt [T,40,1]  graphs/lib/text_encoder.lua:34 */
-    CALL(119, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k17_mul(A + 5120*T, A + 0, A + 10240*T, T)); /* %197 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(120, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k18_mul(A + 0, A + 5120*T, (real *)P + 532736, T)); /* %198 map:mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(121, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k19_add(A + 5120*T, A + 0, (real *)P + 532864, T)); /* %199 map:add [T,40,128]  graphs/lib/text_encoder.lua:34 */
-    CALL(122, 0, sizeof(real)*((double)128*T + (double)5120*T), k200_slice(A + 0, A + 5120*T, T)); /* %200 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
-    CALL(123, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k204_matmul(A + 128*T, A + 0, (real *)P + 532992, T)); /* %204 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(124, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k205_add(A + 10240*T, A + 128*T, (real *)P + 549376, T)); /* %205 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
-    CALL(125, 0, sizeof(real)*((double)4992*T + (double)5120*T), k206_slice(A + 0, A + 5120*T, T)); /* %206 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(126, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k210_matmul(A + 4992*T, A + 0, (real *)P + 549504, T)); /* %210 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
-    CALL(127, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)128), k212_add(A + 0, A + 4992*T, (real *)P + 565888, T)); /* %212 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(2, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 5120*T, A + 12800*T, T)); /* %10 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(3, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 12800*T, A + 5120*T, T)); /* %11 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(4, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 10240*T, A + 0, T)); /* %16 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(5, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), k19_fused_add_mul_mul(A + 5120*T, A + 0, A + 10240*T, (real *)P + 136192, (real *)P + 136320, T)); /* %19 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(6, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 136448, T)); /* %23 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(7, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 17920*T, A + 0, (real *)P + 152832, T)); /* %25 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(8, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 23040*T, A + 17920*T, T)); /* %27 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(9, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 152960, T)); /* %31 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(10, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 17920*T, A + 0, (real *)P + 169344, T)); /* %33 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(11, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 28160*T, A + 17920*T, T)); /* %35 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(12, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 169472, T)); /* %39 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(13, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 17920*T, A + 0, (real *)P + 185856, T)); /* %41 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(14, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 33280*T, A + 17920*T, T)); /* %43 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(15, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k44_matmul(A + 0, A + 23040*T, A + 28160*T, T)); /* %44 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(16, (double)120*T, sizeof(real)*((double)40*T + (double)40*T), k50_fused_scale_addc_neg(A + 46080*T, (real *)inputs[1], T)); /* %50 fused:scale_addc_neg [T,1,1,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(17, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k51_fused_add_mul_scale(A + 6400*T, A + 0, (real *)inputs[1], A + 46080*T, T)); /* %51 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(18, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 17920*T, A + 6400*T, T)); /* %52 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(19, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T), k56_fused_mul_exp_sub(A + 0, A + 6400*T, A + 17920*T, (real *)inputs[1], T)); /* %56 fused:mul_exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(20, (double)6560*T, sizeof(real)*((double)160*T + (double)6400*T), k58_fused_clampmin_sum(A + 17920*T, A + 0, T)); /* %58 fused:clampmin_sum [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(21, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 6400*T, A + 0, A + 17920*T, T)); /* %59 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(22, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 0, A + 6400*T, A + 33280*T, T)); /* %60 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(23, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 5120*T, A + 0, T)); /* %61 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(24, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 185984, T)); /* %66 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(25, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k69_fused_add_add(A + 40960*T, A + 12800*T, A + 0, (real *)P + 202368, T)); /* %69 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(26, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 5120*T, A + 40960*T, T)); /* %73 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(27, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 40960*T, A + 5120*T, T)); /* %74 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(28, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 5120*T, A + 0, T)); /* %79 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(29, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), k19_fused_add_mul_mul(A + 20480*T, A + 0, A + 5120*T, (real *)P + 202496, (real *)P + 202624, T)); /* %82 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(30, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k86_matmul(A + 0, A + 20480*T, (real *)P + 202752, T)); /* %86 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(31, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k89_fused_gelu_add(A + 20480*T, A + 0, (real *)P + 268288, T)); /* %89 fused:gelu_add [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(32, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k93_matmul(A + 0, A + 20480*T, (real *)P + 268800, T)); /* %93 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(33, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k69_fused_add_add(A + 12800*T, A + 40960*T, A + 0, (real *)P + 334336, T)); /* %96 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(34, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 5120*T, A + 12800*T, T)); /* %100 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(35, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 12800*T, A + 5120*T, T)); /* %101 map:sub [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(36, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 10240*T, A + 0, T)); /* %106 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:23 */
+    CALL(37, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), k19_fused_add_mul_mul(A + 5120*T, A + 0, A + 10240*T, (real *)P + 334464, (real *)P + 334592, T)); /* %109 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(38, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 334720, T)); /* %113 matmul [40*T,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(39, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 17920*T, A + 0, (real *)P + 351104, T)); /* %115 map:add [T,40,128]  graphs/lib/text_encoder.lua:12 */
+    CALL(40, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 23040*T, A + 17920*T, T)); /* %117 permute [T,4,40,32]  graphs/lib/text_encoder.lua:12 */
+    CALL(41, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 351232, T)); /* %121 matmul [40*T,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(42, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 17920*T, A + 0, (real *)P + 367616, T)); /* %123 map:add [T,40,128]  graphs/lib/text_encoder.lua:13 */
+    CALL(43, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 28160*T, A + 17920*T, T)); /* %125 permute [T,4,40,32]  graphs/lib/text_encoder.lua:13 */
+    CALL(44, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 367744, T)); /* %129 matmul [40*T,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(45, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)128), k25_add(A + 17920*T, A + 0, (real *)P + 384128, T)); /* %131 map:add [T,40,128]  graphs/lib/text_encoder.lua:14 */
+    CALL(46, 0, sizeof(real)*((double)5120*T + (double)5120*T), k27_permute(A + 33280*T, A + 17920*T, T)); /* %133 permute [T,4,40,32]  graphs/lib/text_encoder.lua:14 */
+    CALL(47, (double)409600*T, sizeof(real)*((double)6400*T + (double)5120*T + (double)5120*T), k44_matmul(A + 0, A + 23040*T, A + 28160*T, T)); /* %134 matmul [T,4,40,40]  graphs/lib/text_encoder.lua:15 */
+    CALL(48, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)40*T + (double)40*T), k51_fused_add_mul_scale(A + 6400*T, A + 0, (real *)inputs[1], A + 46080*T, T)); /* %141 fused:add_mul_scale [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(49, (double)6400*T, sizeof(real)*((double)160*T + (double)6400*T), k52_max(A + 17920*T, A + 6400*T, T)); /* %142 reduce [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(50, (double)19200*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T + (double)40*T), k56_fused_mul_exp_sub(A + 0, A + 6400*T, A + 17920*T, (real *)inputs[1], T)); /* %146 fused:mul_exp_sub [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(51, (double)6560*T, sizeof(real)*((double)160*T + (double)6400*T), k58_fused_clampmin_sum(A + 17920*T, A + 0, T)); /* %148 fused:clampmin_sum [T,4,40,1]  graphs/lib/text_encoder.lua:16 */
+    CALL(52, (double)6400*T, sizeof(real)*((double)6400*T + (double)6400*T + (double)160*T), k59_div(A + 6400*T, A + 0, A + 17920*T, T)); /* %149 map:div [T,4,40,40]  graphs/lib/text_encoder.lua:16 */
+    CALL(53, (double)409600*T, sizeof(real)*((double)5120*T + (double)6400*T + (double)5120*T), k60_matmul(A + 0, A + 6400*T, A + 33280*T, T)); /* %150 matmul [T,4,40,32]  graphs/lib/text_encoder.lua:17 */
+    CALL(54, 0, sizeof(real)*((double)5120*T + (double)5120*T), k61_permute(A + 5120*T, A + 0, T)); /* %151 permute [T,40,4,32]  graphs/lib/text_encoder.lua:18 */
+    CALL(55, (double)1310720*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)16384), k23_matmul(A + 0, A + 5120*T, (real *)P + 384256, T)); /* %156 matmul [40*T,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(56, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k69_fused_add_add(A + 40960*T, A + 12800*T, A + 0, (real *)P + 400640, T)); /* %159 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:23 */
+    CALL(57, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 5120*T, A + 40960*T, T)); /* %163 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(58, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 40960*T, A + 5120*T, T)); /* %164 map:sub [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(59, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 5120*T, A + 0, T)); /* %169 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:24 */
+    CALL(60, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), k19_fused_add_mul_mul(A + 20480*T, A + 0, A + 5120*T, (real *)P + 400768, (real *)P + 400896, T)); /* %172 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:24 */
+    CALL(61, (double)5242880*T, sizeof(real)*((double)20480*T + (double)5120*T + (double)65536), k86_matmul(A + 0, A + 20480*T, (real *)P + 401024, T)); /* %176 matmul [40*T,512]  graphs/lib/text_encoder.lua:24 */
+    CALL(62, (double)40960*T, sizeof(real)*((double)20480*T + (double)20480*T + (double)512), k89_fused_gelu_add(A + 20480*T, A + 0, (real *)P + 466560, T)); /* %179 fused:gelu_add [T,40,512]  graphs/lib/text_encoder.lua:25 */
+    CALL(63, (double)5242880*T, sizeof(real)*((double)5120*T + (double)20480*T + (double)65536), k93_matmul(A + 0, A + 20480*T, (real *)P + 467072, T)); /* %183 matmul [40*T,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(64, (double)10240*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)5120*T + (double)128), k69_fused_add_add(A + 5120*T, A + 40960*T, A + 0, (real *)P + 532608, T)); /* %186 fused:add_add [T,40,128]  graphs/lib/text_encoder.lua:25 */
+    CALL(65, (double)5160*T, sizeof(real)*((double)40*T + (double)5120*T), k10_fused_scale_sum(A + 10240*T, A + 5120*T, T)); /* %190 fused:scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(66, (double)5120*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T), k11_sub(A + 0, A + 5120*T, A + 10240*T, T)); /* %191 map:sub [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(67, (double)10360*T, sizeof(real)*((double)40*T + (double)5120*T), k16_fused_rsqrt_addc_scale_sum(A + 10240*T, A + 0, T)); /* %196 fused:rsqrt_addc_scale_sum [T,40,1]  graphs/lib/text_encoder.lua:34 */
+    CALL(68, (double)15360*T, sizeof(real)*((double)5120*T + (double)5120*T + (double)40*T + (double)128 + (double)128), k19_fused_add_mul_mul(A + 5120*T, A + 0, A + 10240*T, (real *)P + 532736, (real *)P + 532864, T)); /* %199 fused:add_mul_mul [T,40,128]  graphs/lib/text_encoder.lua:34 */
+    CALL(69, 0, sizeof(real)*((double)128*T + (double)5120*T), k200_slice(A + 0, A + 5120*T, T)); /* %200 slice [T,1,128]  graphs/lib/text_encoder.lua:35 */
+    CALL(70, (double)32768*T, sizeof(real)*((double)128*T + (double)128*T + (double)16384), k204_matmul(A + 128*T, A + 0, (real *)P + 532992, T)); /* %204 matmul [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(71, (double)128*T, sizeof(real)*((double)128*T + (double)128*T + (double)128), k205_add(A + 10240*T, A + 128*T, (real *)P + 549376, T)); /* %205 map:add [T,128]  graphs/lib/text_encoder.lua:36 */
+    CALL(72, 0, sizeof(real)*((double)4992*T + (double)5120*T), k206_slice(A + 0, A + 5120*T, T)); /* %206 slice [T,39,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(73, (double)1277952*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)16384), k210_matmul(A + 4992*T, A + 0, (real *)P + 549504, T)); /* %210 matmul [39*T,128]  graphs/lib/text_encoder.lua:37 */
+    CALL(74, (double)4992*T, sizeof(real)*((double)4992*T + (double)4992*T + (double)128), k212_add(A + 0, A + 4992*T, (real *)P + 565888, T)); /* %212 map:add [T,39,128]  graphs/lib/text_encoder.lua:37 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {

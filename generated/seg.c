@@ -28,33 +28,27 @@ static inline real gelu_tanh_grad(real x) {
     return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
 }
 
-/* k3_addc:
- *   %3 map:addc [B,1,64,64]   graphs/lib/image_encoder.lua:19 */
-static void k3_addc(real *restrict out, const real *restrict in0, long B) {
+/* k4_fused_scale_addc:
+ *   %4 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
+ *     + %3 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+static void k4_fused_scale_addc(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] + (real)-0.5;
-}
-
-/* k4_scale:
- *   %4 map:scale [B,1,64,64]   graphs/lib/image_encoder.lua:19 */
-static void k4_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] * (real)4;
+        out[i0] = ((in0[i0]) + (real)-0.5) * (real)4;
 }
 
 /* k7_im2col:
- *   %7 im2col [B,9,4096]   graphs/lib/image_encoder.lua:6 */
+ *   %7 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6 */
 static void k7_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9;
+    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -68,26 +62,26 @@ static void k7_im2col(real *restrict out, const real *restrict in0, long B) {
 }
 
 /* k9_matmul:
- *   %9 matmul [B,32,4096]   graphs/lib/image_encoder.lua:6 */
+ *   %9 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6 */
 static void k9_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096, 9, (real)1, in0 + ao, 9, in1 + bo, 4096, (real)0, out + p*131072, 4096);
-    }
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 9, (real)1, in0 + 0, 9, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
 }
 
-/* k12_add:
- *   %12 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6
- *   %29 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %358 map:add [B,32,64,64]   graphs/lib/unet.lua:16
- *   %375 map:add [B,32,64,64]   graphs/lib/unet.lua:17 */
-static void k12_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k11_permute:
+ *   %11 permute [B,32,4096]   graphs/lib/image_encoder.lua:6
+ *   %381 permute [B,32,4096]   graphs/lib/unet.lua:16 */
+static void k11_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*131072 + i1*4096 + i2] = in0[i0*4096 + i1*4096*B + i2];
+}
+
+/* k14_add:
+ *   %14 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6
+ *   %384 map:add [B,32,64,64]   graphs/lib/unet.lua:16 */
+static void k14_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -95,126 +89,73 @@ static void k12_add(real *restrict out, const real *restrict in0, const real *re
                 out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] + in1[i1];
 }
 
-/* k16_sum:
- *   %16 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %20 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %362 reduce [B,8,1]   graphs/lib/unet.lua:17
- *   %366 reduce [B,8,1]   graphs/lib/unet.lua:17
- *   %520 reduce [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %531 reduce [B,8,1] (backward)  graphs/lib/unet.lua:17 */
-static void k16_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(131072*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*16384;
-        for (long j = 0; j < 16384; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k17_scale:
- *   %17 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %21 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %363 map:scale [B,8,1]   graphs/lib/unet.lua:17
- *   %367 map:scale [B,8,1]   graphs/lib/unet.lua:17
- *   %525 map:scale [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %532 map:scale [B,8,1] (backward)  graphs/lib/unet.lua:17 */
-static void k17_scale(real *restrict out, const real *restrict in0, long B) {
+/* k19_fused_scale_sum:
+ *   %19 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %18 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %389 fused:scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
+static void k19_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)6.103515625e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += in0[i0*16384 + j1*1]; out[i0] = (r1) * (real)6.103515625e-05; }
 }
 
-/* k18_sub:
- *   %18 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %364 map:sub [B,8,16384]   graphs/lib/unet.lua:17 */
-static void k18_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k20_sub:
+ *   %20 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %390 map:sub [B,8,16384]   graphs/lib/unet.lua:17 */
+static void k20_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
 }
 
-/* k19_square:
- *   %19 map:square [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %365 map:square [B,8,16384]   graphs/lib/unet.lua:17 */
-static void k19_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k22_addc:
- *   %22 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %48 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %74 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %100 map:addc [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %127 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %153 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   ... and 7 more */
-static void k22_addc(real *restrict out, const real *restrict in0, long B) {
+/* k25_fused_rsqrt_addc_scale_sum:
+ *   %25 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %24 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %23 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %22 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %21 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *   %395 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
+static void k25_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] + (real)1.0000000000000001e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05)); }
 }
 
-/* k23_rsqrt:
- *   %23 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %49 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %75 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %101 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %128 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %154 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   ... and 7 more */
-static void k23_rsqrt(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
-}
-
-/* k24_mul:
- *   %24 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %370 map:mul [B,8,16384]   graphs/lib/unet.lua:17
- *   %518 map:mul [B,8,16384] (backward)  graphs/lib/unet.lua:17 */
-static void k24_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k26_mul:
+ *   %26 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %396 map:mul [B,8,16384]   graphs/lib/unet.lua:17 */
+static void k26_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
 }
 
-/* k27_mul:
- *   %27 map:mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %373 map:mul [B,32,64,64]   graphs/lib/unet.lua:17
- *   %510 map:mul [B,32,64,64] (backward)  graphs/lib/unet.lua:17 */
-static void k27_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k32_fused_relu_add_mul:
+ *   %32 fused:relu_add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *     + %31 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7
+ *     + %29 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+static void k32_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
             for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
+                out[i0*131072 + i1*4096 + i2] = (((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
 }
 
-/* k30_relu:
- *   %30 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %376 map:relu [B,32,64,64]   graphs/lib/unet.lua:17 */
-static void k30_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k33_im2col:
- *   %33 im2col [B,288,1024]   graphs/lib/image_encoder.lua:6 */
-static void k33_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288;
+/* k35_im2col:
+ *   %35 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6 */
+static void k35_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -227,32 +168,33 @@ static void k33_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k35_matmul:
- *   %35 matmul [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %61 matmul [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %87 matmul [B,32,1024]   graphs/lib/image_encoder.lua:13 */
-static void k35_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*294912; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 288, (real)1, in0 + ao, 288, in1 + bo, 1024, (real)0, out + p*32768, 1024);
-    }
+/* k37_matmul:
+ *   %37 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %65 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %93 matmul [32,1024*B]   graphs/lib/image_encoder.lua:13 */
+static void k37_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 288, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
 }
 
-/* k38_add:
- *   %38 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %55 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %64 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %81 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %90 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %107 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   ... and 2 more */
-static void k38_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k39_permute:
+ *   %39 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
+ *   %67 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
+ *   %95 permute [B,32,1024]   graphs/lib/image_encoder.lua:13
+ *   %349 permute [B,32,1024]   graphs/lib/unet.lua:16 */
+static void k39_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = in0[i0*1024 + i1*1024*B + i2];
+}
+
+/* k42_add:
+ *   %42 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %70 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %98 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13
+ *   %352 map:add [B,32,32,32]   graphs/lib/unet.lua:16 */
+static void k42_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -260,111 +202,83 @@ static void k38_add(real *restrict out, const real *restrict in0, const real *re
                 out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] + in1[i1];
 }
 
-/* k42_sum:
- *   %42 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %46 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %68 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %72 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %94 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %98 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 4 more */
-static void k42_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(32768*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*4096;
-        for (long j = 0; j < 4096; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k43_scale:
- *   %43 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %47 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %69 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %73 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %95 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %99 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 4 more */
-static void k43_scale(real *restrict out, const real *restrict in0, long B) {
+/* k47_fused_scale_sum:
+ *   %47 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %46 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %75 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %103 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   %357 fused:scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
+static void k47_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.000244140625;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; out[i0] = (r1) * (real)0.000244140625; }
 }
 
-/* k44_sub:
- *   %44 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %70 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %96 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %334 map:sub [B,8,4096]   graphs/lib/unet.lua:17 */
-static void k44_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k48_sub:
+ *   %48 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %76 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %104 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13
+ *   %358 map:sub [B,8,4096]   graphs/lib/unet.lua:17 */
+static void k48_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
 }
 
-/* k45_square:
- *   %45 map:square [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %71 map:square [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %97 map:square [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %335 map:square [B,8,4096]   graphs/lib/unet.lua:17 */
-static void k45_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k53_fused_rsqrt_addc_scale_sum:
+ *   %53 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %52 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %51 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %50 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %49 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
+ *   %81 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %109 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   %363 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
+static void k53_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05)); }
 }
 
-/* k50_mul:
- *   %50 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %76 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %102 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %340 map:mul [B,8,4096]   graphs/lib/unet.lua:17
- *   %569 map:mul [B,8,4096] (backward)  graphs/lib/unet.lua:17 */
-static void k50_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k54_mul:
+ *   %54 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %82 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %110 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
+ *   %364 map:mul [B,8,4096]   graphs/lib/unet.lua:17 */
+static void k54_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
 }
 
-/* k53_mul:
- *   %53 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %79 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %105 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %343 map:mul [B,32,32,32]   graphs/lib/unet.lua:17
- *   %561 map:mul [B,32,32,32] (backward)  graphs/lib/unet.lua:17 */
-static void k53_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k60_fused_relu_add_mul:
+ *   %60 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:26
+ *     + %59 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7
+ *     + %57 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
+ *   %88 fused:relu_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:12 */
+static void k60_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
             for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
+                out[i0*32768 + i1*1024 + i2] = (((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
 }
 
-/* k56_relu:
- *   %56 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %82 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %109 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27
- *   %346 map:relu [B,32,32,32]   graphs/lib/unet.lua:17 */
-static void k56_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k59_im2col:
- *   %59 im2col [B,288,1024]   graphs/lib/image_encoder.lua:6
- *   %85 im2col [B,288,1024]   graphs/lib/image_encoder.lua:13 */
-static void k59_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288;
+/* k63_im2col:
+ *   %63 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %91 im2col [288,1024*B]   graphs/lib/image_encoder.lua:13 */
+static void k63_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -377,27 +291,31 @@ static void k59_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k108_add:
- *   %108 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %580 map:add [B,8,4096] (backward)  graphs/lib/unet.lua:17
- *   %585 map:add [B,8,4096] (backward)  graphs/lib/unet.lua:17 */
-static void k108_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k117_fused_relu_add_add_mul:
+ *   %117 fused:relu_add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:27
+ *     + %116 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14
+ *     + %115 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
+ *     + %113 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+static void k117_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]))) > 0 ? ((in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]))) : (real)0;
 }
 
-/* k112_im2col:
- *   %112 im2col [B,288,256]   graphs/lib/image_encoder.lua:6 */
-static void k112_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288;
+/* k120_im2col:
+ *   %120 im2col [288,256*B]   graphs/lib/image_encoder.lua:6 */
+static void k120_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -410,30 +328,31 @@ static void k112_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k114_matmul:
- *   %114 matmul [B,64,256]   graphs/lib/image_encoder.lua:6 */
-static void k114_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256, 288, (real)1, in0 + ao, 288, in1 + bo, 256, (real)0, out + p*16384, 256);
-    }
+/* k122_matmul:
+ *   %122 matmul [64,256*B]   graphs/lib/image_encoder.lua:6 */
+static void k122_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 288, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k117_add:
- *   %117 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %134 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %143 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %160 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %169 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %186 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   ... and 2 more */
-static void k117_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k124_permute:
+ *   %124 permute [B,64,256]   graphs/lib/image_encoder.lua:6
+ *   %152 permute [B,64,256]   graphs/lib/image_encoder.lua:6
+ *   %180 permute [B,64,256]   graphs/lib/image_encoder.lua:13
+ *   %317 permute [B,64,256]   graphs/lib/unet.lua:16 */
+static void k124_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = in0[i0*256 + i1*256*B + i2];
+}
+
+/* k127_add:
+ *   %127 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %155 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %183 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13
+ *   %320 map:add [B,64,16,16]   graphs/lib/unet.lua:16 */
+static void k127_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -441,111 +360,83 @@ static void k117_add(real *restrict out, const real *restrict in0, const real *r
                 out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] + in1[i1];
 }
 
-/* k121_sum:
- *   %121 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %125 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %147 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %151 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %173 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %177 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 4 more */
-static void k121_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(16384*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*2048;
-        for (long j = 0; j < 2048; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k122_scale:
- *   %122 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %126 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %148 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %152 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %174 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %178 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 4 more */
-static void k122_scale(real *restrict out, const real *restrict in0, long B) {
+/* k132_fused_scale_sum:
+ *   %132 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %131 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %160 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %188 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   %325 fused:scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
+static void k132_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.00048828125;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += in0[i0*2048 + j1*1]; out[i0] = (r1) * (real)0.00048828125; }
 }
 
-/* k123_sub:
- *   %123 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %149 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %175 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %304 map:sub [B,8,2048]   graphs/lib/unet.lua:17 */
-static void k123_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k133_sub:
+ *   %133 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %161 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %189 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13
+ *   %326 map:sub [B,8,2048]   graphs/lib/unet.lua:17 */
+static void k133_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
 }
 
-/* k124_square:
- *   %124 map:square [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %150 map:square [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %176 map:square [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %305 map:square [B,8,2048]   graphs/lib/unet.lua:17 */
-static void k124_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k138_fused_rsqrt_addc_scale_sum:
+ *   %138 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %137 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %136 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %135 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %134 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
+ *   %166 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %194 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   %331 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
+static void k138_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05)); }
 }
 
-/* k129_mul:
- *   %129 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %155 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %181 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %310 map:mul [B,8,2048]   graphs/lib/unet.lua:17
- *   %620 map:mul [B,8,2048] (backward)  graphs/lib/unet.lua:17 */
-static void k129_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k139_mul:
+ *   %139 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %167 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %195 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
+ *   %332 map:mul [B,8,2048]   graphs/lib/unet.lua:17 */
+static void k139_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
 }
 
-/* k132_mul:
- *   %132 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %158 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %184 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %313 map:mul [B,64,16,16]   graphs/lib/unet.lua:17
- *   %612 map:mul [B,64,16,16] (backward)  graphs/lib/unet.lua:17 */
-static void k132_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k145_fused_relu_add_mul:
+ *   %145 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:26
+ *     + %144 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7
+ *     + %142 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
+ *   %173 fused:relu_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:12 */
+static void k145_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
+                out[i0*16384 + i1*256 + i2] = (((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
 }
 
-/* k135_relu:
- *   %135 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %161 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %188 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27
- *   %316 map:relu [B,64,16,16]   graphs/lib/unet.lua:17 */
-static void k135_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k138_im2col:
- *   %138 im2col [B,576,256]   graphs/lib/image_encoder.lua:6
- *   %164 im2col [B,576,256]   graphs/lib/image_encoder.lua:13 */
-static void k138_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576;
+/* k148_im2col:
+ *   %148 im2col [576,256*B]   graphs/lib/image_encoder.lua:6
+ *   %176 im2col [576,256*B]   graphs/lib/image_encoder.lua:13 */
+static void k148_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -558,43 +449,38 @@ static void k138_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k140_matmul:
- *   %140 matmul [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %166 matmul [B,64,256]   graphs/lib/image_encoder.lua:13 */
-static void k140_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*147456; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256, 576, (real)1, in0 + ao, 576, in1 + bo, 256, (real)0, out + p*16384, 256);
-    }
+/* k150_matmul:
+ *   %150 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
+ *   %178 matmul [64,256*B]   graphs/lib/image_encoder.lua:13 */
+static void k150_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 576, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k187_add:
- *   %187 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %631 map:add [B,8,2048] (backward)  graphs/lib/unet.lua:17
- *   %636 map:add [B,8,2048] (backward)  graphs/lib/unet.lua:17 */
-static void k187_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k202_fused_relu_add_add_mul:
+ *   %202 fused:relu_add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:27
+ *     + %201 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14
+ *     + %200 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
+ *     + %198 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+static void k202_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]))) > 0 ? ((in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]))) : (real)0;
 }
 
-/* k191_im2col:
- *   %191 im2col [B,576,64]   graphs/lib/image_encoder.lua:6 */
-static void k191_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576;
+/* k205_im2col:
+ *   %205 im2col [576,64*B]   graphs/lib/image_encoder.lua:6 */
+static void k205_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -607,29 +493,29 @@ static void k191_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k193_matmul:
- *   %193 matmul [B,128,64]   graphs/lib/image_encoder.lua:6 */
-static void k193_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64, 576, (real)1, in0 + ao, 576, in1 + bo, 64, (real)0, out + p*8192, 64);
-    }
+/* k207_matmul:
+ *   %207 matmul [128,64*B]   graphs/lib/image_encoder.lua:6 */
+static void k207_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 576, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k196_add:
- *   %196 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %213 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %222 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %239 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %248 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %265 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
-static void k196_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k209_permute:
+ *   %209 permute [B,128,64]   graphs/lib/image_encoder.lua:6
+ *   %237 permute [B,128,64]   graphs/lib/image_encoder.lua:6
+ *   %265 permute [B,128,64]   graphs/lib/image_encoder.lua:13 */
+static void k209_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = in0[i0*64 + i1*64*B + i2];
+}
+
+/* k212_add:
+ *   %212 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %240 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %268 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
+static void k212_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -637,102 +523,79 @@ static void k196_add(real *restrict out, const real *restrict in0, const real *r
                 out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] + in1[i1];
 }
 
-/* k200_sum:
- *   %200 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %204 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %226 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %230 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %252 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %256 reduce [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k200_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*1024;
-        for (long j = 0; j < 1024; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k201_scale:
- *   %201 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %205 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %227 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %231 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %253 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %257 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13 */
-static void k201_scale(real *restrict out, const real *restrict in0, long B) {
+/* k217_fused_scale_sum:
+ *   %217 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %216 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %245 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %273 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k217_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.0009765625;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += in0[i0*1024 + j1*1]; out[i0] = (r1) * (real)0.0009765625; }
 }
 
-/* k202_sub:
- *   %202 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %228 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %254 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k202_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k218_sub:
+ *   %218 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %246 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %274 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
+static void k218_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
 }
 
-/* k203_square:
- *   %203 map:square [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %229 map:square [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %255 map:square [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k203_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k223_fused_rsqrt_addc_scale_sum:
+ *   %223 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %222 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %221 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %220 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %219 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
+ *   %251 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %279 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k223_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05)); }
 }
 
-/* k208_mul:
- *   %208 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %234 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %260 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k208_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k224_mul:
+ *   %224 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %252 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %280 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13 */
+static void k224_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
 }
 
-/* k211_mul:
- *   %211 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %237 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %263 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
-static void k211_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k230_fused_relu_add_mul:
+ *   %230 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:26
+ *     + %229 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7
+ *     + %227 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
+ *   %258 fused:relu_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:12 */
+static void k230_fused_relu_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
+                out[i0*8192 + i1*64 + i2] = (((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1])) > 0 ? (((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1])) : (real)0;
 }
 
-/* k214_relu:
- *   %214 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %240 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %267 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
-static void k214_relu(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
-}
-
-/* k217_im2col:
- *   %217 im2col [B,1152,64]   graphs/lib/image_encoder.lua:6
- *   %243 im2col [B,1152,64]   graphs/lib/image_encoder.lua:13 */
-static void k217_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152;
+/* k233_im2col:
+ *   %233 im2col [1152,64*B]   graphs/lib/image_encoder.lua:6
+ *   %261 im2col [1152,64*B]   graphs/lib/image_encoder.lua:13 */
+static void k233_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -745,33 +608,29 @@ static void k217_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k219_matmul:
- *   %219 matmul [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %245 matmul [B,128,64]   graphs/lib/image_encoder.lua:13 */
-static void k219_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64, 1152, (real)1, in0 + ao, 1152, in1 + bo, 64, (real)0, out + p*8192, 64);
-    }
+/* k235_matmul:
+ *   %235 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
+ *   %263 matmul [128,64*B]   graphs/lib/image_encoder.lua:13 */
+static void k235_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 1152, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k266_add:
- *   %266 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14 */
-static void k266_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k287_fused_relu_add_add_mul:
+ *   %287 fused:relu_add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:27
+ *     + %286 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14
+ *     + %285 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
+ *     + %283 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+static void k287_fused_relu_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]))) > 0 ? ((in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]))) : (real)0;
 }
 
-/* k288_id:
- *   %288 map:id [B,128,8,2,8,2]   graphs/lib/unet.lua:15 */
-static void k288_id(real *restrict out, const real *restrict in0, long B) {
+/* k308_id:
+ *   %308 map:id [B,128,8,2,8,2]   graphs/lib/unet.lua:15 */
+static void k308_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(3) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 1024*B; i0++)
         for (long i1 = 0; i1 < 2; i1++)
@@ -780,9 +639,9 @@ static void k288_id(real *restrict out, const real *restrict in0, long B) {
                     out[i0*32 + i1*16 + i2*2 + i3] = in0[i0*8 + i2];
 }
 
-/* k290_concat:
- *   %290 concat [B,192,16,16]   graphs/lib/unet.lua:15 */
-static void k290_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k310_concat:
+ *   %310 concat [B,192,16,16]   graphs/lib/unet.lua:15 */
+static void k310_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32768; i1++)
@@ -793,17 +652,18 @@ static void k290_concat(real *restrict out, const real *restrict in0, const real
             out[32768 + i0*49152 + i1] = in1[i0*16384 + i1];
 }
 
-/* k293_im2col:
- *   %293 im2col [B,1728,256]   graphs/lib/unet.lua:16 */
-static void k293_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728;
+/* k313_im2col:
+ *   %313 im2col [1728,256*B]   graphs/lib/unet.lua:16 */
+static void k313_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -816,24 +676,34 @@ static void k293_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k295_matmul:
- *   %295 matmul [B,64,256]   graphs/lib/unet.lua:16 */
-static void k295_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*442368; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256, 1728, (real)1, in0 + ao, 1728, in1 + bo, 256, (real)0, out + p*16384, 256);
-    }
+/* k315_matmul:
+ *   %315 matmul [64,256*B]   graphs/lib/unet.lua:16 */
+static void k315_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 1728, (real)1, in0 + 0, 1728, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k318_id:
- *   %318 map:id [B,64,16,2,16,2]   graphs/lib/unet.lua:15 */
-static void k318_id(real *restrict out, const real *restrict in0, long B) {
+/* k337_fused_add_mul:
+ *   %337 fused:add_mul [B,64,16,16]   graphs/lib/unet.lua:17
+ *     + %335 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+static void k337_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1]);
+}
+
+/* k338_relu:
+ *   %338 map:relu [B,64,16,16]   graphs/lib/unet.lua:17 */
+static void k338_relu(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 16384*B; i0++)
+        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
+}
+
+/* k340_id:
+ *   %340 map:id [B,64,16,2,16,2]   graphs/lib/unet.lua:15 */
+static void k340_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(3) if((long)(65536*B) > 32768)
     for (long i0 = 0; i0 < 1024*B; i0++)
         for (long i1 = 0; i1 < 2; i1++)
@@ -842,9 +712,9 @@ static void k318_id(real *restrict out, const real *restrict in0, long B) {
                     out[i0*64 + i1*32 + i2*2 + i3] = in0[i0*16 + i2];
 }
 
-/* k320_concat:
- *   %320 concat [B,96,32,32]   graphs/lib/unet.lua:15 */
-static void k320_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k342_concat:
+ *   %342 concat [B,96,32,32]   graphs/lib/unet.lua:15 */
+static void k342_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(65536*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 65536; i1++)
@@ -855,17 +725,18 @@ static void k320_concat(real *restrict out, const real *restrict in0, const real
             out[65536 + i0*98304 + i1] = in1[i0*32768 + i1];
 }
 
-/* k323_im2col:
- *   %323 im2col [B,864,1024]   graphs/lib/unet.lua:16 */
-static void k323_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864;
+/* k345_im2col:
+ *   %345 im2col [864,1024*B]   graphs/lib/unet.lua:16 */
+static void k345_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -878,24 +749,34 @@ static void k323_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k325_matmul:
- *   %325 matmul [B,32,1024]   graphs/lib/unet.lua:16 */
-static void k325_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*884736; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 864, (real)1, in0 + ao, 864, in1 + bo, 1024, (real)0, out + p*32768, 1024);
-    }
+/* k347_matmul:
+ *   %347 matmul [32,1024*B]   graphs/lib/unet.lua:16 */
+static void k347_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 864, (real)1, in0 + 0, 864, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
 }
 
-/* k348_id:
- *   %348 map:id [B,32,32,2,32,2]   graphs/lib/unet.lua:15 */
-static void k348_id(real *restrict out, const real *restrict in0, long B) {
+/* k369_fused_add_mul:
+ *   %369 fused:add_mul [B,32,32,32]   graphs/lib/unet.lua:17
+ *     + %367 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+static void k369_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1]);
+}
+
+/* k370_relu:
+ *   %370 map:relu [B,32,32,32]   graphs/lib/unet.lua:17 */
+static void k370_relu(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32768*B; i0++)
+        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
+}
+
+/* k372_id:
+ *   %372 map:id [B,32,32,2,32,2]   graphs/lib/unet.lua:15 */
+static void k372_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(3) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 1024*B; i0++)
         for (long i1 = 0; i1 < 2; i1++)
@@ -904,9 +785,9 @@ static void k348_id(real *restrict out, const real *restrict in0, long B) {
                     out[i0*128 + i1*64 + i2*2 + i3] = in0[i0*32 + i2];
 }
 
-/* k350_concat:
- *   %350 concat [B,64,64,64]   graphs/lib/unet.lua:15 */
-static void k350_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k374_concat:
+ *   %374 concat [B,64,64,64]   graphs/lib/unet.lua:15 */
+static void k374_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 131072; i1++)
@@ -917,17 +798,18 @@ static void k350_concat(real *restrict out, const real *restrict in0, const real
             out[131072 + i0*262144 + i1] = in1[i0*131072 + i1];
 }
 
-/* k353_im2col:
- *   %353 im2col [B,576,4096]   graphs/lib/unet.lua:16 */
-static void k353_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576;
+/* k377_im2col:
+ *   %377 im2col [576,4096*B]   graphs/lib/unet.lua:16 */
+static void k377_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -940,32 +822,43 @@ static void k353_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k355_matmul:
- *   %355 matmul [B,32,4096]   graphs/lib/unet.lua:16 */
-static void k355_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*2359296; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096, 576, (real)1, in0 + ao, 576, in1 + bo, 4096, (real)0, out + p*131072, 4096);
-    }
+/* k379_matmul:
+ *   %379 matmul [32,4096*B]   graphs/lib/unet.lua:16 */
+static void k379_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 576, (real)1, in0 + 0, 576, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
 }
 
-/* k379_im2col:
- *   %379 im2col [B,32,4096]   graphs/seg.lua:52 */
-static void k379_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32;
+/* k401_fused_add_mul:
+ *   %401 fused:add_mul [B,32,64,64]   graphs/lib/unet.lua:17
+ *     + %399 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+static void k401_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*131072 + i1*4096 + i2] = ((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1]);
+}
+
+/* k402_relu:
+ *   %402 map:relu [B,32,64,64]   graphs/lib/unet.lua:17 */
+static void k402_relu(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 131072*B; i0++)
+        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
+}
+
+/* k405_im2col:
+ *   %405 im2col [32,4096*B]   graphs/seg.lua:52 */
+static void k405_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -978,260 +871,173 @@ static void k379_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k381_matmul:
- *   %381 matmul [B,1,4096]   graphs/seg.lua:52 */
-static void k381_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*131072; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 4096, 32, (real)1, in0 + ao, 32, in1 + bo, 4096, (real)0, out + p*4096, 4096);
-    }
+/* k407_matmul:
+ *   %407 matmul [1,4096*B]   graphs/seg.lua:52 */
+static void k407_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 4096*B, 32, (real)1, in0 + 0, 32, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
 }
 
-/* k384_add:
- *   %384 map:add [B,1,64,64]   graphs/seg.lua:52 */
-static void k384_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k409_permute:
+ *   %409 permute [B,1,4096]   graphs/seg.lua:52
+ *   %525 permute [1,B,4096] (backward)  graphs/seg.lua:52 */
+static void k409_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(4096*B) > 32768)
+    for (long i0 = 0; i0 < 4096*B; i0++)
+        out[i0] = in0[i0];
+}
+
+/* k412_add:
+ *   %412 map:add [B,1,64,64]   graphs/seg.lua:52 */
+static void k412_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
         out[i0] = in0[i0] + in1[0];
 }
 
-/* k385_relu:
- *   %385 map:relu [B,1,64,64]   graphs/lib/unet.lua:31 */
-static void k385_relu(real *restrict out, const real *restrict in0, long B) {
+/* k418_fused_exp_neg_abs:
+ *   %418 fused:exp_neg_abs [B,1,64,64]   graphs/lib/unet.lua:31
+ *     + %417 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %416 map:abs [B,1,64,64]  graphs/lib/unet.lua:31 */
+static void k418_fused_exp_neg_abs(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
+        out[i0] = exp((-(fabs((in0[i0])))));
 }
 
-/* k386_mul:
- *   %386 map:mul [B,1,64,64]   graphs/lib/unet.lua:31
- *   %405 map:mul [B,4096]   graphs/lib/unet.lua:34
- *   %463 map:mul [B,4096] (backward)  graphs/lib/unet.lua:34
- *   %469 map:mul [B,1,64,64] (backward)  graphs/lib/unet.lua:32
- *   %470 map:mul [B,1,64,64] (backward)  graphs/lib/unet.lua:32
- *   %479 map:mul [B,1,64,64] (backward)  graphs/lib/unet.lua:31
- *   ... and 3 more */
-static void k386_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k387_sub:
- *   %387 map:sub [B,1,64,64]   graphs/lib/unet.lua:31 */
-static void k387_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
-/* k388_abs:
- *   %388 map:abs [B,1,64,64]   graphs/lib/unet.lua:31 */
-static void k388_abs(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = fabs(in0[i0]);
-}
-
-/* k389_neg:
- *   %389 map:neg [B,1,64,64]   graphs/lib/unet.lua:31
- *   %467 map:neg [B,1,64,64] (backward)  graphs/lib/unet.lua:32
- *   %480 map:neg [B,1,64,64] (backward)  graphs/lib/unet.lua:31
- *   %484 map:neg [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k389_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k390_exp:
- *   %390 map:exp [B,1,64,64]   graphs/lib/unet.lua:31 */
-static void k390_exp(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = exp(in0[i0]);
-}
-
-/* k391_addc:
- *   %391 map:addc [B,1,64,64]   graphs/lib/unet.lua:31
- *   %468 map:addc [B,1,64,64] (backward)  graphs/lib/unet.lua:32 */
-static void k391_addc(real *restrict out, const real *restrict in0, long B) {
+/* k419_addc:
+ *   %419 map:addc [B,1,64,64]   graphs/lib/unet.lua:31 */
+static void k419_addc(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
         out[i0] = in0[i0] + (real)1;
 }
 
-/* k392_log:
- *   %392 map:log [B,1,64,64]   graphs/lib/unet.lua:31 */
-static void k392_log(real *restrict out, const real *restrict in0, long B) {
+/* k421_fused_add_sub_relu_mul:
+ *   %421 fused:add_sub_relu_mul [B,1,64,64]   graphs/lib/unet.lua:31
+ *     + %415 map:sub [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %413 map:relu [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %414 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %420 map:log [B,1,64,64]  graphs/lib/unet.lua:31 */
+static void k421_fused_add_sub_relu_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = log(in0[i0]);
+        out[i0] = (((in0[i0]) > 0 ? (in0[i0]) : (real)0) - ((in0[i0]) * (in1[i0]))) + (log((in2[i0])));
 }
 
-/* k393_add:
- *   %393 map:add [B,1,64,64]   graphs/lib/unet.lua:31
- *   %465 map:add [B,4096] (backward)  graphs/lib/unet.lua:34
- *   %483 map:add [B,1,64,64] (backward)  graphs/lib/unet.lua:31
- *   %487 map:add [B,1,64,64] (backward)  graphs/lib/unet.lua:31
- *   %490 map:add [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k393_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k394_sum:
- *   %394 reduce [1,1,64,64]   graphs/lib/unet.lua:31
- *   %491 reduce [1,1,64,64] (backward)  graphs/seg.lua:52 */
-static void k394_sum(real *restrict out, const real *restrict in0, long B) {
+/* k422_sum:
+ *   %422 reduce [1,1,64,64]   graphs/lib/unet.lua:31
+ *   %519 reduce [1,1,64,64] (backward)  graphs/seg.lua:52 */
+static void k422_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (4096 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4096*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 4096; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*4096 + i];
-            out[o*4096 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4096 ? ib + 256 : 4096;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*4096;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4096 + i] = a[i - ib];
         }
 }
 
-/* k395_scale:
- *   %395 map:scale [1,1,64,64]   graphs/lib/unet.lua:31
- *   %476 map:scale [1,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k395_scale(real *restrict out, const real *restrict in0, long B) {
+/* k423_scale:
+ *   %423 map:scale [1,1,64,64]   graphs/lib/unet.lua:31 */
+static void k423_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096) > 32768)
     for (long i0 = 0; i0 < 4096; i0++)
         out[i0] = in0[i0] * ((real)1/(real)(B));
 }
 
-/* k396_sum:
- *   %396 reduce [1,1,64,64]   graphs/lib/unet.lua:31 */
-static void k396_sum(real *restrict out, const real *restrict in0) {
+/* k424_sum:
+ *   %424 reduce [1,1,64,64]   graphs/lib/unet.lua:31 */
+static void k424_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (4096 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4096) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 4096; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 1; j++) a += in0[(o*1 + j)*4096 + i];
-            out[o*4096 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4096 ? ib + 256 : 4096;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 1; j++) {
+                const real *row = in0 + (o*1 + j)*4096;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4096 + i] = a[i - ib];
         }
 }
 
-/* k397_scale:
- *   %397 map:scale [1,1,64,64]   graphs/lib/unet.lua:31
- *   %475 map:scale [1,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k397_scale(real *restrict out, const real *restrict in0) {
+/* k425_scale:
+ *   %425 map:scale [1,1,64,64]   graphs/lib/unet.lua:31 */
+static void k425_scale(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for simd if((long)(4096) > 32768)
     for (long i0 = 0; i0 < 4096; i0++)
         out[i0] = in0[i0] * (real)1;
 }
 
-/* k398_sum:
- *   %398 reduce [1,1,1,64]   graphs/lib/unet.lua:31
- *   %493 reduce [1,1,64] (backward)  graphs/seg.lua:52 */
-static void k398_sum(real *restrict out, const real *restrict in0) {
+/* k426_sum:
+ *   %426 reduce [1,1,1,64]   graphs/lib/unet.lua:31
+ *   %521 reduce [1,1,64] (backward)  graphs/seg.lua:52 */
+static void k426_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (64 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4096) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 64; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 64; j++) a += in0[(o*64 + j)*64 + i];
-            out[o*64 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 64; j++) {
+                const real *row = in0 + (o*64 + j)*64;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
         }
 }
 
-/* k399_scale:
- *   %399 map:scale [1,1,1,64]   graphs/lib/unet.lua:31
- *   %473 map:scale [1,1,1,64] (backward)  graphs/lib/unet.lua:31 */
-static void k399_scale(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for simd if((long)(64) > 32768)
-    for (long i0 = 0; i0 < 64; i0++)
-        out[i0] = in0[i0] * (real)0.015625;
+/* k429_fused_scale_sum_scale:
+ *   %429 fused:scale_sum_scale [1,1,1,1]   graphs/lib/unet.lua:31
+ *     + %428 reduce [1,1,1,1]  graphs/lib/unet.lua:31
+ *     + %427 map:scale [1,1,1,64]  graphs/lib/unet.lua:31 */
+static void k429_fused_scale_sum_scale(real *restrict out, const real *restrict in0) {
+    { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += (in0[0 + j1*1]) * (real)0.015625; out[0] = (r1) * (real)0.015625; }
 }
 
-/* k400_sum:
- *   %400 reduce [1,1,1,1]   graphs/lib/unet.lua:31
- *   %494 reduce [1,1,1] (backward)  graphs/seg.lua:52 */
-static void k400_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(64) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k401_scale:
- *   %401 map:scale [1,1,1,1]   graphs/lib/unet.lua:31
- *   %471 map:scale [1,1,1,1] (backward)  graphs/lib/unet.lua:31 */
-static void k401_scale(real *restrict out, const real *restrict in0) {
-    out[0] = in0[0] * (real)0.015625;
-}
-
-/* k402_sigmoid:
- *   %402 map:sigmoid [B,1,64,64]   graphs/lib/unet.lua:32 */
-static void k402_sigmoid(real *restrict out, const real *restrict in0, long B) {
+/* k430_sigmoid:
+ *   %430 map:sigmoid [B,1,64,64]   graphs/lib/unet.lua:32 */
+static void k430_sigmoid(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
         out[i0] = (real)1 / ((real)1 + exp(-in0[i0]));
 }
 
-/* k406_sum:
- *   %406 reduce [B,1]   graphs/lib/unet.lua:34
- *   %409 reduce [B,1]   graphs/lib/unet.lua:35
- *   %410 reduce [B,1]   graphs/lib/unet.lua:35 */
-static void k406_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(4096*B) > 32768)
-    for (long o = 0; o < B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*4096;
-        for (long j = 0; j < 4096; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k407_scale:
- *   %407 map:scale [B,1]   graphs/lib/unet.lua:35
- *   %461 map:scale [B,1] (backward)  graphs/lib/unet.lua:35 */
-static void k407_scale(real *restrict out, const real *restrict in0, long B) {
+/* k440_fused_addc_add_sum_sum:
+ *   %440 fused:addc_add_sum_sum [B,1]   graphs/lib/unet.lua:35
+ *     + %439 map:add [B,1]  graphs/lib/unet.lua:35
+ *     + %437 reduce [B,1]  graphs/lib/unet.lua:35
+ *     + %438 reduce [B,1]  graphs/lib/unet.lua:35 */
+static void k440_fused_addc_add_sum_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * (real)2;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; real r2 = (real)0; for (long j2 = 0; j2 < 4096; j2++) r2 += in1[i0*4096 + j2*1]; out[i0] = ((r1) + (r2)) + (real)1; }
 }
 
-/* k408_addc:
- *   %408 map:addc [B,1]   graphs/lib/unet.lua:35
- *   %412 map:addc [B,1]   graphs/lib/unet.lua:35 */
-static void k408_addc(real *restrict out, const real *restrict in0, long B) {
+/* k441_fused_div_addc_scale_sum:
+ *   %441 fused:div_addc_scale_sum [B,1]   graphs/lib/unet.lua:35
+ *     + %436 map:addc [B,1]  graphs/lib/unet.lua:35
+ *     + %435 map:scale [B,1]  graphs/lib/unet.lua:35
+ *     + %434 reduce [B,1]  graphs/lib/unet.lua:34
+ *     + %433 map:mul [B,4096]  graphs/lib/unet.lua:34 */
+static void k441_fused_div_addc_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] + (real)1;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = (((r1) * (real)2) + (real)1) / (in2[i0]); }
 }
 
-/* k411_add:
- *   %411 map:add [B,1]   graphs/lib/unet.lua:35 */
-static void k411_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k413_div:
- *   %413 map:div [B,1]   graphs/lib/unet.lua:35
- *   %457 map:div [B,1] (backward)  graphs/lib/unet.lua:35 */
-static void k413_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] / in1[i0];
-}
-
-/* k414_sum:
- *   %414 reduce [1,1]   graphs/lib/unet.lua:36 */
-static void k414_sum(real *restrict out, const real *restrict in0, long B) {
+/* k442_sum:
+ *   %442 reduce [1,1]   graphs/lib/unet.lua:36 */
+static void k442_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(B) > 32768)
     for (long o = 0; o < 1; o++) {
         real a = (real)0;
@@ -1241,176 +1047,166 @@ static void k414_sum(real *restrict out, const real *restrict in0, long B) {
     }
 }
 
-/* k415_scale:
- *   %415 map:scale [1,1]   graphs/lib/unet.lua:36
- *   %455 map:scale [1,1] (backward)  graphs/lib/unet.lua:36 */
-static void k415_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)1/(real)(B));
+/* k445_fused_addc_neg_scale:
+ *   %445 fused:addc_neg_scale [1,1]   graphs/lib/unet.lua:36
+ *     + %444 map:neg [1,1]  graphs/lib/unet.lua:36
+ *     + %443 map:scale [1,1]  graphs/lib/unet.lua:36 */
+static void k445_fused_addc_neg_scale(real *restrict out, const real *restrict in0, long B) {
+    out[0] = (-((in0[0]) * ((real)1/(real)(B)))) + (real)1;
 }
 
-/* k416_neg:
- *   %416 map:neg [1,1]   graphs/lib/unet.lua:36
- *   %454 map:neg [1,1] (backward)  graphs/lib/unet.lua:36 */
-static void k416_neg(real *restrict out, const real *restrict in0) {
-    out[0] = -in0[0];
-}
-
-/* k417_addc:
- *   %417 map:addc [1,1]   graphs/lib/unet.lua:36 */
-static void k417_addc(real *restrict out, const real *restrict in0) {
-    out[0] = in0[0] + (real)1;
-}
-
-/* k420_add:
- *   %420 map:add []   graphs/lib/unet.lua:37 */
-static void k420_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
+/* k448_add:
+ *   %448 map:add []   graphs/lib/unet.lua:37 */
+static void k448_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
     out[0] = in0[0] + in1[0];
 }
 
-/* k451_fill:
- *   %451 fill [] (backward)  graphs/seg.lua:52 */
-static void k451_fill(real *restrict out) {
+/* k479_fill:
+ *   %479 fill [] (backward)  graphs/seg.lua:52 */
+static void k479_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
 }
 
-/* k456_id:
- *   %456 map:id [B,1] (backward)  graphs/lib/unet.lua:36 */
-static void k456_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[0];
+/* k483_fused_scale_neg:
+ *   %483 fused:scale_neg [1,1] (backward)  graphs/lib/unet.lua:36
+ *     + %482 map:neg [1,1]  graphs/lib/unet.lua:36 */
+static void k483_fused_scale_neg(real *restrict out, const real *restrict in0, long B) {
+    out[0] = (-(in0[0])) * ((real)1/(real)(B));
 }
 
-/* k458_mul:
- *   %458 map:mul [B,1] (backward)  graphs/lib/unet.lua:35 */
-static void k458_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k485_fused_div_id:
+ *   %485 fused:div_id [B,1] (backward)  graphs/lib/unet.lua:35
+ *     + %484 map:id [B,1]  graphs/lib/unet.lua:36 */
+static void k485_fused_div_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in1[i0];
+        out[i0] = ((in0[0])) / (in1[i0]);
 }
 
-/* k459_neg:
- *   %459 map:neg [B,1] (backward)  graphs/lib/unet.lua:35 */
-static void k459_neg(real *restrict out, const real *restrict in0, long B) {
+/* k487_fused_neg_mul:
+ *   %487 fused:neg_mul [B,1] (backward)  graphs/lib/unet.lua:35
+ *     + %486 map:mul [B,1]  graphs/lib/unet.lua:35 */
+static void k487_fused_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = -in0[i0];
+        out[i0] = -((in0[i0]) * (in1[i0]));
 }
 
-/* k460_id:
- *   %460 map:id [B,4096] (backward)  graphs/lib/unet.lua:35
- *   %462 map:id [B,4096] (backward)  graphs/lib/unet.lua:34 */
-static void k460_id(real *restrict out, const real *restrict in0, long B) {
+/* k489_scale:
+ *   %489 map:scale [B,1] (backward)  graphs/lib/unet.lua:35 */
+static void k489_scale(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        out[i0] = in0[i0] * (real)2;
+}
+
+/* k493_fused_add_id_mul_id:
+ *   %493 fused:add_id_mul_id [B,4096] (backward)  graphs/lib/unet.lua:34
+ *     + %488 map:id [B,4096]  graphs/lib/unet.lua:35
+ *     + %491 map:mul [B,4096]  graphs/lib/unet.lua:34
+ *     + %490 map:id [B,4096]  graphs/lib/unet.lua:34 */
+static void k493_fused_add_id_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(1) if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0];
+            out[i0*4096 + i1] = ((in0[i0])) + (((in1[i0])) * (in2[i0*4096 + i1]));
 }
 
-/* k472_id:
- *   %472 map:id [1,1,1,64] (backward)  graphs/lib/unet.lua:31 */
-static void k472_id(real *restrict out, const real *restrict in0) {
+/* k499_scale:
+ *   %499 map:scale [1,1,1,1] (backward)  graphs/lib/unet.lua:31 */
+static void k499_scale(real *restrict out, const real *restrict in0) {
+    out[0] = in0[0] * (real)0.015625;
+}
+
+/* k501_fused_scale_id:
+ *   %501 fused:scale_id [1,1,1,64] (backward)  graphs/lib/unet.lua:31
+ *     + %500 map:id [1,1,1,64]  graphs/lib/unet.lua:31 */
+static void k501_fused_scale_id(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for simd if((long)(64) > 32768)
     for (long i0 = 0; i0 < 64; i0++)
-        out[i0] = in0[0];
+        out[i0] = ((in0[0])) * (real)0.015625;
 }
 
-/* k474_id:
- *   %474 map:id [1,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k474_id(real *restrict out, const real *restrict in0) {
+/* k504_fused_scale_scale_id:
+ *   %504 fused:scale_scale_id [1,1,64,64] (backward)  graphs/lib/unet.lua:31
+ *     + %503 map:scale [1,1,64,64]  graphs/lib/unet.lua:31
+ *     + %502 map:id [1,1,64,64]  graphs/lib/unet.lua:31 */
+static void k504_fused_scale_scale_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(4096) > 32768)
     for (long i0 = 0; i0 < 64; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i1];
+            out[i0*64 + i1] = (((in0[i1])) * (real)1) * ((real)1/(real)(B));
 }
 
-/* k477_id:
- *   %477 map:id [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k477_id(real *restrict out, const real *restrict in0, long B) {
+/* k505_id:
+ *   %505 map:id [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
+static void k505_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i1];
 }
 
-/* k478_div:
- *   %478 map:div [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k478_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k518_fused_add_add_add_mul:
+ *   %518 fused:add_add_add_mul [B,1,64,64] (backward)  graphs/lib/unet.lua:31
+ *     + %515 map:add [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %511 map:add [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %498 map:mul [B,1,64,64]  graphs/lib/unet.lua:32
+ *     + %497 map:mul [B,1,64,64]  graphs/lib/unet.lua:32
+ *     + %496 map:addc [B,1,64,64]  graphs/lib/unet.lua:32
+ *     + %495 map:neg [B,1,64,64]  graphs/lib/unet.lua:32
+ *     + %510 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %508 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %507 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %506 map:div [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %509 map:sign [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %513 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %512 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %517 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %516 map:step [B,1,64,64]  graphs/lib/unet.lua:31 */
+static void k518_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] / in1[i0];
+        out[i0] = ((((in0[i0]) * ((in1[i0]) * ((-(in1[i0])) + (real)1))) + ((-(((in2[i0]) / (in3[i0])) * (in4[i0]))) * ((real)(((in5[i0]) > 0) - ((in5[i0]) < 0))))) + ((-(in2[i0])) * (in6[i0]))) + ((in2[i0]) * ((in5[i0]) > (real)0 ? (real)1 : (real)0));
 }
 
-/* k481_sign:
- *   %481 map:sign [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k481_sign(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = (real)((in0[i0] > 0) - (in0[i0] < 0));
-}
-
-/* k488_step:
- *   %488 map:step [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k488_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
-}
-
-/* k497_matmul:
- *   %497 matmul [B,1,32] (backward)  graphs/seg.lua:52 */
-static void k497_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*4096; bo += i1*131072; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 32, 4096, (real)1, in0 + ao, 4096, in1 + bo, 4096, (real)0, out + p*32, 32);
+/* k522_sum:
+ *   %522 reduce [1,1,1] (backward)  graphs/seg.lua:52 */
+static void k522_sum(real *restrict out, const real *restrict in0) {
+    #pragma omp parallel for if((long)(64) > 32768)
+    for (long o = 0; o < 1; o++) {
+        real a = (real)0;
+        const real *row = in0 + o*64;
+        for (long j = 0; j < 64; j++) a += row[j];
+        out[o] = a;
     }
 }
 
-/* k498_matmul:
- *   %498 matmul [B,32,4096] (backward)  graphs/seg.lua:52 */
-static void k498_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*4096; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 4096, 1, (real)1, in0 + ao, 32, in1 + bo, 4096, (real)0, out + p*131072, 4096);
-    }
+/* k527_matmul:
+ *   %527 matmul [1,32] (backward)  graphs/seg.lua:52 */
+static void k527_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 32, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 32);
 }
 
-/* k499_sum:
- *   %499 reduce [1,1,32] (backward)  graphs/seg.lua:52 */
-static void k499_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 32; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*32 + i];
-            out[o*32 + i] = a;
-        }
+/* k528_matmul:
+ *   %528 matmul [32,4096*B] (backward)  graphs/seg.lua:52 */
+static void k528_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 4096*B, 1, (real)1, in0 + 0, 32, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
 }
 
-/* k502_col2im:
- *   %502 col2im [B,32,64,64] (backward)  graphs/seg.lua:52 */
-static void k502_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k530_col2im:
+ *   %530 col2im [B,32,64,64] (backward)  graphs/seg.lua:52 */
+static void k530_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(131072*B));
-    const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32;
+    const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -1423,58 +1219,60 @@ static void k502_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k503_step:
- *   %503 map:step [B,32,64,64] (backward)  graphs/lib/unet.lua:17 */
-static void k503_step(real *restrict out, const real *restrict in0, long B) {
+/* k532_fused_mul_step:
+ *   %532 fused:mul_step [B,32,64,64] (backward)  graphs/lib/unet.lua:17
+ *     + %531 map:step [B,32,64,64]  graphs/lib/unet.lua:17 */
+static void k532_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k504_mul:
- *   %504 map:mul [B,32,64,64] (backward)  graphs/lib/unet.lua:17
- *   %511 map:mul [B,32,64,64] (backward)  graphs/lib/unet.lua:17
- *   %519 map:mul [B,8,16384] (backward)  graphs/lib/unet.lua:17
- *   %528 map:mul [B,8,16384] (backward)  graphs/lib/unet.lua:17 */
-static void k504_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k505_sum:
- *   %505 reduce [1,32,64,64] (backward)  graphs/lib/unet.lua:17
- *   %512 reduce [1,32,64,64] (backward)  graphs/lib/unet.lua:17
- *   %536 reduce [1,32,64,64] (backward)  graphs/lib/unet.lua:16 */
-static void k505_sum(real *restrict out, const real *restrict in0, long B) {
+/* k533_sum:
+ *   %533 reduce [1,32,64,64] (backward)  graphs/lib/unet.lua:17
+ *   %540 reduce [1,32,64,64] (backward)  graphs/lib/unet.lua:17
+ *   %564 reduce [1,32,64,64] (backward)  graphs/lib/unet.lua:16 */
+static void k533_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (131072 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 131072; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*131072 + i];
-            out[o*131072 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 131072 ? ib + 256 : 131072;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*131072;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*131072 + i] = a[i - ib];
         }
 }
 
-/* k507_sum:
- *   %507 reduce [32,1,64] (backward)  graphs/lib/unet.lua:17
- *   %514 reduce [32,1,64] (backward)  graphs/lib/unet.lua:17
- *   %538 reduce [32,1,64] (backward)  graphs/lib/unet.lua:16 */
-static void k507_sum(real *restrict out, const real *restrict in0) {
+/* k535_sum:
+ *   %535 reduce [32,1,64] (backward)  graphs/lib/unet.lua:17
+ *   %542 reduce [32,1,64] (backward)  graphs/lib/unet.lua:17
+ *   %566 reduce [32,1,64] (backward)  graphs/lib/unet.lua:16 */
+static void k535_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (64 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072) > 32768)
     for (long o = 0; o < 32; o++)
-        for (long i = 0; i < 64; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 64; j++) a += in0[(o*64 + j)*64 + i];
-            out[o*64 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 64; j++) {
+                const real *row = in0 + (o*64 + j)*64;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
         }
 }
 
-/* k508_sum:
- *   %508 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
- *   %515 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
- *   %539 reduce [32,1,1] (backward)  graphs/lib/unet.lua:16 */
-static void k508_sum(real *restrict out, const real *restrict in0) {
+/* k536_sum:
+ *   %536 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
+ *   %543 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
+ *   %567 reduce [32,1,1] (backward)  graphs/lib/unet.lua:16 */
+static void k536_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(2048) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -1484,128 +1282,106 @@ static void k508_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k521_square:
- *   %521 map:square [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %572 map:square [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %623 map:square [B,8,1] (backward)  graphs/lib/unet.lua:17 */
-static void k521_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k538_mul:
+ *   %538 map:mul [B,32,64,64] (backward)  graphs/lib/unet.lua:17 */
+static void k538_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
 }
 
-/* k522_mul:
- *   %522 map:mul [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %524 map:mul [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %573 map:mul [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %575 map:mul [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %624 map:mul [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %626 map:mul [B,8,1] (backward)  graphs/lib/unet.lua:17 */
-static void k522_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
+/* k539_mul:
+ *   %539 map:mul [B,32,64,64] (backward)  graphs/lib/unet.lua:17 */
+static void k539_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k523_scale:
- *   %523 map:scale [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %574 map:scale [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %625 map:scale [B,8,1] (backward)  graphs/lib/unet.lua:17 */
-static void k523_scale(real *restrict out, const real *restrict in0, long B) {
+/* k553_fused_scale_mul_sum_mul:
+ *   %553 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/unet.lua:17
+ *     + %552 map:mul [B,8,1]  graphs/lib/unet.lua:17
+ *     + %548 reduce [B,8,1]  graphs/lib/unet.lua:17
+ *     + %547 map:mul [B,8,16384]  graphs/lib/unet.lua:17
+ *     + %551 map:scale [B,8,1]  graphs/lib/unet.lua:17
+ *     + %550 map:mul [B,8,1]  graphs/lib/unet.lua:17
+ *     + %549 map:square [B,8,1]  graphs/lib/unet.lua:17 */
+static void k553_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in1[i0*16384 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)6.103515625e-05; }
 }
 
-/* k526_id:
- *   %526 map:id [B,8,16384] (backward)  graphs/lib/unet.lua:17
- *   %533 map:id [B,8,16384] (backward)  graphs/lib/unet.lua:17 */
-static void k526_id(real *restrict out, const real *restrict in0, long B) {
+/* k557_fused_add_mul_mul_id:
+ *   %557 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/unet.lua:17
+ *     + %546 map:mul [B,8,16384]  graphs/lib/unet.lua:17
+ *     + %556 map:mul [B,8,16384]  graphs/lib/unet.lua:17
+ *     + %554 map:id [B,8,16384]  graphs/lib/unet.lua:17
+ *     + %555 map:scale [B,8,16384]  graphs/lib/unet.lua:17 */
+static void k557_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0];
+            out[i0*16384 + i1] = ((in0[i0*16384 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*16384 + i1]) * (real)2));
 }
 
-/* k527_scale:
- *   %527 map:scale [B,8,16384] (backward)  graphs/lib/unet.lua:17 */
-static void k527_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k560_fused_scale_sum_neg:
+ *   %560 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/unet.lua:17
+ *     + %559 reduce [B,8,1]  graphs/lib/unet.lua:17
+ *     + %558 map:neg [B,8,16384]  graphs/lib/unet.lua:17 */
+static void k560_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += -(in0[i0*16384 + j1*1]); out[i0] = (r1) * (real)6.103515625e-05; }
 }
 
-/* k529_add:
- *   %529 map:add [B,8,16384] (backward)  graphs/lib/unet.lua:17
- *   %534 map:add [B,8,16384] (backward)  graphs/lib/unet.lua:17 */
-static void k529_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k562_fused_add_id:
+ *   %562 fused:add_id [B,8,16384] (backward)  graphs/lib/unet.lua:17
+ *     + %561 map:id [B,8,16384]  graphs/lib/unet.lua:17 */
+static void k562_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 16384; i1++)
+            out[i0*16384 + i1] = (in0[i0*16384 + i1]) + ((in1[i0]));
 }
 
-/* k530_neg:
- *   %530 map:neg [B,8,16384] (backward)  graphs/lib/unet.lua:17 */
-static void k530_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = -in0[i0];
+/* k570_permute:
+ *   %570 permute [32,B,4096] (backward)  graphs/lib/unet.lua:16 */
+static void k570_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 32; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*4096*B + i1*4096 + i2] = in0[i0*4096 + i1*131072 + i2];
 }
 
-/* k542_matmul:
- *   %542 matmul [B,32,576] (backward)  graphs/lib/unet.lua:16 */
-static void k542_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*131072; bo += i1*2359296; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 576, 4096, (real)1, in0 + ao, 4096, in1 + bo, 4096, (real)0, out + p*18432, 576);
-    }
+/* k572_matmul:
+ *   %572 matmul [32,576] (backward)  graphs/lib/unet.lua:16 */
+static void k572_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 576, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 576);
 }
 
-/* k543_matmul:
- *   %543 matmul [B,576,4096] (backward)  graphs/lib/unet.lua:16 */
-static void k543_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*131072; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 4096, 32, (real)1, in0 + ao, 576, in1 + bo, 4096, (real)0, out + p*2359296, 4096);
-    }
+/* k573_matmul:
+ *   %573 matmul [576,4096*B] (backward)  graphs/lib/unet.lua:16 */
+static void k573_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 4096*B, 32, (real)1, in0 + 0, 576, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
 }
 
-/* k544_sum:
- *   %544 reduce [1,32,576] (backward)  graphs/lib/unet.lua:16 */
-static void k544_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(18432*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 18432; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*18432 + i];
-            out[o*18432 + i] = a;
-        }
-}
-
-/* k547_col2im:
- *   %547 col2im [B,64,64,64] (backward)  graphs/lib/unet.lua:16 */
-static void k547_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k575_col2im:
+ *   %575 col2im [B,64,64,64] (backward)  graphs/lib/unet.lua:16 */
+static void k575_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(262144*B));
-    const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576;
+    const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -1618,30 +1394,36 @@ static void k547_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k548_slice:
- *   %548 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15 */
-static void k548_slice(real *restrict out, const real *restrict in0, long B) {
+/* k576_slice:
+ *   %576 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15 */
+static void k576_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 131072; i1++)
             out[i0*131072 + i1] = in0[i0*262144 + i1];
 }
 
-/* k551_sum:
- *   %551 reduce [B,32,32,1,32,2] (backward)  graphs/lib/unet.lua:15 */
-static void k551_sum(real *restrict out, const real *restrict in0, long B) {
+/* k579_sum:
+ *   %579 reduce [B,32,32,1,32,2] (backward)  graphs/lib/unet.lua:15 */
+static void k579_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (64 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long o = 0; o < 1024*B; o++)
-        for (long i = 0; i < 64; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 2; j++) a += in0[(o*2 + j)*64 + i];
-            out[o*64 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 2; j++) {
+                const real *row = in0 + (o*2 + j)*64;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
         }
 }
 
-/* k552_sum:
- *   %552 reduce [B,32,32,1,32,1] (backward)  graphs/lib/unet.lua:15 */
-static void k552_sum(real *restrict out, const real *restrict in0, long B) {
+/* k580_sum:
+ *   %580 reduce [B,32,32,1,32,1] (backward)  graphs/lib/unet.lua:15 */
+static void k580_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(65536*B) > 32768)
     for (long o = 0; o < 32768*B; o++) {
         real a = (real)0;
@@ -1651,58 +1433,60 @@ static void k552_sum(real *restrict out, const real *restrict in0, long B) {
     }
 }
 
-/* k554_step:
- *   %554 map:step [B,32,32,32] (backward)  graphs/lib/unet.lua:17 */
-static void k554_step(real *restrict out, const real *restrict in0, long B) {
+/* k583_fused_mul_step:
+ *   %583 fused:mul_step [B,32,32,32] (backward)  graphs/lib/unet.lua:17
+ *     + %582 map:step [B,32,32,32]  graphs/lib/unet.lua:17 */
+static void k583_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k555_mul:
- *   %555 map:mul [B,32,32,32] (backward)  graphs/lib/unet.lua:17
- *   %562 map:mul [B,32,32,32] (backward)  graphs/lib/unet.lua:17
- *   %570 map:mul [B,8,4096] (backward)  graphs/lib/unet.lua:17
- *   %579 map:mul [B,8,4096] (backward)  graphs/lib/unet.lua:17 */
-static void k555_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k556_sum:
- *   %556 reduce [1,32,32,32] (backward)  graphs/lib/unet.lua:17
- *   %563 reduce [1,32,32,32] (backward)  graphs/lib/unet.lua:17
- *   %587 reduce [1,32,32,32] (backward)  graphs/lib/unet.lua:16 */
-static void k556_sum(real *restrict out, const real *restrict in0, long B) {
+/* k584_sum:
+ *   %584 reduce [1,32,32,32] (backward)  graphs/lib/unet.lua:17
+ *   %591 reduce [1,32,32,32] (backward)  graphs/lib/unet.lua:17
+ *   %615 reduce [1,32,32,32] (backward)  graphs/lib/unet.lua:16 */
+static void k584_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (32768 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 32768; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*32768 + i];
-            out[o*32768 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 32768 ? ib + 256 : 32768;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*32768;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*32768 + i] = a[i - ib];
         }
 }
 
-/* k558_sum:
- *   %558 reduce [32,1,32] (backward)  graphs/lib/unet.lua:17
- *   %565 reduce [32,1,32] (backward)  graphs/lib/unet.lua:17
- *   %589 reduce [32,1,32] (backward)  graphs/lib/unet.lua:16 */
-static void k558_sum(real *restrict out, const real *restrict in0) {
+/* k586_sum:
+ *   %586 reduce [32,1,32] (backward)  graphs/lib/unet.lua:17
+ *   %593 reduce [32,1,32] (backward)  graphs/lib/unet.lua:17
+ *   %617 reduce [32,1,32] (backward)  graphs/lib/unet.lua:16 */
+static void k586_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (32 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32768) > 32768)
     for (long o = 0; o < 32; o++)
-        for (long i = 0; i < 32; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 32; j++) a += in0[(o*32 + j)*32 + i];
-            out[o*32 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 32; j++) {
+                const real *row = in0 + (o*32 + j)*32;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
         }
 }
 
-/* k559_sum:
- *   %559 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
- *   %566 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
- *   %590 reduce [32,1,1] (backward)  graphs/lib/unet.lua:16 */
-static void k559_sum(real *restrict out, const real *restrict in0) {
+/* k587_sum:
+ *   %587 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
+ *   %594 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
+ *   %618 reduce [32,1,1] (backward)  graphs/lib/unet.lua:16 */
+static void k587_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -1712,86 +1496,106 @@ static void k559_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k577_id:
- *   %577 map:id [B,8,4096] (backward)  graphs/lib/unet.lua:17
- *   %584 map:id [B,8,4096] (backward)  graphs/lib/unet.lua:17 */
-static void k577_id(real *restrict out, const real *restrict in0, long B) {
+/* k589_mul:
+ *   %589 map:mul [B,32,32,32] (backward)  graphs/lib/unet.lua:17 */
+static void k589_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
+}
+
+/* k590_mul:
+ *   %590 map:mul [B,32,32,32] (backward)  graphs/lib/unet.lua:17 */
+static void k590_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32768*B; i0++)
+        out[i0] = in0[i0] * in1[i0];
+}
+
+/* k604_fused_scale_mul_sum_mul:
+ *   %604 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/unet.lua:17
+ *     + %603 map:mul [B,8,1]  graphs/lib/unet.lua:17
+ *     + %599 reduce [B,8,1]  graphs/lib/unet.lua:17
+ *     + %598 map:mul [B,8,4096]  graphs/lib/unet.lua:17
+ *     + %602 map:scale [B,8,1]  graphs/lib/unet.lua:17
+ *     + %601 map:mul [B,8,1]  graphs/lib/unet.lua:17
+ *     + %600 map:square [B,8,1]  graphs/lib/unet.lua:17 */
+static void k604_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.000244140625; }
+}
+
+/* k608_fused_add_mul_mul_id:
+ *   %608 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/unet.lua:17
+ *     + %597 map:mul [B,8,4096]  graphs/lib/unet.lua:17
+ *     + %607 map:mul [B,8,4096]  graphs/lib/unet.lua:17
+ *     + %605 map:id [B,8,4096]  graphs/lib/unet.lua:17
+ *     + %606 map:scale [B,8,4096]  graphs/lib/unet.lua:17 */
+static void k608_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0];
+            out[i0*4096 + i1] = ((in0[i0*4096 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*4096 + i1]) * (real)2));
 }
 
-/* k578_scale:
- *   %578 map:scale [B,8,4096] (backward)  graphs/lib/unet.lua:17 */
-static void k578_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k611_fused_scale_sum_neg:
+ *   %611 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/unet.lua:17
+ *     + %610 reduce [B,8,1]  graphs/lib/unet.lua:17
+ *     + %609 map:neg [B,8,4096]  graphs/lib/unet.lua:17 */
+static void k611_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += -(in0[i0*4096 + j1*1]); out[i0] = (r1) * (real)0.000244140625; }
 }
 
-/* k581_neg:
- *   %581 map:neg [B,8,4096] (backward)  graphs/lib/unet.lua:17 */
-static void k581_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = -in0[i0];
+/* k613_fused_add_id:
+ *   %613 fused:add_id [B,8,4096] (backward)  graphs/lib/unet.lua:17
+ *     + %612 map:id [B,8,4096]  graphs/lib/unet.lua:17 */
+static void k613_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 4096; i1++)
+            out[i0*4096 + i1] = (in0[i0*4096 + i1]) + ((in1[i0]));
 }
 
-/* k593_matmul:
- *   %593 matmul [B,32,864] (backward)  graphs/lib/unet.lua:16 */
-static void k593_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*32768; bo += i1*884736; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 864, 1024, (real)1, in0 + ao, 1024, in1 + bo, 1024, (real)0, out + p*27648, 864);
-    }
+/* k621_permute:
+ *   %621 permute [32,B,1024] (backward)  graphs/lib/unet.lua:16 */
+static void k621_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*1024*B + i1*1024 + i2] = in0[i0*1024 + i1*32768 + i2];
 }
 
-/* k594_matmul:
- *   %594 matmul [B,864,1024] (backward)  graphs/lib/unet.lua:16 */
-static void k594_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*32768; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 864, 1024, 32, (real)1, in0 + ao, 864, in1 + bo, 1024, (real)0, out + p*884736, 1024);
-    }
+/* k623_matmul:
+ *   %623 matmul [32,864] (backward)  graphs/lib/unet.lua:16 */
+static void k623_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 864, 1024*B, (real)1, in0 + 0, 1024*B, in1 + 0, 1024*B, (real)0, out + 0, 864);
 }
 
-/* k595_sum:
- *   %595 reduce [1,32,864] (backward)  graphs/lib/unet.lua:16 */
-static void k595_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(27648*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 27648; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*27648 + i];
-            out[o*27648 + i] = a;
-        }
+/* k624_matmul:
+ *   %624 matmul [864,1024*B] (backward)  graphs/lib/unet.lua:16 */
+static void k624_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 864, 1024*B, 32, (real)1, in0 + 0, 864, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
 }
 
-/* k598_col2im:
- *   %598 col2im [B,96,32,32] (backward)  graphs/lib/unet.lua:16 */
-static void k598_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k626_col2im:
+ *   %626 col2im [B,96,32,32] (backward)  graphs/lib/unet.lua:16 */
+static void k626_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(98304*B));
-    const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864;
+    const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -1804,30 +1608,36 @@ static void k598_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k599_slice:
- *   %599 slice [B,64,32,32] (backward)  graphs/lib/unet.lua:15 */
-static void k599_slice(real *restrict out, const real *restrict in0, long B) {
+/* k627_slice:
+ *   %627 slice [B,64,32,32] (backward)  graphs/lib/unet.lua:15 */
+static void k627_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(65536*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 65536; i1++)
             out[i0*65536 + i1] = in0[i0*98304 + i1];
 }
 
-/* k602_sum:
- *   %602 reduce [B,64,16,1,16,2] (backward)  graphs/lib/unet.lua:15 */
-static void k602_sum(real *restrict out, const real *restrict in0, long B) {
+/* k630_sum:
+ *   %630 reduce [B,64,16,1,16,2] (backward)  graphs/lib/unet.lua:15 */
+static void k630_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (32 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(65536*B) > 32768)
     for (long o = 0; o < 1024*B; o++)
-        for (long i = 0; i < 32; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 2; j++) a += in0[(o*2 + j)*32 + i];
-            out[o*32 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 2; j++) {
+                const real *row = in0 + (o*2 + j)*32;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
         }
 }
 
-/* k603_sum:
- *   %603 reduce [B,64,16,1,16,1] (backward)  graphs/lib/unet.lua:15 */
-static void k603_sum(real *restrict out, const real *restrict in0, long B) {
+/* k631_sum:
+ *   %631 reduce [B,64,16,1,16,1] (backward)  graphs/lib/unet.lua:15 */
+static void k631_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(32768*B) > 32768)
     for (long o = 0; o < 16384*B; o++) {
         real a = (real)0;
@@ -1837,58 +1647,60 @@ static void k603_sum(real *restrict out, const real *restrict in0, long B) {
     }
 }
 
-/* k605_step:
- *   %605 map:step [B,64,16,16] (backward)  graphs/lib/unet.lua:17 */
-static void k605_step(real *restrict out, const real *restrict in0, long B) {
+/* k634_fused_mul_step:
+ *   %634 fused:mul_step [B,64,16,16] (backward)  graphs/lib/unet.lua:17
+ *     + %633 map:step [B,64,16,16]  graphs/lib/unet.lua:17 */
+static void k634_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k606_mul:
- *   %606 map:mul [B,64,16,16] (backward)  graphs/lib/unet.lua:17
- *   %613 map:mul [B,64,16,16] (backward)  graphs/lib/unet.lua:17
- *   %621 map:mul [B,8,2048] (backward)  graphs/lib/unet.lua:17
- *   %630 map:mul [B,8,2048] (backward)  graphs/lib/unet.lua:17 */
-static void k606_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k607_sum:
- *   %607 reduce [1,64,16,16] (backward)  graphs/lib/unet.lua:17
- *   %614 reduce [1,64,16,16] (backward)  graphs/lib/unet.lua:17
- *   %638 reduce [1,64,16,16] (backward)  graphs/lib/unet.lua:16 */
-static void k607_sum(real *restrict out, const real *restrict in0, long B) {
+/* k635_sum:
+ *   %635 reduce [1,64,16,16] (backward)  graphs/lib/unet.lua:17
+ *   %642 reduce [1,64,16,16] (backward)  graphs/lib/unet.lua:17
+ *   %666 reduce [1,64,16,16] (backward)  graphs/lib/unet.lua:16 */
+static void k635_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (16384 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 16384; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*16384 + i];
-            out[o*16384 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 16384 ? ib + 256 : 16384;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*16384;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*16384 + i] = a[i - ib];
         }
 }
 
-/* k609_sum:
- *   %609 reduce [64,1,16] (backward)  graphs/lib/unet.lua:17
- *   %616 reduce [64,1,16] (backward)  graphs/lib/unet.lua:17
- *   %640 reduce [64,1,16] (backward)  graphs/lib/unet.lua:16 */
-static void k609_sum(real *restrict out, const real *restrict in0) {
+/* k637_sum:
+ *   %637 reduce [64,1,16] (backward)  graphs/lib/unet.lua:17
+ *   %644 reduce [64,1,16] (backward)  graphs/lib/unet.lua:17
+ *   %668 reduce [64,1,16] (backward)  graphs/lib/unet.lua:16 */
+static void k637_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (16 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(16384) > 32768)
     for (long o = 0; o < 64; o++)
-        for (long i = 0; i < 16; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 16; j++) a += in0[(o*16 + j)*16 + i];
-            out[o*16 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 16 ? ib + 256 : 16;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 16; j++) {
+                const real *row = in0 + (o*16 + j)*16;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*16 + i] = a[i - ib];
         }
 }
 
-/* k610_sum:
- *   %610 reduce [64,1,1] (backward)  graphs/lib/unet.lua:17
- *   %617 reduce [64,1,1] (backward)  graphs/lib/unet.lua:17
- *   %641 reduce [64,1,1] (backward)  graphs/lib/unet.lua:16 */
-static void k610_sum(real *restrict out, const real *restrict in0) {
+/* k638_sum:
+ *   %638 reduce [64,1,1] (backward)  graphs/lib/unet.lua:17
+ *   %645 reduce [64,1,1] (backward)  graphs/lib/unet.lua:17
+ *   %669 reduce [64,1,1] (backward)  graphs/lib/unet.lua:16 */
+static void k638_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 64; o++) {
         real a = (real)0;
@@ -1898,453 +1710,320 @@ static void k610_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k628_id:
- *   %628 map:id [B,8,2048] (backward)  graphs/lib/unet.lua:17
- *   %635 map:id [B,8,2048] (backward)  graphs/lib/unet.lua:17 */
-static void k628_id(real *restrict out, const real *restrict in0, long B) {
+/* k640_mul:
+ *   %640 map:mul [B,64,16,16] (backward)  graphs/lib/unet.lua:17 */
+static void k640_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
+}
+
+/* k641_mul:
+ *   %641 map:mul [B,64,16,16] (backward)  graphs/lib/unet.lua:17 */
+static void k641_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 16384*B; i0++)
+        out[i0] = in0[i0] * in1[i0];
+}
+
+/* k655_fused_scale_mul_sum_mul:
+ *   %655 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/unet.lua:17
+ *     + %654 map:mul [B,8,1]  graphs/lib/unet.lua:17
+ *     + %650 reduce [B,8,1]  graphs/lib/unet.lua:17
+ *     + %649 map:mul [B,8,2048]  graphs/lib/unet.lua:17
+ *     + %653 map:scale [B,8,1]  graphs/lib/unet.lua:17
+ *     + %652 map:mul [B,8,1]  graphs/lib/unet.lua:17
+ *     + %651 map:square [B,8,1]  graphs/lib/unet.lua:17 */
+static void k655_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in1[i0*2048 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.00048828125; }
+}
+
+/* k659_fused_add_mul_mul_id:
+ *   %659 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/unet.lua:17
+ *     + %648 map:mul [B,8,2048]  graphs/lib/unet.lua:17
+ *     + %658 map:mul [B,8,2048]  graphs/lib/unet.lua:17
+ *     + %656 map:id [B,8,2048]  graphs/lib/unet.lua:17
+ *     + %657 map:scale [B,8,2048]  graphs/lib/unet.lua:17 */
+static void k659_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0];
+            out[i0*2048 + i1] = ((in0[i0*2048 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*2048 + i1]) * (real)2));
 }
 
-/* k629_scale:
- *   %629 map:scale [B,8,2048] (backward)  graphs/lib/unet.lua:17 */
-static void k629_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k662_fused_scale_sum_neg:
+ *   %662 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/unet.lua:17
+ *     + %661 reduce [B,8,1]  graphs/lib/unet.lua:17
+ *     + %660 map:neg [B,8,2048]  graphs/lib/unet.lua:17 */
+static void k662_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += -(in0[i0*2048 + j1*1]); out[i0] = (r1) * (real)0.00048828125; }
 }
 
-/* k632_neg:
- *   %632 map:neg [B,8,2048] (backward)  graphs/lib/unet.lua:17 */
-static void k632_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = -in0[i0];
+/* k664_fused_add_id:
+ *   %664 fused:add_id [B,8,2048] (backward)  graphs/lib/unet.lua:17
+ *     + %663 map:id [B,8,2048]  graphs/lib/unet.lua:17 */
+static void k664_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 2048; i1++)
+            out[i0*2048 + i1] = (in0[i0*2048 + i1]) + ((in1[i0]));
 }
 
-/* k644_matmul:
- *   %644 matmul [B,64,1728] (backward)  graphs/lib/unet.lua:16 */
-static void k644_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*16384; bo += i1*442368; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1728, 256, (real)1, in0 + ao, 256, in1 + bo, 256, (real)0, out + p*110592, 1728);
-    }
+/* k672_permute:
+ *   %672 permute [64,B,256] (backward)  graphs/lib/unet.lua:16 */
+static void k672_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 64; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*256*B + i1*256 + i2] = in0[i0*256 + i1*16384 + i2];
 }
 
-/* k646_sum:
- *   %646 reduce [1,64,1728] (backward)  graphs/lib/unet.lua:16 */
-static void k646_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(110592*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 110592; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*110592 + i];
-            out[o*110592 + i] = a;
-        }
+/* k674_matmul:
+ *   %674 matmul [64,1728] (backward)  graphs/lib/unet.lua:16 */
+static void k674_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1728, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 1728);
 }
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[389] = {
-    {"k3_addc", "%3 map:addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k4_scale", "%4 map:scale [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k7_im2col", "%7 im2col [B,9,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k9_matmul", "%9 matmul [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k12_add", "%12 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k16_sum", "%16 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k17_scale", "%17 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k18_sub", "%18 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k19_square", "%19 map:square [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k16_sum", "%20 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k17_scale", "%21 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_addc", "%22 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%23 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_mul", "%24 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k27_mul", "%27 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k12_add", "%29 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k30_relu", "%30 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"k33_im2col", "%33 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k35_matmul", "%35 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k38_add", "%38 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k42_sum", "%42 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k43_scale", "%43 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k44_sub", "%44 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_square", "%45 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k42_sum", "%46 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k43_scale", "%47 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_addc", "%48 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%49 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k50_mul", "%50 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k53_mul", "%53 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k38_add", "%55 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k56_relu", "%56 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k59_im2col", "%59 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k35_matmul", "%61 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k38_add", "%64 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k42_sum", "%68 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k43_scale", "%69 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k44_sub", "%70 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_square", "%71 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k42_sum", "%72 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k43_scale", "%73 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_addc", "%74 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%75 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k50_mul", "%76 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k53_mul", "%79 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k38_add", "%81 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k56_relu", "%82 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k59_im2col", "%85 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k35_matmul", "%87 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k38_add", "%90 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k42_sum", "%94 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k43_scale", "%95 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k44_sub", "%96 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k45_square", "%97 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k42_sum", "%98 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k43_scale", "%99 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k22_addc", "%100 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%101 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k50_mul", "%102 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k53_mul", "%105 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k38_add", "%107 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k108_add", "%108 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k56_relu", "%109 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k112_im2col", "%112 im2col [B,288,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k114_matmul", "%114 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k117_add", "%117 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k121_sum", "%121 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k122_scale", "%122 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k123_sub", "%123 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_square", "%124 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k121_sum", "%125 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k122_scale", "%126 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_addc", "%127 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%128 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k129_mul", "%129 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k132_mul", "%132 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k117_add", "%134 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k135_relu", "%135 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k138_im2col", "%138 im2col [B,576,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k140_matmul", "%140 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k117_add", "%143 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k121_sum", "%147 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k122_scale", "%148 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k123_sub", "%149 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_square", "%150 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k121_sum", "%151 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k122_scale", "%152 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_addc", "%153 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%154 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k129_mul", "%155 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k132_mul", "%158 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k117_add", "%160 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k135_relu", "%161 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k138_im2col", "%164 im2col [B,576,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k140_matmul", "%166 matmul [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k117_add", "%169 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k121_sum", "%173 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k122_scale", "%174 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k123_sub", "%175 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k124_square", "%176 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k121_sum", "%177 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k122_scale", "%178 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k22_addc", "%179 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%180 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k129_mul", "%181 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k132_mul", "%184 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k117_add", "%186 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k187_add", "%187 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k135_relu", "%188 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k191_im2col", "%191 im2col [B,576,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k193_matmul", "%193 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k196_add", "%196 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k200_sum", "%200 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k201_scale", "%201 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k202_sub", "%202 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_square", "%203 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k200_sum", "%204 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k201_scale", "%205 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_addc", "%206 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%207 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k208_mul", "%208 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k211_mul", "%211 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k196_add", "%213 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k214_relu", "%214 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k217_im2col", "%217 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k219_matmul", "%219 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k196_add", "%222 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k200_sum", "%226 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k201_scale", "%227 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k202_sub", "%228 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_square", "%229 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k200_sum", "%230 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k201_scale", "%231 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_addc", "%232 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%233 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k208_mul", "%234 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k211_mul", "%237 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k196_add", "%239 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k214_relu", "%240 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k217_im2col", "%243 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k219_matmul", "%245 matmul [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k196_add", "%248 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k200_sum", "%252 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k201_scale", "%253 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k202_sub", "%254 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k203_square", "%255 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k200_sum", "%256 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k201_scale", "%257 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k22_addc", "%258 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%259 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k208_mul", "%260 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k211_mul", "%263 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k196_add", "%265 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k266_add", "%266 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k214_relu", "%267 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k288_id", "%288 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k290_concat", "%290 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k293_im2col", "%293 im2col [B,1728,256]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k295_matmul", "%295 matmul [B,64,256]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k117_add", "%298 map:add [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k121_sum", "%302 reduce [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k122_scale", "%303 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k123_sub", "%304 map:sub [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k124_square", "%305 map:square [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k121_sum", "%306 reduce [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k122_scale", "%307 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k22_addc", "%308 map:addc [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%309 map:rsqrt [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k129_mul", "%310 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k132_mul", "%313 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k117_add", "%315 map:add [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k135_relu", "%316 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k318_id", "%318 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k320_concat", "%320 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k323_im2col", "%323 im2col [B,864,1024]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k325_matmul", "%325 matmul [B,32,1024]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k38_add", "%328 map:add [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k42_sum", "%332 reduce [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k43_scale", "%333 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k44_sub", "%334 map:sub [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k45_square", "%335 map:square [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k42_sum", "%336 reduce [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k43_scale", "%337 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k22_addc", "%338 map:addc [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%339 map:rsqrt [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k50_mul", "%340 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k53_mul", "%343 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k38_add", "%345 map:add [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k56_relu", "%346 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k348_id", "%348 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k350_concat", "%350 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k353_im2col", "%353 im2col [B,576,4096]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k355_matmul", "%355 matmul [B,32,4096]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k12_add", "%358 map:add [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k16_sum", "%362 reduce [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k17_scale", "%363 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k18_sub", "%364 map:sub [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k19_square", "%365 map:square [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k16_sum", "%366 reduce [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k17_scale", "%367 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k22_addc", "%368 map:addc [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%369 map:rsqrt [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k24_mul", "%370 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k27_mul", "%373 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k12_add", "%375 map:add [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k30_relu", "%376 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k379_im2col", "%379 im2col [B,32,4096]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"k381_matmul", "%381 matmul [B,1,4096]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"k384_add", "%384 map:add [B,1,64,64]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"k385_relu", "%385 map:relu [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k386_mul", "%386 map:mul [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k387_sub", "%387 map:sub [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k388_abs", "%388 map:abs [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k389_neg", "%389 map:neg [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k390_exp", "%390 map:exp [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k391_addc", "%391 map:addc [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k392_log", "%392 map:log [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k393_add", "%393 map:add [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k394_sum", "%394 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k395_scale", "%395 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k396_sum", "%396 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k397_scale", "%397 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k398_sum", "%398 reduce [1,1,1,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k399_scale", "%399 map:scale [1,1,1,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k400_sum", "%400 reduce [1,1,1,1]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k401_scale", "%401 map:scale [1,1,1,1]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k402_sigmoid", "%402 map:sigmoid [B,1,64,64]", "graphs/lib/unet.lua:32", 0, 0, 0, 0, 0},
-    {"k386_mul", "%405 map:mul [B,4096]", "graphs/lib/unet.lua:34", 0, 0, 0, 0, 0},
-    {"k406_sum", "%406 reduce [B,1]", "graphs/lib/unet.lua:34", 0, 0, 0, 0, 0},
-    {"k407_scale", "%407 map:scale [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"k408_addc", "%408 map:addc [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"k406_sum", "%409 reduce [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"k406_sum", "%410 reduce [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"k411_add", "%411 map:add [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"k408_addc", "%412 map:addc [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"k413_div", "%413 map:div [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"k414_sum", "%414 reduce [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"k415_scale", "%415 map:scale [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"k416_neg", "%416 map:neg [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"k417_addc", "%417 map:addc [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"k420_add", "%420 map:add []", "graphs/lib/unet.lua:37", 0, 0, 0, 0, 0},
-    {"k451_fill", "%451 fill []", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k416_neg", "%454 map:neg [1,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
-    {"k415_scale", "%455 map:scale [1,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
-    {"k456_id", "%456 map:id [B,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
-    {"k413_div", "%457 map:div [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"k458_mul", "%458 map:mul [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"k459_neg", "%459 map:neg [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"k460_id", "%460 map:id [B,4096]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"k407_scale", "%461 map:scale [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"k460_id", "%462 map:id [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
-    {"k386_mul", "%463 map:mul [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
-    {"k393_add", "%465 map:add [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
-    {"k389_neg", "%467 map:neg [B,1,64,64]", "graphs/lib/unet.lua:32", 1, 0, 0, 0, 0},
-    {"k391_addc", "%468 map:addc [B,1,64,64]", "graphs/lib/unet.lua:32", 1, 0, 0, 0, 0},
-    {"k386_mul", "%469 map:mul [B,1,64,64]", "graphs/lib/unet.lua:32", 1, 0, 0, 0, 0},
-    {"k386_mul", "%470 map:mul [B,1,64,64]", "graphs/lib/unet.lua:32", 1, 0, 0, 0, 0},
-    {"k401_scale", "%471 map:scale [1,1,1,1]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k472_id", "%472 map:id [1,1,1,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k399_scale", "%473 map:scale [1,1,1,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k474_id", "%474 map:id [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k397_scale", "%475 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k395_scale", "%476 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k477_id", "%477 map:id [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k478_div", "%478 map:div [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k386_mul", "%479 map:mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k389_neg", "%480 map:neg [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k481_sign", "%481 map:sign [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k386_mul", "%482 map:mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k393_add", "%483 map:add [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k389_neg", "%484 map:neg [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k386_mul", "%485 map:mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k393_add", "%487 map:add [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k488_step", "%488 map:step [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k386_mul", "%489 map:mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k393_add", "%490 map:add [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k394_sum", "%491 reduce [1,1,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k398_sum", "%493 reduce [1,1,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k400_sum", "%494 reduce [1,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k497_matmul", "%497 matmul [B,1,32]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k498_matmul", "%498 matmul [B,32,4096]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k499_sum", "%499 reduce [1,1,32]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k502_col2im", "%502 col2im [B,32,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k503_step", "%503 map:step [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k504_mul", "%504 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k505_sum", "%505 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k507_sum", "%507 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k508_sum", "%508 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k27_mul", "%510 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k504_mul", "%511 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k505_sum", "%512 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k507_sum", "%514 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k508_sum", "%515 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k24_mul", "%518 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k504_mul", "%519 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k16_sum", "%520 reduce [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k521_square", "%521 map:square [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k522_mul", "%522 map:mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k523_scale", "%523 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k522_mul", "%524 map:mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k17_scale", "%525 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k526_id", "%526 map:id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k527_scale", "%527 map:scale [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k504_mul", "%528 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k529_add", "%529 map:add [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k530_neg", "%530 map:neg [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k16_sum", "%531 reduce [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k17_scale", "%532 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k526_id", "%533 map:id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k529_add", "%534 map:add [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k505_sum", "%536 reduce [1,32,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k507_sum", "%538 reduce [32,1,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k508_sum", "%539 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k542_matmul", "%542 matmul [B,32,576]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k543_matmul", "%543 matmul [B,576,4096]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k544_sum", "%544 reduce [1,32,576]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k547_col2im", "%547 col2im [B,64,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k548_slice", "%548 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k551_sum", "%551 reduce [B,32,32,1,32,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k552_sum", "%552 reduce [B,32,32,1,32,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k554_step", "%554 map:step [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k555_mul", "%555 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k556_sum", "%556 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k558_sum", "%558 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k559_sum", "%559 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k53_mul", "%561 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k555_mul", "%562 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k556_sum", "%563 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k558_sum", "%565 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k559_sum", "%566 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k50_mul", "%569 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k555_mul", "%570 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k42_sum", "%571 reduce [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k521_square", "%572 map:square [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k522_mul", "%573 map:mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k523_scale", "%574 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k522_mul", "%575 map:mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k43_scale", "%576 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k577_id", "%577 map:id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k578_scale", "%578 map:scale [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k555_mul", "%579 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k108_add", "%580 map:add [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k581_neg", "%581 map:neg [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k42_sum", "%582 reduce [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k43_scale", "%583 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k577_id", "%584 map:id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k108_add", "%585 map:add [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k556_sum", "%587 reduce [1,32,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k558_sum", "%589 reduce [32,1,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k559_sum", "%590 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k593_matmul", "%593 matmul [B,32,864]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k594_matmul", "%594 matmul [B,864,1024]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k595_sum", "%595 reduce [1,32,864]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k598_col2im", "%598 col2im [B,96,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k599_slice", "%599 slice [B,64,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k602_sum", "%602 reduce [B,64,16,1,16,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k603_sum", "%603 reduce [B,64,16,1,16,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k605_step", "%605 map:step [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k606_mul", "%606 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k607_sum", "%607 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k609_sum", "%609 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k610_sum", "%610 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k132_mul", "%612 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k606_mul", "%613 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k607_sum", "%614 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k609_sum", "%616 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k610_sum", "%617 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k129_mul", "%620 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k606_mul", "%621 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k121_sum", "%622 reduce [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k521_square", "%623 map:square [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k522_mul", "%624 map:mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k523_scale", "%625 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k522_mul", "%626 map:mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k122_scale", "%627 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k628_id", "%628 map:id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k629_scale", "%629 map:scale [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k606_mul", "%630 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k187_add", "%631 map:add [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k632_neg", "%632 map:neg [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k121_sum", "%633 reduce [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k122_scale", "%634 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k628_id", "%635 map:id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k187_add", "%636 map:add [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k607_sum", "%638 reduce [1,64,16,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k609_sum", "%640 reduce [64,1,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k610_sum", "%641 reduce [64,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k644_matmul", "%644 matmul [B,64,1728]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k646_sum", "%646 reduce [1,64,1728]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+static reclf_prof_entry prof[228] = {
+    {"k4_fused_scale_addc", "%4 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"k7_im2col", "%7 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k9_matmul", "%9 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k11_permute", "%11 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k14_add", "%14 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k19_fused_scale_sum", "%19 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k20_sub", "%20 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k25_fused_rsqrt_addc_scale_sum", "%25 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k26_mul", "%26 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k32_fused_relu_add_mul", "%32 fused:relu_add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"k35_im2col", "%35 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k37_matmul", "%37 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k39_permute", "%39 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k42_add", "%42 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k47_fused_scale_sum", "%47 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k48_sub", "%48 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k53_fused_rsqrt_addc_scale_sum", "%53 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k54_mul", "%54 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k60_fused_relu_add_mul", "%60 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k63_im2col", "%63 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k37_matmul", "%65 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k39_permute", "%67 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k42_add", "%70 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k47_fused_scale_sum", "%75 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k48_sub", "%76 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k53_fused_rsqrt_addc_scale_sum", "%81 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k54_mul", "%82 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k60_fused_relu_add_mul", "%88 fused:relu_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k63_im2col", "%91 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k37_matmul", "%93 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k39_permute", "%95 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k42_add", "%98 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k47_fused_scale_sum", "%103 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k48_sub", "%104 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k53_fused_rsqrt_addc_scale_sum", "%109 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k54_mul", "%110 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k117_fused_relu_add_add_mul", "%117 fused:relu_add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k120_im2col", "%120 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k122_matmul", "%122 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k124_permute", "%124 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k127_add", "%127 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k132_fused_scale_sum", "%132 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k133_sub", "%133 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k138_fused_rsqrt_addc_scale_sum", "%138 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k139_mul", "%139 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k145_fused_relu_add_mul", "%145 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k148_im2col", "%148 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k150_matmul", "%150 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k124_permute", "%152 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k127_add", "%155 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k132_fused_scale_sum", "%160 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k133_sub", "%161 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k138_fused_rsqrt_addc_scale_sum", "%166 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k139_mul", "%167 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k145_fused_relu_add_mul", "%173 fused:relu_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k148_im2col", "%176 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k150_matmul", "%178 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k124_permute", "%180 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k127_add", "%183 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k132_fused_scale_sum", "%188 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k133_sub", "%189 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k138_fused_rsqrt_addc_scale_sum", "%194 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k139_mul", "%195 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k202_fused_relu_add_add_mul", "%202 fused:relu_add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k205_im2col", "%205 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k207_matmul", "%207 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k209_permute", "%209 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k212_add", "%212 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k217_fused_scale_sum", "%217 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k218_sub", "%218 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k223_fused_rsqrt_addc_scale_sum", "%223 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k224_mul", "%224 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k230_fused_relu_add_mul", "%230 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k233_im2col", "%233 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k235_matmul", "%235 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k209_permute", "%237 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k212_add", "%240 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k217_fused_scale_sum", "%245 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k218_sub", "%246 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k223_fused_rsqrt_addc_scale_sum", "%251 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k224_mul", "%252 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k230_fused_relu_add_mul", "%258 fused:relu_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k233_im2col", "%261 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k235_matmul", "%263 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k209_permute", "%265 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k212_add", "%268 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k217_fused_scale_sum", "%273 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k218_sub", "%274 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k223_fused_rsqrt_addc_scale_sum", "%279 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k224_mul", "%280 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k287_fused_relu_add_add_mul", "%287 fused:relu_add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k308_id", "%308 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"k310_concat", "%310 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"k313_im2col", "%313 im2col [1728,256*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k315_matmul", "%315 matmul [64,256*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k124_permute", "%317 permute [B,64,256]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k127_add", "%320 map:add [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k132_fused_scale_sum", "%325 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k133_sub", "%326 map:sub [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k138_fused_rsqrt_addc_scale_sum", "%331 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k139_mul", "%332 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k337_fused_add_mul", "%337 fused:add_mul [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k338_relu", "%338 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k340_id", "%340 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"k342_concat", "%342 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"k345_im2col", "%345 im2col [864,1024*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k347_matmul", "%347 matmul [32,1024*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k39_permute", "%349 permute [B,32,1024]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k42_add", "%352 map:add [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k47_fused_scale_sum", "%357 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k48_sub", "%358 map:sub [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k53_fused_rsqrt_addc_scale_sum", "%363 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k54_mul", "%364 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k369_fused_add_mul", "%369 fused:add_mul [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k370_relu", "%370 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k372_id", "%372 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"k374_concat", "%374 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"k377_im2col", "%377 im2col [576,4096*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k379_matmul", "%379 matmul [32,4096*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k11_permute", "%381 permute [B,32,4096]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k14_add", "%384 map:add [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k19_fused_scale_sum", "%389 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k20_sub", "%390 map:sub [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k25_fused_rsqrt_addc_scale_sum", "%395 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k26_mul", "%396 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k401_fused_add_mul", "%401 fused:add_mul [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k402_relu", "%402 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k405_im2col", "%405 im2col [32,4096*B]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"k407_matmul", "%407 matmul [1,4096*B]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"k409_permute", "%409 permute [B,1,4096]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"k412_add", "%412 map:add [B,1,64,64]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"k418_fused_exp_neg_abs", "%418 fused:exp_neg_abs [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"k419_addc", "%419 map:addc [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"k421_fused_add_sub_relu_mul", "%421 fused:add_sub_relu_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"k422_sum", "%422 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"k423_scale", "%423 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"k424_sum", "%424 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"k425_scale", "%425 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"k426_sum", "%426 reduce [1,1,1,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"k429_fused_scale_sum_scale", "%429 fused:scale_sum_scale [1,1,1,1]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"k430_sigmoid", "%430 map:sigmoid [B,1,64,64]", "graphs/lib/unet.lua:32", 0, 0, 0, 0, 0},
+    {"k440_fused_addc_add_sum_sum", "%440 fused:addc_add_sum_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
+    {"k441_fused_div_addc_scale_sum", "%441 fused:div_addc_scale_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
+    {"k442_sum", "%442 reduce [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
+    {"k445_fused_addc_neg_scale", "%445 fused:addc_neg_scale [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
+    {"k448_add", "%448 map:add []", "graphs/lib/unet.lua:37", 0, 0, 0, 0, 0},
+    {"k479_fill", "%479 fill []", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"k483_fused_scale_neg", "%483 fused:scale_neg [1,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
+    {"k485_fused_div_id", "%485 fused:div_id [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"k487_fused_neg_mul", "%487 fused:neg_mul [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"k489_scale", "%489 map:scale [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"k493_fused_add_id_mul_id", "%493 fused:add_id_mul_id [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
+    {"k499_scale", "%499 map:scale [1,1,1,1]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"k501_fused_scale_id", "%501 fused:scale_id [1,1,1,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"k504_fused_scale_scale_id", "%504 fused:scale_scale_id [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"k505_id", "%505 map:id [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"k518_fused_add_add_add_mul", "%518 fused:add_add_add_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"k422_sum", "%519 reduce [1,1,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"k426_sum", "%521 reduce [1,1,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"k522_sum", "%522 reduce [1,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"k409_permute", "%525 permute [1,B,4096]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"k527_matmul", "%527 matmul [1,32]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"k528_matmul", "%528 matmul [32,4096*B]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"k530_col2im", "%530 col2im [B,32,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"k532_fused_mul_step", "%532 fused:mul_step [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k533_sum", "%533 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k535_sum", "%535 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k536_sum", "%536 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k538_mul", "%538 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k539_mul", "%539 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k533_sum", "%540 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k535_sum", "%542 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k536_sum", "%543 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k553_fused_scale_mul_sum_mul", "%553 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k557_fused_add_mul_mul_id", "%557 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k560_fused_scale_sum_neg", "%560 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k562_fused_add_id", "%562 fused:add_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k533_sum", "%564 reduce [1,32,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k535_sum", "%566 reduce [32,1,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k536_sum", "%567 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k570_permute", "%570 permute [32,B,4096]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k572_matmul", "%572 matmul [32,576]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k573_matmul", "%573 matmul [576,4096*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k575_col2im", "%575 col2im [B,64,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k576_slice", "%576 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"k579_sum", "%579 reduce [B,32,32,1,32,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"k580_sum", "%580 reduce [B,32,32,1,32,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"k583_fused_mul_step", "%583 fused:mul_step [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k584_sum", "%584 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k586_sum", "%586 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k587_sum", "%587 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k589_mul", "%589 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k590_mul", "%590 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k584_sum", "%591 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k586_sum", "%593 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k587_sum", "%594 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k604_fused_scale_mul_sum_mul", "%604 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k608_fused_add_mul_mul_id", "%608 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k611_fused_scale_sum_neg", "%611 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k613_fused_add_id", "%613 fused:add_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k584_sum", "%615 reduce [1,32,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k586_sum", "%617 reduce [32,1,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k587_sum", "%618 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k621_permute", "%621 permute [32,B,1024]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k623_matmul", "%623 matmul [32,864]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k624_matmul", "%624 matmul [864,1024*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k626_col2im", "%626 col2im [B,96,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k627_slice", "%627 slice [B,64,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"k630_sum", "%630 reduce [B,64,16,1,16,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"k631_sum", "%631 reduce [B,64,16,1,16,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"k634_fused_mul_step", "%634 fused:mul_step [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k635_sum", "%635 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k637_sum", "%637 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k638_sum", "%638 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k640_mul", "%640 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k641_mul", "%641 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k635_sum", "%642 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k637_sum", "%644 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k638_sum", "%645 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k655_fused_scale_mul_sum_mul", "%655 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k659_fused_add_mul_mul_id", "%659 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k662_fused_scale_sum_neg", "%662 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k664_fused_add_id", "%664 fused:add_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k635_sum", "%666 reduce [1,64,16,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k637_sum", "%668 reduce [64,1,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k638_sum", "%669 reduce [64,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k672_permute", "%672 permute [64,B,256]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k674_matmul", "%674 matmul [64,1728]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_seg = {389, prof};
+const reclf_prof_table reclf_profile_seg = {228, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -2353,406 +2032,245 @@ const reclf_prof_table reclf_profile_seg = {389, prof};
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
-    return sizeof(real) * (size_t)(157120 + 4493392*B);
+    return sizeof(real) * (size_t)(157120 + 4493360*B);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k3_addc(A + 157120, (real *)inputs[0], B)); /* %3 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k4_scale(A + 157120 + 4096*B, A + 157120, B)); /* %4 map:scale [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(2, 0, sizeof(real)*((double)36864*B + (double)4096*B), k7_im2col(A + 157120 + 131072*B, A + 157120 + 4096*B, B)); /* %7 im2col [B,9,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k9_matmul(A + 157120, (real *)P + 0, A + 157120 + 131072*B, B)); /* %9 matmul [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k12_add(A + 157120 + 131072*B, A + 157120, (real *)P + 288, B)); /* %12 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k16_sum(A + 157120, A + 157120 + 131072*B, B)); /* %16 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k17_scale(A + 157120 + 262144*B, A + 157120, B)); /* %17 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k18_sub(A + 157120, A + 157120 + 131072*B, A + 157120 + 262144*B, B)); /* %18 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k19_square(A + 157120 + 131072*B, A + 157120, B)); /* %19 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k16_sum(A + 157120 + 262144*B, A + 157120 + 131072*B, B)); /* %20 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k17_scale(A + 157120 + 131072*B, A + 157120 + 262144*B, B)); /* %21 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 157120 + 131088*B, A + 157120 + 131072*B, B)); /* %22 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 157120 + 262144*B, A + 157120 + 131088*B, B)); /* %23 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(13, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k24_mul(A + 157120 + 131072*B, A + 157120, A + 157120 + 262144*B, B)); /* %24 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(14, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k27_mul(A + 157120, A + 157120 + 131072*B, (real *)P + 320, B)); /* %27 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(15, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k12_add(A + 157120 + 131072*B, A + 157120, (real *)P + 352, B)); /* %29 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k30_relu(A + 157120 + 294912*B, A + 157120 + 131072*B, B)); /* %30 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(17, 0, sizeof(real)*((double)294912*B + (double)131072*B), k33_im2col(A + 157120, A + 157120 + 294912*B, B)); /* %33 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(18, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k35_matmul(A + 157120 + 425984*B, (real *)P + 384, A + 157120, B)); /* %35 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k38_add(A + 157120, A + 157120 + 425984*B, (real *)P + 9600, B)); /* %38 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 157120 + 32768*B, A + 157120, B)); /* %42 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(21, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 157120 + 65536*B, A + 157120 + 32768*B, B)); /* %43 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k44_sub(A + 157120 + 32768*B, A + 157120, A + 157120 + 65536*B, B)); /* %44 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(23, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k45_square(A + 157120, A + 157120 + 32768*B, B)); /* %45 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 157120 + 65536*B, A + 157120, B)); /* %46 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(25, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 157120, A + 157120 + 65536*B, B)); /* %47 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 157120 + 16*B, A + 157120, B)); /* %48 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 157120 + 65536*B, A + 157120 + 16*B, B)); /* %49 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_mul(A + 157120, A + 157120 + 32768*B, A + 157120 + 65536*B, B)); /* %50 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k53_mul(A + 157120 + 32768*B, A + 157120, (real *)P + 9632, B)); /* %53 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k38_add(A + 157120, A + 157120 + 32768*B, (real *)P + 9664, B)); /* %55 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k56_relu(A + 157120 + 425984*B, A + 157120, B)); /* %56 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(32, 0, sizeof(real)*((double)294912*B + (double)32768*B), k59_im2col(A + 157120, A + 157120 + 425984*B, B)); /* %59 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(33, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k35_matmul(A + 157120 + 458752*B, (real *)P + 9696, A + 157120, B)); /* %61 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k38_add(A + 157120, A + 157120 + 458752*B, (real *)P + 18912, B)); /* %64 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(35, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 157120 + 32768*B, A + 157120, B)); /* %68 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(36, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 157120 + 65536*B, A + 157120 + 32768*B, B)); /* %69 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(37, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k44_sub(A + 157120 + 32768*B, A + 157120, A + 157120 + 65536*B, B)); /* %70 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k45_square(A + 157120, A + 157120 + 32768*B, B)); /* %71 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(39, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 157120 + 65536*B, A + 157120, B)); /* %72 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(40, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 157120, A + 157120 + 65536*B, B)); /* %73 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(41, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 157120 + 16*B, A + 157120, B)); /* %74 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 157120 + 65536*B, A + 157120 + 16*B, B)); /* %75 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(43, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_mul(A + 157120, A + 157120 + 32768*B, A + 157120 + 65536*B, B)); /* %76 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(44, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k53_mul(A + 157120 + 32768*B, A + 157120, (real *)P + 18944, B)); /* %79 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(45, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k38_add(A + 157120, A + 157120 + 32768*B, (real *)P + 18976, B)); /* %81 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k56_relu(A + 157120 + 458752*B, A + 157120, B)); /* %82 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(47, 0, sizeof(real)*((double)294912*B + (double)32768*B), k59_im2col(A + 157120, A + 157120 + 458752*B, B)); /* %85 im2col [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(48, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k35_matmul(A + 157120 + 458752*B, (real *)P + 19008, A + 157120, B)); /* %87 matmul [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k38_add(A + 157120, A + 157120 + 458752*B, (real *)P + 28224, B)); /* %90 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(50, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 157120 + 32768*B, A + 157120, B)); /* %94 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(51, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 157120 + 65536*B, A + 157120 + 32768*B, B)); /* %95 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(52, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k44_sub(A + 157120 + 32768*B, A + 157120, A + 157120 + 65536*B, B)); /* %96 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(53, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k45_square(A + 157120, A + 157120 + 32768*B, B)); /* %97 map:square [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(54, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 157120 + 65536*B, A + 157120, B)); /* %98 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(55, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 157120, A + 157120 + 65536*B, B)); /* %99 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(56, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 157120 + 16*B, A + 157120, B)); /* %100 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(57, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 157120 + 65536*B, A + 157120 + 16*B, B)); /* %101 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(58, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_mul(A + 157120, A + 157120 + 32768*B, A + 157120 + 65536*B, B)); /* %102 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k53_mul(A + 157120 + 32768*B, A + 157120, (real *)P + 28256, B)); /* %105 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(60, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k38_add(A + 157120, A + 157120 + 32768*B, (real *)P + 28288, B)); /* %107 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(61, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k108_add(A + 157120 + 32768*B, A + 157120 + 425984*B, A + 157120, B)); /* %108 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(62, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k56_relu(A + 157120 + 163840*B, A + 157120 + 32768*B, B)); /* %109 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(63, 0, sizeof(real)*((double)73728*B + (double)32768*B), k112_im2col(A + 157120, A + 157120 + 163840*B, B)); /* %112 im2col [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(64, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k114_matmul(A + 157120 + 73728*B, (real *)P + 28320, A + 157120, B)); /* %114 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(65, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k117_add(A + 157120, A + 157120 + 73728*B, (real *)P + 46752, B)); /* %117 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 157120 + 196608*B, A + 157120, B)); /* %121 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(67, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %122 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k123_sub(A + 157120 + 196608*B, A + 157120, A + 157120 + 212992*B, B)); /* %123 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(69, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k124_square(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %124 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 157120 + 229376*B, A + 157120 + 212992*B, B)); /* %125 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(71, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 157120 + 212992*B, A + 157120 + 229376*B, B)); /* %126 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(72, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 157120 + 213008*B, A + 157120 + 212992*B, B)); /* %127 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(73, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 157120 + 229376*B, A + 157120 + 213008*B, B)); /* %128 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(74, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k129_mul(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %129 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(75, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k132_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 46816, B)); /* %132 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k117_add(A + 157120 + 212992*B, A + 157120 + 196608*B, (real *)P + 46880, B)); /* %134 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k135_relu(A + 157120 + 147456*B, A + 157120 + 212992*B, B)); /* %135 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(78, 0, sizeof(real)*((double)147456*B + (double)16384*B), k138_im2col(A + 157120, A + 157120 + 147456*B, B)); /* %138 im2col [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(79, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k140_matmul(A + 157120 + 196608*B, (real *)P + 46944, A + 157120, B)); /* %140 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(80, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k117_add(A + 157120 + 212992*B, A + 157120 + 196608*B, (real *)P + 83808, B)); /* %143 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(81, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 157120 + 196608*B, A + 157120 + 212992*B, B)); /* %147 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(82, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 157120 + 229376*B, A + 157120 + 196608*B, B)); /* %148 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(83, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k123_sub(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 229376*B, B)); /* %149 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(84, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k124_square(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %150 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(85, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 157120 + 229376*B, A + 157120 + 212992*B, B)); /* %151 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 157120 + 212992*B, A + 157120 + 229376*B, B)); /* %152 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 157120 + 213008*B, A + 157120 + 212992*B, B)); /* %153 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 157120 + 229376*B, A + 157120 + 213008*B, B)); /* %154 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k129_mul(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %155 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k132_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 83872, B)); /* %158 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(91, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k117_add(A + 157120 + 212992*B, A + 157120 + 196608*B, (real *)P + 83936, B)); /* %160 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(92, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k135_relu(A + 157120 + 196608*B, A + 157120 + 212992*B, B)); /* %161 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(93, 0, sizeof(real)*((double)147456*B + (double)16384*B), k138_im2col(A + 157120, A + 157120 + 196608*B, B)); /* %164 im2col [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k140_matmul(A + 157120 + 196608*B, (real *)P + 84000, A + 157120, B)); /* %166 matmul [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k117_add(A + 157120 + 212992*B, A + 157120 + 196608*B, (real *)P + 120864, B)); /* %169 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 157120 + 196608*B, A + 157120 + 212992*B, B)); /* %173 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 157120 + 229376*B, A + 157120 + 196608*B, B)); /* %174 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k123_sub(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 229376*B, B)); /* %175 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k124_square(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %176 map:square [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(100, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 157120 + 229376*B, A + 157120 + 212992*B, B)); /* %177 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(101, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 157120 + 212992*B, A + 157120 + 229376*B, B)); /* %178 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(102, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 157120 + 213008*B, A + 157120 + 212992*B, B)); /* %179 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(103, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 157120 + 229376*B, A + 157120 + 213008*B, B)); /* %180 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(104, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k129_mul(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %181 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(105, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k132_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 120928, B)); /* %184 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(106, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k117_add(A + 157120 + 212992*B, A + 157120 + 196608*B, (real *)P + 120992, B)); /* %186 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(107, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k187_add(A + 157120 + 196608*B, A + 157120 + 147456*B, A + 157120 + 212992*B, B)); /* %187 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(108, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k135_relu(A + 157120 + 229376*B, A + 157120 + 196608*B, B)); /* %188 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(109, 0, sizeof(real)*((double)36864*B + (double)16384*B), k191_im2col(A + 157120, A + 157120 + 229376*B, B)); /* %191 im2col [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(110, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k193_matmul(A + 157120 + 196608*B, (real *)P + 121056, A + 157120, B)); /* %193 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(111, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k196_add(A + 157120 + 204800*B, A + 157120 + 196608*B, (real *)P + 194784, B)); /* %196 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(112, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k200_sum(A + 157120 + 196608*B, A + 157120 + 204800*B, B)); /* %200 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(113, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k201_scale(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %201 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(114, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k202_sub(A + 157120 + 196608*B, A + 157120 + 204800*B, A + 157120 + 212992*B, B)); /* %202 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(115, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k203_square(A + 157120 + 204800*B, A + 157120 + 196608*B, B)); /* %203 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(116, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k200_sum(A + 157120 + 212992*B, A + 157120 + 204800*B, B)); /* %204 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(117, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k201_scale(A + 157120 + 204800*B, A + 157120 + 212992*B, B)); /* %205 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(118, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 157120 + 204816*B, A + 157120 + 204800*B, B)); /* %206 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(119, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 157120 + 212992*B, A + 157120 + 204816*B, B)); /* %207 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(120, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k208_mul(A + 157120 + 204800*B, A + 157120 + 196608*B, A + 157120 + 212992*B, B)); /* %208 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(121, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_mul(A + 157120 + 196608*B, A + 157120 + 204800*B, (real *)P + 194912, B)); /* %211 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(122, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k196_add(A + 157120 + 204800*B, A + 157120 + 196608*B, (real *)P + 195040, B)); /* %213 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(123, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k214_relu(A + 157120 + 196608*B, A + 157120 + 204800*B, B)); /* %214 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(124, 0, sizeof(real)*((double)73728*B + (double)8192*B), k217_im2col(A + 157120, A + 157120 + 196608*B, B)); /* %217 im2col [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(125, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k219_matmul(A + 157120 + 204800*B, (real *)P + 195168, A + 157120, B)); /* %219 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(126, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k196_add(A + 157120 + 212992*B, A + 157120 + 204800*B, (real *)P + 342624, B)); /* %222 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(127, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k200_sum(A + 157120 + 204800*B, A + 157120 + 212992*B, B)); /* %226 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(128, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k201_scale(A + 157120 + 221184*B, A + 157120 + 204800*B, B)); /* %227 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(129, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k202_sub(A + 157120 + 204800*B, A + 157120 + 212992*B, A + 157120 + 221184*B, B)); /* %228 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(130, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k203_square(A + 157120 + 212992*B, A + 157120 + 204800*B, B)); /* %229 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(131, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k200_sum(A + 157120 + 221184*B, A + 157120 + 212992*B, B)); /* %230 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(132, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k201_scale(A + 157120 + 221200*B, A + 157120 + 221184*B, B)); /* %231 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(133, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 157120 + 221216*B, A + 157120 + 221200*B, B)); /* %232 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(134, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 157120 + 221184*B, A + 157120 + 221216*B, B)); /* %233 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(135, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k208_mul(A + 157120 + 212992*B, A + 157120 + 204800*B, A + 157120 + 221184*B, B)); /* %234 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(136, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_mul(A + 157120 + 204800*B, A + 157120 + 212992*B, (real *)P + 342752, B)); /* %237 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(137, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k196_add(A + 157120 + 212992*B, A + 157120 + 204800*B, (real *)P + 342880, B)); /* %239 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(138, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k214_relu(A + 157120 + 204800*B, A + 157120 + 212992*B, B)); /* %240 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(139, 0, sizeof(real)*((double)73728*B + (double)8192*B), k217_im2col(A + 157120, A + 157120 + 204800*B, B)); /* %243 im2col [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(140, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k219_matmul(A + 157120 + 204800*B, (real *)P + 343008, A + 157120, B)); /* %245 matmul [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(141, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k196_add(A + 157120 + 212992*B, A + 157120 + 204800*B, (real *)P + 490464, B)); /* %248 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(142, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k200_sum(A + 157120 + 204800*B, A + 157120 + 212992*B, B)); /* %252 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(143, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k201_scale(A + 157120 + 221184*B, A + 157120 + 204800*B, B)); /* %253 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k202_sub(A + 157120 + 204800*B, A + 157120 + 212992*B, A + 157120 + 221184*B, B)); /* %254 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(145, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k203_square(A + 157120 + 212992*B, A + 157120 + 204800*B, B)); /* %255 map:square [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(146, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k200_sum(A + 157120 + 221184*B, A + 157120 + 212992*B, B)); /* %256 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(147, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k201_scale(A + 157120 + 221200*B, A + 157120 + 221184*B, B)); /* %257 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(148, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 157120 + 221216*B, A + 157120 + 221200*B, B)); /* %258 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(149, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 157120 + 221184*B, A + 157120 + 221216*B, B)); /* %259 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(150, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k208_mul(A + 157120 + 212992*B, A + 157120 + 204800*B, A + 157120 + 221184*B, B)); /* %260 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(151, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_mul(A + 157120 + 204800*B, A + 157120 + 212992*B, (real *)P + 490592, B)); /* %263 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(152, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k196_add(A + 157120 + 212992*B, A + 157120 + 204800*B, (real *)P + 490720, B)); /* %265 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(153, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k266_add(A + 157120 + 204800*B, A + 157120 + 196608*B, A + 157120 + 212992*B, B)); /* %266 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(154, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k214_relu(A + 157120 + 245760*B, A + 157120 + 204800*B, B)); /* %267 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(155, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), k288_id(A + 157120 + 196608*B, A + 157120 + 245760*B, B)); /* %288 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
-    CALL(156, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), k290_concat(A + 157120, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %290 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
-    CALL(157, 0, sizeof(real)*((double)442368*B + (double)49152*B), k293_im2col(A + 157120 + 3244032*B, A + 157120, B)); /* %293 im2col [B,1728,256]  graphs/lib/unet.lua:16 */
-    CALL(158, (double)56623104*B, sizeof(real)*((double)16384*B + (double)110592 + (double)442368*B), k295_matmul(A + 157120 + 196608*B, (real *)P + 523872, A + 157120 + 3244032*B, B)); /* %295 matmul [B,64,256]  graphs/lib/unet.lua:16 */
-    CALL(159, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k117_add(A + 157120 + 212992*B, A + 157120 + 196608*B, (real *)P + 634464, B)); /* %298 map:add [B,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(160, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 157120 + 196608*B, A + 157120 + 212992*B, B)); /* %302 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(161, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 157120 + 196624*B, A + 157120 + 196608*B, B)); /* %303 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(162, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k123_sub(A + 157120 + 4440064*B, A + 157120 + 212992*B, A + 157120 + 196624*B, B)); /* %304 map:sub [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(163, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k124_square(A + 157120 + 196608*B, A + 157120 + 4440064*B, B)); /* %305 map:square [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(164, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %306 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(165, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 157120 + 196608*B, A + 157120 + 212992*B, B)); /* %307 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(166, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 157120 + 196624*B, A + 157120 + 196608*B, B)); /* %308 map:addc [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(167, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 157120 + 4493344*B, A + 157120 + 196624*B, B)); /* %309 map:rsqrt [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(168, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k129_mul(A + 157120 + 4456448*B, A + 157120 + 4440064*B, A + 157120 + 4493344*B, B)); /* %310 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(169, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k132_mul(A + 157120 + 196608*B, A + 157120 + 4456448*B, (real *)P + 634528, B)); /* %313 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(170, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k117_add(A + 157120 + 4472832*B, A + 157120 + 196608*B, (real *)P + 634592, B)); /* %315 map:add [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(171, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k135_relu(A + 157120, A + 157120 + 4472832*B, B)); /* %316 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(172, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), k318_id(A + 157120 + 98304*B, A + 157120, B)); /* %318 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
-    CALL(173, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), k320_concat(A + 157120, A + 157120 + 98304*B, A + 157120 + 163840*B, B)); /* %320 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
-    CALL(174, 0, sizeof(real)*((double)884736*B + (double)98304*B), k323_im2col(A + 157120 + 2359296*B, A + 157120, B)); /* %323 im2col [B,864,1024]  graphs/lib/unet.lua:16 */
-    CALL(175, (double)56623104*B, sizeof(real)*((double)32768*B + (double)27648 + (double)884736*B), k325_matmul(A + 157120, (real *)P + 634656, A + 157120 + 2359296*B, B)); /* %325 matmul [B,32,1024]  graphs/lib/unet.lua:16 */
-    CALL(176, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k38_add(A + 157120 + 32768*B, A + 157120, (real *)P + 662304, B)); /* %328 map:add [B,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(177, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 157120 + 4489216*B, A + 157120 + 32768*B, B)); /* %332 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(178, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 157120 + 4489232*B, A + 157120 + 4489216*B, B)); /* %333 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(179, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k44_sub(A + 157120 + 4341760*B, A + 157120 + 32768*B, A + 157120 + 4489232*B, B)); /* %334 map:sub [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(180, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k45_square(A + 157120, A + 157120 + 4341760*B, B)); /* %335 map:square [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(181, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 157120 + 4489216*B, A + 157120, B)); /* %336 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(182, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 157120 + 4489232*B, A + 157120 + 4489216*B, B)); /* %337 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(183, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 157120 + 4489216*B, A + 157120 + 4489232*B, B)); /* %338 map:addc [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(184, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 157120 + 4493360*B, A + 157120 + 4489216*B, B)); /* %339 map:rsqrt [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(185, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_mul(A + 157120 + 4374528*B, A + 157120 + 4341760*B, A + 157120 + 4493360*B, B)); /* %340 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(186, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k53_mul(A + 157120, A + 157120 + 4374528*B, (real *)P + 662336, B)); /* %343 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(187, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k38_add(A + 157120 + 4407296*B, A + 157120, (real *)P + 662368, B)); /* %345 map:add [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(188, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k56_relu(A + 157120 + 131072*B, A + 157120 + 4407296*B, B)); /* %346 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(189, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), k348_id(A + 157120, A + 157120 + 131072*B, B)); /* %348 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
-    CALL(190, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), k350_concat(A + 157120 + 3686400*B, A + 157120, A + 157120 + 294912*B, B)); /* %350 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
-    CALL(191, 0, sizeof(real)*((double)2359296*B + (double)262144*B), k353_im2col(A + 157120, A + 157120 + 3686400*B, B)); /* %353 im2col [B,576,4096]  graphs/lib/unet.lua:16 */
-    CALL(192, (double)150994944*B, sizeof(real)*((double)131072*B + (double)18432 + (double)2359296*B), k355_matmul(A + 157120 + 3686400*B, (real *)P + 662400, A + 157120, B)); /* %355 matmul [B,32,4096]  graphs/lib/unet.lua:16 */
-    CALL(193, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k12_add(A + 157120 + 3817472*B, A + 157120 + 3686400*B, (real *)P + 680832, B)); /* %358 map:add [B,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(194, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k16_sum(A + 157120 + 4489216*B, A + 157120 + 3817472*B, B)); /* %362 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(195, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k17_scale(A + 157120 + 4489232*B, A + 157120 + 4489216*B, B)); /* %363 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(196, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k18_sub(A + 157120 + 3686400*B, A + 157120 + 3817472*B, A + 157120 + 4489232*B, B)); /* %364 map:sub [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(197, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k19_square(A + 157120 + 3817472*B, A + 157120 + 3686400*B, B)); /* %365 map:square [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(198, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k16_sum(A + 157120 + 4489216*B, A + 157120 + 3817472*B, B)); /* %366 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(199, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k17_scale(A + 157120 + 4489232*B, A + 157120 + 4489216*B, B)); /* %367 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(200, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 157120 + 4489216*B, A + 157120 + 4489232*B, B)); /* %368 map:addc [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(201, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 157120 + 4493376*B, A + 157120 + 4489216*B, B)); /* %369 map:rsqrt [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(202, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k24_mul(A + 157120 + 3817472*B, A + 157120 + 3686400*B, A + 157120 + 4493376*B, B)); /* %370 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(203, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k27_mul(A + 157120 + 3948544*B, A + 157120 + 3817472*B, (real *)P + 680864, B)); /* %373 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(204, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k12_add(A + 157120 + 4079616*B, A + 157120 + 3948544*B, (real *)P + 680896, B)); /* %375 map:add [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(205, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k30_relu(A + 157120 + 3948544*B, A + 157120 + 4079616*B, B)); /* %376 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(206, 0, sizeof(real)*((double)131072*B + (double)131072*B), k379_im2col(A + 157120 + 4210688*B, A + 157120 + 3948544*B, B)); /* %379 im2col [B,32,4096]  graphs/seg.lua:52 */
-    CALL(207, (double)262144*B, sizeof(real)*((double)4096*B + (double)32 + (double)131072*B), k381_matmul(A + 157120 + 3948544*B, (real *)P + 680928, A + 157120 + 4210688*B, B)); /* %381 matmul [B,1,4096]  graphs/seg.lua:52 */
-    CALL(208, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)1), k384_add(A + 157120 + 3952640*B, A + 157120 + 3948544*B, (real *)P + 680960, B)); /* %384 map:add [B,1,64,64]  graphs/seg.lua:52 */
-    CALL(209, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k385_relu(A + 157120 + 3948544*B, A + 157120 + 3952640*B, B)); /* %385 map:relu [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(210, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k386_mul(A + 157120 + 3956736*B, A + 157120 + 3952640*B, (real *)inputs[1], B)); /* %386 map:mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(211, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k387_sub(A + 157120 + 3960832*B, A + 157120 + 3948544*B, A + 157120 + 3956736*B, B)); /* %387 map:sub [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(212, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k388_abs(A + 157120 + 3948544*B, A + 157120 + 3952640*B, B)); /* %388 map:abs [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(213, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k389_neg(A + 157120 + 3956736*B, A + 157120 + 3948544*B, B)); /* %389 map:neg [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(214, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k390_exp(A + 157120 + 3948544*B, A + 157120 + 3956736*B, B)); /* %390 map:exp [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(215, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k391_addc(A + 157120 + 3956736*B, A + 157120 + 3948544*B, B)); /* %391 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(216, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k392_log(A + 157120 + 3964928*B, A + 157120 + 3956736*B, B)); /* %392 map:log [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(217, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k393_add(A + 157120 + 3969024*B, A + 157120 + 3960832*B, A + 157120 + 3964928*B, B)); /* %393 map:add [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(218, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), k394_sum(A + 0, A + 157120 + 3969024*B, B)); /* %394 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(219, (double)4096, sizeof(real)*((double)4096 + (double)4096), k395_scale(A + 4096, A + 0, B)); /* %395 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(220, (double)4096, sizeof(real)*((double)4096 + (double)4096), k396_sum(A + 0, A + 4096)); /* %396 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(221, (double)4096, sizeof(real)*((double)4096 + (double)4096), k397_scale(A + 4096, A + 0)); /* %397 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(222, (double)4096, sizeof(real)*((double)64 + (double)4096), k398_sum(A + 0, A + 4096)); /* %398 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(223, (double)64, sizeof(real)*((double)64 + (double)64), k399_scale(A + 64, A + 0)); /* %399 map:scale [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(224, (double)64, sizeof(real)*((double)1 + (double)64), k400_sum(A + 0, A + 64)); /* %400 reduce [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(225, (double)1, sizeof(real)*((double)1 + (double)1), k401_scale(A + 16, A + 0)); /* %401 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(226, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k402_sigmoid(A + 157120 + 3960832*B, A + 157120 + 3952640*B, B)); /* %402 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
-    CALL(227, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k386_mul(A + 157120 + 3964928*B, A + 157120 + 3960832*B, (real *)inputs[1], B)); /* %405 map:mul [B,4096]  graphs/lib/unet.lua:34 */
-    CALL(228, (double)4096*B, sizeof(real)*((double)B + (double)4096*B), k406_sum(A + 157120 + 4489216*B, A + 157120 + 3964928*B, B)); /* %406 reduce [B,1]  graphs/lib/unet.lua:34 */
-    CALL(229, (double)B, sizeof(real)*((double)B + (double)B), k407_scale(A + 157120 + 4489232*B, A + 157120 + 4489216*B, B)); /* %407 map:scale [B,1]  graphs/lib/unet.lua:35 */
-    CALL(230, (double)B, sizeof(real)*((double)B + (double)B), k408_addc(A + 157120 + 4489216*B, A + 157120 + 4489232*B, B)); /* %408 map:addc [B,1]  graphs/lib/unet.lua:35 */
-    CALL(231, (double)4096*B, sizeof(real)*((double)B + (double)4096*B), k406_sum(A + 157120 + 4489232*B, A + 157120 + 3960832*B, B)); /* %409 reduce [B,1]  graphs/lib/unet.lua:35 */
-    CALL(232, (double)4096*B, sizeof(real)*((double)B + (double)4096*B), k406_sum(A + 157120 + 4489248*B, (real *)inputs[1], B)); /* %410 reduce [B,1]  graphs/lib/unet.lua:35 */
-    CALL(233, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k411_add(A + 157120 + 4489264*B, A + 157120 + 4489232*B, A + 157120 + 4489248*B, B)); /* %411 map:add [B,1]  graphs/lib/unet.lua:35 */
-    CALL(234, (double)B, sizeof(real)*((double)B + (double)B), k408_addc(A + 157120 + 4489232*B, A + 157120 + 4489264*B, B)); /* %412 map:addc [B,1]  graphs/lib/unet.lua:35 */
-    CALL(235, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k413_div(A + 157120 + 4489248*B, A + 157120 + 4489216*B, A + 157120 + 4489232*B, B)); /* %413 map:div [B,1]  graphs/lib/unet.lua:35 */
-    CALL(236, (double)B, sizeof(real)*((double)1 + (double)B), k414_sum(A + 0, A + 157120 + 4489248*B, B)); /* %414 reduce [1,1]  graphs/lib/unet.lua:36 */
-    CALL(237, (double)1, sizeof(real)*((double)1 + (double)1), k415_scale(A + 32, A + 0, B)); /* %415 map:scale [1,1]  graphs/lib/unet.lua:36 */
-    CALL(238, (double)1, sizeof(real)*((double)1 + (double)1), k416_neg(A + 0, A + 32)); /* %416 map:neg [1,1]  graphs/lib/unet.lua:36 */
-    CALL(239, (double)1, sizeof(real)*((double)1 + (double)1), k417_addc(A + 32, A + 0)); /* %417 map:addc [1,1]  graphs/lib/unet.lua:36 */
-    CALL(240, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k420_add(A + 157088, A + 16, A + 32)); /* %420 map:add []  graphs/lib/unet.lua:37 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), k4_fused_scale_addc(A + 157120, (real *)inputs[0], B)); /* %4 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), k7_im2col(A + 157120 + 131072*B, A + 157120, B)); /* %7 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k9_matmul(A + 157120, (real *)P + 0, A + 157120 + 131072*B, B)); /* %9 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), k11_permute(A + 157120 + 131072*B, A + 157120, B)); /* %11 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 157120, A + 157120 + 131072*B, (real *)P + 288, B)); /* %14 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k19_fused_scale_sum(A + 157120 + 262144*B, A + 157120, B)); /* %19 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k20_sub(A + 157120 + 131072*B, A + 157120, A + 157120 + 262144*B, B)); /* %20 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k25_fused_rsqrt_addc_scale_sum(A + 157120 + 262144*B, A + 157120 + 131072*B, B)); /* %25 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 157120, A + 157120 + 131072*B, A + 157120 + 262144*B, B)); /* %26 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k32_fused_relu_add_mul(A + 157120 + 294912*B, A + 157120, (real *)P + 320, (real *)P + 352, B)); /* %32 fused:relu_add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(10, 0, sizeof(real)*((double)294912*B + (double)131072*B), k35_im2col(A + 157120, A + 157120 + 294912*B, B)); /* %35 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(11, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 157120 + 425984*B, (real *)P + 384, A + 157120, B)); /* %37 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(12, 0, sizeof(real)*((double)32768*B + (double)32768*B), k39_permute(A + 157120, A + 157120 + 425984*B, B)); /* %39 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(13, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k42_add(A + 157120 + 32768*B, A + 157120, (real *)P + 9600, B)); /* %42 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(14, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k47_fused_scale_sum(A + 157120 + 65536*B, A + 157120 + 32768*B, B)); /* %47 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(15, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k48_sub(A + 157120, A + 157120 + 32768*B, A + 157120 + 65536*B, B)); /* %48 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k53_fused_rsqrt_addc_scale_sum(A + 157120 + 65536*B, A + 157120, B)); /* %53 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k54_mul(A + 157120 + 32768*B, A + 157120, A + 157120 + 65536*B, B)); /* %54 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k60_fused_relu_add_mul(A + 157120 + 425984*B, A + 157120 + 32768*B, (real *)P + 9632, (real *)P + 9664, B)); /* %60 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(19, 0, sizeof(real)*((double)294912*B + (double)32768*B), k63_im2col(A + 157120, A + 157120 + 425984*B, B)); /* %63 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(20, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 157120 + 458752*B, (real *)P + 9696, A + 157120, B)); /* %65 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(21, 0, sizeof(real)*((double)32768*B + (double)32768*B), k39_permute(A + 157120, A + 157120 + 458752*B, B)); /* %67 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k42_add(A + 157120 + 32768*B, A + 157120, (real *)P + 18912, B)); /* %70 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k47_fused_scale_sum(A + 157120 + 65536*B, A + 157120 + 32768*B, B)); /* %75 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k48_sub(A + 157120, A + 157120 + 32768*B, A + 157120 + 65536*B, B)); /* %76 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(25, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k53_fused_rsqrt_addc_scale_sum(A + 157120 + 65536*B, A + 157120, B)); /* %81 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k54_mul(A + 157120 + 32768*B, A + 157120, A + 157120 + 65536*B, B)); /* %82 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k60_fused_relu_add_mul(A + 157120 + 458752*B, A + 157120 + 32768*B, (real *)P + 18944, (real *)P + 18976, B)); /* %88 fused:relu_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(28, 0, sizeof(real)*((double)294912*B + (double)32768*B), k63_im2col(A + 157120, A + 157120 + 458752*B, B)); /* %91 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(29, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 157120 + 458752*B, (real *)P + 19008, A + 157120, B)); /* %93 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(30, 0, sizeof(real)*((double)32768*B + (double)32768*B), k39_permute(A + 157120, A + 157120 + 458752*B, B)); /* %95 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k42_add(A + 157120 + 32768*B, A + 157120, (real *)P + 28224, B)); /* %98 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k47_fused_scale_sum(A + 157120 + 65536*B, A + 157120 + 32768*B, B)); /* %103 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k48_sub(A + 157120, A + 157120 + 32768*B, A + 157120 + 65536*B, B)); /* %104 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(34, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k53_fused_rsqrt_addc_scale_sum(A + 157120 + 65536*B, A + 157120, B)); /* %109 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(35, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k54_mul(A + 157120 + 32768*B, A + 157120, A + 157120 + 65536*B, B)); /* %110 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(36, (double)131072*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), k117_fused_relu_add_add_mul(A + 157120 + 163840*B, A + 157120 + 425984*B, A + 157120 + 32768*B, (real *)P + 28256, (real *)P + 28288, B)); /* %117 fused:relu_add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(37, 0, sizeof(real)*((double)73728*B + (double)32768*B), k120_im2col(A + 157120, A + 157120 + 163840*B, B)); /* %120 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(38, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k122_matmul(A + 157120 + 73728*B, (real *)P + 28320, A + 157120, B)); /* %122 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(39, 0, sizeof(real)*((double)16384*B + (double)16384*B), k124_permute(A + 157120, A + 157120 + 73728*B, B)); /* %124 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(40, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k127_add(A + 157120 + 196608*B, A + 157120, (real *)P + 46752, B)); /* %127 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(41, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k132_fused_scale_sum(A + 157120 + 229376*B, A + 157120 + 196608*B, B)); /* %132 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(42, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k133_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %133 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(43, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k138_fused_rsqrt_addc_scale_sum(A + 157120 + 229376*B, A + 157120 + 212992*B, B)); /* %138 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k139_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 229376*B, B)); /* %139 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(45, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k145_fused_relu_add_mul(A + 157120 + 147456*B, A + 157120 + 196608*B, (real *)P + 46816, (real *)P + 46880, B)); /* %145 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(46, 0, sizeof(real)*((double)147456*B + (double)16384*B), k148_im2col(A + 157120, A + 157120 + 147456*B, B)); /* %148 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(47, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k150_matmul(A + 157120 + 196608*B, (real *)P + 46944, A + 157120, B)); /* %150 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(48, 0, sizeof(real)*((double)16384*B + (double)16384*B), k124_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %152 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(49, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k127_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 83808, B)); /* %155 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(50, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k132_fused_scale_sum(A + 157120 + 229376*B, A + 157120 + 196608*B, B)); /* %160 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(51, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k133_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %161 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(52, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k138_fused_rsqrt_addc_scale_sum(A + 157120 + 229376*B, A + 157120 + 212992*B, B)); /* %166 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(53, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k139_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 229376*B, B)); /* %167 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(54, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k145_fused_relu_add_mul(A + 157120 + 212992*B, A + 157120 + 196608*B, (real *)P + 83872, (real *)P + 83936, B)); /* %173 fused:relu_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(55, 0, sizeof(real)*((double)147456*B + (double)16384*B), k148_im2col(A + 157120, A + 157120 + 212992*B, B)); /* %176 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(56, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k150_matmul(A + 157120 + 196608*B, (real *)P + 84000, A + 157120, B)); /* %178 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(57, 0, sizeof(real)*((double)16384*B + (double)16384*B), k124_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %180 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k127_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 120864, B)); /* %183 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(59, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k132_fused_scale_sum(A + 157120 + 229376*B, A + 157120 + 196608*B, B)); /* %188 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k133_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %189 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(61, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k138_fused_rsqrt_addc_scale_sum(A + 157120 + 229376*B, A + 157120 + 212992*B, B)); /* %194 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(62, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k139_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 229376*B, B)); /* %195 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(63, (double)65536*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), k202_fused_relu_add_add_mul(A + 157120 + 229376*B, A + 157120 + 147456*B, A + 157120 + 196608*B, (real *)P + 120928, (real *)P + 120992, B)); /* %202 fused:relu_add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(64, 0, sizeof(real)*((double)36864*B + (double)16384*B), k205_im2col(A + 157120, A + 157120 + 229376*B, B)); /* %205 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(65, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k207_matmul(A + 157120 + 196608*B, (real *)P + 121056, A + 157120, B)); /* %207 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(66, 0, sizeof(real)*((double)8192*B + (double)8192*B), k209_permute(A + 157120 + 204800*B, A + 157120 + 196608*B, B)); /* %209 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(67, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k212_add(A + 157120 + 196608*B, A + 157120 + 204800*B, (real *)P + 194784, B)); /* %212 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(68, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k217_fused_scale_sum(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %217 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(69, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k218_sub(A + 157120 + 204800*B, A + 157120 + 196608*B, A + 157120 + 212992*B, B)); /* %218 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(70, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k223_fused_rsqrt_addc_scale_sum(A + 157120 + 212992*B, A + 157120 + 204800*B, B)); /* %223 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(71, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k224_mul(A + 157120 + 196608*B, A + 157120 + 204800*B, A + 157120 + 212992*B, B)); /* %224 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(72, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k230_fused_relu_add_mul(A + 157120 + 204800*B, A + 157120 + 196608*B, (real *)P + 194912, (real *)P + 195040, B)); /* %230 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(73, 0, sizeof(real)*((double)73728*B + (double)8192*B), k233_im2col(A + 157120, A + 157120 + 204800*B, B)); /* %233 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(74, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k235_matmul(A + 157120 + 196608*B, (real *)P + 195168, A + 157120, B)); /* %235 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(75, 0, sizeof(real)*((double)8192*B + (double)8192*B), k209_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %237 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k212_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 342624, B)); /* %240 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(77, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k217_fused_scale_sum(A + 157120 + 221184*B, A + 157120 + 196608*B, B)); /* %245 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k218_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 221184*B, B)); /* %246 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(79, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k223_fused_rsqrt_addc_scale_sum(A + 157120 + 221184*B, A + 157120 + 212992*B, B)); /* %251 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k224_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 221184*B, B)); /* %252 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(81, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k230_fused_relu_add_mul(A + 157120 + 212992*B, A + 157120 + 196608*B, (real *)P + 342752, (real *)P + 342880, B)); /* %258 fused:relu_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(82, 0, sizeof(real)*((double)73728*B + (double)8192*B), k233_im2col(A + 157120, A + 157120 + 212992*B, B)); /* %261 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(83, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k235_matmul(A + 157120 + 196608*B, (real *)P + 343008, A + 157120, B)); /* %263 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(84, 0, sizeof(real)*((double)8192*B + (double)8192*B), k209_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %265 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(85, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k212_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 490464, B)); /* %268 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(86, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k217_fused_scale_sum(A + 157120 + 221184*B, A + 157120 + 196608*B, B)); /* %273 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(87, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k218_sub(A + 157120 + 212992*B, A + 157120 + 196608*B, A + 157120 + 221184*B, B)); /* %274 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(88, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k223_fused_rsqrt_addc_scale_sum(A + 157120 + 221184*B, A + 157120 + 212992*B, B)); /* %279 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(89, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k224_mul(A + 157120 + 196608*B, A + 157120 + 212992*B, A + 157120 + 221184*B, B)); /* %280 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(90, (double)32768*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k287_fused_relu_add_add_mul(A + 157120 + 245760*B, A + 157120 + 204800*B, A + 157120 + 196608*B, (real *)P + 490592, (real *)P + 490720, B)); /* %287 fused:relu_add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(91, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), k308_id(A + 157120 + 196608*B, A + 157120 + 245760*B, B)); /* %308 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
+    CALL(92, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), k310_concat(A + 157120, A + 157120 + 196608*B, A + 157120 + 229376*B, B)); /* %310 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
+    CALL(93, 0, sizeof(real)*((double)442368*B + (double)49152*B), k313_im2col(A + 157120 + 3244032*B, A + 157120, B)); /* %313 im2col [1728,256*B]  graphs/lib/unet.lua:16 */
+    CALL(94, (double)56623104*B, sizeof(real)*((double)16384*B + (double)110592 + (double)442368*B), k315_matmul(A + 157120 + 196608*B, (real *)P + 523872, A + 157120 + 3244032*B, B)); /* %315 matmul [64,256*B]  graphs/lib/unet.lua:16 */
+    CALL(95, 0, sizeof(real)*((double)16384*B + (double)16384*B), k124_permute(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %317 permute [B,64,256]  graphs/lib/unet.lua:16 */
+    CALL(96, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k127_add(A + 157120 + 196608*B, A + 157120 + 212992*B, (real *)P + 634464, B)); /* %320 map:add [B,64,16,16]  graphs/lib/unet.lua:16 */
+    CALL(97, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k132_fused_scale_sum(A + 157120 + 212992*B, A + 157120 + 196608*B, B)); /* %325 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(98, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k133_sub(A + 157120 + 4440064*B, A + 157120 + 196608*B, A + 157120 + 212992*B, B)); /* %326 map:sub [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(99, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k138_fused_rsqrt_addc_scale_sum(A + 157120 + 4493312*B, A + 157120 + 4440064*B, B)); /* %331 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(100, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k139_mul(A + 157120 + 4456448*B, A + 157120 + 4440064*B, A + 157120 + 4493312*B, B)); /* %332 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(101, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k337_fused_add_mul(A + 157120 + 4472832*B, A + 157120 + 4456448*B, (real *)P + 634528, (real *)P + 634592, B)); /* %337 fused:add_mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(102, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k338_relu(A + 157120, A + 157120 + 4472832*B, B)); /* %338 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(103, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), k340_id(A + 157120 + 98304*B, A + 157120, B)); /* %340 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
+    CALL(104, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), k342_concat(A + 157120, A + 157120 + 98304*B, A + 157120 + 163840*B, B)); /* %342 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
+    CALL(105, 0, sizeof(real)*((double)884736*B + (double)98304*B), k345_im2col(A + 157120 + 2359296*B, A + 157120, B)); /* %345 im2col [864,1024*B]  graphs/lib/unet.lua:16 */
+    CALL(106, (double)56623104*B, sizeof(real)*((double)32768*B + (double)27648 + (double)884736*B), k347_matmul(A + 157120, (real *)P + 634656, A + 157120 + 2359296*B, B)); /* %347 matmul [32,1024*B]  graphs/lib/unet.lua:16 */
+    CALL(107, 0, sizeof(real)*((double)32768*B + (double)32768*B), k39_permute(A + 157120 + 32768*B, A + 157120, B)); /* %349 permute [B,32,1024]  graphs/lib/unet.lua:16 */
+    CALL(108, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k42_add(A + 157120, A + 157120 + 32768*B, (real *)P + 662304, B)); /* %352 map:add [B,32,32,32]  graphs/lib/unet.lua:16 */
+    CALL(109, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k47_fused_scale_sum(A + 157120 + 4489216*B, A + 157120, B)); /* %357 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(110, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k48_sub(A + 157120 + 4341760*B, A + 157120, A + 157120 + 4489216*B, B)); /* %358 map:sub [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(111, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k53_fused_rsqrt_addc_scale_sum(A + 157120 + 4493328*B, A + 157120 + 4341760*B, B)); /* %363 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(112, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k54_mul(A + 157120 + 4374528*B, A + 157120 + 4341760*B, A + 157120 + 4493328*B, B)); /* %364 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(113, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k369_fused_add_mul(A + 157120 + 4407296*B, A + 157120 + 4374528*B, (real *)P + 662336, (real *)P + 662368, B)); /* %369 fused:add_mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(114, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k370_relu(A + 157120 + 131072*B, A + 157120 + 4407296*B, B)); /* %370 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(115, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), k372_id(A + 157120, A + 157120 + 131072*B, B)); /* %372 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
+    CALL(116, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), k374_concat(A + 157120 + 3686400*B, A + 157120, A + 157120 + 294912*B, B)); /* %374 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
+    CALL(117, 0, sizeof(real)*((double)2359296*B + (double)262144*B), k377_im2col(A + 157120, A + 157120 + 3686400*B, B)); /* %377 im2col [576,4096*B]  graphs/lib/unet.lua:16 */
+    CALL(118, (double)150994944*B, sizeof(real)*((double)131072*B + (double)18432 + (double)2359296*B), k379_matmul(A + 157120 + 3686400*B, (real *)P + 662400, A + 157120, B)); /* %379 matmul [32,4096*B]  graphs/lib/unet.lua:16 */
+    CALL(119, 0, sizeof(real)*((double)131072*B + (double)131072*B), k11_permute(A + 157120 + 3817472*B, A + 157120 + 3686400*B, B)); /* %381 permute [B,32,4096]  graphs/lib/unet.lua:16 */
+    CALL(120, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 157120 + 3686400*B, A + 157120 + 3817472*B, (real *)P + 680832, B)); /* %384 map:add [B,32,64,64]  graphs/lib/unet.lua:16 */
+    CALL(121, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k19_fused_scale_sum(A + 157120 + 4489216*B, A + 157120 + 3686400*B, B)); /* %389 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(122, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k20_sub(A + 157120 + 3817472*B, A + 157120 + 3686400*B, A + 157120 + 4489216*B, B)); /* %390 map:sub [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(123, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k25_fused_rsqrt_addc_scale_sum(A + 157120 + 4493344*B, A + 157120 + 3817472*B, B)); /* %395 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(124, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 157120 + 3686400*B, A + 157120 + 3817472*B, A + 157120 + 4493344*B, B)); /* %396 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(125, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k401_fused_add_mul(A + 157120 + 3948544*B, A + 157120 + 3686400*B, (real *)P + 680864, (real *)P + 680896, B)); /* %401 fused:add_mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(126, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k402_relu(A + 157120 + 4079616*B, A + 157120 + 3948544*B, B)); /* %402 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(127, 0, sizeof(real)*((double)131072*B + (double)131072*B), k405_im2col(A + 157120 + 4210688*B, A + 157120 + 4079616*B, B)); /* %405 im2col [32,4096*B]  graphs/seg.lua:52 */
+    CALL(128, (double)262144*B, sizeof(real)*((double)4096*B + (double)32 + (double)131072*B), k407_matmul(A + 157120 + 4079616*B, (real *)P + 680928, A + 157120 + 4210688*B, B)); /* %407 matmul [1,4096*B]  graphs/seg.lua:52 */
+    CALL(129, 0, sizeof(real)*((double)4096*B + (double)4096*B), k409_permute(A + 157120 + 4083712*B, A + 157120 + 4079616*B, B)); /* %409 permute [B,1,4096]  graphs/seg.lua:52 */
+    CALL(130, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)1), k412_add(A + 157120 + 4079616*B, A + 157120 + 4083712*B, (real *)P + 680960, B)); /* %412 map:add [B,1,64,64]  graphs/seg.lua:52 */
+    CALL(131, (double)12288*B, sizeof(real)*((double)4096*B + (double)4096*B), k418_fused_exp_neg_abs(A + 157120 + 4083712*B, A + 157120 + 4079616*B, B)); /* %418 fused:exp_neg_abs [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(132, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k419_addc(A + 157120 + 4087808*B, A + 157120 + 4083712*B, B)); /* %419 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(133, (double)20480*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), k421_fused_add_sub_relu_mul(A + 157120 + 4091904*B, A + 157120 + 4079616*B, (real *)inputs[1], A + 157120 + 4087808*B, B)); /* %421 fused:add_sub_relu_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(134, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), k422_sum(A + 0, A + 157120 + 4091904*B, B)); /* %422 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(135, (double)4096, sizeof(real)*((double)4096 + (double)4096), k423_scale(A + 4096, A + 0, B)); /* %423 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(136, (double)4096, sizeof(real)*((double)4096 + (double)4096), k424_sum(A + 0, A + 4096)); /* %424 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(137, (double)4096, sizeof(real)*((double)4096 + (double)4096), k425_scale(A + 4096, A + 0)); /* %425 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(138, (double)4096, sizeof(real)*((double)64 + (double)4096), k426_sum(A + 0, A + 4096)); /* %426 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(139, (double)129, sizeof(real)*((double)1 + (double)64), k429_fused_scale_sum_scale(A + 64, A + 0)); /* %429 fused:scale_sum_scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(140, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k430_sigmoid(A + 157120 + 4091904*B, A + 157120 + 4079616*B, B)); /* %430 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
+    CALL(141, (double)8194*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B), k440_fused_addc_add_sum_sum(A + 157120 + 4489216*B, A + 157120 + 4091904*B, (real *)inputs[1], B)); /* %440 fused:addc_add_sum_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(142, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), k441_fused_div_addc_scale_sum(A + 157120 + 4489232*B, A + 157120 + 4091904*B, (real *)inputs[1], A + 157120 + 4489216*B, B)); /* %441 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(143, (double)B, sizeof(real)*((double)1 + (double)B), k442_sum(A + 0, A + 157120 + 4489232*B, B)); /* %442 reduce [1,1]  graphs/lib/unet.lua:36 */
+    CALL(144, (double)3, sizeof(real)*((double)1 + (double)1), k445_fused_addc_neg_scale(A + 16, A + 0, B)); /* %445 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
+    CALL(145, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k448_add(A + 157088, A + 64, A + 16)); /* %448 map:add []  graphs/lib/unet.lua:37 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(241, 0, sizeof(real)*((double)1), k451_fill(A + 0)); /* %451 fill []  graphs/seg.lua:52 */
-    CALL(242, (double)1, sizeof(real)*((double)1 + (double)1), k416_neg(A + 16, A + 0)); /* %454 map:neg [1,1]  graphs/lib/unet.lua:36 */
-    CALL(243, (double)1, sizeof(real)*((double)1 + (double)1), k415_scale(A + 32, A + 16, B)); /* %455 map:scale [1,1]  graphs/lib/unet.lua:36 */
-    CALL(244, (double)B, sizeof(real)*((double)B + (double)1), k456_id(A + 157120 + 4489216*B, A + 32, B)); /* %456 map:id [B,1]  graphs/lib/unet.lua:36 */
-    CALL(245, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k413_div(A + 157120 + 4489264*B, A + 157120 + 4489216*B, A + 157120 + 4489232*B, B)); /* %457 map:div [B,1]  graphs/lib/unet.lua:35 */
-    CALL(246, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k458_mul(A + 157120 + 4489216*B, A + 157120 + 4489264*B, A + 157120 + 4489248*B, B)); /* %458 map:mul [B,1]  graphs/lib/unet.lua:35 */
-    CALL(247, (double)B, sizeof(real)*((double)B + (double)B), k459_neg(A + 157120 + 4489232*B, A + 157120 + 4489216*B, B)); /* %459 map:neg [B,1]  graphs/lib/unet.lua:35 */
-    CALL(248, (double)4096*B, sizeof(real)*((double)4096*B + (double)B), k460_id(A + 157120 + 3964928*B, A + 157120 + 4489232*B, B)); /* %460 map:id [B,4096]  graphs/lib/unet.lua:35 */
-    CALL(249, (double)B, sizeof(real)*((double)B + (double)B), k407_scale(A + 157120 + 4489216*B, A + 157120 + 4489264*B, B)); /* %461 map:scale [B,1]  graphs/lib/unet.lua:35 */
-    CALL(250, (double)4096*B, sizeof(real)*((double)4096*B + (double)B), k460_id(A + 157120 + 3969024*B, A + 157120 + 4489216*B, B)); /* %462 map:id [B,4096]  graphs/lib/unet.lua:34 */
-    CALL(251, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k386_mul(A + 157120 + 3973120*B, A + 157120 + 3969024*B, (real *)inputs[1], B)); /* %463 map:mul [B,4096]  graphs/lib/unet.lua:34 */
-    CALL(252, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k393_add(A + 157120 + 3969024*B, A + 157120 + 3964928*B, A + 157120 + 3973120*B, B)); /* %465 map:add [B,4096]  graphs/lib/unet.lua:34 */
-    CALL(253, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k389_neg(A + 157120 + 3964928*B, A + 157120 + 3960832*B, B)); /* %467 map:neg [B,1,64,64]  graphs/lib/unet.lua:32 */
-    CALL(254, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k391_addc(A + 157120 + 3973120*B, A + 157120 + 3964928*B, B)); /* %468 map:addc [B,1,64,64]  graphs/lib/unet.lua:32 */
-    CALL(255, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k386_mul(A + 157120 + 3964928*B, A + 157120 + 3960832*B, A + 157120 + 3973120*B, B)); /* %469 map:mul [B,1,64,64]  graphs/lib/unet.lua:32 */
-    CALL(256, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k386_mul(A + 157120 + 3960832*B, A + 157120 + 3969024*B, A + 157120 + 3964928*B, B)); /* %470 map:mul [B,1,64,64]  graphs/lib/unet.lua:32 */
-    CALL(257, (double)1, sizeof(real)*((double)1 + (double)1), k401_scale(A + 64, A + 0)); /* %471 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(258, (double)64, sizeof(real)*((double)64 + (double)1), k472_id(A + 0, A + 64)); /* %472 map:id [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(259, (double)64, sizeof(real)*((double)64 + (double)64), k399_scale(A + 4096, A + 0)); /* %473 map:scale [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(260, (double)4096, sizeof(real)*((double)4096 + (double)64), k474_id(A + 0, A + 4096)); /* %474 map:id [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(261, (double)4096, sizeof(real)*((double)4096 + (double)4096), k397_scale(A + 4096, A + 0)); /* %475 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(262, (double)4096, sizeof(real)*((double)4096 + (double)4096), k395_scale(A + 0, A + 4096, B)); /* %476 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(263, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096), k477_id(A + 157120 + 3964928*B, A + 0, B)); /* %477 map:id [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(264, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k478_div(A + 157120 + 3969024*B, A + 157120 + 3964928*B, A + 157120 + 3956736*B, B)); /* %478 map:div [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(265, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k386_mul(A + 157120 + 3956736*B, A + 157120 + 3969024*B, A + 157120 + 3948544*B, B)); /* %479 map:mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(266, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k389_neg(A + 157120 + 3948544*B, A + 157120 + 3956736*B, B)); /* %480 map:neg [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(267, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k481_sign(A + 157120 + 3956736*B, A + 157120 + 3952640*B, B)); /* %481 map:sign [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(268, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k386_mul(A + 157120 + 3969024*B, A + 157120 + 3948544*B, A + 157120 + 3956736*B, B)); /* %482 map:mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(269, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k393_add(A + 157120 + 3948544*B, A + 157120 + 3960832*B, A + 157120 + 3969024*B, B)); /* %483 map:add [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(270, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k389_neg(A + 157120 + 3956736*B, A + 157120 + 3964928*B, B)); /* %484 map:neg [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(271, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k386_mul(A + 157120 + 3960832*B, A + 157120 + 3956736*B, (real *)inputs[1], B)); /* %485 map:mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(272, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k393_add(A + 157120 + 3956736*B, A + 157120 + 3948544*B, A + 157120 + 3960832*B, B)); /* %487 map:add [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(273, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k488_step(A + 157120 + 3948544*B, A + 157120 + 3952640*B, B)); /* %488 map:step [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(274, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k386_mul(A + 157120 + 3952640*B, A + 157120 + 3964928*B, A + 157120 + 3948544*B, B)); /* %489 map:mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(275, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k393_add(A + 157120 + 4489216*B, A + 157120 + 3956736*B, A + 157120 + 3952640*B, B)); /* %490 map:add [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(276, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), k394_sum(A + 0, A + 157120 + 4489216*B, B)); /* %491 reduce [1,1,64,64]  graphs/seg.lua:52 */
-    CALL(277, (double)4096, sizeof(real)*((double)64 + (double)4096), k398_sum(A + 4096, A + 0)); /* %493 reduce [1,1,64]  graphs/seg.lua:52 */
-    CALL(278, (double)64, sizeof(real)*((double)1 + (double)64), k400_sum(A + 157104, A + 4096)); /* %494 reduce [1,1,1]  graphs/seg.lua:52 */
-    CALL(279, (double)262144*B, sizeof(real)*((double)32*B + (double)4096*B + (double)131072*B), k497_matmul(A + 157120 + 4493312*B, A + 157120 + 4489216*B, A + 157120 + 4210688*B, B)); /* %497 matmul [B,1,32]  graphs/seg.lua:52 */
-    CALL(280, (double)262144*B, sizeof(real)*((double)131072*B + (double)32 + (double)4096*B), k498_matmul(A + 157120 + 3948544*B, (real *)P + 680928, A + 157120 + 4489216*B, B)); /* %498 matmul [B,32,4096]  graphs/seg.lua:52 */
-    CALL(281, (double)32*B, sizeof(real)*((double)32 + (double)32*B), k499_sum(A + 156864, A + 157120 + 4493312*B, B)); /* %499 reduce [1,1,32]  graphs/seg.lua:52 */
-    CALL(282, 0, sizeof(real)*((double)131072*B + (double)131072*B), k502_col2im(A + 157120 + 4210688*B, A + 157120 + 3948544*B, B)); /* %502 col2im [B,32,64,64]  graphs/seg.lua:52 */
-    CALL(283, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k503_step(A + 157120 + 3948544*B, A + 157120 + 4079616*B, B)); /* %503 map:step [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(284, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k504_mul(A + 157120 + 4079616*B, A + 157120 + 4210688*B, A + 157120 + 3948544*B, B)); /* %504 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(285, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k505_sum(A + 0, A + 157120 + 4079616*B, B)); /* %505 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(286, (double)131072, sizeof(real)*((double)2048 + (double)131072), k507_sum(A + 131072, A + 0)); /* %507 reduce [32,1,64]  graphs/lib/unet.lua:17 */
-    CALL(287, (double)2048, sizeof(real)*((double)32 + (double)2048), k508_sum(A + 156896, A + 131072)); /* %508 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(288, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k27_mul(A + 157120 + 3948544*B, A + 157120 + 4079616*B, (real *)P + 680864, B)); /* %510 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(289, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k504_mul(A + 157120 + 4210688*B, A + 157120 + 4079616*B, A + 157120 + 3817472*B, B)); /* %511 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(290, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k505_sum(A + 0, A + 157120 + 4210688*B, B)); /* %512 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(291, (double)131072, sizeof(real)*((double)2048 + (double)131072), k507_sum(A + 131072, A + 0)); /* %514 reduce [32,1,64]  graphs/lib/unet.lua:17 */
-    CALL(292, (double)2048, sizeof(real)*((double)32 + (double)2048), k508_sum(A + 156928, A + 131072)); /* %515 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(293, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k24_mul(A + 157120 + 3817472*B, A + 157120 + 3948544*B, A + 157120 + 4493376*B, B)); /* %518 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(294, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k504_mul(A + 157120 + 4079616*B, A + 157120 + 3948544*B, A + 157120 + 3686400*B, B)); /* %519 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(295, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k16_sum(A + 157120 + 4489216*B, A + 157120 + 4079616*B, B)); /* %520 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(296, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k521_square(A + 157120 + 4489232*B, A + 157120 + 4493376*B, B)); /* %521 map:square [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(297, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k522_mul(A + 157120 + 4489248*B, A + 157120 + 4493376*B, A + 157120 + 4489232*B, B)); /* %522 map:mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(298, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k523_scale(A + 157120 + 4489232*B, A + 157120 + 4489248*B, B)); /* %523 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(299, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k522_mul(A + 157120 + 4489248*B, A + 157120 + 4489216*B, A + 157120 + 4489232*B, B)); /* %524 map:mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(300, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k17_scale(A + 157120 + 4489216*B, A + 157120 + 4489248*B, B)); /* %525 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(301, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k526_id(A + 157120 + 3948544*B, A + 157120 + 4489216*B, B)); /* %526 map:id [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(302, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k527_scale(A + 157120 + 4079616*B, A + 157120 + 3686400*B, B)); /* %527 map:scale [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(303, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k504_mul(A + 157120 + 3686400*B, A + 157120 + 3948544*B, A + 157120 + 4079616*B, B)); /* %528 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(304, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k529_add(A + 157120 + 3948544*B, A + 157120 + 3817472*B, A + 157120 + 3686400*B, B)); /* %529 map:add [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(305, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k530_neg(A + 157120 + 3686400*B, A + 157120 + 3948544*B, B)); /* %530 map:neg [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(306, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k16_sum(A + 157120 + 4489216*B, A + 157120 + 3686400*B, B)); /* %531 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(307, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k17_scale(A + 157120 + 4489232*B, A + 157120 + 4489216*B, B)); /* %532 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(308, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k526_id(A + 157120 + 3686400*B, A + 157120 + 4489232*B, B)); /* %533 map:id [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(309, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k529_add(A + 157120 + 3817472*B, A + 157120 + 3948544*B, A + 157120 + 3686400*B, B)); /* %534 map:add [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(310, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k505_sum(A + 0, A + 157120 + 3817472*B, B)); /* %536 reduce [1,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(311, (double)131072, sizeof(real)*((double)2048 + (double)131072), k507_sum(A + 131072, A + 0)); /* %538 reduce [32,1,64]  graphs/lib/unet.lua:16 */
-    CALL(312, (double)2048, sizeof(real)*((double)32 + (double)2048), k508_sum(A + 156960, A + 131072)); /* %539 reduce [32,1,1]  graphs/lib/unet.lua:16 */
-    CALL(313, (double)150994944*B, sizeof(real)*((double)18432*B + (double)131072*B + (double)2359296*B), k542_matmul(A + 157120 + 3686400*B, A + 157120 + 3817472*B, A + 157120, B)); /* %542 matmul [B,32,576]  graphs/lib/unet.lua:16 */
-    CALL(314, (double)150994944*B, sizeof(real)*((double)2359296*B + (double)18432 + (double)131072*B), k543_matmul(A + 157120, (real *)P + 662400, A + 157120 + 3817472*B, B)); /* %543 matmul [B,576,4096]  graphs/lib/unet.lua:16 */
-    CALL(315, (double)18432*B, sizeof(real)*((double)18432 + (double)18432*B), k544_sum(A + 138240, A + 157120 + 3686400*B, B)); /* %544 reduce [1,32,576]  graphs/lib/unet.lua:16 */
-    CALL(316, 0, sizeof(real)*((double)262144*B + (double)2359296*B), k547_col2im(A + 157120 + 3686400*B, A + 157120, B)); /* %547 col2im [B,64,64,64]  graphs/lib/unet.lua:16 */
-    CALL(317, 0, sizeof(real)*((double)131072*B + (double)262144*B), k548_slice(A + 157120, A + 157120 + 3686400*B, B)); /* %548 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
-    CALL(318, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), k551_sum(A + 157120 + 131072*B, A + 157120, B)); /* %551 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
-    CALL(319, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), k552_sum(A + 157120, A + 157120 + 131072*B, B)); /* %552 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
-    CALL(320, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k554_step(A + 157120 + 3686400*B, A + 157120 + 4407296*B, B)); /* %554 map:step [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(321, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k555_mul(A + 157120 + 3719168*B, A + 157120, A + 157120 + 3686400*B, B)); /* %555 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(322, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k556_sum(A + 0, A + 157120 + 3719168*B, B)); /* %556 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(323, (double)32768, sizeof(real)*((double)1024 + (double)32768), k558_sum(A + 32768, A + 0)); /* %558 reduce [32,1,32]  graphs/lib/unet.lua:17 */
-    CALL(324, (double)1024, sizeof(real)*((double)32 + (double)1024), k559_sum(A + 156992, A + 32768)); /* %559 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(325, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k53_mul(A + 157120 + 3686400*B, A + 157120 + 3719168*B, (real *)P + 662336, B)); /* %561 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(326, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k555_mul(A + 157120 + 3751936*B, A + 157120 + 3719168*B, A + 157120 + 4374528*B, B)); /* %562 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(327, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k556_sum(A + 0, A + 157120 + 3751936*B, B)); /* %563 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(328, (double)32768, sizeof(real)*((double)1024 + (double)32768), k558_sum(A + 32768, A + 0)); /* %565 reduce [32,1,32]  graphs/lib/unet.lua:17 */
-    CALL(329, (double)1024, sizeof(real)*((double)32 + (double)1024), k559_sum(A + 157024, A + 32768)); /* %566 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(330, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_mul(A + 157120 + 3719168*B, A + 157120 + 3686400*B, A + 157120 + 4493360*B, B)); /* %569 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(331, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k555_mul(A + 157120 + 3751936*B, A + 157120 + 3686400*B, A + 157120 + 4341760*B, B)); /* %570 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(332, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 157120 + 4489216*B, A + 157120 + 3751936*B, B)); /* %571 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(333, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k521_square(A + 157120 + 4489232*B, A + 157120 + 4493360*B, B)); /* %572 map:square [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(334, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k522_mul(A + 157120 + 4489248*B, A + 157120 + 4493360*B, A + 157120 + 4489232*B, B)); /* %573 map:mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(335, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k523_scale(A + 157120 + 4489232*B, A + 157120 + 4489248*B, B)); /* %574 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(336, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k522_mul(A + 157120 + 4489248*B, A + 157120 + 4489216*B, A + 157120 + 4489232*B, B)); /* %575 map:mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(337, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 157120 + 4489216*B, A + 157120 + 4489248*B, B)); /* %576 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(338, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k577_id(A + 157120 + 3686400*B, A + 157120 + 4489216*B, B)); /* %577 map:id [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(339, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k578_scale(A + 157120 + 3751936*B, A + 157120 + 4341760*B, B)); /* %578 map:scale [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(340, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k555_mul(A + 157120, A + 157120 + 3686400*B, A + 157120 + 3751936*B, B)); /* %579 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(341, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k108_add(A + 157120 + 3686400*B, A + 157120 + 3719168*B, A + 157120, B)); /* %580 map:add [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(342, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k581_neg(A + 157120, A + 157120 + 3686400*B, B)); /* %581 map:neg [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(343, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 157120 + 4489216*B, A + 157120, B)); /* %582 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(344, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 157120 + 4489232*B, A + 157120 + 4489216*B, B)); /* %583 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(345, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k577_id(A + 157120, A + 157120 + 4489232*B, B)); /* %584 map:id [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(346, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k108_add(A + 157120 + 884736*B, A + 157120 + 3686400*B, A + 157120, B)); /* %585 map:add [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(347, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k556_sum(A + 0, A + 157120 + 884736*B, B)); /* %587 reduce [1,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(348, (double)32768, sizeof(real)*((double)1024 + (double)32768), k558_sum(A + 32768, A + 0)); /* %589 reduce [32,1,32]  graphs/lib/unet.lua:16 */
-    CALL(349, (double)1024, sizeof(real)*((double)32 + (double)1024), k559_sum(A + 157056, A + 32768)); /* %590 reduce [32,1,1]  graphs/lib/unet.lua:16 */
-    CALL(350, (double)56623104*B, sizeof(real)*((double)27648*B + (double)32768*B + (double)884736*B), k593_matmul(A + 157120 + 917504*B, A + 157120 + 884736*B, A + 157120 + 2359296*B, B)); /* %593 matmul [B,32,864]  graphs/lib/unet.lua:16 */
-    CALL(351, (double)56623104*B, sizeof(real)*((double)884736*B + (double)27648 + (double)32768*B), k594_matmul(A + 157120, (real *)P + 634656, A + 157120 + 884736*B, B)); /* %594 matmul [B,864,1024]  graphs/lib/unet.lua:16 */
-    CALL(352, (double)27648*B, sizeof(real)*((double)27648 + (double)27648*B), k595_sum(A + 110592, A + 157120 + 917504*B, B)); /* %595 reduce [1,32,864]  graphs/lib/unet.lua:16 */
-    CALL(353, 0, sizeof(real)*((double)98304*B + (double)884736*B), k598_col2im(A + 157120 + 884736*B, A + 157120, B)); /* %598 col2im [B,96,32,32]  graphs/lib/unet.lua:16 */
-    CALL(354, 0, sizeof(real)*((double)65536*B + (double)98304*B), k599_slice(A + 157120, A + 157120 + 884736*B, B)); /* %599 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
-    CALL(355, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), k602_sum(A + 157120 + 65536*B, A + 157120, B)); /* %602 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
-    CALL(356, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), k603_sum(A + 157120, A + 157120 + 65536*B, B)); /* %603 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
-    CALL(357, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k605_step(A + 157120 + 3686400*B, A + 157120 + 4472832*B, B)); /* %605 map:step [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(358, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k606_mul(A + 157120 + 3702784*B, A + 157120, A + 157120 + 3686400*B, B)); /* %606 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(359, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k607_sum(A + 0, A + 157120 + 3702784*B, B)); /* %607 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(360, (double)16384, sizeof(real)*((double)1024 + (double)16384), k609_sum(A + 16384, A + 0)); /* %609 reduce [64,1,16]  graphs/lib/unet.lua:17 */
-    CALL(361, (double)1024, sizeof(real)*((double)64 + (double)1024), k610_sum(A + 156672, A + 16384)); /* %610 reduce [64,1,1]  graphs/lib/unet.lua:17 */
-    CALL(362, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k132_mul(A + 157120 + 3686400*B, A + 157120 + 3702784*B, (real *)P + 634528, B)); /* %612 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(363, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k606_mul(A + 157120 + 3719168*B, A + 157120 + 3702784*B, A + 157120 + 4456448*B, B)); /* %613 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(364, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k607_sum(A + 0, A + 157120 + 3719168*B, B)); /* %614 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(365, (double)16384, sizeof(real)*((double)1024 + (double)16384), k609_sum(A + 16384, A + 0)); /* %616 reduce [64,1,16]  graphs/lib/unet.lua:17 */
-    CALL(366, (double)1024, sizeof(real)*((double)64 + (double)1024), k610_sum(A + 156736, A + 16384)); /* %617 reduce [64,1,1]  graphs/lib/unet.lua:17 */
-    CALL(367, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k129_mul(A + 157120 + 3702784*B, A + 157120 + 3686400*B, A + 157120 + 4493344*B, B)); /* %620 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(368, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k606_mul(A + 157120 + 3719168*B, A + 157120 + 3686400*B, A + 157120 + 4440064*B, B)); /* %621 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(369, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 157120 + 3686400*B, A + 157120 + 3719168*B, B)); /* %622 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(370, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k521_square(A + 157120 + 3686416*B, A + 157120 + 4493344*B, B)); /* %623 map:square [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(371, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k522_mul(A + 157120 + 3686432*B, A + 157120 + 4493344*B, A + 157120 + 3686416*B, B)); /* %624 map:mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(372, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k523_scale(A + 157120 + 3686416*B, A + 157120 + 3686432*B, B)); /* %625 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(373, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k522_mul(A + 157120 + 3686432*B, A + 157120 + 3686400*B, A + 157120 + 3686416*B, B)); /* %626 map:mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(374, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 157120 + 3719168*B, A + 157120 + 3686432*B, B)); /* %627 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(375, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k628_id(A + 157120 + 3686400*B, A + 157120 + 3719168*B, B)); /* %628 map:id [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(376, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k629_scale(A + 157120 + 3719168*B, A + 157120 + 4440064*B, B)); /* %629 map:scale [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(377, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k606_mul(A + 157120, A + 157120 + 3686400*B, A + 157120 + 3719168*B, B)); /* %630 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(378, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k187_add(A + 157120 + 3686400*B, A + 157120 + 3702784*B, A + 157120, B)); /* %631 map:add [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(379, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k632_neg(A + 157120, A + 157120 + 3686400*B, B)); /* %632 map:neg [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(380, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 157120 + 16384*B, A + 157120, B)); /* %633 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(381, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 157120 + 16400*B, A + 157120 + 16384*B, B)); /* %634 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(382, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k628_id(A + 157120, A + 157120 + 16400*B, B)); /* %635 map:id [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(383, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k187_add(A + 157120 + 110592*B, A + 157120 + 3686400*B, A + 157120, B)); /* %636 map:add [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(384, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k607_sum(A + 0, A + 157120 + 110592*B, B)); /* %638 reduce [1,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(385, (double)16384, sizeof(real)*((double)1024 + (double)16384), k609_sum(A + 16384, A + 0)); /* %640 reduce [64,1,16]  graphs/lib/unet.lua:16 */
-    CALL(386, (double)1024, sizeof(real)*((double)64 + (double)1024), k610_sum(A + 156800, A + 16384)); /* %641 reduce [64,1,1]  graphs/lib/unet.lua:16 */
-    CALL(387, (double)56623104*B, sizeof(real)*((double)110592*B + (double)16384*B + (double)442368*B), k644_matmul(A + 157120, A + 157120 + 110592*B, A + 157120 + 3244032*B, B)); /* %644 matmul [B,64,1728]  graphs/lib/unet.lua:16 */
-    CALL(388, (double)110592*B, sizeof(real)*((double)110592 + (double)110592*B), k646_sum(A + 0, A + 157120, B)); /* %646 reduce [1,64,1728]  graphs/lib/unet.lua:16 */
+    CALL(146, 0, sizeof(real)*((double)1), k479_fill(A + 0)); /* %479 fill []  graphs/seg.lua:52 */
+    CALL(147, (double)2, sizeof(real)*((double)1 + (double)1), k483_fused_scale_neg(A + 16, A + 0, B)); /* %483 fused:scale_neg [1,1]  graphs/lib/unet.lua:36 */
+    CALL(148, (double)2*B, sizeof(real)*((double)B + (double)1 + (double)B), k485_fused_div_id(A + 157120 + 4489248*B, A + 16, A + 157120 + 4489216*B, B)); /* %485 fused:div_id [B,1]  graphs/lib/unet.lua:35 */
+    CALL(149, (double)2*B, sizeof(real)*((double)B + (double)B + (double)B), k487_fused_neg_mul(A + 157120 + 4489216*B, A + 157120 + 4489248*B, A + 157120 + 4489232*B, B)); /* %487 fused:neg_mul [B,1]  graphs/lib/unet.lua:35 */
+    CALL(150, (double)B, sizeof(real)*((double)B + (double)B), k489_scale(A + 157120 + 4489232*B, A + 157120 + 4489248*B, B)); /* %489 map:scale [B,1]  graphs/lib/unet.lua:35 */
+    CALL(151, (double)16384*B, sizeof(real)*((double)4096*B + (double)B + (double)B + (double)4096*B), k493_fused_add_id_mul_id(A + 157120 + 4096000*B, A + 157120 + 4489216*B, A + 157120 + 4489232*B, (real *)inputs[1], B)); /* %493 fused:add_id_mul_id [B,4096]  graphs/lib/unet.lua:34 */
+    CALL(152, (double)1, sizeof(real)*((double)1 + (double)1), k499_scale(A + 16, A + 0)); /* %499 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(153, (double)128, sizeof(real)*((double)64 + (double)1), k501_fused_scale_id(A + 4096, A + 16)); /* %501 fused:scale_id [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(154, (double)12288, sizeof(real)*((double)4096 + (double)64), k504_fused_scale_scale_id(A + 0, A + 4096, B)); /* %504 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(155, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096), k505_id(A + 157120 + 4100096*B, A + 0, B)); /* %505 map:id [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(156, (double)65536*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), k518_fused_add_add_add_mul(A + 157120 + 4104192*B, A + 157120 + 4096000*B, A + 157120 + 4091904*B, A + 157120 + 4100096*B, A + 157120 + 4087808*B, A + 157120 + 4083712*B, A + 157120 + 4079616*B, (real *)inputs[1], B)); /* %518 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(157, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), k422_sum(A + 0, A + 157120 + 4104192*B, B)); /* %519 reduce [1,1,64,64]  graphs/seg.lua:52 */
+    CALL(158, (double)4096, sizeof(real)*((double)64 + (double)4096), k426_sum(A + 4096, A + 0)); /* %521 reduce [1,1,64]  graphs/seg.lua:52 */
+    CALL(159, (double)64, sizeof(real)*((double)1 + (double)64), k522_sum(A + 157104, A + 4096)); /* %522 reduce [1,1,1]  graphs/seg.lua:52 */
+    CALL(160, 0, sizeof(real)*((double)4096*B + (double)4096*B), k409_permute(A + 157120 + 4489216*B, A + 157120 + 4104192*B, B)); /* %525 permute [1,B,4096]  graphs/seg.lua:52 */
+    CALL(161, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), k527_matmul(A + 156864, A + 157120 + 4489216*B, A + 157120 + 4210688*B, B)); /* %527 matmul [1,32]  graphs/seg.lua:52 */
+    CALL(162, (double)262144*B, sizeof(real)*((double)131072*B + (double)32 + (double)4096*B), k528_matmul(A + 157120 + 4079616*B, (real *)P + 680928, A + 157120 + 4489216*B, B)); /* %528 matmul [32,4096*B]  graphs/seg.lua:52 */
+    CALL(163, 0, sizeof(real)*((double)131072*B + (double)131072*B), k530_col2im(A + 157120 + 4210688*B, A + 157120 + 4079616*B, B)); /* %530 col2im [B,32,64,64]  graphs/seg.lua:52 */
+    CALL(164, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k532_fused_mul_step(A + 157120 + 4079616*B, A + 157120 + 4210688*B, A + 157120 + 3948544*B, B)); /* %532 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(165, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k533_sum(A + 0, A + 157120 + 4079616*B, B)); /* %533 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(166, (double)131072, sizeof(real)*((double)2048 + (double)131072), k535_sum(A + 131072, A + 0)); /* %535 reduce [32,1,64]  graphs/lib/unet.lua:17 */
+    CALL(167, (double)2048, sizeof(real)*((double)32 + (double)2048), k536_sum(A + 156896, A + 131072)); /* %536 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(168, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k538_mul(A + 157120 + 3948544*B, A + 157120 + 4079616*B, (real *)P + 680864, B)); /* %538 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(169, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k539_mul(A + 157120 + 4210688*B, A + 157120 + 4079616*B, A + 157120 + 3686400*B, B)); /* %539 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(170, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k533_sum(A + 0, A + 157120 + 4210688*B, B)); /* %540 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(171, (double)131072, sizeof(real)*((double)2048 + (double)131072), k535_sum(A + 131072, A + 0)); /* %542 reduce [32,1,64]  graphs/lib/unet.lua:17 */
+    CALL(172, (double)2048, sizeof(real)*((double)32 + (double)2048), k536_sum(A + 156928, A + 131072)); /* %543 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(173, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k553_fused_scale_mul_sum_mul(A + 157120 + 4489216*B, A + 157120 + 3948544*B, A + 157120 + 3817472*B, A + 157120 + 4493344*B, B)); /* %553 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(174, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k557_fused_add_mul_mul_id(A + 157120 + 3686400*B, A + 157120 + 3948544*B, A + 157120 + 4493344*B, A + 157120 + 4489216*B, A + 157120 + 3817472*B, B)); /* %557 fused:add_mul_mul_id [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(175, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k560_fused_scale_sum_neg(A + 157120 + 4489216*B, A + 157120 + 3686400*B, B)); /* %560 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(176, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k562_fused_add_id(A + 157120 + 3817472*B, A + 157120 + 3686400*B, A + 157120 + 4489216*B, B)); /* %562 fused:add_id [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(177, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k533_sum(A + 0, A + 157120 + 3817472*B, B)); /* %564 reduce [1,32,64,64]  graphs/lib/unet.lua:16 */
+    CALL(178, (double)131072, sizeof(real)*((double)2048 + (double)131072), k535_sum(A + 131072, A + 0)); /* %566 reduce [32,1,64]  graphs/lib/unet.lua:16 */
+    CALL(179, (double)2048, sizeof(real)*((double)32 + (double)2048), k536_sum(A + 156960, A + 131072)); /* %567 reduce [32,1,1]  graphs/lib/unet.lua:16 */
+    CALL(180, 0, sizeof(real)*((double)131072*B + (double)131072*B), k570_permute(A + 157120 + 3686400*B, A + 157120 + 3817472*B, B)); /* %570 permute [32,B,4096]  graphs/lib/unet.lua:16 */
+    CALL(181, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)2359296*B), k572_matmul(A + 138240, A + 157120 + 3686400*B, A + 157120, B)); /* %572 matmul [32,576]  graphs/lib/unet.lua:16 */
+    CALL(182, (double)150994944*B, sizeof(real)*((double)2359296*B + (double)18432 + (double)131072*B), k573_matmul(A + 157120, (real *)P + 662400, A + 157120 + 3686400*B, B)); /* %573 matmul [576,4096*B]  graphs/lib/unet.lua:16 */
+    CALL(183, 0, sizeof(real)*((double)262144*B + (double)2359296*B), k575_col2im(A + 157120 + 3686400*B, A + 157120, B)); /* %575 col2im [B,64,64,64]  graphs/lib/unet.lua:16 */
+    CALL(184, 0, sizeof(real)*((double)131072*B + (double)262144*B), k576_slice(A + 157120, A + 157120 + 3686400*B, B)); /* %576 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
+    CALL(185, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), k579_sum(A + 157120 + 131072*B, A + 157120, B)); /* %579 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
+    CALL(186, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), k580_sum(A + 157120, A + 157120 + 131072*B, B)); /* %580 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
+    CALL(187, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k583_fused_mul_step(A + 157120 + 3686400*B, A + 157120, A + 157120 + 4407296*B, B)); /* %583 fused:mul_step [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(188, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k584_sum(A + 0, A + 157120 + 3686400*B, B)); /* %584 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(189, (double)32768, sizeof(real)*((double)1024 + (double)32768), k586_sum(A + 32768, A + 0)); /* %586 reduce [32,1,32]  graphs/lib/unet.lua:17 */
+    CALL(190, (double)1024, sizeof(real)*((double)32 + (double)1024), k587_sum(A + 156992, A + 32768)); /* %587 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(191, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k589_mul(A + 157120 + 3719168*B, A + 157120 + 3686400*B, (real *)P + 662336, B)); /* %589 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(192, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k590_mul(A + 157120 + 3751936*B, A + 157120 + 3686400*B, A + 157120 + 4374528*B, B)); /* %590 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(193, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k584_sum(A + 0, A + 157120 + 3751936*B, B)); /* %591 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(194, (double)32768, sizeof(real)*((double)1024 + (double)32768), k586_sum(A + 32768, A + 0)); /* %593 reduce [32,1,32]  graphs/lib/unet.lua:17 */
+    CALL(195, (double)1024, sizeof(real)*((double)32 + (double)1024), k587_sum(A + 157024, A + 32768)); /* %594 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(196, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k604_fused_scale_mul_sum_mul(A + 157120 + 4489216*B, A + 157120 + 3719168*B, A + 157120 + 4341760*B, A + 157120 + 4493328*B, B)); /* %604 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(197, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k608_fused_add_mul_mul_id(A + 157120 + 3686400*B, A + 157120 + 3719168*B, A + 157120 + 4493328*B, A + 157120 + 4489216*B, A + 157120 + 4341760*B, B)); /* %608 fused:add_mul_mul_id [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(198, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k611_fused_scale_sum_neg(A + 157120 + 4489216*B, A + 157120 + 3686400*B, B)); /* %611 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(199, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k613_fused_add_id(A + 157120, A + 157120 + 3686400*B, A + 157120 + 4489216*B, B)); /* %613 fused:add_id [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(200, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k584_sum(A + 0, A + 157120, B)); /* %615 reduce [1,32,32,32]  graphs/lib/unet.lua:16 */
+    CALL(201, (double)32768, sizeof(real)*((double)1024 + (double)32768), k586_sum(A + 32768, A + 0)); /* %617 reduce [32,1,32]  graphs/lib/unet.lua:16 */
+    CALL(202, (double)1024, sizeof(real)*((double)32 + (double)1024), k587_sum(A + 157056, A + 32768)); /* %618 reduce [32,1,1]  graphs/lib/unet.lua:16 */
+    CALL(203, 0, sizeof(real)*((double)32768*B + (double)32768*B), k621_permute(A + 157120 + 884736*B, A + 157120, B)); /* %621 permute [32,B,1024]  graphs/lib/unet.lua:16 */
+    CALL(204, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)884736*B), k623_matmul(A + 110592, A + 157120 + 884736*B, A + 157120 + 2359296*B, B)); /* %623 matmul [32,864]  graphs/lib/unet.lua:16 */
+    CALL(205, (double)56623104*B, sizeof(real)*((double)884736*B + (double)27648 + (double)32768*B), k624_matmul(A + 157120, (real *)P + 634656, A + 157120 + 884736*B, B)); /* %624 matmul [864,1024*B]  graphs/lib/unet.lua:16 */
+    CALL(206, 0, sizeof(real)*((double)98304*B + (double)884736*B), k626_col2im(A + 157120 + 884736*B, A + 157120, B)); /* %626 col2im [B,96,32,32]  graphs/lib/unet.lua:16 */
+    CALL(207, 0, sizeof(real)*((double)65536*B + (double)98304*B), k627_slice(A + 157120, A + 157120 + 884736*B, B)); /* %627 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
+    CALL(208, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), k630_sum(A + 157120 + 65536*B, A + 157120, B)); /* %630 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
+    CALL(209, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), k631_sum(A + 157120, A + 157120 + 65536*B, B)); /* %631 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
+    CALL(210, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k634_fused_mul_step(A + 157120 + 3686400*B, A + 157120, A + 157120 + 4472832*B, B)); /* %634 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(211, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k635_sum(A + 0, A + 157120 + 3686400*B, B)); /* %635 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(212, (double)16384, sizeof(real)*((double)1024 + (double)16384), k637_sum(A + 16384, A + 0)); /* %637 reduce [64,1,16]  graphs/lib/unet.lua:17 */
+    CALL(213, (double)1024, sizeof(real)*((double)64 + (double)1024), k638_sum(A + 156672, A + 16384)); /* %638 reduce [64,1,1]  graphs/lib/unet.lua:17 */
+    CALL(214, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k640_mul(A + 157120 + 3702784*B, A + 157120 + 3686400*B, (real *)P + 634528, B)); /* %640 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(215, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k641_mul(A + 157120 + 3719168*B, A + 157120 + 3686400*B, A + 157120 + 4456448*B, B)); /* %641 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(216, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k635_sum(A + 0, A + 157120 + 3719168*B, B)); /* %642 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(217, (double)16384, sizeof(real)*((double)1024 + (double)16384), k637_sum(A + 16384, A + 0)); /* %644 reduce [64,1,16]  graphs/lib/unet.lua:17 */
+    CALL(218, (double)1024, sizeof(real)*((double)64 + (double)1024), k638_sum(A + 156736, A + 16384)); /* %645 reduce [64,1,1]  graphs/lib/unet.lua:17 */
+    CALL(219, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k655_fused_scale_mul_sum_mul(A + 157120 + 4456448*B, A + 157120 + 3702784*B, A + 157120 + 4440064*B, A + 157120 + 4493312*B, B)); /* %655 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(220, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k659_fused_add_mul_mul_id(A + 157120 + 3686400*B, A + 157120 + 3702784*B, A + 157120 + 4493312*B, A + 157120 + 4456448*B, A + 157120 + 4440064*B, B)); /* %659 fused:add_mul_mul_id [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(221, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k662_fused_scale_sum_neg(A + 157120 + 16384*B, A + 157120 + 3686400*B, B)); /* %662 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(222, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k664_fused_add_id(A + 157120, A + 157120 + 3686400*B, A + 157120 + 16384*B, B)); /* %664 fused:add_id [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(223, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k635_sum(A + 0, A + 157120, B)); /* %666 reduce [1,64,16,16]  graphs/lib/unet.lua:16 */
+    CALL(224, (double)16384, sizeof(real)*((double)1024 + (double)16384), k637_sum(A + 16384, A + 0)); /* %668 reduce [64,1,16]  graphs/lib/unet.lua:16 */
+    CALL(225, (double)1024, sizeof(real)*((double)64 + (double)1024), k638_sum(A + 156800, A + 16384)); /* %669 reduce [64,1,1]  graphs/lib/unet.lua:16 */
+    CALL(226, 0, sizeof(real)*((double)16384*B + (double)16384*B), k672_permute(A + 157120 + 16384*B, A + 157120, B)); /* %672 permute [64,B,256]  graphs/lib/unet.lua:16 */
+    CALL(227, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)442368*B), k674_matmul(A + 0, A + 157120 + 16384*B, A + 157120 + 3244032*B, B)); /* %674 matmul [64,1728]  graphs/lib/unet.lua:16 */
     memset(grads + 0, 0, sizeof(real)*288); /* image.stem.weight: the loss does not depend on it */
     memset(grads + 288, 0, sizeof(real)*32); /* image.stem.bias: the loss does not depend on it */
     memset(grads + 320, 0, sizeof(real)*32); /* image.stem_gn.weight: the loss does not depend on it */

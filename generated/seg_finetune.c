@@ -28,33 +28,27 @@ static inline real gelu_tanh_grad(real x) {
     return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);
 }
 
-/* k3_addc:
- *   %3 map:addc [B,1,64,64]   graphs/lib/image_encoder.lua:19 */
-static void k3_addc(real *restrict out, const real *restrict in0, long B) {
+/* k4_fused_scale_addc:
+ *   %4 fused:scale_addc [B,1,64,64]   graphs/lib/image_encoder.lua:19
+ *     + %3 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+static void k4_fused_scale_addc(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] + (real)-0.5;
-}
-
-/* k4_scale:
- *   %4 map:scale [B,1,64,64]   graphs/lib/image_encoder.lua:19 */
-static void k4_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] * (real)4;
+        out[i0] = ((in0[i0]) + (real)-0.5) * (real)4;
 }
 
 /* k7_im2col:
- *   %7 im2col [B,9,4096]   graphs/lib/image_encoder.lua:6 */
+ *   %7 im2col [9,4096*B]   graphs/lib/image_encoder.lua:6 */
 static void k7_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9;
+    const long C = 1, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 9, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -68,26 +62,26 @@ static void k7_im2col(real *restrict out, const real *restrict in0, long B) {
 }
 
 /* k9_matmul:
- *   %9 matmul [B,32,4096]   graphs/lib/image_encoder.lua:6 */
+ *   %9 matmul [32,4096*B]   graphs/lib/image_encoder.lua:6 */
 static void k9_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096, 9, (real)1, in0 + ao, 9, in1 + bo, 4096, (real)0, out + p*131072, 4096);
-    }
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 9, (real)1, in0 + 0, 9, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
 }
 
-/* k12_add:
- *   %12 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6
- *   %29 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %354 map:add [B,32,64,64]   graphs/lib/unet.lua:16
- *   %371 map:add [B,32,64,64]   graphs/lib/unet.lua:17 */
-static void k12_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k11_permute:
+ *   %11 permute [B,32,4096]   graphs/lib/image_encoder.lua:6
+ *   %377 permute [B,32,4096]   graphs/lib/unet.lua:16 */
+static void k11_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*131072 + i1*4096 + i2] = in0[i0*4096 + i1*4096*B + i2];
+}
+
+/* k14_add:
+ *   %14 map:add [B,32,64,64]   graphs/lib/image_encoder.lua:6
+ *   %380 map:add [B,32,64,64]   graphs/lib/unet.lua:16 */
+static void k14_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -95,130 +89,82 @@ static void k12_add(real *restrict out, const real *restrict in0, const real *re
                 out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] + in1[i1];
 }
 
-/* k16_sum:
- *   %16 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %20 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %358 reduce [B,8,1]   graphs/lib/unet.lua:17
- *   %362 reduce [B,8,1]   graphs/lib/unet.lua:17
- *   %516 reduce [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %527 reduce [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   ... and 2 more */
-static void k16_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(131072*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*16384;
-        for (long j = 0; j < 16384; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k17_scale:
- *   %17 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %21 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %359 map:scale [B,8,1]   graphs/lib/unet.lua:17
- *   %363 map:scale [B,8,1]   graphs/lib/unet.lua:17
- *   %521 map:scale [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %528 map:scale [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   ... and 2 more */
-static void k17_scale(real *restrict out, const real *restrict in0, long B) {
+/* k19_fused_scale_sum:
+ *   %19 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %18 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %385 fused:scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
+static void k19_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)6.103515625e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += in0[i0*16384 + j1*1]; out[i0] = (r1) * (real)6.103515625e-05; }
 }
 
-/* k18_sub:
- *   %18 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %360 map:sub [B,8,16384]   graphs/lib/unet.lua:17 */
-static void k18_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k20_sub:
+ *   %20 map:sub [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %386 map:sub [B,8,16384]   graphs/lib/unet.lua:17 */
+static void k20_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0*16384 + i1] - in1[i0];
 }
 
-/* k19_square:
- *   %19 map:square [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %361 map:square [B,8,16384]   graphs/lib/unet.lua:17 */
-static void k19_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
-}
-
-/* k22_addc:
- *   %22 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %48 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %74 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %100 map:addc [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %127 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %153 map:addc [B,8,1]   graphs/lib/image_encoder.lua:7
- *   ... and 7 more */
-static void k22_addc(real *restrict out, const real *restrict in0, long B) {
+/* k25_fused_rsqrt_addc_scale_sum:
+ *   %25 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %24 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %23 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %22 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %21 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7
+ *   %391 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
+static void k25_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] + (real)1.0000000000000001e-05;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in0[i0*16384 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)6.103515625e-05) + (real)1.0000000000000001e-05)); }
 }
 
-/* k23_rsqrt:
- *   %23 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %49 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %75 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %101 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %128 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %154 map:rsqrt [B,8,1]   graphs/lib/image_encoder.lua:7
- *   ... and 7 more */
-static void k23_rsqrt(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = (real)1 / sqrt(in0[i0]);
-}
-
-/* k24_mul:
- *   %24 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
- *   %366 map:mul [B,8,16384]   graphs/lib/unet.lua:17
- *   %514 map:mul [B,8,16384] (backward)  graphs/lib/unet.lua:17
- *   %1078 map:mul [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k24_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k26_mul:
+ *   %26 map:mul [B,8,16384]   graphs/lib/image_encoder.lua:7
+ *   %392 map:mul [B,8,16384]   graphs/lib/unet.lua:17 */
+static void k26_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[i0*16384 + i1] * in1[i0];
 }
 
-/* k27_mul:
- *   %27 map:mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
- *   %369 map:mul [B,32,64,64]   graphs/lib/unet.lua:17
- *   %506 map:mul [B,32,64,64] (backward)  graphs/lib/unet.lua:17
- *   %1070 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k27_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k31_fused_add_mul:
+ *   %31 fused:add_mul [B,32,64,64]   graphs/lib/image_encoder.lua:7
+ *     + %29 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7
+ *   %397 fused:add_mul [B,32,64,64]   graphs/lib/unet.lua:17 */
+static void k31_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
             for (long i2 = 0; i2 < 4096; i2++)
-                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
+                out[i0*131072 + i1*4096 + i2] = ((in0[i0*131072 + i1*4096 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k30_relu:
- *   %30 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
- *   %372 map:relu [B,32,64,64]   graphs/lib/unet.lua:17 */
-static void k30_relu(real *restrict out, const real *restrict in0, long B) {
+/* k32_relu:
+ *   %32 map:relu [B,32,64,64]   graphs/lib/image_encoder.lua:22
+ *   %398 map:relu [B,32,64,64]   graphs/lib/unet.lua:17 */
+static void k32_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k33_im2col:
- *   %33 im2col [B,288,1024]   graphs/lib/image_encoder.lua:6 */
-static void k33_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288;
+/* k35_im2col:
+ *   %35 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6 */
+static void k35_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -231,32 +177,33 @@ static void k33_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k35_matmul:
- *   %35 matmul [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %61 matmul [B,32,1024]   graphs/lib/image_encoder.lua:6
- *   %87 matmul [B,32,1024]   graphs/lib/image_encoder.lua:13 */
-static void k35_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*294912; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 288, (real)1, in0 + ao, 288, in1 + bo, 1024, (real)0, out + p*32768, 1024);
-    }
+/* k37_matmul:
+ *   %37 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %65 matmul [32,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %93 matmul [32,1024*B]   graphs/lib/image_encoder.lua:13 */
+static void k37_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 288, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
 }
 
-/* k38_add:
- *   %38 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %55 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %64 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
- *   %81 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %90 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %107 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   ... and 2 more */
-static void k38_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k39_permute:
+ *   %39 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
+ *   %67 permute [B,32,1024]   graphs/lib/image_encoder.lua:6
+ *   %95 permute [B,32,1024]   graphs/lib/image_encoder.lua:13
+ *   %345 permute [B,32,1024]   graphs/lib/unet.lua:16 */
+static void k39_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = in0[i0*1024 + i1*1024*B + i2];
+}
+
+/* k42_add:
+ *   %42 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %70 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:6
+ *   %98 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:13
+ *   %348 map:add [B,32,32,32]   graphs/lib/unet.lua:16 */
+static void k42_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
@@ -264,115 +211,94 @@ static void k38_add(real *restrict out, const real *restrict in0, const real *re
                 out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] + in1[i1];
 }
 
-/* k42_sum:
- *   %42 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %46 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %68 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %72 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %94 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %98 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 10 more */
-static void k42_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(32768*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*4096;
-        for (long j = 0; j < 4096; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k43_scale:
- *   %43 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %47 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %69 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %73 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %95 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %99 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 10 more */
-static void k43_scale(real *restrict out, const real *restrict in0, long B) {
+/* k47_fused_scale_sum:
+ *   %47 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %46 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %75 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %103 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   %353 fused:scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
+static void k47_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.000244140625;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; out[i0] = (r1) * (real)0.000244140625; }
 }
 
-/* k44_sub:
- *   %44 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %70 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %96 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %330 map:sub [B,8,4096]   graphs/lib/unet.lua:17 */
-static void k44_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k48_sub:
+ *   %48 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %76 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %104 map:sub [B,8,4096]   graphs/lib/image_encoder.lua:13
+ *   %354 map:sub [B,8,4096]   graphs/lib/unet.lua:17 */
+static void k48_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0*4096 + i1] - in1[i0];
 }
 
-/* k45_square:
- *   %45 map:square [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %71 map:square [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %97 map:square [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %331 map:square [B,8,4096]   graphs/lib/unet.lua:17 */
-static void k45_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k53_fused_rsqrt_addc_scale_sum:
+ *   %53 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %52 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %51 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %50 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %49 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7
+ *   %81 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %109 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   %359 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
+static void k53_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in0[i0*4096 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.000244140625) + (real)1.0000000000000001e-05)); }
 }
 
-/* k50_mul:
- *   %50 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %76 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
- *   %102 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
- *   %336 map:mul [B,8,4096]   graphs/lib/unet.lua:17
- *   %565 map:mul [B,8,4096] (backward)  graphs/lib/unet.lua:17
- *   %941 map:mul [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 2 more */
-static void k50_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k54_mul:
+ *   %54 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %82 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:7
+ *   %110 map:mul [B,8,4096]   graphs/lib/image_encoder.lua:13
+ *   %360 map:mul [B,8,4096]   graphs/lib/unet.lua:17 */
+static void k54_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i0*4096 + i1] * in1[i0];
 }
 
-/* k53_mul:
- *   %53 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %79 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
- *   %105 map:mul [B,32,32,32]   graphs/lib/image_encoder.lua:13
- *   %339 map:mul [B,32,32,32]   graphs/lib/unet.lua:17
- *   %557 map:mul [B,32,32,32] (backward)  graphs/lib/unet.lua:17
- *   %933 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 2 more */
-static void k53_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k59_fused_add_mul:
+ *   %59 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
+ *     + %57 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7
+ *   %87 fused:add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:7
+ *   %365 fused:add_mul [B,32,32,32]   graphs/lib/unet.lua:17 */
+static void k59_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32; i1++)
             for (long i2 = 0; i2 < 1024; i2++)
-                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
+                out[i0*32768 + i1*1024 + i2] = ((in0[i0*32768 + i1*1024 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k56_relu:
- *   %56 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
- *   %82 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
- *   %109 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27
- *   %342 map:relu [B,32,32,32]   graphs/lib/unet.lua:17 */
-static void k56_relu(real *restrict out, const real *restrict in0, long B) {
+/* k60_relu:
+ *   %60 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:26
+ *   %88 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:12
+ *   %117 map:relu [B,32,32,32]   graphs/lib/image_encoder.lua:27
+ *   %366 map:relu [B,32,32,32]   graphs/lib/unet.lua:17 */
+static void k60_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k59_im2col:
- *   %59 im2col [B,288,1024]   graphs/lib/image_encoder.lua:6
- *   %85 im2col [B,288,1024]   graphs/lib/image_encoder.lua:13 */
-static void k59_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288;
+/* k63_im2col:
+ *   %63 im2col [288,1024*B]   graphs/lib/image_encoder.lua:6
+ *   %91 im2col [288,1024*B]   graphs/lib/image_encoder.lua:13 */
+static void k63_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -385,31 +311,30 @@ static void k59_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k108_add:
- *   %108 map:add [B,32,32,32]   graphs/lib/image_encoder.lua:14
- *   %576 map:add [B,8,4096] (backward)  graphs/lib/unet.lua:17
- *   %581 map:add [B,8,4096] (backward)  graphs/lib/unet.lua:17
- *   %925 map:add [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6
- *   %952 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %957 map:add [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 5 more */
-static void k108_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k116_fused_add_add_mul:
+ *   %116 fused:add_add_mul [B,32,32,32]   graphs/lib/image_encoder.lua:14
+ *     + %115 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13
+ *     + %113 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+static void k116_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = (in0[i0*32768 + i1*1024 + i2]) + (((in1[i0*32768 + i1*1024 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* k112_im2col:
- *   %112 im2col [B,288,256]   graphs/lib/image_encoder.lua:6 */
-static void k112_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288;
+/* k120_im2col:
+ *   %120 im2col [288,256*B]   graphs/lib/image_encoder.lua:6 */
+static void k120_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -422,30 +347,31 @@ static void k112_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k114_matmul:
- *   %114 matmul [B,64,256]   graphs/lib/image_encoder.lua:6 */
-static void k114_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256, 288, (real)1, in0 + ao, 288, in1 + bo, 256, (real)0, out + p*16384, 256);
-    }
+/* k122_matmul:
+ *   %122 matmul [64,256*B]   graphs/lib/image_encoder.lua:6 */
+static void k122_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 288, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k117_add:
- *   %117 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %134 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %143 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
- *   %160 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %169 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %186 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   ... and 2 more */
-static void k117_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k124_permute:
+ *   %124 permute [B,64,256]   graphs/lib/image_encoder.lua:6
+ *   %152 permute [B,64,256]   graphs/lib/image_encoder.lua:6
+ *   %180 permute [B,64,256]   graphs/lib/image_encoder.lua:13
+ *   %313 permute [B,64,256]   graphs/lib/unet.lua:16 */
+static void k124_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = in0[i0*256 + i1*256*B + i2];
+}
+
+/* k127_add:
+ *   %127 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %155 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:6
+ *   %183 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:13
+ *   %316 map:add [B,64,16,16]   graphs/lib/unet.lua:16 */
+static void k127_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
@@ -453,115 +379,94 @@ static void k117_add(real *restrict out, const real *restrict in0, const real *r
                 out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] + in1[i1];
 }
 
-/* k121_sum:
- *   %121 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %125 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %147 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %151 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %173 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %177 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 10 more */
-static void k121_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(16384*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*2048;
-        for (long j = 0; j < 2048; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k122_scale:
- *   %122 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %126 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %148 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %152 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %174 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %178 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 10 more */
-static void k122_scale(real *restrict out, const real *restrict in0, long B) {
+/* k132_fused_scale_sum:
+ *   %132 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %131 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %160 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %188 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   %321 fused:scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
+static void k132_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.00048828125;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += in0[i0*2048 + j1*1]; out[i0] = (r1) * (real)0.00048828125; }
 }
 
-/* k123_sub:
- *   %123 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %149 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %175 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %300 map:sub [B,8,2048]   graphs/lib/unet.lua:17 */
-static void k123_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k133_sub:
+ *   %133 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %161 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %189 map:sub [B,8,2048]   graphs/lib/image_encoder.lua:13
+ *   %322 map:sub [B,8,2048]   graphs/lib/unet.lua:17 */
+static void k133_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0*2048 + i1] - in1[i0];
 }
 
-/* k124_square:
- *   %124 map:square [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %150 map:square [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %176 map:square [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %301 map:square [B,8,2048]   graphs/lib/unet.lua:17 */
-static void k124_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k138_fused_rsqrt_addc_scale_sum:
+ *   %138 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %137 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %136 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %135 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %134 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7
+ *   %166 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %194 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13
+ *   %327 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/unet.lua:17 */
+static void k138_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in0[i0*2048 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.00048828125) + (real)1.0000000000000001e-05)); }
 }
 
-/* k129_mul:
- *   %129 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %155 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
- *   %181 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
- *   %306 map:mul [B,8,2048]   graphs/lib/unet.lua:17
- *   %616 map:mul [B,8,2048] (backward)  graphs/lib/unet.lua:17
- *   %804 map:mul [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 2 more */
-static void k129_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k139_mul:
+ *   %139 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %167 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:7
+ *   %195 map:mul [B,8,2048]   graphs/lib/image_encoder.lua:13
+ *   %328 map:mul [B,8,2048]   graphs/lib/unet.lua:17 */
+static void k139_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
             out[i0*2048 + i1] = in0[i0*2048 + i1] * in1[i0];
 }
 
-/* k132_mul:
- *   %132 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %158 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
- *   %184 map:mul [B,64,16,16]   graphs/lib/image_encoder.lua:13
- *   %309 map:mul [B,64,16,16]   graphs/lib/unet.lua:17
- *   %608 map:mul [B,64,16,16] (backward)  graphs/lib/unet.lua:17
- *   %796 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 2 more */
-static void k132_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k144_fused_add_mul:
+ *   %144 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
+ *     + %142 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7
+ *   %172 fused:add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:7
+ *   %333 fused:add_mul [B,64,16,16]   graphs/lib/unet.lua:17 */
+static void k144_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 64; i1++)
             for (long i2 = 0; i2 < 256; i2++)
-                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
+                out[i0*16384 + i1*256 + i2] = ((in0[i0*16384 + i1*256 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k135_relu:
- *   %135 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
- *   %161 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
- *   %188 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27
- *   %312 map:relu [B,64,16,16]   graphs/lib/unet.lua:17 */
-static void k135_relu(real *restrict out, const real *restrict in0, long B) {
+/* k145_relu:
+ *   %145 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:26
+ *   %173 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:12
+ *   %202 map:relu [B,64,16,16]   graphs/lib/image_encoder.lua:27
+ *   %334 map:relu [B,64,16,16]   graphs/lib/unet.lua:17 */
+static void k145_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k138_im2col:
- *   %138 im2col [B,576,256]   graphs/lib/image_encoder.lua:6
- *   %164 im2col [B,576,256]   graphs/lib/image_encoder.lua:13 */
-static void k138_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576;
+/* k148_im2col:
+ *   %148 im2col [576,256*B]   graphs/lib/image_encoder.lua:6
+ *   %176 im2col [576,256*B]   graphs/lib/image_encoder.lua:13 */
+static void k148_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -574,47 +479,37 @@ static void k138_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k140_matmul:
- *   %140 matmul [B,64,256]   graphs/lib/image_encoder.lua:6
- *   %166 matmul [B,64,256]   graphs/lib/image_encoder.lua:13 */
-static void k140_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*147456; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256, 576, (real)1, in0 + ao, 576, in1 + bo, 256, (real)0, out + p*16384, 256);
-    }
+/* k150_matmul:
+ *   %150 matmul [64,256*B]   graphs/lib/image_encoder.lua:6
+ *   %178 matmul [64,256*B]   graphs/lib/image_encoder.lua:13 */
+static void k150_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 576, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k187_add:
- *   %187 map:add [B,64,16,16]   graphs/lib/image_encoder.lua:14
- *   %627 map:add [B,8,2048] (backward)  graphs/lib/unet.lua:17
- *   %632 map:add [B,8,2048] (backward)  graphs/lib/unet.lua:17
- *   %788 map:add [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6
- *   %815 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %820 map:add [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 5 more */
-static void k187_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k201_fused_add_add_mul:
+ *   %201 fused:add_add_mul [B,64,16,16]   graphs/lib/image_encoder.lua:14
+ *     + %200 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13
+ *     + %198 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+static void k201_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = (in0[i0*16384 + i1*256 + i2]) + (((in1[i0*16384 + i1*256 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* k191_im2col:
- *   %191 im2col [B,576,64]   graphs/lib/image_encoder.lua:6 */
-static void k191_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576;
+/* k205_im2col:
+ *   %205 im2col [576,64*B]   graphs/lib/image_encoder.lua:6 */
+static void k205_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -627,29 +522,29 @@ static void k191_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k193_matmul:
- *   %193 matmul [B,128,64]   graphs/lib/image_encoder.lua:6 */
-static void k193_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64, 576, (real)1, in0 + ao, 576, in1 + bo, 64, (real)0, out + p*8192, 64);
-    }
+/* k207_matmul:
+ *   %207 matmul [128,64*B]   graphs/lib/image_encoder.lua:6 */
+static void k207_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 576, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k196_add:
- *   %196 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %213 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %222 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
- *   %239 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %248 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %265 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
-static void k196_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k209_permute:
+ *   %209 permute [B,128,64]   graphs/lib/image_encoder.lua:6
+ *   %237 permute [B,128,64]   graphs/lib/image_encoder.lua:6
+ *   %265 permute [B,128,64]   graphs/lib/image_encoder.lua:13 */
+static void k209_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = in0[i0*64 + i1*64*B + i2];
+}
+
+/* k212_add:
+ *   %212 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %240 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:6
+ *   %268 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:13 */
+static void k212_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
@@ -657,110 +552,88 @@ static void k196_add(real *restrict out, const real *restrict in0, const real *r
                 out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] + in1[i1];
 }
 
-/* k200_sum:
- *   %200 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %204 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %226 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %230 reduce [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %252 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %256 reduce [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k200_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(8192*B) > 32768)
-    for (long o = 0; o < 8*B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*1024;
-        for (long j = 0; j < 1024; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k201_scale:
- *   %201 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %205 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %227 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %231 map:scale [B,8,1]   graphs/lib/image_encoder.lua:7
- *   %253 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   %257 map:scale [B,8,1]   graphs/lib/image_encoder.lua:13
- *   ... and 6 more */
-static void k201_scale(real *restrict out, const real *restrict in0, long B) {
+/* k217_fused_scale_sum:
+ *   %217 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %216 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *   %245 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %273 fused:scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k217_fused_scale_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)0.0009765625;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += in0[i0*1024 + j1*1]; out[i0] = (r1) * (real)0.0009765625; }
 }
 
-/* k202_sub:
- *   %202 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %228 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %254 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k202_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k218_sub:
+ *   %218 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %246 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %274 map:sub [B,8,1024]   graphs/lib/image_encoder.lua:13 */
+static void k218_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0*1024 + i1] - in1[i0];
 }
 
-/* k203_square:
- *   %203 map:square [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %229 map:square [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %255 map:square [B,8,1024]   graphs/lib/image_encoder.lua:13 */
-static void k203_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k223_fused_rsqrt_addc_scale_sum:
+ *   %223 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *     + %222 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %221 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %220 reduce [B,8,1]  graphs/lib/image_encoder.lua:7
+ *     + %219 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7
+ *   %251 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:7
+ *   %279 fused:rsqrt_addc_scale_sum [B,8,1]   graphs/lib/image_encoder.lua:13 */
+static void k223_fused_rsqrt_addc_scale_sum(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in0[i0*1024 + j1*1]); out[i0] = (real)1 / sqrt((((r1) * (real)0.0009765625) + (real)1.0000000000000001e-05)); }
 }
 
-/* k208_mul:
- *   %208 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %234 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
- *   %260 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13
- *   %667 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %712 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %758 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k208_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k224_mul:
+ *   %224 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %252 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:7
+ *   %280 map:mul [B,8,1024]   graphs/lib/image_encoder.lua:13 */
+static void k224_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
             out[i0*1024 + i1] = in0[i0*1024 + i1] * in1[i0];
 }
 
-/* k211_mul:
- *   %211 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %237 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
- *   %263 map:mul [B,128,8,8]   graphs/lib/image_encoder.lua:13
- *   %659 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %704 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %750 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k211_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k229_fused_add_mul:
+ *   %229 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7
+ *     + %227 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7
+ *   %257 fused:add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:7 */
+static void k229_fused_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 128; i1++)
             for (long i2 = 0; i2 < 64; i2++)
-                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
+                out[i0*8192 + i1*64 + i2] = ((in0[i0*8192 + i1*64 + i2]) * (in1[i1])) + (in2[i1]);
 }
 
-/* k214_relu:
- *   %214 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
- *   %240 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
- *   %267 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
-static void k214_relu(real *restrict out, const real *restrict in0, long B) {
+/* k230_relu:
+ *   %230 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:26
+ *   %258 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:12
+ *   %287 map:relu [B,128,8,8]   graphs/lib/image_encoder.lua:27 */
+static void k230_relu(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
         out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
 }
 
-/* k217_im2col:
- *   %217 im2col [B,1152,64]   graphs/lib/image_encoder.lua:6
- *   %243 im2col [B,1152,64]   graphs/lib/image_encoder.lua:13 */
-static void k217_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152;
+/* k233_im2col:
+ *   %233 im2col [1152,64*B]   graphs/lib/image_encoder.lua:6
+ *   %261 im2col [1152,64*B]   graphs/lib/image_encoder.lua:13 */
+static void k233_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -773,39 +646,28 @@ static void k217_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k219_matmul:
- *   %219 matmul [B,128,64]   graphs/lib/image_encoder.lua:6
- *   %245 matmul [B,128,64]   graphs/lib/image_encoder.lua:13 */
-static void k219_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64, 1152, (real)1, in0 + ao, 1152, in1 + bo, 64, (real)0, out + p*8192, 64);
-    }
+/* k235_matmul:
+ *   %235 matmul [128,64*B]   graphs/lib/image_encoder.lua:6
+ *   %263 matmul [128,64*B]   graphs/lib/image_encoder.lua:13 */
+static void k235_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 64*B, 1152, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k266_add:
- *   %266 map:add [B,128,8,8]   graphs/lib/image_encoder.lua:14
- *   %678 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %683 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %723 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %728 map:add [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %742 map:add [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
- *   ... and 2 more */
-static void k266_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k286_fused_add_add_mul:
+ *   %286 fused:add_add_mul [B,128,8,8]   graphs/lib/image_encoder.lua:14
+ *     + %285 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13
+ *     + %283 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+static void k286_fused_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = (in0[i0*8192 + i1*64 + i2]) + (((in1[i0*8192 + i1*64 + i2]) * (in2[i1])) + (in3[i1]));
 }
 
-/* k284_id:
- *   %284 map:id [B,128,8,2,8,2]   graphs/lib/unet.lua:15 */
-static void k284_id(real *restrict out, const real *restrict in0, long B) {
+/* k304_id:
+ *   %304 map:id [B,128,8,2,8,2]   graphs/lib/unet.lua:15 */
+static void k304_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(3) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 1024*B; i0++)
         for (long i1 = 0; i1 < 2; i1++)
@@ -814,9 +676,9 @@ static void k284_id(real *restrict out, const real *restrict in0, long B) {
                     out[i0*32 + i1*16 + i2*2 + i3] = in0[i0*8 + i2];
 }
 
-/* k286_concat:
- *   %286 concat [B,192,16,16]   graphs/lib/unet.lua:15 */
-static void k286_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k306_concat:
+ *   %306 concat [B,192,16,16]   graphs/lib/unet.lua:15 */
+static void k306_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32768; i1++)
@@ -827,17 +689,18 @@ static void k286_concat(real *restrict out, const real *restrict in0, const real
             out[32768 + i0*49152 + i1] = in1[i0*16384 + i1];
 }
 
-/* k289_im2col:
- *   %289 im2col [B,1728,256]   graphs/lib/unet.lua:16 */
-static void k289_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728;
+/* k309_im2col:
+ *   %309 im2col [1728,256*B]   graphs/lib/unet.lua:16 */
+static void k309_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -850,24 +713,15 @@ static void k289_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k291_matmul:
- *   %291 matmul [B,64,256]   graphs/lib/unet.lua:16 */
-static void k291_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*442368; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256, 1728, (real)1, in0 + ao, 1728, in1 + bo, 256, (real)0, out + p*16384, 256);
-    }
+/* k311_matmul:
+ *   %311 matmul [64,256*B]   graphs/lib/unet.lua:16 */
+static void k311_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 256*B, 1728, (real)1, in0 + 0, 1728, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k314_id:
- *   %314 map:id [B,64,16,2,16,2]   graphs/lib/unet.lua:15 */
-static void k314_id(real *restrict out, const real *restrict in0, long B) {
+/* k336_id:
+ *   %336 map:id [B,64,16,2,16,2]   graphs/lib/unet.lua:15 */
+static void k336_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(3) if((long)(65536*B) > 32768)
     for (long i0 = 0; i0 < 1024*B; i0++)
         for (long i1 = 0; i1 < 2; i1++)
@@ -876,9 +730,9 @@ static void k314_id(real *restrict out, const real *restrict in0, long B) {
                     out[i0*64 + i1*32 + i2*2 + i3] = in0[i0*16 + i2];
 }
 
-/* k316_concat:
- *   %316 concat [B,96,32,32]   graphs/lib/unet.lua:15 */
-static void k316_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k338_concat:
+ *   %338 concat [B,96,32,32]   graphs/lib/unet.lua:15 */
+static void k338_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(65536*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 65536; i1++)
@@ -889,17 +743,18 @@ static void k316_concat(real *restrict out, const real *restrict in0, const real
             out[65536 + i0*98304 + i1] = in1[i0*32768 + i1];
 }
 
-/* k319_im2col:
- *   %319 im2col [B,864,1024]   graphs/lib/unet.lua:16 */
-static void k319_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864;
+/* k341_im2col:
+ *   %341 im2col [864,1024*B]   graphs/lib/unet.lua:16 */
+static void k341_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -912,24 +767,15 @@ static void k319_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k321_matmul:
- *   %321 matmul [B,32,1024]   graphs/lib/unet.lua:16 */
-static void k321_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*884736; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024, 864, (real)1, in0 + ao, 864, in1 + bo, 1024, (real)0, out + p*32768, 1024);
-    }
+/* k343_matmul:
+ *   %343 matmul [32,1024*B]   graphs/lib/unet.lua:16 */
+static void k343_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 1024*B, 864, (real)1, in0 + 0, 864, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
 }
 
-/* k344_id:
- *   %344 map:id [B,32,32,2,32,2]   graphs/lib/unet.lua:15 */
-static void k344_id(real *restrict out, const real *restrict in0, long B) {
+/* k368_id:
+ *   %368 map:id [B,32,32,2,32,2]   graphs/lib/unet.lua:15 */
+static void k368_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(3) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 1024*B; i0++)
         for (long i1 = 0; i1 < 2; i1++)
@@ -938,9 +784,9 @@ static void k344_id(real *restrict out, const real *restrict in0, long B) {
                     out[i0*128 + i1*64 + i2*2 + i3] = in0[i0*32 + i2];
 }
 
-/* k346_concat:
- *   %346 concat [B,64,64,64]   graphs/lib/unet.lua:15 */
-static void k346_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k370_concat:
+ *   %370 concat [B,64,64,64]   graphs/lib/unet.lua:15 */
+static void k370_concat(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 131072; i1++)
@@ -951,17 +797,18 @@ static void k346_concat(real *restrict out, const real *restrict in0, const real
             out[131072 + i0*262144 + i1] = in1[i0*131072 + i1];
 }
 
-/* k349_im2col:
- *   %349 im2col [B,576,4096]   graphs/lib/unet.lua:16 */
-static void k349_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576;
+/* k373_im2col:
+ *   %373 im2col [576,4096*B]   graphs/lib/unet.lua:16 */
+static void k373_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -974,32 +821,24 @@ static void k349_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k351_matmul:
- *   %351 matmul [B,32,4096]   graphs/lib/unet.lua:16 */
-static void k351_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*2359296; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096, 576, (real)1, in0 + ao, 576, in1 + bo, 4096, (real)0, out + p*131072, 4096);
-    }
+/* k375_matmul:
+ *   %375 matmul [32,4096*B]   graphs/lib/unet.lua:16 */
+static void k375_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 4096*B, 576, (real)1, in0 + 0, 576, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
 }
 
-/* k375_im2col:
- *   %375 im2col [B,32,4096]   graphs/seg.lua:52 */
-static void k375_im2col(real *restrict out, const real *restrict in0, long B) {
-    const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32;
+/* k401_im2col:
+ *   %401 im2col [32,4096*B]   graphs/seg.lua:52 */
+static void k401_im2col(real *restrict out, const real *restrict in0, long B) {
+    const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = ((real *)in0) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = (out) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = (out) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -1012,260 +851,173 @@ static void k375_im2col(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k377_matmul:
- *   %377 matmul [B,1,4096]   graphs/seg.lua:52 */
-static void k377_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*131072; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 4096, 32, (real)1, in0 + ao, 32, in1 + bo, 4096, (real)0, out + p*4096, 4096);
-    }
+/* k403_matmul:
+ *   %403 matmul [1,4096*B]   graphs/seg.lua:52 */
+static void k403_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 4096*B, 32, (real)1, in0 + 0, 32, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
 }
 
-/* k380_add:
- *   %380 map:add [B,1,64,64]   graphs/seg.lua:52 */
-static void k380_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k405_permute:
+ *   %405 permute [B,1,4096]   graphs/seg.lua:52
+ *   %521 permute [1,B,4096] (backward)  graphs/seg.lua:52 */
+static void k405_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(4096*B) > 32768)
+    for (long i0 = 0; i0 < 4096*B; i0++)
+        out[i0] = in0[i0];
+}
+
+/* k408_add:
+ *   %408 map:add [B,1,64,64]   graphs/seg.lua:52 */
+static void k408_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
         out[i0] = in0[i0] + in1[0];
 }
 
-/* k381_relu:
- *   %381 map:relu [B,1,64,64]   graphs/lib/unet.lua:31 */
-static void k381_relu(real *restrict out, const real *restrict in0, long B) {
+/* k414_fused_exp_neg_abs:
+ *   %414 fused:exp_neg_abs [B,1,64,64]   graphs/lib/unet.lua:31
+ *     + %413 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %412 map:abs [B,1,64,64]  graphs/lib/unet.lua:31 */
+static void k414_fused_exp_neg_abs(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] > 0 ? in0[i0] : (real)0;
+        out[i0] = exp((-(fabs((in0[i0])))));
 }
 
-/* k382_mul:
- *   %382 map:mul [B,1,64,64]   graphs/lib/unet.lua:31
- *   %401 map:mul [B,4096]   graphs/lib/unet.lua:34
- *   %459 map:mul [B,4096] (backward)  graphs/lib/unet.lua:34
- *   %465 map:mul [B,1,64,64] (backward)  graphs/lib/unet.lua:32
- *   %466 map:mul [B,1,64,64] (backward)  graphs/lib/unet.lua:32
- *   %475 map:mul [B,1,64,64] (backward)  graphs/lib/unet.lua:31
- *   ... and 3 more */
-static void k382_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k383_sub:
- *   %383 map:sub [B,1,64,64]   graphs/lib/unet.lua:31 */
-static void k383_sub(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] - in1[i0];
-}
-
-/* k384_abs:
- *   %384 map:abs [B,1,64,64]   graphs/lib/unet.lua:31 */
-static void k384_abs(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = fabs(in0[i0]);
-}
-
-/* k385_neg:
- *   %385 map:neg [B,1,64,64]   graphs/lib/unet.lua:31
- *   %463 map:neg [B,1,64,64] (backward)  graphs/lib/unet.lua:32
- *   %476 map:neg [B,1,64,64] (backward)  graphs/lib/unet.lua:31
- *   %480 map:neg [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k385_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = -in0[i0];
-}
-
-/* k386_exp:
- *   %386 map:exp [B,1,64,64]   graphs/lib/unet.lua:31 */
-static void k386_exp(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = exp(in0[i0]);
-}
-
-/* k387_addc:
- *   %387 map:addc [B,1,64,64]   graphs/lib/unet.lua:31
- *   %464 map:addc [B,1,64,64] (backward)  graphs/lib/unet.lua:32 */
-static void k387_addc(real *restrict out, const real *restrict in0, long B) {
+/* k415_addc:
+ *   %415 map:addc [B,1,64,64]   graphs/lib/unet.lua:31 */
+static void k415_addc(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
         out[i0] = in0[i0] + (real)1;
 }
 
-/* k388_log:
- *   %388 map:log [B,1,64,64]   graphs/lib/unet.lua:31 */
-static void k388_log(real *restrict out, const real *restrict in0, long B) {
+/* k417_fused_add_sub_relu_mul:
+ *   %417 fused:add_sub_relu_mul [B,1,64,64]   graphs/lib/unet.lua:31
+ *     + %411 map:sub [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %409 map:relu [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %410 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %416 map:log [B,1,64,64]  graphs/lib/unet.lua:31 */
+static void k417_fused_add_sub_relu_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = log(in0[i0]);
+        out[i0] = (((in0[i0]) > 0 ? (in0[i0]) : (real)0) - ((in0[i0]) * (in1[i0]))) + (log((in2[i0])));
 }
 
-/* k389_add:
- *   %389 map:add [B,1,64,64]   graphs/lib/unet.lua:31
- *   %461 map:add [B,4096] (backward)  graphs/lib/unet.lua:34
- *   %479 map:add [B,1,64,64] (backward)  graphs/lib/unet.lua:31
- *   %483 map:add [B,1,64,64] (backward)  graphs/lib/unet.lua:31
- *   %486 map:add [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k389_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k390_sum:
- *   %390 reduce [1,1,64,64]   graphs/lib/unet.lua:31
- *   %487 reduce [1,1,64,64] (backward)  graphs/seg.lua:52 */
-static void k390_sum(real *restrict out, const real *restrict in0, long B) {
+/* k418_sum:
+ *   %418 reduce [1,1,64,64]   graphs/lib/unet.lua:31
+ *   %515 reduce [1,1,64,64] (backward)  graphs/seg.lua:52 */
+static void k418_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (4096 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4096*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 4096; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*4096 + i];
-            out[o*4096 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4096 ? ib + 256 : 4096;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*4096;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4096 + i] = a[i - ib];
         }
 }
 
-/* k391_scale:
- *   %391 map:scale [1,1,64,64]   graphs/lib/unet.lua:31
- *   %472 map:scale [1,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k391_scale(real *restrict out, const real *restrict in0, long B) {
+/* k419_scale:
+ *   %419 map:scale [1,1,64,64]   graphs/lib/unet.lua:31 */
+static void k419_scale(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096) > 32768)
     for (long i0 = 0; i0 < 4096; i0++)
         out[i0] = in0[i0] * ((real)1/(real)(B));
 }
 
-/* k392_sum:
- *   %392 reduce [1,1,64,64]   graphs/lib/unet.lua:31 */
-static void k392_sum(real *restrict out, const real *restrict in0) {
+/* k420_sum:
+ *   %420 reduce [1,1,64,64]   graphs/lib/unet.lua:31 */
+static void k420_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (4096 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4096) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 4096; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 1; j++) a += in0[(o*1 + j)*4096 + i];
-            out[o*4096 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 4096 ? ib + 256 : 4096;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 1; j++) {
+                const real *row = in0 + (o*1 + j)*4096;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*4096 + i] = a[i - ib];
         }
 }
 
-/* k393_scale:
- *   %393 map:scale [1,1,64,64]   graphs/lib/unet.lua:31
- *   %471 map:scale [1,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k393_scale(real *restrict out, const real *restrict in0) {
+/* k421_scale:
+ *   %421 map:scale [1,1,64,64]   graphs/lib/unet.lua:31 */
+static void k421_scale(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for simd if((long)(4096) > 32768)
     for (long i0 = 0; i0 < 4096; i0++)
         out[i0] = in0[i0] * (real)1;
 }
 
-/* k394_sum:
- *   %394 reduce [1,1,1,64]   graphs/lib/unet.lua:31
- *   %489 reduce [1,1,64] (backward)  graphs/seg.lua:52 */
-static void k394_sum(real *restrict out, const real *restrict in0) {
+/* k422_sum:
+ *   %422 reduce [1,1,1,64]   graphs/lib/unet.lua:31
+ *   %517 reduce [1,1,64] (backward)  graphs/seg.lua:52 */
+static void k422_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (64 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(4096) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 64; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 64; j++) a += in0[(o*64 + j)*64 + i];
-            out[o*64 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 64; j++) {
+                const real *row = in0 + (o*64 + j)*64;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
         }
 }
 
-/* k395_scale:
- *   %395 map:scale [1,1,1,64]   graphs/lib/unet.lua:31
- *   %469 map:scale [1,1,1,64] (backward)  graphs/lib/unet.lua:31 */
-static void k395_scale(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for simd if((long)(64) > 32768)
-    for (long i0 = 0; i0 < 64; i0++)
-        out[i0] = in0[i0] * (real)0.015625;
+/* k425_fused_scale_sum_scale:
+ *   %425 fused:scale_sum_scale [1,1,1,1]   graphs/lib/unet.lua:31
+ *     + %424 reduce [1,1,1,1]  graphs/lib/unet.lua:31
+ *     + %423 map:scale [1,1,1,64]  graphs/lib/unet.lua:31 */
+static void k425_fused_scale_sum_scale(real *restrict out, const real *restrict in0) {
+    { real r1 = (real)0; for (long j1 = 0; j1 < 64; j1++) r1 += (in0[0 + j1*1]) * (real)0.015625; out[0] = (r1) * (real)0.015625; }
 }
 
-/* k396_sum:
- *   %396 reduce [1,1,1,1]   graphs/lib/unet.lua:31
- *   %490 reduce [1,1,1] (backward)  graphs/seg.lua:52 */
-static void k396_sum(real *restrict out, const real *restrict in0) {
-    #pragma omp parallel for if((long)(64) > 32768)
-    for (long o = 0; o < 1; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*64;
-        for (long j = 0; j < 64; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k397_scale:
- *   %397 map:scale [1,1,1,1]   graphs/lib/unet.lua:31
- *   %467 map:scale [1,1,1,1] (backward)  graphs/lib/unet.lua:31 */
-static void k397_scale(real *restrict out, const real *restrict in0) {
-    out[0] = in0[0] * (real)0.015625;
-}
-
-/* k398_sigmoid:
- *   %398 map:sigmoid [B,1,64,64]   graphs/lib/unet.lua:32 */
-static void k398_sigmoid(real *restrict out, const real *restrict in0, long B) {
+/* k426_sigmoid:
+ *   %426 map:sigmoid [B,1,64,64]   graphs/lib/unet.lua:32 */
+static void k426_sigmoid(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
         out[i0] = (real)1 / ((real)1 + exp(-in0[i0]));
 }
 
-/* k402_sum:
- *   %402 reduce [B,1]   graphs/lib/unet.lua:34
- *   %405 reduce [B,1]   graphs/lib/unet.lua:35
- *   %406 reduce [B,1]   graphs/lib/unet.lua:35 */
-static void k402_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for if((long)(4096*B) > 32768)
-    for (long o = 0; o < B; o++) {
-        real a = (real)0;
-        const real *row = in0 + o*4096;
-        for (long j = 0; j < 4096; j++) a += row[j];
-        out[o] = a;
-    }
-}
-
-/* k403_scale:
- *   %403 map:scale [B,1]   graphs/lib/unet.lua:35
- *   %457 map:scale [B,1] (backward)  graphs/lib/unet.lua:35 */
-static void k403_scale(real *restrict out, const real *restrict in0, long B) {
+/* k436_fused_addc_add_sum_sum:
+ *   %436 fused:addc_add_sum_sum [B,1]   graphs/lib/unet.lua:35
+ *     + %435 map:add [B,1]  graphs/lib/unet.lua:35
+ *     + %433 reduce [B,1]  graphs/lib/unet.lua:35
+ *     + %434 reduce [B,1]  graphs/lib/unet.lua:35 */
+static void k436_fused_addc_add_sum_sum(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * (real)2;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += in0[i0*4096 + j1*1]; real r2 = (real)0; for (long j2 = 0; j2 < 4096; j2++) r2 += in1[i0*4096 + j2*1]; out[i0] = ((r1) + (r2)) + (real)1; }
 }
 
-/* k404_addc:
- *   %404 map:addc [B,1]   graphs/lib/unet.lua:35
- *   %408 map:addc [B,1]   graphs/lib/unet.lua:35 */
-static void k404_addc(real *restrict out, const real *restrict in0, long B) {
+/* k437_fused_div_addc_scale_sum:
+ *   %437 fused:div_addc_scale_sum [B,1]   graphs/lib/unet.lua:35
+ *     + %432 map:addc [B,1]  graphs/lib/unet.lua:35
+ *     + %431 map:scale [B,1]  graphs/lib/unet.lua:35
+ *     + %430 reduce [B,1]  graphs/lib/unet.lua:34
+ *     + %429 map:mul [B,4096]  graphs/lib/unet.lua:34 */
+static void k437_fused_div_addc_scale_sum(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] + (real)1;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = (((r1) * (real)2) + (real)1) / (in2[i0]); }
 }
 
-/* k407_add:
- *   %407 map:add [B,1]   graphs/lib/unet.lua:35 */
-static void k407_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] + in1[i0];
-}
-
-/* k409_div:
- *   %409 map:div [B,1]   graphs/lib/unet.lua:35
- *   %453 map:div [B,1] (backward)  graphs/lib/unet.lua:35 */
-static void k409_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] / in1[i0];
-}
-
-/* k410_sum:
- *   %410 reduce [1,1]   graphs/lib/unet.lua:36 */
-static void k410_sum(real *restrict out, const real *restrict in0, long B) {
+/* k438_sum:
+ *   %438 reduce [1,1]   graphs/lib/unet.lua:36 */
+static void k438_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(B) > 32768)
     for (long o = 0; o < 1; o++) {
         real a = (real)0;
@@ -1275,176 +1027,166 @@ static void k410_sum(real *restrict out, const real *restrict in0, long B) {
     }
 }
 
-/* k411_scale:
- *   %411 map:scale [1,1]   graphs/lib/unet.lua:36
- *   %451 map:scale [1,1] (backward)  graphs/lib/unet.lua:36 */
-static void k411_scale(real *restrict out, const real *restrict in0, long B) {
-    out[0] = in0[0] * ((real)1/(real)(B));
+/* k441_fused_addc_neg_scale:
+ *   %441 fused:addc_neg_scale [1,1]   graphs/lib/unet.lua:36
+ *     + %440 map:neg [1,1]  graphs/lib/unet.lua:36
+ *     + %439 map:scale [1,1]  graphs/lib/unet.lua:36 */
+static void k441_fused_addc_neg_scale(real *restrict out, const real *restrict in0, long B) {
+    out[0] = (-((in0[0]) * ((real)1/(real)(B)))) + (real)1;
 }
 
-/* k412_neg:
- *   %412 map:neg [1,1]   graphs/lib/unet.lua:36
- *   %450 map:neg [1,1] (backward)  graphs/lib/unet.lua:36 */
-static void k412_neg(real *restrict out, const real *restrict in0) {
-    out[0] = -in0[0];
-}
-
-/* k413_addc:
- *   %413 map:addc [1,1]   graphs/lib/unet.lua:36 */
-static void k413_addc(real *restrict out, const real *restrict in0) {
-    out[0] = in0[0] + (real)1;
-}
-
-/* k416_add:
- *   %416 map:add []   graphs/lib/unet.lua:37 */
-static void k416_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
+/* k444_add:
+ *   %444 map:add []   graphs/lib/unet.lua:37 */
+static void k444_add(real *restrict out, const real *restrict in0, const real *restrict in1) {
     out[0] = in0[0] + in1[0];
 }
 
-/* k447_fill:
- *   %447 fill [] (backward)  graphs/seg.lua:52 */
-static void k447_fill(real *restrict out) {
+/* k475_fill:
+ *   %475 fill [] (backward)  graphs/seg.lua:52 */
+static void k475_fill(real *restrict out) {
     for (long i = 0; i < 1; i++) out[i] = (real)1;
 }
 
-/* k452_id:
- *   %452 map:id [B,1] (backward)  graphs/lib/unet.lua:36 */
-static void k452_id(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(B) > 32768)
-    for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[0];
+/* k479_fused_scale_neg:
+ *   %479 fused:scale_neg [1,1] (backward)  graphs/lib/unet.lua:36
+ *     + %478 map:neg [1,1]  graphs/lib/unet.lua:36 */
+static void k479_fused_scale_neg(real *restrict out, const real *restrict in0, long B) {
+    out[0] = (-(in0[0])) * ((real)1/(real)(B));
 }
 
-/* k454_mul:
- *   %454 map:mul [B,1] (backward)  graphs/lib/unet.lua:35 */
-static void k454_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k481_fused_div_id:
+ *   %481 fused:div_id [B,1] (backward)  graphs/lib/unet.lua:35
+ *     + %480 map:id [B,1]  graphs/lib/unet.lua:36 */
+static void k481_fused_div_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = in0[i0] * in1[i0];
+        out[i0] = ((in0[0])) / (in1[i0]);
 }
 
-/* k455_neg:
- *   %455 map:neg [B,1] (backward)  graphs/lib/unet.lua:35 */
-static void k455_neg(real *restrict out, const real *restrict in0, long B) {
+/* k483_fused_neg_mul:
+ *   %483 fused:neg_mul [B,1] (backward)  graphs/lib/unet.lua:35
+ *     + %482 map:mul [B,1]  graphs/lib/unet.lua:35 */
+static void k483_fused_neg_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
-        out[i0] = -in0[i0];
+        out[i0] = -((in0[i0]) * (in1[i0]));
 }
 
-/* k456_id:
- *   %456 map:id [B,4096] (backward)  graphs/lib/unet.lua:35
- *   %458 map:id [B,4096] (backward)  graphs/lib/unet.lua:34 */
-static void k456_id(real *restrict out, const real *restrict in0, long B) {
+/* k485_scale:
+ *   %485 map:scale [B,1] (backward)  graphs/lib/unet.lua:35 */
+static void k485_scale(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        out[i0] = in0[i0] * (real)2;
+}
+
+/* k489_fused_add_id_mul_id:
+ *   %489 fused:add_id_mul_id [B,4096] (backward)  graphs/lib/unet.lua:34
+ *     + %484 map:id [B,4096]  graphs/lib/unet.lua:35
+ *     + %487 map:mul [B,4096]  graphs/lib/unet.lua:34
+ *     + %486 map:id [B,4096]  graphs/lib/unet.lua:34 */
+static void k489_fused_add_id_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for collapse(1) if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0];
+            out[i0*4096 + i1] = ((in0[i0])) + (((in1[i0])) * (in2[i0*4096 + i1]));
 }
 
-/* k468_id:
- *   %468 map:id [1,1,1,64] (backward)  graphs/lib/unet.lua:31 */
-static void k468_id(real *restrict out, const real *restrict in0) {
+/* k495_scale:
+ *   %495 map:scale [1,1,1,1] (backward)  graphs/lib/unet.lua:31 */
+static void k495_scale(real *restrict out, const real *restrict in0) {
+    out[0] = in0[0] * (real)0.015625;
+}
+
+/* k497_fused_scale_id:
+ *   %497 fused:scale_id [1,1,1,64] (backward)  graphs/lib/unet.lua:31
+ *     + %496 map:id [1,1,1,64]  graphs/lib/unet.lua:31 */
+static void k497_fused_scale_id(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for simd if((long)(64) > 32768)
     for (long i0 = 0; i0 < 64; i0++)
-        out[i0] = in0[0];
+        out[i0] = ((in0[0])) * (real)0.015625;
 }
 
-/* k470_id:
- *   %470 map:id [1,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k470_id(real *restrict out, const real *restrict in0) {
+/* k500_fused_scale_scale_id:
+ *   %500 fused:scale_scale_id [1,1,64,64] (backward)  graphs/lib/unet.lua:31
+ *     + %499 map:scale [1,1,64,64]  graphs/lib/unet.lua:31
+ *     + %498 map:id [1,1,64,64]  graphs/lib/unet.lua:31 */
+static void k500_fused_scale_scale_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(4096) > 32768)
     for (long i0 = 0; i0 < 64; i0++)
         for (long i1 = 0; i1 < 64; i1++)
-            out[i0*64 + i1] = in0[i1];
+            out[i0*64 + i1] = (((in0[i1])) * (real)1) * ((real)1/(real)(B));
 }
 
-/* k473_id:
- *   %473 map:id [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k473_id(real *restrict out, const real *restrict in0, long B) {
+/* k501_id:
+ *   %501 map:id [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
+static void k501_id(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
             out[i0*4096 + i1] = in0[i1];
 }
 
-/* k474_div:
- *   %474 map:div [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k474_div(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+/* k514_fused_add_add_add_mul:
+ *   %514 fused:add_add_add_mul [B,1,64,64] (backward)  graphs/lib/unet.lua:31
+ *     + %511 map:add [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %507 map:add [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %494 map:mul [B,1,64,64]  graphs/lib/unet.lua:32
+ *     + %493 map:mul [B,1,64,64]  graphs/lib/unet.lua:32
+ *     + %492 map:addc [B,1,64,64]  graphs/lib/unet.lua:32
+ *     + %491 map:neg [B,1,64,64]  graphs/lib/unet.lua:32
+ *     + %506 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %504 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %503 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %502 map:div [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %505 map:sign [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %509 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %508 map:neg [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %513 map:mul [B,1,64,64]  graphs/lib/unet.lua:31
+ *     + %512 map:step [B,1,64,64]  graphs/lib/unet.lua:31 */
+static void k514_fused_add_add_add_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, const real *restrict in6, long B) {
     #pragma omp parallel for simd if((long)(4096*B) > 32768)
     for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] / in1[i0];
+        out[i0] = ((((in0[i0]) * ((in1[i0]) * ((-(in1[i0])) + (real)1))) + ((-(((in2[i0]) / (in3[i0])) * (in4[i0]))) * ((real)(((in5[i0]) > 0) - ((in5[i0]) < 0))))) + ((-(in2[i0])) * (in6[i0]))) + ((in2[i0]) * ((in5[i0]) > (real)0 ? (real)1 : (real)0));
 }
 
-/* k477_sign:
- *   %477 map:sign [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k477_sign(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = (real)((in0[i0] > 0) - (in0[i0] < 0));
-}
-
-/* k484_step:
- *   %484 map:step [B,1,64,64] (backward)  graphs/lib/unet.lua:31 */
-static void k484_step(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(4096*B) > 32768)
-    for (long i0 = 0; i0 < 4096*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
-}
-
-/* k493_matmul:
- *   %493 matmul [B,1,32] (backward)  graphs/seg.lua:52 */
-static void k493_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*4096; bo += i1*131072; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 32, 4096, (real)1, in0 + ao, 4096, in1 + bo, 4096, (real)0, out + p*32, 32);
+/* k518_sum:
+ *   %518 reduce [1,1,1] (backward)  graphs/seg.lua:52 */
+static void k518_sum(real *restrict out, const real *restrict in0) {
+    #pragma omp parallel for if((long)(64) > 32768)
+    for (long o = 0; o < 1; o++) {
+        real a = (real)0;
+        const real *row = in0 + o*64;
+        for (long j = 0; j < 64; j++) a += row[j];
+        out[o] = a;
     }
 }
 
-/* k494_matmul:
- *   %494 matmul [B,32,4096] (backward)  graphs/seg.lua:52 */
-static void k494_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*4096; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 4096, 1, (real)1, in0 + ao, 32, in1 + bo, 4096, (real)0, out + p*131072, 4096);
-    }
+/* k523_matmul:
+ *   %523 matmul [1,32] (backward)  graphs/seg.lua:52 */
+static void k523_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 32, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 32);
 }
 
-/* k495_sum:
- *   %495 reduce [1,1,32] (backward)  graphs/seg.lua:52 */
-static void k495_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(32*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 32; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*32 + i];
-            out[o*32 + i] = a;
-        }
+/* k524_matmul:
+ *   %524 matmul [32,4096*B] (backward)  graphs/seg.lua:52 */
+static void k524_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 4096*B, 1, (real)1, in0 + 0, 32, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
 }
 
-/* k498_col2im:
- *   %498 col2im [B,32,64,64] (backward)  graphs/seg.lua:52 */
-static void k498_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k526_col2im:
+ *   %526 col2im [B,32,64,64] (backward)  graphs/seg.lua:52 */
+static void k526_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(131072*B));
-    const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32;
+    const long C = 32, H = 64, W = 64, KH = 1, KW = 1, S = 1, P = 0, HO = 64, WO = 64, KC = 32, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -1457,71 +1199,69 @@ static void k498_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k499_step:
- *   %499 map:step [B,32,64,64] (backward)  graphs/lib/unet.lua:17
- *   %1063 map:step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22 */
-static void k499_step(real *restrict out, const real *restrict in0, long B) {
+/* k528_fused_mul_step:
+ *   %528 fused:mul_step [B,32,64,64] (backward)  graphs/lib/unet.lua:17
+ *     + %527 map:step [B,32,64,64]  graphs/lib/unet.lua:17 */
+static void k528_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k500_mul:
- *   %500 map:mul [B,32,64,64] (backward)  graphs/lib/unet.lua:17
- *   %507 map:mul [B,32,64,64] (backward)  graphs/lib/unet.lua:17
- *   %515 map:mul [B,8,16384] (backward)  graphs/lib/unet.lua:17
- *   %524 map:mul [B,8,16384] (backward)  graphs/lib/unet.lua:17
- *   %1064 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %1071 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 2 more */
-static void k500_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k501_sum:
- *   %501 reduce [1,32,64,64] (backward)  graphs/lib/unet.lua:17
- *   %508 reduce [1,32,64,64] (backward)  graphs/lib/unet.lua:17
- *   %532 reduce [1,32,64,64] (backward)  graphs/lib/unet.lua:16
- *   %1065 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1072 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1096 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k501_sum(real *restrict out, const real *restrict in0, long B) {
+/* k529_sum:
+ *   %529 reduce [1,32,64,64] (backward)  graphs/lib/unet.lua:17
+ *   %536 reduce [1,32,64,64] (backward)  graphs/lib/unet.lua:17
+ *   %560 reduce [1,32,64,64] (backward)  graphs/lib/unet.lua:16
+ *   %1093 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1100 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1124 reduce [1,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k529_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (131072 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 131072; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*131072 + i];
-            out[o*131072 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 131072 ? ib + 256 : 131072;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*131072;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*131072 + i] = a[i - ib];
         }
 }
 
-/* k503_sum:
- *   %503 reduce [32,1,64] (backward)  graphs/lib/unet.lua:17
- *   %510 reduce [32,1,64] (backward)  graphs/lib/unet.lua:17
- *   %534 reduce [32,1,64] (backward)  graphs/lib/unet.lua:16
- *   %1067 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1074 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1098 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k503_sum(real *restrict out, const real *restrict in0) {
+/* k531_sum:
+ *   %531 reduce [32,1,64] (backward)  graphs/lib/unet.lua:17
+ *   %538 reduce [32,1,64] (backward)  graphs/lib/unet.lua:17
+ *   %562 reduce [32,1,64] (backward)  graphs/lib/unet.lua:16
+ *   %1095 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1102 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1126 reduce [32,1,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k531_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (64 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072) > 32768)
     for (long o = 0; o < 32; o++)
-        for (long i = 0; i < 64; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 64; j++) a += in0[(o*64 + j)*64 + i];
-            out[o*64 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 64; j++) {
+                const real *row = in0 + (o*64 + j)*64;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
         }
 }
 
-/* k504_sum:
- *   %504 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
- *   %511 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
- *   %535 reduce [32,1,1] (backward)  graphs/lib/unet.lua:16
- *   %1068 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1075 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %1099 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k504_sum(real *restrict out, const real *restrict in0) {
+/* k532_sum:
+ *   %532 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
+ *   %539 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
+ *   %563 reduce [32,1,1] (backward)  graphs/lib/unet.lua:16
+ *   %1096 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1103 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1127 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k532_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(2048) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -1531,145 +1271,113 @@ static void k504_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k517_square:
- *   %517 map:square [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %568 map:square [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %619 map:square [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %670 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %715 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %761 map:square [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 7 more */
-static void k517_square(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * in0[i0];
+/* k534_mul:
+ *   %534 map:mul [B,32,64,64] (backward)  graphs/lib/unet.lua:17
+ *   %1098 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k534_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*131072 + i1*4096 + i2] = in0[i0*131072 + i1*4096 + i2] * in1[i1];
 }
 
-/* k518_mul:
- *   %518 map:mul [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %520 map:mul [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %569 map:mul [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %571 map:mul [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %620 map:mul [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %622 map:mul [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   ... and 20 more */
-static void k518_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8*B) > 32768)
-    for (long i0 = 0; i0 < 8*B; i0++)
+/* k535_mul:
+ *   %535 map:mul [B,32,64,64] (backward)  graphs/lib/unet.lua:17
+ *   %1099 map:mul [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k535_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = in0[i0] * in1[i0];
 }
 
-/* k519_scale:
- *   %519 map:scale [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %570 map:scale [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %621 map:scale [B,8,1] (backward)  graphs/lib/unet.lua:17
- *   %672 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %717 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %763 map:scale [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 7 more */
-static void k519_scale(real *restrict out, const real *restrict in0, long B) {
+/* k549_fused_scale_mul_sum_mul:
+ *   %549 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/unet.lua:17
+ *     + %548 map:mul [B,8,1]  graphs/lib/unet.lua:17
+ *     + %544 reduce [B,8,1]  graphs/lib/unet.lua:17
+ *     + %543 map:mul [B,8,16384]  graphs/lib/unet.lua:17
+ *     + %547 map:scale [B,8,1]  graphs/lib/unet.lua:17
+ *     + %546 map:mul [B,8,1]  graphs/lib/unet.lua:17
+ *     + %545 map:square [B,8,1]  graphs/lib/unet.lua:17
+ *   %1113 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k549_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     #pragma omp parallel for simd if((long)(8*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
-        out[i0] = in0[i0] * (real)-0.5;
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += (in0[i0*16384 + j1*1]) * (in1[i0*16384 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)6.103515625e-05; }
 }
 
-/* k522_id:
- *   %522 map:id [B,8,16384] (backward)  graphs/lib/unet.lua:17
- *   %529 map:id [B,8,16384] (backward)  graphs/lib/unet.lua:17
- *   %1086 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1093 map:id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k522_id(real *restrict out, const real *restrict in0, long B) {
+/* k553_fused_add_mul_mul_id:
+ *   %553 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/unet.lua:17
+ *     + %542 map:mul [B,8,16384]  graphs/lib/unet.lua:17
+ *     + %552 map:mul [B,8,16384]  graphs/lib/unet.lua:17
+ *     + %550 map:id [B,8,16384]  graphs/lib/unet.lua:17
+ *     + %551 map:scale [B,8,16384]  graphs/lib/unet.lua:17
+ *   %1117 fused:add_mul_mul_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k553_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
-            out[i0*16384 + i1] = in0[i0];
+            out[i0*16384 + i1] = ((in0[i0*16384 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*16384 + i1]) * (real)2));
 }
 
-/* k523_scale:
- *   %523 map:scale [B,8,16384] (backward)  graphs/lib/unet.lua:17
- *   %1087 map:scale [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k523_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k556_fused_scale_sum_neg:
+ *   %556 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/unet.lua:17
+ *     + %555 reduce [B,8,1]  graphs/lib/unet.lua:17
+ *     + %554 map:neg [B,8,16384]  graphs/lib/unet.lua:17
+ *   %1120 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k556_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 16384; j1++) r1 += -(in0[i0*16384 + j1*1]); out[i0] = (r1) * (real)6.103515625e-05; }
 }
 
-/* k525_add:
- *   %525 map:add [B,8,16384] (backward)  graphs/lib/unet.lua:17
- *   %530 map:add [B,8,16384] (backward)  graphs/lib/unet.lua:17
- *   %1062 map:add [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6
- *   %1089 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7
- *   %1094 map:add [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k525_add(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = in0[i0] + in1[i0];
+/* k558_fused_add_id:
+ *   %558 fused:add_id [B,8,16384] (backward)  graphs/lib/unet.lua:17
+ *     + %557 map:id [B,8,16384]  graphs/lib/unet.lua:17
+ *   %1122 fused:add_id [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k558_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 16384; i1++)
+            out[i0*16384 + i1] = (in0[i0*16384 + i1]) + ((in1[i0]));
 }
 
-/* k526_neg:
- *   %526 map:neg [B,8,16384] (backward)  graphs/lib/unet.lua:17
- *   %1090 map:neg [B,8,16384] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k526_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = -in0[i0];
+/* k566_permute:
+ *   %566 permute [32,B,4096] (backward)  graphs/lib/unet.lua:16
+ *   %1130 permute [32,B,4096] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k566_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 32; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 4096; i2++)
+                out[i0*4096*B + i1*4096 + i2] = in0[i0*4096 + i1*131072 + i2];
 }
 
-/* k538_matmul:
- *   %538 matmul [B,32,576] (backward)  graphs/lib/unet.lua:16 */
-static void k538_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*131072; bo += i1*2359296; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 576, 4096, (real)1, in0 + ao, 4096, in1 + bo, 4096, (real)0, out + p*18432, 576);
-    }
+/* k568_matmul:
+ *   %568 matmul [32,576] (backward)  graphs/lib/unet.lua:16 */
+static void k568_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 576, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 576);
 }
 
-/* k539_matmul:
- *   %539 matmul [B,576,4096] (backward)  graphs/lib/unet.lua:16 */
-static void k539_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*131072; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 4096, 32, (real)1, in0 + ao, 576, in1 + bo, 4096, (real)0, out + p*2359296, 4096);
-    }
+/* k569_matmul:
+ *   %569 matmul [576,4096*B] (backward)  graphs/lib/unet.lua:16 */
+static void k569_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 4096*B, 32, (real)1, in0 + 0, 576, in1 + 0, 4096*B, (real)0, out + 0, 4096*B);
 }
 
-/* k540_sum:
- *   %540 reduce [1,32,576] (backward)  graphs/lib/unet.lua:16
- *   %921 reduce [1,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k540_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(18432*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 18432; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*18432 + i];
-            out[o*18432 + i] = a;
-        }
-}
-
-/* k543_col2im:
- *   %543 col2im [B,64,64,64] (backward)  graphs/lib/unet.lua:16 */
-static void k543_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k571_col2im:
+ *   %571 col2im [B,64,64,64] (backward)  graphs/lib/unet.lua:16 */
+static void k571_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(262144*B));
-    const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576;
+    const long C = 64, H = 64, W = 64, KH = 3, KW = 3, S = 1, P = 1, HO = 64, WO = 64, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -1682,39 +1390,45 @@ static void k543_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k544_slice:
- *   %544 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15 */
-static void k544_slice(real *restrict out, const real *restrict in0, long B) {
+/* k572_slice:
+ *   %572 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15 */
+static void k572_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 131072; i1++)
             out[i0*131072 + i1] = in0[i0*262144 + i1];
 }
 
-/* k545_slice:
- *   %545 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15 */
-static void k545_slice(real *restrict out, const real *restrict in0, long B) {
+/* k573_slice:
+ *   %573 slice [B,32,64,64] (backward)  graphs/lib/unet.lua:15 */
+static void k573_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 131072; i1++)
             out[i0*131072 + i1] = in0[131072 + i0*262144 + i1];
 }
 
-/* k547_sum:
- *   %547 reduce [B,32,32,1,32,2] (backward)  graphs/lib/unet.lua:15 */
-static void k547_sum(real *restrict out, const real *restrict in0, long B) {
+/* k575_sum:
+ *   %575 reduce [B,32,32,1,32,2] (backward)  graphs/lib/unet.lua:15 */
+static void k575_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (64 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(131072*B) > 32768)
     for (long o = 0; o < 1024*B; o++)
-        for (long i = 0; i < 64; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 2; j++) a += in0[(o*2 + j)*64 + i];
-            out[o*64 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 64 ? ib + 256 : 64;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 2; j++) {
+                const real *row = in0 + (o*2 + j)*64;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*64 + i] = a[i - ib];
         }
 }
 
-/* k548_sum:
- *   %548 reduce [B,32,32,1,32,1] (backward)  graphs/lib/unet.lua:15 */
-static void k548_sum(real *restrict out, const real *restrict in0, long B) {
+/* k576_sum:
+ *   %576 reduce [B,32,32,1,32,1] (backward)  graphs/lib/unet.lua:15 */
+static void k576_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(65536*B) > 32768)
     for (long o = 0; o < 32768*B; o++) {
         real a = (real)0;
@@ -1724,76 +1438,73 @@ static void k548_sum(real *restrict out, const real *restrict in0, long B) {
     }
 }
 
-/* k550_step:
- *   %550 map:step [B,32,32,32] (backward)  graphs/lib/unet.lua:17
- *   %926 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %971 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   %1017 map:step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k550_step(real *restrict out, const real *restrict in0, long B) {
+/* k579_fused_mul_step:
+ *   %579 fused:mul_step [B,32,32,32] (backward)  graphs/lib/unet.lua:17
+ *     + %578 map:step [B,32,32,32]  graphs/lib/unet.lua:17
+ *   %1000 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12 */
+static void k579_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k551_mul:
- *   %551 map:mul [B,32,32,32] (backward)  graphs/lib/unet.lua:17
- *   %558 map:mul [B,32,32,32] (backward)  graphs/lib/unet.lua:17
- *   %566 map:mul [B,8,4096] (backward)  graphs/lib/unet.lua:17
- *   %575 map:mul [B,8,4096] (backward)  graphs/lib/unet.lua:17
- *   %927 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %934 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 10 more */
-static void k551_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k552_sum:
- *   %552 reduce [1,32,32,32] (backward)  graphs/lib/unet.lua:17
- *   %559 reduce [1,32,32,32] (backward)  graphs/lib/unet.lua:17
- *   %583 reduce [1,32,32,32] (backward)  graphs/lib/unet.lua:16
- *   %928 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %935 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %959 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+/* k580_sum:
+ *   %580 reduce [1,32,32,32] (backward)  graphs/lib/unet.lua:17
+ *   %587 reduce [1,32,32,32] (backward)  graphs/lib/unet.lua:17
+ *   %611 reduce [1,32,32,32] (backward)  graphs/lib/unet.lua:16
+ *   %956 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %963 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %987 reduce [1,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
  *   ... and 6 more */
-static void k552_sum(real *restrict out, const real *restrict in0, long B) {
+static void k580_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (32768 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 32768; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*32768 + i];
-            out[o*32768 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 32768 ? ib + 256 : 32768;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*32768;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*32768 + i] = a[i - ib];
         }
 }
 
-/* k554_sum:
- *   %554 reduce [32,1,32] (backward)  graphs/lib/unet.lua:17
- *   %561 reduce [32,1,32] (backward)  graphs/lib/unet.lua:17
- *   %585 reduce [32,1,32] (backward)  graphs/lib/unet.lua:16
- *   %930 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %937 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %961 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+/* k582_sum:
+ *   %582 reduce [32,1,32] (backward)  graphs/lib/unet.lua:17
+ *   %589 reduce [32,1,32] (backward)  graphs/lib/unet.lua:17
+ *   %613 reduce [32,1,32] (backward)  graphs/lib/unet.lua:16
+ *   %958 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %965 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %989 reduce [32,1,32] (backward)  graphs/lib/image_encoder.lua:13
  *   ... and 6 more */
-static void k554_sum(real *restrict out, const real *restrict in0) {
+static void k582_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (32 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32768) > 32768)
     for (long o = 0; o < 32; o++)
-        for (long i = 0; i < 32; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 32; j++) a += in0[(o*32 + j)*32 + i];
-            out[o*32 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 32; j++) {
+                const real *row = in0 + (o*32 + j)*32;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
         }
 }
 
-/* k555_sum:
- *   %555 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
- *   %562 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
- *   %586 reduce [32,1,1] (backward)  graphs/lib/unet.lua:16
- *   %931 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %938 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %962 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+/* k583_sum:
+ *   %583 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
+ *   %590 reduce [32,1,1] (backward)  graphs/lib/unet.lua:17
+ *   %614 reduce [32,1,1] (backward)  graphs/lib/unet.lua:16
+ *   %959 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %966 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %990 reduce [32,1,1] (backward)  graphs/lib/image_encoder.lua:13
  *   ... and 6 more */
-static void k555_sum(real *restrict out, const real *restrict in0) {
+static void k583_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 32; o++) {
         real a = (real)0;
@@ -1803,97 +1514,127 @@ static void k555_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k573_id:
- *   %573 map:id [B,8,4096] (backward)  graphs/lib/unet.lua:17
- *   %580 map:id [B,8,4096] (backward)  graphs/lib/unet.lua:17
- *   %949 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %956 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %994 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1001 map:id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 2 more */
-static void k573_id(real *restrict out, const real *restrict in0, long B) {
+/* k585_mul:
+ *   %585 map:mul [B,32,32,32] (backward)  graphs/lib/unet.lua:17
+ *   %961 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1006 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1052 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k585_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 32; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*32768 + i1*1024 + i2] = in0[i0*32768 + i1*1024 + i2] * in1[i1];
+}
+
+/* k586_mul:
+ *   %586 map:mul [B,32,32,32] (backward)  graphs/lib/unet.lua:17
+ *   %962 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1007 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1053 map:mul [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k586_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32768*B; i0++)
+        out[i0] = in0[i0] * in1[i0];
+}
+
+/* k600_fused_scale_mul_sum_mul:
+ *   %600 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/unet.lua:17
+ *     + %599 map:mul [B,8,1]  graphs/lib/unet.lua:17
+ *     + %595 reduce [B,8,1]  graphs/lib/unet.lua:17
+ *     + %594 map:mul [B,8,4096]  graphs/lib/unet.lua:17
+ *     + %598 map:scale [B,8,1]  graphs/lib/unet.lua:17
+ *     + %597 map:mul [B,8,1]  graphs/lib/unet.lua:17
+ *     + %596 map:square [B,8,1]  graphs/lib/unet.lua:17
+ *   %976 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1021 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1067 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k600_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += (in0[i0*4096 + j1*1]) * (in1[i0*4096 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.000244140625; }
+}
+
+/* k604_fused_add_mul_mul_id:
+ *   %604 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/unet.lua:17
+ *     + %593 map:mul [B,8,4096]  graphs/lib/unet.lua:17
+ *     + %603 map:mul [B,8,4096]  graphs/lib/unet.lua:17
+ *     + %601 map:id [B,8,4096]  graphs/lib/unet.lua:17
+ *     + %602 map:scale [B,8,4096]  graphs/lib/unet.lua:17
+ *   %980 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1025 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1071 fused:add_mul_mul_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k604_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 4096; i1++)
-            out[i0*4096 + i1] = in0[i0];
+            out[i0*4096 + i1] = ((in0[i0*4096 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*4096 + i1]) * (real)2));
 }
 
-/* k574_scale:
- *   %574 map:scale [B,8,4096] (backward)  graphs/lib/unet.lua:17
- *   %950 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %995 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1041 map:scale [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k574_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k607_fused_scale_sum_neg:
+ *   %607 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/unet.lua:17
+ *     + %606 reduce [B,8,1]  graphs/lib/unet.lua:17
+ *     + %605 map:neg [B,8,4096]  graphs/lib/unet.lua:17
+ *   %983 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1028 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1074 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k607_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 4096; j1++) r1 += -(in0[i0*4096 + j1*1]); out[i0] = (r1) * (real)0.000244140625; }
 }
 
-/* k577_neg:
- *   %577 map:neg [B,8,4096] (backward)  graphs/lib/unet.lua:17
- *   %953 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
- *   %998 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
- *   %1044 map:neg [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k577_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(32768*B) > 32768)
-    for (long i0 = 0; i0 < 32768*B; i0++)
-        out[i0] = -in0[i0];
+/* k609_fused_add_id:
+ *   %609 fused:add_id [B,8,4096] (backward)  graphs/lib/unet.lua:17
+ *     + %608 map:id [B,8,4096]  graphs/lib/unet.lua:17
+ *   %985 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1030 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1076 fused:add_id [B,8,4096] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k609_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 4096; i1++)
+            out[i0*4096 + i1] = (in0[i0*4096 + i1]) + ((in1[i0]));
 }
 
-/* k589_matmul:
- *   %589 matmul [B,32,864] (backward)  graphs/lib/unet.lua:16 */
-static void k589_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*32768; bo += i1*884736; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 864, 1024, (real)1, in0 + ao, 1024, in1 + bo, 1024, (real)0, out + p*27648, 864);
-    }
+/* k617_permute:
+ *   %617 permute [32,B,1024] (backward)  graphs/lib/unet.lua:16
+ *   %993 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1038 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1084 permute [32,B,1024] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k617_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 1024; i2++)
+                out[i0*1024*B + i1*1024 + i2] = in0[i0*1024 + i1*32768 + i2];
 }
 
-/* k590_matmul:
- *   %590 matmul [B,864,1024] (backward)  graphs/lib/unet.lua:16 */
-static void k590_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*32768; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 864, 1024, 32, (real)1, in0 + ao, 864, in1 + bo, 1024, (real)0, out + p*884736, 1024);
-    }
+/* k619_matmul:
+ *   %619 matmul [32,864] (backward)  graphs/lib/unet.lua:16 */
+static void k619_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 864, 1024*B, (real)1, in0 + 0, 1024*B, in1 + 0, 1024*B, (real)0, out + 0, 864);
 }
 
-/* k591_sum:
- *   %591 reduce [1,32,864] (backward)  graphs/lib/unet.lua:16 */
-static void k591_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(27648*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 27648; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*27648 + i];
-            out[o*27648 + i] = a;
-        }
+/* k620_matmul:
+ *   %620 matmul [864,1024*B] (backward)  graphs/lib/unet.lua:16 */
+static void k620_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 864, 1024*B, 32, (real)1, in0 + 0, 864, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
 }
 
-/* k594_col2im:
- *   %594 col2im [B,96,32,32] (backward)  graphs/lib/unet.lua:16 */
-static void k594_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k622_col2im:
+ *   %622 col2im [B,96,32,32] (backward)  graphs/lib/unet.lua:16 */
+static void k622_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(98304*B));
-    const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864;
+    const long C = 96, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 864, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -1906,39 +1647,45 @@ static void k594_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k595_slice:
- *   %595 slice [B,64,32,32] (backward)  graphs/lib/unet.lua:15 */
-static void k595_slice(real *restrict out, const real *restrict in0, long B) {
+/* k623_slice:
+ *   %623 slice [B,64,32,32] (backward)  graphs/lib/unet.lua:15 */
+static void k623_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(65536*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 65536; i1++)
             out[i0*65536 + i1] = in0[i0*98304 + i1];
 }
 
-/* k596_slice:
- *   %596 slice [B,32,32,32] (backward)  graphs/lib/unet.lua:15 */
-static void k596_slice(real *restrict out, const real *restrict in0, long B) {
+/* k624_slice:
+ *   %624 slice [B,32,32,32] (backward)  graphs/lib/unet.lua:15 */
+static void k624_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32768; i1++)
             out[i0*32768 + i1] = in0[65536 + i0*98304 + i1];
 }
 
-/* k598_sum:
- *   %598 reduce [B,64,16,1,16,2] (backward)  graphs/lib/unet.lua:15 */
-static void k598_sum(real *restrict out, const real *restrict in0, long B) {
+/* k626_sum:
+ *   %626 reduce [B,64,16,1,16,2] (backward)  graphs/lib/unet.lua:15 */
+static void k626_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (32 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(65536*B) > 32768)
     for (long o = 0; o < 1024*B; o++)
-        for (long i = 0; i < 32; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 2; j++) a += in0[(o*2 + j)*32 + i];
-            out[o*32 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 32 ? ib + 256 : 32;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 2; j++) {
+                const real *row = in0 + (o*2 + j)*32;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*32 + i] = a[i - ib];
         }
 }
 
-/* k599_sum:
- *   %599 reduce [B,64,16,1,16,1] (backward)  graphs/lib/unet.lua:15 */
-static void k599_sum(real *restrict out, const real *restrict in0, long B) {
+/* k627_sum:
+ *   %627 reduce [B,64,16,1,16,1] (backward)  graphs/lib/unet.lua:15 */
+static void k627_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(32768*B) > 32768)
     for (long o = 0; o < 16384*B; o++) {
         real a = (real)0;
@@ -1948,76 +1695,73 @@ static void k599_sum(real *restrict out, const real *restrict in0, long B) {
     }
 }
 
-/* k601_step:
- *   %601 map:step [B,64,16,16] (backward)  graphs/lib/unet.lua:17
- *   %789 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %834 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   %880 map:step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k601_step(real *restrict out, const real *restrict in0, long B) {
+/* k630_fused_mul_step:
+ *   %630 fused:mul_step [B,64,16,16] (backward)  graphs/lib/unet.lua:17
+ *     + %629 map:step [B,64,16,16]  graphs/lib/unet.lua:17
+ *   %863 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12 */
+static void k630_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k602_mul:
- *   %602 map:mul [B,64,16,16] (backward)  graphs/lib/unet.lua:17
- *   %609 map:mul [B,64,16,16] (backward)  graphs/lib/unet.lua:17
- *   %617 map:mul [B,8,2048] (backward)  graphs/lib/unet.lua:17
- *   %626 map:mul [B,8,2048] (backward)  graphs/lib/unet.lua:17
- *   %790 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %797 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   ... and 10 more */
-static void k602_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k603_sum:
- *   %603 reduce [1,64,16,16] (backward)  graphs/lib/unet.lua:17
- *   %610 reduce [1,64,16,16] (backward)  graphs/lib/unet.lua:17
- *   %634 reduce [1,64,16,16] (backward)  graphs/lib/unet.lua:16
- *   %791 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %798 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %822 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+/* k631_sum:
+ *   %631 reduce [1,64,16,16] (backward)  graphs/lib/unet.lua:17
+ *   %638 reduce [1,64,16,16] (backward)  graphs/lib/unet.lua:17
+ *   %662 reduce [1,64,16,16] (backward)  graphs/lib/unet.lua:16
+ *   %819 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %826 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %850 reduce [1,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
  *   ... and 6 more */
-static void k603_sum(real *restrict out, const real *restrict in0, long B) {
+static void k631_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (16384 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 16384; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*16384 + i];
-            out[o*16384 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 16384 ? ib + 256 : 16384;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*16384;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*16384 + i] = a[i - ib];
         }
 }
 
-/* k605_sum:
- *   %605 reduce [64,1,16] (backward)  graphs/lib/unet.lua:17
- *   %612 reduce [64,1,16] (backward)  graphs/lib/unet.lua:17
- *   %636 reduce [64,1,16] (backward)  graphs/lib/unet.lua:16
- *   %793 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %800 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %824 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+/* k633_sum:
+ *   %633 reduce [64,1,16] (backward)  graphs/lib/unet.lua:17
+ *   %640 reduce [64,1,16] (backward)  graphs/lib/unet.lua:17
+ *   %664 reduce [64,1,16] (backward)  graphs/lib/unet.lua:16
+ *   %821 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %828 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %852 reduce [64,1,16] (backward)  graphs/lib/image_encoder.lua:13
  *   ... and 6 more */
-static void k605_sum(real *restrict out, const real *restrict in0) {
+static void k633_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (16 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(16384) > 32768)
     for (long o = 0; o < 64; o++)
-        for (long i = 0; i < 16; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 16; j++) a += in0[(o*16 + j)*16 + i];
-            out[o*16 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 16 ? ib + 256 : 16;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 16; j++) {
+                const real *row = in0 + (o*16 + j)*16;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*16 + i] = a[i - ib];
         }
 }
 
-/* k606_sum:
- *   %606 reduce [64,1,1] (backward)  graphs/lib/unet.lua:17
- *   %613 reduce [64,1,1] (backward)  graphs/lib/unet.lua:17
- *   %637 reduce [64,1,1] (backward)  graphs/lib/unet.lua:16
- *   %794 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %801 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %825 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+/* k634_sum:
+ *   %634 reduce [64,1,1] (backward)  graphs/lib/unet.lua:17
+ *   %641 reduce [64,1,1] (backward)  graphs/lib/unet.lua:17
+ *   %665 reduce [64,1,1] (backward)  graphs/lib/unet.lua:16
+ *   %822 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %829 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %853 reduce [64,1,1] (backward)  graphs/lib/image_encoder.lua:13
  *   ... and 6 more */
-static void k606_sum(real *restrict out, const real *restrict in0) {
+static void k634_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 64; o++) {
         real a = (real)0;
@@ -2027,97 +1771,127 @@ static void k606_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k624_id:
- *   %624 map:id [B,8,2048] (backward)  graphs/lib/unet.lua:17
- *   %631 map:id [B,8,2048] (backward)  graphs/lib/unet.lua:17
- *   %812 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %819 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %857 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %864 map:id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 2 more */
-static void k624_id(real *restrict out, const real *restrict in0, long B) {
+/* k636_mul:
+ *   %636 map:mul [B,64,16,16] (backward)  graphs/lib/unet.lua:17
+ *   %824 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %869 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %915 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k636_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 64; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*16384 + i1*256 + i2] = in0[i0*16384 + i1*256 + i2] * in1[i1];
+}
+
+/* k637_mul:
+ *   %637 map:mul [B,64,16,16] (backward)  graphs/lib/unet.lua:17
+ *   %825 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %870 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %916 map:mul [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k637_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 16384*B; i0++)
+        out[i0] = in0[i0] * in1[i0];
+}
+
+/* k651_fused_scale_mul_sum_mul:
+ *   %651 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/unet.lua:17
+ *     + %650 map:mul [B,8,1]  graphs/lib/unet.lua:17
+ *     + %646 reduce [B,8,1]  graphs/lib/unet.lua:17
+ *     + %645 map:mul [B,8,2048]  graphs/lib/unet.lua:17
+ *     + %649 map:scale [B,8,1]  graphs/lib/unet.lua:17
+ *     + %648 map:mul [B,8,1]  graphs/lib/unet.lua:17
+ *     + %647 map:square [B,8,1]  graphs/lib/unet.lua:17
+ *   %839 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %884 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %930 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k651_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += (in0[i0*2048 + j1*1]) * (in1[i0*2048 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.00048828125; }
+}
+
+/* k655_fused_add_mul_mul_id:
+ *   %655 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/unet.lua:17
+ *     + %644 map:mul [B,8,2048]  graphs/lib/unet.lua:17
+ *     + %654 map:mul [B,8,2048]  graphs/lib/unet.lua:17
+ *     + %652 map:id [B,8,2048]  graphs/lib/unet.lua:17
+ *     + %653 map:scale [B,8,2048]  graphs/lib/unet.lua:17
+ *   %843 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %888 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %934 fused:add_mul_mul_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k655_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 2048; i1++)
-            out[i0*2048 + i1] = in0[i0];
+            out[i0*2048 + i1] = ((in0[i0*2048 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*2048 + i1]) * (real)2));
 }
 
-/* k625_scale:
- *   %625 map:scale [B,8,2048] (backward)  graphs/lib/unet.lua:17
- *   %813 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %858 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %904 map:scale [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k625_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k658_fused_scale_sum_neg:
+ *   %658 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/unet.lua:17
+ *     + %657 reduce [B,8,1]  graphs/lib/unet.lua:17
+ *     + %656 map:neg [B,8,2048]  graphs/lib/unet.lua:17
+ *   %846 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %891 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %937 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k658_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 2048; j1++) r1 += -(in0[i0*2048 + j1*1]); out[i0] = (r1) * (real)0.00048828125; }
 }
 
-/* k628_neg:
- *   %628 map:neg [B,8,2048] (backward)  graphs/lib/unet.lua:17
- *   %816 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
- *   %861 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
- *   %907 map:neg [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k628_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(16384*B) > 32768)
-    for (long i0 = 0; i0 < 16384*B; i0++)
-        out[i0] = -in0[i0];
+/* k660_fused_add_id:
+ *   %660 fused:add_id [B,8,2048] (backward)  graphs/lib/unet.lua:17
+ *     + %659 map:id [B,8,2048]  graphs/lib/unet.lua:17
+ *   %848 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:13
+ *   %893 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7
+ *   %939 fused:add_id [B,8,2048] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k660_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 2048; i1++)
+            out[i0*2048 + i1] = (in0[i0*2048 + i1]) + ((in1[i0]));
 }
 
-/* k640_matmul:
- *   %640 matmul [B,64,1728] (backward)  graphs/lib/unet.lua:16 */
-static void k640_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*16384; bo += i1*442368; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1728, 256, (real)1, in0 + ao, 256, in1 + bo, 256, (real)0, out + p*110592, 1728);
-    }
+/* k668_permute:
+ *   %668 permute [64,B,256] (backward)  graphs/lib/unet.lua:16
+ *   %856 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:13
+ *   %901 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6
+ *   %947 permute [64,B,256] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k668_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 64; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 256; i2++)
+                out[i0*256*B + i1*256 + i2] = in0[i0*256 + i1*16384 + i2];
 }
 
-/* k641_matmul:
- *   %641 matmul [B,1728,256] (backward)  graphs/lib/unet.lua:16 */
-static void k641_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*16384; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1728, 256, 64, (real)1, in0 + ao, 1728, in1 + bo, 256, (real)0, out + p*442368, 256);
-    }
+/* k670_matmul:
+ *   %670 matmul [64,1728] (backward)  graphs/lib/unet.lua:16 */
+static void k670_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1728, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 1728);
 }
 
-/* k642_sum:
- *   %642 reduce [1,64,1728] (backward)  graphs/lib/unet.lua:16 */
-static void k642_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(110592*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 110592; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*110592 + i];
-            out[o*110592 + i] = a;
-        }
+/* k671_matmul:
+ *   %671 matmul [1728,256*B] (backward)  graphs/lib/unet.lua:16 */
+static void k671_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1728, 256*B, 64, (real)1, in0 + 0, 1728, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k645_col2im:
- *   %645 col2im [B,192,16,16] (backward)  graphs/lib/unet.lua:16 */
-static void k645_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k673_col2im:
+ *   %673 col2im [B,192,16,16] (backward)  graphs/lib/unet.lua:16 */
+static void k673_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(49152*B));
-    const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728;
+    const long C = 192, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 1728, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -2130,39 +1904,45 @@ static void k645_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k646_slice:
- *   %646 slice [B,128,16,16] (backward)  graphs/lib/unet.lua:15 */
-static void k646_slice(real *restrict out, const real *restrict in0, long B) {
+/* k674_slice:
+ *   %674 slice [B,128,16,16] (backward)  graphs/lib/unet.lua:15 */
+static void k674_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 32768; i1++)
             out[i0*32768 + i1] = in0[i0*49152 + i1];
 }
 
-/* k647_slice:
- *   %647 slice [B,64,16,16] (backward)  graphs/lib/unet.lua:15 */
-static void k647_slice(real *restrict out, const real *restrict in0, long B) {
+/* k675_slice:
+ *   %675 slice [B,64,16,16] (backward)  graphs/lib/unet.lua:15 */
+static void k675_slice(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for collapse(1) if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < B; i0++)
         for (long i1 = 0; i1 < 16384; i1++)
             out[i0*16384 + i1] = in0[32768 + i0*49152 + i1];
 }
 
-/* k649_sum:
- *   %649 reduce [B,128,8,1,8,2] (backward)  graphs/lib/unet.lua:15 */
-static void k649_sum(real *restrict out, const real *restrict in0, long B) {
+/* k677_sum:
+ *   %677 reduce [B,128,8,1,8,2] (backward)  graphs/lib/unet.lua:15 */
+static void k677_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (16 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(32768*B) > 32768)
     for (long o = 0; o < 1024*B; o++)
-        for (long i = 0; i < 16; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 2; j++) a += in0[(o*2 + j)*16 + i];
-            out[o*16 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 16 ? ib + 256 : 16;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 2; j++) {
+                const real *row = in0 + (o*2 + j)*16;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*16 + i] = a[i - ib];
         }
 }
 
-/* k650_sum:
- *   %650 reduce [B,128,8,1,8,1] (backward)  graphs/lib/unet.lua:15 */
-static void k650_sum(real *restrict out, const real *restrict in0, long B) {
+/* k678_sum:
+ *   %678 reduce [B,128,8,1,8,1] (backward)  graphs/lib/unet.lua:15 */
+static void k678_sum(real *restrict out, const real *restrict in0, long B) {
     #pragma omp parallel for if((long)(16384*B) > 32768)
     for (long o = 0; o < 8192*B; o++) {
         real a = (real)0;
@@ -2172,75 +1952,73 @@ static void k650_sum(real *restrict out, const real *restrict in0, long B) {
     }
 }
 
-/* k652_step:
- *   %652 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %697 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
- *   %743 map:step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26 */
-static void k652_step(real *restrict out, const real *restrict in0, long B) {
+/* k681_fused_mul_step:
+ *   %681 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %680 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27
+ *   %726 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12 */
+static void k681_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] > (real)0 ? (real)1 : (real)0;
+        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k653_mul:
- *   %653 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %660 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %668 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %677 map:mul [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %698 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
- *   %705 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 6 more */
-static void k653_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * in1[i0];
-}
-
-/* k654_sum:
- *   %654 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %661 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %685 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %699 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %706 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %730 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
+/* k682_sum:
+ *   %682 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %689 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %713 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %727 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %734 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %758 reduce [1,128,8,8] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k654_sum(real *restrict out, const real *restrict in0, long B) {
+static void k682_sum(real *restrict out, const real *restrict in0, long B) {
+    const long nblk = (8192 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
     for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 8192; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*8192 + i];
-            out[o*8192 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 8192 ? ib + 256 : 8192;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < B; j++) {
+                const real *row = in0 + (o*B + j)*8192;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*8192 + i] = a[i - ib];
         }
 }
 
-/* k656_sum:
- *   %656 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %663 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %687 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %701 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %708 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
- *   %732 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
+/* k684_sum:
+ *   %684 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %691 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %715 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %729 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %736 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %760 reduce [128,1,8] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k656_sum(real *restrict out, const real *restrict in0) {
+static void k684_sum(real *restrict out, const real *restrict in0) {
+    const long nblk = (8 + 255) / 256;
     #pragma omp parallel for collapse(2) if((long)(8192) > 32768)
     for (long o = 0; o < 128; o++)
-        for (long i = 0; i < 8; i++) {
-            real a = (real)0;
-            for (long j = 0; j < 8; j++) a += in0[(o*8 + j)*8 + i];
-            out[o*8 + i] = a;
+        for (long b = 0; b < nblk; b++) {
+            const long ib = b*256, ie = ib + 256 < 8 ? ib + 256 : 8;
+            real a[256];
+            for (long i = ib; i < ie; i++) a[i - ib] = (real)0;
+            for (long j = 0; j < 8; j++) {
+                const real *row = in0 + (o*8 + j)*8;
+                for (long i = ib; i < ie; i++) a[i - ib] += row[i];
+            }
+            for (long i = ib; i < ie; i++) out[o*8 + i] = a[i - ib];
         }
 }
 
-/* k657_sum:
- *   %657 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %664 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %688 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
- *   %702 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %709 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
- *   %733 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
+/* k685_sum:
+ *   %685 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %692 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %716 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:13
+ *   %730 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %737 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %761 reduce [128,1,1] (backward)  graphs/lib/image_encoder.lua:6
  *   ... and 3 more */
-static void k657_sum(real *restrict out, const real *restrict in0) {
+static void k685_sum(real *restrict out, const real *restrict in0) {
     #pragma omp parallel for if((long)(1024) > 32768)
     for (long o = 0; o < 128; o++) {
         real a = (real)0;
@@ -2250,98 +2028,123 @@ static void k657_sum(real *restrict out, const real *restrict in0) {
     }
 }
 
-/* k675_id:
- *   %675 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %682 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %720 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %727 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %766 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %773 map:id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k675_id(real *restrict out, const real *restrict in0, long B) {
+/* k687_mul:
+ *   %687 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %732 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %778 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k687_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < B; i0++)
+        for (long i1 = 0; i1 < 128; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*8192 + i1*64 + i2] = in0[i0*8192 + i1*64 + i2] * in1[i1];
+}
+
+/* k688_mul:
+ *   %688 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %733 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %779 map:mul [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k688_mul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for simd if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8192*B; i0++)
+        out[i0] = in0[i0] * in1[i0];
+}
+
+/* k702_fused_scale_mul_sum_mul:
+ *   %702 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %701 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %697 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %696 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %700 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %699 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %698 map:square [B,8,1]  graphs/lib/image_encoder.lua:13
+ *   %747 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %793 fused:scale_mul_sum_mul [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k702_fused_scale_mul_sum_mul(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += (in0[i0*1024 + j1*1]) * (in1[i0*1024 + j1*1]); out[i0] = ((r1) * (((in2[i0]) * ((in2[i0]) * (in2[i0]))) * (real)-0.5)) * (real)0.0009765625; }
+}
+
+/* k706_fused_add_mul_mul_id:
+ *   %706 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %695 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %705 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %703 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *     + %704 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %751 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %797 fused:add_mul_mul_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k706_fused_add_mul_mul_id(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, long B) {
     #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8*B; i0++)
         for (long i1 = 0; i1 < 1024; i1++)
-            out[i0*1024 + i1] = in0[i0];
+            out[i0*1024 + i1] = ((in0[i0*1024 + i1]) * (in1[i0])) + (((in2[i0])) * ((in3[i0*1024 + i1]) * (real)2));
 }
 
-/* k676_scale:
- *   %676 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %721 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %767 map:scale [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k676_scale(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = in0[i0] * (real)2;
+/* k709_fused_scale_sum_neg:
+ *   %709 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %708 reduce [B,8,1]  graphs/lib/image_encoder.lua:13
+ *     + %707 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %754 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7
+ *   %800 fused:scale_sum_neg [B,8,1] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k709_fused_scale_sum_neg(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for simd if((long)(8*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        { real r1 = (real)0; for (long j1 = 0; j1 < 1024; j1++) r1 += -(in0[i0*1024 + j1*1]); out[i0] = (r1) * (real)0.0009765625; }
 }
 
-/* k679_neg:
- *   %679 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %724 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
- *   %770 map:neg [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
-static void k679_neg(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for simd if((long)(8192*B) > 32768)
-    for (long i0 = 0; i0 < 8192*B; i0++)
-        out[i0] = -in0[i0];
+/* k711_fused_add_id:
+ *   %711 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:13
+ *     + %710 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13
+ *   %756 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7
+ *   %802 fused:add_id [B,8,1024] (backward)  graphs/lib/image_encoder.lua:7 */
+static void k711_fused_add_id(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    #pragma omp parallel for collapse(1) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8*B; i0++)
+        for (long i1 = 0; i1 < 1024; i1++)
+            out[i0*1024 + i1] = (in0[i0*1024 + i1]) + ((in1[i0]));
 }
 
-/* k691_matmul:
- *   %691 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %736 matmul [B,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k691_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*8192; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1152, 64, (real)1, in0 + ao, 64, in1 + bo, 64, (real)0, out + p*147456, 1152);
-    }
+/* k719_permute:
+ *   %719 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:13
+ *   %764 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6
+ *   %810 permute [128,B,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k719_permute(real *restrict out, const real *restrict in0, long B) {
+    #pragma omp parallel for collapse(2) if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 128; i0++)
+        for (long i1 = 0; i1 < B; i1++)
+            for (long i2 = 0; i2 < 64; i2++)
+                out[i0*64*B + i1*64 + i2] = in0[i0*64 + i1*8192 + i2];
 }
 
-/* k692_matmul:
- *   %692 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:13
- *   %737 matmul [B,1152,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k692_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*8192; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 64, 128, (real)1, in0 + ao, 1152, in1 + bo, 64, (real)0, out + p*73728, 64);
-    }
+/* k721_matmul:
+ *   %721 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:13
+ *   %766 matmul [128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k721_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1152, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 1152);
 }
 
-/* k693_sum:
- *   %693 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:13
- *   %738 reduce [1,128,1152] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k693_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(147456*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 147456; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*147456 + i];
-            out[o*147456 + i] = a;
-        }
+/* k722_matmul:
+ *   %722 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:13
+ *   %767 matmul [1152,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k722_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 64*B, 128, (real)1, in0 + 0, 1152, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k696_col2im:
- *   %696 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %741 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k696_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k724_col2im:
+ *   %724 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %769 col2im [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k724_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(8192*B));
-    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152;
+    const long C = 128, H = 8, W = 8, KH = 3, KW = 3, S = 1, P = 1, HO = 8, WO = 8, KC = 1152, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -2354,60 +2157,41 @@ static void k696_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k782_matmul:
- *   %782 matmul [B,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k782_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*8192; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 576, 64, (real)1, in0 + ao, 64, in1 + bo, 64, (real)0, out + p*73728, 576);
-    }
+/* k772_fused_mul_add_step:
+ *   %772 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
+ *     + %770 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6
+ *     + %771 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+static void k772_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(8192*B) > 32768)
+    for (long i0 = 0; i0 < 8192*B; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k783_matmul:
- *   %783 matmul [B,576,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k783_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*8192; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, 128, (real)1, in0 + ao, 576, in1 + bo, 64, (real)0, out + p*36864, 64);
-    }
+/* k812_matmul:
+ *   %812 matmul [128,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k812_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 576, 64*B, (real)1, in0 + 0, 64*B, in1 + 0, 64*B, (real)0, out + 0, 576);
 }
 
-/* k784_sum:
- *   %784 reduce [1,128,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k784_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(73728*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 73728; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*73728 + i];
-            out[o*73728 + i] = a;
-        }
+/* k813_matmul:
+ *   %813 matmul [576,64*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k813_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64*B, 128, (real)1, in0 + 0, 576, in1 + 0, 64*B, (real)0, out + 0, 64*B);
 }
 
-/* k787_col2im:
- *   %787 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k787_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k815_col2im:
+ *   %815 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k815_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576;
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 2, P = 1, HO = 8, WO = 8, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -2420,64 +2204,45 @@ static void k787_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k828_matmul:
- *   %828 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %873 matmul [B,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k828_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*16384; bo += i1*147456; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 576, 256, (real)1, in0 + ao, 256, in1 + bo, 256, (real)0, out + p*36864, 576);
-    }
+/* k818_fused_mul_add_step:
+ *   %818 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %816 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6
+ *     + %817 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27
+ *   %909 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26 */
+static void k818_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(16384*B) > 32768)
+    for (long i0 = 0; i0 < 16384*B; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k829_matmul:
- *   %829 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:13
- *   %874 matmul [B,576,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k829_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*16384; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 256, 64, (real)1, in0 + ao, 576, in1 + bo, 256, (real)0, out + p*147456, 256);
-    }
+/* k858_matmul:
+ *   %858 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:13
+ *   %903 matmul [64,576] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k858_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 576, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 576);
 }
 
-/* k830_sum:
- *   %830 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:13
- *   %875 reduce [1,64,576] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k830_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(36864*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 36864; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*36864 + i];
-            out[o*36864 + i] = a;
-        }
+/* k859_matmul:
+ *   %859 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:13
+ *   %904 matmul [576,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k859_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 256*B, 64, (real)1, in0 + 0, 576, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k833_col2im:
- *   %833 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %878 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k833_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k861_col2im:
+ *   %861 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %906 col2im [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k861_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(16384*B));
-    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576;
+    const long C = 64, H = 16, W = 16, KH = 3, KW = 3, S = 1, P = 1, HO = 16, WO = 16, KC = 576, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -2490,48 +2255,31 @@ static void k833_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k919_matmul:
- *   %919 matmul [B,64,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k919_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*16384; bo += i1*73728; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 288, 256, (real)1, in0 + ao, 256, in1 + bo, 256, (real)0, out + p*18432, 288);
-    }
+/* k949_matmul:
+ *   %949 matmul [64,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k949_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 288, 256*B, (real)1, in0 + 0, 256*B, in1 + 0, 256*B, (real)0, out + 0, 288);
 }
 
-/* k920_matmul:
- *   %920 matmul [B,288,256] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k920_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*16384; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 256, 64, (real)1, in0 + ao, 288, in1 + bo, 256, (real)0, out + p*73728, 256);
-    }
+/* k950_matmul:
+ *   %950 matmul [288,256*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k950_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 256*B, 64, (real)1, in0 + 0, 288, in1 + 0, 256*B, (real)0, out + 0, 256*B);
 }
 
-/* k924_col2im:
- *   %924 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k924_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k952_col2im:
+ *   %952 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k952_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288;
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 2, P = 1, HO = 16, WO = 16, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -2544,67 +2292,47 @@ static void k924_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k965_matmul:
- *   %965 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1010 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1056 matmul [B,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k965_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*32768; bo += i1*294912; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 288, 1024, (real)1, in0 + ao, 1024, in1 + bo, 1024, (real)0, out + p*9216, 288);
-    }
+/* k955_fused_mul_add_step:
+ *   %955 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *     + %953 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6
+ *     + %954 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27
+ *   %1046 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26 */
+static void k955_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(32768*B) > 32768)
+    for (long i0 = 0; i0 < 32768*B; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k966_matmul:
- *   %966 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:13
- *   %1011 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6
- *   %1057 matmul [B,288,1024] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k966_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; bo += i1*32768; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 1024, 32, (real)1, in0 + ao, 288, in1 + bo, 1024, (real)0, out + p*294912, 1024);
-    }
+/* k995_matmul:
+ *   %995 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1040 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1086 matmul [32,288] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k995_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 288, 1024*B, (real)1, in0 + 0, 1024*B, in1 + 0, 1024*B, (real)0, out + 0, 288);
 }
 
-/* k967_sum:
- *   %967 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:13
- *   %1012 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6
- *   %1058 reduce [1,32,288] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k967_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(9216*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 9216; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*9216 + i];
-            out[o*9216 + i] = a;
-        }
+/* k996_matmul:
+ *   %996 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1041 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6
+ *   %1087 matmul [288,1024*B] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k996_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 1024*B, 32, (real)1, in0 + 0, 288, in1 + 0, 1024*B, (real)0, out + 0, 1024*B);
 }
 
-/* k970_col2im:
- *   %970 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %1015 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k970_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k998_col2im:
+ *   %998 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1043 col2im [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k998_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(32768*B));
-    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288;
+    const long C = 32, H = 32, W = 32, KH = 3, KW = 3, S = 1, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -2617,18 +2345,19 @@ static void k970_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1061_col2im:
- *   %1061 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1061_col2im(real *restrict out, const real *restrict in0, long B) {
+/* k1089_col2im:
+ *   %1089 col2im [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1089_col2im(real *restrict out, const real *restrict in0, long B) {
     memset(out, 0, sizeof(real)*(size_t)(131072*B));
-    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288;
+    const long C = 32, H = 64, W = 64, KH = 3, KW = 3, S = 2, P = 1, HO = 32, WO = 32, KC = 288, NB = B;
+    (void)KC; (void)NB;
     #pragma omp parallel for collapse(2)
     for (long n = 0; n < B; n++)
         for (long c = 0; c < C; c++) {
             real *xp = (out) + (n*C + c)*H*W;
             for (long ky = 0; ky < KH; ky++)
                 for (long kx = 0; kx < KW; kx++) {
-                    real *cp = ((real *)in0) + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;
+                    real *cp = ((real *)in0) + (((c*KH + ky)*KW + kx)*NB + n)*HO*WO;
                     for (long oy = 0; oy < HO; oy++) {
                         long iy = oy*S - P + ky;
                         for (long ox = 0; ox < WO; ox++) {
@@ -2641,779 +2370,471 @@ static void k1061_col2im(real *restrict out, const real *restrict in0, long B) {
         }
 }
 
-/* k1102_matmul:
- *   %1102 matmul [B,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1102_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    const long nb = B;
-    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded
-     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */
-    #pragma omp parallel for schedule(static) if(nb > 1)
-    for (long p = 0; p < nb; p++) {
-        long r = p, ao = 0, bo = 0;
-        { long i1 = r % B; r /= B; ao += i1*131072; bo += i1*36864; }
-        (void)r;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 9, 4096, (real)1, in0 + ao, 4096, in1 + bo, 4096, (real)0, out + p*288, 9);
-    }
+/* k1092_fused_mul_add_step:
+ *   %1092 fused:mul_add_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+ *     + %1090 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6
+ *     + %1091 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+static void k1092_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    #pragma omp parallel for simd if((long)(131072*B) > 32768)
+    for (long i0 = 0; i0 < 131072*B; i0++)
+        out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
 }
 
-/* k1104_sum:
- *   %1104 reduce [1,32,9] (backward)  graphs/lib/image_encoder.lua:6 */
-static void k1104_sum(real *restrict out, const real *restrict in0, long B) {
-    #pragma omp parallel for collapse(2) if((long)(288*B) > 32768)
-    for (long o = 0; o < 1; o++)
-        for (long i = 0; i < 288; i++) {
-            real a = (real)0;
-            for (long j = 0; j < B; j++) a += in0[(o*B + j)*288 + i];
-            out[o*288 + i] = a;
-        }
+/* k1132_matmul:
+ *   %1132 matmul [32,9] (backward)  graphs/lib/image_encoder.lua:6 */
+static void k1132_matmul(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 9, 4096*B, (real)1, in0 + 0, 4096*B, in1 + 0, 4096*B, (real)0, out + 0, 9);
 }
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[741] = {
-    {"k3_addc", "%3 map:addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k4_scale", "%4 map:scale [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
-    {"k7_im2col", "%7 im2col [B,9,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k9_matmul", "%9 matmul [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k12_add", "%12 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k16_sum", "%16 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k17_scale", "%17 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k18_sub", "%18 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k19_square", "%19 map:square [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k16_sum", "%20 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k17_scale", "%21 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_addc", "%22 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%23 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k24_mul", "%24 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k27_mul", "%27 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k12_add", "%29 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k30_relu", "%30 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
-    {"k33_im2col", "%33 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k35_matmul", "%35 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k38_add", "%38 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k42_sum", "%42 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k43_scale", "%43 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k44_sub", "%44 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_square", "%45 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k42_sum", "%46 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k43_scale", "%47 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_addc", "%48 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%49 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k50_mul", "%50 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k53_mul", "%53 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k38_add", "%55 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k56_relu", "%56 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k59_im2col", "%59 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k35_matmul", "%61 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k38_add", "%64 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k42_sum", "%68 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k43_scale", "%69 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k44_sub", "%70 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k45_square", "%71 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k42_sum", "%72 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k43_scale", "%73 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_addc", "%74 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%75 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k50_mul", "%76 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k53_mul", "%79 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k38_add", "%81 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k56_relu", "%82 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k59_im2col", "%85 im2col [B,288,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k35_matmul", "%87 matmul [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k38_add", "%90 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k42_sum", "%94 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k43_scale", "%95 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k44_sub", "%96 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k45_square", "%97 map:square [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k42_sum", "%98 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k43_scale", "%99 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k22_addc", "%100 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%101 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k50_mul", "%102 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k53_mul", "%105 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k38_add", "%107 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k108_add", "%108 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k56_relu", "%109 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k112_im2col", "%112 im2col [B,288,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k114_matmul", "%114 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k117_add", "%117 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k121_sum", "%121 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k122_scale", "%122 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k123_sub", "%123 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_square", "%124 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k121_sum", "%125 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k122_scale", "%126 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_addc", "%127 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%128 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k129_mul", "%129 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k132_mul", "%132 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k117_add", "%134 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k135_relu", "%135 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k138_im2col", "%138 im2col [B,576,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k140_matmul", "%140 matmul [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k117_add", "%143 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k121_sum", "%147 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k122_scale", "%148 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k123_sub", "%149 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k124_square", "%150 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k121_sum", "%151 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k122_scale", "%152 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_addc", "%153 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%154 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k129_mul", "%155 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k132_mul", "%158 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k117_add", "%160 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k135_relu", "%161 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k138_im2col", "%164 im2col [B,576,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k140_matmul", "%166 matmul [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k117_add", "%169 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k121_sum", "%173 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k122_scale", "%174 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k123_sub", "%175 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k124_square", "%176 map:square [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k121_sum", "%177 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k122_scale", "%178 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k22_addc", "%179 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%180 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k129_mul", "%181 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k132_mul", "%184 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k117_add", "%186 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k187_add", "%187 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k135_relu", "%188 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k191_im2col", "%191 im2col [B,576,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k193_matmul", "%193 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k196_add", "%196 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k200_sum", "%200 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k201_scale", "%201 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k202_sub", "%202 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_square", "%203 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k200_sum", "%204 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k201_scale", "%205 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_addc", "%206 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%207 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k208_mul", "%208 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k211_mul", "%211 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k196_add", "%213 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k214_relu", "%214 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
-    {"k217_im2col", "%217 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k219_matmul", "%219 matmul [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k196_add", "%222 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
-    {"k200_sum", "%226 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k201_scale", "%227 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k202_sub", "%228 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k203_square", "%229 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k200_sum", "%230 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k201_scale", "%231 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k22_addc", "%232 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%233 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k208_mul", "%234 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k211_mul", "%237 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k196_add", "%239 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
-    {"k214_relu", "%240 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
-    {"k217_im2col", "%243 im2col [B,1152,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k219_matmul", "%245 matmul [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k196_add", "%248 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k200_sum", "%252 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k201_scale", "%253 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k202_sub", "%254 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k203_square", "%255 map:square [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k200_sum", "%256 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k201_scale", "%257 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k22_addc", "%258 map:addc [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%259 map:rsqrt [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k208_mul", "%260 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k211_mul", "%263 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k196_add", "%265 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
-    {"k266_add", "%266 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
-    {"k214_relu", "%267 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
-    {"k284_id", "%284 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k286_concat", "%286 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k289_im2col", "%289 im2col [B,1728,256]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k291_matmul", "%291 matmul [B,64,256]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k117_add", "%294 map:add [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k121_sum", "%298 reduce [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k122_scale", "%299 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k123_sub", "%300 map:sub [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k124_square", "%301 map:square [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k121_sum", "%302 reduce [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k122_scale", "%303 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k22_addc", "%304 map:addc [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%305 map:rsqrt [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k129_mul", "%306 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k132_mul", "%309 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k117_add", "%311 map:add [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k135_relu", "%312 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k314_id", "%314 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k316_concat", "%316 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k319_im2col", "%319 im2col [B,864,1024]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k321_matmul", "%321 matmul [B,32,1024]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k38_add", "%324 map:add [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k42_sum", "%328 reduce [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k43_scale", "%329 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k44_sub", "%330 map:sub [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k45_square", "%331 map:square [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k42_sum", "%332 reduce [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k43_scale", "%333 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k22_addc", "%334 map:addc [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%335 map:rsqrt [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k50_mul", "%336 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k53_mul", "%339 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k38_add", "%341 map:add [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k56_relu", "%342 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k344_id", "%344 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k346_concat", "%346 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
-    {"k349_im2col", "%349 im2col [B,576,4096]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k351_matmul", "%351 matmul [B,32,4096]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k12_add", "%354 map:add [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
-    {"k16_sum", "%358 reduce [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k17_scale", "%359 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k18_sub", "%360 map:sub [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k19_square", "%361 map:square [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k16_sum", "%362 reduce [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k17_scale", "%363 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k22_addc", "%364 map:addc [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k23_rsqrt", "%365 map:rsqrt [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k24_mul", "%366 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k27_mul", "%369 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k12_add", "%371 map:add [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k30_relu", "%372 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
-    {"k375_im2col", "%375 im2col [B,32,4096]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"k377_matmul", "%377 matmul [B,1,4096]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"k380_add", "%380 map:add [B,1,64,64]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
-    {"k381_relu", "%381 map:relu [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k382_mul", "%382 map:mul [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k383_sub", "%383 map:sub [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k384_abs", "%384 map:abs [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k385_neg", "%385 map:neg [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k386_exp", "%386 map:exp [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k387_addc", "%387 map:addc [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k388_log", "%388 map:log [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k389_add", "%389 map:add [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k390_sum", "%390 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k391_scale", "%391 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k392_sum", "%392 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k393_scale", "%393 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k394_sum", "%394 reduce [1,1,1,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k395_scale", "%395 map:scale [1,1,1,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k396_sum", "%396 reduce [1,1,1,1]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k397_scale", "%397 map:scale [1,1,1,1]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
-    {"k398_sigmoid", "%398 map:sigmoid [B,1,64,64]", "graphs/lib/unet.lua:32", 0, 0, 0, 0, 0},
-    {"k382_mul", "%401 map:mul [B,4096]", "graphs/lib/unet.lua:34", 0, 0, 0, 0, 0},
-    {"k402_sum", "%402 reduce [B,1]", "graphs/lib/unet.lua:34", 0, 0, 0, 0, 0},
-    {"k403_scale", "%403 map:scale [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"k404_addc", "%404 map:addc [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"k402_sum", "%405 reduce [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"k402_sum", "%406 reduce [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"k407_add", "%407 map:add [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"k404_addc", "%408 map:addc [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"k409_div", "%409 map:div [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
-    {"k410_sum", "%410 reduce [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"k411_scale", "%411 map:scale [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"k412_neg", "%412 map:neg [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"k413_addc", "%413 map:addc [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
-    {"k416_add", "%416 map:add []", "graphs/lib/unet.lua:37", 0, 0, 0, 0, 0},
-    {"k447_fill", "%447 fill []", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k412_neg", "%450 map:neg [1,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
-    {"k411_scale", "%451 map:scale [1,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
-    {"k452_id", "%452 map:id [B,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
-    {"k409_div", "%453 map:div [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"k454_mul", "%454 map:mul [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"k455_neg", "%455 map:neg [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"k456_id", "%456 map:id [B,4096]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"k403_scale", "%457 map:scale [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
-    {"k456_id", "%458 map:id [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
-    {"k382_mul", "%459 map:mul [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
-    {"k389_add", "%461 map:add [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
-    {"k385_neg", "%463 map:neg [B,1,64,64]", "graphs/lib/unet.lua:32", 1, 0, 0, 0, 0},
-    {"k387_addc", "%464 map:addc [B,1,64,64]", "graphs/lib/unet.lua:32", 1, 0, 0, 0, 0},
-    {"k382_mul", "%465 map:mul [B,1,64,64]", "graphs/lib/unet.lua:32", 1, 0, 0, 0, 0},
-    {"k382_mul", "%466 map:mul [B,1,64,64]", "graphs/lib/unet.lua:32", 1, 0, 0, 0, 0},
-    {"k397_scale", "%467 map:scale [1,1,1,1]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k468_id", "%468 map:id [1,1,1,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k395_scale", "%469 map:scale [1,1,1,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k470_id", "%470 map:id [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k393_scale", "%471 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k391_scale", "%472 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k473_id", "%473 map:id [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k474_div", "%474 map:div [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k382_mul", "%475 map:mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k385_neg", "%476 map:neg [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k477_sign", "%477 map:sign [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k382_mul", "%478 map:mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k389_add", "%479 map:add [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k385_neg", "%480 map:neg [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k382_mul", "%481 map:mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k389_add", "%483 map:add [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k484_step", "%484 map:step [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k382_mul", "%485 map:mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k389_add", "%486 map:add [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
-    {"k390_sum", "%487 reduce [1,1,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k394_sum", "%489 reduce [1,1,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k396_sum", "%490 reduce [1,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k493_matmul", "%493 matmul [B,1,32]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k494_matmul", "%494 matmul [B,32,4096]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k495_sum", "%495 reduce [1,1,32]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k498_col2im", "%498 col2im [B,32,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
-    {"k499_step", "%499 map:step [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k500_mul", "%500 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k501_sum", "%501 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k503_sum", "%503 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k504_sum", "%504 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k27_mul", "%506 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k500_mul", "%507 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k501_sum", "%508 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k503_sum", "%510 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k504_sum", "%511 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k24_mul", "%514 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k500_mul", "%515 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k16_sum", "%516 reduce [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k517_square", "%517 map:square [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k518_mul", "%518 map:mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k519_scale", "%519 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k518_mul", "%520 map:mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k17_scale", "%521 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k522_id", "%522 map:id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k523_scale", "%523 map:scale [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k500_mul", "%524 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k525_add", "%525 map:add [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k526_neg", "%526 map:neg [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k16_sum", "%527 reduce [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k17_scale", "%528 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k522_id", "%529 map:id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k525_add", "%530 map:add [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k501_sum", "%532 reduce [1,32,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k503_sum", "%534 reduce [32,1,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k504_sum", "%535 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k538_matmul", "%538 matmul [B,32,576]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k539_matmul", "%539 matmul [B,576,4096]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k540_sum", "%540 reduce [1,32,576]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k543_col2im", "%543 col2im [B,64,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k544_slice", "%544 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k545_slice", "%545 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k547_sum", "%547 reduce [B,32,32,1,32,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k548_sum", "%548 reduce [B,32,32,1,32,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k550_step", "%550 map:step [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k551_mul", "%551 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k552_sum", "%552 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k554_sum", "%554 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k555_sum", "%555 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k53_mul", "%557 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k551_mul", "%558 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k552_sum", "%559 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k554_sum", "%561 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k555_sum", "%562 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k50_mul", "%565 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k551_mul", "%566 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k42_sum", "%567 reduce [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k517_square", "%568 map:square [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k518_mul", "%569 map:mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k519_scale", "%570 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k518_mul", "%571 map:mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k43_scale", "%572 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k573_id", "%573 map:id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k574_scale", "%574 map:scale [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k551_mul", "%575 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k108_add", "%576 map:add [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k577_neg", "%577 map:neg [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k42_sum", "%578 reduce [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k43_scale", "%579 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k573_id", "%580 map:id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k108_add", "%581 map:add [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k552_sum", "%583 reduce [1,32,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k554_sum", "%585 reduce [32,1,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k555_sum", "%586 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k589_matmul", "%589 matmul [B,32,864]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k590_matmul", "%590 matmul [B,864,1024]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k591_sum", "%591 reduce [1,32,864]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k594_col2im", "%594 col2im [B,96,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k595_slice", "%595 slice [B,64,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k596_slice", "%596 slice [B,32,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k598_sum", "%598 reduce [B,64,16,1,16,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k599_sum", "%599 reduce [B,64,16,1,16,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k601_step", "%601 map:step [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k602_mul", "%602 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k603_sum", "%603 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k605_sum", "%605 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k606_sum", "%606 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k132_mul", "%608 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k602_mul", "%609 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k603_sum", "%610 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k605_sum", "%612 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k606_sum", "%613 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k129_mul", "%616 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k602_mul", "%617 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k121_sum", "%618 reduce [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k517_square", "%619 map:square [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k518_mul", "%620 map:mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k519_scale", "%621 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k518_mul", "%622 map:mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k122_scale", "%623 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k624_id", "%624 map:id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k625_scale", "%625 map:scale [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k602_mul", "%626 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k187_add", "%627 map:add [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k628_neg", "%628 map:neg [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k121_sum", "%629 reduce [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k122_scale", "%630 map:scale [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k624_id", "%631 map:id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k187_add", "%632 map:add [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
-    {"k603_sum", "%634 reduce [1,64,16,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k605_sum", "%636 reduce [64,1,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k606_sum", "%637 reduce [64,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k640_matmul", "%640 matmul [B,64,1728]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k641_matmul", "%641 matmul [B,1728,256]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k642_sum", "%642 reduce [1,64,1728]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k645_col2im", "%645 col2im [B,192,16,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
-    {"k646_slice", "%646 slice [B,128,16,16]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k647_slice", "%647 slice [B,64,16,16]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k649_sum", "%649 reduce [B,128,8,1,8,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k650_sum", "%650 reduce [B,128,8,1,8,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
-    {"k652_step", "%652 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k653_mul", "%653 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k654_sum", "%654 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k656_sum", "%656 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k657_sum", "%657 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k211_mul", "%659 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k653_mul", "%660 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k654_sum", "%661 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k656_sum", "%663 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k657_sum", "%664 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k208_mul", "%667 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k653_mul", "%668 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k200_sum", "%669 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k517_square", "%670 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k518_mul", "%671 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k519_scale", "%672 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k518_mul", "%673 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k201_scale", "%674 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k675_id", "%675 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k676_scale", "%676 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k653_mul", "%677 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k266_add", "%678 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k679_neg", "%679 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k200_sum", "%680 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k201_scale", "%681 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k675_id", "%682 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k266_add", "%683 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k654_sum", "%685 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k656_sum", "%687 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k657_sum", "%688 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k691_matmul", "%691 matmul [B,128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k692_matmul", "%692 matmul [B,1152,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k693_sum", "%693 reduce [1,128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k696_col2im", "%696 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k652_step", "%697 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k653_mul", "%698 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k654_sum", "%699 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k656_sum", "%701 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k657_sum", "%702 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k211_mul", "%704 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k653_mul", "%705 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k654_sum", "%706 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k656_sum", "%708 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k657_sum", "%709 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k208_mul", "%712 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k653_mul", "%713 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k200_sum", "%714 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k517_square", "%715 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k518_mul", "%716 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k519_scale", "%717 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k518_mul", "%718 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k201_scale", "%719 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k675_id", "%720 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k676_scale", "%721 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k653_mul", "%722 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k266_add", "%723 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k679_neg", "%724 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k200_sum", "%725 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k201_scale", "%726 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k675_id", "%727 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k266_add", "%728 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k654_sum", "%730 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k656_sum", "%732 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k657_sum", "%733 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k691_matmul", "%736 matmul [B,128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k692_matmul", "%737 matmul [B,1152,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k693_sum", "%738 reduce [1,128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k696_col2im", "%741 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k266_add", "%742 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k652_step", "%743 map:step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k653_mul", "%744 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k654_sum", "%745 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k656_sum", "%747 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k657_sum", "%748 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k211_mul", "%750 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k653_mul", "%751 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k654_sum", "%752 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k656_sum", "%754 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k657_sum", "%755 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k208_mul", "%758 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k653_mul", "%759 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k200_sum", "%760 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k517_square", "%761 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k518_mul", "%762 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k519_scale", "%763 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k518_mul", "%764 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k201_scale", "%765 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k675_id", "%766 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k676_scale", "%767 map:scale [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k653_mul", "%768 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k266_add", "%769 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k679_neg", "%770 map:neg [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k200_sum", "%771 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k201_scale", "%772 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k675_id", "%773 map:id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k266_add", "%774 map:add [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k654_sum", "%776 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k656_sum", "%778 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k657_sum", "%779 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k782_matmul", "%782 matmul [B,128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k783_matmul", "%783 matmul [B,576,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k784_sum", "%784 reduce [1,128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k787_col2im", "%787 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k187_add", "%788 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k601_step", "%789 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k602_mul", "%790 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k603_sum", "%791 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k605_sum", "%793 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k606_sum", "%794 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k132_mul", "%796 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k602_mul", "%797 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k603_sum", "%798 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k605_sum", "%800 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k606_sum", "%801 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k129_mul", "%804 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k602_mul", "%805 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k121_sum", "%806 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k517_square", "%807 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k518_mul", "%808 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k519_scale", "%809 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k518_mul", "%810 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k122_scale", "%811 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k624_id", "%812 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k625_scale", "%813 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k602_mul", "%814 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k187_add", "%815 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k628_neg", "%816 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k121_sum", "%817 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k122_scale", "%818 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k624_id", "%819 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k187_add", "%820 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k603_sum", "%822 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k605_sum", "%824 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k606_sum", "%825 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k828_matmul", "%828 matmul [B,64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k829_matmul", "%829 matmul [B,576,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k830_sum", "%830 reduce [1,64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k833_col2im", "%833 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k601_step", "%834 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k602_mul", "%835 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k603_sum", "%836 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k605_sum", "%838 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k606_sum", "%839 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k132_mul", "%841 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k602_mul", "%842 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k603_sum", "%843 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k605_sum", "%845 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k606_sum", "%846 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k129_mul", "%849 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k602_mul", "%850 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k121_sum", "%851 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k517_square", "%852 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k518_mul", "%853 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k519_scale", "%854 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k518_mul", "%855 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k122_scale", "%856 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k624_id", "%857 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k625_scale", "%858 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k602_mul", "%859 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k187_add", "%860 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k628_neg", "%861 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k121_sum", "%862 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k122_scale", "%863 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k624_id", "%864 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k187_add", "%865 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k603_sum", "%867 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k605_sum", "%869 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k606_sum", "%870 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k828_matmul", "%873 matmul [B,64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k829_matmul", "%874 matmul [B,576,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k830_sum", "%875 reduce [1,64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k833_col2im", "%878 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k187_add", "%879 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k601_step", "%880 map:step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k602_mul", "%881 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k603_sum", "%882 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k605_sum", "%884 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k606_sum", "%885 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k132_mul", "%887 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k602_mul", "%888 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k603_sum", "%889 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k605_sum", "%891 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k606_sum", "%892 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k129_mul", "%895 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k602_mul", "%896 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k121_sum", "%897 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k517_square", "%898 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k518_mul", "%899 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k519_scale", "%900 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k518_mul", "%901 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k122_scale", "%902 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k624_id", "%903 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k625_scale", "%904 map:scale [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k602_mul", "%905 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k187_add", "%906 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k628_neg", "%907 map:neg [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k121_sum", "%908 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k122_scale", "%909 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k624_id", "%910 map:id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k187_add", "%911 map:add [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k603_sum", "%913 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k605_sum", "%915 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k606_sum", "%916 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k919_matmul", "%919 matmul [B,64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k920_matmul", "%920 matmul [B,288,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k540_sum", "%921 reduce [1,64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k924_col2im", "%924 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k108_add", "%925 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k550_step", "%926 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k551_mul", "%927 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
-    {"k552_sum", "%928 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k554_sum", "%930 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k555_sum", "%931 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k53_mul", "%933 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k551_mul", "%934 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k552_sum", "%935 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k554_sum", "%937 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k555_sum", "%938 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k50_mul", "%941 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k551_mul", "%942 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k42_sum", "%943 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k517_square", "%944 map:square [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k518_mul", "%945 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k519_scale", "%946 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k518_mul", "%947 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k43_scale", "%948 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k573_id", "%949 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k574_scale", "%950 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k551_mul", "%951 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k108_add", "%952 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k577_neg", "%953 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k42_sum", "%954 reduce [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k43_scale", "%955 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k573_id", "%956 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k108_add", "%957 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k552_sum", "%959 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k554_sum", "%961 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k555_sum", "%962 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k965_matmul", "%965 matmul [B,32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k966_matmul", "%966 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k967_sum", "%967 reduce [1,32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k970_col2im", "%970 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
-    {"k550_step", "%971 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k551_mul", "%972 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
-    {"k552_sum", "%973 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k554_sum", "%975 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k555_sum", "%976 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k53_mul", "%978 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k551_mul", "%979 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k552_sum", "%980 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k554_sum", "%982 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k555_sum", "%983 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k50_mul", "%986 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k551_mul", "%987 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k42_sum", "%988 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k517_square", "%989 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k518_mul", "%990 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k519_scale", "%991 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k518_mul", "%992 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k43_scale", "%993 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k573_id", "%994 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k574_scale", "%995 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k551_mul", "%996 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k108_add", "%997 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k577_neg", "%998 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k42_sum", "%999 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k43_scale", "%1000 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k573_id", "%1001 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k108_add", "%1002 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k552_sum", "%1004 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k554_sum", "%1006 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k555_sum", "%1007 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k965_matmul", "%1010 matmul [B,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k966_matmul", "%1011 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k967_sum", "%1012 reduce [1,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k970_col2im", "%1015 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k108_add", "%1016 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k550_step", "%1017 map:step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k551_mul", "%1018 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
-    {"k552_sum", "%1019 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k554_sum", "%1021 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k555_sum", "%1022 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k53_mul", "%1024 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k551_mul", "%1025 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k552_sum", "%1026 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k554_sum", "%1028 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k555_sum", "%1029 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k50_mul", "%1032 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k551_mul", "%1033 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k42_sum", "%1034 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k517_square", "%1035 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k518_mul", "%1036 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k519_scale", "%1037 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k518_mul", "%1038 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k43_scale", "%1039 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k573_id", "%1040 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k574_scale", "%1041 map:scale [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k551_mul", "%1042 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k108_add", "%1043 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k577_neg", "%1044 map:neg [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k42_sum", "%1045 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k43_scale", "%1046 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k573_id", "%1047 map:id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k108_add", "%1048 map:add [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k552_sum", "%1050 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k554_sum", "%1052 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k555_sum", "%1053 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k965_matmul", "%1056 matmul [B,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k966_matmul", "%1057 matmul [B,288,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k967_sum", "%1058 reduce [1,32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1061_col2im", "%1061 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k525_add", "%1062 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k499_step", "%1063 map:step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"k500_mul", "%1064 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
-    {"k501_sum", "%1065 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k503_sum", "%1067 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k504_sum", "%1068 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k27_mul", "%1070 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k500_mul", "%1071 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k501_sum", "%1072 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k503_sum", "%1074 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k504_sum", "%1075 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k24_mul", "%1078 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k500_mul", "%1079 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k16_sum", "%1080 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k517_square", "%1081 map:square [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k518_mul", "%1082 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k519_scale", "%1083 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k518_mul", "%1084 map:mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k17_scale", "%1085 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k522_id", "%1086 map:id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k523_scale", "%1087 map:scale [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k500_mul", "%1088 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k525_add", "%1089 map:add [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k526_neg", "%1090 map:neg [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k16_sum", "%1091 reduce [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k17_scale", "%1092 map:scale [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k522_id", "%1093 map:id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k525_add", "%1094 map:add [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
-    {"k501_sum", "%1096 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k503_sum", "%1098 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k504_sum", "%1099 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1102_matmul", "%1102 matmul [B,32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
-    {"k1104_sum", "%1104 reduce [1,32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+static reclf_prof_entry prof[444] = {
+    {"k4_fused_scale_addc", "%4 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0},
+    {"k7_im2col", "%7 im2col [9,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k9_matmul", "%9 matmul [32,4096*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k11_permute", "%11 permute [B,32,4096]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k14_add", "%14 map:add [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k19_fused_scale_sum", "%19 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k20_sub", "%20 map:sub [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k25_fused_rsqrt_addc_scale_sum", "%25 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k26_mul", "%26 map:mul [B,8,16384]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k31_fused_add_mul", "%31 fused:add_mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k32_relu", "%32 map:relu [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 0, 0, 0, 0, 0},
+    {"k35_im2col", "%35 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k37_matmul", "%37 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k39_permute", "%39 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k42_add", "%42 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k47_fused_scale_sum", "%47 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k48_sub", "%48 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k53_fused_rsqrt_addc_scale_sum", "%53 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k54_mul", "%54 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k59_fused_add_mul", "%59 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k60_relu", "%60 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k63_im2col", "%63 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k37_matmul", "%65 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k39_permute", "%67 permute [B,32,1024]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k42_add", "%70 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k47_fused_scale_sum", "%75 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k48_sub", "%76 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k53_fused_rsqrt_addc_scale_sum", "%81 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k54_mul", "%82 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k59_fused_add_mul", "%87 fused:add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k60_relu", "%88 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k63_im2col", "%91 im2col [288,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k37_matmul", "%93 matmul [32,1024*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k39_permute", "%95 permute [B,32,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k42_add", "%98 map:add [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k47_fused_scale_sum", "%103 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k48_sub", "%104 map:sub [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k53_fused_rsqrt_addc_scale_sum", "%109 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k54_mul", "%110 map:mul [B,8,4096]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k116_fused_add_add_mul", "%116 fused:add_add_mul [B,32,32,32]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k60_relu", "%117 map:relu [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k120_im2col", "%120 im2col [288,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k122_matmul", "%122 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k124_permute", "%124 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k127_add", "%127 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k132_fused_scale_sum", "%132 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k133_sub", "%133 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k138_fused_rsqrt_addc_scale_sum", "%138 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k139_mul", "%139 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k144_fused_add_mul", "%144 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k145_relu", "%145 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k148_im2col", "%148 im2col [576,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k150_matmul", "%150 matmul [64,256*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k124_permute", "%152 permute [B,64,256]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k127_add", "%155 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k132_fused_scale_sum", "%160 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k133_sub", "%161 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k138_fused_rsqrt_addc_scale_sum", "%166 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k139_mul", "%167 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k144_fused_add_mul", "%172 fused:add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k145_relu", "%173 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k148_im2col", "%176 im2col [576,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k150_matmul", "%178 matmul [64,256*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k124_permute", "%180 permute [B,64,256]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k127_add", "%183 map:add [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k132_fused_scale_sum", "%188 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k133_sub", "%189 map:sub [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k138_fused_rsqrt_addc_scale_sum", "%194 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k139_mul", "%195 map:mul [B,8,2048]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k201_fused_add_add_mul", "%201 fused:add_add_mul [B,64,16,16]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k145_relu", "%202 map:relu [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k205_im2col", "%205 im2col [576,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k207_matmul", "%207 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k209_permute", "%209 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k212_add", "%212 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k217_fused_scale_sum", "%217 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k218_sub", "%218 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k223_fused_rsqrt_addc_scale_sum", "%223 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k224_mul", "%224 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k229_fused_add_mul", "%229 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k230_relu", "%230 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 0, 0, 0, 0, 0},
+    {"k233_im2col", "%233 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k235_matmul", "%235 matmul [128,64*B]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k209_permute", "%237 permute [B,128,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k212_add", "%240 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0},
+    {"k217_fused_scale_sum", "%245 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k218_sub", "%246 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k223_fused_rsqrt_addc_scale_sum", "%251 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k224_mul", "%252 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k229_fused_add_mul", "%257 fused:add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0},
+    {"k230_relu", "%258 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 0, 0, 0, 0, 0},
+    {"k233_im2col", "%261 im2col [1152,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k235_matmul", "%263 matmul [128,64*B]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k209_permute", "%265 permute [B,128,64]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k212_add", "%268 map:add [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k217_fused_scale_sum", "%273 fused:scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k218_sub", "%274 map:sub [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k223_fused_rsqrt_addc_scale_sum", "%279 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k224_mul", "%280 map:mul [B,8,1024]", "graphs/lib/image_encoder.lua:13", 0, 0, 0, 0, 0},
+    {"k286_fused_add_add_mul", "%286 fused:add_add_mul [B,128,8,8]", "graphs/lib/image_encoder.lua:14", 0, 0, 0, 0, 0},
+    {"k230_relu", "%287 map:relu [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 0, 0, 0, 0, 0},
+    {"k304_id", "%304 map:id [B,128,8,2,8,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"k306_concat", "%306 concat [B,192,16,16]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"k309_im2col", "%309 im2col [1728,256*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k311_matmul", "%311 matmul [64,256*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k124_permute", "%313 permute [B,64,256]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k127_add", "%316 map:add [B,64,16,16]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k132_fused_scale_sum", "%321 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k133_sub", "%322 map:sub [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k138_fused_rsqrt_addc_scale_sum", "%327 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k139_mul", "%328 map:mul [B,8,2048]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k144_fused_add_mul", "%333 fused:add_mul [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k145_relu", "%334 map:relu [B,64,16,16]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k336_id", "%336 map:id [B,64,16,2,16,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"k338_concat", "%338 concat [B,96,32,32]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"k341_im2col", "%341 im2col [864,1024*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k343_matmul", "%343 matmul [32,1024*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k39_permute", "%345 permute [B,32,1024]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k42_add", "%348 map:add [B,32,32,32]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k47_fused_scale_sum", "%353 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k48_sub", "%354 map:sub [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k53_fused_rsqrt_addc_scale_sum", "%359 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k54_mul", "%360 map:mul [B,8,4096]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k59_fused_add_mul", "%365 fused:add_mul [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k60_relu", "%366 map:relu [B,32,32,32]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k368_id", "%368 map:id [B,32,32,2,32,2]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"k370_concat", "%370 concat [B,64,64,64]", "graphs/lib/unet.lua:15", 0, 0, 0, 0, 0},
+    {"k373_im2col", "%373 im2col [576,4096*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k375_matmul", "%375 matmul [32,4096*B]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k11_permute", "%377 permute [B,32,4096]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k14_add", "%380 map:add [B,32,64,64]", "graphs/lib/unet.lua:16", 0, 0, 0, 0, 0},
+    {"k19_fused_scale_sum", "%385 fused:scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k20_sub", "%386 map:sub [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k25_fused_rsqrt_addc_scale_sum", "%391 fused:rsqrt_addc_scale_sum [B,8,1]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k26_mul", "%392 map:mul [B,8,16384]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k31_fused_add_mul", "%397 fused:add_mul [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k32_relu", "%398 map:relu [B,32,64,64]", "graphs/lib/unet.lua:17", 0, 0, 0, 0, 0},
+    {"k401_im2col", "%401 im2col [32,4096*B]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"k403_matmul", "%403 matmul [1,4096*B]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"k405_permute", "%405 permute [B,1,4096]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"k408_add", "%408 map:add [B,1,64,64]", "graphs/seg.lua:52", 0, 0, 0, 0, 0},
+    {"k414_fused_exp_neg_abs", "%414 fused:exp_neg_abs [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"k415_addc", "%415 map:addc [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"k417_fused_add_sub_relu_mul", "%417 fused:add_sub_relu_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"k418_sum", "%418 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"k419_scale", "%419 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"k420_sum", "%420 reduce [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"k421_scale", "%421 map:scale [1,1,64,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"k422_sum", "%422 reduce [1,1,1,64]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"k425_fused_scale_sum_scale", "%425 fused:scale_sum_scale [1,1,1,1]", "graphs/lib/unet.lua:31", 0, 0, 0, 0, 0},
+    {"k426_sigmoid", "%426 map:sigmoid [B,1,64,64]", "graphs/lib/unet.lua:32", 0, 0, 0, 0, 0},
+    {"k436_fused_addc_add_sum_sum", "%436 fused:addc_add_sum_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
+    {"k437_fused_div_addc_scale_sum", "%437 fused:div_addc_scale_sum [B,1]", "graphs/lib/unet.lua:35", 0, 0, 0, 0, 0},
+    {"k438_sum", "%438 reduce [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
+    {"k441_fused_addc_neg_scale", "%441 fused:addc_neg_scale [1,1]", "graphs/lib/unet.lua:36", 0, 0, 0, 0, 0},
+    {"k444_add", "%444 map:add []", "graphs/lib/unet.lua:37", 0, 0, 0, 0, 0},
+    {"k475_fill", "%475 fill []", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"k479_fused_scale_neg", "%479 fused:scale_neg [1,1]", "graphs/lib/unet.lua:36", 1, 0, 0, 0, 0},
+    {"k481_fused_div_id", "%481 fused:div_id [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"k483_fused_neg_mul", "%483 fused:neg_mul [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"k485_scale", "%485 map:scale [B,1]", "graphs/lib/unet.lua:35", 1, 0, 0, 0, 0},
+    {"k489_fused_add_id_mul_id", "%489 fused:add_id_mul_id [B,4096]", "graphs/lib/unet.lua:34", 1, 0, 0, 0, 0},
+    {"k495_scale", "%495 map:scale [1,1,1,1]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"k497_fused_scale_id", "%497 fused:scale_id [1,1,1,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"k500_fused_scale_scale_id", "%500 fused:scale_scale_id [1,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"k501_id", "%501 map:id [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"k514_fused_add_add_add_mul", "%514 fused:add_add_add_mul [B,1,64,64]", "graphs/lib/unet.lua:31", 1, 0, 0, 0, 0},
+    {"k418_sum", "%515 reduce [1,1,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"k422_sum", "%517 reduce [1,1,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"k518_sum", "%518 reduce [1,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"k405_permute", "%521 permute [1,B,4096]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"k523_matmul", "%523 matmul [1,32]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"k524_matmul", "%524 matmul [32,4096*B]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"k526_col2im", "%526 col2im [B,32,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0},
+    {"k528_fused_mul_step", "%528 fused:mul_step [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k529_sum", "%529 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k531_sum", "%531 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k532_sum", "%532 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k534_mul", "%534 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k535_mul", "%535 map:mul [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k529_sum", "%536 reduce [1,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k531_sum", "%538 reduce [32,1,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k532_sum", "%539 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k549_fused_scale_mul_sum_mul", "%549 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k553_fused_add_mul_mul_id", "%553 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k556_fused_scale_sum_neg", "%556 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k558_fused_add_id", "%558 fused:add_id [B,8,16384]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k529_sum", "%560 reduce [1,32,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k531_sum", "%562 reduce [32,1,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k532_sum", "%563 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k566_permute", "%566 permute [32,B,4096]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k568_matmul", "%568 matmul [32,576]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k569_matmul", "%569 matmul [576,4096*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k571_col2im", "%571 col2im [B,64,64,64]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k572_slice", "%572 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"k573_slice", "%573 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"k575_sum", "%575 reduce [B,32,32,1,32,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"k576_sum", "%576 reduce [B,32,32,1,32,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"k579_fused_mul_step", "%579 fused:mul_step [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k580_sum", "%580 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k582_sum", "%582 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k583_sum", "%583 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k585_mul", "%585 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k586_mul", "%586 map:mul [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k580_sum", "%587 reduce [1,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k582_sum", "%589 reduce [32,1,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k583_sum", "%590 reduce [32,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k600_fused_scale_mul_sum_mul", "%600 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k604_fused_add_mul_mul_id", "%604 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k607_fused_scale_sum_neg", "%607 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k609_fused_add_id", "%609 fused:add_id [B,8,4096]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k580_sum", "%611 reduce [1,32,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k582_sum", "%613 reduce [32,1,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k583_sum", "%614 reduce [32,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k617_permute", "%617 permute [32,B,1024]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k619_matmul", "%619 matmul [32,864]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k620_matmul", "%620 matmul [864,1024*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k622_col2im", "%622 col2im [B,96,32,32]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k623_slice", "%623 slice [B,64,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"k624_slice", "%624 slice [B,32,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"k626_sum", "%626 reduce [B,64,16,1,16,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"k627_sum", "%627 reduce [B,64,16,1,16,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"k630_fused_mul_step", "%630 fused:mul_step [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k631_sum", "%631 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k633_sum", "%633 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k634_sum", "%634 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k636_mul", "%636 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k637_mul", "%637 map:mul [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k631_sum", "%638 reduce [1,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k633_sum", "%640 reduce [64,1,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k634_sum", "%641 reduce [64,1,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k651_fused_scale_mul_sum_mul", "%651 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k655_fused_add_mul_mul_id", "%655 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k658_fused_scale_sum_neg", "%658 fused:scale_sum_neg [B,8,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k660_fused_add_id", "%660 fused:add_id [B,8,2048]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0},
+    {"k631_sum", "%662 reduce [1,64,16,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k633_sum", "%664 reduce [64,1,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k634_sum", "%665 reduce [64,1,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k668_permute", "%668 permute [64,B,256]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k670_matmul", "%670 matmul [64,1728]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k671_matmul", "%671 matmul [1728,256*B]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k673_col2im", "%673 col2im [B,192,16,16]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0},
+    {"k674_slice", "%674 slice [B,128,16,16]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"k675_slice", "%675 slice [B,64,16,16]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"k677_sum", "%677 reduce [B,128,8,1,8,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"k678_sum", "%678 reduce [B,128,8,1,8,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0},
+    {"k681_fused_mul_step", "%681 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k682_sum", "%682 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k684_sum", "%684 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k685_sum", "%685 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k687_mul", "%687 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k688_mul", "%688 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k682_sum", "%689 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k684_sum", "%691 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k685_sum", "%692 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k702_fused_scale_mul_sum_mul", "%702 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k706_fused_add_mul_mul_id", "%706 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k709_fused_scale_sum_neg", "%709 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k711_fused_add_id", "%711 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k682_sum", "%713 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k684_sum", "%715 reduce [128,1,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k685_sum", "%716 reduce [128,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k719_permute", "%719 permute [128,B,64]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k721_matmul", "%721 matmul [128,1152]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k722_matmul", "%722 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k724_col2im", "%724 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k681_fused_mul_step", "%726 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k682_sum", "%727 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k684_sum", "%729 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k685_sum", "%730 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k687_mul", "%732 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k688_mul", "%733 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k682_sum", "%734 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k684_sum", "%736 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k685_sum", "%737 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k702_fused_scale_mul_sum_mul", "%747 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k706_fused_add_mul_mul_id", "%751 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k709_fused_scale_sum_neg", "%754 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k711_fused_add_id", "%756 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k682_sum", "%758 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k684_sum", "%760 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k685_sum", "%761 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k719_permute", "%764 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k721_matmul", "%766 matmul [128,1152]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k722_matmul", "%767 matmul [1152,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k724_col2im", "%769 col2im [B,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k772_fused_mul_add_step", "%772 fused:mul_add_step [B,128,8,8]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k682_sum", "%773 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k684_sum", "%775 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k685_sum", "%776 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k687_mul", "%778 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k688_mul", "%779 map:mul [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k682_sum", "%780 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k684_sum", "%782 reduce [128,1,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k685_sum", "%783 reduce [128,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k702_fused_scale_mul_sum_mul", "%793 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k706_fused_add_mul_mul_id", "%797 fused:add_mul_mul_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k709_fused_scale_sum_neg", "%800 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k711_fused_add_id", "%802 fused:add_id [B,8,1024]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k682_sum", "%804 reduce [1,128,8,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k684_sum", "%806 reduce [128,1,8]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k685_sum", "%807 reduce [128,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k719_permute", "%810 permute [128,B,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k812_matmul", "%812 matmul [128,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k813_matmul", "%813 matmul [576,64*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k815_col2im", "%815 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k818_fused_mul_add_step", "%818 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k631_sum", "%819 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k633_sum", "%821 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k634_sum", "%822 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k636_mul", "%824 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k637_mul", "%825 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k631_sum", "%826 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k633_sum", "%828 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k634_sum", "%829 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k651_fused_scale_mul_sum_mul", "%839 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k655_fused_add_mul_mul_id", "%843 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k658_fused_scale_sum_neg", "%846 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k660_fused_add_id", "%848 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k631_sum", "%850 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k633_sum", "%852 reduce [64,1,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k634_sum", "%853 reduce [64,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k668_permute", "%856 permute [64,B,256]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k858_matmul", "%858 matmul [64,576]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k859_matmul", "%859 matmul [576,256*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k861_col2im", "%861 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k630_fused_mul_step", "%863 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k631_sum", "%864 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k633_sum", "%866 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k634_sum", "%867 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k636_mul", "%869 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k637_mul", "%870 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k631_sum", "%871 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k633_sum", "%873 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k634_sum", "%874 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k651_fused_scale_mul_sum_mul", "%884 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k655_fused_add_mul_mul_id", "%888 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k658_fused_scale_sum_neg", "%891 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k660_fused_add_id", "%893 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k631_sum", "%895 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k633_sum", "%897 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k634_sum", "%898 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k668_permute", "%901 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k858_matmul", "%903 matmul [64,576]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k859_matmul", "%904 matmul [576,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k861_col2im", "%906 col2im [B,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k818_fused_mul_add_step", "%909 fused:mul_add_step [B,64,16,16]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k631_sum", "%910 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k633_sum", "%912 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k634_sum", "%913 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k636_mul", "%915 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k637_mul", "%916 map:mul [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k631_sum", "%917 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k633_sum", "%919 reduce [64,1,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k634_sum", "%920 reduce [64,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k651_fused_scale_mul_sum_mul", "%930 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k655_fused_add_mul_mul_id", "%934 fused:add_mul_mul_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k658_fused_scale_sum_neg", "%937 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k660_fused_add_id", "%939 fused:add_id [B,8,2048]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k631_sum", "%941 reduce [1,64,16,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k633_sum", "%943 reduce [64,1,16]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k634_sum", "%944 reduce [64,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k668_permute", "%947 permute [64,B,256]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k949_matmul", "%949 matmul [64,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k950_matmul", "%950 matmul [288,256*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k952_col2im", "%952 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k955_fused_mul_add_step", "%955 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:27", 1, 0, 0, 0, 0},
+    {"k580_sum", "%956 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k582_sum", "%958 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k583_sum", "%959 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k585_mul", "%961 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k586_mul", "%962 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k580_sum", "%963 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k582_sum", "%965 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k583_sum", "%966 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k600_fused_scale_mul_sum_mul", "%976 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k604_fused_add_mul_mul_id", "%980 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k607_fused_scale_sum_neg", "%983 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k609_fused_add_id", "%985 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k580_sum", "%987 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k582_sum", "%989 reduce [32,1,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k583_sum", "%990 reduce [32,1,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k617_permute", "%993 permute [32,B,1024]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k995_matmul", "%995 matmul [32,288]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k996_matmul", "%996 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k998_col2im", "%998 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0},
+    {"k579_fused_mul_step", "%1000 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0},
+    {"k580_sum", "%1001 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k582_sum", "%1003 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k583_sum", "%1004 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k585_mul", "%1006 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k586_mul", "%1007 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k580_sum", "%1008 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k582_sum", "%1010 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k583_sum", "%1011 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k600_fused_scale_mul_sum_mul", "%1021 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k604_fused_add_mul_mul_id", "%1025 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k607_fused_scale_sum_neg", "%1028 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k609_fused_add_id", "%1030 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k580_sum", "%1032 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k582_sum", "%1034 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k583_sum", "%1035 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k617_permute", "%1038 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k995_matmul", "%1040 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k996_matmul", "%1041 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k998_col2im", "%1043 col2im [B,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k955_fused_mul_add_step", "%1046 fused:mul_add_step [B,32,32,32]", "graphs/lib/image_encoder.lua:26", 1, 0, 0, 0, 0},
+    {"k580_sum", "%1047 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k582_sum", "%1049 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k583_sum", "%1050 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k585_mul", "%1052 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k586_mul", "%1053 map:mul [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k580_sum", "%1054 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k582_sum", "%1056 reduce [32,1,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k583_sum", "%1057 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k600_fused_scale_mul_sum_mul", "%1067 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k604_fused_add_mul_mul_id", "%1071 fused:add_mul_mul_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k607_fused_scale_sum_neg", "%1074 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k609_fused_add_id", "%1076 fused:add_id [B,8,4096]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k580_sum", "%1078 reduce [1,32,32,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k582_sum", "%1080 reduce [32,1,32]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k583_sum", "%1081 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k617_permute", "%1084 permute [32,B,1024]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k995_matmul", "%1086 matmul [32,288]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k996_matmul", "%1087 matmul [288,1024*B]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1089_col2im", "%1089 col2im [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1092_fused_mul_add_step", "%1092 fused:mul_add_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0},
+    {"k529_sum", "%1093 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k531_sum", "%1095 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k532_sum", "%1096 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k534_mul", "%1098 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k535_mul", "%1099 map:mul [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k529_sum", "%1100 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k531_sum", "%1102 reduce [32,1,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k532_sum", "%1103 reduce [32,1,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k549_fused_scale_mul_sum_mul", "%1113 fused:scale_mul_sum_mul [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k553_fused_add_mul_mul_id", "%1117 fused:add_mul_mul_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k556_fused_scale_sum_neg", "%1120 fused:scale_sum_neg [B,8,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k558_fused_add_id", "%1122 fused:add_id [B,8,16384]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0},
+    {"k529_sum", "%1124 reduce [1,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k531_sum", "%1126 reduce [32,1,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k532_sum", "%1127 reduce [32,1,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k566_permute", "%1130 permute [32,B,4096]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
+    {"k1132_matmul", "%1132 matmul [32,9]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_seg_finetune = {741, prof};
+const reclf_prof_table reclf_profile_seg_finetune = {444, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #else
@@ -3422,758 +2843,461 @@ const reclf_prof_table reclf_profile_seg_finetune = {741, prof};
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
-    return sizeof(real) * (size_t)(780768 + 6877424*B);
+    return sizeof(real) * (size_t)(780768 + 6877392*B);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs;
-    CALL(0, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k3_addc(A + 780768, (real *)inputs[0], B)); /* %3 map:addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(1, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k4_scale(A + 780768 + 4096*B, A + 780768, B)); /* %4 map:scale [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
-    CALL(2, 0, sizeof(real)*((double)36864*B + (double)4096*B), k7_im2col(A + 780768 + 6135808*B, A + 780768 + 4096*B, B)); /* %7 im2col [B,9,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(3, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k9_matmul(A + 780768, (real *)P + 0, A + 780768 + 6135808*B, B)); /* %9 matmul [B,32,4096]  graphs/lib/image_encoder.lua:6 */
-    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k12_add(A + 780768 + 131072*B, A + 780768, (real *)P + 288, B)); /* %12 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(5, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k16_sum(A + 780768, A + 780768 + 131072*B, B)); /* %16 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(6, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k17_scale(A + 780768 + 16*B, A + 780768, B)); /* %17 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(7, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k18_sub(A + 780768 + 5128192*B, A + 780768 + 131072*B, A + 780768 + 16*B, B)); /* %18 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k19_square(A + 780768, A + 780768 + 5128192*B, B)); /* %19 map:square [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(9, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k16_sum(A + 780768 + 5259264*B, A + 780768, B)); /* %20 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(10, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k17_scale(A + 780768 + 5259280*B, A + 780768 + 5259264*B, B)); /* %21 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(11, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 780768 + 5259264*B, A + 780768 + 5259280*B, B)); /* %22 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(12, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 780768 + 6877216*B, A + 780768 + 5259264*B, B)); /* %23 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(13, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k24_mul(A + 780768 + 5259264*B, A + 780768 + 5128192*B, A + 780768 + 6877216*B, B)); /* %24 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(14, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k27_mul(A + 780768, A + 780768 + 5259264*B, (real *)P + 320, B)); /* %27 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(15, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k12_add(A + 780768 + 5390336*B, A + 780768, (real *)P + 352, B)); /* %29 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(16, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k30_relu(A + 780768, A + 780768 + 5390336*B, B)); /* %30 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(17, 0, sizeof(real)*((double)294912*B + (double)131072*B), k33_im2col(A + 780768 + 3686400*B, A + 780768, B)); /* %33 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(18, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k35_matmul(A + 780768 + 5521408*B, (real *)P + 384, A + 780768 + 3686400*B, B)); /* %35 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(19, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k38_add(A + 780768 + 5554176*B, A + 780768 + 5521408*B, (real *)P + 9600, B)); /* %38 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(20, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 780768 + 5521408*B, A + 780768 + 5554176*B, B)); /* %42 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(21, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 780768 + 5521424*B, A + 780768 + 5521408*B, B)); /* %43 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(22, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k44_sub(A + 780768 + 6209536*B, A + 780768 + 5554176*B, A + 780768 + 5521424*B, B)); /* %44 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(23, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k45_square(A + 780768 + 6172672*B, A + 780768 + 6209536*B, B)); /* %45 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(24, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 780768 + 6205440*B, A + 780768 + 6172672*B, B)); /* %46 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(25, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 780768 + 6205456*B, A + 780768 + 6205440*B, B)); /* %47 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(26, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 780768 + 6205472*B, A + 780768 + 6205456*B, B)); /* %48 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(27, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 780768 + 6877232*B, A + 780768 + 6205472*B, B)); /* %49 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_mul(A + 780768 + 6242304*B, A + 780768 + 6209536*B, A + 780768 + 6877232*B, B)); /* %50 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(29, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k53_mul(A + 780768 + 6172672*B, A + 780768 + 6242304*B, (real *)P + 9632, B)); /* %53 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k38_add(A + 780768 + 6275072*B, A + 780768 + 6172672*B, (real *)P + 9664, B)); /* %55 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(31, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k56_relu(A + 780768 + 6172672*B, A + 780768 + 6275072*B, B)); /* %56 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(32, 0, sizeof(real)*((double)294912*B + (double)32768*B), k59_im2col(A + 780768 + 3981312*B, A + 780768 + 6172672*B, B)); /* %59 im2col [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(33, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k35_matmul(A + 780768 + 5521408*B, (real *)P + 9696, A + 780768 + 3981312*B, B)); /* %61 matmul [B,32,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k38_add(A + 780768 + 5554176*B, A + 780768 + 5521408*B, (real *)P + 18912, B)); /* %64 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(35, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 780768 + 6205440*B, A + 780768 + 5554176*B, B)); /* %68 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(36, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 780768 + 6205456*B, A + 780768 + 6205440*B, B)); /* %69 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(37, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k44_sub(A + 780768 + 6307840*B, A + 780768 + 5554176*B, A + 780768 + 6205456*B, B)); /* %70 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k45_square(A + 780768 + 5521408*B, A + 780768 + 6307840*B, B)); /* %71 map:square [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(39, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 780768 + 6205440*B, A + 780768 + 5521408*B, B)); /* %72 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(40, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 780768 + 6205456*B, A + 780768 + 6205440*B, B)); /* %73 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(41, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 780768 + 6205440*B, A + 780768 + 6205456*B, B)); /* %74 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(42, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 780768 + 6877248*B, A + 780768 + 6205440*B, B)); /* %75 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(43, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_mul(A + 780768 + 6340608*B, A + 780768 + 6307840*B, A + 780768 + 6877248*B, B)); /* %76 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(44, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k53_mul(A + 780768 + 5521408*B, A + 780768 + 6340608*B, (real *)P + 18944, B)); /* %79 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(45, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k38_add(A + 780768 + 6373376*B, A + 780768 + 5521408*B, (real *)P + 18976, B)); /* %81 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(46, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k56_relu(A + 780768 + 4571136*B, A + 780768 + 6373376*B, B)); /* %82 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(47, 0, sizeof(real)*((double)294912*B + (double)32768*B), k59_im2col(A + 780768 + 4276224*B, A + 780768 + 4571136*B, B)); /* %85 im2col [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(48, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k35_matmul(A + 780768 + 4571136*B, (real *)P + 19008, A + 780768 + 4276224*B, B)); /* %87 matmul [B,32,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(49, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k38_add(A + 780768 + 4603904*B, A + 780768 + 4571136*B, (real *)P + 28224, B)); /* %90 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(50, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 780768 + 6205440*B, A + 780768 + 4603904*B, B)); /* %94 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(51, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 780768 + 6205456*B, A + 780768 + 6205440*B, B)); /* %95 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(52, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k44_sub(A + 780768 + 6406144*B, A + 780768 + 4603904*B, A + 780768 + 6205456*B, B)); /* %96 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(53, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k45_square(A + 780768 + 4571136*B, A + 780768 + 6406144*B, B)); /* %97 map:square [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(54, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 780768 + 6205440*B, A + 780768 + 4571136*B, B)); /* %98 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(55, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 780768 + 6205456*B, A + 780768 + 6205440*B, B)); /* %99 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(56, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 780768 + 6205440*B, A + 780768 + 6205456*B, B)); /* %100 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(57, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 780768 + 6877264*B, A + 780768 + 6205440*B, B)); /* %101 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(58, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_mul(A + 780768 + 6438912*B, A + 780768 + 6406144*B, A + 780768 + 6877264*B, B)); /* %102 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(59, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k53_mul(A + 780768 + 4571136*B, A + 780768 + 6438912*B, (real *)P + 28256, B)); /* %105 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(60, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k38_add(A + 780768 + 4603904*B, A + 780768 + 4571136*B, (real *)P + 28288, B)); /* %107 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(61, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k108_add(A + 780768 + 6471680*B, A + 780768 + 6172672*B, A + 780768 + 4603904*B, B)); /* %108 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
-    CALL(62, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k56_relu(A + 780768 + 4734976*B, A + 780768 + 6471680*B, B)); /* %109 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(63, 0, sizeof(real)*((double)73728*B + (double)32768*B), k112_im2col(A + 780768 + 5914624*B, A + 780768 + 4734976*B, B)); /* %112 im2col [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(64, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k114_matmul(A + 780768 + 6172672*B, (real *)P + 28320, A + 780768 + 5914624*B, B)); /* %114 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(65, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k117_add(A + 780768 + 6189056*B, A + 780768 + 6172672*B, (real *)P + 46752, B)); /* %117 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(66, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %121 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(67, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 780768 + 6205456*B, A + 780768 + 6205440*B, B)); /* %122 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k123_sub(A + 780768 + 6602752*B, A + 780768 + 6189056*B, A + 780768 + 6205456*B, B)); /* %123 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(69, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k124_square(A + 780768 + 6172672*B, A + 780768 + 6602752*B, B)); /* %124 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %125 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(71, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 780768 + 6172672*B, A + 780768 + 6189056*B, B)); /* %126 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(72, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 780768 + 6172688*B, A + 780768 + 6172672*B, B)); /* %127 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(73, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 780768 + 6877280*B, A + 780768 + 6172688*B, B)); /* %128 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(74, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k129_mul(A + 780768 + 6619136*B, A + 780768 + 6602752*B, A + 780768 + 6877280*B, B)); /* %129 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(75, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k132_mul(A + 780768 + 6172672*B, A + 780768 + 6619136*B, (real *)P + 46816, B)); /* %132 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k117_add(A + 780768 + 6635520*B, A + 780768 + 6172672*B, (real *)P + 46880, B)); /* %134 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(77, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k135_relu(A + 780768 + 6172672*B, A + 780768 + 6635520*B, B)); /* %135 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(78, 0, sizeof(real)*((double)147456*B + (double)16384*B), k138_im2col(A + 780768 + 4833280*B, A + 780768 + 6172672*B, B)); /* %138 im2col [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(79, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k140_matmul(A + 780768 + 6189056*B, (real *)P + 46944, A + 780768 + 4833280*B, B)); /* %140 matmul [B,64,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(80, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k117_add(A + 780768 + 4767744*B, A + 780768 + 6189056*B, (real *)P + 83808, B)); /* %143 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(81, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 780768 + 6189056*B, A + 780768 + 4767744*B, B)); /* %147 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(82, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 780768 + 6189072*B, A + 780768 + 6189056*B, B)); /* %148 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(83, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k123_sub(A + 780768 + 6651904*B, A + 780768 + 4767744*B, A + 780768 + 6189072*B, B)); /* %149 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(84, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k124_square(A + 780768 + 6189056*B, A + 780768 + 6651904*B, B)); /* %150 map:square [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(85, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %151 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 780768 + 6205456*B, A + 780768 + 6205440*B, B)); /* %152 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(87, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 780768 + 6205472*B, A + 780768 + 6205456*B, B)); /* %153 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(88, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 780768 + 6877296*B, A + 780768 + 6205472*B, B)); /* %154 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(89, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k129_mul(A + 780768 + 6668288*B, A + 780768 + 6651904*B, A + 780768 + 6877296*B, B)); /* %155 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(90, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k132_mul(A + 780768 + 6189056*B, A + 780768 + 6668288*B, (real *)P + 83872, B)); /* %158 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(91, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k117_add(A + 780768 + 6684672*B, A + 780768 + 6189056*B, (real *)P + 83936, B)); /* %160 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(92, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k135_relu(A + 780768 + 6189056*B, A + 780768 + 6684672*B, B)); /* %161 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(93, 0, sizeof(real)*((double)147456*B + (double)16384*B), k138_im2col(A + 780768 + 4980736*B, A + 780768 + 6189056*B, B)); /* %164 im2col [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k140_matmul(A + 780768 + 6189056*B, (real *)P + 84000, A + 780768 + 4980736*B, B)); /* %166 matmul [B,64,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k117_add(A + 780768 + 4767744*B, A + 780768 + 6189056*B, (real *)P + 120864, B)); /* %169 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 780768 + 6189056*B, A + 780768 + 4767744*B, B)); /* %173 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 780768 + 6189072*B, A + 780768 + 6189056*B, B)); /* %174 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(98, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k123_sub(A + 780768 + 6701056*B, A + 780768 + 4767744*B, A + 780768 + 6189072*B, B)); /* %175 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(99, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k124_square(A + 780768 + 6189056*B, A + 780768 + 6701056*B, B)); /* %176 map:square [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(100, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %177 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(101, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 780768 + 6205456*B, A + 780768 + 6205440*B, B)); /* %178 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(102, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 780768 + 6205472*B, A + 780768 + 6205456*B, B)); /* %179 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(103, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 780768 + 6877312*B, A + 780768 + 6205472*B, B)); /* %180 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(104, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k129_mul(A + 780768 + 6717440*B, A + 780768 + 6701056*B, A + 780768 + 6877312*B, B)); /* %181 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(105, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k132_mul(A + 780768 + 6189056*B, A + 780768 + 6717440*B, (real *)P + 120928, B)); /* %184 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(106, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k117_add(A + 780768 + 4767744*B, A + 780768 + 6189056*B, (real *)P + 120992, B)); /* %186 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(107, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k187_add(A + 780768 + 6733824*B, A + 780768 + 6172672*B, A + 780768 + 4767744*B, B)); /* %187 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
-    CALL(108, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k135_relu(A + 780768 + 4800512*B, A + 780768 + 6733824*B, B)); /* %188 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(109, 0, sizeof(real)*((double)36864*B + (double)16384*B), k191_im2col(A + 780768 + 6172672*B, A + 780768 + 4800512*B, B)); /* %191 im2col [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(110, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k193_matmul(A + 780768 + 4816896*B, (real *)P + 121056, A + 780768 + 6172672*B, B)); /* %193 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(111, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k196_add(A + 780768 + 4825088*B, A + 780768 + 4816896*B, (real *)P + 194784, B)); /* %196 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(112, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k200_sum(A + 780768 + 4816896*B, A + 780768 + 4825088*B, B)); /* %200 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(113, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k201_scale(A + 780768 + 4816912*B, A + 780768 + 4816896*B, B)); /* %201 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(114, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k202_sub(A + 780768 + 6799360*B, A + 780768 + 4825088*B, A + 780768 + 4816912*B, B)); /* %202 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(115, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k203_square(A + 780768 + 4816896*B, A + 780768 + 6799360*B, B)); /* %203 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(116, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k200_sum(A + 780768 + 4825088*B, A + 780768 + 4816896*B, B)); /* %204 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(117, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k201_scale(A + 780768 + 4825104*B, A + 780768 + 4825088*B, B)); /* %205 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(118, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 780768 + 4825120*B, A + 780768 + 4825104*B, B)); /* %206 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(119, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 780768 + 6877328*B, A + 780768 + 4825120*B, B)); /* %207 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(120, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k208_mul(A + 780768 + 6807552*B, A + 780768 + 6799360*B, A + 780768 + 6877328*B, B)); /* %208 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(121, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_mul(A + 780768 + 4816896*B, A + 780768 + 6807552*B, (real *)P + 194912, B)); /* %211 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(122, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k196_add(A + 780768 + 6815744*B, A + 780768 + 4816896*B, (real *)P + 195040, B)); /* %213 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(123, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k214_relu(A + 780768 + 4816896*B, A + 780768 + 6815744*B, B)); /* %214 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(124, 0, sizeof(real)*((double)73728*B + (double)8192*B), k217_im2col(A + 780768 + 5988352*B, A + 780768 + 4816896*B, B)); /* %217 im2col [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(125, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k219_matmul(A + 780768 + 4825088*B, (real *)P + 195168, A + 780768 + 5988352*B, B)); /* %219 matmul [B,128,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(126, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k196_add(A + 780768 + 4767744*B, A + 780768 + 4825088*B, (real *)P + 342624, B)); /* %222 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(127, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k200_sum(A + 780768 + 4825088*B, A + 780768 + 4767744*B, B)); /* %226 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(128, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k201_scale(A + 780768 + 4825104*B, A + 780768 + 4825088*B, B)); /* %227 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(129, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k202_sub(A + 780768 + 6823936*B, A + 780768 + 4767744*B, A + 780768 + 4825104*B, B)); /* %228 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(130, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k203_square(A + 780768 + 4825088*B, A + 780768 + 6823936*B, B)); /* %229 map:square [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(131, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k200_sum(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %230 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(132, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k201_scale(A + 780768 + 4825088*B, A + 780768 + 4767744*B, B)); /* %231 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(133, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 780768 + 4825104*B, A + 780768 + 4825088*B, B)); /* %232 map:addc [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(134, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 780768 + 6877344*B, A + 780768 + 4825104*B, B)); /* %233 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(135, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k208_mul(A + 780768 + 6832128*B, A + 780768 + 6823936*B, A + 780768 + 6877344*B, B)); /* %234 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(136, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_mul(A + 780768 + 4825088*B, A + 780768 + 6832128*B, (real *)P + 342752, B)); /* %237 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(137, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k196_add(A + 780768 + 6840320*B, A + 780768 + 4825088*B, (real *)P + 342880, B)); /* %239 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(138, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k214_relu(A + 780768 + 4825088*B, A + 780768 + 6840320*B, B)); /* %240 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(139, 0, sizeof(real)*((double)73728*B + (double)8192*B), k217_im2col(A + 780768 + 6062080*B, A + 780768 + 4825088*B, B)); /* %243 im2col [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(140, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k219_matmul(A + 780768 + 4825088*B, (real *)P + 343008, A + 780768 + 6062080*B, B)); /* %245 matmul [B,128,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(141, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k196_add(A + 780768 + 4767744*B, A + 780768 + 4825088*B, (real *)P + 490464, B)); /* %248 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(142, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k200_sum(A + 780768 + 4825088*B, A + 780768 + 4767744*B, B)); /* %252 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(143, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k201_scale(A + 780768 + 4825104*B, A + 780768 + 4825088*B, B)); /* %253 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(144, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k202_sub(A + 780768 + 6848512*B, A + 780768 + 4767744*B, A + 780768 + 4825104*B, B)); /* %254 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(145, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k203_square(A + 780768 + 4825088*B, A + 780768 + 6848512*B, B)); /* %255 map:square [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(146, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k200_sum(A + 780768 + 6856704*B, A + 780768 + 4825088*B, B)); /* %256 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(147, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k201_scale(A + 780768 + 4825088*B, A + 780768 + 6856704*B, B)); /* %257 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(148, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 780768 + 4825104*B, A + 780768 + 4825088*B, B)); /* %258 map:addc [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(149, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 780768 + 6877360*B, A + 780768 + 4825104*B, B)); /* %259 map:rsqrt [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(150, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k208_mul(A + 780768 + 6856704*B, A + 780768 + 6848512*B, A + 780768 + 6877360*B, B)); /* %260 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(151, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_mul(A + 780768 + 4825088*B, A + 780768 + 6856704*B, (real *)P + 490592, B)); /* %263 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(152, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k196_add(A + 780768 + 4767744*B, A + 780768 + 4825088*B, (real *)P + 490720, B)); /* %265 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(153, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k266_add(A + 780768 + 6864896*B, A + 780768 + 4816896*B, A + 780768 + 4767744*B, B)); /* %266 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
-    CALL(154, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k214_relu(A + 780768 + 4816896*B, A + 780768 + 6864896*B, B)); /* %267 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(155, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), k284_id(A + 780768 + 4767744*B, A + 780768 + 4816896*B, B)); /* %284 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
-    CALL(156, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), k286_concat(A + 780768 + 4571136*B, A + 780768 + 4767744*B, A + 780768 + 4800512*B, B)); /* %286 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
-    CALL(157, 0, sizeof(real)*((double)442368*B + (double)49152*B), k289_im2col(A + 780768 + 3244032*B, A + 780768 + 4571136*B, B)); /* %289 im2col [B,1728,256]  graphs/lib/unet.lua:16 */
-    CALL(158, (double)56623104*B, sizeof(real)*((double)16384*B + (double)110592 + (double)442368*B), k291_matmul(A + 780768 + 4767744*B, (real *)P + 523872, A + 780768 + 3244032*B, B)); /* %291 matmul [B,64,256]  graphs/lib/unet.lua:16 */
-    CALL(159, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k117_add(A + 780768 + 4784128*B, A + 780768 + 4767744*B, (real *)P + 634464, B)); /* %294 map:add [B,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(160, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 780768 + 6873088*B, A + 780768 + 4784128*B, B)); /* %298 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(161, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 780768 + 6873104*B, A + 780768 + 6873088*B, B)); /* %299 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(162, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k123_sub(A + 780768 + 6750208*B, A + 780768 + 4784128*B, A + 780768 + 6873104*B, B)); /* %300 map:sub [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(163, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k124_square(A + 780768 + 4767744*B, A + 780768 + 6750208*B, B)); /* %301 map:square [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(164, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 780768 + 6873088*B, A + 780768 + 4767744*B, B)); /* %302 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(165, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 780768 + 6873104*B, A + 780768 + 6873088*B, B)); /* %303 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(166, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 780768 + 6873088*B, A + 780768 + 6873104*B, B)); /* %304 map:addc [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(167, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 780768 + 6877376*B, A + 780768 + 6873088*B, B)); /* %305 map:rsqrt [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(168, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k129_mul(A + 780768 + 6766592*B, A + 780768 + 6750208*B, A + 780768 + 6877376*B, B)); /* %306 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(169, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k132_mul(A + 780768 + 4767744*B, A + 780768 + 6766592*B, (real *)P + 634528, B)); /* %309 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(170, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k117_add(A + 780768 + 6782976*B, A + 780768 + 4767744*B, (real *)P + 634592, B)); /* %311 map:add [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(171, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k135_relu(A + 780768 + 4767744*B, A + 780768 + 6782976*B, B)); /* %312 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(172, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), k314_id(A + 780768 + 4669440*B, A + 780768 + 4767744*B, B)); /* %314 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
-    CALL(173, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), k316_concat(A + 780768 + 4571136*B, A + 780768 + 4669440*B, A + 780768 + 4734976*B, B)); /* %316 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
-    CALL(174, 0, sizeof(real)*((double)884736*B + (double)98304*B), k319_im2col(A + 780768 + 2359296*B, A + 780768 + 4571136*B, B)); /* %319 im2col [B,864,1024]  graphs/lib/unet.lua:16 */
-    CALL(175, (double)56623104*B, sizeof(real)*((double)32768*B + (double)27648 + (double)884736*B), k321_matmul(A + 780768 + 4571136*B, (real *)P + 634656, A + 780768 + 2359296*B, B)); /* %321 matmul [B,32,1024]  graphs/lib/unet.lua:16 */
-    CALL(176, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k38_add(A + 780768 + 4603904*B, A + 780768 + 4571136*B, (real *)P + 662304, B)); /* %324 map:add [B,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(177, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 780768 + 6873088*B, A + 780768 + 4603904*B, B)); /* %328 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(178, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 780768 + 6873104*B, A + 780768 + 6873088*B, B)); /* %329 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(179, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k44_sub(A + 780768 + 6504448*B, A + 780768 + 4603904*B, A + 780768 + 6873104*B, B)); /* %330 map:sub [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(180, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k45_square(A + 780768 + 4571136*B, A + 780768 + 6504448*B, B)); /* %331 map:square [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(181, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 780768 + 6873088*B, A + 780768 + 4571136*B, B)); /* %332 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(182, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 780768 + 6873104*B, A + 780768 + 6873088*B, B)); /* %333 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(183, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 780768 + 6873088*B, A + 780768 + 6873104*B, B)); /* %334 map:addc [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(184, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 780768 + 6877392*B, A + 780768 + 6873088*B, B)); /* %335 map:rsqrt [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(185, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_mul(A + 780768 + 6537216*B, A + 780768 + 6504448*B, A + 780768 + 6877392*B, B)); /* %336 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(186, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k53_mul(A + 780768 + 4571136*B, A + 780768 + 6537216*B, (real *)P + 662336, B)); /* %339 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(187, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k38_add(A + 780768 + 6569984*B, A + 780768 + 4571136*B, (real *)P + 662368, B)); /* %341 map:add [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(188, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k56_relu(A + 780768 + 4571136*B, A + 780768 + 6569984*B, B)); /* %342 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(189, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), k344_id(A + 780768 + 131072*B, A + 780768 + 4571136*B, B)); /* %344 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
-    CALL(190, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), k346_concat(A + 780768 + 4571136*B, A + 780768 + 131072*B, A + 780768, B)); /* %346 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
-    CALL(191, 0, sizeof(real)*((double)2359296*B + (double)262144*B), k349_im2col(A + 780768, A + 780768 + 4571136*B, B)); /* %349 im2col [B,576,4096]  graphs/lib/unet.lua:16 */
-    CALL(192, (double)150994944*B, sizeof(real)*((double)131072*B + (double)18432 + (double)2359296*B), k351_matmul(A + 780768 + 4571136*B, (real *)P + 662400, A + 780768, B)); /* %351 matmul [B,32,4096]  graphs/lib/unet.lua:16 */
-    CALL(193, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k12_add(A + 780768 + 4702208*B, A + 780768 + 4571136*B, (real *)P + 680832, B)); /* %354 map:add [B,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(194, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k16_sum(A + 780768 + 6873088*B, A + 780768 + 4702208*B, B)); /* %358 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(195, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k17_scale(A + 780768 + 6873104*B, A + 780768 + 6873088*B, B)); /* %359 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(196, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k18_sub(A + 780768 + 4571136*B, A + 780768 + 4702208*B, A + 780768 + 6873104*B, B)); /* %360 map:sub [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(197, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k19_square(A + 780768 + 4702208*B, A + 780768 + 4571136*B, B)); /* %361 map:square [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(198, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k16_sum(A + 780768 + 6873088*B, A + 780768 + 4702208*B, B)); /* %362 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(199, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k17_scale(A + 780768 + 6873104*B, A + 780768 + 6873088*B, B)); /* %363 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(200, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k22_addc(A + 780768 + 6873088*B, A + 780768 + 6873104*B, B)); /* %364 map:addc [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(201, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k23_rsqrt(A + 780768 + 6877408*B, A + 780768 + 6873088*B, B)); /* %365 map:rsqrt [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(202, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k24_mul(A + 780768 + 4702208*B, A + 780768 + 4571136*B, A + 780768 + 6877408*B, B)); /* %366 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(203, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k27_mul(A + 780768 + 5521408*B, A + 780768 + 4702208*B, (real *)P + 680864, B)); /* %369 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(204, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k12_add(A + 780768 + 5652480*B, A + 780768 + 5521408*B, (real *)P + 680896, B)); /* %371 map:add [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(205, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k30_relu(A + 780768 + 5521408*B, A + 780768 + 5652480*B, B)); /* %372 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(206, 0, sizeof(real)*((double)131072*B + (double)131072*B), k375_im2col(A + 780768 + 5783552*B, A + 780768 + 5521408*B, B)); /* %375 im2col [B,32,4096]  graphs/seg.lua:52 */
-    CALL(207, (double)262144*B, sizeof(real)*((double)4096*B + (double)32 + (double)131072*B), k377_matmul(A + 780768 + 5521408*B, (real *)P + 680928, A + 780768 + 5783552*B, B)); /* %377 matmul [B,1,4096]  graphs/seg.lua:52 */
-    CALL(208, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)1), k380_add(A + 780768 + 5525504*B, A + 780768 + 5521408*B, (real *)P + 680960, B)); /* %380 map:add [B,1,64,64]  graphs/seg.lua:52 */
-    CALL(209, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k381_relu(A + 780768 + 5521408*B, A + 780768 + 5525504*B, B)); /* %381 map:relu [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(210, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k382_mul(A + 780768 + 5529600*B, A + 780768 + 5525504*B, (real *)inputs[1], B)); /* %382 map:mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(211, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k383_sub(A + 780768 + 5533696*B, A + 780768 + 5521408*B, A + 780768 + 5529600*B, B)); /* %383 map:sub [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(212, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k384_abs(A + 780768 + 5521408*B, A + 780768 + 5525504*B, B)); /* %384 map:abs [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(213, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k385_neg(A + 780768 + 5529600*B, A + 780768 + 5521408*B, B)); /* %385 map:neg [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(214, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k386_exp(A + 780768 + 5521408*B, A + 780768 + 5529600*B, B)); /* %386 map:exp [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(215, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k387_addc(A + 780768 + 5529600*B, A + 780768 + 5521408*B, B)); /* %387 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(216, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k388_log(A + 780768 + 5537792*B, A + 780768 + 5529600*B, B)); /* %388 map:log [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(217, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k389_add(A + 780768 + 5541888*B, A + 780768 + 5533696*B, A + 780768 + 5537792*B, B)); /* %389 map:add [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(218, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), k390_sum(A + 0, A + 780768 + 5541888*B, B)); /* %390 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(219, (double)4096, sizeof(real)*((double)4096 + (double)4096), k391_scale(A + 4096, A + 0, B)); /* %391 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(220, (double)4096, sizeof(real)*((double)4096 + (double)4096), k392_sum(A + 0, A + 4096)); /* %392 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(221, (double)4096, sizeof(real)*((double)4096 + (double)4096), k393_scale(A + 4096, A + 0)); /* %393 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(222, (double)4096, sizeof(real)*((double)64 + (double)4096), k394_sum(A + 0, A + 4096)); /* %394 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(223, (double)64, sizeof(real)*((double)64 + (double)64), k395_scale(A + 64, A + 0)); /* %395 map:scale [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(224, (double)64, sizeof(real)*((double)1 + (double)64), k396_sum(A + 0, A + 64)); /* %396 reduce [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(225, (double)1, sizeof(real)*((double)1 + (double)1), k397_scale(A + 16, A + 0)); /* %397 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(226, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k398_sigmoid(A + 780768 + 5533696*B, A + 780768 + 5525504*B, B)); /* %398 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
-    CALL(227, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k382_mul(A + 780768 + 5537792*B, A + 780768 + 5533696*B, (real *)inputs[1], B)); /* %401 map:mul [B,4096]  graphs/lib/unet.lua:34 */
-    CALL(228, (double)4096*B, sizeof(real)*((double)B + (double)4096*B), k402_sum(A + 780768 + 6873088*B, A + 780768 + 5537792*B, B)); /* %402 reduce [B,1]  graphs/lib/unet.lua:34 */
-    CALL(229, (double)B, sizeof(real)*((double)B + (double)B), k403_scale(A + 780768 + 6873104*B, A + 780768 + 6873088*B, B)); /* %403 map:scale [B,1]  graphs/lib/unet.lua:35 */
-    CALL(230, (double)B, sizeof(real)*((double)B + (double)B), k404_addc(A + 780768 + 6873088*B, A + 780768 + 6873104*B, B)); /* %404 map:addc [B,1]  graphs/lib/unet.lua:35 */
-    CALL(231, (double)4096*B, sizeof(real)*((double)B + (double)4096*B), k402_sum(A + 780768 + 6873104*B, A + 780768 + 5533696*B, B)); /* %405 reduce [B,1]  graphs/lib/unet.lua:35 */
-    CALL(232, (double)4096*B, sizeof(real)*((double)B + (double)4096*B), k402_sum(A + 780768 + 6873120*B, (real *)inputs[1], B)); /* %406 reduce [B,1]  graphs/lib/unet.lua:35 */
-    CALL(233, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k407_add(A + 780768 + 6873136*B, A + 780768 + 6873104*B, A + 780768 + 6873120*B, B)); /* %407 map:add [B,1]  graphs/lib/unet.lua:35 */
-    CALL(234, (double)B, sizeof(real)*((double)B + (double)B), k404_addc(A + 780768 + 6873104*B, A + 780768 + 6873136*B, B)); /* %408 map:addc [B,1]  graphs/lib/unet.lua:35 */
-    CALL(235, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k409_div(A + 780768 + 6873120*B, A + 780768 + 6873088*B, A + 780768 + 6873104*B, B)); /* %409 map:div [B,1]  graphs/lib/unet.lua:35 */
-    CALL(236, (double)B, sizeof(real)*((double)1 + (double)B), k410_sum(A + 0, A + 780768 + 6873120*B, B)); /* %410 reduce [1,1]  graphs/lib/unet.lua:36 */
-    CALL(237, (double)1, sizeof(real)*((double)1 + (double)1), k411_scale(A + 32, A + 0, B)); /* %411 map:scale [1,1]  graphs/lib/unet.lua:36 */
-    CALL(238, (double)1, sizeof(real)*((double)1 + (double)1), k412_neg(A + 0, A + 32)); /* %412 map:neg [1,1]  graphs/lib/unet.lua:36 */
-    CALL(239, (double)1, sizeof(real)*((double)1 + (double)1), k413_addc(A + 32, A + 0)); /* %413 map:addc [1,1]  graphs/lib/unet.lua:36 */
-    CALL(240, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k416_add(A + 780736, A + 16, A + 32)); /* %416 map:add []  graphs/lib/unet.lua:37 */
+    CALL(0, (double)8192*B, sizeof(real)*((double)4096*B + (double)4096*B), k4_fused_scale_addc(A + 780768, (real *)inputs[0], B)); /* %4 fused:scale_addc [B,1,64,64]  graphs/lib/image_encoder.lua:19 */
+    CALL(1, 0, sizeof(real)*((double)36864*B + (double)4096*B), k7_im2col(A + 780768 + 6135808*B, A + 780768, B)); /* %7 im2col [9,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(2, (double)2359296*B, sizeof(real)*((double)131072*B + (double)288 + (double)36864*B), k9_matmul(A + 780768, (real *)P + 0, A + 780768 + 6135808*B, B)); /* %9 matmul [32,4096*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(3, 0, sizeof(real)*((double)131072*B + (double)131072*B), k11_permute(A + 780768 + 131072*B, A + 780768, B)); /* %11 permute [B,32,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(4, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 780768, A + 780768 + 131072*B, (real *)P + 288, B)); /* %14 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(5, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k19_fused_scale_sum(A + 780768 + 5259264*B, A + 780768, B)); /* %19 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(6, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k20_sub(A + 780768 + 5128192*B, A + 780768, A + 780768 + 5259264*B, B)); /* %20 map:sub [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(7, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k25_fused_rsqrt_addc_scale_sum(A + 780768 + 6877184*B, A + 780768 + 5128192*B, B)); /* %25 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(8, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 780768 + 5259264*B, A + 780768 + 5128192*B, A + 780768 + 6877184*B, B)); /* %26 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(9, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k31_fused_add_mul(A + 780768 + 5390336*B, A + 780768 + 5259264*B, (real *)P + 320, (real *)P + 352, B)); /* %31 fused:add_mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(10, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k32_relu(A + 780768, A + 780768 + 5390336*B, B)); /* %32 map:relu [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(11, 0, sizeof(real)*((double)294912*B + (double)131072*B), k35_im2col(A + 780768 + 3686400*B, A + 780768, B)); /* %35 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(12, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 780768 + 5521408*B, (real *)P + 384, A + 780768 + 3686400*B, B)); /* %37 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(13, 0, sizeof(real)*((double)32768*B + (double)32768*B), k39_permute(A + 780768 + 5554176*B, A + 780768 + 5521408*B, B)); /* %39 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(14, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k42_add(A + 780768 + 5521408*B, A + 780768 + 5554176*B, (real *)P + 9600, B)); /* %42 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(15, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k47_fused_scale_sum(A + 780768 + 6172672*B, A + 780768 + 5521408*B, B)); /* %47 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(16, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k48_sub(A + 780768 + 6209536*B, A + 780768 + 5521408*B, A + 780768 + 6172672*B, B)); /* %48 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(17, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k53_fused_rsqrt_addc_scale_sum(A + 780768 + 6877200*B, A + 780768 + 6209536*B, B)); /* %53 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(18, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k54_mul(A + 780768 + 6242304*B, A + 780768 + 6209536*B, A + 780768 + 6877200*B, B)); /* %54 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(19, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k59_fused_add_mul(A + 780768 + 6275072*B, A + 780768 + 6242304*B, (real *)P + 9632, (real *)P + 9664, B)); /* %59 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(20, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k60_relu(A + 780768 + 6172672*B, A + 780768 + 6275072*B, B)); /* %60 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(21, 0, sizeof(real)*((double)294912*B + (double)32768*B), k63_im2col(A + 780768 + 3981312*B, A + 780768 + 6172672*B, B)); /* %63 im2col [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(22, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 780768 + 5521408*B, (real *)P + 9696, A + 780768 + 3981312*B, B)); /* %65 matmul [32,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(23, 0, sizeof(real)*((double)32768*B + (double)32768*B), k39_permute(A + 780768 + 5554176*B, A + 780768 + 5521408*B, B)); /* %67 permute [B,32,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(24, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k42_add(A + 780768 + 5521408*B, A + 780768 + 5554176*B, (real *)P + 18912, B)); /* %70 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(25, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k47_fused_scale_sum(A + 780768 + 6205440*B, A + 780768 + 5521408*B, B)); /* %75 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(26, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k48_sub(A + 780768 + 6307840*B, A + 780768 + 5521408*B, A + 780768 + 6205440*B, B)); /* %76 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(27, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k53_fused_rsqrt_addc_scale_sum(A + 780768 + 6877216*B, A + 780768 + 6307840*B, B)); /* %81 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(28, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k54_mul(A + 780768 + 6340608*B, A + 780768 + 6307840*B, A + 780768 + 6877216*B, B)); /* %82 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(29, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k59_fused_add_mul(A + 780768 + 6373376*B, A + 780768 + 6340608*B, (real *)P + 18944, (real *)P + 18976, B)); /* %87 fused:add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(30, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k60_relu(A + 780768 + 4571136*B, A + 780768 + 6373376*B, B)); /* %88 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(31, 0, sizeof(real)*((double)294912*B + (double)32768*B), k63_im2col(A + 780768 + 4276224*B, A + 780768 + 4571136*B, B)); /* %91 im2col [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(32, (double)18874368*B, sizeof(real)*((double)32768*B + (double)9216 + (double)294912*B), k37_matmul(A + 780768 + 4571136*B, (real *)P + 19008, A + 780768 + 4276224*B, B)); /* %93 matmul [32,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(33, 0, sizeof(real)*((double)32768*B + (double)32768*B), k39_permute(A + 780768 + 4603904*B, A + 780768 + 4571136*B, B)); /* %95 permute [B,32,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k42_add(A + 780768 + 4571136*B, A + 780768 + 4603904*B, (real *)P + 28224, B)); /* %98 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(35, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k47_fused_scale_sum(A + 780768 + 6205440*B, A + 780768 + 4571136*B, B)); /* %103 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(36, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k48_sub(A + 780768 + 6406144*B, A + 780768 + 4571136*B, A + 780768 + 6205440*B, B)); /* %104 map:sub [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(37, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k53_fused_rsqrt_addc_scale_sum(A + 780768 + 6877232*B, A + 780768 + 6406144*B, B)); /* %109 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(38, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k54_mul(A + 780768 + 6438912*B, A + 780768 + 6406144*B, A + 780768 + 6877232*B, B)); /* %110 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(39, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32 + (double)32), k116_fused_add_add_mul(A + 780768 + 6471680*B, A + 780768 + 6172672*B, A + 780768 + 6438912*B, (real *)P + 28256, (real *)P + 28288, B)); /* %116 fused:add_add_mul [B,32,32,32]  graphs/lib/image_encoder.lua:14 */
+    CALL(40, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k60_relu(A + 780768 + 4734976*B, A + 780768 + 6471680*B, B)); /* %117 map:relu [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(41, 0, sizeof(real)*((double)73728*B + (double)32768*B), k120_im2col(A + 780768 + 5914624*B, A + 780768 + 4734976*B, B)); /* %120 im2col [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(42, (double)9437184*B, sizeof(real)*((double)16384*B + (double)18432 + (double)73728*B), k122_matmul(A + 780768 + 6172672*B, (real *)P + 28320, A + 780768 + 5914624*B, B)); /* %122 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(43, 0, sizeof(real)*((double)16384*B + (double)16384*B), k124_permute(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %124 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(44, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k127_add(A + 780768 + 6172672*B, A + 780768 + 6189056*B, (real *)P + 46752, B)); /* %127 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(45, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k132_fused_scale_sum(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %132 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(46, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k133_sub(A + 780768 + 6602752*B, A + 780768 + 6172672*B, A + 780768 + 6189056*B, B)); /* %133 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(47, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k138_fused_rsqrt_addc_scale_sum(A + 780768 + 6877248*B, A + 780768 + 6602752*B, B)); /* %138 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(48, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k139_mul(A + 780768 + 6619136*B, A + 780768 + 6602752*B, A + 780768 + 6877248*B, B)); /* %139 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(49, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k144_fused_add_mul(A + 780768 + 6635520*B, A + 780768 + 6619136*B, (real *)P + 46816, (real *)P + 46880, B)); /* %144 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(50, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k145_relu(A + 780768 + 6172672*B, A + 780768 + 6635520*B, B)); /* %145 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(51, 0, sizeof(real)*((double)147456*B + (double)16384*B), k148_im2col(A + 780768 + 4833280*B, A + 780768 + 6172672*B, B)); /* %148 im2col [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(52, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k150_matmul(A + 780768 + 6189056*B, (real *)P + 46944, A + 780768 + 4833280*B, B)); /* %150 matmul [64,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(53, 0, sizeof(real)*((double)16384*B + (double)16384*B), k124_permute(A + 780768 + 4767744*B, A + 780768 + 6189056*B, B)); /* %152 permute [B,64,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(54, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k127_add(A + 780768 + 6189056*B, A + 780768 + 4767744*B, (real *)P + 83808, B)); /* %155 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(55, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k132_fused_scale_sum(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %160 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(56, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k133_sub(A + 780768 + 6651904*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %161 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(57, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k138_fused_rsqrt_addc_scale_sum(A + 780768 + 6877264*B, A + 780768 + 6651904*B, B)); /* %166 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(58, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k139_mul(A + 780768 + 6668288*B, A + 780768 + 6651904*B, A + 780768 + 6877264*B, B)); /* %167 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(59, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k144_fused_add_mul(A + 780768 + 6684672*B, A + 780768 + 6668288*B, (real *)P + 83872, (real *)P + 83936, B)); /* %172 fused:add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(60, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k145_relu(A + 780768 + 6189056*B, A + 780768 + 6684672*B, B)); /* %173 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(61, 0, sizeof(real)*((double)147456*B + (double)16384*B), k148_im2col(A + 780768 + 4980736*B, A + 780768 + 6189056*B, B)); /* %176 im2col [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(62, (double)18874368*B, sizeof(real)*((double)16384*B + (double)36864 + (double)147456*B), k150_matmul(A + 780768 + 6189056*B, (real *)P + 84000, A + 780768 + 4980736*B, B)); /* %178 matmul [64,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(63, 0, sizeof(real)*((double)16384*B + (double)16384*B), k124_permute(A + 780768 + 4767744*B, A + 780768 + 6189056*B, B)); /* %180 permute [B,64,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(64, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k127_add(A + 780768 + 6189056*B, A + 780768 + 4767744*B, (real *)P + 120864, B)); /* %183 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(65, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k132_fused_scale_sum(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %188 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(66, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k133_sub(A + 780768 + 6701056*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %189 map:sub [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(67, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k138_fused_rsqrt_addc_scale_sum(A + 780768 + 6877280*B, A + 780768 + 6701056*B, B)); /* %194 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(68, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k139_mul(A + 780768 + 6717440*B, A + 780768 + 6701056*B, A + 780768 + 6877280*B, B)); /* %195 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(69, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)64 + (double)64), k201_fused_add_add_mul(A + 780768 + 6733824*B, A + 780768 + 6172672*B, A + 780768 + 6717440*B, (real *)P + 120928, (real *)P + 120992, B)); /* %201 fused:add_add_mul [B,64,16,16]  graphs/lib/image_encoder.lua:14 */
+    CALL(70, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k145_relu(A + 780768 + 4800512*B, A + 780768 + 6733824*B, B)); /* %202 map:relu [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(71, 0, sizeof(real)*((double)36864*B + (double)16384*B), k205_im2col(A + 780768 + 6172672*B, A + 780768 + 4800512*B, B)); /* %205 im2col [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(72, (double)9437184*B, sizeof(real)*((double)8192*B + (double)73728 + (double)36864*B), k207_matmul(A + 780768 + 4816896*B, (real *)P + 121056, A + 780768 + 6172672*B, B)); /* %207 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(73, 0, sizeof(real)*((double)8192*B + (double)8192*B), k209_permute(A + 780768 + 4825088*B, A + 780768 + 4816896*B, B)); /* %209 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(74, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k212_add(A + 780768 + 4816896*B, A + 780768 + 4825088*B, (real *)P + 194784, B)); /* %212 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(75, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k217_fused_scale_sum(A + 780768 + 4825088*B, A + 780768 + 4816896*B, B)); /* %217 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(76, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k218_sub(A + 780768 + 6799360*B, A + 780768 + 4816896*B, A + 780768 + 4825088*B, B)); /* %218 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(77, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k223_fused_rsqrt_addc_scale_sum(A + 780768 + 6877296*B, A + 780768 + 6799360*B, B)); /* %223 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(78, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k224_mul(A + 780768 + 6807552*B, A + 780768 + 6799360*B, A + 780768 + 6877296*B, B)); /* %224 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(79, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k229_fused_add_mul(A + 780768 + 6815744*B, A + 780768 + 6807552*B, (real *)P + 194912, (real *)P + 195040, B)); /* %229 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(80, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k230_relu(A + 780768 + 4816896*B, A + 780768 + 6815744*B, B)); /* %230 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(81, 0, sizeof(real)*((double)73728*B + (double)8192*B), k233_im2col(A + 780768 + 5988352*B, A + 780768 + 4816896*B, B)); /* %233 im2col [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(82, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k235_matmul(A + 780768 + 4825088*B, (real *)P + 195168, A + 780768 + 5988352*B, B)); /* %235 matmul [128,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(83, 0, sizeof(real)*((double)8192*B + (double)8192*B), k209_permute(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %237 permute [B,128,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(84, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k212_add(A + 780768 + 4825088*B, A + 780768 + 4767744*B, (real *)P + 342624, B)); /* %240 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(85, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k217_fused_scale_sum(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %245 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(86, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k218_sub(A + 780768 + 6823936*B, A + 780768 + 4825088*B, A + 780768 + 4767744*B, B)); /* %246 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(87, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k223_fused_rsqrt_addc_scale_sum(A + 780768 + 6877312*B, A + 780768 + 6823936*B, B)); /* %251 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(88, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k224_mul(A + 780768 + 6832128*B, A + 780768 + 6823936*B, A + 780768 + 6877312*B, B)); /* %252 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(89, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128 + (double)128), k229_fused_add_mul(A + 780768 + 6840320*B, A + 780768 + 6832128*B, (real *)P + 342752, (real *)P + 342880, B)); /* %257 fused:add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(90, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k230_relu(A + 780768 + 4825088*B, A + 780768 + 6840320*B, B)); /* %258 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(91, 0, sizeof(real)*((double)73728*B + (double)8192*B), k233_im2col(A + 780768 + 6062080*B, A + 780768 + 4825088*B, B)); /* %261 im2col [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(92, (double)18874368*B, sizeof(real)*((double)8192*B + (double)147456 + (double)73728*B), k235_matmul(A + 780768 + 4825088*B, (real *)P + 343008, A + 780768 + 6062080*B, B)); /* %263 matmul [128,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(93, 0, sizeof(real)*((double)8192*B + (double)8192*B), k209_permute(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %265 permute [B,128,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(94, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k212_add(A + 780768 + 4825088*B, A + 780768 + 4767744*B, (real *)P + 490464, B)); /* %268 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(95, (double)8200*B, sizeof(real)*((double)8*B + (double)8192*B), k217_fused_scale_sum(A + 780768 + 6856704*B, A + 780768 + 4825088*B, B)); /* %273 fused:scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(96, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k218_sub(A + 780768 + 6848512*B, A + 780768 + 4825088*B, A + 780768 + 6856704*B, B)); /* %274 map:sub [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(97, (double)16408*B, sizeof(real)*((double)8*B + (double)8192*B), k223_fused_rsqrt_addc_scale_sum(A + 780768 + 6877328*B, A + 780768 + 6848512*B, B)); /* %279 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(98, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k224_mul(A + 780768 + 6856704*B, A + 780768 + 6848512*B, A + 780768 + 6877328*B, B)); /* %280 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(99, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)128 + (double)128), k286_fused_add_add_mul(A + 780768 + 6864896*B, A + 780768 + 4816896*B, A + 780768 + 6856704*B, (real *)P + 490592, (real *)P + 490720, B)); /* %286 fused:add_add_mul [B,128,8,8]  graphs/lib/image_encoder.lua:14 */
+    CALL(100, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k230_relu(A + 780768 + 4816896*B, A + 780768 + 6864896*B, B)); /* %287 map:relu [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(101, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), k304_id(A + 780768 + 4767744*B, A + 780768 + 4816896*B, B)); /* %304 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
+    CALL(102, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), k306_concat(A + 780768 + 4571136*B, A + 780768 + 4767744*B, A + 780768 + 4800512*B, B)); /* %306 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
+    CALL(103, 0, sizeof(real)*((double)442368*B + (double)49152*B), k309_im2col(A + 780768 + 3244032*B, A + 780768 + 4571136*B, B)); /* %309 im2col [1728,256*B]  graphs/lib/unet.lua:16 */
+    CALL(104, (double)56623104*B, sizeof(real)*((double)16384*B + (double)110592 + (double)442368*B), k311_matmul(A + 780768 + 4767744*B, (real *)P + 523872, A + 780768 + 3244032*B, B)); /* %311 matmul [64,256*B]  graphs/lib/unet.lua:16 */
+    CALL(105, 0, sizeof(real)*((double)16384*B + (double)16384*B), k124_permute(A + 780768 + 4784128*B, A + 780768 + 4767744*B, B)); /* %313 permute [B,64,256]  graphs/lib/unet.lua:16 */
+    CALL(106, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k127_add(A + 780768 + 4767744*B, A + 780768 + 4784128*B, (real *)P + 634464, B)); /* %316 map:add [B,64,16,16]  graphs/lib/unet.lua:16 */
+    CALL(107, (double)16392*B, sizeof(real)*((double)8*B + (double)16384*B), k132_fused_scale_sum(A + 780768 + 6873088*B, A + 780768 + 4767744*B, B)); /* %321 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(108, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k133_sub(A + 780768 + 6750208*B, A + 780768 + 4767744*B, A + 780768 + 6873088*B, B)); /* %322 map:sub [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(109, (double)32792*B, sizeof(real)*((double)8*B + (double)16384*B), k138_fused_rsqrt_addc_scale_sum(A + 780768 + 6877344*B, A + 780768 + 6750208*B, B)); /* %327 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(110, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k139_mul(A + 780768 + 6766592*B, A + 780768 + 6750208*B, A + 780768 + 6877344*B, B)); /* %328 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(111, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64 + (double)64), k144_fused_add_mul(A + 780768 + 6782976*B, A + 780768 + 6766592*B, (real *)P + 634528, (real *)P + 634592, B)); /* %333 fused:add_mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(112, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k145_relu(A + 780768 + 4767744*B, A + 780768 + 6782976*B, B)); /* %334 map:relu [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(113, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), k336_id(A + 780768 + 4669440*B, A + 780768 + 4767744*B, B)); /* %336 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
+    CALL(114, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), k338_concat(A + 780768 + 4571136*B, A + 780768 + 4669440*B, A + 780768 + 4734976*B, B)); /* %338 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
+    CALL(115, 0, sizeof(real)*((double)884736*B + (double)98304*B), k341_im2col(A + 780768 + 2359296*B, A + 780768 + 4571136*B, B)); /* %341 im2col [864,1024*B]  graphs/lib/unet.lua:16 */
+    CALL(116, (double)56623104*B, sizeof(real)*((double)32768*B + (double)27648 + (double)884736*B), k343_matmul(A + 780768 + 4571136*B, (real *)P + 634656, A + 780768 + 2359296*B, B)); /* %343 matmul [32,1024*B]  graphs/lib/unet.lua:16 */
+    CALL(117, 0, sizeof(real)*((double)32768*B + (double)32768*B), k39_permute(A + 780768 + 4603904*B, A + 780768 + 4571136*B, B)); /* %345 permute [B,32,1024]  graphs/lib/unet.lua:16 */
+    CALL(118, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k42_add(A + 780768 + 4571136*B, A + 780768 + 4603904*B, (real *)P + 662304, B)); /* %348 map:add [B,32,32,32]  graphs/lib/unet.lua:16 */
+    CALL(119, (double)32776*B, sizeof(real)*((double)8*B + (double)32768*B), k47_fused_scale_sum(A + 780768 + 6873088*B, A + 780768 + 4571136*B, B)); /* %353 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(120, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k48_sub(A + 780768 + 6504448*B, A + 780768 + 4571136*B, A + 780768 + 6873088*B, B)); /* %354 map:sub [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(121, (double)65560*B, sizeof(real)*((double)8*B + (double)32768*B), k53_fused_rsqrt_addc_scale_sum(A + 780768 + 6877360*B, A + 780768 + 6504448*B, B)); /* %359 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(122, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k54_mul(A + 780768 + 6537216*B, A + 780768 + 6504448*B, A + 780768 + 6877360*B, B)); /* %360 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(123, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32 + (double)32), k59_fused_add_mul(A + 780768 + 6569984*B, A + 780768 + 6537216*B, (real *)P + 662336, (real *)P + 662368, B)); /* %365 fused:add_mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(124, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k60_relu(A + 780768 + 4571136*B, A + 780768 + 6569984*B, B)); /* %366 map:relu [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(125, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), k368_id(A + 780768 + 131072*B, A + 780768 + 4571136*B, B)); /* %368 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
+    CALL(126, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), k370_concat(A + 780768 + 4571136*B, A + 780768 + 131072*B, A + 780768, B)); /* %370 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
+    CALL(127, 0, sizeof(real)*((double)2359296*B + (double)262144*B), k373_im2col(A + 780768, A + 780768 + 4571136*B, B)); /* %373 im2col [576,4096*B]  graphs/lib/unet.lua:16 */
+    CALL(128, (double)150994944*B, sizeof(real)*((double)131072*B + (double)18432 + (double)2359296*B), k375_matmul(A + 780768 + 4571136*B, (real *)P + 662400, A + 780768, B)); /* %375 matmul [32,4096*B]  graphs/lib/unet.lua:16 */
+    CALL(129, 0, sizeof(real)*((double)131072*B + (double)131072*B), k11_permute(A + 780768 + 4702208*B, A + 780768 + 4571136*B, B)); /* %377 permute [B,32,4096]  graphs/lib/unet.lua:16 */
+    CALL(130, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k14_add(A + 780768 + 4571136*B, A + 780768 + 4702208*B, (real *)P + 680832, B)); /* %380 map:add [B,32,64,64]  graphs/lib/unet.lua:16 */
+    CALL(131, (double)131080*B, sizeof(real)*((double)8*B + (double)131072*B), k19_fused_scale_sum(A + 780768 + 6873088*B, A + 780768 + 4571136*B, B)); /* %385 fused:scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(132, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k20_sub(A + 780768 + 4702208*B, A + 780768 + 4571136*B, A + 780768 + 6873088*B, B)); /* %386 map:sub [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(133, (double)262168*B, sizeof(real)*((double)8*B + (double)131072*B), k25_fused_rsqrt_addc_scale_sum(A + 780768 + 6877376*B, A + 780768 + 4702208*B, B)); /* %391 fused:rsqrt_addc_scale_sum [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(134, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k26_mul(A + 780768 + 4571136*B, A + 780768 + 4702208*B, A + 780768 + 6877376*B, B)); /* %392 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(135, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32 + (double)32), k31_fused_add_mul(A + 780768 + 5521408*B, A + 780768 + 4571136*B, (real *)P + 680864, (real *)P + 680896, B)); /* %397 fused:add_mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(136, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k32_relu(A + 780768 + 5652480*B, A + 780768 + 5521408*B, B)); /* %398 map:relu [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(137, 0, sizeof(real)*((double)131072*B + (double)131072*B), k401_im2col(A + 780768 + 5783552*B, A + 780768 + 5652480*B, B)); /* %401 im2col [32,4096*B]  graphs/seg.lua:52 */
+    CALL(138, (double)262144*B, sizeof(real)*((double)4096*B + (double)32 + (double)131072*B), k403_matmul(A + 780768 + 5652480*B, (real *)P + 680928, A + 780768 + 5783552*B, B)); /* %403 matmul [1,4096*B]  graphs/seg.lua:52 */
+    CALL(139, 0, sizeof(real)*((double)4096*B + (double)4096*B), k405_permute(A + 780768 + 5656576*B, A + 780768 + 5652480*B, B)); /* %405 permute [B,1,4096]  graphs/seg.lua:52 */
+    CALL(140, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)1), k408_add(A + 780768 + 5652480*B, A + 780768 + 5656576*B, (real *)P + 680960, B)); /* %408 map:add [B,1,64,64]  graphs/seg.lua:52 */
+    CALL(141, (double)12288*B, sizeof(real)*((double)4096*B + (double)4096*B), k414_fused_exp_neg_abs(A + 780768 + 5656576*B, A + 780768 + 5652480*B, B)); /* %414 fused:exp_neg_abs [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(142, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k415_addc(A + 780768 + 5660672*B, A + 780768 + 5656576*B, B)); /* %415 map:addc [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(143, (double)20480*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), k417_fused_add_sub_relu_mul(A + 780768 + 5664768*B, A + 780768 + 5652480*B, (real *)inputs[1], A + 780768 + 5660672*B, B)); /* %417 fused:add_sub_relu_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(144, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), k418_sum(A + 0, A + 780768 + 5664768*B, B)); /* %418 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(145, (double)4096, sizeof(real)*((double)4096 + (double)4096), k419_scale(A + 4096, A + 0, B)); /* %419 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(146, (double)4096, sizeof(real)*((double)4096 + (double)4096), k420_sum(A + 0, A + 4096)); /* %420 reduce [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(147, (double)4096, sizeof(real)*((double)4096 + (double)4096), k421_scale(A + 4096, A + 0)); /* %421 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(148, (double)4096, sizeof(real)*((double)64 + (double)4096), k422_sum(A + 0, A + 4096)); /* %422 reduce [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(149, (double)129, sizeof(real)*((double)1 + (double)64), k425_fused_scale_sum_scale(A + 64, A + 0)); /* %425 fused:scale_sum_scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(150, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k426_sigmoid(A + 780768 + 5664768*B, A + 780768 + 5652480*B, B)); /* %426 map:sigmoid [B,1,64,64]  graphs/lib/unet.lua:32 */
+    CALL(151, (double)8194*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B), k436_fused_addc_add_sum_sum(A + 780768 + 6873088*B, A + 780768 + 5664768*B, (real *)inputs[1], B)); /* %436 fused:addc_add_sum_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(152, (double)8195*B, sizeof(real)*((double)B + (double)4096*B + (double)4096*B + (double)B), k437_fused_div_addc_scale_sum(A + 780768 + 6873104*B, A + 780768 + 5664768*B, (real *)inputs[1], A + 780768 + 6873088*B, B)); /* %437 fused:div_addc_scale_sum [B,1]  graphs/lib/unet.lua:35 */
+    CALL(153, (double)B, sizeof(real)*((double)1 + (double)B), k438_sum(A + 0, A + 780768 + 6873104*B, B)); /* %438 reduce [1,1]  graphs/lib/unet.lua:36 */
+    CALL(154, (double)3, sizeof(real)*((double)1 + (double)1), k441_fused_addc_neg_scale(A + 16, A + 0, B)); /* %441 fused:addc_neg_scale [1,1]  graphs/lib/unet.lua:36 */
+    CALL(155, (double)1, sizeof(real)*((double)1 + (double)1 + (double)1), k444_add(A + 780736, A + 64, A + 16)); /* %444 map:add []  graphs/lib/unet.lua:37 */
 }
 
 static void backward(void *arena, real *grads, const real *P, void *const *inputs, real *const *input_grads, const long *dims) {
     const long B = dims[0]; (void)B;
     real *A = arena; (void)A; (void)P; (void)inputs; (void)grads; (void)input_grads;
-    CALL(241, 0, sizeof(real)*((double)1), k447_fill(A + 0)); /* %447 fill []  graphs/seg.lua:52 */
-    CALL(242, (double)1, sizeof(real)*((double)1 + (double)1), k412_neg(A + 16, A + 0)); /* %450 map:neg [1,1]  graphs/lib/unet.lua:36 */
-    CALL(243, (double)1, sizeof(real)*((double)1 + (double)1), k411_scale(A + 32, A + 16, B)); /* %451 map:scale [1,1]  graphs/lib/unet.lua:36 */
-    CALL(244, (double)B, sizeof(real)*((double)B + (double)1), k452_id(A + 780768 + 6873088*B, A + 32, B)); /* %452 map:id [B,1]  graphs/lib/unet.lua:36 */
-    CALL(245, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k409_div(A + 780768 + 6873136*B, A + 780768 + 6873088*B, A + 780768 + 6873104*B, B)); /* %453 map:div [B,1]  graphs/lib/unet.lua:35 */
-    CALL(246, (double)B, sizeof(real)*((double)B + (double)B + (double)B), k454_mul(A + 780768 + 6873088*B, A + 780768 + 6873136*B, A + 780768 + 6873120*B, B)); /* %454 map:mul [B,1]  graphs/lib/unet.lua:35 */
-    CALL(247, (double)B, sizeof(real)*((double)B + (double)B), k455_neg(A + 780768 + 6873104*B, A + 780768 + 6873088*B, B)); /* %455 map:neg [B,1]  graphs/lib/unet.lua:35 */
-    CALL(248, (double)4096*B, sizeof(real)*((double)4096*B + (double)B), k456_id(A + 780768 + 5537792*B, A + 780768 + 6873104*B, B)); /* %456 map:id [B,4096]  graphs/lib/unet.lua:35 */
-    CALL(249, (double)B, sizeof(real)*((double)B + (double)B), k403_scale(A + 780768 + 6873088*B, A + 780768 + 6873136*B, B)); /* %457 map:scale [B,1]  graphs/lib/unet.lua:35 */
-    CALL(250, (double)4096*B, sizeof(real)*((double)4096*B + (double)B), k456_id(A + 780768 + 5541888*B, A + 780768 + 6873088*B, B)); /* %458 map:id [B,4096]  graphs/lib/unet.lua:34 */
-    CALL(251, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k382_mul(A + 780768 + 5545984*B, A + 780768 + 5541888*B, (real *)inputs[1], B)); /* %459 map:mul [B,4096]  graphs/lib/unet.lua:34 */
-    CALL(252, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k389_add(A + 780768 + 5541888*B, A + 780768 + 5537792*B, A + 780768 + 5545984*B, B)); /* %461 map:add [B,4096]  graphs/lib/unet.lua:34 */
-    CALL(253, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k385_neg(A + 780768 + 5537792*B, A + 780768 + 5533696*B, B)); /* %463 map:neg [B,1,64,64]  graphs/lib/unet.lua:32 */
-    CALL(254, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k387_addc(A + 780768 + 5545984*B, A + 780768 + 5537792*B, B)); /* %464 map:addc [B,1,64,64]  graphs/lib/unet.lua:32 */
-    CALL(255, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k382_mul(A + 780768 + 5537792*B, A + 780768 + 5533696*B, A + 780768 + 5545984*B, B)); /* %465 map:mul [B,1,64,64]  graphs/lib/unet.lua:32 */
-    CALL(256, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k382_mul(A + 780768 + 5533696*B, A + 780768 + 5541888*B, A + 780768 + 5537792*B, B)); /* %466 map:mul [B,1,64,64]  graphs/lib/unet.lua:32 */
-    CALL(257, (double)1, sizeof(real)*((double)1 + (double)1), k397_scale(A + 64, A + 0)); /* %467 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
-    CALL(258, (double)64, sizeof(real)*((double)64 + (double)1), k468_id(A + 0, A + 64)); /* %468 map:id [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(259, (double)64, sizeof(real)*((double)64 + (double)64), k395_scale(A + 4096, A + 0)); /* %469 map:scale [1,1,1,64]  graphs/lib/unet.lua:31 */
-    CALL(260, (double)4096, sizeof(real)*((double)4096 + (double)64), k470_id(A + 0, A + 4096)); /* %470 map:id [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(261, (double)4096, sizeof(real)*((double)4096 + (double)4096), k393_scale(A + 4096, A + 0)); /* %471 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(262, (double)4096, sizeof(real)*((double)4096 + (double)4096), k391_scale(A + 0, A + 4096, B)); /* %472 map:scale [1,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(263, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096), k473_id(A + 780768 + 5537792*B, A + 0, B)); /* %473 map:id [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(264, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k474_div(A + 780768 + 5541888*B, A + 780768 + 5537792*B, A + 780768 + 5529600*B, B)); /* %474 map:div [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(265, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k382_mul(A + 780768 + 5529600*B, A + 780768 + 5541888*B, A + 780768 + 5521408*B, B)); /* %475 map:mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(266, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k385_neg(A + 780768 + 5521408*B, A + 780768 + 5529600*B, B)); /* %476 map:neg [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(267, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k477_sign(A + 780768 + 5529600*B, A + 780768 + 5525504*B, B)); /* %477 map:sign [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(268, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k382_mul(A + 780768 + 5541888*B, A + 780768 + 5521408*B, A + 780768 + 5529600*B, B)); /* %478 map:mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(269, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k389_add(A + 780768 + 5521408*B, A + 780768 + 5533696*B, A + 780768 + 5541888*B, B)); /* %479 map:add [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(270, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k385_neg(A + 780768 + 5529600*B, A + 780768 + 5537792*B, B)); /* %480 map:neg [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(271, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k382_mul(A + 780768 + 5533696*B, A + 780768 + 5529600*B, (real *)inputs[1], B)); /* %481 map:mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(272, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k389_add(A + 780768 + 5529600*B, A + 780768 + 5521408*B, A + 780768 + 5533696*B, B)); /* %483 map:add [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(273, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), k484_step(A + 780768 + 5521408*B, A + 780768 + 5525504*B, B)); /* %484 map:step [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(274, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k382_mul(A + 780768 + 5525504*B, A + 780768 + 5537792*B, A + 780768 + 5521408*B, B)); /* %485 map:mul [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(275, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B), k389_add(A + 780768 + 6873088*B, A + 780768 + 5529600*B, A + 780768 + 5525504*B, B)); /* %486 map:add [B,1,64,64]  graphs/lib/unet.lua:31 */
-    CALL(276, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), k390_sum(A + 0, A + 780768 + 6873088*B, B)); /* %487 reduce [1,1,64,64]  graphs/seg.lua:52 */
-    CALL(277, (double)4096, sizeof(real)*((double)64 + (double)4096), k394_sum(A + 4096, A + 0)); /* %489 reduce [1,1,64]  graphs/seg.lua:52 */
-    CALL(278, (double)64, sizeof(real)*((double)1 + (double)64), k396_sum(A + 780752, A + 4096)); /* %490 reduce [1,1,1]  graphs/seg.lua:52 */
-    CALL(279, (double)262144*B, sizeof(real)*((double)32*B + (double)4096*B + (double)131072*B), k493_matmul(A + 780768 + 6877184*B, A + 780768 + 6873088*B, A + 780768 + 5783552*B, B)); /* %493 matmul [B,1,32]  graphs/seg.lua:52 */
-    CALL(280, (double)262144*B, sizeof(real)*((double)131072*B + (double)32 + (double)4096*B), k494_matmul(A + 780768 + 5521408*B, (real *)P + 680928, A + 780768 + 6873088*B, B)); /* %494 matmul [B,32,4096]  graphs/seg.lua:52 */
-    CALL(281, (double)32*B, sizeof(real)*((double)32 + (double)32*B), k495_sum(A + 780160, A + 780768 + 6877184*B, B)); /* %495 reduce [1,1,32]  graphs/seg.lua:52 */
-    CALL(282, 0, sizeof(real)*((double)131072*B + (double)131072*B), k498_col2im(A + 780768 + 5783552*B, A + 780768 + 5521408*B, B)); /* %498 col2im [B,32,64,64]  graphs/seg.lua:52 */
-    CALL(283, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k499_step(A + 780768 + 5521408*B, A + 780768 + 5652480*B, B)); /* %499 map:step [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(284, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k500_mul(A + 780768 + 5652480*B, A + 780768 + 5783552*B, A + 780768 + 5521408*B, B)); /* %500 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(285, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k501_sum(A + 0, A + 780768 + 5652480*B, B)); /* %501 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(286, (double)131072, sizeof(real)*((double)2048 + (double)131072), k503_sum(A + 131072, A + 0)); /* %503 reduce [32,1,64]  graphs/lib/unet.lua:17 */
-    CALL(287, (double)2048, sizeof(real)*((double)32 + (double)2048), k504_sum(A + 780192, A + 131072)); /* %504 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(288, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k27_mul(A + 780768 + 5521408*B, A + 780768 + 5652480*B, (real *)P + 680864, B)); /* %506 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(289, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k500_mul(A + 780768 + 5783552*B, A + 780768 + 5652480*B, A + 780768 + 4702208*B, B)); /* %507 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(290, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k501_sum(A + 0, A + 780768 + 5783552*B, B)); /* %508 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(291, (double)131072, sizeof(real)*((double)2048 + (double)131072), k503_sum(A + 131072, A + 0)); /* %510 reduce [32,1,64]  graphs/lib/unet.lua:17 */
-    CALL(292, (double)2048, sizeof(real)*((double)32 + (double)2048), k504_sum(A + 780224, A + 131072)); /* %511 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(293, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k24_mul(A + 780768 + 4702208*B, A + 780768 + 5521408*B, A + 780768 + 6877408*B, B)); /* %514 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(294, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k500_mul(A + 780768 + 5652480*B, A + 780768 + 5521408*B, A + 780768 + 4571136*B, B)); /* %515 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(295, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k16_sum(A + 780768 + 6873088*B, A + 780768 + 5652480*B, B)); /* %516 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(296, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k517_square(A + 780768 + 6873104*B, A + 780768 + 6877408*B, B)); /* %517 map:square [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(297, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 6873120*B, A + 780768 + 6877408*B, A + 780768 + 6873104*B, B)); /* %518 map:mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(298, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k519_scale(A + 780768 + 6873104*B, A + 780768 + 6873120*B, B)); /* %519 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(299, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 6873120*B, A + 780768 + 6873088*B, A + 780768 + 6873104*B, B)); /* %520 map:mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(300, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k17_scale(A + 780768 + 6873088*B, A + 780768 + 6873120*B, B)); /* %521 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(301, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k522_id(A + 780768 + 5521408*B, A + 780768 + 6873088*B, B)); /* %522 map:id [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(302, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k523_scale(A + 780768 + 5652480*B, A + 780768 + 4571136*B, B)); /* %523 map:scale [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(303, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k500_mul(A + 780768 + 4571136*B, A + 780768 + 5521408*B, A + 780768 + 5652480*B, B)); /* %524 map:mul [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(304, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k525_add(A + 780768 + 5521408*B, A + 780768 + 4702208*B, A + 780768 + 4571136*B, B)); /* %525 map:add [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(305, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k526_neg(A + 780768 + 4571136*B, A + 780768 + 5521408*B, B)); /* %526 map:neg [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(306, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k16_sum(A + 780768 + 6873088*B, A + 780768 + 4571136*B, B)); /* %527 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(307, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k17_scale(A + 780768 + 6873104*B, A + 780768 + 6873088*B, B)); /* %528 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(308, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k522_id(A + 780768 + 4571136*B, A + 780768 + 6873104*B, B)); /* %529 map:id [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(309, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k525_add(A + 780768 + 4702208*B, A + 780768 + 5521408*B, A + 780768 + 4571136*B, B)); /* %530 map:add [B,8,16384]  graphs/lib/unet.lua:17 */
-    CALL(310, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k501_sum(A + 0, A + 780768 + 4702208*B, B)); /* %532 reduce [1,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(311, (double)131072, sizeof(real)*((double)2048 + (double)131072), k503_sum(A + 131072, A + 0)); /* %534 reduce [32,1,64]  graphs/lib/unet.lua:16 */
-    CALL(312, (double)2048, sizeof(real)*((double)32 + (double)2048), k504_sum(A + 780256, A + 131072)); /* %535 reduce [32,1,1]  graphs/lib/unet.lua:16 */
-    CALL(313, (double)150994944*B, sizeof(real)*((double)18432*B + (double)131072*B + (double)2359296*B), k538_matmul(A + 780768 + 4571136*B, A + 780768 + 4702208*B, A + 780768, B)); /* %538 matmul [B,32,576]  graphs/lib/unet.lua:16 */
-    CALL(314, (double)150994944*B, sizeof(real)*((double)2359296*B + (double)18432 + (double)131072*B), k539_matmul(A + 780768, (real *)P + 662400, A + 780768 + 4702208*B, B)); /* %539 matmul [B,576,4096]  graphs/lib/unet.lua:16 */
-    CALL(315, (double)18432*B, sizeof(real)*((double)18432 + (double)18432*B), k540_sum(A + 711680, A + 780768 + 4571136*B, B)); /* %540 reduce [1,32,576]  graphs/lib/unet.lua:16 */
-    CALL(316, 0, sizeof(real)*((double)262144*B + (double)2359296*B), k543_col2im(A + 780768 + 4571136*B, A + 780768, B)); /* %543 col2im [B,64,64,64]  graphs/lib/unet.lua:16 */
-    CALL(317, 0, sizeof(real)*((double)131072*B + (double)262144*B), k544_slice(A + 780768, A + 780768 + 4571136*B, B)); /* %544 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
-    CALL(318, 0, sizeof(real)*((double)131072*B + (double)262144*B), k545_slice(A + 780768 + 884736*B, A + 780768 + 4571136*B, B)); /* %545 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
-    CALL(319, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), k547_sum(A + 780768 + 4571136*B, A + 780768, B)); /* %547 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
-    CALL(320, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), k548_sum(A + 780768 + 4636672*B, A + 780768 + 4571136*B, B)); /* %548 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
-    CALL(321, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k550_step(A + 780768 + 4571136*B, A + 780768 + 6569984*B, B)); /* %550 map:step [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(322, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k551_mul(A + 780768 + 4603904*B, A + 780768 + 4636672*B, A + 780768 + 4571136*B, B)); /* %551 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(323, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k552_sum(A + 0, A + 780768 + 4603904*B, B)); /* %552 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(324, (double)32768, sizeof(real)*((double)1024 + (double)32768), k554_sum(A + 32768, A + 0)); /* %554 reduce [32,1,32]  graphs/lib/unet.lua:17 */
-    CALL(325, (double)1024, sizeof(real)*((double)32 + (double)1024), k555_sum(A + 780288, A + 32768)); /* %555 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(326, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k53_mul(A + 780768 + 4571136*B, A + 780768 + 4603904*B, (real *)P + 662336, B)); /* %557 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(327, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k551_mul(A + 780768 + 4636672*B, A + 780768 + 4603904*B, A + 780768 + 6537216*B, B)); /* %558 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(328, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k552_sum(A + 0, A + 780768 + 4636672*B, B)); /* %559 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(329, (double)32768, sizeof(real)*((double)1024 + (double)32768), k554_sum(A + 32768, A + 0)); /* %561 reduce [32,1,32]  graphs/lib/unet.lua:17 */
-    CALL(330, (double)1024, sizeof(real)*((double)32 + (double)1024), k555_sum(A + 780320, A + 32768)); /* %562 reduce [32,1,1]  graphs/lib/unet.lua:17 */
-    CALL(331, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_mul(A + 780768 + 4603904*B, A + 780768 + 4571136*B, A + 780768 + 6877392*B, B)); /* %565 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(332, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k551_mul(A + 780768 + 4636672*B, A + 780768 + 4571136*B, A + 780768 + 6504448*B, B)); /* %566 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(333, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 780768 + 6873088*B, A + 780768 + 4636672*B, B)); /* %567 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(334, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k517_square(A + 780768 + 6873104*B, A + 780768 + 6877392*B, B)); /* %568 map:square [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(335, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 6873120*B, A + 780768 + 6877392*B, A + 780768 + 6873104*B, B)); /* %569 map:mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(336, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k519_scale(A + 780768 + 6873104*B, A + 780768 + 6873120*B, B)); /* %570 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(337, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 6873120*B, A + 780768 + 6873088*B, A + 780768 + 6873104*B, B)); /* %571 map:mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(338, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 780768 + 6873088*B, A + 780768 + 6873120*B, B)); /* %572 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(339, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k573_id(A + 780768 + 4571136*B, A + 780768 + 6873088*B, B)); /* %573 map:id [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(340, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k574_scale(A + 780768 + 4636672*B, A + 780768 + 6504448*B, B)); /* %574 map:scale [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(341, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k551_mul(A + 780768 + 4669440*B, A + 780768 + 4571136*B, A + 780768 + 4636672*B, B)); /* %575 map:mul [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(342, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k108_add(A + 780768 + 4571136*B, A + 780768 + 4603904*B, A + 780768 + 4669440*B, B)); /* %576 map:add [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(343, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k577_neg(A + 780768 + 4603904*B, A + 780768 + 4571136*B, B)); /* %577 map:neg [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(344, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 780768 + 6873088*B, A + 780768 + 4603904*B, B)); /* %578 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(345, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 780768 + 6873104*B, A + 780768 + 6873088*B, B)); /* %579 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(346, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k573_id(A + 780768 + 4603904*B, A + 780768 + 6873104*B, B)); /* %580 map:id [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(347, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k108_add(A + 780768 + 4636672*B, A + 780768 + 4571136*B, A + 780768 + 4603904*B, B)); /* %581 map:add [B,8,4096]  graphs/lib/unet.lua:17 */
-    CALL(348, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k552_sum(A + 0, A + 780768 + 4636672*B, B)); /* %583 reduce [1,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(349, (double)32768, sizeof(real)*((double)1024 + (double)32768), k554_sum(A + 32768, A + 0)); /* %585 reduce [32,1,32]  graphs/lib/unet.lua:16 */
-    CALL(350, (double)1024, sizeof(real)*((double)32 + (double)1024), k555_sum(A + 780352, A + 32768)); /* %586 reduce [32,1,1]  graphs/lib/unet.lua:16 */
-    CALL(351, (double)56623104*B, sizeof(real)*((double)27648*B + (double)32768*B + (double)884736*B), k589_matmul(A + 780768 + 4571136*B, A + 780768 + 4636672*B, A + 780768 + 2359296*B, B)); /* %589 matmul [B,32,864]  graphs/lib/unet.lua:16 */
-    CALL(352, (double)56623104*B, sizeof(real)*((double)884736*B + (double)27648 + (double)32768*B), k590_matmul(A + 780768, (real *)P + 634656, A + 780768 + 4636672*B, B)); /* %590 matmul [B,864,1024]  graphs/lib/unet.lua:16 */
-    CALL(353, (double)27648*B, sizeof(real)*((double)27648 + (double)27648*B), k591_sum(A + 684032, A + 780768 + 4571136*B, B)); /* %591 reduce [1,32,864]  graphs/lib/unet.lua:16 */
-    CALL(354, 0, sizeof(real)*((double)98304*B + (double)884736*B), k594_col2im(A + 780768 + 4571136*B, A + 780768, B)); /* %594 col2im [B,96,32,32]  graphs/lib/unet.lua:16 */
-    CALL(355, 0, sizeof(real)*((double)65536*B + (double)98304*B), k595_slice(A + 780768 + 4669440*B, A + 780768 + 4571136*B, B)); /* %595 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
-    CALL(356, 0, sizeof(real)*((double)32768*B + (double)98304*B), k596_slice(A + 780768 + 4792320*B, A + 780768 + 4571136*B, B)); /* %596 slice [B,32,32,32]  graphs/lib/unet.lua:15 */
-    CALL(357, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), k598_sum(A + 780768 + 4734976*B, A + 780768 + 4669440*B, B)); /* %598 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
-    CALL(358, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), k599_sum(A + 780768 + 4767744*B, A + 780768 + 4734976*B, B)); /* %599 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
-    CALL(359, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k601_step(A + 780768 + 6504448*B, A + 780768 + 6782976*B, B)); /* %601 map:step [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(360, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k602_mul(A + 780768 + 6520832*B, A + 780768 + 4767744*B, A + 780768 + 6504448*B, B)); /* %602 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(361, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k603_sum(A + 0, A + 780768 + 6520832*B, B)); /* %603 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(362, (double)16384, sizeof(real)*((double)1024 + (double)16384), k605_sum(A + 16384, A + 0)); /* %605 reduce [64,1,16]  graphs/lib/unet.lua:17 */
-    CALL(363, (double)1024, sizeof(real)*((double)64 + (double)1024), k606_sum(A + 779392, A + 16384)); /* %606 reduce [64,1,1]  graphs/lib/unet.lua:17 */
-    CALL(364, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k132_mul(A + 780768 + 6504448*B, A + 780768 + 6520832*B, (real *)P + 634528, B)); /* %608 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(365, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k602_mul(A + 780768 + 6537216*B, A + 780768 + 6520832*B, A + 780768 + 6766592*B, B)); /* %609 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(366, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k603_sum(A + 0, A + 780768 + 6537216*B, B)); /* %610 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(367, (double)16384, sizeof(real)*((double)1024 + (double)16384), k605_sum(A + 16384, A + 0)); /* %612 reduce [64,1,16]  graphs/lib/unet.lua:17 */
-    CALL(368, (double)1024, sizeof(real)*((double)64 + (double)1024), k606_sum(A + 779456, A + 16384)); /* %613 reduce [64,1,1]  graphs/lib/unet.lua:17 */
-    CALL(369, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k129_mul(A + 780768 + 6520832*B, A + 780768 + 6504448*B, A + 780768 + 6877376*B, B)); /* %616 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(370, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k602_mul(A + 780768 + 6537216*B, A + 780768 + 6504448*B, A + 780768 + 6750208*B, B)); /* %617 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(371, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 780768 + 6873088*B, A + 780768 + 6537216*B, B)); /* %618 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(372, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k517_square(A + 780768 + 6873104*B, A + 780768 + 6877376*B, B)); /* %619 map:square [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(373, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 6873120*B, A + 780768 + 6877376*B, A + 780768 + 6873104*B, B)); /* %620 map:mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(374, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k519_scale(A + 780768 + 6873104*B, A + 780768 + 6873120*B, B)); /* %621 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(375, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 6873120*B, A + 780768 + 6873088*B, A + 780768 + 6873104*B, B)); /* %622 map:mul [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(376, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 780768 + 6873088*B, A + 780768 + 6873120*B, B)); /* %623 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(377, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k624_id(A + 780768 + 6504448*B, A + 780768 + 6873088*B, B)); /* %624 map:id [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(378, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k625_scale(A + 780768 + 6537216*B, A + 780768 + 6750208*B, B)); /* %625 map:scale [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(379, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k602_mul(A + 780768 + 6553600*B, A + 780768 + 6504448*B, A + 780768 + 6537216*B, B)); /* %626 map:mul [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(380, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k187_add(A + 780768 + 6504448*B, A + 780768 + 6520832*B, A + 780768 + 6553600*B, B)); /* %627 map:add [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(381, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k628_neg(A + 780768 + 6520832*B, A + 780768 + 6504448*B, B)); /* %628 map:neg [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(382, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 780768 + 6873088*B, A + 780768 + 6520832*B, B)); /* %629 reduce [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(383, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 780768 + 6873104*B, A + 780768 + 6873088*B, B)); /* %630 map:scale [B,8,1]  graphs/lib/unet.lua:17 */
-    CALL(384, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k624_id(A + 780768 + 6520832*B, A + 780768 + 6873104*B, B)); /* %631 map:id [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(385, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k187_add(A + 780768 + 6537216*B, A + 780768 + 6504448*B, A + 780768 + 6520832*B, B)); /* %632 map:add [B,8,2048]  graphs/lib/unet.lua:17 */
-    CALL(386, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k603_sum(A + 0, A + 780768 + 6537216*B, B)); /* %634 reduce [1,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(387, (double)16384, sizeof(real)*((double)1024 + (double)16384), k605_sum(A + 16384, A + 0)); /* %636 reduce [64,1,16]  graphs/lib/unet.lua:16 */
-    CALL(388, (double)1024, sizeof(real)*((double)64 + (double)1024), k606_sum(A + 779520, A + 16384)); /* %637 reduce [64,1,1]  graphs/lib/unet.lua:16 */
-    CALL(389, (double)56623104*B, sizeof(real)*((double)110592*B + (double)16384*B + (double)442368*B), k640_matmul(A + 780768 + 4571136*B, A + 780768 + 6537216*B, A + 780768 + 3244032*B, B)); /* %640 matmul [B,64,1728]  graphs/lib/unet.lua:16 */
-    CALL(390, (double)56623104*B, sizeof(real)*((double)442368*B + (double)110592 + (double)16384*B), k641_matmul(A + 780768, (real *)P + 523872, A + 780768 + 6537216*B, B)); /* %641 matmul [B,1728,256]  graphs/lib/unet.lua:16 */
-    CALL(391, (double)110592*B, sizeof(real)*((double)110592 + (double)110592*B), k642_sum(A + 425984, A + 780768 + 4571136*B, B)); /* %642 reduce [1,64,1728]  graphs/lib/unet.lua:16 */
-    CALL(392, 0, sizeof(real)*((double)49152*B + (double)442368*B), k645_col2im(A + 780768 + 4571136*B, A + 780768, B)); /* %645 col2im [B,192,16,16]  graphs/lib/unet.lua:16 */
-    CALL(393, 0, sizeof(real)*((double)32768*B + (double)49152*B), k646_slice(A + 780768 + 4620288*B, A + 780768 + 4571136*B, B)); /* %646 slice [B,128,16,16]  graphs/lib/unet.lua:15 */
-    CALL(394, 0, sizeof(real)*((double)16384*B + (double)49152*B), k647_slice(A + 780768 + 6504448*B, A + 780768 + 4571136*B, B)); /* %647 slice [B,64,16,16]  graphs/lib/unet.lua:15 */
-    CALL(395, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), k649_sum(A + 780768 + 4571136*B, A + 780768 + 4620288*B, B)); /* %649 reduce [B,128,8,1,8,2]  graphs/lib/unet.lua:15 */
-    CALL(396, (double)16384*B, sizeof(real)*((double)8192*B + (double)16384*B), k650_sum(A + 780768 + 4825088*B, A + 780768 + 4571136*B, B)); /* %650 reduce [B,128,8,1,8,1]  graphs/lib/unet.lua:15 */
-    CALL(397, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k652_step(A + 780768 + 6750208*B, A + 780768 + 6864896*B, B)); /* %652 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(398, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k653_mul(A + 780768 + 6758400*B, A + 780768 + 4825088*B, A + 780768 + 6750208*B, B)); /* %653 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
-    CALL(399, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k654_sum(A + 536576, A + 780768 + 6758400*B, B)); /* %654 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(400, (double)8192, sizeof(real)*((double)1024 + (double)8192), k656_sum(A + 544768, A + 536576)); /* %656 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(401, (double)1024, sizeof(real)*((double)128 + (double)1024), k657_sum(A + 778240, A + 544768)); /* %657 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(402, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_mul(A + 780768 + 4825088*B, A + 780768 + 6758400*B, (real *)P + 490592, B)); /* %659 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(403, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k653_mul(A + 780768 + 6750208*B, A + 780768 + 6758400*B, A + 780768 + 6856704*B, B)); /* %660 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(404, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k654_sum(A + 536576, A + 780768 + 6750208*B, B)); /* %661 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(405, (double)8192, sizeof(real)*((double)1024 + (double)8192), k656_sum(A + 544768, A + 536576)); /* %663 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(406, (double)1024, sizeof(real)*((double)128 + (double)1024), k657_sum(A + 778368, A + 544768)); /* %664 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(407, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k208_mul(A + 780768 + 6750208*B, A + 780768 + 4825088*B, A + 780768 + 6877360*B, B)); /* %667 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(408, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k653_mul(A + 780768 + 6766592*B, A + 780768 + 4825088*B, A + 780768 + 6848512*B, B)); /* %668 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(409, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k200_sum(A + 780768 + 4825088*B, A + 780768 + 6766592*B, B)); /* %669 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(410, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k517_square(A + 780768 + 4825104*B, A + 780768 + 6877360*B, B)); /* %670 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(411, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 4825120*B, A + 780768 + 6877360*B, A + 780768 + 4825104*B, B)); /* %671 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(412, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k519_scale(A + 780768 + 4825104*B, A + 780768 + 4825120*B, B)); /* %672 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(413, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 4825120*B, A + 780768 + 4825088*B, A + 780768 + 4825104*B, B)); /* %673 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(414, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k201_scale(A + 780768 + 6856704*B, A + 780768 + 4825120*B, B)); /* %674 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(415, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k675_id(A + 780768 + 4825088*B, A + 780768 + 6856704*B, B)); /* %675 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(416, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k676_scale(A + 780768 + 6766592*B, A + 780768 + 6848512*B, B)); /* %676 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(417, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k653_mul(A + 780768 + 6774784*B, A + 780768 + 4825088*B, A + 780768 + 6766592*B, B)); /* %677 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(418, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k266_add(A + 780768 + 4825088*B, A + 780768 + 6750208*B, A + 780768 + 6774784*B, B)); /* %678 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(419, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k679_neg(A + 780768 + 6750208*B, A + 780768 + 4825088*B, B)); /* %679 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(420, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k200_sum(A + 780768 + 6848512*B, A + 780768 + 6750208*B, B)); /* %680 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(421, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k201_scale(A + 780768 + 6848528*B, A + 780768 + 6848512*B, B)); /* %681 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(422, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k675_id(A + 780768 + 6750208*B, A + 780768 + 6848528*B, B)); /* %682 map:id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(423, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k266_add(A + 780768 + 6766592*B, A + 780768 + 4825088*B, A + 780768 + 6750208*B, B)); /* %683 map:add [B,8,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(424, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k654_sum(A + 536576, A + 780768 + 6766592*B, B)); /* %685 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(425, (double)8192, sizeof(real)*((double)1024 + (double)8192), k656_sum(A + 544768, A + 536576)); /* %687 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(426, (double)1024, sizeof(real)*((double)128 + (double)1024), k657_sum(A + 778496, A + 544768)); /* %688 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(427, (double)18874368*B, sizeof(real)*((double)147456*B + (double)8192*B + (double)73728*B), k691_matmul(A + 780768 + 4571136*B, A + 780768 + 6766592*B, A + 780768 + 6062080*B, B)); /* %691 matmul [B,128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(428, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k692_matmul(A + 780768 + 4718592*B, (real *)P + 343008, A + 780768 + 6766592*B, B)); /* %692 matmul [B,1152,64]  graphs/lib/image_encoder.lua:13 */
-    CALL(429, (double)147456*B, sizeof(real)*((double)147456 + (double)147456*B), k693_sum(A + 0, A + 780768 + 4571136*B, B)); /* %693 reduce [1,128,1152]  graphs/lib/image_encoder.lua:13 */
-    CALL(430, 0, sizeof(real)*((double)8192*B + (double)73728*B), k696_col2im(A + 780768 + 4825088*B, A + 780768 + 4718592*B, B)); /* %696 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
-    CALL(431, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k652_step(A + 780768 + 6750208*B, A + 780768 + 6840320*B, B)); /* %697 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(432, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k653_mul(A + 780768 + 6766592*B, A + 780768 + 4825088*B, A + 780768 + 6750208*B, B)); /* %698 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(433, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k654_sum(A + 536576, A + 780768 + 6766592*B, B)); /* %699 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(434, (double)8192, sizeof(real)*((double)1024 + (double)8192), k656_sum(A + 544768, A + 536576)); /* %701 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(435, (double)1024, sizeof(real)*((double)128 + (double)1024), k657_sum(A + 778624, A + 544768)); /* %702 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(436, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_mul(A + 780768 + 4825088*B, A + 780768 + 6766592*B, (real *)P + 342752, B)); /* %704 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(437, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k653_mul(A + 780768 + 6750208*B, A + 780768 + 6766592*B, A + 780768 + 6832128*B, B)); /* %705 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(438, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k654_sum(A + 536576, A + 780768 + 6750208*B, B)); /* %706 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(439, (double)8192, sizeof(real)*((double)1024 + (double)8192), k656_sum(A + 544768, A + 536576)); /* %708 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(440, (double)1024, sizeof(real)*((double)128 + (double)1024), k657_sum(A + 778752, A + 544768)); /* %709 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(441, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k208_mul(A + 780768 + 6750208*B, A + 780768 + 4825088*B, A + 780768 + 6877344*B, B)); /* %712 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(442, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k653_mul(A + 780768 + 6766592*B, A + 780768 + 4825088*B, A + 780768 + 6823936*B, B)); /* %713 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(443, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k200_sum(A + 780768 + 4825088*B, A + 780768 + 6766592*B, B)); /* %714 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(444, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k517_square(A + 780768 + 4825104*B, A + 780768 + 6877344*B, B)); /* %715 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(445, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 4825120*B, A + 780768 + 6877344*B, A + 780768 + 4825104*B, B)); /* %716 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(446, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k519_scale(A + 780768 + 4825104*B, A + 780768 + 4825120*B, B)); /* %717 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(447, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 4825120*B, A + 780768 + 4825088*B, A + 780768 + 4825104*B, B)); /* %718 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(448, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k201_scale(A + 780768 + 6766592*B, A + 780768 + 4825120*B, B)); /* %719 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(449, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k675_id(A + 780768 + 4825088*B, A + 780768 + 6766592*B, B)); /* %720 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(450, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k676_scale(A + 780768 + 6766592*B, A + 780768 + 6823936*B, B)); /* %721 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(451, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k653_mul(A + 780768 + 6774784*B, A + 780768 + 4825088*B, A + 780768 + 6766592*B, B)); /* %722 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(452, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k266_add(A + 780768 + 4825088*B, A + 780768 + 6750208*B, A + 780768 + 6774784*B, B)); /* %723 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(453, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k679_neg(A + 780768 + 6750208*B, A + 780768 + 4825088*B, B)); /* %724 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(454, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k200_sum(A + 780768 + 6766592*B, A + 780768 + 6750208*B, B)); /* %725 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(455, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k201_scale(A + 780768 + 6766608*B, A + 780768 + 6766592*B, B)); /* %726 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(456, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k675_id(A + 780768 + 6750208*B, A + 780768 + 6766608*B, B)); /* %727 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(457, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k266_add(A + 780768 + 6766592*B, A + 780768 + 4825088*B, A + 780768 + 6750208*B, B)); /* %728 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(458, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k654_sum(A + 536576, A + 780768 + 6766592*B, B)); /* %730 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(459, (double)8192, sizeof(real)*((double)1024 + (double)8192), k656_sum(A + 544768, A + 536576)); /* %732 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(460, (double)1024, sizeof(real)*((double)128 + (double)1024), k657_sum(A + 778880, A + 544768)); /* %733 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(461, (double)18874368*B, sizeof(real)*((double)147456*B + (double)8192*B + (double)73728*B), k691_matmul(A + 780768 + 4571136*B, A + 780768 + 6766592*B, A + 780768 + 5988352*B, B)); /* %736 matmul [B,128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(462, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k692_matmul(A + 780768 + 4718592*B, (real *)P + 195168, A + 780768 + 6766592*B, B)); /* %737 matmul [B,1152,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(463, (double)147456*B, sizeof(real)*((double)147456 + (double)147456*B), k693_sum(A + 147456, A + 780768 + 4571136*B, B)); /* %738 reduce [1,128,1152]  graphs/lib/image_encoder.lua:6 */
-    CALL(464, 0, sizeof(real)*((double)8192*B + (double)73728*B), k696_col2im(A + 780768 + 4825088*B, A + 780768 + 4718592*B, B)); /* %741 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(465, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k266_add(A + 780768 + 6750208*B, A + 780768 + 6758400*B, A + 780768 + 4825088*B, B)); /* %742 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(466, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k652_step(A + 780768 + 4825088*B, A + 780768 + 6815744*B, B)); /* %743 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(467, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k653_mul(A + 780768 + 6758400*B, A + 780768 + 6750208*B, A + 780768 + 4825088*B, B)); /* %744 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(468, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k654_sum(A + 294912, A + 780768 + 6758400*B, B)); /* %745 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(469, (double)8192, sizeof(real)*((double)1024 + (double)8192), k656_sum(A + 303104, A + 294912)); /* %747 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(470, (double)1024, sizeof(real)*((double)128 + (double)1024), k657_sum(A + 779008, A + 303104)); /* %748 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(471, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k211_mul(A + 780768 + 4825088*B, A + 780768 + 6758400*B, (real *)P + 194912, B)); /* %750 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(472, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k653_mul(A + 780768 + 6750208*B, A + 780768 + 6758400*B, A + 780768 + 6807552*B, B)); /* %751 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(473, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k654_sum(A + 294912, A + 780768 + 6750208*B, B)); /* %752 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(474, (double)8192, sizeof(real)*((double)1024 + (double)8192), k656_sum(A + 303104, A + 294912)); /* %754 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(475, (double)1024, sizeof(real)*((double)128 + (double)1024), k657_sum(A + 779136, A + 303104)); /* %755 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(476, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k208_mul(A + 780768 + 6750208*B, A + 780768 + 4825088*B, A + 780768 + 6877328*B, B)); /* %758 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(477, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k653_mul(A + 780768 + 6758400*B, A + 780768 + 4825088*B, A + 780768 + 6799360*B, B)); /* %759 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(478, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k200_sum(A + 780768 + 4825088*B, A + 780768 + 6758400*B, B)); /* %760 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(479, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k517_square(A + 780768 + 4825104*B, A + 780768 + 6877328*B, B)); /* %761 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(480, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 4825120*B, A + 780768 + 6877328*B, A + 780768 + 4825104*B, B)); /* %762 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(481, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k519_scale(A + 780768 + 4825104*B, A + 780768 + 4825120*B, B)); /* %763 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(482, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 4825120*B, A + 780768 + 4825088*B, A + 780768 + 4825104*B, B)); /* %764 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(483, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k201_scale(A + 780768 + 6758400*B, A + 780768 + 4825120*B, B)); /* %765 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(484, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k675_id(A + 780768 + 4825088*B, A + 780768 + 6758400*B, B)); /* %766 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(485, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k676_scale(A + 780768 + 6758400*B, A + 780768 + 6799360*B, B)); /* %767 map:scale [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(486, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k653_mul(A + 780768 + 6520832*B, A + 780768 + 4825088*B, A + 780768 + 6758400*B, B)); /* %768 map:mul [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(487, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k266_add(A + 780768 + 4825088*B, A + 780768 + 6750208*B, A + 780768 + 6520832*B, B)); /* %769 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(488, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B), k679_neg(A + 780768 + 6520832*B, A + 780768 + 4825088*B, B)); /* %770 map:neg [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(489, (double)8192*B, sizeof(real)*((double)8*B + (double)8192*B), k200_sum(A + 780768 + 6529024*B, A + 780768 + 6520832*B, B)); /* %771 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(490, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k201_scale(A + 780768 + 6529040*B, A + 780768 + 6529024*B, B)); /* %772 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(491, (double)8192*B, sizeof(real)*((double)8192*B + (double)8*B), k675_id(A + 780768 + 6520832*B, A + 780768 + 6529040*B, B)); /* %773 map:id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(492, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k266_add(A + 780768 + 6529024*B, A + 780768 + 4825088*B, A + 780768 + 6520832*B, B)); /* %774 map:add [B,8,1024]  graphs/lib/image_encoder.lua:7 */
-    CALL(493, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k654_sum(A + 294912, A + 780768 + 6529024*B, B)); /* %776 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(494, (double)8192, sizeof(real)*((double)1024 + (double)8192), k656_sum(A + 303104, A + 294912)); /* %778 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
-    CALL(495, (double)1024, sizeof(real)*((double)128 + (double)1024), k657_sum(A + 779264, A + 303104)); /* %779 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(496, (double)9437184*B, sizeof(real)*((double)73728*B + (double)8192*B + (double)36864*B), k782_matmul(A + 780768 + 4571136*B, A + 780768 + 6529024*B, A + 780768 + 6172672*B, B)); /* %782 matmul [B,128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(497, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k783_matmul(A + 780768 + 5988352*B, (real *)P + 121056, A + 780768 + 6529024*B, B)); /* %783 matmul [B,576,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(498, (double)73728*B, sizeof(real)*((double)73728 + (double)73728*B), k784_sum(A + 536576, A + 780768 + 4571136*B, B)); /* %784 reduce [1,128,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(499, 0, sizeof(real)*((double)16384*B + (double)36864*B), k787_col2im(A + 780768 + 6172672*B, A + 780768 + 5988352*B, B)); /* %787 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(500, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k187_add(A + 780768 + 6189056*B, A + 780768 + 6504448*B, A + 780768 + 6172672*B, B)); /* %788 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(501, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k601_step(A + 780768 + 6172672*B, A + 780768 + 6733824*B, B)); /* %789 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(502, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k602_mul(A + 780768 + 4755456*B, A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %790 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(503, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k603_sum(A + 610304, A + 780768 + 4755456*B, B)); /* %791 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(504, (double)16384, sizeof(real)*((double)1024 + (double)16384), k605_sum(A + 626688, A + 610304)); /* %793 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(505, (double)1024, sizeof(real)*((double)64 + (double)1024), k606_sum(A + 779584, A + 626688)); /* %794 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(506, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k132_mul(A + 780768 + 4771840*B, A + 780768 + 4755456*B, (real *)P + 120928, B)); /* %796 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(507, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k602_mul(A + 780768 + 6172672*B, A + 780768 + 4755456*B, A + 780768 + 6717440*B, B)); /* %797 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(508, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k603_sum(A + 610304, A + 780768 + 6172672*B, B)); /* %798 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(509, (double)16384, sizeof(real)*((double)1024 + (double)16384), k605_sum(A + 626688, A + 610304)); /* %800 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(510, (double)1024, sizeof(real)*((double)64 + (double)1024), k606_sum(A + 779648, A + 626688)); /* %801 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(511, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k129_mul(A + 780768 + 6172672*B, A + 780768 + 4771840*B, A + 780768 + 6877312*B, B)); /* %804 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(512, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k602_mul(A + 780768 + 6189056*B, A + 780768 + 4771840*B, A + 780768 + 6701056*B, B)); /* %805 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(513, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %806 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(514, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k517_square(A + 780768 + 6205456*B, A + 780768 + 6877312*B, B)); /* %807 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(515, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 6205472*B, A + 780768 + 6877312*B, A + 780768 + 6205456*B, B)); /* %808 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(516, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k519_scale(A + 780768 + 6205456*B, A + 780768 + 6205472*B, B)); /* %809 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(517, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 6205472*B, A + 780768 + 6205440*B, A + 780768 + 6205456*B, B)); /* %810 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(518, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 780768 + 6205488*B, A + 780768 + 6205472*B, B)); /* %811 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(519, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k624_id(A + 780768 + 4771840*B, A + 780768 + 6205488*B, B)); /* %812 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(520, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k625_scale(A + 780768 + 6189056*B, A + 780768 + 6701056*B, B)); /* %813 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(521, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k602_mul(A + 780768 + 6504448*B, A + 780768 + 4771840*B, A + 780768 + 6189056*B, B)); /* %814 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(522, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k187_add(A + 780768 + 4771840*B, A + 780768 + 6172672*B, A + 780768 + 6504448*B, B)); /* %815 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(523, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k628_neg(A + 780768 + 6172672*B, A + 780768 + 4771840*B, B)); /* %816 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(524, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 780768 + 4788224*B, A + 780768 + 6172672*B, B)); /* %817 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(525, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 780768 + 4788240*B, A + 780768 + 4788224*B, B)); /* %818 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(526, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k624_id(A + 780768 + 6172672*B, A + 780768 + 4788240*B, B)); /* %819 map:id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(527, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k187_add(A + 780768 + 6189056*B, A + 780768 + 4771840*B, A + 780768 + 6172672*B, B)); /* %820 map:add [B,8,2048]  graphs/lib/image_encoder.lua:13 */
-    CALL(528, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k603_sum(A + 610304, A + 780768 + 6189056*B, B)); /* %822 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(529, (double)16384, sizeof(real)*((double)1024 + (double)16384), k605_sum(A + 626688, A + 610304)); /* %824 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(530, (double)1024, sizeof(real)*((double)64 + (double)1024), k606_sum(A + 779712, A + 626688)); /* %825 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(531, (double)18874368*B, sizeof(real)*((double)36864*B + (double)16384*B + (double)147456*B), k828_matmul(A + 780768 + 4718592*B, A + 780768 + 6189056*B, A + 780768 + 4980736*B, B)); /* %828 matmul [B,64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(532, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k829_matmul(A + 780768 + 4571136*B, (real *)P + 84000, A + 780768 + 6189056*B, B)); /* %829 matmul [B,576,256]  graphs/lib/image_encoder.lua:13 */
-    CALL(533, (double)36864*B, sizeof(real)*((double)36864 + (double)36864*B), k830_sum(A + 610304, A + 780768 + 4718592*B, B)); /* %830 reduce [1,64,576]  graphs/lib/image_encoder.lua:13 */
-    CALL(534, 0, sizeof(real)*((double)16384*B + (double)147456*B), k833_col2im(A + 780768 + 4771840*B, A + 780768 + 4571136*B, B)); /* %833 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(535, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k601_step(A + 780768 + 6172672*B, A + 780768 + 6684672*B, B)); /* %834 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(536, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k602_mul(A + 780768 + 6189056*B, A + 780768 + 4771840*B, A + 780768 + 6172672*B, B)); /* %835 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(537, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k603_sum(A + 647168, A + 780768 + 6189056*B, B)); /* %836 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(538, (double)16384, sizeof(real)*((double)1024 + (double)16384), k605_sum(A + 663552, A + 647168)); /* %838 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(539, (double)1024, sizeof(real)*((double)64 + (double)1024), k606_sum(A + 779776, A + 663552)); /* %839 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(540, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k132_mul(A + 780768 + 6172672*B, A + 780768 + 6189056*B, (real *)P + 83872, B)); /* %841 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(541, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k602_mul(A + 780768 + 4771840*B, A + 780768 + 6189056*B, A + 780768 + 6668288*B, B)); /* %842 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(542, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k603_sum(A + 647168, A + 780768 + 4771840*B, B)); /* %843 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(543, (double)16384, sizeof(real)*((double)1024 + (double)16384), k605_sum(A + 663552, A + 647168)); /* %845 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(544, (double)1024, sizeof(real)*((double)64 + (double)1024), k606_sum(A + 779840, A + 663552)); /* %846 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(545, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k129_mul(A + 780768 + 4771840*B, A + 780768 + 6172672*B, A + 780768 + 6877296*B, B)); /* %849 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(546, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k602_mul(A + 780768 + 6189056*B, A + 780768 + 6172672*B, A + 780768 + 6651904*B, B)); /* %850 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(547, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 780768 + 4788224*B, A + 780768 + 6189056*B, B)); /* %851 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(548, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k517_square(A + 780768 + 4788240*B, A + 780768 + 6877296*B, B)); /* %852 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(549, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 4788256*B, A + 780768 + 6877296*B, A + 780768 + 4788240*B, B)); /* %853 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(550, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k519_scale(A + 780768 + 4788240*B, A + 780768 + 4788256*B, B)); /* %854 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(551, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 4788256*B, A + 780768 + 4788224*B, A + 780768 + 4788240*B, B)); /* %855 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(552, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 780768 + 4788224*B, A + 780768 + 4788256*B, B)); /* %856 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(553, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k624_id(A + 780768 + 6172672*B, A + 780768 + 4788224*B, B)); /* %857 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(554, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k625_scale(A + 780768 + 6189056*B, A + 780768 + 6651904*B, B)); /* %858 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(555, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k602_mul(A + 780768 + 6504448*B, A + 780768 + 6172672*B, A + 780768 + 6189056*B, B)); /* %859 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(556, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k187_add(A + 780768 + 6172672*B, A + 780768 + 4771840*B, A + 780768 + 6504448*B, B)); /* %860 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(557, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k628_neg(A + 780768 + 4771840*B, A + 780768 + 6172672*B, B)); /* %861 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(558, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 780768 + 4788224*B, A + 780768 + 4771840*B, B)); /* %862 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(559, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 780768 + 4788240*B, A + 780768 + 4788224*B, B)); /* %863 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(560, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k624_id(A + 780768 + 4771840*B, A + 780768 + 4788240*B, B)); /* %864 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(561, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k187_add(A + 780768 + 6189056*B, A + 780768 + 6172672*B, A + 780768 + 4771840*B, B)); /* %865 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(562, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k603_sum(A + 647168, A + 780768 + 6189056*B, B)); /* %867 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(563, (double)16384, sizeof(real)*((double)1024 + (double)16384), k605_sum(A + 663552, A + 647168)); /* %869 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(564, (double)1024, sizeof(real)*((double)64 + (double)1024), k606_sum(A + 779904, A + 663552)); /* %870 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(565, (double)18874368*B, sizeof(real)*((double)36864*B + (double)16384*B + (double)147456*B), k828_matmul(A + 780768 + 4980736*B, A + 780768 + 6189056*B, A + 780768 + 4833280*B, B)); /* %873 matmul [B,64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(566, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k829_matmul(A + 780768, (real *)P + 46944, A + 780768 + 6189056*B, B)); /* %874 matmul [B,576,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(567, (double)36864*B, sizeof(real)*((double)36864 + (double)36864*B), k830_sum(A + 647168, A + 780768 + 4980736*B, B)); /* %875 reduce [1,64,576]  graphs/lib/image_encoder.lua:6 */
-    CALL(568, 0, sizeof(real)*((double)16384*B + (double)147456*B), k833_col2im(A + 780768 + 4771840*B, A + 780768, B)); /* %878 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(569, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k187_add(A + 780768 + 6172672*B, A + 780768 + 4755456*B, A + 780768 + 4771840*B, B)); /* %879 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(570, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k601_step(A + 780768 + 6189056*B, A + 780768 + 6635520*B, B)); /* %880 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(571, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k602_mul(A + 780768 + 6504448*B, A + 780768 + 6172672*B, A + 780768 + 6189056*B, B)); /* %881 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(572, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k603_sum(A + 294912, A + 780768 + 6504448*B, B)); /* %882 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(573, (double)16384, sizeof(real)*((double)1024 + (double)16384), k605_sum(A + 311296, A + 294912)); /* %884 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(574, (double)1024, sizeof(real)*((double)64 + (double)1024), k606_sum(A + 779968, A + 311296)); /* %885 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(575, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k132_mul(A + 780768 + 6172672*B, A + 780768 + 6504448*B, (real *)P + 46816, B)); /* %887 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(576, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k602_mul(A + 780768 + 6189056*B, A + 780768 + 6504448*B, A + 780768 + 6619136*B, B)); /* %888 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(577, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k603_sum(A + 294912, A + 780768 + 6189056*B, B)); /* %889 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(578, (double)16384, sizeof(real)*((double)1024 + (double)16384), k605_sum(A + 311296, A + 294912)); /* %891 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(579, (double)1024, sizeof(real)*((double)64 + (double)1024), k606_sum(A + 780032, A + 311296)); /* %892 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(580, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k129_mul(A + 780768 + 6189056*B, A + 780768 + 6172672*B, A + 780768 + 6877280*B, B)); /* %895 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(581, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k602_mul(A + 780768 + 6504448*B, A + 780768 + 6172672*B, A + 780768 + 6602752*B, B)); /* %896 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(582, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 780768 + 6205440*B, A + 780768 + 6504448*B, B)); /* %897 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(583, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k517_square(A + 780768 + 6205456*B, A + 780768 + 6877280*B, B)); /* %898 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(584, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 6205472*B, A + 780768 + 6877280*B, A + 780768 + 6205456*B, B)); /* %899 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(585, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k519_scale(A + 780768 + 6205456*B, A + 780768 + 6205472*B, B)); /* %900 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(586, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 6205472*B, A + 780768 + 6205440*B, A + 780768 + 6205456*B, B)); /* %901 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(587, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 780768 + 6205440*B, A + 780768 + 6205472*B, B)); /* %902 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(588, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k624_id(A + 780768 + 6172672*B, A + 780768 + 6205440*B, B)); /* %903 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(589, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k625_scale(A + 780768 + 6504448*B, A + 780768 + 6602752*B, B)); /* %904 map:scale [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(590, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k602_mul(A + 780768 + 5988352*B, A + 780768 + 6172672*B, A + 780768 + 6504448*B, B)); /* %905 map:mul [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(591, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k187_add(A + 780768 + 6172672*B, A + 780768 + 6189056*B, A + 780768 + 5988352*B, B)); /* %906 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(592, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B), k628_neg(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %907 map:neg [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(593, (double)16384*B, sizeof(real)*((double)8*B + (double)16384*B), k121_sum(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %908 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(594, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k122_scale(A + 780768 + 6205456*B, A + 780768 + 6205440*B, B)); /* %909 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(595, (double)16384*B, sizeof(real)*((double)16384*B + (double)8*B), k624_id(A + 780768 + 6189056*B, A + 780768 + 6205456*B, B)); /* %910 map:id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(596, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k187_add(A + 780768 + 4644864*B, A + 780768 + 6172672*B, A + 780768 + 6189056*B, B)); /* %911 map:add [B,8,2048]  graphs/lib/image_encoder.lua:7 */
-    CALL(597, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k603_sum(A + 294912, A + 780768 + 4644864*B, B)); /* %913 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(598, (double)16384, sizeof(real)*((double)1024 + (double)16384), k605_sum(A + 311296, A + 294912)); /* %915 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
-    CALL(599, (double)1024, sizeof(real)*((double)64 + (double)1024), k606_sum(A + 780096, A + 311296)); /* %916 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(600, (double)9437184*B, sizeof(real)*((double)18432*B + (double)16384*B + (double)73728*B), k919_matmul(A + 780768 + 6172672*B, A + 780768 + 4644864*B, A + 780768 + 5914624*B, B)); /* %919 matmul [B,64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(601, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k920_matmul(A + 780768 + 4571136*B, (real *)P + 28320, A + 780768 + 4644864*B, B)); /* %920 matmul [B,288,256]  graphs/lib/image_encoder.lua:6 */
-    CALL(602, (double)18432*B, sizeof(real)*((double)18432 + (double)18432*B), k540_sum(A + 730112, A + 780768 + 6172672*B, B)); /* %921 reduce [1,64,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(603, 0, sizeof(real)*((double)32768*B + (double)73728*B), k924_col2im(A + 780768 + 6172672*B, A + 780768 + 4571136*B, B)); /* %924 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(604, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k108_add(A + 780768 + 4571136*B, A + 780768 + 4792320*B, A + 780768 + 6172672*B, B)); /* %925 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(605, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k550_step(A + 780768 + 6172672*B, A + 780768 + 6471680*B, B)); /* %926 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(606, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k551_mul(A + 780768 + 4603904*B, A + 780768 + 4571136*B, A + 780768 + 6172672*B, B)); /* %927 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(607, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k552_sum(A + 294912, A + 780768 + 4603904*B, B)); /* %928 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(608, (double)32768, sizeof(real)*((double)1024 + (double)32768), k554_sum(A + 327680, A + 294912)); /* %930 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(609, (double)1024, sizeof(real)*((double)32 + (double)1024), k555_sum(A + 780384, A + 327680)); /* %931 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(610, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k53_mul(A + 780768 + 4571136*B, A + 780768 + 4603904*B, (real *)P + 28256, B)); /* %933 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(611, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k551_mul(A + 780768 + 6172672*B, A + 780768 + 4603904*B, A + 780768 + 6438912*B, B)); /* %934 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(612, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k552_sum(A + 294912, A + 780768 + 6172672*B, B)); /* %935 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(613, (double)32768, sizeof(real)*((double)1024 + (double)32768), k554_sum(A + 327680, A + 294912)); /* %937 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(614, (double)1024, sizeof(real)*((double)32 + (double)1024), k555_sum(A + 780416, A + 327680)); /* %938 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(615, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_mul(A + 780768 + 6172672*B, A + 780768 + 4571136*B, A + 780768 + 6877264*B, B)); /* %941 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(616, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k551_mul(A + 780768 + 4636672*B, A + 780768 + 4571136*B, A + 780768 + 6406144*B, B)); /* %942 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(617, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 780768 + 6205440*B, A + 780768 + 4636672*B, B)); /* %943 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(618, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k517_square(A + 780768 + 6205456*B, A + 780768 + 6877264*B, B)); /* %944 map:square [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(619, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 6205472*B, A + 780768 + 6877264*B, A + 780768 + 6205456*B, B)); /* %945 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(620, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k519_scale(A + 780768 + 6205456*B, A + 780768 + 6205472*B, B)); /* %946 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(621, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 6205472*B, A + 780768 + 6205440*B, A + 780768 + 6205456*B, B)); /* %947 map:mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(622, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 780768 + 6205440*B, A + 780768 + 6205472*B, B)); /* %948 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(623, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k573_id(A + 780768 + 4571136*B, A + 780768 + 6205440*B, B)); /* %949 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(624, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k574_scale(A + 780768 + 4636672*B, A + 780768 + 6406144*B, B)); /* %950 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(625, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k551_mul(A + 780768 + 4669440*B, A + 780768 + 4571136*B, A + 780768 + 4636672*B, B)); /* %951 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(626, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k108_add(A + 780768 + 4571136*B, A + 780768 + 6172672*B, A + 780768 + 4669440*B, B)); /* %952 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(627, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k577_neg(A + 780768 + 6172672*B, A + 780768 + 4571136*B, B)); /* %953 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(628, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 780768 + 6205440*B, A + 780768 + 6172672*B, B)); /* %954 reduce [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(629, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 780768 + 6205456*B, A + 780768 + 6205440*B, B)); /* %955 map:scale [B,8,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(630, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k573_id(A + 780768 + 6172672*B, A + 780768 + 6205456*B, B)); /* %956 map:id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(631, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k108_add(A + 780768 + 4636672*B, A + 780768 + 4571136*B, A + 780768 + 6172672*B, B)); /* %957 map:add [B,8,4096]  graphs/lib/image_encoder.lua:13 */
-    CALL(632, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k552_sum(A + 294912, A + 780768 + 4636672*B, B)); /* %959 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(633, (double)32768, sizeof(real)*((double)1024 + (double)32768), k554_sum(A + 327680, A + 294912)); /* %961 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(634, (double)1024, sizeof(real)*((double)32 + (double)1024), k555_sum(A + 780448, A + 327680)); /* %962 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(635, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k965_matmul(A + 780768 + 4571136*B, A + 780768 + 4636672*B, A + 780768 + 4276224*B, B)); /* %965 matmul [B,32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(636, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k966_matmul(A + 780768, (real *)P + 19008, A + 780768 + 4636672*B, B)); /* %966 matmul [B,288,1024]  graphs/lib/image_encoder.lua:13 */
-    CALL(637, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k967_sum(A + 748544, A + 780768 + 4571136*B, B)); /* %967 reduce [1,32,288]  graphs/lib/image_encoder.lua:13 */
-    CALL(638, 0, sizeof(real)*((double)32768*B + (double)294912*B), k970_col2im(A + 780768 + 6172672*B, A + 780768, B)); /* %970 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(639, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k550_step(A + 780768 + 4276224*B, A + 780768 + 6373376*B, B)); /* %971 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(640, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k551_mul(A + 780768 + 4308992*B, A + 780768 + 6172672*B, A + 780768 + 4276224*B, B)); /* %972 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(641, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k552_sum(A + 294912, A + 780768 + 4308992*B, B)); /* %973 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(642, (double)32768, sizeof(real)*((double)1024 + (double)32768), k554_sum(A + 327680, A + 294912)); /* %975 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(643, (double)1024, sizeof(real)*((double)32 + (double)1024), k555_sum(A + 780480, A + 327680)); /* %976 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(644, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k53_mul(A + 780768 + 4276224*B, A + 780768 + 4308992*B, (real *)P + 18944, B)); /* %978 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(645, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k551_mul(A + 780768 + 6172672*B, A + 780768 + 4308992*B, A + 780768 + 6340608*B, B)); /* %979 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(646, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k552_sum(A + 294912, A + 780768 + 6172672*B, B)); /* %980 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(647, (double)32768, sizeof(real)*((double)1024 + (double)32768), k554_sum(A + 327680, A + 294912)); /* %982 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(648, (double)1024, sizeof(real)*((double)32 + (double)1024), k555_sum(A + 780512, A + 327680)); /* %983 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(649, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_mul(A + 780768 + 6172672*B, A + 780768 + 4276224*B, A + 780768 + 6877248*B, B)); /* %986 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(650, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k551_mul(A + 780768 + 4308992*B, A + 780768 + 4276224*B, A + 780768 + 6307840*B, B)); /* %987 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(651, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 780768 + 6205440*B, A + 780768 + 4308992*B, B)); /* %988 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(652, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k517_square(A + 780768 + 6205456*B, A + 780768 + 6877248*B, B)); /* %989 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(653, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 6205472*B, A + 780768 + 6877248*B, A + 780768 + 6205456*B, B)); /* %990 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(654, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k519_scale(A + 780768 + 6205456*B, A + 780768 + 6205472*B, B)); /* %991 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(655, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 6205472*B, A + 780768 + 6205440*B, A + 780768 + 6205456*B, B)); /* %992 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(656, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 780768 + 6205440*B, A + 780768 + 6205472*B, B)); /* %993 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(657, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k573_id(A + 780768 + 4276224*B, A + 780768 + 6205440*B, B)); /* %994 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(658, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k574_scale(A + 780768 + 4308992*B, A + 780768 + 6307840*B, B)); /* %995 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(659, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k551_mul(A + 780768 + 4341760*B, A + 780768 + 4276224*B, A + 780768 + 4308992*B, B)); /* %996 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(660, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k108_add(A + 780768 + 4276224*B, A + 780768 + 6172672*B, A + 780768 + 4341760*B, B)); /* %997 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(661, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k577_neg(A + 780768 + 6172672*B, A + 780768 + 4276224*B, B)); /* %998 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(662, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 780768 + 6205440*B, A + 780768 + 6172672*B, B)); /* %999 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(663, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 780768 + 6205456*B, A + 780768 + 6205440*B, B)); /* %1000 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(664, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k573_id(A + 780768 + 6172672*B, A + 780768 + 6205456*B, B)); /* %1001 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(665, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k108_add(A + 780768 + 4308992*B, A + 780768 + 4276224*B, A + 780768 + 6172672*B, B)); /* %1002 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(666, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k552_sum(A + 294912, A + 780768 + 4308992*B, B)); /* %1004 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(667, (double)32768, sizeof(real)*((double)1024 + (double)32768), k554_sum(A + 327680, A + 294912)); /* %1006 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(668, (double)1024, sizeof(real)*((double)32 + (double)1024), k555_sum(A + 780544, A + 327680)); /* %1007 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(669, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k965_matmul(A + 780768 + 4276224*B, A + 780768 + 4308992*B, A + 780768 + 3981312*B, B)); /* %1010 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(670, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k966_matmul(A + 780768, (real *)P + 9696, A + 780768 + 4308992*B, B)); /* %1011 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(671, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k967_sum(A + 757760, A + 780768 + 4276224*B, B)); /* %1012 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(672, 0, sizeof(real)*((double)32768*B + (double)294912*B), k970_col2im(A + 780768 + 6172672*B, A + 780768, B)); /* %1015 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(673, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k108_add(A + 780768 + 4636672*B, A + 780768 + 4603904*B, A + 780768 + 6172672*B, B)); /* %1016 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(674, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k550_step(A + 780768 + 6172672*B, A + 780768 + 6275072*B, B)); /* %1017 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(675, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k551_mul(A + 780768 + 4669440*B, A + 780768 + 4636672*B, A + 780768 + 6172672*B, B)); /* %1018 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(676, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k552_sum(A + 294912, A + 780768 + 4669440*B, B)); /* %1019 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(677, (double)32768, sizeof(real)*((double)1024 + (double)32768), k554_sum(A + 327680, A + 294912)); /* %1021 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(678, (double)1024, sizeof(real)*((double)32 + (double)1024), k555_sum(A + 780576, A + 327680)); /* %1022 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(679, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k53_mul(A + 780768 + 6172672*B, A + 780768 + 4669440*B, (real *)P + 9632, B)); /* %1024 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(680, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k551_mul(A + 780768 + 4702208*B, A + 780768 + 4669440*B, A + 780768 + 6242304*B, B)); /* %1025 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(681, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k552_sum(A + 294912, A + 780768 + 4702208*B, B)); /* %1026 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(682, (double)32768, sizeof(real)*((double)1024 + (double)32768), k554_sum(A + 327680, A + 294912)); /* %1028 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(683, (double)1024, sizeof(real)*((double)32 + (double)1024), k555_sum(A + 780608, A + 327680)); /* %1029 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(684, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k50_mul(A + 780768 + 5521408*B, A + 780768 + 6172672*B, A + 780768 + 6877232*B, B)); /* %1032 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(685, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k551_mul(A + 780768 + 5554176*B, A + 780768 + 6172672*B, A + 780768 + 6209536*B, B)); /* %1033 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(686, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 780768 + 6172672*B, A + 780768 + 5554176*B, B)); /* %1034 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(687, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k517_square(A + 780768 + 6172688*B, A + 780768 + 6877232*B, B)); /* %1035 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(688, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 6172704*B, A + 780768 + 6877232*B, A + 780768 + 6172688*B, B)); /* %1036 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(689, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k519_scale(A + 780768 + 6172688*B, A + 780768 + 6172704*B, B)); /* %1037 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(690, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 6172704*B, A + 780768 + 6172672*B, A + 780768 + 6172688*B, B)); /* %1038 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(691, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 780768 + 6205440*B, A + 780768 + 6172704*B, B)); /* %1039 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(692, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k573_id(A + 780768 + 6172672*B, A + 780768 + 6205440*B, B)); /* %1040 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(693, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k574_scale(A + 780768 + 5554176*B, A + 780768 + 6209536*B, B)); /* %1041 map:scale [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(694, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k551_mul(A + 780768 + 5586944*B, A + 780768 + 6172672*B, A + 780768 + 5554176*B, B)); /* %1042 map:mul [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(695, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k108_add(A + 780768 + 5554176*B, A + 780768 + 5521408*B, A + 780768 + 5586944*B, B)); /* %1043 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(696, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B), k577_neg(A + 780768 + 5521408*B, A + 780768 + 5554176*B, B)); /* %1044 map:neg [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(697, (double)32768*B, sizeof(real)*((double)8*B + (double)32768*B), k42_sum(A + 780768 + 5586944*B, A + 780768 + 5521408*B, B)); /* %1045 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(698, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k43_scale(A + 780768 + 5586960*B, A + 780768 + 5586944*B, B)); /* %1046 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(699, (double)32768*B, sizeof(real)*((double)32768*B + (double)8*B), k573_id(A + 780768 + 5521408*B, A + 780768 + 5586960*B, B)); /* %1047 map:id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(700, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k108_add(A + 780768 + 5586944*B, A + 780768 + 5554176*B, A + 780768 + 5521408*B, B)); /* %1048 map:add [B,8,4096]  graphs/lib/image_encoder.lua:7 */
-    CALL(701, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k552_sum(A + 294912, A + 780768 + 5586944*B, B)); /* %1050 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(702, (double)32768, sizeof(real)*((double)1024 + (double)32768), k554_sum(A + 327680, A + 294912)); /* %1052 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
-    CALL(703, (double)1024, sizeof(real)*((double)32 + (double)1024), k555_sum(A + 780640, A + 327680)); /* %1053 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(704, (double)18874368*B, sizeof(real)*((double)9216*B + (double)32768*B + (double)294912*B), k965_matmul(A + 780768 + 5521408*B, A + 780768 + 5586944*B, A + 780768 + 3686400*B, B)); /* %1056 matmul [B,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(705, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k966_matmul(A + 780768, (real *)P + 384, A + 780768 + 5586944*B, B)); /* %1057 matmul [B,288,1024]  graphs/lib/image_encoder.lua:6 */
-    CALL(706, (double)9216*B, sizeof(real)*((double)9216 + (double)9216*B), k967_sum(A + 766976, A + 780768 + 5521408*B, B)); /* %1058 reduce [1,32,288]  graphs/lib/image_encoder.lua:6 */
-    CALL(707, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1061_col2im(A + 780768 + 294912*B, A + 780768, B)); /* %1061 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(708, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k525_add(A + 780768, A + 780768 + 884736*B, A + 780768 + 294912*B, B)); /* %1062 map:add [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(709, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k499_step(A + 780768 + 131072*B, A + 780768 + 5390336*B, B)); /* %1063 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(710, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k500_mul(A + 780768 + 262144*B, A + 780768, A + 780768 + 131072*B, B)); /* %1064 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(711, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k501_sum(A + 294912, A + 780768 + 262144*B, B)); /* %1065 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(712, (double)131072, sizeof(real)*((double)2048 + (double)131072), k503_sum(A + 776192, A + 294912)); /* %1067 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(713, (double)2048, sizeof(real)*((double)32 + (double)2048), k504_sum(A + 780672, A + 776192)); /* %1068 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(714, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k27_mul(A + 780768, A + 780768 + 262144*B, (real *)P + 320, B)); /* %1070 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(715, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k500_mul(A + 780768 + 131072*B, A + 780768 + 262144*B, A + 780768 + 5259264*B, B)); /* %1071 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(716, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k501_sum(A + 294912, A + 780768 + 131072*B, B)); /* %1072 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(717, (double)131072, sizeof(real)*((double)2048 + (double)131072), k503_sum(A + 776192, A + 294912)); /* %1074 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(718, (double)2048, sizeof(real)*((double)32 + (double)2048), k504_sum(A + 780704, A + 776192)); /* %1075 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(719, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k24_mul(A + 780768 + 131072*B, A + 780768, A + 780768 + 6877216*B, B)); /* %1078 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(720, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k500_mul(A + 780768 + 262144*B, A + 780768, A + 780768 + 5128192*B, B)); /* %1079 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(721, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k16_sum(A + 780768, A + 780768 + 262144*B, B)); /* %1080 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(722, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k517_square(A + 780768 + 16*B, A + 780768 + 6877216*B, B)); /* %1081 map:square [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(723, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 32*B, A + 780768 + 6877216*B, A + 780768 + 16*B, B)); /* %1082 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(724, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k519_scale(A + 780768 + 16*B, A + 780768 + 32*B, B)); /* %1083 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(725, (double)8*B, sizeof(real)*((double)8*B + (double)8*B + (double)8*B), k518_mul(A + 780768 + 32*B, A + 780768, A + 780768 + 16*B, B)); /* %1084 map:mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(726, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k17_scale(A + 780768 + 5259264*B, A + 780768 + 32*B, B)); /* %1085 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(727, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k522_id(A + 780768, A + 780768 + 5259264*B, B)); /* %1086 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(728, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k523_scale(A + 780768 + 262144*B, A + 780768 + 5128192*B, B)); /* %1087 map:scale [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(729, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k500_mul(A + 780768 + 393216*B, A + 780768, A + 780768 + 262144*B, B)); /* %1088 map:mul [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(730, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k525_add(A + 780768, A + 780768 + 131072*B, A + 780768 + 393216*B, B)); /* %1089 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(731, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B), k526_neg(A + 780768 + 131072*B, A + 780768, B)); /* %1090 map:neg [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(732, (double)131072*B, sizeof(real)*((double)8*B + (double)131072*B), k16_sum(A + 780768 + 262144*B, A + 780768 + 131072*B, B)); /* %1091 reduce [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(733, (double)8*B, sizeof(real)*((double)8*B + (double)8*B), k17_scale(A + 780768 + 262160*B, A + 780768 + 262144*B, B)); /* %1092 map:scale [B,8,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(734, (double)131072*B, sizeof(real)*((double)131072*B + (double)8*B), k522_id(A + 780768 + 131072*B, A + 780768 + 262160*B, B)); /* %1093 map:id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(735, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k525_add(A + 780768 + 262144*B, A + 780768, A + 780768 + 131072*B, B)); /* %1094 map:add [B,8,16384]  graphs/lib/image_encoder.lua:7 */
-    CALL(736, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k501_sum(A + 294912, A + 780768 + 262144*B, B)); /* %1096 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(737, (double)131072, sizeof(real)*((double)2048 + (double)131072), k503_sum(A + 776192, A + 294912)); /* %1098 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
-    CALL(738, (double)2048, sizeof(real)*((double)32 + (double)2048), k504_sum(A + 295200, A + 776192)); /* %1099 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(739, (double)2359296*B, sizeof(real)*((double)288*B + (double)131072*B + (double)36864*B), k1102_matmul(A + 780768, A + 780768 + 262144*B, A + 780768 + 6135808*B, B)); /* %1102 matmul [B,32,9]  graphs/lib/image_encoder.lua:6 */
-    CALL(740, (double)288*B, sizeof(real)*((double)288 + (double)288*B), k1104_sum(A + 294912, A + 780768, B)); /* %1104 reduce [1,32,9]  graphs/lib/image_encoder.lua:6 */
+    CALL(156, 0, sizeof(real)*((double)1), k475_fill(A + 0)); /* %475 fill []  graphs/seg.lua:52 */
+    CALL(157, (double)2, sizeof(real)*((double)1 + (double)1), k479_fused_scale_neg(A + 16, A + 0, B)); /* %479 fused:scale_neg [1,1]  graphs/lib/unet.lua:36 */
+    CALL(158, (double)2*B, sizeof(real)*((double)B + (double)1 + (double)B), k481_fused_div_id(A + 780768 + 6873120*B, A + 16, A + 780768 + 6873088*B, B)); /* %481 fused:div_id [B,1]  graphs/lib/unet.lua:35 */
+    CALL(159, (double)2*B, sizeof(real)*((double)B + (double)B + (double)B), k483_fused_neg_mul(A + 780768 + 6873088*B, A + 780768 + 6873120*B, A + 780768 + 6873104*B, B)); /* %483 fused:neg_mul [B,1]  graphs/lib/unet.lua:35 */
+    CALL(160, (double)B, sizeof(real)*((double)B + (double)B), k485_scale(A + 780768 + 6873104*B, A + 780768 + 6873120*B, B)); /* %485 map:scale [B,1]  graphs/lib/unet.lua:35 */
+    CALL(161, (double)16384*B, sizeof(real)*((double)4096*B + (double)B + (double)B + (double)4096*B), k489_fused_add_id_mul_id(A + 780768 + 5668864*B, A + 780768 + 6873088*B, A + 780768 + 6873104*B, (real *)inputs[1], B)); /* %489 fused:add_id_mul_id [B,4096]  graphs/lib/unet.lua:34 */
+    CALL(162, (double)1, sizeof(real)*((double)1 + (double)1), k495_scale(A + 16, A + 0)); /* %495 map:scale [1,1,1,1]  graphs/lib/unet.lua:31 */
+    CALL(163, (double)128, sizeof(real)*((double)64 + (double)1), k497_fused_scale_id(A + 4096, A + 16)); /* %497 fused:scale_id [1,1,1,64]  graphs/lib/unet.lua:31 */
+    CALL(164, (double)12288, sizeof(real)*((double)4096 + (double)64), k500_fused_scale_scale_id(A + 0, A + 4096, B)); /* %500 fused:scale_scale_id [1,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(165, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096), k501_id(A + 780768 + 5672960*B, A + 0, B)); /* %501 map:id [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(166, (double)65536*B, sizeof(real)*((double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B + (double)4096*B), k514_fused_add_add_add_mul(A + 780768 + 5677056*B, A + 780768 + 5668864*B, A + 780768 + 5664768*B, A + 780768 + 5672960*B, A + 780768 + 5660672*B, A + 780768 + 5656576*B, A + 780768 + 5652480*B, (real *)inputs[1], B)); /* %514 fused:add_add_add_mul [B,1,64,64]  graphs/lib/unet.lua:31 */
+    CALL(167, (double)4096*B, sizeof(real)*((double)4096 + (double)4096*B), k418_sum(A + 0, A + 780768 + 5677056*B, B)); /* %515 reduce [1,1,64,64]  graphs/seg.lua:52 */
+    CALL(168, (double)4096, sizeof(real)*((double)64 + (double)4096), k422_sum(A + 4096, A + 0)); /* %517 reduce [1,1,64]  graphs/seg.lua:52 */
+    CALL(169, (double)64, sizeof(real)*((double)1 + (double)64), k518_sum(A + 780752, A + 4096)); /* %518 reduce [1,1,1]  graphs/seg.lua:52 */
+    CALL(170, 0, sizeof(real)*((double)4096*B + (double)4096*B), k405_permute(A + 780768 + 6873088*B, A + 780768 + 5677056*B, B)); /* %521 permute [1,B,4096]  graphs/seg.lua:52 */
+    CALL(171, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), k523_matmul(A + 780160, A + 780768 + 6873088*B, A + 780768 + 5783552*B, B)); /* %523 matmul [1,32]  graphs/seg.lua:52 */
+    CALL(172, (double)262144*B, sizeof(real)*((double)131072*B + (double)32 + (double)4096*B), k524_matmul(A + 780768 + 5652480*B, (real *)P + 680928, A + 780768 + 6873088*B, B)); /* %524 matmul [32,4096*B]  graphs/seg.lua:52 */
+    CALL(173, 0, sizeof(real)*((double)131072*B + (double)131072*B), k526_col2im(A + 780768 + 5783552*B, A + 780768 + 5652480*B, B)); /* %526 col2im [B,32,64,64]  graphs/seg.lua:52 */
+    CALL(174, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k528_fused_mul_step(A + 780768 + 5652480*B, A + 780768 + 5783552*B, A + 780768 + 5521408*B, B)); /* %528 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(175, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k529_sum(A + 0, A + 780768 + 5652480*B, B)); /* %529 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(176, (double)131072, sizeof(real)*((double)2048 + (double)131072), k531_sum(A + 131072, A + 0)); /* %531 reduce [32,1,64]  graphs/lib/unet.lua:17 */
+    CALL(177, (double)2048, sizeof(real)*((double)32 + (double)2048), k532_sum(A + 780192, A + 131072)); /* %532 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(178, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k534_mul(A + 780768 + 5521408*B, A + 780768 + 5652480*B, (real *)P + 680864, B)); /* %534 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(179, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k535_mul(A + 780768 + 5783552*B, A + 780768 + 5652480*B, A + 780768 + 4571136*B, B)); /* %535 map:mul [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(180, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k529_sum(A + 0, A + 780768 + 5783552*B, B)); /* %536 reduce [1,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(181, (double)131072, sizeof(real)*((double)2048 + (double)131072), k531_sum(A + 131072, A + 0)); /* %538 reduce [32,1,64]  graphs/lib/unet.lua:17 */
+    CALL(182, (double)2048, sizeof(real)*((double)32 + (double)2048), k532_sum(A + 780224, A + 131072)); /* %539 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(183, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k549_fused_scale_mul_sum_mul(A + 780768 + 6873088*B, A + 780768 + 5521408*B, A + 780768 + 4702208*B, A + 780768 + 6877376*B, B)); /* %549 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(184, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k553_fused_add_mul_mul_id(A + 780768 + 4571136*B, A + 780768 + 5521408*B, A + 780768 + 6877376*B, A + 780768 + 6873088*B, A + 780768 + 4702208*B, B)); /* %553 fused:add_mul_mul_id [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(185, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k556_fused_scale_sum_neg(A + 780768 + 6873088*B, A + 780768 + 4571136*B, B)); /* %556 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(186, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k558_fused_add_id(A + 780768 + 4702208*B, A + 780768 + 4571136*B, A + 780768 + 6873088*B, B)); /* %558 fused:add_id [B,8,16384]  graphs/lib/unet.lua:17 */
+    CALL(187, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k529_sum(A + 0, A + 780768 + 4702208*B, B)); /* %560 reduce [1,32,64,64]  graphs/lib/unet.lua:16 */
+    CALL(188, (double)131072, sizeof(real)*((double)2048 + (double)131072), k531_sum(A + 131072, A + 0)); /* %562 reduce [32,1,64]  graphs/lib/unet.lua:16 */
+    CALL(189, (double)2048, sizeof(real)*((double)32 + (double)2048), k532_sum(A + 780256, A + 131072)); /* %563 reduce [32,1,1]  graphs/lib/unet.lua:16 */
+    CALL(190, 0, sizeof(real)*((double)131072*B + (double)131072*B), k566_permute(A + 780768 + 4571136*B, A + 780768 + 4702208*B, B)); /* %566 permute [32,B,4096]  graphs/lib/unet.lua:16 */
+    CALL(191, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)2359296*B), k568_matmul(A + 711680, A + 780768 + 4571136*B, A + 780768, B)); /* %568 matmul [32,576]  graphs/lib/unet.lua:16 */
+    CALL(192, (double)150994944*B, sizeof(real)*((double)2359296*B + (double)18432 + (double)131072*B), k569_matmul(A + 780768, (real *)P + 662400, A + 780768 + 4571136*B, B)); /* %569 matmul [576,4096*B]  graphs/lib/unet.lua:16 */
+    CALL(193, 0, sizeof(real)*((double)262144*B + (double)2359296*B), k571_col2im(A + 780768 + 4571136*B, A + 780768, B)); /* %571 col2im [B,64,64,64]  graphs/lib/unet.lua:16 */
+    CALL(194, 0, sizeof(real)*((double)131072*B + (double)262144*B), k572_slice(A + 780768, A + 780768 + 4571136*B, B)); /* %572 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
+    CALL(195, 0, sizeof(real)*((double)131072*B + (double)262144*B), k573_slice(A + 780768 + 884736*B, A + 780768 + 4571136*B, B)); /* %573 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
+    CALL(196, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), k575_sum(A + 780768 + 4571136*B, A + 780768, B)); /* %575 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
+    CALL(197, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), k576_sum(A + 780768 + 4636672*B, A + 780768 + 4571136*B, B)); /* %576 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
+    CALL(198, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k579_fused_mul_step(A + 780768 + 4571136*B, A + 780768 + 4636672*B, A + 780768 + 6569984*B, B)); /* %579 fused:mul_step [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(199, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 0, A + 780768 + 4571136*B, B)); /* %580 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(200, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 32768, A + 0)); /* %582 reduce [32,1,32]  graphs/lib/unet.lua:17 */
+    CALL(201, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780288, A + 32768)); /* %583 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(202, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k585_mul(A + 780768 + 4603904*B, A + 780768 + 4571136*B, (real *)P + 662336, B)); /* %585 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(203, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k586_mul(A + 780768 + 4636672*B, A + 780768 + 4571136*B, A + 780768 + 6537216*B, B)); /* %586 map:mul [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(204, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 0, A + 780768 + 4636672*B, B)); /* %587 reduce [1,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(205, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 32768, A + 0)); /* %589 reduce [32,1,32]  graphs/lib/unet.lua:17 */
+    CALL(206, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780320, A + 32768)); /* %590 reduce [32,1,1]  graphs/lib/unet.lua:17 */
+    CALL(207, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k600_fused_scale_mul_sum_mul(A + 780768 + 6873088*B, A + 780768 + 4603904*B, A + 780768 + 6504448*B, A + 780768 + 6877360*B, B)); /* %600 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(208, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k604_fused_add_mul_mul_id(A + 780768 + 4571136*B, A + 780768 + 4603904*B, A + 780768 + 6877360*B, A + 780768 + 6873088*B, A + 780768 + 6504448*B, B)); /* %604 fused:add_mul_mul_id [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(209, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k607_fused_scale_sum_neg(A + 780768 + 6873088*B, A + 780768 + 4571136*B, B)); /* %607 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(210, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k609_fused_add_id(A + 780768 + 4603904*B, A + 780768 + 4571136*B, A + 780768 + 6873088*B, B)); /* %609 fused:add_id [B,8,4096]  graphs/lib/unet.lua:17 */
+    CALL(211, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 0, A + 780768 + 4603904*B, B)); /* %611 reduce [1,32,32,32]  graphs/lib/unet.lua:16 */
+    CALL(212, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 32768, A + 0)); /* %613 reduce [32,1,32]  graphs/lib/unet.lua:16 */
+    CALL(213, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780352, A + 32768)); /* %614 reduce [32,1,1]  graphs/lib/unet.lua:16 */
+    CALL(214, 0, sizeof(real)*((double)32768*B + (double)32768*B), k617_permute(A + 780768 + 4571136*B, A + 780768 + 4603904*B, B)); /* %617 permute [32,B,1024]  graphs/lib/unet.lua:16 */
+    CALL(215, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)884736*B), k619_matmul(A + 684032, A + 780768 + 4571136*B, A + 780768 + 2359296*B, B)); /* %619 matmul [32,864]  graphs/lib/unet.lua:16 */
+    CALL(216, (double)56623104*B, sizeof(real)*((double)884736*B + (double)27648 + (double)32768*B), k620_matmul(A + 780768, (real *)P + 634656, A + 780768 + 4571136*B, B)); /* %620 matmul [864,1024*B]  graphs/lib/unet.lua:16 */
+    CALL(217, 0, sizeof(real)*((double)98304*B + (double)884736*B), k622_col2im(A + 780768 + 4571136*B, A + 780768, B)); /* %622 col2im [B,96,32,32]  graphs/lib/unet.lua:16 */
+    CALL(218, 0, sizeof(real)*((double)65536*B + (double)98304*B), k623_slice(A + 780768 + 4669440*B, A + 780768 + 4571136*B, B)); /* %623 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
+    CALL(219, 0, sizeof(real)*((double)32768*B + (double)98304*B), k624_slice(A + 780768 + 4734976*B, A + 780768 + 4571136*B, B)); /* %624 slice [B,32,32,32]  graphs/lib/unet.lua:15 */
+    CALL(220, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), k626_sum(A + 780768 + 4767744*B, A + 780768 + 4669440*B, B)); /* %626 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
+    CALL(221, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), k627_sum(A + 780768 + 4800512*B, A + 780768 + 4767744*B, B)); /* %627 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
+    CALL(222, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k630_fused_mul_step(A + 780768 + 4816896*B, A + 780768 + 4800512*B, A + 780768 + 6782976*B, B)); /* %630 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(223, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 0, A + 780768 + 4816896*B, B)); /* %631 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(224, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 16384, A + 0)); /* %633 reduce [64,1,16]  graphs/lib/unet.lua:17 */
+    CALL(225, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779392, A + 16384)); /* %634 reduce [64,1,1]  graphs/lib/unet.lua:17 */
+    CALL(226, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k636_mul(A + 780768 + 4767744*B, A + 780768 + 4816896*B, (real *)P + 634528, B)); /* %636 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(227, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k637_mul(A + 780768 + 4784128*B, A + 780768 + 4816896*B, A + 780768 + 6766592*B, B)); /* %637 map:mul [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(228, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 0, A + 780768 + 4784128*B, B)); /* %638 reduce [1,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(229, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 16384, A + 0)); /* %640 reduce [64,1,16]  graphs/lib/unet.lua:17 */
+    CALL(230, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779456, A + 16384)); /* %641 reduce [64,1,1]  graphs/lib/unet.lua:17 */
+    CALL(231, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k651_fused_scale_mul_sum_mul(A + 780768 + 6873088*B, A + 780768 + 4767744*B, A + 780768 + 6750208*B, A + 780768 + 6877344*B, B)); /* %651 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(232, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k655_fused_add_mul_mul_id(A + 780768 + 4784128*B, A + 780768 + 4767744*B, A + 780768 + 6877344*B, A + 780768 + 6873088*B, A + 780768 + 6750208*B, B)); /* %655 fused:add_mul_mul_id [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(233, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k658_fused_scale_sum_neg(A + 780768 + 6873088*B, A + 780768 + 4784128*B, B)); /* %658 fused:scale_sum_neg [B,8,1]  graphs/lib/unet.lua:17 */
+    CALL(234, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k660_fused_add_id(A + 780768 + 4767744*B, A + 780768 + 4784128*B, A + 780768 + 6873088*B, B)); /* %660 fused:add_id [B,8,2048]  graphs/lib/unet.lua:17 */
+    CALL(235, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 0, A + 780768 + 4767744*B, B)); /* %662 reduce [1,64,16,16]  graphs/lib/unet.lua:16 */
+    CALL(236, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 16384, A + 0)); /* %664 reduce [64,1,16]  graphs/lib/unet.lua:16 */
+    CALL(237, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779520, A + 16384)); /* %665 reduce [64,1,1]  graphs/lib/unet.lua:16 */
+    CALL(238, 0, sizeof(real)*((double)16384*B + (double)16384*B), k668_permute(A + 780768 + 4784128*B, A + 780768 + 4767744*B, B)); /* %668 permute [64,B,256]  graphs/lib/unet.lua:16 */
+    CALL(239, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)442368*B), k670_matmul(A + 425984, A + 780768 + 4784128*B, A + 780768 + 3244032*B, B)); /* %670 matmul [64,1728]  graphs/lib/unet.lua:16 */
+    CALL(240, (double)56623104*B, sizeof(real)*((double)442368*B + (double)110592 + (double)16384*B), k671_matmul(A + 780768, (real *)P + 523872, A + 780768 + 4784128*B, B)); /* %671 matmul [1728,256*B]  graphs/lib/unet.lua:16 */
+    CALL(241, 0, sizeof(real)*((double)49152*B + (double)442368*B), k673_col2im(A + 780768 + 4571136*B, A + 780768, B)); /* %673 col2im [B,192,16,16]  graphs/lib/unet.lua:16 */
+    CALL(242, 0, sizeof(real)*((double)32768*B + (double)49152*B), k674_slice(A + 780768 + 4767744*B, A + 780768 + 4571136*B, B)); /* %674 slice [B,128,16,16]  graphs/lib/unet.lua:15 */
+    CALL(243, 0, sizeof(real)*((double)16384*B + (double)49152*B), k675_slice(A + 780768 + 4800512*B, A + 780768 + 4571136*B, B)); /* %675 slice [B,64,16,16]  graphs/lib/unet.lua:15 */
+    CALL(244, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), k677_sum(A + 780768 + 4816896*B, A + 780768 + 4767744*B, B)); /* %677 reduce [B,128,8,1,8,2]  graphs/lib/unet.lua:15 */
+    CALL(245, (double)16384*B, sizeof(real)*((double)8192*B + (double)16384*B), k678_sum(A + 780768 + 4767744*B, A + 780768 + 4816896*B, B)); /* %678 reduce [B,128,8,1,8,1]  graphs/lib/unet.lua:15 */
+    CALL(246, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k681_fused_mul_step(A + 780768 + 4816896*B, A + 780768 + 4767744*B, A + 780768 + 6864896*B, B)); /* %681 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:27 */
+    CALL(247, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k682_sum(A + 536576, A + 780768 + 4816896*B, B)); /* %682 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(248, (double)8192, sizeof(real)*((double)1024 + (double)8192), k684_sum(A + 544768, A + 536576)); /* %684 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(249, (double)1024, sizeof(real)*((double)128 + (double)1024), k685_sum(A + 778240, A + 544768)); /* %685 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(250, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k687_mul(A + 780768 + 4825088*B, A + 780768 + 4816896*B, (real *)P + 490592, B)); /* %687 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(251, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k688_mul(A + 780768 + 4767744*B, A + 780768 + 4816896*B, A + 780768 + 6856704*B, B)); /* %688 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(252, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k682_sum(A + 536576, A + 780768 + 4767744*B, B)); /* %689 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(253, (double)8192, sizeof(real)*((double)1024 + (double)8192), k684_sum(A + 544768, A + 536576)); /* %691 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(254, (double)1024, sizeof(real)*((double)128 + (double)1024), k685_sum(A + 778368, A + 544768)); /* %692 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(255, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k702_fused_scale_mul_sum_mul(A + 780768 + 6856704*B, A + 780768 + 4825088*B, A + 780768 + 6848512*B, A + 780768 + 6877328*B, B)); /* %702 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(256, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k706_fused_add_mul_mul_id(A + 780768 + 4767744*B, A + 780768 + 4825088*B, A + 780768 + 6877328*B, A + 780768 + 6856704*B, A + 780768 + 6848512*B, B)); /* %706 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(257, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k709_fused_scale_sum_neg(A + 780768 + 4775936*B, A + 780768 + 4767744*B, B)); /* %709 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(258, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k711_fused_add_id(A + 780768 + 4825088*B, A + 780768 + 4767744*B, A + 780768 + 4775936*B, B)); /* %711 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(259, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k682_sum(A + 536576, A + 780768 + 4825088*B, B)); /* %713 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(260, (double)8192, sizeof(real)*((double)1024 + (double)8192), k684_sum(A + 544768, A + 536576)); /* %715 reduce [128,1,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(261, (double)1024, sizeof(real)*((double)128 + (double)1024), k685_sum(A + 778496, A + 544768)); /* %716 reduce [128,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(262, 0, sizeof(real)*((double)8192*B + (double)8192*B), k719_permute(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %719 permute [128,B,64]  graphs/lib/image_encoder.lua:13 */
+    CALL(263, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k721_matmul(A + 0, A + 780768 + 4767744*B, A + 780768 + 6062080*B, B)); /* %721 matmul [128,1152]  graphs/lib/image_encoder.lua:13 */
+    CALL(264, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k722_matmul(A + 780768 + 4571136*B, (real *)P + 343008, A + 780768 + 4767744*B, B)); /* %722 matmul [1152,64*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(265, 0, sizeof(real)*((double)8192*B + (double)73728*B), k724_col2im(A + 780768 + 4825088*B, A + 780768 + 4571136*B, B)); /* %724 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
+    CALL(266, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k681_fused_mul_step(A + 780768 + 4767744*B, A + 780768 + 4825088*B, A + 780768 + 6840320*B, B)); /* %726 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
+    CALL(267, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k682_sum(A + 536576, A + 780768 + 4767744*B, B)); /* %727 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(268, (double)8192, sizeof(real)*((double)1024 + (double)8192), k684_sum(A + 544768, A + 536576)); /* %729 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(269, (double)1024, sizeof(real)*((double)128 + (double)1024), k685_sum(A + 778624, A + 544768)); /* %730 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(270, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k687_mul(A + 780768 + 4825088*B, A + 780768 + 4767744*B, (real *)P + 342752, B)); /* %732 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(271, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k688_mul(A + 780768 + 4775936*B, A + 780768 + 4767744*B, A + 780768 + 6832128*B, B)); /* %733 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(272, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k682_sum(A + 536576, A + 780768 + 4775936*B, B)); /* %734 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(273, (double)8192, sizeof(real)*((double)1024 + (double)8192), k684_sum(A + 544768, A + 536576)); /* %736 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(274, (double)1024, sizeof(real)*((double)128 + (double)1024), k685_sum(A + 778752, A + 544768)); /* %737 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(275, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k702_fused_scale_mul_sum_mul(A + 780768 + 4775936*B, A + 780768 + 4825088*B, A + 780768 + 6823936*B, A + 780768 + 6877312*B, B)); /* %747 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(276, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k706_fused_add_mul_mul_id(A + 780768 + 4767744*B, A + 780768 + 4825088*B, A + 780768 + 6877312*B, A + 780768 + 4775936*B, A + 780768 + 6823936*B, B)); /* %751 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(277, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k709_fused_scale_sum_neg(A + 780768 + 4775936*B, A + 780768 + 4767744*B, B)); /* %754 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(278, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k711_fused_add_id(A + 780768 + 4825088*B, A + 780768 + 4767744*B, A + 780768 + 4775936*B, B)); /* %756 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(279, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k682_sum(A + 536576, A + 780768 + 4825088*B, B)); /* %758 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(280, (double)8192, sizeof(real)*((double)1024 + (double)8192), k684_sum(A + 544768, A + 536576)); /* %760 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(281, (double)1024, sizeof(real)*((double)128 + (double)1024), k685_sum(A + 778880, A + 544768)); /* %761 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(282, 0, sizeof(real)*((double)8192*B + (double)8192*B), k719_permute(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %764 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(283, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)73728*B), k721_matmul(A + 147456, A + 780768 + 4767744*B, A + 780768 + 5988352*B, B)); /* %766 matmul [128,1152]  graphs/lib/image_encoder.lua:6 */
+    CALL(284, (double)18874368*B, sizeof(real)*((double)73728*B + (double)147456 + (double)8192*B), k722_matmul(A + 780768 + 4571136*B, (real *)P + 195168, A + 780768 + 4767744*B, B)); /* %767 matmul [1152,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(285, 0, sizeof(real)*((double)8192*B + (double)73728*B), k724_col2im(A + 780768 + 4825088*B, A + 780768 + 4571136*B, B)); /* %769 col2im [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(286, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), k772_fused_mul_add_step(A + 780768 + 4767744*B, A + 780768 + 4816896*B, A + 780768 + 4825088*B, A + 780768 + 6815744*B, B)); /* %772 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(287, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k682_sum(A + 294912, A + 780768 + 4767744*B, B)); /* %773 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(288, (double)8192, sizeof(real)*((double)1024 + (double)8192), k684_sum(A + 303104, A + 294912)); /* %775 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(289, (double)1024, sizeof(real)*((double)128 + (double)1024), k685_sum(A + 779008, A + 303104)); /* %776 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(290, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)128), k687_mul(A + 780768 + 4816896*B, A + 780768 + 4767744*B, (real *)P + 194912, B)); /* %778 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(291, (double)8192*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), k688_mul(A + 780768 + 4825088*B, A + 780768 + 4767744*B, A + 780768 + 6807552*B, B)); /* %779 map:mul [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(292, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k682_sum(A + 294912, A + 780768 + 4825088*B, B)); /* %780 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(293, (double)8192, sizeof(real)*((double)1024 + (double)8192), k684_sum(A + 303104, A + 294912)); /* %782 reduce [128,1,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(294, (double)1024, sizeof(real)*((double)128 + (double)1024), k685_sum(A + 779136, A + 303104)); /* %783 reduce [128,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(295, (double)16424*B, sizeof(real)*((double)8*B + (double)8192*B + (double)8192*B + (double)8*B), k702_fused_scale_mul_sum_mul(A + 780768 + 4767744*B, A + 780768 + 4816896*B, A + 780768 + 6799360*B, A + 780768 + 6877296*B, B)); /* %793 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(296, (double)40960*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B + (double)8*B + (double)8192*B), k706_fused_add_mul_mul_id(A + 780768 + 4825088*B, A + 780768 + 4816896*B, A + 780768 + 6877296*B, A + 780768 + 4767744*B, A + 780768 + 6799360*B, B)); /* %797 fused:add_mul_mul_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(297, (double)16392*B, sizeof(real)*((double)8*B + (double)8192*B), k709_fused_scale_sum_neg(A + 780768 + 4767744*B, A + 780768 + 4825088*B, B)); /* %800 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(298, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8*B), k711_fused_add_id(A + 780768 + 4816896*B, A + 780768 + 4825088*B, A + 780768 + 4767744*B, B)); /* %802 fused:add_id [B,8,1024]  graphs/lib/image_encoder.lua:7 */
+    CALL(299, (double)8192*B, sizeof(real)*((double)8192 + (double)8192*B), k682_sum(A + 294912, A + 780768 + 4816896*B, B)); /* %804 reduce [1,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(300, (double)8192, sizeof(real)*((double)1024 + (double)8192), k684_sum(A + 303104, A + 294912)); /* %806 reduce [128,1,8]  graphs/lib/image_encoder.lua:6 */
+    CALL(301, (double)1024, sizeof(real)*((double)128 + (double)1024), k685_sum(A + 779264, A + 303104)); /* %807 reduce [128,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(302, 0, sizeof(real)*((double)8192*B + (double)8192*B), k719_permute(A + 780768 + 4825088*B, A + 780768 + 4816896*B, B)); /* %810 permute [128,B,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(303, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)36864*B), k812_matmul(A + 536576, A + 780768 + 4825088*B, A + 780768 + 6172672*B, B)); /* %812 matmul [128,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(304, (double)9437184*B, sizeof(real)*((double)36864*B + (double)73728 + (double)8192*B), k813_matmul(A + 780768 + 5988352*B, (real *)P + 121056, A + 780768 + 4825088*B, B)); /* %813 matmul [576,64*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(305, 0, sizeof(real)*((double)16384*B + (double)36864*B), k815_col2im(A + 780768 + 4816896*B, A + 780768 + 5988352*B, B)); /* %815 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(306, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k818_fused_mul_add_step(A + 780768 + 4718592*B, A + 780768 + 4800512*B, A + 780768 + 4816896*B, A + 780768 + 6733824*B, B)); /* %818 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(307, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 610304, A + 780768 + 4718592*B, B)); /* %819 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(308, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 626688, A + 610304)); /* %821 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(309, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779584, A + 626688)); /* %822 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(310, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k636_mul(A + 780768 + 6172672*B, A + 780768 + 4718592*B, (real *)P + 120928, B)); /* %824 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(311, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k637_mul(A + 780768 + 6189056*B, A + 780768 + 4718592*B, A + 780768 + 6717440*B, B)); /* %825 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(312, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 610304, A + 780768 + 6189056*B, B)); /* %826 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(313, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 626688, A + 610304)); /* %828 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(314, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779648, A + 626688)); /* %829 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(315, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k651_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6701056*B, A + 780768 + 6877280*B, B)); /* %839 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(316, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k655_fused_add_mul_mul_id(A + 780768 + 6189056*B, A + 780768 + 6172672*B, A + 780768 + 6877280*B, A + 780768 + 6205440*B, A + 780768 + 6701056*B, B)); /* %843 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(317, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k658_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %846 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(318, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k660_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %848 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:13 */
+    CALL(319, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 610304, A + 780768 + 6172672*B, B)); /* %850 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(320, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 626688, A + 610304)); /* %852 reduce [64,1,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(321, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779712, A + 626688)); /* %853 reduce [64,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(322, 0, sizeof(real)*((double)16384*B + (double)16384*B), k668_permute(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %856 permute [64,B,256]  graphs/lib/image_encoder.lua:13 */
+    CALL(323, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k858_matmul(A + 610304, A + 780768 + 6189056*B, A + 780768 + 4980736*B, B)); /* %858 matmul [64,576]  graphs/lib/image_encoder.lua:13 */
+    CALL(324, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k859_matmul(A + 780768 + 4571136*B, (real *)P + 84000, A + 780768 + 6189056*B, B)); /* %859 matmul [576,256*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(325, 0, sizeof(real)*((double)16384*B + (double)147456*B), k861_col2im(A + 780768 + 6172672*B, A + 780768 + 4571136*B, B)); /* %861 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(326, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k630_fused_mul_step(A + 780768 + 6189056*B, A + 780768 + 6172672*B, A + 780768 + 6684672*B, B)); /* %863 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
+    CALL(327, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 647168, A + 780768 + 6189056*B, B)); /* %864 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(328, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 663552, A + 647168)); /* %866 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(329, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779776, A + 663552)); /* %867 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(330, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k636_mul(A + 780768 + 6172672*B, A + 780768 + 6189056*B, (real *)P + 83872, B)); /* %869 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(331, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k637_mul(A + 780768 + 4767744*B, A + 780768 + 6189056*B, A + 780768 + 6668288*B, B)); /* %870 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(332, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 647168, A + 780768 + 4767744*B, B)); /* %871 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(333, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 663552, A + 647168)); /* %873 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(334, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779840, A + 663552)); /* %874 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(335, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k651_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6651904*B, A + 780768 + 6877264*B, B)); /* %884 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(336, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k655_fused_add_mul_mul_id(A + 780768 + 6189056*B, A + 780768 + 6172672*B, A + 780768 + 6877264*B, A + 780768 + 6205440*B, A + 780768 + 6651904*B, B)); /* %888 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(337, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k658_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %891 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(338, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k660_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %893 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(339, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 647168, A + 780768 + 6172672*B, B)); /* %895 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(340, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 663552, A + 647168)); /* %897 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(341, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779904, A + 663552)); /* %898 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(342, 0, sizeof(real)*((double)16384*B + (double)16384*B), k668_permute(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %901 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(343, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)147456*B), k858_matmul(A + 647168, A + 780768 + 6189056*B, A + 780768 + 4833280*B, B)); /* %903 matmul [64,576]  graphs/lib/image_encoder.lua:6 */
+    CALL(344, (double)18874368*B, sizeof(real)*((double)147456*B + (double)36864 + (double)16384*B), k859_matmul(A + 780768, (real *)P + 46944, A + 780768 + 6189056*B, B)); /* %904 matmul [576,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(345, 0, sizeof(real)*((double)16384*B + (double)147456*B), k861_col2im(A + 780768 + 6172672*B, A + 780768, B)); /* %906 col2im [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(346, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), k818_fused_mul_add_step(A + 780768 + 6189056*B, A + 780768 + 4718592*B, A + 780768 + 6172672*B, A + 780768 + 6635520*B, B)); /* %909 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(347, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 294912, A + 780768 + 6189056*B, B)); /* %910 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(348, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 311296, A + 294912)); /* %912 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(349, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 779968, A + 311296)); /* %913 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(350, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)64), k636_mul(A + 780768 + 6172672*B, A + 780768 + 6189056*B, (real *)P + 46816, B)); /* %915 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(351, (double)16384*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), k637_mul(A + 780768 + 6504448*B, A + 780768 + 6189056*B, A + 780768 + 6619136*B, B)); /* %916 map:mul [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(352, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 294912, A + 780768 + 6504448*B, B)); /* %917 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(353, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 311296, A + 294912)); /* %919 reduce [64,1,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(354, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 780032, A + 311296)); /* %920 reduce [64,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(355, (double)32808*B, sizeof(real)*((double)8*B + (double)16384*B + (double)16384*B + (double)8*B), k651_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6602752*B, A + 780768 + 6877248*B, B)); /* %930 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(356, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B + (double)8*B + (double)16384*B), k655_fused_add_mul_mul_id(A + 780768 + 6189056*B, A + 780768 + 6172672*B, A + 780768 + 6877248*B, A + 780768 + 6205440*B, A + 780768 + 6602752*B, B)); /* %934 fused:add_mul_mul_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(357, (double)32776*B, sizeof(real)*((double)8*B + (double)16384*B), k658_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 6189056*B, B)); /* %937 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(358, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)8*B), k660_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 6189056*B, A + 780768 + 6205440*B, B)); /* %939 fused:add_id [B,8,2048]  graphs/lib/image_encoder.lua:7 */
+    CALL(359, (double)16384*B, sizeof(real)*((double)16384 + (double)16384*B), k631_sum(A + 294912, A + 780768 + 6172672*B, B)); /* %941 reduce [1,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(360, (double)16384, sizeof(real)*((double)1024 + (double)16384), k633_sum(A + 311296, A + 294912)); /* %943 reduce [64,1,16]  graphs/lib/image_encoder.lua:6 */
+    CALL(361, (double)1024, sizeof(real)*((double)64 + (double)1024), k634_sum(A + 780096, A + 311296)); /* %944 reduce [64,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(362, 0, sizeof(real)*((double)16384*B + (double)16384*B), k668_permute(A + 780768 + 6189056*B, A + 780768 + 6172672*B, B)); /* %947 permute [64,B,256]  graphs/lib/image_encoder.lua:6 */
+    CALL(363, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)73728*B), k949_matmul(A + 730112, A + 780768 + 6189056*B, A + 780768 + 5914624*B, B)); /* %949 matmul [64,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(364, (double)9437184*B, sizeof(real)*((double)73728*B + (double)18432 + (double)16384*B), k950_matmul(A + 780768 + 4571136*B, (real *)P + 28320, A + 780768 + 6189056*B, B)); /* %950 matmul [288,256*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(365, 0, sizeof(real)*((double)32768*B + (double)73728*B), k952_col2im(A + 780768 + 6172672*B, A + 780768 + 4571136*B, B)); /* %952 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(366, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k955_fused_mul_add_step(A + 780768 + 4571136*B, A + 780768 + 4734976*B, A + 780768 + 6172672*B, A + 780768 + 6471680*B, B)); /* %955 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(367, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 294912, A + 780768 + 4571136*B, B)); /* %956 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(368, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 327680, A + 294912)); /* %958 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(369, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780384, A + 327680)); /* %959 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(370, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k585_mul(A + 780768 + 6172672*B, A + 780768 + 4571136*B, (real *)P + 28256, B)); /* %961 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(371, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k586_mul(A + 780768 + 4603904*B, A + 780768 + 4571136*B, A + 780768 + 6438912*B, B)); /* %962 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(372, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 294912, A + 780768 + 4603904*B, B)); /* %963 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(373, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 327680, A + 294912)); /* %965 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(374, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780416, A + 327680)); /* %966 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(375, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k600_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6406144*B, A + 780768 + 6877232*B, B)); /* %976 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(376, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k604_fused_add_mul_mul_id(A + 780768 + 4603904*B, A + 780768 + 6172672*B, A + 780768 + 6877232*B, A + 780768 + 6205440*B, A + 780768 + 6406144*B, B)); /* %980 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(377, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k607_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 4603904*B, B)); /* %983 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(378, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k609_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 4603904*B, A + 780768 + 6205440*B, B)); /* %985 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:13 */
+    CALL(379, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 294912, A + 780768 + 6172672*B, B)); /* %987 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(380, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 327680, A + 294912)); /* %989 reduce [32,1,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(381, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780448, A + 327680)); /* %990 reduce [32,1,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(382, 0, sizeof(real)*((double)32768*B + (double)32768*B), k617_permute(A + 780768 + 4603904*B, A + 780768 + 6172672*B, B)); /* %993 permute [32,B,1024]  graphs/lib/image_encoder.lua:13 */
+    CALL(383, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k995_matmul(A + 748544, A + 780768 + 4603904*B, A + 780768 + 4276224*B, B)); /* %995 matmul [32,288]  graphs/lib/image_encoder.lua:13 */
+    CALL(384, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k996_matmul(A + 780768, (real *)P + 19008, A + 780768 + 4603904*B, B)); /* %996 matmul [288,1024*B]  graphs/lib/image_encoder.lua:13 */
+    CALL(385, 0, sizeof(real)*((double)32768*B + (double)294912*B), k998_col2im(A + 780768 + 6172672*B, A + 780768, B)); /* %998 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(386, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k579_fused_mul_step(A + 780768 + 4276224*B, A + 780768 + 6172672*B, A + 780768 + 6373376*B, B)); /* %1000 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
+    CALL(387, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 294912, A + 780768 + 4276224*B, B)); /* %1001 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(388, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 327680, A + 294912)); /* %1003 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(389, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780480, A + 327680)); /* %1004 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(390, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k585_mul(A + 780768 + 6172672*B, A + 780768 + 4276224*B, (real *)P + 18944, B)); /* %1006 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(391, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k586_mul(A + 780768 + 4308992*B, A + 780768 + 4276224*B, A + 780768 + 6340608*B, B)); /* %1007 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(392, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 294912, A + 780768 + 4308992*B, B)); /* %1008 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(393, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 327680, A + 294912)); /* %1010 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(394, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780512, A + 327680)); /* %1011 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(395, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k600_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6307840*B, A + 780768 + 6877216*B, B)); /* %1021 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(396, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k604_fused_add_mul_mul_id(A + 780768 + 4276224*B, A + 780768 + 6172672*B, A + 780768 + 6877216*B, A + 780768 + 6205440*B, A + 780768 + 6307840*B, B)); /* %1025 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(397, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k607_fused_scale_sum_neg(A + 780768 + 6205440*B, A + 780768 + 4276224*B, B)); /* %1028 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(398, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k609_fused_add_id(A + 780768 + 6172672*B, A + 780768 + 4276224*B, A + 780768 + 6205440*B, B)); /* %1030 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(399, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 294912, A + 780768 + 6172672*B, B)); /* %1032 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(400, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 327680, A + 294912)); /* %1034 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(401, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780544, A + 327680)); /* %1035 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(402, 0, sizeof(real)*((double)32768*B + (double)32768*B), k617_permute(A + 780768 + 4276224*B, A + 780768 + 6172672*B, B)); /* %1038 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(403, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k995_matmul(A + 757760, A + 780768 + 4276224*B, A + 780768 + 3981312*B, B)); /* %1040 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(404, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k996_matmul(A + 780768, (real *)P + 9696, A + 780768 + 4276224*B, B)); /* %1041 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(405, 0, sizeof(real)*((double)32768*B + (double)294912*B), k998_col2im(A + 780768 + 6172672*B, A + 780768, B)); /* %1043 col2im [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(406, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), k955_fused_mul_add_step(A + 780768 + 4603904*B, A + 780768 + 4571136*B, A + 780768 + 6172672*B, A + 780768 + 6275072*B, B)); /* %1046 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(407, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 294912, A + 780768 + 4603904*B, B)); /* %1047 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(408, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 327680, A + 294912)); /* %1049 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(409, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780576, A + 327680)); /* %1050 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(410, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32), k585_mul(A + 780768 + 6172672*B, A + 780768 + 4603904*B, (real *)P + 9632, B)); /* %1052 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(411, (double)32768*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), k586_mul(A + 780768 + 4636672*B, A + 780768 + 4603904*B, A + 780768 + 6242304*B, B)); /* %1053 map:mul [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(412, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 294912, A + 780768 + 4636672*B, B)); /* %1054 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(413, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 327680, A + 294912)); /* %1056 reduce [32,1,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(414, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780608, A + 327680)); /* %1057 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(415, (double)65576*B, sizeof(real)*((double)8*B + (double)32768*B + (double)32768*B + (double)8*B), k600_fused_scale_mul_sum_mul(A + 780768 + 6205440*B, A + 780768 + 6172672*B, A + 780768 + 6209536*B, A + 780768 + 6877200*B, B)); /* %1067 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(416, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B + (double)8*B + (double)32768*B), k604_fused_add_mul_mul_id(A + 780768 + 5521408*B, A + 780768 + 6172672*B, A + 780768 + 6877200*B, A + 780768 + 6205440*B, A + 780768 + 6209536*B, B)); /* %1071 fused:add_mul_mul_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(417, (double)65544*B, sizeof(real)*((double)8*B + (double)32768*B), k607_fused_scale_sum_neg(A + 780768 + 5586944*B, A + 780768 + 5521408*B, B)); /* %1074 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(418, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)8*B), k609_fused_add_id(A + 780768 + 5554176*B, A + 780768 + 5521408*B, A + 780768 + 5586944*B, B)); /* %1076 fused:add_id [B,8,4096]  graphs/lib/image_encoder.lua:7 */
+    CALL(419, (double)32768*B, sizeof(real)*((double)32768 + (double)32768*B), k580_sum(A + 294912, A + 780768 + 5554176*B, B)); /* %1078 reduce [1,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(420, (double)32768, sizeof(real)*((double)1024 + (double)32768), k582_sum(A + 327680, A + 294912)); /* %1080 reduce [32,1,32]  graphs/lib/image_encoder.lua:6 */
+    CALL(421, (double)1024, sizeof(real)*((double)32 + (double)1024), k583_sum(A + 780640, A + 327680)); /* %1081 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(422, 0, sizeof(real)*((double)32768*B + (double)32768*B), k617_permute(A + 780768 + 5521408*B, A + 780768 + 5554176*B, B)); /* %1084 permute [32,B,1024]  graphs/lib/image_encoder.lua:6 */
+    CALL(423, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)294912*B), k995_matmul(A + 766976, A + 780768 + 5521408*B, A + 780768 + 3686400*B, B)); /* %1086 matmul [32,288]  graphs/lib/image_encoder.lua:6 */
+    CALL(424, (double)18874368*B, sizeof(real)*((double)294912*B + (double)9216 + (double)32768*B), k996_matmul(A + 780768, (real *)P + 384, A + 780768 + 5521408*B, B)); /* %1087 matmul [288,1024*B]  graphs/lib/image_encoder.lua:6 */
+    CALL(425, 0, sizeof(real)*((double)131072*B + (double)294912*B), k1089_col2im(A + 780768 + 294912*B, A + 780768, B)); /* %1089 col2im [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(426, (double)393216*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)131072*B), k1092_fused_mul_add_step(A + 780768, A + 780768 + 884736*B, A + 780768 + 294912*B, A + 780768 + 5390336*B, B)); /* %1092 fused:mul_add_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
+    CALL(427, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k529_sum(A + 294912, A + 780768, B)); /* %1093 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(428, (double)131072, sizeof(real)*((double)2048 + (double)131072), k531_sum(A + 776192, A + 294912)); /* %1095 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(429, (double)2048, sizeof(real)*((double)32 + (double)2048), k532_sum(A + 780672, A + 776192)); /* %1096 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(430, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)32), k534_mul(A + 780768 + 131072*B, A + 780768, (real *)P + 320, B)); /* %1098 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(431, (double)131072*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), k535_mul(A + 780768 + 262144*B, A + 780768, A + 780768 + 5259264*B, B)); /* %1099 map:mul [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(432, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k529_sum(A + 294912, A + 780768 + 262144*B, B)); /* %1100 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(433, (double)131072, sizeof(real)*((double)2048 + (double)131072), k531_sum(A + 776192, A + 294912)); /* %1102 reduce [32,1,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(434, (double)2048, sizeof(real)*((double)32 + (double)2048), k532_sum(A + 780704, A + 776192)); /* %1103 reduce [32,1,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(435, (double)262184*B, sizeof(real)*((double)8*B + (double)131072*B + (double)131072*B + (double)8*B), k549_fused_scale_mul_sum_mul(A + 780768 + 6172672*B, A + 780768 + 131072*B, A + 780768 + 5128192*B, A + 780768 + 6877184*B, B)); /* %1113 fused:scale_mul_sum_mul [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(436, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B + (double)8*B + (double)131072*B), k553_fused_add_mul_mul_id(A + 780768, A + 780768 + 131072*B, A + 780768 + 6877184*B, A + 780768 + 6172672*B, A + 780768 + 5128192*B, B)); /* %1117 fused:add_mul_mul_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(437, (double)262152*B, sizeof(real)*((double)8*B + (double)131072*B), k556_fused_scale_sum_neg(A + 780768 + 262144*B, A + 780768, B)); /* %1120 fused:scale_sum_neg [B,8,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(438, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)8*B), k558_fused_add_id(A + 780768 + 131072*B, A + 780768, A + 780768 + 262144*B, B)); /* %1122 fused:add_id [B,8,16384]  graphs/lib/image_encoder.lua:7 */
+    CALL(439, (double)131072*B, sizeof(real)*((double)131072 + (double)131072*B), k529_sum(A + 294912, A + 780768 + 131072*B, B)); /* %1124 reduce [1,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(440, (double)131072, sizeof(real)*((double)2048 + (double)131072), k531_sum(A + 776192, A + 294912)); /* %1126 reduce [32,1,64]  graphs/lib/image_encoder.lua:6 */
+    CALL(441, (double)2048, sizeof(real)*((double)32 + (double)2048), k532_sum(A + 295200, A + 776192)); /* %1127 reduce [32,1,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(442, 0, sizeof(real)*((double)131072*B + (double)131072*B), k566_permute(A + 780768, A + 780768 + 131072*B, B)); /* %1130 permute [32,B,4096]  graphs/lib/image_encoder.lua:6 */
+    CALL(443, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)36864*B), k1132_matmul(A + 294912, A + 780768, A + 780768 + 6135808*B, B)); /* %1132 matmul [32,9]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 294912, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 295200, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 780704, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

@@ -1,5 +1,7 @@
 -- Convolutions lower to im2col + GEMM; col2im is im2col's adjoint (their gradients are each other).
--- x [N, C, H, W] <-> col [N, C*kh*kw, Ho*Wo], with Ho = (H + 2 pad - kh) / stride + 1.
+-- x [N, C, H, W] <-> col [N, C*kh*kw, Ho*Wo], with Ho = (H + 2 pad - kh) / stride + 1, or with
+-- rows_outer, col [C*kh*kw, N*Ho*Wo]: the whole batch's columns side by side, so that the
+-- convolution is one GEMM (weights [O, C*kh*kw] x col) rather than one small GEMM per image.
 local size = require("compiler.size")
 local ir = require("compiler.ir")
 
@@ -16,15 +18,16 @@ local function emit_loops(n, names, C, H, W, N, stmt)
   local Ho, Wo = out_hw(a, H, W)
   local K = C * a.kh * a.kw
   return table.concat({
-    string.format("    const long C = %d, H = %d, W = %d, KH = %d, KW = %d, S = %d, P = %d, HO = %d, WO = %d, KC = %d;",
-      C, H, W, a.kh, a.kw, a.stride, a.pad, Ho, Wo, K),
+    string.format("    const long C = %d, H = %d, W = %d, KH = %d, KW = %d, S = %d, P = %d, HO = %d, WO = %d, KC = %d, NB = %s;",
+      C, H, W, a.kh, a.kw, a.stride, a.pad, Ho, Wo, K, N),
+    "    (void)KC; (void)NB;",
     "    #pragma omp parallel for collapse(2)",
     string.format("    for (long n = 0; n < %s; n++)", N),
     "        for (long c = 0; c < C; c++) {",
     "            real *xp = X + (n*C + c)*H*W;",
     "            for (long ky = 0; ky < KH; ky++)",
     "                for (long kx = 0; kx < KW; kx++) {",
-    "                    real *cp = COL + (n*KC + (c*KH + ky)*KW + kx)*HO*WO;",
+    "                    real *cp = COL + " .. (n.attrs.rows_outer and "(((c*KH + ky)*KW + kx)*NB + n)*HO*WO;" or "(n*KC + (c*KH + ky)*KW + kx)*HO*WO;"),
     "                    for (long oy = 0; oy < HO; oy++) {",
     "                        long iy = oy*S - P + ky;",
     "                        for (long ox = 0; ox < WO; ox++) {",
@@ -48,6 +51,9 @@ M.ops.im2col = {
     if Ho < 1 or Wo < 1 then
       ir.fail(n, "conv2d: a %dx%d kernel does not fit input %s with padding %d", a.kh, a.kw, size.shape_str(x.shape), a.pad)
     end
+    if a.rows_outer then
+      return { x.shape[2] * a.kh * a.kw, size.dim_of(size.mul(size.of_dim(x.shape[1]), size.mono(Ho * Wo))) }, "real"
+    end
     return { x.shape[1], x.shape[2] * a.kh * a.kw, Ho * Wo }, "real"
   end,
   grad = function(F, n, g)
@@ -67,10 +73,17 @@ M.ops.col2im = {
     local col, a = n.inputs[1], n.attrs
     local xs = a.x_shape
     local Ho, Wo = out_hw(a, xs[3], xs[4])
-    if #col.shape ~= 3 or col.shape[2] ~= xs[2] * a.kh * a.kw or col.shape[3] ~= Ho * Wo then
+    local ok
+    if a.rows_outer then
+      ok = #col.shape == 2 and col.shape[1] == xs[2] * a.kh * a.kw
+        and size.eq(size.of_dim(col.shape[2]), size.mul(size.of_dim(xs[1]), size.mono(Ho * Wo)))
+    else
+      ok = #col.shape == 3 and col.shape[2] == xs[2] * a.kh * a.kw and col.shape[3] == Ho * Wo
+    end
+    if not ok then
       ir.fail(n, "col2im: columns %s do not match image %s", size.shape_str(col.shape), size.shape_str(xs))
     end
-    return { col.shape[1], xs[2], xs[3], xs[4] }, "real"
+    return { xs[1], xs[2], xs[3], xs[4] }, "real"
   end,
   grad = function(F, n, g)
     return { F.im2col(g, n.attrs) }

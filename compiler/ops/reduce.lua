@@ -46,14 +46,22 @@ M.ops.reduce = {
         string.format("        %s[o] = a;", y),
         "    }" }, "\n")
     end
+    -- a reduction across rows (the axis is not the last): walk the rows in order and keep a
+    -- block of 256 running results, so every read is contiguous and the inner loop vectorises
+    local upd = n.attrs.kind == "sum" and "a[i - ib] += row[i];" or "if (row[i] > a[i - ib]) a[i - ib] = row[i];"
     return table.concat({
+      string.format("    const long nblk = (%s + 255) / 256;", I),
       string.format("    #pragma omp parallel for collapse(2) if((long)(%s) > 32768)", total),
       string.format("    for (long o = 0; o < %s; o++)", O),
-      string.format("        for (long i = 0; i < %s; i++) {", I),
-      string.format("            real a = %s;", init),
-      string.format("            for (long j = 0; j < %s; j++) %s", L,
-        acc("a", string.format("%s[(o*%s + j)*%s + i]", x, L, I))),
-      string.format("            %s[o*%s + i] = a;", y, I),
+      "        for (long b = 0; b < nblk; b++) {",
+      string.format("            const long ib = b*256, ie = ib + 256 < %s ? ib + 256 : %s;", I, I),
+      "            real a[256];",
+      string.format("            for (long i = ib; i < ie; i++) a[i - ib] = %s;", init),
+      string.format("            for (long j = 0; j < %s; j++) {", L),
+      string.format("                const real *row = %s + (o*%s + j)*%s;", x, L, I),
+      "                for (long i = ib; i < ie; i++) " .. upd,
+      "            }",
+      string.format("            for (long i = ib; i < ie; i++) %s[o*%s + i] = a[i - ib];", y, I),
       "        }" }, "\n")
   end,
   flops = function(n) return size.numel(n.inputs[1].shape) end,

@@ -144,7 +144,12 @@ end
 -- builds a forward graph from an inline function (shapes only, no autodiff)
 function t.build(fn, name, cfg) return require("compiler.dsl").build(name or "t", fn, cfg) end
 -- the whole pipeline (autodiff, CSE/DCE, plan) on an inline function
-function t.compile(fn, name, cfg) return require("compiler.compile").compile_entry("tests/lua/inline", name or "t", fn, cfg) end
+-- the reference form (no reassociation or fusion), so tests see the graph as autodiff made it;
+-- t.compile_optimized for the form that make generate writes
+function t.compile(fn, name, cfg)
+  return require("compiler.compile").compile_entry("tests/lua/inline", name or "t", fn, cfg, { optimize = false })
+end
+function t.compile_optimized(fn, name, cfg) return require("compiler.compile").compile_entry("tests/lua/inline", name or "t", fn, cfg) end
 
 ------------------------------------------------------------------------------------------------
 -- discovery and run

@@ -62,7 +62,7 @@ function T.kernels_name_their_graph_lines(t)
   local conv = t.line_of(CONV, "-- CONV")
   -- every kernel call in forward/backward carries its node and graph line, and the conv line
   -- shows up in the comment of its kernels (im2col, the GEMM) and of their gradients
-  t.contains(c, "im2col [B,18,9]  " .. conv)
+  t.contains(c, "im2col [18,9*B]  " .. conv)
   t.contains(c, "(backward)  " .. conv)
   local calls = 0
   for line in c:gmatch("[^\n]+") do

@@ -1,0 +1,77 @@
+-- The kernels made by the fusion pass (compiler/passes/fuse.lua): an expression tree of
+-- element-wise functions over leaf tensors, with reductions inlined either as the root (a
+-- reduction with its prologue) or as sub-expressions evaluated per output element (epilogues).
+-- Fused nodes exist only after differentiation: they have no gradient rule.
+local size = require("compiler.size")
+local loops = require("compiler.loops")
+local elementwise = require("compiler.ops.elementwise")
+
+local M = { ops = {} }
+
+M.ops.fused = {
+  infer = function(n) return n.shape, "real" end,
+  flops = function(n) return n.attrs.flops end,
+  emit = function(n, names)
+    local root = n.shape
+    local dims = {}
+    for d, s in ipairs(root) do dims[d] = size.of_dim(s) end
+    -- operands: the output, then one per leaf, strided against the output's loops
+    local operands = { { strides = loops.contiguous(root) } }
+    for k, x in ipairs(n.inputs) do
+      local st = {}
+      local full = size.strides(x.shape)
+      local off = #root - #x.shape
+      for d = 1, #root do
+        local sd = d - off
+        if sd < 1 or x.shape[sd] == 1 then st[d] = false else st[d] = full[sd] end
+      end
+      operands[k + 1] = { strides = st }
+    end
+    local reduce_no = 0
+    return loops.emit(dims, operands, function(idx)
+      local pre = {}
+      -- C for a tree; inside a reduction over `red` the leaves step along its axis by j<no>
+      local function gen(t, red)
+        if t.leaf then
+          local x = t.leaf
+          local i = idx[t.k + 1]
+          if red then
+            local off = #red.shape - #x.shape
+            local sd = red.axis - off
+            if sd >= 1 and x.shape[sd] ~= 1 then
+              i = i .. " + j" .. red.no .. "*" .. size.c(size.strides(x.shape)[sd])
+            end
+          end
+          return names.inputs[t.k] .. "[" .. i .. "]"
+        end
+        if t.reduce then
+          reduce_no = reduce_no + 1
+          local r = { no = reduce_no, axis = t.axis, shape = nil }
+          -- the reduced tensor's shape: the output's, with the axis at full length
+          local shape = {}
+          for d, s in ipairs(root) do shape[d] = s end
+          shape[t.axis] = t.len
+          r.shape = shape
+          local v = "r" .. r.no
+          local body = gen(t.arg, r)
+          local init = t.reduce == "sum" and "(real)0" or "-INFINITY"
+          local acc = t.reduce == "sum" and string.format("%s += %s;", v, body)
+            or string.format("{ real e_ = %s; if (e_ > %s) %s = e_; }", body, v, v)
+          pre[#pre + 1] = string.format("real %s = %s; for (long j%d = 0; j%d < %s; j%d++) %s", v, init, r.no, r.no,
+            size.c(size.of_dim(t.len)), r.no, acc)
+          return v
+        end
+        local args = {}
+        for k, a in ipairs(t.args) do args[k] = "(" .. gen(a, red) .. ")" end
+        return elementwise.FNS[t.fn].c(args, t.attrs)
+      end
+      local value = gen(n.attrs.expr, nil)
+      reduce_no = 0
+      local stmt = string.format("%s[%s] = %s;", names.out, idx[1], value)
+      if #pre == 0 then return stmt end
+      return "{ " .. table.concat(pre, " ") .. " " .. stmt .. " }"
+    end)
+  end,
+}
+
+return M

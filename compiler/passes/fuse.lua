@@ -1,0 +1,100 @@
+-- Fusion: element-wise chains into one loop, reductions with their element-wise prologue, and
+-- reductions inlined into the element-wise expression that consumes them (an epilogue: the mean
+-- and rsqrt of a norm, the scale of a sum). A fused kernel reads its leaves once and writes one
+-- result; the intermediate tensors are never stored.
+--
+-- A node is inlined into its consumer when the consumer is its only user, both belong to the same
+-- pass (forward or backward), it is not an output or gradient, and it has the consumer's
+-- iteration shape: the consumer's own shape for maps, the reduced tensor's shape for a prologue.
+-- Reductions inside a reduction's prologue are not inlined (that would recompute them per element),
+-- and only reductions along the last axis are fused (the others keep a blocked kernel that reads
+-- rows contiguously, which matters more than saving the prologue's pass).
+local size = require("compiler.size")
+local ops = require("compiler.ops")
+local simplify = require("compiler.passes.simplify")
+
+local M = {}
+
+function M.run(graph)
+  local uses, is_root = {}, {}
+  for _, n in ipairs(graph.schedule) do
+    for _, x in ipairs(n.inputs) do uses[x.id] = (uses[x.id] or 0) + 1 end
+  end
+  for _, r in ipairs(simplify.roots(graph)) do is_root[r.id] = true end
+
+  local inlined = {}
+  local fused_count = 0
+  local function inlinable(x, consumer, shape)
+    return not inlined[x.id] and uses[x.id] == 1 and not is_root[x.id] and x.phase == consumer.phase
+      and size.same_shape(x.shape, shape)
+  end
+
+  -- expression tree of node n: {leaf = node} | {fn, attrs, args} | {reduce = kind, axis, len, arg}
+  local covered
+  local function build(n, consumer, shape, in_reduce)
+    if n.op == "map" and inlinable(n, consumer, shape) then
+      inlined[n.id] = true
+      covered[#covered + 1] = n
+      local args = {}
+      for k, x in ipairs(n.inputs) do args[k] = build(x, n, n.shape, in_reduce) end
+      return { fn = n.attrs.fn, attrs = n.attrs, args = args }
+    end
+    if n.op == "reduce" and not in_reduce and inlinable(n, consumer, shape) and n.attrs.axis == #n.shape then
+      inlined[n.id] = true
+      covered[#covered + 1] = n
+      local x = n.inputs[1]
+      return { reduce = n.attrs.kind, axis = n.attrs.axis, len = x.shape[n.attrs.axis], arg = build(x, n, x.shape, true) }
+    end
+    return { leaf = n }
+  end
+
+  for i = #graph.schedule, 1, -1 do
+    local n = graph.schedule[i]
+    -- a reduction across rows (axis not last) keeps its own blocked, contiguous kernel
+    local across_rows = n.op == "reduce" and n.attrs.axis ~= #n.shape
+    if not inlined[n.id] and (n.op == "map" or (n.op == "reduce" and not across_rows)) then
+      covered = {}
+      local tree
+      if n.op == "map" then
+        local args = {}
+        for k, x in ipairs(n.inputs) do args[k] = build(x, n, n.shape, false) end
+        tree = { fn = n.attrs.fn, attrs = n.attrs, args = args }
+      else
+        local x = n.inputs[1]
+        tree = { reduce = n.attrs.kind, axis = n.attrs.axis, len = x.shape[n.attrs.axis], arg = build(x, n, x.shape, true) }
+      end
+      if #covered > 0 then
+        -- the node becomes the fused kernel: same identity, so its users need no rewiring
+        local leaves, index = {}, {}
+        local function collect(t)
+          if t.leaf then
+            if not index[t.leaf.id] then leaves[#leaves + 1] = t.leaf; index[t.leaf.id] = #leaves end
+            t.k = index[t.leaf.id]
+          elseif t.reduce then collect(t.arg)
+          else for _, a in ipairs(t.args) do collect(a) end end
+        end
+        collect(tree)
+        local flops = ops[n.op].flops(n)
+        local names = { n.op == "map" and n.attrs.fn or n.attrs.kind }
+        for _, c in ipairs(covered) do
+          flops = size.mul(flops, size.mono(1)) -- copy
+          local f = ops[c.op].flops(c)
+          if size.signature(f) == size.signature(flops) then flops = size.mono(flops.c + f.c, flops.s) end
+          names[#names + 1] = c.op == "map" and c.attrs.fn or c.attrs.kind
+        end
+        n.fused_from = { op = n.op, attrs = n.attrs, covered = covered }
+        n.op = "fused"
+        n.inputs = leaves
+        n.attrs = { expr = tree, flops = flops, name = table.concat(names, "_", 1, math.min(#names, 4)) }
+        fused_count = fused_count + 1
+      end
+    end
+  end
+  local kept = {}
+  for _, n in ipairs(graph.schedule) do if not inlined[n.id] then kept[#kept + 1] = n end end
+  graph.schedule = kept
+  graph.stats_fused = fused_count
+  return fused_count
+end
+
+return M
