@@ -81,7 +81,8 @@ gradcheck: deps bin/reclfc
 test-c: $(C_TEST_BINS)
 	@set -e; for t in $(C_TEST_BINS); do echo "== $$t"; OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $$t --jobs 1; done
 
-bench: all
+bench: all bin/bench-step bin/bench-step-unfused
+	@RECLF_EXTRA_DEPS="python3-torch python3-numpy linux-perf" tools/install-deps.sh
 	@bench/run.sh
 
 clean:
