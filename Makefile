@@ -30,7 +30,7 @@ EXTRA_TESTS :=
 
 # training defaults for `make train` (override on the command line)
 MODEL ?= reclf
-STEPS ?= 400
+STEPS ?= 300
 BATCH ?= 32
 SEED  ?= 1
 OUT   ?= runs/$(MODEL)
