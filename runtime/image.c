@@ -21,11 +21,58 @@
 #pragma GCC diagnostic pop
 #endif
 
+#define RECLF_IMAGE_MAX_PIXELS (1LL << 26)
+
 static int looks_like_png(const unsigned char *d, size_t n) {
     static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     return n >= 4 && memcmp(d, sig, n < 8 ? n : 8) == 0;
 }
 static int looks_like_jpeg(const unsigned char *d, size_t n) { return n >= 2 && d[0] == 0xFF && d[1] == 0xD8; }
+
+/* stb reserves a PNG chunk's declared length before reading it, so 40 bytes declaring a 1.6 GB
+ * IDAT allocate 1.6 GB (found by fuzz_image). Returns 1 when a chunk runs past the end of the data. */
+static int png_chunk_past_end(const unsigned char *d, size_t n) {
+    for (size_t i = 8; i + 8 <= n;) {
+        size_t len = ((size_t)d[i] << 24) | ((size_t)d[i + 1] << 16) | ((size_t)d[i + 2] << 8) | d[i + 3];
+        if (len > n - i - 8) return 1;
+        if (!memcmp(d + i + 4, "IEND", 4)) return 0;
+        i += 12 + len; /* length, type, data, CRC */
+    }
+    return 0;
+}
+
+/* stb_image 2.27 (Debian's libstb) writes past a Huffman table when a JPEG's DHT segment declares
+ * more than 256 codes (upstream checks this since 2.28; found by tests/fuzz/fuzz_image.c).
+ * Walks the JPEG's segments (skipping entropy-coded data after each SOS) and returns 1 when a
+ * table declares too many codes; anything else, malformed or not, is left to stb. */
+static int jpeg_has_bad_dht(const unsigned char *d, size_t n) {
+    size_t i = 2;
+    while (i + 4 <= n) {
+        if (d[i] != 0xFF) { /* entropy-coded data: find the next marker that is not stuffing or RSTn */
+            i++;
+            continue;
+        }
+        unsigned m = d[i + 1];
+        if (m == 0x00 || m == 0xFF || (m >= 0xD0 && m <= 0xD8) || m == 0x01) {
+            i += m == 0xFF ? 1 : 2; /* stuffed byte, fill, RSTn, SOI, TEM: no length */
+            continue;
+        }
+        if (m == 0xD9) return 0; /* end of image */
+        size_t len = ((size_t)d[i + 2] << 8) | d[i + 3], end = i + 2 + len;
+        if (len < 2) return 0;
+        if (m == 0xC4) { /* tables as stb reads them: while bytes of the segment are left, a table
+                           * class byte and 16 counts, read even past the segment (0 past the data) */
+            for (size_t p = i + 4; p < end;) {
+                unsigned codes = 0;
+                for (size_t k = 1; k <= 16; k++) codes += p + k < n ? d[p + k] : 0;
+                if (codes > 256) return 1;
+                p += 17 + codes;
+            }
+        }
+        i = end; /* past the data when the length lies: the loop ends */
+    }
+    return 0;
+}
 
 int reclf_image_decode(const unsigned char *data, size_t len, const char *name, float **pix, int *w, int *h,
                        reclf_err *err) {
@@ -34,12 +81,21 @@ int reclf_image_decode(const unsigned char *data, size_t len, const char *name, 
     if (len > 0x7fffffff) return reclf_fail(err, "%s: file too large (%zu bytes)", name, len);
     int iw, ih, ch;
     const char *kind = looks_like_png(data, len) ? "PNG" : looks_like_jpeg(data, len) ? "JPEG" : NULL;
+    /* stb also reads BMP, GIF, PSD, TGA, ...: refuse them, only PNG and JPEG are data (SPEC 9) */
+    if (!kind) return reclf_fail(err, "%s: not an image (expected PNG or JPEG; %zu bytes)", name, len);
+    if (!strcmp(kind, "PNG") && png_chunk_past_end(data, len))
+        return reclf_fail(err, "%s: truncated or corrupt PNG image (%zu bytes; a chunk runs past the end)", name, len);
+    if (!strcmp(kind, "JPEG") && jpeg_has_bad_dht(data, len))
+        return reclf_fail(err, "%s: corrupt JPEG image (a Huffman table declares more than 256 codes)", name);
     if (!stbi_info_from_memory(data, (int)len, &iw, &ih, &ch)) {
-        if (kind) return reclf_fail(err, "%s: truncated or corrupt %s image (%zu bytes; %s)", name, kind, len,
-                                    stbi_failure_reason());
-        return reclf_fail(err, "%s: not an image (expected PNG or JPEG; %zu bytes)", name, len);
+        return reclf_fail(err, "%s: truncated or corrupt %s image (%zu bytes; %s)", name, kind, len,
+                          stbi_failure_reason());
     }
-    if (!kind) kind = "image";
+    /* A few bytes of header can claim any size: refuse before stb allocates the pixels (the
+     * largest radiographs are ~4k x 4k; this allows 8k x 8k). */
+    if ((long long)iw * ih > RECLF_IMAGE_MAX_PIXELS)
+        return reclf_fail(err, "%s: %s image of %dx%d pixels is too large (at most %lld pixels)", name, kind, iw, ih,
+                          (long long)RECLF_IMAGE_MAX_PIXELS);
     int is16 = stbi_is_16_bit_from_memory(data, (int)len);
     void *raw;
     if (is16) raw = stbi_load_16_from_memory(data, (int)len, &iw, &ih, &ch, 0);

@@ -195,6 +195,10 @@ static int st_parse(st_file *f, reclf_err *err) {
             if (parse_metadata(f, val, where, err) != 0) goto done;
             continue;
         }
+        if (!*key) { /* the writer refuses it too: no file of ours has one (found by fuzz_safetensors) */
+            reclf_fail(err, "%s: a tensor has an empty name", where);
+            goto done;
+        }
         st_tensor *t = &f->tensors[f->n_tensors];
         t->name = dup_str(key);
         f->n_tensors++;

@@ -187,7 +187,9 @@ static int load_lines(reclf_vocab *v, const char *s, int skip_header, const char
         size_t n = e ? (size_t)(e - p) : strlen(p);
         line++;
         size_t m = n;
-        if (m && p[m - 1] == '\r') m--;
+        /* every trailing CR, not just one: a token never ends in CR, so vocab_serialize ->
+         * vocab_deserialize gives the same tokens (found by tests/fuzz/fuzz_vocab.c) */
+        while (m && p[m - 1] == '\r') m--;
         if (line > (long)skip_header && m > 0 && vocab_add(v, &cap, p, m) < 0) {
             vocab_free(v);
             return reclf_fail(err, "%s:%ld: out of memory", name, line);

@@ -598,16 +598,19 @@ int train_run(const train_opts *o, reclf_err *err) {
         if (!isfinite(loss) || !isfinite(gnorm)) {
             const char *where = first_nonfinite(&s);
             char what[512];
-            snprintf(what, sizeof what, "step %ld: %s (loss %g)", t + 1,
-                     where ? "non-finite gradient, first in tensor" : "non-finite loss", loss);
+            if (where) snprintf(what, sizeof what, "step %ld: non-finite gradient, first in tensor %s (loss %g)", t + 1, where, loss);
+            else snprintf(what, sizeof what, "step %ld: non-finite loss (%g)", t + 1, loss);
             if (o->skip_nonfinite) {
-                if (root) fprintf(stderr, "\nreclf: %s %s: update skipped (--on-nan skip)\n", what, where ? where : "");
+                if (root) fprintf(stderr, "\nreclf: %s: update skipped (--on-nan skip)\n", what);
                 skipped++;
                 s.step++;
                 continue;
             }
-            reclf_fail(err, "%s %s; stopped, the last good checkpoint is %s (use --on-nan skip to skip such steps)",
-                       what, where ? where : "", ckpt);
+            struct stat cst;
+            if (stat(ckpt, &cst) == 0)
+                reclf_fail(err, "%s; stopped, the last good checkpoint is %s (use --on-nan skip to skip such steps)", what, ckpt);
+            else
+                reclf_fail(err, "%s; stopped before any checkpoint was written (use --on-nan skip to skip such steps)", what);
             failed = 1;
             break;
         }

@@ -50,7 +50,7 @@ static void chunk(FILE *f, const char *type, const unsigned char *data, uint32_t
     be32(h, n);
     memcpy(h + 4, type, 4);
     fwrite(h, 1, 8, f);
-    fwrite(data, 1, n, f);
+    if (n) fwrite(data, 1, n, f); /* fwrite(NULL, 1, 0) is undefined */
     uint32_t c = crc((const unsigned char *)type, 4, 0);
     c = crc(data, n, c);
     be32(h, c);
