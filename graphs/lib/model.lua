@@ -104,14 +104,19 @@ return function(variant)
     g.output("W", t.W)
   end
 
-  -- texts x images scores from features: global logits, local logits, attention and importance
-  local function score(g, cfg)
+  -- the encoders' outputs as inputs: texts (tg, W, word mask) and images (vg, V)
+  local function feature_inputs(g, cfg)
     local B, T = g.dim("B"), g.dim("T")
     local d, K = cfg.width, cfg.seq_len - 1
     local R = (cfg.image / 8) ^ 2
     local t = { tg = g.input("tg", { T, d }), W = g.input("W", { T, K, d }) }
     local v = { vg = g.input("vg", { B, d }), V = g.input("V", { B, R, d }) }
-    local wmask = g.input("word_mask", { T, K }, { role = "mask" })
+    return t, v, g.input("word_mask", { T, K }, { role = "mask" })
+  end
+
+  -- texts x images scores from features: global logits, local logits, attention and importance
+  local function score(g, cfg)
+    local t, v, wmask = feature_inputs(g, cfg)
     g.output("G", losses.global_logits(g, cfg, t.tg, v.vg))
     if local_term then
       local Lm, a, beta = local_term(g, cfg, t, v, wmask, opt)
@@ -126,12 +131,7 @@ return function(variant)
   -- features, and each rank back-propagates its shard's feature gradients through its encoders.
   -- features_loss: the loss of train() from features (their gradients are input gradients)
   local function features_loss(g, cfg)
-    local B, T = g.dim("B"), g.dim("T")
-    local d, K = cfg.width, cfg.seq_len - 1
-    local R = (cfg.image / 8) ^ 2
-    local t = { tg = g.input("tg", { T, d }), W = g.input("W", { T, K, d }) }
-    local v = { vg = g.input("vg", { B, d }), V = g.input("V", { B, R, d }) }
-    local wmask = g.input("word_mask", { T, K }, { role = "mask" })
+    local t, v, wmask = feature_inputs(g, cfg)
     local loss = losses.ce2n(g, losses.global_logits(g, cfg, t.tg, v.vg))
     if local_term then loss = loss + losses.ce2n(g, (local_term(g, cfg, t, v, wmask, opt))) * cfg.lambda end
     g.loss(loss)
