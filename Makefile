@@ -63,7 +63,10 @@ build/tests/%: tests/c/%.c $(RUNTIME_OBJ) $(GEN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/c -o $@ $^ $(LDLIBS) -lcriterion
 
-train: all
+# generate (a no-op when generated/ is current), build, train; sub-makes see new graph files
+train: deps bin/reclfc
+	@$(MAKE) generate
+	@$(MAKE) all
 	bin/reclf train --model $(MODEL) --steps $(STEPS) --batch $(BATCH) --seed $(SEED) --data synth --out $(OUT)
 
 # suites run one after another (their output stays readable); builds run in parallel
