@@ -5,7 +5,11 @@
 #   make test       compiler tests, gradient checks, runtime tests
 #   make bench      kernel and training-step benchmarks (see bench/)
 SHELL := /bin/bash
-MAKEFLAGS += --jobs=$(shell nproc) --no-print-directory
+# parallel builds by default (sub-makes share the top-level job server)
+ifeq ($(MAKELEVEL),0)
+MAKEFLAGS += --jobs=$(shell nproc)
+endif
+MAKEFLAGS += --no-print-directory
 CC ?= cc
 LUAJIT ?= luajit
 export LUA_PATH := $(CURDIR)/?.lua;$(CURDIR)/?/init.lua;;
