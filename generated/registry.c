@@ -8,33 +8,17 @@
 #include "convirt_text.h"
 #include "convirt_text_vjp.h"
 #include "gloria_features_loss.h"
-#include "gloria_image.h"
-#include "gloria_image_vjp.h"
 #include "gloria.h"
 #include "gloria_score.h"
-#include "gloria_text.h"
-#include "gloria_text_vjp.h"
 #include "reclf_noirm_features_loss.h"
-#include "reclf_noirm_image.h"
-#include "reclf_noirm_image_vjp.h"
 #include "reclf_noirm.h"
 #include "reclf_noirm_score.h"
-#include "reclf_noirm_text.h"
-#include "reclf_noirm_text_vjp.h"
 #include "reclf_nosrm_features_loss.h"
-#include "reclf_nosrm_image.h"
-#include "reclf_nosrm_image_vjp.h"
 #include "reclf_nosrm.h"
 #include "reclf_nosrm_score.h"
-#include "reclf_nosrm_text.h"
-#include "reclf_nosrm_text_vjp.h"
 #include "reclf_features_loss.h"
-#include "reclf_image.h"
-#include "reclf_image_vjp.h"
 #include "reclf.h"
 #include "reclf_score.h"
-#include "reclf_text.h"
-#include "reclf_text_vjp.h"
 #include "seg_finetune.h"
 #include "seg.h"
 #include "seg_predict.h"
@@ -48,35 +32,40 @@ const reclf_graph *const reclf_graphs[] = {
     &reclf_graph_convirt_text,
     &reclf_graph_convirt_text_vjp,
     &reclf_graph_gloria_features_loss,
-    &reclf_graph_gloria_image,
-    &reclf_graph_gloria_image_vjp,
     &reclf_graph_gloria,
     &reclf_graph_gloria_score,
-    &reclf_graph_gloria_text,
-    &reclf_graph_gloria_text_vjp,
     &reclf_graph_reclf_noirm_features_loss,
-    &reclf_graph_reclf_noirm_image,
-    &reclf_graph_reclf_noirm_image_vjp,
     &reclf_graph_reclf_noirm,
     &reclf_graph_reclf_noirm_score,
-    &reclf_graph_reclf_noirm_text,
-    &reclf_graph_reclf_noirm_text_vjp,
     &reclf_graph_reclf_nosrm_features_loss,
-    &reclf_graph_reclf_nosrm_image,
-    &reclf_graph_reclf_nosrm_image_vjp,
     &reclf_graph_reclf_nosrm,
     &reclf_graph_reclf_nosrm_score,
-    &reclf_graph_reclf_nosrm_text,
-    &reclf_graph_reclf_nosrm_text_vjp,
     &reclf_graph_reclf_features_loss,
-    &reclf_graph_reclf_image,
-    &reclf_graph_reclf_image_vjp,
     &reclf_graph_reclf,
     &reclf_graph_reclf_score,
-    &reclf_graph_reclf_text,
-    &reclf_graph_reclf_text_vjp,
     &reclf_graph_seg_finetune,
     &reclf_graph_seg,
     &reclf_graph_seg_predict,
     0,
+};
+
+/* graphs whose C is another's but for the name */
+const reclf_graph_alias reclf_graph_aliases[] = {
+    {"gloria.image", &reclf_graph_convirt_image},
+    {"gloria.image_vjp", &reclf_graph_convirt_image_vjp},
+    {"gloria.text", &reclf_graph_convirt_text},
+    {"gloria.text_vjp", &reclf_graph_convirt_text_vjp},
+    {"reclf-noirm.image", &reclf_graph_convirt_image},
+    {"reclf-noirm.image_vjp", &reclf_graph_convirt_image_vjp},
+    {"reclf-noirm.text", &reclf_graph_convirt_text},
+    {"reclf-noirm.text_vjp", &reclf_graph_convirt_text_vjp},
+    {"reclf-nosrm.image", &reclf_graph_convirt_image},
+    {"reclf-nosrm.image_vjp", &reclf_graph_convirt_image_vjp},
+    {"reclf-nosrm.text", &reclf_graph_convirt_text},
+    {"reclf-nosrm.text_vjp", &reclf_graph_convirt_text_vjp},
+    {"reclf.image", &reclf_graph_convirt_image},
+    {"reclf.image_vjp", &reclf_graph_convirt_image_vjp},
+    {"reclf.text", &reclf_graph_convirt_text},
+    {"reclf.text_vjp", &reclf_graph_convirt_text_vjp},
+    {0, 0},
 };

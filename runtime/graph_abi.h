@@ -74,4 +74,12 @@ typedef struct reclf_graph {
 /* generated/registry.c lists every compiled graph; the array ends with NULL. */
 extern const reclf_graph *const reclf_graphs[];
 
+/* Entry points whose generated code is another graph's but for the name (the encoders, shared by
+ * every variant) are compiled once and listed here; the array ends with {0, 0}. */
+typedef struct {
+    const char *name;
+    const reclf_graph *graph;
+} reclf_graph_alias;
+extern const reclf_graph_alias reclf_graph_aliases[];
+
 #endif

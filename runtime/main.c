@@ -26,6 +26,8 @@ int cmd_models(int argc, char **argv) {
         printf("%-24s %9zu parameters  %s\n", g->name, g->n_param_elems,
                g->n_outputs > 0 && !strcmp(g->outputs[0].name, "loss") ? "trainable" : "evaluation");
     }
+    for (int i = 0; reclf_graph_aliases[i].name; i++)
+        printf("%-24s (the same compiled graph as %s)\n", reclf_graph_aliases[i].name, reclf_graph_aliases[i].graph->name);
     return 0;
 }
 

@@ -7,6 +7,8 @@
 const reclf_graph *model_find(const char *name) {
     for (int i = 0; reclf_graphs[i]; i++)
         if (strcmp(reclf_graphs[i]->name, name) == 0) return reclf_graphs[i];
+    for (int i = 0; reclf_graph_aliases[i].name; i++)
+        if (strcmp(reclf_graph_aliases[i].name, name) == 0) return reclf_graph_aliases[i].graph;
     return NULL;
 }
 
