@@ -29,23 +29,33 @@ static int looks_like_png(const unsigned char *d, size_t n) {
 }
 static int looks_like_jpeg(const unsigned char *d, size_t n) { return n >= 2 && d[0] == 0xFF && d[1] == 0xD8; }
 
-/* stb reserves a PNG chunk's declared length before reading it, so 40 bytes declaring a 1.6 GB
- * IDAT allocate 1.6 GB (found by fuzz_image). Returns 1 when a chunk runs past the end of the data. */
-static int png_chunk_past_end(const unsigned char *d, size_t n) {
+/* What stb_image 2.27 mishandles in a PNG's chunks (found by tests/fuzz/fuzz_image.c), or NULL:
+ * - it reserves a chunk's declared length before reading it, so 40 bytes declaring a 1.6 GB IDAT
+ *   allocate 1.6 GB: a chunk running past the end of the data is refused;
+ * - an empty first IDAT makes it copy 0 bytes to a NULL buffer (undefined behaviour). Encoders
+ *   write no empty IDAT, so one is refused too. */
+static const char *png_bad_chunk(const unsigned char *d, size_t n) {
     for (size_t i = 8; i + 8 <= n;) {
         size_t len = ((size_t)d[i] << 24) | ((size_t)d[i + 1] << 16) | ((size_t)d[i + 2] << 8) | d[i + 3];
-        if (len > n - i - 8) return 1;
-        if (!memcmp(d + i + 4, "IEND", 4)) return 0;
+        if (len > n - i - 8) return "a chunk runs past the end";
+        if (!memcmp(d + i + 4, "IEND", 4)) return NULL;
+        if (len == 0 && !memcmp(d + i + 4, "IDAT", 4)) return "an empty IDAT chunk";
         i += 12 + len; /* length, type, data, CRC */
     }
-    return 0;
+    return NULL;
 }
 
-/* stb_image 2.27 (Debian's libstb) writes past a Huffman table when a JPEG's DHT segment declares
- * more than 256 codes (upstream checks this since 2.28; found by tests/fuzz/fuzz_image.c).
- * Walks the JPEG's segments (skipping entropy-coded data after each SOS) and returns 1 when a
- * table declares too many codes; anything else, malformed or not, is left to stb. */
-static int jpeg_has_bad_dht(const unsigned char *d, size_t n) {
+/* Two ways a corrupt JPEG breaks stb_image 2.27 (Debian's libstb; upstream checks both since 2.28),
+ * both found by tests/fuzz/fuzz_image.c:
+ * - a DHT segment declaring more than 256 codes makes stb write past its Huffman table;
+ * - the DC coefficient times its quantiser overflows an int when the quantiser is 16-bit or was
+ *   never defined (stb then reads whatever its table held). Baseline and progressive JPEG of
+ *   8-bit samples, the only kind stb decodes, use 8-bit tables (ITU T.81 B.2.4.1), defined before
+ *   the scan that uses them (B.2.4), so a file breaking either rule is refused as corrupt.
+ * Walks the JPEG's segments (skipping entropy-coded data after each SOS) and returns what is wrong,
+ * or NULL; anything else, malformed or not, is left to stb. */
+static const char *jpeg_bad_table(const unsigned char *d, size_t n) {
+    unsigned defined = 0, used = 0; /* quantisation tables 0-15 defined by DQT, used by the frame */
     size_t i = 2;
     while (i + 4 <= n) {
         if (d[i] != 0xFF) { /* entropy-coded data: find the next marker that is not stuffing or RSTn */
@@ -57,21 +67,31 @@ static int jpeg_has_bad_dht(const unsigned char *d, size_t n) {
             i += m == 0xFF ? 1 : 2; /* stuffed byte, fill, RSTn, SOI, TEM: no length */
             continue;
         }
-        if (m == 0xD9) return 0; /* end of image */
+        if (m == 0xD9) return NULL; /* end of image */
         size_t len = ((size_t)d[i + 2] << 8) | d[i + 3], end = i + 2 + len;
-        if (len < 2) return 0;
+        if (len < 2) return NULL;
         if (m == 0xC4) { /* tables as stb reads them: while bytes of the segment are left, a table
                            * class byte and 16 counts, read even past the segment (0 past the data) */
             for (size_t p = i + 4; p < end;) {
                 unsigned codes = 0;
                 for (size_t k = 1; k <= 16; k++) codes += p + k < n ? d[p + k] : 0;
-                if (codes > 256) return 1;
+                if (codes > 256) return "a Huffman table declares more than 256 codes";
                 p += 17 + codes;
             }
         }
+        if (m == 0xDB) { /* tables as stb reads them: a precision/id byte, then 64 entries */
+            for (size_t p = i + 4; p < end && p < n;) {
+                if (d[p] >> 4) return "a 16-bit quantisation table, but the samples are 8-bit";
+                defined |= 1u << (d[p] & 15);
+                p += 65;
+            }
+        }
+        if (m >= 0xC0 && m <= 0xC2 && i + 10 <= n) /* SOF: components of 3 bytes, the third its table */
+            for (size_t c = 0, nc = d[i + 9]; c < nc && i + 12 + 3 * c < n; c++) used |= 1u << (d[i + 12 + 3 * c] & 15);
+        if (m == 0xDA && (used & ~defined)) return "a quantisation table is used before it is defined";
         i = end; /* past the data when the length lies: the loop ends */
     }
-    return 0;
+    return NULL;
 }
 
 int reclf_image_decode(const unsigned char *data, size_t len, const char *name, float **pix, int *w, int *h,
@@ -83,10 +103,10 @@ int reclf_image_decode(const unsigned char *data, size_t len, const char *name, 
     const char *kind = looks_like_png(data, len) ? "PNG" : looks_like_jpeg(data, len) ? "JPEG" : NULL;
     /* stb also reads BMP, GIF, PSD, TGA, ...: refuse them, only PNG and JPEG are data (SPEC 9) */
     if (!kind) return reclf_fail(err, "%s: not an image (expected PNG or JPEG; %zu bytes)", name, len);
-    if (!strcmp(kind, "PNG") && png_chunk_past_end(data, len))
-        return reclf_fail(err, "%s: truncated or corrupt PNG image (%zu bytes; a chunk runs past the end)", name, len);
-    if (!strcmp(kind, "JPEG") && jpeg_has_bad_dht(data, len))
-        return reclf_fail(err, "%s: corrupt JPEG image (a Huffman table declares more than 256 codes)", name);
+    const char *bad_chunk = !strcmp(kind, "PNG") ? png_bad_chunk(data, len) : NULL;
+    if (bad_chunk) return reclf_fail(err, "%s: truncated or corrupt PNG image (%zu bytes; %s)", name, len, bad_chunk);
+    const char *bad_table = !strcmp(kind, "JPEG") ? jpeg_bad_table(data, len) : NULL;
+    if (bad_table) return reclf_fail(err, "%s: corrupt JPEG image (%s)", name, bad_table);
     if (!stbi_info_from_memory(data, (int)len, &iw, &ih, &ch)) {
         return reclf_fail(err, "%s: truncated or corrupt %s image (%zu bytes; %s)", name, kind, len,
                           stbi_failure_reason());

@@ -247,6 +247,12 @@ Test(robust, image_seeds_decode_and_bad_dht_refused) {
     int w, h;
     cr_assert_neq(reclf_image_load_raw("tests/fuzz/regressions/image/jpeg-dht-too-many-codes", &pix, &w, &h, &err), 0);
     cr_assert(strstr(err.msg, "Huffman table declares more than 256 codes") != NULL, "%s", err.msg);
+    cr_assert_neq(reclf_image_load_raw("tests/fuzz/regressions/image/jpeg-dqt-16bit-dc-overflow", &pix, &w, &h, &err), 0);
+    cr_assert(strstr(err.msg, "corrupt JPEG image (a") && strstr(err.msg, "quantisation table"), "%s", err.msg);
+    cr_assert_neq(reclf_image_load_raw("tests/fuzz/regressions/image/jpeg-undefined-dqt-dc-overflow", &pix, &w, &h, &err), 0);
+    cr_assert(strstr(err.msg, "used before it is defined") != NULL, "%s", err.msg);
+    cr_assert_neq(reclf_image_load_raw("tests/fuzz/regressions/image/png-empty-idat-null-offset", &pix, &w, &h, &err), 0);
+    cr_assert(strstr(err.msg, "an empty IDAT chunk") != NULL, "%s", err.msg);
     /* a BMP header (stb would read it): not PNG or JPEG, refused */
     static const unsigned char bmp[] = {'B', 'M', 58, 0, 0, 0, 0, 0, 0, 0, 54, 0, 0, 0, 40, 0, 0, 0, 1, 0, 0, 0,
                                         1, 0, 0, 0, 1, 0, 24, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
