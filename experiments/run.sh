@@ -12,6 +12,9 @@
 #   EXP_EVAL_ARGS  extra arguments of `bin/reclf eval` (default: none, i.e. the full evaluation)
 #   EXP_TRAIN_ARGS extra arguments of `bin/reclf train` (default: none)
 #   EXP_OUT        output folder (default results)
+#   EXP_JOBS       runs trained and evaluated at once (default 1); each gets nproc/EXP_JOBS OpenMP
+#                  threads. On a small machine 2 one-thread runs finish sooner than 2 two-thread runs
+#                  one after the other (the step scales poorly past one thread at batch 32).
 #
 # Runs live in $EXP_OUT/runs/steps<N>-b<B>/<variant>-<hn>-s<seed> (the floor: random-s<seed>), so runs
 # of another step budget never resume each other (a resumed run keeps the cosine schedule of its own
@@ -29,6 +32,8 @@ HNS=${EXP_HN:-none side-swap}
 EVAL_ARGS=${EXP_EVAL_ARGS:-}
 TRAIN_ARGS=${EXP_TRAIN_ARGS:-}
 OUT=${EXP_OUT:-results}
+JOBS=${EXP_JOBS:-1}
+case $JOBS in ''|*[!0-9]*|0) echo "EXP_JOBS must be a positive integer, not '$JOBS'" >&2; exit 2 ;; esac
 RECLF=bin/reclf
 PY=/usr/bin/python3
 HELPER=experiments/results.py
@@ -37,8 +42,15 @@ RUNS=$OUT/runs/steps$STEPS-b$BATCH
 mkdir -p "$RUNS"
 LOG=$OUT/experiments.log
 failed=0
+FAILED_MARK=$RUNS/.failed.$$
+rm -f "$FAILED_MARK"
+if [ "$JOBS" -gt 1 ]; then
+    threads=$(( $(nproc) / JOBS )); [ "$threads" -lt 1 ] && threads=1
+    export OMP_NUM_THREADS=$threads
+fi
 
 COMMAND="make experiments EXP_STEPS=$STEPS EXP_BATCH=$BATCH EXP_SEEDS='$SEEDS' EXP_VARIANTS='$VARIANTS' EXP_HN='$HNS' EXP_EVAL_ARGS='$EVAL_ARGS'"
+[ "$JOBS" != 1 ] && COMMAND="$COMMAND EXP_JOBS=$JOBS"
 [ -n "$TRAIN_ARGS" ] && COMMAND="$COMMAND EXP_TRAIN_ARGS='$TRAIN_ARGS'"
 [ "$OUT" != results ] && COMMAND="$COMMAND EXP_OUT=$OUT"
 
@@ -95,28 +107,46 @@ evaluate() {
     say "evaluated $dir: $((SECONDS - t0)) s, $($PY -c 'import json,sys; e=json.load(open(sys.argv[1])); print("zero-shot AUROC %.3f, mirror binding %.3f" % (e["zeroshot"]["macro_auroc"], e["retrieval"]["combined"]["binding_mirror"]))' "$dir/eval.json" 2>/dev/null)"
 }
 
-for s in $SEEDS; do
-    # the floor: one AdamW step at lr 0 leaves every parameter at its initial value (decay factor
-    # 1 - lr*wd = 1, step size 0); check-floor verifies it on the file
-    d=$RUNS/random-s$s
+# run_floor SEED: the floor, a reclf encoder at its initial parameters. One AdamW step at lr 0
+# leaves every parameter where it was (decay factor 1 - lr*wd = 1, step size 0); check-floor
+# verifies it on the file.
+run_floor() {
+    local d=$RUNS/random-s$1
     TARGET=1
-    if train "$d" --model reclf --seed "$s" --lr 0 && $PY $HELPER check-floor "$d/checkpoint.safetensors" >>"$LOG"; then
-        evaluate "$d" || failed=1
-    else
-        failed=1
+    if train "$d" --model reclf --seed "$1" --lr 0 && $PY $HELPER check-floor "$d/checkpoint.safetensors" >>"$LOG"
+    then evaluate "$d" || touch "$FAILED_MARK"
+    else touch "$FAILED_MARK"
     fi
+}
+
+# run_variant VARIANT HN SEED: train to STEPS, then evaluate
+run_variant() {
+    local d=$RUNS/$1-$2-s$3
     TARGET=$STEPS
+    if train "$d" --model "$1" --seed "$3" --hard-negatives "$2"
+    then evaluate "$d" || touch "$FAILED_MARK"
+    else touch "$FAILED_MARK"
+    fi
+}
+
+# launch FUNCTION ARGS...: now (EXP_JOBS=1), or in the background once one of the slots is free
+launch() {
+    if [ "$JOBS" -le 1 ]; then "$@"; return; fi
+    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
+    "$@" &
+}
+
+for s in $SEEDS; do
+    launch run_floor "$s"
     for h in $HNS; do
         for v in $VARIANTS; do
-            d=$RUNS/$v-$h-s$s
-            if train "$d" --model "$v" --seed "$s" --hard-negatives "$h"; then
-                evaluate "$d" || failed=1
-            else
-                failed=1
-            fi
+            launch run_variant "$v" "$h" "$s"
         done
     done
 done
+wait
+[ -f "$FAILED_MARK" ] && failed=1
+rm -f "$FAILED_MARK"
 
 $PY $HELPER aggregate "$RUNS" "$OUT" "$VARIANTS" "$HNS" "$SEEDS" "$STEPS" "$BATCH" "$EVAL_ARGS" "$COMMAND" | tee -a "$LOG"
 say "done$([ $failed = 1 ] && echo ', with failures (see above)')"
