@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static uint64_t splitmix64(uint64_t *x) {
+uint64_t rng_splitmix64(uint64_t *x) {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
@@ -20,7 +20,7 @@ static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k
 
 void rng_seed(rng_t *r, uint64_t seed) {
     uint64_t x = seed;
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+    for (int i = 0; i < 4; i++) r->s[i] = rng_splitmix64(&x);
     // splitmix64 never yields four zero words in a row, but keep the invariant explicit
     if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3])) r->s[0] = 1;
 }
@@ -29,9 +29,9 @@ rng_t rng_split(uint64_t seed, uint64_t stream) {
     // mix the stream id through splitmix64 before combining, so (seed, stream) and
     // (seed + 1, stream - 1) etc. give unrelated seeds, then seed the generator from the mix
     uint64_t x = stream;
-    uint64_t h = splitmix64(&x);
+    uint64_t h = rng_splitmix64(&x);
     uint64_t y = seed ^ rotl(h, 17);
-    uint64_t mixed = splitmix64(&y) ^ h;
+    uint64_t mixed = rng_splitmix64(&y) ^ h;
     rng_t r;
     rng_seed(&r, mixed);
     return r;

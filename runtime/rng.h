@@ -14,6 +14,8 @@ typedef struct {
 #define RNG_TEXT_BUF 96
 
 void rng_seed(rng_t *r, uint64_t seed);
+/* one step of splitmix64: advances *x and returns a well-mixed word (seeding and hashing) */
+uint64_t rng_splitmix64(uint64_t *x);
 /* An independent stream for (seed, stream): e.g. stream = rank, or rank * 1000 + worker. */
 rng_t rng_split(uint64_t seed, uint64_t stream);
 

@@ -7,6 +7,8 @@
  * render seed makes the same template choices, so only the side words change. */
 #include "synth.h"
 
+#include "rng.h"
+
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
@@ -29,51 +31,19 @@ void reclf_sample_free(reclf_sample *s) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Private random numbers: splitmix64 for hashing/seeding, xoshiro256** for streams. */
-
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+/* Random numbers: rng.c's generator (xoshiro256** seeded by splitmix64), and the draws that
+ * define SynthCXR's samples. xint and xnormal are not rng_below and rng_normal: changing them
+ * would change every sample of every seed. */
 
 static uint64_t hash2(uint64_t a, uint64_t b) {
     uint64_t x = a ^ (b * 0xD1B54A32D192ED03ull + 0x8CB92BA72F3D8DD7ull);
-    splitmix64(&x);
-    return splitmix64(&x);
+    rng_splitmix64(&x);
+    return rng_splitmix64(&x);
 }
 
-typedef struct {
-    uint64_t s[4];
-} xrng;
-
-static void xrng_seed(xrng *r, uint64_t seed) {
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t xrng_next(xrng *r) {
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-/* uniform in [0,1) */
-static double xu(xrng *r) { return (double)(xrng_next(r) >> 11) * 0x1.0p-53; }
-static double xrange(xrng *r, double lo, double hi) { return lo + (hi - lo) * xu(r); }
-static int xint(xrng *r, int n) { return (int)(xu(r) * n); }
-static double xnormal(xrng *r) {
-    double u1 = xu(r), u2 = xu(r);
+static int xint(rng_t *r, int n) { return (int)(rng_double(r) * n); }
+static double xnormal(rng_t *r) {
+    double u1 = rng_double(r), u2 = rng_double(r);
     if (u1 < 1e-300) u1 = 1e-300;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
@@ -118,7 +88,7 @@ enum { STREAM_FINDINGS = 1, STREAM_ANATOMY = 2, STREAM_NOISE = 3, STREAM_RENDER 
 static int lateralised(int f) { return f != FINDING_CARDIOMEGALY; }
 static int has_zone(int f) { return f == FINDING_OPACITY || f == FINDING_NODULE || f == FINDING_PNEUMOTHORAX; }
 
-static void random_attrs(xrng *r, synth_findings *f, int k, int side) {
+static void random_attrs(rng_t *r, synth_findings *f, int k, int side) {
     f->present[k] = 1;
     f->side[k] = lateralised(k) ? side : SIDE_NONE;
     f->zone[k] = has_zone(k) ? 1 + xint(r, 2) : ZONE_NONE;
@@ -133,14 +103,14 @@ int synth_sample_findings(uint64_t seed, int split, long index, synth_findings *
         return reclf_fail(err, "synth: index %ld out of range for split %s (0..%ld)", index,
                           synth_split_name(split), count - 1);
     uint64_t key = sample_key(seed, split, index);
-    xrng r;
-    xrng_seed(&r, hash2(key, STREAM_FINDINGS));
+    rng_t r;
+    rng_seed(&r, hash2(key, STREAM_FINDINGS));
     memset(f, 0, sizeof *f);
     if (split == SPLIT_ZS) {
         /* balanced single-finding set: index % 5 is the finding */
         random_attrs(&r, f, (int)(index % RECLF_N_FINDINGS), 1 + xint(&r, 2));
     } else {
-        double u = xu(&r);
+        double u = rng_double(&r);
         if (u < 0.30) {
             /* normal */
         } else if (u < 0.55) {
@@ -150,10 +120,10 @@ int synth_sample_findings(uint64_t seed, int split, long index, synth_findings *
             int sa = 1 + xint(&r, 2);
             random_attrs(&r, f, a, sa);
             random_attrs(&r, f, b, 3 - sa);
-            if (xu(&r) < 0.2) random_attrs(&r, f, FINDING_CARDIOMEGALY, SIDE_NONE);
+            if (rng_double(&r) < 0.2) random_attrs(&r, f, FINDING_CARDIOMEGALY, SIDE_NONE);
         } else {
             /* 1 to 3 findings; lateralised ones share one side, so only binding cases mix sides */
-            double v = xu(&r);
+            double v = rng_double(&r);
             int k = v < 0.5 ? 1 : v < 0.85 ? 2 : 3;
             int side = 1 + xint(&r, 2);
             int order[RECLF_N_FINDINGS] = {0, 1, 2, 3, 4};
@@ -170,8 +140,8 @@ int synth_sample_findings(uint64_t seed, int split, long index, synth_findings *
         int lat[RECLF_N_FINDINGS], nl = 0;
         for (int k = 0; k < RECLF_N_FINDINGS; k++)
             if (f->present[k] && lateralised(k)) lat[nl++] = k;
-        xrng fr;
-        xrng_seed(&fr, hash2(key, STREAM_FLIP));
+        rng_t fr;
+        rng_seed(&fr, hash2(key, STREAM_FLIP));
         *flip_finding = nl ? lat[xint(&fr, nl)] : -1;
     }
     return 0;
@@ -334,7 +304,7 @@ static char *sb_take(sbuf *b) {
 }
 
 /* Renders one finding's noun phrase with random choices drawn from r. */
-static char *random_np(xrng *r, const synth_findings *f, int k) {
+static char *random_np(rng_t *r, const synth_findings *f, int k) {
     int form = xint(r, N_FORMS), syn = xint(r, N_SYN), sv = xint(r, 2);
     sbuf b = {0};
     finding_np(&b, k, form, syn, sv, f->side[k], f->zone[k], f->size[k]);
@@ -354,8 +324,8 @@ static char *wrap(const char *fmt, const char *a, const char *b2) {
 char *synth_render_report(const synth_findings *f, uint64_t render_seed) {
     /* Every random draw below depends only on render_seed and on present/zone/size, never on a
      * side, so two renders that differ only in sides stay aligned draw for draw. */
-    xrng r;
-    xrng_seed(&r, render_seed);
+    rng_t r;
+    rng_seed(&r, render_seed);
     char *sent[MAX_SENT];
     int ns = 0, oom = 0;
 #define PUSH(expr)                                   \
@@ -376,7 +346,7 @@ char *synth_render_report(const synth_findings *f, uint64_t render_seed) {
         }
     }
     /* positive findings; with two or more lateralised findings, the first two may share a sentence */
-    int combined = nlat >= 2 && xu(&r) < 0.5;
+    int combined = nlat >= 2 && rng_double(&r) < 0.5;
     for (int k = 0; k < RECLF_N_FINDINGS; k++) {
         if (!f->present[k]) continue;
         if (combined && k == lat[1]) continue;
@@ -389,7 +359,7 @@ char *synth_render_report(const synth_findings *f, uint64_t render_seed) {
             free(b);
             continue;
         }
-        if (k == FINDING_CARDIOMEGALY && xu(&r) < 0.35) {
+        if (k == FINDING_CARDIOMEGALY && rng_double(&r) < 0.35) {
             /* adverbial forms that do not fit the noun-phrase wrappers */
             int w = xint(&r, 2);
             if (w == 0) PUSH(wrap("The heart is %s enlarged.", CARDIO_ADVERB[f->size[k]], NULL));
@@ -404,20 +374,20 @@ char *synth_render_report(const synth_findings *f, uint64_t render_seed) {
     }
     /* negations of some absent findings */
     int neg[RECLF_N_FINDINGS];
-    for (int k = 0; k < RECLF_N_FINDINGS; k++) neg[k] = !f->present[k] && xu(&r) < 0.6;
-    if (neg[FINDING_OPACITY] && neg[FINDING_EFFUSION] && neg[FINDING_PNEUMOTHORAX] && xu(&r) < 0.25) {
+    for (int k = 0; k < RECLF_N_FINDINGS; k++) neg[k] = !f->present[k] && rng_double(&r) < 0.6;
+    if (neg[FINDING_OPACITY] && neg[FINDING_EFFUSION] && neg[FINDING_PNEUMOTHORAX] && rng_double(&r) < 0.25) {
         PUSH(strdup(NEG_ALL3[0]));
         neg[FINDING_OPACITY] = neg[FINDING_EFFUSION] = neg[FINDING_PNEUMOTHORAX] = 0;
-    } else if (neg[FINDING_EFFUSION] && neg[FINDING_PNEUMOTHORAX] && xu(&r) < 0.6) {
+    } else if (neg[FINDING_EFFUSION] && neg[FINDING_PNEUMOTHORAX] && rng_double(&r) < 0.6) {
         PUSH(strdup(NEG_EFF_PTX[xint(&r, NELEM(NEG_EFF_PTX))]));
         neg[FINDING_EFFUSION] = neg[FINDING_PNEUMOTHORAX] = 0;
     }
     for (int k = 0; k < RECLF_N_FINDINGS; k++)
         if (neg[k]) PUSH(strdup(NEGATIONS[k][xint(&r, 4)]));
     /* normal statements */
-    if (!lung_any && xu(&r) < 0.7) PUSH(strdup(CLEAR[xint(&r, NELEM(CLEAR))]));
-    if (lung_any && xu(&r) < 0.3) PUSH(strdup(OTHERWISE[xint(&r, NELEM(OTHERWISE))]));
-    if (!any && xu(&r) < 0.6) PUSH(strdup(NORMAL[xint(&r, NELEM(NORMAL))]));
+    if (!lung_any && rng_double(&r) < 0.7) PUSH(strdup(CLEAR[xint(&r, NELEM(CLEAR))]));
+    if (lung_any && rng_double(&r) < 0.3) PUSH(strdup(OTHERWISE[xint(&r, NELEM(OTHERWISE))]));
+    if (!any && rng_double(&r) < 0.6) PUSH(strdup(NORMAL[xint(&r, NELEM(NORMAL))]));
     /* fillers */
     int nf = xint(&r, 3), first = xint(&r, NELEM(FILLERS)), step = 1 + xint(&r, NELEM(FILLERS) - 1);
     for (int i = 0; i < nf; i++) PUSH(strdup(FILLERS[(first + i * step) % NELEM(FILLERS)])); /* distinct: 7 is prime */
@@ -445,8 +415,8 @@ char *synth_render_report(const synth_findings *f, uint64_t render_seed) {
 }
 
 int synth_sample_report(uint64_t seed, int split, long index, char **report, reclf_err *err) {
-    synth_findings f;
-    uint64_t rs;
+    synth_findings f = {0}; /* set by synth_sample_findings whenever it returns 0 */
+    uint64_t rs = 0;
     if (synth_sample_findings(seed, split, index, &f, &rs, NULL, err)) return -1;
     *report = synth_render_report(&f, rs);
     if (!*report) return reclf_fail(err, "synth: out of memory rendering report %s/%ld", synth_split_name(split), index);
@@ -642,55 +612,55 @@ static double zone_v(const lung_geom *L, int zone) {
 }
 
 static void build_scene(scene *sc, const synth_findings *f, uint64_t key) {
-    xrng r;
-    xrng_seed(&r, hash2(key, STREAM_ANATOMY));
+    rng_t r;
+    rng_seed(&r, hash2(key, STREAM_ANATOMY));
     memset(sc, 0, sizeof *sc);
     sc->f = *f;
-    double ang = xrange(&r, -4.0, 4.0) * 3.141592653589793 / 180.0;
-    double scale = xrange(&r, 0.93, 1.05);
+    double ang = rng_uniform(&r, -4.0, 4.0) * 3.141592653589793 / 180.0;
+    double scale = rng_uniform(&r, 0.93, 1.05);
     double ca = cos(ang), sa = sin(ang);
     sc->a11 = ca / scale;
     sc->a12 = sa / scale;
     sc->a21 = -sa / scale;
     sc->a22 = ca / scale;
-    sc->tx = xrange(&r, -0.03, 0.03);
-    sc->ty = xrange(&r, -0.03, 0.03);
+    sc->tx = rng_uniform(&r, -0.03, 0.03);
+    sc->ty = rng_uniform(&r, -0.03, 0.03);
     sc->body_cx = 0.5;
     sc->body_cy = 0.55;
-    sc->body_rx = xrange(&r, 0.40, 0.44);
+    sc->body_rx = rng_uniform(&r, 0.40, 0.44);
     sc->body_ry = 0.52;
-    double lry = xrange(&r, 0.27, 0.31), lrx = xrange(&r, 0.135, 0.155), lcy = xrange(&r, 0.45, 0.48);
+    double lry = rng_uniform(&r, 0.27, 0.31), lrx = rng_uniform(&r, 0.135, 0.155), lcy = rng_uniform(&r, 0.45, 0.48);
     for (int i = 0; i < 2; i++) {
         lung_geom *L = &sc->lung[i];
-        L->cx = (i == 0 ? 0.31 : 0.69) + xrange(&r, -0.01, 0.01);
+        L->cx = (i == 0 ? 0.31 : 0.69) + rng_uniform(&r, -0.01, 0.01);
         L->cy = lcy;
         L->rx = lrx;
         L->ry = lry;
         /* the patient's right hemidiaphragm (image left) sits a little higher */
         L->dome_base = lcy + 0.86 * lry + (i == 0 ? -0.015 : 0.0);
-        L->dome_h = xrange(&r, 0.05, 0.08);
+        L->dome_h = rng_uniform(&r, 0.05, 0.08);
         L->lat_dir = i == 0 ? -1.0 : 1.0;
     }
-    sc->heart_rx = xrange(&r, 0.13, 0.145);
-    sc->heart_ry = xrange(&r, 0.10, 0.115);
-    sc->heart_cx = 0.545 + xrange(&r, -0.01, 0.01);
+    sc->heart_rx = rng_uniform(&r, 0.13, 0.145);
+    sc->heart_ry = rng_uniform(&r, 0.10, 0.115);
+    sc->heart_cx = 0.545 + rng_uniform(&r, -0.01, 0.01);
     sc->heart_cy = lcy + 0.5 * lry;
     for (int i = 0; i < 4; i++) {
-        sc->mark_f[i] = xrange(&r, 25.0, 45.0);
-        sc->mark_p[i] = xrange(&r, 0.0, 6.283185307179586);
+        sc->mark_f[i] = rng_uniform(&r, 25.0, 45.0);
+        sc->mark_p[i] = rng_uniform(&r, 0.0, 6.283185307179586);
     }
-    sc->rib_freq = xrange(&r, 8.0, 10.0);
-    sc->rib_phase = xrange(&r, 0.0, 6.283185307179586);
-    sc->gamma = xrange(&r, 0.85, 1.15);
-    sc->gain = xrange(&r, 0.9, 1.1);
-    sc->offset = xrange(&r, -0.04, 0.04);
-    sc->noise = xrange(&r, 0.01, 0.025);
+    sc->rib_freq = rng_uniform(&r, 8.0, 10.0);
+    sc->rib_phase = rng_uniform(&r, 0.0, 6.283185307179586);
+    sc->gamma = rng_uniform(&r, 0.85, 1.15);
+    sc->gain = rng_uniform(&r, 0.9, 1.1);
+    sc->offset = rng_uniform(&r, -0.04, 0.04);
+    sc->noise = rng_uniform(&r, 0.01, 0.025);
 
     /* finding geometry; drawn in a fixed order so the anatomy stream stays aligned */
     if (f->present[FINDING_CARDIOMEGALY]) {
         static const double crx[3] = {0.2, 0.225, 0.25};
         double old = sc->heart_rx;
-        sc->heart_rx = crx[f->size[FINDING_CARDIOMEGALY]] + xrange(&r, -0.008, 0.008);
+        sc->heart_rx = crx[f->size[FINDING_CARDIOMEGALY]] + rng_uniform(&r, -0.008, 0.008);
         sc->heart_ry *= 1.15;
         sc->heart_cx += 0.3 * (sc->heart_rx - old); /* enlarges toward the patient's left */
     }
@@ -698,32 +668,32 @@ static void build_scene(scene *sc, const synth_findings *f, uint64_t key) {
         const lung_geom *L = side_lung(sc, f->side[FINDING_OPACITY]);
         static const double sg[3] = {0.035, 0.05, 0.065};
         double s = sg[f->size[FINDING_OPACITY]];
-        sc->op_cx = L->cx + L->lat_dir * xrange(&r, 0.01, 0.05);
-        sc->op_cy = zone_v(L, f->zone[FINDING_OPACITY]) + xrange(&r, -0.02, 0.02);
-        double an = xrange(&r, 0.8, 1.25);
+        sc->op_cx = L->cx + L->lat_dir * rng_uniform(&r, 0.01, 0.05);
+        sc->op_cy = zone_v(L, f->zone[FINDING_OPACITY]) + rng_uniform(&r, -0.02, 0.02);
+        double an = rng_uniform(&r, 0.8, 1.25);
         sc->op_sx = s * an;
         sc->op_sy = s / an;
-        sc->op_tex = xrange(&r, 0.0, 6.283185307179586);
+        sc->op_tex = rng_uniform(&r, 0.0, 6.283185307179586);
     }
     if (f->present[FINDING_NODULE]) {
         const lung_geom *L = side_lung(sc, f->side[FINDING_NODULE]);
         static const double nr[3] = {0.022, 0.03, 0.04};
         sc->no_r = nr[f->size[FINDING_NODULE]];
         /* lower-zone nodules stay lateral, clear of the heart */
-        sc->no_cx = L->cx + L->lat_dir * (f->zone[FINDING_NODULE] == ZONE_LOWER ? xrange(&r, 0.02, 0.06)
-                                                                                 : xrange(&r, -0.02, 0.05));
-        sc->no_cy = zone_v(L, f->zone[FINDING_NODULE]) + xrange(&r, -0.04, 0.04);
+        sc->no_cx = L->cx + L->lat_dir * (f->zone[FINDING_NODULE] == ZONE_LOWER ? rng_uniform(&r, 0.02, 0.06)
+                                                                                 : rng_uniform(&r, -0.02, 0.05));
+        sc->no_cy = zone_v(L, f->zone[FINDING_NODULE]) + rng_uniform(&r, -0.04, 0.04);
     }
     if (f->present[FINDING_EFFUSION]) {
         const lung_geom *L = side_lung(sc, f->side[FINDING_EFFUSION]);
         static const double fr[3] = {0.2, 0.32, 0.46};
-        double frac = fr[f->size[FINDING_EFFUSION]] + xrange(&r, -0.03, 0.03);
+        double frac = fr[f->size[FINDING_EFFUSION]] + rng_uniform(&r, -0.03, 0.03);
         sc->eff_level = L->dome_base - frac * 2.0 * L->ry * 0.9;
     }
     if (f->present[FINDING_PNEUMOTHORAX]) {
         const lung_geom *L = side_lung(sc, f->side[FINDING_PNEUMOTHORAX]);
         static const double gp[3] = {0.07, 0.09, 0.115};
-        sc->ptx_gap = gp[f->size[FINDING_PNEUMOTHORAX]] + xrange(&r, -0.005, 0.005);
+        sc->ptx_gap = gp[f->size[FINDING_PNEUMOTHORAX]] + rng_uniform(&r, -0.005, 0.005);
         if (f->zone[FINDING_PNEUMOTHORAX] == ZONE_UPPER) {
             sc->ptx_v0 = L->cy - L->ry;
             sc->ptx_v1 = L->cy + 0.1 * L->ry;
@@ -872,8 +842,8 @@ int synth_sample(uint64_t seed, int split, long index, int size, reclf_sample *o
 
     scene sc;
     build_scene(&sc, &f, key);
-    xrng nr;
-    xrng_seed(&nr, hash2(key, STREAM_NOISE));
+    rng_t nr;
+    rng_seed(&nr, hash2(key, STREAM_NOISE));
     const double inv = 1.0 / size;
     float mk[RECLF_N_FINDINGS];
     for (int y = 0; y < size; y++)
