@@ -29,6 +29,8 @@ static const char *USAGE =
     "  --vocab FILE               a BERT-style vocab.txt (WordPiece) instead of a vocabulary built from reports\n"
     "  --threads N                OpenMP threads (default: all cores, shared among the ranks of a machine)\n"
     "  --quiet                    no progress line\n"
+    "  --no-prefetch              load each batch inside its step (default: the next batch loads on\n"
+    "                             a thread of its own while the step runs; same batches either way)\n"
     "  --grad-accum K             K micro-batches per step, each with its own in-batch negatives;\n"
     "                             gradients averaged (default 1)\n"
     "data parallel (mpirun -np N bin/reclf train ..., or srun): --batch is the global batch, rank r\n"
@@ -79,6 +81,7 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--vocab")) { NEED_VALUE; o.vocab_file = v; }
         else if (!strcmp(a, "--threads")) { NEED_VALUE; threads = atoi(v); }
         else if (!strcmp(a, "--quiet")) o.quiet = 1;
+        else if (!strcmp(a, "--no-prefetch")) o.no_prefetch = 1;
         else if (!strcmp(a, "--grad-accum")) { NEED_VALUE; o.grad_accum = atoi(v); }
         else if (!strcmp(a, "--gather")) o.gather = 1;
         else if (!strcmp(a, "--check-sync")) o.check_sync = 1;

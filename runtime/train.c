@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "batch.h"
+#include "prefetch.h"
 #include "dataset.h"
 #include "metrics_log.h"
 #include "optim.h"
@@ -394,14 +395,15 @@ static int share_state(const dist_info *dist, session *s, reclf_err *err) {
 int train_run(const train_opts *o, reclf_err *err) {
     session s;
     reclf_dataset ds;
-    batch_t b;
+    batch_t b, b_next; /* b_next: the plain step's next batch, loaded while the step runs */
+    prefetch_t pf = {0};
     split_t sp;
     metrics_log ml = {0};
     order_t order = {0, -1, NULL};
     char ckpt[4096], metrics_path[4096];
     char *opts_json = NULL;
     float *acc = NULL;
-    int rc = -1, have_ds = 0, have_batch = 0, have_split = 0;
+    int rc = -1, have_ds = 0, have_batch = 0, have_next = 0, have_split = 0;
     static const dist_info single = {0, 1, 1, 0};
     const dist_info *dist = o->dist ? o->dist : &single;
     const int N = dist->size, rank = dist->rank, root = rank == 0;
@@ -498,6 +500,10 @@ int train_run(const train_opts *o, reclf_err *err) {
     int max_T = o->side_swap ? 2 * max_n : max_n;
     if (batch_alloc(&b, max_n, max_T, s.cfg.image, s.cfg.seq_len, err) != 0) goto done;
     have_batch = 1;
+    if (plain && !o->no_prefetch) {
+        if (batch_alloc(&b_next, max_n, max_T, s.cfg.image, s.cfg.seq_len, err) != 0) goto done;
+        have_next = 1;
+    }
     if (o->gather) {
         have_split = 1;
         if (split_open(&sp, &s, N, max_n, max_T, o->batch, o->side_swap ? 2L * o->batch : o->batch, err) != 0) goto done;
@@ -527,7 +533,7 @@ int train_run(const train_opts *o, reclf_err *err) {
     sigaction(SIGTERM, &sa, NULL);
     stop_signal = 0;
 
-    long *idx = malloc(sizeof(long) * (size_t)o->batch);
+    long *idx = malloc(sizeof(long) * (size_t)o->batch), *idx_next = malloc(sizeof(long) * (size_t)o->batch);
     long taken = 0, skipped = 0;
     int failed = 0, stop_sig = 0;
     adamw_cfg acfg = ADAMW_DEFAULTS;
@@ -544,12 +550,31 @@ int train_run(const train_opts *o, reclf_err *err) {
         double loss, data_s = 0, step_s = 0, ar_s = 0, gather_s = 0, texts;
         int sig_now;
         if (plain) {
+            /* this step's batch: the one loaded during the previous step, or loaded now; data_s is
+             * the time the step waited for it */
             double t0 = reclf_now_seconds();
-            if (batch_load(&b, &ds, &s.vocab, idx, o->side_swap, err) != 0) { failed = 1; break; }
+            batch_t *cur = NULL;
+            if (pf.pending) {
+                if (prefetch_wait(&pf, err) != 0) { failed = 1; break; }
+                if (pf.step == t) cur = pf.batch;
+            }
+            if (!cur) {
+                cur = &b;
+                if (batch_load(&b, &ds, &s.vocab, idx, o->side_swap, err) != 0) { failed = 1; break; }
+            }
             double t1 = reclf_now_seconds();
-            if (session_step(&s, &b, 1, &loss, err) != 0) { failed = 1; break; }
+            if (have_next && t + 1 < o->steps) {
+                /* the next step's batch, into the buffer this step does not read */
+                long *next = idx_next;
+                for (int i = 0; i < o->batch; i++) next[i] = order_index(&order, &ds, o->seed, (t + 1) * o->batch + i);
+                batch_t *other = cur == &b ? &b_next : &b;
+                reclf_err perr;
+                if (prefetch_start(&pf, other, t + 1, &ds, &s.vocab, next, o->batch, o->side_swap, &perr) != 0 && !quiet)
+                    fprintf(stderr, "warning: %s; loading batches in the step instead\n", perr.msg);
+            }
+            if (session_step(&s, cur, 1, &loss, err) != 0) { failed = 1; break; }
             data_s = t1 - t0, step_s = reclf_now_seconds() - t1;
-            texts = b.T;
+            texts = cur->T;
             sig_now = 0;
         } else {
             double loss_part = 0, texts_part = 0;
@@ -663,6 +688,7 @@ int train_run(const train_opts *o, reclf_err *err) {
         if (stop_now) break;
     }
     free(idx);
+    free(idx_next);
     if (!quiet) progress_finish(&prog);
     if (failed) goto done;
     if (!root) {
@@ -680,9 +706,11 @@ int train_run(const train_opts *o, reclf_err *err) {
 done:
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    prefetch_close(&pf); /* before the batches and the dataset it reads */
     if (ml.f) metrics_log_close(&ml);
     if (have_split) split_close(&sp);
     if (have_batch) batch_free(&b);
+    if (have_next) batch_free(&b_next);
     if (have_ds) dataset_close(&ds);
     free(acc);
     free(order.perm);

@@ -22,6 +22,7 @@ typedef struct {
     int skip_nonfinite;     /* --on-nan skip */
     const char *vocab_file; /* BERT vocab.txt instead of building one */
     int quiet;
+    int no_prefetch;        /* --no-prefetch: load each batch in the step instead of during the previous one */
     /* data parallelism (runtime/dist.h): batch is the GLOBAL batch; rank r of N takes slots
      * r*B/N .. (r+1)*B/N - 1 of each step's index list. NULL dist: one process. */
     const dist_info *dist;

@@ -1,6 +1,8 @@
 /* Training resumes exactly: a run stopped after k updates (--stop-after, which writes a checkpoint
  * as SIGINT does) and resumed logs the same losses, and ends with the same parameters, as a run
- * that never stopped. Also: a second run into the same folder without --resume is refused. */
+ * that never stopped. The straight run loads each next batch during the step (the default), the
+ * stopped one loads in the step (--no-prefetch) until it stops, with a load pending then, so both
+ * ways give the same batches. Also: a second run into the same folder without --resume is refused. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,8 +50,10 @@ Test(train, resume_logs_the_same_losses, .timeout = 120) {
 
     train_opts b = small(split);
     b.stop_after = 2;
+    b.no_prefetch = 1;
     cr_assert_eq(train_run(&b, &err), 0, "%s", err.msg);
     b.stop_after = 0;
+    b.no_prefetch = 0;
     b.resume = 1;
     cr_assert_eq(train_run(&b, &err), 0, "%s", err.msg);
 
