@@ -2,7 +2,9 @@
 #include "common.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <libgen.h>
 #include <omp.h>
 #include <stdarg.h>
@@ -75,6 +77,33 @@ int reclf_write_file_atomic(const char *path, const void *data, size_t len, recl
     free(tmp);
     fsync_dir_of(path);
     return 0;
+}
+
+int reclf_remove_stale_temporaries(const char *path) {
+    char dir[4096], prefix[1024];
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    else snprintf(dir, sizeof dir, ".");
+    if (slash == path) snprintf(dir, sizeof dir, "/");
+    snprintf(prefix, sizeof prefix, "%s.tmp.", base);
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int removed = 0;
+    size_t np = strlen(prefix);
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, prefix, np) != 0) continue;
+        char *end;
+        long pid = strtol(e->d_name + np, &end, 10);
+        if (*end || pid <= 0) continue;
+        /* the name says which process writes it: leave the files of live ones alone */
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char full[8192];
+        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        if (unlink(full) == 0) removed++;
+    }
+    closedir(d);
+    return removed;
 }
 
 int reclf_read_file(const char *path, unsigned char **data, size_t *len, reclf_err *err) {

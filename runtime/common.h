@@ -21,6 +21,9 @@ int reclf_fail(reclf_err *err, const char *fmt, ...)
 /* Writes `len` bytes to `path` atomically: a temporary file in the same folder, fsync, rename,
  * fsync of the folder. A crash at any moment leaves either the old file or the new one. */
 int reclf_write_file_atomic(const char *path, const void *data, size_t len, reclf_err *err);
+/* Removes the temporary files that writers of `path` killed mid-write left behind (path.tmp.PID
+ * of a process that no longer runs). Returns how many went. */
+int reclf_remove_stale_temporaries(const char *path);
 
 /* Reads a whole file into a malloc'ed buffer (NUL-terminated for convenience). */
 int reclf_read_file(const char *path, unsigned char **data, size_t *len, reclf_err *err);

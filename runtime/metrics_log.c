@@ -20,9 +20,51 @@ static int make_parent(const char *path, reclf_err *err) {
     return rc;
 }
 
-int metrics_log_open(metrics_log *ml, const char *path, reclf_err *err) {
+/* the "step" of a JSONL record, or -1 when it has none */
+static long step_of(const char *line, size_t len) {
+    static const char key[] = "\"step\": ";
+    for (size_t i = 0; i + sizeof key - 1 < len; i++)
+        if (!memcmp(line + i, key, sizeof key - 1)) return strtol(line + i + sizeof key - 1, NULL, 10);
+    return -1;
+}
+
+/* Keeps the whole records of steps <= through (a killed run logged steps its checkpoint does not
+ * hold: the resumed run logs them again). Rewritten atomically, only when something goes. */
+static int drop_records_after(const char *path, long through, reclf_err *err) {
+    unsigned char *data;
+    size_t len;
+    if (access(path, F_OK) != 0) return 0;
+    if (reclf_read_file(path, &data, &len, err) != 0) return -1;
+    char *out = malloc(len + 1);
+    if (!out) {
+        free(data);
+        return reclf_fail(err, "%s: out of memory", path);
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < len;) {
+        size_t j = i;
+        while (j < len && data[j] != '\n') j++;
+        const char *line = (const char *)data + i;
+        size_t n = j - i;
+        /* a whole record ends with '}' and its newline; a line cut by a crash is dropped */
+        int whole = j < len && n > 0 && line[n - 1] == '}';
+        long step = whole ? step_of(line, n) : -1;
+        if (whole && step <= through) {
+            memcpy(out + kept, line, n + 1);
+            kept += n + 1;
+        }
+        i = j + 1;
+    }
+    int rc = kept == len ? 0 : reclf_write_file_atomic(path, out, kept, err);
+    free(out);
+    free(data);
+    return rc;
+}
+
+int metrics_log_open(metrics_log *ml, const char *path, long through_step, reclf_err *err) {
     memset(ml, 0, sizeof *ml);
     if (make_parent(path, err) != 0) return -1;
+    if (through_step >= 0 && drop_records_after(path, through_step, err) != 0) return -1;
     FILE *f = fopen(path, "a+");
     if (!f) return reclf_fail(err, "%s: cannot open for appending: %s", path, strerror(errno));
     // a record cut short by a crash: end it so the next one starts on its own line

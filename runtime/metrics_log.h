@@ -21,9 +21,10 @@ typedef struct {
 } metrics_str;
 
 /* Opens `path` for appending (a resumed run continues the file; parent folders are created).
- * When the file's last line was cut short by a crash, a newline is added first so the next
- * record starts on its own line. */
-int metrics_log_open(metrics_log *ml, const char *path, reclf_err *err);
+ * through_step >= 0 first removes the records of later steps, and any line cut short by a crash
+ * (a run killed after its last checkpoint logged steps that its resumption logs again); -1 keeps
+ * the file as it is, ending a cut line with a newline so the next record starts on its own line. */
+int metrics_log_open(metrics_log *ml, const char *path, long through_step, reclf_err *err);
 
 /* Appends {"k1": v1, ..., "s1": "text", ...}: numbers first in the order given, then strings.
  * Integral values print without a fraction (step 120 → 120), others with the shortest of %.15g /

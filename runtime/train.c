@@ -512,7 +512,12 @@ int train_run(const train_opts *o, reclf_err *err) {
         reclf_fail(err, "out of memory for the gradient accumulator");
         goto done;
     }
-    if (root && metrics_log_open(&ml, metrics_path, err) != 0) goto done;
+    if (root) {
+        int stale = reclf_remove_stale_temporaries(ckpt);
+        if (stale && !quiet) printf("removed %d temporary checkpoint file(s) of a killed run\n", stale);
+    }
+    /* the log holds steps 1..s.step, as the checkpoint does */
+    if (root && metrics_log_open(&ml, metrics_path, s.step, err) != 0) goto done;
 
     long log_every = o->log_every > 0 ? o->log_every : (o->steps <= 200 ? 1 : 10);
     long ckpt_every = o->ckpt_every > 0 ? o->ckpt_every : 100;

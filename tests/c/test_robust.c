@@ -6,7 +6,9 @@
  *  - a safetensors file with any single byte of its header changed is refused or read consistently;
  *  - an image whose header claims a huge size is refused before anything is allocated;
  *  - a failed atomic write leaves the old file and no temporary file behind;
- *  - the tokenizer on very long and non-UTF-8 text keeps [CLS] ... [SEP] within L.
+ *  - the tokenizer on very long and non-UTF-8 text keeps [CLS] ... [SEP] within L;
+ *  - a resumed run's metrics log drops the steps past its checkpoint; killed writers' temporary
+ *    checkpoint files are removed, a live writer's are not.
  * Run from the repository root (make test-c does). */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -19,6 +21,7 @@
 
 #include "common.h"
 #include "image.h"
+#include "metrics_log.h"
 #include "safetensors.h"
 #include "tokenizer.h"
 
@@ -259,4 +262,48 @@ Test(robust, image_seeds_decode_and_bad_dht_refused) {
                                         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 0};
     cr_assert_neq(reclf_image_decode(bmp, sizeof bmp, "x.bmp", &pix, &w, &h, &err), 0);
     cr_assert(strstr(err.msg, "not an image (expected PNG or JPEG") != NULL, "%s", err.msg);
+}
+
+/* A run killed after its last checkpoint logged steps that the resumed run logs again: opening the
+ * log through the checkpoint's step drops them, and the line the kill cut short. */
+Test(robust, metrics_log_drops_steps_past_the_checkpoint) {
+    char dir[] = "/tmp/reclf_mlogXXXXXX", path[600];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    const char text[] = "{\"step\": 1, \"loss\": 4}\n{\"step\": 2, \"loss\": 3}\n{\"step\": 3, \"loss\": 2}\n{\"step\": 4, \"lo";
+    reclf_err err;
+    cr_assert_eq(reclf_write_file_atomic(path, text, sizeof text - 1, &err), 0, "%s", err.msg);
+    metrics_log ml;
+    cr_assert_eq(metrics_log_open(&ml, path, 2, &err), 0, "%s", err.msg);
+    metrics_num n[] = {{"step", 3}, {"loss", 2.5}};
+    cr_assert_eq(metrics_log_write(&ml, n, 2, NULL, 0, &err), 0, "%s", err.msg);
+    metrics_log_close(&ml);
+    unsigned char *data;
+    size_t len;
+    cr_assert_eq(reclf_read_file(path, &data, &len, &err), 0, "%s", err.msg);
+    cr_expect_eq(len, strlen("{\"step\": 1, \"loss\": 4}\n{\"step\": 2, \"loss\": 3}\n{\"step\": 3, \"loss\": 2.5}\n"));
+    cr_expect(len > 0 && strstr((char *)data, "\"step\": 3, \"loss\": 2.5}") != NULL, "%.*s", (int)len, data);
+    cr_expect(strstr((char *)data, "\"loss\": 2}") == NULL, "the dropped record of step 3 is back");
+    free(data);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
+/* Temporary checkpoint files of killed writers go; a live writer's file stays. */
+Test(robust, stale_temporaries_removed) {
+    char dir[] = "/tmp/reclf_tmpsXXXXXX", path[600], dead[700], live[700];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+    snprintf(dead, sizeof dead, "%s.tmp.%ld", path, 2147483600L); /* above any pid_max */
+    snprintf(live, sizeof live, "%s.tmp.%ld", path, (long)getpid());
+    reclf_err err;
+    cr_assert_eq(reclf_write_file_atomic(dead, "x", 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(reclf_write_file_atomic(live, "y", 1, &err), 0, "%s", err.msg);
+    cr_expect_eq(reclf_remove_stale_temporaries(path), 1);
+    cr_expect_neq(access(dead, F_OK), 0, "the dead writer's file is still there");
+    cr_expect_eq(access(live, F_OK), 0, "the live writer's file went");
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
 }

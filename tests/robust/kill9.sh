@@ -61,4 +61,9 @@ check "final checkpoint is byte-identical to the uninterrupted run" 'cmp -s run/
 bad_lines=$(grep -cv '^{.*}$' run/metrics.jsonl)
 check "metrics.jsonl has no torn line" '[ "$bad_lines" -eq 0 ]'
 check "metrics.jsonl reaches step $STEPS" 'tail -n1 run/metrics.jsonl | grep -q "\"step\": $STEPS,"'
+# a resumed run first drops what the killed one logged after its checkpoint: each step once, in order
+steps_logged=$(grep -o '"step": [0-9]*' run/metrics.jsonl | awk '{print $2}' | tr '\n' ' ')
+steps_want=$(seq 1 "$STEPS" | tr '\n' ' ')
+check "metrics.jsonl logs steps 1..$STEPS once each" '[ "$steps_logged" = "$steps_want" ]'
+check "the killed writes' temporary files are gone" '[ "$(ls run | grep -c "\.tmp\.")" -eq 0 ]'
 summary
