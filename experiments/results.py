@@ -234,6 +234,25 @@ def aggregate(runs, out, variants, hns, seeds, steps, batch, eval_args, command)
         L.append("| %s | %s | %s |" % (v, "—" if v == "random" else h,
                                       ", ".join("s%s: %s" % (s, st) for s, st in runs_info[(v, h)])))
     L.append("")
+    # ---- one compact table of the headline metrics (the README shows this one)
+    def short(ms):
+        mu, sd, _ = ms
+        if mu is None:
+            return "—"
+        return ("%.3f" % mu).lstrip("0") + ("" if sd is None else " ±" + ("%.3f" % sd).lstrip("0"))
+    L.append("## Summary\n")
+    L.append("Mean ± sample std over the seeds. Retrieval and binding from the combined score ½(G + Lm) "
+             "(G alone for convirt).\n")
+    L.append("| variant | hard neg. | zero-shot AUROC | 5×200 acc | probe 1% | probe 100% | i2t R@10 "
+             "| binding mirror | binding flip | Dice 1% | Dice 100% |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for v, h in present:
+        t = table[(v, h)]
+        keys = ["zs.macro_auroc", "zs.acc_5x200", "probe.auroc_1%", "probe.auroc_100%", "ret.combined.i2t.R@10",
+                "bind.combined.mirror", "bind.combined.flip", "seg.dice_1%", "seg.dice_100%"]
+        L.append("| %s | %s | " % (v, "—" if v == "random" else h) +
+                 " | ".join(short(t.get(k, (None, None, 0))) for k in keys) + " |")
+    L.append("")
     for title, cols in TABLES:
         L.append("## %s\n" % title)
         L.append("| variant | hard neg. | " + " | ".join(c for c, _ in cols) + " |")
