@@ -44,7 +44,10 @@ function M.compile_entry(path, name, build, cfg, opt)
   local nforward = #graph.nodes
   autodiff.differentiate(graph)
   simplify.run(graph)
-  if opt.optimize ~= false then require("compiler.passes.fuse").run(graph) end
+  if opt.optimize ~= false then
+    require("compiler.passes.fuse").run(graph)
+    require("compiler.passes.epilogue").run(graph)
+  end
   plan.run(graph, reference_env(graph))
   graph.stats = { forward_nodes = nforward, nodes = #graph.schedule }
   return graph

@@ -52,6 +52,15 @@ end
 
 local function uses_sym(body, s) return body:find("%f[%w_]" .. s .. "%f[^%w_]") ~= nil end
 
+-- the kernel's name after its node id: the op, the map's function, the fused chain
+local function kernel_kind(n)
+  if n.op == "map" then return n.attrs.fn end
+  if n.op == "reduce" then return n.attrs.kind end
+  if n.op == "fused" then return "fused_" .. n.attrs.name end
+  if n.op == "matmul" and n.attrs.epilogue then return "matmul_" .. n.attrs.epilogue.name end
+  return n.op
+end
+
 function M.emit(graph, opt)
   opt = opt or {}
   local cname = M.c_name(graph.name)
@@ -99,7 +108,7 @@ function M.emit(graph, opt)
       local key = sig .. "\n" .. body
       local k = kernel_by_key[key]
       if not k then
-        k = { name = string.format("k%d_%s", n.id, n.op == "map" and n.attrs.fn or (n.op == "reduce" and n.attrs.kind or (n.op == "fused" and "fused_" .. n.attrs.name or n.op))), sig = sig, body = body, uses = {} }
+        k = { name = string.format("k%d_%s", n.id, kernel_kind(n)), sig = sig, body = body, uses = {} }
         kernels[#kernels + 1] = k
         kernel_by_key[key] = k
       end
@@ -134,6 +143,10 @@ function M.emit(graph, opt)
     for i, n in ipairs(k.uses) do
       if i > 6 then lines[#lines + 1] = string.format(" *   ... and %d more", #k.uses - 6) break end
       lines[#lines + 1] = string.format(" *   %s %s  %s", ir.describe(n), n.phase == "backward" and "(backward)" or "", n.src)
+      if n.epilogue_of and i == 1 then
+        local p = n.epilogue_of.product
+        lines[#lines + 1] = string.format(" *     + %s  %s (the product; the rest is its epilogue)", ir.describe(p), p.src)
+      end
       if n.fused_from and i == 1 then
         for _, c in ipairs(n.fused_from.covered) do
           lines[#lines + 1] = string.format(" *     + %s  %s", ir.describe(c), c.src)

@@ -8,6 +8,15 @@ local elementwise = require("compiler.ops.elementwise")
 
 local M = { ops = {} }
 
+-- C of a reduction-free expression tree; leaf_c(t) gives the C of leaf t's element (GEMM
+-- epilogues, compiler/passes/epilogue.lua)
+function M.map_expr(t, leaf_c)
+  if t.leaf then return leaf_c(t) end
+  local args = {}
+  for k, a in ipairs(t.args) do args[k] = "(" .. M.map_expr(a, leaf_c) .. ")" end
+  return elementwise.FNS[t.fn].c(args, t.attrs)
+end
+
 M.ops.fused = {
   infer = function(n) return n.shape, "real" end,
   flops = function(n) return n.attrs.flops end,

@@ -4,6 +4,7 @@ local size = require("compiler.size")
 local ir = require("compiler.ir")
 local elementwise = require("compiler.ops.elementwise")
 local loops = require("compiler.loops")
+local fused = require("compiler.ops.fused")
 
 local M = { ops = {} }
 
@@ -48,48 +49,112 @@ M.ops.matmul = {
   emit = function(n, names)
     local a, b = n.inputs[1], n.inputs[2]
     local ta, tb = n.attrs.ta, n.attrs.tb
+    local ep = n.attrs.epilogue
     local m, k = mat_dims(a, ta)
     local _, nn = mat_dims(b, tb)
     local M_, N_, K_ = size.c(size.of_dim(m)), size.c(size.of_dim(nn)), size.c(size.of_dim(k))
     local lda = ta and M_ or K_
     local ldb = tb and K_ or N_
-    local call = function(ao, bo, co)
+    local call = function(rows, ao, bo, co)
       return string.format("GEMM(CblasRowMajor, %s, %s, %s, %s, %s, (real)1, %s + %s, %s, %s + %s, %s, (real)0, %s + %s, %s);",
-        ta and "CblasTrans" or "CblasNoTrans", tb and "CblasTrans" or "CblasNoTrans", M_, N_, K_,
+        ta and "CblasTrans" or "CblasNoTrans", tb and "CblasTrans" or "CblasNoTrans", rows, N_, K_,
         names.inputs[1], ao, lda, names.inputs[2], bo, ldb, names.out, co, N_)
     end
-    local batch = batch_of(n.shape)
-    if #batch == 0 then return "    " .. call("0", "0", "0") end
+    -- an epilogue may read the product through a reshape: the kernel loops over the product's shape
+    local shape = n.attrs.product_shape or n.shape
+    local batch = batch_of(shape)
+    -- the epilogue's leaves other than the product: strides against the product's shape
+    local leaf_st = {}
+    if ep then
+      local function walk(t)
+        if t.leaf then
+          if t.k ~= ep.self and not leaf_st[t.k] then
+            leaf_st[t.k] = loops.broadcast_strides(ep.views[t.k] or t.leaf.shape, shape)
+          end
+        elseif t.args then for _, x in ipairs(t.args) do walk(x) end end
+      end
+      walk(ep.expr)
+    end
+    -- the epilogue, in place over rows [lo, hi) of the block at `co`; leaf k of this block starts at lb<k>
+    local function epilogue(lo, hi, co, indent, par)
+      local nd = #shape
+      local expr = fused.map_expr(ep.expr, function(t)
+        if t.k == ep.self then return "o[c]" end
+        local st = leaf_st[t.k]
+        local idx = { "lb" .. t.k }
+        if st[nd - 1] then idx[#idx + 1] = "r*" .. size.c(st[nd - 1]) end
+        if st[nd] then idx[#idx + 1] = (size.is_const(st[nd]) and st[nd].c == 1) and "c" or ("c*" .. size.c(st[nd])) end
+        return names.inputs[ep.slot[t.k]] .. "[" .. table.concat(idx, " + ") .. "]"
+      end)
+      return table.concat({
+        indent .. "/* epilogue (" .. ep.name .. "), in place while the block is in cache */",
+        indent .. par,
+        indent .. string.format("for (long r = %s; r < %s; r++) {", lo, hi),
+        indent .. string.format("    real *o = %s + %s + r*%s;", names.out, co, N_),
+        indent .. "    #pragma omp simd",
+        indent .. string.format("    for (long c = 0; c < %s; c++) o[c] = %s;", N_, expr),
+        indent .. "}",
+      }, "\n")
+    end
+    local leaves = {}
+    for kk in pairs(leaf_st) do leaves[#leaves + 1] = kk end
+    table.sort(leaves)
+    if #batch == 0 then
+      if not ep then return "    " .. call(M_, "0", "0", "0") end
+      -- row panels of about 128k elements: the GEMM writes a panel, the epilogue rereads it from cache
+      local lines = {
+        string.format("    long panel = 131072 / (%s); if (panel < 64) panel = 64;", N_),
+        string.format("    for (long r0 = 0; r0 < %s; r0 += panel) {", M_),
+        string.format("        const long pm = %s - r0 < panel ? %s - r0 : panel;", M_, M_),
+        "        " .. call("pm", ta and "r0" or ("r0*" .. K_), "0", "r0*" .. N_),
+      }
+      for _, kk in ipairs(leaves) do lines[#lines + 1] = string.format("        const long lb%d = 0;", kk) end
+      lines[#lines + 1] = epilogue("r0", "r0 + pm", "0", "        ",
+        string.format("#pragma omp parallel for if(pm*(%s) > 32768)", N_))
+      lines[#lines + 1] = "    }"
+      return table.concat(lines, "\n")
+    end
     -- per-batch offsets: broadcast strides of each operand's batch part, in units of its matrix
     local sa = loops.broadcast_strides(batch_of(a.shape), batch)
     local sb = loops.broadcast_strides(batch_of(b.shape), batch)
     local amat = size.mul(size.of_dim(a.shape[#a.shape - 1]), size.of_dim(a.shape[#a.shape]))
     local bmat = size.mul(size.of_dim(b.shape[#b.shape - 1]), size.of_dim(b.shape[#b.shape]))
     local nb = size.c(size.prod(batch))
+    local decl = "        long r = p, ao = 0, bo = 0"
+    for _, kk in ipairs(leaves) do decl = decl .. ", lb" .. kk .. " = 0" end
     local lines = {
       string.format("    const long nb = %s;", nb),
       "    /* one GEMM per batch entry: spread them over the threads (OpenBLAS runs single-threaded",
       "     * inside a parallel region); a single GEMM keeps OpenBLAS's own threads */",
       "    #pragma omp parallel for schedule(static) if(nb > 1)",
       "    for (long p = 0; p < nb; p++) {",
-      "        long r = p, ao = 0, bo = 0;",
+      decl .. ";",
     }
     for d = #batch, 1, -1 do
       local ext = size.c(size.of_dim(batch[d]))
       local parts = { string.format("long i%d = r %% %s; r /= %s;", d, ext, ext) }
       if sa[d] then parts[#parts + 1] = string.format("ao += i%d*%s;", d, size.c(size.mul(sa[d], amat))) end
       if sb[d] then parts[#parts + 1] = string.format("bo += i%d*%s;", d, size.c(size.mul(sb[d], bmat))) end
+      for _, kk in ipairs(leaves) do
+        local st = leaf_st[kk][d]
+        if st then parts[#parts + 1] = string.format("lb%d += i%d*%s;", kk, d, size.c(st)) end
+      end
       lines[#lines + 1] = "        { " .. table.concat(parts, " ") .. " }"
     end
     lines[#lines + 1] = "        (void)r;"
-    lines[#lines + 1] = "        " .. call("ao", "bo", "p*" .. size.c(size.mul(size.of_dim(m), size.of_dim(nn))))
+    local co = "p*" .. size.c(size.mul(size.of_dim(m), size.of_dim(nn)))
+    lines[#lines + 1] = "        " .. call(M_, "ao", "bo", co)
+    if ep then lines[#lines + 1] = epilogue("0", M_, co, "        ", "/* (the batch loop holds the threads) */") end
     lines[#lines + 1] = "    }"
     return table.concat(lines, "\n")
   end,
   flops = function(n)
     local a = n.inputs[1]
     local _, k = mat_dims(a, n.attrs.ta)
-    return size.mul(size.mul(size.numel(n.shape), size.of_dim(k)), size.mono(2))
+    local f = size.mul(size.mul(size.numel(n.shape), size.of_dim(k)), size.mono(2))
+    local ep = n.attrs.epilogue
+    if ep and size.signature(ep.flops) == size.signature(f) then f = size.mono(f.c + ep.flops.c, f.s) end
+    return f
   end,
 }
 

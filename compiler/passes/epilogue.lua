@@ -1,0 +1,117 @@
+-- GEMM epilogues: an element-wise kernel that reads a matrix product (a bias, an activation, a
+-- residual, a scale) is folded into the product's kernel. The kernel runs the GEMM and then the
+-- element-wise expression in place on each block of the product it just wrote: one batch entry of
+-- a batched product, or one panel of rows of a large one, while that block is still in cache.
+-- The product's own buffer disappears.
+--
+-- Runs after the fusion pass (passes/fuse.lua), on its fused kernels and on lone maps. A product
+-- is folded into its consumer when
+--   - the consumer is its only user, it is not an output or gradient, and both are in the same
+--     pass (forward or backward);
+--   - the consumer has the product's shape (each output element reads the product only at its
+--     own index, which is what makes writing in place safe);
+--   - the consumer's expression has no reduction (a reduction reads other elements of the row).
+-- A product whose value the backward pass needs as well (the input of GELU, say) has two users and
+-- stays a kernel of its own. The consumer may read the product through reshapes (the
+-- reassociation pass flattens [B, L, d] x [d, e] into one [B*L, d] x [d, e] product) when the last
+-- dimension is kept and every other leaf is either broadcast over all the leading dimensions (a
+-- bias) or has the consumer's whole shape (a residual).
+local size = require("compiler.size")
+local ops = require("compiler.ops")
+local simplify = require("compiler.passes.simplify")
+local loops = require("compiler.loops")
+
+local M = {}
+
+local function has_reduce(t)
+  if t.leaf then return false end
+  if t.reduce then return true end
+  for _, a in ipairs(t.args) do if has_reduce(a) then return true end end
+  return false
+end
+
+-- the consumer's expression tree over its inputs (a lone map is a one-node tree)
+local function tree_of(n)
+  if n.op == "fused" then return n.attrs.expr end
+  local args = {}
+  for k, x in ipairs(n.inputs) do args[k] = { leaf = x, k = k } end
+  return { fn = n.attrs.fn, attrs = n.attrs, args = args }
+end
+
+function M.run(graph)
+  local users, is_root = {}, {}
+  for _, n in ipairs(graph.schedule) do
+    for _, x in ipairs(n.inputs) do users[x.id] = (users[x.id] or 0) + 1 end
+  end
+  for _, r in ipairs(simplify.roots(graph)) do is_root[r.id] = true end
+
+  local function private(x, n) return users[x.id] == 1 and not is_root[x.id] and x.phase == n.phase end
+  -- the product that leaf x of consumer n is, directly or through reshapes only n reads, and the
+  -- views of n's other leaves against it (nil: not foldable)
+  local function product_of(x, n)
+    if not private(x, n) then return nil end
+    local mm, through = x, false
+    while mm.op == "reshape" do
+      mm = mm.inputs[1]
+      through = true
+      if not private(mm, n) then return nil end
+    end
+    if mm.op ~= "matmul" or mm.attrs.epilogue then return nil end
+    if not through then return size.same_shape(mm.shape, n.shape) and mm or nil, {} end
+    local last = n.shape[#n.shape]
+    if #mm.shape ~= 2 or mm.shape[2] ~= last or not size.same_shape(x.shape, n.shape) then return nil end
+    local views = {}
+    for k, y in ipairs(n.inputs) do
+      if y ~= x then
+        local st = loops.broadcast_strides(y.shape, n.shape)
+        local lead_bcast, lead_full = true, true
+        for d = 1, #n.shape - 1 do
+          if st[d] then lead_bcast = false else lead_full = false end
+        end
+        if lead_bcast then views[k] = { y.shape[#y.shape] or 1 }
+        elseif lead_full and size.eq(size.numel(y.shape), size.numel(n.shape)) then views[k] = mm.shape
+        else return nil end
+      end
+    end
+    return mm, views
+  end
+
+  local folded, count = {}, 0
+  for _, n in ipairs(graph.schedule) do
+    if n.op == "fused" or n.op == "map" then
+      local tree = tree_of(n)
+      local self, mm, views
+      for k, x in ipairs(n.inputs) do
+        if not self then
+          mm, views = product_of(x, n)
+          if mm then self = k end
+        end
+      end
+      if self and not has_reduce(tree) then
+        -- inputs: the product's two operands, then the consumer's other leaves
+        local inputs, slot = { mm.inputs[1], mm.inputs[2] }, {}
+        for k, x in ipairs(n.inputs) do
+          if k ~= self then inputs[#inputs + 1] = x; slot[k] = #inputs end
+        end
+        local name = n.op == "fused" and n.attrs.name or n.attrs.fn
+        local flops = ops[n.op].flops(n)
+        n.epilogue_of = { op = n.op, attrs = n.attrs, product = mm, inputs_before = n.inputs }
+        n.op = "matmul"
+        n.inputs = inputs
+        n.attrs = { ta = mm.attrs.ta, tb = mm.attrs.tb, product_shape = mm.shape,
+                    epilogue = { expr = tree, self = self, slot = slot, name = name, flops = flops, views = views } }
+        local x = n.epilogue_of.inputs_before[self]
+        while x ~= mm do folded[x.id] = true; x = x.inputs[1] end -- the reshapes in between
+        folded[mm.id] = true
+        count = count + 1
+      end
+    end
+  end
+  local kept = {}
+  for _, n in ipairs(graph.schedule) do if not folded[n.id] then kept[#kept + 1] = n end end
+  graph.schedule = kept
+  graph.stats_epilogues = count
+  return count
+end
+
+return M
