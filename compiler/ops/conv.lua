@@ -12,33 +12,54 @@ local function out_hw(a, H, W)
 end
 M.out_hw = out_hw
 
--- the loops shared by both directions; `stmt` moves one element between x and col
-local function emit_loops(n, names, C, H, W, N, stmt)
+-- the loops shared by both directions. Per kernel offset (ky, kx) and output row, the output
+-- columns that read inside the image form one range [lo, hi): the loop over it has no branch
+-- and vectorises; padding is the columns outside it. `gather` moves x into col (im2col), else
+-- col is added into x (col2im).
+local function emit_loops(n, names, C, H, W, N, gather)
   local a = n.attrs
   local Ho, Wo = out_hw(a, H, W)
   local K = C * a.kh * a.kw
-  return table.concat({
+  local row
+  if gather then
+    row = {
+      "                        if (iy < 0 || iy >= H) { for (long ox = 0; ox < WO; ox++) crow[ox] = (real)0; continue; }",
+      "                        const real *xrow = xp + iy*W;",
+      "                        for (long ox = 0; ox < lo; ox++) crow[ox] = (real)0;",
+      "                        for (long ox = lo; ox < hi; ox++) crow[ox] = xrow[ox*S - P + kx];",
+      "                        for (long ox = hi; ox < WO; ox++) crow[ox] = (real)0;",
+    }
+  else
+    row = {
+      "                        if (iy < 0 || iy >= H) continue;",
+      "                        real *xrow = xp + iy*W;",
+      "                        for (long ox = lo; ox < hi; ox++) xrow[ox*S - P + kx] += crow[ox];",
+    }
+  end
+  local lines = {
     string.format("    const long C = %d, H = %d, W = %d, KH = %d, KW = %d, S = %d, P = %d, HO = %d, WO = %d, KC = %d, NB = %s;",
       C, H, W, a.kh, a.kw, a.stride, a.pad, Ho, Wo, K, N),
     "    (void)KC; (void)NB;",
     "    #pragma omp parallel for collapse(2)",
     string.format("    for (long n = 0; n < %s; n++)", N),
     "        for (long c = 0; c < C; c++) {",
-    "            real *xp = X + (n*C + c)*H*W;",
+    "            " .. (gather and "const " or "") .. "real *xp = X + (n*C + c)*H*W;",
     "            for (long ky = 0; ky < KH; ky++)",
     "                for (long kx = 0; kx < KW; kx++) {",
-    "                    real *cp = COL + " .. (n.attrs.rows_outer and "(((c*KH + ky)*KW + kx)*NB + n)*HO*WO;" or "(n*KC + (c*KH + ky)*KW + kx)*HO*WO;"),
+    "                    " .. (gather and "" or "const ") .. "real *cp = COL + " .. (n.attrs.rows_outer and "(((c*KH + ky)*KW + kx)*NB + n)*HO*WO;" or "(n*KC + (c*KH + ky)*KW + kx)*HO*WO;"),
+    "                    /* columns ox with 0 <= ox*S - P + kx < W */",
+    "                    long lo = P > kx ? (P - kx + S - 1) / S : 0, hi = W - 1 + P - kx < 0 ? 0 : (W - 1 + P - kx) / S + 1;",
+    "                    if (hi > WO) hi = WO;",
+    "                    if (lo > hi) lo = hi;",
     "                    for (long oy = 0; oy < HO; oy++) {",
     "                        long iy = oy*S - P + ky;",
-    "                        for (long ox = 0; ox < WO; ox++) {",
-    "                            long ix = ox*S - P + kx;",
-    "                            int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;",
-    "                            " .. stmt,
-    "                        }",
-    "                    }",
-    "                }",
-    "        }",
-  }, "\n"):gsub("X %+", "(" .. names.x .. ") +"):gsub("COL %+", "(" .. names.col .. ") +")
+    "                        " .. (gather and "" or "const ") .. "real *crow = cp + oy*WO;",
+  }
+  for _, l in ipairs(row) do lines[#lines + 1] = l end
+  lines[#lines + 1] = "                    }"
+  lines[#lines + 1] = "                }"
+  lines[#lines + 1] = "        }"
+  return (table.concat(lines, "\n"):gsub("X %+", "(" .. names.x .. ") +"):gsub("COL %+", "(" .. names.col .. ") +"))
 end
 
 M.ops.im2col = {
@@ -62,9 +83,8 @@ M.ops.im2col = {
   end,
   emit = function(n, names)
     local x = n.inputs[1]
-    local s = emit_loops(n, { x = "(real *)" .. names.inputs[1], col = names.out }, x.shape[2], x.shape[3], x.shape[4],
-      size.c(size.of_dim(x.shape[1])), "cp[oy*WO + ox] = inside ? xp[iy*W + ix] : (real)0;")
-    return s
+    return emit_loops(n, { x = names.inputs[1], col = names.out }, x.shape[2], x.shape[3], x.shape[4],
+      size.c(size.of_dim(x.shape[1])), true)
   end,
 }
 
@@ -92,8 +112,8 @@ M.ops.col2im = {
     local xs = n.attrs.x_shape
     -- every (n, c) plane is written by its own iteration: no races
     local zero = string.format("    memset(%s, 0, sizeof(real)*(size_t)(%s));\n", names.out, size.c(size.numel(n.shape)))
-    return zero .. emit_loops(n, { x = names.out, col = "(real *)" .. names.inputs[1] }, xs[2], xs[3], xs[4],
-      size.c(size.of_dim(n.shape[1])), "if (inside) xp[iy*W + ix] += cp[oy*WO + ox];")
+    return zero .. emit_loops(n, { x = names.out, col = names.inputs[1] }, xs[2], xs[3], xs[4],
+      size.c(size.of_dim(n.shape[1])), false)
   end,
 }
 
