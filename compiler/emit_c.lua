@@ -132,12 +132,8 @@ function M.emit(graph, opt)
   w("#include <math.h>\n#include <stdint.h>\n#include <string.h>\n#include <cblas.h>\n#include \"graph_abi.h\"")
   w("#include \"" .. cname .. ".h\"\n")
   w("#ifdef REAL_DOUBLE\n#define GEMM cblas_dgemm\n#else\n#define GEMM cblas_sgemm\n#endif")
-  w("#include <tgmath.h>\n")
-  w("/* GELU, tanh form, and its derivative. tanh(u) = 1 - 2 / (1 + exp(2u)): libm's tanhf is several")
-  w(" * times slower than expf, and the absolute error of this form (~1 ulp of 1) is what 0.5 x (1 + t) sees. */")
-  w("static inline real tanh_via_exp(real u) { return (real)1 - (real)2 / ((real)1 + exp((real)2 * u)); }")
-  w("static inline real gelu_tanh(real x) {\n    const real k = (real)0.7978845608028654, c = (real)0.044715;\n    return (real)0.5 * x * ((real)1 + tanh_via_exp(k * (x + c * x * x * x)));\n}")
-  w("static inline real gelu_tanh_grad(real x) {\n    const real k = (real)0.7978845608028654, c = (real)0.044715;\n    real t = tanh_via_exp(k * (x + c * x * x * x));\n    return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * k * ((real)1 + (real)3 * c * x * x);\n}\n")
+  w("#include <tgmath.h>")
+  w("#include \"kernel_math.h\" /* exp_real, gelu_tanh, gelu_tanh_grad */\n")
   for _, k in ipairs(kernels) do
     local lines = {}
     for i, n in ipairs(k.uses) do
